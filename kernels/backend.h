@@ -1,0 +1,53 @@
+/* backend.h — the numeric kernels of the encoder behind one interface (a struct of function pointers,
+ * as in ggml's backends). Every backend computes the same math; "cpu-ref" is the plain-C reference that
+ * the fast CPU and CUDA versions are tested against.
+ *
+ * Activations are "packed": the tokens of all sequences of a batch are concatenated (no padding), so
+ * row t of an (Ntok, C) matrix is one token; sequence b owns rows [off[b], off[b] + len[b]). The padding
+ * mask of the reference implementation is thereby exact: a token only ever attends within its sequence. */
+#ifndef SESLM_BACKEND_H
+#define SESLM_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    SESLM_OP_EMBED,         // gather word + position + token-type rows
+    SESLM_OP_LINEAR,        // y = x W^T + b
+    SESLM_OP_ADD_LAYERNORM, // x = LN(x + r)
+    SESLM_OP_GELU,          // erf GELU in place
+    SESLM_OP_ATTENTION,     // multi-head self-attention within each sequence
+    SESLM_OP_POOL,          // mean pooling (+ L2 normalisation)
+    SESLM_OP_COUNT
+} seslm_op;
+
+typedef struct seslm_backend {
+    const char *name;
+    int (*supports_op)(seslm_op op);
+    void (*set_threads)(int n_threads);
+
+    // x (Ntok, C) = word[ids[t]] + pos[t - off(seq(t))] + type[0]
+    void (*embed)(float *x, const int32_t *ids, const int *off, const int *len, int B, const float *word,
+                  const float *pos, const float *type, int C);
+    // y (M, N) = x (M, K) . W (N, K)^T + b (N)    (PyTorch nn.Linear layout; b may be NULL)
+    void (*linear)(float *y, const float *x, const float *w, const float *b, int M, int N, int K);
+    // x (M, C) = LayerNorm(x + r) * g + beta   (r may be NULL)
+    void (*add_layernorm)(float *x, const float *r, const float *g, const float *beta, int M, int C, float eps);
+    // x (n) = 0.5 x (1 + erf(x / sqrt 2))
+    void (*gelu)(float *x, size_t n);
+    // qkv (Ntok, 3*H*D) rows [q_h0..q_hH | k_h0.. | v_h0..]; out (Ntok, H*D); softmax(q k^T / sqrt D) v per head
+    void (*attention)(float *out, const float *qkv, const int *off, const int *len, int B, int H, int D,
+                      float *scratch, size_t scratch_floats);
+    // out (B, C) = mean of x rows of each sequence, then / max(||.||_2, 1e-12) when normalize
+    void (*pool)(float *out, const float *x, const int *off, const int *len, int B, int C, int normalize);
+} seslm_backend;
+
+/* Scratch floats that `attention` needs for batches whose longest sequence is max_len. */
+size_t seslm_attention_scratch_floats(int max_len, int n_threads);
+
+/* "cpu" (fast: BLAS + SIMD + threads) or "cpu-ref" (plain C). NULL if unknown. */
+const seslm_backend *seslm_backend_get(const char *name);
+const seslm_backend *seslm_backend_cpu_ref(void);
+const seslm_backend *seslm_backend_cpu_fast(void);
+
+#endif

@@ -1,0 +1,115 @@
+/* ref.c — the plain-C reference backend: the whole encoder math in the most obvious loops, double
+ * accumulators where a sum runs long, libm's erff/expf. No SIMD, no threads, no BLAS: this is the
+ * oracle for the fast CPU kernels and the CUDA ones. */
+#include "backend.h"
+
+#include <math.h>
+
+static int ref_supports_op(seslm_op op) { return op < SESLM_OP_COUNT; }
+static void ref_set_threads(int n) { (void)n; }
+
+static void ref_embed(float *x, const int32_t *ids, const int *off, const int *len, int B, const float *word,
+                      const float *pos, const float *type, int C) {
+    for (int b = 0; b < B; b++)
+        for (int p = 0; p < len[b]; p++) {
+            int t = off[b] + p;
+            const float *w = word + (size_t)ids[t] * C, *q = pos + (size_t)p * C;
+            for (int c = 0; c < C; c++) x[(size_t)t * C + c] = w[c] + q[c] + type[c];
+        }
+}
+
+static void ref_linear(float *y, const float *x, const float *w, const float *b, int M, int N, int K) {
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double acc = b ? b[n] : 0.0;
+            for (int k = 0; k < K; k++) acc += (double)x[(size_t)m * K + k] * w[(size_t)n * K + k];
+            y[(size_t)m * N + n] = (float)acc;
+        }
+}
+
+static void ref_add_layernorm(float *x, const float *r, const float *g, const float *beta, int M, int C,
+                              float eps) {
+    for (int m = 0; m < M; m++) {
+        float *row = x + (size_t)m * C;
+        if (r)
+            for (int c = 0; c < C; c++) row[c] += r[(size_t)m * C + c];
+        double mean = 0, var = 0;
+        for (int c = 0; c < C; c++) mean += row[c];
+        mean /= C;
+        for (int c = 0; c < C; c++) var += (row[c] - mean) * (row[c] - mean);
+        var /= C; // biased variance, as torch.nn.LayerNorm
+        double rstd = 1.0 / sqrt(var + eps);
+        for (int c = 0; c < C; c++) row[c] = (float)((row[c] - mean) * rstd) * g[c] + beta[c];
+    }
+}
+
+static void ref_gelu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+}
+
+static void ref_attention(float *out, const float *qkv, const int *off, const int *len, int B, int H, int D,
+                          float *scratch, size_t scratch_floats) {
+    (void)scratch_floats;
+    const int HD = H * D, S = 3 * HD;
+    const float scale = 1.0f / sqrtf((float)D);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < len[b]; i++) {
+                const float *q = qkv + (size_t)(off[b] + i) * S + h * D;
+                float *sc = scratch; // (len) scores of query i
+                float mx = -INFINITY;
+                for (int j = 0; j < len[b]; j++) {
+                    const float *k = qkv + (size_t)(off[b] + j) * S + HD + h * D;
+                    double dot = 0;
+                    for (int d = 0; d < D; d++) dot += (double)q[d] * k[d];
+                    sc[j] = (float)dot * scale;
+                    if (sc[j] > mx) mx = sc[j];
+                }
+                double sum = 0;
+                for (int j = 0; j < len[b]; j++) {
+                    sc[j] = expf(sc[j] - mx);
+                    sum += sc[j];
+                }
+                float *o = out + (size_t)(off[b] + i) * HD + h * D;
+                for (int d = 0; d < D; d++) {
+                    double acc = 0;
+                    for (int j = 0; j < len[b]; j++) acc += (double)sc[j] * qkv[(size_t)(off[b] + j) * S + 2 * HD + h * D + d];
+                    o[d] = (float)(acc / sum);
+                }
+            }
+}
+
+static void ref_pool(float *out, const float *x, const int *off, const int *len, int B, int C, int normalize) {
+    for (int b = 0; b < B; b++) {
+        double nrm = 0;
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            for (int p = 0; p < len[b]; p++) s += x[(size_t)(off[b] + p) * C + c];
+            out[(size_t)b * C + c] = (float)(s / len[b]);
+            nrm += (double)out[(size_t)b * C + c] * out[(size_t)b * C + c];
+        }
+        if (normalize) {
+            double inv = 1.0 / fmax(sqrt(nrm), 1e-12);
+            for (int c = 0; c < C; c++) out[(size_t)b * C + c] = (float)(out[(size_t)b * C + c] * inv);
+        }
+    }
+}
+
+size_t seslm_attention_scratch_floats(int max_len, int n_threads) {
+    // fast path: per thread one (len x len) score block plus slack; the reference uses one row.
+    return (size_t)(n_threads > 0 ? n_threads : 1) * ((size_t)max_len * max_len + 64);
+}
+
+static const seslm_backend g_ref = {
+    .name = "cpu-ref",
+    .supports_op = ref_supports_op,
+    .set_threads = ref_set_threads,
+    .embed = ref_embed,
+    .linear = ref_linear,
+    .add_layernorm = ref_add_layernorm,
+    .gelu = ref_gelu,
+    .attention = ref_attention,
+    .pool = ref_pool,
+};
+
+const seslm_backend *seslm_backend_cpu_ref(void) { return &g_ref; }

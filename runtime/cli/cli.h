@@ -1,0 +1,55 @@
+/* cli.h — shared pieces of the seslm command-line tool. Each subcommand lives in its own cmd_*.c,
+ * takes (argc, argv) after the subcommand name and returns the process exit code:
+ * 0 success, 1 runtime failure (bad file, bad input), 2 usage error. */
+#ifndef SESLM_CLI_H
+#define SESLM_CLI_H
+
+#include "seslm.h"
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct {
+    char **texts;
+    size_t *lens;
+    int n;
+} cli_texts;
+
+/* Collects inputs: positional TEXT arguments, or the lines of --input FILE ("-" = stdin). */
+int cli_texts_read_file(cli_texts *t, const char *path);
+int cli_texts_add(cli_texts *t, const char *s, size_t len);
+void cli_texts_free(cli_texts *t);
+
+/* Prints "seslm <cmd>: <msg>" and the library's last error to stderr. */
+void cli_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+int cli_is_help(const char *arg);
+int cli_parse_int(const char *cmd, const char *flag, const char *val, int lo, int hi, int *out);
+void cli_print_json_floats(FILE *f, const float *v, int n);
+const char *cli_default_model_dir(void);
+
+/* Options shared by the model-running commands. */
+typedef struct {
+    const char *model_dir;
+    const char *input;   // --input FILE
+    const char *backend; // --backend cpu|cpu-ref
+    int batch;           // --batch N
+    int threads;         // --threads N
+    cli_texts texts;     // positional TEXT arguments, then --input lines
+} cli_opts;
+
+/* Parses --model, --input, --batch, --threads, --backend and TEXT...; prints `help` for --help.
+ * Returns -1 to continue, else the exit code to return (0 after --help, 2 on a usage error, 1 on
+ * an unreadable input file). Requires at least one input when need_text. */
+int cli_parse_common(cli_opts *o, const char *cmd, const char *help, int argc, char **argv, int need_text);
+void cli_opts_free(cli_opts *o);
+
+int cmd_tokenize(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_similarity(int argc, char **argv);
+
+#endif

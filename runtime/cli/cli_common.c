@@ -1,0 +1,161 @@
+/* cli_common.c — input collection and output helpers of the CLI. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const char *cli_default_model_dir(void) {
+    const char *env = getenv("SESLM_MODEL_DIR");
+    return env && *env ? env : "models/all-MiniLM-L6-v2";
+}
+
+void cli_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "seslm %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_is_help(const char *a) { return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0; }
+
+int cli_parse_int(const char *cmd, const char *flag, const char *val, int lo, int hi, int *out) {
+    if (!val) {
+        cli_error(cmd, "%s needs a value", flag);
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (errno || end == val || *end || v < lo || v > hi) {
+        cli_error(cmd, "%s must be an integer in %d..%d (got '%s')", flag, lo, hi, val);
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+int cli_texts_add(cli_texts *t, const char *s, size_t len) {
+    if ((t->n & (t->n - 1)) == 0) { // grow at powers of two
+        size_t cap = t->n ? 2 * (size_t)t->n : 1;
+        char **nt = realloc(t->texts, cap * sizeof *nt);
+        if (!nt) return 0;
+        t->texts = nt;
+        size_t *nl = realloc(t->lens, cap * sizeof *nl);
+        if (!nl) return 0;
+        t->lens = nl;
+    }
+    char *c = malloc(len + 1);
+    if (!c) return 0;
+    memcpy(c, s, len);
+    c[len] = 0;
+    t->texts[t->n] = c;
+    t->lens[t->n] = len;
+    t->n++;
+    return 1;
+}
+
+/* One input per line; the trailing "\n" or "\r\n" is not part of it. Embedded NUL bytes are kept
+ * (the tokenizer drops them as HF does), so lengths are explicit. */
+int cli_texts_read_file(cli_texts *t, const char *path) {
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "seslm: cannot open %s: %s\n", path, strerror(errno));
+        return 0;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int ok = 1;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        if (n > 0 && line[n - 1] == '\n') n--;
+        if (n > 0 && line[n - 1] == '\r') n--;
+        if (!cli_texts_add(t, line, (size_t)n)) {
+            fprintf(stderr, "seslm: out of memory reading %s\n", path);
+            ok = 0;
+            break;
+        }
+    }
+    if (ok && ferror(f)) {
+        fprintf(stderr, "seslm: read error on %s: %s\n", path, strerror(errno));
+        ok = 0;
+    }
+    free(line);
+    if (f != stdin) fclose(f);
+    return ok;
+}
+
+void cli_texts_free(cli_texts *t) {
+    for (int i = 0; i < t->n; i++) free(t->texts[i]);
+    free(t->texts);
+    free(t->lens);
+    memset(t, 0, sizeof *t);
+}
+
+void cli_print_json_floats(FILE *f, const float *v, int n) {
+    fputc('[', f);
+    for (int i = 0; i < n; i++) fprintf(f, i ? ",%.9g" : "%.9g", (double)v[i]);
+    fputc(']', f);
+}
+
+int cli_parse_common(cli_opts *o, const char *cmd, const char *help, int argc, char **argv, int need_text) {
+    memset(o, 0, sizeof *o);
+    o->model_dir = cli_default_model_dir();
+    o->backend = "cpu";
+    o->batch = 32;
+    int only_text = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!only_text && cli_is_help(a)) {
+            fputs(help, stdout);
+            return 0;
+        } else if (!only_text && strcmp(a, "--") == 0) {
+            only_text = 1;
+        } else if (!only_text && strcmp(a, "--model") == 0) {
+            if (!v) goto missing;
+            o->model_dir = v;
+            i++;
+        } else if (!only_text && strcmp(a, "--input") == 0) {
+            if (!v) goto missing;
+            o->input = v;
+            i++;
+        } else if (!only_text && strcmp(a, "--backend") == 0) {
+            if (!v) goto missing;
+            o->backend = v;
+            i++;
+        } else if (!only_text && strcmp(a, "--batch") == 0) {
+            if (!cli_parse_int(cmd, a, v, 1, 4096, &o->batch)) return 2;
+            i++;
+        } else if (!only_text && strcmp(a, "--threads") == 0) {
+            if (!cli_parse_int(cmd, a, v, 0, 1024, &o->threads)) return 2;
+            i++;
+        } else if (!only_text && a[0] == '-' && a[1] == '-') {
+            cli_error(cmd, "unknown option '%s' (see seslm %s --help)", a, cmd);
+            return 2;
+        } else if (!cli_texts_add(&o->texts, a, strlen(a))) {
+            cli_error(cmd, "out of memory");
+            return 1;
+        }
+        continue;
+    missing:
+        cli_error(cmd, "%s needs a value", a);
+        return 2;
+    }
+    if (o->input && o->texts.n) {
+        cli_error(cmd, "give either TEXT arguments or --input FILE, not both");
+        return 2;
+    }
+    if (o->input && !cli_texts_read_file(&o->texts, o->input)) return 1;
+    if (need_text && o->texts.n == 0) {
+        cli_error(cmd, "no input: give TEXT arguments or --input FILE (see seslm %s --help)", cmd);
+        return 2;
+    }
+    return -1;
+}
+
+void cli_opts_free(cli_opts *o) { cli_texts_free(&o->texts); }

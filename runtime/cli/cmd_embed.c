@@ -1,0 +1,83 @@
+/* cmd_embed.c — `seslm embed`: one JSON line with the sentence embedding per input. */
+#include "cli.h"
+
+#include <stdlib.h>
+
+static const char *HELP =
+    "usage: seslm embed [--model DIR] [--batch N] [--threads N] [--backend cpu|cpu-ref]\n"
+    "                   [TEXT... | --input FILE]\n"
+    "\n"
+    "Computes sentence embeddings (mean pooling over the mask, L2-normalised, as the model's\n"
+    "sentence-transformers pipeline) and prints one JSON line per input, in input order:\n"
+    "  {\"index\": 0, \"embedding\": [0.0123, ...]}\n"
+    "\n"
+    "  --model DIR     model directory; default $SESLM_MODEL_DIR or models/all-MiniLM-L6-v2\n"
+    "  --input FILE    one input per line (\"-\" reads standard input)\n"
+    "  --batch N       inputs per forward pass, 1..4096 (default 32)\n"
+    "  --threads N     worker threads, 0 = all cores (default 0)\n"
+    "  --backend NAME  cpu (fast, default) or cpu-ref (plain-C reference, slow)\n"
+    "\n"
+    "Exit status: 0 ok, 1 the model could not be loaded or an input is invalid, 2 usage error.\n";
+
+/* Shared by embed and similarity: loads the model and embeds all texts into out (n, C). */
+int cli_embed_all(const char *cmd, const cli_opts *o, seslm_model **model_out, float **out) {
+    *out = NULL;
+    seslm_model *m = NULL;
+    if (seslm_model_load(&m, o->model_dir) != SESLM_OK) {
+        cli_error(cmd, "%s", seslm_last_error());
+        return 1;
+    }
+    const int C = seslm_model_get_config(m)->hidden;
+    seslm_encoder *e = NULL;
+    seslm_encoder_opts eo = {.backend = o->backend, .n_threads = o->threads, .max_batch = o->batch};
+    if (seslm_encoder_new(&e, m, &eo) != SESLM_OK) {
+        cli_error(cmd, "%s", seslm_last_error());
+        seslm_model_free(m);
+        return 1;
+    }
+    float *emb = malloc((size_t)o->texts.n * C * sizeof(float));
+    int rc = emb ? 0 : 1;
+    if (!emb) cli_error(cmd, "out of memory for %d embeddings", o->texts.n);
+    for (int i = 0; rc == 0 && i < o->texts.n; i += o->batch) {
+        int nb = o->texts.n - i < o->batch ? o->texts.n - i : o->batch;
+        if (seslm_encoder_embed_texts(e, (const char *const *)o->texts.texts + i, o->texts.lens + i, nb,
+                                      emb + (size_t)i * C) != SESLM_OK) {
+            cli_error(cmd, "inputs %d..%d: %s", i, i + nb - 1, seslm_last_error());
+            rc = 1;
+        }
+    }
+    seslm_encoder_free(e);
+    if (rc) {
+        free(emb);
+        seslm_model_free(m);
+        return rc;
+    }
+    *model_out = m;
+    *out = emb;
+    return 0;
+}
+
+int cmd_embed(int argc, char **argv) {
+    cli_opts o;
+    int rc = cli_parse_common(&o, "embed", HELP, argc, argv, 1);
+    if (rc >= 0) {
+        cli_opts_free(&o);
+        return rc;
+    }
+    seslm_model *m = NULL;
+    float *emb = NULL;
+    rc = cli_embed_all("embed", &o, &m, &emb);
+    if (rc == 0) {
+        const int C = seslm_model_get_config(m)->hidden;
+        for (int i = 0; i < o.texts.n; i++) {
+            printf("{\"index\":%d,\"embedding\":", i);
+            cli_print_json_floats(stdout, emb + (size_t)i * C, C);
+            printf("}\n");
+        }
+        if (fflush(stdout) != 0) rc = 1;
+    }
+    free(emb);
+    seslm_model_free(m);
+    cli_opts_free(&o);
+    return rc;
+}

@@ -1,0 +1,210 @@
+/* encoder.c — the BERT encoder forward pass over a packed ragged batch, driven through a backend.
+ *
+ *   ids (Ntok) -> embed + LN -> x (Ntok, C)
+ *   per layer l (A = heads_l * D, F = ffn_l):
+ *       qkv (Ntok, 3A) = x Wqkv^T + b          (Q, K, V fused into one matrix at load)
+ *       ctx (Ntok, A)  = attention(qkv)        (within each sequence: the padding mask, exactly)
+ *       x = LN(x + ctx Wo^T + bo)
+ *       h (Ntok, F)    = gelu(x W1^T + b1)
+ *       x = LN(x + h W2^T + b2)
+ *   out (B, C) = L2-normalise(mean over each sequence's rows of x)
+ *
+ * All buffers are allocated once in seslm_encoder_new for max_batch x max_seq_len tokens; the
+ * forward pass itself allocates nothing. */
+#include "backend.h"
+#include "model_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct seslm_encoder {
+    const seslm_model *m;
+    const seslm_backend *be;
+    int max_batch, max_tokens;
+    float **qkv_w, **qkv_b; // per layer (3A, C), (3A); NULL where A == 0
+    // workspace
+    int32_t *ids;   // (max_tokens) packed ids
+    int *off, *len, *ones; // (max_batch)
+    int32_t *tok;   // (max_batch, max_seq_len) tokenizer output
+    float *x, *qkv, *ctx, *tmp, *ffn, *scratch;
+    size_t scratch_floats;
+};
+
+static seslm_status encoder_fuse_qkv(seslm_encoder *e) {
+    const seslm_model *m = e->m;
+    const int L = m->cfg.n_layers, C = m->cfg.hidden;
+    e->qkv_w = calloc((size_t)L, sizeof(float *));
+    e->qkv_b = calloc((size_t)L, sizeof(float *));
+    if (!e->qkv_w || !e->qkv_b) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < L; l++) {
+        const size_t A = (size_t)m->cfg.layers[l].n_heads * m->cfg.head_dim;
+        if (A == 0) continue;
+        const seslm_layer_weights *w = &m->lw[l];
+        e->qkv_w[l] = malloc(3 * A * C * sizeof(float));
+        e->qkv_b[l] = malloc(3 * A * sizeof(float));
+        if (!e->qkv_w[l] || !e->qkv_b[l]) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        memcpy(e->qkv_w[l], w->q_w, A * C * sizeof(float));
+        memcpy(e->qkv_w[l] + A * C, w->k_w, A * C * sizeof(float));
+        memcpy(e->qkv_w[l] + 2 * A * C, w->v_w, A * C * sizeof(float));
+        memcpy(e->qkv_b[l], w->q_b, A * sizeof(float));
+        memcpy(e->qkv_b[l] + A, w->k_b, A * sizeof(float));
+        memcpy(e->qkv_b[l] + 2 * A, w->v_b, A * sizeof(float));
+    }
+    return SESLM_OK;
+}
+
+seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const seslm_encoder_opts *opts) {
+    *out = NULL;
+    seslm_encoder_opts o = {.backend = "cpu", .n_threads = 0, .max_batch = 32};
+    if (opts) o = *opts;
+    if (o.max_batch <= 0 || o.max_batch > 4096)
+        return seslm_fail(SESLM_ERR_ARG, "max_batch must be in 1..4096 (got %d)", o.max_batch);
+    const seslm_backend *be = seslm_backend_get(o.backend);
+    if (!be) return seslm_fail(SESLM_ERR_ARG, "unknown backend '%s' (known: cpu, cpu-ref)", o.backend);
+    seslm_encoder *e = calloc(1, sizeof *e);
+    if (!e) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    e->m = m;
+    e->be = be;
+    e->max_batch = o.max_batch;
+    const seslm_model_config *c = &m->cfg;
+    const int S = c->max_seq_len;
+    e->max_tokens = o.max_batch * S;
+    int Amax = 0, Fmax = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        int A = c->layers[l].n_heads * c->head_dim;
+        Amax = A > Amax ? A : Amax;
+        Fmax = c->layers[l].ffn_dim > Fmax ? c->layers[l].ffn_dim : Fmax;
+    }
+    be->set_threads(o.n_threads);
+    int nt = o.n_threads > 0 ? o.n_threads : 64; // scratch for as many threads as OpenMP may start
+    e->scratch_floats = seslm_attention_scratch_floats(S, nt);
+    const size_t T = (size_t)e->max_tokens;
+    e->ids = malloc(T * sizeof(int32_t));
+    e->tok = malloc(T * sizeof(int32_t));
+    e->off = malloc((size_t)o.max_batch * sizeof(int));
+    e->len = malloc((size_t)o.max_batch * sizeof(int));
+    e->ones = malloc((size_t)o.max_batch * sizeof(int));
+    e->x = malloc(T * c->hidden * sizeof(float));
+    e->tmp = malloc(T * c->hidden * sizeof(float));
+    e->qkv = malloc(T * (3 * (size_t)Amax + 1) * sizeof(float));
+    e->ctx = malloc(T * ((size_t)Amax + 1) * sizeof(float));
+    e->ffn = malloc(T * ((size_t)Fmax + 1) * sizeof(float));
+    e->scratch = malloc(e->scratch_floats * sizeof(float));
+    seslm_status st = SESLM_OK;
+    if (!e->ids || !e->tok || !e->off || !e->len || !e->ones || !e->x || !e->tmp || !e->qkv || !e->ctx || !e->ffn ||
+        !e->scratch)
+        st = seslm_fail(SESLM_ERR_NOMEM, "out of memory sizing the workspace for %d x %d tokens", o.max_batch, S);
+    if (st == SESLM_OK) st = encoder_fuse_qkv(e);
+    if (st != SESLM_OK) {
+        seslm_encoder_free(e);
+        return st;
+    }
+    for (int b = 0; b < o.max_batch; b++) e->ones[b] = 1;
+    *out = e;
+    return SESLM_OK;
+}
+
+void seslm_encoder_free(seslm_encoder *e) {
+    if (!e) return;
+    if (e->qkv_w)
+        for (int l = 0; l < e->m->cfg.n_layers; l++) free(e->qkv_w[l]);
+    if (e->qkv_b)
+        for (int l = 0; l < e->m->cfg.n_layers; l++) free(e->qkv_b[l]);
+    free(e->qkv_w);
+    free(e->qkv_b);
+    free(e->ids);
+    free(e->tok);
+    free(e->off);
+    free(e->len);
+    free(e->ones);
+    free(e->x);
+    free(e->tmp);
+    free(e->qkv);
+    free(e->ctx);
+    free(e->ffn);
+    free(e->scratch);
+    free(e);
+}
+
+// ---- forward --------------------------------------------------------------------------------
+
+// Broadcast a bias into every row: the output of a layer whose heads / neurons were all pruned.
+static void rows_set_bias(float *y, const float *b, int M, int N) {
+    for (int m = 0; m < M; m++) memcpy(y + (size_t)m * N, b, (size_t)N * sizeof(float));
+}
+
+static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
+    const seslm_model *m = e->m;
+    const seslm_backend *be = e->be;
+    const seslm_layer_weights *w = &m->lw[l];
+    const int C = m->cfg.hidden, H = m->cfg.layers[l].n_heads, D = m->cfg.head_dim, A = H * D;
+    const int F = m->cfg.layers[l].ffn_dim;
+    const float eps = m->cfg.layer_norm_eps;
+    if (A > 0) {
+        be->linear(e->qkv, e->x, e->qkv_w[l], e->qkv_b[l], ntok, 3 * A, C);             // (Ntok, 3A)
+        be->attention(e->ctx, e->qkv, e->off, e->len, B, H, D, e->scratch, e->scratch_floats); // (Ntok, A)
+        be->linear(e->tmp, e->ctx, w->ao_w, w->ao_b, ntok, C, A);                       // (Ntok, C)
+    } else {
+        rows_set_bias(e->tmp, w->ao_b, ntok, C);
+    }
+    be->add_layernorm(e->x, e->tmp, w->ln1_g, w->ln1_b, ntok, C, eps);
+    if (F > 0) {
+        be->linear(e->ffn, e->x, w->ff1_w, w->ff1_b, ntok, F, C); // (Ntok, F)
+        be->gelu(e->ffn, (size_t)ntok * F);
+        be->linear(e->tmp, e->ffn, w->ff2_w, w->ff2_b, ntok, C, F); // (Ntok, C)
+    } else {
+        rows_set_bias(e->tmp, w->ff2_b, ntok, C);
+    }
+    be->add_layernorm(e->x, e->tmp, w->ln2_g, w->ln2_b, ntok, C, eps);
+}
+
+seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *ids, const int *lens, int n,
+                                       float *out) {
+    const seslm_model *m = e->m;
+    const seslm_model_config *c = &m->cfg;
+    if (n <= 0 || n > e->max_batch)
+        return seslm_fail(SESLM_ERR_LIMIT, "batch of %d sequences; this encoder takes 1..%d", n, e->max_batch);
+    int ntok = 0;
+    for (int b = 0; b < n; b++) {
+        if (lens[b] < 1 || lens[b] > c->max_seq_len)
+            return seslm_fail(SESLM_ERR_LIMIT, "sequence %d has %d tokens; the model takes 1..%d", b, lens[b],
+                              c->max_seq_len);
+        for (int t = 0; t < lens[b]; t++)
+            if (ids[b][t] < 0 || ids[b][t] >= c->vocab_size)
+                return seslm_fail(SESLM_ERR_ARG, "sequence %d, position %d: token id %d is outside 0..%d", b, t,
+                                  ids[b][t], c->vocab_size - 1);
+        e->off[b] = ntok;
+        e->len[b] = lens[b];
+        memcpy(e->ids + ntok, ids[b], (size_t)lens[b] * sizeof(int32_t));
+        ntok += lens[b];
+    }
+    const int C = c->hidden;
+    e->be->embed(e->x, e->ids, e->off, e->len, n, m->word_emb, m->pos_emb, m->type_emb, C);
+    e->be->add_layernorm(e->x, NULL, m->emb_ln_g, m->emb_ln_b, ntok, C, c->layer_norm_eps);
+    for (int l = 0; l < c->n_layers; l++) encoder_layer(e, l, ntok, n);
+    // [CLS] pooling is mean pooling over a length-1 window at each sequence's first row
+    e->be->pool(out, e->x, e->off, c->pooling_mean ? e->len : e->ones, n, C, c->normalize);
+    return SESLM_OK;
+}
+
+seslm_status seslm_encoder_embed_texts(seslm_encoder *e, const char *const *texts, const size_t *text_lens, int n,
+                                       float *out) {
+    if (n <= 0 || n > e->max_batch)
+        return seslm_fail(SESLM_ERR_LIMIT, "batch of %d texts; this encoder takes 1..%d", n, e->max_batch);
+    const int S = e->m->cfg.max_seq_len;
+    const int32_t *rows[4096];
+    int lens[4096];
+    for (int b = 0; b < n; b++) {
+        int32_t *row = e->tok + (size_t)b * S;
+        size_t tl = text_lens ? text_lens[b] : strlen(texts[b]);
+        seslm_status st = seslm_tokenizer_encode(e->m->tok, texts[b], tl, row, S, &lens[b]);
+        if (st != SESLM_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", seslm_last_error());
+            return seslm_fail(st, "text %d: %s", b, why);
+        }
+        rows[b] = row;
+    }
+    return seslm_encoder_forward_ids(e, rows, lens, n, out);
+}

@@ -1,0 +1,227 @@
+/* model.c — loads a model directory: config, tokenizer, and weights from model.safetensors
+ * (mmap'd; F32 tensors are used in place, F16/BF16 are widened to F32 once at load).
+ * Every tensor's presence, dtype and shape is checked against the config before use. */
+#include "model_internal.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- tensor lookup with dtype conversion ---------------------------------------------------------
+
+static float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { // subnormal: renormalise
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while (!(man & 0x400));
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static seslm_status model_own(seslm_model *m, float *p) {
+    float **o = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *o);
+    if (!o) {
+        free(p);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    m->owned = o;
+    m->owned[m->n_owned++] = p;
+    return SESLM_OK;
+}
+
+/* Finds `name` (with or without a "bert." prefix), checks its shape is (d0[, d1]) and returns F32 data. */
+static seslm_status model_tensor(seslm_model *m, const float **out, const char *name, int64_t d0, int64_t d1) {
+    char alt[256];
+    const st_tensor *t = st_find(&m->st, name);
+    if (!t) {
+        snprintf(alt, sizeof alt, "bert.%s", name);
+        t = st_find(&m->st, alt);
+    }
+    if (!t) return seslm_fail(SESLM_ERR_SHAPE, "%s: tensor '%s' is missing", m->st.path, name);
+    int want_nd = d1 >= 0 ? 2 : 1;
+    if (t->ndim != want_nd || t->shape[0] != d0 || (want_nd == 2 && t->shape[1] != d1)) {
+        char got[128] = "";
+        for (int i = 0; i < t->ndim; i++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        if (want_nd == 2)
+            return seslm_fail(SESLM_ERR_SHAPE, "%s: tensor '%s' has shape [%s], config.json implies [%lld, %lld]",
+                              m->st.path, name, got, (long long)d0, (long long)d1);
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: tensor '%s' has shape [%s], config.json implies [%lld]", m->st.path,
+                          name, got, (long long)d0);
+    }
+    if (t->dtype == ST_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+        *out = t->data;
+        return SESLM_OK;
+    }
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: tensor '%s' has dtype %s; F32, F16 or BF16 expected", m->st.path,
+                          name, st_dtype_name(t->dtype));
+    float *p = malloc((size_t)t->numel * sizeof(float));
+    if (!p) return seslm_fail(SESLM_ERR_NOMEM, "out of memory converting '%s'", name);
+    const uint8_t *src = t->data;
+    for (int64_t i = 0; i < t->numel; i++) {
+        if (t->dtype == ST_F32) {
+            memcpy(&p[i], src + 4 * i, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            if (t->dtype == ST_F16) {
+                p[i] = half_to_float(h);
+            } else {
+                uint32_t bits = (uint32_t)h << 16;
+                memcpy(&p[i], &bits, 4);
+            }
+        }
+    }
+    *out = p;
+    return model_own(m, p);
+}
+
+// ---- load ----------------------------------------------------------------------------------------
+
+static seslm_status model_load_layer(seslm_model *m, int i) {
+    const seslm_model_config *c = &m->cfg;
+    const int C = c->hidden, A = c->layers[i].n_heads * c->head_dim, F = c->layers[i].ffn_dim;
+    seslm_layer_weights *w = &m->lw[i];
+    char n[160];
+    seslm_status st = SESLM_OK;
+#define T(field, suffix, d0, d1)                                                         \
+    do {                                                                                 \
+        snprintf(n, sizeof n, "encoder.layer.%d.%s", i, suffix);                         \
+        if (st == SESLM_OK) st = model_tensor(m, &w->field, n, d0, d1);                  \
+    } while (0)
+    if (A > 0) {
+        T(q_w, "attention.self.query.weight", A, C);
+        T(q_b, "attention.self.query.bias", A, -1);
+        T(k_w, "attention.self.key.weight", A, C);
+        T(k_b, "attention.self.key.bias", A, -1);
+        T(v_w, "attention.self.value.weight", A, C);
+        T(v_b, "attention.self.value.bias", A, -1);
+        T(ao_w, "attention.output.dense.weight", C, A);
+    }
+    T(ao_b, "attention.output.dense.bias", C, -1);
+    T(ln1_g, "attention.output.LayerNorm.weight", C, -1);
+    T(ln1_b, "attention.output.LayerNorm.bias", C, -1);
+    if (F > 0) {
+        T(ff1_w, "intermediate.dense.weight", F, C);
+        T(ff1_b, "intermediate.dense.bias", F, -1);
+        T(ff2_w, "output.dense.weight", C, F);
+    }
+    T(ff2_b, "output.dense.bias", C, -1);
+    T(ln2_g, "output.LayerNorm.weight", C, -1);
+    T(ln2_b, "output.LayerNorm.bias", C, -1);
+#undef T
+    return st;
+}
+
+static seslm_status model_load_weights(seslm_model *m) {
+    const seslm_model_config *c = &m->cfg;
+    seslm_status st = model_tensor(m, &m->word_emb, "embeddings.word_embeddings.weight", c->vocab_size, c->hidden);
+    if (st == SESLM_OK)
+        st = model_tensor(m, &m->pos_emb, "embeddings.position_embeddings.weight", c->max_position, c->hidden);
+    if (st == SESLM_OK)
+        st = model_tensor(m, &m->type_emb, "embeddings.token_type_embeddings.weight", c->type_vocab_size, c->hidden);
+    if (st == SESLM_OK) st = model_tensor(m, &m->emb_ln_g, "embeddings.LayerNorm.weight", c->hidden, -1);
+    if (st == SESLM_OK) st = model_tensor(m, &m->emb_ln_b, "embeddings.LayerNorm.bias", c->hidden, -1);
+    m->lw = calloc((size_t)c->n_layers, sizeof *m->lw);
+    if (st == SESLM_OK && !m->lw) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    for (int i = 0; st == SESLM_OK && i < c->n_layers; i++) st = model_load_layer(m, i);
+    return st;
+}
+
+seslm_status seslm_model_load(seslm_model **out, const char *model_dir) {
+    *out = NULL;
+    if (!model_dir) return seslm_fail(SESLM_ERR_ARG, "no model directory given");
+    seslm_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->dir = strdup(model_dir))) {
+        free(m);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    seslm_status st = seslm_config_load(&m->cfg, model_dir);
+    if (st == SESLM_OK) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
+        st = st_open(&m->st, path);
+    }
+    if (st == SESLM_OK) st = model_load_weights(m);
+    if (st == SESLM_OK) st = seslm_tokenizer_load(&m->tok, model_dir, m->cfg.max_position);
+    if (st == SESLM_OK && seslm_tokenizer_vocab_size(m->tok) > m->cfg.vocab_size)
+        st = seslm_fail(SESLM_ERR_SHAPE, "%s: vocab.txt has %d tokens but the model has %d embedding rows", model_dir,
+                        seslm_tokenizer_vocab_size(m->tok), m->cfg.vocab_size);
+    if (st == SESLM_OK) {
+        // the tokenizer truncates; the model must never see more positions than it has
+        int tl = seslm_tokenizer_options(m->tok)->max_len;
+        if (tl < m->cfg.max_seq_len) m->cfg.max_seq_len = tl;
+    }
+    if (st != SESLM_OK) {
+        seslm_model_free(m);
+        return st;
+    }
+    *out = m;
+    return SESLM_OK;
+}
+
+void seslm_model_free(seslm_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    free(m->lw);
+    st_close(&m->st);
+    seslm_tokenizer_free(m->tok);
+    seslm_config_free(&m->cfg);
+    free(m->dir);
+    free(m);
+}
+
+const seslm_model_config *seslm_model_get_config(const seslm_model *m) { return &m->cfg; }
+const seslm_tokenizer *seslm_model_tokenizer(const seslm_model *m) { return m->tok; }
+
+const char *seslm_model_weights_sha256(const seslm_model *m) {
+    seslm_model *mm = (seslm_model *)m; // computed once, lazily: hashing 90 MB costs ~0.2 s
+    if (mm->sha256[0]) return mm->sha256;
+    unsigned char md[32];
+    unsigned int len = 0;
+    if (!EVP_Digest(m->st.map, m->st.map_len, md, &len, EVP_sha256(), NULL) || len != 32) return "";
+    for (int i = 0; i < 32; i++) snprintf(mm->sha256 + 2 * i, 3, "%02x", md[i]);
+    return mm->sha256;
+}
+
+// ---- parameter accounting -----------------------------------------------------------------------
+
+int seslm_model_param_groups(const seslm_model *m, seslm_param_group *g, int cap) {
+    const seslm_model_config *c = &m->cfg;
+    const int64_t C = c->hidden;
+    int n = 0;
+#define ADD(p, ...)                                                                       \
+    do {                                                                                  \
+        if (n < cap) {                                                                    \
+            snprintf(g[n].name, sizeof g[n].name, __VA_ARGS__);                           \
+            g[n].params = (p);                                                            \
+            g[n].bytes = (p) * (int64_t)sizeof(float);                                    \
+        }                                                                                 \
+        n++;                                                                              \
+    } while (0)
+    ADD(((int64_t)c->vocab_size + c->max_position + c->type_vocab_size + 2) * C, "embeddings");
+    for (int i = 0; i < c->n_layers; i++) {
+        const int64_t A = (int64_t)c->layers[i].n_heads * c->head_dim, F = c->layers[i].ffn_dim;
+        ADD(3 * (A * C + A) + C * A + C + 2 * C, "layer.%d.attention", i); // q,k,v + output dense + layernorm
+        ADD(F * C + F + C * F + C + 2 * C, "layer.%d.ffn", i);             // two dense + layernorm
+    }
+#undef ADD
+    return n;
+}

@@ -1,0 +1,35 @@
+/* model_internal.h — the loaded model, shared by model.c, encoder.c and info. */
+#ifndef SESLM_MODEL_INTERNAL_H
+#define SESLM_MODEL_INTERNAL_H
+
+#include "safetensors.h"
+#include "seslm.h"
+
+typedef struct {
+    // attention (inner width A = n_heads * head_dim); NULL when n_heads == 0
+    const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b; // (A, C), (A)
+    const float *ao_w, *ao_b;                        // (C, A), (C)
+    const float *ln1_g, *ln1_b;                      // (C)
+    // feed-forward; NULL when ffn_dim == 0
+    const float *ff1_w, *ff1_b; // (F, C), (F)
+    const float *ff2_w, *ff2_b; // (C, F), (C)
+    const float *ln2_g, *ln2_b; // (C)
+} seslm_layer_weights;
+
+struct seslm_model {
+    char *dir;
+    seslm_model_config cfg;
+    st_file st;
+    seslm_tokenizer *tok;
+    const float *word_emb, *pos_emb, *type_emb, *emb_ln_g, *emb_ln_b; // (V,C) (P,C) (T,C) (C) (C)
+    seslm_layer_weights *lw;
+    float **owned;  // tensors converted from F16/BF16 or copied for alignment
+    int n_owned;
+    char sha256[65];
+};
+
+/* Parses config.json (+ sentence-transformers files) of a model directory into cfg. */
+seslm_status seslm_config_load(seslm_model_config *cfg, const char *dir);
+void seslm_config_free(seslm_model_config *cfg);
+
+#endif

@@ -1,0 +1,138 @@
+/* seslm.h — public interface of libseslm.
+ *
+ * Library code never calls exit(): every fallible call returns a seslm_status and, on failure,
+ * leaves a human-readable message in a thread-local buffer read with seslm_last_error().
+ */
+#ifndef SESLM_H
+#define SESLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// status and errors
+
+typedef enum {
+    SESLM_OK = 0,
+    SESLM_ERR_ARG,      // invalid argument from the caller
+    SESLM_ERR_IO,       // file missing, unreadable, short read, failed write
+    SESLM_ERR_FORMAT,   // file present but malformed (bad header, bad JSON, truncated)
+    SESLM_ERR_SHAPE,    // tensor shape / dtype / config mismatch
+    SESLM_ERR_NOMEM,    // allocation failed
+    SESLM_ERR_UTF8,     // input text is not valid UTF-8
+    SESLM_ERR_LIMIT,    // request exceeds a configured limit (batch size, sequence length)
+    SESLM_ERR_INTERNAL,
+} seslm_status;
+
+const char *seslm_status_str(seslm_status s);
+/* Detailed message of the last failure on this thread ("" if none). */
+const char *seslm_last_error(void);
+/* Sets the thread-local message (printf-style) and returns `s`, so callers can `return seslm_fail(...)`. */
+seslm_status seslm_fail(seslm_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+// ---------------------------------------------------------------------------------------------
+// tokenizer: BERT BasicTokenizer + WordPiece, driven by vocab.txt and tokenizer_config.json
+
+typedef struct seslm_tokenizer seslm_tokenizer;
+
+typedef struct {
+    int do_lower_case;          // lower-case (and, unless strip_accents == 0, strip accents)
+    int strip_accents;          // -1: follow do_lower_case (HF "null"), 0: never, 1: always
+    int tokenize_chinese_chars; // put spaces around CJK ideographs
+    int max_len;                // truncation length including [CLS] and [SEP]
+} seslm_tokenizer_opts;
+
+/* Loads vocab.txt and tokenizer_config.json (optional) from a model directory. max_len comes from
+ * sentence_bert_config.json "max_seq_length" when present, else tokenizer_config "model_max_length",
+ * capped by max_pos (pass 0 for no cap). */
+seslm_status seslm_tokenizer_load(seslm_tokenizer **out, const char *model_dir, int max_pos);
+void seslm_tokenizer_free(seslm_tokenizer *tok);
+const seslm_tokenizer_opts *seslm_tokenizer_options(const seslm_tokenizer *tok);
+int seslm_tokenizer_vocab_size(const seslm_tokenizer *tok);
+/* The token string for an id, or NULL if out of range. */
+const char *seslm_tokenizer_token(const seslm_tokenizer *tok, int32_t id);
+/* The id of a token string, or -1. */
+int32_t seslm_tokenizer_lookup(const seslm_tokenizer *tok, const char *token);
+
+/* Encodes `len` bytes of UTF-8 text to ids: [CLS] wordpieces... [SEP], truncated to max_len.
+ * Writes at most `cap` ids to `ids` and the count to *n_ids. Invalid UTF-8 -> SESLM_ERR_UTF8.
+ * cap must be >= max_len. */
+seslm_status seslm_tokenizer_encode(const seslm_tokenizer *tok, const char *text, size_t len,
+                                    int32_t *ids, int cap, int *n_ids);
+
+// ---------------------------------------------------------------------------------------------
+// model: BERT-family encoder with per-layer head counts and FFN widths
+
+typedef struct {
+    int n_heads;   // attention heads kept in this layer (0 allowed: attention contributes its bias only)
+    int ffn_dim;   // intermediate width of this layer (0 allowed)
+} seslm_layer_config;
+
+typedef struct {
+    int vocab_size;
+    int hidden;           // C
+    int n_layers;
+    int head_dim;         // per-head width (hidden / num_attention_heads of the original model)
+    int max_position;     // rows of the position-embedding table
+    int type_vocab_size;
+    int max_seq_len;      // truncation used for sentence embeddings
+    int pad_token_id;
+    float layer_norm_eps;
+    int pooling_mean;     // 1: mean pooling over the mask; 0: [CLS]
+    int normalize;        // 1: L2-normalise the pooled vector
+    seslm_layer_config *layers; // n_layers entries
+} seslm_model_config;
+
+typedef struct seslm_model seslm_model;
+
+seslm_status seslm_model_load(seslm_model **out, const char *model_dir);
+void seslm_model_free(seslm_model *m);
+const seslm_model_config *seslm_model_get_config(const seslm_model *m);
+const seslm_tokenizer *seslm_model_tokenizer(const seslm_model *m);
+/* Hex SHA-256 of model.safetensors (65 bytes with NUL). */
+const char *seslm_model_weights_sha256(const seslm_model *m);
+
+typedef struct {
+    char name[48];     // "embeddings", "layer.0.attention", "layer.0.ffn", ...
+    int64_t params;
+    int64_t bytes;
+} seslm_param_group;
+
+/* Fills up to cap groups, returns the number of groups (call with cap 0 to size). */
+int seslm_model_param_groups(const seslm_model *m, seslm_param_group *groups, int cap);
+
+// ---------------------------------------------------------------------------------------------
+// encoder: batched forward pass to sentence embeddings
+
+typedef struct seslm_encoder seslm_encoder;
+
+typedef struct {
+    const char *backend;  // "cpu" (fast, default) or "cpu-ref" (plain C reference)
+    int n_threads;        // 0: all cores
+    int max_batch;        // workspace is sized for max_batch x max_seq_len
+} seslm_encoder_opts;
+
+seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const seslm_encoder_opts *opts);
+void seslm_encoder_free(seslm_encoder *e);
+
+/* Embeds `n` token sequences (ids[i] of length lens[i], 1 <= lens[i] <= max_seq_len, n <= max_batch).
+ * out is (n, hidden), row-major. No allocation happens inside. */
+seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *ids, const int *lens, int n,
+                                       float *out);
+
+/* Tokenizes and embeds n texts (n <= max_batch). out is (n, hidden). */
+seslm_status seslm_encoder_embed_texts(seslm_encoder *e, const char *const *texts, const size_t *text_lens,
+                                       int n, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

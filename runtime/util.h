@@ -1,0 +1,12 @@
+/* util.h — small helpers shared by the runtime: whole-file reads with a size cap. */
+#ifndef SESLM_UTIL_H
+#define SESLM_UTIL_H
+
+#include "seslm.h"
+
+#include <stddef.h>
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer; fails beyond max_bytes. */
+seslm_status util_read_file(const char *path, char **out, size_t *len, size_t max_bytes);
+
+#endif

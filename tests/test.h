@@ -1,0 +1,53 @@
+/* test.h — a minimal assertion harness: every check prints file:line on failure and counts it. */
+#ifndef SESLM_TEST_H
+#define SESLM_TEST_H
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int t_failures = 0;
+static int t_checks = 0;
+
+#define CHECK(cond)                                                                       \
+    do {                                                                                  \
+        t_checks++;                                                                       \
+        if (!(cond)) {                                                                    \
+            t_failures++;                                                                 \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);      \
+        }                                                                                 \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                              \
+    do {                                                                                  \
+        t_checks++;                                                                       \
+        if (!(cond)) {                                                                    \
+            t_failures++;                                                                 \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);      \
+            fprintf(stderr, __VA_ARGS__);                                                 \
+            fputc('\n', stderr);                                                          \
+        }                                                                                 \
+    } while (0)
+
+/* ctest treats exit code 77 as "skipped" (SKIP_RETURN_CODE), used for "skipped: no GPU". */
+#define TEST_SKIP(...)                                                                    \
+    do {                                                                                  \
+        printf("skipped: " __VA_ARGS__);                                                  \
+        printf("\n");                                                                     \
+        exit(77);                                                                         \
+    } while (0)
+
+static inline int test_report(const char *name) {
+    if (t_failures) {
+        fprintf(stderr, "%s: %d of %d checks FAILED\n", name, t_failures, t_checks);
+        return 1;
+    }
+    printf("%s: %d checks passed\n", name, t_checks);
+    return 0;
+}
+
+/* Source-tree paths handed in by CMake. */
+#ifndef SESLM_SOURCE_DIR
+#define SESLM_SOURCE_DIR "."
+#endif
+#endif
