@@ -22,6 +22,7 @@ struct seslm_encoder {
     const seslm_model *m;
     const seslm_backend *be;
     int max_batch, max_tokens;
+    int max_seq;           // truncation length (<= the model's max_seq_len)
     float **qkv_w, **qkv_b; // per layer (3A, C), (3A); NULL where A == 0
     // workspace
     int32_t *ids;   // (max_tokens) packed ids
@@ -60,6 +61,8 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
     if (opts) o = *opts;
     if (o.max_batch <= 0 || o.max_batch > 4096)
         return seslm_fail(SESLM_ERR_ARG, "max_batch must be in 1..4096 (got %d)", o.max_batch);
+    if (o.max_seq_len < 0 || o.max_seq_len == 1)
+        return seslm_fail(SESLM_ERR_ARG, "max_seq_len must be 0 or >= 2 (got %d)", o.max_seq_len);
     const seslm_backend *be = seslm_backend_get(o.backend);
     if (!be) return seslm_fail(SESLM_ERR_ARG, "unknown backend '%s' (known: cpu, cpu-ref)", o.backend);
     seslm_encoder *e = calloc(1, sizeof *e);
@@ -68,6 +71,7 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
     e->be = be;
     e->max_batch = o.max_batch;
     const seslm_model_config *c = &m->cfg;
+    e->max_seq = o.max_seq_len > 0 && o.max_seq_len < c->max_seq_len ? o.max_seq_len : c->max_seq_len;
     const int S = c->max_seq_len;
     e->max_tokens = o.max_batch * S;
     int Amax = 0, Fmax = 0;
@@ -167,9 +171,9 @@ seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *i
         return seslm_fail(SESLM_ERR_LIMIT, "batch of %d sequences; this encoder takes 1..%d", n, e->max_batch);
     int ntok = 0;
     for (int b = 0; b < n; b++) {
-        if (lens[b] < 1 || lens[b] > c->max_seq_len)
-            return seslm_fail(SESLM_ERR_LIMIT, "sequence %d has %d tokens; the model takes 1..%d", b, lens[b],
-                              c->max_seq_len);
+        if (lens[b] < 1 || lens[b] > e->max_seq)
+            return seslm_fail(SESLM_ERR_LIMIT, "sequence %d has %d tokens; this encoder takes 1..%d", b, lens[b],
+                              e->max_seq);
         for (int t = 0; t < lens[b]; t++)
             if (ids[b][t] < 0 || ids[b][t] >= c->vocab_size)
                 return seslm_fail(SESLM_ERR_ARG, "sequence %d, position %d: token id %d is outside 0..%d", b, t,
@@ -203,6 +207,10 @@ seslm_status seslm_encoder_embed_texts(seslm_encoder *e, const char *const *text
             char why[512];
             snprintf(why, sizeof why, "%s", seslm_last_error());
             return seslm_fail(st, "text %d: %s", b, why);
+        }
+        if (lens[b] > e->max_seq) { // truncate the word pieces, keep the final [SEP]
+            row[e->max_seq - 1] = row[lens[b] - 1];
+            lens[b] = e->max_seq;
         }
         rows[b] = row;
     }

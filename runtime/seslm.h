@@ -118,6 +118,7 @@ typedef struct {
     const char *backend;  // "cpu" (fast, default) or "cpu-ref" (plain C reference)
     int n_threads;        // 0: all cores
     int max_batch;        // workspace is sized for max_batch x max_seq_len
+    int max_seq_len;      // 0: the model's; smaller values truncate as the reference tokenizer does
 } seslm_encoder_opts;
 
 seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const seslm_encoder_opts *opts);
@@ -131,6 +132,15 @@ seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *i
 /* Tokenizes and embeds n texts (n <= max_batch). out is (n, hidden). */
 seslm_status seslm_encoder_embed_texts(seslm_encoder *e, const char *const *texts, const size_t *text_lens,
                                        int n, float *out);
+
+// ---------------------------------------------------------------------------------------------
+// devices
+
+int seslm_built_with_cuda(void);
+/* Visible CUDA GPUs (0 without a GPU, a driver, or a CUDA build). */
+int seslm_gpu_count(void);
+/* Writes a one-line description of GPU i; returns 0, or -1 if there is no such GPU. */
+int seslm_gpu_describe(int i, char *buf, int cap);
 
 #ifdef __cplusplus
 }

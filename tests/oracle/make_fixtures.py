@@ -111,6 +111,9 @@ def main():
     raw.enable_truncation(MAX_LEN)
     raw_dis = [r["id"] for r, row in zip(inputs, ids_rows)
                if raw.encode(r["text"]).ids != row["input_ids"]]
+    raw.no_truncation()
+    full_len = {r["id"]: len(raw.encode(r["text"]).ids) for r in inputs}
+    raw.enable_truncation(MAX_LEN)
 
     # --- cross-check: slow python BertTokenizer (vocab.txt) -------------------
     slow = BertTokenizerLegacy(str(model_dir / "vocab.txt"), do_lower_case=True,
@@ -121,7 +124,7 @@ def main():
         if s != row["input_ids"]:
             slow_dis.append({
                 "id": r["id"], "cat": r["cat"], "text": r["text"][:120],
-                "fast_tokens": raw.id_to_token and [raw.id_to_token(i) for i in row["input_ids"]][:40],
+                "fast_tokens": [raw.id_to_token(i) for i in row["input_ids"]][:40],
                 "slow_tokens": slow.convert_ids_to_tokens(s)[:40],
             })
 
@@ -181,7 +184,8 @@ def main():
         "reference_tokenizer": "fast tokenizer from tokenizer.json via sentence-transformers/transformers (what the embedding pipeline uses)",
         "token_type_ids": "all zero for every input",
         "token_length_stats": {"min": min(lens), "max": max(lens),
-                               "truncated_count": sum(1 for l in lens if l == MAX_LEN)},
+                               "at_max_len_count": sum(1 for l in lens if l == MAX_LEN),
+                               "truncated_inputs_full_length": {str(i): n for i, n in full_len.items() if n > MAX_LEN}},
         "tokenizer_crosscheck": {
             "raw_tokenizers_lib_disagreements": raw_dis,
             "slow_BertTokenizerLegacy_disagreements_count": len(slow_dis),
@@ -214,7 +218,7 @@ def main():
     with open(out / "manifest.json", "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1, ensure_ascii=False)
         f.write("\n")
-    print(f"{len(texts)} inputs, dim {dim}, truncated {manifest['token_length_stats']['truncated_count']}, "
+    print(f"{len(texts)} inputs, dim {dim}, truncated {len(manifest['token_length_stats']['truncated_inputs_full_length'])}, "
           f"raw-tokenizers disagreements {len(raw_dis)}, slow-tokenizer disagreements {len(slow_dis)}, "
           f"b16 vs b1 max|d| {d1.max():.3g}, batch cases max|d| {max(batch_stats):.3g}, {time.time() - t0:.1f}s")
 

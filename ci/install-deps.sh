@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# install-deps.sh — install what SE-SLM needs on Debian 12 (idempotent; only missing packages are installed).
+# Runs apt-get as root, or through sudo when not root.
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config curl ca-certificates python3 python3-venv
+      libutf8proc-dev libcjson-dev libopenblas-openmp-dev libssl-dev
+      clang libclang-rt-14-dev)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps: all packages present"
+    exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

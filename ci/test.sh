@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# test.sh — build and run the whole test suite, as CI does:
+#   1. release build (CUDA sources compiled when nvcc is present) + ctest
+#   2. ASan + UBSan build + ctest (every test, the real-model parity tests included)
+#   3. libFuzzer targets (clang) run for a bounded time
+# Installs missing packages and fetches the real model first.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+jobs="$(nproc)"
+fuzz_seconds="${SESLM_FUZZ_SECONDS:-60}"
+
+ci/install-deps.sh
+data/fetch_model.sh models/all-MiniLM-L6-v2
+
+echo "== release build"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j"$jobs"
+ctest --test-dir build --output-on-failure -j"$jobs"
+
+echo "== ASan + UBSan build"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSESLM_SANITIZE=ON
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+echo "== fuzzing (${fuzz_seconds}s per target)"
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSESLM_FUZZ=ON -DSESLM_FUZZ_SECONDS="$fuzz_seconds"
+cmake --build build-fuzz -j"$jobs"
+ctest --test-dir build-fuzz --output-on-failure -L fuzz
+
+echo "== all tests passed"
