@@ -18,6 +18,8 @@ typedef enum {
     SESLM_OP_GELU,          // erf GELU in place
     SESLM_OP_ATTENTION,     // multi-head self-attention within each sequence
     SESLM_OP_POOL,          // mean pooling (+ L2 normalisation)
+    SESLM_OP_COL_STATS,     // telemetry: per-column sums of squares / |x| / positives
+    SESLM_OP_HEAD_NORMS,    // telemetry: per-head sums of output-vector norms
     SESLM_OP_COUNT
 } seslm_op;
 
@@ -35,11 +37,18 @@ typedef struct seslm_backend {
     void (*add_layernorm)(float *x, const float *r, const float *g, const float *beta, int M, int C, float eps);
     // x (n) = 0.5 x (1 + erf(x / sqrt 2))
     void (*gelu)(float *x, size_t n);
-    // qkv (Ntok, 3*H*D) rows [q_h0..q_hH | k_h0.. | v_h0..]; out (Ntok, H*D); softmax(q k^T / sqrt D) v per head
+    // qkv (Ntok, 3*H*D) rows [q_h0..q_hH | k_h0.. | v_h0..]; out (Ntok, H*D); softmax(q k^T / sqrt D) v per head.
+    // stats (B*H, 2), when not NULL: for sequence b, head h, the sums over its query tokens of the
+    // attention distribution's entropy (nats) and of its largest weight (telemetry; NULL = off).
     void (*attention)(float *out, const float *qkv, const int *off, const int *len, int B, int H, int D,
-                      float *scratch, size_t scratch_floats);
+                      float *scratch, size_t scratch_floats, float *stats);
     // out (B, C) = mean of x rows of each sequence, then / max(||.||_2, 1e-12) when normalize
     void (*pool)(float *out, const float *x, const int *off, const int *len, int B, int C, int normalize);
+    // Telemetry accumulators over x (M, N): sq[n] += sum_m x^2; abs[n] += sum_m |x|; pos[n] += #(x > 0).
+    // abs and pos may be NULL.
+    void (*col_stats)(const float *x, int M, int N, double *sq, double *abs, uint64_t *pos);
+    // ctx (M, H*D): norms[h] += sum_m || ctx[m, h*D : (h+1)*D] ||_2
+    void (*head_norms)(const float *ctx, int M, int H, int D, double *norms);
 } seslm_backend;
 
 /* Scratch floats that `attention` needs for batches whose longest sequence is max_len. */

@@ -13,10 +13,12 @@
  * forward pass itself allocates nothing. */
 #include "backend.h"
 #include "model_internal.h"
+#include "telemetry_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct seslm_encoder {
     const seslm_model *m;
@@ -30,7 +32,17 @@ struct seslm_encoder {
     int32_t *tok;   // (max_batch, max_seq_len) tokenizer output
     float *x, *qkv, *ctx, *tmp, *ffn, *scratch;
     size_t scratch_floats;
+    seslm_telemetry *tel;  // NULL: telemetry off
+    float *attn_stats;     // (max_batch, max heads, 2) per-sequence attention statistics
 };
+
+void seslm_encoder_set_telemetry(seslm_encoder *e, seslm_telemetry *t) { e->tel = t; }
+
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static seslm_status encoder_fuse_qkv(seslm_encoder *e) {
     const seslm_model *m = e->m;
@@ -74,8 +86,9 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
     e->max_seq = o.max_seq_len > 0 && o.max_seq_len < c->max_seq_len ? o.max_seq_len : c->max_seq_len;
     const int S = c->max_seq_len;
     e->max_tokens = o.max_batch * S;
-    int Amax = 0, Fmax = 0;
+    int Amax = 0, Fmax = 0, Hmax = 0;
     for (int l = 0; l < c->n_layers; l++) {
+        Hmax = c->layers[l].n_heads > Hmax ? c->layers[l].n_heads : Hmax;
         int A = c->layers[l].n_heads * c->head_dim;
         Amax = A > Amax ? A : Amax;
         Fmax = c->layers[l].ffn_dim > Fmax ? c->layers[l].ffn_dim : Fmax;
@@ -95,8 +108,9 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
     e->ctx = malloc(T * ((size_t)Amax + 1) * sizeof(float));
     e->ffn = malloc(T * ((size_t)Fmax + 1) * sizeof(float));
     e->scratch = malloc(e->scratch_floats * sizeof(float));
+    e->attn_stats = malloc(((size_t)o.max_batch * Hmax * 2 + 1) * sizeof(float));
     seslm_status st = SESLM_OK;
-    if (!e->ids || !e->tok || !e->off || !e->len || !e->ones || !e->x || !e->tmp || !e->qkv || !e->ctx || !e->ffn ||
+    if (!e->attn_stats || !e->ids || !e->tok || !e->off || !e->len || !e->ones || !e->x || !e->tmp || !e->qkv || !e->ctx || !e->ffn ||
         !e->scratch)
         st = seslm_fail(SESLM_ERR_NOMEM, "out of memory sizing the workspace for %d x %d tokens", o.max_batch, S);
     if (st == SESLM_OK) st = encoder_fuse_qkv(e);
@@ -128,6 +142,7 @@ void seslm_encoder_free(seslm_encoder *e) {
     free(e->ctx);
     free(e->ffn);
     free(e->scratch);
+    free(e->attn_stats);
     free(e);
 }
 
@@ -145,22 +160,45 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
     const int C = m->cfg.hidden, H = m->cfg.layers[l].n_heads, D = m->cfg.head_dim, A = H * D;
     const int F = m->cfg.layers[l].ffn_dim;
     const float eps = m->cfg.layer_norm_eps;
+    seslm_layer_telemetry *T = e->tel ? &e->tel->layers[l] : NULL; // NULL: telemetry off
+    int64_t t0 = T ? mono_ns() : 0;
     if (A > 0) {
-        be->linear(e->qkv, e->x, e->qkv_w[l], e->qkv_b[l], ntok, 3 * A, C);             // (Ntok, 3A)
-        be->attention(e->ctx, e->qkv, e->off, e->len, B, H, D, e->scratch, e->scratch_floats); // (Ntok, A)
-        be->linear(e->tmp, e->ctx, w->ao_w, w->ao_b, ntok, C, A);                       // (Ntok, C)
+        if (T) be->col_stats(e->x, ntok, C, T->in_sq_qkv, NULL, NULL);
+        be->linear(e->qkv, e->x, e->qkv_w[l], e->qkv_b[l], ntok, 3 * A, C); // (Ntok, 3A)
+        be->attention(e->ctx, e->qkv, e->off, e->len, B, H, D, e->scratch, e->scratch_floats,
+                      T ? e->attn_stats : NULL); // (Ntok, A)
+        if (T) {
+            for (int b = 0; b < B; b++)
+                for (int h = 0; h < H; h++) {
+                    T->head_entropy[h] += e->attn_stats[2 * (b * H + h)];
+                    T->head_max_weight[h] += e->attn_stats[2 * (b * H + h) + 1];
+                }
+            T->query_tokens += (uint64_t)ntok;
+            be->head_norms(e->ctx, ntok, H, D, T->head_out_norm);
+            be->col_stats(e->ctx, ntok, A, T->in_sq_attn_out, NULL, NULL);
+        }
+        be->linear(e->tmp, e->ctx, w->ao_w, w->ao_b, ntok, C, A); // (Ntok, C)
     } else {
         rows_set_bias(e->tmp, w->ao_b, ntok, C);
     }
     be->add_layernorm(e->x, e->tmp, w->ln1_g, w->ln1_b, ntok, C, eps);
     if (F > 0) {
+        if (T) be->col_stats(e->x, ntok, C, T->in_sq_ffn_in, NULL, NULL);
         be->linear(e->ffn, e->x, w->ff1_w, w->ff1_b, ntok, F, C); // (Ntok, F)
         be->gelu(e->ffn, (size_t)ntok * F);
+        if (T) {
+            be->col_stats(e->ffn, ntok, F, T->ffn_sq, T->ffn_abs, T->ffn_pos);
+            T->ffn_tokens += (uint64_t)ntok;
+        }
         be->linear(e->tmp, e->ffn, w->ff2_w, w->ff2_b, ntok, C, F); // (Ntok, C)
     } else {
         rows_set_bias(e->tmp, w->ff2_b, ntok, C);
     }
     be->add_layernorm(e->x, e->tmp, w->ln2_g, w->ln2_b, ntok, C, eps);
+    if (T) {
+        T->exec_count++;
+        T->exec_ns += mono_ns() - t0;
+    }
 }
 
 seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *ids, const int *lens, int n,
@@ -184,11 +222,17 @@ seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *i
         ntok += lens[b];
     }
     const int C = c->hidden;
+    const int64_t t0 = e->tel ? mono_ns() : 0;
+    if (e->tel) tel_observe_tokens(e->tel, e->ids, e->off, e->len, n);
     e->be->embed(e->x, e->ids, e->off, e->len, n, m->word_emb, m->pos_emb, m->type_emb, C);
     e->be->add_layernorm(e->x, NULL, m->emb_ln_g, m->emb_ln_b, ntok, C, c->layer_norm_eps);
     for (int l = 0; l < c->n_layers; l++) encoder_layer(e, l, ntok, n);
     // [CLS] pooling is mean pooling over a length-1 window at each sequence's first row
     e->be->pool(out, e->x, e->off, c->pooling_mean ? e->len : e->ones, n, C, c->normalize);
+    if (e->tel) {
+        tel_observe_embeddings(e->tel, out, n);
+        tel_observe_batch(e->tel, mono_ns() - t0, n, ntok);
+    }
     return SESLM_OK;
 }
 

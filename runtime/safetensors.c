@@ -88,7 +88,10 @@ static seslm_status st_parse_entry(st_tensor *t, const cJSON *e, const uint8_t *
                           "%s: tensor '%s' ends at byte %lld of a %llu-byte data section (file truncated?)", what,
                           name, (long long)end, (unsigned long long)data_len);
     size_t es = st_dtype_size(t->dtype);
-    if (numel > INT64_MAX / (int64_t)es || numel * (int64_t)es != end - begin)
+    if (numel > INT64_MAX / (int64_t)es) // checked apart: the message below must not overflow either
+        return seslm_fail(SESLM_ERR_FORMAT, "%s: tensor '%s': %lld elements of %s overflow the byte count", what,
+                          name, (long long)numel, jd->valuestring);
+    if (numel * (int64_t)es != end - begin)
         return seslm_fail(SESLM_ERR_FORMAT, "%s: tensor '%s': %lld elements of %s need %lld bytes, offsets give %lld",
                           what, name, (long long)numel, jd->valuestring, (long long)(numel * (int64_t)es),
                           (long long)(end - begin));
@@ -140,7 +143,7 @@ seslm_status st_parse(st_file *f, const void *buf, size_t len, const char *what)
 
 seslm_status st_open(st_file *f, const char *path) {
     memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); // O_NONBLOCK: a FIFO must not block the open
     if (fd < 0) return seslm_fail(SESLM_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {

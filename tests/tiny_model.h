@@ -21,16 +21,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if defined(__GNUC__)
+#define TM_API static __attribute__((unused))
+#else
+#define TM_API static
+#endif
+
 #define TM_MAX_TENSORS 64
 #define TM_MAX_LAYERS 4
 
 // ---- small helpers -------------------------------------------------------------------------------
 
-static uint64_t tm_rng_state = 0x9e3779b97f4a7c15ull;
+TM_API uint64_t tm_rng_state = 0x9e3779b97f4a7c15ull;
 
-static void tm_seed(uint64_t s) { tm_rng_state = s * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull; }
+TM_API void tm_seed(uint64_t s) { tm_rng_state = s * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull; }
 
-static uint32_t tm_rand_u32(void) { // xorshift64*
+TM_API uint32_t tm_rand_u32(void) { // xorshift64*
     tm_rng_state ^= tm_rng_state >> 12;
     tm_rng_state ^= tm_rng_state << 25;
     tm_rng_state ^= tm_rng_state >> 27;
@@ -38,9 +44,9 @@ static uint32_t tm_rand_u32(void) { // xorshift64*
 }
 
 // uniform in [-1, 1)
-static float tm_rand_sym(void) { return (float)((double)tm_rand_u32() / 2147483648.0 - 1.0); }
+TM_API float tm_rand_sym(void) { return (float)((double)tm_rand_u32() / 2147483648.0 - 1.0); }
 
-static int tm_write_bytes(const char *path, const void *data, size_t n) {
+TM_API int tm_write_bytes(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) {
         fprintf(stderr, "tiny_model: cannot create %s\n", path);
@@ -51,16 +57,23 @@ static int tm_write_bytes(const char *path, const void *data, size_t n) {
     return ok;
 }
 
-static int tm_write_text(const char *dir, const char *name, const char *text) {
+// out = dir/name; exits if it does not fit
+TM_API void tm_path(char *out, size_t cap, const char *dir, const char *name) {
+    int k = snprintf(out, cap, "%s/%s", dir, name);
+    if (k < 0 || (size_t)k >= cap) {
+        fprintf(stderr, "tiny_model: path too long\n");
+        exit(1);
+    }
+}
+
+TM_API int tm_write_text(const char *dir, const char *name, const char *text) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    tm_path(path, sizeof path, dir, name);
     return tm_write_bytes(path, text, strlen(text));
 }
 
-static void tm_path(char *out, size_t cap, const char *dir, const char *name) { snprintf(out, cap, "%s/%s", dir, name); }
-
 // Removes a directory tree (files and directories only; what the tests create).
-static void tm_rmtree(const char *path) {
+TM_API void tm_rmtree(const char *path) {
     struct stat sb;
     if (lstat(path, &sb) != 0) return;
     if (S_ISDIR(sb.st_mode)) {
@@ -70,7 +83,7 @@ static void tm_rmtree(const char *path) {
             while ((de = readdir(d)) != NULL) {
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
                 char child[4096];
-                snprintf(child, sizeof child, "%s/%s", path, de->d_name);
+                tm_path(child, sizeof child, path, de->d_name);
                 tm_rmtree(child);
             }
             closedir(d);
@@ -82,7 +95,7 @@ static void tm_rmtree(const char *path) {
 }
 
 // A fresh temporary directory (caller frees the string and removes the tree).
-static char *tm_mkdtemp(const char *tag) {
+TM_API char *tm_mkdtemp(const char *tag) {
     const char *tmp = getenv("TMPDIR");
     char buf[4096];
     snprintf(buf, sizeof buf, "%s/seslm_%s_XXXXXX", tmp && *tmp ? tmp : "/tmp", tag);
@@ -96,7 +109,7 @@ static char *tm_mkdtemp(const char *tag) {
 // ---- dtype conversions (independent of the library's) ---------------------------------------------
 
 // float -> IEEE half, round to nearest even, subnormals included
-static uint16_t tm_f32_to_f16(float f) {
+TM_API uint16_t tm_f32_to_f16(float f) {
     uint32_t x;
     memcpy(&x, &f, 4);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
@@ -115,7 +128,7 @@ static uint16_t tm_f32_to_f16(float f) {
     return sign | (uint16_t)h;
 }
 
-static float tm_f16_to_f32(uint16_t h) {
+TM_API float tm_f16_to_f32(uint16_t h) {
     int e = (h >> 10) & 0x1f, man = h & 0x3ff;
     float v;
     if (e == 0) v = ldexpf((float)man, -24);
@@ -124,14 +137,14 @@ static float tm_f16_to_f32(uint16_t h) {
     return (h & 0x8000) ? -v : v;
 }
 
-static uint16_t tm_f32_to_bf16(float f) {
+TM_API uint16_t tm_f32_to_bf16(float f) {
     uint32_t x;
     memcpy(&x, &f, 4);
     if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40); // NaN stays NaN
     return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
 }
 
-static float tm_bf16_to_f32(uint16_t h) {
+TM_API float tm_bf16_to_f32(uint16_t h) {
     uint32_t x = (uint32_t)h << 16;
     float f;
     memcpy(&f, &x, 4);
@@ -152,13 +165,19 @@ typedef struct {
 /* Serialises a safetensors image: 8-byte LE header length, JSON header (with __metadata__), data.
  * The header is padded with spaces so the data section starts at an offset that is 0 (mod 8) when
  * misalign == 0, or `misalign` (mod 8) otherwise. Returns a malloc'd buffer and its length. */
-static uint8_t *tm_st_image(const tm_st_entry *e, int n, int misalign, size_t *out_len) {
+TM_API uint8_t *tm_st_image(const tm_st_entry *e, int n, int misalign, size_t *out_len) {
     size_t hcap = 256 + (size_t)n * 256, hl = 0, dl = 0;
     char *h = malloc(hcap + 16);
     if (!h) return NULL;
     hl += (size_t)snprintf(h + hl, hcap - hl, "{\"__metadata__\":{\"format\":\"pt\"}");
     for (int i = 0; i < n; i++) {
-        hl += (size_t)snprintf(h + hl, hcap - hl, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", e[i].name, e[i].dtype);
+        h[hl++] = ',';
+        h[hl++] = '"';
+        for (const char *c = e[i].name; *c && hl < hcap - 8; c++) { // JSON-escape the name
+            if (*c == '"' || *c == '\\') h[hl++] = '\\';
+            h[hl++] = *c;
+        }
+        hl += (size_t)snprintf(h + hl, hcap - hl, "\":{\"dtype\":\"%s\",\"shape\":[", e[i].dtype);
         for (int d = 0; d < e[i].ndim; d++)
             hl += (size_t)snprintf(h + hl, hcap - hl, d ? ",%lld" : "%lld", (long long)e[i].shape[d]);
         hl += (size_t)snprintf(h + hl, hcap - hl, "],\"data_offsets\":[%zu,%zu]}", dl, dl + e[i].nbytes);
@@ -201,29 +220,29 @@ typedef struct {
     int n_t;
 } tm_model;
 
-static const char *const tm_vocab[] = {
+TM_API const char *const tm_vocab[] = {
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "cat", "dog", "sat", "on", "mat", "hello", "world",
     "quick", "brown", "fox", "jump", "run", "over", "lazy", "is", "it", "good", "bad", "emb", "token", "##s",
     "##ed", "##ing", "##ding", "##er", ".", ",", "!", "?", "'", "x", "y", "z",
 };
 #define TM_VOCAB ((int)(sizeof tm_vocab / sizeof tm_vocab[0]))
 
-static int64_t tm_numel(const tm_tensor *t) { return t->ndim == 2 ? t->shape[0] * t->shape[1] : t->shape[0]; }
+TM_API int64_t tm_numel(const tm_tensor *t) { return t->ndim == 2 ? t->shape[0] * t->shape[1] : t->shape[0]; }
 
-static tm_tensor *tm_find(tm_model *m, const char *name) {
+TM_API tm_tensor *tm_find(tm_model *m, const char *name) {
     for (int i = 0; i < m->n_t; i++)
         if (strcmp(m->t[i].name, name) == 0) return &m->t[i];
     return NULL;
 }
 
-static tm_tensor *tm_findf(tm_model *m, const char *fmt, int layer) {
+TM_API tm_tensor *tm_findf(tm_model *m, const char *fmt, int layer) {
     char n[96];
     snprintf(n, sizeof n, fmt, layer);
     return tm_find(m, n);
 }
 
 // Adds a zero tensor (d1 < 0: 1-D) and returns it.
-static tm_tensor *tm_add(tm_model *m, const char *name, int64_t d0, int64_t d1) {
+TM_API tm_tensor *tm_add(tm_model *m, const char *name, int64_t d0, int64_t d1) {
     if (m->n_t >= TM_MAX_TENSORS) {
         fprintf(stderr, "tiny_model: too many tensors\n");
         exit(1);
@@ -239,7 +258,7 @@ static tm_tensor *tm_add(tm_model *m, const char *name, int64_t d0, int64_t d1) 
     return t;
 }
 
-static void tm_remove(tm_model *m, const char *name) {
+TM_API void tm_remove(tm_model *m, const char *name) {
     tm_tensor *t = tm_find(m, name);
     if (!t) return;
     free(t->f);
@@ -248,16 +267,16 @@ static void tm_remove(tm_model *m, const char *name) {
     m->n_t--;
 }
 
-static void tm_free(tm_model *m) {
+TM_API void tm_free(tm_model *m) {
     for (int i = 0; i < m->n_t; i++) free(m->t[i].f);
     m->n_t = 0;
 }
 
-static void tm_fill(tm_tensor *t, float scale, float offset) {
+TM_API void tm_fill(tm_tensor *t, float scale, float offset) {
     for (int64_t i = 0; i < tm_numel(t); i++) t->f[i] = offset + scale * tm_rand_sym();
 }
 
-static void tm_add_layer(tm_model *m, int l, int H, int F) {
+TM_API void tm_add_layer(tm_model *m, int l, int H, int F) {
     const int C = m->hidden, A = H * m->head_dim;
     char n[96];
 #define ADD(suffix, d0, d1, scale, off)                                                    \
@@ -289,7 +308,7 @@ static void tm_add_layer(tm_model *m, int l, int H, int F) {
 }
 
 /* A full random model: hidden 16, 2 layers, 4 heads of 4, FFN 24, vocab 40, 32 positions. */
-static void tm_init(tm_model *m, uint64_t seed) {
+TM_API void tm_init(tm_model *m, uint64_t seed) {
     memset(m, 0, sizeof *m);
     tm_seed(seed);
     m->hidden = 16;
@@ -313,7 +332,7 @@ static void tm_init(tm_model *m, uint64_t seed) {
     }
 }
 
-static void tm_copy(tm_model *dst, const tm_model *src) {
+TM_API void tm_copy(tm_model *dst, const tm_model *src) {
     *dst = *src;
     for (int i = 0; i < src->n_t; i++) {
         size_t n = (size_t)tm_numel(&src->t[i]) + 1;
@@ -326,7 +345,7 @@ static void tm_copy(tm_model *dst, const tm_model *src) {
 /* dst = src with layer l cut to its first H heads and first F FFN neurons (rows of Q/K/V and of the
  * first FFN dense, columns of the attention-output and second FFN dense). With H == 0 (F == 0) the
  * weight tensors are dropped and only the biases and layer norms remain, as model.c expects. */
-static void tm_prune(tm_model *dst, const tm_model *src, int l, int H, int F) {
+TM_API void tm_prune(tm_model *dst, const tm_model *src, int l, int H, int F) {
     tm_copy(dst, src);
     const int C = src->hidden, D = src->head_dim, A0 = src->l_heads[l] * D, F0 = src->l_ffn[l], A = H * D;
     static const char *rows_a[] = {"query.weight", "key.weight", "value.weight"};
@@ -370,7 +389,7 @@ static void tm_prune(tm_model *dst, const tm_model *src, int l, int H, int F) {
 }
 
 // Rounds every weight to what a file of dtype `dt` ("F16", "BF16") stores.
-static void tm_round(tm_model *m, const char *dt) {
+TM_API void tm_round(tm_model *m, const char *dt) {
     for (int i = 0; i < m->n_t; i++)
         for (int64_t k = 0; k < tm_numel(&m->t[i]); k++) {
             float *v = &m->t[i].f[k];
@@ -386,7 +405,7 @@ typedef struct {
     const char *config_extra; // appended to config.json members, e.g. "\"hidden_act\": \"gelu\""
 } tm_write_opts;
 
-static uint8_t *tm_safetensors(const tm_model *m, const tm_write_opts *o, size_t *len) {
+TM_API uint8_t *tm_safetensors(const tm_model *m, const tm_write_opts *o, size_t *len) {
     const char *fdt = o && o->dtype ? o->dtype : "F32";
     tm_st_entry e[TM_MAX_TENSORS];
     char names[TM_MAX_TENSORS][128];
@@ -412,7 +431,7 @@ static uint8_t *tm_safetensors(const tm_model *m, const tm_write_opts *o, size_t
     return img;
 }
 
-static int tm_write_config(const tm_model *m, const char *dir, const char *extra) {
+TM_API int tm_write_config(const tm_model *m, const char *dir, const char *extra) {
     char cfg[4096];
     size_t n = (size_t)snprintf(cfg, sizeof cfg,
                                 "{\n  \"architectures\": [\"BertModel\"],\n  \"model_type\": \"bert\",\n"
@@ -435,7 +454,7 @@ static int tm_write_config(const tm_model *m, const char *dir, const char *extra
 }
 
 /* Writes the whole model directory into dir (which must exist). Returns 1 on success. */
-static int tm_write(const tm_model *m, const char *dir, const tm_write_opts *o) {
+TM_API int tm_write(const tm_model *m, const char *dir, const tm_write_opts *o) {
     char path[4096], vocab[4096] = "";
     size_t vl = 0;
     for (int i = 0; i < TM_VOCAB; i++) vl += (size_t)snprintf(vocab + vl, sizeof vocab - vl, "%s\n", tm_vocab[i]);

@@ -70,9 +70,13 @@ SIMD_CLONES static void row_set(float *restrict y, const float *restrict b, int 
 
 // One head of one sequence: sc (L, L) = q k^T * scale, row softmax, o = sc v. Rows of q/k/v are
 // `stride` floats apart (the packed qkv matrix); o rows are `ostride` apart.
+// stats (2), when not NULL, receives the sums over queries of the entropy and the largest weight.
+// With t_j = s_j - max and Z = sum_j e^t_j: entropy = log Z - (sum_j e^t_j t_j) / Z, and the largest
+// weight is e^0 / Z = 1 / Z, so telemetry costs one log and one multiply-add per score.
 SIMD_CLONES static void head_attention(float *restrict o, int ostride, const float *restrict q,
                                        const float *restrict k, const float *restrict v, int stride, int L, int D,
-                                       float *restrict sc) {
+                                       float *restrict sc, float *restrict stats) {
+    float ent_sum = 0, pmax_sum = 0;
     const float scale = 1.0f / sqrtf((float)D);
     for (int i = 0; i < L; i++) {
         const float *qi = q + (size_t)i * stride;
@@ -86,13 +90,27 @@ SIMD_CLONES static void head_attention(float *restrict o, int ostride, const flo
             s[j] = dot * scale;
             mx = s[j] > mx ? s[j] : mx;
         }
-        float sum = 0;
+        float sum = 0, et = 0;
+        if (stats) {
+#pragma omp simd reduction(+ : sum, et)
+            for (int j = 0; j < L; j++) {
+                const float t = s[j] - mx;
+                s[j] = seslm_expf(t);
+                sum += s[j];
+                et += s[j] * t;
+            }
+        } else {
 #pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < L; j++) {
-            s[j] = seslm_expf(s[j] - mx);
-            sum += s[j];
+            for (int j = 0; j < L; j++) {
+                s[j] = seslm_expf(s[j] - mx);
+                sum += s[j];
+            }
         }
         const float inv = 1.0f / sum;
+        if (stats) {
+            ent_sum += logf(sum) - et * inv;
+            pmax_sum += inv;
+        }
         float *oi = o + (size_t)i * ostride;
         for (int d = 0; d < D; d++) oi[d] = 0;
         for (int j = 0; j < L; j++) {
@@ -100,6 +118,10 @@ SIMD_CLONES static void head_attention(float *restrict o, int ostride, const flo
             const float *vj = v + (size_t)j * stride;
             for (int d = 0; d < D; d++) oi[d] += p * vj[d];
         }
+    }
+    if (stats) {
+        stats[0] = ent_sum;
+        stats[1] = pmax_sum;
     }
 }
 
@@ -151,7 +173,7 @@ static void fast_gelu(float *x, size_t n) {
 }
 
 static void fast_attention(float *out, const float *qkv, const int *off, const int *len, int B, int H, int D,
-                           float *scratch, size_t scratch_floats) {
+                           float *scratch, size_t scratch_floats, float *stats) {
     const int HD = H * D, S = 3 * HD;
     int maxL = 0;
     for (int b = 0; b < B; b++) maxL = len[b] > maxL ? len[b] : maxL;
@@ -167,7 +189,7 @@ static void fast_attention(float *out, const float *qkv, const int *off, const i
 #endif
         const float *base = qkv + (size_t)off[b] * S + h * D;
         head_attention(out + (size_t)off[b] * HD + h * D, HD, base, base + HD, base + 2 * HD, S, len[b], D,
-                       scratch + (size_t)tid * per);
+                       scratch + (size_t)tid * per, stats ? stats + 2 * bh : NULL);
     }
 }
 
@@ -192,6 +214,42 @@ static void fast_pool(float *out, const float *x, const int *off, const int *len
     }
 }
 
+// Per-column accumulators: threads own disjoint column blocks and walk all rows, so no reduction is
+// needed and the sums are exact doubles in the same order as the reference.
+SIMD_CLONES static void col_block_stats(const float *restrict x, int M, int N, int n0, int n1, double *restrict sq,
+                                        double *restrict abs, uint64_t *restrict pos) {
+    for (int m = 0; m < M; m++) {
+        const float *r = x + (size_t)m * N;
+        for (int n = n0; n < n1; n++) sq[n] += (double)r[n] * r[n];
+        if (abs)
+            for (int n = n0; n < n1; n++) abs[n] += fabs((double)r[n]);
+        if (pos)
+            for (int n = n0; n < n1; n++) pos[n] += r[n] > 0;
+    }
+}
+
+static void fast_col_stats(const float *x, int M, int N, double *sq, double *abs, uint64_t *pos) {
+    const int blk = 64, nblk = (N + blk - 1) / blk;
+#pragma omp parallel for schedule(static) if (nblk > 1 && (long)M * N > 16384)
+    for (int b = 0; b < nblk; b++) col_block_stats(x, M, N, b * blk, b * blk + blk < N ? b * blk + blk : N, sq, abs, pos);
+}
+
+SIMD_CLONES static float vec_norm(const float *restrict v, int D) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int d = 0; d < D; d++) s += v[d] * v[d];
+    return sqrtf(s);
+}
+
+static void fast_head_norms(const float *ctx, int M, int H, int D, double *norms) {
+#pragma omp parallel for schedule(static) if (H > 1 && M > 16)
+    for (int h = 0; h < H; h++) {
+        double acc = 0;
+        for (int m = 0; m < M; m++) acc += vec_norm(ctx + (size_t)m * H * D + (size_t)h * D, D);
+        norms[h] += acc;
+    }
+}
+
 static const seslm_backend g_fast = {
     .name = "cpu",
     .supports_op = fast_supports_op,
@@ -202,6 +260,8 @@ static const seslm_backend g_fast = {
     .gelu = fast_gelu,
     .attention = fast_attention,
     .pool = fast_pool,
+    .col_stats = fast_col_stats,
+    .head_norms = fast_head_norms,
 };
 
 const seslm_backend *seslm_backend_cpu_fast(void) { return &g_fast; }

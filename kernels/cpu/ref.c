@@ -48,10 +48,12 @@ static void ref_gelu(float *x, size_t n) {
 }
 
 static void ref_attention(float *out, const float *qkv, const int *off, const int *len, int B, int H, int D,
-                          float *scratch, size_t scratch_floats) {
+                          float *scratch, size_t scratch_floats, float *stats) {
     (void)scratch_floats;
     const int HD = H * D, S = 3 * HD;
     const float scale = 1.0f / sqrtf((float)D);
+    if (stats)
+        for (int i = 0; i < 2 * B * H; i++) stats[i] = 0;
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int i = 0; i < len[b]; i++) {
@@ -69,6 +71,16 @@ static void ref_attention(float *out, const float *qkv, const int *off, const in
                 for (int j = 0; j < len[b]; j++) {
                     sc[j] = expf(sc[j] - mx);
                     sum += sc[j];
+                }
+                if (stats) { // entropy = -sum p log p with p = e / sum; the largest p
+                    double ent = 0, pmax = 0;
+                    for (int j = 0; j < len[b]; j++) {
+                        double p = sc[j] / sum;
+                        if (p > 0) ent -= p * log(p);
+                        pmax = p > pmax ? p : pmax;
+                    }
+                    stats[2 * (b * H + h)] += (float)ent;
+                    stats[2 * (b * H + h) + 1] += (float)pmax;
                 }
                 float *o = out + (size_t)(off[b] + i) * HD + h * D;
                 for (int d = 0; d < D; d++) {
@@ -95,6 +107,25 @@ static void ref_pool(float *out, const float *x, const int *off, const int *len,
     }
 }
 
+static void ref_col_stats(const float *x, int M, int N, double *sq, double *abs, uint64_t *pos) {
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            const float v = x[(size_t)m * N + n];
+            sq[n] += (double)v * v;
+            if (abs) abs[n] += fabs(v);
+            if (pos) pos[n] += v > 0;
+        }
+}
+
+static void ref_head_norms(const float *ctx, int M, int H, int D, double *norms) {
+    for (int m = 0; m < M; m++)
+        for (int h = 0; h < H; h++) {
+            double s = 0;
+            for (int d = 0; d < D; d++) s += (double)ctx[(size_t)m * H * D + h * D + d] * ctx[(size_t)m * H * D + h * D + d];
+            norms[h] += sqrt(s);
+        }
+}
+
 size_t seslm_attention_scratch_floats(int max_len, int n_threads) {
     // fast path: per thread one (len x len) score block plus slack; the reference uses one row.
     return (size_t)(n_threads > 0 ? n_threads : 1) * ((size_t)max_len * max_len + 64);
@@ -110,6 +141,8 @@ static const seslm_backend g_ref = {
     .gelu = ref_gelu,
     .attention = ref_attention,
     .pool = ref_pool,
+    .col_stats = ref_col_stats,
+    .head_norms = ref_head_norms,
 };
 
 const seslm_backend *seslm_backend_cpu_ref(void) { return &g_ref; }

@@ -91,9 +91,22 @@ static void test_attention(const int *lens, int B, int H, int D) {
     float *o0 = poison_buf((size_t)ntok * HD), *o1 = poison_buf((size_t)ntok * HD);
     size_t sf = seslm_attention_scratch_floats(maxL, 64);
     float *sc = malloc(sf * sizeof *sc);
-    ref->attention(o0, qkv, off, lens, B, H, D, sc, sf);
-    fast->attention(o1, qkv, off, lens, B, H, D, sc, sf);
+    ref->attention(o0, qkv, off, lens, B, H, D, sc, sf, NULL);
+    fast->attention(o1, qkv, off, lens, B, H, D, sc, sf, NULL);
     CHECK_MSG(close_enough("attention", o1, o0, (size_t)ntok * HD, 1e-5f, 1e-4f), "B=%d H=%d D=%d", B, H, D);
+    // telemetry on: same output, and per (sequence, head) entropy / max-weight sums that agree
+    float *s0 = poison_buf((size_t)2 * B * H), *s1 = poison_buf((size_t)2 * B * H), *o2 = poison_buf((size_t)ntok * HD);
+    ref->attention(o0, qkv, off, lens, B, H, D, sc, sf, s0);
+    fast->attention(o2, qkv, off, lens, B, H, D, sc, sf, s1);
+    CHECK(close_enough("attention+stats", o2, o1, (size_t)ntok * HD, 0, 0));
+    CHECK_MSG(close_enough("attention stats", s1, s0, (size_t)2 * B * H, 1e-4f, 1e-4f), "B=%d H=%d D=%d", B, H, D);
+    for (int b = 0; b < B; b++) // bounds that hold for any distribution over len keys
+        for (int h = 0; h < H; h++) {
+            float ent = s0[2 * (b * H + h)] / lens[b], pmax = s0[2 * (b * H + h) + 1] / lens[b];
+            CHECK_MSG(ent >= -1e-6f && ent <= logf((float)lens[b]) + 1e-5f, "mean entropy %g for len %d", ent, lens[b]);
+            CHECK_MSG(pmax >= 1.0f / lens[b] - 1e-6f && pmax <= 1.0f + 1e-6f, "mean max weight %g", pmax);
+        }
+    free(s0), free(s1), free(o2);
     free(qkv), free(o0), free(o1), free(sc);
 }
 
@@ -125,6 +138,35 @@ static void test_embed_pool(const int *lens, int B, int C, int V) {
         free(p0), free(p1);
     }
     free(ids), free(word), free(pos), free(type), free(x0), free(x1);
+}
+
+static void test_col_stats(int M, int N) {
+    float *x = rand_buf((size_t)M * N, 2);
+    double *sq0 = calloc(N, sizeof(double)), *ab0 = calloc(N, sizeof(double)), *sq1 = calloc(N, sizeof(double)),
+           *ab1 = calloc(N, sizeof(double));
+    uint64_t *p0 = calloc(N, sizeof(uint64_t)), *p1 = calloc(N, sizeof(uint64_t));
+    for (int rep = 0; rep < 2; rep++) { // accumulates: the second call doubles every sum
+        ref->col_stats(x, M, N, sq0, ab0, p0);
+        fast->col_stats(x, M, N, sq1, ab1, p1);
+    }
+    int bad = 0;
+    for (int n = 0; n < N; n++) {
+        double want_sq = 0, want_ab = 0;
+        uint64_t want_pos = 0;
+        for (int m = 0; m < M; m++) {
+            double v = x[(size_t)m * N + n];
+            want_sq += 2 * v * v, want_ab += 2 * fabs(v), want_pos += 2 * (v > 0);
+        }
+        bad += fabs(sq1[n] - want_sq) > 1e-9 * (1 + want_sq) || fabs(ab1[n] - want_ab) > 1e-9 * (1 + want_ab) ||
+               p1[n] != want_pos || fabs(sq0[n] - want_sq) > 1e-9 * (1 + want_sq) || p0[n] != want_pos;
+    }
+    CHECK_MSG(bad == 0, "col_stats M=%d N=%d: %d columns off", M, N, bad);
+    double *h0 = calloc(N, sizeof(double)), *h1 = calloc(N, sizeof(double));
+    int H = N % 4 == 0 ? 4 : 1, D = N / H;
+    ref->head_norms(x, M, H, D, h0);
+    fast->head_norms(x, M, H, D, h1);
+    for (int h = 0; h < H; h++) CHECK_MSG(fabs(h1[h] - h0[h]) <= 1e-5 * h0[h] && h0[h] > 0, "head_norms h=%d %g vs %g", h, h1[h], h0[h]);
+    free(x), free(sq0), free(ab0), free(sq1), free(ab1), free(p0), free(p1), free(h0), free(h1);
 }
 
 // The vectorisable exp / erf of mathfun.h against libm in double precision.
@@ -170,6 +212,10 @@ int main(void) {
     test_attention(l3, 4, 3, 32);
     test_attention(l2, 5, 2, 7); // head dim not a multiple of the vector width
     test_embed_pool(l2, 5, 384, 100);
+    test_col_stats(1, 1);
+    test_col_stats(37, 1536);
+    test_col_stats(300, 384);
+    test_col_stats(5, 130);
     test_embed_pool(l1, 1, 16, 3);
     return test_report("test_kernels_cpu");
 }

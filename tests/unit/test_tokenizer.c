@@ -251,6 +251,10 @@ static void test_normalisation(const seslm_tokenizer *tok) {
     check_tokens(tok, "\xC4\xB0stanbul", istanbul, 1);                                      // U+0130: NFD, drop dot
     const char *cjk[] = {"中", "文", "abc"};
     check_tokens(tok, "\xE4\xB8\xAD\xE6\x96\x87" "abc", cjk, 3);                             // CJK split off
+    const char *ext_b[] = {"a", "[UNK]", "b"};
+    check_tokens(tok, "a\xF0\xAB\xA4\xA0" "b", ext_b, 3);                                  // U+2B920: CJK
+    const char *ext_b2[] = {"[UNK]"};
+    check_tokens(tok, "a\xF0\xAB\xA0\xA0" "b", ext_b2, 1);                                 // U+2B820: not CJK
     const char *sep[] = {"a", "[SEP]", "b", "[", "cl", "##s", "]"};
     check_tokens(tok, "a[SEP]b[cls]", sep, 7);                                              // specials: raw text only
     const char *sigma[] = {"σ", "##α", "##σ"};
@@ -461,11 +465,51 @@ static void test_tiny_vocab(void) {
     remove_tree(dir);
 }
 
+// Loads a tokenizer from a temporary directory holding `vocab` and, if given, `config`.
+static seslm_tokenizer *load_tiny(char *dir, const char *vocab, const char *config) {
+    seslm_tokenizer *tok = NULL;
+    write_file(dir, "vocab.txt", vocab, strlen(vocab));
+    if (config) write_file(dir, "tokenizer_config.json", config, strlen(config));
+    seslm_status st = seslm_tokenizer_load(&tok, dir, 0);
+    CHECK_MSG(st == SESLM_OK, "%s", seslm_last_error());
+    return tok;
+}
+
+// Normalisation details that the real vocabulary cannot show (the characters are not in it).
+static void test_tiny_normalisation(void) {
+    char dir[] = "/tmp/seslm_tok_XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK_MSG(0, "mkdtemp failed");
+        return;
+    }
+    int32_t ids[CAP];
+    int n = 0;
+    // NFD reorders combining marks by class: U+1D16D (class 226) goes after U+1D165 (class 216).
+    seslm_tokenizer *tok = load_tiny(dir, "[CLS]\n[SEP]\n[UNK]\nx\n##\xF0\x9D\x85\xA5\n##\xF0\x9D\x85\xAD\n", NULL);
+    if (tok) {
+        CHECK(enc(tok, "x\xF0\x9D\x85\xAD\xF0\x9D\x85\xA5", ids, &n) == SESLM_OK && n == 5);
+        CHECK(ids[1] == 3 && ids[2] == 4 && ids[3] == 5);
+        seslm_tokenizer_free(tok);
+    }
+    remove_tree(dir);
+    mkdir(dir, 0700);
+    // Lower-casing without accent stripping: U+0130 becomes "i" + U+0307 (Rust to_lowercase).
+    tok = load_tiny(dir, "[CLS]\n[SEP]\n[UNK]\ni\n##\xCC\x87\n",
+                    "{\"do_lower_case\": true, \"strip_accents\": false}");
+    if (tok) {
+        CHECK(seslm_tokenizer_options(tok)->strip_accents == 0);
+        CHECK(enc(tok, "\xC4\xB0", ids, &n) == SESLM_OK && n == 4 && ids[1] == 3 && ids[2] == 4);
+        seslm_tokenizer_free(tok);
+    }
+    remove_tree(dir);
+}
+
 // ---------------------------------------------------------------------------------------------
 
 int main(void) {
     test_load_errors();
     test_tiny_vocab();
+    test_tiny_normalisation();
 
     seslm_tokenizer *tok = NULL;
     const char *dir = model_dir();
