@@ -52,7 +52,7 @@ typedef struct seslm_backend {
 } seslm_backend;
 
 /* Scratch floats that `attention` needs for batches whose longest sequence is max_len. */
-size_t seslm_attention_scratch_floats(int max_len, int n_threads);
+size_t seslm_attention_scratch_floats(int max_len, int head_dim, int n_threads);
 
 /* "cpu" (fast: BLAS + SIMD + threads) or "cpu-ref" (plain C). NULL if unknown. */
 const seslm_backend *seslm_backend_get(const char *name);

@@ -95,7 +95,7 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
     }
     be->set_threads(o.n_threads);
     int nt = o.n_threads > 0 ? o.n_threads : 64; // scratch for as many threads as OpenMP may start
-    e->scratch_floats = seslm_attention_scratch_floats(S, nt);
+    e->scratch_floats = seslm_attention_scratch_floats(S, c->head_dim, nt);
     const size_t T = (size_t)e->max_tokens;
     e->ids = malloc(T * sizeof(int32_t));
     e->tok = malloc(T * sizeof(int32_t));

@@ -61,6 +61,7 @@ SIMD_CLONES static void row_layernorm(float *restrict x, const float *restrict r
 }
 
 SIMD_CLONES static void row_gelu(float *restrict x, size_t n) {
+#pragma omp simd
     for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + seslm_erff(x[i] * 0.70710678118654752f));
 }
 
@@ -70,53 +71,81 @@ SIMD_CLONES static void row_set(float *restrict y, const float *restrict b, int 
 
 // One head of one sequence: sc (L, L) = q k^T * scale, row softmax, o = sc v. Rows of q/k/v are
 // `stride` floats apart (the packed qkv matrix); o rows are `ostride` apart.
+// One head of one sequence. Rows of q/k/v are `stride` floats apart (the packed qkv matrix); o rows
+// are `ostride` apart. K is first transposed to kt (D, L) so that the scores of a query are a sum of
+// D scaled rows of kt: unit-stride FMAs over the keys, four queries at a time so each kt row loaded
+// serves four score rows. Then a row softmax, and o_i = sum_j p_ij v_j over contiguous v rows.
 // stats (2), when not NULL, receives the sums over queries of the entropy and the largest weight.
 // With t_j = s_j - max and Z = sum_j e^t_j: entropy = log Z - (sum_j e^t_j t_j) / Z, and the largest
 // weight is e^0 / Z = 1 / Z, so telemetry costs one log and one multiply-add per score.
 SIMD_CLONES static void head_attention(float *restrict o, int ostride, const float *restrict q,
                                        const float *restrict k, const float *restrict v, int stride, int L, int D,
-                                       float *restrict sc, float *restrict stats) {
-    float ent_sum = 0, pmax_sum = 0;
+                                       float *restrict work, float *restrict stats) {
     const float scale = 1.0f / sqrtf((float)D);
-    for (int i = 0; i < L; i++) {
-        const float *qi = q + (size_t)i * stride;
-        float *s = sc + (size_t)i * L;
-        float mx = -INFINITY;
-        for (int j = 0; j < L; j++) {
-            const float *kj = k + (size_t)j * stride;
-            float dot = 0;
-#pragma omp simd reduction(+ : dot)
-            for (int d = 0; d < D; d++) dot += qi[d] * kj[d];
-            s[j] = dot * scale;
-            mx = s[j] > mx ? s[j] : mx;
+    float *restrict kt = work;                      // (D, L)
+    float *restrict sc = work + (size_t)D * L;      // (4, L) score rows
+    for (int j = 0; j < L; j++)
+        for (int d = 0; d < D; d++) kt[(size_t)d * L + j] = k[(size_t)j * stride + d];
+    float ent_sum = 0, pmax_sum = 0;
+    for (int i0 = 0; i0 < L; i0 += 4) {
+        const int nq = L - i0 < 4 ? L - i0 : 4;
+        float *restrict s0 = sc, *restrict s1 = sc + L, *restrict s2 = sc + 2 * L, *restrict s3 = sc + 3 * L;
+        for (int j = 0; j < 4 * L; j++) sc[j] = 0;
+        const float *q0 = q + (size_t)i0 * stride;
+        const float *q1 = nq > 1 ? q0 + stride : q0, *q2 = nq > 2 ? q0 + 2 * (size_t)stride : q0,
+                    *q3 = nq > 3 ? q0 + 3 * (size_t)stride : q0;
+        for (int d = 0; d < D; d++) {
+            const float a0 = q0[d] * scale, a1 = q1[d] * scale, a2 = q2[d] * scale, a3 = q3[d] * scale;
+            const float *restrict kr = kt + (size_t)d * L;
+            for (int j = 0; j < L; j++) {
+                s0[j] += a0 * kr[j];
+                s1[j] += a1 * kr[j];
+                s2[j] += a2 * kr[j];
+                s3[j] += a3 * kr[j];
+            }
         }
-        float sum = 0, et = 0;
-        if (stats) {
+        for (int r = 0; r < nq; r++) {
+            float *restrict s = sc + (size_t)r * L;
+            float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+            for (int j = 0; j < L; j++) mx = s[j] > mx ? s[j] : mx;
+            float sum = 0, et = 0;
+            if (stats) {
 #pragma omp simd reduction(+ : sum, et)
-            for (int j = 0; j < L; j++) {
-                const float t = s[j] - mx;
-                s[j] = seslm_expf(t);
-                sum += s[j];
-                et += s[j] * t;
-            }
-        } else {
+                for (int j = 0; j < L; j++) {
+                    const float t = s[j] - mx;
+                    s[j] = seslm_expf(t);
+                    sum += s[j];
+                    et += s[j] * t;
+                }
+            } else {
 #pragma omp simd reduction(+ : sum)
-            for (int j = 0; j < L; j++) {
-                s[j] = seslm_expf(s[j] - mx);
-                sum += s[j];
+                for (int j = 0; j < L; j++) {
+                    s[j] = seslm_expf(s[j] - mx);
+                    sum += s[j];
+                }
             }
-        }
-        const float inv = 1.0f / sum;
-        if (stats) {
-            ent_sum += logf(sum) - et * inv;
-            pmax_sum += inv;
-        }
-        float *oi = o + (size_t)i * ostride;
-        for (int d = 0; d < D; d++) oi[d] = 0;
-        for (int j = 0; j < L; j++) {
-            const float p = s[j] * inv;
-            const float *vj = v + (size_t)j * stride;
-            for (int d = 0; d < D; d++) oi[d] += p * vj[d];
+            const float inv = 1.0f / sum;
+            if (stats) {
+                ent_sum += logf(sum) - et * inv;
+                pmax_sum += inv;
+            }
+            float *restrict oi = o + (size_t)(i0 + r) * ostride;
+            if (D == 32) { // MiniLM's head width: a fixed-size accumulator the compiler keeps in registers
+                float acc[32] = {0};
+                for (int j = 0; j < L; j++) {
+                    const float *restrict vj = v + (size_t)j * stride;
+                    for (int d = 0; d < 32; d++) acc[d] += s[j] * vj[d];
+                }
+                for (int d = 0; d < 32; d++) oi[d] = acc[d] * inv;
+            } else {
+                for (int d = 0; d < D; d++) oi[d] = 0;
+                for (int j = 0; j < L; j++) {
+                    const float *restrict vj = v + (size_t)j * stride;
+                    for (int d = 0; d < D; d++) oi[d] += s[j] * vj[d];
+                }
+                for (int d = 0; d < D; d++) oi[d] *= inv;
+            }
         }
     }
     if (stats) {
@@ -177,7 +206,7 @@ static void fast_attention(float *out, const float *qkv, const int *off, const i
     const int HD = H * D, S = 3 * HD;
     int maxL = 0;
     for (int b = 0; b < B; b++) maxL = len[b] > maxL ? len[b] : maxL;
-    const size_t per = (size_t)maxL * maxL + 64;
+    const size_t per = (size_t)maxL * (D + 4) + 64; // as seslm_attention_scratch_floats
     int nt = (int)(scratch_floats / per);
     if (nt < 1) nt = 1; // caller sized scratch with seslm_attention_scratch_floats
     if (nt > g_threads) nt = g_threads;

@@ -4,14 +4,20 @@
 #define SESLM_MATHFUN_H
 
 #include <stdint.h>
-#include <string.h>
 
-/* exp(x): Cody-Waite range reduction x = n ln2 + r, Cephes degree-6 polynomial for e^r, 2^n by
+/* exp(x): Cody-Waite range reduction x = n ln2 + r (|r| <= ln2 / 2), Cephes degree-6 polynomial for e^r, 2^n by
  * building the exponent bits. Relative error about 2 ulp on [-87, 88]; clamps outside. */
 static inline float seslm_expf(float x) {
     x = x > 88.3762626647949f ? 88.3762626647949f : x;
     x = x < -87.3365447504019f ? -87.3365447504019f : x;
-    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    // n = round(x / ln 2) without a float->int conversion (which, after the clamps, stops GCC's
+    // vectoriser): adding 1.5 * 2^23 rounds to an integer held in the low mantissa bits.
+    union {
+        float f;
+        int32_t i;
+    } m = {.f = x * 1.44269504088896341f + 12582912.0f};
+    const float n = m.f - 12582912.0f;
+    const int32_t ni = m.i - 0x4B400000;
     float r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -21,10 +27,12 @@ static inline float seslm_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    // 2^n from its exponent bits; a union (not memcpy) keeps the loop vectorisable for GCC
+    union {
+        int32_t i;
+        float f;
+    } scale = {.i = (ni + 127) << 23};
+    return p * scale.f;
 }
 
 /* erf(x): the rational approximation used by Eigen and XLA (odd degree-13 over even degree-8

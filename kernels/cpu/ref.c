@@ -126,9 +126,10 @@ static void ref_head_norms(const float *ctx, int M, int H, int D, double *norms)
         }
 }
 
-size_t seslm_attention_scratch_floats(int max_len, int n_threads) {
-    // fast path: per thread one (len x len) score block plus slack; the reference uses one row.
-    return (size_t)(n_threads > 0 ? n_threads : 1) * ((size_t)max_len * max_len + 64);
+size_t seslm_attention_scratch_floats(int max_len, int head_dim, int n_threads) {
+    // per thread: K^T of one head (D, L) and a block of score rows (4, L) for the fast path; the
+    // reference uses one row.
+    return (size_t)(n_threads > 0 ? n_threads : 1) * ((size_t)max_len * (head_dim + 4) + 64);
 }
 
 static const seslm_backend g_ref = {

@@ -89,7 +89,7 @@ static void test_attention(const int *lens, int B, int H, int D) {
     const int HD = H * D;
     float *qkv = rand_buf((size_t)ntok * 3 * HD, 2);
     float *o0 = poison_buf((size_t)ntok * HD), *o1 = poison_buf((size_t)ntok * HD);
-    size_t sf = seslm_attention_scratch_floats(maxL, 64);
+    size_t sf = seslm_attention_scratch_floats(maxL, D, 64);
     float *sc = malloc(sf * sizeof *sc);
     ref->attention(o0, qkv, off, lens, B, H, D, sc, sf, NULL);
     fast->attention(o1, qkv, off, lens, B, H, D, sc, sf, NULL);
