@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,10 @@ static int json_int(const cJSON *o, const char *key, int dflt, int *out) {
         *out = dflt;
         return dflt != -1;
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble) return 0;
+    // range check first: converting an out-of-range double to int is undefined behaviour
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= INT_MIN && v->valuedouble <= INT_MAX) ||
+        v->valuedouble != (double)(int)v->valuedouble)
+        return 0;
     *out = (int)v->valuedouble;
     return 1;
 }
@@ -38,7 +42,7 @@ static seslm_status config_parse_layers(seslm_model_config *cfg, const cJSON *ro
         const cJSON *e = cJSON_GetArrayItem(jl, i);
         if (!cJSON_IsObject(e) || !json_int(e, "num_attention_heads", heads, &l->n_heads) ||
             !json_int(e, "intermediate_size", ffn, &l->ffn_dim) || l->n_heads < 0 || l->ffn_dim < 0 ||
-            l->n_heads > 4096 || l->ffn_dim > (1 << 20))
+            l->n_heads > 4096 || l->ffn_dim > (1 << 20) || (int64_t)l->n_heads * cfg->head_dim > (1 << 20))
             return seslm_fail(SESLM_ERR_FORMAT, "%s: seslm_layers[%d] is invalid", path, i);
     }
     return SESLM_OK;
@@ -92,18 +96,24 @@ seslm_status seslm_config_load(seslm_model_config *cfg, const char *dir) {
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
     const cJSON *pet = cJSON_GetObjectItemCaseSensitive(root, "position_embedding_type");
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
-    if (!json_int(root, "hidden_size", -1, &cfg->hidden) || !json_int(root, "num_hidden_layers", -1, &cfg->n_layers) ||
-        !json_int(root, "num_attention_heads", -1, &heads) || !json_int(root, "intermediate_size", -1, &ffn) ||
-        !json_int(root, "vocab_size", -1, &cfg->vocab_size) ||
-        !json_int(root, "max_position_embeddings", 512, &cfg->max_position) ||
-        !json_int(root, "type_vocab_size", 2, &cfg->type_vocab_size) ||
-        !json_int(root, "pad_token_id", 0, &cfg->pad_token_id)) {
-        cJSON_Delete(root);
-        return seslm_fail(SESLM_ERR_FORMAT,
-                          "%s: needs integer hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, "
-                          "vocab_size",
-                          path);
-    }
+    const struct {
+        const char *key;
+        int dflt; // -1: required
+        int *out;
+    } ints[] = {{"hidden_size", -1, &cfg->hidden},
+                {"num_hidden_layers", -1, &cfg->n_layers},
+                {"num_attention_heads", -1, &heads},
+                {"intermediate_size", -1, &ffn},
+                {"vocab_size", -1, &cfg->vocab_size},
+                {"max_position_embeddings", 512, &cfg->max_position},
+                {"type_vocab_size", 2, &cfg->type_vocab_size},
+                {"pad_token_id", 0, &cfg->pad_token_id}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (!json_int(root, ints[i].key, ints[i].dflt, ints[i].out)) {
+            cJSON_Delete(root);
+            return seslm_fail(SESLM_ERR_FORMAT, "%s: \"%s\" must be %san integer", path, ints[i].key,
+                              ints[i].dflt == -1 ? "present and " : "");
+        }
     if (cfg->hidden <= 0 || cfg->hidden > 65536 || cfg->n_layers <= 0 || cfg->n_layers > 1024 || heads <= 0 ||
         cfg->hidden % heads != 0 || ffn < 0 || cfg->vocab_size <= 0 || cfg->max_position <= 0 ||
         cfg->type_vocab_size <= 0) {
@@ -111,7 +121,9 @@ seslm_status seslm_config_load(seslm_model_config *cfg, const char *dir) {
         return seslm_fail(SESLM_ERR_FORMAT, "%s: inconsistent sizes (hidden %d, layers %d, heads %d)", path,
                           cfg->hidden, cfg->n_layers, heads);
     }
-    if (!json_int(root, "attention_head_size", cfg->hidden / heads, &head_dim) || head_dim <= 0) {
+    // bounded so that heads * head_dim (the attention width) cannot overflow an int
+    if (!json_int(root, "attention_head_size", cfg->hidden / heads, &head_dim) || head_dim <= 0 ||
+        (int64_t)heads * head_dim > (1 << 20)) {
         cJSON_Delete(root);
         return seslm_fail(SESLM_ERR_FORMAT, "%s: bad attention_head_size", path);
     }

@@ -85,6 +85,11 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
     const seslm_model_config *c = &m->cfg;
     e->max_seq = o.max_seq_len > 0 && o.max_seq_len < c->max_seq_len ? o.max_seq_len : c->max_seq_len;
     const int S = c->max_seq_len;
+    if ((int64_t)o.max_batch * S > (1 << 24)) {
+        seslm_encoder_free(e);
+        return seslm_fail(SESLM_ERR_LIMIT, "workspace for %d x %d tokens exceeds the 16M-token limit; lower max_batch",
+                          o.max_batch, S);
+    }
     e->max_tokens = o.max_batch * S;
     int Amax = 0, Fmax = 0, Hmax = 0;
     for (int l = 0; l < c->n_layers; l++) {

@@ -206,7 +206,7 @@ TM_API uint8_t *tm_st_image(const tm_st_entry *e, int n, int misalign, size_t *o
 
 typedef struct {
     char name[96];
-    char dtype[8]; // "" = the file's dtype; else written as this dtype (bits of the F32 data if 4 bytes)
+    char dtype[8]; // "" = the file's dtype; else this dtype, written as the raw bytes of f (numel * size)
     int ndim;
     int64_t shape[2];
     float *f; // numel floats
@@ -424,7 +424,10 @@ TM_API uint8_t *tm_safetensors(const tm_model *m, const tm_write_opts *o, size_t
             bufs[i] = NULL;
         }
         snprintf(names[i], sizeof names[i], "%s%s", o && o->prefix ? o->prefix : "", t->name);
-        e[i] = (tm_st_entry){names[i], dt, t->ndim, t->shape, half ? bufs[i] : (const void *)t->f, n * (half ? 2 : 4)};
+        // other dtypes are written as the raw bytes of the float buffer, numel * their size
+        size_t es = half ? 2 : strcmp(dt, "I16") == 0 ? 2 : strcmp(dt, "F64") == 0 || strcmp(dt, "I64") == 0 ? 8
+                    : strcmp(dt, "U8") == 0 || strcmp(dt, "I8") == 0 || strcmp(dt, "BOOL") == 0 ? 1 : 4;
+        e[i] = (tm_st_entry){names[i], dt, t->ndim, t->shape, half ? bufs[i] : (const void *)t->f, n * es};
     }
     uint8_t *img = tm_st_image(e, m->n_t, o ? o->misalign : 0, len);
     for (int i = 0; i < m->n_t; i++) free(bufs[i]);

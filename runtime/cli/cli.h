@@ -46,10 +46,14 @@ typedef struct {
  * an unreadable input file). Requires at least one input when need_text. */
 int cli_parse_common(cli_opts *o, const char *cmd, const char *help, int argc, char **argv, int need_text);
 void cli_opts_free(cli_opts *o);
+/* Names input i for messages: "input 2 (line 3 of FILE)", or "input 2" for TEXT arguments; the index
+ * is the "index" of the output lines. */
+void cli_input_name(const cli_opts *o, int i, char *buf, size_t cap);
 
 int cmd_tokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_similarity(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

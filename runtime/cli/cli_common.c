@@ -159,3 +159,10 @@ int cli_parse_common(cli_opts *o, const char *cmd, const char *help, int argc, c
 }
 
 void cli_opts_free(cli_opts *o) { cli_texts_free(&o->texts); }
+
+void cli_input_name(const cli_opts *o, int i, char *buf, size_t cap) {
+    if (o->input)
+        snprintf(buf, cap, "input %d (line %d of %s)", i, i + 1, strcmp(o->input, "-") == 0 ? "standard input" : o->input);
+    else
+        snprintf(buf, cap, "input %d", i);
+}

@@ -42,7 +42,16 @@ int cli_embed_all(const char *cmd, const cli_opts *o, seslm_model **model_out, f
         int nb = o->texts.n - i < o->batch ? o->texts.n - i : o->batch;
         if (seslm_encoder_embed_texts(e, (const char *const *)o->texts.texts + i, o->texts.lens + i, nb,
                                       emb + (size_t)i * C) != SESLM_OK) {
-            cli_error(cmd, "inputs %d..%d: %s", i, i + nb - 1, seslm_last_error());
+            // the library says "text <b>: ..." with b counted within this batch: name the input itself
+            const char *msg = seslm_last_error();
+            int b = -1, skip = 0;
+            if (sscanf(msg, "text %d: %n", &b, &skip) == 1 && skip > 0 && b >= 0 && b < nb) {
+                char where[4200];
+                cli_input_name(o, i + b, where, sizeof where);
+                cli_error(cmd, "%s: %s", where, msg + skip);
+            } else {
+                cli_error(cmd, "inputs %d..%d: %s", i, i + nb - 1, msg);
+            }
             rc = 1;
         }
     }

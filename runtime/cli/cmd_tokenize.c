@@ -35,7 +35,9 @@ int cmd_tokenize(int argc, char **argv) {
     for (int i = 0; ids && i < o.texts.n; i++) {
         int n = 0;
         if (seslm_tokenizer_encode(tok, o.texts.texts[i], o.texts.lens[i], ids, cap, &n) != SESLM_OK) {
-            cli_error("tokenize", "input %d: %s", i + (o.input ? 1 : 0), seslm_last_error());
+            char where[4200];
+            cli_input_name(&o, i, where, sizeof where);
+            cli_error("tokenize", "%s: %s", where, seslm_last_error());
             rc = 1;
             continue;
         }

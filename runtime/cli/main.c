@@ -12,6 +12,7 @@ static const struct {
     {"similarity", cmd_similarity, "embed texts and print their cosine-similarity matrix"},
     {"tokenize", cmd_tokenize, "WordPiece token ids, one JSON line per input"},
     {"info", cmd_info, "architecture, parameter counts and bytes per component"},
+    {"serve", cmd_serve, "HTTP embedding server with batching, metrics and hot reload"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,123 @@
+/* cmd_serve.c — `seslm serve`: the embedding HTTP server (runtime/serve/, docs/serving.md). */
+#include "cli.h"
+#include "serve/serve.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *HELP =
+    "usage: seslm serve [--model DIR] [--host ADDR] [--port P] [--telemetry-dir DIR] [--window-seconds S]\n"
+    "                   [--max-batch N] [--threads N] [--node ID] [--backend cpu|cpu-ref]\n"
+    "                   [--max-texts N] [--max-body-bytes N] [--batch-wait-us N] [--max-connections N]\n"
+    "\n"
+    "Serves sentence embeddings over HTTP (JSON):\n"
+    "  POST /v1/embed      {\"texts\": [\"...\", ...]} or {\"text\": \"...\"}\n"
+    "                      -> {\"model\": ID, \"dim\": 384, \"n_tokens\": N, \"embeddings\": [[...], ...]}\n"
+    "  GET  /healthz       {\"status\": \"ok\", \"model\": ID}\n"
+    "  GET  /metrics       Prometheus text format\n"
+    "  POST /admin/reload  optional {\"model\": \"DIR\"}: load, warm up and swap in a model without\n"
+    "                      dropping a request (loopback clients only); SIGHUP reloads the current DIR\n"
+    "Texts of concurrent requests are batched into one forward pass. The model id is\n"
+    "\"<basename of DIR>@<first 12 hex digits of the weights' SHA-256>\". SIGTERM or SIGINT stops\n"
+    "accepting, finishes the requests in flight, writes the open telemetry window and exits 0.\n"
+    "\n"
+    "  --model DIR           model directory; default $SESLM_MODEL_DIR or models/all-MiniLM-L6-v2\n"
+    "  --host ADDR           address to listen on (default 127.0.0.1: loopback only)\n"
+    "  --port P              TCP port, 0 = any free one (default 8080); the bound port is logged\n"
+    "  --telemetry-dir DIR   write a telemetry dump into DIR every window and at shutdown (default off)\n"
+    "  --window-seconds S    telemetry window length (default 300)\n"
+    "  --max-batch N         texts per forward pass, 1..4096 (default 32)\n"
+    "  --threads N           forward-pass threads, 0 = all cores (default 0)\n"
+    "  --node ID             node name in dump file names (default the host name)\n"
+    "  --backend NAME        cpu (default) or cpu-ref\n"
+    "  --max-texts N         texts per request (default 512; more -> 413)\n"
+    "  --max-body-bytes N    request body limit (default 1048576; more -> 413)\n"
+    "  --batch-wait-us N     how long a pass may wait for requests still arriving (default 2000)\n"
+    "  --max-connections N   concurrent connections, one thread each (default 256)\n"
+    "\n"
+    "Exit status: 0 after a signalled shutdown, 1 the model could not be loaded or the port bound,\n"
+    "2 usage error.\n";
+
+int cmd_serve(int argc, char **argv) {
+    seslm_serve_opts o = {.model_dir = cli_default_model_dir(), .host = "127.0.0.1", .port = 8080,
+                          .window_seconds = 300, .max_batch = 32, .backend = "cpu", .max_texts = 512,
+                          .max_body_bytes = (size_t)1 << 20, .batch_wait_us = 2000, .max_connections = 256};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int iv = 0;
+        if (cli_is_help(a)) {
+            fputs(HELP, stdout);
+            return 0;
+        }
+        if (!v && a[0] == '-') {
+            cli_error("serve", "%s needs a value", a);
+            return 2;
+        }
+        if (strcmp(a, "--model") == 0) o.model_dir = v;
+        else if (strcmp(a, "--host") == 0) o.host = v;
+        else if (strcmp(a, "--telemetry-dir") == 0) o.telemetry_dir = v;
+        else if (strcmp(a, "--node") == 0) o.node_id = v;
+        else if (strcmp(a, "--backend") == 0) o.backend = v;
+        else if (strcmp(a, "--port") == 0) {
+            if (!cli_parse_int("serve", a, v, 0, 65535, &o.port)) return 2;
+        } else if (strcmp(a, "--window-seconds") == 0) {
+            if (!cli_parse_int("serve", a, v, 1, 7 * 86400, &o.window_seconds)) return 2;
+        } else if (strcmp(a, "--max-batch") == 0) {
+            if (!cli_parse_int("serve", a, v, 1, 4096, &o.max_batch)) return 2;
+        } else if (strcmp(a, "--threads") == 0) {
+            if (!cli_parse_int("serve", a, v, 0, 1024, &o.threads)) return 2;
+        } else if (strcmp(a, "--max-texts") == 0) {
+            if (!cli_parse_int("serve", a, v, 1, 1 << 20, &o.max_texts)) return 2;
+        } else if (strcmp(a, "--max-body-bytes") == 0) {
+            if (!cli_parse_int("serve", a, v, 1, 1 << 30, &iv)) return 2;
+            o.max_body_bytes = (size_t)iv;
+        } else if (strcmp(a, "--batch-wait-us") == 0) {
+            if (!cli_parse_int("serve", a, v, 0, 1000000, &o.batch_wait_us)) return 2;
+        } else if (strcmp(a, "--max-connections") == 0) {
+            if (!cli_parse_int("serve", a, v, 1, 65536, &o.max_connections)) return 2;
+        } else {
+            cli_error("serve", "unknown argument '%s' (see seslm serve --help)", a);
+            return 2;
+        }
+        i++;
+    }
+
+    // Signals are taken synchronously by this thread (sigwait); every thread started from here on
+    // inherits the blocked mask, so none of them is interrupted.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    seslm_server *s = NULL;
+    if (seslm_serve_start(&s, &o) != SESLM_OK) {
+        cli_error("serve", "%s", seslm_last_error());
+        return 1;
+    }
+    char id[256];
+    seslm_serve_model_id(s, id, sizeof id);
+    fprintf(stderr, "seslm serve: model %s; listening on http://%s%s%s:%d\n", id, strchr(o.host, ':') ? "[" : "",
+            o.host, strchr(o.host, ':') ? "]" : "", seslm_serve_port(s));
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0) continue;
+        if (sig == SIGHUP) {
+            char prev[256], now[256];
+            if (seslm_serve_reload(s, NULL, prev, now, sizeof now) != SESLM_OK)
+                cli_error("serve", "SIGHUP reload failed, still serving %s: %s", prev, seslm_last_error());
+            continue;
+        }
+        fprintf(stderr, "seslm serve: %s: draining and shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        break;
+    }
+    seslm_serve_stop(s);
+    fprintf(stderr, "seslm serve: stopped\n");
+    return 0;
+}
