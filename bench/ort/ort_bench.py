@@ -93,7 +93,7 @@ def main():
     for k in range(args.warmup):
         enc.encode(batch(k))
 
-    total, model_only, ntok = [], [], []
+    total, model_only, ntok, npad = [], [], [], []
     for k in range(args.warmup, args.warmup + args.repeats):
         b = batch(k)
         t0 = time.perf_counter()
@@ -105,6 +105,7 @@ def main():
         total.append((t2 - t0) * 1e3)
         model_only.append((t2 - t1) * 1e3)
         ntok.append(int(am.sum()) / B)
+        npad.append(ids.shape[1])
 
     res = {
         "peer": "onnxruntime",
@@ -124,6 +125,7 @@ def main():
         "model_only_p95_ms": pct(model_only, 95),
         "model_only_min_ms": min(model_only),
         "mean_tokens_per_input": float(np.mean(ntok)),
+        "mean_padded_seq_len": float(np.mean(npad)),
         "graph": onnx_path.name,
         "source": source,
         "latency_scope": "per batch call: tokenize + session.run (graph includes mean pooling + L2 normalise)",
