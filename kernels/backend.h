@@ -23,8 +23,21 @@ typedef enum {
     SESLM_OP_COUNT
 } seslm_op;
 
+/* A weight matrix of nn.Linear: w (N, K) as stored in the model; wp the same weights packed once by
+ * the encoder, when the backend sets wants_packed, into column panels of W^T: (ceil(N/32), K, 32),
+ * zero-padded past N — the layout the fast small-batch kernel streams sequentially. */
+typedef struct {
+    const float *w;
+    float *wp;
+    int N, K;
+} seslm_weight;
+
+/* Packs w (N, K) into 32-column panels of W^T (malloc'd; free() it). NULL when out of memory. */
+float *seslm_weight_pack32(const float *w, int N, int K);
+
 typedef struct seslm_backend {
     const char *name;
+    int wants_packed; // encoder should fill seslm_weight.wp
     int (*supports_op)(seslm_op op);
     void (*set_threads)(int n_threads);
 
@@ -32,7 +45,7 @@ typedef struct seslm_backend {
     void (*embed)(float *x, const int32_t *ids, const int *off, const int *len, int B, const float *word,
                   const float *pos, const float *type, int C);
     // y (M, N) = x (M, K) . W (N, K)^T + b (N)    (PyTorch nn.Linear layout; b may be NULL)
-    void (*linear)(float *y, const float *x, const float *w, const float *b, int M, int N, int K);
+    void (*linear)(float *y, const float *x, const seslm_weight *w, const float *b, int M);
     // x (M, C) = LayerNorm(x + r) * g + beta   (r may be NULL)
     void (*add_layernorm)(float *x, const float *r, const float *g, const float *beta, int M, int C, float eps);
     // x (n) = 0.5 x (1 + erf(x / sqrt 2))

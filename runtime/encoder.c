@@ -25,7 +25,8 @@ struct seslm_encoder {
     const seslm_backend *be;
     int max_batch, max_tokens;
     int max_seq;           // truncation length (<= the model's max_seq_len)
-    float **qkv_w, **qkv_b; // per layer (3A, C), (3A); NULL where A == 0
+    seslm_weight *lin;      // per layer 4 matrices: Q/K/V fused (3A, C), attention out (C, A), FFN in (F, C), out (C, F)
+    float **qkv_b;          // per layer (3A); NULL where A == 0
     // workspace
     int32_t *ids;   // (max_tokens) packed ids
     int *off, *len, *ones; // (max_batch)
@@ -44,27 +45,52 @@ static int64_t mono_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static seslm_status encoder_fuse_qkv(seslm_encoder *e) {
-    const seslm_model *m = e->m;
-    const int L = m->cfg.n_layers, C = m->cfg.hidden;
-    e->qkv_w = calloc((size_t)L, sizeof(float *));
-    e->qkv_b = calloc((size_t)L, sizeof(float *));
-    if (!e->qkv_w || !e->qkv_b) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    for (int l = 0; l < L; l++) {
-        const size_t A = (size_t)m->cfg.layers[l].n_heads * m->cfg.head_dim;
-        if (A == 0) continue;
-        const seslm_layer_weights *w = &m->lw[l];
-        e->qkv_w[l] = malloc(3 * A * C * sizeof(float));
-        e->qkv_b[l] = malloc(3 * A * sizeof(float));
-        if (!e->qkv_w[l] || !e->qkv_b[l]) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-        memcpy(e->qkv_w[l], w->q_w, A * C * sizeof(float));
-        memcpy(e->qkv_w[l] + A * C, w->k_w, A * C * sizeof(float));
-        memcpy(e->qkv_w[l] + 2 * A * C, w->v_w, A * C * sizeof(float));
-        memcpy(e->qkv_b[l], w->q_b, A * sizeof(float));
-        memcpy(e->qkv_b[l] + A, w->k_b, A * sizeof(float));
-        memcpy(e->qkv_b[l] + 2 * A, w->v_b, A * sizeof(float));
+enum { LIN_QKV, LIN_AO, LIN_FF1, LIN_FF2 };
+
+/* (N, K) rows of up to three source matrices stacked into w (a copy when more than one), and packed
+ * for the backend when it asks (seslm_weight_pack32). */
+static seslm_status weight_build(seslm_weight *W, const float *const *src, const int *rows, int nsrc, int K, int pack) {
+    int N = 0;
+    for (int i = 0; i < nsrc; i++) N += rows[i];
+    W->N = N, W->K = K, W->w = nsrc == 1 ? src[0] : NULL, W->wp = NULL;
+    if (N == 0 || K == 0) return SESLM_OK;
+    if (nsrc > 1) {
+        float *w = malloc((size_t)N * K * sizeof *w);
+        if (!w) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        for (int i = 0, n0 = 0; i < nsrc; n0 += rows[i++]) memcpy(w + (size_t)n0 * K, src[i], (size_t)rows[i] * K * sizeof *w);
+        W->w = w;
     }
+    if (pack && !(W->wp = seslm_weight_pack32(W->w, N, K))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     return SESLM_OK;
+}
+
+/* Lays out the linear layers for the backend: Q, K and V stacked into one (3A, C) matrix so that one
+ * product computes all three, and transposed copies where the backend streams W^T. */
+static seslm_status encoder_prepare_weights(seslm_encoder *e) {
+    const seslm_model *m = e->m;
+    const int L = m->cfg.n_layers, C = m->cfg.hidden, pk = e->be->wants_packed;
+    e->lin = calloc((size_t)L * 4, sizeof *e->lin);
+    e->qkv_b = calloc((size_t)L, sizeof(float *));
+    if (!e->lin || !e->qkv_b) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    seslm_status st = SESLM_OK;
+    for (int l = 0; st == SESLM_OK && l < L; l++) {
+        const int A = m->cfg.layers[l].n_heads * m->cfg.head_dim, F = m->cfg.layers[l].ffn_dim;
+        const seslm_layer_weights *w = &m->lw[l];
+        seslm_weight *W = e->lin + 4 * l;
+        const float *qkv[3] = {w->q_w, w->k_w, w->v_w};
+        const int rows3[3] = {A, A, A}, rowsC[1] = {A ? C : 0}, rowsF[1] = {F}, rowsC2[1] = {F ? C : 0};
+        st = weight_build(&W[LIN_QKV], qkv, rows3, 3, C, pk);
+        if (st == SESLM_OK) st = weight_build(&W[LIN_AO], &w->ao_w, rowsC, 1, A, pk);
+        if (st == SESLM_OK) st = weight_build(&W[LIN_FF1], &w->ff1_w, rowsF, 1, C, pk);
+        if (st == SESLM_OK) st = weight_build(&W[LIN_FF2], &w->ff2_w, rowsC2, 1, F, pk);
+        if (st == SESLM_OK && A) {
+            if (!(e->qkv_b[l] = malloc(3 * (size_t)A * sizeof(float)))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+            memcpy(e->qkv_b[l], w->q_b, (size_t)A * sizeof(float));
+            memcpy(e->qkv_b[l] + A, w->k_b, (size_t)A * sizeof(float));
+            memcpy(e->qkv_b[l] + 2 * A, w->v_b, (size_t)A * sizeof(float));
+        }
+    }
+    return st;
 }
 
 seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const seslm_encoder_opts *opts) {
@@ -118,7 +144,7 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
     if (!e->attn_stats || !e->ids || !e->tok || !e->off || !e->len || !e->ones || !e->x || !e->tmp || !e->qkv || !e->ctx || !e->ffn ||
         !e->scratch)
         st = seslm_fail(SESLM_ERR_NOMEM, "out of memory sizing the workspace for %d x %d tokens", o.max_batch, S);
-    if (st == SESLM_OK) st = encoder_fuse_qkv(e);
+    if (st == SESLM_OK) st = encoder_prepare_weights(e);
     if (st != SESLM_OK) {
         seslm_encoder_free(e);
         return st;
@@ -130,11 +156,14 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
 
 void seslm_encoder_free(seslm_encoder *e) {
     if (!e) return;
-    if (e->qkv_w)
-        for (int l = 0; l < e->m->cfg.n_layers; l++) free(e->qkv_w[l]);
+    if (e->lin)
+        for (int i = 0; i < 4 * e->m->cfg.n_layers; i++) {
+            if (i % 4 == LIN_QKV) free((float *)e->lin[i].w); // the stacked copy; others point into the model
+            free(e->lin[i].wp);
+        }
     if (e->qkv_b)
         for (int l = 0; l < e->m->cfg.n_layers; l++) free(e->qkv_b[l]);
-    free(e->qkv_w);
+    free(e->lin);
     free(e->qkv_b);
     free(e->ids);
     free(e->tok);
@@ -169,7 +198,7 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
     int64_t t0 = T ? mono_ns() : 0;
     if (A > 0) {
         if (T) be->col_stats(e->x, ntok, C, T->in_sq_qkv, NULL, NULL);
-        be->linear(e->qkv, e->x, e->qkv_w[l], e->qkv_b[l], ntok, 3 * A, C); // (Ntok, 3A)
+        be->linear(e->qkv, e->x, &e->lin[4 * l + LIN_QKV], e->qkv_b[l], ntok); // (Ntok, 3A)
         be->attention(e->ctx, e->qkv, e->off, e->len, B, H, D, e->scratch, e->scratch_floats,
                       T ? e->attn_stats : NULL); // (Ntok, A)
         if (T) {
@@ -182,20 +211,20 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
             be->head_norms(e->ctx, ntok, H, D, T->head_out_norm);
             be->col_stats(e->ctx, ntok, A, T->in_sq_attn_out, NULL, NULL);
         }
-        be->linear(e->tmp, e->ctx, w->ao_w, w->ao_b, ntok, C, A); // (Ntok, C)
+        be->linear(e->tmp, e->ctx, &e->lin[4 * l + LIN_AO], w->ao_b, ntok); // (Ntok, C)
     } else {
         rows_set_bias(e->tmp, w->ao_b, ntok, C);
     }
     be->add_layernorm(e->x, e->tmp, w->ln1_g, w->ln1_b, ntok, C, eps);
     if (F > 0) {
         if (T) be->col_stats(e->x, ntok, C, T->in_sq_ffn_in, NULL, NULL);
-        be->linear(e->ffn, e->x, w->ff1_w, w->ff1_b, ntok, F, C); // (Ntok, F)
+        be->linear(e->ffn, e->x, &e->lin[4 * l + LIN_FF1], w->ff1_b, ntok); // (Ntok, F)
         be->gelu(e->ffn, (size_t)ntok * F);
         if (T) {
             be->col_stats(e->ffn, ntok, F, T->ffn_sq, T->ffn_abs, T->ffn_pos);
             T->ffn_tokens += (uint64_t)ntok;
         }
-        be->linear(e->tmp, e->ffn, w->ff2_w, w->ff2_b, ntok, C, F); // (Ntok, C)
+        be->linear(e->tmp, e->ffn, &e->lin[4 * l + LIN_FF2], w->ff2_b, ntok); // (Ntok, C)
     } else {
         rows_set_bias(e->tmp, w->ff2_b, ntok, C);
     }

@@ -18,7 +18,9 @@ static void ref_embed(float *x, const int32_t *ids, const int *off, const int *l
         }
 }
 
-static void ref_linear(float *y, const float *x, const float *w, const float *b, int M, int N, int K) {
+static void ref_linear(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
+    const float *w = W->w;
+    const int N = W->N, K = W->K;
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
             double acc = b ? b[n] : 0.0;
@@ -134,6 +136,7 @@ size_t seslm_attention_scratch_floats(int max_len, int head_dim, int n_threads) 
 
 static const seslm_backend g_ref = {
     .name = "cpu-ref",
+    .wants_packed = 0,
     .supports_op = ref_supports_op,
     .set_threads = ref_set_threads,
     .embed = ref_embed,

@@ -51,11 +51,22 @@ static const seslm_backend *ref, *fast;
 
 static void test_linear(int M, int N, int K, int with_bias) {
     float *x = rand_buf((size_t)M * K, 1), *w = rand_buf((size_t)N * K, 0.5f), *b = with_bias ? rand_buf(N, 1) : NULL;
-    float *y0 = poison_buf((size_t)M * N), *y1 = poison_buf((size_t)M * N);
-    ref->linear(y0, x, w, b, M, N, K);
-    fast->linear(y1, x, w, b, M, N, K);
+    float *y0 = poison_buf((size_t)M * N), *y1 = poison_buf((size_t)M * N), *wp = seslm_weight_pack32(w, N, K);
+    size_t misplaced = 0; // the packed layout, element by element, and zero padding past N
+    for (int n = 0; n < (N + 31) / 32 * 32; n++)
+        for (int k = 0; k < K; k++)
+            misplaced += wp[((size_t)(n / 32) * K + k) * 32 + n % 32] != (n < N ? w[(size_t)n * K + k] : 0.0f);
+    CHECK_MSG(misplaced == 0, "pack32 N=%d K=%d: %zu elements misplaced", N, K, misplaced);
+    seslm_weight W = {.w = w, .wp = NULL, .N = N, .K = K}, Wt = {.w = w, .wp = wp, .N = N, .K = K};
+    ref->linear(y0, x, &W, b, M);
+    fast->linear(y1, x, &W, b, M); // BLAS on W as stored
     CHECK_MSG(close_enough("linear", y1, y0, (size_t)M * N, 1e-4f, 1e-4f), "M=%d N=%d K=%d bias=%d", M, N, K,
               with_bias);
+    for (size_t i = 0; i < (size_t)M * N; i++) y1[i] = NAN;
+    fast->linear(y1, x, &Wt, b, M); // small-batch kernel on the packed panels (M <= 32), else BLAS
+    CHECK_MSG(close_enough("linear packed", y1, y0, (size_t)M * N, 1e-4f, 1e-4f), "M=%d N=%d K=%d bias=%d", M, N, K,
+              with_bias);
+    free(wp);
     free(x), free(w), free(b), free(y0), free(y1);
 }
 
@@ -194,8 +205,9 @@ int main(void) {
 #endif
     test_mathfun();
 
-    static const int shapes[][3] = {{1, 1, 1}, {1, 384, 384}, {7, 1152, 384}, {33, 1536, 384}, {13, 384, 1536},
-                                    {64, 384, 200}, {3, 5, 7}};
+    static const int shapes[][3] = {{1, 1, 1},      {1, 384, 384},  {7, 1152, 384}, {33, 1536, 384},
+                                    {13, 384, 1536}, {64, 384, 200}, {3, 5, 7},      {32, 100, 64},
+                                    {5, 70, 33},     {4, 32, 1},     {31, 96, 384}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         test_linear(shapes[i][0], shapes[i][1], shapes[i][2], 1);
         test_linear(shapes[i][0], shapes[i][1], shapes[i][2], 0);
