@@ -54,13 +54,21 @@ static seslm_status weight_build(seslm_weight *W, const float *const *src, const
     for (int i = 0; i < nsrc; i++) N += rows[i];
     W->N = N, W->K = K, W->w = nsrc == 1 ? src[0] : NULL, W->wp = NULL;
     if (N == 0 || K == 0) return SESLM_OK;
+    float *stacked = NULL;
     if (nsrc > 1) {
-        float *w = malloc((size_t)N * K * sizeof *w);
-        if (!w) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-        for (int i = 0, n0 = 0; i < nsrc; n0 += rows[i++]) memcpy(w + (size_t)n0 * K, src[i], (size_t)rows[i] * K * sizeof *w);
-        W->w = w;
+        if (!(stacked = malloc((size_t)N * K * sizeof *stacked))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        for (int i = 0, n0 = 0; i < nsrc; n0 += rows[i++])
+            memcpy(stacked + (size_t)n0 * K, src[i], (size_t)rows[i] * K * sizeof *stacked);
+        W->w = stacked;
     }
-    if (pack && !(W->wp = seslm_weight_pack32(W->w, N, K))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    if (pack) { // the packing backend reads only wp: keep no second copy
+        W->wp = seslm_weight_pack32(W->w, N, K);
+        if (stacked) {
+            free(stacked);
+            W->w = NULL;
+        }
+        if (!W->wp) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
     return SESLM_OK;
 }
 
@@ -145,6 +153,9 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
         !e->scratch)
         st = seslm_fail(SESLM_ERR_NOMEM, "out of memory sizing the workspace for %d x %d tokens", o.max_batch, S);
     if (st == SESLM_OK) st = encoder_prepare_weights(e);
+    // the packed copies replace the mapped layer weights: let the kernel drop their resident pages
+    // (a later reader faults them back in from the page cache)
+    if (st == SESLM_OK && be->wants_packed) model_drop_resident_pages(m);
     if (st != SESLM_OK) {
         seslm_encoder_free(e);
         return st;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 // ---- tensor lookup with dtype conversion ---------------------------------------------------------
 
@@ -186,6 +187,10 @@ void seslm_model_free(seslm_model *m) {
     seslm_config_free(&m->cfg);
     free(m->dir);
     free(m);
+}
+
+void model_drop_resident_pages(const seslm_model *m) {
+    if (m->st.map) madvise(m->st.map, m->st.map_len, MADV_DONTNEED);
 }
 
 const seslm_model_config *seslm_model_get_config(const seslm_model *m) { return &m->cfg; }

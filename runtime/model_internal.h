@@ -32,4 +32,8 @@ struct seslm_model {
 seslm_status seslm_config_load(seslm_model_config *cfg, const char *dir);
 void seslm_config_free(seslm_model_config *cfg);
 
+/* madvise(MADV_DONTNEED) over the weights file mapping: its pages stop counting as resident until
+ * touched again (read-only private file mapping, so nothing is lost). */
+void model_drop_resident_pages(const seslm_model *m);
+
 #endif

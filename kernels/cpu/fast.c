@@ -167,17 +167,16 @@ static void fast_embed(float *x, const int32_t *ids, const int *off, const int *
     }
 }
 
-// Small batches (a few tokens, as in serving): y = x W^T from weights packed once at load into
-// 32-column panels of W^T (seslm_weight_pack32). BLAS packs the whole weight matrix on every call,
-// which at M ~ 10 costs more than the product itself (measured: 62% of batch-1 time in sgemm's
-// packing), and a plain W^T walk stalls on strided loads (measured: 60% of cycles on the load).
+// y = x W^T from weights packed once at load into 32-column panels of W^T (seslm_weight_pack32).
+// BLAS packs the whole weight matrix on every call, which at M ~ 10 costs more than the product
+// itself (measured: 62% of batch-1 time in sgemm's packing), and a plain W^T walk stalls on strided
+// loads (measured: 60% of cycles on the load). At 128 and ~350 rows it also beat OpenBLAS here.
 // Each block of 4 rows x 32 columns keeps its accumulators in registers while it streams its panel
 // (K x 32 contiguous floats); threads take disjoint panels. `nv` columns of the panel are stored.
-#define SKINNY_MAX_M 32
 
 // Portable version (the compiler vectorises the j loops; GCC spills the accumulators, hence the
 // hand-scheduled x86 versions below).
-static void skinny_cols32_c(float *restrict y, const float *restrict x, const float *restrict panel,
+static void panel_kernel_c(float *restrict y, const float *restrict x, const float *restrict panel,
                             const float *restrict bias, int M, int N, int K, int n0, int nv) {
     float b[32] = {0};
     if (bias) memcpy(b, bias + n0, (size_t)nv * sizeof(float));
@@ -199,15 +198,15 @@ static void skinny_cols32_c(float *restrict y, const float *restrict x, const fl
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
-#define SKINNY_X86 1
+#define PANEL_X86 1
 
 // AVX-512: 4 rows x 32 columns = 8 zmm accumulators; per k two loads of W^T and four broadcasts.
-__attribute__((target("avx512f"))) static void skinny_cols32_avx512(float *restrict y, const float *restrict x,
+__attribute__((target("avx512f"))) static void panel_kernel_avx512(float *restrict y, const float *restrict x,
                                                                    const float *restrict panel,
                                                                    const float *restrict bias, int M, int N, int K,
                                                                    int n0, int nv) {
     if (nv < 32) { // the last, partial panel: the portable version stores only nv columns
-        skinny_cols32_c(y, x, panel, bias, M, N, K, n0, nv);
+        panel_kernel_c(y, x, panel, bias, M, N, K, n0, nv);
         return;
     }
     const __m512 b0 = bias ? _mm512_loadu_ps(bias + n0) : _mm512_setzero_ps();
@@ -239,7 +238,7 @@ __attribute__((target("avx512f"))) static void skinny_cols32_avx512(float *restr
 }
 
 // AVX2 + FMA: 16 ymm registers, so 4 rows x 16 columns (8 accumulators) per pass, two passes.
-__attribute__((target("avx2,fma"))) static void skinny_cols16_avx2(float *restrict y, const float *restrict x,
+__attribute__((target("avx2,fma"))) static void panel_half_avx2(float *restrict y, const float *restrict x,
                                                                  const float *restrict panel,
                                                                  const float *restrict b, int M, int N, int K,
                                                                  int n0) {
@@ -272,37 +271,37 @@ __attribute__((target("avx2,fma"))) static void skinny_cols16_avx2(float *restri
 }
 
 // one panel = two 16-column halves: the panel's rows are 32 floats apart
-__attribute__((target("avx2,fma"))) static void skinny_cols32_avx2(float *restrict y, const float *restrict x,
+__attribute__((target("avx2,fma"))) static void panel_kernel_avx2(float *restrict y, const float *restrict x,
                                                                  const float *restrict panel,
                                                                  const float *restrict b, int M, int N, int K,
                                                                  int n0, int nv) {
     if (nv < 32) {
-        skinny_cols32_c(y, x, panel, b, M, N, K, n0, nv);
+        panel_kernel_c(y, x, panel, b, M, N, K, n0, nv);
         return;
     }
-    skinny_cols16_avx2(y, x, panel, b, M, N, K, n0);
-    skinny_cols16_avx2(y, x, panel + 16, b, M, N, K, n0 + 16);
+    panel_half_avx2(y, x, panel, b, M, N, K, n0);
+    panel_half_avx2(y, x, panel + 16, b, M, N, K, n0 + 16);
 }
 #endif
 
-typedef void (*skinny_fn)(float *restrict, const float *restrict, const float *restrict, const float *restrict, int,
+typedef void (*panel_fn)(float *restrict, const float *restrict, const float *restrict, const float *restrict, int,
                           int, int, int, int);
 
 // Picked once from the CPU's features (the CI machine has AVX-512; others may have only AVX2).
-static skinny_fn skinny_pick(void) {
-#ifdef SKINNY_X86
+static panel_fn panel_pick(void) {
+#ifdef PANEL_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return skinny_cols32_avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return skinny_cols32_avx2;
+    if (__builtin_cpu_supports("avx512f")) return panel_kernel_avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return panel_kernel_avx2;
 #endif
-    return skinny_cols32_c;
+    return panel_kernel_c;
 }
 
 // panel i of W: columns [32 i, min(32 i + 32, N))
-static void skinny_panel(float *restrict y, const float *restrict x, const float *restrict wp,
+static void panel_linear(float *restrict y, const float *restrict x, const float *restrict wp,
                          const float *restrict b, int M, int N, int K, int i) {
-    static skinny_fn fn; // benign race: every thread computes the same pointer
-    if (!fn) fn = skinny_pick();
+    static panel_fn fn; // benign race: every thread computes the same pointer
+    if (!fn) fn = panel_pick();
     const int nv = N - 32 * i < 32 ? N - 32 * i : 32;
     fn(y, x, wp + (size_t)i * K * 32, b, M, N, K, 32 * i, nv);
 }
@@ -310,9 +309,9 @@ static void skinny_panel(float *restrict y, const float *restrict x, const float
 static void fast_linear(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
     const int N = W->N, K = W->K;
     const int np = (N + 31) / 32;
-    if (W->wp && M <= SKINNY_MAX_M) {
+    if (W->wp) { // measured faster than OpenBLAS sgemm at every batch shape of this model (bench/RESULTS.md)
 #pragma omp parallel for schedule(static) if (np > 1 && (long)N * K > 65536)
-        for (int i = 0; i < np; i++) skinny_panel(y, x, W->wp, b, M, N, K, i);
+        for (int i = 0; i < np; i++) panel_linear(y, x, W->wp, b, M, N, K, i);
         return;
     }
 #ifdef SESLM_HAVE_OPENBLAS
@@ -321,15 +320,7 @@ static void fast_linear(float *y, const float *x, const seslm_weight *W, const f
         for (int m = 0; m < M; m++) row_set(y + (size_t)m * N, b, N);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, W->w, K, b ? 1.0f : 0.0f, y, N);
 #else
-    // No BLAS: the register-blocked kernel in blocks of SKINNY_MAX_M rows, or dot products over W.
-    if (W->wp) {
-        for (int m0 = 0; m0 < M; m0 += SKINNY_MAX_M) {
-            const int mb = M - m0 < SKINNY_MAX_M ? M - m0 : SKINNY_MAX_M;
-#pragma omp parallel for schedule(static) if (np > 1)
-            for (int i = 0; i < np; i++) skinny_panel(y + (size_t)m0 * N, x + (size_t)m0 * K, W->wp, b, mb, N, K, i);
-        }
-        return;
-    }
+    // No BLAS: dot products over the rows of W, threaded over output rows.
     const float *w = W->w;
 #pragma omp parallel for schedule(static)
     for (int m = 0; m < M; m++)
