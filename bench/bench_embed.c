@@ -2,11 +2,12 @@
  * forward + pool, what a caller pays), over the lines of an input file taken in order, cyclically.
  *
  *   bench_embed --model DIR --inputs FILE --batch B [--max-len L] [--threads N] [--warmup W]
- *               [--repeats R] [--backend cpu]
+ *               [--repeats R] [--backend cpu] [--telemetry on|off]
  *
  * Prints one JSON object: per-batch latency p50 / p95 / min / max (ms), sentences/s over all timed
  * batches, peak RSS. Compare with bench/ort/ort_bench.py, run on the same inputs in the same session. */
 #include "seslm.h"
+#include "telemetry.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,12 +33,12 @@ static double pct(const double *sorted, int n, double p) { // nearest-rank perce
 
 int main(int argc, char **argv) {
     const char *model = "models/all-MiniLM-L6-v2", *inputs = NULL, *backend = "cpu";
-    int batch = 1, max_len = 0, threads = 0, warmup = 10, repeats = 100;
+    int batch = 1, max_len = 0, threads = 0, warmup = 10, repeats = 100, telemetry = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) {
             printf("usage: bench_embed --model DIR --inputs FILE --batch B [--max-len L] [--threads N] "
-                   "[--warmup W] [--repeats R] [--backend cpu|cpu-ref]\n");
+                   "[--warmup W] [--repeats R] [--backend cpu|cpu-ref] [--telemetry on|off]\n");
             return 0;
         }
         if (!v) {
@@ -52,6 +53,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--warmup")) warmup = atoi(v);
         else if (!strcmp(a, "--repeats")) repeats = atoi(v);
+        else if (!strcmp(a, "--telemetry")) telemetry = !strcmp(v, "on");
         else {
             fprintf(stderr, "bench_embed: unknown option %s\n", a);
             return 2;
@@ -89,6 +91,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_embed: %s\n", seslm_last_error());
         return 1;
     }
+    seslm_telemetry *tel = NULL;
+    if (telemetry) {
+        if (seslm_telemetry_new(&tel, m, NULL) != SESLM_OK) {
+            fprintf(stderr, "bench_embed: %s\n", seslm_last_error());
+            return 1;
+        }
+        seslm_encoder_set_telemetry(e, tel);
+    }
     const int C = seslm_model_get_config(m)->hidden;
     float *out = malloc((size_t)batch * C * sizeof *out);
     const char **bt = malloc((size_t)batch * sizeof *bt);
@@ -111,15 +121,16 @@ int main(int argc, char **argv) {
     qsort(lat, (size_t)repeats, sizeof *lat, cmp_double);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"peer\":\"seslm\",\"backend\":\"%s\",\"threads\":%d,\"batch\":%d,\"max_len\":%d,\"inputs\":\"%s\","
+    printf("{\"peer\":\"seslm\",\"telemetry\":%s,\"backend\":\"%s\",\"threads\":%d,\"batch\":%d,\"max_len\":%d,\"inputs\":\"%s\","
            "\"repeats\":%d,\"sentences_per_s\":%.2f,\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"min_ms\":%.3f,\"max_ms\":%.3f,"
            "\"peak_rss_mb\":%.1f}\n",
-           backend, threads, batch, max_len, inputs, repeats, batch * repeats / (total / 1e3), pct(lat, repeats, 50),
+           telemetry ? "true" : "false", backend, threads, batch, max_len, inputs, repeats, batch * repeats / (total / 1e3), pct(lat, repeats, 50),
            pct(lat, repeats, 95), lat[0], lat[repeats - 1], ru.ru_maxrss / 1024.0);
     free(out), free(bt), free(lat);
     for (int i = 0; i < n; i++) free(texts[i]);
     free(texts);
     seslm_encoder_free(e);
+    seslm_telemetry_free(tel);
     seslm_model_free(m);
     return 0;
 }

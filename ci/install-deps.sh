@@ -6,6 +6,10 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config curl ca-certificates python3 python3-venv
       libutf8proc-dev libcjson-dev libopenblas-openmp-dev libssl-dev
       clang libclang-rt-14-dev)
+# `seslm serve`: libmicrohttpd; promtool (in Debian's prometheus package) lints /metrics in the tests
+pkgs+=(libmicrohttpd-dev prometheus)
+# telemetry dumps: the HDF5 C library; h5dump (hdf5-tools) reads them back in tests/cli/test_record.sh
+pkgs+=(libhdf5-dev hdf5-tools)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -20,3 +24,9 @@ sudo=""
 echo "install-deps: installing ${missing[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The prometheus package is here for promtool only: never leave its server enabled or running.
+if printf '%s\n' "${missing[@]}" | grep -qx prometheus; then
+    $sudo update-rc.d prometheus disable >/dev/null 2>&1 || true
+    $sudo invoke-rc.d prometheus stop >/dev/null 2>&1 || true
+    if [ -d /run/systemd/system ]; then $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+fi

@@ -170,11 +170,13 @@ static void idx_delete(seslm_telemetry *t, uint64_t key) {
 }
 
 static void heap_swap(seslm_telemetry *t, int a, int b) {
+    // find both index slots before the swap: idx_find matches slots through the heap entries
+    int32_t *sa = idx_find(t, t->heap[a].key), *sb = idx_find(t, t->heap[b].key);
     tel_pair tmp = t->heap[a];
     t->heap[a] = t->heap[b];
     t->heap[b] = tmp;
-    *idx_find(t, t->heap[a].key) = a;
-    *idx_find(t, t->heap[b].key) = b;
+    *sa = b;
+    *sb = a;
 }
 
 static void heap_down(seslm_telemetry *t, int i) {
@@ -293,6 +295,7 @@ void seslm_telemetry_snapshot(seslm_telemetry *t, seslm_telemetry_view *v) {
     v->pairs = t->sorted;
     v->cms_width = t->opts.cms_width;
     v->cms_depth = t->opts.cms_depth;
+    v->seed = t->opts.seed;
     v->cms = t->cms;
     v->pairs_total = t->pairs_total;
     v->n_reservoir = t->n_reservoir;

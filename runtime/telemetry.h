@@ -73,6 +73,7 @@ typedef struct {
     int n_pairs;                    // heavy hitters, sorted by count descending
     const seslm_token_pair *pairs;
     int cms_width, cms_depth;
+    uint64_t seed;                  // the options' seed: hashes the sketch's columns (docs/telemetry.md)
     const uint32_t *cms;            // (cms_depth, cms_width)
     uint64_t pairs_total;           // adjacent pairs observed
     int n_reservoir;                // rows filled

@@ -55,5 +55,7 @@ int cmd_embed(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_similarity(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
 
 #endif

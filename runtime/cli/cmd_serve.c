@@ -11,6 +11,7 @@ static const char *HELP =
     "usage: seslm serve [--model DIR] [--host ADDR] [--port P] [--telemetry-dir DIR] [--window-seconds S]\n"
     "                   [--max-batch N] [--threads N] [--node ID] [--backend cpu|cpu-ref]\n"
     "                   [--max-texts N] [--max-body-bytes N] [--batch-wait-us N] [--max-connections N]\n"
+    "                   [--drain-seconds N]\n"
     "\n"
     "Serves sentence embeddings over HTTP (JSON):\n"
     "  POST /v1/embed      {\"texts\": [\"...\", ...]} or {\"text\": \"...\"}\n"
@@ -36,6 +37,7 @@ static const char *HELP =
     "  --max-body-bytes N    request body limit (default 1048576; more -> 413)\n"
     "  --batch-wait-us N     how long a pass may wait for requests still arriving (default 2000)\n"
     "  --max-connections N   concurrent connections, one thread each (default 256)\n"
+    "  --drain-seconds N     on shutdown, how long requests in flight may take to finish (default 30)\n"
     "\n"
     "Exit status: 0 after a signalled shutdown, 1 the model could not be loaded or the port bound,\n"
     "2 usage error.\n";
@@ -43,8 +45,9 @@ static const char *HELP =
 int cmd_serve(int argc, char **argv) {
     seslm_serve_opts o = {.model_dir = cli_default_model_dir(), .host = "127.0.0.1", .port = 8080,
                           .window_seconds = 300, .max_batch = 32, .backend = "cpu", .max_texts = 512,
-                          .max_body_bytes = (size_t)1 << 20, .batch_wait_us = 2000, .max_connections = 256};
-    for (int i = 1; i < argc; i++) {
+                          .max_body_bytes = (size_t)1 << 20, .batch_wait_us = 2000, .max_connections = 256,
+                          .drain_seconds = 30};
+    for (int i = 1; i < argc; i += 2) { // every option takes a value
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int iv = 0;
@@ -76,13 +79,14 @@ int cmd_serve(int argc, char **argv) {
             o.max_body_bytes = (size_t)iv;
         } else if (strcmp(a, "--batch-wait-us") == 0) {
             if (!cli_parse_int("serve", a, v, 0, 1000000, &o.batch_wait_us)) return 2;
+        } else if (strcmp(a, "--drain-seconds") == 0) {
+            if (!cli_parse_int("serve", a, v, 1, 86400, &o.drain_seconds)) return 2;
         } else if (strcmp(a, "--max-connections") == 0) {
             if (!cli_parse_int("serve", a, v, 1, 65536, &o.max_connections)) return 2;
         } else {
             cli_error("serve", "unknown argument '%s' (see seslm serve --help)", a);
             return 2;
         }
-        i++;
     }
 
     // Signals are taken synchronously by this thread (sigwait); every thread started from here on

@@ -13,6 +13,8 @@ static const struct {
     {"tokenize", cmd_tokenize, "WordPiece token ids, one JSON line per input"},
     {"info", cmd_info, "architecture, parameter counts and bytes per component"},
     {"serve", cmd_serve, "HTTP embedding server with batching, metrics and hot reload"},
+    {"record", cmd_record, "run a corpus with telemetry on, writing HDF5 telemetry dumps"},
+    {"inspect", cmd_inspect, "validate telemetry dumps and summarise each as JSON"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,55 @@
+/* serve.h — the embedding HTTP server behind `seslm serve` (libmicrohttpd, one thread per connection).
+ *
+ *   POST /v1/embed      {"texts": [...]} or {"text": "..."}  ->  {"model", "dim", "n_tokens", "embeddings"}
+ *   GET  /healthz       {"status": "ok", "model": ...}
+ *   GET  /metrics       Prometheus text format
+ *   POST /admin/reload  optional {"model": "DIR"}: blue-green swap to a freshly loaded model (loopback only)
+ *
+ * Requests from concurrent connections are coalesced by one batcher thread into forward passes of up to
+ * max_batch texts. A reload loads and warms the new model beside the old one and swaps a pointer;
+ * requests already holding the old model finish on it and the last one to let go frees it.
+ * docs/serving.md describes the whole design. */
+#ifndef SESLM_SERVE_H
+#define SESLM_SERVE_H
+
+#include "seslm.h"
+
+#include <stddef.h>
+
+typedef struct {
+    const char *model_dir;     // required
+    const char *host;          // numeric address or name to bind; default "127.0.0.1"
+    int port;                  // 0: an ephemeral port (read it back with seslm_serve_port)
+    const char *telemetry_dir; // NULL: no telemetry
+    int window_seconds;        // telemetry window; default 300
+    int max_batch;             // texts per forward pass; default 32
+    int threads;               // forward-pass threads, 0 = all cores
+    const char *node_id;       // names the dumps; default the host name
+    const char *backend;       // encoder backend; default "cpu"
+    int max_texts;             // texts per request; default 512
+    size_t max_body_bytes;     // request body limit; default 1 MiB
+    int batch_wait_us;         // how long a batch may wait for texts still arriving; default 2000
+    int max_connections;       // concurrent connections (one thread each); default 256
+    int drain_seconds;         // how long shutdown waits for in-flight requests; default 30
+} seslm_serve_opts;
+
+typedef struct seslm_server seslm_server;
+
+/* Loads the model, starts the batcher, the telemetry writer and the HTTP daemon. */
+seslm_status seslm_serve_start(seslm_server **out, const seslm_serve_opts *opts);
+
+/* The bound TCP port (useful with port 0). */
+int seslm_serve_port(const seslm_server *s);
+
+/* Copies the id of the model now serving ("<dir basename>@<first 12 hex of the weights' SHA-256>"). */
+void seslm_serve_model_id(seslm_server *s, char *buf, size_t cap);
+
+/* Blue-green reload from dir (NULL: the current directory again). On failure the old model keeps
+ * serving and seslm_last_error() says why. prev_id / new_id (may be NULL) receive the ids. */
+seslm_status seslm_serve_reload(seslm_server *s, const char *dir, char *prev_id, char *new_id, size_t id_cap);
+
+/* Graceful stop: stop accepting, let in-flight requests finish (up to drain_seconds), stop the batcher,
+ * flush the open telemetry window, free everything. */
+void seslm_serve_stop(seslm_server *s);
+
+#endif

@@ -1,0 +1,219 @@
+/* serve_internal.h — the server's shared state and the pieces its files call across (not installed). */
+#ifndef SESLM_SERVE_INTERNAL_H
+#define SESLM_SERVE_INTERNAL_H
+
+#include "serve.h"
+#include "telemetry.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#ifndef PATH_MAX
+#define PATH_MAX 4096
+#endif
+
+#define SERVE_ID_CAP 256
+
+int64_t serve_now_mono_ns(void);
+int64_t serve_now_real_ns(void);
+/* Waits on cv until signalled or the CLOCK_MONOTONIC deadline passes (cv must use that clock). */
+void serve_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns);
+int serve_cond_init_mono(pthread_cond_t *cv);
+
+// ---- growing string buffer ------------------------------------------------------------------------
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int oom;
+} sbuf;
+
+void sb_putn(sbuf *b, const char *s, size_t n);
+void sb_puts(sbuf *b, const char *s);
+void sb_printf(sbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void sb_json_str(sbuf *b, const char *s);   // a quoted, escaped JSON string
+void sb_label_value(sbuf *b, const char *s); // a Prometheus label value (escapes \ " and newline)
+void sb_float(sbuf *b, float v);             // shortest round-trip-safe decimal ("%.9g"); null if not finite
+
+// ---- model slots: one loaded model + encoder + telemetry, reference counted -----------------------
+
+typedef struct serve_slot {
+    atomic_int refs;
+    uint64_t generation;
+    seslm_model *m;
+    seslm_encoder *e;
+    int hidden, max_seq, tok_cap;
+    char id[SERVE_ID_CAP];
+    char dir[PATH_MAX];
+    // telemetry (NULL when off): tel[active] is attached to e; the other is the spare, written out by
+    // the telemetry thread after a rotation (spare_busy) and re-armed by the batcher at the next one
+    seslm_telemetry *tel[2];
+    int tel_active;           // batcher-owned
+    atomic_int tel_spare_busy;
+    atomic_ullong rejected;   // inputs refused (invalid UTF-8) in the open window
+    struct seslm_server *srv;
+} serve_slot;
+
+/* Loads dir into a new slot: model, encoder, one warm-up forward pass, telemetry attached (refs = 1). */
+seslm_status serve_slot_create(struct seslm_server *s, const char *dir, serve_slot **out);
+/* Takes a reference on the slot serving now (never NULL while the server runs). */
+serve_slot *serve_slot_acquire(struct seslm_server *s);
+/* Drops a reference; the last one hands the slot to the telemetry thread to flush and free. */
+void serve_slot_release(serve_slot *slot);
+void serve_slot_destroy(serve_slot *slot); // frees at once (no telemetry flush)
+void serve_model_id(const char *dir, const char *sha256, char *out, size_t cap);
+
+// ---- the batcher ----------------------------------------------------------------------------------
+
+typedef struct serve_job {
+    serve_slot *slot;      // the model that runs this job (the caller holds a reference)
+    int n;                 // texts
+    const int32_t *ids;    // (n, cap) token ids
+    const int *lens;       // (n)
+    int cap;
+    float *out;            // (n, hidden)
+    int64_t enq_ns;
+    int next;              // texts handed to a batch (batcher)
+    int done;              // texts embedded (batcher)
+    int failed;
+    int finished;          // guarded by q_mu
+    char err[512];
+    pthread_cond_t cv;
+    struct serve_job *qnext;
+} serve_job;
+
+seslm_status serve_batcher_start(struct seslm_server *s);
+/* Runs the job through the batcher and waits for it; 0 ok, else job->err says why. */
+int serve_batcher_submit(struct seslm_server *s, serve_job *job);
+void serve_batcher_stop(struct seslm_server *s); // after the queue has drained
+void serve_batcher_free(struct seslm_server *s);
+void serve_arriving_add(struct seslm_server *s, int delta);
+
+// ---- the telemetry thread: window dumps and freeing retired slots ---------------------------------
+
+seslm_status serve_janitor_start(struct seslm_server *s);
+void serve_janitor_stop(struct seslm_server *s); // drains the queue first
+/* Batcher only: swaps in the spare telemetry of the slot and queues the closed window for writing. */
+int serve_telemetry_rotate(struct seslm_server *s, serve_slot *slot);
+void serve_janitor_retire(struct seslm_server *s, serve_slot *slot);
+
+typedef struct {
+    const char *node, *model_id;
+    uint64_t seq;        // per-node dump sequence number
+    uint64_t n_rejected; // inputs refused during the window
+} serve_dump_info;
+
+/* Writes the window held by t as one dump file in dir; 0 ok (path_out gets its path), else err. (dump.c) */
+int serve_dump_write(seslm_telemetry *t, const char *dir, const serve_dump_info *info, char *path_out,
+                     size_t path_cap, char *err, size_t err_cap);
+const char *serve_dump_extension(void); // ".h5", or ".json" for the fallback writer
+/* 1 if a node id is usable in dump names: 1..64 of [A-Za-z0-9._-], not starting with '.' or '-'. */
+int serve_node_id_ok(const char *id);
+
+// ---- metrics --------------------------------------------------------------------------------------
+
+typedef enum { R_EMBED, R_HEALTHZ, R_METRICS, R_RELOAD, R_OTHER, R_COUNT } serve_route;
+
+#define SERVE_LAT_BUCKETS 14
+#define SERVE_BATCH_BUCKETS 13
+#define SERVE_MAX_MODEL_SERIES 16
+#define SERVE_MAX_CODES 48
+
+typedef struct {
+    uint64_t counts[SERVE_LAT_BUCKETS + 1]; // last: +Inf; not cumulative
+    double sum;
+    uint64_t count;
+} serve_hist;
+
+typedef struct {
+    char id[SERVE_ID_CAP];
+    uint64_t texts, tokens, requests;
+    serve_hist batch_size, batch_seconds;
+    uint64_t last_used;
+} serve_model_series;
+
+typedef struct {
+    pthread_mutex_t mu;
+    struct {
+        serve_route r;
+        int code;
+        uint64_t n;
+    } req[SERVE_MAX_CODES];
+    int n_req;
+    serve_hist latency[R_COUNT];
+    serve_model_series models[SERVE_MAX_MODEL_SERIES];
+    int n_models;
+    uint64_t tick;
+    uint64_t reload_ok, reload_fail, dump_ok, dump_fail;
+    char cur_id[SERVE_ID_CAP], cur_dir[PATH_MAX];
+    double cur_since; // Unix seconds the current model went live
+    double start_time;
+} serve_metrics;
+
+void serve_metrics_init(serve_metrics *m);
+void serve_metrics_destroy(serve_metrics *m);
+void serve_metrics_request(serve_metrics *m, serve_route r, int code, double seconds);
+void serve_metrics_batch(serve_metrics *m, const char *model_id, int texts, int64_t tokens, double seconds);
+void serve_metrics_embed_request(serve_metrics *m, const char *model_id);
+void serve_metrics_reload(serve_metrics *m, int ok);
+void serve_metrics_dump(serve_metrics *m, int ok);
+void serve_metrics_set_model(serve_metrics *m, const char *id, const char *dir);
+/* Renders everything in the Prometheus text exposition format 0.0.4. */
+void serve_metrics_render(seslm_server *s, sbuf *out);
+
+// ---- the server -----------------------------------------------------------------------------------
+
+typedef struct serve_tjob serve_tjob;
+
+struct seslm_server {
+    seslm_serve_opts o;
+    char host[256], node[128], tel_dir[PATH_MAX];
+    int telemetry; // telemetry on (tel_dir given)
+
+    pthread_mutex_t reg_mu; // current, generation
+    serve_slot *current;
+    uint64_t generation;
+    pthread_mutex_t reload_mu; // one reload at a time
+    pthread_mutex_t fwd_mu;    // one forward pass (or encoder creation) at a time
+
+    // batcher
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cv;
+    serve_job *q_head, *q_tail;
+    int q_texts, arriving, q_stop, batcher_up;
+    pthread_t batcher;
+    int64_t next_rotate_ns;
+    void *bat_segs;
+    const int32_t **bat_rows;
+    int *bat_lens;
+
+    // telemetry thread
+    pthread_mutex_t j_mu;
+    pthread_cond_t j_cv;
+    serve_tjob *j_head, *j_tail;
+    int j_stop, janitor_up;
+    pthread_t janitor;
+    uint64_t dump_seq;
+
+    // http
+    struct MHD_Daemon *mhd;
+    int port;
+    atomic_int inflight;
+    atomic_int draining;
+    atomic_int queue_gauge; // texts waiting (for /metrics without taking q_mu)
+
+    serve_metrics metrics;
+};
+
+/* The libmicrohttpd daemon (http.c): start; stop accepting (quiesce); stop (closes every connection). */
+seslm_status serve_http_start(seslm_server *s);
+void serve_http_quiesce(seslm_server *s);
+void serve_http_stop(seslm_server *s);
+
+#endif
