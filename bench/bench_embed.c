@@ -34,7 +34,7 @@ static double pct(const double *sorted, int n, double p) { // nearest-rank perce
 int main(int argc, char **argv) {
     const char *model = "models/all-MiniLM-L6-v2", *inputs = NULL, *backend = "cpu";
     int batch = 1, max_len = 0, threads = 0, warmup = 10, repeats = 100, telemetry = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { // every option takes one value
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) {
             printf("usage: bench_embed --model DIR --inputs FILE --batch B [--max-len L] [--threads N] "
@@ -58,7 +58,6 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_embed: unknown option %s\n", a);
             return 2;
         }
-        i++;
     }
     if (!inputs || batch < 1 || repeats < 1 || warmup < 0) {
         fprintf(stderr, "bench_embed: --inputs FILE and positive --batch/--repeats are required\n");

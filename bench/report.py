@@ -26,8 +26,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("jsonl")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--telemetry", action="store_true", help="summarise a telemetry on/off run")
     a = ap.parse_args()
     rows = [json.loads(l) for l in open(a.jsonl) if l.strip()]
+    if a.telemetry:
+        return telemetry_table(rows, a.threads)
     by = defaultdict(list)
     for r in rows:
         by[(r["config"], r["batch"], r["peer"])].append(r)
@@ -51,6 +54,27 @@ def main():
             p95 = statistics.median(r["p95_ms"] for r in rs)
             ratio = f"**{med['seslm'] / med['onnxruntime']:.2f}x**" if peer == "onnxruntime" and "seslm" in med else ""
             print(f"| {cfg} | {b} | {peer} | {med[peer]:.1f} ({min(sps):.1f}..{max(sps):.1f}) | {p50:.2f} | {p95:.2f} | {ratio} |")
+
+
+def telemetry_table(rows, threads):
+    """Overhead of telemetry at batch 32: per round the on/off ratio of p50 latency (the two runs are
+    back to back), then the median and spread of those ratios."""
+    rounds = max(r["round"] for r in rows)
+    print(f"Machine: {cpu_model()}; threads {threads}; batch 32; {rounds} rounds, off/on back to back.\n")
+    print("| inputs | p50 ms off (median) | p50 ms on (median) | overhead: median of per-round on/off - 1 | min..max |")
+    print("|---|---|---|---|---|")
+    for cfg in ("short", "long128"):
+        pairs = defaultdict(dict)
+        for r in rows:
+            if r["config"] == cfg:
+                pairs[r["round"]]["on" if r["telemetry"] else "off"] = r["p50_ms"]
+        ratios = [p["on"] / p["off"] - 1 for p in pairs.values() if "on" in p and "off" in p]
+        if not ratios:
+            continue
+        off = statistics.median(p["off"] for p in pairs.values())
+        on = statistics.median(p["on"] for p in pairs.values())
+        print(f"| {cfg} | {off:.2f} | {on:.2f} | **{100 * statistics.median(ratios):+.1f}%** | "
+              f"{100 * min(ratios):+.1f}%..{100 * max(ratios):+.1f}% |")
 
 
 if __name__ == "__main__":

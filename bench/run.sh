@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # run.sh — SE-SLM vs ONNX Runtime, same model, same inputs, same thread count, in one run.
 #
-#   bench/run.sh [--threads N] [--rounds R] [--quick]
+#   bench/run.sh [--threads N] [--rounds R] [--quick] [--only embed|telemetry]
 #
 # For each configuration (short real sentences / 128-token inputs, batch 1 / 32) and each round, runs
 # build/bench/bench_embed then the ORT peer (bench/ort/ort_bench.py, fused graph) back to back, so
 # both see the same machine state; rounds interleave to spread drift over both. Raw JSON lines go to
 # bench/out/embed.jsonl; bench/report.py turns them into the tables of bench/RESULTS.md.
+# Then the telemetry overhead: the same binary with telemetry off and on, batch 32, interleaved
+# (bench/out/telemetry.jsonl).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-threads=2 rounds=3 quick=0
+threads=2 rounds=3 quick=0 only=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --threads) threads="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
     --quick) quick=1; shift ;;
+    --only) only="$2"; shift 2 ;;
     -h|--help) sed -n 2,10p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -25,6 +28,7 @@ model=models/all-MiniLM-L6-v2
 data/fetch_model.sh "$model" >/dev/null
 bench/ort/setup.sh "$model" >&2
 mkdir -p bench/out
+if [ "$only" != telemetry ]; then
 out=bench/out/embed.jsonl
 : > "$out"
 
@@ -50,3 +54,22 @@ for r in $(seq 1 "$rounds"); do
     done
 done
 python3 bench/report.py "$out" --threads "$threads"
+fi
+
+if [ "$only" != embed ]; then
+tout=bench/out/telemetry.jsonl
+: > "$tout"
+treps=40; [ "$quick" = 1 ] && treps=10
+for r in $(seq 1 $((rounds * 2))); do
+    for c in "short short 0" "long128 long128 128"; do
+        read -r name inputs maxlen <<<"$c"
+        for tel in off on; do
+            echo "telemetry round $r: $name batch 32 telemetry $tel" >&2
+            build/bench/bench_embed --model "$model" --inputs "data/bench/$inputs.txt" --batch 32 \
+                --max-len "$maxlen" --threads "$threads" --repeats "$treps" --warmup 3 --telemetry "$tel" |
+                sed "s/^{/{\"round\":$r,\"config\":\"$name\",/" >> "$tout"
+        done
+    done
+done
+python3 bench/report.py "$tout" --threads "$threads" --telemetry
+fi

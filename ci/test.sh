@@ -26,7 +26,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 echo "== fuzzing (${fuzz_seconds}s per target)"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSESLM_FUZZ=ON -DSESLM_FUZZ_SECONDS="$fuzz_seconds"
-cmake --build build-fuzz -j"$jobs"
+cmake --build build-fuzz -j"$jobs" --target fuzz_tokenizer fuzz_safetensors
 ctest --test-dir build-fuzz --output-on-failure -L fuzz
 
 echo "== all tests passed"

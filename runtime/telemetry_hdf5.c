@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHUNK_BYTES (256 * 1024) // target size of one chunk of a compressed dataset
+#define CHUNK_BYTES (256 * 1024) // target size of one chunk (whole rows) of a dataset
 #define DEFLATE_LEVEL 4
 // Attributes stay in the (checksummed) object header up to this many per object; the dense storage
 // HDF5 switches to beyond 8 by default keeps them in a fractal heap whose blocks carry no checksum.
@@ -72,7 +72,11 @@ static hid_t h5_fapl(int create) {
 #endif
     // The 1.10 file format: every piece of metadata (superblock, object headers, chunk indexes) has a
     // checksum, so a corrupt file fails cleanly instead of being parsed. Readable by HDF5 >= 1.10.
+#if H5_VERSION_GE(1, 10, 2)
     if (create) H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
+#else
+    if (create) H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+#endif
     return fapl;
 }
 

@@ -4,6 +4,7 @@
 #include "telemetry.h"
 #include "telemetry_hdf5.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -20,8 +21,9 @@ static const char *HELP =
     "Runs a corpus (one text per line) through the model as a serving node would, with telemetry on,\n"
     "and writes one telemetry dump (HDF5, schema in docs/telemetry.md) per window of N input lines,\n"
     "plus one for the remainder. Each dump is written crash-safe: a temporary file in DIR that is\n"
-    "renamed to its final name \"<node>-<window start, UTC>-<seq>.h5\" once complete. The paths of the\n"
-    "dumps are printed on standard output as they are written.\n"
+    "renamed to its final name \"<node>-<window start, UTC>-<seq>.h5\" once complete; seq continues after\n"
+    "the node's highest one already in DIR. The paths of the dumps are printed on standard output as\n"
+    "they are written.\n"
     "\n"
     "  --input FILE    one text per line (\"-\" reads standard input)\n"
     "  --out DIR       where the dumps go (created if missing; its parent must exist)\n"
@@ -67,6 +69,31 @@ static void default_node(char *out, size_t cap) {
     }
     out[n] = 0;
     if (n == 0) snprintf(out, cap, "node");
+}
+
+// The highest dump sequence number of `node` among the dumps already in dir (0 if none).
+static uint64_t last_seq(const char *dir, const char *node) {
+    DIR *d = opendir(dir);
+    uint64_t best = 0;
+    const size_t nl = strlen(node);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        size_t len = strlen(n);
+        if (!seslm_telemetry_dump_is_final_name(n) || strncmp(n, node, nl) != 0 || n[nl] != '-') continue;
+        // then exactly "YYYYMMDDTHHMMSS.mmmZ-<digits>.h5" (so node "a" does not match "a-b-...")
+        static const char pat[] = "ddddddddTdddddd.dddZ-";
+        const char *p = n + nl + 1;
+        int match = len > nl + 1 + sizeof pat - 1 + 3;
+        for (size_t i = 0; match && i < sizeof pat - 1; i++)
+            match = pat[i] == 'd' ? (p[i] >= '0' && p[i] <= '9') : p[i] == pat[i];
+        if (!match) continue;
+        char *end = NULL;
+        unsigned long long v = strtoull(p + sizeof pat - 1, &end, 10);
+        if (end == n + len - 3 && end > p + sizeof pat - 1 && v > best) best = v;
+    }
+    if (d) closedir(d);
+    return best;
 }
 
 // Lines in a regular file (for the progress total); -1 when unknown.
@@ -248,7 +275,7 @@ int cmd_record(int argc, char **argv) {
     const char *md = realpath(model_dir, real) ? real : model_dir;
     const char *base = strrchr(md, '/');
     snprintf(model_id, sizeof model_id, "%.255s", base && base[1] ? base + 1 : md);
-    r.meta = (seslm_dump_meta){.node_id = node, .model_id = model_id, .seq = 1};
+    r.meta = (seslm_dump_meta){.node_id = node, .model_id = model_id, .seq = last_seq(out_dir, node) + 1};
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -99,6 +99,15 @@ ok
 got=$(json "$TMP/insp.json" "[(x['ok'], x['dump_seq'], x['n_sequences'], x['n_requests'], x['n_rejected'], x['node_id'], x['model_id']) for x in d]")
 want="[(True, 1, 100, 100, 0, 'ci-node', 'all-MiniLM-L6-v2'), (True, 2, 100, 100, 0, 'ci-node', 'all-MiniLM-L6-v2'), (True, 3, 100, 100, 0, 'ci-node', 'all-MiniLM-L6-v2')]"
 [ "$got" = "$want" ] || fail "inspect summary: $got"
+# a second run into the same directory continues the node's sequence (another node starts at 1)
+ok
+head -5 "$TMP/in300.txt" >"$TMP/in5.txt"
+"$SESLM" record --model "$MODEL" --input "$TMP/in5.txt" --out "$D" --node ci-node --threads 1 >"$TMP/p4" 2>&1 &&
+    "$SESLM" record --model "$MODEL" --input "$TMP/in5.txt" --out "$D" --node ci-node2 --threads 1 >>"$TMP/p4" 2>&1 ||
+    fail "second record into $D: $(cat "$TMP/p4")"
+grep -qE '/ci-node-[0-9T.]+Z-000004\.h5$' "$TMP/p4" && grep -qE '/ci-node2-[0-9T.]+Z-000001\.h5$' "$TMP/p4" ||
+    fail "sequence numbers of later runs: $(cat "$TMP/p4")"
+rm -f $(cat "$TMP/p4")
 # tokens of the three windows = tokens of `seslm tokenize` over the same lines
 ok
 "$SESLM" tokenize --model "$MODEL" --input "$TMP/in300.txt" >"$TMP/tok.json" 2>/dev/null || fail "tokenize failed"
