@@ -168,7 +168,8 @@ static void test_col_stats(int M, int N) {
             double v = x[(size_t)m * N + n];
             want_sq += 2 * v * v, want_ab += 2 * fabs(v), want_pos += 2 * (v > 0);
         }
-        bad += fabs(sq1[n] - want_sq) > 1e-9 * (1 + want_sq) || fabs(ab1[n] - want_ab) > 1e-9 * (1 + want_ab) ||
+        // the reference sums in double; the fast one in float chunks of 64 rows (1e-6 relative)
+        bad += fabs(sq1[n] - want_sq) > 1e-6 * (1 + want_sq) || fabs(ab1[n] - want_ab) > 1e-6 * (1 + want_ab) ||
                p1[n] != want_pos || fabs(sq0[n] - want_sq) > 1e-9 * (1 + want_sq) || p0[n] != want_pos;
     }
     CHECK_MSG(bad == 0, "col_stats M=%d N=%d: %d columns off", M, N, bad);
