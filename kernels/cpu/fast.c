@@ -71,13 +71,43 @@ SIMD_CLONES static void row_set(float *restrict y, const float *restrict b, int 
 
 // One head of one sequence: sc (L, L) = q k^T * scale, row softmax, o = sc v. Rows of q/k/v are
 // `stride` floats apart (the packed qkv matrix); o rows are `ostride` apart.
+// In place: s (L) = exp(s - max s), unnormalised; returns 1 / sum. With ent != NULL, adds the row's
+// entropy to *ent and its largest weight to *pmax: with t_j = s_j - max and Z = sum_j e^t_j,
+// entropy = log Z - (sum_j e^t_j t_j) / Z and the largest weight is e^0 / Z = 1 / Z, so telemetry costs
+// one log and one multiply-add per score.
+SIMD_CLONES static float row_softmax(float *restrict s, int L, float *ent, float *pmax) {
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < L; j++) mx = s[j] > mx ? s[j] : mx;
+    float sum = 0, et = 0;
+    if (ent) {
+#pragma omp simd reduction(+ : sum, et)
+        for (int j = 0; j < L; j++) {
+            const float t = s[j] - mx;
+            s[j] = seslm_expf(t);
+            sum += s[j];
+            et += s[j] * t;
+        }
+    } else {
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < L; j++) {
+            s[j] = seslm_expf(s[j] - mx);
+            sum += s[j];
+        }
+    }
+    const float inv = 1.0f / sum;
+    if (ent) {
+        *ent += logf(sum) - et * inv;
+        *pmax += inv;
+    }
+    return inv;
+}
+
 // One head of one sequence. Rows of q/k/v are `stride` floats apart (the packed qkv matrix); o rows
 // are `ostride` apart. K is first transposed to kt (D, L) so that the scores of a query are a sum of
 // D scaled rows of kt: unit-stride FMAs over the keys, four queries at a time so each kt row loaded
 // serves four score rows. Then a row softmax, and o_i = sum_j p_ij v_j over contiguous v rows.
 // stats (2), when not NULL, receives the sums over queries of the entropy and the largest weight.
-// With t_j = s_j - max and Z = sum_j e^t_j: entropy = log Z - (sum_j e^t_j t_j) / Z, and the largest
-// weight is e^0 / Z = 1 / Z, so telemetry costs one log and one multiply-add per score.
 SIMD_CLONES static void head_attention(float *restrict o, int ostride, const float *restrict q,
                                        const float *restrict k, const float *restrict v, int stride, int L, int D,
                                        float *restrict work, float *restrict stats) {
@@ -106,30 +136,7 @@ SIMD_CLONES static void head_attention(float *restrict o, int ostride, const flo
         }
         for (int r = 0; r < nq; r++) {
             float *restrict s = sc + (size_t)r * L;
-            float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-            for (int j = 0; j < L; j++) mx = s[j] > mx ? s[j] : mx;
-            float sum = 0, et = 0;
-            if (stats) {
-#pragma omp simd reduction(+ : sum, et)
-                for (int j = 0; j < L; j++) {
-                    const float t = s[j] - mx;
-                    s[j] = seslm_expf(t);
-                    sum += s[j];
-                    et += s[j] * t;
-                }
-            } else {
-#pragma omp simd reduction(+ : sum)
-                for (int j = 0; j < L; j++) {
-                    s[j] = seslm_expf(s[j] - mx);
-                    sum += s[j];
-                }
-            }
-            const float inv = 1.0f / sum;
-            if (stats) {
-                ent_sum += logf(sum) - et * inv;
-                pmax_sum += inv;
-            }
+            const float inv = row_softmax(s, L, stats ? &ent_sum : NULL, &pmax_sum);
             float *restrict oi = o + (size_t)(i0 + r) * ostride;
             if (D == 32) { // MiniLM's head width: a fixed-size accumulator the compiler keeps in registers
                 float acc[32] = {0};
@@ -153,6 +160,74 @@ SIMD_CLONES static void head_attention(float *restrict o, int ostride, const flo
         stats[1] = pmax_sum;
     }
 }
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define ATTN_X86 1
+// MiniLM's head width (D = 32) on AVX-512, register-blocked: scores of 4 queries x 16 keys are
+// accumulated in 4 zmm over the 32 dimensions (kt zero-padded to Lp = L rounded up to 16 keys), and
+// o for 4 queries is accumulated in 8 zmm over the keys, so each kt / v load serves four queries.
+__attribute__((target("avx512f"))) static void head_attention_d32_avx512(float *restrict o, int ostride,
+                                                                        const float *restrict q,
+                                                                        const float *restrict k,
+                                                                        const float *restrict v, int stride, int L,
+                                                                        float *restrict work,
+                                                                        float *restrict stats) {
+    const int Lp = (L + 15) & ~15;
+    const float scale = 0.17677669529663687f; // 1 / sqrt(32)
+    float *restrict kt = work;                 // (32, Lp)
+    float *restrict sc = work + 32 * (size_t)Lp; // (4, Lp)
+    for (int j = 0; j < Lp; j++)
+        for (int d = 0; d < 32; d++) kt[(size_t)d * Lp + j] = j < L ? k[(size_t)j * stride + d] : 0.0f;
+    float ent_sum = 0, pmax_sum = 0;
+    for (int i0 = 0; i0 < L; i0 += 4) {
+        const int nq = L - i0 < 4 ? L - i0 : 4;
+        const float *qr[4];
+        for (int r = 0; r < 4; r++) qr[r] = q + (size_t)(i0 + (r < nq ? r : 0)) * stride;
+        for (int j0 = 0; j0 < Lp; j0 += 16) {
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int d = 0; d < 32; d++) {
+                const __m512 kv = _mm512_loadu_ps(kt + (size_t)d * Lp + j0);
+                a0 = _mm512_fmadd_ps(_mm512_set1_ps(qr[0][d]), kv, a0);
+                a1 = _mm512_fmadd_ps(_mm512_set1_ps(qr[1][d]), kv, a1);
+                a2 = _mm512_fmadd_ps(_mm512_set1_ps(qr[2][d]), kv, a2);
+                a3 = _mm512_fmadd_ps(_mm512_set1_ps(qr[3][d]), kv, a3);
+            }
+            const __m512 sv = _mm512_set1_ps(scale);
+            _mm512_storeu_ps(sc + j0, _mm512_mul_ps(a0, sv));
+            _mm512_storeu_ps(sc + Lp + j0, _mm512_mul_ps(a1, sv));
+            _mm512_storeu_ps(sc + 2 * (size_t)Lp + j0, _mm512_mul_ps(a2, sv));
+            _mm512_storeu_ps(sc + 3 * (size_t)Lp + j0, _mm512_mul_ps(a3, sv));
+        }
+        float inv[4] = {0, 0, 0, 0};
+        for (int r = 0; r < nq; r++) inv[r] = row_softmax(sc + (size_t)r * Lp, L, stats ? &ent_sum : NULL, &pmax_sum);
+        __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+        for (int j = 0; j < L; j++) {
+            const float *vj = v + (size_t)j * stride;
+            const __m512 v0 = _mm512_loadu_ps(vj), v1 = _mm512_loadu_ps(vj + 16);
+            __m512 p = _mm512_set1_ps(sc[j]);
+            c00 = _mm512_fmadd_ps(p, v0, c00), c01 = _mm512_fmadd_ps(p, v1, c01);
+            p = _mm512_set1_ps(sc[Lp + j]);
+            c10 = _mm512_fmadd_ps(p, v0, c10), c11 = _mm512_fmadd_ps(p, v1, c11);
+            p = _mm512_set1_ps(sc[2 * (size_t)Lp + j]);
+            c20 = _mm512_fmadd_ps(p, v0, c20), c21 = _mm512_fmadd_ps(p, v1, c21);
+            p = _mm512_set1_ps(sc[3 * (size_t)Lp + j]);
+            c30 = _mm512_fmadd_ps(p, v0, c30), c31 = _mm512_fmadd_ps(p, v1, c31);
+        }
+        const __m512 cs[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+        for (int r = 0; r < nq; r++) {
+            float *oi = o + (size_t)(i0 + r) * ostride;
+            const __m512 iv = _mm512_set1_ps(inv[r]);
+            _mm512_storeu_ps(oi, _mm512_mul_ps(cs[r][0], iv));
+            _mm512_storeu_ps(oi + 16, _mm512_mul_ps(cs[r][1], iv));
+        }
+    }
+    if (stats) {
+        stats[0] = ent_sum;
+        stats[1] = pmax_sum;
+    }
+}
+#endif
 
 // ---- ops ----------------------------------------------------------------------------------------
 
@@ -353,7 +428,12 @@ static void fast_attention(float *out, const float *qkv, const int *off, const i
     const int HD = H * D, S = 3 * HD;
     int maxL = 0;
     for (int b = 0; b < B; b++) maxL = len[b] > maxL ? len[b] : maxL;
-    const size_t per = (size_t)maxL * (D + 4) + 64; // as seslm_attention_scratch_floats
+    const size_t per = ((size_t)maxL + 16) * (D + 4) + 64; // as seslm_attention_scratch_floats
+    int use_d32 = 0;
+#ifdef ATTN_X86
+    __builtin_cpu_init();
+    use_d32 = D == 32 && __builtin_cpu_supports("avx512f");
+#endif
     int nt = (int)(scratch_floats / per);
     if (nt < 1) nt = 1; // caller sized scratch with seslm_attention_scratch_floats
     if (nt > g_threads) nt = g_threads;
@@ -364,8 +444,15 @@ static void fast_attention(float *out, const float *qkv, const int *off, const i
         tid = omp_get_thread_num();
 #endif
         const float *base = qkv + (size_t)off[b] * S + h * D;
-        head_attention(out + (size_t)off[b] * HD + h * D, HD, base, base + HD, base + 2 * HD, S, len[b], D,
-                       scratch + (size_t)tid * per, stats ? stats + 2 * bh : NULL);
+        float *o = out + (size_t)off[b] * HD + h * D, *st = stats ? stats + 2 * bh : NULL;
+#ifdef ATTN_X86
+        if (use_d32) {
+            head_attention_d32_avx512(o, HD, base, base + HD, base + 2 * HD, S, len[b], scratch + (size_t)tid * per, st);
+            continue;
+        }
+#endif
+        (void)use_d32;
+        head_attention(o, HD, base, base + HD, base + 2 * HD, S, len[b], D, scratch + (size_t)tid * per, st);
     }
 }
 
