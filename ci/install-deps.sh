@@ -10,6 +10,8 @@ pkgs=(build-essential cmake pkg-config curl ca-certificates python3 python3-venv
 pkgs+=(libmicrohttpd-dev prometheus)
 # telemetry dumps: the HDF5 C library; h5dump (hdf5-tools) reads them back in tests/cli/test_record.sh
 pkgs+=(libhdf5-dev hdf5-tools)
+# pipeline configuration files (configs/*.yaml): libyaml
+pkgs+=(libyaml-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

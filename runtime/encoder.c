@@ -35,9 +35,80 @@ struct seslm_encoder {
     size_t scratch_floats;
     seslm_telemetry *tel;  // NULL: telemetry off
     float *attn_stats;     // (max_batch, max heads, 2) per-sequence attention statistics
+    // structural masks (seslm_encoder_set_masks): per layer NULL = all kept; else (H) / (F) factors
+    float **head_mask, **neuron_mask; // (n_layers) pointers into mask_buf
+    float *mask_buf;
+    int masked;                       // 0: no mask anywhere (the forward pass checks only this)
 };
 
 void seslm_encoder_set_telemetry(seslm_encoder *e, seslm_telemetry *t) { e->tel = t; }
+
+static int mask_all_ones(const float *v, int n) {
+    for (int i = 0; i < n; i++)
+        if (v[i] != 1.0f) return 0;
+    return 1;
+}
+
+seslm_status seslm_encoder_set_masks(seslm_encoder *e, const float *const *head_mask, const float *const *neuron_mask) {
+    const seslm_model_config *c = &e->m->cfg;
+    const int L = c->n_layers;
+    if (!e->mask_buf) { // sized once for every layer's heads and neurons
+        size_t n = 0;
+        for (int l = 0; l < L; l++) n += (size_t)c->layers[l].n_heads + (size_t)c->layers[l].ffn_dim;
+        e->mask_buf = malloc((n + 1) * sizeof(float));
+        e->head_mask = calloc((size_t)L + 1, sizeof(float *));
+        e->neuron_mask = calloc((size_t)L + 1, sizeof(float *));
+        if (!e->mask_buf || !e->head_mask || !e->neuron_mask) {
+            free(e->mask_buf), free(e->head_mask), free(e->neuron_mask);
+            e->mask_buf = NULL, e->head_mask = e->neuron_mask = NULL;
+            return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        }
+    }
+    for (int l = 0; l < L; l++) { // validate before changing anything
+        const float *hm = head_mask ? head_mask[l] : NULL, *nm = neuron_mask ? neuron_mask[l] : NULL;
+        for (int h = 0; hm && h < c->layers[l].n_heads; h++)
+            if (!(hm[h] >= 0.0f && hm[h] <= 1.0f))
+                return seslm_fail(SESLM_ERR_ARG, "layer %d head %d: mask value must be in [0, 1]", l, h);
+        for (int f = 0; nm && f < c->layers[l].ffn_dim; f++)
+            if (!(nm[f] >= 0.0f && nm[f] <= 1.0f))
+                return seslm_fail(SESLM_ERR_ARG, "layer %d neuron %d: mask value must be in [0, 1]", l, f);
+    }
+    float *p = e->mask_buf;
+    e->masked = 0;
+    for (int l = 0; l < L; l++) {
+        const int H = c->layers[l].n_heads, F = c->layers[l].ffn_dim;
+        const float *hm = head_mask ? head_mask[l] : NULL, *nm = neuron_mask ? neuron_mask[l] : NULL;
+        e->head_mask[l] = e->neuron_mask[l] = NULL;
+        if (hm && H > 0 && !mask_all_ones(hm, H)) {
+            memcpy(p, hm, (size_t)H * sizeof(float));
+            e->head_mask[l] = p;
+            e->masked = 1;
+        }
+        p += H;
+        if (nm && F > 0 && !mask_all_ones(nm, F)) {
+            memcpy(p, nm, (size_t)F * sizeof(float));
+            e->neuron_mask[l] = p;
+            e->masked = 1;
+        }
+        p += F;
+    }
+    return SESLM_OK;
+}
+
+/* Multiplies column groups of a (M, G*W) row-major matrix by mask[g] (0 writes exact zeros). */
+static void mask_columns(float *y, int M, int G, int W, const float *mask) {
+    for (int m = 0; m < M; m++) {
+        float *row = y + (size_t)m * G * W;
+        for (int g = 0; g < G; g++) {
+            const float k = mask[g];
+            if (k == 1.0f) continue;
+            float *v = row + (size_t)g * W;
+            if (k == 0.0f) memset(v, 0, (size_t)W * sizeof(float));
+            else
+                for (int i = 0; i < W; i++) v[i] *= k;
+        }
+    }
+}
 
 static int64_t mono_ns(void) {
     struct timespec ts;
@@ -188,6 +259,9 @@ void seslm_encoder_free(seslm_encoder *e) {
     free(e->ffn);
     free(e->scratch);
     free(e->attn_stats);
+    free(e->mask_buf);
+    free(e->head_mask);
+    free(e->neuron_mask);
     free(e);
 }
 
@@ -212,6 +286,7 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
         be->linear(e->qkv, e->x, &e->lin[4 * l + LIN_QKV], e->qkv_b[l], ntok); // (Ntok, 3A)
         be->attention(e->ctx, e->qkv, e->off, e->len, B, H, D, e->scratch, e->scratch_floats,
                       T ? e->attn_stats : NULL); // (Ntok, A)
+        if (e->masked && e->head_mask[l]) mask_columns(e->ctx, ntok, H, D, e->head_mask[l]);
         if (T) {
             for (int b = 0; b < B; b++)
                 for (int h = 0; h < H; h++) {
@@ -231,6 +306,7 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
         if (T) be->col_stats(e->x, ntok, C, T->in_sq_ffn_in, NULL, NULL);
         be->linear(e->ffn, e->x, &e->lin[4 * l + LIN_FF1], w->ff1_b, ntok); // (Ntok, F)
         be->gelu(e->ffn, (size_t)ntok * F);
+        if (e->masked && e->neuron_mask[l]) mask_columns(e->ffn, ntok, F, 1, e->neuron_mask[l]);
         if (T) {
             be->col_stats(e->ffn, ntok, F, T->ffn_sq, T->ffn_abs, T->ffn_pos);
             T->ffn_tokens += (uint64_t)ntok;

@@ -129,6 +129,15 @@ void seslm_encoder_free(seslm_encoder *e);
 seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *ids, const int *lens, int n,
                                        float *out);
 
+/* Structural masks, for measuring what pruning would do without rewriting weights. head_mask[l] (or
+ * head_mask NULL / head_mask[l] NULL: all kept) holds one factor in [0, 1] per head of layer l: a head
+ * with 0 has its context columns zeroed before the attention output projection, exactly as if its V rows
+ * and output-projection columns were zero. neuron_mask[l] holds one factor per FFN neuron of layer l,
+ * applied to the activations after GELU (0: the neuron is removed). The masks are copied (the buffer is
+ * allocated on the first call only); pass NULL, NULL to clear. A forward pass without masks is
+ * unchanged, bit for bit, and the masked forward pass allocates nothing. Works with every backend. */
+seslm_status seslm_encoder_set_masks(seslm_encoder *e, const float *const *head_mask, const float *const *neuron_mask);
+
 /* Tokenizes and embeds n texts (n <= max_batch). out is (n, hidden). */
 seslm_status seslm_encoder_embed_texts(seslm_encoder *e, const char *const *texts, const size_t *text_lens,
                                        int n, float *out);

@@ -57,5 +57,8 @@ int cmd_similarity(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_ingest(int argc, char **argv);
+int cmd_drift(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 #endif

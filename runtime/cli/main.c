@@ -15,6 +15,9 @@ static const struct {
     {"serve", cmd_serve, "HTTP embedding server with batching, metrics and hot reload"},
     {"record", cmd_record, "run a corpus with telemetry on, writing HDF5 telemetry dumps"},
     {"inspect", cmd_inspect, "validate telemetry dumps and summarise each as JSON"},
+    {"ingest", cmd_ingest, "merge telemetry dumps into one, skipping and reporting bad ones"},
+    {"drift", cmd_drift, "compare current telemetry with a reference: exit 1 on drift"},
+    {"plan", cmd_plan, "profile telemetry, score heads / neurons / layers, write pruning plans"},
 };
 
 static void usage(FILE *f) {

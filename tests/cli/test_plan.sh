@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# test_plan.sh — `seslm plan` end to end on the real model (about 30 s at --threads 1):
+#   * `seslm record` 200 lines of data/bench/short.txt into a temporary directory (two dumps, which
+#     `seslm plan` sums: the profile counts 200 sequences);
+#   * `seslm plan` with configs/evolve.yaml (score method set to measured, 16 calibration lines) writes profile.json, scores.json and
+#     >= 3 candidate plans, each valid JSON, within the policy (<= 40% of the prunable parameters, of the
+#     heads and of the neurons; first and last layer untouched; >= min_heads / min_ffn per layer), with
+#     the embedding id space unchanged and deviations 1 - mean cos and 1 - p5 cos in (0, 1];
+#   * the summary table has one row per candidate;
+#   * a policy with cap 0.5 is rejected (exit 1, naming the rule); missing options exit 2.
+#
+#   bash tests/cli/test_plan.sh <path to seslm> <model dir> <repo root>
+set -u
+SESLM=${1:?usage: test_plan.sh SESLM MODEL_DIR REPO_ROOT}
+MODEL=${2:?usage: test_plan.sh SESLM MODEL_DIR REPO_ROOT}
+ROOT=$(cd "${3:-.}" && pwd)
+if [ ! -f "$MODEL/model.safetensors" ]; then
+    echo "test_plan: no model at $MODEL: run data/fetch_model.sh first" >&2
+    exit 1
+fi
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/seslm_plan.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+fails=0
+fail() {
+    fails=$((fails + 1))
+    echo "FAIL: $*" >&2
+}
+
+head -200 "$ROOT/data/bench/short.txt" >"$TMP/in.txt"
+"$SESLM" record --model "$MODEL" --input "$TMP/in.txt" --out "$TMP/tel" --window 120 --threads 1 --node plantest >/dev/null 2>"$TMP/rec.err" ||
+    fail "record: $(head -c 300 "$TMP/rec.err")"
+
+# the shipped policy, with the measured score method (the expensive path; the activation score runs too)
+sed 's/^  method: .*/  method: measured/' "$ROOT/configs/evolve.yaml" >"$TMP/evolve.yaml"
+grep -q '^  method: measured' "$TMP/evolve.yaml" || fail "could not set score.method in a copy of configs/evolve.yaml"
+timeout 300 "$SESLM" plan --model "$MODEL" --telemetry "$TMP/tel" --config "$TMP/evolve.yaml" \
+    --calib "$ROOT/data/bench/short.txt" --calib-lines 16 --out "$TMP/out" --threads 1 >"$TMP/plan.out" 2>"$TMP/plan.err"
+rc=$?
+[ "$rc" -eq 0 ] || fail "plan: exit $rc: $(tail -c 500 "$TMP/plan.err")"
+grep -q "calibration texts" "$TMP/plan.err" || fail "plan: no progress on stderr"
+rows=$(grep -c '^plan-' "$TMP/plan.out")
+[ "$rows" -ge 3 ] || fail "plan: summary has $rows candidate rows: $(cat "$TMP/plan.out")"
+
+python3 - "$TMP/out" <<'PY' || fail "plan files do not satisfy the policy"
+import glob, json, math, sys
+out = sys.argv[1]
+bad = []
+prof = json.load(open(out + "/profile.json"))
+if prof["sequences"] != 200:
+    bad.append("profile.json: %s sequences, expected 200 (two dumps summed)" % prof["sequences"])
+scores = json.load(open(out + "/scores.json"))
+assert "measured" in scores["methods"] and "activation" in scores["methods"], "scores.json lacks a method"
+plans = sorted(glob.glob(out + "/plan-*.json"))
+if len(plans) < 3:
+    bad.append("only %d plans" % len(plans))
+for p in plans:
+    d = json.load(open(p))
+    L = d["layers"]
+    n = len(L)
+    heads = sum(len(l["remove_heads"]) for l in L)
+    neurons = sum(len(l["remove_neurons"]) for l in L)
+    for l in L:
+        if l["layer"] in (0, n - 1) and (l["remove_heads"] or l["remove_neurons"]):
+            bad.append("%s: protected layer %d pruned" % (p, l["layer"]))
+        if 12 - len(l["remove_heads"]) < 4 or 1536 - len(l["remove_neurons"]) < 384:
+            bad.append("%s: layer %d below the minimum" % (p, l["layer"]))
+    if heads > 0.4 * 12 * n or neurons > 0.4 * 1536 * n:
+        bad.append("%s: more than 40%% of a unit kind" % p)
+    pr = d["predicted"]
+    if not (0 < pr["prunable_removed_ratio"] <= 0.4):
+        bad.append("%s: prunable_removed_ratio %g" % (p, pr["prunable_removed_ratio"]))
+    if not (pr["params"] < pr["params_parent"] and pr["flops_per_token"] < pr["flops_per_token_parent"]):
+        bad.append("%s: predictions do not shrink" % p)
+    if d["embeddings"] != {"id_space": "unchanged"}:
+        bad.append("%s: embeddings changed" % p)
+    m = d["measured"]
+    for dev in (1 - m["mean_cos"], 1 - m["p5_cos"], m["mean_deviation"]):
+        if not (0 < dev <= 1):
+            bad.append("%s: deviation %g outside (0, 1]" % (p, dev))
+for b in bad:
+    print(b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+
+# a policy above the hard cap is rejected
+printf 'cap: 0.5\ntargets: [0.1]\n' >"$TMP/bad.yaml"
+"$SESLM" plan --model "$MODEL" --telemetry "$TMP/tel" --config "$TMP/bad.yaml" --calib "$TMP/in.txt" --out "$TMP/o2" \
+    >/dev/null 2>"$TMP/bad.err"
+rc=$?
+[ "$rc" -eq 1 ] || fail "cap 0.5: exit $rc, expected 1"
+grep -q "hard limit" "$TMP/bad.err" || fail "cap 0.5: message lacks the rule: $(cat "$TMP/bad.err")"
+"$SESLM" plan --model "$MODEL" --config "$TMP/bad.yaml" >/dev/null 2>&1
+rc=$?
+[ "$rc" -eq 2 ] || fail "missing options: exit $rc, expected 2"
+
+if [ "$fails" -ne 0 ]; then
+    echo "test_plan: $fails failure(s)" >&2
+    exit 1
+fi
+echo "test_plan: ok"
