@@ -1,5 +1,6 @@
 /* plan.c — pruning policy and plans (plan.h, docs/pruning.md). */
 #include "plan.h"
+#include "util.h"
 
 #include "yaml_config.h"
 
@@ -435,24 +436,10 @@ static seslm_status read_ints(const cJSON *a, int **out, int *n, const char *pat
 
 seslm_status seslm_plan_read_json(seslm_plan *pl, const seslm_model_config *c, const char *path) {
     memset(pl, 0, sizeof *pl);
-    FILE *f = fopen(path, "rb");
-    if (!f) return seslm_fail(SESLM_ERR_IO, "cannot open %s", path);
     char *txt = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            cap = cap ? 2 * cap : 65536;
-            char *t = realloc(txt, cap);
-            if (!t) break;
-            txt = t;
-        }
-        size_t k = fread(txt + len, 1, cap - len - 1, f);
-        len += k;
-        if (k == 0) break;
-    }
-    fclose(f);
-    if (!txt) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    txt[len] = 0;
+    size_t len = 0;
+    seslm_status rs = util_read_file(path, &txt, &len, (size_t)64 << 20, NULL);
+    if (rs != SESLM_OK) return rs;
     cJSON *r = cJSON_Parse(txt);
     free(txt);
     if (!r) return seslm_fail(SESLM_ERR_FORMAT, "%s: not valid JSON", path);

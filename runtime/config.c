@@ -56,12 +56,12 @@ static void config_sentence_transformers(seslm_model_config *cfg, const char *di
     size_t n = 0;
     char path[4096];
     snprintf(path, sizeof path, "%s/modules.json", dir);
-    if (util_read_file(path, &buf, &n, 1 << 20) == SESLM_OK) {
+    if (util_read_file(path, &buf, &n, 1 << 20, NULL) == SESLM_OK) {
         cfg->normalize = strstr(buf, "sentence_transformers.models.Normalize") != NULL;
         free(buf);
     }
     snprintf(path, sizeof path, "%s/1_Pooling/config.json", dir);
-    if (util_read_file(path, &buf, &n, 1 << 20) == SESLM_OK) {
+    if (util_read_file(path, &buf, &n, 1 << 20, NULL) == SESLM_OK) {
         cJSON *p = cJSON_ParseWithLength(buf, n);
         const cJSON *cls = p ? cJSON_GetObjectItemCaseSensitive(p, "pooling_mode_cls_token") : NULL;
         if (cJSON_IsTrue(cls)) cfg->pooling_mean = 0;
@@ -69,7 +69,7 @@ static void config_sentence_transformers(seslm_model_config *cfg, const char *di
         free(buf);
     }
     snprintf(path, sizeof path, "%s/sentence_bert_config.json", dir);
-    if (util_read_file(path, &buf, &n, 1 << 20) == SESLM_OK) {
+    if (util_read_file(path, &buf, &n, 1 << 20, NULL) == SESLM_OK) {
         cJSON *p = cJSON_ParseWithLength(buf, n);
         int msl = 0;
         if (p && json_int(p, "max_seq_length", 0, &msl) && msl > 0 && msl < cfg->max_seq_len) cfg->max_seq_len = msl;
@@ -84,7 +84,7 @@ seslm_status seslm_config_load(seslm_model_config *cfg, const char *dir) {
     snprintf(path, sizeof path, "%s/config.json", dir);
     char *buf = NULL;
     size_t n = 0;
-    seslm_status st = util_read_file(path, &buf, &n, 16 << 20);
+    seslm_status st = util_read_file(path, &buf, &n, 16 << 20, NULL);
     if (st != SESLM_OK) return st;
     cJSON *root = cJSON_ParseWithLength(buf, n);
     free(buf);

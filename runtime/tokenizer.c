@@ -22,6 +22,7 @@
  * tokenizer are safe.
  */
 #include "seslm.h"
+#include "util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -456,38 +457,13 @@ int32_t seslm_tokenizer_lookup(const seslm_tokenizer *tok, const char *token) {
 // ---------------------------------------------------------------------------------------------
 // loading: files
 
-// Reads a whole file, NUL-terminated. Returns SESLM_IO with a message naming the path on failure;
-// *missing tells a missing file apart (optional files are skipped silently).
+// Whole files through util_read_file (bounded, never blocks on a FIFO); *missing tells a file that
+// does not exist apart, so optional files are skipped silently.
 static seslm_status tok_read_file(const char *path, char **out, size_t *out_len, bool *missing) {
-    *out = NULL;
-    *out_len = 0;
-    if (missing) *missing = false;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        int e = errno;
-        if (missing) *missing = (e == ENOENT);
-        return seslm_fail(SESLM_ERR_IO, "%s: %s", path, strerror(e));
-    }
-    seslm_status s = SESLM_OK;
-    char *buf = NULL;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        s = seslm_fail(SESLM_ERR_IO, "%s: cannot determine size", path);
-    } else if (!(buf = malloc((size_t)size + 1))) {
-        s = seslm_fail(SESLM_ERR_NOMEM, "%s: cannot allocate %ld bytes", path, size);
-    } else if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        s = seslm_fail(SESLM_ERR_IO, "%s: short read", path);
-    }
-    fclose(f);
-    if (s != SESLM_OK) {
-        free(buf);
-        return s;
-    }
-    buf[size] = '\0';
-    *out = buf;
-    *out_len = (size_t)size;
-    return SESLM_OK;
+    int miss = 0;
+    seslm_status s = util_read_file(path, out, out_len, (size_t)64 << 20, &miss);
+    if (missing) *missing = miss != 0;
+    return s;
 }
 
 static void tok_join_path(char *dst, size_t cap, const char *dir, const char *name) {

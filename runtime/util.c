@@ -2,35 +2,48 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-seslm_status util_read_file(const char *path, char **out, size_t *len, size_t max_bytes) {
+seslm_status util_read_file(const char *path, char **out, size_t *len, size_t max_bytes, int *missing) {
     *out = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return seslm_fail(SESLM_ERR_IO, "%s: %s", path, strerror(errno));
+    if (missing) *missing = 0;
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (missing) *missing = e == ENOENT;
+        return seslm_fail(SESLM_ERR_IO, "%s: %s", path, strerror(e));
+    }
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
         return seslm_fail(SESLM_ERR_IO, "%s: not a regular file", path);
     }
     if ((unsigned long long)sb.st_size > max_bytes) {
-        fclose(f);
+        close(fd);
         return seslm_fail(SESLM_ERR_LIMIT, "%s: %lld bytes exceeds the %zu-byte limit", path, (long long)sb.st_size,
                           max_bytes);
     }
     char *buf = malloc((size_t)sb.st_size + 1);
     if (!buf) {
-        fclose(f);
+        close(fd);
         return seslm_fail(SESLM_ERR_NOMEM, "out of memory reading %s", path);
     }
-    size_t n = fread(buf, 1, (size_t)sb.st_size, f);
-    int err = ferror(f);
-    fclose(f);
-    if (err || n != (size_t)sb.st_size) {
+    size_t n = 0;
+    while (n < (size_t)sb.st_size) {
+        ssize_t k = read(fd, buf + n, (size_t)sb.st_size - n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        n += (size_t)k;
+    }
+    close(fd);
+    if (n != (size_t)sb.st_size) {
         free(buf);
         return seslm_fail(SESLM_ERR_IO, "%s: short read", path);
     }

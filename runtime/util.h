@@ -6,7 +6,9 @@
 
 #include <stddef.h>
 
-/* Reads a whole file into a NUL-terminated malloc'd buffer; fails beyond max_bytes. */
-seslm_status util_read_file(const char *path, char **out, size_t *len, size_t max_bytes);
+/* Reads a whole regular file into a NUL-terminated malloc'd buffer; fails beyond max_bytes, and on a
+ * FIFO or device without blocking. *missing (may be NULL) tells a file that does not exist apart, for
+ * optional files. Errors name the path. */
+seslm_status util_read_file(const char *path, char **out, size_t *len, size_t max_bytes, int *missing);
 
 #endif
