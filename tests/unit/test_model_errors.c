@@ -6,6 +6,7 @@
 #include "tiny_model.h"
 
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char *g_root;
@@ -57,6 +58,18 @@ static void test_files(void) {
     // missing directory: the path of what was looked for
     snprintf(p, sizeof p, "%s/no_such_model", g_root);
     LOAD_FAILS(p, SESLM_ERR_IO, "no_such_model/config.json", "No such file");
+
+    // config.json and vocab.txt as FIFOs: refused at once (opening one for reading would otherwise wait
+    // for a writer forever; the alarm turns a hang into a failure)
+    for (int which = 0; which < 2; which++) {
+        const char *name = which ? "vocab.txt" : "config.json";
+        const char *fd = fresh(NULL, NULL);
+        file_path(p, fd, name);
+        CHECK(unlink(p) == 0 && mkfifo(p, 0600) == 0);
+        alarm(10);
+        LOAD_FAILS(fd, SESLM_ERR_IO, name, "not a regular file");
+        alarm(0);
+    }
     {
         seslm_model *m = (seslm_model *)(uintptr_t)1;
         CHECK(seslm_model_load(&m, NULL) == SESLM_ERR_ARG && m == NULL);
