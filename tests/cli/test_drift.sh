@@ -13,43 +13,10 @@
 #   bash tests/cli/test_drift.sh <path to seslm> <model dir> <repo root>
 set -u
 
-SESLM=${1:?usage: test_drift.sh SESLM MODEL_DIR REPO_ROOT}
-MODEL=${2:?usage: test_drift.sh SESLM MODEL_DIR REPO_ROOT}
-ROOT=${3:-.}
-ROOT=$(cd "$ROOT" && pwd)
-
-if [ ! -f "$MODEL/model.safetensors" ] || [ ! -f "$MODEL/config.json" ]; then
-    echo "test_drift: no model at $MODEL: run data/fetch_model.sh (from $ROOT) first" >&2
-    exit 1
-fi
-if ! command -v python3 >/dev/null; then
-    echo "test_drift: python3 is needed (ci/install-deps.sh installs it)" >&2
-    exit 1
-fi
-MODEL=$(cd "$MODEL" && pwd)
+. "$(dirname "$0")/lib.sh"
+cli_test_init test_drift "$@"
 TRAFFIC="$ROOT/data/traffic"
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/seslm_drift.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-checks=0
-fails=0
-fail() {
-    fails=$((fails + 1))
-    echo "FAIL: $*" >&2
-}
-ok() { checks=$((checks + 1)); }
-# expect RC GREP DESC -- ARGS...: `seslm ARGS` exits RC and its stderr or stdout matches GREP
-expect() {
-    local want=$1 pattern=$2 desc=$3
-    shift 4
-    ok
-    timeout 120 "$SESLM" "$@" >"$TMP/e.out" 2>"$TMP/e.err" </dev/null
-    local rc=$?
-    [ "$rc" -eq "$want" ] || fail "$desc: exit $rc, expected $want ($(head -c 300 "$TMP/e.err"))"
-    if [ -n "$pattern" ]; then
-        grep -qE -- "$pattern" "$TMP/e.err" "$TMP/e.out" || fail "$desc: output lacks /$pattern/: $(head -c 300 "$TMP/e.err")"
-    fi
-}
 # py FILE EXPR: evaluates EXPR over the JSON object in FILE (`d`), prints it
 py() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
@@ -139,5 +106,4 @@ cp "$TMP/restBc/zz-20260101T000000.000Z-000009.h5" "$TMP/onlybad/"
 expect 3 "no readable dump" "directory of corrupt dumps" -- drift --reference "$TMP/restA" --current "$TMP/onlybad"
 expect 3 "" "bad --model" -- drift --reference "$TMP/restA" --current "$TMP/restB" --model "$TMP/nomodel"
 
-echo "test_drift: $checks checks, $fails failures"
-[ "$fails" -eq 0 ]
+cli_test_done

@@ -11,20 +11,8 @@
 #
 #   bash tests/cli/test_plan.sh <path to seslm> <model dir> <repo root>
 set -u
-SESLM=${1:?usage: test_plan.sh SESLM MODEL_DIR REPO_ROOT}
-MODEL=${2:?usage: test_plan.sh SESLM MODEL_DIR REPO_ROOT}
-ROOT=$(cd "${3:-.}" && pwd)
-if [ ! -f "$MODEL/model.safetensors" ]; then
-    echo "test_plan: no model at $MODEL: run data/fetch_model.sh first" >&2
-    exit 1
-fi
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/seslm_plan.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-fail() {
-    fails=$((fails + 1))
-    echo "FAIL: $*" >&2
-}
+. "$(dirname "$0")/lib.sh"
+cli_test_init test_plan "$@"
 
 head -200 "$ROOT/data/bench/short.txt" >"$TMP/in.txt"
 "$SESLM" record --model "$MODEL" --input "$TMP/in.txt" --out "$TMP/tel" --window 120 --threads 1 --node plantest >/dev/null 2>"$TMP/rec.err" ||

@@ -18,47 +18,9 @@
 # data/fetch_model.sh and ci/install-deps.sh first.
 set -u
 
-SESLM=${1:?usage: test_record.sh SESLM MODEL_DIR REPO_ROOT}
-MODEL=${2:?usage: test_record.sh SESLM MODEL_DIR REPO_ROOT}
-ROOT=${3:-.}
-ROOT=$(cd "$ROOT" && pwd)
+. "$(dirname "$0")/lib.sh"
+cli_test_init test_record "$@"
 
-if [ ! -f "$MODEL/model.safetensors" ] || [ ! -f "$MODEL/config.json" ]; then
-    echo "test_record: no model at $MODEL: run data/fetch_model.sh (from $ROOT) first" >&2
-    exit 1
-fi
-if ! command -v python3 >/dev/null; then
-    echo "test_record: python3 is needed (ci/install-deps.sh installs it)" >&2
-    exit 1
-fi
-MODEL=$(cd "$MODEL" && pwd)
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/seslm_record.XXXXXX")
-PID=
-cleanup() {
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -KILL "$PID" 2>/dev/null; fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-checks=0
-fails=0
-fail() {
-    fails=$((fails + 1))
-    echo "FAIL: $*" >&2
-}
-ok() { checks=$((checks + 1)); }
-# expect RC GREP DESC -- ARGS...: `seslm ARGS` exits RC and its stderr (or stdout for rc 0) matches GREP
-expect() {
-    local want=$1 pattern=$2 desc=$3
-    shift 4
-    ok
-    timeout 120 "$SESLM" "$@" >"$TMP/e.out" 2>"$TMP/e.err" </dev/null
-    local rc=$?
-    [ "$rc" -eq "$want" ] || fail "$desc: exit $rc, expected $want ($(head -c 300 "$TMP/e.err"))"
-    if [ -n "$pattern" ]; then
-        grep -qE -- "$pattern" "$TMP/e.err" "$TMP/e.out" || fail "$desc: output lacks /$pattern/: $(head -c 300 "$TMP/e.err")"
-    fi
-}
 # json FILE EXPR: evaluates a Python expression over the JSON lines of FILE (a list `d`), prints it
 json() { python3 -c "import json,sys; d=[json.loads(l) for l in open(sys.argv[1])]; print($2)" "$1"; }
 
@@ -208,5 +170,4 @@ fi
 ok
 bash "$ROOT/tests/telemetry/kill9_record.sh" "$SESLM" "$MODEL" "$TMP/k9" "$ROOT" || fail "kill -9 test"
 
-echo "test_record: $checks checks, $fails failures"
-[ "$fails" -eq 0 ]
+cli_test_done

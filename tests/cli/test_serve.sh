@@ -13,36 +13,8 @@
 # ci/install-deps.sh first.
 set -u
 
-SESLM=${1:?usage: test_serve.sh SESLM MODEL_DIR REPO_ROOT}
-MODEL=${2:?usage: test_serve.sh SESLM MODEL_DIR REPO_ROOT}
-ROOT=${3:-.}
-
-if [ ! -f "$MODEL/model.safetensors" ] || [ ! -f "$MODEL/config.json" ]; then
-    echo "test_serve: no model at $MODEL: run data/fetch_model.sh (from $ROOT) first" >&2
-    exit 1
-fi
-for tool in curl python3 promtool; do
-    if ! command -v $tool >/dev/null; then
-        echo "test_serve: $tool is needed (ci/install-deps.sh installs it)" >&2
-        exit 1
-    fi
-done
-MODEL=$(cd "$MODEL" && pwd)
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/seslm_serve.XXXXXX")
-PID=
-cleanup() {
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -KILL "$PID" 2>/dev/null; fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-checks=0
-fails=0
-fail() {
-    fails=$((fails + 1))
-    echo "FAIL: $*" >&2
-}
-ok() { checks=$((checks + 1)); }
+. "$(dirname "$0")/lib.sh"
+cli_test_init test_serve "$@" -- curl promtool
 
 # ---- model directories: the real one, a symlink farm of it under another name, a broken copy -----
 mkdir -p "$TMP/models/minilm-b" "$TMP/models/minilm-broken" "$TMP/tel"

@@ -1,0 +1,64 @@
+# lib.sh — shared set-up and checks of the CLI end-to-end tests (sourced, not run).
+#
+#   . "$(dirname "$0")/lib.sh"
+#   cli_test_init NAME "$@" [-- TOOL...]   # SESLM, MODEL (absolute), ROOT (absolute), TMP; FAILS without
+#                                          # the model or a needed tool (never skips)
+#   fail MSG / ok / expect RC GREP DESC -- ARGS...
+#   cli_test_done                          # prints the tally, returns non-zero on any failure
+# A background process whose pid is in PID is killed on exit, and TMP is removed.
+
+cli_test_init() {
+    TEST_NAME=$1
+    shift
+    SESLM=${1:?usage: $TEST_NAME.sh SESLM MODEL_DIR REPO_ROOT}
+    MODEL=${2:?usage: $TEST_NAME.sh SESLM MODEL_DIR REPO_ROOT}
+    ROOT=$(cd "${3:-.}" && pwd)
+    shift 3 2>/dev/null || shift $#
+    [ "${1:-}" = "--" ] && shift
+    if [ ! -f "$MODEL/model.safetensors" ] || [ ! -f "$MODEL/config.json" ]; then
+        echo "$TEST_NAME: no model at $MODEL: run data/fetch_model.sh (from $ROOT) first" >&2
+        exit 1
+    fi
+    for tool in python3 "$@"; do
+        if ! command -v "$tool" >/dev/null; then
+            echo "$TEST_NAME: $tool is needed (ci/install-deps.sh installs it)" >&2
+            exit 1
+        fi
+    done
+    MODEL=$(cd "$MODEL" && pwd)
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/seslm_$TEST_NAME.XXXXXX")
+    PID=
+    trap cli_test_cleanup EXIT
+    checks=0
+    fails=0
+}
+
+cli_test_cleanup() {
+    if [ -n "${PID:-}" ] && kill -0 "$PID" 2>/dev/null; then kill -KILL "$PID" 2>/dev/null; fi
+    rm -rf "$TMP"
+}
+
+fail() {
+    fails=$((fails + 1))
+    echo "FAIL: $*" >&2
+}
+
+ok() { checks=$((checks + 1)); }
+
+# expect RC GREP DESC -- ARGS...: `seslm ARGS` exits RC and its stderr or stdout matches GREP
+expect() {
+    local want=$1 pattern=$2 desc=$3
+    shift 4
+    ok
+    timeout 120 "$SESLM" "$@" >"$TMP/e.out" 2>"$TMP/e.err" </dev/null
+    local rc=$?
+    [ "$rc" -eq "$want" ] || fail "$desc: exit $rc, expected $want ($(head -c 300 "$TMP/e.err"))"
+    if [ -n "$pattern" ]; then
+        grep -qE -- "$pattern" "$TMP/e.err" "$TMP/e.out" || fail "$desc: output lacks /$pattern/: $(head -c 300 "$TMP/e.err")"
+    fi
+}
+
+cli_test_done() {
+    echo "$TEST_NAME: $checks checks, $fails failures"
+    [ "$fails" -eq 0 ]
+}
