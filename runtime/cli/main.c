@@ -18,6 +18,7 @@ static const struct {
     {"ingest", cmd_ingest, "merge telemetry dumps into one, skipping and reporting bad ones"},
     {"drift", cmd_drift, "compare current telemetry with a reference: exit 1 on drift"},
     {"plan", cmd_plan, "profile telemetry, score heads / neurons / layers, write pruning plans"},
+    {"recompile", cmd_recompile, "apply a pruning plan to the weights, writing the smaller student model"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,387 @@
+/* recompile.c — a pruning plan applied to the weights: the student model directory (recompile.h). */
+#include "recompile.h"
+
+#include "model_internal.h"
+#include "safetensors_write.h"
+#include "util.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+// files copied byte for byte (those present in the parent)
+static const char *const COPY_FILES[] = {
+    "vocab.txt",           "tokenizer.json",           "tokenizer_config.json",          "special_tokens_map.json",
+    "sentence_bert_config.json", "modules.json",       "1_Pooling/config.json",          "config_sentence_transformers.json",
+};
+
+seslm_status seslm_recompile_check(const seslm_plan *pl, const seslm_model_config *c) {
+    if (!pl || !c) return seslm_fail(SESLM_ERR_ARG, "no plan or no model");
+    if (pl->n_layers != c->n_layers)
+        return seslm_fail(SESLM_ERR_ARG, "the plan describes %d layers; the model has %d", pl->n_layers, c->n_layers);
+    for (int l = 0; l < c->n_layers; l++) {
+        const int N[2] = {c->layers[l].n_heads, c->layers[l].ffn_dim}, n[2] = {pl->n_remove_heads[l], pl->n_remove_neurons[l]};
+        const int *idx[2] = {pl->remove_heads[l], pl->remove_neurons[l]};
+        const char *what[2] = {"head", "neuron"};
+        for (int k = 0; k < 2; k++) {
+            if (n[k] < 0 || n[k] > N[k])
+                return seslm_fail(SESLM_ERR_ARG, "layer %d: the plan removes %d %ss; the layer has %d", l, n[k], what[k],
+                                  N[k]);
+            for (int i = 0; i < n[k]; i++) {
+                if (idx[k][i] < 0 || idx[k][i] >= N[k])
+                    return seslm_fail(SESLM_ERR_ARG, "layer %d: %s %d does not exist (0..%d)", l, what[k], idx[k][i],
+                                      N[k] - 1);
+                if (i && idx[k][i] <= idx[k][i - 1])
+                    return seslm_fail(SESLM_ERR_ARG, "layer %d: %s indices must be increasing and unique (%d after %d)",
+                                      l, what[k], idx[k][i], idx[k][i - 1]);
+            }
+        }
+    }
+    return SESLM_OK;
+}
+
+// ---- files ---------------------------------------------------------------------------------------
+
+static seslm_status write_file_sync(const char *path, const void *data, size_t n) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) return seslm_fail(SESLM_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    const char *p = data;
+    size_t left = n;
+    int ok = 1;
+    while (ok && left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) ok = 0;
+        else p += w, left -= (size_t)w;
+    }
+    int e = errno;
+    if (ok && fsync(fd) != 0) ok = 0, e = errno;
+    if (close(fd) != 0 && ok) ok = 0, e = errno;
+    return ok ? SESLM_OK : seslm_fail(SESLM_ERR_IO, "cannot write %s: %s", path, strerror(e));
+}
+
+static void rmtree(const char *path) {
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+            char child[4096];
+            snprintf(child, sizeof child, "%s/%s", path, de->d_name);
+            struct stat sb;
+            if (lstat(child, &sb) == 0 && S_ISDIR(sb.st_mode)) rmtree(child);
+            else unlink(child);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+static seslm_status copy_files(const char *src_dir, const char *dst_dir) {
+    for (size_t i = 0; i < sizeof COPY_FILES / sizeof COPY_FILES[0]; i++) {
+        char src[8400], dst[8400];
+        snprintf(src, sizeof src, "%s/%s", src_dir, COPY_FILES[i]);
+        snprintf(dst, sizeof dst, "%s/%s", dst_dir, COPY_FILES[i]);
+        char *buf = NULL;
+        size_t n = 0;
+        int missing = 0;
+        seslm_status st = util_read_file(src, &buf, &n, (size_t)1 << 30, &missing);
+        if (st != SESLM_OK) {
+            if (missing) continue;
+            return st;
+        }
+        char *slash = strrchr(dst, '/');
+        if (strchr(COPY_FILES[i], '/')) { // a sub-directory (1_Pooling)
+            *slash = 0;
+            if (mkdir(dst, 0755) != 0 && errno != EEXIST) {
+                free(buf);
+                return seslm_fail(SESLM_ERR_IO, "cannot create %s: %s", dst, strerror(errno));
+            }
+            st = st_fsync_dir(dst);
+            *slash = '/';
+        }
+        if (st == SESLM_OK) st = write_file_sync(dst, buf, n);
+        free(buf);
+        if (st == SESLM_OK && strchr(COPY_FILES[i], '/')) {
+            *slash = 0;
+            st = st_fsync_dir(dst);
+        }
+        if (st != SESLM_OK) return st;
+    }
+    return SESLM_OK;
+}
+
+// ---- config.json ---------------------------------------------------------------------------------
+
+static seslm_status write_config(const seslm_model *m, const seslm_plan *pl, const char *plan_name, const int *kh,
+                                 const int *kf, const char *dir, int hr, int nr) {
+    char path[8400];
+    snprintf(path, sizeof path, "%s/config.json", m->dir);
+    char *buf = NULL;
+    size_t n = 0;
+    seslm_status st = util_read_file(path, &buf, &n, 16 << 20, NULL);
+    if (st != SESLM_OK) return st;
+    cJSON *r = cJSON_ParseWithLength(buf, n);
+    free(buf);
+    if (!cJSON_IsObject(r)) {
+        cJSON_Delete(r);
+        return seslm_fail(SESLM_ERR_FORMAT, "%s: not a JSON object", path);
+    }
+    const seslm_model_config *c = &m->cfg;
+    cJSON_DeleteItemFromObjectCaseSensitive(r, "attention_head_size");
+    cJSON_AddNumberToObject(r, "attention_head_size", c->head_dim);
+    cJSON_DeleteItemFromObjectCaseSensitive(r, "seslm_layers");
+    cJSON *layers = cJSON_AddArrayToObject(r, "seslm_layers");
+    for (int l = 0; l < c->n_layers; l++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "num_attention_heads", kh[l]);
+        cJSON_AddNumberToObject(o, "intermediate_size", kf[l]);
+        cJSON_AddItemToArray(layers, o);
+    }
+    cJSON *prev = cJSON_DetachItemFromObjectCaseSensitive(r, "seslm_lineage");
+    cJSON *lin = cJSON_AddObjectToObject(r, "seslm_lineage");
+    cJSON_AddStringToObject(lin, "parent_weights_sha256", seslm_model_weights_sha256(m));
+    cJSON_AddStringToObject(lin, "plan", plan_name ? plan_name : "");
+    cJSON_AddStringToObject(lin, "plan_method", pl->method);
+    cJSON_AddNumberToObject(lin, "plan_target", pl->target);
+    cJSON_AddNumberToObject(lin, "heads_removed", hr);
+    cJSON_AddNumberToObject(lin, "neurons_removed", nr);
+    if (prev) cJSON_AddItemToObject(lin, "parent", prev);
+    char *txt = cJSON_Print(r);
+    cJSON_Delete(r);
+    if (!txt) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    size_t len = strlen(txt);
+    txt[len] = 0;
+    char *full = malloc(len + 2);
+    if (!full) {
+        free(txt);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    memcpy(full, txt, len);
+    full[len] = '\n';
+    free(txt);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    st = write_file_sync(path, full, len + 1);
+    free(full);
+    return st;
+}
+
+// ---- weights -------------------------------------------------------------------------------------
+
+typedef struct {
+    st_write_tensor *t;
+    char **names;
+    float **owned;
+    int n, cap, n_owned;
+} tensor_list;
+
+static seslm_status tl_add(tensor_list *L, const char *name, const float *data, int64_t d0, int64_t d1, int own) {
+    if (L->n == L->cap) {
+        int cap = L->cap ? 2 * L->cap : 64;
+        st_write_tensor *t = realloc(L->t, (size_t)cap * sizeof *t);
+        if (t) L->t = t;
+        char **nm = realloc(L->names, (size_t)cap * sizeof *nm);
+        if (nm) L->names = nm;
+        float **ow = realloc(L->owned, (size_t)cap * sizeof *ow);
+        if (ow) L->owned = ow;
+        if (!t || !nm || !ow) {
+            if (own) free((void *)data);
+            return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        }
+        L->cap = cap;
+    }
+    if (own) L->owned[L->n_owned++] = (float *)data;
+    char *s = strdup(name);
+    if (!s) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    L->names[L->n] = s;
+    st_write_tensor *w = &L->t[L->n++];
+    memset(w, 0, sizeof *w);
+    w->name = s;
+    w->dtype = ST_F32;
+    w->ndim = d1 >= 0 ? 2 : 1;
+    w->shape[0] = d0;
+    w->shape[1] = d1;
+    w->data = data;
+    return SESLM_OK;
+}
+
+static void tl_free(tensor_list *L) {
+    for (int i = 0; i < L->n; i++) free(L->names[i]);
+    for (int i = 0; i < L->n_owned; i++) free(L->owned[i]);
+    free(L->t), free(L->names), free(L->owned);
+}
+
+/* rows `keep` (n of them, each `rw` floats wide, in units of `unit` rows) of src */
+static float *take_rows(const float *src, const int *keep, int n, int unit, int64_t rw) {
+    float *o = malloc(((size_t)n * unit * rw + 1) * sizeof(float));
+    if (!o) return NULL;
+    for (int i = 0; i < n; i++)
+        memcpy(o + (size_t)i * unit * rw, src + (size_t)keep[i] * unit * rw, (size_t)unit * rw * sizeof(float));
+    return o;
+}
+
+/* columns: src is (rows, n_src * unit); keeps the unit-wide column blocks `keep` */
+static float *take_cols(const float *src, int64_t rows, int n_src, const int *keep, int n, int unit) {
+    float *o = malloc(((size_t)rows * n * unit + 1) * sizeof(float));
+    if (!o) return NULL;
+    for (int64_t r = 0; r < rows; r++)
+        for (int i = 0; i < n; i++)
+            memcpy(o + ((size_t)r * n + i) * unit, src + ((size_t)r * n_src + keep[i]) * unit, (size_t)unit * sizeof(float));
+    return o;
+}
+
+static int *kept(int N, const int *removed, int n_removed, int *n_kept) {
+    int *k = malloc(((size_t)N + 1) * sizeof(int)), j = 0, n = 0;
+    if (!k) return NULL;
+    for (int i = 0; i < N; i++) {
+        if (j < n_removed && removed[j] == i) {
+            j++;
+            continue;
+        }
+        k[n++] = i;
+    }
+    *n_kept = n;
+    return k;
+}
+
+static seslm_status add_layer(tensor_list *L, const seslm_model *m, const seslm_plan *pl, int l, int *kh, int *kf) {
+    const seslm_model_config *c = &m->cfg;
+    const seslm_layer_weights *w = &m->lw[l];
+    const int C = c->hidden, D = c->head_dim, H = c->layers[l].n_heads, F = c->layers[l].ffn_dim;
+    int nh = 0, nf = 0;
+    int *hk = kept(H, pl->remove_heads[l], pl->n_remove_heads[l], &nh);
+    int *fk = kept(F, pl->remove_neurons[l], pl->n_remove_neurons[l], &nf);
+    seslm_status st = hk && fk ? SESLM_OK : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    char n[160];
+#define OWN(suffix, expr, d0, d1)                                                                        \
+    do {                                                                                                 \
+        if (st != SESLM_OK) break;                                                                       \
+        float *p_ = (expr);                                                                              \
+        if (!p_) {                                                                                       \
+            st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");                                           \
+            break;                                                                                       \
+        }                                                                                                \
+        snprintf(n, sizeof n, "encoder.layer.%d.%s", l, suffix);                                         \
+        st = tl_add(L, n, p_, d0, d1, 1);                                                                \
+    } while (0)
+#define SAME(suffix, ptr)                                                                                \
+    do {                                                                                                 \
+        snprintf(n, sizeof n, "encoder.layer.%d.%s", l, suffix);                                         \
+        if (st == SESLM_OK) st = tl_add(L, n, ptr, C, -1, 0);                                            \
+    } while (0)
+    const int64_t A = (int64_t)nh * D;
+    if (nh > 0) {
+        OWN("attention.self.query.weight", take_rows(w->q_w, hk, nh, D, C), A, C);
+        OWN("attention.self.query.bias", take_rows(w->q_b, hk, nh, D, 1), A, -1);
+        OWN("attention.self.key.weight", take_rows(w->k_w, hk, nh, D, C), A, C);
+        OWN("attention.self.key.bias", take_rows(w->k_b, hk, nh, D, 1), A, -1);
+        OWN("attention.self.value.weight", take_rows(w->v_w, hk, nh, D, C), A, C);
+        OWN("attention.self.value.bias", take_rows(w->v_b, hk, nh, D, 1), A, -1);
+        OWN("attention.output.dense.weight", take_cols(w->ao_w, C, H, hk, nh, D), C, A);
+    }
+    SAME("attention.output.dense.bias", w->ao_b);
+    SAME("attention.output.LayerNorm.weight", w->ln1_g);
+    SAME("attention.output.LayerNorm.bias", w->ln1_b);
+    if (nf > 0) {
+        OWN("intermediate.dense.weight", take_rows(w->ff1_w, fk, nf, 1, C), nf, C);
+        OWN("intermediate.dense.bias", take_rows(w->ff1_b, fk, nf, 1, 1), nf, -1);
+        OWN("output.dense.weight", take_cols(w->ff2_w, C, F, fk, nf, 1), C, nf);
+    }
+    SAME("output.dense.bias", w->ff2_b);
+    SAME("output.LayerNorm.weight", w->ln2_g);
+    SAME("output.LayerNorm.bias", w->ln2_b);
+#undef OWN
+#undef SAME
+    free(hk), free(fk);
+    kh[l] = nh, kf[l] = nf;
+    return st;
+}
+
+static int64_t file_size(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (int64_t)sb.st_size : -1;
+}
+
+// ---- the whole directory -------------------------------------------------------------------------
+
+seslm_status seslm_recompile_ex(const seslm_model *m, const seslm_plan *pl, const char *plan_name, const char *out_dir,
+                                seslm_recompile_stats *stats) {
+    if (!m || !pl || !out_dir || !out_dir[0]) return seslm_fail(SESLM_ERR_ARG, "recompile: missing argument");
+    const seslm_model_config *c = &m->cfg;
+    seslm_status st = seslm_recompile_check(pl, c);
+    if (st != SESLM_OK) return st;
+    char out[4096];
+    if (snprintf(out, sizeof out, "%s", out_dir) >= (int)sizeof out - 32)
+        return seslm_fail(SESLM_ERR_ARG, "output path too long");
+    for (size_t len = strlen(out); len > 1 && out[len - 1] == '/'; len--) out[len - 1] = 0;
+    struct stat sb;
+    if (lstat(out, &sb) == 0) return seslm_fail(SESLM_ERR_IO, "%s already exists; refusing to overwrite it", out);
+    if (errno != ENOENT) return seslm_fail(SESLM_ERR_IO, "%s: %s", out, strerror(errno));
+    char tmp[4096 + 16], parent_dir[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", out);
+    snprintf(parent_dir, sizeof parent_dir, "%s", out);
+    char *slash = strrchr(parent_dir, '/');
+    if (!slash) snprintf(parent_dir, sizeof parent_dir, ".");
+    else if (slash == parent_dir) parent_dir[1] = 0;
+    else *slash = 0;
+    if (!mkdtemp(tmp)) return seslm_fail(SESLM_ERR_IO, "cannot create a temporary directory beside %s: %s", out, strerror(errno));
+    chmod(tmp, 0755);
+
+    tensor_list L = {0};
+    int *kh = calloc((size_t)c->n_layers + 1, sizeof(int)), *kf = calloc((size_t)c->n_layers + 1, sizeof(int));
+    if (!kh || !kf) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    const int64_t C = c->hidden;
+    if (st == SESLM_OK) st = tl_add(&L, "embeddings.word_embeddings.weight", m->word_emb, c->vocab_size, C, 0);
+    if (st == SESLM_OK) st = tl_add(&L, "embeddings.position_embeddings.weight", m->pos_emb, c->max_position, C, 0);
+    if (st == SESLM_OK) st = tl_add(&L, "embeddings.token_type_embeddings.weight", m->type_emb, c->type_vocab_size, C, 0);
+    if (st == SESLM_OK) st = tl_add(&L, "embeddings.LayerNorm.weight", m->emb_ln_g, C, -1, 0);
+    if (st == SESLM_OK) st = tl_add(&L, "embeddings.LayerNorm.bias", m->emb_ln_b, C, -1, 0);
+    for (int l = 0; st == SESLM_OK && l < c->n_layers; l++) st = add_layer(&L, m, pl, l, kh, kf);
+    int hr = 0, nr = 0;
+    for (int l = 0; l < c->n_layers; l++) hr += pl->n_remove_heads[l], nr += pl->n_remove_neurons[l];
+    char path[4096 + 64], meta[256];
+    snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+    snprintf(meta, sizeof meta, "{\"format\":\"pt\",\"seslm_parent_sha256\":\"%s\"}", seslm_model_weights_sha256(m));
+    if (st == SESLM_OK) st = st_write(path, L.t, L.n, meta);
+    tl_free(&L);
+    if (st == SESLM_OK) st = write_config(m, pl, plan_name, kh, kf, tmp, hr, nr);
+    if (st == SESLM_OK) st = copy_files(m->dir, tmp);
+    if (st == SESLM_OK) st = st_fsync_dir(tmp);
+    if (st == SESLM_OK && stats) {
+        memset(stats, 0, sizeof *stats);
+        int ng = seslm_model_param_groups(m, NULL, 0);
+        seslm_param_group *g = calloc((size_t)ng + 1, sizeof *g);
+        if (g) {
+            seslm_model_param_groups(m, g, ng);
+            for (int i = 0; i < ng; i++) stats->params_parent += g[i].params;
+            free(g);
+        }
+        const int64_t D = c->head_dim;
+        stats->params = stats->params_parent - hr * (4 * D * C + 3 * D) - nr * (2 * C + 1);
+        stats->bytes_parent = stats->params_parent * (int64_t)sizeof(float);
+        stats->bytes = stats->params * (int64_t)sizeof(float);
+        stats->file_bytes_parent = (int64_t)m->st.map_len;
+        stats->file_bytes = file_size(path);
+        stats->heads_removed = hr, stats->neurons_removed = nr;
+    }
+    free(kh), free(kf);
+    if (st == SESLM_OK) {
+        // the final check and the rename: rename(2) would replace an empty directory, so look again
+        if (lstat(out, &sb) == 0) st = seslm_fail(SESLM_ERR_IO, "%s already exists; refusing to overwrite it", out);
+        else if (rename(tmp, out) != 0) st = seslm_fail(SESLM_ERR_IO, "cannot rename %s to %s: %s", tmp, out, strerror(errno));
+        else st = st_fsync_dir(parent_dir);
+        if (st != SESLM_OK && lstat(tmp, &sb) != 0) return st; // renamed; the directory is complete
+    }
+    if (st != SESLM_OK) rmtree(tmp);
+    return st;
+}
+
+seslm_status seslm_recompile(const seslm_model *parent, const seslm_plan *plan, const char *out_dir) {
+    return seslm_recompile_ex(parent, plan, NULL, out_dir, NULL);
+}

@@ -1,0 +1,41 @@
+/* recompile.h — graph rewriting with weight inheritance: a pruning plan (plan.h) applied to a model's
+ * weights, producing a smaller model directory whose tensors are slices of the parent's.
+ *
+ * Per layer, the plan's heads lose their rows of the Q/K/V weights and biases and their columns of
+ * attention.output.dense.weight; its FFN neurons lose their rows of intermediate.dense (weight and
+ * bias) and their columns of output.dense.weight. LayerNorms, output biases and embeddings are copied
+ * unchanged, so the student computes exactly what the parent computes with the same heads / neurons
+ * masked (seslm_encoder_set_masks). Tensors are written as F32 (F16/BF16 parents are widened).
+ *
+ * config.json is the parent's with "attention_head_size" (the parent's head dim), "seslm_layers" (the
+ * per-layer heads and FFN widths) and "seslm_lineage" (parent weights' sha256, plan file, counts; the
+ * parent's own lineage nested as "parent"); num_attention_heads / intermediate_size keep the original
+ * values. The tokenizer and sentence-transformers files are copied byte for byte.
+ *
+ * Crash safety: everything is written into a temporary directory beside out_dir (each file fsync'd)
+ * that is renamed to out_dir at the end; an existing out_dir is never overwritten. */
+#ifndef SESLM_RECOMPILE_H
+#define SESLM_RECOMPILE_H
+
+#include "plan.h"
+#include "seslm.h"
+
+typedef struct {
+    int64_t params_parent, params;             // parameters (seslm_model_param_groups)
+    int64_t bytes_parent, bytes;               // parameters as F32 bytes
+    int64_t file_bytes_parent, file_bytes;     // size of model.safetensors
+    int heads_removed, neurons_removed;
+} seslm_recompile_stats;
+
+/* Structural checks of a plan against a model: layer count, indices in range, increasing and unique.
+ * Removing every head or every neuron of a layer is allowed (the layer keeps its biases and norms).
+ * Policy rules (cap, protected layers, minimums) are seslm_plan_validate's. */
+seslm_status seslm_recompile_check(const seslm_plan *plan, const seslm_model_config *c);
+
+/* Writes the student model directory out_dir (which must not exist). plan_name (may be NULL) is
+ * recorded in the lineage; stats (may be NULL) receives the sizes. */
+seslm_status seslm_recompile_ex(const seslm_model *parent, const seslm_plan *plan, const char *plan_name,
+                                const char *out_dir, seslm_recompile_stats *stats);
+seslm_status seslm_recompile(const seslm_model *parent, const seslm_plan *plan, const char *out_dir);
+
+#endif
