@@ -7,7 +7,8 @@
 #   2. replay restaurant, CLINC150 and Wikipedia traffic as a serving node would, writing telemetry
 #      dumps (HDF5);
 #   3. drift check: Wikipedia (reference) vs restaurant traffic (current), then restaurant vs itself;
-#   4. profile, score and plan: candidate pruning plans under configs/evolve.yaml.
+#   4. profile, score and plan: candidate pruning plans under configs/evolve.yaml;
+#   5. recompile the 20% plan into a physically smaller student and compare it with the parent.
 # Everything it writes goes to runs/demo/. (Later issues grow it into the whole evolution cycle.)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,3 +56,8 @@ mkdir -p "$run/telemetry-serving"
 cp "$run"/telemetry-restaurant8k/*.h5 "$run"/telemetry-clinc150/*.h5 "$run/telemetry-serving/"
 ./build/seslm plan --model models/all-MiniLM-L6-v2 --telemetry "$run/telemetry-serving" \
     --config configs/evolve.yaml --calib data/bench/short.txt --out "$run/plans"
+echo
+echo "== recompile: plan-20 -> $run/student-20 (no recovery step yet: quality as measured above)"
+./build/seslm recompile --model models/all-MiniLM-L6-v2 --plan "$run/plans/plan-20.json" \
+    --config configs/evolve.yaml --out "$run/student-20" > "$run/student-20.json"
+./build/seslm info --model "$run/student-20"
