@@ -15,37 +15,12 @@
 #include "ingest.h"
 #include "telemetry_hdf5.h"
 #include "test.h"
-#include "tiny_model.h"
+#include "tiny_runtime.h"
 
 static char *g_root;
 
-// n_batches random ragged batches through a "cpu" encoder with telemetry t attached; `rows` counts sequences
-static int feed(const seslm_model *m, seslm_telemetry *t, int n_batches, uint64_t seed) {
-    seslm_encoder *e = NULL;
-    seslm_encoder_opts o = {.backend = "cpu", .n_threads = 1, .max_batch = 6};
-    CHECK(seslm_encoder_new(&e, m, &o) == SESLM_OK);
-    if (!e) return 0;
-    seslm_encoder_set_telemetry(e, t);
-    const int V = seslm_model_get_config(m)->vocab_size;
-    tm_seed(seed);
-    int seqs = 0;
-    for (int k = 0; k < n_batches; k++) {
-        int32_t ids[6][32];
-        const int32_t *rows[6];
-        int lens[6], B = 1 + (int)(tm_rand_u32() % 6);
-        for (int b = 0; b < B; b++) {
-            lens[b] = 1 + (int)(tm_rand_u32() % 32);
-            for (int i = 0; i < lens[b]; i++) ids[b][i] = (int32_t)(tm_rand_u32() % (uint32_t)V);
-            rows[b] = ids[b];
-        }
-        float out[6 * 64];
-        seslm_telemetry_count_request(t);
-        CHECK_MSG(seslm_encoder_forward_ids(e, rows, lens, B, out) == SESLM_OK, "%s", seslm_last_error());
-        seqs += B;
-    }
-    seslm_encoder_free(e);
-    return seqs;
-}
+static int feed(const seslm_model *m, seslm_telemetry *t, int n, uint64_t seed) { return tr_feed_random(m, t, n, seed, 1); }
+
 
 static int near(double a, double b) { return fabs(a - b) <= 1e-9 * (fabs(a) + fabs(b)) + 1e-12; }
 

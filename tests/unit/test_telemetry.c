@@ -14,7 +14,7 @@
  *       clears everything; the hooks allocate nothing (malloc is counted where the build allows). */
 #include "telemetry.h"
 #include "test.h"
-#include "tiny_model.h"
+#include "tiny_runtime.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -61,16 +61,9 @@ void free(void *p) { __libc_free(p); }
 static char *g_root;
 
 static seslm_model *write_and_load(const tm_model *tm, const char *sub) {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/%s", g_root, sub);
-    mkdir(dir, 0755);
-    CHECK_MSG(tm_write(tm, dir, NULL), "writing %s", dir);
-    seslm_model *m = NULL;
-    seslm_status st = seslm_model_load(&m, dir);
-    CHECK_MSG(st == SESLM_OK && m, "load %s: %s", sub, seslm_last_error());
-    if (!m) exit(test_report("test_telemetry"));
-    return m;
+    return tr_write_and_load(g_root, sub, tm, NULL, "test_telemetry");
 }
+
 
 static seslm_encoder *encoder(const seslm_model *m, const char *backend, int max_batch) {
     seslm_encoder *e = NULL;

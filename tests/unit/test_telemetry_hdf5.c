@@ -10,7 +10,7 @@
  * Runs on a tiny random model (tests/tiny_model.h). */
 #include "telemetry_hdf5.h"
 #include "test.h"
-#include "tiny_model.h"
+#include "tiny_runtime.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,42 +20,11 @@
 static char *g_root;
 
 static seslm_model *write_and_load(const tm_model *tm, const char *sub) {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/%s", g_root, sub);
-    mkdir(dir, 0755);
-    CHECK_MSG(tm_write(tm, dir, NULL), "writing %s", dir);
-    seslm_model *m = NULL;
-    seslm_status st = seslm_model_load(&m, dir);
-    CHECK_MSG(st == SESLM_OK && m, "load %s: %s", sub, seslm_last_error());
-    if (!m) exit(test_report("test_telemetry_hdf5"));
-    return m;
+    return tr_write_and_load(g_root, sub, tm, NULL, "test_telemetry_hdf5");
 }
+static void feed(const seslm_model *m, seslm_telemetry *t, int n, uint64_t seed) { tr_feed_random(m, t, n, seed, 2); }
 
-// Feeds n_batches random ragged batches through a "cpu" encoder with telemetry t attached.
-static void feed(const seslm_model *m, seslm_telemetry *t, int n_batches, uint64_t seed) {
-    seslm_encoder *e = NULL;
-    seslm_encoder_opts o = {.backend = "cpu", .n_threads = 2, .max_batch = 6};
-    CHECK(seslm_encoder_new(&e, m, &o) == SESLM_OK);
-    if (!e) return;
-    seslm_encoder_set_telemetry(e, t);
-    const int C = seslm_model_get_config(m)->hidden, V = seslm_model_get_config(m)->vocab_size;
-    tm_seed(seed);
-    for (int k = 0; k < n_batches; k++) {
-        int32_t ids[6][32];
-        const int32_t *rows[6];
-        int lens[6], B = 1 + (int)(tm_rand_u32() % 6);
-        for (int b = 0; b < B; b++) {
-            lens[b] = 1 + (int)(tm_rand_u32() % 32);
-            for (int i = 0; i < lens[b]; i++) ids[b][i] = (int32_t)(tm_rand_u32() % (uint32_t)V);
-            rows[b] = ids[b];
-        }
-        float out[6 * 64];
-        seslm_telemetry_count_request(t);
-        CHECK_MSG(seslm_encoder_forward_ids(e, rows, lens, B, out) == SESLM_OK, "%s", seslm_last_error());
-        (void)C;
-    }
-    seslm_encoder_free(e);
-}
+
 
 // ---- exact comparison of two views ----------------------------------------------------------------
 

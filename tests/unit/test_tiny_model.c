@@ -9,7 +9,7 @@
  *   (d) an embedding does not depend on where a sequence sits in a ragged batch. */
 #include "model_internal.h"
 #include "test.h"
-#include "tiny_model.h"
+#include "tiny_runtime.h"
 
 #include <math.h>
 
@@ -111,17 +111,9 @@ static int all_finite(const float *a, int n) {
     return 1;
 }
 
-// Writes m into a fresh subdir of g_root and loads it.
+
 static seslm_model *write_and_load(const tm_model *tm, const char *sub, const tm_write_opts *o) {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/%s", g_root, sub);
-    mkdir(dir, 0755);
-    CHECK_MSG(tm_write(tm, dir, o), "writing %s", dir);
-    seslm_model *m = NULL;
-    seslm_status st = seslm_model_load(&m, dir);
-    CHECK_MSG(st == SESLM_OK && m, "load %s: %s: %s", sub, seslm_status_str(st), seslm_last_error());
-    if (!m) exit(test_report("test_tiny_model"));
-    return m;
+    return tr_write_and_load(g_root, sub, tm, o, "test_tiny_model");
 }
 
 static seslm_encoder *encoder(const seslm_model *m, const char *backend, int max_batch) {
