@@ -30,7 +30,37 @@ typedef struct {
     const float *w;
     float *wp;
     int N, K;
+    // INT8 weights (w and wp NULL; see quant.h): q (N, K) per-output-channel scales qscale (N), and,
+    // when the backend wants packed weights, the VNNI layout qp with its column sums qsum.
+    const int8_t *q;
+    const float *qscale;
+    int8_t *qp;
+    int32_t *qsum;
 } seslm_weight;
+
+/* The word-embedding table: plain F32 rows, or (embedding compression) every row INT8 with a per-row
+ * scale, and the frequent rows kept exact in F32: exact_slot[id] >= 0 names id's row in exact. */
+typedef struct {
+    const float *f32;         // (V, C), or NULL when compressed
+    const int8_t *q;          // (V, C)
+    const float *scale;       // (V)
+    const int32_t *exact_slot; // (V): -1 or a row of exact
+    const float *exact;       // (E, C)
+} seslm_embedding;
+
+/* Row `id` of the table as F32 into out (C). */
+static inline void seslm_embedding_row(float *out, const seslm_embedding *e, int32_t id, int C) {
+    if (e->f32) {
+        for (int c = 0; c < C; c++) out[c] = e->f32[(size_t)id * C + c];
+    } else if (e->exact_slot[id] >= 0) {
+        const float *r = e->exact + (size_t)e->exact_slot[id] * C;
+        for (int c = 0; c < C; c++) out[c] = r[c];
+    } else {
+        const int8_t *q = e->q + (size_t)id * C;
+        const float s = e->scale[id];
+        for (int c = 0; c < C; c++) out[c] = (float)q[c] * s;
+    }
+}
 
 /* Packs w (N, K) into 32-column panels of W^T (malloc'd; free() it). NULL when out of memory. */
 float *seslm_weight_pack32(const float *w, int N, int K);
@@ -42,9 +72,10 @@ typedef struct seslm_backend {
     void (*set_threads)(int n_threads);
 
     // x (Ntok, C) = word[ids[t]] + pos[t - off(seq(t))] + type[0]
-    void (*embed)(float *x, const int32_t *ids, const int *off, const int *len, int B, const float *word,
+    void (*embed)(float *x, const int32_t *ids, const int *off, const int *len, int B, const seslm_embedding *word,
                   const float *pos, const float *type, int C);
     // y (M, N) = x (M, K) . W (N, K)^T + b (N)    (PyTorch nn.Linear layout; b may be NULL)
+    // With INT8 weights (W->q), x is quantized per token first (quant.h) and the product is int32.
     void (*linear)(float *y, const float *x, const seslm_weight *w, const float *b, int M);
     // x (M, C) = LayerNorm(x + r) * g + beta   (r may be NULL)
     void (*add_layernorm)(float *x, const float *r, const float *g, const float *beta, int M, int C, float eps);

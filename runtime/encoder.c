@@ -13,6 +13,7 @@
  * forward pass itself allocates nothing. */
 #include "backend.h"
 #include "model_internal.h"
+#include "quant.h"
 #include "telemetry_internal.h"
 
 #include <stdio.h>
@@ -118,18 +119,52 @@ static int64_t mono_ns(void) {
 
 enum { LIN_QKV, LIN_AO, LIN_FF1, LIN_FF2 };
 
-/* (N, K) rows of up to three source matrices stacked into w (a copy when more than one), and packed
- * for the backend when it asks (seslm_weight_pack32). */
-static seslm_status weight_build(seslm_weight *W, const float *const *src, const int *rows, int nsrc, int K, int pack) {
+/* One linear layer's source: F32 rows w, or INT8 rows q with per-row scales s. */
+typedef struct {
+    const float *w;
+    const int8_t *q;
+    const float *s;
+    int rows;
+} weight_src;
+
+/* (N, K) rows of up to three source matrices stacked into one (a copy when more than one), and packed
+ * for the backend when it asks (seslm_weight_pack32 / seslm_qweight_pack). Stacked copies are owned by
+ * the encoder (only Q/K/V is ever stacked). */
+static seslm_status weight_build(seslm_weight *W, const weight_src *src, int nsrc, int K, int pack) {
     int N = 0;
-    for (int i = 0; i < nsrc; i++) N += rows[i];
-    W->N = N, W->K = K, W->w = nsrc == 1 ? src[0] : NULL, W->wp = NULL;
+    for (int i = 0; i < nsrc; i++) N += src[i].rows;
+    memset(W, 0, sizeof *W);
+    W->N = N, W->K = K;
     if (N == 0 || K == 0) return SESLM_OK;
+    if (src[0].q) { // INT8
+        int8_t *q = NULL;
+        float *sc = NULL;
+        if (nsrc > 1) {
+            q = malloc((size_t)N * K);
+            sc = malloc((size_t)N * sizeof *sc);
+            if (!q || !sc) {
+                free(q), free(sc);
+                return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+            }
+            for (int i = 0, n0 = 0; i < nsrc; n0 += src[i++].rows) {
+                memcpy(q + (size_t)n0 * K, src[i].q, (size_t)src[i].rows * K);
+                memcpy(sc + n0, src[i].s, (size_t)src[i].rows * sizeof *sc);
+            }
+        }
+        W->q = q ? q : src[0].q;
+        W->qscale = sc ? sc : src[0].s;
+        if (pack) {
+            W->qp = seslm_qweight_pack(W->q, N, K, &W->qsum);
+            if (!W->qp) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        }
+        return SESLM_OK;
+    }
     float *stacked = NULL;
+    W->w = src[0].w;
     if (nsrc > 1) {
         if (!(stacked = malloc((size_t)N * K * sizeof *stacked))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-        for (int i = 0, n0 = 0; i < nsrc; n0 += rows[i++])
-            memcpy(stacked + (size_t)n0 * K, src[i], (size_t)rows[i] * K * sizeof *stacked);
+        for (int i = 0, n0 = 0; i < nsrc; n0 += src[i++].rows)
+            memcpy(stacked + (size_t)n0 * K, src[i].w, (size_t)src[i].rows * K * sizeof *stacked);
         W->w = stacked;
     }
     if (pack) { // the packing backend reads only wp: keep no second copy
@@ -144,7 +179,7 @@ static seslm_status weight_build(seslm_weight *W, const float *const *src, const
 }
 
 /* Lays out the linear layers for the backend: Q, K and V stacked into one (3A, C) matrix so that one
- * product computes all three, and transposed copies where the backend streams W^T. */
+ * product computes all three, and packed copies where the backend streams panels. */
 static seslm_status encoder_prepare_weights(seslm_encoder *e) {
     const seslm_model *m = e->m;
     const int L = m->cfg.n_layers, C = m->cfg.hidden, pk = e->be->wants_packed;
@@ -156,12 +191,13 @@ static seslm_status encoder_prepare_weights(seslm_encoder *e) {
         const int A = m->cfg.layers[l].n_heads * m->cfg.head_dim, F = m->cfg.layers[l].ffn_dim;
         const seslm_layer_weights *w = &m->lw[l];
         seslm_weight *W = e->lin + 4 * l;
-        const float *qkv[3] = {w->q_w, w->k_w, w->v_w};
-        const int rows3[3] = {A, A, A}, rowsC[1] = {A ? C : 0}, rowsF[1] = {F}, rowsC2[1] = {F ? C : 0};
-        st = weight_build(&W[LIN_QKV], qkv, rows3, 3, C, pk);
-        if (st == SESLM_OK) st = weight_build(&W[LIN_AO], &w->ao_w, rowsC, 1, A, pk);
-        if (st == SESLM_OK) st = weight_build(&W[LIN_FF1], &w->ff1_w, rowsF, 1, C, pk);
-        if (st == SESLM_OK) st = weight_build(&W[LIN_FF2], &w->ff2_w, rowsC2, 1, F, pk);
+        const weight_src qkv[3] = {{w->q_w, w->q_q, w->q_s, A}, {w->k_w, w->k_q, w->k_s, A}, {w->v_w, w->v_q, w->v_s, A}};
+        const weight_src ao = {w->ao_w, w->ao_q, w->ao_s, A ? C : 0}, ff1 = {w->ff1_w, w->ff1_q, w->ff1_s, F},
+                         ff2 = {w->ff2_w, w->ff2_q, w->ff2_s, F ? C : 0};
+        st = weight_build(&W[LIN_QKV], qkv, 3, C, pk);
+        if (st == SESLM_OK) st = weight_build(&W[LIN_AO], &ao, 1, A, pk);
+        if (st == SESLM_OK) st = weight_build(&W[LIN_FF1], &ff1, 1, C, pk);
+        if (st == SESLM_OK) st = weight_build(&W[LIN_FF2], &ff2, 1, F, pk);
         if (st == SESLM_OK && A) {
             if (!(e->qkv_b[l] = malloc(3 * (size_t)A * sizeof(float)))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
             memcpy(e->qkv_b[l], w->q_b, (size_t)A * sizeof(float));
@@ -240,8 +276,14 @@ void seslm_encoder_free(seslm_encoder *e) {
     if (!e) return;
     if (e->lin)
         for (int i = 0; i < 4 * e->m->cfg.n_layers; i++) {
-            if (i % 4 == LIN_QKV) free((float *)e->lin[i].w); // the stacked copy; others point into the model
+            if (i % 4 == LIN_QKV) { // the stacked copies; others point into the model
+                free((float *)e->lin[i].w);
+                free((int8_t *)e->lin[i].q);
+                free((float *)e->lin[i].qscale);
+            }
             free(e->lin[i].wp);
+            free(e->lin[i].qp);
+            free(e->lin[i].qsum);
         }
     if (e->qkv_b)
         for (int l = 0; l < e->m->cfg.n_layers; l++) free(e->qkv_b[l]);
@@ -345,7 +387,7 @@ seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *i
     const int C = c->hidden;
     const int64_t t0 = e->tel ? mono_ns() : 0;
     if (e->tel) tel_observe_tokens(e->tel, e->ids, e->off, e->len, n);
-    e->be->embed(e->x, e->ids, e->off, e->len, n, m->word_emb, m->pos_emb, m->type_emb, C);
+    e->be->embed(e->x, e->ids, e->off, e->len, n, &m->word, m->pos_emb, m->type_emb, C);
     e->be->add_layernorm(e->x, NULL, m->emb_ln_g, m->emb_ln_b, ntok, C, c->layer_norm_eps);
     for (int l = 0; l < c->n_layers; l++) encoder_layer(e, l, ntok, n);
     // [CLS] pooling is mean pooling over a length-1 window at each sequence's first row

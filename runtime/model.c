@@ -3,6 +3,7 @@
  * Every tensor's presence, dtype and shape is checked against the config before use. */
 #include "model_internal.h"
 
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +35,8 @@ static float half_to_float(uint16_t h) {
     return f;
 }
 
-static seslm_status model_own(seslm_model *m, float *p) {
-    float **o = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *o);
+static seslm_status model_own(seslm_model *m, void *p) {
+    void **o = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *o);
     if (!o) {
         free(p);
         return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
@@ -93,6 +94,79 @@ static seslm_status model_tensor(seslm_model *m, const float **out, const char *
     return model_own(m, p);
 }
 
+/* A linear weight (d0, d1): F32 (or F16 / BF16, widened) into *f, or INT8 with its per-row scale tensor
+ * "<name>_scale" (d0) into *q and *s (quant.h). */
+static seslm_status model_linear(seslm_model *m, const float **f, const int8_t **q, const float **s, const char *name,
+                                 int64_t d0, int64_t d1) {
+    char alt[256], sname[280];
+    const char *nm = name;
+    const st_tensor *t = st_find(&m->st, name);
+    if (!t) {
+        snprintf(alt, sizeof alt, "bert.%s", name);
+        if ((t = st_find(&m->st, alt))) nm = alt;
+    }
+    if (!t || t->dtype != ST_I8) return model_tensor(m, f, name, d0, d1);
+    if (t->ndim != 2 || t->shape[0] != d0 || t->shape[1] != d1)
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: INT8 tensor '%s' must have shape [%lld, %lld]", m->st.path, nm,
+                          (long long)d0, (long long)d1);
+    snprintf(sname, sizeof sname, "%s_scale", nm);
+    const st_tensor *ts = st_find(&m->st, sname);
+    if (!ts || ts->dtype != ST_F32 || ts->ndim != 1 || ts->shape[0] != d0 || (uintptr_t)ts->data % sizeof(float))
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: INT8 tensor '%s' needs an F32 tensor '%s' of shape [%lld]",
+                          m->st.path, nm, sname, (long long)d0);
+    const float *sc = ts->data;
+    for (int64_t i = 0; i < d0; i++)
+        if (!(sc[i] >= 0.0f) || !isfinite(sc[i]))
+            return seslm_fail(SESLM_ERR_SHAPE, "%s: '%s'[%lld] = %g is not a finite non-negative scale", m->st.path,
+                              sname, (long long)i, (double)sc[i]);
+    *f = NULL;
+    *q = t->data;
+    *s = sc;
+    return SESLM_OK;
+}
+
+/* The word table: F32 rows, or embedding compression (every row INT8 with "..._scale", the frequent rows
+ * exact in "...exact_rows" with their ids in "...exact_ids"). */
+static seslm_status model_word_table(seslm_model *m) {
+    const seslm_model_config *c = &m->cfg;
+    const int64_t V = c->vocab_size, C = c->hidden;
+    const char *base = "embeddings.word_embeddings.weight";
+    const int8_t *q = NULL;
+    const float *s = NULL;
+    seslm_status st = model_linear(m, &m->word_emb, &q, &s, base, V, C);
+    if (st != SESLM_OK) return st;
+    memset(&m->word, 0, sizeof m->word);
+    if (!q) {
+        m->word.f32 = m->word_emb;
+        return SESLM_OK;
+    }
+    m->word.q = q, m->word.scale = s;
+    const st_tensor *ti = st_find(&m->st, "embeddings.word_embeddings.exact_ids");
+    const st_tensor *tr = st_find(&m->st, "embeddings.word_embeddings.exact_rows");
+    if (!ti != !tr)
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: 'embeddings.word_embeddings.exact_ids' and '...exact_rows' come together",
+                          m->st.path);
+    int32_t *slot = malloc((size_t)V * sizeof *slot);
+    if (!slot) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < V; i++) slot[i] = -1;
+    if ((st = model_own(m, slot)) != SESLM_OK) return st;
+    m->word.exact_slot = slot;
+    if (!ti) return SESLM_OK;
+    const int64_t E = ti->ndim == 1 ? ti->shape[0] : -1;
+    if (ti->dtype != ST_I32 || E < 0 || E > V || (uintptr_t)ti->data % 4)
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: 'embeddings.word_embeddings.exact_ids' must be I32 of shape [E <= %lld]",
+                          m->st.path, (long long)V);
+    if ((st = model_tensor(m, &m->word.exact, "embeddings.word_embeddings.exact_rows", E, C)) != SESLM_OK) return st;
+    const int32_t *ids = ti->data;
+    for (int64_t i = 0; i < E; i++) {
+        if (ids[i] < 0 || ids[i] >= V || slot[ids[i]] >= 0)
+            return seslm_fail(SESLM_ERR_SHAPE, "%s: exact_ids[%lld] = %d is out of range or repeated", m->st.path,
+                              (long long)i, ids[i]);
+        slot[ids[i]] = (int32_t)i;
+    }
+    return SESLM_OK;
+}
+
 // ---- load ----------------------------------------------------------------------------------------
 
 static seslm_status model_load_layer(seslm_model *m, int i) {
@@ -106,33 +180,41 @@ static seslm_status model_load_layer(seslm_model *m, int i) {
         snprintf(n, sizeof n, "encoder.layer.%d.%s", i, suffix);                         \
         if (st == SESLM_OK) st = model_tensor(m, &w->field, n, d0, d1);                  \
     } while (0)
+#define W(field, suffix, d0, d1)                                                                  \
+    do {                                                                                          \
+        snprintf(n, sizeof n, "encoder.layer.%d.%s", i, suffix);                                  \
+        if (st == SESLM_OK) st = model_linear(m, &w->field##_w, &w->field##_q, &w->field##_s, n, d0, d1); \
+    } while (0)
     if (A > 0) {
-        T(q_w, "attention.self.query.weight", A, C);
+        W(q, "attention.self.query.weight", A, C);
         T(q_b, "attention.self.query.bias", A, -1);
-        T(k_w, "attention.self.key.weight", A, C);
+        W(k, "attention.self.key.weight", A, C);
         T(k_b, "attention.self.key.bias", A, -1);
-        T(v_w, "attention.self.value.weight", A, C);
+        W(v, "attention.self.value.weight", A, C);
         T(v_b, "attention.self.value.bias", A, -1);
-        T(ao_w, "attention.output.dense.weight", C, A);
+        W(ao, "attention.output.dense.weight", C, A);
+        if (st == SESLM_OK && (!w->q_q != !w->k_q || !w->q_q != !w->v_q))
+            st = seslm_fail(SESLM_ERR_SHAPE, "%s: layer %d: query, key and value must all be INT8 or none", m->st.path, i);
     }
     T(ao_b, "attention.output.dense.bias", C, -1);
     T(ln1_g, "attention.output.LayerNorm.weight", C, -1);
     T(ln1_b, "attention.output.LayerNorm.bias", C, -1);
     if (F > 0) {
-        T(ff1_w, "intermediate.dense.weight", F, C);
+        W(ff1, "intermediate.dense.weight", F, C);
         T(ff1_b, "intermediate.dense.bias", F, -1);
-        T(ff2_w, "output.dense.weight", C, F);
+        W(ff2, "output.dense.weight", C, F);
     }
     T(ff2_b, "output.dense.bias", C, -1);
     T(ln2_g, "output.LayerNorm.weight", C, -1);
     T(ln2_b, "output.LayerNorm.bias", C, -1);
 #undef T
+#undef W
     return st;
 }
 
 static seslm_status model_load_weights(seslm_model *m) {
     const seslm_model_config *c = &m->cfg;
-    seslm_status st = model_tensor(m, &m->word_emb, "embeddings.word_embeddings.weight", c->vocab_size, c->hidden);
+    seslm_status st = model_word_table(m);
     if (st == SESLM_OK)
         st = model_tensor(m, &m->pos_emb, "embeddings.position_embeddings.weight", c->max_position, c->hidden);
     if (st == SESLM_OK)

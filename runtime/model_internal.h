@@ -2,6 +2,7 @@
 #ifndef SESLM_MODEL_INTERNAL_H
 #define SESLM_MODEL_INTERNAL_H
 
+#include "backend.h"
 #include "safetensors.h"
 #include "seslm.h"
 
@@ -14,6 +15,9 @@ typedef struct {
     const float *ff1_w, *ff1_b; // (F, C), (F)
     const float *ff2_w, *ff2_b; // (C, F), (C)
     const float *ln2_g, *ln2_b; // (C)
+    // INT8 linear weights (the F32 pointer of the same matrix is then NULL): q (N, K), scale (N)
+    const int8_t *q_q, *k_q, *v_q, *ao_q, *ff1_q, *ff2_q;
+    const float *q_s, *k_s, *v_s, *ao_s, *ff1_s, *ff2_s;
 } seslm_layer_weights;
 
 struct seslm_model {
@@ -22,8 +26,9 @@ struct seslm_model {
     st_file st;
     seslm_tokenizer *tok;
     const float *word_emb, *pos_emb, *type_emb, *emb_ln_g, *emb_ln_b; // (V,C) (P,C) (T,C) (C) (C)
+    seslm_embedding word; // the word table as the kernels read it (word_emb, or compressed rows)
     seslm_layer_weights *lw;
-    float **owned;  // tensors converted from F16/BF16 or copied for alignment
+    void **owned;   // tensors converted from F16/BF16 or copied for alignment, index tables
     int n_owned;
     char sha256[65];
 };

@@ -4,6 +4,7 @@
  * Same math as ref.c; tests/unit/test_kernels_cpu.c compares the two. */
 #include "backend.h"
 #include "mathfun.h"
+#include "quant.h"
 
 #include <math.h>
 #include <string.h>
@@ -231,13 +232,20 @@ __attribute__((target("avx512f"))) static void head_attention_d32_avx512(float *
 
 // ---- ops ----------------------------------------------------------------------------------------
 
-static void fast_embed(float *x, const int32_t *ids, const int *off, const int *len, int B, const float *word,
-                       const float *pos, const float *type, int C) {
+static void fast_embed(float *x, const int32_t *ids, const int *off, const int *len, int B,
+                       const seslm_embedding *word, const float *pos, const float *type, int C) {
     for (int b = 0; b < B; b++) {
 #pragma omp parallel for schedule(static) if (len[b] > 16)
         for (int p = 0; p < len[b]; p++) {
             int t = off[b] + p;
-            row_add3(x + (size_t)t * C, word + (size_t)ids[t] * C, pos + (size_t)p * C, type, C);
+            float *row = x + (size_t)t * C;
+            if (word->f32) {
+                row_add3(row, word->f32 + (size_t)ids[t] * C, pos + (size_t)p * C, type, C);
+            } else { // compressed table: the row (exact or dequantized) first, then the sum in place
+                seslm_embedding_row(row, word, ids[t], C);
+                const float *q = pos + (size_t)p * C;
+                for (int c = 0; c < C; c++) row[c] = row[c] + q[c] + type[c];
+            }
         }
     }
 }
@@ -381,7 +389,38 @@ static void panel_linear(float *restrict y, const float *restrict x, const float
     fn(y, x, wp + (size_t)i * K * 32, b, M, N, K, 32 * i, nv);
 }
 
+// INT8 weights: quantize x per token into the thread's scratch (rows padded to a multiple of 4 bytes
+// for the VNNI kernel), then one fused int8 product + dequantization (qgemm.c).
+static void fast_linear_q8(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
+    const int N = W->N, K = W->K, lda = (K + 3) & ~3;
+    const size_t qa_bytes = ((size_t)M * lda + 63) & ~(size_t)63;
+    char *ws = seslm_quant_scratch(qa_bytes + (size_t)M * sizeof(float) + 64);
+    if (!ws) { // out of memory: NaN, never stale numbers
+        for (size_t i = 0; i < (size_t)M * N; i++) y[i] = NAN;
+        return;
+    }
+    int8_t *qa = (int8_t *)ws;
+    float *sa = (float *)(ws + qa_bytes);
+    seslm_quantize_rows(qa, sa, x, M, K, lda);
+    if (W->qp) {
+        seslm_qgemm_fast(NULL, y, qa, lda, sa, W->qp, W->qsum, W->qscale, b, M, N, K, NULL);
+        return;
+    }
+    // not packed (a caller that skipped packing): the plain per-element product
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            int32_t s = 0;
+            for (int k = 0; k < K; k++) s += (int32_t)qa[(size_t)m * lda + k] * W->q[(size_t)n * K + k];
+            y[(size_t)m * N + n] = (float)s * (sa[m] * W->qscale[n]) + (b ? b[n] : 0.0f);
+        }
+}
+
 static void fast_linear(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
+    if (W->qscale) {
+        fast_linear_q8(y, x, W, b, M);
+        return;
+    }
     const int N = W->N, K = W->K;
     const int np = (N + 31) / 32;
     if (W->wp) { // measured faster than OpenBLAS sgemm at every batch shape of this model (bench/RESULTS.md)

@@ -2,23 +2,49 @@
  * accumulators where a sum runs long, libm's erff/expf. No SIMD, no threads, no BLAS: this is the
  * oracle for the fast CPU kernels and the CUDA ones. */
 #include "backend.h"
+#include "quant.h"
 
 #include <math.h>
 
 static int ref_supports_op(seslm_op op) { return op < SESLM_OP_COUNT; }
 static void ref_set_threads(int n) { (void)n; }
 
-static void ref_embed(float *x, const int32_t *ids, const int *off, const int *len, int B, const float *word,
-                      const float *pos, const float *type, int C) {
+static void ref_embed(float *x, const int32_t *ids, const int *off, const int *len, int B,
+                      const seslm_embedding *word, const float *pos, const float *type, int C) {
     for (int b = 0; b < B; b++)
         for (int p = 0; p < len[b]; p++) {
             int t = off[b] + p;
-            const float *w = word + (size_t)ids[t] * C, *q = pos + (size_t)p * C;
-            for (int c = 0; c < C; c++) x[(size_t)t * C + c] = w[c] + q[c] + type[c];
+            float *row = x + (size_t)t * C;
+            const float *q = pos + (size_t)p * C;
+            seslm_embedding_row(row, word, ids[t], C);
+            for (int c = 0; c < C; c++) row[c] = row[c] + q[c] + type[c];
         }
 }
 
+// INT8: quantize x per token, exact int32 sums, dequantize (quant.h)
+static void ref_linear_q8(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
+    const int N = W->N, K = W->K;
+    const size_t qa_bytes = ((size_t)M * K + 63) & ~(size_t)63;
+    char *ws = seslm_quant_scratch(qa_bytes + (size_t)M * sizeof(float) + (size_t)M * N * sizeof(int32_t));
+    if (!ws) { // out of memory: NaN, never stale numbers
+        for (size_t i = 0; i < (size_t)M * N; i++) y[i] = NAN;
+        return;
+    }
+    int8_t *qa = (int8_t *)ws;
+    float *sa = (float *)(ws + qa_bytes);
+    int32_t *acc = (int32_t *)(sa + M);
+    seslm_quantize_rows(qa, sa, x, M, K, K);
+    seslm_qgemm_ref(acc, qa, W->q, M, N, K);
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++)
+            y[(size_t)m * N + n] = (float)acc[(size_t)m * N + n] * (sa[m] * W->qscale[n]) + (b ? b[n] : 0.0f);
+}
+
 static void ref_linear(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
+    if (W->qscale) {
+        ref_linear_q8(y, x, W, b, M);
+        return;
+    }
     const float *w = W->w;
     const int N = W->N, K = W->K;
     for (int m = 0; m < M; m++)

@@ -131,8 +131,9 @@ static void test_embed_pool(const int *lens, int B, int C, int V) {
     for (int t = 0; t < ntok; t++) ids[t] = (int32_t)((frand() + 1) * 0.5f * (V - 1));
     float *word = rand_buf((size_t)V * C, 1), *pos = rand_buf((size_t)512 * C, 1), *type = rand_buf(C, 1);
     float *x0 = poison_buf((size_t)ntok * C), *x1 = poison_buf((size_t)ntok * C);
-    ref->embed(x0, ids, off, lens, B, word, pos, type, C);
-    fast->embed(x1, ids, off, lens, B, word, pos, type, C);
+    const seslm_embedding wt = {.f32 = word};
+    ref->embed(x0, ids, off, lens, B, &wt, pos, type, C);
+    fast->embed(x1, ids, off, lens, B, &wt, pos, type, C);
     CHECK(close_enough("embed", x1, x0, (size_t)ntok * C, 0, 0));
     for (int norm = 0; norm <= 1; norm++) {
         float *p0 = poison_buf((size_t)B * C), *p1 = poison_buf((size_t)B * C);

@@ -1,0 +1,148 @@
+/* qgemm.c — fast INT8 product on the VNNI-packed weights (quant.h), fused with dequantization.
+ *
+ *   acc (MR rows x NP panels of 16 columns) += u8(qa) . qw   over K in groups of 4 (one vpdpbusd each)
+ *   y = (acc - 128 * colsum) * sa[m] * sw[n] + b[n]
+ *
+ * Each tile keeps MR x NP zmm accumulators in registers while it streams its NP weight panels (each a
+ * contiguous K x 16 bytes run), so one 4-byte activation broadcast serves NP panels and one weight load
+ * serves MR rows. Tiles are spread over OpenMP threads; adjacent tiles share weight panels. */
+#include "quant.h"
+
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+enum { MR = 4, NP = 4 }; // 16 accumulators + 4 weight registers + 1 broadcast of AVX-512's 32
+
+typedef struct {
+    int32_t *acc;
+    float *y;
+    const int8_t *qa;
+    int lda;
+    const float *sa;
+    const int8_t *qp;
+    const int32_t *colsum;
+    const float *sw, *b;
+    int M, N, K, Kg;
+} qgemm_args;
+
+// ---- portable kernel --------------------------------------------------------------------------------
+
+static void tile_c(const qgemm_args *a, int m0, int mr, int p0, int np) {
+    for (int r = 0; r < mr; r++) {
+        const int m = m0 + r;
+        const int8_t *x = a->qa + (size_t)m * a->lda;
+        for (int pj = 0; pj < np; pj++) {
+            const int p = p0 + pj;
+            int32_t s[16] = {0};
+            const int8_t *w = a->qp + (size_t)p * a->Kg * 64;
+            for (int g = 0; g < a->Kg; g++)
+                for (int j = 0; j < 16; j++)
+                    for (int i = 0; i < 4; i++) s[j] += (int32_t)x[4 * g + i] * w[(g * 16 + j) * 4 + i];
+            for (int j = 0; j < 16 && 16 * p + j < a->N; j++) {
+                const int n = 16 * p + j;
+                if (a->acc)
+                    a->acc[(size_t)m * a->N + n] = s[j];
+                else
+                    a->y[(size_t)m * a->N + n] = (float)s[j] * (a->sa[m] * a->sw[n]) + (a->b ? a->b[n] : 0.0f);
+            }
+        }
+    }
+}
+
+// ---- AVX-512 VNNI kernel ----------------------------------------------------------------------------
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define QGEMM_X86 1
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+VNNI static inline __attribute__((always_inline)) void tile_vnni_n(const qgemm_args *a, int m0, int mr, int p0,
+                                                                    int np) {
+    __m512i c[MR][NP];
+    for (int r = 0; r < MR; r++)
+        for (int j = 0; j < NP; j++) c[r][j] = _mm512_setzero_si512();
+    const int8_t *x[MR];
+    for (int r = 0; r < MR; r++) x[r] = a->qa + (size_t)(m0 + (r < mr ? r : 0)) * a->lda;
+    const int8_t *w[NP];
+    for (int j = 0; j < NP; j++) w[j] = a->qp + (size_t)(p0 + (j < np ? j : 0)) * a->Kg * 64;
+    const __m512i flip = _mm512_set1_epi32((int)0x80808080u);
+    for (int g = 0; g < a->Kg; g++) {
+        __m512i wv[NP];
+        for (int j = 0; j < np; j++) wv[j] = _mm512_loadu_si512((const void *)(w[j] + (size_t)g * 64));
+        for (int r = 0; r < mr; r++) {
+            int32_t word;
+            memcpy(&word, x[r] + 4 * g, 4);
+            const __m512i av = _mm512_xor_si512(_mm512_set1_epi32(word), flip); // s8 -> u8 (+128)
+            for (int j = 0; j < np; j++) c[r][j] = _mm512_dpbusd_epi32(c[r][j], av, wv[j]);
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        const int m = m0 + r;
+        for (int j = 0; j < np; j++) {
+            const int n0 = 16 * (p0 + j);
+            const int nv = a->N - n0 < 16 ? a->N - n0 : 16;
+            const __mmask16 k = (__mmask16)((1u << nv) - 1u);
+            const __m512i s = _mm512_sub_epi32(c[r][j], _mm512_loadu_si512((const void *)(a->colsum + n0)));
+            if (a->acc) {
+                _mm512_mask_storeu_epi32(a->acc + (size_t)m * a->N + n0, k, s);
+            } else {
+                const __m512 sc = _mm512_mul_ps(_mm512_set1_ps(a->sa[m]), _mm512_maskz_loadu_ps(k, a->sw + n0));
+                const __m512 bv = a->b ? _mm512_maskz_loadu_ps(k, a->b + n0) : _mm512_setzero_ps();
+                _mm512_mask_storeu_ps(a->y + (size_t)m * a->N + n0, k,
+                                      _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), sc, bv));
+            }
+        }
+    }
+}
+
+// Full tiles get a specialised copy (constant trip counts: fully unrolled, accumulators in registers).
+VNNI static void tile_vnni_full(const qgemm_args *a, int m0, int p0) { tile_vnni_n(a, m0, MR, p0, NP); }
+VNNI static void tile_vnni_edge(const qgemm_args *a, int m0, int mr, int p0, int np) {
+    tile_vnni_n(a, m0, mr, p0, np);
+}
+static void tile_vnni(const qgemm_args *a, int m0, int mr, int p0, int np) {
+    if (mr == MR && np == NP)
+        tile_vnni_full(a, m0, p0);
+    else
+        tile_vnni_edge(a, m0, mr, p0, np);
+}
+#endif
+
+// ---- dispatch ---------------------------------------------------------------------------------------
+
+typedef void (*tile_fn)(const qgemm_args *, int, int, int, int);
+
+static int cpu_has_vnni(void) {
+#ifdef QGEMM_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#else
+    return 0;
+#endif
+}
+
+const char *seslm_qgemm_isa(void) { return cpu_has_vnni() ? "avx512vnni" : "c"; }
+
+void seslm_qgemm_fast(int32_t *acc, float *y, const int8_t *qa, int lda, const float *sa, const int8_t *qp,
+                      const int32_t *colsum, const float *sw, const float *b, int M, int N, int K, const char *isa) {
+    static int have_vnni = -1; // benign race: every thread computes the same value
+    if (have_vnni < 0) have_vnni = cpu_has_vnni();
+    tile_fn fn = tile_c;
+#ifdef QGEMM_X86
+    if (have_vnni && (!isa || strcmp(isa, "avx512vnni") == 0)) fn = tile_vnni;
+#endif
+    (void)isa;
+    const qgemm_args a = {acc, y, qa, lda, sa, qp, colsum, sw, b, M, N, K, (K + 3) / 4};
+    const int P = (N + 15) / 16, nmb = (M + MR - 1) / MR, npb = (P + NP - 1) / NP;
+    const int tiles = nmb * npb;
+    // column blocks outermost: a thread's consecutive tiles reuse the same weight panels from cache
+#pragma omp parallel for schedule(static) if (tiles > 1 && (long)M * N * K > 200000)
+    for (int t = 0; t < tiles; t++) {
+        const int pb = t / nmb, mb = t % nmb;
+        const int m0 = mb * MR, p0 = pb * NP;
+        fn(&a, m0, M - m0 < MR ? M - m0 : MR, p0, P - p0 < NP ? P - p0 : NP);
+    }
+}

@@ -1,0 +1,130 @@
+/* quant.c — INT8 quantization helpers and the plain-C reference product (see quant.h). */
+#include "quant.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- quantization ---------------------------------------------------------------------------------
+
+// Round to nearest, ties to even, for |v| <= 127.5: adding and subtracting 1.5 * 2^23 leaves the
+// integer part in the mantissa. Vectorises on every x86-64 level, unlike lrintf without SSE4.1.
+static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
+
+void seslm_quantize_rows(int8_t *q, float *scale, const float *x, int M, int K, int ldq) {
+    for (int m = 0; m < M; m++) {
+        const float *r = x + (size_t)m * K;
+        int8_t *o = q + (size_t)m * ldq;
+        float amax = 0.0f, probe = 0.0f; // probe: x - x is NaN for a NaN or an infinity, else 0
+        for (int k = 0; k < K; k++) {
+            amax = fmaxf(amax, fabsf(r[k]));
+            probe += r[k] - r[k];
+        }
+        if (!(amax > 0.0f) || probe != 0.0f) { // zero row: zeros; poisoned row: scale NaN, never finite
+            memset(o, 0, (size_t)ldq);
+            scale[m] = probe != 0.0f ? NAN : 0.0f;
+            continue;
+        }
+        const float inv = 127.0f / amax;
+        for (int k = 0; k < K; k++) {
+            float v = round_even(r[k] * inv);
+            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+            o[k] = (int8_t)v;
+        }
+        if (ldq > K) memset(o + K, 0, (size_t)(ldq - K));
+        scale[m] = amax / 127.0f;
+    }
+}
+
+float seslm_quantize_weight(int8_t *q, float *scale, const float *w, int N, int K) {
+    float worst = 0.0f;
+    for (int n = 0; n < N; n++) {
+        const float *r = w + (size_t)n * K;
+        float amax = 0.0f;
+        for (int k = 0; k < K; k++) amax = fmaxf(amax, fabsf(r[k]));
+        const float s = amax > 0.0f ? amax / 127.0f : 0.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        for (int k = 0; k < K; k++) {
+            float v = round_even(r[k] * inv);
+            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+            q[(size_t)n * K + k] = (int8_t)v;
+            if (amax > 0.0f) {
+                float err = fabsf(v * s - r[k]) / amax;
+                worst = err > worst ? err : worst;
+            }
+        }
+        scale[n] = s;
+    }
+    return worst;
+}
+
+// ---- packing --------------------------------------------------------------------------------------
+
+size_t seslm_qweight_packed_bytes(int N, int K) { return (size_t)((N + 15) / 16) * 16 * (size_t)((K + 3) / 4) * 4; }
+
+int8_t *seslm_qweight_pack(const int8_t *q, int N, int K, int32_t **colsum_out) {
+    const int P = (N + 15) / 16, Kg = (K + 3) / 4;
+    int8_t *qp = calloc(seslm_qweight_packed_bytes(N, K) + 1, 1);
+    int32_t *cs = calloc((size_t)P * 16 + 1, sizeof *cs);
+    if (!qp || !cs) {
+        free(qp), free(cs);
+        return NULL;
+    }
+    for (int n = 0; n < N; n++) {
+        const int p = n / 16, j = n % 16;
+        int32_t s = 0;
+        for (int k = 0; k < K; k++) {
+            qp[(((size_t)p * Kg + k / 4) * 16 + j) * 4 + k % 4] = q[(size_t)n * K + k];
+            s += q[(size_t)n * K + k];
+        }
+        cs[n] = 128 * s;
+    }
+    *colsum_out = cs;
+    return qp;
+}
+
+// ---- reference product ----------------------------------------------------------------------------
+
+void seslm_qgemm_ref(int32_t *acc, const int8_t *qa, const int8_t *qw, int M, int N, int K) {
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            int32_t s = 0;
+            for (int k = 0; k < K; k++) s += (int32_t)qa[(size_t)m * K + k] * (int32_t)qw[(size_t)n * K + k];
+            acc[(size_t)m * N + n] = s;
+        }
+}
+
+// ---- scratch --------------------------------------------------------------------------------------
+
+typedef struct {
+    void *p;
+    size_t n;
+} scratch_buf;
+
+static pthread_key_t g_key;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *v) {
+    scratch_buf *s = v;
+    free(s->p);
+    free(s);
+}
+static void scratch_key_init(void) { pthread_key_create(&g_key, scratch_free); }
+
+void *seslm_quant_scratch(size_t bytes) {
+    pthread_once(&g_once, scratch_key_init);
+    scratch_buf *s = pthread_getspecific(g_key);
+    if (!s) {
+        if (!(s = calloc(1, sizeof *s))) return NULL;
+        if (pthread_setspecific(g_key, s) != 0) {
+            free(s);
+            return NULL;
+        }
+    }
+    if (s->n < bytes) {
+        void *p = realloc(s->p, bytes);
+        if (!p) return NULL;
+        s->p = p, s->n = bytes;
+    }
+    return s->p;
+}

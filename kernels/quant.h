@@ -1,0 +1,48 @@
+/* quant.h — INT8 linear layers: weights quantized per output channel (symmetric, scale = max|w| / 127),
+ * activations quantized per token at run time (symmetric, scale = max|x| / 127), products accumulated in
+ * int32 and dequantized once:
+ *
+ *     y[m, n] = (sum_k qa[m, k] * qw[n, k]) * sa[m] * sw[n] + b[n]
+ *
+ * The int32 sums are exact in every implementation (|sum| <= 127 * 127 * K < 2^31 for K < 133 000), so
+ * the fast kernels are tested bit for bit against seslm_qgemm_ref. The fast kernel uses AVX-512 VNNI
+ * (vpdpbusd: u8 x s8), so activations enter it shifted to u8 (qa + 128) and the shift is taken back with
+ * a precomputed 128 * sum_k qw[n, k] per column; without VNNI a portable C kernel reads the same layout. */
+#ifndef SESLM_QUANT_H
+#define SESLM_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Per-token quantization of x (M, K) into q (M, ldq) (ldq >= K; columns K..ldq-1 are set to 0) and
+ * scale (M). Round to nearest, ties to even; a zero row gets scale 0. Shared by every CPU backend so
+ * that both feed identical int8 values to their products. */
+void seslm_quantize_rows(int8_t *q, float *scale, const float *x, int M, int K, int ldq);
+
+/* Per-output-channel quantization of w (N, K): q (N, K), scale (N). Returns the largest absolute
+ * rounding error relative to the channel's max |w| (for reports). */
+float seslm_quantize_weight(int8_t *q, float *scale, const float *w, int N, int K);
+
+/* VNNI layout of q (N, K): panels of 16 output channels, K in groups of 4:
+ * qp[((p * Kg + g) * 16 + j) * 4 + i] = q[16 p + j][4 g + i], Kg = ceil(K / 4), zero-padded.
+ * *colsum_out (ceil(N/16) * 16) gets 128 * sum_k q[n][k]. Both malloc'd; NULL on out of memory. */
+int8_t *seslm_qweight_pack(const int8_t *q, int N, int K, int32_t **colsum_out);
+size_t seslm_qweight_packed_bytes(int N, int K);
+
+/* Reference: acc (M, N) = qa (M, K) . qw (N, K)^T in int32. */
+void seslm_qgemm_ref(int32_t *acc, const int8_t *qa, const int8_t *qw, int M, int N, int K);
+
+/* Fast: qa (M, lda) with lda a multiple of 4 >= K, on the packed weights. When acc is not NULL the
+ * int32 sums are stored there (M, N); otherwise y (M, N) = dequantized sums * sa[m] * sw[n] + b[n]
+ * (b may be NULL). `isa` forces a kernel ("avx512vnni", "c") or picks the best (NULL). Threads: OpenMP. */
+void seslm_qgemm_fast(int32_t *acc, float *y, const int8_t *qa, int lda, const float *sa, const int8_t *qp,
+                      const int32_t *colsum, const float *sw, const float *b, int M, int N, int K, const char *isa);
+
+/* The kernel seslm_qgemm_fast picks on this CPU: "avx512vnni" or "c". */
+const char *seslm_qgemm_isa(void);
+
+/* Grow-on-demand per-thread scratch for quantized activations (freed at thread exit). NULL when out of
+ * memory. The forward pass allocates only when a batch is larger than any before on that thread. */
+void *seslm_quant_scratch(size_t bytes);
+
+#endif

@@ -1,0 +1,156 @@
+/* test_qgemm.c — INT8 products: the fast kernels (AVX-512 VNNI where the CPU has it, and the portable C
+ * kernel) against the plain-C reference, int32 sums bit for bit, on shapes that hit every edge of the
+ * 4-row x 64-column tiles; outputs poisoned first so an unwritten element fails. Then the fused
+ * dequantization (float, abs + rel tolerance, NaN never passes), the quantizers, and both backends'
+ * INT8 linear op against an explicit reconstruction. */
+#include "backend.h"
+#include "quant.h"
+#include "test.h"
+
+#include <stdint.h>
+
+static uint64_t rng = 0x243F6A8885A308D3ull;
+static uint32_t urand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 32);
+}
+static float frand(void) { return (float)(urand() >> 8) * (1.0f / (1 << 24)) * 2.0f - 1.0f; }
+
+/* Values in [lo, hi]; extremes forced at a few places so saturation-prone sums are exercised. */
+static int8_t *rand_i8(size_t n, int lo, int hi) {
+    int8_t *p = malloc(n + 1);
+    for (size_t i = 0; i < n; i++) p[i] = (int8_t)(lo + (int)(urand() % (uint32_t)(hi - lo + 1)));
+    for (size_t i = 0; i < n; i += 7) p[i] = (int8_t)((i / 7) % 2 ? hi : lo);
+    return p;
+}
+
+static void check_exact(int M, int N, int K, const char *isa, int lo, int hi) {
+    const int lda = (K + 3) & ~3;
+    int8_t *qa = rand_i8((size_t)M * K, -127, 127), *qw = rand_i8((size_t)N * K, lo, hi);
+    int8_t *qa_pad = calloc((size_t)M * lda + 1, 1);
+    for (int m = 0; m < M; m++) memcpy(qa_pad + (size_t)m * lda, qa + (size_t)m * K, (size_t)K);
+    int32_t *want = malloc((size_t)M * N * sizeof *want), *got = malloc((size_t)M * N * sizeof *got), *cs = NULL;
+    for (size_t i = 0; i < (size_t)M * N; i++) got[i] = 0x7f7f7f7f; // poison
+    seslm_qgemm_ref(want, qa, qw, M, N, K);
+    int8_t *qp = seslm_qweight_pack(qw, N, K, &cs);
+    CHECK(qp && cs);
+    seslm_qgemm_fast(got, NULL, qa_pad, lda, NULL, qp, cs, NULL, NULL, M, N, K, isa);
+    size_t bad = 0;
+    for (size_t i = 0; i < (size_t)M * N; i++) bad += got[i] != want[i];
+    CHECK_MSG(bad == 0, "%s M=%d N=%d K=%d w in [%d,%d]: %zu of %d int32 sums differ (first: got %d want %d)", isa, M,
+              N, K, lo, hi, bad, M * N, got[0], want[0]);
+    free(qa), free(qw), free(qa_pad), free(want), free(got), free(qp), free(cs);
+}
+
+// fused dequantization: y = acc * sa * sw + b against the same formula in double
+static void check_dequant(int M, int N, int K, const char *isa) {
+    const int lda = (K + 3) & ~3;
+    int8_t *qa = rand_i8((size_t)M * lda, -127, 127), *qw = rand_i8((size_t)N * K, -127, 127);
+    for (int m = 0; m < M; m++) memset(qa + (size_t)m * lda + K, 0, (size_t)(lda - K));
+    float *sa = malloc((size_t)M * sizeof *sa), *sw = malloc((size_t)N * sizeof *sw), *b = malloc((size_t)N * sizeof *b);
+    for (int m = 0; m < M; m++) sa[m] = 0.01f + 0.02f * (frand() + 1.0f);
+    for (int n = 0; n < N; n++) sw[n] = 0.001f + 0.002f * (frand() + 1.0f), b[n] = frand();
+    int32_t *acc = malloc((size_t)M * N * sizeof *acc), *cs = NULL;
+    int8_t *qa_k = malloc((size_t)M * K + 1);
+    for (int m = 0; m < M; m++) memcpy(qa_k + (size_t)m * K, qa + (size_t)m * lda, (size_t)K);
+    seslm_qgemm_ref(acc, qa_k, qw, M, N, K);
+    int8_t *qp = seslm_qweight_pack(qw, N, K, &cs);
+    float *y = malloc((size_t)M * N * sizeof *y);
+    for (size_t i = 0; i < (size_t)M * N; i++) y[i] = NAN;
+    seslm_qgemm_fast(NULL, y, qa, lda, sa, qp, cs, sw, b, M, N, K, isa);
+    size_t bad = 0;
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            const double want = (double)acc[(size_t)m * N + n] * sa[m] * sw[n] + b[n];
+            const float g = y[(size_t)m * N + n];
+            bad += !(isfinite(g) && fabs(g - want) <= 1e-5 + 1e-5 * fabs(want));
+        }
+    CHECK_MSG(bad == 0, "%s dequant M=%d N=%d K=%d: %zu elements off", isa, M, N, K, bad);
+    free(qa), free(qw), free(sa), free(sw), free(b), free(acc), free(cs), free(qa_k), free(qp), free(y);
+}
+
+static void check_quantizers(void) {
+    // ties round to even, the largest |x| maps to +-127, a zero row gets scale 0 and zeros
+    const float x[2][6] = {{127.0f, -127.0f, 0.5f, 1.5f, 2.5f, -0.5f}, {0, 0, 0, 0, 0, 0}};
+    int8_t q[2][8];
+    float s[2];
+    memset(q, 0x55, sizeof q);
+    seslm_quantize_rows(&q[0][0], s, &x[0][0], 2, 6, 8);
+    CHECK(s[0] == 1.0f && s[1] == 0.0f);
+    CHECK(q[0][0] == 127 && q[0][1] == -127 && q[0][2] == 0 && q[0][3] == 2 && q[0][4] == 2 && q[0][5] == 0);
+    CHECK(q[0][6] == 0 && q[0][7] == 0); // padding zeroed
+    for (int k = 0; k < 8; k++) CHECK(q[1][k] == 0);
+    // a row with a NaN is poisoned (scale NaN), never silently finite
+    const float xn[3] = {1.0f, NAN, 2.0f};
+    int8_t qn[4];
+    float sn;
+    seslm_quantize_rows(qn, &sn, xn, 1, 3, 4);
+    CHECK(isnan(sn));
+    // weights: dequantized values within half a step of the originals
+    enum { N = 5, K = 33 };
+    float w[N * K], sw[N];
+    int8_t qw[N * K];
+    for (int i = 0; i < N * K; i++) w[i] = frand() * (1 + i % 3);
+    float worst = seslm_quantize_weight(qw, sw, w, N, K);
+    CHECK(worst <= 0.5f / 127.0f + 1e-6f);
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) CHECK(fabsf(qw[n * K + k] * sw[n] - w[n * K + k]) <= 0.5f * sw[n] * 1.0001f);
+}
+
+// both backends' linear op on INT8 weights against quantize -> exact sums -> dequantize written out here
+static void check_backend_linear(int M, int N, int K) {
+    float *x = malloc((size_t)M * K * sizeof *x), *w = malloc((size_t)N * K * sizeof *w), *b = malloc((size_t)N * sizeof *b);
+    for (size_t i = 0; i < (size_t)M * K; i++) x[i] = frand() * 3;
+    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = frand() * 0.1f;
+    for (int n = 0; n < N; n++) b[n] = frand();
+    int8_t *qw = malloc((size_t)N * K), *qa = malloc((size_t)M * K);
+    float *sw = malloc((size_t)N * sizeof *sw), *sa = malloc((size_t)M * sizeof *sa);
+    seslm_quantize_weight(qw, sw, w, N, K);
+    seslm_quantize_rows(qa, sa, x, M, K, K);
+    int32_t *acc = malloc((size_t)M * N * sizeof *acc);
+    seslm_qgemm_ref(acc, qa, qw, M, N, K);
+    seslm_weight W = {.N = N, .K = K, .q = qw, .qscale = sw};
+    seslm_weight Wp = W;
+    Wp.qp = seslm_qweight_pack(qw, N, K, &Wp.qsum);
+    const seslm_backend *bes[2] = {seslm_backend_cpu_ref(), seslm_backend_cpu_fast()};
+    float *y = malloc((size_t)M * N * sizeof *y);
+    for (int i = 0; i < 3; i++) {
+        const seslm_backend *be = bes[i ? 1 : 0];
+        for (size_t j = 0; j < (size_t)M * N; j++) y[j] = NAN;
+        be->linear(y, x, i == 2 ? &Wp : &W, b, M);
+        size_t bad = 0;
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                const double want = (double)acc[(size_t)m * N + n] * sa[m] * sw[n] + b[n];
+                bad += !(isfinite(y[(size_t)m * N + n]) && fabs(y[(size_t)m * N + n] - want) <= 1e-5 + 1e-5 * fabs(want));
+            }
+        CHECK_MSG(bad == 0, "%s linear (%s) M=%d N=%d K=%d: %zu elements off", be->name, i == 2 ? "packed" : "plain",
+                  M, N, K, bad);
+    }
+    free(x), free(w), free(b), free(qw), free(qa), free(sw), free(sa), free(acc), free(y), free(Wp.qp), free(Wp.qsum);
+}
+
+int main(void) {
+    const int Ms[] = {1, 3, 4, 5, 12, 33}, Ns[] = {1, 15, 16, 17, 64, 65, 384}, Ks[] = {1, 3, 4, 5, 32, 384, 1536};
+    const char *isas[2] = {"c", "avx512vnni"};
+    int nisa = strcmp(seslm_qgemm_isa(), "avx512vnni") == 0 ? 2 : 1;
+    if (nisa == 1) printf("note: no AVX-512 VNNI on this CPU; only the portable kernel is checked\n");
+    for (int i = 0; i < nisa; i++)
+        for (size_t a = 0; a < sizeof Ms / sizeof *Ms; a++)
+            for (size_t bn = 0; bn < sizeof Ns / sizeof *Ns; bn++)
+                for (size_t c = 0; c < sizeof Ks / sizeof *Ks; c++) check_exact(Ms[a], Ns[bn], Ks[c], isas[i], -127, 127);
+    for (int i = 0; i < nisa; i++) {
+        check_exact(7, 40, 1536, isas[i], -128, 127); // -128 weights: the full int8 range stays exact
+        check_exact(5, 33, 1536, isas[i], -128, -128);
+        check_exact(64, 1152, 384, isas[i], -127, 127); // the model's fused QKV shape
+        check_dequant(13, 1536, 384, isas[i]);
+        check_dequant(2, 17, 5, isas[i]);
+    }
+    check_quantizers();
+    check_backend_linear(1, 16, 4);
+    check_backend_linear(9, 70, 37);
+    check_backend_linear(40, 384, 1536);
+    return test_report("test_qgemm");
+}
