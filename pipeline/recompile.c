@@ -2,6 +2,8 @@
 #include "recompile.h"
 
 #include "model_internal.h"
+#include "quant.h"
+#include "reconstruct.h"
 #include "safetensors_write.h"
 #include "util.h"
 
@@ -119,8 +121,9 @@ static seslm_status copy_files(const char *src_dir, const char *dst_dir) {
 
 // ---- config.json ---------------------------------------------------------------------------------
 
-static seslm_status write_config(const seslm_model *m, const seslm_plan *pl, const char *plan_name, const int *kh,
-                                 const int *kf, const char *dir, int hr, int nr) {
+static seslm_status write_config(const seslm_model *m, const seslm_plan *pl, const seslm_recompile_opts *o,
+                                 const int *kh, const int *kf, const char *dir, int hr, int nr, int exact_rows) {
+    const char *plan_name = o->plan_name;
     char path[8400];
     snprintf(path, sizeof path, "%s/config.json", m->dir);
     char *buf = NULL;
@@ -152,7 +155,23 @@ static seslm_status write_config(const seslm_model *m, const seslm_plan *pl, con
     cJSON_AddNumberToObject(lin, "plan_target", pl->target);
     cJSON_AddNumberToObject(lin, "heads_removed", hr);
     cJSON_AddNumberToObject(lin, "neurons_removed", nr);
+    cJSON_AddStringToObject(lin, "reconstruction", o->calib ? "least-squares" : "none");
+    if (o->calib) {
+        cJSON_AddNumberToObject(lin, "calibration_texts", (double)o->calib->texts);
+        cJSON_AddNumberToObject(lin, "calibration_tokens", (double)o->calib->tokens);
+        cJSON_AddNumberToObject(lin, "ridge", o->ridge);
+    }
+    if (o->calibration_name) cJSON_AddStringToObject(lin, "calibration", o->calibration_name);
     if (prev) cJSON_AddItemToObject(lin, "parent", prev);
+    cJSON_DeleteItemFromObjectCaseSensitive(r, "seslm_quantization");
+    if (o->quantize_int8 || o->compress_embeddings) {
+        cJSON *qz = cJSON_AddObjectToObject(r, "seslm_quantization");
+        cJSON_AddStringToObject(qz, "linear_weights", o->quantize_int8 ? "int8-per-output-channel-symmetric" : "f32");
+        cJSON_AddStringToObject(qz, "linear_activations", o->quantize_int8 ? "int8-dynamic-per-token-symmetric" : "f32");
+        cJSON_AddStringToObject(qz, "word_embeddings", o->compress_embeddings ? "int8-per-row+exact-frequent-rows" : "f32");
+        if (o->compress_embeddings) cJSON_AddNumberToObject(qz, "word_embeddings_exact_rows", exact_rows);
+        cJSON_AddStringToObject(qz, "sparsity", "dense");
+    }
     char *txt = cJSON_Print(r);
     cJSON_Delete(r);
     if (!txt) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
@@ -177,18 +196,19 @@ static seslm_status write_config(const seslm_model *m, const seslm_plan *pl, con
 typedef struct {
     st_write_tensor *t;
     char **names;
-    float **owned;
+    void **owned;
     int n, cap, n_owned;
 } tensor_list;
 
-static seslm_status tl_add(tensor_list *L, const char *name, const float *data, int64_t d0, int64_t d1, int own) {
+static seslm_status tl_add_t(tensor_list *L, const char *name, st_dtype dt, const void *data, int64_t d0, int64_t d1,
+                             int own) {
     if (L->n == L->cap) {
         int cap = L->cap ? 2 * L->cap : 64;
         st_write_tensor *t = realloc(L->t, (size_t)cap * sizeof *t);
         if (t) L->t = t;
         char **nm = realloc(L->names, (size_t)cap * sizeof *nm);
         if (nm) L->names = nm;
-        float **ow = realloc(L->owned, (size_t)cap * sizeof *ow);
+        void **ow = realloc(L->owned, (size_t)cap * sizeof *ow);
         if (ow) L->owned = ow;
         if (!t || !nm || !ow) {
             if (own) free((void *)data);
@@ -196,19 +216,54 @@ static seslm_status tl_add(tensor_list *L, const char *name, const float *data, 
         }
         L->cap = cap;
     }
-    if (own) L->owned[L->n_owned++] = (float *)data;
+    if (own) L->owned[L->n_owned++] = (void *)data;
     char *s = strdup(name);
     if (!s) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     L->names[L->n] = s;
     st_write_tensor *w = &L->t[L->n++];
     memset(w, 0, sizeof *w);
     w->name = s;
-    w->dtype = ST_F32;
+    w->dtype = dt;
     w->ndim = d1 >= 0 ? 2 : 1;
     w->shape[0] = d0;
     w->shape[1] = d1;
     w->data = data;
     return SESLM_OK;
+}
+
+static seslm_status tl_add(tensor_list *L, const char *name, const float *data, int64_t d0, int64_t d1, int own) {
+    return tl_add_t(L, name, ST_F32, data, d0, d1, own);
+}
+
+static int64_t tl_bytes(const tensor_list *L) {
+    int64_t n = 0;
+    for (int i = 0; i < L->n; i++) {
+        int64_t e = L->t[i].shape[0] * (L->t[i].ndim == 2 ? L->t[i].shape[1] : 1);
+        n += e * (int64_t)st_dtype_size(L->t[i].dtype);
+    }
+    return n;
+}
+
+/* A weight matrix (N, K) written as F32, or (opts->quantize) as INT8 per output channel plus its
+ * "<name>_scale" (N). Takes ownership of w. */
+static seslm_status tl_add_weight(tensor_list *L, const char *name, float *w, int64_t N, int64_t K, int quantize,
+                                  float *worst_err) {
+    if (!quantize) return tl_add(L, name, w, N, K, 1);
+    int8_t *q = malloc((size_t)(N * K) + 1);
+    float *sc = malloc((size_t)N * sizeof *sc + 1);
+    if (!q || !sc) {
+        free(q), free(sc), free(w);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    float e = seslm_quantize_weight(q, sc, w, (int)N, (int)K);
+    if (worst_err && e > *worst_err) *worst_err = e;
+    free(w);
+    char sname[200];
+    snprintf(sname, sizeof sname, "%s_scale", name);
+    seslm_status st = tl_add_t(L, name, ST_I8, q, N, K, 1);
+    if (st == SESLM_OK) st = tl_add(L, sname, sc, N, -1, 1);
+    else free(sc);
+    return st;
 }
 
 static void tl_free(tensor_list *L) {
@@ -250,15 +305,42 @@ static int *kept(int N, const int *removed, int n_removed, int *n_kept) {
     return k;
 }
 
-static seslm_status add_layer(tensor_list *L, const seslm_model *m, const seslm_plan *pl, int l, int *kh, int *kf) {
+static float *copy_floats(const float *src, size_t n) {
+    float *o = malloc((n + 1) * sizeof *o);
+    if (o && n) memcpy(o, src, n * sizeof *o);
+    return o;
+}
+
+/* The output projection of a pruned block: plain slicing of its kept column blocks, or, with
+ * calibration statistics, the least-squares refit of those columns and of the bias (reconstruct.h). */
+static seslm_status project_out(float **w_out, float **b_out, const float *w, const float *b, int N, int K,
+                                const int *keep, int nk, int unit, const double *G, const seslm_recompile_opts *o,
+                                double *err_fit, double *err_plain) {
+    *w_out = *b_out = NULL;
+    if (!G || nk * unit == K) { // nothing removed: nothing to recover
+        *w_out = take_cols(w, N, K / unit, keep, nk, unit);
+        *b_out = copy_floats(b, (size_t)N);
+        return *w_out && *b_out ? SESLM_OK : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    *w_out = malloc(((size_t)N * nk * unit + 1) * sizeof(float));
+    *b_out = malloc(((size_t)N + 1) * sizeof(float));
+    if (!*w_out || !*b_out) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    return seslm_reconstruct_linear(*w_out, *b_out, w, b, N, K, keep, nk, unit, G, o->ridge, err_fit, err_plain);
+}
+
+static seslm_status add_layer(tensor_list *L, const seslm_model *m, const seslm_plan *pl, int l, int *kh, int *kf,
+                              const seslm_recompile_opts *o, seslm_recompile_stats *rs) {
     const seslm_model_config *c = &m->cfg;
     const seslm_layer_weights *w = &m->lw[l];
     const int C = c->hidden, D = c->head_dim, H = c->layers[l].n_heads, F = c->layers[l].ffn_dim;
+    const int qz = o->quantize_int8;
+    float *werr = rs ? &rs->quant_worst_rel_err : NULL;
     int nh = 0, nf = 0;
     int *hk = kept(H, pl->remove_heads[l], pl->n_remove_heads[l], &nh);
     int *fk = kept(F, pl->remove_neurons[l], pl->n_remove_neurons[l], &nf);
     seslm_status st = hk && fk ? SESLM_OK : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     char n[160];
+#define NAME(suffix) snprintf(n, sizeof n, "encoder.layer.%d.%s", l, suffix)
 #define OWN(suffix, expr, d0, d1)                                                                        \
     do {                                                                                                 \
         if (st != SESLM_OK) break;                                                                       \
@@ -267,39 +349,125 @@ static seslm_status add_layer(tensor_list *L, const seslm_model *m, const seslm_
             st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");                                           \
             break;                                                                                       \
         }                                                                                                \
-        snprintf(n, sizeof n, "encoder.layer.%d.%s", l, suffix);                                         \
+        NAME(suffix);                                                                                    \
         st = tl_add(L, n, p_, d0, d1, 1);                                                                \
+    } while (0)
+#define WEIGHT(suffix, expr, d0, d1)                                                                     \
+    do {                                                                                                 \
+        if (st != SESLM_OK) break;                                                                       \
+        float *p_ = (expr);                                                                              \
+        if (!p_) {                                                                                       \
+            st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");                                           \
+            break;                                                                                       \
+        }                                                                                                \
+        NAME(suffix);                                                                                    \
+        st = tl_add_weight(L, n, p_, d0, d1, qz, werr);                                                  \
     } while (0)
 #define SAME(suffix, ptr)                                                                                \
     do {                                                                                                 \
-        snprintf(n, sizeof n, "encoder.layer.%d.%s", l, suffix);                                         \
+        NAME(suffix);                                                                                    \
         if (st == SESLM_OK) st = tl_add(L, n, ptr, C, -1, 0);                                            \
     } while (0)
     const int64_t A = (int64_t)nh * D;
+    const double *Gc = o->calib ? o->calib->g_ctx[l] : NULL, *Gf = o->calib ? o->calib->g_ffn[l] : NULL;
+    double ef = 0, ep = 0;
     if (nh > 0) {
-        OWN("attention.self.query.weight", take_rows(w->q_w, hk, nh, D, C), A, C);
+        WEIGHT("attention.self.query.weight", take_rows(w->q_w, hk, nh, D, C), A, C);
         OWN("attention.self.query.bias", take_rows(w->q_b, hk, nh, D, 1), A, -1);
-        OWN("attention.self.key.weight", take_rows(w->k_w, hk, nh, D, C), A, C);
+        WEIGHT("attention.self.key.weight", take_rows(w->k_w, hk, nh, D, C), A, C);
         OWN("attention.self.key.bias", take_rows(w->k_b, hk, nh, D, 1), A, -1);
-        OWN("attention.self.value.weight", take_rows(w->v_w, hk, nh, D, C), A, C);
+        WEIGHT("attention.self.value.weight", take_rows(w->v_w, hk, nh, D, C), A, C);
         OWN("attention.self.value.bias", take_rows(w->v_b, hk, nh, D, 1), A, -1);
-        OWN("attention.output.dense.weight", take_cols(w->ao_w, C, H, hk, nh, D), C, A);
     }
-    SAME("attention.output.dense.bias", w->ao_b);
+    if (st == SESLM_OK) { // attention output projection (+ bias, refitted when heads were removed)
+        float *wo = NULL, *bo = NULL;
+        st = project_out(&wo, &bo, w->ao_w, w->ao_b, C, H * D, hk, nh, D, Gc, o, &ef, &ep);
+        if (st == SESLM_OK && rs && Gc && nh < H) rs->attn_err_fit[l] = ef, rs->attn_err_plain[l] = ep;
+        if (st == SESLM_OK && nh > 0) WEIGHT("attention.output.dense.weight", wo, C, A);
+        else free(wo);
+        if (st == SESLM_OK) OWN("attention.output.dense.bias", bo, C, -1);
+        else free(bo);
+    }
     SAME("attention.output.LayerNorm.weight", w->ln1_g);
     SAME("attention.output.LayerNorm.bias", w->ln1_b);
     if (nf > 0) {
-        OWN("intermediate.dense.weight", take_rows(w->ff1_w, fk, nf, 1, C), nf, C);
+        WEIGHT("intermediate.dense.weight", take_rows(w->ff1_w, fk, nf, 1, C), nf, C);
         OWN("intermediate.dense.bias", take_rows(w->ff1_b, fk, nf, 1, 1), nf, -1);
-        OWN("output.dense.weight", take_cols(w->ff2_w, C, F, fk, nf, 1), C, nf);
     }
-    SAME("output.dense.bias", w->ff2_b);
+    if (st == SESLM_OK) {
+        float *wo = NULL, *bo = NULL;
+        st = project_out(&wo, &bo, w->ff2_w, w->ff2_b, C, F, fk, nf, 1, Gf, o, &ef, &ep);
+        if (st == SESLM_OK && rs && Gf && nf < F) rs->ffn_err_fit[l] = ef, rs->ffn_err_plain[l] = ep;
+        if (st == SESLM_OK && nf > 0) WEIGHT("output.dense.weight", wo, C, nf);
+        else free(wo);
+        if (st == SESLM_OK) OWN("output.dense.bias", bo, C, -1);
+        else free(bo);
+    }
     SAME("output.LayerNorm.weight", w->ln2_g);
     SAME("output.LayerNorm.bias", w->ln2_b);
 #undef OWN
 #undef SAME
+#undef WEIGHT
+#undef NAME
     free(hk), free(fk);
     kh[l] = nh, kf[l] = nf;
+    return st;
+}
+
+/* Embedding compression: every row INT8 with its own scale, and the n_exact most frequent ids (by
+ * token_counts; the special tokens always) kept exact in F32. The id space is unchanged: every id still
+ * has a row. */
+static seslm_status add_word_table(tensor_list *L, const seslm_model *m, const seslm_recompile_opts *o,
+                                   seslm_recompile_stats *rs) {
+    const seslm_model_config *c = &m->cfg;
+    const int V = c->vocab_size, C = c->hidden;
+    if (!o->compress_embeddings) return tl_add(L, "embeddings.word_embeddings.weight", m->word_emb, V, C, 0);
+    int8_t *q = malloc((size_t)V * C + 1);
+    float *sc = malloc(((size_t)V + 1) * sizeof *sc);
+    int32_t *order = malloc(((size_t)V + 1) * sizeof *order);
+    if (!q || !sc || !order) {
+        free(q), free(sc), free(order);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    seslm_quantize_weight(q, sc, m->word_emb, V, C);
+    // exact ids: the special tokens, then by descending count (ties: lower id first)
+    int n = 0;
+    const seslm_tokenizer *tok = m->tok;
+    const int sp[4] = {seslm_tokenizer_lookup(tok, "[CLS]"), seslm_tokenizer_lookup(tok, "[SEP]"),
+                       seslm_tokenizer_lookup(tok, "[PAD]"), seslm_tokenizer_lookup(tok, "[UNK]")};
+    char *is_exact = calloc((size_t)V + 1, 1);
+    if (!is_exact) {
+        free(q), free(sc), free(order);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < 4; i++)
+        if (sp[i] >= 0 && sp[i] < V && !is_exact[sp[i]]) is_exact[sp[i]] = 1, order[n++] = sp[i];
+    if (o->token_counts) {
+        int want = o->n_exact < V ? o->n_exact : V;
+        while (n < want) { // selection by repeated max: n_exact is small (hundreds to a few thousand)
+            int best = -1;
+            for (int id = 0; id < V; id++)
+                if (!is_exact[id] && o->token_counts[id] > 0 && (best < 0 || o->token_counts[id] > o->token_counts[best]))
+                    best = id;
+            if (best < 0) break;
+            is_exact[best] = 1, order[n++] = best;
+        }
+    }
+    free(is_exact);
+    float *rows = malloc(((size_t)n * C + 1) * sizeof *rows);
+    if (!rows) {
+        free(q), free(sc), free(order);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++) memcpy(rows + (size_t)i * C, m->word_emb + (size_t)order[i] * C, (size_t)C * sizeof *rows);
+    seslm_status st = tl_add_t(L, "embeddings.word_embeddings.weight", ST_I8, q, V, C, 1);
+    if (st == SESLM_OK) st = tl_add(L, "embeddings.word_embeddings.weight_scale", sc, V, -1, 1);
+    else free(sc);
+    if (st == SESLM_OK) st = tl_add_t(L, "embeddings.word_embeddings.exact_ids", ST_I32, order, n, -1, 1);
+    else free(order);
+    if (st == SESLM_OK) st = tl_add(L, "embeddings.word_embeddings.exact_rows", rows, n, C, 1);
+    else free(rows);
+    if (rs) rs->exact_rows = n;
     return st;
 }
 
@@ -310,12 +478,28 @@ static int64_t file_size(const char *path) {
 
 // ---- the whole directory -------------------------------------------------------------------------
 
-seslm_status seslm_recompile_ex(const seslm_model *m, const seslm_plan *pl, const char *plan_name, const char *out_dir,
-                                seslm_recompile_stats *stats) {
+int seslm_model_is_quantized(const seslm_model *m) {
+    if (!m->word.f32) return 1;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const seslm_layer_weights *w = &m->lw[l];
+        if (w->q_q || w->ao_q || w->ff1_q || w->ff2_q) return 1;
+    }
+    return 0;
+}
+
+seslm_status seslm_recompile_run(const seslm_model *m, const seslm_plan *pl, const seslm_recompile_opts *opts,
+                                 const char *out_dir, seslm_recompile_stats *stats) {
     if (!m || !pl || !out_dir || !out_dir[0]) return seslm_fail(SESLM_ERR_ARG, "recompile: missing argument");
+    const seslm_recompile_opts o = opts ? *opts : (seslm_recompile_opts){.ridge = 1e-3};
     const seslm_model_config *c = &m->cfg;
     seslm_status st = seslm_recompile_check(pl, c);
     if (st != SESLM_OK) return st;
+    if (seslm_model_is_quantized(m))
+        return seslm_fail(SESLM_ERR_ARG, "%s holds INT8 tensors; recompile starts from a float (F32/F16/BF16) model", m->dir);
+    if (o.calib && (o.calib->n_layers != c->n_layers || o.calib->hidden != c->hidden))
+        return seslm_fail(SESLM_ERR_ARG, "the calibration statistics were collected on another model");
+    seslm_recompile_stats rs;
+    memset(&rs, 0, sizeof rs);
     char out[4096];
     if (snprintf(out, sizeof out, "%s", out_dir) >= (int)sizeof out - 32)
         return seslm_fail(SESLM_ERR_ARG, "output path too long");
@@ -337,12 +521,14 @@ seslm_status seslm_recompile_ex(const seslm_model *m, const seslm_plan *pl, cons
     int *kh = calloc((size_t)c->n_layers + 1, sizeof(int)), *kf = calloc((size_t)c->n_layers + 1, sizeof(int));
     if (!kh || !kf) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     const int64_t C = c->hidden;
-    if (st == SESLM_OK) st = tl_add(&L, "embeddings.word_embeddings.weight", m->word_emb, c->vocab_size, C, 0);
+    if (st == SESLM_OK) st = add_word_table(&L, m, &o, &rs);
     if (st == SESLM_OK) st = tl_add(&L, "embeddings.position_embeddings.weight", m->pos_emb, c->max_position, C, 0);
     if (st == SESLM_OK) st = tl_add(&L, "embeddings.token_type_embeddings.weight", m->type_emb, c->type_vocab_size, C, 0);
     if (st == SESLM_OK) st = tl_add(&L, "embeddings.LayerNorm.weight", m->emb_ln_g, C, -1, 0);
     if (st == SESLM_OK) st = tl_add(&L, "embeddings.LayerNorm.bias", m->emb_ln_b, C, -1, 0);
-    for (int l = 0; st == SESLM_OK && l < c->n_layers; l++) st = add_layer(&L, m, pl, l, kh, kf);
+    if (c->n_layers > SESLM_MAX_LAYERS) st = seslm_fail(SESLM_ERR_LIMIT, "more than %d layers", SESLM_MAX_LAYERS);
+    for (int l = 0; st == SESLM_OK && l < c->n_layers; l++) st = add_layer(&L, m, pl, l, kh, kf, &o, &rs);
+    const int64_t written_bytes = tl_bytes(&L);
     int hr = 0, nr = 0;
     for (int l = 0; l < c->n_layers; l++) hr += pl->n_remove_heads[l], nr += pl->n_remove_neurons[l];
     char path[4096 + 64], meta[256];
@@ -350,11 +536,11 @@ seslm_status seslm_recompile_ex(const seslm_model *m, const seslm_plan *pl, cons
     snprintf(meta, sizeof meta, "{\"format\":\"pt\",\"seslm_parent_sha256\":\"%s\"}", seslm_model_weights_sha256(m));
     if (st == SESLM_OK) st = st_write(path, L.t, L.n, meta);
     tl_free(&L);
-    if (st == SESLM_OK) st = write_config(m, pl, plan_name, kh, kf, tmp, hr, nr);
+    if (st == SESLM_OK) st = write_config(m, pl, &o, kh, kf, tmp, hr, nr, rs.exact_rows);
     if (st == SESLM_OK) st = copy_files(m->dir, tmp);
     if (st == SESLM_OK) st = st_fsync_dir(tmp);
     if (st == SESLM_OK && stats) {
-        memset(stats, 0, sizeof *stats);
+        *stats = rs;
         int ng = seslm_model_param_groups(m, NULL, 0);
         seslm_param_group *g = calloc((size_t)ng + 1, sizeof *g);
         if (g) {
@@ -365,7 +551,7 @@ seslm_status seslm_recompile_ex(const seslm_model *m, const seslm_plan *pl, cons
         const int64_t D = c->head_dim;
         stats->params = stats->params_parent - hr * (4 * D * C + 3 * D) - nr * (2 * C + 1);
         stats->bytes_parent = stats->params_parent * (int64_t)sizeof(float);
-        stats->bytes = stats->params * (int64_t)sizeof(float);
+        stats->bytes = written_bytes;
         stats->file_bytes_parent = (int64_t)m->st.map_len;
         stats->file_bytes = file_size(path);
         stats->heads_removed = hr, stats->neurons_removed = nr;
@@ -380,6 +566,12 @@ seslm_status seslm_recompile_ex(const seslm_model *m, const seslm_plan *pl, cons
     }
     if (st != SESLM_OK) rmtree(tmp);
     return st;
+}
+
+seslm_status seslm_recompile_ex(const seslm_model *m, const seslm_plan *pl, const char *plan_name, const char *out_dir,
+                                seslm_recompile_stats *stats) {
+    const seslm_recompile_opts o = {.plan_name = plan_name, .ridge = 1e-3};
+    return seslm_recompile_run(m, pl, &o, out_dir, stats);
 }
 
 seslm_status seslm_recompile(const seslm_model *parent, const seslm_plan *plan, const char *out_dir) {

@@ -17,15 +17,43 @@
 #ifndef SESLM_RECOMPILE_H
 #define SESLM_RECOMPILE_H
 
+#include "calibrate.h"
 #include "plan.h"
 #include "seslm.h"
 
+#define SESLM_MAX_LAYERS 64
+
 typedef struct {
     int64_t params_parent, params;             // parameters (seslm_model_param_groups)
-    int64_t bytes_parent, bytes;               // parameters as F32 bytes
+    int64_t bytes_parent, bytes;               // parent parameters as F32 bytes; student tensor bytes as written
     int64_t file_bytes_parent, file_bytes;     // size of model.safetensors
     int heads_removed, neurons_removed;
+    int exact_rows;                            // embedding compression: rows kept exact
+    float quant_worst_rel_err;                 // INT8: largest weight rounding error / channel max
+    // reconstruction, per layer: calibration-set relative output error of the pruned projection, after
+    // the least-squares fit and with plain slicing (0 where nothing was removed or no calibration)
+    double attn_err_fit[SESLM_MAX_LAYERS], attn_err_plain[SESLM_MAX_LAYERS];
+    double ffn_err_fit[SESLM_MAX_LAYERS], ffn_err_plain[SESLM_MAX_LAYERS];
 } seslm_recompile_stats;
+
+/* What recompile does beyond slicing. Zero-initialised = slicing only. */
+typedef struct {
+    const char *plan_name;          // recorded in the lineage (may be NULL)
+    const char *calibration_name;   // recorded in the lineage (may be NULL)
+    const seslm_calibration *calib; // least-squares reconstruction of pruned projections (NULL: none)
+    double ridge;                   // reconstruction ridge, relative to the mean Gram diagonal (1e-3)
+    int quantize_int8;              // linear weights INT8 per output channel, activations per token
+    int compress_embeddings;        // word table INT8 per row + the n_exact most frequent rows exact
+    const uint64_t *token_counts;   // (vocab) frequencies from telemetry for the exact rows (may be NULL)
+    int n_exact;
+} seslm_recompile_opts;
+
+/* 1 when the model holds INT8 tensors (a recompiled student): it cannot be recompiled again. */
+int seslm_model_is_quantized(const seslm_model *m);
+
+/* Writes the student model directory out_dir (must not exist) with the options o (NULL: slicing only). */
+seslm_status seslm_recompile_run(const seslm_model *parent, const seslm_plan *plan, const seslm_recompile_opts *o,
+                                 const char *out_dir, seslm_recompile_stats *stats);
 
 /* Structural checks of a plan against a model: layer count, indices in range, increasing and unique.
  * Removing every head or every neuron of a layer is allowed (the layer keeps its biases and norms).

@@ -12,6 +12,7 @@
  * All buffers are allocated once in seslm_encoder_new for max_batch x max_seq_len tokens; the
  * forward pass itself allocates nothing. */
 #include "backend.h"
+#include "encoder_probe.h"
 #include "model_internal.h"
 #include "quant.h"
 #include "telemetry_internal.h"
@@ -40,7 +41,14 @@ struct seslm_encoder {
     float **head_mask, **neuron_mask; // (n_layers) pointers into mask_buf
     float *mask_buf;
     int masked;                       // 0: no mask anywhere (the forward pass checks only this)
+    seslm_probe_fn probe;             // calibration hook (encoder_probe.h); NULL: none
+    void *probe_ctx;
 };
+
+void seslm_encoder_set_probe(seslm_encoder *e, seslm_probe_fn fn, void *ctx) {
+    e->probe = fn;
+    e->probe_ctx = ctx;
+}
 
 void seslm_encoder_set_telemetry(seslm_encoder *e, seslm_telemetry *t) { e->tel = t; }
 
@@ -325,6 +333,7 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
     int64_t t0 = T ? mono_ns() : 0;
     if (A > 0) {
         if (T) be->col_stats(e->x, ntok, C, T->in_sq_qkv, NULL, NULL);
+        if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_QKV_IN, e->x, ntok, C);
         be->linear(e->qkv, e->x, &e->lin[4 * l + LIN_QKV], e->qkv_b[l], ntok); // (Ntok, 3A)
         be->attention(e->ctx, e->qkv, e->off, e->len, B, H, D, e->scratch, e->scratch_floats,
                       T ? e->attn_stats : NULL); // (Ntok, A)
@@ -339,6 +348,7 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
             be->head_norms(e->ctx, ntok, H, D, T->head_out_norm);
             be->col_stats(e->ctx, ntok, A, T->in_sq_attn_out, NULL, NULL);
         }
+        if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_CTX, e->ctx, ntok, A);
         be->linear(e->tmp, e->ctx, &e->lin[4 * l + LIN_AO], w->ao_b, ntok); // (Ntok, C)
     } else {
         rows_set_bias(e->tmp, w->ao_b, ntok, C);
@@ -346,6 +356,7 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
     be->add_layernorm(e->x, e->tmp, w->ln1_g, w->ln1_b, ntok, C, eps);
     if (F > 0) {
         if (T) be->col_stats(e->x, ntok, C, T->in_sq_ffn_in, NULL, NULL);
+        if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_FFN_IN, e->x, ntok, C);
         be->linear(e->ffn, e->x, &e->lin[4 * l + LIN_FF1], w->ff1_b, ntok); // (Ntok, F)
         be->gelu(e->ffn, (size_t)ntok * F);
         if (e->masked && e->neuron_mask[l]) mask_columns(e->ffn, ntok, F, 1, e->neuron_mask[l]);
@@ -353,6 +364,7 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
             be->col_stats(e->ffn, ntok, F, T->ffn_sq, T->ffn_abs, T->ffn_pos);
             T->ffn_tokens += (uint64_t)ntok;
         }
+        if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_FFN_H, e->ffn, ntok, F);
         be->linear(e->tmp, e->ffn, &e->lin[4 * l + LIN_FF2], w->ff2_b, ntok); // (Ntok, C)
     } else {
         rows_set_bias(e->tmp, w->ff2_b, ntok, C);

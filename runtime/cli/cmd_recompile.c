@@ -1,6 +1,8 @@
 /* cmd_recompile.c — `seslm recompile`: apply a pruning plan to the weights, writing the student model. */
+#include "calibrate.h"
 #include "cli.h"
 #include "plan.h"
+#include "profile.h"
 #include "recompile.h"
 #include "util.h"
 
@@ -9,22 +11,37 @@
 #include <string.h>
 
 static const char *HELP =
-    "usage: seslm recompile --plan FILE --out DIR [--model DIR] [--config FILE]\n"
+    "usage: seslm recompile --plan FILE --out DIR [--model DIR] [--calibration FILE] [--config FILE]\n"
+    "                       [--quantize int8|none] [--embeddings int8|f32] [--telemetry PATH] [options]\n"
     "\n"
-    "Applies a pruning plan (seslm plan) to the model's weights and writes the student model directory\n"
-    "DIR: per layer, the planned attention heads (rows of Q/K/V, columns of the output projection) and\n"
-    "FFN neurons (rows of the first, columns of the second dense layer) are cut out; everything else is\n"
-    "inherited unchanged, so the student equals the parent with those heads / neurons masked. config.json\n"
-    "gains \"seslm_layers\" (per-layer structure) and \"seslm_lineage\"; the tokenizer files are copied\n"
-    "byte for byte. DIR is written through a temporary directory and renamed: it is complete or absent.\n"
-    "Prints a JSON summary (parameters and bytes of parent and student, per-layer heads / FFN width).\n"
+    "Rewrites the model into the smaller student model directory DIR (docs/pruning.md, docs/recompile.md):\n"
+    "  1. graph rewrite: per layer, the plan's attention heads (rows of Q/K/V, columns of the output\n"
+    "     projection) and FFN neurons (rows of the first, columns of the second dense layer) are cut out;\n"
+    "     everything else is inherited (with steps 2-4 off the student equals the masked parent exactly);\n"
+    "  2. reconstruction (with --calibration): the parent runs over the calibration text and each pruned\n"
+    "     output projection is refitted by least squares (kept columns + bias) to the parent's output;\n"
+    "  3. INT8 (--quantize int8, default): linear weights per output channel, activations per token at\n"
+    "     run time, int32 products (AVX-512 VNNI where the CPU has it);\n"
+    "  4. embedding compression (--embeddings int8, default): every word-embedding row INT8 with its own\n"
+    "     scale, the most frequent ids (from --telemetry, plus the special tokens) kept exact in F32; the\n"
+    "     tokenizer files are copied byte for byte and every id keeps a row.\n"
+    "config.json gains \"seslm_layers\", \"seslm_quantization\" and \"seslm_lineage\". DIR is written through a\n"
+    "temporary directory and renamed: it is complete or absent. Prints a JSON summary.\n"
     "\n"
-    "  --plan FILE    a plan-NN.json of seslm plan (or a hand-edited one)\n"
-    "  --out DIR      the student model directory; must not exist\n"
-    "  --model DIR    the parent; default $SESLM_MODEL_DIR or models/all-MiniLM-L6-v2\n"
-    "  --config FILE  also check the plan against this policy (configs/evolve.yaml)\n"
+    "  --plan FILE          a plan-NN.json of seslm plan (or a hand-edited one)\n"
+    "  --out DIR            the student model directory; must not exist\n"
+    "  --model DIR          the parent; default $SESLM_MODEL_DIR or models/all-MiniLM-L6-v2\n"
+    "  --calibration FILE   calibration text, one input per line (held-out evaluation text must differ)\n"
+    "  --calibration-lines N  use the first N non-empty lines (default 512)\n"
+    "  --ridge X            reconstruction ridge relative to the mean Gram diagonal (default 1e-3)\n"
+    "  --quantize int8|none   linear weights (default int8)\n"
+    "  --embeddings int8|f32  word-embedding table (default int8)\n"
+    "  --telemetry PATH     a dump or a directory of dumps: token frequencies for the exact rows\n"
+    "  --exact-rows N       most frequent ids kept exact (default 1000; needs --telemetry)\n"
+    "  --config FILE        also check the plan against this policy (configs/evolve.yaml)\n"
+    "  --threads N          threads of the calibration pass (default: all cores)\n"
     "\n"
-    "Exit status: 0 ok, 1 bad plan / model / existing DIR / write failure, 2 usage error.\n";
+    "Exit status: 0 ok, 1 bad plan / model / calibration / existing DIR / write failure, 2 usage error.\n";
 
 static const char *CMD = "recompile";
 
@@ -55,8 +72,25 @@ static int check_plan_model(const char *plan_path, const char *sha) {
     return ok;
 }
 
+static void calib_progress(void *ctx, int done, int total) {
+    (void)ctx;
+    if (done == total || done % 64 < 8) fprintf(stderr, "\rseslm recompile: calibration %d/%d texts", done, total);
+    if (done == total) fputc('\n', stderr);
+}
+
+static int parse_int(const char *v, int lo, int hi, int *out) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < lo || x > hi) return 0;
+    *out = (int)x;
+    return 1;
+}
+
 int cmd_recompile(int argc, char **argv) {
     const char *model_dir = cli_default_model_dir(), *plan_path = NULL, *out_dir = NULL, *cfg_path = NULL;
+    const char *calib_path = NULL, *tel_path = NULL;
+    int calib_lines = 512, n_exact = 1000, threads = 0, quantize = 1, compress = 1;
+    double ridge = 1e-3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -72,7 +106,28 @@ int cmd_recompile(int argc, char **argv) {
         else if (strcmp(a, "--plan") == 0) plan_path = v;
         else if (strcmp(a, "--out") == 0) out_dir = v;
         else if (strcmp(a, "--config") == 0) cfg_path = v;
-        else {
+        else if (strcmp(a, "--calibration") == 0) calib_path = v;
+        else if (strcmp(a, "--telemetry") == 0) tel_path = v;
+        else if (strcmp(a, "--quantize") == 0 && (strcmp(v, "int8") == 0 || strcmp(v, "none") == 0))
+            quantize = strcmp(v, "int8") == 0;
+        else if (strcmp(a, "--embeddings") == 0 && (strcmp(v, "int8") == 0 || strcmp(v, "f32") == 0))
+            compress = strcmp(v, "int8") == 0;
+        else if ((strcmp(a, "--calibration-lines") == 0 && parse_int(v, 1, 1000000, &calib_lines)) ||
+                 (strcmp(a, "--exact-rows") == 0 && parse_int(v, 0, 10000000, &n_exact)) ||
+                 (strcmp(a, "--threads") == 0 && parse_int(v, 0, 1024, &threads)))
+            ;
+        else if (strcmp(a, "--ridge") == 0) {
+            char *end;
+            ridge = strtod(v, &end);
+            if (!*v || *end || !(ridge >= 0 && ridge <= 1)) {
+                cli_error(CMD, "--ridge wants a number in [0, 1] (got '%s')", v);
+                return 2;
+            }
+        } else if (strcmp(a, "--quantize") == 0 || strcmp(a, "--embeddings") == 0 || strcmp(a, "--calibration-lines") == 0 ||
+                   strcmp(a, "--exact-rows") == 0 || strcmp(a, "--threads") == 0) {
+            cli_error(CMD, "bad value '%s' for %s (see seslm recompile --help)", v, a);
+            return 2;
+        } else {
             cli_error(CMD, "unknown option %s (see seslm recompile --help)", a);
             return 2;
         }
@@ -88,7 +143,11 @@ int cmd_recompile(int argc, char **argv) {
     }
     seslm_model *m = NULL;
     seslm_plan pl;
-    int have_plan = 0, rc = 1;
+    seslm_calibration cal;
+    seslm_telemetry_dump *tel = NULL;
+    char **lines = NULL;
+    int n_lines = 0, have_plan = 0, have_cal = 0, rc = 1;
+    memset(&cal, 0, sizeof cal);
     if (seslm_model_load(&m, model_dir) != SESLM_OK) goto fail;
     const seslm_model_config *c = seslm_model_get_config(m);
     if (seslm_plan_read_json(&pl, c, plan_path) != SESLM_OK) goto fail;
@@ -97,8 +156,22 @@ int cmd_recompile(int argc, char **argv) {
     if (cfg_path && seslm_plan_validate(&pl, &pol, c) != SESLM_OK) goto fail;
     const char *base = strrchr(plan_path, '/');
     base = base ? base + 1 : plan_path;
-    seslm_recompile_stats s;
-    if (seslm_recompile_ex(m, &pl, base, out_dir, &s) != SESLM_OK) goto fail;
+    if (tel_path && seslm_profile_read_telemetry(tel_path, seslm_model_weights_sha256(m), &tel, NULL, 0) != SESLM_OK)
+        goto fail;
+    if (calib_path) {
+        if (seslm_lines_read(calib_path, calib_lines, &lines, &n_lines) != SESLM_OK) goto fail;
+        if (seslm_calibration_collect(&cal, m, (const char *const *)lines, n_lines, 8, threads, calib_progress, NULL) !=
+            SESLM_OK)
+            goto fail;
+        have_cal = 1;
+    }
+    const char *cbase = calib_path ? strrchr(calib_path, '/') : NULL;
+    seslm_recompile_opts ro = {.plan_name = base, .calibration_name = cbase ? cbase + 1 : calib_path,
+                               .calib = have_cal ? &cal : NULL, .ridge = ridge, .quantize_int8 = quantize,
+                               .compress_embeddings = compress, .token_counts = tel ? tel->v.token_counts : NULL,
+                               .n_exact = n_exact};
+    static seslm_recompile_stats s;
+    if (seslm_recompile_run(m, &pl, &ro, out_dir, &s) != SESLM_OK) goto fail;
     printf("{\"parent\":");
     json_string(model_dir);
     printf(",\"student\":");
@@ -107,14 +180,22 @@ int cmd_recompile(int argc, char **argv) {
     json_string(plan_path);
     printf(",\"parent_sha256\":\"%s\",\"params_parent\":%lld,\"params\":%lld,\"bytes_parent\":%lld,\"bytes\":%lld,"
            "\"file_bytes_parent\":%lld,\"file_bytes\":%lld,\"params_ratio\":%.6f,\"heads_removed\":%d,"
-           "\"neurons_removed\":%d,\"layers\":[",
+           "\"neurons_removed\":%d,\"bytes_ratio\":%.6f,\"quantize\":\"%s\",\"embeddings\":\"%s\",\"exact_rows\":%d,"
+           "\"reconstruction\":%s,\"layers\":[",
            seslm_model_weights_sha256(m), (long long)s.params_parent, (long long)s.params, (long long)s.bytes_parent,
            (long long)s.bytes, (long long)s.file_bytes_parent, (long long)s.file_bytes,
-           s.params_parent ? (double)s.params / (double)s.params_parent : 0.0, s.heads_removed, s.neurons_removed);
-    for (int l = 0; l < c->n_layers; l++)
-        printf("%s{\"layer\":%d,\"heads_parent\":%d,\"heads\":%d,\"ffn_parent\":%d,\"ffn\":%d}", l ? "," : "", l,
+           s.params_parent ? (double)s.params / (double)s.params_parent : 0.0, s.heads_removed, s.neurons_removed,
+           s.bytes_parent ? (double)s.bytes / (double)s.bytes_parent : 0.0, quantize ? "int8" : "none",
+           compress ? "int8" : "f32", s.exact_rows, have_cal ? "\"least-squares\"" : "null");
+    for (int l = 0; l < c->n_layers; l++) {
+        printf("%s{\"layer\":%d,\"heads_parent\":%d,\"heads\":%d,\"ffn_parent\":%d,\"ffn\":%d", l ? "," : "", l,
                c->layers[l].n_heads, c->layers[l].n_heads - pl.n_remove_heads[l], c->layers[l].ffn_dim,
                c->layers[l].ffn_dim - pl.n_remove_neurons[l]);
+        if (have_cal)
+            printf(",\"attn_out_rel_err\":{\"sliced\":%.6f,\"refit\":%.6f},\"ffn_out_rel_err\":{\"sliced\":%.6f,\"refit\":%.6f}",
+                   s.attn_err_plain[l], s.attn_err_fit[l], s.ffn_err_plain[l], s.ffn_err_fit[l]);
+        printf("}");
+    }
     printf("]}\n");
     rc = 0;
     goto done;
@@ -123,6 +204,9 @@ fail:
     rc = 1;
 done:
     if (have_plan) seslm_plan_free(&pl);
+    if (have_cal) seslm_calibration_free(&cal);
+    seslm_lines_free(lines, n_lines);
+    seslm_telemetry_dump_free(tel);
     seslm_model_free(m);
     return rc;
 }

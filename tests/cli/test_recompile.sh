@@ -28,7 +28,7 @@ PLAN=$TMP/plans/plan-20.json
 [ -f "$PLAN" ] || { fail "no plan-20.json"; cli_test_done; exit 1; }
 
 STU=$TMP/student
-expect 0 '"params_ratio"' "recompile plan-20" -- recompile --model "$MODEL" --plan "$PLAN" --out "$STU" \
+expect 0 '"params_ratio"' "recompile plan-20" -- recompile --model "$MODEL" --plan "$PLAN" --out "$STU" --quantize none --embeddings f32 \
     --config "$ROOT/configs/evolve.yaml"
 cp "$TMP/e.out" "$TMP/summary.json"
 [ -f "$STU/model.safetensors" ] || fail "recompile: no student model.safetensors"
