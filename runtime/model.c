@@ -290,24 +290,48 @@ const char *seslm_model_weights_sha256(const seslm_model *m) {
 
 // ---- parameter accounting -----------------------------------------------------------------------
 
+/* Stored bytes of the tensors whose name (without a "bert." prefix) starts with one of the prefixes:
+ * the true size of a component whatever its dtype (INT8 weights count their scales). */
+static int64_t tensor_bytes(const seslm_model *m, const char *p1, const char *p2, const char *p3) {
+    int64_t n = 0;
+    for (int i = 0; i < m->st.n_tensors; i++) {
+        const char *nm = m->st.tensors[i].name;
+        if (strncmp(nm, "bert.", 5) == 0) nm += 5;
+        if ((p1 && strncmp(nm, p1, strlen(p1)) == 0) || (p2 && strncmp(nm, p2, strlen(p2)) == 0) ||
+            (p3 && strncmp(nm, p3, strlen(p3)) == 0))
+            n += (int64_t)m->st.tensors[i].nbytes;
+    }
+    return n;
+}
+
 int seslm_model_param_groups(const seslm_model *m, seslm_param_group *g, int cap) {
     const seslm_model_config *c = &m->cfg;
     const int64_t C = c->hidden;
     int n = 0;
-#define ADD(p, ...)                                                                       \
+#define ADD(p, b, ...)                                                                    \
     do {                                                                                  \
         if (n < cap) {                                                                    \
             snprintf(g[n].name, sizeof g[n].name, __VA_ARGS__);                           \
             g[n].params = (p);                                                            \
-            g[n].bytes = (p) * (int64_t)sizeof(float);                                    \
+            g[n].bytes = (b);                                                             \
         }                                                                                 \
         n++;                                                                              \
     } while (0)
-    ADD(((int64_t)c->vocab_size + c->max_position + c->type_vocab_size + 2) * C, "embeddings");
+    if (cap > 0) { // (sizing calls skip the tensor walk)
+        ADD(((int64_t)c->vocab_size + c->max_position + c->type_vocab_size + 2) * C,
+            tensor_bytes(m, "embeddings.", NULL, NULL), "embeddings");
+    } else {
+        n++;
+    }
     for (int i = 0; i < c->n_layers; i++) {
         const int64_t A = (int64_t)c->layers[i].n_heads * c->head_dim, F = c->layers[i].ffn_dim;
-        ADD(3 * (A * C + A) + C * A + C + 2 * C, "layer.%d.attention", i); // q,k,v + output dense + layernorm
-        ADD(F * C + F + C * F + C + 2 * C, "layer.%d.ffn", i);             // two dense + layernorm
+        char a[64], f1[64], f2[64];
+        snprintf(a, sizeof a, "encoder.layer.%d.attention.", i);
+        snprintf(f1, sizeof f1, "encoder.layer.%d.intermediate.", i);
+        snprintf(f2, sizeof f2, "encoder.layer.%d.output.", i);
+        // q,k,v + output dense + layernorm; two dense + layernorm
+        ADD(3 * (A * C + A) + C * A + C + 2 * C, cap > n ? tensor_bytes(m, a, NULL, NULL) : 0, "layer.%d.attention", i);
+        ADD(F * C + F + C * F + C + 2 * C, cap > n ? tensor_bytes(m, f1, f2, NULL) : 0, "layer.%d.ffn", i);
     }
 #undef ADD
     return n;

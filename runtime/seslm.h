@@ -103,7 +103,7 @@ const char *seslm_model_weights_sha256(const seslm_model *m);
 typedef struct {
     char name[48];     // "embeddings", "layer.0.attention", "layer.0.ffn", ...
     int64_t params;
-    int64_t bytes;
+    int64_t bytes;     // as stored in model.safetensors (INT8 tensors with their scales)
 } seslm_param_group;
 
 /* Fills up to cap groups, returns the number of groups (call with cap 0 to size). */

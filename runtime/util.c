@@ -52,3 +52,39 @@ seslm_status util_read_file(const char *path, char **out, size_t *len, size_t ma
     *len = n;
     return SESLM_OK;
 }
+
+seslm_status util_write_file_atomic(const char *path, const void *data, size_t n) {
+    char tmp[4200], dir[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
+        return seslm_fail(SESLM_ERR_ARG, "path too long: %s", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) return seslm_fail(SESLM_ERR_IO, "cannot create a temporary file beside %s: %s", path, strerror(errno));
+    fchmod(fd, 0644);
+    const char *p = data;
+    size_t left = n;
+    int ok = 1, e = 0;
+    while (ok && left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) ok = 0, e = errno;
+        else p += w, left -= (size_t)w;
+    }
+    if (ok && fsync(fd) != 0) ok = 0, e = errno;
+    if (close(fd) != 0 && ok) ok = 0, e = errno;
+    if (ok && rename(tmp, path) != 0) ok = 0, e = errno;
+    if (!ok) {
+        unlink(tmp);
+        return seslm_fail(SESLM_ERR_IO, "cannot write %s: %s", path, strerror(e ? e : EIO));
+    }
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = 0;
+    else *slash = 0;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return SESLM_OK;
+}

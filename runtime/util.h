@@ -1,4 +1,4 @@
-/* util.h — small helpers shared by the runtime: whole-file reads with a size cap. */
+/* util.h — small helpers shared by the runtime: whole-file reads with a size cap, crash-safe writes. */
 #ifndef SESLM_UTIL_H
 #define SESLM_UTIL_H
 
@@ -10,5 +10,9 @@
  * FIFO or device without blocking. *missing (may be NULL) tells a file that does not exist apart, for
  * optional files. Errors name the path. */
 seslm_status util_read_file(const char *path, char **out, size_t *len, size_t max_bytes, int *missing);
+
+/* Writes n bytes to path crash-safe: a temporary file beside it, fsync, rename over path, fsync of the
+ * directory. A crash leaves the old file (or none) or the new one, never a part. */
+seslm_status util_write_file_atomic(const char *path, const void *data, size_t n);
 
 #endif

@@ -1,4 +1,5 @@
 /* cmd_recompile.c — `seslm recompile`: apply a pruning plan to the weights, writing the student model. */
+#include "arch_report.h"
 #include "calibrate.h"
 #include "cli.h"
 #include "plan.h"
@@ -26,7 +27,9 @@ static const char *HELP =
     "     scale, the most frequent ids (from --telemetry, plus the special tokens) kept exact in F32; the\n"
     "     tokenizer files are copied byte for byte and every id keeps a row.\n"
     "config.json gains \"seslm_layers\", \"seslm_quantization\" and \"seslm_lineage\". DIR is written through a\n"
-    "temporary directory and renamed: it is complete or absent. Prints a JSON summary.\n"
+    "temporary directory and renamed: it is complete or absent. Then DIR/arch_diff.{json,md,svg} get the\n"
+    "architecture diff (heads / neurons kept per layer; params, bytes, FLOPs per component before and\n"
+    "after). Prints a JSON summary.\n"
     "\n"
     "  --plan FILE          a plan-NN.json of seslm plan (or a hand-edited one)\n"
     "  --out DIR            the student model directory; must not exist\n"
@@ -172,6 +175,16 @@ int cmd_recompile(int argc, char **argv) {
                                .n_exact = n_exact};
     static seslm_recompile_stats s;
     if (seslm_recompile_run(m, &pl, &ro, out_dir, &s) != SESLM_OK) goto fail;
+    { // the architecture diff beside the weights (the student is complete already: a failure here is reported)
+        seslm_model *stu = NULL;
+        seslm_status rst = seslm_model_load(&stu, out_dir);
+        if (rst == SESLM_OK) rst = seslm_arch_report_write(m, stu, out_dir, 32);
+        seslm_model_free(stu);
+        if (rst != SESLM_OK) {
+            cli_error(CMD, "student written, but its architecture report failed: %s", seslm_last_error());
+            goto done;
+        }
+    }
     printf("{\"parent\":");
     json_string(model_dir);
     printf(",\"student\":");
