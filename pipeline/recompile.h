@@ -34,6 +34,7 @@ typedef struct {
     // the least-squares fit and with plain slicing (0 where nothing was removed or no calibration)
     double attn_err_fit[SESLM_MAX_LAYERS], attn_err_plain[SESLM_MAX_LAYERS];
     double ffn_err_fit[SESLM_MAX_LAYERS], ffn_err_plain[SESLM_MAX_LAYERS];
+    int refits_skipped; // pruned projections left sliced: fewer calibration tokens than 2 x (kept inputs + 1)
 } seslm_recompile_stats;
 
 /* What recompile does beyond slicing. Zero-initialised = slicing only. */

@@ -194,12 +194,17 @@ int cmd_recompile(int argc, char **argv) {
     printf(",\"parent_sha256\":\"%s\",\"params_parent\":%lld,\"params\":%lld,\"bytes_parent\":%lld,\"bytes\":%lld,"
            "\"file_bytes_parent\":%lld,\"file_bytes\":%lld,\"params_ratio\":%.6f,\"heads_removed\":%d,"
            "\"neurons_removed\":%d,\"bytes_ratio\":%.6f,\"quantize\":\"%s\",\"embeddings\":\"%s\",\"exact_rows\":%d,"
-           "\"reconstruction\":%s,\"layers\":[",
+           "\"reconstruction\":%s,\"calibration_tokens\":%lld,\"refits_skipped\":%d,\"layers\":[",
            seslm_model_weights_sha256(m), (long long)s.params_parent, (long long)s.params, (long long)s.bytes_parent,
            (long long)s.bytes, (long long)s.file_bytes_parent, (long long)s.file_bytes,
            s.params_parent ? (double)s.params / (double)s.params_parent : 0.0, s.heads_removed, s.neurons_removed,
            s.bytes_parent ? (double)s.bytes / (double)s.bytes_parent : 0.0, quantize ? "int8" : "none",
-           compress ? "int8" : "f32", s.exact_rows, have_cal ? "\"least-squares\"" : "null");
+           compress ? "int8" : "f32", s.exact_rows, have_cal ? "\"least-squares\"" : "null",
+           (long long)(have_cal ? cal.tokens : 0), s.refits_skipped);
+    if (s.refits_skipped)
+        fprintf(stderr, "seslm recompile: warning: %d pruned projections left unfitted: %lld calibration tokens are "
+                        "fewer than twice their kept inputs; give more calibration text\n",
+                s.refits_skipped, (long long)cal.tokens);
     for (int l = 0; l < c->n_layers; l++) {
         printf("%s{\"layer\":%d,\"heads_parent\":%d,\"heads\":%d,\"ffn_parent\":%d,\"ffn\":%d", l ? "," : "", l,
                c->layers[l].n_heads, c->layers[l].n_heads - pl.n_remove_heads[l], c->layers[l].ffn_dim,

@@ -133,6 +133,73 @@ expect 1 '' "missing plan" -- recompile --model "$MODEL" --plan "$TMP/noplan.jso
 expect 2 'required' "no --out" -- recompile --model "$MODEL" --plan "$PLAN"
 expect 2 'unknown option' "unknown option" -- recompile --bogus 1
 expect 0 'usage: seslm recompile' "--help" -- recompile --help
+expect 2 'bad value' "bad --quantize" -- recompile --model "$MODEL" --plan "$PLAN" --out "$TMP/s6" --quantize int4
+expect 2 'ridge' "bad --ridge" -- recompile --model "$MODEL" --plan "$PLAN" --out "$TMP/s7" --ridge -1
+printf '\n\n' >"$TMP/empty_calib.txt"
+expect 1 'no non-empty lines' "empty calibration file" -- recompile --model "$MODEL" --plan "$PLAN" --out "$TMP/s8" \
+    --calibration "$TMP/empty_calib.txt"
 ls -d "$TMP"/s?.tmp.* >/dev/null 2>&1 && fail "a failed recompile left a temporary directory"
+[ ! -e "$TMP/s8" ] || fail "a failed recompile left $TMP/s8"
+
+# the full recipe: reconstruction on calibration text (lines 101-400 of short.txt), INT8, compressed
+# embeddings with exact rows from the telemetry; judged on held-out lines (1-48, never calibrated on)
+sed -n 101,400p "$ROOT/data/bench/short.txt" >"$TMP/calib64.txt"
+head -48 "$ROOT/data/bench/short.txt" >"$TMP/heldout.txt"
+Q8=$TMP/student-q8
+expect 0 '"reconstruction":"least-squares"' "recompile plan-20 with reconstruction + INT8" -- recompile --model "$MODEL" \
+    --plan "$PLAN" --out "$Q8" --calibration "$TMP/calib64.txt" --telemetry "$TMP/tel" --exact-rows 300 --threads 1
+cp "$TMP/e.out" "$TMP/summary_q8.json"
+for f in arch_diff.json arch_diff.md arch_diff.svg; do [ -s "$Q8/$f" ] || fail "no $f in the student"; done
+for f in vocab.txt tokenizer_config.json; do cmp -s "$MODEL/$f" "$Q8/$f" || fail "$f differs from the parent's"; done
+"$SESLM" embed --model "$MODEL" --threads 1 --input "$TMP/heldout.txt" >"$TMP/h_parent.jsonl" 2>/dev/null || fail "embed parent"
+"$SESLM" embed --model "$STU" --threads 1 --input "$TMP/heldout.txt" >"$TMP/h_sliced.jsonl" 2>/dev/null || fail "embed sliced"
+"$SESLM" embed --model "$Q8" --threads 1 --input "$TMP/heldout.txt" >"$TMP/h_q8.jsonl" 2>"$TMP/emb.err" ||
+    fail "embed INT8 student: $(head -c 300 "$TMP/emb.err")"
+python3 - "$TMP" "$Q8" <<'PY' || fail "the INT8 student is not what the recipe promises"
+import json, math, struct, sys, xml.etree.ElementTree as ET
+tmp, q8 = sys.argv[1:3]
+bad = []
+s = json.load(open(tmp + "/summary_q8.json"))
+if not s["bytes_ratio"] < 0.35:
+    bad.append("bytes ratio %.3f (INT8 + compressed embeddings should be < 0.35)" % s["bytes_ratio"])
+if not 4 <= s["exact_rows"] <= 300:
+    bad.append("exact rows %d" % s["exact_rows"])
+for l in s["layers"]:
+    e = l["ffn_out_rel_err"]
+    if l["ffn"] < l["ffn_parent"] and not e["refit"] < e["sliced"]:
+        bad.append("layer %d: refit error %.4f not below sliced %.4f" % (l["layer"], e["refit"], e["sliced"]))
+# the safetensors header: INT8 weights with scales, compressed embeddings
+raw = open(q8 + "/model.safetensors", "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+hdr = json.loads(raw[8:8 + n])
+for name in ("encoder.layer.1.intermediate.dense.weight", "encoder.layer.0.attention.self.query.weight",
+             "embeddings.word_embeddings.weight"):
+    if hdr.get(name, {}).get("dtype") != "I8" or name + "_scale" not in hdr:
+        bad.append("%s is not INT8 with a scale: %s" % (name, hdr.get(name)))
+if hdr.get("embeddings.word_embeddings.exact_ids", {}).get("dtype") != "I32":
+    bad.append("no exact_ids")
+cfg = json.load(open(q8 + "/config.json"))
+if cfg.get("seslm_quantization", {}).get("linear_weights") != "int8-per-output-channel-symmetric":
+    bad.append("config.json seslm_quantization %s" % cfg.get("seslm_quantization"))
+if cfg.get("seslm_lineage", {}).get("reconstruction") != "least-squares":
+    bad.append("lineage %s" % cfg.get("seslm_lineage"))
+a = json.load(open(q8 + "/arch_diff.json"))
+if abs(a["total"]["bytes"] - s["bytes"]) > 0 or not a["total"]["flops"] < a["total"]["flops_parent"]:
+    bad.append("arch_diff totals %s vs summary bytes %d" % (a["total"], s["bytes"]))
+ET.parse(q8 + "/arch_diff.svg")
+def load(p):
+    return [json.loads(x)["embedding"] for x in open(p)]
+def mean_cos(a, b):
+    c = [sum(x * y for x, y in zip(u, v)) / math.sqrt(sum(x * x for x in u) * sum(y * y for y in v)) for u, v in zip(a, b)]
+    return sum(c) / len(c)
+p, sl, q = load(tmp + "/h_parent.jsonl"), load(tmp + "/h_sliced.jsonl"), load(tmp + "/h_q8.jsonl")
+cs, cq = mean_cos(p, sl), mean_cos(p, q)
+print("held-out mean cos to the parent: sliced %.4f, reconstructed + INT8 %.4f" % (cs, cq))
+if not (cq > cs and cq > 0.93):
+    bad.append("reconstructed INT8 student mean cos %.4f, sliced %.4f" % (cq, cs))
+for x in bad:
+    print("  " + x, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
 
 cli_test_done
