@@ -36,6 +36,11 @@ typedef struct {
     const float *qscale;
     int8_t *qp;
     int32_t *qsum;
+    // 2:4 sparse F32 weights (sparse24.h; w, wp, q NULL): values (N, K/2), index (N, K/4), and the panel
+    // layout sp when the backend wants packed weights
+    const float *sv;
+    const uint8_t *si;
+    void *sp;
 } seslm_weight;
 
 /* The word-embedding table: plain F32 rows, or (embedding compression) every row INT8 with a per-row

@@ -4,12 +4,14 @@
 #include "model_internal.h"
 #include "quant.h"
 #include "reconstruct.h"
+#include "sparse24.h"
 #include "safetensors_write.h"
 #include "util.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,13 +166,13 @@ static seslm_status write_config(const seslm_model *m, const seslm_plan *pl, con
     if (o->calibration_name) cJSON_AddStringToObject(lin, "calibration", o->calibration_name);
     if (prev) cJSON_AddItemToObject(lin, "parent", prev);
     cJSON_DeleteItemFromObjectCaseSensitive(r, "seslm_quantization");
-    if (o->quantize_int8 || o->compress_embeddings) {
+    if (o->quantize_int8 || o->compress_embeddings || o->sparse24_ffn) {
         cJSON *qz = cJSON_AddObjectToObject(r, "seslm_quantization");
         cJSON_AddStringToObject(qz, "linear_weights", o->quantize_int8 ? "int8-per-output-channel-symmetric" : "f32");
         cJSON_AddStringToObject(qz, "linear_activations", o->quantize_int8 ? "int8-dynamic-per-token-symmetric" : "f32");
         cJSON_AddStringToObject(qz, "word_embeddings", o->compress_embeddings ? "int8-per-row+exact-frequent-rows" : "f32");
         if (o->compress_embeddings) cJSON_AddNumberToObject(qz, "word_embeddings_exact_rows", exact_rows);
-        cJSON_AddStringToObject(qz, "sparsity", "dense");
+        cJSON_AddStringToObject(qz, "sparsity", o->sparse24_ffn ? "2:4 (FFN weights, F32 values + 2-bit positions)" : "dense");
     }
     char *txt = cJSON_Print(r);
     cJSON_Delete(r);
@@ -263,6 +265,32 @@ static seslm_status tl_add_weight(tensor_list *L, const char *name, float *w, in
     seslm_status st = tl_add_t(L, name, ST_I8, q, N, K, 1);
     if (st == SESLM_OK) st = tl_add(L, sname, sc, N, -1, 1);
     else free(sc);
+    return st;
+}
+
+/* A weight (N, K) written 2:4 sparse (sparse24.h): "<name>_24values" and "<name>_24index". Kept pairs are
+ * chosen by Wanda's score |w| * ||x_k|| when input norms are given (sq_norm (K): sum over calibration
+ * tokens of x_k^2), else by |w|. Takes ownership of w. */
+static seslm_status tl_add_sparse24(tensor_list *L, const char *name, float *w, int64_t N, int64_t K, const double *sq_norm,
+                                    double *kept_mass) {
+    float *v = malloc((size_t)(N * K / 2) * sizeof *v + 1), *score = sq_norm ? malloc((size_t)(N * K) * sizeof *score) : NULL;
+    uint8_t *ix = malloc((size_t)(N * K / 4) + 1);
+    if (!v || !ix || (sq_norm && !score)) {
+        free(v), free(ix), free(score), free(w);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    if (score)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t k = 0; k < K; k++) score[n * K + k] = fabsf(w[n * K + k]) * (float)sqrt(sq_norm[k]);
+    double km = seslm_sparse24_compress(v, ix, w, score, (int)N, (int)K);
+    if (kept_mass) *kept_mass = km;
+    free(w), free(score);
+    char vn[220], in[220];
+    snprintf(vn, sizeof vn, "%s_24values", name);
+    snprintf(in, sizeof in, "%s_24index", name);
+    seslm_status st = tl_add(L, vn, v, N, K / 2, 1);
+    if (st == SESLM_OK) st = tl_add_t(L, in, ST_U8, ix, N, K / 4, 1);
+    else free(ix);
     return st;
 }
 
@@ -394,7 +422,18 @@ static seslm_status add_layer(tensor_list *L, const seslm_model *m, const seslm_
     }
     SAME("attention.output.LayerNorm.weight", w->ln1_g);
     SAME("attention.output.LayerNorm.bias", w->ln1_b);
-    if (nf > 0) {
+    double *sqn = NULL; // the FFN input's per-channel sums of squares (Wanda scores for 2:4), from the Gram
+    if (o->sparse24_ffn && o->calib && o->calib->g_ffn[l] && (sqn = malloc(((size_t)nf + 1) * sizeof *sqn)))
+        for (int i = 0; i < nf; i++) sqn[i] = o->calib->g_ffn[l][(size_t)fk[i] * (F + 1) + fk[i]];
+    if (nf > 0 && o->sparse24_ffn && C % 4 == 0 && nf % 4 == 0) {
+        if (st == SESLM_OK) {
+            float *p_ = take_rows(w->ff1_w, fk, nf, 1, C);
+            NAME("intermediate.dense.weight");
+            st = p_ ? tl_add_sparse24(L, n, p_, nf, C, NULL, NULL) : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+            if (rs) rs->sparse24_layers++;
+        }
+        OWN("intermediate.dense.bias", take_rows(w->ff1_b, fk, nf, 1, 1), nf, -1);
+    } else if (nf > 0) {
         WEIGHT("intermediate.dense.weight", take_rows(w->ff1_w, fk, nf, 1, C), nf, C);
         OWN("intermediate.dense.bias", take_rows(w->ff1_b, fk, nf, 1, 1), nf, -1);
     }
@@ -402,8 +441,14 @@ static seslm_status add_layer(tensor_list *L, const seslm_model *m, const seslm_
         float *wo = NULL, *bo = NULL;
         st = project_out(&wo, &bo, w->ff2_w, w->ff2_b, C, F, fk, nf, 1, Gf, o, &ef, &ep, rs ? &rs->refits_skipped : NULL);
         if (st == SESLM_OK && rs && Gf && nf < F) rs->ffn_err_fit[l] = ef, rs->ffn_err_plain[l] = ep;
-        if (st == SESLM_OK && nf > 0) WEIGHT("output.dense.weight", wo, C, nf);
-        else free(wo);
+        if (st == SESLM_OK && nf > 0 && o->sparse24_ffn && nf % 4 == 0) {
+            NAME("output.dense.weight");
+            st = tl_add_sparse24(L, n, wo, C, nf, sqn, NULL);
+        } else if (st == SESLM_OK && nf > 0) {
+            WEIGHT("output.dense.weight", wo, C, nf);
+        } else {
+            free(wo);
+        }
         if (st == SESLM_OK) OWN("output.dense.bias", bo, C, -1);
         else free(bo);
     }
@@ -413,7 +458,7 @@ static seslm_status add_layer(tensor_list *L, const seslm_model *m, const seslm_
 #undef SAME
 #undef WEIGHT
 #undef NAME
-    free(hk), free(fk);
+    free(hk), free(fk), free(sqn);
     kh[l] = nh, kf[l] = nf;
     return st;
 }
@@ -486,7 +531,7 @@ int seslm_model_is_quantized(const seslm_model *m) {
     if (!m->word.f32) return 1;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const seslm_layer_weights *w = &m->lw[l];
-        if (w->q_q || w->ao_q || w->ff1_q || w->ff2_q) return 1;
+        if (w->q_q || w->ao_q || w->ff1_q || w->ff2_q || w->ff1_sv || w->ff2_sv) return 1;
     }
     return 0;
 }
@@ -500,6 +545,8 @@ seslm_status seslm_recompile_run(const seslm_model *m, const seslm_plan *pl, con
     if (st != SESLM_OK) return st;
     if (seslm_model_is_quantized(m))
         return seslm_fail(SESLM_ERR_ARG, "%s holds INT8 tensors; recompile starts from a float (F32/F16/BF16) model", m->dir);
+    if (o.sparse24_ffn && o.quantize_int8)
+        return seslm_fail(SESLM_ERR_ARG, "2:4 sparsity applies to F32 weights; it is not combined with INT8 (--quantize none)");
     if (o.calib && (o.calib->n_layers != c->n_layers || o.calib->hidden != c->hidden))
         return seslm_fail(SESLM_ERR_ARG, "the calibration statistics were collected on another model");
     seslm_recompile_stats rs;

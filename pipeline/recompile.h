@@ -35,6 +35,7 @@ typedef struct {
     double attn_err_fit[SESLM_MAX_LAYERS], attn_err_plain[SESLM_MAX_LAYERS];
     double ffn_err_fit[SESLM_MAX_LAYERS], ffn_err_plain[SESLM_MAX_LAYERS];
     int refits_skipped; // pruned projections left sliced: fewer calibration tokens than 2 x (kept inputs + 1)
+    int sparse24_layers; // layers whose FFN weights were written 2:4 sparse
 } seslm_recompile_stats;
 
 /* What recompile does beyond slicing. Zero-initialised = slicing only. */
@@ -47,6 +48,7 @@ typedef struct {
     int compress_embeddings;        // word table INT8 per row + the n_exact most frequent rows exact
     const uint64_t *token_counts;   // (vocab) frequencies from telemetry for the exact rows (may be NULL)
     int n_exact;
+    int sparse24_ffn;               // FFN weights 2:4 sparse (F32 only; the caller decides it pays: sparsity.h)
 } seslm_recompile_opts;
 
 /* 1 when the model holds INT8 tensors (a recompiled student): it cannot be recompiled again. */

@@ -15,6 +15,7 @@
 #include "encoder_probe.h"
 #include "model_internal.h"
 #include "quant.h"
+#include "sparse24.h"
 #include "telemetry_internal.h"
 
 #include <stdio.h>
@@ -133,6 +134,8 @@ typedef struct {
     const int8_t *q;
     const float *s;
     int rows;
+    const float *sv; // 2:4 sparse (single-source layers only)
+    const uint8_t *si;
 } weight_src;
 
 /* (N, K) rows of up to three source matrices stacked into one (a copy when more than one), and packed
@@ -144,6 +147,11 @@ static seslm_status weight_build(seslm_weight *W, const weight_src *src, int nsr
     memset(W, 0, sizeof *W);
     W->N = N, W->K = K;
     if (N == 0 || K == 0) return SESLM_OK;
+    if (src[0].sv) { // 2:4 sparse (sparse24.h)
+        W->sv = src[0].sv, W->si = src[0].si;
+        if (pack && !(W->sp = seslm_sparse24_pack(W->sv, W->si, N, K))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        return SESLM_OK;
+    }
     if (src[0].q) { // INT8
         int8_t *q = NULL;
         float *sc = NULL;
@@ -199,9 +207,12 @@ static seslm_status encoder_prepare_weights(seslm_encoder *e) {
         const int A = m->cfg.layers[l].n_heads * m->cfg.head_dim, F = m->cfg.layers[l].ffn_dim;
         const seslm_layer_weights *w = &m->lw[l];
         seslm_weight *W = e->lin + 4 * l;
-        const weight_src qkv[3] = {{w->q_w, w->q_q, w->q_s, A}, {w->k_w, w->k_q, w->k_s, A}, {w->v_w, w->v_q, w->v_s, A}};
-        const weight_src ao = {w->ao_w, w->ao_q, w->ao_s, A ? C : 0}, ff1 = {w->ff1_w, w->ff1_q, w->ff1_s, F},
-                         ff2 = {w->ff2_w, w->ff2_q, w->ff2_s, F ? C : 0};
+        const weight_src qkv[3] = {{w->q_w, w->q_q, w->q_s, A, NULL, NULL},
+                                   {w->k_w, w->k_q, w->k_s, A, NULL, NULL},
+                                   {w->v_w, w->v_q, w->v_s, A, NULL, NULL}};
+        const weight_src ao = {w->ao_w, w->ao_q, w->ao_s, A ? C : 0, NULL, NULL},
+                         ff1 = {w->ff1_w, w->ff1_q, w->ff1_s, F, w->ff1_sv, w->ff1_si},
+                         ff2 = {w->ff2_w, w->ff2_q, w->ff2_s, F ? C : 0, w->ff2_sv, w->ff2_si};
         st = weight_build(&W[LIN_QKV], qkv, 3, C, pk);
         if (st == SESLM_OK) st = weight_build(&W[LIN_AO], &ao, 1, A, pk);
         if (st == SESLM_OK) st = weight_build(&W[LIN_FF1], &ff1, 1, C, pk);
@@ -292,6 +303,7 @@ void seslm_encoder_free(seslm_encoder *e) {
             free(e->lin[i].wp);
             free(e->lin[i].qp);
             free(e->lin[i].qsum);
+            free(e->lin[i].sp);
         }
     if (e->qkv_b)
         for (int l = 0; l < e->m->cfg.n_layers; l++) free(e->qkv_b[l]);

@@ -2,6 +2,7 @@
  * (mmap'd; F32 tensors are used in place, F16/BF16 are widened to F32 once at load).
  * Every tensor's presence, dtype and shape is checked against the config before use. */
 #include "model_internal.h"
+#include "sparse24.h"
 
 #include <math.h>
 #include <openssl/evp.h>
@@ -125,6 +126,28 @@ static seslm_status model_linear(seslm_model *m, const float **f, const int8_t *
     return SESLM_OK;
 }
 
+/* An FFN weight (d0, d1) stored 2:4 sparse as "<name>_24values" (d0, d1/2) F32 and "<name>_24index"
+ * (d0, d1/4) U8 (sparse24.h); anything else goes through model_linear. */
+static seslm_status model_ffn_weight(seslm_model *m, const float **f, const int8_t **q, const float **s,
+                                     const float **sv, const uint8_t **si, const char *name, int64_t d0, int64_t d1) {
+    char vn[300], in[300];
+    snprintf(vn, sizeof vn, "%s_24values", name);
+    snprintf(in, sizeof in, "%s_24index", name);
+    const st_tensor *tv = st_find(&m->st, vn), *ti = st_find(&m->st, in);
+    if (!tv && !ti) return model_linear(m, f, q, s, name, d0, d1);
+    if (!tv || !ti || d1 % 4)
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: 2:4 sparse '%s' needs both '%s' and '%s' and an input width divisible by 4",
+                          m->st.path, name, vn, in);
+    if (ti->dtype != ST_U8 || ti->ndim != 2 || ti->shape[0] != d0 || ti->shape[1] != d1 / 4)
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: '%s' must be U8 of shape [%lld, %lld]", m->st.path, in, (long long)d0,
+                          (long long)(d1 / 4));
+    if (!seslm_sparse24_valid(ti->data, (size_t)ti->numel))
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: '%s' holds an invalid 2:4 position pair", m->st.path, in);
+    *f = NULL;
+    *si = ti->data;
+    return model_tensor(m, sv, vn, d0, d1 / 2);
+}
+
 /* The word table: F32 rows, or embedding compression (every row INT8 with "..._scale", the frequent rows
  * exact in "...exact_rows" with their ids in "...exact_ids"). */
 static seslm_status model_word_table(seslm_model *m) {
@@ -200,9 +223,17 @@ static seslm_status model_load_layer(seslm_model *m, int i) {
     T(ln1_g, "attention.output.LayerNorm.weight", C, -1);
     T(ln1_b, "attention.output.LayerNorm.bias", C, -1);
     if (F > 0) {
-        W(ff1, "intermediate.dense.weight", F, C);
+#define WS(field, suffix, d0, d1)                                                                 \
+    do {                                                                                          \
+        snprintf(n, sizeof n, "encoder.layer.%d.%s", i, suffix);                                  \
+        if (st == SESLM_OK)                                                                       \
+            st = model_ffn_weight(m, &w->field##_w, &w->field##_q, &w->field##_s, &w->field##_sv, \
+                                  &w->field##_si, n, d0, d1);                                     \
+    } while (0)
+        WS(ff1, "intermediate.dense.weight", F, C);
         T(ff1_b, "intermediate.dense.bias", F, -1);
-        W(ff2, "output.dense.weight", C, F);
+        WS(ff2, "output.dense.weight", C, F);
+#undef WS
     }
     T(ff2_b, "output.dense.bias", C, -1);
     T(ln2_g, "output.LayerNorm.weight", C, -1);

@@ -18,6 +18,9 @@ typedef struct {
     // INT8 linear weights (the F32 pointer of the same matrix is then NULL): q (N, K), scale (N)
     const int8_t *q_q, *k_q, *v_q, *ao_q, *ff1_q, *ff2_q;
     const float *q_s, *k_s, *v_s, *ao_s, *ff1_s, *ff2_s;
+    // 2:4 sparse FFN weights (sparse24.h; ff1_w / ff2_w then NULL): values (N, K/2), index (N, K/4)
+    const float *ff1_sv, *ff2_sv;
+    const uint8_t *ff1_si, *ff2_si;
 } seslm_layer_weights;
 
 struct seslm_model {

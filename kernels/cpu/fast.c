@@ -5,6 +5,7 @@
 #include "backend.h"
 #include "mathfun.h"
 #include "quant.h"
+#include "sparse24.h"
 
 #include <math.h>
 #include <string.h>
@@ -419,6 +420,11 @@ static void fast_linear_q8(float *y, const float *x, const seslm_weight *W, cons
 static void fast_linear(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
     if (W->qscale) {
         fast_linear_q8(y, x, W, b, M);
+        return;
+    }
+    if (W->sv) { // 2:4 sparse: the panel kernel when packed, else the reference loop
+        if (W->sp) seslm_sparse24_linear_fast(y, x, W->sp, b, M, W->N, W->K);
+        else seslm_sparse24_linear_ref(y, x, W->sv, W->si, b, M, W->N, W->K);
         return;
     }
     const int N = W->N, K = W->K;

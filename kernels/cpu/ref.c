@@ -3,6 +3,7 @@
  * oracle for the fast CPU kernels and the CUDA ones. */
 #include "backend.h"
 #include "quant.h"
+#include "sparse24.h"
 
 #include <math.h>
 
@@ -43,6 +44,10 @@ static void ref_linear_q8(float *y, const float *x, const seslm_weight *W, const
 static void ref_linear(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
     if (W->qscale) {
         ref_linear_q8(y, x, W, b, M);
+        return;
+    }
+    if (W->sv) {
+        seslm_sparse24_linear_ref(y, x, W->sv, W->si, b, M, W->N, W->K);
         return;
     }
     const float *w = W->w;

@@ -1,10 +1,12 @@
 /* cmd_recompile.c — `seslm recompile`: apply a pruning plan to the weights, writing the student model. */
 #include "arch_report.h"
+#include "backend.h"
 #include "calibrate.h"
 #include "cli.h"
 #include "plan.h"
 #include "profile.h"
 #include "recompile.h"
+#include "sparsity.h"
 #include "util.h"
 
 #include <cjson/cJSON.h>
@@ -41,6 +43,10 @@ static const char *HELP =
     "  --embeddings int8|f32  word-embedding table (default int8)\n"
     "  --telemetry PATH     a dump or a directory of dumps: token frequencies for the exact rows\n"
     "  --exact-rows N       most frequent ids kept exact (default 1000; needs --telemetry)\n"
+    "  --sparsity none|2:4  2:4 structured sparsity of the FFN weights (F32 only), kept only when the\n"
+    "                       kernel benchmark on this machine shows it faster than the dense product the\n"
+    "                       student would otherwise run at the batch of use; else dense, and the summary says why\n"
+    "  --batch-of-use N     batch size the student will serve (default 32), x --tokens-per-text (default 16)\n"
     "  --config FILE        also check the plan against this policy (configs/evolve.yaml)\n"
     "  --threads N          threads of the calibration pass (default: all cores)\n"
     "\n"
@@ -92,7 +98,8 @@ static int parse_int(const char *v, int lo, int hi, int *out) {
 int cmd_recompile(int argc, char **argv) {
     const char *model_dir = cli_default_model_dir(), *plan_path = NULL, *out_dir = NULL, *cfg_path = NULL;
     const char *calib_path = NULL, *tel_path = NULL;
-    int calib_lines = 512, n_exact = 1000, threads = 0, quantize = 1, compress = 1;
+    int calib_lines = 512, n_exact = 1000, threads = 0, quantize = 1, compress = 1, sparsity = 0, batch_use = 32,
+        tok_per_text = 16;
     double ridge = 1e-3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -115,7 +122,11 @@ int cmd_recompile(int argc, char **argv) {
             quantize = strcmp(v, "int8") == 0;
         else if (strcmp(a, "--embeddings") == 0 && (strcmp(v, "int8") == 0 || strcmp(v, "f32") == 0))
             compress = strcmp(v, "int8") == 0;
+        else if (strcmp(a, "--sparsity") == 0 && (strcmp(v, "none") == 0 || strcmp(v, "2:4") == 0))
+            sparsity = strcmp(v, "2:4") == 0;
         else if ((strcmp(a, "--calibration-lines") == 0 && parse_int(v, 1, 1000000, &calib_lines)) ||
+                 (strcmp(a, "--batch-of-use") == 0 && parse_int(v, 1, 4096, &batch_use)) ||
+                 (strcmp(a, "--tokens-per-text") == 0 && parse_int(v, 1, 512, &tok_per_text)) ||
                  (strcmp(a, "--exact-rows") == 0 && parse_int(v, 0, 10000000, &n_exact)) ||
                  (strcmp(a, "--threads") == 0 && parse_int(v, 0, 1024, &threads)))
             ;
@@ -127,6 +138,7 @@ int cmd_recompile(int argc, char **argv) {
                 return 2;
             }
         } else if (strcmp(a, "--quantize") == 0 || strcmp(a, "--embeddings") == 0 || strcmp(a, "--calibration-lines") == 0 ||
+                   strcmp(a, "--sparsity") == 0 || strcmp(a, "--batch-of-use") == 0 || strcmp(a, "--tokens-per-text") == 0 ||
                    strcmp(a, "--exact-rows") == 0 || strcmp(a, "--threads") == 0) {
             cli_error(CMD, "bad value '%s' for %s (see seslm recompile --help)", v, a);
             return 2;
@@ -168,11 +180,35 @@ int cmd_recompile(int argc, char **argv) {
             goto fail;
         have_cal = 1;
     }
+    // 2:4 only where it pays: the FFN products at the student's mean width, timed against the dense kind
+    char sp_reason[512] = "not requested";
+    int sp_keep = 0;
+    if (sparsity) {
+        int64_t nf = 0;
+        for (int l = 0; l < c->n_layers; l++) nf += c->layers[l].ffn_dim - pl.n_remove_neurons[l];
+        const int F = (int)((nf / (c->n_layers ? c->n_layers : 1) + 3) / 4 * 4), M = batch_use * tok_per_text;
+        seslm_sparse24_timing t1, t2;
+        seslm_backend_get("cpu")->set_threads(threads);
+        if (F <= 0 || seslm_sparse24_benchmark(&t1, M, F, c->hidden, quantize, 15) != SESLM_OK ||
+            seslm_sparse24_benchmark(&t2, M, c->hidden, F, quantize, 15) != SESLM_OK) {
+            snprintf(sp_reason, sizeof sp_reason, "benchmark failed: %s", F <= 0 ? "no FFN left" : seslm_last_error());
+        } else {
+            const double d = t1.dense_ms + t2.dense_ms, sp = t1.sparse_ms + t2.sparse_ms;
+            sp_keep = sp < 0.95 * d && !quantize; // a 5% margin: a tie in a noisy timing is not a win
+            snprintf(sp_reason, sizeof sp_reason,
+                     "FFN products at %d rows (batch %d x %d tokens): 2:4 sparse F32 %.3f ms vs dense %s %.3f ms%s", M,
+                     batch_use, tok_per_text, sp, quantize ? "INT8" : "F32", d,
+                     sp_keep ? ": kept"
+                     : sp < 0.95 * d ? ": faster, but 2:4 is not combined with INT8: dense INT8 kept"
+                              : ": not 5% faster, dense kept");
+        }
+        fprintf(stderr, "seslm recompile: 2:4 sparsity: %s\n", sp_reason);
+    }
     const char *cbase = calib_path ? strrchr(calib_path, '/') : NULL;
     seslm_recompile_opts ro = {.plan_name = base, .calibration_name = cbase ? cbase + 1 : calib_path,
                                .calib = have_cal ? &cal : NULL, .ridge = ridge, .quantize_int8 = quantize,
                                .compress_embeddings = compress, .token_counts = tel ? tel->v.token_counts : NULL,
-                               .n_exact = n_exact};
+                               .n_exact = n_exact, .sparse24_ffn = sp_keep};
     static seslm_recompile_stats s;
     if (seslm_recompile_run(m, &pl, &ro, out_dir, &s) != SESLM_OK) goto fail;
     { // the architecture diff beside the weights (the student is complete already: a failure here is reported)
@@ -194,13 +230,16 @@ int cmd_recompile(int argc, char **argv) {
     printf(",\"parent_sha256\":\"%s\",\"params_parent\":%lld,\"params\":%lld,\"bytes_parent\":%lld,\"bytes\":%lld,"
            "\"file_bytes_parent\":%lld,\"file_bytes\":%lld,\"params_ratio\":%.6f,\"heads_removed\":%d,"
            "\"neurons_removed\":%d,\"bytes_ratio\":%.6f,\"quantize\":\"%s\",\"embeddings\":\"%s\",\"exact_rows\":%d,"
-           "\"reconstruction\":%s,\"calibration_tokens\":%lld,\"refits_skipped\":%d,\"layers\":[",
+           "\"reconstruction\":%s,\"calibration_tokens\":%lld,\"refits_skipped\":%d,\"sparsity\":{\"requested\":\"%s\","
+           "\"kept\":%s,\"reason\":",
            seslm_model_weights_sha256(m), (long long)s.params_parent, (long long)s.params, (long long)s.bytes_parent,
            (long long)s.bytes, (long long)s.file_bytes_parent, (long long)s.file_bytes,
            s.params_parent ? (double)s.params / (double)s.params_parent : 0.0, s.heads_removed, s.neurons_removed,
            s.bytes_parent ? (double)s.bytes / (double)s.bytes_parent : 0.0, quantize ? "int8" : "none",
            compress ? "int8" : "f32", s.exact_rows, have_cal ? "\"least-squares\"" : "null",
-           (long long)(have_cal ? cal.tokens : 0), s.refits_skipped);
+           (long long)(have_cal ? cal.tokens : 0), s.refits_skipped, sparsity ? "2:4" : "none", sp_keep ? "true" : "false");
+    json_string(sp_reason);
+    printf("},\"layers\":[");
     if (s.refits_skipped)
         fprintf(stderr, "seslm recompile: warning: %d pruned projections left unfitted: %lld calibration tokens are "
                         "fewer than twice their kept inputs; give more calibration text\n",
