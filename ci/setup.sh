@@ -8,7 +8,8 @@
 #      dumps (HDF5);
 #   3. drift check: Wikipedia (reference) vs restaurant traffic (current), then restaurant vs itself;
 #   4. profile, score and plan: candidate pruning plans under configs/evolve.yaml;
-#   5. recompile the 20% plan into a physically smaller student and compare it with the parent.
+#   5. recompile the 20% plan into a physically smaller student: pruned, refitted by least squares on
+#      restaurant calibration text, INT8 weights, compressed embeddings; its architecture diff is printed.
 # Everything it writes goes to runs/demo/. (Later issues grow it into the whole evolution cycle.)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,7 +58,11 @@ cp "$run"/telemetry-restaurant8k/*.h5 "$run"/telemetry-clinc150/*.h5 "$run/telem
 ./build/seslm plan --model models/all-MiniLM-L6-v2 --telemetry "$run/telemetry-serving" \
     --config configs/evolve.yaml --calib data/bench/short.txt --out "$run/plans"
 echo
-echo "== recompile: plan-20 -> $run/student-20 (no recovery step yet: quality as measured above)"
+echo "== recompile: plan-20 -> $run/student-20 (reconstruction on restaurant text, INT8, compressed embeddings)"
+head -400 data/traffic/restaurant8k_600.txt > "$run/calibration.txt"
 ./build/seslm recompile --model models/all-MiniLM-L6-v2 --plan "$run/plans/plan-20.json" \
-    --config configs/evolve.yaml --out "$run/student-20" > "$run/student-20.json"
+    --config configs/evolve.yaml --calibration "$run/calibration.txt" --telemetry "$run/telemetry-serving" \
+    --out "$run/student-20" > "$run/student-20.json"
 ./build/seslm info --model "$run/student-20"
+echo
+cat "$run/student-20/arch_diff.md"
