@@ -70,23 +70,6 @@ static seslm_status write_file_sync(const char *path, const void *data, size_t n
     return ok ? SESLM_OK : seslm_fail(SESLM_ERR_IO, "cannot write %s: %s", path, strerror(e));
 }
 
-static void rmtree(const char *path) {
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-            char child[4096];
-            snprintf(child, sizeof child, "%s/%s", path, de->d_name);
-            struct stat sb;
-            if (lstat(child, &sb) == 0 && S_ISDIR(sb.st_mode)) rmtree(child);
-            else unlink(child);
-        }
-        closedir(d);
-    }
-    rmdir(path);
-}
-
 static seslm_status copy_files(const char *src_dir, const char *dst_dir) {
     for (size_t i = 0; i < sizeof COPY_FILES / sizeof COPY_FILES[0]; i++) {
         char src[8400], dst[8400];
@@ -615,7 +598,7 @@ seslm_status seslm_recompile_run(const seslm_model *m, const seslm_plan *pl, con
         else st = st_fsync_dir(parent_dir);
         if (st != SESLM_OK && lstat(tmp, &sb) != 0) return st; // renamed; the directory is complete
     }
-    if (st != SESLM_OK) rmtree(tmp);
+    if (st != SESLM_OK) util_rmtree(tmp);
     return st;
 }
 

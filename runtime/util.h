@@ -15,4 +15,7 @@ seslm_status util_read_file(const char *path, char **out, size_t *len, size_t ma
  * directory. A crash leaves the old file (or none) or the new one, never a part. */
 seslm_status util_write_file_atomic(const char *path, const void *data, size_t n);
 
+/* Removes a file or a directory tree (no symlinks followed). Best effort: errors are ignored. */
+void util_rmtree(const char *path);
+
 #endif

@@ -58,6 +58,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
+int cmd_evolve(int argc, char **argv);
 int cmd_drift(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_recompile(int argc, char **argv);

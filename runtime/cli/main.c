@@ -31,6 +31,7 @@ static const struct {
     {"drift", cmd_drift, "compare current telemetry with a reference: exit 1 on drift"},
     {"plan", cmd_plan, "profile telemetry, score heads / neurons / layers, write pruning plans"},
     {"recompile", cmd_recompile, "apply a pruning plan to the weights, writing the smaller student model"},
+    {"evolve", cmd_evolve, "the whole evolution cycle (ingest .. validate, select) as one nightly job"},
 };
 
 static void usage(FILE *f) {
@@ -49,7 +50,7 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    static const char *const batch[] = {"plan", "recompile"};
+    static const char *const batch[] = {"plan", "recompile", "evolve"};
     for (size_t i = 0; i < sizeof batch / sizeof batch[0]; i++)
         if (strcmp(argv[1], batch[i]) == 0) batch_wait_policy(argv);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -1,0 +1,99 @@
+/* evolve_config.c — the evolve: section of the policy file (evolve_config.h). */
+#include "evolve_config.h"
+
+#include "plan.h"
+#include "yaml_config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static seslm_status get_path(const seslm_yaml *y, const char *key, const char *def, char *out, size_t cap) {
+    const char *v = NULL;
+    seslm_status st = seslm_yaml_get_string(y, key, def, &v);
+    if (st != SESLM_OK) return st;
+    if (snprintf(out, cap, "%s", v) >= (int)cap)
+        return seslm_fail(SESLM_ERR_FORMAT, "%s: %s: path too long", seslm_yaml_path(y), key);
+    return SESLM_OK;
+}
+
+static seslm_status get_targets(const seslm_yaml *y, const char *key, const seslm_policy *pol, double *out, int *n,
+                                const double *def, int n_def) {
+    const int cnt = seslm_yaml_count(y, key);
+    if (cnt < 0) return seslm_fail(SESLM_ERR_FORMAT, "%s: %s: expected a list of target ratios", seslm_yaml_path(y), key);
+    if (cnt == 0) {
+        memcpy(out, def, (size_t)n_def * sizeof *out);
+        *n = n_def;
+        return SESLM_OK;
+    }
+    if (cnt > SESLM_EVOLVE_MAX_CANDIDATES)
+        return seslm_fail(SESLM_ERR_FORMAT, "%s: %s: at most %d candidates", seslm_yaml_path(y), key, SESLM_EVOLVE_MAX_CANDIDATES);
+    for (int i = 0; i < cnt; i++) {
+        char k[96];
+        snprintf(k, sizeof k, "%s.%d", key, i);
+        seslm_status st = seslm_yaml_get_double(y, k, 0.0, 0.40, 0.0, &out[i]);
+        if (st != SESLM_OK) return st;
+        int found = 0;
+        for (int t = 0; t < pol->n_targets; t++) found |= fabs(pol->targets[t] - out[i]) < 1e-9;
+        if (!found) {
+            int line = 0;
+            seslm_yaml_scalar(y, k, &line);
+            return seslm_fail(SESLM_ERR_FORMAT, "%s:%d: %s: %g is not one of the policy's targets", seslm_yaml_path(y),
+                              line, key, out[i]);
+        }
+    }
+    *n = cnt;
+    return SESLM_OK;
+}
+
+seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) {
+    memset(c, 0, sizeof *c);
+    seslm_policy pol;
+    seslm_status st = seslm_policy_load(&pol, path);
+    if (st != SESLM_OK) return st;
+    seslm_yaml *y = NULL;
+    if ((st = seslm_yaml_load(&y, path)) != SESLM_OK) return st;
+    static const char *const keys[] = {
+        "evolve.model", "evolve.telemetry", "evolve.out", "evolve.calibration", "evolve.calibration_lines",
+        "evolve.candidates", "evolve.candidates.*", "evolve.quantize", "evolve.embeddings", "evolve.exact_rows",
+        "evolve.gates", "evolve.threads", "evolve.select", "evolve.drift", "evolve.drift.reference",
+        "evolve.drift.config", "evolve.drift.micro_candidates", "evolve.drift.micro_candidates.*",
+        "evolve.drift.micro_calibration", "evolve",
+        // the policy's own keys (plan.c checks them)
+        "version", "targets", "targets.*", "cap", "protected_layers", "protected_layers.*", "min_heads", "min_ffn",
+        "score", "score.*", "profile", "profile.*"};
+    st = seslm_yaml_check_keys(y, keys, (int)(sizeof keys / sizeof keys[0]));
+    long long v = 0;
+    const char *s = NULL;
+    if (st == SESLM_OK) st = get_path(y, "evolve.model", "models/all-MiniLM-L6-v2", c->model, sizeof c->model);
+    if (st == SESLM_OK) st = get_path(y, "evolve.telemetry", "runs/telemetry", c->telemetry, sizeof c->telemetry);
+    if (st == SESLM_OK) st = get_path(y, "evolve.out", "runs/evolve", c->out, sizeof c->out);
+    if (st == SESLM_OK) st = get_path(y, "evolve.calibration", "", c->calibration, sizeof c->calibration);
+    if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.calibration_lines", 1, 1000000, 400, &v)) == SESLM_OK)
+        c->calibration_lines = (int)v;
+    if (st == SESLM_OK) st = get_targets(y, "evolve.candidates", &pol, c->candidates, &c->n_candidates, pol.targets, pol.n_targets);
+    if (st == SESLM_OK && (st = seslm_yaml_get_string(y, "evolve.quantize", "int8", &s)) == SESLM_OK) {
+        if (strcmp(s, "int8") && strcmp(s, "none"))
+            st = seslm_fail(SESLM_ERR_FORMAT, "%s: evolve.quantize: expected int8 or none, got '%s'", path, s);
+        c->quantize = strcmp(s, "int8") == 0;
+    }
+    if (st == SESLM_OK && (st = seslm_yaml_get_string(y, "evolve.embeddings", "int8", &s)) == SESLM_OK) {
+        if (strcmp(s, "int8") && strcmp(s, "f32"))
+            st = seslm_fail(SESLM_ERR_FORMAT, "%s: evolve.embeddings: expected int8 or f32, got '%s'", path, s);
+        c->embeddings_int8 = strcmp(s, "int8") == 0;
+    }
+    if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.exact_rows", 0, 10000000, 1000, &v)) == SESLM_OK)
+        c->exact_rows = (int)v;
+    if (st == SESLM_OK) st = get_path(y, "evolve.gates", "configs/gates.yaml", c->gates, sizeof c->gates);
+    if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.threads", 0, 1024, 0, &v)) == SESLM_OK) c->threads = (int)v;
+    if (st == SESLM_OK) st = get_path(y, "evolve.select", "latency_b32_p50", c->select, sizeof c->select);
+    if (st == SESLM_OK) st = get_path(y, "evolve.drift.reference", "", c->drift_reference, sizeof c->drift_reference);
+    if (st == SESLM_OK) st = get_path(y, "evolve.drift.config", "configs/drift.yaml", c->drift_config, sizeof c->drift_config);
+    if (st == SESLM_OK) st = get_path(y, "evolve.drift.micro_calibration", "", c->micro_calibration, sizeof c->micro_calibration);
+    if (st == SESLM_OK) {
+        const double def = c->n_candidates ? c->candidates[0] : 0.1;
+        st = get_targets(y, "evolve.drift.micro_candidates", &pol, c->micro_candidates, &c->n_micro, &def, 1);
+    }
+    seslm_yaml_free(y);
+    return st;
+}

@@ -1,0 +1,473 @@
+/* cmd_evolve.c — `seslm evolve`: the whole evolution cycle as one nightly batch command.
+ *
+ *   ingest -> [drift] -> plan -> recompile (each candidate) -> validate (each candidate) -> select
+ *
+ * Each stage runs this same binary's subcommand as a child process (the commands users run by hand, with
+ * their own checks and crash-safe outputs) and writes into its own folder of the run directory. A stage is
+ * done when its marker RUN/stages/<stage>.json exists (written atomically after the stage succeeded); a
+ * rerun skips done stages, so a run killed halfway resumes from the last finished stage, and a finished run
+ * (RUN/verdict.json present) does nothing but report its outcome again. A stage without a marker is started
+ * over: its partial outputs are removed first. One process per run directory (flock on RUN/.lock). */
+#include "cli.h"
+#include "evolve_config.h"
+#include "util.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char *HELP =
+    "usage: seslm evolve --config FILE [--model DIR] [--telemetry DIR] [--out DIR] [--calibration FILE]\n"
+    "                    [--gates FILE] [--threads N]\n"
+    "\n"
+    "Runs the evolution cycle as a nightly batch job (docs/evolve.md), every intermediate file in the run\n"
+    "directory OUT:\n"
+    "  01-ingest     merge the telemetry dumps of DIR (seslm ingest)\n"
+    "  02-drift      when evolve.drift.reference is set: compare it with the merged window (seslm drift);\n"
+    "                drift turns the cycle into a micro-evolution (evolve.drift.micro_candidates, calibrated\n"
+    "                on evolve.drift.micro_calibration: the drifted domain's text)\n"
+    "  03-plan       profile, score, candidate pruning plans (seslm plan)\n"
+    "  04-recompile  each candidate: reconstruction on the calibration text, INT8, compressed embeddings\n"
+    "  05-validate   each candidate against the parent under the gates (seslm validate)\n"
+    "  verdict.json, report.md: the best candidate that passed every gate (smallest evolve.select\n"
+    "                metric, default latency_b32_p50), or none, and why\n"
+    "A rerun of a finished run does nothing but report it; a run killed halfway resumes from the last\n"
+    "finished stage. The flags override the config's evolve: section.\n"
+    "\n"
+    "  --config FILE      configs/evolve.yaml (the policy and the evolve: section)\n"
+    "  --model DIR        the parent model (evolve.model)\n"
+    "  --telemetry DIR    directory of telemetry dumps (evolve.telemetry)\n"
+    "  --out DIR          the run directory (evolve.out)\n"
+    "  --calibration FILE calibration text, one input per line (evolve.calibration)\n"
+    "  --gates FILE       validation gates (evolve.gates)\n"
+    "  --threads N        worker threads of every stage, 0 = all cores (evolve.threads)\n"
+    "\n"
+    "Exit status: 0 a candidate passed every gate and was selected; 1 no candidate passed (see report.md);\n"
+    "2 usage error or bad configuration; 3 a stage failed (rerun to resume) or another evolve holds OUT.\n";
+
+static const char *CMD = "evolve";
+
+typedef struct {
+    seslm_evolve_config c;
+    char config_path[1024];
+    char run[1024];
+    int micro; // drift detected
+} evolve_run;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void path_of(char *out, size_t cap, const evolve_run *r, const char *fmt, ...) {
+    char rel[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rel, sizeof rel, fmt, ap);
+    va_end(ap);
+    snprintf(out, cap, "%s/%s", r->run, rel);
+}
+
+static int exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+static int stage_done(const evolve_run *r, const char *stage) {
+    char p[2200];
+    path_of(p, sizeof p, r, "stages/%s.json", stage);
+    return exists(p);
+}
+
+static int stage_mark(const evolve_run *r, const char *stage, double seconds, int rc, const char *outcome) {
+    char p[2200], txt[1024];
+    path_of(p, sizeof p, r, "stages/%s.json", stage);
+    snprintf(txt, sizeof txt, "{\"stage\": \"%s\", \"seconds\": %.2f, \"exit\": %d, \"outcome\": \"%s\"}\n", stage, seconds,
+             rc, outcome);
+    if (util_write_file_atomic(p, txt, strlen(txt)) != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
+        return 0;
+    }
+    return 1;
+}
+
+/* Runs `seslm ARGS...` with stdout into out_file (NULL: inherited); returns the exit status, or -1. */
+static int run_child(const char *out_file, char *const *args) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (out_file) posix_spawn_file_actions_addopen(&fa, 1, out_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)"seslm";
+    for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid;
+    int e = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (e != 0) {
+        fprintf(stderr, "seslm evolve: cannot start a stage: %s\n", strerror(e));
+        return -1;
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int mkdirs(const char *p) {
+    char b[2200];
+    snprintf(b, sizeof b, "%s", p);
+    for (char *s = b + 1; *s; s++)
+        if (*s == '/') {
+            *s = 0;
+            if (mkdir(b, 0755) != 0 && errno != EEXIST) return 0;
+            *s = '/';
+        }
+    return mkdir(b, 0755) == 0 || errno == EEXIST;
+}
+
+/* One stage: skipped when done; else outputs removed, child run, marker written when rc is accepted
+ * (rc 0, or rc 1 where ok1). Returns the child's rc (the stored one when skipped), or -1 on failure. */
+static int stage(const evolve_run *r, const char *name, const char *out_dir_rel, const char *stdout_rel, int ok1,
+                 char *const *args) {
+    char marker[2200];
+    path_of(marker, sizeof marker, r, "stages/%s.json", name);
+    if (stage_done(r, name)) {
+        char *txt = NULL;
+        size_t n = 0;
+        int rc = 0;
+        if (util_read_file(marker, &txt, &n, 1 << 16, NULL) == SESLM_OK) {
+            cJSON *j = cJSON_Parse(txt);
+            const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "exit");
+            rc = cJSON_IsNumber(e) ? e->valueint : 0;
+            cJSON_Delete(j);
+        }
+        free(txt);
+        fprintf(stderr, "seslm evolve: %-24s done (exit %d), skipped\n", name, rc);
+        return rc;
+    }
+    char p[2200], so[2200];
+    if (out_dir_rel) {
+        path_of(p, sizeof p, r, "%s", out_dir_rel);
+        util_rmtree(p); // a partial output of an interrupted attempt
+    }
+    if (stdout_rel) path_of(so, sizeof so, r, "%s", stdout_rel);
+    fprintf(stderr, "seslm evolve: %-24s running\n", name);
+    const double t0 = now_s();
+    const int rc = run_child(stdout_rel ? so : NULL, args);
+    const double dt = now_s() - t0;
+    if (rc == 0 || (ok1 && rc == 1)) {
+        if (!stage_mark(r, name, dt, rc, rc == 0 ? "ok" : "checked: exit 1")) return -1;
+        fprintf(stderr, "seslm evolve: %-24s finished in %.1f s (exit %d)\n", name, dt, rc);
+        return rc;
+    }
+    cli_error(CMD, "stage %s failed (exit %d); its messages are above. Rerun to resume from it.", name, rc);
+    return -1;
+}
+
+// ---- selection --------------------------------------------------------------------------------------
+
+static cJSON *read_json(const char *path) {
+    char *txt = NULL;
+    size_t n = 0;
+    if (util_read_file(path, &txt, &n, 64 << 20, NULL) != SESLM_OK) return NULL;
+    cJSON *j = cJSON_ParseWithLength(txt, n);
+    free(txt);
+    return j;
+}
+
+static double metric(const cJSON *verdict, const char *name, const char *field) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(verdict, "metrics"), name);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, field);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static int plan_pct(double t) { return (int)(t * 100 + 0.5); }
+
+/* Reads every candidate's verdict, writes RUN/verdict.json and RUN/report.md, prints the report.
+ * Returns 0 when a candidate was selected, 1 when none passed, -1 on failure. */
+static int select_best(const evolve_run *r, const double *cands, int n) {
+    cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "candidates");
+    cJSON_AddStringToObject(root, "schema", "seslm-evolve-verdict/1");
+    cJSON_AddStringToObject(root, "mode", r->micro ? "micro-evolution (drift detected)" : "full cycle");
+    cJSON_AddStringToObject(root, "select_metric", r->c.select);
+    char *md = NULL;
+    size_t mdlen = 0;
+    FILE *f = open_memstream(&md, &mdlen);
+    if (!f || !root) return -1;
+    fprintf(f, "# Evolution run %s\n\n- parent: `%s`\n- mode: %s\n- selection: passing candidate with the smallest %s\n\n",
+            r->run, r->c.model, r->micro ? "micro-evolution (drift detected)" : "full cycle", r->c.select);
+    fprintf(f, "| candidate | gates | bytes vs parent | latency b1 | latency b32 | mean cos | STS-B Δ | CLINC150 Δ | recall@10 |\n");
+    fprintf(f, "|---|---|---|---|---|---|---|---|---|\n");
+    int best = -1;
+    double best_v = INFINITY;
+    for (int i = 0; i < n; i++) {
+        char vp[2200];
+        path_of(vp, sizeof vp, r, "05-validate/plan-%02d/verdict.json", plan_pct(cands[i]));
+        cJSON *v = read_json(vp);
+        cJSON *o = cJSON_CreateObject();
+        char name[32];
+        snprintf(name, sizeof name, "plan-%02d", plan_pct(cands[i]));
+        cJSON_AddStringToObject(o, "candidate", name);
+        if (!v) {
+            cJSON_AddBoolToObject(o, "pass", 0);
+            cJSON_AddStringToObject(o, "why", "no verdict");
+            cJSON_AddItemToArray(arr, o);
+            fprintf(f, "| %s | no verdict | | | | | | | |\n", name);
+            continue;
+        }
+        const cJSON *pass = cJSON_GetObjectItemCaseSensitive(v, "pass");
+        const int ok = cJSON_IsTrue(pass);
+        cJSON_AddBoolToObject(o, "pass", ok);
+        char mdir[2200];
+        path_of(mdir, sizeof mdir, r, "04-recompile/%s", name);
+        cJSON_AddStringToObject(o, "model_dir", mdir);
+        cJSON_AddStringToObject(o, "verdict", vp);
+        const char *keys[] = {"weight_bytes", "latency_b1_p50", "latency_b32_p50", "cosine_mean", "stsb_spearman",
+                              "clinc150_accuracy", "recall_agreement"};
+        for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+            cJSON *m = cJSON_AddObjectToObject(o, keys[k]);
+            double pv = metric(v, keys[k], "parent"), cv = metric(v, keys[k], "candidate");
+            if (isfinite(pv)) cJSON_AddNumberToObject(m, "parent", pv);
+            if (isfinite(cv)) cJSON_AddNumberToObject(m, "candidate", cv);
+        }
+        cJSON *failed = cJSON_AddArrayToObject(o, "gates_failed");
+        const cJSON *g;
+        cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(v, "gates")) {
+            if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g, "pass"))) {
+                const cJSON *msg = cJSON_GetObjectItemCaseSensitive(g, "message");
+                cJSON_AddItemToArray(failed, cJSON_CreateString(cJSON_IsString(msg) ? msg->valuestring : "?"));
+            }
+        }
+        const cJSON *gf = cJSON_GetObjectItemCaseSensitive(v, "gates_failed"), *gt = cJSON_GetObjectItemCaseSensitive(v, "gates_total");
+        fprintf(f, "| %s | %s (%d/%d) | %.3f | %.3f | %.3f | %.4f | %+.2f | %+.2f | %.3f |\n", name, ok ? "**pass**" : "fail",
+                cJSON_IsNumber(gt) && cJSON_IsNumber(gf) ? gt->valueint - gf->valueint : 0,
+                cJSON_IsNumber(gt) ? gt->valueint : 0,
+                metric(v, "weight_bytes", "candidate") / metric(v, "weight_bytes", "parent"),
+                metric(v, "latency_b1_p50", "candidate") / metric(v, "latency_b1_p50", "parent"),
+                metric(v, "latency_b32_p50", "candidate") / metric(v, "latency_b32_p50", "parent"),
+                metric(v, "cosine_mean", "candidate"), 100 * metric(v, "stsb_spearman", "delta"),
+                100 * metric(v, "clinc150_accuracy", "delta"), metric(v, "recall_agreement", "candidate"));
+        const double sv = metric(v, r->c.select, "candidate");
+        if (ok && isfinite(sv) && sv < best_v) best = i, best_v = sv;
+        else if (ok && best < 0) best = i;
+        cJSON_AddItemToArray(arr, o);
+        cJSON_Delete(v);
+    }
+    if (best >= 0) {
+        char name[32], mdir[2200];
+        snprintf(name, sizeof name, "plan-%02d", plan_pct(cands[best]));
+        path_of(mdir, sizeof mdir, r, "04-recompile/%s", name);
+        cJSON_AddStringToObject(root, "selected", name);
+        cJSON_AddStringToObject(root, "selected_model_dir", mdir);
+        fprintf(f, "\n**Selected: %s** (`%s`): it passed every gate; ratios are candidate / parent measured in the same run.\n",
+                name, mdir);
+    } else {
+        cJSON_AddNullToObject(root, "selected");
+        fprintf(f, "\n**No candidate passed every gate**; nothing to deploy. The failed gates of each candidate are in "
+                   "verdict.json and in 05-validate/*/report.md.\n");
+    }
+    fclose(f);
+    char *txt = cJSON_Print(root);
+    cJSON_Delete(root);
+    char p[2200];
+    int ok = txt && md;
+    path_of(p, sizeof p, r, "report.md");
+    if (ok && util_write_file_atomic(p, md, strlen(md)) != SESLM_OK) ok = 0;
+    path_of(p, sizeof p, r, "verdict.json"); // last: its presence means the run is complete
+    if (ok && util_write_file_atomic(p, txt, strlen(txt)) != SESLM_OK) ok = 0;
+    if (ok) fputs(md, stdout);
+    else cli_error(CMD, "cannot write the run's verdict: %s", seslm_last_error());
+    free(txt), free(md);
+    return ok ? (best >= 0 ? 0 : 1) : -1;
+}
+
+// ---- the cycle ---------------------------------------------------------------------------------------
+
+static int cycle(evolve_run *r) {
+    seslm_evolve_config *c = &r->c;
+    char merged[2200], thr[16], d1[2200];
+    snprintf(thr, sizeof thr, "%d", c->threads);
+    path_of(d1, sizeof d1, r, "01-ingest");
+    path_of(merged, sizeof merged, r, "01-ingest/telemetry.h5");
+    if (!stage_done(r, "01-ingest") && (util_rmtree(d1), !mkdirs(d1))) return -1;
+    {
+        char *a[] = {"ingest", "--telemetry", c->telemetry, "--out", merged, "--model", c->model, NULL};
+        if (!stage_done(r, "01-ingest")) {
+            char so[2200];
+            path_of(so, sizeof so, r, "01-ingest.json");
+            fprintf(stderr, "seslm evolve: %-24s running\n", "01-ingest");
+            const double t0 = now_s();
+            const int rc = run_child(so, a);
+            if (rc != 0) {
+                cli_error(CMD, "stage 01-ingest failed (exit %d). Rerun to resume from it.", rc);
+                return -1;
+            }
+            if (!stage_mark(r, "01-ingest", now_s() - t0, 0, "ok")) return -1;
+        } else {
+            fprintf(stderr, "seslm evolve: %-24s done, skipped\n", "01-ingest");
+        }
+    }
+    r->micro = 0;
+    if (c->drift_reference[0]) {
+        char dj[2200];
+        path_of(dj, sizeof dj, r, "02-drift");
+        if (!stage_done(r, "02-drift") && !mkdirs(dj)) return -1;
+        char *a[] = {"drift", "--reference", c->drift_reference, "--current", merged, "--config", c->drift_config,
+                     "--model", c->model, NULL};
+        const int rc = stage(r, "02-drift", NULL, "02-drift/drift.json", 1, a);
+        if (rc < 0) return -1;
+        r->micro = rc == 1;
+        if (r->micro) fprintf(stderr, "seslm evolve: drift detected: micro-evolution on the drifted domain\n");
+    }
+    const double *cands = r->micro ? c->micro_candidates : c->candidates;
+    const int n = r->micro ? c->n_micro : c->n_candidates;
+    const char *calib = r->micro && c->micro_calibration[0] ? c->micro_calibration : c->calibration;
+    char plans[2200];
+    path_of(plans, sizeof plans, r, "03-plan");
+    {
+        char *a[] = {"plan", "--model", c->model, "--telemetry", merged, "--config", r->config_path, "--calib", (char *)calib,
+                     "--out", plans, "--threads", thr, "--quiet", NULL};
+        if (stage(r, "03-plan", "03-plan", "03-plan.txt", 0, a) < 0) return -1;
+    }
+    char lines[16], exact[16];
+    snprintf(lines, sizeof lines, "%d", c->calibration_lines);
+    snprintf(exact, sizeof exact, "%d", c->exact_rows);
+    char d4[2200], d5[2200];
+    path_of(d4, sizeof d4, r, "04-recompile");
+    path_of(d5, sizeof d5, r, "05-validate");
+    if (!mkdirs(d4) || !mkdirs(d5)) return -1;
+    for (int i = 0; i < n; i++) {
+        const int pct = plan_pct(cands[i]);
+        char st[64], planf[2400], out[2400], rel[64], so[64];
+        snprintf(st, sizeof st, "04-recompile-plan-%02d", pct);
+        snprintf(rel, sizeof rel, "04-recompile/plan-%02d", pct);
+        snprintf(so, sizeof so, "04-recompile/plan-%02d.json", pct);
+        snprintf(planf, sizeof planf, "%s/plan-%02d.json", plans, pct);
+        path_of(out, sizeof out, r, "%s", rel);
+        char *a[] = {"recompile", "--model", c->model, "--plan", planf, "--out", out, "--config", r->config_path,
+                     "--calibration", (char *)calib, "--calibration-lines", lines, "--telemetry", merged,
+                     "--quantize", c->quantize ? "int8" : "none", "--embeddings", c->embeddings_int8 ? "int8" : "f32",
+                     "--exact-rows", exact, "--threads", thr, NULL};
+        if (stage(r, st, rel, so, 0, a) < 0) return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        const int pct = plan_pct(cands[i]);
+        char st[64], cand[2400], out[2400], rel[64], so[64];
+        snprintf(st, sizeof st, "05-validate-plan-%02d", pct);
+        snprintf(rel, sizeof rel, "05-validate/plan-%02d", pct);
+        snprintf(so, sizeof so, "05-validate/plan-%02d.md", pct);
+        path_of(cand, sizeof cand, r, "04-recompile/plan-%02d", pct);
+        path_of(out, sizeof out, r, "%s", rel);
+        char *a[] = {"validate", "--parent", c->model, "--candidate", cand, "--config", c->gates, "--out", out,
+                     "--threads", thr, NULL};
+        if (stage(r, st, rel, so, 1, a) < 0) return -1; // exit 1 = a gate failed: a verdict, not an error
+    }
+    return select_best(r, cands, n);
+}
+
+int cmd_evolve(int argc, char **argv) {
+    const char *cfg = NULL, *model = NULL, *tel = NULL, *out = NULL, *calib = NULL, *gates = NULL;
+    int threads = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            fputs(HELP, stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            cli_error(CMD, "%s needs a value (or unknown option; see seslm evolve --help)", a);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--config")) cfg = v;
+        else if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--telemetry")) tel = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--calibration")) calib = v;
+        else if (!strcmp(a, "--gates")) gates = v;
+        else if (!strcmp(a, "--threads")) {
+            if (!cli_parse_int(CMD, a, v, 0, 1024, &threads)) return 2;
+        } else {
+            cli_error(CMD, "unknown option %s (see seslm evolve --help)", a);
+            return 2;
+        }
+    }
+    if (!cfg) {
+        cli_error(CMD, "--config is required (see seslm evolve --help)");
+        return 2;
+    }
+    static evolve_run r;
+    memset(&r, 0, sizeof r);
+    if (seslm_evolve_config_load(&r.c, cfg) != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
+        return 2;
+    }
+    snprintf(r.config_path, sizeof r.config_path, "%s", cfg);
+#define OVERRIDE(field, v) \
+    if (v) snprintf(r.c.field, sizeof r.c.field, "%s", v)
+    OVERRIDE(model, model);
+    OVERRIDE(telemetry, tel);
+    OVERRIDE(out, out);
+    OVERRIDE(calibration, calib);
+    OVERRIDE(gates, gates);
+#undef OVERRIDE
+    if (threads >= 0) r.c.threads = threads;
+    if (!r.c.calibration[0]) {
+        cli_error(CMD, "no calibration text: set evolve.calibration in %s or pass --calibration FILE", cfg);
+        return 2;
+    }
+    const char *need[] = {r.c.model, r.c.telemetry, r.c.calibration, r.c.gates};
+    const char *what[] = {"model directory", "telemetry directory", "calibration file", "gates file"};
+    for (int i = 0; i < 4; i++)
+        if (!exists(need[i])) {
+            cli_error(CMD, "%s %s does not exist", what[i], need[i]);
+            return 2;
+        }
+    snprintf(r.run, sizeof r.run, "%s", r.c.out);
+    char p[2200];
+    path_of(p, sizeof p, &r, "stages");
+    if (!mkdirs(p)) {
+        cli_error(CMD, "cannot create %s: %s", p, strerror(errno));
+        return 3;
+    }
+    path_of(p, sizeof p, &r, ".lock");
+    int lock = open(p, O_RDWR | O_CREAT, 0644);
+    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) {
+        cli_error(CMD, "another seslm evolve is running on %s", r.run);
+        if (lock >= 0) close(lock);
+        return 3;
+    }
+    path_of(p, sizeof p, &r, "verdict.json");
+    int rc;
+    if (exists(p)) { // a finished run: report it again, do nothing
+        cJSON *v = read_json(p);
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(v, "selected");
+        fprintf(stderr, "seslm evolve: %s is a finished run; nothing to do\n", r.run);
+        path_of(p, sizeof p, &r, "report.md");
+        char *md = NULL;
+        size_t n = 0;
+        if (util_read_file(p, &md, &n, 16 << 20, NULL) == SESLM_OK) fputs(md, stdout);
+        free(md);
+        rc = v ? (cJSON_IsString(s) ? 0 : 1) : 3;
+        cJSON_Delete(v);
+    } else {
+        const int c = cycle(&r);
+        rc = c < 0 ? 3 : c;
+    }
+    close(lock);
+    return rc;
+}
