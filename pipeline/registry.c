@@ -203,17 +203,22 @@ seslm_status reg_tx(seslm_registry *r, seslm_status (*body)(seslm_registry *, vo
             continue;
         }
         if (k == REG_FAIL_CONN_LOST) {
-            if (at_commit)
+            if (at_commit) {
+                char first[512];
+                snprintf(first, sizeof first, "%s", seslm_last_error()); // seslm_fail writes the same buffer
                 return seslm_fail(SESLM_ERR_IO,
                                   "%s; the connection was lost during COMMIT, so whether this change was applied is "
                                   "unknown: check with `seslm registry show` / `seslm audit log` before retrying",
-                                  seslm_last_error());
+                                  first);
+            }
             if (!reconnected) {
                 char first[512];
                 snprintf(first, sizeof first, "%s", seslm_last_error());
                 reconnected = 1;
                 if (r->d->reconnect(r->c) == SESLM_OK) continue; // the server rolled the lost transaction back
-                return seslm_fail(SESLM_ERR_IO, "%s; reconnecting failed: %s", first, seslm_last_error());
+                char second[512];
+                snprintf(second, sizeof second, "%s", seslm_last_error());
+                return seslm_fail(SESLM_ERR_IO, "%s; reconnecting failed: %s", first, second);
             }
         }
         return s;
@@ -223,10 +228,12 @@ seslm_status reg_tx(seslm_registry *r, seslm_status (*body)(seslm_registry *, vo
 seslm_status reg_read(seslm_registry *r, seslm_status (*body)(seslm_registry *, void *), void *ctx) {
     seslm_status s = body(r, ctx);
     if (s != SESLM_OK && r->d->last_fail(r->c) == REG_FAIL_CONN_LOST) {
-        char first[512];
+        char first[512], second[512];
         snprintf(first, sizeof first, "%s", seslm_last_error());
-        if (r->d->reconnect(r->c) != SESLM_OK)
-            return seslm_fail(SESLM_ERR_IO, "%s; reconnecting failed: %s", first, seslm_last_error());
+        if (r->d->reconnect(r->c) != SESLM_OK) {
+            snprintf(second, sizeof second, "%s", seslm_last_error());
+            return seslm_fail(SESLM_ERR_IO, "%s; reconnecting failed: %s", first, second);
+        }
         s = body(r, ctx);
     }
     return s;

@@ -66,5 +66,6 @@ int cmd_promote(int argc, char **argv);
 int cmd_approve(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_encrypt(int argc, char **argv);
 
 #endif

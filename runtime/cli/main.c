@@ -24,6 +24,7 @@ static const struct {
     {"approve", cmd_approve, "record an approval of a version for an alias (who, why)"},
     {"rollback", cmd_rollback, "swap live and previous in one transaction; optionally reload a node"},
     {"audit", cmd_audit, "verify the registry's hash-chained audit log, or print it"},
+    {"encrypt", cmd_encrypt, "write a copy of a model with its weights encrypted (AES-256-GCM)"},
 };
 
 static void usage(FILE *f) {
