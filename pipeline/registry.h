@@ -66,6 +66,9 @@ seslm_status seslm_registry_lineage_json(seslm_registry *r, long long version, c
 /* Architecture, size, ratio and metric deltas b - a. */
 seslm_status seslm_registry_diff_json(seslm_registry *r, long long a, long long b, char **json);
 seslm_status seslm_registry_runs_json(seslm_registry *r, char **json);
+/* What an alias pointed at, when, set by whom and why: its promote / rollback audit rows, oldest first
+ * (from the audit log, so the history is as tamper-evident as the log). */
+seslm_status seslm_registry_history_json(seslm_registry *r, const char *alias, char **json);
 
 /* Governance, from configs/governance.yaml (seslm_governance_load in governance.h). */
 typedef struct seslm_governance seslm_governance;

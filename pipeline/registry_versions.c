@@ -236,6 +236,8 @@ typedef struct {
     cJSON *out;
 } view_ctx;
 
+static void add_delta(cJSON *o, const char *key, const cJSON *a, const cJSON *b);
+
 static seslm_status get_version(seslm_registry *r, long long v, cJSON **obj) {
     char ver[32];
     lld(ver, sizeof ver, v);
@@ -277,7 +279,18 @@ static seslm_status show_body(seslm_registry *r, void *ctx) {
     view_ctx *x = ctx;
     cJSON_Delete(x->out);
     x->out = NULL;
-    return get_version(r, x->a, &x->out);
+    seslm_status s = get_version(r, x->a, &x->out);
+    const cJSON *par = s == SESLM_OK ? cJSON_GetObjectItem(x->out, "parent") : NULL;
+    if (!cJSON_IsNumber(par)) return s;
+    // the validation deltas against the parent: what this step of the lineage cost or gained
+    cJSON *p = NULL;
+    if ((s = get_version(r, (long long)par->valuedouble, &p)) != SESLM_OK) return s;
+    cJSON *md = cJSON_AddObjectToObject(x->out, "metrics_delta_parent");
+    const cJSON *ma = cJSON_GetObjectItem(p, "metrics"), *mb = cJSON_GetObjectItem(x->out, "metrics"), *it;
+    if (cJSON_IsObject(ma) && cJSON_IsObject(mb))
+        cJSON_ArrayForEach(it, ma) add_delta(md, it->string, it, cJSON_GetObjectItem(mb, it->string));
+    cJSON_Delete(p);
+    return SESLM_OK;
 }
 
 seslm_status seslm_registry_show_json(seslm_registry *r, long long version, char **json) {
@@ -402,4 +415,30 @@ static seslm_status runs_body(seslm_registry *r, void *ctx) {
 seslm_status seslm_registry_runs_json(seslm_registry *r, char **json) {
     view_ctx x = {0, 0, NULL};
     return print_out(&x, reg_read(r, runs_body, &x), json);
+}
+
+typedef struct {
+    const char *alias;
+    void *arr;
+} history_ctx;
+
+static seslm_status history_body(seslm_registry *r, void *ctx) {
+    history_ctx *x = ctx;
+    static const char *const COLS[] = {"seq", "at", "actor", "action", "reason", "detail"};
+    const char *p[] = {x->alias};
+    cJSON_Delete(x->arr);
+    x->arr = NULL;
+    return reg_rows_json(r,
+                         "SELECT seq, at, actor, action, reason, detail FROM audit_log WHERE target = $1 AND action IN "
+                         "('promote', 'rollback') ORDER BY seq",
+                         1, p, COLS, 6, "seq", "detail", &x->arr);
+}
+
+seslm_status seslm_registry_history_json(seslm_registry *r, const char *alias, char **json) {
+    history_ctx x = {alias, NULL};
+    *json = NULL;
+    seslm_status s = reg_read(r, history_body, &x);
+    if (s == SESLM_OK && !(*json = cJSON_PrintUnformatted(x.arr))) s = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    cJSON_Delete(x.arr);
+    return s;
 }

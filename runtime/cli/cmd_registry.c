@@ -10,7 +10,7 @@
 #include <string.h>
 
 static const char *HELP =
-    "usage: seslm registry <list|show|lineage|diff|register|runs|add-run> [options]\n"
+    "usage: seslm registry <list|show|lineage|diff|register|history|runs|add-run> [options]\n"
     "\n"
     "  list                          every version (size, ratios, run) and every alias\n"
     "  show VERSION                  one version: hash, lineage, architecture, metrics, plan, config\n"
@@ -23,6 +23,7 @@ static const char *HELP =
     "      --config FILE             the policy / config that produced it (stored as text)\n"
     "      --run-id ID --note TEXT\n"
     "      --store DIR               artifact store (default $SESLM_STORE, else runs/store)\n"
+    "  history [ALIAS]               what ALIAS (default live) pointed at, when, who, why\n"
     "  runs                          the evolution runs\n"
     "  add-run --run-id ID --stages FILE [--outcome TEXT] [--started T] [--finished T]\n"
     "                                record an evolution run (stages: JSON array of {name, seconds})\n"
@@ -228,7 +229,7 @@ int cmd_registry(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
-    static const char *const SUBS[] = {"list", "show", "lineage", "diff", "register", "runs", "add-run"};
+    static const char *const SUBS[] = {"list", "show", "lineage", "diff", "register", "history", "runs", "add-run"};
     int known = 0;
     for (size_t i = 0; i < sizeof SUBS / sizeof SUBS[0]; i++) known |= strcmp(sub, SUBS[i]) == 0;
     if (!known) {
@@ -258,6 +259,13 @@ int cmd_registry(int argc, char **argv) {
         rc = do_register(r, &o, actor);
     } else if (!strcmp(sub, "list")) {
         s = seslm_registry_list_json(r, &json);
+    } else if (!strcmp(sub, "history")) {
+        if (o.n_pos > 1) {
+            cli_error(CMD, "history takes at most one ALIAS");
+            rc = 2;
+        } else {
+            s = seslm_registry_history_json(r, o.n_pos ? o.pos[0] : "live", &json);
+        }
     } else if (!strcmp(sub, "runs")) {
         s = seslm_registry_runs_json(r, &json);
     } else if (!strcmp(sub, "add-run")) {

@@ -12,6 +12,8 @@
 #   * `promote --notify` / `rollback --notify` make a running `seslm serve` with an admin token
 #     reload the stored model, with zero failed requests from a client embedding throughout; a wrong
 #     token is refused (401) and reported;
+#   * `registry history` lists what was live when (promotions and rollbacks), `show` the metric deltas
+#     against the parent;
 #   * usage errors exit 2, an unknown version 2, a dead PostgreSQL 1 with a clear message.
 #
 #   bash tests/cli/test_registry.sh <path to seslm> <model dir> <repo root>
@@ -98,6 +100,11 @@ PY
     expect 0 '"version":2' "$name: rollback of the rollback" -- rollback
     expect 1 'already' "$name: promote the live version" -- promote 2
     expect 0 '"ok":true' "$name: audit verify" -- audit verify
+    expect 0 '"metrics_delta_parent":\{"cos_vs_parent":-0.00[45]' "$name: deltas vs parent" -- registry show 2
+    expect 0 '' "$name: history of live" -- registry history
+    python3 -c 'import json,sys; h=json.load(open(sys.argv[1])); a=[(r["action"], r["detail"]["version"]) for r in h]
+sys.exit(a != [("promote", 1), ("promote", 2), ("rollback", 1), ("rollback", 2)])' "$TMP/e.out" ||
+        fail "$name: history of live: $(cat "$TMP/e.out")"
     expect 0 '"action":"rollback".*"latency regression"' "$name: audit log" -- audit log --limit 3
     expect 0 '"actor":"alice"' "$name: audit log (approver)" -- audit log
 }
