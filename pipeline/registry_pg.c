@@ -59,8 +59,10 @@ static seslm_status pg_exec(reg_conn *c, const char *sql, int n, const char *con
     PGresult *r = n ? PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0) : PQexec(c->pg, sql);
     ExecStatusType es = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK) {
-        const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-        char msg[512];
+        const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+        char code[8] = "", msg[512];
+        if (st) snprintf(code, sizeof code, "%s", st); // it lives in r, cleared below
+        const char *state = code[0] ? code : NULL;
         snprintf(msg, sizeof msg, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(c->pg));
         size_t len = strlen(msg);
         while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' ')) msg[--len] = 0;
@@ -72,7 +74,11 @@ static seslm_status pg_exec(reg_conn *c, const char *sql, int n, const char *con
             c->fail = REG_FAIL_CONN_LOST;
             return seslm_fail(SESLM_ERR_IO, "registry %s: connection lost: %s", where, msg[0] ? msg : "no reply");
         }
-        c->fail = (state && (!strcmp(state, "40001") || !strcmp(state, "40P01"))) ? REG_FAIL_RETRY : REG_FAIL_OTHER;
+        // 23505 too: every key the registry inserts is checked or computed (MAX + 1) first in the same
+        // transaction, so a unique violation means a concurrent transaction took it: run again
+        c->fail = (state && (!strcmp(state, "40001") || !strcmp(state, "40P01") || !strcmp(state, "23505")))
+                      ? REG_FAIL_RETRY
+                      : REG_FAIL_OTHER;
         return seslm_fail(SESLM_ERR_IO, "registry %s: %s", where, msg);
     }
     if (fn && es == PGRES_TUPLES_OK) {

@@ -146,7 +146,13 @@ typedef struct {
 
 static seslm_status run_body(seslm_registry *r, void *ctx) {
     run_ctx *x = ctx;
-    char now[40];
+    char now[40], buf[8];
+    int found = 0;
+    const char *p1[] = {x->id};
+    // checked here, not left to the primary key: a unique violation is what a race looks like (retried)
+    seslm_status s0 = reg_scalar(r, "SELECT 1 FROM evolution_runs WHERE run_id = $1", 1, p1, buf, sizeof buf, &found);
+    if (s0 != SESLM_OK) return s0;
+    if (found) return seslm_fail(SESLM_ERR_ARG, "registry: run '%s' is already recorded", x->id);
     reg_now(now, sizeof now);
     const char *actor = x->actor && x->actor[0] ? x->actor : "unknown";
     const char *p[] = {x->id, x->started, x->finished, x->outcome, x->stages, now, actor};
