@@ -3,6 +3,7 @@
 #   1. `seslm promote` (a process per promotion: open + schema check + the promotion transaction +
 #      audit row), alternating between two versions, on SQLite and on PostgreSQL (when
 #      SESLM_TEST_PG_DSN is set: eval "$(ci/pg-start.sh)") in the same run;
+#      (baseline: starting the process alone);
 #   2. loading the real model: plaintext (mmap) vs encrypted (decrypt into memory), `seslm info`.
 # Prints medians and min..max in milliseconds. Usage: bench/registry_bench.sh [N promotions] [N loads]
 set -euo pipefail
@@ -39,6 +40,14 @@ bench_promote() { # NAME URL
 }
 
 echo "== seslm promote, $N promotions each ($(nproc) cores, $(uname -m))"
+: >"$tmp/b"
+for i in $(seq 1 "$N"); do
+    t0=$(ms)
+    "$S" audit --help >/dev/null
+    echo "$(( ($(ms) - t0) / 1000 ))" | awk '{print $1/1000}' >>"$tmp/b"
+done
+printf '%-12s process start (seslm audit --help): ' baseline
+stats <"$tmp/b"
 bench_promote sqlite "sqlite:$tmp/registry.db"
 if [ -n "${SESLM_TEST_PG_DSN:-}" ]; then
     db=seslm_bench_$$
