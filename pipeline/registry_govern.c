@@ -57,7 +57,7 @@ static seslm_status approval_in_tx(seslm_registry *r, long long v, const char *a
 }
 
 /* Test hook: a pause in the middle of a promotion, between the two alias writes, so a test can kill
- * the process there (tests/cli/test_registry_crash.sh). Unset in normal use. */
+ * the process there (suite_kill9 in tests/registry_suite.h). Unset in normal use. */
 static void test_pause(void) {
     const char *e = getenv("SESLM_REGISTRY_TEST_PAUSE_MS");
     long ms = e ? atol(e) : 0;

@@ -4,6 +4,7 @@
 
 #include <openssl/crypto.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *HELP =
     "usage: seslm encrypt [--key-file F [--generate-key]] [--chunk-bytes N] IN_DIR OUT_DIR\n"
@@ -76,6 +77,7 @@ int cmd_encrypt(int argc, char **argv) {
     OPENSSL_cleanse(key, sizeof key);
     if (s != SESLM_OK) {
         cli_error(CMD, "%s", seslm_last_error());
+        if (generate) unlink(key_file); // the key this run created protects nothing now
         return 1;
     }
     printf("{\"model\":\"%s\",\"key_id\":\"%s\",\"cipher\":\"AES-256-GCM\",\"chunk_bytes\":%d}\n", pos[1], id, chunk);
