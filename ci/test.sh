@@ -14,7 +14,8 @@ ci/install-deps.sh
 data/fetch_model.sh models/all-MiniLM-L6-v2
 
 # a throwaway PostgreSQL cluster for the registry tests (tests needing it skip without SESLM_TEST_PG_DSN)
-eval "$(ci/pg-start.sh)"
+pg_env=$(ci/pg-start.sh) # a failure stops CI here (eval "$(...)" would hide it)
+eval "$pg_env"
 trap 'ci/pg-stop.sh' EXIT
 
 echo "== release build"
