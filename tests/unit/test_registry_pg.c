@@ -1,7 +1,8 @@
 /* test_registry_pg.c — the registry suite (tests/registry_suite.h) against a real PostgreSQL server
  * (ci/pg-start.sh starts one and exports SESLM_TEST_PG_DSN; skipped when unset), in a fresh database
- * per run. Beyond the shared suite: a connection the server kills between two operations is
- * re-established and the operation retried once (no corruption), and a dead server gives a clear error. */
+ * per run. Beyond the shared suite: a connection the server kills between two operations, or in the
+ * middle of a promotion, is re-established and the transaction run again once (nothing half-written,
+ * one audit row), and a dead server gives a clear error. */
 #include "registry_suite.h"
 
 #include <libpq-fe.h>
@@ -40,6 +41,24 @@ static void suite_lost_connection(const char *url) {
     // a read after the server dropped us
     CHECK(raw_sql(url, kill_all) == 0);
     CHECK(alias_of(r, "live") == b);
+    // the connection dies in the middle of a promotion (between its two alias writes): the half-done
+    // transaction is rolled back by the server, the runner reconnects and runs it again, once
+    rows = audit_rows(r);
+    setenv("SESLM_REGISTRY_TEST_PAUSE_MS", "1500", 1);
+    pid_t killer = fork();
+    if (killer == 0) {
+        struct timespec ts = {0, 500000000};
+        nanosleep(&ts, NULL);
+        _exit(raw_sql(url, kill_all));
+    }
+    CHECK_MSG(seslm_registry_promote(r, a, "live", NULL, "ops", "mid-transaction loss", &old) == SESLM_OK, "%s",
+              seslm_last_error());
+    unsetenv("SESLM_REGISTRY_TEST_PAUSE_MS");
+    int st = 0;
+    waitpid(killer, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(old == b && alias_of(r, "live") == a && alias_of(r, "previous") == b);
+    CHECK(audit_rows(r) == rows + 1);
     seslm_registry_close(r);
 }
 
