@@ -196,14 +196,25 @@ seslm_status seslm_store_put(const char *root, const char *model_dir, char sha25
     struct stat st;
     if (stat(model_dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return seslm_fail(SESLM_ERR_IO, "store: %s is not a directory", model_dir);
-    char base[4096], tmp[4200], final[4200];
+    char base[4096], tmp[4200], final[4200], first[65];
     snprintf(base, sizeof base, "%s/sha256", root);
-    seslm_status s = mkdirs(base, 0755);
+    // hash in place first: a model already stored is not copied again
+    seslm_status s = hash_copy(model_dir, NULL, first, NULL);
     if (s != SESLM_OK) return s;
+    snprintf(final, sizeof final, "%s/%s", base, first);
+    if (stat(final, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(sha256, 65, "%s", first);
+        snprintf(path, cap, "%s", final);
+        *existed = 1;
+        return SESLM_OK;
+    }
+    if ((s = mkdirs(base, 0755)) != SESLM_OK) return s;
     snprintf(tmp, sizeof tmp, "%s/.tmp.XXXXXX", base);
     if (!mkdtemp(tmp)) return seslm_fail(SESLM_ERR_IO, "store: cannot create a temporary directory in %s: %s", base, strerror(errno));
     chmod(tmp, 0755);
     s = hash_copy(model_dir, tmp, sha256, NULL);
+    if (s == SESLM_OK && strcmp(sha256, first) != 0)
+        s = seslm_fail(SESLM_ERR_IO, "store: %s changed while it was being stored; try again", model_dir);
     if (s != SESLM_OK) {
         rmtree(tmp);
         return s;

@@ -139,6 +139,7 @@ int cmd_promote(int argc, char **argv) {
         else printf("null}\n");
         fflush(stdout);
         if (o.notify && !strcmp(alias, "live")) rc = notify(CMD, r, &o, v, actor);
+        else if (o.notify) fprintf(stderr, "seslm promote: --notify ignored: serving nodes follow 'live', not '%s'\n", alias);
     }
     seslm_registry_close(r);
     return rc;

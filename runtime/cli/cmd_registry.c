@@ -183,12 +183,13 @@ static int do_register(seslm_registry *r, reg_opts *o, const char *actor) {
     long long params = 0, bytes = 0;
     int existed_store = 0, existed = 0;
     long long version = 0;
+    // load it first: a directory that is no model is refused before anything is copied
+    if (!rc) rc = model_summary(o->pos[0], &arch, &params, &bytes, wsha, pwsha);
     if (!rc && seslm_store_put(store, o->pos[0], sha, loc, sizeof loc, &existed_store) != SESLM_OK) {
         cli_error(CMD, "%s", seslm_last_error());
         rc = 1;
     }
     if (!rc && !realpath(loc, abs_loc)) snprintf(abs_loc, sizeof abs_loc, "%s", loc);
-    if (!rc) rc = model_summary(abs_loc, &arch, &params, &bytes, wsha, pwsha);
     if (!rc && !o->parent && pwsha[0] && seslm_registry_find_by_weights(r, pwsha, &parent) != SESLM_OK) {
         cli_error(CMD, "%s", seslm_last_error());
         rc = 1;

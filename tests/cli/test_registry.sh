@@ -206,7 +206,11 @@ expect 1 'cannot connect to PostgreSQL' "dead PostgreSQL" -- registry list --reg
 echo "version: 1" >"$TMP/badpolicy.yaml"
 echo "aproval: {}" >>"$TMP/badpolicy.yaml"
 expect 1 'unknown key' "bad policy file" -- promote 1 --policy "$TMP/badpolicy.yaml" --registry "$DB"
-expect 1 'is not a directory' "register a missing directory" -- registry register "$TMP/nomodel" --registry "$TMP/r3.db"
+expect 1 'nomodel' "register a missing directory" -- registry register "$TMP/nomodel" --registry "$TMP/r3.db" --store "$TMP/store3"
+mkdir -p "$TMP/notamodel" && echo hi >"$TMP/notamodel/README"
+expect 1 'notamodel' "register a directory that is no model" -- registry register "$TMP/notamodel" --registry "$TMP/r3.db" --store "$TMP/store3"
+ok
+[ ! -e "$TMP/store3/sha256" ] || [ -z "$(ls -A "$TMP/store3/sha256")" ] || fail "a refused registration left files in the store"
 
 # ---- PostgreSQL -----------------------------------------------------------------------------------
 if [ -n "${SESLM_TEST_PG_DSN:-}" ]; then
