@@ -9,7 +9,8 @@
  * Every change is one transaction that also appends its audit row, so a change and its audit entry
  * commit together or not at all. A version is named by its number ("3" or "v3"), an alias ("live"),
  * or a prefix (>= 8 hex digits) of its content hash. Results meant for people and scripts come back as
- * malloc'd JSON text (free()). docs/registry.md describes the schema and the commands. */
+ * malloc'd JSON text (free()). A handle holds one connection: one thread at a time (open one per
+ * thread or process). docs/registry.md describes the schema and the commands. */
 #ifndef SESLM_REGISTRY_H
 #define SESLM_REGISTRY_H
 
