@@ -12,6 +12,8 @@ pkgs+=(libmicrohttpd-dev prometheus)
 pkgs+=(libhdf5-dev hdf5-tools)
 # pipeline configuration files (configs/*.yaml): libyaml
 pkgs+=(libyaml-dev)
+# model registry: SQLite (embedded) and PostgreSQL (libpq; the server for the registry tests, ci/pg-start.sh)
+pkgs+=(libsqlite3-dev libpq-dev postgresql sqlite3)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -31,4 +33,11 @@ if printf '%s\n' "${missing[@]}" | grep -qx prometheus; then
     $sudo update-rc.d prometheus disable >/dev/null 2>&1 || true
     $sudo invoke-rc.d prometheus stop >/dev/null 2>&1 || true
     if [ -d /run/systemd/system ]; then $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+fi
+# The postgresql package is here for ci/pg-start.sh's throwaway clusters: never leave Debian's default
+# cluster enabled or running.
+if printf '%s\n' "${missing[@]}" | grep -qx postgresql; then
+    $sudo update-rc.d postgresql disable >/dev/null 2>&1 || true
+    $sudo invoke-rc.d postgresql stop >/dev/null 2>&1 || true
+    if [ -d /run/systemd/system ]; then $sudo systemctl disable --now postgresql >/dev/null 2>&1 || true; fi
 fi

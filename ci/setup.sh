@@ -10,6 +10,8 @@
 #   4. profile, score and plan: candidate pruning plans under configs/evolve.yaml;
 #   5. recompile the 20% plan into a physically smaller student: pruned, refitted by least squares on
 #      restaurant calibration text, INT8 weights, compressed embeddings; its architecture diff is printed.
+#   6. register parent and student in the model registry (lineage, ratios, metric deltas), make the
+#      parent live (approved, as configs/governance.yaml asks), the student the candidate; verify the audit log.
 # Everything it writes goes to runs/demo/. (Later issues grow it into the whole evolution cycle.)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -66,3 +68,17 @@ head -400 data/traffic/restaurant8k_600.txt > "$run/calibration.txt"
 ./build/seslm info --model "$run/student-20"
 echo
 cat "$run/student-20/arch_diff.md"
+echo
+echo "== registry: parent and student with lineage and deltas ($run/registry.db, artifacts in $run/store)"
+export SESLM_REGISTRY="$run/registry.db" SESLM_STORE="$run/store" SESLM_ACTOR=setup.sh
+echo '{"mean_cos_vs_parent": 1.0}' > "$run/metrics-parent.json"
+python3 -c 'import json,sys; print(json.dumps({"mean_cos_vs_parent": json.load(open(sys.argv[1]))["measured"]["mean_cos"]}))' \
+    "$run/plans/plan-20.json" > "$run/metrics-student-20.json"
+./build/seslm registry register models/all-MiniLM-L6-v2 --metrics "$run/metrics-parent.json" --note "the original" >/dev/null
+./build/seslm registry register "$run/student-20" --metrics "$run/metrics-student-20.json" \
+    --plan "$run/plans/plan-20.json" --config configs/evolve.yaml --run-id demo --note "plan-20 student" >/dev/null
+./build/seslm approve 1 --by setup.sh --reason "the original model"
+./build/seslm promote 1 --reason "first live model"
+./build/seslm promote 2 --alias candidate --reason "nightly student"
+./build/seslm registry diff 1 2
+./build/seslm audit verify

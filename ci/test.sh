@@ -13,6 +13,11 @@ fuzz_seconds="${SESLM_FUZZ_SECONDS:-60}"
 ci/install-deps.sh
 data/fetch_model.sh models/all-MiniLM-L6-v2
 
+# a throwaway PostgreSQL cluster for the registry tests (tests needing it skip without SESLM_TEST_PG_DSN)
+pg_env=$(ci/pg-start.sh) # a failure stops CI here (eval "$(...)" would hide it)
+eval "$pg_env"
+trap 'ci/pg-stop.sh' EXIT
+
 echo "== release build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"

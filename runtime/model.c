@@ -2,7 +2,12 @@
  * (mmap'd; F32 tensors are used in place, F16/BF16 are widened to F32 once at load).
  * Every tensor's presence, dtype and shape is checked against the config before use. */
 #include "model_internal.h"
+#include "model_crypt.h"
 #include "sparse24.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <sys/stat.h>
 
 #include <math.h>
 #include <openssl/evp.h>
@@ -258,6 +263,27 @@ static seslm_status model_load_weights(seslm_model *m) {
     return st;
 }
 
+/* model.safetensors, or, when only model.safetensors.enc is there (seslm encrypt), that file decrypted
+ * into memory with the key from the environment (model_crypt.h); the plaintext never touches disk. */
+static seslm_status model_open_weights(st_file *f, const char *path) {
+    struct stat sb;
+    char enc[4200];
+    snprintf(enc, sizeof enc, "%s.enc", path);
+    if (stat(path, &sb) == 0 || errno != ENOENT || stat(enc, &sb) != 0) return st_open(f, path);
+    unsigned char key[SESLM_CRYPT_KEY_BYTES], *buf = NULL;
+    size_t len = 0;
+    seslm_status st = seslm_crypt_key_load(key, NULL);
+    if (st != SESLM_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", seslm_last_error()); // seslm_fail formats into the same buffer
+        return seslm_fail(st, "%s is encrypted: %s", enc, why);
+    }
+    st = seslm_crypt_decrypt_file(key, enc, "model.safetensors", &buf, &len);
+    OPENSSL_cleanse(key, sizeof key);
+    if (st != SESLM_OK) return st;
+    return st_open_buffer(f, buf, len, enc);
+}
+
 seslm_status seslm_model_load(seslm_model **out, const char *model_dir) {
     *out = NULL;
     if (!model_dir) return seslm_fail(SESLM_ERR_ARG, "no model directory given");
@@ -270,7 +296,7 @@ seslm_status seslm_model_load(seslm_model **out, const char *model_dir) {
     if (st == SESLM_OK) {
         char path[4096];
         snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
-        st = st_open(&m->st, path);
+        st = model_open_weights(&m->st, path);
     }
     if (st == SESLM_OK) st = model_load_weights(m);
     if (st == SESLM_OK) st = seslm_tokenizer_load(&m->tok, model_dir, m->cfg.max_position);
@@ -303,7 +329,8 @@ void seslm_model_free(seslm_model *m) {
 }
 
 void model_drop_resident_pages(const seslm_model *m) {
-    if (m->st.map) madvise(m->st.map, m->st.map_len, MADV_DONTNEED);
+    // (never on a decrypted heap image: MADV_DONTNEED would zero it, not page it back in from a file)
+    if (m->st.map && !m->st.heap) madvise(m->st.map, m->st.map_len, MADV_DONTNEED);
 }
 
 const seslm_model_config *seslm_model_get_config(const seslm_model *m) { return &m->cfg; }

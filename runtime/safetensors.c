@@ -1,6 +1,8 @@
 /* safetensors.c — see safetensors.h. */
 #include "safetensors.h"
 
+#include <openssl/crypto.h>
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -166,11 +168,25 @@ seslm_status st_open(st_file *f, const char *path) {
     return st;
 }
 
+seslm_status st_open_buffer(st_file *f, void *buf, size_t len, const char *path) {
+    memset(f, 0, sizeof *f);
+    f->map = buf;
+    f->map_len = len;
+    f->heap = 1;
+    f->path = strdup(path);
+    seslm_status st = f->path ? st_parse(f, buf, len, path) : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    if (st != SESLM_OK) st_close(f);
+    return st;
+}
+
 void st_close(st_file *f) {
     if (!f) return;
     for (int i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
     free(f->tensors);
-    if (f->map) munmap(f->map, f->map_len);
+    if (f->map && f->heap) {
+        OPENSSL_cleanse(f->map, f->map_len); // decrypted weights do not outlive the model
+        free(f->map);
+    } else if (f->map) munmap(f->map, f->map_len);
     free(f->path);
     memset(f, 0, sizeof *f);
 }

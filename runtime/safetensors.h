@@ -26,6 +26,7 @@ typedef struct {
 typedef struct {
     void *map;          // mmap'd file, NULL when parsed from a caller buffer
     size_t map_len;
+    int heap;           // map is an owned malloc'd buffer (a decrypted model): wiped and freed, not munmap'd
     st_tensor *tensors;
     int n_tensors;
     char *path;
@@ -34,6 +35,8 @@ typedef struct {
 /* Parses a complete safetensors image held in memory (used by st_open and by the fuzzer). */
 seslm_status st_parse(st_file *f, const void *buf, size_t len, const char *what);
 seslm_status st_open(st_file *f, const char *path);
+/* Like st_open, from a malloc'd image (a model decrypted in memory) that f then owns, also on failure. */
+seslm_status st_open_buffer(st_file *f, void *buf, size_t len, const char *path);
 void st_close(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 size_t st_dtype_size(st_dtype d);

@@ -461,6 +461,8 @@ seslm_status seslm_telemetry_dump_write_path(const seslm_telemetry_view *v, cons
         H5Pset_attr_phase_change(fcpl, MAX_COMPACT_ATTRS, MAX_COMPACT_ATTRS - 1);
     }
     hid_t f = fapl >= 0 && fcpl >= 0 ? H5Fcreate(tmp, H5F_ACC_EXCL, fcpl, fapl) : -1;
+    // owner-only before anything is written: dumps hold samples of traffic (token counts, embeddings)
+    if (f >= 0 && chmod(tmp, 0600) != 0) st = seslm_fail(SESLM_ERR_IO, "cannot chmod %s: %s", tmp, strerror(errno));
     if (f < 0) {
         h5_why_buf b;
         const char *why = h5_why(&b);
@@ -476,7 +478,7 @@ seslm_status seslm_telemetry_dump_write_path(const seslm_telemetry_view *v, cons
     if (w.st == SESLM_OK && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) w_fail(&w, "file", "(flush)");
     if (H5Fclose(f) < 0 && w.st == SESLM_OK) w_fail(&w, "file", "(close)");
     h5_end(&s);
-    st = w.st;
+    if (st == SESLM_OK) st = w.st;
     if (st == SESLM_OK) st = fsync_path(tmp, 0);
     if (st == SESLM_OK && meta->before_rename) meta->before_rename(meta->ctx, tmp, final_path);
     if (st == SESLM_OK && lstat(final_path, &sb) == 0)

@@ -1,6 +1,7 @@
 /* cmd_serve.c — `seslm serve`: the embedding HTTP server (runtime/serve/, docs/serving.md). */
 #include "cli.h"
 #include "serve/serve.h"
+#include "util.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -11,7 +12,7 @@ static const char *HELP =
     "usage: seslm serve [--model DIR] [--host ADDR] [--port P] [--telemetry-dir DIR] [--window-seconds S]\n"
     "                   [--max-batch N] [--threads N] [--node ID] [--backend cpu|cpu-ref]\n"
     "                   [--max-texts N] [--max-body-bytes N] [--batch-wait-us N] [--max-connections N]\n"
-    "                   [--drain-seconds N]\n"
+    "                   [--drain-seconds N] [--admin-token-file F]\n"
     "\n"
     "Serves sentence embeddings over HTTP (JSON):\n"
     "  POST /v1/embed      {\"texts\": [\"...\", ...]} or {\"text\": \"...\"}\n"
@@ -38,6 +39,8 @@ static const char *HELP =
     "  --batch-wait-us N     how long a pass may wait for requests still arriving (default 2000)\n"
     "  --max-connections N   concurrent connections, one thread each (default 256)\n"
     "  --drain-seconds N     on shutdown, how long requests in flight may take to finish (default 30)\n"
+    "  --admin-token-file F  /admin/* then needs \"Authorization: Bearer <token>\" (401 otherwise); the token\n"
+    "                        is F's first line, else $SESLM_ADMIN_TOKEN; without either, loopback suffices\n"
     "\n"
     "Exit status: 0 after a signalled shutdown, 1 the model could not be loaded or the port bound,\n"
     "2 usage error.\n";
@@ -47,6 +50,8 @@ int cmd_serve(int argc, char **argv) {
                           .window_seconds = 300, .max_batch = 32, .backend = "cpu", .max_texts = 512,
                           .max_body_bytes = (size_t)1 << 20, .batch_wait_us = 2000, .max_connections = 256,
                           .drain_seconds = 30};
+    const char *token_file = NULL;
+    char token[1024] = "";
     for (int i = 1; i < argc; i += 2) { // every option takes a value
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -79,6 +84,8 @@ int cmd_serve(int argc, char **argv) {
             o.max_body_bytes = (size_t)iv;
         } else if (strcmp(a, "--batch-wait-us") == 0) {
             if (!cli_parse_int("serve", a, v, 0, 1000000, &o.batch_wait_us)) return 2;
+        } else if (strcmp(a, "--admin-token-file") == 0) {
+            token_file = v;
         } else if (strcmp(a, "--drain-seconds") == 0) {
             if (!cli_parse_int("serve", a, v, 1, 86400, &o.drain_seconds)) return 2;
         } else if (strcmp(a, "--max-connections") == 0) {
@@ -88,6 +95,26 @@ int cmd_serve(int argc, char **argv) {
             return 2;
         }
     }
+
+    if (token_file) {
+        char *txt = NULL;
+        size_t n = 0;
+        if (util_read_file(token_file, &txt, &n, sizeof token - 1, NULL) != SESLM_OK) {
+            cli_error("serve", "%s", seslm_last_error());
+            return 1;
+        }
+        n = strcspn(txt, "\r\n");
+        txt[n] = 0;
+        snprintf(token, sizeof token, "%s", txt);
+        free(txt);
+        if (!token[0]) {
+            cli_error("serve", "%s: the admin token is empty", token_file);
+            return 1;
+        }
+    } else if (getenv("SESLM_ADMIN_TOKEN")) {
+        snprintf(token, sizeof token, "%s", getenv("SESLM_ADMIN_TOKEN"));
+    }
+    o.admin_token = token;
 
     // Signals are taken synchronously by this thread (sigwait); every thread started from here on
     // inherits the blocked mask, so none of them is interrupted.

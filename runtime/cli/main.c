@@ -32,6 +32,12 @@ static const struct {
     {"plan", cmd_plan, "profile telemetry, score heads / neurons / layers, write pruning plans"},
     {"recompile", cmd_recompile, "apply a pruning plan to the weights, writing the smaller student model"},
     {"evolve", cmd_evolve, "the whole evolution cycle (ingest .. validate, select) as one nightly job"},
+    {"registry", cmd_registry, "model registry: list, show, lineage, diff, register (content-addressed store)"},
+    {"promote", cmd_promote, "point an alias (live) at a version, governed by policy; optionally reload a node"},
+    {"approve", cmd_approve, "record an approval of a version for an alias (who, why)"},
+    {"rollback", cmd_rollback, "swap live and previous in one transaction; optionally reload a node"},
+    {"audit", cmd_audit, "verify the registry's hash-chained audit log, or print it"},
+    {"encrypt", cmd_encrypt, "write a copy of a model with its weights encrypted (AES-256-GCM)"},
 };
 
 static void usage(FILE *f) {

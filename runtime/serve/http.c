@@ -280,11 +280,26 @@ static int peer_is_loopback(struct MHD_Connection *c) {
     return 0;
 }
 
+/* With an admin token configured, the admin endpoints need "Authorization: Bearer <token>"; compared in constant
+ * time so the reply time does not leak how much of a guess was right. */
+static int admin_token_ok(seslm_server *s, struct MHD_Connection *c) {
+    const char *want = s->o.admin_token;
+    if (!want || !*want) return 1;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncmp(h, "Bearer ", 7) != 0) return 0;
+    h += 7;
+    size_t n = strlen(want), m = strlen(h);
+    unsigned diff = (unsigned)(n ^ m);
+    for (size_t i = 0; i < n; i++) diff |= (unsigned char)want[i] ^ (unsigned char)(i < m ? h[i] : 0);
+    return diff == 0;
+}
+
 static enum MHD_Result handle_reload(seslm_server *s, struct MHD_Connection *c, req_ctx *x) {
     char cur[SERVE_ID_CAP];
     seslm_serve_model_id(s, cur, sizeof cur);
     if (!peer_is_loopback(c))
         return reply_error(s, c, x, 403, NULL, cur, "/admin/reload is only served to loopback clients");
+    if (!admin_token_ok(s, c)) return reply_error(s, c, x, 401, NULL, cur, "/admin/reload needs a valid admin token");
     char dir[PATH_MAX] = "", why[600];
     if (!body_blank(x)) {
         cJSON *root = parse_body(x, why, sizeof why);

@@ -3,7 +3,8 @@
  *   POST /v1/embed      {"texts": [...]} or {"text": "..."}  ->  {"model", "dim", "n_tokens", "embeddings"}
  *   GET  /healthz       {"status": "ok", "model": ...}
  *   GET  /metrics       Prometheus text format
- *   POST /admin/reload  optional {"model": "DIR"}: blue-green swap to a freshly loaded model (loopback only)
+ *   POST /admin/reload  optional {"model": "DIR"}: blue-green swap to a freshly loaded model (loopback only;
+ *                       with an admin token configured, also "Authorization: Bearer <token>")
  *
  * Requests from concurrent connections are coalesced by one batcher thread into forward passes of up to
  * max_batch texts. A reload loads and warms the new model beside the old one and swaps a pointer;
@@ -31,6 +32,7 @@ typedef struct {
     int batch_wait_us;         // how long a batch may wait for texts still arriving; default 2000
     int max_connections;       // concurrent connections (one thread each); default 256
     int drain_seconds;         // how long shutdown waits for in-flight requests; default 30
+    const char *admin_token;   // non-empty: the admin endpoints need "Authorization: Bearer <token>" (else 401)
 } seslm_serve_opts;
 
 typedef struct seslm_server seslm_server;

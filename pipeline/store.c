@@ -1,0 +1,234 @@
+/* store.c — the content-addressed local artifact store (store.h): hash a model directory, and copy it
+ * into <root>/sha256/<hash>/ through a temporary directory, fsync and rename. */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_FILES 4096
+#define MAX_DEPTH 8
+
+typedef struct {
+    char **rel;
+    int n;
+} file_list;
+
+static void list_free(file_list *l) {
+    for (int i = 0; i < l->n; i++) free(l->rel[i]);
+    free(l->rel);
+    l->rel = NULL;
+    l->n = 0;
+}
+
+static seslm_status list_add(file_list *l, const char *rel) {
+    if (l->n >= MAX_FILES) return seslm_fail(SESLM_ERR_LIMIT, "store: more than %d files in the model directory", MAX_FILES);
+    char **r = realloc(l->rel, (size_t)(l->n + 1) * sizeof *r);
+    if (!r) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    l->rel = r;
+    if (!(l->rel[l->n] = strdup(rel))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    l->n++;
+    return SESLM_OK;
+}
+
+static seslm_status walk(const char *root, const char *rel, int depth, file_list *l) {
+    char dpath[4096];
+    snprintf(dpath, sizeof dpath, "%s%s%s", root, rel[0] ? "/" : "", rel);
+    if (depth > MAX_DEPTH) return seslm_fail(SESLM_ERR_LIMIT, "store: %s is nested more than %d levels", dpath, MAX_DEPTH);
+    DIR *d = opendir(dpath);
+    if (!d) return seslm_fail(SESLM_ERR_IO, "store: cannot read directory %s: %s", dpath, strerror(errno));
+    seslm_status s = SESLM_OK;
+    struct dirent *e;
+    while (s == SESLM_OK && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char r2[2048], full[4096];
+        if ((size_t)snprintf(r2, sizeof r2, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name) >= sizeof r2) {
+            s = seslm_fail(SESLM_ERR_LIMIT, "store: path too long under %s", dpath);
+            break;
+        }
+        snprintf(full, sizeof full, "%s/%s", root, r2);
+        struct stat st;
+        if (stat(full, &st) != 0) s = seslm_fail(SESLM_ERR_IO, "store: cannot stat %s: %s", full, strerror(errno));
+        else if (S_ISDIR(st.st_mode)) s = walk(root, r2, depth + 1, l);
+        else if (S_ISREG(st.st_mode)) s = list_add(l, r2);
+        else s = seslm_fail(SESLM_ERR_FORMAT, "store: %s is neither a file nor a directory", full);
+    }
+    closedir(d);
+    return s;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static seslm_status mkdirs(const char *path, mode_t mode) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, mode) != 0 && errno != EEXIST)
+                return seslm_fail(SESLM_ERR_IO, "store: cannot create %s: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(buf, mode) != 0 && errno != EEXIST) return seslm_fail(SESLM_ERR_IO, "store: cannot create %s: %s", buf, strerror(errno));
+    return SESLM_OK;
+}
+
+static seslm_status fsync_path(const char *path) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return seslm_fail(SESLM_ERR_IO, "store: cannot open %s: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    close(fd);
+    return rc == 0 ? SESLM_OK : seslm_fail(SESLM_ERR_IO, "store: fsync %s: %s", path, strerror(errno));
+}
+
+static void rmtree(const char *path) {
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char p[4096];
+            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+            struct stat st;
+            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) rmtree(p);
+            else unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+/* Hashes every file (and copies it under dst when dst is not NULL). */
+static seslm_status hash_copy(const char *src, const char *dst, char sha[65], long long *total) {
+    file_list l = {NULL, 0};
+    seslm_status s = walk(src, "", 0, &l);
+    if (s == SESLM_OK && l.n == 0) s = seslm_fail(SESLM_ERR_FORMAT, "store: %s holds no files", src);
+    if (s != SESLM_OK) {
+        list_free(&l);
+        return s;
+    }
+    qsort(l.rel, (size_t)l.n, sizeof *l.rel, cmp_str);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char *buf = malloc(1 << 20);
+    if (!md || !buf || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) s = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    long long sum = 0;
+    for (int i = 0; s == SESLM_OK && i < l.n; i++) {
+        char in[4096], out[4096];
+        snprintf(in, sizeof in, "%s/%s", src, l.rel[i]);
+        int fi = open(in, O_RDONLY), fo = -1;
+        struct stat st;
+        if (fi < 0 || fstat(fi, &st) != 0) {
+            s = seslm_fail(SESLM_ERR_IO, "store: cannot read %s: %s", in, strerror(errno));
+            if (fi >= 0) close(fi);
+            break;
+        }
+        char hdr[64];
+        int hn = snprintf(hdr, sizeof hdr, "%lld", (long long)st.st_size);
+        EVP_DigestUpdate(md, l.rel[i], strlen(l.rel[i]) + 1);
+        EVP_DigestUpdate(md, hdr, (size_t)hn + 1);
+        if (dst) {
+            snprintf(out, sizeof out, "%s/%s", dst, l.rel[i]);
+            char *slash = strrchr(out, '/');
+            *slash = 0;
+            s = mkdirs(out, 0755);
+            *slash = '/';
+            if (s == SESLM_OK && (fo = open(out, O_WRONLY | O_CREAT | O_EXCL, 0644)) < 0)
+                s = seslm_fail(SESLM_ERR_IO, "store: cannot create %s: %s", out, strerror(errno));
+        }
+        long long got = 0;
+        while (s == SESLM_OK) {
+            ssize_t n = read(fi, buf, 1 << 20);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) s = seslm_fail(SESLM_ERR_IO, "store: reading %s: %s", in, strerror(errno));
+            if (n <= 0) break;
+            EVP_DigestUpdate(md, buf, (size_t)n);
+            got += n;
+            for (ssize_t off = 0; fo >= 0 && off < n && s == SESLM_OK;) {
+                ssize_t w = write(fo, buf + off, (size_t)(n - off));
+                if (w < 0 && errno == EINTR) continue;
+                if (w <= 0) s = seslm_fail(SESLM_ERR_IO, "store: writing %s: %s", out, strerror(errno));
+                else off += w;
+            }
+        }
+        if (s == SESLM_OK && got != (long long)st.st_size) s = seslm_fail(SESLM_ERR_IO, "store: %s changed while being read", in);
+        if (fo >= 0) {
+            if (s == SESLM_OK && fsync(fo) != 0) s = seslm_fail(SESLM_ERR_IO, "store: fsync %s: %s", out, strerror(errno));
+            if (close(fo) != 0 && s == SESLM_OK) s = seslm_fail(SESLM_ERR_IO, "store: close %s: %s", out, strerror(errno));
+        }
+        close(fi);
+        sum += got;
+    }
+    unsigned char h[32];
+    unsigned int hl = 0;
+    if (s == SESLM_OK && !EVP_DigestFinal_ex(md, h, &hl)) s = seslm_fail(SESLM_ERR_INTERNAL, "sha256 failed");
+    if (s == SESLM_OK) {
+        for (int i = 0; i < 32; i++) snprintf(sha + 2 * i, 3, "%02x", h[i]);
+        if (total) *total = sum;
+    }
+    // directories of the copy are synced deepest first, so every entry is durable before the rename
+    for (int i = l.n - 1; s == SESLM_OK && dst && i >= 0; i--) {
+        char *slash = strrchr(l.rel[i], '/');
+        if (!slash) continue;
+        char d[4096];
+        snprintf(d, sizeof d, "%s/%.*s", dst, (int)(slash - l.rel[i]), l.rel[i]);
+        s = fsync_path(d);
+    }
+    if (s == SESLM_OK && dst) s = fsync_path(dst);
+    free(buf);
+    EVP_MD_CTX_free(md);
+    list_free(&l);
+    return s;
+}
+
+seslm_status seslm_store_hash_dir(const char *dir, char sha256[65], long long *bytes) {
+    return hash_copy(dir, NULL, sha256, bytes);
+}
+
+seslm_status seslm_store_put(const char *root, const char *model_dir, char sha256[65], char *path, size_t cap,
+                             int *existed) {
+    *existed = 0;
+    struct stat st;
+    if (stat(model_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return seslm_fail(SESLM_ERR_IO, "store: %s is not a directory", model_dir);
+    char base[4096], tmp[4200], final[4200], first[65];
+    snprintf(base, sizeof base, "%s/sha256", root);
+    // hash in place first: a model already stored is not copied again
+    seslm_status s = hash_copy(model_dir, NULL, first, NULL);
+    if (s != SESLM_OK) return s;
+    snprintf(final, sizeof final, "%s/%s", base, first);
+    if (stat(final, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(sha256, 65, "%s", first);
+        snprintf(path, cap, "%s", final);
+        *existed = 1;
+        return SESLM_OK;
+    }
+    if ((s = mkdirs(base, 0755)) != SESLM_OK) return s;
+    snprintf(tmp, sizeof tmp, "%s/.tmp.XXXXXX", base);
+    if (!mkdtemp(tmp)) return seslm_fail(SESLM_ERR_IO, "store: cannot create a temporary directory in %s: %s", base, strerror(errno));
+    chmod(tmp, 0755);
+    s = hash_copy(model_dir, tmp, sha256, NULL);
+    if (s == SESLM_OK && strcmp(sha256, first) != 0)
+        s = seslm_fail(SESLM_ERR_IO, "store: %s changed while it was being stored; try again", model_dir);
+    if (s != SESLM_OK) {
+        rmtree(tmp);
+        return s;
+    }
+    snprintf(final, sizeof final, "%s/%s", base, sha256);
+    if (rename(tmp, final) != 0) {
+        int e = errno;
+        rmtree(tmp);
+        // already stored (by an earlier or a concurrent put): same hash, same content
+        if ((e == ENOTEMPTY || e == EEXIST) && stat(final, &st) == 0 && S_ISDIR(st.st_mode)) *existed = 1;
+        else return seslm_fail(SESLM_ERR_IO, "store: cannot rename %s to %s: %s", tmp, final, strerror(e));
+    } else if ((s = fsync_path(base)) != SESLM_OK) {
+        return s;
+    }
+    snprintf(path, cap, "%s", final);
+    return SESLM_OK;
+}

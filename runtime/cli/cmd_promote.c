@@ -1,0 +1,206 @@
+/* cmd_promote.c — `seslm promote`, `seslm approve`, `seslm rollback`: governed alias changes, each one
+ * registry transaction with its audit row, optionally followed by a blue-green reload of a serving node. */
+#include "cli.h"
+#include "cli_registry.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *HELP_PROMOTE =
+    "usage: seslm promote VERSION [--alias NAME] [--reason TEXT] [--by NAME] [--policy FILE]\n"
+    "                     [--notify http://HOST:PORT [--admin-token-file F]] [--registry URL]\n"
+    "\n"
+    "Points an alias (default live) at VERSION in one transaction; for live, the model that was live becomes\n"
+    "'previous' in the same transaction, so `seslm rollback` can return to it. The policy (default\n"
+    "$SESLM_POLICY, else configs/governance.yaml, else: live always needs an approval) says which promotions\n"
+    "need an approval recorded with `seslm approve`; without one the promotion is refused. With --notify,\n"
+    "a promotion to live then asks the serving node to reload the new model from the store (POST\n"
+    "/admin/reload; token from --admin-token-file or $SESLM_ADMIN_TOKEN). Every step is audited.\n"
+    "\n"
+    "Exit status: 0 ok, 1 refused by the policy / registry failure / the node did not reload, 2 usage error\n"
+    "or unknown version.\n";
+
+static const char *HELP_APPROVE =
+    "usage: seslm approve VERSION --by NAME --reason TEXT [--alias NAME] [--registry URL]\n"
+    "\n"
+    "Records that NAME approves promoting VERSION to the alias (default live), and why. Audited.\n"
+    "Exit status: 0 ok, 1 registry failure, 2 usage error or unknown version.\n";
+
+static const char *HELP_ROLLBACK =
+    "usage: seslm rollback [--reason TEXT] [--by NAME] [--policy FILE] [--notify http://HOST:PORT\n"
+    "                      [--admin-token-file F]] [--registry URL]\n"
+    "\n"
+    "Swaps live and previous in one transaction: the model that was live before the last promotion is\n"
+    "live again (rolling back twice returns to where you started). With --notify the serving node reloads\n"
+    "it without downtime. Audited.\n"
+    "Exit status: 0 ok, 1 nothing to roll back to / refused / registry failure / no reload, 2 usage error.\n";
+
+typedef struct {
+    const char *registry, *by, *alias, *reason, *policy, *notify, *token_file;
+    const char *pos[2];
+    int n_pos;
+} gov_opts;
+
+static int parse(gov_opts *o, const char *cmd, const char *help, int argc, char **argv) {
+    memset(o, 0, sizeof *o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            fputs(help, stdout);
+            return 0;
+        }
+        if (a[0] == '-' && a[1] == '-') {
+            const char **dst = !strcmp(a, "--registry")           ? &o->registry
+                               : !strcmp(a, "--by")               ? &o->by
+                               : !strcmp(a, "--alias")            ? &o->alias
+                               : !strcmp(a, "--reason")           ? &o->reason
+                               : !strcmp(a, "--policy")           ? &o->policy
+                               : !strcmp(a, "--notify")           ? &o->notify
+                               : !strcmp(a, "--admin-token-file") ? &o->token_file
+                                                                  : NULL;
+            if (!dst) {
+                cli_error(cmd, "unknown option %s (see seslm %s --help)", a, cmd);
+                return 2;
+            }
+            if (i + 1 >= argc) {
+                cli_error(cmd, "%s needs a value", a);
+                return 2;
+            }
+            *dst = argv[++i];
+        } else if (o->n_pos < 2) {
+            o->pos[o->n_pos++] = a;
+        } else {
+            cli_error(cmd, "too many arguments (see seslm %s --help)", cmd);
+            return 2;
+        }
+    }
+    return -1;
+}
+
+/* Tells the serving node to load version's stored model; audits the outcome. 0 ok, 1 failed. */
+static int notify(const char *cmd, seslm_registry *r, const gov_opts *o, long long version, const char *actor) {
+    char *json = NULL, why[768] = "";
+    if (seslm_registry_show_json(r, version, &json) != SESLM_OK) {
+        cli_error(cmd, "%s", seslm_last_error());
+        return 1;
+    }
+    cJSON *j = cJSON_Parse(json);
+    free(json);
+    const cJSON *loc = cJSON_GetObjectItemCaseSensitive(j, "location");
+    int rc = cJSON_IsString(loc) ? cli_notify_reload(o->notify, loc->valuestring, o->token_file, why, sizeof why) : 1;
+    if (!cJSON_IsString(loc)) snprintf(why, sizeof why, "v%lld has no location", version);
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddNumberToObject(d, "version", (double)version);
+    cJSON_AddStringToObject(d, "node", o->notify);
+    cJSON_AddBoolToObject(d, "reloaded", rc == 0);
+    if (rc) cJSON_AddStringToObject(d, "error", why);
+    char *detail = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    cJSON_Delete(j);
+    if (seslm_registry_audit(r, actor, "notify", "live", NULL, detail) != SESLM_OK)
+        cli_error(cmd, "could not audit the reload: %s", seslm_last_error());
+    free(detail);
+    if (rc) cli_error(cmd, "v%lld is live in the registry, but the serving node did not reload: %s", version, why);
+    return rc;
+}
+
+static int resolve(const char *cmd, seslm_registry *r, const char *ref, long long *v) {
+    seslm_status s = seslm_registry_resolve(r, ref, v);
+    if (s == SESLM_OK) return 0;
+    cli_error(cmd, "%s", seslm_last_error());
+    return s == SESLM_ERR_ARG ? 2 : 1;
+}
+
+int cmd_promote(int argc, char **argv) {
+    const char *CMD = "promote";
+    gov_opts o;
+    int rc = parse(&o, CMD, HELP_PROMOTE, argc, argv);
+    if (rc >= 0) return rc;
+    if (o.n_pos != 1) {
+        cli_error(CMD, "one VERSION is required (see seslm promote --help)");
+        return 2;
+    }
+    seslm_governance g;
+    if (cli_registry_policy(CMD, o.policy, &g)) return 1;
+    seslm_registry *r = cli_registry_open(CMD, o.registry);
+    if (!r) return 1;
+    char user[256];
+    const char *actor = cli_registry_actor(o.by, user, sizeof user), *alias = o.alias ? o.alias : "live";
+    long long v = 0, old = 0;
+    rc = resolve(CMD, r, o.pos[0], &v);
+    if (!rc && seslm_registry_promote(r, v, alias, &g, actor, o.reason, &old) != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
+        rc = 1;
+    }
+    if (!rc) {
+        printf("{\"alias\":\"%s\",\"version\":%lld,\"old\":", alias, v);
+        if (old) printf("%lld}\n", old);
+        else printf("null}\n");
+        fflush(stdout);
+        if (o.notify && !strcmp(alias, "live")) rc = notify(CMD, r, &o, v, actor);
+        else if (o.notify) fprintf(stderr, "seslm promote: --notify ignored: serving nodes follow 'live', not '%s'\n", alias);
+    }
+    seslm_registry_close(r);
+    return rc;
+}
+
+int cmd_approve(int argc, char **argv) {
+    const char *CMD = "approve";
+    gov_opts o;
+    int rc = parse(&o, CMD, HELP_APPROVE, argc, argv);
+    if (rc >= 0) return rc;
+    if (o.n_pos != 1 || !o.by || !o.by[0] || !o.reason || !o.reason[0]) {
+        cli_error(CMD, "VERSION, --by NAME and --reason TEXT are required (see seslm approve --help)");
+        return 2;
+    }
+    seslm_registry *r = cli_registry_open(CMD, o.registry);
+    if (!r) return 1;
+    long long v = 0;
+    const char *alias = o.alias ? o.alias : "live";
+    rc = resolve(CMD, r, o.pos[0], &v);
+    if (!rc) {
+        seslm_status s = seslm_registry_approve(r, v, alias, o.by, o.reason);
+        if (s != SESLM_OK) {
+            cli_error(CMD, "%s", seslm_last_error());
+            rc = s == SESLM_ERR_ARG ? 2 : 1;
+        } else {
+            printf("{\"approved\":%lld,\"alias\":\"%s\",\"by\":", v, alias);
+            cJSON *b = cJSON_CreateString(o.by);
+            char *t = cJSON_PrintUnformatted(b);
+            printf("%s}\n", t ? t : "\"\"");
+            free(t);
+            cJSON_Delete(b);
+        }
+    }
+    seslm_registry_close(r);
+    return rc;
+}
+
+int cmd_rollback(int argc, char **argv) {
+    const char *CMD = "rollback";
+    gov_opts o;
+    int rc = parse(&o, CMD, HELP_ROLLBACK, argc, argv);
+    if (rc >= 0) return rc;
+    if (o.n_pos != 0 || o.alias) {
+        cli_error(CMD, "rollback takes no VERSION and no --alias: it swaps live and previous");
+        return 2;
+    }
+    seslm_governance g;
+    if (cli_registry_policy(CMD, o.policy, &g)) return 1;
+    seslm_registry *r = cli_registry_open(CMD, o.registry);
+    if (!r) return 1;
+    char user[256];
+    const char *actor = cli_registry_actor(o.by, user, sizeof user);
+    long long now = 0;
+    if (seslm_registry_rollback(r, &g, actor, o.reason, &now) != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
+        rc = 1;
+    } else {
+        printf("{\"alias\":\"live\",\"version\":%lld}\n", now);
+        fflush(stdout);
+        rc = o.notify ? notify(CMD, r, &o, now, actor) : 0;
+    }
+    seslm_registry_close(r);
+    return rc;
+}

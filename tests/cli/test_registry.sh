@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# test_registry.sh — the registry commands end to end on the real model, on SQLite and (when
+# SESLM_TEST_PG_DSN is set, see ci/pg-start.sh) on a fresh PostgreSQL database:
+#   * `registry register` copies a model directory into the content-addressed store; the hash is
+#     recomputed here with Python's hashlib (path NUL size NUL bytes, files in byte order) and the
+#     stored files are cmp-identical; registering again is idempotent; a student whose config.json
+#     names its parent's weights gets its parent found automatically, its metrics deltas in `diff`;
+#   * the policy (configs/governance.yaml) refuses an unapproved promotion to live (exit 1), `approve`
+#     then `promote` work, live/previous swap, `rollback` swaps back;
+#   * the audit log verifies, and its chain is recomputed here independently (hashlib, json) from the
+#     SQLite file; a row changed or removed behind the triggers' back is detected (exit 1);
+#   * `promote --notify` / `rollback --notify` make a running `seslm serve` with an admin token
+#     reload the stored model, with zero failed requests from a client embedding throughout; a wrong
+#     token is refused (401) and reported;
+#   * `registry history` lists what was live when (promotions and rollbacks), `show` the metric deltas
+#     against the parent;
+#   * usage errors exit 2, an unknown version 2, a dead PostgreSQL 1 with a clear message.
+#
+#   bash tests/cli/test_registry.sh <path to seslm> <model dir> <repo root>
+set -u
+. "$(dirname "$0")/lib.sh"
+cli_test_init test_registry "$@" -- curl sqlite3
+
+# two model versions: the real model's files (hard links where possible) and a "student" that only
+# differs by a note and the lineage link seslm recompile writes into config.json
+mkdir -p "$TMP/m1" "$TMP/m2"
+for f in config.json model.safetensors vocab.txt tokenizer_config.json special_tokens_map.json \
+    sentence_bert_config.json modules.json; do
+    [ -f "$MODEL/$f" ] && { ln "$MODEL/$f" "$TMP/m1/$f" 2>/dev/null || cp "$MODEL/$f" "$TMP/m1/$f"; }
+done
+[ -d "$MODEL/1_Pooling" ] && cp -r "$MODEL/1_Pooling" "$TMP/m1/"
+cp -r "$TMP/m1/." "$TMP/m2/"
+echo "student of m1" >"$TMP/m2/NOTE.txt"
+WSHA=$(sha256sum "$MODEL/model.safetensors" | cut -c1-64)
+python3 - "$TMP/m2/config.json" "$WSHA" <<'PY'
+import json, sys
+p, w = sys.argv[1:3]
+c = json.load(open(p))
+c["seslm_lineage"] = {"parent_weights_sha256": w, "plan": "plan-20.json"}
+open(p, "w").write(json.dumps(c, indent=2))
+PY
+echo '{"cos_vs_parent": 1.0, "sts_spearman": 0.82}' >"$TMP/met1.json"
+echo '{"cos_vs_parent": 0.995, "sts_spearman": 0.815}' >"$TMP/met2.json"
+echo '[{"name": "plan", "seconds": 1.5}, {"name": "recompile", "seconds": 2.25}]' >"$TMP/stages.json"
+
+run_suite() { # run_suite NAME REGISTRY_URL
+    local name=$1
+    export SESLM_REGISTRY=$2 SESLM_STORE=$TMP/store-$1 SESLM_POLICY=$ROOT/configs/governance.yaml SESLM_ACTOR=ci-bot
+    expect 0 '"existed":false' "$name: register m1" -- registry register "$TMP/m1" --metrics "$TMP/met1.json" --note root
+    cp "$TMP/e.out" "$TMP/r1.json"
+    expect 0 '"existed":true' "$name: register m1 again" -- registry register "$TMP/m1"
+    expect 0 '"recorded":true' "$name: add-run" -- registry add-run --run-id nightly-1 --stages "$TMP/stages.json" --outcome ok
+    expect 0 '"parent":1' "$name: register m2 (parent from its lineage)" -- registry register "$TMP/m2" --metrics "$TMP/met2.json" \
+        --run-id nightly-1 --plan "$TMP/stages.json"
+    cp "$TMP/e.out" "$TMP/r2.json"
+    python3 - "$TMP/m1" "$TMP/r1.json" "$TMP/r2.json" <<'PY' || fail "$name: store / register output"
+import hashlib, json, os, sys, filecmp
+src, r1, r2 = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+files = []
+for d, _, fs in os.walk(src):
+    files += [os.path.relpath(os.path.join(d, f), src) for f in fs]
+h = hashlib.sha256()
+for rel in sorted(files, key=lambda s: s.encode()):
+    data = open(os.path.join(src, rel), "rb").read()
+    h.update(rel.encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
+bad = []
+if h.hexdigest() != r1["sha256"]:
+    bad.append("content hash %s, hashlib %s" % (r1["sha256"], h.hexdigest()))
+loc = r1["location"]
+if os.path.basename(loc) != r1["sha256"] or not os.path.isdir(loc):
+    bad.append("location %s" % loc)
+for rel in files:
+    if not filecmp.cmp(os.path.join(src, rel), os.path.join(loc, rel), shallow=False):
+        bad.append("stored %s differs" % rel)
+if r1["n_params"] != 22565376 or r1["arch"]["heads"] != [12] * 6 or r1["arch"]["ffn"] != [1536] * 6:
+    bad.append("arch/params %s %s" % (r1["n_params"], r1["arch"]))
+if r2["parent"] != 1 or r2["ratio_parent"] != 1 or r2["run_id"] != "nightly-1" or r2["metrics"]["sts_spearman"] != 0.815:
+    bad.append("v2 %s" % {k: r2[k] for k in ("parent", "ratio_parent", "run_id", "metrics")})
+for x in bad:
+    print("  " + x, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+    expect 0 '"sts_spearman":-0.00[45]' "$name: diff" -- registry diff 1 v2
+    expect 0 '"version":2.*"version":1' "$name: lineage" -- registry lineage 2
+    expect 0 '"nightly-1"' "$name: runs" -- registry runs
+    expect 2 'no version 7' "$name: unknown version" -- registry show 7
+    expect 2 'no version number, alias' "$name: unknown alias" -- registry show champion
+
+    expect 1 'refused.*approval' "$name: unapproved promotion" -- promote 1 --reason "first release"
+    expect 2 'required' "$name: approve without --by" -- approve 1 --reason ok
+    expect 0 '"approved":1' "$name: approve 1" -- approve 1 --by alice --reason "baseline"
+    expect 0 '"version":1,"old":null' "$name: promote 1" -- promote 1 --reason "first release"
+    expect 1 'refused' "$name: unapproved promotion of 2" -- promote 2
+    expect 0 '' "$name: approve 2" -- approve v2 --by bob --reason "drop of 0.005 accepted"
+    expect 0 '"version":2,"old":1' "$name: promote 2" -- promote v2 --by carol --reason "nightly"
+    expect 0 '"aliases":\["live"\]' "$name: show live" -- registry show live
+    expect 0 '"aliases":\["previous"\]' "$name: show previous" -- registry show previous
+    expect 0 '"version":1' "$name: rollback" -- rollback --reason "latency regression"
+    expect 0 '"aliases":\["live"\]' "$name: v1 live again" -- registry show 1
+    expect 0 '"version":2' "$name: rollback of the rollback" -- rollback
+    expect 1 'already' "$name: promote the live version" -- promote 2
+    expect 0 '"ok":true' "$name: audit verify" -- audit verify
+    expect 0 '"metrics_delta_parent":\{"cos_vs_parent":-0.00[45]' "$name: deltas vs parent" -- registry show 2
+    expect 0 '' "$name: history of live" -- registry history
+    python3 -c 'import json,sys; h=json.load(open(sys.argv[1])); a=[(r["action"], r["detail"]["version"]) for r in h]
+sys.exit(a != [("promote", 1), ("promote", 2), ("rollback", 1), ("rollback", 2)])' "$TMP/e.out" ||
+        fail "$name: history of live: $(cat "$TMP/e.out")"
+    expect 0 '"action":"rollback".*"latency regression"' "$name: audit log" -- audit log --limit 3
+    expect 0 '"actor":"alice"' "$name: audit log (approver)" -- audit log
+}
+
+# ---- SQLite ---------------------------------------------------------------------------------------
+DB=$TMP/registry.db
+run_suite sqlite "sqlite:$DB"
+# the audit chain, recomputed independently from the file
+python3 - "$DB" <<'PY' || fail "sqlite: independent recomputation of the audit chain"
+import hashlib, json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+prev, n = "0" * 64, 0
+for seq, at, actor, action, target, reason, detail, prev_hash, h in db.execute(
+        "SELECT seq, at, actor, action, target, reason, detail, prev_hash, hash FROM audit_log ORDER BY seq"):
+    canon = json.dumps([seq, at, actor, action, target, reason, detail], separators=(",", ":"), ensure_ascii=False)
+    want = hashlib.sha256((prev + canon).encode()).hexdigest()
+    if prev_hash != prev or h != want:
+        print("row %d: hash %s, recomputed %s" % (seq, h, want), file=sys.stderr)
+        sys.exit(1)
+    prev, n = h, n + 1
+print("audit chain recomputed: %d rows" % n, file=sys.stderr)
+sys.exit(0 if n >= 11 else 1)
+PY
+cp "$DB" "$TMP/pristine.db"
+sqlite3 "$DB" "UPDATE audit_log SET actor = 'mallory' WHERE seq = 6" 2>/dev/null && fail "the audit log accepted an UPDATE"
+ok
+sqlite3 "$DB" "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET actor = 'mallory' WHERE seq = 6" ||
+    fail "could not tamper"
+expect 1 'audit row 6.*changed' "tampered row detected" -- audit verify --registry "$DB"
+cp "$TMP/pristine.db" "$DB"
+rm -f "$DB-wal" "$DB-shm"
+sqlite3 "$DB" "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq = 4" || fail "could not delete"
+expect 1 'audit row 5.*removed or inserted' "removed row detected" -- audit verify --registry "$DB"
+
+# ---- serving node follows promotions (admin token) --------------------------------------------------
+export SESLM_REGISTRY=sqlite:$TMP/pristine.db SESLM_STORE=$TMP/store-sqlite SESLM_POLICY=$ROOT/configs/governance.yaml
+echo "s3cret-token-$$" >"$TMP/token"
+echo "wrong" >"$TMP/badtoken"
+LOG=$TMP/server.log
+"$SESLM" serve --model "$TMP/m1" --port 0 --threads 1 --admin-token-file "$TMP/token" >"$LOG" 2>&1 &
+PID=$!
+PORT=
+for _ in $(seq 1 600); do
+    PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$LOG" | head -1)
+    [ -n "$PORT" ] && break
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.1
+done
+if [ -z "$PORT" ]; then
+    fail "the server did not start: $(cat "$LOG")"
+else
+    URL=http://127.0.0.1:$PORT
+    ok
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/admin/reload" -d '{}')
+    [ "$code" = 401 ] || fail "/admin/reload without a token: HTTP $code"
+    ok
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer wrong" -X POST "$URL/admin/reload" -d '{}')
+    [ "$code" = 401 ] || fail "/admin/reload with a wrong token: HTTP $code"
+    # a client embedding all the time; every request must succeed
+    ( n=0; f=0; while [ ! -e "$TMP/stop" ]; do
+        c=$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/embed" -d '{"texts":["hello world","blue green"]}')
+        n=$((n + 1)); [ "$c" = 200 ] || f=$((f + 1))
+    done; echo "$n $f" >"$TMP/client" ) &
+    CLIENT=$!
+    # (pristine.db: v2 live, v1 previous)
+    expect 0 '"version":1' "rollback --notify" -- rollback --notify "$URL" --admin-token-file "$TMP/token" --reason drill
+    SHA1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sha256"])' "$TMP/r1.json")
+    SHA2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sha256"])' "$TMP/r2.json")
+    ok
+    curl -s "$URL/healthz" | grep -q "\"$SHA1@" || fail "after rollback the node serves $(curl -s "$URL/healthz")"
+    expect 0 '"version":2' "promote --notify" -- promote 2 --notify "$URL" --admin-token-file "$TMP/token" --reason back
+    ok
+    curl -s "$URL/healthz" | grep -q "\"$SHA2@" || fail "after promote the node serves $(curl -s "$URL/healthz")"
+    expect 1 'did not reload.*401' "promote --notify with a wrong token" -- rollback --notify "$URL" --admin-token-file "$TMP/badtoken"
+    expect 0 '"action":"notify".*"reloaded":false' "failed reload audited" -- audit log --limit 1
+    sleep 0.5
+    touch "$TMP/stop"
+    wait "$CLIENT"
+    read -r n_req n_fail <"$TMP/client"
+    ok
+    [ "$n_req" -gt 5 ] && [ "$n_fail" -eq 0 ] || fail "client during reloads: $n_fail of $n_req requests failed"
+    echo "test_registry: $n_req requests during two reloads, $n_fail failed"
+    kill -TERM "$PID" 2>/dev/null
+    wait "$PID" 2>/dev/null
+    PID=
+fi
+unset SESLM_POLICY SESLM_ACTOR
+
+# ---- usage and connection errors ------------------------------------------------------------------
+expect 2 'unknown subcommand' "registry bogus" -- registry bogus
+expect 2 'unknown option' "registry list --bogus" -- registry list --bogus 1
+expect 0 'usage: seslm registry' "registry --help" -- registry --help
+expect 0 'usage: seslm promote' "promote --help" -- promote --help
+expect 0 'usage: seslm audit' "audit --help" -- audit --help
+expect 2 'one VERSION' "promote without a version" -- promote
+expect 2 'no VERSION' "rollback with a version" -- rollback 3
+expect 1 'cannot open' "registry in a missing directory" -- registry list --registry "$TMP/nodir/x.db"
+expect 1 'cannot connect to PostgreSQL' "dead PostgreSQL" -- registry list --registry "pg:host=$TMP port=1 dbname=x connect_timeout=3"
+echo "version: 1" >"$TMP/badpolicy.yaml"
+echo "aproval: {}" >>"$TMP/badpolicy.yaml"
+expect 1 'unknown key' "bad policy file" -- promote 1 --policy "$TMP/badpolicy.yaml" --registry "$DB"
+expect 1 'nomodel' "register a missing directory" -- registry register "$TMP/nomodel" --registry "$TMP/r3.db" --store "$TMP/store3"
+mkdir -p "$TMP/notamodel" && echo hi >"$TMP/notamodel/README"
+expect 1 'notamodel' "register a directory that is no model" -- registry register "$TMP/notamodel" --registry "$TMP/r3.db" --store "$TMP/store3"
+ok
+[ ! -e "$TMP/store3/sha256" ] || [ -z "$(ls -A "$TMP/store3/sha256")" ] || fail "a refused registration left files in the store"
+
+# ---- PostgreSQL -----------------------------------------------------------------------------------
+if [ -n "${SESLM_TEST_PG_DSN:-}" ]; then
+    db="seslm_cli_$$"
+    if psql "$SESLM_TEST_PG_DSN" -qAtc "CREATE DATABASE $db" >/dev/null; then
+        run_suite pg "pg:$SESLM_TEST_PG_DSN dbname=$db"
+        ok
+        psql "$SESLM_TEST_PG_DSN dbname=$db" -qAtc "UPDATE audit_log SET actor = 'mallory' WHERE seq = 6" 2>/dev/null &&
+            fail "pg: the audit log accepted an UPDATE"
+        psql "$SESLM_TEST_PG_DSN dbname=$db" -qAtc "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change;
+            UPDATE audit_log SET actor = 'mallory' WHERE seq = 6" >/dev/null || fail "pg: could not tamper"
+        expect 1 'audit row 6' "pg: tampered row detected" -- audit verify --registry "pg:$SESLM_TEST_PG_DSN dbname=$db"
+        psql "$SESLM_TEST_PG_DSN" -qAtc "DROP DATABASE $db WITH (FORCE)" >/dev/null
+    else
+        fail "cannot create database $db on $SESLM_TEST_PG_DSN"
+    fi
+else
+    echo "test_registry: SESLM_TEST_PG_DSN unset: the PostgreSQL part is skipped (eval \"\$(ci/pg-start.sh)\")"
+fi
+
+cli_test_done
