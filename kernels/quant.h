@@ -18,6 +18,9 @@
  * scale (M). Round to nearest, ties to even; a zero row gets scale 0. Shared by every CPU backend so
  * that both feed identical int8 values to their products. */
 void seslm_quantize_rows(int8_t *q, float *scale, const float *x, int M, int K, int ldq);
+/* The portable implementation alone (AVX-512 is used by seslm_quantize_rows when present): for tests,
+ * which check both give identical bytes and scales. */
+void seslm_quantize_rows_portable(int8_t *q, float *scale, const float *x, int M, int K, int ldq);
 
 /* Per-output-channel quantization of w (N, K): q (N, K), scale (N). Returns the largest absolute
  * rounding error relative to the channel's max |w| (for reports). */

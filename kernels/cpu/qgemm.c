@@ -3,7 +3,7 @@
  *   acc (MR rows x NP panels of 16 columns) += u8(qa) . qw   over K in groups of 4 (one vpdpbusd each)
  *   y = (acc - 128 * colsum) * sa[m] * sw[n] + b[n]
  *
- * Each tile keeps MR x NP zmm accumulators in registers while it streams its NP weight panels (each a
+ * Each tile keeps MR x NP zmm accumulators (6 x 4) in registers while it streams its NP weight panels (each a
  * contiguous K x 16 bytes run), so one 4-byte activation broadcast serves NP panels and one weight load
  * serves MR rows. Tiles are spread over OpenMP threads; adjacent tiles share weight panels. */
 #include "quant.h"
@@ -13,7 +13,7 @@
 #include <omp.h>
 #endif
 
-enum { MR = 4, NP = 4 }; // 16 accumulators + 4 weight registers + 1 broadcast of AVX-512's 32
+enum { MR = 6, NP = 4 }; // 24 accumulators + 4 weight registers + 1 broadcast of AVX-512's 32 registers
 
 typedef struct {
     int32_t *acc;
@@ -97,16 +97,82 @@ VNNI static inline __attribute__((always_inline)) void tile_vnni_n(const qgemm_a
     }
 }
 
-// Full tiles get a specialised copy (constant trip counts: fully unrolled, accumulators in registers).
-VNNI static void tile_vnni_full(const qgemm_args *a, int m0, int p0) { tile_vnni_n(a, m0, MR, p0, NP); }
+// Full-width tiles (NP = 4 panels) with R = 1..6 rows: named accumulators, not an array — GCC kept the
+// array version's 24 accumulators in registers only by copying them around every iteration (perf: the
+// loop was mostly vmovdqa64), and spilled at 6 rows. Each R gets its own fully unrolled copy; at batch 1
+// most tiles are row-edge tiles (a sentence has 8-20 tokens).
+VNNI static inline __attribute__((always_inline)) void store_row(const qgemm_args *a, int m, int p0, __m512i c0,
+                                                                  __m512i c1, __m512i c2, __m512i c3) {
+    const __m512i cs[4] = {c0, c1, c2, c3};
+    for (int j = 0; j < 4; j++) {
+        const int n0 = 16 * (p0 + j);
+        const int nv = a->N - n0 < 16 ? a->N - n0 : 16;
+        const __mmask16 k = (__mmask16)((1u << nv) - 1u);
+        const __m512i s = _mm512_sub_epi32(cs[j], _mm512_loadu_si512((const void *)(a->colsum + n0)));
+        if (a->acc) {
+            _mm512_mask_storeu_epi32(a->acc + (size_t)m * a->N + n0, k, s);
+        } else {
+            const __m512 sc = _mm512_mul_ps(_mm512_set1_ps(a->sa[m]), _mm512_maskz_loadu_ps(k, a->sw + n0));
+            const __m512 bv = a->b ? _mm512_maskz_loadu_ps(k, a->b + n0) : _mm512_setzero_ps();
+            _mm512_mask_storeu_ps(a->y + (size_t)m * a->N + n0, k, _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), sc, bv));
+        }
+    }
+}
+
+#define ROW_DECL(r) __m512i c##r##0 = z, c##r##1 = z, c##r##2 = z, c##r##3 = z;
+#define ROW_STEP(r)                                                                                              \
+    if (R > r) {                                                                                                 \
+        int32_t wd;                                                                                              \
+        memcpy(&wd, x##r + 4 * (size_t)g, 4);                                                                    \
+        const __m512i av = _mm512_xor_si512(_mm512_set1_epi32(wd), flip); /* s8 -> u8 (+128) */                 \
+        c##r##0 = _mm512_dpbusd_epi32(c##r##0, av, w0);                                                          \
+        c##r##1 = _mm512_dpbusd_epi32(c##r##1, av, w1);                                                          \
+        c##r##2 = _mm512_dpbusd_epi32(c##r##2, av, w2);                                                          \
+        c##r##3 = _mm512_dpbusd_epi32(c##r##3, av, w3);                                                          \
+    }
+#define ROW_STORE(r) \
+    if (R > r) store_row(a, m0 + r, p0, c##r##0, c##r##1, c##r##2, c##r##3);
+
+VNNI static inline __attribute__((always_inline)) void tile_rows(const qgemm_args *a, int m0, int p0, const int R) {
+    const __m512i z = _mm512_setzero_si512(), flip = _mm512_set1_epi32((int)0x80808080u);
+    ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3) ROW_DECL(4) ROW_DECL(5)
+    const int8_t *x0 = a->qa + (size_t)m0 * a->lda, *x1 = x0 + (R > 1 ? a->lda : 0),
+                 *x2 = x0 + (R > 2 ? 2 * (size_t)a->lda : 0), *x3 = x0 + (R > 3 ? 3 * (size_t)a->lda : 0),
+                 *x4 = x0 + (R > 4 ? 4 * (size_t)a->lda : 0), *x5 = x0 + (R > 5 ? 5 * (size_t)a->lda : 0);
+    const int8_t *wp = a->qp + (size_t)p0 * a->Kg * 64;
+    const size_t ps = (size_t)a->Kg * 64; // bytes per panel
+    for (int g = 0; g < a->Kg; g++) {
+        const int8_t *w = wp + (size_t)g * 64;
+        const __m512i w0 = _mm512_loadu_si512((const void *)w), w1 = _mm512_loadu_si512((const void *)(w + ps)),
+                      w2 = _mm512_loadu_si512((const void *)(w + 2 * ps)),
+                      w3 = _mm512_loadu_si512((const void *)(w + 3 * ps));
+        ROW_STEP(0) ROW_STEP(1) ROW_STEP(2) ROW_STEP(3) ROW_STEP(4) ROW_STEP(5)
+    }
+    ROW_STORE(0) ROW_STORE(1) ROW_STORE(2) ROW_STORE(3) ROW_STORE(4) ROW_STORE(5)
+}
+#define TILE_ROWS(R) \
+    VNNI static void tile_vnni_##R(const qgemm_args *a, int m0, int p0) { tile_rows(a, m0, p0, R); }
+TILE_ROWS(1)
+TILE_ROWS(2)
+TILE_ROWS(3)
+TILE_ROWS(4)
+TILE_ROWS(5)
+TILE_ROWS(6)
 VNNI static void tile_vnni_edge(const qgemm_args *a, int m0, int mr, int p0, int np) {
     tile_vnni_n(a, m0, mr, p0, np);
 }
 static void tile_vnni(const qgemm_args *a, int m0, int mr, int p0, int np) {
-    if (mr == MR && np == NP)
-        tile_vnni_full(a, m0, p0);
-    else
-        tile_vnni_edge(a, m0, mr, p0, np);
+    if (np == NP) {
+        switch (mr) {
+        case 6: tile_vnni_6(a, m0, p0); return;
+        case 5: tile_vnni_5(a, m0, p0); return;
+        case 4: tile_vnni_4(a, m0, p0); return;
+        case 3: tile_vnni_3(a, m0, p0); return;
+        case 2: tile_vnni_2(a, m0, p0); return;
+        case 1: tile_vnni_1(a, m0, p0); return;
+        }
+    }
+    tile_vnni_edge(a, m0, mr, p0, np);
 }
 #endif
 

@@ -12,29 +12,97 @@
 // integer part in the mantissa. Vectorises on every x86-64 level, unlike lrintf without SSE4.1.
 static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
 
+// One row, portable. (Explicit compares, not fmaxf: without -ffast-math fmaxf is a libm call per element.)
+static void quantize_row_c(int8_t *o, float *scale, const float *r, int K, int ldq) {
+    float amax = 0.0f, probe = 0.0f; // probe: x - x is NaN for a NaN or an infinity, else 0
+    for (int k = 0; k < K; k++) {
+        const float a = fabsf(r[k]);
+        amax = a > amax ? a : amax;
+        probe += r[k] - r[k];
+    }
+    if (!(amax > 0.0f) || probe != 0.0f) { // zero row: zeros; poisoned row: scale NaN, never finite
+        memset(o, 0, (size_t)ldq);
+        *scale = probe != 0.0f ? NAN : 0.0f;
+        return;
+    }
+    const float inv = 127.0f / amax;
+    for (int k = 0; k < K; k++) {
+        float v = round_even(r[k] * inv);
+        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+        o[k] = (int8_t)v;
+    }
+    if (ldq > K) memset(o + K, 0, (size_t)(ldq - K));
+    *scale = amax / 127.0f;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define QUANT_X86 1
+// The same row on AVX-512: vcvtps2dq rounds to nearest even (the default MXCSR mode), as round_even
+// does, and the clamp comes before the narrowing, so the bytes are identical to quantize_row_c's.
+__attribute__((target("avx512f,avx512bw"))) static void quantize_row_avx512(int8_t *o, float *scale, const float *r,
+                                                                             int K, int ldq) {
+    __m512 amax = _mm512_setzero_ps(), probe = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        const __m512 x = _mm512_loadu_ps(r + k);
+        amax = _mm512_max_ps(amax, _mm512_abs_ps(x));
+        probe = _mm512_add_ps(probe, _mm512_sub_ps(x, x));
+    }
+    if (k < K) {
+        const __mmask16 m = (__mmask16)((1u << (K - k)) - 1u);
+        const __m512 x = _mm512_maskz_loadu_ps(m, r + k);
+        amax = _mm512_max_ps(amax, _mm512_abs_ps(x));
+        probe = _mm512_add_ps(probe, _mm512_sub_ps(x, x));
+    }
+    const float am = _mm512_reduce_max_ps(amax), pr = _mm512_reduce_add_ps(probe);
+    if (!(am > 0.0f) || pr != 0.0f) {
+        memset(o, 0, (size_t)ldq);
+        *scale = pr != 0.0f ? NAN : 0.0f;
+        return;
+    }
+    const __m512 inv = _mm512_set1_ps(127.0f / am);
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+    for (k = 0; k + 16 <= K; k += 16) {
+        __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(r + k), inv));
+        q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+        _mm_storeu_si128((__m128i *)(o + k), _mm512_cvtepi32_epi8(q));
+    }
+    if (k < K) {
+        const __mmask16 m = (__mmask16)((1u << (K - k)) - 1u);
+        __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, r + k), inv));
+        q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+        _mm512_mask_cvtepi32_storeu_epi8(o + k, m, q);
+    }
+    if (ldq > K) memset(o + K, 0, (size_t)(ldq - K));
+    *scale = am / 127.0f;
+}
+#endif
+
 void seslm_quantize_rows(int8_t *q, float *scale, const float *x, int M, int K, int ldq) {
+    static int avx512 = -1; // benign race: every thread computes the same value
+#ifdef QUANT_X86
+    if (avx512 < 0) {
+        __builtin_cpu_init();
+        avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    }
+#else
+    avx512 = 0;
+#endif
     for (int m = 0; m < M; m++) {
-        const float *r = x + (size_t)m * K;
-        int8_t *o = q + (size_t)m * ldq;
-        float amax = 0.0f, probe = 0.0f; // probe: x - x is NaN for a NaN or an infinity, else 0
-        for (int k = 0; k < K; k++) {
-            amax = fmaxf(amax, fabsf(r[k]));
-            probe += r[k] - r[k];
-        }
-        if (!(amax > 0.0f) || probe != 0.0f) { // zero row: zeros; poisoned row: scale NaN, never finite
-            memset(o, 0, (size_t)ldq);
-            scale[m] = probe != 0.0f ? NAN : 0.0f;
+#ifdef QUANT_X86
+        if (avx512) {
+            quantize_row_avx512(q + (size_t)m * ldq, scale + m, x + (size_t)m * K, K, ldq);
             continue;
         }
-        const float inv = 127.0f / amax;
-        for (int k = 0; k < K; k++) {
-            float v = round_even(r[k] * inv);
-            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
-            o[k] = (int8_t)v;
-        }
-        if (ldq > K) memset(o + K, 0, (size_t)(ldq - K));
-        scale[m] = amax / 127.0f;
+#endif
+        quantize_row_c(q + (size_t)m * ldq, scale + m, x + (size_t)m * K, K, ldq);
     }
+}
+
+/* For tests: the portable row quantizer on its own. */
+void seslm_quantize_rows_portable(int8_t *q, float *scale, const float *x, int M, int K, int ldq) {
+    for (int m = 0; m < M; m++) quantize_row_c(q + (size_t)m * ldq, scale + m, x + (size_t)m * K, K, ldq);
 }
 
 float seslm_quantize_weight(int8_t *q, float *scale, const float *w, int N, int K) {

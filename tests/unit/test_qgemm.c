@@ -71,6 +71,25 @@ static void check_dequant(int M, int N, int K, const char *isa) {
     free(qa), free(qw), free(sa), free(sw), free(b), free(acc), free(cs), free(qa_k), free(qp), free(y);
 }
 
+// the vectorised quantizer gives the portable one's bytes and scales exactly (ties included)
+static void check_quantizer_paths(int M, int K) {
+    const int ldq = (K + 3) & ~3;
+    float *x = malloc((size_t)M * K * sizeof *x), s0[64], s1[64];
+    int8_t *a = malloc((size_t)M * ldq + 1), *b = malloc((size_t)M * ldq + 1);
+    for (size_t i = 0; i < (size_t)M * K; i++) x[i] = frand() * 4;
+    for (int m = 0; m < M; m++) {
+        x[(size_t)m * K] = 127.0f / 16; // with another element at -127/16 ... (scale 1/16):
+        if (K > 2) x[(size_t)m * K + 1] = 2.5f / 16, x[(size_t)m * K + 2] = -0.5f / 16; // exact ties
+        if (m % 3 == 1) for (int k = 0; k < K; k++) x[(size_t)m * K + k] = k % 2 ? 127.0f / 16 : -127.0f / 16;
+    }
+    if (M > 2) memset(x + 2 * (size_t)K, 0, (size_t)K * sizeof *x); // a zero row
+    seslm_quantize_rows(a, s0, x, M, K, ldq);
+    seslm_quantize_rows_portable(b, s1, x, M, K, ldq);
+    CHECK_MSG(memcmp(a, b, (size_t)M * ldq) == 0 && memcmp(s0, s1, (size_t)M * sizeof *s0) == 0,
+              "quantize_rows M=%d K=%d: vectorised and portable differ", M, K);
+    free(x), free(a), free(b);
+}
+
 static void check_quantizers(void) {
     // ties round to even, the largest |x| maps to +-127, a zero row gets scale 0 and zeros
     const float x[2][6] = {{127.0f, -127.0f, 0.5f, 1.5f, 2.5f, -0.5f}, {0, 0, 0, 0, 0, 0}};
@@ -149,6 +168,10 @@ int main(void) {
         check_dequant(2, 17, 5, isas[i]);
     }
     check_quantizers();
+    check_quantizer_paths(5, 384);
+    check_quantizer_paths(7, 37);
+    check_quantizer_paths(3, 1);
+    check_quantizer_paths(64, 1536);
     check_backend_linear(1, 16, 4);
     check_backend_linear(9, 70, 37);
     check_backend_linear(40, 384, 1536);
