@@ -16,17 +16,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <spawn.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 static const char *HELP =
     "usage: seslm evolve --config FILE [--model DIR] [--telemetry DIR] [--out DIR] [--calibration FILE]\n"
@@ -104,22 +103,31 @@ static int stage_mark(const evolve_run *r, const char *stage, double seconds, in
     return 1;
 }
 
-/* Runs `seslm ARGS...` with stdout into out_file (NULL: inherited); returns the exit status, or -1. */
+/* Runs `seslm ARGS...` with stdout into out_file (NULL: inherited); returns the exit status, or -1.
+ * The child dies with us (PR_SET_PDEATHSIG): a killed evolve leaves no stage running behind it, so a
+ * resumed run never races an orphan writing the same outputs. */
 static int run_child(const char *out_file, char *const *args) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    if (out_file) posix_spawn_file_actions_addopen(&fa, 1, out_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     char *argv[64];
     int n = 0;
     argv[n++] = (char *)"seslm";
     for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
     argv[n] = NULL;
-    pid_t pid;
-    int e = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (e != 0) {
-        fprintf(stderr, "seslm evolve: cannot start a stage: %s\n", strerror(e));
+    const pid_t parent = getpid();
+    fflush(NULL);
+    const pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "seslm evolve: cannot start a stage: %s\n", strerror(errno));
         return -1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(127); // the parent died before prctl
+        if (out_file) {
+            const int fd = open(out_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            if (fd < 0 || dup2(fd, 1) < 0) _exit(127);
+        }
+        execv("/proc/self/exe", argv);
+        _exit(127);
     }
     int status = 0;
     while (waitpid(pid, &status, 0) < 0)
@@ -409,6 +417,12 @@ int cmd_evolve(int argc, char **argv) {
     if (!cfg) {
         cli_error(CMD, "--config is required (see seslm evolve --help)");
         return 2;
+    }
+    // the passive wait policy main() chose for this batch command is not the stages' business: plan and
+    // recompile choose it again themselves, and validate must time the models as they would serve
+    if (getenv("SESLM_OMP_PASSIVE_AUTO")) {
+        unsetenv("OMP_WAIT_POLICY");
+        unsetenv("SESLM_OMP_PASSIVE_AUTO");
     }
     static evolve_run r;
     memset(&r, 0, sizeof r);

@@ -12,6 +12,7 @@
 static void batch_wait_policy(char **argv) {
     if (getenv("OMP_WAIT_POLICY")) return;
     setenv("OMP_WAIT_POLICY", "passive", 1);
+    setenv("SESLM_OMP_PASSIVE_AUTO", "1", 1); // (so that seslm evolve can give its stages the default back)
     execv("/proc/self/exe", argv); // returns only on failure: run on with the default policy
 }
 
