@@ -80,14 +80,12 @@ __attribute__((target("avx512f,avx512bw"))) static void quantize_row_avx512(int8
 #endif
 
 void seslm_quantize_rows(int8_t *q, float *scale, const float *x, int M, int K, int ldq) {
-    static int avx512 = -1; // benign race: every thread computes the same value
 #ifdef QUANT_X86
+    static int avx512 = -1; // benign race: every thread computes the same value
     if (avx512 < 0) {
         __builtin_cpu_init();
         avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
     }
-#else
-    avx512 = 0;
 #endif
     for (int m = 0; m < M; m++) {
 #ifdef QUANT_X86

@@ -143,14 +143,12 @@ __attribute__((target("avx512f"))) static void panel_avx512(float *y, const floa
 void seslm_sparse24_linear_fast(float *y, const float *x, const void *packed, const float *b, int M, int N, int K) {
     const panel_group *pg = packed;
     const int P = (N + 15) / 16;
-    static int avx512 = -1; // benign race: every thread computes the same value
 #ifdef SP24_X86
+    static int avx512 = -1; // benign race: every thread computes the same value
     if (avx512 < 0) {
         __builtin_cpu_init();
         avx512 = __builtin_cpu_supports("avx512f");
     }
-#else
-    avx512 = 0;
 #endif
 #pragma omp parallel for schedule(static) if (P > 1 && (long)M * N * K > 200000)
     for (int p = 0; p < P; p++) {
