@@ -43,7 +43,7 @@ typedef struct {
     int *cl_tr_y, *cl_te_y, *sn_tr_y, *sn_te_y, *di_y;
     int n_cl_labels, n_sn_labels;
     double *gold; // STS-B gold scores
-    vtable tab[16];
+    vtable tab[8 + SESLM_VALIDATE_MAX_DOMAIN + 8]; // every file a run may read
     int n_tab;
 } inputs;
 

@@ -79,6 +79,11 @@ int cmd_validate(int argc, char **argv) {
             return 2;
         }
     }
+    struct stat sb;
+    if (out_dir && stat(out_dir, &sb) == 0 && !S_ISDIR(sb.st_mode)) { // say so now, not after minutes of work
+        cli_error(CMD, "--out %s exists and is not a directory", out_dir);
+        return 2;
+    }
     seslm_validate_config c;
     if (cfg_path) {
         if (seslm_validate_config_load(&c, cfg_path) != SESLM_OK) {

@@ -113,6 +113,8 @@ PY
 # ---- bad input: exit 2, a message naming the problem, no outputs
 expect 2 'required' "no --candidate" -- validate --parent "$MODEL"
 expect 2 'not a model directory' "missing candidate dir" -- validate --parent "$MODEL" --candidate "$TMP/none"
+touch "$TMP/afile"
+expect 2 'not a directory' "--out is a file" -- validate --parent "$MODEL" --candidate "$MODEL" --out "$TMP/afile"
 expect 2 'unknown option' "unknown option" -- validate --parent "$MODEL" --candidate "$MODEL" --bogus
 expect 2 'integer' "bad --threads" -- validate --parent "$MODEL" --candidate "$MODEL" --threads x
 printf 'samples:\n  stsb_pairs: 10\n  querys: 5\n' >"$TMP/typo.yaml"
