@@ -42,7 +42,8 @@ typedef struct {
     // labels: ids into `labels` for the intent sections (-1: a label the training set lacks)
     int *cl_tr_y, *cl_te_y, *sn_tr_y, *sn_te_y, *di_y;
     int n_cl_labels, n_sn_labels;
-    double *gold; // STS-B gold scores
+    int cl_tr_tab; // index in tab of the CLINC150 training table (-1: not loaded)
+    double *gold;  // STS-B gold scores
     vtable tab[8 + SESLM_VALIDATE_MAX_DOMAIN + 8]; // every file a run may read
     int n_tab;
 } inputs;
@@ -124,9 +125,11 @@ static int *add_section(inputs *in, const vtable *t, int m, int col, int *n_out,
 static seslm_status intent_pair(inputs *in, const char *train, const char *test, int ntr, int nte, int s_tr,
                                 int **ytr, int **yte, int *n_labels) {
     seslm_status st = SESLM_OK;
+    int tr_index = in->n_tab;
     vtable *tr = open_table(in, train, 2, &st);
     vtable *te = tr ? open_table(in, test, 2, &st) : NULL;
     if (!te) return st;
+    if (s_tr == S_CL_TR) in->cl_tr_tab = tr_index;
     int a = 0, b = 0;
     in->off[s_tr] = in->n;
     int *itr = add_section(in, tr, ntr, 0, &a, &st);
@@ -139,6 +142,7 @@ static seslm_status intent_pair(inputs *in, const char *train, const char *test,
 
 static seslm_status inputs_load(inputs *in, const seslm_validate_config *c) {
     memset(in, 0, sizeof *in);
+    in->cl_tr_tab = -1;
     seslm_status st = SESLM_OK;
     int n = 0;
     for (int s = 0; s <= S_COUNT; s++) in->off[s] = 0;
@@ -195,7 +199,7 @@ static seslm_status inputs_load(inputs *in, const seslm_validate_config *c) {
         if (st != SESLM_OK) return st;
     }
     in->off[S_DI] = in->n;
-    if (c->domain_intent_n > 0 && in->n_cl_labels > 0) {
+    if (c->domain_intent_n > 0 && in->cl_tr_tab >= 0) {
         vtable *tx = open_table(in, c->domain_intent_texts, 1, &st);
         vtable *lb = tx ? open_table(in, c->domain_intent_labels, 1, &st) : NULL;
         if (!lb) return st;
@@ -205,12 +209,7 @@ static seslm_status inputs_load(inputs *in, const seslm_validate_config *c) {
         int *idx = add_section(in, tx, c->domain_intent_n, 0, &n, &st);
         if (!idx) return st;
         // the CLINC150 training labels name the classes; find each domain label among them
-        const vtable *cltr = NULL;
-        for (int i = 0; i < in->n_tab; i++)
-            if (in->tab[i].cols == 2) {
-                cltr = &in->tab[i];
-                break;
-            }
+        const vtable *cltr = &in->tab[in->cl_tr_tab];
         in->di_y = malloc((size_t)(n + 1) * sizeof *in->di_y);
         int ntr = in->off[S_CL_TE] - in->off[S_CL_TR];
         int *tri = malloc((size_t)(ntr + 1) * sizeof *tri);
@@ -459,8 +458,8 @@ seslm_status seslm_validate_run(const seslm_validate_config *c, const char *pare
         int nt = lat.n < 32 ? lat.n : 32;
         for (int i = 0; i < nt; i++) texts[i] = vtable_get(&lat, i, 0);
         for (int m = 0; m < 2 && st == SESLM_OK; m++) {
-            say(progress, "peak RSS of %s (forked child: load + one batch of %d)", dirs[m], nt);
-            st = validate_peak_rss(dirs[m], texts, nt, c->threads, &rss[m]);
+            say(progress, "peak RSS of %s (forked child: load + one batch of %d, 1 thread)", dirs[m], nt);
+            st = validate_peak_rss(dirs[m], texts, nt, 1, &rss[m]);
             if (st != SESLM_OK) {
                 // a model that does not load: let the in-process load below name the real problem
                 rss[m] = -1;

@@ -24,7 +24,8 @@ int validate_pick(int n, int m, int *idx);
 
 /* Peak resident memory (bytes) of loading model_dir and embedding the n texts (n <= 32) in a forked
  * child: its peak RSS minus its RSS at the start (the sandbox's own footprint, the same for every
- * model). Call before this process starts threads (fork + OpenMP do not mix). */
+ * model). Pass threads = 1 when this process may already have run OpenMP code: libgomp's thread pool
+ * does not survive fork, and a single-threaded child never touches it. */
 seslm_status validate_peak_rss(const char *model_dir, const char *const *texts, int n, int threads,
                                long long *bytes);
 

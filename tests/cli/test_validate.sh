@@ -5,8 +5,8 @@
 #     (cosine 1, recall agreement 1, drops 0), the weight-bytes gate fails (ratio 1.0 > 0.70), so the
 #     exit status is 1 and passes through gate.sh; verdict.json, report.md and the JUnit XML (parsed
 #     with xml.etree) agree with each other;
-#   * a heavily pruned student (seslm plan + recompile of plan-30, no recovery): its quality gates
-#     fail (cosine), exit 1;
+#   * a heavily pruned student (seslm plan + recompile of plan-30, no recovery), checked on the
+#     embedding-agreement gates only: cosine and recall@10 fall, the cosine gate fails, exit 1;
 #   * bad input: missing options / directories, a config with an unknown key (file:line), a missing
 #     data file, a malformed TSV row (file:line), a model directory without weights: exit 2 with a
 #     message naming the culprit, and no outputs written.
@@ -91,9 +91,17 @@ timeout 120 "$SESLM" plan --model "$MODEL" --telemetry "$TMP/tel" --config "$ROO
     fail "plan: $(tail -c 300 "$TMP/plan.err")"
 "$SESLM" recompile --model "$MODEL" --plan "$TMP/plans/plan-30.json" --out "$TMP/student" >/dev/null 2>"$TMP/rc.err" ||
     fail "recompile: $(head -c 300 "$TMP/rc.err")"
-# (not `expect`: its 120 s limit is too short for the sanitizer build's unoptimised forward pass)
+# only the embedding-agreement checks (the sanitizer build's forward pass is slow), but with real gates
+python3 - "$CFG" "$TMP/pruned.yaml" <<'PY'
+import re, sys
+s = open(sys.argv[1]).read()
+for k in ("stsb_pairs", "intent_train", "intent_test", "domain_intent"):
+    s = re.sub(r"(\n  %s:) \d+" % k, r"\1 0", s)
+s = s[:s.index("\ngates:")] + "\ngates:\n  cosine_mean:\n    min: 0.95\n  recall_agreement:\n    min: 0.80\n"
+open(sys.argv[2], "w").write(s)
+PY
 ok
-timeout 300 "$SESLM" validate --parent "$MODEL" --candidate "$TMP/student" --config "$CFG" --out "$TMP/pruned" \
+timeout 300 "$SESLM" validate --parent "$MODEL" --candidate "$TMP/student" --config "$TMP/pruned.yaml" --out "$TMP/pruned" \
     --threads 2 --quiet >"$TMP/pruned.md" 2>"$TMP/pruned.err"
 rc=$?
 [ "$rc" -eq 1 ] || fail "pruned student: exit $rc, expected 1: $(tail -c 500 "$TMP/pruned.err")"
