@@ -30,7 +30,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seslm=${SESLM:-$root/build/seslm}
 parent=$root/models/all-MiniLM-L6-v2
 config=$root/configs/gates.yaml
-candidate= junit= out= threads=
+candidate='' junit='' out='' threads=''
 while [ $# -gt 0 ]; do
     case "$1" in
     -h | --help) usage; exit 0 ;;

@@ -21,7 +21,7 @@ CFG=$TMP/small.yaml
 sed "s|@ROOT@|$ROOT|g" "$ROOT/tests/cli/validate_small.yaml" >"$CFG"
 
 # ---- parent vs itself, through the CI gate script
-SESLM=$SESLM timeout 300 "$ROOT/ci/gate.sh" --seslm "$SESLM" --parent "$MODEL" --candidate "$MODEL" --config "$CFG" \
+timeout 300 "$ROOT/ci/gate.sh" --seslm "$SESLM" --parent "$MODEL" --candidate "$MODEL" --config "$CFG" \
     --out "$TMP/self" --junit "$TMP/ci/self-junit.xml" --threads 2 >"$TMP/self.md" 2>"$TMP/self.err"
 rc=$?
 ok
