@@ -68,5 +68,6 @@ int cmd_approve(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_encrypt(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
 
 #endif

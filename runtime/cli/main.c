@@ -39,6 +39,7 @@ static const struct {
     {"rollback", cmd_rollback, "swap live and previous in one transaction; optionally reload a node"},
     {"audit", cmd_audit, "verify the registry's hash-chained audit log, or print it"},
     {"encrypt", cmd_encrypt, "write a copy of a model with its weights encrypted (AES-256-GCM)"},
+    {"validate", cmd_validate, "judge a candidate model against its parent: quality, speed, memory gates"},
 };
 
 static void usage(FILE *f) {

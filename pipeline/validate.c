@@ -1,0 +1,533 @@
+/* validate.c — the validation sandbox run: loads the evaluation data, measures memory in forked
+ * children, embeds every input with both models, times them interleaved, computes the metrics and
+ * evaluates the gates (validate.h, docs/validation.md). */
+#include "validate.h"
+
+#include "validate_internal.h"
+#include "validate_lr.h"
+#include "validate_stats.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void say(FILE *f, const char *fmt, ...) {
+    if (!f) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("validate: ", f);
+    vfprintf(f, fmt, ap);
+    fputc('\n', f);
+    fflush(f);
+    va_end(ap);
+}
+
+// ---- the inputs: one list of texts, in sections --------------------------------------------------
+
+enum { S_HELD, S_DOMAIN, S_STS1, S_STS2, S_CL_TR, S_CL_TE, S_SN_TR, S_SN_TE, S_DI, S_PASS, S_QUERY, S_COUNT };
+
+typedef struct {
+    const char **text; // all texts to embed, section after section
+    int n, cap;
+    int off[S_COUNT + 1];
+    // labels: ids into `labels` for the intent sections (-1: a label the training set lacks)
+    int *cl_tr_y, *cl_te_y, *sn_tr_y, *sn_te_y, *di_y;
+    int n_cl_labels, n_sn_labels;
+    int cl_tr_tab; // index in tab of the CLINC150 training table (-1: not loaded)
+    double *gold;  // STS-B gold scores
+    vtable tab[8 + SESLM_VALIDATE_MAX_DOMAIN + 8]; // every file a run may read
+    int n_tab;
+} inputs;
+
+static int add_text(inputs *in, const char *t) {
+    if (in->n == in->cap) {
+        int cap = in->cap ? 2 * in->cap : 4096;
+        const char **nt = realloc(in->text, (size_t)cap * sizeof *nt);
+        if (!nt) return 0;
+        in->text = nt, in->cap = cap;
+    }
+    in->text[in->n++] = t;
+    return 1;
+}
+
+static vtable *open_table(inputs *in, const char *path, int cols, seslm_status *st) {
+    vtable *t = &in->tab[in->n_tab];
+    *st = vtable_read(t, path, cols);
+    if (*st != SESLM_OK) return NULL;
+    in->n_tab++;
+    return t;
+}
+
+// label ids by first appearance in the training table; test labels absent from it get -1
+static seslm_status label_ids(const vtable *tr, const int *tri, int ntr, const vtable *te, const int *tei, int nte,
+                              int col, int **ytr, int **yte, int *n_labels) {
+    const char **names = malloc((size_t)(ntr + 1) * sizeof *names);
+    *ytr = malloc((size_t)(ntr + 1) * sizeof **ytr);
+    *yte = malloc((size_t)(nte + 1) * sizeof **yte);
+    if (!names || !*ytr || !*yte) {
+        free(names);
+        return seslm_fail(SESLM_ERR_NOMEM, "labels: out of memory");
+    }
+    int k = 0;
+    for (int i = 0; i < ntr; i++) {
+        const char *l = vtable_get(tr, tri[i], col);
+        int j = 0;
+        while (j < k && strcmp(names[j], l) != 0) j++;
+        if (j == k) names[k++] = l;
+        (*ytr)[i] = j;
+    }
+    for (int i = 0; i < nte; i++) {
+        const char *l = vtable_get(te, tei[i], te->cols - 1);
+        int j = 0;
+        while (j < k && strcmp(names[j], l) != 0) j++;
+        (*yte)[i] = j < k ? j : -1;
+    }
+    free(names);
+    *n_labels = k;
+    return SESLM_OK;
+}
+
+static void inputs_free(inputs *in) {
+    free(in->text);
+    free(in->cl_tr_y), free(in->cl_te_y), free(in->sn_tr_y), free(in->sn_te_y), free(in->di_y);
+    free(in->gold);
+    for (int i = 0; i < in->n_tab; i++) vtable_free(&in->tab[i]);
+    memset(in, 0, sizeof *in);
+}
+
+/* Adds a sampled section of one column of a table. Returns the sampled row indices (malloc'd). */
+static int *add_section(inputs *in, const vtable *t, int m, int col, int *n_out, seslm_status *st) {
+    int *idx = malloc((size_t)(t->n + 1) * sizeof *idx);
+    if (!idx) {
+        *st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    int n = validate_pick(t->n, m, idx);
+    for (int i = 0; i < n; i++)
+        if (!add_text(in, vtable_get(t, idx[i], col))) {
+            free(idx);
+            *st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+            return NULL;
+        }
+    *n_out = n;
+    return idx;
+}
+
+static seslm_status intent_pair(inputs *in, const char *train, const char *test, int ntr, int nte, int s_tr,
+                                int **ytr, int **yte, int *n_labels) {
+    seslm_status st = SESLM_OK;
+    int tr_index = in->n_tab;
+    vtable *tr = open_table(in, train, 2, &st);
+    vtable *te = tr ? open_table(in, test, 2, &st) : NULL;
+    if (!te) return st;
+    if (s_tr == S_CL_TR) in->cl_tr_tab = tr_index;
+    int a = 0, b = 0;
+    in->off[s_tr] = in->n;
+    int *itr = add_section(in, tr, ntr, 0, &a, &st);
+    in->off[s_tr + 1] = in->n;
+    int *ite = itr ? add_section(in, te, nte, 0, &b, &st) : NULL;
+    if (ite) st = label_ids(tr, itr, a, te, ite, b, 1, ytr, yte, n_labels);
+    free(itr), free(ite);
+    return st;
+}
+
+static seslm_status inputs_load(inputs *in, const seslm_validate_config *c) {
+    memset(in, 0, sizeof *in);
+    in->cl_tr_tab = -1;
+    seslm_status st = SESLM_OK;
+    int n = 0;
+    for (int s = 0; s <= S_COUNT; s++) in->off[s] = 0;
+    // S_HELD
+    in->off[S_HELD] = in->n;
+    if (c->heldout_n > 0) {
+        vtable *t = open_table(in, c->heldout, 1, &st);
+        if (!t) return st;
+        free(add_section(in, t, c->heldout_n, 0, &n, &st));
+        if (st != SESLM_OK) return st;
+    }
+    in->off[S_DOMAIN] = in->n;
+    for (int d = 0; c->domain_n > 0 && d < c->n_domain_texts; d++) {
+        vtable *t = open_table(in, c->domain_texts[d], 1, &st);
+        if (!t) return st;
+        free(add_section(in, t, c->domain_n, 0, &n, &st));
+        if (st != SESLM_OK) return st;
+    }
+    in->off[S_STS1] = in->n;
+    vtable *sts = NULL;
+    int *sidx = NULL, ns = 0;
+    if (c->stsb_pairs > 0) {
+        if (!(sts = open_table(in, c->stsb, 3, &st))) return st;
+        if (!(sidx = add_section(in, sts, c->stsb_pairs, 0, &ns, &st))) return st;
+        in->gold = malloc((size_t)ns * sizeof *in->gold);
+        for (int i = 0; in->gold && i < ns; i++) {
+            char *end;
+            in->gold[i] = strtod(vtable_get(sts, sidx[i], 2), &end);
+            if (*end || !isfinite(in->gold[i])) {
+                st = seslm_fail(SESLM_ERR_FORMAT, "%s: row %d: gold score '%s' is not a number", c->stsb, sidx[i] + 1,
+                                vtable_get(sts, sidx[i], 2));
+                free(sidx);
+                return st;
+            }
+        }
+        free(sidx);
+        if (!in->gold) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    in->off[S_STS2] = in->n;
+    if (sts) {
+        free(add_section(in, sts, c->stsb_pairs, 1, &n, &st));
+        if (st != SESLM_OK) return st;
+    }
+    in->off[S_CL_TR] = in->off[S_CL_TE] = in->n;
+    if (c->intent_train > 0 && c->intent_test > 0) {
+        st = intent_pair(in, c->clinc_train, c->clinc_test, c->intent_train, c->intent_test, S_CL_TR, &in->cl_tr_y,
+                         &in->cl_te_y, &in->n_cl_labels);
+        if (st != SESLM_OK) return st;
+    }
+    in->off[S_SN_TR] = in->off[S_SN_TE] = in->n;
+    if (c->intent_train > 0 && c->intent_test > 0) {
+        st = intent_pair(in, c->snips_train, c->snips_test, c->intent_train, c->intent_test, S_SN_TR, &in->sn_tr_y,
+                         &in->sn_te_y, &in->n_sn_labels);
+        if (st != SESLM_OK) return st;
+    }
+    in->off[S_DI] = in->n;
+    if (c->domain_intent_n > 0 && in->cl_tr_tab >= 0) {
+        vtable *tx = open_table(in, c->domain_intent_texts, 1, &st);
+        vtable *lb = tx ? open_table(in, c->domain_intent_labels, 1, &st) : NULL;
+        if (!lb) return st;
+        if (tx->n != lb->n)
+            return seslm_fail(SESLM_ERR_FORMAT, "%s has %d lines but %s has %d labels", c->domain_intent_texts, tx->n,
+                              c->domain_intent_labels, lb->n);
+        int *idx = add_section(in, tx, c->domain_intent_n, 0, &n, &st);
+        if (!idx) return st;
+        // the CLINC150 training labels name the classes; find each domain label among them
+        const vtable *cltr = &in->tab[in->cl_tr_tab];
+        in->di_y = malloc((size_t)(n + 1) * sizeof *in->di_y);
+        int ntr = in->off[S_CL_TE] - in->off[S_CL_TR];
+        int *tri = malloc((size_t)(ntr + 1) * sizeof *tri);
+        if (!in->di_y || !tri) {
+            free(idx), free(tri);
+            return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        }
+        validate_pick(cltr->n, c->intent_train, tri);
+        for (int i = 0; i < n; i++) {
+            const char *l = vtable_get(lb, idx[i], 0);
+            in->di_y[i] = -1;
+            for (int j = 0; j < ntr; j++)
+                if (strcmp(vtable_get(cltr, tri[j], 1), l) == 0) {
+                    in->di_y[i] = in->cl_tr_y[j];
+                    break;
+                }
+        }
+        free(idx), free(tri);
+    }
+    in->off[S_PASS] = in->n;
+    if (c->passages_n > 0 && c->queries_n > 0) {
+        vtable *p = open_table(in, c->passages, 1, &st);
+        if (!p) return st;
+        free(add_section(in, p, c->passages_n, 0, &n, &st));
+        if (st != SESLM_OK) return st;
+        in->off[S_QUERY] = in->n;
+        vtable *q = open_table(in, c->queries, 1, &st);
+        if (!q) return st;
+        free(add_section(in, q, c->queries_n, 0, &n, &st));
+        if (st != SESLM_OK) return st;
+    } else {
+        in->off[S_QUERY] = in->n;
+    }
+    in->off[S_COUNT] = in->n;
+    return SESLM_OK;
+}
+
+// ---- models ------------------------------------------------------------------------------------
+
+typedef struct {
+    const char *dir;
+    seslm_model *m;
+    seslm_encoder *e;
+    int C;
+    float *emb; // (inputs.n, C)
+} vmodel;
+
+static seslm_status model_open(vmodel *vm, const char *dir, const seslm_validate_config *c) {
+    vm->dir = dir;
+    seslm_status st = seslm_model_load(&vm->m, dir);
+    if (st != SESLM_OK) return seslm_fail(st, "%s: %s", dir, seslm_last_error());
+    seslm_encoder_opts o = {.backend = "cpu", .n_threads = c->threads, .max_batch = c->batch > 32 ? c->batch : 32};
+    st = seslm_encoder_new(&vm->e, vm->m, &o);
+    if (st != SESLM_OK) return seslm_fail(st, "%s: %s", dir, seslm_last_error());
+    vm->C = seslm_model_get_config(vm->m)->hidden;
+    return SESLM_OK;
+}
+
+static void model_close(vmodel *vm) {
+    free(vm->emb);
+    seslm_encoder_free(vm->e);
+    seslm_model_free(vm->m);
+    memset(vm, 0, sizeof *vm);
+}
+
+static seslm_status embed_range(vmodel *vm, const char *const *texts, int n, int batch, float *out) {
+    size_t lens[4096];
+    if (batch > 4096) batch = 4096;
+    for (int i = 0; i < n; i += batch) {
+        int b = n - i < batch ? n - i : batch;
+        for (int j = 0; j < b; j++) lens[j] = strlen(texts[i + j]);
+        seslm_status st = seslm_encoder_embed_texts(vm->e, texts + i, lens, b, out + (size_t)i * vm->C);
+        if (st != SESLM_OK) return seslm_fail(st, "%s: embedding input %d: %s", vm->dir, i, seslm_last_error());
+    }
+    return SESLM_OK;
+}
+
+static long long param_count(const seslm_model *m) {
+    int n = seslm_model_param_groups(m, NULL, 0);
+    seslm_param_group *g = calloc((size_t)n + 1, sizeof *g);
+    long long p = 0;
+    if (!g) return -1;
+    n = seslm_model_param_groups(m, g, n);
+    for (int i = 0; i < n; i++) p += g[i].params;
+    free(g);
+    return p;
+}
+
+static long long file_bytes(const char *dir) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+// ---- metrics -----------------------------------------------------------------------------------
+
+static void set(seslm_validate_result *r, seslm_vmetric m, double parent, double cand, int n) {
+    r->values[m] = (seslm_vvalue){isfinite(parent) && isfinite(cand), parent, cand};
+    r->n_samples[m] = n;
+}
+
+/* Cosine between the two models' embeddings of rows [a, b): mean and 5th percentile. */
+static void cosine_check(seslm_validate_result *r, const vmodel *p, const vmodel *q, int a, int b, seslm_vmetric mean,
+                         seslm_vmetric p5) {
+    int n = b - a;
+    if (n <= 0) return;
+    double *v = malloc((size_t)n * sizeof *v), s = 0;
+    if (!v) return;
+    for (int i = 0; i < n; i++) {
+        v[i] = seslm_stats_cosine(p->emb + (size_t)(a + i) * p->C, q->emb + (size_t)(a + i) * q->C, p->C);
+        s += v[i];
+    }
+    set(r, mean, 1.0, s / n, n);
+    set(r, p5, 1.0, seslm_stats_percentile(v, n, 5), n);
+    free(v);
+}
+
+static double stsb_spearman(const vmodel *vm, const inputs *in) {
+    int n = in->off[S_STS2] - in->off[S_STS1];
+    double *cos = malloc((size_t)n * sizeof *cos), rho = NAN;
+    if (!cos) return NAN;
+    for (int i = 0; i < n; i++)
+        cos[i] = seslm_stats_cosine(vm->emb + (size_t)(in->off[S_STS1] + i) * vm->C,
+                                    vm->emb + (size_t)(in->off[S_STS2] + i) * vm->C, vm->C);
+    rho = seslm_stats_spearman(cos, in->gold, n);
+    free(cos);
+    return rho;
+}
+
+/* Fits on rows [tr, te), tests on [te, end) and, when di_n > 0, on the domain rows too. */
+static seslm_status intent_accuracy(const vmodel *vm, const seslm_validate_config *c, int tr, int te, int end,
+                                    const int *ytr, const int *yte, int K, int di, int di_n, const int *ydi,
+                                    double *acc, double *acc_di) {
+    *acc = *acc_di = NAN;
+    if (K < 2) return seslm_fail(SESLM_ERR_FORMAT, "intent training data holds %d label(s); need 2 or more", K);
+    seslm_lr lr;
+    seslm_status st = seslm_lr_fit(&lr, vm->emb + (size_t)tr * vm->C, ytr, te - tr, vm->C, K, &c->lr);
+    if (st != SESLM_OK) return st;
+    int ok = 0;
+    for (int i = te; i < end; i++) ok += seslm_lr_predict(&lr, vm->emb + (size_t)i * vm->C) == yte[i - te];
+    *acc = end > te ? (double)ok / (end - te) : NAN;
+    ok = 0;
+    for (int i = 0; i < di_n; i++) ok += seslm_lr_predict(&lr, vm->emb + (size_t)(di + i) * vm->C) == ydi[i];
+    *acc_di = di_n > 0 ? (double)ok / di_n : NAN;
+    seslm_lr_free(&lr);
+    return SESLM_OK;
+}
+
+static void recall_check(seslm_validate_result *r, const vmodel *p, const vmodel *q, const inputs *in, int k) {
+    int np = in->off[S_QUERY] - in->off[S_PASS], nq = in->off[S_COUNT] - in->off[S_QUERY];
+    if (np <= 0 || nq <= 0) return;
+    if (k > np) k = np;
+    int a[SESLM_STATS_TOPK_MAX], b[SESLM_STATS_TOPK_MAX];
+    double sum = 0, mn = 1;
+    for (int i = 0; i < nq; i++) {
+        int row = in->off[S_QUERY] + i;
+        seslm_stats_topk(p->emb + (size_t)row * p->C, p->emb + (size_t)in->off[S_PASS] * p->C, np, p->C, k, a);
+        seslm_stats_topk(q->emb + (size_t)row * q->C, q->emb + (size_t)in->off[S_PASS] * q->C, np, q->C, k, b);
+        double rc = seslm_stats_recall_at_k(a, b, k);
+        sum += rc;
+        if (rc < mn) mn = rc;
+    }
+    set(r, SESLM_VM_RECALL_AGREEMENT, 1.0, sum / nq, nq);
+    set(r, SESLM_VM_RECALL_AGREEMENT_MIN, 1.0, mn, nq);
+}
+
+/* p50 / p95 of one call at batch 1 and 32, parent and candidate interleaved (the order alternates
+ * each repeat so neither model always runs on a cache the other warmed). */
+static seslm_status latency(seslm_validate_result *r, vmodel *vm[2], const vtable *lat, const seslm_validate_config *c,
+                            FILE *progress) {
+    const int sizes[2] = {1, 32}, reps[2] = {c->repeats_b1, c->repeats_b32};
+    const seslm_vmetric p50[2] = {SESLM_VM_LATENCY_B1_P50, SESLM_VM_LATENCY_B32_P50};
+    const seslm_vmetric p95[2] = {SESLM_VM_LATENCY_B1_P95, SESLM_VM_LATENCY_B32_P95};
+    int C = vm[0]->C > vm[1]->C ? vm[0]->C : vm[1]->C;
+    float *out = malloc((size_t)32 * C * sizeof *out);
+    double *t[2] = {malloc((size_t)(reps[0] + reps[1] + 1) * sizeof(double)),
+                    malloc((size_t)(reps[0] + reps[1] + 1) * sizeof(double))};
+    seslm_status st = SESLM_OK;
+    if (!out || !t[0] || !t[1]) st = seslm_fail(SESLM_ERR_NOMEM, "latency: out of memory");
+    for (int s = 0; st == SESLM_OK && s < 2; s++) {
+        if (reps[s] <= 0) continue;
+        const int B = sizes[s];
+        say(progress, "latency at batch %d: %d warm-up + %d timed calls per model, interleaved", B, c->warmup, reps[s]);
+        const char *texts[32];
+        size_t lens[32];
+        for (int rep = -c->warmup; st == SESLM_OK && rep < reps[s]; rep++) {
+            int base = (int)(((long long)(rep + c->warmup) * B) % lat->n);
+            for (int j = 0; j < B; j++) {
+                texts[j] = vtable_get(lat, (base + j) % lat->n, 0);
+                lens[j] = strlen(texts[j]);
+            }
+            for (int o = 0; st == SESLM_OK && o < 2; o++) {
+                int which = (rep & 1) ? 1 - o : o;
+                double t0 = now_s();
+                st = seslm_encoder_embed_texts(vm[which]->e, texts, lens, B, out);
+                double dt = (now_s() - t0) * 1e3;
+                if (st != SESLM_OK) st = seslm_fail(st, "%s: latency run: %s", vm[which]->dir, seslm_last_error());
+                if (rep >= 0) t[which][rep] = dt;
+            }
+        }
+        if (st != SESLM_OK) break;
+        double v50[2], v95[2];
+        for (int m = 0; m < 2; m++) {
+            v50[m] = seslm_stats_percentile(t[m], reps[s], 50); // sorts t[m]
+            v95[m] = seslm_stats_percentile(t[m], reps[s], 95);
+            r->lat_min[m][s] = t[m][0];
+            r->lat_max[m][s] = t[m][reps[s] - 1];
+        }
+        r->lat_repeats[s] = reps[s];
+        set(r, p50[s], v50[0], v50[1], reps[s]);
+        set(r, p95[s], v95[0], v95[1], reps[s]);
+    }
+    free(out), free(t[0]), free(t[1]);
+    return st;
+}
+
+// ---- the run -----------------------------------------------------------------------------------
+
+seslm_status seslm_validate_run(const seslm_validate_config *c, const char *parent_dir, const char *candidate_dir,
+                                seslm_validate_result *r, FILE *progress) {
+    memset(r, 0, sizeof *r);
+    double t_start = now_s();
+    snprintf(r->parent_dir, sizeof r->parent_dir, "%s", parent_dir);
+    snprintf(r->candidate_dir, sizeof r->candidate_dir, "%s", candidate_dir);
+    r->threads = c->threads;
+    inputs in;
+    seslm_status st = inputs_load(&in, c);
+    vtable lat = {0};
+    if (st == SESLM_OK) st = vtable_read(&lat, c->latency_input, 1);
+    if (st != SESLM_OK) {
+        inputs_free(&in);
+        return st;
+    }
+    say(progress, "%d texts to embed per model (held-out %d, domain %d, STS-B pairs %d, CLINC150 %d+%d, SNIPS %d+%d, "
+        "domain intents %d, passages %d, queries %d)", in.n, in.off[S_DOMAIN] - in.off[S_HELD],
+        in.off[S_STS1] - in.off[S_DOMAIN], in.off[S_STS2] - in.off[S_STS1], in.off[S_CL_TE] - in.off[S_CL_TR],
+        in.off[S_SN_TR] - in.off[S_CL_TE], in.off[S_SN_TE] - in.off[S_SN_TR], in.off[S_DI] - in.off[S_SN_TE],
+        in.off[S_PASS] - in.off[S_DI], in.off[S_QUERY] - in.off[S_PASS], in.off[S_COUNT] - in.off[S_QUERY]);
+
+    // memory first: forked children, before this process has loaded anything or started threads
+    const char *dirs[2] = {parent_dir, candidate_dir};
+    long long rss[2] = {-1, -1};
+    if (c->measure_memory) {
+        const char *texts[32];
+        int nt = lat.n < 32 ? lat.n : 32;
+        for (int i = 0; i < nt; i++) texts[i] = vtable_get(&lat, i, 0);
+        for (int m = 0; m < 2 && st == SESLM_OK; m++) {
+            say(progress, "peak RSS of %s (forked child: load + one batch of %d, 1 thread)", dirs[m], nt);
+            st = validate_peak_rss(dirs[m], texts, nt, 1, &rss[m]);
+            if (st != SESLM_OK) {
+                // a model that does not load: let the in-process load below name the real problem
+                rss[m] = -1;
+                st = SESLM_OK;
+            }
+        }
+        if (rss[0] >= 0 && rss[1] >= 0) set(r, SESLM_VM_PEAK_RSS, (double)rss[0], (double)rss[1], 1);
+    }
+    long long wb[2] = {file_bytes(parent_dir), file_bytes(candidate_dir)};
+
+    vmodel pm = {0}, cm = {0};
+    vmodel *vm[2] = {&pm, &cm};
+    for (int m = 0; m < 2 && st == SESLM_OK; m++) st = model_open(vm[m], dirs[m], c);
+    if (st == SESLM_OK && pm.C != cm.C)
+        st = seslm_fail(SESLM_ERR_SHAPE, "%s has hidden size %d, %s has %d: embeddings cannot be compared", parent_dir,
+                        pm.C, candidate_dir, cm.C);
+    if (st == SESLM_OK) {
+        snprintf(r->parent_sha256, sizeof r->parent_sha256, "%s", seslm_model_weights_sha256(pm.m));
+        snprintf(r->candidate_sha256, sizeof r->candidate_sha256, "%s", seslm_model_weights_sha256(cm.m));
+        r->parent_params = param_count(pm.m), r->candidate_params = param_count(cm.m);
+        if (wb[0] > 0 && wb[1] > 0) set(r, SESLM_VM_WEIGHT_BYTES, (double)wb[0], (double)wb[1], 1);
+    }
+    for (int m = 0; m < 2 && st == SESLM_OK; m++) {
+        vm[m]->emb = malloc((size_t)(in.n + 1) * vm[m]->C * sizeof(float));
+        if (!vm[m]->emb) {
+            st = seslm_fail(SESLM_ERR_NOMEM, "embeddings of %d texts: out of memory", in.n);
+            break;
+        }
+        double t0 = now_s();
+        say(progress, "%s: embedding %d texts", m ? "candidate" : "parent", in.n);
+        st = embed_range(vm[m], in.text, in.n, c->batch, vm[m]->emb);
+        if (st == SESLM_OK)
+            say(progress, "%s: embedded in %.1f s (%.0f texts/s)", m ? "candidate" : "parent", now_s() - t0,
+                in.n / fmax(now_s() - t0, 1e-9));
+    }
+    if (st == SESLM_OK) st = latency(r, vm, &lat, c, progress);
+
+    if (st == SESLM_OK) {
+        say(progress, "metrics: cosine, STS-B, intents (logistic regression), retrieval");
+        cosine_check(r, &pm, &cm, in.off[S_HELD], in.off[S_DOMAIN], SESLM_VM_COSINE_MEAN, SESLM_VM_COSINE_P5);
+        cosine_check(r, &pm, &cm, in.off[S_DOMAIN], in.off[S_STS1], SESLM_VM_DOMAIN_COSINE_MEAN,
+                     SESLM_VM_DOMAIN_COSINE_P5);
+        int ns = in.off[S_STS2] - in.off[S_STS1];
+        if (ns > 0) set(r, SESLM_VM_STSB_SPEARMAN, stsb_spearman(&pm, &in), stsb_spearman(&cm, &in), ns);
+        double acc[2] = {NAN, NAN}, acc_di[2] = {NAN, NAN}, sacc[2] = {NAN, NAN}, unused;
+        int di_n = in.off[S_PASS] - in.off[S_DI];
+        for (int m = 0; m < 2 && st == SESLM_OK && in.off[S_CL_TE] > in.off[S_CL_TR]; m++)
+            st = intent_accuracy(vm[m], c, in.off[S_CL_TR], in.off[S_CL_TE], in.off[S_SN_TR], in.cl_tr_y, in.cl_te_y,
+                                 in.n_cl_labels, in.off[S_DI], di_n, in.di_y, &acc[m], &acc_di[m]);
+        for (int m = 0; m < 2 && st == SESLM_OK && in.off[S_SN_TE] > in.off[S_SN_TR]; m++)
+            st = intent_accuracy(vm[m], c, in.off[S_SN_TR], in.off[S_SN_TE], in.off[S_DI], in.sn_tr_y, in.sn_te_y,
+                                 in.n_sn_labels, 0, 0, NULL, &sacc[m], &unused);
+        set(r, SESLM_VM_CLINC150_ACCURACY, acc[0], acc[1], in.off[S_SN_TR] - in.off[S_CL_TE]);
+        set(r, SESLM_VM_SNIPS_ACCURACY, sacc[0], sacc[1], in.off[S_DI] - in.off[S_SN_TE]);
+        set(r, SESLM_VM_DOMAIN_INTENT_ACCURACY, acc_di[0], acc_di[1], di_n);
+        recall_check(r, &pm, &cm, &in, c->recall_k);
+    }
+    if (st == SESLM_OK) {
+        r->pass = 1;
+        for (int g = 0; g < c->n_gates; g++) {
+            seslm_gate_eval(&c->gates[g], &r->values[c->gates[g].metric], &r->results[g]);
+            r->pass &= r->results[g].pass;
+        }
+        r->n_results = c->n_gates;
+    }
+    r->seconds = now_s() - t_start;
+    model_close(&pm), model_close(&cm);
+    vtable_free(&lat);
+    inputs_free(&in);
+    return st;
+}

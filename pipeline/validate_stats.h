@@ -1,0 +1,35 @@
+/* validate_stats.h — the statistics of the validation sandbox: rank correlation, percentiles,
+ * top-k retrieval and its agreement between two models. Pure functions, no model needed. */
+#ifndef SESLM_VALIDATE_STATS_H
+#define SESLM_VALIDATE_STATS_H
+
+#include "seslm.h"
+
+/* Ranks 1..n of x with ties given their average rank (as scipy.stats.rankdata "average").
+ * rank has room for n. Returns SESLM_ERR_NOMEM on allocation failure. */
+seslm_status seslm_stats_rank_average(const double *x, int n, double *rank);
+
+/* Spearman's rank correlation: Pearson correlation of the average ranks (ties handled as scipy's
+ * spearmanr). NaN when n < 2 or either side is constant. */
+double seslm_stats_spearman(const double *x, const double *y, int n);
+
+/* Pearson correlation; NaN when n < 2 or either side is constant. */
+double seslm_stats_pearson(const double *x, const double *y, int n);
+
+/* The p-th percentile (p in [0, 100]) with linear interpolation between closest ranks (numpy's
+ * default "linear" method). Sorts v in place. NaN when n == 0. */
+double seslm_stats_percentile(double *v, int n, double p);
+
+/* Indices of the k rows of P (n, d) with the largest dot product with q (d), best first; ties go to
+ * the lower index. k is capped at n and at SESLM_STATS_TOPK_MAX; out has room for k. */
+#define SESLM_STATS_TOPK_MAX 100
+void seslm_stats_topk(const float *q, const float *P, int n, int d, int k, int *out);
+
+/* |a ∩ b| / k for two lists of k distinct indices (the fraction of the reference's top-k that the
+ * other list also retrieved: recall@k of b against a). */
+double seslm_stats_recall_at_k(const int *a, const int *b, int k);
+
+/* Cosine similarity of two vectors (0 when either is zero). */
+double seslm_stats_cosine(const float *a, const float *b, int n);
+
+#endif

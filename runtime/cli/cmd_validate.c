@@ -1,0 +1,127 @@
+/* cmd_validate.c — `seslm validate`: judge a candidate model directory against its parent. */
+#include "cli.h"
+#include "validate.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *HELP =
+    "usage: seslm validate --parent DIR --candidate DIR [--config FILE] [--out DIR] [--threads N]\n"
+    "                      [--json] [--quiet]\n"
+    "\n"
+    "The validation sandbox: measures the candidate against its parent on real data, both in the same\n"
+    "run on the same inputs, and checks the results against the gates of the config (docs/validation.md):\n"
+    "  accuracy   cosine between the two models' embeddings of held-out text (mean, 5th percentile);\n"
+    "             STS-B Spearman; CLINC150 and SNIPS intent accuracy of a logistic regression fitted\n"
+    "             on each model's own embeddings (same split)\n"
+    "  domain     the cosine check on domain traffic, intent accuracy on labelled domain traffic\n"
+    "  grounding  top-k retrieval over a passage set: recall@k of the candidate against the parent\n"
+    "  speed      latency p50 / p95 at batch 1 and 32 (interleaved, after warm-ups)\n"
+    "  memory     bytes of model.safetensors; peak RSS of loading + running (forked child)\n"
+    "Prints the Markdown report (or with --json the verdict) to standard output, progress to standard\n"
+    "error. Data paths in the config are relative to the working directory (the repository root).\n"
+    "\n"
+    "  --parent DIR      the parent model directory\n"
+    "  --candidate DIR   the candidate (a student of seslm recompile, or any model directory)\n"
+    "  --config FILE     gates, data files and sample sizes (default: built-in, = configs/gates.yaml)\n"
+    "  --out DIR         also write DIR/verdict.json, DIR/report.md, DIR/junit.xml (crash-safe)\n"
+    "  --threads N       worker threads, 0 = all cores (overrides run.threads)\n"
+    "  --json            print the JSON verdict instead of the report\n"
+    "  --quiet           no progress lines\n"
+    "\n"
+    "Exit status: 0 every gate passed, 1 a gate failed, 2 usage error, bad input (missing or malformed\n"
+    "model, config or data file) or no verdict could be written.\n";
+
+static const char *CMD = "validate";
+
+static int is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+int cmd_validate(int argc, char **argv) {
+    const char *parent = NULL, *cand = NULL, *cfg_path = NULL, *out_dir = NULL;
+    int threads = -1, json = 0, quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            fputs(HELP, stdout);
+            return 0;
+        }
+        if (strcmp(a, "--json") == 0) json = 1;
+        else if (strcmp(a, "--quiet") == 0) quiet = 1;
+        else if (!strcmp(a, "--parent") || !strcmp(a, "--candidate") || !strcmp(a, "--config") || !strcmp(a, "--out") ||
+                 !strcmp(a, "--threads")) {
+            if (i + 1 >= argc) {
+                cli_error(CMD, "%s needs a value", a);
+                return 2;
+            }
+            const char *v = argv[++i];
+            if (!strcmp(a, "--parent")) parent = v;
+            else if (!strcmp(a, "--candidate")) cand = v;
+            else if (!strcmp(a, "--config")) cfg_path = v;
+            else if (!strcmp(a, "--out")) out_dir = v;
+            else if (!cli_parse_int(CMD, a, v, 0, 1024, &threads)) return 2;
+        } else {
+            cli_error(CMD, "unknown option '%s' (seslm validate --help)", a);
+            return 2;
+        }
+    }
+    if (!parent || !cand) {
+        cli_error(CMD, "--parent DIR and --candidate DIR are required (seslm validate --help)");
+        return 2;
+    }
+    for (int m = 0; m < 2; m++) {
+        const char *d = m ? cand : parent;
+        if (!is_dir(d)) {
+            cli_error(CMD, "%s %s is not a model directory", m ? "--candidate" : "--parent", d);
+            return 2;
+        }
+    }
+    struct stat sb;
+    if (out_dir && stat(out_dir, &sb) == 0 && !S_ISDIR(sb.st_mode)) { // say so now, not after minutes of work
+        cli_error(CMD, "--out %s exists and is not a directory", out_dir);
+        return 2;
+    }
+    seslm_validate_config c;
+    if (cfg_path) {
+        if (seslm_validate_config_load(&c, cfg_path) != SESLM_OK) {
+            cli_error(CMD, "%s", seslm_last_error());
+            return 2;
+        }
+    } else {
+        seslm_validate_config_default(&c);
+    }
+    if (threads >= 0) c.threads = threads;
+    seslm_validate_result *r = calloc(1, sizeof *r);
+    if (!r) {
+        seslm_validate_config_free(&c);
+        cli_error(CMD, "out of memory");
+        return 2;
+    }
+    int rc = 2;
+    if (seslm_validate_run(&c, parent, cand, r, quiet ? NULL : stderr) != SESLM_OK) {
+        cli_error(CMD, "no verdict: %s", seslm_last_error());
+    } else if (out_dir && seslm_validate_write(&c, r, out_dir) != SESLM_OK) {
+        cli_error(CMD, "cannot write the outputs: %s", seslm_last_error());
+    } else {
+        if (json) {
+            char *t = seslm_validate_verdict_json(&c, r);
+            if (t) puts(t);
+            free(t);
+        } else {
+            seslm_validate_report_md(&c, r, stdout);
+        }
+        if (!quiet) {
+            int failed = 0;
+            for (int i = 0; i < r->n_results; i++) failed += !r->results[i].pass;
+            fprintf(stderr, "validate: %s (%d of %d gates failed)%s%s\n", r->pass ? "PASS" : "FAIL", failed,
+                    r->n_results, out_dir ? "; outputs in " : "", out_dir ? out_dir : "");
+        }
+        rc = r->pass ? 0 : 1;
+    }
+    free(r);
+    seslm_validate_config_free(&c);
+    return rc;
+}

@@ -1,0 +1,111 @@
+/* test_validate_stats.c — pipeline/validate_stats.c against SciPy / NumPy reference values
+ * (tests/fixtures/validate/stats_scipy.json, made by tests/validate/make_stats_fixture.py): Spearman
+ * with ties, average ranks, percentiles; plus top-k retrieval and recall@k on hand-checked cases. */
+#include "test.h"
+#include "util.h"
+#include "validate_stats.h"
+
+#include <cjson/cJSON.h>
+
+static double *doubles(const cJSON *a, int *n) {
+    *n = cJSON_GetArraySize(a);
+    double *v = malloc((size_t)(*n + 1) * sizeof *v);
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) v[i++] = e->valuedouble;
+    return v;
+}
+
+static void fixture_cases(void) {
+    char *txt = NULL;
+    size_t len = 0;
+    if (util_read_file(SESLM_SOURCE_DIR "/tests/fixtures/validate/stats_scipy.json", &txt, &len, 1 << 24, NULL) !=
+        SESLM_OK) {
+        CHECK_MSG(0, "fixture: %s", seslm_last_error());
+        return;
+    }
+    cJSON *root = cJSON_Parse(txt);
+    free(txt);
+    CHECK(root != NULL);
+    int n_cases = 0, n_ties = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
+        int nx, ny, nr;
+        double *x = doubles(cJSON_GetObjectItem(c, "x"), &nx), *y = doubles(cJSON_GetObjectItem(c, "y"), &ny);
+        double *want_rank = doubles(cJSON_GetObjectItem(c, "rank_x"), &nr);
+        CHECK(nx == ny && nx == nr);
+        double rho = seslm_stats_spearman(x, y, nx), want = cJSON_GetObjectItem(c, "spearman")->valuedouble;
+        CHECK_MSG(fabs(rho - want) < 1e-12, "%s: spearman %.15f, scipy %.15f", name, rho, want);
+        double *rank = malloc((size_t)nx * sizeof *rank);
+        CHECK(seslm_stats_rank_average(x, nx, rank) == SESLM_OK);
+        int bad = 0, tied = 0;
+        for (int i = 0; i < nx; i++) {
+            bad += rank[i] != want_rank[i];
+            tied += rank[i] != floor(rank[i]);
+        }
+        n_ties += tied > 0;
+        CHECK_MSG(bad == 0, "%s: %d ranks differ from scipy's", name, bad);
+        const char *pk[3] = {"p5_x", "p50_x", "p95_x"};
+        const double pp[3] = {5, 50, 95};
+        for (int k = 0; k < 3; k++) {
+            double *tmp = malloc((size_t)nx * sizeof *tmp);
+            memcpy(tmp, x, (size_t)nx * sizeof *tmp);
+            double got = seslm_stats_percentile(tmp, nx, pp[k]), w = cJSON_GetObjectItem(c, pk[k])->valuedouble;
+            CHECK_MSG(fabs(got - w) < 1e-12, "%s: percentile %g = %.15f, numpy %.15f", name, pp[k], got, w);
+            free(tmp);
+        }
+        // the naive formula 1 - 6 sum d^2 / (n (n^2 - 1)) is wrong with ties: the fixture must show that
+        if (tied) {
+            double *ry = malloc((size_t)ny * sizeof *ry), d2 = 0;
+            seslm_stats_rank_average(y, ny, ry);
+            for (int i = 0; i < nx; i++) d2 += (rank[i] - ry[i]) * (rank[i] - ry[i]);
+            double naive = 1 - 6 * d2 / ((double)nx * ((double)nx * nx - 1));
+            if (strcmp(name, "both_ties") == 0)
+                CHECK_MSG(fabs(naive - want) > 1e-3, "%s: the naive formula happens to agree (%.6f)", name, naive);
+            free(ry);
+        }
+        free(x), free(y), free(want_rank), free(rank);
+        n_cases++;
+    }
+    CHECK(n_cases >= 5);
+    CHECK(n_ties >= 3); // the fixture exercises ties
+    cJSON_Delete(root);
+}
+
+static void edge_cases(void) {
+    double a[3] = {1, 1, 1}, b[3] = {1, 2, 3};
+    CHECK(isnan(seslm_stats_spearman(a, b, 3))); // constant side: undefined, as scipy says (nan)
+    CHECK(isnan(seslm_stats_spearman(a, b, 1)));
+    CHECK(fabs(seslm_stats_spearman(b, b, 3) - 1) < 1e-15);
+    double v[1] = {7};
+    CHECK(seslm_stats_percentile(v, 1, 5) == 7);
+    CHECK(isnan(seslm_stats_percentile(v, 0, 5)));
+}
+
+static void retrieval(void) {
+    // 6 passages in 2-D; query (1, 0): scores 0.9, 0.1, 0.5, 0.5, -1, 0.8
+    const float P[12] = {0.9f, 0, 0.1f, 1, 0.5f, 0, 0.5f, 0.3f, -1, 0, 0.8f, 0.2f};
+    const float q[2] = {1, 0};
+    int top[4];
+    seslm_stats_topk(q, P, 6, 2, 4, top);
+    CHECK(top[0] == 0 && top[1] == 5);
+    CHECK(top[2] == 2 && top[3] == 3); // a tie (0.5 and 0.5): the lower index first
+    int top_all[10];
+    seslm_stats_topk(q, P, 6, 2, 10, top_all); // k capped at n
+    CHECK(top_all[5] == 4);
+    int a[4] = {0, 5, 2, 3}, b[4] = {5, 0, 3, 1}, c[4] = {7, 8, 9, 10};
+    CHECK(fabs(seslm_stats_recall_at_k(a, a, 4) - 1) < 1e-15);
+    CHECK(fabs(seslm_stats_recall_at_k(a, b, 4) - 0.75) < 1e-15); // order does not matter, membership does
+    CHECK(seslm_stats_recall_at_k(a, c, 4) == 0);
+    const float u[3] = {1, 2, 3}, w[3] = {-2, -4, -6}, z[3] = {0, 0, 0};
+    CHECK(fabs(seslm_stats_cosine(u, w, 3) + 1) < 1e-12);
+    CHECK(seslm_stats_cosine(u, z, 3) == 0);
+}
+
+int main(void) {
+    fixture_cases();
+    edge_cases();
+    retrieval();
+    return test_report("test_validate_stats");
+}
