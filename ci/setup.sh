@@ -7,12 +7,14 @@
 #   2. replay restaurant, CLINC150 and Wikipedia traffic as a serving node would, writing telemetry
 #      dumps (HDF5);
 #   3. drift check: Wikipedia (reference) vs restaurant traffic (current), then restaurant vs itself;
-#   4. profile, score and plan: candidate pruning plans under configs/evolve.yaml;
-#   5. recompile the 20% plan into a physically smaller student: pruned, refitted by least squares on
-#      restaurant calibration text, INT8 weights, compressed embeddings; its architecture diff is printed.
-#   6. register parent and student in the model registry (lineage, ratios, metric deltas), make the
-#      parent live (approved, as configs/governance.yaml asks), the student the candidate; verify the audit log.
-# Everything it writes goes to runs/demo/. (Later issues grow it into the whole evolution cycle.)
+#   4. the nightly evolution cycle (seslm evolve, configs/evolve.yaml): ingest the serving telemetry,
+#      plan 10/20/30% candidates, recompile each (least-squares reconstruction on restaurant text, INT8,
+#      compressed embeddings), validate each against the parent under configs/gates.yaml (the seed's
+#      targets), select the best that passes; its architecture diff and validation report are printed;
+#   5. register parent and selected student in the model registry (lineage, ratios, measured metrics),
+#      make the parent live (approved, as configs/governance.yaml asks), the student the candidate;
+#      verify the audit log.
+# Everything it writes goes to runs/demo/.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -54,31 +56,46 @@ echo "wiki vs restaurant: exit $rc_drift ($(verdict $rc_drift)); restaurant vs i
 echo "(verdicts with every metric: $run/drift-*.json)"
 [ $rc_drift -le 1 ] && [ $rc_same -le 1 ]
 echo
-echo "== plan: scores and candidate pruning plans from restaurant + CLINC150 telemetry ($run/plans)"
+echo "== evolve: the nightly cycle on the serving telemetry (restaurant + CLINC150): ingest, plan,"
+echo "   recompile (reconstruction on restaurant text, INT8, compressed embeddings), validate, select ($run/evolve)"
 mkdir -p "$run/telemetry-serving"
 cp "$run"/telemetry-restaurant8k/*.h5 "$run"/telemetry-clinc150/*.h5 "$run/telemetry-serving/"
-./build/seslm plan --model models/all-MiniLM-L6-v2 --telemetry "$run/telemetry-serving" \
-    --config configs/evolve.yaml --calib data/bench/short.txt --out "$run/plans"
+set +e
+./build/seslm evolve --config configs/evolve.yaml --telemetry "$run/telemetry-serving" --out "$run/evolve"
+rc_evolve=$?
+set -e
+[ $rc_evolve -le 1 ] || { echo "setup.sh: seslm evolve failed (exit $rc_evolve)" >&2; exit 1; }
+selected=$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(v["selected"] or "")' "$run/evolve/verdict.json")
 echo
-echo "== recompile: plan-20 -> $run/student-20 (reconstruction on restaurant text, INT8, compressed embeddings)"
-head -400 data/traffic/restaurant8k_600.txt > "$run/calibration.txt"
-./build/seslm recompile --model models/all-MiniLM-L6-v2 --plan "$run/plans/plan-20.json" \
-    --config configs/evolve.yaml --calibration "$run/calibration.txt" --telemetry "$run/telemetry-serving" \
-    --out "$run/student-20" > "$run/student-20.json"
-./build/seslm info --model "$run/student-20"
-echo
-cat "$run/student-20/arch_diff.md"
+if [ -n "$selected" ]; then
+    echo "== the selected student: $run/evolve/04-recompile/$selected"
+    cat "$run/evolve/04-recompile/$selected/arch_diff.md"
+    echo
+    cat "$run/evolve/05-validate/$selected/report.md"
+else
+    echo "== no candidate passed every gate: nothing to register as a candidate (see $run/evolve/report.md)"
+fi
 echo
 echo "== registry: parent and student with lineage and deltas ($run/registry.db, artifacts in $run/store)"
 export SESLM_REGISTRY="$run/registry.db" SESLM_STORE="$run/store" SESLM_ACTOR=setup.sh
-echo '{"mean_cos_vs_parent": 1.0}' > "$run/metrics-parent.json"
-python3 -c 'import json,sys; print(json.dumps({"mean_cos_vs_parent": json.load(open(sys.argv[1]))["measured"]["mean_cos"]}))' \
-    "$run/plans/plan-20.json" > "$run/metrics-student-20.json"
+# the metrics of the registry records: the validation's measurements of each model, from the same run
+first=$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(v["candidates"][0]["candidate"])' "$run/evolve/verdict.json")
+verdict_metrics() { # verdict.json parent|candidate -> a flat JSON object of the measured metrics
+    python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))
+print(json.dumps({k: m[sys.argv[2]] for k, m in v["metrics"].items() if m["measured"] and m[sys.argv[2]] is not None}))' "$1" "$2"
+}
+verdict_metrics "$run/evolve/05-validate/${selected:-$first}/verdict.json" parent > "$run/metrics-parent.json"
 ./build/seslm registry register models/all-MiniLM-L6-v2 --metrics "$run/metrics-parent.json" --note "the original" >/dev/null
-./build/seslm registry register "$run/student-20" --metrics "$run/metrics-student-20.json" \
-    --plan "$run/plans/plan-20.json" --config configs/evolve.yaml --run-id demo --note "plan-20 student" >/dev/null
 ./build/seslm approve 1 --by setup.sh --reason "the original model"
 ./build/seslm promote 1 --reason "first live model"
-./build/seslm promote 2 --alias candidate --reason "nightly student"
-./build/seslm registry diff 1 2
+if [ -n "$selected" ]; then
+    verdict_metrics "$run/evolve/05-validate/$selected/verdict.json" candidate > "$run/metrics-$selected.json"
+    ./build/seslm registry register "$run/evolve/04-recompile/$selected" --metrics "$run/metrics-$selected.json" \
+        --plan "$run/evolve/03-plan/$selected.json" --config configs/evolve.yaml --run-id demo \
+        --note "nightly student ($selected), passed every gate" >/dev/null
+    ./build/seslm promote 2 --alias candidate --reason "nightly student: passed every gate"
+    ./build/seslm registry diff 1 2
+fi
 ./build/seslm audit verify
+echo
+echo "== done: the cycle's report is $run/evolve/report.md (exit of seslm evolve: $rc_evolve)"

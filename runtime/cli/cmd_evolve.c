@@ -297,7 +297,11 @@ static int select_best(const evolve_run *r, const double *cands, int n) {
     if (ok && util_write_file_atomic(p, md, strlen(md)) != SESLM_OK) ok = 0;
     path_of(p, sizeof p, r, "verdict.json"); // last: its presence means the run is complete
     if (ok && util_write_file_atomic(p, txt, strlen(txt)) != SESLM_OK) ok = 0;
-    if (ok) fputs(md, stdout);
+    if (ok) {
+        fputs(md, stdout);
+        fprintf(stderr, "seslm evolve: %s\n", best >= 0 ? "a candidate passed every gate: see verdict.json"
+                                                        : "no candidate passed every gate: see report.md");
+    }
     else cli_error(CMD, "cannot write the run's verdict: %s", seslm_last_error());
     free(txt), free(md);
     return ok ? (best >= 0 ? 0 : 1) : -1;
@@ -325,6 +329,7 @@ static int cycle(evolve_run *r) {
                 return -1;
             }
             if (!stage_mark(r, "01-ingest", now_s() - t0, 0, "ok")) return -1;
+            fprintf(stderr, "seslm evolve: %-24s finished in %.1f s (exit 0)\n", "01-ingest", now_s() - t0);
         } else {
             fprintf(stderr, "seslm evolve: %-24s done, skipped\n", "01-ingest");
         }
