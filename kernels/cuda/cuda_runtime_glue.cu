@@ -1,0 +1,88 @@
+// cuda_runtime_glue.cu — errors, device memory, the per-thread stream and scratch for the CUDA kernels.
+// A failed CUDA call is recorded (the first per thread, with its call text and place) instead of
+// ending the process; the forward pass reports it at its one synchronisation point (the download of
+// the pooled output), as a seslm_fail message.
+#include "cuda_common.cuh"
+#include "seslm.h"
+
+#include <stdio.h>
+
+static thread_local char t_err[512];
+static thread_local int t_failed;
+static thread_local cudaStream_t t_stream = cudaStreamPerThread;
+static thread_local void *t_scratch;
+static thread_local size_t t_scratch_bytes;
+
+extern "C" int seslm_cuda_note(cudaError_t e, const char *what, const char *file, int line) {
+    if (e == cudaSuccess) return 0;
+    if (!t_failed) {
+        snprintf(t_err, sizeof t_err, "CUDA error %s (%s) in %s at %s:%d", cudaGetErrorName(e), cudaGetErrorString(e),
+                 what, file, line);
+        t_failed = 1;
+    }
+    return -1;
+}
+
+extern "C" {
+
+int seslm_cuda_take_error(void) {
+    if (!t_failed) return 0;
+    t_failed = 0;
+    seslm_fail(SESLM_ERR_INTERNAL, "%s", t_err);
+    return -1;
+}
+
+int seslm_cuda_sync(void) {
+    cudaCheck(cudaStreamSynchronize(t_stream));
+    return seslm_cuda_take_error();
+}
+
+void *seslm_cuda_alloc(size_t bytes) {
+    void *p = NULL;
+    if (cudaCheck(cudaMalloc(&p, bytes ? bytes : 1)) != 0) {
+        cudaGetLastError();
+        seslm_cuda_take_error();
+        return NULL;
+    }
+    return p;
+}
+
+void seslm_cuda_free(void *p) {
+    if (p) cudaCheck(cudaFree(p));
+}
+
+int seslm_cuda_upload(void *dst, const void *src, size_t bytes) {
+    if (bytes == 0) return 0;
+    cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, t_stream));
+    return t_failed ? seslm_cuda_take_error() : 0;
+}
+
+int seslm_cuda_download(void *dst, const void *src, size_t bytes) {
+    if (bytes) cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, t_stream));
+    return seslm_cuda_sync();
+}
+
+int seslm_cuda_memset(void *dst, int byte, size_t bytes) {
+    cudaCheck(cudaMemsetAsync(dst, byte, bytes, t_stream));
+    return t_failed ? seslm_cuda_take_error() : 0;
+}
+
+void *seslm_cuda_scratch(size_t bytes) {
+    if (bytes <= t_scratch_bytes) return t_scratch;
+    // the old buffer may still be read by queued kernels: wait before freeing it
+    cudaCheck(cudaStreamSynchronize(t_stream));
+    if (t_scratch) cudaCheck(cudaFree(t_scratch));
+    t_scratch = NULL, t_scratch_bytes = 0;
+    size_t want = bytes + bytes / 4; // headroom: fewer regrowths as batches vary
+    if (cudaCheck(cudaMalloc(&t_scratch, want)) != 0) {
+        t_scratch = NULL;
+        return NULL;
+    }
+    t_scratch_bytes = want;
+    return t_scratch;
+}
+
+void *seslm_cuda_stream(void) { return (void *)t_stream; }
+void seslm_cuda_set_stream(void *stream) { t_stream = stream ? (cudaStream_t)stream : cudaStreamPerThread; }
+
+} // extern "C"
