@@ -100,7 +100,8 @@ typedef struct seslm_backend {
     void *(*dev_alloc)(size_t bytes);                              // NULL on failure (seslm_fail message set)
     void (*dev_free)(void *p);
     int (*dev_upload)(void *dst, const void *src, size_t bytes);   // host -> device; 0 ok, else -1 + message
-    int (*dev_download)(void *dst, const void *src, size_t bytes); // waits; also reports failed queued work
+    int (*dev_download)(void *dst, const void *src, size_t bytes); // waits (0 bytes: only waits); also
+                                                                   // reports failed queued work
     // dev gets a device copy of host in the backend's own layout (0 ok, else -1 + message); weight_free
     // releases it.
     int (*weight_upload)(seslm_weight *dev, const seslm_weight *host);
@@ -111,6 +112,12 @@ typedef struct seslm_backend {
     // attention with a head mask (H) applied inside: a head with factor 0 does no work and writes zeros
     void (*attention_masked)(float *out, const float *qkv, const int *off, const int *len, int B, int H, int D,
                              const float *head_mask);
+    // record the ops queued by this thread between capture_begin and capture_end (none of them runs) into
+    // a replayable graph (NULL + message on failure); replay runs it again; replay_free releases it
+    int (*capture_begin)(void);
+    void *(*capture_end)(void);
+    int (*replay)(void *graph);
+    void (*replay_free)(void *graph);
 } seslm_backend;
 
 /* Scratch floats that `attention` needs for batches whose longest sequence is max_len. */

@@ -417,6 +417,24 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
 /* The forward pass on a device backend: ids / offsets / lengths uploaded, every op on device memory,
  * the pooled output downloaded (the one wait, which also reports any failure of the queued work).
  * Telemetry and calibration probes read host activations: CPU backends only. */
+typedef struct {
+    seslm_encoder *e;
+    int n, ntok;
+} device_pass;
+
+// queues every op of one forward pass on the device (encoder_device_run may record it as a graph)
+static void encoder_queue_device(void *ctx) {
+    const device_pass *p = ctx;
+    seslm_encoder *e = p->e;
+    const seslm_model_config *c = &e->m->cfg;
+    const seslm_backend *be = e->be;
+    encoder_device *d = e->dev;
+    be->embed(d->x, d->ids, d->off, d->len, p->n, &d->word, d->pos, d->type, c->hidden);
+    be->add_layernorm(d->x, NULL, d->emb_ln_g, d->emb_ln_b, p->ntok, c->hidden, c->layer_norm_eps);
+    for (int l = 0; l < c->n_layers; l++) encoder_layer(e, l, p->ntok, p->n);
+    be->pool(d->out, d->x, d->off, c->pooling_mean ? d->len : d->ones, p->n, c->hidden, c->normalize);
+}
+
 static seslm_status encoder_forward_device(seslm_encoder *e, int n, int ntok, float *out) {
     const seslm_model_config *c = &e->m->cfg;
     const seslm_backend *be = e->be;
@@ -427,11 +445,9 @@ static seslm_status encoder_forward_device(seslm_encoder *e, int n, int ntok, fl
         be->dev_upload(d->off, e->off, (size_t)n * sizeof(int)) != 0 ||
         be->dev_upload(d->len, e->len, (size_t)n * sizeof(int)) != 0)
         return seslm_fail(SESLM_ERR_INTERNAL, "%s", seslm_last_error());
-    be->embed(d->x, d->ids, d->off, d->len, n, &d->word, d->pos, d->type, c->hidden);
-    be->add_layernorm(d->x, NULL, d->emb_ln_g, d->emb_ln_b, ntok, c->hidden, c->layer_norm_eps);
-    for (int l = 0; l < c->n_layers; l++) encoder_layer(e, l, ntok, n);
-    be->pool(d->out, d->x, d->off, c->pooling_mean ? d->len : d->ones, n, c->hidden, c->normalize);
-    if (be->dev_download(out, d->out, (size_t)n * c->hidden * sizeof(float)) != 0)
+    device_pass p = {e, n, ntok};
+    if (encoder_device_run(d, n, ntok, encoder_queue_device, &p) != SESLM_OK ||
+        be->dev_download(out, d->out, (size_t)n * c->hidden * sizeof(float)) != 0)
         return seslm_fail(SESLM_ERR_INTERNAL, "%s", seslm_last_error());
     return SESLM_OK;
 }

@@ -102,6 +102,10 @@ seslm_status encoder_device_init(encoder_device *d, const seslm_backend *be, con
         if (ok && be->dev_upload(d->ones, ones, (size_t)max_batch * sizeof(int)) != 0) ok = 0;
         free(ones);
     }
+    // the uploads are queued on this thread's stream: wait, so that another thread may run the encoder
+    if (ok && be->dev_download(NULL, NULL, 0) != 0) ok = 0;
+    const char *env = getenv("SESLM_CUDA_GRAPHS");
+    d->graphs_off = env && strcmp(env, "0") == 0;
     if (!ok) {
         char why[512];
         snprintf(why, sizeof why, "%s", seslm_last_error());
@@ -112,8 +116,16 @@ seslm_status encoder_device_init(encoder_device *d, const seslm_backend *be, con
     return SESLM_OK;
 }
 
+static void graphs_clear(encoder_device *d) {
+    for (int i = 0; i < (int)(sizeof d->graphs / sizeof d->graphs[0]); i++) {
+        if (d->graphs[i].exec && d->be->replay_free) d->be->replay_free(d->graphs[i].exec);
+        memset(&d->graphs[i], 0, sizeof d->graphs[i]);
+    }
+}
+
 void encoder_device_free(encoder_device *d) {
     if (!d || !d->be) return;
+    graphs_clear(d);
     for (int i = 0; d->lin && i < d->n_lin; i++) d->be->weight_free(&d->lin[i]);
     for (int i = 0; i < d->n_bufs; i++) d->be->dev_free(d->bufs[i]);
     free(d->bufs);
@@ -125,7 +137,42 @@ void encoder_device_free(encoder_device *d) {
 
 seslm_status encoder_device_set_masks(encoder_device *d, const float *mask_buf, size_t n) {
     int ok = 1;
+    graphs_clear(d);
     if (!d->mask && !(d->mask = dev_buf(d, (n + 1) * sizeof(float)))) return SESLM_ERR_NOMEM;
     if (d->be->dev_upload(d->mask, mask_buf, n * sizeof(float)) != 0) ok = 0;
     return ok ? SESLM_OK : SESLM_ERR_INTERNAL;
+}
+
+seslm_status encoder_device_run(encoder_device *d, int B, int ntok, void (*queue)(void *ctx), void *ctx) {
+    const seslm_backend *be = d->be;
+    const int n_slots = (int)(sizeof d->graphs / sizeof d->graphs[0]);
+    if (!be->capture_begin || d->graphs_off) {
+        queue(ctx);
+        return SESLM_OK;
+    }
+    int k = -1;
+    for (int i = 0; i < n_slots; i++)
+        if (d->graphs[i].seen && d->graphs[i].B == B && d->graphs[i].ntok == ntok) k = i;
+    if (k >= 0 && d->graphs[k].exec)
+        return be->replay(d->graphs[k].exec) == 0 ? SESLM_OK : SESLM_ERR_INTERNAL;
+    if (k < 0) { // first time for this shape: run as is (grows scratch, creates handles), remember it
+        k = d->graph_next++ % n_slots;
+        if (d->graphs[k].exec) be->replay_free(d->graphs[k].exec);
+        d->graphs[k].B = B, d->graphs[k].ntok = ntok, d->graphs[k].seen = 1, d->graphs[k].exec = NULL;
+        queue(ctx);
+        return SESLM_OK;
+    }
+    // second time: record once, then replay; a failed recording turns graphs off for this encoder
+    if (be->capture_begin() != 0) {
+        d->graphs_off = 1;
+        queue(ctx);
+        return SESLM_OK;
+    }
+    queue(ctx);
+    if (!(d->graphs[k].exec = be->capture_end())) {
+        d->graphs_off = 1;
+        queue(ctx);
+        return SESLM_OK;
+    }
+    return be->replay(d->graphs[k].exec) == 0 ? SESLM_OK : SESLM_ERR_INTERNAL;
 }

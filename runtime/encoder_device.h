@@ -21,6 +21,14 @@ typedef struct {
     float *mask;             // device copy of the encoder's mask buffer (NULL until masks are set)
     void **bufs;             // every dev_alloc'd buffer above, freed together
     int n_bufs, cap_bufs;
+    // replayable forward passes (backends with capture_begin): one per (batch, tokens) shape; the kernels
+    // read ids / offsets / lengths from the device buffers above, so one graph serves every batch of
+    // that shape. graphs_off: SESLM_CUDA_GRAPHS=0, or a capture failed once.
+    struct {
+        int B, ntok, seen;
+        void *exec;
+    } graphs[8];
+    int graph_next, graphs_off;
 } encoder_device;
 
 /* Uploads the model's weights (lin / qkv_b: the encoder's host layout of the linear layers) and sizes
@@ -31,7 +39,13 @@ seslm_status encoder_device_init(encoder_device *d, const seslm_backend *be, con
                                  int Amax, int Fmax);
 void encoder_device_free(encoder_device *d);
 
-/* Copies the host mask buffer (n floats) to the device (allocated on the first call). */
+/* Copies the host mask buffer (n floats) to the device (allocated on the first call) and drops the
+ * recorded graphs (they were recorded with the old masks). */
 seslm_status encoder_device_set_masks(encoder_device *d, const float *mask_buf, size_t n);
+
+/* Runs queue(ctx), which queues a whole forward pass of B sequences / ntok tokens on the device: the
+ * first time for a shape as is; the second time recorded as a graph (capture_begin / capture_end) and
+ * replayed; afterwards replayed only. Backends without capture hooks: queue(ctx) every time. */
+seslm_status encoder_device_run(encoder_device *d, int B, int ntok, void (*queue)(void *ctx), void *ctx);
 
 #endif

@@ -17,7 +17,8 @@
 #define ATT_CH 8     // keys per online-softmax step
 #define ATT_QSPLIT 4 // query tiles in flight per (sequence, head): fills the GPU at batch 1
 
-template <int DM>
+// EXACT: D == DM, the unrolled loops carry no d < D guards (MiniLM's D = 32 takes this path)
+template <int DM, bool EXACT>
 __global__ void __launch_bounds__(ATT_QT) attention_kernel(float *out, const float *qkv, const int *off,
                                                            const int *len, int H, int D, const float *head_mask,
                                                            float scale) {
@@ -38,7 +39,7 @@ __global__ void __launch_bounds__(ATT_QT) attention_kernel(float *out, const flo
         const float *qrow = qkv + (size_t)(o + (active ? i : 0)) * S + h * D;
 #pragma unroll
         for (int d = 0; d < DM; d++) {
-            q[d] = (active && d < D) ? qrow[d] * scale : 0.0f;
+            q[d] = (active && (EXACT || d < D)) ? qrow[d] * scale : 0.0f;
             acc[d] = 0.0f;
         }
         float m = -INFINITY, l = 0.0f;
@@ -64,7 +65,7 @@ __global__ void __launch_bounds__(ATT_QT) attention_kernel(float *out, const flo
                         v = 0.0f;
 #pragma unroll
                         for (int d = 0; d < DM; d++)
-                            if (d < D) v = fmaf(q[d], Ks[j][d], v);
+                            if (EXACT || d < D) v = fmaf(q[d], Ks[j][d], v);
                     }
                     s[c] = v;
                     mx = fmaxf(mx, v);
@@ -84,7 +85,7 @@ __global__ void __launch_bounds__(ATT_QT) attention_kernel(float *out, const flo
                     l += p;
 #pragma unroll
                     for (int d = 0; d < DM; d++)
-                        if (d < D) acc[d] = fmaf(p, Vs[j][d], acc[d]);
+                        if (EXACT || d < D) acc[d] = fmaf(p, Vs[j][d], acc[d]);
                 }
             }
         }
@@ -92,7 +93,7 @@ __global__ void __launch_bounds__(ATT_QT) attention_kernel(float *out, const flo
             const float inv = hm / l;
 #pragma unroll
             for (int d = 0; d < DM; d++)
-                if (d < D) orow[d] = acc[d] * inv;
+                if (EXACT || d < D) orow[d] = acc[d] * inv;
         }
     }
 }
@@ -102,8 +103,9 @@ extern "C" void seslm_cuda_attention(float *out, const float *qkv, const int *of
     if (B <= 0 || H <= 0) return;
     const dim3 grid((unsigned)B, (unsigned)H, ATT_QSPLIT);
     const float scale = 1.0f / sqrtf((float)D);
-    if (D <= 32) attention_kernel<32><<<grid, ATT_QT, 0, cu_stream()>>>(out, qkv, off, len, H, D, head_mask, scale);
-    else if (D <= 64) attention_kernel<64><<<grid, ATT_QT, 0, cu_stream()>>>(out, qkv, off, len, H, D, head_mask, scale);
+    if (D == 32) attention_kernel<32, true><<<grid, ATT_QT, 0, cu_stream()>>>(out, qkv, off, len, H, D, head_mask, scale);
+    else if (D < 32) attention_kernel<32, false><<<grid, ATT_QT, 0, cu_stream()>>>(out, qkv, off, len, H, D, head_mask, scale);
+    else if (D <= 64) attention_kernel<64, false><<<grid, ATT_QT, 0, cu_stream()>>>(out, qkv, off, len, H, D, head_mask, scale);
     else {
         seslm_cuda_note(cudaErrorInvalidValue, "seslm_cuda_attention: head_dim > 64 is not supported", __FILE__,
                         __LINE__);

@@ -118,6 +118,10 @@ static seslm_backend make_backend(void) {
     b.fill_rows = seslm_cuda_fill_rows;
     b.scale_columns = seslm_cuda_scale_columns;
     b.attention_masked = seslm_cuda_attention;
+    b.capture_begin = seslm_cuda_capture_begin;
+    b.capture_end = seslm_cuda_capture_end;
+    b.replay = seslm_cuda_replay;
+    b.replay_free = seslm_cuda_replay_free;
     return b;
 }
 

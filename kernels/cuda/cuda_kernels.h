@@ -30,9 +30,17 @@ int seslm_cuda_download(void *dst, const void *src, size_t bytes); // device -> 
 int seslm_cuda_memset(void *dst, int byte, size_t bytes);
 /* Grow-on-demand per-thread device scratch (kept for the thread's lifetime); NULL on failure. */
 void *seslm_cuda_scratch(size_t bytes);
-/* The stream the launchers use on this thread: cudaStreamPerThread unless set (a cudaStream_t). */
+/* The stream the launchers use on this thread (a cudaStream_t): one created for the thread on first use,
+ * unless set; set NULL to go back to the thread's own. */
 void *seslm_cuda_stream(void);
 void seslm_cuda_set_stream(void *stream);
+/* CUDA graphs: begin recording this thread's stream (0 ok); end returns an executable graph of what was
+ * queued in between (nothing of it ran), or NULL with the message set (a failed launch while recording);
+ * replay launches it on this thread's stream (0 ok); replay_free releases it. */
+int seslm_cuda_capture_begin(void);
+void *seslm_cuda_capture_end(void);
+int seslm_cuda_replay(void *graph);
+void seslm_cuda_replay_free(void *graph);
 
 // ---- kernels (one file each) -------------------------------------------------------------------
 /* embed.cu: x (Ntok, C) = word[ids[t]] + pos[p] + type[0]; `word` holds device pointers (F32 rows, or

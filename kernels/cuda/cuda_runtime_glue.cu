@@ -9,7 +9,11 @@
 
 static thread_local char t_err[512];
 static thread_local int t_failed;
-static thread_local cudaStream_t t_stream = cudaStreamPerThread;
+// this thread's stream: created on first use (a blocking stream, so it still orders against legacy
+// default-stream calls such as a plain cudaMemcpy); a created stream, unlike the per-thread default
+// stream, can always be captured into a CUDA graph. Never destroyed (one per thread that used CUDA).
+static thread_local cudaStream_t t_stream;
+static thread_local int t_stream_ready;
 static thread_local void *t_scratch;
 static thread_local size_t t_scratch_bytes;
 
@@ -33,7 +37,7 @@ int seslm_cuda_take_error(void) {
 }
 
 int seslm_cuda_sync(void) {
-    cudaCheck(cudaStreamSynchronize(t_stream));
+    cudaCheck(cudaStreamSynchronize(cu_stream()));
     return seslm_cuda_take_error();
 }
 
@@ -53,24 +57,24 @@ void seslm_cuda_free(void *p) {
 
 int seslm_cuda_upload(void *dst, const void *src, size_t bytes) {
     if (bytes == 0) return 0;
-    cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, t_stream));
+    cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cu_stream()));
     return t_failed ? seslm_cuda_take_error() : 0;
 }
 
 int seslm_cuda_download(void *dst, const void *src, size_t bytes) {
-    if (bytes) cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, t_stream));
+    if (bytes) cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cu_stream()));
     return seslm_cuda_sync();
 }
 
 int seslm_cuda_memset(void *dst, int byte, size_t bytes) {
-    cudaCheck(cudaMemsetAsync(dst, byte, bytes, t_stream));
+    cudaCheck(cudaMemsetAsync(dst, byte, bytes, cu_stream()));
     return t_failed ? seslm_cuda_take_error() : 0;
 }
 
 void *seslm_cuda_scratch(size_t bytes) {
     if (bytes <= t_scratch_bytes) return t_scratch;
     // the old buffer may still be read by queued kernels: wait before freeing it
-    cudaCheck(cudaStreamSynchronize(t_stream));
+    cudaCheck(cudaStreamSynchronize(cu_stream()));
     if (t_scratch) cudaCheck(cudaFree(t_scratch));
     t_scratch = NULL, t_scratch_bytes = 0;
     size_t want = bytes + bytes / 4; // headroom: fewer regrowths as batches vary
@@ -82,7 +86,50 @@ void *seslm_cuda_scratch(size_t bytes) {
     return t_scratch;
 }
 
-void *seslm_cuda_stream(void) { return (void *)t_stream; }
-void seslm_cuda_set_stream(void *stream) { t_stream = stream ? (cudaStream_t)stream : cudaStreamPerThread; }
+void *seslm_cuda_stream(void) {
+    if (!t_stream_ready) {
+        cudaStream_t s = NULL;
+        t_stream = cudaCheck(cudaStreamCreate(&s)) == 0 ? s : cudaStreamPerThread;
+        t_stream_ready = 1;
+    }
+    return (void *)t_stream;
+}
+
+void seslm_cuda_set_stream(void *stream) {
+    if (stream) t_stream = (cudaStream_t)stream, t_stream_ready = 1;
+    else t_stream_ready = 0; // back to this thread's own stream (a new one)
+}
+
+// ---- CUDA graphs: record the ops queued on this thread's stream once, replay them --------------------
+
+int seslm_cuda_capture_begin(void) {
+    if (t_failed) return -1; // never capture on top of a failure; it stays recorded for the next sync
+    cudaCheck(cudaStreamBeginCapture(cu_stream(), cudaStreamCaptureModeThreadLocal));
+    return seslm_cuda_take_error();
+}
+
+void *seslm_cuda_capture_end(void) {
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t x = NULL;
+    cudaCheck(cudaStreamEndCapture(cu_stream(), &g));
+    if (!t_failed && g) cudaCheck(cudaGraphInstantiate(&x, g, 0));
+    if (g) cudaGraphDestroy(g);
+    if (t_failed) { // a launch or call failed while recording: nothing ran, nothing is kept
+        cudaGetLastError();
+        if (x) cudaGraphExecDestroy(x);
+        seslm_cuda_take_error(); // the message stays readable through seslm_last_error()
+        return NULL;
+    }
+    return (void *)x;
+}
+
+int seslm_cuda_replay(void *graph) {
+    cudaCheck(cudaGraphLaunch((cudaGraphExec_t)graph, cu_stream()));
+    return seslm_cuda_take_error();
+}
+
+void seslm_cuda_replay_free(void *graph) {
+    if (graph) cudaCheck(cudaGraphExecDestroy((cudaGraphExec_t)graph));
+}
 
 } // extern "C"

@@ -106,7 +106,7 @@ __global__ void __launch_bounds__(128) qgemm_mma_kernel(int32_t *acc, float *y, 
 // kernel is checked against on the GPU, and the fallback for shapes it does not take.
 __global__ void qgemm_simple_kernel(int32_t *acc, float *y, const int8_t *A, const float *sa, const int8_t *Bw,
                                     const float *sw, const float *bias, int M, int N, int Kp) {
-    const int n = blockIdx.x * blockDim.x + threadIdx.x, m = blockIdx.y;
+    const int n = blockIdx.y * blockDim.x + threadIdx.x, m = blockIdx.x; // M on x: up to 2^31 - 1 rows
     if (n >= N || m >= M) return;
     const int8_t *a = A + (size_t)m * Kp, *w = Bw + (size_t)n * Kp;
     int32_t s = 0;
@@ -133,7 +133,7 @@ extern "C" void seslm_cuda_qgemm(int32_t *acc, float *y, const int8_t *qa, const
 extern "C" void seslm_cuda_qgemm_simple(int32_t *acc, float *y, const int8_t *qa, const float *sa, const int8_t *qw,
                                         const float *sw, const float *b, int M, int N, int Kp) {
     if (!qgemm_args_ok("seslm_cuda_qgemm_simple (Kp must be a multiple of 32)", M, N, Kp)) return;
-    const dim3 grid(cu_blocks((size_t)N, 128), (unsigned)M);
+    const dim3 grid((unsigned)M, cu_blocks((size_t)N, 128));
     qgemm_simple_kernel<<<grid, 128, 0, cu_stream()>>>(acc, y, qa, sa, qw, sw, b, M, N, Kp);
     cudaCheckLaunch("qgemm_simple_kernel");
 }

@@ -430,6 +430,55 @@ static void forward_compare(const char *what, const seslm_model *m, int with_mas
     seslm_encoder_free(er), seslm_encoder_free(eg);
 }
 
+// One (batch, tokens) shape again and again with different splits and ids: the first pass runs as is,
+// the second is recorded as a CUDA graph, the rest replay it (the kernels read lengths and ids from
+// device memory, so one graph serves every split). Masks set in between drop the recorded graphs.
+static void test_graph_replay(const seslm_model *m) {
+    const seslm_model_config *c = seslm_model_get_config(m);
+    seslm_encoder *er = NULL, *eg = NULL;
+    seslm_encoder_opts o_ref = {.backend = "cpu-ref", .max_batch = 3}, o_gpu = {.backend = "cuda", .max_batch = 3};
+    CHECK(seslm_encoder_new(&er, m, &o_ref) == SESLM_OK);
+    CHECK_MSG(seslm_encoder_new(&eg, m, &o_gpu) == SESLM_OK, "%s", seslm_last_error());
+    if (!er || !eg) {
+        seslm_encoder_free(er), seslm_encoder_free(eg);
+        return;
+    }
+    static const int splits[][3] = {{10, 10, 10}, {1, 20, 9}, {28, 1, 1}, {5, 5, 20}, {3, 26, 1}, {9, 9, 12}};
+    for (int it = 0; it < 6; it++) {
+        if (it == 4) { // masks: the recorded graph (without masks) must not be replayed
+            static float hm[TM_MAX_LAYERS][64];
+            const float *hp[TM_MAX_LAYERS];
+            for (int l = 0; l < c->n_layers; l++) {
+                for (int h = 0; h < c->layers[l].n_heads; h++) hm[l][h] = h == 0 ? 0.0f : 1.0f;
+                hp[l] = hm[l];
+            }
+            CHECK(seslm_encoder_set_masks(er, hp, NULL) == SESLM_OK);
+            CHECK(seslm_encoder_set_masks(eg, hp, NULL) == SESLM_OK);
+        }
+        int32_t ids[3][32];
+        const int32_t *rows[3];
+        for (int b = 0; b < 3; b++) {
+            for (int i = 0; i < splits[it][b]; i++) ids[b][i] = (int32_t)(tm_rand_u32() % (uint32_t)c->vocab_size);
+            rows[b] = ids[b];
+        }
+        float a[3 * 64], g[3 * 64];
+        for (int i = 0; i < 3 * 64; i++) g[i] = NAN;
+        CHECK(seslm_encoder_forward_ids(er, rows, splits[it], 3, a) == SESLM_OK);
+        CHECK_MSG(seslm_encoder_forward_ids(eg, rows, splits[it], 3, g) == SESLM_OK, "%s", seslm_last_error());
+        for (int b = 0; b < 3; b++) {
+            double dot = 0, na = 0, ng = 0;
+            for (int k = 0; k < c->hidden; k++) {
+                dot += (double)a[b * c->hidden + k] * g[b * c->hidden + k];
+                na += (double)a[b * c->hidden + k] * a[b * c->hidden + k];
+                ng += (double)g[b * c->hidden + k] * g[b * c->hidden + k];
+            }
+            CHECK_MSG(dot / sqrt(na * ng) >= 0.9999, "graph replay pass %d sequence %d: cosine %.6f", it, b,
+                      dot / sqrt(na * ng));
+        }
+    }
+    seslm_encoder_free(er), seslm_encoder_free(eg);
+}
+
 static seslm_model *recompile_q8(const seslm_model *parent) {
     char path[4096], out[4096];
     snprintf(path, sizeof path, "%s/plan.json", g_root);
@@ -472,6 +521,7 @@ static void test_forward(void) {
     if (m) {
         forward_compare("tiny F32", m, 0);
         forward_compare("tiny F32 + masks", m, 1);
+        test_graph_replay(m);
         seslm_model *q = recompile_q8(m);
         if (q) forward_compare("tiny INT8 + compressed embeddings", q, 0);
         seslm_model_free(q);
