@@ -10,7 +10,7 @@ b=${1:-$root/build}
 out=$root/build-gpu
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
-for exe in tests/test_kernels_cuda tests/test_cuda_device bench/bench_gpu seslm; do
+for exe in tests/test_kernels_cuda tests/test_cuda_device tests/test_nccl_cuda bench/bench_gpu seslm; do
   [ -x "$b/$exe" ] || { echo "bundle.sh: $b/$exe missing: build first" >&2; exit 1; }
   cp "$b/$exe" "$out/bin/"
 done

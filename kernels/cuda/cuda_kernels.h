@@ -9,6 +9,7 @@
 #define SESLM_CUDA_KERNELS_H
 
 #include "backend.h"
+#include "seslm.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -79,6 +80,12 @@ void seslm_cuda_f32_to_f16(void *dst, const float *src, size_t n);
 /* rows.cu: y (M, N) rows = row (N); y (M, G*W) column groups *= mask[g] (0 writes exact zeros). */
 void seslm_cuda_fill_rows(float *y, const float *row, int M, int N);
 void seslm_cuda_scale_columns(float *y, int M, int G, int W, const float *mask);
+
+/* nccl_allreduce.cu: bufs[r] (n doubles, host) of every rank r < n_ranks (one rank per visible GPU, one
+ * process) replaced by the element-wise sum over the ranks, through NCCL (loaded at run time). One
+ * rank: the same path, the values come back unchanged. available: NCCL can be loaded. */
+int seslm_nccl_available(void);
+seslm_status seslm_nccl_allreduce_sum_f64(double *const *bufs, int n_ranks, size_t n);
 
 /* backend_cuda.cu: the "cuda" backend; NULL (message set) without a visible device. */
 const seslm_backend *seslm_backend_cuda(void);
