@@ -123,8 +123,8 @@ typedef struct seslm_backend {
 /* Scratch floats that `attention` needs for batches whose longest sequence is max_len. */
 size_t seslm_attention_scratch_floats(int max_len, int head_dim, int n_threads);
 
-/* "cpu" (fast: BLAS + SIMD + threads), "cpu-ref" (plain C) or "cuda" (only in a CUDA build with a visible
- * device; otherwise NULL with a seslm_fail message). NULL if unknown. */
+/* "cpu" (fast: BLAS + SIMD + threads), "cpu-ref" (plain C), "cuda" or "cuda-fp16" (only in a CUDA build
+ * with a visible device; otherwise NULL with a seslm_fail message). NULL if unknown. */
 const seslm_backend *seslm_backend_get(const char *name);
 const seslm_backend *seslm_backend_cpu_ref(void);
 const seslm_backend *seslm_backend_cpu_fast(void);

@@ -1,6 +1,7 @@
 /* bench_gpu.c — GPU benchmarks of the "cuda" backend (needs a CUDA build and a visible GPU).
  *
- *   bench_gpu e2e --model DIR [--student DIR] [--batches 1,32,256] [--seq 128] [--warmup 5] [--repeats 30]
+ *   bench_gpu e2e --model DIR [--student DIR] [--backend cuda|cuda-fp16] [--batches 1,32,256] [--seq 128]
+ *                 [--warmup 5] [--repeats 30]
  *       End-to-end sentences/s of seslm_encoder_forward_ids on the cuda backend: B sequences of exactly
  *       `seq` tokens ([CLS] random word pieces [SEP], fixed seed), upload + forward + pooled download per
  *       call, timed with the host clock after the download (the call waits for the device). Tokenization
@@ -48,14 +49,15 @@ static uint32_t rnd(void) {
 static float rndf(void) { return (float)((double)rnd() / 4294967296.0 * 2.0 - 1.0); }
 
 static int usage(void) {
-    fprintf(stderr, "usage: bench_gpu e2e --model DIR [--student DIR] [--batches 1,32,256] [--seq 128] [--warmup N] "
-                    "[--repeats N]\n       bench_gpu kernels [--tokens N] [--seq L] [--warmup N] [--repeats N]\n");
+    fprintf(stderr, "usage: bench_gpu e2e --model DIR [--student DIR] [--backend cuda|cuda-fp16] [--batches 1,32,256] "
+                    "[--seq 128] [--warmup N] [--repeats N]\n       bench_gpu kernels [--tokens N] [--seq L] [--warmup N] [--repeats N]\n");
     return 2;
 }
 
 // ---- end to end -----------------------------------------------------------------------------------
 
-static int e2e_one(const char *label, const char *dir, const int *batches, int nb, int seq, int warmup, int repeats) {
+static int e2e_one(const char *label, const char *dir, const char *backend, const int *batches, int nb, int seq,
+                   int warmup, int repeats) {
     seslm_model *m = NULL;
     if (seslm_model_load(&m, dir) != SESLM_OK) {
         fprintf(stderr, "bench_gpu: %s: %s\n", dir, seslm_last_error());
@@ -66,9 +68,9 @@ static int e2e_one(const char *label, const char *dir, const int *batches, int n
     for (int i = 0; i < nb; i++) maxb = batches[i] > maxb ? batches[i] : maxb;
     if (seq > c->max_seq_len) seq = c->max_seq_len;
     seslm_encoder *e = NULL;
-    seslm_encoder_opts o = {.backend = "cuda", .max_batch = maxb, .max_seq_len = seq};
+    seslm_encoder_opts o = {.backend = backend, .max_batch = maxb, .max_seq_len = seq};
     if (seslm_encoder_new(&e, m, &o) != SESLM_OK) {
-        fprintf(stderr, "bench_gpu: cuda encoder: %s\n", seslm_last_error());
+        fprintf(stderr, "bench_gpu: %s encoder: %s\n", backend, seslm_last_error());
         seslm_model_free(m);
         return 1;
     }
@@ -97,9 +99,9 @@ static int e2e_one(const char *label, const char *dir, const int *batches, int n
         if (rc) break;
         qsort(t, (size_t)repeats, sizeof *t, cmp_double);
         const double med = t[repeats / 2];
-        printf("{\"bench\": \"e2e\", \"model\": \"%s\", \"dir\": \"%s\", \"batch\": %d, \"seq\": %d, \"repeats\": %d, "
+        printf("{\"bench\": \"e2e\", \"model\": \"%s\", \"backend\": \"%s\", \"dir\": \"%s\", \"batch\": %d, \"seq\": %d, \"repeats\": %d, "
                "\"ms_median\": %.4f, \"ms_min\": %.4f, \"ms_max\": %.4f, \"sentences_per_s\": %.1f}\n",
-               label, dir, B, seq, repeats, med, t[0], t[repeats - 1], B / (med / 1e3));
+               label, backend, dir, B, seq, repeats, med, t[0], t[repeats - 1], B / (med / 1e3));
         fflush(stdout);
     }
     free(ids), free(rows), free(lens), free(out), free(t);
@@ -381,13 +383,14 @@ static int run_kernels(int T, int seq) {
 
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) return argc < 2 ? usage() : (usage(), 0);
-    const char *mode = argv[1], *model = "models/all-MiniLM-L6-v2", *student = NULL;
+    const char *mode = argv[1], *model = "models/all-MiniLM-L6-v2", *student = NULL, *backend = "cuda";
     int batches[16] = {1, 32, 256}, nb = 3, seq = 128, warmup = -1, repeats = -1, tokens = 32768;
     for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return usage();
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--student")) student = v;
+        else if (!strcmp(a, "--backend")) backend = v;
         else if (!strcmp(a, "--batches")) {
             if ((nb = parse_batches(v, batches, 16)) <= 0) return usage();
         } else if (!strcmp(a, "--seq")) seq = atoi(v);
@@ -406,8 +409,8 @@ int main(int argc, char **argv) {
     printf("{\"bench\": \"device\", \"gpu\": \"%s\"}\n", desc);
     if (!strcmp(mode, "e2e")) {
         const int w = warmup >= 0 ? warmup : 5, r = repeats > 0 ? repeats : 30;
-        int rc = e2e_one("parent", model, batches, nb, seq, w, r);
-        if (rc == 0 && student) rc = e2e_one("student", student, batches, nb, seq, w, r);
+        int rc = e2e_one("parent", model, backend, batches, nb, seq, w, r);
+        if (rc == 0 && student) rc = e2e_one("student", student, backend, batches, nb, seq, w, r);
         return rc;
     }
 #ifdef SESLM_HAVE_CUDA

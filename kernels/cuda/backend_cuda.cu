@@ -37,6 +37,15 @@ static void cu_linear(float *y, const float *x, const seslm_weight *W, const flo
     seslm_cuda_qgemm(NULL, y, qa, sa, W->q, W->qscale, b, M, N, Kp);
 }
 
+// "cuda-fp16": F32 weights are kept on the device as FP16 (W->w then points to N*K halves: this
+// backend's own layout) and multiplied by cuBLAS with FP16 inputs and FP32 accumulation; everything
+// else (activations between ops, layernorm, softmax, INT8 layers) stays as in "cuda".
+static void cu_linear_fp16(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
+    if (M <= 0 || W->N <= 0) return;
+    if (W->qscale) cu_linear(y, x, W, b, M);
+    else seslm_cuda_linear_f16(y, x, W->w, b, M, W->N, W->K);
+}
+
 static void cu_attention(float *out, const float *qkv, const int *off, const int *len, int B, int H, int D,
                          float *scratch, size_t scratch_floats, float *stats) {
     (void)scratch, (void)scratch_floats;
@@ -87,6 +96,23 @@ static int cu_weight_upload(seslm_weight *dev, const seslm_weight *host) {
     return seslm_cuda_upload(w, host->w, (size_t)N * K * sizeof(float));
 }
 
+static int cu_weight_upload_fp16(seslm_weight *dev, const seslm_weight *host) {
+    if (host->qscale || host->N == 0 || host->K == 0) return cu_weight_upload(dev, host);
+    seslm_weight f32;
+    if (cu_weight_upload(&f32, host) != 0) {
+        seslm_cuda_free((void *)f32.w);
+        return -1;
+    }
+    *dev = f32;
+    const size_t n = (size_t)host->N * host->K;
+    void *h = seslm_cuda_alloc(n * 2);
+    if (h) seslm_cuda_f32_to_f16(h, f32.w, n);
+    int rc = h ? seslm_cuda_sync() : -1; // the F32 copy is freed right after: wait for the conversion
+    seslm_cuda_free((void *)f32.w);
+    dev->w = (const float *)h;
+    return rc;
+}
+
 static void cu_weight_free(seslm_weight *dev) {
     seslm_cuda_free((void *)dev->w);
     seslm_cuda_free((void *)dev->q);
@@ -94,15 +120,15 @@ static void cu_weight_free(seslm_weight *dev) {
     memset(dev, 0, sizeof *dev);
 }
 
-static seslm_backend make_backend(void) {
+static seslm_backend make_backend(int fp16) {
     seslm_backend b;
     memset(&b, 0, sizeof b);
-    b.name = "cuda";
+    b.name = fp16 ? "cuda-fp16" : "cuda";
     b.wants_packed = 0;
     b.supports_op = cu_supports_op;
     b.set_threads = cu_set_threads;
     b.embed = seslm_cuda_embed;
-    b.linear = cu_linear;
+    b.linear = fp16 ? cu_linear_fp16 : cu_linear;
     b.add_layernorm = seslm_cuda_add_layernorm;
     b.gelu = seslm_cuda_gelu;
     b.attention = cu_attention;
@@ -113,7 +139,7 @@ static seslm_backend make_backend(void) {
     b.dev_free = seslm_cuda_free;
     b.dev_upload = seslm_cuda_upload;
     b.dev_download = seslm_cuda_download;
-    b.weight_upload = cu_weight_upload;
+    b.weight_upload = fp16 ? cu_weight_upload_fp16 : cu_weight_upload;
     b.weight_free = cu_weight_free;
     b.fill_rows = seslm_cuda_fill_rows;
     b.scale_columns = seslm_cuda_scale_columns;
@@ -125,12 +151,12 @@ static seslm_backend make_backend(void) {
     return b;
 }
 
-static const seslm_backend g_cuda = make_backend();
+static const seslm_backend g_cuda = make_backend(0), g_cuda_fp16 = make_backend(1);
 
-extern "C" const seslm_backend *seslm_backend_cuda(void) {
+extern "C" const seslm_backend *seslm_backend_cuda(int fp16) {
     if (seslm_cuda_device_count() <= 0) {
         seslm_fail(SESLM_ERR_ARG, "no CUDA device visible");
         return NULL;
     }
-    return &g_cuda;
+    return fp16 ? &g_cuda_fp16 : &g_cuda;
 }

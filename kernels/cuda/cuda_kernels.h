@@ -87,8 +87,9 @@ void seslm_cuda_scale_columns(float *y, int M, int G, int W, const float *mask);
 int seslm_nccl_available(void);
 seslm_status seslm_nccl_allreduce_sum_f64(double *const *bufs, int n_ranks, size_t n);
 
-/* backend_cuda.cu: the "cuda" backend; NULL (message set) without a visible device. */
-const seslm_backend *seslm_backend_cuda(void);
+/* backend_cuda.cu: the "cuda" backend (fp16 = 0) or "cuda-fp16" (F32 weights as FP16 on the device, FP16
+ * matrix products with FP32 accumulation); NULL (message set) without a visible device. */
+const seslm_backend *seslm_backend_cuda(int fp16);
 
 #ifdef __cplusplus
 }

@@ -27,7 +27,7 @@ static char *g_root;
 // ---- no-GPU path (every build) -------------------------------------------------------------------
 
 static void check_refused_without_gpu(void) {
-    CHECK(seslm_backend_get("cuda") == NULL);
+    CHECK(seslm_backend_get("cuda") == NULL && seslm_backend_get("cuda-fp16") == NULL);
     tm_model tm;
     tm_init(&tm, 3);
     char dir[4096];
@@ -381,12 +381,14 @@ static void test_linear(void) {
 
 // ---- the whole forward pass ------------------------------------------------------------------------
 
-static void forward_compare(const char *what, const seslm_model *m, int with_masks) {
+// cuda (FP32: cosine >= 0.9999) or cuda-fp16 (>= 0.999) against cpu-ref, per sequence
+static void forward_compare_on(const char *backend, double min_cos, const char *what, const seslm_model *m,
+                               int with_masks) {
     const seslm_model_config *c = seslm_model_get_config(m);
     seslm_encoder *er = NULL, *eg = NULL;
-    seslm_encoder_opts o_ref = {.backend = "cpu-ref", .max_batch = 8}, o_gpu = {.backend = "cuda", .max_batch = 8};
+    seslm_encoder_opts o_ref = {.backend = "cpu-ref", .max_batch = 8}, o_gpu = {.backend = backend, .max_batch = 8};
     CHECK_MSG(seslm_encoder_new(&er, m, &o_ref) == SESLM_OK, "%s", seslm_last_error());
-    CHECK_MSG(seslm_encoder_new(&eg, m, &o_gpu) == SESLM_OK, "%s: cuda encoder: %s", what, seslm_last_error());
+    CHECK_MSG(seslm_encoder_new(&eg, m, &o_gpu) == SESLM_OK, "%s: %s encoder: %s", what, backend, seslm_last_error());
     if (!er || !eg) {
         seslm_encoder_free(er), seslm_encoder_free(eg);
         return;
@@ -424,10 +426,16 @@ static void forward_compare(const char *what, const seslm_model *m, int with_mas
                 ng += (double)g[b * c->hidden + k] * g[b * c->hidden + k];
             }
             const double cosv = dot / sqrt(na * ng);
-            CHECK_MSG(cosv >= 0.9999, "%s: batch %d sequence %d (len %d): cosine %.6f", what, it, b, lens[b], cosv);
+            CHECK_MSG(cosv >= min_cos, "%s on %s: batch %d sequence %d (len %d): cosine %.6f", what, backend, it, b,
+                      lens[b], cosv);
         }
     }
     seslm_encoder_free(er), seslm_encoder_free(eg);
+}
+
+static void forward_compare(const char *what, const seslm_model *m, int with_masks) {
+    forward_compare_on("cuda", 0.9999, what, m, with_masks);
+    forward_compare_on("cuda-fp16", 0.999, what, m, with_masks);
 }
 
 // One (batch, tokens) shape again and again with different splits and ids: the first pass runs as is,
