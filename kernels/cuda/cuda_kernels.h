@@ -29,7 +29,8 @@ void seslm_cuda_free(void *p);
 int seslm_cuda_upload(void *dst, const void *src, size_t bytes);   // host -> device, ordered on the stream
 int seslm_cuda_download(void *dst, const void *src, size_t bytes); // device -> host, waits; reports errors
 int seslm_cuda_memset(void *dst, int byte, size_t bytes);
-/* Grow-on-demand per-thread device scratch (kept for the thread's lifetime); NULL on failure. */
+/* Grow-on-demand per-thread device scratch (kept for the thread's lifetime, and so are the buffers it
+ * outgrew: recorded graphs may name them); NULL on failure. */
 void *seslm_cuda_scratch(size_t bytes);
 /* The stream the launchers use on this thread (a cudaStream_t): one created for the thread on first use,
  * unless set; set NULL to go back to the thread's own. */

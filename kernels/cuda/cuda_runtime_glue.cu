@@ -71,18 +71,19 @@ int seslm_cuda_memset(void *dst, int byte, size_t bytes) {
     return t_failed ? seslm_cuda_take_error() : 0;
 }
 
+// A grown scratch buffer is never freed: a recorded CUDA graph (encoder_device.c) may still name the old
+// one. Each growth at least doubles, so the retired buffers add up to less than the live one.
+#define SCRATCH_RETIRED_MAX 48
+static thread_local void *t_retired[SCRATCH_RETIRED_MAX];
+static thread_local int t_n_retired;
+
 void *seslm_cuda_scratch(size_t bytes) {
     if (bytes <= t_scratch_bytes) return t_scratch;
-    // the old buffer may still be read by queued kernels: wait before freeing it
-    cudaCheck(cudaStreamSynchronize(cu_stream()));
-    if (t_scratch) cudaCheck(cudaFree(t_scratch));
-    t_scratch = NULL, t_scratch_bytes = 0;
-    size_t want = bytes + bytes / 4; // headroom: fewer regrowths as batches vary
-    if (cudaCheck(cudaMalloc(&t_scratch, want)) != 0) {
-        t_scratch = NULL;
-        return NULL;
-    }
-    t_scratch_bytes = want;
+    size_t want = 2 * t_scratch_bytes > bytes ? 2 * t_scratch_bytes : bytes + bytes / 4;
+    void *p = NULL;
+    if (t_n_retired == SCRATCH_RETIRED_MAX || cudaCheck(cudaMalloc(&p, want)) != 0) return NULL;
+    if (t_scratch) t_retired[t_n_retired++] = t_scratch;
+    t_scratch = p, t_scratch_bytes = want;
     return t_scratch;
 }
 
