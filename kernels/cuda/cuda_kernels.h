@@ -32,6 +32,9 @@ int seslm_cuda_memset(void *dst, int byte, size_t bytes);
 /* Grow-on-demand per-thread device scratch (kept for the thread's lifetime, and so are the buffers it
  * outgrew: recorded graphs may name them); NULL on failure. */
 void *seslm_cuda_scratch(size_t bytes);
+/* Frees this thread's scratch buffers (after waiting for its stream): for a thread that is done with
+ * CUDA; no graph recorded on it may run afterwards. */
+void seslm_cuda_scratch_release(void);
 /* The stream the launchers use on this thread (a cudaStream_t): one created for the thread on first use,
  * unless set; set NULL to go back to the thread's own. */
 void *seslm_cuda_stream(void);

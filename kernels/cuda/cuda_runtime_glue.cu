@@ -87,6 +87,13 @@ void *seslm_cuda_scratch(size_t bytes) {
     return t_scratch;
 }
 
+void seslm_cuda_scratch_release(void) {
+    cudaCheck(cudaStreamSynchronize(cu_stream()));
+    for (int i = 0; i < t_n_retired; i++) cudaCheck(cudaFree(t_retired[i]));
+    if (t_scratch) cudaCheck(cudaFree(t_scratch));
+    t_n_retired = 0, t_scratch = NULL, t_scratch_bytes = 0;
+}
+
 void *seslm_cuda_stream(void) {
     if (!t_stream_ready) {
         cudaStream_t s = NULL;
