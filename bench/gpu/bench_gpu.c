@@ -46,7 +46,6 @@ static uint32_t rnd(void) {
     g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
     return (uint32_t)(g_rng >> 16);
 }
-static float rndf(void) { return (float)((double)rnd() / 4294967296.0 * 2.0 - 1.0); }
 
 static int usage(void) {
     fprintf(stderr, "usage: bench_gpu e2e --model DIR [--student DIR] [--backend cuda|cuda-fp16] [--batches 1,32,256] "
@@ -125,6 +124,8 @@ static int parse_batches(const char *s, int *b, int cap) {
 
 #ifdef SESLM_HAVE_CUDA
 // ---- kernels --------------------------------------------------------------------------------------
+
+static float rndf(void) { return (float)((double)rnd() / 4294967296.0 * 2.0 - 1.0); }
 
 static int g_fail;
 static int g_warmup = 10, g_repeats = 50;
