@@ -112,6 +112,8 @@ typedef struct seslm_backend {
     // attention with a head mask (H) applied inside: a head with factor 0 does no work and writes zeros
     void (*attention_masked)(float *out, const float *qkv, const int *off, const int *len, int B, int H, int D,
                              const float *head_mask);
+    // y = gelu(x W^T + b): linear followed by gelu, with the bias added in the GELU pass
+    void (*linear_gelu)(float *y, const float *x, const seslm_weight *w, const float *b, int M);
     // record the ops queued by this thread between capture_begin and capture_end (none of them runs) into
     // a replayable graph (NULL + message on failure); replay runs it again; replay_free releases it
     int (*capture_begin)(void);

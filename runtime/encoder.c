@@ -391,8 +391,12 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
     if (F > 0) {
         if (T) be->col_stats(x, ntok, C, T->in_sq_ffn_in, NULL, NULL);
         if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_FFN_IN, x, ntok, C);
-        be->linear(ffn, x, &lin[LIN_FF1], w->ff1_b, ntok); // (Ntok, F)
-        be->gelu(ffn, (size_t)ntok * F);
+        if (be->linear_gelu) { // bias and GELU in one pass over the activations
+            be->linear_gelu(ffn, x, &lin[LIN_FF1], w->ff1_b, ntok);
+        } else {
+            be->linear(ffn, x, &lin[LIN_FF1], w->ff1_b, ntok); // (Ntok, F)
+            be->gelu(ffn, (size_t)ntok * F);
+        }
         if (nmask) {
             if (be->scale_columns) be->scale_columns(ffn, ntok, F, 1, nmask);
             else mask_columns(ffn, ntok, F, 1, nmask);

@@ -46,6 +46,18 @@ static void cu_linear_fp16(float *y, const float *x, const seslm_weight *W, cons
     else seslm_cuda_linear_f16(y, x, W->w, b, M, W->N, W->K);
 }
 
+// FFN input layer: the product without bias, then bias + GELU in one pass (instead of broadcasting the
+// bias into y first, the product reading it back, and GELU reading and writing y again). The sum
+// product + bias rounds exactly as in the unfused order (x + 0 is x), so INT8 results stay bit-exact.
+static void cu_linear_gelu(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
+    cu_linear(y, x, W, NULL, M);
+    seslm_cuda_gelu_bias(y, b, M, W->N);
+}
+static void cu_linear_gelu_fp16(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
+    cu_linear_fp16(y, x, W, NULL, M);
+    seslm_cuda_gelu_bias(y, b, M, W->N);
+}
+
 static void cu_attention(float *out, const float *qkv, const int *off, const int *len, int B, int H, int D,
                          float *scratch, size_t scratch_floats, float *stats) {
     (void)scratch, (void)scratch_floats;
@@ -129,6 +141,7 @@ static seslm_backend make_backend(int fp16) {
     b.set_threads = cu_set_threads;
     b.embed = seslm_cuda_embed;
     b.linear = fp16 ? cu_linear_fp16 : cu_linear;
+    b.linear_gelu = fp16 ? cu_linear_gelu_fp16 : cu_linear_gelu;
     b.add_layernorm = seslm_cuda_add_layernorm;
     b.gelu = seslm_cuda_gelu;
     b.attention = cu_attention;

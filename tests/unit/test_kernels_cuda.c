@@ -351,6 +351,17 @@ static void test_linear(void) {
         cu->linear(dy, dx, &dw, db, M);
         snprintf(what, sizeof what, "linear f32 (cuBLAS) %dx%dx%d", M, N, K);
         compare_dev(what, dy, want, (size_t)M * N, 1e-4, 1e-4);
+        // the FFN input layer's fused form: gelu(x W^T + b)
+        float *want_g = malloc((size_t)M * N * 4);
+        memcpy(want_g, want, (size_t)M * N * 4);
+        ref->gelu(want_g, (size_t)M * N);
+        float *dyg = poisoned_dev((size_t)M * N);
+        CHECK(cu->linear_gelu != NULL);
+        if (cu->linear_gelu) cu->linear_gelu(dyg, dx, &dw, db, M);
+        snprintf(what, sizeof what, "linear_gelu f32 %dx%dx%d", M, N, K);
+        compare_dev(what, dyg, want_g, (size_t)M * N, 1e-4, 1e-4);
+        seslm_cuda_free(dyg);
+        free(want_g);
         cu->weight_free(&dw);
         // FP16 weights and activations: error relative to the output's scale
         uint16_t *w16 = malloc((size_t)N * K * 2);
