@@ -227,10 +227,15 @@ static void k_qg(void *p) {
     if (c->simple) seslm_cuda_qgemm_simple(c->acc, c->y, c->qa, c->sa, c->qw, c->sw, c->b, c->M, c->N, c->Kp);
     else seslm_cuda_qgemm(c->acc, c->y, c->qa, c->sa, c->qw, c->sw, c->b, c->M, c->N, c->Kp);
 }
-typedef struct { float *out, *qkv; int *off, *len; int B, H, D; } att_ctx;
+typedef struct { float *out, *qkv; int *off, *len; int B, H, D; float *mask; } att_ctx;
 static void k_att(void *p) {
     att_ctx *c = p;
-    seslm_cuda_attention(c->out, c->qkv, c->off, c->len, c->B, c->H, c->D, NULL);
+    seslm_cuda_attention(c->out, c->qkv, c->off, c->len, c->B, c->H, c->D, c->mask);
+}
+typedef struct { float *x; int32_t *ids; int *off, *len; int B, C; seslm_embedding w; float *pos, *type; } emb_ctx;
+static void k_emb(void *p) {
+    emb_ctx *c = p;
+    seslm_cuda_embed(c->x, c->ids, c->off, c->len, c->B, &c->w, c->pos, c->type, c->C);
 }
 typedef struct { float *x, *r, *g, *b; int M, C; } ln_ctx;
 static void k_ln(void *p) {
@@ -338,13 +343,41 @@ static int run_kernels(int T, int seq) {
         size_t sf = seslm_attention_scratch_floats(seq, D, 1);
         float *scratch = malloc(sf * 4);
         ref->attention(want, qkv, off, len, 1, H, D, scratch, sf, NULL); // sequence 0 only
-        att_ctx ac = {dalloc((size_t)T * H * D * 4), dup_dev(qkv, (size_t)T * 3 * H * D * 4), dup_dev(off, B * 4), dup_dev(len, B * 4), B, H, D};
+        att_ctx ac = {dalloc((size_t)T * H * D * 4), dup_dev(qkv, (size_t)T * 3 * H * D * 4), dup_dev(off, B * 4), dup_dev(len, B * 4), B, H, D, NULL};
         k_att(&ac);
         CU(cudaMemcpy(got, ac.out, (size_t)seq * H * D * 4, cudaMemcpyDeviceToHost));
         int ok = close_enough("attention", got, want, (size_t)seq * H * D, 1e-4);
         snprintf(shape, sizeof shape, "B=%d L=%d H=%d D=%d", B, seq, H, D);
         report("attention (fused, online softmax)", shape, time_kernel(k_att, &ac), (double)T * 4 * H * D * 4,
                4.0 * B * H * (double)seq * seq * D, ok);
+        // masked heads: half of them pruned should take about half the time (they do no work)
+        float hm[64];
+        for (int h = 0; h < H; h++) hm[h] = h % 2 ? 0.0f : 1.0f;
+        ac.mask = dup_dev(hm, H * 4);
+        report("attention, every other head masked (skipped)", shape, time_kernel(k_att, &ac), (double)T * 4 * H * D * 2,
+               2.0 * B * H * (double)seq * seq * D, 1);
+        seslm_cuda_free(ac.mask);
+        ac.mask = NULL;
+        // embedding gather (F32 table of the real model's size; random rows)
+        {
+            const int V = 30522, P = 512;
+            float *wt = rand_host((size_t)V * C, 1.0f), *pt = rand_host((size_t)P * C, 0.3f), *tt = rand_host(C, 0.2f);
+            int32_t *ids = malloc((size_t)T * sizeof *ids);
+            for (int t = 0; t < T; t++) ids[t] = (int32_t)(rnd() % V);
+            float *want = malloc((size_t)seq * C * 4), *got = malloc((size_t)seq * C * 4);
+            seslm_embedding hw = {.f32 = wt};
+            ref->embed(want, ids, off, len, 1, &hw, pt, tt, C);
+            emb_ctx ec = {dalloc((size_t)T * C * 4), dup_dev(ids, (size_t)T * 4), ac.off, ac.len, B, C, {0},
+                          dup_dev(pt, (size_t)P * C * 4), dup_dev(tt, C * 4)};
+            ec.w.f32 = dup_dev(wt, (size_t)V * C * 4);
+            k_emb(&ec);
+            CU(cudaMemcpy(got, ec.x, (size_t)seq * C * 4, cudaMemcpyDeviceToHost));
+            int eok = close_enough("embed", got, want, (size_t)seq * C, 0);
+            report("embedding gather (F32 rows)", shape, time_kernel(k_emb, &ec), (double)T * C * 4 * 3, 0, eok);
+            seslm_cuda_free(ec.x), seslm_cuda_free(ec.ids), seslm_cuda_free(ec.pos), seslm_cuda_free(ec.type);
+            seslm_cuda_free((void *)ec.w.f32);
+            free(wt), free(pt), free(tt), free(ids), free(want), free(got);
+        }
         // pooling on the same buffer viewed as (T, 384)
         pool_ctx pc = {dalloc((size_t)B * C * 4), ac.out, ac.off, ac.len, B, C};
         report("mean pool + L2", shape, time_kernel(k_pool, &pc), (double)T * C * 4, 0, 1);
