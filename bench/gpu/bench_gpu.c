@@ -224,7 +224,8 @@ static void k_lin(void *p) {
 typedef struct { int32_t *acc; float *y; int8_t *qa, *qw; float *sa, *sw, *b; int M, N, Kp, simple; } qg_ctx;
 static void k_qg(void *p) {
     qg_ctx *c = p;
-    if (c->simple) seslm_cuda_qgemm_simple(c->acc, c->y, c->qa, c->sa, c->qw, c->sw, c->b, c->M, c->N, c->Kp);
+    if (c->simple == 2) seslm_cuda_qgemm_cublas(c->acc, c->qa, c->qw, c->M, c->N, c->Kp);
+    else if (c->simple) seslm_cuda_qgemm_simple(c->acc, c->y, c->qa, c->sa, c->qw, c->sw, c->b, c->M, c->N, c->Kp);
     else seslm_cuda_qgemm(c->acc, c->y, c->qa, c->sa, c->qw, c->sw, c->b, c->M, c->N, c->Kp);
 }
 typedef struct { float *out, *qkv; int *off, *len; int B, H, D; float *mask; } att_ctx;
@@ -317,6 +318,25 @@ static int run_kernels(int T, int seq) {
         quant_ctx qc = {dalloc((size_t)T * Kp), dalloc((size_t)T * 4), lc.x, T, K, Kp};
         report("quantize rows (INT8 per token)", shape, time_kernel(k_quant, &qc), (double)T * K * 4 + (double)T * Kp, 0, 1);
         qg_ctx gc = {dalloc((size_t)T * N * 4), NULL, qc.q, dup_dev(qwp, (size_t)N * Kp), qc.s, dup_dev(sw, N * 4), lc.b, T, N, Kp, 0};
+        { // the cuBLAS INT8 baseline (int32 products only, no dequantization), and the mma kernel doing
+          // the same work (int32 out) for a like-for-like comparison
+            gc.simple = 2, gc.y = NULL;
+            k_qg(&gc);
+            if (seslm_cuda_sync() != 0) {
+                printf("{\"bench\": \"kernel\", \"kernel\": \"INT8 GEMM cuBLAS\", \"shape\": \"%s\", \"error\": \"%s\"}\n", shape,
+                       seslm_last_error());
+            } else {
+                CU(cudaMemcpy(acc_got, gc.acc, (size_t)CHK * N * 4, cudaMemcpyDeviceToHost));
+                ok = memcmp(acc_got, acc, (size_t)CHK * N * 4) == 0;
+                if (!ok) fprintf(stderr, "bench_gpu: CHECK FAILED cuBLAS int8: int32 sums differ from seslm_qgemm_ref\n");
+                report("INT8 GEMM cuBLAS (baseline, int32 out)", shape, time_kernel(k_qg, &gc), 0, 2.0 * T * N * (double)K, ok);
+            }
+            gc.simple = 0;
+            k_qg(&gc);
+            CU(cudaMemcpy(acc_got, gc.acc, (size_t)CHK * N * 4, cudaMemcpyDeviceToHost));
+            ok = memcmp(acc_got, acc, (size_t)CHK * N * 4) == 0;
+            report("INT8 GEMM mma.sync m16n8k32 (int32 out)", shape, time_kernel(k_qg, &gc), 0, 2.0 * T * N * (double)K, ok);
+        }
         for (int simple = 0; simple < 2; simple++) {
             gc.simple = simple, gc.y = NULL;
             k_qg(&gc);

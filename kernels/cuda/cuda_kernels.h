@@ -76,6 +76,8 @@ void seslm_cuda_qgemm(int32_t *acc, float *y, const int8_t *qa, const float *sa,
 void seslm_cuda_qgemm_simple(int32_t *acc, float *y, const int8_t *qa, const float *sa, const int8_t *qw,
                              const float *sw, const float *b, int M, int N, int Kp);
 static inline int seslm_cuda_kpad(int K) { return (K + 31) & ~31; }
+/* linear_cublas.cu: the cuBLAS INT8 baseline, int32 products only: acc (M, N) = qa (M, Kp) qw (N, Kp)^T. */
+void seslm_cuda_qgemm_cublas(int32_t *acc, const int8_t *qa, const int8_t *qw, int M, int N, int Kp);
 /* linear_cublas.cu (cuBLAS baseline): y (M, N) = x (M, K) W (N, K)^T + b in FP32 (no TF32), and the
  * FP16 variant: W16 (N, K) halves, x converted to FP16 on the fly, FP32 accumulation and output. */
 void seslm_cuda_linear_f32(float *y, const float *x, const float *w, const float *b, int M, int N, int K);

@@ -75,3 +75,16 @@ extern "C" void seslm_cuda_linear_f16(float *y, const float *x, const void *w16,
                             y, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                "cublasGemmEx (FP16)");
 }
+
+// The cuBLAS INT8 product (the baseline the mma kernel is compared with): acc (M, N) int32 = qa (M, Kp)
+// qw (N, Kp)^T, the "TN" int8 layout cuBLAS requires (leading dimensions multiples of 4: Kp is a
+// multiple of 32). No dequantization: the comparison is of the int32 products alone.
+extern "C" void seslm_cuda_qgemm_cublas(int32_t *acc, const int8_t *qa, const int8_t *qw, int M, int N, int Kp) {
+    if (M <= 0 || N <= 0) return;
+    cublasHandle_t h = blas_handle();
+    if (!h) return;
+    const int32_t one = 1, zero = 0;
+    blas_check(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, M, Kp, &one, qw, CUDA_R_8I, Kp, qa, CUDA_R_8I, Kp, &zero, acc,
+                            CUDA_R_32I, N, CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT),
+               "cublasGemmEx (INT8)");
+}
