@@ -66,7 +66,7 @@ static float *rand_vec(size_t n, float scale) {
 // a device float buffer full of NaN
 static float *poisoned_dev(size_t n) {
     float *h = malloc((n + 1) * sizeof *h);
-    for (size_t i = 0; i < n; i++) h[i] = NAN;
+    for (size_t i = 0; i <= n; i++) h[i] = NAN;
     float *d = dup_dev(h, (n + 1) * sizeof *h);
     free(h);
     return d;
