@@ -49,7 +49,8 @@ static uint32_t rnd(void) {
 
 static int usage(void) {
     fprintf(stderr, "usage: bench_gpu e2e --model DIR [--student DIR] [--backend cuda|cuda-fp16] [--batches 1,32,256] "
-                    "[--seq 128] [--warmup N] [--repeats N]\n       bench_gpu kernels [--tokens N] [--seq L] [--warmup N] [--repeats N]\n");
+                    "[--seq 128] [--warmup N] [--repeats N]\n       bench_gpu kernels [--tokens N] [--seq L] [--warmup "
+                    "N] [--repeats N]\n");
     return 2;
 }
 
@@ -98,7 +99,8 @@ static int e2e_one(const char *label, const char *dir, const char *backend, cons
         if (rc) break;
         qsort(t, (size_t)repeats, sizeof *t, cmp_double);
         const double med = t[repeats / 2];
-        printf("{\"bench\": \"e2e\", \"model\": \"%s\", \"backend\": \"%s\", \"dir\": \"%s\", \"batch\": %d, \"seq\": %d, \"repeats\": %d, "
+        printf("{\"bench\": \"e2e\", \"model\": \"%s\", \"backend\": \"%s\", \"dir\": \"%s\", \"batch\": %d, \"seq\": "
+               "%d, \"repeats\": %d, "
                "\"ms_median\": %.4f, \"ms_min\": %.4f, \"ms_max\": %.4f, \"sentences_per_s\": %.1f}\n",
                label, backend, dir, B, seq, repeats, med, t[0], t[repeats - 1], B / (med / 1e3));
         fflush(stdout);
@@ -130,13 +132,13 @@ static float rndf(void) { return (float)((double)rnd() / 4294967296.0 * 2.0 - 1.
 static int g_fail;
 static int g_warmup = 10, g_repeats = 50;
 
-#define CU(call)                                                                                        \
-    do {                                                                                                \
-        cudaError_t e_ = (call);                                                                        \
-        if (e_ != cudaSuccess) {                                                                        \
-            fprintf(stderr, "bench_gpu: %s: %s (%s:%d)\n", #call, cudaGetErrorString(e_), __FILE__, __LINE__); \
-            exit(1);                                                                                    \
-        }                                                                                               \
+#define CU(call)                                                                                                       \
+    do {                                                                                                               \
+        cudaError_t e_ = (call);                                                                                       \
+        if (e_ != cudaSuccess) {                                                                                       \
+            fprintf(stderr, "bench_gpu: %s: %s (%s:%d)\n", #call, cudaGetErrorString(e_), __FILE__, __LINE__);         \
+            exit(1);                                                                                                   \
+        }                                                                                                              \
     } while (0)
 
 static void *dalloc(size_t bytes) {
@@ -210,50 +212,94 @@ static int close_enough(const char *what, const float *got, const float *want, s
 }
 
 // -- ceilings
-typedef struct { void *a, *b; size_t bytes; } copy_ctx;
+typedef struct {
+    void *a, *b;
+    size_t bytes;
+} copy_ctx;
 static void k_copy(void *p) {
     copy_ctx *c = p;
     cudaMemcpyAsync(c->b, c->a, c->bytes, cudaMemcpyDeviceToDevice, (cudaStream_t)seslm_cuda_stream());
 }
-typedef struct { float *y, *x, *b; const void *w; int M, N, K, half; } lin_ctx;
+typedef struct {
+    float *y, *x, *b;
+    const void *w;
+    int M, N, K, half;
+} lin_ctx;
 static void k_lin(void *p) {
     lin_ctx *c = p;
-    if (c->half) seslm_cuda_linear_f16(c->y, c->x, c->w, c->b, c->M, c->N, c->K);
-    else seslm_cuda_linear_f32(c->y, c->x, c->w, c->b, c->M, c->N, c->K);
+    if (c->half)
+        seslm_cuda_linear_f16(c->y, c->x, c->w, c->b, c->M, c->N, c->K);
+    else
+        seslm_cuda_linear_f32(c->y, c->x, c->w, c->b, c->M, c->N, c->K);
 }
-typedef struct { int32_t *acc; float *y; int8_t *qa, *qw; float *sa, *sw, *b; int M, N, Kp, simple; } qg_ctx;
+typedef struct {
+    int32_t *acc;
+    float *y;
+    int8_t *qa, *qw;
+    float *sa, *sw, *b;
+    int M, N, Kp, simple;
+} qg_ctx;
 static void k_qg(void *p) {
     qg_ctx *c = p;
-    if (c->simple == 2) seslm_cuda_qgemm_cublas(c->acc, c->qa, c->qw, c->M, c->N, c->Kp);
-    else if (c->simple) seslm_cuda_qgemm_simple(c->acc, c->y, c->qa, c->sa, c->qw, c->sw, c->b, c->M, c->N, c->Kp);
-    else seslm_cuda_qgemm(c->acc, c->y, c->qa, c->sa, c->qw, c->sw, c->b, c->M, c->N, c->Kp);
+    if (c->simple == 2)
+        seslm_cuda_qgemm_cublas(c->acc, c->qa, c->qw, c->M, c->N, c->Kp);
+    else if (c->simple)
+        seslm_cuda_qgemm_simple(c->acc, c->y, c->qa, c->sa, c->qw, c->sw, c->b, c->M, c->N, c->Kp);
+    else
+        seslm_cuda_qgemm(c->acc, c->y, c->qa, c->sa, c->qw, c->sw, c->b, c->M, c->N, c->Kp);
 }
-typedef struct { float *out, *qkv; int *off, *len; int B, H, D; float *mask; } att_ctx;
+typedef struct {
+    float *out, *qkv;
+    int *off, *len;
+    int B, H, D;
+    float *mask;
+} att_ctx;
 static void k_att(void *p) {
     att_ctx *c = p;
     seslm_cuda_attention(c->out, c->qkv, c->off, c->len, c->B, c->H, c->D, c->mask);
 }
-typedef struct { float *x; int32_t *ids; int *off, *len; int B, C; seslm_embedding w; float *pos, *type; } emb_ctx;
+typedef struct {
+    float *x;
+    int32_t *ids;
+    int *off, *len;
+    int B, C;
+    seslm_embedding w;
+    float *pos, *type;
+} emb_ctx;
 static void k_emb(void *p) {
     emb_ctx *c = p;
     seslm_cuda_embed(c->x, c->ids, c->off, c->len, c->B, &c->w, c->pos, c->type, c->C);
 }
-typedef struct { float *x, *r, *g, *b; int M, C; } ln_ctx;
+typedef struct {
+    float *x, *r, *g, *b;
+    int M, C;
+} ln_ctx;
 static void k_ln(void *p) {
     ln_ctx *c = p;
     seslm_cuda_add_layernorm(c->x, c->r, c->g, c->b, c->M, c->C, 1e-12f);
 }
-typedef struct { float *x, *b; int M, N; } gelu_ctx;
+typedef struct {
+    float *x, *b;
+    int M, N;
+} gelu_ctx;
 static void k_gelu(void *p) {
     gelu_ctx *c = p;
     seslm_cuda_gelu_bias(c->x, c->b, c->M, c->N);
 }
-typedef struct { float *out, *x; int *off, *len; int B, C; } pool_ctx;
+typedef struct {
+    float *out, *x;
+    int *off, *len;
+    int B, C;
+} pool_ctx;
 static void k_pool(void *p) {
     pool_ctx *c = p;
     seslm_cuda_pool(c->out, c->x, c->off, c->len, c->B, c->C, 1);
 }
-typedef struct { int8_t *q; float *s, *x; int M, K, Kp; } quant_ctx;
+typedef struct {
+    int8_t *q;
+    float *s, *x;
+    int M, K, Kp;
+} quant_ctx;
 static void k_quant(void *p) {
     quant_ctx *c = p;
     seslm_cuda_quantize_rows(c->q, c->s, c->x, c->M, c->K, c->Kp);
@@ -273,7 +319,8 @@ static int run_kernels(int T, int seq) {
         seslm_cuda_free(cc.a), seslm_cuda_free(cc.b);
         const int n = 8192;
         float *x = rand_host((size_t)n * n, 1.0f);
-        lin_ctx lc = {dalloc((size_t)n * n * 4), dup_dev(x, (size_t)n * n * 4), NULL, dup_dev(x, (size_t)n * n * 4), n, n, n, 0};
+        lin_ctx lc = {
+            dalloc((size_t)n * n * 4), dup_dev(x, (size_t)n * n * 4), NULL, dup_dev(x, (size_t)n * n * 4), n, n, n, 0};
         ms = time_kernel(k_lin, &lc);
         report("ceiling: cuBLAS SGEMM (FP32)", "8192^3", ms, 0, 2.0 * n * n * (double)n, 1);
         void *w32 = (void *)lc.w, *w16 = dalloc((size_t)n * n * 2);
@@ -293,7 +340,14 @@ static int run_kernels(int T, int seq) {
         float *want = malloc((size_t)CHK * N * 4), *got = malloc((size_t)CHK * N * 4);
         seslm_weight hw = {.w = w, .N = N, .K = K};
         ref->linear(want, x, &hw, b, CHK);
-        lin_ctx lc = {dalloc((size_t)T * N * 4), dup_dev(x, (size_t)T * K * 4), dup_dev(b, N * 4), dup_dev(w, (size_t)N * K * 4), T, N, K, 0};
+        lin_ctx lc = {dalloc((size_t)T * N * 4),
+                      dup_dev(x, (size_t)T * K * 4),
+                      dup_dev(b, N * 4),
+                      dup_dev(w, (size_t)N * K * 4),
+                      T,
+                      N,
+                      K,
+                      0};
         k_lin(&lc);
         CU(cudaMemcpy(got, lc.y, (size_t)CHK * N * 4, cudaMemcpyDeviceToHost));
         int ok = close_enough("linear f32", got, want, (size_t)CHK * N, 1e-4);
@@ -316,33 +370,50 @@ static int run_kernels(int T, int seq) {
         int32_t *acc = malloc((size_t)CHK * N * 4), *acc_got = malloc((size_t)CHK * N * 4);
         seslm_qgemm_ref(acc, qa, qw, CHK, N, K);
         quant_ctx qc = {dalloc((size_t)T * Kp), dalloc((size_t)T * 4), lc.x, T, K, Kp};
-        report("quantize rows (INT8 per token)", shape, time_kernel(k_quant, &qc), (double)T * K * 4 + (double)T * Kp, 0, 1);
-        qg_ctx gc = {dalloc((size_t)T * N * 4), NULL, qc.q, dup_dev(qwp, (size_t)N * Kp), qc.s, dup_dev(sw, N * 4), lc.b, T, N, Kp, 0};
+        report("quantize rows (INT8 per token)", shape, time_kernel(k_quant, &qc), (double)T * K * 4 + (double)T * Kp,
+               0, 1);
+        qg_ctx gc = {dalloc((size_t)T * N * 4),
+                     NULL,
+                     qc.q,
+                     dup_dev(qwp, (size_t)N * Kp),
+                     qc.s,
+                     dup_dev(sw, N * 4),
+                     lc.b,
+                     T,
+                     N,
+                     Kp,
+                     0};
         { // the cuBLAS INT8 baseline (int32 products only, no dequantization), and the mma kernel doing
           // the same work (int32 out) for a like-for-like comparison
             gc.simple = 2, gc.y = NULL;
             k_qg(&gc);
             if (seslm_cuda_sync() != 0) {
-                printf("{\"bench\": \"kernel\", \"kernel\": \"INT8 GEMM cuBLAS\", \"shape\": \"%s\", \"error\": \"%s\"}\n", shape,
-                       seslm_last_error());
+                printf(
+                    "{\"bench\": \"kernel\", \"kernel\": \"INT8 GEMM cuBLAS\", \"shape\": \"%s\", \"error\": \"%s\"}\n",
+                    shape, seslm_last_error());
             } else {
                 CU(cudaMemcpy(acc_got, gc.acc, (size_t)CHK * N * 4, cudaMemcpyDeviceToHost));
                 ok = memcmp(acc_got, acc, (size_t)CHK * N * 4) == 0;
-                if (!ok) fprintf(stderr, "bench_gpu: CHECK FAILED cuBLAS int8: int32 sums differ from seslm_qgemm_ref\n");
-                report("INT8 GEMM cuBLAS (baseline, int32 out)", shape, time_kernel(k_qg, &gc), 0, 2.0 * T * N * (double)K, ok);
+                if (!ok)
+                    fprintf(stderr, "bench_gpu: CHECK FAILED cuBLAS int8: int32 sums differ from seslm_qgemm_ref\n");
+                report("INT8 GEMM cuBLAS (baseline, int32 out)", shape, time_kernel(k_qg, &gc), 0,
+                       2.0 * T * N * (double)K, ok);
             }
             gc.simple = 0;
             k_qg(&gc);
             CU(cudaMemcpy(acc_got, gc.acc, (size_t)CHK * N * 4, cudaMemcpyDeviceToHost));
             ok = memcmp(acc_got, acc, (size_t)CHK * N * 4) == 0;
-            report("INT8 GEMM mma.sync m16n8k32 (int32 out)", shape, time_kernel(k_qg, &gc), 0, 2.0 * T * N * (double)K, ok);
+            report("INT8 GEMM mma.sync m16n8k32 (int32 out)", shape, time_kernel(k_qg, &gc), 0, 2.0 * T * N * (double)K,
+                   ok);
         }
         for (int simple = 0; simple < 2; simple++) {
             gc.simple = simple, gc.y = NULL;
             k_qg(&gc);
             CU(cudaMemcpy(acc_got, gc.acc, (size_t)CHK * N * 4, cudaMemcpyDeviceToHost));
             ok = memcmp(acc_got, acc, (size_t)CHK * N * 4) == 0;
-            if (!ok) fprintf(stderr, "bench_gpu: CHECK FAILED qgemm %s: int32 sums differ from seslm_qgemm_ref\n", simple ? "simple" : "mma");
+            if (!ok)
+                fprintf(stderr, "bench_gpu: CHECK FAILED qgemm %s: int32 sums differ from seslm_qgemm_ref\n",
+                        simple ? "simple" : "mma");
             gc.y = lc.y; // time the fused-dequantization form the backend runs
             int32_t *keep = gc.acc;
             gc.acc = NULL;
@@ -351,19 +422,30 @@ static int run_kernels(int T, int seq) {
             gc.acc = keep;
             if (T * (double)N * K > 5e10) break; // the simple kernel is too slow to time at full size
         }
-        seslm_cuda_free(lc.y), seslm_cuda_free(lc.x), seslm_cuda_free(lc.b), seslm_cuda_free((void *)lc.w), seslm_cuda_free(w16);
-        seslm_cuda_free(qc.q), seslm_cuda_free(qc.s), seslm_cuda_free(gc.acc), seslm_cuda_free(gc.qw), seslm_cuda_free(gc.sw);
-        free(x), free(w), free(b), free(want), free(got), free(qw), free(qwp), free(qa), free(sw), free(sa), free(acc), free(acc_got);
+        seslm_cuda_free(lc.y), seslm_cuda_free(lc.x), seslm_cuda_free(lc.b), seslm_cuda_free((void *)lc.w),
+            seslm_cuda_free(w16);
+        seslm_cuda_free(qc.q), seslm_cuda_free(qc.s), seslm_cuda_free(gc.acc), seslm_cuda_free(gc.qw),
+            seslm_cuda_free(gc.sw);
+        free(x), free(w), free(b), free(want), free(got), free(qw), free(qwp), free(qa), free(sw), free(sa), free(acc),
+            free(acc_got);
     }
     // attention: B sequences of seq tokens, H heads of D
     {
         int *off = malloc(B * sizeof *off), *len = malloc(B * sizeof *len);
         for (int b = 0; b < B; b++) off[b] = b * seq, len[b] = seq;
-        float *qkv = rand_host((size_t)T * 3 * H * D, 2.0f), *want = malloc((size_t)seq * H * D * 4), *got = malloc((size_t)seq * H * D * 4);
+        float *qkv = rand_host((size_t)T * 3 * H * D, 2.0f), *want = malloc((size_t)seq * H * D * 4),
+              *got = malloc((size_t)seq * H * D * 4);
         size_t sf = seslm_attention_scratch_floats(seq, D, 1);
         float *scratch = malloc(sf * 4);
         ref->attention(want, qkv, off, len, 1, H, D, scratch, sf, NULL); // sequence 0 only
-        att_ctx ac = {dalloc((size_t)T * H * D * 4), dup_dev(qkv, (size_t)T * 3 * H * D * 4), dup_dev(off, B * 4), dup_dev(len, B * 4), B, H, D, NULL};
+        att_ctx ac = {dalloc((size_t)T * H * D * 4),
+                      dup_dev(qkv, (size_t)T * 3 * H * D * 4),
+                      dup_dev(off, B * 4),
+                      dup_dev(len, B * 4),
+                      B,
+                      H,
+                      D,
+                      NULL};
         k_att(&ac);
         CU(cudaMemcpy(got, ac.out, (size_t)seq * H * D * 4, cudaMemcpyDeviceToHost));
         int ok = close_enough("attention", got, want, (size_t)seq * H * D, 1e-4);
@@ -374,8 +456,8 @@ static int run_kernels(int T, int seq) {
         float hm[64];
         for (int h = 0; h < H; h++) hm[h] = h % 2 ? 0.0f : 1.0f;
         ac.mask = dup_dev(hm, H * 4);
-        report("attention, every other head masked (skipped)", shape, time_kernel(k_att, &ac), (double)T * 4 * H * D * 2,
-               2.0 * B * H * (double)seq * seq * D, 1);
+        report("attention, every other head masked (skipped)", shape, time_kernel(k_att, &ac),
+               (double)T * 4 * H * D * 2, 2.0 * B * H * (double)seq * seq * D, 1);
         seslm_cuda_free(ac.mask);
         ac.mask = NULL;
         // embedding gather (F32 table of the real model's size; random rows)
@@ -387,7 +469,7 @@ static int run_kernels(int T, int seq) {
             float *want = malloc((size_t)seq * C * 4), *got = malloc((size_t)seq * C * 4);
             seslm_embedding hw = {.f32 = wt};
             ref->embed(want, ids, off, len, 1, &hw, pt, tt, C);
-            emb_ctx ec = {dalloc((size_t)T * C * 4), dup_dev(ids, (size_t)T * 4), ac.off, ac.len, B, C, {0},
+            emb_ctx ec = {dalloc((size_t)T * C * 4),      dup_dev(ids, (size_t)T * 4), ac.off, ac.len, B, C, {0},
                           dup_dev(pt, (size_t)P * C * 4), dup_dev(tt, C * 4)};
             ec.w.f32 = dup_dev(wt, (size_t)V * C * 4);
             k_emb(&ec);
@@ -401,16 +483,19 @@ static int run_kernels(int T, int seq) {
         // pooling on the same buffer viewed as (T, 384)
         pool_ctx pc = {dalloc((size_t)B * C * 4), ac.out, ac.off, ac.len, B, C};
         report("mean pool + L2", shape, time_kernel(k_pool, &pc), (double)T * C * 4, 0, 1);
-        seslm_cuda_free(pc.out), seslm_cuda_free(ac.out), seslm_cuda_free(ac.qkv), seslm_cuda_free(ac.off), seslm_cuda_free(ac.len);
+        seslm_cuda_free(pc.out), seslm_cuda_free(ac.out), seslm_cuda_free(ac.qkv), seslm_cuda_free(ac.off),
+            seslm_cuda_free(ac.len);
         free(off), free(len), free(qkv), free(want), free(got), free(scratch);
     }
     // residual + layernorm, GELU + bias
     {
-        float *x = rand_host((size_t)T * C, 2.0f), *r = rand_host((size_t)T * C, 1.0f), *g = rand_host(C, 1.0f), *b = rand_host(C, 0.5f);
+        float *x = rand_host((size_t)T * C, 2.0f), *r = rand_host((size_t)T * C, 1.0f), *g = rand_host(C, 1.0f),
+              *b = rand_host(C, 0.5f);
         float *want = malloc((size_t)CHK * C * 4), *got = malloc((size_t)CHK * C * 4);
         memcpy(want, x, (size_t)CHK * C * 4);
         ref->add_layernorm(want, r, g, b, CHK, C, 1e-12f);
-        ln_ctx lc = {dup_dev(x, (size_t)T * C * 4), dup_dev(r, (size_t)T * C * 4), dup_dev(g, C * 4), dup_dev(b, C * 4), T, C};
+        ln_ctx lc = {
+            dup_dev(x, (size_t)T * C * 4), dup_dev(r, (size_t)T * C * 4), dup_dev(g, C * 4), dup_dev(b, C * 4), T, C};
         k_ln(&lc);
         CU(cudaMemcpy(got, lc.x, (size_t)CHK * C * 4, cudaMemcpyDeviceToHost));
         int ok = close_enough("add_layernorm", got, want, (size_t)CHK * C, 1e-4);
@@ -442,16 +527,24 @@ int main(int argc, char **argv) {
     for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return usage();
-        if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--student")) student = v;
-        else if (!strcmp(a, "--backend")) backend = v;
+        if (!strcmp(a, "--model"))
+            model = v;
+        else if (!strcmp(a, "--student"))
+            student = v;
+        else if (!strcmp(a, "--backend"))
+            backend = v;
         else if (!strcmp(a, "--batches")) {
             if ((nb = parse_batches(v, batches, 16)) <= 0) return usage();
-        } else if (!strcmp(a, "--seq")) seq = atoi(v);
-        else if (!strcmp(a, "--warmup")) warmup = atoi(v);
-        else if (!strcmp(a, "--repeats")) repeats = atoi(v);
-        else if (!strcmp(a, "--tokens")) tokens = atoi(v);
-        else return usage();
+        } else if (!strcmp(a, "--seq"))
+            seq = atoi(v);
+        else if (!strcmp(a, "--warmup"))
+            warmup = atoi(v);
+        else if (!strcmp(a, "--repeats"))
+            repeats = atoi(v);
+        else if (!strcmp(a, "--tokens"))
+            tokens = atoi(v);
+        else
+            return usage();
     }
     if (seq < 2 || seq > 512 || tokens < seq || repeats == 0 || warmup < -1) return usage();
     if (seslm_gpu_count() <= 0) {

@@ -9,9 +9,9 @@
  * "skipped: no GPU" and exits 77 (ctest reports it as skipped). Label "gpu" (file name ends in _cuda). */
 #include "backend.h"
 #include "model_internal.h"
+#include "plan.h"
 #include "quant.h"
 #include "recompile.h"
-#include "plan.h"
 #include "seslm.h"
 #include "test.h"
 #include "tiny_model.h"
@@ -85,8 +85,8 @@ static double compare_dev(const char *what, const float *dev, const float *want,
         if (!ok && !bad++) first = i;
         if (d > worst || d != d) worst = d;
     }
-    CHECK_MSG(bad == 0, "%s: %zu of %zu elements off (first at %zu: got %.9g want %.9g), max err %.3g", what, bad, n, first,
-              rc == 0 ? got[first] : 0.0, want[first], worst);
+    CHECK_MSG(bad == 0, "%s: %zu of %zu elements off (first at %zu: got %.9g want %.9g), max err %.3g", what, bad, n,
+              first, rc == 0 ? got[first] : 0.0, want[first], worst);
     free(got);
     return worst;
 }
@@ -149,7 +149,8 @@ static void test_embed(void) {
         seslm_cuda_free((void *)d.f32), seslm_cuda_free((void *)d.q), seslm_cuda_free((void *)d.scale);
         seslm_cuda_free((void *)d.exact_slot), seslm_cuda_free((void *)d.exact);
     }
-    seslm_cuda_free(d_ids), seslm_cuda_free(d_off), seslm_cuda_free(d_len), seslm_cuda_free(d_pos), seslm_cuda_free(d_type);
+    seslm_cuda_free(d_ids), seslm_cuda_free(d_off), seslm_cuda_free(d_len), seslm_cuda_free(d_pos),
+        seslm_cuda_free(d_type);
     free(word), free(pos), free(type), free(q), free(sc), free(exact), free(want);
 }
 
@@ -227,7 +228,7 @@ static void test_attention(void) {
         test_attention_case(one, 1, 12, 32, masked);
         test_attention_case(mixed, 6, 12, 32, masked);
         test_attention_case(long_, 4, 12, 32, masked);
-        test_attention_case(tiny, 4, 4, 4, masked);  // the tiny model's heads
+        test_attention_case(tiny, 4, 4, 4, masked);   // the tiny model's heads
         test_attention_case(mixed, 6, 2, 64, masked); // the D <= 64 instantiation
         test_attention_case(tiny, 4, 3, 20, masked);  // D not a power of two
     }
@@ -268,13 +269,14 @@ static void test_rows(void) {
 
 // INT8: quantization identical to quant.c, products bit-exact against seslm_qgemm_ref
 static void test_qgemm(void) {
-    const int shapes[][3] = {{1, 384, 384}, {37, 1536, 384}, {130, 77, 1536}, {64, 64, 32}, {5, 24, 16}, {200, 384, 1000}};
+    const int shapes[][3] = {{1, 384, 384}, {37, 1536, 384}, {130, 77, 1536},
+                             {64, 64, 32},  {5, 24, 16},     {200, 384, 1000}};
     for (int s = 0; s < 6; s++) {
         const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], Kp = seslm_cuda_kpad(K);
         float *x = rand_vec((size_t)M * K, 4.0f), *w = rand_vec((size_t)N * K, 0.2f), *b = rand_vec(N, 0.5f);
         if (M > 1)
             for (int k = 0; k < K; k++) x[(size_t)K + k] = 0.0f; // a zero row: scale 0
-        if (M > 2) x[(size_t)2 * K + 1] = NAN;                     // a poisoned row: zeros, scale NaN
+        if (M > 2) x[(size_t)2 * K + 1] = NAN;                   // a poisoned row: zeros, scale NaN
         int8_t *qa = malloc((size_t)M * K + 1), *qw = malloc((size_t)N * K + 1);
         float *sa = malloc(M * 4), *sw = malloc(N * 4);
         seslm_quantize_rows(qa, sa, x, M, K, K);
@@ -283,7 +285,8 @@ static void test_qgemm(void) {
         seslm_qgemm_ref(acc, qa, qw, M, N, K);
         float *want = malloc((size_t)M * N * 4);
         for (int m = 0; m < M; m++)
-            for (int n = 0; n < N; n++) want[(size_t)m * N + n] = (float)acc[(size_t)m * N + n] * (sa[m] * sw[n]) + b[n];
+            for (int n = 0; n < N; n++)
+                want[(size_t)m * N + n] = (float)acc[(size_t)m * N + n] * (sa[m] * sw[n]) + b[n];
         // device: quantize x (padded to Kp), weights padded to Kp
         int8_t *qwp = calloc((size_t)N * Kp, 1), *qa_got = malloc((size_t)M * Kp);
         for (int n = 0; n < N; n++) memcpy(qwp + (size_t)n * Kp, qw + (size_t)n * K, K);
@@ -308,18 +311,23 @@ static void test_qgemm(void) {
         if (seslm_cuda_download(acc_got, dacc, (size_t)M * N * 4) != 0)
             printf("note: cuBLAS INT8 %dx%dx%d not run: %s\n", M, N, Kp, seslm_last_error());
         else
-            CHECK_MSG(memcmp(acc_got, acc, (size_t)M * N * 4) == 0, "qgemm cuBLAS %dx%dx%d: int32 sums differ", M, N, K);
+            CHECK_MSG(memcmp(acc_got, acc, (size_t)M * N * 4) == 0, "qgemm cuBLAS %dx%dx%d: int32 sums differ", M, N,
+                      K);
         for (int kind = 0; kind < 2; kind++) {
             char what[96];
             snprintf(what, sizeof what, "qgemm %s %dx%dx%d", kind ? "simple" : "mma", M, N, K);
             seslm_cuda_memset(dacc, 0xff, (size_t)M * N * 4);
-            if (kind) seslm_cuda_qgemm_simple(dacc, NULL, dqa, dsa, dqw, dsw, NULL, M, N, Kp);
-            else seslm_cuda_qgemm(dacc, NULL, dqa, dsa, dqw, dsw, NULL, M, N, Kp);
+            if (kind)
+                seslm_cuda_qgemm_simple(dacc, NULL, dqa, dsa, dqw, dsw, NULL, M, N, Kp);
+            else
+                seslm_cuda_qgemm(dacc, NULL, dqa, dsa, dqw, dsw, NULL, M, N, Kp);
             CHECK_MSG(seslm_cuda_download(acc_got, dacc, (size_t)M * N * 4) == 0, "%s: %s", what, seslm_last_error());
             CHECK_MSG(memcmp(acc_got, acc, (size_t)M * N * 4) == 0, "%s: int32 sums differ from seslm_qgemm_ref", what);
             float *dy = poisoned_dev((size_t)M * N);
-            if (kind) seslm_cuda_qgemm_simple(NULL, dy, dqa, dsa, dqw, dsw, db, M, N, Kp);
-            else seslm_cuda_qgemm(NULL, dy, dqa, dsa, dqw, dsw, db, M, N, Kp);
+            if (kind)
+                seslm_cuda_qgemm_simple(NULL, dy, dqa, dsa, dqw, dsw, db, M, N, Kp);
+            else
+                seslm_cuda_qgemm(NULL, dy, dqa, dsa, dqw, dsw, db, M, N, Kp);
             // the NaN row stays NaN on both sides; compare the others bit for bit
             float *got = malloc((size_t)M * N * 4);
             CHECK(seslm_cuda_download(got, dy, (size_t)M * N * 4) == 0);
@@ -332,7 +340,8 @@ static void test_qgemm(void) {
         }
         seslm_cuda_free(dx), seslm_cuda_free(dsw), seslm_cuda_free(db), seslm_cuda_free(dqw), seslm_cuda_free(dqa);
         seslm_cuda_free(dsa), seslm_cuda_free(dacc);
-        free(x), free(w), free(b), free(qa), free(qw), free(sa), free(sw), free(acc), free(want), free(qwp), free(qa_got);
+        free(x), free(w), free(b), free(qa), free(qw), free(sa), free(sw), free(acc), free(want), free(qwp),
+            free(qa_got);
         free(sa_got), free(acc_got);
     }
     // Kp not a multiple of 32 is refused with a recorded error, not a fault
@@ -346,7 +355,8 @@ static void test_linear(void) {
     const seslm_backend *cu = seslm_backend_get("cuda");
     CHECK(cu != NULL && cu->dev_alloc && cu->weight_upload);
     if (!cu) return;
-    const int shapes[][3] = {{1, 384, 384}, {37, 1152, 384}, {130, 384, 1536}, {61, 1011, 384}, {61, 384, 1011}, {3, 5, 7}};
+    const int shapes[][3] = {{1, 384, 384},   {37, 1152, 384}, {130, 384, 1536},
+                             {61, 1011, 384}, {61, 384, 1011}, {3, 5, 7}};
     for (int s = 0; s < 6; s++) {
         const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         float *x = rand_vec((size_t)M * K, 1.0f), *w = rand_vec((size_t)N * K, 0.1f), *b = rand_vec(N, 0.5f);
@@ -521,7 +531,8 @@ static seslm_model *recompile_q8(const seslm_model *parent) {
     const int V = seslm_model_get_config(parent)->vocab_size;
     uint64_t *counts = calloc((size_t)V, sizeof *counts);
     for (int i = 0; i < V; i++) counts[i] = (uint64_t)(i * 7 % 13);
-    seslm_recompile_opts q8 = {.ridge = 1e-3, .quantize_int8 = 1, .compress_embeddings = 1, .token_counts = counts, .n_exact = 7};
+    seslm_recompile_opts q8 = {
+        .ridge = 1e-3, .quantize_int8 = 1, .compress_embeddings = 1, .token_counts = counts, .n_exact = 7};
     snprintf(out, sizeof out, "%s/int8", g_root);
     seslm_status st = seslm_recompile_run(parent, &pl, &q8, out, NULL);
     seslm_plan_free(&pl);
