@@ -1,5 +1,8 @@
 /* backend.c — backend registry. */
 #include "backend.h"
+#ifdef SESLM_HAVE_CUDA
+#include "cuda/cuda_kernels.h"
+#endif
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,5 +19,9 @@ float *seslm_weight_pack32(const float *w, int N, int K) {
 const seslm_backend *seslm_backend_get(const char *name) {
     if (!name || strcmp(name, "cpu") == 0) return seslm_backend_cpu_fast();
     if (strcmp(name, "cpu-ref") == 0) return seslm_backend_cpu_ref();
+#ifdef SESLM_HAVE_CUDA
+    if (strcmp(name, "cuda") == 0) return seslm_backend_cuda(0); // NULL without a visible device
+    if (strcmp(name, "cuda-fp16") == 0) return seslm_backend_cuda(1);
+#endif
     return NULL;
 }

@@ -98,12 +98,40 @@ typedef struct seslm_backend {
     void (*col_stats)(const float *x, int M, int N, double *sq, double *abs, uint64_t *pos);
     // ctx (M, H*D): norms[h] += sum_m || ctx[m, h*D : (h+1)*D] ||_2
     void (*head_norms)(const float *ctx, int M, int H, int D, double *norms);
+
+    // ---- optional: device backends (the CPU backends leave all of these NULL) -------------------------
+    // When dev_alloc is set, the encoder keeps its workspace, its id / offset / length arrays and every
+    // weight in memory from dev_alloc, and passes only such pointers to the ops above (see encoder_device.h).
+    void *(*dev_alloc)(size_t bytes);                              // NULL on failure (seslm_fail message set)
+    void (*dev_free)(void *p);
+    int (*dev_upload)(void *dst, const void *src, size_t bytes);   // host -> device; 0 ok, else -1 + message
+    int (*dev_download)(void *dst, const void *src, size_t bytes); // waits (0 bytes: only waits); also
+                                                                   // reports failed queued work
+    // dev gets a device copy of host in the backend's own layout (0 ok, else -1 + message); weight_free
+    // releases it.
+    int (*weight_upload)(seslm_weight *dev, const seslm_weight *host);
+    void (*weight_free)(seslm_weight *dev);
+    // y (M, N) rows = row (N); y (M, G*W): column group g *= mask[g] (0 writes zeros); mask in device memory
+    void (*fill_rows)(float *y, const float *row, int M, int N);
+    void (*scale_columns)(float *y, int M, int G, int W, const float *mask);
+    // attention with a head mask (H) applied inside: a head with factor 0 does no work and writes zeros
+    void (*attention_masked)(float *out, const float *qkv, const int *off, const int *len, int B, int H, int D,
+                             const float *head_mask);
+    // y = gelu(x W^T + b): linear followed by gelu, with the bias added in the GELU pass
+    void (*linear_gelu)(float *y, const float *x, const seslm_weight *w, const float *b, int M);
+    // record the ops queued by this thread between capture_begin and capture_end (none of them runs) into
+    // a replayable graph (NULL + message on failure); replay runs it again; replay_free releases it
+    int (*capture_begin)(void);
+    void *(*capture_end)(void);
+    int (*replay)(void *graph);
+    void (*replay_free)(void *graph);
 } seslm_backend;
 
 /* Scratch floats that `attention` needs for batches whose longest sequence is max_len. */
 size_t seslm_attention_scratch_floats(int max_len, int head_dim, int n_threads);
 
-/* "cpu" (fast: BLAS + SIMD + threads) or "cpu-ref" (plain C). NULL if unknown. */
+/* "cpu" (fast: BLAS + SIMD + threads), "cpu-ref" (plain C), "cuda" or "cuda-fp16" (only in a CUDA build
+ * with a visible device; otherwise NULL with a seslm_fail message). NULL if unknown. */
 const seslm_backend *seslm_backend_get(const char *name);
 const seslm_backend *seslm_backend_cpu_ref(void);
 const seslm_backend *seslm_backend_cpu_fast(void);

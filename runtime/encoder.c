@@ -12,6 +12,7 @@
  * All buffers are allocated once in seslm_encoder_new for max_batch x max_seq_len tokens; the
  * forward pass itself allocates nothing. */
 #include "backend.h"
+#include "encoder_device.h"
 #include "encoder_probe.h"
 #include "model_internal.h"
 #include "quant.h"
@@ -44,6 +45,7 @@ struct seslm_encoder {
     int masked;                       // 0: no mask anywhere (the forward pass checks only this)
     seslm_probe_fn probe;             // calibration hook (encoder_probe.h); NULL: none
     void *probe_ctx;
+    encoder_device *dev;              // device backends (be->dev_alloc): weights + workspace on the device
 };
 
 void seslm_encoder_set_probe(seslm_encoder *e, seslm_probe_fn fn, void *ctx) {
@@ -101,6 +103,10 @@ seslm_status seslm_encoder_set_masks(seslm_encoder *e, const float *const *head_
             e->masked = 1;
         }
         p += F;
+    }
+    if (e->dev && encoder_device_set_masks(e->dev, e->mask_buf, (size_t)(p - e->mask_buf)) != SESLM_OK) {
+        e->masked = 0; // nothing half-applied: the device keeps computing unmasked
+        return seslm_fail(SESLM_ERR_INTERNAL, "uploading the masks: %s", seslm_last_error());
     }
     return SESLM_OK;
 }
@@ -236,7 +242,10 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
     if (o.max_seq_len < 0 || o.max_seq_len == 1)
         return seslm_fail(SESLM_ERR_ARG, "max_seq_len must be 0 or >= 2 (got %d)", o.max_seq_len);
     const seslm_backend *be = seslm_backend_get(o.backend);
-    if (!be) return seslm_fail(SESLM_ERR_ARG, "unknown backend '%s' (known: cpu, cpu-ref)", o.backend);
+    if (!be && o.backend && (strcmp(o.backend, "cuda") == 0 || strcmp(o.backend, "cuda-fp16") == 0))
+        return seslm_fail(SESLM_ERR_ARG, "backend '%s': %s", o.backend,
+                          seslm_built_with_cuda() ? "no CUDA device visible" : "this build has no CUDA support (no nvcc)");
+    if (!be) return seslm_fail(SESLM_ERR_ARG, "unknown backend '%s' (known: cpu, cpu-ref, cuda, cuda-fp16)", o.backend);
     seslm_encoder *e = calloc(1, sizeof *e);
     if (!e) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     e->m = m;
@@ -262,23 +271,28 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
     int nt = o.n_threads > 0 ? o.n_threads : 64; // scratch for as many threads as OpenMP may start
     e->scratch_floats = seslm_attention_scratch_floats(S, c->head_dim, nt);
     const size_t T = (size_t)e->max_tokens;
+    const size_t Th = be->dev_alloc ? 1 : T; // device backends: the activations live on the device
     e->ids = malloc(T * sizeof(int32_t));
     e->tok = malloc(T * sizeof(int32_t));
     e->off = malloc((size_t)o.max_batch * sizeof(int));
     e->len = malloc((size_t)o.max_batch * sizeof(int));
     e->ones = malloc((size_t)o.max_batch * sizeof(int));
-    e->x = malloc(T * c->hidden * sizeof(float));
-    e->tmp = malloc(T * c->hidden * sizeof(float));
-    e->qkv = malloc(T * (3 * (size_t)Amax + 1) * sizeof(float));
-    e->ctx = malloc(T * ((size_t)Amax + 1) * sizeof(float));
-    e->ffn = malloc(T * ((size_t)Fmax + 1) * sizeof(float));
-    e->scratch = malloc(e->scratch_floats * sizeof(float));
+    e->x = malloc(Th * c->hidden * sizeof(float));
+    e->tmp = malloc(Th * c->hidden * sizeof(float));
+    e->qkv = malloc(Th * (3 * (size_t)Amax + 1) * sizeof(float));
+    e->ctx = malloc(Th * ((size_t)Amax + 1) * sizeof(float));
+    e->ffn = malloc(Th * ((size_t)Fmax + 1) * sizeof(float));
+    e->scratch = malloc((be->dev_alloc ? 1 : e->scratch_floats) * sizeof(float));
     e->attn_stats = malloc(((size_t)o.max_batch * Hmax * 2 + 1) * sizeof(float));
     seslm_status st = SESLM_OK;
     if (!e->attn_stats || !e->ids || !e->tok || !e->off || !e->len || !e->ones || !e->x || !e->tmp || !e->qkv || !e->ctx || !e->ffn ||
         !e->scratch)
         st = seslm_fail(SESLM_ERR_NOMEM, "out of memory sizing the workspace for %d x %d tokens", o.max_batch, S);
     if (st == SESLM_OK) st = encoder_prepare_weights(e);
+    if (st == SESLM_OK && be->dev_alloc) {
+        if (!(e->dev = calloc(1, sizeof *e->dev))) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        else st = encoder_device_init(e->dev, be, m, e->lin, e->qkv_b, e->max_tokens, o.max_batch, Amax, Fmax);
+    }
     // the packed copies replace the mapped layer weights: let the kernel drop their resident pages
     // (a later reader faults them back in from the page cache)
     if (st == SESLM_OK && be->wants_packed) model_drop_resident_pages(m);
@@ -293,6 +307,8 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
 
 void seslm_encoder_free(seslm_encoder *e) {
     if (!e) return;
+    if (e->dev) encoder_device_free(e->dev);
+    free(e->dev);
     if (e->lin)
         for (int i = 0; i < 4 * e->m->cfg.n_layers; i++) {
             if (i % 4 == LIN_QKV) { // the stacked copies; others point into the model
@@ -339,17 +355,34 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
     const seslm_backend *be = e->be;
     const seslm_layer_weights *w = &m->lw[l];
     const int C = m->cfg.hidden, H = m->cfg.layers[l].n_heads, D = m->cfg.head_dim, A = H * D;
+    // the tensors the ops read: host ones, or the device mirror's (device backends)
+    encoder_device *dv = e->dev;
+    float *x = dv ? dv->x : e->x, *qkv = dv ? dv->qkv : e->qkv, *ctx = dv ? dv->ctx : e->ctx;
+    float *tmp = dv ? dv->tmp : e->tmp, *ffn = dv ? dv->ffn : e->ffn;
+    const int *off = dv ? dv->off : e->off, *len = dv ? dv->len : e->len;
+    const seslm_weight *lin = (dv ? dv->lin : e->lin) + 4 * l;
+    const float *qkv_b = dv ? dv->qkv_b[l] : e->qkv_b[l];
+    if (dv) w = &dv->lw[l];
+    // device masks: same offsets in the device copy of the mask buffer
+    const float *hmask = e->masked && e->head_mask[l] ? e->head_mask[l] : NULL;
+    const float *nmask = e->masked && e->neuron_mask[l] ? e->neuron_mask[l] : NULL;
+    if (dv && hmask) hmask = dv->mask + (hmask - e->mask_buf);
+    if (dv && nmask) nmask = dv->mask + (nmask - e->mask_buf);
     const int F = m->cfg.layers[l].ffn_dim;
     const float eps = m->cfg.layer_norm_eps;
     seslm_layer_telemetry *T = e->tel ? &e->tel->layers[l] : NULL; // NULL: telemetry off
     int64_t t0 = T ? mono_ns() : 0;
     if (A > 0) {
-        if (T) be->col_stats(e->x, ntok, C, T->in_sq_qkv, NULL, NULL);
-        if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_QKV_IN, e->x, ntok, C);
-        be->linear(e->qkv, e->x, &e->lin[4 * l + LIN_QKV], e->qkv_b[l], ntok); // (Ntok, 3A)
-        be->attention(e->ctx, e->qkv, e->off, e->len, B, H, D, e->scratch, e->scratch_floats,
-                      T ? e->attn_stats : NULL); // (Ntok, A)
-        if (e->masked && e->head_mask[l]) mask_columns(e->ctx, ntok, H, D, e->head_mask[l]);
+        if (T) be->col_stats(x, ntok, C, T->in_sq_qkv, NULL, NULL);
+        if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_QKV_IN, x, ntok, C);
+        be->linear(qkv, x, &lin[LIN_QKV], qkv_b, ntok); // (Ntok, 3A)
+        if (hmask && be->attention_masked) { // pruned heads skip their work on the device
+            be->attention_masked(ctx, qkv, off, len, B, H, D, hmask);
+        } else {
+            be->attention(ctx, qkv, off, len, B, H, D, e->scratch, e->scratch_floats,
+                          T ? e->attn_stats : NULL); // (Ntok, A)
+            if (hmask) mask_columns(ctx, ntok, H, D, hmask);
+        }
         if (T) {
             for (int b = 0; b < B; b++)
                 for (int h = 0; h < H; h++) {
@@ -357,35 +390,82 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
                     T->head_max_weight[h] += e->attn_stats[2 * (b * H + h) + 1];
                 }
             T->query_tokens += (uint64_t)ntok;
-            be->head_norms(e->ctx, ntok, H, D, T->head_out_norm);
-            be->col_stats(e->ctx, ntok, A, T->in_sq_attn_out, NULL, NULL);
+            be->head_norms(ctx, ntok, H, D, T->head_out_norm);
+            be->col_stats(ctx, ntok, A, T->in_sq_attn_out, NULL, NULL);
         }
-        if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_CTX, e->ctx, ntok, A);
-        be->linear(e->tmp, e->ctx, &e->lin[4 * l + LIN_AO], w->ao_b, ntok); // (Ntok, C)
+        if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_CTX, ctx, ntok, A);
+        be->linear(tmp, ctx, &lin[LIN_AO], w->ao_b, ntok); // (Ntok, C)
     } else {
-        rows_set_bias(e->tmp, w->ao_b, ntok, C);
+        if (be->fill_rows) be->fill_rows(tmp, w->ao_b, ntok, C);
+        else rows_set_bias(tmp, w->ao_b, ntok, C);
     }
-    be->add_layernorm(e->x, e->tmp, w->ln1_g, w->ln1_b, ntok, C, eps);
+    be->add_layernorm(x, tmp, w->ln1_g, w->ln1_b, ntok, C, eps);
     if (F > 0) {
-        if (T) be->col_stats(e->x, ntok, C, T->in_sq_ffn_in, NULL, NULL);
-        if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_FFN_IN, e->x, ntok, C);
-        be->linear(e->ffn, e->x, &e->lin[4 * l + LIN_FF1], w->ff1_b, ntok); // (Ntok, F)
-        be->gelu(e->ffn, (size_t)ntok * F);
-        if (e->masked && e->neuron_mask[l]) mask_columns(e->ffn, ntok, F, 1, e->neuron_mask[l]);
+        if (T) be->col_stats(x, ntok, C, T->in_sq_ffn_in, NULL, NULL);
+        if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_FFN_IN, x, ntok, C);
+        if (be->linear_gelu) { // bias and GELU in one pass over the activations
+            be->linear_gelu(ffn, x, &lin[LIN_FF1], w->ff1_b, ntok);
+        } else {
+            be->linear(ffn, x, &lin[LIN_FF1], w->ff1_b, ntok); // (Ntok, F)
+            be->gelu(ffn, (size_t)ntok * F);
+        }
+        if (nmask) {
+            if (be->scale_columns) be->scale_columns(ffn, ntok, F, 1, nmask);
+            else mask_columns(ffn, ntok, F, 1, nmask);
+        }
         if (T) {
-            be->col_stats(e->ffn, ntok, F, T->ffn_sq, T->ffn_abs, T->ffn_pos);
+            be->col_stats(ffn, ntok, F, T->ffn_sq, T->ffn_abs, T->ffn_pos);
             T->ffn_tokens += (uint64_t)ntok;
         }
-        if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_FFN_H, e->ffn, ntok, F);
-        be->linear(e->tmp, e->ffn, &e->lin[4 * l + LIN_FF2], w->ff2_b, ntok); // (Ntok, C)
+        if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_FFN_H, ffn, ntok, F);
+        be->linear(tmp, ffn, &lin[LIN_FF2], w->ff2_b, ntok); // (Ntok, C)
     } else {
-        rows_set_bias(e->tmp, w->ff2_b, ntok, C);
+        if (be->fill_rows) be->fill_rows(tmp, w->ff2_b, ntok, C);
+        else rows_set_bias(tmp, w->ff2_b, ntok, C);
     }
-    be->add_layernorm(e->x, e->tmp, w->ln2_g, w->ln2_b, ntok, C, eps);
+    be->add_layernorm(x, tmp, w->ln2_g, w->ln2_b, ntok, C, eps);
     if (T) {
         T->exec_count++;
         T->exec_ns += mono_ns() - t0;
     }
+}
+
+/* The forward pass on a device backend: ids / offsets / lengths uploaded, every op on device memory,
+ * the pooled output downloaded (the one wait, which also reports any failure of the queued work).
+ * Telemetry and calibration probes read host activations: CPU backends only. */
+typedef struct {
+    seslm_encoder *e;
+    int n, ntok;
+} device_pass;
+
+// queues every op of one forward pass on the device (encoder_device_run may record it as a graph)
+static void encoder_queue_device(void *ctx) {
+    const device_pass *p = ctx;
+    seslm_encoder *e = p->e;
+    const seslm_model_config *c = &e->m->cfg;
+    const seslm_backend *be = e->be;
+    encoder_device *d = e->dev;
+    be->embed(d->x, d->ids, d->off, d->len, p->n, &d->word, d->pos, d->type, c->hidden);
+    be->add_layernorm(d->x, NULL, d->emb_ln_g, d->emb_ln_b, p->ntok, c->hidden, c->layer_norm_eps);
+    for (int l = 0; l < c->n_layers; l++) encoder_layer(e, l, p->ntok, p->n);
+    be->pool(d->out, d->x, d->off, c->pooling_mean ? d->len : d->ones, p->n, c->hidden, c->normalize);
+}
+
+static seslm_status encoder_forward_device(seslm_encoder *e, int n, int ntok, float *out) {
+    const seslm_model_config *c = &e->m->cfg;
+    const seslm_backend *be = e->be;
+    encoder_device *d = e->dev;
+    if (e->tel || e->probe)
+        return seslm_fail(SESLM_ERR_ARG, "backend '%s': telemetry and calibration probes need a CPU backend", be->name);
+    if (be->dev_upload(d->ids, e->ids, (size_t)ntok * sizeof(int32_t)) != 0 ||
+        be->dev_upload(d->off, e->off, (size_t)n * sizeof(int)) != 0 ||
+        be->dev_upload(d->len, e->len, (size_t)n * sizeof(int)) != 0)
+        return seslm_fail(SESLM_ERR_INTERNAL, "%s", seslm_last_error());
+    device_pass p = {e, n, ntok};
+    if (encoder_device_run(d, n, ntok, encoder_queue_device, &p) != SESLM_OK ||
+        be->dev_download(out, d->out, (size_t)n * c->hidden * sizeof(float)) != 0)
+        return seslm_fail(SESLM_ERR_INTERNAL, "%s", seslm_last_error());
+    return SESLM_OK;
 }
 
 seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *ids, const int *lens, int n,
@@ -409,6 +489,7 @@ seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *i
         ntok += lens[b];
     }
     const int C = c->hidden;
+    if (e->dev) return encoder_forward_device(e, n, ntok, out);
     const int64_t t0 = e->tel ? mono_ns() : 0;
     if (e->tel) tel_observe_tokens(e->tel, e->ids, e->off, e->len, n);
     e->be->embed(e->x, e->ids, e->off, e->len, n, &m->word, m->pos_emb, m->type_emb, C);

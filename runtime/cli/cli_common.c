@@ -124,7 +124,7 @@ int cli_parse_common(cli_opts *o, const char *cmd, const char *help, int argc, c
             if (!v) goto missing;
             o->input = v;
             i++;
-        } else if (!only_text && strcmp(a, "--backend") == 0) {
+        } else if (!only_text && (strcmp(a, "--backend") == 0 || strcmp(a, "--device") == 0)) { // --device cuda
             if (!v) goto missing;
             o->backend = v;
             i++;

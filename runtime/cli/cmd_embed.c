@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 static const char *HELP =
-    "usage: seslm embed [--model DIR] [--batch N] [--threads N] [--backend cpu|cpu-ref]\n"
+    "usage: seslm embed [--model DIR] [--batch N] [--threads N] [--backend cpu|cpu-ref|cuda|cuda-fp16]\n"
     "                   [TEXT... | --input FILE]\n"
     "\n"
     "Computes sentence embeddings (mean pooling over the mask, L2-normalised, as the model's\n"
@@ -16,6 +16,7 @@ static const char *HELP =
     "  --batch N       inputs per forward pass, 1..4096 (default 32)\n"
     "  --threads N     worker threads, 0 = all cores (default 0)\n"
     "  --backend NAME  cpu (fast, default) or cpu-ref (plain-C reference, slow)\n"
+    "                  or cuda / cuda-fp16 (GPU, FP32 / FP16 matrix products; --device is the same)\n"
     "\n"
     "Exit status: 0 ok, 1 the model could not be loaded or an input is invalid, 2 usage error.\n";
 
