@@ -8,7 +8,7 @@
 #      dumps (HDF5);
 #   3. drift check: Wikipedia (reference) vs restaurant traffic (current), then restaurant vs itself;
 #   4. the nightly evolution cycle (seslm evolve, configs/evolve.yaml): ingest the serving telemetry,
-#      plan 10/20/30% candidates, recompile each (least-squares reconstruction on restaurant text, INT8,
+#      plan 10/20/30% candidates, recompile each (least-squares reconstruction on a traffic sample, INT8,
 #      compressed embeddings), validate each against the parent under configs/gates.yaml (the seed's
 #      targets), select the best that passes; its architecture diff and validation report are printed;
 #   5. register parent and selected student in the model registry (lineage, ratios, measured metrics),
@@ -56,12 +56,17 @@ echo "wiki vs restaurant: exit $rc_drift ($(verdict $rc_drift)); restaurant vs i
 echo "(verdicts with every metric: $run/drift-*.json)"
 [ $rc_drift -le 1 ] && [ $rc_same -le 1 ]
 echo
-echo "== evolve: the nightly cycle on the serving telemetry (restaurant + CLINC150): ingest, plan,"
-echo "   recompile (reconstruction on restaurant text, INT8, compressed embeddings), validate, select ($run/evolve)"
+echo "== evolve: the nightly cycle on the serving node's telemetry (restaurant and CLINC150 queries, Wikipedia"
+echo "   passages of its knowledge base): ingest, plan, recompile (reconstruction on a sample of that traffic,"
+echo "   INT8, compressed embeddings), validate against the parent under the seed's gates, select ($run/evolve)"
 mkdir -p "$run/telemetry-serving"
-cp "$run"/telemetry-restaurant8k/*.h5 "$run"/telemetry-clinc150/*.h5 "$run/telemetry-serving/"
+cp "$run"/telemetry-restaurant8k/*.h5 "$run"/telemetry-clinc150/*.h5 "$run"/telemetry-wiki/*.h5 "$run/telemetry-serving/"
+# the calibration sample: the traffic's lines interleaved (the validation's held-out sets are other files)
+paste -d '\n' data/traffic/restaurant8k_600.txt data/traffic/clinc150_600.txt data/traffic/wiki_600.txt |
+    grep -v '^$' | head -1200 > "$run/calibration.txt"
 set +e
-./build/seslm evolve --config configs/evolve.yaml --telemetry "$run/telemetry-serving" --out "$run/evolve"
+./build/seslm evolve --config configs/evolve.yaml --telemetry "$run/telemetry-serving" \
+    --calibration "$run/calibration.txt" --out "$run/evolve"
 rc_evolve=$?
 set -e
 [ $rc_evolve -le 1 ] || { echo "setup.sh: seslm evolve failed (exit $rc_evolve)" >&2; exit 1; }
