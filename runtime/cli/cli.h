@@ -61,5 +61,6 @@ int cmd_ingest(int argc, char **argv);
 int cmd_drift(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_recompile(int argc, char **argv);
+int cmd_intent(int argc, char **argv);
 
 #endif

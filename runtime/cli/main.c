@@ -19,6 +19,7 @@ static const struct {
     {"drift", cmd_drift, "compare current telemetry with a reference: exit 1 on drift"},
     {"plan", cmd_plan, "profile telemetry, score heads / neurons / layers, write pruning plans"},
     {"recompile", cmd_recompile, "apply a pruning plan to the weights, writing the smaller student model"},
+    {"intent", cmd_intent, "intent head on the embeddings: train, predict, learn online"},
 };
 
 static void usage(FILE *f) {
