@@ -11,7 +11,7 @@ static const char *HELP =
     "usage: seslm serve [--model DIR] [--host ADDR] [--port P] [--telemetry-dir DIR] [--window-seconds S]\n"
     "                   [--max-batch N] [--threads N] [--node ID] [--backend cpu|cpu-ref]\n"
     "                   [--max-texts N] [--max-body-bytes N] [--batch-wait-us N] [--max-connections N]\n"
-    "                   [--drain-seconds N]\n"
+    "                   [--drain-seconds N] [--intent-head FILE [--intent-allow-new 0|1]]\n"
     "\n"
     "Serves sentence embeddings over HTTP (JSON):\n"
     "  POST /v1/embed      {\"texts\": [\"...\", ...]} or {\"text\": \"...\"}\n"
@@ -20,6 +20,10 @@ static const char *HELP =
     "  GET  /metrics       Prometheus text format\n"
     "  POST /admin/reload  optional {\"model\": \"DIR\"}: load, warm up and swap in a model without\n"
     "                      dropping a request (loopback clients only); SIGHUP reloads the current DIR\n"
+    "  POST /v1/intent     {\"text\": \"...\"} -> {\"intent\", \"top\", \"confidence\", \"out_of_scope\",\n"
+    "                      \"probabilities\"} (needs --intent-head; see seslm intent --help)\n"
+    "  POST /v1/feedback   {\"text\": \"...\", \"intent\": \"...\"}: learn online; the head file is rewritten\n"
+    "                      crash-safely before the answer, so a restart keeps every acknowledged example\n"
     "Texts of concurrent requests are batched into one forward pass. The model id is\n"
     "\"<basename of DIR>@<first 12 hex digits of the weights' SHA-256>\". SIGTERM or SIGINT stops\n"
     "accepting, finishes the requests in flight, writes the open telemetry window and exits 0.\n"
@@ -38,6 +42,8 @@ static const char *HELP =
     "  --batch-wait-us N     how long a pass may wait for requests still arriving (default 2000)\n"
     "  --max-connections N   concurrent connections, one thread each (default 256)\n"
     "  --drain-seconds N     on shutdown, how long requests in flight may take to finish (default 30)\n"
+    "  --intent-head FILE    serve this intent head (seslm intent train) on /v1/intent and /v1/feedback\n"
+    "  --intent-allow-new B  1: feedback may add new intents; 0 (default): an unknown intent is a 400\n"
     "\n"
     "Exit status: 0 after a signalled shutdown, 1 the model could not be loaded or the port bound,\n"
     "2 usage error.\n";
@@ -64,6 +70,10 @@ int cmd_serve(int argc, char **argv) {
         else if (strcmp(a, "--telemetry-dir") == 0) o.telemetry_dir = v;
         else if (strcmp(a, "--node") == 0) o.node_id = v;
         else if (strcmp(a, "--backend") == 0) o.backend = v;
+        else if (strcmp(a, "--intent-head") == 0) o.intent_head = v;
+        else if (strcmp(a, "--intent-allow-new") == 0) {
+            if (!cli_parse_int("serve", a, v, 0, 1, &o.intent_allow_new)) return 2;
+        }
         else if (strcmp(a, "--port") == 0) {
             if (!cli_parse_int("serve", a, v, 0, 65535, &o.port)) return 2;
         } else if (strcmp(a, "--window-seconds") == 0) {

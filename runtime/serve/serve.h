@@ -4,6 +4,8 @@
  *   GET  /healthz       {"status": "ok", "model": ...}
  *   GET  /metrics       Prometheus text format
  *   POST /admin/reload  optional {"model": "DIR"}: blue-green swap to a freshly loaded model (loopback only)
+ *   POST /v1/intent     {"text": "..."} -> {"intent", "top", "confidence", "out_of_scope", "probabilities"}
+ *   POST /v1/feedback   {"text": "...", "intent": "..."} -> online update, head file rewritten (docs/intent.md)
  *
  * Requests from concurrent connections are coalesced by one batcher thread into forward passes of up to
  * max_batch texts. A reload loads and warms the new model beside the old one and swaps a pointer;
@@ -31,6 +33,8 @@ typedef struct {
     int batch_wait_us;         // how long a batch may wait for texts still arriving; default 2000
     int max_connections;       // concurrent connections (one thread each); default 256
     int drain_seconds;         // how long shutdown waits for in-flight requests; default 30
+    const char *intent_head;   // intent head file for /v1/intent and /v1/feedback; NULL: those answer 404
+    int intent_allow_new;      // /v1/feedback may add intents the head does not know
 } seslm_serve_opts;
 
 typedef struct seslm_server seslm_server;

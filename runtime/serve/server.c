@@ -56,6 +56,7 @@ static uint64_t last_dump_seq(const char *dir, const char *node) {
 }
 
 static void free_server(seslm_server *s) {
+    serve_intent_close(s);
     serve_batcher_free(s);
     serve_metrics_destroy(&s->metrics);
     pthread_mutex_destroy(&s->reg_mu);
@@ -135,7 +136,8 @@ seslm_status seslm_serve_start(seslm_server **out, const seslm_serve_opts *opts)
     s->generation = slot->generation = 1;
     serve_metrics_set_model(&s->metrics, slot->id, slot->dir);
 
-    st = serve_janitor_start(s);
+    st = o.intent_head && *o.intent_head ? serve_intent_open(s, o.intent_head, o.intent_allow_new) : SESLM_OK;
+    if (st == SESLM_OK) st = serve_janitor_start(s);
     if (st == SESLM_OK) st = serve_batcher_start(s);
     if (st == SESLM_OK) st = serve_http_start(s);
     if (st != SESLM_OK) {
