@@ -62,5 +62,6 @@ int cmd_drift(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_recompile(int argc, char **argv);
 int cmd_intent(int argc, char **argv);
+int cmd_kb(int argc, char **argv);
 
 #endif

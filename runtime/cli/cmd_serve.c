@@ -12,6 +12,7 @@ static const char *HELP =
     "                   [--max-batch N] [--threads N] [--node ID] [--backend cpu|cpu-ref]\n"
     "                   [--max-texts N] [--max-body-bytes N] [--batch-wait-us N] [--max-connections N]\n"
     "                   [--drain-seconds N] [--intent-head FILE [--intent-allow-new 0|1]]\n"
+    "                   [--kb DIR [--kb-threshold S]]\n"
     "\n"
     "Serves sentence embeddings over HTTP (JSON):\n"
     "  POST /v1/embed      {\"texts\": [\"...\", ...]} or {\"text\": \"...\"}\n"
@@ -24,6 +25,8 @@ static const char *HELP =
     "                      \"probabilities\"} (needs --intent-head; see seslm intent --help)\n"
     "  POST /v1/feedback   {\"text\": \"...\", \"intent\": \"...\"}: learn online; the head file is rewritten\n"
     "                      crash-safely before the answer, so a restart keeps every acknowledged example\n"
+    "  POST /v1/retrieve   {\"query\": \"...\", \"k\": 3} -> {\"answer\", \"reason\", \"passages\"}: exact top-k\n"
+    "                      of the knowledge base (needs --kb); answer false when the best is below the threshold\n"
     "Texts of concurrent requests are batched into one forward pass. The model id is\n"
     "\"<basename of DIR>@<first 12 hex digits of the weights' SHA-256>\". SIGTERM or SIGINT stops\n"
     "accepting, finishes the requests in flight, writes the open telemetry window and exits 0.\n"
@@ -44,6 +47,8 @@ static const char *HELP =
     "  --drain-seconds N     on shutdown, how long requests in flight may take to finish (default 30)\n"
     "  --intent-head FILE    serve this intent head (seslm intent train) on /v1/intent and /v1/feedback\n"
     "  --intent-allow-new B  1: feedback may add new intents; 0 (default): an unknown intent is a 400\n"
+    "  --kb DIR              serve this knowledge base (seslm kb build) on /v1/retrieve\n"
+    "  --kb-threshold S      minimum cosine similarity to answer from the knowledge base (default 0.5)\n"
     "\n"
     "Exit status: 0 after a signalled shutdown, 1 the model could not be loaded or the port bound,\n"
     "2 usage error.\n";
@@ -52,7 +57,7 @@ int cmd_serve(int argc, char **argv) {
     seslm_serve_opts o = {.model_dir = cli_default_model_dir(), .host = "127.0.0.1", .port = 8080,
                           .window_seconds = 300, .max_batch = 32, .backend = "cpu", .max_texts = 512,
                           .max_body_bytes = (size_t)1 << 20, .batch_wait_us = 2000, .max_connections = 256,
-                          .drain_seconds = 30};
+                          .drain_seconds = 30, .kb_threshold = 0.5};
     for (int i = 1; i < argc; i += 2) { // every option takes a value
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -71,6 +76,15 @@ int cmd_serve(int argc, char **argv) {
         else if (strcmp(a, "--node") == 0) o.node_id = v;
         else if (strcmp(a, "--backend") == 0) o.backend = v;
         else if (strcmp(a, "--intent-head") == 0) o.intent_head = v;
+        else if (strcmp(a, "--kb") == 0) o.kb_dir = v;
+        else if (strcmp(a, "--kb-threshold") == 0) {
+            char *end = NULL;
+            o.kb_threshold = strtod(v, &end);
+            if (end == v || *end || !(o.kb_threshold >= -1 && o.kb_threshold <= 1)) {
+                cli_error("serve", "--kb-threshold must be a number in [-1, 1] (got '%s')", v);
+                return 2;
+            }
+        }
         else if (strcmp(a, "--intent-allow-new") == 0) {
             if (!cli_parse_int("serve", a, v, 0, 1, &o.intent_allow_new)) return 2;
         }

@@ -20,6 +20,7 @@ static const struct {
     {"plan", cmd_plan, "profile telemetry, score heads / neurons / layers, write pruning plans"},
     {"recompile", cmd_recompile, "apply a pruning plan to the weights, writing the smaller student model"},
     {"intent", cmd_intent, "intent head on the embeddings: train, predict, learn online"},
+    {"kb", cmd_kb, "knowledge base of passages: build, query with a grounded-answer threshold"},
 };
 
 static void usage(FILE *f) {

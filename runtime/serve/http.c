@@ -38,6 +38,7 @@ static serve_route route_of(const char *url) {
     if (strcmp(url, "/admin/reload") == 0) return R_RELOAD;
     if (strcmp(url, "/v1/intent") == 0) return R_INTENT;
     if (strcmp(url, "/v1/feedback") == 0) return R_FEEDBACK;
+    if (strcmp(url, "/v1/retrieve") == 0) return R_RETRIEVE;
     return R_OTHER;
 }
 
@@ -384,6 +385,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
         sbuf b = {0};
         int code = serve_intent_handle(s, x->r, x->body ? x->body : "", x->len, &b, cur);
+        return reply_sbuf(s, c, x, code, &b, cur);
+    }
+    case R_RETRIEVE: {
+        if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
+        sbuf b = {0};
+        int code = serve_kb_handle(s, x->body ? x->body : "", x->len, &b, cur);
         return reply_sbuf(s, c, x, code, &b, cur);
     }
     case R_HEALTHZ: {

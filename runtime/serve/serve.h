@@ -6,6 +6,7 @@
  *   POST /admin/reload  optional {"model": "DIR"}: blue-green swap to a freshly loaded model (loopback only)
  *   POST /v1/intent     {"text": "..."} -> {"intent", "top", "confidence", "out_of_scope", "probabilities"}
  *   POST /v1/feedback   {"text": "...", "intent": "..."} -> online update, head file rewritten (docs/intent.md)
+ *   POST /v1/retrieve   {"query": "...", "k": 3} -> {"answer", "reason", "passages": [...]} (grounded retrieval)
  *
  * Requests from concurrent connections are coalesced by one batcher thread into forward passes of up to
  * max_batch texts. A reload loads and warms the new model beside the old one and swaps a pointer;
@@ -35,6 +36,8 @@ typedef struct {
     int drain_seconds;         // how long shutdown waits for in-flight requests; default 30
     const char *intent_head;   // intent head file for /v1/intent and /v1/feedback; NULL: those answer 404
     int intent_allow_new;      // /v1/feedback may add intents the head does not know
+    const char *kb_dir;        // knowledge base for /v1/retrieve (seslm kb build); NULL: that answers 404
+    double kb_threshold;       // minimum cosine similarity to answer (`seslm serve` default 0.5)
 } seslm_serve_opts;
 
 typedef struct seslm_server seslm_server;

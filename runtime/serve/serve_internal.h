@@ -121,7 +121,7 @@ int serve_node_id_ok(const char *id);
 
 // ---- metrics --------------------------------------------------------------------------------------
 
-typedef enum { R_EMBED, R_HEALTHZ, R_METRICS, R_RELOAD, R_OTHER, R_INTENT, R_FEEDBACK, R_COUNT } serve_route;
+typedef enum { R_EMBED, R_HEALTHZ, R_METRICS, R_RELOAD, R_OTHER, R_INTENT, R_FEEDBACK, R_RETRIEVE, R_COUNT } serve_route;
 
 #define SERVE_LAT_BUCKETS 14
 #define SERVE_BATCH_BUCKETS 13
@@ -213,6 +213,7 @@ struct seslm_server {
 
     serve_metrics metrics;
     struct serve_intent *intent; // NULL without --intent-head (intent.c)
+    struct seslm_kb *kb;         // NULL without --kb (retrieve.c); read-only once loaded
 };
 
 // ---- the intent head: POST /v1/intent, POST /v1/feedback (intent.c) -------------------------------
@@ -225,6 +226,12 @@ int serve_intent_handle(seslm_server *s, serve_route r, const char *body, size_t
 /* Takes (and zeroes) the predicted-intent counts of the window; free with serve_intent_free_counts. */
 int serve_intent_take_counts(seslm_server *s, char ***labels, uint64_t **counts);
 void serve_intent_free_counts(char **labels, uint64_t *counts, int n);
+
+// ---- the knowledge base: POST /v1/retrieve (retrieve.c) ---------------------------------------------
+
+seslm_status serve_kb_open(seslm_server *s, const char *dir);
+void serve_kb_close(seslm_server *s);
+int serve_kb_handle(seslm_server *s, const char *body, size_t len, sbuf *out, char *model_id);
 
 /* The libmicrohttpd daemon (http.c): start; stop accepting (quiesce); stop (closes every connection). */
 seslm_status serve_http_start(seslm_server *s);

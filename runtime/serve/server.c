@@ -57,6 +57,7 @@ static uint64_t last_dump_seq(const char *dir, const char *node) {
 
 static void free_server(seslm_server *s) {
     serve_intent_close(s);
+    serve_kb_close(s);
     serve_batcher_free(s);
     serve_metrics_destroy(&s->metrics);
     pthread_mutex_destroy(&s->reg_mu);
@@ -137,6 +138,7 @@ seslm_status seslm_serve_start(seslm_server **out, const seslm_serve_opts *opts)
     serve_metrics_set_model(&s->metrics, slot->id, slot->dir);
 
     st = o.intent_head && *o.intent_head ? serve_intent_open(s, o.intent_head, o.intent_allow_new) : SESLM_OK;
+    if (st == SESLM_OK && o.kb_dir && *o.kb_dir) st = serve_kb_open(s, o.kb_dir);
     if (st == SESLM_OK) st = serve_janitor_start(s);
     if (st == SESLM_OK) st = serve_batcher_start(s);
     if (st == SESLM_OK) st = serve_http_start(s);
