@@ -67,6 +67,22 @@ static float *embed_all(seslm_encoder *e, const tsv *t, int D) {
     return X;
 }
 
+/* Reuses OUT/NAME_SPLIT.f32 when --reuse-embeddings and it has exactly n floats (same TSV, same model). */
+static float *load_f32(const char *dir, const char *name, const char *split, size_t n) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s_%s.f32", dir, name, split);
+    FILE *f = fopen(p, "rb");
+    if (!f) return NULL;
+    float *X = malloc(n * sizeof(float) + 1);
+    size_t got = X ? fread(X, sizeof(float), n + 1, f) : 0;
+    fclose(f);
+    if (got != n) {
+        free(X);
+        return NULL;
+    }
+    return X;
+}
+
 static void save_f32(const char *dir, const char *name, const char *split, const float *X, size_t n) {
     char p[4096];
     snprintf(p, sizeof p, "%s/%s_%s.f32", dir, name, split);
@@ -105,7 +121,9 @@ static double auroc(const float *in, int nin, const float *oos, int noos) {
 int main(int argc, char **argv) {
     const char *model = "models/all-MiniLM-L6-v2", *name = NULL, *trp = NULL, *tep = NULL, *oosp = NULL, *valp = NULL,
                *voosp = NULL, *out = "bench/out", *shots_s = "5,10,20,50";
-    int seeds = 3, threads = 2, updates = 200;
+    int seeds = 3, threads = 2, updates = 200, reuse = 0;
+    seslm_intent_opts base;
+    seslm_intent_opts_default(&base);
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
         if (!strcmp(a, "--model")) model = v;
@@ -120,6 +138,21 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--seeds")) seeds = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--updates")) updates = atoi(v);
+        else if (!strcmp(a, "--reuse-embeddings")) reuse = atoi(v);
+        else if (!strcmp(a, "--epochs")) base.epochs = atoi(v);
+        else if (!strcmp(a, "--weight-decay")) base.weight_decay = (float)atof(v);
+        else if (!strcmp(a, "--lr")) base.lr = (float)atof(v);
+        else if (!strcmp(a, "--calib-frac")) base.calib_frac = (float)atof(v);
+        else if (!strcmp(a, "--hidden")) {
+            base.n_hidden = 0;
+            for (const char *p = v; *p && base.n_hidden < SESLM_INTENT_MAX_HIDDEN;) {
+                int w = atoi(p);
+                if (w > 0) base.hidden[base.n_hidden++] = w;
+                p = strchr(p, ',');
+                if (!p) break;
+                p++;
+            }
+        }
         else return fprintf(stderr, "bench_intent: unknown option %s\n", a), 2;
     }
     if (!name || !trp || !tep) return fprintf(stderr, "usage: see the comment at the top of bench_intent.c\n"), 2;
@@ -148,9 +181,14 @@ int main(int argc, char **argv) {
     double emb_p50 = quantile(lat, nl, 0.5), emb_p90 = quantile(lat, nl, 0.9);
 
     double t0 = now_s();
-    float *Xtr = embed_all(e, &tr, D), *Xte = embed_all(e, &te, D);
-    float *Xoos = oos.n ? embed_all(e, &oos, D) : NULL, *Xval = val.n ? embed_all(e, &val, D) : NULL,
-          *Xvoos = voos.n ? embed_all(e, &voos, D) : NULL;
+#define EMB(t, split) ((t).n ? (reuse ? load_f32(out, name, split, (size_t)(t).n * D) : NULL) : NULL)
+    float *Xtr = EMB(tr, "train"), *Xte = EMB(te, "test"), *Xoos = EMB(oos, "oos"), *Xval = EMB(val, "val"),
+          *Xvoos = EMB(voos, "val_oos");
+    if (!Xtr) Xtr = embed_all(e, &tr, D);
+    if (!Xte) Xte = embed_all(e, &te, D);
+    if (!Xoos && oos.n) Xoos = embed_all(e, &oos, D);
+    if (!Xval && val.n) Xval = embed_all(e, &val, D);
+    if (!Xvoos && voos.n) Xvoos = embed_all(e, &voos, D);
     const int n_emb = tr.n + te.n + oos.n + val.n + voos.n;
     double emb_s = now_s() - t0;
     save_f32(out, name, "train", Xtr, (size_t)tr.n * D);
@@ -183,6 +221,14 @@ int main(int argc, char **argv) {
     float *Xk = malloc((size_t)tr.n * D * sizeof(float));
     float *sin_ = malloc((size_t)(te.n + 1) * sizeof(float)), *soos = malloc((size_t)(oos.n + 1) * sizeof(float));
     seslm_intent_head *last = NULL;
+    char impl[128] = "seslm-mlp";
+    if (base.n_hidden != 2 || base.hidden[0] != 128 || base.hidden[1] != 64) {
+        snprintf(impl, sizeof impl, "seslm-mlp");
+        for (int i = 0; i < base.n_hidden; i++) snprintf(impl + strlen(impl), sizeof impl - strlen(impl), "-%d", base.hidden[i]);
+        if (base.n_hidden == 0) snprintf(impl + strlen(impl), sizeof impl - strlen(impl), "-linear");
+    }
+    if (base.epochs) snprintf(impl + strlen(impl), sizeof impl - strlen(impl), "-e%d", base.epochs);
+    if (base.weight_decay != 1e-4f) snprintf(impl + strlen(impl), sizeof impl - strlen(impl), "-wd%g", (double)base.weight_decay);
     for (int si = 0; si < ns; si++) {
         for (int seed = 1; seed <= seeds; seed++) {
             // k rows per class: a seeded shuffle of all rows, then the first k of each class
@@ -205,8 +251,7 @@ int main(int argc, char **argv) {
                 labs[q] = tr.label[idx[q]];
             }
             fprintf(splits, "\n");
-            seslm_intent_opts o;
-            seslm_intent_opts_default(&o);
+            seslm_intent_opts o = base;
             o.input_dim = D;
             o.seed = (uint64_t)seed;
             seslm_intent_head *h = NULL;
@@ -221,9 +266,9 @@ int main(int argc, char **argv) {
                 right += strcmp(seslm_intent_label(h, r.index), te.label[i]) == 0;
                 sin_[i] = r.confidence;
             }
-            printf("{\"dataset\":\"%s\",\"impl\":\"seslm-mlp\",\"k\":%d,\"seed\":%d,\"n_train\":%d,\"accuracy\":%.6f,"
+            printf("{\"dataset\":\"%s\",\"impl\":\"%s\",\"k\":%d,\"seed\":%d,\"n_train\":%d,\"accuracy\":%.6f,"
                    "\"fit_seconds\":%.3f,\"temperature\":%.4f",
-                   name, shots[si], seed, n, (double)right / te.n, fit_s, (double)seslm_intent_temperature(h));
+                   name, impl, shots[si], seed, n, (double)right / te.n, fit_s, (double)seslm_intent_temperature(h));
             if (Xoos && Xval && Xvoos) {
                 for (int i = 0; i < oos.n; i++) {
                     seslm_intent_result r;
