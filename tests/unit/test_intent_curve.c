@@ -47,6 +47,11 @@ static int read_first(const char *path, int per, rows *r) {
     return 0;
 }
 
+static void rows_free(rows *r) {
+    for (int i = 0; i < r->n; i++) free(r->text[i]), free(r->label[i]);
+    r->n = 0;
+}
+
 static float *embed(seslm_encoder *e, const rows *r, int D) {
     float *X = malloc((size_t)r->n * D * sizeof(float));
     for (int i = 0; i < r->n; i += 32) {
@@ -126,6 +131,7 @@ int main(void) {
     CHECK_MSG(mean10 >= ref - 0.04, "mean accuracy %.3f is more than 4 points below scikit-learn's %.3f", mean10, ref);
     CHECK_MSG(mean10 >= mean3, "10 examples per intent (%.3f) worse than 3 (%.3f)", mean10, mean3);
     free(Xtr), free(Xtr3), free(Xte);
+    rows_free(&tr), rows_free(&tr3), rows_free(&te);
     seslm_encoder_free(e);
     seslm_model_free(m);
     return test_report("test_intent_curve");
