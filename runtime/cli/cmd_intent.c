@@ -329,6 +329,7 @@ static int do_predict(int argc, char **argv) {
     seslm_model *m = NULL;
     float *X = NULL;
     rc = cli_embed_all("intent", &o, &m, &X);
+    if (rc && strstr(seslm_last_error(), "UTF-8")) rc = 2; // invalid input, not a failed file
     if (rc == 0) rc = check_head_model(h, m, head_sha, head);
     const int C = seslm_intent_n_classes(h), D = seslm_intent_input_dim(h);
     float *p = rc == 0 ? malloc((size_t)C * sizeof(float)) : NULL;

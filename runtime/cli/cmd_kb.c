@@ -90,7 +90,10 @@ static int do_build(int argc, char **argv) {
     }
     seslm_model *m = NULL;
     float *emb = NULL;
-    if (rc < 0) rc = cli_embed_all("kb", &o, &m, &emb);
+    if (rc < 0) {
+        rc = cli_embed_all("kb", &o, &m, &emb);
+        if (rc && strstr(seslm_last_error(), "UTF-8")) rc = 2;
+    }
     if (rc == 0) {
         seslm_kb *kb = NULL;
         const int D = seslm_model_get_config(m)->hidden;
@@ -165,6 +168,7 @@ static int do_query(int argc, char **argv) {
     seslm_model *m = NULL;
     float *q = NULL;
     rc = cli_embed_all("kb", &o, &m, &q);
+    if (rc && strstr(seslm_last_error(), "UTF-8")) rc = 2; // invalid input, not a failed file
     if (rc == 0 && seslm_model_get_config(m)->hidden != seslm_kb_dim(kb)) {
         cli_error("kb", "%s holds %d-d embeddings, the model gives %d-d", kbdir, seslm_kb_dim(kb), seslm_model_get_config(m)->hidden);
         rc = 2;

@@ -41,6 +41,7 @@ expect 1 "cannot open" "predict with a missing head" -- intent predict --model "
 head -c 100 "$HEAD" >"$TMP/trunc.safetensors"
 expect 1 "" "predict with a truncated head" -- intent predict --model "$MODEL" --head "$TMP/trunc.safetensors" hello
 expect 2 "needs --head" "predict without head" -- intent predict --model "$MODEL" hello
+expect 2 "invalid UTF-8" "predict invalid UTF-8" -- intent predict --model "$MODEL" --head "$HEAD" "$(printf 'ok \xff')"
 
 # ---- predict: held-out SNIPS texts, one JSON line each --------------------------------------------------
 ok

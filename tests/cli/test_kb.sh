@@ -22,6 +22,7 @@ expect 2 "no passages" "empty passages" -- kb build --model "$MODEL" --passages 
 expect 0 '"passages":600' "build" -- kb build --model "$MODEL" --passages "$P" --out "$KB"
 [ -s "$KB/index.safetensors" ] && [ -s "$KB/passages.txt" ] || fail "build wrote no index"
 expect 2 "needs --kb" "query without kb" -- kb query --model "$MODEL" hello
+expect 2 "invalid UTF-8" "query invalid UTF-8" -- kb query --model "$MODEL" --kb "$KB" "$(printf 'ok \xff')"
 expect 2 "--threshold must be" "bad threshold" -- kb query --model "$MODEL" --kb "$KB" --threshold 3 hello
 
 Q1=$(sed -n 42p "$P")
