@@ -39,6 +39,7 @@ static serve_route route_of(const char *url) {
     if (strcmp(url, "/v1/intent") == 0) return R_INTENT;
     if (strcmp(url, "/v1/feedback") == 0) return R_FEEDBACK;
     if (strcmp(url, "/v1/retrieve") == 0) return R_RETRIEVE;
+    if (strcmp(url, "/v1/message") == 0) return R_MESSAGE;
     return R_OTHER;
 }
 
@@ -391,6 +392,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
         sbuf b = {0};
         int code = serve_kb_handle(s, x->body ? x->body : "", x->len, &b, cur);
+        return reply_sbuf(s, c, x, code, &b, cur);
+    }
+    case R_MESSAGE: {
+        if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
+        sbuf b = {0};
+        int code = serve_message_handle(s, x->body ? x->body : "", x->len, &b, cur);
         return reply_sbuf(s, c, x, code, &b, cur);
     }
     case R_HEALTHZ: {

@@ -125,7 +125,7 @@ static int error_json(sbuf *out, int code, const char *fmt, ...) {
 }
 
 /* Embeds one text through the batcher with the current model; 0 ok, else an HTTP code with out set. */
-static int embed_text(seslm_server *s, const char *text, float *vec, int dim, char *model_id, sbuf *out) {
+int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, char *model_id, sbuf *out) {
     serve_slot *slot = serve_slot_acquire(s);
     if (!slot) return error_json(out, 503, "no model is loaded");
     snprintf(model_id, SERVE_ID_CAP, "%s", slot->id);
@@ -224,7 +224,7 @@ static int handle_intent(seslm_server *s, const char *body, size_t len, sbuf *ou
     const int D = seslm_intent_input_dim(in->h); // fixed for the head's life
     float *x = malloc((size_t)D * sizeof(float));
     if (!x) code = error_json(out, 500, "out of memory");
-    if (!code) code = embed_text(s, vals[0], x, D, model_id, out);
+    if (!code) code = serve_embed_text(s, vals[0], x, D, model_id, out);
     cJSON_Delete(root);
     if (code) {
         free(x);
@@ -283,7 +283,7 @@ static int handle_feedback(seslm_server *s, const char *body, size_t len, sbuf *
     const int D = seslm_intent_input_dim(in->h);
     float *x = malloc((size_t)D * sizeof(float));
     if (!x) code = error_json(out, 500, "out of memory");
-    if (!code) code = embed_text(s, vals[0], x, D, model_id, out);
+    if (!code) code = serve_embed_text(s, vals[0], x, D, model_id, out);
     if (code) {
         free(x);
         cJSON_Delete(root);
@@ -314,6 +314,23 @@ static int handle_feedback(seslm_server *s, const char *body, size_t len, sbuf *
     cJSON_Delete(root);
     return code;
 }
+
+int serve_intent_classify(seslm_server *s, const float *x, char *label, size_t cap, float *confidence, int *oos) {
+    serve_intent *in = s->intent;
+    pthread_mutex_lock(&in->mu);
+    seslm_intent_result r;
+    int rc = seslm_intent_predict(in->h, x, NULL, &r) == SESLM_OK ? 0 : -1;
+    if (rc == 0) {
+        count_prediction(in, r.index);
+        snprintf(label, cap, "%s", seslm_intent_label(in->h, r.index));
+        *confidence = r.confidence;
+        *oos = r.out_of_scope;
+    }
+    pthread_mutex_unlock(&in->mu);
+    return rc;
+}
+
+int serve_intent_dim(const seslm_server *s) { return s->intent ? seslm_intent_input_dim(s->intent->h) : 0; }
 
 int serve_intent_handle(seslm_server *s, serve_route r, const char *body, size_t len, sbuf *out, char *model_id) {
     model_id[0] = 0;

@@ -7,6 +7,7 @@
  *   POST /v1/intent     {"text": "..."} -> {"intent", "top", "confidence", "out_of_scope", "probabilities"}
  *   POST /v1/feedback   {"text": "...", "intent": "..."} -> online update, head file rewritten (docs/intent.md)
  *   POST /v1/retrieve   {"query": "...", "k": 3} -> {"answer", "reason", "passages": [...]} (grounded retrieval)
+ *   POST /v1/message    {"session", "text", "slots"} -> intent -> session state -> action (+ grounded context)
  *
  * Requests from concurrent connections are coalesced by one batcher thread into forward passes of up to
  * max_batch texts. A reload loads and warms the new model beside the old one and swaps a pointer;
@@ -38,6 +39,7 @@ typedef struct {
     int intent_allow_new;      // /v1/feedback may add intents the head does not know
     const char *kb_dir;        // knowledge base for /v1/retrieve (seslm kb build); NULL: that answers 404
     double kb_threshold;       // minimum cosine similarity to answer (`seslm serve` default 0.5)
+    const struct seslm_dialog_policy *dialog_policy; // POST /v1/message (needs intent_head); NULL: 404
 } seslm_serve_opts;
 
 typedef struct seslm_server seslm_server;

@@ -121,7 +121,7 @@ int serve_node_id_ok(const char *id);
 
 // ---- metrics --------------------------------------------------------------------------------------
 
-typedef enum { R_EMBED, R_HEALTHZ, R_METRICS, R_RELOAD, R_OTHER, R_INTENT, R_FEEDBACK, R_RETRIEVE, R_COUNT } serve_route;
+typedef enum { R_EMBED, R_HEALTHZ, R_METRICS, R_RELOAD, R_OTHER, R_INTENT, R_FEEDBACK, R_RETRIEVE, R_MESSAGE, R_COUNT } serve_route;
 
 #define SERVE_LAT_BUCKETS 14
 #define SERVE_BATCH_BUCKETS 13
@@ -214,6 +214,7 @@ struct seslm_server {
     serve_metrics metrics;
     struct serve_intent *intent; // NULL without --intent-head (intent.c)
     struct seslm_kb *kb;         // NULL without --kb (retrieve.c); read-only once loaded
+    struct seslm_dialog *dialog; // NULL without a dialog policy (message.c)
 };
 
 // ---- the intent head: POST /v1/intent, POST /v1/feedback (intent.c) -------------------------------
@@ -226,6 +227,15 @@ int serve_intent_handle(seslm_server *s, serve_route r, const char *body, size_t
 /* Takes (and zeroes) the predicted-intent counts of the window; free with serve_intent_free_counts. */
 int serve_intent_take_counts(seslm_server *s, char ***labels, uint64_t **counts);
 void serve_intent_free_counts(char **labels, uint64_t *counts, int n);
+/* Embeds one text through the batcher (dim must be the model's); 0 ok, else an HTTP code, out set. */
+int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, char *model_id, sbuf *out);
+/* Predicts (and counts) the intent of an embedding; 0 ok, -1 failure (seslm_last_error). */
+int serve_intent_classify(seslm_server *s, const float *x, char *label, size_t cap, float *confidence, int *oos);
+int serve_intent_dim(const seslm_server *s);
+
+// ---- conversation: POST /v1/message (message.c) -----------------------------------------------------
+
+int serve_message_handle(seslm_server *s, const char *body, size_t len, sbuf *out, char *model_id);
 
 // ---- the knowledge base: POST /v1/retrieve (retrieve.c) ---------------------------------------------
 
