@@ -63,7 +63,7 @@ mkdir -p "$run/telemetry-serving"
 cp "$run"/telemetry-restaurant8k/*.h5 "$run"/telemetry-clinc150/*.h5 "$run"/telemetry-wiki/*.h5 "$run/telemetry-serving/"
 # the calibration sample: the traffic's lines interleaved (the validation's held-out sets are other files)
 paste -d '\n' data/traffic/restaurant8k_600.txt data/traffic/clinc150_600.txt data/traffic/wiki_600.txt |
-    grep -v '^$' | head -1200 > "$run/calibration.txt"
+    awk 'NF && n++ < 1200' > "$run/calibration.txt"
 set +e
 ./build/seslm evolve --config configs/evolve.yaml --telemetry "$run/telemetry-serving" \
     --calibration "$run/calibration.txt" --out "$run/evolve"

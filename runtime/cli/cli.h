@@ -69,5 +69,7 @@ int cmd_rollback(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_encrypt(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
+int cmd_intent(int argc, char **argv);
+int cmd_kb(int argc, char **argv);
 
 #endif

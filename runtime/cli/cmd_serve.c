@@ -1,5 +1,6 @@
 /* cmd_serve.c — `seslm serve`: the embedding HTTP server (runtime/serve/, docs/serving.md). */
 #include "cli.h"
+#include "dialog_policy.h"
 #include "serve/serve.h"
 #include "util.h"
 
@@ -13,6 +14,8 @@ static const char *HELP =
     "                   [--max-batch N] [--threads N] [--node ID] [--backend cpu|cpu-ref]\n"
     "                   [--max-texts N] [--max-body-bytes N] [--batch-wait-us N] [--max-connections N]\n"
     "                   [--drain-seconds N] [--admin-token-file F]\n"
+    "                   [--intent-head FILE [--intent-allow-new 0|1]] [--kb DIR [--kb-threshold S]]\n"
+    "                   [--dialog-policy YAML]\n"
     "\n"
     "Serves sentence embeddings over HTTP (JSON):\n"
     "  POST /v1/embed      {\"texts\": [\"...\", ...]} or {\"text\": \"...\"}\n"
@@ -21,6 +24,14 @@ static const char *HELP =
     "  GET  /metrics       Prometheus text format\n"
     "  POST /admin/reload  optional {\"model\": \"DIR\"}: load, warm up and swap in a model without\n"
     "                      dropping a request (loopback clients only); SIGHUP reloads the current DIR\n"
+    "  POST /v1/intent     {\"text\": \"...\"} -> {\"intent\", \"top\", \"confidence\", \"out_of_scope\",\n"
+    "                      \"probabilities\"} (needs --intent-head; see seslm intent --help)\n"
+    "  POST /v1/feedback   {\"text\": \"...\", \"intent\": \"...\"}: learn online; the head file is rewritten\n"
+    "                      crash-safely before the answer, so a restart keeps every acknowledged example\n"
+    "  POST /v1/retrieve   {\"query\": \"...\", \"k\": 3} -> {\"answer\", \"reason\", \"passages\"}: exact top-k\n"
+    "                      of the knowledge base (needs --kb); answer false when the best is below the threshold\n"
+    "  POST /v1/message    {\"session\", \"text\", \"slots\": {...}}: intent -> session state -> action (+ grounded\n"
+    "                      context with --kb); needs --intent-head and --dialog-policy (configs/dialog.yaml)\n"
     "Texts of concurrent requests are batched into one forward pass. The model id is\n"
     "\"<basename of DIR>@<first 12 hex digits of the weights' SHA-256>\". SIGTERM or SIGINT stops\n"
     "accepting, finishes the requests in flight, writes the open telemetry window and exits 0.\n"
@@ -41,6 +52,11 @@ static const char *HELP =
     "  --drain-seconds N     on shutdown, how long requests in flight may take to finish (default 30)\n"
     "  --admin-token-file F  /admin/* then needs \"Authorization: Bearer <token>\" (401 otherwise); the token\n"
     "                        is F's first line, else $SESLM_ADMIN_TOKEN; without either, loopback suffices\n"
+    "  --intent-head FILE    serve this intent head (seslm intent train) on /v1/intent and /v1/feedback\n"
+    "  --intent-allow-new B  1: feedback may add new intents; 0 (default): an unknown intent is a 400\n"
+    "  --kb DIR              serve this knowledge base (seslm kb build) on /v1/retrieve\n"
+    "  --kb-threshold S      minimum cosine similarity to answer from the knowledge base (default 0.5)\n"
+    "  --dialog-policy YAML  the decision policy of /v1/message (configs/dialog.yaml)\n"
     "\n"
     "Exit status: 0 after a signalled shutdown, 1 the model could not be loaded or the port bound,\n"
     "2 usage error.\n";
@@ -49,9 +65,10 @@ int cmd_serve(int argc, char **argv) {
     seslm_serve_opts o = {.model_dir = cli_default_model_dir(), .host = "127.0.0.1", .port = 8080,
                           .window_seconds = 300, .max_batch = 32, .backend = "cpu", .max_texts = 512,
                           .max_body_bytes = (size_t)1 << 20, .batch_wait_us = 2000, .max_connections = 256,
-                          .drain_seconds = 30};
+                          .drain_seconds = 30, .kb_threshold = 0.5};
     const char *token_file = NULL;
     char token[1024] = "";
+    const char *policy_path = NULL;
     for (int i = 1; i < argc; i += 2) { // every option takes a value
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -69,6 +86,20 @@ int cmd_serve(int argc, char **argv) {
         else if (strcmp(a, "--telemetry-dir") == 0) o.telemetry_dir = v;
         else if (strcmp(a, "--node") == 0) o.node_id = v;
         else if (strcmp(a, "--backend") == 0) o.backend = v;
+        else if (strcmp(a, "--intent-head") == 0) o.intent_head = v;
+        else if (strcmp(a, "--kb") == 0) o.kb_dir = v;
+        else if (strcmp(a, "--dialog-policy") == 0) policy_path = v;
+        else if (strcmp(a, "--kb-threshold") == 0) {
+            char *end = NULL;
+            o.kb_threshold = strtod(v, &end);
+            if (end == v || *end || !(o.kb_threshold >= -1 && o.kb_threshold <= 1)) {
+                cli_error("serve", "--kb-threshold must be a number in [-1, 1] (got '%s')", v);
+                return 2;
+            }
+        }
+        else if (strcmp(a, "--intent-allow-new") == 0) {
+            if (!cli_parse_int("serve", a, v, 0, 1, &o.intent_allow_new)) return 2;
+        }
         else if (strcmp(a, "--port") == 0) {
             if (!cli_parse_int("serve", a, v, 0, 65535, &o.port)) return 2;
         } else if (strcmp(a, "--window-seconds") == 0) {
@@ -126,8 +157,18 @@ int cmd_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    seslm_dialog_policy policy;
+    if (policy_path) {
+        if (seslm_dialog_policy_load(&policy, policy_path) != SESLM_OK) {
+            cli_error("serve", "%s", seslm_last_error());
+            return 1;
+        }
+        o.dialog_policy = &policy;
+    }
     seslm_server *s = NULL;
-    if (seslm_serve_start(&s, &o) != SESLM_OK) {
+    seslm_status started = seslm_serve_start(&s, &o);
+    if (policy_path) seslm_dialog_policy_free(&policy); // the server keeps its own copy
+    if (started != SESLM_OK) {
         cli_error("serve", "%s", seslm_last_error());
         return 1;
     }

@@ -40,6 +40,8 @@ static const struct {
     {"audit", cmd_audit, "verify the registry's hash-chained audit log, or print it"},
     {"encrypt", cmd_encrypt, "write a copy of a model with its weights encrypted (AES-256-GCM)"},
     {"validate", cmd_validate, "judge a candidate model against its parent: quality, speed, memory gates"},
+    {"intent", cmd_intent, "intent head on the embeddings: train, predict, learn online"},
+    {"kb", cmd_kb, "knowledge base of passages: build, query with a grounded-answer threshold"},
 };
 
 static void usage(FILE *f) {

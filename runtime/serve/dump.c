@@ -26,6 +26,9 @@ int serve_dump_write(seslm_telemetry *t, const char *dir, const serve_dump_info 
                      size_t path_cap, char *err, size_t err_cap) {
     seslm_telemetry_view v;
     seslm_telemetry_snapshot(t, &v);
+    v.n_intents = info->n_intents; // the intents slot: counts kept by the server's intent head
+    v.intent_labels = info->intent_labels;
+    v.intent_counts = info->intent_counts;
     seslm_dump_meta meta = {.node_id = info->node, .model_id = info->model_id, .seq = info->seq,
                             .n_rejected = info->n_rejected};
     if (seslm_telemetry_dump_write(&v, &meta, dir, path_out, path_cap) != SESLM_OK) {

@@ -36,6 +36,10 @@ static serve_route route_of(const char *url) {
     if (strcmp(url, "/healthz") == 0) return R_HEALTHZ;
     if (strcmp(url, "/metrics") == 0) return R_METRICS;
     if (strcmp(url, "/admin/reload") == 0) return R_RELOAD;
+    if (strcmp(url, "/v1/intent") == 0) return R_INTENT;
+    if (strcmp(url, "/v1/feedback") == 0) return R_FEEDBACK;
+    if (strcmp(url, "/v1/retrieve") == 0) return R_RETRIEVE;
+    if (strcmp(url, "/v1/message") == 0) return R_MESSAGE;
     return R_OTHER;
 }
 
@@ -392,6 +396,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     case R_RELOAD:
         if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
         return handle_reload(s, c, x);
+    case R_INTENT:
+    case R_FEEDBACK: {
+        if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
+        sbuf b = {0};
+        int code = serve_intent_handle(s, x->r, x->body ? x->body : "", x->len, &b, cur);
+        return reply_sbuf(s, c, x, code, &b, cur);
+    }
+    case R_RETRIEVE: {
+        if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
+        sbuf b = {0};
+        int code = serve_kb_handle(s, x->body ? x->body : "", x->len, &b, cur);
+        return reply_sbuf(s, c, x, code, &b, cur);
+    }
+    case R_MESSAGE: {
+        if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
+        sbuf b = {0};
+        int code = serve_message_handle(s, x->body ? x->body : "", x->len, &b, cur);
+        return reply_sbuf(s, c, x, code, &b, cur);
+    }
     case R_HEALTHZ: {
         if (x->method != 0) return reply_error(s, c, x, 405, "GET, HEAD", NULL, "%s %s: use GET", method, url);
         seslm_serve_model_id(s, cur, sizeof cur);

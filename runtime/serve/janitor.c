@@ -34,7 +34,13 @@ static void enqueue(seslm_server *s, serve_tjob *j) {
 static void write_window(seslm_server *s, serve_slot *slot, seslm_telemetry *t, uint64_t rejected) {
     char path[PATH_MAX + 256] = "", err[600] = "";
     serve_dump_info info = {.node = s->node, .model_id = slot->id, .seq = ++s->dump_seq, .n_rejected = rejected};
+    char **il = NULL;
+    uint64_t *ic = NULL;
+    info.n_intents = serve_intent_take_counts(s, &il, &ic);
+    info.intent_labels = (const char *const *)il;
+    info.intent_counts = ic;
     int rc = serve_dump_write(t, s->tel_dir, &info, path, sizeof path, err, sizeof err);
+    serve_intent_free_counts(il, ic, info.n_intents);
     if (rc != 0) fprintf(stderr, "seslm serve: telemetry dump failed: %s\n", err);
     else fprintf(stderr, "seslm serve: telemetry window of %s written to %s\n", slot->id, path);
     serve_metrics_dump(&s->metrics, rc == 0);

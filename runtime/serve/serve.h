@@ -5,6 +5,10 @@
  *   GET  /metrics       Prometheus text format
  *   POST /admin/reload  optional {"model": "DIR"}: blue-green swap to a freshly loaded model (loopback only;
  *                       with an admin token configured, also "Authorization: Bearer <token>")
+ *   POST /v1/intent     {"text": "..."} -> {"intent", "top", "confidence", "out_of_scope", "probabilities"}
+ *   POST /v1/feedback   {"text": "...", "intent": "..."} -> online update, head file rewritten (docs/intent.md)
+ *   POST /v1/retrieve   {"query": "...", "k": 3} -> {"answer", "reason", "passages": [...]} (grounded retrieval)
+ *   POST /v1/message    {"session", "text", "slots"} -> intent -> session state -> action (+ grounded context)
  *
  * Requests from concurrent connections are coalesced by one batcher thread into forward passes of up to
  * max_batch texts. A reload loads and warms the new model beside the old one and swaps a pointer;
@@ -33,6 +37,11 @@ typedef struct {
     int max_connections;       // concurrent connections (one thread each); default 256
     int drain_seconds;         // how long shutdown waits for in-flight requests; default 30
     const char *admin_token;   // non-empty: the admin endpoints need "Authorization: Bearer <token>" (else 401)
+    const char *intent_head;   // intent head file for /v1/intent and /v1/feedback; NULL: those answer 404
+    int intent_allow_new;      // /v1/feedback may add intents the head does not know
+    const char *kb_dir;        // knowledge base for /v1/retrieve (seslm kb build); NULL: that answers 404
+    double kb_threshold;       // minimum cosine similarity to answer (`seslm serve` default 0.5)
+    const struct seslm_dialog_policy *dialog_policy; // POST /v1/message (needs intent_head); NULL: 404
 } seslm_serve_opts;
 
 typedef struct seslm_server seslm_server;

@@ -107,6 +107,9 @@ typedef struct {
     const char *node, *model_id;
     uint64_t seq;        // per-node dump sequence number
     uint64_t n_rejected; // inputs refused during the window
+    int n_intents;       // predicted intents in the window (intent.c), 0 without an intent head
+    const char *const *intent_labels;
+    const uint64_t *intent_counts;
 } serve_dump_info;
 
 /* Writes the window held by t as one dump file in dir; 0 ok (path_out gets its path), else err. (dump.c) */
@@ -118,7 +121,7 @@ int serve_node_id_ok(const char *id);
 
 // ---- metrics --------------------------------------------------------------------------------------
 
-typedef enum { R_EMBED, R_HEALTHZ, R_METRICS, R_RELOAD, R_OTHER, R_COUNT } serve_route;
+typedef enum { R_EMBED, R_HEALTHZ, R_METRICS, R_RELOAD, R_OTHER, R_INTENT, R_FEEDBACK, R_RETRIEVE, R_MESSAGE, R_COUNT } serve_route;
 
 #define SERVE_LAT_BUCKETS 14
 #define SERVE_BATCH_BUCKETS 13
@@ -209,7 +212,36 @@ struct seslm_server {
     atomic_int queue_gauge; // texts waiting (for /metrics without taking q_mu)
 
     serve_metrics metrics;
+    struct serve_intent *intent; // NULL without --intent-head (intent.c)
+    struct seslm_kb *kb;         // NULL without --kb (retrieve.c); read-only once loaded
+    struct seslm_dialog *dialog; // NULL without a dialog policy (message.c)
 };
+
+// ---- the intent head: POST /v1/intent, POST /v1/feedback (intent.c) -------------------------------
+
+typedef struct serve_intent serve_intent;
+seslm_status serve_intent_open(seslm_server *s, const char *path, int allow_new);
+void serve_intent_close(seslm_server *s);
+/* Answers a request to R_INTENT or R_FEEDBACK: returns the HTTP code, the JSON body in out. */
+int serve_intent_handle(seslm_server *s, serve_route r, const char *body, size_t len, sbuf *out, char *model_id);
+/* Takes (and zeroes) the predicted-intent counts of the window; free with serve_intent_free_counts. */
+int serve_intent_take_counts(seslm_server *s, char ***labels, uint64_t **counts);
+void serve_intent_free_counts(char **labels, uint64_t *counts, int n);
+/* Embeds one text through the batcher (dim must be the model's); 0 ok, else an HTTP code, out set. */
+int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, char *model_id, sbuf *out);
+/* Predicts (and counts) the intent of an embedding; 0 ok, -1 failure (seslm_last_error). */
+int serve_intent_classify(seslm_server *s, const float *x, char *label, size_t cap, float *confidence, int *oos);
+int serve_intent_dim(const seslm_server *s);
+
+// ---- conversation: POST /v1/message (message.c) -----------------------------------------------------
+
+int serve_message_handle(seslm_server *s, const char *body, size_t len, sbuf *out, char *model_id);
+
+// ---- the knowledge base: POST /v1/retrieve (retrieve.c) ---------------------------------------------
+
+seslm_status serve_kb_open(seslm_server *s, const char *dir);
+void serve_kb_close(seslm_server *s);
+int serve_kb_handle(seslm_server *s, const char *body, size_t len, sbuf *out, char *model_id);
 
 /* The libmicrohttpd daemon (http.c): start; stop accepting (quiesce); stop (closes every connection). */
 seslm_status serve_http_start(seslm_server *s);

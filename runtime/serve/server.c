@@ -1,4 +1,5 @@
 /* server.c — the server's lifetime: start, blue-green reload, graceful stop. */
+#include "dialog.h"
 #include "serve_internal.h"
 
 #include <dirent.h>
@@ -56,6 +57,9 @@ static uint64_t last_dump_seq(const char *dir, const char *node) {
 }
 
 static void free_server(seslm_server *s) {
+    serve_intent_close(s);
+    serve_kb_close(s);
+    seslm_dialog_free(s->dialog);
     serve_batcher_free(s);
     serve_metrics_destroy(&s->metrics);
     pthread_mutex_destroy(&s->reg_mu);
@@ -135,7 +139,13 @@ seslm_status seslm_serve_start(seslm_server **out, const seslm_serve_opts *opts)
     s->generation = slot->generation = 1;
     serve_metrics_set_model(&s->metrics, slot->id, slot->dir);
 
-    st = serve_janitor_start(s);
+    st = o.intent_head && *o.intent_head ? serve_intent_open(s, o.intent_head, o.intent_allow_new) : SESLM_OK;
+    if (st == SESLM_OK && o.kb_dir && *o.kb_dir) st = serve_kb_open(s, o.kb_dir);
+    if (st == SESLM_OK && o.dialog_policy) {
+        st = s->intent ? seslm_dialog_new(&s->dialog, o.dialog_policy)
+                       : seslm_fail(SESLM_ERR_ARG, "a dialog policy needs an intent head (--intent-head)");
+    }
+    if (st == SESLM_OK) st = serve_janitor_start(s);
     if (st == SESLM_OK) st = serve_batcher_start(s);
     if (st == SESLM_OK) st = serve_http_start(s);
     if (st != SESLM_OK) {

@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""make_subsets.py — regenerate data/intent/*.tsv from /work/shared/data (see data/intent/NOTICE.md).
+
+    python3 bench/intent/make_subsets.py [SHARED_DATA_DIR] [OUT_DIR]
+"""
+import json
+import os
+import sys
+from collections import defaultdict
+
+src = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data"
+out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(__file__), "..", "..", "data", "intent")
+
+
+def write(name, rows):
+    with open(os.path.join(out, name), "w") as f:
+        f.write("text\tlabel\n")
+        for t, l in rows:
+            f.write(f"{t.replace(chr(9), ' ').strip()}\t{l}\n")
+
+
+def first_per_label(rows, k):
+    by = defaultdict(list)
+    for t, l in rows:
+        by[l].append((t, l))
+    return [r for l in sorted(by) for r in by[l][:k]]
+
+
+d = json.load(open(os.path.join(src, "clinc150", "data_full.json")))
+write("clinc150_train50.tsv", first_per_label(d["train"], 50))
+write("clinc150_test10.tsv", first_per_label(d["test"], 10))
+write("clinc150_oos_test300.tsv", [(t, "oos") for t, _ in d["oos_test"][:300]])
+write("clinc150_val3.tsv", first_per_label(d["val"], 3))
+write("clinc150_oos_val100.tsv", [(t, "oos") for t, _ in d["oos_val"]])
+
+
+def tsv(path):
+    with open(path) as f:
+        return [tuple(l.rstrip("\n").split("\t")) for l in f][1:]
+
+
+write("snips_train50.tsv", first_per_label(tsv(os.path.join(src, "snips", "snips_train_full_derived.tsv")), 50))
+write("snips_test700.tsv", tsv(os.path.join(src, "snips", "snips_validate_derived.tsv")))

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# run.sh — the intent head vs scikit-learn on the same embeddings, in one run (bench/RESULTS.md §intent).
+#
+#   bench/intent/run.sh [--seeds N] [--threads N] [--shots 5,10,20,50] [--no-mlp]
+#
+# For SNIPS then CLINC150 (subsets in data/intent/, see its NOTICE.md): build/bench/bench_intent embeds
+# every text with our runtime, writes the embeddings and the few-shot training rows to bench/out/intent/,
+# trains our head for each (k, seed) and measures latencies; then peer_sklearn.py trains the
+# scikit-learn peers on exactly those rows and embeddings. All lines go to bench/out/intent/results.jsonl;
+# report.py turns them into the markdown table.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+seeds=3 threads=2 shots=5,10,20,50 mlp=--mlp
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --seeds) seeds="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --shots) shots="$2"; shift 2 ;;
+    --no-mlp) mlp=""; shift ;;
+    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+[ -x build/bench/bench_intent ] || { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2; }
+py=python3
+[ -x .venv-intent/bin/python ] && py=.venv-intent/bin/python
+$py -c "import sklearn" 2>/dev/null || { echo "run.sh: scikit-learn is needed: python3 -m venv .venv-intent && .venv-intent/bin/pip install scikit-learn" >&2; exit 1; }
+out=bench/out/intent
+mkdir -p "$out"
+res=$out/results.jsonl
+: >"$res"
+d=data/intent
+export OMP_NUM_THREADS=$threads
+echo "== snips" >&2
+build/bench/bench_intent --name snips --train $d/snips_train50.tsv --test $d/snips_test700.tsv \
+    --shots "$shots" --seeds "$seeds" --threads "$threads" --out "$out" | tee -a "$res"
+OMP_NUM_THREADS=$threads $py bench/intent/peer_sklearn.py "$out" snips $d/snips_train50.tsv $d/snips_test700.tsv $mlp | tee -a "$res"
+echo "== clinc150" >&2
+build/bench/bench_intent --name clinc150 --train $d/clinc150_train50.tsv --test $d/clinc150_test10.tsv \
+    --oos $d/clinc150_oos_test300.tsv --val $d/clinc150_val3.tsv --val-oos $d/clinc150_oos_val100.tsv \
+    --shots "$shots" --seeds "$seeds" --threads "$threads" --out "$out" | tee -a "$res"
+OMP_NUM_THREADS=$threads $py bench/intent/peer_sklearn.py "$out" clinc150 $d/clinc150_train50.tsv $d/clinc150_test10.tsv \
+    $d/clinc150_oos_test300.tsv $d/clinc150_val3.tsv $d/clinc150_oos_val100.tsv $mlp | tee -a "$res"
+$py bench/intent/report.py "$res"

@@ -1,0 +1,463 @@
+/* cmd_intent.c — `seslm intent train|predict|learn`: the intent head on frozen sentence embeddings
+ * (runtime/intent.h, docs/intent.md). */
+#include "cli.h"
+#include "intent.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int cli_embed_all(const char *cmd, const cli_opts *o, seslm_model **model_out, float **out);
+
+static const char *HELP =
+    "usage: seslm intent train   --model DIR --data TSV --out HEAD [training options]\n"
+    "       seslm intent predict --model DIR --head HEAD [--threshold P] [TEXT... | --input FILE]\n"
+    "       seslm intent learn   --model DIR --head HEAD --text T --label L [--text T --label L ...]\n"
+    "                            [--no-new-intents]\n"
+    "\n"
+    "An intent classifier (an MLP, default 384->128->64->classes) on the model's frozen sentence\n"
+    "embeddings, with calibrated confidences, an out-of-scope threshold and online learning.\n"
+    "\n"
+    "train    reads a TSV file whose header names a \"text\" and a \"label\" column, embeds the texts and\n"
+    "         trains the head (Adam, softmax cross-entropy; the temperature is fitted on a held-out\n"
+    "         part); writes HEAD (safetensors) crash-safely and prints a JSON summary.\n"
+    "           --hidden W[,W...]     hidden layer widths (default 128,64; \"\" or 0 for none)\n"
+    "           --epochs N            0 = automatic (default)     --batch-size N   (default 32)\n"
+    "           --lr F                Adam learning rate (1e-3)   --weight-decay F (1e-4)\n"
+    "           --seed N              (default 42)                --calib-frac F   (default 0.2)\n"
+    "           --oos-threshold P     out of scope below this confidence (default 0: off)\n"
+    "           --replay-per-class N  examples kept per intent for online replay (default 16)\n"
+    "predict  prints one JSON line per input: {\"index\", \"intent\" (null when out of scope), \"top\",\n"
+    "         \"confidence\", \"out_of_scope\", \"probabilities\": {label: p, ...}}; --threshold overrides\n"
+    "         the head's out-of-scope threshold.\n"
+    "learn    online update from the given examples (a few Adam steps mixed with replayed examples);\n"
+    "         a new label adds an intent unless --no-new-intents; HEAD is rewritten crash-safely.\n"
+    "\n"
+    "  --model DIR    model directory; default $SESLM_MODEL_DIR or models/all-MiniLM-L6-v2\n"
+    "  --threads N    worker threads, 0 = all cores\n"
+    "\n"
+    "Exit status: 0 ok, 1 a file could not be read or written, 2 usage error or invalid input.\n";
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static int parse_float(const char *flag, const char *v, double lo, double hi, float *out) {
+    char *end = NULL;
+    errno = 0;
+    double d = v ? strtod(v, &end) : NAN;
+    if (!v || errno || end == v || *end || !(d >= lo && d <= hi)) {
+        cli_error("intent", "%s must be a number in [%g, %g] (got '%s')", flag, lo, hi, v ? v : "");
+        return 0;
+    }
+    *out = (float)d;
+    return 1;
+}
+
+static int parse_hidden(const char *v, seslm_intent_opts *o) {
+    o->n_hidden = 0;
+    if (!v) {
+        cli_error("intent", "--hidden needs a value");
+        return 0;
+    }
+    if (!*v || strcmp(v, "0") == 0) return 1;
+    for (const char *p = v; *p;) {
+        char *end = NULL;
+        long w = strtol(p, &end, 10);
+        if (end == p || w < 1 || w > 65536 || o->n_hidden == SESLM_INTENT_MAX_HIDDEN || (*end && *end != ',')) {
+            cli_error("intent", "--hidden must be up to %d widths in 1..65536 separated by commas (got '%s')",
+                      SESLM_INTENT_MAX_HIDDEN, v);
+            return 0;
+        }
+        o->hidden[o->n_hidden++] = (int)w;
+        p = *end ? end + 1 : end;
+    }
+    return 1;
+}
+
+// ---- TSV ----------------------------------------------------------------------------------------------
+
+/* Reads the text and label columns of a TSV file with a header; 0 ok, 1 unreadable, 2 malformed. */
+static int read_tsv(const char *path, cli_texts *texts, cli_texts *labels) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_error("intent", "cannot open %s: %s", path, strerror(errno));
+        return 1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0, lineno = 0, col_text = -1, col_label = -1;
+    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        if ((size_t)n != strlen(line)) {
+            cli_error("intent", "%s line %d: contains a NUL byte", path, lineno);
+            rc = 2;
+            break;
+        }
+        if (lineno > 1 && n == 0) continue; // blank lines (a trailing newline) are not examples
+        char *fields[64];
+        int nf = 0;
+        for (char *p = line;; p++) {
+            char *tab = strchr(p, '\t');
+            if (nf < 64) fields[nf++] = p;
+            if (!tab) break;
+            *tab = 0;
+            p = tab;
+        }
+        if (lineno == 1) {
+            for (int i = 0; i < nf; i++) {
+                if (strcmp(fields[i], "text") == 0 && col_text < 0) col_text = i;
+                if (strcmp(fields[i], "label") == 0 && col_label < 0) col_label = i;
+            }
+            if (col_text < 0 || col_label < 0) {
+                cli_error("intent", "%s: the header line must name a \"text\" and a \"label\" column (tab-separated)", path);
+                rc = 2;
+            }
+            continue;
+        }
+        if (nf <= col_text || nf <= col_label) {
+            cli_error("intent", "%s line %d: %d fields, the header has more", path, lineno, nf);
+            rc = 2;
+        } else if (!*fields[col_text] || !*fields[col_label]) {
+            cli_error("intent", "%s line %d: empty %s", path, lineno, *fields[col_text] ? "label" : "text");
+            rc = 2;
+        } else if (!cli_texts_add(texts, fields[col_text], strlen(fields[col_text])) ||
+                   !cli_texts_add(labels, fields[col_label], strlen(fields[col_label]))) {
+            cli_error("intent", "out of memory");
+            rc = 1;
+        }
+    }
+    if (rc == 0 && ferror(f)) {
+        cli_error("intent", "read error on %s: %s", path, strerror(errno));
+        rc = 1;
+    }
+    if (rc == 0 && lineno == 0) {
+        cli_error("intent", "%s is empty", path);
+        rc = 2;
+    }
+    if (rc == 0 && texts->n == 0) {
+        cli_error("intent", "%s has a header but no examples", path);
+        rc = 2;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* Embeds t with the model; checks that the head (if any) takes this model's width. */
+static int embed(const char *model_dir, int threads, cli_texts *t, seslm_model **m, float **X) {
+    cli_opts o;
+    memset(&o, 0, sizeof o);
+    o.model_dir = model_dir;
+    o.backend = "cpu";
+    o.batch = 32;
+    o.threads = threads;
+    o.texts = *t;
+    int rc = cli_embed_all("intent", &o, m, X);
+    return rc ? (seslm_last_error()[0] && strstr(seslm_last_error(), "UTF-8") ? 2 : 1) : 0;
+}
+
+static int check_head_model(const seslm_intent_head *h, const seslm_model *m, const char *head_sha, const char *path) {
+    const int C = seslm_model_get_config(m)->hidden;
+    if (seslm_intent_input_dim(h) != C) {
+        cli_error("intent", "%s takes %d-d embeddings, the model gives %d-d", path, seslm_intent_input_dim(h), C);
+        return 2;
+    }
+    const char *sha = seslm_model_weights_sha256(m);
+    if (head_sha[0] && sha[0] && strcmp(head_sha, sha) != 0)
+        fprintf(stderr, "seslm intent: warning: %s was trained on embeddings of another model (weights %.12s, now %.12s)\n",
+                path, head_sha, sha);
+    return 0;
+}
+
+// ---- train ----------------------------------------------------------------------------------------------
+
+static int do_train(int argc, char **argv) {
+    const char *model_dir = cli_default_model_dir(), *data = NULL, *out = NULL;
+    int threads = 0;
+    seslm_intent_opts o;
+    seslm_intent_opts_default(&o);
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        float fv = 0;
+        int iv = 0;
+        if (cli_is_help(a)) {
+            fputs(HELP, stdout);
+            return 0;
+        }
+        if (!v) {
+            cli_error("intent", "%s needs a value (see seslm intent --help)", a);
+            return 2;
+        }
+        i++;
+        if (strcmp(a, "--model") == 0) model_dir = v;
+        else if (strcmp(a, "--data") == 0) data = v;
+        else if (strcmp(a, "--out") == 0) out = v;
+        else if (strcmp(a, "--threads") == 0) {
+            if (!cli_parse_int("intent", a, v, 0, 1024, &threads)) return 2;
+        } else if (strcmp(a, "--hidden") == 0) {
+            if (!parse_hidden(v, &o)) return 2;
+        } else if (strcmp(a, "--epochs") == 0) {
+            if (!cli_parse_int("intent", a, v, 0, 100000, &o.epochs)) return 2;
+        } else if (strcmp(a, "--batch-size") == 0) {
+            if (!cli_parse_int("intent", a, v, 1, 65536, &o.batch)) return 2;
+        } else if (strcmp(a, "--replay-per-class") == 0) {
+            if (!cli_parse_int("intent", a, v, 1, 100000, &o.replay_per_class)) return 2;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (!cli_parse_int("intent", a, v, 0, 2147483647, &iv)) return 2;
+            o.seed = (uint64_t)iv;
+        } else if (strcmp(a, "--lr") == 0) {
+            if (!parse_float(a, v, 1e-9, 1, &o.lr)) return 2;
+        } else if (strcmp(a, "--weight-decay") == 0) {
+            if (!parse_float(a, v, 0, 10, &o.weight_decay)) return 2;
+        } else if (strcmp(a, "--calib-frac") == 0) {
+            if (!parse_float(a, v, 0, 0.5, &o.calib_frac)) return 2;
+        } else if (strcmp(a, "--oos-threshold") == 0) {
+            if (!parse_float(a, v, 0, 1, &fv)) return 2;
+            o.oos_threshold = fv;
+        } else {
+            cli_error("intent", "unknown option '%s' for train (see seslm intent --help)", a);
+            return 2;
+        }
+    }
+    if (!data || !out) {
+        cli_error("intent", "train needs --data TSV and --out HEAD");
+        return 2;
+    }
+    cli_texts texts = {0}, labels = {0};
+    int rc = read_tsv(data, &texts, &labels);
+    seslm_model *m = NULL;
+    float *X = NULL;
+    seslm_intent_head *h = NULL;
+    double t0 = now_s(), t1 = 0;
+    if (rc == 0) rc = embed(model_dir, threads, &texts, &m, &X);
+    if (rc == 0) {
+        o.input_dim = seslm_model_get_config(m)->hidden;
+        t1 = now_s();
+        if (seslm_intent_new(&h, &o) != SESLM_OK || seslm_intent_fit(h, X, (const char *const *)labels.texts, texts.n) != SESLM_OK) {
+            cli_error("intent", "%s", seslm_last_error());
+            rc = 2;
+        }
+    }
+    if (rc == 0) {
+        int right = 0;
+        for (int i = 0; i < texts.n; i++) {
+            seslm_intent_result r;
+            if (seslm_intent_predict(h, X + (size_t)i * o.input_dim, NULL, &r) == SESLM_OK &&
+                strcmp(seslm_intent_label(h, r.index), labels.texts[i]) == 0)
+                right++;
+        }
+        double t2 = now_s();
+        if (seslm_intent_save(h, out, seslm_model_weights_sha256(m)) != SESLM_OK) {
+            cli_error("intent", "%s", seslm_last_error());
+            rc = 1;
+        } else {
+            printf("{\"head\":");
+            json_str(stdout, out);
+            printf(",\"examples\":%d,\"intents\":%d,\"temperature\":%.6g,\"train_accuracy\":%.6f,"
+                   "\"embed_seconds\":%.3f,\"train_seconds\":%.3f}\n",
+                   texts.n, seslm_intent_n_classes(h), (double)seslm_intent_temperature(h), (double)right / texts.n,
+                   t1 - t0, t2 - t1);
+        }
+    }
+    seslm_intent_free(h);
+    free(X);
+    seslm_model_free(m);
+    cli_texts_free(&texts);
+    cli_texts_free(&labels);
+    return rc;
+}
+
+// ---- predict ---------------------------------------------------------------------------------------------
+
+static int do_predict(int argc, char **argv) {
+    const char *head = NULL;
+    float threshold = -1;
+    int k = 1;
+    for (int i = 2; i < argc; i++) { // take --head / --threshold, pass the rest to the common parser
+        if (strcmp(argv[i], "--") == 0) {
+            while (i < argc) argv[k++] = argv[i++];
+            break;
+        }
+        if (strcmp(argv[i], "--head") == 0 || strcmp(argv[i], "--threshold") == 0) {
+            if (i + 1 >= argc) {
+                cli_error("intent", "%s needs a value", argv[i]);
+                return 2;
+            }
+            if (argv[i][2] == 'h') head = argv[i + 1];
+            else if (!parse_float("--threshold", argv[i + 1], 0, 1, &threshold)) return 2;
+            i++;
+        } else {
+            argv[k++] = argv[i];
+        }
+    }
+    cli_opts o;
+    int rc = cli_parse_common(&o, "intent", HELP, k, argv, 1);
+    if (rc >= 0) {
+        cli_opts_free(&o);
+        return rc;
+    }
+    if (!head) {
+        cli_error("intent", "predict needs --head HEAD");
+        cli_opts_free(&o);
+        return 2;
+    }
+    seslm_intent_head *h = NULL;
+    char head_sha[65];
+    if (seslm_intent_load(&h, head, head_sha) != SESLM_OK) {
+        cli_error("intent", "%s", seslm_last_error());
+        cli_opts_free(&o);
+        return 1;
+    }
+    if (threshold >= 0) seslm_intent_set_oos_threshold(h, threshold);
+    seslm_model *m = NULL;
+    float *X = NULL;
+    rc = cli_embed_all("intent", &o, &m, &X);
+    if (rc && strstr(seslm_last_error(), "UTF-8")) rc = 2; // invalid input, not a failed file
+    if (rc == 0) rc = check_head_model(h, m, head_sha, head);
+    const int C = seslm_intent_n_classes(h), D = seslm_intent_input_dim(h);
+    float *p = rc == 0 ? malloc((size_t)C * sizeof(float)) : NULL;
+    if (rc == 0 && !p) rc = 1;
+    for (int i = 0; rc == 0 && i < o.texts.n; i++) {
+        seslm_intent_result r;
+        if (seslm_intent_predict(h, X + (size_t)i * D, p, &r) != SESLM_OK) {
+            cli_error("intent", "%s", seslm_last_error());
+            rc = 1;
+            break;
+        }
+        printf("{\"index\":%d,\"intent\":", i);
+        if (r.out_of_scope) printf("null");
+        else json_str(stdout, seslm_intent_label(h, r.index));
+        printf(",\"top\":");
+        json_str(stdout, seslm_intent_label(h, r.index));
+        printf(",\"confidence\":%.6f,\"out_of_scope\":%s,\"probabilities\":{", (double)r.confidence,
+               r.out_of_scope ? "true" : "false");
+        for (int j = 0; j < C; j++) {
+            if (j) putchar(',');
+            json_str(stdout, seslm_intent_label(h, j));
+            printf(":%.6f", (double)p[j]);
+        }
+        printf("}}\n");
+    }
+    if (rc == 0 && fflush(stdout) != 0) rc = 1;
+    free(p);
+    free(X);
+    seslm_model_free(m);
+    seslm_intent_free(h);
+    cli_opts_free(&o);
+    return rc;
+}
+
+// ---- learn ---------------------------------------------------------------------------------------------
+
+static int do_learn(int argc, char **argv) {
+    const char *model_dir = cli_default_model_dir(), *head = NULL;
+    int threads = 0, allow_new = 1;
+    cli_texts texts = {0}, labels = {0};
+    int rc = 0;
+    for (int i = 2; rc == 0 && i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (cli_is_help(a)) {
+            fputs(HELP, stdout);
+            rc = -1;
+            break;
+        }
+        if (strcmp(a, "--no-new-intents") == 0) {
+            allow_new = 0;
+            continue;
+        }
+        if (!v) {
+            cli_error("intent", "%s needs a value (see seslm intent --help)", a);
+            rc = 2;
+            break;
+        }
+        i++;
+        if (strcmp(a, "--model") == 0) model_dir = v;
+        else if (strcmp(a, "--head") == 0) head = v;
+        else if (strcmp(a, "--threads") == 0) {
+            if (!cli_parse_int("intent", a, v, 0, 1024, &threads)) rc = 2;
+        } else if (strcmp(a, "--text") == 0 || strcmp(a, "--label") == 0) {
+            cli_texts *t = a[2] == 't' ? &texts : &labels;
+            if (!*v) {
+                cli_error("intent", "%s must not be empty", a);
+                rc = 2;
+            } else if (!cli_texts_add(t, v, strlen(v))) {
+                rc = 1;
+            }
+        } else {
+            cli_error("intent", "unknown option '%s' for learn (see seslm intent --help)", a);
+            rc = 2;
+        }
+    }
+    if (rc == 0 && (!head || texts.n == 0 || texts.n != labels.n || texts.n > 64)) {
+        cli_error("intent", "learn needs --head HEAD and 1..64 pairs of --text T --label L (got %d texts, %d labels)",
+                  texts.n, labels.n);
+        rc = 2;
+    }
+    seslm_intent_head *h = NULL;
+    seslm_model *m = NULL;
+    float *X = NULL;
+    char head_sha[65] = "";
+    if (rc == 0 && seslm_intent_load(&h, head, head_sha) != SESLM_OK) {
+        cli_error("intent", "%s", seslm_last_error());
+        rc = 1;
+    }
+    if (rc == 0) rc = embed(model_dir, threads, &texts, &m, &X);
+    if (rc == 0) rc = check_head_model(h, m, head_sha, head);
+    if (rc == 0) {
+        const int before = seslm_intent_n_classes(h);
+        int steps = 0;
+        double t0 = now_s();
+        if (seslm_intent_learn(h, X, (const char *const *)labels.texts, texts.n, allow_new, &steps) != SESLM_OK) {
+            cli_error("intent", "%s", seslm_last_error());
+            rc = 2;
+        } else {
+            double t1 = now_s();
+            if (seslm_intent_save(h, head, head_sha[0] ? head_sha : seslm_model_weights_sha256(m)) != SESLM_OK) {
+                cli_error("intent", "%s", seslm_last_error());
+                rc = 1;
+            } else {
+                printf("{\"learned\":%d,\"new_intents\":%d,\"intents\":%d,\"steps\":%d,\"update_ms\":%.3f}\n", texts.n,
+                       seslm_intent_n_classes(h) - before, seslm_intent_n_classes(h), steps, (t1 - t0) * 1e3);
+            }
+        }
+    }
+    free(X);
+    seslm_model_free(m);
+    seslm_intent_free(h);
+    cli_texts_free(&texts);
+    cli_texts_free(&labels);
+    return rc < 0 ? 0 : rc;
+}
+
+int cmd_intent(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(HELP, stderr);
+        return 2;
+    }
+    if (cli_is_help(argv[1])) {
+        fputs(HELP, stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "train") == 0) return do_train(argc, argv);
+    if (strcmp(argv[1], "predict") == 0) return do_predict(argc, argv);
+    if (strcmp(argv[1], "learn") == 0) return do_learn(argc, argv);
+    cli_error("intent", "unknown subcommand '%s' (train, predict or learn)", argv[1]);
+    return 2;
+}

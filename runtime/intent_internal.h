@@ -1,0 +1,41 @@
+/* intent_internal.h — the intent head's layout, shared by intent.c, intent_io.c and the unit tests
+ * (the gradient check reads the parameters and the analytic gradient). Not installed. */
+#ifndef SESLM_INTENT_INTERNAL_H
+#define SESLM_INTENT_INTERNAL_H
+
+#include "intent.h"
+
+#define INTENT_MAX_LAYERS (SESLM_INTENT_MAX_HIDDEN + 1)
+
+struct seslm_intent_head {
+    seslm_intent_opts o;
+    int n_layers;                  // n_hidden + 1
+    int dims[INTENT_MAX_LAYERS + 1]; // dims[0] = input_dim, dims[n_layers] = n_classes
+    float *W[INTENT_MAX_LAYERS];   // (dims[l+1], dims[l]) row-major, as torch.nn.Linear
+    float *b[INTENT_MAX_LAYERS];
+    float *mW[INTENT_MAX_LAYERS], *vW[INTENT_MAX_LAYERS], *mb[INTENT_MAX_LAYERS], *vb[INTENT_MAX_LAYERS]; // Adam
+    long adam_t;
+    int n_classes;
+    char **labels;
+    float temperature;
+    float *rx;   // replay buffer (cap_replay, input_dim)
+    int *ry;
+    int n_replay, cap_replay;
+    uint64_t rng;
+    uint64_t online_updates;
+};
+
+/* Mean softmax cross-entropy (temperature 1) of B rows X (B, input_dim) with classes y, plus the L2
+ * term weight_decay/2 * sum W^2 / B_total as in training. With gW/gb non-NULL (arrays of n_layers
+ * buffers shaped like W/b) the gradient is written there. Returns the loss, or NaN on out of memory. */
+double intent_loss_grad(const seslm_intent_head *h, const float *X, const int *y, int B, float **gW, float **gb);
+
+/* Logits (B, n_classes) of B rows (no temperature). 0 ok, -1 out of memory. */
+int intent_logits(const seslm_intent_head *h, const float *X, int B, float *logits);
+
+/* Allocates the parameters and Adam state for dims (weights uninitialised). */
+seslm_status intent_alloc_layers(seslm_intent_head *h);
+seslm_status intent_set_labels(seslm_intent_head *h, const char *const *labels, int n);
+seslm_status intent_replay_reserve(seslm_intent_head *h, int cap);
+
+#endif

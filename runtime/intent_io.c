@@ -1,0 +1,295 @@
+/* intent_io.c — the intent head as a safetensors file: weights, the replay buffer, and the label list
+ * plus hyper-parameters in "__metadata__" (string values only, as the format requires; the label list
+ * is a JSON array encoded as one string). Written through st_write (temp file + fsync + rename). */
+#include "intent_internal.h"
+#include "safetensors_write.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INTENT_FORMAT "seslm-intent-head"
+#define INTENT_VERSION "1"
+
+static void meta_num(cJSON *m, const char *k, double v) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.9g", v);
+    cJSON_AddStringToObject(m, k, buf);
+}
+
+seslm_status seslm_intent_save(const seslm_intent_head *h, const char *path, const char *model_sha256) {
+    if (h->n_classes < 1) return seslm_fail(SESLM_ERR_ARG, "intent head has no classes: nothing to save");
+    const seslm_intent_opts *o = &h->o;
+    cJSON *m = cJSON_CreateObject(), *labels = cJSON_CreateArray();
+    if (!m || !labels) {
+        cJSON_Delete(m), cJSON_Delete(labels);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < h->n_classes; i++) cJSON_AddItemToArray(labels, cJSON_CreateString(h->labels[i]));
+    char *labels_json = cJSON_PrintUnformatted(labels);
+    cJSON_Delete(labels);
+    cJSON_AddStringToObject(m, "format", INTENT_FORMAT);
+    cJSON_AddStringToObject(m, "version", INTENT_VERSION);
+    cJSON_AddStringToObject(m, "labels", labels_json ? labels_json : "[]");
+    free(labels_json);
+    char hidden[128] = "";
+    for (int i = 0; i < o->n_hidden; i++)
+        snprintf(hidden + strlen(hidden), sizeof hidden - strlen(hidden), i ? ",%d" : "%d", o->hidden[i]);
+    cJSON_AddStringToObject(m, "hidden", hidden);
+    meta_num(m, "input_dim", o->input_dim);
+    meta_num(m, "temperature", h->temperature);
+    meta_num(m, "oos_threshold", o->oos_threshold);
+    meta_num(m, "epochs", o->epochs);
+    meta_num(m, "batch", o->batch);
+    meta_num(m, "lr", o->lr);
+    meta_num(m, "weight_decay", o->weight_decay);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
+    cJSON_AddStringToObject(m, "seed", seed);
+    meta_num(m, "calib_frac", o->calib_frac);
+    meta_num(m, "replay_per_class", o->replay_per_class);
+    meta_num(m, "online_steps", o->online_steps);
+    meta_num(m, "online_max_steps", o->online_max_steps);
+    meta_num(m, "online_replay", o->online_replay);
+    meta_num(m, "online_lr", o->online_lr);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)h->online_updates);
+    cJSON_AddStringToObject(m, "online_updates", seed);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)h->rng);
+    cJSON_AddStringToObject(m, "rng_state", seed);
+    cJSON_AddStringToObject(m, "model_sha256", model_sha256 ? model_sha256 : "");
+    char *meta = cJSON_PrintUnformatted(m);
+    cJSON_Delete(m);
+    if (!meta) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+
+    st_write_tensor t[2 * INTENT_MAX_LAYERS + 2];
+    char names[2 * INTENT_MAX_LAYERS][32];
+    int nt = 0;
+    for (int l = 0; l < h->n_layers; l++) {
+        snprintf(names[2 * l], sizeof names[0], "layers.%d.weight", l);
+        snprintf(names[2 * l + 1], sizeof names[0], "layers.%d.bias", l);
+        t[nt++] = (st_write_tensor){.name = names[2 * l], .dtype = ST_F32, .ndim = 2,
+                                    .shape = {h->dims[l + 1], h->dims[l]}, .data = h->W[l]};
+        t[nt++] = (st_write_tensor){.name = names[2 * l + 1], .dtype = ST_F32, .ndim = 1, .shape = {h->dims[l + 1]},
+                                    .data = h->b[l]};
+    }
+    t[nt++] = (st_write_tensor){.name = "replay.x", .dtype = ST_F32, .ndim = 2, .shape = {h->n_replay, o->input_dim},
+                                .data = h->n_replay ? h->rx : NULL};
+    int32_t *ry = malloc((size_t)(h->n_replay ? h->n_replay : 1) * sizeof(int32_t));
+    if (!ry) {
+        free(meta);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < h->n_replay; i++) ry[i] = h->ry[i];
+    t[nt++] = (st_write_tensor){.name = "replay.y", .dtype = ST_I32, .ndim = 1, .shape = {h->n_replay},
+                                .data = h->n_replay ? ry : NULL};
+    seslm_status st = st_write(path, t, nt, meta);
+    free(ry);
+    free(meta);
+    return st;
+}
+
+// ---- load -----------------------------------------------------------------------------------------
+
+/* The "__metadata__" object of a safetensors file (the reader validates the rest). */
+static seslm_status read_metadata(const char *path, cJSON **out) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return seslm_fail(SESLM_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    unsigned char len8[8];
+    seslm_status st = SESLM_OK;
+    char *hdr = NULL;
+    if (fread(len8, 1, 8, f) != 8) st = seslm_fail(SESLM_ERR_FORMAT, "%s: shorter than a safetensors header", path);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = n << 8 | len8[i];
+    if (st == SESLM_OK && (n < 2 || n > (64u << 20))) st = seslm_fail(SESLM_ERR_FORMAT, "%s: bad header length %llu", path, (unsigned long long)n);
+    if (st == SESLM_OK && !(hdr = malloc(n + 1))) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    if (st == SESLM_OK && fread(hdr, 1, n, f) != n) st = seslm_fail(SESLM_ERR_FORMAT, "%s: truncated header", path);
+    fclose(f);
+    if (st != SESLM_OK) {
+        free(hdr);
+        return st;
+    }
+    hdr[n] = 0;
+    cJSON *root = cJSON_ParseWithLength(hdr, n);
+    free(hdr);
+    if (!root) return seslm_fail(SESLM_ERR_FORMAT, "%s: header is not JSON", path);
+    cJSON *meta = cJSON_DetachItemFromObjectCaseSensitive(root, "__metadata__");
+    cJSON_Delete(root);
+    if (!cJSON_IsObject(meta)) {
+        cJSON_Delete(meta);
+        return seslm_fail(SESLM_ERR_FORMAT, "%s: no __metadata__: not an intent head", path);
+    }
+    *out = meta;
+    return SESLM_OK;
+}
+
+static const char *meta_str(const cJSON *m, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* A numeric metadata value within [lo, hi]; a missing key keeps *out (older files). */
+static int meta_double(const cJSON *m, const char *k, double lo, double hi, double *out) {
+    const char *s = meta_str(m, k);
+    if (!s) return 1;
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (end == s || *end || !isfinite(v) || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *model_sha256_out) {
+    *out = NULL;
+    if (model_sha256_out) model_sha256_out[0] = 0;
+    cJSON *m = NULL;
+    seslm_status st = read_metadata(path, &m);
+    if (st != SESLM_OK) return st;
+    seslm_intent_opts o;
+    seslm_intent_opts_default(&o);
+    const char *fmt = meta_str(m, "format"), *ver = meta_str(m, "version"), *hid = meta_str(m, "hidden"),
+               *lab = meta_str(m, "labels");
+    st_file f = {0};
+    seslm_intent_head *h = NULL;
+    cJSON *labels = NULL;
+    const char **names = NULL;
+    if (!fmt || strcmp(fmt, INTENT_FORMAT) != 0) {
+        st = seslm_fail(SESLM_ERR_FORMAT, "%s: not an intent head (metadata format is '%s')", path, fmt ? fmt : "missing");
+        goto done;
+    }
+    if (!ver || strcmp(ver, INTENT_VERSION) != 0) {
+        st = seslm_fail(SESLM_ERR_FORMAT, "%s: intent head version '%s' is not supported (this build reads %s)", path,
+                        ver ? ver : "missing", INTENT_VERSION);
+        goto done;
+    }
+    // hyper-parameters
+    o.n_hidden = 0;
+    for (const char *p = hid ? hid : ""; *p;) {
+        char *end = NULL;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 65536 || o.n_hidden == SESLM_INTENT_MAX_HIDDEN) {
+            st = seslm_fail(SESLM_ERR_FORMAT, "%s: bad hidden sizes '%s'", path, hid);
+            goto done;
+        }
+        o.hidden[o.n_hidden++] = (int)v;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') {
+            st = seslm_fail(SESLM_ERR_FORMAT, "%s: bad hidden sizes '%s'", path, hid);
+            goto done;
+        }
+    }
+    double v[16] = {o.input_dim, 1.0, o.oos_threshold, o.epochs, o.batch, o.lr, o.weight_decay, o.calib_frac,
+                    o.replay_per_class, o.online_steps, o.online_max_steps, o.online_replay, o.online_lr};
+    int ok = meta_double(m, "input_dim", 1, 65536, &v[0]) && meta_double(m, "temperature", 1e-3, 1e3, &v[1]) &&
+             meta_double(m, "oos_threshold", 0, 1, &v[2]) && meta_double(m, "epochs", 0, 100000, &v[3]) &&
+             meta_double(m, "batch", 1, 65536, &v[4]) && meta_double(m, "lr", 1e-12, 10, &v[5]) &&
+             meta_double(m, "weight_decay", 0, 100, &v[6]) && meta_double(m, "calib_frac", 0, 0.9, &v[7]) &&
+             meta_double(m, "replay_per_class", 1, 100000, &v[8]) && meta_double(m, "online_steps", 1, 100000, &v[9]) &&
+             meta_double(m, "online_max_steps", 1, 100000, &v[10]) && meta_double(m, "online_replay", 0, 65536, &v[11]) &&
+             meta_double(m, "online_lr", 1e-12, 10, &v[12]);
+    if (!ok) {
+        st = seslm_fail(SESLM_ERR_FORMAT, "%s: a hyper-parameter in the metadata is not a number in range", path);
+        goto done;
+    }
+    o.input_dim = (int)v[0], o.oos_threshold = (float)v[2], o.epochs = (int)v[3], o.batch = (int)v[4];
+    o.lr = (float)v[5], o.weight_decay = (float)v[6], o.calib_frac = (float)v[7], o.replay_per_class = (int)v[8];
+    o.online_steps = (int)v[9], o.online_max_steps = (int)v[10], o.online_replay = (int)v[11], o.online_lr = (float)v[12];
+    const char *seed = meta_str(m, "seed");
+    if (seed) o.seed = strtoull(seed, NULL, 10);
+    if ((st = seslm_intent_new(&h, &o)) != SESLM_OK) goto done;
+    h->temperature = (float)v[1];
+    const char *rs = meta_str(m, "rng_state"), *ou = meta_str(m, "online_updates");
+    if (rs) h->rng = strtoull(rs, NULL, 10);
+    if (ou) h->online_updates = strtoull(ou, NULL, 10);
+    // labels
+    labels = lab ? cJSON_Parse(lab) : NULL;
+    if (!cJSON_IsArray(labels) || cJSON_GetArraySize(labels) < 1) {
+        st = seslm_fail(SESLM_ERR_FORMAT, "%s: metadata \"labels\" must be a non-empty JSON array of strings", path);
+        goto done;
+    }
+    const int C = cJSON_GetArraySize(labels);
+    names = calloc((size_t)C, sizeof(char *));
+    if (!names) {
+        st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    int i = 0;
+    for (const cJSON *e = labels->child; e; e = e->next, i++) {
+        if (!cJSON_IsString(e)) {
+            st = seslm_fail(SESLM_ERR_FORMAT, "%s: label %d is not a string", path, i);
+            goto done;
+        }
+        names[i] = e->valuestring;
+        for (int j = 0; j < i; j++)
+            if (strcmp(names[j], names[i]) == 0) {
+                st = seslm_fail(SESLM_ERR_FORMAT, "%s: label '%s' appears twice", path, names[i]);
+                goto done;
+            }
+    }
+    if ((st = intent_set_labels(h, names, C)) != SESLM_OK) goto done;
+    h->dims[h->n_layers] = C;
+    if ((st = intent_alloc_layers(h)) != SESLM_OK) goto done;
+    // tensors
+    if ((st = st_open(&f, path)) != SESLM_OK) goto done;
+    for (int l = 0; l < h->n_layers; l++) {
+        char wn[32], bn[32];
+        snprintf(wn, sizeof wn, "layers.%d.weight", l);
+        snprintf(bn, sizeof bn, "layers.%d.bias", l);
+        const st_tensor *w = st_find(&f, wn), *b = st_find(&f, bn);
+        if (!w || !b || w->dtype != ST_F32 || b->dtype != ST_F32 || w->ndim != 2 || b->ndim != 1 ||
+            w->shape[0] != h->dims[l + 1] || w->shape[1] != h->dims[l] || b->shape[0] != h->dims[l + 1]) {
+            st = seslm_fail(SESLM_ERR_SHAPE, "%s: %s / %s missing or not F32 (%d, %d) / (%d)", path, wn, bn, h->dims[l + 1],
+                            h->dims[l], h->dims[l + 1]);
+            goto done;
+        }
+        memcpy(h->W[l], w->data, w->nbytes);
+        memcpy(h->b[l], b->data, b->nbytes);
+        for (size_t k = 0; k < (size_t)w->numel; k++)
+            if (!isfinite(h->W[l][k])) {
+                st = seslm_fail(SESLM_ERR_FORMAT, "%s: %s holds a non-finite value", path, wn);
+                goto done;
+            }
+    }
+    char extra[32];
+    snprintf(extra, sizeof extra, "layers.%d.weight", h->n_layers);
+    if (st_find(&f, extra)) {
+        st = seslm_fail(SESLM_ERR_SHAPE, "%s: more layers than the metadata's hidden sizes say", path);
+        goto done;
+    }
+    const st_tensor *rx = st_find(&f, "replay.x"), *ry = st_find(&f, "replay.y");
+    if (!rx || !ry || rx->dtype != ST_F32 || ry->dtype != ST_I32 || rx->ndim != 2 || ry->ndim != 1 ||
+        rx->shape[1] != h->o.input_dim || rx->shape[0] != ry->shape[0] || rx->shape[0] > 100000000) {
+        st = seslm_fail(SESLM_ERR_SHAPE, "%s: replay.x (n, %d) F32 / replay.y (n) I32 missing or inconsistent", path, h->o.input_dim);
+        goto done;
+    }
+    const int nr = (int)rx->shape[0];
+    if ((st = intent_replay_reserve(h, nr > 0 ? nr : 1)) != SESLM_OK) goto done;
+    if (nr) memcpy(h->rx, rx->data, rx->nbytes);
+    const int32_t *yy = ry->data;
+    for (int k = 0; k < nr; k++) {
+        if (yy[k] < 0 || yy[k] >= C) {
+            st = seslm_fail(SESLM_ERR_FORMAT, "%s: replay.y[%d] = %d is not a class", path, k, yy[k]);
+            goto done;
+        }
+        h->ry[k] = yy[k];
+    }
+    h->n_replay = nr;
+    if (model_sha256_out) {
+        const char *sha = meta_str(m, "model_sha256");
+        snprintf(model_sha256_out, 65, "%s", sha ? sha : "");
+    }
+done:
+    st_close(&f);
+    free(names);
+    cJSON_Delete(labels);
+    cJSON_Delete(m);
+    if (st != SESLM_OK) {
+        seslm_intent_free(h);
+        return st;
+    }
+    *out = h;
+    return SESLM_OK;
+}

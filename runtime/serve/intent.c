@@ -1,0 +1,340 @@
+/* intent.c — the intent endpoints of the server: POST /v1/intent and POST /v1/feedback.
+ *
+ * One intent head (runtime/intent.h) per server, behind one mutex: predictions and online updates from
+ * concurrent connections are serialised, so no update is lost. The text is embedded through the batcher
+ * like any /v1/embed text (so the encoder's telemetry sees it). A feedback example is learned and the
+ * head file rewritten crash-safely (temp file + fsync + rename) before the answer is sent: an
+ * acknowledged example survives a crash or restart. Predicted intents are counted per telemetry
+ * window and written into the dump's /intents group (the janitor takes the counts at each dump). */
+#include "intent.h"
+#include "serve_internal.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct serve_intent {
+    pthread_mutex_t mu; // the head, the counts
+    seslm_intent_head *h;
+    char path[PATH_MAX];
+    char model_sha[65];
+    int allow_new;
+    uint64_t *counts; // predictions per class in the open telemetry window (n_classes)
+    int n_counts;
+};
+
+seslm_status serve_intent_open(seslm_server *s, const char *path, int allow_new) {
+    serve_intent *in = calloc(1, sizeof *in);
+    if (!in) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    seslm_status st = seslm_intent_load(&in->h, path, in->model_sha);
+    if (st != SESLM_OK) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", seslm_last_error());
+        free(in);
+        return seslm_fail(st, "intent head: %s", why);
+    }
+    if (seslm_intent_input_dim(in->h) != s->current->hidden) {
+        st = seslm_fail(SESLM_ERR_SHAPE, "intent head %s takes %d-d embeddings, the model gives %d-d", path,
+                        seslm_intent_input_dim(in->h), s->current->hidden);
+        seslm_intent_free(in->h);
+        free(in);
+        return st;
+    }
+    snprintf(in->path, sizeof in->path, "%s", path);
+    in->allow_new = allow_new;
+    pthread_mutex_init(&in->mu, NULL);
+    s->intent = in;
+    return SESLM_OK;
+}
+
+void serve_intent_close(seslm_server *s) {
+    serve_intent *in = s->intent;
+    if (!in) return;
+    seslm_intent_free(in->h);
+    free(in->counts);
+    pthread_mutex_destroy(&in->mu);
+    free(in);
+    s->intent = NULL;
+}
+
+int serve_intent_take_counts(seslm_server *s, char ***labels, uint64_t **counts) {
+    *labels = NULL;
+    *counts = NULL;
+    serve_intent *in = s->intent;
+    if (!in) return 0;
+    pthread_mutex_lock(&in->mu);
+    int n = in->n_counts;
+    char **l = n ? calloc((size_t)n, sizeof *l) : NULL;
+    uint64_t *c = n ? malloc((size_t)n * sizeof *c) : NULL;
+    if (n && (!l || !c)) n = 0;
+    for (int i = 0; i < n; i++) {
+        l[i] = strdup(seslm_intent_label(in->h, i));
+        c[i] = in->counts[i];
+        in->counts[i] = 0;
+        if (!l[i]) n = i; // out of memory: keep what was copied
+    }
+    pthread_mutex_unlock(&in->mu);
+    if (n == 0) {
+        free(l), free(c);
+        return 0;
+    }
+    *labels = l;
+    *counts = c;
+    return n;
+}
+
+void serve_intent_free_counts(char **labels, uint64_t *counts, int n) {
+    for (int i = 0; labels && i < n; i++) free(labels[i]);
+    free(labels);
+    free(counts);
+}
+
+/* mu held */
+static void count_prediction(serve_intent *in, int index) {
+    const int C = seslm_intent_n_classes(in->h);
+    if (C > in->n_counts) {
+        uint64_t *c = realloc(in->counts, (size_t)C * sizeof *c);
+        if (!c) return;
+        memset(c + in->n_counts, 0, (size_t)(C - in->n_counts) * sizeof *c);
+        in->counts = c;
+        in->n_counts = C;
+    }
+    in->counts[index]++;
+}
+
+// ---- request helpers --------------------------------------------------------------------------------
+
+static int error_json(sbuf *out, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static int error_json(sbuf *out, int code, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sb_puts(out, "{\"error\":");
+    sb_json_str(out, msg);
+    sb_puts(out, "}\n");
+    return code;
+}
+
+/* Embeds one text through the batcher with the current model; 0 ok, else an HTTP code with out set. */
+int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, char *model_id, sbuf *out) {
+    serve_slot *slot = serve_slot_acquire(s);
+    if (!slot) return error_json(out, 503, "no model is loaded");
+    snprintf(model_id, SERVE_ID_CAP, "%s", slot->id);
+    int code = 0;
+    if (slot->hidden != dim) {
+        code = error_json(out, 500, "the intent head takes %d-d embeddings, model %s gives %d-d", dim, slot->id, slot->hidden);
+        serve_slot_release(slot);
+        return code;
+    }
+    int32_t *ids = malloc((size_t)slot->tok_cap * sizeof(int32_t));
+    int len = 0;
+    if (!ids) code = error_json(out, 500, "out of memory");
+    seslm_status st = code ? SESLM_OK : seslm_tokenizer_encode(seslm_model_tokenizer(slot->m), text, strlen(text), ids, slot->tok_cap, &len);
+    if (!code && st != SESLM_OK) {
+        if (st == SESLM_ERR_UTF8) atomic_fetch_add(&slot->rejected, 1);
+        code = error_json(out, st == SESLM_ERR_UTF8 ? 400 : 500, "\"text\": %s", seslm_last_error());
+    }
+    if (!code) {
+        if (len > slot->max_seq) { // keep the final [SEP], as seslm_encoder_embed_texts
+            ids[slot->max_seq - 1] = ids[len - 1];
+            len = slot->max_seq;
+        }
+        serve_job job;
+        memset(&job, 0, sizeof job);
+        job.slot = slot;
+        job.n = 1;
+        job.cap = slot->tok_cap;
+        job.ids = ids;
+        job.lens = &len;
+        job.out = vec;
+        if (serve_batcher_submit(s, &job) != 0) code = error_json(out, 500, "%s", job.err);
+    }
+    free(ids);
+    serve_slot_release(slot);
+    return code;
+}
+
+/* Parses an object body with string fields only from `allowed`; 0 ok, else an HTTP code with out set. */
+static int parse_fields(const char *body, size_t len, const char *const *allowed, int n_allowed, const char **vals,
+                        cJSON **root_out, sbuf *out) {
+    *root_out = NULL;
+    if (len == 0) return error_json(out, 400, "empty body: send a JSON object");
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!root) {
+        size_t at = end && end >= body ? (size_t)(end - body) : 0;
+        return error_json(out, 400, "invalid JSON near byte %zu", at);
+    }
+    for (const char *p = end; p && p < body + len; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(root);
+            return error_json(out, 400, "invalid JSON: unexpected data after the value at byte %zu", (size_t)(p - body));
+        }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return error_json(out, 400, "the body must be a JSON object");
+    }
+    for (int i = 0; i < n_allowed; i++) vals[i] = NULL;
+    for (const cJSON *f = root->child; f; f = f->next) {
+        int k = 0;
+        while (k < n_allowed && strcmp(f->string, allowed[k]) != 0) k++;
+        if (k == n_allowed) {
+            char fields[256] = "";
+            for (int i = 0; i < n_allowed; i++)
+                snprintf(fields + strlen(fields), sizeof fields - strlen(fields), i ? ", \"%s\"" : "\"%s\"", allowed[i]);
+            int code = error_json(out, 400, "unknown field \"%.100s\" (the fields are %s)", f->string, fields);
+            cJSON_Delete(root);
+            return code;
+        }
+        if (!cJSON_IsString(f) || !*f->valuestring) {
+            int code = error_json(out, 400, "\"%s\" must be a non-empty string", allowed[k]);
+            cJSON_Delete(root);
+            return code;
+        }
+        vals[k] = f->valuestring;
+    }
+    for (int i = 0; i < n_allowed; i++)
+        if (!vals[i]) {
+            int code = error_json(out, 400, "missing field \"%s\"", allowed[i]);
+            cJSON_Delete(root);
+            return code;
+        }
+    *root_out = root;
+    return 0;
+}
+
+// ---- POST /v1/intent ----------------------------------------------------------------------------------
+
+static int handle_intent(seslm_server *s, const char *body, size_t len, sbuf *out, char *model_id) {
+    serve_intent *in = s->intent;
+    static const char *const fields[] = {"text"};
+    const char *vals[1];
+    cJSON *root = NULL;
+    int code = parse_fields(body, len, fields, 1, vals, &root, out);
+    if (code) return code;
+    const int D = seslm_intent_input_dim(in->h); // fixed for the head's life
+    float *x = malloc((size_t)D * sizeof(float));
+    if (!x) code = error_json(out, 500, "out of memory");
+    if (!code) code = serve_embed_text(s, vals[0], x, D, model_id, out);
+    cJSON_Delete(root);
+    if (code) {
+        free(x);
+        return code;
+    }
+    pthread_mutex_lock(&in->mu);
+    const int C = seslm_intent_n_classes(in->h);
+    float *p = malloc((size_t)C * sizeof(float));
+    seslm_intent_result r;
+    if (!p || seslm_intent_predict(in->h, x, p, &r) != SESLM_OK) {
+        code = error_json(out, 500, "%s", p ? seslm_last_error() : "out of memory");
+    } else {
+        count_prediction(in, r.index);
+        sb_puts(out, "{\"intent\":");
+        if (r.out_of_scope) sb_puts(out, "null");
+        else sb_json_str(out, seslm_intent_label(in->h, r.index));
+        sb_puts(out, ",\"top\":");
+        sb_json_str(out, seslm_intent_label(in->h, r.index));
+        sb_printf(out, ",\"confidence\":%.6f,\"out_of_scope\":%s,\"probabilities\":{", (double)r.confidence,
+                  r.out_of_scope ? "true" : "false");
+        for (int j = 0; j < C; j++) {
+            if (j) sb_putn(out, ",", 1);
+            sb_json_str(out, seslm_intent_label(in->h, j));
+            sb_printf(out, ":%.6f", (double)p[j]);
+        }
+        sb_puts(out, "},\"model\":");
+        sb_json_str(out, model_id);
+        sb_puts(out, "}\n");
+        code = 200;
+    }
+    pthread_mutex_unlock(&in->mu);
+    free(p);
+    free(x);
+    return code;
+}
+
+// ---- POST /v1/feedback --------------------------------------------------------------------------------
+
+static int handle_feedback(seslm_server *s, const char *body, size_t len, sbuf *out, char *model_id) {
+    serve_intent *in = s->intent;
+    static const char *const fields[] = {"text", "intent"};
+    const char *vals[2];
+    cJSON *root = NULL;
+    int code = parse_fields(body, len, fields, 2, vals, &root, out);
+    if (code) return code;
+    // refuse an unknown intent before the (costly) embedding; the check is repeated under the lock
+    pthread_mutex_lock(&in->mu);
+    int known = seslm_intent_find(in->h, vals[1]) >= 0;
+    pthread_mutex_unlock(&in->mu);
+    if (!known && !in->allow_new) {
+        code = error_json(out, 400, "unknown intent \"%.200s\" (this server does not add intents; start it with "
+                                    "--intent-allow-new to allow that)", vals[1]);
+        cJSON_Delete(root);
+        return code;
+    }
+    const int D = seslm_intent_input_dim(in->h);
+    float *x = malloc((size_t)D * sizeof(float));
+    if (!x) code = error_json(out, 500, "out of memory");
+    if (!code) code = serve_embed_text(s, vals[0], x, D, model_id, out);
+    if (code) {
+        free(x);
+        cJSON_Delete(root);
+        return code;
+    }
+    pthread_mutex_lock(&in->mu);
+    const int before = seslm_intent_n_classes(in->h);
+    int steps = 0;
+    int64_t t0 = serve_now_mono_ns();
+    seslm_status st = seslm_intent_learn(in->h, x, &vals[1], 1, in->allow_new, &steps);
+    int64_t t1 = serve_now_mono_ns();
+    if (st != SESLM_OK) {
+        code = error_json(out, st == SESLM_ERR_ARG ? 400 : 500, "%s", seslm_last_error());
+    } else if (seslm_intent_save(in->h, in->path, in->model_sha[0] ? in->model_sha : NULL) != SESLM_OK) {
+        // learned in memory but not on disk: say so (the next successful save persists it too)
+        code = error_json(out, 500, "learned, but the head could not be saved: %s", seslm_last_error());
+    } else {
+        sb_puts(out, "{\"learned\":true,\"intent\":");
+        sb_json_str(out, vals[1]);
+        sb_printf(out, ",\"new_intent\":%s,\"intents\":%d,\"steps\":%d,\"update_ms\":%.3f,\"save_ms\":%.3f,\"examples_learned\":%llu}\n",
+                  seslm_intent_n_classes(in->h) > before ? "true" : "false", seslm_intent_n_classes(in->h), steps,
+                  (double)(t1 - t0) * 1e-6, (double)(serve_now_mono_ns() - t1) * 1e-6,
+                  (unsigned long long)seslm_intent_online_updates(in->h));
+        code = 200;
+    }
+    pthread_mutex_unlock(&in->mu);
+    free(x);
+    cJSON_Delete(root);
+    return code;
+}
+
+int serve_intent_classify(seslm_server *s, const float *x, char *label, size_t cap, float *confidence, int *oos) {
+    serve_intent *in = s->intent;
+    pthread_mutex_lock(&in->mu);
+    seslm_intent_result r;
+    int rc = seslm_intent_predict(in->h, x, NULL, &r) == SESLM_OK ? 0 : -1;
+    if (rc == 0) {
+        count_prediction(in, r.index);
+        snprintf(label, cap, "%s", seslm_intent_label(in->h, r.index));
+        *confidence = r.confidence;
+        *oos = r.out_of_scope;
+    }
+    pthread_mutex_unlock(&in->mu);
+    return rc;
+}
+
+int serve_intent_dim(const seslm_server *s) { return s->intent ? seslm_intent_input_dim(s->intent->h) : 0; }
+
+int serve_intent_handle(seslm_server *s, serve_route r, const char *body, size_t len, sbuf *out, char *model_id) {
+    model_id[0] = 0;
+    if (!s->intent)
+        return error_json(out, 404, "no intent head is loaded (start the server with --intent-head FILE)");
+    return r == R_INTENT ? handle_intent(s, body, len, out, model_id) : handle_feedback(s, body, len, out, model_id);
+}

@@ -1,0 +1,151 @@
+/* message.c — POST /v1/message {"session": "...", "text": "...", "slots": {"name": "value", ...}}: one
+ * conversation turn, intent -> state -> decision -> retrieval (runtime/dialog.h):
+ *
+ *   {"session", "intent": {"intent", "top", "confidence", "out_of_scope"}, "action", "ask",
+ *    "state": {"goal", "step", "filled_slots", "missing_slots", "turns"}, "ended",
+ *    "context": null | {"answer", "reason", "passages"}, "model"}
+ *
+ * The context is attached when the action is a goal's own action (not clarify / ask_missing_info /
+ * confirm / end) and the server has a knowledge base: the top 3 passages for the message's embedding,
+ * under the same answer contract as /v1/retrieve. Response generation is out of scope: the response is
+ * the action plus the grounded context. */
+#include "dialog.h"
+#include "retrieve.h"
+#include "serve_internal.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int error_json(sbuf *out, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static int error_json(sbuf *out, int code, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sb_puts(out, "{\"error\":");
+    sb_json_str(out, msg);
+    sb_puts(out, "}\n");
+    return code;
+}
+
+static int is_builtin(const char *a) {
+    return !strcmp(a, "clarify") || !strcmp(a, "ask_missing_info") || !strcmp(a, "confirm") || !strcmp(a, "end");
+}
+
+int serve_message_handle(seslm_server *s, const char *body, size_t len, sbuf *out, char *model_id) {
+    model_id[0] = 0;
+    if (!s->dialog) return error_json(out, 404, "no dialog policy is loaded (start the server with --dialog-policy FILE)");
+    if (len == 0) return error_json(out, 400, "empty body: send {\"session\": \"...\", \"text\": \"...\"}");
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!root) return error_json(out, 400, "invalid JSON near byte %zu", end && end >= body ? (size_t)(end - body) : (size_t)0);
+    for (const char *p = end; p && p < body + len; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(root);
+            return error_json(out, 400, "invalid JSON: unexpected data after the value at byte %zu", (size_t)(p - body));
+        }
+    int code = 0, ns = 0;
+    const char *session = NULL, *text = NULL, *keys[SESLM_DIALOG_MAX_SLOTS], *vals[SESLM_DIALOG_MAX_SLOTS];
+    if (!cJSON_IsObject(root)) code = error_json(out, 400, "the body must be a JSON object {\"session\", \"text\", \"slots\"}");
+    for (const cJSON *f = code ? NULL : root->child; f && !code; f = f->next) {
+        if (!strcmp(f->string, "session") || !strcmp(f->string, "text")) {
+            if (!cJSON_IsString(f) || !*f->valuestring) code = error_json(out, 400, "\"%s\" must be a non-empty string", f->string);
+            else if (f->string[0] == 's') session = f->valuestring;
+            else text = f->valuestring;
+        } else if (!strcmp(f->string, "slots")) {
+            if (!cJSON_IsObject(f)) code = error_json(out, 400, "\"slots\" must be an object of strings");
+            for (const cJSON *v = code ? NULL : f->child; v && !code; v = v->next) {
+                if (!cJSON_IsString(v)) code = error_json(out, 400, "slot \"%.64s\" must be a string", v->string);
+                else if (ns == SESLM_DIALOG_MAX_SLOTS) code = error_json(out, 400, "at most %d slots", SESLM_DIALOG_MAX_SLOTS);
+                else keys[ns] = v->string, vals[ns++] = v->valuestring;
+            }
+        } else {
+            code = error_json(out, 400, "unknown field \"%.100s\" (the fields are \"session\", \"text\", \"slots\")", f->string);
+        }
+    }
+    if (!code && (!session || !text)) code = error_json(out, 400, "missing field \"%s\"", session ? "text" : "session");
+    const int D = serve_intent_dim(s);
+    float *x = code ? NULL : malloc((size_t)D * sizeof(float));
+    if (!code && !x) code = error_json(out, 500, "out of memory");
+    if (!code) code = serve_embed_text(s, text, x, D, model_id, out);
+    char label[160] = "";
+    float conf = 0;
+    int oos = 0;
+    if (!code && serve_intent_classify(s, x, label, sizeof label, &conf, &oos) != 0)
+        code = error_json(out, 500, "%s", seslm_last_error());
+    seslm_dialog_decision dd;
+    if (!code && seslm_dialog_step(s->dialog, session, oos ? NULL : label, conf, keys, vals, ns, &dd) != SESLM_OK)
+        code = error_json(out, 400, "%s", seslm_last_error());
+    if (code) {
+        free(x);
+        cJSON_Delete(root);
+        return code;
+    }
+    const seslm_dialog_state *st = &dd.state;
+    sb_puts(out, "{\"session\":");
+    sb_json_str(out, session);
+    sb_puts(out, ",\"intent\":{\"intent\":");
+    if (oos) sb_puts(out, "null");
+    else sb_json_str(out, label);
+    sb_puts(out, ",\"top\":");
+    sb_json_str(out, label);
+    sb_printf(out, ",\"confidence\":%.6f,\"out_of_scope\":%s},\"action\":", (double)conf, oos ? "true" : "false");
+    sb_json_str(out, dd.action);
+    sb_puts(out, ",\"ask\":");
+    if (dd.ask[0]) sb_json_str(out, dd.ask);
+    else sb_puts(out, "null");
+    sb_puts(out, ",\"state\":{\"goal\":");
+    if (st->goal[0]) sb_json_str(out, st->goal);
+    else sb_puts(out, "null");
+    sb_puts(out, ",\"step\":");
+    sb_json_str(out, st->step);
+    sb_puts(out, ",\"filled_slots\":{");
+    for (int i = 0; i < st->n_filled; i++) {
+        if (i) sb_putn(out, ",", 1);
+        sb_json_str(out, st->filled_key[i]);
+        sb_putn(out, ":", 1);
+        sb_json_str(out, st->filled_value[i]);
+    }
+    sb_puts(out, "},\"missing_slots\":[");
+    for (int i = 0; i < st->n_missing; i++) {
+        if (i) sb_putn(out, ",", 1);
+        sb_json_str(out, st->missing[i]);
+    }
+    sb_printf(out, "],\"turns\":%d},\"ended\":%s,\"context\":", st->turns, dd.ended ? "true" : "false");
+    if (s->kb && !is_builtin(dd.action) && seslm_kb_dim(s->kb) == D) {
+        seslm_kb_hit hits[3];
+        const double thr = s->o.kb_threshold;
+        int n = seslm_kb_search(s->kb, x, 3, hits), above = 0;
+        while (above < n && hits[above].score >= thr) above++;
+        char why[256];
+        if (above) snprintf(why, sizeof why, "grounded in %d passage(s) at or above the threshold", above);
+        else snprintf(why, sizeof why, "no passage is similar enough: the best scores %.3f, below the threshold %.3f",
+                      n ? (double)hits[0].score : -1.0, thr);
+        sb_printf(out, "{\"answer\":%s,\"reason\":", above ? "true" : "false");
+        sb_json_str(out, why);
+        sb_puts(out, ",\"passages\":[");
+        for (int j = 0; j < above; j++) {
+            sb_printf(out, "%s{\"rank\":%d,\"passage\":%d,\"score\":%.6f,\"text\":", j ? "," : "", j + 1, hits[j].index,
+                      (double)hits[j].score);
+            sb_json_str(out, seslm_kb_passage(s->kb, hits[j].index));
+            sb_putn(out, "}", 1);
+        }
+        sb_puts(out, "]}");
+    } else {
+        sb_puts(out, "null");
+    }
+    sb_puts(out, ",\"model\":");
+    sb_json_str(out, model_id);
+    sb_puts(out, "}\n");
+    free(x);
+    cJSON_Delete(root);
+    return 200;
+}

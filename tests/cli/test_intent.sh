@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# test_intent.sh — `seslm intent train|predict|learn` end to end on the real model:
+#   * usage errors exit 2, unreadable files exit 1, malformed TSV exits 2, each with a message;
+#   * train on 10 SNIPS examples per intent (data/intent/snips_train50.tsv) writes a head that predicts
+#     held-out SNIPS texts well (one JSON line each, probabilities summing to 1);
+#   * learn adds a new intent online and the head file is rewritten; an unknown intent with
+#     --no-new-intents is refused and leaves the file byte-identical; --threshold 1 gives out of scope.
+#
+#   bash tests/cli/test_intent.sh <path to seslm> <model dir> <repo root>
+set -u
+
+. "$(dirname "$0")/lib.sh"
+cli_test_init test_intent "$@"
+
+TRAIN=$TMP/train.tsv
+awk -F'\t' 'NR == 1 || n[$2]++ < 10' "$ROOT/data/intent/snips_train50.tsv" >"$TRAIN"
+awk -F'\t' 'NR > 1 && n[$2]++ < 5 { print $1 > "'"$TMP"'/test.txt"; print $2 > "'"$TMP"'/test.labels" }' \
+    "$ROOT/data/intent/snips_test700.tsv"
+HEAD=$TMP/head.safetensors
+
+# ---- usage and input errors ----------------------------------------------------------------------------
+expect 0 "usage: seslm intent train" "help" -- intent --help
+expect 2 "usage" "no subcommand" -- intent
+expect 2 "unknown subcommand" "bad subcommand" -- intent fly
+expect 2 "needs --data" "train without data" -- intent train --model "$MODEL" --out "$HEAD"
+expect 1 "cannot open" "missing TSV" -- intent train --model "$MODEL" --data "$TMP/nope.tsv" --out "$HEAD"
+printf 'sentence\tintent\nhello\tgreet\n' >"$TMP/bad1.tsv"
+expect 2 "must name a \"text\" and a \"label\"" "header without text/label" -- intent train --model "$MODEL" --data "$TMP/bad1.tsv" --out "$HEAD"
+printf 'text\tlabel\nhello\tgreet\n\tbye\n' >"$TMP/bad2.tsv"
+expect 2 "line 3: empty text" "empty text" -- intent train --model "$MODEL" --data "$TMP/bad2.tsv" --out "$HEAD"
+printf 'text\tlabel\nhello\tgreet\nhi\tgreet\n' >"$TMP/bad3.tsv"
+expect 2 "at least 2 classes" "one class" -- intent train --model "$MODEL" --data "$TMP/bad3.tsv" --out "$HEAD"
+expect 2 "--hidden must be" "bad hidden" -- intent train --model "$MODEL" --data "$TRAIN" --out "$HEAD" --hidden 12,x
+expect 2 "unknown option" "unknown train option" -- intent train --model "$MODEL" --data "$TRAIN" --out "$HEAD" --bogus 1
+[ -e "$HEAD" ] && fail "a failed train must not leave a head file"
+
+# ---- train -------------------------------------------------------------------------------------------
+expect 0 '"intents":7' "train" -- intent train --model "$MODEL" --data "$TRAIN" --out "$HEAD" --seed 3
+[ -s "$HEAD" ] || fail "train wrote no head"
+expect 1 "cannot open" "predict with a missing head" -- intent predict --model "$MODEL" --head "$TMP/none" hello
+head -c 100 "$HEAD" >"$TMP/trunc.safetensors"
+expect 1 "" "predict with a truncated head" -- intent predict --model "$MODEL" --head "$TMP/trunc.safetensors" hello
+expect 2 "needs --head" "predict without head" -- intent predict --model "$MODEL" hello
+expect 2 "invalid UTF-8" "predict invalid UTF-8" -- intent predict --model "$MODEL" --head "$HEAD" "$(printf 'ok \xff')"
+
+# ---- predict: held-out SNIPS texts, one JSON line each --------------------------------------------------
+ok
+"$SESLM" intent predict --model "$MODEL" --head "$HEAD" --input "$TMP/test.txt" >"$TMP/pred.jsonl" 2>"$TMP/pred.err" ||
+    fail "predict: $(cat "$TMP/pred.err")"
+python3 - "$TMP/pred.jsonl" "$TMP/test.labels" <<'EOF' || fail "predict output"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+gold = [l.strip() for l in open(sys.argv[2])]
+assert len(rows) == len(gold) == 35, (len(rows), len(gold))
+right = 0
+for i, (r, g) in enumerate(zip(rows, gold)):
+    assert r["index"] == i
+    p = r["probabilities"]
+    assert len(p) == 7 and abs(sum(p.values()) - 1) < 1e-4, p
+    assert r["top"] == max(p, key=p.get) and abs(r["confidence"] - p[r["top"]]) < 1e-6
+    assert r["out_of_scope"] is False and r["intent"] == r["top"]
+    right += r["intent"] == g
+assert right >= 28, f"only {right} of 35 held-out SNIPS texts right"
+print(f"predict: {right}/35 right")
+EOF
+expect 0 '"intent":null.*"out_of_scope":true' "threshold 1: out of scope" -- intent predict --model "$MODEL" --head "$HEAD" --threshold 1 "banana"
+
+# ---- learn -------------------------------------------------------------------------------------------
+expect 0 '"new_intents":1,"intents":8' "learn a new intent" -- intent learn --model "$MODEL" --head "$HEAD" --text "set an alarm for seven tomorrow morning" --label SetAlarm
+expect 0 '"intent":"SetAlarm"' "the learned example is predicted" -- intent predict --model "$MODEL" --head "$HEAD" "set an alarm for seven tomorrow morning"
+expect 0 '"intent":"PlayMusic"' "old intents still predicted" -- intent predict --model "$MODEL" --head "$HEAD" "play the latest album by radiohead"
+sum=$(sha256sum <"$HEAD")
+expect 2 "unknown intent 'Cooking'" "unknown intent refused" -- intent learn --model "$MODEL" --head "$HEAD" --no-new-intents --text "bake a cake" --label Cooking
+[ "$(sha256sum <"$HEAD")" = "$sum" ] || fail "a refused learn changed the head file"
+expect 2 "pairs of --text" "text without label" -- intent learn --model "$MODEL" --head "$HEAD" --text "bake a cake"
+expect 0 '"new_intents":0' "learn a known intent" -- intent learn --model "$MODEL" --head "$HEAD" --no-new-intents --text "what is the forecast for oslo" --label GetWeather
+ls "$TMP"/.*.tmp* "$TMP"/*.tmp* >/dev/null 2>&1 && fail "a temporary file was left beside the head"
+
+cli_test_done

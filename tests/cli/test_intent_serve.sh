@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# test_intent_serve.sh — POST /v1/intent and /v1/feedback of `seslm serve --intent-head` on the real model:
+#   * /v1/intent answers the same intent as `seslm intent predict`;
+#   * malformed JSON, unknown fields, missing or non-string fields, an unknown intent (when adding is
+#     off) and a GET each get a 4xx with a JSON {"error": ...}, and the head file is untouched by them;
+#   * a feedback example is learned (predicted right afterwards), and survives a restart;
+#   * 16 concurrent feedback requests all succeed and none is lost (the head's learned-example counter,
+#     persisted with it, counts every one of them across the restart);
+#   * with --intent-allow-new 1 a new intent is added;
+#   * the telemetry dump written at shutdown carries the predicted-intent counts (/intents).
+#
+#   bash tests/cli/test_intent_serve.sh <path to seslm> <model dir> <repo root>
+set -u
+
+. "$(dirname "$0")/lib.sh"
+cli_test_init test_intent_serve "$@" -- curl
+
+TRAIN=$TMP/train.tsv
+awk -F'\t' 'NR == 1 || n[$2]++ < 10' "$ROOT/data/intent/snips_train50.tsv" >"$TRAIN"
+HEAD=$TMP/head.safetensors
+"$SESLM" intent train --model "$MODEL" --data "$TRAIN" --out "$HEAD" --seed 1 >/dev/null 2>"$TMP/train.err" ||
+    { echo "train failed: $(cat "$TMP/train.err")" >&2; exit 1; }
+mkdir -p "$TMP/tel"
+
+LOG=$TMP/server.log
+start() { # start [extra serve args...]
+    : >"$LOG"
+    "$SESLM" serve --model "$MODEL" --port 0 --intent-head "$HEAD" --telemetry-dir "$TMP/tel" --node itest \
+        --window-seconds 3600 "$@" >"$LOG" 2>&1 &
+    PID=$!
+    PORT=
+    for _ in $(seq 1 600); do
+        PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$LOG" | head -1)
+        [ -n "$PORT" ] && break
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$PORT" ]; then
+        echo "test_intent_serve: the server did not start:" >&2
+        cat "$LOG" >&2
+        exit 1
+    fi
+    URL=http://127.0.0.1:$PORT
+}
+stop() {
+    kill -TERM "$PID"
+    wait "$PID"
+    local rc=$?
+    ok
+    [ "$rc" = 0 ] || fail "server exit $rc after SIGTERM: $(tail -3 "$LOG")"
+    PID=
+}
+post() { # post PATH JSON -> body in $TMP/resp, prints the code
+    curl -s -o "$TMP/resp" -w '%{http_code}' -X POST -H 'Content-Type: application/json' --data-binary "$2" "$URL$1"
+}
+bad() { # bad CODE DESC PATH JSON [PATTERN]
+    ok
+    local got
+    got=$(post "$3" "$4")
+    [ "$got" = "$1" ] || { fail "$2: HTTP $got, expected $1: $(head -c 300 "$TMP/resp")"; return; }
+    python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; assert isinstance(e,str) and e' "$TMP/resp" ||
+        fail "$2: no JSON error: $(head -c 300 "$TMP/resp")"
+    [ -z "${5:-}" ] || grep -q -- "$5" "$TMP/resp" || fail "$2: error lacks /$5/: $(cat "$TMP/resp")"
+}
+field() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]]; print(json.dumps(v) if not isinstance(v,str) else v)' "$TMP/resp" "$1"; }
+
+usage_rc() { # a bad --intent-head fails start-up with exit 1 and a message
+    ok
+    timeout 60 "$SESLM" serve --model "$MODEL" --port 0 "$@" >"$TMP/u.out" 2>"$TMP/u.err" </dev/null
+    local rc=$?
+    [ "$rc" = 1 ] && grep -q "intent head" "$TMP/u.err" || fail "bad head: exit $rc: $(head -c 300 "$TMP/u.err")"
+}
+usage_rc --intent-head "$TMP/no-such-head"
+head -c 200 "$HEAD" >"$TMP/trunc.safetensors"
+usage_rc --intent-head "$TMP/trunc.safetensors"
+
+start
+# ---- /v1/intent agrees with the CLI ---------------------------------------------------------------
+T1="play the new album by daft punk on spotify"
+ok
+[ "$(post /v1/intent "{\"text\": \"$T1\"}")" = 200 ] || fail "/v1/intent: $(cat "$TMP/resp")"
+got=$(field intent)
+want=$("$SESLM" intent predict --model "$MODEL" --head "$HEAD" "$T1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["intent"])')
+ok
+[ "$got" = "$want" ] && [ "$got" = PlayMusic ] || fail "/v1/intent said '$got', the CLI '$want' (expected PlayMusic)"
+python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); p=o["probabilities"]; assert len(p)==7 and abs(sum(p.values())-1)<1e-4 and o["top"]==max(p,key=p.get)' "$TMP/resp" || fail "probabilities"
+
+# ---- bad requests -------------------------------------------------------------------------------------
+sum0=$(sha256sum <"$HEAD")
+bad 400 "malformed JSON" /v1/feedback '{"text": "hi", "intent": ' "invalid JSON"
+bad 400 "not an object" /v1/intent '["hello"]' "JSON object"
+bad 400 "unknown field" /v1/feedback '{"text": "hi", "intent": "PlayMusic", "extra": 1}' "unknown field"
+bad 400 "missing intent" /v1/feedback '{"text": "hi"}' "missing field"
+bad 400 "non-string text" /v1/intent '{"text": 5}' "non-empty string"
+bad 400 "empty body" /v1/intent '' "empty body"
+bad 400 "unknown intent" /v1/feedback '{"text": "wake me at 7", "intent": "SetAlarm"}' "unknown intent"
+bad 400 "invalid UTF-8" /v1/intent "$(printf '{"text": "\xff\xfe"}')" "UTF-8"
+ok
+code=$(curl -s -o "$TMP/resp" -w '%{http_code}' "$URL/v1/intent")
+[ "$code" = 405 ] || fail "GET /v1/intent: $code"
+ok
+[ "$(sha256sum <"$HEAD")" = "$sum0" ] || fail "a refused request changed the head file"
+
+# ---- feedback: learn an example the head gets wrong ------------------------------------------------------
+T2="could you tell me if the rain will stop before my movie starts"
+post /v1/intent "{\"text\": \"$T2\"}" >/dev/null
+top=$(field top)
+L2=RateBook
+[ "$top" = RateBook ] && L2=AddToPlaylist
+ok
+[ "$(post /v1/feedback "{\"text\": \"$T2\", \"intent\": \"$L2\"}")" = 200 ] || fail "/v1/feedback: $(cat "$TMP/resp")"
+[ "$(field new_intent)" = false ] || fail "feedback on a known intent said new_intent"
+n0=$(field examples_learned)
+post /v1/intent "{\"text\": \"$T2\"}" >/dev/null
+ok
+[ "$(field intent)" = "$L2" ] || fail "after feedback '$T2' is '$(field intent)', not $L2"
+
+# ---- concurrent feedback: none lost -------------------------------------------------------------------
+ok
+python3 - "$URL" <<'EOF' || fail "concurrent feedback"
+import http.client, json, sys, threading, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+labels = ["GetWeather", "PlayMusic", "BookRestaurant", "RateBook"]
+errors, done = [], []
+def one(i):
+    try:
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+        body = json.dumps({"text": f"feedback example number {i} about {labels[i % 4].lower()}", "intent": labels[i % 4]})
+        c.request("POST", "/v1/feedback", body=body, headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        o = json.loads(r.read())
+        assert r.status == 200 and o["learned"] is True, (r.status, o)
+        done.append(o["examples_learned"])
+    except Exception as e:
+        errors.append(repr(e))
+ts = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+assert not errors, errors
+assert sorted(done) == list(range(min(done), min(done) + 16)), sorted(done)  # each update saw all before it
+print("test_intent_serve: 16 concurrent feedback requests, counters", min(done), "..", max(done))
+EOF
+post /v1/intent '{"text": "what will the weather be like in oslo"}' >/dev/null
+stop
+
+# ---- restart: the learned examples are still there --------------------------------------------------------
+start --intent-allow-new 1
+post /v1/intent "{\"text\": \"$T2\"}" >/dev/null
+ok
+[ "$(field intent)" = "$L2" ] || fail "after restart '$T2' is '$(field intent)', not $L2"
+ok
+[ "$(post /v1/feedback '{"text": "wake me up at seven tomorrow", "intent": "SetAlarm"}')" = 200 ] || fail "new intent: $(cat "$TMP/resp")"
+[ "$(field new_intent)" = true ] && [ "$(field intents)" = 8 ] || fail "new intent not added: $(cat "$TMP/resp")"
+ok
+[ "$(field examples_learned)" = $((n0 + 17)) ] || fail "examples learned after restart: $(field examples_learned), expected $((n0 + 17)) (an update was lost)"
+post /v1/intent '{"text": "wake me up at seven tomorrow"}' >/dev/null
+ok
+[ "$(field intent)" = SetAlarm ] || fail "the new intent is not predicted: $(cat "$TMP/resp")"
+stop
+
+# ---- telemetry: the dumps carry the predicted-intent counts ----------------------------------------------
+ok
+n=0
+for d in "$TMP"/tel/*; do
+    "$SESLM" inspect "$d" >"$TMP/inspect.json" 2>"$TMP/inspect.err" || fail "inspect $d: $(cat "$TMP/inspect.err")"
+    k=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline()).get("intents", 0))' "$TMP/inspect.json")
+    n=$((n + k))
+done
+[ "$n" -ge 2 ] || fail "the telemetry dumps record $n intents (expected the predicted ones)"
+
+cli_test_done
