@@ -126,6 +126,15 @@ p["model_sha256"] = "0" * 64
 json.dump(p, open(sys.argv[3], "w"))
 PY
 expect 1 'does not exist' "plan with an out-of-range head" -- recompile --model "$MODEL" --plan "$TMP/bad.json" --out "$TMP/s2"
+python3 - "$PLAN" "$TMP/protected.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+p["layers"][0]["remove_heads"] = [0, 1]  # layer 0 is protected by configs/evolve.yaml
+json.dump(p, open(sys.argv[2], "w"))
+PY
+expect 1 'protected' "plan that breaks the policy (a protected layer)" -- recompile --model "$MODEL" \
+    --plan "$TMP/protected.json" --out "$TMP/s9" --config "$ROOT/configs/evolve.yaml"
+[ ! -e "$TMP/s9" ] || fail "a plan that breaks the policy left $TMP/s9"
 [ ! -e "$TMP/s2" ] || fail "a bad plan left $TMP/s2"
 expect 1 'another model' "plan of another model" -- recompile --model "$MODEL" --plan "$TMP/other.json" --out "$TMP/s3"
 expect 1 '' "missing model" -- recompile --model "$TMP/nomodel" --plan "$PLAN" --out "$TMP/s4"
