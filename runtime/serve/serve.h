@@ -42,6 +42,8 @@ typedef struct {
     const char *kb_dir;        // knowledge base for /v1/retrieve (seslm kb build); NULL: that answers 404
     double kb_threshold;       // minimum cosine similarity to answer (`seslm serve` default 0.5)
     const struct seslm_dialog_policy *dialog_policy; // POST /v1/message (needs intent_head); NULL: 404
+    const char *session_db;    // SQLite file of the conversation state and transition log; NULL: in memory
+    long long session_ttl_s;   // idle sessions expire after this (0: never)
 } seslm_serve_opts;
 
 typedef struct seslm_server seslm_server;
