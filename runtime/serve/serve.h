@@ -8,7 +8,9 @@
  *   POST /v1/intent     {"text": "..."} -> {"intent", "top", "confidence", "out_of_scope", "probabilities"}
  *   POST /v1/feedback   {"text": "...", "intent": "..."} -> online update, head file rewritten (docs/intent.md)
  *   POST /v1/retrieve   {"query": "...", "k": 3} -> {"answer", "reason", "passages": [...]} (grounded retrieval)
- *   POST /v1/message    {"session", "text", "slots"} -> intent -> session state -> action (+ grounded context)
+ *   POST /v1/message    {"session", "text", "slots", "outcome"} -> intent -> session state -> action (+ grounded
+ *                       context); the state is committed (session_db) before the answer; "outcome" marks the
+ *                       session's last action for learning (docs/intent.md)
  *
  * Requests from concurrent connections are coalesced by one batcher thread into forward passes of up to
  * max_batch texts. A reload loads and warms the new model beside the old one and swaps a pointer;
