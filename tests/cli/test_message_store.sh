@@ -49,8 +49,12 @@ expect 1 "cannot open" "an unwritable path" -- "${SERVE[@]}" --session-db "$TMP/
 expect 2 "session-ttl" "bad TTL" -- "${SERVE[@]}" --session-db "$DB" --session-ttl -5
 grep -q "^this is not" "$TMP/junk.db" || fail "the junk file was changed"
 
+N_START=0
 start() {
-    LOG=$TMP/server.log
+    # a new log each time: the background shell truncates a reused one only when it gets to run, after
+    # which the old "listening on" line could already have been read
+    N_START=$((N_START + 1))
+    LOG=$TMP/server$N_START.log
     "$SESLM" "${SERVE[@]}" --session-db "$DB" >"$LOG" 2>&1 &
     PID=$!
     PORT=
