@@ -3,6 +3,7 @@
 # conversation started before a restart goes on after it (the state was committed before the answer);
 # "outcome" marks a session's last action, and after min_count failures of the policy's action the
 # allowed alternative is chosen, still after a second restart (the transition log is in the same file);
+# concurrent clients on different sessions lose no turn;
 # an outcome alone, an unknown session, a bad outcome, a file that is not a database and a bad TTL give
 # clear errors.
 #
@@ -116,6 +117,21 @@ elif phase == "3":
     assert o["action"] == "handoff", o
     o = msg({"session": "w1", "outcome": "success"})
     assert o["action"] == "handoff", o
+    # concurrent turns on different sessions: every turn is counted, none lost or mixed up
+    import threading
+    bad = []
+    def talk(i):
+        try:
+            for t in range(6):
+                o = msg({"session": "c%d" % i, "text": "show me my lab report", "slots": {"report_type": "r%d" % i}})
+                if o["state"]["turns"] != t + 1 or o["state"]["filled_slots"] != {"report_type": "r%d" % i}:
+                    bad.append(o)
+        except Exception as e:
+            bad.append(repr(e))
+    th = [threading.Thread(target=talk, args=(i,)) for i in range(8)]
+    for t in th: t.start()
+    for t in th: t.join()
+    assert not bad, bad[:2]
 print("test_message_store: phase", phase, "ok")
 PY
 }
