@@ -22,18 +22,22 @@ static seslm_status from_yaml(seslm_dialog_policy *p, const seslm_yaml *y) {
     // the allowed keys, goal fields included, so a misspelt field is reported with its line
     int ng = seslm_yaml_count(y, "goals");
     if (ng > 10000) return seslm_fail(SESLM_ERR_FORMAT, "%s: more than 10000 goals", seslm_yaml_path(y));
-    const int nk = 6 + 6 * (ng > 0 ? ng : 0);
+    enum { NB = 11, NF = 8 };
+    const int nk = NB + NF * (ng > 0 ? ng : 0);
     char **keys = calloc((size_t)nk, sizeof *keys);
     if (!keys) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    static const char *const base[] = {"min_confidence", "confirm_intent", "deny_intent", "end_intent", "max_sessions", "goals"};
-    static const char *const fields[] = {"", ".intent", ".slots", ".slots.*", ".confirm", ".action"};
+    static const char *const base[NB] = {"min_confidence", "confirm_intent", "deny_intent", "end_intent", "max_sessions",
+                                         "goals", "learning", "learning.enabled", "learning.min_count",
+                                         "learning.prior_success", "learning.prior_failure"};
+    static const char *const fields[NF] = {"", ".intent", ".slots", ".slots.*", ".confirm", ".action", ".alternatives",
+                                           ".alternatives.*"};
     int ok = 1;
-    for (int i = 0; i < 6; i++) ok &= (keys[i] = strdup(base[i])) != NULL;
+    for (int i = 0; i < NB; i++) ok &= (keys[i] = strdup(base[i])) != NULL;
     for (int i = 0; i < ng; i++)
-        for (int f = 0; f < 6; f++) {
+        for (int f = 0; f < NF; f++) {
             char k[96];
             snprintf(k, sizeof k, "goals.%d%s", i, fields[f]);
-            ok &= (keys[6 + 6 * i + f] = strdup(k)) != NULL;
+            ok &= (keys[NB + NF * i + f] = strdup(k)) != NULL;
         }
     seslm_status st = ok ? seslm_yaml_check_keys(y, (const char *const *)keys, nk) : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     for (int i = 0; i < nk; i++) free(keys[i]);
@@ -42,6 +46,12 @@ static seslm_status from_yaml(seslm_dialog_policy *p, const seslm_yaml *y) {
     if (st == SESLM_OK) st = seslm_yaml_get_double(y, "min_confidence", 0, 1, 0.5, &p->min_confidence);
     if (st == SESLM_OK) st = seslm_yaml_get_int(y, "max_sessions", 1, 10000000, 10000, &ms);
     p->max_sessions = (int)ms;
+    long long mc = 0;
+    if (st == SESLM_OK) st = seslm_yaml_get_bool(y, "learning.enabled", 1, &p->learn);
+    if (st == SESLM_OK) st = seslm_yaml_get_int(y, "learning.min_count", 1, 1000000, 3, &mc);
+    p->learn_min_count = (int)mc;
+    if (st == SESLM_OK) st = seslm_yaml_get_double(y, "learning.prior_success", 1e-6, 1e6, 1, &p->learn_prior_success);
+    if (st == SESLM_OK) st = seslm_yaml_get_double(y, "learning.prior_failure", 1e-6, 1e6, 1, &p->learn_prior_failure);
     if (st == SESLM_OK) st = copy_name(y, "confirm_intent", "", p->confirm_intent, 0);
     if (st == SESLM_OK) st = copy_name(y, "deny_intent", "", p->deny_intent, 0);
     if (st == SESLM_OK) st = copy_name(y, "end_intent", "", p->end_intent, 0);
@@ -68,6 +78,17 @@ static seslm_status from_yaml(seslm_dialog_policy *p, const seslm_yaml *y) {
             st = copy_name(y, sk, NULL, g->slots[j], 1);
         }
         g->n_slots = ns > 0 ? ns : 0;
+        snprintf(k, sizeof k, "goals.%d.alternatives", i);
+        int na = seslm_yaml_count(y, k);
+        if (st == SESLM_OK && (na < 0 || na > SESLM_DIALOG_MAX_ALTERNATIVES))
+            st = seslm_fail(SESLM_ERR_FORMAT, "%s: %s: a list of at most %d action names", seslm_yaml_path(y), k,
+                            SESLM_DIALOG_MAX_ALTERNATIVES);
+        for (int j = 0; st == SESLM_OK && j < na; j++) {
+            char sk[112];
+            snprintf(sk, sizeof sk, "goals.%d.alternatives.%d", i, j);
+            st = copy_name(y, sk, NULL, g->alternatives[j], 1);
+        }
+        g->n_alternatives = na > 0 ? na : 0;
         p->n_goals = i + 1;
     }
     if (st != SESLM_OK) seslm_dialog_policy_free(p);

@@ -1,23 +1,20 @@
 /* dialog.c — session state and the decision rules of dialog.h. */
 #include "dialog.h"
+#include "dialog_store.h"
 
 #include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    char id[65];
-    uint64_t used;
-    seslm_dialog_state st;
-} session;
-
 struct seslm_dialog {
     seslm_dialog_policy p;
-    pthread_mutex_t mu;
-    session *s;
-    int n, cap;
-    uint64_t clock;
+    pthread_mutex_t mu; // guards the store's one connection and seq
+    dialog_store *store;
+    long long ttl_s;    // 0: sessions never expire
+    long long fixed_now; // seslm_dialog_set_time; 0: the wall clock
+    long long seq;      // last use order, for LRU eviction (continues from the store's after a restart)
 };
 
 static int name_ok(const char *s, int allow_empty) {
@@ -29,8 +26,13 @@ static int name_ok(const char *s, int allow_empty) {
     return 1;
 }
 
-seslm_status seslm_dialog_new(seslm_dialog **out, const seslm_dialog_policy *p) {
+seslm_status seslm_dialog_new(seslm_dialog **out, const seslm_dialog_policy *p) { return seslm_dialog_open(out, p, NULL, 0); }
+
+seslm_status seslm_dialog_open(seslm_dialog **out, const seslm_dialog_policy *p, const char *db_path, long long ttl_s) {
     *out = NULL;
+    if (ttl_s < 0) return seslm_fail(SESLM_ERR_ARG, "session TTL must be >= 0 seconds (0: never expire)");
+    if (p->learn && (p->learn_min_count < 1 || !(p->learn_prior_success > 0) || !(p->learn_prior_failure > 0)))
+        return seslm_fail(SESLM_ERR_ARG, "dialog policy: learning needs min_count >= 1 and positive prior counts");
     if (p->n_goals < 0 || (p->n_goals && !p->goals)) return seslm_fail(SESLM_ERR_ARG, "dialog policy: bad goal list");
     if (!(p->min_confidence >= 0 && p->min_confidence <= 1))
         return seslm_fail(SESLM_ERR_ARG, "dialog policy: min_confidence must be in [0, 1]");
@@ -44,6 +46,12 @@ seslm_status seslm_dialog_new(seslm_dialog **out, const seslm_dialog_policy *p) 
             return seslm_fail(SESLM_ERR_ARG, "dialog policy: goal '%s' has more than %d slots", g->intent, SESLM_DIALOG_MAX_SLOTS);
         for (int k = 0; k < g->n_slots; k++)
             if (!name_ok(g->slots[k], 0)) return seslm_fail(SESLM_ERR_ARG, "dialog policy: goal '%s': bad slot name", g->intent);
+        if (g->n_alternatives < 0 || g->n_alternatives > SESLM_DIALOG_MAX_ALTERNATIVES)
+            return seslm_fail(SESLM_ERR_ARG, "dialog policy: goal '%s' has more than %d alternatives", g->intent,
+                              SESLM_DIALOG_MAX_ALTERNATIVES);
+        for (int k = 0; k < g->n_alternatives; k++)
+            if (!name_ok(g->alternatives[k], 0))
+                return seslm_fail(SESLM_ERR_ARG, "dialog policy: goal '%s': bad alternative action name", g->intent);
         for (int j = 0; j < i; j++)
             if (strcmp(p->goals[j].intent, g->intent) == 0)
                 return seslm_fail(SESLM_ERR_ARG, "dialog policy: intent '%s' starts two goals", g->intent);
@@ -58,16 +66,33 @@ seslm_status seslm_dialog_new(seslm_dialog **out, const seslm_dialog_policy *p) 
         return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     }
     if (p->n_goals) memcpy(d->p.goals, p->goals, (size_t)p->n_goals * sizeof *p->goals);
+    d->ttl_s = ttl_s;
+    seslm_status st = dialog_store_open(&d->store, db_path);
+    if (st == SESLM_OK) st = dialog_store_max_seq(d->store, &d->seq);
+    if (st != SESLM_OK) {
+        dialog_store_close(d->store);
+        free(d->p.goals);
+        free(d);
+        return st;
+    }
     pthread_mutex_init(&d->mu, NULL);
     *out = d;
     return SESLM_OK;
 }
 
+static long long now_s(const seslm_dialog *d) { return d->fixed_now ? d->fixed_now : (long long)time(NULL); }
+
+void seslm_dialog_set_time(seslm_dialog *d, long long now) {
+    pthread_mutex_lock(&d->mu);
+    d->fixed_now = now;
+    pthread_mutex_unlock(&d->mu);
+}
+
 void seslm_dialog_free(seslm_dialog *d) {
     if (!d) return;
     pthread_mutex_destroy(&d->mu);
+    dialog_store_close(d->store);
     free(d->p.goals);
-    free(d->s);
     free(d);
 }
 
@@ -75,30 +100,6 @@ static const seslm_dialog_goal *find_goal(const seslm_dialog *d, const char *int
     for (int i = 0; intent && *intent && i < d->p.n_goals; i++)
         if (strcmp(d->p.goals[i].intent, intent) == 0) return &d->p.goals[i];
     return NULL;
-}
-
-/* The session's state, created when new (mu held); NULL when out of memory. */
-static session *get_session(seslm_dialog *d, const char *id) {
-    for (int i = 0; i < d->n; i++)
-        if (strcmp(d->s[i].id, id) == 0) return &d->s[i];
-    if (d->n == d->p.max_sessions) { // evict the least recently used
-        int lru = 0;
-        for (int i = 1; i < d->n; i++)
-            if (d->s[i].used < d->s[lru].used) lru = i;
-        d->s[lru] = d->s[--d->n];
-    }
-    if (d->n == d->cap) {
-        int cap = d->cap ? 2 * d->cap : 16;
-        session *ns = realloc(d->s, (size_t)cap * sizeof *ns);
-        if (!ns) return NULL;
-        d->s = ns;
-        d->cap = cap;
-    }
-    session *s = &d->s[d->n++];
-    memset(s, 0, sizeof *s);
-    snprintf(s->id, sizeof s->id, "%s", id);
-    snprintf(s->st.step, sizeof s->st.step, "initial");
-    return s;
 }
 
 static void set_slot(seslm_dialog_state *st, const char *k, const char *v) {
@@ -129,36 +130,46 @@ static int session_id_ok(const char *s) {
     return 1;
 }
 
-seslm_status seslm_dialog_step(seslm_dialog *d, const char *session_id, const char *intent, double confidence,
-                               const char *const *slot_keys, const char *const *slot_values, int n_slots,
-                               seslm_dialog_decision *out) {
-    memset(out, 0, sizeof *out);
-    if (!session_id || !session_id_ok(session_id))
-        return seslm_fail(SESLM_ERR_ARG, "session id must be 1..64 characters of A-Z a-z 0-9 . _ -");
-    if (n_slots < 0 || n_slots > SESLM_DIALOG_MAX_SLOTS)
-        return seslm_fail(SESLM_ERR_ARG, "at most %d slots per turn", SESLM_DIALOG_MAX_SLOTS);
-    for (int i = 0; i < n_slots; i++)
-        if (!slot_keys[i] || !slot_values[i] || !name_ok(slot_keys[i], 0) || strlen(slot_values[i]) >= SESLM_DIALOG_VALUE)
-            return seslm_fail(SESLM_ERR_ARG, "slot %d: a name of 1..%d printable characters and a value under %d bytes", i,
-                              SESLM_DIALOG_NAME - 1, SESLM_DIALOG_VALUE);
-    pthread_mutex_lock(&d->mu);
-    session *s = get_session(d, session_id);
-    if (!s) {
-        pthread_mutex_unlock(&d->mu);
-        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+/* Among the goal's action and its alternatives, the one with the best smoothed success rate in this
+ * state: (successes + a) / (n + a + b) for an action with at least min_count outcomes here, the prior
+ * mean a / (a + b) otherwise (too little evidence to count). Ties go to the policy's action, then to the
+ * listed order, so with no evidence the policy decides, and an alternative is tried only once the
+ * policy's action has done worse than the prior, or the alternative has done better. */
+static seslm_status choose_action(seslm_dialog *d, const seslm_dialog_goal *g, const char *intent, const char *step,
+                                  int n_missing, const char **action) {
+    *action = g->action;
+    if (!d->p.learn || g->n_alternatives == 0) return SESLM_OK;
+    const double a = d->p.learn_prior_success, b = d->p.learn_prior_failure;
+    double best = -1;
+    for (int i = -1; i < g->n_alternatives; i++) {
+        const char *act = i < 0 ? g->action : g->alternatives[i];
+        long long n = 0, ok = 0;
+        seslm_status st = dialog_store_stats(d->store, g->intent, intent, step, n_missing, act, &n, &ok);
+        if (st != SESLM_OK) return st;
+        const double rate = n >= d->p.learn_min_count ? ((double)ok + a) / ((double)n + a + b) : a / (a + b);
+        if (rate > best) {
+            best = rate;
+            *action = act;
+        }
     }
-    s->used = ++d->clock;
-    seslm_dialog_state *st = &s->st;
+    return SESLM_OK;
+}
+
+/* The turn's rules on st (loaded or new); fills out->action / ask / policy_action and *ended. */
+static seslm_status decide(seslm_dialog *d, seslm_dialog_state *st, const char *intent, double confidence,
+                           const char *const *slot_keys, const char *const *slot_values, int n_slots,
+                           seslm_dialog_decision *out, char *log_step) {
     st->turns++;
     const int usable = intent && *intent && confidence >= d->p.min_confidence;
     if (usable) snprintf(st->last_intent, sizeof st->last_intent, "%s", intent);
-    const char *action = "clarify";
+    const char *action = "clarify", *policy_action = NULL;
     int ended = 0;
     const seslm_dialog_goal *g = find_goal(d, st->goal);
     const seslm_dialog_goal *ng = usable ? find_goal(d, intent) : NULL;
     if (usable && d->p.end_intent[0] && strcmp(intent, d->p.end_intent) == 0) {
         action = "end";
         ended = 1;
+        snprintf(log_step, SESLM_DIALOG_NAME, "%s", st->step);
     } else {
         if (ng && (ng != g || strcmp(st->step, "done") == 0)) { // a new goal (or the same one again)
             g = ng;
@@ -166,6 +177,8 @@ seslm_status seslm_dialog_step(seslm_dialog *d, const char *session_id, const ch
             st->n_filled = 0;
             snprintf(st->step, sizeof st->step, "initial");
         }
+        snprintf(log_step, SESLM_DIALOG_NAME, "%s", st->step); // the state the action is taken in
+        if (!g) st->n_missing = 0;
         if (g) {
             for (int i = 0; i < n_slots; i++)
                 for (int k = 0; k < g->n_slots; k++)
@@ -188,16 +201,73 @@ seslm_status seslm_dialog_step(seslm_dialog *d, const char *session_id, const ch
                 action = "confirm";
                 snprintf(st->step, sizeof st->step, "awaiting_confirmation");
             } else {
-                action = g->action;
+                policy_action = g->action;
+                seslm_status r = choose_action(d, g, usable ? intent : "", log_step, st->n_missing, &action);
+                if (r != SESLM_OK) return r;
                 snprintf(st->step, sizeof st->step, "done");
                 ended = strcmp(action, "end") == 0;
             }
         }
     }
     snprintf(out->action, sizeof out->action, "%s", action);
-    out->state = *st;
+    snprintf(out->policy_action, sizeof out->policy_action, "%s", policy_action ? policy_action : action);
+    snprintf(st->last_action, sizeof st->last_action, "%s", action);
     out->ended = ended;
-    if (ended) *s = d->s[--d->n]; // forget the session
-    pthread_mutex_unlock(&d->mu);
     return SESLM_OK;
+}
+
+seslm_status seslm_dialog_step(seslm_dialog *d, const char *session_id, const char *intent, double confidence,
+                               const char *const *slot_keys, const char *const *slot_values, int n_slots,
+                               seslm_dialog_decision *out) {
+    memset(out, 0, sizeof *out);
+    if (!session_id || !session_id_ok(session_id))
+        return seslm_fail(SESLM_ERR_ARG, "session id must be 1..64 characters of A-Z a-z 0-9 . _ -");
+    if (n_slots < 0 || n_slots > SESLM_DIALOG_MAX_SLOTS)
+        return seslm_fail(SESLM_ERR_ARG, "at most %d slots per turn", SESLM_DIALOG_MAX_SLOTS);
+    for (int i = 0; i < n_slots; i++)
+        if (!slot_keys[i] || !slot_values[i] || !name_ok(slot_keys[i], 0) || strlen(slot_values[i]) >= SESLM_DIALOG_VALUE)
+            return seslm_fail(SESLM_ERR_ARG, "slot %d: a name of 1..%d printable characters and a value under %d bytes", i,
+                              SESLM_DIALOG_NAME - 1, SESLM_DIALOG_VALUE);
+    pthread_mutex_lock(&d->mu);
+    const long long now = now_s(d);
+    seslm_dialog_state st;
+    char log_step[SESLM_DIALOG_NAME] = "";
+    int found = 0;
+    // the whole turn is one transaction: the new state and its transition are committed together,
+    // before the caller answers, or (on any failure) nothing of the turn is kept
+    seslm_status r = dialog_store_begin(d->store);
+    if (r == SESLM_OK && d->ttl_s > 0) r = dialog_store_expire(d->store, now - d->ttl_s);
+    if (r == SESLM_OK) r = dialog_store_load(d->store, session_id, &st, &found);
+    if (r == SESLM_OK && !found) {
+        memset(&st, 0, sizeof st);
+        snprintf(st.step, sizeof st.step, "initial");
+        long long n = 0;
+        r = dialog_store_count(d->store, &n);
+        for (; r == SESLM_OK && n >= d->p.max_sessions; n--) r = dialog_store_evict_lru(d->store);
+    }
+    if (r == SESLM_OK) r = decide(d, &st, intent, confidence, slot_keys, slot_values, n_slots, out, log_step);
+    const int usable = intent && *intent && confidence >= d->p.min_confidence;
+    if (r == SESLM_OK)
+        r = dialog_store_log(d->store, session_id, now, st.goal, usable ? intent : "", log_step, st.n_missing, out->action);
+    if (r == SESLM_OK) r = out->ended ? dialog_store_delete(d->store, session_id)
+                                      : dialog_store_save(d->store, session_id, &st, now, ++d->seq);
+    if (r == SESLM_OK) r = dialog_store_commit(d->store);
+    if (r != SESLM_OK) dialog_store_rollback(d->store);
+    pthread_mutex_unlock(&d->mu);
+    if (r == SESLM_OK) out->state = st;
+    else memset(out, 0, sizeof *out);
+    return r;
+}
+
+seslm_status seslm_dialog_outcome(seslm_dialog *d, const char *session, int success, char *action) {
+    action[0] = 0;
+    if (!session || !session_id_ok(session))
+        return seslm_fail(SESLM_ERR_ARG, "session id must be 1..64 characters of A-Z a-z 0-9 . _ -");
+    pthread_mutex_lock(&d->mu);
+    seslm_status r = dialog_store_begin(d->store);
+    if (r == SESLM_OK) r = dialog_store_set_outcome(d->store, session, success, action);
+    if (r == SESLM_OK) r = dialog_store_commit(d->store);
+    if (r != SESLM_OK) dialog_store_rollback(d->store);
+    pthread_mutex_unlock(&d->mu);
+    return r;
 }

@@ -15,7 +15,7 @@ static const char *HELP =
     "                   [--max-texts N] [--max-body-bytes N] [--batch-wait-us N] [--max-connections N]\n"
     "                   [--drain-seconds N] [--admin-token-file F]\n"
     "                   [--intent-head FILE [--intent-allow-new 0|1]] [--kb DIR [--kb-threshold S]]\n"
-    "                   [--dialog-policy YAML]\n"
+    "                   [--dialog-policy YAML [--session-db FILE] [--session-ttl SECONDS]]\n"
     "\n"
     "Serves sentence embeddings over HTTP (JSON):\n"
     "  POST /v1/embed      {\"texts\": [\"...\", ...]} or {\"text\": \"...\"}\n"
@@ -31,7 +31,9 @@ static const char *HELP =
     "  POST /v1/retrieve   {\"query\": \"...\", \"k\": 3} -> {\"answer\", \"reason\", \"passages\"}: exact top-k\n"
     "                      of the knowledge base (needs --kb); answer false when the best is below the threshold\n"
     "  POST /v1/message    {\"session\", \"text\", \"slots\": {...}}: intent -> session state -> action (+ grounded\n"
-    "                      context with --kb); needs --intent-head and --dialog-policy (configs/dialog.yaml)\n"
+    "                      context with --kb); needs --intent-head and --dialog-policy (configs/dialog.yaml).\n"
+    "                      \"outcome\": \"success\"|\"failure\" (text then optional) marks the session's last\n"
+    "                      action; the policy's learning re-ranks a goal's allowed actions by success rate\n"
     "Texts of concurrent requests are batched into one forward pass. The model id is\n"
     "\"<basename of DIR>@<first 12 hex digits of the weights' SHA-256>\". SIGTERM or SIGINT stops\n"
     "accepting, finishes the requests in flight, writes the open telemetry window and exits 0.\n"
@@ -57,6 +59,9 @@ static const char *HELP =
     "  --kb DIR              serve this knowledge base (seslm kb build) on /v1/retrieve\n"
     "  --kb-threshold S      minimum cosine similarity to answer from the knowledge base (default 0.5)\n"
     "  --dialog-policy YAML  the decision policy of /v1/message (configs/dialog.yaml)\n"
+    "  --session-db FILE     keep conversation state and the transition log in this SQLite file (created\n"
+    "                        when absent); every turn is committed before its answer. Default: in memory\n"
+    "  --session-ttl S       sessions idle longer than S seconds expire (default 86400; 0: never)\n"
     "\n"
     "Exit status: 0 after a signalled shutdown, 1 the model could not be loaded or the port bound,\n"
     "2 usage error.\n";
@@ -65,7 +70,8 @@ int cmd_serve(int argc, char **argv) {
     seslm_serve_opts o = {.model_dir = cli_default_model_dir(), .host = "127.0.0.1", .port = 8080,
                           .window_seconds = 300, .max_batch = 32, .backend = "cpu", .max_texts = 512,
                           .max_body_bytes = (size_t)1 << 20, .batch_wait_us = 2000, .max_connections = 256,
-                          .drain_seconds = 30, .kb_threshold = 0.5};
+                          .drain_seconds = 30, .kb_threshold = 0.5,
+                          .session_ttl_s = 86400};
     const char *token_file = NULL;
     char token[1024] = "";
     const char *policy_path = NULL;
@@ -89,6 +95,11 @@ int cmd_serve(int argc, char **argv) {
         else if (strcmp(a, "--intent-head") == 0) o.intent_head = v;
         else if (strcmp(a, "--kb") == 0) o.kb_dir = v;
         else if (strcmp(a, "--dialog-policy") == 0) policy_path = v;
+        else if (strcmp(a, "--session-db") == 0) o.session_db = v;
+        else if (strcmp(a, "--session-ttl") == 0) {
+            if (!cli_parse_int("serve", a, v, 0, 365 * 86400, &iv)) return 2;
+            o.session_ttl_s = iv;
+        }
         else if (strcmp(a, "--kb-threshold") == 0) {
             char *end = NULL;
             o.kb_threshold = strtod(v, &end);

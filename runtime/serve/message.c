@@ -1,9 +1,15 @@
-/* message.c — POST /v1/message {"session": "...", "text": "...", "slots": {"name": "value", ...}}: one
- * conversation turn, intent -> state -> decision -> retrieval (runtime/dialog.h):
+/* message.c — POST /v1/message {"session": "...", "text": "...", "slots": {"name": "value", ...},
+ * "outcome": "success" | "failure"}: one conversation turn, intent -> state -> decision -> retrieval
+ * (runtime/dialog.h):
  *
- *   {"session", "intent": {"intent", "top", "confidence", "out_of_scope"}, "action", "ask",
- *    "state": {"goal", "step", "filled_slots", "missing_slots", "turns"}, "ended",
+ *   {"session", "intent": {"intent", "top", "confidence", "out_of_scope"}, "action", "policy_action", "ask",
+ *    "state": {"goal", "step", "filled_slots", "missing_slots", "turns", "last_action"}, "ended",
  *    "context": null | {"answer", "reason", "passages"}, "model"}
+ *
+ * "outcome" (optional) is the caller's verdict on the session's previous action; it is recorded in the
+ * transition log before the turn (and learned from). Without "text" the request only records it:
+ *   {"session", "outcome", "action": the action it was recorded for}
+ * (404 when the session has no logged action). The turn's state is committed before the answer.
  *
  * The context is attached when the action is a goal's own action (not clarify / ask_missing_info /
  * confirm / end) and the server has a knowledge base: the top 3 passages for the message's embedding,
@@ -52,7 +58,7 @@ int serve_message_handle(seslm_server *s, const char *body, size_t len, sbuf *ou
             cJSON_Delete(root);
             return error_json(out, 400, "invalid JSON: unexpected data after the value at byte %zu", (size_t)(p - body));
         }
-    int code = 0, ns = 0;
+    int code = 0, ns = 0, outcome = -1;
     const char *session = NULL, *text = NULL, *keys[SESLM_DIALOG_MAX_SLOTS], *vals[SESLM_DIALOG_MAX_SLOTS];
     if (!cJSON_IsObject(root)) code = error_json(out, 400, "the body must be a JSON object {\"session\", \"text\", \"slots\"}");
     for (const cJSON *f = code ? NULL : root->child; f && !code; f = f->next) {
@@ -67,11 +73,33 @@ int serve_message_handle(seslm_server *s, const char *body, size_t len, sbuf *ou
                 else if (ns == SESLM_DIALOG_MAX_SLOTS) code = error_json(out, 400, "at most %d slots", SESLM_DIALOG_MAX_SLOTS);
                 else keys[ns] = v->string, vals[ns++] = v->valuestring;
             }
+        } else if (!strcmp(f->string, "outcome")) {
+            if (cJSON_IsString(f) && !strcmp(f->valuestring, "success")) outcome = 1;
+            else if (cJSON_IsString(f) && !strcmp(f->valuestring, "failure")) outcome = 0;
+            else code = error_json(out, 400, "\"outcome\" must be \"success\" or \"failure\"");
         } else {
-            code = error_json(out, 400, "unknown field \"%.100s\" (the fields are \"session\", \"text\", \"slots\")", f->string);
+            code = error_json(out, 400,
+                              "unknown field \"%.100s\" (the fields are \"session\", \"text\", \"slots\", \"outcome\")",
+                              f->string);
         }
     }
-    if (!code && (!session || !text)) code = error_json(out, 400, "missing field \"%s\"", session ? "text" : "session");
+    if (!code && (!session || (!text && outcome < 0))) code = error_json(out, 400, "missing field \"%s\"", session ? "text" : "session");
+    char prev[SESLM_DIALOG_NAME] = "";
+    if (!code && outcome >= 0) {
+        seslm_status ost = seslm_dialog_outcome(s->dialog, session, outcome, prev);
+        if (ost != SESLM_OK) code = error_json(out, ost == SESLM_ERR_ARG ? 400 : 500, "%s", seslm_last_error());
+        else if (!prev[0])
+            code = error_json(out, 404, "session \"%s\" has no logged action to give an outcome for", session);
+    }
+    if (!code && !text) { // an outcome alone
+        sb_puts(out, "{\"session\":");
+        sb_json_str(out, session);
+        sb_printf(out, ",\"outcome\":\"%s\",\"action\":", outcome ? "success" : "failure");
+        sb_json_str(out, prev);
+        sb_puts(out, "}\n");
+        cJSON_Delete(root);
+        return 200;
+    }
     const int D = serve_intent_dim(s);
     float *x = code ? NULL : malloc((size_t)D * sizeof(float));
     if (!code && !x) code = error_json(out, 500, "out of memory");
@@ -82,8 +110,8 @@ int serve_message_handle(seslm_server *s, const char *body, size_t len, sbuf *ou
     if (!code && serve_intent_classify(s, x, label, sizeof label, &conf, &oos) != 0)
         code = error_json(out, 500, "%s", seslm_last_error());
     seslm_dialog_decision dd;
-    if (!code && seslm_dialog_step(s->dialog, session, oos ? NULL : label, conf, keys, vals, ns, &dd) != SESLM_OK)
-        code = error_json(out, 400, "%s", seslm_last_error());
+    seslm_status dst = code ? SESLM_OK : seslm_dialog_step(s->dialog, session, oos ? NULL : label, conf, keys, vals, ns, &dd);
+    if (dst != SESLM_OK) code = error_json(out, dst == SESLM_ERR_ARG ? 400 : 500, "%s", seslm_last_error());
     if (code) {
         free(x);
         cJSON_Delete(root);
@@ -99,6 +127,8 @@ int serve_message_handle(seslm_server *s, const char *body, size_t len, sbuf *ou
     sb_json_str(out, label);
     sb_printf(out, ",\"confidence\":%.6f,\"out_of_scope\":%s},\"action\":", (double)conf, oos ? "true" : "false");
     sb_json_str(out, dd.action);
+    sb_puts(out, ",\"policy_action\":");
+    sb_json_str(out, dd.policy_action);
     sb_puts(out, ",\"ask\":");
     if (dd.ask[0]) sb_json_str(out, dd.ask);
     else sb_puts(out, "null");
@@ -119,7 +149,9 @@ int serve_message_handle(seslm_server *s, const char *body, size_t len, sbuf *ou
         if (i) sb_putn(out, ",", 1);
         sb_json_str(out, st->missing[i]);
     }
-    sb_printf(out, "],\"turns\":%d},\"ended\":%s,\"context\":", st->turns, dd.ended ? "true" : "false");
+    sb_printf(out, "],\"turns\":%d,\"last_action\":", st->turns);
+    sb_json_str(out, st->last_action);
+    sb_printf(out, "},\"ended\":%s,\"context\":", dd.ended ? "true" : "false");
     if (s->kb && !is_builtin(dd.action) && seslm_kb_dim(s->kb) == D) {
         seslm_kb_hit hits[3];
         const double thr = s->o.kb_threshold;

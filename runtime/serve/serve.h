@@ -8,7 +8,9 @@
  *   POST /v1/intent     {"text": "..."} -> {"intent", "top", "confidence", "out_of_scope", "probabilities"}
  *   POST /v1/feedback   {"text": "...", "intent": "..."} -> online update, head file rewritten (docs/intent.md)
  *   POST /v1/retrieve   {"query": "...", "k": 3} -> {"answer", "reason", "passages": [...]} (grounded retrieval)
- *   POST /v1/message    {"session", "text", "slots"} -> intent -> session state -> action (+ grounded context)
+ *   POST /v1/message    {"session", "text", "slots", "outcome"} -> intent -> session state -> action (+ grounded
+ *                       context); the state is committed (session_db) before the answer; "outcome" marks the
+ *                       session's last action for learning (docs/intent.md)
  *
  * Requests from concurrent connections are coalesced by one batcher thread into forward passes of up to
  * max_batch texts. A reload loads and warms the new model beside the old one and swaps a pointer;
@@ -42,6 +44,8 @@ typedef struct {
     const char *kb_dir;        // knowledge base for /v1/retrieve (seslm kb build); NULL: that answers 404
     double kb_threshold;       // minimum cosine similarity to answer (`seslm serve` default 0.5)
     const struct seslm_dialog_policy *dialog_policy; // POST /v1/message (needs intent_head); NULL: 404
+    const char *session_db;    // SQLite file of the conversation state and transition log; NULL: in memory
+    long long session_ttl_s;   // idle sessions expire after this (0: never)
 } seslm_serve_opts;
 
 typedef struct seslm_server seslm_server;

@@ -142,7 +142,7 @@ seslm_status seslm_serve_start(seslm_server **out, const seslm_serve_opts *opts)
     st = o.intent_head && *o.intent_head ? serve_intent_open(s, o.intent_head, o.intent_allow_new) : SESLM_OK;
     if (st == SESLM_OK && o.kb_dir && *o.kb_dir) st = serve_kb_open(s, o.kb_dir);
     if (st == SESLM_OK && o.dialog_policy) {
-        st = s->intent ? seslm_dialog_new(&s->dialog, o.dialog_policy)
+        st = s->intent ? seslm_dialog_open(&s->dialog, o.dialog_policy, o.session_db, o.session_ttl_s)
                        : seslm_fail(SESLM_ERR_ARG, "a dialog policy needs an intent head (--intent-head)");
     }
     if (st == SESLM_OK) st = serve_janitor_start(s);
