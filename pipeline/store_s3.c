@@ -214,9 +214,11 @@ static seslm_status s3_request(const seslm_s3 *s3, const char *method, const cha
 static seslm_status http_fail(const seslm_s3 *s3, const char *method, const char *key, long http, const xfer *x) {
     char code[128];
     error_code(x->err, code, sizeof code);
-    const char *hint = http == 403 ? " (access denied: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and AWS_REGION)"
-                       : http == 404 ? " (not found: does the bucket exist?)"
-                                     : "";
+    const char *hint = http == 403                          ? " (access denied: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and AWS_REGION)"
+                       : http == 404 && !strcmp(code, "NoSuchBucket") ? " (the bucket does not exist)"
+                       : http == 404 && !strcmp(code, "NoSuchKey")    ? " (the object is missing)"
+                       : http == 404                                  ? " (not found)"
+                                                                      : "";
     return seslm_fail(SESLM_ERR_IO, "s3: %s s3://%s/%s: HTTP %ld%s%s%s", method, s3->bucket, key ? key : "", http,
                       code[0] ? " " : "", code, hint);
 }
