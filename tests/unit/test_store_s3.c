@@ -1,7 +1,8 @@
 /* test_store_s3.c — the S3 artifact store (pipeline/store_s3.c) against a real S3-compatible server
  * (ci/s3-start.sh starts moto's S3 emulator and exports SESLM_TEST_S3_ENDPOINT; skipped when unset), in
  * a fresh bucket per run: put; a second put uploads nothing; get gives the directory back byte for byte
- * with the same content hash; a tampered object (same size, or another size) and a missing object are
+ * with the same content hash; a model whose manifest is missing (an interrupted upload) is absent and
+ * re-uploaded by the next put; a tampered object (same size, or another size) and a missing object are
  * refused on get with nothing left behind; an unknown model, a missing bucket and a dead endpoint give
  * clear errors; with the server's credentials (SESLM_TEST_S3_ACCESS_KEY_ID / _SECRET_ACCESS_KEY) every
  * request's signature is checked by the server and a wrong secret key gives a clear 403. Objects are
@@ -193,6 +194,16 @@ int main(void) {
     CHECK(access(p, F_OK) != 0); // the manifest is not part of the model directory
     // an existing output directory is refused
     CHECK(seslm_s3_get_dir(&s3, want, out) == SESLM_ERR_ARG);
+
+    // an upload interrupted before its manifest (objects there, manifest not): the model is absent to
+    // readers, and the next put uploads it again (not "existed") and completes it
+    snprintf(key, sizeof key, "models/v1/sha256/%s.manifest.json", want);
+    CHECK(raw("DELETE", endpoint, bucket, key, NULL, 0) == 204);
+    snprintf(out, sizeof out, "%s/half", tmp);
+    CHECK(seslm_s3_get_dir(&s3, want, out) == SESLM_ERR_IO && !dir_exists(out));
+    CHECK_MSG(strstr(seslm_last_error(), "not in the store") != NULL, "%s", seslm_last_error());
+    CHECK(seslm_s3_put_dir(&s3, src, sha, &bytes, loc, sizeof loc, &existed) == SESLM_OK && existed == 0);
+    CHECK_MSG(seslm_s3_get_dir(&s3, want, out) == SESLM_OK, "%s", seslm_last_error());
 
     // tampered: one byte changed (same size: only the content hash can see it)
     blob[1000] ^= 1;
