@@ -14,6 +14,8 @@ pkgs+=(libhdf5-dev hdf5-tools)
 pkgs+=(libyaml-dev)
 # model registry: SQLite (embedded) and PostgreSQL (libpq; the server for the registry tests, ci/pg-start.sh)
 pkgs+=(libsqlite3-dev libpq-dev postgresql sqlite3)
+# S3-compatible artifact store: libcurl (AWS SigV4 signing)
+pkgs+=(libcurl4-openssl-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -17,6 +17,10 @@ data/fetch_model.sh models/all-MiniLM-L6-v2
 pg_env=$(ci/pg-start.sh) # a failure stops CI here (eval "$(...)" would hide it)
 eval "$pg_env"
 trap 'ci/pg-stop.sh' EXIT
+# a throwaway S3-compatible server (moto) for the S3 store tests (they skip without SESLM_TEST_S3_ENDPOINT)
+s3_env=$(ci/s3-start.sh)
+eval "$s3_env"
+trap 'ci/pg-stop.sh; ci/s3-stop.sh' EXIT
 
 echo "== release build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release

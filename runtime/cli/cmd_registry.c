@@ -1,7 +1,9 @@
-/* cmd_registry.c — `seslm registry list|show|lineage|diff|register|runs|add-run`: the model registry. */
+/* cmd_registry.c — `seslm registry list|show|lineage|diff|register|fetch|runs|add-run`: the model registry. */
 #include "cli.h"
 #include "cli_registry.h"
 #include "store.h"
+#include "store_fetch.h"
+#include "store_s3.h"
 #include "util.h"
 
 #include <cjson/cJSON.h>
@@ -10,7 +12,7 @@
 #include <string.h>
 
 static const char *HELP =
-    "usage: seslm registry <list|show|lineage|diff|register|history|runs|add-run> [options]\n"
+    "usage: seslm registry <list|show|lineage|diff|register|fetch|history|runs|add-run> [options]\n"
     "\n"
     "  list                          every version (size, ratios, run) and every alias\n"
     "  show VERSION                  one version: hash, lineage, architecture, metrics, plan, config\n"
@@ -22,7 +24,10 @@ static const char *HELP =
     "      --plan FILE               the plan that produced it (JSON)\n"
     "      --config FILE             the policy / config that produced it (stored as text)\n"
     "      --run-id ID --note TEXT\n"
-    "      --store DIR               artifact store (default $SESLM_STORE, else runs/store)\n"
+    "      --store DIR|s3://BUCKET/PREFIX   artifact store (default $SESLM_STORE, else runs/store); s3:// needs\n"
+    "                                SESLM_S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY\n"
+    "  fetch VERSION --out DIR       the stored model (local or S3 store) into the new directory DIR,\n"
+    "                                its content hash checked\n"
     "  history [ALIAS]               what ALIAS (default live) pointed at, when, who, why\n"
     "  runs                          the evolution runs\n"
     "  add-run --run-id ID --stages FILE [--outcome TEXT] [--started T] [--finished T]\n"
@@ -40,7 +45,7 @@ static const char *CMD = "registry";
 
 typedef struct {
     const char *registry, *by, *parent, *metrics, *plan, *config, *run_id, *note, *store, *stages, *outcome, *started,
-        *finished;
+        *finished, *out;
     const char *pos[3];
     int n_pos;
 } reg_opts;
@@ -56,7 +61,7 @@ static int parse(reg_opts *o, int argc, char **argv) {
              {"--run-id", offsetof(reg_opts, run_id)},     {"--note", offsetof(reg_opts, note)},
              {"--store", offsetof(reg_opts, store)},       {"--stages", offsetof(reg_opts, stages)},
              {"--outcome", offsetof(reg_opts, outcome)},   {"--started", offsetof(reg_opts, started)},
-             {"--finished", offsetof(reg_opts, finished)}};
+             {"--finished", offsetof(reg_opts, finished)}, {"--out", offsetof(reg_opts, out)}};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -185,11 +190,19 @@ static int do_register(seslm_registry *r, reg_opts *o, const char *actor) {
     long long version = 0;
     // load it first: a directory that is no model is refused before anything is copied
     if (!rc) rc = model_summary(o->pos[0], &arch, &params, &bytes, wsha, pwsha);
-    if (!rc && seslm_store_put(store, o->pos[0], sha, loc, sizeof loc, &existed_store) != SESLM_OK) {
+    if (!rc && seslm_s3_is_url(store)) { // the location recorded is the s3:// URL of the model
+        seslm_s3 s3;
+        if (seslm_s3_open(&s3, store) != SESLM_OK ||
+            seslm_s3_put_dir(&s3, o->pos[0], sha, NULL, abs_loc, sizeof abs_loc, &existed_store) != SESLM_OK) {
+            cli_error(CMD, "%s", seslm_last_error());
+            rc = 1;
+        }
+    } else if (!rc && seslm_store_put(store, o->pos[0], sha, loc, sizeof loc, &existed_store) != SESLM_OK) {
         cli_error(CMD, "%s", seslm_last_error());
         rc = 1;
+    } else if (!rc && !realpath(loc, abs_loc)) {
+        snprintf(abs_loc, sizeof abs_loc, "%s", loc);
     }
-    if (!rc && !realpath(loc, abs_loc)) snprintf(abs_loc, sizeof abs_loc, "%s", loc);
     if (!rc && !o->parent && pwsha[0] && seslm_registry_find_by_weights(r, pwsha, &parent) != SESLM_OK) {
         cli_error(CMD, "%s", seslm_last_error());
         rc = 1;
@@ -224,13 +237,44 @@ static int do_register(seslm_registry *r, reg_opts *o, const char *actor) {
     return rc;
 }
 
+/* registry fetch VERSION --out DIR: the version's stored model, from its recorded location. */
+static int do_fetch(seslm_registry *r, long long version, const char *out) {
+    char *json = NULL;
+    if (seslm_registry_show_json(r, version, &json) != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
+        return 1;
+    }
+    cJSON *j = cJSON_Parse(json);
+    free(json);
+    const cJSON *loc = cJSON_GetObjectItemCaseSensitive(j, "location"), *sha = cJSON_GetObjectItemCaseSensitive(j, "sha256");
+    int rc = 0;
+    seslm_status st;
+    if (!cJSON_IsString(loc) || !cJSON_IsString(sha)) {
+        cli_error(CMD, "v%lld has no location or hash", version);
+        rc = 1;
+    } else if ((st = seslm_store_fetch(loc->valuestring, sha->valuestring, out)) != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
+        rc = st == SESLM_ERR_ARG ? 2 : 1; // an existing --out is a usage error
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "version", (double)version);
+        cJSON_AddStringToObject(o, "sha256", sha->valuestring);
+        cJSON_AddStringToObject(o, "from", loc->valuestring);
+        cJSON_AddStringToObject(o, "out", out);
+        cli_print_json_text(cJSON_PrintUnformatted(o));
+        cJSON_Delete(o);
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
 int cmd_registry(int argc, char **argv) {
     if (argc < 2 || cli_is_help(argv[1])) {
         fputs(HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
-    static const char *const SUBS[] = {"list", "show", "lineage", "diff", "register", "history", "runs", "add-run"};
+    static const char *const SUBS[] = {"list", "show", "lineage", "diff", "register", "history", "runs", "add-run", "fetch"};
     int known = 0;
     for (size_t i = 0; i < sizeof SUBS / sizeof SUBS[0]; i++) known |= strcmp(sub, SUBS[i]) == 0;
     if (!known) {
@@ -240,9 +284,13 @@ int cmd_registry(int argc, char **argv) {
     reg_opts o;
     int rc = parse(&o, argc, argv);
     if (rc >= 0) return rc;
-    int need = !strcmp(sub, "show") || !strcmp(sub, "lineage") ? 1 : !strcmp(sub, "diff") ? 2 : -1;
+    int need = !strcmp(sub, "show") || !strcmp(sub, "lineage") || !strcmp(sub, "fetch") ? 1 : !strcmp(sub, "diff") ? 2 : -1;
     if (need >= 0 && o.n_pos != need) {
         cli_error(CMD, "%s needs %d VERSION argument%s", sub, need, need > 1 ? "s" : "");
+        return 2;
+    }
+    if (!strcmp(sub, "fetch") && (!o.out || !o.out[0])) {
+        cli_error(CMD, "fetch needs --out DIR");
         return 2;
     }
     if (!strcmp(sub, "add-run") && (!o.run_id || !o.stages)) {
@@ -276,7 +324,8 @@ int cmd_registry(int argc, char **argv) {
         if (!rc && s == SESLM_OK) printf("{\"run_id\":\"%s\",\"recorded\":true}\n", o.run_id);
         free(stages);
     } else if ((rc = resolve(r, o.pos[0], &a)) == 0 && (need < 2 || (rc = resolve(r, o.pos[1], &b)) == 0)) {
-        if (!strcmp(sub, "show")) s = seslm_registry_show_json(r, a, &json);
+        if (!strcmp(sub, "fetch")) rc = do_fetch(r, a, o.out);
+        else if (!strcmp(sub, "show")) s = seslm_registry_show_json(r, a, &json);
         else if (!strcmp(sub, "lineage")) s = seslm_registry_lineage_json(r, a, &json);
         else s = seslm_registry_diff_json(r, a, b, &json);
     }
