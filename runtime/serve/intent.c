@@ -107,41 +107,25 @@ static void count_prediction(serve_intent *in, int index) {
 
 // ---- request helpers --------------------------------------------------------------------------------
 
-static int error_json(sbuf *out, int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static int error_json(sbuf *out, int code, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    sb_puts(out, "{\"error\":");
-    sb_json_str(out, msg);
-    sb_puts(out, "}\n");
-    return code;
-}
 
 /* Embeds one text through the batcher with the current model; 0 ok, else an HTTP code with out set. */
 int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, char *model_id, sbuf *out) {
     serve_slot *slot = serve_slot_acquire(s);
-    if (!slot) return error_json(out, 503, "no model is loaded");
+    if (!slot) return sb_error_json(out, 503, "no model is loaded");
     snprintf(model_id, SERVE_ID_CAP, "%s", slot->id);
     int code = 0;
     if (slot->hidden != dim) {
-        code = error_json(out, 500, "the intent head takes %d-d embeddings, model %s gives %d-d", dim, slot->id, slot->hidden);
+        code = sb_error_json(out, 500, "the intent head takes %d-d embeddings, model %s gives %d-d", dim, slot->id, slot->hidden);
         serve_slot_release(slot);
         return code;
     }
     int32_t *ids = malloc((size_t)slot->tok_cap * sizeof(int32_t));
     int len = 0;
-    if (!ids) code = error_json(out, 500, "out of memory");
+    if (!ids) code = sb_error_json(out, 500, "out of memory");
     seslm_status st = code ? SESLM_OK : seslm_tokenizer_encode(seslm_model_tokenizer(slot->m), text, strlen(text), ids, slot->tok_cap, &len);
     if (!code && st != SESLM_OK) {
         if (st == SESLM_ERR_UTF8) atomic_fetch_add(&slot->rejected, 1);
-        code = error_json(out, st == SESLM_ERR_UTF8 ? 400 : 500, "\"text\": %s", seslm_last_error());
+        code = sb_error_json(out, st == SESLM_ERR_UTF8 ? 400 : 500, "\"text\": %s", seslm_last_error());
     }
     if (!code) {
         if (len > slot->max_seq) { // keep the final [SEP], as seslm_encoder_embed_texts
@@ -156,7 +140,7 @@ int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, cha
         job.ids = ids;
         job.lens = &len;
         job.out = vec;
-        if (serve_batcher_submit(s, &job) != 0) code = error_json(out, 500, "%s", job.err);
+        if (serve_batcher_submit(s, &job) != 0) code = sb_error_json(out, 500, "%s", job.err);
     }
     free(ids);
     serve_slot_release(slot);
@@ -167,21 +151,21 @@ int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, cha
 static int parse_fields(const char *body, size_t len, const char *const *allowed, int n_allowed, const char **vals,
                         cJSON **root_out, sbuf *out) {
     *root_out = NULL;
-    if (len == 0) return error_json(out, 400, "empty body: send a JSON object");
+    if (len == 0) return sb_error_json(out, 400, "empty body: send a JSON object");
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (!root) {
         size_t at = end && end >= body ? (size_t)(end - body) : 0;
-        return error_json(out, 400, "invalid JSON near byte %zu", at);
+        return sb_error_json(out, 400, "invalid JSON near byte %zu", at);
     }
     for (const char *p = end; p && p < body + len; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
             cJSON_Delete(root);
-            return error_json(out, 400, "invalid JSON: unexpected data after the value at byte %zu", (size_t)(p - body));
+            return sb_error_json(out, 400, "invalid JSON: unexpected data after the value at byte %zu", (size_t)(p - body));
         }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return error_json(out, 400, "the body must be a JSON object");
+        return sb_error_json(out, 400, "the body must be a JSON object");
     }
     for (int i = 0; i < n_allowed; i++) vals[i] = NULL;
     for (const cJSON *f = root->child; f; f = f->next) {
@@ -191,12 +175,12 @@ static int parse_fields(const char *body, size_t len, const char *const *allowed
             char fields[256] = "";
             for (int i = 0; i < n_allowed; i++)
                 snprintf(fields + strlen(fields), sizeof fields - strlen(fields), i ? ", \"%s\"" : "\"%s\"", allowed[i]);
-            int code = error_json(out, 400, "unknown field \"%.100s\" (the fields are %s)", f->string, fields);
+            int code = sb_error_json(out, 400, "unknown field \"%.100s\" (the fields are %s)", f->string, fields);
             cJSON_Delete(root);
             return code;
         }
         if (!cJSON_IsString(f) || !*f->valuestring) {
-            int code = error_json(out, 400, "\"%s\" must be a non-empty string", allowed[k]);
+            int code = sb_error_json(out, 400, "\"%s\" must be a non-empty string", allowed[k]);
             cJSON_Delete(root);
             return code;
         }
@@ -204,7 +188,7 @@ static int parse_fields(const char *body, size_t len, const char *const *allowed
     }
     for (int i = 0; i < n_allowed; i++)
         if (!vals[i]) {
-            int code = error_json(out, 400, "missing field \"%s\"", allowed[i]);
+            int code = sb_error_json(out, 400, "missing field \"%s\"", allowed[i]);
             cJSON_Delete(root);
             return code;
         }
@@ -223,7 +207,7 @@ static int handle_intent(seslm_server *s, const char *body, size_t len, sbuf *ou
     if (code) return code;
     const int D = seslm_intent_input_dim(in->h); // fixed for the head's life
     float *x = malloc((size_t)D * sizeof(float));
-    if (!x) code = error_json(out, 500, "out of memory");
+    if (!x) code = sb_error_json(out, 500, "out of memory");
     if (!code) code = serve_embed_text(s, vals[0], x, D, model_id, out);
     cJSON_Delete(root);
     if (code) {
@@ -235,7 +219,7 @@ static int handle_intent(seslm_server *s, const char *body, size_t len, sbuf *ou
     float *p = malloc((size_t)C * sizeof(float));
     seslm_intent_result r;
     if (!p || seslm_intent_predict(in->h, x, p, &r) != SESLM_OK) {
-        code = error_json(out, 500, "%s", p ? seslm_last_error() : "out of memory");
+        code = sb_error_json(out, 500, "%s", p ? seslm_last_error() : "out of memory");
     } else {
         count_prediction(in, r.index);
         sb_puts(out, "{\"intent\":");
@@ -275,14 +259,14 @@ static int handle_feedback(seslm_server *s, const char *body, size_t len, sbuf *
     int known = seslm_intent_find(in->h, vals[1]) >= 0;
     pthread_mutex_unlock(&in->mu);
     if (!known && !in->allow_new) {
-        code = error_json(out, 400, "unknown intent \"%.200s\" (this server does not add intents; start it with "
+        code = sb_error_json(out, 400, "unknown intent \"%.200s\" (this server does not add intents; start it with "
                                     "--intent-allow-new to allow that)", vals[1]);
         cJSON_Delete(root);
         return code;
     }
     const int D = seslm_intent_input_dim(in->h);
     float *x = malloc((size_t)D * sizeof(float));
-    if (!x) code = error_json(out, 500, "out of memory");
+    if (!x) code = sb_error_json(out, 500, "out of memory");
     if (!code) code = serve_embed_text(s, vals[0], x, D, model_id, out);
     if (code) {
         free(x);
@@ -296,10 +280,10 @@ static int handle_feedback(seslm_server *s, const char *body, size_t len, sbuf *
     seslm_status st = seslm_intent_learn(in->h, x, &vals[1], 1, in->allow_new, &steps);
     int64_t t1 = serve_now_mono_ns();
     if (st != SESLM_OK) {
-        code = error_json(out, st == SESLM_ERR_ARG ? 400 : 500, "%s", seslm_last_error());
+        code = sb_error_json(out, st == SESLM_ERR_ARG ? 400 : 500, "%s", seslm_last_error());
     } else if (seslm_intent_save(in->h, in->path, in->model_sha[0] ? in->model_sha : NULL) != SESLM_OK) {
         // learned in memory but not on disk: say so (the next successful save persists it too)
-        code = error_json(out, 500, "learned, but the head could not be saved: %s", seslm_last_error());
+        code = sb_error_json(out, 500, "learned, but the head could not be saved: %s", seslm_last_error());
     } else {
         sb_puts(out, "{\"learned\":true,\"intent\":");
         sb_json_str(out, vals[1]);
@@ -335,6 +319,6 @@ int serve_intent_dim(const seslm_server *s) { return s->intent ? seslm_intent_in
 int serve_intent_handle(seslm_server *s, serve_route r, const char *body, size_t len, sbuf *out, char *model_id) {
     model_id[0] = 0;
     if (!s->intent)
-        return error_json(out, 404, "no intent head is loaded (start the server with --intent-head FILE)");
+        return sb_error_json(out, 404, "no intent head is loaded (start the server with --intent-head FILE)");
     return r == R_INTENT ? handle_intent(s, body, len, out, model_id) : handle_feedback(s, body, len, out, model_id);
 }

@@ -25,22 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int error_json(sbuf *out, int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static int error_json(sbuf *out, int code, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    sb_puts(out, "{\"error\":");
-    sb_json_str(out, msg);
-    sb_puts(out, "}\n");
-    return code;
-}
 
 static int is_builtin(const char *a) {
     return !strcmp(a, "clarify") || !strcmp(a, "ask_missing_info") || !strcmp(a, "confirm") || !strcmp(a, "end");
@@ -48,48 +32,48 @@ static int is_builtin(const char *a) {
 
 int serve_message_handle(seslm_server *s, const char *body, size_t len, sbuf *out, char *model_id) {
     model_id[0] = 0;
-    if (!s->dialog) return error_json(out, 404, "no dialog policy is loaded (start the server with --dialog-policy FILE)");
-    if (len == 0) return error_json(out, 400, "empty body: send {\"session\": \"...\", \"text\": \"...\"}");
+    if (!s->dialog) return sb_error_json(out, 404, "no dialog policy is loaded (start the server with --dialog-policy FILE)");
+    if (len == 0) return sb_error_json(out, 400, "empty body: send {\"session\": \"...\", \"text\": \"...\"}");
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!root) return error_json(out, 400, "invalid JSON near byte %zu", end && end >= body ? (size_t)(end - body) : (size_t)0);
+    if (!root) return sb_error_json(out, 400, "invalid JSON near byte %zu", end && end >= body ? (size_t)(end - body) : (size_t)0);
     for (const char *p = end; p && p < body + len; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
             cJSON_Delete(root);
-            return error_json(out, 400, "invalid JSON: unexpected data after the value at byte %zu", (size_t)(p - body));
+            return sb_error_json(out, 400, "invalid JSON: unexpected data after the value at byte %zu", (size_t)(p - body));
         }
     int code = 0, ns = 0, outcome = -1;
     const char *session = NULL, *text = NULL, *keys[SESLM_DIALOG_MAX_SLOTS], *vals[SESLM_DIALOG_MAX_SLOTS];
-    if (!cJSON_IsObject(root)) code = error_json(out, 400, "the body must be a JSON object {\"session\", \"text\", \"slots\"}");
+    if (!cJSON_IsObject(root)) code = sb_error_json(out, 400, "the body must be a JSON object {\"session\", \"text\", \"slots\"}");
     for (const cJSON *f = code ? NULL : root->child; f && !code; f = f->next) {
         if (!strcmp(f->string, "session") || !strcmp(f->string, "text")) {
-            if (!cJSON_IsString(f) || !*f->valuestring) code = error_json(out, 400, "\"%s\" must be a non-empty string", f->string);
+            if (!cJSON_IsString(f) || !*f->valuestring) code = sb_error_json(out, 400, "\"%s\" must be a non-empty string", f->string);
             else if (f->string[0] == 's') session = f->valuestring;
             else text = f->valuestring;
         } else if (!strcmp(f->string, "slots")) {
-            if (!cJSON_IsObject(f)) code = error_json(out, 400, "\"slots\" must be an object of strings");
+            if (!cJSON_IsObject(f)) code = sb_error_json(out, 400, "\"slots\" must be an object of strings");
             for (const cJSON *v = code ? NULL : f->child; v && !code; v = v->next) {
-                if (!cJSON_IsString(v)) code = error_json(out, 400, "slot \"%.64s\" must be a string", v->string);
-                else if (ns == SESLM_DIALOG_MAX_SLOTS) code = error_json(out, 400, "at most %d slots", SESLM_DIALOG_MAX_SLOTS);
+                if (!cJSON_IsString(v)) code = sb_error_json(out, 400, "slot \"%.64s\" must be a string", v->string);
+                else if (ns == SESLM_DIALOG_MAX_SLOTS) code = sb_error_json(out, 400, "at most %d slots", SESLM_DIALOG_MAX_SLOTS);
                 else keys[ns] = v->string, vals[ns++] = v->valuestring;
             }
         } else if (!strcmp(f->string, "outcome")) {
             if (cJSON_IsString(f) && !strcmp(f->valuestring, "success")) outcome = 1;
             else if (cJSON_IsString(f) && !strcmp(f->valuestring, "failure")) outcome = 0;
-            else code = error_json(out, 400, "\"outcome\" must be \"success\" or \"failure\"");
+            else code = sb_error_json(out, 400, "\"outcome\" must be \"success\" or \"failure\"");
         } else {
-            code = error_json(out, 400,
+            code = sb_error_json(out, 400,
                               "unknown field \"%.100s\" (the fields are \"session\", \"text\", \"slots\", \"outcome\")",
                               f->string);
         }
     }
-    if (!code && (!session || (!text && outcome < 0))) code = error_json(out, 400, "missing field \"%s\"", session ? "text" : "session");
+    if (!code && (!session || (!text && outcome < 0))) code = sb_error_json(out, 400, "missing field \"%s\"", session ? "text" : "session");
     char prev[SESLM_DIALOG_NAME] = "";
     if (!code && outcome >= 0) {
         seslm_status ost = seslm_dialog_outcome(s->dialog, session, outcome, prev);
-        if (ost != SESLM_OK) code = error_json(out, ost == SESLM_ERR_ARG ? 400 : 500, "%s", seslm_last_error());
+        if (ost != SESLM_OK) code = sb_error_json(out, ost == SESLM_ERR_ARG ? 400 : 500, "%s", seslm_last_error());
         else if (!prev[0])
-            code = error_json(out, 404, "session \"%s\" has no logged action to give an outcome for", session);
+            code = sb_error_json(out, 404, "session \"%s\" has no logged action to give an outcome for", session);
     }
     if (!code && !text) { // an outcome alone
         sb_puts(out, "{\"session\":");
@@ -102,16 +86,16 @@ int serve_message_handle(seslm_server *s, const char *body, size_t len, sbuf *ou
     }
     const int D = serve_intent_dim(s);
     float *x = code ? NULL : malloc((size_t)D * sizeof(float));
-    if (!code && !x) code = error_json(out, 500, "out of memory");
+    if (!code && !x) code = sb_error_json(out, 500, "out of memory");
     if (!code) code = serve_embed_text(s, text, x, D, model_id, out);
     char label[160] = "";
     float conf = 0;
     int oos = 0;
     if (!code && serve_intent_classify(s, x, label, sizeof label, &conf, &oos) != 0)
-        code = error_json(out, 500, "%s", seslm_last_error());
+        code = sb_error_json(out, 500, "%s", seslm_last_error());
     seslm_dialog_decision dd;
     seslm_status dst = code ? SESLM_OK : seslm_dialog_step(s->dialog, session, oos ? NULL : label, conf, keys, vals, ns, &dd);
-    if (dst != SESLM_OK) code = error_json(out, dst == SESLM_ERR_ARG ? 400 : 500, "%s", seslm_last_error());
+    if (dst != SESLM_OK) code = sb_error_json(out, dst == SESLM_ERR_ARG ? 400 : 500, "%s", seslm_last_error());
     if (code) {
         free(x);
         cJSON_Delete(root);

@@ -37,51 +37,35 @@ void serve_kb_close(seslm_server *s) {
     s->kb = NULL;
 }
 
-static int error_json(sbuf *out, int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static int error_json(sbuf *out, int code, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    sb_puts(out, "{\"error\":");
-    sb_json_str(out, msg);
-    sb_puts(out, "}\n");
-    return code;
-}
 
 int serve_kb_handle(seslm_server *s, const char *body, size_t len, sbuf *out, char *model_id) {
     model_id[0] = 0;
-    if (!s->kb) return error_json(out, 404, "no knowledge base is loaded (start the server with --kb DIR)");
-    if (len == 0) return error_json(out, 400, "empty body: send {\"query\": \"...\", \"k\": 3}");
+    if (!s->kb) return sb_error_json(out, 404, "no knowledge base is loaded (start the server with --kb DIR)");
+    if (len == 0) return sb_error_json(out, 400, "empty body: send {\"query\": \"...\", \"k\": 3}");
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!root) return error_json(out, 400, "invalid JSON near byte %zu", end && end >= body ? (size_t)(end - body) : (size_t)0);
+    if (!root) return sb_error_json(out, 400, "invalid JSON near byte %zu", end && end >= body ? (size_t)(end - body) : (size_t)0);
     for (const char *p = end; p && p < body + len; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
             cJSON_Delete(root);
-            return error_json(out, 400, "invalid JSON: unexpected data after the value at byte %zu", (size_t)(p - body));
+            return sb_error_json(out, 400, "invalid JSON: unexpected data after the value at byte %zu", (size_t)(p - body));
         }
     int code = 0, k = 3;
     const char *query = NULL;
-    if (!cJSON_IsObject(root)) code = error_json(out, 400, "the body must be a JSON object {\"query\": \"...\", \"k\": 3}");
+    if (!cJSON_IsObject(root)) code = sb_error_json(out, 400, "the body must be a JSON object {\"query\": \"...\", \"k\": 3}");
     for (const cJSON *f = code ? NULL : root->child; f && !code; f = f->next) {
         if (strcmp(f->string, "query") == 0) {
-            if (!cJSON_IsString(f) || !*f->valuestring) code = error_json(out, 400, "\"query\" must be a non-empty string");
+            if (!cJSON_IsString(f) || !*f->valuestring) code = sb_error_json(out, 400, "\"query\" must be a non-empty string");
             else query = f->valuestring;
         } else if (strcmp(f->string, "k") == 0) {
             double v = cJSON_IsNumber(f) ? f->valuedouble : NAN;
-            if (!(v >= 1 && v <= KB_MAX_K) || v != floor(v)) code = error_json(out, 400, "\"k\" must be an integer in 1..%d", KB_MAX_K);
+            if (!(v >= 1 && v <= KB_MAX_K) || v != floor(v)) code = sb_error_json(out, 400, "\"k\" must be an integer in 1..%d", KB_MAX_K);
             else k = (int)v;
         } else {
-            code = error_json(out, 400, "unknown field \"%.100s\" (the fields are \"query\" and \"k\")", f->string);
+            code = sb_error_json(out, 400, "unknown field \"%.100s\" (the fields are \"query\" and \"k\")", f->string);
         }
     }
-    if (!code && !query) code = error_json(out, 400, "missing field \"query\"");
+    if (!code && !query) code = sb_error_json(out, 400, "missing field \"query\"");
     if (code) {
         cJSON_Delete(root);
         return code;
@@ -90,21 +74,21 @@ int serve_kb_handle(seslm_server *s, const char *body, size_t len, sbuf *out, ch
     serve_slot *slot = serve_slot_acquire(s);
     if (!slot) {
         cJSON_Delete(root);
-        return error_json(out, 503, "no model is loaded");
+        return sb_error_json(out, 503, "no model is loaded");
     }
     snprintf(model_id, SERVE_ID_CAP, "%s", slot->id);
     int32_t *ids = malloc((size_t)slot->tok_cap * sizeof(int32_t));
     float *q = malloc((size_t)slot->hidden * sizeof(float));
     int n_ids = 0;
-    if (!ids || !q) code = error_json(out, 500, "out of memory");
+    if (!ids || !q) code = sb_error_json(out, 500, "out of memory");
     else if (slot->hidden != seslm_kb_dim(s->kb))
-        code = error_json(out, 500, "the knowledge base holds %d-d embeddings, model %s gives %d-d", seslm_kb_dim(s->kb),
+        code = sb_error_json(out, 500, "the knowledge base holds %d-d embeddings, model %s gives %d-d", seslm_kb_dim(s->kb),
                           slot->id, slot->hidden);
     if (!code) {
         seslm_status st = seslm_tokenizer_encode(seslm_model_tokenizer(slot->m), query, strlen(query), ids, slot->tok_cap, &n_ids);
         if (st != SESLM_OK) {
             if (st == SESLM_ERR_UTF8) atomic_fetch_add(&slot->rejected, 1);
-            code = error_json(out, st == SESLM_ERR_UTF8 ? 400 : 500, "\"query\": %s", seslm_last_error());
+            code = sb_error_json(out, st == SESLM_ERR_UTF8 ? 400 : 500, "\"query\": %s", seslm_last_error());
         }
     }
     if (!code) {
@@ -120,7 +104,7 @@ int serve_kb_handle(seslm_server *s, const char *body, size_t len, sbuf *out, ch
         job.ids = ids;
         job.lens = &n_ids;
         job.out = q;
-        if (serve_batcher_submit(s, &job) != 0) code = error_json(out, 500, "%s", job.err);
+        if (serve_batcher_submit(s, &job) != 0) code = sb_error_json(out, 500, "%s", job.err);
     }
     if (!code) {
         seslm_kb_hit hits[KB_MAX_K];

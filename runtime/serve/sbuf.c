@@ -142,3 +142,15 @@ void sb_float(sbuf *b, float v) {
     int k = snprintf(tmp, sizeof tmp, "%.9g", (double)v);
     if (k > 0) sb_putn(b, tmp, (size_t)k);
 }
+
+int sb_error_json(sbuf *out, int code, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sb_puts(out, "{\"error\":");
+    sb_json_str(out, msg);
+    sb_puts(out, "}\n");
+    return code;
+}

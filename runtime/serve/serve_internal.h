@@ -38,6 +38,12 @@ void sb_printf(sbuf *b, const char *fmt, ...)
 #endif
     ;
 void sb_json_str(sbuf *b, const char *s);   // a quoted, escaped JSON string
+/* Writes {"error": "<formatted message>"} and returns code (the HTTP status to answer with). */
+int sb_error_json(sbuf *out, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 void sb_label_value(sbuf *b, const char *s); // a Prometheus label value (escapes \ " and newline)
 void sb_float(sbuf *b, float v);             // shortest round-trip-safe decimal ("%.9g"); null if not finite
 
