@@ -2,6 +2,8 @@
  * into <root>/sha256/<hash>/ through a temporary directory, fsync and rename. */
 #include "store.h"
 
+#include "util.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -85,23 +87,6 @@ static seslm_status fsync_path(const char *path) {
     int rc = fsync(fd);
     close(fd);
     return rc == 0 ? SESLM_OK : seslm_fail(SESLM_ERR_IO, "store: fsync %s: %s", path, strerror(errno));
-}
-
-static void rmtree(const char *path) {
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char p[4096];
-            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-            struct stat st;
-            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) rmtree(p);
-            else unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(path);
 }
 
 /* Hashes every file (and copies it under dst when dst is not NULL). */
@@ -216,13 +201,13 @@ seslm_status seslm_store_put(const char *root, const char *model_dir, char sha25
     if (s == SESLM_OK && strcmp(sha256, first) != 0)
         s = seslm_fail(SESLM_ERR_IO, "store: %s changed while it was being stored; try again", model_dir);
     if (s != SESLM_OK) {
-        rmtree(tmp);
+        util_rmtree(tmp);
         return s;
     }
     snprintf(final, sizeof final, "%s/%s", base, sha256);
     if (rename(tmp, final) != 0) {
         int e = errno;
-        rmtree(tmp);
+        util_rmtree(tmp);
         // already stored (by an earlier or a concurrent put): same hash, same content
         if ((e == ENOTEMPTY || e == EEXIST) && stat(final, &st) == 0 && S_ISDIR(st.st_mode)) *existed = 1;
         else return seslm_fail(SESLM_ERR_IO, "store: cannot rename %s to %s: %s", tmp, final, strerror(e));

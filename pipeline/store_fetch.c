@@ -5,6 +5,8 @@
 #include "store.h"
 #include "store_s3.h"
 
+#include "util.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,23 +17,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void rmtree(const char *path) {
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char p[PATH_MAX + 300];
-            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-            struct stat st;
-            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) rmtree(p);
-            else unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(path);
-}
 
 static seslm_status fsync_path(const char *path, int flags) {
     int fd = open(path, flags);
@@ -112,7 +97,7 @@ static seslm_status fetch_local(const char *stored, const char *sha256, const ch
     if (s == SESLM_OK && rename(tmp, out_dir) != 0)
         s = seslm_fail(SESLM_ERR_IO, "fetch: cannot rename %s to %s: %s", tmp, out_dir, strerror(errno));
     if (s != SESLM_OK) {
-        rmtree(tmp);
+        util_rmtree(tmp);
         return s;
     }
     return fsync_path(parent, O_RDONLY | O_DIRECTORY);

@@ -5,6 +5,8 @@
 
 #include "store.h"
 
+#include "util.h"
+
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <dirent.h>
@@ -388,23 +390,6 @@ seslm_status seslm_s3_put_dir(const seslm_s3 *s3, const char *model_dir, char sh
 
 /* ---- get -------------------------------------------------------------------------------------------- */
 
-static void rmtree(const char *path) {
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char p[PATH_MAX + 300];
-            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-            struct stat st;
-            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) rmtree(p);
-            else unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(path);
-}
-
 /* A manifest path is relative, without "." / ".." components or empty parts (no escaping out_dir). */
 static int safe_rel(const char *p) {
     if (!p[0] || p[0] == '/' || strlen(p) > 1000) return 0;
@@ -534,7 +519,7 @@ seslm_status seslm_s3_get_dir(const seslm_s3 *s3, const char *sha256, const char
     if (s == SESLM_OK && rename(tmp, out_dir) != 0)
         s = seslm_fail(SESLM_ERR_IO, "s3: cannot rename %s to %s: %s", tmp, out_dir, strerror(errno));
     if (s != SESLM_OK) {
-        rmtree(tmp);
+        util_rmtree(tmp);
         return s;
     }
     return fsync_dir(parent);

@@ -152,17 +152,9 @@ static int parse_fields(const char *body, size_t len, const char *const *allowed
                         cJSON **root_out, sbuf *out) {
     *root_out = NULL;
     if (len == 0) return sb_error_json(out, 400, "empty body: send a JSON object");
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!root) {
-        size_t at = end && end >= body ? (size_t)(end - body) : 0;
-        return sb_error_json(out, 400, "invalid JSON near byte %zu", at);
-    }
-    for (const char *p = end; p && p < body + len; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-            cJSON_Delete(root);
-            return sb_error_json(out, 400, "invalid JSON: unexpected data after the value at byte %zu", (size_t)(p - body));
-        }
+    cJSON *root = NULL;
+    const int perr = sb_parse_json(body, len, &root, out);
+    if (perr) return perr;
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return sb_error_json(out, 400, "the body must be a JSON object");

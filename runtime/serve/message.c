@@ -34,14 +34,9 @@ int serve_message_handle(seslm_server *s, const char *body, size_t len, sbuf *ou
     model_id[0] = 0;
     if (!s->dialog) return sb_error_json(out, 404, "no dialog policy is loaded (start the server with --dialog-policy FILE)");
     if (len == 0) return sb_error_json(out, 400, "empty body: send {\"session\": \"...\", \"text\": \"...\"}");
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!root) return sb_error_json(out, 400, "invalid JSON near byte %zu", end && end >= body ? (size_t)(end - body) : (size_t)0);
-    for (const char *p = end; p && p < body + len; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-            cJSON_Delete(root);
-            return sb_error_json(out, 400, "invalid JSON: unexpected data after the value at byte %zu", (size_t)(p - body));
-        }
+    cJSON *root = NULL;
+    const int perr = sb_parse_json(body, len, &root, out);
+    if (perr) return perr;
     int code = 0, ns = 0, outcome = -1;
     const char *session = NULL, *text = NULL, *keys[SESLM_DIALOG_MAX_SLOTS], *vals[SESLM_DIALOG_MAX_SLOTS];
     if (!cJSON_IsObject(root)) code = sb_error_json(out, 400, "the body must be a JSON object {\"session\", \"text\", \"slots\"}");

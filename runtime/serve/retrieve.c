@@ -42,14 +42,9 @@ int serve_kb_handle(seslm_server *s, const char *body, size_t len, sbuf *out, ch
     model_id[0] = 0;
     if (!s->kb) return sb_error_json(out, 404, "no knowledge base is loaded (start the server with --kb DIR)");
     if (len == 0) return sb_error_json(out, 400, "empty body: send {\"query\": \"...\", \"k\": 3}");
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!root) return sb_error_json(out, 400, "invalid JSON near byte %zu", end && end >= body ? (size_t)(end - body) : (size_t)0);
-    for (const char *p = end; p && p < body + len; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-            cJSON_Delete(root);
-            return sb_error_json(out, 400, "invalid JSON: unexpected data after the value at byte %zu", (size_t)(p - body));
-        }
+    cJSON *root = NULL;
+    const int perr = sb_parse_json(body, len, &root, out);
+    if (perr) return perr;
     int code = 0, k = 3;
     const char *query = NULL;
     if (!cJSON_IsObject(root)) code = sb_error_json(out, 400, "the body must be a JSON object {\"query\": \"...\", \"k\": 3}");

@@ -1,6 +1,8 @@
 /* sbuf.c — the server's small helpers: a growing string buffer with JSON / Prometheus escaping, clocks. */
 #include "serve_internal.h"
 
+#include <cjson/cJSON.h>
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -153,4 +155,18 @@ int sb_error_json(sbuf *out, int code, const char *fmt, ...) {
     sb_json_str(out, msg);
     sb_puts(out, "}\n");
     return code;
+}
+
+int sb_parse_json(const char *body, size_t len, cJSON **root_out, sbuf *out) {
+    *root_out = NULL;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!root) return sb_error_json(out, 400, "invalid JSON near byte %zu", end && end >= body ? (size_t)(end - body) : 0);
+    for (const char *p = end; p && p < body + len; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(root);
+            return sb_error_json(out, 400, "invalid JSON: unexpected data after the value at byte %zu", (size_t)(p - body));
+        }
+    *root_out = root;
+    return 0;
 }

@@ -38,6 +38,10 @@ void sb_printf(sbuf *b, const char *fmt, ...)
 #endif
     ;
 void sb_json_str(sbuf *b, const char *s);   // a quoted, escaped JSON string
+/* Parses body as exactly one JSON value (whitespace after it allowed) into *root (cJSON_Delete it);
+ * 0 ok, else 400 with {"error": ...} in out naming the byte where the JSON breaks. */
+struct cJSON;
+int sb_parse_json(const char *body, size_t len, struct cJSON **root, sbuf *out);
 /* Writes {"error": "<formatted message>"} and returns code (the HTTP status to answer with). */
 int sb_error_json(sbuf *out, int code, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -2,7 +2,8 @@
 # test_evolve.sh — `seslm evolve`, the whole cycle, end to end on the real model with small samples
 # (a regression in any stage turns this red):
 #   * telemetry of 300 restaurant lines (seslm record) -> evolve with one candidate (plan-10), calibration
-#     on the same 300 lines, validation with the small gates of tests/cli/validate_small.yaml: exit 0 or 1
+#     on the same 300 lines, validation with the small gates of tests/cli/validate_small.yaml (latency
+#     gates left out: too noisy to compare two runs' outcomes on a loaded machine): exit 0 or 1
 #     with a verdict.json / report.md naming every candidate, a marker per stage, the student directory
 #     and its validation verdict in the run directory;
 #   * a rerun of the finished run does nothing (no stage runs) and exits with the same status;
@@ -17,7 +18,12 @@ cli_test_init test_evolve "$@"
 head -300 "$ROOT/data/traffic/restaurant8k_600.txt" >"$TMP/calib.txt"
 "$SESLM" record --model "$MODEL" --input "$TMP/calib.txt" --out "$TMP/tel" --threads 2 --node t >/dev/null 2>"$TMP/rec.err" ||
     fail "record: $(head -c 300 "$TMP/rec.err")"
-sed "s|@ROOT@|$ROOT|g" "$ROOT/tests/cli/validate_small.yaml" >"$TMP/gates.yaml"
+# the small gates without the latency gates: 8 timed calls on a loaded CI machine can flip a 0.80 latency
+# verdict between two runs, and this test compares the outcome of an uninterrupted and a resumed run
+# (latency gating itself is tested by tests/cli/test_validate.sh)
+sed "s|@ROOT@|$ROOT|g" "$ROOT/tests/cli/validate_small.yaml" |
+    awk '/^  latency_b(1|32)_p50:/ { skip = 1; next } skip > 0 { skip--; next } { print }' >"$TMP/gates.yaml"
+grep -q latency_b1_p50 "$TMP/gates.yaml" && fail "the test's gates still hold a latency gate"
 cat >"$TMP/evolve.yaml" <<YAML
 version: 1
 targets: [0.10]
