@@ -1,5 +1,5 @@
 /* bench_kernels.c — kernel micro-benchmarks of the linear layers at the model's shapes: dense F32 (panel
- * kernel), dense INT8 (VNNI) and 2:4 sparse F32, each pair interleaved in one run (pipeline/sparsity.c).
+ * kernel), dense INT8 (VNNI) and 2:4 sparse F32, each pair interleaved in one run (pipeline/recompile/sparsity.c).
  *
  *   bench_kernels [--threads N] [--repeats R]
  *

@@ -1,5 +1,5 @@
 /* bench_intent.c — few-shot learning curves, out-of-scope detection and online-update latency of the
- * intent head (runtime/intent.h) on a real data set, plus single-text embedding latency.
+ * intent head (runtime/assist/intent.h) on a real data set, plus single-text embedding latency.
  *
  *   bench_intent --model DIR --name NAME --train TSV --test TSV [--oos TSV --val TSV --val-oos TSV]
  *                --shots 5,10,20,50 --seeds N --out DIR [--threads N] [--updates N]

@@ -1,5 +1,5 @@
 /* cmd_drift.c — `seslm drift`: has the traffic changed between two sets of telemetry dumps?
- * (pipeline/drift.h, docs/drift.md) */
+ * (pipeline/drift/drift.h, docs/drift.md) */
 #include "cli.h"
 #include "drift.h"
 #include "ingest.h"

@@ -1,4 +1,4 @@
-/* cmd_ingest.c — `seslm ingest`: merge telemetry dumps into one (pipeline/ingest.h, docs/drift.md). */
+/* cmd_ingest.c — `seslm ingest`: merge telemetry dumps into one (pipeline/ingest/ingest.h, docs/drift.md). */
 #include "cli.h"
 #include "ingest.h"
 

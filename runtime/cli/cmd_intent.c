@@ -1,5 +1,5 @@
 /* cmd_intent.c — `seslm intent train|predict|learn`: the intent head on frozen sentence embeddings
- * (runtime/intent.h, docs/intent.md). */
+ * (runtime/assist/intent.h, docs/intent.md). */
 #include "cli.h"
 #include "intent.h"
 

@@ -1,5 +1,5 @@
 /* cmd_kb.c — `seslm kb build|query`: a knowledge base of passages and grounded retrieval
- * (runtime/retrieve.h, docs/intent.md). */
+ * (runtime/assist/retrieve.h, docs/intent.md). */
 #include "cli.h"
 #include "retrieve.h"
 

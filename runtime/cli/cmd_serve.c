@@ -1,7 +1,7 @@
 /* cmd_serve.c — `seslm serve`: the embedding HTTP server (runtime/serve/, docs/serving.md). */
 #include "cli.h"
 #include "dialog_policy.h"
-#include "serve/serve.h"
+#include "serve.h"
 #include "util.h"
 
 #include <signal.h>

@@ -1,6 +1,6 @@
 /* intent.c — the intent endpoints of the server: POST /v1/intent and POST /v1/feedback.
  *
- * One intent head (runtime/intent.h) per server, behind one mutex: predictions and online updates from
+ * One intent head (runtime/assist/intent.h) per server, behind one mutex: predictions and online updates from
  * concurrent connections are serialised, so no update is lost. The text is embedded through the batcher
  * like any /v1/embed text (so the encoder's telemetry sees it). A feedback example is learned and the
  * head file rewritten crash-safely (temp file + fsync + rename) before the answer is sent: an

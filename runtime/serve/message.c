@@ -1,6 +1,6 @@
 /* message.c — POST /v1/message {"session": "...", "text": "...", "slots": {"name": "value", ...},
  * "outcome": "success" | "failure"}: one conversation turn, intent -> state -> decision -> retrieval
- * (runtime/dialog.h):
+ * (runtime/assist/dialog.h):
  *
  *   {"session", "intent": {"intent", "top", "confidence", "out_of_scope"}, "action", "policy_action", "ask",
  *    "state": {"goal", "step", "filled_slots", "missing_slots", "turns", "last_action"}, "ended",

@@ -1,5 +1,5 @@
 /* retrieve.c — POST /v1/retrieve {"query": "...", "k": 3}: exact top-k passages of the server's knowledge
- * base (runtime/retrieve.h) with the grounded-answer contract: "answer": false and a "reason" when the
+ * base (runtime/assist/retrieve.h) with the grounded-answer contract: "answer": false and a "reason" when the
  * best passage is below the similarity threshold; only passages at or above it are returned. The
  * knowledge base is read-only once loaded, so requests search it concurrently without a lock. */
 #include "retrieve.h"

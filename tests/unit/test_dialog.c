@@ -1,4 +1,4 @@
-/* test_dialog.c — the decision engine of runtime/dialog.h with a policy parsed by pipeline/dialog_policy.c:
+/* test_dialog.c — the decision engine of runtime/assist/dialog.h with a policy parsed by runtime/assist/dialog_policy.c:
  * slot filling in order, confirmation / denial, out of scope and low confidence, goal switch, end,
  * independent sessions, LRU eviction, and policy errors reported with their line. */
 #include "dialog_policy.h"

@@ -1,4 +1,4 @@
-/* test_dialog_learn.c — learning from logged transitions (runtime/dialog.h): with no evidence the
+/* test_dialog_learn.c — learning from logged transitions (runtime/assist/dialog.h): with no evidence the
  * policy's action is chosen; fewer than learning.min_count outcomes change nothing; after repeated
  * failures of the policy's action A an allowed alternative B is tried, and after B's successes B stays
  * chosen in that state (and only in that state); the evidence survives a reopen of the store; with

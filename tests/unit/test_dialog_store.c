@@ -1,4 +1,4 @@
-/* test_dialog_store.c — the SQLite session store of runtime/dialog.h: a session's state (goal, step,
+/* test_dialog_store.c — the SQLite session store of runtime/assist/dialog.h: a session's state (goal, step,
  * filled and missing slots, last action) round-trips; closing and reopening the file (a restart)
  * continues the conversation where it was; idle sessions expire after the TTL; LRU eviction survives a
  * reopen; a file that is not a database, an unwritable path, and a bad TTL give clear errors; several

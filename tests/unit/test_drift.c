@@ -1,4 +1,4 @@
-/* test_drift.c — the drift metrics and verdict (pipeline/drift.c) on synthetic data:
+/* test_drift.c — the drift metrics and verdict (pipeline/drift/drift.c) on synthetic data:
  *   - MMD permutation test: two samples of the same Gaussian -> large p-value; a shifted Gaussian ->
  *     p-value at its floor 1/(permutations+1) and a larger MMD^2; deterministic for a fixed seed;
  *     max_sample bounds the rows used;

@@ -1,4 +1,4 @@
-/* test_ingest.c — merging telemetry dumps (pipeline/ingest.c) on a tiny random model:
+/* test_ingest.c — merging telemetry dumps (pipeline/ingest/ingest.c) on a tiny random model:
  *   - merging the dumps of traffic A and traffic B equals one dump of A then B for every additive
  *     field: request / batch / sequence / token counters, token counts, the length histogram, pairs_total,
  *     the count-min sketch, the heavy hitters (exact here: the sketch has no collisions and every pair

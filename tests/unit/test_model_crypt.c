@@ -1,4 +1,4 @@
-/* test_model_crypt.c — models encrypted at rest (runtime/model_crypt.c): a tiny model encrypted with
+/* test_model_crypt.c — models encrypted at rest (runtime/core/model_crypt.c): a tiny model encrypted with
  * seslm_crypt_encrypt_dir loads only with its key and gives embeddings bit-identical to the plaintext
  * model's; no key, a wrong key, a flipped byte, a truncated file, swapped chunks, a changed header and a
  * renamed file are each refused with a clear message; round trips at the chunk-size edge cases; the

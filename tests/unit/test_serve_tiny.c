@@ -6,7 +6,7 @@
  *       answer equals the embedding of the model it names (X-Seslm-Model and "model");
  *   (d) /metrics has the expected series; a 1 s telemetry window rotates; stop writes one dump per
  *       retired model. */
-#include "serve/serve.h"
+#include "serve.h"
 #include "test.h"
 #include "tiny_model.h"
 

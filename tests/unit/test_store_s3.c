@@ -1,4 +1,4 @@
-/* test_store_s3.c — the S3 artifact store (pipeline/store_s3.c) against a real S3-compatible server
+/* test_store_s3.c — the S3 artifact store (pipeline/registry/store_s3.c) against a real S3-compatible server
  * (ci/s3-start.sh starts moto's S3 emulator and exports SESLM_TEST_S3_ENDPOINT; skipped when unset), in
  * a fresh bucket per run: put; a second put uploads nothing; get gives the directory back byte for byte
  * with the same content hash; a model whose manifest is missing (an interrupted upload) is absent and

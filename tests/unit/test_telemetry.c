@@ -1,4 +1,4 @@
-/* test_telemetry.c — the telemetry a window accumulates (runtime/telemetry.c and the encoder hooks),
+/* test_telemetry.c — the telemetry a window accumulates (runtime/telemetry/telemetry.c and the encoder hooks),
  * on a tiny random BERT (tests/tiny_model.h):
  *   (a) token counts, the sequence-length histogram, request / batch / sequence / token counters and
  *       the batch log equal what the test counts from the ids it feeds;

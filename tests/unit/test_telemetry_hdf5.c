@@ -1,4 +1,4 @@
-/* test_telemetry_hdf5.c — telemetry dumps (runtime/telemetry_hdf5.c, schema docs/telemetry.md):
+/* test_telemetry_hdf5.c — telemetry dumps (runtime/telemetry/telemetry_hdf5.c, schema docs/telemetry.md):
  *   - every field of a window round-trips exactly (write, read back, memcmp), for a window with data,
  *     an empty window (zero-length datasets), a pruned model (layers with 0 heads / 0 neurons) and
  *     intent labels;

@@ -1,4 +1,4 @@
-/* test_validate_lr.c — pipeline/validate_lr.c against scikit-learn's LogisticRegression (lbfgs,
+/* test_validate_lr.c — pipeline/validate/validate_lr.c against scikit-learn's LogisticRegression (lbfgs,
  * multinomial, converged to tol 1e-10) on iris and digits (tests/fixtures/validate/lr_sklearn.json,
  * made by tests/validate/make_lr_fixture.py): coefficients, intercepts, probabilities, predictions. */
 #include "test.h"

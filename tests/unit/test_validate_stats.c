@@ -1,4 +1,4 @@
-/* test_validate_stats.c — pipeline/validate_stats.c against SciPy / NumPy reference values
+/* test_validate_stats.c — pipeline/validate/validate_stats.c against SciPy / NumPy reference values
  * (tests/fixtures/validate/stats_scipy.json, made by tests/validate/make_stats_fixture.py): Spearman
  * with ties, average ranks, percentiles; plus top-k retrieval and recall@k on hand-checked cases. */
 #include "test.h"

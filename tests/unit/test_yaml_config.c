@@ -1,4 +1,4 @@
-/* test_yaml_config.c — the YAML configuration loader (pipeline/yaml_config.c):
+/* test_yaml_config.c — the YAML configuration loader (runtime/core/yaml_config.c):
  *   - a valid file: nested mappings as dotted keys, sequences, numbers, integers, booleans, strings,
  *     defaults for absent keys, key checking with exact names and "prefix.*";
  *   - bad values: a negative or out-of-range number, a non-number, a non-integer, a mapping where a
@@ -6,7 +6,7 @@
  *   - an unknown key, a duplicate key, malformed YAML, a top level that is not a mapping, aliases,
  *     several documents: clear errors with the line;
  *   - a missing file; an empty file is an empty mapping;
- *   - configs/drift.yaml loads, and its values equal the built-in defaults (pipeline/drift.c). */
+ *   - configs/drift.yaml loads, and its values equal the built-in defaults (pipeline/drift/drift.c). */
 #include "drift.h"
 #include "test.h"
 #include "yaml_config.h"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make_lr_fixture.py — scikit-learn's multinomial LogisticRegression fits that pipeline/validate_lr.c
+"""make_lr_fixture.py — scikit-learn's multinomial LogisticRegression fits that pipeline/validate/validate_lr.c
 is checked against (tests/unit/test_validate_lr.c).
 
     python3 -m venv .venv-val && .venv-val/bin/pip install scikit-learn

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make_stats_fixture.py — reference values from SciPy / NumPy for pipeline/validate_stats.c
+"""make_stats_fixture.py — reference values from SciPy / NumPy for pipeline/validate/validate_stats.c
 (tests/unit/test_validate_stats.c): Spearman correlations with and without ties, average ranks and
 percentiles.
 

@@ -1,5 +1,5 @@
 /* drift.h — has the traffic changed? Compares a reference window with a current one (each usually the
- * merge of many dumps, pipeline/ingest.h): the embedding distribution (MMD with a permutation test,
+ * merge of many dumps, pipeline/ingest/ingest.h): the embedding distribution (MMD with a permutation test,
  * and a diagonal Fréchet distance), the vocabulary (Jensen-Shannon divergence, rate of unseen
  * tokens) and the predicted intents when recorded. Metrics and thresholds: docs/drift.md;
  * thresholds come from configs/drift.yaml. */

@@ -1,4 +1,4 @@
-/* dialog_policy.h — loads the decision policy of runtime/dialog.h from YAML (configs/dialog.yaml). */
+/* dialog_policy.h — loads the decision policy of runtime/assist/dialog.h from YAML (configs/dialog.yaml). */
 #ifndef SESLM_DIALOG_POLICY_H
 #define SESLM_DIALOG_POLICY_H
 

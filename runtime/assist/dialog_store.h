@@ -1,4 +1,4 @@
-/* dialog_store.h — the SQLite store behind runtime/dialog.c (internal): session state (goal, step,
+/* dialog_store.h — the SQLite store behind runtime/assist/dialog.c (internal): session state (goal, step,
  * filled and missing slots, last action) and the transition log that the decision engine learns from.
  * One connection; the caller (dialog.c) serialises every call with its mutex and wraps each turn in
  * dialog_store_begin / dialog_store_commit so a turn is stored whole or not at all. */

@@ -1,6 +1,6 @@
 /* dialog.h — per-session conversation state and a rule-based decision engine (seed 002's "state
  * manager" and "decision engine"). The policy is data (configs/dialog.yaml, loaded by
- * pipeline/dialog_policy.c); this module only applies it:
+ * runtime/assist/dialog_policy.c); this module only applies it:
  *
  *   intent (or out of scope) + slots the caller extracted  ->  session state  ->  action
  *
@@ -9,7 +9,7 @@
  * the goal's own action once confirmed or when no confirmation is needed (e.g. "fetch_data"), and
  * "end" (the end intent, or a goal whose action is "end"; the session is then forgotten).
  *
- * Sessions live in an SQLite store (runtime/dialog_store.c): in memory by default, or a file given to
+ * Sessions live in an SQLite store (runtime/assist/dialog_store.c): in memory by default, or a file given to
  * seslm_dialog_open, where every turn's state change is committed before seslm_dialog_step returns (a
  * restart loses no session). Up to max_sessions are kept (least recently used evicted) and sessions idle
  * longer than the TTL expire. Every turn is logged as a transition (goal, intent, step, missing-slot

@@ -1,5 +1,5 @@
 /* dialog_store.c — the SQLite store of dialog_store.h. Like the registry's backend
- * (pipeline/registry_sqlite.c): WAL journal (a reader never blocks the writer), a busy timeout (a second
+ * (pipeline/registry/registry_sqlite.c): WAL journal (a reader never blocks the writer), a busy timeout (a second
  * process on the same file waits instead of failing), BEGIN IMMEDIATE for every turn, synchronous=FULL
  * (a committed turn survives a power cut). Statements are prepared once and reused. */
 #include "dialog_store.h"

@@ -31,7 +31,7 @@ static const char *const policy_keys[] = {
     "score.neuron_groups", "score.calib_lines", "profile", "profile.dormant_rate", "profile.dormant_abs",
     "profile.uniform_entropy", "profile.low_head_norm", "profile.rare_count", "profile.top_pairs",
     "targets.*", "protected_layers.*",
-    "evolve", "evolve.*", // the nightly cycle's settings (seslm evolve, pipeline/evolve_config.c)
+    "evolve", "evolve.*", // the nightly cycle's settings (seslm evolve, pipeline/evolve/evolve_config.c)
 };
 
 static seslm_status policy_from_yaml(seslm_policy *p, const seslm_yaml *y) {
