@@ -3,6 +3,7 @@
 #include "backend.h"
 #include "calibrate.h"
 #include "cli.h"
+#include "model_verify.h"
 #include "plan.h"
 #include "profile.h"
 #include "recompile.h"
@@ -216,8 +217,10 @@ int cmd_recompile(int argc, char **argv) {
         seslm_status rst = seslm_model_load(&stu, out_dir);
         if (rst == SESLM_OK) rst = seslm_arch_report_write(m, stu, out_dir, 32);
         seslm_model_free(stu);
+        // last: the manifest every later load checks the student against (model_verify.h)
+        if (rst == SESLM_OK) rst = model_manifest_write(out_dir);
         if (rst != SESLM_OK) {
-            cli_error(CMD, "student written, but its architecture report failed: %s", seslm_last_error());
+            cli_error(CMD, "student written, but its architecture report or manifest failed: %s", seslm_last_error());
             goto done;
         }
     }

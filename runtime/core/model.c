@@ -3,6 +3,7 @@
  * Every tensor's presence, dtype and shape is checked against the config before use. */
 #include "model_internal.h"
 #include "model_crypt.h"
+#include "model_verify.h"
 #include "sparse24.h"
 
 #include <errno.h>
@@ -292,7 +293,9 @@ seslm_status seslm_model_load(seslm_model **out, const char *model_dir) {
         free(m);
         return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     }
-    seslm_status st = seslm_config_load(&m->cfg, model_dir);
+    // a stored or manifested directory must be what was recorded before any of it is read (model_verify.h)
+    seslm_status st = model_verify_dir(model_dir, NULL);
+    if (st == SESLM_OK) st = seslm_config_load(&m->cfg, model_dir);
     if (st == SESLM_OK) {
         char path[4096];
         snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
