@@ -65,15 +65,10 @@ void cli_print_json_text(char *json) {
 static int read_token(const char *file, char *tok, size_t cap, char *why, size_t wcap) {
     tok[0] = 0;
     if (file && file[0]) {
-        char *txt = NULL;
-        size_t n = 0;
-        if (util_read_file(file, &txt, &n, 4096, NULL) != SESLM_OK) {
+        if (util_read_secret_line(file, "admin token", tok, cap) != SESLM_OK) {
             snprintf(why, wcap, "%s", seslm_last_error());
             return 0;
         }
-        while (n && (txt[n - 1] == '\n' || txt[n - 1] == '\r' || txt[n - 1] == ' ')) txt[--n] = 0;
-        snprintf(tok, cap, "%s", txt);
-        free(txt);
     } else if (getenv("SESLM_ADMIN_TOKEN")) {
         snprintf(tok, cap, "%s", getenv("SESLM_ADMIN_TOKEN"));
     }

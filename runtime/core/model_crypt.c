@@ -38,7 +38,8 @@ static int parse_hex_key(const char *s, size_t n, unsigned char key[32]) {
 static seslm_status key_from_file(unsigned char key[32], const char *path) {
     char *txt = NULL;
     size_t n = 0;
-    seslm_status s = util_read_file(path, &txt, &n, 4096, NULL);
+    seslm_status s = util_secret_file_check(path);
+    if (s == SESLM_OK) s = util_read_file(path, &txt, &n, 4096, NULL);
     if (s != SESLM_OK) return s;
     int ok = parse_hex_key(txt, n, key);
     if (!ok && n == 32) {
