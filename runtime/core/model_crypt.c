@@ -65,7 +65,47 @@ seslm_status seslm_crypt_key_load(unsigned char key[32], const char *key_file) {
                                      "$SESLM_MODEL_KEY_FILE");
 }
 
+/* A directory that holds a model: config.json beside weights (plain or encrypted) or a manifest. */
+static int is_model_dir(const char *d) {
+    static const char *const W[] = {"model.safetensors", "model.safetensors.enc", "SHA256SUMS"};
+    char p[PATH_MAX + 32];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/config.json", d);
+    if (stat(p, &sb) != 0) return 0;
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", d, W[i]);
+        if (stat(p, &sb) == 0) return 1;
+    }
+    return 0;
+}
+
+/* The model directory (any, at any depth) a key file would lie in, or NULL: the key file need not exist;
+ * its directory is resolved and every ancestor looked at. */
+static const char *key_in_model_dir(const char *key_file, char *buf, size_t cap) {
+    char tmp[PATH_MAX], real[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", key_file);
+    char *slash = strrchr(tmp, '/');
+    if (!slash) snprintf(tmp, sizeof tmp, ".");
+    else if (slash == tmp) tmp[1] = 0;
+    else *slash = 0;
+    if (!realpath(tmp, real)) return NULL;
+    for (;;) {
+        if (is_model_dir(real)) {
+            snprintf(buf, cap, "%s", real);
+            return buf;
+        }
+        char *s = strrchr(real, '/');
+        if (!s || s == real) break;
+        *s = 0;
+    }
+    return NULL;
+}
+
 seslm_status seslm_crypt_key_generate(const char *key_file) {
+    char md[PATH_MAX];
+    if (key_in_model_dir(key_file, md, sizeof md))
+        return seslm_fail(SESLM_ERR_ARG, "%s would lie inside the model directory %s: keep keys apart from models "
+                                         "(anyone given a copy of the model would get its key)", key_file, md);
     unsigned char k[32];
     char hex[66];
     if (RAND_bytes(k, 32) != 1) return seslm_fail(SESLM_ERR_INTERNAL, "no random bytes for a key");
@@ -363,8 +403,12 @@ seslm_status seslm_crypt_encrypt_dir(const unsigned char key[32], const char *in
     snprintf(p, sizeof p, "%s/model.safetensors", in_dir);
     if (stat(p, &sb) != 0 || !S_ISREG(sb.st_mode)) return seslm_fail(SESLM_ERR_IO, "%s: no model.safetensors", in_dir);
     if (lstat(out_dir, &sb) == 0) return seslm_fail(SESLM_ERR_IO, "%s already exists (not overwritten)", out_dir);
+    char md[PATH_MAX];
     if (key_file && path_inside(key_file, in_dir))
         return seslm_fail(SESLM_ERR_ARG, "the key file %s lies inside the model directory: keep keys apart from models", key_file);
+    if (key_file && key_in_model_dir(key_file, md, sizeof md))
+        return seslm_fail(SESLM_ERR_ARG, "the key file %s lies inside the model directory %s: keep keys apart from models",
+                          key_file, md);
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", out_dir);
     if (!mkdtemp(tmp)) return seslm_fail(SESLM_ERR_IO, "cannot create a temporary directory beside %s: %s", out_dir, strerror(errno));

@@ -143,6 +143,7 @@ expect 1 'audit row 5.*removed or inserted' "removed row detected" -- audit veri
 export SESLM_REGISTRY=sqlite:$TMP/pristine.db SESLM_STORE=$TMP/store-sqlite SESLM_POLICY=$ROOT/configs/governance.yaml
 echo "s3cret-token-$$" >"$TMP/token"
 echo "wrong" >"$TMP/badtoken"
+chmod 600 "$TMP/token" "$TMP/badtoken" # secrets must be private (docs/security.md)
 LOG=$TMP/server.log
 "$SESLM" serve --model "$TMP/m1" --port 0 --threads 1 --admin-token-file "$TMP/token" >"$LOG" 2>&1 &
 PID=$!

@@ -5,6 +5,8 @@
 #     $SESLM_MODEL_KEY) prints exactly the plaintext model's embeddings;
 #   * without a key, with a wrong key, with one byte of the ciphertext changed, truncated: exit 1 with a
 #     clear message; a key file inside the model directory and an existing output are refused;
+#   * a key is never generated inside any model directory (or below one); a key file others may read is
+#     refused unless SESLM_INSECURE_SECRET_FILES=1;
 #   * telemetry dumps (`seslm record`) are owner-only (0600).
 #
 #   bash tests/cli/test_secure_files.sh <path to seslm> <model dir> <repo root>
@@ -60,6 +62,21 @@ for f in config.json model.safetensors vocab.txt tokenizer_config.json; do ln -s
 rc=$?
 ok
 [ "$rc" -eq 1 ] && [ ! -e "$TMP/enc3" ] && [ ! -e "$TMP/m2/k" ] && grep -q "inside the model directory" "$TMP/err" || fail "a key file inside the model was accepted: $(cat "$TMP/err")"
+# nor into another model's directory (here the encrypted copy), nor anywhere below one
+expect 1 'inside the model directory' "key into another model's directory" -- encrypt --key-file "$ENC/k" --generate-key "$MODEL" "$TMP/enc4"
+expect 1 'inside the model directory' "key below a model directory" -- encrypt --key-file "$ENC/1_Pooling/k" --generate-key "$MODEL" "$TMP/enc4"
+ok
+[ ! -e "$ENC/k" ] && [ ! -e "$ENC/1_Pooling/k" ] && [ ! -e "$TMP/enc4" ] || fail "a refused --generate-key left files"
+# a key file others may read is refused (with the override documented in the message)
+chmod 644 "$TMP/model.key"
+SESLM_MODEL_KEY_FILE=$TMP/model.key "$SESLM" embed --model "$ENC" "x" >/dev/null 2>"$TMP/err"
+rc=$?
+ok
+[ "$rc" = 1 ] && grep -q 'chmod 600' "$TMP/err" && grep -q SESLM_INSECURE_SECRET_FILES "$TMP/err" || fail "a 0644 key: exit $rc $(cat "$TMP/err")"
+ok
+SESLM_INSECURE_SECRET_FILES=1 SESLM_MODEL_KEY_FILE=$TMP/model.key "$SESLM" embed --model "$ENC" "x" >/dev/null 2>"$TMP/err" ||
+    fail "the override: $(cat "$TMP/err")"
+chmod 600 "$TMP/model.key"
 expect 1 'already exists' "existing output" -- encrypt --key-file "$TMP/model.key" "$MODEL" "$ENC"
 expect 2 'required' "missing OUT_DIR" -- encrypt --key-file "$TMP/model.key" "$MODEL"
 expect 0 'usage: seslm encrypt' "--help" -- encrypt --help

@@ -95,10 +95,28 @@ int main(void) {
 
     // a key inside the model directory is refused; so is an existing output
     snprintf(p, sizeof p, "%s/inside.key", plain);
-    CHECK(seslm_crypt_key_generate(p) == SESLM_OK);
+    CHECK(seslm_crypt_key_generate(p) == SESLM_ERR_ARG); // never written into a model directory
+    CHECK(strstr(seslm_last_error(), "inside the model directory") != NULL);
+    CHECK(stat(p, &sb) != 0);
+    snprintf(p, sizeof p, "%s/1_Pooling/inside.key", plain); // nor anywhere below one
+    CHECK(seslm_crypt_key_generate(p) == SESLM_ERR_ARG);
+    CHECK(stat(p, &sb) != 0);
+    snprintf(p, sizeof p, "%s/inside.key", plain);
+    {
+        FILE *kf = fopen(p, "w"); // put there by hand: encrypt refuses to use it
+        CHECK(kf != NULL);
+        if (kf) fclose(kf);
+    }
     CHECK(seslm_crypt_encrypt_dir(key, plain, enc, p, 256) == SESLM_ERR_ARG);
     CHECK(strstr(seslm_last_error(), "inside the model directory") != NULL);
     unlink(p);
+    // a key readable by others is refused, unless explicitly allowed
+    chmod(key2f, 0644);
+    CHECK(seslm_crypt_key_load(key2, key2f) == SESLM_ERR_ARG && strstr(seslm_last_error(), "chmod 600"));
+    setenv("SESLM_INSECURE_SECRET_FILES", "1", 1);
+    CHECK(seslm_crypt_key_load(key2, key2f) == SESLM_OK);
+    unsetenv("SESLM_INSECURE_SECRET_FILES");
+    chmod(key2f, 0600);
     CHECK(stat(enc, &sb) != 0);
     CHECK_MSG(seslm_crypt_encrypt_dir(key, plain, enc, keyf, 256) == SESLM_OK, "%s", seslm_last_error());
     CHECK(seslm_crypt_encrypt_dir(key, plain, enc, keyf, 256) == SESLM_ERR_IO);
