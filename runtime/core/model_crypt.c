@@ -1,5 +1,6 @@
 /* model_crypt.c — chunked AES-256-GCM for model files at rest (model_crypt.h). */
 #include "model_crypt.h"
+#include "model_verify.h"
 #include "util.h"
 
 #include <errno.h>
@@ -15,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { HDR = 32, NONCE = 12, TAG = 16 };
+enum { HDR1 = 32, HDR = 64, NONCE = 12, TAG = 16 }; // v1 header 32 bytes; v2 adds the 32-byte bound digest
 static const char MAGIC[8] = {'S', 'E', 'S', 'L', 'M', 'A', 'E', '1'};
 
 // ---- keys -----------------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ static uint64_t get_u64(const unsigned char *p) {
 /* One chunk, in either direction. aad = header || name || index || final. Returns 1 ok (decrypt: 1 when
  * the tag verifies). */
 static int gcm_chunk(int enc, const unsigned char key[32], const unsigned char nonce[NONCE], const unsigned char *hdr,
-                     const char *name, uint64_t index, int final, const unsigned char *in, size_t n,
+                     int hdr_len, const char *name, uint64_t index, int final, const unsigned char *in, size_t n,
                      unsigned char *out, unsigned char tag[TAG]) {
     unsigned char tail[9];
     put_u64(tail, index);
@@ -181,7 +182,7 @@ static int gcm_chunk(int enc, const unsigned char key[32], const unsigned char n
     ok = ok && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE, NULL);
     ok = ok && (enc ? EVP_EncryptInit_ex(c, NULL, NULL, key, nonce) : EVP_DecryptInit_ex(c, NULL, NULL, key, nonce));
     const unsigned char *aad[3] = {hdr, (const unsigned char *)name, tail};
-    const int aad_n[3] = {HDR, (int)strlen(name), 9};
+    const int aad_n[3] = {hdr_len, (int)strlen(name), 9};
     for (int i = 0; i < 3 && ok; i++)
         ok = enc ? EVP_EncryptUpdate(c, NULL, &len, aad[i], aad_n[i]) : EVP_DecryptUpdate(c, NULL, &len, aad[i], aad_n[i]);
     // at most 1 MiB-ish per chunk: fits an int
@@ -219,7 +220,7 @@ static int read_all(int fd, void *p, size_t n) {
 }
 
 seslm_status seslm_crypt_encrypt_file(const unsigned char key[32], const char *in, const char *out, const char *name,
-                                      unsigned chunk_bytes) {
+                                      unsigned chunk_bytes, const unsigned char bind[32]) {
     if (chunk_bytes < 16 || chunk_bytes > (64u << 20)) return seslm_fail(SESLM_ERR_ARG, "chunk size %u out of range", chunk_bytes);
     int fi = open(in, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat sb;
@@ -237,11 +238,13 @@ seslm_status seslm_crypt_encrypt_file(const unsigned char key[32], const char *i
     fchmod(fo, 0600);
     unsigned char hdr[HDR];
     memcpy(hdr, MAGIC, 8);
-    put_u32(hdr + 8, 1);
+    put_u32(hdr + 8, 2);
     put_u32(hdr + 12, chunk_bytes);
     key_id_bytes(key, hdr + 16);
     uint64_t total = (uint64_t)sb.st_size;
     put_u64(hdr + 24, total);
+    if (bind) memcpy(hdr + HDR1, bind, 32);
+    else memset(hdr + HDR1, 0, 32);
     unsigned char *pb = malloc(chunk_bytes), *cb = malloc(chunk_bytes);
     seslm_status s = pb && cb ? SESLM_OK : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     if (s == SESLM_OK && !write_all(fo, hdr, HDR)) s = seslm_fail(SESLM_ERR_IO, "%s: write failed", tmp);
@@ -252,7 +255,7 @@ seslm_status seslm_crypt_encrypt_file(const unsigned char key[32], const char *i
         unsigned char nonce[NONCE], tag[TAG];
         if (n && !read_all(fi, pb, n)) s = seslm_fail(SESLM_ERR_IO, "%s: short read (changed while encrypting?)", in);
         else if (RAND_bytes(nonce, NONCE) != 1) s = seslm_fail(SESLM_ERR_INTERNAL, "no random bytes for a nonce");
-        else if (!gcm_chunk(1, key, nonce, hdr, name, idx, final, pb, n, cb, tag))
+        else if (!gcm_chunk(1, key, nonce, hdr, HDR, name, idx, final, pb, n, cb, tag))
             s = seslm_fail(SESLM_ERR_INTERNAL, "AES-256-GCM encryption failed");
         else if (!write_all(fo, nonce, NONCE) || !write_all(fo, cb, n) || !write_all(fo, tag, TAG))
             s = seslm_fail(SESLM_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
@@ -277,9 +280,10 @@ void seslm_crypt_buffer_free(void *buf, size_t len) {
 }
 
 seslm_status seslm_crypt_decrypt_file(const unsigned char key[32], const char *in, const char *name, unsigned char **buf,
-                                      size_t *len) {
+                                      size_t *len, unsigned char bound[32], int *version_out) {
     *buf = NULL;
     *len = 0;
+    if (version_out) *version_out = 0;
     int fd = open(in, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
@@ -287,11 +291,16 @@ seslm_status seslm_crypt_decrypt_file(const unsigned char key[32], const char *i
         return seslm_fail(SESLM_ERR_IO, "%s: not a readable regular file", in);
     }
     unsigned char hdr[HDR];
-    if (sb.st_size < HDR || !read_all(fd, hdr, HDR) || memcmp(hdr, MAGIC, 8) != 0) {
+    if (sb.st_size < HDR1 || !read_all(fd, hdr, HDR1) || memcmp(hdr, MAGIC, 8) != 0) {
         close(fd);
         return seslm_fail(SESLM_ERR_FORMAT, "%s: not an SE-SLM encrypted file (bad header)", in);
     }
     uint32_t version = get_u32(hdr + 8), chunk = get_u32(hdr + 12);
+    const int hdr_len = version == 2 ? HDR : HDR1;
+    if (version == 2 && (sb.st_size < HDR || !read_all(fd, hdr + HDR1, HDR - HDR1))) {
+        close(fd);
+        return seslm_fail(SESLM_ERR_FORMAT, "%s: truncated header", in);
+    }
     uint64_t total = get_u64(hdr + 24);
     unsigned char want_id[8];
     key_id_bytes(key, want_id);
@@ -299,14 +308,14 @@ seslm_status seslm_crypt_decrypt_file(const unsigned char key[32], const char *i
     for (int i = 0; i < 8; i++) snprintf(have + 2 * i, 3, "%02x", hdr[16 + i]), snprintf(mine + 2 * i, 3, "%02x", want_id[i]);
     seslm_status s = SESLM_OK;
     uint64_t n_chunks = 0;
-    if (version != 1 || chunk < 16 || chunk > (64u << 20) || total > (uint64_t)1 << 40)
+    if ((version != 1 && version != 2) || chunk < 16 || chunk > (64u << 20) || total > (uint64_t)1 << 40)
         s = seslm_fail(SESLM_ERR_FORMAT, "%s: unsupported encrypted-file header (version %u, chunk %u)", in, version, chunk);
     else if (memcmp(want_id, hdr + 16, 8) != 0)
         s = seslm_fail(SESLM_ERR_ARG, "%s: wrong key (this key's id is %s, the file was encrypted with key id %s)", in,
                        mine, have);
     // the number of chunks: full chunks, then the final one with the rest (possibly empty only for an empty file)
     if (s == SESLM_OK) n_chunks = total == 0 ? 1 : (total + chunk - 1) / chunk;
-    uint64_t expect = HDR + n_chunks * (NONCE + TAG) + total;
+    uint64_t expect = (uint64_t)hdr_len + n_chunks * (NONCE + TAG) + total;
     if (s == SESLM_OK && (uint64_t)sb.st_size != expect)
         s = seslm_fail(SESLM_ERR_FORMAT, "%s: %lld bytes, expected %llu for %llu plaintext bytes: truncated or extended", in,
                        (long long)sb.st_size, (unsigned long long)expect, (unsigned long long)total);
@@ -323,7 +332,7 @@ seslm_status seslm_crypt_decrypt_file(const unsigned char key[32], const char *i
         unsigned char nonce[NONCE], tag[TAG];
         if (!read_all(fd, nonce, NONCE) || !read_all(fd, cb, n) || !read_all(fd, tag, TAG))
             s = seslm_fail(SESLM_ERR_IO, "%s: short read in chunk %llu", in, (unsigned long long)idx);
-        else if (!gcm_chunk(0, key, nonce, hdr, name, idx, final, cb, n, out + done, tag))
+        else if (!gcm_chunk(0, key, nonce, hdr, hdr_len, name, idx, final, cb, n, out + done, tag))
             s = seslm_fail(SESLM_ERR_FORMAT,
                            "%s: authentication failed in chunk %llu of %llu: the file was modified, truncated, reordered "
                            "or renamed (the key id matches)",
@@ -338,10 +347,21 @@ seslm_status seslm_crypt_decrypt_file(const unsigned char key[32], const char *i
     }
     *buf = out;
     *len = (size_t)total;
+    static const unsigned char none[32];
+    if (bound) memcpy(bound, version == 2 ? hdr + HDR1 : none, 32);
+    if (version_out) *version_out = (int)version;
     return SESLM_OK;
 }
 
 // ---- directories ----------------------------------------------------------------------------------
+
+seslm_status seslm_crypt_clear_digest(const char *dir, unsigned char digest[32]) {
+    static const char *const ex[] = {"model.safetensors.enc", "encryption.json", SESLM_MANIFEST_NAME};
+    char hex[65];
+    seslm_status s = model_dir_hash(dir, ex, 3, hex, NULL);
+    for (int i = 0; s == SESLM_OK && i < 32; i++) digest[i] = (unsigned char)(hex_val(hex[2 * i]) * 16 + hex_val(hex[2 * i + 1]));
+    return s;
+}
 
 /* The files copied in clear: architecture, tokenizer and pooling descriptions, no weights. Other weight
  * formats in a model directory (onnx/, pytorch_model.bin, ...) are not copied: they would hold the
@@ -425,15 +445,20 @@ seslm_status seslm_crypt_encrypt_dir(const unsigned char key[32], const char *in
         }
         s = copy_clear(p, q);
     }
+    // every clear file is bound into the weights' authentication: a changed vocab.txt or config.json (or
+    // one added) fails the load as a changed weight would (seslm_crypt_clear_digest)
+    unsigned char bind[32];
+    if (s == SESLM_OK) s = seslm_crypt_clear_digest(tmp, bind);
     snprintf(p, sizeof p, "%s/model.safetensors", in_dir);
     snprintf(q, sizeof q, "%s/model.safetensors.enc", tmp);
-    if (s == SESLM_OK) s = seslm_crypt_encrypt_file(key, p, q, "model.safetensors", chunk_bytes);
+    if (s == SESLM_OK) s = seslm_crypt_encrypt_file(key, p, q, "model.safetensors", chunk_bytes, bind);
     if (s == SESLM_OK) {
         char id[17], js[512];
         seslm_crypt_key_id(key, id);
         int n = snprintf(js, sizeof js,
-                         "{\n  \"format\": \"seslm-aead-v1\",\n  \"cipher\": \"AES-256-GCM\",\n  \"chunk_bytes\": %u,\n"
-                         "  \"files\": [\"model.safetensors.enc\"],\n  \"key_id\": \"%s\"\n}\n",
+                         "{\n  \"format\": \"seslm-aead-v2\",\n  \"cipher\": \"AES-256-GCM\",\n  \"chunk_bytes\": %u,\n"
+                         "  \"files\": [\"model.safetensors.enc\"],\n  \"authenticated_clear_files\": \"all others\",\n"
+                         "  \"key_id\": \"%s\"\n}\n",
                          chunk_bytes, id);
         snprintf(q, sizeof q, "%s/encryption.json", tmp);
         int fd = open(q, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);

@@ -3,6 +3,7 @@
 #   * `seslm encrypt --generate-key` writes a 0600 key file outside the model and an encrypted copy
 #     without model.safetensors; `seslm embed` on it with the key ($SESLM_MODEL_KEY_FILE or
 #     $SESLM_MODEL_KEY) prints exactly the plaintext model's embeddings;
+#   * an edited vocab.txt, or an added added_tokens.json, beside the encrypted weights: exit 1 (authenticated);
 #   * without a key, with a wrong key, with one byte of the ciphertext changed, truncated: exit 1 with a
 #     clear message; a key file inside the model directory and an existing output are refused;
 #   * a key is never generated inside any model directory (or below one); a key file others may read is
@@ -54,6 +55,16 @@ head -c 50000000 "$TMP/orig.enc" >"$ENC/model.safetensors.enc"
 expect 1 'truncated' "truncated" -- embed --model "$ENC" "x"
 cp "$TMP/orig.enc" "$ENC/model.safetensors.enc"
 expect 0 '"embedding"' "restored" -- embed --model "$ENC" "x"
+# the tokenizer and config files in clear are authenticated with the weights
+cp "$ENC/vocab.txt" "$TMP/vocab.orig"
+sed -i 's/^hello$/hullo/' "$ENC/vocab.txt"
+cmp -s "$ENC/vocab.txt" "$TMP/vocab.orig" && fail "could not edit vocab.txt"
+expect 1 'changed, added or removed after encryption' "edited vocab.txt of an encrypted model" -- embed --model "$ENC" "hello"
+cp "$TMP/vocab.orig" "$ENC/vocab.txt"
+echo '{"hullo": 30522}' >"$ENC/added_tokens.json"
+expect 1 'changed, added or removed after encryption' "added_tokens.json added to an encrypted model" -- embed --model "$ENC" "hello"
+rm -f "$ENC/added_tokens.json"
+expect 0 '"embedding"' "restored again" -- embed --model "$ENC" "x"
 unset SESLM_MODEL_KEY_FILE
 
 mkdir -p "$TMP/m2"
