@@ -198,9 +198,9 @@ fi
 unset SESLM_POLICY SESLM_ACTOR
 
 # ---- the audit anchor: a chain rewritten and recomputed in the database fails verification ----------
-# anchor_suite NAME REGISTRY_URL RAW (RAW: "sqlite PATH" or "pg DSN" for tests/cli/audit_rewrite.py)
+# anchor_suite NAME REGISTRY_URL KIND WHERE (KIND WHERE: "sqlite" PATH or "pg" DSN, for tests/cli/audit_rewrite.py)
 anchor_suite() {
-    local name=$1 reg=$2 raw=$3
+    local name=$1 reg=$2 kind=$3 where=$4
     export SESLM_REGISTRY=$reg SESLM_STORE=$TMP/store-sqlite SESLM_POLICY=$ROOT/configs/governance.yaml SESLM_ACTOR=ci-bot
     unset SESLM_AUDIT_KEY_FILE
     expect 0 '' "$name anchor: register" -- registry register "$TMP/m1"
@@ -226,13 +226,13 @@ anchor_suite() {
     SESLM_AUDIT_KEY_FILE=$TMP/akey2-$name expect 0 '"ok":true' "$name anchor: verify with the new key" -- audit verify
     SESLM_AUDIT_KEY_FILE=$TMP/akey-$name expect 1 'anchored with another key|not anchored' "$name anchor: the old key no longer verifies the head" -- audit verify
     # the attack: row 2 rewritten and every later hash recomputed; the plain chain verifies again...
-    python3 "$ROOT/tests/cli/audit_rewrite.py" $raw 2 keep || fail "$name: could not rewrite the audit log"
+    python3 "$ROOT/tests/cli/audit_rewrite.py" "$kind" "$where" 2 keep || fail "$name: could not rewrite the audit log"
     SESLM_AUDIT_KEY_FILE=$TMP/akey2-$name expect 1 'HMAC does not match' "$name anchor: rewritten chain, HMACs kept" -- audit verify
-    python3 "$ROOT/tests/cli/audit_rewrite.py" $raw 2 drop || fail "$name: could not rewrite the audit log"
+    python3 "$ROOT/tests/cli/audit_rewrite.py" "$kind" "$where" 2 drop || fail "$name: could not rewrite the audit log"
     SESLM_AUDIT_KEY_FILE=$TMP/akey2-$name expect 1 'never anchored' "$name anchor: rewritten chain, HMACs dropped" -- audit verify
     unset SESLM_POLICY SESLM_ACTOR SESLM_REGISTRY SESLM_STORE
 }
-anchor_suite sqlite "sqlite:$TMP/anchor.db" "sqlite $TMP/anchor.db"
+anchor_suite sqlite "sqlite:$TMP/anchor.db" sqlite "$TMP/anchor.db"
 
 # ---- usage and connection errors ------------------------------------------------------------------
 expect 2 'unknown subcommand' "registry bogus" -- registry bogus
@@ -266,7 +266,7 @@ if [ -n "${SESLM_TEST_PG_DSN:-}" ]; then
         expect 1 'audit row 6' "pg: tampered row detected" -- audit verify --registry "pg:$SESLM_TEST_PG_DSN dbname=$db"
         psql "$SESLM_TEST_PG_DSN" -qAtc "DROP DATABASE $db WITH (FORCE)" >/dev/null
         if psql "$SESLM_TEST_PG_DSN" -qAtc "CREATE DATABASE ${db}_a" >/dev/null; then
-            anchor_suite pg "pg:$SESLM_TEST_PG_DSN dbname=${db}_a" "pg $SESLM_TEST_PG_DSN dbname=${db}_a"
+            anchor_suite pg "pg:$SESLM_TEST_PG_DSN dbname=${db}_a" pg "$SESLM_TEST_PG_DSN dbname=${db}_a"
             psql "$SESLM_TEST_PG_DSN" -qAtc "DROP DATABASE ${db}_a WITH (FORCE)" >/dev/null
         else
             fail "cannot create database ${db}_a"
