@@ -64,8 +64,9 @@ typedef struct seslm_intent_head seslm_intent_head;
 /* What the automatic selection chose in the last fit (NaN where not measured). */
 typedef struct {
     int folds;              // k of the stratified k-fold cross-validation (0: not auto, 1: no CV possible)
+    int repeats;            // times the k-fold cross-validation was repeated on fresh splits
     double C;               // chosen inverse L2 strength of the linear head
-    double cv_accuracy;     // its out-of-fold accuracy
+    double cv_accuracy;     // its out-of-fold accuracy (averaged over repeats, smoothed over the C grid)
     double mlp_cv_accuracy; // the MLP's out-of-fold accuracy (NaN when not tried)
     int mlp;                // 1 when the MLP was kept
 } seslm_intent_selection;
