@@ -50,7 +50,8 @@ typedef struct {
     float lr;                              // Adam learning rate (default 1e-3)
     float weight_decay;                    // L2 penalty (default 1e-4; auto: 1 / the chosen C)
     uint64_t seed;                         // default 42
-    float calib_frac;                      // held out to fit the temperature (default 0.2; 0: T = 1)
+    float calib_frac;                      // held out to fit the temperature (default 0.2; 0: T = 1); auto heads fit
+                                           // it on out-of-fold logits instead (any value > 0), or not at all (0)
     float oos_threshold;                   // out of scope below this calibrated confidence (default 0)
     int replay_per_class;                  // stored examples per class for replay (default 16)
     int online_steps;                      // Adam steps per online update at least (default 5)

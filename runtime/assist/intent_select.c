@@ -261,7 +261,8 @@ seslm_status intent_fit_auto(seslm_intent_head *h, const float *X, const int *y,
             use_mlp = mlp.acc > lin[best].acc + MLP_MARGIN;
         }
     }
-    if (st == SESLM_OK) { // the temperature from the chosen candidate's out-of-fold logits: all n rows
+    if (st == SESLM_OK && h->o.calib_frac > 0) { // the temperature from the chosen candidate's out-of-fold logits
+                                                  // (all n rows); calib_frac 0 asks for no calibration: T = 1
         const float *lg = use_mlp ? oof_mlp : oof + (size_t)best * n * C;
         h->temperature = intent_fit_temperature(lg, y, n, C);
     }
