@@ -115,7 +115,8 @@ static enum MHD_Result reply_error(seslm_server *s, struct MHD_Connection *c, re
 
 /* Parses the body as JSON; on failure writes a message with the byte offset. */
 static cJSON *parse_body(const req_ctx *x, char *why, size_t cap) {
-    if (sb_json_strict(x->body ? x->body : "", x->len, why, cap)) return NULL;
+    // (UTF-8 is checked per text by the handlers, which name the text and count it as refused input)
+    if (sb_json_strict(x->body ? x->body : "", x->len, 0, why, cap)) return NULL;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(x->body ? x->body : "", x->len, &end, 0);
     if (!j) {

@@ -170,8 +170,8 @@ static int hex4(const char *p, const char *end, unsigned *v) {
     return 1;
 }
 
-int sb_json_strict(const char *body, size_t len, char *why, size_t cap) {
-    if (!util_utf8_valid(body, len)) {
+int sb_json_strict(const char *body, size_t len, int check_utf8, char *why, size_t cap) {
+    if (check_utf8 && !util_utf8_valid(body, len)) {
         snprintf(why, cap, "the body is not valid UTF-8 (RFC 8259 requires it)");
         return -1;
     }
@@ -223,7 +223,7 @@ int sb_json_strict(const char *body, size_t len, char *why, size_t cap) {
 int sb_parse_json(const char *body, size_t len, cJSON **root_out, sbuf *out) {
     *root_out = NULL;
     char why[200];
-    if (sb_json_strict(body, len, why, sizeof why)) return sb_error_json(out, 400, "%s", why);
+    if (sb_json_strict(body, len, 1, why, sizeof why)) return sb_error_json(out, 400, "%s", why);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (!root) return sb_error_json(out, 400, "invalid JSON near byte %zu", end && end >= body ? (size_t)(end - body) : 0);
