@@ -48,7 +48,7 @@ i = b.find(b"OHDR", 100)  # an object header after the root's: its checksum no l
 b[i + 6] ^= 0x01
 open(sys.argv[2], "wb").write(bytes(b))
 PY
-for cmd in "ingest --telemetry $TMP/mixed --out $TMP/mixed.h5" "drift --reference $TMP/restA --current $TMP/mixed"; do
+for cmd in "ingest --model $MODEL --telemetry $TMP/mixed --out $TMP/mixed.h5" "drift --model $MODEL --reference $TMP/restA --current $TMP/mixed"; do
     ok
     # shellcheck disable=SC2086
     "$SESLM" $cmd >"$TMP/mixed.out" 2>"$TMP/mixed.err"
@@ -58,10 +58,10 @@ for cmd in "ingest --telemetry $TMP/mixed --out $TMP/mixed.h5" "drift --referenc
     grep -q "rest-d.*checksum" "$TMP/mixed.err" || fail "$cmd: the corrupt dump is not reported: $(head -c 300 "$TMP/mixed.err")"
     grep -q "rest-c.*duplicate of" "$TMP/mixed.err" || fail "$cmd: the copy is not reported as a duplicate: $(head -c 300 "$TMP/mixed.err")"
 done
-python3 - "$TMP/mixed.h5" "$TMP/restB" "$SESLM" <<'PY' || fail "ingest of the mixed directory did not count each window once"
+python3 - "$TMP/mixed.h5" "$TMP/restB" "$SESLM" "$MODEL" <<'PY' || fail "ingest of the mixed directory did not count each window once"
 import json, subprocess, sys
 merged = json.loads(subprocess.run([sys.argv[3], "inspect", sys.argv[1]], capture_output=True, text=True, check=True).stdout)
-clean = json.loads(subprocess.run([sys.argv[3], "ingest", "--telemetry", sys.argv[2], "--out", sys.argv[1] + ".clean.h5"],
+clean = json.loads(subprocess.run([sys.argv[3], "ingest", "--model", sys.argv[4], "--telemetry", sys.argv[2], "--out", sys.argv[1] + ".clean.h5"],
                                   capture_output=True, text=True, check=True).stdout)
 got, want = merged["n_sequences"], clean["totals"]["n_sequences"]
 print("mixed: %d sequences, clean: %d" % (got, want), file=sys.stderr)
