@@ -5,6 +5,7 @@
  * slower than 1 whenever other processes wanted the cores).
  * Same math as ref.c; tests/unit/test_kernels_cpu.c compares the two. */
 #include "backend.h"
+#include "bf16.h"
 #include "mathfun.h"
 #include "pool.h"
 #include "quant.h"
@@ -478,6 +479,11 @@ static void fast_linear_q8(float *y, const float *x, const seslm_weight *W, cons
 static void fast_linear(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
     if (W->qscale) {
         fast_linear_q8(y, x, W, b, M);
+        return;
+    }
+    if (W->bwp || W->bw) { // BF16: vdpbf16ps panels when packed, else the reference loop
+        if (W->bwp) seslm_bf16_linear_fast(y, x, W->bwp, b, M, W->N, W->K, NULL);
+        else seslm_bf16_linear_ref(y, x, W->bw, b, M, W->N, W->K);
         return;
     }
     if (W->sv) { // 2:4 sparse: the panel kernel when packed, else the reference loop

@@ -2,6 +2,7 @@
  * accumulators where a sum runs long, libm's erff/expf. No SIMD, no threads, no BLAS: this is the
  * oracle for the fast CPU kernels and the CUDA ones. */
 #include "backend.h"
+#include "bf16.h"
 #include "quant.h"
 #include "sparse24.h"
 
@@ -48,6 +49,10 @@ static void ref_linear(float *y, const float *x, const seslm_weight *W, const fl
     }
     if (W->sv) {
         seslm_sparse24_linear_ref(y, x, W->sv, W->si, b, M, W->N, W->K);
+        return;
+    }
+    if (W->bw) {
+        seslm_bf16_linear_ref(y, x, W->bw, b, M, W->N, W->K);
         return;
     }
     const float *w = W->w;
