@@ -164,66 +164,70 @@ SIMD_CLONES static void head_attention(float *restrict o, int ostride, const flo
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #define ATTN_X86 1
-// MiniLM's head width (D = 32) on AVX-512, register-blocked: scores of 4 queries x 16 keys are
-// accumulated in 4 zmm over the 32 dimensions (kt zero-padded to Lp = L rounded up to 16 keys), and
-// o for 4 queries is accumulated in 8 zmm over the keys, so each kt / v load serves four queries.
+// MiniLM's head width (D = 32) on AVX-512, register-blocked over 8 queries at a time: the scores of
+// 8 queries x 32 keys are accumulated in 16 zmm over the 32 dimensions (kt zero-padded to Lp = L
+// rounded up to 32 keys), and o for 8 queries in 16 zmm over the keys, so each kt / v load serves eight
+// queries (per step: 2 loads + 8 broadcasts for 16 FMAs; the 4-query version did 5 loads per 4 FMAs and
+// was load-bound: 46% of peak at 256 tokens).
+#define AQ 8 // queries per block
 __attribute__((target("avx512f"))) static void head_attention_d32_avx512(float *restrict o, int ostride,
                                                                         const float *restrict q,
                                                                         const float *restrict k,
                                                                         const float *restrict v, int stride, int L,
                                                                         float *restrict work,
                                                                         float *restrict stats) {
-    const int Lp = (L + 15) & ~15;
+    const int Lp = (L + 31) & ~31;
     // K^T's rows are ldk floats apart, not Lp: at L = 512 (2 KiB rows) the 32 rows the score loop walks
-    // map to 2 of the 64 L1 sets and evict each other (measured: attention at 512 tokens 7.7% of peak,
-    // against 46% at 256); 16 more floats spread them over all sets
+    // map to 2 of the 64 L1 sets and evict each other (measured ~20% of attention time at 512 tokens)
     const int ldk = Lp + 16;
     const float scale = 0.17677669529663687f; // 1 / sqrt(32)
-    float *restrict kt = work;                  // (32, ldk)
-    float *restrict sc = work + 32 * (size_t)ldk; // (4, Lp)
+    float *restrict kt = work;                    // (32, ldk)
+    float *restrict sc = work + 32 * (size_t)ldk; // (AQ, Lp)
     for (int j = 0; j < Lp; j++)
-        for (int d = 0; d < 32; d++) kt[(size_t)d * ldk + j] = j < L ? k[(size_t)j * stride + d] : 0.0f;
+        for (int d = 0; d < 32; d++) kt[(size_t)d * ldk + j] = j < L ? k[(size_t)j * stride + d] * scale : 0.0f;
     float ent_sum = 0, pmax_sum = 0;
-    for (int i0 = 0; i0 < L; i0 += 4) {
-        const int nq = L - i0 < 4 ? L - i0 : 4;
-        const float *qr[4];
-        for (int r = 0; r < 4; r++) qr[r] = q + (size_t)(i0 + (r < nq ? r : 0)) * stride;
-        for (int j0 = 0; j0 < Lp; j0 += 16) {
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int i0 = 0; i0 < L; i0 += AQ) {
+        const int nq = L - i0 < AQ ? L - i0 : AQ;
+        const float *qr[AQ];
+        for (int r = 0; r < AQ; r++) qr[r] = q + (size_t)(i0 + (r < nq ? r : 0)) * stride;
+        for (int j0 = 0; j0 < Lp; j0 += 32) {
+            __m512 a[AQ][2];
+            for (int r = 0; r < AQ; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
             for (int d = 0; d < 32; d++) {
-                const __m512 kv = _mm512_loadu_ps(kt + (size_t)d * ldk + j0);
-                a0 = _mm512_fmadd_ps(_mm512_set1_ps(qr[0][d]), kv, a0);
-                a1 = _mm512_fmadd_ps(_mm512_set1_ps(qr[1][d]), kv, a1);
-                a2 = _mm512_fmadd_ps(_mm512_set1_ps(qr[2][d]), kv, a2);
-                a3 = _mm512_fmadd_ps(_mm512_set1_ps(qr[3][d]), kv, a3);
+                const __m512 k0 = _mm512_loadu_ps(kt + (size_t)d * ldk + j0);
+                const __m512 k1 = _mm512_loadu_ps(kt + (size_t)d * ldk + j0 + 16);
+#pragma GCC unroll 8
+                for (int r = 0; r < AQ; r++) {
+                    const __m512 qb = _mm512_set1_ps(qr[r][d]);
+                    a[r][0] = _mm512_fmadd_ps(qb, k0, a[r][0]);
+                    a[r][1] = _mm512_fmadd_ps(qb, k1, a[r][1]);
+                }
             }
-            const __m512 sv = _mm512_set1_ps(scale);
-            _mm512_storeu_ps(sc + j0, _mm512_mul_ps(a0, sv));
-            _mm512_storeu_ps(sc + Lp + j0, _mm512_mul_ps(a1, sv));
-            _mm512_storeu_ps(sc + 2 * (size_t)Lp + j0, _mm512_mul_ps(a2, sv));
-            _mm512_storeu_ps(sc + 3 * (size_t)Lp + j0, _mm512_mul_ps(a3, sv));
+#pragma GCC unroll 8
+            for (int r = 0; r < AQ; r++) {
+                _mm512_storeu_ps(sc + (size_t)r * Lp + j0, a[r][0]);
+                _mm512_storeu_ps(sc + (size_t)r * Lp + j0 + 16, a[r][1]);
+            }
         }
-        float inv[4] = {0, 0, 0, 0};
+        float inv[AQ] = {0};
         for (int r = 0; r < nq; r++) inv[r] = row_softmax(sc + (size_t)r * Lp, L, stats ? &ent_sum : NULL, &pmax_sum);
-        __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+        __m512 c[AQ][2];
+        for (int r = 0; r < AQ; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
         for (int j = 0; j < L; j++) {
             const float *vj = v + (size_t)j * stride;
             const __m512 v0 = _mm512_loadu_ps(vj), v1 = _mm512_loadu_ps(vj + 16);
-            __m512 p = _mm512_set1_ps(sc[j]);
-            c00 = _mm512_fmadd_ps(p, v0, c00), c01 = _mm512_fmadd_ps(p, v1, c01);
-            p = _mm512_set1_ps(sc[Lp + j]);
-            c10 = _mm512_fmadd_ps(p, v0, c10), c11 = _mm512_fmadd_ps(p, v1, c11);
-            p = _mm512_set1_ps(sc[2 * (size_t)Lp + j]);
-            c20 = _mm512_fmadd_ps(p, v0, c20), c21 = _mm512_fmadd_ps(p, v1, c21);
-            p = _mm512_set1_ps(sc[3 * (size_t)Lp + j]);
-            c30 = _mm512_fmadd_ps(p, v0, c30), c31 = _mm512_fmadd_ps(p, v1, c31);
+#pragma GCC unroll 8
+            for (int r = 0; r < AQ; r++) {
+                const __m512 p = _mm512_set1_ps(sc[(size_t)r * Lp + j]);
+                c[r][0] = _mm512_fmadd_ps(p, v0, c[r][0]);
+                c[r][1] = _mm512_fmadd_ps(p, v1, c[r][1]);
+            }
         }
-        const __m512 cs[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
         for (int r = 0; r < nq; r++) {
             float *oi = o + (size_t)(i0 + r) * ostride;
             const __m512 iv = _mm512_set1_ps(inv[r]);
-            _mm512_storeu_ps(oi, _mm512_mul_ps(cs[r][0], iv));
-            _mm512_storeu_ps(oi + 16, _mm512_mul_ps(cs[r][1], iv));
+            _mm512_storeu_ps(oi, _mm512_mul_ps(c[r][0], iv));
+            _mm512_storeu_ps(oi + 16, _mm512_mul_ps(c[r][1], iv));
         }
     }
     if (stats) {
@@ -579,7 +583,7 @@ static void fast_attention(float *out, const float *qkv, const int *off, const i
                            float *scratch, size_t scratch_floats, float *stats) {
     int maxL = 0;
     for (int b = 0; b < B; b++) maxL = len[b] > maxL ? len[b] : maxL;
-    const size_t per = ((size_t)maxL + 32) * (D + 4) + 64; // as seslm_attention_scratch_floats
+    const size_t per = ((size_t)maxL + 48) * (D + 8) + 64; // as seslm_attention_scratch_floats
     int use_d32 = 0;
 #ifdef ATTN_X86
     __builtin_cpu_init();

@@ -165,10 +165,10 @@ static void ref_head_norms(const float *ctx, int M, int H, int D, double *norms)
 }
 
 size_t seslm_attention_scratch_floats(int max_len, int head_dim, int n_threads) {
-    // per thread: K^T of one head (D, L) and a block of score rows (4, L) for the fast path; the
-    // reference uses one row.
-    // (keys padded to a multiple of 16 by the AVX-512 path, plus 16 so K^T's rows are not a power of two apart)
-    return (size_t)(n_threads > 0 ? n_threads : 1) * (((size_t)max_len + 32) * (head_dim + 4) + 64);
+    // per thread: K^T of one head (D, L) and a block of score rows (8, L) for the fast path; the
+    // reference uses one row. (Keys padded to a multiple of 32 by the AVX-512 path, plus 16 so K^T's rows
+    // are not a power of two apart.)
+    return (size_t)(n_threads > 0 ? n_threads : 1) * (((size_t)max_len + 48) * (head_dim + 8) + 64);
 }
 
 static const seslm_backend g_ref = {
