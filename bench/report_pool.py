@@ -3,10 +3,13 @@
 
   report_pool.py pool bench/out/pool.jsonl
   report_pool.py serve bench/out/serve_load.jsonl
+  report_pool.py precision bench/out/precision.jsonl
 
 pool: per condition (found / hog), config and build, sentences/s at 1 and 2 threads as median (min..max)
 over rounds, the 2-thread / 1-thread ratio of the medians, and the load average seen at the start.
 serve: per concurrency and peer, requests/s and p50 / p99 latency as medians (min..max) over rounds.
+precision: per config and thread count, sentences/s of fp32 / bf16 / int8 as median (min..max) over rounds,
+and each one's ratio to fp32 computed per round (same machine state) then the median (min..max) of those.
 """
 import json
 import statistics
@@ -65,8 +68,30 @@ def serve(path):
                   f"{sum(r['errors'])} | {min(r['load1']):.0f}..{max(r['load1']):.0f} | {ratio} |")
 
 
+def precision(path):
+    runs = defaultdict(dict)
+    for line in open(path):
+        d = json.loads(line)
+        runs[(d["config"], d["threads"], d["round"])][d["precision"]] = d
+    names = {"long128x32": "128 tok, batch 32", "long128x1": "128 tok, batch 1", "short1": "short, batch 1",
+             "short32": "short, batch 32"}
+    print("| inputs | threads | fp32 sent/s | bf16 sent/s | int8 (at load) sent/s | bf16 / fp32 (per round) | "
+          "int8 / fp32 |")
+    print("|---|---|---|---|---|---|---|")
+    for cfg in names:
+        for t in (1, 2):
+            rs = [v for (c, th, _), v in sorted(runs.items()) if c == cfg and th == t]
+            if not rs:
+                continue
+            col = {p: [r[p]["sentences_per_s"] for r in rs if p in r] for p in ("fp32", "bf16", "int8")}
+            rb = [r["bf16"]["sentences_per_s"] / r["fp32"]["sentences_per_s"] for r in rs if "bf16" in r and "fp32" in r]
+            ri = [r["int8"]["sentences_per_s"] / r["fp32"]["sentences_per_s"] for r in rs if "int8" in r and "fp32" in r]
+            print(f"| {names[cfg]} | {t} | {fmt(col['fp32'])} | {fmt(col['bf16'])} | {fmt(col['int8'])} | "
+                  f"**{fmt(rb, 2)}** | {fmt(ri, 2)} |")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("pool", "serve"):
+    if len(sys.argv) != 3 or sys.argv[1] not in ("pool", "serve", "precision"):
         print(__doc__)
         sys.exit(2)
-    (pool if sys.argv[1] == "pool" else serve)(sys.argv[2])
+    {"pool": pool, "serve": serve, "precision": precision}[sys.argv[1]](sys.argv[2])
