@@ -30,9 +30,12 @@ static int fast_supports_op(seslm_op op) { return op < SESLM_OP_COUNT; }
 static void fast_set_threads(int n) {
     n = seslm_pool_set_threads(n);
 #ifdef SESLM_HAVE_OPENBLAS
-    // sgemm (unpacked weights only) runs single-threaded inside pool workers, one row block each:
-    // OpenBLAS's own threads would oversubscribe the cores the pool already occupies
-    openblas_set_num_threads(1);
+    // The hot path (packed weights) never calls BLAS. OpenBLAS (its OpenMP build) keeps its own threads
+    // for what does: unpacked products (fast_linear without wp) and the recompile pipeline's least
+    // squares. Those calls come from the caller's thread while the pool is idle (its workers sleep after
+    // the spin), so the two sets of threads do not compete for the cores at the same time; calling sgemm
+    // from inside pool workers instead would nest OpenBLAS's threads under ours.
+    openblas_set_num_threads(n);
 #endif
     g_threads = n;
 }
@@ -507,8 +510,11 @@ static void fast_linear(float *y, const float *x, const seslm_weight *W, const f
         else panel_task(&j, 0, np, 0);
         return;
     }
-    // unpacked: row blocks of 16 over the pool, each a single-threaded sgemm (or the plain loop)
-    seslm_pool_for((M + 15) / 16, 1, 0, rows_task, &j);
+#ifdef SESLM_HAVE_OPENBLAS
+    rows_task(&j, 0, (M + 15) / 16, 0); // one sgemm on OpenBLAS's own threads
+#else
+    seslm_pool_for((M + 15) / 16, 1, 0, rows_task, &j); // row blocks of 16 over the pool
+#endif
 }
 
 typedef struct {
