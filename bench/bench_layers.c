@@ -6,7 +6,9 @@
  * For each sequence length L (batch 1) and each op — fused QKV (L x 1152 x 384), attention (12 heads of
  * 32), attention output (L x 384 x 384), FFN in + GELU (L x 1536 x 384), FFN out (L x 384 x 1536), the two
  * layer norms — the median time of R repeats (ops interleaved round by round, so drift hits all alike),
- * the spread (p90 - p10) / median, and GFLOP/s (2 M N K for products; 4 L^2 H D for attention). The peak
+ * the spread (p90 - p10) / median, and GFLOP/s (2 M N K for products; 4 L^2 H D for attention), from wall
+ * time and from process CPU time (the latter is what a core achieves while it runs: on a shared machine
+ * wall time also counts the slices other processes took; with --threads 1 it is one core's time). The peak
  * is measured first by register-only loops (16 independent FMA / vdpbf16ps chains) on one thread,
  * times the thread count. One JSON line per (L, op, precision), then one with the peaks. */
 #include "backend.h"
@@ -22,6 +24,12 @@
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double cpu_s(void) { // process CPU time: with --threads 1, the one thread's time on a core
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -162,13 +170,16 @@ int main(int argc, char **argv) {
         const size_t sf = seslm_attention_scratch_floats(L, D, threads);
         float *scratch = malloc(sf * sizeof(float));
         int off = 0, len = L;
-        double *t[OP_N][2];
+        double *t[OP_N][2], *tc[OP_N][2];
         for (int o = 0; o < OP_N; o++)
-            for (int p = 0; p < 2; p++) t[o][p] = malloc((size_t)repeats * sizeof(double));
+            for (int p = 0; p < 2; p++) {
+                t[o][p] = malloc((size_t)repeats * sizeof(double));
+                tc[o][p] = malloc((size_t)repeats * sizeof(double));
+            }
         for (int r = -1; r < repeats; r++) // r = -1: warm-up
             for (int p = 0; p < 2; p++)
                 for (int o = 0; o < OP_N; o++) {
-                    const double t0 = now_s();
+                    const double t0 = now_s(), c0 = cpu_s();
                     switch (o) {
                     case OP_QKV: be->linear(qkvb, x, p ? &qkv.wb : &qkv.w32, bias, L); break;
                     case OP_ATTN: be->attention(ctx, qkvb, &off, &len, 1, H, D, scratch, sf, NULL); break;
@@ -184,12 +195,14 @@ int main(int argc, char **argv) {
                         be->add_layernorm(xs, tmp, g, beta, L, C, 1e-12f);
                         break;
                     }
-                    if (r >= 0) t[o][p][r] = now_s() - t0;
+                    if (r >= 0) t[o][p][r] = now_s() - t0, tc[o][p][r] = cpu_s() - c0;
                 }
         for (int o = 0; o < OP_N; o++)
             for (int p = 0; p < 2; p++) {
                 if ((o == OP_ATTN || o == OP_LN) && p == 1) continue; // FP32 in both precisions
                 qsort(t[o][p], (size_t)repeats, sizeof(double), cmp_double);
+                qsort(tc[o][p], (size_t)repeats, sizeof(double), cmp_double);
+                const double cmed = tc[o][p][repeats / 2];
                 const double med = t[o][p][repeats / 2], p10 = t[o][p][repeats / 10],
                              p90 = t[o][p][repeats - 1 - repeats / 10];
                 double flops = 0;
@@ -202,14 +215,17 @@ int main(int argc, char **argv) {
                 default: break;
                 }
                 const double gfs = flops / med / 1e9, peak = (p ? pk16 : pk32) * threads;
+                const double gfc = flops / cmed / 1e9 / threads; // per core-second of CPU time
                 printf("{\"L\":%d,\"op\":\"%s\",\"precision\":\"%s\",\"threads\":%d,\"median_ms\":%.4f,\"spread\":%.3f,"
-                       "\"gflops\":%.1f,\"pct_of_peak\":%.1f}\n",
+                       "\"gflops\":%.1f,\"pct_of_peak\":%.1f,\"cpu_ms\":%.4f,\"gflops_per_core_cpu\":%.1f,"
+                       "\"pct_of_core_peak_cpu\":%.1f}\n",
                        L, op_names[o], p ? "bf16" : "fp32", threads, med * 1e3, (p90 - p10) / med, gfs,
-                       flops > 0 ? 100.0 * gfs / peak : 0.0);
+                       flops > 0 ? 100.0 * gfs / peak : 0.0, cmed * 1e3, gfc,
+                       flops > 0 ? 100.0 * gfc / (p ? pk16 : pk32) : 0.0);
             }
         fflush(stdout);
         for (int o = 0; o < OP_N; o++)
-            for (int p = 0; p < 2; p++) free(t[o][p]);
+            for (int p = 0; p < 2; p++) free(t[o][p]), free(tc[o][p]);
         free(x), free(qkvb), free(ctx), free(tmp), free(ffn), free(xs), free(scratch);
     }
     lin_free(&qkv), lin_free(&ao), lin_free(&ff1), lin_free(&ff2);
