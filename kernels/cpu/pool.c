@@ -153,10 +153,25 @@ static int cpus_available(void) {
     return n > 0 ? (int)n : 1;
 }
 
+// In a forked child only the forking thread exists: forget the parent's workers (the next job starts
+// new ones). pipeline/validate/validate_memory.c runs the model in a forked child.
+static void pool_atfork_child(void) {
+    atomic_store(&P.nworkers, 0);
+    atomic_store(&P.sleepers, 0);
+    atomic_store(&P.pending, 0);
+    atomic_store(&P.main_sleeping, 0);
+    atomic_flag_clear(&P.busy);
+    pthread_mutex_init(&P.mu, NULL);
+}
+
+static void pool_register_atfork(void) { pthread_atfork(NULL, NULL, pool_atfork_child); }
+
 // Starts workers up to nthreads - 1 (fewer if thread creation fails: the pool then uses what it has).
 // Called by the dispatcher while it holds `busy`, so no job is in flight.
 static void workers_ensure(int want) {
     if (atomic_load(&P.nworkers) >= want) return;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, pool_register_atfork);
     pthread_mutex_lock(&P.mu);
     while (atomic_load(&P.nworkers) < want) {
         const int w = atomic_load(&P.nworkers);
