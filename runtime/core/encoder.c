@@ -333,7 +333,7 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
         Fmax = c->layers[l].ffn_dim > Fmax ? c->layers[l].ffn_dim : Fmax;
     }
     be->set_threads(o.n_threads);
-    int nt = o.n_threads > 0 ? o.n_threads : 64; // scratch for as many threads as OpenMP may start
+    int nt = o.n_threads > 0 ? o.n_threads : 64; // scratch for as many threads as the pool may use (n_threads 0: all CPUs)
     e->scratch_floats = seslm_attention_scratch_floats(S, c->head_dim, nt);
     const size_t T = (size_t)e->max_tokens;
     const size_t Th = be->dev_alloc ? 1 : T; // device backends: the activations live on the device
