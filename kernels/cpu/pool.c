@@ -53,6 +53,9 @@ static struct {
 } P = {.mu = PTHREAD_MUTEX_INITIALIZER, .nthreads = 1, .busy = ATOMIC_FLAG_INIT, .spin_us = -1};
 
 static _Thread_local int tl_in_pool; // nonzero on workers and on a dispatcher while it runs its share
+// the generation current when worker t was created: it must wait for the next one, not run a stale job
+// (written before pthread_create, which orders it before the worker's first read)
+static unsigned start_gen[POOL_MAX + 1];
 
 static void futex_wait(volatile void *addr, unsigned val) {
 #ifdef __linux__
@@ -129,7 +132,7 @@ static void job_run(int tid) {
 static void *worker_main(void *arg) {
     const int tid = (int)(intptr_t)arg;
     tl_in_pool = 1;
-    unsigned seen = 0;
+    unsigned seen = start_gen[tid];
     for (;;) {
         unsigned g = spin_while_equal(&P.gen, seen);
         if (g == seen) {
@@ -177,6 +180,7 @@ static void workers_ensure(int want) {
         const int w = atomic_load(&P.nworkers);
         // a new worker must not mistake the current generation for a job: it starts from gen as it is
         // now, and no job is in flight (the caller holds `busy`)
+        start_gen[w + 1] = atomic_load(&P.gen);
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
@@ -208,8 +212,6 @@ void seslm_pool_for(int n, int grain, int max_threads, seslm_pool_fn fn, void *c
         fn(ctx, 0, n, 0);
         return;
     }
-    // workers start with seen = 0, so generation 0 must never name a job
-    if (atomic_load(&P.gen) == 0) atomic_store(&P.gen, 1);
     workers_ensure(nt - 1);
     const int nw = atomic_load(&P.nworkers);
     if (nt > nw + 1) nt = nw + 1;

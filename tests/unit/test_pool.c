@@ -3,6 +3,7 @@
  *     ids stay below the cap (per-thread scratch depends on it);
  *   - 3000 jobs back to back with more threads than cores, with spinning and with immediate sleep
  *     (spin 0 µs), lose no item (the sleep / wake handshakes);
+ *   - growing the pool after many jobs (workers born at a late generation) loses nothing;
  *   - a job started from inside a task, and two threads dispatching at once, run inline and complete;
  *   - after fork() the child (which has no workers) still completes jobs (validate_memory.c runs the model
  *     in a forked child); a hang is caught by an alarm in the child. */
@@ -83,6 +84,14 @@ int main(void) {
         CHECK(run_count(50, 1, 0) == 0);
     }
     seslm_pool_set_spin_us(50);
+
+    // more threads after many jobs: workers created at a late generation must wait for the next job
+    // (not count themselves done with a stale one, which would end a job before its items ran)
+    CHECK(seslm_pool_set_threads(7) == 7);
+    int late = 0;
+    for (int k = 0; k < 500; k++) late += run_count(200 + k % 13, 1, 0);
+    CHECK_MSG(late == 0, "after growing to 7 threads: %d items lost or repeated", late);
+    seslm_pool_set_threads(4);
 
     nest_job nj = {0};
     seslm_pool_for(8, 1, 0, outer_task, &nj);
