@@ -1,6 +1,7 @@
 /* cmd_serve.c — `seslm serve`: the embedding HTTP server (runtime/serve/, docs/serving.md). */
 #include "cli.h"
 #include "dialog_policy.h"
+#include "sd_notify.h"
 #include "serve.h"
 #include "util.h"
 
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *HELP =
     "usage: seslm serve [--model DIR] [--host ADDR] [--port P] [--telemetry-dir DIR] [--window-seconds S]\n"
@@ -187,17 +189,28 @@ int cmd_serve(int argc, char **argv) {
     seslm_serve_model_id(s, id, sizeof id);
     fprintf(stderr, "seslm serve: model %s; listening on http://%s%s%s:%d\n", id, strchr(o.host, ':') ? "[" : "",
             o.host, strchr(o.host, ':') ? "]" : "", seslm_serve_port(s));
+    // under systemd (Type=notify, docs/examples/seslm-serve.service): ready once the model is loaded and
+    // the socket listens
+    char state[512];
+    snprintf(state, sizeof state, "READY=1\nSTATUS=serving %s on port %d\nMAINPID=%ld", id, seslm_serve_port(s),
+             (long)getpid());
+    if (seslm_sd_notify(state) < 0) cli_error("serve", "readiness notification: %s", seslm_last_error());
 
     for (;;) {
         int sig = 0;
         if (sigwait(&set, &sig) != 0) continue;
         if (sig == SIGHUP) {
             char prev[256], now[256];
+            seslm_sd_notify("RELOADING=1\nSTATUS=reloading");
             if (seslm_serve_reload(s, NULL, prev, now, sizeof now) != SESLM_OK)
                 cli_error("serve", "SIGHUP reload failed, still serving %s: %s", prev, seslm_last_error());
+            seslm_serve_model_id(s, now, sizeof now); // the new model, or the old one still serving
+            snprintf(state, sizeof state, "READY=1\nSTATUS=serving %s on port %d", now, seslm_serve_port(s));
+            seslm_sd_notify(state);
             continue;
         }
         fprintf(stderr, "seslm serve: %s: draining and shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        seslm_sd_notify("STOPPING=1\nSTATUS=draining");
         break;
     }
     seslm_serve_stop(s);
