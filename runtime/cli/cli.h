@@ -51,6 +51,10 @@ void cli_opts_free(cli_opts *o);
 void cli_input_name(const cli_opts *o, int i, char *buf, size_t cap);
 
 int cmd_tokenize(int argc, char **argv);
+/* Writes s as a quoted JSON string to f: " and \\ escaped, control bytes (and DEL) as \\u00XX, other bytes
+ * (UTF-8) as they are. The one JSON string writer of the commands (the server's is sb_json_str). */
+void cli_json_str(FILE *f, const char *s);
+
 int cmd_embed(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_similarity(int argc, char **argv);
