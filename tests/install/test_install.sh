@@ -5,7 +5,9 @@
 #   2. its vector equals `seslm embed` of the installed program (RUNPATH $ORIGIN/../lib, no LD_LIBRARY_PATH);
 #   3. every layer's library has its SONAME and .pc file, and links (pkg-config --libs) on its own;
 #   4. find_package(seslm) in a CMake project links seslm::core;
-#   5. the man page renders without warnings, the bash completion file is there.
+#   5. the man page renders without warnings, the bash completion file is there;
+#   6. pip install ./python finds the installed core and gives the vectors of seslm embed;
+#   7. a wheel with the core bundled (python/bundle_core.sh) works without pkg-config or the prefix.
 # usage: test_install.sh BUILD_DIR MODEL_DIR SOURCE_DIR [sanitize]   (exit 77: skipped)
 set -euo pipefail
 build="$1"; model="$2"; src="$3"; sanitize="${4:-}"
@@ -34,6 +36,13 @@ if grep -E 'not found|libcurl|libmicrohttpd|libnghttp|libpq|libsqlite|libmysql|l
     echo "FAIL: the core pulls in a library of another layer (above)"; exit 1
 fi
 echo "ok: core-only program links with pkg-config and needs $(wc -l < "$tmp/ldd.txt") libraries, none of HTTP/SQL/curl/HDF5/CUDA"
+
+# 1b. the same program linked against the static core (libseslm.a + pkg-config --static: Libs.private is complete)
+static_libs="$(pkg-config --static --libs seslm | sed 's/-lseslm /-Wl,-Bstatic -lseslm -Wl,-Bdynamic /')"
+cc -std=c11 -Wall -Werror -o "$tmp/embed_hello_static" "$src/tests/install/embed_hello.c" $(pkg-config --cflags seslm) $static_libs
+if ldd "$tmp/embed_hello_static" | grep -q libseslm; then echo "FAIL: the static link still needs libseslm.so"; exit 1; fi
+"$tmp/embed_hello_static" "$model" "The installed library embeds this sentence." | cmp - "$tmp/c.txt"
+echo "ok: the same program linked statically (pkg-config --static) prints the same vector"
 
 # 2. the same vector as the installed program
 env -u LD_LIBRARY_PATH "$prefix/bin/seslm" embed --model "$model" "The installed library embeds this sentence." > "$tmp/cli.json"
@@ -99,3 +108,25 @@ rm -rf "$tmp/python/seslm/_lib"
 "$venv/bin/pip" install -q --no-build-isolation --no-deps "$tmp/python"
 (cd "$tmp" && env -u LD_LIBRARY_PATH "$venv/bin/python" "$src/tests/python/test_package.py" "$prefix/bin/seslm" "$model")
 "$venv/bin/python" -c "import seslm; assert seslm.library_path.startswith('$prefix'), seslm.library_path"
+
+# 7. a wheel that carries the core: built from a copy with the core bundled, installed into a second venv,
+#    and loaded with neither pkg-config nor the install prefix reachable
+cp -r "$src/python" "$tmp/wheelsrc"
+rm -rf "$tmp/wheelsrc/seslm/_lib"
+PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig" bash "$tmp/wheelsrc/bundle_core.sh" > /dev/null
+"$venv/bin/pip" wheel -q --no-build-isolation --no-deps -w "$tmp/dist" "$tmp/wheelsrc" > /dev/null
+whl="$(ls "$tmp/dist"/seslm-*.whl)"
+"$venv/bin/python" -m zipfile -l "$whl" | grep -q "seslm/_lib/libseslm.so" || { echo "FAIL: the wheel lacks the core"; exit 1; }
+"$venv/bin/pip" uninstall -q -y seslm > /dev/null
+"$venv/bin/pip" install -q --no-deps "$whl"
+mv "$prefix" "$tmp/moved-prefix" # the installed tree is gone: only the wheel's copy can be loaded
+(cd "$tmp" && env -u LD_LIBRARY_PATH PKG_CONFIG_PATH=/nonexistent "$venv/bin/python" - "$model" "$tmp/c.txt" <<'PY'
+import sys, numpy as np, seslm
+assert "/_lib/" in seslm.library_path, seslm.library_path
+v = seslm.Model(sys.argv[1]).encode(["The installed library embeds this sentence."])[0]
+ref = np.array([float(x) for x in open(sys.argv[2]).read().split()], dtype=np.float32)
+assert np.array_equal(v, ref), float(np.abs(v - ref).max())
+print("ok: a wheel with the core bundled loads it (" + seslm.library_path.split("site-packages/")[-1] + ") and gives the same vector")
+PY
+)
+"$venv/bin/pip" uninstall -q -y seslm > /dev/null
