@@ -107,45 +107,16 @@ int cli_parse_common(cli_opts *o, const char *cmd, const char *help, int argc, c
     o->model_dir = cli_default_model_dir();
     o->backend = "cpu";
     o->batch = 32;
-    int only_text = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!only_text && cli_is_help(a)) {
-            fputs(help, stdout);
-            return 0;
-        } else if (!only_text && strcmp(a, "--") == 0) {
-            only_text = 1;
-        } else if (!only_text && strcmp(a, "--model") == 0) {
-            if (!v) goto missing;
-            o->model_dir = v;
-            i++;
-        } else if (!only_text && strcmp(a, "--input") == 0) {
-            if (!v) goto missing;
-            o->input = v;
-            i++;
-        } else if (!only_text && (strcmp(a, "--backend") == 0 || strcmp(a, "--device") == 0)) { // --device cuda
-            if (!v) goto missing;
-            o->backend = v;
-            i++;
-        } else if (!only_text && strcmp(a, "--batch") == 0) {
-            if (!cli_parse_int(cmd, a, v, 1, 4096, &o->batch)) return 2;
-            i++;
-        } else if (!only_text && strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int(cmd, a, v, 0, 1024, &o->threads)) return 2;
-            i++;
-        } else if (!only_text && a[0] == '-' && a[1] == '-') {
-            cli_error(cmd, "unknown option '%s' (see seslm %s --help)", a, cmd);
-            return 2;
-        } else if (!cli_texts_add(&o->texts, a, strlen(a))) {
-            cli_error(cmd, "out of memory");
-            return 1;
-        }
-        continue;
-    missing:
-        cli_error(cmd, "%s needs a value", a);
-        return 2;
-    }
+    const cli_arg args[] = {
+        {"--model", CLI_ARG_STR, &o->model_dir, 0, 0},
+        {"--input", CLI_ARG_STR, &o->input, 0, 0},
+        {"--backend|--device", CLI_ARG_STR, &o->backend, 0, 0}, // --device cuda
+        {"--batch", CLI_ARG_INT, &o->batch, 1, 4096},
+        {"--threads", CLI_ARG_INT, &o->threads, 0, 1024},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int rc = cli_parse_args(cmd, help, args, argc, argv, &o->texts);
+    if (rc >= 0) return rc;
     if (o->input && o->texts.n) {
         cli_error(cmd, "give either TEXT arguments or --input FILE, not both");
         return 2;
