@@ -60,7 +60,13 @@ typedef enum {
     CLI_ARG_INT,  // dst: int *, an integer in [lo, hi]
     CLI_ARG_NUM,  // dst: double *, a number in [lo, hi]
     CLI_ARG_FLAG, // dst: int *, set to 1; takes no value
+    CLI_ARG_LIST, // dst: cli_list *, a repeatable option: each value appended (at most cap)
 } cli_arg_kind;
+
+typedef struct {
+    const char **items; // caller's array of cap pointers (the values point into argv)
+    int n, cap;
+} cli_list;
 
 typedef struct {
     const char *name; // "--port"; aliases as "--backend|--device"; NULL ends the table

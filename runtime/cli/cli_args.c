@@ -26,6 +26,15 @@ static int arg_set(const char *cmd, const cli_arg *o, const char *a, const char 
     case CLI_ARG_STR:
         *(const char **)o->dst = v;
         return 1;
+    case CLI_ARG_LIST: {
+        cli_list *l = o->dst;
+        if (l->n == l->cap) {
+            cli_error(cmd, "at most %d %s options", l->cap, a);
+            return 0;
+        }
+        l->items[l->n++] = v;
+        return 1;
+    }
     case CLI_ARG_INT:
         return cli_parse_int(cmd, a, v, (int)o->lo, (int)o->hi, (int *)o->dst);
     case CLI_ARG_NUM: {
