@@ -40,7 +40,8 @@ echo "ok: core-only program links with pkg-config and needs $(wc -l < "$tmp/ldd.
 # 1b. the same program linked against the static core (libseslm.a + pkg-config --static: Libs.private is complete)
 static_libs="$(pkg-config --static --libs seslm | sed 's/-lseslm /-Wl,-Bstatic -lseslm -Wl,-Bdynamic /')"
 cc -std=c11 -Wall -Werror -o "$tmp/embed_hello_static" "$src/tests/install/embed_hello.c" $(pkg-config --cflags seslm) $static_libs
-if ldd "$tmp/embed_hello_static" | grep -q libseslm; then echo "FAIL: the static link still needs libseslm.so"; exit 1; fi
+ldd "$tmp/embed_hello_static" > "$tmp/ldd_static.txt"
+if grep -q libseslm "$tmp/ldd_static.txt"; then echo "FAIL: the static link still needs libseslm.so"; exit 1; fi
 "$tmp/embed_hello_static" "$model" "The installed library embeds this sentence." | cmp - "$tmp/c.txt"
 echo "ok: the same program linked statically (pkg-config --static) prints the same vector"
 
@@ -116,7 +117,8 @@ rm -rf "$tmp/wheelsrc/seslm/_lib"
 PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig" bash "$tmp/wheelsrc/bundle_core.sh" > /dev/null
 "$venv/bin/pip" wheel -q --no-build-isolation --no-deps -w "$tmp/dist" "$tmp/wheelsrc" > /dev/null
 whl="$(ls "$tmp/dist"/seslm-*.whl)"
-"$venv/bin/python" -m zipfile -l "$whl" | grep -q "seslm/_lib/libseslm.so" || { echo "FAIL: the wheel lacks the core"; exit 1; }
+"$venv/bin/python" -m zipfile -l "$whl" > "$tmp/wheel.txt" # (a file: grep -q would close the pipe early)
+grep -q "seslm/_lib/libseslm.so" "$tmp/wheel.txt" || { echo "FAIL: the wheel lacks the core"; cat "$tmp/wheel.txt"; exit 1; }
 "$venv/bin/pip" uninstall -q -y seslm > /dev/null
 "$venv/bin/pip" install -q --no-deps "$whl"
 mv "$prefix" "$tmp/moved-prefix" # the installed tree is gone: only the wheel's copy can be loaded
