@@ -56,14 +56,6 @@ static const char *HELP =
 
 static const char *CMD = "recompile";
 
-static void json_string(const char *v) {
-    cJSON *j = cJSON_CreateString(v);
-    char *t = j ? cJSON_PrintUnformatted(j) : NULL;
-    fputs(t ? t : "\"\"", stdout);
-    free(t);
-    cJSON_Delete(j);
-}
-
 /* The plan's "model_sha256", when present and non-empty, must be the parent's. */
 static int check_plan_model(const char *plan_path, const char *sha) {
     char *txt = NULL;
@@ -229,11 +221,11 @@ int cmd_recompile(int argc, char **argv) {
         }
     }
     printf("{\"parent\":");
-    json_string(model_dir);
+    cli_json_str(stdout, model_dir);
     printf(",\"student\":");
-    json_string(out_dir);
+    cli_json_str(stdout, out_dir);
     printf(",\"plan\":");
-    json_string(plan_path);
+    cli_json_str(stdout, plan_path);
     printf(",\"parent_sha256\":\"%s\",\"params_parent\":%lld,\"params\":%lld,\"bytes_parent\":%lld,\"bytes\":%lld,"
            "\"file_bytes_parent\":%lld,\"file_bytes\":%lld,\"params_ratio\":%.6f,\"heads_removed\":%d,"
            "\"neurons_removed\":%d,\"bytes_ratio\":%.6f,\"quantize\":\"%s\",\"embeddings\":\"%s\",\"exact_rows\":%d,"
@@ -245,7 +237,7 @@ int cmd_recompile(int argc, char **argv) {
            s.bytes_parent ? (double)s.bytes / (double)s.bytes_parent : 0.0, quantize ? "int8" : "none",
            compress ? "int8" : "f32", s.exact_rows, have_cal ? "\"least-squares\"" : "null",
            (long long)(have_cal ? cal.tokens : 0), s.refits_skipped, sparsity ? "2:4" : "none", sp_keep ? "true" : "false");
-    json_string(sp_reason);
+    cli_json_str(stdout, sp_reason);
     printf("},\"layers\":[");
     if (s.refits_skipped)
         fprintf(stderr, "seslm recompile: warning: %d pruned projections left unfitted: %lld calibration tokens are "

@@ -13,6 +13,7 @@
  * forward pass itself allocates nothing. */
 #include "backend.h"
 #include "bf16.h"
+#include "cuda_plugin.h"
 #include "encoder_device.h"
 #include "encoder_probe.h"
 #include "model_internal.h"
@@ -294,9 +295,12 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
     if (o.max_seq_len < 0 || o.max_seq_len == 1)
         return seslm_fail(SESLM_ERR_ARG, "max_seq_len must be 0 or >= 2 (got %d)", o.max_seq_len);
     const seslm_backend *be = seslm_backend_get(o.backend);
-    if (!be && o.backend && (strcmp(o.backend, "cuda") == 0 || strcmp(o.backend, "cuda-fp16") == 0))
-        return seslm_fail(SESLM_ERR_ARG, "backend '%s': %s", o.backend,
-                          seslm_built_with_cuda() ? "no CUDA device visible" : "this build has no CUDA support (no nvcc)");
+    if (!be && o.backend && (strcmp(o.backend, "cuda") == 0 || strcmp(o.backend, "cuda-fp16") == 0)) {
+        const char *why = NULL;
+        if (!seslm_cuda_plugin_get(&why)) // the CUDA backend library is not there (not built, not installed)
+            return seslm_fail(SESLM_ERR_ARG, "backend '%s': %s", o.backend, why);
+        return seslm_fail(SESLM_ERR_ARG, "backend '%s': no CUDA device visible", o.backend);
+    }
     if (!be) return seslm_fail(SESLM_ERR_ARG, "unknown backend '%s' (known: cpu, cpu-ref, cuda, cuda-fp16)", o.backend);
     seslm_encoder *e = calloc(1, sizeof *e);
     if (!e) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");

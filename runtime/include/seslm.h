@@ -151,6 +151,7 @@ seslm_status seslm_encoder_embed_texts(seslm_encoder *e, const char *const *text
 // ---------------------------------------------------------------------------------------------
 // devices
 
+/* 1 when the CUDA backend library (libseslm-cuda) can be loaded; the core loads it on first use. */
 int seslm_built_with_cuda(void);
 /* Visible CUDA GPUs (0 without a GPU, a driver, or a CUDA build). */
 int seslm_gpu_count(void);
