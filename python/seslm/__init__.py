@@ -58,7 +58,7 @@ _lib, library_path = _load()
 
 class _EncoderOpts(ctypes.Structure):  # seslm_encoder_opts (seslm.h)
     _fields_ = [("backend", ctypes.c_char_p), ("n_threads", ctypes.c_int), ("max_batch", ctypes.c_int),
-                ("max_seq_len", ctypes.c_int)]
+                ("max_seq_len", ctypes.c_int), ("precision", ctypes.c_char_p)]
 
 
 class _ModelConfig(ctypes.Structure):  # seslm_model_config (seslm.h), the leading fields
