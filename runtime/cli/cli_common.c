@@ -128,6 +128,14 @@ int cli_parse_common(cli_opts *o, const char *cmd, const char *help, int argc, c
             if (!v) goto missing;
             o->backend = v;
             i++;
+        } else if (!only_text && strcmp(a, "--prompt-name") == 0) {
+            if (!v) goto missing;
+            o->prompt_name = v;
+            i++;
+        } else if (!only_text && strcmp(a, "--prompt") == 0) {
+            if (!v) goto missing;
+            o->prompt = v;
+            i++;
         } else if (!only_text && strcmp(a, "--batch") == 0) {
             if (!cli_parse_int(cmd, a, v, 1, 4096, &o->batch)) return 2;
             i++;
@@ -144,6 +152,10 @@ int cli_parse_common(cli_opts *o, const char *cmd, const char *help, int argc, c
         continue;
     missing:
         cli_error(cmd, "%s needs a value", a);
+        return 2;
+    }
+    if (o->prompt && o->prompt_name) {
+        cli_error(cmd, "give either --prompt or --prompt-name, not both");
         return 2;
     }
     if (o->input && o->texts.n) {

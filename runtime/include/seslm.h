@@ -76,6 +76,29 @@ typedef struct {
     int ffn_dim;   // intermediate width of this layer (0 allowed)
 } seslm_layer_config;
 
+/* Sentence-transformers pooling modes (1_Pooling/config.json); one mode per model (a concatenation of
+ * several is refused at load). Over each sequence's tokens t = skip .. len-1 (skip: the prompt tokens when
+ * include_prompt is false, else 0):
+ *   MEAN: sum x_t / n;  MEAN_SQRT_LEN: sum x_t / sqrt(n);  MAX: per-column max;  CLS: x_skip (the first
+ *   pooled token);  LASTTOKEN: x_{len-1};  WEIGHTEDMEAN: sum (t+1) x_t / sum (t+1). */
+typedef enum {
+    SESLM_POOL_MEAN = 0,
+    SESLM_POOL_CLS,
+    SESLM_POOL_MAX,
+    SESLM_POOL_MEAN_SQRT_LEN,
+    SESLM_POOL_WEIGHTEDMEAN,
+    SESLM_POOL_LASTTOKEN,
+} seslm_pooling;
+
+/* The sentence-transformers name of a pooling mode ("mean", "cls", "max", "mean_sqrt_len_tokens",
+ * "weightedmean", "lasttoken"). */
+const char *seslm_pooling_name(seslm_pooling p);
+
+typedef struct {
+    char *name; // "query", "passage", ...
+    char *text; // prepended to the input text before tokenization
+} seslm_prompt;
+
 typedef struct {
     int vocab_size;
     int hidden;           // C
@@ -86,9 +109,14 @@ typedef struct {
     int max_seq_len;      // truncation used for sentence embeddings
     int pad_token_id;
     float layer_norm_eps;
-    int pooling_mean;     // 1: mean pooling over the mask; 0: [CLS]
+    int pooling_mean;     // 1: pooling == SESLM_POOL_MEAN (kept for older callers)
     int normalize;        // 1: L2-normalise the pooled vector
     seslm_layer_config *layers; // n_layers entries
+    seslm_pooling pooling;
+    int include_prompt;   // 0: the prompt's tokens ([CLS] included) are left out of pooling
+    seslm_prompt *prompts; // config_sentence_transformers.json "prompts" (n_prompts entries)
+    int n_prompts;
+    int default_prompt;   // index into prompts of "default_prompt_name", or -1
 } seslm_model_config;
 
 typedef struct seslm_model seslm_model;
@@ -97,6 +125,8 @@ seslm_status seslm_model_load(seslm_model **out, const char *model_dir);
 void seslm_model_free(seslm_model *m);
 const seslm_model_config *seslm_model_get_config(const seslm_model *m);
 const seslm_tokenizer *seslm_model_tokenizer(const seslm_model *m);
+/* The text of the prompt called `name` (config_sentence_transformers.json), or NULL. */
+const char *seslm_model_prompt(const seslm_model *m, const char *name);
 /* Hex SHA-256 of model.safetensors (65 bytes with NUL). */
 const char *seslm_model_weights_sha256(const seslm_model *m);
 
@@ -138,7 +168,13 @@ seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *i
  * unchanged, bit for bit, and the masked forward pass allocates nothing. Works with every backend. */
 seslm_status seslm_encoder_set_masks(seslm_encoder *e, const float *const *head_mask, const float *const *neuron_mask);
 
-/* Tokenizes and embeds n texts (n <= max_batch). out is (n, hidden). */
+/* The prompt prepended to every text by seslm_encoder_embed_texts (copied; NULL: none). A new encoder
+ * starts with the model's default prompt (default_prompt_name), as sentence-transformers' encode() does.
+ * With include_prompt false, its tokens are left out of pooling (in forward_ids too). */
+seslm_status seslm_encoder_set_prompt(seslm_encoder *e, const char *prompt);
+const char *seslm_encoder_prompt(const seslm_encoder *e);
+
+/* Tokenizes and embeds n texts (n <= max_batch), each prefixed by the encoder's prompt. out is (n, hidden). */
 seslm_status seslm_encoder_embed_texts(seslm_encoder *e, const char *const *texts, const size_t *text_lens,
                                        int n, float *out);
 
