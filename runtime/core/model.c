@@ -299,6 +299,9 @@ seslm_status seslm_model_load(seslm_model **out, const char *model_dir) {
         st = model_open_weights(&m->st, path);
     }
     if (st == SESLM_OK) st = model_load_weights(m);
+    if (st == SESLM_OK && m->cfg.pooling_dim && m->cfg.pooling_dim != m->cfg.hidden)
+        st = seslm_fail(SESLM_ERR_FORMAT, "%s: the Pooling config's embedding dimension %d differs from the model's hidden size %d",
+                        model_dir, m->cfg.pooling_dim, m->cfg.hidden);
     if (st == SESLM_OK) st = seslm_tokenizer_load(&m->tok, model_dir, m->cfg.max_position);
     if (st == SESLM_OK && seslm_tokenizer_vocab_size(m->tok) > m->cfg.vocab_size)
         st = seslm_fail(SESLM_ERR_SHAPE, "%s: the vocabulary has %d tokens but the model has %d embedding rows", model_dir,

@@ -117,6 +117,7 @@ typedef struct {
     seslm_prompt *prompts; // config_sentence_transformers.json "prompts" (n_prompts entries)
     int n_prompts;
     int default_prompt;   // index into prompts of "default_prompt_name", or -1
+    int pooling_dim;      // the embedding dimension the Pooling config declares (0: none); must equal hidden
 } seslm_model_config;
 
 typedef struct seslm_model seslm_model;
