@@ -386,7 +386,14 @@ static seslm_status tok_validate_utf8(const char *text, size_t len, size_t pos) 
 
 seslm_status seslm_tokenizer_encode(const seslm_tokenizer *tok, const char *text, size_t len, int32_t *ids,
                                     int cap, int *n_ids) {
+    return seslm_tokenizer_encode_full(tok, text, len, ids, cap, n_ids, NULL);
+}
+
+seslm_status seslm_tokenizer_encode_full(const seslm_tokenizer *tok, const char *text, size_t len, int32_t *ids,
+                                         int cap, int *n_ids, int *n_full) {
     if (n_ids) *n_ids = 0;
+    if (n_full) *n_full = 0;
+    const bool count = n_full != NULL; // go on past the limit: tok_emit counts what it does not store
     if (!tok || !ids || !n_ids || (!text && len > 0)) return seslm_fail(SESLM_ERR_ARG, "tokenizer_encode: NULL argument");
     if (cap < tok->opts.max_len)
         return seslm_fail(SESLM_ERR_ARG, "tokenizer_encode: cap %d < max_len %d", cap, tok->opts.max_len);
@@ -394,7 +401,7 @@ seslm_status seslm_tokenizer_encode(const seslm_tokenizer *tok, const char *text
     tok_state st = {.tok = tok, .ids = ids, .n = 0, .limit = tok->opts.max_len - 1};
     ids[st.n++] = tok->cls_id;
     size_t pos = 0;
-    while (pos < len && st.n < st.limit) {
+    while (pos < len && (st.n < st.limit || count)) {
         uint8_t b = (uint8_t)text[pos];
         if (tok->special_first[b]) {
             int32_t sid = -1;
@@ -418,10 +425,11 @@ seslm_status seslm_tokenizer_encode(const seslm_tokenizer *tok, const char *text
         tok_input_char(&st, c);
         pos += (size_t)k;
     }
-    if (st.n < st.limit) tok_flush(&st);
+    if (st.n < st.limit || count) tok_flush(&st);
     // Truncated: the rest is not tokenised, but bad bytes are still an error wherever they are.
     seslm_status s = tok_validate_utf8(text, len, pos);
     if (s != SESLM_OK) return s;
+    if (n_full) *n_full = st.n + 1; // (+ [SEP])
     if (st.n > st.limit) st.n = st.limit;
     ids[st.n++] = tok->sep_id;
     *n_ids = st.n;

@@ -68,6 +68,11 @@ int32_t seslm_tokenizer_lookup(const seslm_tokenizer *tok, const char *token);
 seslm_status seslm_tokenizer_encode(const seslm_tokenizer *tok, const char *text, size_t len,
                                     int32_t *ids, int cap, int *n_ids);
 
+/* As seslm_tokenizer_encode, and *n_full (may be NULL) gets the length the text would have without
+ * truncation ([CLS] and [SEP] included): > max_len tells the caller the text was cut. */
+seslm_status seslm_tokenizer_encode_full(const seslm_tokenizer *tok, const char *text, size_t len, int32_t *ids,
+                                         int cap, int *n_ids, int *n_full);
+
 // ---------------------------------------------------------------------------------------------
 // model: BERT-family encoder with per-layer head counts and FFN widths
 
@@ -178,6 +183,21 @@ const char *seslm_encoder_prompt(const seslm_encoder *e);
 /* Tokenizes and embeds n texts (n <= max_batch), each prefixed by the encoder's prompt. out is (n, hidden). */
 seslm_status seslm_encoder_embed_texts(seslm_encoder *e, const char *const *texts, const size_t *text_lens,
                                        int n, float *out);
+
+// ---------------------------------------------------------------------------------------------
+// provenance
+
+/* "0.1.0" */
+const char *seslm_version(void);
+/* The commit the build was configured from (git describe: "a1b2c3d4e5f6[-dirty]", or "unknown"). */
+const char *seslm_build_commit(void);
+/* Compiler and version ("gcc 12.2.0"). */
+const char *seslm_build_compiler(void);
+/* CPU features: those the build was compiled for and those of this machine (x86: avx2, fma, avx512f,
+ * avx512vnni...) as "build: ... ; cpu: ...". */
+const char *seslm_build_cpu_features(void);
+/* One JSON object with all of the above and the CUDA flag: {"version": ..., "commit": ..., ...}. */
+const char *seslm_build_info_json(void);
 
 // ---------------------------------------------------------------------------------------------
 // devices

@@ -220,6 +220,29 @@ static void check_tokenizer_json_only(void) {
     free(all);
     CHECK(lines == n_inputs && same == n_inputs);
     printf("tokenizer.json only: ids identical on %d of %d inputs\n", same, n_inputs);
+    // the untruncated lengths: the reference's own, for the inputs it truncated (oracle manifest.json)
+    snprintf(path, sizeof path, "%s/manifest.json", oracle);
+    char *ms = slurp(path, NULL);
+    cJSON *man = ms ? cJSON_Parse(ms) : NULL;
+    free(ms);
+    const cJSON *full = cJSON_GetObjectItem(cJSON_GetObjectItem(man, "token_length_stats"), "truncated_inputs_full_length");
+    int n_full_checked = 0;
+    for (int k = 0; k < n_inputs; k++) {
+        int32_t a[512], b[512];
+        int na = 0, nb = 0, nf = 0;
+        CHECK(seslm_tokenizer_encode(seslm_model_tokenizer(m), texts[k], text_lens[k], a, 512, &na) == SESLM_OK);
+        CHECK(seslm_tokenizer_encode_full(seslm_model_tokenizer(m), texts[k], text_lens[k], b, 512, &nb, &nf) == SESLM_OK);
+        CHECK_MSG(na == nb && memcmp(a, b, (size_t)na * sizeof *a) == 0, "input %d: encode_full stored other ids", k);
+        char key[16];
+        snprintf(key, sizeof key, "%d", k);
+        const cJSON *want = cJSON_GetObjectItem(full, key);
+        if (want) n_full_checked++;
+        CHECK_MSG(want ? nf == want->valueint : nf == na, "input %d: full length %d, reference %d", k, nf,
+                  want ? want->valueint : na);
+    }
+    CHECK(n_full_checked >= 10);
+    printf("untruncated lengths equal the reference's on %d truncated inputs\n", n_full_checked);
+    cJSON_Delete(man);
     // embeddings: the oracle rows of the subset
     snprintf(path, sizeof path, "%s/embeddings.f32", oracle);
     size_t len = 0;
