@@ -45,7 +45,7 @@ static const struct {
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: seslm <command> [options]   (seslm <command> --help for details)\n\ncommands:\n");
+    fprintf(f, "usage: seslm <command> [options]   (seslm <command> --help for details; seslm --version [--json])\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].what);
     fprintf(f, "\nThe model directory defaults to $SESLM_MODEL_DIR, else models/all-MiniLM-L6-v2.\n");
@@ -55,6 +55,16 @@ int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) { // provenance (version.c)
+        if (argc > 2 && strcmp(argv[2], "--json") == 0) {
+            printf("%s\n", seslm_build_info_json());
+        } else {
+            printf("seslm %s (commit %s)\ncompiler %s\ncpu features %s\ncuda %s\n", seslm_version(),
+                   seslm_build_commit(), seslm_build_compiler(), seslm_build_cpu_features(),
+                   seslm_built_with_cuda() ? "built in" : "not built");
+        }
+        return 0;
     }
     if (cli_is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
         usage(stdout);

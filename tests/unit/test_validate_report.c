@@ -70,6 +70,8 @@ int main(void) {
     for (const char *p = x; (p = strstr(p, "<failure ")); p++) failures++;
     CHECK(cases == 3 && failures == 2);
     CHECK(strstr(x, "name=\"stsb_spearman max_drop 0.02\"") != NULL);
+    CHECK(strstr(x, " timestamp=\"20") != NULL && strstr(x, " hostname=\"") != NULL); // JUnit: when and where
+    CHECK(strstr(x, "name=\"seslm_commit\"") != NULL);
     free(x);
 
     char *md = render(seslm_validate_report_md, &c, r);
