@@ -73,5 +73,6 @@ int cmd_encrypt(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_intent(int argc, char **argv);
 int cmd_kb(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

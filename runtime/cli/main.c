@@ -35,6 +35,7 @@ static const struct {
     {"evolve", cmd_evolve, "the whole evolution cycle (ingest .. validate, select) as one nightly job"},
     {"registry", cmd_registry, "model registry: list, show, lineage, diff, register (content-addressed store)"},
     {"promote", cmd_promote, "point an alias (live) at a version, governed by policy; optionally reload a node"},
+    {"export", cmd_export, "write a model (a student included) as ONNX with its real per-layer shapes"},
     {"approve", cmd_approve, "record an approval of a version for an alias (who, why)"},
     {"rollback", cmd_rollback, "swap live and previous in one transaction; optionally reload a node"},
     {"audit", cmd_audit, "verify the registry's hash-chained audit log, or print it"},
