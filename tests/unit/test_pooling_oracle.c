@@ -173,6 +173,8 @@ static void check_case(const char *name, const char *backend) {
     if (e && seslm_model_get_config(m)->n_prompts > 0) { // default prompt = "query"; each named prompt
         CHECK(seslm_encoder_prompt(e) && strcmp(seslm_encoder_prompt(e), seslm_model_prompt(m, "query")) == 0);
         const char *names[] = {"query", "passage"};
+        const int keep = compare_limit;
+        compare_limit = 16; // (the default pass above covered the whole subset)
         for (int i = 0; i < 2; i++) {
             char f[64];
             snprintf(f, sizeof f, "embeddings_%s.f32", names[i]);
@@ -184,6 +186,7 @@ static void check_case(const char *name, const char *backend) {
             printf("%-40s worst cosine %.9f\n", what, worst_cos);
             free(want);
         }
+        compare_limit = keep;
     }
     seslm_encoder_free(e);
     seslm_model_free(m);
