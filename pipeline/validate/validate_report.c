@@ -24,6 +24,7 @@ char *seslm_validate_verdict_json(const seslm_validate_config *c, const seslm_va
     for (int i = 0; i < r->n_results; i++) failed += !r->results[i].pass;
     cJSON_AddNumberToObject(root, "gates_failed", failed);
     cJSON_AddNumberToObject(root, "gates_total", r->n_results);
+    cJSON_AddItemToObject(root, "seslm_build", cJSON_Parse(seslm_build_info_json())); // provenance
     cJSON *p = cJSON_AddObjectToObject(root, "parent"), *q = cJSON_AddObjectToObject(root, "candidate");
     cJSON_AddStringToObject(p, "dir", r->parent_dir);
     cJSON_AddStringToObject(p, "weights_sha256", r->parent_sha256);

@@ -180,6 +180,14 @@ void serve_metrics_render(seslm_server *s, sbuf *b) {
     process_metrics(b, m->start_time);
     pthread_mutex_lock(&m->mu);
 
+    family(b, "seslm_build_info", "gauge", "The build serving (value 1): version, commit, compiler.");
+    sb_puts(b, "seslm_build_info{version=\"");
+    sb_label_value(b, seslm_version());
+    sb_puts(b, "\",commit=\"");
+    sb_label_value(b, seslm_build_commit());
+    sb_puts(b, "\",compiler=\"");
+    sb_label_value(b, seslm_build_compiler());
+    sb_puts(b, "\"} 1\n");
     family(b, "seslm_model_info", "gauge", "The model now serving (value 1), by model id and directory.");
     if (m->cur_id[0]) {
         sb_puts(b, "seslm_model_info{");

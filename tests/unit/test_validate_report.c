@@ -58,6 +58,7 @@ int main(void) {
     CHECK(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(ms, "recall_agreement"), "candidate")));
     CHECK(!strcmp(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "parent"), "dir")->valuestring, r->parent_dir));
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(v, "gates")) == 3);
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "seslm_build"), "commit"))); // provenance
     cJSON_Delete(v);
     free(json);
 
