@@ -1,8 +1,8 @@
-/* pool.c — sentence-transformers pooling of token embeddings, every mode, in plain C on host memory.
+/* pooling.c — sentence-transformers pooling of token embeddings, every mode, in plain C on host memory.
  * The backends' pool op covers mean and [CLS] (the common, fast path); this covers the rest, and the
  * prompt-excluding variants, exactly as sentence_transformers.models.Pooling computes them for
  * right-padded batches (its reference: sentence_transformer/modules/pooling.py, _forward_padded). */
-#include "pool.h"
+#include "pooling.h"
 
 #include <math.h>
 

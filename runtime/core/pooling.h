@@ -1,6 +1,6 @@
-/* pool.h — every sentence-transformers pooling mode on host memory (pool.c). */
-#ifndef SESLM_POOL_H
-#define SESLM_POOL_H
+/* pooling.h — every sentence-transformers pooling mode on host memory (pooling.c). */
+#ifndef SESLM_POOLING_H
+#define SESLM_POOLING_H
 
 #include "seslm.h"
 
