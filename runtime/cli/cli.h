@@ -40,9 +40,11 @@ typedef struct {
     int threads;         // --threads N
     const char *precision; // --precision fp32|bf16|int8 (NULL: the model's config)
     cli_texts texts;     // positional TEXT arguments, then --input lines
+    const char *prompt_name; // --prompt-name NAME (config_sentence_transformers.json)
+    const char *prompt;      // --prompt TEXT
 } cli_opts;
 
-/* Parses --model, --input, --batch, --threads, --backend and TEXT...; prints `help` for --help.
+/* Parses --model, --input, --batch, --threads, --backend, --prompt[-name] and TEXT...; prints `help` for --help.
  * Returns -1 to continue, else the exit code to return (0 after --help, 2 on a usage error, 1 on
  * an unreadable input file). Requires at least one input when need_text. */
 int cli_parse_common(cli_opts *o, const char *cmd, const char *help, int argc, char **argv, int need_text);
@@ -104,5 +106,6 @@ int cmd_encrypt(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_intent(int argc, char **argv);
 int cmd_kb(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

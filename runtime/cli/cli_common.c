@@ -114,12 +114,18 @@ int cli_parse_common(cli_opts *o, const char *cmd, const char *help, int argc, c
         {"--batch", CLI_ARG_INT, &o->batch, 1, 4096},
         {"--threads", CLI_ARG_INT, &o->threads, 0, 1024},
         {"--precision", CLI_ARG_STR, &o->precision, 0, 0},
+        {"--prompt-name", CLI_ARG_STR, &o->prompt_name, 0, 0},
+        {"--prompt", CLI_ARG_STR, &o->prompt, 0, 0},
         {NULL, 0, NULL, 0, 0},
     };
     int rc = cli_parse_args(cmd, help, args, argc, argv, &o->texts);
     if (rc >= 0) return rc;
     if (o->precision && strcmp(o->precision, "fp32") != 0 && strcmp(o->precision, "bf16") != 0 && strcmp(o->precision, "int8") != 0) {
         cli_error(cmd, "--precision must be fp32, bf16 or int8 (got '%s')", o->precision);
+        return 2;
+    }
+    if (o->prompt && o->prompt_name) {
+        cli_error(cmd, "give either --prompt or --prompt-name, not both");
         return 2;
     }
     if (o->input && o->texts.n) {

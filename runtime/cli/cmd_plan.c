@@ -1,5 +1,6 @@
 /* cmd_plan.c — `seslm plan`: telemetry -> profile -> importance scores -> candidate pruning plans. */
 #include "cli.h"
+#include "progress.h"
 #include "plan.h"
 #include "profile.h"
 #include "score.h"
@@ -40,9 +41,14 @@ static const char *HELP =
 
 static const char *CMD = "plan";
 
+// progress.h: one progress per stage (what), with an ETA; plain lines when standard error is a log
 static void on_progress(void *ctx, const char *what, int done, int total) {
-    (void)ctx;
-    if (done == total || done % 16 == 0) fprintf(stderr, "seslm plan: %s %d/%d\n", what, done, total);
+    seslm_progress *p = ctx;
+    char label[96];
+    snprintf(label, sizeof label, "seslm plan: %s", what);
+    if (p->total != total || strcmp(p->label, label) != 0) seslm_progress_init(p, stderr, label, "", total);
+    seslm_progress_update(p, done);
+    if (done == total) seslm_progress_finish(p);
 }
 
 static int read_lines(const char *path, int limit, cli_texts *t) {
@@ -157,8 +163,9 @@ int cmd_plan(int argc, char **argv) {
     if (seslm_calib_init(&cal, e, c->hidden, (const char *const *)calib.texts, calib.lens, calib.n, batch) != SESLM_OK)
         goto fail;
     if (!quiet) fprintf(stderr, "seslm plan: %d calibration texts\n", calib.n);
+    seslm_progress prog = {0};
     seslm_score_ctx sctx = {.m = m, .tel = &dump->v, .calib = &cal, .neuron_groups = pol.neuron_groups,
-                            .progress = quiet ? NULL : on_progress};
+                            .progress = quiet ? NULL : on_progress, .progress_ctx = &prog};
     // always the cheap activation score and the policy's method; every method with --compare
     int nmeth = 0, mi_policy = 0;
     const seslm_score_method *meths = seslm_score_methods(&nmeth);

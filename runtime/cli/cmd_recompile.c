@@ -4,6 +4,7 @@
 #include "calibrate.h"
 #include "cli.h"
 #include "model_verify.h"
+#include "progress.h"
 #include "plan.h"
 #include "profile.h"
 #include "recompile.h"
@@ -75,10 +76,12 @@ static int check_plan_model(const char *plan_path, const char *sha) {
     return ok;
 }
 
+// progress.h: a rewritten line with an ETA on a terminal, plain periodic lines in logs
 static void calib_progress(void *ctx, int done, int total) {
-    (void)ctx;
-    if (done == total || done % 64 < 8) fprintf(stderr, "\rseslm recompile: calibration %d/%d texts", done, total);
-    if (done == total) fputc('\n', stderr);
+    seslm_progress *p = ctx;
+    if (p->total != total) seslm_progress_init(p, stderr, "seslm recompile: calibration", "texts", total);
+    seslm_progress_update(p, done);
+    if (done == total) seslm_progress_finish(p);
 }
 
 static int parse_int(const char *v, int lo, int hi, int *out) {
@@ -172,7 +175,8 @@ int cmd_recompile(int argc, char **argv) {
         goto fail;
     if (calib_path) {
         if (seslm_lines_read(calib_path, calib_lines, &lines, &n_lines) != SESLM_OK) goto fail;
-        if (seslm_calibration_collect(&cal, m, (const char *const *)lines, n_lines, 8, threads, calib_progress, NULL) !=
+        seslm_progress calib_prog = {0};
+        if (seslm_calibration_collect(&cal, m, (const char *const *)lines, n_lines, 8, threads, calib_progress, &calib_prog) !=
             SESLM_OK)
             goto fail;
         have_cal = 1;
