@@ -13,7 +13,8 @@ static const char *HELP =
     "usage: seslm serve [--model DIR] [--host ADDR] [--port P] [--telemetry-dir DIR] [--window-seconds S]\n"
     "                   [--max-batch N] [--threads N] [--node ID] [--backend cpu|cpu-ref]\n"
     "                   [--max-texts N] [--max-body-bytes N] [--batch-wait-us N] [--max-connections N]\n"
-    "                   [--drain-seconds N] [--admin-token-file F]\n"
+    "                   [--drain-seconds N] [--admin-token-file F] [--max-connections-per-ip N]\n"
+    "                   [--header-timeout S] [--body-timeout S] [--workers N]\n"
     "                   [--intent-head FILE [--intent-allow-new 0|1]] [--kb DIR [--kb-threshold S]]\n"
     "                   [--dialog-policy YAML [--session-db FILE] [--session-ttl SECONDS]]\n"
     "\n"
@@ -50,7 +51,15 @@ static const char *HELP =
     "  --max-texts N         texts per request (default 512; more -> 413)\n"
     "  --max-body-bytes N    request body limit (default 1048576; more -> 413)\n"
     "  --batch-wait-us N     how long a pass may wait for requests still arriving (default 2000)\n"
-    "  --max-connections N   concurrent connections, one thread each (default 256)\n"
+    "  --max-connections N   concurrent connections in total (default 1024; the descriptor limit is raised\n"
+    "                        to fit); an idle or slow connection costs a descriptor, not a thread\n"
+    "  --max-connections-per-ip N  concurrent connections from one client address (default 64; 0: no limit;\n"
+    "                        behind a reverse proxy on the same host every client shares its address)\n"
+    "  --header-timeout S    a request's headers must all arrive within S seconds of the connection opening\n"
+    "                        or of the previous answer on it, however slowly they trickle (default 10)\n"
+    "  --body-timeout S      and its body within S seconds after the headers (default 60)\n"
+    "  --workers N           threads that run computing requests; /healthz and /metrics never wait for them\n"
+    "                        (default 32)\n"
     "  --drain-seconds N     on shutdown, how long requests in flight may take to finish (default 30)\n"
     "  --admin-token-file F  /admin/* then needs \"Authorization: Bearer <token>\" (401 otherwise); the token\n"
     "                        is F's first line, else $SESLM_ADMIN_TOKEN; without either, loopback suffices\n"
@@ -69,7 +78,7 @@ static const char *HELP =
 int cmd_serve(int argc, char **argv) {
     seslm_serve_opts o = {.model_dir = cli_default_model_dir(), .host = "127.0.0.1", .port = 8080,
                           .window_seconds = 300, .max_batch = 32, .backend = "cpu", .max_texts = 512,
-                          .max_body_bytes = (size_t)1 << 20, .batch_wait_us = 2000, .max_connections = 256,
+                          .max_body_bytes = (size_t)1 << 20, .batch_wait_us = 2000, .max_connections = 1024,
                           .drain_seconds = 30, .kb_threshold = 0.5,
                           .session_ttl_s = 86400};
     const char *token_file = NULL;
@@ -132,6 +141,15 @@ int cmd_serve(int argc, char **argv) {
             if (!cli_parse_int("serve", a, v, 1, 86400, &o.drain_seconds)) return 2;
         } else if (strcmp(a, "--max-connections") == 0) {
             if (!cli_parse_int("serve", a, v, 1, 65536, &o.max_connections)) return 2;
+        } else if (strcmp(a, "--max-connections-per-ip") == 0) {
+            if (!cli_parse_int("serve", a, v, 0, 65536, &o.max_connections_per_ip)) return 2;
+            if (o.max_connections_per_ip == 0) o.max_connections_per_ip = -1;
+        } else if (strcmp(a, "--header-timeout") == 0) {
+            if (!cli_parse_int("serve", a, v, 1, 3600, &o.header_timeout_s)) return 2;
+        } else if (strcmp(a, "--body-timeout") == 0) {
+            if (!cli_parse_int("serve", a, v, 1, 3600, &o.body_timeout_s)) return 2;
+        } else if (strcmp(a, "--workers") == 0) {
+            if (!cli_parse_int("serve", a, v, 1, 4096, &o.workers)) return 2;
         } else {
             cli_error("serve", "unknown argument '%s' (see seslm serve --help)", a);
             return 2;
