@@ -4,6 +4,9 @@
 #include "serve.h"
 #include "util.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +198,13 @@ int cmd_serve(int argc, char **argv) {
         o.dialog_policy = &policy;
     }
     seslm_server *s = NULL;
+#if defined(__GLIBC__)
+    // glibc raises its mmap threshold to the size of each large block freed, so after a reload has freed the
+    // old model's weights the next model's come from the heap, which then fragments and grows by ~10 MB a
+    // reload (the soak test, tests/cli/test_serve_soak.sh). A fixed threshold keeps large blocks in mmap:
+    // freeing them returns the memory, and RSS stays flat across reloads.
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
     seslm_status started = seslm_serve_start(&s, &o);
     if (policy_path) seslm_dialog_policy_free(&policy); // the server keeps its own copy
     if (started != SESLM_OK) {
