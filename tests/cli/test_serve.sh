@@ -4,7 +4,8 @@
 #   * every bad input gets its 4xx with a JSON {"error": ...}, and the server stays up;
 #   * /metrics passes `promtool check metrics` and has the expected series;
 #   * SIGHUP and POST /admin/reload swap models; tests/serve/load_test.py drives 5 good reloads and a
-#     broken one under load (zero failed requests, ids switch exactly at the reloads);
+#     broken one under load (zero failed requests, ids switch exactly at the reloads, every vector equal
+#     to sentence-transformers' reference embedding of its text, tests/fixtures/oracle);
 #   * SIGTERM drains, writes the final telemetry dump and exits 0.
 #
 #   bash tests/cli/test_serve.sh <path to seslm> <model dir> <repo root>
@@ -212,7 +213,8 @@ alive "SIGHUP"
 # ---- blue-green reloads under load --------------------------------------------------------------------
 ok
 python3 "$ROOT/tests/serve/load_test.py" --url "$URL" --model-a "$MODEL" --model-b "$TMP/models/minilm-b" \
-    --broken "$TMP/models/minilm-broken" --clients 4 --max-seconds 30 || fail "load_test.py"
+    --broken "$TMP/models/minilm-broken" --clients 4 --max-seconds 30 --oracle "$ROOT/tests/fixtures/oracle" ||
+    fail "load_test.py"
 alive "the load test"
 curl -s -o "$TMP/metrics2.txt" "$URL/metrics"
 ok
