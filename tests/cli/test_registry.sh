@@ -169,7 +169,7 @@ else
     # a client embedding all the time; every request must succeed
     ( n=0; f=0; while [ ! -e "$TMP/stop" ]; do
         c=$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/embed" -d '{"texts":["hello world","blue green"]}')
-        n=$((n + 1)); [ "$c" = 200 ] || f=$((f + 1))
+        n=$((n + 1)); [ "$c" = 200 ] || f=$((f + 1)); echo "$n" >"$TMP/client.n"
     done; echo "$n $f" >"$TMP/client" ) &
     CLIENT=$!
     # (pristine.db: v2 live, v1 previous)
@@ -183,7 +183,12 @@ else
     curl -s "$URL/healthz" | grep -q "\"$SHA2@" || fail "after promote the node serves $(curl -s "$URL/healthz")"
     expect 1 'did not reload.*401' "promote --notify with a wrong token" -- rollback --notify "$URL" --admin-token-file "$TMP/badtoken"
     expect 0 '"action":"notify".*"reloaded":false' "failed reload audited" -- audit log --limit 1
-    sleep 0.5
+    # handshake, not a fixed sleep: the client must complete 3 more requests on the model now serving
+    n0=$(cat "$TMP/client.n" 2>/dev/null || echo 0)
+    for _ in $(seq 1 600); do
+        [ "$(cat "$TMP/client.n" 2>/dev/null || echo 0)" -ge $((n0 + 3)) ] && break
+        sleep 0.1
+    done
     touch "$TMP/stop"
     wait "$CLIENT"
     read -r n_req n_fail <"$TMP/client"
