@@ -206,6 +206,9 @@ void serve_metrics_render(seslm_server *s, sbuf *b) {
     }
     family(b, "seslm_http_requests_in_flight", "gauge", "HTTP requests being received or answered.");
     sb_printf(b, "seslm_http_requests_in_flight %d\n", atomic_load(&s->inflight));
+    family(b, "seslm_telemetry_pending_jobs", "gauge",
+           "Telemetry windows and retired models queued for the writer thread or being written.");
+    sb_printf(b, "seslm_telemetry_pending_jobs %d\n", atomic_load(&s->j_pending));
     family(b, "seslm_http_connections_open", "gauge", "Client connections open now.");
     sb_printf(b, "seslm_http_connections_open %d\n", serve_guard_open_count(s));
     family(b, "seslm_http_connections_timed_out_total", "counter",

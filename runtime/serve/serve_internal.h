@@ -234,6 +234,7 @@ struct seslm_server {
     pthread_cond_t j_cv;
     serve_tjob *j_head, *j_tail;
     int j_stop, janitor_up;
+    atomic_int j_pending; // jobs queued or being written (/metrics: a handshake for "every dump is out")
     pthread_t janitor;
     uint64_t dump_seq;
 

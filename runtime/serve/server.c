@@ -141,6 +141,7 @@ seslm_status seslm_serve_start(seslm_server **out, const seslm_serve_opts *opts)
     atomic_init(&s->inflight, 0);
     atomic_init(&s->draining, 0);
     atomic_init(&s->queue_gauge, 0);
+    atomic_init(&s->j_pending, 0);
     serve_metrics_init(&s->metrics);
 
     serve_slot *slot = NULL;

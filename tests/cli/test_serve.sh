@@ -224,6 +224,14 @@ grep -qF 'seslm_telemetry_dumps_total{result="failure"} 0' "$TMP/metrics2.txt" |
     fail "telemetry dumps failed: $(grep 'telemetry dump failed' "$LOG" | head -3)"
 
 # ---- SIGTERM: drain (a request in flight completes), final dump, exit 0 -------------------------------
+# handshake: the windows of the models retired by the reloads are written by a thread of their own;
+# count the dumps once it has nothing left to write
+for _ in $(seq 1 600); do
+    [ "$(metric seslm_telemetry_pending_jobs)" = 0 ] 2>/dev/null && break
+    sleep 0.1
+done
+ok
+[ "$(metric seslm_telemetry_pending_jobs)" = 0 ] || fail "telemetry jobs still pending after 60 s"
 before=$(ls "$TMP/tel" | grep -c '^test-node-.*\.\(h5\|json\)$')
 python3 -c 'import json; print(json.dumps({"texts": [" ".join(["word%d" % i for i in range(200)])] * 4}))' >"$TMP/slow.json"
 curl -s -o "$TMP/slow.out" -w '%{http_code}' -X POST "$E" --data-binary @"$TMP/slow.json" >"$TMP/slow.code" &
