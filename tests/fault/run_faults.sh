@@ -10,6 +10,7 @@
 #     message, never 0, never a crash (a signal other than the injected SIGKILL);
 #   * the registry keeps every version registered before, its audit chain verifies, every version it
 #     lists can be fetched with its content hash checked, and an alias points at an old or a new version.
+# (malloc faults only for recompile, register and promote: HDF5 itself does not survive them.)
 # Points are sampled evenly when there are more than SESLM_FAULT_SAMPLES (default 8) per scenario and
 # mode, so CI stays within minutes; SESLM_FAULT_SAMPLES=0 walks every point.
 #
@@ -151,7 +152,11 @@ points() { # points N: the sampled 1-based points of N
 }
 
 for s in record ingest recompile register promote; do
-    for ops in write,fsync,rename malloc; do
+    kinds="write,fsync,rename malloc"
+    # HDF5 1.10 does not survive a failed allocation (exit(-1) in H5I_register, a crash in its package
+    # initialisation when a strdup fails): the commands that read or write dumps get no malloc faults
+    case $s in record | ingest) kinds="write,fsync,rename" ;; esac
+    for ops in $kinds; do
         setup "$s"
         # shellcheck disable=SC2046
         SESLM_FAULT_OPS=$ops SESLM_FAULT_COUNT=$TMP/count LD_PRELOAD=$SHIM "$SESLM" $(cmd "$s") >"$W/out.txt" 2>"$W/err"
