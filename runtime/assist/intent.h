@@ -102,6 +102,10 @@ seslm_status seslm_intent_predict(const seslm_intent_head *h, const float *x, fl
 
 int seslm_intent_n_classes(const seslm_intent_head *h);
 const char *seslm_intent_label(const seslm_intent_head *h, int i); // NULL when out of range
+/* SESLM_OK when label is a valid class name: 1..SESLM_INTENT_MAX_LABEL bytes of valid UTF-8, no control
+ * characters, no white space at either end (so not only white space); else SESLM_ERR_ARG saying why.
+ * Every function that takes labels checks them this way. */
+seslm_status seslm_intent_label_check(const char *label);
 int seslm_intent_find(const seslm_intent_head *h, const char *label); // -1 when unknown
 int seslm_intent_input_dim(const seslm_intent_head *h);
 float seslm_intent_temperature(const seslm_intent_head *h);

@@ -19,7 +19,8 @@ static const char *HELP =
     "                   [--max-texts N] [--max-body-bytes N] [--batch-wait-us N] [--max-connections N]\n"
     "                   [--drain-seconds N] [--admin-token-file F] [--max-connections-per-ip N]\n"
     "                   [--header-timeout S] [--body-timeout S] [--workers N]\n"
-    "                   [--intent-head FILE [--intent-allow-new 0|1]] [--kb DIR [--kb-threshold S]]\n"
+    "                   [--intent-head FILE [--intent-allow-new 0|1] [--feedback-token-file F | --feedback-open 1]]\n"
+    "                   [--kb DIR [--kb-threshold S]]\n"
     "                   [--dialog-policy YAML [--session-db FILE] [--session-ttl SECONDS]]\n"
     "\n"
     "Serves sentence embeddings over HTTP (JSON):\n"
@@ -32,7 +33,9 @@ static const char *HELP =
     "  POST /v1/intent     {\"text\": \"...\"} -> {\"intent\", \"top\", \"confidence\", \"out_of_scope\",\n"
     "                      \"probabilities\"} (needs --intent-head; see seslm intent --help)\n"
     "  POST /v1/feedback   {\"text\": \"...\", \"intent\": \"...\"}: learn online; the head file is rewritten\n"
-    "                      crash-safely before the answer, so a restart keeps every acknowledged example\n"
+    "                      crash-safely before the answer, so a restart keeps every acknowledged example.\n"
+    "                      Needs \"Authorization: Bearer <feedback token>\" (401 otherwise); without a\n"
+    "                      feedback token the endpoint is closed (403) unless started with --feedback-open 1\n"
     "  POST /v1/retrieve   {\"query\": \"...\", \"k\": 3} -> {\"answer\", \"reason\", \"passages\"}: exact top-k\n"
     "                      of the knowledge base (needs --kb); answer false when the best is below the threshold\n"
     "  POST /v1/message    {\"session\", \"text\", \"slots\": {...}}: intent -> session state -> action (+ grounded\n"
@@ -71,7 +74,12 @@ static const char *HELP =
     "                        (default 32)\n"
     "  --drain-seconds N     on shutdown, how long requests in flight may take to finish (default 30)\n"
     "  --admin-token-file F  /admin/* then needs \"Authorization: Bearer <token>\" (401 otherwise); the token\n"
-    "                        is F's first line, else $SESLM_ADMIN_TOKEN; without either, loopback suffices\n"
+    "                        is F's first line, else $SESLM_ADMIN_TOKEN; without either, loopback suffices.\n"
+    "                        F must be private (chmod 600; docs/security.md), as must every key or token file\n"
+    "  --feedback-token-file F  /v1/feedback needs \"Authorization: Bearer <token>\"; the token is F's first\n"
+    "                        line, else $SESLM_FEEDBACK_TOKEN\n"
+    "  --feedback-open B     1: anyone who reaches the port may post feedback (which retrains the served\n"
+    "                        head); 0 (default): feedback needs the feedback token, and without one is closed\n"
     "  --intent-head FILE    serve this intent head (seslm intent train) on /v1/intent and /v1/feedback\n"
     "  --intent-allow-new B  1: feedback may add new intents; 0 (default): an unknown intent is a 400\n"
     "  --kb DIR              serve this knowledge base (seslm kb build) on /v1/retrieve\n"
@@ -90,8 +98,8 @@ int cmd_serve(int argc, char **argv) {
                           .max_body_bytes = (size_t)1 << 20, .batch_wait_us = 2000, .max_connections = 1024,
                           .drain_seconds = 30, .kb_threshold = 0.5,
                           .session_ttl_s = 86400};
-    const char *token_file = NULL;
-    char token[1024] = "";
+    const char *token_file = NULL, *fb_token_file = NULL;
+    char token[1024] = "", fb_token[1024] = "";
     const char *policy_path = NULL;
     for (int i = 1; i < argc; i += 2) { // every option takes a value
         const char *a = argv[i];
@@ -132,6 +140,10 @@ int cmd_serve(int argc, char **argv) {
                 cli_error("serve", "--kb-threshold must be a number in [-1, 1] (got '%s')", v);
                 return 2;
             }
+        }
+        else if (strcmp(a, "--feedback-token-file") == 0) fb_token_file = v;
+        else if (strcmp(a, "--feedback-open") == 0) {
+            if (!cli_parse_int("serve", a, v, 0, 1, &o.feedback_open)) return 2;
         }
         else if (strcmp(a, "--intent-allow-new") == 0) {
             if (!cli_parse_int("serve", a, v, 0, 1, &o.intent_allow_new)) return 2;
@@ -175,23 +187,26 @@ int cmd_serve(int argc, char **argv) {
     }
 
     if (token_file) {
-        char *txt = NULL;
-        size_t n = 0;
-        if (util_read_file(token_file, &txt, &n, sizeof token - 1, NULL) != SESLM_OK) {
+        if (util_read_secret_line(token_file, "admin token", token, sizeof token) != SESLM_OK) {
             cli_error("serve", "%s", seslm_last_error());
-            return 1;
-        }
-        n = strcspn(txt, "\r\n");
-        txt[n] = 0;
-        snprintf(token, sizeof token, "%s", txt);
-        free(txt);
-        if (!token[0]) {
-            cli_error("serve", "%s: the admin token is empty", token_file);
             return 1;
         }
     } else if (getenv("SESLM_ADMIN_TOKEN")) {
         snprintf(token, sizeof token, "%s", getenv("SESLM_ADMIN_TOKEN"));
     }
+    if (fb_token_file) {
+        if (util_read_secret_line(fb_token_file, "feedback token", fb_token, sizeof fb_token) != SESLM_OK) {
+            cli_error("serve", "%s", seslm_last_error());
+            return 1;
+        }
+        if (o.feedback_open) {
+            cli_error("serve", "--feedback-token-file and --feedback-open 1 contradict each other");
+            return 2;
+        }
+    } else if (getenv("SESLM_FEEDBACK_TOKEN") && *getenv("SESLM_FEEDBACK_TOKEN")) {
+        snprintf(fb_token, sizeof fb_token, "%s", getenv("SESLM_FEEDBACK_TOKEN"));
+    }
+    o.feedback_token = fb_token;
     o.admin_token = token;
 
     // Signals are taken synchronously by this thread (sigwait); every thread started from here on

@@ -153,6 +153,8 @@ static int fail_json(sbuf *out, int code, const char *model, const char *fmt, ..
 
 /* Parses the body as JSON; on failure writes a message with the byte offset. */
 static cJSON *parse_body(const req_ctx *x, char *why, size_t cap) {
+    // (UTF-8 is checked per text by the handlers, which name the text and count it as refused input)
+    if (sb_json_strict(x->body ? x->body : "", x->len, 0, why, cap)) return NULL;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(x->body ? x->body : "", x->len, &end, 0);
     if (!j) {
@@ -325,10 +327,9 @@ static int peer_is_loopback(struct MHD_Connection *c) {
     return 0;
 }
 
-/* With an admin token configured, the admin endpoints need "Authorization: Bearer <token>"; compared in constant
- * time so the reply time does not leak how much of a guess was right. */
-static int admin_token_ok(seslm_server *s, struct MHD_Connection *c) {
-    const char *want = s->o.admin_token;
+/* "Authorization: Bearer <want>"; compared in constant time so the reply time does not leak how much of a
+ * guess was right. An empty or absent want accepts anything. */
+static int bearer_ok(struct MHD_Connection *c, const char *want) {
     if (!want || !*want) return 1;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncmp(h, "Bearer ", 7) != 0) return 0;
@@ -337,6 +338,15 @@ static int admin_token_ok(seslm_server *s, struct MHD_Connection *c) {
     unsigned diff = (unsigned)(n ^ m);
     for (size_t i = 0; i < n; i++) diff |= (unsigned char)want[i] ^ (unsigned char)(i < m ? h[i] : 0);
     return diff == 0;
+}
+
+/* With an admin token configured, the admin endpoints need it. */
+static int admin_token_ok(seslm_server *s, struct MHD_Connection *c) { return bearer_ok(c, s->o.admin_token); }
+
+/* Feedback retrains the served head: it needs the feedback token, or a server started open to all. */
+static int feedback_denied(seslm_server *s, struct MHD_Connection *c) {
+    if (s->o.feedback_token && *s->o.feedback_token) return bearer_ok(c, s->o.feedback_token) ? 0 : 401;
+    return s->o.feedback_open ? 0 : 403;
 }
 
 static int work_reload(seslm_server *s, req_ctx *x, sbuf *o, char *model) {
@@ -493,6 +503,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     case R_RETRIEVE:
     case R_MESSAGE:
         if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
+        if (x->r == R_FEEDBACK) { // checked here, before a worker is taken
+            int denied = feedback_denied(s, c);
+            if (denied == 401) return reply_error(s, c, x, 401, NULL, NULL, "/v1/feedback needs a valid feedback token");
+            if (denied)
+                return reply_error(s, c, x, 403, NULL, NULL,
+                                   "/v1/feedback is closed: the server was started without --feedback-token-file "
+                                   "(or --feedback-open 1)");
+        }
         return hand_to_worker(s, c, x);
     case R_HEALTHZ: {
         if (x->method != 0) return reply_error(s, c, x, 405, "GET, HEAD", NULL, "%s %s: use GET", method, url);

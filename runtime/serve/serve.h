@@ -43,6 +43,10 @@ typedef struct {
     const char *admin_token;   // non-empty: the admin endpoints need "Authorization: Bearer <token>" (else 401)
     const char *intent_head;   // intent head file for /v1/intent and /v1/feedback; NULL: those answer 404
     int intent_allow_new;      // /v1/feedback may add intents the head does not know
+    const char *feedback_token; // non-empty: /v1/feedback needs "Authorization: Bearer <token>" (else 401)
+    int feedback_open;         // 1: /v1/feedback without a token. Neither: feedback is refused (403), since
+                               // every example retrains the served head
+
     const char *kb_dir;        // knowledge base for /v1/retrieve (seslm kb build); NULL: that answers 404
     double kb_threshold;       // minimum cosine similarity to answer (`seslm serve` default 0.5)
     const struct seslm_dialog_policy *dialog_policy; // POST /v1/message (needs intent_head); NULL: 404

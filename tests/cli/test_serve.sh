@@ -160,6 +160,12 @@ bad 400 "text and texts" -X POST "$E" -d '{"text": "a", "texts": ["b"]}'
 bad 400 "missing field" -X POST "$E" -d '{"input": ["a"]}'
 bad 400 "empty list" -X POST "$E" -d '{"texts": []}'
 bad 400 "deep nesting" -X POST "$E" --data-binary "$(python3 -c 'print("[" * 5000 + "]" * 5000)')"
+# strict JSON (RFC 8259): a raw control byte inside a string, a NUL before the body, \u0000, a lone surrogate
+bad 400 "raw control byte in a string" -X POST "$E" --data-binary "$(printf '{"texts": ["a\001b"]}')"
+printf '\000{"texts": ["a"]}' >"$TMP/nul.json"
+bad 400 "NUL before the body" -X POST "$E" --data-binary @"$TMP/nul.json"
+bad 400 "escaped NUL" -X POST "$E" -d '{"texts": ["a\u0000b"]}'
+bad 400 "lone surrogate" -X POST "$E" -d '{"texts": ["a\udc00b"]}'
 printf '{"texts": ["fine", "bad \xff\xfe bytes"]}' >"$TMP/utf8.json"
 if bad 400 "invalid UTF-8" -X POST "$E" --data-binary @"$TMP/utf8.json"; then
     grep -q 'texts\[1\]' "$TMP/resp" || fail "the UTF-8 error does not name texts[1]: $(cat "$TMP/resp")"
