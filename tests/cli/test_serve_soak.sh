@@ -18,9 +18,13 @@ HEAD=$TMP/head.safetensors
 "$SESLM" intent train --model "$MODEL" --data "$TRAIN" --out "$HEAD" --seed 1 >/dev/null 2>"$TMP/train.err" ||
     { echo "test_serve_soak: intent train failed: $(cat "$TMP/train.err")" >&2; exit 1; }
 mkdir -p "$TMP/tel"
+# /v1/feedback needs a token (the safe default): the soak's feedback client has one
+FTOKEN=soak-feedback-token-0123456789
+(umask 077 && echo "$FTOKEN" >"$TMP/feedback.token")
 
 LOG=$TMP/server.log
-"$SESLM" serve --model "$MODEL" --port 0 --intent-head "$HEAD" --telemetry-dir "$TMP/tel" --node soak \
+"$SESLM" serve --model "$MODEL" --port 0 --intent-head "$HEAD" --feedback-token-file "$TMP/feedback.token" \
+    --telemetry-dir "$TMP/tel" --node soak \
     --window-seconds 5 >"$LOG" 2>&1 &
 PID=$!
 PORT=
@@ -44,7 +48,7 @@ if ldd "$SESLM" 2>/dev/null | grep -q libasan; then
 fi
 ok
 python3 "$ROOT/tests/serve/soak.py" --port "$PORT" --pid "$PID" --seconds "$SECONDS_RUN" --clients 4 \
-    --reload-every 10 --feedback-labels "$LABELS" --telemetry-dir "$TMP/tel" --json "$TMP/soak.json" \
+    --reload-every 10 --feedback-labels "$LABELS" --feedback-token "$FTOKEN" --telemetry-dir "$TMP/tel" --json "$TMP/soak.json" \
     --max-growth-mb "$growth" ||
     fail "soak: see above"
 [ -n "${SESLM_SOAK_FIGURES:-}" ] && cp "$TMP/soak.json" "$SESLM_SOAK_FIGURES"

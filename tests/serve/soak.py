@@ -40,6 +40,7 @@ def main():
     ap.add_argument("--feedback-labels", default="")
     ap.add_argument("--telemetry-dir")
     ap.add_argument("--max-growth-mb", type=float, default=16)
+    ap.add_argument("--feedback-token", default="", help="sent as Authorization: Bearer on /v1/feedback")
     ap.add_argument("--json")
     a = ap.parse_args()
     labels = [l for l in a.feedback_labels.split(",") if l]
@@ -49,10 +50,12 @@ def main():
 
     def call(kind, method, path, body=None):
         t0 = time.perf_counter()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if kind == "feedback" and a.feedback_token:
+            headers["Authorization"] = "Bearer " + a.feedback_token
         try:
             c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=60)
-            c.request(method, path, body=json.dumps(body) if body is not None else None,
-                      headers={"Content-Type": "application/json"} if body is not None else {})
+            c.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
             r = c.getresponse()
             data = r.read()
             c.close()
