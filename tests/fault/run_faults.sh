@@ -44,6 +44,8 @@ json.dump({"format": "seslm-plan", "version": 1, "model_sha256": sys.argv[2], "m
                       {"layer": 1, "remove_heads": [2], "remove_neurons": [1, 5, 9, 13]}],
            "embeddings": {"id_space": "unchanged"}}, open(sys.argv[1], "w"))
 PY
+# the tiny model has 2 layers: a policy that protects only the first lets the plan prune the second
+printf 'version: 1\ntargets: [0.10]\ncap: 0.40\nprotected_layers: [0]\nmin_heads: 1\nmin_ffn: 1\n' >"$TMP/policy.yaml"
 mkdir -p "$TMP/reg0"
 REG0=$TMP/reg0/registry.db
 "$SESLM" registry register "$TMP/tiny" --registry "$REG0" --store "$TMP/reg0/store" --by ci >/dev/null 2>"$TMP/r.err" ||
@@ -71,7 +73,7 @@ cmd() { # the command of scenario $1 (its argv), run in $W
     case $1 in
     record) echo record --model "$TMP/tiny" --input "$TMP/in.txt" --out "$W/out" --window 30 --node f --threads 1 ;;
     ingest) echo ingest --telemetry "$TMP/tel" --model "$TMP/tiny" --out "$W/merged.h5" ;;
-    recompile) echo recompile --model "$TMP/tiny" --plan "$TMP/plan.json" --out "$W/student" --threads 1 ;;
+    recompile) echo recompile --model "$TMP/tiny" --plan "$TMP/plan.json" --config "$TMP/policy.yaml" --out "$W/student" --threads 1 ;;
     register) echo registry register "$TMP/tiny2" --registry "$W/registry.db" --store "$W/store" --by ci ;;
     promote) echo promote 2 --registry "$W/registry.db" --by ci --reason fault ;;
     esac
