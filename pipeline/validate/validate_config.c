@@ -45,29 +45,48 @@ int seslm_vmetric_find(const char *name) {
 // threshold passes, so comparisons allow this much round-off.
 #define ROUNDOFF 1e-12
 
+/* A timing gate decides only when its whole interval is on one side of the threshold. */
+static void decide(seslm_gate_result *r, double lo, double hi, int upper_bound) {
+    r->lo = lo, r->hi = hi;
+    double t = r->gate.threshold;
+    int yes = upper_bound ? hi <= t + ROUNDOFF : lo >= t - ROUNDOFF;
+    int no = upper_bound ? lo > t + ROUNDOFF : hi < t - ROUNDOFF;
+    r->pass = yes;
+    r->inconclusive = !yes && !no;
+}
+
 void seslm_gate_eval(const seslm_gate *g, const seslm_vvalue *v, seslm_gate_result *r) {
     memset(r, 0, sizeof *r);
     r->gate = *g;
-    r->observed = NAN;
+    r->observed = r->lo = r->hi = NAN;
     const char *name = seslm_vmetric_name(g->metric), *kind = seslm_gate_kind_name(g->kind);
     if (!v->measured || !isfinite(v->candidate) || !isfinite(v->parent)) {
         snprintf(r->message, sizeof r->message, "%s %s %g: not measured (check skipped or failed)", name, kind,
                  g->threshold);
         return;
     }
+    char ci[96] = "";
     switch (g->kind) {
     case SESLM_GATE_MIN:
-        r->observed = v->candidate;
+        r->observed = r->lo = r->hi = v->candidate;
         r->pass = v->candidate >= g->threshold - ROUNDOFF;
-        snprintf(r->message, sizeof r->message, "%s = %.4g, must be >= %g", name, v->candidate, g->threshold);
+        if (v->has_ci) {
+            decide(r, v->cand_lo, v->cand_hi, 0);
+            snprintf(ci, sizeof ci, " (95%% interval %.4g..%.4g)", r->lo, r->hi);
+        }
+        snprintf(r->message, sizeof r->message, "%s = %.4g%s, must be >= %g", name, v->candidate, ci, g->threshold);
         break;
     case SESLM_GATE_MAX:
-        r->observed = v->candidate;
+        r->observed = r->lo = r->hi = v->candidate;
         r->pass = v->candidate <= g->threshold + ROUNDOFF;
-        snprintf(r->message, sizeof r->message, "%s = %.4g, must be <= %g", name, v->candidate, g->threshold);
+        if (v->has_ci) {
+            decide(r, v->cand_lo, v->cand_hi, 1);
+            snprintf(ci, sizeof ci, " (95%% interval %.4g..%.4g)", r->lo, r->hi);
+        }
+        snprintf(r->message, sizeof r->message, "%s = %.4g%s, must be <= %g", name, v->candidate, ci, g->threshold);
         break;
     case SESLM_GATE_MAX_DROP:
-        r->observed = v->parent - v->candidate;
+        r->observed = r->lo = r->hi = v->parent - v->candidate;
         r->pass = r->observed <= g->threshold + ROUNDOFF;
         snprintf(r->message, sizeof r->message, "%s: parent %.4f, candidate %.4f, drop %.4f, must be <= %g", name,
                  v->parent, v->candidate, r->observed, g->threshold);
@@ -77,11 +96,23 @@ void seslm_gate_eval(const seslm_gate *g, const seslm_vvalue *v, seslm_gate_resu
             snprintf(r->message, sizeof r->message, "%s: parent value %g, no ratio", name, v->parent);
             return;
         }
-        r->observed = v->candidate / v->parent;
+        r->observed = r->lo = r->hi = v->candidate / v->parent;
         r->pass = r->observed <= g->threshold + ROUNDOFF;
-        snprintf(r->message, sizeof r->message, "%s: parent %.4g, candidate %.4g, ratio %.3f, must be <= %g", name,
-                 v->parent, v->candidate, r->observed, g->threshold);
+        if (v->paired) { // the median of per-pair ratios: load that hits both halves of a pair cancels
+            r->observed = v->ratio;
+            decide(r, v->ratio_lo, v->ratio_hi, 1);
+            snprintf(ci, sizeof ci, " (median of paired ratios; 95%% interval %.3f..%.3f)", r->lo, r->hi);
+        } else if (v->has_ci && v->par_lo > 0) {
+            decide(r, v->cand_lo / v->par_hi, v->cand_hi / v->par_lo, 1);
+            snprintf(ci, sizeof ci, " (95%% interval %.3f..%.3f)", r->lo, r->hi);
+        }
+        snprintf(r->message, sizeof r->message, "%s: parent %.4g, candidate %.4g, ratio %.3f%s, must be <= %g", name,
+                 v->parent, v->candidate, r->observed, ci, g->threshold);
         break;
+    }
+    if (r->inconclusive) {
+        size_t n = strlen(r->message);
+        snprintf(r->message + n, sizeof r->message - n, "; INCONCLUSIVE: the interval straddles the threshold, rerun");
     }
 }
 

@@ -20,9 +20,14 @@ char *seslm_validate_verdict_json(const seslm_validate_config *c, const seslm_va
     if (!root) return NULL;
     cJSON_AddStringToObject(root, "schema", "seslm-validate-verdict/1");
     cJSON_AddBoolToObject(root, "pass", r->pass);
-    int failed = 0;
-    for (int i = 0; i < r->n_results; i++) failed += !r->results[i].pass;
+    cJSON_AddStringToObject(root, "verdict", r->pass ? "pass" : r->inconclusive ? "inconclusive" : "fail");
+    int failed = 0, undecided = 0;
+    for (int i = 0; i < r->n_results; i++) {
+        failed += !r->results[i].pass && !r->results[i].inconclusive;
+        undecided += r->results[i].inconclusive;
+    }
     cJSON_AddNumberToObject(root, "gates_failed", failed);
+    cJSON_AddNumberToObject(root, "gates_inconclusive", undecided);
     cJSON_AddNumberToObject(root, "gates_total", r->n_results);
     cJSON_AddItemToObject(root, "seslm_build", cJSON_Parse(seslm_build_info_json())); // provenance
     cJSON *p = cJSON_AddObjectToObject(root, "parent"), *q = cJSON_AddObjectToObject(root, "candidate");
@@ -53,6 +58,14 @@ char *seslm_validate_verdict_json(const seslm_validate_config *c, const seslm_va
         cJSON_AddItemToObject(b, "parent_max", num_or_null(r->lat_repeats[s] ? r->lat_max[0][s] : NAN));
         cJSON_AddItemToObject(b, "candidate_min", num_or_null(r->lat_repeats[s] ? r->lat_min[1][s] : NAN));
         cJSON_AddItemToObject(b, "candidate_max", num_or_null(r->lat_repeats[s] ? r->lat_max[1][s] : NAN));
+        // the paired view: per-pair candidate/parent ratios of wall and of CPU time, and min against min
+        cJSON_AddItemToObject(b, "pair_ratio_median", num_or_null(r->lat_repeats[s] ? r->pair_ratio_med[s] : NAN));
+        cJSON_AddItemToObject(b, "pair_ratio_min", num_or_null(r->lat_repeats[s] ? r->pair_ratio_min[s] : NAN));
+        cJSON_AddItemToObject(b, "pair_ratio_max", num_or_null(r->lat_repeats[s] ? r->pair_ratio_max[s] : NAN));
+        cJSON_AddItemToObject(b, "min_over_min_ratio", num_or_null(r->lat_repeats[s] ? r->min_ratio[s] : NAN));
+        cJSON_AddItemToObject(b, "pair_cpu_ratio_median", num_or_null(r->lat_repeats[s] ? r->pair_cpu_ratio_med[s] : NAN));
+        cJSON_AddItemToObject(b, "parent_cpu_p50", num_or_null(r->lat_repeats[s] ? r->cpu_p50[0][s] : NAN));
+        cJSON_AddItemToObject(b, "candidate_cpu_p50", num_or_null(r->lat_repeats[s] ? r->cpu_p50[1][s] : NAN));
     }
     cJSON *gs = cJSON_AddArrayToObject(root, "gates");
     for (int i = 0; i < r->n_results; i++) {
@@ -63,6 +76,10 @@ char *seslm_validate_verdict_json(const seslm_validate_config *c, const seslm_va
         cJSON_AddNumberToObject(o, "threshold", g->gate.threshold);
         cJSON_AddItemToObject(o, "observed", num_or_null(g->observed));
         cJSON_AddBoolToObject(o, "pass", g->pass);
+        cJSON_AddBoolToObject(o, "inconclusive", g->inconclusive);
+        cJSON *iv = cJSON_AddArrayToObject(o, "interval"); // ~95%; null = unbounded on that side
+        cJSON_AddItemToArray(iv, num_or_null(g->lo));
+        cJSON_AddItemToArray(iv, num_or_null(g->hi));
         cJSON_AddStringToObject(o, "message", g->message);
         cJSON_AddItemToArray(gs, o);
     }
@@ -87,7 +104,10 @@ static void fmt_value(char *b, size_t n, seslm_vmetric m, double v) {
 void seslm_validate_report_md(const seslm_validate_config *c, const seslm_validate_result *r, FILE *f) {
     int failed = 0;
     for (int i = 0; i < r->n_results; i++) failed += !r->results[i].pass;
-    fprintf(f, "# Validation: %s\n\n", r->pass ? "PASS" : "FAIL");
+    fprintf(f, "# Validation: %s\n\n", r->pass ? "PASS" : r->inconclusive ? "INCONCLUSIVE (rerun)" : "FAIL");
+    if (r->inconclusive)
+        fprintf(f, "No gate failed, but a timing gate's interval straddles its threshold: the machine was too noisy to "
+                   "decide. Rerun (on a quieter machine, or with more latency repeats).\n\n");
     fprintf(f, "- parent: `%s` (%lld parameters, weights sha256 %.16s...)\n", r->parent_dir, r->parent_params,
             r->parent_sha256);
     fprintf(f, "- candidate: `%s` (%lld parameters, weights sha256 %.16s...)\n", r->candidate_dir, r->candidate_params,
@@ -97,7 +117,7 @@ void seslm_validate_report_md(const seslm_validate_config *c, const seslm_valida
     fprintf(f, "## Gates\n\n| | gate | result |\n|---|---|---|\n");
     for (int i = 0; i < r->n_results; i++) {
         const seslm_gate_result *g = &r->results[i];
-        fprintf(f, "| %s | `%s %s %g` | %s |\n", g->pass ? "pass" : "**FAIL**", seslm_vmetric_name(g->gate.metric),
+        fprintf(f, "| %s | `%s %s %g` | %s |\n", g->pass ? "pass" : g->inconclusive ? "**inconclusive**" : "**FAIL**", seslm_vmetric_name(g->gate.metric),
                 seslm_gate_kind_name(g->gate.kind), g->gate.threshold, g->message);
     }
     fprintf(f, "\n## Metrics (parent and candidate measured in this run, on the same inputs)\n\n");
@@ -120,6 +140,13 @@ void seslm_validate_report_md(const seslm_validate_config *c, const seslm_valida
                 fprintf(f, "%sbatch %d (%d calls each): parent %.2f .. %.2f, candidate %.2f .. %.2f", s ? "; " : "",
                         bs[s], r->lat_repeats[s], r->lat_min[0][s], r->lat_max[0][s], r->lat_min[1][s],
                         r->lat_max[1][s]);
+        fprintf(f, ".\n\nPaired view (each pair: parent and candidate back to back): ");
+        for (int s = 0; s < 2; s++)
+            if (r->lat_repeats[s])
+                fprintf(f, "%sbatch %d: wall-time ratio median %.3f (min %.3f, max %.3f), min / min %.3f, CPU-time ratio "
+                           "median %.3f (CPU ms per call: parent %.2f, candidate %.2f)",
+                        s ? "; " : "", bs[s], r->pair_ratio_med[s], r->pair_ratio_min[s], r->pair_ratio_max[s],
+                        r->min_ratio[s], r->pair_cpu_ratio_med[s], r->cpu_p50[0][s], r->cpu_p50[1][s]);
         fprintf(f, ".\n");
     }
 }
@@ -140,8 +167,11 @@ static void xml_escaped(FILE *f, const char *s) {
 }
 
 void seslm_validate_junit(const seslm_validate_result *r, FILE *f) {
-    int failed = 0;
-    for (int i = 0; i < r->n_results; i++) failed += !r->results[i].pass;
+    int failed = 0, skipped = 0; // an inconclusive gate is reported skipped: neither passed nor failed
+    for (int i = 0; i < r->n_results; i++) {
+        failed += !r->results[i].pass && !r->results[i].inconclusive;
+        skipped += r->results[i].inconclusive;
+    }
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(f, "<testsuites name=\"seslm validate\" tests=\"%d\" failures=\"%d\" errors=\"0\" time=\"%.3f\">\n",
             r->n_results, failed, r->seconds);
@@ -151,9 +181,9 @@ void seslm_validate_junit(const seslm_validate_result *r, FILE *f) {
     time_t now = time(NULL);
     struct tm tmv;
     if (gmtime_r(&now, &tmv)) strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tmv);
-    fprintf(f, "  <testsuite name=\"gates\" tests=\"%d\" failures=\"%d\" errors=\"0\" skipped=\"0\" time=\"%.3f\" "
+    fprintf(f, "  <testsuite name=\"gates\" tests=\"%d\" failures=\"%d\" errors=\"0\" skipped=\"%d\" time=\"%.3f\" "
                "timestamp=\"%s\" hostname=\"",
-            r->n_results, failed, r->seconds, stamp);
+            r->n_results, failed, skipped, r->seconds, stamp);
     xml_escaped(f, host);
     fprintf(f, "\">\n");
     fprintf(f, "    <properties>\n      <property name=\"seslm_version\" value=\"%s\"/>\n      <property name=\"seslm_commit\" value=\"",
@@ -172,6 +202,10 @@ void seslm_validate_junit(const seslm_validate_result *r, FILE *f) {
             fprintf(f, ">\n      <system-out>");
             xml_escaped(f, g->message);
             fprintf(f, "</system-out>\n    </testcase>\n");
+        } else if (g->inconclusive) {
+            fprintf(f, ">\n      <skipped message=\"");
+            xml_escaped(f, g->message);
+            fprintf(f, "\"/>\n    </testcase>\n");
         } else {
             fprintf(f, ">\n      <failure type=\"gate\" message=\"");
             xml_escaped(f, g->message);

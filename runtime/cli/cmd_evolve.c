@@ -177,8 +177,10 @@ static int stage(const evolve_run *r, const char *name, const char *out_dir_rel,
     const double t0 = now_s();
     const int rc = run_child(stdout_rel ? so : NULL, args);
     const double dt = now_s() - t0;
-    if (rc == 0 || (ok1 && rc == 1)) {
-        if (!stage_mark(r, name, dt, rc, rc == 0 ? "ok" : "checked: exit 1")) return -1;
+    // ok1: exit 1 (a gate failed) and 3 (a timing gate inconclusive: not selected) are verdicts, not errors
+    if (rc == 0 || (ok1 && (rc == 1 || rc == 3))) {
+        if (!stage_mark(r, name, dt, rc, rc == 0 ? "ok" : rc == 1 ? "checked: exit 1" : "checked: inconclusive"))
+            return -1;
         fprintf(stderr, "seslm evolve: %-24s finished in %.1f s (exit %d)\n", name, dt, rc);
         return rc;
     }

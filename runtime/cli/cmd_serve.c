@@ -5,6 +5,9 @@
 #include "serve.h"
 #include "util.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +19,8 @@ static const char *HELP =
     "                   [--max-batch N] [--max-batch-tokens N] [--threads N] [--node ID] [--backend cpu|cpu-ref]\n"
     "                   [--precision fp32|bf16|int8]\n"
     "                   [--max-texts N] [--max-body-bytes N] [--batch-wait-us N] [--max-connections N]\n"
-    "                   [--drain-seconds N] [--admin-token-file F]\n"
+    "                   [--drain-seconds N] [--admin-token-file F] [--max-connections-per-ip N]\n"
+    "                   [--header-timeout S] [--body-timeout S] [--workers N]\n"
     "                   [--intent-head FILE [--intent-allow-new 0|1] [--feedback-token-file F | --feedback-open 1]]\n"
     "                   [--kb DIR [--kb-threshold S]]\n"
     "                   [--dialog-policy YAML [--session-db FILE] [--session-ttl SECONDS]]\n"
@@ -68,7 +72,15 @@ static const char *HELP =
     "  --max-texts N         texts per request (default 512; more -> 413)\n"
     "  --max-body-bytes N    request body limit (default 1048576; more -> 413)\n"
     "  --batch-wait-us N     how long a pass may wait for requests still arriving (default 2000)\n"
-    "  --max-connections N   concurrent connections, one thread each (default 256)\n"
+    "  --max-connections N   concurrent connections in total (default 1024; the descriptor limit is raised\n"
+    "                        to fit); an idle or slow connection costs a descriptor, not a thread\n"
+    "  --max-connections-per-ip N  concurrent connections from one client address (default 64; 0: no limit;\n"
+    "                        behind a reverse proxy on the same host every client shares its address)\n"
+    "  --header-timeout S    a request's headers must all arrive within S seconds of the connection opening\n"
+    "                        or of the previous answer on it, however slowly they trickle (default 10)\n"
+    "  --body-timeout S      and its body within S seconds after the headers (default 60)\n"
+    "  --workers N           threads that run computing requests; /healthz and /metrics never wait for them\n"
+    "                        (default 32)\n"
     "  --drain-seconds N     on shutdown, how long requests in flight may take to finish (default 30)\n"
     "  --admin-token-file F  /admin/* then needs \"Authorization: Bearer <token>\" (401 otherwise); the token\n"
     "                        is F's first line, else $SESLM_ADMIN_TOKEN; without either, loopback suffices.\n"
@@ -92,13 +104,13 @@ static const char *HELP =
 int cmd_serve(int argc, char **argv) {
     seslm_serve_opts o = {.model_dir = cli_default_model_dir(), .host = "127.0.0.1", .port = 8080,
                           .window_seconds = 300, .max_batch = 32, .backend = "cpu", .max_texts = 512,
-                          .max_body_bytes = (size_t)1 << 20, .batch_wait_us = 2000, .max_connections = 256,
+                          .max_body_bytes = (size_t)1 << 20, .batch_wait_us = 2000, .max_connections = 1024,
                           .drain_seconds = 30, .kb_threshold = 0.5,
                           .session_ttl_s = 86400};
     const char *token_file = NULL, *fb_token_file = NULL;
     char token[1024] = "", fb_token[1024] = "";
     const char *policy_path = NULL;
-    int max_body = (int)o.max_body_bytes, ttl = (int)o.session_ttl_s;
+    int max_body = (int)o.max_body_bytes, ttl = (int)o.session_ttl_s, per_ip = -2; // -2: not given
     const cli_arg args[] = {
         {"--model", CLI_ARG_STR, &o.model_dir, 0, 0},
         {"--host", CLI_ARG_STR, &o.host, 0, 0},
@@ -115,6 +127,10 @@ int cmd_serve(int argc, char **argv) {
         {"--max-body-bytes", CLI_ARG_INT, &max_body, 1, 1 << 30},
         {"--batch-wait-us", CLI_ARG_INT, &o.batch_wait_us, 0, 1000000},
         {"--max-connections", CLI_ARG_INT, &o.max_connections, 1, 65536},
+        {"--max-connections-per-ip", CLI_ARG_INT, &per_ip, 0, 65536},
+        {"--header-timeout", CLI_ARG_INT, &o.header_timeout_s, 1, 3600},
+        {"--body-timeout", CLI_ARG_INT, &o.body_timeout_s, 1, 3600},
+        {"--workers", CLI_ARG_INT, &o.workers, 1, 4096},
         {"--drain-seconds", CLI_ARG_INT, &o.drain_seconds, 1, 86400},
         {"--admin-token-file", CLI_ARG_STR, &token_file, 0, 0},
         {"--intent-head", CLI_ARG_STR, &o.intent_head, 0, 0},
@@ -136,6 +152,7 @@ int cmd_serve(int argc, char **argv) {
     }
     o.max_body_bytes = (size_t)max_body;
     o.session_ttl_s = ttl;
+    if (per_ip != -2) o.max_connections_per_ip = per_ip == 0 ? -1 : per_ip; // 0 on the command line: no limit
 
     if (token_file) {
         if (util_read_secret_line(token_file, "admin token", token, sizeof token) != SESLM_OK) {
@@ -179,6 +196,13 @@ int cmd_serve(int argc, char **argv) {
         o.dialog_policy = &policy;
     }
     seslm_server *s = NULL;
+#if defined(__GLIBC__)
+    // glibc raises its mmap threshold to the size of each large block freed, so after a reload has freed the
+    // old model's weights the next model's come from the heap, which then fragments and grows by ~10 MB a
+    // reload (the soak test, tests/cli/test_serve_soak.sh). A fixed threshold keeps large blocks in mmap:
+    // freeing them returns the memory, and RSS stays flat across reloads.
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
     seslm_status started = seslm_serve_start(&s, &o);
     if (policy_path) seslm_dialog_policy_free(&policy); // the server keeps its own copy
     if (started != SESLM_OK) {

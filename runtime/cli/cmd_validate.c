@@ -31,7 +31,8 @@ static const char *HELP =
     "  --quiet           no progress lines\n"
     "\n"
     "Exit status: 0 every gate passed, 1 a gate failed, 2 usage error, bad input (missing or malformed\n"
-    "model, config or data file) or no verdict could be written.\n";
+    "model, config or data file) or no verdict could be written, 3 inconclusive: no gate failed but a timing\n"
+    "gate's ~95% interval straddles its threshold (the machine was too busy to decide): rerun.\n";
 
 static const char *CMD = "validate";
 
@@ -116,10 +117,13 @@ int cmd_validate(int argc, char **argv) {
         if (!quiet) {
             int failed = 0;
             for (int i = 0; i < r->n_results; i++) failed += !r->results[i].pass;
-            fprintf(stderr, "validate: %s (%d of %d gates failed)%s%s\n", r->pass ? "PASS" : "FAIL", failed,
+            fprintf(stderr, "validate: %s (%d of %d gates failed)%s%s\n",
+                    r->pass ? "PASS" : r->inconclusive ? "INCONCLUSIVE: a timing gate could not decide on this machine, rerun"
+                                                       : "FAIL",
+                    failed,
                     r->n_results, out_dir ? "; outputs in " : "", out_dir ? out_dir : "");
         }
-        rc = r->pass ? 0 : 1;
+        rc = r->pass ? 0 : r->inconclusive ? SESLM_VALIDATE_INCONCLUSIVE : 1;
     }
     free(r);
     seslm_validate_config_free(&c);

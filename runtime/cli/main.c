@@ -11,8 +11,10 @@
  * themselves with it set to passive unless the user chose a policy. Serving keeps the spin (latency). */
 static void batch_wait_policy(char **argv) {
     if (getenv("OMP_WAIT_POLICY")) return;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    setenv("SESLM_OMP_PASSIVE_AUTO", "1", 1); // (so that seslm evolve can give its stages the default back)
+    // a failed setenv (no memory) must not exec: the new process would find the variable unset and exec
+    // again, for ever (found by tests/fault/run_faults.sh: malloc #1 failing)
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    if (setenv("SESLM_OMP_PASSIVE_AUTO", "1", 1) != 0) return; // (so seslm evolve can give its stages the default back)
     execv("/proc/self/exe", argv); // returns only on failure: run on with the default policy
 }
 

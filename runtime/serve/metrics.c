@@ -215,6 +215,21 @@ void serve_metrics_render(seslm_server *s, sbuf *b) {
     }
     family(b, "seslm_http_requests_in_flight", "gauge", "HTTP requests being received or answered.");
     sb_printf(b, "seslm_http_requests_in_flight %d\n", atomic_load(&s->inflight));
+    family(b, "seslm_telemetry_pending_jobs", "gauge",
+           "Telemetry windows and retired models queued for the writer thread or being written.");
+    sb_printf(b, "seslm_telemetry_pending_jobs %d\n", atomic_load(&s->j_pending));
+    family(b, "seslm_http_connections_open", "gauge", "Client connections open now.");
+    sb_printf(b, "seslm_http_connections_open %d\n", serve_guard_open_count(s));
+    family(b, "seslm_http_connections_timed_out_total", "counter",
+           "Connections shut down because a request's headers or body missed its deadline.");
+    sb_printf(b, "seslm_http_connections_timed_out_total{phase=\"headers\"} %llu\n",
+              (unsigned long long)atomic_load(&s->g_timeouts[0]));
+    sb_printf(b, "seslm_http_connections_timed_out_total{phase=\"body\"} %llu\n",
+              (unsigned long long)atomic_load(&s->g_timeouts[1]));
+    family(b, "seslm_http_worker_queue_requests", "gauge", "Requests waiting for a worker thread.");
+    sb_printf(b, "seslm_http_worker_queue_requests %d\n", serve_workers_queued(s));
+    family(b, "seslm_http_busy_rejections_total", "counter", "Requests answered 503 because the worker queue was full.");
+    sb_printf(b, "seslm_http_busy_rejections_total %llu\n", (unsigned long long)atomic_load(&s->busy_rejects));
     family(b, "seslm_batch_queue_texts", "gauge", "Texts waiting for a forward pass.");
     sb_printf(b, "seslm_batch_queue_texts %d\n", atomic_load(&s->queue_gauge));
 

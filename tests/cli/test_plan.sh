@@ -5,7 +5,9 @@
 #   * `seslm plan` with configs/evolve.yaml (score method set to measured, 16 calibration lines) writes profile.json, scores.json and
 #     >= 3 candidate plans, each valid JSON, within the policy (<= 40% of the prunable parameters, of the
 #     heads and of the neurons; first and last layer untouched; >= min_heads / min_ffn per layer), with
-#     the embedding id space unchanged and deviations 1 - mean cos and 1 - p5 cos in (0, 1];
+#     the embedding id space unchanged and deviations 1 - mean cos and 1 - p5 cos in (0, 1]; one plan per
+#     target of the policy, each removing floor(r * heads) heads and floor(r * neurons) neurons, its
+#     removed share of the prunable parameters within 0.02 below its target r;
 #   * the summary table has one row per candidate;
 #   * a policy with cap 0.5 is rejected (exit 1, naming the rule); missing options exit 2.
 #
@@ -39,6 +41,7 @@ if prof["sequences"] != 200:
 scores = json.load(open(out + "/scores.json"))
 assert "measured" in scores["methods"] and "activation" in scores["methods"], "scores.json lacks a method"
 plans = sorted(glob.glob(out + "/plan-*.json"))
+targets = []
 if len(plans) < 3:
     bad.append("only %d plans" % len(plans))
 for p in plans:
@@ -57,6 +60,15 @@ for p in plans:
     pr = d["predicted"]
     if not (0 < pr["prunable_removed_ratio"] <= 0.4):
         bad.append("%s: prunable_removed_ratio %g" % (p, pr["prunable_removed_ratio"]))
+    # each plan meets its own target: floor(r * 12 n) heads and floor(r * 1536 n) neurons (docs/pruning.md),
+    # so the removed share of the prunable parameters is the target less at most one head's rounding
+    r = d["target"]
+    if heads != math.floor(r * 12 * n + 1e-9) or neurons != math.floor(r * 1536 * n + 1e-9):
+        bad.append("%s: target %g: %d heads, %d neurons (want %d, %d)" % (p, r, heads, neurons,
+                   math.floor(r * 12 * n + 1e-9), math.floor(r * 1536 * n + 1e-9)))
+    if not (r - 0.02 <= pr["prunable_removed_ratio"] <= r + 1e-9):
+        bad.append("%s: target %g but removed ratio %g" % (p, r, pr["prunable_removed_ratio"]))
+    targets.append(r)
     if not (pr["params"] < pr["params_parent"] and pr["flops_per_token"] < pr["flops_per_token_parent"]):
         bad.append("%s: predictions do not shrink" % p)
     if d["embeddings"] != {"id_space": "unchanged"}:
@@ -65,6 +77,8 @@ for p in plans:
     for dev in (1 - m["mean_cos"], 1 - m["p5_cos"], m["mean_deviation"]):
         if not (0 < dev <= 1):
             bad.append("%s: deviation %g outside (0, 1]" % (p, dev))
+if sorted(targets) != [0.1, 0.2, 0.3]:  # configs/evolve.yaml targets: one plan each
+    bad.append("plan targets %s, configs/evolve.yaml has [0.10, 0.20, 0.30]" % sorted(targets))
 for b in bad:
     print(b, file=sys.stderr)
 sys.exit(1 if bad else 0)

@@ -150,7 +150,13 @@ ok
 "$SESLM" record --model "$MODEL" --input "$TMP/long.txt" --out "$TMP/dterm" --window 50 --node t --threads 1 \
     >"$TMP/t.paths" 2>"$TMP/t.err" &
 PID=$!
-sleep 2
+# handshake, not a fixed sleep: SIGTERM once the first window's dump is written (its path printed)
+for _ in $(seq 1 1200); do
+    [ -s "$TMP/t.paths" ] && break
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.05
+done
+[ -s "$TMP/t.paths" ] || fail "record wrote no first dump within 60 s: $(tail -c 300 "$TMP/t.err")"
 kill -TERM "$PID"
 wait "$PID"
 rc=$?

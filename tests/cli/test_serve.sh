@@ -4,7 +4,8 @@
 #   * every bad input gets its 4xx with a JSON {"error": ...}, and the server stays up;
 #   * /metrics passes `promtool check metrics` and has the expected series;
 #   * SIGHUP and POST /admin/reload swap models; tests/serve/load_test.py drives 5 good reloads and a
-#     broken one under load (zero failed requests, ids switch exactly at the reloads);
+#     broken one under load (zero failed requests, ids switch exactly at the reloads, every vector equal
+#     to sentence-transformers' reference embedding of its text, tests/fixtures/oracle);
 #   * SIGTERM drains, writes the final telemetry dump and exits 0.
 #
 #   bash tests/cli/test_serve.sh <path to seslm> <model dir> <repo root>
@@ -220,7 +221,8 @@ alive "SIGHUP"
 # ---- blue-green reloads under load --------------------------------------------------------------------
 ok
 python3 "$ROOT/tests/serve/load_test.py" --url "$URL" --model-a "$MODEL" --model-b "$TMP/models/minilm-b" \
-    --broken "$TMP/models/minilm-broken" --clients 4 --max-seconds 30 || fail "load_test.py"
+    --broken "$TMP/models/minilm-broken" --clients 4 --max-seconds 30 --oracle "$ROOT/tests/fixtures/oracle" ||
+    fail "load_test.py"
 alive "the load test"
 curl -s -o "$TMP/metrics2.txt" "$URL/metrics"
 ok
@@ -230,6 +232,14 @@ grep -qF 'seslm_telemetry_dumps_total{result="failure"} 0' "$TMP/metrics2.txt" |
     fail "telemetry dumps failed: $(grep 'telemetry dump failed' "$LOG" | head -3)"
 
 # ---- SIGTERM: drain (a request in flight completes), final dump, exit 0 -------------------------------
+# handshake: the windows of the models retired by the reloads are written by a thread of their own;
+# count the dumps once it has nothing left to write
+for _ in $(seq 1 600); do
+    [ "$(metric seslm_telemetry_pending_jobs)" = 0 ] 2>/dev/null && break
+    sleep 0.1
+done
+ok
+[ "$(metric seslm_telemetry_pending_jobs)" = 0 ] || fail "telemetry jobs still pending after 60 s"
 before=$(ls "$TMP/tel" | grep -c '^test-node-.*\.\(h5\|json\)$')
 python3 -c 'import json; print(json.dumps({"texts": [" ".join(["word%d" % i for i in range(200)])] * 4}))' >"$TMP/slow.json"
 curl -s -o "$TMP/slow.out" -w '%{http_code}' -X POST "$E" --data-binary @"$TMP/slow.json" >"$TMP/slow.code" &

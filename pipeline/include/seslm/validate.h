@@ -53,6 +53,12 @@ typedef struct {
     int measured;     // 0: the check did not run (sample size 0) or failed to produce a number
     double parent;    // the parent's value (1 for the agreement metrics: the parent agrees with itself)
     double candidate; // the candidate's value
+    // timing metrics only (else 0): a ~95% interval of the candidate's value, and for the p50 metrics the
+    // median of per-pair candidate/parent ratios (each pair measured back to back) with its interval
+    int has_ci;
+    double cand_lo, cand_hi, par_lo, par_hi;
+    int paired;
+    double ratio, ratio_lo, ratio_hi;
 } seslm_vvalue;
 
 // ---- gates -------------------------------------------------------------------------------------
@@ -77,9 +83,15 @@ typedef struct {
 typedef struct {
     seslm_gate gate;
     int pass;
+    int inconclusive; // a timing gate whose interval straddles the threshold: neither pass nor fail, rerun
     double observed; // the compared quantity: the candidate's value, the drop or the ratio (NaN if unmeasured)
-    char message[256];
+    double lo, hi;   // its ~95% interval (timing gates; else both = observed)
+    char message[320];
 } seslm_gate_result;
+
+/* Exit status / verdict of a validation that could not decide: some timing gate was inconclusive and no
+ * gate failed outright. */
+#define SESLM_VALIDATE_INCONCLUSIVE 3
 
 /* Evaluates one gate on a metric's values. */
 void seslm_gate_eval(const seslm_gate *g, const seslm_vvalue *v, seslm_gate_result *r);
@@ -129,11 +141,16 @@ typedef struct {
     // latency spread: min and max of the per-call times (ms), [model][batch 1 / 32]
     double lat_min[2][2], lat_max[2][2];
     int lat_repeats[2];
+    // per-pair candidate/parent ratios of wall time: median, min, max, and of CPU time (all threads): median;
+    // CPU time per call (ms, median) [model][batch 1 / 32]
+    double pair_ratio_med[2], pair_ratio_min[2], pair_ratio_max[2], pair_cpu_ratio_med[2], min_ratio[2];
+    double cpu_p50[2][2];
     double seconds; // wall time of the whole run
     int threads;
     seslm_gate_result results[SESLM_VALIDATE_MAX_GATES];
     int n_results;
-    int pass; // every gate passed
+    int pass;         // every gate passed
+    int inconclusive; // no gate failed but a timing gate could not decide (verdict "inconclusive", rerun)
 } seslm_validate_result;
 
 /* Runs every check and evaluates the gates. SESLM_OK means everything was measured (r->pass says

@@ -234,7 +234,12 @@ static int w_ds(wctx *w, hid_t loc, const char *name, hid_t ftype, hid_t mtype, 
     e = d >= 0 ? 0 : -1;
     if (d >= 0 && !empty) e = H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
     if (e < 0) w_fail(w, "dataset", name); // before the closes, which clear HDF5's error stack
-    if (d >= 0) H5Dclose(d);
+    // a chunked dataset's data may reach the file only when it is closed (the chunk cache is flushed):
+    // a write that fails there must fail the dump too (found by tests/fault/run_faults.sh)
+    if (d >= 0 && H5Dclose(d) < 0 && e >= 0) {
+        e = -1;
+        w_fail(w, "dataset", name);
+    }
     if (dcpl >= 0) H5Pclose(dcpl);
     if (sp >= 0) H5Sclose(sp);
     return e < 0 ? -1 : 0;

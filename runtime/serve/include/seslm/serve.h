@@ -1,4 +1,4 @@
-/* serve.h — the embedding HTTP server behind `seslm serve` (libmicrohttpd, one thread per connection).
+/* serve.h — the embedding HTTP server behind `seslm serve` (libmicrohttpd: one epoll thread, a worker pool).
  *
  *   POST /v1/embed      {"texts": [...]} or {"text": "..."}  ->  {"model", "dim", "n_tokens", "embeddings"}
  *   GET  /healthz       {"status": "ok", "model": ...}
@@ -38,7 +38,7 @@ typedef struct {
     int max_texts;             // texts per request; default 512
     size_t max_body_bytes;     // request body limit; default 1 MiB
     int batch_wait_us;         // how long a batch may wait for texts still arriving; default 2000
-    int max_connections;       // concurrent connections (one thread each); default 256
+    int max_connections;       // concurrent connections in total; default 1024 (RLIMIT_NOFILE raised to fit)
     int drain_seconds;         // how long shutdown waits for in-flight requests; default 30
     const char *admin_token;   // non-empty: the admin endpoints need "Authorization: Bearer <token>" (else 401)
     const char *intent_head;   // intent head file for /v1/intent and /v1/feedback; NULL: those answer 404
@@ -52,6 +52,10 @@ typedef struct {
     const struct seslm_dialog_policy *dialog_policy; // POST /v1/message (needs intent_head); NULL: 404
     const char *session_db;    // SQLite file of the conversation state and transition log; NULL: in memory
     long long session_ttl_s;   // idle sessions expire after this (0: never)
+    int max_connections_per_ip; // concurrent connections from one client address; 0: default 64, -1: no limit
+    int header_timeout_s;      // a request's headers must all arrive within this (absolute); default 10
+    int body_timeout_s;        // and its body within this after the headers; default 60
+    int workers;               // threads that run computing requests (embed, intent, ...); default 32
 } seslm_serve_opts;
 
 typedef struct seslm_server seslm_server;
