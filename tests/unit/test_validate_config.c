@@ -10,7 +10,7 @@ static seslm_status load(seslm_validate_config *c, const char *text) {
 
 static void gate_eval(void) {
     seslm_gate_result r;
-    seslm_vvalue v = {1, 0.80, 0.78};
+    seslm_vvalue v = {1, 0.80, 0.78, 0};
     seslm_gate g = {SESLM_VM_STSB_SPEARMAN, SESLM_GATE_MAX_DROP, 0.02, 0};
     seslm_gate_eval(&g, &v, &r);
     CHECK(r.pass && fabs(r.observed - 0.02) < 1e-12); // exactly at the threshold passes
@@ -22,7 +22,7 @@ static void gate_eval(void) {
     CHECK(r.pass);
 
     g = (seslm_gate){SESLM_VM_LATENCY_B1_P50, SESLM_GATE_MAX_RATIO, 0.80, 0};
-    v = (seslm_vvalue){1, 10.0, 8.0};
+    v = (seslm_vvalue){1, 10.0, 8.0, 0};
     seslm_gate_eval(&g, &v, &r);
     CHECK(r.pass && fabs(r.observed - 0.8) < 1e-12);
     v.candidate = 8.1;
@@ -33,7 +33,7 @@ static void gate_eval(void) {
     CHECK(!r.pass);
 
     g = (seslm_gate){SESLM_VM_COSINE_MEAN, SESLM_GATE_MIN, 0.95, 0};
-    v = (seslm_vvalue){1, 1.0, 0.95};
+    v = (seslm_vvalue){1, 1.0, 0.95, 0};
     seslm_gate_eval(&g, &v, &r);
     CHECK(r.pass);
     v.candidate = 0.9499;
@@ -46,9 +46,18 @@ static void gate_eval(void) {
     v.measured = 0; // a check that did not run fails its gate
     seslm_gate_eval(&g, &v, &r);
     CHECK(!r.pass && strstr(r.message, "not measured") != NULL);
-    v = (seslm_vvalue){1, NAN, 0.5};
+    v = (seslm_vvalue){1, NAN, 0.5, 0};
     seslm_gate_eval(&g, &v, &r);
     CHECK(!r.pass);
+    // a check with no data on this node (no traffic sample, too little feedback) is skipped: it passes
+    // and says so, unlike a check that failed to run
+    g = (seslm_gate){SESLM_VM_FEEDBACK_INTENT_ACCURACY, SESLM_GATE_MAX_DROP, 0.01, 0};
+    v = (seslm_vvalue){0, NAN, NAN, 1};
+    seslm_gate_eval(&g, &v, &r);
+    CHECK(r.pass && r.skipped && strstr(r.message, "skipped") != NULL);
+    v.skipped = 0;
+    seslm_gate_eval(&g, &v, &r);
+    CHECK(!r.pass && !r.skipped);
 }
 
 static void names(void) {
@@ -85,6 +94,9 @@ static void shipped_config_is_the_default(void) {
     CHECK(f.lr.C == d.lr.C && f.lr.max_iter == d.lr.max_iter && f.lr.tol == d.lr.tol);
     CHECK(f.warmup == d.warmup && f.repeats_b1 == d.repeats_b1 && f.repeats_b32 == d.repeats_b32);
     CHECK(f.threads == d.threads && f.batch == d.batch && f.measure_memory == d.measure_memory);
+    CHECK(!strcmp(f.traffic, d.traffic) && !strcmp(f.kb, d.kb) && !strcmp(f.feedback, d.feedback));
+    CHECK(f.traffic_n == d.traffic_n && f.traffic_queries_n == d.traffic_queries_n && f.kb_passages_n == d.kb_passages_n);
+    CHECK(f.feedback_n == d.feedback_n && f.feedback_min == d.feedback_min);
     seslm_validate_config_free(&f);
 }
 
@@ -101,7 +113,7 @@ static void yaml(void) {
     seslm_validate_config_free(&c);
     CHECK(load(&c, "data:\n  domain_texts:\n    - a.txt\n    - b.txt\n    - c.txt\n") == SESLM_OK);
     CHECK(c.n_domain_texts == 3 && !strcmp(c.domain_texts[2], "c.txt"));
-    CHECK(c.n_gates == 10); // no gates section: the defaults
+    CHECK(c.n_gates == 13); // no gates section: the defaults
     seslm_validate_config_free(&c);
 
     static const struct {
@@ -120,13 +132,14 @@ static void yaml(void) {
         {"run:\n  measure_memory: maybe\n", "t.yaml:2: run.measure_memory"},
         {"data:\n  domain_texts: [a, b, c, d, e, f, g, h, i]\n", "at most 8"},
         {"data: [1, 2\n", "t.yaml:"},
+        {"samples:\n  feedback_min: 1\n", "t.yaml:2: samples.feedback_min"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         seslm_status st = load(&c, bad[i].yaml);
         CHECK_MSG(st == SESLM_ERR_FORMAT, "case %zu: status %d", i, st);
         CHECK_MSG(strstr(seslm_last_error(), bad[i].want) != NULL, "case %zu: message '%s' lacks '%s'", i,
                   seslm_last_error(), bad[i].want);
-        CHECK(c.owner == NULL && c.n_gates == 10); // a failed load leaves the defaults, nothing to free
+        CHECK(c.owner == NULL && c.n_gates == 13); // a failed load leaves the defaults, nothing to free
     }
     CHECK(seslm_validate_config_load(&c, "/nonexistent/gates.yaml") != SESLM_OK);
     CHECK(strstr(seslm_last_error(), "/nonexistent/gates.yaml") != NULL);

@@ -32,9 +32,9 @@ int main(void) {
     snprintf(r->parent_dir, sizeof r->parent_dir, "models/a&b<c>\"d'");
     snprintf(r->candidate_dir, sizeof r->candidate_dir, "runs/student-20");
     r->parent_params = 22565376, r->candidate_params = 20458637;
-    r->values[SESLM_VM_STSB_SPEARMAN] = (seslm_vvalue){1, 0.8672, 0.8400};
-    r->values[SESLM_VM_WEIGHT_BYTES] = (seslm_vvalue){1, 90868376, 60000000};
-    r->values[SESLM_VM_COSINE_MEAN] = (seslm_vvalue){1, 1, 0.97};
+    r->values[SESLM_VM_STSB_SPEARMAN] = (seslm_vvalue){1, 0.8672, 0.8400, 0};
+    r->values[SESLM_VM_WEIGHT_BYTES] = (seslm_vvalue){1, 90868376, 60000000, 0};
+    r->values[SESLM_VM_COSINE_MEAN] = (seslm_vvalue){1, 1, 0.97, 0};
     seslm_gate g[3] = {{SESLM_VM_STSB_SPEARMAN, SESLM_GATE_MAX_DROP, 0.02, 3},
                        {SESLM_VM_WEIGHT_BYTES, SESLM_GATE_MAX_RATIO, 0.70, 4},
                        {SESLM_VM_RECALL_AGREEMENT, SESLM_GATE_MIN, 0.8, 5}}; // not measured: fails
