@@ -123,7 +123,7 @@ int cmd_plan(int argc, char **argv) {
     // served weights
     if (seslm_parent_load(&par, model_dir) != SESLM_OK) goto fail;
     m = par.m;
-    if (!quiet && par.kind != SESLM_PARENT_F32)
+    if (par.kind != SESLM_PARENT_F32) // said even with --quiet: the cycle's log shows what was planned from
         fprintf(stderr, "seslm plan: %s is a recompiled student: weights from %s (%s)\n", model_dir, par.weights_dir,
                 seslm_parent_kind_name(par.kind));
     const seslm_model_config *c = seslm_model_get_config(m);
