@@ -51,6 +51,7 @@ void distill_opts_default(distill_opts *o) {
     o->device = "cpu";
     o->general_frac = 0.25;
     o->holdout_frac = 0.1;
+    o->checkpoint_every = 50;
 }
 
 static double now_s(void) {
@@ -667,7 +668,7 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
     for (size_t i = R.S.train_begin; i < R.S.n_params; i++) decay_flags[i - R.S.train_begin] = (char)decays(&R.S, i);
     const double ts = now_s();
     double last_print = 0, last_ckpt = ts;
-    const int ckpt_every = 50, start = R.step;
+    const int ckpt_every = o->checkpoint_every > 0 ? o->checkpoint_every : 50, start = R.step;
     int stopped_by_budget = 0;
     while (R.step < R.steps_eff) {
         const double loss = train_step(&R, decay_flags);

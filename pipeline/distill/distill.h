@@ -35,6 +35,7 @@ typedef struct distill_opts {
     const char *device;          // "cpu" (default) or "cpu-ref"; "cuda" where built with CUDA and a GPU
     double general_frac;         // share of each batch drawn from `general` when given (default 0.25)
     double holdout_frac;         // share of calibration held out for cos_before / cos_after (default 0.1)
+    int checkpoint_every;        // steps between checkpoints (default 50; also every 120 s)
 } distill_opts;
 
 void distill_opts_default(distill_opts *o);

@@ -40,6 +40,7 @@ static const char *HELP =
     "  --device D           cpu (default) or cpu-ref; cuda is refused (the trainer is CPU-only for now)\n"
     "  --seed S             seed of batch sampling and the held-out split (default 13)\n"
     "  --checkpoint DIR     checkpoint directory (default OUT/.ckpt, removed when the run completes)\n"
+    "  --checkpoint-every N steps between checkpoints (default 50; also every 120 s)\n"
     "  --quiet              no progress lines\n"
     "\n"
     "Exit status: 0 ok, 1 bad model / text / existing output / failed write, 2 usage error.\n";
@@ -97,6 +98,8 @@ int cmd_distill(int argc, char **argv) {
             if (!cli_parse_int(CMD, a, v, 2, 1024, &o.batch)) return 2;
         } else if (strcmp(a, "--threads") == 0) {
             if (!cli_parse_int(CMD, a, v, 0, 1024, &o.threads)) return 2;
+        } else if (strcmp(a, "--checkpoint-every") == 0) {
+            if (!cli_parse_int(CMD, a, v, 1, 1000000, &o.checkpoint_every)) return 2;
         } else if (strcmp(a, "--max-tokens") == 0) {
             if (!cli_parse_int(CMD, a, v, 2, 512, &o.max_tokens)) return 2;
         } else if (strcmp(a, "--lr") == 0) {
