@@ -120,6 +120,7 @@ typedef struct {
     int steps, batch, threads;
     double time_s;
     const char *general, *calibration, *parent_dir;
+    int parent_widened;                     // the parent is an INT8 student widened in memory
     double cos_before, cos_after, seconds; // filled by the distill stage
     int done;
 } dist_cfg;
@@ -159,12 +160,37 @@ static int build_student(const seslm_model *m, const seslm_plan *pl, const seslm
     if (!ok) cli_error(CMD, "%s", seslm_last_error());
     const char *master = f32;
 #ifdef SESLM_HAVE_DISTILL
+    char pf32[4300];
+    path_join(pf32, sizeof pf32, stage, "/parent-f32");
+    if (ok && dc->steps > 0 && seslm_model_is_quantized(m) == 0 && dc->parent_widened) {
+        // the teacher is an INT8 student without master, widened in memory: the engine reads F32 model
+        // directories, so write it out once as one (nothing removed, lineage kept)
+        seslm_plan same;
+        memset(&same, 0, sizeof same);
+        const int L = seslm_model_get_config(m)->n_layers;
+        same.n_layers = L;
+        same.n_remove_heads = calloc((size_t)L + 1, sizeof(int));
+        same.n_remove_neurons = calloc((size_t)L + 1, sizeof(int));
+        same.remove_heads = calloc((size_t)L + 1, sizeof(int *));
+        same.remove_neurons = calloc((size_t)L + 1, sizeof(int *));
+        seslm_recompile_opts po = {.ridge = 1e-3, .keep_lineage = 1};
+        ok = same.n_remove_heads && same.n_remove_neurons && same.remove_heads && same.remove_neurons &&
+             seslm_recompile_run(m, &same, &po, pf32, NULL) == SESLM_OK;
+        if (!ok) cli_error(CMD, "cannot write the widened parent for distillation: %s", seslm_last_error());
+        free(same.n_remove_heads), free(same.n_remove_neurons), free(same.remove_heads), free(same.remove_neurons);
+        dc->parent_dir = pf32;
+    }
     if (ok && dc->steps > 0) {
         distill_opts d;
         distill_opts_default(&d);
         d.parent_dir = dc->parent_dir, d.student_dir = f32, d.calibration = dc->calibration, d.general = dc->general;
         d.out_dir = dist, d.steps = dc->steps, d.batch = dc->batch, d.threads = dc->threads, d.time_budget_s = dc->time_s;
         d.progress = 1;
+        // the checkpoint lives beside DIR, outside the stage directory a rerun starts over: a killed recompile
+        // redoes the (deterministic) slicing and reconstruction, then resumes the distillation from it
+        char ckpt[4300];
+        path_join(ckpt, sizeof ckpt, out_dir, ".distill-ckpt");
+        d.checkpoint_dir = ckpt;
         distill_report rep;
         memset(&rep, 0, sizeof rep);
         char err[1024] = "";
@@ -178,6 +204,7 @@ static int build_student(const seslm_model *m, const seslm_plan *pl, const seslm
             fprintf(stderr, "seslm recompile: distilled %d steps in %.1f s: held-out cosine %.4f -> %.4f\n", rep.steps_done,
                     rep.seconds, rep.cos_before, rep.cos_after);
             master = dist;
+            util_rmtree(ckpt);
         }
     }
 #endif
@@ -370,7 +397,8 @@ int cmd_recompile(int argc, char **argv) {
                                .parent_kind = seslm_parent_kind_name(par.kind)};
     static seslm_recompile_stats s;
     dist_cfg dc = {.steps = dist_steps, .batch = dist_batch, .threads = threads, .time_s = dist_time,
-                   .general = dist_general, .calibration = calib_path, .parent_dir = par.weights_dir};
+                   .general = dist_general, .calibration = calib_path, .parent_dir = par.weights_dir,
+                   .parent_widened = par.kind == SESLM_PARENT_WIDENED};
     if (!build_student(m, &pl, &ro, out_dir, &s, keep_master, &dc)) goto done;
     { // the architecture diff beside the weights (the student is complete already: a failure here is reported)
         seslm_model *stu = NULL;

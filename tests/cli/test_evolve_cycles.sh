@@ -169,6 +169,6 @@ for x in bad:
     print("  " + x, file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
-grep -q "plan: .* f32 master" "$TMP/run2.err" || fail "cycle 2 did not plan from the student's F32 master"
+grep -q "plan: .*(f32 master)" "$TMP/run2.err" || fail "cycle 2 did not plan from the student's F32 master"
 
 cli_test_done
