@@ -47,11 +47,14 @@ typedef struct {
     uint16_t *bwp;
 } seslm_weight;
 
-/* The word-embedding table: plain F32 rows, or (embedding compression) every row INT8 with a per-row
- * scale, and the frequent rows kept exact in F32: exact_slot[id] >= 0 names id's row in exact. */
+/* The word-embedding table: plain F32 rows, or (embedding compression) every row INT8 -- or 4-bit -- with
+ * a per-row scale, and the frequent rows kept exact in F32: exact_slot[id] >= 0 names id's row in exact.
+ * 4-bit rows (q4): byte j of a row holds column 2j in its low nibble and 2j+1 in its high nibble, each a
+ * two's-complement value in [-7, 7] (quant.h seslm_quantize_rows4); the value is nibble * scale. */
 typedef struct {
     const float *f32;         // (V, C), or NULL when compressed
-    const int8_t *q;          // (V, C)
+    const int8_t *q;          // (V, C), or NULL when the rows are 4-bit
+    const uint8_t *q4;        // (V, C/2) 4-bit rows (C even), or NULL
     const float *scale;       // (V)
     const int32_t *exact_slot; // (V): -1 or a row of exact
     const float *exact;       // (E, C)
@@ -64,6 +67,13 @@ static inline void seslm_embedding_row(float *out, const seslm_embedding *e, int
     } else if (e->exact_slot[id] >= 0) {
         const float *r = e->exact + (size_t)e->exact_slot[id] * C;
         for (int c = 0; c < C; c++) out[c] = r[c];
+    } else if (e->q4) {
+        const uint8_t *q = e->q4 + (size_t)id * (C / 2);
+        const float s = e->scale[id];
+        for (int c = 0; c < C; c++) {
+            const int nib = (q[c >> 1] >> ((c & 1) * 4)) & 0xF;
+            out[c] = (float)(nib >= 8 ? nib - 16 : nib) * s;
+        }
     } else {
         const int8_t *q = e->q + (size_t)id * C;
         const float s = e->scale[id];
@@ -103,6 +113,33 @@ typedef struct seslm_backend {
     // ctx (M, H*D): norms[h] += sum_m || ctx[m, h*D : (h+1)*D] ||_2
     void (*head_norms)(const float *ctx, int M, int H, int D, double *norms);
 
+    // ---- backward (training; distill.h). F32 weights only. Every gradient ACCUMULATES (+=) into its
+    // output, as in llm.c, so a tensor read twice (residual streams, fused Q/K/V) sums its gradients; the
+    // caller zeroes them once per step. Activations are the ones the forward op read, saved by the caller.
+    // embedding gather: dword rows ids[t] += dx[t] (a sparse update: only the rows of the batch's ids),
+    // dpos[p] += dx[off + p], dtype[0] += dx[t]; any of dword / dpos / dtype may be NULL (frozen)
+    void (*embed_backward)(float *dword, float *dpos, float *dtype, const float *dx, const int32_t *ids, const int *off,
+                           const int *len, int B, int C);
+    // y (M, N) = x (M, K) W (N, K)^T + b:  dx (M, K) += dy W;  dw (N, K) += dy^T x;  db (N) += sum_m dy
+    // (dx, dw, db may each be NULL: not needed)
+    void (*linear_backward)(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int M, int N,
+                            int K);
+    // y = LayerNorm(z) * g + beta over rows of z (M, C) (z = x + r, saved by the caller):
+    // dz += dL/dz, dg += sum_m dy * zhat, dbeta += sum_m dy   (mean / rstd recomputed from z)
+    void (*layernorm_backward)(float *dz, float *dg, float *dbeta, const float *dy, const float *z, const float *g,
+                               int M, int C, float eps);
+    // y = gelu(x) (erf form): dx (n) += dy * gelu'(x)
+    void (*gelu_backward)(float *dx, const float *x, const float *dy, size_t n);
+    // attention (above) with per-head factors head_mask (H) on its output (NULL = all 1):
+    // dqkv (Ntok, 3*H*D) += d/dqkv of sum(dout * out). The probabilities are recomputed from qkv (no
+    // (len x len) matrices are kept between forward and backward). scratch as for attention, twice over.
+    void (*attention_backward)(float *dqkv, const float *dout, const float *qkv, const int *off, const int *len, int B,
+                               int H, int D, const float *head_mask, float *scratch, size_t scratch_floats);
+    // out (B, C) = mean of x rows of each sequence: dx rows += dout[b] / len[b]
+    void (*pool_backward)(float *dx, const float *dout, const int *off, const int *len, int B, int C);
+    // y (B, C) = x / max(||x||_2, 1e-12) per row: dx += (dy - y (y . dy)) / ||x||
+    void (*l2norm_backward)(float *dx, const float *dy, const float *x, int B, int C);
+
     // ---- optional: device backends (the CPU backends leave all of these NULL) -------------------------
     // When dev_alloc is set, the encoder keeps its workspace, its id / offset / length arrays and every
     // weight in memory from dev_alloc, and passes only such pointers to the ops above (see encoder_device.h).
@@ -133,6 +170,8 @@ typedef struct seslm_backend {
 
 /* Scratch floats that `attention` needs for batches whose longest sequence is max_len. */
 size_t seslm_attention_scratch_floats(int max_len, int head_dim, int n_threads);
+/* Scratch floats that `attention_backward` needs (the same for every CPU backend). */
+size_t seslm_attention_backward_scratch_floats(int max_len, int head_dim, int n_threads);
 
 /* "cpu" (fast: BLAS + SIMD + threads), "cpu-ref" (plain C), "cuda" or "cuda-fp16" (only in a CUDA build
  * with a visible device; otherwise NULL with a seslm_fail message). NULL if unknown. */

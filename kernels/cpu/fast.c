@@ -6,6 +6,7 @@
  * Same math as ref.c; tests/unit/test_kernels_cpu.c compares the two. */
 #include "backend.h"
 #include "bf16.h"
+#include "backward_internal.h"
 #include "mathfun.h"
 #include "pool.h"
 #include "quant.h"
@@ -731,6 +732,13 @@ static const seslm_backend g_fast = {
     .pool = fast_pool,
     .col_stats = fast_col_stats,
     .head_norms = fast_head_norms,
+    .embed_backward = fast_embed_backward,
+    .linear_backward = fast_linear_backward,
+    .layernorm_backward = fast_layernorm_backward,
+    .gelu_backward = fast_gelu_backward,
+    .attention_backward = fast_attention_backward,
+    .pool_backward = fast_pool_backward,
+    .l2norm_backward = fast_l2norm_backward,
 };
 
 const seslm_backend *seslm_backend_cpu_fast(void) { return &g_fast; }

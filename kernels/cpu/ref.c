@@ -3,6 +3,7 @@
  * oracle for the fast CPU kernels and the CUDA ones. */
 #include "backend.h"
 #include "bf16.h"
+#include "backward_internal.h"
 #include "quant.h"
 #include "sparse24.h"
 
@@ -184,6 +185,13 @@ static const seslm_backend g_ref = {
     .pool = ref_pool,
     .col_stats = ref_col_stats,
     .head_norms = ref_head_norms,
+    .embed_backward = ref_embed_backward,
+    .linear_backward = ref_linear_backward,
+    .layernorm_backward = ref_layernorm_backward,
+    .gelu_backward = ref_gelu_backward,
+    .attention_backward = ref_attention_backward,
+    .pool_backward = ref_pool_backward,
+    .l2norm_backward = ref_l2norm_backward,
 };
 
 const seslm_backend *seslm_backend_cpu_ref(void) { return &g_ref; }

@@ -47,7 +47,9 @@ char *seslm_validate_verdict_json(const seslm_validate_config *c, const seslm_va
         cJSON_AddItemToObject(o, "delta", num_or_null(v->measured ? v->candidate - v->parent : NAN));
         cJSON_AddItemToObject(o, "ratio", num_or_null(v->measured && v->parent != 0 ? v->candidate / v->parent : NAN));
         cJSON_AddNumberToObject(o, "n", r->n_samples[m]);
+        if (v->skipped) cJSON_AddBoolToObject(o, "skipped", 1);
         cJSON_AddStringToObject(o, "what", seslm_vmetric_what((seslm_vmetric)m));
+        cJSON_AddStringToObject(o, "data", r->data[m]);
     }
     cJSON *lat = cJSON_AddObjectToObject(root, "latency_spread_ms");
     const char *bn[2] = {"batch1", "batch32"};
@@ -80,7 +82,9 @@ char *seslm_validate_verdict_json(const seslm_validate_config *c, const seslm_va
         cJSON *iv = cJSON_AddArrayToObject(o, "interval"); // ~95%; null = unbounded on that side
         cJSON_AddItemToArray(iv, num_or_null(g->lo));
         cJSON_AddItemToArray(iv, num_or_null(g->hi));
+        if (g->skipped) cJSON_AddBoolToObject(o, "skipped", 1);
         cJSON_AddStringToObject(o, "message", g->message);
+        cJSON_AddStringToObject(o, "data", r->data[g->gate.metric]);
         cJSON_AddItemToArray(gs, o);
     }
     cJSON *run = cJSON_AddObjectToObject(root, "run");
@@ -114,11 +118,13 @@ void seslm_validate_report_md(const seslm_validate_config *c, const seslm_valida
             r->candidate_sha256);
     fprintf(f, "- gates: %d of %d passed; run %.1f s, %d thread(s) (0 = all cores), batch %d\n\n",
             r->n_results - failed, r->n_results, r->seconds, r->threads, c->batch);
-    fprintf(f, "## Gates\n\n| | gate | result |\n|---|---|---|\n");
+    fprintf(f, "## Gates\n\n| | gate | result | data |\n|---|---|---|---|\n");
     for (int i = 0; i < r->n_results; i++) {
         const seslm_gate_result *g = &r->results[i];
-        fprintf(f, "| %s | `%s %s %g` | %s |\n", g->pass ? "pass" : g->inconclusive ? "**inconclusive**" : "**FAIL**", seslm_vmetric_name(g->gate.metric),
-                seslm_gate_kind_name(g->gate.kind), g->gate.threshold, g->message);
+        fprintf(f, "| %s | `%s %s %g` | %s | %s |\n",
+                g->skipped ? "skipped" : g->pass ? "pass" : g->inconclusive ? "**inconclusive**" : "**FAIL**",
+                seslm_vmetric_name(g->gate.metric), seslm_gate_kind_name(g->gate.kind), g->gate.threshold, g->message,
+                r->data[g->gate.metric][0] ? r->data[g->gate.metric] : "-");
     }
     fprintf(f, "\n## Metrics (parent and candidate measured in this run, on the same inputs)\n\n");
     fprintf(f, "| metric | parent | candidate | candidate / parent | n | what |\n|---|---|---|---|---|---|\n");

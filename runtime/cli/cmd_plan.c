@@ -1,6 +1,7 @@
 /* cmd_plan.c — `seslm plan`: telemetry -> profile -> importance scores -> candidate pruning plans. */
 #include "cli.h"
 #include "progress.h"
+#include "parent.h"
 #include "plan.h"
 #include "profile.h"
 #include "score.h"
@@ -22,6 +23,9 @@ static const char *HELP =
     "  profile.json         dormant neurons, weak / near-uniform heads, rare ids, frequent pairs, layer cost\n"
     "  scores.json          importance of every head, neuron, layer and embedding row (per score method)\n"
     "  plan-<NN>.json       one pruning plan per target ratio of the policy (docs/pruning.md)\n"
+    "  plan-l<N>.json       one plan per drop_layers entry of the policy that fits the cap: whole layers\n"
+    "                       dropped, N layers kept (not measured with masks: recompile and validate it)\n"
+    "An INT8 student (seslm recompile's output) plans from its F32 master DIR/master/, or widened to F32.\n"
     "and prints a summary table. Each plan is checked against the policy and measured by applying it\n"
     "as masks to the calibration text (mean and 5th-percentile cosine against the unpruned model).\n"
     "\n"
@@ -138,6 +142,7 @@ int cmd_plan(int argc, char **argv) {
     }
     int rc = 1;
     seslm_model *m = NULL;
+    seslm_parent par = {0};
     seslm_encoder *e = NULL;
     seslm_telemetry_dump *dump = NULL;
     cli_texts calib = {0}, held = {0};
@@ -145,10 +150,16 @@ int cmd_plan(int argc, char **argv) {
     seslm_scores sc[4];
     int n_sc = 0;
     char path[4400], dump_path[4096];
-    if (seslm_model_load(&m, model_dir) != SESLM_OK) goto fail;
+    // an evolved (INT8) student plans from its F32 master, or widened (parent.h); telemetry and plans name the
+    // served weights
+    if (seslm_parent_load(&par, model_dir) != SESLM_OK) goto fail;
+    m = par.m;
+    if (par.kind != SESLM_PARENT_F32) // said even with --quiet: the cycle's log shows what was planned from
+        fprintf(stderr, "seslm plan: %s is a recompiled student: weights from %s (%s)\n", model_dir, par.weights_dir,
+                seslm_parent_kind_name(par.kind));
     const seslm_model_config *c = seslm_model_get_config(m);
     if (seslm_policy_check_model(&pol, c, NULL) != SESLM_OK) goto fail;
-    if (seslm_profile_read_telemetry(tel_path, seslm_model_weights_sha256(m), &dump, dump_path, sizeof dump_path) != SESLM_OK)
+    if (seslm_profile_read_telemetry(tel_path, par.served_sha256, &dump, dump_path, sizeof dump_path) != SESLM_OK)
         goto fail;
     if (!quiet) fprintf(stderr, "seslm plan: telemetry %s (%llu sequences)\n", dump_path, (unsigned long long)dump->v.n_sequences);
     const double msl = seslm_profile_mean_seq_len(&dump->v);
@@ -190,12 +201,39 @@ int cmd_plan(int argc, char **argv) {
         char name[64];
         snprintf(name, sizeof name, "plan-%02d", (int)(pol.targets[t] * 100 + 0.5));
         snprintf(path, sizeof path, "%s/%s.json", wdir, name);
-        if (st == SESLM_OK) st = seslm_plan_write_json(&pl, seslm_model_weights_sha256(m), path);
+        if (st == SESLM_OK) st = seslm_plan_write_json(&pl, par.served_sha256, path);
         if (st == SESLM_OK)
             printf("%-10s %-10s %6.0f%% %9.1f%% %8.1f%% %7.2f/%-7.2f %8.4f %8.4f\n", name, pl.method, 100 * pl.target,
                    100.0 * (double)(pl.params_parent - pl.params) / (double)pl.prunable_parent,
                    100.0 * (double)(pl.params_parent - pl.params) / (double)pl.params_parent, pl.flops / 1e6,
                    pl.flops_parent / 1e6, pl.mean_cos, pl.p5_cos);
+        seslm_plan_free(&pl);
+        if (st != SESLM_OK) goto fail;
+    }
+    // deeper students: whole layers dropped, as far as the cap allows on this model (plan-lN: N layers kept)
+    for (int t = 0; t < pol.n_drop_layers; t++) {
+        const int k = pol.drop_layers[t];
+        seslm_plan pl;
+        char name[64];
+        snprintf(name, sizeof name, "plan-l%d", c->n_layers - k);
+        if (k >= c->n_layers || seslm_plan_build_drop(&pl, &pol, c, &sc[mi_policy], k, msl) != SESLM_OK) {
+            if (!quiet) fprintf(stderr, "seslm plan: %s: cannot drop %d of %d layers: %s\n", name, k, c->n_layers,
+                                k >= c->n_layers ? "too many" : seslm_last_error());
+            continue;
+        }
+        seslm_status st = seslm_plan_validate(&pl, &pol, c);
+        if (st != SESLM_OK) { // over the cap on this model (e.g. 2 of 4 layers): not a candidate this cycle
+            if (!quiet) fprintf(stderr, "seslm plan: %s skipped: %s\n", name, seslm_last_error());
+            seslm_plan_free(&pl);
+            continue;
+        }
+        snprintf(path, sizeof path, "%s/%s.json", wdir, name);
+        st = seslm_plan_write_json(&pl, par.served_sha256, path);
+        if (st == SESLM_OK)
+            printf("%-10s %-10s %6.0f%% %9.1f%% %8.1f%% %7.2f/%-7.2f %8s %8s\n", name, pl.method, 100 * pl.target,
+                   100.0 * (double)(pl.params_parent - pl.params) / (double)pl.prunable_parent,
+                   100.0 * (double)(pl.params_parent - pl.params) / (double)pl.params_parent, pl.flops / 1e6,
+                   pl.flops_parent / 1e6, "-", "-");
         seslm_plan_free(&pl);
         if (st != SESLM_OK) goto fail;
     }
@@ -244,6 +282,6 @@ done:
     cli_texts_free(&held);
     seslm_encoder_free(e);
     seslm_telemetry_dump_free(dump);
-    seslm_model_free(m);
+    seslm_parent_free(&par);
     return rc;
 }

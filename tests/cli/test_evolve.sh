@@ -61,7 +61,7 @@ import json, sys
 run, rc = sys.argv[1], int(sys.argv[2])
 v = json.load(open(run + "/verdict.json"))
 bad = []
-if v.get("schema") != "seslm-evolve-verdict/1" or len(v["candidates"]) != 1:
+if v.get("schema") != "seslm-evolve-verdict/2" or len(v["candidates"]) != 1:
     bad.append("schema / candidates: %s" % v)
 c = v["candidates"][0]
 cv = json.load(open(run + "/05-validate/plan-10/verdict.json"))

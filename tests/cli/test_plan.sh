@@ -28,7 +28,7 @@ timeout 300 "$SESLM" plan --model "$MODEL" --telemetry "$TMP/tel" --config "$TMP
 rc=$?
 [ "$rc" -eq 0 ] || fail "plan: exit $rc: $(tail -c 500 "$TMP/plan.err")"
 grep -q "calibration texts" "$TMP/plan.err" || fail "plan: no progress on stderr"
-rows=$(grep -c '^plan-' "$TMP/plan.out")
+rows=$(grep -c '^plan-[0-9]' "$TMP/plan.out")
 [ "$rows" -ge 3 ] || fail "plan: summary has $rows candidate rows: $(cat "$TMP/plan.out")"
 
 python3 - "$TMP/out" <<'PY' || fail "plan files do not satisfy the policy"
@@ -40,7 +40,20 @@ if prof["sequences"] != 200:
     bad.append("profile.json: %s sequences, expected 200 (two dumps summed)" % prof["sequences"])
 scores = json.load(open(out + "/scores.json"))
 assert "measured" in scores["methods"] and "activation" in scores["methods"], "scores.json lacks a method"
-plans = sorted(glob.glob(out + "/plan-*.json"))
+plans = sorted(glob.glob(out + "/plan-[0-9]*.json"))
+# deeper students: configs/evolve.yaml drops 1 and 2 whole layers (plan-l5, plan-l4), never a protected one
+for n_kept in (5, 4):
+    d = json.load(open(out + "/plan-l%d.json" % n_kept))
+    drop = d["drop_layers"]
+    if len(drop) != 6 - n_kept or 0 in drop or 5 in drop or d["layers_after"] != n_kept:
+        bad.append("plan-l%d: drop_layers %s, layers_after %s" % (n_kept, drop, d["layers_after"]))
+    if not (0 < d["predicted"]["prunable_removed_ratio"] <= 0.4):
+        bad.append("plan-l%d: ratio %g" % (n_kept, d["predicted"]["prunable_removed_ratio"]))
+    for l in d["layers"]:
+        if l.get("drop") != (l["layer"] in drop) and not (l.get("drop") is None and l["layer"] not in drop):
+            bad.append("plan-l%d: layer %d drop flag" % (n_kept, l["layer"]))
+if glob.glob(out + "/plan-l3.json"):
+    bad.append("plan-l3 written: dropping 3 of 6 layers is over the 40% cap")
 targets = []
 if len(plans) < 3:
     bad.append("only %d plans" % len(plans))

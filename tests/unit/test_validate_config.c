@@ -53,6 +53,15 @@ static void gate_eval(void) {
     v = (seslm_vvalue){.measured = 1, .parent = NAN, .candidate = 0.5};
     seslm_gate_eval(&g, &v, &r);
     CHECK(!r.pass);
+    // a check with no data on this node (no traffic sample, too little feedback) is skipped: it passes
+    // and says so, unlike a check that failed to run
+    g = (seslm_gate){SESLM_VM_FEEDBACK_INTENT_ACCURACY, SESLM_GATE_MAX_DROP, 0.01, 0};
+    v = (seslm_vvalue){.measured = 0, .parent = NAN, .candidate = NAN, .skipped = 1};
+    seslm_gate_eval(&g, &v, &r);
+    CHECK(r.pass && r.skipped && strstr(r.message, "skipped") != NULL);
+    v.skipped = 0;
+    seslm_gate_eval(&g, &v, &r);
+    CHECK(!r.pass && !r.skipped);
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -169,6 +178,9 @@ static void shipped_config_is_the_default(void) {
     CHECK(f.lr.C == d.lr.C && f.lr.max_iter == d.lr.max_iter && f.lr.tol == d.lr.tol);
     CHECK(f.warmup == d.warmup && f.repeats_b1 == d.repeats_b1 && f.repeats_b32 == d.repeats_b32);
     CHECK(f.threads == d.threads && f.batch == d.batch && f.measure_memory == d.measure_memory);
+    CHECK(!strcmp(f.traffic, d.traffic) && !strcmp(f.kb, d.kb) && !strcmp(f.feedback, d.feedback));
+    CHECK(f.traffic_n == d.traffic_n && f.traffic_queries_n == d.traffic_queries_n && f.kb_passages_n == d.kb_passages_n);
+    CHECK(f.feedback_n == d.feedback_n && f.feedback_min == d.feedback_min);
     seslm_validate_config_free(&f);
 }
 
@@ -185,7 +197,7 @@ static void yaml(void) {
     seslm_validate_config_free(&c);
     CHECK(load(&c, "data:\n  domain_texts:\n    - a.txt\n    - b.txt\n    - c.txt\n") == SESLM_OK);
     CHECK(c.n_domain_texts == 3 && !strcmp(c.domain_texts[2], "c.txt"));
-    CHECK(c.n_gates == 10); // no gates section: the defaults
+    CHECK(c.n_gates == 13); // no gates section: the defaults
     seslm_validate_config_free(&c);
 
     static const struct {
@@ -204,13 +216,14 @@ static void yaml(void) {
         {"run:\n  measure_memory: maybe\n", "t.yaml:2: run.measure_memory"},
         {"data:\n  domain_texts: [a, b, c, d, e, f, g, h, i]\n", "at most 8"},
         {"data: [1, 2\n", "t.yaml:"},
+        {"samples:\n  feedback_min: 1\n", "t.yaml:2: samples.feedback_min"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         seslm_status st = load(&c, bad[i].yaml);
         CHECK_MSG(st == SESLM_ERR_FORMAT, "case %zu: status %d", i, st);
         CHECK_MSG(strstr(seslm_last_error(), bad[i].want) != NULL, "case %zu: message '%s' lacks '%s'", i,
                   seslm_last_error(), bad[i].want);
-        CHECK(c.owner == NULL && c.n_gates == 10); // a failed load leaves the defaults, nothing to free
+        CHECK(c.owner == NULL && c.n_gates == 13); // a failed load leaves the defaults, nothing to free
     }
     CHECK(seslm_validate_config_load(&c, "/nonexistent/gates.yaml") != SESLM_OK);
     CHECK(strstr(seslm_last_error(), "/nonexistent/gates.yaml") != NULL);

@@ -11,4 +11,9 @@
 seslm_status seslm_arch_report_write(const seslm_model *parent, const seslm_model *student, const char *dir,
                                      int seq_len);
 
+/* The same with whole layers dropped: drop (the parent's n_layers; NULL = none) marks the parent layers
+ * the student no longer has (its remaining layers in order). */
+seslm_status seslm_arch_report_write_drop(const seslm_model *parent, const seslm_model *student, const int *drop,
+                                          const char *dir, int T);
+
 #endif

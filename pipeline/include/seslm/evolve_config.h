@@ -13,7 +13,16 @@ typedef struct {
     int calibration_lines;
     double candidates[SESLM_EVOLVE_MAX_CANDIDATES]; // targets (of the policy's) to recompile + validate
     int n_candidates;
-    int quantize, embeddings_int8, exact_rows;
+    int quantize, embeddings_int8, exact_rows; // embeddings_int8: 0 f32, 1 int8, 2 int4 (recompile.h SESLM_EMB_*)
+    int layer_candidates[SESLM_EVOLVE_MAX_CANDIDATES]; // deeper students tried: plan-lN (N layers kept) when
+    int n_layer_candidates;                            // the plan stage wrote it (within the cap)
+    double heldout_fraction;         // of the calibration sample: served traffic the cycle never fits on
+    char root[1024];                 // the original model ("" = the lineage's root_dir, else the parent)
+    char root_gates[1024];           // gates against the root ("" = gates)
+    char kb[1024], feedback[1024];   // the node's knowledge base and labelled feedback ("" = none)
+    int distill_steps, distill_batch; // distillation inside recompile (0 steps = off)
+    double distill_time_s;
+    char distill_general[1024];
     char gates[1024];                // validation config (configs/gates.yaml)
     int threads;
     char select[64];                 // metric whose candidate value the best passing candidate minimises

@@ -26,6 +26,8 @@ typedef struct {
     int n_protected;
     int protected_layers[SESLM_PLAN_MAX_PROTECTED]; // index; -1 = "last"
     int min_heads, min_ffn;
+    int n_drop_layers;
+    int drop_layers[SESLM_PLAN_MAX_TARGETS]; // candidates that drop this many whole layers (plan-lN: N kept)
     char method[32];                        // score method that chooses the units
     int neuron_groups, calib_lines;         // "measured" score settings
     // profile thresholds
@@ -46,6 +48,8 @@ typedef struct {
     int n_layers;
     int *n_remove_heads, *n_remove_neurons; // (n_layers)
     int **remove_heads, **remove_neurons;   // sorted indices per layer
+    int *drop_layer;                        // (n_layers) 1: the whole layer is removed (may be NULL: none)
+    int n_drop;
     double target;
     char method[32];
     // predicted, per token at mean_seq_len tokens per sequence
@@ -62,6 +66,12 @@ typedef struct {
  * model-wide count as far as the per-layer minimums allow. */
 seslm_status seslm_plan_build(seslm_plan *pl, const seslm_policy *p, const seslm_model_config *c,
                               const seslm_scores *s, double target, double mean_seq_len);
+/* A deeper student: drops the n_drop unprotected layers of lowest layer score (each layer's heads and
+ * neurons summed) whole. The plan's target is the fraction of prunable parameters it removes (with each
+ * layer's biases and norms); seslm_plan_validate holds it to the cap like any plan (6 -> 4 layers is 33%;
+ * 6 -> 3 is 50%, over the 40% cap: two cycles). */
+seslm_status seslm_plan_build_drop(seslm_plan *pl, const seslm_policy *p, const seslm_model_config *c,
+                                   const seslm_scores *s, int n_drop, double mean_seq_len);
 void seslm_plan_free(seslm_plan *pl);
 /* Recomputes the predicted parameters, bytes and FLOPs per token of a plan. */
 void seslm_plan_predict(seslm_plan *pl, const seslm_model_config *c);

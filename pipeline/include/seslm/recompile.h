@@ -22,12 +22,15 @@
 #include "seslm.h"
 
 #define SESLM_MAX_LAYERS 64
+#define SESLM_EMB_INT8 1
+#define SESLM_EMB_INT4 2
 
 typedef struct {
     int64_t params_parent, params;             // parameters (seslm_model_param_groups)
     int64_t bytes_parent, bytes;               // parent parameters as F32 bytes; student tensor bytes as written
     int64_t file_bytes_parent, file_bytes;     // size of model.safetensors
-    int heads_removed, neurons_removed;
+    int heads_removed, neurons_removed;     // dropped layers count all their heads and neurons
+    int layers_removed;
     int exact_rows;                            // embedding compression: rows kept exact
     float quant_worst_rel_err;                 // INT8: largest weight rounding error / channel max
     // reconstruction, per layer: calibration-set relative output error of the pruned projection, after
@@ -45,13 +48,21 @@ typedef struct {
     const seslm_calibration *calib; // least-squares reconstruction of pruned projections (NULL: none)
     double ridge;                   // reconstruction ridge, relative to the mean Gram diagonal (1e-3)
     int quantize_int8;              // linear weights INT8 per output channel, activations per token
-    int compress_embeddings;        // word table INT8 per row + the n_exact most frequent rows exact
+    int compress_embeddings;        // word table per row INT8 (SESLM_EMB_INT8) or 4-bit (SESLM_EMB_INT4) + the n_exact
+                                    // most frequent rows exact; 0: F32
     const uint64_t *token_counts;   // (vocab) frequencies from telemetry for the exact rows (may be NULL)
     int n_exact;
     int sparse24_ffn;               // FFN weights 2:4 sparse (F32 only; the caller decides it pays: sparsity.h)
+    // lineage (may be NULL): the parent as served (a student's master is what was read, its dir is this)
+    const char *parent_dir, *parent_sha256, *parent_kind;
+    int keep_lineage;               // the parent's seslm_lineage copied unchanged (the quantization step)
+    const char *master_sha256;      // config.json "seslm_master": the F32 master kept in out_dir/master/
+    int distill_steps;              // recorded in the lineage when > 0
+    double distill_cos_before, distill_cos_after;
 } seslm_recompile_opts;
 
-/* 1 when the model holds INT8 tensors (a recompiled student): it cannot be recompiled again. */
+/* 1 when the model holds INT8 (or 2:4 sparse) tensors: recompile reads F32 weights, so such a model is
+ * recompiled from its F32 master or widened first (parent.h). */
 int seslm_model_is_quantized(const seslm_model *m);
 
 /* Writes the student model directory out_dir (must not exist) with the options o (NULL: slicing only). */

@@ -39,6 +39,10 @@ typedef enum {
     SESLM_VM_LATENCY_B32_P95,
     SESLM_VM_WEIGHT_BYTES,
     SESLM_VM_PEAK_RSS,
+    SESLM_VM_TRAFFIC_COSINE_MEAN,      // the served traffic's held-out slice (data.traffic)
+    SESLM_VM_TRAFFIC_COSINE_P5,
+    SESLM_VM_TRAFFIC_RECALL_AGREEMENT, // held-out traffic as queries against the node's KB (data.kb) or the passages
+    SESLM_VM_FEEDBACK_INTENT_ACCURACY, // the node's labelled feedback (data.feedback), split 3:1
     SESLM_VM_COUNT
 } seslm_vmetric;
 
@@ -59,6 +63,7 @@ typedef struct {
     double cand_lo, cand_hi, par_lo, par_hi;
     int paired;
     double ratio, ratio_lo, ratio_hi;
+    int skipped;      // 1: not applicable in this run (no such data, or too little): its gates pass as skipped
 } seslm_vvalue;
 
 // ---- gates -------------------------------------------------------------------------------------
@@ -86,6 +91,7 @@ typedef struct {
     int inconclusive; // a timing gate whose interval straddles the threshold: neither pass nor fail, rerun
     double observed; // the compared quantity: the candidate's value, the drop or the ratio (NaN if unmeasured)
     double lo, hi;   // its ~95% interval (timing gates; else both = observed)
+    int skipped;     // the metric was not applicable (seslm_vvalue.skipped): passes, and says so
     char message[320];
 } seslm_gate_result;
 
@@ -108,6 +114,11 @@ typedef struct {
     const char *domain_texts[SESLM_VALIDATE_MAX_DOMAIN];
     int n_domain_texts;
     const char *domain_intent_texts, *domain_intent_labels;
+    // the node's own data (docs/validation.md "domain-aware gates"; "" = none: those gates are skipped)
+    const char *traffic;   // held-out served traffic, one text per line (seslm evolve splits it off calibration)
+    const char *kb;        // the node's knowledge base directory (seslm kb build): its passages.txt
+    const char *feedback;  // labelled feedback, "text TAB label" lines (an optional "text TAB label" header)
+    int traffic_n, traffic_queries_n, kb_passages_n, feedback_n, feedback_min;
     // sample sizes (0 skips the check); a file with fewer rows is used whole
     int stsb_pairs, heldout_n, intent_train, intent_test, domain_n, domain_intent_n, passages_n, queries_n;
     int recall_k;
@@ -138,6 +149,7 @@ typedef struct {
     long long parent_params, candidate_params;
     seslm_vvalue values[SESLM_VM_COUNT];
     int n_samples[SESLM_VM_COUNT]; // inputs behind each metric
+    char data[SESLM_VM_COUNT][512]; // which data each metric used (files, rows), for the report
     // latency spread: min and max of the per-call times (ms), [model][batch 1 / 32]
     double lat_min[2][2], lat_max[2][2];
     int lat_repeats[2];

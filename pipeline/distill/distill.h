@@ -1,0 +1,54 @@
+/* distill.h — the distillation engine (issue 13): trains an FP32 student (pruned heads / neurons, fewer
+ * layers) to mimic its FP32 parent on label-free text — the served traffic's calibration sample plus an
+ * optional replay of general text — and writes the distilled student in the student's own format.
+ *
+ * Losses (weights in distill_opts; 0 turns one off), all on the same batch of sentences:
+ *   w_emb_cos  1 - cos(student embedding, parent embedding), mean over the batch
+ *   w_emb_mse  || s - p ||^2 / C, mean over the batch
+ *   w_sim      MSE between the in-batch cosine-similarity matrices S_s = s s^T and S_p = p p^T (keeps
+ *              retrieval rankings)
+ *   w_attn     MiniLM self-attention distribution KL + value-relation KL (Wang et al. 2020) on the last
+ *              student layer against the last parent layer
+ * Optimiser: AdamW, linear warm-up then cosine decay, global-norm clipping; fixed seeds; checkpoints
+ * written crash-safely (temp + fsync + rename) so a run killed at any point resumes bit-identically. */
+#ifndef SESLM_DISTILL_H
+#define SESLM_DISTILL_H
+
+#include <stddef.h>
+
+typedef struct distill_opts {
+    const char *parent_dir;      // teacher model dir (FP32 parent)
+    const char *student_dir;     // FP32 student dir (pruned, sliced/reconstructed); INT8 / compressed
+                                 // students are refused with a clear message (quantize after distilling)
+    const char *calibration;     // text file, one sentence per line: sampled served traffic
+    const char *general;         // optional text file of general text replayed so the student does not
+                                 // forget (NULL = none)
+    const char *out_dir;         // distilled student written here (same format as the student; config.json
+                                 // lineage notes the distillation)
+    const char *checkpoint_dir;  // NULL = out_dir/.ckpt ; resumes after kill -9
+    int steps, batch, threads, max_tokens; // max_tokens: truncation length per sentence (0 = model's)
+    float lr, weight_decay, warmup_frac, clip_norm;
+    float w_emb_cos, w_emb_mse, w_sim, w_attn; // loss weights; 0 turns a loss off
+    unsigned long long seed;
+    double time_budget_s;        // 0 = none; stop cleanly (and save) when exceeded
+    int progress;                // 1: progress lines with ETA on stderr
+    const char *device;          // "cpu" (default) or "cpu-ref"; "cuda" where built with CUDA and a GPU
+    double general_frac;         // share of each batch drawn from `general` when given (default 0.25)
+    double holdout_frac;         // share of calibration held out for cos_before / cos_after (default 0.1)
+    int checkpoint_every;        // steps between checkpoints (default 50; also every 120 s)
+} distill_opts;
+
+void distill_opts_default(distill_opts *o);
+
+typedef struct distill_report {
+    int steps_done;
+    double loss_first, loss_last, seconds;
+    double cos_before, cos_after; // mean cosine to parent on a held-out slice of the calibration text
+    int n_train, n_holdout;       // sentences used for training / held out
+    int resumed_from;             // step a checkpoint resumed from (0 = fresh start)
+} distill_report;
+
+/* 0 ok, 1 bad input (message in err), 2 internal failure. */
+int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# test_distill.sh — `seslm distill` end to end on the real model:
+#   * usage errors exit 2 (no arguments, unknown option, bad --steps / --loss / --device);
+#   * bad input exits 1 with a clear message: missing student, an INT8 student (refused: quantize after
+#     distilling), an empty calibration file, an output directory that already holds a model;
+#   * a real short run on a pruned FP32 student (heads and neurons cut from 4 layers by a hand-written
+#     plan, sliced by `seslm recompile --quantize none --embeddings f32`): exit 0, the held-out cosine
+#     to the parent improves, the output loads and embeds, its lineage records the distillation;
+#   * kill -9 during a run (after its first checkpoint), then the same command again: it resumes, and
+#     the final weights are byte-identical to an uninterrupted run's.
+#
+#   bash tests/cli/test_distill.sh <path to seslm> <model dir> <repo root>
+set -u
+
+. "$(dirname "$0")/lib.sh"
+cli_test_init test_distill "$@"
+TRAFFIC="$ROOT/data/traffic"
+py() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+# ---- a pruned student -----------------------------------------------------------------------------
+python3 - "$TMP/plan.json" <<'PY'
+import json, sys
+layers = []
+for l in range(6):
+    pruned = 1 <= l <= 4
+    layers.append({"layer": l,
+                   "remove_heads": list(range(2, 2 + 5)) if pruned else [],
+                   "remove_neurons": list(range(0, 1536, 3))[:600] if pruned else []})
+json.dump({"format": "seslm-plan", "version": 1, "method": "test", "target": 0.3, "layers": layers}, open(sys.argv[1], "w"))
+PY
+timeout 300 "$SESLM" recompile --model "$MODEL" --plan "$TMP/plan.json" --out "$TMP/student" --quantize none \
+    --embeddings f32 >/dev/null 2>"$TMP/rc.err" || { echo "recompile failed: $(cat "$TMP/rc.err")" >&2; exit 1; }
+timeout 300 "$SESLM" recompile --model "$MODEL" --plan "$TMP/plan.json" --out "$TMP/student-int8" \
+    >/dev/null 2>"$TMP/rc.err" || { echo "recompile int8 failed: $(cat "$TMP/rc.err")" >&2; exit 1; }
+paste -d '\n' "$TRAFFIC/restaurant8k_600.txt" "$TRAFFIC/clinc150_600.txt" | awk 'NF && n++ < 240' >"$TMP/cal.txt"
+: >"$TMP/empty.txt"
+
+# ---- usage and bad input --------------------------------------------------------------------------
+expect 0 "usage: seslm distill" "--help" -- distill --help
+expect 2 "required" "no arguments" -- distill
+expect 2 "unknown option" "unknown option" -- distill --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/o" --frobnicate
+expect 2 "--steps" "steps 0" -- distill --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/o" --steps 0
+expect 2 "--loss" "bad loss weights" -- distill --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/o" --loss 1,2
+expect 2 "--device" "bad device" -- distill --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/o" --device tpu
+expect 1 "student" "missing student" -- distill --parent "$MODEL" --student "$TMP/nope" --calibration "$TMP/cal.txt" --out "$TMP/o"
+expect 1 "INT8.*(afterwards|after distilling)" "INT8 student" -- distill --parent "$MODEL" --student "$TMP/student-int8" --calibration "$TMP/cal.txt" --out "$TMP/o"
+expect 1 "no non-empty lines|usable sentences" "empty calibration" -- distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/empty.txt" --out "$TMP/o"
+expect 1 "cannot|No such" "missing calibration" -- distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/none.txt" --out "$TMP/o"
+expect 1 "holds a model" "existing output model" -- distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/student"
+[ ! -e "$TMP/o" ] || fail "a refused run left $TMP/o behind"
+ok
+
+# ---- a real short run -----------------------------------------------------------------------------
+run_args=(distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/cal.txt" --steps 40 --batch 16
+          --lr 3e-4 --threads 2 --holdout 0.2 --max-tokens 32)
+ok
+timeout 300 "$SESLM" "${run_args[@]}" --out "$TMP/d1" >"$TMP/d1.json" 2>"$TMP/d1.err" ||
+    fail "distill run: exit $? ($(tail -c 400 "$TMP/d1.err"))"
+if [ -s "$TMP/d1.json" ]; then
+    before=$(py "$TMP/d1.json" 'd["holdout_cos_before"]')
+    after=$(py "$TMP/d1.json" 'd["holdout_cos_after"]')
+    echo "held-out cosine to the parent: $before -> $after"
+    ok
+    python3 -c "import sys; b, a = map(float, sys.argv[1:]); sys.exit(0 if a > b + 0.002 else 1)" "$before" "$after" ||
+        fail "distillation did not improve the held-out cosine ($before -> $after)"
+    ok
+    grep -q "ETA" "$TMP/d1.err" || fail "no progress line with an ETA"
+    ok
+    [ "$(py "$TMP/d1/config.json" 'd["seslm_lineage"]["distillation"]["steps"]')" = 40 ] ||
+        fail "config.json lineage lacks the distillation"
+    ok
+    [ ! -e "$TMP/d1/.ckpt" ] || fail "the spent checkpoint was not removed"
+    ok
+    timeout 60 "$SESLM" embed --model "$TMP/d1" "a table for two" >"$TMP/emb.json" 2>"$TMP/emb.err" &&
+        [ "$(py "$TMP/emb.json" 'len(d["embedding"])')" = 384 ] || fail "the distilled student does not embed"
+fi
+
+# ---- kill -9 and resume: bit-identical ------------------------------------------------------------
+res_args=(distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/cal.txt" --steps 24 --batch 8
+          --lr 3e-4 --threads 2 --holdout 0.2 --max-tokens 32 --checkpoint-every 4 --quiet)
+ok
+timeout 300 "$SESLM" "${res_args[@]}" --out "$TMP/straight" >"$TMP/s.json" 2>"$TMP/s.err" ||
+    fail "uninterrupted run: exit $? ($(tail -c 300 "$TMP/s.err"))"
+"$SESLM" "${res_args[@]}" --out "$TMP/killed" >/dev/null 2>"$TMP/k.err" &
+PID=$!
+for _ in $(seq 1 600); do
+    [ -f "$TMP/killed/.ckpt/state.bin" ] && break
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.05
+done
+killed=0
+if kill -KILL "$PID" 2>/dev/null; then killed=1; fi
+wait "$PID" 2>/dev/null
+PID=
+ok
+[ "$killed" = 1 ] && [ -f "$TMP/killed/.ckpt/state.bin" ] && [ ! -f "$TMP/killed/model.safetensors" ] ||
+    fail "could not kill the run after its first checkpoint (killed=$killed)"
+ok
+timeout 300 "$SESLM" "${res_args[@]}" --out "$TMP/killed" >"$TMP/r.json" 2>"$TMP/r.err" ||
+    fail "resumed run: exit $? ($(tail -c 300 "$TMP/r.err"))"
+ok
+[ "$(py "$TMP/r.json" 'd["resumed_from"] > 0')" = True ] 2>/dev/null || fail "the second run did not resume ($(cat "$TMP/r.json"))"
+ok
+cmp -s "$TMP/straight/model.safetensors" "$TMP/killed/model.safetensors" ||
+    fail "resumed weights differ from the uninterrupted run's"
+# a checkpoint of another run is refused, not silently used or overwritten
+mkdir -p "$TMP/other/.ckpt" && cp "$TMP/straight/model.safetensors" "$TMP/other/.ckpt/state.bin"
+expect 1 "checkpoint" "foreign checkpoint" -- "${res_args[@]}" --out "$TMP/other"
+
+cli_test_done
