@@ -352,12 +352,12 @@ static seslm_status write_config(const seslm_model *m, const char *out_dir, cons
         cJSON_Delete(root);
         return seslm_fail(SESLM_ERR_FORMAT, "%s: not a JSON object", path);
     }
-    cJSON *lin = cJSON_GetObjectItemCaseSensitive(root, "seslm_lineage");
-    if (!cJSON_IsObject(lin)) {
-        cJSON_DeleteItemFromObjectCaseSensitive(root, "seslm_lineage");
-        lin = cJSON_AddObjectToObject(root, "seslm_lineage");
-    }
-    cJSON_DeleteItemFromObjectCaseSensitive(lin, "adapter");
+    // as recompile does: the base is the parent (its weights hash is how the registry finds it), and
+    // the base's own lineage is kept under "parent"
+    cJSON *prev = cJSON_DetachItemFromObjectCaseSensitive(root, "seslm_lineage");
+    cJSON *lin = cJSON_AddObjectToObject(root, "seslm_lineage");
+    cJSON_AddStringToObject(lin, "parent_weights_sha256", seslm_model_weights_sha256(m));
+    if (prev) cJSON_AddItemToObject(lin, "parent", prev);
     cJSON *a = lineage_json ? cJSON_Parse(lineage_json) : cJSON_CreateObject();
     if (!cJSON_IsObject(a)) {
         cJSON_Delete(a);
