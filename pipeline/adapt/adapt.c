@@ -27,6 +27,8 @@ void adapt_opts_default(adapt_opts *o) {
     o->max_tokens = 64;
     o->seed = 42;
     o->general_per_step = 8;
+    o->objective = ADAPT_INBATCH;
+    o->inbatch_scale = 20.0f;
     o->w_general = 1.0f;
 }
 
@@ -133,6 +135,26 @@ static seslm_status tokenize_all(const seslm_model *m, const char *const *texts,
     return SESLM_OK;
 }
 
+/* pairs (anchor, positive) of the same intent, each pair's intent different from the others' (as far as
+ * there are intents with 2 examples): the other positives of the batch are the anchor's negatives. */
+static int draw_inbatch(const examples *e, int P, uint64_t *rs, int *a, int *b) {
+    int *used = calloc((size_t)e->n_classes, sizeof(int)), k = 0;
+    if (!used) return 0;
+    int pairable = 0;
+    for (int c = 0; c < e->n_classes; c++) pairable += e->count[c] >= 2;
+    for (int tries = 0; k < P && tries < 50 * P; tries++) {
+        const int c = (int)(splitmix64(rs) % (uint64_t)e->n_classes);
+        if (e->count[c] < 2 || (used[c] && k < pairable)) continue;
+        used[c] = 1;
+        const int i = (int)(splitmix64(rs) % (uint64_t)e->count[c]);
+        int j = (int)(splitmix64(rs) % (uint64_t)(e->count[c] - 1));
+        if (j >= i) j++;
+        a[k] = e->members[c][i], b[k] = e->members[c][j], k++;
+    }
+    free(used);
+    return k;
+}
+
 /* A pair: same intent (positive) for even k, different intents otherwise. */
 static void draw_pair(const examples *e, int k, uint64_t *rs, int *a, int *b, float *target) {
     if (k % 2 == 0) {
@@ -165,6 +187,8 @@ seslm_status adapt_train(const adapt_opts *o, const seslm_model *m, const char *
     if (n < 3 || n > 10000000) return seslm_fail(SESLM_ERR_ARG, "adapt: need at least 3 labelled examples (got %d)", n);
     if (o->general_per_step < 0 || o->general_per_step > 512 || !(o->w_general >= 0)) 
         return seslm_fail(SESLM_ERR_ARG, "adapt: general_per_step 0..512 and w_general >= 0");
+    if ((o->objective != ADAPT_PAIRS && o->objective != ADAPT_INBATCH) || !(o->inbatch_scale > 0 && o->inbatch_scale < 1000))
+        return seslm_fail(SESLM_ERR_ARG, "adapt: unknown objective or a scale outside (0, 1000)");
     if (o->pairs < 1 || o->pairs > 512 || o->steps < 0 || o->steps > 1000000 || !(o->lr > 0 && o->lr < 1) ||
         o->max_tokens < 2 || o->max_tokens > 512 || !(o->weight_decay >= 0 && o->weight_decay < 1) || !(o->clip_norm >= 0))
         return seslm_fail(SESLM_ERR_ARG, "adapt: pairs 1..512, steps 0..1000000, lr in (0, 1), max_tokens 2..512, "
@@ -225,45 +249,75 @@ seslm_status adapt_train(const adapt_opts *o, const seslm_model *m, const char *
         float target[512];
         const int32_t *rows[1100];
         int lens[1100];
-        for (int k = 0; k < o->pairs; k++) {
-            draw_pair(&ex, k, &rs, &ia[k], &ib[k], &target[k]);
+        int P = o->pairs;
+        if (o->objective == ADAPT_INBATCH) P = draw_inbatch(&ex, o->pairs, &rs, ia, ib);
+        else
+            for (int k = 0; k < P; k++) draw_pair(&ex, k, &rs, &ia[k], &ib[k], &target[k]);
+        for (int k = 0; k < P; k++) {
             rows[k] = ex.ids[ia[k]], lens[k] = ex.len[ia[k]];
-            rows[o->pairs + k] = ex.ids[ib[k]], lens[o->pairs + k] = ex.len[ib[k]];
+            rows[P + k] = ex.ids[ib[k]], lens[P + k] = ex.len[ib[k]];
         }
         for (int k = 0; k < G; k++) {
             gi[k] = (int)(splitmix64(&rs) % (uint64_t)ng);
-            rows[2 * o->pairs + k] = gids[gi[k]], lens[2 * o->pairs + k] = glen[gi[k]];
+            rows[2 * P + k] = gids[gi[k]], lens[2 * P + k] = glen[gi[k]];
         }
         lora_apply(lo, &dm);
-        dm_forward(&dm, be, &acts, rows, lens, B);
+        dm_forward(&dm, be, &acts, rows, lens, 2 * P + G);
         // CosineSimilarityLoss: mean over pairs of (cos(u, v) - target)^2, u and v unit vectors
         double loss = 0;
         memset(demb, 0, (size_t)B * C * sizeof(float));
-        for (int k = 0; k < o->pairs; k++) {
-            const float *u = acts.emb + (size_t)k * C, *v = acts.emb + (size_t)(o->pairs + k) * C;
-            double c = 0;
-            for (int j = 0; j < C; j++) c += (double)u[j] * v[j];
-            const double d = c - target[k];
-            loss += d * d;
-            const float g = (float)(2.0 * d / o->pairs);
-            for (int j = 0; j < C; j++) {
-                demb[(size_t)k * C + j] += g * v[j];
-                demb[(size_t)(o->pairs + k) * C + j] += g * u[j];
+        if (o->objective == ADAPT_INBATCH) { // CE over s_ij = scale cos(a_i, p_j), the target j = i
+            const double sc = o->inbatch_scale;
+            for (int i = 0; i < P; i++) {
+                const float *u = acts.emb + (size_t)i * C;
+                double z[512], mx = -INFINITY, den = 0;
+                for (int j = 0; j < P; j++) {
+                    const float *v = acts.emb + (size_t)(P + j) * C;
+                    double c = 0;
+                    for (int t = 0; t < C; t++) c += (double)u[t] * v[t];
+                    z[j] = sc * c;
+                    mx = z[j] > mx ? z[j] : mx;
+                }
+                for (int j = 0; j < P; j++) den += exp(z[j] - mx);
+                loss += mx + log(den) - z[i];
+                for (int j = 0; j < P; j++) { // d/ds_ij = (softmax - [j == i]) / P
+                    const double g = (exp(z[j] - mx) / den - (j == i)) / P * sc;
+                    const float *v = acts.emb + (size_t)(P + j) * C;
+                    for (int t = 0; t < C; t++) {
+                        demb[(size_t)i * C + t] += (float)(g * v[t]);
+                        demb[(size_t)(P + j) * C + t] += (float)(g * u[t]);
+                    }
+                }
             }
+            loss /= P > 0 ? P : 1;
+        } else {
+            for (int k = 0; k < P; k++) {
+                const float *u = acts.emb + (size_t)k * C, *v = acts.emb + (size_t)(P + k) * C;
+                double c = 0;
+                for (int j = 0; j < C; j++) c += (double)u[j] * v[j];
+                const double d = c - target[k];
+                loss += d * d;
+                const float g = (float)(2.0 * d / P);
+                for (int j = 0; j < C; j++) {
+                    demb[(size_t)k * C + j] += g * v[j];
+                    demb[(size_t)(P + k) * C + j] += g * u[j];
+                }
+            }
+            loss /= P;
         }
-        loss /= o->pairs;
         for (int k = 0; k < G; k++) { // anchoring: w * mean (1 - cos(adapted, base)); d/d e = -w p / G
-            const float *e = acts.emb + (size_t)(2 * o->pairs + k) * C, *p = gbase + (size_t)gi[k] * C;
+            const float *e = acts.emb + (size_t)(2 * P + k) * C, *p = gbase + (size_t)gi[k] * C;
             double c = 0;
             for (int j = 0; j < C; j++) c += (double)e[j] * p[j];
             loss += o->w_general * (1.0 - c) / G;
-            for (int j = 0; j < C; j++) demb[(size_t)(2 * o->pairs + k) * C + j] = -o->w_general * p[j] / G;
+            for (int j = 0; j < C; j++) demb[(size_t)(2 * P + k) * C + j] = -o->w_general * p[j] / G;
         }
         if (!isfinite(loss)) {
             st = seslm_fail(SESLM_ERR_INTERNAL, "adapt: the loss is not finite at step %d (lower --lr)", step);
             break;
         }
         memset(grad + dm.train_begin, 0, (dm.n_params - dm.train_begin) * sizeof(float));
+        // the rows of the backward are the forward's (2P + G); demb beyond them is zero and unread
         dm_backward(&dm, be, &acts, demb, NULL, NULL, NULL, grad, 0);
         lora_grad(lo, grad, lg);
         double g2 = 0;

@@ -9,11 +9,17 @@
 
 #include "lora.h"
 
+enum { ADAPT_PAIRS = 0, ADAPT_INBATCH = 1 };
+
 typedef struct {
     int rank;          // LoRA rank (default 8)
     float alpha;       // scale alpha / rank (default 16)
     int steps;         // optimiser steps (default 0: automatic, about 4 pairs per example, 40..400 steps)
-    int pairs;         // pairs per step, half same-intent (default 16)
+    int pairs;         // pairs per step (default 16)
+    int objective;     // ADAPT_PAIRS: SetFit's cosine loss on pairs, half same-intent; ADAPT_INBATCH (default):
+                       // (anchor, positive) pairs of distinct intents, every other positive a negative,
+                       // softmax cross-entropy over scaled cosines (MultipleNegativesRankingLoss)
+    float inbatch_scale; // cosine scale of ADAPT_INBATCH (default 20)
     float lr;          // AdamW learning rate (default 5e-4), linear warm-up 10% then cosine
     float weight_decay; // on the adapters (default 0.01)
     float clip_norm;   // global gradient norm (default 1)

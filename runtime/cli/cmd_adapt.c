@@ -47,6 +47,9 @@ static const char *HELP =
     "                        similarity and retrieval; default data/traffic/wiki_600.txt, none: \"-\"; use a\n"
     "                        sample of the node's served traffic where there is one)\n"
     "  --general-weight W    weight of the anchoring loss (default 1)\n"
+    "  --objective inbatch|pairs  in-batch negatives: (anchor, positive) pairs of distinct intents, the other\n"
+    "                        positives as negatives, cross-entropy over scaled cosines (default); pairs:\n"
+    "                        SetFit's cosine loss on same / different-intent pairs\n"
     "  --quiet               no progress lines\n"
     "\n"
     "Exit status: 0 the adapter passed every gate (register OUT/model and promote it like any model),\n"
@@ -341,6 +344,8 @@ int cmd_adapt(int argc, char **argv) {
         else if (!strcmp(a, "--feedback")) feedback = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--data-dir")) data_dir = v;
+        else if (!strcmp(a, "--objective") && (!strcmp(v, "inbatch") || !strcmp(v, "pairs")))
+            o.objective = !strcmp(v, "inbatch") ? ADAPT_INBATCH : ADAPT_PAIRS;
         else if (!strcmp(a, "--general")) general = strcmp(v, "-") ? v : NULL;
         else if (!strcmp(a, "--general-weight") && num && x >= 0 && x <= 1000) o.w_general = (float)x;
         else if (!strcmp(a, "--holdout") && num && x > 0 && x < 0.9) holdout = x;
@@ -411,9 +416,9 @@ int cmd_adapt(int argc, char **argv) {
     if (st == SESLM_OK) {
         char lin[2048];
         snprintf(lin, sizeof lin,
-                 "{\"method\":\"lora-setfit\",\"general\":\"%s\",\"general_weight\":%g,\"rank\":%d,\"alpha\":%g,\"steps\":%d,\"pairs\":%d,\"lr\":%g,\"seed\":%llu,"
+                 "{\"method\":\"lora-setfit\",\"objective\":\"%s\",\"general\":\"%s\",\"general_weight\":%g,\"rank\":%d,\"alpha\":%g,\"steps\":%d,\"pairs\":%d,\"lr\":%g,\"seed\":%llu,"
                  "\"feedback\":\"%s\",\"examples_train\":%d,\"examples_holdout\":%d,\"loss_first\":%.6f,\"loss_last\":%.6f}",
-                 general ? general : "", (double)o.w_general, o.rank, (double)o.alpha, rep.steps_done, o.pairs, (double)o.lr, o.seed, feedback, ntr, nho, rep.loss_first,
+                 o.objective == ADAPT_INBATCH ? "inbatch" : "pairs", general ? general : "", (double)o.w_general, o.rank, (double)o.alpha, rep.steps_done, o.pairs, (double)o.lr, o.seed, feedback, ntr, nho, rep.loss_first,
                  rep.loss_last);
         snprintf(path, sizeof path, "%s/adapter.safetensors", out);
         st = lora_save(&lo, path, seslm_model_weights_sha256(m));
