@@ -165,6 +165,13 @@ static seslm_backend make_backend(int fp16) {
     b.capture_end = seslm_cuda_capture_end;
     b.replay = seslm_cuda_replay;
     b.replay_free = seslm_cuda_replay_free;
+    // backward (backward.cu); embed_backward / attention_backward need the batch's token count on the
+    // host, which these signatures do not carry: call seslm_cuda_embed_backward / _attention_backward
+    b.linear_backward = seslm_cuda_linear_backward;
+    b.layernorm_backward = seslm_cuda_layernorm_backward;
+    b.gelu_backward = seslm_cuda_gelu_backward;
+    b.pool_backward = seslm_cuda_pool_backward;
+    b.l2norm_backward = seslm_cuda_l2norm_backward;
     return b;
 }
 

@@ -48,6 +48,20 @@ int seslm_cuda_replay(void *graph);
 void seslm_cuda_replay_free(void *graph);
 
 // ---- kernels (one file each) -------------------------------------------------------------------
+/* backward.cu: the backward ops of backend.h (every gradient accumulates, +=); ntok = total tokens of
+ * the batch (the device cannot read off / len from the host). attention: head_dim <= 64. */
+void seslm_cuda_embed_backward(float *dword, float *dpos, float *dtype, const float *dx, const int32_t *ids,
+                               const int *off, const int *len, int B, int C, int ntok);
+void seslm_cuda_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int M,
+                                int N, int K);
+void seslm_cuda_layernorm_backward(float *dz, float *dg, float *dbeta, const float *dy, const float *z, const float *g,
+                                   int M, int C, float eps);
+void seslm_cuda_gelu_backward(float *dx, const float *x, const float *dy, size_t n);
+void seslm_cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, const int *off, const int *len,
+                                   int B, int H, int D, const float *head_mask, int ntok);
+void seslm_cuda_pool_backward(float *dx, const float *dout, const int *off, const int *len, int B, int C);
+void seslm_cuda_l2norm_backward(float *dx, const float *dy, const float *x, int B, int C);
+
 /* embed.cu: x (Ntok, C) = word[ids[t]] + pos[p] + type[0]; `word` holds device pointers (F32 rows, or
  * INT8 rows with per-row scales and exact F32 rows for the frequent ids). */
 void seslm_cuda_embed(float *x, const int32_t *ids, const int *off, const int *len, int B, const seslm_embedding *word,

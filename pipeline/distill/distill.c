@@ -135,8 +135,8 @@ typedef struct {
     int *train, n_train, *hold, n_hold; // indices into cal
     float *p_emb, *p_pool;      // (cal.n + gen.n, C) parent targets: calibration rows first
     float *grad, *m, *v;        // grad (n_params); m, v (n_params - train_begin)
-    int *decay_mask_rng;        // unused
     float *demb, *dpool, *dqkv, *bt_emb, *bt_pool;
+    float **dhid, *hs, *hp;     // hidden-state loss: per student layer (Ntok, C) gradients; two work rows
     int step, steps_eff;
     double loss_first, loss_last;
     uint64_t run_key;
@@ -299,7 +299,7 @@ static int decays(const dm_model *dm, size_t i) {
     return 0;
 }
 
-static double train_step(run *r, char *decay_flags) {
+static double train_step(run *r, char *decay_flags, dl_parts *parts_out) {
     const distill_opts *o = r->o;
     dm_model *S = &r->S;
     const int C = S->C, B = o->batch;
@@ -321,7 +321,7 @@ static double train_step(run *r, char *decay_flags) {
         memcpy(r->bt_pool + (size_t)b * C, r->p_pool + (size_t)tidx[b] * C, (size_t)C * sizeof(float));
     }
     dm_forward(S, r->be, &r->as, rows, lens, B);
-    dl_parts parts;
+    dl_parts parts = {0};
     double loss = dl_embedding(r->as.emb, r->as.pooled, r->bt_emb, r->bt_pool, B, C, o->w_emb_cos, o->w_emb_mse, o->w_sim,
                                r->demb, r->dpool, &parts);
     const float *dq = NULL;
@@ -332,10 +332,30 @@ static double train_step(run *r, char *decay_flags) {
         loss += dl_relations(r->as.qkv[S->L - 1], ls->A, r->ap.qkv[r->P.L - 1], lp->A, r->as.off, r->as.len, B,
                              dl_relation_heads(ls->A, ls->H, lp->A), o->w_attn, r->dqkv);
         dq = r->dqkv;
+        parts.attn = loss - (o->w_emb_cos * parts.cos + o->w_emb_mse * parts.mse + o->w_sim * parts.sim);
     }
+    if (o->w_hidden > 0) { // every student layer against its mapped parent layer
+        const int Ls = S->L, Lp = r->P.L, ntok = r->as.ntok;
+        const double norm = (double)ntok * C * Ls;
+        double lh = 0;
+        for (int l = 0; l < Ls; l++) {
+            const int lp = (l + 1) * Lp / Ls - 1;
+            dm_layer_output(S, r->be, &r->as, l, r->hs);
+            dm_layer_output(&r->P, r->be, &r->ap, lp < 0 ? 0 : lp, r->hp);
+            for (size_t i = 0; i < (size_t)ntok * C; i++) {
+                const double d = (double)r->hs[i] - r->hp[i];
+                lh += d * d;
+                r->dhid[l][i] = (float)(2.0 * o->w_hidden * d / norm);
+            }
+        }
+        parts.hid = lh / norm;
+        loss += o->w_hidden * parts.hid;
+    }
+    *parts_out = parts;
     const size_t off = S->train_begin, n = S->n_params - off;
     memset(r->grad + off, 0, n * sizeof(float));
-    dm_backward(S, r->be, &r->as, r->demb, r->dpool, dq, r->grad, 0);
+    dm_backward(S, r->be, &r->as, r->demb, r->dpool, dq, o->w_hidden > 0 ? (const float *const *)r->dhid : NULL, r->grad,
+                0);
     // global-norm clipping
     double g2 = 0;
     for (size_t i = 0; i < n; i++) g2 += (double)r->grad[off + i] * r->grad[off + i];
@@ -426,7 +446,8 @@ static seslm_status write_config(run *r, const distill_report *rep, const char *
     cJSON_AddNumberToObject(d, "lr", o->lr);
     cJSON_AddNumberToObject(d, "seed", (double)o->seed);
     char lw[160];
-    snprintf(lw, sizeof lw, "cos %g, mse %g, sim %g, attn %g", o->w_emb_cos, o->w_emb_mse, o->w_sim, o->w_attn);
+    snprintf(lw, sizeof lw, "cos %g, mse %g, sim %g, attn %g, hidden %g", o->w_emb_cos, o->w_emb_mse, o->w_sim, o->w_attn,
+             o->w_hidden);
     cJSON_AddStringToObject(d, "loss_weights", lw);
     cJSON_AddNumberToObject(d, "holdout_cos_before", rep->cos_before);
     cJSON_AddNumberToObject(d, "holdout_cos_after", rep->cos_after);
@@ -507,6 +528,8 @@ static void run_free(run *r) {
     token_set_free(&r->gen);
     free(r->train), free(r->hold), free(r->p_emb), free(r->p_pool);
     free(r->grad), free(r->m), free(r->v), free(r->demb), free(r->dpool), free(r->dqkv), free(r->bt_emb), free(r->bt_pool);
+    for (int l = 0; r->dhid && l < r->S.L; l++) free(r->dhid[l]);
+    free(r->dhid), free(r->hs), free(r->hp);
     seslm_model_free(r->pm);
     seslm_model_free(r->sm);
 }
@@ -529,8 +552,8 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
         !(o->holdout_frac >= 0 && o->holdout_frac < 0.9) || !(o->time_budget_s >= 0))
         return fail(err, errlen, 1, "weight_decay, warmup_frac, general_frac must be in [0, 1), holdout_frac in [0, 0.9), "
                                     "clip_norm and time_budget >= 0");
-    if (!(o->w_emb_cos >= 0 && o->w_emb_mse >= 0 && o->w_sim >= 0 && o->w_attn >= 0) ||
-        o->w_emb_cos + o->w_emb_mse + o->w_sim + o->w_attn <= 0)
+    if (!(o->w_emb_cos >= 0 && o->w_emb_mse >= 0 && o->w_sim >= 0 && o->w_attn >= 0 && o->w_hidden >= 0) ||
+        o->w_emb_cos + o->w_emb_mse + o->w_sim + o->w_attn + o->w_hidden <= 0)
         return fail(err, errlen, 1, "loss weights must be >= 0 and not all 0");
     if (o->threads < 0 || o->threads > 1024) return fail(err, errlen, 1, "threads must be in 0..1024 (got %d)", o->threads);
     const char *dev = o->device ? o->device : "cpu";
@@ -604,7 +627,7 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
     key = fnv1a(key, seslm_model_weights_sha256(R.sm), 64);
     {
         const double kv[] = {o->steps, o->batch, maxtok, o->lr, o->weight_decay, o->warmup_frac, o->clip_norm, o->w_emb_cos,
-                             o->w_emb_mse, o->w_sim, o->w_attn, (double)o->seed, o->general_frac, o->holdout_frac,
+                             o->w_emb_mse, o->w_sim, o->w_attn, o->w_hidden, (double)o->seed, o->general_frac, o->holdout_frac,
                              o->time_budget_s > 0};
         key = fnv1a(key, kv, sizeof kv);
         key = fnv1a(key, dev, strlen(dev));
@@ -613,7 +636,16 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
     const int big = o->batch > 64 ? o->batch : 64;
     if (dm_acts_init(&R.as, &R.S, o->batch * maxtok, big, maxtok, o->threads > 0 ? o->threads : 64) != SESLM_OK)
         BAD(2, "%s", seslm_last_error());
-    R.have_ap = o->w_attn > 0 && R.S.ly[R.S.L - 1].A > 0 && R.P.ly[R.P.L - 1].A > 0;
+    R.have_ap = (o->w_attn > 0 && R.S.ly[R.S.L - 1].A > 0 && R.P.ly[R.P.L - 1].A > 0) || o->w_hidden > 0;
+    if (o->w_hidden > 0) {
+        const size_t tc = (size_t)o->batch * maxtok * C;
+        R.hs = malloc(tc * sizeof(float));
+        R.hp = malloc(tc * sizeof(float));
+        R.dhid = calloc((size_t)R.S.L + 1, sizeof(float *));
+        if (!R.hs || !R.hp || !R.dhid) BAD(2, "out of memory");
+        for (int l = 0; l < R.S.L; l++)
+            if (!(R.dhid[l] = malloc(tc * sizeof(float)))) BAD(2, "out of memory");
+    }
     if (R.have_ap && dm_acts_init(&R.ap, &R.P, o->batch * maxtok, o->batch, maxtok, o->threads > 0 ? o->threads : 64) != SESLM_OK)
         BAD(2, "%s", seslm_last_error());
     {
@@ -671,7 +703,8 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
     const int ckpt_every = o->checkpoint_every > 0 ? o->checkpoint_every : 50, start = R.step;
     int stopped_by_budget = 0;
     while (R.step < R.steps_eff) {
-        const double loss = train_step(&R, decay_flags);
+        dl_parts parts;
+        const double loss = train_step(&R, decay_flags, &parts);
         if (!isfinite(loss)) {
             free(decay_flags);
             BAD(2, "loss is not finite at step %d (lower --lr)", R.step);
@@ -689,8 +722,9 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
         }
         if (o->progress && (now_s() - last_print > 2.0 || R.step == R.steps_eff)) {
             last_print = now_s();
-            fprintf(stderr, "distill: step %d/%d loss %.5f lr %.2e  %.2fs/step  elapsed %.0fs  ETA %.0fs\n", R.step,
-                    R.steps_eff, loss, lr_at(o, R.step - 1, R.steps_eff), per, now_s() - t0, per * (R.steps_eff - R.step));
+            fprintf(stderr, "distill: step %d/%d loss %.5f (1-cos %.4f mse %.4f sim %.4f attn %.4f hid %.4f) lr %.2e  %.2fs/step  "
+                    "elapsed %.0fs  ETA %.0fs\n", R.step, R.steps_eff, loss, parts.cos, parts.mse, parts.sim, parts.attn,
+                    parts.hid, lr_at(o, R.step - 1, R.steps_eff), per, now_s() - t0, per * (R.steps_eff - R.step));
         }
         const int budget_hit = o->time_budget_s > 0 && now_s() - t0 > o->time_budget_s;
         if (R.step % ckpt_every == 0 || budget_hit || now_s() - last_ckpt > 120) {

@@ -9,6 +9,8 @@
  *              retrieval rankings)
  *   w_attn     MiniLM self-attention distribution KL + value-relation KL (Wang et al. 2020) on the last
  *              student layer against the last parent layer
+ *   w_hidden   MSE of each student layer's output against the parent layer it maps to (l -> (l+1) Lp/Ls - 1:
+ *              identity for equal depths, uniform when the student has fewer layers, last to last)
  * Optimiser: AdamW, linear warm-up then cosine decay, global-norm clipping; fixed seeds; checkpoints
  * written crash-safely (temp + fsync + rename) so a run killed at any point resumes bit-identically. */
 #ifndef SESLM_DISTILL_H
@@ -35,6 +37,8 @@ typedef struct distill_opts {
     const char *device;          // "cpu" (default) or "cpu-ref"; "cuda" where built with CUDA and a GPU
     double general_frac;         // share of each batch drawn from `general` when given (default 0.25)
     double holdout_frac;         // share of calibration held out for cos_before / cos_after (default 0.1)
+    float w_hidden;              // hidden-state MSE of every student layer's output against its mapped parent
+                                 // layer (TinyBERT; uniform mapping, last to last); 0 = off
     int checkpoint_every;        // steps between checkpoints (default 50; also every 120 s)
 } distill_opts;
 

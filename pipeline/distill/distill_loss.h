@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 typedef struct {
-    double cos, mse, sim, attn; // each loss before its weight (means over the batch)
+    double cos, mse, sim, attn, hid; // each loss before its weight (means over the batch)
 } dl_parts;
 
 /* Final-embedding losses on a batch of B:

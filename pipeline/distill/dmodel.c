@@ -296,8 +296,13 @@ void dm_forward(const dm_model *dm, const seslm_backend *be, dm_acts *a, const i
 
 // ---- backward ------------------------------------------------------------------------------------
 
+void dm_layer_output(const dm_model *dm, const seslm_backend *be, const dm_acts *a, int l, float *out) {
+    ln_of(be, out, a->z2[l], dm->params + dm->ly[l].ln2_g, dm->params + dm->ly[l].ln2_b, a->ntok, dm->C,
+          dm->cfg->layer_norm_eps);
+}
+
 void dm_backward(const dm_model *dm, const seslm_backend *be, dm_acts *a, const float *demb, const float *dpooled,
-                 const float *dqkv_last, float *grad, int train_embeddings) {
+                 const float *dqkv_last, const float *const *dhid, float *grad, int train_embeddings) {
     const int C = dm->C, D = dm->D, B = a->B, ntok = a->ntok;
     const float eps = dm->cfg->layer_norm_eps, *P = dm->params;
     const size_t TC = (size_t)ntok * C;
@@ -311,6 +316,8 @@ void dm_backward(const dm_model *dm, const seslm_backend *be, dm_acts *a, const 
     for (int l = dm->L - 1; l >= 0; l--) {
         const dm_layer *y = &dm->ly[l];
         const int A = y->A, F = y->F;
+        if (dhid && dhid[l])
+            for (size_t i = 0; i < TC; i++) a->dx[i] += dhid[l][i];
         // x_out = LN2(z2), z2 = x1 + ffn(x1)
         memset(a->dz, 0, TC * sizeof(float));
         be->layernorm_backward(a->dz, G + y->ln2_g, G + y->ln2_b, a->dx, a->z2[l], P + y->ln2_g, ntok, C, eps);

@@ -78,9 +78,13 @@ void dm_forward(const dm_model *dm, const seslm_backend *be, dm_acts *a, const i
                 int B);
 
 /* Backward from d emb (B, C) and d pooled (B, C) (either may be NULL) plus, when dqkv_last is not NULL,
- * an extra gradient (Ntok, 3A) on the last layer's qkv (attention-relation losses). grad (n_params)
- * accumulates; the frozen region is left untouched unless train_embeddings. */
+ * an extra gradient (Ntok, 3A) on the last layer's qkv (attention-relation losses), and when dhid is not
+ * NULL, extra gradients dhid[l] (Ntok, C) (NULL entries: none) on each layer's output (hidden-state
+ * losses). grad (n_params) accumulates; the frozen region is left untouched unless train_embeddings. */
 void dm_backward(const dm_model *dm, const seslm_backend *be, dm_acts *a, const float *demb, const float *dpooled,
-                 const float *dqkv_last, float *grad, int train_embeddings);
+                 const float *dqkv_last, const float *const *dhid, float *grad, int train_embeddings);
+
+/* out (Ntok, C) = the output of layer l of the last forward (recomputed from the saved z2). */
+void dm_layer_output(const dm_model *dm, const seslm_backend *be, const dm_acts *a, int l, float *out);
 
 #endif

@@ -98,6 +98,7 @@ int cmd_drift(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_recompile(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
+int cmd_adapt(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
 int cmd_promote(int argc, char **argv);
 int cmd_approve(int argc, char **argv);

@@ -33,7 +33,7 @@ static const char *HELP =
     "  --batch N            sentences per step (default 32)\n"
     "  --lr X               peak learning rate (default 1e-4)\n"
     "  --max-tokens N       truncation per sentence (default 64)\n"
-    "  --loss W_COS,W_MSE,W_SIM,W_ATTN  loss weights (default 1,1,1,0; 0 turns a loss off)\n"
+    "  --loss W_COS,W_MSE,W_SIM,W_ATTN[,W_HIDDEN]  loss weights (default 1,1,1,0,0; 0 turns a loss off)\n"
     "  --holdout X          share of the calibration text held out (default 0.1)\n"
     "  --time-budget SEC    stop (and save) when the run would exceed SEC; the schedule is fitted to it\n"
     "  --threads N          threads (default: all cores)\n"
@@ -121,17 +121,16 @@ int cmd_distill(int argc, char **argv) {
             }
             o.seed = (unsigned long long)x;
         } else if (strcmp(a, "--loss") == 0) {
-            float w[4];
-            int n = 0;
+            float w[5] = {0};
             char tail = 0;
-            if (!v || sscanf(v, "%f,%f,%f,%f%c", &w[0], &w[1], &w[2], &w[3], &tail) != 4 ||
-                !(w[0] >= 0 && w[1] >= 0 && w[2] >= 0 && w[3] >= 0) || w[0] + w[1] + w[2] + w[3] <= 0) {
-                cli_error(CMD, "--loss takes four weights >= 0, not all 0: W_COS,W_MSE,W_SIM,W_ATTN (got '%s')",
-                          v ? v : "");
+            const int n = v ? sscanf(v, "%f,%f,%f,%f,%f%c", &w[0], &w[1], &w[2], &w[3], &w[4], &tail) : 0;
+            if ((n != 4 && n != 5) || !(w[0] >= 0 && w[1] >= 0 && w[2] >= 0 && w[3] >= 0 && w[4] >= 0) ||
+                w[0] + w[1] + w[2] + w[3] + w[4] <= 0) {
+                cli_error(CMD, "--loss takes four or five weights >= 0, not all 0: W_COS,W_MSE,W_SIM,W_ATTN[,W_HIDDEN] "
+                               "(got '%s')", v ? v : "");
                 return 2;
             }
-            (void)n;
-            o.w_emb_cos = w[0], o.w_emb_mse = w[1], o.w_sim = w[2], o.w_attn = w[3];
+            o.w_emb_cos = w[0], o.w_emb_mse = w[1], o.w_sim = w[2], o.w_attn = w[3], o.w_hidden = w[4];
         } else if (strcmp(a, "--quiet") == 0) {
             o.progress = 0;
             continue;

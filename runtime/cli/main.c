@@ -34,6 +34,7 @@ static const struct {
     {"drift", cmd_drift, "compare current telemetry with a reference: exit 1 on drift"},
     {"plan", cmd_plan, "profile telemetry, score heads / neurons / layers, write pruning plans"},
     {"recompile", cmd_recompile, "apply a pruning plan to the weights, writing the smaller student model"},
+    {"adapt", cmd_adapt, "LoRA adapters on labelled feedback, merged, gated against the base"},
     {"distill", cmd_distill, "train a pruned FP32 student to mimic its parent on calibration text"},
     {"evolve", cmd_evolve, "the whole evolution cycle (ingest .. validate, select) as one nightly job"},
     {"registry", cmd_registry, "model registry: list, show, lineage, diff, register (content-addressed store)"},
@@ -74,7 +75,7 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    static const char *const batch[] = {"plan", "recompile", "distill", "evolve"};
+    static const char *const batch[] = {"plan", "recompile", "distill", "adapt", "evolve"};
     for (size_t i = 0; i < sizeof batch / sizeof batch[0]; i++)
         if (strcmp(argv[1], batch[i]) == 0) batch_wait_policy(argv);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

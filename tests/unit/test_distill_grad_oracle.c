@@ -93,7 +93,7 @@ static void oracle_real_model(const seslm_model *m, const seslm_backend *be) {
     for (int i = 0; i < n_sent * C; i++) loss += (double)a.emb[i] * fix[r_off + i];
     CHECK_MSG(fabs(loss - fix_loss) < 1e-4, "%s: loss %.7g, PyTorch %.7g", be->name, loss, fix_loss);
     float *grad = calloc(dm.n_params, sizeof(float));
-    dm_backward(&dm, be, &a, fix + r_off, NULL, NULL, grad, 1);
+    dm_backward(&dm, be, &a, fix + r_off, NULL, NULL, NULL, grad, 1);
     int compared = 0;
     for (int i = 0; i < n_sl; i++) {
         size_t off, numel;
@@ -161,11 +161,11 @@ static void pruned_student(const seslm_model *parent) {
     const float *r = fix + r_off;
     float *g_ref = calloc(dm.n_params, sizeof(float)), *g_fast = calloc(dm.n_params, sizeof(float));
     loss_of(&dm, &a, rows, r);
-    dm_backward(&dm, seslm_backend_cpu_ref(), &a, r, NULL, NULL, g_ref, 1);
+    dm_backward(&dm, seslm_backend_cpu_ref(), &a, r, NULL, NULL, NULL, g_ref, 1);
     dm_acts af;
     CHECK(dm_acts_init(&af, &dm, 256, MAXS, 64, 2) == SESLM_OK);
     dm_forward(&dm, seslm_backend_cpu_fast(), &af, rows, lens, n_sent);
-    dm_backward(&dm, seslm_backend_cpu_fast(), &af, r, NULL, NULL, g_fast, 1);
+    dm_backward(&dm, seslm_backend_cpu_fast(), &af, r, NULL, NULL, NULL, g_fast, 1);
     size_t bad = 0;
     double gmax = 0;
     for (size_t i = 0; i < dm.n_params; i++) gmax = fabs(g_ref[i]) > gmax ? fabs(g_ref[i]) : gmax;

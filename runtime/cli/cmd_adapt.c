@@ -1,0 +1,500 @@
+/* cmd_adapt.c — `seslm adapt`: LoRA adapters trained on labelled feedback (SetFit-style pairs), merged
+ * into a new model directory, and the eval gate that says whether it may go live (issue 18 §2, §3). */
+#include "adapt.h"
+#include "cli.h"
+#include "intent.h"
+#include "validate_stats.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static const char *HELP =
+    "usage: seslm adapt --model DIR --feedback FILE --out DIR [options]\n"
+    "\n"
+    "Adapts the encoder to the intents of labelled feedback with LoRA (rank-r adapters on every layer's\n"
+    "Q/K/V, attention-output and FFN projections), trained on pairs of examples in the manner of SetFit:\n"
+    "same intent -> cosine 1, different intents -> cosine 0. Writes OUT/adapter.safetensors (the adapters),\n"
+    "OUT/model/ (the adapters merged into the weights: same shapes as the base, tokenizer files\n"
+    "byte-identical, lineage in config.json) and OUT/verdict.json, then gates it against the base in one\n"
+    "run (docs/intent.md, \"Adapters\"):\n"
+    "  - held-out feedback accuracy: the default intent head fitted on the training part of the feedback\n"
+    "    with each model's embeddings, accuracy on the held-out part; the adapted model must gain at least\n"
+    "    --min-gain (points)\n"
+    "  - general quality: STS-B Spearman (data/eval/stsb_dev.tsv) may drop at most --max-stsb-drop points\n"
+    "  - retrieval: recall@10 agreement with the base on data/eval/wiki_queries.txt over\n"
+    "    data/eval/wiki_passages.txt at least --min-retrieval\n"
+    "  - latency: the merged model must have the base's exact architecture (so the same cost); the\n"
+    "    measured ratio is reported\n"
+    "\n"
+    "  --feedback FILE       labelled examples: TSV with a header naming \"text\" and \"label\" columns, or\n"
+    "                        JSON lines {\"text\": ..., \"intent\": ...} (the body of POST /v1/feedback)\n"
+    "  --holdout F           share of each intent held out for the gate (default 0.25)\n"
+    "  --rank R              LoRA rank (default 8)          --alpha A   scale alpha/rank (default 16)\n"
+    "  --steps N             optimiser steps (0: automatic) --pairs N   pairs per step (default 16)\n"
+    "  --lr X                AdamW learning rate (5e-4)     --seed N    (default 42)\n"
+    "  --threads N           CPU threads (0: all)           --max-tokens N (default 64)\n"
+    "  --min-gain P          held-out accuracy gain needed, points (default 1)\n"
+    "  --max-stsb-drop P     STS-B Spearman drop allowed, points (default 1)\n"
+    "  --min-retrieval F     recall@10 agreement with the base (default 0.8)\n"
+    "  --data-dir DIR        where stsb_dev.tsv, wiki_queries.txt, wiki_passages.txt are (default data/eval)\n"
+    "  --general FILE        general text whose embeddings are anchored to the base's while adapting (keeps\n"
+    "                        similarity and retrieval; default data/traffic/wiki_600.txt, none: \"-\"; use a\n"
+    "                        sample of the node's served traffic where there is one)\n"
+    "  --general-weight W    weight of the anchoring loss (default 1)\n"
+    "  --objective inbatch|pairs  in-batch negatives: (anchor, positive) pairs of distinct intents, the other\n"
+    "                        positives as negatives, cross-entropy over scaled cosines (default); pairs:\n"
+    "                        SetFit's cosine loss on same / different-intent pairs\n"
+    "  --quiet               no progress lines\n"
+    "\n"
+    "Exit status: 0 the adapter passed every gate (register OUT/model and promote it like any model),\n"
+    "1 a gate rejected it (the report says which), 2 usage error or bad input.\n";
+
+static const char *CMD = "adapt";
+
+// ---- labelled examples ----------------------------------------------------------------------------
+
+typedef struct {
+    int n, cap;
+    char **text, **label;
+} labelled;
+
+static void labelled_free(labelled *l) {
+    for (int i = 0; i < l->n; i++) free(l->text[i]), free(l->label[i]);
+    free(l->text), free(l->label);
+    memset(l, 0, sizeof *l);
+}
+
+static int labelled_add(labelled *l, const char *t, size_t tn, const char *lab, size_t ln) {
+    if (l->n == l->cap) {
+        int c = l->cap ? 2 * l->cap : 256;
+        char **a = realloc(l->text, (size_t)c * sizeof *a), **b = a ? realloc(l->label, (size_t)c * sizeof *b) : NULL;
+        if (a) l->text = a;
+        if (!a || !b) return 0;
+        l->label = b, l->cap = c;
+    }
+    l->text[l->n] = strndup(t, tn);
+    l->label[l->n] = strndup(lab, ln);
+    if (!l->text[l->n] || !l->label[l->n]) return 0;
+    l->n++;
+    return 1;
+}
+
+/* TSV with a text / label header, or JSON lines with text / intent (or label). 1 ok, 0 error reported. */
+static int read_feedback(const char *path, labelled *out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_error(CMD, "cannot open %s: %s", path, strerror(errno));
+        return 0;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    int lineno = 0, ok = 1, tcol = -1, lcol = -1, json = -1;
+    while (ok && (got = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
+        if (got == 0) continue;
+        if (json < 0) json = line[0] == '{';
+        if (json) {
+            cJSON *o = cJSON_ParseWithLength(line, (size_t)got);
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text"), *lab = cJSON_GetObjectItemCaseSensitive(o, "intent");
+            if (!lab) lab = cJSON_GetObjectItemCaseSensitive(o, "label");
+            if (!cJSON_IsString(t) || !cJSON_IsString(lab) || !*t->valuestring || !*lab->valuestring) {
+                cli_error(CMD, "%s:%d: a JSON line needs non-empty \"text\" and \"intent\" strings", path, lineno);
+                ok = 0;
+            } else if (!labelled_add(out, t->valuestring, strlen(t->valuestring), lab->valuestring, strlen(lab->valuestring))) {
+                cli_error(CMD, "out of memory");
+                ok = 0;
+            }
+            cJSON_Delete(o);
+            continue;
+        }
+        // TSV: the first line is the header
+        char *fields[64];
+        int nf = 0;
+        for (char *p = line, *s; nf < 64; p = s + 1) {
+            fields[nf++] = p;
+            if (!(s = strchr(p, '\t'))) break;
+            *s = 0;
+        }
+        if (tcol < 0) {
+            for (int i = 0; i < nf; i++) {
+                if (!strcmp(fields[i], "text")) tcol = i;
+                if (!strcmp(fields[i], "label") || !strcmp(fields[i], "intent")) lcol = i;
+            }
+            if (tcol < 0 || lcol < 0) {
+                cli_error(CMD, "%s:1: the TSV header must name a \"text\" and a \"label\" column", path);
+                ok = 0;
+            }
+            continue;
+        }
+        if (tcol >= nf || lcol >= nf || !*fields[tcol] || !*fields[lcol]) {
+            cli_error(CMD, "%s:%d: a text and a label are needed", path, lineno);
+            ok = 0;
+        } else if (!labelled_add(out, fields[tcol], strlen(fields[tcol]), fields[lcol], strlen(fields[lcol]))) {
+            cli_error(CMD, "out of memory");
+            ok = 0;
+        }
+    }
+    free(line);
+    fclose(f);
+    if (ok && out->n < 4) {
+        cli_error(CMD, "%s: %d labelled examples; the gate needs at least 4", path, out->n);
+        ok = 0;
+    }
+    return ok;
+}
+
+/* Stratified split: per intent, a seeded shuffle, then floor(frac * count) held out (never its last one). */
+static void split(const labelled *l, double frac, unsigned long long seed, int *is_hold) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    int *order = malloc((size_t)l->n * sizeof(int));
+    if (!order) {
+        for (int i = 0; i < l->n; i++) is_hold[i] = 0;
+        return;
+    }
+    for (int i = 0; i < l->n; i++) order[i] = i, is_hold[i] = 0;
+    for (int i = l->n - 1; i > 0; i--) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        int j = (int)(s % (uint64_t)(i + 1)), t = order[i];
+        order[i] = order[j], order[j] = t;
+    }
+    for (int a = 0; a < l->n; a++) { // for each intent (at its first example in shuffled order)
+        const char *lab = l->label[order[a]];
+        int first = 1, count = 0;
+        for (int b = 0; b < a; b++) first &= strcmp(l->label[order[b]], lab) != 0;
+        if (!first) continue;
+        for (int b = a; b < l->n; b++) count += strcmp(l->label[order[b]], lab) == 0;
+        int take = (int)(frac * count);
+        if (take >= count) take = count - 1;
+        for (int b = a; b < l->n && take > 0; b++)
+            if (strcmp(l->label[order[b]], lab) == 0) is_hold[order[b]] = 1, take--;
+    }
+    free(order);
+}
+
+// ---- measuring --------------------------------------------------------------------------------------
+
+static int embed_all(seslm_encoder *e, char *const *texts, int n, int C, float *out) {
+    for (int i = 0; i < n; i += 32) {
+        const int nb = n - i < 32 ? n - i : 32;
+        if (seslm_encoder_embed_texts(e, (const char *const *)texts + i, NULL, nb, out + (size_t)i * C) != SESLM_OK) return 0;
+    }
+    return 1;
+}
+
+/* Held-out accuracy of the default intent head fitted on the training rows. -1 on failure. */
+static double head_accuracy(const float *X, char *const *labels, const int *is_hold, int n, int C, unsigned long long seed) {
+    int ntr = 0;
+    for (int i = 0; i < n; i++) ntr += !is_hold[i];
+    float *Xtr = malloc((size_t)ntr * C * sizeof(float));
+    const char **ltr = malloc((size_t)ntr * sizeof(char *));
+    double acc = -1;
+    if (Xtr && ltr) {
+        for (int i = 0, k = 0; i < n; i++)
+            if (!is_hold[i]) memcpy(Xtr + (size_t)k * C, X + (size_t)i * C, (size_t)C * sizeof(float)), ltr[k++] = labels[i];
+        seslm_intent_opts o;
+        seslm_intent_opts_default(&o);
+        o.input_dim = C, o.seed = seed;
+        seslm_intent_head *h = NULL;
+        if (seslm_intent_new(&h, &o) == SESLM_OK && seslm_intent_fit(h, Xtr, ltr, ntr) == SESLM_OK) {
+            int right = 0, nh = 0;
+            for (int i = 0; i < n; i++) {
+                if (!is_hold[i]) continue;
+                seslm_intent_result r;
+                nh++;
+                if (seslm_intent_predict(h, X + (size_t)i * C, NULL, &r) == SESLM_OK)
+                    right += strcmp(seslm_intent_label(h, r.index), labels[i]) == 0;
+            }
+            acc = nh ? (double)right / nh : -1;
+        }
+        seslm_intent_free(h);
+    }
+    free(Xtr), free(ltr);
+    return acc;
+}
+
+typedef struct {
+    double acc, stsb, embed_ms;
+    float *q, *p; // query / passage embeddings for retrieval agreement
+} measures;
+
+static int read_lines(const char *path, cli_texts *t) { return cli_texts_read_file(t, path); }
+
+/* STS-B Spearman, wiki embeddings and a timing of one model. */
+static int measure(const char *model_dir, int threads, const labelled *fb, const int *is_hold, const cli_texts *sa,
+                   const cli_texts *sb, const double *gold, const cli_texts *qs, const cli_texts *ps,
+                   unsigned long long seed, measures *out) {
+    seslm_model *m = NULL;
+    seslm_encoder *e = NULL;
+    if (seslm_model_load(&m, model_dir) != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
+        return 0;
+    }
+    seslm_encoder_opts eo = {.backend = "cpu", .n_threads = threads, .max_batch = 32, .max_seq_len = 128};
+    int ok = seslm_encoder_new(&e, m, &eo) == SESLM_OK;
+    const int C = seslm_model_get_config(m)->hidden;
+    float *X = ok ? malloc((size_t)fb->n * C * sizeof(float)) : NULL;
+    float *A = ok ? malloc((size_t)sa->n * C * sizeof(float)) : NULL, *B = ok ? malloc((size_t)sb->n * C * sizeof(float)) : NULL;
+    double *pred = ok ? malloc((size_t)sa->n * sizeof(double)) : NULL;
+    out->q = ok ? malloc((size_t)qs->n * C * sizeof(float)) : NULL;
+    out->p = ok ? malloc((size_t)ps->n * C * sizeof(float)) : NULL;
+    ok = ok && X && A && B && pred && out->q && out->p;
+    ok = ok && embed_all(e, fb->text, fb->n, C, X);
+    if (ok) out->acc = head_accuracy(X, fb->label, is_hold, fb->n, C, seed);
+    ok = ok && out->acc >= 0;
+    const double t0 = (double)clock() / CLOCKS_PER_SEC;
+    ok = ok && embed_all(e, sa->texts, sa->n, C, A) && embed_all(e, sb->texts, sb->n, C, B);
+    out->embed_ms = ((double)clock() / CLOCKS_PER_SEC - t0) * 1e3 / (2.0 * (sa->n > 0 ? sa->n : 1)); // CPU ms per text
+    if (ok) {
+        for (int i = 0; i < sa->n; i++) {
+            double d = 0;
+            for (int c = 0; c < C; c++) d += (double)A[(size_t)i * C + c] * B[(size_t)i * C + c];
+            pred[i] = d;
+        }
+        out->stsb = seslm_stats_spearman(pred, gold, sa->n);
+    }
+    ok = ok && embed_all(e, qs->texts, qs->n, C, out->q) && embed_all(e, ps->texts, ps->n, C, out->p);
+    if (!ok) cli_error(CMD, "%s: %s", model_dir, seslm_last_error());
+    free(X), free(A), free(B), free(pred);
+    seslm_encoder_free(e);
+    seslm_model_free(m);
+    return ok;
+}
+
+static void top10(const float *q, const float *P, int np, int C, int *idx) {
+    double best[10];
+    for (int k = 0; k < 10; k++) best[k] = -INFINITY, idx[k] = -1;
+    for (int j = 0; j < np; j++) {
+        double d = 0;
+        for (int c = 0; c < C; c++) d += (double)q[c] * P[(size_t)j * C + c];
+        if (d <= best[9]) continue;
+        int k = 9;
+        while (k > 0 && best[k - 1] < d) best[k] = best[k - 1], idx[k] = idx[k - 1], k--;
+        best[k] = d, idx[k] = j;
+    }
+}
+
+static double retrieval_agreement(const measures *a, const measures *b, int nq, int np, int C) {
+    double s = 0;
+    for (int i = 0; i < nq; i++) {
+        int ia[10], ib[10], same = 0;
+        top10(a->q + (size_t)i * C, a->p, np, C, ia);
+        top10(b->q + (size_t)i * C, b->p, np, C, ib);
+        for (int x = 0; x < 10; x++)
+            for (int y = 0; y < 10; y++) same += ia[x] == ib[y] && ia[x] >= 0;
+        s += same / 10.0;
+    }
+    return nq ? s / nq : NAN;
+}
+
+/* The STS-B file: sentence 1 <TAB> sentence 2 <TAB> gold score. */
+static int read_stsb(const char *path, cli_texts *a, cli_texts *b, double **gold) {
+    cli_texts lines = {0};
+    if (!read_lines(path, &lines)) return 0;
+    *gold = malloc((size_t)(lines.n + 1) * sizeof(double));
+    int ok = *gold != NULL;
+    for (int i = 0; ok && i < lines.n; i++) {
+        char *l = lines.texts[i], *t1 = strchr(l, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+        if (!t2) {
+            cli_error(CMD, "%s:%d: sentence <TAB> sentence <TAB> score expected", path, i + 1);
+            ok = 0;
+            break;
+        }
+        (*gold)[a->n] = atof(t2 + 1);
+        ok = cli_texts_add(a, l, (size_t)(t1 - l)) && cli_texts_add(b, t1 + 1, (size_t)(t2 - t1 - 1));
+    }
+    cli_texts_free(&lines);
+    return ok;
+}
+
+// ---- the command --------------------------------------------------------------------------------
+
+int cmd_adapt(int argc, char **argv) {
+    const char *model = NULL, *feedback = NULL, *out = NULL, *data_dir = "data/eval", *general = "data/traffic/wiki_600.txt";
+    adapt_opts o;
+    adapt_opts_default(&o);
+    double holdout = 0.25, min_gain = 1, max_stsb_drop = 1, min_retrieval = 0.8;
+    int quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (cli_is_help(a)) {
+            fputs(HELP, stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--quiet")) {
+            quiet = 1;
+            continue;
+        }
+        if (!v) {
+            cli_error(CMD, "%s needs a value (see seslm adapt --help)", a);
+            return 2;
+        }
+        i++;
+        char *end = NULL;
+        double x = strtod(v, &end);
+        const int num = end && end != v && *end == 0 && isfinite(x);
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--feedback")) feedback = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--data-dir")) data_dir = v;
+        else if (!strcmp(a, "--objective") && (!strcmp(v, "inbatch") || !strcmp(v, "pairs")))
+            o.objective = !strcmp(v, "inbatch") ? ADAPT_INBATCH : ADAPT_PAIRS;
+        else if (!strcmp(a, "--general")) general = strcmp(v, "-") ? v : NULL;
+        else if (!strcmp(a, "--general-weight") && num && x >= 0 && x <= 1000) o.w_general = (float)x;
+        else if (!strcmp(a, "--holdout") && num && x > 0 && x < 0.9) holdout = x;
+        else if (!strcmp(a, "--rank") && num && x >= 1 && x <= 256 && x == (int)x) o.rank = (int)x;
+        else if (!strcmp(a, "--alpha") && num && x > 0 && x < 1e4) o.alpha = (float)x;
+        else if (!strcmp(a, "--steps") && num && x >= 0 && x <= 1000000 && x == (int)x) o.steps = (int)x;
+        else if (!strcmp(a, "--pairs") && num && x >= 1 && x <= 512 && x == (int)x) o.pairs = (int)x;
+        else if (!strcmp(a, "--lr") && num && x > 0 && x < 1) o.lr = (float)x;
+        else if (!strcmp(a, "--seed") && num && x >= 0 && x == (double)(unsigned long long)x) o.seed = (unsigned long long)x;
+        else if (!strcmp(a, "--threads") && num && x >= 0 && x <= 1024 && x == (int)x) o.threads = (int)x;
+        else if (!strcmp(a, "--max-tokens") && num && x >= 2 && x <= 512 && x == (int)x) o.max_tokens = (int)x;
+        else if (!strcmp(a, "--min-gain") && num && x >= -100 && x <= 100) min_gain = x;
+        else if (!strcmp(a, "--max-stsb-drop") && num && x >= 0 && x <= 100) max_stsb_drop = x;
+        else if (!strcmp(a, "--min-retrieval") && num && x >= 0 && x <= 1) min_retrieval = x;
+        else {
+            cli_error(CMD, "unknown option or bad value: %s %s (see seslm adapt --help)", a, v);
+            return 2;
+        }
+    }
+    if (!model || !feedback || !out) {
+        cli_error(CMD, "--model, --feedback and --out are required (see seslm adapt --help)");
+        return 2;
+    }
+    o.progress = !quiet;
+    labelled fb = {0};
+    if (!read_feedback(feedback, &fb)) {
+        labelled_free(&fb);
+        return 2;
+    }
+    int *is_hold = calloc((size_t)fb.n, sizeof(int));
+    char stsb_path[4096], q_path[4096], p_path[4096];
+    snprintf(stsb_path, sizeof stsb_path, "%s/stsb_dev.tsv", data_dir);
+    snprintf(q_path, sizeof q_path, "%s/wiki_queries.txt", data_dir);
+    snprintf(p_path, sizeof p_path, "%s/wiki_passages.txt", data_dir);
+    cli_texts sa = {0}, sb = {0}, qs = {0}, ps = {0}, gen = {0};
+    double *gold = NULL;
+    int rc = 2;
+    if (!is_hold || !read_stsb(stsb_path, &sa, &sb, &gold) || !read_lines(q_path, &qs) || !read_lines(p_path, &ps)) goto done;
+    if (general && !read_lines(general, &gen)) goto done;
+    o.general = (const char *const *)gen.texts, o.n_general = gen.n;
+    split(&fb, holdout, o.seed, is_hold);
+    int ntr = 0, nho = 0;
+    for (int i = 0; i < fb.n; i++) ntr += !is_hold[i], nho += is_hold[i];
+    if (nho == 0) {
+        cli_error(CMD, "%s: no intent has 2 or more examples to hold one out: the gate cannot measure anything", feedback);
+        goto done;
+    }
+    if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+        cli_error(CMD, "cannot create %s: %s", out, strerror(errno));
+        goto done;
+    }
+    seslm_model *m = NULL;
+    if (seslm_model_load(&m, model) != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
+        goto done;
+    }
+    // train on the training part only
+    const char **tt = malloc((size_t)ntr * sizeof(char *)), **tl = malloc((size_t)ntr * sizeof(char *));
+    for (int i = 0, k = 0; tt && tl && i < fb.n; i++)
+        if (!is_hold[i]) tt[k] = fb.text[i], tl[k++] = fb.label[i];
+    lora lo;
+    adapt_report rep;
+    if (!quiet) fprintf(stderr, "adapt: %d examples for training, %d held out for the gate\n", ntr, nho);
+    seslm_status st = tt && tl ? adapt_train(&o, m, tt, tl, ntr, &lo, &rep) : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    free(tt), free(tl);
+    char merged[4200], path[4200];
+    snprintf(merged, sizeof merged, "%s/model", out);
+    if (st == SESLM_OK) {
+        char lin[2048];
+        snprintf(lin, sizeof lin,
+                 "{\"method\":\"lora-setfit\",\"objective\":\"%s\",\"general\":\"%s\",\"general_weight\":%g,\"rank\":%d,\"alpha\":%g,\"steps\":%d,\"pairs\":%d,\"lr\":%g,\"seed\":%llu,"
+                 "\"feedback\":\"%s\",\"examples_train\":%d,\"examples_holdout\":%d,\"loss_first\":%.6f,\"loss_last\":%.6f}",
+                 o.objective == ADAPT_INBATCH ? "inbatch" : "pairs", general ? general : "", (double)o.w_general, o.rank, (double)o.alpha, rep.steps_done, o.pairs, (double)o.lr, o.seed, feedback, ntr, nho, rep.loss_first,
+                 rep.loss_last);
+        snprintf(path, sizeof path, "%s/adapter.safetensors", out);
+        st = lora_save(&lo, path, seslm_model_weights_sha256(m));
+        if (st == SESLM_OK) st = adapt_write_merged(m, &lo, merged, lin);
+        lora_free(&lo);
+    }
+    seslm_model_free(m);
+    if (st != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
+        goto done;
+    }
+    // the gate: base and adapted measured in one run
+    if (!quiet) fprintf(stderr, "adapt: measuring the base and the adapted model\n");
+    measures mb = {0}, ma = {0};
+    if (!measure(model, o.threads, &fb, is_hold, &sa, &sb, gold, &qs, &ps, o.seed, &mb) ||
+        !measure(merged, o.threads, &fb, is_hold, &sa, &sb, gold, &qs, &ps, o.seed, &ma)) {
+        free(mb.q), free(mb.p), free(ma.q), free(ma.p);
+        goto done;
+    }
+    const int C = 384;
+    double agree = retrieval_agreement(&mb, &ma, qs.n, ps.n, C);
+    const double gain = 100 * (ma.acc - mb.acc), drop = 100 * (mb.stsb - ma.stsb);
+    const int pass_acc = gain >= min_gain, pass_stsb = drop <= max_stsb_drop, pass_ret = agree >= min_retrieval;
+    const int accepted = pass_acc && pass_stsb && pass_ret; // same architecture: by construction of the merge
+    cJSON *v = cJSON_CreateObject();
+    cJSON_AddBoolToObject(v, "accepted", accepted);
+    cJSON_AddStringToObject(v, "base", model);
+    cJSON_AddStringToObject(v, "adapted", merged);
+    cJSON *tr = cJSON_AddObjectToObject(v, "training");
+    cJSON_AddNumberToObject(tr, "examples", ntr);
+    cJSON_AddNumberToObject(tr, "steps", rep.steps_done);
+    cJSON_AddNumberToObject(tr, "seconds", rep.seconds);
+    cJSON_AddNumberToObject(tr, "loss_first", rep.loss_first);
+    cJSON_AddNumberToObject(tr, "loss_last", rep.loss_last);
+    cJSON *g = cJSON_AddArrayToObject(v, "gates");
+    struct {
+        const char *name, *data, *rule;
+        double base, adapted, value, threshold;
+        int pass;
+    } rows[] = {
+        {"heldout_feedback_accuracy_gain", feedback, "min (points)", 100 * mb.acc, 100 * ma.acc, gain, min_gain, pass_acc},
+        {"stsb_spearman_drop", stsb_path, "max (points)", 100 * mb.stsb, 100 * ma.stsb, drop, max_stsb_drop, pass_stsb},
+        {"retrieval_recall10_agreement", q_path, "min", 1, agree, agree, min_retrieval, pass_ret},
+        {"latency_same_architecture", "config.json", "merged weights, identical shapes", mb.embed_ms, ma.embed_ms,
+         mb.embed_ms > 0 ? ma.embed_ms / mb.embed_ms : NAN, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "gate", rows[i].name);
+        cJSON_AddStringToObject(r, "data", rows[i].data);
+        cJSON_AddStringToObject(r, "rule", rows[i].rule);
+        cJSON_AddNumberToObject(r, "base", rows[i].base);
+        cJSON_AddNumberToObject(r, "adapted", rows[i].adapted);
+        cJSON_AddNumberToObject(r, "value", rows[i].value);
+        cJSON_AddNumberToObject(r, "threshold", rows[i].threshold);
+        cJSON_AddBoolToObject(r, "pass", rows[i].pass);
+        cJSON_AddItemToArray(g, r);
+    }
+    char *txt = cJSON_Print(v);
+    cJSON_Delete(v);
+    free(mb.q), free(mb.p), free(ma.q), free(ma.p);
+    snprintf(path, sizeof path, "%s/verdict.json", out);
+    FILE *vf = txt ? fopen(path, "w") : NULL;
+    if (!vf || fputs(txt, vf) < 0 || fclose(vf) != 0) {
+        cli_error(CMD, "cannot write %s", path);
+        free(txt);
+        goto done;
+    }
+    puts(txt);
+    free(txt);
+    fprintf(stderr, "adapt: %s (held-out accuracy %+.2f points, STS-B %+.2f, retrieval agreement %.3f)\n",
+            accepted ? "ACCEPTED" : "REJECTED", gain, -drop, agree);
+    rc = accepted ? 0 : 1;
+done:
+    free(is_hold), free(gold);
+    cli_texts_free(&sa), cli_texts_free(&sb), cli_texts_free(&qs), cli_texts_free(&ps), cli_texts_free(&gen);
+    labelled_free(&fb);
+    return rc;
+}
