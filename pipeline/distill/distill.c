@@ -33,11 +33,11 @@
 
 void distill_opts_default(distill_opts *o) {
     memset(o, 0, sizeof *o);
-    o->steps = 400;
+    o->steps = 300;
     o->batch = 32;
     o->threads = 0;
     o->max_tokens = 64;
-    o->lr = 1e-4f;
+    o->lr = 3e-4f;
     o->weight_decay = 0.01f;
     o->warmup_frac = 0.06f;
     o->clip_norm = 1.0f;
@@ -675,9 +675,17 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
                       R.p_pool + (size_t)R.cal.n * C);
         dm_acts_free(&tmp);
     }
-    if (o->progress)
-        fprintf(stderr, "distill: %d calibration sentences (%d held out, %d skipped), %d general; parent targets in %.1fs\n",
-                R.cal.n, R.n_hold, skipped, R.gen.n, now_s() - t0);
+    if (o->progress) {
+        // the memory bound of the run (dmodel.h): both models' parameters, gradients, Adam moments, one
+        // batch of activations (and the parent's with the attention / hidden losses), the cached targets
+        const int nth = o->threads > 0 ? o->threads : 64;
+        const double mb = ((double)(R.S.n_params + R.P.n_params + R.S.n_params + 2 * (R.S.n_params - R.S.train_begin)) * 4 +
+                           (double)dm_acts_bytes(&R.S, o->batch * maxtok, big, maxtok, nth) +
+                           (R.have_ap ? (double)dm_acts_bytes(&R.P, o->batch * maxtok, o->batch, maxtok, nth) : 0) +
+                           (double)(R.cal.n + R.gen.n) * 2 * C * 4) / 1048576.0;
+        fprintf(stderr, "distill: %d calibration sentences (%d held out, %d skipped), %d general; parent targets in %.1fs; "
+                        "memory bound %.0f MB\n", R.cal.n, R.n_hold, skipped, R.gen.n, now_s() - t0, mb);
+    }
     rep->cos_before = holdout_cos(&R);
     // resume
     if (mkdir(R.ckpt_dir, 0755) != 0 && errno != EEXIST && !is_dir(R.ckpt_dir)) {

@@ -6,6 +6,7 @@
 #   * a real short run on a pruned FP32 student (heads and neurons cut from 4 layers by a hand-written
 #     plan, sliced by `seslm recompile --quantize none --embeddings f32`): exit 0, the held-out cosine
 #     to the parent improves, the output loads and embeds, its lineage records the distillation;
+#   * --time-budget: the steps are cut to fit and the run ends on time with a complete model;
 #   * kill -9 during a run (after its first checkpoint), then the same command again: it resumes, and
 #     the final weights are byte-identical to an uninterrupted run's.
 #
@@ -52,7 +53,7 @@ ok
 
 # ---- a real short run -----------------------------------------------------------------------------
 run_args=(distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/cal.txt" --steps 40 --batch 16
-          --lr 3e-4 --threads 2 --holdout 0.2 --max-tokens 32)
+          --lr 3e-4 --threads 2 --holdout 0.2 --max-tokens 32 --time-budget 0)
 ok
 timeout 300 "$SESLM" "${run_args[@]}" --out "$TMP/d1" >"$TMP/d1.json" 2>"$TMP/d1.err" ||
     fail "distill run: exit $? ($(tail -c 400 "$TMP/d1.err"))"
@@ -75,9 +76,24 @@ if [ -s "$TMP/d1.json" ]; then
         [ "$(py "$TMP/emb.json" 'len(d["embedding"])')" = 384 ] || fail "the distilled student does not embed"
 fi
 
+# ---- a time budget: the schedule is cut to fit, the run ends on time with a complete model ---------
+ok
+t0=$(date +%s)
+timeout 300 "$SESLM" distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/cal.txt" --steps 100000 \
+    --batch 8 --threads 2 --max-tokens 32 --time-budget 15 --quiet --out "$TMP/tb" >"$TMP/tb.json" 2>"$TMP/tb.err" ||
+    fail "time-budget run: exit $? ($(tail -c 300 "$TMP/tb.err"))"
+t1=$(date +%s)
+ok
+[ -f "$TMP/tb/model.safetensors" ] && [ "$(py "$TMP/tb.json" 'd["steps"] < 100000')" = True ] 2>/dev/null ||
+    fail "time budget: no model or the steps were not cut ($(cat "$TMP/tb.json"))"
+ok
+# 15 s of budget (it includes the parent's targets); the held-out pass and the output come after it, and
+# the machine may be shared: a loose bound that still catches a run ignoring its budget (100000 steps)
+[ $((t1 - t0)) -le 150 ] || fail "time budget 15 s: the run took $((t1 - t0)) s"
+
 # ---- kill -9 and resume: bit-identical ------------------------------------------------------------
 res_args=(distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/cal.txt" --steps 24 --batch 8
-          --lr 3e-4 --threads 2 --holdout 0.2 --max-tokens 32 --checkpoint-every 4 --quiet)
+          --lr 3e-4 --threads 2 --holdout 0.2 --max-tokens 32 --checkpoint-every 4 --time-budget 0 --quiet)
 ok
 timeout 300 "$SESLM" "${res_args[@]}" --out "$TMP/straight" >"$TMP/s.json" 2>"$TMP/s.err" ||
     fail "uninterrupted run: exit $? ($(tail -c 300 "$TMP/s.err"))"
