@@ -11,7 +11,8 @@
 
 static const char *HELP =
     "usage: seslm serve [--model DIR] [--host ADDR] [--port P] [--telemetry-dir DIR] [--window-seconds S]\n"
-    "                   [--max-batch N] [--threads N] [--node ID] [--backend cpu|cpu-ref]\n"
+    "                   [--max-batch N] [--max-batch-tokens N] [--threads N] [--node ID] [--backend cpu|cpu-ref]\n"
+    "                   [--precision fp32|bf16|int8]\n"
     "                   [--max-texts N] [--max-body-bytes N] [--batch-wait-us N] [--max-connections N]\n"
     "                   [--drain-seconds N] [--admin-token-file F]\n"
     "                   [--intent-head FILE [--intent-allow-new 0|1]] [--kb DIR [--kb-threshold S]]\n"
@@ -47,6 +48,11 @@ static const char *HELP =
     "  --threads N           forward-pass threads, 0 = all cores (default 0)\n"
     "  --node ID             node name in dump file names (default the host name)\n"
     "  --backend NAME        cpu (default) or cpu-ref\n"
+    "  --precision P         fp32, bf16 or int8 linear layers (default: the model's config.json\n"
+    "                        \"seslm_precision\", else fp32; see seslm embed --help)\n"
+    "  --max-batch-tokens N  token budget of one forward pass (default max-batch x the model's max length):\n"
+    "                        a pass takes queued requests while their tokens fit, so long texts do not\n"
+    "                        make a batch's latency explode\n"
     "  --max-texts N         texts per request (default 512; more -> 413)\n"
     "  --max-body-bytes N    request body limit (default 1048576; more -> 413)\n"
     "  --batch-wait-us N     how long a pass may wait for requests still arriving (default 2000)\n"
@@ -92,6 +98,13 @@ int cmd_serve(int argc, char **argv) {
         else if (strcmp(a, "--telemetry-dir") == 0) o.telemetry_dir = v;
         else if (strcmp(a, "--node") == 0) o.node_id = v;
         else if (strcmp(a, "--backend") == 0) o.backend = v;
+        else if (strcmp(a, "--precision") == 0) {
+            if (strcmp(v, "fp32") != 0 && strcmp(v, "bf16") != 0 && strcmp(v, "int8") != 0) {
+                cli_error("serve", "--precision must be fp32, bf16 or int8 (got '%s')", v);
+                return 2;
+            }
+            o.precision = v;
+        }
         else if (strcmp(a, "--intent-head") == 0) o.intent_head = v;
         else if (strcmp(a, "--kb") == 0) o.kb_dir = v;
         else if (strcmp(a, "--dialog-policy") == 0) policy_path = v;
@@ -117,6 +130,8 @@ int cmd_serve(int argc, char **argv) {
             if (!cli_parse_int("serve", a, v, 1, 7 * 86400, &o.window_seconds)) return 2;
         } else if (strcmp(a, "--max-batch") == 0) {
             if (!cli_parse_int("serve", a, v, 1, 4096, &o.max_batch)) return 2;
+        } else if (strcmp(a, "--max-batch-tokens") == 0) {
+            if (!cli_parse_int("serve", a, v, 1, 1 << 24, &o.max_batch_tokens)) return 2;
         } else if (strcmp(a, "--threads") == 0) {
             if (!cli_parse_int("serve", a, v, 0, 1024, &o.threads)) return 2;
         } else if (strcmp(a, "--max-texts") == 0) {

@@ -33,6 +33,8 @@ typedef struct {
     int threads;               // forward-pass threads, 0 = all cores
     const char *node_id;       // names the dumps; default the host name
     const char *backend;       // encoder backend; default "cpu"
+    const char *precision;     // "fp32", "bf16", "int8"; NULL: the model's config (seslm_precision)
+    int max_batch_tokens;      // token budget of one forward pass (0: max_batch x the model's max length)
     int max_texts;             // texts per request; default 512
     size_t max_body_bytes;     // request body limit; default 1 MiB
     int batch_wait_us;         // how long a batch may wait for texts still arriving; default 2000

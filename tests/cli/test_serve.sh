@@ -37,6 +37,8 @@ usage() { # usage RC DESC ARGS...
 usage 2 "unknown option" --model "$MODEL" --bogus 1
 usage 2 "bad port" --model "$MODEL" --port 70000
 usage 2 "missing value" --model "$MODEL" --port
+usage 2 "bad precision" --model "$MODEL" --port 0 --precision fp16
+usage 2 "bad token budget" --model "$MODEL" --port 0 --max-batch-tokens 0
 usage 1 "missing model" --model "$TMP/no-such-model" --port 0
 usage 1 "broken model" --model "$TMP/models/minilm-broken" --port 0
 usage 1 "bad node id" --model "$MODEL" --port 0 --node "../etc" --telemetry-dir "$TMP/tel"
