@@ -30,6 +30,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 void distill_opts_default(distill_opts *o) {
     memset(o, 0, sizeof *o);
@@ -576,6 +579,10 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
     R.be = seslm_backend_get(dev);
     if (!R.be || !R.be->linear_backward) return fail(err, errlen, 2, "backend '%s' has no backward ops", dev);
     R.be->set_threads(o->threads);
+#ifdef _OPENMP
+    // the backward ops and the optimiser loop use OpenMP; the forward ops the backend's own threads
+    omp_set_num_threads(o->threads > 0 ? o->threads : omp_get_num_procs());
+#endif
     int code = 1;
     char msg[9000] = "";
 #define BAD(c, ...)                                       \
