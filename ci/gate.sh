@@ -2,7 +2,8 @@
 # gate.sh — the quality / speed / memory gate MLOps pipelines call on a candidate model: runs
 # `seslm validate` (the validation sandbox, docs/validation.md) and leaves a JUnit XML where the
 # pipeline wants it. The exit status is seslm validate's: 0 every gate passed, 1 a gate failed,
-# 2 bad usage / input (nothing judged).
+# 2 bad usage / input (nothing judged), 3 inconclusive (a timing gate could not decide on a busy machine:
+# rerun; neither deploy nor reject).
 set -u
 
 usage() {
@@ -70,7 +71,7 @@ args=(validate --parent "$parent" --candidate "$candidate" --config "$config" --
 [ -n "$threads" ] && args+=(--threads "$threads")
 "$seslm" "${args[@]}"
 rc=$?
-if [ -n "$junit" ] && [ -f "$out/junit.xml" ] && [ "$rc" -le 1 ]; then
+if [ -n "$junit" ] && [ -f "$out/junit.xml" ] && { [ "$rc" -le 1 ] || [ "$rc" -eq 3 ]; }; then
     mkdir -p "$(dirname "$junit")" && cp "$out/junit.xml" "$junit.tmp.$$" && mv -f "$junit.tmp.$$" "$junit" || {
         echo "gate.sh: cannot write $junit" >&2
         exit 2

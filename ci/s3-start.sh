@@ -18,7 +18,7 @@ port=${SESLM_TEST_S3_PORT:-59000}
 if [ ! -x "$venv/bin/moto_server" ]; then
     echo "s3-start: installing moto[server] into $venv" >&2
     python3 -m venv "$venv" >&2
-    "$venv/bin/pip" install -q 'moto[server]>=5,<6' >&2
+    "$venv/bin/pip" install -q 'moto[server]==5.2.5' >&2
 fi
 dir=$(mktemp -d "${TMPDIR:-/tmp}/seslm-s3.XXXXXX")
 INITIAL_NO_AUTH_ACTION_COUNT=3 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$dir/server.log" 2>&1 &

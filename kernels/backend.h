@@ -47,11 +47,14 @@ typedef struct {
     uint16_t *bwp;
 } seslm_weight;
 
-/* The word-embedding table: plain F32 rows, or (embedding compression) every row INT8 with a per-row
- * scale, and the frequent rows kept exact in F32: exact_slot[id] >= 0 names id's row in exact. */
+/* The word-embedding table: plain F32 rows, or (embedding compression) every row INT8 -- or 4-bit -- with
+ * a per-row scale, and the frequent rows kept exact in F32: exact_slot[id] >= 0 names id's row in exact.
+ * 4-bit rows (q4): byte j of a row holds column 2j in its low nibble and 2j+1 in its high nibble, each a
+ * two's-complement value in [-7, 7] (quant.h seslm_quantize_rows4); the value is nibble * scale. */
 typedef struct {
     const float *f32;         // (V, C), or NULL when compressed
-    const int8_t *q;          // (V, C)
+    const int8_t *q;          // (V, C), or NULL when the rows are 4-bit
+    const uint8_t *q4;        // (V, C/2) 4-bit rows (C even), or NULL
     const float *scale;       // (V)
     const int32_t *exact_slot; // (V): -1 or a row of exact
     const float *exact;       // (E, C)
@@ -64,6 +67,13 @@ static inline void seslm_embedding_row(float *out, const seslm_embedding *e, int
     } else if (e->exact_slot[id] >= 0) {
         const float *r = e->exact + (size_t)e->exact_slot[id] * C;
         for (int c = 0; c < C; c++) out[c] = r[c];
+    } else if (e->q4) {
+        const uint8_t *q = e->q4 + (size_t)id * (C / 2);
+        const float s = e->scale[id];
+        for (int c = 0; c < C; c++) {
+            const int nib = (q[c >> 1] >> ((c & 1) * 4)) & 0xF;
+            out[c] = (float)(nib >= 8 ? nib - 16 : nib) * s;
+        }
     } else {
         const int8_t *q = e->q + (size_t)id * C;
         const float s = e->scale[id];

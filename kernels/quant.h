@@ -26,6 +26,12 @@ void seslm_quantize_rows_portable(int8_t *q, float *scale, const float *x, int M
  * rounding error relative to the channel's max |w| (for reports). */
 float seslm_quantize_weight(int8_t *q, float *scale, const float *w, int N, int K);
 
+/* Per-row 4-bit quantization of w (N, K), K even (the word table below INT8): symmetric, scale = max|w| / 7,
+ * values round-to-nearest-even in [-7, 7] packed two per byte into q4 (N, K/2) as backend.h's
+ * seslm_embedding describes. Returns the largest absolute rounding error relative to the row's max |w|
+ * (<= 1/14 by construction). */
+float seslm_quantize_rows4(uint8_t *q4, float *scale, const float *w, int N, int K);
+
 /* VNNI layout of q (N, K): panels of 16 output channels, K in groups of 4:
  * qp[((p * Kg + g) * 16 + j) * 4 + i] = q[16 p + j][4 g + i], Kg = ceil(K / 4), zero-padded.
  * *colsum_out (ceil(N/16) * 16) gets 128 * sum_k q[n][k]. Both malloc'd; NULL on out of memory. */

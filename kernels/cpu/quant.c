@@ -124,6 +124,30 @@ float seslm_quantize_weight(int8_t *q, float *scale, const float *w, int N, int 
     return worst;
 }
 
+float seslm_quantize_rows4(uint8_t *q4, float *scale, const float *w, int N, int K) {
+    float worst = 0.0f;
+    for (int n = 0; n < N; n++) {
+        const float *r = w + (size_t)n * K;
+        float amax = 0.0f;
+        for (int k = 0; k < K; k++) amax = fmaxf(amax, fabsf(r[k]));
+        const float s = amax > 0.0f ? amax / 7.0f : 0.0f, inv = amax > 0.0f ? 7.0f / amax : 0.0f;
+        uint8_t *o = q4 + (size_t)n * (K / 2);
+        for (int k = 0; k < K; k++) {
+            float v = round_even(r[k] * inv);
+            v = v > 7.0f ? 7.0f : v < -7.0f ? -7.0f : v;
+            const uint8_t nib = (uint8_t)((int)v & 0xF);
+            if (k & 1) o[k >> 1] = (uint8_t)(o[k >> 1] | (nib << 4));
+            else o[k >> 1] = nib;
+            if (amax > 0.0f) {
+                const float err = fabsf(v * s - r[k]) / amax;
+                worst = err > worst ? err : worst;
+            }
+        }
+        scale[n] = s;
+    }
+    return worst;
+}
+
 // ---- packing --------------------------------------------------------------------------------------
 
 size_t seslm_qweight_packed_bytes(int N, int K) { return (size_t)((N + 15) / 16) * 16 * (size_t)((K + 3) / 4) * 4; }

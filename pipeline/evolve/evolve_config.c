@@ -58,7 +58,10 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         "evolve.candidates", "evolve.candidates.*", "evolve.quantize", "evolve.embeddings", "evolve.exact_rows",
         "evolve.gates", "evolve.threads", "evolve.select", "evolve.drift", "evolve.drift.reference",
         "evolve.drift.config", "evolve.drift.micro_candidates", "evolve.drift.micro_candidates.*",
-        "evolve.drift.micro_calibration", "evolve",
+        "evolve.drift.micro_calibration", "evolve", "evolve.layer_candidates", "evolve.layer_candidates.*",
+        "evolve.heldout_fraction", "evolve.root", "evolve.root_gates", "evolve.kb", "evolve.feedback", "evolve.distill",
+        "evolve.distill.steps", "evolve.distill.batch", "evolve.distill.time_s", "evolve.distill.general",
+        "drop_layers", "drop_layers.*",
         // the policy's own keys (plan.c checks them)
         "version", "targets", "targets.*", "cap", "protected_layers", "protected_layers.*", "min_heads", "min_ffn",
         "score", "score.*", "profile", "profile.*"};
@@ -78,15 +81,36 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         c->quantize = strcmp(s, "int8") == 0;
     }
     if (st == SESLM_OK && (st = seslm_yaml_get_string(y, "evolve.embeddings", "int8", &s)) == SESLM_OK) {
-        if (strcmp(s, "int8") && strcmp(s, "f32"))
-            st = seslm_fail(SESLM_ERR_FORMAT, "%s: evolve.embeddings: expected int8 or f32, got '%s'", path, s);
-        c->embeddings_int8 = strcmp(s, "int8") == 0;
+        if (strcmp(s, "int8") && strcmp(s, "int4") && strcmp(s, "f32"))
+            st = seslm_fail(SESLM_ERR_FORMAT, "%s: evolve.embeddings: expected int8, int4 or f32, got '%s'", path, s);
+        c->embeddings_int8 = !strcmp(s, "int8") ? 1 : !strcmp(s, "int4") ? 2 : 0;
     }
+    const int nl = seslm_yaml_count(y, "evolve.layer_candidates");
+    if (st == SESLM_OK && (nl < 0 || nl > SESLM_EVOLVE_MAX_CANDIDATES))
+        st = seslm_fail(SESLM_ERR_FORMAT, "%s: evolve.layer_candidates: expected a list of at most %d layer counts", path,
+                        SESLM_EVOLVE_MAX_CANDIDATES);
+    for (int i = 0; st == SESLM_OK && i < nl; i++) {
+        char k[64];
+        snprintf(k, sizeof k, "evolve.layer_candidates.%d", i);
+        if ((st = seslm_yaml_get_int(y, k, 1, 1000, 1, &v)) == SESLM_OK) c->layer_candidates[i] = (int)v;
+    }
+    if (st == SESLM_OK) c->n_layer_candidates = nl;
+    if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.heldout_fraction", 0.0, 0.5, 0.2, &c->heldout_fraction);
+    if (st == SESLM_OK) st = get_path(y, "evolve.root", "", c->root, sizeof c->root);
+    if (st == SESLM_OK) st = get_path(y, "evolve.root_gates", "", c->root_gates, sizeof c->root_gates);
+    if (st == SESLM_OK) st = get_path(y, "evolve.kb", "", c->kb, sizeof c->kb);
+    if (st == SESLM_OK) st = get_path(y, "evolve.feedback", "", c->feedback, sizeof c->feedback);
+    if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.distill.steps", 0, 10000000, 0, &v)) == SESLM_OK)
+        c->distill_steps = (int)v;
+    if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.distill.batch", 2, 4096, 32, &v)) == SESLM_OK)
+        c->distill_batch = (int)v;
+    if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.distill.time_s", 0.0, 1e7, 0.0, &c->distill_time_s);
+    if (st == SESLM_OK) st = get_path(y, "evolve.distill.general", "", c->distill_general, sizeof c->distill_general);
     if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.exact_rows", 0, 10000000, 1000, &v)) == SESLM_OK)
         c->exact_rows = (int)v;
     if (st == SESLM_OK) st = get_path(y, "evolve.gates", "configs/gates.yaml", c->gates, sizeof c->gates);
     if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.threads", 0, 1024, 0, &v)) == SESLM_OK) c->threads = (int)v;
-    if (st == SESLM_OK) st = get_path(y, "evolve.select", "latency_b32_p50", c->select, sizeof c->select);
+    if (st == SESLM_OK) st = get_path(y, "evolve.select", "weight_bytes", c->select, sizeof c->select);
     if (st == SESLM_OK) st = get_path(y, "evolve.drift.reference", "", c->drift_reference, sizeof c->drift_reference);
     if (st == SESLM_OK) st = get_path(y, "evolve.drift.config", "configs/drift.yaml", c->drift_config, sizeof c->drift_config);
     if (st == SESLM_OK) st = get_path(y, "evolve.drift.micro_calibration", "", c->micro_calibration, sizeof c->micro_calibration);

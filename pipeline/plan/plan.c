@@ -30,7 +30,7 @@ static const char *const policy_keys[] = {
     "version", "targets", "cap", "protected_layers", "min_heads", "min_ffn", "score", "score.method",
     "score.neuron_groups", "score.calib_lines", "profile", "profile.dormant_rate", "profile.dormant_abs",
     "profile.uniform_entropy", "profile.low_head_norm", "profile.rare_count", "profile.top_pairs",
-    "targets.*", "protected_layers.*",
+    "targets.*", "protected_layers.*", "drop_layers", "drop_layers.*",
     "evolve", "evolve.*", // the nightly cycle's settings (seslm evolve, pipeline/evolve/evolve_config.c)
 };
 
@@ -84,8 +84,20 @@ static seslm_status policy_from_yaml(seslm_policy *p, const seslm_yaml *y) {
             return seslm_fail(SESLM_ERR_FORMAT, "%s:%d: %s: unknown layer '%s' (a layer index >= 0, 'first' or 'last')",
                               src, line, key, s ? s : "(not a scalar)");
     }
-    if (st == SESLM_OK) st = seslm_yaml_get_int(y, "min_heads", 0, 1 << 20, p->min_heads, &mh);
-    if (st == SESLM_OK) st = seslm_yaml_get_int(y, "min_ffn", 0, 1 << 24, p->min_ffn, &mf);
+    int nd = seslm_yaml_count(y, "drop_layers");
+    if (nd < 0) return seslm_fail(SESLM_ERR_FORMAT, "%s: drop_layers: expected a list of layer counts", src);
+    if (nd > SESLM_PLAN_MAX_TARGETS)
+        return seslm_fail(SESLM_ERR_FORMAT, "%s: drop_layers: at most %d candidates", src, SESLM_PLAN_MAX_TARGETS);
+    p->n_drop_layers = nd;
+    for (int i = 0; i < nd; i++) {
+        char key[40];
+        long long k = 0;
+        snprintf(key, sizeof key, "drop_layers.%d", i);
+        if ((st = seslm_yaml_get_int(y, key, 1, 1000, 1, &k)) != SESLM_OK) return st;
+        p->drop_layers[i] = (int)k;
+    }
+    if (st == SESLM_OK) st = seslm_yaml_get_int(y, "min_heads", 1, 1 << 20, p->min_heads, &mh); // (a layer keeps a head)
+    if (st == SESLM_OK) st = seslm_yaml_get_int(y, "min_ffn", 1, 1 << 24, p->min_ffn, &mf); // (and a neuron)
     const char *method = NULL;
     if (st == SESLM_OK) st = seslm_yaml_get_string(y, "score.method", p->method, &method);
     if (st == SESLM_OK) st = seslm_yaml_get_int(y, "score.neuron_groups", 1, 1 << 20, p->neuron_groups, &ng);
@@ -162,8 +174,9 @@ static seslm_status plan_alloc(seslm_plan *pl, int L) {
     pl->n_remove_neurons = calloc((size_t)L + 1, sizeof(int));
     pl->remove_heads = calloc((size_t)L + 1, sizeof(int *));
     pl->remove_neurons = calloc((size_t)L + 1, sizeof(int *));
+    pl->drop_layer = calloc((size_t)L + 1, sizeof(int));
     pl->mean_cos = pl->p5_cos = -1;
-    if (!pl->n_remove_heads || !pl->n_remove_neurons || !pl->remove_heads || !pl->remove_neurons) {
+    if (!pl->n_remove_heads || !pl->n_remove_neurons || !pl->remove_heads || !pl->remove_neurons || !pl->drop_layer) {
         seslm_plan_free(pl);
         return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     }
@@ -176,6 +189,7 @@ void seslm_plan_free(seslm_plan *pl) {
         if (pl->remove_neurons) free(pl->remove_neurons[l]);
     }
     free(pl->n_remove_heads), free(pl->n_remove_neurons), free(pl->remove_heads), free(pl->remove_neurons);
+    free(pl->drop_layer);
     memset(pl, 0, sizeof *pl);
 }
 
@@ -265,6 +279,46 @@ seslm_status seslm_plan_build(seslm_plan *pl, const seslm_policy *p, const seslm
     return SESLM_OK;
 }
 
+static int cmp_unit_desc_layer(const void *a, const void *b) { return cmp_unit(a, b); }
+
+seslm_status seslm_plan_build_drop(seslm_plan *pl, const seslm_policy *p, const seslm_model_config *c,
+                                   const seslm_scores *s, int n_drop, double mean_seq_len) {
+    const int L = c->n_layers;
+    if (s->n_layers != L) return seslm_fail(SESLM_ERR_SHAPE, "scores of %d layers for a %d-layer model", s->n_layers, L);
+    if (n_drop < 1 || n_drop >= L) return seslm_fail(SESLM_ERR_ARG, "cannot drop %d of %d layers", n_drop, L);
+    int *prot = calloc((size_t)L + 1, sizeof(int));
+    unit *u = calloc((size_t)L + 1, sizeof *u);
+    seslm_status st = prot && u ? seslm_policy_check_model(p, c, prot) : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    int k = 0;
+    for (int l = 0; st == SESLM_OK && l < L; l++)
+        if (!prot[l]) u[k++] = (unit){s->layer[l], l, 0};
+    if (st == SESLM_OK && k < n_drop)
+        st = seslm_fail(SESLM_ERR_ARG, "only %d unprotected layers: cannot drop %d", k, n_drop);
+    if (st == SESLM_OK) st = plan_alloc(pl, L);
+    if (st != SESLM_OK) {
+        free(prot), free(u);
+        return st;
+    }
+    qsort(u, (size_t)k, sizeof *u, cmp_unit_desc_layer); // least important layers first
+    for (int i = 0; i < n_drop; i++) pl->drop_layer[u[i].layer] = 1;
+    pl->n_drop = n_drop;
+    for (int l = 0; l < L; l++) {
+        pl->remove_heads[l] = malloc(sizeof(int));
+        pl->remove_neurons[l] = malloc(sizeof(int));
+        if (!pl->remove_heads[l] || !pl->remove_neurons[l]) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    free(prot), free(u);
+    if (st != SESLM_OK) {
+        seslm_plan_free(pl);
+        return st;
+    }
+    pl->mean_seq_len = mean_seq_len > 0 ? mean_seq_len : 128;
+    snprintf(pl->method, sizeof pl->method, "%s", s->method);
+    seslm_plan_predict(pl, c);
+    pl->target = pl->prunable_parent ? (double)(pl->params_parent - pl->params) / (double)pl->prunable_parent : 0;
+    return SESLM_OK;
+}
+
 static int64_t head_params(const seslm_model_config *c) { return 4LL * c->head_dim * c->hidden + 3LL * c->head_dim; }
 static int64_t neuron_params(const seslm_model_config *c) { return 2LL * c->hidden + 1; }
 
@@ -282,8 +336,12 @@ void seslm_plan_predict(seslm_plan *pl, const seslm_model_config *c) {
         int64_t prun = H * head_params(c) + F * neuron_params(c);
         pl->prunable_parent += prun;
         pl->params_parent += prun + 6 * C; // + output biases and two LayerNorms
-        removed += pl->n_remove_heads[l] * head_params(c) + pl->n_remove_neurons[l] * neuron_params(c);
         pl->flops_parent += layer_flops(c, H, F, pl->mean_seq_len);
+        if (pl->drop_layer && pl->drop_layer[l]) { // the whole layer: its units, output biases and LayerNorms
+            removed += prun + 6 * C;
+            continue;
+        }
+        removed += pl->n_remove_heads[l] * head_params(c) + pl->n_remove_neurons[l] * neuron_params(c);
         pl->flops += layer_flops(c, H - pl->n_remove_heads[l], F - pl->n_remove_neurons[l], pl->mean_seq_len);
     }
     pl->params = pl->params_parent - removed;
@@ -300,9 +358,18 @@ seslm_status seslm_plan_validate(const seslm_plan *pl, const seslm_policy *p, co
     seslm_status st = seslm_policy_check_model(p, c, prot);
     if (st != SESLM_OK) return st;
     int64_t nh = 0, nf = 0, rh = 0, rf = 0;
+    int kept_layers = 0;
     for (int l = 0; l < L; l++) {
         const int H = c->layers[l].n_heads, F = c->layers[l].ffn_dim;
         nh += H, nf += F;
+        if (pl->drop_layer && pl->drop_layer[l]) { // a dropped layer removes all its units
+            if (prot[l]) return seslm_fail(SESLM_ERR_ARG, "layer %d is protected (policy protected_layers): it may not be dropped", l);
+            if (pl->n_remove_heads[l] || pl->n_remove_neurons[l])
+                return seslm_fail(SESLM_ERR_ARG, "layer %d is dropped: it lists no heads or neurons to remove", l);
+            rh += H, rf += F;
+            continue;
+        }
+        kept_layers++;
         const int kinds[2] = {pl->n_remove_heads[l], pl->n_remove_neurons[l]}, N[2] = {H, F};
         const int *idx[2] = {pl->remove_heads[l], pl->remove_neurons[l]};
         const char *what[2] = {"head", "neuron"};
@@ -325,6 +392,7 @@ seslm_status seslm_plan_validate(const seslm_plan *pl, const seslm_policy *p, co
             return seslm_fail(SESLM_ERR_ARG, "layer %d keeps %d FFN neurons, below min_ffn %d", l, F - kinds[1], p->min_ffn);
         rh += kinds[0], rf += kinds[1];
     }
+    if (kept_layers == 0) return seslm_fail(SESLM_ERR_ARG, "the plan drops every layer");
     const double eps = 1e-12;
     if (nh && (double)rh / nh > p->cap + eps)
         return seslm_fail(SESLM_ERR_ARG, "removes %.1f%% of the heads, above the cap of %.0f%% per cycle", 100.0 * rh / nh,
@@ -343,6 +411,11 @@ seslm_status seslm_plan_validate(const seslm_plan *pl, const seslm_policy *p, co
 
 seslm_status seslm_plan_measure(seslm_plan *pl, const seslm_model_config *c, seslm_calib *cal) {
     const int L = c->n_layers;
+    if (pl->n_drop > 0) { // masks cannot skip a layer's residual block: recompile + validate measure these
+        pl->mean_cos = pl->p5_cos = -1;
+        pl->calib_n = 0;
+        return SESLM_OK;
+    }
     size_t n = 0;
     for (int l = 0; l < L; l++) n += (size_t)c->layers[l].n_heads + (size_t)c->layers[l].ffn_dim;
     float *buf = malloc((n + 1) * sizeof(float));
@@ -387,8 +460,13 @@ seslm_status seslm_plan_write_json(const seslm_plan *pl, const char *model_sha25
         cJSON_AddNumberToObject(lj, "layer", l);
         cJSON_AddItemToObject(lj, "remove_heads", ints(pl->remove_heads[l], pl->n_remove_heads[l]));
         cJSON_AddItemToObject(lj, "remove_neurons", ints(pl->remove_neurons[l], pl->n_remove_neurons[l]));
+        if (pl->drop_layer && pl->drop_layer[l]) cJSON_AddTrueToObject(lj, "drop");
         cJSON_AddItemToArray(layers, lj);
     }
+    cJSON *dl = cJSON_AddArrayToObject(r, "drop_layers");
+    for (int l = 0; l < pl->n_layers; l++)
+        if (pl->drop_layer && pl->drop_layer[l]) cJSON_AddItemToArray(dl, cJSON_CreateNumber(l));
+    cJSON_AddNumberToObject(r, "layers_after", pl->n_layers - pl->n_drop);
     cJSON *emb = cJSON_AddObjectToObject(r, "embeddings");
     cJSON_AddStringToObject(emb, "id_space", "unchanged");
     cJSON *pr = cJSON_AddObjectToObject(r, "predicted");
@@ -488,6 +566,10 @@ seslm_status seslm_plan_read_json(seslm_plan *pl, const seslm_model_config *c, c
         if (st == SESLM_OK)
             st = read_ints(cJSON_GetObjectItemCaseSensitive(lj, "remove_neurons"), &pl->remove_neurons[l],
                            &pl->n_remove_neurons[l], path, l, "remove_neurons");
+        const cJSON *dr = cJSON_GetObjectItemCaseSensitive(lj, "drop");
+        if (st == SESLM_OK && dr && !cJSON_IsBool(dr))
+            st = seslm_fail(SESLM_ERR_FORMAT, "%s: layer %d: \"drop\" must be true or false", path, l);
+        if (st == SESLM_OK && cJSON_IsTrue(dr)) pl->drop_layer[l] = 1, pl->n_drop++;
     }
     cJSON_Delete(r);
     if (st != SESLM_OK) {

@@ -136,6 +136,9 @@ static seslm_status score_activation(const seslm_score_ctx *ctx, seslm_scores *s
             return seslm_fail(SESLM_ERR_SHAPE, "telemetry layer %d has %d heads / %d neurons; the model %d / %d", l,
                               T->n_heads, T->ffn_dim, H, F);
         const seslm_layer_weights *w = &m->lw[l];
+        if ((H > 0 && !w->ao_w) || (F > 0 && !w->ff2_w)) // INT8 / 2:4 weights: seslm_parent_load widens them
+            return seslm_fail(SESLM_ERR_ARG, "layer %d: the activation score reads F32 weights; this model is quantized "
+                                             "or sparse (load it with seslm_parent_load)", l);
         double qt = T->query_tokens ? (double)T->query_tokens : 1, ft = T->ffn_tokens ? (double)T->ffn_tokens : 1;
         double total = 0;
         for (int h = 0; h < H; h++) {

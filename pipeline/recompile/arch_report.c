@@ -72,8 +72,14 @@ static char *svg_text(const component *cs, int n) {
 }
 
 seslm_status seslm_arch_report_write(const seslm_model *p, const seslm_model *s, const char *dir, int T) {
+    return seslm_arch_report_write_drop(p, s, NULL, dir, T);
+}
+
+seslm_status seslm_arch_report_write_drop(const seslm_model *p, const seslm_model *s, const int *drop, const char *dir, int T) {
     const seslm_model_config *pc = &p->cfg, *sc = &s->cfg;
-    if (pc->n_layers != sc->n_layers || pc->hidden != sc->hidden)
+    int kept = 0;
+    for (int l = 0; l < pc->n_layers; l++) kept += !(drop && drop[l]);
+    if (kept != sc->n_layers || pc->hidden != sc->hidden)
         return seslm_fail(SESLM_ERR_ARG, "architecture report: the student has another layer count or width");
     const int L = pc->n_layers, n = 1 + L;
     component *cs = calloc((size_t)n, sizeof *cs);
@@ -90,13 +96,15 @@ seslm_status seslm_arch_report_write(const seslm_model *p, const seslm_model *s,
     cs[0].heads[0] = cs[0].heads[1] = cs[0].ffn[0] = cs[0].ffn[1] = -1;
     for (int k = 0; k < 2; k++) {
         cs[0].params[k] = g[k][0].params, cs[0].bytes[k] = g[k][0].bytes;
-        for (int l = 0; l < L; l++) {
+        for (int l = 0, sl = 0; l < L; l++) {
             component *c = &cs[1 + l];
-            snprintf(c->name, sizeof c->name, "layer %d", l);
-            c->params[k] = g[k][1 + 2 * l].params + g[k][2 + 2 * l].params;
-            c->bytes[k] = g[k][1 + 2 * l].bytes + g[k][2 + 2 * l].bytes;
-            c->flops[k] = attn_flops(cfg[k], l, T) + ffn_flops(cfg[k], l, T);
-            c->heads[k] = cfg[k]->layers[l].n_heads, c->ffn[k] = cfg[k]->layers[l].ffn_dim;
+            snprintf(c->name, sizeof c->name, "layer %d%s", l, drop && drop[l] ? " (dropped)" : "");
+            if (k == 1 && drop && drop[l]) continue; // a dropped layer: nothing left of it
+            const int j = k == 0 ? l : sl++;        // the student's layers are renumbered
+            c->params[k] = g[k][1 + 2 * j].params + g[k][2 + 2 * j].params;
+            c->bytes[k] = g[k][1 + 2 * j].bytes + g[k][2 + 2 * j].bytes;
+            c->flops[k] = attn_flops(cfg[k], j, T) + ffn_flops(cfg[k], j, T);
+            c->heads[k] = cfg[k]->layers[j].n_heads, c->ffn[k] = cfg[k]->layers[j].ffn_dim;
         }
     }
     double tot[2][3] = {{0}};

@@ -47,8 +47,13 @@ seslm_status seslm_recompile_check(const seslm_plan *pl, const seslm_model_confi
             }
         }
     }
+    int kept = 0;
+    for (int l = 0; l < c->n_layers; l++) kept += !(pl->drop_layer && pl->drop_layer[l]);
+    if (kept == 0) return seslm_fail(SESLM_ERR_ARG, "the plan drops every layer");
     return SESLM_OK;
 }
+
+static int dropped(const seslm_plan *pl, int l) { return pl->drop_layer && pl->drop_layer[l]; }
 
 // ---- files ---------------------------------------------------------------------------------------
 
@@ -106,9 +111,47 @@ static seslm_status copy_files(const char *src_dir, const char *dst_dir) {
 
 // ---- config.json ---------------------------------------------------------------------------------
 
+/* A new generation's "seslm_lineage": this step's parent, plan and recovery, the root model every generation
+ * descends from (validation compares with it: drift over generations stays bounded), the parent's own lineage
+ * nested as "parent". */
+static cJSON *lineage_new(cJSON *r, const seslm_model *m, const seslm_plan *pl, const seslm_recompile_opts *o, cJSON *prev,
+                          int hr, int nr) {
+    cJSON *lin = cJSON_AddObjectToObject(r, "seslm_lineage");
+    if (!lin) return NULL;
+    const char *psha = o->parent_sha256 ? o->parent_sha256 : seslm_model_weights_sha256(m);
+    cJSON_AddStringToObject(lin, "parent_weights_sha256", psha);
+    const cJSON *pg = cJSON_GetObjectItemCaseSensitive(prev, "generation");
+    cJSON_AddNumberToObject(lin, "generation", cJSON_IsNumber(pg) ? pg->valueint + 1 : 1);
+    char abs[PATH_MAX];
+    const char *pdir = o->parent_dir ? o->parent_dir : m->dir;
+    if (!realpath(pdir, abs)) snprintf(abs, sizeof abs, "%s", pdir);
+    cJSON_AddStringToObject(lin, "parent_dir", abs);
+    if (o->parent_kind) cJSON_AddStringToObject(lin, "parent_weights", o->parent_kind);
+    const cJSON *rd = cJSON_GetObjectItemCaseSensitive(prev, "root_dir");
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(prev, "root_weights_sha256");
+    cJSON_AddStringToObject(lin, "root_dir", cJSON_IsString(rd) ? rd->valuestring : abs);
+    cJSON_AddStringToObject(lin, "root_weights_sha256", cJSON_IsString(rs) ? rs->valuestring : psha);
+    cJSON_AddStringToObject(lin, "plan", o->plan_name ? o->plan_name : "");
+    cJSON_AddStringToObject(lin, "plan_method", pl->method);
+    cJSON_AddNumberToObject(lin, "plan_target", pl->target);
+    cJSON_AddNumberToObject(lin, "heads_removed", hr);
+    cJSON_AddNumberToObject(lin, "neurons_removed", nr);
+    cJSON *dl = cJSON_AddArrayToObject(lin, "layers_removed");
+    for (int l = 0; l < pl->n_layers; l++)
+        if (dropped(pl, l)) cJSON_AddItemToArray(dl, cJSON_CreateNumber(l));
+    cJSON_AddStringToObject(lin, "reconstruction", o->calib ? "least-squares" : "none");
+    if (o->calib) {
+        cJSON_AddNumberToObject(lin, "calibration_texts", (double)o->calib->texts);
+        cJSON_AddNumberToObject(lin, "calibration_tokens", (double)o->calib->tokens);
+        cJSON_AddNumberToObject(lin, "ridge", o->ridge);
+    }
+    if (o->calibration_name) cJSON_AddStringToObject(lin, "calibration", o->calibration_name);
+    if (prev) cJSON_AddItemToObject(lin, "parent", prev);
+    return lin;
+}
+
 static seslm_status write_config(const seslm_model *m, const seslm_plan *pl, const seslm_recompile_opts *o,
                                  const int *kh, const int *kf, const char *dir, int hr, int nr, int exact_rows) {
-    const char *plan_name = o->plan_name;
     char path[8400];
     snprintf(path, sizeof path, "%s/config.json", m->dir);
     char *buf = NULL;
@@ -126,37 +169,71 @@ static seslm_status write_config(const seslm_model *m, const seslm_plan *pl, con
     cJSON_AddNumberToObject(r, "attention_head_size", c->head_dim);
     cJSON_DeleteItemFromObjectCaseSensitive(r, "seslm_layers");
     cJSON *layers = cJSON_AddArrayToObject(r, "seslm_layers");
+    int n_kept = 0;
+    for (int l = 0; l < c->n_layers; l++) n_kept += !dropped(pl, l);
+    cJSON_DeleteItemFromObjectCaseSensitive(r, "num_hidden_layers");
+    cJSON_AddNumberToObject(r, "num_hidden_layers", n_kept);
     for (int l = 0; l < c->n_layers; l++) {
+        if (dropped(pl, l)) continue;
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "num_attention_heads", kh[l]);
         cJSON_AddNumberToObject(o, "intermediate_size", kf[l]);
         cJSON_AddItemToArray(layers, o);
     }
     cJSON *prev = cJSON_DetachItemFromObjectCaseSensitive(r, "seslm_lineage");
-    cJSON *lin = cJSON_AddObjectToObject(r, "seslm_lineage");
-    cJSON_AddStringToObject(lin, "parent_weights_sha256", seslm_model_weights_sha256(m));
-    cJSON_AddStringToObject(lin, "plan", plan_name ? plan_name : "");
-    cJSON_AddStringToObject(lin, "plan_method", pl->method);
-    cJSON_AddNumberToObject(lin, "plan_target", pl->target);
-    cJSON_AddNumberToObject(lin, "heads_removed", hr);
-    cJSON_AddNumberToObject(lin, "neurons_removed", nr);
-    cJSON_AddStringToObject(lin, "reconstruction", o->calib ? "least-squares" : "none");
-    if (o->calib) {
-        cJSON_AddNumberToObject(lin, "calibration_texts", (double)o->calib->texts);
-        cJSON_AddNumberToObject(lin, "calibration_tokens", (double)o->calib->tokens);
-        cJSON_AddNumberToObject(lin, "ridge", o->ridge);
+    cJSON_DeleteItemFromObjectCaseSensitive(r, "seslm_master");
+    if (o->master_sha256) {
+        cJSON *ms = cJSON_AddObjectToObject(r, "seslm_master");
+        cJSON_AddStringToObject(ms, "dir", "master");
+        cJSON_AddStringToObject(ms, "weights_sha256", o->master_sha256);
     }
-    if (o->calibration_name) cJSON_AddStringToObject(lin, "calibration", o->calibration_name);
-    if (prev) cJSON_AddItemToObject(lin, "parent", prev);
+    cJSON *lin = NULL;
+    if (o->keep_lineage && prev) { // the quantization step of one recompile: same generation
+        cJSON_AddItemToObject(r, "seslm_lineage", prev);
+        lin = prev, prev = NULL;
+    }
+    if (!lin) lin = lineage_new(r, m, pl, o, prev, hr, nr);
+    if (!lin) {
+        cJSON_Delete(r);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    if (o->distill_steps > 0) {
+        cJSON_DeleteItemFromObjectCaseSensitive(lin, "distillation");
+        cJSON *d = cJSON_AddObjectToObject(lin, "distillation");
+        cJSON_AddNumberToObject(d, "steps", o->distill_steps);
+        cJSON_AddNumberToObject(d, "heldout_cos_before", o->distill_cos_before);
+        cJSON_AddNumberToObject(d, "heldout_cos_after", o->distill_cos_after);
+    }
     cJSON_DeleteItemFromObjectCaseSensitive(r, "seslm_quantization");
     if (o->quantize_int8 || o->compress_embeddings || o->sparse24_ffn) {
         cJSON *qz = cJSON_AddObjectToObject(r, "seslm_quantization");
         cJSON_AddStringToObject(qz, "linear_weights", o->quantize_int8 ? "int8-per-output-channel-symmetric" : "f32");
         cJSON_AddStringToObject(qz, "linear_activations", o->quantize_int8 ? "int8-dynamic-per-token-symmetric" : "f32");
-        cJSON_AddStringToObject(qz, "word_embeddings", o->compress_embeddings ? "int8-per-row+exact-frequent-rows" : "f32");
+        cJSON_AddStringToObject(qz, "word_embeddings", o->compress_embeddings == SESLM_EMB_INT4 ? "int4-per-row+exact-frequent-rows"
+                                                     : o->compress_embeddings ? "int8-per-row+exact-frequent-rows" : "f32");
         if (o->compress_embeddings) cJSON_AddNumberToObject(qz, "word_embeddings_exact_rows", exact_rows);
         cJSON_AddStringToObject(qz, "sparsity", o->sparse24_ffn ? "2:4 (FFN weights, F32 values + 2-bit positions)" : "dense");
     }
+    // A stock loader must refuse a student rather than misread it: per-layer widths, INT8, 2:4 or compressed
+    // rows are not what BertModel would build from "bert" (transformers then re-initialises or reinterprets
+    // tensors silently). An unknown model_type is refused by AutoConfig, and the architectures entry names
+    // what the weights are. SE-SLM itself reads seslm_layers / seslm_quantization.
+    int uniform = !(o->quantize_int8 || o->compress_embeddings || o->sparse24_ffn);
+    for (int l = 0; l < c->n_layers; l++) uniform &= kh[l] == c->layers[0].n_heads && kf[l] == c->layers[0].ffn_dim;
+    const cJSON *heads0 = cJSON_GetObjectItemCaseSensitive(r, "num_attention_heads");
+    const cJSON *ffn0 = cJSON_GetObjectItemCaseSensitive(r, "intermediate_size");
+    uniform &= cJSON_IsNumber(heads0) && heads0->valueint == kh[0] && cJSON_IsNumber(ffn0) && ffn0->valueint == kf[0];
+    if (!uniform) {
+        cJSON *mt = cJSON_DetachItemFromObjectCaseSensitive(r, "model_type");
+        if (cJSON_IsString(mt) && strcmp(mt->valuestring, "seslm_bert") != 0)
+            cJSON_AddStringToObject(r, "seslm_parent_model_type", mt->valuestring);
+        cJSON_Delete(mt);
+        cJSON_AddStringToObject(r, "model_type", "seslm_bert");
+        cJSON_DeleteItemFromObjectCaseSensitive(r, "architectures");
+        cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
+        cJSON_AddItemToArray(arch, cJSON_CreateString("SeslmBertModel"));
+    }
+    cJSON_AddItemToObject(lin, "build", cJSON_Parse(seslm_build_info_json())); // provenance
     char *txt = cJSON_Print(r);
     cJSON_Delete(r);
     if (!txt) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
@@ -343,7 +420,7 @@ static seslm_status project_out(float **w_out, float **b_out, const float *w, co
     return seslm_reconstruct_linear(*w_out, *b_out, w, b, N, K, keep, nk, unit, G, o->ridge, err_fit, err_plain);
 }
 
-static seslm_status add_layer(tensor_list *L, const seslm_model *m, const seslm_plan *pl, int l, int *kh, int *kf,
+static seslm_status add_layer(tensor_list *L, const seslm_model *m, const seslm_plan *pl, int l, int out_l, int *kh, int *kf,
                               const seslm_recompile_opts *o, seslm_recompile_stats *rs) {
     const seslm_model_config *c = &m->cfg;
     const seslm_layer_weights *w = &m->lw[l];
@@ -355,7 +432,7 @@ static seslm_status add_layer(tensor_list *L, const seslm_model *m, const seslm_
     int *fk = kept(F, pl->remove_neurons[l], pl->n_remove_neurons[l], &nf);
     seslm_status st = hk && fk ? SESLM_OK : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     char n[160];
-#define NAME(suffix) snprintf(n, sizeof n, "encoder.layer.%d.%s", l, suffix)
+#define NAME(suffix) snprintf(n, sizeof n, "encoder.layer.%d.%s", out_l, suffix)
 #define OWN(suffix, expr, d0, d1)                                                                        \
     do {                                                                                                 \
         if (st != SESLM_OK) break;                                                                       \
@@ -454,6 +531,8 @@ static seslm_status add_word_table(tensor_list *L, const seslm_model *m, const s
     const seslm_model_config *c = &m->cfg;
     const int V = c->vocab_size, C = c->hidden;
     if (!o->compress_embeddings) return tl_add(L, "embeddings.word_embeddings.weight", m->word_emb, V, C, 0);
+    const int four = o->compress_embeddings == SESLM_EMB_INT4;
+    if (four && C % 2) return seslm_fail(SESLM_ERR_ARG, "4-bit embedding rows need an even hidden size (%d)", C);
     int8_t *q = malloc((size_t)V * C + 1);
     float *sc = malloc(((size_t)V + 1) * sizeof *sc);
     int32_t *order = malloc(((size_t)V + 1) * sizeof *order);
@@ -461,7 +540,8 @@ static seslm_status add_word_table(tensor_list *L, const seslm_model *m, const s
         free(q), free(sc), free(order);
         return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     }
-    seslm_quantize_weight(q, sc, m->word_emb, V, C);
+    if (four) seslm_quantize_rows4((uint8_t *)q, sc, m->word_emb, V, C);
+    else seslm_quantize_weight(q, sc, m->word_emb, V, C);
     // exact ids: the special tokens, then by descending count (ties: lower id first)
     int n = 0;
     const seslm_tokenizer *tok = m->tok;
@@ -492,7 +572,8 @@ static seslm_status add_word_table(tensor_list *L, const seslm_model *m, const s
         return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < n; i++) memcpy(rows + (size_t)i * C, m->word_emb + (size_t)order[i] * C, (size_t)C * sizeof *rows);
-    seslm_status st = tl_add_t(L, "embeddings.word_embeddings.weight", ST_I8, q, V, C, 1);
+    seslm_status st = four ? tl_add_t(L, "embeddings.word_embeddings.weight", ST_U8, q, V, C / 2, 1)
+                           : tl_add_t(L, "embeddings.word_embeddings.weight", ST_I8, q, V, C, 1);
     if (st == SESLM_OK) st = tl_add(L, "embeddings.word_embeddings.weight_scale", sc, V, -1, 1);
     else free(sc);
     if (st == SESLM_OK) st = tl_add_t(L, "embeddings.word_embeddings.exact_ids", ST_I32, order, n, -1, 1);
@@ -527,7 +608,8 @@ seslm_status seslm_recompile_run(const seslm_model *m, const seslm_plan *pl, con
     seslm_status st = seslm_recompile_check(pl, c);
     if (st != SESLM_OK) return st;
     if (seslm_model_is_quantized(m))
-        return seslm_fail(SESLM_ERR_ARG, "%s holds INT8 tensors; recompile starts from a float (F32/F16/BF16) model", m->dir);
+        return seslm_fail(SESLM_ERR_ARG, "%s holds INT8 tensors; recompile starts from a float (F32/F16/BF16) model, "
+                                         "the student's F32 master or its widened weights (parent.h)", m->dir);
     if (o.sparse24_ffn && o.quantize_int8)
         return seslm_fail(SESLM_ERR_ARG, "2:4 sparsity applies to F32 weights; it is not combined with INT8 (--quantize none)");
     if (o.calib && (o.calib->n_layers != c->n_layers || o.calib->hidden != c->hidden))
@@ -561,10 +643,15 @@ seslm_status seslm_recompile_run(const seslm_model *m, const seslm_plan *pl, con
     if (st == SESLM_OK) st = tl_add(&L, "embeddings.LayerNorm.weight", m->emb_ln_g, C, -1, 0);
     if (st == SESLM_OK) st = tl_add(&L, "embeddings.LayerNorm.bias", m->emb_ln_b, C, -1, 0);
     if (c->n_layers > SESLM_MAX_LAYERS) st = seslm_fail(SESLM_ERR_LIMIT, "more than %d layers", SESLM_MAX_LAYERS);
-    for (int l = 0; st == SESLM_OK && l < c->n_layers; l++) st = add_layer(&L, m, pl, l, kh, kf, &o, &rs);
+    // a dropped layer is skipped: the kept ones are renumbered 0.. in order (config.json's per-layer list)
+    for (int l = 0, out_l = 0; st == SESLM_OK && l < c->n_layers; l++)
+        if (!dropped(pl, l)) st = add_layer(&L, m, pl, l, out_l++, kh, kf, &o, &rs);
     const int64_t written_bytes = tl_bytes(&L);
-    int hr = 0, nr = 0;
-    for (int l = 0; l < c->n_layers; l++) hr += pl->n_remove_heads[l], nr += pl->n_remove_neurons[l];
+    int hr = 0, nr = 0, lr = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        if (dropped(pl, l)) hr += c->layers[l].n_heads, nr += c->layers[l].ffn_dim, lr++;
+        else hr += pl->n_remove_heads[l], nr += pl->n_remove_neurons[l];
+    }
     char path[4096 + 64], meta[256];
     snprintf(path, sizeof path, "%s/model.safetensors", tmp);
     snprintf(meta, sizeof meta, "{\"format\":\"pt\",\"seslm_parent_sha256\":\"%s\"}", seslm_model_weights_sha256(m));
@@ -583,7 +670,8 @@ seslm_status seslm_recompile_run(const seslm_model *m, const seslm_plan *pl, con
             free(g);
         }
         const int64_t D = c->head_dim;
-        stats->params = stats->params_parent - hr * (4 * D * C + 3 * D) - nr * (2 * C + 1);
+        stats->params = stats->params_parent - hr * (4 * D * C + 3 * D) - nr * (2 * C + 1) - lr * 6 * C;
+        stats->layers_removed = lr;
         stats->bytes_parent = stats->params_parent * (int64_t)sizeof(float);
         stats->bytes = written_bytes;
         stats->file_bytes_parent = (int64_t)m->st.map_len;

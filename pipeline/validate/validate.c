@@ -33,14 +33,18 @@ static void say(FILE *f, const char *fmt, ...) {
 
 // ---- the inputs: one list of texts, in sections --------------------------------------------------
 
-enum { S_HELD, S_DOMAIN, S_STS1, S_STS2, S_CL_TR, S_CL_TE, S_SN_TR, S_SN_TE, S_DI, S_PASS, S_QUERY, S_COUNT };
+enum { S_HELD, S_DOMAIN, S_STS1, S_STS2, S_CL_TR, S_CL_TE, S_SN_TR, S_SN_TE, S_DI, S_PASS, S_QUERY,
+       S_TRAFFIC, S_KB, S_FB_TR, S_FB_TE, S_COUNT };
 
 typedef struct {
     const char **text; // all texts to embed, section after section
     int n, cap;
     int off[S_COUNT + 1];
     // labels: ids into `labels` for the intent sections (-1: a label the training set lacks)
-    int *cl_tr_y, *cl_te_y, *sn_tr_y, *sn_te_y, *di_y;
+    int *cl_tr_y, *cl_te_y, *sn_tr_y, *sn_te_y, *di_y, *fb_tr_y, *fb_te_y;
+    int n_fb_labels, fb_rows; // labelled feedback rows available (the check needs feedback_min)
+    int traffic_queries;      // the first rows of S_TRAFFIC that are also retrieval queries
+    char kb_passages[4200];
     int n_cl_labels, n_sn_labels;
     int cl_tr_tab; // index in tab of the CLINC150 training table (-1: not loaded)
     double *gold;  // STS-B gold scores
@@ -99,6 +103,7 @@ static seslm_status label_ids(const vtable *tr, const int *tri, int ntr, const v
 static void inputs_free(inputs *in) {
     free(in->text);
     free(in->cl_tr_y), free(in->cl_te_y), free(in->sn_tr_y), free(in->sn_te_y), free(in->di_y);
+    free(in->fb_tr_y), free(in->fb_te_y);
     free(in->gold);
     for (int i = 0; i < in->n_tab; i++) vtable_free(&in->tab[i]);
     memset(in, 0, sizeof *in);
@@ -138,6 +143,74 @@ static seslm_status intent_pair(inputs *in, const char *train, const char *test,
     if (ite) st = label_ids(tr, itr, a, te, ite, b, 1, ytr, yte, n_labels);
     free(itr), free(ite);
     return st;
+}
+
+/* The node's own data: held-out served traffic (cosine; its first rows also retrieval queries), the
+ * knowledge base's passages, the labelled feedback (every 4th row a test row, the rest training). */
+static seslm_status inputs_load_node(inputs *in, const seslm_validate_config *c) {
+    seslm_status st = SESLM_OK;
+    int n = 0;
+    in->off[S_TRAFFIC] = in->n;
+    if (c->traffic && c->traffic[0] && c->traffic_n > 0) {
+        vtable *t = open_table(in, c->traffic, 1, &st);
+        if (!t) return st;
+        // the queries are a spread subset; put them first so the section's head is the query set
+        int *qi = malloc((size_t)(t->n + 1) * sizeof *qi), *ai = malloc((size_t)(t->n + 1) * sizeof *ai);
+        char *used = calloc((size_t)t->n + 1, 1);
+        if (!qi || !ai || !used) {
+            free(qi), free(ai), free(used);
+            return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        }
+        const int nq = validate_pick(t->n, c->traffic_queries_n < c->traffic_n ? c->traffic_queries_n : c->traffic_n, qi);
+        const int na = validate_pick(t->n, c->traffic_n, ai);
+        int ok = 1;
+        for (int i = 0; ok && i < nq; i++) ok = add_text(in, vtable_get(t, qi[i], 0)), used[qi[i]] = 1;
+        int extra = c->traffic_n - nq;
+        for (int i = 0; ok && i < na && extra > 0; i++)
+            if (!used[ai[i]]) ok = add_text(in, vtable_get(t, ai[i], 0)), extra--;
+        in->traffic_queries = nq;
+        free(qi), free(ai), free(used);
+        if (!ok) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    in->off[S_KB] = in->n;
+    if (c->kb && c->kb[0] && in->off[S_KB] > in->off[S_TRAFFIC]) {
+        snprintf(in->kb_passages, sizeof in->kb_passages, "%s/passages.txt", c->kb);
+        vtable *t = open_table(in, in->kb_passages, 1, &st);
+        if (!t) return st;
+        free(add_section(in, t, c->kb_passages_n, 0, &n, &st));
+        if (st != SESLM_OK) return st;
+    }
+    in->off[S_FB_TR] = in->off[S_FB_TE] = in->n;
+    if (c->feedback && c->feedback[0] && c->feedback_n > 0) {
+        vtable *t = open_table(in, c->feedback, 2, &st);
+        if (!t) return st;
+        const int head = t->n > 0 && strcmp(vtable_get(t, 0, 0), "text") == 0 && strcmp(vtable_get(t, 0, 1), "label") == 0;
+        int *idx = malloc((size_t)(t->n + 1) * sizeof *idx), *tri = malloc((size_t)(t->n + 1) * sizeof *tri),
+            *tei = malloc((size_t)(t->n + 1) * sizeof *tei);
+        if (!idx || !tri || !tei) {
+            free(idx), free(tri), free(tei);
+            return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        }
+        const int m = validate_pick(t->n - head, c->feedback_n, idx);
+        int ntr = 0, nte = 0;
+        for (int i = 0; i < m; i++) { // every 4th sampled row tests, the others train
+            if (i % 4 == 3) tei[nte++] = idx[i] + head;
+            else tri[ntr++] = idx[i] + head;
+        }
+        in->fb_rows = m;
+        int ok = 1;
+        if (m >= c->feedback_min) {
+            for (int i = 0; ok && i < ntr; i++) ok = add_text(in, vtable_get(t, tri[i], 0));
+            in->off[S_FB_TE] = in->n;
+            for (int i = 0; ok && i < nte; i++) ok = add_text(in, vtable_get(t, tei[i], 0));
+            if (ok) st = label_ids(t, tri, ntr, t, tei, nte, 1, &in->fb_tr_y, &in->fb_te_y, &in->n_fb_labels);
+        }
+        free(idx), free(tri), free(tei);
+        if (!ok) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        if (st != SESLM_OK) return st;
+    }
+    in->off[S_COUNT] = in->n;
+    return SESLM_OK;
 }
 
 static seslm_status inputs_load(inputs *in, const seslm_validate_config *c) {
@@ -243,8 +316,7 @@ static seslm_status inputs_load(inputs *in, const seslm_validate_config *c) {
     } else {
         in->off[S_QUERY] = in->n;
     }
-    in->off[S_COUNT] = in->n;
-    return SESLM_OK;
+    return inputs_load_node(in, c);
 }
 
 // ---- models ------------------------------------------------------------------------------------
@@ -308,7 +380,10 @@ static long long file_bytes(const char *dir) {
 // ---- metrics -----------------------------------------------------------------------------------
 
 static void set(seslm_validate_result *r, seslm_vmetric m, double parent, double cand, int n) {
-    r->values[m] = (seslm_vvalue){isfinite(parent) && isfinite(cand), parent, cand};
+    memset(&r->values[m], 0, sizeof r->values[m]);
+    r->values[m].measured = isfinite(parent) && isfinite(cand);
+    r->values[m].parent = parent;
+    r->values[m].candidate = cand;
     r->n_samples[m] = n;
 }
 
@@ -360,7 +435,7 @@ static seslm_status intent_accuracy(const vmodel *vm, const seslm_validate_confi
 }
 
 static void recall_check(seslm_validate_result *r, const vmodel *p, const vmodel *q, const inputs *in, int k) {
-    int np = in->off[S_QUERY] - in->off[S_PASS], nq = in->off[S_COUNT] - in->off[S_QUERY];
+    int np = in->off[S_QUERY] - in->off[S_PASS], nq = in->off[S_TRAFFIC] - in->off[S_QUERY];
     if (np <= 0 || nq <= 0) return;
     if (k > np) k = np;
     int a[SESLM_STATS_TOPK_MAX], b[SESLM_STATS_TOPK_MAX];
@@ -377,26 +452,145 @@ static void recall_check(seslm_validate_result *r, const vmodel *p, const vmodel
     set(r, SESLM_VM_RECALL_AGREEMENT_MIN, 1.0, mn, nq);
 }
 
-/* p50 / p95 of one call at batch 1 and 32, parent and candidate interleaved (the order alternates
- * each repeat so neither model always runs on a cache the other warmed). */
+/* The checks on the node's own data; a check without its data is marked skipped (its gates pass, saying so). */
+static seslm_status node_checks(seslm_validate_result *r, const vmodel *p, const vmodel *q, const inputs *in,
+                                const seslm_validate_config *c) {
+    const int t0 = in->off[S_TRAFFIC], t1 = in->off[S_KB];
+    if (t1 > t0) cosine_check(r, p, q, t0, t1, SESLM_VM_TRAFFIC_COSINE_MEAN, SESLM_VM_TRAFFIC_COSINE_P5);
+    else r->values[SESLM_VM_TRAFFIC_COSINE_MEAN].skipped = r->values[SESLM_VM_TRAFFIC_COSINE_P5].skipped = 1;
+    // traffic queries against the KB's passages, else against the shipped passage set
+    int pa = in->off[S_KB], pb = in->off[S_FB_TR];
+    if (pb == pa) pa = in->off[S_PASS], pb = in->off[S_QUERY];
+    const int np = pb - pa, nq = in->traffic_queries;
+    if (np > 0 && nq > 0) {
+        const int k = c->recall_k < np ? c->recall_k : np;
+        int a[SESLM_STATS_TOPK_MAX], b[SESLM_STATS_TOPK_MAX];
+        double sum = 0;
+        for (int i = 0; i < nq; i++) {
+            const int row = t0 + i;
+            seslm_stats_topk(p->emb + (size_t)row * p->C, p->emb + (size_t)pa * p->C, np, p->C, k, a);
+            seslm_stats_topk(q->emb + (size_t)row * q->C, q->emb + (size_t)pa * q->C, np, q->C, k, b);
+            sum += seslm_stats_recall_at_k(a, b, k);
+        }
+        set(r, SESLM_VM_TRAFFIC_RECALL_AGREEMENT, 1.0, sum / nq, nq);
+    } else {
+        r->values[SESLM_VM_TRAFFIC_RECALL_AGREEMENT].skipped = 1;
+    }
+    const int f0 = in->off[S_FB_TR], f1 = in->off[S_FB_TE], f2 = in->off[S_COUNT];
+    if (f2 > f1 && f1 > f0 && in->n_fb_labels >= 2) {
+        double acc[2] = {NAN, NAN}, unused;
+        const vmodel *vm[2] = {p, q};
+        for (int m = 0; m < 2; m++) {
+            seslm_status st = intent_accuracy(vm[m], c, f0, f1, f2, in->fb_tr_y, in->fb_te_y, in->n_fb_labels, 0, 0, NULL,
+                                              &acc[m], &unused);
+            if (st != SESLM_OK) return st;
+        }
+        set(r, SESLM_VM_FEEDBACK_INTENT_ACCURACY, acc[0], acc[1], f2 - f1);
+    } else {
+        r->values[SESLM_VM_FEEDBACK_INTENT_ACCURACY].skipped = 1;
+    }
+    return SESLM_OK;
+}
+
+/* Which data each metric used, for verdict.json and the report. */
+static void describe_data(seslm_validate_result *r, const inputs *in, const seslm_validate_config *c) {
+#define D(m, ...) (void)(snprintf(r->data[m], sizeof r->data[m], __VA_ARGS__) < 0)
+    const int nh = in->off[S_DOMAIN] - in->off[S_HELD], nd = in->off[S_STS1] - in->off[S_DOMAIN];
+    D(SESLM_VM_COSINE_MEAN, "%s (%d rows; shipped)", c->heldout, nh);
+    D(SESLM_VM_COSINE_P5, "%s (%d rows; shipped)", c->heldout, nh);
+    char dom[400] = "";
+    for (int i = 0; i < c->n_domain_texts; i++)
+        snprintf(dom + strlen(dom), sizeof dom - strlen(dom), "%s%s", i ? ", " : "", c->domain_texts[i]);
+    D(SESLM_VM_DOMAIN_COSINE_MEAN, "%s (%d rows; shipped)", dom, nd);
+    D(SESLM_VM_DOMAIN_COSINE_P5, "%s (%d rows; shipped)", dom, nd);
+    D(SESLM_VM_STSB_SPEARMAN, "%s (%d pairs; general floor)", c->stsb, in->off[S_STS2] - in->off[S_STS1]);
+    D(SESLM_VM_CLINC150_ACCURACY, "%s -> %s (shipped)", c->clinc_train, c->clinc_test);
+    D(SESLM_VM_SNIPS_ACCURACY, "%s -> %s (shipped)", c->snips_train, c->snips_test);
+    D(SESLM_VM_DOMAIN_INTENT_ACCURACY, "%s + %s (%d rows; shipped)", c->domain_intent_texts, c->domain_intent_labels,
+      in->off[S_PASS] - in->off[S_DI]);
+    D(SESLM_VM_RECALL_AGREEMENT, "%s as queries (%d) over %s (%d; shipped)", c->queries, in->off[S_TRAFFIC] - in->off[S_QUERY],
+      c->passages, in->off[S_QUERY] - in->off[S_PASS]);
+    D(SESLM_VM_RECALL_AGREEMENT_MIN, "%s", r->data[SESLM_VM_RECALL_AGREEMENT]);
+    for (int m = SESLM_VM_LATENCY_B1_P50; m <= SESLM_VM_LATENCY_B32_P95; m++) D(m, "%s", c->latency_input);
+    D(SESLM_VM_WEIGHT_BYTES, "model.safetensors");
+    D(SESLM_VM_PEAK_RSS, "%s (32 rows, forked child)", c->latency_input);
+    const int nt = in->off[S_KB] - in->off[S_TRAFFIC];
+    if (nt > 0) {
+        D(SESLM_VM_TRAFFIC_COSINE_MEAN, "%s (%d rows; served traffic held out of calibration)", c->traffic, nt);
+        D(SESLM_VM_TRAFFIC_COSINE_P5, "%s", r->data[SESLM_VM_TRAFFIC_COSINE_MEAN]);
+    } else {
+        D(SESLM_VM_TRAFFIC_COSINE_MEAN, "none: no served-traffic sample given (data.traffic)");
+        D(SESLM_VM_TRAFFIC_COSINE_P5, "%s", r->data[SESLM_VM_TRAFFIC_COSINE_MEAN]);
+    }
+    if (in->traffic_queries > 0 && in->off[S_FB_TR] > in->off[S_KB])
+        D(SESLM_VM_TRAFFIC_RECALL_AGREEMENT, "%.200s as queries (%d) over the node's KB %.200s (%d passages)", c->traffic,
+          in->traffic_queries, in->kb_passages, in->off[S_FB_TR] - in->off[S_KB]);
+    else if (in->traffic_queries > 0)
+        D(SESLM_VM_TRAFFIC_RECALL_AGREEMENT, "%s as queries (%d) over %s (%d passages; no KB configured: data.kb)",
+          c->traffic, in->traffic_queries, c->passages, in->off[S_QUERY] - in->off[S_PASS]);
+    else D(SESLM_VM_TRAFFIC_RECALL_AGREEMENT, "none: no served-traffic sample given (data.traffic)");
+    if (in->off[S_COUNT] > in->off[S_FB_TE])
+        D(SESLM_VM_FEEDBACK_INTENT_ACCURACY, "%s (%d train + %d test rows, %d labels)", c->feedback,
+          in->off[S_FB_TE] - in->off[S_FB_TR], in->off[S_COUNT] - in->off[S_FB_TE], in->n_fb_labels);
+    else if (c->feedback && c->feedback[0])
+        D(SESLM_VM_FEEDBACK_INTENT_ACCURACY, "none: %s holds %d labelled rows, fewer than samples.feedback_min %d",
+          c->feedback, in->fb_rows, c->feedback_min);
+    else D(SESLM_VM_FEEDBACK_INTENT_ACCURACY, "none: no labelled feedback given (data.feedback)");
+#undef D
+}
+
+static double cpu_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Attaches ~95% intervals to a timing metric: of each model's quantile q, and (paired) of the median
+ * per-pair candidate/parent ratio. sorted[m] are the sorted per-call times; ratios sorted too. */
+static void timing_ci(seslm_vvalue *v, double *sorted[2], int n, double q, const double *ratios) {
+    seslm_stats_quantile_ci(sorted[0], n, q, &v->par_lo, &v->par_hi);
+    seslm_stats_quantile_ci(sorted[1], n, q, &v->cand_lo, &v->cand_hi);
+    v->has_ci = 1;
+    if (ratios) {
+        v->paired = 1;
+        seslm_stats_quantile_ci(ratios, n, 0.5, &v->ratio_lo, &v->ratio_hi);
+        v->ratio = n % 2 ? ratios[n / 2] : 0.5 * (ratios[n / 2 - 1] + ratios[n / 2]);
+    }
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Latency at batch 1 and 32 as many short pairs: each repeat runs the parent and the candidate back to
+ * back (alternating which goes first, so neither always runs on a cache the other warmed). A burst of
+ * other work on the machine then mostly lands on both halves of a pair, so the per-pair ratio keeps its
+ * value where the p50 of each side alone would not; the gates use its median and an order-statistic
+ * interval, and say "inconclusive" when the interval straddles the threshold. CPU time (all threads) is
+ * recorded beside wall time. */
 static seslm_status latency(seslm_validate_result *r, vmodel *vm[2], const vtable *lat, const seslm_validate_config *c,
                             FILE *progress) {
     const int sizes[2] = {1, 32}, reps[2] = {c->repeats_b1, c->repeats_b32};
     const seslm_vmetric p50[2] = {SESLM_VM_LATENCY_B1_P50, SESLM_VM_LATENCY_B32_P50};
     const seslm_vmetric p95[2] = {SESLM_VM_LATENCY_B1_P95, SESLM_VM_LATENCY_B32_P95};
     int C = vm[0]->C > vm[1]->C ? vm[0]->C : vm[1]->C;
+    int nmax = (reps[0] > reps[1] ? reps[0] : reps[1]) + 1;
     float *out = malloc((size_t)32 * C * sizeof *out);
-    double *t[2] = {malloc((size_t)(reps[0] + reps[1] + 1) * sizeof(double)),
-                    malloc((size_t)(reps[0] + reps[1] + 1) * sizeof(double))};
+    double *t[2] = {malloc((size_t)nmax * sizeof(double)), malloc((size_t)nmax * sizeof(double))};
+    double *cpu[2] = {malloc((size_t)nmax * sizeof(double)), malloc((size_t)nmax * sizeof(double))};
+    double *ratio = malloc((size_t)nmax * sizeof(double)), *cratio = malloc((size_t)nmax * sizeof(double));
     seslm_status st = SESLM_OK;
-    if (!out || !t[0] || !t[1]) st = seslm_fail(SESLM_ERR_NOMEM, "latency: out of memory");
+    if (!out || !t[0] || !t[1] || !cpu[0] || !cpu[1] || !ratio || !cratio)
+        st = seslm_fail(SESLM_ERR_NOMEM, "latency: out of memory");
     for (int s = 0; st == SESLM_OK && s < 2; s++) {
         if (reps[s] <= 0) continue;
-        const int B = sizes[s];
-        say(progress, "latency at batch %d: %d warm-up + %d timed calls per model, interleaved", B, c->warmup, reps[s]);
+        const int B = sizes[s], n = reps[s];
+        say(progress, "latency at batch %d: %d warm-up + %d timed pairs (parent, candidate back to back)", B, c->warmup,
+            n);
         const char *texts[32];
         size_t lens[32];
-        for (int rep = -c->warmup; st == SESLM_OK && rep < reps[s]; rep++) {
+        for (int rep = -c->warmup; st == SESLM_OK && rep < n; rep++) {
             int base = (int)(((long long)(rep + c->warmup) * B) % lat->n);
             for (int j = 0; j < B; j++) {
                 texts[j] = vtable_get(lat, (base + j) % lat->n, 0);
@@ -404,26 +598,40 @@ static seslm_status latency(seslm_validate_result *r, vmodel *vm[2], const vtabl
             }
             for (int o = 0; st == SESLM_OK && o < 2; o++) {
                 int which = (rep & 1) ? 1 - o : o;
-                double t0 = now_s();
+                double c0 = cpu_now_s(), t0 = now_s();
                 st = seslm_encoder_embed_texts(vm[which]->e, texts, lens, B, out);
-                double dt = (now_s() - t0) * 1e3;
+                double dt = (now_s() - t0) * 1e3, dc = (cpu_now_s() - c0) * 1e3;
                 if (st != SESLM_OK) st = seslm_fail(st, "%s: latency run: %s", vm[which]->dir, seslm_last_error());
-                if (rep >= 0) t[which][rep] = dt;
+                if (rep >= 0) t[which][rep] = dt, cpu[which][rep] = dc;
             }
         }
         if (st != SESLM_OK) break;
+        for (int i = 0; i < n; i++) {
+            ratio[i] = t[1][i] / fmax(t[0][i], 1e-9);
+            cratio[i] = cpu[1][i] / fmax(cpu[0][i], 1e-9);
+        }
+        qsort(ratio, (size_t)n, sizeof *ratio, cmp_double);
+        qsort(cratio, (size_t)n, sizeof *cratio, cmp_double);
+        r->pair_ratio_min[s] = ratio[0];
+        r->pair_ratio_max[s] = ratio[n - 1];
+        r->pair_ratio_med[s] = seslm_stats_percentile(ratio, n, 50);
+        r->pair_cpu_ratio_med[s] = seslm_stats_percentile(cratio, n, 50);
         double v50[2], v95[2];
         for (int m = 0; m < 2; m++) {
-            v50[m] = seslm_stats_percentile(t[m], reps[s], 50); // sorts t[m]
-            v95[m] = seslm_stats_percentile(t[m], reps[s], 95);
+            v50[m] = seslm_stats_percentile(t[m], n, 50); // sorts t[m]
+            v95[m] = seslm_stats_percentile(t[m], n, 95);
             r->lat_min[m][s] = t[m][0];
-            r->lat_max[m][s] = t[m][reps[s] - 1];
+            r->lat_max[m][s] = t[m][n - 1];
+            r->cpu_p50[m][s] = seslm_stats_percentile(cpu[m], n, 50);
         }
-        r->lat_repeats[s] = reps[s];
-        set(r, p50[s], v50[0], v50[1], reps[s]);
-        set(r, p95[s], v95[0], v95[1], reps[s]);
+        r->min_ratio[s] = t[1][0] / fmax(t[0][0], 1e-9); // best case against best case
+        r->lat_repeats[s] = n;
+        set(r, p50[s], v50[0], v50[1], n);
+        set(r, p95[s], v95[0], v95[1], n);
+        timing_ci(&r->values[p50[s]], t, n, 0.5, ratio);
+        timing_ci(&r->values[p95[s]], t, n, 0.95, NULL);
     }
-    free(out), free(t[0]), free(t[1]);
+    free(out), free(t[0]), free(t[1]), free(cpu[0]), free(cpu[1]), free(ratio), free(cratio);
     return st;
 }
 
@@ -448,7 +656,10 @@ seslm_status seslm_validate_run(const seslm_validate_config *c, const char *pare
         "domain intents %d, passages %d, queries %d)", in.n, in.off[S_DOMAIN] - in.off[S_HELD],
         in.off[S_STS1] - in.off[S_DOMAIN], in.off[S_STS2] - in.off[S_STS1], in.off[S_CL_TE] - in.off[S_CL_TR],
         in.off[S_SN_TR] - in.off[S_CL_TE], in.off[S_SN_TE] - in.off[S_SN_TR], in.off[S_DI] - in.off[S_SN_TE],
-        in.off[S_PASS] - in.off[S_DI], in.off[S_QUERY] - in.off[S_PASS], in.off[S_COUNT] - in.off[S_QUERY]);
+        in.off[S_PASS] - in.off[S_DI], in.off[S_QUERY] - in.off[S_PASS], in.off[S_TRAFFIC] - in.off[S_QUERY]);
+    say(progress, "the node's data: held-out traffic %d (%d also queries), KB passages %d, feedback %d+%d of %d rows",
+        in.off[S_KB] - in.off[S_TRAFFIC], in.traffic_queries, in.off[S_FB_TR] - in.off[S_KB],
+        in.off[S_FB_TE] - in.off[S_FB_TR], in.off[S_COUNT] - in.off[S_FB_TE], in.fb_rows);
 
     // memory first: forked children, before this process has loaded anything or started threads
     const char *dirs[2] = {parent_dir, candidate_dir};
@@ -516,14 +727,20 @@ seslm_status seslm_validate_run(const seslm_validate_config *c, const char *pare
         set(r, SESLM_VM_SNIPS_ACCURACY, sacc[0], sacc[1], in.off[S_DI] - in.off[S_SN_TE]);
         set(r, SESLM_VM_DOMAIN_INTENT_ACCURACY, acc_di[0], acc_di[1], di_n);
         recall_check(r, &pm, &cm, &in, c->recall_k);
+        if (st == SESLM_OK) st = node_checks(r, &pm, &cm, &in, c);
+        describe_data(r, &in, c);
     }
     if (st == SESLM_OK) {
         r->pass = 1;
+        int failed = 0, undecided = 0;
         for (int g = 0; g < c->n_gates; g++) {
             seslm_gate_eval(&c->gates[g], &r->values[c->gates[g].metric], &r->results[g]);
             r->pass &= r->results[g].pass;
+            undecided += r->results[g].inconclusive;
+            failed += !r->results[g].pass && !r->results[g].inconclusive;
         }
         r->n_results = c->n_gates;
+        r->inconclusive = !failed && undecided > 0; // a gate that surely failed decides; noise does not
     }
     r->seconds = now_s() - t_start;
     model_close(&pm), model_close(&cm);

@@ -27,6 +27,12 @@ static const struct {
     [SESLM_VM_LATENCY_B32_P95] = {"latency_b32_p95", "95th percentile latency of a batch of 32, ms"},
     [SESLM_VM_WEIGHT_BYTES] = {"weight_bytes", "bytes of model.safetensors"},
     [SESLM_VM_PEAK_RSS] = {"peak_rss_bytes", "peak resident memory of loading + running the model, bytes"},
+    [SESLM_VM_TRAFFIC_COSINE_MEAN] = {"traffic_cosine_mean", "mean cosine, candidate vs parent, held-out served traffic"},
+    [SESLM_VM_TRAFFIC_COSINE_P5] = {"traffic_cosine_p5", "5th percentile of that cosine"},
+    [SESLM_VM_TRAFFIC_RECALL_AGREEMENT] = {"traffic_recall_agreement",
+                                           "recall@k agreement, held-out traffic as queries vs the node's KB"},
+    [SESLM_VM_FEEDBACK_INTENT_ACCURACY] = {"feedback_intent_accuracy",
+                                           "intent accuracy on the node's labelled feedback (LR, 3:1 split)"},
 };
 
 static const char *const KINDS[] = {"min", "max", "max_drop", "max_ratio"};
@@ -45,29 +51,53 @@ int seslm_vmetric_find(const char *name) {
 // threshold passes, so comparisons allow this much round-off.
 #define ROUNDOFF 1e-12
 
+/* A timing gate decides only when its whole interval is on one side of the threshold. */
+static void decide(seslm_gate_result *r, double lo, double hi, int upper_bound) {
+    r->lo = lo, r->hi = hi;
+    double t = r->gate.threshold;
+    int yes = upper_bound ? hi <= t + ROUNDOFF : lo >= t - ROUNDOFF;
+    int no = upper_bound ? lo > t + ROUNDOFF : hi < t - ROUNDOFF;
+    r->pass = yes;
+    r->inconclusive = !yes && !no;
+}
+
 void seslm_gate_eval(const seslm_gate *g, const seslm_vvalue *v, seslm_gate_result *r) {
     memset(r, 0, sizeof *r);
     r->gate = *g;
-    r->observed = NAN;
+    r->observed = r->lo = r->hi = NAN;
     const char *name = seslm_vmetric_name(g->metric), *kind = seslm_gate_kind_name(g->kind);
+    if (v->skipped) { // no such data on this node: nothing to hold the candidate to
+        r->pass = r->skipped = 1;
+        snprintf(r->message, sizeof r->message, "%s %s %g: skipped (no data for it in this run)", name, kind, g->threshold);
+        return;
+    }
     if (!v->measured || !isfinite(v->candidate) || !isfinite(v->parent)) {
         snprintf(r->message, sizeof r->message, "%s %s %g: not measured (check skipped or failed)", name, kind,
                  g->threshold);
         return;
     }
+    char ci[96] = "";
     switch (g->kind) {
     case SESLM_GATE_MIN:
-        r->observed = v->candidate;
+        r->observed = r->lo = r->hi = v->candidate;
         r->pass = v->candidate >= g->threshold - ROUNDOFF;
-        snprintf(r->message, sizeof r->message, "%s = %.4g, must be >= %g", name, v->candidate, g->threshold);
+        if (v->has_ci) {
+            decide(r, v->cand_lo, v->cand_hi, 0);
+            snprintf(ci, sizeof ci, " (95%% interval %.4g..%.4g)", r->lo, r->hi);
+        }
+        snprintf(r->message, sizeof r->message, "%s = %.4g%s, must be >= %g", name, v->candidate, ci, g->threshold);
         break;
     case SESLM_GATE_MAX:
-        r->observed = v->candidate;
+        r->observed = r->lo = r->hi = v->candidate;
         r->pass = v->candidate <= g->threshold + ROUNDOFF;
-        snprintf(r->message, sizeof r->message, "%s = %.4g, must be <= %g", name, v->candidate, g->threshold);
+        if (v->has_ci) {
+            decide(r, v->cand_lo, v->cand_hi, 1);
+            snprintf(ci, sizeof ci, " (95%% interval %.4g..%.4g)", r->lo, r->hi);
+        }
+        snprintf(r->message, sizeof r->message, "%s = %.4g%s, must be <= %g", name, v->candidate, ci, g->threshold);
         break;
     case SESLM_GATE_MAX_DROP:
-        r->observed = v->parent - v->candidate;
+        r->observed = r->lo = r->hi = v->parent - v->candidate;
         r->pass = r->observed <= g->threshold + ROUNDOFF;
         snprintf(r->message, sizeof r->message, "%s: parent %.4f, candidate %.4f, drop %.4f, must be <= %g", name,
                  v->parent, v->candidate, r->observed, g->threshold);
@@ -77,11 +107,23 @@ void seslm_gate_eval(const seslm_gate *g, const seslm_vvalue *v, seslm_gate_resu
             snprintf(r->message, sizeof r->message, "%s: parent value %g, no ratio", name, v->parent);
             return;
         }
-        r->observed = v->candidate / v->parent;
+        r->observed = r->lo = r->hi = v->candidate / v->parent;
         r->pass = r->observed <= g->threshold + ROUNDOFF;
-        snprintf(r->message, sizeof r->message, "%s: parent %.4g, candidate %.4g, ratio %.3f, must be <= %g", name,
-                 v->parent, v->candidate, r->observed, g->threshold);
+        if (v->paired) { // the median of per-pair ratios: load that hits both halves of a pair cancels
+            r->observed = v->ratio;
+            decide(r, v->ratio_lo, v->ratio_hi, 1);
+            snprintf(ci, sizeof ci, " (median of paired ratios; 95%% interval %.3f..%.3f)", r->lo, r->hi);
+        } else if (v->has_ci && v->par_lo > 0) {
+            decide(r, v->cand_lo / v->par_hi, v->cand_hi / v->par_lo, 1);
+            snprintf(ci, sizeof ci, " (95%% interval %.3f..%.3f)", r->lo, r->hi);
+        }
+        snprintf(r->message, sizeof r->message, "%s: parent %.4g, candidate %.4g, ratio %.3f%s, must be <= %g", name,
+                 v->parent, v->candidate, r->observed, ci, g->threshold);
         break;
+    }
+    if (r->inconclusive) {
+        size_t n = strlen(r->message);
+        snprintf(r->message + n, sizeof r->message - n, "; INCONCLUSIVE: the interval straddles the threshold, rerun");
     }
 }
 
@@ -98,6 +140,9 @@ static const seslm_gate DEFAULT_GATES[] = {
     {SESLM_VM_COSINE_MEAN, SESLM_GATE_MIN, 0.95, 0},
     {SESLM_VM_DOMAIN_COSINE_MEAN, SESLM_GATE_MIN, 0.95, 0},
     {SESLM_VM_RECALL_AGREEMENT, SESLM_GATE_MIN, 0.80, 0},
+    {SESLM_VM_TRAFFIC_COSINE_MEAN, SESLM_GATE_MIN, 0.97, 0},
+    {SESLM_VM_TRAFFIC_RECALL_AGREEMENT, SESLM_GATE_MIN, 0.80, 0},
+    {SESLM_VM_FEEDBACK_INTENT_ACCURACY, SESLM_GATE_MAX_DROP, 0.01, 0},
 };
 
 void seslm_validate_config_default(seslm_validate_config *c) {
@@ -116,6 +161,8 @@ void seslm_validate_config_default(seslm_validate_config *c) {
     c->n_domain_texts = 2;
     c->domain_intent_texts = "data/traffic/clinc150_600.txt";
     c->domain_intent_labels = "data/traffic/clinc150_600_intents.txt";
+    c->traffic = c->kb = c->feedback = "";
+    c->traffic_n = 500, c->traffic_queries_n = 200, c->kb_passages_n = 2000, c->feedback_n = 4000, c->feedback_min = 200;
     c->stsb_pairs = 1500, c->heldout_n = 500, c->intent_train = 1500, c->intent_test = 750;
     c->domain_n = 300, c->domain_intent_n = 600, c->passages_n = 1000, c->queries_n = 200, c->recall_k = 10;
     seslm_lr_opts_default(&c->lr);
@@ -141,7 +188,8 @@ static seslm_status apply(seslm_validate_config *c, seslm_yaml *y) {
         "samples.heldout", "samples.intent_train", "samples.intent_test", "samples.domain",
         "samples.domain_intent", "samples.passages", "samples.queries", "retrieval.k", "classifier.C",
         "classifier.max_iter", "classifier.tol", "latency.warmup", "latency.repeats_b1", "latency.repeats_b32",
-        "run.threads", "run.batch", "run.measure_memory", "gates",
+        "run.threads", "run.batch", "run.measure_memory", "gates", "data.traffic", "data.kb", "data.feedback",
+        "samples.traffic", "samples.traffic_queries", "samples.kb_passages", "samples.feedback", "samples.feedback_min",
     };
     enum { NF = sizeof fixed / sizeof fixed[0] };
     static char gate_keys[SESLM_VM_COUNT * 5][64];
@@ -173,6 +221,9 @@ static seslm_status apply(seslm_validate_config *c, seslm_yaml *y) {
         {"data.latency", offsetof(seslm_validate_config, latency_input)},
         {"data.domain_intent_texts", offsetof(seslm_validate_config, domain_intent_texts)},
         {"data.domain_intent_labels", offsetof(seslm_validate_config, domain_intent_labels)},
+        {"data.traffic", offsetof(seslm_validate_config, traffic)},
+        {"data.kb", offsetof(seslm_validate_config, kb)},
+        {"data.feedback", offsetof(seslm_validate_config, feedback)},
     };
     for (size_t i = 0; st == SESLM_OK && i < sizeof files / sizeof files[0]; i++) {
         const char **p = (const char **)((char *)c + files[i].off);
@@ -201,6 +252,11 @@ static seslm_status apply(seslm_validate_config *c, seslm_yaml *y) {
     if (st == SESLM_OK) st = get_int(y, "samples.domain_intent", 0, BIG, &c->domain_intent_n);
     if (st == SESLM_OK) st = get_int(y, "samples.passages", 0, BIG, &c->passages_n);
     if (st == SESLM_OK) st = get_int(y, "samples.queries", 0, BIG, &c->queries_n);
+    if (st == SESLM_OK) st = get_int(y, "samples.traffic", 0, BIG, &c->traffic_n);
+    if (st == SESLM_OK) st = get_int(y, "samples.traffic_queries", 0, BIG, &c->traffic_queries_n);
+    if (st == SESLM_OK) st = get_int(y, "samples.kb_passages", 0, BIG, &c->kb_passages_n);
+    if (st == SESLM_OK) st = get_int(y, "samples.feedback", 0, BIG, &c->feedback_n);
+    if (st == SESLM_OK) st = get_int(y, "samples.feedback_min", 2, BIG, &c->feedback_min);
     if (st == SESLM_OK) st = get_int(y, "retrieval.k", 1, 100, &c->recall_k);
     if (st == SESLM_OK) st = seslm_yaml_get_double(y, "classifier.C", 1e-6, 1e6, c->lr.C, &c->lr.C);
     if (st == SESLM_OK) st = get_int(y, "classifier.max_iter", 1, 100000, &c->lr.max_iter);

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 
@@ -18,10 +20,16 @@ char *seslm_validate_verdict_json(const seslm_validate_config *c, const seslm_va
     if (!root) return NULL;
     cJSON_AddStringToObject(root, "schema", "seslm-validate-verdict/1");
     cJSON_AddBoolToObject(root, "pass", r->pass);
-    int failed = 0;
-    for (int i = 0; i < r->n_results; i++) failed += !r->results[i].pass;
+    cJSON_AddStringToObject(root, "verdict", r->pass ? "pass" : r->inconclusive ? "inconclusive" : "fail");
+    int failed = 0, undecided = 0;
+    for (int i = 0; i < r->n_results; i++) {
+        failed += !r->results[i].pass && !r->results[i].inconclusive;
+        undecided += r->results[i].inconclusive;
+    }
     cJSON_AddNumberToObject(root, "gates_failed", failed);
+    cJSON_AddNumberToObject(root, "gates_inconclusive", undecided);
     cJSON_AddNumberToObject(root, "gates_total", r->n_results);
+    cJSON_AddItemToObject(root, "seslm_build", cJSON_Parse(seslm_build_info_json())); // provenance
     cJSON *p = cJSON_AddObjectToObject(root, "parent"), *q = cJSON_AddObjectToObject(root, "candidate");
     cJSON_AddStringToObject(p, "dir", r->parent_dir);
     cJSON_AddStringToObject(p, "weights_sha256", r->parent_sha256);
@@ -39,7 +47,9 @@ char *seslm_validate_verdict_json(const seslm_validate_config *c, const seslm_va
         cJSON_AddItemToObject(o, "delta", num_or_null(v->measured ? v->candidate - v->parent : NAN));
         cJSON_AddItemToObject(o, "ratio", num_or_null(v->measured && v->parent != 0 ? v->candidate / v->parent : NAN));
         cJSON_AddNumberToObject(o, "n", r->n_samples[m]);
+        if (v->skipped) cJSON_AddBoolToObject(o, "skipped", 1);
         cJSON_AddStringToObject(o, "what", seslm_vmetric_what((seslm_vmetric)m));
+        cJSON_AddStringToObject(o, "data", r->data[m]);
     }
     cJSON *lat = cJSON_AddObjectToObject(root, "latency_spread_ms");
     const char *bn[2] = {"batch1", "batch32"};
@@ -50,6 +60,14 @@ char *seslm_validate_verdict_json(const seslm_validate_config *c, const seslm_va
         cJSON_AddItemToObject(b, "parent_max", num_or_null(r->lat_repeats[s] ? r->lat_max[0][s] : NAN));
         cJSON_AddItemToObject(b, "candidate_min", num_or_null(r->lat_repeats[s] ? r->lat_min[1][s] : NAN));
         cJSON_AddItemToObject(b, "candidate_max", num_or_null(r->lat_repeats[s] ? r->lat_max[1][s] : NAN));
+        // the paired view: per-pair candidate/parent ratios of wall and of CPU time, and min against min
+        cJSON_AddItemToObject(b, "pair_ratio_median", num_or_null(r->lat_repeats[s] ? r->pair_ratio_med[s] : NAN));
+        cJSON_AddItemToObject(b, "pair_ratio_min", num_or_null(r->lat_repeats[s] ? r->pair_ratio_min[s] : NAN));
+        cJSON_AddItemToObject(b, "pair_ratio_max", num_or_null(r->lat_repeats[s] ? r->pair_ratio_max[s] : NAN));
+        cJSON_AddItemToObject(b, "min_over_min_ratio", num_or_null(r->lat_repeats[s] ? r->min_ratio[s] : NAN));
+        cJSON_AddItemToObject(b, "pair_cpu_ratio_median", num_or_null(r->lat_repeats[s] ? r->pair_cpu_ratio_med[s] : NAN));
+        cJSON_AddItemToObject(b, "parent_cpu_p50", num_or_null(r->lat_repeats[s] ? r->cpu_p50[0][s] : NAN));
+        cJSON_AddItemToObject(b, "candidate_cpu_p50", num_or_null(r->lat_repeats[s] ? r->cpu_p50[1][s] : NAN));
     }
     cJSON *gs = cJSON_AddArrayToObject(root, "gates");
     for (int i = 0; i < r->n_results; i++) {
@@ -60,7 +78,13 @@ char *seslm_validate_verdict_json(const seslm_validate_config *c, const seslm_va
         cJSON_AddNumberToObject(o, "threshold", g->gate.threshold);
         cJSON_AddItemToObject(o, "observed", num_or_null(g->observed));
         cJSON_AddBoolToObject(o, "pass", g->pass);
+        cJSON_AddBoolToObject(o, "inconclusive", g->inconclusive);
+        cJSON *iv = cJSON_AddArrayToObject(o, "interval"); // ~95%; null = unbounded on that side
+        cJSON_AddItemToArray(iv, num_or_null(g->lo));
+        cJSON_AddItemToArray(iv, num_or_null(g->hi));
+        if (g->skipped) cJSON_AddBoolToObject(o, "skipped", 1);
         cJSON_AddStringToObject(o, "message", g->message);
+        cJSON_AddStringToObject(o, "data", r->data[g->gate.metric]);
         cJSON_AddItemToArray(gs, o);
     }
     cJSON *run = cJSON_AddObjectToObject(root, "run");
@@ -84,18 +108,23 @@ static void fmt_value(char *b, size_t n, seslm_vmetric m, double v) {
 void seslm_validate_report_md(const seslm_validate_config *c, const seslm_validate_result *r, FILE *f) {
     int failed = 0;
     for (int i = 0; i < r->n_results; i++) failed += !r->results[i].pass;
-    fprintf(f, "# Validation: %s\n\n", r->pass ? "PASS" : "FAIL");
+    fprintf(f, "# Validation: %s\n\n", r->pass ? "PASS" : r->inconclusive ? "INCONCLUSIVE (rerun)" : "FAIL");
+    if (r->inconclusive)
+        fprintf(f, "No gate failed, but a timing gate's interval straddles its threshold: the machine was too noisy to "
+                   "decide. Rerun (on a quieter machine, or with more latency repeats).\n\n");
     fprintf(f, "- parent: `%s` (%lld parameters, weights sha256 %.16s...)\n", r->parent_dir, r->parent_params,
             r->parent_sha256);
     fprintf(f, "- candidate: `%s` (%lld parameters, weights sha256 %.16s...)\n", r->candidate_dir, r->candidate_params,
             r->candidate_sha256);
     fprintf(f, "- gates: %d of %d passed; run %.1f s, %d thread(s) (0 = all cores), batch %d\n\n",
             r->n_results - failed, r->n_results, r->seconds, r->threads, c->batch);
-    fprintf(f, "## Gates\n\n| | gate | result |\n|---|---|---|\n");
+    fprintf(f, "## Gates\n\n| | gate | result | data |\n|---|---|---|---|\n");
     for (int i = 0; i < r->n_results; i++) {
         const seslm_gate_result *g = &r->results[i];
-        fprintf(f, "| %s | `%s %s %g` | %s |\n", g->pass ? "pass" : "**FAIL**", seslm_vmetric_name(g->gate.metric),
-                seslm_gate_kind_name(g->gate.kind), g->gate.threshold, g->message);
+        fprintf(f, "| %s | `%s %s %g` | %s | %s |\n",
+                g->skipped ? "skipped" : g->pass ? "pass" : g->inconclusive ? "**inconclusive**" : "**FAIL**",
+                seslm_vmetric_name(g->gate.metric), seslm_gate_kind_name(g->gate.kind), g->gate.threshold, g->message,
+                r->data[g->gate.metric][0] ? r->data[g->gate.metric] : "-");
     }
     fprintf(f, "\n## Metrics (parent and candidate measured in this run, on the same inputs)\n\n");
     fprintf(f, "| metric | parent | candidate | candidate / parent | n | what |\n|---|---|---|---|---|---|\n");
@@ -117,6 +146,13 @@ void seslm_validate_report_md(const seslm_validate_config *c, const seslm_valida
                 fprintf(f, "%sbatch %d (%d calls each): parent %.2f .. %.2f, candidate %.2f .. %.2f", s ? "; " : "",
                         bs[s], r->lat_repeats[s], r->lat_min[0][s], r->lat_max[0][s], r->lat_min[1][s],
                         r->lat_max[1][s]);
+        fprintf(f, ".\n\nPaired view (each pair: parent and candidate back to back): ");
+        for (int s = 0; s < 2; s++)
+            if (r->lat_repeats[s])
+                fprintf(f, "%sbatch %d: wall-time ratio median %.3f (min %.3f, max %.3f), min / min %.3f, CPU-time ratio "
+                           "median %.3f (CPU ms per call: parent %.2f, candidate %.2f)",
+                        s ? "; " : "", bs[s], r->pair_ratio_med[s], r->pair_ratio_min[s], r->pair_ratio_max[s],
+                        r->min_ratio[s], r->pair_cpu_ratio_med[s], r->cpu_p50[0][s], r->cpu_p50[1][s]);
         fprintf(f, ".\n");
     }
 }
@@ -137,14 +173,29 @@ static void xml_escaped(FILE *f, const char *s) {
 }
 
 void seslm_validate_junit(const seslm_validate_result *r, FILE *f) {
-    int failed = 0;
-    for (int i = 0; i < r->n_results; i++) failed += !r->results[i].pass;
+    int failed = 0, skipped = 0; // an inconclusive gate is reported skipped: neither passed nor failed
+    for (int i = 0; i < r->n_results; i++) {
+        failed += !r->results[i].pass && !r->results[i].inconclusive;
+        skipped += r->results[i].inconclusive;
+    }
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(f, "<testsuites name=\"seslm validate\" tests=\"%d\" failures=\"%d\" errors=\"0\" time=\"%.3f\">\n",
             r->n_results, failed, r->seconds);
-    fprintf(f, "  <testsuite name=\"gates\" tests=\"%d\" failures=\"%d\" errors=\"0\" skipped=\"0\" time=\"%.3f\">\n",
-            r->n_results, failed, r->seconds);
-    fprintf(f, "    <properties>\n      <property name=\"parent\" value=\"");
+    // timestamp (ISO 8601, UTC, written when the report is) and hostname: where and when the gates ran
+    char host[256] = "", stamp[32] = "";
+    if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "unknown");
+    time_t now = time(NULL);
+    struct tm tmv;
+    if (gmtime_r(&now, &tmv)) strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tmv);
+    fprintf(f, "  <testsuite name=\"gates\" tests=\"%d\" failures=\"%d\" errors=\"0\" skipped=\"%d\" time=\"%.3f\" "
+               "timestamp=\"%s\" hostname=\"",
+            r->n_results, failed, skipped, r->seconds, stamp);
+    xml_escaped(f, host);
+    fprintf(f, "\">\n");
+    fprintf(f, "    <properties>\n      <property name=\"seslm_version\" value=\"%s\"/>\n      <property name=\"seslm_commit\" value=\"",
+            seslm_version());
+    xml_escaped(f, seslm_build_commit());
+    fprintf(f, "\"/>\n      <property name=\"parent\" value=\"");
     xml_escaped(f, r->parent_dir);
     fprintf(f, "\"/>\n      <property name=\"candidate\" value=\"");
     xml_escaped(f, r->candidate_dir);
@@ -157,6 +208,10 @@ void seslm_validate_junit(const seslm_validate_result *r, FILE *f) {
             fprintf(f, ">\n      <system-out>");
             xml_escaped(f, g->message);
             fprintf(f, "</system-out>\n    </testcase>\n");
+        } else if (g->inconclusive) {
+            fprintf(f, ">\n      <skipped message=\"");
+            xml_escaped(f, g->message);
+            fprintf(f, "\"/>\n    </testcase>\n");
         } else {
             fprintf(f, ">\n      <failure type=\"gate\" message=\"");
             xml_escaped(f, g->message);

@@ -115,3 +115,15 @@ double seslm_stats_cosine(const float *a, const float *b, int n) {
     if (aa <= 0 || bb <= 0) return 0;
     return ab / sqrt(aa * bb);
 }
+
+void seslm_stats_quantile_ci(const double *sorted, int n, double q, double *lo, double *hi) {
+    if (n <= 0) {
+        *lo = *hi = NAN;
+        return;
+    }
+    double k = n * q, d = 1.96 * sqrt(n * q * (1 - q));
+    int a = (int)floor(k - d), b = (int)ceil(k + d) + 1; // 1-based ranks: covers when a <= Bin(n, q) < b
+    // a rank outside the sample means the sample cannot bound that side: say so rather than clamp
+    *lo = a < 1 ? -INFINITY : sorted[a - 1];
+    *hi = b > n ? INFINITY : sorted[b - 1];
+}

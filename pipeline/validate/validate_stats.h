@@ -20,6 +20,12 @@ double seslm_stats_pearson(const double *x, const double *y, int n);
  * default "linear" method). Sorts v in place. NaN when n == 0. */
 double seslm_stats_percentile(double *v, int n, double p);
 
+/* A distribution-free interval (about 95%) for the q-th quantile (q in (0, 1)) of the population a sorted
+ * sample of n values comes from: the order statistics at ranks n q -+ 1.96 sqrt(n q (1 - q)) (binomial
+ * normal approximation). A side whose rank falls outside the sample is unbounded (-inf / +inf): 20 values
+ * cannot bound a 95th percentile from above. */
+void seslm_stats_quantile_ci(const double *sorted, int n, double q, double *lo, double *hi);
+
 /* Indices of the k rows of P (n, d) with the largest dot product with q (d), best first; ties go to
  * the lower index. k is capped at n and at SESLM_STATS_TOPK_MAX; out has room for k. */
 #define SESLM_STATS_TOPK_MAX 100

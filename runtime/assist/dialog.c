@@ -1,5 +1,6 @@
 /* dialog.c — session state and the decision rules of dialog.h. */
 #include "dialog.h"
+#include "util.h"
 #include "dialog_store.h"
 
 #include <pthread.h>
@@ -23,6 +24,15 @@ static int name_ok(const char *s, int allow_empty) {
     if (n >= SESLM_DIALOG_NAME) return 0;
     for (const unsigned char *c = (const unsigned char *)s; *c; c++)
         if (*c < 0x21 || *c == 0x7f) return 0;
+    return 1;
+}
+
+/* A slot value is what a user said: valid UTF-8, no control characters (C0, DEL, C1), some text. */
+static int value_ok(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n >= SESLM_DIALOG_VALUE || !util_utf8_valid(s, n) || strspn(s, " \t") == n) return 0;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c < 0x20 || *c == 0x7f || (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f)) return 0;
     return 1;
 }
 
@@ -264,9 +274,11 @@ seslm_status seslm_dialog_step(seslm_dialog *d, const char *session_id, const ch
     if (n_slots < 0 || n_slots > SESLM_DIALOG_MAX_SLOTS)
         return seslm_fail(SESLM_ERR_ARG, "at most %d slots per turn", SESLM_DIALOG_MAX_SLOTS);
     for (int i = 0; i < n_slots; i++)
-        if (!slot_keys[i] || !slot_values[i] || !name_ok(slot_keys[i], 0) || strlen(slot_values[i]) >= SESLM_DIALOG_VALUE)
-            return seslm_fail(SESLM_ERR_ARG, "slot %d: a name of 1..%d printable characters and a value under %d bytes", i,
-                              SESLM_DIALOG_NAME - 1, SESLM_DIALOG_VALUE);
+        if (!slot_keys[i] || !slot_values[i] || !name_ok(slot_keys[i], 0) || !value_ok(slot_values[i]))
+            return seslm_fail(SESLM_ERR_ARG,
+                              "slot %d: a name of 1..%d printable characters and a value of 1..%d bytes of UTF-8 text "
+                              "without control characters, not only white space", i, SESLM_DIALOG_NAME - 1,
+                              SESLM_DIALOG_VALUE - 1);
     pthread_mutex_lock(&d->mu);
     const long long now = now_s(d);
     seslm_dialog_state st;

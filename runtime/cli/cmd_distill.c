@@ -72,7 +72,7 @@ int cmd_distill(int argc, char **argv) {
     distill_opts_default(&o);
     o.parent_dir = cli_default_model_dir();
     // the command's default fits issue 13's budget: a 40% student on 1,200 sentences in <= 3 minutes on
-    // 2 cores (bench/RESULTS.md section 13); --time-budget 0 runs exactly --steps
+    // 2 cores (bench/RESULTS.md section 16); --time-budget 0 runs exactly --steps
     o.time_budget_s = 170;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

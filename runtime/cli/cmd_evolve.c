@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -34,14 +35,20 @@ static const char *HELP =
     "Runs the evolution cycle as a nightly batch job (docs/evolve.md), every intermediate file in the run\n"
     "directory OUT:\n"
     "  01-ingest     merge the telemetry dumps of DIR (seslm ingest)\n"
+    "  00-split      the calibration sample split deterministically: evolve.heldout_fraction of it (served\n"
+    "                traffic) is held out: never calibrated or distilled on, only measured on by validate\n"
     "  02-drift      when evolve.drift.reference is set: compare it with the merged window (seslm drift);\n"
     "                drift turns the cycle into a micro-evolution (evolve.drift.micro_candidates, calibrated\n"
     "                on evolve.drift.micro_calibration: the drifted domain's text)\n"
-    "  03-plan       profile, score, candidate pruning plans (seslm plan)\n"
-    "  04-recompile  each candidate: reconstruction on the calibration text, INT8, compressed embeddings\n"
-    "  05-validate   each candidate against the parent under the gates (seslm validate)\n"
-    "  verdict.json, report.md: the best candidate that passed every gate (smallest evolve.select\n"
-    "                metric, default latency_b32_p50), or none, and why\n"
+    "  03-plan       profile, score, candidate pruning plans (seslm plan), deeper ones (whole layers dropped)\n"
+    "  04-recompile  each candidate (evolve.candidates, evolve.layer_candidates): slice, reconstruct on the\n"
+    "                calibration part, [distill: evolve.distill], INT8, compressed embeddings; F32 master kept\n"
+    "  05-validate   each candidate against the parent under the gates (seslm validate), with the held-out\n"
+    "                traffic, the node's KB and labelled feedback (evolve.kb, evolve.feedback)\n"
+    "  06-validate-root  from the second generation on: each candidate against the original model too\n"
+    "  verdict.json, report.md: the candidate that passed every gate of both with the smallest\n"
+    "                evolve.select metric (default weight_bytes: the smallest student), or none, and why\n"
+    "The parent may be a student of an earlier cycle (its F32 master is planned and recompiled).\n"
     "A rerun of a finished run does nothing but report it; a run killed halfway resumes from the last\n"
     "finished stage. The flags override the config's evolve: section.\n"
     "\n"
@@ -58,11 +65,16 @@ static const char *HELP =
 
 static const char *CMD = "evolve";
 
+#define MAX_CANDS (2 * SESLM_EVOLVE_MAX_CANDIDATES)
+
 typedef struct {
     seslm_evolve_config c;
     char config_path[1024];
     char run[1024];
     int micro; // drift detected
+    char root[1024]; // the original model the lineage descends from ("" = the parent is the root)
+    char cand[MAX_CANDS][32]; // candidate names: plan-NN (heads + neurons), plan-lN (N layers kept)
+    int n_cand;
 } evolve_run;
 
 static double now_s(void) {
@@ -177,8 +189,10 @@ static int stage(const evolve_run *r, const char *name, const char *out_dir_rel,
     const double t0 = now_s();
     const int rc = run_child(stdout_rel ? so : NULL, args);
     const double dt = now_s() - t0;
-    if (rc == 0 || (ok1 && rc == 1)) {
-        if (!stage_mark(r, name, dt, rc, rc == 0 ? "ok" : "checked: exit 1")) return -1;
+    // ok1: exit 1 (a gate failed) and 3 (a timing gate inconclusive: not selected) are verdicts, not errors
+    if (rc == 0 || (ok1 && (rc == 1 || rc == 3))) {
+        if (!stage_mark(r, name, dt, rc, rc == 0 ? "ok" : rc == 1 ? "checked: exit 1" : "checked: inconclusive"))
+            return -1;
         fprintf(stderr, "seslm evolve: %-24s finished in %.1f s (exit %d)\n", name, dt, rc);
         return rc;
     }
@@ -205,88 +219,119 @@ static double metric(const cJSON *verdict, const char *name, const char *field) 
 
 static int plan_pct(double t) { return (int)(t * 100 + 0.5); }
 
-/* Reads every candidate's verdict, writes RUN/verdict.json and RUN/report.md, prints the report.
- * Returns 0 when a candidate was selected, 1 when none passed, -1 on failure. */
-static int select_best(const evolve_run *r, const double *cands, int n) {
+/* Gate failures of a verdict into arr; returns whether it passed (0 when there is no verdict). */
+static int verdict_pass(const cJSON *v, cJSON *failed, const char *prefix) {
+    if (!v) return 0;
+    const cJSON *g;
+    cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(v, "gates")) {
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g, "pass"))) {
+            const cJSON *msg = cJSON_GetObjectItemCaseSensitive(g, "message");
+            char b[600];
+            snprintf(b, sizeof b, "%s%s", prefix, cJSON_IsString(msg) ? msg->valuestring : "?");
+            cJSON_AddItemToArray(failed, cJSON_CreateString(b));
+        }
+    }
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "pass"));
+}
+
+/* Reads every candidate's verdict (against the parent and, from the second generation on, against the root),
+ * writes RUN/verdict.json and RUN/report.md, prints the report. The selected candidate is the one with the
+ * smallest evolve.select value (default weight_bytes: the smallest student) among those that passed every
+ * gate of both verdicts. Returns 0 when a candidate was selected, 1 when none passed, -1 on failure. */
+static int select_best(const evolve_run *r) {
     cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "candidates");
-    cJSON_AddStringToObject(root, "schema", "seslm-evolve-verdict/1");
+    cJSON_AddStringToObject(root, "schema", "seslm-evolve-verdict/2");
     cJSON_AddStringToObject(root, "mode", r->micro ? "micro-evolution (drift detected)" : "full cycle");
     cJSON_AddStringToObject(root, "select_metric", r->c.select);
+    cJSON_AddStringToObject(root, "parent", r->c.model);
+    cJSON_AddStringToObject(root, "root", r->root[0] ? r->root : r->c.model);
+    char split[2200];
+    path_of(split, sizeof split, r, "00-split/heldout.txt");
+    cJSON_AddStringToObject(root, "heldout_traffic", split);
     char *md = NULL;
     size_t mdlen = 0;
     FILE *f = open_memstream(&md, &mdlen);
     if (!f || !root) return -1;
-    fprintf(f, "# Evolution run %s\n\n- parent: `%s`\n- mode: %s\n- selection: passing candidate with the smallest %s\n\n",
-            r->run, r->c.model, r->micro ? "micro-evolution (drift detected)" : "full cycle", r->c.select);
-    fprintf(f, "| candidate | gates | bytes vs parent | latency b1 | latency b32 | mean cos | STS-B Δ | CLINC150 Δ | recall@10 |\n");
-    fprintf(f, "|---|---|---|---|---|---|---|---|---|\n");
+    fprintf(f, "# Evolution run %s\n\n- parent: `%s`\n- root (original model): `%s`%s\n- mode: %s\n"
+               "- held-out served traffic (never calibrated or distilled on): `%s`\n"
+               "- selection: the passing candidate with the smallest %s\n\n",
+            r->run, r->c.model, r->root[0] ? r->root : r->c.model, r->root[0] ? " (every candidate is validated against it too)" : " (= the parent)",
+            r->micro ? "micro-evolution (drift detected)" : "full cycle", split, r->c.select);
+    fprintf(f, "| candidate | gates | vs root | bytes vs parent | latency b1 | latency b32 | traffic cos | traffic recall@10 | STS-B Δ | CLINC150 Δ | recall@10 |\n");
+    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|\n");
     int best = -1;
     double best_v = INFINITY;
-    for (int i = 0; i < n; i++) {
-        char vp[2200];
-        path_of(vp, sizeof vp, r, "05-validate/plan-%02d/verdict.json", plan_pct(cands[i]));
-        cJSON *v = read_json(vp);
+    for (int i = 0; i < r->n_cand; i++) {
+        const char *name = r->cand[i];
+        char vp[2200], rp[2200];
+        path_of(vp, sizeof vp, r, "05-validate/%s/verdict.json", name);
+        path_of(rp, sizeof rp, r, "06-validate-root/%s/verdict.json", name);
+        cJSON *v = read_json(vp), *rv = r->root[0] ? read_json(rp) : NULL;
         cJSON *o = cJSON_CreateObject();
-        char name[32];
-        snprintf(name, sizeof name, "plan-%02d", plan_pct(cands[i]));
         cJSON_AddStringToObject(o, "candidate", name);
-        if (!v) {
+        if (!v || (r->root[0] && !rv)) {
             cJSON_AddBoolToObject(o, "pass", 0);
             cJSON_AddStringToObject(o, "why", "no verdict");
             cJSON_AddItemToArray(arr, o);
-            fprintf(f, "| %s | no verdict | | | | | | | |\n", name);
+            fprintf(f, "| %s | no verdict | | | | | | | | | |\n", name);
+            cJSON_Delete(v), cJSON_Delete(rv);
             continue;
         }
-        const cJSON *pass = cJSON_GetObjectItemCaseSensitive(v, "pass");
-        const int ok = cJSON_IsTrue(pass);
+        cJSON *failed = cJSON_CreateArray();
+        const int okp = verdict_pass(v, failed, "");
+        const int okr = r->root[0] ? verdict_pass(rv, failed, "vs root: ") : 1;
+        const int ok = okp && okr;
         cJSON_AddBoolToObject(o, "pass", ok);
+        cJSON_AddBoolToObject(o, "pass_vs_parent", okp);
+        if (r->root[0]) {
+            cJSON_AddBoolToObject(o, "pass_vs_root", okr);
+            cJSON_AddStringToObject(o, "verdict_vs_root", rp);
+        }
         char mdir[2200];
         path_of(mdir, sizeof mdir, r, "04-recompile/%s", name);
         cJSON_AddStringToObject(o, "model_dir", mdir);
         cJSON_AddStringToObject(o, "verdict", vp);
-        const char *keys[] = {"weight_bytes", "latency_b1_p50", "latency_b32_p50", "cosine_mean", "stsb_spearman",
-                              "clinc150_accuracy", "recall_agreement"};
+        const char *keys[] = {"weight_bytes", "latency_b1_p50", "latency_b32_p50", "cosine_mean", "traffic_cosine_mean",
+                              "traffic_recall_agreement", "feedback_intent_accuracy", "stsb_spearman", "clinc150_accuracy",
+                              "domain_intent_accuracy", "recall_agreement"};
         for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
             cJSON *m = cJSON_AddObjectToObject(o, keys[k]);
             double pv = metric(v, keys[k], "parent"), cv = metric(v, keys[k], "candidate");
             if (isfinite(pv)) cJSON_AddNumberToObject(m, "parent", pv);
             if (isfinite(cv)) cJSON_AddNumberToObject(m, "candidate", cv);
-        }
-        cJSON *failed = cJSON_AddArrayToObject(o, "gates_failed");
-        const cJSON *g;
-        cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(v, "gates")) {
-            if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g, "pass"))) {
-                const cJSON *msg = cJSON_GetObjectItemCaseSensitive(g, "message");
-                cJSON_AddItemToArray(failed, cJSON_CreateString(cJSON_IsString(msg) ? msg->valuestring : "?"));
+            if (rv) {
+                double rootv = metric(rv, keys[k], "parent");
+                if (isfinite(rootv)) cJSON_AddNumberToObject(m, "root", rootv);
             }
         }
+        cJSON_AddItemToObject(o, "gates_failed", failed);
         const cJSON *gf = cJSON_GetObjectItemCaseSensitive(v, "gates_failed"), *gt = cJSON_GetObjectItemCaseSensitive(v, "gates_total");
-        fprintf(f, "| %s | %s (%d/%d) | %.3f | %.3f | %.3f | %.4f | %+.2f | %+.2f | %.3f |\n", name, ok ? "**pass**" : "fail",
-                cJSON_IsNumber(gt) && cJSON_IsNumber(gf) ? gt->valueint - gf->valueint : 0,
-                cJSON_IsNumber(gt) ? gt->valueint : 0,
+        fprintf(f, "| %s | %s (%d/%d) | %s | %.3f | %.3f | %.3f | %.4f | %.3f | %+.2f | %+.2f | %.3f |\n", name,
+                ok ? "**pass**" : "fail", cJSON_IsNumber(gt) && cJSON_IsNumber(gf) ? gt->valueint - gf->valueint : 0,
+                cJSON_IsNumber(gt) ? gt->valueint : 0, r->root[0] ? (okr ? "pass" : "fail") : "(= parent)",
                 metric(v, "weight_bytes", "candidate") / metric(v, "weight_bytes", "parent"),
                 metric(v, "latency_b1_p50", "candidate") / metric(v, "latency_b1_p50", "parent"),
                 metric(v, "latency_b32_p50", "candidate") / metric(v, "latency_b32_p50", "parent"),
-                metric(v, "cosine_mean", "candidate"), 100 * metric(v, "stsb_spearman", "delta"),
-                100 * metric(v, "clinc150_accuracy", "delta"), metric(v, "recall_agreement", "candidate"));
+                metric(v, "traffic_cosine_mean", "candidate"), metric(v, "traffic_recall_agreement", "candidate"),
+                100 * metric(v, "stsb_spearman", "delta"), 100 * metric(v, "clinc150_accuracy", "delta"),
+                metric(v, "recall_agreement", "candidate"));
         const double sv = metric(v, r->c.select, "candidate");
         if (ok && isfinite(sv) && sv < best_v) best = i, best_v = sv;
         else if (ok && best < 0) best = i;
         cJSON_AddItemToArray(arr, o);
-        cJSON_Delete(v);
+        cJSON_Delete(v), cJSON_Delete(rv);
     }
     if (best >= 0) {
-        char name[32], mdir[2200];
-        snprintf(name, sizeof name, "plan-%02d", plan_pct(cands[best]));
-        path_of(mdir, sizeof mdir, r, "04-recompile/%s", name);
-        cJSON_AddStringToObject(root, "selected", name);
+        char mdir[2200];
+        path_of(mdir, sizeof mdir, r, "04-recompile/%s", r->cand[best]);
+        cJSON_AddStringToObject(root, "selected", r->cand[best]);
         cJSON_AddStringToObject(root, "selected_model_dir", mdir);
-        fprintf(f, "\n**Selected: %s** (`%s`): it passed every gate; ratios are candidate / parent measured in the same run.\n",
-                name, mdir);
+        fprintf(f, "\n**Selected: %s** (`%s`): the passing candidate with the smallest %s; ratios are candidate / parent "
+                   "measured in the same run.\n", r->cand[best], mdir, r->c.select);
     } else {
         cJSON_AddNullToObject(root, "selected");
         fprintf(f, "\n**No candidate passed every gate**; nothing to deploy. The failed gates of each candidate are in "
-                   "verdict.json and in 05-validate/*/report.md.\n");
+                   "verdict.json and in 05-validate/*/report.md (06-validate-root/*/report.md against the root).\n");
     }
     fclose(f);
     char *txt = cJSON_Print(root);
@@ -308,6 +353,8 @@ static int select_best(const evolve_run *r, const double *cands, int n) {
 }
 
 // ---- the cycle ---------------------------------------------------------------------------------------
+
+static int split_traffic(const char *src, double f, const char *calib, const char *held, int *nc, int *nh);
 
 static int cycle(evolve_run *r) {
     seslm_evolve_config *c = &r->c;
@@ -348,77 +395,164 @@ static int cycle(evolve_run *r) {
     }
     const double *cands = r->micro ? c->micro_candidates : c->candidates;
     const int n = r->micro ? c->n_micro : c->n_candidates;
-    const char *calib = r->micro && c->micro_calibration[0] ? c->micro_calibration : c->calibration;
+    const char *calib_src = r->micro && c->micro_calibration[0] ? c->micro_calibration : c->calibration;
+    // 00-split: the served-traffic sample split once, deterministically, into what the cycle fits on
+    // (plan, reconstruction, distillation) and what it only measures on (validation's traffic gates)
+    char calib[2200], heldout[2200], dsplit[2200];
+    path_of(dsplit, sizeof dsplit, r, "00-split");
+    path_of(calib, sizeof calib, r, "00-split/calibration.txt");
+    path_of(heldout, sizeof heldout, r, "00-split/heldout.txt");
+    if (!stage_done(r, "00-split")) {
+        util_rmtree(dsplit);
+        if (!mkdirs(dsplit)) return -1;
+        int nc = 0, nh = 0;
+        if (!split_traffic(calib_src, c->heldout_fraction, calib, heldout, &nc, &nh)) return -1;
+        char what[128];
+        snprintf(what, sizeof what, "%d calibration + %d held-out lines", nc, nh);
+        if (!stage_mark(r, "00-split", 0, 0, what)) return -1;
+        fprintf(stderr, "seslm evolve: %-24s %s of %s\n", "00-split", what, calib_src);
+    } else {
+        fprintf(stderr, "seslm evolve: %-24s done, skipped\n", "00-split");
+    }
     char plans[2200];
     path_of(plans, sizeof plans, r, "03-plan");
     {
-        char *a[] = {"plan", "--model", c->model, "--telemetry", merged, "--config", r->config_path, "--calib", (char *)calib,
+        char *a[] = {"plan", "--model", c->model, "--telemetry", merged, "--config", r->config_path, "--calib", calib,
                      "--out", plans, "--threads", thr, "--quiet", NULL};
         if (stage(r, "03-plan", "03-plan", "03-plan.txt", 0, a) < 0) return -1;
     }
-    char lines[16], exact[16];
+    // the candidates: the policy's targets, then the deeper students the plan stage could make within the cap
+    r->n_cand = 0;
+    for (int i = 0; i < n && r->n_cand < MAX_CANDS; i++) snprintf(r->cand[r->n_cand++], 32, "plan-%02d", plan_pct(cands[i]));
+    for (int i = 0; !r->micro && i < c->n_layer_candidates && r->n_cand < MAX_CANDS; i++) {
+        char pf[2300];
+        snprintf(pf, sizeof pf, "%s/plan-l%d.json", plans, c->layer_candidates[i]);
+        if (exists(pf)) snprintf(r->cand[r->n_cand++], 32, "plan-l%d", c->layer_candidates[i]);
+        else fprintf(stderr, "seslm evolve: plan-l%d: no such plan (more layers than the model has to drop within the cap)\n",
+                     c->layer_candidates[i]);
+    }
+    char lines[16], exact[16], dsteps[16], dbatch[16], dtime[32];
     snprintf(lines, sizeof lines, "%d", c->calibration_lines);
     snprintf(exact, sizeof exact, "%d", c->exact_rows);
-    char d4[2200], d5[2200];
+    snprintf(dsteps, sizeof dsteps, "%d", c->distill_steps);
+    snprintf(dbatch, sizeof dbatch, "%d", c->distill_batch);
+    snprintf(dtime, sizeof dtime, "%g", c->distill_time_s);
+    char d4[2200], d5[2200], d6[2200];
     path_of(d4, sizeof d4, r, "04-recompile");
     path_of(d5, sizeof d5, r, "05-validate");
-    if (!mkdirs(d4) || !mkdirs(d5)) return -1;
-    for (int i = 0; i < n; i++) {
-        const int pct = plan_pct(cands[i]);
+    path_of(d6, sizeof d6, r, "06-validate-root");
+    if (!mkdirs(d4) || !mkdirs(d5) || (r->root[0] && !mkdirs(d6))) return -1;
+    const char *emb = c->embeddings_int8 == 2 ? "int4" : c->embeddings_int8 ? "int8" : "f32";
+    for (int i = 0; i < r->n_cand; i++) {
+        const char *name = r->cand[i];
         char st[64], planf[2400], out[2400], rel[64], so[64];
-        snprintf(st, sizeof st, "04-recompile-plan-%02d", pct);
-        snprintf(rel, sizeof rel, "04-recompile/plan-%02d", pct);
-        snprintf(so, sizeof so, "04-recompile/plan-%02d.json", pct);
-        snprintf(planf, sizeof planf, "%s/plan-%02d.json", plans, pct);
+        snprintf(st, sizeof st, "04-recompile-%s", name);
+        snprintf(rel, sizeof rel, "04-recompile/%s", name);
+        snprintf(so, sizeof so, "04-recompile/%s.json", name);
+        snprintf(planf, sizeof planf, "%s/%s.json", plans, name);
         path_of(out, sizeof out, r, "%s", rel);
-        char *a[] = {"recompile", "--model", c->model, "--plan", planf, "--out", out, "--config", r->config_path,
-                     "--calibration", (char *)calib, "--calibration-lines", lines, "--telemetry", merged,
-                     "--quantize", c->quantize ? "int8" : "none", "--embeddings", c->embeddings_int8 ? "int8" : "f32",
-                     "--exact-rows", exact, "--threads", thr, NULL};
+        char *a[48] = {"recompile", "--model", c->model, "--plan", planf, "--out", out, "--config", r->config_path,
+                       "--calibration", calib, "--calibration-lines", lines, "--telemetry", merged,
+                       "--quantize", c->quantize ? "int8" : "none", "--embeddings", (char *)emb,
+                       "--exact-rows", exact, "--threads", thr, NULL};
+        int na = 0;
+        while (a[na]) na++;
+        if (c->distill_steps > 0) { // distillation between reconstruction and quantization (resumes from its checkpoint)
+            a[na++] = "--distill-steps", a[na++] = dsteps, a[na++] = "--distill-batch", a[na++] = dbatch;
+            if (c->distill_time_s > 0) a[na++] = "--distill-time", a[na++] = dtime;
+            if (c->distill_general[0]) a[na++] = "--distill-general", a[na++] = c->distill_general;
+            a[na] = NULL;
+        }
         if (stage(r, st, rel, so, 0, a) < 0) return -1;
     }
-    for (int i = 0; i < n; i++) {
-        const int pct = plan_pct(cands[i]);
-        char st[64], cand[2400], out[2400], rel[64], so[64];
-        snprintf(st, sizeof st, "05-validate-plan-%02d", pct);
-        snprintf(rel, sizeof rel, "05-validate/plan-%02d", pct);
-        snprintf(so, sizeof so, "05-validate/plan-%02d.md", pct);
-        path_of(cand, sizeof cand, r, "04-recompile/plan-%02d", pct);
-        path_of(out, sizeof out, r, "%s", rel);
-        char *a[] = {"validate", "--parent", c->model, "--candidate", cand, "--config", c->gates, "--out", out,
-                     "--threads", thr, NULL};
-        if (stage(r, st, rel, so, 1, a) < 0) return -1; // exit 1 = a gate failed: a verdict, not an error
+    for (int pass = 0; pass < (r->root[0] ? 2 : 1); pass++)
+        for (int i = 0; i < r->n_cand; i++) { // against the parent, then (later generations) against the root
+            const char *name = r->cand[i];
+            char st[64], cand[2400], out[2400], rel[64], so[64];
+            snprintf(st, sizeof st, "%s-%s", pass ? "06-validate-root" : "05-validate", name);
+            snprintf(rel, sizeof rel, "%s/%s", pass ? "06-validate-root" : "05-validate", name);
+            snprintf(so, sizeof so, "%s/%s.md", pass ? "06-validate-root" : "05-validate", name);
+            path_of(cand, sizeof cand, r, "04-recompile/%s", name);
+            path_of(out, sizeof out, r, "%s", rel);
+            const char *gates = pass && c->root_gates[0] ? c->root_gates : c->gates;
+            char *a[24] = {"validate", "--parent", pass ? r->root : c->model, "--candidate", cand, "--config", (char *)gates,
+                           "--out", out, "--threads", thr, "--traffic", heldout, NULL};
+            int na = 13;
+            if (c->kb[0]) a[na++] = "--kb", a[na++] = c->kb;
+            if (c->feedback[0]) a[na++] = "--feedback", a[na++] = c->feedback;
+            a[na] = NULL;
+            if (stage(r, st, rel, so, 1, a) < 0) return -1; // exit 1 = a gate failed: a verdict, not an error
+        }
+    return select_best(r);
+}
+
+/* Splits the non-empty lines of src: line i is held out when floor((i+1) f) > floor(i f) (an even spread,
+ * the same every run), the rest is the calibration text. */
+static int split_traffic(const char *src, double f, const char *calib, const char *held, int *nc, int *nh) {
+    char *txt = NULL;
+    size_t len = 0;
+    if (util_read_file(src, &txt, &len, (size_t)1 << 30, NULL) != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
+        return 0;
     }
-    return select_best(r, cands, n);
+    char *a = malloc(len + 2), *b = malloc(len + 2);
+    size_t la = 0, lb = 0;
+    long i = 0;
+    *nc = *nh = 0;
+    for (char *p = txt; a && b && p < txt + len;) {
+        char *e = memchr(p, '\n', (size_t)(txt + len - p));
+        size_t n = e ? (size_t)(e - p) : (size_t)(txt + len - p);
+        if (n > 0 && p[n - 1] == '\r') n--;
+        if (n > 0) {
+            const int out = floor((double)(i + 1) * f) > floor((double)i * f);
+            char *d = out ? b : a;
+            size_t *dl = out ? &lb : &la;
+            memcpy(d + *dl, p, n), *dl += n, d[(*dl)++] = '\n';
+            (out ? (*nh)++ : (*nc)++), i++;
+        }
+        p = e ? e + 1 : txt + len;
+    }
+    int ok = a && b;
+    if (!ok) cli_error(CMD, "out of memory splitting %s", src);
+    else if (*nc == 0) ok = 0, cli_error(CMD, "%s: no calibration line left after holding out %.0f%%", src, 100 * f);
+    if (ok && (util_write_file_atomic(calib, a, la) != SESLM_OK || util_write_file_atomic(held, b, lb) != SESLM_OK))
+        ok = 0, cli_error(CMD, "%s", seslm_last_error());
+    free(a), free(b), free(txt);
+    return ok;
+}
+
+/* The root of the parent's lineage: evolve.root, else config.json's seslm_lineage.root_dir; "" when the
+ * parent is itself the root (an original model). */
+static void find_root(evolve_run *r) {
+    r->root[0] = 0;
+    char rp[PATH_MAX], mp[PATH_MAX];
+    if (r->c.root[0]) snprintf(r->root, sizeof r->root, "%s", r->c.root);
+    else {
+        char p[1100];
+        snprintf(p, sizeof p, "%s/config.json", r->c.model);
+        cJSON *j = read_json(p);
+        const cJSON *rd = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "seslm_lineage"), "root_dir");
+        if (cJSON_IsString(rd)) snprintf(r->root, sizeof r->root, "%s", rd->valuestring);
+        cJSON_Delete(j);
+    }
+    if (r->root[0] && realpath(r->root, rp) && realpath(r->c.model, mp) && strcmp(rp, mp) == 0) r->root[0] = 0;
 }
 
 int cmd_evolve(int argc, char **argv) {
     const char *cfg = NULL, *model = NULL, *tel = NULL, *out = NULL, *calib = NULL, *gates = NULL;
     int threads = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        }
-        if (i + 1 >= argc) {
-            cli_error(CMD, "%s needs a value (or unknown option; see seslm evolve --help)", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--config")) cfg = v;
-        else if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--telemetry")) tel = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--calibration")) calib = v;
-        else if (!strcmp(a, "--gates")) gates = v;
-        else if (!strcmp(a, "--threads")) {
-            if (!cli_parse_int(CMD, a, v, 0, 1024, &threads)) return 2;
-        } else {
-            cli_error(CMD, "unknown option %s (see seslm evolve --help)", a);
-            return 2;
-        }
-    }
+    const cli_arg args[] = {
+        {"--config", CLI_ARG_STR, &cfg, 0, 0},
+        {"--model", CLI_ARG_STR, &model, 0, 0},
+        {"--telemetry", CLI_ARG_STR, &tel, 0, 0},
+        {"--out", CLI_ARG_STR, &out, 0, 0},
+        {"--calibration", CLI_ARG_STR, &calib, 0, 0},
+        {"--gates", CLI_ARG_STR, &gates, 0, 0},
+        {"--threads", CLI_ARG_INT, &threads, 0, 1024},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int prc = cli_parse_args(CMD, HELP, args, argc, argv, NULL);
+    if (prc >= 0) return prc;
     if (!cfg) {
         cli_error(CMD, "--config is required (see seslm evolve --help)");
         return 2;
@@ -457,6 +591,12 @@ int cmd_evolve(int argc, char **argv) {
             return 2;
         }
     snprintf(r.run, sizeof r.run, "%s", r.c.out);
+    find_root(&r);
+    if (r.root[0] && !exists(r.root)) {
+        cli_error(CMD, "root model %s (the parent's lineage root, or evolve.root) does not exist: set evolve.root", r.root);
+        return 2;
+    }
+    if (r.root[0]) fprintf(stderr, "seslm evolve: the parent descends from %s: candidates are validated against both\n", r.root);
     char p[2200];
     path_of(p, sizeof p, &r, "stages");
     if (!mkdirs(p)) {

@@ -1,13 +1,19 @@
 /* cmd_plan.c — `seslm plan`: telemetry -> profile -> importance scores -> candidate pruning plans. */
 #include "cli.h"
+#include "progress.h"
+#include "parent.h"
 #include "plan.h"
 #include "profile.h"
 #include "score.h"
+#include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *HELP =
     "usage: seslm plan --telemetry FILE_OR_DIR --config FILE --calib FILE --out DIR [--model DIR]\n"
@@ -17,6 +23,9 @@ static const char *HELP =
     "  profile.json         dormant neurons, weak / near-uniform heads, rare ids, frequent pairs, layer cost\n"
     "  scores.json          importance of every head, neuron, layer and embedding row (per score method)\n"
     "  plan-<NN>.json       one pruning plan per target ratio of the policy (docs/pruning.md)\n"
+    "  plan-l<N>.json       one plan per drop_layers entry of the policy that fits the cap: whole layers\n"
+    "                       dropped, N layers kept (not measured with masks: recompile and validate it)\n"
+    "An INT8 student (seslm recompile's output) plans from its F32 master DIR/master/, or widened to F32.\n"
     "and prints a summary table. Each plan is checked against the policy and measured by applying it\n"
     "as masks to the calibration text (mean and 5th-percentile cosine against the unpruned model).\n"
     "\n"
@@ -36,9 +45,14 @@ static const char *HELP =
 
 static const char *CMD = "plan";
 
+// progress.h: one progress per stage (what), with an ETA; plain lines when standard error is a log
 static void on_progress(void *ctx, const char *what, int done, int total) {
-    (void)ctx;
-    if (done == total || done % 16 == 0) fprintf(stderr, "seslm plan: %s %d/%d\n", what, done, total);
+    seslm_progress *p = ctx;
+    char label[96];
+    snprintf(label, sizeof label, "seslm plan: %s", what);
+    if (p->total != total || strcmp(p->label, label) != 0) seslm_progress_init(p, stderr, label, "", total);
+    seslm_progress_update(p, done);
+    if (done == total) seslm_progress_finish(p);
 }
 
 static int read_lines(const char *path, int limit, cli_texts *t) {
@@ -46,11 +60,40 @@ static int read_lines(const char *path, int limit, cli_texts *t) {
     if (!cli_texts_read_file(&all, path)) return 0;
     int ok = 1;
     for (int i = 0; ok && i < all.n && t->n < limit; i++)
-        if (all.lens[i] > 0) ok = cli_texts_add(t, all.texts[i], all.lens[i]);
+        if (strspn(all.texts[i], " \t\f\v") < all.lens[i]) ok = cli_texts_add(t, all.texts[i], all.lens[i]); // blanks are no text
     cli_texts_free(&all);
     if (ok && t->n == 0) {
-        cli_error(CMD, "%s: no non-empty line", path);
+        cli_error(CMD, "%s: no line with text (empty, or only blank lines)", path);
         return 0;
+    }
+    return ok;
+}
+
+/* Moves every file of the finished work directory into out_dir (each rename atomic: a reader sees the
+ * old file or the new one, never a part), then syncs out_dir. 1 ok. */
+static int publish(const char *wdir, const char *out_dir) {
+    DIR *d = opendir(wdir);
+    if (!d) {
+        cli_error(CMD, "cannot read %s: %s", wdir, strerror(errno));
+        return 0;
+    }
+    int ok = 1;
+    struct dirent *e;
+    while (ok && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char a[4600], b[4600];
+        snprintf(a, sizeof a, "%s/%s", wdir, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", out_dir, e->d_name);
+        if (rename(a, b) != 0) {
+            cli_error(CMD, "cannot move %s to %s: %s", a, b, strerror(errno));
+            ok = 0;
+        }
+    }
+    closedir(d);
+    int fd = ok ? open(out_dir, O_RDONLY | O_DIRECTORY) : -1;
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
     }
     return ok;
 }
@@ -59,38 +102,21 @@ int cmd_plan(int argc, char **argv) {
     const char *model_dir = cli_default_model_dir(), *tel_path = NULL, *cfg_path = NULL, *calib_path = NULL,
                *out_dir = NULL, *cmp_path = NULL;
     int threads = 0, batch = 32, calib_lines = 0, quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        }
-        if (strcmp(a, "--quiet") == 0) {
-            quiet = 1;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            cli_error(CMD, "%s needs a value (or unknown option; see seslm plan --help)", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        if (strcmp(a, "--model") == 0) model_dir = v;
-        else if (strcmp(a, "--telemetry") == 0) tel_path = v;
-        else if (strcmp(a, "--config") == 0) cfg_path = v;
-        else if (strcmp(a, "--calib") == 0) calib_path = v;
-        else if (strcmp(a, "--out") == 0) out_dir = v;
-        else if (strcmp(a, "--compare") == 0) cmp_path = v;
-        else if (strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int(CMD, a, v, 0, 1024, &threads)) return 2;
-        } else if (strcmp(a, "--batch") == 0) {
-            if (!cli_parse_int(CMD, a, v, 1, 4096, &batch)) return 2;
-        } else if (strcmp(a, "--calib-lines") == 0) {
-            if (!cli_parse_int(CMD, a, v, 1, 1 << 20, &calib_lines)) return 2;
-        } else {
-            cli_error(CMD, "unknown option %s (see seslm plan --help)", a);
-            return 2;
-        }
-    }
+    const cli_arg args[] = {
+        {"--model", CLI_ARG_STR, &model_dir, 0, 0},
+        {"--telemetry", CLI_ARG_STR, &tel_path, 0, 0},
+        {"--config", CLI_ARG_STR, &cfg_path, 0, 0},
+        {"--calib", CLI_ARG_STR, &calib_path, 0, 0},
+        {"--out", CLI_ARG_STR, &out_dir, 0, 0},
+        {"--compare", CLI_ARG_STR, &cmp_path, 0, 0},
+        {"--threads", CLI_ARG_INT, &threads, 0, 1024},
+        {"--batch", CLI_ARG_INT, &batch, 1, 4096},
+        {"--calib-lines", CLI_ARG_INT, &calib_lines, 1, 1 << 20},
+        {"--quiet", CLI_ARG_FLAG, &quiet, 0, 0},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int prc = cli_parse_args(CMD, HELP, args, argc, argv, NULL);
+    if (prc >= 0) return prc;
     if (!tel_path || !cfg_path || !calib_path || !out_dir) {
         cli_error(CMD, "--telemetry, --config, --calib and --out are required (see seslm plan --help)");
         return 2;
@@ -101,27 +127,43 @@ int cmd_plan(int argc, char **argv) {
         return 1;
     }
     if (calib_lines) pol.calib_lines = calib_lines;
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
+    // everything is written into a temporary directory beside --out and moved in only when all of it is
+    // there: a failed run leaves --out as it was (issue 14: no half-written output)
+    char wdir[4200];
+    const int created = mkdir(out_dir, 0755) == 0;
+    if (!created && errno != EEXIST) {
         cli_error(CMD, "cannot create %s: %s", out_dir, strerror(errno));
+        return 1;
+    }
+    snprintf(wdir, sizeof wdir, "%s/.plan.tmp.XXXXXX", out_dir);
+    if (!mkdtemp(wdir)) {
+        cli_error(CMD, "cannot create a temporary directory in %s: %s", out_dir, strerror(errno));
         return 1;
     }
     int rc = 1;
     seslm_model *m = NULL;
+    seslm_parent par = {0};
     seslm_encoder *e = NULL;
     seslm_telemetry_dump *dump = NULL;
     cli_texts calib = {0}, held = {0};
     seslm_calib cal = {0}, hcal = {0};
     seslm_scores sc[4];
     int n_sc = 0;
-    char path[4096], dump_path[4096];
-    if (seslm_model_load(&m, model_dir) != SESLM_OK) goto fail;
+    char path[4400], dump_path[4096];
+    // an evolved (INT8) student plans from its F32 master, or widened (parent.h); telemetry and plans name the
+    // served weights
+    if (seslm_parent_load(&par, model_dir) != SESLM_OK) goto fail;
+    m = par.m;
+    if (par.kind != SESLM_PARENT_F32) // said even with --quiet: the cycle's log shows what was planned from
+        fprintf(stderr, "seslm plan: %s is a recompiled student: weights from %s (%s)\n", model_dir, par.weights_dir,
+                seslm_parent_kind_name(par.kind));
     const seslm_model_config *c = seslm_model_get_config(m);
     if (seslm_policy_check_model(&pol, c, NULL) != SESLM_OK) goto fail;
-    if (seslm_profile_read_telemetry(tel_path, seslm_model_weights_sha256(m), &dump, dump_path, sizeof dump_path) != SESLM_OK)
+    if (seslm_profile_read_telemetry(tel_path, par.served_sha256, &dump, dump_path, sizeof dump_path) != SESLM_OK)
         goto fail;
     if (!quiet) fprintf(stderr, "seslm plan: telemetry %s (%llu sequences)\n", dump_path, (unsigned long long)dump->v.n_sequences);
     const double msl = seslm_profile_mean_seq_len(&dump->v);
-    snprintf(path, sizeof path, "%s/profile.json", out_dir);
+    snprintf(path, sizeof path, "%s/profile.json", wdir);
     if (seslm_profile_write_json(&dump->v, &pol, seslm_model_tokenizer(m), path) != SESLM_OK) goto fail;
     if (!read_lines(calib_path, pol.calib_lines, &calib)) {
         rc = 1;
@@ -132,8 +174,9 @@ int cmd_plan(int argc, char **argv) {
     if (seslm_calib_init(&cal, e, c->hidden, (const char *const *)calib.texts, calib.lens, calib.n, batch) != SESLM_OK)
         goto fail;
     if (!quiet) fprintf(stderr, "seslm plan: %d calibration texts\n", calib.n);
+    seslm_progress prog = {0};
     seslm_score_ctx sctx = {.m = m, .tel = &dump->v, .calib = &cal, .neuron_groups = pol.neuron_groups,
-                            .progress = quiet ? NULL : on_progress};
+                            .progress = quiet ? NULL : on_progress, .progress_ctx = &prog};
     // always the cheap activation score and the policy's method; every method with --compare
     int nmeth = 0, mi_policy = 0;
     const seslm_score_method *meths = seslm_score_methods(&nmeth);
@@ -146,7 +189,7 @@ int cmd_plan(int argc, char **argv) {
         n_sc++;
     }
     const seslm_scores *sp[4] = {&sc[0], &sc[1], &sc[2], &sc[3]};
-    snprintf(path, sizeof path, "%s/scores.json", out_dir);
+    snprintf(path, sizeof path, "%s/scores.json", wdir);
     if (seslm_scores_write_json(sp, n_sc, path) != SESLM_OK) goto fail;
     printf("%-10s %-10s %7s %10s %9s %15s %8s %8s\n", "candidate", "method", "target", "prunable-%", "total-%",
            "MFLOPs/token", "mean-cos", "p5-cos");
@@ -157,13 +200,40 @@ int cmd_plan(int argc, char **argv) {
         if (st == SESLM_OK) st = seslm_plan_measure(&pl, c, &cal);
         char name[64];
         snprintf(name, sizeof name, "plan-%02d", (int)(pol.targets[t] * 100 + 0.5));
-        snprintf(path, sizeof path, "%s/%s.json", out_dir, name);
-        if (st == SESLM_OK) st = seslm_plan_write_json(&pl, seslm_model_weights_sha256(m), path);
+        snprintf(path, sizeof path, "%s/%s.json", wdir, name);
+        if (st == SESLM_OK) st = seslm_plan_write_json(&pl, par.served_sha256, path);
         if (st == SESLM_OK)
             printf("%-10s %-10s %6.0f%% %9.1f%% %8.1f%% %7.2f/%-7.2f %8.4f %8.4f\n", name, pl.method, 100 * pl.target,
                    100.0 * (double)(pl.params_parent - pl.params) / (double)pl.prunable_parent,
                    100.0 * (double)(pl.params_parent - pl.params) / (double)pl.params_parent, pl.flops / 1e6,
                    pl.flops_parent / 1e6, pl.mean_cos, pl.p5_cos);
+        seslm_plan_free(&pl);
+        if (st != SESLM_OK) goto fail;
+    }
+    // deeper students: whole layers dropped, as far as the cap allows on this model (plan-lN: N layers kept)
+    for (int t = 0; t < pol.n_drop_layers; t++) {
+        const int k = pol.drop_layers[t];
+        seslm_plan pl;
+        char name[64];
+        snprintf(name, sizeof name, "plan-l%d", c->n_layers - k);
+        if (k >= c->n_layers || seslm_plan_build_drop(&pl, &pol, c, &sc[mi_policy], k, msl) != SESLM_OK) {
+            if (!quiet) fprintf(stderr, "seslm plan: %s: cannot drop %d of %d layers: %s\n", name, k, c->n_layers,
+                                k >= c->n_layers ? "too many" : seslm_last_error());
+            continue;
+        }
+        seslm_status st = seslm_plan_validate(&pl, &pol, c);
+        if (st != SESLM_OK) { // over the cap on this model (e.g. 2 of 4 layers): not a candidate this cycle
+            if (!quiet) fprintf(stderr, "seslm plan: %s skipped: %s\n", name, seslm_last_error());
+            seslm_plan_free(&pl);
+            continue;
+        }
+        snprintf(path, sizeof path, "%s/%s.json", wdir, name);
+        st = seslm_plan_write_json(&pl, par.served_sha256, path);
+        if (st == SESLM_OK)
+            printf("%-10s %-10s %6.0f%% %9.1f%% %8.1f%% %7.2f/%-7.2f %8s %8s\n", name, pl.method, 100 * pl.target,
+                   100.0 * (double)(pl.params_parent - pl.params) / (double)pl.prunable_parent,
+                   100.0 * (double)(pl.params_parent - pl.params) / (double)pl.params_parent, pl.flops / 1e6,
+                   pl.flops_parent / 1e6, "-", "-");
         seslm_plan_free(&pl);
         if (st != SESLM_OK) goto fail;
     }
@@ -197,12 +267,14 @@ int cmd_plan(int argc, char **argv) {
                 if (st != SESLM_OK) goto fail;
             }
     }
-    rc = 0;
+    rc = publish(wdir, out_dir) ? 0 : 1;
     goto done;
 fail:
     cli_error(CMD, "%s", seslm_last_error());
     rc = 1;
 done:
+    util_rmtree(wdir); // (empty after a publish)
+    if (rc && created) rmdir(out_dir); // a directory this run made, and left empty
     for (int k = 0; k < n_sc; k++) seslm_scores_free(&sc[k]);
     seslm_calib_free(&cal);
     seslm_calib_free(&hcal);
@@ -210,6 +282,6 @@ done:
     cli_texts_free(&held);
     seslm_encoder_free(e);
     seslm_telemetry_dump_free(dump);
-    seslm_model_free(m);
+    seslm_parent_free(&par);
     return rc;
 }

@@ -3,6 +3,9 @@
 #include "backend.h"
 #include "calibrate.h"
 #include "cli.h"
+#include "model_verify.h"
+#include "progress.h"
+#include "parent.h"
 #include "plan.h"
 #include "profile.h"
 #include "recompile.h"
@@ -10,6 +13,13 @@
 #include "util.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#if __has_include("distill.h")
+#include "distill.h"
+#define SESLM_HAVE_DISTILL 1
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,27 +50,33 @@ static const char *HELP =
     "  --calibration-lines N  use the first N non-empty lines (default 512)\n"
     "  --ridge X            reconstruction ridge relative to the mean Gram diagonal (default 1e-3)\n"
     "  --quantize int8|none   linear weights (default int8)\n"
-    "  --embeddings int8|f32  word-embedding table (default int8)\n"
+    "  --embeddings int8|int4|f32  word-embedding table (default int8); int4: every row 4-bit with its own\n"
+    "                       scale (two per byte), the frequent rows exact as with int8\n"
     "  --telemetry PATH     a dump or a directory of dumps: token frequencies for the exact rows\n"
     "  --exact-rows N       most frequent ids kept exact (default 1000; needs --telemetry)\n"
     "  --sparsity none|2:4  2:4 structured sparsity of the FFN weights (F32 only), kept only when the\n"
     "                       kernel benchmark on this machine shows it faster than the dense product the\n"
     "                       student would otherwise run at the batch of use; else dense, and the summary says why\n"
     "  --batch-of-use N     batch size the student will serve (default 32), x --tokens-per-text (default 16)\n"
-    "  --config FILE        also check the plan against this policy (configs/evolve.yaml)\n"
+    "  --config FILE        check the plan against this policy (configs/evolve.yaml); default the built-in\n"
+    "                       policy (first and last layers protected, >= 4 heads and 256 neurons per layer)\n"
     "  --threads N          threads of the calibration pass (default: all cores)\n"
+    "  --distill-steps N    distil the F32 student against the parent on the calibration text before\n"
+    "                       quantizing (seslm distill's engine; 0 = no distillation, default)\n"
+    "  --distill-general F  general text replayed during distillation (default none)\n"
+    "  --distill-batch N    sentences per step (default 32)\n"
+    "  --distill-time S     stop distilling after S seconds (default: no limit)\n"
+    "  --no-master          do not keep the F32 student in DIR/master/ (see below)\n"
+    "\n"
+    "Order: slice -> reconstruct -> [distill] -> INT8 -> compressed embeddings. When the student is quantized\n"
+    "or its embeddings compressed, DIR/master/ keeps the F32 student before quantization (config.json\n"
+    "\"seslm_master\" records its sha256): the next evolution cycle plans and recompiles from it, so rounding\n"
+    "errors never compound over generations (docs/recompile.md). --model may be such a student: its master is\n"
+    "used, or, without one, its INT8 weights widened to F32.\n"
     "\n"
     "Exit status: 0 ok, 1 bad plan / model / calibration / existing DIR / write failure, 2 usage error.\n";
 
 static const char *CMD = "recompile";
-
-static void json_string(const char *v) {
-    cJSON *j = cJSON_CreateString(v);
-    char *t = j ? cJSON_PrintUnformatted(j) : NULL;
-    fputs(t ? t : "\"\"", stdout);
-    free(t);
-    cJSON_Delete(j);
-}
 
 /* The plan's "model_sha256", when present and non-empty, must be the parent's. */
 static int check_plan_model(const char *plan_path, const char *sha) {
@@ -81,10 +97,12 @@ static int check_plan_model(const char *plan_path, const char *sha) {
     return ok;
 }
 
+// progress.h: a rewritten line with an ETA on a terminal, plain periodic lines in logs
 static void calib_progress(void *ctx, int done, int total) {
-    (void)ctx;
-    if (done == total || done % 64 < 8) fprintf(stderr, "\rseslm recompile: calibration %d/%d texts", done, total);
-    if (done == total) fputc('\n', stderr);
+    seslm_progress *p = ctx;
+    if (p->total != total) seslm_progress_init(p, stderr, "seslm recompile: calibration", "texts", total);
+    seslm_progress_update(p, done);
+    if (done == total) seslm_progress_finish(p);
 }
 
 static int parse_int(const char *v, int lo, int hi, int *out) {
@@ -95,9 +113,141 @@ static int parse_int(const char *v, int lo, int hi, int *out) {
     return 1;
 }
 
+typedef struct {
+    int steps, batch, threads;
+    double time_s;
+    const char *general, *calibration, *parent_dir;
+    int parent_widened;                     // the parent is an INT8 student widened in memory
+    double cos_before, cos_after, seconds; // filled by the distill stage
+    int done;
+} dist_cfg;
+
+static void path_join(char *out, size_t cap, const char *a, const char *b) { snprintf(out, cap, "%s%s", a, b); }
+
+/* The student: slice + reconstruct (F32) -> [distill] -> INT8 + compressed embeddings, the F32 student
+ * kept as DIR/master/. Work happens in DIR.stage/ (a leftover of an interrupted run is removed first); DIR
+ * appears by one rename, complete. Returns 1 ok, 0 failed (reported). */
+static int build_student(const seslm_model *m, const seslm_plan *pl, const seslm_recompile_opts *ro, const char *out_dir,
+                         seslm_recompile_stats *s, int keep_master, dist_cfg *dc) {
+    const int post = ro->quantize_int8 || ro->compress_embeddings || ro->sparse24_ffn;
+    if (!post && dc->steps == 0) { // slicing (+ reconstruction) only: the student is the F32 model
+        if (seslm_recompile_run(m, pl, ro, out_dir, s) == SESLM_OK) return 1;
+        cli_error(CMD, "%s", seslm_last_error());
+        return 0;
+    }
+    struct stat sb;
+    if (lstat(out_dir, &sb) == 0) {
+        cli_error(CMD, "%s already exists; refusing to overwrite it", out_dir);
+        return 0;
+    }
+    char stage[4200], f32[4300], dist[4300], fin[4300], mdir[4400];
+    path_join(stage, sizeof stage, out_dir, ".stage");
+    util_rmtree(stage);
+    if (mkdir(stage, 0755) != 0) {
+        cli_error(CMD, "cannot create %s: %s", stage, strerror(errno));
+        return 0;
+    }
+    path_join(f32, sizeof f32, stage, "/f32");
+    path_join(dist, sizeof dist, stage, "/distilled");
+    path_join(fin, sizeof fin, stage, "/student");
+    seslm_recompile_opts o1 = *ro;
+    o1.quantize_int8 = 0, o1.compress_embeddings = 0, o1.sparse24_ffn = 0;
+    static seslm_recompile_stats s1;
+    int ok = seslm_recompile_run(m, pl, &o1, f32, &s1) == SESLM_OK;
+    if (!ok) cli_error(CMD, "%s", seslm_last_error());
+    const char *master = f32;
+#ifdef SESLM_HAVE_DISTILL
+    char pf32[4300];
+    path_join(pf32, sizeof pf32, stage, "/parent-f32");
+    if (ok && dc->steps > 0 && seslm_model_is_quantized(m) == 0 && dc->parent_widened) {
+        // the teacher is an INT8 student without master, widened in memory: the engine reads F32 model
+        // directories, so write it out once as one (nothing removed, lineage kept)
+        seslm_plan same;
+        memset(&same, 0, sizeof same);
+        const int L = seslm_model_get_config(m)->n_layers;
+        same.n_layers = L;
+        same.n_remove_heads = calloc((size_t)L + 1, sizeof(int));
+        same.n_remove_neurons = calloc((size_t)L + 1, sizeof(int));
+        same.remove_heads = calloc((size_t)L + 1, sizeof(int *));
+        same.remove_neurons = calloc((size_t)L + 1, sizeof(int *));
+        seslm_recompile_opts po = {.ridge = 1e-3, .keep_lineage = 1};
+        ok = same.n_remove_heads && same.n_remove_neurons && same.remove_heads && same.remove_neurons &&
+             seslm_recompile_run(m, &same, &po, pf32, NULL) == SESLM_OK;
+        if (!ok) cli_error(CMD, "cannot write the widened parent for distillation: %s", seslm_last_error());
+        free(same.n_remove_heads), free(same.n_remove_neurons), free(same.remove_heads), free(same.remove_neurons);
+        dc->parent_dir = pf32;
+    }
+    if (ok && dc->steps > 0) {
+        distill_opts d;
+        distill_opts_default(&d);
+        d.parent_dir = dc->parent_dir, d.student_dir = f32, d.calibration = dc->calibration, d.general = dc->general;
+        d.out_dir = dist, d.steps = dc->steps, d.batch = dc->batch, d.threads = dc->threads, d.time_budget_s = dc->time_s;
+        d.progress = 1;
+        // the checkpoint lives beside DIR, outside the stage directory a rerun starts over: a killed recompile
+        // redoes the (deterministic) slicing and reconstruction, then resumes the distillation from it
+        char ckpt[4300];
+        path_join(ckpt, sizeof ckpt, out_dir, ".distill-ckpt");
+        d.checkpoint_dir = ckpt;
+        distill_report rep;
+        memset(&rep, 0, sizeof rep);
+        char err[1024] = "";
+        fprintf(stderr, "seslm recompile: distilling the F32 student (%d steps)\n", dc->steps);
+        const int drc = distill_run(&d, &rep, err, sizeof err);
+        if (drc != 0) {
+            cli_error(CMD, "distillation failed: %s", err[0] ? err : "internal error");
+            ok = 0;
+        } else {
+            dc->cos_before = rep.cos_before, dc->cos_after = rep.cos_after, dc->seconds = rep.seconds, dc->done = rep.steps_done;
+            fprintf(stderr, "seslm recompile: distilled %d steps in %.1f s: held-out cosine %.4f -> %.4f\n", rep.steps_done,
+                    rep.seconds, rep.cos_before, rep.cos_after);
+            master = dist;
+            util_rmtree(ckpt);
+        }
+    }
+#endif
+    seslm_model *mm = NULL;
+    seslm_plan none;
+    memset(&none, 0, sizeof none);
+    if (ok && seslm_model_load(&mm, master) != SESLM_OK) ok = 0, cli_error(CMD, "%s", seslm_last_error());
+    if (ok) { // quantization of the (distilled) F32 student: an empty plan, lineage kept as it is
+        const seslm_model_config *mc = seslm_model_get_config(mm);
+        none.n_layers = mc->n_layers;
+        none.n_remove_heads = calloc((size_t)mc->n_layers + 1, sizeof(int));
+        none.n_remove_neurons = calloc((size_t)mc->n_layers + 1, sizeof(int));
+        none.remove_heads = calloc((size_t)mc->n_layers + 1, sizeof(int *));
+        none.remove_neurons = calloc((size_t)mc->n_layers + 1, sizeof(int *));
+        none.drop_layer = calloc((size_t)mc->n_layers + 1, sizeof(int));
+        snprintf(none.method, sizeof none.method, "%s", pl->method);
+        none.target = pl->target;
+        seslm_recompile_opts o2 = *ro;
+        o2.calib = NULL, o2.keep_lineage = 1;
+        o2.master_sha256 = keep_master ? seslm_model_weights_sha256(mm) : NULL;
+        o2.distill_steps = dc->done, o2.distill_cos_before = dc->cos_before, o2.distill_cos_after = dc->cos_after;
+        static seslm_recompile_stats s2;
+        ok = none.n_remove_heads && none.n_remove_neurons && none.remove_heads && none.remove_neurons && none.drop_layer &&
+             seslm_recompile_run(mm, &none, &o2, fin, &s2) == SESLM_OK;
+        if (!ok) cli_error(CMD, "%s", seslm_last_error());
+        // the whole chain's figures: sizes of the final student, reconstruction of the first step
+        *s = s1;
+        s->bytes = s2.bytes, s->file_bytes = s2.file_bytes, s->exact_rows = s2.exact_rows;
+        s->quant_worst_rel_err = s2.quant_worst_rel_err, s->sparse24_layers = s2.sparse24_layers;
+        free(none.n_remove_heads), free(none.n_remove_neurons), free(none.remove_heads), free(none.remove_neurons);
+        free(none.drop_layer);
+    }
+    seslm_model_free(mm);
+    path_join(mdir, sizeof mdir, fin, "/master");
+    if (ok && keep_master && rename(master, mdir) != 0)
+        ok = 0, cli_error(CMD, "cannot move the F32 master into %s: %s", mdir, strerror(errno));
+    if (ok && rename(fin, out_dir) != 0) ok = 0, cli_error(CMD, "cannot rename %s to %s: %s", fin, out_dir, strerror(errno));
+    util_rmtree(stage);
+    return ok;
+}
+
 int cmd_recompile(int argc, char **argv) {
     const char *model_dir = cli_default_model_dir(), *plan_path = NULL, *out_dir = NULL, *cfg_path = NULL;
-    const char *calib_path = NULL, *tel_path = NULL;
+    const char *calib_path = NULL, *tel_path = NULL, *dist_general = NULL;
+    int dist_steps = 0, dist_batch = 32, keep_master = 1;
+    double dist_time = 0;
     int calib_lines = 512, n_exact = 1000, threads = 0, quantize = 1, compress = 1, sparsity = 0, batch_use = 32,
         tok_per_text = 16;
     double ridge = 1e-3;
@@ -106,6 +256,10 @@ int cmd_recompile(int argc, char **argv) {
         if (cli_is_help(a)) {
             fputs(HELP, stdout);
             return 0;
+        }
+        if (strcmp(a, "--no-master") == 0) {
+            keep_master = 0;
+            continue;
         }
         if (i + 1 >= argc) {
             cli_error(CMD, "%s needs a value (or unknown option; see seslm recompile --help)", a);
@@ -120,16 +274,27 @@ int cmd_recompile(int argc, char **argv) {
         else if (strcmp(a, "--telemetry") == 0) tel_path = v;
         else if (strcmp(a, "--quantize") == 0 && (strcmp(v, "int8") == 0 || strcmp(v, "none") == 0))
             quantize = strcmp(v, "int8") == 0;
-        else if (strcmp(a, "--embeddings") == 0 && (strcmp(v, "int8") == 0 || strcmp(v, "f32") == 0))
-            compress = strcmp(v, "int8") == 0;
+        else if (strcmp(a, "--embeddings") == 0 && (strcmp(v, "int8") == 0 || strcmp(v, "int4") == 0 || strcmp(v, "f32") == 0))
+            compress = strcmp(v, "int8") == 0 ? SESLM_EMB_INT8 : strcmp(v, "int4") == 0 ? SESLM_EMB_INT4 : 0;
         else if (strcmp(a, "--sparsity") == 0 && (strcmp(v, "none") == 0 || strcmp(v, "2:4") == 0))
             sparsity = strcmp(v, "2:4") == 0;
         else if ((strcmp(a, "--calibration-lines") == 0 && parse_int(v, 1, 1000000, &calib_lines)) ||
                  (strcmp(a, "--batch-of-use") == 0 && parse_int(v, 1, 4096, &batch_use)) ||
                  (strcmp(a, "--tokens-per-text") == 0 && parse_int(v, 1, 512, &tok_per_text)) ||
                  (strcmp(a, "--exact-rows") == 0 && parse_int(v, 0, 10000000, &n_exact)) ||
-                 (strcmp(a, "--threads") == 0 && parse_int(v, 0, 1024, &threads)))
+                 (strcmp(a, "--threads") == 0 && parse_int(v, 0, 1024, &threads)) ||
+                 (strcmp(a, "--distill-steps") == 0 && parse_int(v, 0, 10000000, &dist_steps)) ||
+                 (strcmp(a, "--distill-batch") == 0 && parse_int(v, 2, 4096, &dist_batch)))
             ;
+        else if (strcmp(a, "--distill-general") == 0) dist_general = v;
+        else if (strcmp(a, "--distill-time") == 0) {
+            char *end;
+            dist_time = strtod(v, &end);
+            if (!*v || *end || !(dist_time >= 0)) {
+                cli_error(CMD, "--distill-time wants seconds >= 0 (got '%s')", v);
+                return 2;
+            }
+        }
         else if (strcmp(a, "--ridge") == 0) {
             char *end;
             ridge = strtod(v, &end);
@@ -139,7 +304,8 @@ int cmd_recompile(int argc, char **argv) {
             }
         } else if (strcmp(a, "--quantize") == 0 || strcmp(a, "--embeddings") == 0 || strcmp(a, "--calibration-lines") == 0 ||
                    strcmp(a, "--sparsity") == 0 || strcmp(a, "--batch-of-use") == 0 || strcmp(a, "--tokens-per-text") == 0 ||
-                   strcmp(a, "--exact-rows") == 0 || strcmp(a, "--threads") == 0) {
+                   strcmp(a, "--exact-rows") == 0 || strcmp(a, "--threads") == 0 ||
+                   strcmp(a, "--distill-steps") == 0 || strcmp(a, "--distill-batch") == 0) {
             cli_error(CMD, "bad value '%s' for %s (see seslm recompile --help)", v, a);
             return 2;
         } else {
@@ -151,31 +317,50 @@ int cmd_recompile(int argc, char **argv) {
         cli_error(CMD, "--plan and --out are required (see seslm recompile --help)");
         return 2;
     }
+    // without --config the built-in policy (seslm_policy_default: first and last layers protected, at
+    // least 4 heads and 256 neurons kept per layer) still applies: a plan is never taken unchecked
+    if (dist_steps > 0 && !calib_path) {
+        cli_error(CMD, "--distill-steps needs --calibration (the text the student learns to embed as the parent does)");
+        return 2;
+    }
+#ifndef SESLM_HAVE_DISTILL
+    if (dist_steps > 0) {
+        cli_error(CMD, "--distill-steps: this build has no distillation engine (pipeline/distill)");
+        return 1;
+    }
+#endif
     seslm_policy pol;
+    seslm_policy_default(&pol);
     if (cfg_path && seslm_policy_load(&pol, cfg_path) != SESLM_OK) {
         cli_error(CMD, "%s", seslm_last_error());
         return 1;
     }
     seslm_model *m = NULL;
+    seslm_parent par = {0};
     seslm_plan pl;
     seslm_calibration cal;
     seslm_telemetry_dump *tel = NULL;
     char **lines = NULL;
     int n_lines = 0, have_plan = 0, have_cal = 0, rc = 1;
     memset(&cal, 0, sizeof cal);
-    if (seslm_model_load(&m, model_dir) != SESLM_OK) goto fail;
+    if (seslm_parent_load(&par, model_dir) != SESLM_OK) goto fail;
+    m = par.m;
+    if (par.kind != SESLM_PARENT_F32)
+        fprintf(stderr, "seslm recompile: %s is a recompiled student: weights from %s (%s)\n", model_dir, par.weights_dir,
+                seslm_parent_kind_name(par.kind));
     const seslm_model_config *c = seslm_model_get_config(m);
     if (seslm_plan_read_json(&pl, c, plan_path) != SESLM_OK) goto fail;
     have_plan = 1;
-    if (!check_plan_model(plan_path, seslm_model_weights_sha256(m))) goto done;
-    if (cfg_path && seslm_plan_validate(&pl, &pol, c) != SESLM_OK) goto fail;
+    if (!check_plan_model(plan_path, par.served_sha256)) goto done;
+    if (seslm_plan_validate(&pl, &pol, c) != SESLM_OK) goto fail;
     const char *base = strrchr(plan_path, '/');
     base = base ? base + 1 : plan_path;
-    if (tel_path && seslm_profile_read_telemetry(tel_path, seslm_model_weights_sha256(m), &tel, NULL, 0) != SESLM_OK)
+    if (tel_path && seslm_profile_read_telemetry(tel_path, par.served_sha256, &tel, NULL, 0) != SESLM_OK)
         goto fail;
     if (calib_path) {
         if (seslm_lines_read(calib_path, calib_lines, &lines, &n_lines) != SESLM_OK) goto fail;
-        if (seslm_calibration_collect(&cal, m, (const char *const *)lines, n_lines, 8, threads, calib_progress, NULL) !=
+        seslm_progress calib_prog = {0};
+        if (seslm_calibration_collect(&cal, m, (const char *const *)lines, n_lines, 8, threads, calib_progress, &calib_prog) !=
             SESLM_OK)
             goto fail;
         have_cal = 1;
@@ -208,25 +393,32 @@ int cmd_recompile(int argc, char **argv) {
     seslm_recompile_opts ro = {.plan_name = base, .calibration_name = cbase ? cbase + 1 : calib_path,
                                .calib = have_cal ? &cal : NULL, .ridge = ridge, .quantize_int8 = quantize,
                                .compress_embeddings = compress, .token_counts = tel ? tel->v.token_counts : NULL,
-                               .n_exact = n_exact, .sparse24_ffn = sp_keep};
+                               .n_exact = n_exact, .sparse24_ffn = sp_keep, .parent_dir = model_dir,
+                               .parent_sha256 = par.served_sha256,
+                               .parent_kind = seslm_parent_kind_name(par.kind)};
     static seslm_recompile_stats s;
-    if (seslm_recompile_run(m, &pl, &ro, out_dir, &s) != SESLM_OK) goto fail;
+    dist_cfg dc = {.steps = dist_steps, .batch = dist_batch, .threads = threads, .time_s = dist_time,
+                   .general = dist_general, .calibration = calib_path, .parent_dir = par.weights_dir,
+                   .parent_widened = par.kind == SESLM_PARENT_WIDENED};
+    if (!build_student(m, &pl, &ro, out_dir, &s, keep_master, &dc)) goto done;
     { // the architecture diff beside the weights (the student is complete already: a failure here is reported)
         seslm_model *stu = NULL;
         seslm_status rst = seslm_model_load(&stu, out_dir);
-        if (rst == SESLM_OK) rst = seslm_arch_report_write(m, stu, out_dir, 32);
+        if (rst == SESLM_OK) rst = seslm_arch_report_write_drop(m, stu, pl.drop_layer, out_dir, 32);
         seslm_model_free(stu);
+        // last: the manifest every later load checks the student against (model_verify.h)
+        if (rst == SESLM_OK) rst = model_manifest_write(out_dir);
         if (rst != SESLM_OK) {
-            cli_error(CMD, "student written, but its architecture report failed: %s", seslm_last_error());
+            cli_error(CMD, "student written, but its architecture report or manifest failed: %s", seslm_last_error());
             goto done;
         }
     }
     printf("{\"parent\":");
-    json_string(model_dir);
+    cli_json_str(stdout, model_dir);
     printf(",\"student\":");
-    json_string(out_dir);
+    cli_json_str(stdout, out_dir);
     printf(",\"plan\":");
-    json_string(plan_path);
+    cli_json_str(stdout, plan_path);
     printf(",\"parent_sha256\":\"%s\",\"params_parent\":%lld,\"params\":%lld,\"bytes_parent\":%lld,\"bytes\":%lld,"
            "\"file_bytes_parent\":%lld,\"file_bytes\":%lld,\"params_ratio\":%.6f,\"heads_removed\":%d,"
            "\"neurons_removed\":%d,\"bytes_ratio\":%.6f,\"quantize\":\"%s\",\"embeddings\":\"%s\",\"exact_rows\":%d,"
@@ -236,15 +428,25 @@ int cmd_recompile(int argc, char **argv) {
            (long long)s.bytes, (long long)s.file_bytes_parent, (long long)s.file_bytes,
            s.params_parent ? (double)s.params / (double)s.params_parent : 0.0, s.heads_removed, s.neurons_removed,
            s.bytes_parent ? (double)s.bytes / (double)s.bytes_parent : 0.0, quantize ? "int8" : "none",
-           compress ? "int8" : "f32", s.exact_rows, have_cal ? "\"least-squares\"" : "null",
+           compress == SESLM_EMB_INT4 ? "int4" : compress ? "int8" : "f32", s.exact_rows, have_cal ? "\"least-squares\"" : "null",
            (long long)(have_cal ? cal.tokens : 0), s.refits_skipped, sparsity ? "2:4" : "none", sp_keep ? "true" : "false");
-    json_string(sp_reason);
-    printf("},\"layers\":[");
+    cli_json_str(stdout, sp_reason);
+    printf("},\"layers_removed\":%d,\"master\":%s,\"distill\":", s.layers_removed,
+           keep_master && (quantize || compress || sp_keep) ? "\"master\"" : "null");
+    if (dc.done > 0)
+        printf("{\"steps\":%d,\"seconds\":%.1f,\"heldout_cos_before\":%.6f,\"heldout_cos_after\":%.6f}", dc.done, dc.seconds,
+               dc.cos_before, dc.cos_after);
+    else printf("null");
+    printf(",\"layers\":[");
     if (s.refits_skipped)
         fprintf(stderr, "seslm recompile: warning: %d pruned projections left unfitted: %lld calibration tokens are "
                         "fewer than twice their kept inputs; give more calibration text\n",
                 s.refits_skipped, (long long)cal.tokens);
     for (int l = 0; l < c->n_layers; l++) {
+        if (pl.drop_layer && pl.drop_layer[l]) {
+            printf("%s{\"layer\":%d,\"dropped\":true}", l ? "," : "", l);
+            continue;
+        }
         printf("%s{\"layer\":%d,\"heads_parent\":%d,\"heads\":%d,\"ffn_parent\":%d,\"ffn\":%d", l ? "," : "", l,
                c->layers[l].n_heads, c->layers[l].n_heads - pl.n_remove_heads[l], c->layers[l].ffn_dim,
                c->layers[l].ffn_dim - pl.n_remove_neurons[l]);
@@ -264,6 +466,6 @@ done:
     if (have_cal) seslm_calibration_free(&cal);
     seslm_lines_free(lines, n_lines);
     seslm_telemetry_dump_free(tel);
-    seslm_model_free(m);
+    seslm_parent_free(&par);
     return rc;
 }

@@ -8,7 +8,7 @@
 
 static const char *HELP =
     "usage: seslm validate --parent DIR --candidate DIR [--config FILE] [--out DIR] [--threads N]\n"
-    "                      [--json] [--quiet]\n"
+    "                      [--traffic FILE] [--kb DIR] [--feedback FILE] [--json] [--quiet]\n"
     "\n"
     "The validation sandbox: measures the candidate against its parent on real data, both in the same\n"
     "run on the same inputs, and checks the results against the gates of the config (docs/validation.md):\n"
@@ -17,6 +17,9 @@ static const char *HELP =
     "             on each model's own embeddings (same split)\n"
     "  domain     the cosine check on domain traffic, intent accuracy on labelled domain traffic\n"
     "  grounding  top-k retrieval over a passage set: recall@k of the candidate against the parent\n"
+    "  node       the node's own data: cosine and recall@k agreement (queries against its knowledge base)\n"
+    "             on held-out served traffic, intent accuracy on its labelled feedback (when there is\n"
+    "             enough); without that data those gates are skipped, and the report says so\n"
     "  speed      latency p50 / p95 at batch 1 and 32 (interleaved, after warm-ups)\n"
     "  memory     bytes of model.safetensors; peak RSS of loading + running (forked child)\n"
     "Prints the Markdown report (or with --json the verdict) to standard output, progress to standard\n"
@@ -27,11 +30,15 @@ static const char *HELP =
     "  --config FILE     gates, data files and sample sizes (default: built-in, = configs/gates.yaml)\n"
     "  --out DIR         also write DIR/verdict.json, DIR/report.md, DIR/junit.xml (crash-safe)\n"
     "  --threads N       worker threads, 0 = all cores (overrides run.threads)\n"
+    "  --traffic FILE    held-out served traffic, one text per line (overrides data.traffic)\n"
+    "  --kb DIR          the node's knowledge base (seslm kb build; overrides data.kb)\n"
+    "  --feedback FILE   labelled feedback, text TAB label per line (overrides data.feedback)\n"
     "  --json            print the JSON verdict instead of the report\n"
     "  --quiet           no progress lines\n"
     "\n"
     "Exit status: 0 every gate passed, 1 a gate failed, 2 usage error, bad input (missing or malformed\n"
-    "model, config or data file) or no verdict could be written.\n";
+    "model, config or data file) or no verdict could be written, 3 inconclusive: no gate failed but a timing\n"
+    "gate's ~95% interval straddles its threshold (the machine was too busy to decide): rerun.\n";
 
 static const char *CMD = "validate";
 
@@ -41,7 +48,8 @@ static int is_dir(const char *p) {
 }
 
 int cmd_validate(int argc, char **argv) {
-    const char *parent = NULL, *cand = NULL, *cfg_path = NULL, *out_dir = NULL;
+    const char *parent = NULL, *cand = NULL, *cfg_path = NULL, *out_dir = NULL, *traffic = NULL, *kb = NULL,
+               *feedback = NULL;
     int threads = -1, json = 0, quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -52,7 +60,7 @@ int cmd_validate(int argc, char **argv) {
         if (strcmp(a, "--json") == 0) json = 1;
         else if (strcmp(a, "--quiet") == 0) quiet = 1;
         else if (!strcmp(a, "--parent") || !strcmp(a, "--candidate") || !strcmp(a, "--config") || !strcmp(a, "--out") ||
-                 !strcmp(a, "--threads")) {
+                 !strcmp(a, "--threads") || !strcmp(a, "--traffic") || !strcmp(a, "--kb") || !strcmp(a, "--feedback")) {
             if (i + 1 >= argc) {
                 cli_error(CMD, "%s needs a value", a);
                 return 2;
@@ -62,6 +70,9 @@ int cmd_validate(int argc, char **argv) {
             else if (!strcmp(a, "--candidate")) cand = v;
             else if (!strcmp(a, "--config")) cfg_path = v;
             else if (!strcmp(a, "--out")) out_dir = v;
+            else if (!strcmp(a, "--traffic")) traffic = v;
+            else if (!strcmp(a, "--kb")) kb = v;
+            else if (!strcmp(a, "--feedback")) feedback = v;
             else if (!cli_parse_int(CMD, a, v, 0, 1024, &threads)) return 2;
         } else {
             cli_error(CMD, "unknown option '%s' (seslm validate --help)", a);
@@ -94,6 +105,9 @@ int cmd_validate(int argc, char **argv) {
         seslm_validate_config_default(&c);
     }
     if (threads >= 0) c.threads = threads;
+    if (traffic) c.traffic = traffic;
+    if (kb) c.kb = kb;
+    if (feedback) c.feedback = feedback;
     seslm_validate_result *r = calloc(1, sizeof *r);
     if (!r) {
         seslm_validate_config_free(&c);
@@ -116,10 +130,13 @@ int cmd_validate(int argc, char **argv) {
         if (!quiet) {
             int failed = 0;
             for (int i = 0; i < r->n_results; i++) failed += !r->results[i].pass;
-            fprintf(stderr, "validate: %s (%d of %d gates failed)%s%s\n", r->pass ? "PASS" : "FAIL", failed,
+            fprintf(stderr, "validate: %s (%d of %d gates failed)%s%s\n",
+                    r->pass ? "PASS" : r->inconclusive ? "INCONCLUSIVE: a timing gate could not decide on this machine, rerun"
+                                                       : "FAIL",
+                    failed,
                     r->n_results, out_dir ? "; outputs in " : "", out_dir ? out_dir : "");
         }
-        rc = r->pass ? 0 : 1;
+        rc = r->pass ? 0 : r->inconclusive ? SESLM_VALIDATE_INCONCLUSIVE : 1;
     }
     free(r);
     seslm_validate_config_free(&c);

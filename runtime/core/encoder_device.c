@@ -73,7 +73,8 @@ seslm_status encoder_device_init(encoder_device *d, const seslm_backend *be, con
     } else {
         int E = 0; // rows of the exact table: one past the largest slot
         for (int v = 0; v < V; v++) E = we->exact_slot[v] + 1 > E ? we->exact_slot[v] + 1 : E;
-        d->word.q = dev_copy(d, we->q, (size_t)V * C, &ok);
+        if (we->q4) d->word.q4 = dev_copy(d, we->q4, (size_t)V * (C / 2), &ok);
+        else d->word.q = dev_copy(d, we->q, (size_t)V * C, &ok);
         d->word.scale = dev_copy(d, we->scale, (size_t)V * sizeof(float), &ok);
         d->word.exact_slot = dev_copy(d, we->exact_slot, (size_t)V * sizeof(int32_t), &ok);
         d->word.exact = E ? dev_copy(d, we->exact, (size_t)E * fc, &ok) : NULL;

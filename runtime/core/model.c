@@ -3,6 +3,7 @@
  * Every tensor's presence, dtype and shape is checked against the config before use. */
 #include "model_internal.h"
 #include "model_crypt.h"
+#include "model_verify.h"
 #include "sparse24.h"
 
 #include <errno.h>
@@ -161,14 +162,32 @@ static seslm_status model_word_table(seslm_model *m) {
     const char *base = "embeddings.word_embeddings.weight";
     const int8_t *q = NULL;
     const float *s = NULL;
-    seslm_status st = model_linear(m, &m->word_emb, &q, &s, base, V, C);
-    if (st != SESLM_OK) return st;
+    seslm_status st;
+    const st_tensor *t4 = st_find(&m->st, base);
     memset(&m->word, 0, sizeof m->word);
-    if (!q) {
-        m->word.f32 = m->word_emb;
-        return SESLM_OK;
+    if (t4 && t4->dtype == ST_U8) { // 4-bit rows, two per byte (backend.h), with "..._scale"
+        const st_tensor *ts = st_find(&m->st, "embeddings.word_embeddings.weight_scale");
+        if (C % 2 || t4->ndim != 2 || t4->shape[0] != V || t4->shape[1] != C / 2)
+            return seslm_fail(SESLM_ERR_SHAPE, "%s: 4-bit '%s' must have shape [%lld, %lld] (hidden even)", m->st.path, base,
+                              (long long)V, (long long)(C / 2));
+        if (!ts || ts->dtype != ST_F32 || ts->ndim != 1 || ts->shape[0] != V || (uintptr_t)ts->data % sizeof(float))
+            return seslm_fail(SESLM_ERR_SHAPE, "%s: 4-bit '%s' needs an F32 tensor '%s_scale' of shape [%lld]", m->st.path,
+                              base, base, (long long)V);
+        s = ts->data;
+        for (int64_t i = 0; i < V; i++)
+            if (!(s[i] >= 0.0f) || !isfinite(s[i]))
+                return seslm_fail(SESLM_ERR_SHAPE, "%s: '%s_scale'[%lld] = %g is not a finite non-negative scale",
+                                  m->st.path, base, (long long)i, (double)s[i]);
+        m->word_emb = NULL;
+        m->word.q4 = t4->data, m->word.scale = s;
+    } else {
+        if ((st = model_linear(m, &m->word_emb, &q, &s, base, V, C)) != SESLM_OK) return st;
+        if (!q) {
+            m->word.f32 = m->word_emb;
+            return SESLM_OK;
+        }
+        m->word.q = q, m->word.scale = s;
     }
-    m->word.q = q, m->word.scale = s;
     const st_tensor *ti = st_find(&m->st, "embeddings.word_embeddings.exact_ids");
     const st_tensor *tr = st_find(&m->st, "embeddings.word_embeddings.exact_rows");
     if (!ti != !tr)
@@ -278,9 +297,28 @@ static seslm_status model_open_weights(st_file *f, const char *path) {
         snprintf(why, sizeof why, "%s", seslm_last_error()); // seslm_fail formats into the same buffer
         return seslm_fail(st, "%s is encrypted: %s", enc, why);
     }
-    st = seslm_crypt_decrypt_file(key, enc, "model.safetensors", &buf, &len);
+    unsigned char bound[32], now[32];
+    int version = 0;
+    st = seslm_crypt_decrypt_file(key, enc, "model.safetensors", &buf, &len, bound, &version);
     OPENSSL_cleanse(key, sizeof key);
     if (st != SESLM_OK) return st;
+    // the clear files (config, tokenizer, pooling) are authenticated with the weights
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    if (version < 2)
+        st = seslm_fail(SESLM_ERR_FORMAT, "%s: encrypted in format version 1, which does not authenticate the tokenizer "
+                                          "and config files: encrypt the original model again with this seslm", enc);
+    else if ((st = seslm_crypt_clear_digest(dir, now)) == SESLM_OK && CRYPTO_memcmp(now, bound, 32) != 0)
+        st = seslm_fail(SESLM_ERR_FORMAT, "%s: the clear files beside the encrypted weights (config.json, vocab.txt, "
+                                          "tokenizer and pooling files) were changed, added or removed after encryption; "
+                                          "not loaded", dir);
+    if (st != SESLM_OK) {
+        seslm_crypt_buffer_free(buf, len);
+        return st;
+    }
     return st_open_buffer(f, buf, len, enc);
 }
 
@@ -292,16 +330,24 @@ seslm_status seslm_model_load(seslm_model **out, const char *model_dir) {
         free(m);
         return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     }
-    seslm_status st = seslm_config_load(&m->cfg, model_dir);
-    if (st == SESLM_OK) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
-        st = model_open_weights(&m->st, path);
-    }
+    // a stored or manifested directory must be what was recorded before any of it is read (model_verify.h)
+    seslm_status st = model_verify_dir(model_dir, NULL);
+    char path[4096], enc[4200];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
+    snprintf(enc, sizeof enc, "%s.enc", path);
+    // an encrypted model authenticates config.json (with the weights) before config.json is read
+    const int encrypted = stat(path, &sb) != 0 && stat(enc, &sb) == 0;
+    if (st == SESLM_OK && encrypted) st = model_open_weights(&m->st, path);
+    if (st == SESLM_OK) st = seslm_config_load(&m->cfg, model_dir);
+    if (st == SESLM_OK && !encrypted) st = model_open_weights(&m->st, path);
     if (st == SESLM_OK) st = model_load_weights(m);
+    if (st == SESLM_OK && m->cfg.pooling_dim && m->cfg.pooling_dim != m->cfg.hidden)
+        st = seslm_fail(SESLM_ERR_FORMAT, "%s: the Pooling config's embedding dimension %d differs from the model's hidden size %d",
+                        model_dir, m->cfg.pooling_dim, m->cfg.hidden);
     if (st == SESLM_OK) st = seslm_tokenizer_load(&m->tok, model_dir, m->cfg.max_position);
     if (st == SESLM_OK && seslm_tokenizer_vocab_size(m->tok) > m->cfg.vocab_size)
-        st = seslm_fail(SESLM_ERR_SHAPE, "%s: vocab.txt has %d tokens but the model has %d embedding rows", model_dir,
+        st = seslm_fail(SESLM_ERR_SHAPE, "%s: the vocabulary has %d tokens but the model has %d embedding rows", model_dir,
                         seslm_tokenizer_vocab_size(m->tok), m->cfg.vocab_size);
     if (st == SESLM_OK) {
         // the tokenizer truncates; the model must never see more positions than it has
@@ -335,6 +381,12 @@ void model_drop_resident_pages(const seslm_model *m) {
 
 const seslm_model_config *seslm_model_get_config(const seslm_model *m) { return &m->cfg; }
 const seslm_tokenizer *seslm_model_tokenizer(const seslm_model *m) { return m->tok; }
+
+const char *seslm_model_prompt(const seslm_model *m, const char *name) {
+    for (int i = 0; m && name && i < m->cfg.n_prompts; i++)
+        if (strcmp(m->cfg.prompts[i].name, name) == 0) return m->cfg.prompts[i].text;
+    return NULL;
+}
 
 const char *seslm_model_weights_sha256(const seslm_model *m) {
     seslm_model *mm = (seslm_model *)m; // computed once, lazily: hashing 90 MB costs ~0.2 s
@@ -393,4 +445,50 @@ int seslm_model_param_groups(const seslm_model *m, seslm_param_group *g, int cap
     }
 #undef ADD
     return n;
+}
+
+// ---- widening: a quantized / sparse student as F32 (plan and recompile of an evolved student) --------
+
+/* (N, K) F32 copy of a linear weight stored as INT8 + per-row scale, or as 2:4 values + index. */
+static seslm_status widen_linear(seslm_model *m, const float **w, const int8_t **q, const float **s, const float **sv,
+                                 const uint8_t **si, int N, int K) {
+    if (*w || N == 0 || K == 0) return SESLM_OK;
+    if (!*q && !(sv && *sv)) return SESLM_OK;
+    float *f = malloc((size_t)N * K * sizeof *f);
+    if (!f) return seslm_fail(SESLM_ERR_NOMEM, "out of memory widening a %dx%d weight", N, K);
+    if (*q) {
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < K; k++) f[(size_t)n * K + k] = (float)(*q)[(size_t)n * K + k] * (*s)[n];
+        *q = NULL, *s = NULL;
+    } else {
+        seslm_sparse24_expand(f, *sv, *si, N, K);
+        *sv = NULL, *si = NULL;
+    }
+    *w = f;
+    return model_own(m, f);
+}
+
+seslm_status seslm_model_widen(seslm_model *m) {
+    const seslm_model_config *c = &m->cfg;
+    const int C = c->hidden, V = c->vocab_size;
+    seslm_status st = SESLM_OK;
+    if (!m->word.f32) {
+        float *t = malloc((size_t)V * C * sizeof *t);
+        if (!t) return seslm_fail(SESLM_ERR_NOMEM, "out of memory widening the word table");
+        for (int v = 0; v < V; v++) seslm_embedding_row(t + (size_t)v * C, &m->word, v, C);
+        if ((st = model_own(m, t)) != SESLM_OK) return st;
+        memset(&m->word, 0, sizeof m->word);
+        m->word_emb = m->word.f32 = t;
+    }
+    for (int l = 0; st == SESLM_OK && l < c->n_layers; l++) {
+        seslm_layer_weights *w = &m->lw[l];
+        const int A = c->layers[l].n_heads * c->head_dim, F = c->layers[l].ffn_dim;
+        st = widen_linear(m, &w->q_w, &w->q_q, &w->q_s, NULL, NULL, A, C);
+        if (st == SESLM_OK) st = widen_linear(m, &w->k_w, &w->k_q, &w->k_s, NULL, NULL, A, C);
+        if (st == SESLM_OK) st = widen_linear(m, &w->v_w, &w->v_q, &w->v_s, NULL, NULL, A, C);
+        if (st == SESLM_OK) st = widen_linear(m, &w->ao_w, &w->ao_q, &w->ao_s, NULL, NULL, C, A);
+        if (st == SESLM_OK) st = widen_linear(m, &w->ff1_w, &w->ff1_q, &w->ff1_s, &w->ff1_sv, &w->ff1_si, F, C);
+        if (st == SESLM_OK) st = widen_linear(m, &w->ff2_w, &w->ff2_q, &w->ff2_s, &w->ff2_sv, &w->ff2_si, C, F);
+    }
+    return st;
 }

@@ -44,4 +44,10 @@ void seslm_config_free(seslm_model_config *cfg);
  * touched again (read-only private file mapping, so nothing is lost). */
 void model_drop_resident_pages(const seslm_model *m);
 
+/* Turns every INT8 / 2:4-sparse linear weight and a compressed word table into F32 copies owned by the
+ * model (row x scale; exact rows kept), so code that reads F32 weights (plan's scores, recompile's
+ * slicing) can take an evolved student as its parent. Call before any encoder is made from m. What it
+ * computes is the dequantized model: the F32 master a recompile keeps (master/) is more exact. */
+seslm_status seslm_model_widen(seslm_model *m);
+
 #endif

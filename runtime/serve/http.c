@@ -1,9 +1,16 @@
-/* http.c — the HTTP side of the server on libmicrohttpd (one thread per connection, so a request may
- * block on its batch): routing, request bodies, JSON in and out, error answers.
+/* http.c — the HTTP side of the server on libmicrohttpd: routing, request bodies, JSON in and out, error
+ * answers.
+ *
+ * Threads: one libmicrohttpd poll thread (epoll) reads every connection, so an idle or slow client costs a
+ * descriptor, not a thread. It answers /healthz, /metrics and every refusal itself; a request that computes
+ * (embed, intent, feedback, retrieve, message, reload) is suspended and handed to the worker pool
+ * (workers.c), whose thread builds the answer and resumes the connection. Connections are bounded in total
+ * and per client address; each request's headers and body have absolute deadlines (guard.c).
  *
  * Every answer is JSON except /metrics; every error is {"error": "..."} with a 4xx/5xx code. Bodies are
  * collected up to max_body_bytes; a larger declared Content-Length is refused at once with 413, a larger
  * chunked body is drained and then refused. */
+#include "api.h"
 #include "serve_internal.h"
 
 #include <arpa/inet.h>
@@ -15,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,6 +37,12 @@ typedef struct {
     int too_large;
     size_t discarded;
     int arriving; // counted in s->arriving until the job is queued or refused
+    // handed to a worker: it fills code/out/model, then resumes the connection
+    struct MHD_Connection *c;
+    int state; // 0 receiving, 1 at a worker, 2 answer ready
+    int code;
+    sbuf out;
+    char model[SERVE_ID_CAP];
 } req_ctx;
 
 static serve_route route_of(const char *url) {
@@ -40,7 +54,7 @@ static serve_route route_of(const char *url) {
     if (strcmp(url, "/v1/feedback") == 0) return R_FEEDBACK;
     if (strcmp(url, "/v1/retrieve") == 0) return R_RETRIEVE;
     if (strcmp(url, "/v1/message") == 0) return R_MESSAGE;
-    return R_OTHER;
+    return serve_api_route(url); // OpenAI, TEI, KServe v2, /openapi.json (or R_OTHER)
 }
 
 static void arriving_done(seslm_server *s, req_ctx *x) {
@@ -111,10 +125,37 @@ static enum MHD_Result reply_error(seslm_server *s, struct MHD_Connection *c, re
     return reply(s, c, x, code, b.p, b.n, "application/json", allow, model);
 }
 
+/* Worker side: {"error": msg[, "model": model]} into out; returns code. */
+static int fail_json(sbuf *out, int code, const char *model, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+static int fail_json(sbuf *out, int code, const char *model, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    free(out->p);
+    memset(out, 0, sizeof *out);
+    sb_puts(out, "{\"error\":");
+    sb_json_str(out, msg);
+    if (model && *model) {
+        sb_puts(out, ",\"model\":");
+        sb_json_str(out, model);
+    }
+    sb_puts(out, "}\n");
+    return code;
+}
+
 // ---- JSON body helpers ----------------------------------------------------------------------------
 
 /* Parses the body as JSON; on failure writes a message with the byte offset. */
 static cJSON *parse_body(const req_ctx *x, char *why, size_t cap) {
+    // (UTF-8 is checked per text by the handlers, which name the text and count it as refused input)
+    if (sb_json_strict(x->body ? x->body : "", x->len, 0, why, cap)) return NULL;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(x->body ? x->body : "", x->len, &end, 0);
     if (!j) {
@@ -140,58 +181,59 @@ static int body_blank(const req_ctx *x) {
 
 // ---- POST /v1/embed -------------------------------------------------------------------------------
 
-static enum MHD_Result handle_embed(seslm_server *s, struct MHD_Connection *c, req_ctx *x) {
+static int work_embed(seslm_server *s, req_ctx *x, sbuf *o, char *model) {
     char why[600];
-    if (x->len == 0) return reply_error(s, c, x, 400, NULL, NULL, "empty body: send {\"texts\": [\"...\", ...]}");
+    if (x->len == 0) return fail_json(o, 400, NULL, "empty body: send {\"texts\": [\"...\", ...]}");
     cJSON *root = parse_body(x, why, sizeof why);
-    if (!root) return reply_error(s, c, x, 400, NULL, NULL, "%s", why);
-    enum MHD_Result ret;
+    if (!root) return fail_json(o, 400, NULL, "%s", why);
+    int ret;
     const cJSON *texts = cJSON_GetObjectItemCaseSensitive(root, "texts");
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
     int n = 0;
     if (!cJSON_IsObject(root)) {
-        ret = reply_error(s, c, x, 400, NULL, NULL, "the body must be a JSON object {\"texts\": [...]}");
+        ret = fail_json(o, 400, NULL, "the body must be a JSON object {\"texts\": [...]}");
         goto out_json;
     }
     if (texts && text) {
-        ret = reply_error(s, c, x, 400, NULL, NULL, "give either \"texts\" or \"text\", not both");
+        ret = fail_json(o, 400, NULL, "give either \"texts\" or \"text\", not both");
         goto out_json;
     }
     if (text) {
         if (!cJSON_IsString(text)) {
-            ret = reply_error(s, c, x, 400, NULL, NULL, "\"text\" must be a string");
+            ret = fail_json(o, 400, NULL, "\"text\" must be a string");
             goto out_json;
         }
         n = 1;
     } else if (texts) {
         if (!cJSON_IsArray(texts)) {
-            ret = reply_error(s, c, x, 400, NULL, NULL, "\"texts\" must be an array of strings");
+            ret = fail_json(o, 400, NULL, "\"texts\" must be an array of strings");
             goto out_json;
         }
         n = cJSON_GetArraySize(texts);
         if (n == 0) {
-            ret = reply_error(s, c, x, 400, NULL, NULL, "\"texts\" is empty");
+            ret = fail_json(o, 400, NULL, "\"texts\" is empty");
             goto out_json;
         }
         if (n > s->o.max_texts) {
-            ret = reply_error(s, c, x, 413, NULL, NULL, "too many texts: %d (the limit is %d per request)", n,
+            ret = fail_json(o, 413, NULL, "too many texts: %d (the limit is %d per request)", n,
                               s->o.max_texts);
             goto out_json;
         }
         int i = 0;
         for (const cJSON *t = texts->child; t; t = t->next, i++)
             if (!cJSON_IsString(t)) {
-                ret = reply_error(s, c, x, 400, NULL, NULL, "texts[%d] must be a string", i);
+                ret = fail_json(o, 400, NULL, "texts[%d] must be a string", i);
                 goto out_json;
             }
     } else {
-        ret = reply_error(s, c, x, 400, NULL, NULL, "missing field \"texts\" (an array of strings)");
+        ret = fail_json(o, 400, NULL, "missing field \"texts\" (an array of strings)");
         goto out_json;
     }
 
     serve_slot *slot = serve_slot_acquire(s);
+    if (slot) snprintf(model, SERVE_ID_CAP, "%s", slot->id);
     if (!slot) {
-        ret = reply_error(s, c, x, 503, NULL, NULL, "no model is loaded");
+        ret = fail_json(o, 503, NULL, "no model is loaded");
         goto out_json;
     }
     serve_job job;
@@ -203,25 +245,24 @@ static enum MHD_Result handle_embed(seslm_server *s, struct MHD_Connection *c, r
     int *lens = malloc((size_t)n * sizeof(int));
     float *out = malloc((size_t)n * slot->hidden * sizeof(float));
     if (!ids || !lens || !out) {
-        ret = reply_error(s, c, x, 500, NULL, slot->id, "out of memory for %d texts", n);
+        ret = fail_json(o, 500, slot->id, "out of memory for %d texts", n);
         goto out_slot;
     }
     // tokenize here, in parallel across connections; the batcher only runs forward passes
-    const seslm_tokenizer *tok = seslm_model_tokenizer(slot->m);
     int64_t ntok = 0;
     const cJSON *t = text ? text : texts->child;
     for (int i = 0; i < n; i++, t = t->next) {
         int32_t *row = ids + (size_t)i * job.cap;
         const char *str = t->valuestring;
-        seslm_status st = seslm_tokenizer_encode(tok, str, strlen(str), row, job.cap, &lens[i]);
+        seslm_status st = serve_tokenize(slot, NULL, str, strlen(str), row, job.cap, &lens[i], NULL); // + prompt
         if (st != SESLM_OK) {
             const char *what = text ? "text" : "texts";
             char idx[32] = "";
             if (!text) snprintf(idx, sizeof idx, "[%d]", i);
             if (st == SESLM_ERR_UTF8) atomic_fetch_add(&slot->rejected, 1);
             ret = st == SESLM_ERR_UTF8
-                      ? reply_error(s, c, x, 400, NULL, slot->id, "%s%s is not valid UTF-8: %s", what, idx, seslm_last_error())
-                      : reply_error(s, c, x, 500, NULL, slot->id, "%s%s: %s", what, idx, seslm_last_error());
+                      ? fail_json(o, 400, slot->id, "%s%s is not valid UTF-8: %s", what, idx, seslm_last_error())
+                      : fail_json(o, 500, slot->id, "%s%s: %s", what, idx, seslm_last_error());
             goto out_slot;
         }
         if (lens[i] > slot->max_seq) { // as seslm_encoder_embed_texts: keep the final [SEP]
@@ -237,7 +278,7 @@ static enum MHD_Result handle_embed(seslm_server *s, struct MHD_Connection *c, r
     job.out = out;
     arriving_done(s, x); // queued below: the batcher need not wait for this one any more
     if (serve_batcher_submit(s, &job) != 0) {
-        ret = reply_error(s, c, x, 500, NULL, slot->id, "%s", job.err);
+        ret = fail_json(o, 500, slot->id, "%s", job.err);
         goto out_slot;
     }
     serve_metrics_embed_request(&s->metrics, slot->id);
@@ -255,7 +296,9 @@ static enum MHD_Result handle_embed(seslm_server *s, struct MHD_Connection *c, r
         sb_putn(&b, "]", 1);
     }
     sb_puts(&b, "]}\n");
-    ret = reply_sbuf(s, c, x, 200, &b, slot->id);
+    free(o->p);
+    *o = b;
+    ret = 200;
 out_slot:
     free(ids);
     free(lens);
@@ -284,10 +327,9 @@ static int peer_is_loopback(struct MHD_Connection *c) {
     return 0;
 }
 
-/* With an admin token configured, the admin endpoints need "Authorization: Bearer <token>"; compared in constant
- * time so the reply time does not leak how much of a guess was right. */
-static int admin_token_ok(seslm_server *s, struct MHD_Connection *c) {
-    const char *want = s->o.admin_token;
+/* "Authorization: Bearer <want>"; compared in constant time so the reply time does not leak how much of a
+ * guess was right. An empty or absent want accepts anything. */
+static int bearer_ok(struct MHD_Connection *c, const char *want) {
     if (!want || !*want) return 1;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncmp(h, "Bearer ", 7) != 0) return 0;
@@ -298,28 +340,36 @@ static int admin_token_ok(seslm_server *s, struct MHD_Connection *c) {
     return diff == 0;
 }
 
-static enum MHD_Result handle_reload(seslm_server *s, struct MHD_Connection *c, req_ctx *x) {
+/* With an admin token configured, the admin endpoints need it. */
+static int admin_token_ok(seslm_server *s, struct MHD_Connection *c) { return bearer_ok(c, s->o.admin_token); }
+
+/* Feedback retrains the served head: it needs the feedback token, or a server started open to all. */
+static int feedback_denied(seslm_server *s, struct MHD_Connection *c) {
+    if (s->o.feedback_token && *s->o.feedback_token) return bearer_ok(c, s->o.feedback_token) ? 0 : 401;
+    return s->o.feedback_open ? 0 : 403;
+}
+
+static int work_reload(seslm_server *s, req_ctx *x, sbuf *o, char *model) {
     char cur[SERVE_ID_CAP];
     seslm_serve_model_id(s, cur, sizeof cur);
-    if (!peer_is_loopback(c))
-        return reply_error(s, c, x, 403, NULL, cur, "/admin/reload is only served to loopback clients");
-    if (!admin_token_ok(s, c)) return reply_error(s, c, x, 401, NULL, cur, "/admin/reload needs a valid admin token");
+    snprintf(model, SERVE_ID_CAP, "%s", cur);
     char dir[PATH_MAX] = "", why[600];
     if (!body_blank(x)) {
         cJSON *root = parse_body(x, why, sizeof why);
-        if (!root) return reply_error(s, c, x, 400, NULL, cur, "%s", why);
+        if (!root) return fail_json(o, 400, cur, "%s", why);
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
         int bad = !cJSON_IsObject(root) || (m && (!cJSON_IsString(m) || !*m->valuestring));
         if (!bad && m) snprintf(dir, sizeof dir, "%s", m->valuestring);
         cJSON_Delete(root);
-        if (bad) return reply_error(s, c, x, 400, NULL, cur, "the body must be {} or {\"model\": \"DIR\"}");
+        if (bad) return fail_json(o, 400, cur, "the body must be {} or {\"model\": \"DIR\"}");
     }
     char prev[SERVE_ID_CAP], now[SERVE_ID_CAP];
     int64_t t0 = serve_now_mono_ns();
     seslm_status st = seslm_serve_reload(s, *dir ? dir : NULL, prev, now, SERVE_ID_CAP);
     if (st != SESLM_OK) {
         int code = st == SESLM_ERR_NOMEM || st == SESLM_ERR_INTERNAL ? 500 : 422;
-        return reply_error(s, c, x, code, NULL, prev, "reload failed, still serving %s: %s", prev, seslm_last_error());
+        snprintf(model, SERVE_ID_CAP, "%s", prev);
+        return fail_json(o, code, prev, "reload failed, still serving %s: %s", prev, seslm_last_error());
     }
     sbuf b = {0};
     sb_puts(&b, "{\"status\":\"reloaded\",\"model\":");
@@ -327,20 +377,62 @@ static enum MHD_Result handle_reload(seslm_server *s, struct MHD_Connection *c, 
     sb_puts(&b, ",\"previous\":");
     sb_json_str(&b, prev);
     sb_printf(&b, ",\"seconds\":%.3f}\n", (double)(serve_now_mono_ns() - t0) * 1e-9);
-    return reply_sbuf(s, c, x, 200, &b, now);
+    snprintf(model, SERVE_ID_CAP, "%s", now);
+    free(o->p);
+    *o = b;
+    return 200;
+}
+
+// ---- the worker side --------------------------------------------------------------------------------
+
+/* Runs on a worker thread: computes the answer of a suspended request, then resumes its connection (the
+ * poll thread then calls on_request again and queues the answer). */
+static void run_request(seslm_server *s, void *task) {
+    req_ctx *x = task;
+    const char *body = x->body ? x->body : "";
+    switch (x->r) {
+    case R_EMBED: x->code = work_embed(s, x, &x->out, x->model); break;
+    case R_RELOAD: x->code = work_reload(s, x, &x->out, x->model); break;
+    case R_INTENT:
+    case R_FEEDBACK: x->code = serve_intent_handle(s, x->r, body, x->len, &x->out, x->model); break;
+    case R_RETRIEVE: x->code = serve_kb_handle(s, body, x->len, &x->out, x->model); break;
+    case R_MESSAGE: x->code = serve_message_handle(s, body, x->len, &x->out, x->model); break;
+    default: x->code = fail_json(&x->out, 500, NULL, "internal error: route %d has no worker", (int)x->r); break;
+    }
+    x->state = 2;
+    MHD_resume_connection(x->c);
+}
+
+/* Suspends the connection and queues its request for a worker; a full queue answers 503 at once. */
+static enum MHD_Result hand_to_worker(seslm_server *s, struct MHD_Connection *c, req_ctx *x) {
+    x->c = c;
+    x->state = 1;
+    MHD_suspend_connection(c);
+    if (serve_workers_submit(s, x) == 0) return MHD_YES;
+    atomic_fetch_add(&s->busy_rejects, 1);
+    x->code = fail_json(&x->out, 503, NULL, "the server is busy (%d requests queued); retry shortly", s->o.max_connections);
+    x->state = 2;
+    MHD_resume_connection(c);
+    return MHD_YES;
 }
 
 // ---- dispatch -------------------------------------------------------------------------------------
+
+static serve_conn *guard_of(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? (serve_conn *)ci->socket_context : NULL;
+}
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     (void)version;
     seslm_server *s = cls;
     req_ctx *x = *con_cls;
-    if (!x) { // headers are in
+    if (!x) { // headers are in; the body (if any) now has body_timeout_s
         x = calloc(1, sizeof *x);
         if (!x) return MHD_NO;
         *con_cls = x;
+        serve_guard_phase(s, guard_of(c), SERVE_PHASE_BODY);
         atomic_fetch_add(&s->inflight, 1);
         x->t0 = serve_now_mono_ns();
         x->r = route_of(url);
@@ -358,6 +450,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             serve_arriving_add(s, 1);
         }
         return MHD_YES;
+    }
+    if (x->state == 2) { // back from a worker
+        serve_guard_phase(s, guard_of(c), SERVE_PHASE_NONE);
+        sbuf b = x->out;
+        memset(&x->out, 0, sizeof x->out);
+        return reply_sbuf(s, c, x, x->code, &b, x->model);
     }
     if (*upload_size) { // a piece of the body
         size_t n = *upload_size;
@@ -385,36 +483,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         x->body[x->len] = 0;
         return MHD_YES;
     }
-    // the whole request is in
+    // the whole request is in: no deadline while it is answered (MHD's idle timeout covers a stalled reader)
+    serve_guard_phase(s, guard_of(c), SERVE_PHASE_NONE);
     if (x->too_large)
         return reply_error(s, c, x, 413, NULL, NULL, "request body over the limit of %zu bytes", s->o.max_body_bytes);
     char cur[SERVE_ID_CAP];
     switch (x->r) {
-    case R_EMBED:
-        if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
-        return handle_embed(s, c, x);
     case R_RELOAD:
         if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
-        return handle_reload(s, c, x);
+        seslm_serve_model_id(s, cur, sizeof cur);
+        if (!peer_is_loopback(c))
+            return reply_error(s, c, x, 403, NULL, cur, "/admin/reload is only served to loopback clients");
+        if (!admin_token_ok(s, c))
+            return reply_error(s, c, x, 401, NULL, cur, "/admin/reload needs a valid admin token");
+        return hand_to_worker(s, c, x);
+    case R_EMBED:
     case R_INTENT:
-    case R_FEEDBACK: {
+    case R_FEEDBACK:
+    case R_RETRIEVE:
+    case R_MESSAGE:
         if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
-        sbuf b = {0};
-        int code = serve_intent_handle(s, x->r, x->body ? x->body : "", x->len, &b, cur);
-        return reply_sbuf(s, c, x, code, &b, cur);
-    }
-    case R_RETRIEVE: {
-        if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
-        sbuf b = {0};
-        int code = serve_kb_handle(s, x->body ? x->body : "", x->len, &b, cur);
-        return reply_sbuf(s, c, x, code, &b, cur);
-    }
-    case R_MESSAGE: {
-        if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
-        sbuf b = {0};
-        int code = serve_message_handle(s, x->body ? x->body : "", x->len, &b, cur);
-        return reply_sbuf(s, c, x, code, &b, cur);
-    }
+        if (x->r == R_FEEDBACK) { // checked here, before a worker is taken
+            int denied = feedback_denied(s, c);
+            if (denied == 401) return reply_error(s, c, x, 401, NULL, NULL, "/v1/feedback needs a valid feedback token");
+            if (denied)
+                return reply_error(s, c, x, 403, NULL, NULL,
+                                   "/v1/feedback is closed: the server was started without --feedback-token-file "
+                                   "(or --feedback-open 1)");
+        }
+        return hand_to_worker(s, c, x);
     case R_HEALTHZ: {
         if (x->method != 0) return reply_error(s, c, x, 405, "GET, HEAD", NULL, "%s %s: use GET", method, url);
         seslm_serve_model_id(s, cur, sizeof cur);
@@ -432,29 +529,68 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (b.oom || !b.p) return reply_sbuf(s, c, x, 500, &b, NULL);
         return reply(s, c, x, 200, b.p, b.n, "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
     }
+    case R_OPENAI:
+    case R_TEI:
+    case R_KSERVE:
+    case R_OPENAPI: {
+        sbuf b = {0};
+        const char *ctype = "application/json";
+        int code = serve_api_handle(s, x->r, url, method, x->body ? x->body : "", x->len, &b, &ctype, cur);
+        if (b.oom || !b.p) return reply_sbuf(s, c, x, 500, &b, cur);
+        return reply(s, c, x, code, b.p, b.n, ctype, NULL, cur);
+    }
     default:
-        return reply_error(s, c, x, 404, NULL, NULL, "no such endpoint: %s (try POST /v1/embed, GET /healthz, GET /metrics)",
-                           url);
+        return reply_error(s, c, x, 404, NULL, NULL,
+                           "no such endpoint: %s (try POST /v1/embed, GET /healthz, GET /metrics, GET /openapi.json)", url);
     }
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)c;
     (void)toe;
     seslm_server *s = cls;
     req_ctx *x = *con_cls;
+    // a kept-alive connection: the next request's headers have header_timeout_s from now
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) serve_guard_phase(s, guard_of(c), SERVE_PHASE_HEADERS);
     if (!x) return;
     arriving_done(s, x);
     free(x->body);
+    free(x->out.p);
     free(x);
     *con_cls = NULL;
     atomic_fetch_sub(&s->inflight, 1);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    seslm_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = serve_guard_open(s, ci ? (int)ci->connect_fd : -1);
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        serve_guard_close(s, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
-    (void)cls;
-    fputs("seslm serve: libmicrohttpd: ", stderr);
-    vfprintf(stderr, fmt, ap);
+    serve_log_limited(cls, "seslm serve: libmicrohttpd: ", fmt, ap);
+}
+
+/* Every connection is a descriptor: make room for max_connections of them (and the model, dumps, logs). */
+static void fit_fd_limit(seslm_server *s) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    rlim_t need = (rlim_t)s->o.max_connections + 64;
+    if (rl.rlim_cur >= need) return;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+    struct rlimit nl = {want, rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &nl) == 0) rl.rlim_cur = want;
+    if (rl.rlim_cur < need) {
+        int fit = rl.rlim_cur > 128 ? (int)(rl.rlim_cur - 64) : 64;
+        fprintf(stderr, "seslm serve: the descriptor limit (ulimit -n %llu) allows %d connections, not %d\n",
+                (unsigned long long)rl.rlim_cur, fit, s->o.max_connections);
+        s->o.max_connections = fit;
+    }
 }
 
 seslm_status serve_http_start(seslm_server *s) {
@@ -473,17 +609,35 @@ seslm_status serve_http_start(seslm_server *s) {
     int v6 = ai->ai_family == AF_INET6;
     freeaddrinfo(ai);
 
-    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
+    fit_fd_limit(s);
+    seslm_status st = serve_guard_start(s);
+    // the queue can hold every connection's request: a 503 then means the pool itself is stuck
+    if (st == SESLM_OK) st = serve_workers_start(s, s->o.workers, s->o.max_connections, run_request);
+    if (st != SESLM_OK) {
+        serve_workers_stop(s);
+        serve_guard_stop(s);
+        return st;
+    }
+    // MHD_USE_AUTO picks epoll on Linux: no FD_SETSIZE ceiling on the connection count
+    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
     if (v6) flags |= MHD_USE_IPv6;
+    unsigned per_ip = s->o.max_connections_per_ip > 0 ? (unsigned)s->o.max_connections_per_ip : 0;
     s->mhd = MHD_start_daemon(flags, (uint16_t)s->o.port, NULL, NULL, on_request, s,                        //
-                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,                                   //
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,                                      //
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,                              //
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections,                 //
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,                                 //
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,                                  //
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.body_timeout_s,                //
                               MHD_OPTION_NOTIFY_COMPLETED, (MHD_RequestCompletedCallback)on_completed, s,  //
+                              MHD_OPTION_NOTIFY_CONNECTION, (MHD_NotifyConnectionCallback)on_connection, s, //
                               MHD_OPTION_END);
-    if (!s->mhd) return seslm_fail(SESLM_ERR_IO, "cannot listen on %s port %d (in use? see the message above)", s->host, s->o.port);
+    if (!s->mhd) {
+        serve_workers_stop(s);
+        serve_guard_stop(s);
+        return seslm_fail(SESLM_ERR_IO, "cannot listen on %s port %d (in use? see the message above)", s->host,
+                          s->o.port);
+    }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : s->o.port;
     return SESLM_OK;
@@ -497,6 +651,9 @@ void serve_http_quiesce(seslm_server *s) {
 
 void serve_http_stop(seslm_server *s) {
     if (!s->mhd) return;
+    // every suspended request gets its answer and its connection resumed before the daemon goes
+    serve_workers_stop(s);
     MHD_stop_daemon(s->mhd);
     s->mhd = NULL;
+    serve_guard_stop(s);
 }

@@ -23,6 +23,7 @@ struct serve_tjob {
 };
 
 static void enqueue(seslm_server *s, serve_tjob *j) {
+    atomic_fetch_add(&s->j_pending, 1);
     pthread_mutex_lock(&s->j_mu);
     if (s->j_tail) s->j_tail->next = j;
     else s->j_head = j;
@@ -66,6 +67,7 @@ static void *janitor_main(void *arg) {
             serve_slot_destroy(j->slot);
         }
         free(j);
+        atomic_fetch_sub(&s->j_pending, 1); // written (or failed) and counted in the metrics
         pthread_mutex_lock(&s->j_mu);
     }
     pthread_mutex_unlock(&s->j_mu);

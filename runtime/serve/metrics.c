@@ -15,7 +15,8 @@ static const double LAT_LE[SERVE_LAT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0
                                                  0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 static const double BATCH_LE[SERVE_BATCH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 static const char *const ROUTE_PATH[R_COUNT] = {"/v1/embed", "/healthz", "/metrics", "/admin/reload", "other",
-                                                   "/v1/intent", "/v1/feedback", "/v1/retrieve", "/v1/message"};
+                                                   "/v1/intent", "/v1/feedback", "/v1/retrieve", "/v1/message",
+                                                   "openai", "tei", "kserve", "/openapi.json"};
 
 void serve_metrics_init(serve_metrics *m) {
     memset(m, 0, sizeof *m);
@@ -179,6 +180,14 @@ void serve_metrics_render(seslm_server *s, sbuf *b) {
     process_metrics(b, m->start_time);
     pthread_mutex_lock(&m->mu);
 
+    family(b, "seslm_build_info", "gauge", "The build serving (value 1): version, commit, compiler.");
+    sb_puts(b, "seslm_build_info{version=\"");
+    sb_label_value(b, seslm_version());
+    sb_puts(b, "\",commit=\"");
+    sb_label_value(b, seslm_build_commit());
+    sb_puts(b, "\",compiler=\"");
+    sb_label_value(b, seslm_build_compiler());
+    sb_puts(b, "\"} 1\n");
     family(b, "seslm_model_info", "gauge", "The model now serving (value 1), by model id and directory.");
     if (m->cur_id[0]) {
         sb_puts(b, "seslm_model_info{");
@@ -206,6 +215,21 @@ void serve_metrics_render(seslm_server *s, sbuf *b) {
     }
     family(b, "seslm_http_requests_in_flight", "gauge", "HTTP requests being received or answered.");
     sb_printf(b, "seslm_http_requests_in_flight %d\n", atomic_load(&s->inflight));
+    family(b, "seslm_telemetry_pending_jobs", "gauge",
+           "Telemetry windows and retired models queued for the writer thread or being written.");
+    sb_printf(b, "seslm_telemetry_pending_jobs %d\n", atomic_load(&s->j_pending));
+    family(b, "seslm_http_connections_open", "gauge", "Client connections open now.");
+    sb_printf(b, "seslm_http_connections_open %d\n", serve_guard_open_count(s));
+    family(b, "seslm_http_connections_timed_out_total", "counter",
+           "Connections shut down because a request's headers or body missed its deadline.");
+    sb_printf(b, "seslm_http_connections_timed_out_total{phase=\"headers\"} %llu\n",
+              (unsigned long long)atomic_load(&s->g_timeouts[0]));
+    sb_printf(b, "seslm_http_connections_timed_out_total{phase=\"body\"} %llu\n",
+              (unsigned long long)atomic_load(&s->g_timeouts[1]));
+    family(b, "seslm_http_worker_queue_requests", "gauge", "Requests waiting for a worker thread.");
+    sb_printf(b, "seslm_http_worker_queue_requests %d\n", serve_workers_queued(s));
+    family(b, "seslm_http_busy_rejections_total", "counter", "Requests answered 503 because the worker queue was full.");
+    sb_printf(b, "seslm_http_busy_rejections_total %llu\n", (unsigned long long)atomic_load(&s->busy_rejects));
     family(b, "seslm_batch_queue_texts", "gauge", "Texts waiting for a forward pass.");
     sb_printf(b, "seslm_batch_queue_texts %d\n", atomic_load(&s->queue_gauge));
 

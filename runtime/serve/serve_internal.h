@@ -7,6 +7,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -42,6 +43,11 @@ void sb_json_str(sbuf *b, const char *s);   // a quoted, escaped JSON string
  * 0 ok, else 400 with {"error": ...} in out naming the byte where the JSON breaks. */
 struct cJSON;
 int sb_parse_json(const char *body, size_t len, struct cJSON **root, sbuf *out);
+/* What cJSON lets through and RFC 8259 does not: invalid UTF-8, control bytes outside strings (a NUL
+ * before the body), raw control bytes inside strings, and escapes no C string can hold (\u0000, lone
+ * surrogates). 0 ok, else -1 with the reason in why. sb_parse_json runs it first, with check_utf8;
+ * /v1/embed checks the UTF-8 of each text itself (to name it and count it as a refused input). */
+int sb_json_strict(const char *body, size_t len, int check_utf8, char *why, size_t cap);
 /* Writes {"error": "<formatted message>"} and returns code (the HTTP status to answer with). */
 int sb_error_json(sbuf *out, int code, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -131,7 +137,11 @@ int serve_node_id_ok(const char *id);
 
 // ---- metrics --------------------------------------------------------------------------------------
 
-typedef enum { R_EMBED, R_HEALTHZ, R_METRICS, R_RELOAD, R_OTHER, R_INTENT, R_FEEDBACK, R_RETRIEVE, R_MESSAGE, R_COUNT } serve_route;
+typedef enum {
+    R_EMBED, R_HEALTHZ, R_METRICS, R_RELOAD, R_OTHER, R_INTENT, R_FEEDBACK, R_RETRIEVE, R_MESSAGE,
+    R_OPENAI, R_TEI, R_KSERVE, R_OPENAPI, // the compatible APIs (api.h)
+    R_COUNT
+} serve_route;
 
 #define SERVE_LAT_BUCKETS 14
 #define SERVE_BATCH_BUCKETS 13
@@ -180,6 +190,28 @@ void serve_metrics_set_model(serve_metrics *m, const char *id, const char *dir);
 /* Renders everything in the Prometheus text exposition format 0.0.4. */
 void serve_metrics_render(seslm_server *s, sbuf *out);
 
+// ---- hostile clients: per-connection deadlines and rate-limited logs (guard.c) ----------------------
+
+enum { SERVE_PHASE_NONE, SERVE_PHASE_HEADERS, SERVE_PHASE_BODY };
+typedef struct serve_conn serve_conn;
+seslm_status serve_guard_start(struct seslm_server *s); // the watchdog thread
+void serve_guard_stop(struct seslm_server *s);
+/* A new connection: its first request's headers must arrive within header_timeout_s (NULL on OOM). */
+serve_conn *serve_guard_open(struct seslm_server *s, int fd);
+void serve_guard_close(struct seslm_server *s, serve_conn *c);
+/* Starts a phase: HEADERS (header_timeout_s from now), BODY (body_timeout_s), NONE (no deadline). */
+void serve_guard_phase(struct seslm_server *s, serve_conn *c, int phase);
+int serve_guard_open_count(struct seslm_server *s);
+/* Writes prefix + the message to stderr, at most a burst of lines per window; counts what it drops. */
+void serve_log_limited(struct seslm_server *s, const char *prefix, const char *fmt, va_list ap);
+
+// ---- the request workers (workers.c) ----------------------------------------------------------------
+
+seslm_status serve_workers_start(struct seslm_server *s, int n, int queue_cap, void (*run)(struct seslm_server *, void *));
+int serve_workers_submit(struct seslm_server *s, void *task); // 0 queued, -1 full or stopping
+int serve_workers_queued(struct seslm_server *s);
+void serve_workers_stop(struct seslm_server *s); // runs what is queued, then joins
+
 // ---- the server -----------------------------------------------------------------------------------
 
 typedef struct serve_tjob serve_tjob;
@@ -211,6 +243,7 @@ struct seslm_server {
     pthread_cond_t j_cv;
     serve_tjob *j_head, *j_tail;
     int j_stop, janitor_up;
+    atomic_int j_pending; // jobs queued or being written (/metrics: a handshake for "every dump is out")
     pthread_t janitor;
     uint64_t dump_seq;
 
@@ -220,6 +253,27 @@ struct seslm_server {
     atomic_int inflight;
     atomic_int draining;
     atomic_int queue_gauge; // texts waiting (for /metrics without taking q_mu)
+    atomic_ullong busy_rejects; // requests answered 503 because the worker queue was full
+
+    // connection deadlines (guard.c)
+    pthread_mutex_t g_mu;
+    pthread_cond_t g_cv;
+    serve_conn *g_conns;
+    int g_open, g_stop, g_up;
+    pthread_t g_thread;
+    atomic_ullong g_timeouts[2]; // [0] headers, [1] body: connections shut down at their deadline
+    pthread_mutex_t log_mu;
+    int64_t log_window_ns;
+    int log_in_window;
+    unsigned long long log_dropped;
+
+    // request workers (workers.c)
+    pthread_mutex_t w_mu;
+    pthread_cond_t w_cv;
+    void **w_ring;
+    int w_cap, w_head, w_n, w_stop, w_up;
+    pthread_t *w_threads;
+    void (*w_run)(struct seslm_server *, void *);
 
     serve_metrics metrics;
     struct serve_intent *intent; // NULL without --intent-head (intent.c)

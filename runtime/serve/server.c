@@ -69,6 +69,11 @@ static void free_server(seslm_server *s) {
     pthread_cond_destroy(&s->q_cv);
     pthread_mutex_destroy(&s->j_mu);
     pthread_cond_destroy(&s->j_cv);
+    pthread_mutex_destroy(&s->g_mu);
+    pthread_cond_destroy(&s->g_cv);
+    pthread_mutex_destroy(&s->log_mu);
+    pthread_mutex_destroy(&s->w_mu);
+    pthread_cond_destroy(&s->w_cv);
     free(s);
 }
 
@@ -83,7 +88,11 @@ seslm_status seslm_serve_start(seslm_server **out, const seslm_serve_opts *opts)
     if (o.max_texts <= 0) o.max_texts = 512;
     if (o.max_body_bytes == 0) o.max_body_bytes = (size_t)1 << 20;
     if (o.batch_wait_us < 0) o.batch_wait_us = 2000;
-    if (o.max_connections <= 0) o.max_connections = 256;
+    if (o.max_connections <= 0) o.max_connections = 1024;
+    if (o.max_connections_per_ip == 0) o.max_connections_per_ip = 64;
+    if (o.header_timeout_s <= 0) o.header_timeout_s = 10;
+    if (o.body_timeout_s <= 0) o.body_timeout_s = 60;
+    if (o.workers <= 0) o.workers = 32;
     if (o.drain_seconds <= 0) o.drain_seconds = 30;
     if (o.port < 0 || o.port > 65535) return seslm_fail(SESLM_ERR_ARG, "port %d is outside 0..65535", o.port);
     if (o.max_batch > 4096) return seslm_fail(SESLM_ERR_ARG, "max_batch must be in 1..4096 (got %d)", o.max_batch);
@@ -124,9 +133,15 @@ seslm_status seslm_serve_start(seslm_server **out, const seslm_serve_opts *opts)
     serve_cond_init_mono(&s->q_cv);
     pthread_mutex_init(&s->j_mu, NULL);
     pthread_cond_init(&s->j_cv, NULL);
+    pthread_mutex_init(&s->g_mu, NULL);
+    serve_cond_init_mono(&s->g_cv);
+    pthread_mutex_init(&s->log_mu, NULL);
+    pthread_mutex_init(&s->w_mu, NULL);
+    pthread_cond_init(&s->w_cv, NULL);
     atomic_init(&s->inflight, 0);
     atomic_init(&s->draining, 0);
     atomic_init(&s->queue_gauge, 0);
+    atomic_init(&s->j_pending, 0);
     serve_metrics_init(&s->metrics);
 
     serve_slot *slot = NULL;

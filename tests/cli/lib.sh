@@ -4,6 +4,7 @@
 #   cli_test_init NAME "$@" [-- TOOL...]   # SESLM, MODEL (absolute), ROOT (absolute), TMP; FAILS without
 #                                          # the model or a needed tool (never skips)
 #   fail MSG / ok / expect RC GREP DESC -- ARGS...
+#   cli_skip REQUIRE_VAR MSG               # exit 77 (skipped), or 1 when $REQUIRE_VAR is 1
 #   cli_test_done                          # prints the tally, returns non-zero on any failure
 # A background process whose pid is in PID is killed on exit, and TMP is removed.
 
@@ -56,6 +57,24 @@ expect() {
     if [ -n "$pattern" ]; then
         grep -qE -- "$pattern" "$TMP/e.err" "$TMP/e.out" || fail "$desc: output lacks /$pattern/: $(head -c 300 "$TMP/e.err")"
     fi
+}
+
+# cli_skip REQUIRE_VAR MSG: the test cannot run (or ran only in part) here: exit 77 (ctest "skipped",
+# never "passed"), or 1 when REQUIRE_VAR is 1 (ci/test.sh sets SESLM_REQUIRE_PG, _S3, _MODEL; _GPU on a
+# machine with one). Checks that failed before it still fail the test.
+cli_skip() {
+    local req=$1
+    shift
+    if [ "${fails:-0}" -gt 0 ]; then
+        echo "$TEST_NAME: ${checks:-0} checks, $fails failures (and: $*)" >&2
+        exit 1
+    fi
+    if [ "${!req:-}" = 1 ]; then
+        echo "$TEST_NAME: FAILED: $req=1 but $*" >&2
+        exit 1
+    fi
+    echo "$TEST_NAME: skipped: $*"
+    exit 77
 }
 
 cli_test_done() {

@@ -34,7 +34,7 @@ expect 2 "--input FILE and --out DIR are required" "no arguments" -- record
 expect 2 "--window must be an integer" "window 0" -- record --input "$TMP/in300.txt" --out "$TMP/o" --window 0
 expect 2 "--batch must be an integer" "batch x" -- record --input "$TMP/in300.txt" --out "$TMP/o" --batch x
 expect 2 "invalid node id 'a/b'" "bad node id" -- record --input "$TMP/in300.txt" --out "$TMP/o" --node a/b
-expect 2 "unexpected argument '--bogus'" "unknown option" -- record --bogus
+expect 2 "unknown option '--bogus'" "unknown option" -- record --bogus
 expect 1 "cannot open .*nope.txt" "missing input" -- record --model "$MODEL" --input "$TMP/nope.txt" --out "$TMP/o"
 touch "$TMP/afile"
 expect 1 "is not a directory" "out is a file" -- record --model "$MODEL" --input "$TMP/in300.txt" --out "$TMP/afile"
@@ -150,7 +150,13 @@ ok
 "$SESLM" record --model "$MODEL" --input "$TMP/long.txt" --out "$TMP/dterm" --window 50 --node t --threads 1 \
     >"$TMP/t.paths" 2>"$TMP/t.err" &
 PID=$!
-sleep 2
+# handshake, not a fixed sleep: SIGTERM once the first window's dump is written (its path printed)
+for _ in $(seq 1 1200); do
+    [ -s "$TMP/t.paths" ] && break
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.05
+done
+[ -s "$TMP/t.paths" ] || fail "record wrote no first dump within 60 s: $(tail -c 300 "$TMP/t.err")"
 kill -TERM "$PID"
 wait "$PID"
 rc=$?

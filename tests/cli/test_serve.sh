@@ -4,7 +4,8 @@
 #   * every bad input gets its 4xx with a JSON {"error": ...}, and the server stays up;
 #   * /metrics passes `promtool check metrics` and has the expected series;
 #   * SIGHUP and POST /admin/reload swap models; tests/serve/load_test.py drives 5 good reloads and a
-#     broken one under load (zero failed requests, ids switch exactly at the reloads);
+#     broken one under load (zero failed requests, ids switch exactly at the reloads, every vector equal
+#     to sentence-transformers' reference embedding of its text, tests/fixtures/oracle);
 #   * SIGTERM drains, writes the final telemetry dump and exits 0.
 #
 #   bash tests/cli/test_serve.sh <path to seslm> <model dir> <repo root>
@@ -159,6 +160,12 @@ bad 400 "text and texts" -X POST "$E" -d '{"text": "a", "texts": ["b"]}'
 bad 400 "missing field" -X POST "$E" -d '{"input": ["a"]}'
 bad 400 "empty list" -X POST "$E" -d '{"texts": []}'
 bad 400 "deep nesting" -X POST "$E" --data-binary "$(python3 -c 'print("[" * 5000 + "]" * 5000)')"
+# strict JSON (RFC 8259): a raw control byte inside a string, a NUL before the body, \u0000, a lone surrogate
+bad 400 "raw control byte in a string" -X POST "$E" --data-binary "$(printf '{"texts": ["a\001b"]}')"
+printf '\000{"texts": ["a"]}' >"$TMP/nul.json"
+bad 400 "NUL before the body" -X POST "$E" --data-binary @"$TMP/nul.json"
+bad 400 "escaped NUL" -X POST "$E" -d '{"texts": ["a\u0000b"]}'
+bad 400 "lone surrogate" -X POST "$E" -d '{"texts": ["a\udc00b"]}'
 printf '{"texts": ["fine", "bad \xff\xfe bytes"]}' >"$TMP/utf8.json"
 if bad 400 "invalid UTF-8" -X POST "$E" --data-binary @"$TMP/utf8.json"; then
     grep -q 'texts\[1\]' "$TMP/resp" || fail "the UTF-8 error does not name texts[1]: $(cat "$TMP/resp")"
@@ -173,7 +180,7 @@ bad 405 "POST /healthz" -X POST "$URL/healthz" -d '{}'
 bad 405 "DELETE /metrics" -X DELETE "$URL/metrics"
 bad 405 "GET /admin/reload" "$URL/admin/reload"
 bad 404 "unknown path" "$URL/v2/nothing"
-bad 404 "unknown path with a body" -X POST "$URL/v1/embeddings" -d '{"texts": ["a"]}'
+bad 404 "unknown path with a body" -X POST "$URL/v1/no-such-endpoint" -d '{"texts": ["a"]}'
 bad 400 "reload with bad JSON" -X POST "$URL/admin/reload" -d '{"model": '
 bad 400 "reload with a non-string model" -X POST "$URL/admin/reload" -d '{"model": 3}'
 bad 422 "reload from a missing dir" -X POST "$URL/admin/reload" -d "{\"model\": \"$TMP/models/none\"}"
@@ -193,7 +200,7 @@ for series in "seslm_model_info{model=\"$ID_A\"" 'seslm_http_requests_total{path
     'seslm_http_requests_total{path="/v1/embed",code="400"}' 'seslm_http_request_duration_seconds_bucket{path="/v1/embed",le="+Inf"}' \
     "seslm_embed_texts_total{model=\"$ID_A\"}" "seslm_embed_tokens_total{model=\"$ID_A\"}" \
     "seslm_batch_size_bucket{model=\"$ID_A\",le=\"1\"}" 'process_resident_memory_bytes' \
-    'seslm_model_reloads_total{result="failure"} 1' 'seslm_model_reloads_total{result="success"} 0'; do
+    'seslm_model_reloads_total{result="failure"} 1' 'seslm_model_reloads_total{result="success"} 0' 'seslm_build_info{version="'; do
     ok
     grep -qF -- "$series" "$TMP/metrics.txt" || fail "/metrics lacks $series"
 done
@@ -214,7 +221,8 @@ alive "SIGHUP"
 # ---- blue-green reloads under load --------------------------------------------------------------------
 ok
 python3 "$ROOT/tests/serve/load_test.py" --url "$URL" --model-a "$MODEL" --model-b "$TMP/models/minilm-b" \
-    --broken "$TMP/models/minilm-broken" --clients 4 --max-seconds 30 || fail "load_test.py"
+    --broken "$TMP/models/minilm-broken" --clients 4 --max-seconds 30 --oracle "$ROOT/tests/fixtures/oracle" ||
+    fail "load_test.py"
 alive "the load test"
 curl -s -o "$TMP/metrics2.txt" "$URL/metrics"
 ok
@@ -224,6 +232,14 @@ grep -qF 'seslm_telemetry_dumps_total{result="failure"} 0' "$TMP/metrics2.txt" |
     fail "telemetry dumps failed: $(grep 'telemetry dump failed' "$LOG" | head -3)"
 
 # ---- SIGTERM: drain (a request in flight completes), final dump, exit 0 -------------------------------
+# handshake: the windows of the models retired by the reloads are written by a thread of their own;
+# count the dumps once it has nothing left to write
+for _ in $(seq 1 600); do
+    [ "$(metric seslm_telemetry_pending_jobs)" = 0 ] 2>/dev/null && break
+    sleep 0.1
+done
+ok
+[ "$(metric seslm_telemetry_pending_jobs)" = 0 ] || fail "telemetry jobs still pending after 60 s"
 before=$(ls "$TMP/tel" | grep -c '^test-node-.*\.\(h5\|json\)$')
 python3 -c 'import json; print(json.dumps({"texts": [" ".join(["word%d" % i for i in range(200)])] * 4}))' >"$TMP/slow.json"
 curl -s -o "$TMP/slow.out" -w '%{http_code}' -X POST "$E" --data-binary @"$TMP/slow.json" >"$TMP/slow.code" &

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_store_s3.sh — `registry register` into an S3-compatible store and `registry fetch` back, end to
 # end on the real model, against the S3 server of ci/s3-start.sh (moto, an S3 emulator, with request
-# signatures checked; skipped, exit 77, when SESLM_TEST_S3_ENDPOINT is unset):
+# signatures checked; skipped, exit 77, when SESLM_TEST_S3_ENDPOINT is unset; fails then if SESLM_REQUIRE_S3=1):
 #   * SESLM_STORE=s3://BUCKET/PREFIX: register uploads the model, records the s3:// location; again is
 #     idempotent; `fetch` materialises it, files cmp-identical, and the fetched model's embeddings equal
 #     the original's exactly;
@@ -12,12 +12,10 @@
 #
 #   bash tests/cli/test_store_s3.sh <path to seslm> <model dir> <repo root>
 set -u
-if [ -z "${SESLM_TEST_S3_ENDPOINT:-}" ]; then
-    echo "skipped: SESLM_TEST_S3_ENDPOINT is not set (eval \"\$(ci/s3-start.sh)\")"
-    exit 77
-fi
 . "$(dirname "$0")/lib.sh"
 cli_test_init test_store_s3 "$@" -- curl cmp
+[ -n "${SESLM_TEST_S3_ENDPOINT:-}" ] ||
+    cli_skip SESLM_REQUIRE_S3 "SESLM_TEST_S3_ENDPOINT is not set (eval \"\$(ci/s3-start.sh)\")"
 
 mkdir -p "$TMP/m1"
 for f in config.json model.safetensors vocab.txt tokenizer_config.json special_tokens_map.json \

@@ -10,6 +10,9 @@ BROKEN directory in the middle. Before each reload every client completes at lea
 model then serving, so each client sees every model generation. Checks:
 
   * zero failed requests: every /v1/embed answers 200 with one 384-float row per text;
+  * with --oracle DIR (tests/fixtures/oracle: sentence-transformers' own embeddings of its inputs), the
+    texts come from there and every returned row must equal the reference (cosine >= 0.99999, max abs
+    error <= 1e-4, the tolerance of test_model_oracle) across every reload, not only in count and width;
   * the good reloads answer 200 naming the new and the previous id ("<basename>@<sha12>"); the broken
     one answers 4xx/5xx with an error and the old model keeps serving (same id before and after);
   * per client, the model ids of its responses (in completion order) change exactly at the reloads:
@@ -26,6 +29,8 @@ import os
 import sys
 import threading
 import time
+import math
+import struct
 import urllib.parse
 
 TEXTS = [
@@ -62,7 +67,8 @@ class Client(threading.Thread):
         k = self.idx
         while not self.stop.is_set() and time.monotonic() < self.deadline:
             n = 1 + (k % 3)
-            texts = [TEXTS[(k + j) % len(TEXTS)] for j in range(n)]
+            picks = [(k + j) % len(TEXTS) for j in range(n)]
+            texts = [TEXTS[i] for i in picks]
             k += 1
             body = json.dumps({"texts": texts})
             t0 = time.monotonic()
@@ -81,6 +87,15 @@ class Client(threading.Thread):
                 if o["dim"] != 384 or len(emb) != n or any(len(r) != 384 for r in emb):
                     self.failures.append("malformed answer: dim %s, %d rows" % (o.get("dim"), len(emb)))
                     continue
+                if REFERENCE:
+                    for row, i in zip(emb, picks):
+                        ref = REFERENCE[i]
+                        dot = sum(a * b for a, b in zip(row, ref))
+                        cos = dot / math.sqrt(sum(a * a for a in row) * sum(b * b for b in ref))
+                        err = max(abs(a - b) for a, b in zip(row, ref))
+                        if not (cos >= 0.99999 and err <= 1e-4):
+                            self.failures.append("%s: text %r: cosine %.7f, max abs error %.2g against the reference"
+                                                 % (o["model"], TEXTS[i][:40], cos, err))
                 if resp.getheader("X-Seslm-Model") != o["model"]:
                     self.failures.append("header X-Seslm-Model %r != body model %r" % (resp.getheader("X-Seslm-Model"), o["model"]))
                 with self.lock:
@@ -125,6 +140,26 @@ def compress(ids):
     return out
 
 
+REFERENCE = []
+
+
+def load_oracle(d, count=24):
+    """The first `count` short inputs of the oracle fixture with their reference embeddings."""
+    man = json.load(open(os.path.join(d, "manifest.json")))
+    dim = man["dim"]
+    raw = open(os.path.join(d, "embeddings.f32"), "rb").read()
+    rows = []
+    for line in open(os.path.join(d, "inputs.jsonl"), encoding="utf-8"):
+        o = json.loads(line)
+        if len(o["text"]) > 200:  # keep the requests light
+            continue
+        vec = struct.unpack_from("<%df" % dim, raw, o["id"] * dim * 4)
+        rows.append((o["text"], list(vec)))
+        if len(rows) == count:
+            break
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", required=True)
@@ -134,7 +169,13 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--max-seconds", type=float, default=30)
     ap.add_argument("--per-generation", type=int, default=2, help="requests each client completes per model")
+    ap.add_argument("--oracle", help="tests/fixtures/oracle: embed its texts and compare with its embeddings")
     a = ap.parse_args()
+    if a.oracle:
+        global TEXTS
+        rows = load_oracle(a.oracle)
+        TEXTS = [t for t, _ in rows]
+        REFERENCE.extend(v for _, v in rows)
 
     u = urllib.parse.urlparse(a.url)
     host, port = u.hostname, u.port

@@ -4,9 +4,9 @@
 #include "test.h"
 
 int main(void) {
-    if (!seslm_built_with_cuda()) TEST_SKIP("no GPU (built without CUDA)");
+    if (!seslm_built_with_cuda()) TEST_SKIP_UNLESS("SESLM_REQUIRE_GPU", "no GPU (built without CUDA)");
     int n = seslm_gpu_count();
-    if (n <= 0) TEST_SKIP("no GPU");
+    if (n <= 0) TEST_SKIP_UNLESS("SESLM_REQUIRE_GPU", "no GPU");
     char desc[256];
     for (int i = 0; i < n; i++) {
         CHECK(seslm_gpu_describe(i, desc, sizeof desc) == 0);

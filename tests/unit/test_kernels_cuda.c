@@ -585,7 +585,7 @@ int main(void) {
         tm_rmtree(g_root);
         free(g_root);
         if (t_failures) return test_report("test_kernels_cuda");
-        TEST_SKIP("no GPU (the cuda backend was refused with a clear error: %d checks passed)", t_checks);
+        TEST_SKIP_UNLESS("SESLM_REQUIRE_GPU", "no GPU (the cuda backend was refused with a clear error: %d checks passed)", t_checks);
     }
 #ifdef SESLM_HAVE_CUDA
     tm_seed(20261125);

@@ -12,10 +12,10 @@
 
 int main(void) {
 #ifndef SESLM_HAVE_CUDA
-    TEST_SKIP("no GPU (built without CUDA)");
+    TEST_SKIP_UNLESS("SESLM_REQUIRE_GPU", "no GPU (built without CUDA)");
 #else
     const int n_gpu = seslm_gpu_count();
-    if (n_gpu <= 0) TEST_SKIP("no GPU");
+    if (n_gpu <= 0) TEST_SKIP_UNLESS("SESLM_REQUIRE_GPU", "no GPU");
     if (!seslm_nccl_available()) TEST_SKIP("NCCL not available (libnccl.so.2)");
     enum { N = 100003, R = 8 };
     static double buf[R][N], want[N], orig[R][N];

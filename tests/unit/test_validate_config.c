@@ -3,6 +3,10 @@
  * name file:line). */
 #include "test.h"
 #include "validate.h"
+#include "validate_stats.h"
+
+#include <stdint.h>
+#include <stdlib.h>
 
 static seslm_status load(seslm_validate_config *c, const char *text) {
     return seslm_validate_config_load_string(c, "t.yaml", text, strlen(text));
@@ -10,7 +14,7 @@ static seslm_status load(seslm_validate_config *c, const char *text) {
 
 static void gate_eval(void) {
     seslm_gate_result r;
-    seslm_vvalue v = {1, 0.80, 0.78};
+    seslm_vvalue v = {.measured = 1, .parent = 0.80, .candidate = 0.78};
     seslm_gate g = {SESLM_VM_STSB_SPEARMAN, SESLM_GATE_MAX_DROP, 0.02, 0};
     seslm_gate_eval(&g, &v, &r);
     CHECK(r.pass && fabs(r.observed - 0.02) < 1e-12); // exactly at the threshold passes
@@ -22,7 +26,7 @@ static void gate_eval(void) {
     CHECK(r.pass);
 
     g = (seslm_gate){SESLM_VM_LATENCY_B1_P50, SESLM_GATE_MAX_RATIO, 0.80, 0};
-    v = (seslm_vvalue){1, 10.0, 8.0};
+    v = (seslm_vvalue){.measured = 1, .parent = 10.0, .candidate = 8.0};
     seslm_gate_eval(&g, &v, &r);
     CHECK(r.pass && fabs(r.observed - 0.8) < 1e-12);
     v.candidate = 8.1;
@@ -33,7 +37,7 @@ static void gate_eval(void) {
     CHECK(!r.pass);
 
     g = (seslm_gate){SESLM_VM_COSINE_MEAN, SESLM_GATE_MIN, 0.95, 0};
-    v = (seslm_vvalue){1, 1.0, 0.95};
+    v = (seslm_vvalue){.measured = 1, .parent = 1.0, .candidate = 0.95};
     seslm_gate_eval(&g, &v, &r);
     CHECK(r.pass);
     v.candidate = 0.9499;
@@ -46,9 +50,98 @@ static void gate_eval(void) {
     v.measured = 0; // a check that did not run fails its gate
     seslm_gate_eval(&g, &v, &r);
     CHECK(!r.pass && strstr(r.message, "not measured") != NULL);
-    v = (seslm_vvalue){1, NAN, 0.5};
+    v = (seslm_vvalue){.measured = 1, .parent = NAN, .candidate = 0.5};
     seslm_gate_eval(&g, &v, &r);
     CHECK(!r.pass);
+    // a check with no data on this node (no traffic sample, too little feedback) is skipped: it passes
+    // and says so, unlike a check that failed to run
+    g = (seslm_gate){SESLM_VM_FEEDBACK_INTENT_ACCURACY, SESLM_GATE_MAX_DROP, 0.01, 0};
+    v = (seslm_vvalue){.measured = 0, .parent = NAN, .candidate = NAN, .skipped = 1};
+    seslm_gate_eval(&g, &v, &r);
+    CHECK(r.pass && r.skipped && strstr(r.message, "skipped") != NULL);
+    v.skipped = 0;
+    seslm_gate_eval(&g, &v, &r);
+    CHECK(!r.pass && !r.skipped);
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static double urand(void) { // xorshift64*, deterministic
+    rng_state ^= rng_state >> 12, rng_state ^= rng_state << 25, rng_state ^= rng_state >> 27;
+    return (double)((rng_state * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Simulated timings of n pairs: a candidate `truth` times the parent's 10 ms, on a machine that is quiet
+ * (hog 0) or busy (hog 1: a load factor 1..4 that changes between pairs and hits both halves of a pair,
+ * plus a spike x3 on one side alone in 20% of pairs). Returns the gate's verdict: 1 pass, 0 fail, -1
+ * inconclusive; *naive gets the verdict of the plain p50 ratio. */
+static int simulate(double truth, int hog, int n, int *naive) {
+    double t[2][400], ratio[400];
+    for (int i = 0; i < n; i++) {
+        double load = hog ? 1 + 3 * urand() : 1 + 0.02 * urand();
+        for (int m = 0; m < 2; m++) {
+            double x = (m ? truth * 10 : 10) * load * (1 + 0.05 * urand());
+            if (hog && urand() < 0.1) x *= 3;
+            t[m][i] = x;
+        }
+        ratio[i] = t[1][i] / t[0][i];
+    }
+    qsort(ratio, (size_t)n, sizeof *ratio, cmp_d);
+    qsort(t[0], (size_t)n, sizeof(double), cmp_d);
+    qsort(t[1], (size_t)n, sizeof(double), cmp_d);
+    seslm_vvalue v = {.measured = 1, .parent = t[0][n / 2], .candidate = t[1][n / 2], .has_ci = 1, .paired = 1,
+                      .ratio = ratio[n / 2]};
+    seslm_stats_quantile_ci(t[0], n, 0.5, &v.par_lo, &v.par_hi);
+    seslm_stats_quantile_ci(t[1], n, 0.5, &v.cand_lo, &v.cand_hi);
+    seslm_stats_quantile_ci(ratio, n, 0.5, &v.ratio_lo, &v.ratio_hi);
+    seslm_gate g = {SESLM_VM_LATENCY_B1_P50, SESLM_GATE_MAX_RATIO, 0.80, 0};
+    seslm_gate_result r;
+    seslm_gate_eval(&g, &v, &r);
+    CHECK(r.lo <= r.observed && r.observed <= r.hi);
+    CHECK(!(r.pass && r.inconclusive));
+    *naive = t[1][n / 2] / t[0][n / 2] <= 0.80;
+    return r.inconclusive ? -1 : r.pass;
+}
+
+/* Timing gates decide on the interval of the paired ratio: a verdict never flips between a quiet and a busy
+ * machine; at worst the busy run says "inconclusive". */
+static void timing_gates(void) {
+    const double truths[] = {0.5, 0.7, 0.78, 0.82, 0.9, 1.0, 1.3};
+    int naive_flips = 0;
+    for (int k = 0; k < 7; k++)
+        for (int trial = 0; trial < 20; trial++) {
+            int nq, nb;
+            int quiet = simulate(truths[k], 0, 100, &nq), busy = simulate(truths[k], 1, 100, &nb);
+            CHECK_MSG(quiet == busy || busy == -1 || quiet == -1, "truth %.2f trial %d: quiet %d busy %d", truths[k],
+                      trial, quiet, busy);
+            // a clear case is decided, and rightly, even on the busy machine
+            if (truths[k] <= 0.7) CHECK_MSG(quiet == 1 && busy == 1, "truth %.2f: %d %d", truths[k], quiet, busy);
+            if (truths[k] >= 0.9) CHECK_MSG(quiet == 0 && busy == 0, "truth %.2f: %d %d", truths[k], quiet, busy);
+            naive_flips += nq != nb;
+        }
+    // the plain p50 ratio does flip (the reason for all this): near the threshold it goes both ways
+    CHECK_MSG(naive_flips > 0, "the naive p50 ratio never flipped (%d)", naive_flips);
+
+    // an absolute budget with an interval; a p95 ratio from the two intervals
+    seslm_gate g = {SESLM_VM_LATENCY_B1_P95, SESLM_GATE_MAX, 12.0, 0};
+    seslm_vvalue v = {.measured = 1, .parent = 20, .candidate = 11, .has_ci = 1, .cand_lo = 10, .cand_hi = 13,
+                      .par_lo = 18, .par_hi = 22};
+    seslm_gate_result r;
+    seslm_gate_eval(&g, &v, &r);
+    CHECK(!r.pass && r.inconclusive && strstr(r.message, "INCONCLUSIVE") != NULL);
+    v.cand_hi = 11.5;
+    seslm_gate_eval(&g, &v, &r);
+    CHECK(r.pass && !r.inconclusive);
+    g.kind = SESLM_GATE_MAX_RATIO;
+    g.threshold = 0.8;
+    seslm_gate_eval(&g, &v, &r); // 10/22 .. 11.5/18 = 0.45 .. 0.64
+    CHECK(r.pass && fabs(r.hi - 11.5 / 18) < 1e-12);
+    v.cand_lo = 18.5, v.candidate = 19, v.cand_hi = 20; // 18.5/22 = 0.84 > 0.8: surely fails
+    seslm_gate_eval(&g, &v, &r);
+    CHECK(!r.pass && !r.inconclusive);
 }
 
 static void names(void) {
@@ -85,6 +178,9 @@ static void shipped_config_is_the_default(void) {
     CHECK(f.lr.C == d.lr.C && f.lr.max_iter == d.lr.max_iter && f.lr.tol == d.lr.tol);
     CHECK(f.warmup == d.warmup && f.repeats_b1 == d.repeats_b1 && f.repeats_b32 == d.repeats_b32);
     CHECK(f.threads == d.threads && f.batch == d.batch && f.measure_memory == d.measure_memory);
+    CHECK(!strcmp(f.traffic, d.traffic) && !strcmp(f.kb, d.kb) && !strcmp(f.feedback, d.feedback));
+    CHECK(f.traffic_n == d.traffic_n && f.traffic_queries_n == d.traffic_queries_n && f.kb_passages_n == d.kb_passages_n);
+    CHECK(f.feedback_n == d.feedback_n && f.feedback_min == d.feedback_min);
     seslm_validate_config_free(&f);
 }
 
@@ -101,7 +197,7 @@ static void yaml(void) {
     seslm_validate_config_free(&c);
     CHECK(load(&c, "data:\n  domain_texts:\n    - a.txt\n    - b.txt\n    - c.txt\n") == SESLM_OK);
     CHECK(c.n_domain_texts == 3 && !strcmp(c.domain_texts[2], "c.txt"));
-    CHECK(c.n_gates == 10); // no gates section: the defaults
+    CHECK(c.n_gates == 13); // no gates section: the defaults
     seslm_validate_config_free(&c);
 
     static const struct {
@@ -120,13 +216,14 @@ static void yaml(void) {
         {"run:\n  measure_memory: maybe\n", "t.yaml:2: run.measure_memory"},
         {"data:\n  domain_texts: [a, b, c, d, e, f, g, h, i]\n", "at most 8"},
         {"data: [1, 2\n", "t.yaml:"},
+        {"samples:\n  feedback_min: 1\n", "t.yaml:2: samples.feedback_min"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         seslm_status st = load(&c, bad[i].yaml);
         CHECK_MSG(st == SESLM_ERR_FORMAT, "case %zu: status %d", i, st);
         CHECK_MSG(strstr(seslm_last_error(), bad[i].want) != NULL, "case %zu: message '%s' lacks '%s'", i,
                   seslm_last_error(), bad[i].want);
-        CHECK(c.owner == NULL && c.n_gates == 10); // a failed load leaves the defaults, nothing to free
+        CHECK(c.owner == NULL && c.n_gates == 13); // a failed load leaves the defaults, nothing to free
     }
     CHECK(seslm_validate_config_load(&c, "/nonexistent/gates.yaml") != SESLM_OK);
     CHECK(strstr(seslm_last_error(), "/nonexistent/gates.yaml") != NULL);
@@ -134,6 +231,7 @@ static void yaml(void) {
 
 int main(void) {
     gate_eval();
+    timing_gates();
     names();
     shipped_config_is_the_default();
     yaml();

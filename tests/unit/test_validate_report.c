@@ -32,9 +32,9 @@ int main(void) {
     snprintf(r->parent_dir, sizeof r->parent_dir, "models/a&b<c>\"d'");
     snprintf(r->candidate_dir, sizeof r->candidate_dir, "runs/student-20");
     r->parent_params = 22565376, r->candidate_params = 20458637;
-    r->values[SESLM_VM_STSB_SPEARMAN] = (seslm_vvalue){1, 0.8672, 0.8400};
-    r->values[SESLM_VM_WEIGHT_BYTES] = (seslm_vvalue){1, 90868376, 60000000};
-    r->values[SESLM_VM_COSINE_MEAN] = (seslm_vvalue){1, 1, 0.97};
+    r->values[SESLM_VM_STSB_SPEARMAN] = (seslm_vvalue){.measured = 1, .parent = 0.8672, .candidate = 0.8400};
+    r->values[SESLM_VM_WEIGHT_BYTES] = (seslm_vvalue){.measured = 1, .parent = 90868376, .candidate = 60000000};
+    r->values[SESLM_VM_COSINE_MEAN] = (seslm_vvalue){.measured = 1, .parent = 1, .candidate = 0.97};
     seslm_gate g[3] = {{SESLM_VM_STSB_SPEARMAN, SESLM_GATE_MAX_DROP, 0.02, 3},
                        {SESLM_VM_WEIGHT_BYTES, SESLM_GATE_MAX_RATIO, 0.70, 4},
                        {SESLM_VM_RECALL_AGREEMENT, SESLM_GATE_MIN, 0.8, 5}}; // not measured: fails
@@ -58,6 +58,7 @@ int main(void) {
     CHECK(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(ms, "recall_agreement"), "candidate")));
     CHECK(!strcmp(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "parent"), "dir")->valuestring, r->parent_dir));
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(v, "gates")) == 3);
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "seslm_build"), "commit"))); // provenance
     cJSON_Delete(v);
     free(json);
 
@@ -70,6 +71,8 @@ int main(void) {
     for (const char *p = x; (p = strstr(p, "<failure ")); p++) failures++;
     CHECK(cases == 3 && failures == 2);
     CHECK(strstr(x, "name=\"stsb_spearman max_drop 0.02\"") != NULL);
+    CHECK(strstr(x, " timestamp=\"20") != NULL && strstr(x, " hostname=\"") != NULL); // JUnit: when and where
+    CHECK(strstr(x, "name=\"seslm_commit\"") != NULL);
     free(x);
 
     char *md = render(seslm_validate_report_md, &c, r);

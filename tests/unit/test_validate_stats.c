@@ -103,7 +103,39 @@ static void retrieval(void) {
     CHECK(seslm_stats_cosine(u, z, 3) == 0);
 }
 
+/* The order-statistic interval must cover the true quantile with probability >= ~95%: with x_(1..n) sorted
+ * values, [x_(a), x_(b)] covers the q-quantile exactly when a <= Bin(n, q) < b, a sum computed exactly here
+ * (independent of the normal approximation the function uses). */
+static void quantile_interval(void) {
+    const int ns[] = {20, 30, 50, 100, 200, 500};
+    const double qs[] = {0.5, 0.95};
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 2; j++) {
+            int n = ns[i];
+            double q = qs[j], *v = malloc((size_t)n * sizeof *v), lo, hi;
+            for (int k = 0; k < n; k++) v[k] = k + 1; // value = rank
+            seslm_stats_quantile_ci(v, n, q, &lo, &hi);
+            int a = isinf(lo) ? 0 : (int)lo, b = isinf(hi) ? n + 1 : (int)hi;
+            CHECK_MSG(a >= 0 && a <= b && b <= n + 1, "n %d q %g: ranks %d..%d", n, q, a, b);
+            double cover = 0;
+            for (int k = a; k < b && k <= n; k++) cover += exp(lgamma(n + 1.0) - lgamma(k + 1.0) - lgamma(n - k + 1.0) +
+                                                      k * log(q) + (n - k) * log1p(-q));
+            CHECK_MSG(cover >= 0.93 && cover < 0.999, "n %d q %g: ranks %d..%d cover %.4f",
+                      n, q, a, b, cover);
+            CHECK(lo <= seslm_stats_percentile(v, n, q * 100) && seslm_stats_percentile(v, n, q * 100) <= hi);
+            free(v);
+        }
+    double one = 3, lo, hi;
+    seslm_stats_quantile_ci(&one, 1, 0.5, &lo, &hi); // one value bounds nothing
+    CHECK(isinf(lo) && lo < 0 && isinf(hi) && hi > 0);
+    double v20[20];
+    for (int k = 0; k < 20; k++) v20[k] = k;
+    seslm_stats_quantile_ci(v20, 20, 0.95, &lo, &hi); // 20 calls cannot bound a p95 from above
+    CHECK(isfinite(lo) && isinf(hi));
+}
+
 int main(void) {
+    quantile_interval();
     fixture_cases();
     edge_cases();
     retrieval();

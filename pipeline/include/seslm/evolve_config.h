@@ -1,0 +1,39 @@
+/* evolve_config.h — the `evolve:` section of configs/evolve.yaml: what the nightly cycle (seslm evolve)
+ * reads, runs and keeps. The rest of the file is the pruning policy (plan.h). */
+#ifndef SESLM_EVOLVE_CONFIG_H
+#define SESLM_EVOLVE_CONFIG_H
+
+#include "seslm.h"
+
+#define SESLM_EVOLVE_MAX_CANDIDATES 8
+
+typedef struct {
+    char model[1024], telemetry[1024], out[1024];
+    char calibration[1024];          // calibration text (one input per line)
+    int calibration_lines;
+    double candidates[SESLM_EVOLVE_MAX_CANDIDATES]; // targets (of the policy's) to recompile + validate
+    int n_candidates;
+    int quantize, embeddings_int8, exact_rows; // embeddings_int8: 0 f32, 1 int8, 2 int4 (recompile.h SESLM_EMB_*)
+    int layer_candidates[SESLM_EVOLVE_MAX_CANDIDATES]; // deeper students tried: plan-lN (N layers kept) when
+    int n_layer_candidates;                            // the plan stage wrote it (within the cap)
+    double heldout_fraction;         // of the calibration sample: served traffic the cycle never fits on
+    char root[1024];                 // the original model ("" = the lineage's root_dir, else the parent)
+    char root_gates[1024];           // gates against the root ("" = gates)
+    char kb[1024], feedback[1024];   // the node's knowledge base and labelled feedback ("" = none)
+    int distill_steps, distill_batch; // distillation inside recompile (0 steps = off)
+    double distill_time_s;
+    char distill_general[1024];
+    char gates[1024];                // validation config (configs/gates.yaml)
+    int threads;
+    char select[64];                 // metric whose candidate value the best passing candidate minimises
+    // drift stage: off when reference is empty
+    char drift_reference[1024], drift_config[1024], micro_calibration[1024];
+    double micro_candidates[SESLM_EVOLVE_MAX_CANDIDATES];
+    int n_micro;
+} seslm_evolve_config;
+
+/* Reads the evolve section of path (defaults for absent keys; file:line errors for bad values). The
+ * candidates must be among the policy's targets. */
+seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path);
+
+#endif
