@@ -50,6 +50,8 @@ typedef struct distill_report {
     double cos_before, cos_after; // mean cosine to parent on a held-out slice of the calibration text
     int n_train, n_holdout;       // sentences used for training / held out
     int resumed_from;             // step a checkpoint resumed from (0 = fresh start)
+    int best_step;                // the step whose parameters were written: the held-out cosine is checked
+                                  // every steps/8 steps and the best (step 0 = the student unchanged) kept
 } distill_report;
 
 /* 0 ok, 1 bad input (message in err), 2 internal failure. */

@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "distill.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -16,10 +17,12 @@ static const char *HELP =
     "`seslm recompile --quantize none --embeddings f32`) is trained to reproduce the parent's sentence\n"
     "embeddings on label-free text: the calibration file (sampled served traffic, one sentence per line)\n"
     "and, with --general, a replay of general text so that what the domain never shows is not forgotten.\n"
-    "Losses: 1 - cosine and relative MSE of the embedding, MSE of the in-batch similarity matrix, and\n"
-    "optionally MiniLM attention / value-relation KL on the last layer. AdamW with warm-up and cosine\n"
+    "Losses: 1 - cosine and relative MSE of the embedding (default), optionally MSE of the in-batch\n"
+    "similarity matrix, MiniLM attention / value-relation KL on the last layer and per-layer hidden\n"
+    "states (docs/distill.md measures them). AdamW with warm-up and cosine\n"
     "decay, global-norm clipping, fixed seeds. A slice of the calibration text is held out and the mean\n"
-    "cosine to the parent on it is reported before and after. Checkpoints go to DIR/.ckpt (crash-safe):\n"
+    "cosine to the parent on it is reported before and after; the best parameters on it (checked every\n"
+    "steps/8 steps, the unchanged student included) are written. Checkpoints go to DIR/.ckpt (crash-safe):\n"
     "run the same command again after a crash or kill and it resumes where the last checkpoint was.\n"
     "DIR then holds the distilled student in the student's format; config.json's seslm_lineage gains\n"
     "\"distillation\". Quantize (INT8) afterwards. Prints a JSON summary; progress with ETA on stderr.\n"
@@ -29,13 +32,14 @@ static const char *HELP =
     "  --out DIR            output model directory: must not exist (or hold only an interrupted run's .ckpt)\n"
     "  --parent DIR         the teacher; default $SESLM_MODEL_DIR or models/all-MiniLM-L6-v2\n"
     "  --general FILE       general text replayed in every batch (--general-frac of it, default 0.25)\n"
-    "  --steps N            optimiser steps (default 400)\n"
+    "  --steps N            optimiser steps (default 300; fewer when --time-budget cuts them)\n"
     "  --batch N            sentences per step (default 32)\n"
-    "  --lr X               peak learning rate (default 1e-4)\n"
+    "  --lr X               peak learning rate (default 3e-4)\n"
     "  --max-tokens N       truncation per sentence (default 64)\n"
-    "  --loss W_COS,W_MSE,W_SIM,W_ATTN[,W_HIDDEN]  loss weights (default 1,1,1,0,0; 0 turns a loss off)\n"
+    "  --loss W_COS,W_MSE,W_SIM,W_ATTN[,W_HIDDEN]  loss weights (default 1,1,0,0,0; 0 turns a loss off)\n"
     "  --holdout X          share of the calibration text held out (default 0.1)\n"
-    "  --time-budget SEC    stop (and save) when the run would exceed SEC; the schedule is fitted to it\n"
+    "  --time-budget SEC    fit the schedule to SEC seconds of wall time (measured over the first steps) and\n"
+    "                       stop (and save) if it is exceeded; default 170; 0 = run exactly --steps\n"
     "  --threads N          threads (default: all cores)\n"
     "  --device D           cpu (default) or cpu-ref; cuda is refused (the trainer is CPU-only for now)\n"
     "  --seed S             seed of batch sampling and the held-out split (default 13)\n"
@@ -67,6 +71,9 @@ int cmd_distill(int argc, char **argv) {
     distill_opts o;
     distill_opts_default(&o);
     o.parent_dir = cli_default_model_dir();
+    // the command's default fits issue 13's budget: a 40% student on 1,200 sentences in <= 3 minutes on
+    // 2 cores (bench/RESULTS.md section 16); --time-budget 0 runs exactly --steps
+    o.time_budget_s = 170;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double x = 0;
@@ -155,10 +162,14 @@ int cmd_distill(int argc, char **argv) {
         fprintf(stderr, "seslm distill: %s\n", err);
         return 1;
     }
-    printf("{\"out\": \"%s\", \"steps\": %d, \"resumed_from\": %d, \"train_sentences\": %d, \"holdout_sentences\": %d, "
+    cJSON *js = cJSON_CreateString(o.out_dir);
+    char *jo = js ? cJSON_PrintUnformatted(js) : NULL;
+    printf("{\"out\": %s, \"steps\": %d, \"best_step\": %d, \"resumed_from\": %d, \"train_sentences\": %d, \"holdout_sentences\": %d, "
            "\"loss_first\": %.6f, \"loss_last\": %.6f, \"holdout_cos_before\": %.6f, \"holdout_cos_after\": %.6f, "
            "\"seconds\": %.1f}\n",
-           o.out_dir, rep.steps_done, rep.resumed_from, rep.n_train, rep.n_holdout, rep.loss_first, rep.loss_last,
+           jo ? jo : "\"\"", rep.steps_done, rep.best_step, rep.resumed_from, rep.n_train, rep.n_holdout, rep.loss_first, rep.loss_last,
            rep.cos_before, rep.cos_after, rep.seconds);
+    cJSON_free(jo);
+    cJSON_Delete(js);
     return 0;
 }

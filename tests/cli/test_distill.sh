@@ -6,6 +6,7 @@
 #   * a real short run on a pruned FP32 student (heads and neurons cut from 4 layers by a hand-written
 #     plan, sliced by `seslm recompile --quantize none --embeddings f32`): exit 0, the held-out cosine
 #     to the parent improves, the output loads and embeds, its lineage records the distillation;
+#   * --time-budget: the steps are cut to fit and the run ends on time with a complete model;
 #   * kill -9 during a run (after its first checkpoint), then the same command again: it resumes, and
 #     the final weights are byte-identical to an uninterrupted run's.
 #
@@ -28,9 +29,9 @@ for l in range(6):
                    "remove_neurons": list(range(0, 1536, 3))[:600] if pruned else []})
 json.dump({"format": "seslm-plan", "version": 1, "method": "test", "target": 0.3, "layers": layers}, open(sys.argv[1], "w"))
 PY
-timeout 300 "$SESLM" recompile --model "$MODEL" --plan "$TMP/plan.json" --out "$TMP/student" --quantize none \
+timeout 900 "$SESLM" recompile --model "$MODEL" --plan "$TMP/plan.json" --out "$TMP/student" --quantize none \
     --embeddings f32 >/dev/null 2>"$TMP/rc.err" || { echo "recompile failed: $(cat "$TMP/rc.err")" >&2; exit 1; }
-timeout 300 "$SESLM" recompile --model "$MODEL" --plan "$TMP/plan.json" --out "$TMP/student-int8" \
+timeout 900 "$SESLM" recompile --model "$MODEL" --plan "$TMP/plan.json" --out "$TMP/student-int8" \
     >/dev/null 2>"$TMP/rc.err" || { echo "recompile int8 failed: $(cat "$TMP/rc.err")" >&2; exit 1; }
 paste -d '\n' "$TRAFFIC/restaurant8k_600.txt" "$TRAFFIC/clinc150_600.txt" | awk 'NF && n++ < 240' >"$TMP/cal.txt"
 : >"$TMP/empty.txt"
@@ -51,10 +52,10 @@ expect 1 "holds a model" "existing output model" -- distill --parent "$MODEL" --
 ok
 
 # ---- a real short run -----------------------------------------------------------------------------
-run_args=(distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/cal.txt" --steps 40 --batch 16
-          --lr 3e-4 --threads 2 --holdout 0.2 --max-tokens 32)
+run_args=(distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/cal.txt" --steps 30 --batch 8
+          --lr 3e-4 --threads 2 --holdout 0.2 --max-tokens 32 --time-budget 0)
 ok
-timeout 300 "$SESLM" "${run_args[@]}" --out "$TMP/d1" >"$TMP/d1.json" 2>"$TMP/d1.err" ||
+timeout 900 "$SESLM" "${run_args[@]}" --out "$TMP/d1" >"$TMP/d1.json" 2>"$TMP/d1.err" ||
     fail "distill run: exit $? ($(tail -c 400 "$TMP/d1.err"))"
 if [ -s "$TMP/d1.json" ]; then
     before=$(py "$TMP/d1.json" 'd["holdout_cos_before"]')
@@ -66,7 +67,7 @@ if [ -s "$TMP/d1.json" ]; then
     ok
     grep -q "ETA" "$TMP/d1.err" || fail "no progress line with an ETA"
     ok
-    [ "$(py "$TMP/d1/config.json" 'd["seslm_lineage"]["distillation"]["steps"]')" = 40 ] ||
+    [ "$(py "$TMP/d1/config.json" 'd["seslm_lineage"]["distillation"]["steps"]')" = 30 ] ||
         fail "config.json lineage lacks the distillation"
     ok
     [ ! -e "$TMP/d1/.ckpt" ] || fail "the spent checkpoint was not removed"
@@ -75,11 +76,26 @@ if [ -s "$TMP/d1.json" ]; then
         [ "$(py "$TMP/emb.json" 'len(d["embedding"])')" = 384 ] || fail "the distilled student does not embed"
 fi
 
-# ---- kill -9 and resume: bit-identical ------------------------------------------------------------
-res_args=(distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/cal.txt" --steps 24 --batch 8
-          --lr 3e-4 --threads 2 --holdout 0.2 --max-tokens 32 --checkpoint-every 4 --quiet)
+# ---- a time budget: the schedule is cut to fit, the run ends on time with a complete model ---------
 ok
-timeout 300 "$SESLM" "${res_args[@]}" --out "$TMP/straight" >"$TMP/s.json" 2>"$TMP/s.err" ||
+t0=$(date +%s)
+timeout 900 "$SESLM" distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/cal.txt" --steps 100000 \
+    --batch 8 --threads 2 --max-tokens 32 --time-budget 15 --quiet --out "$TMP/tb" >"$TMP/tb.json" 2>"$TMP/tb.err" ||
+    fail "time-budget run: exit $? ($(tail -c 300 "$TMP/tb.err"))"
+t1=$(date +%s)
+ok
+[ -f "$TMP/tb/model.safetensors" ] && [ "$(py "$TMP/tb.json" 'd["steps"] < 100000')" = True ] 2>/dev/null ||
+    fail "time budget: no model or the steps were not cut ($(cat "$TMP/tb.json"))"
+ok
+# 15 s of budget (it includes the parent's targets); the held-out pass and the output come after it, and
+# the machine may be shared: a loose bound that still catches a run ignoring its budget (100000 steps)
+[ $((t1 - t0)) -le 150 ] || fail "time budget 15 s: the run took $((t1 - t0)) s"
+
+# ---- kill -9 and resume: bit-identical ------------------------------------------------------------
+res_args=(distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/cal.txt" --steps 16 --batch 8
+          --lr 3e-4 --threads 2 --holdout 0.2 --max-tokens 32 --checkpoint-every 4 --time-budget 0 --quiet)
+ok
+timeout 900 "$SESLM" "${res_args[@]}" --out "$TMP/straight" >"$TMP/s.json" 2>"$TMP/s.err" ||
     fail "uninterrupted run: exit $? ($(tail -c 300 "$TMP/s.err"))"
 "$SESLM" "${res_args[@]}" --out "$TMP/killed" >/dev/null 2>"$TMP/k.err" &
 PID=$!
@@ -96,7 +112,7 @@ ok
 [ "$killed" = 1 ] && [ -f "$TMP/killed/.ckpt/state.bin" ] && [ ! -f "$TMP/killed/model.safetensors" ] ||
     fail "could not kill the run after its first checkpoint (killed=$killed)"
 ok
-timeout 300 "$SESLM" "${res_args[@]}" --out "$TMP/killed" >"$TMP/r.json" 2>"$TMP/r.err" ||
+timeout 900 "$SESLM" "${res_args[@]}" --out "$TMP/killed" >"$TMP/r.json" 2>"$TMP/r.err" ||
     fail "resumed run: exit $? ($(tail -c 300 "$TMP/r.err"))"
 ok
 [ "$(py "$TMP/r.json" 'd["resumed_from"] > 0')" = True ] 2>/dev/null || fail "the second run did not resume ($(cat "$TMP/r.json"))"
