@@ -68,6 +68,9 @@ float qb_dot_ref(int type, const void *w, const void *x, int k);
 float qb_dot(int type, const void *w, const void *x, int k);
 /* The instruction set qb_dot uses here: "avx512", "avx2" or "c". */
 const char *qb_isa(void);
+/* Tests and benchmarks: use "c", "avx2" or "avx512" from now on (NULL: the best again). -1 when this
+ * CPU cannot run it. The environment variable SESLM_QB_ISA sets the same at start-up. */
+int qb_force_isa(const char *name);
 
 /* y (M, N) = x (M, K) . W^T, W (N, K) of `type` with row stride qb_row_bytes(type, K). The activations
  * are quantized once per call; rows of W are split over OpenMP threads, and each weight row meets all M

@@ -362,18 +362,23 @@ AVX2 static float dot_f32_avx2(const float *a, const float *b, int k) {
 
 enum { ISA_C, ISA_AVX2, ISA_AVX512 };
 
-static int detect_isa(void) {
+static int hw_isa(void) {
 #ifdef QB_X86
-    const char *force = getenv("SESLM_QB_ISA"); // for tests and benchmarks: "c", "avx2"
     int have2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     int have512 = have2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                   __builtin_cpu_supports("avx512vl");
-    if (force && strcmp(force, "c") == 0) return ISA_C;
-    if (force && strcmp(force, "avx2") == 0) return have2 ? ISA_AVX2 : ISA_C;
     return have512 ? ISA_AVX512 : have2 ? ISA_AVX2 : ISA_C;
 #else
     return ISA_C;
 #endif
+}
+
+static int detect_isa(void) {
+    const char *force = getenv("SESLM_QB_ISA"); // for tests and benchmarks: "c", "avx2"
+    int best = hw_isa();
+    if (force && strcmp(force, "c") == 0) return ISA_C;
+    if (force && strcmp(force, "avx2") == 0 && best >= ISA_AVX2) return ISA_AVX2;
+    return best;
 }
 
 static int isa_cached = -1;
@@ -384,6 +389,15 @@ static int isa_get(void) {
         __atomic_store_n(&isa_cached, v, __ATOMIC_RELAXED);
     }
     return v;
+}
+
+int qb_force_isa(const char *name) {
+    int want = name == NULL ? hw_isa() : strcmp(name, "c") == 0 ? ISA_C : strcmp(name, "avx2") == 0 ? ISA_AVX2
+             : strcmp(name, "avx512") == 0 ? ISA_AVX512 : -1;
+    if (want < 0) return -1;
+    if (want > hw_isa()) return -1; // this CPU lacks it
+    __atomic_store_n(&isa_cached, want, __ATOMIC_RELAXED);
+    return 0;
 }
 
 const char *qb_isa(void) {
