@@ -66,6 +66,12 @@ void qb_quantize_row(int type, const float *x, void *dst, int k);
 /* sum_j w[j] x[j] for one weight row of `type` and the activations in qb_vec_dot_type(type) format. */
 float qb_dot_ref(int type, const void *w, const void *x, int k);
 float qb_dot(int type, const void *w, const void *x, int k);
+/* Attention over an F16 KV cache: sum_j k[j] q[j], and y[j] += a v[j] (reference when ref). */
+float qb_dot_f16(const uint16_t *k, const float *q, int n, int ref);
+void qb_axpy_f16(float *y, float a, const uint16_t *v, int n, int ref);
+/* F32 row to F16 (round to nearest even). */
+void qb_f32_to_f16_row(uint16_t *dst, const float *src, int n);
+
 /* The instruction set qb_dot uses here: "avx512", "avx2" or "c". */
 const char *qb_isa(void);
 /* Tests and benchmarks: use "c", "avx2" or "avx512" from now on (NULL: the best again). -1 when this

@@ -358,6 +358,25 @@ AVX2 static float dot_f32_avx2(const float *a, const float *b, int k) {
     for (; j < k; j++) r += a[j] * b[j];
     return r;
 }
+
+AVX2 static float dot_f16_avx2(const uint16_t *k, const float *q, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + j))), _mm256_loadu_ps(q + j), acc);
+    float r = hsum256(acc);
+    for (; j < n; j++) r += _cvtsh_ss(k[j]) * q[j];
+    return r;
+}
+
+AVX2 static void axpy_f16_avx2(float *y, float a, const uint16_t *v, int n) {
+    __m256 av = _mm256_set1_ps(a);
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(y + j, _mm256_fmadd_ps(av, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + j))),
+                                                _mm256_loadu_ps(y + j)));
+    for (; j < n; j++) y[j] += a * _cvtsh_ss(v[j]);
+}
 #endif
 
 enum { ISA_C, ISA_AVX2, ISA_AVX512 };
@@ -424,6 +443,31 @@ float qb_dot(int type, const void *w, const void *x, int k) {
     }
 #endif
     return qb_dot_ref(type, w, x, k);
+}
+
+static int isa_get(void);
+
+float qb_dot_f16(const uint16_t *k, const float *q, int n, int ref) {
+#ifdef QB_X86
+    if (!ref && isa_get() >= ISA_AVX2) return dot_f16_avx2(k, q, n);
+#endif
+    float r = 0.0f;
+    for (int j = 0; j < n; j++) r += qb_f16_to_f32(k[j]) * q[j];
+    return r;
+}
+
+void qb_axpy_f16(float *y, float a, const uint16_t *v, int n, int ref) {
+#ifdef QB_X86
+    if (!ref && isa_get() >= ISA_AVX2) {
+        axpy_f16_avx2(y, a, v, n);
+        return;
+    }
+#endif
+    for (int j = 0; j < n; j++) y[j] += a * qb_f16_to_f32(v[j]);
+}
+
+void qb_f32_to_f16_row(uint16_t *dst, const float *src, int n) {
+    for (int j = 0; j < n; j++) dst[j] = qb_f32_to_f16(src[j]);
 }
 
 // ---------------------------------------------------------------------------------------------

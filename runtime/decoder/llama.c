@@ -323,10 +323,8 @@ seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float
         for (int i = 0; i < M; i++) {
             for (int h = 0; h < H; h++) rope(c->q + (size_t)i * C + h * D, D, pos0 + i, cf->rope_base);
             for (int h = 0; h < HKV; h++) rope(c->k + (size_t)i * KV + h * D, D, pos0 + i, cf->rope_base);
-            for (int j = 0; j < KV; j++) {
-                kc[(size_t)(pos0 + i) * KV + j] = qb_f32_to_f16(c->k[(size_t)i * KV + j]);
-                vc[(size_t)(pos0 + i) * KV + j] = qb_f32_to_f16(c->v[(size_t)i * KV + j]);
-            }
+            qb_f32_to_f16_row(kc + (size_t)(pos0 + i) * KV, c->k + (size_t)i * KV, KV);
+            qb_f32_to_f16_row(vc + (size_t)(pos0 + i) * KV, c->v + (size_t)i * KV, KV);
         }
         // attention: token i sees positions 0..pos0+i; one (token, head) pair per work item
 #pragma omp parallel for schedule(dynamic, 1)
@@ -335,10 +333,7 @@ seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float
             const float *q = c->q + (size_t)i * C + h * D;
             float *s = c->att + (size_t)ih * n_ctx, mx = -INFINITY;
             for (int t = 0; t < T; t++) {
-                const uint16_t *kr = kc + (size_t)t * KV + g * D;
-                float d = 0.0f;
-                for (int j = 0; j < D; j++) d += q[j] * qb_f16_to_f32(kr[j]);
-                s[t] = d * kq_scale;
+                s[t] = qb_dot_f16(kc + (size_t)t * KV + g * D, q, D, c->ref) * kq_scale;
                 mx = fmaxf(mx, s[t]);
             }
             float sum = 0.0f;
@@ -348,11 +343,7 @@ seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float
             }
             float inv = 1.0f / sum, *o = c->a + (size_t)i * C + h * D;
             for (int j = 0; j < D; j++) o[j] = 0.0f;
-            for (int t = 0; t < T; t++) {
-                const uint16_t *vr = vc + (size_t)t * KV + g * D;
-                float p = s[t] * inv;
-                for (int j = 0; j < D; j++) o[j] += p * qb_f16_to_f32(vr[j]);
-            }
+            for (int t = 0; t < T; t++) qb_axpy_f16(o, s[t] * inv, vc + (size_t)t * KV + g * D, D, c->ref);
         }
         if ((st = matmul(c, c->h, c->a, &L->wo, M))) break;
         for (size_t j = 0; j < (size_t)M * C; j++) c->x[j] += c->h[j];
