@@ -16,6 +16,7 @@ static const char *HELP =
     "                   [--drain-seconds N] [--admin-token-file F]\n"
     "                   [--intent-head FILE [--intent-allow-new 0|1]] [--kb DIR [--kb-threshold S]]\n"
     "                   [--dialog-policy YAML [--session-db FILE] [--session-ttl SECONDS]]\n"
+    "                   [--decoder GGUF]\n"
     "\n"
     "Serves sentence embeddings over HTTP (JSON):\n"
     "  POST /v1/embed      {\"texts\": [\"...\", ...]} or {\"text\": \"...\"}\n"
@@ -58,6 +59,8 @@ static const char *HELP =
     "  --intent-allow-new B  1: feedback may add new intents; 0 (default): an unknown intent is a 400\n"
     "  --kb DIR              serve this knowledge base (seslm kb build) on /v1/retrieve\n"
     "  --kb-threshold S      minimum cosine similarity to answer from the knowledge base (default 0.5)\n"
+    "  --decoder GGUF        serve this decoder (SmolLM2 GGUF) on POST /v1/chat/completions (OpenAI-style,\n"
+    "                        \"stream\": true for server-sent events)\n"
     "  --dialog-policy YAML  the decision policy of /v1/message (configs/dialog.yaml)\n"
     "  --session-db FILE     keep conversation state and the transition log in this SQLite file (created\n"
     "                        when absent); every turn is committed before its answer. Default: in memory\n"
@@ -94,6 +97,7 @@ int cmd_serve(int argc, char **argv) {
         else if (strcmp(a, "--backend") == 0) o.backend = v;
         else if (strcmp(a, "--intent-head") == 0) o.intent_head = v;
         else if (strcmp(a, "--kb") == 0) o.kb_dir = v;
+        else if (strcmp(a, "--decoder") == 0) o.decoder_model = v;
         else if (strcmp(a, "--dialog-policy") == 0) policy_path = v;
         else if (strcmp(a, "--session-db") == 0) o.session_db = v;
         else if (strcmp(a, "--session-ttl") == 0) {

@@ -40,6 +40,7 @@ static serve_route route_of(const char *url) {
     if (strcmp(url, "/v1/feedback") == 0) return R_FEEDBACK;
     if (strcmp(url, "/v1/retrieve") == 0) return R_RETRIEVE;
     if (strcmp(url, "/v1/message") == 0) return R_MESSAGE;
+    if (strcmp(url, "/v1/chat/completions") == 0) return R_CHAT;
     return R_OTHER;
 }
 
@@ -330,6 +331,37 @@ static enum MHD_Result handle_reload(seslm_server *s, struct MHD_Connection *c, 
     return reply_sbuf(s, c, x, 200, &b, now);
 }
 
+// ---- POST /v1/chat/completions with "stream": true: server-sent events ------------------------------
+
+static ssize_t chat_stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    long n = serve_chat_stream_read(cls, buf, max);
+    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void chat_stream_free(void *cls) { serve_chat_req_free(cls); }
+
+static enum MHD_Result reply_chat_stream(seslm_server *s, struct MHD_Connection *c, req_ctx *x, serve_chat_req *req) {
+    arriving_done(s, x);
+    if (serve_chat_stream_start(req) != 0) {
+        serve_chat_req_free(req);
+        return reply_error(s, c, x, 503, NULL, NULL, "cannot start the generation thread");
+    }
+    // each connection has its own thread, so the reader may block until the next piece is generated
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, chat_stream_reader, req,
+                                                                  chat_stream_free);
+    if (!resp) {
+        serve_chat_req_free(req);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    serve_metrics_request(&s->metrics, x->r, 200, (double)(serve_now_mono_ns() - x->t0) / 1e9);
+    return ret;
+}
+
 // ---- dispatch -------------------------------------------------------------------------------------
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -414,6 +446,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         sbuf b = {0};
         int code = serve_message_handle(s, x->body ? x->body : "", x->len, &b, cur);
         return reply_sbuf(s, c, x, code, &b, cur);
+    }
+    case R_CHAT: {
+        if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
+        sbuf b = {0};
+        serve_chat_req *req = NULL;
+        int code = serve_chat_parse(s, x->body ? x->body : "", x->len, &req, &b);
+        if (code) return reply_sbuf(s, c, x, code, &b, NULL);
+        if (!serve_chat_is_stream(req)) {
+            code = serve_chat_complete(req, &b);
+            serve_chat_req_free(req);
+            return reply_sbuf(s, c, x, code, &b, NULL);
+        }
+        return reply_chat_stream(s, c, x, req);
     }
     case R_HEALTHZ: {
         if (x->method != 0) return reply_error(s, c, x, 405, "GET, HEAD", NULL, "%s %s: use GET", method, url);

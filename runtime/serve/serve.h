@@ -11,6 +11,8 @@
  *   POST /v1/message    {"session", "text", "slots", "outcome"} -> intent -> session state -> action (+ grounded
  *                       context); the state is committed (session_db) before the answer; "outcome" marks the
  *                       session's last action for learning (docs/intent.md)
+ *   POST /v1/chat/completions  OpenAI-compatible chat on the GGUF decoder (--decoder), "stream": true for
+ *                       server-sent events (chat.c)
  *
  * Requests from concurrent connections are coalesced by one batcher thread into forward passes of up to
  * max_batch texts. A reload loads and warms the new model beside the old one and swaps a pointer;
@@ -46,6 +48,7 @@ typedef struct {
     const struct seslm_dialog_policy *dialog_policy; // POST /v1/message (needs intent_head); NULL: 404
     const char *session_db;    // SQLite file of the conversation state and transition log; NULL: in memory
     long long session_ttl_s;   // idle sessions expire after this (0: never)
+    const char *decoder_model; // GGUF decoder for POST /v1/chat/completions; NULL: that answers 404
 } seslm_serve_opts;
 
 typedef struct seslm_server seslm_server;
