@@ -359,6 +359,66 @@ AVX2 static float dot_f32_avx2(const float *a, const float *b, int k) {
     return r;
 }
 
+/* One weight row against 4 tokens' activations (rows x, x + xs, x + 2 xs, x + 3 xs): the weight nibbles are
+ * unpacked once per block for the 4 products (prompt processing). */
+AVX512 static void dot4_q4_1_avx512(float *out, const qb_q4_1 *a, const uint8_t *x, size_t xs, int nb) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    float summs[4] = {0, 0, 0, 0};
+    int i = 0;
+    for (; i + 1 < nb; i += 2) {
+        __m512i qa = nibbles64(a[i].qs, a[i + 1].qs);
+        float d0 = h2f(a[i].d), d1 = h2f(a[i + 1].d), m0 = h2f(a[i].m), m1 = h2f(a[i + 1].m);
+        for (int t = 0; t < 4; t++) {
+            const qb_q8_1 *b = (const qb_q8_1 *)(x + (size_t)t * xs);
+            summs[t] += m0 * h2f(b[i].s) + m1 * h2f(b[i + 1].s);
+            __m512 d = scale2(d0 * h2f(b[i].d), d1 * h2f(b[i + 1].d));
+            acc[t] = _mm512_fmadd_ps(d, dot_us8_512(qa, load2(b[i].qs, b[i + 1].qs)), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++) {
+        out[t] = _mm512_reduce_add_ps(acc[t]) + summs[t];
+        if (i < nb) out[t] += dot_q4_1_avx2(a + i, (const qb_q8_1 *)(x + (size_t)t * xs) + i, 1);
+    }
+}
+
+AVX512 static void dot4_q8_0_avx512(float *out, const qb_q8_0 *a, const uint8_t *x, size_t xs, int nb) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int i = 0;
+    for (; i + 1 < nb; i += 2) {
+        __m512i qa = load2(a[i].qs, a[i + 1].qs);
+        __m512i ua = _mm512_abs_epi8(qa);
+        __mmask64 neg = _mm512_movepi8_mask(qa);
+        float d0 = h2f(a[i].d), d1 = h2f(a[i + 1].d);
+        for (int t = 0; t < 4; t++) {
+            const qb_q8_0 *b = (const qb_q8_0 *)(x + (size_t)t * xs);
+            __m512i qb = load2(b[i].qs, b[i + 1].qs);
+            __m512i sb = _mm512_mask_sub_epi8(qb, neg, _mm512_setzero_si512(), qb);
+            __m512 d = scale2(d0 * h2f(b[i].d), d1 * h2f(b[i + 1].d));
+            acc[t] = _mm512_fmadd_ps(d, dot_us8_512(ua, sb), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++) {
+        out[t] = _mm512_reduce_add_ps(acc[t]);
+        if (i < nb) out[t] += dot_q8_0_avx2(a + i, (const qb_q8_0 *)(x + (size_t)t * xs) + i, 1);
+    }
+}
+
+AVX2 static void dot4_q4_1_avx2(float *out, const qb_q4_1 *a, const uint8_t *x, size_t xs, int nb) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float summs[4] = {0, 0, 0, 0};
+    for (int i = 0; i < nb; i++) {
+        __m256i qa = nibbles32(a[i].qs);
+        float d0 = h2f(a[i].d), m0 = h2f(a[i].m);
+        for (int t = 0; t < 4; t++) {
+            const qb_q8_1 *b = (const qb_q8_1 *)(x + (size_t)t * xs);
+            summs[t] += m0 * h2f(b[i].s);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * h2f(b[i].d)),
+                                     dot_us8(qa, _mm256_loadu_si256((const __m256i *)b[i].qs)), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++) out[t] = hsum256(acc[t]) + summs[t];
+}
+
 AVX2 static float dot_f16_avx2(const uint16_t *k, const float *q, int n) {
     __m256 acc = _mm256_setzero_ps();
     int j = 0;
@@ -470,6 +530,18 @@ void qb_f32_to_f16_row(uint16_t *dst, const float *src, int n) {
     for (int j = 0; j < n; j++) dst[j] = qb_f32_to_f16(src[j]);
 }
 
+/* out[t] = dot(w, x + t * xs) for t < 4; 0 when no multi-token kernel fits (the caller loops qb_dot). */
+static int qb_dot4(int type, const void *w, const uint8_t *x, size_t xs, int k, float *out) {
+#ifdef QB_X86
+    int isa = isa_get(), nb = k / QB_BLOCK;
+    if (isa == ISA_AVX512 && type == QB_Q4_1) return dot4_q4_1_avx512(out, w, x, xs, nb), 1;
+    if (isa == ISA_AVX512 && type == QB_Q8_0) return dot4_q8_0_avx512(out, w, x, xs, nb), 1;
+    if (isa == ISA_AVX2 && type == QB_Q4_1) return dot4_q4_1_avx2(out, w, x, xs, nb), 1;
+#endif
+    (void)type, (void)w, (void)x, (void)xs, (void)k, (void)out;
+    return 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // matrix product
 
@@ -487,7 +559,12 @@ int qb_matmul(float *y, const float *x, const void *W, int type, int M, int N, i
         int n1 = n0 + 16 < N ? n0 + 16 : N;
         for (int n = n0; n < n1; n++) {
             const uint8_t *wr = w + (size_t)n * wrow;
-            for (int m = 0; m < M; m++) {
+            int m = 0;
+            float o4[4];
+            if (!ref)
+                for (; m + 4 <= M && qb_dot4(type, wr, xq + (size_t)m * xrow, xrow, K, o4); m += 4)
+                    for (int t = 0; t < 4; t++) y[(size_t)(m + t) * N + n] = o4[t];
+            for (; m < M; m++) {
                 const void *xr = xq + (size_t)m * xrow;
                 y[(size_t)m * N + n] = ref ? qb_dot_ref(type, wr, xr, K) : qb_dot(type, wr, xr, K);
             }

@@ -6,7 +6,7 @@
  *   - the fast dot (AVX-512, AVX2, whichever this CPU has) against the reference on random rows, for
  *     every type, with a tolerance relative to sum |w x|; NaN never passes;
  *   - the threaded matrix product against the reference one, on a NaN-poisoned output (an unwritten
- *     element fails) with N not a multiple of the 16-row chunks. */
+ *     element fails) with N not a multiple of the 16-row chunks and M not a multiple of 4 tokens. */
 #include "qblock.h"
 #include "test.h"
 
@@ -119,7 +119,7 @@ static void test_dots(const char *isa) {
 }
 
 static void test_matmul(void) {
-    enum { M = 3, N = 37, K = 96 };
+    enum { M = 7, N = 37, K = 96 }; // M = 7: the 4-token kernels and the remainder
     const int types[] = {QB_Q4_0, QB_Q4_1, QB_Q8_0, QB_F16, QB_F32};
     static uint8_t W[N * K * 4];
     float x[M * K], y[M * N], yr[M * N];
