@@ -143,6 +143,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--weight-decay")) base.weight_decay = (float)atof(v);
         else if (!strcmp(a, "--lr")) base.lr = (float)atof(v);
         else if (!strcmp(a, "--calib-frac")) base.calib_frac = (float)atof(v);
+        else if (!strcmp(a, "--hidden") && !strcmp(v, "auto")) base.n_hidden = SESLM_INTENT_AUTO;
         else if (!strcmp(a, "--hidden")) {
             base.n_hidden = 0;
             for (const char *p = v; *p && base.n_hidden < SESLM_INTENT_MAX_HIDDEN;) {
@@ -221,8 +222,8 @@ int main(int argc, char **argv) {
     float *Xk = malloc((size_t)tr.n * D * sizeof(float));
     float *sin_ = malloc((size_t)(te.n + 1) * sizeof(float)), *soos = malloc((size_t)(oos.n + 1) * sizeof(float));
     seslm_intent_head *last = NULL;
-    char impl[128] = "seslm-mlp";
-    if (base.n_hidden != 2 || base.hidden[0] != 128 || base.hidden[1] != 64) {
+    char impl[128] = "seslm-auto"; // the default head: capacity chosen by cross-validation
+    if (base.n_hidden != SESLM_INTENT_AUTO) {
         snprintf(impl, sizeof impl, "seslm-mlp");
         for (int i = 0; i < base.n_hidden; i++) snprintf(impl + strlen(impl), sizeof impl - strlen(impl), "-%d", base.hidden[i]);
         if (base.n_hidden == 0) snprintf(impl + strlen(impl), sizeof impl - strlen(impl), "-linear");
@@ -269,6 +270,8 @@ int main(int argc, char **argv) {
             printf("{\"dataset\":\"%s\",\"impl\":\"%s\",\"k\":%d,\"seed\":%d,\"n_train\":%d,\"accuracy\":%.6f,"
                    "\"fit_seconds\":%.3f,\"temperature\":%.4f",
                    name, impl, shots[si], seed, n, (double)right / te.n, fit_s, (double)seslm_intent_temperature(h));
+            const seslm_intent_selection *sel = seslm_intent_get_selection(h);
+            if (sel->folds > 0) printf(",\"C\":%g,\"folds\":%d,\"mlp\":%d", sel->C, sel->folds, sel->mlp);
             if (Xoos && Xval && Xvoos) {
                 for (int i = 0; i < oos.n; i++) {
                     seslm_intent_result r;
@@ -343,11 +346,11 @@ int main(int argc, char **argv) {
         seslm_intent_learn(last, Xte + (size_t)(u * 7 % te.n) * D, &l, 1, 1, NULL);
         nlat[u] = (now_s() - u0) * 1e3;
     }
-    printf("{\"dataset\":\"%s\",\"impl\":\"seslm-mlp\",\"latency\":true,\"threads\":%d,\"embed_ms_p50\":%.3f,"
+    printf("{\"dataset\":\"%s\",\"impl\":\"%s\",\"latency\":true,\"threads\":%d,\"embed_ms_p50\":%.3f,"
            "\"embed_ms_p90\":%.3f,\"embed_texts_per_s_batch32\":%.1f,\"update_ms_p50\":%.3f,\"update_ms_p90\":%.3f,"
            "\"update_ms_max\":%.3f,\"update_steps_p50\":%.0f,\"updates\":%d,\"learned_after_update\":%.4f,"
            "\"new_intent_update_ms_p50\":%.3f,\"classes_at_updates\":%d}\n",
-           name, threads, emb_p50, emb_p90, n_emb / emb_s, up50, up90, upmax, st50, nu, (double)fixed / nu,
+           name, impl, threads, emb_p50, emb_p90, n_emb / emb_s, up50, up90, upmax, st50, nu, (double)fixed / nu,
            quantile(nlat, 20, 0.5), seslm_intent_n_classes(last));
     seslm_intent_free(last);
     seslm_encoder_free(e);

@@ -41,3 +41,30 @@ def tsv(path):
 
 write("snips_train50.tsv", first_per_label(tsv(os.path.join(src, "snips", "snips_train_full_derived.tsv")), 50))
 write("snips_test700.tsv", tsv(os.path.join(src, "snips", "snips_validate_derived.tsv")))
+
+
+# CLINC150 domains: a third label set (10 domains of 15 intents each, from domains.json), held out from the
+# tuning of the intent head. Round-robin over each domain's intents so every intent is represented.
+def per_domain(rows, k):
+    doms = json.load(open(os.path.join(src, "clinc150", "domains.json")))
+    by_intent = defaultdict(list)
+    for t, l in rows:
+        by_intent[l].append(t)
+    out_rows = []
+    for dom in sorted(doms):
+        intents = sorted(doms[dom])
+        picked, i = [], 0
+        while len(picked) < k and any(by_intent[x] for x in intents):
+            it = intents[i % len(intents)]
+            j = i // len(intents)
+            if j < len(by_intent[it]):
+                picked.append((by_intent[it][j], dom))
+            i += 1
+            if i > 100 * k:
+                break
+        out_rows += picked
+    return out_rows
+
+
+write("clinc150_domains_train50.tsv", per_domain(d["train"], 50))
+write("clinc150_domains_test300.tsv", per_domain(d["test"], 30))

@@ -4,7 +4,8 @@ training rows that bench_intent used (OUT/NAME_*.f32 and OUT/NAME_splits.txt, wr
 
     python3 bench/intent/peer_sklearn.py OUT NAME TRAIN_TSV TEST_TSV [OOS_TSV VAL_TSV VAL_OOS_TSV] [--mlp]
 
-Peers: LogisticRegression (lbfgs, multinomial) at C=1 (the default) and C=10, and with --mlp the seed's own
+Peers: LogisticRegression (lbfgs, multinomial) at C=1 (the default) and C=10, LogisticRegressionCV (C chosen
+by stratified 5-fold cross-validation, fewer folds below 5 shots), and with --mlp the seed's own
 recipe MLPClassifier(hidden_layer_sizes=(128, 64)). Prints one JSON line per (peer, k, seed) in the same
 shape as bench_intent's lines; the out-of-scope threshold is chosen on the validation split by the same
 rule (maximise in-scope accuracy + oos recall).
@@ -16,7 +17,8 @@ import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.model_selection import StratifiedKFold
 from sklearn.metrics import roc_auc_score
 from sklearn.neural_network import MLPClassifier
 
@@ -45,10 +47,18 @@ if oos_tsv:
     yval = np.array(labels(val_tsv))
     Xval, Xvoos = emb("val", len(yval)), emb("val_oos", len(labels(voos_tsv)))
 
-peers = [("sklearn-logreg-C1", lambda s: LogisticRegression(C=1.0, max_iter=3000)),
-         ("sklearn-logreg-C10", lambda s: LogisticRegression(C=10.0, max_iter=3000))]
+
+def logreg_cv(seed, k):
+    """C chosen by stratified k-fold cross-validation (scikit-learn's default grid of 10 Cs, 1e-4..1e4)."""
+    return LogisticRegressionCV(Cs=10, cv=StratifiedKFold(n_splits=min(5, k), shuffle=True, random_state=seed),
+                                max_iter=3000)
+
+
+peers = [("sklearn-logreg-C1", lambda s, k: LogisticRegression(C=1.0, max_iter=3000)),
+         ("sklearn-logreg-C10", lambda s, k: LogisticRegression(C=10.0, max_iter=3000)),
+         ("sklearn-logreg-cv", logreg_cv)]
 if use_mlp:
-    peers.append(("sklearn-mlp-128-64", lambda s: MLPClassifier(hidden_layer_sizes=(128, 64), max_iter=200, random_state=s)))
+    peers.append(("sklearn-mlp-128-64", lambda s, k: MLPClassifier(hidden_layer_sizes=(128, 64), max_iter=200, random_state=s)))
 
 with open(f"{out}/{name}_splits.txt") as f:
     splits = [list(map(int, l.split())) for l in f if l.strip()]
@@ -56,7 +66,7 @@ with open(f"{out}/{name}_splits.txt") as f:
 for peer, make in peers:
     for row in splits:
         k, seed, idx = row[0], row[1], row[2:]
-        clf = make(seed)
+        clf = make(seed, k)
         t0 = time.perf_counter()
         clf.fit(Xtr[idx], ytr[idx])
         fit_s = time.perf_counter() - t0

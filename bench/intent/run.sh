@@ -3,7 +3,7 @@
 #
 #   bench/intent/run.sh [--seeds N] [--threads N] [--shots 5,10,20,50] [--no-mlp]
 #
-# For SNIPS then CLINC150 (subsets in data/intent/, see its NOTICE.md): build/bench/bench_intent embeds
+# For SNIPS, CLINC150 and CLINC150's 10 domains (subsets in data/intent/, see its NOTICE.md): build/bench/bench_intent embeds
 # every text with our runtime, writes the embeddings and the few-shot training rows to bench/out/intent/,
 # trains our head for each (k, seed) and measures latencies; then peer_sklearn.py trains the
 # scikit-learn peers on exactly those rows and embeddings. All lines go to bench/out/intent/results.jsonl;
@@ -42,4 +42,9 @@ build/bench/bench_intent --name clinc150 --train $d/clinc150_train50.tsv --test 
     --shots "$shots" --seeds "$seeds" --threads "$threads" --out "$out" | tee -a "$res"
 OMP_NUM_THREADS=$threads $py bench/intent/peer_sklearn.py "$out" clinc150 $d/clinc150_train50.tsv $d/clinc150_test10.tsv \
     $d/clinc150_oos_test300.tsv $d/clinc150_val3.tsv $d/clinc150_oos_val100.tsv $mlp | tee -a "$res"
+echo "== clinc150 domains (a third label set, held out from tuning)" >&2
+build/bench/bench_intent --name clinc150_domains --train $d/clinc150_domains_train50.tsv --test $d/clinc150_domains_test300.tsv \
+    --shots "$shots" --seeds "$seeds" --threads "$threads" --updates 0 --out "$out" | tee -a "$res"
+OMP_NUM_THREADS=$threads $py bench/intent/peer_sklearn.py "$out" clinc150_domains $d/clinc150_domains_train50.tsv \
+    $d/clinc150_domains_test300.tsv $mlp | tee -a "$res"
 $py bench/intent/report.py "$res"

@@ -4,7 +4,7 @@
 #include "validate.h"
 
 #include "validate_internal.h"
-#include "validate_lr.h"
+#include "logreg.h"
 #include "validate_stats.h"
 
 #include <math.h>

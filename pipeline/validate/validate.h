@@ -16,7 +16,7 @@
 #define SESLM_VALIDATE_H
 
 #include "seslm.h"
-#include "validate_lr.h"
+#include "logreg.h"
 
 #include <stdio.h>
 

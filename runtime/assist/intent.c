@@ -18,7 +18,7 @@ static uint64_t rng_next(uint64_t *s) {
 }
 static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
 static int rng_below(uint64_t *s, int n) { return (int)(rng_unit(s) * n); }
-static void shuffle(int *a, int n, uint64_t *s) {
+void intent_shuffle(int *a, int n, uint64_t *s) {
     for (int i = n - 1; i > 0; i--) {
         int j = rng_below(s, i + 1), t = a[i];
         a[i] = a[j];
@@ -85,9 +85,10 @@ static void mm_grad_x(const float *dZ, int B, int out, const float *W, int in, f
 void seslm_intent_opts_default(seslm_intent_opts *o) {
     memset(o, 0, sizeof *o);
     o->input_dim = 384;
-    o->n_hidden = 2;
+    o->n_hidden = SESLM_INTENT_AUTO;
     o->hidden[0] = 128;
     o->hidden[1] = 64;
+    o->auto_hidden[0] = 256;
     o->epochs = 0;
     o->batch = 32;
     o->lr = 1e-3f;
@@ -104,11 +105,14 @@ void seslm_intent_opts_default(seslm_intent_opts *o) {
 
 static seslm_status check_opts(const seslm_intent_opts *o) {
     if (o->input_dim < 1 || o->input_dim > 65536) return seslm_fail(SESLM_ERR_ARG, "intent head: input_dim %d", o->input_dim);
-    if (o->n_hidden < 0 || o->n_hidden > SESLM_INTENT_MAX_HIDDEN)
+    if (o->n_hidden != SESLM_INTENT_AUTO && (o->n_hidden < 0 || o->n_hidden > SESLM_INTENT_MAX_HIDDEN))
         return seslm_fail(SESLM_ERR_ARG, "intent head: 0..%d hidden layers (got %d)", SESLM_INTENT_MAX_HIDDEN, o->n_hidden);
     for (int i = 0; i < o->n_hidden; i++)
         if (o->hidden[i] < 1 || o->hidden[i] > 65536)
             return seslm_fail(SESLM_ERR_ARG, "intent head: hidden width %d must be in 1..65536", o->hidden[i]);
+    for (int i = 0; i < SESLM_INTENT_MAX_HIDDEN && o->auto_hidden[i]; i++)
+        if (o->auto_hidden[i] < 1 || o->auto_hidden[i] > 65536)
+            return seslm_fail(SESLM_ERR_ARG, "intent head: auto hidden width %d must be in 1..65536", o->auto_hidden[i]);
     if (o->epochs < 0 || o->epochs > 100000) return seslm_fail(SESLM_ERR_ARG, "intent head: epochs %d", o->epochs);
     if (o->batch < 1 || o->batch > 65536) return seslm_fail(SESLM_ERR_ARG, "intent head: batch %d", o->batch);
     if (!(o->lr > 0 && o->lr < 10) || !(o->online_lr > 0 && o->online_lr < 10))
@@ -209,9 +213,14 @@ seslm_status seslm_intent_new(seslm_intent_head **out, const seslm_intent_opts *
     seslm_intent_head *h = calloc(1, sizeof *h);
     if (!h) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     h->o = *o;
-    h->n_layers = o->n_hidden + 1;
+    if (o->n_hidden == SESLM_INTENT_AUTO) { // linear until a fit chooses (a head that starts empty and learns online)
+        h->auto_select = 1;
+        h->mlp_weight_decay = o->weight_decay;
+        h->o.n_hidden = 0;
+    }
+    h->n_layers = h->o.n_hidden + 1;
     h->dims[0] = o->input_dim;
-    for (int i = 0; i < o->n_hidden; i++) h->dims[i + 1] = o->hidden[i];
+    for (int i = 0; i < h->o.n_hidden; i++) h->dims[i + 1] = o->hidden[i];
     h->dims[h->n_layers] = 0;
     h->temperature = 1.0f;
     h->rng = o->seed;
@@ -374,7 +383,7 @@ static double adam_step(seslm_intent_head *h, grads *g, const float *X, const in
 // ---- training ---------------------------------------------------------------------------------------
 
 /* Glorot-uniform weights (as scikit-learn's MLP), zero biases, fresh Adam state. */
-static void init_weights(seslm_intent_head *h, uint64_t *rng) {
+void intent_init_weights(seslm_intent_head *h, uint64_t *rng) {
     for (int l = 0; l < h->n_layers; l++) {
         const int in = h->dims[l], out = h->dims[l + 1];
         const double bound = sqrt(6.0 / (in + out));
@@ -389,7 +398,7 @@ static void init_weights(seslm_intent_head *h, uint64_t *rng) {
 }
 
 /* Trains from the current initialisation on rows idx[0..n) of X. */
-static seslm_status train_rows(seslm_intent_head *h, const float *X, const int *y, const int *idx, int n, uint64_t *rng) {
+seslm_status intent_train_rows(seslm_intent_head *h, const float *X, const int *y, const int *idx, int n, uint64_t *rng) {
     const int D = h->o.input_dim, bs = h->o.batch < n ? h->o.batch : n;
     const int steps_per_epoch = (n + bs - 1) / bs;
     int epochs = h->o.epochs;
@@ -407,7 +416,7 @@ static seslm_status train_rows(seslm_intent_head *h, const float *X, const int *
     }
     memcpy(order, idx, (size_t)n * sizeof(int));
     for (int e = 0; e < epochs && st == SESLM_OK; e++) {
-        shuffle(order, n, rng);
+        intent_shuffle(order, n, rng);
         for (int s = 0; s < n; s += bs) {
             const int B = n - s < bs ? n - s : bs;
             for (int i = 0; i < B; i++) {
@@ -440,7 +449,7 @@ static double nll_at(const float *logits, const int *y, int n, int C, double log
  * all predicted right, the plain NLL keeps falling as T -> 0 and would make every confidence 1.0
  * (measured: T = 0.05 on SNIPS with 10 examples per intent); with hundreds of held-out examples the
  * NLL term dominates and the prior hardly moves T. */
-static float fit_temperature(const float *logits, const int *y, int n, int C) {
+float intent_fit_temperature(const float *logits, const int *y, int n, int C) {
     float *row = malloc((size_t)C * sizeof(float));
     if (!row) return 1.0f;
     const double phi = (sqrt(5.0) - 1) / 2;
@@ -475,7 +484,7 @@ static seslm_status replay_fill(seslm_intent_head *h, const float *X, const int 
     if (st == SESLM_OK && (!order || !count)) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     if (st == SESLM_OK) {
         for (int i = 0; i < n; i++) order[i] = i;
-        shuffle(order, n, &h->rng);
+        intent_shuffle(order, n, &h->rng);
         h->n_replay = 0;
         for (int k = 0; k < n; k++) {
             const int i = order[k];
@@ -529,6 +538,13 @@ seslm_status seslm_intent_fit(seslm_intent_head *h, const float *X, const char *
     h->rng = rng_next(&rng);
     h->temperature = 1.0f;
     h->online_updates = 0;
+    memset(&h->selection, 0, sizeof h->selection);
+    if (h->auto_select) {
+        st = intent_fit_auto(h, X, y, n, &rng);
+        if (st == SESLM_OK) st = replay_fill(h, X, y, n);
+        free(y);
+        return st;
+    }
 
     // stratified calibration split: per class, every example after a seeded shuffle goes to the
     // held-out part while that part is below calib_frac of the class (classes of 1 keep theirs)
@@ -540,7 +556,7 @@ seslm_status seslm_intent_fit(seslm_intent_head *h, const float *X, const char *
     int ntr = 0, nho = 0;
     if (st == SESLM_OK) {
         for (int i = 0; i < n; i++) all[i] = i, cnt[y[i]]++;
-        shuffle(all, n, &rng);
+        intent_shuffle(all, n, &rng);
         for (int k = 0; k < n; k++) {
             const int i = all[k], c = y[i];
             if (h->o.calib_frac > 0 && cnt[c] >= 2 && held[c] + 1 <= (int)ceil(h->o.calib_frac * cnt[c]) && held[c] + 1 < cnt[c])
@@ -548,8 +564,8 @@ seslm_status seslm_intent_fit(seslm_intent_head *h, const float *X, const char *
             else tr[ntr++] = i;
         }
         if (nho >= 2 && nho >= C / 2) { // enough held out to say something about the temperature
-            init_weights(h, &rng);
-            st = train_rows(h, X, y, tr, ntr, &rng);
+            intent_init_weights(h, &rng);
+            st = intent_train_rows(h, X, y, tr, ntr, &rng);
             float *hx = st == SESLM_OK ? malloc((size_t)nho * D * sizeof(float)) : NULL;
             lg = malloc((size_t)nho * C * sizeof(float));
             hy = malloc((size_t)nho * sizeof(int));
@@ -560,15 +576,15 @@ seslm_status seslm_intent_fit(seslm_intent_head *h, const float *X, const char *
                     hy[k] = y[ho[k]];
                 }
                 if (intent_logits(h, hx, nho, lg) != 0) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-                else h->temperature = fit_temperature(lg, hy, nho, C);
+                else h->temperature = intent_fit_temperature(lg, hy, nho, C);
             }
             free(hx);
         }
     }
     // the final head: all the data, the same recipe
     if (st == SESLM_OK) {
-        init_weights(h, &rng);
-        st = train_rows(h, X, y, all, n, &rng);
+        intent_init_weights(h, &rng);
+        st = intent_train_rows(h, X, y, all, n, &rng);
     }
     if (st == SESLM_OK) st = replay_fill(h, X, y, n);
     free(all), free(tr), free(ho), free(cnt), free(held), free(lg), free(hy), free(y);
@@ -739,3 +755,4 @@ void seslm_intent_set_oos_threshold(seslm_intent_head *h, float t) { h->o.oos_th
 int seslm_intent_replay_size(const seslm_intent_head *h) { return h->n_replay; }
 uint64_t seslm_intent_online_updates(const seslm_intent_head *h) { return h->online_updates; }
 const seslm_intent_opts *seslm_intent_options(const seslm_intent_head *h) { return &h->o; }
+const seslm_intent_selection *seslm_intent_get_selection(const seslm_intent_head *h) { return &h->selection; }

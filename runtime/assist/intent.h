@@ -1,4 +1,11 @@
-/* intent.h — the intent head: a small MLP on frozen sentence embeddings that learns online.
+/* intent.h — the intent head: a linear layer or a small MLP on frozen sentence embeddings that learns
+ * online.
+ *
+ * By default (n_hidden = SESLM_INTENT_AUTO) the head's capacity and regularisation are chosen from the
+ * data (intent_select.c): a linear head (softmax regression with the L2 strength C chosen by stratified
+ * k-fold cross-validation), replaced by the MLP of auto_hidden only when that is better out of fold; the
+ * temperature is fitted on the chosen candidate's out-of-fold logits. seslm_intent_selection() says
+ * what was chosen. An explicit n_hidden >= 0 trains that architecture as below.
  *
  * Architecture: input_dim -> hidden[0] -> ... -> hidden[n_hidden-1] -> n_classes, ReLU between layers,
  * softmax cross-entropy, mini-batch Adam with L2 weight decay (as scikit-learn's MLPClassifier "alpha").
@@ -17,8 +24,9 @@
  * label adds a class (the output layer grows by one row; the other rows are untouched).
  *
  * The file format is safetensors: tensors "layers.<i>.weight" (out, in) and "layers.<i>.bias" (out),
- * "replay.x" (n, input_dim) F32 and "replay.y" (n) I32; the label list and hyper-parameters are in
- * "__metadata__" (docs/intent.md). Writes are crash-safe (temp file + fsync + rename).
+ * "replay.x" (n, input_dim) F32 and "replay.y" (n) I32, and the Adam state ("adam.<i>.{mW,vW,mb,vb}",
+ * step count in the metadata) so that online learning resumes exactly where it stopped; the label list
+ * and hyper-parameters are in "__metadata__" (docs/intent.md). Writes are crash-safe (temp file + fsync + rename).
  *
  * A head is not thread-safe: callers serialise calls on one head (the server holds a mutex). */
 #ifndef SESLM_INTENT_H
@@ -30,15 +38,17 @@
 
 #define SESLM_INTENT_MAX_HIDDEN 4
 #define SESLM_INTENT_MAX_LABEL 128 // bytes of a label, without the NUL
+#define SESLM_INTENT_AUTO (-1)     // n_hidden: choose linear or MLP by cross-validation (the default)
 
 typedef struct {
     int input_dim;                         // 384 for all-MiniLM-L6-v2
-    int n_hidden;                          // hidden layers, 0..SESLM_INTENT_MAX_HIDDEN (default 2)
-    int hidden[SESLM_INTENT_MAX_HIDDEN];   // widths (default 128, 64)
+    int n_hidden;                          // hidden layers, 0..SESLM_INTENT_MAX_HIDDEN, or SESLM_INTENT_AUTO (default)
+    int hidden[SESLM_INTENT_MAX_HIDDEN];   // widths when n_hidden > 0 (128, 64)
+    int auto_hidden[SESLM_INTENT_MAX_HIDDEN]; // the MLP tried in auto mode, 0-terminated (default 256; {0}: linear only)
     int epochs;                            // 0: automatic (enough epochs for ~3000 steps, 20..200)
     int batch;                             // mini-batch size (default 32)
     float lr;                              // Adam learning rate (default 1e-3)
-    float weight_decay;                    // L2 penalty (default 1e-4)
+    float weight_decay;                    // L2 penalty (default 1e-4; auto: 1 / the chosen C)
     uint64_t seed;                         // default 42
     float calib_frac;                      // held out to fit the temperature (default 0.2; 0: T = 1)
     float oos_threshold;                   // out of scope below this calibrated confidence (default 0)
@@ -50,6 +60,15 @@ typedef struct {
 } seslm_intent_opts;
 
 typedef struct seslm_intent_head seslm_intent_head;
+
+/* What the automatic selection chose in the last fit (NaN where not measured). */
+typedef struct {
+    int folds;              // k of the stratified k-fold cross-validation (0: not auto, 1: no CV possible)
+    double C;               // chosen inverse L2 strength of the linear head
+    double cv_accuracy;     // its out-of-fold accuracy
+    double mlp_cv_accuracy; // the MLP's out-of-fold accuracy (NaN when not tried)
+    int mlp;                // 1 when the MLP was kept
+} seslm_intent_selection;
 
 typedef struct {
     int index;          // predicted class (argmax), never -1
@@ -89,6 +108,7 @@ void seslm_intent_set_oos_threshold(seslm_intent_head *h, float t);
 int seslm_intent_replay_size(const seslm_intent_head *h);
 uint64_t seslm_intent_online_updates(const seslm_intent_head *h); // learned examples since fit
 const seslm_intent_opts *seslm_intent_options(const seslm_intent_head *h);
+const seslm_intent_selection *seslm_intent_get_selection(const seslm_intent_head *h);
 
 /* Saves crash-safely. model_sha256 (may be NULL) names the embedding model the head was trained on. */
 seslm_status seslm_intent_save(const seslm_intent_head *h, const char *path, const char *model_sha256);

@@ -23,6 +23,9 @@ struct seslm_intent_head {
     int n_replay, cap_replay;
     uint64_t rng;
     uint64_t online_updates;
+    int auto_select;               // fit chooses the architecture (n_hidden was SESLM_INTENT_AUTO)
+    float mlp_weight_decay;        // the options' weight decay, for the MLP candidate of an auto fit
+    seslm_intent_selection selection;
 };
 
 /* Mean softmax cross-entropy (temperature 1) of B rows X (B, input_dim) with classes y, plus the L2
@@ -37,5 +40,13 @@ int intent_logits(const seslm_intent_head *h, const float *X, int B, float *logi
 seslm_status intent_alloc_layers(seslm_intent_head *h);
 seslm_status intent_set_labels(seslm_intent_head *h, const char *const *labels, int n);
 seslm_status intent_replay_reserve(seslm_intent_head *h, int cap);
+
+/* Shared by intent.c and intent_select.c. */
+void intent_shuffle(int *a, int n, uint64_t *rng);
+void intent_init_weights(seslm_intent_head *h, uint64_t *rng);             // Glorot, zero biases, fresh Adam
+seslm_status intent_train_rows(seslm_intent_head *h, const float *X, const int *y, const int *idx, int n, uint64_t *rng);
+float intent_fit_temperature(const float *logits, const int *y, int n, int C);
+/* The automatic fit (intent_select.c): labels set, y in [0, n_classes); shapes and trains the head. */
+seslm_status intent_fit_auto(seslm_intent_head *h, const float *X, const int *y, int n, uint64_t *rng);
 
 #endif

@@ -59,21 +59,26 @@ seslm_status seslm_intent_save(const seslm_intent_head *h, const char *path, con
     cJSON_AddStringToObject(m, "online_updates", seed);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)h->rng);
     cJSON_AddStringToObject(m, "rng_state", seed);
+    snprintf(seed, sizeof seed, "%ld", h->adam_t);
+    cJSON_AddStringToObject(m, "adam_t", seed);
     cJSON_AddStringToObject(m, "model_sha256", model_sha256 ? model_sha256 : "");
     char *meta = cJSON_PrintUnformatted(m);
     cJSON_Delete(m);
     if (!meta) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
 
-    st_write_tensor t[2 * INTENT_MAX_LAYERS + 2];
-    char names[2 * INTENT_MAX_LAYERS][32];
+    st_write_tensor t[6 * INTENT_MAX_LAYERS + 2];
+    char names[6 * INTENT_MAX_LAYERS][32];
     int nt = 0;
     for (int l = 0; l < h->n_layers; l++) {
-        snprintf(names[2 * l], sizeof names[0], "layers.%d.weight", l);
-        snprintf(names[2 * l + 1], sizeof names[0], "layers.%d.bias", l);
-        t[nt++] = (st_write_tensor){.name = names[2 * l], .dtype = ST_F32, .ndim = 2,
-                                    .shape = {h->dims[l + 1], h->dims[l]}, .data = h->W[l]};
-        t[nt++] = (st_write_tensor){.name = names[2 * l + 1], .dtype = ST_F32, .ndim = 1, .shape = {h->dims[l + 1]},
-                                    .data = h->b[l]};
+        // the weights, then the Adam moments, so that online learning resumes exactly after a reload
+        const float *data[6] = {h->W[l], h->b[l], h->mW[l], h->vW[l], h->mb[l], h->vb[l]};
+        static const char *fmt[6] = {"layers.%d.weight", "layers.%d.bias", "adam.%d.mW", "adam.%d.vW", "adam.%d.mb", "adam.%d.vb"};
+        for (int k = 0; k < 6; k++) {
+            snprintf(names[6 * l + k], sizeof names[0], fmt[k], l);
+            const int is_w = k == 0 || k == 2 || k == 3;
+            t[nt++] = (st_write_tensor){.name = names[6 * l + k], .dtype = ST_F32, .ndim = is_w ? 2 : 1,
+                                        .shape = {h->dims[l + 1], is_w ? h->dims[l] : 0}, .data = data[k]};
+        }
     }
     t[nt++] = (st_write_tensor){.name = "replay.x", .dtype = ST_F32, .ndim = 2, .shape = {h->n_replay, o->input_dim},
                                 .data = h->n_replay ? h->rx : NULL};
@@ -204,6 +209,7 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
     const char *rs = meta_str(m, "rng_state"), *ou = meta_str(m, "online_updates");
     if (rs) h->rng = strtoull(rs, NULL, 10);
     if (ou) h->online_updates = strtoull(ou, NULL, 10);
+    const char *at = meta_str(m, "adam_t");
     // labels
     labels = lab ? cJSON_Parse(lab) : NULL;
     if (!cJSON_IsArray(labels) || cJSON_GetArraySize(labels) < 1) {
@@ -232,6 +238,7 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
     if ((st = intent_set_labels(h, names, C)) != SESLM_OK) goto done;
     h->dims[h->n_layers] = C;
     if ((st = intent_alloc_layers(h)) != SESLM_OK) goto done;
+    if (at) h->adam_t = strtol(at, NULL, 10) > 0 ? strtol(at, NULL, 10) : 0; // after alloc, which zeroes it
     // tensors
     if ((st = st_open(&f, path)) != SESLM_OK) goto done;
     for (int l = 0; l < h->n_layers; l++) {
@@ -247,6 +254,21 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
         }
         memcpy(h->W[l], w->data, w->nbytes);
         memcpy(h->b[l], b->data, b->nbytes);
+        // the Adam moments (files written before they were saved have none: online learning restarts them)
+        float *mom[4] = {h->mW[l], h->vW[l], h->mb[l], h->vb[l]};
+        static const char *mfmt[4] = {"adam.%d.mW", "adam.%d.vW", "adam.%d.mb", "adam.%d.vb"};
+        for (int k = 0; k < 4; k++) {
+            char mn[32];
+            snprintf(mn, sizeof mn, mfmt[k], l);
+            const st_tensor *mt = st_find(&f, mn);
+            if (!mt) continue;
+            const st_tensor *like = k < 2 ? w : b;
+            if (mt->dtype != ST_F32 || mt->ndim != like->ndim || mt->nbytes != like->nbytes) {
+                st = seslm_fail(SESLM_ERR_SHAPE, "%s: %s is not F32 shaped like its parameter", path, mn);
+                goto done;
+            }
+            memcpy(mom[k], mt->data, mt->nbytes);
+        }
         for (size_t k = 0; k < (size_t)w->numel; k++)
             if (!isfinite(h->W[l][k])) {
                 st = seslm_fail(SESLM_ERR_FORMAT, "%s: %s holds a non-finite value", path, wn);

@@ -38,6 +38,7 @@ static seslm_intent_head *small_head(int D, int h1, int h2, uint64_t seed) {
     seslm_intent_opts o;
     seslm_intent_opts_default(&o);
     o.input_dim = D;
+    o.n_hidden = 2; // these tests are about the MLP (the default is the automatic choice: test_auto_*)
     o.hidden[0] = h1;
     o.hidden[1] = h2;
     o.seed = seed;

@@ -3,7 +3,7 @@
  * made by tests/validate/make_lr_fixture.py): coefficients, intercepts, probabilities, predictions. */
 #include "test.h"
 #include "util.h"
-#include "validate_lr.h"
+#include "logreg.h"
 
 #include <cjson/cJSON.h>
 

@@ -1,5 +1,5 @@
-/* validate_lr.c — softmax regression fitted by L-BFGS (validate_lr.h). */
-#include "validate_lr.h"
+/* logreg.c — softmax regression fitted by L-BFGS (logreg.h). */
+#include "logreg.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 #include <cblas.h>
 #endif
 
-void seslm_lr_opts_default(seslm_lr_opts *o) { *o = (seslm_lr_opts){.C = 10.0, .max_iter = 300, .tol = 1e-5}; }
+void seslm_lr_opts_default(seslm_lr_opts *o) { *o = (seslm_lr_opts){.C = 10.0, .max_iter = 300, .tol = 1e-5, .init = NULL}; }
 
 typedef struct {
     const double *X; // (n, d)
@@ -105,6 +105,7 @@ seslm_status seslm_lr_fit(seslm_lr *lr, const float *X, const int *y, int n, int
         return seslm_fail(SESLM_ERR_NOMEM, "logistic regression on %d x %d, %d classes: out of memory", n, d, K);
     }
     for (size_t i = 0; i < (size_t)n * d; i++) Xd[i] = X[i];
+    if (o->init) memcpy(mem, o->init, P * sizeof *mem); // warm start (the C path of a cross-validation)
     problem pb = {Xd, y, n, d, K, 1.0 / (o->C * n), Z};
     double *x = mem, *g = x + P, *dir = g + P, *xn = dir + P, *gn = xn + P;
     double *S = gn + P, *Yh = S + P * HIST, rho[HIST], alpha[HIST];
@@ -186,6 +187,16 @@ void seslm_lr_proba(const seslm_lr *lr, const float *x, double *p) {
     }
     for (int k = 0; k < K; k++) s += (p[k] = exp(p[k] - mx));
     for (int k = 0; k < K; k++) p[k] /= s;
+}
+
+void seslm_lr_logits(const seslm_lr *lr, const float *x, double *z) {
+    const int d = lr->dim, K = lr->n_classes;
+    for (int k = 0; k < K; k++) {
+        const double *w = lr->w + (size_t)k * (d + 1);
+        double s = w[d];
+        for (int j = 0; j < d; j++) s += w[j] * x[j];
+        z[k] = s;
+    }
 }
 
 int seslm_lr_predict(const seslm_lr *lr, const float *x) {

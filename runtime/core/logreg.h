@@ -1,6 +1,7 @@
-/* validate_lr.h — multinomial logistic regression (softmax regression) with L2 penalty, fitted by
- * L-BFGS: the classifier that the validation sandbox fits on each model's own embeddings to measure
- * intent accuracy.
+/* logreg.h — multinomial logistic regression (softmax regression) with L2 penalty, fitted by L-BFGS:
+ * the classifier that the validation sandbox fits on each model's own embeddings to measure intent
+ * accuracy, and the linear intent head's solver (runtime/assist/intent_select.c). It lives in the core so
+ * that both layers above can use it.
  *
  * It minimises the objective of scikit-learn's LogisticRegression(C=C) with the lbfgs solver and the
  * multinomial loss (intercept fitted, not penalised):
@@ -9,8 +10,8 @@
  *
  * The objective is strictly convex, so any solver that converges reaches scikit-learn's solution;
  * tests/unit/test_validate_lr.c checks that against a stored scikit-learn fit. */
-#ifndef SESLM_VALIDATE_LR_H
-#define SESLM_VALIDATE_LR_H
+#ifndef SESLM_LOGREG_H
+#define SESLM_LOGREG_H
 
 #include "seslm.h"
 
@@ -18,6 +19,7 @@ typedef struct {
     double C;     // inverse regularisation strength (scikit-learn's C), > 0
     int max_iter; // L-BFGS iterations
     double tol;   // stop when the largest gradient component is below tol
+    const double *init; // warm start (n_classes, dim + 1) as seslm_lr.w, or NULL for zeros
 } seslm_lr_opts;
 
 typedef struct {
@@ -33,6 +35,8 @@ void seslm_lr_opts_default(seslm_lr_opts *o);
 
 /* Fits X (n, d) row-major with labels y[i] in [0, K). K >= 2. Deterministic (starts from zero). */
 seslm_status seslm_lr_fit(seslm_lr *lr, const float *X, const int *y, int n, int d, int K, const seslm_lr_opts *o);
+/* Logits W x + b of x (d) into z (K). */
+void seslm_lr_logits(const seslm_lr *lr, const float *x, double *z);
 /* Class probabilities of x (d) into p (K). */
 void seslm_lr_proba(const seslm_lr *lr, const float *x, double *p);
 /* The most probable class of x (the lowest index on ties). */
