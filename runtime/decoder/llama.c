@@ -270,10 +270,10 @@ static int ensure_scratch(seslm_llm_ctx *c, int M) {
     return 0;
 }
 
-/* y = x / sqrt(mean(x^2) + eps) * w, one row of n (sum in double, as ggml's rms_norm) */
+/* y = x / sqrt(mean(x^2) + eps) * w, one row of n (squares in float summed in double, as ggml's rms_norm) */
 static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
     double s = 0.0;
-    for (int i = 0; i < n; i++) s += (double)x[i] * x[i];
+    for (int i = 0; i < n; i++) s += (double)(x[i] * x[i]);
     float scale = 1.0f / sqrtf((float)(s / n) + eps);
     for (int i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
 }
@@ -336,14 +336,15 @@ seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float
                 s[t] = qb_dot_f16(kc + (size_t)t * KV + g * D, q, D, c->ref) * kq_scale;
                 mx = fmaxf(mx, s[t]);
             }
-            float sum = 0.0f;
+            double sum = 0.0; // (ggml sums the exponentials in double)
             for (int t = 0; t < T; t++) {
                 s[t] = expf(s[t] - mx);
                 sum += s[t];
             }
-            float inv = 1.0f / sum, *o = c->a + (size_t)i * C + h * D;
+            float inv = (float)(1.0 / sum), *o = c->a + (size_t)i * C + h * D;
             for (int j = 0; j < D; j++) o[j] = 0.0f;
-            for (int t = 0; t < T; t++) qb_axpy_f16(o, s[t] * inv, vc + (size_t)t * KV + g * D, D, c->ref);
+            for (int t = 0; t < T; t++)
+                qb_axpy_f16(o, s[t] * inv, vc + (size_t)t * KV + g * D, D, c->ref);
         }
         if ((st = matmul(c, c->h, c->a, &L->wo, M))) break;
         for (size_t j = 0; j < (size_t)M * C; j++) c->x[j] += c->h[j];
