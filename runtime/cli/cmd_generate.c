@@ -236,8 +236,9 @@ int cmd_generate(int argc, char **argv) {
         if (a.stats)
             fprintf(stderr,
                     "{\"prompt_tokens\":%d,\"generated_tokens\":%d,\"finish\":\"%s\",\"prompt_ms\":%.2f,"
-                    "\"gen_ms\":%.2f,\"prompt_tok_per_s\":%.2f,\"gen_tok_per_s\":%.2f}\n",
-                    r.n_prompt, r.n_gen, r.finish, r.prompt_ms, r.gen_ms,
+                    "\"gen_ms\":%.2f,\"prompt_cpu_ms\":%.2f,\"gen_cpu_ms\":%.2f,\"prompt_tok_per_s\":%.2f,"
+                    "\"gen_tok_per_s\":%.2f}\n",
+                    r.n_prompt, r.n_gen, r.finish, r.prompt_ms, r.gen_ms, r.prompt_cpu_ms, r.gen_cpu_ms,
                     r.prompt_ms > 0 ? r.n_prompt * 1e3 / r.prompt_ms : 0.0,
                     r.gen_ms > 0 && r.n_gen > 1 ? (r.n_gen - 1) * 1e3 / r.gen_ms : 0.0);
         seslm_gen_result_free(&r);

@@ -107,7 +107,8 @@ typedef struct {
     size_t len;
     int n_prompt, n_gen; // token counts
     const char *finish;  // "stop" (end-of-sequence token or stop string), "length", "callback"
-    double prompt_ms, gen_ms;
+    double prompt_ms, gen_ms;         // wall clock
+    double prompt_cpu_ms, gen_cpu_ms; // CPU time of the process (all threads)
 } seslm_gen_result;
 
 /* Tokenizes the prompt, runs it, then samples up to max_tokens tokens (ending at the end-of-turn /

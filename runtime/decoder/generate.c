@@ -148,11 +148,13 @@ char *seslm_chat_format(const seslm_llm *m, const seslm_chat_msg *msgs, int n, i
 // ---------------------------------------------------------------------------------------------
 // generation
 
-static double now_ms(void) {
+static double clock_ms(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
+static double now_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+static double cpu_ms(void) { return clock_ms(CLOCK_PROCESS_CPUTIME_ID); }
 
 /* Length of the longest suffix of s[0..n) that is a proper prefix of a stop string. */
 static size_t stop_holdback(const char *s, size_t n, const char *const *stop, int n_stop) {
@@ -219,10 +221,11 @@ seslm_status seslm_generate(seslm_llm_ctx *c, const char *prompt, size_t len, co
     size_t emitted = 0; // bytes of text already handed to on_text
     r->n_prompt = n_ids;
     r->finish = "length";
-    double t0 = now_ms();
+    double t0 = now_ms(), c0 = cpu_ms();
     st = seslm_llm_decode(c, ids, n_ids, logits);
-    double t1 = now_ms();
+    double t1 = now_ms(), c1 = cpu_ms();
     r->prompt_ms = t1 - t0;
+    r->prompt_cpu_ms = c1 - c0;
     char piece[512];
     for (int i = 0; !st && i < o->max_tokens; i++) {
         int32_t id = seslm_sampler_pick(&smp, logits);
@@ -273,6 +276,7 @@ seslm_status seslm_generate(seslm_llm_ctx *c, const char *prompt, size_t len, co
         st = seslm_llm_decode(c, &id, 1, logits);
     }
     r->gen_ms = now_ms() - t1;
+    r->gen_cpu_ms = cpu_ms() - c1;
     if (!st && o->on_text && text.n > emitted && strcmp(r->finish, "callback") != 0)
         o->on_text(o->user, text.s + emitted, text.n - emitted); // the held-back tail, generation over
     seslm_sampler_free(&smp);

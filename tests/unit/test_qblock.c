@@ -135,7 +135,7 @@ static void test_matmul(void) {
         for (int j = 0; j < M * N; j++) bad += !(fabsf(y[j] - yr[j]) <= 1e-4f * (1.0f + fabsf(yr[j])));
         CHECK_MSG(bad == 0, "%s: %d of %d products differ or are unwritten", qb_type_name(type), bad, M * N);
         // the reference product is the reference dot of the quantized row
-        uint8_t xq[K * 2];
+        uint8_t xq[K * 4]; // F32 activations for F16 / F32 weights
         qb_quantize_row(qb_vec_dot_type(type), x + K, xq, K);
         CHECK(yr[N + 5] == qb_dot_ref(type, W + 5 * rb, xq, K));
     }
