@@ -32,13 +32,13 @@ static double pct(const double *sorted, int n, double p) { // nearest-rank perce
 }
 
 int main(int argc, char **argv) {
-    const char *model = "models/all-MiniLM-L6-v2", *inputs = NULL, *backend = "cpu";
+    const char *model = "models/all-MiniLM-L6-v2", *inputs = NULL, *backend = "cpu", *precision = "fp32";
     int batch = 1, max_len = 0, threads = 0, warmup = 10, repeats = 100, telemetry = 0;
     for (int i = 1; i < argc; i += 2) { // every option takes one value
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) {
             printf("usage: bench_embed --model DIR --inputs FILE --batch B [--max-len L] [--threads N] "
-                   "[--warmup W] [--repeats R] [--backend cpu|cpu-ref] [--telemetry on|off]\n");
+                   "[--warmup W] [--repeats R] [--backend cpu|cpu-ref] [--precision fp32|bf16|int8] [--telemetry on|off]\n");
             return 0;
         }
         if (!v) {
@@ -48,6 +48,7 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--inputs")) inputs = v;
         else if (!strcmp(a, "--backend")) backend = v;
+        else if (!strcmp(a, "--precision")) precision = v;
         else if (!strcmp(a, "--batch")) batch = atoi(v);
         else if (!strcmp(a, "--max-len")) max_len = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
@@ -85,7 +86,8 @@ int main(int argc, char **argv) {
     }
     seslm_model *m = NULL;
     seslm_encoder *e = NULL;
-    seslm_encoder_opts eo = {.backend = backend, .n_threads = threads, .max_batch = batch, .max_seq_len = max_len};
+    seslm_encoder_opts eo = {.backend = backend, .n_threads = threads, .max_batch = batch, .max_seq_len = max_len,
+                             .precision = precision};
     if (seslm_model_load(&m, model) != SESLM_OK || seslm_encoder_new(&e, m, &eo) != SESLM_OK) {
         fprintf(stderr, "bench_embed: %s\n", seslm_last_error());
         return 1;
@@ -120,10 +122,10 @@ int main(int argc, char **argv) {
     qsort(lat, (size_t)repeats, sizeof *lat, cmp_double);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"peer\":\"seslm\",\"telemetry\":%s,\"backend\":\"%s\",\"threads\":%d,\"batch\":%d,\"max_len\":%d,\"inputs\":\"%s\","
+    printf("{\"peer\":\"seslm\",\"telemetry\":%s,\"backend\":\"%s\",\"precision\":\"%s\",\"threads\":%d,\"batch\":%d,\"max_len\":%d,\"inputs\":\"%s\","
            "\"repeats\":%d,\"sentences_per_s\":%.2f,\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"min_ms\":%.3f,\"max_ms\":%.3f,"
            "\"peak_rss_mb\":%.1f}\n",
-           telemetry ? "true" : "false", backend, threads, batch, max_len, inputs, repeats, batch * repeats / (total / 1e3), pct(lat, repeats, 50),
+           telemetry ? "true" : "false", backend, precision, threads, batch, max_len, inputs, repeats, batch * repeats / (total / 1e3), pct(lat, repeats, 50),
            pct(lat, repeats, 95), lat[0], lat[repeats - 1], ru.ru_maxrss / 1024.0);
     free(out), free(bt), free(lat);
     for (int i = 0; i < n; i++) free(texts[i]);

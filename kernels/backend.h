@@ -41,6 +41,10 @@ typedef struct {
     const float *sv;
     const uint8_t *si;
     void *sp;
+    // BF16 weights (bf16.h; converted from F32 at load): bw (N, K), and the panel layout bwp when the
+    // backend wants packed weights (then bw may be NULL)
+    const uint16_t *bw;
+    uint16_t *bwp;
 } seslm_weight;
 
 /* The word-embedding table: plain F32 rows, or (embedding compression) every row INT8 with a per-row

@@ -37,7 +37,7 @@ void seslm_qgemm_ref(int32_t *acc, const int8_t *qa, const int8_t *qw, int M, in
 
 /* Fast: qa (M, lda) with lda a multiple of 4 >= K, on the packed weights. When acc is not NULL the
  * int32 sums are stored there (M, N); otherwise y (M, N) = dequantized sums * sa[m] * sw[n] + b[n]
- * (b may be NULL). `isa` forces a kernel ("avx512vnni", "c") or picks the best (NULL). Threads: OpenMP. */
+ * (b may be NULL). `isa` forces a kernel ("avx512vnni", "c") or picks the best (NULL). Threads: the pool (pool.h). */
 void seslm_qgemm_fast(int32_t *acc, float *y, const int8_t *qa, int lda, const float *sa, const int8_t *qp,
                       const int32_t *colsum, const float *sw, const float *b, int M, int N, int K, const char *isa);
 

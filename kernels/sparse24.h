@@ -31,7 +31,7 @@ void seslm_sparse24_linear_ref(float *y, const float *x, const float *values, co
 /* Panel layout for the fast kernel (malloc'd, free()); NULL when out of memory. */
 void *seslm_sparse24_pack(const float *values, const uint8_t *index, int N, int K);
 
-/* Fast product on the packed panels (AVX-512 when present, else portable C). Threads: OpenMP. */
+/* Fast product on the packed panels (AVX-512 when present, else portable C). Threads: the pool (pool.h). */
 void seslm_sparse24_linear_fast(float *y, const float *x, const void *packed, const float *b, int M, int N, int K);
 
 #endif

@@ -1,17 +1,18 @@
 /* fast.c — the fast CPU backend: FP32 matrix products through OpenBLAS (its own run-time CPU
  * dispatch), the other kernels as vectorisable loops compiled for AVX-512, AVX2 and baseline x86-64
- * with the clone picked at load time from the CPU's features (GCC target_clones), threads via OpenMP.
+ * with the clone picked at load time from the CPU's features (GCC target_clones), threads from our own
+ * pool (pool.h: persistent workers, spin then futex sleep; OpenMP's spin-waiting made 2 threads 3-5x
+ * slower than 1 whenever other processes wanted the cores).
  * Same math as ref.c; tests/unit/test_kernels_cpu.c compares the two. */
 #include "backend.h"
+#include "bf16.h"
 #include "mathfun.h"
+#include "pool.h"
 #include "quant.h"
 #include "sparse24.h"
 
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #ifdef SESLM_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
@@ -27,13 +28,13 @@ static int g_threads = 1;
 static int fast_supports_op(seslm_op op) { return op < SESLM_OP_COUNT; }
 
 static void fast_set_threads(int n) {
-#ifdef _OPENMP
-    if (n <= 0) n = omp_get_num_procs();
-    omp_set_num_threads(n);
-#else
-    if (n <= 0) n = 1;
-#endif
+    n = seslm_pool_set_threads(n);
 #ifdef SESLM_HAVE_OPENBLAS
+    // The hot path (packed weights) never calls BLAS. OpenBLAS (its OpenMP build) keeps its own threads
+    // for what does: unpacked products (fast_linear without wp) and the recompile pipeline's least
+    // squares. Those calls come from the caller's thread while the pool is idle (its workers sleep after
+    // the spin), so the two sets of threads do not compete for the cores at the same time; calling sgemm
+    // from inside pool workers instead would nest OpenBLAS's threads under ours.
     openblas_set_num_threads(n);
 #endif
     g_threads = n;
@@ -166,62 +167,70 @@ SIMD_CLONES static void head_attention(float *restrict o, int ostride, const flo
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #define ATTN_X86 1
-// MiniLM's head width (D = 32) on AVX-512, register-blocked: scores of 4 queries x 16 keys are
-// accumulated in 4 zmm over the 32 dimensions (kt zero-padded to Lp = L rounded up to 16 keys), and
-// o for 4 queries is accumulated in 8 zmm over the keys, so each kt / v load serves four queries.
+// MiniLM's head width (D = 32) on AVX-512, register-blocked over 8 queries at a time: the scores of
+// 8 queries x 32 keys are accumulated in 16 zmm over the 32 dimensions (kt zero-padded to Lp = L
+// rounded up to 32 keys), and o for 8 queries in 16 zmm over the keys, so each kt / v load serves eight
+// queries (per step: 2 loads + 8 broadcasts for 16 FMAs; the 4-query version did 5 loads per 4 FMAs and
+// was load-bound: 46% of peak at 256 tokens).
+#define AQ 8 // queries per block
 __attribute__((target("avx512f"))) static void head_attention_d32_avx512(float *restrict o, int ostride,
                                                                         const float *restrict q,
                                                                         const float *restrict k,
                                                                         const float *restrict v, int stride, int L,
                                                                         float *restrict work,
                                                                         float *restrict stats) {
-    const int Lp = (L + 15) & ~15;
+    const int Lp = (L + 31) & ~31;
+    // K^T's rows are ldk floats apart, not Lp: at L = 512 (2 KiB rows) the 32 rows the score loop walks
+    // map to 2 of the 64 L1 sets and evict each other (measured ~20% of attention time at 512 tokens)
+    const int ldk = Lp + 16;
     const float scale = 0.17677669529663687f; // 1 / sqrt(32)
-    float *restrict kt = work;                 // (32, Lp)
-    float *restrict sc = work + 32 * (size_t)Lp; // (4, Lp)
+    float *restrict kt = work;                    // (32, ldk)
+    float *restrict sc = work + 32 * (size_t)ldk; // (AQ, Lp)
     for (int j = 0; j < Lp; j++)
-        for (int d = 0; d < 32; d++) kt[(size_t)d * Lp + j] = j < L ? k[(size_t)j * stride + d] : 0.0f;
+        for (int d = 0; d < 32; d++) kt[(size_t)d * ldk + j] = j < L ? k[(size_t)j * stride + d] * scale : 0.0f;
     float ent_sum = 0, pmax_sum = 0;
-    for (int i0 = 0; i0 < L; i0 += 4) {
-        const int nq = L - i0 < 4 ? L - i0 : 4;
-        const float *qr[4];
-        for (int r = 0; r < 4; r++) qr[r] = q + (size_t)(i0 + (r < nq ? r : 0)) * stride;
-        for (int j0 = 0; j0 < Lp; j0 += 16) {
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int i0 = 0; i0 < L; i0 += AQ) {
+        const int nq = L - i0 < AQ ? L - i0 : AQ;
+        const float *qr[AQ];
+        for (int r = 0; r < AQ; r++) qr[r] = q + (size_t)(i0 + (r < nq ? r : 0)) * stride;
+        for (int j0 = 0; j0 < Lp; j0 += 32) {
+            __m512 a[AQ][2];
+            for (int r = 0; r < AQ; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
             for (int d = 0; d < 32; d++) {
-                const __m512 kv = _mm512_loadu_ps(kt + (size_t)d * Lp + j0);
-                a0 = _mm512_fmadd_ps(_mm512_set1_ps(qr[0][d]), kv, a0);
-                a1 = _mm512_fmadd_ps(_mm512_set1_ps(qr[1][d]), kv, a1);
-                a2 = _mm512_fmadd_ps(_mm512_set1_ps(qr[2][d]), kv, a2);
-                a3 = _mm512_fmadd_ps(_mm512_set1_ps(qr[3][d]), kv, a3);
+                const __m512 k0 = _mm512_loadu_ps(kt + (size_t)d * ldk + j0);
+                const __m512 k1 = _mm512_loadu_ps(kt + (size_t)d * ldk + j0 + 16);
+#pragma GCC unroll 8
+                for (int r = 0; r < AQ; r++) {
+                    const __m512 qb = _mm512_set1_ps(qr[r][d]);
+                    a[r][0] = _mm512_fmadd_ps(qb, k0, a[r][0]);
+                    a[r][1] = _mm512_fmadd_ps(qb, k1, a[r][1]);
+                }
             }
-            const __m512 sv = _mm512_set1_ps(scale);
-            _mm512_storeu_ps(sc + j0, _mm512_mul_ps(a0, sv));
-            _mm512_storeu_ps(sc + Lp + j0, _mm512_mul_ps(a1, sv));
-            _mm512_storeu_ps(sc + 2 * (size_t)Lp + j0, _mm512_mul_ps(a2, sv));
-            _mm512_storeu_ps(sc + 3 * (size_t)Lp + j0, _mm512_mul_ps(a3, sv));
+#pragma GCC unroll 8
+            for (int r = 0; r < AQ; r++) {
+                _mm512_storeu_ps(sc + (size_t)r * Lp + j0, a[r][0]);
+                _mm512_storeu_ps(sc + (size_t)r * Lp + j0 + 16, a[r][1]);
+            }
         }
-        float inv[4] = {0, 0, 0, 0};
+        float inv[AQ] = {0};
         for (int r = 0; r < nq; r++) inv[r] = row_softmax(sc + (size_t)r * Lp, L, stats ? &ent_sum : NULL, &pmax_sum);
-        __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+        __m512 c[AQ][2];
+        for (int r = 0; r < AQ; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
         for (int j = 0; j < L; j++) {
             const float *vj = v + (size_t)j * stride;
             const __m512 v0 = _mm512_loadu_ps(vj), v1 = _mm512_loadu_ps(vj + 16);
-            __m512 p = _mm512_set1_ps(sc[j]);
-            c00 = _mm512_fmadd_ps(p, v0, c00), c01 = _mm512_fmadd_ps(p, v1, c01);
-            p = _mm512_set1_ps(sc[Lp + j]);
-            c10 = _mm512_fmadd_ps(p, v0, c10), c11 = _mm512_fmadd_ps(p, v1, c11);
-            p = _mm512_set1_ps(sc[2 * (size_t)Lp + j]);
-            c20 = _mm512_fmadd_ps(p, v0, c20), c21 = _mm512_fmadd_ps(p, v1, c21);
-            p = _mm512_set1_ps(sc[3 * (size_t)Lp + j]);
-            c30 = _mm512_fmadd_ps(p, v0, c30), c31 = _mm512_fmadd_ps(p, v1, c31);
+#pragma GCC unroll 8
+            for (int r = 0; r < AQ; r++) {
+                const __m512 p = _mm512_set1_ps(sc[(size_t)r * Lp + j]);
+                c[r][0] = _mm512_fmadd_ps(p, v0, c[r][0]);
+                c[r][1] = _mm512_fmadd_ps(p, v1, c[r][1]);
+            }
         }
-        const __m512 cs[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
         for (int r = 0; r < nq; r++) {
             float *oi = o + (size_t)(i0 + r) * ostride;
             const __m512 iv = _mm512_set1_ps(inv[r]);
-            _mm512_storeu_ps(oi, _mm512_mul_ps(cs[r][0], iv));
-            _mm512_storeu_ps(oi + 16, _mm512_mul_ps(cs[r][1], iv));
+            _mm512_storeu_ps(oi, _mm512_mul_ps(c[r][0], iv));
+            _mm512_storeu_ps(oi + 16, _mm512_mul_ps(c[r][1], iv));
         }
     }
     if (stats) {
@@ -233,12 +242,28 @@ __attribute__((target("avx512f"))) static void head_attention_d32_avx512(float *
 
 // ---- ops ----------------------------------------------------------------------------------------
 
-static void fast_embed(float *x, const int32_t *ids, const int *off, const int *len, int B,
-                       const seslm_embedding *word, const float *pos, const float *type, int C) {
-    for (int b = 0; b < B; b++) {
-#pragma omp parallel for schedule(static) if (len[b] > 16)
-        for (int p = 0; p < len[b]; p++) {
-            int t = off[b] + p;
+typedef struct {
+    float *x;
+    const int32_t *ids;
+    const int *off, *len;
+    int B;
+    const seslm_embedding *word;
+    const float *pos, *type;
+    int C;
+} embed_job;
+
+// items: sequences
+static void embed_task(void *ctx, int lo, int hi, int tid) {
+    (void)tid;
+    const embed_job *j = ctx;
+    float *x = j->x;
+    const int32_t *ids = j->ids;
+    const seslm_embedding *word = j->word;
+    const float *pos = j->pos, *type = j->type;
+    const int C = j->C;
+    for (int b = lo; b < hi; b++) {
+        for (int p = 0; p < j->len[b]; p++) {
+            int t = j->off[b] + p;
             float *row = x + (size_t)t * C;
             if (word->f32) {
                 row_add3(row, word->f32 + (size_t)ids[t] * C, pos + (size_t)p * C, type, C);
@@ -249,6 +274,14 @@ static void fast_embed(float *x, const int32_t *ids, const int *off, const int *
             }
         }
     }
+}
+
+static void fast_embed(float *x, const int32_t *ids, const int *off, const int *len, int B,
+                       const seslm_embedding *word, const float *pos, const float *type, int C) {
+    embed_job j = {x, ids, off, len, B, word, pos, type, C};
+    const int ntok = B ? off[B - 1] + len[B - 1] : 0;
+    if (ntok > 32) seslm_pool_for(B, 1, 0, embed_task, &j);
+    else embed_task(&j, 0, B, 0);
 }
 
 // y = x W^T from weights packed once at load into 32-column panels of W^T (seslm_weight_pack32).
@@ -390,6 +423,44 @@ static void panel_linear(float *restrict y, const float *restrict x, const float
     fn(y, x, wp + (size_t)i * K * 32, b, M, N, K, 32 * i, nv);
 }
 
+typedef struct {
+    float *y;
+    const float *x;
+    const seslm_weight *W;
+    const float *b;
+    int M;
+} linear_job;
+
+// items: 32-column panels
+static void panel_task(void *ctx, int lo, int hi, int tid) {
+    (void)tid;
+    const linear_job *j = ctx;
+    for (int i = lo; i < hi; i++) panel_linear(j->y, j->x, j->W->wp, j->b, j->M, j->W->N, j->W->K, i);
+}
+
+// items: blocks of 16 rows of an unpacked product
+static void rows_task(void *ctx, int lo, int hi, int tid) {
+    (void)tid;
+    const linear_job *j = ctx;
+    const int N = j->W->N, K = j->W->K, m0 = lo * 16, m1 = hi * 16 < j->M ? hi * 16 : j->M;
+    float *y = j->y + (size_t)m0 * N;
+    const float *x = j->x + (size_t)m0 * K, *b = j->b;
+#ifdef SESLM_HAVE_OPENBLAS
+    // y starts as the bias broadcast, then y = 1 * x W^T + 1 * y in one sgemm.
+    if (b)
+        for (int m = m0; m < m1; m++) row_set(y + (size_t)(m - m0) * N, b, N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m1 - m0, N, K, 1.0f, x, K, j->W->w, K, b ? 1.0f : 0.0f, y, N);
+#else
+    const float *w = j->W->w;
+    for (int m = 0; m < m1 - m0; m++)
+        for (int n = 0; n < N; n++) {
+            float acc = 0;
+            for (int k = 0; k < K; k++) acc += x[(size_t)m * K + k] * w[(size_t)n * K + k];
+            y[(size_t)m * N + n] = acc + (b ? b[n] : 0.0f);
+        }
+#endif
+}
+
 // INT8 weights: quantize x per token into the thread's scratch (rows padded to a multiple of 4 bytes
 // for the VNNI kernel), then one fused int8 product + dequantization (qgemm.c).
 static void fast_linear_q8(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
@@ -407,8 +478,7 @@ static void fast_linear_q8(float *y, const float *x, const seslm_weight *W, cons
         seslm_qgemm_fast(NULL, y, qa, lda, sa, W->qp, W->qsum, W->qscale, b, M, N, K, NULL);
         return;
     }
-    // not packed (a caller that skipped packing): the plain per-element product
-#pragma omp parallel for schedule(static)
+    // not packed (a caller that skipped packing): the plain per-element product, one thread
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
             int32_t s = 0;
@@ -422,6 +492,11 @@ static void fast_linear(float *y, const float *x, const seslm_weight *W, const f
         fast_linear_q8(y, x, W, b, M);
         return;
     }
+    if (W->bwp || W->bw) { // BF16: vdpbf16ps panels when packed, else the reference loop
+        if (W->bwp) seslm_bf16_linear_fast(y, x, W->bwp, b, M, W->N, W->K, NULL);
+        else seslm_bf16_linear_ref(y, x, W->bw, b, M, W->N, W->K);
+        return;
+    }
     if (W->sv) { // 2:4 sparse: the panel kernel when packed, else the reference loop
         if (W->sp) seslm_sparse24_linear_fast(y, x, W->sp, b, M, W->N, W->K);
         else seslm_sparse24_linear_ref(y, x, W->sv, W->si, b, M, W->N, W->K);
@@ -429,51 +504,92 @@ static void fast_linear(float *y, const float *x, const seslm_weight *W, const f
     }
     const int N = W->N, K = W->K;
     const int np = (N + 31) / 32;
+    linear_job j = {y, x, W, b, M};
     if (W->wp) { // measured faster than OpenBLAS sgemm at every batch shape of this model (bench/RESULTS.md)
-#pragma omp parallel for schedule(static) if (np > 1 && (long)N * K > 65536)
-        for (int i = 0; i < np; i++) panel_linear(y, x, W->wp, b, M, N, K, i);
+        if (np > 1 && (long)N * K > 65536) seslm_pool_for(np, 1, 0, panel_task, &j);
+        else panel_task(&j, 0, np, 0);
         return;
     }
 #ifdef SESLM_HAVE_OPENBLAS
-    // y starts as the bias broadcast, then y = 1 * x W^T + 1 * y in one sgemm.
-    if (b)
-        for (int m = 0; m < M; m++) row_set(y + (size_t)m * N, b, N);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, W->w, K, b ? 1.0f : 0.0f, y, N);
+    rows_task(&j, 0, (M + 15) / 16, 0); // one sgemm on OpenBLAS's own threads
 #else
-    // No BLAS: dot products over the rows of W, threaded over output rows.
-    const float *w = W->w;
-#pragma omp parallel for schedule(static)
-    for (int m = 0; m < M; m++)
-        for (int n = 0; n < N; n++) {
-            float acc = 0;
-            for (int k = 0; k < K; k++) acc += x[(size_t)m * K + k] * w[(size_t)n * K + k];
-            y[(size_t)m * N + n] = acc + (b ? b[n] : 0.0f);
-        }
+    seslm_pool_for((M + 15) / 16, 1, 0, rows_task, &j); // row blocks of 16 over the pool
 #endif
+}
+
+typedef struct {
+    float *x;
+    const float *r, *g, *beta;
+    int C;
+    float eps;
+    size_t n;
+} rows_job;
+
+static void layernorm_task(void *ctx, int lo, int hi, int tid) {
+    (void)tid;
+    const rows_job *j = ctx;
+    const int C = j->C;
+    for (int m = lo; m < hi; m++)
+        row_layernorm(j->x + (size_t)m * C, j->r ? j->r + (size_t)m * C : NULL, j->g, j->beta, C, j->eps);
 }
 
 static void fast_add_layernorm(float *x, const float *r, const float *g, const float *beta, int M, int C,
                                float eps) {
-#pragma omp parallel for schedule(static) if (M > 8)
-    for (int m = 0; m < M; m++) row_layernorm(x + (size_t)m * C, r ? r + (size_t)m * C : NULL, g, beta, C, eps);
+    rows_job j = {x, r, g, beta, C, eps, 0};
+    if (M > 8) seslm_pool_for(M, 4, 0, layernorm_task, &j);
+    else layernorm_task(&j, 0, M, 0);
+}
+
+#define GELU_CHUNK 4096
+static void gelu_task(void *ctx, int lo, int hi, int tid) {
+    (void)tid;
+    const rows_job *j = ctx;
+    const size_t a = (size_t)lo * GELU_CHUNK, e = (size_t)hi * GELU_CHUNK < j->n ? (size_t)hi * GELU_CHUNK : j->n;
+    row_gelu(j->x + a, e - a);
 }
 
 static void fast_gelu(float *x, size_t n) {
-    const size_t chunk = 4096;
-    const long nchunks = (long)((n + chunk - 1) / chunk);
-#pragma omp parallel for schedule(static) if (nchunks > 4)
-    for (long c = 0; c < nchunks; c++) {
-        size_t lo = (size_t)c * chunk, hi = lo + chunk < n ? lo + chunk : n;
-        row_gelu(x + lo, hi - lo);
+    const long nchunks = (long)((n + GELU_CHUNK - 1) / GELU_CHUNK);
+    rows_job j = {x, NULL, NULL, NULL, 0, 0, n};
+    if (nchunks > 4) seslm_pool_for((int)nchunks, 1, 0, gelu_task, &j);
+    else gelu_task(&j, 0, (int)nchunks, 0);
+}
+
+typedef struct {
+    float *out;
+    const float *qkv;
+    const int *off, *len;
+    int H, D;
+    float *scratch;
+    size_t per;
+    float *stats;
+    int use_d32;
+} attn_job;
+
+// items: (sequence, head) pairs; each thread has its own scratch slice
+static void attn_task(void *ctx, int lo, int hi, int tid) {
+    const attn_job *j = ctx;
+    const int H = j->H, D = j->D, HD = H * D, S = 3 * HD;
+    float *work = j->scratch + (size_t)tid * j->per;
+    for (int bh = lo; bh < hi; bh++) {
+        const int b = bh / H, h = bh % H;
+        const float *base = j->qkv + (size_t)j->off[b] * S + h * D;
+        float *o = j->out + (size_t)j->off[b] * HD + h * D, *st = j->stats ? j->stats + 2 * bh : NULL;
+#ifdef ATTN_X86
+        if (j->use_d32) {
+            head_attention_d32_avx512(o, HD, base, base + HD, base + 2 * HD, S, j->len[b], work, st);
+            continue;
+        }
+#endif
+        head_attention(o, HD, base, base + HD, base + 2 * HD, S, j->len[b], D, work, st);
     }
 }
 
 static void fast_attention(float *out, const float *qkv, const int *off, const int *len, int B, int H, int D,
                            float *scratch, size_t scratch_floats, float *stats) {
-    const int HD = H * D, S = 3 * HD;
     int maxL = 0;
     for (int b = 0; b < B; b++) maxL = len[b] > maxL ? len[b] : maxL;
-    const size_t per = ((size_t)maxL + 16) * (D + 4) + 64; // as seslm_attention_scratch_floats
+    const size_t per = ((size_t)maxL + 48) * (D + 8) + 64; // as seslm_attention_scratch_floats
     int use_d32 = 0;
 #ifdef ATTN_X86
     __builtin_cpu_init();
@@ -482,28 +598,14 @@ static void fast_attention(float *out, const float *qkv, const int *off, const i
     int nt = (int)(scratch_floats / per);
     if (nt < 1) nt = 1; // caller sized scratch with seslm_attention_scratch_floats
     if (nt > g_threads) nt = g_threads;
-#pragma omp parallel for schedule(dynamic) num_threads(nt) if (B * H > 1)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        const float *base = qkv + (size_t)off[b] * S + h * D;
-        float *o = out + (size_t)off[b] * HD + h * D, *st = stats ? stats + 2 * bh : NULL;
-#ifdef ATTN_X86
-        if (use_d32) {
-            head_attention_d32_avx512(o, HD, base, base + HD, base + 2 * HD, S, len[b], scratch + (size_t)tid * per, st);
-            continue;
-        }
-#endif
-        (void)use_d32;
-        head_attention(o, HD, base, base + HD, base + 2 * HD, S, len[b], D, scratch + (size_t)tid * per, st);
-    }
+    attn_job j = {out, qkv, off, len, H, D, scratch, per, stats, use_d32};
+    if (B * H > 1) seslm_pool_for(B * H, 1, nt, attn_task, &j);
+    else attn_task(&j, 0, B * H, 0);
 }
 
-static void fast_pool(float *out, const float *x, const int *off, const int *len, int B, int C, int normalize) {
-#pragma omp parallel for schedule(static) if (B > 4)
-    for (int b = 0; b < B; b++) {
+static void pool_rows(float *out, const float *x, const int *off, const int *len, int b0, int b1, int C,
+                      int normalize) {
+    for (int b = b0; b < b1; b++) {
         float *o = out + (size_t)b * C;
         for (int c = 0; c < C; c++) o[c] = 0;
         for (int p = 0; p < len[b]; p++) {
@@ -520,6 +622,25 @@ static void fast_pool(float *out, const float *x, const int *off, const int *len
             for (int c = 0; c < C; c++) o[c] *= inv;
         }
     }
+}
+
+typedef struct {
+    float *out;
+    const float *x;
+    const int *off, *len;
+    int C, normalize;
+} pool_job;
+
+static void pool_task(void *ctx, int lo, int hi, int tid) {
+    (void)tid;
+    const pool_job *j = ctx;
+    pool_rows(j->out, j->x, j->off, j->len, lo, hi, j->C, j->normalize);
+}
+
+static void fast_pool(float *out, const float *x, const int *off, const int *len, int B, int C, int normalize) {
+    pool_job j = {out, x, off, len, C, normalize};
+    if (B > 4) seslm_pool_for(B, 1, 0, pool_task, &j);
+    else pool_task(&j, 0, B, 0);
 }
 
 // Per-column accumulators: threads own disjoint column blocks of at most 64 columns and walk all
@@ -550,10 +671,27 @@ SIMD_CLONES static void col_block_stats(const float *restrict x, int M, int N, i
     }
 }
 
+typedef struct {
+    const float *x;
+    int M, N;
+    double *sq, *abs, *norms;
+    uint64_t *pos;
+    int H, D;
+} stats_job;
+
+static void col_stats_task(void *ctx, int lo, int hi, int tid) {
+    (void)tid;
+    const stats_job *j = ctx;
+    const int blk = 64, N = j->N;
+    for (int b = lo; b < hi; b++)
+        col_block_stats(j->x, j->M, N, b * blk, b * blk + blk < N ? b * blk + blk : N, j->sq, j->abs, j->pos);
+}
+
 static void fast_col_stats(const float *x, int M, int N, double *sq, double *abs, uint64_t *pos) {
     const int blk = 64, nblk = (N + blk - 1) / blk;
-#pragma omp parallel for schedule(static) if (nblk > 1 && (long)M * N > 16384)
-    for (int b = 0; b < nblk; b++) col_block_stats(x, M, N, b * blk, b * blk + blk < N ? b * blk + blk : N, sq, abs, pos);
+    stats_job j = {x, M, N, sq, abs, NULL, pos, 0, 0};
+    if (nblk > 1 && (long)M * N > 16384) seslm_pool_for(nblk, 1, 0, col_stats_task, &j);
+    else col_stats_task(&j, 0, nblk, 0);
 }
 
 SIMD_CLONES static float vec_norm(const float *restrict v, int D) {
@@ -563,13 +701,21 @@ SIMD_CLONES static float vec_norm(const float *restrict v, int D) {
     return sqrtf(s);
 }
 
-static void fast_head_norms(const float *ctx, int M, int H, int D, double *norms) {
-#pragma omp parallel for schedule(static) if (H > 1 && M > 16)
-    for (int h = 0; h < H; h++) {
+static void head_norms_task(void *ctx, int lo, int hi, int tid) {
+    (void)tid;
+    const stats_job *j = ctx;
+    const int H = j->H, D = j->D;
+    for (int h = lo; h < hi; h++) {
         double acc = 0;
-        for (int m = 0; m < M; m++) acc += vec_norm(ctx + (size_t)m * H * D + (size_t)h * D, D);
-        norms[h] += acc;
+        for (int m = 0; m < j->M; m++) acc += vec_norm(j->x + (size_t)m * H * D + (size_t)h * D, D);
+        j->norms[h] += acc;
     }
+}
+
+static void fast_head_norms(const float *ctx, int M, int H, int D, double *norms) {
+    stats_job j = {ctx, M, 0, NULL, NULL, norms, NULL, H, D};
+    if (H > 1 && M > 16) seslm_pool_for(H, 1, 0, head_norms_task, &j);
+    else head_norms_task(&j, 0, H, 0);
 }
 
 static const seslm_backend g_fast = {

@@ -5,13 +5,11 @@
  *
  * Each tile keeps MR x NP zmm accumulators (6 x 4) in registers while it streams its NP weight panels (each a
  * contiguous K x 16 bytes run), so one 4-byte activation broadcast serves NP panels and one weight load
- * serves MR rows. Tiles are spread over OpenMP threads; adjacent tiles share weight panels. */
+ * serves MR rows. Tiles are spread over the pool's threads (pool.h); adjacent tiles share weight panels. */
 #include "quant.h"
+#include "pool.h"
 
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 enum { MR = 6, NP = 4 }; // 24 accumulators + 4 weight registers + 1 broadcast of AVX-512's 32 registers
 
@@ -192,6 +190,24 @@ static int cpu_has_vnni(void) {
 
 const char *seslm_qgemm_isa(void) { return cpu_has_vnni() ? "avx512vnni" : "c"; }
 
+typedef struct {
+    const qgemm_args *a;
+    tile_fn fn;
+    int nmb, P;
+} qgemm_job;
+
+// items: tiles, column blocks outermost so a thread's consecutive tiles reuse the same weight panels
+static void qgemm_task(void *ctx, int lo, int hi, int tid) {
+    (void)tid;
+    const qgemm_job *j = ctx;
+    const int M = j->a->M;
+    for (int t = lo; t < hi; t++) {
+        const int pb = t / j->nmb, mb = t % j->nmb;
+        const int m0 = mb * MR, p0 = pb * NP;
+        j->fn(j->a, m0, M - m0 < MR ? M - m0 : MR, p0, j->P - p0 < NP ? j->P - p0 : NP);
+    }
+}
+
 void seslm_qgemm_fast(int32_t *acc, float *y, const int8_t *qa, int lda, const float *sa, const int8_t *qp,
                       const int32_t *colsum, const float *sw, const float *b, int M, int N, int K, const char *isa) {
     static int have_vnni = -1; // benign race: every thread computes the same value
@@ -205,10 +221,7 @@ void seslm_qgemm_fast(int32_t *acc, float *y, const int8_t *qa, int lda, const f
     const int P = (N + 15) / 16, nmb = (M + MR - 1) / MR, npb = (P + NP - 1) / NP;
     const int tiles = nmb * npb;
     // column blocks outermost: a thread's consecutive tiles reuse the same weight panels from cache
-#pragma omp parallel for schedule(static) if (tiles > 1 && (long)M * N * K > 200000)
-    for (int t = 0; t < tiles; t++) {
-        const int pb = t / nmb, mb = t % nmb;
-        const int m0 = mb * MR, p0 = pb * NP;
-        fn(&a, m0, M - m0 < MR ? M - m0 : MR, p0, P - p0 < NP ? P - p0 : NP);
-    }
+    qgemm_job j = {&a, fn, nmb, P};
+    if (tiles > 1 && (long)M * N * K > 200000) seslm_pool_for(tiles, 1, 0, qgemm_task, &j);
+    else qgemm_task(&j, 0, tiles, 0);
 }

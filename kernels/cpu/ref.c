@@ -2,6 +2,7 @@
  * accumulators where a sum runs long, libm's erff/expf. No SIMD, no threads, no BLAS: this is the
  * oracle for the fast CPU kernels and the CUDA ones. */
 #include "backend.h"
+#include "bf16.h"
 #include "quant.h"
 #include "sparse24.h"
 
@@ -48,6 +49,10 @@ static void ref_linear(float *y, const float *x, const seslm_weight *W, const fl
     }
     if (W->sv) {
         seslm_sparse24_linear_ref(y, x, W->sv, W->si, b, M, W->N, W->K);
+        return;
+    }
+    if (W->bw) {
+        seslm_bf16_linear_ref(y, x, W->bw, b, M, W->N, W->K);
         return;
     }
     const float *w = W->w;
@@ -160,10 +165,10 @@ static void ref_head_norms(const float *ctx, int M, int H, int D, double *norms)
 }
 
 size_t seslm_attention_scratch_floats(int max_len, int head_dim, int n_threads) {
-    // per thread: K^T of one head (D, L) and a block of score rows (4, L) for the fast path; the
-    // reference uses one row.
-    // (keys padded to a multiple of 16 by the AVX-512 path)
-    return (size_t)(n_threads > 0 ? n_threads : 1) * (((size_t)max_len + 16) * (head_dim + 4) + 64);
+    // per thread: K^T of one head (D, L) and a block of score rows (8, L) for the fast path; the
+    // reference uses one row. (Keys padded to a multiple of 32 by the AVX-512 path, plus 16 so K^T's rows
+    // are not a power of two apart.)
+    return (size_t)(n_threads > 0 ? n_threads : 1) * (((size_t)max_len + 48) * (head_dim + 8) + 64);
 }
 
 static const seslm_backend g_ref = {

@@ -1,5 +1,6 @@
 /* sparse24.c — 2:4 structured sparsity: compression, reference and fast products (sparse24.h). */
 #include "sparse24.h"
+#include "pool.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -140,6 +141,28 @@ __attribute__((target("avx512f"))) static void panel_avx512(float *y, const floa
 }
 #endif
 
+typedef struct {
+    float *y;
+    const float *x;
+    const panel_group *pg;
+    const float *b;
+    int M, N, K, avx512;
+} sp24_job;
+
+static void sp24_task(void *ctx, int lo, int hi, int tid) {
+    (void)tid;
+    const sp24_job *j = ctx;
+    for (int p = lo; p < hi; p++) {
+#ifdef SP24_X86
+        if (j->avx512) {
+            panel_avx512(j->y, j->x, j->pg, j->b, j->M, j->N, j->K, p);
+            continue;
+        }
+#endif
+        panel_c(j->y, j->x, j->pg, j->b, j->M, j->N, j->K, p);
+    }
+}
+
 void seslm_sparse24_linear_fast(float *y, const float *x, const void *packed, const float *b, int M, int N, int K) {
     const panel_group *pg = packed;
     const int P = (N + 15) / 16;
@@ -150,14 +173,10 @@ void seslm_sparse24_linear_fast(float *y, const float *x, const void *packed, co
         avx512 = __builtin_cpu_supports("avx512f");
     }
 #endif
-#pragma omp parallel for schedule(static) if (P > 1 && (long)M * N * K > 200000)
-    for (int p = 0; p < P; p++) {
+    sp24_job j = {y, x, pg, b, M, N, K, 0};
 #ifdef SP24_X86
-        if (avx512) {
-            panel_avx512(y, x, pg, b, M, N, K, p);
-            continue;
-        }
+    j.avx512 = avx512;
 #endif
-        panel_c(y, x, pg, b, M, N, K, p);
-    }
+    if (P > 1 && (long)M * N * K > 200000) seslm_pool_for(P, 1, 0, sp24_task, &j);
+    else sp24_task(&j, 0, P, 0);
 }

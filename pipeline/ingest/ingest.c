@@ -1,5 +1,6 @@
 /* ingest.c — merge telemetry dumps by adding (see ingest.h, docs/drift.md "Ingest"). */
 #include "ingest.h"
+#include "dump_identity.h"
 
 #include "telemetry_hdf5.h"
 
@@ -38,6 +39,11 @@ struct seslm_ingest {
     int n_skips;
     char **notes;
     int n_notes;
+    seslm_dump_identity *ids; // of the dumps merged, in order (ids_path beside)
+    char **ids_path;
+    int n_ids;
+    skip_rec *dups;           // duplicates: path, and in reason "of <first>: <why>"
+    int n_dups;
 };
 
 static uint64_t mix64(uint64_t x) {
@@ -131,6 +137,10 @@ void seslm_ingest_free(seslm_ingest *g) {
     free(g->skips);
     for (int i = 0; i < g->n_notes; i++) free(g->notes[i]);
     free(g->notes);
+    for (int i = 0; i < g->n_ids; i++) free(g->ids_path[i]);
+    free(g->ids), free(g->ids_path);
+    for (int i = 0; i < g->n_dups; i++) free(g->dups[i].path), free(g->dups[i].reason);
+    free(g->dups);
     free(g);
 }
 
@@ -406,6 +416,38 @@ seslm_status seslm_ingest_add_file(seslm_ingest *g, const char *path) {
         if (add_skip(g, path, st, reason) == SESLM_ERR_NOMEM) return seslm_fail(SESLM_ERR_NOMEM, "ingest: out of memory");
         return st;
     }
+    // the same window twice (the same file given twice, or a copy under another name) is counted once
+    seslm_dump_identity id;
+    if ((st = seslm_dump_identity_of(path, d, &id)) != SESLM_OK) {
+        char reason[1024];
+        snprintf(reason, sizeof reason, "%s", seslm_last_error());
+        seslm_telemetry_dump_free(d);
+        if (add_skip(g, path, st, reason) == SESLM_ERR_NOMEM) return seslm_fail(SESLM_ERR_NOMEM, "ingest: out of memory");
+        return st;
+    }
+    for (int i = 0; i < g->n_ids; i++) {
+        char why[256], reason[1400];
+        if (!seslm_dump_identity_same(&g->ids[i], &id, why, sizeof why)) continue;
+        snprintf(reason, sizeof reason, "duplicate of %s (%s): not counted twice", g->ids_path[i], why);
+        seslm_telemetry_dump_free(d);
+        skip_rec *nd = realloc(g->dups, (size_t)(g->n_dups + 1) * sizeof *nd);
+        if (!nd) return seslm_fail(SESLM_ERR_NOMEM, "ingest: out of memory");
+        g->dups = nd;
+        nd[g->n_dups].path = dup_str(path);
+        nd[g->n_dups].reason = dup_str(reason);
+        g->n_dups++;
+        return SESLM_OK;
+    }
+    {
+        seslm_dump_identity *ni = realloc(g->ids, (size_t)(g->n_ids + 1) * sizeof *ni);
+        char **np = ni ? realloc(g->ids_path, (size_t)(g->n_ids + 1) * sizeof *np) : NULL;
+        if (ni) g->ids = ni;
+        if (!np) {
+            seslm_telemetry_dump_free(d);
+            return seslm_fail(SESLM_ERR_NOMEM, "ingest: out of memory");
+        }
+        g->ids_path = np;
+    }
     if (!g->have) {
         st = init_from(g, d);
         if (st == SESLM_OK) g->have = 1, g->n_read++;
@@ -421,6 +463,11 @@ seslm_status seslm_ingest_add_file(seslm_ingest *g, const char *path) {
         }
         st = merge(g, d, path);
         if (st == SESLM_OK) g->n_read++;
+    }
+    if (st == SESLM_OK) {
+        g->ids[g->n_ids] = id;
+        g->ids_path[g->n_ids] = dup_str(path);
+        g->n_ids++;
     }
     refresh_view(g);
     seslm_telemetry_dump_free(d);
@@ -447,6 +494,12 @@ seslm_status seslm_ingest_add_dir(seslm_ingest *g, const char *dir) {
 
 int seslm_ingest_n_read(const seslm_ingest *g) { return g->n_read; }
 int seslm_ingest_n_skipped(const seslm_ingest *g) { return g->n_skips; }
+int seslm_ingest_n_duplicates(const seslm_ingest *g) { return g->n_dups; }
+seslm_ingest_skip seslm_ingest_duplicate(const seslm_ingest *g, int i) {
+    seslm_ingest_skip r = {NULL, NULL};
+    if (i >= 0 && i < g->n_dups) r.path = g->dups[i].path, r.reason = g->dups[i].reason;
+    return r;
+}
 seslm_ingest_skip seslm_ingest_skipped(const seslm_ingest *g, int i) {
     return (seslm_ingest_skip){g->skips[i].path ? g->skips[i].path : "?", g->skips[i].reason ? g->skips[i].reason : "?"};
 }
@@ -477,6 +530,14 @@ cJSON *seslm_ingest_summary(const seslm_ingest *g) {
         cJSON_AddItemToArray(sk, e);
     }
     cJSON_AddItemToObject(o, "skipped", sk);
+    cJSON_AddNumberToObject(o, "files_duplicate", g->n_dups);
+    cJSON *du = cJSON_AddArrayToObject(o, "duplicates");
+    for (int i = 0; du && i < g->n_dups; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "path", g->dups[i].path ? g->dups[i].path : "?");
+        cJSON_AddStringToObject(e, "reason", g->dups[i].reason ? g->dups[i].reason : "?");
+        cJSON_AddItemToArray(du, e);
+    }
     for (int i = 0; i < g->n_notes; i++) cJSON_AddItemToArray(notes, cJSON_CreateString(g->notes[i]));
     cJSON_AddItemToObject(o, "notes", notes);
     if (g->have) {

@@ -44,6 +44,10 @@ seslm_status seslm_ingest_add_dir(seslm_ingest *g, const char *dir);
 int seslm_ingest_n_read(const seslm_ingest *g);    // dumps merged
 int seslm_ingest_n_skipped(const seslm_ingest *g); // dumps skipped
 seslm_ingest_skip seslm_ingest_skipped(const seslm_ingest *g, int i);
+/* Dumps not merged because their window was merged already (dump_identity.h: identical bytes, or the same
+ * node, sequence number and window start): each with "duplicate of <first path> (<why>)". Not an error. */
+int seslm_ingest_n_duplicates(const seslm_ingest *g);
+seslm_ingest_skip seslm_ingest_duplicate(const seslm_ingest *g, int i);
 /* Notes about merged dumps (e.g. a count-min sketch of another size or seed, not added). */
 int seslm_ingest_n_notes(const seslm_ingest *g);
 const char *seslm_ingest_note(const seslm_ingest *g, int i);

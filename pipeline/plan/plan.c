@@ -84,8 +84,8 @@ static seslm_status policy_from_yaml(seslm_policy *p, const seslm_yaml *y) {
             return seslm_fail(SESLM_ERR_FORMAT, "%s:%d: %s: unknown layer '%s' (a layer index >= 0, 'first' or 'last')",
                               src, line, key, s ? s : "(not a scalar)");
     }
-    if (st == SESLM_OK) st = seslm_yaml_get_int(y, "min_heads", 0, 1 << 20, p->min_heads, &mh);
-    if (st == SESLM_OK) st = seslm_yaml_get_int(y, "min_ffn", 0, 1 << 24, p->min_ffn, &mf);
+    if (st == SESLM_OK) st = seslm_yaml_get_int(y, "min_heads", 1, 1 << 20, p->min_heads, &mh); // (a layer keeps a head)
+    if (st == SESLM_OK) st = seslm_yaml_get_int(y, "min_ffn", 1, 1 << 24, p->min_ffn, &mf); // (and a neuron)
     const char *method = NULL;
     if (st == SESLM_OK) st = seslm_yaml_get_string(y, "score.method", p->method, &method);
     if (st == SESLM_OK) st = seslm_yaml_get_int(y, "score.neuron_groups", 1, 1 << 20, p->neuron_groups, &ng);

@@ -1,5 +1,6 @@
 /* profile.c — the structural profile of a telemetry window (profile.h). */
 #include "profile.h"
+#include "dump_identity.h"
 
 #include "telemetry_hdf5.h"
 
@@ -202,11 +203,30 @@ seslm_status seslm_profile_read_telemetry(const char *file_or_dir, const char *e
     // the newest (greatest name: node, then window start) is the base; the others are added to it
     char path[4096];
     seslm_telemetry_dump *base = NULL;
+    // the same window under two names (a copy) is summed once (dump_identity.h)
+    seslm_dump_identity *ids = st == SESLM_OK ? calloc(n ? n : 1, sizeof *ids) : NULL;
+    char **id_names = st == SESLM_OK ? calloc(n ? n : 1, sizeof *id_names) : NULL;
+    size_t n_ids = 0, n_dup = 0;
+    if (st == SESLM_OK && (!ids || !id_names)) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     for (size_t k = n; st == SESLM_OK && k-- > 0;) {
         snprintf(path, sizeof path, "%s/%s", file_or_dir, names[k]);
         seslm_telemetry_dump *dd = NULL;
         st = seslm_telemetry_dump_read(path, expected_sha256, &dd);
-        if (st != SESLM_OK) break;
+        if (st == SESLM_OK) st = seslm_dump_identity_of(path, dd, &ids[n_ids]);
+        if (st != SESLM_OK) {
+            seslm_telemetry_dump_free(dd);
+            break;
+        }
+        char why[256];
+        size_t j = 0;
+        while (j < n_ids && !seslm_dump_identity_same(&ids[j], &ids[n_ids], why, sizeof why)) j++;
+        if (j < n_ids) {
+            fprintf(stderr, "seslm: telemetry: %s duplicates %s (%s): not counted twice\n", path, id_names[j], why);
+            n_dup++;
+            seslm_telemetry_dump_free(dd);
+            continue;
+        }
+        id_names[n_ids++] = names[k];
         if (!base) base = dd;
         else {
             st = dump_add(base, dd, path);
@@ -215,12 +235,15 @@ seslm_status seslm_profile_read_telemetry(const char *file_or_dir, const char *e
     }
     for (size_t k = 0; k < n; k++) free(names[k]);
     free(names);
+    free(ids);
+    free(id_names);
     if (st != SESLM_OK) {
         seslm_telemetry_dump_free(base);
         return st;
     }
     if (path_out && cap) {
         if (n == 1) snprintf(path_out, cap, "%s", path);
+        else if (n_dup) snprintf(path_out, cap, "%s (%zu dumps summed, %zu duplicates skipped)", file_or_dir, n - n_dup, n_dup);
         else snprintf(path_out, cap, "%s (%zu dumps summed)", file_or_dir, n);
     }
     *out = base;

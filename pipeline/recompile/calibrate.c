@@ -174,7 +174,9 @@ seslm_status seslm_lines_read(const char *path, int max_lines, char ***lines_out
         while (j < len && buf[j] != '\n') j++;
         size_t e = j;
         if (e > i && buf[e - 1] == '\r') e--;
-        if (e > i) {
+        size_t k = i;
+        while (k < e && (buf[k] == ' ' || buf[k] == '\t' || buf[k] == '\f' || buf[k] == '\v')) k++;
+        if (k < e) { // (a line of blanks is no text)
             if (n == cap) {
                 cap = cap ? 2 * cap : 256;
                 char **nl = realloc(lines, (size_t)cap * sizeof *nl);
@@ -194,7 +196,7 @@ seslm_status seslm_lines_read(const char *path, int max_lines, char ***lines_out
         i = j + 1;
     }
     free(buf);
-    if (st == SESLM_OK && n == 0) st = seslm_fail(SESLM_ERR_FORMAT, "%s: no non-empty lines", path);
+    if (st == SESLM_OK && n == 0) st = seslm_fail(SESLM_ERR_FORMAT, "%s: no line with text (empty, or only blank lines)", path);
     if (st != SESLM_OK) {
         seslm_lines_free(lines, n);
         return st;

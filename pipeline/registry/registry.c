@@ -2,6 +2,8 @@
  * runner with retries, and the query helpers the other registry_*.c files use. */
 #include "registry_internal.h"
 
+#include <openssl/crypto.h>
+
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +83,9 @@ static const reg_migration MIGRATIONS[] = {
      "  FOR EACH ROW EXECUTE FUNCTION seslm_audit_append_only();\n"
      "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log\n"
      "  FOR EACH STATEMENT EXECUTE FUNCTION seslm_audit_append_only();\n"},
+    // the audit log's anchor outside the database: an HMAC of each row's hash under a key the database
+    // never sees (registry_audit.c)
+    {2, "ALTER TABLE audit_log ADD COLUMN mac TEXT;\n", NULL, NULL},
 };
 static const int N_MIGRATIONS = (int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]);
 
@@ -332,6 +337,7 @@ seslm_status seslm_registry_open(seslm_registry **out, const char *url) {
 
 void seslm_registry_close(seslm_registry *r) {
     if (!r) return;
+    OPENSSL_cleanse(r->audit_key, sizeof r->audit_key);
     if (r->c) r->d->close(r->c);
     free(r);
 }

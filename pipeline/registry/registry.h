@@ -16,7 +16,7 @@
 
 #include "seslm.h"
 
-#define SESLM_REGISTRY_SCHEMA_VERSION 1
+#define SESLM_REGISTRY_SCHEMA_VERSION 2
 
 typedef enum { SESLM_REGISTRY_SQLITE = 0, SESLM_REGISTRY_POSTGRES = 1 } seslm_registry_backend;
 
@@ -87,12 +87,28 @@ seslm_status seslm_registry_promote(seslm_registry *r, long long version, const 
 seslm_status seslm_registry_rollback(seslm_registry *r, const seslm_governance *gov, const char *actor,
                                      const char *reason, long long *now_live);
 
+/* Anchors the audit log outside the database: with a key (32 bytes, e.g. from $SESLM_AUDIT_KEY_FILE,
+ * a file the database never sees), every appended row also stores mac = "<key id>:<HMAC-SHA256(key,
+ * seq ':' hash)>", and seslm_registry_audit_verify checks the head's mac, so a chain rewritten and
+ * recomputed by someone who can write the database (but has not the key) fails verification. Once the
+ * log is anchored, appending without the key, or with another key, is refused (SESLM_ERR_FORMAT); rotation
+ * is seslm_registry_audit_rotate. key NULL: no key. */
+seslm_status seslm_registry_set_audit_key(seslm_registry *r, const unsigned char key[32]);
+/* Key rotation: verifies the whole log under the previous key (NULL when the log was not anchored yet)
+ * and appends an "audit-key" row anchored with the key set by seslm_registry_set_audit_key. */
+seslm_status seslm_registry_audit_rotate(seslm_registry *r, const unsigned char previous[32], const char *actor,
+                                         const char *reason);
+/* The 16 hex digits naming an audit key (not secret). */
+void seslm_registry_audit_key_id(const unsigned char key[32], char id[17]);
+
 /* Appends an audit row on its own (actions outside the registry, e.g. "notify"). */
 seslm_status seslm_registry_audit(seslm_registry *r, const char *actor, const char *action, const char *target,
                                   const char *reason, const char *detail_json);
 /* Recomputes the hash chain: SESLM_ERR_FORMAT naming the first bad row when a row was changed,
  * removed or inserted. *n_rows gets the rows checked, head (65 bytes) the last hash. */
 seslm_status seslm_registry_audit_verify(seslm_registry *r, long long *n_rows, char *head);
+/* After a successful verify: the first row anchored with the current key (0: none, no key given). */
+long long seslm_registry_audit_anchored_from(const seslm_registry *r);
 /* The last `limit` rows (0: all), oldest first. */
 seslm_status seslm_registry_audit_json(seslm_registry *r, long long limit, char **json);
 

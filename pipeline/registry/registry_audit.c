@@ -3,11 +3,18 @@
  * where the canonical row is the compact JSON array [seq, at, actor, action, target, reason, detail]
  * (NULL as null) and the first row's prev_hash is 64 zeros; changing, removing or inserting any row
  * breaks the chain from there on, and `seslm audit verify` names the first broken row. The tables also
- * refuse UPDATE / DELETE by trigger; the chain is what catches someone who bypasses the triggers. */
+ * refuse UPDATE / DELETE by trigger; the chain is what catches someone who bypasses the triggers.
+ *
+ * The chain alone cannot stop someone who rewrites rows and recomputes every hash after them. With an
+ * audit key (a file the database never sees) each row also carries mac = "<key id>:<HMAC-SHA256(key,
+ * seq ':' hash)>": the head's mac vouches for the whole chain before it, and only the key's holder can
+ * make one. Rows written before the log was anchored carry none; the anchored head covers them too. */
 #include "registry_internal.h"
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,16 +43,51 @@ static seslm_status row_hash(const char *prev, const char *seq, const char *at, 
     return SESLM_OK;
 }
 
+// ---- the anchor --------------------------------------------------------------------------------------
+
+void seslm_registry_audit_key_id(const unsigned char key[32], char id[17]) {
+    static const char TAGSTR[] = "seslm-audit-key-id";
+    unsigned char md[32];
+    unsigned int n = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) && EVP_DigestUpdate(c, TAGSTR, sizeof TAGSTR - 1) &&
+             EVP_DigestUpdate(c, key, 32) && EVP_DigestFinal_ex(c, md, &n);
+    EVP_MD_CTX_free(c);
+    for (int i = 0; i < 8; i++) snprintf(id + 2 * i, 3, "%02x", ok ? md[i] : 0);
+}
+
+/* "<key id>:<hex HMAC-SHA256(key, seq ':' hash)>" into out (16 + 1 + 64 + NUL). */
+static void row_mac(const unsigned char key[32], const char *seq, const char *hash, char out[82]) {
+    char msg[128];
+    int n = snprintf(msg, sizeof msg, "%s:%s", seq, hash);
+    unsigned char md[32];
+    unsigned int ml = 0;
+    seslm_registry_audit_key_id(key, out);
+    out[16] = ':';
+    if (!HMAC(EVP_sha256(), key, 32, (const unsigned char *)msg, (size_t)n, md, &ml)) memset(md, 0, sizeof md);
+    for (int i = 0; i < 32; i++) snprintf(out + 17 + 2 * i, 3, "%02x", md[i]);
+}
+
+seslm_status seslm_registry_set_audit_key(seslm_registry *r, const unsigned char key[32]) {
+    r->have_audit_key = key != NULL;
+    if (key) memcpy(r->audit_key, key, 32);
+    else OPENSSL_cleanse(r->audit_key, sizeof r->audit_key);
+    return SESLM_OK;
+}
+
+long long seslm_registry_audit_anchored_from(const seslm_registry *r) { return r->anchored_from; }
+
 typedef struct {
-    char seq[32], hash[65];
+    char seq[32], hash[65], mac[96];
     int found;
 } last_row;
 
 static int last_row_fn(void *ctx, int nc, const char *const *v) {
     last_row *l = ctx;
-    if (nc >= 2 && v[0] && v[1]) {
+    if (nc >= 3 && v[0] && v[1]) {
         snprintf(l->seq, sizeof l->seq, "%s", v[0]);
         snprintf(l->hash, sizeof l->hash, "%s", v[1]);
+        snprintf(l->mac, sizeof l->mac, "%s", v[2] ? v[2] : "");
         l->found = 1;
     }
     return 1;
@@ -53,9 +95,19 @@ static int last_row_fn(void *ctx, int nc, const char *const *v) {
 
 seslm_status reg_audit_append(seslm_registry *r, const char *actor, const char *action, const char *target,
                               const char *reason, const char *detail_json) {
-    last_row l = {{0}, {0}, 0};
-    seslm_status s = reg_exec(r, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", 0, NULL, last_row_fn, &l, NULL);
+    last_row l = {{0}, {0}, {0}, 0};
+    seslm_status s =
+        reg_exec(r, "SELECT seq, hash, mac FROM audit_log ORDER BY seq DESC LIMIT 1", 0, NULL, last_row_fn, &l, NULL);
     if (s != SESLM_OK) return s;
+    // an anchored log stays anchored, under one key at a time (rotation: seslm_registry_audit_rotate)
+    char kid[17] = "";
+    if (r->have_audit_key) seslm_registry_audit_key_id(r->audit_key, kid);
+    if (l.mac[0] && !r->have_audit_key)
+        return seslm_fail(SESLM_ERR_FORMAT, "the audit log is anchored with an HMAC key (id %.16s): set $SESLM_AUDIT_KEY_FILE "
+                                         "to write to this registry (docs/security.md)", l.mac);
+    if (l.mac[0] && strncmp(l.mac, kid, 16) != 0 && !r->audit_rotating)
+        return seslm_fail(SESLM_ERR_FORMAT, "the audit log is anchored with key id %.16s, not this key's %s: wrong "
+                                         "$SESLM_AUDIT_KEY_FILE (to change keys: seslm audit rotate-key)", l.mac, kid);
     char seq[32], at[40], hash[65];
     snprintf(seq, sizeof seq, "%lld", l.found ? atoll(l.seq) + 1 : 1LL);
     const char *prev = l.found ? l.hash : ZERO_HASH;
@@ -63,11 +115,13 @@ seslm_status reg_audit_append(seslm_registry *r, const char *actor, const char *
     if (!actor || !actor[0]) actor = "unknown";
     s = row_hash(prev, seq, at, actor, action, target, reason, detail_json, hash);
     if (s != SESLM_OK) return s;
-    const char *p[] = {seq, at, actor, action, target, reason, detail_json, prev, hash};
+    char mac[96];
+    if (r->have_audit_key) row_mac(r->audit_key, seq, hash, mac);
+    const char *p[] = {seq, at, actor, action, target, reason, detail_json, prev, hash, r->have_audit_key ? mac : NULL};
     return reg_exec(r,
-                    "INSERT INTO audit_log (seq, at, actor, action, target, reason, detail, prev_hash, hash) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    9, p, NULL, NULL, NULL);
+                    "INSERT INTO audit_log (seq, at, actor, action, target, reason, detail, prev_hash, hash, mac) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    10, p, NULL, NULL, NULL);
 }
 
 typedef struct {
@@ -91,6 +145,11 @@ typedef struct {
     char prev[65];
     int bad;
     char msg[512];
+    const unsigned char *key; // the anchor key, or NULL
+    char kid[17];
+    long long anchored_from;  // first row with a mac of this key (0: none yet)
+    long long n_mac;          // rows with any mac
+    char head_mac[96];        // the last row's mac ("" when none)
 } verify_ctx;
 
 static int verify_row(void *ctx, int nc, const char *const *v) {
@@ -114,6 +173,24 @@ static int verify_row(void *ctx, int nc, const char *const *v) {
         snprintf(x->msg, sizeof x->msg, "audit row %s: its hash does not match its contents (the row was changed)", seq);
         return x->bad = 1;
     }
+    const char *mac = nc >= 10 && v[9] ? v[9] : "";
+    snprintf(x->head_mac, sizeof x->head_mac, "%s", mac);
+    if (mac[0]) x->n_mac++;
+    if (x->key && mac[0] && strncmp(mac, x->kid, 16) == 0) {
+        char want_mac[96];
+        row_mac(x->key, seq, hash, want_mac);
+        if (CRYPTO_memcmp(want_mac, mac, strlen(want_mac) + 1) != 0 || strlen(mac) != strlen(want_mac)) {
+            snprintf(x->msg, sizeof x->msg, "audit row %s: its HMAC does not match (the row or the chain before it was "
+                                            "rewritten by someone without the audit key)", seq);
+            return x->bad = 1;
+        }
+        if (!x->anchored_from) x->anchored_from = x->expect_seq;
+    } else if (x->key && x->anchored_from) {
+        snprintf(x->msg, sizeof x->msg, "audit row %s: %s after row %lld was anchored with this key (rows were "
+                                        "rewritten or appended without the key)", seq, mac[0] ? "anchored with another key" : "not anchored",
+                 x->anchored_from);
+        return x->bad = 1;
+    }
     snprintf(x->prev, sizeof x->prev, "%s", hash);
     x->expect_seq++;
     return 0;
@@ -125,19 +202,59 @@ static seslm_status verify_body(seslm_registry *r, void *ctx) {
     x->expect_seq = 1;
     x->bad = 0;
     snprintf(x->prev, sizeof x->prev, "%s", ZERO_HASH);
-    return reg_exec(r, "SELECT seq, at, actor, action, target, reason, detail, prev_hash, hash FROM audit_log ORDER BY seq",
+    x->anchored_from = 0;
+    x->n_mac = 0;
+    x->head_mac[0] = 0;
+    return reg_exec(r, "SELECT seq, at, actor, action, target, reason, detail, prev_hash, hash, mac FROM audit_log ORDER BY seq",
                     0, NULL, verify_row, x, NULL);
 }
 
-seslm_status seslm_registry_audit_verify(seslm_registry *r, long long *n_rows, char *head) {
+static seslm_status verify_with(seslm_registry *r, const unsigned char *key, long long *n_rows, char *head) {
     verify_ctx x;
     memset(&x, 0, sizeof x);
+    x.key = key;
+    if (key) seslm_registry_audit_key_id(key, x.kid);
     seslm_status s = reg_read(r, verify_body, &x);
     if (n_rows) *n_rows = x.n;
+    r->anchored_from = 0;
     if (s != SESLM_OK) return s;
     if (x.bad) return seslm_fail(SESLM_ERR_FORMAT, "%s", x.msg);
+    // the anchor: with a key, the head must carry this key's mac (it vouches for every row before it)
+    if (key && x.n > 0 && !x.anchored_from)
+        return seslm_fail(SESLM_ERR_FORMAT, "no audit row is anchored with this key (id %s)%s", x.kid,
+                          x.n_mac ? ": the log is anchored with another key" : ": the log was never anchored");
+    if (!key && x.n_mac)
+        return seslm_fail(SESLM_ERR_ARG, "the audit log is anchored with an HMAC key (id %.16s): give the key "
+                                         "($SESLM_AUDIT_KEY_FILE) to verify it; the chain alone proves nothing "
+                                         "against someone who can write the database", x.head_mac);
+    r->anchored_from = x.anchored_from;
     if (head) snprintf(head, 65, "%s", x.prev);
     return SESLM_OK;
+}
+
+seslm_status seslm_registry_audit_verify(seslm_registry *r, long long *n_rows, char *head) {
+    return verify_with(r, r->have_audit_key ? r->audit_key : NULL, n_rows, head);
+}
+
+seslm_status seslm_registry_audit_rotate(seslm_registry *r, const unsigned char previous[32], const char *actor,
+                                         const char *reason) {
+    if (!r->have_audit_key) return seslm_fail(SESLM_ERR_ARG, "audit key rotation: no new key");
+    long long n = 0;
+    seslm_status s = verify_with(r, previous, &n, NULL);
+    if (s != SESLM_OK) {
+        char why[600];
+        snprintf(why, sizeof why, "%s", seslm_last_error());
+        return seslm_fail(s, "audit key rotation: the log does not verify under the previous key: %s", why);
+    }
+    char kid[17], detail[128], old[17] = "";
+    seslm_registry_audit_key_id(r->audit_key, kid);
+    if (previous) seslm_registry_audit_key_id(previous, old);
+    snprintf(detail, sizeof detail, "{\"key_id\":\"%s\",\"previous_key_id\":%s%s%s,\"rows_verified\":%lld}", kid,
+             previous ? "\"" : "", previous ? old : "null", previous ? "\"" : "", n);
+    r->audit_rotating = 1;
+    s = seslm_registry_audit(r, actor, "audit-key", NULL, reason, detail);
+    r->audit_rotating = 0;
+    return s;
 }
 
 typedef struct {

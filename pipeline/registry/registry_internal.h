@@ -12,6 +12,10 @@ struct seslm_registry {
     reg_conn *c;
     const reg_driver *d;
     seslm_registry_backend kind;
+    unsigned char audit_key[32]; // the audit anchor key (seslm_registry_set_audit_key), when have_audit_key
+    int have_audit_key;
+    int audit_rotating;          // the next append may change the key the log is anchored with
+    long long anchored_from;     // set by the last verify
 };
 
 /* Runs body inside a writing transaction, retrying serialization failures / busy errors and, once, a

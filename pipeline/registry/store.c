@@ -2,6 +2,7 @@
  * into <root>/sha256/<hash>/ through a temporary directory, fsync and rename. */
 #include "store.h"
 
+#include "model_verify.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -104,7 +105,7 @@ static seslm_status hash_copy(const char *src, const char *dst, char sha[65], lo
     if (!md || !buf || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) s = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     long long sum = 0;
     for (int i = 0; s == SESLM_OK && i < l.n; i++) {
-        char in[4096], out[4096];
+        char in[8400], out[8400];
         snprintf(in, sizeof in, "%s/%s", src, l.rel[i]);
         int fi = open(in, O_RDONLY), fo = -1;
         struct stat st;
@@ -160,7 +161,7 @@ static seslm_status hash_copy(const char *src, const char *dst, char sha[65], lo
     for (int i = l.n - 1; s == SESLM_OK && dst && i >= 0; i--) {
         char *slash = strrchr(l.rel[i], '/');
         if (!slash) continue;
-        char d[4096];
+        char d[8400];
         snprintf(d, sizeof d, "%s/%.*s", dst, (int)(slash - l.rel[i]), l.rel[i]);
         s = fsync_path(d);
     }
@@ -172,7 +173,7 @@ static seslm_status hash_copy(const char *src, const char *dst, char sha[65], lo
 }
 
 seslm_status seslm_store_hash_dir(const char *dir, char sha256[65], long long *bytes) {
-    return hash_copy(dir, NULL, sha256, bytes);
+    return model_dir_hash(dir, NULL, 0, sha256, bytes);
 }
 
 seslm_status seslm_store_put(const char *root, const char *model_dir, char sha256[65], char *path, size_t cap,
@@ -184,7 +185,8 @@ seslm_status seslm_store_put(const char *root, const char *model_dir, char sha25
     char base[4096], tmp[4200], final[4200], first[65];
     snprintf(base, sizeof base, "%s/sha256", root);
     // hash in place first: a model already stored is not copied again
-    seslm_status s = hash_copy(model_dir, NULL, first, NULL);
+    // (the same hash the loader checks a stored directory against, model_verify.h; the copy below must agree)
+    seslm_status s = model_dir_hash(model_dir, NULL, 0, first, NULL);
     if (s != SESLM_OK) return s;
     snprintf(final, sizeof final, "%s/%s", base, first);
     if (stat(final, &st) == 0 && S_ISDIR(st.st_mode)) {

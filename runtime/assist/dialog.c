@@ -1,5 +1,6 @@
 /* dialog.c — session state and the decision rules of dialog.h. */
 #include "dialog.h"
+#include "util.h"
 #include "dialog_store.h"
 
 #include <pthread.h>
@@ -26,6 +27,15 @@ static int name_ok(const char *s, int allow_empty) {
     return 1;
 }
 
+/* A slot value is what a user said: valid UTF-8, no control characters (C0, DEL, C1), some text. */
+static int value_ok(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n >= SESLM_DIALOG_VALUE || !util_utf8_valid(s, n) || strspn(s, " \t") == n) return 0;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c < 0x20 || *c == 0x7f || (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f)) return 0;
+    return 1;
+}
+
 seslm_status seslm_dialog_new(seslm_dialog **out, const seslm_dialog_policy *p) { return seslm_dialog_open(out, p, NULL, 0); }
 
 seslm_status seslm_dialog_open(seslm_dialog **out, const seslm_dialog_policy *p, const char *db_path, long long ttl_s) {
@@ -34,6 +44,11 @@ seslm_status seslm_dialog_open(seslm_dialog **out, const seslm_dialog_policy *p,
     if (p->learn && (p->learn_min_count < 1 || !(p->learn_prior_success > 0) || !(p->learn_prior_failure > 0)))
         return seslm_fail(SESLM_ERR_ARG, "dialog policy: learning needs min_count >= 1 and positive prior counts");
     if (p->n_goals < 0 || (p->n_goals && !p->goals)) return seslm_fail(SESLM_ERR_ARG, "dialog policy: bad goal list");
+    if (p->n_clarify_alternatives < 0 || p->n_clarify_alternatives > SESLM_DIALOG_MAX_ALTERNATIVES)
+        return seslm_fail(SESLM_ERR_ARG, "dialog policy: at most %d clarify alternatives", SESLM_DIALOG_MAX_ALTERNATIVES);
+    for (int k = 0; k < p->n_clarify_alternatives; k++)
+        if (!name_ok(p->clarify_alternatives[k], 0))
+            return seslm_fail(SESLM_ERR_ARG, "dialog policy: bad clarify alternative action name");
     if (!(p->min_confidence >= 0 && p->min_confidence <= 1))
         return seslm_fail(SESLM_ERR_ARG, "dialog policy: min_confidence must be in [0, 1]");
     if (!name_ok(p->confirm_intent, 1) || !name_ok(p->deny_intent, 1) || !name_ok(p->end_intent, 1))
@@ -52,6 +67,13 @@ seslm_status seslm_dialog_open(seslm_dialog **out, const seslm_dialog_policy *p,
         for (int k = 0; k < g->n_alternatives; k++)
             if (!name_ok(g->alternatives[k], 0))
                 return seslm_fail(SESLM_ERR_ARG, "dialog policy: goal '%s': bad alternative action name", g->intent);
+        if (g->confirm < 0 || g->confirm > 2 || g->n_ask_alternatives < 0 || g->n_ask_alternatives > SESLM_DIALOG_MAX_ALTERNATIVES)
+            return seslm_fail(SESLM_ERR_ARG, "dialog policy: goal '%s': bad confirm mode or ask alternatives", g->intent);
+        for (int k = 0; k < g->n_ask_alternatives; k++)
+            if (!name_ok(g->ask_alternatives[k], 0) || strcmp(g->ask_alternatives[k], g->action) == 0)
+                return seslm_fail(SESLM_ERR_ARG,
+                                  "dialog policy: goal '%s': ask alternative '%s' is not a valid action other than the goal's",
+                                  g->intent, g->ask_alternatives[k]);
         for (int j = 0; j < i; j++)
             if (strcmp(p->goals[j].intent, g->intent) == 0)
                 return seslm_fail(SESLM_ERR_ARG, "dialog policy: intent '%s' starts two goals", g->intent);
@@ -130,21 +152,23 @@ static int session_id_ok(const char *s) {
     return 1;
 }
 
-/* Among the goal's action and its alternatives, the one with the best smoothed success rate in this
- * state: (successes + a) / (n + a + b) for an action with at least min_count outcomes here, the prior
- * mean a / (a + b) otherwise (too little evidence to count). Ties go to the policy's action, then to the
- * listed order, so with no evidence the policy decides, and an alternative is tried only once the
- * policy's action has done worse than the prior, or the alternative has done better. */
-static seslm_status choose_action(seslm_dialog *d, const seslm_dialog_goal *g, const char *intent, const char *step,
-                                  int n_missing, const char **action) {
-    *action = g->action;
-    if (!d->p.learn || g->n_alternatives == 0) return SESLM_OK;
+/* Among a decision point's default action and the alternatives the policy allows there, the one with the
+ * best smoothed success rate in this state: (successes + a) / (n + a + b) for an action with at least
+ * min_count outcomes here, the prior mean a / (a + b) otherwise (too little evidence to count). Ties go
+ * to the default, then to the listed order, so with no evidence the policy decides, and an alternative
+ * is tried only once the default has done worse than the prior, or the alternative has done better.
+ * goal_key is the state's goal ("" for none): outcomes are counted per (goal, intent, step, missing). */
+static seslm_status choose_among(seslm_dialog *d, const char *goal_key, const char *intent, const char *step,
+                                 int n_missing, const char *def, const char (*alts)[SESLM_DIALOG_NAME], int n_alts,
+                                 const char **action) {
+    *action = def;
+    if (!d->p.learn || n_alts == 0) return SESLM_OK;
     const double a = d->p.learn_prior_success, b = d->p.learn_prior_failure;
     double best = -1;
-    for (int i = -1; i < g->n_alternatives; i++) {
-        const char *act = i < 0 ? g->action : g->alternatives[i];
+    for (int i = -1; i < n_alts; i++) {
+        const char *act = i < 0 ? def : alts[i];
         long long n = 0, ok = 0;
-        seslm_status st = dialog_store_stats(d->store, g->intent, intent, step, n_missing, act, &n, &ok);
+        seslm_status st = dialog_store_stats(d->store, goal_key, intent, step, n_missing, act, &n, &ok);
         if (st != SESLM_OK) return st;
         const double rate = n >= d->p.learn_min_count ? ((double)ok + a) / ((double)n + a + b) : a / (a + b);
         if (rate > best) {
@@ -163,7 +187,7 @@ static seslm_status decide(seslm_dialog *d, seslm_dialog_state *st, const char *
     const int usable = intent && *intent && confidence >= d->p.min_confidence;
     if (usable) snprintf(st->last_intent, sizeof st->last_intent, "%s", intent);
     const char *action = "clarify", *policy_action = NULL;
-    int ended = 0;
+    int ended = 0, clarify = 0;
     const seslm_dialog_goal *g = find_goal(d, st->goal);
     const seslm_dialog_goal *ng = usable ? find_goal(d, intent) : NULL;
     if (usable && d->p.end_intent[0] && strcmp(intent, d->p.end_intent) == 0) {
@@ -178,7 +202,7 @@ static seslm_status decide(seslm_dialog *d, seslm_dialog_state *st, const char *
             snprintf(st->step, sizeof st->step, "initial");
         }
         snprintf(log_step, SESLM_DIALOG_NAME, "%s", st->step); // the state the action is taken in
-        if (!g) st->n_missing = 0;
+        if (!g) st->n_missing = 0, clarify = 1;
         if (g) {
             for (int i = 0; i < n_slots; i++)
                 for (int k = 0; k < g->n_slots; k++)
@@ -191,23 +215,48 @@ static seslm_status decide(seslm_dialog *d, seslm_dialog_state *st, const char *
             st->n_missing = 0;
             for (int k = 0; k < g->n_slots; k++)
                 if (!has_slot(st, g->slots[k])) snprintf(st->missing[st->n_missing++], SESLM_DIALOG_NAME, "%s", g->slots[k]);
+            const char *lintent = usable ? intent : "";
+            int need_confirm = g->confirm && !confirmed;
+            if (need_confirm && g->confirm == 2 && !st->n_missing && strcmp(st->step, "done") != 0) {
+                // confirm: optional -> confirming or acting at once is learned (confirming by default)
+                const char *act = NULL;
+                seslm_status r = choose_among(d, g->intent, lintent, log_step, 0, "confirm",
+                                              (const char(*)[SESLM_DIALOG_NAME])g->action, 1, &act);
+                if (r != SESLM_OK) return r;
+                need_confirm = strcmp(act, "confirm") == 0;
+                policy_action = "confirm";
+            }
             if (strcmp(st->step, "done") == 0 && !ng) {
-                action = "clarify"; // the goal was served; a new request must name one
+                clarify = 1; // the goal was served; a new request must name one
             } else if (st->n_missing) {
-                action = "ask_missing_info";
-                snprintf(out->ask, sizeof out->ask, "%s", st->missing[0]);
+                // a required slot is missing: ask for it, or an allowed alternative (never the goal's action)
+                policy_action = "ask_missing_info";
+                seslm_status r = choose_among(d, g->intent, lintent, log_step, st->n_missing, "ask_missing_info",
+                                              (const char(*)[SESLM_DIALOG_NAME])g->ask_alternatives,
+                                              g->n_ask_alternatives, &action);
+                if (r != SESLM_OK) return r;
+                if (strcmp(action, "ask_missing_info") == 0) snprintf(out->ask, sizeof out->ask, "%s", st->missing[0]);
                 snprintf(st->step, sizeof st->step, "waiting_for_%.40s", st->missing[0]);
-            } else if (g->confirm && !confirmed) {
+            } else if (need_confirm) {
                 action = "confirm";
                 snprintf(st->step, sizeof st->step, "awaiting_confirmation");
             } else {
-                policy_action = g->action;
-                seslm_status r = choose_action(d, g, usable ? intent : "", log_step, st->n_missing, &action);
+                if (!policy_action) policy_action = g->action;
+                seslm_status r = choose_among(d, g->intent, lintent, log_step, st->n_missing, g->action,
+                                              (const char(*)[SESLM_DIALOG_NAME])g->alternatives, g->n_alternatives,
+                                              &action);
                 if (r != SESLM_OK) return r;
                 snprintf(st->step, sizeof st->step, "done");
                 ended = strcmp(action, "end") == 0;
             }
         }
+    }
+    if (clarify) { // no goal to pursue: clarify, or an alternative the policy allows (e.g. a hand-off)
+        policy_action = "clarify";
+        seslm_status r = choose_among(d, st->goal, usable ? intent : "", log_step, st->n_missing, "clarify",
+                                      (const char(*)[SESLM_DIALOG_NAME])d->p.clarify_alternatives,
+                                      d->p.n_clarify_alternatives, &action);
+        if (r != SESLM_OK) return r;
     }
     snprintf(out->action, sizeof out->action, "%s", action);
     snprintf(out->policy_action, sizeof out->policy_action, "%s", policy_action ? policy_action : action);
@@ -225,9 +274,11 @@ seslm_status seslm_dialog_step(seslm_dialog *d, const char *session_id, const ch
     if (n_slots < 0 || n_slots > SESLM_DIALOG_MAX_SLOTS)
         return seslm_fail(SESLM_ERR_ARG, "at most %d slots per turn", SESLM_DIALOG_MAX_SLOTS);
     for (int i = 0; i < n_slots; i++)
-        if (!slot_keys[i] || !slot_values[i] || !name_ok(slot_keys[i], 0) || strlen(slot_values[i]) >= SESLM_DIALOG_VALUE)
-            return seslm_fail(SESLM_ERR_ARG, "slot %d: a name of 1..%d printable characters and a value under %d bytes", i,
-                              SESLM_DIALOG_NAME - 1, SESLM_DIALOG_VALUE);
+        if (!slot_keys[i] || !slot_values[i] || !name_ok(slot_keys[i], 0) || !value_ok(slot_values[i]))
+            return seslm_fail(SESLM_ERR_ARG,
+                              "slot %d: a name of 1..%d printable characters and a value of 1..%d bytes of UTF-8 text "
+                              "without control characters, not only white space", i, SESLM_DIALOG_NAME - 1,
+                              SESLM_DIALOG_VALUE - 1);
     pthread_mutex_lock(&d->mu);
     const long long now = now_s(d);
     seslm_dialog_state st;

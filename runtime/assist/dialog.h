@@ -14,9 +14,12 @@
  * restart loses no session). Up to max_sessions are kept (least recently used evicted) and sessions idle
  * longer than the TTL expire. Every turn is logged as a transition (goal, intent, step, missing-slot
  * count -> action); seslm_dialog_outcome marks a session's last action a success or a failure, and where
- * a goal lists `alternatives`, the engine picks among the goal's action and them the one with the best
- * smoothed success rate in that state (learning.* in the policy; the policy's action until there is
- * evidence). All calls on one seslm_dialog are thread-safe (one mutex, one connection).
+ * the policy allows alternatives, the engine picks the one with the best smoothed success rate in that
+ * state (learning.* in the policy; the policy's choice until there is evidence) at four decision points:
+ * clarify (`clarify_alternatives`), asking for a missing slot (a goal's `ask_alternatives`), confirming
+ * (a goal with `confirm: optional` may act without confirming) and the goal's action (`alternatives`).
+ * The rules stay hard limits: only listed actions are chosen, a goal's action never runs with a required
+ * slot missing, and `confirm: true` is never skipped. All calls on one seslm_dialog are thread-safe (one mutex, one connection).
  * docs/intent.md describes the rules. */
 #ifndef SESLM_DIALOG_H
 #define SESLM_DIALOG_H
@@ -31,11 +34,14 @@
 typedef struct {
     char intent[SESLM_DIALOG_NAME];                      // the intent that starts this goal
     char action[SESLM_DIALOG_NAME];                      // action when complete (e.g. "fetch_data")
-    int confirm;                                         // ask "confirm" before the action
+    int confirm;                                         // 0: no; 1: always ask "confirm" first (a hard rule);
+                                                         // 2 ("optional"): learning may act without confirming
     int n_slots;
     char slots[SESLM_DIALOG_MAX_SLOTS][SESLM_DIALOG_NAME]; // required slots, asked in this order
     int n_alternatives;                                  // other actions allowed in place of `action`
     char alternatives[SESLM_DIALOG_MAX_ALTERNATIVES][SESLM_DIALOG_NAME];
+    int n_ask_alternatives;                              // actions allowed in place of asking for a missing slot
+    char ask_alternatives[SESLM_DIALOG_MAX_ALTERNATIVES][SESLM_DIALOG_NAME]; // (never the goal's action)
 } seslm_dialog_goal;
 
 typedef struct seslm_dialog_policy {
@@ -46,6 +52,8 @@ typedef struct seslm_dialog_policy {
     char deny_intent[SESLM_DIALOG_NAME];    // answers "no": back to asking / clarify ("" = none)
     char end_intent[SESLM_DIALOG_NAME];     // ends the conversation ("" = none)
     int max_sessions;                       // default 10000
+    int n_clarify_alternatives;             // actions allowed in place of "clarify" (e.g. "handoff")
+    char clarify_alternatives[SESLM_DIALOG_MAX_ALTERNATIVES][SESLM_DIALOG_NAME];
     // learning from outcomes (learning.* in the YAML): re-ranks a goal's action and its alternatives
     int learn;                              // 0: always the policy's action
     int learn_min_count;                    // outcomes an action needs in a state before its rate counts (>= 1)

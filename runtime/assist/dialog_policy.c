@@ -17,20 +17,38 @@ static seslm_status copy_name(const seslm_yaml *y, const char *key, const char *
     return SESLM_OK;
 }
 
+/* A list of at most SESLM_DIALOG_MAX_ALTERNATIVES action names under key (absent: none). */
+static seslm_status read_actions(const seslm_yaml *y, const char *key, char (*out)[SESLM_DIALOG_NAME], int *n_out) {
+    *n_out = 0;
+    int n = seslm_yaml_count(y, key);
+    if (n < 0 || n > SESLM_DIALOG_MAX_ALTERNATIVES)
+        return seslm_fail(SESLM_ERR_FORMAT, "%s: %s: a list of at most %d action names", seslm_yaml_path(y), key,
+                          SESLM_DIALOG_MAX_ALTERNATIVES);
+    for (int j = 0; j < n; j++) {
+        char k[128];
+        snprintf(k, sizeof k, "%s.%d", key, j);
+        seslm_status st = copy_name(y, k, NULL, out[j], 1);
+        if (st != SESLM_OK) return st;
+    }
+    *n_out = n;
+    return SESLM_OK;
+}
+
 static seslm_status from_yaml(seslm_dialog_policy *p, const seslm_yaml *y) {
     memset(p, 0, sizeof *p);
     // the allowed keys, goal fields included, so a misspelt field is reported with its line
     int ng = seslm_yaml_count(y, "goals");
     if (ng > 10000) return seslm_fail(SESLM_ERR_FORMAT, "%s: more than 10000 goals", seslm_yaml_path(y));
-    enum { NB = 11, NF = 8 };
+    enum { NB = 13, NF = 10 };
     const int nk = NB + NF * (ng > 0 ? ng : 0);
     char **keys = calloc((size_t)nk, sizeof *keys);
     if (!keys) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     static const char *const base[NB] = {"min_confidence", "confirm_intent", "deny_intent", "end_intent", "max_sessions",
                                          "goals", "learning", "learning.enabled", "learning.min_count",
-                                         "learning.prior_success", "learning.prior_failure"};
+                                         "learning.prior_success", "learning.prior_failure", "clarify_alternatives",
+                                         "clarify_alternatives.*"};
     static const char *const fields[NF] = {"", ".intent", ".slots", ".slots.*", ".confirm", ".action", ".alternatives",
-                                           ".alternatives.*"};
+                                           ".alternatives.*", ".ask_alternatives", ".ask_alternatives.*"};
     int ok = 1;
     for (int i = 0; i < NB; i++) ok &= (keys[i] = strdup(base[i])) != NULL;
     for (int i = 0; i < ng; i++)
@@ -55,6 +73,7 @@ static seslm_status from_yaml(seslm_dialog_policy *p, const seslm_yaml *y) {
     if (st == SESLM_OK) st = copy_name(y, "confirm_intent", "", p->confirm_intent, 0);
     if (st == SESLM_OK) st = copy_name(y, "deny_intent", "", p->deny_intent, 0);
     if (st == SESLM_OK) st = copy_name(y, "end_intent", "", p->end_intent, 0);
+    if (st == SESLM_OK) st = read_actions(y, "clarify_alternatives", p->clarify_alternatives, &p->n_clarify_alternatives);
     int n = seslm_yaml_count(y, "goals");
     if (st == SESLM_OK && n < 0) st = seslm_fail(SESLM_ERR_FORMAT, "%s: goals must be a list", seslm_yaml_path(y));
     if (st == SESLM_OK && n > 0 && !(p->goals = calloc((size_t)n, sizeof *p->goals)))
@@ -67,7 +86,10 @@ static seslm_status from_yaml(seslm_dialog_policy *p, const seslm_yaml *y) {
         snprintf(k, sizeof k, "goals.%d.action", i);
         if (st == SESLM_OK) st = copy_name(y, k, NULL, g->action, 1);
         snprintf(k, sizeof k, "goals.%d.confirm", i);
-        if (st == SESLM_OK) st = seslm_yaml_get_bool(y, k, 0, &g->confirm);
+        const char *cv = NULL;
+        if (st == SESLM_OK) st = seslm_yaml_get_string(y, k, NULL, &cv);
+        if (st == SESLM_OK && cv && strcmp(cv, "optional") == 0) g->confirm = 2; // learning may skip it
+        else if (st == SESLM_OK) st = seslm_yaml_get_bool(y, k, 0, &g->confirm);
         snprintf(k, sizeof k, "goals.%d.slots", i);
         int ns = seslm_yaml_count(y, k);
         if (st == SESLM_OK && (ns < 0 || ns > SESLM_DIALOG_MAX_SLOTS))
@@ -89,6 +111,12 @@ static seslm_status from_yaml(seslm_dialog_policy *p, const seslm_yaml *y) {
             st = copy_name(y, sk, NULL, g->alternatives[j], 1);
         }
         g->n_alternatives = na > 0 ? na : 0;
+        snprintf(k, sizeof k, "goals.%d.ask_alternatives", i);
+        if (st == SESLM_OK) st = read_actions(y, k, g->ask_alternatives, &g->n_ask_alternatives);
+        for (int j = 0; st == SESLM_OK && j < g->n_ask_alternatives; j++)
+            if (strcmp(g->ask_alternatives[j], g->action) == 0)
+                st = seslm_fail(SESLM_ERR_FORMAT, "%s: %s: '%s' is the goal's action, which never runs with a required slot missing",
+                                seslm_yaml_path(y), k, g->action);
         p->n_goals = i + 1;
     }
     if (st != SESLM_OK) seslm_dialog_policy_free(p);

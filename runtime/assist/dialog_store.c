@@ -5,6 +5,10 @@
 #include "dialog_store.h"
 
 #include <sqlite3.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +98,15 @@ seslm_status dialog_store_open(dialog_store **out, const char *path) {
         return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     }
     seslm_status st = SESLM_OK;
-    if (sqlite3_open_v2(path ? path : ":memory:", &ds->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
+    // conversations are user data: a new file is created owner-only (SQLite gives its -wal and -shm files
+    // the database file's mode); an existing one readable by others is made private once it proved to be
+    // a session store (below)
+    if (path) {
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) close(fd); // (any error other than "exists" is SQLite's to report)
+    }
+    if (st == SESLM_OK &&
+        sqlite3_open_v2(path ? path : ":memory:", &ds->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
         st = ds_fail(ds, "cannot open");
     if (st == SESLM_OK) sqlite3_busy_timeout(ds->db, BUSY_TIMEOUT_MS);
     // the first statements read the header: a file that is not SQLite fails here ("file is not a database")
@@ -118,6 +130,14 @@ seslm_status dialog_store_open(dialog_store **out, const char *path) {
     // a file of another program that happens to have tables of these names but other columns
     for (int k = 0; st == SESLM_OK && k < Q_N; k++)
         if (!q(ds, k)) st = SESLM_ERR_IO;
+    for (int k = 0; st == SESLM_OK && path && k < 3; k++) { // the file, its -wal and -shm
+        char f[4200];
+        struct stat sb;
+        snprintf(f, sizeof f, "%s%s", path, k == 0 ? "" : k == 1 ? "-wal" : "-shm");
+        if (stat(f, &sb) == 0 && (sb.st_mode & 077) && chmod(f, sb.st_mode & 0700) != 0)
+            st = seslm_fail(SESLM_ERR_IO, "session store %s: mode %04o, and chmod 600 failed: %s", f,
+                            (unsigned)(sb.st_mode & 07777), strerror(errno));
+    }
     if (st != SESLM_OK) {
         dialog_store_close(ds);
         return st;

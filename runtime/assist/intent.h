@@ -50,7 +50,8 @@ typedef struct {
     float lr;                              // Adam learning rate (default 1e-3)
     float weight_decay;                    // L2 penalty (default 1e-4; auto: 1 / the chosen C)
     uint64_t seed;                         // default 42
-    float calib_frac;                      // held out to fit the temperature (default 0.2; 0: T = 1)
+    float calib_frac;                      // held out to fit the temperature (default 0.2; 0: T = 1); auto heads fit
+                                           // it on out-of-fold logits instead (any value > 0), or not at all (0)
     float oos_threshold;                   // out of scope below this calibrated confidence (default 0)
     int replay_per_class;                  // stored examples per class for replay (default 16)
     int online_steps;                      // Adam steps per online update at least (default 5)
@@ -64,8 +65,9 @@ typedef struct seslm_intent_head seslm_intent_head;
 /* What the automatic selection chose in the last fit (NaN where not measured). */
 typedef struct {
     int folds;              // k of the stratified k-fold cross-validation (0: not auto, 1: no CV possible)
+    int repeats;            // times the k-fold cross-validation was repeated on fresh splits
     double C;               // chosen inverse L2 strength of the linear head
-    double cv_accuracy;     // its out-of-fold accuracy
+    double cv_accuracy;     // its out-of-fold accuracy (averaged over repeats, smoothed over the C grid)
     double mlp_cv_accuracy; // the MLP's out-of-fold accuracy (NaN when not tried)
     int mlp;                // 1 when the MLP was kept
 } seslm_intent_selection;
@@ -100,6 +102,10 @@ seslm_status seslm_intent_predict(const seslm_intent_head *h, const float *x, fl
 
 int seslm_intent_n_classes(const seslm_intent_head *h);
 const char *seslm_intent_label(const seslm_intent_head *h, int i); // NULL when out of range
+/* SESLM_OK when label is a valid class name: 1..SESLM_INTENT_MAX_LABEL bytes of valid UTF-8, no control
+ * characters, no white space at either end (so not only white space); else SESLM_ERR_ARG saying why.
+ * Every function that takes labels checks them this way. */
+seslm_status seslm_intent_label_check(const char *label);
 int seslm_intent_find(const seslm_intent_head *h, const char *label); // -1 when unknown
 int seslm_intent_input_dim(const seslm_intent_head *h);
 float seslm_intent_temperature(const seslm_intent_head *h);

@@ -38,6 +38,7 @@ typedef struct {
     const char *backend; // --backend cpu|cpu-ref
     int batch;           // --batch N
     int threads;         // --threads N
+    const char *precision; // --precision fp32|bf16|int8 (NULL: the model's config)
     cli_texts texts;     // positional TEXT arguments, then --input lines
 } cli_opts;
 

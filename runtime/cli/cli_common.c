@@ -134,6 +134,14 @@ int cli_parse_common(cli_opts *o, const char *cmd, const char *help, int argc, c
         } else if (!only_text && strcmp(a, "--threads") == 0) {
             if (!cli_parse_int(cmd, a, v, 0, 1024, &o->threads)) return 2;
             i++;
+        } else if (!only_text && strcmp(a, "--precision") == 0) {
+            if (!v) goto missing;
+            if (strcmp(v, "fp32") != 0 && strcmp(v, "bf16") != 0 && strcmp(v, "int8") != 0) {
+                cli_error(cmd, "--precision must be fp32, bf16 or int8 (got '%s')", v);
+                return 2;
+            }
+            o->precision = v;
+            i++;
         } else if (!only_text && a[0] == '-' && a[1] == '-') {
             cli_error(cmd, "unknown option '%s' (see seslm %s --help)", a, cmd);
             return 2;

@@ -1,6 +1,9 @@
 /* cli_registry.c — shared pieces of the registry commands (cli_registry.h). */
 #include "cli.h"
 #include "cli_registry.h"
+#include "model_crypt.h"
+
+#include <openssl/crypto.h>
 #include "util.h"
 
 #include <cjson/cJSON.h>
@@ -28,6 +31,18 @@ seslm_registry *cli_registry_open(const char *cmd, const char *flag) {
     if (seslm_registry_open(&r, cli_registry_url(flag)) != SESLM_OK) {
         cli_error(cmd, "%s", seslm_last_error());
         return NULL;
+    }
+    // the audit log's anchor key: a private file the database never sees (docs/security.md)
+    const char *kf = getenv("SESLM_AUDIT_KEY_FILE");
+    if (kf && kf[0]) {
+        unsigned char key[32];
+        if (seslm_crypt_key_load(key, kf) != SESLM_OK) {
+            cli_error(cmd, "$SESLM_AUDIT_KEY_FILE: %s", seslm_last_error());
+            seslm_registry_close(r);
+            return NULL;
+        }
+        seslm_registry_set_audit_key(r, key);
+        OPENSSL_cleanse(key, sizeof key);
     }
     return r;
 }
@@ -65,15 +80,10 @@ void cli_print_json_text(char *json) {
 static int read_token(const char *file, char *tok, size_t cap, char *why, size_t wcap) {
     tok[0] = 0;
     if (file && file[0]) {
-        char *txt = NULL;
-        size_t n = 0;
-        if (util_read_file(file, &txt, &n, 4096, NULL) != SESLM_OK) {
+        if (util_read_secret_line(file, "admin token", tok, cap) != SESLM_OK) {
             snprintf(why, wcap, "%s", seslm_last_error());
             return 0;
         }
-        while (n && (txt[n - 1] == '\n' || txt[n - 1] == '\r' || txt[n - 1] == ' ')) txt[--n] = 0;
-        snprintf(tok, cap, "%s", txt);
-        free(txt);
     } else if (getenv("SESLM_ADMIN_TOKEN")) {
         snprintf(tok, cap, "%s", getenv("SESLM_ADMIN_TOKEN"));
     }

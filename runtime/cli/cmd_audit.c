@@ -1,6 +1,9 @@
 /* cmd_audit.c — `seslm audit verify|log`: check the hash chain of the registry's audit log, or print it. */
 #include "cli.h"
 #include "cli_registry.h"
+#include "model_crypt.h"
+
+#include <openssl/crypto.h>
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -9,13 +12,22 @@
 static const char *HELP =
     "usage: seslm audit verify [--registry URL]\n"
     "       seslm audit log [--limit N] [--registry URL]\n"
+    "       seslm audit new-key FILE\n"
+    "       seslm audit rotate-key [--previous-key-file F] [--reason TEXT] [--by NAME] [--registry URL]\n"
     "\n"
     "verify  recomputes every row's hash, sha256(prev_hash || canonical row), and the chain from the first\n"
     "        row; prints {\"rows\": N, \"head\": HASH} (keep HASH elsewhere to detect a removed tail later).\n"
-    "        A changed, removed or inserted row: exit 1 naming the first bad row.\n"
+    "        A changed, removed or inserted row: exit 1 naming the first bad row. With $SESLM_AUDIT_KEY_FILE\n"
+    "        (the anchor: a private key file the database never sees) it also checks each row's HMAC and\n"
+    "        that the head carries one, so a chain rewritten and recomputed in the database fails; an\n"
+    "        anchored log cannot be verified (nor written) without the key.\n"
     "log     the last N rows (default all), oldest first, one JSON object per line: who, what, when, why.\n"
+    "new-key writes a new random audit key into FILE (0600; never inside a model directory).\n"
+    "rotate-key  anchors the log with the key of $SESLM_AUDIT_KEY_FILE: verifies it first under the\n"
+    "        previous key (--previous-key-file; none when the log was not anchored yet), then appends an\n"
+    "        \"audit-key\" row with the new key. Also how a log is anchored the first time.\n"
     "\n"
-    "Exit status: 0 ok, 1 tampered log / registry failure, 2 usage error.\n";
+    "Exit status: 0 ok, 1 tampered log / registry failure / bad key, 2 usage error.\n";
 
 static const char *CMD = "audit";
 
@@ -24,9 +36,30 @@ int cmd_audit(int argc, char **argv) {
         fputs(HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    const char *sub = argv[1], *url = NULL;
+    const char *sub = argv[1], *url = NULL, *prev_file = NULL, *reason = NULL, *by = NULL;
     int limit = 0;
-    if (strcmp(sub, "verify") != 0 && strcmp(sub, "log") != 0) {
+    if (!strcmp(sub, "new-key")) {
+        if (argc != 3 || cli_is_help(argv[2])) {
+            if (argc == 3) fputs(HELP, stdout);
+            else cli_error(CMD, "new-key takes one FILE (see seslm audit --help)");
+            return argc == 3 ? 0 : 2;
+        }
+        if (seslm_crypt_key_generate(argv[2]) != SESLM_OK) {
+            cli_error(CMD, "%s", seslm_last_error());
+            return 1;
+        }
+        unsigned char key[32];
+        char id[17];
+        if (seslm_crypt_key_load(key, argv[2]) != SESLM_OK) {
+            cli_error(CMD, "%s", seslm_last_error());
+            return 1;
+        }
+        seslm_registry_audit_key_id(key, id);
+        OPENSSL_cleanse(key, sizeof key);
+        printf("{\"key_file\":\"%s\",\"key_id\":\"%s\"}\n", argv[2], id);
+        return 0;
+    }
+    if (strcmp(sub, "verify") != 0 && strcmp(sub, "log") != 0 && strcmp(sub, "rotate-key") != 0) {
         cli_error(CMD, "unknown subcommand '%s' (see seslm audit --help)", sub);
         return 2;
     }
@@ -40,6 +73,9 @@ int cmd_audit(int argc, char **argv) {
             return 2;
         }
         if (!strcmp(argv[i], "--registry")) url = argv[++i];
+        else if (!strcmp(argv[i], "--previous-key-file") && !strcmp(sub, "rotate-key")) prev_file = argv[++i];
+        else if (!strcmp(argv[i], "--reason") && !strcmp(sub, "rotate-key")) reason = argv[++i];
+        else if (!strcmp(argv[i], "--by") && !strcmp(sub, "rotate-key")) by = argv[++i];
         else if (!strcmp(argv[i], "--limit") && !strcmp(sub, "log")) {
             if (!cli_parse_int(CMD, "--limit", argv[++i], 1, 1 << 30, &limit)) return 2;
         } else {
@@ -47,9 +83,38 @@ int cmd_audit(int argc, char **argv) {
             return 2;
         }
     }
+    if (!strcmp(sub, "rotate-key") && !(getenv("SESLM_AUDIT_KEY_FILE") && *getenv("SESLM_AUDIT_KEY_FILE"))) {
+        cli_error(CMD, "rotate-key: set $SESLM_AUDIT_KEY_FILE to the new key (seslm audit new-key FILE makes one)");
+        return 2;
+    }
     seslm_registry *r = cli_registry_open(CMD, url);
     if (!r) return 1;
     int rc = 0;
+    if (!strcmp(sub, "rotate-key")) {
+        unsigned char prev[32];
+        char user[256];
+        if (prev_file && seslm_crypt_key_load(prev, prev_file) != SESLM_OK) {
+            cli_error(CMD, "--previous-key-file: %s", seslm_last_error());
+            rc = 1;
+        } else if (seslm_registry_audit_rotate(r, prev_file ? prev : NULL, cli_registry_actor(by, user, sizeof user),
+                                               reason ? reason : "audit key rotation") != SESLM_OK) {
+            cli_error(CMD, "%s", seslm_last_error());
+            rc = 1;
+        } else {
+            long long n = 0;
+            char head[65];
+            if (seslm_registry_audit_verify(r, &n, head) != SESLM_OK) {
+                cli_error(CMD, "rotated, but the log does not verify under the new key: %s", seslm_last_error());
+                rc = 1;
+            } else {
+                printf("{\"rows\":%lld,\"head\":\"%s\",\"anchored_from\":%lld,\"ok\":true}\n", n, head,
+                       seslm_registry_audit_anchored_from(r));
+            }
+        }
+        OPENSSL_cleanse(prev, sizeof prev);
+        seslm_registry_close(r);
+        return rc;
+    }
     if (!strcmp(sub, "verify")) {
         long long n = 0;
         char head[65];
@@ -57,7 +122,9 @@ int cmd_audit(int argc, char **argv) {
             cli_error(CMD, "audit log FAILED verification after %lld good rows: %s", n > 0 ? n - 1 : 0, seslm_last_error());
             rc = 1;
         } else {
-            printf("{\"rows\":%lld,\"head\":\"%s\",\"ok\":true}\n", n, head);
+            long long af = seslm_registry_audit_anchored_from(r);
+            if (af) printf("{\"rows\":%lld,\"head\":\"%s\",\"anchored_from\":%lld,\"ok\":true}\n", n, head, af);
+            else printf("{\"rows\":%lld,\"head\":\"%s\",\"anchored\":false,\"ok\":true}\n", n, head);
         }
     } else {
         char *json = NULL;

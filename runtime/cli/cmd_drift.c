@@ -41,6 +41,9 @@ static int add_side(seslm_ingest *g, const char *path) {
     }
     for (int i = 0; i < seslm_ingest_n_skipped(g); i++)
         fprintf(stderr, "seslm drift: warning: skipped %s\n", seslm_ingest_skipped(g, i).reason);
+    for (int i = 0; i < seslm_ingest_n_duplicates(g); i++)
+        fprintf(stderr, "seslm drift: warning: %s is a %s\n", seslm_ingest_duplicate(g, i).path,
+                seslm_ingest_duplicate(g, i).reason);
     if (seslm_ingest_n_read(g) == 0) {
         cli_error("drift", "no readable dump in %s (%d skipped)", path, seslm_ingest_n_skipped(g));
         return 0;

@@ -5,7 +5,7 @@
 
 static const char *HELP =
     "usage: seslm embed [--model DIR] [--batch N] [--threads N] [--backend cpu|cpu-ref|cuda|cuda-fp16]\n"
-    "                   [TEXT... | --input FILE]\n"
+    "                   [--precision fp32|bf16|int8] [TEXT... | --input FILE]\n"
     "\n"
     "Computes sentence embeddings (mean pooling over the mask, L2-normalised, as the model's\n"
     "sentence-transformers pipeline) and prints one JSON line per input, in input order:\n"
@@ -17,6 +17,9 @@ static const char *HELP =
     "  --threads N     worker threads, 0 = all cores (default 0)\n"
     "  --backend NAME  cpu (fast, default) or cpu-ref (plain-C reference, slow)\n"
     "                  or cuda / cuda-fp16 (GPU, FP32 / FP16 matrix products; --device is the same)\n"
+    "  --precision P   fp32, bf16 or int8: the linear layers' arithmetic (F32-stored weights converted at\n"
+    "                  load; bf16 = AVX-512 BF16 products with FP32 sums). Default: the model's config.json\n"
+    "                  \"seslm_precision\", else fp32. Layer norm, softmax and GELU stay FP32.\n"
     "\n"
     "Exit status: 0 ok, 1 the model could not be loaded or an input is invalid, 2 usage error.\n";
 
@@ -30,7 +33,8 @@ int cli_embed_all(const char *cmd, const cli_opts *o, seslm_model **model_out, f
     }
     const int C = seslm_model_get_config(m)->hidden;
     seslm_encoder *e = NULL;
-    seslm_encoder_opts eo = {.backend = o->backend, .n_threads = o->threads, .max_batch = o->batch};
+    seslm_encoder_opts eo = {.backend = o->backend, .n_threads = o->threads, .max_batch = o->batch,
+                             .precision = o->precision};
     if (seslm_encoder_new(&e, m, &eo) != SESLM_OK) {
         cli_error(cmd, "%s", seslm_last_error());
         seslm_model_free(m);

@@ -117,6 +117,9 @@ int cmd_ingest(int argc, char **argv) {
         }
     for (int i = 0; rc == 0 && i < seslm_ingest_n_skipped(g); i++)
         fprintf(stderr, "seslm ingest: warning: skipped %s\n", seslm_ingest_skipped(g, i).reason);
+    for (int i = 0; rc == 0 && i < seslm_ingest_n_duplicates(g); i++)
+        fprintf(stderr, "seslm ingest: warning: %s is a %s\n", seslm_ingest_duplicate(g, i).path,
+                seslm_ingest_duplicate(g, i).reason);
     if (rc == 0 && seslm_ingest_n_read(g) == 0) {
         cli_error(cmd, "no readable dump (%d skipped)", seslm_ingest_n_skipped(g));
         rc = 3;

@@ -3,11 +3,15 @@
 #include "plan.h"
 #include "profile.h"
 #include "score.h"
+#include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *HELP =
     "usage: seslm plan --telemetry FILE_OR_DIR --config FILE --calib FILE --out DIR [--model DIR]\n"
@@ -46,11 +50,40 @@ static int read_lines(const char *path, int limit, cli_texts *t) {
     if (!cli_texts_read_file(&all, path)) return 0;
     int ok = 1;
     for (int i = 0; ok && i < all.n && t->n < limit; i++)
-        if (all.lens[i] > 0) ok = cli_texts_add(t, all.texts[i], all.lens[i]);
+        if (strspn(all.texts[i], " \t\f\v") < all.lens[i]) ok = cli_texts_add(t, all.texts[i], all.lens[i]); // blanks are no text
     cli_texts_free(&all);
     if (ok && t->n == 0) {
-        cli_error(CMD, "%s: no non-empty line", path);
+        cli_error(CMD, "%s: no line with text (empty, or only blank lines)", path);
         return 0;
+    }
+    return ok;
+}
+
+/* Moves every file of the finished work directory into out_dir (each rename atomic: a reader sees the
+ * old file or the new one, never a part), then syncs out_dir. 1 ok. */
+static int publish(const char *wdir, const char *out_dir) {
+    DIR *d = opendir(wdir);
+    if (!d) {
+        cli_error(CMD, "cannot read %s: %s", wdir, strerror(errno));
+        return 0;
+    }
+    int ok = 1;
+    struct dirent *e;
+    while (ok && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char a[4600], b[4600];
+        snprintf(a, sizeof a, "%s/%s", wdir, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", out_dir, e->d_name);
+        if (rename(a, b) != 0) {
+            cli_error(CMD, "cannot move %s to %s: %s", a, b, strerror(errno));
+            ok = 0;
+        }
+    }
+    closedir(d);
+    int fd = ok ? open(out_dir, O_RDONLY | O_DIRECTORY) : -1;
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
     }
     return ok;
 }
@@ -101,8 +134,17 @@ int cmd_plan(int argc, char **argv) {
         return 1;
     }
     if (calib_lines) pol.calib_lines = calib_lines;
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
+    // everything is written into a temporary directory beside --out and moved in only when all of it is
+    // there: a failed run leaves --out as it was (issue 14: no half-written output)
+    char wdir[4200];
+    const int created = mkdir(out_dir, 0755) == 0;
+    if (!created && errno != EEXIST) {
         cli_error(CMD, "cannot create %s: %s", out_dir, strerror(errno));
+        return 1;
+    }
+    snprintf(wdir, sizeof wdir, "%s/.plan.tmp.XXXXXX", out_dir);
+    if (!mkdtemp(wdir)) {
+        cli_error(CMD, "cannot create a temporary directory in %s: %s", out_dir, strerror(errno));
         return 1;
     }
     int rc = 1;
@@ -113,7 +155,7 @@ int cmd_plan(int argc, char **argv) {
     seslm_calib cal = {0}, hcal = {0};
     seslm_scores sc[4];
     int n_sc = 0;
-    char path[4096], dump_path[4096];
+    char path[4400], dump_path[4096];
     if (seslm_model_load(&m, model_dir) != SESLM_OK) goto fail;
     const seslm_model_config *c = seslm_model_get_config(m);
     if (seslm_policy_check_model(&pol, c, NULL) != SESLM_OK) goto fail;
@@ -121,7 +163,7 @@ int cmd_plan(int argc, char **argv) {
         goto fail;
     if (!quiet) fprintf(stderr, "seslm plan: telemetry %s (%llu sequences)\n", dump_path, (unsigned long long)dump->v.n_sequences);
     const double msl = seslm_profile_mean_seq_len(&dump->v);
-    snprintf(path, sizeof path, "%s/profile.json", out_dir);
+    snprintf(path, sizeof path, "%s/profile.json", wdir);
     if (seslm_profile_write_json(&dump->v, &pol, seslm_model_tokenizer(m), path) != SESLM_OK) goto fail;
     if (!read_lines(calib_path, pol.calib_lines, &calib)) {
         rc = 1;
@@ -146,7 +188,7 @@ int cmd_plan(int argc, char **argv) {
         n_sc++;
     }
     const seslm_scores *sp[4] = {&sc[0], &sc[1], &sc[2], &sc[3]};
-    snprintf(path, sizeof path, "%s/scores.json", out_dir);
+    snprintf(path, sizeof path, "%s/scores.json", wdir);
     if (seslm_scores_write_json(sp, n_sc, path) != SESLM_OK) goto fail;
     printf("%-10s %-10s %7s %10s %9s %15s %8s %8s\n", "candidate", "method", "target", "prunable-%", "total-%",
            "MFLOPs/token", "mean-cos", "p5-cos");
@@ -157,7 +199,7 @@ int cmd_plan(int argc, char **argv) {
         if (st == SESLM_OK) st = seslm_plan_measure(&pl, c, &cal);
         char name[64];
         snprintf(name, sizeof name, "plan-%02d", (int)(pol.targets[t] * 100 + 0.5));
-        snprintf(path, sizeof path, "%s/%s.json", out_dir, name);
+        snprintf(path, sizeof path, "%s/%s.json", wdir, name);
         if (st == SESLM_OK) st = seslm_plan_write_json(&pl, seslm_model_weights_sha256(m), path);
         if (st == SESLM_OK)
             printf("%-10s %-10s %6.0f%% %9.1f%% %8.1f%% %7.2f/%-7.2f %8.4f %8.4f\n", name, pl.method, 100 * pl.target,
@@ -197,12 +239,14 @@ int cmd_plan(int argc, char **argv) {
                 if (st != SESLM_OK) goto fail;
             }
     }
-    rc = 0;
+    rc = publish(wdir, out_dir) ? 0 : 1;
     goto done;
 fail:
     cli_error(CMD, "%s", seslm_last_error());
     rc = 1;
 done:
+    util_rmtree(wdir); // (empty after a publish)
+    if (rc && created) rmdir(out_dir); // a directory this run made, and left empty
     for (int k = 0; k < n_sc; k++) seslm_scores_free(&sc[k]);
     seslm_calib_free(&cal);
     seslm_calib_free(&hcal);

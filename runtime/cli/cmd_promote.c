@@ -3,6 +3,9 @@
 #include "cli.h"
 #include "cli_registry.h"
 
+#include "store.h"
+#include "store_s3.h"
+
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,9 @@ static const char *HELP_PROMOTE =
     "need an approval recorded with `seslm approve`; without one the promotion is refused. With --notify,\n"
     "a promotion to live then asks the serving node to reload the new model from the store (POST\n"
     "/admin/reload; token from --admin-token-file or $SESLM_ADMIN_TOKEN). Every step is audited.\n"
+    "Before any change the stored model is hashed and compared with its registered hash: a tampered or\n"
+    "corrupted artifact is refused (exit 1; audited as \"refuse\", or as a notify with \"reloaded\": false),\n"
+    "and the serving node checks the directory again as it loads it (docs/security.md).\n"
     "\n"
     "Exit status: 0 ok, 1 refused by the policy / registry failure / the node did not reload, 2 usage error\n"
     "or unknown version.\n";
@@ -78,29 +84,65 @@ static int parse(gov_opts *o, const char *cmd, const char *help, int argc, char 
     return -1;
 }
 
-/* Tells the serving node to load version's stored model; audits the outcome. 0 ok, 1 failed. */
-static int notify(const char *cmd, seslm_registry *r, const gov_opts *o, long long version, const char *actor) {
-    char *json = NULL, why[768] = "";
+/* Checks that the stored model of `version` is byte for byte what was registered: its directory's content
+ * hash (store.h) equals the recorded sha256. 0 ok (an S3 location is checked by `registry fetch` as it
+ * downloads), 1 with the reason in why. *loc_out (may be NULL) gets the location (malloc'd). */
+static int verify_stored(seslm_registry *r, long long version, char **loc_out, char *why, size_t cap) {
+    char *json = NULL;
+    if (loc_out) *loc_out = NULL;
     if (seslm_registry_show_json(r, version, &json) != SESLM_OK) {
-        cli_error(cmd, "%s", seslm_last_error());
+        snprintf(why, cap, "%s", seslm_last_error());
         return 1;
     }
     cJSON *j = cJSON_Parse(json);
     free(json);
-    const cJSON *loc = cJSON_GetObjectItemCaseSensitive(j, "location");
-    int rc = cJSON_IsString(loc) ? cli_notify_reload(o->notify, loc->valuestring, o->token_file, why, sizeof why) : 1;
-    if (!cJSON_IsString(loc)) snprintf(why, sizeof why, "v%lld has no location", version);
+    const cJSON *loc = cJSON_GetObjectItemCaseSensitive(j, "location"), *sha = cJSON_GetObjectItemCaseSensitive(j, "sha256");
+    int rc = 0;
+    char got[65];
+    if (!cJSON_IsString(loc) || !cJSON_IsString(sha)) {
+        snprintf(why, cap, "v%lld has no location or hash", version);
+        rc = 1;
+    } else if (!seslm_s3_is_url(loc->valuestring)) {
+        if (seslm_store_hash_dir(loc->valuestring, got, NULL) != SESLM_OK) {
+            snprintf(why, cap, "the stored model of v%lld cannot be read: %s", version, seslm_last_error());
+            rc = 1;
+        } else if (strcmp(got, sha->valuestring) != 0) {
+            snprintf(why, cap, "the stored model %s of v%lld hashes to %s, not its registered %s: tampered or corrupted",
+                     loc->valuestring, version, got, sha->valuestring);
+            rc = 1;
+        }
+    }
+    if (!rc && loc_out && !(*loc_out = strdup(loc->valuestring))) {
+        snprintf(why, cap, "out of memory");
+        rc = 1;
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* Audits a reload that was refused or failed: {"version", "node", "reloaded": false, "error"}. */
+static void audit_notify(const char *cmd, seslm_registry *r, const gov_opts *o, long long version, const char *actor,
+                         int ok, const char *why) {
     cJSON *d = cJSON_CreateObject();
     cJSON_AddNumberToObject(d, "version", (double)version);
     cJSON_AddStringToObject(d, "node", o->notify);
-    cJSON_AddBoolToObject(d, "reloaded", rc == 0);
-    if (rc) cJSON_AddStringToObject(d, "error", why);
+    cJSON_AddBoolToObject(d, "reloaded", ok);
+    if (!ok) cJSON_AddStringToObject(d, "error", why);
     char *detail = cJSON_PrintUnformatted(d);
     cJSON_Delete(d);
-    cJSON_Delete(j);
     if (seslm_registry_audit(r, actor, "notify", "live", NULL, detail) != SESLM_OK)
         cli_error(cmd, "could not audit the reload: %s", seslm_last_error());
     free(detail);
+}
+
+/* Tells the serving node to load version's stored model, once it is verified; audits the outcome.
+ * 0 ok, 1 failed. */
+static int notify(const char *cmd, seslm_registry *r, const gov_opts *o, long long version, const char *actor) {
+    char why[1024] = "", *loc = NULL;
+    int rc = verify_stored(r, version, &loc, why, sizeof why);
+    if (!rc) rc = cli_notify_reload(o->notify, loc, o->token_file, why, sizeof why);
+    free(loc);
+    audit_notify(cmd, r, o, version, actor, rc == 0, why);
     if (rc) cli_error(cmd, "v%lld is live in the registry, but the serving node did not reload: %s", version, why);
     return rc;
 }
@@ -129,6 +171,14 @@ int cmd_promote(int argc, char **argv) {
     const char *actor = cli_registry_actor(o.by, user, sizeof user), *alias = o.alias ? o.alias : "live";
     long long v = 0, old = 0;
     rc = resolve(CMD, r, o.pos[0], &v);
+    char why[1024];
+    if (!rc && verify_stored(r, v, NULL, why, sizeof why)) { // never point an alias at a tampered artifact
+        cli_error(CMD, "refused: %s", why);
+        if (o.notify) audit_notify(CMD, r, &o, v, actor, 0, why);
+        else if (seslm_registry_audit(r, actor, "refuse", alias, why, NULL) != SESLM_OK)
+            cli_error(CMD, "could not audit the refusal: %s", seslm_last_error());
+        rc = 1;
+    }
     if (!rc && seslm_registry_promote(r, v, alias, &g, actor, o.reason, &old) != SESLM_OK) {
         cli_error(CMD, "%s", seslm_last_error());
         rc = 1;

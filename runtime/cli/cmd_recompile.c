@@ -3,6 +3,7 @@
 #include "backend.h"
 #include "calibrate.h"
 #include "cli.h"
+#include "model_verify.h"
 #include "plan.h"
 #include "profile.h"
 #include "recompile.h"
@@ -47,7 +48,8 @@ static const char *HELP =
     "                       kernel benchmark on this machine shows it faster than the dense product the\n"
     "                       student would otherwise run at the batch of use; else dense, and the summary says why\n"
     "  --batch-of-use N     batch size the student will serve (default 32), x --tokens-per-text (default 16)\n"
-    "  --config FILE        also check the plan against this policy (configs/evolve.yaml)\n"
+    "  --config FILE        check the plan against this policy (configs/evolve.yaml); default the built-in\n"
+    "                       policy (first and last layers protected, >= 4 heads and 256 neurons per layer)\n"
     "  --threads N          threads of the calibration pass (default: all cores)\n"
     "\n"
     "Exit status: 0 ok, 1 bad plan / model / calibration / existing DIR / write failure, 2 usage error.\n";
@@ -151,7 +153,10 @@ int cmd_recompile(int argc, char **argv) {
         cli_error(CMD, "--plan and --out are required (see seslm recompile --help)");
         return 2;
     }
+    // without --config the built-in policy (seslm_policy_default: first and last layers protected, at
+    // least 4 heads and 256 neurons kept per layer) still applies: a plan is never taken unchecked
     seslm_policy pol;
+    seslm_policy_default(&pol);
     if (cfg_path && seslm_policy_load(&pol, cfg_path) != SESLM_OK) {
         cli_error(CMD, "%s", seslm_last_error());
         return 1;
@@ -168,7 +173,7 @@ int cmd_recompile(int argc, char **argv) {
     if (seslm_plan_read_json(&pl, c, plan_path) != SESLM_OK) goto fail;
     have_plan = 1;
     if (!check_plan_model(plan_path, seslm_model_weights_sha256(m))) goto done;
-    if (cfg_path && seslm_plan_validate(&pl, &pol, c) != SESLM_OK) goto fail;
+    if (seslm_plan_validate(&pl, &pol, c) != SESLM_OK) goto fail;
     const char *base = strrchr(plan_path, '/');
     base = base ? base + 1 : plan_path;
     if (tel_path && seslm_profile_read_telemetry(tel_path, seslm_model_weights_sha256(m), &tel, NULL, 0) != SESLM_OK)
@@ -216,8 +221,10 @@ int cmd_recompile(int argc, char **argv) {
         seslm_status rst = seslm_model_load(&stu, out_dir);
         if (rst == SESLM_OK) rst = seslm_arch_report_write(m, stu, out_dir, 32);
         seslm_model_free(stu);
+        // last: the manifest every later load checks the student against (model_verify.h)
+        if (rst == SESLM_OK) rst = model_manifest_write(out_dir);
         if (rst != SESLM_OK) {
-            cli_error(CMD, "student written, but its architecture report failed: %s", seslm_last_error());
+            cli_error(CMD, "student written, but its architecture report or manifest failed: %s", seslm_last_error());
             goto done;
         }
     }

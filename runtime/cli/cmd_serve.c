@@ -11,10 +11,12 @@
 
 static const char *HELP =
     "usage: seslm serve [--model DIR] [--host ADDR] [--port P] [--telemetry-dir DIR] [--window-seconds S]\n"
-    "                   [--max-batch N] [--threads N] [--node ID] [--backend cpu|cpu-ref]\n"
+    "                   [--max-batch N] [--max-batch-tokens N] [--threads N] [--node ID] [--backend cpu|cpu-ref]\n"
+    "                   [--precision fp32|bf16|int8]\n"
     "                   [--max-texts N] [--max-body-bytes N] [--batch-wait-us N] [--max-connections N]\n"
     "                   [--drain-seconds N] [--admin-token-file F]\n"
-    "                   [--intent-head FILE [--intent-allow-new 0|1]] [--kb DIR [--kb-threshold S]]\n"
+    "                   [--intent-head FILE [--intent-allow-new 0|1] [--feedback-token-file F | --feedback-open 1]]\n"
+    "                   [--kb DIR [--kb-threshold S]]\n"
     "                   [--dialog-policy YAML [--session-db FILE] [--session-ttl SECONDS]]\n"
     "                   [--decoder GGUF]\n"
     "\n"
@@ -28,7 +30,9 @@ static const char *HELP =
     "  POST /v1/intent     {\"text\": \"...\"} -> {\"intent\", \"top\", \"confidence\", \"out_of_scope\",\n"
     "                      \"probabilities\"} (needs --intent-head; see seslm intent --help)\n"
     "  POST /v1/feedback   {\"text\": \"...\", \"intent\": \"...\"}: learn online; the head file is rewritten\n"
-    "                      crash-safely before the answer, so a restart keeps every acknowledged example\n"
+    "                      crash-safely before the answer, so a restart keeps every acknowledged example.\n"
+    "                      Needs \"Authorization: Bearer <feedback token>\" (401 otherwise); without a\n"
+    "                      feedback token the endpoint is closed (403) unless started with --feedback-open 1\n"
     "  POST /v1/retrieve   {\"query\": \"...\", \"k\": 3} -> {\"answer\", \"reason\", \"passages\"}: exact top-k\n"
     "                      of the knowledge base (needs --kb); answer false when the best is below the threshold\n"
     "  POST /v1/message    {\"session\", \"text\", \"slots\": {...}}: intent -> session state -> action (+ grounded\n"
@@ -48,13 +52,23 @@ static const char *HELP =
     "  --threads N           forward-pass threads, 0 = all cores (default 0)\n"
     "  --node ID             node name in dump file names (default the host name)\n"
     "  --backend NAME        cpu (default) or cpu-ref\n"
+    "  --precision P         fp32, bf16 or int8 linear layers (default: the model's config.json\n"
+    "                        \"seslm_precision\", else fp32; see seslm embed --help)\n"
+    "  --max-batch-tokens N  token budget of one forward pass (default max-batch x the model's max length):\n"
+    "                        a pass takes queued requests while their tokens fit, so long texts do not\n"
+    "                        make a batch's latency explode\n"
     "  --max-texts N         texts per request (default 512; more -> 413)\n"
     "  --max-body-bytes N    request body limit (default 1048576; more -> 413)\n"
     "  --batch-wait-us N     how long a pass may wait for requests still arriving (default 2000)\n"
     "  --max-connections N   concurrent connections, one thread each (default 256)\n"
     "  --drain-seconds N     on shutdown, how long requests in flight may take to finish (default 30)\n"
     "  --admin-token-file F  /admin/* then needs \"Authorization: Bearer <token>\" (401 otherwise); the token\n"
-    "                        is F's first line, else $SESLM_ADMIN_TOKEN; without either, loopback suffices\n"
+    "                        is F's first line, else $SESLM_ADMIN_TOKEN; without either, loopback suffices.\n"
+    "                        F must be private (chmod 600; docs/security.md), as must every key or token file\n"
+    "  --feedback-token-file F  /v1/feedback needs \"Authorization: Bearer <token>\"; the token is F's first\n"
+    "                        line, else $SESLM_FEEDBACK_TOKEN\n"
+    "  --feedback-open B     1: anyone who reaches the port may post feedback (which retrains the served\n"
+    "                        head); 0 (default): feedback needs the feedback token, and without one is closed\n"
     "  --intent-head FILE    serve this intent head (seslm intent train) on /v1/intent and /v1/feedback\n"
     "  --intent-allow-new B  1: feedback may add new intents; 0 (default): an unknown intent is a 400\n"
     "  --kb DIR              serve this knowledge base (seslm kb build) on /v1/retrieve\n"
@@ -75,8 +89,8 @@ int cmd_serve(int argc, char **argv) {
                           .max_body_bytes = (size_t)1 << 20, .batch_wait_us = 2000, .max_connections = 256,
                           .drain_seconds = 30, .kb_threshold = 0.5,
                           .session_ttl_s = 86400};
-    const char *token_file = NULL;
-    char token[1024] = "";
+    const char *token_file = NULL, *fb_token_file = NULL;
+    char token[1024] = "", fb_token[1024] = "";
     const char *policy_path = NULL;
     for (int i = 1; i < argc; i += 2) { // every option takes a value
         const char *a = argv[i];
@@ -95,6 +109,13 @@ int cmd_serve(int argc, char **argv) {
         else if (strcmp(a, "--telemetry-dir") == 0) o.telemetry_dir = v;
         else if (strcmp(a, "--node") == 0) o.node_id = v;
         else if (strcmp(a, "--backend") == 0) o.backend = v;
+        else if (strcmp(a, "--precision") == 0) {
+            if (strcmp(v, "fp32") != 0 && strcmp(v, "bf16") != 0 && strcmp(v, "int8") != 0) {
+                cli_error("serve", "--precision must be fp32, bf16 or int8 (got '%s')", v);
+                return 2;
+            }
+            o.precision = v;
+        }
         else if (strcmp(a, "--intent-head") == 0) o.intent_head = v;
         else if (strcmp(a, "--kb") == 0) o.kb_dir = v;
         else if (strcmp(a, "--decoder") == 0) o.decoder_model = v;
@@ -112,6 +133,10 @@ int cmd_serve(int argc, char **argv) {
                 return 2;
             }
         }
+        else if (strcmp(a, "--feedback-token-file") == 0) fb_token_file = v;
+        else if (strcmp(a, "--feedback-open") == 0) {
+            if (!cli_parse_int("serve", a, v, 0, 1, &o.feedback_open)) return 2;
+        }
         else if (strcmp(a, "--intent-allow-new") == 0) {
             if (!cli_parse_int("serve", a, v, 0, 1, &o.intent_allow_new)) return 2;
         }
@@ -121,6 +146,8 @@ int cmd_serve(int argc, char **argv) {
             if (!cli_parse_int("serve", a, v, 1, 7 * 86400, &o.window_seconds)) return 2;
         } else if (strcmp(a, "--max-batch") == 0) {
             if (!cli_parse_int("serve", a, v, 1, 4096, &o.max_batch)) return 2;
+        } else if (strcmp(a, "--max-batch-tokens") == 0) {
+            if (!cli_parse_int("serve", a, v, 1, 1 << 24, &o.max_batch_tokens)) return 2;
         } else if (strcmp(a, "--threads") == 0) {
             if (!cli_parse_int("serve", a, v, 0, 1024, &o.threads)) return 2;
         } else if (strcmp(a, "--max-texts") == 0) {
@@ -143,23 +170,26 @@ int cmd_serve(int argc, char **argv) {
     }
 
     if (token_file) {
-        char *txt = NULL;
-        size_t n = 0;
-        if (util_read_file(token_file, &txt, &n, sizeof token - 1, NULL) != SESLM_OK) {
+        if (util_read_secret_line(token_file, "admin token", token, sizeof token) != SESLM_OK) {
             cli_error("serve", "%s", seslm_last_error());
-            return 1;
-        }
-        n = strcspn(txt, "\r\n");
-        txt[n] = 0;
-        snprintf(token, sizeof token, "%s", txt);
-        free(txt);
-        if (!token[0]) {
-            cli_error("serve", "%s: the admin token is empty", token_file);
             return 1;
         }
     } else if (getenv("SESLM_ADMIN_TOKEN")) {
         snprintf(token, sizeof token, "%s", getenv("SESLM_ADMIN_TOKEN"));
     }
+    if (fb_token_file) {
+        if (util_read_secret_line(fb_token_file, "feedback token", fb_token, sizeof fb_token) != SESLM_OK) {
+            cli_error("serve", "%s", seslm_last_error());
+            return 1;
+        }
+        if (o.feedback_open) {
+            cli_error("serve", "--feedback-token-file and --feedback-open 1 contradict each other");
+            return 2;
+        }
+    } else if (getenv("SESLM_FEEDBACK_TOKEN") && *getenv("SESLM_FEEDBACK_TOKEN")) {
+        snprintf(fb_token, sizeof fb_token, "%s", getenv("SESLM_FEEDBACK_TOKEN"));
+    }
+    o.feedback_token = fb_token;
     o.admin_token = token;
 
     // Signals are taken synchronously by this thread (sigwait); every thread started from here on

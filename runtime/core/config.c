@@ -138,6 +138,16 @@ seslm_status seslm_config_load(seslm_model_config *cfg, const char *dir) {
         return seslm_fail(SESLM_ERR_FORMAT, "%s: only absolute position embeddings are supported", path);
     }
     cfg->layer_norm_eps = cJSON_IsNumber(eps) ? (float)eps->valuedouble : 1e-12f;
+    const cJSON *prec = cJSON_GetObjectItemCaseSensitive(root, "seslm_precision");
+    snprintf(cfg->precision, sizeof cfg->precision, "fp32");
+    if (prec) {
+        if (!cJSON_IsString(prec) || (strcmp(prec->valuestring, "fp32") != 0 && strcmp(prec->valuestring, "bf16") != 0 &&
+                                      strcmp(prec->valuestring, "int8") != 0)) {
+            cJSON_Delete(root);
+            return seslm_fail(SESLM_ERR_FORMAT, "%s: seslm_precision must be \"fp32\", \"bf16\" or \"int8\"", path);
+        }
+        snprintf(cfg->precision, sizeof cfg->precision, "%s", prec->valuestring);
+    }
     cfg->max_seq_len = cfg->max_position;
     st = config_parse_layers(cfg, root, path, heads, ffn);
     cJSON_Delete(root);

@@ -12,6 +12,7 @@
  * All buffers are allocated once in seslm_encoder_new for max_batch x max_seq_len tokens; the
  * forward pass itself allocates nothing. */
 #include "backend.h"
+#include "bf16.h"
 #include "encoder_device.h"
 #include "encoder_probe.h"
 #include "model_internal.h"
@@ -30,6 +31,8 @@ struct seslm_encoder {
     int max_batch, max_tokens;
     int max_seq;           // truncation length (<= the model's max_seq_len)
     seslm_weight *lin;      // per layer 4 matrices: Q/K/V fused (3A, C), attention out (C, A), FFN in (F, C), out (C, F)
+    unsigned char *lin_own; // per matrix: which of its arrays the encoder allocated (OWN_* bits)
+    int precision;          // PREC_*: what F32-stored linear layers are computed in
     float **qkv_b;          // per layer (3A); NULL where A == 0
     // workspace
     int32_t *ids;   // (max_tokens) packed ids
@@ -133,6 +136,8 @@ static int64_t mono_ns(void) {
 }
 
 enum { LIN_QKV, LIN_AO, LIN_FF1, LIN_FF2 };
+enum { OWN_W = 1, OWN_Q = 2, OWN_BW = 4 };
+enum { PREC_FP32, PREC_BF16, PREC_INT8 };
 
 /* One linear layer's source: F32 rows w, or INT8 rows q with per-row scales s. */
 typedef struct {
@@ -144,11 +149,50 @@ typedef struct {
     const uint8_t *si;
 } weight_src;
 
-/* (N, K) rows of up to three source matrices stacked into one (a copy when more than one), and packed
- * for the backend when it asks (seslm_weight_pack32 / seslm_qweight_pack). Stacked copies are owned by
- * the encoder (only Q/K/V is ever stacked). */
-static seslm_status weight_build(seslm_weight *W, const weight_src *src, int nsrc, int K, int pack) {
+/* F32 weights W->w (N, K) converted to the encoder's precision: BF16 (bw, or only its panels bwp when
+ * packing) or INT8 per output channel (q, qscale; packed when asked). The F32 array is no longer read:
+ * W->w becomes NULL (a stacked copy is freed). */
+static seslm_status weight_convert(seslm_weight *W, int prec, int pack, unsigned char *own) {
+    const int N = W->N, K = W->K;
+    const size_t nk = (size_t)N * K;
+    if (prec == PREC_BF16) {
+        uint16_t *bw = malloc(nk * sizeof *bw);
+        if (!bw) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        seslm_bf16_from_f32(bw, W->w, nk);
+        if (pack) {
+            W->bwp = seslm_bf16_pack(bw, N, K);
+            free(bw);
+            if (!W->bwp) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        } else {
+            W->bw = bw;
+            *own |= OWN_BW;
+        }
+    } else {
+        int8_t *q = malloc(nk);
+        float *sc = malloc((size_t)N * sizeof *sc);
+        if (!q || !sc) {
+            free(q), free(sc);
+            return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        }
+        seslm_quantize_weight(q, sc, W->w, N, K);
+        W->q = q, W->qscale = sc;
+        *own |= OWN_Q;
+        if (pack && !(W->qp = seslm_qweight_pack(q, N, K, &W->qsum))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    if (*own & OWN_W) free((float *)W->w);
+    *own &= (unsigned char)~OWN_W;
+    W->w = NULL;
+    return SESLM_OK;
+}
+
+/* (N, K) rows of up to three source matrices stacked into one (a copy when more than one), converted
+ * to the encoder's precision when that is not FP32 (F32-stored sources only), and packed for the backend
+ * when it asks (seslm_weight_pack32 / seslm_qweight_pack / seslm_bf16_pack). *own records what the
+ * encoder allocated. */
+static seslm_status weight_build(seslm_weight *W, const weight_src *src, int nsrc, int K, int pack, int prec,
+                                 unsigned char *own) {
     int N = 0;
+    *own = 0;
     for (int i = 0; i < nsrc; i++) N += src[i].rows;
     memset(W, 0, sizeof *W);
     W->N = N, W->K = K;
@@ -175,6 +219,7 @@ static seslm_status weight_build(seslm_weight *W, const weight_src *src, int nsr
         }
         W->q = q ? q : src[0].q;
         W->qscale = sc ? sc : src[0].s;
+        if (q) *own |= OWN_Q;
         if (pack) {
             W->qp = seslm_qweight_pack(W->q, N, K, &W->qsum);
             if (!W->qp) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
@@ -188,12 +233,15 @@ static seslm_status weight_build(seslm_weight *W, const weight_src *src, int nsr
         for (int i = 0, n0 = 0; i < nsrc; n0 += src[i++].rows)
             memcpy(stacked + (size_t)n0 * K, src[i].w, (size_t)src[i].rows * K * sizeof *stacked);
         W->w = stacked;
+        *own |= OWN_W;
     }
+    if (prec != PREC_FP32) return weight_convert(W, prec, pack, own);
     if (pack) { // the packing backend reads only wp: keep no second copy
         W->wp = seslm_weight_pack32(W->w, N, K);
         if (stacked) {
             free(stacked);
             W->w = NULL;
+            *own &= (unsigned char)~OWN_W;
         }
         if (!W->wp) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     }
@@ -207,7 +255,10 @@ static seslm_status encoder_prepare_weights(seslm_encoder *e) {
     const int L = m->cfg.n_layers, C = m->cfg.hidden, pk = e->be->wants_packed;
     e->lin = calloc((size_t)L * 4, sizeof *e->lin);
     e->qkv_b = calloc((size_t)L, sizeof(float *));
-    if (!e->lin || !e->qkv_b) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    e->lin_own = calloc((size_t)L * 4, 1);
+    if (!e->lin || !e->qkv_b || !e->lin_own) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    const int pr = e->precision;
+    unsigned char *own = e->lin_own;
     seslm_status st = SESLM_OK;
     for (int l = 0; st == SESLM_OK && l < L; l++) {
         const int A = m->cfg.layers[l].n_heads * m->cfg.head_dim, F = m->cfg.layers[l].ffn_dim;
@@ -219,10 +270,11 @@ static seslm_status encoder_prepare_weights(seslm_encoder *e) {
         const weight_src ao = {w->ao_w, w->ao_q, w->ao_s, A ? C : 0, NULL, NULL},
                          ff1 = {w->ff1_w, w->ff1_q, w->ff1_s, F, w->ff1_sv, w->ff1_si},
                          ff2 = {w->ff2_w, w->ff2_q, w->ff2_s, F ? C : 0, w->ff2_sv, w->ff2_si};
-        st = weight_build(&W[LIN_QKV], qkv, 3, C, pk);
-        if (st == SESLM_OK) st = weight_build(&W[LIN_AO], &ao, 1, A, pk);
-        if (st == SESLM_OK) st = weight_build(&W[LIN_FF1], &ff1, 1, C, pk);
-        if (st == SESLM_OK) st = weight_build(&W[LIN_FF2], &ff2, 1, F, pk);
+        unsigned char *ow = own + 4 * l;
+        st = weight_build(&W[LIN_QKV], qkv, 3, C, pk, pr, &ow[LIN_QKV]);
+        if (st == SESLM_OK) st = weight_build(&W[LIN_AO], &ao, 1, A, pk, pr, &ow[LIN_AO]);
+        if (st == SESLM_OK) st = weight_build(&W[LIN_FF1], &ff1, 1, C, pk, pr, &ow[LIN_FF1]);
+        if (st == SESLM_OK) st = weight_build(&W[LIN_FF2], &ff2, 1, F, pk, pr, &ow[LIN_FF2]);
         if (st == SESLM_OK && A) {
             if (!(e->qkv_b[l] = malloc(3 * (size_t)A * sizeof(float)))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
             memcpy(e->qkv_b[l], w->q_b, (size_t)A * sizeof(float));
@@ -251,6 +303,19 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
     e->m = m;
     e->be = be;
     e->max_batch = o.max_batch;
+    const char *prec = o.precision && *o.precision ? o.precision : m->cfg.precision[0] ? m->cfg.precision : "fp32";
+    if (strcmp(prec, "fp32") == 0) e->precision = PREC_FP32;
+    else if (strcmp(prec, "bf16") == 0) e->precision = PREC_BF16;
+    else if (strcmp(prec, "int8") == 0) e->precision = PREC_INT8;
+    else {
+        free(e);
+        return seslm_fail(SESLM_ERR_ARG, "unknown precision '%s' (known: fp32, bf16, int8)", prec);
+    }
+    if (e->precision == PREC_BF16 && be->dev_alloc) {
+        free(e);
+        return seslm_fail(SESLM_ERR_ARG, "precision bf16 is for the CPU backends (backend '%s'; cuda-fp16 is the "
+                                         "GPU's reduced precision)", be->name);
+    }
     const seslm_model_config *c = &m->cfg;
     e->max_seq = o.max_seq_len > 0 && o.max_seq_len < c->max_seq_len ? o.max_seq_len : c->max_seq_len;
     const int S = c->max_seq_len;
@@ -268,7 +333,7 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
         Fmax = c->layers[l].ffn_dim > Fmax ? c->layers[l].ffn_dim : Fmax;
     }
     be->set_threads(o.n_threads);
-    int nt = o.n_threads > 0 ? o.n_threads : 64; // scratch for as many threads as OpenMP may start
+    int nt = o.n_threads > 0 ? o.n_threads : 64; // scratch for as many threads as the pool may use (n_threads 0: all CPUs)
     e->scratch_floats = seslm_attention_scratch_floats(S, c->head_dim, nt);
     const size_t T = (size_t)e->max_tokens;
     const size_t Th = be->dev_alloc ? 1 : T; // device backends: the activations live on the device
@@ -311,11 +376,11 @@ void seslm_encoder_free(seslm_encoder *e) {
     free(e->dev);
     if (e->lin)
         for (int i = 0; i < 4 * e->m->cfg.n_layers; i++) {
-            if (i % 4 == LIN_QKV) { // the stacked copies; others point into the model
-                free((float *)e->lin[i].w);
-                free((int8_t *)e->lin[i].q);
-                free((float *)e->lin[i].qscale);
-            }
+            const unsigned char own = e->lin_own ? e->lin_own[i] : 0; // the rest points into the model
+            if (own & OWN_W) free((float *)e->lin[i].w);
+            if (own & OWN_Q) free((int8_t *)e->lin[i].q), free((float *)e->lin[i].qscale);
+            if (own & OWN_BW) free((uint16_t *)e->lin[i].bw);
+            free(e->lin[i].bwp);
             free(e->lin[i].wp);
             free(e->lin[i].qp);
             free(e->lin[i].qsum);
@@ -324,6 +389,7 @@ void seslm_encoder_free(seslm_encoder *e) {
     if (e->qkv_b)
         for (int l = 0; l < e->m->cfg.n_layers; l++) free(e->qkv_b[l]);
     free(e->lin);
+    free(e->lin_own);
     free(e->qkv_b);
     free(e->ids);
     free(e->tok);

@@ -3,6 +3,7 @@
  * Every tensor's presence, dtype and shape is checked against the config before use. */
 #include "model_internal.h"
 #include "model_crypt.h"
+#include "model_verify.h"
 #include "sparse24.h"
 
 #include <errno.h>
@@ -278,9 +279,28 @@ static seslm_status model_open_weights(st_file *f, const char *path) {
         snprintf(why, sizeof why, "%s", seslm_last_error()); // seslm_fail formats into the same buffer
         return seslm_fail(st, "%s is encrypted: %s", enc, why);
     }
-    st = seslm_crypt_decrypt_file(key, enc, "model.safetensors", &buf, &len);
+    unsigned char bound[32], now[32];
+    int version = 0;
+    st = seslm_crypt_decrypt_file(key, enc, "model.safetensors", &buf, &len, bound, &version);
     OPENSSL_cleanse(key, sizeof key);
     if (st != SESLM_OK) return st;
+    // the clear files (config, tokenizer, pooling) are authenticated with the weights
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    if (version < 2)
+        st = seslm_fail(SESLM_ERR_FORMAT, "%s: encrypted in format version 1, which does not authenticate the tokenizer "
+                                          "and config files: encrypt the original model again with this seslm", enc);
+    else if ((st = seslm_crypt_clear_digest(dir, now)) == SESLM_OK && CRYPTO_memcmp(now, bound, 32) != 0)
+        st = seslm_fail(SESLM_ERR_FORMAT, "%s: the clear files beside the encrypted weights (config.json, vocab.txt, "
+                                          "tokenizer and pooling files) were changed, added or removed after encryption; "
+                                          "not loaded", dir);
+    if (st != SESLM_OK) {
+        seslm_crypt_buffer_free(buf, len);
+        return st;
+    }
     return st_open_buffer(f, buf, len, enc);
 }
 
@@ -292,12 +312,17 @@ seslm_status seslm_model_load(seslm_model **out, const char *model_dir) {
         free(m);
         return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     }
-    seslm_status st = seslm_config_load(&m->cfg, model_dir);
-    if (st == SESLM_OK) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
-        st = model_open_weights(&m->st, path);
-    }
+    // a stored or manifested directory must be what was recorded before any of it is read (model_verify.h)
+    seslm_status st = model_verify_dir(model_dir, NULL);
+    char path[4096], enc[4200];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
+    snprintf(enc, sizeof enc, "%s.enc", path);
+    // an encrypted model authenticates config.json (with the weights) before config.json is read
+    const int encrypted = stat(path, &sb) != 0 && stat(enc, &sb) == 0;
+    if (st == SESLM_OK && encrypted) st = model_open_weights(&m->st, path);
+    if (st == SESLM_OK) st = seslm_config_load(&m->cfg, model_dir);
+    if (st == SESLM_OK && !encrypted) st = model_open_weights(&m->st, path);
     if (st == SESLM_OK) st = model_load_weights(m);
     if (st == SESLM_OK) st = seslm_tokenizer_load(&m->tok, model_dir, m->cfg.max_position);
     if (st == SESLM_OK && seslm_tokenizer_vocab_size(m->tok) > m->cfg.vocab_size)

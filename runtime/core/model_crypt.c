@@ -1,5 +1,6 @@
 /* model_crypt.c — chunked AES-256-GCM for model files at rest (model_crypt.h). */
 #include "model_crypt.h"
+#include "model_verify.h"
 #include "util.h"
 
 #include <errno.h>
@@ -15,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { HDR = 32, NONCE = 12, TAG = 16 };
+enum { HDR1 = 32, HDR = 64, NONCE = 12, TAG = 16 }; // v1 header 32 bytes; v2 adds the 32-byte bound digest
 static const char MAGIC[8] = {'S', 'E', 'S', 'L', 'M', 'A', 'E', '1'};
 
 // ---- keys -----------------------------------------------------------------------------------------
@@ -38,7 +39,8 @@ static int parse_hex_key(const char *s, size_t n, unsigned char key[32]) {
 static seslm_status key_from_file(unsigned char key[32], const char *path) {
     char *txt = NULL;
     size_t n = 0;
-    seslm_status s = util_read_file(path, &txt, &n, 4096, NULL);
+    seslm_status s = util_secret_file_check(path);
+    if (s == SESLM_OK) s = util_read_file(path, &txt, &n, 4096, NULL);
     if (s != SESLM_OK) return s;
     int ok = parse_hex_key(txt, n, key);
     if (!ok && n == 32) {
@@ -64,7 +66,47 @@ seslm_status seslm_crypt_key_load(unsigned char key[32], const char *key_file) {
                                      "$SESLM_MODEL_KEY_FILE");
 }
 
+/* A directory that holds a model: config.json beside weights (plain or encrypted) or a manifest. */
+static int is_model_dir(const char *d) {
+    static const char *const W[] = {"model.safetensors", "model.safetensors.enc", "SHA256SUMS"};
+    char p[PATH_MAX + 32];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/config.json", d);
+    if (stat(p, &sb) != 0) return 0;
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", d, W[i]);
+        if (stat(p, &sb) == 0) return 1;
+    }
+    return 0;
+}
+
+/* The model directory (any, at any depth) a key file would lie in, or NULL: the key file need not exist;
+ * its directory is resolved and every ancestor looked at. */
+static const char *key_in_model_dir(const char *key_file, char *buf, size_t cap) {
+    char tmp[PATH_MAX], real[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", key_file);
+    char *slash = strrchr(tmp, '/');
+    if (!slash) snprintf(tmp, sizeof tmp, ".");
+    else if (slash == tmp) tmp[1] = 0;
+    else *slash = 0;
+    if (!realpath(tmp, real)) return NULL;
+    for (;;) {
+        if (is_model_dir(real)) {
+            snprintf(buf, cap, "%s", real);
+            return buf;
+        }
+        char *s = strrchr(real, '/');
+        if (!s || s == real) break;
+        *s = 0;
+    }
+    return NULL;
+}
+
 seslm_status seslm_crypt_key_generate(const char *key_file) {
+    char md[PATH_MAX];
+    if (key_in_model_dir(key_file, md, sizeof md))
+        return seslm_fail(SESLM_ERR_ARG, "%s would lie inside the model directory %s: keep keys apart from models "
+                                         "(anyone given a copy of the model would get its key)", key_file, md);
     unsigned char k[32];
     char hex[66];
     if (RAND_bytes(k, 32) != 1) return seslm_fail(SESLM_ERR_INTERNAL, "no random bytes for a key");
@@ -128,7 +170,7 @@ static uint64_t get_u64(const unsigned char *p) {
 /* One chunk, in either direction. aad = header || name || index || final. Returns 1 ok (decrypt: 1 when
  * the tag verifies). */
 static int gcm_chunk(int enc, const unsigned char key[32], const unsigned char nonce[NONCE], const unsigned char *hdr,
-                     const char *name, uint64_t index, int final, const unsigned char *in, size_t n,
+                     int hdr_len, const char *name, uint64_t index, int final, const unsigned char *in, size_t n,
                      unsigned char *out, unsigned char tag[TAG]) {
     unsigned char tail[9];
     put_u64(tail, index);
@@ -140,7 +182,7 @@ static int gcm_chunk(int enc, const unsigned char key[32], const unsigned char n
     ok = ok && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE, NULL);
     ok = ok && (enc ? EVP_EncryptInit_ex(c, NULL, NULL, key, nonce) : EVP_DecryptInit_ex(c, NULL, NULL, key, nonce));
     const unsigned char *aad[3] = {hdr, (const unsigned char *)name, tail};
-    const int aad_n[3] = {HDR, (int)strlen(name), 9};
+    const int aad_n[3] = {hdr_len, (int)strlen(name), 9};
     for (int i = 0; i < 3 && ok; i++)
         ok = enc ? EVP_EncryptUpdate(c, NULL, &len, aad[i], aad_n[i]) : EVP_DecryptUpdate(c, NULL, &len, aad[i], aad_n[i]);
     // at most 1 MiB-ish per chunk: fits an int
@@ -178,7 +220,7 @@ static int read_all(int fd, void *p, size_t n) {
 }
 
 seslm_status seslm_crypt_encrypt_file(const unsigned char key[32], const char *in, const char *out, const char *name,
-                                      unsigned chunk_bytes) {
+                                      unsigned chunk_bytes, const unsigned char bind[32]) {
     if (chunk_bytes < 16 || chunk_bytes > (64u << 20)) return seslm_fail(SESLM_ERR_ARG, "chunk size %u out of range", chunk_bytes);
     int fi = open(in, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat sb;
@@ -196,11 +238,13 @@ seslm_status seslm_crypt_encrypt_file(const unsigned char key[32], const char *i
     fchmod(fo, 0600);
     unsigned char hdr[HDR];
     memcpy(hdr, MAGIC, 8);
-    put_u32(hdr + 8, 1);
+    put_u32(hdr + 8, 2);
     put_u32(hdr + 12, chunk_bytes);
     key_id_bytes(key, hdr + 16);
     uint64_t total = (uint64_t)sb.st_size;
     put_u64(hdr + 24, total);
+    if (bind) memcpy(hdr + HDR1, bind, 32);
+    else memset(hdr + HDR1, 0, 32);
     unsigned char *pb = malloc(chunk_bytes), *cb = malloc(chunk_bytes);
     seslm_status s = pb && cb ? SESLM_OK : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     if (s == SESLM_OK && !write_all(fo, hdr, HDR)) s = seslm_fail(SESLM_ERR_IO, "%s: write failed", tmp);
@@ -211,7 +255,7 @@ seslm_status seslm_crypt_encrypt_file(const unsigned char key[32], const char *i
         unsigned char nonce[NONCE], tag[TAG];
         if (n && !read_all(fi, pb, n)) s = seslm_fail(SESLM_ERR_IO, "%s: short read (changed while encrypting?)", in);
         else if (RAND_bytes(nonce, NONCE) != 1) s = seslm_fail(SESLM_ERR_INTERNAL, "no random bytes for a nonce");
-        else if (!gcm_chunk(1, key, nonce, hdr, name, idx, final, pb, n, cb, tag))
+        else if (!gcm_chunk(1, key, nonce, hdr, HDR, name, idx, final, pb, n, cb, tag))
             s = seslm_fail(SESLM_ERR_INTERNAL, "AES-256-GCM encryption failed");
         else if (!write_all(fo, nonce, NONCE) || !write_all(fo, cb, n) || !write_all(fo, tag, TAG))
             s = seslm_fail(SESLM_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
@@ -236,9 +280,10 @@ void seslm_crypt_buffer_free(void *buf, size_t len) {
 }
 
 seslm_status seslm_crypt_decrypt_file(const unsigned char key[32], const char *in, const char *name, unsigned char **buf,
-                                      size_t *len) {
+                                      size_t *len, unsigned char bound[32], int *version_out) {
     *buf = NULL;
     *len = 0;
+    if (version_out) *version_out = 0;
     int fd = open(in, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
@@ -246,11 +291,16 @@ seslm_status seslm_crypt_decrypt_file(const unsigned char key[32], const char *i
         return seslm_fail(SESLM_ERR_IO, "%s: not a readable regular file", in);
     }
     unsigned char hdr[HDR];
-    if (sb.st_size < HDR || !read_all(fd, hdr, HDR) || memcmp(hdr, MAGIC, 8) != 0) {
+    if (sb.st_size < HDR1 || !read_all(fd, hdr, HDR1) || memcmp(hdr, MAGIC, 8) != 0) {
         close(fd);
         return seslm_fail(SESLM_ERR_FORMAT, "%s: not an SE-SLM encrypted file (bad header)", in);
     }
     uint32_t version = get_u32(hdr + 8), chunk = get_u32(hdr + 12);
+    const int hdr_len = version == 2 ? HDR : HDR1;
+    if (version == 2 && (sb.st_size < HDR || !read_all(fd, hdr + HDR1, HDR - HDR1))) {
+        close(fd);
+        return seslm_fail(SESLM_ERR_FORMAT, "%s: truncated header", in);
+    }
     uint64_t total = get_u64(hdr + 24);
     unsigned char want_id[8];
     key_id_bytes(key, want_id);
@@ -258,14 +308,14 @@ seslm_status seslm_crypt_decrypt_file(const unsigned char key[32], const char *i
     for (int i = 0; i < 8; i++) snprintf(have + 2 * i, 3, "%02x", hdr[16 + i]), snprintf(mine + 2 * i, 3, "%02x", want_id[i]);
     seslm_status s = SESLM_OK;
     uint64_t n_chunks = 0;
-    if (version != 1 || chunk < 16 || chunk > (64u << 20) || total > (uint64_t)1 << 40)
+    if ((version != 1 && version != 2) || chunk < 16 || chunk > (64u << 20) || total > (uint64_t)1 << 40)
         s = seslm_fail(SESLM_ERR_FORMAT, "%s: unsupported encrypted-file header (version %u, chunk %u)", in, version, chunk);
     else if (memcmp(want_id, hdr + 16, 8) != 0)
         s = seslm_fail(SESLM_ERR_ARG, "%s: wrong key (this key's id is %s, the file was encrypted with key id %s)", in,
                        mine, have);
     // the number of chunks: full chunks, then the final one with the rest (possibly empty only for an empty file)
     if (s == SESLM_OK) n_chunks = total == 0 ? 1 : (total + chunk - 1) / chunk;
-    uint64_t expect = HDR + n_chunks * (NONCE + TAG) + total;
+    uint64_t expect = (uint64_t)hdr_len + n_chunks * (NONCE + TAG) + total;
     if (s == SESLM_OK && (uint64_t)sb.st_size != expect)
         s = seslm_fail(SESLM_ERR_FORMAT, "%s: %lld bytes, expected %llu for %llu plaintext bytes: truncated or extended", in,
                        (long long)sb.st_size, (unsigned long long)expect, (unsigned long long)total);
@@ -282,7 +332,7 @@ seslm_status seslm_crypt_decrypt_file(const unsigned char key[32], const char *i
         unsigned char nonce[NONCE], tag[TAG];
         if (!read_all(fd, nonce, NONCE) || !read_all(fd, cb, n) || !read_all(fd, tag, TAG))
             s = seslm_fail(SESLM_ERR_IO, "%s: short read in chunk %llu", in, (unsigned long long)idx);
-        else if (!gcm_chunk(0, key, nonce, hdr, name, idx, final, cb, n, out + done, tag))
+        else if (!gcm_chunk(0, key, nonce, hdr, hdr_len, name, idx, final, cb, n, out + done, tag))
             s = seslm_fail(SESLM_ERR_FORMAT,
                            "%s: authentication failed in chunk %llu of %llu: the file was modified, truncated, reordered "
                            "or renamed (the key id matches)",
@@ -297,10 +347,21 @@ seslm_status seslm_crypt_decrypt_file(const unsigned char key[32], const char *i
     }
     *buf = out;
     *len = (size_t)total;
+    static const unsigned char none[32];
+    if (bound) memcpy(bound, version == 2 ? hdr + HDR1 : none, 32);
+    if (version_out) *version_out = (int)version;
     return SESLM_OK;
 }
 
 // ---- directories ----------------------------------------------------------------------------------
+
+seslm_status seslm_crypt_clear_digest(const char *dir, unsigned char digest[32]) {
+    static const char *const ex[] = {"model.safetensors.enc", "encryption.json", SESLM_MANIFEST_NAME};
+    char hex[65];
+    seslm_status s = model_dir_hash(dir, ex, 3, hex, NULL);
+    for (int i = 0; s == SESLM_OK && i < 32; i++) digest[i] = (unsigned char)(hex_val(hex[2 * i]) * 16 + hex_val(hex[2 * i + 1]));
+    return s;
+}
 
 /* The files copied in clear: architecture, tokenizer and pooling descriptions, no weights. Other weight
  * formats in a model directory (onnx/, pytorch_model.bin, ...) are not copied: they would hold the
@@ -362,8 +423,12 @@ seslm_status seslm_crypt_encrypt_dir(const unsigned char key[32], const char *in
     snprintf(p, sizeof p, "%s/model.safetensors", in_dir);
     if (stat(p, &sb) != 0 || !S_ISREG(sb.st_mode)) return seslm_fail(SESLM_ERR_IO, "%s: no model.safetensors", in_dir);
     if (lstat(out_dir, &sb) == 0) return seslm_fail(SESLM_ERR_IO, "%s already exists (not overwritten)", out_dir);
+    char md[PATH_MAX];
     if (key_file && path_inside(key_file, in_dir))
         return seslm_fail(SESLM_ERR_ARG, "the key file %s lies inside the model directory: keep keys apart from models", key_file);
+    if (key_file && key_in_model_dir(key_file, md, sizeof md))
+        return seslm_fail(SESLM_ERR_ARG, "the key file %s lies inside the model directory %s: keep keys apart from models",
+                          key_file, md);
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", out_dir);
     if (!mkdtemp(tmp)) return seslm_fail(SESLM_ERR_IO, "cannot create a temporary directory beside %s: %s", out_dir, strerror(errno));
@@ -380,15 +445,20 @@ seslm_status seslm_crypt_encrypt_dir(const unsigned char key[32], const char *in
         }
         s = copy_clear(p, q);
     }
+    // every clear file is bound into the weights' authentication: a changed vocab.txt or config.json (or
+    // one added) fails the load as a changed weight would (seslm_crypt_clear_digest)
+    unsigned char bind[32];
+    if (s == SESLM_OK) s = seslm_crypt_clear_digest(tmp, bind);
     snprintf(p, sizeof p, "%s/model.safetensors", in_dir);
     snprintf(q, sizeof q, "%s/model.safetensors.enc", tmp);
-    if (s == SESLM_OK) s = seslm_crypt_encrypt_file(key, p, q, "model.safetensors", chunk_bytes);
+    if (s == SESLM_OK) s = seslm_crypt_encrypt_file(key, p, q, "model.safetensors", chunk_bytes, bind);
     if (s == SESLM_OK) {
         char id[17], js[512];
         seslm_crypt_key_id(key, id);
         int n = snprintf(js, sizeof js,
-                         "{\n  \"format\": \"seslm-aead-v1\",\n  \"cipher\": \"AES-256-GCM\",\n  \"chunk_bytes\": %u,\n"
-                         "  \"files\": [\"model.safetensors.enc\"],\n  \"key_id\": \"%s\"\n}\n",
+                         "{\n  \"format\": \"seslm-aead-v2\",\n  \"cipher\": \"AES-256-GCM\",\n  \"chunk_bytes\": %u,\n"
+                         "  \"files\": [\"model.safetensors.enc\"],\n  \"authenticated_clear_files\": \"all others\",\n"
+                         "  \"key_id\": \"%s\"\n}\n",
                          chunk_bytes, id);
         snprintf(q, sizeof q, "%s/encryption.json", tmp);
         int fd = open(q, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);

@@ -1,11 +1,15 @@
 /* model_crypt.h — models encrypted at rest: AES-256-GCM (OpenSSL EVP) in chunked frames.
  *
- * An encrypted file is a 32-byte header then chunks:
- *     header  "SESLMAE1" | u32 version (1) | u32 chunk bytes | 8-byte key id | u64 plaintext bytes  (LE)
+ * An encrypted file is a 64-byte header then chunks:
+ *     header  "SESLMAE1" | u32 version (2) | u32 chunk bytes | 8-byte key id | u64 plaintext bytes  (LE)
+ *             | 32-byte bound digest (v2; version 1 files had a 32-byte header without it)
  *     chunk   12-byte random nonce | ciphertext (chunk bytes; the last chunk the rest, maybe 0) | 16-byte tag
  * Each chunk authenticates, as additional data, the header, the file's name, its own index and whether
  * it is the last: changing, truncating, extending, reordering or swapping chunks or files, or changing
- * the header, fails authentication. The key id (the first 8 bytes of SHA-256("seslm-model-key-id" || key))
+ * the header, fails authentication. The bound digest authenticates what travels beside the weights in
+ * clear: seslm encrypt sets it to seslm_crypt_clear_digest of the model directory (config.json, vocab.txt,
+ * tokenizer and pooling files), and a load recomputes it: an edited tokenizer file is refused like an
+ * edited weight. Loads refuse version 1 files (their clear files are not authenticated). The key id (the first 8 bytes of SHA-256("seslm-model-key-id" || key))
  * tells "wrong key" apart from "tampered file" in messages; it does not reveal the key.
  *
  * seslm encrypt writes model.safetensors as model.safetensors.enc (plus encryption.json describing it);
@@ -31,10 +35,14 @@ void seslm_crypt_key_id(const unsigned char key[SESLM_CRYPT_KEY_BYTES], char id[
 
 /* Encrypts in -> out (written crash-safe: temp file, fsync, rename); name is bound into every chunk. */
 seslm_status seslm_crypt_encrypt_file(const unsigned char key[SESLM_CRYPT_KEY_BYTES], const char *in, const char *out,
-                                      const char *name, unsigned chunk_bytes);
+                                      const char *name, unsigned chunk_bytes, const unsigned char bind[32]);
 /* Decrypts a whole file into a malloc'd buffer (free with seslm_crypt_buffer_free: it is wiped). */
 seslm_status seslm_crypt_decrypt_file(const unsigned char key[SESLM_CRYPT_KEY_BYTES], const char *in,
-                                      const char *name, unsigned char **buf, size_t *len);
+                                      const char *name, unsigned char **buf, size_t *len, unsigned char bound[32],
+                                      int *version);
+/* The digest bound into an encrypted model: the content hash (model_verify.h) of dir without
+ * model.safetensors.enc, encryption.json and SHA256SUMS, as 32 bytes. */
+seslm_status seslm_crypt_clear_digest(const char *dir, unsigned char digest[32]);
 void seslm_crypt_buffer_free(void *buf, size_t len);
 
 /* Copies in_dir to out_dir (must not exist; written through a temporary directory and renamed) with

@@ -110,3 +110,66 @@ void util_rmtree(const char *path) {
     }
     rmdir(path);
 }
+
+int util_utf8_valid(const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        size_t k;
+        unsigned lo = 0x80, hi = 0xbf; // the allowed range of the second byte (RFC 3629 table)
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            k = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            k = 2;
+            if (c == 0xe0) lo = 0xa0;
+            if (c == 0xed) hi = 0x9f; // no UTF-16 surrogates
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            k = 3;
+            if (c == 0xf0) lo = 0x90;
+            if (c == 0xf4) hi = 0x8f; // nothing above U+10FFFF
+        } else {
+            return 0;
+        }
+        if (i + k >= n) return 0; // cut short
+        if (s[i + 1] < lo || s[i + 1] > hi) return 0;
+        for (size_t j = 2; j <= k; j++)
+            if ((s[i + j] & 0xc0) != 0x80) return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+seslm_status util_secret_file_check(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) return seslm_fail(SESLM_ERR_IO, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return seslm_fail(SESLM_ERR_ARG, "%s: a secret must be a regular file", path);
+    if ((st.st_mode & 077) == 0) return SESLM_OK;
+    const char *o = getenv("SESLM_INSECURE_SECRET_FILES");
+    if (o && !strcmp(o, "1")) return SESLM_OK;
+    return seslm_fail(SESLM_ERR_ARG,
+                      "%s holds a secret but has mode %04o (group or others may read or change it): run chmod 600 on it "
+                      "(or set SESLM_INSECURE_SECRET_FILES=1 to accept it anyway)",
+                      path, (unsigned)(st.st_mode & 07777));
+}
+
+seslm_status util_read_secret_line(const char *path, const char *what, char *buf, size_t cap) {
+    buf[0] = 0;
+    seslm_status s = util_secret_file_check(path);
+    char *txt = NULL;
+    size_t n = 0;
+    if (s == SESLM_OK) s = util_read_file(path, &txt, &n, 4096, NULL);
+    if (s != SESLM_OK) return s;
+    n = strcspn(txt, "\r\n");
+    while (n && txt[n - 1] == ' ') n--;
+    if (n == 0 || n >= cap) s = seslm_fail(SESLM_ERR_FORMAT, "%s: the %s is %s", path, what, n ? "too long" : "empty");
+    else {
+        memcpy(buf, txt, n);
+        buf[n] = 0;
+    }
+    memset(txt, 0, strlen(txt));
+    free(txt);
+    return s;
+}

@@ -15,6 +15,20 @@ seslm_status util_read_file(const char *path, char **out, size_t *len, size_t ma
  * directory. A crash leaves the old file (or none) or the new one, never a part. */
 seslm_status util_write_file_atomic(const char *path, const void *data, size_t n);
 
+/* Secret files (model keys, admin / feedback tokens, the audit key) must be private: a regular file that
+ * neither group nor others may read or write. Anything else is refused (SESLM_ERR_ARG, saying how to fix
+ * it), unless $SESLM_INSECURE_SECRET_FILES=1 (an explicit override for setups that guard the file another
+ * way; docs/security.md). */
+seslm_status util_secret_file_check(const char *path);
+
+/* Reads a secret token: the first line of a private file (util_secret_file_check), without the line end;
+ * an empty token is refused. `what` names it in messages ("admin token"). */
+seslm_status util_read_secret_line(const char *path, const char *what, char *buf, size_t cap);
+
+/* 1 when s[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above
+ * U+10FFFF), else 0. */
+int util_utf8_valid(const char *s, size_t n);
+
 /* Removes a file or a directory tree (no symlinks followed). Best effort: errors are ignored. */
 void util_rmtree(const char *path);
 

@@ -258,7 +258,22 @@ seslm_status seslm_yaml_load(seslm_yaml **out, const char *path) {
         free(buf);
         return seslm_fail(SESLM_ERR_IO, "%s: read error", path);
     }
-    seslm_status st = seslm_yaml_load_string(out, path, buf, n);
+    // a config file that says nothing is a mistake (a truncated copy, a failed template), not a wish for
+    // the defaults: those come from giving no file, or from an explicit "{}"
+    int says_something = 0;
+    for (size_t i = 0; i < n && !says_something;) {
+        size_t j = i;
+        while (j < n && (buf[j] == ' ' || buf[j] == '\t' || buf[j] == '\r')) j++;
+        const int marker = n - j >= 3 && (!memcmp(buf + j, "---", 3) || !memcmp(buf + j, "...", 3));
+        says_something = j < n && buf[j] != '\n' && buf[j] != '#' && !marker;
+        while (j < n && buf[j] != '\n') j++;
+        i = j + 1;
+    }
+    seslm_status st = says_something ? seslm_yaml_load_string(out, path, buf, n)
+                                     : seslm_fail(SESLM_ERR_FORMAT,
+                                                  "%s is empty (%s): a config file must set something; write {} to "
+                                                  "take every default on purpose",
+                                                  path, n ? "only comments or blank lines" : "0 bytes");
     free(buf);
     return st;
 }

@@ -20,9 +20,11 @@
 typedef struct seslm_yaml seslm_yaml;
 
 /* Parses path; malformed YAML fails with "path:line: <libyaml's problem>". A file that is empty or
- * holds only comments is an empty mapping. */
+ * holds only comments is an error (SESLM_ERR_FORMAT: a truncated or unfilled config must not run on
+ * defaults); "{}" is the empty mapping. */
 seslm_status seslm_yaml_load(seslm_yaml **out, const char *path);
-/* Same, from a buffer; `name` is used in messages in place of the path. */
+/* Same, from a buffer; `name` is used in messages in place of the path. An empty buffer is an empty
+ * mapping here (callers that embed YAML decide for themselves). */
 seslm_status seslm_yaml_load_string(seslm_yaml **out, const char *name, const char *text, size_t len);
 void seslm_yaml_free(seslm_yaml *y);
 

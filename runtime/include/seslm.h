@@ -87,6 +87,8 @@ typedef struct {
     int pad_token_id;
     float layer_norm_eps;
     int pooling_mean;     // 1: mean pooling over the mask; 0: [CLS]
+    char precision[8];    // config.json "seslm_precision": "fp32" (default), "bf16" or "int8": what an
+                          // encoder computes F32-stored linear layers in unless its options say otherwise
     int normalize;        // 1: L2-normalise the pooled vector
     seslm_layer_config *layers; // n_layers entries
 } seslm_model_config;
@@ -119,6 +121,10 @@ typedef struct {
     int n_threads;        // 0: all cores
     int max_batch;        // workspace is sized for max_batch x max_seq_len
     int max_seq_len;      // 0: the model's; smaller values truncate as the reference tokenizer does
+    const char *precision; // NULL: the model's config (seslm_precision), else "fp32", "bf16" or "int8":
+                           // F32-stored linear weights are converted at load (BF16: vdpbf16ps products,
+                           // FP32 accumulation; INT8: per-channel weights, per-token activations);
+                           // layer norm, softmax, GELU stay FP32. INT8- or 2:4-stored layers stay as stored.
 } seslm_encoder_opts;
 
 seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const seslm_encoder_opts *opts);

@@ -1,22 +1,22 @@
 /* batcher.c — coalesces the texts of concurrent requests into forward passes.
  *
  * Connection threads tokenize their texts, queue one job each and sleep on the job's condition
- * variable. One batcher thread takes texts from the head of the queue — up to max_batch, all from jobs
- * bound to the same model slot, a large job split over several passes — runs one forward pass, copies
- * each job's rows out and wakes the jobs that are complete.
+ * variable. One batcher thread takes texts from the head of the queue, in order — up to max_batch texts
+ * and up to max_batch_tokens tokens (the first text always fits), all from jobs bound to the same model
+ * slot, a large job split over several passes — runs one forward pass, copies each job's rows out and
+ * wakes the jobs that are complete. The token budget bounds a pass's cost (it grows with tokens, not
+ * texts): a few long texts no longer make a full-count batch that holds every short request behind it.
  *
  * When to run: at once if no other request is being received (`arriving` == 0), else after up to
- * batch_wait_us from the head job's arrival, or as soon as max_batch texts are queued. So a lone client
- * never waits for company, and under concurrency the passes fill up. Between passes the batcher also
+ * batch_wait_us from the head job's arrival, or as soon as max_batch texts or max_batch_tokens tokens
+ * are queued. So a lone client never waits for company, and under concurrency the passes fill up. Between passes the batcher also
  * rotates the telemetry window of the live model (it is the only thread that touches it). */
 #include "serve_internal.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 typedef struct {
     serve_job *job;
@@ -52,11 +52,16 @@ int serve_batcher_submit(seslm_server *s, serve_job *job) {
     return job->failed ? -1 : 0;
 }
 
-// texts queued for the head job's slot, up to the first job bound to another slot (q_mu held)
-static int head_texts(const seslm_server *s) {
+// Whether the texts queued for the head job's slot (up to the first job bound to another slot) fill a
+// pass: max_batch texts or the token budget (q_mu held).
+static int head_full(const seslm_server *s, int max_texts, int64_t max_tokens) {
     int n = 0;
-    for (const serve_job *j = s->q_head; j && j->slot == s->q_head->slot; j = j->qnext) n += j->n - j->next;
-    return n;
+    int64_t tok = 0;
+    for (const serve_job *j = s->q_head; j && j->slot == s->q_head->slot; j = j->qnext)
+        for (int k = j->next; k < j->n; k++) {
+            if (++n >= max_texts || (tok += j->lens[k]) >= max_tokens) return 1;
+        }
+    return 0;
 }
 
 static void queue_remove(seslm_server *s, serve_job *job) {
@@ -88,10 +93,8 @@ static void maybe_rotate(seslm_server *s) {
 
 static void *batcher_main(void *arg) {
     seslm_server *s = arg;
-#ifdef _OPENMP
-    if (s->o.threads > 0) omp_set_num_threads(s->o.threads); // OpenMP thread counts are per calling thread
-#endif
     const int B = s->o.max_batch;
+    const int64_t budget = s->o.max_batch_tokens > 0 ? s->o.max_batch_tokens : INT64_MAX;
     seg *segs = s->bat_segs;
     const int32_t **rows = s->bat_rows;
     int *lens = s->bat_lens;
@@ -114,13 +117,22 @@ static void *batcher_main(void *arg) {
         }
         // give requests that are still being received a moment to join this pass
         const int64_t deadline = s->q_head->enq_ns + wait_ns;
-        while (!s->q_stop && s->arriving > 0 && head_texts(s) < B && serve_now_mono_ns() < deadline)
+        while (!s->q_stop && s->arriving > 0 && !head_full(s, B, budget) && serve_now_mono_ns() < deadline)
             serve_cond_wait_until(&s->q_cv, &s->q_mu, deadline);
 
         serve_slot *slot = s->q_head->slot;
-        int n = 0, nseg = 0;
-        for (serve_job *j = s->q_head; j && n < B && j->slot == slot; j = j->qnext) {
+        int n = 0, nseg = 0, full = 0;
+        int64_t ntok_pass = 0;
+        for (serve_job *j = s->q_head; j && !full && n < B && j->slot == slot; j = j->qnext) {
             int take = j->n - j->next < B - n ? j->n - j->next : B - n;
+            for (int k = 0; k < take; k++) { // the token budget: in order, the first text of a pass always fits
+                if (n + k > 0 && ntok_pass + j->lens[j->next + k] > budget) {
+                    take = k;
+                    full = 1;
+                    break;
+                }
+                ntok_pass += j->lens[j->next + k];
+            }
             if (take <= 0) continue;
             segs[nseg++] = (seg){j, j->next, take};
             for (int k = 0; k < take; k++) {

@@ -116,6 +116,8 @@ static enum MHD_Result reply_error(seslm_server *s, struct MHD_Connection *c, re
 
 /* Parses the body as JSON; on failure writes a message with the byte offset. */
 static cJSON *parse_body(const req_ctx *x, char *why, size_t cap) {
+    // (UTF-8 is checked per text by the handlers, which name the text and count it as refused input)
+    if (sb_json_strict(x->body ? x->body : "", x->len, 0, why, cap)) return NULL;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(x->body ? x->body : "", x->len, &end, 0);
     if (!j) {
@@ -285,10 +287,9 @@ static int peer_is_loopback(struct MHD_Connection *c) {
     return 0;
 }
 
-/* With an admin token configured, the admin endpoints need "Authorization: Bearer <token>"; compared in constant
- * time so the reply time does not leak how much of a guess was right. */
-static int admin_token_ok(seslm_server *s, struct MHD_Connection *c) {
-    const char *want = s->o.admin_token;
+/* "Authorization: Bearer <want>"; compared in constant time so the reply time does not leak how much of a
+ * guess was right. An empty or absent want accepts anything. */
+static int bearer_ok(struct MHD_Connection *c, const char *want) {
     if (!want || !*want) return 1;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncmp(h, "Bearer ", 7) != 0) return 0;
@@ -297,6 +298,15 @@ static int admin_token_ok(seslm_server *s, struct MHD_Connection *c) {
     unsigned diff = (unsigned)(n ^ m);
     for (size_t i = 0; i < n; i++) diff |= (unsigned char)want[i] ^ (unsigned char)(i < m ? h[i] : 0);
     return diff == 0;
+}
+
+/* With an admin token configured, the admin endpoints need it. */
+static int admin_token_ok(seslm_server *s, struct MHD_Connection *c) { return bearer_ok(c, s->o.admin_token); }
+
+/* Feedback retrains the served head: it needs the feedback token, or a server started open to all. */
+static int feedback_denied(seslm_server *s, struct MHD_Connection *c) {
+    if (s->o.feedback_token && *s->o.feedback_token) return bearer_ok(c, s->o.feedback_token) ? 0 : 401;
+    return s->o.feedback_open ? 0 : 403;
 }
 
 static enum MHD_Result handle_reload(seslm_server *s, struct MHD_Connection *c, req_ctx *x) {
@@ -431,6 +441,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     case R_INTENT:
     case R_FEEDBACK: {
         if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
+        int denied = x->r == R_FEEDBACK ? feedback_denied(s, c) : 0;
+        if (denied == 401) return reply_error(s, c, x, 401, NULL, NULL, "/v1/feedback needs a valid feedback token");
+        if (denied)
+            return reply_error(s, c, x, 403, NULL, NULL,
+                               "/v1/feedback is closed: the server was started without --feedback-token-file "
+                               "(or --feedback-open 1)");
         sbuf b = {0};
         int code = serve_intent_handle(s, x->r, x->body ? x->body : "", x->len, &b, cur);
         return reply_sbuf(s, c, x, code, &b, cur);

@@ -246,6 +246,12 @@ static int handle_feedback(seslm_server *s, const char *body, size_t len, sbuf *
     cJSON *root = NULL;
     int code = parse_fields(body, len, fields, 2, vals, &root, out);
     if (code) return code;
+    // a label becomes a permanent class name: check it before anything is learned (or embedded)
+    if (seslm_intent_label_check(vals[1]) != SESLM_OK) {
+        code = sb_error_json(out, 400, "%s", seslm_last_error());
+        cJSON_Delete(root);
+        return code;
+    }
     // refuse an unknown intent before the (costly) embedding; the check is repeated under the lock
     pthread_mutex_lock(&in->mu);
     int known = seslm_intent_find(in->h, vals[1]) >= 0;

@@ -35,6 +35,8 @@ typedef struct {
     int threads;               // forward-pass threads, 0 = all cores
     const char *node_id;       // names the dumps; default the host name
     const char *backend;       // encoder backend; default "cpu"
+    const char *precision;     // "fp32", "bf16", "int8"; NULL: the model's config (seslm_precision)
+    int max_batch_tokens;      // token budget of one forward pass (0: max_batch x the model's max length)
     int max_texts;             // texts per request; default 512
     size_t max_body_bytes;     // request body limit; default 1 MiB
     int batch_wait_us;         // how long a batch may wait for texts still arriving; default 2000
@@ -43,6 +45,10 @@ typedef struct {
     const char *admin_token;   // non-empty: the admin endpoints need "Authorization: Bearer <token>" (else 401)
     const char *intent_head;   // intent head file for /v1/intent and /v1/feedback; NULL: those answer 404
     int intent_allow_new;      // /v1/feedback may add intents the head does not know
+    const char *feedback_token; // non-empty: /v1/feedback needs "Authorization: Bearer <token>" (else 401)
+    int feedback_open;         // 1: /v1/feedback without a token. Neither: feedback is refused (403), since
+                               // every example retrains the served head
+
     const char *kb_dir;        // knowledge base for /v1/retrieve (seslm kb build); NULL: that answers 404
     double kb_threshold;       // minimum cosine similarity to answer (`seslm serve` default 0.5)
     const struct seslm_dialog_policy *dialog_policy; // POST /v1/message (needs intent_head); NULL: 404

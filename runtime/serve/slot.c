@@ -66,7 +66,8 @@ seslm_status serve_slot_create(seslm_server *s, const char *dir, serve_slot **ou
 
     // encoder creation and the warm-up pass share the forward lock with the batcher: the backends keep
     // process-wide thread settings, and two passes at once would only fight over the cores
-    seslm_encoder_opts eo = {.backend = s->o.backend, .n_threads = s->o.threads, .max_batch = s->o.max_batch};
+    seslm_encoder_opts eo = {.backend = s->o.backend, .n_threads = s->o.threads, .max_batch = s->o.max_batch,
+                             .precision = s->o.precision};
     pthread_mutex_lock(&s->fwd_mu);
     st = seslm_encoder_new(&slot->e, slot->m, &eo);
     if (st == SESLM_OK) {

@@ -213,6 +213,20 @@ for i in range(7):
     assert d <= 1e-5, "line %d differs across batch sizes by %g" % (i, d)
 ' "$TMP/alone.jsonl" "$TMP/b4.jsonl" "$TMP/b3.jsonl" "$TMP/b1.jsonl"
 
+# --precision: bf16 close to fp32 (cosine >= 0.9999) but not identical; a bad value is a usage error
+expect 0 "embed --precision bf16" "$SESLM" embed --precision bf16 --batch 4 --input "$TMP/batch.txt" && cp "$OUT" "$TMP/bf16.jsonl"
+py "bf16 vs fp32" '
+import json, math, sys
+f = [json.loads(l)["embedding"] for l in open(sys.argv[1])]
+b = [json.loads(l)["embedding"] for l in open(sys.argv[2])]
+assert len(f) == len(b) == 7
+for x, y in zip(f, b):
+    c = sum(p * q for p, q in zip(x, y)) / math.sqrt(sum(p * p for p in x) * sum(q * q for q in y))
+    assert c >= 0.9999, "bf16 cosine %.7f" % c
+assert any(x != y for x, y in zip(f, b)), "bf16 output identical to fp32: the precision was not applied"
+' "$TMP/b4.jsonl" "$TMP/bf16.jsonl"
+expect 2 "embed --precision fp16" "$SESLM" embed --precision fp16 hello && err_has "--precision must be fp32, bf16 or int8" "embed --precision fp16"
+
 # ---- tokenize ------------------------------------------------------------------------------------
 expect 0 "tokenize hello world" "$SESLM" tokenize "hello world" && py "tokenize hello world" '
 import json, sys

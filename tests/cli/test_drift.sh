@@ -34,6 +34,40 @@ rec "$TMP/restB.txt" "$TMP/restB" rest-b 150
 [ "$(ls "$TMP"/wiki/*.h5 | wc -l)" -eq 3 ] || fail "wiki: expected 3 dumps"
 
 # ---- usage -----------------------------------------------------------------------------------------
+# ---- a dump with a metadata checksum error beside good ones: skipped and reported, the same window
+# twice (a copy under another name) merged once, and HDF5 left clean (no "infinite loop closing library") ----
+mkdir -p "$TMP/mixed"
+cp "$TMP"/restB/*.h5 "$TMP/mixed/"
+first=$(ls "$TMP"/restB/*.h5 | head -1)
+base=$(basename "$first")
+cp "$first" "$TMP/mixed/rest-c${base#rest-b}" # the same window under another node's name
+python3 - "$first" "$TMP/mixed/rest-d${base#rest-b}" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+i = b.find(b"OHDR", 100)  # an object header after the root's: its checksum no longer matches
+b[i + 6] ^= 0x01
+open(sys.argv[2], "wb").write(bytes(b))
+PY
+for cmd in "ingest --model $MODEL --telemetry $TMP/mixed --out $TMP/mixed.h5" "drift --model $MODEL --reference $TMP/restA --current $TMP/mixed"; do
+    ok
+    # shellcheck disable=SC2086
+    "$SESLM" $cmd >"$TMP/mixed.out" 2>"$TMP/mixed.err"
+    rc=$?
+    [ "$rc" -le 1 ] || fail "$cmd: exit $rc: $(head -c 300 "$TMP/mixed.err")"
+    grep -q "infinite loop" "$TMP/mixed.err" && fail "$cmd: HDF5 objects left at exit: $(head -c 300 "$TMP/mixed.err")"
+    grep -q "rest-d.*checksum" "$TMP/mixed.err" || fail "$cmd: the corrupt dump is not reported: $(head -c 300 "$TMP/mixed.err")"
+    grep -q "rest-c.*duplicate of" "$TMP/mixed.err" || fail "$cmd: the copy is not reported as a duplicate: $(head -c 300 "$TMP/mixed.err")"
+done
+python3 - "$TMP/mixed.h5" "$TMP/restB" "$SESLM" "$MODEL" <<'PY' || fail "ingest of the mixed directory did not count each window once"
+import json, subprocess, sys
+merged = json.loads(subprocess.run([sys.argv[3], "inspect", sys.argv[1]], capture_output=True, text=True, check=True).stdout)
+clean = json.loads(subprocess.run([sys.argv[3], "ingest", "--model", sys.argv[4], "--telemetry", sys.argv[2], "--out", sys.argv[1] + ".clean.h5"],
+                                  capture_output=True, text=True, check=True).stdout)
+got, want = merged["n_sequences"], clean["totals"]["n_sequences"]
+print("mixed: %d sequences, clean: %d" % (got, want), file=sys.stderr)
+sys.exit(0 if got == want else 1)
+PY
+
 expect 0 "usage: seslm drift" "drift --help" -- drift --help
 expect 0 "usage: seslm ingest" "ingest --help" -- ingest --help
 expect 2 "--reference and --current are required" "drift without arguments" -- drift

@@ -113,6 +113,10 @@ printf 'version: 1\ntargets: [0.1]\nevolve:\n  candidates: [0.2]\n' >"$TMP/bad1.
 expect 2 'not one of the policy' "candidate not a target" -- evolve --config "$TMP/bad1.yaml"
 printf 'version: 1\nevolve:\n  colibration: x\n' >"$TMP/bad2.yaml"
 expect 2 'unknown key' "unknown key" -- evolve --config "$TMP/bad2.yaml"
+: >"$TMP/empty.yaml" # a 0-byte config is a mistake, not "the built-in defaults"
+expect 2 'is empty' "0-byte config" -- evolve --config "$TMP/empty.yaml" --out "$TMP/r4"
+ok
+[ ! -e "$TMP/r4" ] || fail "a 0-byte config started a run in $TMP/r4"
 expect 2 'does not exist' "missing telemetry" -- evolve --config "$TMP/evolve.yaml" --telemetry "$TMP/none" --out "$TMP/r3"
 expect 0 'usage: seslm evolve' "--help" -- evolve --help
 

@@ -7,6 +7,11 @@
 #   * 16 concurrent feedback requests all succeed and none is lost (the head's learned-example counter,
 #     persisted with it, counts every one of them across the restart);
 #   * with --intent-allow-new 1 a new intent is added;
+#   * feedback needs the feedback token (401 without, or with a wrong one); a server started with neither a
+#     token nor --feedback-open 1 refuses feedback (403); a world-readable token file is refused at start;
+#   * labels that must never become intents are refused with 400 even where new intents are allowed:
+#     invalid UTF-8, an embedded \u0000, only white space, over 128 bytes; and strict JSON: raw control
+#     bytes in a string, a NUL before the body, a lone surrogate escape (the head file is untouched);
 #   * the telemetry dump written at shutdown carries the predicted-intent counts (/intents).
 #
 #   bash tests/cli/test_intent_serve.sh <path to seslm> <model dir> <repo root>
@@ -21,6 +26,9 @@ HEAD=$TMP/head.safetensors
 "$SESLM" intent train --model "$MODEL" --data "$TRAIN" --out "$HEAD" --seed 1 >/dev/null 2>"$TMP/train.err" ||
     { echo "train failed: $(cat "$TMP/train.err")" >&2; exit 1; }
 mkdir -p "$TMP/tel"
+FBTOK=fb-token-$$
+echo "$FBTOK" >"$TMP/fbtoken"
+chmod 600 "$TMP/fbtoken"
 
 LOG=$TMP/server.log
 start() { # start [extra serve args...]
@@ -50,8 +58,9 @@ stop() {
     [ "$rc" = 0 ] || fail "server exit $rc after SIGTERM: $(tail -3 "$LOG")"
     PID=
 }
-post() { # post PATH JSON -> body in $TMP/resp, prints the code
-    curl -s -o "$TMP/resp" -w '%{http_code}' -X POST -H 'Content-Type: application/json' --data-binary "$2" "$URL$1"
+post() { # post PATH JSON -> body in $TMP/resp, prints the code (with the feedback token)
+    curl -s -o "$TMP/resp" -w '%{http_code}' -X POST -H 'Content-Type: application/json' -H "Authorization: Bearer $FBTOK" \
+        --data-binary "$2" "$URL$1"
 }
 bad() { # bad CODE DESC PATH JSON [PATTERN]
     ok
@@ -74,7 +83,7 @@ usage_rc --intent-head "$TMP/no-such-head"
 head -c 200 "$HEAD" >"$TMP/trunc.safetensors"
 usage_rc --intent-head "$TMP/trunc.safetensors"
 
-start
+start --feedback-token-file "$TMP/fbtoken"
 # ---- /v1/intent agrees with the CLI ---------------------------------------------------------------
 T1="play the new album by daft punk on spotify"
 ok
@@ -95,6 +104,16 @@ bad 400 "non-string text" /v1/intent '{"text": 5}' "non-empty string"
 bad 400 "empty body" /v1/intent '' "empty body"
 bad 400 "unknown intent" /v1/feedback '{"text": "wake me at 7", "intent": "SetAlarm"}' "unknown intent"
 bad 400 "invalid UTF-8" /v1/intent "$(printf '{"text": "\xff\xfe"}')" "UTF-8"
+# feedback needs the token
+ok
+code=$(curl -s -o "$TMP/resp" -w '%{http_code}' "$URL/v1/feedback" -d '{"text": "hi", "intent": "PlayMusic"}')
+[ "$code" = 401 ] && grep -q 'feedback token' "$TMP/resp" || fail "feedback without a token: HTTP $code $(cat "$TMP/resp")"
+ok
+code=$(curl -s -o "$TMP/resp" -w '%{http_code}' -H "Authorization: Bearer x$FBTOK" "$URL/v1/feedback" -d '{"text": "hi", "intent": "PlayMusic"}')
+[ "$code" = 401 ] || fail "feedback with a wrong token: HTTP $code $(cat "$TMP/resp")"
+ok
+code=$(curl -s -o "$TMP/resp" -w '%{http_code}' "$URL/v1/intent" -d '{"text": "play some jazz"}')
+[ "$code" = 200 ] || fail "/v1/intent needs no token: HTTP $code"
 ok
 code=$(curl -s -o "$TMP/resp" -w '%{http_code}' "$URL/v1/intent")
 [ "$code" = 405 ] || fail "GET /v1/intent: $code"
@@ -117,8 +136,8 @@ ok
 
 # ---- concurrent feedback: none lost -------------------------------------------------------------------
 ok
-python3 - "$URL" <<'EOF' || fail "concurrent feedback"
-import http.client, json, sys, threading, urllib.parse
+FBTOK=$FBTOK python3 - "$URL" <<'EOF' || fail "concurrent feedback"
+import http.client, json, os, sys, threading, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])
 labels = ["GetWeather", "PlayMusic", "BookRestaurant", "RateBook"]
 errors, done = [], []
@@ -126,7 +145,7 @@ def one(i):
     try:
         c = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
         body = json.dumps({"text": f"feedback example number {i} about {labels[i % 4].lower()}", "intent": labels[i % 4]})
-        c.request("POST", "/v1/feedback", body=body, headers={"Content-Type": "application/json"})
+        c.request("POST", "/v1/feedback", body=body, headers={"Content-Type": "application/json", "Authorization": "Bearer " + os.environ["FBTOK"]})
         r = c.getresponse()
         o = json.loads(r.read())
         assert r.status == 200 and o["learned"] is True, (r.status, o)
@@ -144,7 +163,25 @@ post /v1/intent '{"text": "what will the weather be like in oslo"}' >/dev/null
 stop
 
 # ---- restart: the learned examples are still there --------------------------------------------------------
-start --intent-allow-new 1
+start --intent-allow-new 1 --feedback-open 1
+# labels that must never become intents, though new intents are allowed here; strict JSON
+sum1=$(sha256sum <"$HEAD")
+bad 400 "label: invalid UTF-8" /v1/feedback "$(printf '{"text": "hello there", "intent": "Bad\xffLabel"}')" "UTF-8"
+bad 400 "label: embedded NUL" /v1/feedback '{"text": "hello there", "intent": "Play\u0000Music"}' "NUL"
+bad 400 "label: only white space" /v1/feedback '{"text": "hello there", "intent": "   "}' "white space"
+bad 400 "label: leading white space" /v1/feedback '{"text": "hello there", "intent": " PlayMusic"}' "white space"
+bad 400 "label: tab only" /v1/feedback '{"text": "hello there", "intent": "\t"}' "control character"
+bad 400 "label: 129 bytes" /v1/feedback "{\"text\": \"hello there\", \"intent\": \"$(printf 'a%.0s' $(seq 1 129))\"}" "1..128 bytes"
+bad 400 "label: C1 control" /v1/feedback '{"text": "hello there", "intent": "Play\u0085Music"}' "control character"
+bad 400 "raw control byte in a string" /v1/feedback "$(printf '{"text": "hel\001lo", "intent": "PlayMusic"}')" "control byte"
+bad 400 "lone surrogate" /v1/feedback '{"text": "x\ud800y", "intent": "PlayMusic"}' "surrogate"
+bad 400 "raw tab in a string" /v1/intent "$(printf '{"text": "a\tb"}')" "control byte"
+printf '\000{"text": "hello there", "intent": "PlayMusic"}' >"$TMP/nul.json"
+ok
+code=$(curl -s -o "$TMP/resp" -w '%{http_code}' --data-binary @"$TMP/nul.json" "$URL/v1/feedback")
+[ "$code" = 400 ] && grep -q 'control byte 0x00' "$TMP/resp" || fail "NUL before the body: HTTP $code $(cat "$TMP/resp")"
+ok
+[ "$(sha256sum <"$HEAD")" = "$sum1" ] || fail "a refused label changed the head file"
 post /v1/intent "{\"text\": \"$T2\"}" >/dev/null
 ok
 [ "$(field intent)" = "$L2" ] || fail "after restart '$T2' is '$(field intent)', not $L2"
@@ -157,6 +194,20 @@ post /v1/intent '{"text": "wake me up at seven tomorrow"}' >/dev/null
 ok
 [ "$(field intent)" = SetAlarm ] || fail "the new intent is not predicted: $(cat "$TMP/resp")"
 stop
+
+# ---- feedback closed by default; a world-readable token file is refused ----------------------------------
+start
+ok
+code=$(curl -s -o "$TMP/resp" -w '%{http_code}' "$URL/v1/feedback" -d '{"text": "hi", "intent": "PlayMusic"}')
+[ "$code" = 403 ] && grep -q 'closed' "$TMP/resp" || fail "feedback on a server with no token: HTTP $code $(cat "$TMP/resp")"
+stop
+chmod 644 "$TMP/fbtoken"
+ok
+timeout 60 "$SESLM" serve --model "$MODEL" --port 0 --intent-head "$HEAD" --feedback-token-file "$TMP/fbtoken" \
+    >"$TMP/u.out" 2>"$TMP/u.err" </dev/null
+rc=$?
+[ "$rc" = 1 ] && grep -q 'chmod 600' "$TMP/u.err" || fail "world-readable token file: exit $rc: $(cat "$TMP/u.err")"
+chmod 600 "$TMP/fbtoken"
 
 # ---- telemetry: the dumps carry the predicted-intent counts ----------------------------------------------
 ok

@@ -49,6 +49,9 @@ expect 1 "junk.db.*not a database" "a file that is not a database" -- "${SERVE[@
 expect 1 "cannot open" "an unwritable path" -- "${SERVE[@]}" --session-db "$TMP/no/such/dir/s.db"
 expect 2 "session-ttl" "bad TTL" -- "${SERVE[@]}" --session-db "$DB" --session-ttl -5
 grep -q "^this is not" "$TMP/junk.db" || fail "the junk file was changed"
+# an existing store readable by others is made private when opened
+(umask 022 && sqlite3 "$DB" "PRAGMA user_version=0;" && [ "$(stat -c %a "$DB")" = 644 ]) || fail "could not make a 0644 database"
+
 
 N_START=0
 start() {
@@ -67,6 +70,10 @@ start() {
     done
     [ -n "$PORT" ] || { cat "$LOG" >&2; exit 1; }
     URL=http://127.0.0.1:$PORT
+    ok # conversations are user data: owner-only, WAL included
+    for f in "$DB" "$DB-wal"; do
+        [ ! -e "$f" ] || [ "$(stat -c %a "$f")" = 600 ] || fail "$f has mode $(stat -c %a "$f")"
+    done
 }
 stop() {
     kill -TERM "$PID"

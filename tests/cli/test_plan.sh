@@ -70,6 +70,32 @@ for b in bad:
 sys.exit(1 if bad else 0)
 PY
 
+# a failed plan leaves no output: not in a new --out (not even the directory), and an existing --out as it was
+: >"$TMP/empty.txt"
+printf '  \n\t\n\n' >"$TMP/blank.txt"
+for calib in "$TMP/empty.txt" "$TMP/blank.txt" "$TMP/missing.txt"; do
+    "$SESLM" plan --model "$MODEL" --telemetry "$TMP/tel" --config "$ROOT/configs/evolve.yaml" --calib "$calib" \
+        --out "$TMP/o4" --threads 1 --quiet >/dev/null 2>"$TMP/c.err"
+    rc=$?
+    [ "$rc" -eq 1 ] || fail "plan with calibration $(basename "$calib"): exit $rc, expected 1"
+    [ ! -e "$TMP/o4" ] || fail "plan with calibration $(basename "$calib") left $(ls -A "$TMP/o4")"
+    [ "$calib" = "$TMP/missing.txt" ] || grep -q "no line with text" "$TMP/c.err" || fail "calibration $(basename "$calib"): $(cat "$TMP/c.err")"
+    (cd "$TMP/out" && sha256sum profile.json scores.json plan-*.json) >"$TMP/before.sum"
+    "$SESLM" plan --model "$MODEL" --telemetry "$TMP/tel" --config "$ROOT/configs/evolve.yaml" --calib "$calib" \
+        --out "$TMP/out" --threads 1 --quiet >/dev/null 2>"$TMP/c.err"
+    rc=$?
+    [ "$rc" -eq 1 ] || fail "plan into an existing --out with calibration $(basename "$calib"): exit $rc"
+    (cd "$TMP/out" && sha256sum --quiet -c "$TMP/before.sum") || fail "a failed plan changed the existing --out"
+    ls -A "$TMP/out" | grep -q '^\.plan\.tmp' && fail "a failed plan left a temporary directory in --out"
+done
+# an empty (0-byte) config is an error, not the built-in defaults
+: >"$TMP/empty.yaml"
+"$SESLM" plan --model "$MODEL" --telemetry "$TMP/tel" --config "$TMP/empty.yaml" --calib "$TMP/in.txt" --out "$TMP/o5" \
+    >/dev/null 2>"$TMP/c.err"
+rc=$?
+[ "$rc" -eq 1 ] && grep -q "is empty" "$TMP/c.err" || fail "0-byte config: exit $rc: $(cat "$TMP/c.err")"
+[ ! -e "$TMP/o5" ] || fail "0-byte config left $TMP/o5"
+
 # a policy above the hard cap is rejected
 printf 'cap: 0.5\ntargets: [0.1]\n' >"$TMP/bad.yaml"
 "$SESLM" plan --model "$MODEL" --telemetry "$TMP/tel" --config "$TMP/bad.yaml" --calib "$TMP/in.txt" --out "$TMP/o2" \

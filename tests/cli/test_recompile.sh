@@ -32,6 +32,9 @@ expect 0 '"params_ratio"' "recompile plan-20" -- recompile --model "$MODEL" --pl
     --config "$ROOT/configs/evolve.yaml"
 cp "$TMP/e.out" "$TMP/summary.json"
 [ -f "$STU/model.safetensors" ] || fail "recompile: no student model.safetensors"
+ok # the student's manifest, checked by coreutils: every file listed, every hash right
+(cd "$STU" && sha256sum --quiet -c SHA256SUMS && [ "$(wc -l <SHA256SUMS)" = "$(find . -type f ! -name SHA256SUMS | wc -l)" ]) ||
+    fail "the student's SHA256SUMS does not check"
 ls -d "$TMP"/student.tmp.* >/dev/null 2>&1 && fail "recompile left a temporary directory"
 "$SESLM" info --model "$MODEL" --json >"$TMP/info_parent.json" 2>"$TMP/info.err" || fail "info parent: $(cat "$TMP/info.err")"
 "$SESLM" info --model "$STU" --json >"$TMP/info_student.json" 2>"$TMP/info.err" || fail "info student: $(cat "$TMP/info.err")"
@@ -145,8 +148,22 @@ expect 0 'usage: seslm recompile' "--help" -- recompile --help
 expect 2 'bad value' "bad --quantize" -- recompile --model "$MODEL" --plan "$PLAN" --out "$TMP/s6" --quantize int4
 expect 2 'ridge' "bad --ridge" -- recompile --model "$MODEL" --plan "$PLAN" --out "$TMP/s7" --ridge -1
 printf '\n\n' >"$TMP/empty_calib.txt"
-expect 1 'no non-empty lines' "empty calibration file" -- recompile --model "$MODEL" --plan "$PLAN" --out "$TMP/s8" \
+expect 1 'no line with text' "empty calibration file" -- recompile --model "$MODEL" --plan "$PLAN" --out "$TMP/s8" \
     --calibration "$TMP/empty_calib.txt"
+printf '   \n\t\n \t \n' >"$TMP/blank_calib.txt"
+expect 1 'no line with text' "calibration file of blank lines" -- recompile --model "$MODEL" --plan "$PLAN" --out "$TMP/s8" \
+    --calibration "$TMP/blank_calib.txt"
+# without --config the built-in policy still applies: a layer stripped of every head is refused
+python3 - "$PLAN" "$TMP/noheads.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+p["layers"][2]["remove_heads"] = list(range(12))
+json.dump(p, open(sys.argv[2], "w"))
+PY
+expect 1 'keeps 0 heads, below min_heads' "plan keeping 0 heads, no --config" -- recompile --model "$MODEL" \
+    --plan "$TMP/noheads.json" --out "$TMP/s10"
+ok
+[ ! -e "$TMP/s10" ] || fail "a plan keeping 0 heads left $TMP/s10"
 ls -d "$TMP"/s?.tmp.* >/dev/null 2>&1 && fail "a failed recompile left a temporary directory"
 [ ! -e "$TMP/s8" ] || fail "a failed recompile left $TMP/s8"
 

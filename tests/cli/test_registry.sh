@@ -9,6 +9,9 @@
 #     then `promote` work, live/previous swap, `rollback` swaps back;
 #   * the audit log verifies, and its chain is recomputed here independently (hashlib, json) from the
 #     SQLite file; a row changed or removed behind the triggers' back is detected (exit 1);
+#   * anchored with an audit key (seslm audit new-key / rotate-key), a row rewritten with every later hash
+#     recomputed (tests/cli/audit_rewrite.py) fails verification, HMACs kept or dropped; without the key
+#     an anchored log is neither verified nor written; rotation needs the old key;
 #   * `promote --notify` / `rollback --notify` make a running `seslm serve` with an admin token
 #     reload the stored model, with zero failed requests from a client embedding throughout; a wrong
 #     token is refused (401) and reported;
@@ -143,6 +146,7 @@ expect 1 'audit row 5.*removed or inserted' "removed row detected" -- audit veri
 export SESLM_REGISTRY=sqlite:$TMP/pristine.db SESLM_STORE=$TMP/store-sqlite SESLM_POLICY=$ROOT/configs/governance.yaml
 echo "s3cret-token-$$" >"$TMP/token"
 echo "wrong" >"$TMP/badtoken"
+chmod 600 "$TMP/token" "$TMP/badtoken" # secrets must be private (docs/security.md)
 LOG=$TMP/server.log
 "$SESLM" serve --model "$TMP/m1" --port 0 --threads 1 --admin-token-file "$TMP/token" >"$LOG" 2>&1 &
 PID=$!
@@ -193,6 +197,43 @@ else
 fi
 unset SESLM_POLICY SESLM_ACTOR
 
+# ---- the audit anchor: a chain rewritten and recomputed in the database fails verification ----------
+# anchor_suite NAME REGISTRY_URL KIND WHERE (KIND WHERE: "sqlite" PATH or "pg" DSN, for tests/cli/audit_rewrite.py)
+anchor_suite() {
+    local name=$1 reg=$2 kind=$3 where=$4
+    export SESLM_REGISTRY=$reg SESLM_STORE=$TMP/store-sqlite SESLM_POLICY=$ROOT/configs/governance.yaml SESLM_ACTOR=ci-bot
+    unset SESLM_AUDIT_KEY_FILE
+    expect 0 '' "$name anchor: register" -- registry register "$TMP/m1"
+    expect 0 '' "$name anchor: approve" -- approve 1 --by alice --reason "before the anchor"
+    expect 0 '"anchored":false' "$name anchor: verify, not anchored yet" -- audit verify
+    rm -f "$TMP/akey-$name" "$TMP/akey2-$name"
+    expect 0 '"key_id"' "$name anchor: new key" -- audit new-key "$TMP/akey-$name"
+    ok
+    [ "$(stat -c %a "$TMP/akey-$name")" = 600 ] || fail "$name: audit key mode $(stat -c %a "$TMP/akey-$name")"
+    export SESLM_AUDIT_KEY_FILE=$TMP/akey-$name
+    expect 0 '"anchored_from":3' "$name anchor: first anchoring" -- audit rotate-key --reason "anchor the log"
+    expect 0 '' "$name anchor: promote with the key" -- promote 1 --reason "anchored write"
+    expect 0 '"anchored_from":3' "$name anchor: verify with the key" -- audit verify
+    unset SESLM_AUDIT_KEY_FILE
+    expect 1 'anchored with an HMAC key' "$name anchor: verify without the key" -- audit verify
+    expect 1 'anchored with an HMAC key' "$name anchor: a write without the key" -- approve 1 --by bob --reason x
+    expect 0 '' "$name anchor: another key" -- audit new-key "$TMP/akey2-$name"
+    SESLM_AUDIT_KEY_FILE=$TMP/akey2-$name expect 1 'not this key' "$name anchor: a write with another key" -- approve 1 --by bob --reason x
+    # rotation: verified under the old key, then anchored with the new one
+    SESLM_AUDIT_KEY_FILE=$TMP/akey2-$name expect 1 'does not verify under the previous key' "$name anchor: rotation without the old key" -- \
+        audit rotate-key
+    SESLM_AUDIT_KEY_FILE=$TMP/akey2-$name expect 0 '"ok":true' "$name anchor: rotation" -- audit rotate-key --previous-key-file "$TMP/akey-$name"
+    SESLM_AUDIT_KEY_FILE=$TMP/akey2-$name expect 0 '"ok":true' "$name anchor: verify with the new key" -- audit verify
+    SESLM_AUDIT_KEY_FILE=$TMP/akey-$name expect 1 'anchored with another key|not anchored' "$name anchor: the old key no longer verifies the head" -- audit verify
+    # the attack: row 2 rewritten and every later hash recomputed; the plain chain verifies again...
+    python3 "$ROOT/tests/cli/audit_rewrite.py" "$kind" "$where" 2 keep || fail "$name: could not rewrite the audit log"
+    SESLM_AUDIT_KEY_FILE=$TMP/akey2-$name expect 1 'HMAC does not match' "$name anchor: rewritten chain, HMACs kept" -- audit verify
+    python3 "$ROOT/tests/cli/audit_rewrite.py" "$kind" "$where" 2 drop || fail "$name: could not rewrite the audit log"
+    SESLM_AUDIT_KEY_FILE=$TMP/akey2-$name expect 1 'never anchored' "$name anchor: rewritten chain, HMACs dropped" -- audit verify
+    unset SESLM_POLICY SESLM_ACTOR SESLM_REGISTRY SESLM_STORE
+}
+anchor_suite sqlite "sqlite:$TMP/anchor.db" sqlite "$TMP/anchor.db"
+
 # ---- usage and connection errors ------------------------------------------------------------------
 expect 2 'unknown subcommand' "registry bogus" -- registry bogus
 expect 2 'unknown option' "registry list --bogus" -- registry list --bogus 1
@@ -224,6 +265,12 @@ if [ -n "${SESLM_TEST_PG_DSN:-}" ]; then
             UPDATE audit_log SET actor = 'mallory' WHERE seq = 6" >/dev/null || fail "pg: could not tamper"
         expect 1 'audit row 6' "pg: tampered row detected" -- audit verify --registry "pg:$SESLM_TEST_PG_DSN dbname=$db"
         psql "$SESLM_TEST_PG_DSN" -qAtc "DROP DATABASE $db WITH (FORCE)" >/dev/null
+        if psql "$SESLM_TEST_PG_DSN" -qAtc "CREATE DATABASE ${db}_a" >/dev/null; then
+            anchor_suite pg "pg:$SESLM_TEST_PG_DSN dbname=${db}_a" pg "$SESLM_TEST_PG_DSN dbname=${db}_a"
+            psql "$SESLM_TEST_PG_DSN" -qAtc "DROP DATABASE ${db}_a WITH (FORCE)" >/dev/null
+        else
+            fail "cannot create database ${db}_a"
+        fi
     else
         fail "cannot create database $db on $SESLM_TEST_PG_DSN"
     fi

@@ -37,6 +37,8 @@ usage() { # usage RC DESC ARGS...
 usage 2 "unknown option" --model "$MODEL" --bogus 1
 usage 2 "bad port" --model "$MODEL" --port 70000
 usage 2 "missing value" --model "$MODEL" --port
+usage 2 "bad precision" --model "$MODEL" --port 0 --precision fp16
+usage 2 "bad token budget" --model "$MODEL" --port 0 --max-batch-tokens 0
 usage 1 "missing model" --model "$TMP/no-such-model" --port 0
 usage 1 "broken model" --model "$TMP/models/minilm-broken" --port 0
 usage 1 "bad node id" --model "$MODEL" --port 0 --node "../etc" --telemetry-dir "$TMP/tel"
@@ -157,6 +159,12 @@ bad 400 "text and texts" -X POST "$E" -d '{"text": "a", "texts": ["b"]}'
 bad 400 "missing field" -X POST "$E" -d '{"input": ["a"]}'
 bad 400 "empty list" -X POST "$E" -d '{"texts": []}'
 bad 400 "deep nesting" -X POST "$E" --data-binary "$(python3 -c 'print("[" * 5000 + "]" * 5000)')"
+# strict JSON (RFC 8259): a raw control byte inside a string, a NUL before the body, \u0000, a lone surrogate
+bad 400 "raw control byte in a string" -X POST "$E" --data-binary "$(printf '{"texts": ["a\001b"]}')"
+printf '\000{"texts": ["a"]}' >"$TMP/nul.json"
+bad 400 "NUL before the body" -X POST "$E" --data-binary @"$TMP/nul.json"
+bad 400 "escaped NUL" -X POST "$E" -d '{"texts": ["a\u0000b"]}'
+bad 400 "lone surrogate" -X POST "$E" -d '{"texts": ["a\udc00b"]}'
 printf '{"texts": ["fine", "bad \xff\xfe bytes"]}' >"$TMP/utf8.json"
 if bad 400 "invalid UTF-8" -X POST "$E" --data-binary @"$TMP/utf8.json"; then
     grep -q 'texts\[1\]' "$TMP/resp" || fail "the UTF-8 error does not name texts[1]: $(cat "$TMP/resp")"

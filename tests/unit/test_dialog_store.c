@@ -6,6 +6,8 @@
 #include "dialog_policy.h"
 #include "test.h"
 
+#include <sys/stat.h>
+
 #include <pthread.h>
 #include <unistd.h>
 
@@ -45,6 +47,7 @@ static void *work(void *arg) {
 }
 
 int main(void) {
+    umask(022); // (the default of most shells: files would be 0644 unless created private)
     char dir[] = "/tmp/test_dialog_store_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     char db[256], path2[300];
@@ -57,6 +60,13 @@ int main(void) {
     CHECK_MSG(seslm_dialog_open(&d, &p, db, 0) == SESLM_OK, "%s", seslm_last_error());
     seslm_dialog_decision r = turn(d, "s1", "request_data", "report_type", "blood test \"é\"");
     CHECK(strcmp(r.action, "ask_missing_info") == 0 && strcmp(r.ask, "date") == 0);
+    { // conversations are user data: created owner-only whatever the umask, the WAL too
+        struct stat sb;
+        char wal[300];
+        snprintf(wal, sizeof wal, "%s-wal", db);
+        CHECK(stat(db, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+        CHECK(stat(wal, &sb) != 0 || (sb.st_mode & 0777) == 0600);
+    }
     seslm_dialog_free(d);
     d = NULL;
     CHECK_MSG(seslm_dialog_open(&d, &p, db, 0) == SESLM_OK, "%s", seslm_last_error());

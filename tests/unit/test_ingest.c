@@ -13,6 +13,8 @@
  *     (naming the file), the two good ones merged; a missing directory fails; nothing merged -> no view;
  *   - a dump whose sketch has another width is merged without its sketch, with a note. */
 #include "ingest.h"
+#include <cjson/cJSON.h>
+#include "profile.h"
 #include "telemetry_hdf5.h"
 #include "test.h"
 #include "tiny_runtime.h"
@@ -153,6 +155,51 @@ int main(void) {
         }
     }
     seslm_ingest_free(g);
+
+    // ---- the same window twice is counted once (issue 14): the same path twice, a byte copy under another
+    // name, a re-write of the same node / sequence / window; reported as duplicates, the totals those of A ----
+    {
+        char d2[1200], d3[1200], copy[4400], cmd[16384], rew[4096];
+        snprintf(d2, sizeof d2, "%s/dup", g_root);
+        snprintf(d3, sizeof d3, "%s/dup-rewrite", g_root);
+        mkdir(d2, 0755);
+        mkdir(d3, 0755);
+        const char *base = strrchr(path_a, '/') + 1; // "node-a-<time>-<seq>.h5" -> "node-c-<time>-<seq>.h5"
+        snprintf(copy, sizeof copy, "%s/node-c%s", d2, base + strlen("node-a"));
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s' '%s/'", path_a, copy, path_a, d2);
+        CHECK(system(cmd) == 0);
+        write_view(&va, d3, "node-a", 2, rew, sizeof rew);
+        g = NULL;
+        CHECK(seslm_ingest_new(&g, &(seslm_ingest_opts){.expected_sha256 = sha, .reservoir = 16}) == SESLM_OK);
+        CHECK(seslm_ingest_add_file(g, path_a) == SESLM_OK);
+        CHECK(seslm_ingest_add_file(g, path_a) == SESLM_OK);
+        CHECK(seslm_ingest_add_file(g, copy) == SESLM_OK);
+        CHECK(seslm_ingest_add_file(g, rew) == SESLM_OK);
+        CHECK(seslm_ingest_n_read(g) == 1 && seslm_ingest_n_duplicates(g) == 3 && seslm_ingest_n_skipped(g) == 0);
+        CHECK(strstr(seslm_ingest_duplicate(g, 0).reason, "identical bytes") != NULL);
+        CHECK(strstr(seslm_ingest_duplicate(g, 2).reason, "same node 'node-a'") != NULL ||
+              strstr(seslm_ingest_duplicate(g, 2).reason, "identical bytes") != NULL);
+        CHECK(strcmp(seslm_ingest_duplicate(g, 1).path, copy) == 0);
+        const seslm_telemetry_view *dv = seslm_ingest_view(g);
+        CHECK(dv && dv->n_sequences == va.n_sequences && dv->n_tokens == va.n_tokens && dv->n_requests == va.n_requests);
+        if (dv) CHECK(memcmp(dv->token_counts, va.token_counts, (size_t)va.vocab_size * 8) == 0);
+        cJSON *j = seslm_ingest_summary(g);
+        CHECK(j && cJSON_GetObjectItem(j, "files_duplicate") && cJSON_GetObjectItem(j, "files_duplicate")->valueint == 3);
+        cJSON_Delete(j);
+        seslm_ingest_free(g);
+        // a directory of the dump and its copy: ingest and the planner's reader both count A once
+        g = NULL;
+        CHECK(seslm_ingest_new(&g, &(seslm_ingest_opts){.expected_sha256 = sha, .reservoir = 16}) == SESLM_OK);
+        CHECK(seslm_ingest_add_dir(g, d2) == SESLM_OK);
+        CHECK(seslm_ingest_n_read(g) == 1 && seslm_ingest_n_duplicates(g) == 1);
+        seslm_ingest_free(g);
+        seslm_telemetry_dump *pd = NULL;
+        char pp[4400];
+        CHECK_MSG(seslm_profile_read_telemetry(d2, sha, &pd, pp, sizeof pp) == SESLM_OK, "%s", seslm_last_error());
+        CHECK(pd && pd->v.n_sequences == va.n_sequences && pd->v.n_tokens == va.n_tokens);
+        CHECK(strstr(pp, "1 duplicates skipped") != NULL);
+        seslm_telemetry_dump_free(pd);
+    }
 
     // ---- uniformity: over many merge seeds, the rows taken from A average R * seenA / (seenA + seenB) ----
     {

@@ -57,14 +57,28 @@ static void roundtrip(const char *tmp, const unsigned char *key, size_t n, unsig
     unsigned char *b = malloc(n + 1);
     for (size_t i = 0; i < n; i++) b[i] = (unsigned char)(i * 7 + 3);
     write_all_file(in, b, n);
-    CHECK(seslm_crypt_encrypt_file(key, in, out, "rt.bin", chunk) == SESLM_OK);
+    unsigned char bind[32], bound[32];
+    for (int i = 0; i < 32; i++) bind[i] = (unsigned char)(n + i);
+    CHECK(seslm_crypt_encrypt_file(key, in, out, "rt.bin", chunk, bind) == SESLM_OK);
     unsigned char *d = NULL;
     size_t dn = 99;
-    CHECK_MSG(seslm_crypt_decrypt_file(key, out, "rt.bin", &d, &dn) == SESLM_OK, "%zu/%u: %s", n, chunk, seslm_last_error());
+    int ver = 0;
+    CHECK_MSG(seslm_crypt_decrypt_file(key, out, "rt.bin", &d, &dn, bound, &ver) == SESLM_OK, "%zu/%u: %s", n, chunk,
+              seslm_last_error());
     CHECK(dn == n && (n == 0 || (d && memcmp(d, b, n) == 0)));
+    CHECK(ver == 2 && memcmp(bound, bind, 32) == 0); // the bound digest comes back, authenticated
     seslm_crypt_buffer_free(d, dn);
     // the name is bound in: the same bytes under another name are refused
-    CHECK(seslm_crypt_decrypt_file(key, out, "other.bin", &d, &dn) == SESLM_ERR_FORMAT);
+    CHECK(seslm_crypt_decrypt_file(key, out, "other.bin", &d, &dn, NULL, NULL) == SESLM_ERR_FORMAT);
+    // the bound digest is authenticated: one bit changed in it fails every chunk
+    size_t fn = 0;
+    unsigned char *fb = read_all_file(out, &fn);
+    if (fb && fn > 40) {
+        fb[32 + 5] ^= 0x01;
+        write_all_file(out, fb, fn);
+        CHECK(seslm_crypt_decrypt_file(key, out, "rt.bin", &d, &dn, NULL, NULL) == SESLM_ERR_FORMAT);
+    }
+    free(fb);
     free(b);
 }
 
@@ -95,10 +109,28 @@ int main(void) {
 
     // a key inside the model directory is refused; so is an existing output
     snprintf(p, sizeof p, "%s/inside.key", plain);
-    CHECK(seslm_crypt_key_generate(p) == SESLM_OK);
+    CHECK(seslm_crypt_key_generate(p) == SESLM_ERR_ARG); // never written into a model directory
+    CHECK(strstr(seslm_last_error(), "inside the model directory") != NULL);
+    CHECK(stat(p, &sb) != 0);
+    snprintf(p, sizeof p, "%s/1_Pooling/inside.key", plain); // nor anywhere below one
+    CHECK(seslm_crypt_key_generate(p) == SESLM_ERR_ARG);
+    CHECK(stat(p, &sb) != 0);
+    snprintf(p, sizeof p, "%s/inside.key", plain);
+    {
+        FILE *kf = fopen(p, "w"); // put there by hand: encrypt refuses to use it
+        CHECK(kf != NULL);
+        if (kf) fclose(kf);
+    }
     CHECK(seslm_crypt_encrypt_dir(key, plain, enc, p, 256) == SESLM_ERR_ARG);
     CHECK(strstr(seslm_last_error(), "inside the model directory") != NULL);
     unlink(p);
+    // a key readable by others is refused, unless explicitly allowed
+    chmod(key2f, 0644);
+    CHECK(seslm_crypt_key_load(key2, key2f) == SESLM_ERR_ARG && strstr(seslm_last_error(), "chmod 600"));
+    setenv("SESLM_INSECURE_SECRET_FILES", "1", 1);
+    CHECK(seslm_crypt_key_load(key2, key2f) == SESLM_OK);
+    unsetenv("SESLM_INSECURE_SECRET_FILES");
+    chmod(key2f, 0600);
     CHECK(stat(enc, &sb) != 0);
     CHECK_MSG(seslm_crypt_encrypt_dir(key, plain, enc, keyf, 256) == SESLM_OK, "%s", seslm_last_error());
     CHECK(seslm_crypt_encrypt_dir(key, plain, enc, keyf, 256) == SESLM_ERR_IO);
@@ -142,14 +174,15 @@ int main(void) {
 
     if (orig) {
         unsigned char *t = malloc(n);
+        const size_t H = 64; // the header (version 2)
         // one flipped bit in the ciphertext of chunk 2
         memcpy(t, orig, n);
-        t[32 + 2 * (256 + 28) + 12 + 100] ^= 0x01;
+        t[H + 2 * (256 + 28) + 12 + 100] ^= 0x01;
         write_all_file(p, t, n);
         expect_refused(enc, "authentication failed in chunk 2", "flipped byte");
         // a flipped bit in a tag
         memcpy(t, orig, n);
-        t[32 + 256 + 12 + 3] ^= 0x80;
+        t[H + 256 + 12 + 3] ^= 0x80;
         write_all_file(p, t, n);
         expect_refused(enc, "authentication failed in chunk 0", "flipped tag");
         // truncated: the last chunk cut off
@@ -157,8 +190,8 @@ int main(void) {
         expect_refused(enc, "truncated", "truncated");
         // chunks 0 and 1 swapped (both full)
         memcpy(t, orig, n);
-        memcpy(t + 32, orig + 32 + 284, 284);
-        memcpy(t + 32 + 284, orig + 32, 284);
+        memcpy(t + H, orig + H + 284, 284);
+        memcpy(t + H + 284, orig + H, 284);
         write_all_file(p, t, n);
         expect_refused(enc, "authentication failed in chunk 0", "reordered");
         // the header's chunk size changed (and the file still "fits": 256 -> 256 is the only fit, so any
@@ -169,6 +202,28 @@ int main(void) {
         expect_refused(enc, "model.safetensors.enc", "changed header");
         // restored: loads again
         write_all_file(p, orig, n);
+        CHECK(embed(enc, b) && memcmp(a, b, sizeof a) == 0);
+        // the clear files are authenticated too: an edited vocabulary, an edited config, an added tokenizer
+        // file, a removed pooling file are each refused (issue 14)
+        const char *clear[] = {"vocab.txt", "config.json", "1_Pooling/config.json"};
+        char cp[800];
+        for (int i = 0; i < 3; i++) {
+            snprintf(cp, sizeof cp, "%s/%s", enc, clear[i]);
+            size_t cn = 0;
+            unsigned char *cb = read_all_file(cp, &cn);
+            CHECK(cb && cn > 2);
+            if (!cb || cn <= 2) continue;
+            cb[cn / 2] ^= 0x20;
+            write_all_file(cp, cb, cn);
+            expect_refused(enc, "changed, added or removed after encryption", clear[i]);
+            cb[cn / 2] ^= 0x20;
+            write_all_file(cp, cb, cn);
+            free(cb);
+        }
+        snprintf(cp, sizeof cp, "%s/tokenizer.json", enc);
+        write_all_file(cp, (const unsigned char *)"{}", 2);
+        expect_refused(enc, "changed, added or removed after encryption", "added tokenizer.json");
+        unlink(cp);
         CHECK(embed(enc, b) && memcmp(a, b, sizeof a) == 0);
         free(t);
     }

@@ -13,6 +13,7 @@
 #include "cuda/cuda_kernels.h"
 #endif
 
+#ifdef SESLM_HAVE_CUDA
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static float frand(void) {
     rng ^= rng << 13;
@@ -21,7 +22,6 @@ static float frand(void) {
     return (float)(rng >> 40) / 8388608.0f - 1.0f;
 }
 
-#ifdef SESLM_HAVE_CUDA
 static void test_type(int type, int M, int N, int K) {
     int vt = qb_vec_dot_type(type);
     size_t wrow = qb_row_bytes(type, K), xrow = qb_row_bytes(vt, K);

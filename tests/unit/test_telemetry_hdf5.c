@@ -441,6 +441,10 @@ static void flip_all(const char *sample, const char *p, uint8_t *img, size_t n) 
             CHECK_MSG(diff == NULL, "byte %zu changed: accepted with a different %s", at, diff);
         }
         seslm_telemetry_dump_free(d);
+        // whatever failed, every object the reader opened is closed again (files, groups, datasets,
+        // attributes, datatypes, dataspaces): none is left to HDF5's shutdown
+        ssize_t open_objs = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
+        CHECK_MSG(open_objs == 0, "flip at %zu (%s): %zd HDF5 objects left open", at, st ? "rejected" : "read", open_objs);
         img[at] = old;
     }
     printf("random byte changes: %d of %d rejected, the rest in bytes HDF5 does not read\n", rejected, tries);

@@ -5,10 +5,13 @@
  *     scalar is expected, a bad boolean: each fails with "file:line: key: expected ..." naming the line;
  *   - an unknown key, a duplicate key, malformed YAML, a top level that is not a mapping, aliases,
  *     several documents: clear errors with the line;
- *   - a missing file; an empty file is an empty mapping;
+ *   - a missing file; an empty string is an empty mapping, an empty (or comments-only) FILE an error, "{}"
+ *     the explicit empty mapping;
  *   - configs/drift.yaml loads, and its values equal the built-in defaults (pipeline/drift/drift.c). */
 #include "drift.h"
 #include "test.h"
+
+#include <unistd.h>
 #include "yaml_config.h"
 
 static seslm_yaml *load(const char *text) {
@@ -117,6 +120,28 @@ int main(void) {
     y = load("# only a comment\n");
     CHECK(y != NULL);
     seslm_yaml_free(y);
+    // ... but a config FILE that says nothing is an error, not "run on the defaults"; {} is explicit
+    {
+        char fn[] = "/tmp/test_yaml_empty_XXXXXX";
+        int fd = mkstemp(fn);
+        CHECK(fd >= 0);
+        const char *bodies[] = {"", "\n\n", "# only a comment\n  # another\n", "---\n", "  \n---\n# x\n"};
+        for (int i = 0; i < 5; i++) {
+            FILE *f = fopen(fn, "wb");
+            fputs(bodies[i], f);
+            fclose(f);
+            y = NULL;
+            CHECK_MSG(seslm_yaml_load(&y, fn) == SESLM_ERR_FORMAT && !y, "body %d loaded", i);
+            CHECK(strstr(seslm_last_error(), "is empty") && strstr(seslm_last_error(), fn));
+        }
+        FILE *f = fopen(fn, "wb");
+        fputs("# defaults on purpose\n{}\n", f);
+        fclose(f);
+        CHECK_MSG(seslm_yaml_load(&y, fn) == SESLM_OK && y && !seslm_yaml_has(y, "a"), "%s", seslm_last_error());
+        seslm_yaml_free(y);
+        close(fd);
+        unlink(fn);
+    }
     // a missing file
     CHECK(seslm_yaml_load(&y, "/nonexistent/x.yaml") == SESLM_ERR_IO && !y);
     CHECK(strstr(seslm_last_error(), "/nonexistent/x.yaml") != NULL);
