@@ -443,7 +443,8 @@ enum { ISA_C, ISA_AVX2, ISA_AVX512 };
 
 static int hw_isa(void) {
 #ifdef QB_X86
-    int have2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    // (every AVX2 CPU has F16C; clang's __builtin_cpu_supports does not know "f16c")
+    int have2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     int have512 = have2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                   __builtin_cpu_supports("avx512vl");
     return have512 ? ISA_AVX512 : have2 ? ISA_AVX2 : ISA_C;

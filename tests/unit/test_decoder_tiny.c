@@ -73,7 +73,7 @@ static void test_tokenizer(const seslm_llm *m) {
     for (int i = 0; i < n; i++) CHECK(ids[i] != 1);
     free(ids);
     // byte round trip on text with every kind of pre-token
-    const char *texts[] = {"Hello,   world!\n\n\tcaf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac 3.14 don't", "   ", "a\x01" "b",
+    const char *texts[] = {"Hello,   world!\n\n\tcaf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac 3.14 don't", "   ", "a\001b",
                            "\xf0\x9f\x98\x80!", "x's y'll"};
     for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++) {
         size_t L = strlen(texts[k]);
