@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config curl ca-certificates python3 python3-venv
-      libutf8proc-dev libcjson-dev libopenblas-openmp-dev libssl-dev
+      libutf8proc-dev libcjson-dev libopenblas-openmp-dev liblapacke-dev libssl-dev
       clang libclang-rt-14-dev)
 # `seslm serve`: libmicrohttpd; promtool (in Debian's prometheus package) lints /metrics in the tests
 pkgs+=(libmicrohttpd-dev prometheus)

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # test.sh — build and run the whole test suite, as CI does:
-#   1. release build (CUDA sources compiled when nvcc is present) + ctest
+#   1. release build (CUDA sources compiled when nvcc is present) + ctest; the ctest install_tree installs
+#      into a temporary prefix, builds a small C program with `pkg-config --cflags --libs seslm` against
+#      the installed core, runs it on the real model, checks with ldd that it pulls in no HTTP, SQL or
+#      curl library, and pip-installs ./python (tests/install/test_install.sh); deploy_files lints the
+#      Dockerfile, the Kubernetes manifests and the systemd units (tests/deploy/test_deploy.sh)
 #   2. ASan + UBSan build + ctest (every test, the real-model parity tests included)
 #   3. libFuzzer targets (clang) run for a bounded time
 # Installs missing packages and fetches the real model first.

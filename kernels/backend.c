@@ -1,8 +1,7 @@
-/* backend.c — backend registry. */
+/* backend.c — backend registry. The CUDA backends come from the plugin library (cuda_plugin.h). */
 #include "backend.h"
-#ifdef SESLM_HAVE_CUDA
-#include "cuda/cuda_kernels.h"
-#endif
+#include "cuda_plugin.h"
+#include "seslm.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +18,14 @@ float *seslm_weight_pack32(const float *w, int N, int K) {
 const seslm_backend *seslm_backend_get(const char *name) {
     if (!name || strcmp(name, "cpu") == 0) return seslm_backend_cpu_fast();
     if (strcmp(name, "cpu-ref") == 0) return seslm_backend_cpu_ref();
-#ifdef SESLM_HAVE_CUDA
-    if (strcmp(name, "cuda") == 0) return seslm_backend_cuda(0); // NULL without a visible device
-    if (strcmp(name, "cuda-fp16") == 0) return seslm_backend_cuda(1);
-#endif
+    if (strcmp(name, "cuda") == 0 || strcmp(name, "cuda-fp16") == 0) {
+        const char *why = NULL;
+        const seslm_cuda_plugin *p = seslm_cuda_plugin_get(&why);
+        if (!p) {
+            seslm_fail(SESLM_ERR_ARG, "%s", why);
+            return NULL;
+        }
+        return p->backend(strcmp(name, "cuda-fp16") == 0); // NULL without a visible device
+    }
     return NULL;
 }

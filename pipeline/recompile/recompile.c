@@ -157,6 +157,26 @@ static seslm_status write_config(const seslm_model *m, const seslm_plan *pl, con
         if (o->compress_embeddings) cJSON_AddNumberToObject(qz, "word_embeddings_exact_rows", exact_rows);
         cJSON_AddStringToObject(qz, "sparsity", o->sparse24_ffn ? "2:4 (FFN weights, F32 values + 2-bit positions)" : "dense");
     }
+    // A stock loader must refuse a student rather than misread it: per-layer widths, INT8, 2:4 or compressed
+    // rows are not what BertModel would build from "bert" (transformers then re-initialises or reinterprets
+    // tensors silently). An unknown model_type is refused by AutoConfig, and the architectures entry names
+    // what the weights are. SE-SLM itself reads seslm_layers / seslm_quantization.
+    int uniform = !(o->quantize_int8 || o->compress_embeddings || o->sparse24_ffn);
+    for (int l = 0; l < c->n_layers; l++) uniform &= kh[l] == c->layers[0].n_heads && kf[l] == c->layers[0].ffn_dim;
+    const cJSON *heads0 = cJSON_GetObjectItemCaseSensitive(r, "num_attention_heads");
+    const cJSON *ffn0 = cJSON_GetObjectItemCaseSensitive(r, "intermediate_size");
+    uniform &= cJSON_IsNumber(heads0) && heads0->valueint == kh[0] && cJSON_IsNumber(ffn0) && ffn0->valueint == kf[0];
+    if (!uniform) {
+        cJSON *mt = cJSON_DetachItemFromObjectCaseSensitive(r, "model_type");
+        if (cJSON_IsString(mt) && strcmp(mt->valuestring, "seslm_bert") != 0)
+            cJSON_AddStringToObject(r, "seslm_parent_model_type", mt->valuestring);
+        cJSON_Delete(mt);
+        cJSON_AddStringToObject(r, "model_type", "seslm_bert");
+        cJSON_DeleteItemFromObjectCaseSensitive(r, "architectures");
+        cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
+        cJSON_AddItemToArray(arch, cJSON_CreateString("SeslmBertModel"));
+    }
+    cJSON_AddItemToObject(lin, "build", cJSON_Parse(seslm_build_info_json())); // provenance
     char *txt = cJSON_Print(r);
     cJSON_Delete(r);
     if (!txt) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");

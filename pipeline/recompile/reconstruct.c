@@ -7,12 +7,17 @@
 #ifdef SESLM_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
+#ifdef SESLM_HAVE_LAPACKE
+#include <lapacke.h>
+#endif
 
 static double gram_at(const double *G, int K1, int i, int j) { // symmetric, upper triangle stored
     return i <= j ? G[(size_t)i * K1 + j] : G[(size_t)j * K1 + i];
 }
 
-// In-place Cholesky of the SPD (n, n) matrix a (lower triangle = L). 0 when not positive definite.
+#ifndef SESLM_HAVE_LAPACKE
+// The plain-C solve (the reference; used when LAPACKE is not there):
+// in-place Cholesky of the SPD (n, n) matrix a (lower triangle = L). 0 when not positive definite.
 static int cholesky(double *a, int n) {
     for (int j = 0; j < n; j++) {
         double d = a[(size_t)j * n + j];
@@ -58,6 +63,7 @@ static void chol_solve(const double *L, int n, double *B, int m) {
         for (int j = 0; j < m; j++) bi[j] /= d;
     }
 }
+#endif
 
 // tr(X^T G X) for X (K1, N) = sum of squares of the outputs over the calibration tokens
 static double quad_form(const double *G, int K1, const double *X, int N, double *tmp /* (K1, N) */) {
@@ -125,11 +131,17 @@ seslm_status seslm_reconstruct_linear(float *w_out, float *b_out, const float *w
         }
     }
 #endif
-    if (!cholesky(A, ns)) {
+    // A X = (Gs Wa): A is SPD (a Gram matrix plus a ridge); Cholesky factor and two triangular solves
+#ifdef SESLM_HAVE_LAPACKE
+    const int spd = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'L', ns, N, A, ns, X, N) == 0;
+#else
+    const int spd = cholesky(A, ns);
+    if (spd) chol_solve(A, ns, X, N);
+#endif
+    if (!spd) {
         st = seslm_fail(SESLM_ERR_ARG, "reconstruction: the calibration Gram matrix is singular (too little calibration text?)");
         goto done;
     }
-    chol_solve(A, ns, X, N);
     for (int n = 0; n < N; n++) {
         for (int i = 0; i < ns - 1; i++) w_out[(size_t)n * (ns - 1) + i] = (float)X[(size_t)i * N + n];
         b_out[n] = (float)X[(size_t)(ns - 1) * N + n];

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 
@@ -22,6 +24,7 @@ char *seslm_validate_verdict_json(const seslm_validate_config *c, const seslm_va
     for (int i = 0; i < r->n_results; i++) failed += !r->results[i].pass;
     cJSON_AddNumberToObject(root, "gates_failed", failed);
     cJSON_AddNumberToObject(root, "gates_total", r->n_results);
+    cJSON_AddItemToObject(root, "seslm_build", cJSON_Parse(seslm_build_info_json())); // provenance
     cJSON *p = cJSON_AddObjectToObject(root, "parent"), *q = cJSON_AddObjectToObject(root, "candidate");
     cJSON_AddStringToObject(p, "dir", r->parent_dir);
     cJSON_AddStringToObject(p, "weights_sha256", r->parent_sha256);
@@ -142,9 +145,21 @@ void seslm_validate_junit(const seslm_validate_result *r, FILE *f) {
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(f, "<testsuites name=\"seslm validate\" tests=\"%d\" failures=\"%d\" errors=\"0\" time=\"%.3f\">\n",
             r->n_results, failed, r->seconds);
-    fprintf(f, "  <testsuite name=\"gates\" tests=\"%d\" failures=\"%d\" errors=\"0\" skipped=\"0\" time=\"%.3f\">\n",
-            r->n_results, failed, r->seconds);
-    fprintf(f, "    <properties>\n      <property name=\"parent\" value=\"");
+    // timestamp (ISO 8601, UTC, written when the report is) and hostname: where and when the gates ran
+    char host[256] = "", stamp[32] = "";
+    if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "unknown");
+    time_t now = time(NULL);
+    struct tm tmv;
+    if (gmtime_r(&now, &tmv)) strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tmv);
+    fprintf(f, "  <testsuite name=\"gates\" tests=\"%d\" failures=\"%d\" errors=\"0\" skipped=\"0\" time=\"%.3f\" "
+               "timestamp=\"%s\" hostname=\"",
+            r->n_results, failed, r->seconds, stamp);
+    xml_escaped(f, host);
+    fprintf(f, "\">\n");
+    fprintf(f, "    <properties>\n      <property name=\"seslm_version\" value=\"%s\"/>\n      <property name=\"seslm_commit\" value=\"",
+            seslm_version());
+    xml_escaped(f, seslm_build_commit());
+    fprintf(f, "\"/>\n      <property name=\"parent\" value=\"");
     xml_escaped(f, r->parent_dir);
     fprintf(f, "\"/>\n      <property name=\"candidate\" value=\"");
     xml_escaped(f, r->candidate_dir);

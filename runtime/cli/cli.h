@@ -40,9 +40,11 @@ typedef struct {
     int threads;         // --threads N
     const char *precision; // --precision fp32|bf16|int8 (NULL: the model's config)
     cli_texts texts;     // positional TEXT arguments, then --input lines
+    const char *prompt_name; // --prompt-name NAME (config_sentence_transformers.json)
+    const char *prompt;      // --prompt TEXT
 } cli_opts;
 
-/* Parses --model, --input, --batch, --threads, --backend and TEXT...; prints `help` for --help.
+/* Parses --model, --input, --batch, --threads, --backend, --prompt[-name] and TEXT...; prints `help` for --help.
  * Returns -1 to continue, else the exit code to return (0 after --help, 2 on a usage error, 1 on
  * an unreadable input file). Requires at least one input when need_text. */
 int cli_parse_common(cli_opts *o, const char *cmd, const char *help, int argc, char **argv, int need_text);
@@ -50,6 +52,38 @@ void cli_opts_free(cli_opts *o);
 /* Names input i for messages: "input 2 (line 3 of FILE)", or "input 2" for TEXT arguments; the index
  * is the "index" of the output lines. */
 void cli_input_name(const cli_opts *o, int i, char *buf, size_t cap);
+
+/* Writes s as a quoted JSON string to f: " and \\ escaped, control bytes (and DEL) as \\u00XX, other bytes
+ * (UTF-8) as they are. The one JSON string writer of the commands (the server's is sb_json_str). */
+void cli_json_str(FILE *f, const char *s);
+
+/* The option parser of the commands (cli_args.c): one table entry per option. */
+typedef enum {
+    CLI_ARG_STR,  // dst: const char **, the next argument
+    CLI_ARG_INT,  // dst: int *, an integer in [lo, hi]
+    CLI_ARG_NUM,  // dst: double *, a number in [lo, hi]
+    CLI_ARG_FLAG, // dst: int *, set to 1; takes no value
+    CLI_ARG_LIST, // dst: cli_list *, a repeatable option: each value appended (at most cap)
+} cli_arg_kind;
+
+typedef struct {
+    const char **items; // caller's array of cap pointers (the values point into argv)
+    int n, cap;
+} cli_list;
+
+typedef struct {
+    const char *name; // "--port"; aliases as "--backend|--device"; NULL ends the table
+    cli_arg_kind kind;
+    void *dst;
+    double lo, hi;
+} cli_arg;
+
+/* Parses argv[1..argc) against args: an option's value is the next argument (even one starting with '-');
+ * --help / -h prints help (returns 0); after "--" every argument is positional; positional arguments go to
+ * pos (NULL: each is a usage error). Returns -1 to go on, 2 after a usage error (message printed: "--x
+ * needs a value", "--x must be an integer in LO..HI (got 'v')", "--x must be a number in [LO, HI] (got
+ * 'v')", "unknown option '--x' (see seslm CMD --help)", "unexpected argument 'a' (...)"), 1 out of memory. */
+int cli_parse_args(const char *cmd, const char *help, const cli_arg *args, int argc, char **argv, cli_texts *pos);
 
 int cmd_tokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
@@ -74,5 +108,6 @@ int cmd_intent(int argc, char **argv);
 int cmd_kb(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

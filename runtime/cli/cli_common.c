@@ -107,51 +107,25 @@ int cli_parse_common(cli_opts *o, const char *cmd, const char *help, int argc, c
     o->model_dir = cli_default_model_dir();
     o->backend = "cpu";
     o->batch = 32;
-    int only_text = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!only_text && cli_is_help(a)) {
-            fputs(help, stdout);
-            return 0;
-        } else if (!only_text && strcmp(a, "--") == 0) {
-            only_text = 1;
-        } else if (!only_text && strcmp(a, "--model") == 0) {
-            if (!v) goto missing;
-            o->model_dir = v;
-            i++;
-        } else if (!only_text && strcmp(a, "--input") == 0) {
-            if (!v) goto missing;
-            o->input = v;
-            i++;
-        } else if (!only_text && (strcmp(a, "--backend") == 0 || strcmp(a, "--device") == 0)) { // --device cuda
-            if (!v) goto missing;
-            o->backend = v;
-            i++;
-        } else if (!only_text && strcmp(a, "--batch") == 0) {
-            if (!cli_parse_int(cmd, a, v, 1, 4096, &o->batch)) return 2;
-            i++;
-        } else if (!only_text && strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int(cmd, a, v, 0, 1024, &o->threads)) return 2;
-            i++;
-        } else if (!only_text && strcmp(a, "--precision") == 0) {
-            if (!v) goto missing;
-            if (strcmp(v, "fp32") != 0 && strcmp(v, "bf16") != 0 && strcmp(v, "int8") != 0) {
-                cli_error(cmd, "--precision must be fp32, bf16 or int8 (got '%s')", v);
-                return 2;
-            }
-            o->precision = v;
-            i++;
-        } else if (!only_text && a[0] == '-' && a[1] == '-') {
-            cli_error(cmd, "unknown option '%s' (see seslm %s --help)", a, cmd);
-            return 2;
-        } else if (!cli_texts_add(&o->texts, a, strlen(a))) {
-            cli_error(cmd, "out of memory");
-            return 1;
-        }
-        continue;
-    missing:
-        cli_error(cmd, "%s needs a value", a);
+    const cli_arg args[] = {
+        {"--model", CLI_ARG_STR, &o->model_dir, 0, 0},
+        {"--input", CLI_ARG_STR, &o->input, 0, 0},
+        {"--backend|--device", CLI_ARG_STR, &o->backend, 0, 0}, // --device cuda
+        {"--batch", CLI_ARG_INT, &o->batch, 1, 4096},
+        {"--threads", CLI_ARG_INT, &o->threads, 0, 1024},
+        {"--precision", CLI_ARG_STR, &o->precision, 0, 0},
+        {"--prompt-name", CLI_ARG_STR, &o->prompt_name, 0, 0},
+        {"--prompt", CLI_ARG_STR, &o->prompt, 0, 0},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int rc = cli_parse_args(cmd, help, args, argc, argv, &o->texts);
+    if (rc >= 0) return rc;
+    if (o->precision && strcmp(o->precision, "fp32") != 0 && strcmp(o->precision, "bf16") != 0 && strcmp(o->precision, "int8") != 0) {
+        cli_error(cmd, "--precision must be fp32, bf16 or int8 (got '%s')", o->precision);
+        return 2;
+    }
+    if (o->prompt && o->prompt_name) {
+        cli_error(cmd, "give either --prompt or --prompt-name, not both");
         return 2;
     }
     if (o->input && o->texts.n) {
@@ -173,4 +147,14 @@ void cli_input_name(const cli_opts *o, int i, char *buf, size_t cap) {
         snprintf(buf, cap, "input %d (line %d of %s)", i, i + 1, strcmp(o->input, "-") == 0 ? "standard input" : o->input);
     else
         snprintf(buf, cap, "input %d", i);
+}
+
+void cli_json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
 }

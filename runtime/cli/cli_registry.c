@@ -7,15 +7,13 @@
 #include "util.h"
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <errno.h>
-#include <netdb.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 const char *cli_registry_url(const char *flag) {
@@ -90,88 +88,83 @@ static int read_token(const char *file, char *tok, size_t cap, char *why, size_t
     return 1;
 }
 
+/* libcurl write callback: keeps the first bytes of the answer (the error message of a refused reload) */
+typedef struct {
+    char buf[512];
+    size_t n;
+} notify_reply;
+
+static size_t notify_keep(char *data, size_t size, size_t nmemb, void *user) {
+    notify_reply *r = user;
+    size_t len = size * nmemb, room = sizeof r->buf - 1 - r->n;
+    memcpy(r->buf + r->n, data, len < room ? len : room);
+    r->n += len < room ? len : room;
+    r->buf[r->n] = 0;
+    return len;
+}
+
 int cli_notify_reload(const char *url, const char *model_dir, const char *token_file, char *why, size_t cap) {
-    // a plain HTTP/1.1 client for http://host:port: the admin endpoint is served to loopback only
+    // POST {"model": DIR} to http://HOST:PORT/admin/reload through libcurl (the admin endpoint is served
+    // to loopback only, so plain HTTP; the token, when there is one, goes as a bearer token)
     if (strncmp(url, "http://", 7) != 0) {
         snprintf(why, cap, "--notify %s: only http://HOST:PORT is supported", url);
         return 1;
     }
-    char host[256], port[16] = "80";
-    const char *h = url + 7, *end = h + strcspn(h, "/");
-    const char *colon = memchr(h, ':', (size_t)(end - h));
-    size_t hl = (size_t)((colon ? colon : end) - h);
-    if (hl == 0 || hl >= sizeof host || (colon && (size_t)(end - colon - 1) >= sizeof port)) {
+    const char *h = url + 7;
+    size_t hl = strcspn(h, "/");
+    if (hl == 0 || h[0] == ':' || hl > 300) { // (a path after HOST:PORT is ignored, as before)
         snprintf(why, cap, "--notify %s: expected http://HOST:PORT", url);
         return 1;
     }
-    memcpy(host, h, hl);
-    host[hl] = 0;
-    if (colon) {
-        memcpy(port, colon + 1, (size_t)(end - colon - 1));
-        port[end - colon - 1] = 0;
-    }
+    char endpoint[400];
+    snprintf(endpoint, sizeof endpoint, "http://%.*s/admin/reload", (int)hl, h);
     char tok[1024];
     if (!read_token(token_file, tok, sizeof tok, why, cap)) return 1;
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "model", model_dir);
     char *body = cJSON_PrintUnformatted(b);
     cJSON_Delete(b);
-    if (!body) {
+    CURL *c = curl_easy_init();
+    if (!body || !c) {
         snprintf(why, cap, "out of memory");
-        return 1;
-    }
-    struct addrinfo hints = {0}, *ai = NULL;
-    hints.ai_socktype = SOCK_STREAM;
-    int rc = getaddrinfo(host, port, &hints, &ai);
-    if (rc != 0) {
-        snprintf(why, cap, "%s: %s", url, gai_strerror(rc));
         free(body);
+        if (c) curl_easy_cleanup(c);
         return 1;
     }
-    int fd = -1;
-    for (struct addrinfo *p = ai; p && fd < 0; p = p->ai_next) {
-        fd = socket(p->ai_family, p->ai_socktype, p->ai_protocol);
-        if (fd < 0) continue;
-        struct timeval tv = {300, 0}; // a reload loads and warms a model: allow it minutes
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        if (connect(fd, p->ai_addr, p->ai_addrlen) != 0) {
-            close(fd);
-            fd = -1;
-        }
+    char auth[1100];
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    if (tok[0]) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
+        hdrs = curl_slist_append(hdrs, auth);
     }
-    freeaddrinfo(ai);
-    if (fd < 0) {
-        snprintf(why, cap, "cannot connect to %s: %s", url, strerror(errno));
-        free(body);
-        return 1;
-    }
-    char req[4096];
-    int n = snprintf(req, sizeof req,
-                     "POST /admin/reload HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n%s%s%s\r\n",
-                     host, port, strlen(body), tok[0] ? "Authorization: Bearer " : "", tok, tok[0] ? "\r\n" : "");
-    int ok = n > 0 && (size_t)n < sizeof req && write(fd, req, (size_t)n) == n &&
-             write(fd, body, strlen(body)) == (ssize_t)strlen(body);
+    notify_reply reply = {.n = 0};
+    char err[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(c, CURLOPT_URL, endpoint);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, notify_keep);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L); // a reload loads and warms a model: allow it minutes
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
     free(body);
-    char resp[8192];
-    size_t got = 0;
-    while (ok && got + 1 < sizeof resp) {
-        ssize_t k = read(fd, resp + got, sizeof resp - 1 - got);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) break;
-        got += (size_t)k;
+    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
+        snprintf(why, cap, "cannot connect to %s: %s", url, err[0] ? err : curl_easy_strerror(rc));
+        return 1;
     }
-    close(fd);
-    resp[got] = 0;
-    int status = 0;
-    if (!ok || sscanf(resp, "HTTP/1.%*d %d", &status) != 1) {
-        snprintf(why, cap, "%s: no HTTP reply", url);
+    if (rc != CURLE_OK || status == 0) {
+        snprintf(why, cap, "%s: no HTTP reply (%s)", url, err[0] ? err : curl_easy_strerror(rc));
         return 1;
     }
     if (status != 200) {
-        const char *msg = strstr(resp, "\r\n\r\n");
-        snprintf(why, cap, "%s/admin/reload answered HTTP %d: %.300s", url, status, msg ? msg + 4 : "");
+        snprintf(why, cap, "%s/admin/reload answered HTTP %ld: %.300s", url, status, reply.buf);
         size_t l = strlen(why);
         while (l && (why[l - 1] == '\n' || why[l - 1] == '\r')) why[--l] = 0;
         return 1;

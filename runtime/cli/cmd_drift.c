@@ -53,27 +53,15 @@ static int add_side(seslm_ingest *g, const char *path) {
 
 int cmd_drift(int argc, char **argv) {
     const char *cmd = "drift", *ref = NULL, *cur = NULL, *config = NULL, *model_dir = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        } else if (strcmp(a, "--reference") == 0 || strcmp(a, "--current") == 0 || strcmp(a, "--config") == 0 ||
-                   strcmp(a, "--model") == 0) {
-            if (!v) {
-                cli_error(cmd, "%s needs a value", a);
-                return 2;
-            }
-            if (a[2] == 'r') ref = v;
-            else if (a[3] == 'u') cur = v;
-            else if (a[2] == 'c') config = v;
-            else model_dir = v;
-            i++;
-        } else {
-            cli_error(cmd, "unexpected argument '%s' (see seslm drift --help)", a);
-            return 2;
-        }
-    }
+    const cli_arg args[] = {
+        {"--reference", CLI_ARG_STR, &ref, 0, 0},
+        {"--current", CLI_ARG_STR, &cur, 0, 0},
+        {"--config", CLI_ARG_STR, &config, 0, 0},
+        {"--model", CLI_ARG_STR, &model_dir, 0, 0},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int prc = cli_parse_args(cmd, HELP, args, argc, argv, NULL);
+    if (prc >= 0) return prc;
     if (!ref || !cur) {
         cli_error(cmd, "--reference and --current are required (see seslm drift --help)");
         return 2;

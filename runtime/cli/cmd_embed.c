@@ -2,19 +2,25 @@
 #include "cli.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static const char *HELP =
     "usage: seslm embed [--model DIR] [--batch N] [--threads N] [--backend cpu|cpu-ref|cuda|cuda-fp16]\n"
-    "                   [--precision fp32|bf16|int8] [TEXT... | --input FILE]\n"
+    "                   [--precision fp32|bf16|int8] [--prompt-name NAME | --prompt TEXT]\n"
+    "                   [TEXT... | --input FILE]\n"
     "\n"
-    "Computes sentence embeddings (mean pooling over the mask, L2-normalised, as the model's\n"
-    "sentence-transformers pipeline) and prints one JSON line per input, in input order:\n"
+    "Computes sentence embeddings as the model's sentence-transformers pipeline does (its pooling mode\n"
+    "from 1_Pooling/config.json, L2-normalised when modules.json ends in Normalize) and prints one JSON\n"
+    "line per input, in input order:\n"
     "  {\"index\": 0, \"embedding\": [0.0123, ...]}\n"
     "\n"
     "  --model DIR     model directory; default $SESLM_MODEL_DIR or models/all-MiniLM-L6-v2\n"
     "  --input FILE    one input per line (\"-\" reads standard input)\n"
     "  --batch N       inputs per forward pass, 1..4096 (default 32)\n"
     "  --threads N     worker threads, 0 = all cores (default 0)\n"
+    "  --prompt-name NAME  prepend the prompt NAME of config_sentence_transformers.json (e.g. query);\n"
+    "                  without it, its default_prompt_name applies, as in sentence-transformers\n"
+    "  --prompt TEXT   prepend TEXT instead (\"\" for no prompt)\n"
     "  --backend NAME  cpu (fast, default) or cpu-ref (plain-C reference, slow)\n"
     "                  or cuda / cuda-fp16 (GPU, FP32 / FP16 matrix products; --device is the same)\n"
     "  --precision P   fp32, bf16 or int8: the linear layers' arithmetic (F32-stored weights converted at\n"
@@ -40,9 +46,24 @@ int cli_embed_all(const char *cmd, const cli_opts *o, seslm_model **model_out, f
         seslm_model_free(m);
         return 1;
     }
-    float *emb = malloc((size_t)o->texts.n * C * sizeof(float));
-    int rc = emb ? 0 : 1;
-    if (!emb) cli_error(cmd, "out of memory for %d embeddings", o->texts.n);
+    int rc = 0;
+    const char *prompt = o->prompt;
+    if (o->prompt_name && !(prompt = seslm_model_prompt(m, o->prompt_name))) {
+        const seslm_model_config *c = seslm_model_get_config(m);
+        char names[1024] = "";
+        for (int i = 0; i < c->n_prompts; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", c->prompts[i].name);
+        cli_error(cmd, "%s has no prompt named '%s' (config_sentence_transformers.json has: %s)", o->model_dir,
+                  o->prompt_name, names[0] ? names : "none");
+        rc = 1;
+    }
+    if (rc == 0 && prompt && seslm_encoder_set_prompt(e, prompt[0] ? prompt : NULL) != SESLM_OK) {
+        cli_error(cmd, "prompt: %s", seslm_last_error());
+        rc = 1;
+    }
+    float *emb = rc ? NULL : malloc((size_t)o->texts.n * C * sizeof(float));
+    if (rc == 0 && !emb) rc = 1;
+    if (rc == 0 && !emb) cli_error(cmd, "out of memory for %d embeddings", o->texts.n);
     for (int i = 0; rc == 0 && i < o->texts.n; i += o->batch) {
         int nb = o->texts.n - i < o->batch ? o->texts.n - i : o->batch;
         if (seslm_encoder_embed_texts(e, (const char *const *)o->texts.texts + i, o->texts.lens + i, nb,

@@ -395,30 +395,18 @@ static int cycle(evolve_run *r) {
 int cmd_evolve(int argc, char **argv) {
     const char *cfg = NULL, *model = NULL, *tel = NULL, *out = NULL, *calib = NULL, *gates = NULL;
     int threads = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        }
-        if (i + 1 >= argc) {
-            cli_error(CMD, "%s needs a value (or unknown option; see seslm evolve --help)", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--config")) cfg = v;
-        else if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--telemetry")) tel = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--calibration")) calib = v;
-        else if (!strcmp(a, "--gates")) gates = v;
-        else if (!strcmp(a, "--threads")) {
-            if (!cli_parse_int(CMD, a, v, 0, 1024, &threads)) return 2;
-        } else {
-            cli_error(CMD, "unknown option %s (see seslm evolve --help)", a);
-            return 2;
-        }
-    }
+    const cli_arg args[] = {
+        {"--config", CLI_ARG_STR, &cfg, 0, 0},
+        {"--model", CLI_ARG_STR, &model, 0, 0},
+        {"--telemetry", CLI_ARG_STR, &tel, 0, 0},
+        {"--out", CLI_ARG_STR, &out, 0, 0},
+        {"--calibration", CLI_ARG_STR, &calib, 0, 0},
+        {"--gates", CLI_ARG_STR, &gates, 0, 0},
+        {"--threads", CLI_ARG_INT, &threads, 0, 1024},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int prc = cli_parse_args(CMD, HELP, args, argc, argv, NULL);
+    if (prc >= 0) return prc;
     if (!cfg) {
         cli_error(CMD, "--config is required (see seslm evolve --help)");
         return 2;

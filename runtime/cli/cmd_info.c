@@ -54,7 +54,7 @@ int cmd_info(int argc, char **argv) {
                "\"max_position\":%d,\"max_seq_len\":%d,\"pooling\":\"%s\",\"normalize\":%s,\"params\":%lld,"
                "\"bytes\":%lld,\"weights_sha256\":\"%s\",\"per_layer\":[",
                dir, c->hidden, c->n_layers, c->head_dim, c->vocab_size, c->max_position, c->max_seq_len,
-               c->pooling_mean ? "mean" : "cls", c->normalize ? "true" : "false", (long long)total, (long long)bytes,
+               seslm_pooling_name(c->pooling), c->normalize ? "true" : "false", (long long)total, (long long)bytes,
                sha);
         for (int l = 0; l < c->n_layers; l++)
             printf("%s{\"heads\":%d,\"ffn_dim\":%d}", l ? "," : "", c->layers[l].n_heads, c->layers[l].ffn_dim);
@@ -68,7 +68,7 @@ int cmd_info(int argc, char **argv) {
         printf("weights sha256 %s\n", sha);
         printf("hidden %d, layers %d, head dim %d, vocab %d, positions %d, max seq len %d\n", c->hidden,
                c->n_layers, c->head_dim, c->vocab_size, c->max_position, c->max_seq_len);
-        printf("pooling %s%s\n\n", c->pooling_mean ? "mean" : "[CLS]", c->normalize ? " + L2 normalise" : "");
+        printf("pooling %s%s\n\n", seslm_pooling_name(c->pooling), c->normalize ? " + L2 normalise" : "");
         printf("%-20s %6s %8s %12s %12s\n", "component", "heads", "ffn", "params", "bytes");
         for (int i = 0; i < ng; i++) {
             int l = -1;

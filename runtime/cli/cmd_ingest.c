@@ -33,46 +33,9 @@ static const char *HELP =
 
 #define MAX_INPUTS 256
 
-int cmd_ingest(int argc, char **argv) {
-    const char *cmd = "ingest", *model_dir = cli_default_model_dir(), *sha = NULL, *out = NULL, *node = NULL;
-    const char *dirs[MAX_INPUTS], *files[MAX_INPUTS];
-    int n_dirs = 0, n_files = 0, reservoir = 1024;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        } else if (strcmp(a, "--reservoir") == 0) {
-            if (!cli_parse_int(cmd, a, v, 1, 1000000, &reservoir)) return 2;
-            i++;
-        } else if (strcmp(a, "--telemetry") == 0 || strcmp(a, "--out") == 0 || strcmp(a, "--model") == 0 ||
-                   strcmp(a, "--sha256") == 0 || strcmp(a, "--node") == 0) {
-            if (!v) {
-                cli_error(cmd, "%s needs a value", a);
-                return 2;
-            }
-            if (a[2] == 't') {
-                if (n_dirs == MAX_INPUTS) {
-                    cli_error(cmd, "at most %d --telemetry directories", MAX_INPUTS);
-                    return 2;
-                }
-                dirs[n_dirs++] = v;
-            } else if (a[2] == 'o') out = v;
-            else if (a[2] == 'm') model_dir = v;
-            else if (a[2] == 's') sha = v;
-            else node = v;
-            i++;
-        } else if (a[0] == '-' && a[1]) {
-            cli_error(cmd, "unexpected argument '%s' (see seslm ingest --help)", a);
-            return 2;
-        } else {
-            if (n_files == MAX_INPUTS) {
-                cli_error(cmd, "at most %d FILE arguments (use --telemetry DIR)", MAX_INPUTS);
-                return 2;
-            }
-            files[n_files++] = a;
-        }
-    }
+/* Everything after the options: the inputs merged into out. Returns the exit code. */
+static int ingest_run(const char *cmd, const char *model_dir, const char *sha, const char *out, const char *node,
+                      int reservoir, const char *const *dirs, int n_dirs, const char *const *files, int n_files) {
     if (!out || (n_dirs == 0 && n_files == 0)) {
         cli_error(cmd, "--out FILE and at least one --telemetry DIR or FILE are required (see seslm ingest --help)");
         return 2;
@@ -138,5 +101,35 @@ int cmd_ingest(int argc, char **argv) {
         cJSON_Delete(j);
     }
     seslm_ingest_free(g);
+    return rc;
+}
+
+int cmd_ingest(int argc, char **argv) {
+    const char *cmd = "ingest", *model_dir = cli_default_model_dir(), *sha = NULL, *out = NULL, *node = NULL;
+    const char *dirs[MAX_INPUTS], *files[MAX_INPUTS];
+    int n_dirs = 0, n_files = 0, reservoir = 1024;
+    cli_list dl = {dirs, 0, MAX_INPUTS};
+    cli_texts pos = {0}; // FILE arguments
+    const cli_arg args[] = {
+        {"--telemetry", CLI_ARG_LIST, &dl, 0, 0},
+        {"--out", CLI_ARG_STR, &out, 0, 0},
+        {"--model", CLI_ARG_STR, &model_dir, 0, 0},
+        {"--sha256", CLI_ARG_STR, &sha, 0, 0},
+        {"--node", CLI_ARG_STR, &node, 0, 0},
+        {"--reservoir", CLI_ARG_INT, &reservoir, 1, 1000000},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int rc = cli_parse_args(cmd, HELP, args, argc, argv, &pos);
+    if (rc < 0 && pos.n > MAX_INPUTS) {
+        cli_error(cmd, "at most %d FILE arguments (use --telemetry DIR)", MAX_INPUTS);
+        rc = 2;
+    }
+    if (rc < 0) {
+        for (int i = 0; i < pos.n; i++) files[i] = pos.texts[i];
+        n_dirs = dl.n;
+        n_files = pos.n;
+        rc = ingest_run(cmd, model_dir, sha, out, node, reservoir, dirs, n_dirs, files, n_files);
+    }
+    cli_texts_free(&pos);
     return rc;
 }

@@ -22,16 +22,6 @@ static const char *HELP =
     "\n"
     "Exit status: 0 every file is a valid dump, 1 some file is not (or the model failed to load), 2 usage.\n";
 
-static void json_str(const char *s) {
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') printf("\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f) printf("\\u%04x", *p);
-        else putchar(*p);
-    }
-    putchar('"');
-}
-
 static void json_num(double x) {
     if (isfinite(x)) printf("%.6g", x);
     else printf("null");
@@ -56,11 +46,11 @@ static void json_means(const double *sums, int n, uint64_t denom) {
 static void summarise(const char *path, const seslm_telemetry_dump *d, const seslm_tokenizer *tok, int top) {
     const seslm_telemetry_view *v = &d->v;
     printf("{\"path\":");
-    json_str(path);
+    cli_json_str(stdout, path);
     printf(",\"ok\":true,\"schema_version\":%d,\"node_id\":", d->schema_version);
-    json_str(d->meta.node_id);
+    cli_json_str(stdout, d->meta.node_id);
     printf(",\"model_id\":");
-    json_str(d->meta.model_id);
+    cli_json_str(stdout, d->meta.model_id);
     printf(",\"model_sha256\":\"%s\",\"dump_seq\":%llu,\"window_start_ns\":%lld,\"window_end_ns\":%lld,"
            "\"window_seconds\":",
            v->model_sha256, (unsigned long long)d->meta.seq, (long long)v->window_start_ns,
@@ -92,7 +82,7 @@ static void summarise(const char *path, const seslm_telemetry_dump *d, const ses
         const char *s = tok ? seslm_tokenizer_token(tok, best) : NULL;
         if (s) {
             printf("\"token\":");
-            json_str(s);
+            cli_json_str(stdout, s);
             putchar(',');
         }
         printf("\"count\":%llu}", (unsigned long long)v->token_counts[best]);
@@ -221,9 +211,9 @@ int cmd_inspect(int argc, char **argv) {
             const char *err = seslm_last_error();
             cli_error(cmd, "%s", err);
             printf("{\"path\":");
-            json_str(files[i]);
+            cli_json_str(stdout, files[i]);
             printf(",\"ok\":false,\"error\":");
-            json_str(err);
+            cli_json_str(stdout, err);
             printf("}\n");
             rc = 1;
             continue;

@@ -50,16 +50,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 static int parse_float(const char *flag, const char *v, double lo, double hi, float *out) {
     char *end = NULL;
     errno = 0;
@@ -277,7 +267,7 @@ static int do_train(int argc, char **argv) {
             rc = 1;
         } else {
             printf("{\"head\":");
-            json_str(stdout, out);
+            cli_json_str(stdout, out);
             const seslm_intent_selection *sel = seslm_intent_get_selection(h);
             const seslm_intent_opts *ho = seslm_intent_options(h);
             printf(",\"examples\":%d,\"intents\":%d,\"temperature\":%.6g,\"train_accuracy\":%.6f,"
@@ -365,14 +355,14 @@ static int do_predict(int argc, char **argv) {
         }
         printf("{\"index\":%d,\"intent\":", i);
         if (r.out_of_scope) printf("null");
-        else json_str(stdout, seslm_intent_label(h, r.index));
+        else cli_json_str(stdout, seslm_intent_label(h, r.index));
         printf(",\"top\":");
-        json_str(stdout, seslm_intent_label(h, r.index));
+        cli_json_str(stdout, seslm_intent_label(h, r.index));
         printf(",\"confidence\":%.6f,\"out_of_scope\":%s,\"probabilities\":{", (double)r.confidence,
                r.out_of_scope ? "true" : "false");
         for (int j = 0; j < C; j++) {
             if (j) putchar(',');
-            json_str(stdout, seslm_intent_label(h, j));
+            cli_json_str(stdout, seslm_intent_label(h, j));
             printf(":%.6f", (double)p[j]);
         }
         printf("}}\n");

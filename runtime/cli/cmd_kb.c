@@ -29,16 +29,6 @@ static const char *HELP =
     "\n"
     "Exit status: 0 ok, 1 a file could not be read or written, 2 usage error or invalid input.\n";
 
-static void json_str(const char *s) {
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') printf("\\%c", *p);
-        else if (*p < 0x20) printf("\\u%04x", *p);
-        else putchar(*p);
-    }
-    putchar('"');
-}
-
 static int do_build(int argc, char **argv) {
     const char *passages = NULL, *out = NULL;
     int k = 1;
@@ -105,7 +95,7 @@ static int do_build(int argc, char **argv) {
             rc = 1;
         } else {
             printf("{\"kb\":");
-            json_str(out);
+            cli_json_str(stdout, out);
             printf(",\"passages\":%d,\"dim\":%d}\n", o.texts.n, D);
         }
         seslm_kb_free(kb);
@@ -187,13 +177,13 @@ static int do_query(int argc, char **argv) {
         if (answer) snprintf(why, sizeof why, "grounded in %d passage(s) at or above the threshold", above);
         else snprintf(why, sizeof why, "no passage is similar enough: the best scores %.3f, below the threshold %.3f",
                       n ? (double)hits[0].score : -1.0, threshold);
-        json_str(why);
+        cli_json_str(stdout, why);
         printf(",\"passages\":[");
         int shown = 0;
         for (int j = 0; answer && j < n && hits[j].score >= threshold; j++, shown++) {
             printf(shown ? ",{\"rank\":%d,\"passage\":%d,\"score\":%.6f,\"text\":" : "{\"rank\":%d,\"passage\":%d,\"score\":%.6f,\"text\":",
                    j + 1, hits[j].index, (double)hits[j].score);
-            json_str(seslm_kb_passage(kb, hits[j].index));
+            cli_json_str(stdout, seslm_kb_passage(kb, hits[j].index));
             putchar('}');
         }
         printf("]}\n");

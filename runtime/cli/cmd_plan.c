@@ -1,5 +1,6 @@
 /* cmd_plan.c — `seslm plan`: telemetry -> profile -> importance scores -> candidate pruning plans. */
 #include "cli.h"
+#include "progress.h"
 #include "plan.h"
 #include "profile.h"
 #include "score.h"
@@ -40,9 +41,14 @@ static const char *HELP =
 
 static const char *CMD = "plan";
 
+// progress.h: one progress per stage (what), with an ETA; plain lines when standard error is a log
 static void on_progress(void *ctx, const char *what, int done, int total) {
-    (void)ctx;
-    if (done == total || done % 16 == 0) fprintf(stderr, "seslm plan: %s %d/%d\n", what, done, total);
+    seslm_progress *p = ctx;
+    char label[96];
+    snprintf(label, sizeof label, "seslm plan: %s", what);
+    if (p->total != total || strcmp(p->label, label) != 0) seslm_progress_init(p, stderr, label, "", total);
+    seslm_progress_update(p, done);
+    if (done == total) seslm_progress_finish(p);
 }
 
 static int read_lines(const char *path, int limit, cli_texts *t) {
@@ -92,38 +98,21 @@ int cmd_plan(int argc, char **argv) {
     const char *model_dir = cli_default_model_dir(), *tel_path = NULL, *cfg_path = NULL, *calib_path = NULL,
                *out_dir = NULL, *cmp_path = NULL;
     int threads = 0, batch = 32, calib_lines = 0, quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        }
-        if (strcmp(a, "--quiet") == 0) {
-            quiet = 1;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            cli_error(CMD, "%s needs a value (or unknown option; see seslm plan --help)", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        if (strcmp(a, "--model") == 0) model_dir = v;
-        else if (strcmp(a, "--telemetry") == 0) tel_path = v;
-        else if (strcmp(a, "--config") == 0) cfg_path = v;
-        else if (strcmp(a, "--calib") == 0) calib_path = v;
-        else if (strcmp(a, "--out") == 0) out_dir = v;
-        else if (strcmp(a, "--compare") == 0) cmp_path = v;
-        else if (strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int(CMD, a, v, 0, 1024, &threads)) return 2;
-        } else if (strcmp(a, "--batch") == 0) {
-            if (!cli_parse_int(CMD, a, v, 1, 4096, &batch)) return 2;
-        } else if (strcmp(a, "--calib-lines") == 0) {
-            if (!cli_parse_int(CMD, a, v, 1, 1 << 20, &calib_lines)) return 2;
-        } else {
-            cli_error(CMD, "unknown option %s (see seslm plan --help)", a);
-            return 2;
-        }
-    }
+    const cli_arg args[] = {
+        {"--model", CLI_ARG_STR, &model_dir, 0, 0},
+        {"--telemetry", CLI_ARG_STR, &tel_path, 0, 0},
+        {"--config", CLI_ARG_STR, &cfg_path, 0, 0},
+        {"--calib", CLI_ARG_STR, &calib_path, 0, 0},
+        {"--out", CLI_ARG_STR, &out_dir, 0, 0},
+        {"--compare", CLI_ARG_STR, &cmp_path, 0, 0},
+        {"--threads", CLI_ARG_INT, &threads, 0, 1024},
+        {"--batch", CLI_ARG_INT, &batch, 1, 4096},
+        {"--calib-lines", CLI_ARG_INT, &calib_lines, 1, 1 << 20},
+        {"--quiet", CLI_ARG_FLAG, &quiet, 0, 0},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int prc = cli_parse_args(CMD, HELP, args, argc, argv, NULL);
+    if (prc >= 0) return prc;
     if (!tel_path || !cfg_path || !calib_path || !out_dir) {
         cli_error(CMD, "--telemetry, --config, --calib and --out are required (see seslm plan --help)");
         return 2;
@@ -174,8 +163,9 @@ int cmd_plan(int argc, char **argv) {
     if (seslm_calib_init(&cal, e, c->hidden, (const char *const *)calib.texts, calib.lens, calib.n, batch) != SESLM_OK)
         goto fail;
     if (!quiet) fprintf(stderr, "seslm plan: %d calibration texts\n", calib.n);
+    seslm_progress prog = {0};
     seslm_score_ctx sctx = {.m = m, .tel = &dump->v, .calib = &cal, .neuron_groups = pol.neuron_groups,
-                            .progress = quiet ? NULL : on_progress};
+                            .progress = quiet ? NULL : on_progress, .progress_ctx = &prog};
     // always the cheap activation score and the policy's method; every method with --compare
     int nmeth = 0, mi_policy = 0;
     const seslm_score_method *meths = seslm_score_methods(&nmeth);

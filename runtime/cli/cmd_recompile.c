@@ -4,6 +4,7 @@
 #include "calibrate.h"
 #include "cli.h"
 #include "model_verify.h"
+#include "progress.h"
 #include "plan.h"
 #include "profile.h"
 #include "recompile.h"
@@ -56,14 +57,6 @@ static const char *HELP =
 
 static const char *CMD = "recompile";
 
-static void json_string(const char *v) {
-    cJSON *j = cJSON_CreateString(v);
-    char *t = j ? cJSON_PrintUnformatted(j) : NULL;
-    fputs(t ? t : "\"\"", stdout);
-    free(t);
-    cJSON_Delete(j);
-}
-
 /* The plan's "model_sha256", when present and non-empty, must be the parent's. */
 static int check_plan_model(const char *plan_path, const char *sha) {
     char *txt = NULL;
@@ -83,10 +76,12 @@ static int check_plan_model(const char *plan_path, const char *sha) {
     return ok;
 }
 
+// progress.h: a rewritten line with an ETA on a terminal, plain periodic lines in logs
 static void calib_progress(void *ctx, int done, int total) {
-    (void)ctx;
-    if (done == total || done % 64 < 8) fprintf(stderr, "\rseslm recompile: calibration %d/%d texts", done, total);
-    if (done == total) fputc('\n', stderr);
+    seslm_progress *p = ctx;
+    if (p->total != total) seslm_progress_init(p, stderr, "seslm recompile: calibration", "texts", total);
+    seslm_progress_update(p, done);
+    if (done == total) seslm_progress_finish(p);
 }
 
 static int parse_int(const char *v, int lo, int hi, int *out) {
@@ -180,7 +175,8 @@ int cmd_recompile(int argc, char **argv) {
         goto fail;
     if (calib_path) {
         if (seslm_lines_read(calib_path, calib_lines, &lines, &n_lines) != SESLM_OK) goto fail;
-        if (seslm_calibration_collect(&cal, m, (const char *const *)lines, n_lines, 8, threads, calib_progress, NULL) !=
+        seslm_progress calib_prog = {0};
+        if (seslm_calibration_collect(&cal, m, (const char *const *)lines, n_lines, 8, threads, calib_progress, &calib_prog) !=
             SESLM_OK)
             goto fail;
         have_cal = 1;
@@ -229,11 +225,11 @@ int cmd_recompile(int argc, char **argv) {
         }
     }
     printf("{\"parent\":");
-    json_string(model_dir);
+    cli_json_str(stdout, model_dir);
     printf(",\"student\":");
-    json_string(out_dir);
+    cli_json_str(stdout, out_dir);
     printf(",\"plan\":");
-    json_string(plan_path);
+    cli_json_str(stdout, plan_path);
     printf(",\"parent_sha256\":\"%s\",\"params_parent\":%lld,\"params\":%lld,\"bytes_parent\":%lld,\"bytes\":%lld,"
            "\"file_bytes_parent\":%lld,\"file_bytes\":%lld,\"params_ratio\":%.6f,\"heads_removed\":%d,"
            "\"neurons_removed\":%d,\"bytes_ratio\":%.6f,\"quantize\":\"%s\",\"embeddings\":\"%s\",\"exact_rows\":%d,"
@@ -245,7 +241,7 @@ int cmd_recompile(int argc, char **argv) {
            s.bytes_parent ? (double)s.bytes / (double)s.bytes_parent : 0.0, quantize ? "int8" : "none",
            compress ? "int8" : "f32", s.exact_rows, have_cal ? "\"least-squares\"" : "null",
            (long long)(have_cal ? cal.tokens : 0), s.refits_skipped, sparsity ? "2:4" : "none", sp_keep ? "true" : "false");
-    json_string(sp_reason);
+    cli_json_str(stdout, sp_reason);
     printf("},\"layers\":[");
     if (s.refits_skipped)
         fprintf(stderr, "seslm recompile: warning: %d pruned projections left unfitted: %lld calibration tokens are "

@@ -181,37 +181,21 @@ int cmd_record(int argc, char **argv) {
     const char *cmd = "record", *model_dir = cli_default_model_dir(), *input = NULL, *out_dir = NULL,
                *backend = "cpu", *node = NULL;
     int window = 1000, batch = 32, threads = 0, want_progress = 0, strict = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        } else if (strcmp(a, "--progress") == 0) {
-            want_progress = 1;
-        } else if (strcmp(a, "--strict") == 0) {
-            strict = 1;
-        } else if (strcmp(a, "--window") == 0 || strcmp(a, "--batch") == 0 || strcmp(a, "--threads") == 0) {
-            int *dst = a[2] == 'w' ? &window : a[2] == 'b' ? &batch : &threads;
-            int hi = a[2] == 'w' ? 1000000000 : a[2] == 'b' ? 4096 : 1024;
-            if (!cli_parse_int(cmd, a, v, a[2] == 't' ? 0 : 1, hi, dst)) return 2;
-            i++;
-        } else if (strcmp(a, "--model") == 0 || strcmp(a, "--input") == 0 || strcmp(a, "--out") == 0 ||
-                   strcmp(a, "--node") == 0 || strcmp(a, "--backend") == 0) {
-            if (!v) {
-                cli_error(cmd, "%s needs a value", a);
-                return 2;
-            }
-            if (a[2] == 'm') model_dir = v;
-            else if (a[2] == 'i') input = v;
-            else if (a[2] == 'o') out_dir = v;
-            else if (a[2] == 'n') node = v;
-            else backend = v;
-            i++;
-        } else {
-            cli_error(cmd, "unexpected argument '%s' (see seslm record --help)", a);
-            return 2;
-        }
-    }
+    const cli_arg args[] = {
+        {"--model", CLI_ARG_STR, &model_dir, 0, 0},
+        {"--input", CLI_ARG_STR, &input, 0, 0},
+        {"--out", CLI_ARG_STR, &out_dir, 0, 0},
+        {"--node", CLI_ARG_STR, &node, 0, 0},
+        {"--backend", CLI_ARG_STR, &backend, 0, 0},
+        {"--window", CLI_ARG_INT, &window, 1, 1000000000},
+        {"--batch", CLI_ARG_INT, &batch, 1, 4096},
+        {"--threads", CLI_ARG_INT, &threads, 0, 1024},
+        {"--progress", CLI_ARG_FLAG, &want_progress, 0, 0},
+        {"--strict", CLI_ARG_FLAG, &strict, 0, 0},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int prc = cli_parse_args(cmd, HELP, args, argc, argv, NULL);
+    if (prc >= 0) return prc;
     if (!input || !out_dir) {
         cli_error(cmd, "--input FILE and --out DIR are required (see seslm record --help)");
         return 2;

@@ -1,6 +1,7 @@
 /* cmd_serve.c — `seslm serve`: the embedding HTTP server (runtime/serve/, docs/serving.md). */
 #include "cli.h"
 #include "dialog_policy.h"
+#include "sd_notify.h"
 #include "serve.h"
 #include "util.h"
 
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *HELP =
     "usage: seslm serve [--model DIR] [--host ADDR] [--port P] [--telemetry-dir DIR] [--window-seconds S]\n"
@@ -39,6 +41,13 @@ static const char *HELP =
     "                      context with --kb); needs --intent-head and --dialog-policy (configs/dialog.yaml).\n"
     "                      \"outcome\": \"success\"|\"failure\" (text then optional) marks the session's last\n"
     "                      action; the policy's learning re-ranks a goal's allowed actions by success rate\n"
+    "Also spoken (see GET /openapi.json, an OpenAPI 3 document of every endpoint):\n"
+    "  OpenAI     POST /v1/embeddings, GET /v1/models       (input over the maximum length: 400)\n"
+    "  TEI        POST /embed (and POST /), GET /info, GET /health (readiness)\n"
+    "  KServe v2  GET /v2/health/live (liveness), GET /v2/health/ready (readiness),\n"
+    "             GET /v2/models/ID[/ready], POST /v2/models/ID/infer\n"
+    "  On these, an input longer than the model's maximum is refused (413) unless the request sets\n"
+    "  \"truncate\": true; /v1/embed truncates it, as it always has.\n"
     "Texts of concurrent requests are batched into one forward pass. The model id is\n"
     "\"<basename of DIR>@<first 12 hex digits of the weights' SHA-256>\". SIGTERM or SIGINT stops\n"
     "accepting, finishes the requests in flight, writes the open telemetry window and exits 0.\n"
@@ -92,82 +101,45 @@ int cmd_serve(int argc, char **argv) {
     const char *token_file = NULL, *fb_token_file = NULL;
     char token[1024] = "", fb_token[1024] = "";
     const char *policy_path = NULL;
-    for (int i = 1; i < argc; i += 2) { // every option takes a value
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int iv = 0;
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        }
-        if (!v && a[0] == '-') {
-            cli_error("serve", "%s needs a value", a);
-            return 2;
-        }
-        if (strcmp(a, "--model") == 0) o.model_dir = v;
-        else if (strcmp(a, "--host") == 0) o.host = v;
-        else if (strcmp(a, "--telemetry-dir") == 0) o.telemetry_dir = v;
-        else if (strcmp(a, "--node") == 0) o.node_id = v;
-        else if (strcmp(a, "--backend") == 0) o.backend = v;
-        else if (strcmp(a, "--precision") == 0) {
-            if (strcmp(v, "fp32") != 0 && strcmp(v, "bf16") != 0 && strcmp(v, "int8") != 0) {
-                cli_error("serve", "--precision must be fp32, bf16 or int8 (got '%s')", v);
-                return 2;
-            }
-            o.precision = v;
-        }
-        else if (strcmp(a, "--intent-head") == 0) o.intent_head = v;
-        else if (strcmp(a, "--kb") == 0) o.kb_dir = v;
-        else if (strcmp(a, "--decoder") == 0) o.decoder_model = v;
-        else if (strcmp(a, "--dialog-policy") == 0) policy_path = v;
-        else if (strcmp(a, "--session-db") == 0) o.session_db = v;
-        else if (strcmp(a, "--session-ttl") == 0) {
-            if (!cli_parse_int("serve", a, v, 0, 365 * 86400, &iv)) return 2;
-            o.session_ttl_s = iv;
-        }
-        else if (strcmp(a, "--kb-threshold") == 0) {
-            char *end = NULL;
-            o.kb_threshold = strtod(v, &end);
-            if (end == v || *end || !(o.kb_threshold >= -1 && o.kb_threshold <= 1)) {
-                cli_error("serve", "--kb-threshold must be a number in [-1, 1] (got '%s')", v);
-                return 2;
-            }
-        }
-        else if (strcmp(a, "--feedback-token-file") == 0) fb_token_file = v;
-        else if (strcmp(a, "--feedback-open") == 0) {
-            if (!cli_parse_int("serve", a, v, 0, 1, &o.feedback_open)) return 2;
-        }
-        else if (strcmp(a, "--intent-allow-new") == 0) {
-            if (!cli_parse_int("serve", a, v, 0, 1, &o.intent_allow_new)) return 2;
-        }
-        else if (strcmp(a, "--port") == 0) {
-            if (!cli_parse_int("serve", a, v, 0, 65535, &o.port)) return 2;
-        } else if (strcmp(a, "--window-seconds") == 0) {
-            if (!cli_parse_int("serve", a, v, 1, 7 * 86400, &o.window_seconds)) return 2;
-        } else if (strcmp(a, "--max-batch") == 0) {
-            if (!cli_parse_int("serve", a, v, 1, 4096, &o.max_batch)) return 2;
-        } else if (strcmp(a, "--max-batch-tokens") == 0) {
-            if (!cli_parse_int("serve", a, v, 1, 1 << 24, &o.max_batch_tokens)) return 2;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int("serve", a, v, 0, 1024, &o.threads)) return 2;
-        } else if (strcmp(a, "--max-texts") == 0) {
-            if (!cli_parse_int("serve", a, v, 1, 1 << 20, &o.max_texts)) return 2;
-        } else if (strcmp(a, "--max-body-bytes") == 0) {
-            if (!cli_parse_int("serve", a, v, 1, 1 << 30, &iv)) return 2;
-            o.max_body_bytes = (size_t)iv;
-        } else if (strcmp(a, "--batch-wait-us") == 0) {
-            if (!cli_parse_int("serve", a, v, 0, 1000000, &o.batch_wait_us)) return 2;
-        } else if (strcmp(a, "--admin-token-file") == 0) {
-            token_file = v;
-        } else if (strcmp(a, "--drain-seconds") == 0) {
-            if (!cli_parse_int("serve", a, v, 1, 86400, &o.drain_seconds)) return 2;
-        } else if (strcmp(a, "--max-connections") == 0) {
-            if (!cli_parse_int("serve", a, v, 1, 65536, &o.max_connections)) return 2;
-        } else {
-            cli_error("serve", "unknown argument '%s' (see seslm serve --help)", a);
-            return 2;
-        }
+    int max_body = (int)o.max_body_bytes, ttl = (int)o.session_ttl_s;
+    const cli_arg args[] = {
+        {"--model", CLI_ARG_STR, &o.model_dir, 0, 0},
+        {"--host", CLI_ARG_STR, &o.host, 0, 0},
+        {"--port", CLI_ARG_INT, &o.port, 0, 65535},
+        {"--telemetry-dir", CLI_ARG_STR, &o.telemetry_dir, 0, 0},
+        {"--window-seconds", CLI_ARG_INT, &o.window_seconds, 1, 7 * 86400},
+        {"--node", CLI_ARG_STR, &o.node_id, 0, 0},
+        {"--backend", CLI_ARG_STR, &o.backend, 0, 0},
+        {"--precision", CLI_ARG_STR, &o.precision, 0, 0},
+        {"--max-batch", CLI_ARG_INT, &o.max_batch, 1, 4096},
+        {"--max-batch-tokens", CLI_ARG_INT, &o.max_batch_tokens, 1, 1 << 24},
+        {"--threads", CLI_ARG_INT, &o.threads, 0, 1024},
+        {"--max-texts", CLI_ARG_INT, &o.max_texts, 1, 1 << 20},
+        {"--max-body-bytes", CLI_ARG_INT, &max_body, 1, 1 << 30},
+        {"--batch-wait-us", CLI_ARG_INT, &o.batch_wait_us, 0, 1000000},
+        {"--max-connections", CLI_ARG_INT, &o.max_connections, 1, 65536},
+        {"--drain-seconds", CLI_ARG_INT, &o.drain_seconds, 1, 86400},
+        {"--admin-token-file", CLI_ARG_STR, &token_file, 0, 0},
+        {"--intent-head", CLI_ARG_STR, &o.intent_head, 0, 0},
+        {"--intent-allow-new", CLI_ARG_INT, &o.intent_allow_new, 0, 1},
+        {"--feedback-token-file", CLI_ARG_STR, &fb_token_file, 0, 0},
+        {"--feedback-open", CLI_ARG_INT, &o.feedback_open, 0, 1},
+        {"--kb", CLI_ARG_STR, &o.kb_dir, 0, 0},
+        {"--decoder", CLI_ARG_STR, &o.decoder_model, 0, 0},
+        {"--kb-threshold", CLI_ARG_NUM, &o.kb_threshold, -1, 1},
+        {"--dialog-policy", CLI_ARG_STR, &policy_path, 0, 0},
+        {"--session-db", CLI_ARG_STR, &o.session_db, 0, 0},
+        {"--session-ttl", CLI_ARG_INT, &ttl, 0, 365 * 86400},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int prc = cli_parse_args("serve", HELP, args, argc, argv, NULL);
+    if (prc >= 0) return prc;
+    if (o.precision && strcmp(o.precision, "fp32") != 0 && strcmp(o.precision, "bf16") != 0 && strcmp(o.precision, "int8") != 0) {
+        cli_error("serve", "--precision must be fp32, bf16 or int8 (got '%s')", o.precision);
+        return 2;
     }
+    o.max_body_bytes = (size_t)max_body;
+    o.session_ttl_s = ttl;
 
     if (token_file) {
         if (util_read_secret_line(token_file, "admin token", token, sizeof token) != SESLM_OK) {
@@ -221,17 +193,28 @@ int cmd_serve(int argc, char **argv) {
     seslm_serve_model_id(s, id, sizeof id);
     fprintf(stderr, "seslm serve: model %s; listening on http://%s%s%s:%d\n", id, strchr(o.host, ':') ? "[" : "",
             o.host, strchr(o.host, ':') ? "]" : "", seslm_serve_port(s));
+    // under systemd (Type=notify, docs/examples/seslm-serve.service): ready once the model is loaded and
+    // the socket listens
+    char state[512];
+    snprintf(state, sizeof state, "READY=1\nSTATUS=serving %s on port %d\nMAINPID=%ld", id, seslm_serve_port(s),
+             (long)getpid());
+    if (seslm_sd_notify(state) < 0) cli_error("serve", "readiness notification: %s", seslm_last_error());
 
     for (;;) {
         int sig = 0;
         if (sigwait(&set, &sig) != 0) continue;
         if (sig == SIGHUP) {
             char prev[256], now[256];
+            seslm_sd_notify("RELOADING=1\nSTATUS=reloading");
             if (seslm_serve_reload(s, NULL, prev, now, sizeof now) != SESLM_OK)
                 cli_error("serve", "SIGHUP reload failed, still serving %s: %s", prev, seslm_last_error());
+            seslm_serve_model_id(s, now, sizeof now); // the new model, or the old one still serving
+            snprintf(state, sizeof state, "READY=1\nSTATUS=serving %s on port %d", now, seslm_serve_port(s));
+            seslm_sd_notify(state);
             continue;
         }
         fprintf(stderr, "seslm serve: %s: draining and shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        seslm_sd_notify("STOPPING=1\nSTATUS=draining");
         break;
     }
     seslm_serve_stop(s);

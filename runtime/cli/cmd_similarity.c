@@ -31,16 +31,6 @@ static double cosine(const float *a, const float *b, int n) {
     return ab / fmax(sqrt(aa) * sqrt(bb), 1e-12);
 }
 
-static void print_json_string(const char *s) {
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') printf("\\%c", *p);
-        else if (*p < 0x20) printf("\\u%04x", *p);
-        else putchar(*p);
-    }
-    putchar('"');
-}
-
 int cmd_similarity(int argc, char **argv) {
     int json = 0, k = 1;
     for (int i = 1; i < argc; i++) { // strip --json, pass the rest to the common parser
@@ -63,7 +53,7 @@ int cmd_similarity(int argc, char **argv) {
             printf("{\"texts\":[");
             for (int i = 0; i < n; i++) {
                 if (i) putchar(',');
-                print_json_string(o.texts.texts[i]);
+                cli_json_str(stdout, o.texts.texts[i]);
             }
             printf("],\"cosine\":[");
             for (int i = 0; i < n; i++) {

@@ -35,6 +35,7 @@ static const struct {
     {"evolve", cmd_evolve, "the whole evolution cycle (ingest .. validate, select) as one nightly job"},
     {"registry", cmd_registry, "model registry: list, show, lineage, diff, register (content-addressed store)"},
     {"promote", cmd_promote, "point an alias (live) at a version, governed by policy; optionally reload a node"},
+    {"export", cmd_export, "write a model (a student included) as ONNX with its real per-layer shapes"},
     {"approve", cmd_approve, "record an approval of a version for an alias (who, why)"},
     {"rollback", cmd_rollback, "swap live and previous in one transaction; optionally reload a node"},
     {"audit", cmd_audit, "verify the registry's hash-chained audit log, or print it"},
@@ -47,7 +48,7 @@ static const struct {
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: seslm <command> [options]   (seslm <command> --help for details)\n\ncommands:\n");
+    fprintf(f, "usage: seslm <command> [options]   (seslm <command> --help for details; seslm --version [--json])\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].what);
     fprintf(f, "\nThe model directory defaults to $SESLM_MODEL_DIR, else models/all-MiniLM-L6-v2.\n");
@@ -57,6 +58,16 @@ int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) { // provenance (version.c)
+        if (argc > 2 && strcmp(argv[2], "--json") == 0) {
+            printf("%s\n", seslm_build_info_json());
+        } else {
+            printf("seslm %s (commit %s)\ncompiler %s\ncpu features %s\ncuda %s\n", seslm_version(),
+                   seslm_build_commit(), seslm_build_compiler(), seslm_build_cpu_features(),
+                   seslm_built_with_cuda() ? "built in" : "not built");
+        }
+        return 0;
     }
     if (cli_is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
         usage(stdout);

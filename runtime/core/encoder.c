@@ -7,15 +7,17 @@
  *       x = LN(x + ctx Wo^T + bo)
  *       h (Ntok, F)    = gelu(x W1^T + b1)
  *       x = LN(x + h W2^T + b2)
- *   out (B, C) = L2-normalise(mean over each sequence's rows of x)
+ *   out (B, C) = [L2-normalise](pooling over each sequence's rows of x)   (pooling.h: the model's mode)
  *
  * All buffers are allocated once in seslm_encoder_new for max_batch x max_seq_len tokens; the
  * forward pass itself allocates nothing. */
 #include "backend.h"
 #include "bf16.h"
+#include "cuda_plugin.h"
 #include "encoder_device.h"
 #include "encoder_probe.h"
 #include "model_internal.h"
+#include "pooling.h"
 #include "quant.h"
 #include "sparse24.h"
 #include "telemetry_internal.h"
@@ -49,7 +51,44 @@ struct seslm_encoder {
     seslm_probe_fn probe;             // calibration hook (encoder_probe.h); NULL: none
     void *probe_ctx;
     encoder_device *dev;              // device backends (be->dev_alloc): weights + workspace on the device
+    char *prompt;                     // prepended by embed_texts (NULL: none)
+    int pool_skip;                    // leading tokens left out of pooling (the prompt, include_prompt false)
 };
+
+// Mean and [CLS] pooling without a prompt to skip run as the backend's pool op; the other modes on host.
+static int encoder_host_pool(const seslm_encoder *e) {
+    const seslm_model_config *c = &e->m->cfg;
+    return e->pool_skip > 0 || (c->pooling != SESLM_POOL_MEAN && c->pooling != SESLM_POOL_CLS);
+}
+
+const char *seslm_encoder_prompt(const seslm_encoder *e) { return e->prompt; }
+
+seslm_status seslm_encoder_set_prompt(seslm_encoder *e, const char *prompt) {
+    const seslm_model_config *c = &e->m->cfg;
+    int skip = 0;
+    if (prompt && !c->include_prompt) { // sentence-transformers: len(tokenize(prompt)) minus the final [SEP]
+        int n = 0;
+        seslm_status st = seslm_tokenizer_encode(e->m->tok, prompt, strlen(prompt), e->tok, c->max_seq_len, &n);
+        if (st != SESLM_OK) return st;
+        skip = n - 1;
+    }
+    char *p = prompt ? strdup(prompt) : NULL;
+    if (prompt && !p) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    const int host_before = encoder_host_pool(e);
+    e->pool_skip = skip;
+    if (e->dev && encoder_host_pool(e) && !host_before) { // device activations must now come back to the host
+        float *x = realloc(e->x, (size_t)e->max_tokens * c->hidden * sizeof(float));
+        if (!x) {
+            e->pool_skip = 0;
+            free(p);
+            return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        }
+        e->x = x;
+    }
+    free(e->prompt);
+    e->prompt = p;
+    return SESLM_OK;
+}
 
 void seslm_encoder_set_probe(seslm_encoder *e, seslm_probe_fn fn, void *ctx) {
     e->probe = fn;
@@ -294,9 +333,12 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
     if (o.max_seq_len < 0 || o.max_seq_len == 1)
         return seslm_fail(SESLM_ERR_ARG, "max_seq_len must be 0 or >= 2 (got %d)", o.max_seq_len);
     const seslm_backend *be = seslm_backend_get(o.backend);
-    if (!be && o.backend && (strcmp(o.backend, "cuda") == 0 || strcmp(o.backend, "cuda-fp16") == 0))
-        return seslm_fail(SESLM_ERR_ARG, "backend '%s': %s", o.backend,
-                          seslm_built_with_cuda() ? "no CUDA device visible" : "this build has no CUDA support (no nvcc)");
+    if (!be && o.backend && (strcmp(o.backend, "cuda") == 0 || strcmp(o.backend, "cuda-fp16") == 0)) {
+        const char *why = NULL;
+        if (!seslm_cuda_plugin_get(&why)) // the CUDA backend library is not there (not built, not installed)
+            return seslm_fail(SESLM_ERR_ARG, "backend '%s': %s", o.backend, why);
+        return seslm_fail(SESLM_ERR_ARG, "backend '%s': no CUDA device visible", o.backend);
+    }
     if (!be) return seslm_fail(SESLM_ERR_ARG, "unknown backend '%s' (known: cpu, cpu-ref, cuda, cuda-fp16)", o.backend);
     seslm_encoder *e = calloc(1, sizeof *e);
     if (!e) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
@@ -342,7 +384,9 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
     e->off = malloc((size_t)o.max_batch * sizeof(int));
     e->len = malloc((size_t)o.max_batch * sizeof(int));
     e->ones = malloc((size_t)o.max_batch * sizeof(int));
-    e->x = malloc(Th * c->hidden * sizeof(float));
+    // host pooling on a device backend needs the last activations back on the host
+    const int host_pool = c->pooling != SESLM_POOL_MEAN && c->pooling != SESLM_POOL_CLS;
+    e->x = malloc((host_pool ? T : Th) * c->hidden * sizeof(float));
     e->tmp = malloc(Th * c->hidden * sizeof(float));
     e->qkv = malloc(Th * (3 * (size_t)Amax + 1) * sizeof(float));
     e->ctx = malloc(Th * ((size_t)Amax + 1) * sizeof(float));
@@ -366,6 +410,10 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
         return st;
     }
     for (int b = 0; b < o.max_batch; b++) e->ones[b] = 1;
+    if (c->default_prompt >= 0 && (st = seslm_encoder_set_prompt(e, c->prompts[c->default_prompt].text)) != SESLM_OK) {
+        seslm_encoder_free(e);
+        return st;
+    }
     *out = e;
     return SESLM_OK;
 }
@@ -406,6 +454,7 @@ void seslm_encoder_free(seslm_encoder *e) {
     free(e->mask_buf);
     free(e->head_mask);
     free(e->neuron_mask);
+    free(e->prompt);
     free(e);
 }
 
@@ -514,7 +563,7 @@ static void encoder_queue_device(void *ctx) {
     be->embed(d->x, d->ids, d->off, d->len, p->n, &d->word, d->pos, d->type, c->hidden);
     be->add_layernorm(d->x, NULL, d->emb_ln_g, d->emb_ln_b, p->ntok, c->hidden, c->layer_norm_eps);
     for (int l = 0; l < c->n_layers; l++) encoder_layer(e, l, p->ntok, p->n);
-    be->pool(d->out, d->x, d->off, c->pooling_mean ? d->len : d->ones, p->n, c->hidden, c->normalize);
+    be->pool(d->out, d->x, d->off, c->pooling == SESLM_POOL_MEAN ? d->len : d->ones, p->n, c->hidden, c->normalize);
 }
 
 static seslm_status encoder_forward_device(seslm_encoder *e, int n, int ntok, float *out) {
@@ -531,6 +580,11 @@ static seslm_status encoder_forward_device(seslm_encoder *e, int n, int ntok, fl
     if (encoder_device_run(d, n, ntok, encoder_queue_device, &p) != SESLM_OK ||
         be->dev_download(out, d->out, (size_t)n * c->hidden * sizeof(float)) != 0)
         return seslm_fail(SESLM_ERR_INTERNAL, "%s", seslm_last_error());
+    if (encoder_host_pool(e)) { // (the device pooled too; its result is replaced)
+        if (be->dev_download(e->x, d->x, (size_t)ntok * c->hidden * sizeof(float)) != 0)
+            return seslm_fail(SESLM_ERR_INTERNAL, "%s", seslm_last_error());
+        seslm_pool_host(c->pooling, out, e->x, e->off, e->len, e->pool_skip, n, c->hidden, c->normalize);
+    }
     return SESLM_OK;
 }
 
@@ -562,7 +616,8 @@ seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *i
     e->be->add_layernorm(e->x, NULL, m->emb_ln_g, m->emb_ln_b, ntok, C, c->layer_norm_eps);
     for (int l = 0; l < c->n_layers; l++) encoder_layer(e, l, ntok, n);
     // [CLS] pooling is mean pooling over a length-1 window at each sequence's first row
-    e->be->pool(out, e->x, e->off, c->pooling_mean ? e->len : e->ones, n, C, c->normalize);
+    if (encoder_host_pool(e)) seslm_pool_host(c->pooling, out, e->x, e->off, e->len, e->pool_skip, n, C, c->normalize);
+    else e->be->pool(out, e->x, e->off, c->pooling == SESLM_POOL_MEAN ? e->len : e->ones, n, C, c->normalize);
     if (e->tel) {
         tel_observe_embeddings(e->tel, out, n);
         tel_observe_batch(e->tel, mono_ns() - t0, n, ntok);
@@ -577,13 +632,31 @@ seslm_status seslm_encoder_embed_texts(seslm_encoder *e, const char *const *text
     const int S = e->m->cfg.max_seq_len;
     const int32_t *rows[4096];
     int lens[4096];
+    const size_t pl = e->prompt ? strlen(e->prompt) : 0;
+    char *joined = NULL; // prompt + text (one buffer, grown as needed; no prompt: no allocation)
+    size_t joined_cap = 0;
     for (int b = 0; b < n; b++) {
         int32_t *row = e->tok + (size_t)b * S;
         size_t tl = text_lens ? text_lens[b] : strlen(texts[b]);
-        seslm_status st = seslm_tokenizer_encode(e->m->tok, texts[b], tl, row, S, &lens[b]);
+        const char *t = texts[b];
+        if (e->prompt) { // sentence-transformers prepends the prompt string, then tokenizes the whole
+            if (pl + tl + 1 > joined_cap) {
+                char *nj = realloc(joined, pl + tl + 1);
+                if (!nj) {
+                    free(joined);
+                    return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+                }
+                joined = nj, joined_cap = pl + tl + 1;
+            }
+            memcpy(joined, e->prompt, pl);
+            memcpy(joined + pl, texts[b], tl);
+            t = joined, tl += pl;
+        }
+        seslm_status st = seslm_tokenizer_encode(e->m->tok, t, tl, row, S, &lens[b]);
         if (st != SESLM_OK) {
             char why[512];
             snprintf(why, sizeof why, "%s", seslm_last_error());
+            free(joined);
             return seslm_fail(st, "text %d: %s", b, why);
         }
         if (lens[b] > e->max_seq) { // truncate the word pieces, keep the final [SEP]
@@ -592,5 +665,6 @@ seslm_status seslm_encoder_embed_texts(seslm_encoder *e, const char *const *text
         }
         rows[b] = row;
     }
+    free(joined);
     return seslm_encoder_forward_ids(e, rows, lens, n, out);
 }

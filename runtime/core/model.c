@@ -324,9 +324,12 @@ seslm_status seslm_model_load(seslm_model **out, const char *model_dir) {
     if (st == SESLM_OK) st = seslm_config_load(&m->cfg, model_dir);
     if (st == SESLM_OK && !encrypted) st = model_open_weights(&m->st, path);
     if (st == SESLM_OK) st = model_load_weights(m);
+    if (st == SESLM_OK && m->cfg.pooling_dim && m->cfg.pooling_dim != m->cfg.hidden)
+        st = seslm_fail(SESLM_ERR_FORMAT, "%s: the Pooling config's embedding dimension %d differs from the model's hidden size %d",
+                        model_dir, m->cfg.pooling_dim, m->cfg.hidden);
     if (st == SESLM_OK) st = seslm_tokenizer_load(&m->tok, model_dir, m->cfg.max_position);
     if (st == SESLM_OK && seslm_tokenizer_vocab_size(m->tok) > m->cfg.vocab_size)
-        st = seslm_fail(SESLM_ERR_SHAPE, "%s: vocab.txt has %d tokens but the model has %d embedding rows", model_dir,
+        st = seslm_fail(SESLM_ERR_SHAPE, "%s: the vocabulary has %d tokens but the model has %d embedding rows", model_dir,
                         seslm_tokenizer_vocab_size(m->tok), m->cfg.vocab_size);
     if (st == SESLM_OK) {
         // the tokenizer truncates; the model must never see more positions than it has
@@ -360,6 +363,12 @@ void model_drop_resident_pages(const seslm_model *m) {
 
 const seslm_model_config *seslm_model_get_config(const seslm_model *m) { return &m->cfg; }
 const seslm_tokenizer *seslm_model_tokenizer(const seslm_model *m) { return m->tok; }
+
+const char *seslm_model_prompt(const seslm_model *m, const char *name) {
+    for (int i = 0; m && name && i < m->cfg.n_prompts; i++)
+        if (strcmp(m->cfg.prompts[i].name, name) == 0) return m->cfg.prompts[i].text;
+    return NULL;
+}
 
 const char *seslm_model_weights_sha256(const seslm_model *m) {
     seslm_model *mm = (seslm_model *)m; // computed once, lazily: hashing 90 MB costs ~0.2 s

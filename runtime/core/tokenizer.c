@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <utf8proc.h>
 
 // ---------------------------------------------------------------------------------------------
@@ -385,7 +386,14 @@ static seslm_status tok_validate_utf8(const char *text, size_t len, size_t pos) 
 
 seslm_status seslm_tokenizer_encode(const seslm_tokenizer *tok, const char *text, size_t len, int32_t *ids,
                                     int cap, int *n_ids) {
+    return seslm_tokenizer_encode_full(tok, text, len, ids, cap, n_ids, NULL);
+}
+
+seslm_status seslm_tokenizer_encode_full(const seslm_tokenizer *tok, const char *text, size_t len, int32_t *ids,
+                                         int cap, int *n_ids, int *n_full) {
     if (n_ids) *n_ids = 0;
+    if (n_full) *n_full = 0;
+    const bool count = n_full != NULL; // go on past the limit: tok_emit counts what it does not store
     if (!tok || !ids || !n_ids || (!text && len > 0)) return seslm_fail(SESLM_ERR_ARG, "tokenizer_encode: NULL argument");
     if (cap < tok->opts.max_len)
         return seslm_fail(SESLM_ERR_ARG, "tokenizer_encode: cap %d < max_len %d", cap, tok->opts.max_len);
@@ -393,7 +401,7 @@ seslm_status seslm_tokenizer_encode(const seslm_tokenizer *tok, const char *text
     tok_state st = {.tok = tok, .ids = ids, .n = 0, .limit = tok->opts.max_len - 1};
     ids[st.n++] = tok->cls_id;
     size_t pos = 0;
-    while (pos < len && st.n < st.limit) {
+    while (pos < len && (st.n < st.limit || count)) {
         uint8_t b = (uint8_t)text[pos];
         if (tok->special_first[b]) {
             int32_t sid = -1;
@@ -417,10 +425,11 @@ seslm_status seslm_tokenizer_encode(const seslm_tokenizer *tok, const char *text
         tok_input_char(&st, c);
         pos += (size_t)k;
     }
-    if (st.n < st.limit) tok_flush(&st);
+    if (st.n < st.limit || count) tok_flush(&st);
     // Truncated: the rest is not tokenised, but bad bytes are still an error wherever they are.
     seslm_status s = tok_validate_utf8(text, len, pos);
     if (s != SESLM_OK) return s;
+    if (n_full) *n_full = st.n + 1; // (+ [SEP])
     if (st.n > st.limit) st.n = st.limit;
     ids[st.n++] = tok->sep_id;
     *n_ids = st.n;
@@ -495,6 +504,8 @@ static seslm_status tok_load_json(const char *dir, const char *name, cJSON **jso
 // ---------------------------------------------------------------------------------------------
 // loading: vocabulary
 
+static seslm_status tok_index_vocab(seslm_tokenizer *tok, const char *path);
+
 static seslm_status tok_parse_vocab(seslm_tokenizer *tok, const char *path) {
     size_t len;
     seslm_status s = tok_read_file(path, &tok->vocab_buf, &len, NULL);
@@ -525,9 +536,13 @@ static seslm_status tok_parse_vocab(seslm_tokenizer *tok, const char *path) {
         if (n > tok->max_token_bytes) tok->max_token_bytes = n;
     }
     tok->n_vocab = (int)n_lines;
+    return tok_index_vocab(tok, path);
+}
 
+// The token -> id hash table over tokens[0 .. n_vocab).
+static seslm_status tok_index_vocab(seslm_tokenizer *tok, const char *path) {
     uint32_t cap = 16;
-    while (cap < 2 * n_lines) cap *= 2;
+    while (cap < 2 * (uint32_t)tok->n_vocab) cap *= 2;
     tok->slots = malloc(cap * sizeof *tok->slots);
     if (!tok->slots) return seslm_fail(SESLM_ERR_NOMEM, "%s: out of memory", path);
     for (uint32_t i = 0; i < cap; i++) tok->slots[i] = (tok_slot){0, -1};
@@ -633,30 +648,185 @@ static seslm_status tok_resolve_specials(seslm_tokenizer *tok, const char *vocab
 }
 
 // ---------------------------------------------------------------------------------------------
+// loading: tokenizer.json (the `tokenizers` serialisation), used when vocab.txt is absent
+//
+// Only the pipeline this file implements is accepted: model WordPiece ("##", 100 chars per word),
+// normalizer BertNormalizer (clean_text), pre_tokenizer BertPreTokenizer, post_processor
+// TemplateProcessing "[CLS] $A [SEP]" or BertProcessing. Anything else is refused with its name, never
+// approximated. Its truncation / padding sections are ignored, as sentence-transformers overrides them.
+
+static seslm_status tok_json_refuse(const char *path, const char *what, const char *got) {
+    return seslm_fail(SESLM_ERR_FORMAT, "%s: %s%s%s%s is not supported (SE-SLM implements the BERT WordPiece pipeline only)",
+                      path, what, got ? " \"" : "", got ? got : "", got ? "\"" : "");
+}
+
+static const char *tok_json_type(const cJSON *o) {
+    const cJSON *t = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "type") : NULL;
+    return cJSON_IsString(t) ? t->valuestring : NULL;
+}
+
+// vocab {token: id} -> tokens[id]; ids must be exactly 0 .. n-1.
+static seslm_status tok_json_vocab(seslm_tokenizer *tok, const cJSON *vocab, const char *path) {
+    int n = cJSON_GetArraySize(vocab);
+    if (!cJSON_IsObject(vocab) || n <= 0) return seslm_fail(SESLM_ERR_FORMAT, "%s: model.vocab must be a non-empty object", path);
+    size_t bytes = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, vocab) bytes += strlen(e->string) + 1;
+    tok->vocab_buf = malloc(bytes);
+    tok->tokens = calloc((size_t)n, sizeof *tok->tokens);
+    tok->token_len = malloc((size_t)n * sizeof *tok->token_len);
+    if (!tok->vocab_buf || !tok->tokens || !tok->token_len) return seslm_fail(SESLM_ERR_NOMEM, "%s: out of memory", path);
+    size_t pos = 0;
+    cJSON_ArrayForEach(e, vocab) {
+        const size_t len = strlen(e->string);
+        if (!cJSON_IsNumber(e) || !(e->valuedouble >= 0 && e->valuedouble < n) || e->valuedouble != (double)(int)e->valuedouble)
+            return seslm_fail(SESLM_ERR_FORMAT, "%s: model.vocab[\"%s\"] must be an integer id in 0..%d", path, e->string, n - 1);
+        const int id = (int)e->valuedouble;
+        if (tok->tokens[id]) return seslm_fail(SESLM_ERR_FORMAT, "%s: model.vocab gives id %d twice", path, id);
+        if (len == 0 || tok_validate_utf8(e->string, len, 0) != SESLM_OK)
+            return seslm_fail(SESLM_ERR_FORMAT, "%s: model.vocab has an empty or invalid UTF-8 token (id %d)", path, id);
+        memcpy(tok->vocab_buf + pos, e->string, len + 1);
+        tok->tokens[id] = tok->vocab_buf + pos;
+        tok->token_len[id] = (uint32_t)len;
+        if (len > tok->max_token_bytes) tok->max_token_bytes = len;
+        pos += len + 1;
+    }
+    tok->n_vocab = n; // n distinct ids in 0..n-1: every id is present
+    return tok_index_vocab(tok, path);
+}
+
+// The [CLS] / [SEP] of the post-processor: TemplateProcessing single = [SpecialToken, $A, SpecialToken]
+// or BertProcessing {cls: [token, id], sep: [token, id]}.
+static seslm_status tok_json_post(const cJSON *pp, const char *path, const char *names[TOK_N_NAMED]) {
+    const char *type = tok_json_type(pp);
+    if (type && strcmp(type, "BertProcessing") == 0) {
+        const cJSON *cls = cJSON_GetObjectItemCaseSensitive(pp, "cls"), *sep = cJSON_GetObjectItemCaseSensitive(pp, "sep");
+        if (!cJSON_IsString(cJSON_GetArrayItem(cls, 0)) || !cJSON_IsString(cJSON_GetArrayItem(sep, 0)))
+            return seslm_fail(SESLM_ERR_FORMAT, "%s: post_processor BertProcessing needs cls and sep", path);
+        names[TOK_SPECIAL_CLS] = cJSON_GetArrayItem(cls, 0)->valuestring;
+        names[TOK_SPECIAL_SEP] = cJSON_GetArrayItem(sep, 0)->valuestring;
+        return SESLM_OK;
+    }
+    if (!type || strcmp(type, "TemplateProcessing") != 0) return tok_json_refuse(path, "post_processor", type ? type : "null");
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
+    const cJSON *a = cJSON_GetArrayItem(single, 0), *b = cJSON_GetArrayItem(single, 1), *c = cJSON_GetArrayItem(single, 2);
+    const cJSON *ca = cJSON_GetObjectItemCaseSensitive(a, "SpecialToken"), *cb = cJSON_GetObjectItemCaseSensitive(b, "Sequence");
+    const cJSON *cc = cJSON_GetObjectItemCaseSensitive(c, "SpecialToken");
+    const cJSON *ia = cJSON_GetObjectItemCaseSensitive(ca, "id"), *ib = cJSON_GetObjectItemCaseSensitive(cb, "id");
+    const cJSON *ic = cJSON_GetObjectItemCaseSensitive(cc, "id");
+    if (cJSON_GetArraySize(single) != 3 || !cJSON_IsString(ia) || !cJSON_IsString(ib) || strcmp(ib->valuestring, "A") != 0 ||
+        !cJSON_IsString(ic))
+        return tok_json_refuse(path, "post_processor template other than \"<special> $A <special>\"", NULL);
+    names[TOK_SPECIAL_CLS] = ia->valuestring;
+    names[TOK_SPECIAL_SEP] = ic->valuestring;
+    return SESLM_OK;
+}
+
+// The added tokens are matched verbatim in the raw text, as this tokenizer matches its specials.
+static seslm_status tok_json_added(seslm_tokenizer *tok, const cJSON *added, const char *path) {
+    const cJSON *e;
+    if (cJSON_GetArraySize(added) > TOK_MAX_SPECIAL)
+        return seslm_fail(SESLM_ERR_FORMAT, "%s: %d added tokens; at most %d are supported", path, cJSON_GetArraySize(added),
+                          TOK_MAX_SPECIAL);
+    cJSON_ArrayForEach(e, added) {
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(e, "content"), *id = cJSON_GetObjectItemCaseSensitive(e, "id");
+        if (!cJSON_IsString(content) || !cJSON_IsNumber(id))
+            return seslm_fail(SESLM_ERR_FORMAT, "%s: added_tokens entries need \"content\" and \"id\"", path);
+        if (seslm_tokenizer_lookup(tok, content->valuestring) != (int32_t)id->valuedouble)
+            return seslm_fail(SESLM_ERR_FORMAT, "%s: added token \"%s\" (id %g) is not that entry of model.vocab", path,
+                              content->valuestring, id->valuedouble);
+        // lstrip / rstrip only eat whitespace, which BertPreTokenizer drops anyway; these two change matching
+        if (tok_json_bool(e, "single_word", 0) || tok_json_bool(e, "normalized", 0))
+            return seslm_fail(SESLM_ERR_FORMAT, "%s: added token \"%s\" with single_word or normalized = true is not supported",
+                              path, content->valuestring);
+        seslm_status s = tok_add_special(tok, content->valuestring);
+        if (s != SESLM_OK) return s;
+    }
+    return SESLM_OK;
+}
+
+// Fills the vocabulary, the normaliser switches, names[] and the added tokens from tokenizer.json.
+// tokenizer_config.json (cfg, may be NULL) must not contradict its normaliser.
+static seslm_status tok_load_tokenizer_json(seslm_tokenizer *tok, const char *path, const cJSON *cfg,
+                                            const char *names[TOK_N_NAMED], cJSON **root_out) {
+    char *buf;
+    size_t len;
+    seslm_status s = tok_read_file(path, &buf, &len, NULL);
+    if (s != SESLM_OK) return s;
+    cJSON *root = *root_out = cJSON_ParseWithLength(buf, len);
+    free(buf);
+    if (!cJSON_IsObject(root)) return seslm_fail(SESLM_ERR_FORMAT, "%s: not a JSON object", path);
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+    const char *mt = tok_json_type(model), *nt = tok_json_type(norm), *pt = tok_json_type(pre);
+    if (!mt || strcmp(mt, "WordPiece") != 0) return tok_json_refuse(path, "model type", mt ? mt : "null");
+    if (!nt || strcmp(nt, "BertNormalizer") != 0) return tok_json_refuse(path, "normalizer", nt ? nt : "null");
+    if (!pt || strcmp(pt, "BertPreTokenizer") != 0) return tok_json_refuse(path, "pre_tokenizer", pt ? pt : "null");
+    const cJSON *pfx = cJSON_GetObjectItemCaseSensitive(model, "continuing_subword_prefix");
+    const cJSON *mx = cJSON_GetObjectItemCaseSensitive(model, "max_input_chars_per_word");
+    const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+    if (pfx && (!cJSON_IsString(pfx) || strcmp(pfx->valuestring, "##") != 0))
+        return tok_json_refuse(path, "continuing_subword_prefix", cJSON_IsString(pfx) ? pfx->valuestring : "null");
+    if (mx && (!cJSON_IsNumber(mx) || mx->valuedouble != TOK_MAX_WORD_CHARS))
+        return tok_json_refuse(path, "max_input_chars_per_word other than 100", NULL);
+    if (!tok_json_bool(norm, "clean_text", 1)) return tok_json_refuse(path, "BertNormalizer clean_text = false", NULL);
+    if (cJSON_IsString(unk)) names[TOK_SPECIAL_UNK] = unk->valuestring;
+    const cJSON *sa = cJSON_GetObjectItemCaseSensitive(norm, "strip_accents");
+    seslm_tokenizer_opts o = tok->opts;
+    o.do_lower_case = tok_json_bool(norm, "lowercase", 1);
+    o.tokenize_chinese_chars = tok_json_bool(norm, "handle_chinese_chars", 1);
+    o.strip_accents = cJSON_IsBool(sa) ? cJSON_IsTrue(sa) : -1;
+    if (cfg && (o.do_lower_case != tok->opts.do_lower_case || o.strip_accents != tok->opts.strip_accents ||
+                o.tokenize_chinese_chars != tok->opts.tokenize_chinese_chars))
+        return seslm_fail(SESLM_ERR_FORMAT,
+                          "%s: its normalizer (lowercase %d, strip_accents %d, handle_chinese_chars %d) contradicts "
+                          "tokenizer_config.json (%d, %d, %d); which one a loader applies is ambiguous, so it is refused",
+                          path, o.do_lower_case, o.strip_accents, o.tokenize_chinese_chars, tok->opts.do_lower_case,
+                          tok->opts.strip_accents, tok->opts.tokenize_chinese_chars);
+    tok->opts = o;
+    s = tok_json_vocab(tok, cJSON_GetObjectItemCaseSensitive(model, "vocab"), path);
+    if (s == SESLM_OK) s = tok_json_post(cJSON_GetObjectItemCaseSensitive(root, "post_processor"), path, names);
+    if (s == SESLM_OK) s = tok_json_added(tok, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), path);
+    return s;
+}
+
+// ---------------------------------------------------------------------------------------------
 // public: load
 
 static seslm_status tok_load_into(seslm_tokenizer *tok, const char *model_dir, int max_pos) {
     char vocab_path[4096];
+    struct stat sb;
     tok_join_path(vocab_path, sizeof vocab_path, model_dir, "vocab.txt");
-    seslm_status s = tok_parse_vocab(tok, vocab_path);
+    const bool from_json = stat(vocab_path, &sb) != 0 && errno == ENOENT;
+    if (from_json) { // the same vocabulary packaged only as tokenizer.json
+        tok_join_path(vocab_path, sizeof vocab_path, model_dir, "tokenizer.json");
+        if (stat(vocab_path, &sb) != 0)
+            return seslm_fail(SESLM_ERR_IO, "%s: neither vocab.txt nor tokenizer.json is there", model_dir);
+    }
+    seslm_status s = from_json ? SESLM_OK : tok_parse_vocab(tok, vocab_path);
     if (s != SESLM_OK) return s;
 
-    cJSON *cfg = NULL, *st_cfg = NULL;
+    cJSON *cfg = NULL, *st_cfg = NULL, *tj = NULL;
     s = tok_load_json(model_dir, "tokenizer_config.json", &cfg);
     if (s == SESLM_OK) s = tok_load_json(model_dir, "sentence_bert_config.json", &st_cfg);
     if (s == SESLM_OK) {
         const char *names[TOK_N_NAMED] = {"[CLS]", "[SEP]", "[UNK]", "[PAD]", "[MASK]"};
         tok->opts = (seslm_tokenizer_opts){.do_lower_case = 1, .strip_accents = -1, .tokenize_chinese_chars = 1};
         if (cfg) tok_apply_config(tok, cfg, names);
+        if (from_json) s = tok_load_tokenizer_json(tok, vocab_path, cfg, names, &tj);
         tok->opts.max_len = tok_pick_max_len(st_cfg, cfg, max_pos);
         tok->lower = tok->opts.do_lower_case != 0;
         tok->strip = tok->opts.strip_accents < 0 ? tok->lower : tok->opts.strip_accents != 0;
-        if (tok->opts.max_len < 2)
+        if (s != SESLM_OK)
+            ;
+        else if (tok->opts.max_len < 2)
             s = seslm_fail(SESLM_ERR_FORMAT, "%s: max_len %d leaves no room for [CLS] and [SEP]", model_dir,
                            tok->opts.max_len);
         else
             s = tok_resolve_specials(tok, vocab_path, names, cfg);
     }
+    cJSON_Delete(tj); // (names[] may point into it until here)
     cJSON_Delete(cfg);
     cJSON_Delete(st_cfg);
     if (s == SESLM_OK) tok_build_ascii(tok);

@@ -68,6 +68,11 @@ int32_t seslm_tokenizer_lookup(const seslm_tokenizer *tok, const char *token);
 seslm_status seslm_tokenizer_encode(const seslm_tokenizer *tok, const char *text, size_t len,
                                     int32_t *ids, int cap, int *n_ids);
 
+/* As seslm_tokenizer_encode, and *n_full (may be NULL) gets the length the text would have without
+ * truncation ([CLS] and [SEP] included): > max_len tells the caller the text was cut. */
+seslm_status seslm_tokenizer_encode_full(const seslm_tokenizer *tok, const char *text, size_t len, int32_t *ids,
+                                         int cap, int *n_ids, int *n_full);
+
 // ---------------------------------------------------------------------------------------------
 // model: BERT-family encoder with per-layer head counts and FFN widths
 
@@ -75,6 +80,29 @@ typedef struct {
     int n_heads;   // attention heads kept in this layer (0 allowed: attention contributes its bias only)
     int ffn_dim;   // intermediate width of this layer (0 allowed)
 } seslm_layer_config;
+
+/* Sentence-transformers pooling modes (1_Pooling/config.json); one mode per model (a concatenation of
+ * several is refused at load). Over each sequence's tokens t = skip .. len-1 (skip: the prompt tokens when
+ * include_prompt is false, else 0):
+ *   MEAN: sum x_t / n;  MEAN_SQRT_LEN: sum x_t / sqrt(n);  MAX: per-column max;  CLS: x_skip (the first
+ *   pooled token);  LASTTOKEN: x_{len-1};  WEIGHTEDMEAN: sum (t+1) x_t / sum (t+1). */
+typedef enum {
+    SESLM_POOL_MEAN = 0,
+    SESLM_POOL_CLS,
+    SESLM_POOL_MAX,
+    SESLM_POOL_MEAN_SQRT_LEN,
+    SESLM_POOL_WEIGHTEDMEAN,
+    SESLM_POOL_LASTTOKEN,
+} seslm_pooling;
+
+/* The sentence-transformers name of a pooling mode ("mean", "cls", "max", "mean_sqrt_len_tokens",
+ * "weightedmean", "lasttoken"). */
+const char *seslm_pooling_name(seslm_pooling p);
+
+typedef struct {
+    char *name; // "query", "passage", ...
+    char *text; // prepended to the input text before tokenization
+} seslm_prompt;
 
 typedef struct {
     int vocab_size;
@@ -86,11 +114,17 @@ typedef struct {
     int max_seq_len;      // truncation used for sentence embeddings
     int pad_token_id;
     float layer_norm_eps;
-    int pooling_mean;     // 1: mean pooling over the mask; 0: [CLS]
+    int pooling_mean;     // 1: pooling == SESLM_POOL_MEAN (kept for older callers)
     char precision[8];    // config.json "seslm_precision": "fp32" (default), "bf16" or "int8": what an
                           // encoder computes F32-stored linear layers in unless its options say otherwise
     int normalize;        // 1: L2-normalise the pooled vector
     seslm_layer_config *layers; // n_layers entries
+    seslm_pooling pooling;
+    int include_prompt;   // 0: the prompt's tokens ([CLS] included) are left out of pooling
+    seslm_prompt *prompts; // config_sentence_transformers.json "prompts" (n_prompts entries)
+    int n_prompts;
+    int default_prompt;   // index into prompts of "default_prompt_name", or -1
+    int pooling_dim;      // the embedding dimension the Pooling config declares (0: none); must equal hidden
 } seslm_model_config;
 
 typedef struct seslm_model seslm_model;
@@ -99,6 +133,8 @@ seslm_status seslm_model_load(seslm_model **out, const char *model_dir);
 void seslm_model_free(seslm_model *m);
 const seslm_model_config *seslm_model_get_config(const seslm_model *m);
 const seslm_tokenizer *seslm_model_tokenizer(const seslm_model *m);
+/* The text of the prompt called `name` (config_sentence_transformers.json), or NULL. */
+const char *seslm_model_prompt(const seslm_model *m, const char *name);
 /* Hex SHA-256 of model.safetensors (65 bytes with NUL). */
 const char *seslm_model_weights_sha256(const seslm_model *m);
 
@@ -144,13 +180,35 @@ seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *i
  * unchanged, bit for bit, and the masked forward pass allocates nothing. Works with every backend. */
 seslm_status seslm_encoder_set_masks(seslm_encoder *e, const float *const *head_mask, const float *const *neuron_mask);
 
-/* Tokenizes and embeds n texts (n <= max_batch). out is (n, hidden). */
+/* The prompt prepended to every text by seslm_encoder_embed_texts (copied; NULL: none). A new encoder
+ * starts with the model's default prompt (default_prompt_name), as sentence-transformers' encode() does.
+ * With include_prompt false, its tokens are left out of pooling (in forward_ids too). */
+seslm_status seslm_encoder_set_prompt(seslm_encoder *e, const char *prompt);
+const char *seslm_encoder_prompt(const seslm_encoder *e);
+
+/* Tokenizes and embeds n texts (n <= max_batch), each prefixed by the encoder's prompt. out is (n, hidden). */
 seslm_status seslm_encoder_embed_texts(seslm_encoder *e, const char *const *texts, const size_t *text_lens,
                                        int n, float *out);
 
 // ---------------------------------------------------------------------------------------------
+// provenance
+
+/* "0.1.0" */
+const char *seslm_version(void);
+/* The commit the build was configured from (git describe: "a1b2c3d4e5f6[-dirty]", or "unknown"). */
+const char *seslm_build_commit(void);
+/* Compiler and version ("gcc 12.2.0"). */
+const char *seslm_build_compiler(void);
+/* CPU features: those the build was compiled for and those of this machine (x86: avx2, fma, avx512f,
+ * avx512vnni...) as "build: ... ; cpu: ...". */
+const char *seslm_build_cpu_features(void);
+/* One JSON object with all of the above and the CUDA flag: {"version": ..., "commit": ..., ...}. */
+const char *seslm_build_info_json(void);
+
+// ---------------------------------------------------------------------------------------------
 // devices
 
+/* 1 when the CUDA backend library (libseslm-cuda) can be loaded; the core loads it on first use. */
 int seslm_built_with_cuda(void);
 /* Visible CUDA GPUs (0 without a GPU, a driver, or a CUDA build). */
 int seslm_gpu_count(void);

@@ -4,6 +4,7 @@
  * Every answer is JSON except /metrics; every error is {"error": "..."} with a 4xx/5xx code. Bodies are
  * collected up to max_body_bytes; a larger declared Content-Length is refused at once with 413, a larger
  * chunked body is drained and then refused. */
+#include "api.h"
 #include "serve_internal.h"
 
 #include <arpa/inet.h>
@@ -41,7 +42,7 @@ static serve_route route_of(const char *url) {
     if (strcmp(url, "/v1/retrieve") == 0) return R_RETRIEVE;
     if (strcmp(url, "/v1/message") == 0) return R_MESSAGE;
     if (strcmp(url, "/v1/chat/completions") == 0) return R_CHAT;
-    return R_OTHER;
+    return serve_api_route(url); // OpenAI, TEI, KServe v2, /openapi.json (or R_OTHER)
 }
 
 static void arriving_done(seslm_server *s, req_ctx *x) {
@@ -210,13 +211,12 @@ static enum MHD_Result handle_embed(seslm_server *s, struct MHD_Connection *c, r
         goto out_slot;
     }
     // tokenize here, in parallel across connections; the batcher only runs forward passes
-    const seslm_tokenizer *tok = seslm_model_tokenizer(slot->m);
     int64_t ntok = 0;
     const cJSON *t = text ? text : texts->child;
     for (int i = 0; i < n; i++, t = t->next) {
         int32_t *row = ids + (size_t)i * job.cap;
         const char *str = t->valuestring;
-        seslm_status st = seslm_tokenizer_encode(tok, str, strlen(str), row, job.cap, &lens[i]);
+        seslm_status st = serve_tokenize(slot, NULL, str, strlen(str), row, job.cap, &lens[i], NULL); // + prompt
         if (st != SESLM_OK) {
             const char *what = text ? "text" : "texts";
             char idx[32] = "";
@@ -493,9 +493,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (b.oom || !b.p) return reply_sbuf(s, c, x, 500, &b, NULL);
         return reply(s, c, x, 200, b.p, b.n, "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
     }
+    case R_OPENAI:
+    case R_TEI:
+    case R_KSERVE:
+    case R_OPENAPI: {
+        sbuf b = {0};
+        const char *ctype = "application/json";
+        int code = serve_api_handle(s, x->r, url, method, x->body ? x->body : "", x->len, &b, &ctype, cur);
+        if (b.oom || !b.p) return reply_sbuf(s, c, x, 500, &b, cur);
+        return reply(s, c, x, code, b.p, b.n, ctype, NULL, cur);
+    }
     default:
-        return reply_error(s, c, x, 404, NULL, NULL, "no such endpoint: %s (try POST /v1/embed, GET /healthz, GET /metrics)",
-                           url);
+        return reply_error(s, c, x, 404, NULL, NULL,
+                           "no such endpoint: %s (try POST /v1/embed, GET /healthz, GET /metrics, GET /openapi.json)", url);
     }
 }
 

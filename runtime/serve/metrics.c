@@ -16,6 +16,7 @@ static const double LAT_LE[SERVE_LAT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0
 static const double BATCH_LE[SERVE_BATCH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 static const char *const ROUTE_PATH[R_COUNT] = {"/v1/embed", "/healthz", "/metrics", "/admin/reload", "other",
                                                    "/v1/intent", "/v1/feedback", "/v1/retrieve", "/v1/message",
+                                                   "openai", "tei", "kserve", "/openapi.json",
                                                    "/v1/chat/completions"};
 
 void serve_metrics_init(serve_metrics *m) {
@@ -180,6 +181,14 @@ void serve_metrics_render(seslm_server *s, sbuf *b) {
     process_metrics(b, m->start_time);
     pthread_mutex_lock(&m->mu);
 
+    family(b, "seslm_build_info", "gauge", "The build serving (value 1): version, commit, compiler.");
+    sb_puts(b, "seslm_build_info{version=\"");
+    sb_label_value(b, seslm_version());
+    sb_puts(b, "\",commit=\"");
+    sb_label_value(b, seslm_build_commit());
+    sb_puts(b, "\",compiler=\"");
+    sb_label_value(b, seslm_build_compiler());
+    sb_puts(b, "\"} 1\n");
     family(b, "seslm_model_info", "gauge", "The model now serving (value 1), by model id and directory.");
     if (m->cur_id[0]) {
         sb_puts(b, "seslm_model_info{");

@@ -136,7 +136,12 @@ int serve_node_id_ok(const char *id);
 
 // ---- metrics --------------------------------------------------------------------------------------
 
-typedef enum { R_EMBED, R_HEALTHZ, R_METRICS, R_RELOAD, R_OTHER, R_INTENT, R_FEEDBACK, R_RETRIEVE, R_MESSAGE, R_CHAT, R_COUNT } serve_route;
+typedef enum {
+    R_EMBED, R_HEALTHZ, R_METRICS, R_RELOAD, R_OTHER, R_INTENT, R_FEEDBACK, R_RETRIEVE, R_MESSAGE,
+    R_OPENAI, R_TEI, R_KSERVE, R_OPENAPI, // the compatible APIs (api.h)
+    R_CHAT, // POST /v1/chat/completions on the decoder (chat.c)
+    R_COUNT
+} serve_route;
 
 #define SERVE_LAT_BUCKETS 14
 #define SERVE_BATCH_BUCKETS 13

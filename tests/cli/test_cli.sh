@@ -139,8 +139,16 @@ expect 1 "embed config mismatch" "$SESLM" embed --model "$TMP/broken" hello &&
     err_has "[30522, 192]" "embed config mismatch"
 rm "$TMP/broken/config.json" "$TMP/broken/vocab.txt"
 ln -s "$(cd "$MODEL" && pwd)/config.json" "$TMP/broken/config.json"
+# provenance: --version names the version and commit; --json is one JSON object
+expect 0 "--version" "$SESLM" --version && grep -q "^seslm [0-9][0-9.]* (commit " "$OUT" || fail "--version: $(cat "$OUT")"
+expect 0 "--version --json" "$SESLM" --version --json &&
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["version"] and d["commit"] and d["compiler"]' "$OUT" ||
+    fail "--version --json: $(cat "$OUT")"
+# tokenizer.json alone is enough (the same ids: tests/unit/test_pooling_oracle.c checks all oracle inputs)
+expect 0 "tokenize with tokenizer.json only" "$SESLM" tokenize --model "$TMP/broken" "Hello world"
+rm -f "$TMP/broken/tokenizer.json"
 expect 1 "embed without vocab.txt" "$SESLM" embed --model "$TMP/broken" hello && err_has "vocab.txt" "embed without vocab.txt"
-expect 1 "tokenize without vocab.txt" "$SESLM" tokenize --model "$TMP/broken" hello && err_has "vocab.txt" "tokenize without vocab.txt"
+expect 1 "tokenize without vocab.txt" "$SESLM" tokenize --model "$TMP/broken" hello && err_has "tokenizer.json" "tokenize without vocab.txt"
 
 # ---- bad input files: exit 1, the input named ------------------------------------------------------
 printf 'first line\nsecond line\nthird \xff\xfe line\nfourth line\n' >"$TMP/bad_utf8.txt"

@@ -71,7 +71,7 @@ PY
 expect 0 "usage: seslm drift" "drift --help" -- drift --help
 expect 0 "usage: seslm ingest" "ingest --help" -- ingest --help
 expect 2 "--reference and --current are required" "drift without arguments" -- drift
-expect 2 "unexpected argument '--bogus'" "drift unknown option" -- drift --bogus
+expect 2 "unknown option '--bogus'" "drift unknown option" -- drift --bogus
 expect 2 "--out FILE and at least one" "ingest without --out" -- ingest --telemetry "$TMP/wiki"
 printf 'vocabulary:\n  js_excess_max: 2\n' >"$TMP/bad.yaml"
 expect 2 "bad.yaml:2: vocabulary.js_excess_max: expected a number in \[0, 1\], got '2'" "invalid config" -- \

@@ -23,7 +23,7 @@ for be in cuda cuda-fp16; do
     if [ "$rc" -ne 0 ]; then
         # no GPU here: a clear refusal, never a crash or partial output
         [ "$rc" -eq 1 ] || fail "$be: exit $rc, expected 1 without a GPU"
-        grep -qE "backend '$be': (no CUDA device visible|this build has no CUDA support)" "$TMP/$be.err" ||
+        grep -qE "backend '$be': (no CUDA device visible|no CUDA support)" "$TMP/$be.err" ||
             fail "$be: unclear refusal: $(head -c 300 "$TMP/$be.err")"
         [ -s "$TMP/$be.jsonl" ] && fail "$be: printed output although it failed"
         continue

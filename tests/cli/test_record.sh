@@ -34,7 +34,7 @@ expect 2 "--input FILE and --out DIR are required" "no arguments" -- record
 expect 2 "--window must be an integer" "window 0" -- record --input "$TMP/in300.txt" --out "$TMP/o" --window 0
 expect 2 "--batch must be an integer" "batch x" -- record --input "$TMP/in300.txt" --out "$TMP/o" --batch x
 expect 2 "invalid node id 'a/b'" "bad node id" -- record --input "$TMP/in300.txt" --out "$TMP/o" --node a/b
-expect 2 "unexpected argument '--bogus'" "unknown option" -- record --bogus
+expect 2 "unknown option '--bogus'" "unknown option" -- record --bogus
 expect 1 "cannot open .*nope.txt" "missing input" -- record --model "$MODEL" --input "$TMP/nope.txt" --out "$TMP/o"
 touch "$TMP/afile"
 expect 1 "is not a directory" "out is a file" -- record --model "$MODEL" --input "$TMP/in300.txt" --out "$TMP/afile"

@@ -179,7 +179,7 @@ bad 405 "POST /healthz" -X POST "$URL/healthz" -d '{}'
 bad 405 "DELETE /metrics" -X DELETE "$URL/metrics"
 bad 405 "GET /admin/reload" "$URL/admin/reload"
 bad 404 "unknown path" "$URL/v2/nothing"
-bad 404 "unknown path with a body" -X POST "$URL/v1/embeddings" -d '{"texts": ["a"]}'
+bad 404 "unknown path with a body" -X POST "$URL/v1/no-such-endpoint" -d '{"texts": ["a"]}'
 bad 400 "reload with bad JSON" -X POST "$URL/admin/reload" -d '{"model": '
 bad 400 "reload with a non-string model" -X POST "$URL/admin/reload" -d '{"model": 3}'
 bad 422 "reload from a missing dir" -X POST "$URL/admin/reload" -d "{\"model\": \"$TMP/models/none\"}"
@@ -199,7 +199,7 @@ for series in "seslm_model_info{model=\"$ID_A\"" 'seslm_http_requests_total{path
     'seslm_http_requests_total{path="/v1/embed",code="400"}' 'seslm_http_request_duration_seconds_bucket{path="/v1/embed",le="+Inf"}' \
     "seslm_embed_texts_total{model=\"$ID_A\"}" "seslm_embed_tokens_total{model=\"$ID_A\"}" \
     "seslm_batch_size_bucket{model=\"$ID_A\",le=\"1\"}" 'process_resident_memory_bytes' \
-    'seslm_model_reloads_total{result="failure"} 1' 'seslm_model_reloads_total{result="success"} 0'; do
+    'seslm_model_reloads_total{result="failure"} 1' 'seslm_model_reloads_total{result="success"} 0' 'seslm_build_info{version="'; do
     ok
     grep -qF -- "$series" "$TMP/metrics.txt" || fail "/metrics lacks $series"
 done

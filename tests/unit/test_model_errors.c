@@ -254,7 +254,7 @@ static void test_config(void) {
     small.vocab = 30;
     tm_find(&small, "embeddings.word_embeddings.weight")->shape[0] = 30;
     d = fresh(&small, NULL);
-    LOAD_FAILS(d, SESLM_ERR_SHAPE, "vocab.txt has 40 tokens", "30");
+    LOAD_FAILS(d, SESLM_ERR_SHAPE, "vocabulary has 40 tokens", "30");
     tm_free(&small);
 
     // sentence_bert_config.json: max_seq_length lowers the limit; absurd values are capped, not trusted

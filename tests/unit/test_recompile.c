@@ -164,6 +164,13 @@ static seslm_model *check_student(const seslm_model *parent, const char *plan_na
         CHECK(lin && strcmp(cJSON_GetObjectItem(lin, "parent_weights_sha256")->valuestring,
                             seslm_model_weights_sha256(parent)) == 0);
         CHECK(lin && strcmp(cJSON_GetObjectItem(lin, "plan")->valuestring, plan_name) == 0);
+        // a pruned student must not pass for a stock BERT (transformers would misread it), and says what built it
+        const cJSON *mt = cJSON_GetObjectItem(r, "model_type"), *arch = cJSON_GetObjectItem(r, "architectures");
+        const cJSON *bld = lin ? cJSON_GetObjectItem(lin, "build") : NULL;
+        CHECK(cJSON_IsString(mt) && strcmp(mt->valuestring, "seslm_bert") == 0);
+        CHECK(cJSON_IsString(cJSON_GetArrayItem(arch, 0)) && strcmp(cJSON_GetArrayItem(arch, 0)->valuestring, "SeslmBertModel") == 0);
+        CHECK(cJSON_IsString(cJSON_GetObjectItem(bld, "version")) && cJSON_IsString(cJSON_GetObjectItem(bld, "commit")) &&
+              cJSON_IsString(cJSON_GetObjectItem(bld, "compiler")));
         cJSON_Delete(r);
     }
     // the data section starts 8-aligned, tensors back to back

@@ -58,6 +58,7 @@ int main(void) {
     CHECK(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(ms, "recall_agreement"), "candidate")));
     CHECK(!strcmp(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "parent"), "dir")->valuestring, r->parent_dir));
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(v, "gates")) == 3);
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "seslm_build"), "commit"))); // provenance
     cJSON_Delete(v);
     free(json);
 
@@ -70,6 +71,8 @@ int main(void) {
     for (const char *p = x; (p = strstr(p, "<failure ")); p++) failures++;
     CHECK(cases == 3 && failures == 2);
     CHECK(strstr(x, "name=\"stsb_spearman max_drop 0.02\"") != NULL);
+    CHECK(strstr(x, " timestamp=\"20") != NULL && strstr(x, " hostname=\"") != NULL); // JUnit: when and where
+    CHECK(strstr(x, "name=\"seslm_commit\"") != NULL);
     free(x);
 
     char *md = render(seslm_validate_report_md, &c, r);

@@ -255,8 +255,9 @@ static void write_contents(wctx *w, hid_t f, const seslm_telemetry_view *v, cons
     // ---- root attributes
     unsigned maj = 0, min = 0, rel = 0;
     H5get_libversion(&maj, &min, &rel);
-    char writer[64];
-    snprintf(writer, sizeof writer, "seslm (HDF5 %u.%u.%u)", maj, min, rel);
+    char writer[256]; // provenance: the build that wrote the dump
+    snprintf(writer, sizeof writer, "seslm %s (commit %s, %s; HDF5 %u.%u.%u)", seslm_version(), seslm_build_commit(),
+             seslm_build_compiler(), maj, min, rel);
     w_i32(w, f, "schema_version", SESLM_TELEMETRY_SCHEMA_VERSION);
     w_str(w, f, "format", "seslm-telemetry");
     w_str(w, f, "writer", writer);

@@ -1,0 +1,140 @@
+/* openapi.c — GET /openapi.json: the OpenAPI 3.0 description of every endpoint of `seslm serve`
+ * (checked with openapi-spec-validator in tests/cli/test_serve_apis.sh). The text is one JSON document;
+ * only the version is filled in at run time. */
+#include "api.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char HEAD[] =
+    "{\"openapi\":\"3.0.3\",\"info\":{\"title\":\"SE-SLM serving node\",\"version\":\"";
+static const char TAIL[] =
+    "\",\"description\":\"Sentence embeddings from a self-evolving small language model. SE-SLM's own API (/v"
+    "1/embed), and the OpenAI, Text Embeddings Inference and KServe v2 APIs. Inputs longer than the model"
+    "'s maximum are refused (413; 400 on the OpenAI API) unless the request asks to truncate; /v1/embed t"
+    "runcates (documented). Liveness (/v2/health/live) and readiness (/v2/health/ready, /health, /healthz"
+    ") are separate.\"},\"paths\":{\"/v1/embed\":{\"post\":{\"summary\":\"Embed texts (SE-SLM API; over-long texts "
+    "are truncated at the model's maximum)\",\"tags\":[\"seslm\"],\"responses\":{\"200\":{\"description\":\"embedding"
+    "s\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\",\"properties\":{\"model\":{\"type\":\"string\"},"
+    "\"dim\":{\"type\":\"integer\"},\"n_tokens\":{\"type\":\"integer\"},\"embeddings\":{\"type\":\"array\",\"items\":{\"type\":"
+    "\"array\",\"items\":{\"type\":\"number\",\"format\":\"float\"}}}}}}}},\"400\":{\"description\":\"bad request\",\"conten"
+    "t\":{\"application/json\":{\"schema\":{\"type\":\"object\"}}}},\"413\":{\"description\":\"too many texts or body t"
+    "oo large\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\"}}}}},\"requestBody\":{\"required\":tr"
+    "ue,\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\",\"properties\":{\"texts\":{\"type\":\"array\",\"i"
+    "tems\":{\"type\":\"string\"}},\"text\":{\"type\":\"string\"}}}}}}}},\"/healthz\":{\"get\":{\"summary\":\"Readiness of "
+    "the node (503 while draining)\",\"tags\":[\"seslm\"],\"responses\":{\"200\":{\"description\":\"ok\",\"content\":{\"a"
+    "pplication/json\":{\"schema\":{\"type\":\"object\"}}}},\"503\":{\"description\":\"draining\",\"content\":{\"applicat"
+    "ion/json\":{\"schema\":{\"type\":\"object\"}}}}}}},\"/metrics\":{\"get\":{\"summary\":\"Prometheus metrics\",\"tags\""
+    ":[\"seslm\"],\"responses\":{\"200\":{\"description\":\"text exposition format 0.0.4\",\"content\":{\"text/plain\":"
+    "{\"schema\":{\"type\":\"string\"}}}}}}},\"/admin/reload\":{\"post\":{\"summary\":\"Blue-green model reload (loopb"
+    "ack only, admin token)\",\"tags\":[\"seslm\"],\"responses\":{\"200\":{\"description\":\"ok\",\"content\":{\"applicat"
+    "ion/json\":{\"schema\":{\"type\":\"object\"}}}},\"401\":{\"description\":\"bad token\",\"content\":{\"application/js"
+    "on\":{\"schema\":{\"type\":\"object\"}}}},\"403\":{\"description\":\"not loopback\",\"content\":{\"application/json\""
+    ":{\"schema\":{\"type\":\"object\"}}}},\"422\":{\"description\":\"reload failed\",\"content\":{\"application/json\":{"
+    "\"schema\":{\"type\":\"object\"}}}}},\"requestBody\":{\"required\":true,\"content\":{\"application/json\":{\"schema"
+    "\":{\"type\":\"object\",\"properties\":{\"model\":{\"type\":\"string\"}}}}}}}},\"/v1/intent\":{\"post\":{\"summary\":\"C"
+    "lassify an utterance with the intent head\",\"tags\":[\"seslm\"],\"responses\":{\"200\":{\"description\":\"ok\",\""
+    "content\":{\"application/json\":{\"schema\":{\"type\":\"object\"}}}}},\"requestBody\":{\"required\":true,\"content"
+    "\":{\"application/json\":{\"schema\":{\"type\":\"object\"}}}}}},\"/v1/feedback\":{\"post\":{\"summary\":\"Feedback o"
+    "n an intent prediction\",\"tags\":[\"seslm\"],\"responses\":{\"200\":{\"description\":\"ok\",\"content\":{\"applicat"
+    "ion/json\":{\"schema\":{\"type\":\"object\"}}}}},\"requestBody\":{\"required\":true,\"content\":{\"application/jso"
+    "n\":{\"schema\":{\"type\":\"object\"}}}}}},\"/v1/retrieve\":{\"post\":{\"summary\":\"Retrieve from the knowledge b"
+    "ase\",\"tags\":[\"seslm\"],\"responses\":{\"200\":{\"description\":\"ok\",\"content\":{\"application/json\":{\"schema\""
+    ":{\"type\":\"object\"}}}}},\"requestBody\":{\"required\":true,\"content\":{\"application/json\":{\"schema\":{\"type"
+    "\":\"object\"}}}}}},\"/v1/message\":{\"post\":{\"summary\":\"Dialog turn\",\"tags\":[\"seslm\"],\"responses\":{\"200\":"
+    "{\"description\":\"ok\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\"}}}}},\"requestBody\":{\"re"
+    "quired\":true,\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\"}}}}}},\"/v1/embeddings\":{\"post\""
+    ":{\"summary\":\"Create embeddings (OpenAI API)\",\"tags\":[\"openai\"],\"responses\":{\"200\":{\"description\":\"em"
+    "beddings\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/OpenAIEmbeddingRespo"
+    "nse\"}}}},\"400\":{\"description\":\"invalid request or input over the maximum length\",\"content\":{\"applica"
+    "tion/json\":{\"schema\":{\"type\":\"object\"}}}},\"404\":{\"description\":\"model not found\",\"content\":{\"applica"
+    "tion/json\":{\"schema\":{\"type\":\"object\"}}}}},\"requestBody\":{\"required\":true,\"content\":{\"application/js"
+    "on\":{\"schema\":{\"$ref\":\"#/components/schemas/OpenAIEmbeddingRequest\"}}}}}},\"/v1/models\":{\"get\":{\"summ"
+    "ary\":\"List models (OpenAI API)\",\"tags\":[\"openai\"],\"responses\":{\"200\":{\"description\":\"models\",\"conten"
+    "t\":{\"application/json\":{\"schema\":{\"type\":\"object\",\"properties\":{\"object\":{\"type\":\"string\"},\"data\":{\""
+    "type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/OpenAIModel\"}}}}}}}}}},\"/v1/models/{model}\":{\"ge"
+    "t\":{\"summary\":\"Retrieve a model (OpenAI API)\",\"tags\":[\"openai\"],\"responses\":{\"200\":{\"description\":\"m"
+    "odel\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/OpenAIModel\"}}}},\"404\":{"
+    "\"description\":\"model not found\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\"}}}}},\"param"
+    "eters\":[{\"name\":\"model\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"},\"description\":\"the se"
+    "rved model id (dir@sha256 prefix) or its name before '@'\"}]}},\"/embed\":{\"post\":{\"summary\":\"Embed (Te"
+    "xt Embeddings Inference API)\",\"tags\":[\"tei\"],\"responses\":{\"200\":{\"description\":\"one vector per input"
+    "\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"array\",\"items\":{\"type\":\"array\",\"items\":{\"type\":\"n"
+    "umber\",\"format\":\"float\"}}}}}},\"413\":{\"description\":\"input over the maximum length without truncate, "
+    "or batch too large\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\"}}}},\"422\":{\"description"
+    "\":\"validation error\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\"}}}}},\"requestBody\":{\"r"
+    "equired\":true,\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/TEIEmbedRequest\""
+    "}}}}}},\"/\":{\"post\":{\"summary\":\"Embed (Text Embeddings Inference API; same as /embed)\",\"tags\":[\"tei\"]"
+    ",\"responses\":{\"200\":{\"description\":\"one vector per input\",\"content\":{\"application/json\":{\"schema\":{\""
+    "type\":\"array\",\"items\":{\"type\":\"array\",\"items\":{\"type\":\"number\",\"format\":\"float\"}}}}}},\"413\":{\"descri"
+    "ption\":\"input over the maximum length without truncate\",\"content\":{\"application/json\":{\"schema\":{\"ty"
+    "pe\":\"object\"}}}},\"422\":{\"description\":\"validation error\",\"content\":{\"application/json\":{\"schema\":{\"t"
+    "ype\":\"object\"}}}}},\"requestBody\":{\"required\":true,\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#"
+    "/components/schemas/TEIEmbedRequest\"}}}}}},\"/info\":{\"get\":{\"summary\":\"Model and limits (Text Embeddi"
+    "ngs Inference API)\",\"tags\":[\"tei\"],\"responses\":{\"200\":{\"description\":\"ok\",\"content\":{\"application/js"
+    "on\":{\"schema\":{\"type\":\"object\"}}}}}}},\"/health\":{\"get\":{\"summary\":\"Readiness (Text Embeddings Infere"
+    "nce API)\",\"tags\":[\"tei\"],\"responses\":{\"200\":{\"description\":\"ok\",\"content\":{\"application/json\":{\"sche"
+    "ma\":{\"type\":\"object\"}}}},\"503\":{\"description\":\"not ready\",\"content\":{\"application/json\":{\"schema\":{\""
+    "type\":\"object\"}}}}}}},\"/v2\":{\"get\":{\"summary\":\"Server metadata (KServe v2)\",\"tags\":[\"kserve\"],\"respo"
+    "nses\":{\"200\":{\"description\":\"ok\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\"}}}}}}},\"/v"
+    "2/health/live\":{\"get\":{\"summary\":\"Liveness (KServe v2): 200 while the process answers\",\"tags\":[\"kser"
+    "ve\"],\"responses\":{\"200\":{\"description\":\"ok\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\""
+    "}}}}}}},\"/v2/health/ready\":{\"get\":{\"summary\":\"Readiness (KServe v2): 200 with a model loaded and not"
+    " draining\",\"tags\":[\"kserve\"],\"responses\":{\"200\":{\"description\":\"ok\",\"content\":{\"application/json\":{\""
+    "schema\":{\"type\":\"object\"}}}},\"503\":{\"description\":\"not ready\",\"content\":{\"application/json\":{\"schema"
+    "\":{\"type\":\"object\"}}}}}}},\"/v2/models/{model}\":{\"get\":{\"summary\":\"Model metadata (KServe v2)\",\"tags\""
+    ":[\"kserve\"],\"responses\":{\"200\":{\"description\":\"ok\",\"content\":{\"application/json\":{\"schema\":{\"type\":\""
+    "object\"}}}},\"404\":{\"description\":\"not served\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"objec"
+    "t\"}}}}},\"parameters\":[{\"name\":\"model\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"},\"descri"
+    "ption\":\"the served model id (dir@sha256 prefix) or its name before '@'\"}]}},\"/v2/models/{model}/read"
+    "y\":{\"get\":{\"summary\":\"Model readiness (KServe v2)\",\"tags\":[\"kserve\"],\"responses\":{\"200\":{\"descriptio"
+    "n\":\"ok\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\"}}}},\"404\":{\"description\":\"not serve"
+    "d\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\"}}}},\"503\":{\"description\":\"not ready\",\"co"
+    "ntent\":{\"application/json\":{\"schema\":{\"type\":\"object\"}}}}},\"parameters\":[{\"name\":\"model\",\"in\":\"path\""
+    ",\"required\":true,\"schema\":{\"type\":\"string\"},\"description\":\"the served model id (dir@sha256 prefix) o"
+    "r its name before '@'\"}]}},\"/v2/models/{model}/infer\":{\"post\":{\"summary\":\"Inference (KServe v2): BYT"
+    "ES text in, FP32 [n, dim] out\",\"tags\":[\"kserve\"],\"responses\":{\"200\":{\"description\":\"ok\",\"content\":{\""
+    "application/json\":{\"schema\":{\"type\":\"object\"}}}},\"400\":{\"description\":\"bad request\",\"content\":{\"appl"
+    "ication/json\":{\"schema\":{\"type\":\"object\"}}}},\"404\":{\"description\":\"not served\",\"content\":{\"applicati"
+    "on/json\":{\"schema\":{\"type\":\"object\"}}}},\"413\":{\"description\":\"input over the maximum length\",\"conten"
+    "t\":{\"application/json\":{\"schema\":{\"type\":\"object\"}}}}},\"requestBody\":{\"required\":true,\"content\":{\"ap"
+    "plication/json\":{\"schema\":{\"$ref\":\"#/components/schemas/KServeInferRequest\"}}}},\"parameters\":[{\"name"
+    "\":\"model\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"},\"description\":\"the served model id "
+    "(dir@sha256 prefix) or its name before '@'\"}]}},\"/openapi.json\":{\"get\":{\"summary\":\"This document\",\"t"
+    "ags\":[\"seslm\"],\"responses\":{\"200\":{\"description\":\"ok\",\"content\":{\"application/json\":{\"schema\":{\"type"
+    "\":\"object\"}}}}}}}},\"components\":{\"schemas\":{\"Error\":{\"type\":\"object\",\"properties\":{\"error\":{}}},\"Ope"
+    "nAIEmbeddingRequest\":{\"type\":\"object\",\"required\":[\"model\",\"input\"],\"properties\":{\"model\":{\"type\":\"st"
+    "ring\"},\"input\":{\"oneOf\":[{\"type\":\"string\"},{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"minItems\":1}]}"
+    ",\"encoding_format\":{\"type\":\"string\",\"enum\":[\"float\",\"base64\"]},\"dimensions\":{\"type\":\"integer\"},\"user"
+    "\":{\"type\":\"string\"},\"truncate\":{\"type\":\"boolean\",\"description\":\"SE-SLM extension: cut over-long inpu"
+    "ts instead of refusing them\"}}},\"OpenAIEmbeddingResponse\":{\"type\":\"object\",\"properties\":{\"object\":{\""
+    "type\":\"string\"},\"model\":{\"type\":\"string\"},\"data\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"propertie"
+    "s\":{\"object\":{\"type\":\"string\"},\"index\":{\"type\":\"integer\"},\"embedding\":{\"oneOf\":[{\"type\":\"array\",\"ite"
+    "ms\":{\"type\":\"number\",\"format\":\"float\"}},{\"type\":\"string\",\"format\":\"byte\"}]}}}},\"usage\":{\"type\":\"obje"
+    "ct\",\"properties\":{\"prompt_tokens\":{\"type\":\"integer\"},\"total_tokens\":{\"type\":\"integer\"}}}}},\"OpenAIMo"
+    "del\":{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},\"object\":{\"type\":\"string\"},\"created\":{\"ty"
+    "pe\":\"integer\"},\"owned_by\":{\"type\":\"string\"}}},\"TEIEmbedRequest\":{\"type\":\"object\",\"required\":[\"inputs"
+    "\"],\"properties\":{\"inputs\":{\"oneOf\":[{\"type\":\"string\"},{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"min"
+    "Items\":1}]},\"normalize\":{\"type\":\"boolean\",\"default\":true},\"truncate\":{\"type\":\"boolean\",\"default\":fal"
+    "se},\"truncation_direction\":{\"type\":\"string\",\"enum\":[\"Right\",\"right\"]},\"prompt_name\":{\"type\":\"string\""
+    ",\"nullable\":true}}},\"KServeInferRequest\":{\"type\":\"object\",\"required\":[\"inputs\"],\"properties\":{\"id\":{"
+    "\"type\":\"string\"},\"parameters\":{\"type\":\"object\",\"properties\":{\"truncate\":{\"type\":\"boolean\"}}},\"inputs"
+    "\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":[\"name\",\"datatype\",\"shape\",\"data\"],\"properties"
+    "\":{\"name\":{\"type\":\"string\"},\"datatype\":{\"type\":\"string\",\"enum\":[\"BYTES\"]},\"shape\":{\"type\":\"array\",\"i"
+    "tems\":{\"type\":\"integer\"}},\"data\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}}}}}}}}}";
+
+static char *doc;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void build(void) {
+    const size_t n = sizeof HEAD + strlen(seslm_version()) + sizeof TAIL + 2;
+    doc = malloc(n);
+    if (doc) snprintf(doc, n, "%s%s%s\n", HEAD, seslm_version(), TAIL);
+}
+
+const char *serve_openapi_json(void) {
+    pthread_once(&once, build);
+    return doc ? doc : "{\"error\":\"out of memory\"}\n";
+}
