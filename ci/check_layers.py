@@ -14,7 +14,7 @@ root = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.pat
 # folder (relative, longest prefix wins) -> layer
 LAYER_OF = {
     "kernels": "core", "kernels/cpu": "core", "kernels/cuda": "cuda",
-    "runtime/include": "core", "runtime/core": "core", "runtime/telemetry": "core",
+    "runtime/include": "core", "runtime/core": "core", "runtime/decoder": "core", "runtime/telemetry": "core",
     "runtime/telemetry/hdf5": "telemetry_hdf5",
     "runtime/assist": "assist", "runtime/serve": "serve", "runtime/cli": "program",
     "pipeline": "evolve", "pipeline/registry": "registry",

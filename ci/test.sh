@@ -16,6 +16,7 @@ fuzz_seconds="${SESLM_FUZZ_SECONDS:-60}"
 
 ci/install-deps.sh
 data/fetch_model.sh models/all-MiniLM-L6-v2
+data/fetch_decoder.sh models/SmolLM2-135M-Instruct.Q4_1.gguf
 
 # a throwaway PostgreSQL cluster for the registry tests (tests needing it skip without SESLM_TEST_PG_DSN)
 pg_env=$(ci/pg-start.sh) # a failure stops CI here (eval "$(...)" would hide it)
@@ -49,7 +50,7 @@ ci/check_skips.sh build-asan/ctest.log
 
 echo "== fuzzing (${fuzz_seconds}s per target)"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSESLM_FUZZ=ON -DSESLM_FUZZ_SECONDS="$fuzz_seconds"
-cmake --build build-fuzz -j"$jobs" --target fuzz_tokenizer fuzz_safetensors
+cmake --build build-fuzz -j"$jobs" --target fuzz_tokenizer fuzz_safetensors fuzz_gguf
 ctest --test-dir build-fuzz --output-on-failure -L fuzz
 
 echo "== all tests passed"

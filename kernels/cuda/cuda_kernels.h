@@ -111,6 +111,12 @@ seslm_status seslm_nccl_allreduce_sum_f64(double *const *bufs, int n_ranks, size
  * matrix products with FP32 accumulation); NULL (message set) without a visible device. */
 const seslm_backend *seslm_backend_cuda(int fp16);
 
+// ---- the decoder (qblock.cu): block-quantized weights (kernels/qblock.h layouts) ----------------
+/* xq (M, K / 32 blocks of `type`: QB_Q8_0 or QB_Q8_1) = per-block quantization of x (M, K). */
+void seslm_cuda_qb_quantize(void *xq, const float *x, int type, int M, int K);
+/* y (M, N) = x . W^T with W (N, K) in QB_Q4_0 / QB_Q4_1 / QB_Q8_0 blocks and xq in qb_vec_dot_type(type). */
+void seslm_cuda_qb_matvec(float *y, const void *W, int type, const void *xq, int M, int N, int K);
+
 #ifdef __cplusplus
 }
 #endif

@@ -108,6 +108,8 @@ int cmd_encrypt(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_intent(int argc, char **argv);
 int cmd_kb(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 
 #endif

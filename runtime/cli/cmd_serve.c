@@ -24,6 +24,7 @@ static const char *HELP =
     "                   [--intent-head FILE [--intent-allow-new 0|1] [--feedback-token-file F | --feedback-open 1]]\n"
     "                   [--kb DIR [--kb-threshold S]]\n"
     "                   [--dialog-policy YAML [--session-db FILE] [--session-ttl SECONDS]]\n"
+    "                   [--decoder GGUF]\n"
     "\n"
     "Serves sentence embeddings over HTTP (JSON):\n"
     "  POST /v1/embed      {\"texts\": [\"...\", ...]} or {\"text\": \"...\"}\n"
@@ -93,6 +94,8 @@ static const char *HELP =
     "  --intent-allow-new B  1: feedback may add new intents; 0 (default): an unknown intent is a 400\n"
     "  --kb DIR              serve this knowledge base (seslm kb build) on /v1/retrieve\n"
     "  --kb-threshold S      minimum cosine similarity to answer from the knowledge base (default 0.5)\n"
+    "  --decoder GGUF        serve this decoder (SmolLM2 GGUF) on POST /v1/chat/completions (OpenAI-style,\n"
+    "                        \"stream\": true for server-sent events)\n"
     "  --dialog-policy YAML  the decision policy of /v1/message (configs/dialog.yaml)\n"
     "  --session-db FILE     keep conversation state and the transition log in this SQLite file (created\n"
     "                        when absent); every turn is committed before its answer. Default: in memory\n"
@@ -138,6 +141,7 @@ int cmd_serve(int argc, char **argv) {
         {"--feedback-token-file", CLI_ARG_STR, &fb_token_file, 0, 0},
         {"--feedback-open", CLI_ARG_INT, &o.feedback_open, 0, 1},
         {"--kb", CLI_ARG_STR, &o.kb_dir, 0, 0},
+        {"--decoder", CLI_ARG_STR, &o.decoder_model, 0, 0},
         {"--kb-threshold", CLI_ARG_NUM, &o.kb_threshold, -1, 1},
         {"--dialog-policy", CLI_ARG_STR, &policy_path, 0, 0},
         {"--session-db", CLI_ARG_STR, &o.session_db, 0, 0},

@@ -47,6 +47,8 @@ static const struct {
     {"validate", cmd_validate, "judge a candidate model against its parent: quality, speed, memory gates"},
     {"intent", cmd_intent, "intent head on the embeddings: train, predict, learn online"},
     {"kb", cmd_kb, "knowledge base of passages: build, query with a grounded-answer threshold"},
+    {"generate", cmd_generate, "generate text with a GGUF decoder (SmolLM2), streamed"},
+    {"chat", cmd_chat, "a conversation with the GGUF decoder on standard input"},
 };
 
 static void usage(FILE *f) {

@@ -40,6 +40,7 @@ typedef struct {
     // handed to a worker: it fills code/out/model, then resumes the connection
     struct MHD_Connection *c;
     int state; // 0 receiving, 1 at a worker, 2 answer ready
+    int sse;   // the worker's answer is server-sent events (chat streaming), not JSON
     int code;
     sbuf out;
     char model[SERVE_ID_CAP];
@@ -54,6 +55,7 @@ static serve_route route_of(const char *url) {
     if (strcmp(url, "/v1/feedback") == 0) return R_FEEDBACK;
     if (strcmp(url, "/v1/retrieve") == 0) return R_RETRIEVE;
     if (strcmp(url, "/v1/message") == 0) return R_MESSAGE;
+    if (strcmp(url, "/v1/chat/completions") == 0) return R_CHAT;
     return serve_api_route(url); // OpenAI, TEI, KServe v2, /openapi.json (or R_OTHER)
 }
 
@@ -385,6 +387,31 @@ static int work_reload(seslm_server *s, req_ctx *x, sbuf *o, char *model) {
 
 // ---- the worker side --------------------------------------------------------------------------------
 
+/* POST /v1/chat/completions on a worker. With "stream": true the answer is the OpenAI server-sent events
+ * (text/event-stream), produced by the generation thread and collected here: with the poll-thread +
+ * worker server the events go out together when the generation ends, not token by token (a reader that
+ * blocks would stall the poll thread that serves every connection). */
+static int work_chat(seslm_server *s, req_ctx *x, const char *body) {
+    serve_chat_req *req = NULL;
+    int code = serve_chat_parse(s, body, x->len, &req, &x->out);
+    if (code) return code;
+    if (!serve_chat_is_stream(req)) {
+        code = serve_chat_complete(req, &x->out);
+        serve_chat_req_free(req);
+        return code;
+    }
+    if (serve_chat_stream_start(req) != 0) {
+        serve_chat_req_free(req);
+        return fail_json(&x->out, 503, NULL, "cannot start the generation thread");
+    }
+    char buf[4096];
+    long n;
+    while ((n = serve_chat_stream_read(req, buf, sizeof buf)) > 0) sb_putn(&x->out, buf, (size_t)n);
+    serve_chat_req_free(req);
+    x->sse = 1;
+    return n < 0 && x->out.n == 0 ? 500 : 200;
+}
+
 /* Runs on a worker thread: computes the answer of a suspended request, then resumes its connection (the
  * poll thread then calls on_request again and queues the answer). */
 static void run_request(seslm_server *s, void *task) {
@@ -397,6 +424,7 @@ static void run_request(seslm_server *s, void *task) {
     case R_FEEDBACK: x->code = serve_intent_handle(s, x->r, body, x->len, &x->out, x->model); break;
     case R_RETRIEVE: x->code = serve_kb_handle(s, body, x->len, &x->out, x->model); break;
     case R_MESSAGE: x->code = serve_message_handle(s, body, x->len, &x->out, x->model); break;
+    case R_CHAT: x->code = work_chat(s, x, body); break;
     default: x->code = fail_json(&x->out, 500, NULL, "internal error: route %d has no worker", (int)x->r); break;
     }
     x->state = 2;
@@ -455,6 +483,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         serve_guard_phase(s, guard_of(c), SERVE_PHASE_NONE);
         sbuf b = x->out;
         memset(&x->out, 0, sizeof x->out);
+        if (x->sse && !b.oom && b.p) return reply(s, c, x, x->code, b.p, b.n, "text/event-stream", NULL, x->model);
         return reply_sbuf(s, c, x, x->code, &b, x->model);
     }
     if (*upload_size) { // a piece of the body
@@ -512,6 +541,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                    "(or --feedback-open 1)");
         }
         return hand_to_worker(s, c, x);
+    case R_CHAT:
+        if (x->method != 1) return reply_error(s, c, x, 405, "POST", NULL, "%s %s: use POST", method, url);
+        return hand_to_worker(s, c, x); // generation is long work: never on the poll thread
     case R_HEALTHZ: {
         if (x->method != 0) return reply_error(s, c, x, 405, "GET, HEAD", NULL, "%s %s: use GET", method, url);
         seslm_serve_model_id(s, cur, sizeof cur);

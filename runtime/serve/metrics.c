@@ -16,7 +16,8 @@ static const double LAT_LE[SERVE_LAT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0
 static const double BATCH_LE[SERVE_BATCH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 static const char *const ROUTE_PATH[R_COUNT] = {"/v1/embed", "/healthz", "/metrics", "/admin/reload", "other",
                                                    "/v1/intent", "/v1/feedback", "/v1/retrieve", "/v1/message",
-                                                   "openai", "tei", "kserve", "/openapi.json"};
+                                                   "openai", "tei", "kserve", "/openapi.json",
+                                                   "/v1/chat/completions"};
 
 void serve_metrics_init(serve_metrics *m) {
     memset(m, 0, sizeof *m);

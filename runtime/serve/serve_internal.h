@@ -140,6 +140,7 @@ int serve_node_id_ok(const char *id);
 typedef enum {
     R_EMBED, R_HEALTHZ, R_METRICS, R_RELOAD, R_OTHER, R_INTENT, R_FEEDBACK, R_RETRIEVE, R_MESSAGE,
     R_OPENAI, R_TEI, R_KSERVE, R_OPENAPI, // the compatible APIs (api.h)
+    R_CHAT, // POST /v1/chat/completions on the decoder (chat.c)
     R_COUNT
 } serve_route;
 
@@ -279,6 +280,7 @@ struct seslm_server {
     struct serve_intent *intent; // NULL without --intent-head (intent.c)
     struct seslm_kb *kb;         // NULL without --kb (retrieve.c); read-only once loaded
     struct seslm_dialog *dialog; // NULL without a dialog policy (message.c)
+    struct serve_chat *chat;     // NULL without --decoder (chat.c)
 };
 
 // ---- the intent head: POST /v1/intent, POST /v1/feedback (intent.c) -------------------------------
@@ -306,6 +308,22 @@ int serve_message_handle(seslm_server *s, const char *body, size_t len, sbuf *ou
 seslm_status serve_kb_open(seslm_server *s, const char *dir);
 void serve_kb_close(seslm_server *s);
 int serve_kb_handle(seslm_server *s, const char *body, size_t len, sbuf *out, char *model_id);
+
+// ---- the decoder: POST /v1/chat/completions (chat.c) ------------------------------------------------
+
+typedef struct serve_chat serve_chat;
+typedef struct serve_chat_req serve_chat_req;
+seslm_status serve_chat_open(seslm_server *s, const char *gguf_path);
+void serve_chat_close(seslm_server *s);
+/* Parses a request: 0 and *out, else the HTTP code with the error in err. */
+int serve_chat_parse(seslm_server *s, const char *body, size_t len, serve_chat_req **out, sbuf *err);
+int serve_chat_is_stream(const serve_chat_req *r);
+/* Non-streaming: generates and writes the chat.completion JSON; returns the HTTP code. */
+int serve_chat_complete(serve_chat_req *r, sbuf *out);
+/* Streaming: starts the generation thread; then read SSE bytes until -1 (end). */
+int serve_chat_stream_start(serve_chat_req *r);
+long serve_chat_stream_read(serve_chat_req *r, char *buf, size_t max);
+void serve_chat_req_free(serve_chat_req *r); // cancels a running generation and waits for it
 
 /* The libmicrohttpd daemon (http.c): start; stop accepting (quiesce); stop (closes every connection). */
 seslm_status serve_http_start(seslm_server *s);

@@ -59,6 +59,7 @@ static uint64_t last_dump_seq(const char *dir, const char *node) {
 static void free_server(seslm_server *s) {
     serve_intent_close(s);
     serve_kb_close(s);
+    serve_chat_close(s);
     seslm_dialog_free(s->dialog);
     serve_batcher_free(s);
     serve_metrics_destroy(&s->metrics);
@@ -156,6 +157,7 @@ seslm_status seslm_serve_start(seslm_server **out, const seslm_serve_opts *opts)
 
     st = o.intent_head && *o.intent_head ? serve_intent_open(s, o.intent_head, o.intent_allow_new) : SESLM_OK;
     if (st == SESLM_OK && o.kb_dir && *o.kb_dir) st = serve_kb_open(s, o.kb_dir);
+    if (st == SESLM_OK && o.decoder_model && *o.decoder_model) st = serve_chat_open(s, o.decoder_model);
     if (st == SESLM_OK && o.dialog_policy) {
         st = s->intent ? seslm_dialog_open(&s->dialog, o.dialog_policy, o.session_db, o.session_ttl_s)
                        : seslm_fail(SESLM_ERR_ARG, "a dialog policy needs an intent head (--intent-head)");

@@ -11,6 +11,8 @@
  *   POST /v1/message    {"session", "text", "slots", "outcome"} -> intent -> session state -> action (+ grounded
  *                       context); the state is committed (session_db) before the answer; "outcome" marks the
  *                       session's last action for learning (docs/intent.md)
+ *   POST /v1/chat/completions  OpenAI-compatible chat on the GGUF decoder (--decoder), "stream": true for
+ *                       server-sent events (chat.c)
  *
  * Requests from concurrent connections are coalesced by one batcher thread into forward passes of up to
  * max_batch texts. A reload loads and warms the new model beside the old one and swaps a pointer;
@@ -56,6 +58,7 @@ typedef struct {
     int header_timeout_s;      // a request's headers must all arrive within this (absolute); default 10
     int body_timeout_s;        // and its body within this after the headers; default 60
     int workers;               // threads that run computing requests (embed, intent, ...); default 32
+    const char *decoder_model; // GGUF decoder for POST /v1/chat/completions; NULL: that answers 404
 } seslm_serve_opts;
 
 typedef struct seslm_server seslm_server;

@@ -1,0 +1,120 @@
+/* decoder.h — the generative decoder: a Llama-family transformer (RMSNorm, rotary positions,
+ * grouped-query attention, SwiGLU) read from a GGUF file, with its byte-level BPE tokenizer, ChatML chat
+ * template, KV cache and sampler.
+ *
+ *   seslm_llm      the weights (mmap'd from the file, quantized blocks used in place) and tokenizer
+ *   seslm_llm_ctx  one sequence: its KV cache (F16, as llama.cpp keeps it), position and scratch
+ *
+ * The forward pass of a batch of M new tokens at positions pos..pos+M-1 (C = n_embd, H heads of D,
+ * G = H / H_kv query heads per KV head, F = n_ff):
+ *   x (M, C) = token_embd rows
+ *   per layer:  h = rmsnorm(x) * attn_norm
+ *               q (M, H*D), k, v (M, H_kv*D) = h Wq^T, h Wk^T, h Wv^T;  rope(q, k) on pairs (2i, 2i+1)
+ *               cache[pos..] = k, v;  a = softmax(q k^T / sqrt(D), causal) v  per head (KV head h / G)
+ *               x += a Wo^T
+ *               h = rmsnorm(x) * ffn_norm;  x += (silu(h Wg^T) * (h Wu^T)) Wd^T
+ *   logits (V) = rmsnorm(x_last) * output_norm . Wout^T   (Wout = token_embd when the file ties them)
+ * Matrix products run on the block-quantized weights (qblock.h) with activations quantized per block
+ * of 32, as llama.cpp's CPU backend computes them. */
+#ifndef SESLM_DECODER_H
+#define SESLM_DECODER_H
+
+#include "bpe.h"
+#include "seslm.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train;
+    float rope_base, rms_eps;
+} seslm_llm_config;
+
+typedef struct seslm_llm seslm_llm;
+typedef struct seslm_llm_ctx seslm_llm_ctx;
+
+/* Loads a GGUF file (general.architecture "llama"). IO when unreadable, FORMAT / SHAPE when malformed. */
+seslm_status seslm_llm_load(seslm_llm **out, const char *path);
+void seslm_llm_free(seslm_llm *m);
+const seslm_llm_config *seslm_llm_cfg(const seslm_llm *m);
+const bpe_tokenizer *seslm_llm_tokenizer(const seslm_llm *m);
+/* The chat template's default system prompt (SmolLM2 adds one when the first message is not a system
+ * message), or NULL when the template has none. */
+const char *seslm_llm_default_system(const seslm_llm *m);
+/* Total bytes of the weights as stored. */
+size_t seslm_llm_weight_bytes(const seslm_llm *m);
+
+/* A sequence of at most n_ctx tokens. ref = 1 runs the plain-C reference kernels. */
+seslm_status seslm_llm_ctx_new(seslm_llm_ctx **out, const seslm_llm *m, int n_ctx, int ref);
+void seslm_llm_ctx_free(seslm_llm_ctx *c);
+void seslm_llm_ctx_reset(seslm_llm_ctx *c);
+int seslm_llm_ctx_pos(const seslm_llm_ctx *c);
+int seslm_llm_ctx_n_ctx(const seslm_llm_ctx *c);
+const seslm_llm *seslm_llm_ctx_model(const seslm_llm_ctx *c);
+/* Runs n tokens at the current position and advances it. logits (n_vocab floats) gets the last token's
+ * logits when not NULL. LIMIT when the sequence would exceed n_ctx, ARG for an id out of range. */
+seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int n, float *logits);
+
+// ---------------------------------------------------------------------------------------------
+// sampling
+
+typedef struct {
+    float temperature; // 0: greedy (argmax, lowest id on ties)
+    float top_p;       // nucleus: keep the most probable tokens whose mass reaches top_p (1: all)
+    uint64_t seed;
+} seslm_sampler_opts;
+
+typedef struct {
+    seslm_sampler_opts o;
+    uint64_t state; // xorshift64*
+    float *probs;
+    int32_t *idx;
+    int n;
+} seslm_sampler;
+
+seslm_status seslm_sampler_init(seslm_sampler *s, const seslm_sampler_opts *o, int n_vocab);
+void seslm_sampler_free(seslm_sampler *s);
+/* Picks a token from logits (n_vocab; the values are modified). */
+int32_t seslm_sampler_pick(seslm_sampler *s, float *logits);
+
+// ---------------------------------------------------------------------------------------------
+// chat template and generation
+
+typedef struct {
+    const char *role;    // "system", "user", "assistant"
+    const char *content;
+} seslm_chat_msg;
+
+/* ChatML prompt of the messages (plus the default system message when the template has one and the
+ * first message is not "system"), ending with "<|im_start|>assistant\n" when add_generation_prompt.
+ * malloc'd, NUL-terminated; NULL when out of memory. */
+char *seslm_chat_format(const seslm_llm *m, const seslm_chat_msg *msgs, int n, int add_generation_prompt);
+
+typedef struct {
+    int max_tokens;
+    seslm_sampler_opts sampling;
+    const char *const *stop; // stop strings: generation ends before the first occurrence of any
+    int n_stop;
+    int parse_special;       // prompt: control tokens written in text become their ids (chat prompts)
+    /* called with each new piece of text as soon as it cannot be part of a stop string; return non-zero
+     * to stop early. May be NULL. */
+    int (*on_text)(void *user, const char *text, size_t len);
+    void *user;
+} seslm_gen_opts;
+
+typedef struct {
+    char *text;          // the whole generated text (malloc'd; stop strings excluded)
+    size_t len;
+    int n_prompt, n_gen; // token counts
+    const char *finish;  // "stop" (end-of-sequence token or stop string), "length", "callback"
+    double prompt_ms, gen_ms;         // wall clock
+    double prompt_cpu_ms, gen_cpu_ms; // CPU time of the process (all threads)
+} seslm_gen_result;
+
+/* Tokenizes the prompt, runs it, then samples up to max_tokens tokens (ending at the end-of-turn /
+ * end-of-sequence token). UTF8 for an invalid prompt, LIMIT when the prompt does not fit the context. */
+seslm_status seslm_generate(seslm_llm_ctx *c, const char *prompt, size_t len, const seslm_gen_opts *o,
+                            seslm_gen_result *r);
+void seslm_gen_result_free(seslm_gen_result *r);
+
+#endif

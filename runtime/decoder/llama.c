@@ -1,0 +1,367 @@
+/* llama.c — Llama-family decoder: GGUF weights and the forward pass with a KV cache (decoder.h). */
+#include "decoder.h"
+
+#include "gguf.h"
+#include "qblock.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const void *data;
+    int type;
+    int N, K; // rows (outputs), row length (inputs)
+} llm_mat;
+
+typedef struct {
+    const float *attn_norm, *ffn_norm; // (C)
+    llm_mat wq, wk, wv, wo, wg, wu, wd;
+} llm_layer;
+
+struct seslm_llm {
+    gguf_file f;
+    seslm_llm_config cfg;
+    bpe_tokenizer *tok;
+    llm_mat tok_embd, output;
+    const float *output_norm;
+    llm_layer *layers;
+    char *default_system;
+    size_t weight_bytes;
+};
+
+struct seslm_llm_ctx {
+    const seslm_llm *m;
+    int n_ctx, pos, ref;
+    uint16_t *kc, *vc; // (L, n_ctx, H_kv * D) F16
+    // scratch for a batch of up to cap tokens
+    int cap;
+    float *x, *h, *q, *k, *v, *a, *g, *u, *att; // att: (M * H, n_ctx) scores
+};
+
+const seslm_llm_config *seslm_llm_cfg(const seslm_llm *m) { return &m->cfg; }
+const bpe_tokenizer *seslm_llm_tokenizer(const seslm_llm *m) { return m->tok; }
+const char *seslm_llm_default_system(const seslm_llm *m) { return m->default_system; }
+size_t seslm_llm_weight_bytes(const seslm_llm *m) { return m->weight_bytes; }
+
+void seslm_llm_free(seslm_llm *m) {
+    if (!m) return;
+    bpe_free(m->tok);
+    free(m->layers);
+    free(m->default_system);
+    gguf_close(&m->f);
+    free(m);
+}
+
+static seslm_status get_mat(seslm_llm *m, const char *name, int N, int K, llm_mat *out, const char *path) {
+    const gguf_tensor *t = gguf_find_tensor(&m->f, name);
+    if (!t) return seslm_fail(SESLM_ERR_FORMAT, "%s: tensor '%s' is missing", path, name);
+    if (t->n_dims != 2 || t->ne[0] != K || t->ne[1] != N)
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: tensor '%s' is [%lld, %lld], expected [%d, %d]", path, name,
+                          (long long)t->ne[0], (long long)t->ne[1], K, N);
+    out->data = t->data;
+    out->type = t->type;
+    out->N = N;
+    out->K = K;
+    m->weight_bytes += t->nbytes;
+    return SESLM_OK;
+}
+
+static seslm_status get_vec(seslm_llm *m, const char *name, int n, const float **out, const char *path) {
+    const gguf_tensor *t = gguf_find_tensor(&m->f, name);
+    if (!t) return seslm_fail(SESLM_ERR_FORMAT, "%s: tensor '%s' is missing", path, name);
+    if (t->n_dims != 1 || t->ne[0] != n || t->type != QB_F32)
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: tensor '%s' must be F32 [%d]", path, name, n);
+    if (((uintptr_t)t->data & 3) != 0) return seslm_fail(SESLM_ERR_FORMAT, "%s: tensor '%s' is misaligned", path, name);
+    *out = (const float *)t->data;
+    m->weight_bytes += t->nbytes;
+    return SESLM_OK;
+}
+
+/* The default system prompt of a SmolLM2-style template: the literal that follows
+ * "'<|im_start|>system\n" in the branch taken when messages[0] is not a system message. */
+static char *template_default_system(const gguf_file *f) {
+    gguf_str tpl;
+    if (gguf_get_str(f, "tokenizer.chat_template", &tpl) != 0) return NULL;
+    const char *key = "'<|im_start|>system\n";
+    size_t kl = strlen(key);
+    for (size_t i = 0; i + kl <= tpl.len; i++) {
+        if (memcmp(tpl.s + i, key, kl) != 0) continue;
+        size_t a = i + kl, b = a;
+        while (b + 10 <= tpl.len && memcmp(tpl.s + b, "<|im_end|>", 10) != 0) {
+            if (tpl.s[b] == '\'' || tpl.s[b] == '{') return NULL; // an expression, not a literal
+            b++;
+        }
+        if (b + 10 > tpl.len) return NULL;
+        char *s = malloc(b - a + 1);
+        if (!s) return NULL;
+        memcpy(s, tpl.s + a, b - a);
+        s[b - a] = 0;
+        return s;
+    }
+    return NULL;
+}
+
+static int cfg_u32(const gguf_file *f, const char *arch, const char *key, int *out, int lo, int hi) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    uint32_t v;
+    if (gguf_get_u32(f, k, &v) != 0 || (int64_t)v < lo || (int64_t)v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+seslm_status seslm_llm_load(seslm_llm **out, const char *path) {
+    *out = NULL;
+    seslm_llm *m = calloc(1, sizeof *m);
+    if (!m) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    seslm_status st = gguf_open(&m->f, path);
+    if (st != SESLM_OK) {
+        free(m);
+        return st;
+    }
+    gguf_str arch;
+    if (gguf_get_str(&m->f, "general.architecture", &arch) != 0 || arch.len != 5 || memcmp(arch.s, "llama", 5) != 0) {
+        seslm_llm_free(m);
+        return seslm_fail(SESLM_ERR_FORMAT, "%s: general.architecture is not \"llama\"", path);
+    }
+    seslm_llm_config *c = &m->cfg;
+    c->n_ctx_train = 2048;
+    if (cfg_u32(&m->f, "llama", "embedding_length", &c->n_embd, 32, 1 << 16) ||
+        cfg_u32(&m->f, "llama", "block_count", &c->n_layer, 1, 1024) ||
+        cfg_u32(&m->f, "llama", "feed_forward_length", &c->n_ff, 32, 1 << 18) ||
+        cfg_u32(&m->f, "llama", "attention.head_count", &c->n_head, 1, 1024)) {
+        seslm_llm_free(m);
+        return seslm_fail(SESLM_ERR_FORMAT, "%s: llama.* hyperparameters missing or out of range", path);
+    }
+    c->n_head_kv = c->n_head;
+    cfg_u32(&m->f, "llama", "attention.head_count_kv", &c->n_head_kv, 1, c->n_head);
+    cfg_u32(&m->f, "llama", "context_length", &c->n_ctx_train, 1, 1 << 24);
+    c->rope_base = 10000.0f;
+    c->rms_eps = 1e-5f;
+    gguf_get_f32(&m->f, "llama.rope.freq_base", &c->rope_base);
+    gguf_get_f32(&m->f, "llama.attention.layer_norm_rms_epsilon", &c->rms_eps);
+    c->head_dim = c->n_embd / c->n_head;
+    int rope_dim = c->head_dim;
+    cfg_u32(&m->f, "llama", "rope.dimension_count", &rope_dim, 1, 1 << 16);
+    if (c->n_embd % c->n_head || c->n_head % c->n_head_kv || c->head_dim % 2 || rope_dim != c->head_dim ||
+        !(c->rope_base > 0.0f) || !(c->rms_eps > 0.0f)) {
+        seslm_llm_free(m);
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: inconsistent heads (%d heads, %d KV heads, width %d, rope %d)", path,
+                          c->n_head, c->n_head_kv, c->n_embd, rope_dim);
+    }
+    if ((st = bpe_load(&m->tok, &m->f, path)) != SESLM_OK) {
+        seslm_llm_free(m);
+        return st;
+    }
+    c->n_vocab = bpe_vocab_size(m->tok);
+    m->default_system = template_default_system(&m->f);
+    int C = c->n_embd, KV = c->n_head_kv * c->head_dim, F = c->n_ff;
+    st = get_mat(m, "token_embd.weight", c->n_vocab, C, &m->tok_embd, path);
+    if (!st) st = get_vec(m, "output_norm.weight", C, &m->output_norm, path);
+    if (!st) {
+        if (gguf_find_tensor(&m->f, "output.weight"))
+            st = get_mat(m, "output.weight", c->n_vocab, C, &m->output, path);
+        else
+            m->output = m->tok_embd; // tied embeddings
+    }
+    m->layers = st ? NULL : calloc((size_t)c->n_layer, sizeof *m->layers);
+    if (!st && !m->layers) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    for (int l = 0; !st && l < c->n_layer; l++) {
+        llm_layer *L = &m->layers[l];
+        char n[96];
+#define MAT(field, nm, N_, K_)                                                \
+    if (!st) {                                                                \
+        snprintf(n, sizeof n, "blk.%d.%s.weight", l, nm);                     \
+        st = get_mat(m, n, N_, K_, &L->field, path);                          \
+    }
+        if (!st) {
+            snprintf(n, sizeof n, "blk.%d.attn_norm.weight", l);
+            st = get_vec(m, n, C, &L->attn_norm, path);
+        }
+        if (!st) {
+            snprintf(n, sizeof n, "blk.%d.ffn_norm.weight", l);
+            st = get_vec(m, n, C, &L->ffn_norm, path);
+        }
+        MAT(wq, "attn_q", C, C)
+        MAT(wk, "attn_k", KV, C)
+        MAT(wv, "attn_v", KV, C)
+        MAT(wo, "attn_output", C, C)
+        MAT(wg, "ffn_gate", F, C)
+        MAT(wu, "ffn_up", F, C)
+        MAT(wd, "ffn_down", C, F)
+#undef MAT
+    }
+    if (st) {
+        seslm_llm_free(m);
+        return st;
+    }
+    *out = m;
+    return SESLM_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// context
+
+void seslm_llm_ctx_free(seslm_llm_ctx *c) {
+    if (!c) return;
+    free(c->kc);
+    free(c->vc);
+    free(c->x);
+    free(c->h);
+    free(c->q);
+    free(c->k);
+    free(c->v);
+    free(c->a);
+    free(c->g);
+    free(c->u);
+    free(c->att);
+    free(c);
+}
+
+seslm_status seslm_llm_ctx_new(seslm_llm_ctx **out, const seslm_llm *m, int n_ctx, int ref) {
+    *out = NULL;
+    const seslm_llm_config *cf = &m->cfg;
+    if (n_ctx <= 0 || n_ctx > cf->n_ctx_train)
+        return seslm_fail(SESLM_ERR_ARG, "context of %d tokens (the model allows 1..%d)", n_ctx, cf->n_ctx_train);
+    seslm_llm_ctx *c = calloc(1, sizeof *c);
+    if (!c) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    c->m = m;
+    c->n_ctx = n_ctx;
+    c->ref = ref;
+    size_t kv = (size_t)cf->n_layer * (size_t)n_ctx * (size_t)(cf->n_head_kv * cf->head_dim);
+    c->kc = malloc(kv * 2);
+    c->vc = malloc(kv * 2);
+    if (!c->kc || !c->vc) {
+        seslm_llm_ctx_free(c);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory for a KV cache of %d tokens", n_ctx);
+    }
+    *out = c;
+    return SESLM_OK;
+}
+
+void seslm_llm_ctx_reset(seslm_llm_ctx *c) { c->pos = 0; }
+int seslm_llm_ctx_pos(const seslm_llm_ctx *c) { return c->pos; }
+int seslm_llm_ctx_n_ctx(const seslm_llm_ctx *c) { return c->n_ctx; }
+const seslm_llm *seslm_llm_ctx_model(const seslm_llm_ctx *c) { return c->m; }
+
+static int ensure_scratch(seslm_llm_ctx *c, int M) {
+    if (M <= c->cap) return 0;
+    const seslm_llm_config *cf = &c->m->cfg;
+    size_t C = (size_t)cf->n_embd, KV = (size_t)(cf->n_head_kv * cf->head_dim), F = (size_t)cf->n_ff;
+    size_t Mz = (size_t)M;
+    float *p[9];
+    size_t sz[9] = {Mz * C, Mz * C, Mz * C, Mz * KV, Mz * KV, Mz * C, Mz * F, Mz * F,
+                    Mz * (size_t)cf->n_head * (size_t)c->n_ctx};
+    for (int i = 0; i < 9; i++) p[i] = malloc(sz[i] * sizeof(float));
+    int ok = 1;
+    for (int i = 0; i < 9; i++) ok &= p[i] != NULL;
+    if (!ok) {
+        for (int i = 0; i < 9; i++) free(p[i]);
+        return -1;
+    }
+    float **dst[9] = {&c->x, &c->h, &c->q, &c->k, &c->v, &c->a, &c->g, &c->u, &c->att};
+    for (int i = 0; i < 9; i++) {
+        free(*dst[i]);
+        *dst[i] = p[i];
+    }
+    c->cap = M;
+    return 0;
+}
+
+/* y = x / sqrt(mean(x^2) + eps) * w, one row of n (squares in float summed in double, as ggml's rms_norm) */
+static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += (double)(x[i] * x[i]);
+    float scale = 1.0f / sqrtf((float)(s / n) + eps);
+    for (int i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
+}
+
+/* rotary embedding of one head vector at position pos: pairs (2i, 2i+1) rotated by pos * base^(-2i/D)
+ * (the angle advanced by multiplication, as ggml's rope cache computes it) */
+static void rope(float *v, int D, int pos, float base) {
+    float theta_scale = powf(base, -2.0f / (float)D), theta = (float)pos;
+    for (int i = 0; i < D; i += 2) {
+        float cs = cosf(theta), sn = sinf(theta);
+        float a = v[i], b = v[i + 1];
+        v[i] = a * cs - b * sn;
+        v[i + 1] = a * sn + b * cs;
+        theta *= theta_scale;
+    }
+}
+
+static seslm_status matmul(seslm_llm_ctx *c, float *y, const float *x, const llm_mat *w, int M) {
+    if (qb_matmul(y, x, w->data, w->type, M, w->N, w->K, c->ref) != 0)
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory in a matrix product");
+    return SESLM_OK;
+}
+
+seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float *logits) {
+    const seslm_llm *m = c->m;
+    const seslm_llm_config *cf = &m->cfg;
+    if (M <= 0) return seslm_fail(SESLM_ERR_ARG, "no tokens to decode");
+    if (M > c->n_ctx - c->pos)
+        return seslm_fail(SESLM_ERR_LIMIT, "%d more tokens do not fit the context (%d of %d used)", M, c->pos, c->n_ctx);
+    for (int i = 0; i < M; i++)
+        if (ids[i] < 0 || ids[i] >= cf->n_vocab) return seslm_fail(SESLM_ERR_ARG, "token id %d out of range", ids[i]);
+    if (ensure_scratch(c, M) != 0) return seslm_fail(SESLM_ERR_NOMEM, "out of memory for a batch of %d", M);
+    const int C = cf->n_embd, H = cf->n_head, HKV = cf->n_head_kv, D = cf->head_dim, KV = HKV * D, F = cf->n_ff;
+    const int G = H / HKV, pos0 = c->pos, n_ctx = c->n_ctx;
+    const float eps = cf->rms_eps, kq_scale = 1.0f / sqrtf((float)D);
+    size_t erow = qb_row_bytes(m->tok_embd.type, C);
+    for (int i = 0; i < M; i++)
+        qb_dequantize_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)ids[i] * erow, c->x + (size_t)i * C, C);
+    seslm_status st = SESLM_OK;
+    for (int l = 0; l < cf->n_layer && !st; l++) {
+        const llm_layer *L = &m->layers[l];
+        for (int i = 0; i < M; i++) rmsnorm(c->h + (size_t)i * C, c->x + (size_t)i * C, L->attn_norm, C, eps);
+        if ((st = matmul(c, c->q, c->h, &L->wq, M)) || (st = matmul(c, c->k, c->h, &L->wk, M)) ||
+            (st = matmul(c, c->v, c->h, &L->wv, M)))
+            break;
+        uint16_t *kc = c->kc + (size_t)l * n_ctx * KV, *vc = c->vc + (size_t)l * n_ctx * KV;
+        for (int i = 0; i < M; i++) {
+            for (int h = 0; h < H; h++) rope(c->q + (size_t)i * C + h * D, D, pos0 + i, cf->rope_base);
+            for (int h = 0; h < HKV; h++) rope(c->k + (size_t)i * KV + h * D, D, pos0 + i, cf->rope_base);
+            qb_f32_to_f16_row(kc + (size_t)(pos0 + i) * KV, c->k + (size_t)i * KV, KV);
+            qb_f32_to_f16_row(vc + (size_t)(pos0 + i) * KV, c->v + (size_t)i * KV, KV);
+        }
+        // attention: token i sees positions 0..pos0+i; one (token, head) pair per work item
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int ih = 0; ih < M * H; ih++) {
+            int i = ih / H, h = ih % H, g = h / G, T = pos0 + i + 1;
+            const float *q = c->q + (size_t)i * C + h * D;
+            float *s = c->att + (size_t)ih * n_ctx, mx = -INFINITY;
+            for (int t = 0; t < T; t++) {
+                s[t] = qb_dot_f16(kc + (size_t)t * KV + g * D, q, D, c->ref) * kq_scale;
+                mx = fmaxf(mx, s[t]);
+            }
+            double sum = 0.0; // (ggml sums the exponentials in double)
+            for (int t = 0; t < T; t++) {
+                s[t] = expf(s[t] - mx);
+                sum += s[t];
+            }
+            float inv = (float)(1.0 / sum), *o = c->a + (size_t)i * C + h * D;
+            for (int j = 0; j < D; j++) o[j] = 0.0f;
+            for (int t = 0; t < T; t++)
+                qb_axpy_f16(o, s[t] * inv, vc + (size_t)t * KV + g * D, D, c->ref);
+        }
+        if ((st = matmul(c, c->h, c->a, &L->wo, M))) break;
+        for (size_t j = 0; j < (size_t)M * C; j++) c->x[j] += c->h[j];
+        for (int i = 0; i < M; i++) rmsnorm(c->h + (size_t)i * C, c->x + (size_t)i * C, L->ffn_norm, C, eps);
+        if ((st = matmul(c, c->g, c->h, &L->wg, M)) || (st = matmul(c, c->u, c->h, &L->wu, M))) break;
+        for (size_t j = 0; j < (size_t)M * F; j++) {
+            float g = c->g[j];
+            c->g[j] = g / (1.0f + expf(-g)) * c->u[j];
+        }
+        if ((st = matmul(c, c->h, c->g, &L->wd, M))) break;
+        for (size_t j = 0; j < (size_t)M * C; j++) c->x[j] += c->h[j];
+    }
+    if (st) return st;
+    c->pos += M;
+    if (logits) {
+        rmsnorm(c->h, c->x + (size_t)(M - 1) * C, m->output_norm, C, eps);
+        st = matmul(c, logits, c->h, &m->output, 1);
+    }
+    return st;
+}

@@ -1,0 +1,254 @@
+/* test_decoder_tiny.c — the decoder runtime on a tiny generated Llama GGUF (tests/fuzz/corpus_gguf/
+ * tiny_llama.gguf, written by tests/fuzz/make_gguf_corpus.py with every weight type): no real model needed.
+ *   - loading: hyperparameters, tied output, default system prompt from the chat template;
+ *   - corrupt files: missing, truncated, tensor outside the file, wrong architecture -> IO / FORMAT;
+ *   - tokenizer: merges by rank, digits split one by one (pre-tokenizer "smollm"), control tokens only
+ *     with parse_special, byte round trip, invalid UTF-8 refused;
+ *   - forward: fast kernels vs the plain-C reference; one batch vs token by token (the KV cache);
+ *     context overflow refused;
+ *   - sampler: greedy = argmax, same seed = same draws, frequencies follow softmax(logits / T), a tiny
+ *     top-p keeps only the best token;
+ *   - generation: streamed pieces add up to the result; a stop string cuts the text before it. */
+#include "decoder.h"
+#include "gguf.h"
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TINY SESLM_SOURCE_DIR "/tests/fuzz/corpus_gguf/tiny_llama.gguf"
+
+static int32_t tok_id(const seslm_llm *m, const char *s) { return bpe_lookup(seslm_llm_tokenizer(m), s, strlen(s)); }
+
+static void test_load_errors(void) {
+    seslm_llm *m = NULL;
+    CHECK(seslm_llm_load(&m, "/nonexistent/model.gguf") == SESLM_ERR_IO && m == NULL);
+    CHECK(strstr(seslm_last_error(), "/nonexistent/model.gguf") != NULL);
+    CHECK(seslm_llm_load(&m, SESLM_SOURCE_DIR "/tests/fuzz/corpus_gguf/truncated.gguf") == SESLM_ERR_FORMAT);
+    CHECK(seslm_llm_load(&m, SESLM_SOURCE_DIR "/tests/fuzz/corpus_gguf/bad_offset.gguf") == SESLM_ERR_FORMAT);
+    CHECK(strstr(seslm_last_error(), "outside the file") != NULL);
+    CHECK(seslm_llm_load(&m, SESLM_SOURCE_DIR "/tests/fuzz/corpus_gguf/huge_count.gguf") == SESLM_ERR_FORMAT);
+    // wrong architecture: patch "llama" in general.architecture's value
+    FILE *f = fopen(TINY, "rb");
+    CHECK(f != NULL);
+    if (!f) return;
+    static char buf[1 << 18];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    char *p = NULL;
+    for (size_t i = 0; i + 5 < n && !p; i++)
+        if (memcmp(buf + i, "llama", 5) == 0 && i > 20) p = buf + i; // first occurrence: the architecture value
+    CHECK(p != NULL);
+    if (p) p[4] = 'b';
+    char path[] = "/tmp/test_decoder_tiny_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0) return;
+    CHECK(write(fd, buf, n) == (ssize_t)n);
+    close(fd);
+    CHECK(seslm_llm_load(&m, path) == SESLM_ERR_FORMAT);
+    CHECK(strstr(seslm_last_error(), "architecture") != NULL);
+    unlink(path);
+}
+
+static void test_tokenizer(const seslm_llm *m) {
+    const bpe_tokenizer *t = seslm_llm_tokenizer(m);
+    int32_t *ids = NULL;
+    int n = 0;
+    // "hello" <- he + ll -> hell + o; " world" <- Ġw + or, Ġwor + ld (Ġ: the byte alphabet's space)
+    CHECK(bpe_encode(t, "hello world", 11, 0, &ids, &n) == SESLM_OK);
+    CHECK(n == 2 && ids[0] == tok_id(m, "hello") && ids[1] == tok_id(m, "\xc4\xa0world"));
+    free(ids);
+    // the merge "1 2" exists, but the smollm pre-tokenizer puts every digit alone
+    CHECK(bpe_encode(t, "12", 2, 0, &ids, &n) == SESLM_OK);
+    CHECK(n == 2 && ids[0] == tok_id(m, "1") && ids[1] == tok_id(m, "2"));
+    free(ids);
+    const char *chat = "<|im_start|>hello";
+    CHECK(bpe_encode(t, chat, strlen(chat), 1, &ids, &n) == SESLM_OK);
+    CHECK(n == 2 && ids[0] == 1 && bpe_is_control(t, ids[0]) && ids[1] == tok_id(m, "hello"));
+    free(ids);
+    CHECK(bpe_encode(t, chat, strlen(chat), 0, &ids, &n) == SESLM_OK);
+    CHECK(n > 5);
+    for (int i = 0; i < n; i++) CHECK(ids[i] != 1);
+    free(ids);
+    // byte round trip on text with every kind of pre-token
+    const char *texts[] = {"Hello,   world!\n\n\tcaf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac 3.14 don't", "   ", "a\001b",
+                           "\xf0\x9f\x98\x80!", "x's y'll"};
+    for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++) {
+        size_t L = strlen(texts[k]);
+        CHECK(bpe_encode(t, texts[k], L, 0, &ids, &n) == SESLM_OK);
+        char out[256];
+        int o = 0;
+        for (int i = 0; i < n; i++) o += bpe_token_bytes(t, ids[i], 0, out + o, (int)sizeof out - o);
+        CHECK_MSG(o == (int)L && memcmp(out, texts[k], L) == 0, "round trip of text %zu", k);
+        free(ids);
+    }
+    CHECK(bpe_encode(t, "ok \xc3\x28", 5, 0, &ids, &n) == SESLM_ERR_UTF8);
+    CHECK(strstr(seslm_last_error(), "byte 3") != NULL);
+    CHECK(bpe_token_bytes(t, -1, 0, NULL, 0) == -1);
+}
+
+static void test_forward(const seslm_llm *m) {
+    const int V = seslm_llm_cfg(m)->n_vocab;
+    seslm_llm_ctx *fast = NULL, *ref = NULL, *step = NULL;
+    CHECK(seslm_llm_ctx_new(&fast, m, 64, 0) == SESLM_OK);
+    CHECK(seslm_llm_ctx_new(&ref, m, 64, 1) == SESLM_OK);
+    CHECK(seslm_llm_ctx_new(&step, m, 64, 0) == SESLM_OK);
+    if (!fast || !ref || !step) return;
+    int32_t ids[12];
+    for (int i = 0; i < 12; i++) ids[i] = 3 + (i * 37) % (V - 3);
+    float *a = malloc((size_t)V * 4), *b = malloc((size_t)V * 4), *c = malloc((size_t)V * 4);
+    for (int i = 0; i < V; i++) a[i] = b[i] = c[i] = NAN;
+    CHECK(seslm_llm_decode(fast, ids, 12, a) == SESLM_OK);
+    CHECK(seslm_llm_decode(ref, ids, 12, b) == SESLM_OK);
+    for (int i = 0; i < 12; i++) CHECK(seslm_llm_decode(step, ids + i, 1, c) == SESLM_OK);
+    CHECK(seslm_llm_ctx_pos(fast) == 12 && seslm_llm_ctx_pos(step) == 12);
+    float maxd_ref = 0.0f, maxd_step = 0.0f, mag = 0.0f;
+    int bad = 0;
+    for (int i = 0; i < V; i++) {
+        if (!(fabsf(a[i] - b[i]) < 1e30f) || !(fabsf(a[i] - c[i]) < 1e30f)) bad++;
+        maxd_ref = fmaxf(maxd_ref, fabsf(a[i] - b[i]));
+        maxd_step = fmaxf(maxd_step, fabsf(a[i] - c[i]));
+        mag = fmaxf(mag, fabsf(b[i]));
+    }
+    CHECK_MSG(bad == 0, "%d logits NaN or unwritten", bad);
+    CHECK_MSG(mag > 0.1f, "logits all near zero (%g): the test would prove nothing", (double)mag);
+    CHECK_MSG(maxd_ref <= 1e-3f * (1.0f + mag), "fast vs reference: max |diff| %g", (double)maxd_ref);
+    CHECK_MSG(maxd_step <= 1e-3f * (1.0f + mag), "batch vs token by token: max |diff| %g", (double)maxd_step);
+    // the context is full at 64: 53 more do not fit, and the position stays
+    int32_t many[53] = {0};
+    CHECK(seslm_llm_decode(fast, many, 53, a) == SESLM_ERR_LIMIT && seslm_llm_ctx_pos(fast) == 12);
+    int32_t badid = V;
+    CHECK(seslm_llm_decode(fast, &badid, 1, a) == SESLM_ERR_ARG);
+    seslm_llm_ctx_reset(fast);
+    CHECK(seslm_llm_ctx_pos(fast) == 0);
+    free(a);
+    free(b);
+    free(c);
+    seslm_llm_ctx_free(fast);
+    seslm_llm_ctx_free(ref);
+    seslm_llm_ctx_free(step);
+}
+
+static void test_sampler(void) {
+    enum { V = 4 };
+    float logits[V];
+    seslm_sampler s;
+    seslm_sampler_opts greedy = {0.0f, 1.0f, 1};
+    CHECK(seslm_sampler_init(&s, &greedy, V) == SESLM_OK);
+    float l0[V] = {0.5f, 2.0f, 2.0f, -1.0f};
+    memcpy(logits, l0, sizeof logits);
+    CHECK(seslm_sampler_pick(&s, logits) == 1); // lowest id on ties
+    seslm_sampler_free(&s);
+    seslm_sampler_opts bad = {-1.0f, 1.0f, 1};
+    CHECK(seslm_sampler_init(&s, &bad, V) == SESLM_ERR_ARG);
+    // T = 1: token 1 has probability 3/4 when its logit is ln 3 above the others (two at -inf)
+    seslm_sampler_opts t1 = {1.0f, 1.0f, 7};
+    seslm_sampler s2;
+    CHECK(seslm_sampler_init(&s, &t1, V) == SESLM_OK);
+    CHECK(seslm_sampler_init(&s2, &t1, V) == SESLM_OK);
+    int hits = 0, same = 0;
+    for (int i = 0; i < 4000; i++) {
+        float la[V] = {0.0f, logf(3.0f), -INFINITY, -INFINITY}, lb[V];
+        memcpy(lb, la, sizeof la);
+        int32_t x = seslm_sampler_pick(&s, la), y = seslm_sampler_pick(&s2, lb);
+        hits += x == 1;
+        same += x == y;
+        CHECK(x == 0 || x == 1);
+    }
+    CHECK_MSG(fabs(hits / 4000.0 - 0.75) < 0.03, "token 1 drawn %d of 4000 times (expected ~3000)", hits);
+    CHECK(same == 4000);
+    seslm_sampler_free(&s);
+    seslm_sampler_free(&s2);
+    // top-p 0.5 of {0.75, 0.25}: only the best token remains
+    seslm_sampler_opts tp = {1.0f, 0.5f, 3};
+    CHECK(seslm_sampler_init(&s, &tp, V) == SESLM_OK);
+    int only_best = 1;
+    for (int i = 0; i < 500; i++) {
+        float la[V] = {0.0f, logf(3.0f), -INFINITY, -INFINITY};
+        only_best &= seslm_sampler_pick(&s, la) == 1;
+    }
+    CHECK(only_best);
+    seslm_sampler_free(&s);
+}
+
+typedef struct {
+    char buf[4096];
+    size_t n;
+    int calls;
+} collect;
+static int on_text(void *u, const char *t, size_t n) {
+    collect *c = u;
+    if (c->n + n < sizeof c->buf) memcpy(c->buf + c->n, t, n);
+    c->n += n;
+    c->calls++;
+    return 0;
+}
+
+static void test_generate(const seslm_llm *m) {
+    seslm_chat_msg msg = {"user", "hello world"};
+    char *p = seslm_chat_format(m, &msg, 1, 1);
+    CHECK(p && strcmp(p, "<|im_start|>system\nYou are tiny.<|im_end|>\n<|im_start|>user\nhello world<|im_end|>\n"
+                         "<|im_start|>assistant\n") == 0);
+    seslm_chat_msg two[2] = {{"system", "S"}, {"user", "U"}};
+    char *q = seslm_chat_format(m, two, 2, 0);
+    CHECK(q && strcmp(q, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n") == 0);
+    free(q);
+    seslm_llm_ctx *c = NULL;
+    CHECK(seslm_llm_ctx_new(&c, m, 128, 0) == SESLM_OK);
+    if (!c || !p) return;
+    collect col = {0};
+    seslm_gen_opts o = {.max_tokens = 24, .sampling = {0.0f, 1.0f, 0}, .parse_special = 1, .on_text = on_text,
+                        .user = &col};
+    seslm_gen_result r;
+    CHECK(seslm_generate(c, p, strlen(p), &o, &r) == SESLM_OK);
+    CHECK(col.n == r.len && memcmp(col.buf, r.text, r.len) == 0);
+    CHECK(r.n_prompt > 10 && r.n_gen > 0);
+    if (r.len >= 4) {
+        // stop at a string from the middle of the greedy text: the result is the text before it
+        char stop[3] = {r.text[r.len / 2], r.text[r.len / 2 + 1], 0};
+        const char *stops[1] = {stop};
+        size_t cut = (size_t)(strstr(r.text, stop) - r.text);
+        seslm_gen_opts o2 = o;
+        collect col2 = {0};
+        o2.user = &col2;
+        o2.stop = stops;
+        o2.n_stop = 1;
+        seslm_gen_result r2;
+        seslm_llm_ctx_reset(c);
+        if (memchr(stop, 0, 2) == NULL) {
+            CHECK(seslm_generate(c, p, strlen(p), &o2, &r2) == SESLM_OK);
+            CHECK_MSG(r2.len == cut && memcmp(r2.text, r.text, cut) == 0 && strcmp(r2.finish, "stop") == 0,
+                      "stop string cut at %zu, expected %zu", r2.len, cut);
+            CHECK(col2.n == r2.len);
+            seslm_gen_result_free(&r2);
+        }
+    }
+    seslm_gen_result_free(&r);
+    // an invalid prompt
+    seslm_llm_ctx_reset(c);
+    CHECK(seslm_generate(c, "\xff", 1, &o, &r) == SESLM_ERR_UTF8);
+    free(p);
+    seslm_llm_ctx_free(c);
+}
+
+int main(void) {
+    test_load_errors();
+    seslm_llm *m = NULL;
+    CHECK(seslm_llm_load(&m, TINY) == SESLM_OK);
+    if (!m) {
+        fprintf(stderr, "%s\n", seslm_last_error());
+        return test_report("test_decoder_tiny");
+    }
+    const seslm_llm_config *cf = seslm_llm_cfg(m);
+    CHECK(cf->n_layer == 2 && cf->n_embd == 64 && cf->n_head == 4 && cf->n_head_kv == 2 && cf->n_ff == 96);
+    CHECK(cf->head_dim == 16 && cf->n_ctx_train == 256 && cf->rope_base == 10000.0f);
+    CHECK(seslm_llm_default_system(m) && strcmp(seslm_llm_default_system(m), "You are tiny.") == 0);
+    test_tokenizer(m);
+    test_forward(m);
+    test_sampler();
+    test_generate(m);
+    seslm_llm_free(m);
+    return test_report("test_decoder_tiny");
+}
