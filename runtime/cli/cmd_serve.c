@@ -95,7 +95,7 @@ static const char *HELP =
     "  --kb DIR              serve this knowledge base (seslm kb build) on /v1/retrieve\n"
     "  --kb-threshold S      minimum cosine similarity to answer from the knowledge base (default 0.5)\n"
     "  --decoder GGUF        serve this decoder (SmolLM2 GGUF) on POST /v1/chat/completions (OpenAI-style,\n"
-    "                        \"stream\": true for server-sent events)\n"
+    "                        \"stream\": true for server-sent events, sent when the generation ends)\n"
     "  --dialog-policy YAML  the decision policy of /v1/message (configs/dialog.yaml)\n"
     "  --session-db FILE     keep conversation state and the transition log in this SQLite file (created\n"
     "                        when absent); every turn is committed before its answer. Default: in memory\n"
