@@ -45,7 +45,7 @@ expect 2 "--loss" "bad loss weights" -- distill --student "$TMP/student" --calib
 expect 2 "--device" "bad device" -- distill --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/o" --device tpu
 expect 1 "student" "missing student" -- distill --parent "$MODEL" --student "$TMP/nope" --calibration "$TMP/cal.txt" --out "$TMP/o"
 expect 1 "INT8.*(afterwards|after distilling)" "INT8 student" -- distill --parent "$MODEL" --student "$TMP/student-int8" --calibration "$TMP/cal.txt" --out "$TMP/o"
-expect 1 "no non-empty lines|usable sentences" "empty calibration" -- distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/empty.txt" --out "$TMP/o"
+expect 1 "no non-empty lines|usable sentences|no line with text" "empty calibration" -- distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/empty.txt" --out "$TMP/o"
 expect 1 "cannot|No such" "missing calibration" -- distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/none.txt" --out "$TMP/o"
 expect 1 "holds a model" "existing output model" -- distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/student"
 [ ! -e "$TMP/o" ] || fail "a refused run left $TMP/o behind"

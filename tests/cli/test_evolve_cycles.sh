@@ -125,6 +125,9 @@ ok
 "$SESLM" record --model "$STUDENT" --input "$TMP/traffic.txt" --out "$TMP/tel2" --threads 2 --node t >/dev/null 2>"$TMP/rec2.err" ||
     fail "record on the student: $(head -c 300 "$TMP/rec2.err")"
 cp -r "$STUDENT" "$TMP/nomaster" && rm -rf "$TMP/nomaster/master"
+# a student written before masters existed: its SHA256SUMS never listed master/ (the integrity check of
+# every load path would rightly refuse a directory whose listed files are gone)
+[ -f "$TMP/nomaster/SHA256SUMS" ] && sed -i '/  master\//d' "$TMP/nomaster/SHA256SUMS"
 "$SESLM" plan --model "$TMP/nomaster" --telemetry "$TMP/tel2" --config "$TMP/evolve1.yaml" --calib "$TMP/traffic.txt" \
     --out "$TMP/plan-nm" --threads 2 >"$TMP/plan-nm.out" 2>"$TMP/plan-nm.err"
 rc=$?
