@@ -1,6 +1,9 @@
 /* main.c — `seslm <command> [options]`: dispatch to the subcommands. */
 #include "cli.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -58,7 +61,31 @@ static void usage(FILE *f) {
     fprintf(f, "\nThe model directory defaults to $SESLM_MODEL_DIR, else models/all-MiniLM-L6-v2.\n");
 }
 
+/* OpenSSL 3 initialises itself lazily, on the first hash; when an allocation fails inside that
+ * initialisation it can leave a NULL lock behind and crash later (tests/fault found it: promote died in
+ * EVP_MD_fetch). Initialising it first, where a failure is reported, keeps a failed malloc an error. */
+static int crypto_init(void) {
+    if (!OPENSSL_init_crypto(0, NULL)) return 0;
+    EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    EVP_CIPHER *c = md ? EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL) : NULL;
+    const int ok = md && c;
+    EVP_MD_free(md);
+    EVP_CIPHER_free(c);
+    return ok;
+}
+
+/* Defined only by the fault-injection shim (tests/fault/fault_shim.c, LD_PRELOAD): faults are injected
+ * from here on, past the third-party initialisation above. NULL in every normal run. */
+extern void seslm_fault_pause(void) __attribute__((weak));
+extern void seslm_fault_rearm(void) __attribute__((weak));
+
 int main(int argc, char **argv) {
+    if (seslm_fault_pause) seslm_fault_pause();
+    if (!crypto_init()) {
+        fprintf(stderr, "seslm: cannot initialise OpenSSL (out of memory?)\n");
+        return 1;
+    }
+    if (seslm_fault_rearm) seslm_fault_rearm();
     if (argc < 2) {
         usage(stderr);
         return 2;

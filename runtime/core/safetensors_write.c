@@ -40,7 +40,11 @@ static int write_all(int fd, const void *buf, size_t n) {
 
 static seslm_status build_header(const st_write_tensor *t, int n, const char *metadata_json, char **out,
                                  size_t *out_len, size_t *data_len) {
+    // every cJSON call below can fail on a failed allocation, silently dropping an entry; ok collects them
+    // so that a header missing a dtype or an offset is never written (tests/fault found such a file)
+    int ok = 1;
     cJSON *h = cJSON_CreateObject();
+    ok &= h != NULL;
     cJSON *meta = metadata_json ? cJSON_Parse(metadata_json) : NULL;
     if (metadata_json && (!meta || !cJSON_IsObject(meta))) {
         cJSON_Delete(meta);
@@ -49,7 +53,7 @@ static seslm_status build_header(const st_write_tensor *t, int n, const char *me
     }
     if (!meta) {
         meta = cJSON_CreateObject();
-        cJSON_AddStringToObject(meta, "format", "pt");
+        ok &= meta && cJSON_AddStringToObject(meta, "format", "pt") != NULL;
     }
     for (const cJSON *v = meta ? meta->child : NULL; v; v = v->next)
         if (!cJSON_IsString(v)) {
@@ -57,7 +61,12 @@ static seslm_status build_header(const st_write_tensor *t, int n, const char *me
             cJSON_Delete(h);
             return seslm_fail(SESLM_ERR_ARG, "safetensors metadata values must be strings");
         }
-    cJSON_AddItemToObject(h, "__metadata__", meta);
+    ok &= h && meta && cJSON_AddItemToObject(h, "__metadata__", meta);
+    if (!ok) {
+        if (!h || !cJSON_GetObjectItemCaseSensitive(h, "__metadata__")) cJSON_Delete(meta);
+        cJSON_Delete(h);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory for the safetensors header");
+    }
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         if (!t[i].name || !t[i].name[0] || strcmp(t[i].name, "__metadata__") == 0 ||
@@ -72,6 +81,7 @@ static seslm_status build_header(const st_write_tensor *t, int n, const char *me
         }
         int64_t numel = 1;
         cJSON *e = cJSON_CreateObject(), *shape = cJSON_CreateArray();
+        ok &= e && shape;
         for (int d = 0; d < t[i].ndim; d++) {
             if (t[i].shape[d] < 0 || (t[i].shape[d] > 0 && numel > INT64_MAX / 8 / t[i].shape[d])) {
                 cJSON_Delete(e);
@@ -80,16 +90,35 @@ static seslm_status build_header(const st_write_tensor *t, int n, const char *me
                 return seslm_fail(SESLM_ERR_ARG, "safetensors: tensor '%s' has a bad shape", t[i].name);
             }
             numel *= t[i].shape[d];
-            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t[i].shape[d]));
+            ok &= shape && cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t[i].shape[d]));
         }
         size_t nb = (size_t)numel * st_dtype_size(t[i].dtype);
-        cJSON_AddStringToObject(e, "dtype", st_dtype_name(t[i].dtype));
-        cJSON_AddItemToObject(e, "shape", shape);
+        if (!ok) {
+            cJSON_Delete(e);
+            cJSON_Delete(shape);
+            cJSON_Delete(h);
+            return seslm_fail(SESLM_ERR_NOMEM, "out of memory for the safetensors header");
+        }
+        ok &= cJSON_AddStringToObject(e, "dtype", st_dtype_name(t[i].dtype)) != NULL;
+        if (!cJSON_AddItemToObject(e, "shape", shape)) {
+            cJSON_Delete(shape);
+            ok = 0;
+        }
         cJSON *offs = cJSON_CreateArray();
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + nb)));
-        cJSON_AddItemToObject(e, "data_offsets", offs);
-        cJSON_AddItemToObject(h, t[i].name, e);
+        ok &= offs && cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+        ok &= offs && cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + nb)));
+        if (!offs || !cJSON_AddItemToObject(e, "data_offsets", offs)) {
+            cJSON_Delete(offs);
+            ok = 0;
+        }
+        if (!cJSON_AddItemToObject(h, t[i].name, e)) {
+            cJSON_Delete(e);
+            ok = 0;
+        }
+        if (!ok) {
+            cJSON_Delete(h);
+            return seslm_fail(SESLM_ERR_NOMEM, "out of memory for the safetensors header");
+        }
         off += nb;
     }
     char *txt = cJSON_PrintUnformatted(h);

@@ -1,5 +1,10 @@
 /* version.c — provenance: what build produced an output (stamped into students, dumps, verdicts, registry
  * rows, /info and `seslm --version`). The commit comes from CMake at configure time. */
+/* Whether the build made the CUDA backend plugin: known at configure time. Asking seslm_built_with_cuda()
+ * here would dlopen the plugin (and cuBLAS) in every command that stamps its outputs, just to say so. */
+#ifndef SESLM_CUDA_PLUGIN_BUILT
+#define SESLM_CUDA_PLUGIN_BUILT 0
+#endif
 #include "seslm.h"
 
 #include <pthread.h>
@@ -70,7 +75,7 @@ static void build_strings(void) {
     snprintf(info_buf, sizeof info_buf,
              "{\"version\":\"%s\",\"commit\":\"%s\",\"compiler\":\"%s\",\"build_type\":\"%s\",\"cpu_features\":\"%s\","
              "\"cuda\":%s}",
-             SESLM_VERSION, SESLM_GIT_COMMIT, comp, SESLM_BUILD_TYPE, cpu_buf, seslm_built_with_cuda() ? "true" : "false");
+             SESLM_VERSION, SESLM_GIT_COMMIT, comp, SESLM_BUILD_TYPE, cpu_buf, SESLM_CUDA_PLUGIN_BUILT ? "true" : "false");
 }
 
 const char *seslm_build_cpu_features(void) {

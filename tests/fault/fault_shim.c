@@ -88,6 +88,16 @@ int __libc_start_main(int (*main)(int, char **, char **), int argc, char **argv,
     return real(wrap_main, argc, argv, init, fini, rtld_fini, stack_end);
 }
 
+/* Called by the program (weak references in runtime/cli/main.c): pause before its third-party libraries
+ * are initialised, re-arm after: counting restarts there. OpenSSL 3 initialises itself on first use and, when an allocation
+ * fails inside that, returns success and later dereferences a NULL lock — like the constructors above,
+ * not ours to test; the program initialises it first and then re-arms the count. */
+void seslm_fault_pause(void) { g_armed = 0; }
+void seslm_fault_rearm(void) {
+    atomic_store(&g_count, 0);
+    g_armed = 1;
+}
+
 /* 1 when this call is the one to fail (kill mode never returns). */
 static int hit(int op) {
     if (!g_armed || t_inside || !(g_ops & op)) return 0;
