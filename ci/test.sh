@@ -44,7 +44,7 @@ ci/check_skips.sh build/ctest.log
 echo "== ASan + UBSan build"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSESLM_SANITIZE=ON
 cmake --build build-asan -j"$jobs"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LSAN_OPTIONS=suppressions=$root/ci/lsan.supp \
     ctest --test-dir build-asan --output-on-failure -j"$jobs" | tee build-asan/ctest.log
 ci/check_skips.sh build-asan/ctest.log
 
