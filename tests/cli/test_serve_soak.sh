@@ -58,5 +58,5 @@ wait "$PID"
 rc=$?
 PID=
 ok
-[ "$rc" = 0 ] || fail "SIGTERM: exit $rc: $(tail -5 "$LOG")"
+[ "$rc" = 0 ] || { grep -m3 -A25 "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error" "$LOG" >&2; fail "SIGTERM: exit $rc: $(tail -5 "$LOG")"; }
 cli_test_done

@@ -167,7 +167,27 @@ static void test_adam_state_roundtrip(void) {
     seslm_intent_free(h);
 }
 
+/* The replay buffer grows geometrically when full, not on every add (it once doubled per feedback: the ASan
+ * soak asked for 28 GB after a few dozen). */
+static void test_replay_growth(void) {
+    seslm_intent_head *h = auto_head(4, 2);
+    const float X[8] = {1, 0, 0, 0, 0, 1, 0, 0};
+    const char *lab[2] = {"a", "b"};
+    CHECK(seslm_intent_learn(h, X, lab, 2, 1, NULL) == SESLM_OK);
+    char name[32];
+    for (int i = 0; i < 60; i++) { // new intents: every feedback adds a replay row
+        float x[4] = {(float)(i % 7), 1, (float)(i % 3), 0.5f};
+        snprintf(name, sizeof name, "intent_%d", i);
+        const char *l = name;
+        CHECK(seslm_intent_learn(h, x, &l, 1, 1, NULL) == SESLM_OK);
+    }
+    CHECK_MSG(h->n_replay == 62 && h->cap_replay <= 2 * h->n_replay + 2, "replay %d rows in a buffer of %d", h->n_replay,
+              h->cap_replay);
+    seslm_intent_free(h);
+}
+
 int main(void) {
+    test_replay_growth();
     test_auto_linear();
     test_auto_grows_when_it_pays();
     test_auto_single_example();

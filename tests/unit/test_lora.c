@@ -116,6 +116,7 @@ int main(void) {
               seslm_last_error());
     dm_free(&pd);
     seslm_model_free(pm);
+    tm_free(&tp);
 
     // the merged model: loads, embeds like the adapted dm, tokenizer files identical, lineage recorded
     CHECK_MSG(adapt_write_merged(m, &lo, odir, "{\"note\":\"test\"}") == SESLM_OK, "%s", seslm_last_error());
@@ -175,6 +176,7 @@ int main(void) {
     lora_free(&lo);
     dm_free(&dm);
     seslm_model_free(m);
+    tm_free(&tm);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);
