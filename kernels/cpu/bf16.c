@@ -199,6 +199,8 @@ int seslm_bf16_linear_fast(float *y, const float *x, const uint16_t *wp, const f
     panel_fn fn = panel_c;
 #ifdef BF16_X86
     if (have && (!isa || strcmp(isa, "avx512bf16") == 0)) fn = panel_avx512;
+#else
+    (void)isa; // only the portable kernel here (e.g. a clang build without the AVX-512 BF16 path)
 #endif
     const int Kp = (K + 1) / 2, lda = 2 * Kp;
     // the caller's thread's scratch: +64 lets the kernel's 32-bit loads of a row's last pair stay inside
