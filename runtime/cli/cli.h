@@ -48,6 +48,11 @@ typedef struct {
  * Returns -1 to continue, else the exit code to return (0 after --help, 2 on a usage error, 1 on
  * an unreadable input file). Requires at least one input when need_text. */
 int cli_parse_common(cli_opts *o, const char *cmd, const char *help, int argc, char **argv, int need_text);
+/* The same with the command's own options too (extra, NULL-terminated, at most 24; matched before the common
+ * ones, so an entry of extra may take a common option's name over). */
+struct cli_arg_s;
+int cli_parse_common_with(cli_opts *o, const char *cmd, const char *help, const struct cli_arg_s *extra, int argc,
+                          char **argv, int need_text);
 void cli_opts_free(cli_opts *o);
 /* Names input i for messages: "input 2 (line 3 of FILE)", or "input 2" for TEXT arguments; the index
  * is the "index" of the output lines. */
@@ -64,6 +69,7 @@ typedef enum {
     CLI_ARG_NUM,  // dst: double *, a number in [lo, hi]
     CLI_ARG_FLAG, // dst: int *, set to 1; takes no value
     CLI_ARG_LIST, // dst: cli_list *, a repeatable option: each value appended (at most cap)
+    CLI_ARG_CHOICE, // dst: cli_choice *, one of its values: *index = its position ("int8|none": 0 or 1)
 } cli_arg_kind;
 
 typedef struct {
@@ -72,17 +78,24 @@ typedef struct {
 } cli_list;
 
 typedef struct {
-    const char *name; // "--port"; aliases as "--backend|--device"; NULL ends the table
+    int *index;         // where the position of the value given goes
+    const char *values; // "a|b|c"
+} cli_choice;
+
+typedef struct cli_arg_s {
+    const char *name; // "--port"; aliases as "--backend|--device" or "--top|-k"; NULL ends the table
     cli_arg_kind kind;
     void *dst;
     double lo, hi;
 } cli_arg;
 
 /* Parses argv[1..argc) against args: an option's value is the next argument (even one starting with '-');
+ * an argument "--x" is an option (unknown when the table lacks it), "-x" one only when the table names it;
  * --help / -h prints help (returns 0); after "--" every argument is positional; positional arguments go to
- * pos (NULL: each is a usage error). Returns -1 to go on, 2 after a usage error (message printed: "--x
+ * pos (copied), or when pos is NULL to the table's CLI_ARG_LIST entry named "" (pointers into argv; more
+ * than its cap: "too many arguments"), else each is a usage error. Returns -1 to go on, 2 after a usage error (message printed: "--x
  * needs a value", "--x must be an integer in LO..HI (got 'v')", "--x must be a number in [LO, HI] (got
- * 'v')", "unknown option '--x' (see seslm CMD --help)", "unexpected argument 'a' (...)"), 1 out of memory. */
+ * 'v')", "--x must be one of a|b (got 'v')", "unknown option '--x' (see seslm CMD --help)", "unexpected argument 'a' (...)"), 1 out of memory. */
 int cli_parse_args(const char *cmd, const char *help, const cli_arg *args, int argc, char **argv, cli_texts *pos);
 
 int cmd_tokenize(int argc, char **argv);

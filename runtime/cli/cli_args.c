@@ -18,6 +18,18 @@ static int arg_matches(const char *names, const char *a) {
     return 0;
 }
 
+/* The index of v in "a|b|c", or -1. */
+static int choice_index(const char *choices, const char *v) {
+    size_t n = strlen(v);
+    int k = 0;
+    for (const char *p = choices; *p; k++) {
+        size_t len = strcspn(p, "|");
+        if (len == n && strncmp(p, v, n) == 0) return k;
+        p += len + (p[len] == '|');
+    }
+    return -1;
+}
+
 static int arg_set(const char *cmd, const cli_arg *o, const char *a, const char *v) {
     switch (o->kind) {
     case CLI_ARG_FLAG:
@@ -33,6 +45,16 @@ static int arg_set(const char *cmd, const cli_arg *o, const char *a, const char 
             return 0;
         }
         l->items[l->n++] = v;
+        return 1;
+    }
+    case CLI_ARG_CHOICE: {
+        const cli_choice *c = o->dst;
+        int k = choice_index(c->values, v);
+        if (k < 0) {
+            cli_error(cmd, "%s must be one of %s (got '%s')", a, c->values, v);
+            return 0;
+        }
+        *c->index = k;
         return 1;
     }
     case CLI_ARG_INT:
@@ -64,13 +86,17 @@ int cli_parse_args(const char *cmd, const char *help, const cli_arg *args, int a
             only_pos = 1;
             continue;
         }
-        if (!only_pos && a[0] == '-' && a[1] == '-') {
-            const cli_arg *o = args;
+        const cli_arg *o = NULL;
+        if (!only_pos && a[0] == '-' && a[1]) { // "-" alone is a positional (standard input)
+            o = args;
             while (o->name && !arg_matches(o->name, a)) o++;
-            if (!o->name) {
+            if (!o->name && a[1] == '-') {
                 cli_error(cmd, "unknown option '%s' (see seslm %s --help)", a, cmd);
                 return 2;
             }
+            if (!o->name) o = NULL; // "-x" is an option only when the table names it
+        }
+        if (o) {
             const char *v = NULL;
             if (o->kind != CLI_ARG_FLAG) {
                 if (i + 1 >= argc) {
@@ -82,9 +108,19 @@ int cli_parse_args(const char *cmd, const char *help, const cli_arg *args, int a
             if (!arg_set(cmd, o, a, v)) return 2;
             continue;
         }
-        if (!pos) {
-            cli_error(cmd, "unexpected argument '%s' (see seslm %s --help)", a, cmd);
-            return 2;
+        if (!pos) { // the table's "" entry (a list) takes them without copying; without one, none is taken
+            for (o = args; o->name && o->name[0]; o++) {}
+            if (!o->name || o->kind != CLI_ARG_LIST) {
+                cli_error(cmd, "unexpected argument '%s' (see seslm %s --help)", a, cmd);
+                return 2;
+            }
+            cli_list *l = o->dst;
+            if (l->n == l->cap) {
+                cli_error(cmd, "too many arguments: '%s' (see seslm %s --help)", a, cmd);
+                return 2;
+            }
+            l->items[l->n++] = a;
+            continue;
         }
         if (!cli_texts_add(pos, a, strlen(a))) {
             cli_error(cmd, "out of memory");

@@ -103,6 +103,11 @@ void cli_print_json_floats(FILE *f, const float *v, int n) {
 }
 
 int cli_parse_common(cli_opts *o, const char *cmd, const char *help, int argc, char **argv, int need_text) {
+    return cli_parse_common_with(o, cmd, help, NULL, argc, argv, need_text);
+}
+
+int cli_parse_common_with(cli_opts *o, const char *cmd, const char *help, const cli_arg *extra, int argc, char **argv,
+                          int need_text) {
     memset(o, 0, sizeof *o);
     o->model_dir = cli_default_model_dir();
     o->backend = "cpu";
@@ -116,9 +121,21 @@ int cli_parse_common(cli_opts *o, const char *cmd, const char *help, int argc, c
         {"--precision", CLI_ARG_STR, &o->precision, 0, 0},
         {"--prompt-name", CLI_ARG_STR, &o->prompt_name, 0, 0},
         {"--prompt", CLI_ARG_STR, &o->prompt, 0, 0},
-        {NULL, 0, NULL, 0, 0},
     };
-    int rc = cli_parse_args(cmd, help, args, argc, argv, &o->texts);
+    enum { N_COMMON = sizeof args / sizeof args[0], MAX_EXTRA = 24 };
+    // the command's own options first (the first match wins: one may take over a common name, as kb build
+    // does --input), then the common ones, then the end
+    cli_arg all[MAX_EXTRA + N_COMMON + 1];
+    int n = 0;
+    for (; extra && extra->name && n < MAX_EXTRA; extra++) all[n++] = *extra;
+    if (extra && extra->name) { // a programming error: never drop an option silently
+        cli_error(cmd, "internal error: more than %d options of its own", MAX_EXTRA);
+        return 1;
+    }
+    memcpy(all + n, args, sizeof args);
+    n += N_COMMON;
+    all[n] = (cli_arg){NULL, 0, NULL, 0, 0};
+    int rc = cli_parse_args(cmd, help, all, argc, argv, &o->texts);
     if (rc >= 0) return rc;
     if (o->precision && strcmp(o->precision, "fp32") != 0 && strcmp(o->precision, "bf16") != 0 && strcmp(o->precision, "int8") != 0) {
         cli_error(cmd, "--precision must be fp32, bf16 or int8 (got '%s')", o->precision);

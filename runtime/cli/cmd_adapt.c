@@ -322,49 +322,50 @@ int cmd_adapt(int argc, char **argv) {
     adapt_opts_default(&o);
     double holdout = 0.25, min_gain = 1, max_stsb_drop = 1, min_retrieval = 0.8;
     int quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--quiet")) {
-            quiet = 1;
-            continue;
-        }
-        if (!v) {
-            cli_error(CMD, "%s needs a value (see seslm adapt --help)", a);
+    int objective_i = o.objective == ADAPT_PAIRS ? 1 : 0;
+    cli_choice objective = {&objective_i, "inbatch|pairs"};
+    double w_general = o.w_general, alpha = o.alpha, lr = o.lr, seed = (double)o.seed;
+    const cli_arg args[] = {
+        {"--model", CLI_ARG_STR, &model, 0, 0},
+        {"--feedback", CLI_ARG_STR, &feedback, 0, 0},
+        {"--out", CLI_ARG_STR, &out, 0, 0},
+        {"--data-dir", CLI_ARG_STR, &data_dir, 0, 0},
+        {"--objective", CLI_ARG_CHOICE, &objective, 0, 0},
+        {"--general", CLI_ARG_STR, &general, 0, 0},
+        {"--general-weight", CLI_ARG_NUM, &w_general, 0, 1000},
+        {"--holdout", CLI_ARG_NUM, &holdout, 0, 0.9}, // (ends excluded below)
+        {"--rank", CLI_ARG_INT, &o.rank, 1, 256},
+        {"--alpha", CLI_ARG_NUM, &alpha, 0, 1e4},
+        {"--steps", CLI_ARG_INT, &o.steps, 0, 1000000},
+        {"--pairs", CLI_ARG_INT, &o.pairs, 1, 512},
+        {"--lr", CLI_ARG_NUM, &lr, 0, 1},
+        {"--seed", CLI_ARG_NUM, &seed, 0, 1e19},
+        {"--threads", CLI_ARG_INT, &o.threads, 0, 1024},
+        {"--max-tokens", CLI_ARG_INT, &o.max_tokens, 2, 512},
+        {"--min-gain", CLI_ARG_NUM, &min_gain, -100, 100},
+        {"--max-stsb-drop", CLI_ARG_NUM, &max_stsb_drop, 0, 100},
+        {"--min-retrieval", CLI_ARG_NUM, &min_retrieval, 0, 1},
+        {"--quiet", CLI_ARG_FLAG, &quiet, 0, 0},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int prc = cli_parse_args(CMD, HELP, args, argc, argv, NULL);
+    if (prc >= 0) return prc;
+    // open intervals: a hold-out of 0 measures nothing; a zero scale or rate trains nothing
+    const struct { const char *name; double x, lo, hi; } open_ends[] = {
+        {"--holdout", holdout, 0, 0.9}, {"--alpha", alpha, 0, 1e4}, {"--lr", lr, 0, 1}};
+    for (size_t k = 0; k < sizeof open_ends / sizeof open_ends[0]; k++)
+        if (!(open_ends[k].x > open_ends[k].lo && open_ends[k].x < open_ends[k].hi)) {
+            cli_error(CMD, "%s must be a number in (%g, %g), ends excluded (got %g)", open_ends[k].name, open_ends[k].lo,
+                      open_ends[k].hi, open_ends[k].x);
             return 2;
         }
-        i++;
-        char *end = NULL;
-        double x = strtod(v, &end);
-        const int num = end && end != v && *end == 0 && isfinite(x);
-        if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--feedback")) feedback = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--data-dir")) data_dir = v;
-        else if (!strcmp(a, "--objective") && (!strcmp(v, "inbatch") || !strcmp(v, "pairs")))
-            o.objective = !strcmp(v, "inbatch") ? ADAPT_INBATCH : ADAPT_PAIRS;
-        else if (!strcmp(a, "--general")) general = strcmp(v, "-") ? v : NULL;
-        else if (!strcmp(a, "--general-weight") && num && x >= 0 && x <= 1000) o.w_general = (float)x;
-        else if (!strcmp(a, "--holdout") && num && x > 0 && x < 0.9) holdout = x;
-        else if (!strcmp(a, "--rank") && num && x >= 1 && x <= 256 && x == (int)x) o.rank = (int)x;
-        else if (!strcmp(a, "--alpha") && num && x > 0 && x < 1e4) o.alpha = (float)x;
-        else if (!strcmp(a, "--steps") && num && x >= 0 && x <= 1000000 && x == (int)x) o.steps = (int)x;
-        else if (!strcmp(a, "--pairs") && num && x >= 1 && x <= 512 && x == (int)x) o.pairs = (int)x;
-        else if (!strcmp(a, "--lr") && num && x > 0 && x < 1) o.lr = (float)x;
-        else if (!strcmp(a, "--seed") && num && x >= 0 && x == (double)(unsigned long long)x) o.seed = (unsigned long long)x;
-        else if (!strcmp(a, "--threads") && num && x >= 0 && x <= 1024 && x == (int)x) o.threads = (int)x;
-        else if (!strcmp(a, "--max-tokens") && num && x >= 2 && x <= 512 && x == (int)x) o.max_tokens = (int)x;
-        else if (!strcmp(a, "--min-gain") && num && x >= -100 && x <= 100) min_gain = x;
-        else if (!strcmp(a, "--max-stsb-drop") && num && x >= 0 && x <= 100) max_stsb_drop = x;
-        else if (!strcmp(a, "--min-retrieval") && num && x >= 0 && x <= 1) min_retrieval = x;
-        else {
-            cli_error(CMD, "unknown option or bad value: %s %s (see seslm adapt --help)", a, v);
-            return 2;
-        }
+    if (seed != floor(seed)) {
+        cli_error(CMD, "--seed must be a whole number (got %g)", seed);
+        return 2;
     }
+    o.objective = objective_i ? ADAPT_PAIRS : ADAPT_INBATCH;
+    if (general && !strcmp(general, "-")) general = NULL;
+    o.w_general = (float)w_general, o.alpha = (float)alpha, o.lr = (float)lr, o.seed = (unsigned long long)seed;
     if (!model || !feedback || !out) {
         cli_error(CMD, "--model, --feedback and --out are required (see seslm adapt --help)");
         return 2;

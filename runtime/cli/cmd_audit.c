@@ -31,6 +31,23 @@ static const char *HELP =
 
 static const char *CMD = "audit";
 
+static int audit_new_key(const char *file) {
+    if (seslm_crypt_key_generate(file) != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
+        return 1;
+    }
+    unsigned char key[32];
+    char id[17];
+    if (seslm_crypt_key_load(key, file) != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
+        return 1;
+    }
+    seslm_registry_audit_key_id(key, id);
+    OPENSSL_cleanse(key, sizeof key);
+    printf("{\"key_file\":\"%s\",\"key_id\":\"%s\"}\n", file, id);
+    return 0;
+}
+
 int cmd_audit(int argc, char **argv) {
     if (argc < 2 || cli_is_help(argv[1])) {
         fputs(HELP, argc < 2 ? stderr : stdout);
@@ -39,50 +56,42 @@ int cmd_audit(int argc, char **argv) {
     const char *sub = argv[1], *url = NULL, *prev_file = NULL, *reason = NULL, *by = NULL;
     int limit = 0;
     if (!strcmp(sub, "new-key")) {
-        if (argc != 3 || cli_is_help(argv[2])) {
-            if (argc == 3) fputs(HELP, stdout);
-            else cli_error(CMD, "new-key takes one FILE (see seslm audit --help)");
-            return argc == 3 ? 0 : 2;
+        const cli_arg none[] = {{NULL, 0, NULL, 0, 0}};
+        cli_texts files = {0};
+        int rc = cli_parse_args(CMD, HELP, none, argc - 1, argv + 1, &files);
+        if (rc < 0 && files.n != 1) {
+            cli_error(CMD, "new-key takes one FILE (see seslm audit --help)");
+            rc = 2;
         }
-        if (seslm_crypt_key_generate(argv[2]) != SESLM_OK) {
-            cli_error(CMD, "%s", seslm_last_error());
-            return 1;
-        }
-        unsigned char key[32];
-        char id[17];
-        if (seslm_crypt_key_load(key, argv[2]) != SESLM_OK) {
-            cli_error(CMD, "%s", seslm_last_error());
-            return 1;
-        }
-        seslm_registry_audit_key_id(key, id);
-        OPENSSL_cleanse(key, sizeof key);
-        printf("{\"key_file\":\"%s\",\"key_id\":\"%s\"}\n", argv[2], id);
-        return 0;
+        if (rc < 0) rc = audit_new_key(files.texts[0]);
+        cli_texts_free(&files);
+        return rc;
     }
     if (strcmp(sub, "verify") != 0 && strcmp(sub, "log") != 0 && strcmp(sub, "rotate-key") != 0) {
         cli_error(CMD, "unknown subcommand '%s' (see seslm audit --help)", sub);
         return 2;
     }
-    for (int i = 2; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(HELP, stdout);
-            return 0;
-        }
-        if (i + 1 >= argc) {
-            cli_error(CMD, "%s needs a value (or unknown option; see seslm audit --help)", argv[i]);
-            return 2;
-        }
-        if (!strcmp(argv[i], "--registry")) url = argv[++i];
-        else if (!strcmp(argv[i], "--previous-key-file") && !strcmp(sub, "rotate-key")) prev_file = argv[++i];
-        else if (!strcmp(argv[i], "--reason") && !strcmp(sub, "rotate-key")) reason = argv[++i];
-        else if (!strcmp(argv[i], "--by") && !strcmp(sub, "rotate-key")) by = argv[++i];
-        else if (!strcmp(argv[i], "--limit") && !strcmp(sub, "log")) {
-            if (!cli_parse_int(CMD, "--limit", argv[++i], 1, 1 << 30, &limit)) return 2;
-        } else {
-            cli_error(CMD, "unknown option %s (see seslm audit --help)", argv[i]);
-            return 2;
-        }
-    }
+    // each subcommand takes its own options: --limit only for log, the rotation's for rotate-key
+    const int rotate = !strcmp(sub, "rotate-key");
+    const cli_arg log_args[] = {
+        {"--registry", CLI_ARG_STR, &url, 0, 0},
+        {"--limit", CLI_ARG_INT, &limit, 1, 1 << 30},
+        {NULL, 0, NULL, 0, 0},
+    };
+    const cli_arg rotate_args[] = {
+        {"--registry", CLI_ARG_STR, &url, 0, 0},
+        {"--previous-key-file", CLI_ARG_STR, &prev_file, 0, 0},
+        {"--reason", CLI_ARG_STR, &reason, 0, 0},
+        {"--by", CLI_ARG_STR, &by, 0, 0},
+        {NULL, 0, NULL, 0, 0},
+    };
+    const cli_arg verify_args[] = {
+        {"--registry", CLI_ARG_STR, &url, 0, 0},
+        {NULL, 0, NULL, 0, 0},
+    };
+    const cli_arg *args = rotate ? rotate_args : !strcmp(sub, "log") ? log_args : verify_args;
+    int prc = cli_parse_args(CMD, HELP, args, argc - 1, argv + 1, NULL);
+    if (prc >= 0) return prc;
     if (!strcmp(sub, "rotate-key") && !(getenv("SESLM_AUDIT_KEY_FILE") && *getenv("SESLM_AUDIT_KEY_FILE"))) {
         cli_error(CMD, "rotate-key: set $SESLM_AUDIT_KEY_FILE to the new key (seslm audit new-key FILE makes one)");
         return 2;

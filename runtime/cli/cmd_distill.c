@@ -51,22 +51,6 @@ static const char *HELP =
 
 static const char *CMD = "distill";
 
-static int parse_float(const char *flag, const char *v, double lo, double hi, double *out) {
-    if (!v) {
-        cli_error(CMD, "%s needs a value", flag);
-        return 0;
-    }
-    char *end = NULL;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end || !(x >= lo && x <= hi)) {
-        cli_error(CMD, "%s must be a number in [%g, %g] (got '%s')", flag, lo, hi, v);
-        return 0;
-    }
-    *out = x;
-    return 1;
-}
-
 int cmd_distill(int argc, char **argv) {
     distill_opts o;
     distill_opts_default(&o);
@@ -74,78 +58,51 @@ int cmd_distill(int argc, char **argv) {
     // the command's default fits issue 13's budget: a 40% student on 1,200 sentences in <= 3 minutes on
     // 2 cores (bench/RESULTS.md section 16); --time-budget 0 runs exactly --steps
     o.time_budget_s = 170;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        double x = 0;
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        }
-#define STR(flag, field)                              \
-    if (strcmp(a, flag) == 0) {                       \
-        if (!v) {                                     \
-            cli_error(CMD, "%s needs a value", flag); \
-            return 2;                                 \
-        }                                             \
-        field = v;                                    \
-        i++;                                          \
-        continue;                                     \
+    double lr = o.lr, seed = (double)o.seed;
+    const char *loss = NULL;
+    int quiet = 0;
+    const cli_arg args[] = {
+        {"--parent", CLI_ARG_STR, &o.parent_dir, 0, 0},
+        {"--student", CLI_ARG_STR, &o.student_dir, 0, 0},
+        {"--calibration", CLI_ARG_STR, &o.calibration, 0, 0},
+        {"--general", CLI_ARG_STR, &o.general, 0, 0},
+        {"--out", CLI_ARG_STR, &o.out_dir, 0, 0},
+        {"--checkpoint", CLI_ARG_STR, &o.checkpoint_dir, 0, 0},
+        {"--device", CLI_ARG_STR, &o.device, 0, 0},
+        {"--steps", CLI_ARG_INT, &o.steps, 1, 10000000},
+        {"--batch", CLI_ARG_INT, &o.batch, 2, 1024},
+        {"--threads", CLI_ARG_INT, &o.threads, 0, 1024},
+        {"--checkpoint-every", CLI_ARG_INT, &o.checkpoint_every, 1, 1000000},
+        {"--max-tokens", CLI_ARG_INT, &o.max_tokens, 2, 512},
+        {"--lr", CLI_ARG_NUM, &lr, 1e-9, 0.5},
+        {"--holdout", CLI_ARG_NUM, &o.holdout_frac, 0, 0.5},
+        {"--general-frac", CLI_ARG_NUM, &o.general_frac, 0, 0.9},
+        {"--time-budget", CLI_ARG_NUM, &o.time_budget_s, 0, 1e7},
+        {"--seed", CLI_ARG_NUM, &seed, 0, 1e15},
+        {"--loss", CLI_ARG_STR, &loss, 0, 0},
+        {"--quiet", CLI_ARG_FLAG, &quiet, 0, 0},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int prc = cli_parse_args(CMD, HELP, args, argc, argv, NULL);
+    if (prc >= 0) return prc;
+    if (seed != floor(seed)) {
+        cli_error(CMD, "--seed must be a whole number");
+        return 2;
     }
-        STR("--parent", o.parent_dir)
-        STR("--student", o.student_dir)
-        STR("--calibration", o.calibration)
-        STR("--general", o.general)
-        STR("--out", o.out_dir)
-        STR("--checkpoint", o.checkpoint_dir)
-        STR("--device", o.device)
-#undef STR
-        if (strcmp(a, "--steps") == 0) {
-            if (!cli_parse_int(CMD, a, v, 1, 10000000, &o.steps)) return 2;
-        } else if (strcmp(a, "--batch") == 0) {
-            if (!cli_parse_int(CMD, a, v, 2, 1024, &o.batch)) return 2;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int(CMD, a, v, 0, 1024, &o.threads)) return 2;
-        } else if (strcmp(a, "--checkpoint-every") == 0) {
-            if (!cli_parse_int(CMD, a, v, 1, 1000000, &o.checkpoint_every)) return 2;
-        } else if (strcmp(a, "--max-tokens") == 0) {
-            if (!cli_parse_int(CMD, a, v, 2, 512, &o.max_tokens)) return 2;
-        } else if (strcmp(a, "--lr") == 0) {
-            if (!parse_float(a, v, 1e-9, 0.5, &x)) return 2;
-            o.lr = (float)x;
-        } else if (strcmp(a, "--holdout") == 0) {
-            if (!parse_float(a, v, 0, 0.5, &x)) return 2;
-            o.holdout_frac = x;
-        } else if (strcmp(a, "--general-frac") == 0) {
-            if (!parse_float(a, v, 0, 0.9, &x)) return 2;
-            o.general_frac = x;
-        } else if (strcmp(a, "--time-budget") == 0) {
-            if (!parse_float(a, v, 0, 1e7, &x)) return 2;
-            o.time_budget_s = x;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (!parse_float(a, v, 0, 1e15, &x) || x != floor(x)) {
-                if (x != floor(x)) cli_error(CMD, "--seed must be a whole number");
-                return 2;
-            }
-            o.seed = (unsigned long long)x;
-        } else if (strcmp(a, "--loss") == 0) {
-            float w[5] = {0};
-            char tail = 0;
-            const int n = v ? sscanf(v, "%f,%f,%f,%f,%f%c", &w[0], &w[1], &w[2], &w[3], &w[4], &tail) : 0;
-            if ((n != 4 && n != 5) || !(w[0] >= 0 && w[1] >= 0 && w[2] >= 0 && w[3] >= 0 && w[4] >= 0) ||
-                w[0] + w[1] + w[2] + w[3] + w[4] <= 0) {
-                cli_error(CMD, "--loss takes four or five weights >= 0, not all 0: W_COS,W_MSE,W_SIM,W_ATTN[,W_HIDDEN] "
-                               "(got '%s')", v ? v : "");
-                return 2;
-            }
-            o.w_emb_cos = w[0], o.w_emb_mse = w[1], o.w_sim = w[2], o.w_attn = w[3], o.w_hidden = w[4];
-        } else if (strcmp(a, "--quiet") == 0) {
-            o.progress = 0;
-            continue;
-        } else {
-            cli_error(CMD, "unknown option '%s' (see seslm distill --help)", a);
+    o.seed = (unsigned long long)seed;
+    o.lr = (float)lr;
+    if (quiet) o.progress = 0;
+    if (loss) {
+        float w[5] = {0};
+        char tail = 0;
+        const int n = sscanf(loss, "%f,%f,%f,%f,%f%c", &w[0], &w[1], &w[2], &w[3], &w[4], &tail);
+        if ((n != 4 && n != 5) || !(w[0] >= 0 && w[1] >= 0 && w[2] >= 0 && w[3] >= 0 && w[4] >= 0) ||
+            w[0] + w[1] + w[2] + w[3] + w[4] <= 0) {
+            cli_error(CMD, "--loss takes four or five weights >= 0, not all 0: W_COS,W_MSE,W_SIM,W_ATTN[,W_HIDDEN] "
+                           "(got '%s')", loss);
             return 2;
         }
-        i++;
+        o.w_emb_cos = w[0], o.w_emb_mse = w[1], o.w_sim = w[2], o.w_attn = w[3], o.w_hidden = w[4];
     }
     if (!o.student_dir || !o.calibration || !o.out_dir) {
         cli_error(CMD, "--student, --calibration and --out are required (see seslm distill --help)");

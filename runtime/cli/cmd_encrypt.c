@@ -28,38 +28,30 @@ static const char *HELP =
 
 static const char *CMD = "encrypt";
 
+static int encrypt_dir(const char *key_file, int generate, int chunk, const char *in_dir, const char *out_dir);
+
 int cmd_encrypt(int argc, char **argv) {
-    const char *key_file = NULL, *pos[2] = {NULL, NULL};
-    int n_pos = 0, generate = 0, chunk = (int)SESLM_CRYPT_DEFAULT_CHUNK;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--generate-key")) {
-            generate = 1;
-        } else if (!strcmp(a, "--key-file") || !strcmp(a, "--chunk-bytes")) {
-            if (i + 1 >= argc) {
-                cli_error(CMD, "%s needs a value", a);
-                return 2;
-            }
-            if (!strcmp(a, "--key-file")) key_file = argv[++i];
-            else if (!cli_parse_int(CMD, a, argv[++i], 16, 64 << 20, &chunk)) return 2;
-        } else if (a[0] == '-' && a[1] == '-') {
-            cli_error(CMD, "unknown option %s (see seslm encrypt --help)", a);
-            return 2;
-        } else if (n_pos < 2) {
-            pos[n_pos++] = a;
-        } else {
-            cli_error(CMD, "too many arguments (see seslm encrypt --help)");
-            return 2;
-        }
+    const char *key_file = NULL;
+    int generate = 0, chunk = (int)SESLM_CRYPT_DEFAULT_CHUNK;
+    const cli_arg args[] = {
+        {"--key-file", CLI_ARG_STR, &key_file, 0, 0},
+        {"--generate-key", CLI_ARG_FLAG, &generate, 0, 0},
+        {"--chunk-bytes", CLI_ARG_INT, &chunk, 16, 64 << 20},
+        {NULL, 0, NULL, 0, 0},
+    };
+    cli_texts pos = {0};
+    int rc = cli_parse_args(CMD, HELP, args, argc, argv, &pos);
+    if (rc < 0 && pos.n != 2) {
+        cli_error(CMD, pos.n > 2 ? "too many arguments (see seslm encrypt --help)"
+                                 : "IN_DIR and OUT_DIR are required (see seslm encrypt --help)");
+        rc = 2;
     }
-    if (n_pos != 2) {
-        cli_error(CMD, "IN_DIR and OUT_DIR are required (see seslm encrypt --help)");
-        return 2;
-    }
+    if (rc < 0) rc = encrypt_dir(key_file, generate, chunk, pos.texts[0], pos.texts[1]);
+    cli_texts_free(&pos);
+    return rc;
+}
+
+static int encrypt_dir(const char *key_file, int generate, int chunk, const char *in_dir, const char *out_dir) {
     if (generate && !key_file) {
         cli_error(CMD, "--generate-key needs --key-file F");
         return 2;
@@ -75,13 +67,13 @@ int cmd_encrypt(int argc, char **argv) {
     }
     char id[17];
     seslm_crypt_key_id(key, id);
-    seslm_status s = seslm_crypt_encrypt_dir(key, pos[0], pos[1], key_file, (unsigned)chunk);
+    seslm_status s = seslm_crypt_encrypt_dir(key, in_dir, out_dir, key_file, (unsigned)chunk);
     OPENSSL_cleanse(key, sizeof key);
     if (s != SESLM_OK) {
         cli_error(CMD, "%s", seslm_last_error());
         if (generate) unlink(key_file); // the key this run created protects nothing now
         return 1;
     }
-    printf("{\"model\":\"%s\",\"key_id\":\"%s\",\"cipher\":\"AES-256-GCM\",\"chunk_bytes\":%d}\n", pos[1], id, chunk);
+    printf("{\"model\":\"%s\",\"key_id\":\"%s\",\"cipher\":\"AES-256-GCM\",\"chunk_bytes\":%d}\n", out_dir, id, chunk);
     return 0;
 }

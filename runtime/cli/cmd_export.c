@@ -40,21 +40,15 @@ static int copy_file(const char *from, const char *to) {
 int cmd_export(int argc, char **argv) {
     const char *model_dir = cli_default_model_dir(), *format = NULL, *out = NULL;
     int int8 = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        } else if (strcmp(a, "--int8") == 0) {
-            int8 = 1;
-        } else if ((strcmp(a, "--model") == 0 || strcmp(a, "--format") == 0 || strcmp(a, "--out") == 0) && v) {
-            *(a[2] == 'm' ? &model_dir : a[2] == 'f' ? &format : &out) = v;
-            i++;
-        } else {
-            cli_error("export", "unknown or incomplete option '%s' (see seslm export --help)", a);
-            return 2;
-        }
-    }
+    const cli_arg args[] = {
+        {"--model", CLI_ARG_STR, &model_dir, 0, 0},
+        {"--format", CLI_ARG_STR, &format, 0, 0},
+        {"--out", CLI_ARG_STR, &out, 0, 0},
+        {"--int8", CLI_ARG_FLAG, &int8, 0, 0},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int prc = cli_parse_args("export", HELP, args, argc, argv, NULL);
+    if (prc >= 0) return prc;
     if (!format || !out) {
         cli_error("export", "--format and --out are required (see seslm export --help)");
         return 2;

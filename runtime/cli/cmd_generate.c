@@ -61,22 +61,6 @@ typedef struct {
     int n_stop;
 } gen_args;
 
-static int parse_float(const char *cmd, const char *flag, const char *v, float lo, float hi, float *out) {
-    if (!v) {
-        cli_error(cmd, "%s needs a value", flag);
-        return 0;
-    }
-    char *end = NULL;
-    errno = 0;
-    float f = strtof(v, &end);
-    if (errno || end == v || *end || !(f >= lo && f <= hi)) {
-        cli_error(cmd, "%s must be a number in %g..%g (got '%s')", flag, (double)lo, (double)hi, v);
-        return 0;
-    }
-    *out = f;
-    return 1;
-}
-
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(gen_args *a, const char *cmd, const char *help, int is_chat, int argc, char **argv) {
     memset(a, 0, sizeof *a);
@@ -86,55 +70,47 @@ static int parse_args(gen_args *a, const char *cmd, const char *help, int is_cha
     a->top_p = 1.0f;
     a->ctx = 2048;
     a->backend = "cpu";
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(f)) {
-            fputs(help, stdout);
-            return 0;
-        }
-        int iv;
-        if (strcmp(f, "--model") == 0 && v) a->model = v, i++;
-        else if (!is_chat && strcmp(f, "--prompt") == 0 && v) a->prompt = v, i++;
-        else if (!is_chat && strcmp(f, "--input") == 0 && v) a->input = v, i++;
-        else if (is_chat && strcmp(f, "--system") == 0 && v) a->system = v, i++;
-        else if (!is_chat && strcmp(f, "--chat") == 0) a->chat = 1;
-        else if (!is_chat && strcmp(f, "--stats") == 0) a->stats = 1;
-        else if (strcmp(f, "--backend") == 0 && v) {
-            if (strcmp(v, "cpu") != 0 && strcmp(v, "cpu-ref") != 0) {
-                cli_error(cmd, "--backend must be cpu or cpu-ref (got '%s')", v);
-                return 2;
-            }
-            a->backend = v, i++;
-        } else if (strcmp(f, "--max-tokens") == 0) {
-            if (!cli_parse_int(cmd, f, v, 0, 1 << 20, &a->max_tokens)) return 2;
-            i++;
-        } else if (strcmp(f, "--threads") == 0) {
-            if (!cli_parse_int(cmd, f, v, 0, 1024, &a->threads)) return 2;
-            i++;
-        } else if (strcmp(f, "--ctx") == 0) {
-            if (!cli_parse_int(cmd, f, v, 16, 1 << 20, &a->ctx)) return 2;
-            i++;
-        } else if (strcmp(f, "--seed") == 0) {
-            if (!cli_parse_int(cmd, f, v, 0, 2147483647, &iv)) return 2;
-            a->seed = (uint64_t)iv;
-            i++;
-        } else if (strcmp(f, "--temperature") == 0) {
-            if (!parse_float(cmd, f, v, 0.0f, 100.0f, &a->temperature)) return 2;
-            i++;
-        } else if (strcmp(f, "--top-p") == 0) {
-            if (!parse_float(cmd, f, v, 1e-6f, 1.0f, &a->top_p)) return 2;
-            i++;
-        } else if (!is_chat && strcmp(f, "--stop") == 0 && v) {
-            if (a->n_stop == MAX_STOP || !*v) {
-                cli_error(cmd, "--stop: at most %d non-empty stop strings", MAX_STOP);
-                return 2;
-            }
-            a->stop[a->n_stop++] = v, i++;
-        } else {
-            cli_error(cmd, "unknown option or missing value: '%s' (see --help)", f);
+    int backend_i = 0, seed = 0;
+    double temperature = 0, top_p = 1;
+    cli_choice backend = {&backend_i, "cpu|cpu-ref"};
+    cli_list stop = {a->stop, 0, MAX_STOP};
+    const cli_arg common[] = { // both commands
+        {"--model", CLI_ARG_STR, &a->model, 0, 0},
+        {"--backend", CLI_ARG_CHOICE, &backend, 0, 0},
+        {"--max-tokens", CLI_ARG_INT, &a->max_tokens, 0, 1 << 20},
+        {"--threads", CLI_ARG_INT, &a->threads, 0, 1024},
+        {"--ctx", CLI_ARG_INT, &a->ctx, 16, 1 << 20},
+        {"--seed", CLI_ARG_INT, &seed, 0, 2147483647},
+        {"--temperature", CLI_ARG_NUM, &temperature, 0, 100},
+        {"--top-p", CLI_ARG_NUM, &top_p, 1e-6, 1},
+    };
+    const cli_arg gen_only[] = {
+        {"--prompt", CLI_ARG_STR, &a->prompt, 0, 0},
+        {"--input", CLI_ARG_STR, &a->input, 0, 0},
+        {"--chat", CLI_ARG_FLAG, &a->chat, 0, 0},
+        {"--stats", CLI_ARG_FLAG, &a->stats, 0, 0},
+        {"--stop", CLI_ARG_LIST, &stop, 0, 0},
+    };
+    const cli_arg chat_only[] = {{"--system", CLI_ARG_STR, &a->system, 0, 0}};
+    enum { N_COMMON = sizeof common / sizeof common[0], N_GEN = sizeof gen_only / sizeof gen_only[0] };
+    cli_arg args[N_COMMON + N_GEN + 1];
+    memcpy(args, common, sizeof common);
+    int n = N_COMMON;
+    if (is_chat) args[n++] = chat_only[0];
+    else
+        for (int k = 0; k < N_GEN; k++) args[n++] = gen_only[k];
+    args[n] = (cli_arg){NULL, 0, NULL, 0, 0};
+    int prc = cli_parse_args(cmd, help, args, argc, argv, NULL);
+    if (prc >= 0) return prc;
+    a->n_stop = stop.n;
+    for (int k = 0; k < a->n_stop; k++)
+        if (!*a->stop[k]) {
+            cli_error(cmd, "--stop: at most %d non-empty stop strings", MAX_STOP);
             return 2;
         }
-    }
+    a->backend = backend_i ? "cpu-ref" : "cpu";
+    a->seed = (uint64_t)seed;
+    a->temperature = (float)temperature, a->top_p = (float)top_p;
     if (!is_chat && !!a->prompt == !!a->input) {
         cli_error(cmd, "give exactly one of --prompt TEXT or --input FILE");
         return 2;

@@ -17,19 +17,13 @@ static const char *HELP =
 int cmd_info(int argc, char **argv) {
     const char *dir = cli_default_model_dir();
     int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(HELP, stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) {
-            dir = argv[++i];
-        } else if (strcmp(argv[i], "--json") == 0) {
-            json = 1;
-        } else {
-            cli_error("info", "unexpected argument '%s' (see seslm info --help)", argv[i]);
-            return 2;
-        }
-    }
+    const cli_arg args[] = {
+        {"--model", CLI_ARG_STR, &dir, 0, 0},
+        {"--json", CLI_ARG_FLAG, &json, 0, 0},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int rc = cli_parse_args("info", HELP, args, argc, argv, NULL);
+    if (rc >= 0) return rc;
     seslm_model *m = NULL;
     if (seslm_model_load(&m, dir) != SESLM_OK) {
         cli_error("info", "%s", seslm_last_error());

@@ -151,45 +151,25 @@ static void summarise(const char *path, const seslm_telemetry_dump *d, const ses
 
 int cmd_inspect(int argc, char **argv) {
     const char *cmd = "inspect", *model_dir = NULL, *sha = NULL;
-    int top = 10, first_file = 0;
-    char **files = calloc((size_t)argc + 1, sizeof *files);
-    int n_files = 0;
-    if (!files) return 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!first_file && cli_is_help(a)) {
-            fputs(HELP, stdout);
-            free(files);
-            return 0;
-        } else if (!first_file && strcmp(a, "--") == 0) {
-            first_file = 1;
-        } else if (!first_file && (strcmp(a, "--model") == 0 || strcmp(a, "--sha256") == 0)) {
-            if (!v) {
-                cli_error(cmd, "%s needs a value", a);
-                free(files);
-                return 2;
-            }
-            if (a[2] == 'm') model_dir = v;
-            else sha = v;
-            i++;
-        } else if (!first_file && strcmp(a, "--top") == 0) {
-            if (!cli_parse_int(cmd, a, v, 0, 1000, &top)) {
-                free(files);
-                return 2;
-            }
-            i++;
-        } else if (!first_file && a[0] == '-' && a[1] == '-') {
-            cli_error(cmd, "unknown option '%s' (see seslm inspect --help)", a);
-            free(files);
-            return 2;
-        } else {
-            files[n_files++] = argv[i];
-        }
+    int top = 10;
+    const cli_arg args[] = {
+        {"--model", CLI_ARG_STR, &model_dir, 0, 0},
+        {"--sha256", CLI_ARG_STR, &sha, 0, 0},
+        {"--top", CLI_ARG_INT, &top, 0, 1000},
+        {NULL, 0, NULL, 0, 0},
+    };
+    cli_texts pos = {0};
+    int prc = cli_parse_args(cmd, HELP, args, argc, argv, &pos);
+    if (prc >= 0) {
+        cli_texts_free(&pos);
+        return prc;
     }
+    char **files = pos.texts;
+    const int n_files = pos.n;
     if (n_files == 0 || (model_dir && sha)) {
         if (n_files) cli_error(cmd, "give --model or --sha256, not both");
         else cli_error(cmd, "no FILE given (see seslm inspect --help)");
-        free(files);
+        cli_texts_free(&pos);
         return 2;
     }
     // HDF5 1.10 keeps a few internal blocks after reading corrupt metadata and complains about them in
@@ -199,7 +179,7 @@ int cmd_inspect(int argc, char **argv) {
     if (model_dir) {
         if (seslm_model_load(&m, model_dir) != SESLM_OK) {
             cli_error(cmd, "%s", seslm_last_error());
-            free(files);
+            cli_texts_free(&pos);
             return 1;
         }
         sha = seslm_model_weights_sha256(m);
@@ -223,6 +203,6 @@ int cmd_inspect(int argc, char **argv) {
     }
     if (fflush(stdout) != 0) rc = 1;
     seslm_model_free(m);
-    free(files);
+    cli_texts_free(&pos);
     return rc;
 }

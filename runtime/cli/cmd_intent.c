@@ -50,18 +50,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int parse_float(const char *flag, const char *v, double lo, double hi, float *out) {
-    char *end = NULL;
-    errno = 0;
-    double d = v ? strtod(v, &end) : NAN;
-    if (!v || errno || end == v || *end || !(d >= lo && d <= hi)) {
-        cli_error("intent", "%s must be a number in [%g, %g] (got '%s')", flag, lo, hi, v ? v : "");
-        return 0;
-    }
-    *out = (float)d;
-    return 1;
-}
-
 static int parse_hidden(const char *v, seslm_intent_opts *o) {
     o->n_hidden = 0;
     if (!v) {
@@ -191,49 +179,33 @@ static int do_train(int argc, char **argv) {
     int threads = 0;
     seslm_intent_opts o;
     seslm_intent_opts_default(&o);
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        float fv = 0;
-        int iv = 0;
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        }
-        if (!v) {
-            cli_error("intent", "%s needs a value (see seslm intent --help)", a);
-            return 2;
-        }
-        i++;
-        if (strcmp(a, "--model") == 0) model_dir = v;
-        else if (strcmp(a, "--data") == 0) data = v;
-        else if (strcmp(a, "--out") == 0) out = v;
-        else if (strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int("intent", a, v, 0, 1024, &threads)) return 2;
-        } else if (strcmp(a, "--hidden") == 0) {
-            if (!parse_hidden(v, &o)) return 2;
-        } else if (strcmp(a, "--epochs") == 0) {
-            if (!cli_parse_int("intent", a, v, 0, 100000, &o.epochs)) return 2;
-        } else if (strcmp(a, "--batch-size") == 0) {
-            if (!cli_parse_int("intent", a, v, 1, 65536, &o.batch)) return 2;
-        } else if (strcmp(a, "--replay-per-class") == 0) {
-            if (!cli_parse_int("intent", a, v, 1, 100000, &o.replay_per_class)) return 2;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (!cli_parse_int("intent", a, v, 0, 2147483647, &iv)) return 2;
-            o.seed = (uint64_t)iv;
-        } else if (strcmp(a, "--lr") == 0) {
-            if (!parse_float(a, v, 1e-9, 1, &o.lr)) return 2;
-        } else if (strcmp(a, "--weight-decay") == 0) {
-            if (!parse_float(a, v, 0, 10, &o.weight_decay)) return 2;
-        } else if (strcmp(a, "--calib-frac") == 0) {
-            if (!parse_float(a, v, 0, 0.5, &o.calib_frac)) return 2;
-        } else if (strcmp(a, "--oos-threshold") == 0) {
-            if (!parse_float(a, v, 0, 1, &fv)) return 2;
-            o.oos_threshold = fv;
-        } else {
-            cli_error("intent", "unknown option '%s' for train (see seslm intent --help)", a);
-            return 2;
-        }
-    }
+    const char *hidden = NULL;
+    int seed = (int)o.seed;
+    double lr = o.lr, weight_decay = o.weight_decay, calib_frac = o.calib_frac, oos = o.oos_threshold;
+    const cli_arg args[] = {
+        {"--model", CLI_ARG_STR, &model_dir, 0, 0},
+        {"--data", CLI_ARG_STR, &data, 0, 0},
+        {"--out", CLI_ARG_STR, &out, 0, 0},
+        {"--threads", CLI_ARG_INT, &threads, 0, 1024},
+        {"--hidden", CLI_ARG_STR, &hidden, 0, 0},
+        {"--epochs", CLI_ARG_INT, &o.epochs, 0, 100000},
+        {"--batch-size", CLI_ARG_INT, &o.batch, 1, 65536},
+        {"--replay-per-class", CLI_ARG_INT, &o.replay_per_class, 1, 100000},
+        {"--seed", CLI_ARG_INT, &seed, 0, 2147483647},
+        {"--lr", CLI_ARG_NUM, &lr, 1e-9, 1},
+        {"--weight-decay", CLI_ARG_NUM, &weight_decay, 0, 10},
+        {"--calib-frac", CLI_ARG_NUM, &calib_frac, 0, 0.5},
+        {"--oos-threshold", CLI_ARG_NUM, &oos, 0, 1},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int prc = cli_parse_args("intent", HELP, args, argc - 1, argv + 1, NULL);
+    if (prc >= 0) return prc;
+    if (hidden && !parse_hidden(hidden, &o)) return 2;
+    o.seed = (uint64_t)seed;
+    o.lr = (float)lr;
+    o.weight_decay = (float)weight_decay;
+    o.calib_frac = (float)calib_frac;
+    o.oos_threshold = (float)oos;
     if (!data || !out) {
         cli_error("intent", "train needs --data TSV and --out HEAD");
         return 2;
@@ -300,27 +272,14 @@ static int do_train(int argc, char **argv) {
 
 static int do_predict(int argc, char **argv) {
     const char *head = NULL;
-    float threshold = -1;
-    int k = 1;
-    for (int i = 2; i < argc; i++) { // take --head / --threshold, pass the rest to the common parser
-        if (strcmp(argv[i], "--") == 0) {
-            while (i < argc) argv[k++] = argv[i++];
-            break;
-        }
-        if (strcmp(argv[i], "--head") == 0 || strcmp(argv[i], "--threshold") == 0) {
-            if (i + 1 >= argc) {
-                cli_error("intent", "%s needs a value", argv[i]);
-                return 2;
-            }
-            if (argv[i][2] == 'h') head = argv[i + 1];
-            else if (!parse_float("--threshold", argv[i + 1], 0, 1, &threshold)) return 2;
-            i++;
-        } else {
-            argv[k++] = argv[i];
-        }
-    }
+    double threshold = -1; // -1: the head's own
+    const cli_arg extra[] = {
+        {"--head", CLI_ARG_STR, &head, 0, 0},
+        {"--threshold", CLI_ARG_NUM, &threshold, 0, 1},
+        {NULL, 0, NULL, 0, 0},
+    };
     cli_opts o;
-    int rc = cli_parse_common(&o, "intent", HELP, k, argv, 1);
+    int rc = cli_parse_common_with(&o, "intent", HELP, extra, argc - 1, argv + 1, 1);
     if (rc >= 0) {
         cli_opts_free(&o);
         return rc;
@@ -337,7 +296,7 @@ static int do_predict(int argc, char **argv) {
         cli_opts_free(&o);
         return 1;
     }
-    if (threshold >= 0) seslm_intent_set_oos_threshold(h, threshold);
+    if (threshold >= 0) seslm_intent_set_oos_threshold(h, (float)threshold);
     seslm_model *m = NULL;
     float *X = NULL;
     rc = cli_embed_all("intent", &o, &m, &X);
@@ -382,39 +341,32 @@ static int do_learn(int argc, char **argv) {
     const char *model_dir = cli_default_model_dir(), *head = NULL;
     int threads = 0, allow_new = 1;
     cli_texts texts = {0}, labels = {0};
-    int rc = 0;
-    for (int i = 2; rc == 0 && i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            rc = -1;
-            break;
-        }
-        if (strcmp(a, "--no-new-intents") == 0) {
-            allow_new = 0;
-            continue;
-        }
-        if (!v) {
-            cli_error("intent", "%s needs a value (see seslm intent --help)", a);
-            rc = 2;
-            break;
-        }
-        i++;
-        if (strcmp(a, "--model") == 0) model_dir = v;
-        else if (strcmp(a, "--head") == 0) head = v;
-        else if (strcmp(a, "--threads") == 0) {
-            if (!cli_parse_int("intent", a, v, 0, 1024, &threads)) rc = 2;
-        } else if (strcmp(a, "--text") == 0 || strcmp(a, "--label") == 0) {
-            cli_texts *t = a[2] == 't' ? &texts : &labels;
-            if (!*v) {
-                cli_error("intent", "%s must not be empty", a);
+    enum { MAX_PAIRS = 1024 }; // (more than 64 is refused below, with the rule)
+    const char *text_v[MAX_PAIRS], *label_v[MAX_PAIRS];
+    cli_list text_l = {text_v, 0, MAX_PAIRS}, label_l = {label_v, 0, MAX_PAIRS};
+    int no_new = 0;
+    const cli_arg args[] = {
+        {"--model", CLI_ARG_STR, &model_dir, 0, 0},
+        {"--head", CLI_ARG_STR, &head, 0, 0},
+        {"--threads", CLI_ARG_INT, &threads, 0, 1024},
+        {"--text", CLI_ARG_LIST, &text_l, 0, 0},
+        {"--label", CLI_ARG_LIST, &label_l, 0, 0},
+        {"--no-new-intents", CLI_ARG_FLAG, &no_new, 0, 0},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int rc = cli_parse_args("intent", HELP, args, argc - 1, argv + 1, NULL);
+    if (rc >= 0) return rc;
+    rc = 0;
+    allow_new = !no_new;
+    for (int t = 0; rc == 0 && t < 2; t++) {
+        const cli_list *l = t ? &label_l : &text_l;
+        for (int i = 0; rc == 0 && i < l->n; i++) {
+            if (!*l->items[i]) {
+                cli_error("intent", "%s must not be empty", t ? "--label" : "--text");
                 rc = 2;
-            } else if (!cli_texts_add(t, v, strlen(v))) {
+            } else if (!cli_texts_add(t ? &labels : &texts, l->items[i], strlen(l->items[i]))) {
                 rc = 1;
             }
-        } else {
-            cli_error("intent", "unknown option '%s' for learn (see seslm intent --help)", a);
-            rc = 2;
         }
     }
     if (rc == 0 && (!head || texts.n == 0 || texts.n != labels.n || texts.n > 64)) {
@@ -455,7 +407,7 @@ static int do_learn(int argc, char **argv) {
     seslm_intent_free(h);
     cli_texts_free(&texts);
     cli_texts_free(&labels);
-    return rc < 0 ? 0 : rc;
+    return rc;
 }
 
 int cmd_intent(int argc, char **argv) {

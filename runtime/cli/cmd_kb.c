@@ -31,25 +31,19 @@ static const char *HELP =
 
 static int do_build(int argc, char **argv) {
     const char *passages = NULL, *out = NULL;
-    int k = 1;
-    for (int i = 2; i < argc; i++) { // take --passages / --out, pass the rest to the common parser
-        if ((strcmp(argv[i], "--passages") == 0 || strcmp(argv[i], "--out") == 0)) {
-            if (i + 1 >= argc) {
-                cli_error("kb", "%s needs a value", argv[i]);
-                return 2;
-            }
-            if (argv[i][2] == 'p') passages = argv[i + 1];
-            else out = argv[i + 1];
-            i++;
-        } else if (strcmp(argv[i], "--input") == 0) {
-            cli_error("kb", "build reads --passages FILE");
-            return 2;
-        } else {
-            argv[k++] = argv[i];
-        }
-    }
+    const char *input = NULL; // refused: build reads --passages
+    const cli_arg extra[] = {
+        {"--passages", CLI_ARG_STR, &passages, 0, 0},
+        {"--out", CLI_ARG_STR, &out, 0, 0},
+        {"--input", CLI_ARG_STR, &input, 0, 0},
+        {NULL, 0, NULL, 0, 0},
+    };
     cli_opts o;
-    int rc = cli_parse_common(&o, "kb", HELP, k, argv, 0);
+    int rc = cli_parse_common_with(&o, "kb", HELP, extra, argc - 1, argv + 1, 0);
+    if (rc < 0 && input) {
+        cli_error("kb", "build reads --passages FILE");
+        rc = 2;
+    }
     if (rc >= 0) {
         cli_opts_free(&o);
         return rc;
@@ -108,38 +102,16 @@ static int do_build(int argc, char **argv) {
 
 static int do_query(int argc, char **argv) {
     const char *kbdir = NULL;
-    int topk = 3, k = 1;
+    int topk = 3;
     double threshold = 0.5;
-    for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0) {
-            while (i < argc) argv[k++] = argv[i++];
-            break;
-        }
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--kb") == 0 || strcmp(a, "-k") == 0 || strcmp(a, "--threshold") == 0) {
-            if (!v) {
-                cli_error("kb", "%s needs a value", a);
-                return 2;
-            }
-            i++;
-            if (a[2] == 'k') kbdir = v;
-            else if (a[1] == 'k') {
-                if (!cli_parse_int("kb", a, v, 1, 100, &topk)) return 2;
-            } else {
-                char *end = NULL;
-                errno = 0;
-                threshold = strtod(v, &end);
-                if (errno || end == v || *end || !(threshold >= -1 && threshold <= 1)) {
-                    cli_error("kb", "--threshold must be a number in [-1, 1] (got '%s')", v);
-                    return 2;
-                }
-            }
-        } else {
-            argv[k++] = argv[i];
-        }
-    }
+    const cli_arg extra[] = {
+        {"--kb", CLI_ARG_STR, &kbdir, 0, 0},
+        {"-k", CLI_ARG_INT, &topk, 1, 100},
+        {"--threshold", CLI_ARG_NUM, &threshold, -1, 1},
+        {NULL, 0, NULL, 0, 0},
+    };
     cli_opts o;
-    int rc = cli_parse_common(&o, "kb", HELP, k, argv, 1);
+    int rc = cli_parse_common_with(&o, "kb", HELP, extra, argc - 1, argv + 1, 1);
     if (rc >= 0) {
         cli_opts_free(&o);
         return rc;

@@ -50,38 +50,21 @@ typedef struct {
 
 static int parse(gov_opts *o, const char *cmd, const char *help, int argc, char **argv) {
     memset(o, 0, sizeof *o);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(help, stdout);
-            return 0;
-        }
-        if (a[0] == '-' && a[1] == '-') {
-            const char **dst = !strcmp(a, "--registry")           ? &o->registry
-                               : !strcmp(a, "--by")               ? &o->by
-                               : !strcmp(a, "--alias")            ? &o->alias
-                               : !strcmp(a, "--reason")           ? &o->reason
-                               : !strcmp(a, "--policy")           ? &o->policy
-                               : !strcmp(a, "--notify")           ? &o->notify
-                               : !strcmp(a, "--admin-token-file") ? &o->token_file
-                                                                  : NULL;
-            if (!dst) {
-                cli_error(cmd, "unknown option %s (see seslm %s --help)", a, cmd);
-                return 2;
-            }
-            if (i + 1 >= argc) {
-                cli_error(cmd, "%s needs a value", a);
-                return 2;
-            }
-            *dst = argv[++i];
-        } else if (o->n_pos < 2) {
-            o->pos[o->n_pos++] = a;
-        } else {
-            cli_error(cmd, "too many arguments (see seslm %s --help)", cmd);
-            return 2;
-        }
-    }
-    return -1;
+    cli_list pos = {o->pos, 0, 2};
+    const cli_arg args[] = {
+        {"--registry", CLI_ARG_STR, &o->registry, 0, 0},
+        {"--by", CLI_ARG_STR, &o->by, 0, 0},
+        {"--alias", CLI_ARG_STR, &o->alias, 0, 0},
+        {"--reason", CLI_ARG_STR, &o->reason, 0, 0},
+        {"--policy", CLI_ARG_STR, &o->policy, 0, 0},
+        {"--notify", CLI_ARG_STR, &o->notify, 0, 0},
+        {"--admin-token-file", CLI_ARG_STR, &o->token_file, 0, 0},
+        {"", CLI_ARG_LIST, &pos, 0, 0}, // VERSION (and for rollback nothing: checked by the command)
+        {NULL, 0, NULL, 0, 0},
+    };
+    int rc = cli_parse_args(cmd, help, args, argc, argv, NULL);
+    o->n_pos = pos.n;
+    return rc;
 }
 
 /* Checks that the stored model of `version` is byte for byte what was registered: its directory's content

@@ -105,14 +105,6 @@ static void calib_progress(void *ctx, int done, int total) {
     if (done == total) seslm_progress_finish(p);
 }
 
-static int parse_int(const char *v, int lo, int hi, int *out) {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || x < lo || x > hi) return 0;
-    *out = (int)x;
-    return 1;
-}
-
 typedef struct {
     int steps, batch, threads;
     double time_s;
@@ -251,68 +243,37 @@ int cmd_recompile(int argc, char **argv) {
     int calib_lines = 512, n_exact = 1000, threads = 0, quantize = 1, compress = 1, sparsity = 0, batch_use = 32,
         tok_per_text = 16;
     double ridge = 1e-3;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        }
-        if (strcmp(a, "--no-master") == 0) {
-            keep_master = 0;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            cli_error(CMD, "%s needs a value (or unknown option; see seslm recompile --help)", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        if (strcmp(a, "--model") == 0) model_dir = v;
-        else if (strcmp(a, "--plan") == 0) plan_path = v;
-        else if (strcmp(a, "--out") == 0) out_dir = v;
-        else if (strcmp(a, "--config") == 0) cfg_path = v;
-        else if (strcmp(a, "--calibration") == 0) calib_path = v;
-        else if (strcmp(a, "--telemetry") == 0) tel_path = v;
-        else if (strcmp(a, "--quantize") == 0 && (strcmp(v, "int8") == 0 || strcmp(v, "none") == 0))
-            quantize = strcmp(v, "int8") == 0;
-        else if (strcmp(a, "--embeddings") == 0 && (strcmp(v, "int8") == 0 || strcmp(v, "int4") == 0 || strcmp(v, "f32") == 0))
-            compress = strcmp(v, "int8") == 0 ? SESLM_EMB_INT8 : strcmp(v, "int4") == 0 ? SESLM_EMB_INT4 : 0;
-        else if (strcmp(a, "--sparsity") == 0 && (strcmp(v, "none") == 0 || strcmp(v, "2:4") == 0))
-            sparsity = strcmp(v, "2:4") == 0;
-        else if ((strcmp(a, "--calibration-lines") == 0 && parse_int(v, 1, 1000000, &calib_lines)) ||
-                 (strcmp(a, "--batch-of-use") == 0 && parse_int(v, 1, 4096, &batch_use)) ||
-                 (strcmp(a, "--tokens-per-text") == 0 && parse_int(v, 1, 512, &tok_per_text)) ||
-                 (strcmp(a, "--exact-rows") == 0 && parse_int(v, 0, 10000000, &n_exact)) ||
-                 (strcmp(a, "--threads") == 0 && parse_int(v, 0, 1024, &threads)) ||
-                 (strcmp(a, "--distill-steps") == 0 && parse_int(v, 0, 10000000, &dist_steps)) ||
-                 (strcmp(a, "--distill-batch") == 0 && parse_int(v, 2, 4096, &dist_batch)))
-            ;
-        else if (strcmp(a, "--distill-general") == 0) dist_general = v;
-        else if (strcmp(a, "--distill-time") == 0) {
-            char *end;
-            dist_time = strtod(v, &end);
-            if (!*v || *end || !(dist_time >= 0)) {
-                cli_error(CMD, "--distill-time wants seconds >= 0 (got '%s')", v);
-                return 2;
-            }
-        }
-        else if (strcmp(a, "--ridge") == 0) {
-            char *end;
-            ridge = strtod(v, &end);
-            if (!*v || *end || !(ridge >= 0 && ridge <= 1)) {
-                cli_error(CMD, "--ridge wants a number in [0, 1] (got '%s')", v);
-                return 2;
-            }
-        } else if (strcmp(a, "--quantize") == 0 || strcmp(a, "--embeddings") == 0 || strcmp(a, "--calibration-lines") == 0 ||
-                   strcmp(a, "--sparsity") == 0 || strcmp(a, "--batch-of-use") == 0 || strcmp(a, "--tokens-per-text") == 0 ||
-                   strcmp(a, "--exact-rows") == 0 || strcmp(a, "--threads") == 0 ||
-                   strcmp(a, "--distill-steps") == 0 || strcmp(a, "--distill-batch") == 0) {
-            cli_error(CMD, "bad value '%s' for %s (see seslm recompile --help)", v, a);
-            return 2;
-        } else {
-            cli_error(CMD, "unknown option %s (see seslm recompile --help)", a);
-            return 2;
-        }
-    }
+    int no_master = 0, quant_i = 0, emb_i = 0, sparse_i = 0;
+    cli_choice quant_c = {&quant_i, "int8|none"}, emb_c = {&emb_i, "int8|int4|f32"}, sparse_c = {&sparse_i, "none|2:4"};
+    const cli_arg args[] = {
+        {"--model", CLI_ARG_STR, &model_dir, 0, 0},
+        {"--plan", CLI_ARG_STR, &plan_path, 0, 0},
+        {"--out", CLI_ARG_STR, &out_dir, 0, 0},
+        {"--config", CLI_ARG_STR, &cfg_path, 0, 0},
+        {"--calibration", CLI_ARG_STR, &calib_path, 0, 0},
+        {"--telemetry", CLI_ARG_STR, &tel_path, 0, 0},
+        {"--quantize", CLI_ARG_CHOICE, &quant_c, 0, 0},
+        {"--embeddings", CLI_ARG_CHOICE, &emb_c, 0, 0},
+        {"--sparsity", CLI_ARG_CHOICE, &sparse_c, 0, 0},
+        {"--calibration-lines", CLI_ARG_INT, &calib_lines, 1, 1000000},
+        {"--batch-of-use", CLI_ARG_INT, &batch_use, 1, 4096},
+        {"--tokens-per-text", CLI_ARG_INT, &tok_per_text, 1, 512},
+        {"--exact-rows", CLI_ARG_INT, &n_exact, 0, 10000000},
+        {"--threads", CLI_ARG_INT, &threads, 0, 1024},
+        {"--distill-steps", CLI_ARG_INT, &dist_steps, 0, 10000000},
+        {"--distill-batch", CLI_ARG_INT, &dist_batch, 2, 4096},
+        {"--distill-general", CLI_ARG_STR, &dist_general, 0, 0},
+        {"--distill-time", CLI_ARG_NUM, &dist_time, 0, 1e9}, // seconds
+        {"--ridge", CLI_ARG_NUM, &ridge, 0, 1},
+        {"--no-master", CLI_ARG_FLAG, &no_master, 0, 0},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int prc = cli_parse_args(CMD, HELP, args, argc, argv, NULL);
+    if (prc >= 0) return prc;
+    keep_master = !no_master;
+    quantize = quant_i == 0;
+    compress = emb_i == 0 ? SESLM_EMB_INT8 : emb_i == 1 ? SESLM_EMB_INT4 : 0;
+    sparsity = sparse_i == 1;
     if (!plan_path || !out_dir || !out_dir[0]) {
         cli_error(CMD, "--plan and --out are required (see seslm recompile --help)");
         return 2;

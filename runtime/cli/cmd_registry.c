@@ -50,44 +50,24 @@ typedef struct {
     int n_pos;
 } reg_opts;
 
+/* argv[1] is the subcommand; its options and VERSION / MODEL_DIR arguments follow. */
 static int parse(reg_opts *o, int argc, char **argv) {
     memset(o, 0, sizeof *o);
-    static const struct {
-        const char *flag;
-        size_t off;
-    } F[] = {{"--registry", offsetof(reg_opts, registry)}, {"--by", offsetof(reg_opts, by)},
-             {"--parent", offsetof(reg_opts, parent)},     {"--metrics", offsetof(reg_opts, metrics)},
-             {"--plan", offsetof(reg_opts, plan)},         {"--config", offsetof(reg_opts, config)},
-             {"--run-id", offsetof(reg_opts, run_id)},     {"--note", offsetof(reg_opts, note)},
-             {"--store", offsetof(reg_opts, store)},       {"--stages", offsetof(reg_opts, stages)},
-             {"--outcome", offsetof(reg_opts, outcome)},   {"--started", offsetof(reg_opts, started)},
-             {"--finished", offsetof(reg_opts, finished)}, {"--out", offsetof(reg_opts, out)}};
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        }
-        if (a[0] == '-' && a[1] == '-') {
-            size_t k = 0;
-            while (k < sizeof F / sizeof F[0] && strcmp(F[k].flag, a) != 0) k++;
-            if (k == sizeof F / sizeof F[0]) {
-                cli_error(CMD, "unknown option %s (see seslm registry --help)", a);
-                return 2;
-            }
-            if (i + 1 >= argc) {
-                cli_error(CMD, "%s needs a value", a);
-                return 2;
-            }
-            *(const char **)((char *)o + F[k].off) = argv[++i];
-        } else if (o->n_pos < 3) {
-            o->pos[o->n_pos++] = a;
-        } else {
-            cli_error(CMD, "too many arguments (see seslm registry --help)");
-            return 2;
-        }
-    }
-    return -1;
+    cli_list pos = {o->pos, 0, 3};
+    const cli_arg args[] = {
+        {"--registry", CLI_ARG_STR, &o->registry, 0, 0}, {"--by", CLI_ARG_STR, &o->by, 0, 0},
+        {"--parent", CLI_ARG_STR, &o->parent, 0, 0},     {"--metrics", CLI_ARG_STR, &o->metrics, 0, 0},
+        {"--plan", CLI_ARG_STR, &o->plan, 0, 0},         {"--config", CLI_ARG_STR, &o->config, 0, 0},
+        {"--run-id", CLI_ARG_STR, &o->run_id, 0, 0},     {"--note", CLI_ARG_STR, &o->note, 0, 0},
+        {"--store", CLI_ARG_STR, &o->store, 0, 0},       {"--stages", CLI_ARG_STR, &o->stages, 0, 0},
+        {"--outcome", CLI_ARG_STR, &o->outcome, 0, 0},   {"--started", CLI_ARG_STR, &o->started, 0, 0},
+        {"--finished", CLI_ARG_STR, &o->finished, 0, 0}, {"--out", CLI_ARG_STR, &o->out, 0, 0},
+        {"", CLI_ARG_LIST, &pos, 0, 0},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int rc = cli_parse_args(CMD, HELP, args, argc - 1, argv + 1, NULL);
+    o->n_pos = pos.n;
+    return rc;
 }
 
 /* Resolves a reference; unknown is a usage error (2), a registry failure 1. */

@@ -32,14 +32,10 @@ static double cosine(const float *a, const float *b, int n) {
 }
 
 int cmd_similarity(int argc, char **argv) {
-    int json = 0, k = 1;
-    for (int i = 1; i < argc; i++) { // strip --json, pass the rest to the common parser
-        if (strcmp(argv[i], "--json") == 0) json = 1;
-        else argv[k++] = argv[i];
-    }
-    argc = k;
+    int json = 0;
+    const cli_arg extra[] = {{"--json", CLI_ARG_FLAG, &json, 0, 0}, {NULL, 0, NULL, 0, 0}};
     cli_opts o;
-    int rc = cli_parse_common(&o, "similarity", HELP, argc, argv, 1);
+    int rc = cli_parse_common_with(&o, "similarity", HELP, extra, argc, argv, 1);
     if (rc >= 0) {
         cli_opts_free(&o);
         return rc;

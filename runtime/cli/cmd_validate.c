@@ -51,34 +51,21 @@ int cmd_validate(int argc, char **argv) {
     const char *parent = NULL, *cand = NULL, *cfg_path = NULL, *out_dir = NULL, *traffic = NULL, *kb = NULL,
                *feedback = NULL;
     int threads = -1, json = 0, quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(HELP, stdout);
-            return 0;
-        }
-        if (strcmp(a, "--json") == 0) json = 1;
-        else if (strcmp(a, "--quiet") == 0) quiet = 1;
-        else if (!strcmp(a, "--parent") || !strcmp(a, "--candidate") || !strcmp(a, "--config") || !strcmp(a, "--out") ||
-                 !strcmp(a, "--threads") || !strcmp(a, "--traffic") || !strcmp(a, "--kb") || !strcmp(a, "--feedback")) {
-            if (i + 1 >= argc) {
-                cli_error(CMD, "%s needs a value", a);
-                return 2;
-            }
-            const char *v = argv[++i];
-            if (!strcmp(a, "--parent")) parent = v;
-            else if (!strcmp(a, "--candidate")) cand = v;
-            else if (!strcmp(a, "--config")) cfg_path = v;
-            else if (!strcmp(a, "--out")) out_dir = v;
-            else if (!strcmp(a, "--traffic")) traffic = v;
-            else if (!strcmp(a, "--kb")) kb = v;
-            else if (!strcmp(a, "--feedback")) feedback = v;
-            else if (!cli_parse_int(CMD, a, v, 0, 1024, &threads)) return 2;
-        } else {
-            cli_error(CMD, "unknown option '%s' (seslm validate --help)", a);
-            return 2;
-        }
-    }
+    const cli_arg args[] = {
+        {"--parent", CLI_ARG_STR, &parent, 0, 0},
+        {"--candidate", CLI_ARG_STR, &cand, 0, 0},
+        {"--config", CLI_ARG_STR, &cfg_path, 0, 0},
+        {"--out", CLI_ARG_STR, &out_dir, 0, 0},
+        {"--threads", CLI_ARG_INT, &threads, 0, 1024},
+        {"--traffic", CLI_ARG_STR, &traffic, 0, 0},
+        {"--kb", CLI_ARG_STR, &kb, 0, 0},
+        {"--feedback", CLI_ARG_STR, &feedback, 0, 0},
+        {"--json", CLI_ARG_FLAG, &json, 0, 0},
+        {"--quiet", CLI_ARG_FLAG, &quiet, 0, 0},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int prc = cli_parse_args(CMD, HELP, args, argc, argv, NULL);
+    if (prc >= 0) return prc;
     if (!parent || !cand) {
         cli_error(CMD, "--parent DIR and --candidate DIR are required (seslm validate --help)");
         return 2;

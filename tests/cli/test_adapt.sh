@@ -36,7 +36,7 @@ printf '{"text": "hi", "intent": "a"}\n{"text": "yo", "intent": "b"}\n' >"$TMP/t
 
 expect 2 "required" "no arguments" -- adapt
 expect 2 "unknown option" "unknown option" -- adapt --model "$MODEL" --feedback "$TMP/fb.tsv" --out "$TMP/x" --bogus 1
-expect 2 "bad value" "bad rank" -- adapt --model "$MODEL" --feedback "$TMP/fb.tsv" --out "$TMP/x" --rank 0
+expect 2 "--rank must be an integer in 1..256" "bad rank" -- adapt --model "$MODEL" --feedback "$TMP/fb.tsv" --out "$TMP/x" --rank 0
 expect 2 "cannot open" "missing feedback" -- adapt --model "$MODEL" --feedback "$TMP/none.tsv" --out "$TMP/x"
 expect 2 "must name a \"text\" and a \"label\"" "TSV without columns" -- adapt --model "$MODEL" --feedback "$TMP/nohdr.tsv" --out "$TMP/x"
 expect 2 "at least 4" "too few examples" -- adapt --model "$MODEL" --feedback "$TMP/two.jsonl" --out "$TMP/x"

@@ -145,7 +145,7 @@ expect 1 '' "missing plan" -- recompile --model "$MODEL" --plan "$TMP/noplan.jso
 expect 2 'required' "no --out" -- recompile --model "$MODEL" --plan "$PLAN"
 expect 2 'unknown option' "unknown option" -- recompile --bogus 1
 expect 0 'usage: seslm recompile' "--help" -- recompile --help
-expect 2 'bad value' "bad --quantize" -- recompile --model "$MODEL" --plan "$PLAN" --out "$TMP/s6" --quantize int4
+expect 2 '--quantize must be one of int8[|]none' "bad --quantize" -- recompile --model "$MODEL" --plan "$PLAN" --out "$TMP/s6" --quantize int4
 expect 2 'ridge' "bad --ridge" -- recompile --model "$MODEL" --plan "$PLAN" --out "$TMP/s7" --ridge -1
 printf '\n\n' >"$TMP/empty_calib.txt"
 expect 1 'no line with text' "empty calibration file" -- recompile --model "$MODEL" --plan "$PLAN" --out "$TMP/s8" \
