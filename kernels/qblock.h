@@ -17,6 +17,24 @@
 #ifndef SESLM_QBLOCK_H
 #define SESLM_QBLOCK_H
 
+/* The decoder (runtime/decoder) and the tests call these across the library boundary. The shared libraries export only seslm_* names
+ * (cmake/seslm.map), so these are compiled under the prefixed names. */
+#define qb_f16_to_f32 seslm_qb_f16_to_f32
+#define qb_f32_to_f16 seslm_qb_f32_to_f16
+#define qb_type_name seslm_qb_type_name
+#define qb_row_bytes seslm_qb_row_bytes
+#define qb_vec_dot_type seslm_qb_vec_dot_type
+#define qb_dequantize_row seslm_qb_dequantize_row
+#define qb_quantize_row seslm_qb_quantize_row
+#define qb_dot_ref seslm_qb_dot_ref
+#define qb_dot seslm_qb_dot
+#define qb_dot_f16 seslm_qb_dot_f16
+#define qb_axpy_f16 seslm_qb_axpy_f16
+#define qb_f32_to_f16_row seslm_qb_f32_to_f16_row
+#define qb_isa seslm_qb_isa
+#define qb_force_isa seslm_qb_force_isa
+#define qb_matmul seslm_qb_matmul
+
 #include <stddef.h>
 #include <stdint.h>
 

@@ -7,6 +7,12 @@
 #ifndef SESLM_ADAPT_H
 #define SESLM_ADAPT_H
 
+/* seslm adapt (the program) calls these. The shared libraries export only seslm_* names
+ * (cmake/seslm.map), so these are compiled under the prefixed names. */
+#define adapt_opts_default seslm_adapt_opts_default
+#define adapt_train seslm_adapt_train
+#define adapt_write_merged seslm_adapt_write_merged
+
 #include "lora.h"
 
 enum { ADAPT_PAIRS = 0, ADAPT_INBATCH = 1 };

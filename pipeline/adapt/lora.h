@@ -17,6 +17,15 @@
 #ifndef SESLM_LORA_H
 #define SESLM_LORA_H
 
+/* seslm adapt and the LoRA tests call these. The shared libraries export only seslm_* names
+ * (cmake/seslm.map), so these are compiled under the prefixed names. */
+#define lora_init seslm_lora_init
+#define lora_free seslm_lora_free
+#define lora_apply seslm_lora_apply
+#define lora_grad seslm_lora_grad
+#define lora_save seslm_lora_save
+#define lora_load seslm_lora_load
+
 #include "dmodel.h"
 
 typedef struct {

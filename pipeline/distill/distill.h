@@ -16,6 +16,11 @@
 #ifndef SESLM_DISTILL_H
 #define SESLM_DISTILL_H
 
+/* seslm distill and seslm recompile (the program) call these. The shared libraries export only seslm_* names
+ * (cmake/seslm.map), so these are compiled under the prefixed names. */
+#define distill_opts_default seslm_distill_opts_default
+#define distill_run seslm_distill_run
+
 #include <stddef.h>
 
 typedef struct distill_opts {

@@ -3,6 +3,12 @@
 #ifndef SESLM_DISTILL_LOSS_H
 #define SESLM_DISTILL_LOSS_H
 
+/* The loss tests call these directly. The shared libraries export only seslm_* names
+ * (cmake/seslm.map), so these are compiled under the prefixed names. */
+#define dl_embedding seslm_dl_embedding
+#define dl_relations seslm_dl_relations
+#define dl_relation_heads seslm_dl_relation_heads
+
 #include <stddef.h>
 
 typedef struct {

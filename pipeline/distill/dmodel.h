@@ -16,6 +16,18 @@
 #ifndef SESLM_DMODEL_H
 #define SESLM_DMODEL_H
 
+/* The LoRA stage's tests and the gradient oracle call the trainable encoder directly. The shared libraries export only seslm_* names
+ * (cmake/seslm.map), so these are compiled under the prefixed names. */
+#define dm_init seslm_dm_init
+#define dm_free seslm_dm_free
+#define dm_tensor_slot seslm_dm_tensor_slot
+#define dm_acts_init seslm_dm_acts_init
+#define dm_acts_free seslm_dm_acts_free
+#define dm_acts_bytes seslm_dm_acts_bytes
+#define dm_forward seslm_dm_forward
+#define dm_backward seslm_dm_backward
+#define dm_layer_output seslm_dm_layer_output
+
 #include "backend.h"
 #include "seslm.h"
 

@@ -3,6 +3,10 @@
 #ifndef SESLM_INTENT_INTERNAL_H
 #define SESLM_INTENT_INTERNAL_H
 
+/* The intent tests check the loss gradient directly. The shared libraries export only seslm_* names
+ * (cmake/seslm.map), so these are compiled under the prefixed names. */
+#define intent_loss_grad seslm_intent_loss_grad
+
 #include "intent.h"
 
 #define INTENT_MAX_LAYERS (SESLM_INTENT_MAX_HIDDEN + 1)

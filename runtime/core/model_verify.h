@@ -18,6 +18,12 @@
 #ifndef SESLM_MODEL_VERIFY_H
 #define SESLM_MODEL_VERIFY_H
 
+/* seslm recompile (the program) and the tests call these. The shared libraries export only seslm_* names
+ * (cmake/seslm.map), so these are compiled under the prefixed names. */
+#define model_dir_hash seslm_model_dir_hash
+#define model_manifest_write seslm_model_manifest_write
+#define model_verify_dir seslm_model_verify_dir
+
 #include "seslm.h"
 
 #define SESLM_MANIFEST_NAME "SHA256SUMS"

@@ -4,6 +4,16 @@
 #ifndef SESLM_SAFETENSORS_H
 #define SESLM_SAFETENSORS_H
 
+/* The other layers' libraries (assist, evolve) read and write safetensors too, so these are exported; the
+ * shared libraries export only seslm_* names (cmake/seslm.map), hence the prefix under the short names. */
+#define st_parse seslm_st_parse
+#define st_open seslm_st_open
+#define st_open_buffer seslm_st_open_buffer
+#define st_close seslm_st_close
+#define st_find seslm_st_find
+#define st_dtype_size seslm_st_dtype_size
+#define st_dtype_name seslm_st_dtype_name
+
 #include "seslm.h"
 
 #include <stddef.h>

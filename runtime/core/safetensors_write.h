@@ -13,6 +13,10 @@
 #ifndef SESLM_SAFETENSORS_WRITE_H
 #define SESLM_SAFETENSORS_WRITE_H
 
+/* Exported under seslm_ names, as the reader's (safetensors.h). */
+#define st_write seslm_st_write
+#define st_fsync_dir seslm_st_fsync_dir
+
 #include "safetensors.h"
 
 typedef struct {

@@ -2,6 +2,15 @@
 #ifndef SESLM_UTIL_H
 #define SESLM_UTIL_H
 
+/* The other layers and the program use these too, so they are exported; the shared libraries export only
+ * seslm_* names (cmake/seslm.map), hence the prefix under the short names. */
+#define util_read_file seslm_util_read_file
+#define util_write_file_atomic seslm_util_write_file_atomic
+#define util_secret_file_check seslm_util_secret_file_check
+#define util_read_secret_line seslm_util_read_secret_line
+#define util_utf8_valid seslm_util_utf8_valid
+#define util_rmtree seslm_util_rmtree
+
 #include "seslm.h"
 
 #include <stddef.h>

@@ -8,6 +8,18 @@
 #ifndef SESLM_BPE_H
 #define SESLM_BPE_H
 
+/* The tests and the GGUF fuzzer call the tokenizer directly. The shared libraries export only seslm_* names
+ * (cmake/seslm.map), so these are compiled under the prefixed names. */
+#define bpe_load seslm_bpe_load
+#define bpe_free seslm_bpe_free
+#define bpe_vocab_size seslm_bpe_vocab_size
+#define bpe_bos seslm_bpe_bos
+#define bpe_eos seslm_bpe_eos
+#define bpe_lookup seslm_bpe_lookup
+#define bpe_is_control seslm_bpe_is_control
+#define bpe_encode seslm_bpe_encode
+#define bpe_token_bytes seslm_bpe_token_bytes
+
 #include "gguf.h"
 #include "seslm.h"
 

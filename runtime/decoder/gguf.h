@@ -12,6 +12,20 @@
 #ifndef SESLM_GGUF_H
 #define SESLM_GGUF_H
 
+/* The tests and the GGUF fuzzer call the reader directly. The shared libraries export only seslm_* names
+ * (cmake/seslm.map), so these are compiled under the prefixed names. */
+#define gguf_parse seslm_gguf_parse
+#define gguf_open seslm_gguf_open
+#define gguf_close seslm_gguf_close
+#define gguf_find_kv seslm_gguf_find_kv
+#define gguf_find_tensor seslm_gguf_find_tensor
+#define gguf_get_u32 seslm_gguf_get_u32
+#define gguf_get_f32 seslm_gguf_get_f32
+#define gguf_get_bool seslm_gguf_get_bool
+#define gguf_get_str seslm_gguf_get_str
+#define gguf_arr_int seslm_gguf_arr_int
+#define gguf_arr_f32 seslm_gguf_arr_f32
+
 #include "seslm.h"
 
 #include <stddef.h>

@@ -3,6 +3,7 @@
 #   1. a small C program built with `pkg-config --cflags --libs seslm` embeds a text with the real model;
 #      ldd shows it pulls in no HTTP, SQL, curl or HDF5 library (and not the CUDA runtime);
 #   2. its vector equals `seslm embed` of the installed program (RUNPATH $ORIGIN/../lib, no LD_LIBRARY_PATH);
+#      the installed libraries export only seslm_* names (test_symbols.sh);
 #   3. every layer's library has its SONAME and .pc file, and links (pkg-config --libs) on its own;
 #   4. find_package(seslm) in a CMake project links seslm::core;
 #   5. the man page renders without warnings, the bash completion file is there;
@@ -57,6 +58,11 @@ assert d < 1e-6, f"C program and seslm embed differ by {d}"
 assert abs(sum(a * a for a in c) - 1) < 1e-4, "not L2-normalised"
 print(f"ok: C program == installed seslm embed (max |diff| {d:.2g})")
 PY
+
+# 2b. the installed libraries export only seslm_* names (the library_symbols test checks the build tree)
+bash "$src/tests/install/test_symbols.sh" "$prefix/$libdir" > "$tmp/symbols.txt" ||
+    { echo "FAIL: installed libraries export names outside seslm_*"; cat "$tmp/symbols.txt"; exit 1; }
+echo "ok: the installed libraries export only seslm_* names"
 
 # 3. every layer: SONAME, .pc, and a link of its own
 for lib in seslm seslm-telemetry-hdf5 seslm-assist seslm-serve seslm-evolve seslm-registry; do
