@@ -38,6 +38,8 @@ static const char *HELP =
     "  --max-tokens N       truncation per sentence (default 64)\n"
     "  --loss W_COS,W_MSE,W_SIM,W_ATTN[,W_HIDDEN]  loss weights (default 1,1,0,0,0; 0 turns a loss off)\n"
     "  --holdout X          share of the calibration text held out (default 0.1)\n"
+    "  --augment X          share of each batch's calibration rows replaced by augmented views labelled by\n"
+    "                       the parent in the step (token replacement, splicing, span deletion; default 0.5)\n"
     "  --time-budget SEC    fit the schedule to SEC seconds of wall time (measured over the first steps) and\n"
     "                       stop (and save) if it is exceeded; default 170; 0 = run exactly --steps\n"
     "  --threads N          threads (default: all cores)\n"
@@ -76,6 +78,7 @@ int cmd_distill(int argc, char **argv) {
         {"--max-tokens", CLI_ARG_INT, &o.max_tokens, 2, 512},
         {"--lr", CLI_ARG_NUM, &lr, 1e-9, 0.5},
         {"--holdout", CLI_ARG_NUM, &o.holdout_frac, 0, 0.5},
+        {"--augment", CLI_ARG_NUM, &o.augment_frac, 0, 1},
         {"--general-frac", CLI_ARG_NUM, &o.general_frac, 0, 0.9},
         {"--time-budget", CLI_ARG_NUM, &o.time_budget_s, 0, 1e7},
         {"--seed", CLI_ARG_NUM, &seed, 0, 1e15},
