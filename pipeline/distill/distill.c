@@ -11,6 +11,7 @@
  * one batch of the student and, with the attention loss, of the parent (dmodel.h: (2C + 4A_l + F_l)
  * floats per token and layer) + the parent's cached embeddings (2C floats per sentence). */
 #include "distill.h"
+#include "progress.h"
 
 #include "dmodel.h"
 #include "distill_loss.h"
@@ -804,8 +805,10 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
     if (!decay_flags) BAD(2, "out of memory");
     for (size_t i = R.S.train_begin; i < R.S.n_params; i++) decay_flags[i - R.S.train_begin] = (char)decays(&R.S, i);
     const double ts = now_s();
-    double last_print = 0, last_ckpt = ts;
+    double last_ckpt = ts;
     const int ckpt_every = o->checkpoint_every > 0 ? o->checkpoint_every : 50, start = R.step;
+    seslm_progress prog;
+    seslm_progress_init(&prog, o->progress ? stderr : NULL, "distill:", "steps", R.steps_eff - start);
     int stopped_by_budget = 0;
     while (R.step < R.steps_eff) {
         dl_parts parts;
@@ -825,11 +828,12 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
             if (fit < R.step) fit = R.step;
             if (fit < R.steps_eff) R.steps_eff = fit;
         }
-        if (o->progress && (now_s() - last_print > 2.0 || R.step == R.steps_eff)) {
-            last_print = now_s();
-            fprintf(stderr, "distill: step %d/%d loss %.5f (1-cos %.4f mse %.4f sim %.4f attn %.4f hid %.4f) lr %.2e  %.2fs/step  "
-                    "elapsed %.0fs  ETA %.0fs\n", R.step, R.steps_eff, loss, parts.cos, parts.mse, parts.sim, parts.attn,
-                    parts.hid, lr_at(o, R.step - 1, R.steps_eff), per, now_s() - t0, per * (R.steps_eff - R.step));
+        if (o->progress) { // progress.h: one updating line on a terminal, a plain line every 10 s in a log
+            prog.total = R.steps_eff - start; // a time budget may have shortened the schedule
+            seslm_progress_note(&prog, "step %d/%d, loss %.5f (1-cos %.4f mse %.4f sim %.4f attn %.4f hid %.4f), lr %.2e, %.2f s/step",
+                                R.step, R.steps_eff, loss, parts.cos, parts.mse, parts.sim, parts.attn, parts.hid,
+                                lr_at(o, R.step - 1, R.steps_eff), per);
+            seslm_progress_update(&prog, R.step - start);
         }
         const int budget_hit = o->time_budget_s > 0 && now_s() - t0 > o->time_budget_s;
         const int eval_every = R.steps_eff >= 40 ? R.steps_eff / 8 : 5;
@@ -839,8 +843,9 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
                 R.best_cos = c, R.best_step = R.step;
                 memcpy(R.best, R.S.params + R.S.train_begin, (R.S.n_params - R.S.train_begin) * sizeof(float));
             }
-            if (o->progress) fprintf(stderr, "distill: step %d held-out cosine %.4f (best %.4f at step %d)\n", R.step, c,
-                                     R.best_cos, R.best_step);
+            if (o->progress)
+                seslm_progress_say(&prog, "distill: step %d held-out cosine %.4f (best %.4f at step %d)", R.step, c,
+                                   R.best_cos, R.best_step);
         }
         if (R.step % ckpt_every == 0 || budget_hit || now_s() - last_ckpt > 120) {
             if (ckpt_save(&R) != SESLM_OK) {
@@ -855,6 +860,7 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
         }
     }
     free(decay_flags);
+    if (o->progress && R.step > start) seslm_progress_finish(&prog);
     rep->steps_done = R.step;
     rep->loss_first = R.loss_first, rep->loss_last = R.loss_last;
     if (R.n_hold > 0) { // the selected parameters

@@ -6,6 +6,7 @@
 #include "validate_internal.h"
 #include "logreg.h"
 #include "validate_stats.h"
+#include "progress.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -347,7 +348,7 @@ static void model_close(vmodel *vm) {
     memset(vm, 0, sizeof *vm);
 }
 
-static seslm_status embed_range(vmodel *vm, const char *const *texts, int n, int batch, float *out) {
+static seslm_status embed_range(vmodel *vm, const char *const *texts, int n, int batch, float *out, seslm_progress *prog) {
     size_t lens[4096];
     if (batch > 4096) batch = 4096;
     for (int i = 0; i < n; i += batch) {
@@ -355,7 +356,9 @@ static seslm_status embed_range(vmodel *vm, const char *const *texts, int n, int
         for (int j = 0; j < b; j++) lens[j] = strlen(texts[i + j]);
         seslm_status st = seslm_encoder_embed_texts(vm->e, texts + i, lens, b, out + (size_t)i * vm->C);
         if (st != SESLM_OK) return seslm_fail(st, "%s: embedding input %d: %s", vm->dir, i, seslm_last_error());
+        if (prog) seslm_progress_update(prog, i + b);
     }
+    if (prog) seslm_progress_finish(prog);
     return SESLM_OK;
 }
 
@@ -701,7 +704,9 @@ seslm_status seslm_validate_run(const seslm_validate_config *c, const char *pare
         }
         double t0 = now_s();
         say(progress, "%s: embedding %d texts", m ? "candidate" : "parent", in.n);
-        st = embed_range(vm[m], in.text, in.n, c->batch, vm[m]->emb);
+        seslm_progress prog; // progress.h: an updating line with ETA on a terminal, plain lines in a log
+        seslm_progress_init(&prog, progress, m ? "validate: candidate:" : "validate: parent:", "texts", in.n);
+        st = embed_range(vm[m], in.text, in.n, c->batch, vm[m]->emb, &prog);
         if (st == SESLM_OK)
             say(progress, "%s: embedded in %.1f s (%.0f texts/s)", m ? "candidate" : "parent", now_s() - t0,
                 in.n / fmax(now_s() - t0, 1e-9));

@@ -1,5 +1,6 @@
 /* cmd_export.c — `seslm export`: a model (a student included) in a format other runtimes load. */
 #include "cli.h"
+#include "export_hf.h"
 #include "export_onnx.h"
 
 #include <errno.h>
@@ -9,17 +10,28 @@
 #include <sys/stat.h>
 
 static const char *HELP =
-    "usage: seslm export --model DIR --format onnx [--int8] --out DIR\n"
+    "usage: seslm export --model DIR --format onnx|hf [--int8] --out DIR\n"
     "\n"
     "Writes the model as OUT/model.onnx (opset 17): inputs input_ids and attention_mask (int64\n"
     "[batch, sequence], the ids of `seslm tokenize`), output sentence_embedding (float [batch, hidden]).\n"
     "The graph has the model's real per-layer head counts and FFN widths (a pruned student included),\n"
     "its pooling (mean, mean_sqrt_len_tokens, cls) and L2 normalisation inside. Weights are FP32 (INT8,\n"
     "2:4 and compressed embedding rows are dequantised); with --int8, a student's INT8 linear weights are\n"
-    "kept INT8 with their per-channel scales behind DequantizeLinear. The tokenizer files are copied\n"
+    "kept INT8 with their per-channel scales and computed as SE-SLM does: activations quantized per\n"
+    "token (Round/Clip), MatMulInteger (exact int32 sums), one rounding of sum * scales + bias. The\n"
+    "tokenizer files are copied\n"
     "beside it. Check: tests/cli/test_export.sh runs it with onnxruntime against `seslm embed`.\n"
     "\n"
-    "  --format onnx   (hf: not implemented yet)\n"
+    "--format hf writes a Hugging Face / sentence-transformers folder (model.safetensors, config.json,\n"
+    "modules.json, pooling, tokenizer files): a standard BertModel when every layer has the full head count\n"
+    "and one FFN width and no layer is INT8, loaded by SentenceTransformer(OUT); otherwise config.json names\n"
+    "model_type seslm_bert with per-layer shapes and OUT/modeling_seslm.py, loaded by\n"
+    "SentenceTransformer(OUT, trust_remote_code=True). INT8 layers stay INT8 (weights + per-channel scales)\n"
+    "and the modeling file computes them as SE-SLM does (per-token activation quantization, exact integer\n"
+    "sums). Check: tests/cli/test_export_hf.sh with sentence-transformers against `seslm embed`.\n"
+    "\n"
+    "  --format onnx|hf\n"
+    "  --int8          onnx: keep INT8 weights (hf keeps them always)\n"
     "\n"
     "Exit status: 0 ok, 1 the model cannot be loaded or exported, 2 usage error.\n";
 
@@ -53,8 +65,9 @@ int cmd_export(int argc, char **argv) {
         cli_error("export", "--format and --out are required (see seslm export --help)");
         return 2;
     }
-    if (strcmp(format, "onnx") != 0) {
-        cli_error("export", "format '%s' is not supported (onnx is; hf is not implemented yet)", format);
+    const int hf = strcmp(format, "hf") == 0;
+    if (!hf && strcmp(format, "onnx") != 0) {
+        cli_error("export", "format '%s' is not supported (onnx and hf are)", format);
         return 2;
     }
     seslm_model *m = NULL;
@@ -66,6 +79,17 @@ int cmd_export(int argc, char **argv) {
         cli_error("export", "cannot create %s: %s", out, strerror(errno));
         seslm_model_free(m);
         return 1;
+    }
+    if (hf) {
+        int custom = 0;
+        int rc = seslm_export_hf(m, out, &custom) == SESLM_OK ? 0 : 1;
+        if (rc) cli_error("export", "%s", seslm_last_error());
+        else
+            fprintf(stderr, "seslm export: wrote %s (%s)\n", out,
+                    custom ? "model_type seslm_bert with modeling_seslm.py: load with trust_remote_code=True"
+                           : "a standard BertModel");
+        seslm_model_free(m);
+        return rc;
     }
     char path[4200], from[4200];
     snprintf(path, sizeof path, "%s/model.onnx", out);
@@ -84,7 +108,7 @@ int cmd_export(int argc, char **argv) {
             rc = 1;
         }
     }
-    if (rc == 0) fprintf(stderr, "seslm export: wrote %s/model.onnx (%s weights)\n", out, int8 ? "INT8 QDQ" : "FP32");
+    if (rc == 0) fprintf(stderr, "seslm export: wrote %s/model.onnx (%s weights)\n", out, int8 ? "INT8, MatMulInteger" : "FP32");
     seslm_model_free(m);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* cmd_record.c — `seslm record`: run a text corpus through the model as a serving node would, with
  * telemetry on, and write one HDF5 dump (docs/telemetry.md) per window of N inputs. */
 #include "cli.h"
+#include "progress.h"
 #include "telemetry.h"
 #include "telemetry_hdf5.h"
 
@@ -33,7 +34,9 @@ static const char *HELP =
     "  --batch N       inputs per forward pass, 1..4096 (default 32)\n"
     "  --threads N     worker threads, 0 = all cores (default 0)\n"
     "  --backend NAME  cpu (default) or cpu-ref\n"
-    "  --progress      report progress on standard error every second (default: when it is a terminal)\n"
+    "  --progress      report progress on standard error (default: when it is a terminal): on a terminal one\n"
+    "                  updating line with rate and ETA, otherwise a plain line every SESLM_PROGRESS_SECONDS\n"
+    "                  (10) seconds and at the end\n"
     "  --strict        stop at the first invalid line instead of skipping it\n"
     "\n"
     "A line that is not valid UTF-8 is skipped with a warning naming its line number and counted in the\n"
@@ -48,12 +51,6 @@ static const char *HELP =
 static volatile sig_atomic_t g_stop;
 
 static void on_signal(int sig) { g_stop = sig; }
-
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 // A default node id from the host name: invalid characters become '-', at most SESLM_NODE_ID_MAX.
 static void default_node(char *out, size_t cap) {
@@ -165,16 +162,11 @@ static int write_window(rec *r) {
     return 0;
 }
 
-static void progress(FILE *f, int tty, long long done, long long total, double t0, const rec *r, uint64_t rejected,
-                     int final) {
-    double dt = mono_s() - t0, rate = dt > 0 ? done / dt : 0;
-    if (tty) fputc('\r', f);
-    fprintf(f, "seslm record: %lld", done);
-    if (total >= 0) fprintf(f, "/%lld (%.1f%%)", total, total ? 100.0 * done / total : 100.0);
-    fprintf(f, " inputs, %.1f inputs/s, %d dump%s, %llu rejected%s", rate, r->dumps, r->dumps == 1 ? "" : "s",
-            (unsigned long long)rejected, tty ? "\033[K" : "");
-    if (!tty || final) fputc('\n', f);
-    fflush(f);
+// The progress line (progress.h): inputs done of the file's lines, with the dumps and rejected lines so far.
+static void progress(seslm_progress *p, long long done, const rec *r, uint64_t rejected, int final) {
+    seslm_progress_note(p, "%d dump%s, %llu rejected", r->dumps, r->dumps == 1 ? "" : "s", (unsigned long long)rejected);
+    seslm_progress_update(p, done);
+    if (final) seslm_progress_finish(p);
 }
 
 int cmd_record(int argc, char **argv) {
@@ -273,8 +265,8 @@ int cmd_record(int argc, char **argv) {
     ssize_t n;
     long long line_no = 0, done_lines = 0;
     uint64_t rejected_total = 0;
-    const double t0 = mono_s();
-    double last_report = t0;
+    seslm_progress prog;
+    seslm_progress_init(&prog, show ? stderr : NULL, "seslm record", "inputs", total > 0 ? total : 0);
     rc = 0;
     while (!g_stop && (n = getline(&line, &cap, in)) >= 0) {
         line_no++;
@@ -289,9 +281,10 @@ int cmd_record(int argc, char **argv) {
                 rc = 1;
                 break;
             }
-            if (rejected_total < MAX_WARNINGS)
-                fprintf(stderr, "%sseslm record: warning: %s:%lld: not valid UTF-8, skipped\n", tty && show ? "\n" : "",
-                        input, line_no);
+            if (rejected_total < MAX_WARNINGS && show)
+                seslm_progress_say(&prog, "seslm record: warning: %s:%lld: not valid UTF-8, skipped", input, line_no);
+            else if (rejected_total < MAX_WARNINGS)
+                fprintf(stderr, "seslm record: warning: %s:%lld: not valid UTF-8, skipped\n", input, line_no);
             else if (rejected_total == MAX_WARNINGS)
                 fprintf(stderr, "seslm record: warning: further invalid lines are skipped silently\n");
             r.rejected++;
@@ -312,17 +305,14 @@ int cmd_record(int argc, char **argv) {
             rc = 1;
             break;
         }
-        if (show && mono_s() - last_report >= 1.0) {
-            progress(stderr, tty, done_lines, total, t0, &r, rejected_total, 0);
-            last_report = mono_s();
-        }
+        if (show) progress(&prog, done_lines, &r, rejected_total, 0);
     }
     if (rc == 0 && !g_stop && ferror(in)) {
         cli_error(cmd, "read error on %s: %s", input, strerror(errno));
         rc = 1;
     }
     if (rc == 0 && write_window(&r)) rc = 1; // the remainder (also after SIGINT / SIGTERM)
-    if (show) progress(stderr, tty, done_lines, total, t0, &r, rejected_total, 1);
+    if (show) progress(&prog, done_lines, &r, rejected_total, 1);
     if (rc == 0 && rejected_total)
         fprintf(stderr, "seslm record: %llu of %lld lines were not valid UTF-8 and were skipped\n",
                 (unsigned long long)rejected_total, line_no);

@@ -14,6 +14,7 @@
  * and normalisation as the model's sentence-transformers pipeline. Checked by tests/cli/test_export.sh with
  * onnxruntime against `seslm embed`. */
 #include "export_onnx.h"
+#include "backend.h"
 #include "model_internal.h"
 #include "sparse24.h"
 #include "util.h"
@@ -145,31 +146,24 @@ static float *weight_rows(const float *f, const int8_t *q, const float *s, const
 }
 
 /* y = x W^T + b with W (Nr, K) stored as the initializer W^T (K, Nr); int8: INT8 + per-output-column scale
- * through DequantizeLinear (axis 1). Writes the output name to out (64 bytes); 0 when out of memory. */
+ * with the activations quantized per token into MatMulInteger (exact int32 sums). Writes the output name to out (64 bytes); 0 when out of memory. */
 static int linear(gb *G, const char *x, const char *stem, const float *f, const int8_t *q, const float *s, const float *sv,
                   const uint8_t *si, const float *bias, int Nr, int K, int int8, char *out) {
     char wn[64], bn[64], mm[64];
     snprintf(wn, sizeof wn, "%s.weight_t", stem);
     snprintf(bn, sizeof bn, "%s.bias", stem);
-    if (int8 && q) { // QDQ: the exact INT8 weights and scales SE-SLM stores, transposed
+    if (int8 && q) { // the exact INT8 weights and per-output-channel scales SE-SLM stores, transposed (K, N)
         int8_t *t = malloc((size_t)Nr * K);
         if (!t) return 0;
         for (int n = 0; n < Nr; n++)
             for (int k = 0; k < K; k++) t[(size_t)k * Nr + n] = q[(size_t)n * K + k];
-        int64_t dims[2] = {K, Nr}, zd = Nr;
-        char qn[64], sn[64], zn[64];
+        int64_t dims[2] = {K, Nr};
+        char qn[64], sn[64];
         snprintf(qn, sizeof qn, "%s.weight_t_int8", stem);
         snprintf(sn, sizeof sn, "%s.weight_scale", stem);
-        snprintf(zn, sizeof zn, "%s.weight_zero", stem);
         init_tensor(G, qn, 3, dims, 2, t, (size_t)Nr * K);
         init_f32(G, sn, s, Nr, 0);
-        int8_t *z = calloc((size_t)Nr, 1);
-        if (!z) return free(t), 0;
-        init_tensor(G, zn, 3, &zd, 1, z, (size_t)Nr);
-        free(z), free(t);
-        pb a = {0};
-        attr_int(&a, "axis", 1);
-        node(G, "DequantizeLinear", N(qn, sn, zn), N(wn), &a);
+        free(t);
     } else {
         float *w = weight_rows(f, q, s, sv, si, Nr, K);
         if (!w) return 0;
@@ -183,7 +177,7 @@ static int linear(gb *G, const char *x, const char *stem, const float *f, const 
     init_f32(G, bn, bias, Nr, 0);
     char xq[64];
     snprintf(xq, sizeof xq, "%s", x);
-    if (q) { // SE-SLM quantizes the activations per token (quant.h): x' = s clip(round_even(x / s), ±127), s = max|x| / 127
+    if (q) { // SE-SLM quantizes the activations per token (quant.h): q = clip(round_even(x * (127 / s')), ±127), s' = max|x|
         char ab[64], am[64], as[64], inv[64], xs[64], xr[64], xc[64], sc[64];
         snprintf(ab, 64, "%s.x_abs", stem), snprintf(am, 64, "%s.x_amax", stem), snprintf(as, 64, "%s.x_amax_safe", stem);
         snprintf(inv, 64, "%s.x_inv", stem), snprintf(xs, 64, "%s.x_scaled", stem), snprintf(xr, 64, "%s.x_round", stem);
@@ -198,7 +192,32 @@ static int linear(gb *G, const char *x, const char *stem, const float *f, const 
         node(G, "Mul", N(x, inv), N(xs), NULL);
         node(G, "Round", N(xs), N(xr), NULL); // half to even, as round_even
         node(G, "Clip", N(xr, "c_m127", "c_127"), N(xc), NULL);
-        node(G, "Div", N(as, "c_127"), N(sc), NULL);
+        node(G, "Div", N(as, "c_127"), N(sc), NULL); // [B, S, 1]
+        if (int8) { // exact int32 sums (MatMulInteger), dequantized as SE-SLM: (float)acc * (s_x * s_w) + b
+            char x8[64], acc[64], accd[64], ss[64], prod[64], bd[64], sumd[64];
+            snprintf(x8, 64, "%s.x_int8", stem), snprintf(acc, 64, "%s.acc", stem), snprintf(accd, 64, "%s.acc_f", stem);
+            snprintf(ss, 64, "%s.scale_xw", stem), snprintf(prod, 64, "%s.acc_d", stem);
+            snprintf(bd, 64, "%s.bias_d", stem), snprintf(sumd, 64, "%s.out_d", stem);
+            a = (pb){0}, attr_int(&a, "to", 3), node(G, "Cast", N(xc), N(x8), &a);
+            char qn[64], sn[64];
+            snprintf(qn, sizeof qn, "%s.weight_t_int8", stem);
+            snprintf(sn, sizeof sn, "%s.weight_scale", stem);
+            node(G, "MatMulInteger", N(x8, qn), N(acc), NULL);
+            a = (pb){0}, attr_int(&a, "to", 1), node(G, "Cast", N(acc), N(accd), &a); // int32 -> float rounds as (float)acc
+            node(G, "Mul", N(sc, sn), N(ss), NULL);                                   // s_x * s_w in float
+            // acc * scale + b with one rounding, as the kernels' FMA: the product of a float (<= 2^25 integer) and a
+            // float is exact in double, the sum rounds once there, then to float
+            a = (pb){0}, attr_int(&a, "to", 11), node(G, "Cast", N(accd), N(prod), &a);
+            char sd[64], pd[64];
+            snprintf(sd, 64, "%s.scale_d", stem), snprintf(pd, 64, "%s.mul_d", stem);
+            a = (pb){0}, attr_int(&a, "to", 11), node(G, "Cast", N(ss), N(sd), &a);
+            node(G, "Mul", N(prod, sd), N(pd), NULL);
+            a = (pb){0}, attr_int(&a, "to", 11), node(G, "Cast", N(bn), N(bd), &a);
+            node(G, "Add", N(pd, bd), N(sumd), NULL);
+            snprintf(out, 64, "%s.out", stem);
+            a = (pb){0}, attr_int(&a, "to", 1), node(G, "Cast", N(sumd), N(out), &a);
+            return 1;
+        }
         snprintf(xq, sizeof xq, "%s.x_q", stem);
         node(G, "Mul", N(xc, sc), N(xq), NULL);
     }
@@ -240,6 +259,10 @@ static void value_info(pb *g, int field, const char *name, int elem, const char 
 seslm_status seslm_export_onnx(const seslm_model *m, const char *path, int int8) {
     const seslm_model_config *c = &m->cfg;
     const int C = c->hidden, D = c->head_dim, V = c->vocab_size;
+    if (strcmp(c->precision, "fp32") != 0) // F32 weights computed in BF16 / INT8 at load: not what this graph does
+        return seslm_fail(SESLM_ERR_ARG, "%s computes its F32 weights in %s (seslm_precision): the ONNX export reproduces "
+                                         "fp32 only (an INT8 student stores its INT8 weights: recompile --quantize int8)",
+                          m->dir, c->precision);
     gb G = {0};
     pb *g = &G.g;
     pb_str(g, 2, "seslm");
@@ -248,14 +271,7 @@ seslm_status seslm_export_onnx(const seslm_model *m, const char *path, int int8)
     // embeddings: word rows (dequantised / exact rows restored) + positions [0, S) + token type 0
     float *word = malloc((size_t)V * C * sizeof(float));
     if (!word) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    for (int v = 0; v < V; v++) {
-        const seslm_embedding *e = &m->word;
-        float *r = word + (size_t)v * C;
-        if (e->f32) memcpy(r, e->f32 + (size_t)v * C, (size_t)C * 4);
-        else if (e->exact_slot && e->exact_slot[v] >= 0) memcpy(r, e->exact + (size_t)e->exact_slot[v] * C, (size_t)C * 4);
-        else
-            for (int k = 0; k < C; k++) r[k] = e->q[(size_t)v * C + k] * e->scale[v];
-    }
+    for (int v = 0; v < V; v++) seslm_embedding_row(word + (size_t)v * C, &m->word, v, C); // 4-bit rows included
     init_f32(&G, "word_embeddings", word, V, C);
     free(word);
     init_f32(&G, "position_embeddings", m->pos_emb, c->max_position, C);

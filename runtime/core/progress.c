@@ -1,6 +1,7 @@
 /* progress.c — see progress.h. */
 #include "progress.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -45,12 +46,31 @@ void seslm_progress_format(const seslm_progress *p, double now, char *buf, size_
         n = snprintf(buf, cap, "%s %lld %s", p->label, (long long)p->done, p->unit);
     }
     if (n < 0 || (size_t)n >= cap) return;
-    snprintf(buf + n, cap - (size_t)n, ", %.1f %s/s, %s elapsed%s%s", rate, p->unit[0] ? p->unit : "units", el,
-             eta[0] ? ", ETA " : "", eta);
+    snprintf(buf + n, cap - (size_t)n, ", %.1f %s/s, %s elapsed%s%s%s%s", rate, p->unit[0] ? p->unit : "units", el,
+             eta[0] ? ", ETA " : "", eta, p->note[0] ? ", " : "", p->note);
+}
+
+void seslm_progress_note(seslm_progress *p, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->note, sizeof p->note, fmt, ap);
+    va_end(ap);
+}
+
+void seslm_progress_say(seslm_progress *p, const char *fmt, ...) {
+    if (!p->f) return;
+    if (p->tty && p->open_line) fputs("\r\033[K", p->f); // the next update redraws the progress line
+    p->open_line = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(p->f, fmt, ap);
+    va_end(ap);
+    fputc('\n', p->f);
+    fflush(p->f);
 }
 
 static void emit(seslm_progress *p, double now, int final) {
-    char line[320];
+    char line[512];
     seslm_progress_format(p, now, line, sizeof line);
     if (p->tty) { // rewrite the one line; end it only at the finish
         fprintf(p->f, "\r%s\033[K%s", line, final ? "\n" : "");

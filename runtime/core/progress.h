@@ -17,11 +17,17 @@ typedef struct {
     double t0, last; // monotonic seconds
     double interval; // between two lines
     int tty, quiet, open_line;
+    char note[160];  // appended to the line ("loss 0.0123"); seslm_progress_note
 } seslm_progress;
 
 void seslm_progress_init(seslm_progress *p, FILE *f, const char *label, const char *unit, int64_t total);
 /* Records done units; prints when the interval has passed (always when done reaches total). */
 void seslm_progress_update(seslm_progress *p, int64_t done);
+/* Sets the text appended to the following lines (printf format; "" clears it). */
+void seslm_progress_note(seslm_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints a message line (label-free, newline added) without breaking the progress line: on a terminal the
+ * rewritten line is cleared first and redrawn at the next update. Printed even when progress is silenced. */
+void seslm_progress_say(seslm_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints the final line (on a terminal: ends the rewritten one). */
 void seslm_progress_finish(seslm_progress *p);
 /* Formats the line (without line end) into buf; exposed for tests. */

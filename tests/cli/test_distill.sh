@@ -56,7 +56,7 @@ ok
 run_args=(distill --parent "$MODEL" --student "$TMP/student" --calibration "$TMP/cal.txt" --steps 30 --batch 8
           --lr 3e-4 --threads 2 --holdout 0.2 --max-tokens 32 --time-budget 0)
 ok
-timeout 900 "$SESLM" "${run_args[@]}" --out "$TMP/d1" >"$TMP/d1.json" 2>"$TMP/d1.err" ||
+SESLM_PROGRESS_SECONDS=1 timeout 900 "$SESLM" "${run_args[@]}" --out "$TMP/d1" >"$TMP/d1.json" 2>"$TMP/d1.err" ||
     fail "distill run: exit $? ($(tail -c 400 "$TMP/d1.err"))"
 if [ -s "$TMP/d1.json" ]; then
     before=$(py "$TMP/d1.json" 'd["holdout_cos_before"]')
@@ -66,7 +66,10 @@ if [ -s "$TMP/d1.json" ]; then
     python3 -c "import sys; b, a = map(float, sys.argv[1:]); sys.exit(0 if a > b + 0.002 else 1)" "$before" "$after" ||
         fail "distillation did not improve the held-out cosine ($before -> $after)"
     ok
-    grep -q "ETA" "$TMP/d1.err" || fail "no progress line with an ETA"
+    # progress in a log (progress.h): plain periodic lines (here every second) with an ETA, no carriage return
+    [ "$(grep -c '^distill: [0-9]*/30 steps.*ETA' "$TMP/d1.err")" -ge 2 ] || fail "no periodic progress lines with an ETA: $(head -c 600 "$TMP/d1.err")"
+    ok
+    if grep -q $'\r' "$TMP/d1.err"; then fail "distill wrote a carriage return into a log"; fi
     ok
     [ "$(py "$TMP/d1/config.json" 'd["seslm_lineage"]["distillation"]["steps"]')" = 30 ] ||
         fail "config.json lineage lacks the distillation"

@@ -172,6 +172,16 @@ if [ "$nt" -ge 1 ]; then
     [ "$got" = "True" ] || fail "SIGTERM: windows are not 50 lines each with a partial last one"
 fi
 
+# ---- progress in a log (stderr not a terminal): plain periodic lines with rate and ETA, never a '\r' --------
+ok
+SESLM_PROGRESS_SECONDS=0.05 timeout 300 "$SESLM" record --model "$MODEL" --input "$TMP/in300.txt" --out "$TMP/dprog" \
+    --window 100 --threads 1 --progress >/dev/null 2>"$TMP/prog.err" || fail "record --progress: exit $?"
+lines=$(grep -c '^seslm record [0-9]*/300 inputs' "$TMP/prog.err")
+[ "$lines" -ge 2 ] || fail "record --progress in a log: $lines progress lines, expected periodic ones: $(head -c 400 "$TMP/prog.err")"
+grep -q 'ETA' "$TMP/prog.err" || fail "record --progress: no line with an ETA: $(head -c 400 "$TMP/prog.err")"
+grep -q '300/300 inputs (100%).*3 dumps, 0 rejected' "$TMP/prog.err" || fail "record --progress: no final line: $(tail -c 300 "$TMP/prog.err")"
+if grep -q $'\r' "$TMP/prog.err"; then fail "record --progress wrote a carriage return into a log"; fi
+
 # ---- SIGKILL at any moment: only whole dumps under final names ------------------------------------
 ok
 bash "$ROOT/tests/telemetry/kill9_record.sh" "$SESLM" "$MODEL" "$TMP/k9" "$ROOT" || fail "kill -9 test"
