@@ -248,14 +248,8 @@ seslm_status seslm_export_onnx(const seslm_model *m, const char *path, int int8)
     // embeddings: word rows (dequantised / exact rows restored) + positions [0, S) + token type 0
     float *word = malloc((size_t)V * C * sizeof(float));
     if (!word) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    for (int v = 0; v < V; v++) {
-        const seslm_embedding *e = &m->word;
-        float *r = word + (size_t)v * C;
-        if (e->f32) memcpy(r, e->f32 + (size_t)v * C, (size_t)C * 4);
-        else if (e->exact_slot && e->exact_slot[v] >= 0) memcpy(r, e->exact + (size_t)e->exact_slot[v] * C, (size_t)C * 4);
-        else
-            for (int k = 0; k < C; k++) r[k] = e->q[(size_t)v * C + k] * e->scale[v];
-    }
+    // every table layout (INT8, 4-bit, product-quantized rows) read as the kernels read it (backend.h)
+    for (int v = 0; v < V; v++) seslm_embedding_row(word + (size_t)v * C, &m->word, v, C);
     init_f32(&G, "word_embeddings", word, V, C);
     free(word);
     init_f32(&G, "position_embeddings", m->pos_emb, c->max_position, C);
