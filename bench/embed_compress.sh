@@ -5,7 +5,7 @@
 #   B. the students of the default cycle's plans (plan-20/30/40 and the 4-layer plan-l4 from `seslm plan`
 #      on the main job's traffic, as bench/evolve_cycles.sh builds them: least-squares reconstruction on the
 #      calibration sample, INT8 linear weights), before (4-bit rows, exact rows and positions F32) and after
-#      (the new default: configs/evolve.yaml evolve.embeddings). "after" quantizes the same F32 master.
+#      (the new default: configs/evolve.yaml evolve.embeddings); the same recompile, only the word table differs.
 # Quality: bench/embed_compress.py (held-out restaurant cosine, STS-B sentences cosine, STS-B dev Spearman).
 #
 #   bench/embed_compress.sh OUT [A|B|AB]      (from the repository root)
@@ -48,9 +48,8 @@ if [[ $PARTS == *B* ]]; then
     for p in plan-20 plan-30 plan-40 plan-l4; do
         rc "$OUT/B-$p-before" --model "$MODEL" --plan "$OUT/plans/$p.json" --calibration "$OUT/calib.txt" --calibration-lines 1200 \
             --quantize int8 --embeddings int4 --exact-dtype f32 --position-dtype f32
-        ls_=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["num_hidden_layers"])' "$OUT/B-$p-before/master/config.json")
-        empty_plan "$ls_" >"$OUT/empty-$p.json"
-        rc "$OUT/B-$p-after" --model "$OUT/B-$p-before/master" --plan "$OUT/empty-$p.json" --quantize int8 --embeddings "$AFTER" --no-master
+        rc "$OUT/B-$p-after" --model "$MODEL" --plan "$OUT/plans/$p.json" --calibration "$OUT/calib.txt" --calibration-lines 1200 \
+            --quantize int8 --embeddings "$AFTER" --no-master
         MODELS+=("B-$p-before=$OUT/B-$p-before" "B-$p-after=$OUT/B-$p-after")
     done
 fi
