@@ -599,8 +599,8 @@ static seslm_status add_pq_rows(tensor_list *L, const seslm_model *m, const int3
         return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < n; i++) memcpy(rows + (size_t)i * C, m->word_emb + (size_t)ids[i] * C, (size_t)C * sizeof *rows);
-    // 12 Lloyd iterations on at most 16384 rows (64 per centroid): a few seconds on 2 cores for MiniLM's
-    // ~29k rare rows (bench/RESULTS.md section 15.5)
+    // k-means++ then 12 Lloyd iterations on at most 16384 rows (64 per centroid): for MiniLM's ~27k rare
+    // rows 1.5-2 min of a loaded 2-core machine (bench/RESULTS.md section 15.7)
     seslm_status st = n > 0 ? seslm_pq_train(book, codes, rows, n, C, d, 12, 16384, 0x5E5E11ull, NULL) : SESLM_OK;
     if (n == 0) memset(book, 0, (size_t)S * SESLM_PQ_K * d * sizeof *book);
     if (st == SESLM_OK && rs && n > 0) {
