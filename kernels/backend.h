@@ -50,33 +50,55 @@ typedef struct {
 /* The word-embedding table: plain F32 rows, or (embedding compression) every row INT8 -- or 4-bit -- with
  * a per-row scale, and the frequent rows kept exact in F32: exact_slot[id] >= 0 names id's row in exact.
  * 4-bit rows (q4): byte j of a row holds column 2j in its low nibble and 2j+1 in its high nibble, each a
- * two's-complement value in [-7, 7] (quant.h seslm_quantize_rows4); the value is nibble * scale. */
+ * two's-complement value in [-7, 7] (quant.h seslm_quantize_rows4); the value is nibble * scale.
+ * Rare rows may instead be product-quantized (embed_pq.h): the row is split into C / pq_dim sub-vectors of
+ * pq_dim columns, each replaced by one of 256 centroids; pq_codes row r holds the centroid index of every
+ * sub-vector, pq_book (C / pq_dim, 256, pq_dim) the centroids. With row_slot (V) the q / q4 tables hold only
+ * some ids: row_slot[id] >= 0 is id's row in q / q4 (and scale), row_slot[id] < 0 its PQ row -1 - row_slot[id].
+ * Without row_slot, q / q4 row = id (every id has one). */
 typedef struct {
     const float *f32;         // (V, C), or NULL when compressed
-    const int8_t *q;          // (V, C), or NULL when the rows are 4-bit
-    const uint8_t *q4;        // (V, C/2) 4-bit rows (C even), or NULL
-    const float *scale;       // (V)
+    const int8_t *q;          // (Vq, C), or NULL when the rows are 4-bit
+    const uint8_t *q4;        // (Vq, C/2) 4-bit rows (C even), or NULL
+    const float *scale;       // (Vq)
     const int32_t *exact_slot; // (V): -1 or a row of exact
     const float *exact;       // (E, C)
+    const int32_t *row_slot;  // (V) or NULL: see above
+    const uint8_t *pq_codes;  // (R, C / pq_dim), or NULL
+    const float *pq_book;     // (C / pq_dim, 256, pq_dim)
+    int pq_dim;               // columns per sub-vector (C % pq_dim == 0)
+    int n_rows, n_pq;         // Vq and R when row_slot is set (device copies need the sizes)
 } seslm_embedding;
 
 /* Row `id` of the table as F32 into out (C). */
 static inline void seslm_embedding_row(float *out, const seslm_embedding *e, int32_t id, int C) {
     if (e->f32) {
         for (int c = 0; c < C; c++) out[c] = e->f32[(size_t)id * C + c];
-    } else if (e->exact_slot[id] >= 0) {
+        return;
+    }
+    if (e->exact_slot[id] >= 0) {
         const float *r = e->exact + (size_t)e->exact_slot[id] * C;
         for (int c = 0; c < C; c++) out[c] = r[c];
+        return;
+    }
+    const int32_t row = e->row_slot ? e->row_slot[id] : id;
+    if (row < 0) { // product-quantized: centroids copied (no arithmetic, so every backend agrees bit for bit)
+        const int d = e->pq_dim, S = C / d;
+        const uint8_t *code = e->pq_codes + (size_t)(-1 - row) * S;
+        for (int s = 0; s < S; s++) {
+            const float *cen = e->pq_book + ((size_t)s * 256 + code[s]) * d;
+            for (int j = 0; j < d; j++) out[s * d + j] = cen[j];
+        }
     } else if (e->q4) {
-        const uint8_t *q = e->q4 + (size_t)id * (C / 2);
-        const float s = e->scale[id];
+        const uint8_t *q = e->q4 + (size_t)row * (C / 2);
+        const float s = e->scale[row];
         for (int c = 0; c < C; c++) {
             const int nib = (q[c >> 1] >> ((c & 1) * 4)) & 0xF;
             out[c] = (float)(nib >= 8 ? nib - 16 : nib) * s;
         }
     } else {
-        const int8_t *q = e->q + (size_t)id * C;
-        const float s = e->scale[id];
+        const int8_t *q = e->q + (size_t)row * C;
+        const float s = e->scale[row];
         for (int c = 0; c < C; c++) out[c] = (float)q[c] * s;
     }
 }

@@ -1,5 +1,6 @@
 /* evolve_config.c — the evolve: section of the policy file (evolve_config.h). */
 #include "evolve_config.h"
+#include "recompile.h"
 
 #include "plan.h"
 #include "yaml_config.h"
@@ -81,9 +82,10 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         c->quantize = strcmp(s, "int8") == 0;
     }
     if (st == SESLM_OK && (st = seslm_yaml_get_string(y, "evolve.embeddings", "int8", &s)) == SESLM_OK) {
-        if (strcmp(s, "int8") && strcmp(s, "int4") && strcmp(s, "f32"))
-            st = seslm_fail(SESLM_ERR_FORMAT, "%s: evolve.embeddings: expected int8, int4 or f32, got '%s'", path, s);
-        c->embeddings_int8 = !strcmp(s, "int8") ? 1 : !strcmp(s, "int4") ? 2 : 0;
+        const int e = seslm_embeddings_parse(s);
+        if (e < 0)
+            st = seslm_fail(SESLM_ERR_FORMAT, "%s: evolve.embeddings: expected int8, int4, pq8, pq4 or f32, got '%s'", path, s);
+        c->embeddings_int8 = e; // recompile.h SESLM_EMB_*
     }
     const int nl = seslm_yaml_count(y, "evolve.layer_candidates");
     if (st == SESLM_OK && (nl < 0 || nl > SESLM_EVOLVE_MAX_CANDIDATES))

@@ -1,6 +1,7 @@
 /* recompile.c — a pruning plan applied to the weights: the student model directory (recompile.h). */
 #include "recompile.h"
 
+#include "embed_pq.h"
 #include "model_internal.h"
 #include "quant.h"
 #include "reconstruct.h"
@@ -51,6 +52,18 @@ seslm_status seslm_recompile_check(const seslm_plan *pl, const seslm_model_confi
     for (int l = 0; l < c->n_layers; l++) kept += !(pl->drop_layer && pl->drop_layer[l]);
     if (kept == 0) return seslm_fail(SESLM_ERR_ARG, "the plan drops every layer");
     return SESLM_OK;
+}
+
+static const char *const EMB_NAMES[] = {"f32", "int8", "int4", "pq8", "pq4"};
+
+int seslm_embeddings_parse(const char *name) {
+    for (int i = 0; name && i < (int)(sizeof EMB_NAMES / sizeof EMB_NAMES[0]); i++)
+        if (strcmp(name, EMB_NAMES[i]) == 0) return i;
+    return -1;
+}
+
+const char *seslm_embeddings_name(int emb) {
+    return emb >= 0 && emb < (int)(sizeof EMB_NAMES / sizeof EMB_NAMES[0]) ? EMB_NAMES[emb] : "?";
 }
 
 static int dropped(const seslm_plan *pl, int l) { return pl->drop_layer && pl->drop_layer[l]; }
@@ -205,20 +218,27 @@ static seslm_status write_config(const seslm_model *m, const seslm_plan *pl, con
         cJSON_AddNumberToObject(d, "heldout_cos_after", o->distill_cos_after);
     }
     cJSON_DeleteItemFromObjectCaseSensitive(r, "seslm_quantization");
-    if (o->quantize_int8 || o->compress_embeddings || o->sparse24_ffn) {
+    if (o->quantize_int8 || o->compress_embeddings || o->sparse24_ffn || o->position_int8) {
         cJSON *qz = cJSON_AddObjectToObject(r, "seslm_quantization");
         cJSON_AddStringToObject(qz, "linear_weights", o->quantize_int8 ? "int8-per-output-channel-symmetric" : "f32");
         cJSON_AddStringToObject(qz, "linear_activations", o->quantize_int8 ? "int8-dynamic-per-token-symmetric" : "f32");
-        cJSON_AddStringToObject(qz, "word_embeddings", o->compress_embeddings == SESLM_EMB_INT4 ? "int4-per-row+exact-frequent-rows"
-                                                     : o->compress_embeddings ? "int8-per-row+exact-frequent-rows" : "f32");
-        if (o->compress_embeddings) cJSON_AddNumberToObject(qz, "word_embeddings_exact_rows", exact_rows);
+        const int ce = o->compress_embeddings;
+        cJSON_AddStringToObject(qz, "word_embeddings", ce == SESLM_EMB_INT4   ? "int4-per-row+exact-frequent-rows"
+                                                     : ce == SESLM_EMB_PQ8    ? "int4-per-row-seen+pq8-rare-rows+exact-frequent-rows"
+                                                     : ce == SESLM_EMB_PQ4    ? "int4-per-row-seen+pq4-rare-rows+exact-frequent-rows"
+                                                     : ce                     ? "int8-per-row+exact-frequent-rows"
+                                                                              : "f32");
+        if (ce) cJSON_AddNumberToObject(qz, "word_embeddings_exact_rows", exact_rows);
+        if (ce) cJSON_AddStringToObject(qz, "word_embeddings_exact_dtype", o->exact_int8 ? "int8-per-row" : "f32");
+        if (ce == SESLM_EMB_PQ8 || ce == SESLM_EMB_PQ4) cJSON_AddNumberToObject(qz, "word_embeddings_rare_below_count", o->rare_min > 0 ? o->rare_min : 1);
+        cJSON_AddStringToObject(qz, "position_embeddings", o->position_int8 ? "int8-per-row" : "f32");
         cJSON_AddStringToObject(qz, "sparsity", o->sparse24_ffn ? "2:4 (FFN weights, F32 values + 2-bit positions)" : "dense");
     }
     // A stock loader must refuse a student rather than misread it: per-layer widths, INT8, 2:4 or compressed
     // rows are not what BertModel would build from "bert" (transformers then re-initialises or reinterprets
     // tensors silently). An unknown model_type is refused by AutoConfig, and the architectures entry names
     // what the weights are. SE-SLM itself reads seslm_layers / seslm_quantization.
-    int uniform = !(o->quantize_int8 || o->compress_embeddings || o->sparse24_ffn);
+    int uniform = !(o->quantize_int8 || o->compress_embeddings || o->sparse24_ffn || o->position_int8);
     for (int l = 0; l < c->n_layers; l++) uniform &= kh[l] == c->layers[0].n_heads && kf[l] == c->layers[0].ffn_dim;
     const cJSON *heads0 = cJSON_GetObjectItemCaseSensitive(r, "num_attention_heads");
     const cJSON *ffn0 = cJSON_GetObjectItemCaseSensitive(r, "intermediate_size");
@@ -352,6 +372,25 @@ static seslm_status tl_add_sparse24(tensor_list *L, const char *name, float *w, 
     if (st == SESLM_OK) st = tl_add_t(L, in, ST_U8, ix, N, K / 4, 1);
     else free(ix);
     return st;
+}
+
+/* safetensors has no padding between tensors: the tensors are ordered by element size, largest first
+ * (as the safetensors library does), so every F32 / I32 tensor starts 4-byte aligned in the mapping (the
+ * header is padded to 8) whatever the byte tables' sizes (4-bit rows, PQ codes). Stable within a size. */
+static seslm_status tl_align(tensor_list *L) {
+    st_write_tensor *t = malloc(((size_t)L->n + 1) * sizeof *t);
+    if (!t) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    int k = 0;
+    for (size_t sz = 8; sz >= 1; sz /= 2)
+        for (int i = 0; i < L->n; i++)
+            if (st_dtype_size(L->t[i].dtype) == sz || (sz == 1 && st_dtype_size(L->t[i].dtype) < 1)) t[k++] = L->t[i];
+    if (k != L->n) { // an element size not a power of two up to 8: keep the order as it is
+        free(t);
+        return SESLM_OK;
+    }
+    memcpy(L->t, t, (size_t)L->n * sizeof *t);
+    free(t);
+    return SESLM_OK;
 }
 
 static void tl_free(tensor_list *L) {
@@ -523,21 +562,91 @@ static seslm_status add_layer(tensor_list *L, const seslm_model *m, const seslm_
     return st;
 }
 
-/* Embedding compression: every row INT8 with its own scale, and the n_exact most frequent ids (by
- * token_counts; the special tokens always) kept exact in F32. The id space is unchanged: every id still
- * has a row. */
+static double row_cos(const float *a, const float *b, int C) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int c = 0; c < C; c++) ab += (double)a[c] * b[c], aa += (double)a[c] * a[c], bb += (double)b[c] * b[c];
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
+}
+
+/* A table (N, C) as INT8 per row + "<name>_scale" (quant=1), or F32 as it is (not owned). */
+static seslm_status tl_add_table(tensor_list *L, const char *name, const float *w, int64_t N, int64_t C, int quant) {
+    if (!quant) return tl_add(L, name, w, N, C, 0);
+    float *copy = copy_floats(w, (size_t)(N * C));
+    return copy ? tl_add_weight(L, name, copy, N, C, 1, NULL) : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+}
+
+/* The rows `ids` (n) of the 4-bit table q4 (V, C/2) / scale (V) compacted. */
+static seslm_status take_q4(uint8_t **q_out, float **s_out, const uint8_t *q4, const float *sc, const int32_t *ids, int n, int C) {
+    *q_out = malloc((size_t)n * (C / 2) + 1);
+    *s_out = malloc(((size_t)n + 1) * sizeof **s_out);
+    if (!*q_out || !*s_out) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        memcpy(*q_out + (size_t)i * (C / 2), q4 + (size_t)ids[i] * (C / 2), (size_t)(C / 2));
+        (*s_out)[i] = sc[ids[i]];
+    }
+    return SESLM_OK;
+}
+
+/* The rare rows (ids, n) product-quantized (embed_pq.h) into "...pq_codes" / "...pq_codebook"; the mean
+ * row cosines (PQ and, for comparison, the 4-bit rows q4 of the same ids) into rs. */
+static seslm_status add_pq_rows(tensor_list *L, const seslm_model *m, const int32_t *ids, int n, int d, const uint8_t *q4,
+                                const float *sc, seslm_recompile_stats *rs) {
+    const int C = m->cfg.hidden, S = C / d;
+    float *rows = malloc(((size_t)n * C + 1) * sizeof *rows), *book = malloc(((size_t)S * SESLM_PQ_K * d + 1) * sizeof *book);
+    uint8_t *codes = malloc((size_t)n * S + 1);
+    if (!rows || !book || !codes) {
+        free(rows), free(book), free(codes);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++) memcpy(rows + (size_t)i * C, m->word_emb + (size_t)ids[i] * C, (size_t)C * sizeof *rows);
+    // k-means++ then 12 Lloyd iterations on at most 16384 rows (64 per centroid): for MiniLM's ~27k rare
+    // rows 1.5-2 min of a loaded 2-core machine (bench/RESULTS.md section 15.7)
+    seslm_status st = n > 0 ? seslm_pq_train(book, codes, rows, n, C, d, 12, 16384, 0x5E5E11ull, NULL) : SESLM_OK;
+    if (n == 0) memset(book, 0, (size_t)S * SESLM_PQ_K * d * sizeof *book);
+    if (st == SESLM_OK && rs && n > 0) {
+        double cp = 0, c4 = 0;
+        float *r = malloc(((size_t)C + 1) * sizeof *r);
+        const int32_t none = -1;
+        for (int i = 0; r && i < n; i++) {
+            for (int s = 0; s < S; s++) memcpy(r + s * d, book + ((size_t)s * SESLM_PQ_K + codes[(size_t)i * S + s]) * d, (size_t)d * sizeof *r);
+            cp += row_cos(r, rows + (size_t)i * C, C);
+            const seslm_embedding e = {.q4 = q4 + (size_t)ids[i] * (C / 2), .scale = sc + ids[i], .exact_slot = &none};
+            seslm_embedding_row(r, &e, 0, C);
+            c4 += row_cos(r, rows + (size_t)i * C, C);
+        }
+        free(r);
+        rs->pq_row_cos = cp / n, rs->pq_row_cos_int4 = c4 / n;
+    }
+    free(rows);
+    if (st != SESLM_OK) {
+        free(book), free(codes);
+        return st;
+    }
+    st = tl_add_t(L, "embeddings.word_embeddings.pq_codes", ST_U8, codes, n, S, 1);
+    if (st == SESLM_OK) st = tl_add(L, "embeddings.word_embeddings.pq_codebook", book, (int64_t)S * SESLM_PQ_K, d, 1);
+    else free(book);
+    return st;
+}
+
+/* Embedding compression: every row INT8 (or 4-bit) with its own scale, and the n_exact most frequent ids
+ * (by token_counts; the special tokens always) kept exact -- in F32, or INT8 per row (o->exact_int8).
+ * SESLM_EMB_PQ*: only the ids with a count >= rare_min keep a 4-bit row; the rest are product-quantized.
+ * The id space is unchanged: every id still has a row. */
 static seslm_status add_word_table(tensor_list *L, const seslm_model *m, const seslm_recompile_opts *o,
                                    seslm_recompile_stats *rs) {
     const seslm_model_config *c = &m->cfg;
     const int V = c->vocab_size, C = c->hidden;
     if (!o->compress_embeddings) return tl_add(L, "embeddings.word_embeddings.weight", m->word_emb, V, C, 0);
-    const int four = o->compress_embeddings == SESLM_EMB_INT4;
+    const int pq = o->compress_embeddings == SESLM_EMB_PQ8 || o->compress_embeddings == SESLM_EMB_PQ4;
+    const int four = o->compress_embeddings == SESLM_EMB_INT4 || pq, pq_d = o->compress_embeddings == SESLM_EMB_PQ4 ? 4 : 8;
     if (four && C % 2) return seslm_fail(SESLM_ERR_ARG, "4-bit embedding rows need an even hidden size (%d)", C);
+    if (pq && C % pq_d) return seslm_fail(SESLM_ERR_ARG, "product-quantized rows need a hidden size divisible by %d (%d)", pq_d, C);
     int8_t *q = malloc((size_t)V * C + 1);
     float *sc = malloc(((size_t)V + 1) * sizeof *sc);
     int32_t *order = malloc(((size_t)V + 1) * sizeof *order);
-    if (!q || !sc || !order) {
-        free(q), free(sc), free(order);
+    char *is_exact = calloc((size_t)V + 1, 1);
+    if (!q || !sc || !order || !is_exact) {
+        free(q), free(sc), free(order), free(is_exact);
         return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     }
     if (four) seslm_quantize_rows4((uint8_t *)q, sc, m->word_emb, V, C);
@@ -547,11 +656,6 @@ static seslm_status add_word_table(tensor_list *L, const seslm_model *m, const s
     const seslm_tokenizer *tok = m->tok;
     const int sp[4] = {seslm_tokenizer_lookup(tok, "[CLS]"), seslm_tokenizer_lookup(tok, "[SEP]"),
                        seslm_tokenizer_lookup(tok, "[PAD]"), seslm_tokenizer_lookup(tok, "[UNK]")};
-    char *is_exact = calloc((size_t)V + 1, 1);
-    if (!is_exact) {
-        free(q), free(sc), free(order);
-        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    }
     for (int i = 0; i < 4; i++)
         if (sp[i] >= 0 && sp[i] < V && !is_exact[sp[i]]) is_exact[sp[i]] = 1, order[n++] = sp[i];
     if (o->token_counts) {
@@ -565,20 +669,46 @@ static seslm_status add_word_table(tensor_list *L, const seslm_model *m, const s
             is_exact[best] = 1, order[n++] = best;
         }
     }
-    free(is_exact);
     float *rows = malloc(((size_t)n * C + 1) * sizeof *rows);
-    if (!rows) {
-        free(q), free(sc), free(order);
+    int32_t *mid = pq ? malloc(((size_t)V + 1) * sizeof *mid) : NULL, *rare = pq ? malloc(((size_t)V + 1) * sizeof *rare) : NULL;
+    if (!rows || (pq && (!mid || !rare))) {
+        free(q), free(sc), free(order), free(is_exact), free(rows), free(mid), free(rare);
         return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < n; i++) memcpy(rows + (size_t)i * C, m->word_emb + (size_t)order[i] * C, (size_t)C * sizeof *rows);
-    seslm_status st = four ? tl_add_t(L, "embeddings.word_embeddings.weight", ST_U8, q, V, C / 2, 1)
-                           : tl_add_t(L, "embeddings.word_embeddings.weight", ST_I8, q, V, C, 1);
-    if (st == SESLM_OK) st = tl_add(L, "embeddings.word_embeddings.weight_scale", sc, V, -1, 1);
-    else free(sc);
+    seslm_status st = SESLM_OK;
+    if (pq) { // seen ids keep 4-bit rows (increasing id order); the others are product-quantized
+        const uint64_t rmin = o->rare_min > 0 ? (uint64_t)o->rare_min : 1;
+        int nm = 0, nr = 0;
+        for (int id = 0; id < V; id++) {
+            if (is_exact[id]) continue;
+            if (o->token_counts && o->token_counts[id] >= rmin) mid[nm++] = id;
+            else rare[nr++] = id;
+        }
+        uint8_t *mq = NULL;
+        float *ms = NULL;
+        st = take_q4(&mq, &ms, (const uint8_t *)q, sc, mid, nm, C);
+        if (st == SESLM_OK) st = add_pq_rows(L, m, rare, nr, pq_d, (const uint8_t *)q, sc, rs);
+        free(q), free(sc), free(rare);
+        if (nm == 0) free(mq), free(ms), mq = NULL, ms = NULL; // no 4-bit table at all (the loader allows it)
+        if (st == SESLM_OK && nm) st = tl_add_t(L, "embeddings.word_embeddings.weight", ST_U8, mq, nm, C / 2, 1);
+        else free(mq);
+        if (st == SESLM_OK && nm) st = tl_add(L, "embeddings.word_embeddings.weight_scale", ms, nm, -1, 1);
+        else free(ms);
+        if (st == SESLM_OK) st = tl_add_t(L, "embeddings.word_embeddings.weight_ids", ST_I32, mid, nm, -1, 1);
+        else free(mid);
+        if (rs) rs->pq_rows = nr, rs->q4_rows = nm;
+    } else {
+        st = four ? tl_add_t(L, "embeddings.word_embeddings.weight", ST_U8, q, V, C / 2, 1)
+                  : tl_add_t(L, "embeddings.word_embeddings.weight", ST_I8, q, V, C, 1);
+        if (st == SESLM_OK) st = tl_add(L, "embeddings.word_embeddings.weight_scale", sc, V, -1, 1);
+        else free(sc);
+    }
+    free(is_exact);
     if (st == SESLM_OK) st = tl_add_t(L, "embeddings.word_embeddings.exact_ids", ST_I32, order, n, -1, 1);
     else free(order);
-    if (st == SESLM_OK) st = tl_add(L, "embeddings.word_embeddings.exact_rows", rows, n, C, 1);
+    if (st == SESLM_OK && o->exact_int8) st = tl_add_weight(L, "embeddings.word_embeddings.exact_rows", rows, n, C, 1, NULL);
+    else if (st == SESLM_OK) st = tl_add(L, "embeddings.word_embeddings.exact_rows", rows, n, C, 1);
     else free(rows);
     if (rs) rs->exact_rows = n;
     return st;
@@ -638,8 +768,8 @@ seslm_status seslm_recompile_run(const seslm_model *m, const seslm_plan *pl, con
     if (!kh || !kf) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     const int64_t C = c->hidden;
     if (st == SESLM_OK) st = add_word_table(&L, m, &o, &rs);
-    if (st == SESLM_OK) st = tl_add(&L, "embeddings.position_embeddings.weight", m->pos_emb, c->max_position, C, 0);
-    if (st == SESLM_OK) st = tl_add(&L, "embeddings.token_type_embeddings.weight", m->type_emb, c->type_vocab_size, C, 0);
+    if (st == SESLM_OK) st = tl_add_table(&L, "embeddings.position_embeddings.weight", m->pos_emb, c->max_position, C, o.position_int8);
+    if (st == SESLM_OK) st = tl_add_table(&L, "embeddings.token_type_embeddings.weight", m->type_emb, c->type_vocab_size, C, o.position_int8);
     if (st == SESLM_OK) st = tl_add(&L, "embeddings.LayerNorm.weight", m->emb_ln_g, C, -1, 0);
     if (st == SESLM_OK) st = tl_add(&L, "embeddings.LayerNorm.bias", m->emb_ln_b, C, -1, 0);
     if (c->n_layers > SESLM_MAX_LAYERS) st = seslm_fail(SESLM_ERR_LIMIT, "more than %d layers", SESLM_MAX_LAYERS);
@@ -655,6 +785,7 @@ seslm_status seslm_recompile_run(const seslm_model *m, const seslm_plan *pl, con
     char path[4096 + 64], meta[256];
     snprintf(path, sizeof path, "%s/model.safetensors", tmp);
     snprintf(meta, sizeof meta, "{\"format\":\"pt\",\"seslm_parent_sha256\":\"%s\"}", seslm_model_weights_sha256(m));
+    if (st == SESLM_OK) st = tl_align(&L);
     if (st == SESLM_OK) st = st_write(path, L.t, L.n, meta);
     tl_free(&L);
     if (st == SESLM_OK) st = write_config(m, pl, &o, kh, kf, tmp, hr, nr, rs.exact_rows);

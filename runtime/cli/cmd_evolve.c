@@ -10,6 +10,7 @@
  * over: its partial outputs are removed first. One process per run directory (flock on RUN/.lock). */
 #include "cli.h"
 #include "evolve_config.h"
+#include "recompile.h"
 #include "util.h"
 
 #include <cjson/cJSON.h>
@@ -442,7 +443,7 @@ static int cycle(evolve_run *r) {
     path_of(d5, sizeof d5, r, "05-validate");
     path_of(d6, sizeof d6, r, "06-validate-root");
     if (!mkdirs(d4) || !mkdirs(d5) || (r->root[0] && !mkdirs(d6))) return -1;
-    const char *emb = c->embeddings_int8 == 2 ? "int4" : c->embeddings_int8 ? "int8" : "f32";
+    const char *emb = seslm_embeddings_name(c->embeddings_int8);
     for (int i = 0; i < r->n_cand; i++) {
         const char *name = r->cand[i];
         char st[64], planf[2400], out[2400], rel[64], so[64];

@@ -50,8 +50,15 @@ static const char *HELP =
     "  --calibration-lines N  use the first N non-empty lines (default 512)\n"
     "  --ridge X            reconstruction ridge relative to the mean Gram diagonal (default 1e-3)\n"
     "  --quantize int8|none   linear weights (default int8)\n"
-    "  --embeddings int8|int4|f32  word-embedding table (default int8); int4: every row 4-bit with its own\n"
-    "                       scale (two per byte), the frequent rows exact as with int8\n"
+    "  --embeddings int8|int4|pq8|pq4|f32  word-embedding table (default int8); int4: every row 4-bit with its\n"
+    "                       own scale (two per byte), the frequent rows exact as with int8; pq8 / pq4: 4-bit\n"
+    "                       rows only for the ids seen in --telemetry (count >= --rare-min), the rare rest\n"
+    "                       product-quantized (8- / 4-column sub-vectors, 256 centroids each, k-means on the\n"
+    "                       rows themselves, fixed seed): 48 / 96 bytes a row for hidden 384\n"
+    "  --exact-dtype int8|f32  the exact rows' storage (default int8 with int4/pq*, f32 with int8)\n"
+    "  --position-dtype int8|f32  position and token-type embeddings (default int8 when --embeddings is\n"
+    "                       compressed, else f32)\n"
+    "  --rare-min N         pq*: ids seen fewer than N times are product-quantized (default 1: unseen)\n"
     "  --telemetry PATH     a dump or a directory of dumps: token frequencies for the exact rows\n"
     "  --exact-rows N       most frequent ids kept exact (default 1000; needs --telemetry)\n"
     "  --sparsity none|2:4  2:4 structured sparsity of the FFN weights (F32 only), kept only when the\n"
@@ -121,7 +128,7 @@ static void path_join(char *out, size_t cap, const char *a, const char *b) { snp
  * appears by one rename, complete. Returns 1 ok, 0 failed (reported). */
 static int build_student(const seslm_model *m, const seslm_plan *pl, const seslm_recompile_opts *ro, const char *out_dir,
                          seslm_recompile_stats *s, int keep_master, dist_cfg *dc) {
-    const int post = ro->quantize_int8 || ro->compress_embeddings || ro->sparse24_ffn;
+    const int post = ro->quantize_int8 || ro->compress_embeddings || ro->sparse24_ffn || ro->position_int8;
     if (!post && dc->steps == 0) { // slicing (+ reconstruction) only: the student is the F32 model
         if (seslm_recompile_run(m, pl, ro, out_dir, s) == SESLM_OK) return 1;
         cli_error(CMD, "%s", seslm_last_error());
@@ -143,7 +150,7 @@ static int build_student(const seslm_model *m, const seslm_plan *pl, const seslm
     path_join(dist, sizeof dist, stage, "/distilled");
     path_join(fin, sizeof fin, stage, "/student");
     seslm_recompile_opts o1 = *ro;
-    o1.quantize_int8 = 0, o1.compress_embeddings = 0, o1.sparse24_ffn = 0;
+    o1.quantize_int8 = 0, o1.compress_embeddings = 0, o1.sparse24_ffn = 0, o1.position_int8 = 0, o1.exact_int8 = 0;
     static seslm_recompile_stats s1;
     int ok = seslm_recompile_run(m, pl, &o1, f32, &s1) == SESLM_OK;
     if (!ok) cli_error(CMD, "%s", seslm_last_error());
@@ -222,6 +229,7 @@ static int build_student(const seslm_model *m, const seslm_plan *pl, const seslm
         // the whole chain's figures: sizes of the final student, reconstruction of the first step
         *s = s1;
         s->bytes = s2.bytes, s->file_bytes = s2.file_bytes, s->exact_rows = s2.exact_rows;
+        s->pq_rows = s2.pq_rows, s->q4_rows = s2.q4_rows, s->pq_row_cos = s2.pq_row_cos, s->pq_row_cos_int4 = s2.pq_row_cos_int4;
         s->quant_worst_rel_err = s2.quant_worst_rel_err, s->sparse24_layers = s2.sparse24_layers;
         free(none.n_remove_heads), free(none.n_remove_neurons), free(none.remove_heads), free(none.remove_neurons);
         free(none.drop_layer);
@@ -241,10 +249,12 @@ int cmd_recompile(int argc, char **argv) {
     int dist_steps = 0, dist_batch = 32, keep_master = 1;
     double dist_time = 0;
     int calib_lines = 512, n_exact = 1000, threads = 0, quantize = 1, compress = 1, sparsity = 0, batch_use = 32,
-        tok_per_text = 16;
+        tok_per_text = 16, exact_int8 = -1, pos_int8 = -1, rare_min = 1;
     double ridge = 1e-3;
-    int no_master = 0, quant_i = 0, emb_i = 0, sparse_i = 0;
-    cli_choice quant_c = {&quant_i, "int8|none"}, emb_c = {&emb_i, "int8|int4|f32"}, sparse_c = {&sparse_i, "none|2:4"};
+    int no_master = 0, quant_i = 0, sparse_i = 0, exact_i = -1, pos_i = -1;
+    const char *emb_s = NULL;
+    cli_choice quant_c = {&quant_i, "int8|none"}, sparse_c = {&sparse_i, "none|2:4"};
+    cli_choice exact_c = {&exact_i, "int8|f32"}, pos_c = {&pos_i, "int8|f32"};
     const cli_arg args[] = {
         {"--model", CLI_ARG_STR, &model_dir, 0, 0},
         {"--plan", CLI_ARG_STR, &plan_path, 0, 0},
@@ -253,7 +263,10 @@ int cmd_recompile(int argc, char **argv) {
         {"--calibration", CLI_ARG_STR, &calib_path, 0, 0},
         {"--telemetry", CLI_ARG_STR, &tel_path, 0, 0},
         {"--quantize", CLI_ARG_CHOICE, &quant_c, 0, 0},
-        {"--embeddings", CLI_ARG_CHOICE, &emb_c, 0, 0},
+        {"--embeddings", CLI_ARG_STR, &emb_s, 0, 0},
+        {"--exact-dtype", CLI_ARG_CHOICE, &exact_c, 0, 0},
+        {"--position-dtype", CLI_ARG_CHOICE, &pos_c, 0, 0},
+        {"--rare-min", CLI_ARG_INT, &rare_min, 1, 2000000000},
         {"--sparsity", CLI_ARG_CHOICE, &sparse_c, 0, 0},
         {"--calibration-lines", CLI_ARG_INT, &calib_lines, 1, 1000000},
         {"--batch-of-use", CLI_ARG_INT, &batch_use, 1, 4096},
@@ -272,7 +285,12 @@ int cmd_recompile(int argc, char **argv) {
     if (prc >= 0) return prc;
     keep_master = !no_master;
     quantize = quant_i == 0;
-    compress = emb_i == 0 ? SESLM_EMB_INT8 : emb_i == 1 ? SESLM_EMB_INT4 : 0;
+    if (emb_s && (compress = seslm_embeddings_parse(emb_s)) < 0) {
+        cli_error(CMD, "bad value '%s' for --embeddings (see seslm recompile --help)", emb_s);
+        return 2;
+    }
+    if (exact_i >= 0) exact_int8 = exact_i == 0;
+    if (pos_i >= 0) pos_int8 = pos_i == 0;
     sparsity = sparse_i == 1;
     if (!plan_path || !out_dir || !out_dir[0]) {
         cli_error(CMD, "--plan and --out are required (see seslm recompile --help)");
@@ -355,6 +373,8 @@ int cmd_recompile(int argc, char **argv) {
                                .calib = have_cal ? &cal : NULL, .ridge = ridge, .quantize_int8 = quantize,
                                .compress_embeddings = compress, .token_counts = tel ? tel->v.token_counts : NULL,
                                .n_exact = n_exact, .sparse24_ffn = sp_keep, .parent_dir = model_dir,
+                               .exact_int8 = exact_int8 >= 0 ? exact_int8 : compress > SESLM_EMB_INT8,
+                               .position_int8 = pos_int8 >= 0 ? pos_int8 : compress != 0, .rare_min = rare_min,
                                .parent_sha256 = par.served_sha256,
                                .parent_kind = seslm_parent_kind_name(par.kind)};
     static seslm_recompile_stats s;
@@ -383,17 +403,20 @@ int cmd_recompile(int argc, char **argv) {
     printf(",\"parent_sha256\":\"%s\",\"params_parent\":%lld,\"params\":%lld,\"bytes_parent\":%lld,\"bytes\":%lld,"
            "\"file_bytes_parent\":%lld,\"file_bytes\":%lld,\"params_ratio\":%.6f,\"heads_removed\":%d,"
            "\"neurons_removed\":%d,\"bytes_ratio\":%.6f,\"quantize\":\"%s\",\"embeddings\":\"%s\",\"exact_rows\":%d,"
+           "\"exact_dtype\":\"%s\",\"position_dtype\":\"%s\",\"pq_rows\":%d,\"q4_rows\":%d,\"pq_row_cos\":%.6f,"
+           "\"pq_row_cos_int4\":%.6f,"
            "\"reconstruction\":%s,\"calibration_tokens\":%lld,\"refits_skipped\":%d,\"sparsity\":{\"requested\":\"%s\","
            "\"kept\":%s,\"reason\":",
            seslm_model_weights_sha256(m), (long long)s.params_parent, (long long)s.params, (long long)s.bytes_parent,
            (long long)s.bytes, (long long)s.file_bytes_parent, (long long)s.file_bytes,
            s.params_parent ? (double)s.params / (double)s.params_parent : 0.0, s.heads_removed, s.neurons_removed,
            s.bytes_parent ? (double)s.bytes / (double)s.bytes_parent : 0.0, quantize ? "int8" : "none",
-           compress == SESLM_EMB_INT4 ? "int4" : compress ? "int8" : "f32", s.exact_rows, have_cal ? "\"least-squares\"" : "null",
+           seslm_embeddings_name(compress), s.exact_rows, ro.exact_int8 ? "int8" : "f32", ro.position_int8 ? "int8" : "f32",
+           s.pq_rows, s.q4_rows, s.pq_row_cos, s.pq_row_cos_int4, have_cal ? "\"least-squares\"" : "null",
            (long long)(have_cal ? cal.tokens : 0), s.refits_skipped, sparsity ? "2:4" : "none", sp_keep ? "true" : "false");
     cli_json_str(stdout, sp_reason);
     printf("},\"layers_removed\":%d,\"master\":%s,\"distill\":", s.layers_removed,
-           keep_master && (quantize || compress || sp_keep) ? "\"master\"" : "null");
+           keep_master && (quantize || compress || sp_keep || ro.position_int8) ? "\"master\"" : "null");
     if (dc.done > 0)
         printf("{\"steps\":%d,\"seconds\":%.1f,\"heldout_cos_before\":%.6f,\"heldout_cos_after\":%.6f}", dc.done, dc.seconds,
                dc.cos_before, dc.cos_after);

@@ -73,9 +73,18 @@ seslm_status encoder_device_init(encoder_device *d, const seslm_backend *be, con
     } else {
         int E = 0; // rows of the exact table: one past the largest slot
         for (int v = 0; v < V; v++) E = we->exact_slot[v] + 1 > E ? we->exact_slot[v] + 1 : E;
-        if (we->q4) d->word.q4 = dev_copy(d, we->q4, (size_t)V * (C / 2), &ok);
-        else d->word.q = dev_copy(d, we->q, (size_t)V * C, &ok);
-        d->word.scale = dev_copy(d, we->scale, (size_t)V * sizeof(float), &ok);
+        const size_t Vq = we->row_slot ? (size_t)we->n_rows : (size_t)V; // rows of q / q4
+        if (we->q4 && Vq) d->word.q4 = dev_copy(d, we->q4, Vq * (C / 2), &ok);
+        else if (we->q && Vq) d->word.q = dev_copy(d, we->q, Vq * C, &ok);
+        if (Vq) d->word.scale = dev_copy(d, we->scale, Vq * sizeof(float), &ok);
+        if (we->row_slot) {
+            d->word.row_slot = dev_copy(d, we->row_slot, (size_t)V * sizeof(int32_t), &ok);
+            d->word.n_rows = we->n_rows, d->word.n_pq = we->n_pq, d->word.pq_dim = we->pq_dim;
+            if (we->n_pq) {
+                d->word.pq_codes = dev_copy(d, we->pq_codes, (size_t)we->n_pq * (C / we->pq_dim), &ok);
+                d->word.pq_book = dev_copy(d, we->pq_book, (size_t)C * 256 * sizeof(float), &ok);
+            }
+        }
         d->word.exact_slot = dev_copy(d, we->exact_slot, (size_t)V * sizeof(int32_t), &ok);
         d->word.exact = E ? dev_copy(d, we->exact, (size_t)E * fc, &ok) : NULL;
     }

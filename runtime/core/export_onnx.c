@@ -271,7 +271,8 @@ seslm_status seslm_export_onnx(const seslm_model *m, const char *path, int int8)
     // embeddings: word rows (dequantised / exact rows restored) + positions [0, S) + token type 0
     float *word = malloc((size_t)V * C * sizeof(float));
     if (!word) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    for (int v = 0; v < V; v++) seslm_embedding_row(word + (size_t)v * C, &m->word, v, C); // 4-bit rows included
+    // every table layout (INT8, 4-bit, product-quantized rows) read as the kernels read it (backend.h)
+    for (int v = 0; v < V; v++) seslm_embedding_row(word + (size_t)v * C, &m->word, v, C);
     init_f32(&G, "word_embeddings", word, V, C);
     free(word);
     init_f32(&G, "position_embeddings", m->pos_emb, c->max_position, C);

@@ -154,8 +154,62 @@ static seslm_status model_ffn_weight(seslm_model *m, const float **f, const int8
     return model_tensor(m, sv, vn, d0, d1 / 2);
 }
 
-/* The word table: F32 rows, or embedding compression (every row INT8 with "..._scale", the frequent rows
- * exact in "...exact_rows" with their ids in "...exact_ids"). */
+/* A table (d0, d1) read as F32: F32 / F16 / BF16 (model_tensor), or INT8 per row with "<name>_scale" (d0),
+ * dequantized once here into an F32 copy the model owns (value = q * scale, the product the kernels form),
+ * so every backend reads F32 rows: position / token-type embeddings and the exact word rows. */
+static seslm_status model_table(seslm_model *m, const float **out, const char *name, int64_t d0, int64_t d1) {
+    const int8_t *q = NULL;
+    const float *s = NULL;
+    seslm_status st = model_linear(m, out, &q, &s, name, d0, d1);
+    if (st != SESLM_OK || !q) return st;
+    float *f = malloc(((size_t)d0 * d1 + 1) * sizeof *f);
+    if (!f) return seslm_fail(SESLM_ERR_NOMEM, "out of memory widening '%s'", name);
+    for (int64_t r = 0; r < d0; r++)
+        for (int64_t c = 0; c < d1; c++) f[r * d1 + c] = (float)q[r * d1 + c] * s[r];
+    *out = f;
+    return model_own(m, f);
+}
+
+/* Per-row scales "<base>_scale" (n) F32, finite and >= 0. */
+static seslm_status model_row_scales(seslm_model *m, const float **out, const char *base, int64_t n) {
+    char sname[256];
+    snprintf(sname, sizeof sname, "%s_scale", base);
+    const st_tensor *ts = st_find(&m->st, sname);
+    if (!ts || ts->dtype != ST_F32 || ts->ndim != 1 || ts->shape[0] != n || (uintptr_t)ts->data % sizeof(float))
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: '%s' needs an F32 tensor '%s' of shape [%lld]", m->st.path, base, sname,
+                          (long long)n);
+    const float *s = ts->data;
+    for (int64_t i = 0; i < n; i++)
+        if (!(s[i] >= 0.0f) || !isfinite(s[i]))
+            return seslm_fail(SESLM_ERR_SHAPE, "%s: '%s'[%lld] = %g is not a finite non-negative scale", m->st.path, sname,
+                              (long long)i, (double)s[i]);
+    *out = s;
+    return SESLM_OK;
+}
+
+/* An I32 id list (n from the file) of distinct ids in [0, V) not yet given a slot: slot[id] = base + i. */
+static seslm_status model_id_list(seslm_model *m, const char *name, int64_t V, int32_t *slot, char *taken, int64_t *n) {
+    const st_tensor *t = st_find(&m->st, name);
+    *n = t && t->ndim == 1 ? t->shape[0] : -1;
+    if (!t || t->dtype != ST_I32 || *n < 0 || *n > V || (uintptr_t)t->data % 4)
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: '%s' must be I32 of shape [n <= %lld]", m->st.path, name, (long long)V);
+    const int32_t *ids = t->data;
+    for (int64_t i = 0; i < *n; i++) {
+        if (ids[i] < 0 || ids[i] >= V || taken[ids[i]])
+            return seslm_fail(SESLM_ERR_SHAPE, "%s: %s[%lld] = %d is out of range or repeated", m->st.path, name,
+                              (long long)i, ids[i]);
+        taken[ids[i]] = 1;
+        slot[ids[i]] = (int32_t)i;
+    }
+    return SESLM_OK;
+}
+
+/* The word table: F32 rows, or embedding compression:
+ *   "...weight" (V, C) I8 or (V, C/2) U8 4-bit rows, with "...weight_scale" (V) -- every id a row; or, with
+ *   "...weight_ids" (M) I32, only those ids' rows (M, ...) and the rest product-quantized: "...pq_codes"
+ *   (R, S) U8 for the remaining ids in increasing order, "...pq_codebook" (S * 256, C / S) F32 (backend.h);
+ *   the frequent rows exact in "...exact_rows" (E, C) -- F32, or INT8 with "...exact_rows_scale" (E) --
+ *   with their ids in "...exact_ids" (E). */
 static seslm_status model_word_table(seslm_model *m) {
     const seslm_model_config *c = &m->cfg;
     const int64_t V = c->vocab_size, C = c->hidden;
@@ -163,30 +217,38 @@ static seslm_status model_word_table(seslm_model *m) {
     const int8_t *q = NULL;
     const float *s = NULL;
     seslm_status st;
-    const st_tensor *t4 = st_find(&m->st, base);
+    const st_tensor *t4 = st_find(&m->st, base), *tids = st_find(&m->st, "embeddings.word_embeddings.weight_ids");
+    const st_tensor *tcode = st_find(&m->st, "embeddings.word_embeddings.pq_codes");
     memset(&m->word, 0, sizeof m->word);
+    if (tcode && !tids)
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: product-quantized rows need 'embeddings.word_embeddings.weight_ids'",
+                          m->st.path);
+    int64_t Vq = V; // rows of the INT8 / 4-bit table
+    int32_t *row_slot = NULL;
+    if (tids) {
+        if (!tcode) return seslm_fail(SESLM_ERR_SHAPE, "%s: 'embeddings.word_embeddings.weight_ids' without 'pq_codes'", m->st.path);
+        Vq = tids->ndim == 1 ? tids->shape[0] : -1;
+        if (!(row_slot = malloc(((size_t)V + 1) * sizeof *row_slot))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        if ((st = model_own(m, row_slot)) != SESLM_OK) return st;
+    }
     if (t4 && t4->dtype == ST_U8) { // 4-bit rows, two per byte (backend.h), with "..._scale"
-        const st_tensor *ts = st_find(&m->st, "embeddings.word_embeddings.weight_scale");
-        if (C % 2 || t4->ndim != 2 || t4->shape[0] != V || t4->shape[1] != C / 2)
+        if (C % 2 || t4->ndim != 2 || t4->shape[0] != Vq || t4->shape[1] != C / 2)
             return seslm_fail(SESLM_ERR_SHAPE, "%s: 4-bit '%s' must have shape [%lld, %lld] (hidden even)", m->st.path, base,
-                              (long long)V, (long long)(C / 2));
-        if (!ts || ts->dtype != ST_F32 || ts->ndim != 1 || ts->shape[0] != V || (uintptr_t)ts->data % sizeof(float))
-            return seslm_fail(SESLM_ERR_SHAPE, "%s: 4-bit '%s' needs an F32 tensor '%s_scale' of shape [%lld]", m->st.path,
-                              base, base, (long long)V);
-        s = ts->data;
-        for (int64_t i = 0; i < V; i++)
-            if (!(s[i] >= 0.0f) || !isfinite(s[i]))
-                return seslm_fail(SESLM_ERR_SHAPE, "%s: '%s_scale'[%lld] = %g is not a finite non-negative scale",
-                                  m->st.path, base, (long long)i, (double)s[i]);
+                              (long long)Vq, (long long)(C / 2));
+        if ((st = model_row_scales(m, &s, base, Vq)) != SESLM_OK) return st;
         m->word_emb = NULL;
         m->word.q4 = t4->data, m->word.scale = s;
-    } else {
-        if ((st = model_linear(m, &m->word_emb, &q, &s, base, V, C)) != SESLM_OK) return st;
+    } else if (t4 || !tids) {
+        if (Vq < 0) return seslm_fail(SESLM_ERR_SHAPE, "%s: 'embeddings.word_embeddings.weight_ids' must be 1-D", m->st.path);
+        if ((st = model_linear(m, &m->word_emb, &q, &s, base, Vq, C)) != SESLM_OK) return st;
+        if (!q && tids) return seslm_fail(SESLM_ERR_SHAPE, "%s: '%s' with weight_ids must be INT8 or 4-bit", m->st.path, base);
         if (!q) {
             m->word.f32 = m->word_emb;
             return SESLM_OK;
         }
         m->word.q = q, m->word.scale = s;
+    } else {
+        m->word_emb = NULL; // every non-exact row product-quantized: no INT8 / 4-bit table
     }
     const st_tensor *ti = st_find(&m->st, "embeddings.word_embeddings.exact_ids");
     const st_tensor *tr = st_find(&m->st, "embeddings.word_embeddings.exact_rows");
@@ -198,19 +260,33 @@ static seslm_status model_word_table(seslm_model *m) {
     for (int64_t i = 0; i < V; i++) slot[i] = -1;
     if ((st = model_own(m, slot)) != SESLM_OK) return st;
     m->word.exact_slot = slot;
-    if (!ti) return SESLM_OK;
-    const int64_t E = ti->ndim == 1 ? ti->shape[0] : -1;
-    if (ti->dtype != ST_I32 || E < 0 || E > V || (uintptr_t)ti->data % 4)
-        return seslm_fail(SESLM_ERR_SHAPE, "%s: 'embeddings.word_embeddings.exact_ids' must be I32 of shape [E <= %lld]",
-                          m->st.path, (long long)V);
-    if ((st = model_tensor(m, &m->word.exact, "embeddings.word_embeddings.exact_rows", E, C)) != SESLM_OK) return st;
-    const int32_t *ids = ti->data;
-    for (int64_t i = 0; i < E; i++) {
-        if (ids[i] < 0 || ids[i] >= V || slot[ids[i]] >= 0)
-            return seslm_fail(SESLM_ERR_SHAPE, "%s: exact_ids[%lld] = %d is out of range or repeated", m->st.path,
-                              (long long)i, ids[i]);
-        slot[ids[i]] = (int32_t)i;
-    }
+    char *taken = calloc((size_t)V + 1, 1);
+    if (!taken) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    if ((st = model_own(m, taken)) != SESLM_OK) return st;
+    int64_t E = 0, M = 0;
+    if (ti && (st = model_id_list(m, "embeddings.word_embeddings.exact_ids", V, slot, taken, &E)) != SESLM_OK) return st;
+    if (ti && (st = model_table(m, &m->word.exact, "embeddings.word_embeddings.exact_rows", E, C)) != SESLM_OK) return st;
+    if (!tids) return SESLM_OK;
+    // the INT8 / 4-bit rows' ids, then every other id product-quantized, in increasing id order
+    for (int64_t i = 0; i < V; i++) row_slot[i] = 0;
+    if ((st = model_id_list(m, "embeddings.word_embeddings.weight_ids", V, row_slot, taken, &M)) != SESLM_OK) return st;
+    if (!m->word.q && !m->word.q4 && M > 0)
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: 'weight_ids' names %lld rows but '%s' is missing", m->st.path, (long long)M, base);
+    int64_t R = 0;
+    for (int64_t i = 0; i < V; i++)
+        if (!taken[i]) row_slot[i] = -1 - (int32_t)R++;
+    const int64_t S = tcode->ndim == 2 ? tcode->shape[1] : 0;
+    if (tcode->dtype != ST_U8 || tcode->ndim != 2 || tcode->shape[0] != R || S <= 0 || C % S)
+        return seslm_fail(SESLM_ERR_SHAPE, "%s: 'embeddings.word_embeddings.pq_codes' must be U8 of shape [%lld, S] with S "
+                          "dividing %lld (the ids neither exact nor in weight_ids)", m->st.path, (long long)R, (long long)C);
+    if ((st = model_tensor(m, &m->word.pq_book, "embeddings.word_embeddings.pq_codebook", S * 256, C / S)) != SESLM_OK) return st;
+    for (int64_t i = 0; i < S * 256 * (C / S); i++)
+        if (!isfinite(m->word.pq_book[i]))
+            return seslm_fail(SESLM_ERR_SHAPE, "%s: 'embeddings.word_embeddings.pq_codebook' holds a non-finite value", m->st.path);
+    m->word.pq_codes = tcode->data;
+    m->word.pq_dim = (int)(C / S);
+    m->word.row_slot = row_slot;
+    m->word.n_rows = (int)M, m->word.n_pq = (int)R;
     return SESLM_OK;
 }
 
@@ -271,9 +347,9 @@ static seslm_status model_load_weights(seslm_model *m) {
     const seslm_model_config *c = &m->cfg;
     seslm_status st = model_word_table(m);
     if (st == SESLM_OK)
-        st = model_tensor(m, &m->pos_emb, "embeddings.position_embeddings.weight", c->max_position, c->hidden);
+        st = model_table(m, &m->pos_emb, "embeddings.position_embeddings.weight", c->max_position, c->hidden);
     if (st == SESLM_OK)
-        st = model_tensor(m, &m->type_emb, "embeddings.token_type_embeddings.weight", c->type_vocab_size, c->hidden);
+        st = model_table(m, &m->type_emb, "embeddings.token_type_embeddings.weight", c->type_vocab_size, c->hidden);
     if (st == SESLM_OK) st = model_tensor(m, &m->emb_ln_g, "embeddings.LayerNorm.weight", c->hidden, -1);
     if (st == SESLM_OK) st = model_tensor(m, &m->emb_ln_b, "embeddings.LayerNorm.bias", c->hidden, -1);
     m->lw = calloc((size_t)c->n_layers, sizeof *m->lw);

@@ -56,6 +56,13 @@ assert c["model_type"] == "seslm_bert" and c["architectures"] == ["SeslmBertMode
 PY
 onnx_check "student, FP32 weights" "$STU" "$TMP/student.onnx" int8
 onnx_check "student, INT8 weights (MatMulInteger)" "$STU" "$TMP/student_int8.onnx" int8mm --int8
+# the same plan with a compressed word table: seen ids 4-bit, rare ids product-quantized, exact rows and
+# positions INT8 (the export reads the rows as the kernels do)
+STP=$TMP/student_pq8
+timeout 600 "$SESLM" recompile --model "$MODEL" --plan "$TMP/plans/plan-20.json" --out "$STP" --quantize int8 \
+    --embeddings pq8 --telemetry "$TMP/tel" --config "$ROOT/configs/evolve.yaml" >/dev/null 2>"$TMP/rcp.err" ||
+    fail "recompile pq8: $(tail -c 300 "$TMP/rcp.err")"
+onnx_check "student, pq8 word rows" "$STP" "$TMP/student_pq8.onnx" int8
 ok
 "$PY" - "$TMP/student_int8.onnx/model.onnx" <<'PY' || fail "the --int8 export has no MatMulInteger on INT8 weights"
 import sys, onnx

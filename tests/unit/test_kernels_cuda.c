@@ -131,11 +131,38 @@ static void test_embed(void) {
     int32_t *d_ids = dup_dev(ids, r.ntok * sizeof(int32_t));
     int *d_off = dup_dev(r.off, r.B * sizeof(int)), *d_len = dup_dev(r.len, r.B * sizeof(int));
     float *d_pos = dup_dev(pos, (size_t)P * C * 4), *d_type = dup_dev(type, 2 * C * 4);
-    for (int compressed = 0; compressed < 2; compressed++) {
+    // the third layout: ids v % 3 == 1 keep 4-bit rows (compacted, row_slot), v % 3 == 2 are product-quantized
+    // (8-column sub-vectors, random codebook and codes)
+    enum { PD = 8 };
+    uint8_t *q4all = malloc((size_t)V * C / 2), *q4 = malloc((size_t)V * C / 2), *codes = malloc((size_t)V * (C / PD));
+    float *sc4all = malloc(V * sizeof *sc4all), *sc4 = malloc(V * sizeof *sc4), *book = rand_vec((size_t)C * 256, 0.5f);
+    int32_t row_slot[50];
+    int nq4 = 0, npq = 0;
+    seslm_quantize_rows4(q4all, sc4all, word, V, C);
+    for (int v = 0; v < V; v++) {
+        if (v % 3 == 1) {
+            memcpy(q4 + (size_t)nq4 * C / 2, q4all + (size_t)v * C / 2, C / 2);
+            sc4[nq4] = sc4all[v];
+            row_slot[v] = nq4++;
+        } else if (v % 3 == 2) {
+            for (int s = 0; s < C / PD; s++) codes[(size_t)npq * (C / PD) + s] = (uint8_t)(tm_rand_u32() & 255);
+            row_slot[v] = -1 - npq++;
+        } else {
+            row_slot[v] = 0; // exact: never read
+        }
+    }
+    for (int compressed = 0; compressed < 3; compressed++) {
         seslm_embedding h = {0}, d = {0};
         if (!compressed) {
             h.f32 = word;
             d.f32 = dup_dev(word, (size_t)V * C * 4);
+        } else if (compressed == 2) {
+            h.q4 = q4, h.scale = sc4, h.exact_slot = slot, h.exact = exact, h.row_slot = row_slot, h.pq_codes = codes;
+            h.pq_book = book, h.pq_dim = PD, h.n_rows = nq4, h.n_pq = npq;
+            d = h;
+            d.q4 = dup_dev(q4, (size_t)nq4 * C / 2), d.scale = dup_dev(sc4, nq4 * 4), d.exact_slot = dup_dev(slot, V * 4);
+            d.exact = dup_dev(exact, (size_t)E * C * 4), d.row_slot = dup_dev(row_slot, V * 4);
+            d.pq_codes = dup_dev(codes, (size_t)npq * (C / PD)), d.pq_book = dup_dev(book, (size_t)C * 256 * 4);
         } else {
             h.q = q, h.scale = sc, h.exact_slot = slot, h.exact = exact;
             d.q = dup_dev(q, (size_t)V * C), d.scale = dup_dev(sc, V * 4), d.exact_slot = dup_dev(slot, V * 4);
@@ -144,14 +171,18 @@ static void test_embed(void) {
         ref->embed(want, ids, r.off, r.len, r.B, &h, pos, type, C);
         float *out = poisoned_dev((size_t)r.ntok * C);
         seslm_cuda_embed(out, d_ids, d_off, d_len, r.B, &d, d_pos, d_type, C);
-        compare_dev(compressed ? "embed (compressed rows)" : "embed (F32)", out, want, (size_t)r.ntok * C, 0, 0);
+        compare_dev(compressed == 2 ? "embed (4-bit + product-quantized rows)" : compressed ? "embed (compressed rows)" : "embed (F32)",
+                    out, want, (size_t)r.ntok * C, 0, 0);
         seslm_cuda_free(out);
+        seslm_cuda_free((void *)d.q4), seslm_cuda_free((void *)d.row_slot), seslm_cuda_free((void *)d.pq_codes);
+        seslm_cuda_free((void *)d.pq_book);
         seslm_cuda_free((void *)d.f32), seslm_cuda_free((void *)d.q), seslm_cuda_free((void *)d.scale);
         seslm_cuda_free((void *)d.exact_slot), seslm_cuda_free((void *)d.exact);
     }
     seslm_cuda_free(d_ids), seslm_cuda_free(d_off), seslm_cuda_free(d_len), seslm_cuda_free(d_pos),
         seslm_cuda_free(d_type);
     free(word), free(pos), free(type), free(q), free(sc), free(exact), free(want);
+    free(q4all), free(q4), free(codes), free(sc4all), free(sc4), free(book);
 }
 
 static void test_layernorm(void) {

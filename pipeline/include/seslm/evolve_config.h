@@ -13,7 +13,7 @@ typedef struct {
     int calibration_lines;
     double candidates[SESLM_EVOLVE_MAX_CANDIDATES]; // targets (of the policy's) to recompile + validate
     int n_candidates;
-    int quantize, embeddings_int8, exact_rows; // embeddings_int8: 0 f32, 1 int8, 2 int4 (recompile.h SESLM_EMB_*)
+    int quantize, embeddings_int8, exact_rows; // embeddings_int8: recompile.h SESLM_EMB_* (0 f32, 1 int8, 2 int4, 3 pq8, 4 pq4)
     int layer_candidates[SESLM_EVOLVE_MAX_CANDIDATES]; // deeper students tried: plan-lN (N layers kept) when
     int n_layer_candidates;                            // the plan stage wrote it (within the cap)
     double heldout_fraction;         // of the calibration sample: served traffic the cycle never fits on

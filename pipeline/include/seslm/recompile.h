@@ -24,6 +24,12 @@
 #define SESLM_MAX_LAYERS 64
 #define SESLM_EMB_INT8 1
 #define SESLM_EMB_INT4 2
+#define SESLM_EMB_PQ8 3 // 4-bit rows for the ids seen in telemetry, product-quantized rare rows (8-column sub-vectors)
+#define SESLM_EMB_PQ4 4 // the same with 4-column sub-vectors (twice the code bytes, closer rows)
+
+/* "f32" 0, "int8", "int4", "pq8", "pq4" -> SESLM_EMB_*; -1 for anything else. */
+int seslm_embeddings_parse(const char *name);
+const char *seslm_embeddings_name(int emb);
 
 typedef struct {
     int64_t params_parent, params;             // parameters (seslm_model_param_groups)
@@ -32,6 +38,8 @@ typedef struct {
     int heads_removed, neurons_removed;     // dropped layers count all their heads and neurons
     int layers_removed;
     int exact_rows;                            // embedding compression: rows kept exact
+    int pq_rows, q4_rows;                      // SESLM_EMB_PQ*: rows product-quantized / left 4-bit
+    double pq_row_cos, pq_row_cos_int4;        // mean cosine of the PQ rows to the parent's, and of 4-bit rows of the same ids
     float quant_worst_rel_err;                 // INT8: largest weight rounding error / channel max
     // reconstruction, per layer: calibration-set relative output error of the pruned projection, after
     // the least-squares fit and with plain slicing (0 where nothing was removed or no calibration)
@@ -52,6 +60,9 @@ typedef struct {
                                     // most frequent rows exact; 0: F32
     const uint64_t *token_counts;   // (vocab) frequencies from telemetry for the exact rows (may be NULL)
     int n_exact;
+    int exact_int8;                 // the exact rows INT8 per row (scale per row) instead of F32
+    int position_int8;              // position and token-type embeddings INT8 per row instead of F32
+    int rare_min;                   // SESLM_EMB_PQ*: ids with a count below this are product-quantized (0: 1)
     int sparse24_ffn;               // FFN weights 2:4 sparse (F32 only; the caller decides it pays: sparsity.h)
     // lineage (may be NULL): the parent as served (a student's master is what was read, its dir is this)
     const char *parent_dir, *parent_sha256, *parent_kind;
