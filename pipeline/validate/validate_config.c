@@ -177,6 +177,7 @@ void seslm_validate_config_default(seslm_validate_config *c) {
     c->grounded_qa = "data/grounded/qa.tsv", c->grounded_passages = "data/grounded/passages.txt";
     c->grounded_n = 0, c->grounded_k = 3, c->grounded_max_tokens = 48;
     c->grounded_kb_threshold = 0.3, c->grounded_min_support = 0.60, c->grounded_clarify_support = 0.45;
+    c->grounded_min_coverage = 0.75;
     c->n_gates = (int)(sizeof DEFAULT_GATES / sizeof DEFAULT_GATES[0]);
     memcpy(c->gates, DEFAULT_GATES, sizeof DEFAULT_GATES);
 }
@@ -201,6 +202,7 @@ static seslm_status apply(seslm_validate_config *c, seslm_yaml *y) {
         "samples.traffic", "samples.traffic_queries", "samples.kb_passages", "samples.feedback", "samples.feedback_min",
         "grounded.decoder", "grounded.qa", "grounded.passages", "grounded.questions", "grounded.k",
         "grounded.max_tokens", "grounded.kb_threshold", "grounded.min_support", "grounded.clarify_support",
+        "grounded.min_coverage",
     };
     enum { NF = sizeof fixed / sizeof fixed[0] };
     static char gate_keys[SESLM_VM_COUNT * 5][64];
@@ -291,6 +293,8 @@ static seslm_status apply(seslm_validate_config *c, seslm_yaml *y) {
     if (st == SESLM_OK)
         st = seslm_yaml_get_double(y, "grounded.clarify_support", 0, 1, c->grounded_clarify_support,
                                    &c->grounded_clarify_support);
+    if (st == SESLM_OK)
+        st = seslm_yaml_get_double(y, "grounded.min_coverage", 0, 1, c->grounded_min_coverage, &c->grounded_min_coverage);
     if (st == SESLM_OK && seslm_yaml_has(y, "gates")) {
         // the file's gates replace the defaults: what is listed is exactly what is checked
         c->n_gates = 0;

@@ -13,6 +13,7 @@ void seslm_ground_opts_default(seslm_ground_opts *o) {
     o->min_support = 0.60;
     o->clarify_support = 0.45;
     o->max_tokens = 48;
+    o->min_coverage = 0.75;
 }
 
 const char *seslm_ground_verdict_name(seslm_ground_verdict v) {
@@ -164,6 +165,57 @@ int seslm_ground_terms(const char *sentence, size_t len, const char *context, ch
     return 0;
 }
 
+/* Words of a question that say what kind of answer it wants, not what it is about. */
+static int is_question_filler(const char *w, size_t n) {
+    static const char *fw[] = {
+        "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "the", "and", "for", "from", "with",
+        "that", "this", "these", "those", "there", "was", "were", "are", "is", "been", "being", "did", "does", "do",
+        "done", "has", "have", "had", "can", "could", "would", "should", "will", "shall", "may", "might", "must",
+        "its", "his", "her", "their", "our", "your", "him", "them", "they", "she", "you", "into", "onto", "about",
+        "year", "years", "date", "time", "many", "much", "long", "high", "tall", "old", "name", "named", "called",
+        "kind", "type", "sort", "any", "some", "other", "tell", "know", "please", "give", "say", "says", "said",
+        "between", "during", "after", "before", "since", "until", "than", "then", "very", "also", "not", "all",
+        "one", "get", "got", "make", "made", "happen", "happened", "exactly", "approximately", "main", "first"};
+    for (size_t i = 0; i < sizeof fw / sizeof *fw; i++)
+        if (n == strlen(fw[i]) && strncasecmp(w, fw[i], n) == 0) return 1;
+    return 0;
+}
+
+/* A context word that starts with the question word's first min(len, 5) letters ("married" and
+ * "marriage", "return" and "returned"): a crude stem, enough for the inflections of one language. */
+static int context_has_stem(const char *ctx, const char *w, size_t n) {
+    size_t k = n < 5 ? n : 5;
+    for (const char *p = ctx; *p; p++)
+        if ((p == ctx || !is_word_char((unsigned char)p[-1])) && strncasecmp(p, w, k) == 0) return 1;
+    return 0;
+}
+
+double seslm_ground_coverage(const char *question, const char *context, char *missing, size_t cap) {
+    int total = 0, found = 0;
+    if (missing && cap) missing[0] = 0;
+    for (const char *p = question; *p;) {
+        while (*p && !is_word_char((unsigned char)*p)) p++;
+        const char *w = p;
+        while (*p && is_word_char((unsigned char)*p)) p++;
+        size_t n = (size_t)(p - w);
+        if (!n) break;
+        int digits = isdigit((unsigned char)w[0]);
+        if (!digits && (n < 3 || is_question_filler(w, n))) continue;
+        total++;
+        int has;
+        if (digits) {
+            char num[48];
+            const char *q = w;
+            has = !next_number(&q, p, num, sizeof num) || context_has_number(context, num);
+        } else {
+            has = context_has_stem(context, w, n);
+        }
+        found += has;
+        if (!has && missing && cap && !missing[0]) snprintf(missing, cap, "%.*s", (int)(n < cap - 1 ? n : cap - 1), w);
+    }
+    return total ? (double)found / total : 1.0;
+}
+
 int seslm_ground_is_decline(const char *answer) {
     static const char *ph[] = {"don't know", "do not know", "don’t know", "not mentioned", "no information",
                                "not enough information", "does not say", "doesn't say", "does not mention",
@@ -221,6 +273,7 @@ seslm_status seslm_ground_check_answer(const char *question, const char *answer,
         snprintf(r->why, sizeof r->why, "no passage to ground the answer in");
         return SESLM_OK;
     }
+    r->coverage = 1.0f;
     // the context: every passage's sentences, and all passages joined for the terms check
     size_t ctx_len = 1;
     for (int i = 0; i < n; i++) ctx_len += strlen(passages[i]) + 1;
@@ -236,6 +289,19 @@ seslm_status seslm_ground_check_answer(const char *question, const char *answer,
     }
     ctx[0] = 0;
     for (int i = 0; i < n; i++) strcat(strcat(ctx, passages[i]), "\n");
+    int uncovered = 0;
+    if (question) {
+        // the passages must speak of what was asked: an answer drawn from a passage about the question's
+        // subject but not its point ("When did X marry?" over "X died in 1991") is grounded and still wrong
+        char miss[48];
+        r->coverage = (float)seslm_ground_coverage(question, ctx, miss, sizeof miss);
+        if (r->coverage < o->min_coverage) {
+            snprintf(r->why, sizeof r->why,
+                     "the passages do not speak of the question's \"%s\" (%.0f%% of its terms found, %.0f%% needed)",
+                     miss, 100.0 * r->coverage, 100.0 * o->min_coverage);
+            uncovered = 1; // the answer's sentences are still recorded; the verdict stays abstain
+        }
+    }
     size_t qlen = question ? strlen(question) : 0;
     store = malloc(ctx_len + strlen(answer) + (size_t)na * (qlen + 2) + (size_t)(CTX_MAX_SENT + na) + 1);
     if (!store) {
@@ -274,6 +340,7 @@ seslm_status seslm_ground_check_answer(const char *question, const char *answer,
         w[al[s]] = 0;
         w += al[s] + 1;
     }
+    if (uncovered) goto done; // the coverage check decided: abstain, the sentences recorded unscored
     if (nc == 0) {
         snprintf(r->why, sizeof r->why, "the passages hold no sentence");
         goto done;

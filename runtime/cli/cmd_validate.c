@@ -78,7 +78,7 @@ static seslm_status run_grounded(const seslm_validate_config *c, const char *dir
     seslm_ground_opts o;
     seslm_ground_opts_default(&o);
     o.min_support = c->grounded_min_support, o.clarify_support = c->grounded_clarify_support;
-    o.max_tokens = c->grounded_max_tokens;
+    o.max_tokens = c->grounded_max_tokens, o.min_coverage = c->grounded_min_coverage;
     seslm_ground_cache *cache = seslm_ground_cache_new();
     seslm_ground_eval_result res[2];
     seslm_validate_grounded g[2];

@@ -6,7 +6,8 @@
  *   "reply": {"text": what the node says, "verdict": "answer" | "clarify" | "abstain", "answer": the
  *             decoder's raw answer (null when it was not asked: no passage), "cited": [passage ids],
  *             "support": lowest sentence support, "why", "sentences": [{"text", "support", "passage",
- *             "missing": null | the number / name not in the passages}], "tokens": generated tokens}
+ *             "missing": null | the number / name not in the passages}], "coverage": share of the question's
+ *             terms in the passages, "tokens": generated tokens}
  *
  * Runs on the request's worker thread (http.c hands /v1/message to a worker); the generation holds the
  * decoder's lock, so grounded answers and /v1/chat/completions take turns. */
@@ -69,6 +70,7 @@ int serve_ground_reply(seslm_server *s, const char *question, const int *pid, in
     if (s->o.grounded_min_support > 0) o.min_support = s->o.grounded_min_support;
     if (s->o.grounded_clarify_support > 0) o.clarify_support = s->o.grounded_clarify_support;
     if (s->o.grounded_max_tokens > 0) o.max_tokens = s->o.grounded_max_tokens;
+    if (s->o.grounded_min_coverage != 0) o.min_coverage = s->o.grounded_min_coverage < 0 ? 0 : s->o.grounded_min_coverage;
     if (n > SESLM_GROUND_MAX_PASSAGES) n = SESLM_GROUND_MAX_PASSAGES;
     const char *ps[SESLM_GROUND_MAX_PASSAGES];
     for (int i = 0; i < n; i++) ps[i] = seslm_kb_passage(s->kb, pid[i]);
@@ -119,7 +121,7 @@ int serve_ground_reply(seslm_server *s, const char *question, const int *pid, in
         else sb_puts(reply, "null");
         sb_putn(reply, "}", 1);
     }
-    sb_printf(reply, "],\"tokens\":%d}", n_gen);
+    sb_printf(reply, "],\"coverage\":%.4f,\"tokens\":%d}", (double)ck.coverage, n_gen);
     seslm_ground_check_free(&ck);
     free(raw);
     return 0;

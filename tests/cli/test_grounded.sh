@@ -74,7 +74,7 @@ python3 - "$URL" <<'PY' || fail "no decoder: /v1/message unchanged"
 import http.client, json, sys, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])
 c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
-c.request("POST", "/v1/message", body=json.dumps({"session": "s0", "text": "Where did Broidy die?"}))
+c.request("POST", "/v1/message", body=json.dumps({"session": "s0", "text": "When did the brigade return home?"}))
 r = c.getresponse()
 o = json.loads(r.read())
 assert r.status == 200 and o["action"] == "answer_question" and o["context"]["answer"], o
@@ -104,18 +104,20 @@ def check_shape(rep, o):
         assert s["passage"] in ids and -1 <= s["support"] <= 1.0001 and s["text"] in rep["answer"], s
     assert rep["sentences"] or rep["verdict"] == "abstain", rep
 # answerable: the fact, the passage cited
-o = msg("g1", "Where did Broidy die?")
+o = msg("g1", "When did the brigade return home?")
 rep = o["reply"]
 check_shape(rep, o)
-broidy = passages.index("broidy died in 1991 in los angeles california")
+brigade = passages.index("the brigade returned home in the autumn of 1918")
 assert rep["verdict"] == "answer", rep
-assert "los angeles" in rep["text"].lower() and rep["text"] == rep["answer"], rep
-assert broidy in rep["cited"], (broidy, rep)
-assert rep["support"] >= 0.6, rep
-# not answerable from the passages: abstain or clarify, nothing cited, the node's own words
+assert "1918" in rep["text"] and rep["text"] == rep["answer"], rep
+assert brigade in rep["cited"], (brigade, rep)
+assert rep["support"] >= 0.6 and rep["coverage"] == 1, rep
+# not answerable from the passages (they speak of Broidy's death, not of a marriage): abstain or clarify,
+# nothing cited, the node's own words
 o = msg("g2", "When did Broidy get married?")
 rep = o["reply"]
 check_shape(rep, o)
+assert rep["coverage"] < 0.75 and "married" in rep["why"], rep
 assert rep["verdict"] in ("abstain", "clarify") and rep["cited"] == [], rep
 assert rep["text"] in ("I don't know from the available information.",
                        "I am not sure I understood: could you say more precisely what you want to know?"), rep

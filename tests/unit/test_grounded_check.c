@@ -45,6 +45,13 @@ static void test_terms(void) {
     CHECK(T("As [1] says, Ulster won in 1999.") == 0);    // a passage label cited back is no number
     CHECK(T("Ulster won 2 cups.") == SESLM_GROUND_BAD_NUMBER && strcmp(miss, "2") == 0);
 #undef T
+    // coverage: the question's terms (not its filler words) in the context, inflections by a 5-letter stem
+    const char *c2 = "broidy died in 1991 in los angeles california\nthe brigade returned home in 1918\n";
+    CHECK(seslm_ground_coverage("Where did Broidy die?", c2, miss, sizeof miss) == 1.0);
+    CHECK(seslm_ground_coverage("When did the brigade return home?", c2, miss, sizeof miss) == 1.0);
+    CHECK(seslm_ground_coverage("When did Broidy get married?", c2, miss, sizeof miss) == 0.5 && !strcmp(miss, "married"));
+    CHECK(seslm_ground_coverage("Did the brigade return in 1919?", c2, miss, sizeof miss) == 2.0 / 3 && !strcmp(miss, "1919"));
+    CHECK(seslm_ground_coverage("What year was it?", c2, miss, sizeof miss) == 1.0); // nothing but filler
     CHECK(seslm_ground_is_decline("I don't know."));
     CHECK(seslm_ground_is_decline("The context does not mention the year."));
     CHECK(seslm_ground_is_decline("I DO NOT KNOW"));
@@ -126,6 +133,15 @@ static void test_support(enc *x) {
           SESLM_GROUND_ABSTAIN);
     CHECK(r.n_sentences == 2 && r.flags[0] == 0 && r.flags[1] == 0);
     CHECK(r.support[1] < (float)o.clarify_support && r.support[0] >= (float)o.min_support);
+    seslm_ground_check_free(&r);
+    // grounded but not about the question: the passages never speak of marrying
+    CHECK(check(x, &o, "When did the brigade marry?", "The brigade returned home in the autumn of 1918.", &r) ==
+          SESLM_GROUND_ABSTAIN);
+    CHECK(r.coverage == 0.5f && strstr(r.why, "marry") && r.n_sentences == 1 && !r.cited[1]);
+    seslm_ground_check_free(&r);
+    CHECK(check(x, &o, "When did the brigade return home?", "The brigade returned home in the autumn of 1918.", &r) ==
+          SESLM_GROUND_ANSWER);
+    CHECK(r.coverage == 1.0f && r.cited[1]);
     seslm_ground_check_free(&r);
     // the model's own decline
     CHECK(check(x, &o, NULL, "I don't know.", &r) == SESLM_GROUND_ABSTAIN && r.declined);

@@ -185,7 +185,7 @@ static void shipped_config_is_the_default(void) {
           !strcmp(f.grounded_passages, d.grounded_passages));
     CHECK(f.grounded_n == d.grounded_n && f.grounded_k == d.grounded_k && f.grounded_max_tokens == d.grounded_max_tokens);
     CHECK(f.grounded_kb_threshold == d.grounded_kb_threshold && f.grounded_min_support == d.grounded_min_support &&
-          f.grounded_clarify_support == d.grounded_clarify_support);
+          f.grounded_clarify_support == d.grounded_clarify_support && f.grounded_min_coverage == d.grounded_min_coverage);
     seslm_validate_config_free(&f);
 }
 

@@ -138,7 +138,7 @@ typedef struct {
     const char *grounded_decoder;                   // GGUF decoder
     const char *grounded_qa, *grounded_passages;    // the QA set and the passages it is asked over
     int grounded_n, grounded_k, grounded_max_tokens; // questions (0: all), passages retrieved, answer bound
-    double grounded_kb_threshold, grounded_min_support, grounded_clarify_support;
+    double grounded_kb_threshold, grounded_min_support, grounded_clarify_support, grounded_min_coverage;
     void *owner; // the parsed YAML that owns the strings (NULL for the built-in defaults)
 } seslm_validate_config;
 

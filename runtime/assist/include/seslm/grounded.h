@@ -10,8 +10,11 @@
  *   numbers   every number written in digits ("1999", "3.5", "1,200") must occur in the passages;
  *   entities  every capitalised word (a named-entity proxy: not the sentence's first word when that is a
  *             common sentence opener, not "I") must occur in the passages as a whole word, case-blind.
+ *   coverage  (with a question) at least min_coverage of the question's terms must occur in the passages:
+ *             an answer drawn from a passage about the question's subject but not its point ("When did X
+ *             marry?" over "X died in 1991") is grounded sentence by sentence and still no answer.
  * Verdict: the model declined by itself ("I don't know", "not mentioned", ...) or an empty answer:
- * abstain; a number or entity absent from the passages: abstain (a fabricated fact); lowest sentence
+ * abstain; the passages do not cover the question: abstain; a number or entity absent from the passages: abstain (a fabricated fact); lowest sentence
  * support < min_support: clarify when it is still >= clarify_support, else abstain; otherwise answer.
  * The passages cited are those holding the best-matching sentence of some answer sentence. */
 #ifndef SESLM_GROUNDED_H
@@ -36,6 +39,7 @@ typedef struct {
     double clarify_support; // below min_support but at or above this (and no fabricated number or entity):
                             // ask for clarification instead of abstaining (default 0.45)
     int max_tokens;         // bound on the decoder's answer (default 48)
+    double min_coverage;    // share of the question's terms the passages must contain (default 0.75)
 } seslm_ground_opts;
 
 void seslm_ground_opts_default(seslm_ground_opts *o);
@@ -55,6 +59,7 @@ typedef struct {
     int flags[SESLM_GROUND_MAX_SENTENCES];   // SESLM_GROUND_BAD_NUMBER | SESLM_GROUND_BAD_ENTITY
     char missing[SESLM_GROUND_MAX_SENTENCES][48]; // the first number / entity not found in the passages
     float min_support;                       // over the sentences (0 when there are none)
+    float coverage;                          // share of the question's terms found in the passages
     int declined;                            // the model said it cannot answer from the context
     int cited[SESLM_GROUND_MAX_PASSAGES];    // 1: the passage supports some sentence (verdict answer)
     seslm_ground_verdict verdict;
@@ -71,6 +76,11 @@ int seslm_ground_split(const char *text, size_t *starts, size_t *lens, int cap);
 /* The terms check of one sentence against the context: 0 when every number and capitalised word occurs in
  * it, else SESLM_GROUND_BAD_NUMBER / _ENTITY with the first missing term copied to missing (cap bytes). */
 int seslm_ground_terms(const char *sentence, size_t len, const char *context, char *missing, size_t cap);
+
+/* The share of the question's terms (words of 3+ letters that are not question filler such as "when",
+ * "year", "did"; numbers) that occur in the context, a word matching any context word with its first
+ * min(len, 5) letters; 1 when the question has no such term. The first missing term goes to missing. */
+double seslm_ground_coverage(const char *question, const char *context, char *missing, size_t cap);
 
 /* 1 when the answer says it cannot answer ("I don't know", "not mentioned", ...). */
 int seslm_ground_is_decline(const char *answer);

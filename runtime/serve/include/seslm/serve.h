@@ -64,6 +64,8 @@ typedef struct {
     double grounded_min_support;     // hallucination check: sentence support threshold (0: default 0.60)
     double grounded_clarify_support; // below it, but at or above this: ask for clarification (0: default 0.45)
     int grounded_max_tokens;         // bound on a grounded answer (0: default 48)
+    double grounded_min_coverage;    // share of the question's terms the passages must hold (0: default 0.75;
+                                     // negative: no coverage check)
 } seslm_serve_opts;
 
 typedef struct seslm_server seslm_server;
