@@ -50,7 +50,7 @@ ap.add_argument("--threads", type=int, default=2)
 a = ap.parse_args()
 
 rows = [json.loads(l) for l in open(a.log, encoding="utf-8") if l.strip()]
-llm = Llama(model_path=a.model, n_ctx=2048, n_batch=512, n_threads=a.threads, n_threads_batch=a.threads,
+llm = Llama(model_path=a.model, n_ctx=2048, n_batch=512, n_threads=a.threads, n_threads_batch=a.threads, logits_all=True,
             verbose=False)
 vocab = llm._model.vocab
 
