@@ -640,6 +640,45 @@ static seslm_status latency(seslm_validate_result *r, vmodel *vm[2], const vtabl
 
 // ---- the run -----------------------------------------------------------------------------------
 
+static void evaluate_gates(const seslm_validate_config *c, seslm_validate_result *r) {
+    r->pass = 1;
+    int failed = 0, undecided = 0;
+    for (int g = 0; g < c->n_gates; g++) {
+        seslm_gate_eval(&c->gates[g], &r->values[c->gates[g].metric], &r->results[g]);
+        r->pass &= r->results[g].pass;
+        undecided += r->results[g].inconclusive;
+        failed += !r->results[g].pass && !r->results[g].inconclusive;
+    }
+    r->n_results = c->n_gates;
+    r->inconclusive = !failed && undecided > 0; // a gate that surely failed decides; noise does not
+}
+
+static double rate(int a, int b) { return b > 0 ? (double)a / b : NAN; }
+
+void seslm_validate_set_grounded(const seslm_validate_config *c, seslm_validate_result *r,
+                                 const seslm_validate_grounded *parent, const seslm_validate_grounded *candidate,
+                                 const char *data) {
+    const seslm_validate_grounded *g[2] = {parent, candidate};
+    for (int m = SESLM_VM_GROUNDED_ANSWERED; m <= SESLM_VM_GROUNDED_HALLUCINATION; m++) {
+        double v[2];
+        for (int k = 0; k < 2; k++)
+            v[k] = m == SESLM_VM_GROUNDED_ANSWERED  ? rate(g[k]->answered, g[k]->n)
+                   : m == SESLM_VM_GROUNDED_FOUND    ? rate(g[k]->found, g[k]->n_answerable)
+                   : m == SESLM_VM_GROUNDED_DECLINED ? rate(g[k]->unans_declined, g[k]->n_unanswerable)
+                                                     : rate(g[k]->hallucinated, g[k]->n);
+        seslm_vvalue *x = &r->values[m];
+        memset(x, 0, sizeof *x);
+        x->parent = v[0], x->candidate = v[1];
+        x->measured = isfinite(v[0]) && isfinite(v[1]);
+        x->skipped = !x->measured; // no (un)answerable question in the set: nothing to hold it to
+        r->n_samples[m] = m == SESLM_VM_GROUNDED_FOUND      ? candidate->n_answerable
+                          : m == SESLM_VM_GROUNDED_DECLINED ? candidate->n_unanswerable
+                                                            : candidate->n;
+        snprintf(r->data[m], sizeof r->data[m], "%s", data ? data : "");
+    }
+    evaluate_gates(c, r);
+}
+
 seslm_status seslm_validate_run(const seslm_validate_config *c, const char *parent_dir, const char *candidate_dir,
                                 seslm_validate_result *r, FILE *progress) {
     memset(r, 0, sizeof *r);
@@ -735,18 +774,11 @@ seslm_status seslm_validate_run(const seslm_validate_config *c, const char *pare
         if (st == SESLM_OK) st = node_checks(r, &pm, &cm, &in, c);
         describe_data(r, &in, c);
     }
-    if (st == SESLM_OK) {
-        r->pass = 1;
-        int failed = 0, undecided = 0;
-        for (int g = 0; g < c->n_gates; g++) {
-            seslm_gate_eval(&c->gates[g], &r->values[c->gates[g].metric], &r->results[g]);
-            r->pass &= r->results[g].pass;
-            undecided += r->results[g].inconclusive;
-            failed += !r->results[g].pass && !r->results[g].inconclusive;
-        }
-        r->n_results = c->n_gates;
-        r->inconclusive = !failed && undecided > 0; // a gate that surely failed decides; noise does not
+    for (int m = SESLM_VM_GROUNDED_ANSWERED; m <= SESLM_VM_GROUNDED_HALLUCINATION; m++) {
+        r->values[m].skipped = 1; // until the program runs the grounded QA set (seslm_validate_set_grounded)
+        snprintf(r->data[m], sizeof r->data[m], "no decoder configured (grounded.decoder)");
     }
+    if (st == SESLM_OK) evaluate_gates(c, r);
     r->seconds = now_s() - t_start;
     model_close(&pm), model_close(&cm);
     vtable_free(&lat);

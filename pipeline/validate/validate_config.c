@@ -33,6 +33,11 @@ static const struct {
                                            "recall@k agreement, held-out traffic as queries vs the node's KB"},
     [SESLM_VM_FEEDBACK_INTENT_ACCURACY] = {"feedback_intent_accuracy",
                                            "intent accuracy on the node's labelled feedback (LR, 3:1 split)"},
+    [SESLM_VM_GROUNDED_ANSWERED] = {"grounded_answered_rate", "grounded QA: questions the node answered (check passed)"},
+    [SESLM_VM_GROUNDED_FOUND] = {"grounded_found_rate", "grounded QA: answerable questions answered with the expected text"},
+    [SESLM_VM_GROUNDED_DECLINED] = {"grounded_declined_rate", "grounded QA: unanswerable questions declined"},
+    [SESLM_VM_GROUNDED_HALLUCINATION] = {"grounded_hallucination_rate",
+                                         "grounded QA: questions answered wrongly or without support in the passages"},
 };
 
 static const char *const KINDS[] = {"min", "max", "max_drop", "max_ratio"};
@@ -168,6 +173,11 @@ void seslm_validate_config_default(seslm_validate_config *c) {
     seslm_lr_opts_default(&c->lr);
     c->warmup = 5, c->repeats_b1 = 100, c->repeats_b32 = 20;
     c->threads = 0, c->batch = 32, c->measure_memory = 1;
+    c->grounded_decoder = "";
+    c->grounded_qa = "data/grounded/qa.tsv", c->grounded_passages = "data/grounded/passages.txt";
+    c->grounded_n = 0, c->grounded_k = 3, c->grounded_max_tokens = 48;
+    c->grounded_kb_threshold = 0.3, c->grounded_min_support = 0.60, c->grounded_clarify_support = 0.45;
+    c->grounded_min_coverage = 0.75;
     c->n_gates = (int)(sizeof DEFAULT_GATES / sizeof DEFAULT_GATES[0]);
     memcpy(c->gates, DEFAULT_GATES, sizeof DEFAULT_GATES);
 }
@@ -190,6 +200,9 @@ static seslm_status apply(seslm_validate_config *c, seslm_yaml *y) {
         "classifier.max_iter", "classifier.tol", "latency.warmup", "latency.repeats_b1", "latency.repeats_b32",
         "run.threads", "run.batch", "run.measure_memory", "gates", "data.traffic", "data.kb", "data.feedback",
         "samples.traffic", "samples.traffic_queries", "samples.kb_passages", "samples.feedback", "samples.feedback_min",
+        "grounded.decoder", "grounded.qa", "grounded.passages", "grounded.questions", "grounded.k",
+        "grounded.max_tokens", "grounded.kb_threshold", "grounded.min_support", "grounded.clarify_support",
+        "grounded.min_coverage",
     };
     enum { NF = sizeof fixed / sizeof fixed[0] };
     static char gate_keys[SESLM_VM_COUNT * 5][64];
@@ -224,6 +237,9 @@ static seslm_status apply(seslm_validate_config *c, seslm_yaml *y) {
         {"data.traffic", offsetof(seslm_validate_config, traffic)},
         {"data.kb", offsetof(seslm_validate_config, kb)},
         {"data.feedback", offsetof(seslm_validate_config, feedback)},
+        {"grounded.decoder", offsetof(seslm_validate_config, grounded_decoder)},
+        {"grounded.qa", offsetof(seslm_validate_config, grounded_qa)},
+        {"grounded.passages", offsetof(seslm_validate_config, grounded_passages)},
     };
     for (size_t i = 0; st == SESLM_OK && i < sizeof files / sizeof files[0]; i++) {
         const char **p = (const char **)((char *)c + files[i].off);
@@ -267,6 +283,18 @@ static seslm_status apply(seslm_validate_config *c, seslm_yaml *y) {
     if (st == SESLM_OK) st = get_int(y, "run.threads", 0, 1024, &c->threads);
     if (st == SESLM_OK) st = get_int(y, "run.batch", 1, 4096, &c->batch);
     if (st == SESLM_OK) st = seslm_yaml_get_bool(y, "run.measure_memory", c->measure_memory, &c->measure_memory);
+    if (st == SESLM_OK) st = get_int(y, "grounded.questions", 0, BIG, &c->grounded_n);
+    if (st == SESLM_OK) st = get_int(y, "grounded.k", 1, 8, &c->grounded_k);
+    if (st == SESLM_OK) st = get_int(y, "grounded.max_tokens", 1, 512, &c->grounded_max_tokens);
+    if (st == SESLM_OK)
+        st = seslm_yaml_get_double(y, "grounded.kb_threshold", -1, 1, c->grounded_kb_threshold, &c->grounded_kb_threshold);
+    if (st == SESLM_OK)
+        st = seslm_yaml_get_double(y, "grounded.min_support", 0, 1, c->grounded_min_support, &c->grounded_min_support);
+    if (st == SESLM_OK)
+        st = seslm_yaml_get_double(y, "grounded.clarify_support", 0, 1, c->grounded_clarify_support,
+                                   &c->grounded_clarify_support);
+    if (st == SESLM_OK)
+        st = seslm_yaml_get_double(y, "grounded.min_coverage", 0, 1, c->grounded_min_coverage, &c->grounded_min_coverage);
     if (st == SESLM_OK && seslm_yaml_has(y, "gates")) {
         // the file's gates replace the defaults: what is listed is exactly what is checked
         c->n_gates = 0;

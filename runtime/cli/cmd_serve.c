@@ -24,7 +24,8 @@ static const char *HELP =
     "                   [--intent-head FILE [--intent-allow-new 0|1] [--feedback-token-file F | --feedback-open 1]]\n"
     "                   [--kb DIR [--kb-threshold S]]\n"
     "                   [--dialog-policy YAML [--session-db FILE] [--session-ttl SECONDS]]\n"
-    "                   [--decoder GGUF]\n"
+    "                   [--decoder GGUF [--grounded-support S] [--grounded-clarify S] [--grounded-max-tokens N]\n"
+    "                    [--grounded-coverage S]]\n"
     "\n"
     "Serves sentence embeddings over HTTP (JSON):\n"
     "  POST /v1/embed      {\"texts\": [\"...\", ...]} or {\"text\": \"...\"}\n"
@@ -95,7 +96,16 @@ static const char *HELP =
     "  --kb DIR              serve this knowledge base (seslm kb build) on /v1/retrieve\n"
     "  --kb-threshold S      minimum cosine similarity to answer from the knowledge base (default 0.5)\n"
     "  --decoder GGUF        serve this decoder (SmolLM2 GGUF) on POST /v1/chat/completions (OpenAI-style,\n"
-    "                        \"stream\": true for server-sent events, sent when the generation ends)\n"
+    "                        \"stream\": true for server-sent events, sent when the generation ends);\n"
+    "                        with --kb and --dialog-policy, /v1/message also answers from the retrieved\n"
+    "                        passages only (\"reply\": the answer with its passages cited, after a\n"
+    "                        hallucination check of each sentence; else it abstains or asks to clarify)\n"
+    "  --grounded-support S  hallucination check: least sentence support to answer (default 0.60)\n"
+    "  --grounded-clarify S  below --grounded-support but at or above S: ask for clarification instead of\n"
+    "                        abstaining (default 0.45; = the support: never)\n"
+    "  --grounded-max-tokens N  bound on a grounded answer (default 48)\n"
+    "  --grounded-coverage S share of the question's terms the passages must hold to answer (default 0.75;\n"
+    "                        0: no such check)\n"
     "  --dialog-policy YAML  the decision policy of /v1/message (configs/dialog.yaml)\n"
     "  --session-db FILE     keep conversation state and the transition log in this SQLite file (created\n"
     "                        when absent); every turn is committed before its answer. Default: in memory\n"
@@ -113,6 +123,7 @@ int cmd_serve(int argc, char **argv) {
     const char *token_file = NULL, *fb_token_file = NULL;
     char token[1024] = "", fb_token[1024] = "";
     const char *policy_path = NULL;
+    double coverage = -2; // -2: not given
     int max_body = (int)o.max_body_bytes, ttl = (int)o.session_ttl_s, per_ip = -2; // -2: not given
     const cli_arg args[] = {
         {"--model", CLI_ARG_STR, &o.model_dir, 0, 0},
@@ -142,6 +153,10 @@ int cmd_serve(int argc, char **argv) {
         {"--feedback-open", CLI_ARG_INT, &o.feedback_open, 0, 1},
         {"--kb", CLI_ARG_STR, &o.kb_dir, 0, 0},
         {"--decoder", CLI_ARG_STR, &o.decoder_model, 0, 0},
+        {"--grounded-support", CLI_ARG_NUM, &o.grounded_min_support, 0, 1},
+        {"--grounded-clarify", CLI_ARG_NUM, &o.grounded_clarify_support, 0, 1},
+        {"--grounded-max-tokens", CLI_ARG_INT, &o.grounded_max_tokens, 1, 512},
+        {"--grounded-coverage", CLI_ARG_NUM, &coverage, 0, 1},
         {"--kb-threshold", CLI_ARG_NUM, &o.kb_threshold, -1, 1},
         {"--dialog-policy", CLI_ARG_STR, &policy_path, 0, 0},
         {"--session-db", CLI_ARG_STR, &o.session_db, 0, 0},
@@ -155,6 +170,7 @@ int cmd_serve(int argc, char **argv) {
         return 2;
     }
     o.max_body_bytes = (size_t)max_body;
+    if (coverage != -2) o.grounded_min_coverage = coverage == 0 ? -1 : coverage; // 0 on the command line: off
     o.session_ttl_s = ttl;
     if (per_ip != -2) o.max_connections_per_ip = per_ip == 0 ? -1 : per_ip; // 0 on the command line: no limit
 

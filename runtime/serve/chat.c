@@ -12,6 +12,7 @@
 #include "serve_internal.h"
 
 #include "decoder.h"
+#include "grounded.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -72,6 +73,16 @@ void serve_chat_close(seslm_server *s) {
     pthread_mutex_destroy(&s->chat->gen_mu);
     free(s->chat);
     s->chat = NULL;
+}
+
+const struct seslm_llm *serve_chat_model(const seslm_server *s) { return s->chat ? s->chat->m : NULL; }
+
+seslm_status serve_chat_ground_generate(seslm_server *s, const char *prompt, int max_tokens, char **text, int *n_gen) {
+    if (!s->chat) return seslm_fail(SESLM_ERR_ARG, "no decoder model on this node");
+    pthread_mutex_lock(&s->chat->gen_mu); // one generation at a time, as for /v1/chat/completions
+    seslm_status st = seslm_ground_generate(s->chat->m, prompt, max_tokens, text, NULL, n_gen);
+    pthread_mutex_unlock(&s->chat->gen_mu);
+    return st;
 }
 
 void serve_chat_req_free(serve_chat_req *r) {

@@ -13,8 +13,10 @@
  *
  * The context is attached when the action is a goal's own action (not clarify / ask_missing_info /
  * confirm / end) and the server has a knowledge base: the top 3 passages for the message's embedding,
- * under the same answer contract as /v1/retrieve. Response generation is out of scope: the response is
- * the action plus the grounded context. */
+ * under the same answer contract as /v1/retrieve. With a decoder (--decoder) the node also answers:
+ * "reply" (ground.c) is the decoder's answer from those passages only, after the hallucination check, or
+ * the node's abstention / request for clarification, with the passages cited; null on a turn without
+ * context (the dialog's own clarify / ask / confirm / end). Without a decoder there is no "reply". */
 #include "dialog.h"
 #include "retrieve.h"
 #include "serve_internal.h"
@@ -131,6 +133,8 @@ int serve_message_handle(seslm_server *s, const char *body, size_t len, sbuf *ou
     sb_printf(out, "],\"turns\":%d,\"last_action\":", st->turns);
     sb_json_str(out, st->last_action);
     sb_printf(out, "},\"ended\":%s,\"context\":", dd.ended ? "true" : "false");
+    sbuf reply = {0};
+    int reply_code = -1; // -1: no grounded reply this turn
     if (s->kb && !is_builtin(dd.action) && seslm_kb_dim(s->kb) == D) {
         seslm_kb_hit hits[3];
         const double thr = s->o.kb_threshold;
@@ -150,9 +154,28 @@ int serve_message_handle(seslm_server *s, const char *body, size_t len, sbuf *ou
             sb_putn(out, "}", 1);
         }
         sb_puts(out, "]}");
+        if (s->chat) {
+            int ids[3];
+            for (int j = 0; j < above; j++) ids[j] = hits[j].index;
+            reply_code = serve_ground_reply(s, text, ids, above, &reply);
+        }
     } else {
         sb_puts(out, "null");
     }
+    if (reply_code > 0) { // the generation or its check failed: the error, not a half answer
+        out->n = 0;
+        sb_putn(out, reply.p, reply.n);
+        free(reply.p);
+        free(x);
+        cJSON_Delete(root);
+        return reply_code;
+    }
+    if (s->chat) { // with a decoder the turn says something: the grounded reply, or null for the dialog's own ask
+        sb_puts(out, ",\"reply\":");
+        if (reply_code == 0) sb_putn(out, reply.p, reply.n);
+        else sb_puts(out, "null");
+    }
+    free(reply.p);
     sb_puts(out, ",\"model\":");
     sb_json_str(out, model_id);
     sb_puts(out, "}\n");

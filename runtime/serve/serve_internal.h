@@ -324,6 +324,14 @@ int serve_chat_complete(serve_chat_req *r, sbuf *out);
 int serve_chat_stream_start(serve_chat_req *r);
 long serve_chat_stream_read(serve_chat_req *r, char *buf, size_t max);
 void serve_chat_req_free(serve_chat_req *r); // cancels a running generation and waits for it
+/* The grounded answers of /v1/message (ground.c): the decoder (NULL without one), and one bounded greedy
+ * generation under the decoder's lock. */
+const struct seslm_llm *serve_chat_model(const seslm_server *s);
+seslm_status serve_chat_ground_generate(seslm_server *s, const char *prompt, int max_tokens, char **text, int *n_gen);
+/* The "reply" object of /v1/message: the decoder's answer from the knowledge base's passages ids (n, may
+ * be 0) after the hallucination check, or the abstention / clarification. 0 ok, else an HTTP code with the
+ * {"error"} body in reply. */
+int serve_ground_reply(seslm_server *s, const char *question, const int *ids, int n, sbuf *reply);
 
 /* The libmicrohttpd daemon (http.c): start; stop accepting (quiesce); stop (closes every connection). */
 seslm_status serve_http_start(seslm_server *s);

@@ -181,6 +181,11 @@ static void shipped_config_is_the_default(void) {
     CHECK(!strcmp(f.traffic, d.traffic) && !strcmp(f.kb, d.kb) && !strcmp(f.feedback, d.feedback));
     CHECK(f.traffic_n == d.traffic_n && f.traffic_queries_n == d.traffic_queries_n && f.kb_passages_n == d.kb_passages_n);
     CHECK(f.feedback_n == d.feedback_n && f.feedback_min == d.feedback_min);
+    CHECK(!strcmp(f.grounded_decoder, d.grounded_decoder) && !strcmp(f.grounded_qa, d.grounded_qa) &&
+          !strcmp(f.grounded_passages, d.grounded_passages));
+    CHECK(f.grounded_n == d.grounded_n && f.grounded_k == d.grounded_k && f.grounded_max_tokens == d.grounded_max_tokens);
+    CHECK(f.grounded_kb_threshold == d.grounded_kb_threshold && f.grounded_min_support == d.grounded_min_support &&
+          f.grounded_clarify_support == d.grounded_clarify_support && f.grounded_min_coverage == d.grounded_min_coverage);
     seslm_validate_config_free(&f);
 }
 
@@ -198,6 +203,14 @@ static void yaml(void) {
     CHECK(load(&c, "data:\n  domain_texts:\n    - a.txt\n    - b.txt\n    - c.txt\n") == SESLM_OK);
     CHECK(c.n_domain_texts == 3 && !strcmp(c.domain_texts[2], "c.txt"));
     CHECK(c.n_gates == 13); // no gates section: the defaults
+    seslm_validate_config_free(&c);
+    CHECK(load(&c, "grounded:\n  decoder: d.gguf\n  questions: 4\n  min_support: 0.7\n") == SESLM_OK);
+    CHECK(!strcmp(c.grounded_decoder, "d.gguf") && c.grounded_n == 4 && c.grounded_min_support == 0.7 &&
+          c.grounded_k == 3 && c.grounded_max_tokens == 48);
+    seslm_validate_config_free(&c);
+    CHECK(load(&c, "grounded:\n  max_tokens: 0\n") != SESLM_OK);
+    CHECK(load(&c, "grounded:\n  decodr: x\n") != SESLM_OK && strstr(seslm_last_error(), "decodr"));
+    seslm_validate_config_default(&c);
     seslm_validate_config_free(&c);
 
     static const struct {

@@ -43,6 +43,11 @@ typedef enum {
     SESLM_VM_TRAFFIC_COSINE_P5,
     SESLM_VM_TRAFFIC_RECALL_AGREEMENT, // held-out traffic as queries against the node's KB (data.kb) or the passages
     SESLM_VM_FEEDBACK_INTENT_ACCURACY, // the node's labelled feedback (data.feedback), split 3:1
+    // grounded answers on the grounded QA set (grounded.decoder; set by seslm_validate_set_grounded)
+    SESLM_VM_GROUNDED_ANSWERED,        // questions the node answered (the check passed)
+    SESLM_VM_GROUNDED_FOUND,           // answerable questions answered with the expected text
+    SESLM_VM_GROUNDED_DECLINED,        // unanswerable questions declined (abstain or clarify)
+    SESLM_VM_GROUNDED_HALLUCINATION,   // questions answered wrongly (unanswerable, or without the expected text)
     SESLM_VM_COUNT
 } seslm_vmetric;
 
@@ -128,6 +133,12 @@ typedef struct {
     int measure_memory; // fork a child per model to measure peak RSS
     seslm_gate gates[SESLM_VALIDATE_MAX_GATES];
     int n_gates;
+    // grounded answers (issue 17; docs/validation.md "Grounded answers"): run by `seslm validate` (the
+    // program, over runtime/assist/grounded.h) when a decoder is configured; "" = none, not run
+    const char *grounded_decoder;                   // GGUF decoder
+    const char *grounded_qa, *grounded_passages;    // the QA set and the passages it is asked over
+    int grounded_n, grounded_k, grounded_max_tokens; // questions (0: all), passages retrieved, answer bound
+    double grounded_kb_threshold, grounded_min_support, grounded_clarify_support, grounded_min_coverage;
     void *owner; // the parsed YAML that owns the strings (NULL for the built-in defaults)
 } seslm_validate_config;
 
@@ -171,6 +182,18 @@ typedef struct {
  * process loads anything. */
 seslm_status seslm_validate_run(const seslm_validate_config *c, const char *parent_dir, const char *candidate_dir,
                                 seslm_validate_result *r, FILE *progress);
+
+/* Counts of one run of the grounded QA set (runtime/assist/grounded.h seslm_ground_eval, run by the
+ * program: this layer does not reach the decoder). */
+typedef struct {
+    int n, n_answerable, n_unanswerable, answered, found, unans_declined, hallucinated;
+} seslm_validate_grounded;
+
+/* Sets the grounded_* metrics from the runs with the parent's and the candidate's embeddings (the same
+ * decoder), describes their data, and evaluates the gates again. Without it those metrics are skipped. */
+void seslm_validate_set_grounded(const seslm_validate_config *c, seslm_validate_result *r,
+                                 const seslm_validate_grounded *parent, const seslm_validate_grounded *candidate,
+                                 const char *data);
 
 /* Writes verdict.json, report.md and junit.xml into dir (created if absent), each crash-safe
  * (temporary file, fsync, rename). */

@@ -58,7 +58,14 @@ typedef struct {
     int header_timeout_s;      // a request's headers must all arrive within this (absolute); default 10
     int body_timeout_s;        // and its body within this after the headers; default 60
     int workers;               // threads that run computing requests (embed, intent, ...); default 32
-    const char *decoder_model; // GGUF decoder for POST /v1/chat/completions; NULL: that answers 404
+    const char *decoder_model; // GGUF decoder for POST /v1/chat/completions; NULL: that answers 404. With a
+                               // knowledge base and a dialog policy, /v1/message also answers with it from
+                               // the retrieved passages ("reply"; grounded.h); without it, no "reply"
+    double grounded_min_support;     // hallucination check: sentence support threshold (0: default 0.60)
+    double grounded_clarify_support; // below it, but at or above this: ask for clarification (0: default 0.45)
+    int grounded_max_tokens;         // bound on a grounded answer (0: default 48)
+    double grounded_min_coverage;    // share of the question's terms the passages must hold (0: default 0.75;
+                                     // negative: no coverage check)
 } seslm_serve_opts;
 
 typedef struct seslm_server seslm_server;
