@@ -190,9 +190,11 @@ else
     expect 1 'did not reload.*401' "promote --notify with a wrong token" -- rollback --notify "$URL" --admin-token-file "$TMP/badtoken"
     expect 0 '"action":"notify".*"reloaded":false' "failed reload audited" -- audit log --limit 1
     # handshake, not a fixed sleep: the client must complete 3 more requests on the model now serving
-    n0=$(cat "$TMP/client.n" 2>/dev/null || echo 0)
+    # (the client rewrites client.n as it goes: a read can find it empty, which counts as 0)
+    n0=$(cat "$TMP/client.n" 2>/dev/null)
     for _ in $(seq 1 600); do
-        [ "$(cat "$TMP/client.n" 2>/dev/null || echo 0)" -ge $((n0 + 3)) ] && break
+        nc=$(cat "$TMP/client.n" 2>/dev/null)
+        [ "${nc:-0}" -ge $((${n0:-0} + 3)) ] && break
         sleep 0.1
     done
     touch "$TMP/stop"
