@@ -194,11 +194,24 @@ seslm_status reg_tx(seslm_registry *r, seslm_status (*body)(seslm_registry *, vo
     int reconnected = 0;
     for (int attempt = 0;; attempt++) {
         int at_commit = 0;
+        r->head_pending = 0;
         seslm_status s = r->d->begin(r->c);
         if (s == SESLM_OK) s = body(r, ctx);
         if (s == SESLM_OK) {
             at_commit = 1;
             s = r->d->commit(r->c);
+        }
+        if (s == SESLM_OK && r->head_pending) {
+            // only now that the row is committed may the head outside the database name it
+            r->head_pending = 0;
+            if (reg_head_store(r->audit_head_path, r->audit_key, r->pending_genesis, r->pending_seq, r->pending_hash) !=
+                SESLM_OK) {
+                char why[600];
+                snprintf(why, sizeof why, "%s", seslm_last_error());
+                return seslm_fail(SESLM_ERR_IO, "the change was committed (audit row %lld), but %s; `seslm audit verify` "
+                                                "with the key records the head once the file can be written",
+                                  r->pending_seq, why);
+            }
         }
         if (s == SESLM_OK) return SESLM_OK;
         reg_fail_kind k = r->d->last_fail(r->c);
@@ -338,6 +351,7 @@ seslm_status seslm_registry_open(seslm_registry **out, const char *url) {
 void seslm_registry_close(seslm_registry *r) {
     if (!r) return;
     OPENSSL_cleanse(r->audit_key, sizeof r->audit_key);
+    free(r->audit_head_path);
     if (r->c) r->d->close(r->c);
     free(r);
 }

@@ -77,6 +77,19 @@ seslm_status seslm_registry_set_audit_key(seslm_registry *r, const unsigned char
 
 long long seslm_registry_audit_anchored_from(const seslm_registry *r) { return r->anchored_from; }
 
+seslm_status seslm_registry_set_audit_head_file(seslm_registry *r, const char *path) {
+    char *copy = NULL;
+    if (path && path[0] && !(copy = strdup(path))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    free(r->audit_head_path);
+    r->audit_head_path = copy;
+    return SESLM_OK;
+}
+
+long long seslm_registry_audit_head_seq(const seslm_registry *r, int *recorded_now) {
+    if (recorded_now) *recorded_now = r->audit_head_recorded;
+    return r->audit_head_seq;
+}
+
 typedef struct {
     char seq[32], hash[65], mac[96];
     int found;
@@ -108,6 +121,18 @@ seslm_status reg_audit_append(seslm_registry *r, const char *actor, const char *
     if (l.mac[0] && strncmp(l.mac, kid, 16) != 0 && !r->audit_rotating)
         return seslm_fail(SESLM_ERR_FORMAT, "the audit log is anchored with key id %.16s, not this key's %s: wrong "
                                          "$SESLM_AUDIT_KEY_FILE (to change keys: seslm audit rotate-key)", l.mac, kid);
+    // the head kept outside the database: a removed tail must not be hidden under new rows (registry_audit_head.c);
+    // rotation checked the previous key's head already
+    const int keep_head = r->have_audit_key && r->audit_head_path;
+    if (keep_head) {
+        long long head_seq = 0;
+        if (!r->audit_rotating && (s = reg_head_check(r, r->audit_key, r->audit_head_path, &head_seq)) != SESLM_OK) {
+            char why[700];
+            snprintf(why, sizeof why, "%s", seslm_last_error());
+            return seslm_fail(s, "refusing to append to the audit log: %s", why);
+        }
+        if ((s = reg_head_writable(r->audit_head_path)) != SESLM_OK) return s;
+    }
     char seq[32], at[40], hash[65];
     snprintf(seq, sizeof seq, "%lld", l.found ? atoll(l.seq) + 1 : 1LL);
     const char *prev = l.found ? l.hash : ZERO_HASH;
@@ -118,10 +143,24 @@ seslm_status reg_audit_append(seslm_registry *r, const char *actor, const char *
     char mac[96];
     if (r->have_audit_key) row_mac(r->audit_key, seq, hash, mac);
     const char *p[] = {seq, at, actor, action, target, reason, detail_json, prev, hash, r->have_audit_key ? mac : NULL};
-    return reg_exec(r,
-                    "INSERT INTO audit_log (seq, at, actor, action, target, reason, detail, prev_hash, hash, mac) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    10, p, NULL, NULL, NULL);
+    s = reg_exec(r,
+                 "INSERT INTO audit_log (seq, at, actor, action, target, reason, detail, prev_hash, hash, mac) "
+                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 10, p, NULL, NULL, NULL);
+    if (s != SESLM_OK || !keep_head) return s;
+    // reg_tx writes the head file once this transaction has committed
+    char genesis[80];
+    int found = 0;
+    if (atoll(seq) == 1) snprintf(genesis, sizeof genesis, "%s", hash);
+    else if ((s = reg_scalar(r, "SELECT hash FROM audit_log WHERE seq = 1", 0, NULL, genesis, sizeof genesis, &found)) != SESLM_OK)
+        return s;
+    else if (!found)
+        return seslm_fail(SESLM_ERR_FORMAT, "the audit log has no row 1 (rows were removed): run seslm audit verify");
+    snprintf(r->pending_genesis, sizeof r->pending_genesis, "%.64s", genesis);
+    snprintf(r->pending_hash, sizeof r->pending_hash, "%s", hash);
+    r->pending_seq = atoll(seq);
+    r->head_pending = 1;
+    return SESLM_OK;
 }
 
 typedef struct {
@@ -150,6 +189,9 @@ typedef struct {
     long long anchored_from;  // first row with a mac of this key (0: none yet)
     long long n_mac;          // rows with any mac
     char head_mac[96];        // the last row's mac ("" when none)
+    char genesis[65];         // row 1's hash
+    const char *head_path;    // the head kept outside the database, checked after the chain (or NULL)
+    long long head_seq;       // the row it vouched for (0: no head file)
 } verify_ctx;
 
 static int verify_row(void *ctx, int nc, const char *const *v) {
@@ -191,6 +233,7 @@ static int verify_row(void *ctx, int nc, const char *const *v) {
                  x->anchored_from);
         return x->bad = 1;
     }
+    if (x->expect_seq == 1) snprintf(x->genesis, sizeof x->genesis, "%s", hash);
     snprintf(x->prev, sizeof x->prev, "%s", hash);
     x->expect_seq++;
     return 0;
@@ -205,18 +248,30 @@ static seslm_status verify_body(seslm_registry *r, void *ctx) {
     x->anchored_from = 0;
     x->n_mac = 0;
     x->head_mac[0] = 0;
-    return reg_exec(r, "SELECT seq, at, actor, action, target, reason, detail, prev_hash, hash, mac FROM audit_log ORDER BY seq",
-                    0, NULL, verify_row, x, NULL);
+    x->genesis[0] = 0;
+    x->head_seq = 0;
+    seslm_status s = reg_exec(r, "SELECT seq, at, actor, action, target, reason, detail, prev_hash, hash, mac FROM audit_log "
+                                 "ORDER BY seq", 0, NULL, verify_row, x, NULL);
+    return s;
 }
 
-static seslm_status verify_with(seslm_registry *r, const unsigned char *key, long long *n_rows, char *head) {
+static seslm_status verify_head_body(seslm_registry *r, void *ctx) {
+    verify_ctx *x = ctx;
+    return reg_head_check(r, x->key, x->head_path, &x->head_seq);
+}
+
+static seslm_status verify_with(seslm_registry *r, const unsigned char *key, const char *head_path, long long *n_rows,
+                                char *head) {
     verify_ctx x;
     memset(&x, 0, sizeof x);
     x.key = key;
+    x.head_path = head_path;
     if (key) seslm_registry_audit_key_id(key, x.kid);
+    r->anchored_from = 0;
+    r->audit_head_seq = 0;
+    r->audit_head_recorded = 0;
     seslm_status s = reg_read(r, verify_body, &x);
     if (n_rows) *n_rows = x.n;
-    r->anchored_from = 0;
     if (s != SESLM_OK) return s;
     if (x.bad) return seslm_fail(SESLM_ERR_FORMAT, "%s", x.msg);
     // the anchor: with a key, the head must carry this key's mac (it vouches for every row before it)
@@ -227,20 +282,34 @@ static seslm_status verify_with(seslm_registry *r, const unsigned char *key, lon
         return seslm_fail(SESLM_ERR_ARG, "the audit log is anchored with an HMAC key (id %.16s): give the key "
                                          "($SESLM_AUDIT_KEY_FILE) to verify it; the chain alone proves nothing "
                                          "against someone who can write the database", x.head_mac);
+    // the tail: the database must still hold the head recorded outside it (checked after the chain and the
+    // row HMACs, so a rewritten row is named as such first)
+    if (key && head_path && (s = reg_read(r, verify_head_body, &x)) != SESLM_OK) return s;
     r->anchored_from = x.anchored_from;
+    r->audit_head_seq = x.head_seq;
     if (head) snprintf(head, 65, "%s", x.prev);
+    // a log verified under the key with no head file yet (anchored before heads were kept, or the file was
+    // lost): record the head now, so a tail removed from here on is caught
+    if (key && head_path && !x.head_seq && x.n > 0) {
+        s = reg_head_store(head_path, key, x.genesis, x.expect_seq - 1, x.prev);
+        if (s != SESLM_OK) return s;
+        r->audit_head_seq = x.expect_seq - 1;
+        r->audit_head_recorded = 1;
+    }
     return SESLM_OK;
 }
 
 seslm_status seslm_registry_audit_verify(seslm_registry *r, long long *n_rows, char *head) {
-    return verify_with(r, r->have_audit_key ? r->audit_key : NULL, n_rows, head);
+    return verify_with(r, r->have_audit_key ? r->audit_key : NULL, r->have_audit_key ? r->audit_head_path : NULL, n_rows,
+                       head);
 }
 
-seslm_status seslm_registry_audit_rotate(seslm_registry *r, const unsigned char previous[32], const char *actor,
-                                         const char *reason) {
+seslm_status seslm_registry_audit_rotate(seslm_registry *r, const unsigned char previous[32], const char *previous_head_file,
+                                         const char *actor, const char *reason) {
     if (!r->have_audit_key) return seslm_fail(SESLM_ERR_ARG, "audit key rotation: no new key");
     long long n = 0;
-    seslm_status s = verify_with(r, previous, &n, NULL);
+    // the whole log under the previous key, its head outside the database included
+    seslm_status s = verify_with(r, previous, previous ? previous_head_file : NULL, &n, NULL);
     if (s != SESLM_OK) {
         char why[600];
         snprintf(why, sizeof why, "%s", seslm_last_error());

@@ -24,6 +24,13 @@ const char *cli_registry_url(const char *flag) {
     return "runs/registry.db";
 }
 
+const char *cli_audit_head_file(const char *key_file, char *buf, size_t cap) {
+    const char *e = getenv("SESLM_AUDIT_HEAD_FILE");
+    if (e && e[0]) return e;
+    snprintf(buf, cap, "%s.head", key_file);
+    return buf;
+}
+
 seslm_registry *cli_registry_open(const char *cmd, const char *flag) {
     seslm_registry *r = NULL;
     if (seslm_registry_open(&r, cli_registry_url(flag)) != SESLM_OK) {
@@ -41,6 +48,13 @@ seslm_registry *cli_registry_open(const char *cmd, const char *flag) {
         }
         seslm_registry_set_audit_key(r, key);
         OPENSSL_cleanse(key, sizeof key);
+        // the log's head, kept beside the key (outside the database) so a removed tail is caught
+        char head[4096];
+        if (seslm_registry_set_audit_head_file(r, cli_audit_head_file(kf, head, sizeof head)) != SESLM_OK) {
+            cli_error(cmd, "%s", seslm_last_error());
+            seslm_registry_close(r);
+            return NULL;
+        }
     }
     return r;
 }

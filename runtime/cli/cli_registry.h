@@ -10,7 +10,10 @@
 
 /* --registry URL, else $SESLM_REGISTRY, else runs/registry.db (its directory is created). */
 const char *cli_registry_url(const char *flag);
-/* Opens the registry; prints the error and returns NULL on failure. */
+/* The audit head file of an audit key file: $SESLM_AUDIT_HEAD_FILE, else "<key_file>.head" (in buf). */
+const char *cli_audit_head_file(const char *key_file, char *buf, size_t cap);
+/* Opens the registry (with $SESLM_AUDIT_KEY_FILE's key and head file, when set); prints the error and
+ * returns NULL on failure. */
 seslm_registry *cli_registry_open(const char *cmd, const char *flag);
 /* --by NAME, else $SESLM_ACTOR, else the OS user name (written into buf). */
 const char *cli_registry_actor(const char *flag, char *buf, size_t cap);

@@ -16,11 +16,14 @@ static const char *HELP =
     "       seslm audit rotate-key [--previous-key-file F] [--reason TEXT] [--by NAME] [--registry URL]\n"
     "\n"
     "verify  recomputes every row's hash, sha256(prev_hash || canonical row), and the chain from the first\n"
-    "        row; prints {\"rows\": N, \"head\": HASH} (keep HASH elsewhere to detect a removed tail later).\n"
+    "        row; prints {\"rows\": N, \"head\": HASH} (with no key, keep HASH elsewhere to detect a removed tail).\n"
     "        A changed, removed or inserted row: exit 1 naming the first bad row. With $SESLM_AUDIT_KEY_FILE\n"
     "        (the anchor: a private key file the database never sees) it also checks each row's HMAC and\n"
     "        that the head carries one, so a chain rewritten and recomputed in the database fails; an\n"
-    "        anchored log cannot be verified (nor written) without the key.\n"
+    "        anchored log cannot be verified (nor written) without the key. The key's head file\n"
+    "        ($SESLM_AUDIT_HEAD_FILE, default KEYFILE.head; written after every audit write, recorded by\n"
+    "        verify when missing) must still name a row of the log: a removed tail, an emptied or a\n"
+    "        replaced log fails (\"head_file_seq\": the row it vouched for).\n"
     "log     the last N rows (default all), oldest first, one JSON object per line: who, what, when, why.\n"
     "new-key writes a new random audit key into FILE (0600; never inside a model directory).\n"
     "rotate-key  anchors the log with the key of $SESLM_AUDIT_KEY_FILE: verifies it first under the\n"
@@ -101,11 +104,13 @@ int cmd_audit(int argc, char **argv) {
     int rc = 0;
     if (!strcmp(sub, "rotate-key")) {
         unsigned char prev[32];
-        char user[256];
+        char user[256], prev_head[4096];
         if (prev_file && seslm_crypt_key_load(prev, prev_file) != SESLM_OK) {
             cli_error(CMD, "--previous-key-file: %s", seslm_last_error());
             rc = 1;
-        } else if (seslm_registry_audit_rotate(r, prev_file ? prev : NULL, cli_registry_actor(by, user, sizeof user),
+        } else if (seslm_registry_audit_rotate(r, prev_file ? prev : NULL,
+                                               prev_file ? cli_audit_head_file(prev_file, prev_head, sizeof prev_head) : NULL,
+                                               cli_registry_actor(by, user, sizeof user),
                                                reason ? reason : "audit key rotation") != SESLM_OK) {
             cli_error(CMD, "%s", seslm_last_error());
             rc = 1;
@@ -116,8 +121,8 @@ int cmd_audit(int argc, char **argv) {
                 cli_error(CMD, "rotated, but the log does not verify under the new key: %s", seslm_last_error());
                 rc = 1;
             } else {
-                printf("{\"rows\":%lld,\"head\":\"%s\",\"anchored_from\":%lld,\"ok\":true}\n", n, head,
-                       seslm_registry_audit_anchored_from(r));
+                printf("{\"rows\":%lld,\"head\":\"%s\",\"anchored_from\":%lld,\"head_file_seq\":%lld,\"ok\":true}\n", n,
+                       head, seslm_registry_audit_anchored_from(r), seslm_registry_audit_head_seq(r, NULL));
             }
         }
         OPENSSL_cleanse(prev, sizeof prev);
@@ -132,7 +137,11 @@ int cmd_audit(int argc, char **argv) {
             rc = 1;
         } else {
             long long af = seslm_registry_audit_anchored_from(r);
-            if (af) printf("{\"rows\":%lld,\"head\":\"%s\",\"anchored_from\":%lld,\"ok\":true}\n", n, head, af);
+            int recorded = 0;
+            long long hs = seslm_registry_audit_head_seq(r, &recorded);
+            if (af)
+                printf("{\"rows\":%lld,\"head\":\"%s\",\"anchored_from\":%lld,\"head_file_seq\":%lld%s,\"ok\":true}\n", n,
+                       head, af, hs, recorded ? ",\"head_file_recorded\":true" : "");
             else printf("{\"rows\":%lld,\"head\":\"%s\",\"anchored\":false,\"ok\":true}\n", n, head);
         }
     } else {

@@ -5,6 +5,9 @@
 #include "serve_internal.h"
 
 #include <dirent.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +177,16 @@ static void process_metrics(sbuf *b, double start_time) {
     }
     family(b, "process_open_fds", "gauge", "Number of open file descriptors.");
     sb_printf(b, "process_open_fds %d\n", fds < 0 ? 0 : fds);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    // what malloc holds, to tell a leak (in_use grows) from fragmentation (free grows, in_use flat) when
+    // the resident size creeps up (the soak test, tests/serve/soak.py, reads both)
+    struct mallinfo2 mi = mallinfo2();
+    family(b, "seslm_heap_bytes", "gauge",
+           "malloc's heap over all arenas (glibc mallinfo2): in_use = allocated and not freed (mmapped blocks "
+           "included), free = held by malloc for reuse.");
+    sb_printf(b, "seslm_heap_bytes{state=\"in_use\"} %zu\nseslm_heap_bytes{state=\"free\"} %zu\n", mi.uordblks + mi.hblkhd,
+              mi.fordblks);
+#endif
 }
 
 void serve_metrics_render(seslm_server *s, sbuf *b) {

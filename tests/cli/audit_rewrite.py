@@ -2,16 +2,30 @@
 """audit_rewrite.py — what someone who can write the registry database (but has not the audit key) can do:
 change one audit row, then recompute every hash after it so the chain verifies again.
 
-    audit_rewrite.py sqlite PATH SEQ keep|drop      (SQLite file)
-    audit_rewrite.py pg DSN SEQ keep|drop           (PostgreSQL, through psql)
+    audit_rewrite.py sqlite PATH SEQ keep|drop|truncate      (SQLite file)
+    audit_rewrite.py pg DSN SEQ keep|drop|truncate           (PostgreSQL, through psql)
 
 keep: the HMAC column is left as it was (the attacker cannot recompute it); drop: it is cleared on every
-row (the attacker pretends the log was never anchored). The chain is recomputed exactly as
+row (the attacker pretends the log was never anchored); truncate: rows SEQ.. are deleted (a removed tail:
+an older anchored row becomes the head; SEQ 1 empties the log). The chain is recomputed exactly as
 pipeline/registry/registry_audit.c defines it: sha256(prev_hash || compact JSON [seq, at, actor, action,
 target, reason, detail])."""
 import hashlib, json, sqlite3, subprocess, sys
 
 kind, where, seq0, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+if mode == "truncate":
+    if kind == "sqlite":
+        db = sqlite3.connect(where)
+        db.executescript("DROP TRIGGER IF EXISTS audit_log_no_delete;")
+        n = db.execute("DELETE FROM audit_log WHERE seq >= ?", (seq0,)).rowcount
+        db.commit()
+    else:
+        script = ("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change; DELETE FROM audit_log WHERE seq >= %d; "
+                  "ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_change;" % seq0)
+        subprocess.run(["psql", where, "-qAtc", script], check=True, capture_output=True)
+        n = "the"
+    print("deleted %s audit rows from row %d on" % (n, seq0), file=sys.stderr)
+    sys.exit(0)
 COLS = "seq, at, actor, action, target, reason, detail, prev_hash, hash"
 
 if kind == "sqlite":

@@ -11,7 +11,9 @@
 #     SQLite file; a row changed or removed behind the triggers' back is detected (exit 1);
 #   * anchored with an audit key (seslm audit new-key / rotate-key), a row rewritten with every later hash
 #     recomputed (tests/cli/audit_rewrite.py) fails verification, HMACs kept or dropped; without the key
-#     an anchored log is neither verified nor written; rotation needs the old key;
+#     an anchored log is neither verified nor written; rotation needs the old key; a removed tail (the
+#     last row deleted: an older anchored row becomes the head), an emptied log and an edited head file
+#     fail against the head file kept beside the key, and no write goes on over a removed tail;
 #   * `promote --notify` / `rollback --notify` make a running `seslm serve` with an admin token
 #     reload the stored model, with zero failed requests from a client embedding throughout; a wrong
 #     token is refused (401) and reported;
@@ -188,9 +190,11 @@ else
     expect 1 'did not reload.*401' "promote --notify with a wrong token" -- rollback --notify "$URL" --admin-token-file "$TMP/badtoken"
     expect 0 '"action":"notify".*"reloaded":false' "failed reload audited" -- audit log --limit 1
     # handshake, not a fixed sleep: the client must complete 3 more requests on the model now serving
-    n0=$(cat "$TMP/client.n" 2>/dev/null || echo 0)
+    # (the client rewrites client.n as it goes: a read can find it empty, which counts as 0)
+    n0=$(cat "$TMP/client.n" 2>/dev/null)
     for _ in $(seq 1 600); do
-        [ "$(cat "$TMP/client.n" 2>/dev/null || echo 0)" -ge $((n0 + 3)) ] && break
+        nc=$(cat "$TMP/client.n" 2>/dev/null)
+        [ "${nc:-0}" -ge $((${n0:-0} + 3)) ] && break
         sleep 0.1
     done
     touch "$TMP/stop"
@@ -222,6 +226,10 @@ anchor_suite() {
     expect 0 '"anchored_from":3' "$name anchor: first anchoring" -- audit rotate-key --reason "anchor the log"
     expect 0 '' "$name anchor: promote with the key" -- promote 1 --reason "anchored write"
     expect 0 '"anchored_from":3' "$name anchor: verify with the key" -- audit verify
+    # a log anchored before head files were kept (or a lost head file): verify records the head
+    rm -f "$TMP/akey-$name.head"
+    expect 0 '"head_file_recorded":true' "$name anchor: verify records a missing head file" -- audit verify
+    expect 0 '"head_file_seq":[1-9]' "$name anchor: verify against the recorded head" -- audit verify
     unset SESLM_AUDIT_KEY_FILE
     expect 1 'anchored with an HMAC key' "$name anchor: verify without the key" -- audit verify
     expect 1 'anchored with an HMAC key' "$name anchor: a write without the key" -- approve 1 --by bob --reason x
@@ -233,11 +241,41 @@ anchor_suite() {
     SESLM_AUDIT_KEY_FILE=$TMP/akey2-$name expect 0 '"ok":true' "$name anchor: rotation" -- audit rotate-key --previous-key-file "$TMP/akey-$name"
     SESLM_AUDIT_KEY_FILE=$TMP/akey2-$name expect 0 '"ok":true' "$name anchor: verify with the new key" -- audit verify
     SESLM_AUDIT_KEY_FILE=$TMP/akey-$name expect 1 'anchored with another key|not anchored' "$name anchor: the old key no longer verifies the head" -- audit verify
+    # a removed tail: the last row deleted behind the triggers' back leaves an older row, anchored with the
+    # same key, as the head (its HMAC is good); the head file kept beside the key still names the deleted row
+    export SESLM_AUDIT_KEY_FILE=$TMP/akey2-$name
+    expect 0 '' "$name anchor: a write under the new key" -- approve 1 --by bob --reason "the row to remove"
+    expect 0 '"ok":true' "$name anchor: verify before the tail is removed" -- audit verify
+    local nrows hseq
+    nrows=$(sed -n 's/.*"rows":\([0-9]*\),.*/\1/p' "$TMP/e.out")
+    hseq=$(sed -n 's/.*"head_file_seq":\([0-9]*\).*/\1/p' "$TMP/e.out")
+    ok
+    [ -n "$nrows" ] && [ "$hseq" = "$nrows" ] || fail "$name: the head file should vouch for the last row: $(cat "$TMP/e.out")"
+    ok
+    [ "$(stat -c %a "$TMP/akey2-$name.head" 2>&1)" = 600 ] || fail "$name: head file mode $(stat -c %a "$TMP/akey2-$name.head" 2>&1)"
+    python3 "$ROOT/tests/cli/audit_rewrite.py" "$kind" "$where" "$nrows" truncate || fail "$name: could not delete the tail"
+    expect 1 "ends at row $((nrows - 1)).*removed from the end" "$name anchor: removed tail detected" -- audit verify
+    expect 1 'removed from the end' "$name anchor: no write over a removed tail" -- approve 1 --by carol --reason x
+    # the head file cannot be moved back by someone without the key either
+    cp "$TMP/akey2-$name.head" "$TMP/head.saved"
+    python3 - "$TMP/akey2-$name.head" "$((nrows - 1))" <<'PY' || fail "$name: could not edit the head file"
+import sys
+p, seq = sys.argv[1], sys.argv[2]
+f = open(p).read().split()
+f[3] = seq
+open(p, "w").write(" ".join(f) + "\n")
+PY
+    expect 1 'head file.*HMAC does not match' "$name anchor: an edited head file" -- audit verify
+    cp "$TMP/head.saved" "$TMP/akey2-$name.head"
+    unset SESLM_AUDIT_KEY_FILE
     # the attack: row 2 rewritten and every later hash recomputed; the plain chain verifies again...
     python3 "$ROOT/tests/cli/audit_rewrite.py" "$kind" "$where" 2 keep || fail "$name: could not rewrite the audit log"
     SESLM_AUDIT_KEY_FILE=$TMP/akey2-$name expect 1 'HMAC does not match' "$name anchor: rewritten chain, HMACs kept" -- audit verify
     python3 "$ROOT/tests/cli/audit_rewrite.py" "$kind" "$where" 2 drop || fail "$name: could not rewrite the audit log"
     SESLM_AUDIT_KEY_FILE=$TMP/akey2-$name expect 1 'never anchored' "$name anchor: rewritten chain, HMACs dropped" -- audit verify
+    # the whole log deleted
+    python3 "$ROOT/tests/cli/audit_rewrite.py" "$kind" "$where" 1 truncate || fail "$name: could not empty the log"
+    SESLM_AUDIT_KEY_FILE=$TMP/akey2-$name expect 1 'audit log is empty.*was deleted' "$name anchor: emptied log detected" -- audit verify
     unset SESLM_POLICY SESLM_ACTOR SESLM_REGISTRY SESLM_STORE
 }
 anchor_suite sqlite "sqlite:$TMP/anchor.db" sqlite "$TMP/anchor.db"

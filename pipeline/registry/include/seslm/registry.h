@@ -94,10 +94,19 @@ seslm_status seslm_registry_rollback(seslm_registry *r, const seslm_governance *
  * log is anchored, appending without the key, or with another key, is refused (SESLM_ERR_FORMAT); rotation
  * is seslm_registry_audit_rotate. key NULL: no key. */
 seslm_status seslm_registry_set_audit_key(seslm_registry *r, const unsigned char key[32]);
-/* Key rotation: verifies the whole log under the previous key (NULL when the log was not anchored yet)
- * and appends an "audit-key" row anchored with the key set by seslm_registry_set_audit_key. */
-seslm_status seslm_registry_audit_rotate(seslm_registry *r, const unsigned char previous[32], const char *actor,
-                                         const char *reason);
+/* The head kept outside the database (with the key, e.g. "<key file>.head"; NULL: none): after every
+ * committed audit write it records (row 1's hash, the last seq, its hash) under the key's HMAC, and verify
+ * and every later write require the database to still hold that row, so a removed tail (the last rows
+ * deleted), an emptied or a replaced log fails. One file per registry. */
+seslm_status seslm_registry_set_audit_head_file(seslm_registry *r, const char *path);
+/* After a successful verify with a key and a head file: the row the head file vouched for (0: none);
+ * *recorded_now = 1 when there was no head file and verify wrote it from the verified log. */
+long long seslm_registry_audit_head_seq(const seslm_registry *r, int *recorded_now);
+/* Key rotation: verifies the whole log under the previous key (NULL when the log was not anchored yet),
+ * against its head file previous_head_file (NULL: none), and appends an "audit-key" row anchored with the
+ * key set by seslm_registry_set_audit_key (its head then recorded in the current head file). */
+seslm_status seslm_registry_audit_rotate(seslm_registry *r, const unsigned char previous[32], const char *previous_head_file,
+                                         const char *actor, const char *reason);
 /* The 16 hex digits naming an audit key (not secret). */
 void seslm_registry_audit_key_id(const unsigned char key[32], char id[17]);
 
@@ -105,7 +114,8 @@ void seslm_registry_audit_key_id(const unsigned char key[32], char id[17]);
 seslm_status seslm_registry_audit(seslm_registry *r, const char *actor, const char *action, const char *target,
                                   const char *reason, const char *detail_json);
 /* Recomputes the hash chain: SESLM_ERR_FORMAT naming the first bad row when a row was changed,
- * removed or inserted. *n_rows gets the rows checked, head (65 bytes) the last hash. */
+ * removed or inserted; with a key, also each row's HMAC and the head file (a removed tail). *n_rows gets
+ * the rows checked, head (65 bytes) the last hash. */
 seslm_status seslm_registry_audit_verify(seslm_registry *r, long long *n_rows, char *head);
 /* After a successful verify: the first row anchored with the current key (0: none, no key given). */
 long long seslm_registry_audit_anchored_from(const seslm_registry *r);
