@@ -213,6 +213,14 @@ int serve_workers_submit(struct seslm_server *s, void *task); // 0 queued, -1 fu
 int serve_workers_queued(struct seslm_server *s);
 void serve_workers_stop(struct seslm_server *s); // runs what is queued, then joins
 
+// ---- fleet telemetry upload to an S3-compatible store (upload.c, docs/fleet.md) --------------------
+
+typedef struct serve_upload serve_upload;
+seslm_status serve_upload_start(struct seslm_server *s); // nothing when no upload URL is set
+void serve_upload_kick(struct seslm_server *s);          // a dump was written: upload it soon
+void serve_upload_stop(struct seslm_server *s);          // joins, one last pass; pending dumps stay local
+void serve_upload_render(struct seslm_server *s, sbuf *b); // its /metrics families (none when off)
+
 // ---- the server -----------------------------------------------------------------------------------
 
 typedef struct serve_tjob serve_tjob;
@@ -247,6 +255,7 @@ struct seslm_server {
     atomic_int j_pending; // jobs queued or being written (/metrics: a handshake for "every dump is out")
     pthread_t janitor;
     uint64_t dump_seq;
+    serve_upload *upload; // NULL: dumps stay local (upload.c)
 
     // http
     struct MHD_Daemon *mhd;
