@@ -17,6 +17,7 @@
 static const char *HELP =
     "usage: seslm serve [--model DIR] [--host ADDR] [--port P] [--telemetry-dir DIR] [--window-seconds S]\n"
     "                   [--telemetry-upload s3://BUCKET/PREFIX [--upload-retry-seconds S]]\n"
+    "                   [--otlp-endpoint URL [--otlp-queue N]]\n"
     "                   [--max-batch N] [--max-batch-tokens N] [--threads N] [--node ID] [--backend cpu|cpu-ref]\n"
     "                   [--precision fp32|bf16|int8]\n"
     "                   [--max-texts N] [--max-body-bytes N] [--batch-wait-us N] [--max-connections N]\n"
@@ -68,6 +69,11 @@ static const char *HELP =
     "                        a failed one is retried (and at the next start), never dropped. Connection from\n"
     "                        SESLM_S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY\n"
     "  --upload-retry-seconds S  first retry delay after a failed upload, doubled up to 64x (default 10)\n"
+    "  --otlp-endpoint URL   export an OpenTelemetry span per embedding request (model version, texts,\n"
+    "                        tokens, queue and compute seconds) as OTLP/HTTP JSON to URL/v1/traces, e.g.\n"
+    "                        http://127.0.0.1:4318 (a collector); default off. Requests never wait for it\n"
+    "  --otlp-queue N        spans waiting for export at most; more are dropped and counted in /metrics\n"
+    "                        seslm_otlp_spans_total{result=\"dropped\"} (default 4096)\n"
     "  --max-batch N         texts per forward pass, 1..4096 (default 32)\n"
     "  --threads N           forward-pass threads, 0 = all cores (default 0)\n"
     "  --node ID             node name in dump file names (default the host name)\n"
@@ -129,6 +135,8 @@ int cmd_serve(int argc, char **argv) {
         {"--window-seconds", CLI_ARG_INT, &o.window_seconds, 1, 7 * 86400},
         {"--telemetry-upload", CLI_ARG_STR, &o.telemetry_upload, 0, 0},
         {"--upload-retry-seconds", CLI_ARG_INT, &o.upload_retry_s, 1, 3600},
+        {"--otlp-endpoint", CLI_ARG_STR, &o.otlp_endpoint, 0, 0},
+        {"--otlp-queue", CLI_ARG_INT, &o.otlp_queue, 1, 1 << 20},
         {"--node", CLI_ARG_STR, &o.node_id, 0, 0},
         {"--backend", CLI_ARG_STR, &o.backend, 0, 0},
         {"--precision", CLI_ARG_STR, &o.precision, 0, 0},

@@ -163,6 +163,7 @@ seslm_status seslm_serve_start(seslm_server **out, const seslm_serve_opts *opts)
                        : seslm_fail(SESLM_ERR_ARG, "a dialog policy needs an intent head (--intent-head)");
     }
     if (st == SESLM_OK) st = serve_upload_start(s);
+    if (st == SESLM_OK) st = serve_otlp_start(s);
     if (st == SESLM_OK) st = serve_janitor_start(s);
     if (st == SESLM_OK) st = serve_batcher_start(s);
     if (st == SESLM_OK) st = serve_http_start(s);
@@ -174,6 +175,7 @@ seslm_status seslm_serve_start(seslm_server **out, const seslm_serve_opts *opts)
         s->current = NULL;
         serve_janitor_stop(s);
         serve_upload_stop(s);
+        serve_otlp_stop(s);
         free_server(s);
         return seslm_fail(st, "%s", why);
     }
@@ -251,5 +253,6 @@ void seslm_serve_stop(seslm_server *s) {
     pthread_mutex_unlock(&s->reload_mu);
     serve_janitor_stop(s); // writes what is queued, frees retired slots
     serve_upload_stop(s);  // then the last dumps go to the object store (or stay pending)
+    serve_otlp_stop(s);    // and the last spans to the collector
     free_server(s);
 }
