@@ -12,7 +12,8 @@
 #   * a corrupted copy and a duplicate (the same dump under another key) are put in the bucket: ingest
 #     --telemetry s3://... reports the corrupt one by its s3:// URL and goes on, counts the duplicate
 #     once, and merges exactly what a local ingest of both nodes' directories merges (same totals);
-#     drift reads s3:// too; an empty prefix exits 3; a dead endpoint exits 3 with a clear message.
+#     drift reads s3:// too; an empty prefix exits 3; a dead endpoint exits 3 with a clear message;
+#     evolve --telemetry s3://... hands the URL to its ingest stage.
 #
 #   bash tests/cli/test_fleet_s3.sh <path to seslm> <model dir> <repo root>
 set -u
@@ -175,5 +176,9 @@ SESLM_S3_ENDPOINT=http://127.0.0.1:1 expect 3 'is the endpoint http://127.0.0.1:
     ingest --model "$MODEL" --telemetry "s3://$bucket/tel" --out "$TMP/dead.h5"
 expect 3 'bucket does not exist' "ingest from a missing bucket" -- ingest --model "$MODEL" --telemetry "s3://no-such-bucket-$$/tel" --out "$TMP/nob.h5"
 ok; [ ! -e "$TMP/dead.h5" ] && [ ! -e "$TMP/none.h5" ] || fail "a failed ingest wrote its output"
+# evolve passes s3:// on to its 01-ingest stage (an empty prefix: that stage lists the store and fails)
+expect 3 '0 dump\(s\) under s3://'"$bucket"'/nothing' "evolve --telemetry s3://" -- evolve --config "$ROOT/configs/evolve.yaml" \
+    --model "$MODEL" --telemetry "s3://$bucket/nothing" --calibration "$ROOT/data/traffic/restaurant8k_600.txt" --out "$TMP/evolve"
+ok; grep -q 'stage 01-ingest failed (exit 3)' "$TMP/e.err" || fail "evolve did not fail in 01-ingest: $(head -c 400 "$TMP/e.err")"
 
 cli_test_done
