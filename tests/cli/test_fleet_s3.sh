@@ -85,7 +85,11 @@ ok; grep -q 'kept locally, retried later' "$TMP/a.log" || fail "the failed uploa
 ok; [ "$(metric seslm_telemetry_upload_pending)" -ge 1 ] 2>/dev/null || fail "upload_pending is not >= 1"
 # the store comes up: the retries upload everything
 ok; [ "$(s3curl -X PUT "$SESLM_S3_ENDPOINT/$bucket")" = 200 ] || fail "create bucket $bucket: $(cat "$TMP/curl.out")"
-for _ in $(seq 1 200); do
+# (the retry timer has backed off by now; the next dump written wakes the uploader at once, and it
+# uploads every pending dump, oldest first)
+sleep 1.1
+traffic 2 gamma
+for _ in $(seq 1 300); do
     [ "$(nmarked "$TMP/spool-a")" -ge "$(ndumps "$TMP/spool-a")" ] && break
     sleep 0.1
 done
