@@ -182,7 +182,8 @@ expect 3 'bucket does not exist' "ingest from a missing bucket" -- ingest --mode
 ok; [ ! -e "$TMP/dead.h5" ] && [ ! -e "$TMP/none.h5" ] || fail "a failed ingest wrote its output"
 # evolve passes s3:// on to its 01-ingest stage (an empty prefix: that stage lists the store and fails)
 expect 3 '0 dump\(s\) under s3://'"$bucket"'/nothing' "evolve --telemetry s3://" -- evolve --config "$ROOT/configs/evolve.yaml" \
-    --model "$MODEL" --telemetry "s3://$bucket/nothing" --calibration "$ROOT/data/traffic/restaurant8k_600.txt" --out "$TMP/evolve"
+    --model "$MODEL" --telemetry "s3://$bucket/nothing" --calibration "$ROOT/data/traffic/restaurant8k_600.txt" \
+    --gates "$ROOT/configs/gates.yaml" --out "$TMP/evolve"
 ok; grep -q 'stage 01-ingest failed (exit 3)' "$TMP/e.err" || fail "evolve did not fail in 01-ingest: $(head -c 400 "$TMP/e.err")"
 
 cli_test_done
