@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
@@ -87,7 +86,5 @@ static seslm_status add_s3(seslm_ingest *g, const char *url, const char *cmd) {
 
 seslm_status cli_ingest_add_source(seslm_ingest *g, const char *source, const char *cmd) {
     if (seslm_s3_is_url(source)) return add_s3(g, source, cmd);
-    struct stat sb;
-    if (stat(source, &sb) == 0 && S_ISDIR(sb.st_mode)) return seslm_ingest_add_dir(g, source);
-    return seslm_ingest_add_file(g, source);
+    return seslm_ingest_add_dir(g, source); // (a missing directory: "cannot list", as before)
 }
