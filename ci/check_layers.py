@@ -16,14 +16,14 @@ LAYER_OF = {
     "kernels": "core", "kernels/cpu": "core", "kernels/cuda": "cuda",
     "runtime/include": "core", "runtime/core": "core", "runtime/decoder": "core", "runtime/telemetry": "core",
     "runtime/telemetry/hdf5": "telemetry_hdf5",
-    "runtime/assist": "assist", "runtime/serve": "serve", "runtime/cli": "program",
+    "runtime/objstore": "objstore", "runtime/assist": "assist", "runtime/serve": "serve", "runtime/cli": "program",
     "pipeline": "evolve", "pipeline/registry": "registry",
 }
 # layer -> layers it may include (itself implied)
 MAY_USE = {
-    "core": set(), "cuda": {"core"}, "telemetry_hdf5": {"core"}, "assist": {"core"},
-    "serve": {"core", "assist", "telemetry_hdf5"}, "evolve": {"core", "telemetry_hdf5"}, "registry": {"core"},
-    "program": {"core", "cuda", "telemetry_hdf5", "assist", "serve", "evolve", "registry"},
+    "core": set(), "cuda": {"core"}, "telemetry_hdf5": {"core"}, "objstore": {"core"}, "assist": {"core"},
+    "serve": {"core", "assist", "telemetry_hdf5", "objstore"}, "evolve": {"core", "telemetry_hdf5"}, "registry": {"core", "objstore"},
+    "program": {"core", "cuda", "telemetry_hdf5", "objstore", "assist", "serve", "evolve", "registry"},
 }
 # known exceptions, each with the reason it is still there (none: the CUDA backend is a plugin the core
 # dlopens, kernels/cuda_plugin.c)

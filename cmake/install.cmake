@@ -22,7 +22,7 @@ install(TARGETS seslm_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT 
 
 # public headers: the core's seslm.h, and every layer's include/seslm/
 install(FILES ${PROJECT_SOURCE_DIR}/runtime/include/seslm.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev)
-foreach(dir runtime/include/seslm runtime/telemetry/hdf5/include/seslm runtime/assist/include/seslm
+foreach(dir runtime/include/seslm runtime/telemetry/hdf5/include/seslm runtime/objstore/include/seslm runtime/assist/include/seslm
             runtime/serve/include/seslm pipeline/include/seslm pipeline/registry/include/seslm)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/seslm COMPONENT dev
           FILES_MATCHING PATTERN "*.h")
@@ -50,12 +50,12 @@ set(SESLM_PC_HDF5 "")
 if(SESLM_HDF5_FOUND)
   set(SESLM_PC_HDF5 "${SESLM_HDF5_MODULE_NAME}")
 endif()
-foreach(pc seslm seslm-telemetry-hdf5 seslm-assist seslm-serve seslm-evolve seslm-registry)
+foreach(pc seslm seslm-telemetry-hdf5 seslm-objstore seslm-assist seslm-serve seslm-evolve seslm-registry)
   configure_file(${PROJECT_SOURCE_DIR}/cmake/pkgconfig/${pc}.pc.in ${PROJECT_BINARY_DIR}/pkgconfig/${pc}.pc @ONLY)
   install(FILES ${PROJECT_BINARY_DIR}/pkgconfig/${pc}.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
 endforeach()
 
-# CMake package: find_package(seslm) gives seslm::core, seslm::assist, seslm::serve, seslm::evolve,
+# CMake package: find_package(seslm) gives seslm::core, seslm::objstore, seslm::assist, seslm::serve, seslm::evolve,
 # seslm::registry, seslm::telemetry_hdf5 (the shared libraries; the static ones through pkg-config --static)
 include(CMakePackageConfigHelpers)
 install(EXPORT seslmTargets NAMESPACE seslm:: DESTINATION ${SESLM_CMAKE_DIR} COMPONENT dev)

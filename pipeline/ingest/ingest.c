@@ -407,13 +407,42 @@ static void refresh_view(seslm_ingest *g) {
     g->v.model_sha256 = g->sha;
 }
 
-seslm_status seslm_ingest_add_file(seslm_ingest *g, const char *path) {
+/* reason with every occurrence of path written as name (the reader's messages name the file it opened) */
+static void as_name(char *reason, size_t cap, const char *path, const char *name) {
+    size_t pl = strlen(path);
+    if (!pl || !strcmp(path, name)) return;
+    char out[1400];
+    size_t o = 0;
+    for (const char *r = reason; *r && o + 1 < sizeof out;) {
+        if (!strncmp(r, path, pl)) {
+            o += (size_t)snprintf(out + o, sizeof out - o, "%s", name);
+            if (o >= sizeof out) o = sizeof out - 1;
+            r += pl;
+        } else {
+            out[o++] = *r++;
+        }
+    }
+    out[o] = 0;
+    size_t n = o < cap ? o : cap - 1; // (cap > 0: the callers' buffers)
+    memcpy(reason, out, n);
+    reason[n] = 0;
+}
+
+seslm_status seslm_ingest_add_file(seslm_ingest *g, const char *path) { return seslm_ingest_add_file_as(g, path, path); }
+
+seslm_status seslm_ingest_add_skipped(seslm_ingest *g, const char *name, const char *reason) {
+    if (add_skip(g, name, SESLM_ERR_IO, reason) == SESLM_ERR_NOMEM) return seslm_fail(SESLM_ERR_NOMEM, "ingest: out of memory");
+    return SESLM_OK;
+}
+
+seslm_status seslm_ingest_add_file_as(seslm_ingest *g, const char *path, const char *name) {
     seslm_telemetry_dump *d = NULL;
     seslm_status st = seslm_telemetry_dump_read(path, g->have_sha ? g->sha : NULL, &d);
     if (st != SESLM_OK) {
         char reason[1024];
         snprintf(reason, sizeof reason, "%s", seslm_last_error());
-        if (add_skip(g, path, st, reason) == SESLM_ERR_NOMEM) return seslm_fail(SESLM_ERR_NOMEM, "ingest: out of memory");
+        as_name(reason, sizeof reason, path, name);
+        if (add_skip(g, name, st, reason) == SESLM_ERR_NOMEM) return seslm_fail(SESLM_ERR_NOMEM, "ingest: out of memory");
         return st;
     }
     // the same window twice (the same file given twice, or a copy under another name) is counted once
@@ -422,7 +451,8 @@ seslm_status seslm_ingest_add_file(seslm_ingest *g, const char *path) {
         char reason[1024];
         snprintf(reason, sizeof reason, "%s", seslm_last_error());
         seslm_telemetry_dump_free(d);
-        if (add_skip(g, path, st, reason) == SESLM_ERR_NOMEM) return seslm_fail(SESLM_ERR_NOMEM, "ingest: out of memory");
+        as_name(reason, sizeof reason, path, name);
+        if (add_skip(g, name, st, reason) == SESLM_ERR_NOMEM) return seslm_fail(SESLM_ERR_NOMEM, "ingest: out of memory");
         return st;
     }
     for (int i = 0; i < g->n_ids; i++) {
@@ -433,7 +463,7 @@ seslm_status seslm_ingest_add_file(seslm_ingest *g, const char *path) {
         skip_rec *nd = realloc(g->dups, (size_t)(g->n_dups + 1) * sizeof *nd);
         if (!nd) return seslm_fail(SESLM_ERR_NOMEM, "ingest: out of memory");
         g->dups = nd;
-        nd[g->n_dups].path = dup_str(path);
+        nd[g->n_dups].path = dup_str(name);
         nd[g->n_dups].reason = dup_str(reason);
         g->n_dups++;
         return SESLM_OK;
@@ -456,17 +486,17 @@ seslm_status seslm_ingest_add_file(seslm_ingest *g, const char *path) {
         char buf[512];
         const char *why = shape_mismatch(g, &d->v, buf, sizeof buf);
         if (why) {
-            st = add_skip(g, path, SESLM_ERR_SHAPE, why);
+            st = add_skip(g, name, SESLM_ERR_SHAPE, why);
             seslm_telemetry_dump_free(d);
             if (st == SESLM_ERR_NOMEM) return seslm_fail(st, "ingest: out of memory");
-            return seslm_fail(st, "%s: %s", path, why);
+            return seslm_fail(st, "%s: %s", name, why);
         }
-        st = merge(g, d, path);
+        st = merge(g, d, name);
         if (st == SESLM_OK) g->n_read++;
     }
     if (st == SESLM_OK) {
         g->ids[g->n_ids] = id;
-        g->ids_path[g->n_ids] = dup_str(path);
+        g->ids_path[g->n_ids] = dup_str(name);
         g->n_ids++;
     }
     refresh_view(g);

@@ -1,7 +1,9 @@
 /* cmd_drift.c — `seslm drift`: has the traffic changed between two sets of telemetry dumps?
  * (pipeline/drift/drift.h, docs/drift.md) */
 #include "cli.h"
+#include "cli_telemetry.h"
 #include "drift.h"
+#include "s3_client.h"
 #include "ingest.h"
 
 #include <cjson/cJSON.h>
@@ -10,7 +12,7 @@
 #include <sys/stat.h>
 
 static const char *HELP =
-    "usage: seslm drift --reference DIR|FILE --current DIR|FILE [--config FILE] [--model DIR]\n"
+    "usage: seslm drift --reference DIR|FILE|URL --current DIR|FILE|URL [--config FILE] [--model DIR]\n"
     "\n"
     "Merges the telemetry dumps of each side (as seslm ingest does; unreadable or foreign dumps are\n"
     "skipped and listed) and compares the current traffic with the reference: the embedding distribution\n"
@@ -18,7 +20,8 @@ static const char *HELP =
     "(Jensen-Shannon divergence of token frequencies, rate of tokens never seen in the reference) and the\n"
     "predicted intents when recorded. Prints one JSON object: {\"drift\": true|false, \"checks\": {...}}.\n"
     "\n"
-    "  --reference P  directory of dumps (final names only) or one dump\n"
+    "  --reference P  directory of dumps (final names only), one dump, or s3://BUCKET/PREFIX (every dump\n"
+    "                 under PREFIX/ in an S3-compatible store, as seslm ingest reads it; docs/fleet.md)\n"
     "  --current P    the same, for the traffic to judge\n"
     "  --config FILE  thresholds (YAML, configs/drift.yaml; default: the built-in values, which are\n"
     "                 those of configs/drift.yaml)\n"
@@ -30,14 +33,20 @@ static const char *HELP =
 
 static int add_side(seslm_ingest *g, const char *path) {
     struct stat sb;
-    if (stat(path, &sb) != 0) {
+    if (seslm_s3_is_url(path)) {
+        if (cli_ingest_add_source(g, path, "drift") != SESLM_OK) {
+            cli_error("drift", "%s", seslm_last_error());
+            return 0;
+        }
+    } else if (stat(path, &sb) != 0) {
         cli_error("drift", "cannot read %s: no such file or directory", path);
         return 0;
-    }
-    seslm_status st = S_ISDIR(sb.st_mode) ? seslm_ingest_add_dir(g, path) : seslm_ingest_add_file(g, path);
-    if (st != SESLM_OK && (S_ISDIR(sb.st_mode) || st == SESLM_ERR_NOMEM)) {
-        cli_error("drift", "%s", seslm_last_error());
-        return 0;
+    } else {
+        seslm_status st = S_ISDIR(sb.st_mode) ? seslm_ingest_add_dir(g, path) : seslm_ingest_add_file(g, path);
+        if (st != SESLM_OK && (S_ISDIR(sb.st_mode) || st == SESLM_ERR_NOMEM)) {
+            cli_error("drift", "%s", seslm_last_error());
+            return 0;
+        }
     }
     for (int i = 0; i < seslm_ingest_n_skipped(g); i++)
         fprintf(stderr, "seslm drift: warning: skipped %s\n", seslm_ingest_skipped(g, i).reason);

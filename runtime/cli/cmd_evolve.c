@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "evolve_config.h"
 #include "recompile.h"
+#include "s3_client.h"
 #include "util.h"
 
 #include <cjson/cJSON.h>
@@ -55,7 +56,8 @@ static const char *HELP =
     "\n"
     "  --config FILE      configs/evolve.yaml (the policy and the evolve: section)\n"
     "  --model DIR        the parent model (evolve.model)\n"
-    "  --telemetry DIR    directory of telemetry dumps (evolve.telemetry)\n"
+    "  --telemetry DIR    directory of telemetry dumps, or s3://BUCKET/PREFIX of a fleet's (evolve.telemetry;\n"
+    "                     docs/fleet.md)\n"
     "  --out DIR          the run directory (evolve.out)\n"
     "  --calibration FILE calibration text, one input per line (evolve.calibration)\n"
     "  --gates FILE       validation gates (evolve.gates)\n"
@@ -587,7 +589,7 @@ int cmd_evolve(int argc, char **argv) {
     const char *need[] = {r.c.model, r.c.telemetry, r.c.calibration, r.c.gates};
     const char *what[] = {"model directory", "telemetry directory", "calibration file", "gates file"};
     for (int i = 0; i < 4; i++)
-        if (!exists(need[i])) {
+        if (!(i == 1 && seslm_s3_is_url(need[i])) && !exists(need[i])) { // s3://: listed by 01-ingest
             cli_error(CMD, "%s %s does not exist", what[i], need[i]);
             return 2;
         }

@@ -1,5 +1,6 @@
 /* cmd_ingest.c — `seslm ingest`: merge telemetry dumps into one (pipeline/ingest/ingest.h, docs/drift.md). */
 #include "cli.h"
+#include "cli_telemetry.h"
 #include "ingest.h"
 
 #include <cjson/cJSON.h>
@@ -9,7 +10,8 @@
 #include <sys/stat.h>
 
 static const char *HELP =
-    "usage: seslm ingest --telemetry DIR [--telemetry DIR ...] [FILE ...] --out FILE [--model DIR | --sha256 HEX]\n"
+    "usage: seslm ingest --telemetry DIR|URL [--telemetry DIR|URL ...] [FILE ...] --out FILE\n"
+    "                    [--model DIR | --sha256 HEX]\n"
     "                    [--node ID] [--reservoir N]\n"
     "\n"
     "Reads telemetry dumps (HDF5, docs/telemetry.md): every final-named dump (*.h5 not starting with '.')\n"
@@ -20,7 +22,10 @@ static const char *HELP =
     "merged state, whatever the number of dumps. The merged window is written to --out as one dump\n"
     "(schema 1, node id \"merged\") and a JSON summary is printed on standard output.\n"
     "\n"
-    "  --telemetry DIR  a directory of dumps (repeatable)\n"
+    "  --telemetry DIR  a directory of dumps (repeatable), or s3://BUCKET/PREFIX: every dump under PREFIX/ in\n"
+    "                   an S3-compatible store (as serving nodes upload them with seslm serve\n"
+    "                   --telemetry-upload; e.g. s3://b/telemetry/2026-12-01 for one day; docs/fleet.md),\n"
+    "                   downloaded one at a time; settings SESLM_S3_ENDPOINT, AWS_ACCESS_KEY_ID, ...\n"
     "  --out FILE       the merged dump (must not exist; its directory must)\n"
     "  --model DIR      the model whose weights' SHA-256 every dump must carry; default $SESLM_MODEL_DIR\n"
     "                   or models/all-MiniLM-L6-v2\n"
@@ -29,7 +34,7 @@ static const char *HELP =
     "  --reservoir N    rows of the merged embedding reservoir, 1..1000000 (default 1024)\n"
     "\n"
     "Exit status: 0 merged (skipped files included, see \"skipped\"), 1 the model or the output failed,\n"
-    "2 usage error, 3 no readable dump (a directory that cannot be listed, or every file skipped).\n";
+    "2 usage error, 3 no readable dump (a directory or store that cannot be listed, or every file skipped).\n";
 
 #define MAX_INPUTS 256
 
@@ -68,7 +73,7 @@ static int ingest_run(const char *cmd, const char *model_dir, const char *sha, c
     }
     int rc = 0;
     for (int i = 0; i < n_dirs && rc == 0; i++) {
-        seslm_status st = seslm_ingest_add_dir(g, dirs[i]);
+        seslm_status st = cli_ingest_add_source(g, dirs[i], cmd); // a directory, or s3://BUCKET/PREFIX
         if (st == SESLM_ERR_NOMEM) rc = 1;
         else if (st != SESLM_OK) rc = 3;
         if (st != SESLM_OK) cli_error(cmd, "%s", seslm_last_error());

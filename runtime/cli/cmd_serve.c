@@ -16,6 +16,8 @@
 
 static const char *HELP =
     "usage: seslm serve [--model DIR] [--host ADDR] [--port P] [--telemetry-dir DIR] [--window-seconds S]\n"
+    "                   [--telemetry-upload s3://BUCKET/PREFIX [--upload-retry-seconds S]]\n"
+    "                   [--otlp-endpoint URL [--otlp-queue N]]\n"
     "                   [--max-batch N] [--max-batch-tokens N] [--threads N] [--node ID] [--backend cpu|cpu-ref]\n"
     "                   [--precision fp32|bf16|int8]\n"
     "                   [--max-texts N] [--max-body-bytes N] [--batch-wait-us N] [--max-connections N]\n"
@@ -62,6 +64,17 @@ static const char *HELP =
     "  --port P              TCP port, 0 = any free one (default 8080); the bound port is logged\n"
     "  --telemetry-dir DIR   write a telemetry dump into DIR every window and at shutdown (default off)\n"
     "  --window-seconds S    telemetry window length (default 300)\n"
+    "  --telemetry-upload URL  also upload every dump to an S3-compatible store, as\n"
+    "                        URL/<YYYY-MM-DD>/<node>/<file> (docs/fleet.md); needs --telemetry-dir, where the\n"
+    "                        dumps are written first and stay: an uploaded one gets a marker .<file>.uploaded,\n"
+    "                        a failed one is retried (and at the next start), never dropped. Connection from\n"
+    "                        SESLM_S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY\n"
+    "  --upload-retry-seconds S  first retry delay after a failed upload, doubled up to 64x (default 10)\n"
+    "  --otlp-endpoint URL   export an OpenTelemetry span per embedding request (model version, texts,\n"
+    "                        tokens, queue and compute seconds) as OTLP/HTTP JSON to URL/v1/traces, e.g.\n"
+    "                        http://127.0.0.1:4318 (a collector); default off. Requests never wait for it\n"
+    "  --otlp-queue N        spans waiting for export at most; more are dropped and counted in /metrics\n"
+    "                        seslm_otlp_spans_total{result=\"dropped\"} (default 4096)\n"
     "  --max-batch N         texts per forward pass, 1..4096 (default 32)\n"
     "  --threads N           forward-pass threads, 0 = all cores (default 0)\n"
     "  --node ID             node name in dump file names (default the host name)\n"
@@ -131,6 +144,10 @@ int cmd_serve(int argc, char **argv) {
         {"--port", CLI_ARG_INT, &o.port, 0, 65535},
         {"--telemetry-dir", CLI_ARG_STR, &o.telemetry_dir, 0, 0},
         {"--window-seconds", CLI_ARG_INT, &o.window_seconds, 1, 7 * 86400},
+        {"--telemetry-upload", CLI_ARG_STR, &o.telemetry_upload, 0, 0},
+        {"--upload-retry-seconds", CLI_ARG_INT, &o.upload_retry_s, 1, 3600},
+        {"--otlp-endpoint", CLI_ARG_STR, &o.otlp_endpoint, 0, 0},
+        {"--otlp-queue", CLI_ARG_INT, &o.otlp_queue, 1, 1 << 20},
         {"--node", CLI_ARG_STR, &o.node_id, 0, 0},
         {"--backend", CLI_ARG_STR, &o.backend, 0, 0},
         {"--precision", CLI_ARG_STR, &o.precision, 0, 0},
@@ -167,6 +184,15 @@ int cmd_serve(int argc, char **argv) {
     if (prc >= 0) return prc;
     if (o.precision && strcmp(o.precision, "fp32") != 0 && strcmp(o.precision, "bf16") != 0 && strcmp(o.precision, "int8") != 0) {
         cli_error("serve", "--precision must be fp32, bf16 or int8 (got '%s')", o.precision);
+        return 2;
+    }
+    if (o.telemetry_dir && !strncmp(o.telemetry_dir, "s3://", 5)) {
+        cli_error("serve", "--telemetry-dir is the local directory the dumps are written to first; upload them with "
+                           "--telemetry-dir DIR --telemetry-upload %s", o.telemetry_dir);
+        return 2;
+    }
+    if (o.telemetry_upload && (!o.telemetry_dir || !*o.telemetry_dir)) {
+        cli_error("serve", "--telemetry-upload needs --telemetry-dir DIR (the local spool the dumps are written to first)");
         return 2;
     }
     o.max_body_bytes = (size_t)max_body;

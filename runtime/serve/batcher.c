@@ -32,6 +32,7 @@ void serve_arriving_add(seslm_server *s, int delta) {
 
 int serve_batcher_submit(seslm_server *s, serve_job *job) {
     job->next = job->done = job->failed = job->finished = 0;
+    job->first_ns = job->compute_ns = 0;
     job->err[0] = 0;
     job->qnext = NULL;
     if (serve_cond_init_mono(&job->cv) != 0) {
@@ -49,6 +50,15 @@ int serve_batcher_submit(seslm_server *s, serve_job *job) {
     while (!job->finished) pthread_cond_wait(&job->cv, &s->q_mu);
     pthread_mutex_unlock(&s->q_mu);
     pthread_cond_destroy(&job->cv);
+    if (s->otlp) { // its span (otlp.c): queued, never waited for
+        const int64_t now = serve_now_mono_ns(), real = serve_now_real_ns();
+        serve_span sp = {.start_unix_ns = real - (now - job->enq_ns), .end_unix_ns = real,
+                         .queue_ns = job->first_ns ? job->first_ns - job->enq_ns : now - job->enq_ns,
+                         .compute_ns = job->compute_ns, .texts = job->n, .ok = !job->failed};
+        for (int i = 0; i < job->n; i++) sp.tokens += job->lens[i];
+        snprintf(sp.model, sizeof sp.model, "%s", job->slot ? job->slot->id : "");
+        serve_otlp_span(s, &sp);
+    }
     return job->failed ? -1 : 0;
 }
 
@@ -183,6 +193,8 @@ static void *batcher_main(void *arg) {
         for (int g = 0; g < nseg; g++) {
             serve_job *j = segs[g].job;
             if (j->finished) continue;
+            if (!j->first_ns) j->first_ns = t0;
+            j->compute_ns += serve_now_mono_ns() - t0;
             j->done += segs[g].count;
             if (st != SESLM_OK) {
                 j->failed = 1;

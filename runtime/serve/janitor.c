@@ -47,6 +47,7 @@ static void write_window(seslm_server *s, serve_slot *slot, seslm_telemetry *t, 
     serve_intent_free_counts(il, ic, info.n_intents);
     if (rc != 0) fprintf(stderr, "seslm serve: telemetry dump failed: %s\n", err);
     else fprintf(stderr, "seslm serve: telemetry window of %s written to %s\n", slot->id, path);
+    if (rc == 0) serve_upload_kick(s);
     serve_metrics_dump(&s->metrics, rc == 0);
 }
 

@@ -284,4 +284,6 @@ void serve_metrics_render(seslm_server *s, sbuf *b) {
     sb_printf(b, "seslm_telemetry_dumps_total{result=\"success\"} %llu\n", (unsigned long long)m->dump_ok);
     sb_printf(b, "seslm_telemetry_dumps_total{result=\"failure\"} %llu\n", (unsigned long long)m->dump_fail);
     pthread_mutex_unlock(&m->mu);
+    serve_upload_render(s, b);
+    serve_otlp_render(s, b);
 }

@@ -95,6 +95,8 @@ typedef struct serve_job {
     int cap;
     float *out;            // (n, hidden)
     int64_t enq_ns;
+    int64_t first_ns;      // when its first forward pass started (batcher; 0 before)
+    int64_t compute_ns;    // the forward passes that ran its texts, summed (batcher)
     int next;              // texts handed to a batch (batcher)
     int done;              // texts embedded (batcher)
     int failed;
@@ -213,6 +215,29 @@ int serve_workers_submit(struct seslm_server *s, void *task); // 0 queued, -1 fu
 int serve_workers_queued(struct seslm_server *s);
 void serve_workers_stop(struct seslm_server *s); // runs what is queued, then joins
 
+// ---- fleet telemetry upload to an S3-compatible store (upload.c, docs/fleet.md) --------------------
+
+typedef struct serve_upload serve_upload;
+seslm_status serve_upload_start(struct seslm_server *s); // nothing when no upload URL is set
+void serve_upload_kick(struct seslm_server *s);          // a dump was written: upload it soon
+void serve_upload_stop(struct seslm_server *s);          // joins, one last pass; pending dumps stay local
+void serve_upload_render(struct seslm_server *s, sbuf *b); // its /metrics families (none when off)
+
+// ---- OpenTelemetry: a span per embedding request, OTLP/HTTP JSON (otlp.c) --------------------------
+
+typedef struct {
+    char model[SERVE_ID_CAP];
+    int64_t start_unix_ns, end_unix_ns, queue_ns, compute_ns, tokens;
+    int texts, ok;
+    uint64_t trace_hi, trace_lo, span_id; // set by serve_otlp_span
+} serve_span;
+typedef struct serve_otlp serve_otlp;
+seslm_status serve_otlp_start(struct seslm_server *s); // nothing without an endpoint
+/* Queues a span for export; never waits: a full queue drops it (counted). */
+void serve_otlp_span(struct seslm_server *s, const serve_span *sp);
+void serve_otlp_stop(struct seslm_server *s); // sends what is queued (once), joins
+void serve_otlp_render(struct seslm_server *s, sbuf *b);
+
 // ---- the server -----------------------------------------------------------------------------------
 
 typedef struct serve_tjob serve_tjob;
@@ -247,6 +272,8 @@ struct seslm_server {
     atomic_int j_pending; // jobs queued or being written (/metrics: a handshake for "every dump is out")
     pthread_t janitor;
     uint64_t dump_seq;
+    serve_upload *upload; // NULL: dumps stay local (upload.c)
+    serve_otlp *otlp;     // NULL: no OpenTelemetry export (otlp.c)
 
     // http
     struct MHD_Daemon *mhd;

@@ -162,6 +162,8 @@ seslm_status seslm_serve_start(seslm_server **out, const seslm_serve_opts *opts)
         st = s->intent ? seslm_dialog_open(&s->dialog, o.dialog_policy, o.session_db, o.session_ttl_s)
                        : seslm_fail(SESLM_ERR_ARG, "a dialog policy needs an intent head (--intent-head)");
     }
+    if (st == SESLM_OK) st = serve_upload_start(s);
+    if (st == SESLM_OK) st = serve_otlp_start(s);
     if (st == SESLM_OK) st = serve_janitor_start(s);
     if (st == SESLM_OK) st = serve_batcher_start(s);
     if (st == SESLM_OK) st = serve_http_start(s);
@@ -172,6 +174,8 @@ seslm_status seslm_serve_start(seslm_server **out, const seslm_serve_opts *opts)
         serve_slot_release(s->current);
         s->current = NULL;
         serve_janitor_stop(s);
+        serve_upload_stop(s);
+        serve_otlp_stop(s);
         free_server(s);
         return seslm_fail(st, "%s", why);
     }
@@ -248,5 +252,7 @@ void seslm_serve_stop(seslm_server *s) {
     serve_slot_release(cur);
     pthread_mutex_unlock(&s->reload_mu);
     serve_janitor_stop(s); // writes what is queued, frees retired slots
+    serve_upload_stop(s);  // then the last dumps go to the object store (or stay pending)
+    serve_otlp_stop(s);    // and the last spans to the collector
     free_server(s);
 }

@@ -65,7 +65,7 @@ bash "$src/tests/install/test_symbols.sh" "$prefix/$libdir" > "$tmp/symbols.txt"
 echo "ok: the installed libraries export only seslm_* names"
 
 # 3. every layer: SONAME, .pc, and a link of its own
-for lib in seslm seslm-telemetry-hdf5 seslm-assist seslm-serve seslm-evolve seslm-registry; do
+for lib in seslm seslm-telemetry-hdf5 seslm-objstore seslm-assist seslm-serve seslm-evolve seslm-registry; do
     so="$(ls "$prefix/$libdir/lib$lib.so".*.* | head -1)"
     soname="$(readelf -d "$so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')"
     [[ "$soname" =~ ^lib$lib\.so\.[0-9] ]] || { echo "FAIL: $so has SONAME '$soname'"; exit 1; }
@@ -74,8 +74,8 @@ for lib in seslm seslm-telemetry-hdf5 seslm-assist seslm-serve seslm-evolve sesl
     cc -o "$tmp/empty" "$tmp/empty.c" $(pkg-config --cflags --libs "$lib") -Wl,--no-as-needed || { echo "FAIL: pkg-config $lib"; exit 1; }
 done
 grep -q libmicrohttpd <(ldd "$prefix/$libdir/libseslm-serve.so") || { echo "FAIL: serve without libmicrohttpd?"; exit 1; }
-echo "ok: 6 layers installed with SONAME, static archive and pkg-config file"
-for h in seslm.h seslm/serve.h seslm/registry.h seslm/intent.h seslm/plan.h seslm/telemetry_hdf5.h; do
+echo "ok: 7 layers installed with SONAME, static archive and pkg-config file"
+for h in seslm.h seslm/serve.h seslm/registry.h seslm/s3_client.h seslm/store_s3.h seslm/intent.h seslm/plan.h seslm/telemetry_hdf5.h; do
     printf '#include <%s>\nint main(void) { return 0; }\n' "$h" > "$tmp/h.c"
     cc -std=c11 -Wall -Werror -c -o "$tmp/h.o" "$tmp/h.c" $(pkg-config --cflags seslm) || { echo "FAIL: installed $h does not compile alone"; exit 1; }
 done

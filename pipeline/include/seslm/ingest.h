@@ -37,6 +37,11 @@ void seslm_ingest_free(seslm_ingest *g);
  * hash or another model shape is skipped and recorded (returns its status; the merged state is
  * unchanged); the job goes on. Only SESLM_ERR_NOMEM leaves the merged state unusable. */
 seslm_status seslm_ingest_add_file(seslm_ingest *g, const char *path);
+/* As seslm_ingest_add_file, but the dump is reported (skips, duplicates, summary, messages) under name
+ * instead of path: for a dump fetched into a temporary file from elsewhere (an s3:// URL). */
+seslm_status seslm_ingest_add_file_as(seslm_ingest *g, const char *path, const char *name);
+/* Records an input that could not even be fetched as skipped, with reason (as an unreadable file is). */
+seslm_status seslm_ingest_add_skipped(seslm_ingest *g, const char *name, const char *reason);
 /* Adds every dump of dir with a final name (seslm_telemetry_dump_is_final_name), in name order. Fails
  * (SESLM_ERR_IO) only when dir cannot be listed; bad files are skipped as above. */
 seslm_status seslm_ingest_add_dir(seslm_ingest *g, const char *dir);

@@ -1,5 +1,5 @@
 /* store_s3.h — the registry's artifact store in an S3-compatible object store (the option beside the
- * local store of store.h), through libcurl, which signs every request with AWS Signature V4:
+ * local store of store.h), through the objstore layer's S3 client (s3_client.h):
  *
  *     s3://BUCKET/PREFIX/sha256/<hash>/<relative path>    one object per file of the model directory
  *     s3://BUCKET/PREFIX/sha256/<hash>.manifest.json      {"format", "sha256", "bytes", "files": [{path, size}]}
@@ -8,34 +8,13 @@
  * dies half-way leaves orphan objects that a later put overwrites, never a model that looks complete.
  * <hash> is the content hash of seslm_store_hash_dir; a get verifies it before the directory appears.
  *
- * Connection settings come from the environment: SESLM_S3_ENDPOINT (e.g. http://127.0.0.1:9000;
- * path-style URLs, ENDPOINT/BUCKET/KEY), AWS_REGION (default us-east-1), AWS_ACCESS_KEY_ID,
- * AWS_SECRET_ACCESS_KEY. Error messages never contain the secret key. */
+ * seslm_s3_open reads the connection settings (s3_client.h). */
 #ifndef SESLM_STORE_S3_H
 #define SESLM_STORE_S3_H
 
-#include "seslm.h"
+#include "s3_client.h" // seslm_s3: the connection (objstore layer)
 
 #include <stddef.h>
-
-typedef struct {
-    char endpoint[512]; // scheme://host[:port], no trailing slash
-    char region[64];
-    char access_key[256];
-    char secret_key[256];
-    char bucket[256];
-    char prefix[512]; // no leading or trailing slash; may be empty
-} seslm_s3;
-
-/* 1 when url starts with "s3://". */
-int seslm_s3_is_url(const char *url);
-
-/* Parses s3://BUCKET[/PREFIX] and reads the endpoint, region and credentials from the environment.
- * A missing endpoint or credential is SESLM_ERR_ARG naming the variable. */
-seslm_status seslm_s3_open(seslm_s3 *s3, const char *url);
-
-/* Creates the bucket (PUT bucket); a bucket that already exists and is ours is not an error. */
-seslm_status seslm_s3_create_bucket(const seslm_s3 *s3);
 
 /* Uploads model_dir: hashes it; when the manifest of that hash exists nothing is uploaded and
  * *existed = 1; else PUTs each file, hashes the directory again (a directory that changed while it was

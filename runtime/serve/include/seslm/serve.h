@@ -30,6 +30,12 @@ typedef struct {
     const char *host;          // numeric address or name to bind; default "127.0.0.1"
     int port;                  // 0: an ephemeral port (read it back with seslm_serve_port)
     const char *telemetry_dir; // NULL: no telemetry
+    const char *telemetry_upload; // s3://BUCKET/PREFIX: each dump written to telemetry_dir is then uploaded
+                               // there (docs/fleet.md); NULL: no upload
+    int upload_retry_s;        // first retry delay of a failed upload (doubles up to 64x); default 10
+    const char *otlp_endpoint; // OTLP/HTTP collector base URL: a span per embedding request is POSTed (JSON)
+                               // to ENDPOINT/v1/traces; NULL: off
+    int otlp_queue;            // spans waiting for export at most (more are dropped, counted); default 4096
     int window_seconds;        // telemetry window; default 300
     int max_batch;             // texts per forward pass; default 32
     int threads;               // forward-pass threads, 0 = all cores
