@@ -271,7 +271,10 @@ int main(int argc, char **argv) {
                    "\"fit_seconds\":%.3f,\"temperature\":%.4f",
                    name, impl, shots[si], seed, n, (double)right / te.n, fit_s, (double)seslm_intent_temperature(h));
             const seslm_intent_selection *sel = seslm_intent_get_selection(h);
-            if (sel->folds > 0) printf(",\"C\":%g,\"folds\":%d,\"mlp\":%d", sel->C, sel->folds, sel->mlp);
+            if (sel->folds > 0)
+                printf(",\"C\":%g,\"folds\":%d,\"mlp\":%d,\"mlp_cv_accuracy\":%.4f,\"cv_accuracy\":%.4f", sel->C,
+                       sel->folds, sel->mlp, isnan(sel->mlp_cv_accuracy) ? -1.0 : sel->mlp_cv_accuracy,
+                       isnan(sel->cv_accuracy) ? -1.0 : sel->cv_accuracy);
             if (Xoos && Xval && Xvoos) {
                 for (int i = 0; i < oos.n; i++) {
                     seslm_intent_result r;
