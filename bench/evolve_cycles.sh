@@ -7,6 +7,11 @@
 # prints the table rows of bench/RESULTS.md section 12 (bench/evolve_table.py).
 #
 #   bench/evolve_cycles.sh OUT [main|snips] [nodistill|distill STEPS]     (from the repository root)
+#
+# Environment: CANDIDATES (default "[0.10, 0.20, 0.30, 0.40]"), LAYERS (default "[4]"), DISTILL_TIME (seconds
+# per candidate, default 0: exactly STEPS steps, so quality does not depend on the machine's load; the
+# default policy's 170 s gives ~1,000 steps on an idle 2-core machine), DISTILL_GENERAL (default the
+# policy's data/general/wiki_general_4000.txt).
 set -eu
 OUT=${1:?usage: bench/evolve_cycles.sh OUT [main|snips] [nodistill|distill STEPS]}
 DOMAIN=${2:-main}
@@ -51,9 +56,11 @@ evolve:
   distill:
     steps: $STEPS
     batch: 32
+    time_s: ${DISTILL_TIME:-0}
+    general: ${DISTILL_GENERAL:-data/general/wiki_general_4000.txt}
 YAML
 }
-policy "$MODEL" "$D/tel" "$D/cycle1" "[0.10, 0.20, 0.30, 0.40]" "[4]" >"$D/evolve1.yaml"
+policy "$MODEL" "$D/tel" "$D/cycle1" "${CANDIDATES:-[0.10, 0.20, 0.30, 0.40]}" "${LAYERS:-[4]}" >"$D/evolve1.yaml"
 /usr/bin/time -f "%e s wall" -o "$D/cycle1.time" "$SESLM" evolve --config "$D/evolve1.yaml" >"$D/cycle1.out" 2>"$D/cycle1.err" || true
 S4="$D/cycle1/04-recompile/plan-l4"
 if [ -d "$S4" ]; then # the next cycle from the 4-layer student: 4 -> 3 layers

@@ -55,6 +55,7 @@ void distill_opts_default(distill_opts *o) {
     o->general_frac = 0.25;
     o->holdout_frac = 0.1;
     o->checkpoint_every = 50;
+    o->augment_frac = 0.5;
 }
 
 static double now_s(void) {
@@ -137,6 +138,8 @@ typedef struct {
     token_set cal, gen;
     int *train, n_train, *hold, n_hold; // indices into cal
     float *p_emb, *p_pool;      // (cal.n + gen.n, C) parent targets: calibration rows first
+    int maxtok;
+    int32_t *aug_ids;           // (batch, maxtok) augmented views of this step's rows
     float *grad, *m, *v;        // grad (n_params); m, v (n_params - train_begin)
     float *demb, *dpool, *dqkv, *bt_emb, *bt_pool;
     float **dhid, *hs, *hp;     // hidden-state loss: per student layer (Ntok, C) gradients; two work rows
@@ -312,6 +315,47 @@ static int decays(const dm_model *dm, size_t i) {
     return 0;
 }
 
+/* One augmented view of sentence k of set (its training rows: pick[0..npick), NULL = all) into out (room
+ * for r->maxtok ids); returns its length. Views stay inside the text's vocabulary and shape: the parent
+ * labels them in the step, so the student sees many more inputs than the sample holds (TinyBERT's
+ * augmentation, on token ids instead of words). ids[0] / ids[n-1] are [CLS] / [SEP] and are kept. */
+static int augment_view(const run *r, const token_set *set, const int *pick, int npick, int k, uint64_t *rs, int32_t *out) {
+    const int32_t *a = set->ids[k];
+    const int na = set->len[k], ia = na - 2, room = r->maxtok - 2; // inner tokens
+#define PICK() (pick ? pick[splitmix64(rs) % (uint64_t)npick] : (int)(splitmix64(rs) % (uint64_t)npick))
+    int n = 0;
+    out[n++] = a[0];
+    const int op = (int)(splitmix64(rs) % 3);
+    if (op == 1) { // splice: a prefix of this sentence + a suffix of another
+        const int k2 = PICK();
+        const int32_t *b = set->ids[k2];
+        const int ib = set->len[k2] - 2;
+        const int pa = ia > 0 ? 1 + (int)(splitmix64(rs) % (uint64_t)ia) : 0;
+        const int sb = ib > 0 ? (int)(splitmix64(rs) % (uint64_t)ib) : 0;
+        for (int i = 0; i < pa && n - 1 < room; i++) out[n++] = a[1 + i];
+        for (int i = sb; i < ib && n - 1 < room; i++) out[n++] = b[1 + i];
+    } else if (op == 2 && ia >= 2) { // delete a span of up to half the inner tokens
+        const int dl = 1 + (int)(splitmix64(rs) % (uint64_t)(ia / 2));
+        const int d0 = (int)(splitmix64(rs) % (uint64_t)(ia - dl + 1));
+        for (int i = 0; i < ia && n - 1 < room; i++)
+            if (i < d0 || i >= d0 + dl) out[n++] = a[1 + i];
+    } else { // replace 15% of the inner tokens by tokens drawn from the same text (its unigram law)
+        for (int i = 0; i < ia && n - 1 < room; i++) {
+            int32_t t = a[1 + i];
+            if (splitmix64(rs) % 100 < 15) {
+                const int k2 = PICK();
+                const int i2 = set->len[k2] - 2;
+                if (i2 > 0) t = set->ids[k2][1 + (int)(splitmix64(rs) % (uint64_t)i2)];
+            }
+            out[n++] = t;
+        }
+    }
+#undef PICK
+    if (n == 1 && ia > 0) out[n++] = a[1]; // never an empty sentence
+    out[n++] = a[na - 1];
+    return n;
+}
+
 static double train_step(run *r, char *decay_flags, dl_parts *parts_out) {
     const distill_opts *o = r->o;
     dm_model *S = &r->S;
@@ -332,6 +376,30 @@ static double train_step(run *r, char *decay_flags, dl_parts *parts_out) {
     for (int b = 0; b < B; b++) {
         memcpy(r->bt_emb + (size_t)b * C, r->p_emb + (size_t)tidx[b] * C, (size_t)C * sizeof(float));
         memcpy(r->bt_pool + (size_t)b * C, r->p_pool + (size_t)tidx[b] * C, (size_t)C * sizeof(float));
+    }
+    // augmented views: a share of the calibration rows and of the general rows become perturbed copies,
+    // labelled by the parent now; they are gathered first in (B, maxtok) aug_ids for one parent forward
+    if (r->aug_ids && o->augment_frac > 0) {
+        const int n_cal = n_gen > 0 ? B - n_gen : B;
+        const int a_cal = (int)(n_cal * o->augment_frac + 0.5), a_gen = (int)(n_gen * o->augment_frac + 0.5);
+        const int32_t *arows[4096];
+        int alens[4096], at[4096], na = 0;
+        for (int b = 0; b < B; b++) {
+            const int is_gen = b >= n_cal;
+            if (is_gen ? b - n_cal >= a_gen : b >= a_cal) continue;
+            int32_t *v = r->aug_ids + (size_t)na * r->maxtok;
+            lens[b] = is_gen ? augment_view(r, &r->gen, NULL, r->gen.n, tidx[b] - r->cal.n, &rs, v)
+                             : augment_view(r, &r->cal, r->train, r->n_train, tidx[b], &rs, v);
+            rows[b] = v;
+            arows[na] = v, alens[na] = lens[b], at[na++] = b;
+        }
+        if (na > 0) {
+            dm_forward(&r->P, r->be, &r->ap, arows, alens, na); // (na, C) targets
+            for (int i = 0; i < na; i++) {
+                memcpy(r->bt_emb + (size_t)at[i] * C, r->ap.emb + (size_t)i * C, (size_t)C * sizeof(float));
+                memcpy(r->bt_pool + (size_t)at[i] * C, r->ap.pooled + (size_t)i * C, (size_t)C * sizeof(float));
+            }
+        }
     }
     dm_forward(S, r->be, &r->as, rows, lens, B);
     dl_parts parts = {0};
@@ -454,6 +522,7 @@ static seslm_status write_config(run *r, const distill_report *rep, const char *
     cJSON_AddNumberToObject(d, "calibration_sentences", r->n_train);
     cJSON_AddNumberToObject(d, "holdout_sentences", r->n_hold);
     cJSON_AddNumberToObject(d, "general_sentences", r->gen.n);
+    cJSON_AddNumberToObject(d, "augment", o->augment_frac);
     cJSON_AddNumberToObject(d, "steps", rep->steps_done);
     cJSON_AddNumberToObject(d, "batch", o->batch);
     cJSON_AddNumberToObject(d, "lr", o->lr);
@@ -535,6 +604,7 @@ static int out_dir_usable(const char *out_dir, const char *ckpt_name) {
 static void run_free(run *r) {
     dm_acts_free(&r->as);
     dm_acts_free(&r->ap);
+    free(r->aug_ids);
     dm_free(&r->P);
     dm_free(&r->S);
     token_set_free(&r->cal);
@@ -562,9 +632,10 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
     if (!(o->lr > 0 && o->lr < 1)) return fail(err, errlen, 1, "lr must be in (0, 1) (got %g)", o->lr);
     if (!(o->weight_decay >= 0 && o->weight_decay < 1) || !(o->warmup_frac >= 0 && o->warmup_frac < 1) ||
         !(o->clip_norm >= 0) || !(o->general_frac >= 0 && o->general_frac < 1) ||
-        !(o->holdout_frac >= 0 && o->holdout_frac < 0.9) || !(o->time_budget_s >= 0))
+        !(o->holdout_frac >= 0 && o->holdout_frac < 0.9) || !(o->time_budget_s >= 0) ||
+        !(o->augment_frac >= 0 && o->augment_frac <= 1))
         return fail(err, errlen, 1, "weight_decay, warmup_frac, general_frac must be in [0, 1), holdout_frac in [0, 0.9), "
-                                    "clip_norm and time_budget >= 0");
+                                    "augment in [0, 1], clip_norm and time_budget >= 0");
     if (!(o->w_emb_cos >= 0 && o->w_emb_mse >= 0 && o->w_sim >= 0 && o->w_attn >= 0 && o->w_hidden >= 0) ||
         o->w_emb_cos + o->w_emb_mse + o->w_sim + o->w_attn + o->w_hidden <= 0)
         return fail(err, errlen, 1, "loss weights must be >= 0 and not all 0");
@@ -645,7 +716,7 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
     {
         const double kv[] = {o->steps, o->batch, maxtok, o->lr, o->weight_decay, o->warmup_frac, o->clip_norm, o->w_emb_cos,
                              o->w_emb_mse, o->w_sim, o->w_attn, o->w_hidden, (double)o->seed, o->general_frac, o->holdout_frac,
-                             o->time_budget_s > 0};
+                             o->time_budget_s > 0, o->augment_frac};
         key = fnv1a(key, kv, sizeof kv);
         key = fnv1a(key, dev, strlen(dev));
     }
@@ -663,7 +734,10 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
         for (int l = 0; l < R.S.L; l++)
             if (!(R.dhid[l] = malloc(tc * sizeof(float)))) BAD(2, "out of memory");
     }
-    if (R.have_ap && dm_acts_init(&R.ap, &R.P, o->batch * maxtok, o->batch, maxtok, o->threads > 0 ? o->threads : 64) != SESLM_OK)
+    R.maxtok = maxtok;
+    const int need_ap = R.have_ap || o->augment_frac > 0;
+    if (o->augment_frac > 0 && !(R.aug_ids = malloc((size_t)o->batch * maxtok * sizeof(int32_t)))) BAD(2, "out of memory");
+    if (need_ap && dm_acts_init(&R.ap, &R.P, o->batch * maxtok, o->batch, maxtok, o->threads > 0 ? o->threads : 64) != SESLM_OK)
         BAD(2, "%s", seslm_last_error());
     {
         const size_t ntot = (size_t)R.cal.n + R.gen.n, nt = R.S.n_params - R.S.train_begin;
@@ -699,7 +773,7 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
         const int nth = o->threads > 0 ? o->threads : 64;
         const double mb = ((double)(R.S.n_params + R.P.n_params + R.S.n_params + 2 * (R.S.n_params - R.S.train_begin)) * 4 +
                            (double)dm_acts_bytes(&R.S, o->batch * maxtok, big, maxtok, nth) +
-                           (R.have_ap ? (double)dm_acts_bytes(&R.P, o->batch * maxtok, o->batch, maxtok, nth) : 0) +
+                           (R.have_ap || o->augment_frac > 0 ? (double)dm_acts_bytes(&R.P, o->batch * maxtok, o->batch, maxtok, nth) : 0) +
                            (double)(R.cal.n + R.gen.n) * 2 * C * 4) / 1048576.0;
         fprintf(stderr, "distill: %d calibration sentences (%d held out, %d skipped), %d general; parent targets in %.1fs; "
                         "memory bound %.0f MB\n", R.cal.n, R.n_hold, skipped, R.gen.n, now_s() - t0, mb);

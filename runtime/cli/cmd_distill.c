@@ -38,6 +38,8 @@ static const char *HELP =
     "  --max-tokens N       truncation per sentence (default 64)\n"
     "  --loss W_COS,W_MSE,W_SIM,W_ATTN[,W_HIDDEN]  loss weights (default 1,1,0,0,0; 0 turns a loss off)\n"
     "  --holdout X          share of the calibration text held out (default 0.1)\n"
+    "  --augment X          share of each batch's calibration rows replaced by augmented views labelled by\n"
+    "                       the parent in the step (token replacement, splicing, span deletion; default 0.5)\n"
     "  --time-budget SEC    fit the schedule to SEC seconds of wall time (measured over the first steps) and\n"
     "                       stop (and save) if it is exceeded; default 170; 0 = run exactly --steps\n"
     "  --threads N          threads (default: all cores)\n"
@@ -115,6 +117,9 @@ int cmd_distill(int argc, char **argv) {
         } else if (strcmp(a, "--holdout") == 0) {
             if (!parse_float(a, v, 0, 0.5, &x)) return 2;
             o.holdout_frac = x;
+        } else if (strcmp(a, "--augment") == 0) {
+            if (!parse_float(a, v, 0, 1, &x)) return 2;
+            o.augment_frac = x;
         } else if (strcmp(a, "--general-frac") == 0) {
             if (!parse_float(a, v, 0, 0.9, &x)) return 2;
             o.general_frac = x;

@@ -42,6 +42,7 @@ expect 2 "required" "no arguments" -- distill
 expect 2 "unknown option" "unknown option" -- distill --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/o" --frobnicate
 expect 2 "--steps" "steps 0" -- distill --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/o" --steps 0
 expect 2 "--loss" "bad loss weights" -- distill --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/o" --loss 1,2
+expect 2 "--augment" "augment above 1" -- distill --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/o" --augment 1.5
 expect 2 "--device" "bad device" -- distill --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/o" --device tpu
 expect 1 "student" "missing student" -- distill --parent "$MODEL" --student "$TMP/nope" --calibration "$TMP/cal.txt" --out "$TMP/o"
 expect 1 "INT8.*(afterwards|after distilling)" "INT8 student" -- distill --parent "$MODEL" --student "$TMP/student-int8" --calibration "$TMP/cal.txt" --out "$TMP/o"
@@ -70,11 +71,27 @@ if [ -s "$TMP/d1.json" ]; then
     [ "$(py "$TMP/d1/config.json" 'd["seslm_lineage"]["distillation"]["steps"]')" = 30 ] ||
         fail "config.json lineage lacks the distillation"
     ok
+    [ "$(py "$TMP/d1/config.json" 'd["seslm_lineage"]["distillation"]["augment"]')" = 0.5 ] ||
+        fail "config.json lineage lacks the augmentation share (default 0.5)"
+    ok
     [ ! -e "$TMP/d1/.ckpt" ] || fail "the spent checkpoint was not removed"
     ok
     timeout 60 "$SESLM" embed --model "$TMP/d1" "a table for two" >"$TMP/emb.json" 2>"$TMP/emb.err" &&
         [ "$(py "$TMP/emb.json" 'len(d["embedding"])')" = 384 ] || fail "the distilled student does not embed"
 fi
+
+# ---- augmented views change what is trained (same seed, --augment 0: other weights; both deterministic)
+ok
+timeout 900 "$SESLM" "${run_args[@]}" --steps 6 --holdout 0 --augment 0 --quiet --out "$TMP/na" >/dev/null 2>"$TMP/na.err" ||
+    fail "--augment 0 run: exit $? ($(tail -c 300 "$TMP/na.err"))"
+timeout 900 "$SESLM" "${run_args[@]}" --steps 6 --holdout 0 --augment 1 --general "$ROOT/data/general/wiki_general_4000.txt" --quiet \
+    --out "$TMP/a1" >/dev/null 2>"$TMP/a1.err" || fail "--augment 1 --general run: exit $? ($(tail -c 300 "$TMP/a1.err"))"
+timeout 900 "$SESLM" "${run_args[@]}" --steps 6 --holdout 0 --augment 1 --general "$ROOT/data/general/wiki_general_4000.txt" --quiet \
+    --out "$TMP/a2" >/dev/null 2>"$TMP/a2.err" || fail "second --augment 1 run: exit $? ($(tail -c 300 "$TMP/a2.err"))"
+ok
+! cmp -s "$TMP/na/model.safetensors" "$TMP/a1/model.safetensors" || fail "--augment 1 trained the same weights as --augment 0"
+ok
+cmp -s "$TMP/a1/model.safetensors" "$TMP/a2/model.safetensors" || fail "two augmented runs with one seed differ"
 
 # ---- a time budget: the schedule is cut to fit, the run ends on time with a complete model ---------
 ok
