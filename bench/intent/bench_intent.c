@@ -2,7 +2,9 @@
  * intent head (runtime/assist/intent.h) on a real data set, plus single-text embedding latency.
  *
  *   bench_intent --model DIR --name NAME --train TSV --test TSV [--oos TSV --val TSV --val-oos TSV]
- *                --shots 5,10,20,50 --seeds N --out DIR [--threads N] [--updates N]
+ *                --shots 5,10,20,50 --seeds N --out DIR [--threads N] [--updates N] [--first-seed S]
+ *
+ * Seeds S..S+N-1 (default S = 1): a long cell can be split over processes, each with its own --out.
  *
  * Writes OUT/NAME_<split>.f32 (the embeddings, row-major float32, rows in TSV order) and
  * OUT/NAME_splits.txt (one line per run: "k seed i1 i2 ...", the training rows) so the scikit-learn
@@ -121,7 +123,7 @@ static double auroc(const float *in, int nin, const float *oos, int noos) {
 int main(int argc, char **argv) {
     const char *model = "models/all-MiniLM-L6-v2", *name = NULL, *trp = NULL, *tep = NULL, *oosp = NULL, *valp = NULL,
                *voosp = NULL, *out = "bench/out", *shots_s = "5,10,20,50";
-    int seeds = 3, threads = 2, updates = 200, reuse = 0;
+    int seeds = 3, threads = 2, updates = 200, reuse = 0, first_seed = 1;
     seslm_intent_opts base;
     seslm_intent_opts_default(&base);
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -136,6 +138,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--shots")) shots_s = v;
         else if (!strcmp(a, "--seeds")) seeds = atoi(v);
+        else if (!strcmp(a, "--first-seed")) first_seed = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--updates")) updates = atoi(v);
         else if (!strcmp(a, "--reuse-embeddings")) reuse = atoi(v);
@@ -231,7 +234,7 @@ int main(int argc, char **argv) {
     if (base.epochs) snprintf(impl + strlen(impl), sizeof impl - strlen(impl), "-e%d", base.epochs);
     if (base.weight_decay != 1e-4f) snprintf(impl + strlen(impl), sizeof impl - strlen(impl), "-wd%g", (double)base.weight_decay);
     for (int si = 0; si < ns; si++) {
-        for (int seed = 1; seed <= seeds; seed++) {
+        for (int seed = first_seed; seed < first_seed + seeds; seed++) {
             // k rows per class: a seeded shuffle of all rows, then the first k of each class
             uint64_t rs = (uint64_t)seed * 1000003u + (uint64_t)shots[si];
             for (int i = 0; i < tr.n; i++) perm[i] = i;
@@ -271,7 +274,10 @@ int main(int argc, char **argv) {
                    "\"fit_seconds\":%.3f,\"temperature\":%.4f",
                    name, impl, shots[si], seed, n, (double)right / te.n, fit_s, (double)seslm_intent_temperature(h));
             const seslm_intent_selection *sel = seslm_intent_get_selection(h);
-            if (sel->folds > 0) printf(",\"C\":%g,\"folds\":%d,\"mlp\":%d", sel->C, sel->folds, sel->mlp);
+            if (sel->folds > 0)
+                printf(",\"C\":%g,\"folds\":%d,\"mlp\":%d,\"mlp_cv_accuracy\":%.4f,\"cv_accuracy\":%.4f", sel->C,
+                       sel->folds, sel->mlp, isnan(sel->mlp_cv_accuracy) ? -1.0 : sel->mlp_cv_accuracy,
+                       isnan(sel->cv_accuracy) ? -1.0 : sel->cv_accuracy);
             if (Xoos && Xval && Xvoos) {
                 for (int i = 0; i < oos.n; i++) {
                     seslm_intent_result r;

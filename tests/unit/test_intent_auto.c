@@ -1,5 +1,6 @@
 /* test_intent_auto.c — the default intent head chooses its capacity from the data (intent_select.c):
- * a linear head identical to the cross-validated softmax regression it chose; an MLP kept only where
+ * a linear head identical to the cross-validated softmax regression it chose (fitted as its folds were);
+ * a weakly regularised one where regularising hurts; an MLP kept only where
  * the classes are not linearly separable; a class with a single example (no cross-validation possible);
  * and the Adam state saved with the head, so online learning after a reload is bit-identical to online
  * learning without one. */
@@ -53,12 +54,23 @@ static void test_auto_linear(void) {
     CHECK(h->o.n_hidden == 0 && h->n_layers == 1);
     CHECK_MSG(s->cv_accuracy > 0.5 && s->cv_accuracy <= 1.0, "cv accuracy %.3f", s->cv_accuracy);
     CHECK_MSG(fabsf(h->o.weight_decay - (float)(1.0 / s->C)) < 1e-6f, "weight decay %g for C %g", h->o.weight_decay, s->C);
-    // the head is exactly the softmax regression at the chosen C (same solver, same options)
-    seslm_lr lr;
-    seslm_lr_opts lo;
-    seslm_lr_opts_default(&lo);
-    lo.C = s->C, lo.max_iter = 500;
-    CHECK(seslm_lr_fit(&lr, X, y, n, D, C, &lo) == SESLM_OK);
+    // the head is exactly the softmax regression at the chosen C, fitted as the cross-validation fitted its
+    // folds (the head that was validated): warm-started along the grid from C = 0.1, tolerance 1e-4
+    static const double grid[] = {0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000};
+    seslm_lr lr = {0};
+    double *warm = NULL;
+    for (int g = 0; g < 9; g++) {
+        seslm_lr_opts lo;
+        seslm_lr_opts_default(&lo);
+        lo.C = grid[g], lo.tol = 1e-4, lo.init = warm;
+        CHECK(seslm_lr_fit(&lr, X, y, n, D, C, &lo) == SESLM_OK);
+        free(warm), warm = NULL;
+        if (grid[g] == s->C) break;
+        warm = lr.w, lr.w = NULL;
+        seslm_lr_free(&lr);
+    }
+    CHECK_MSG(lr.w != NULL, "C %g is not on the grid", s->C);
+    if (!lr.w) return;
     int same = 1;
     for (int c = 0; c < C; c++) {
         for (int j = 0; j < D; j++) same &= h->W[0][c * D + j] == (float)lr.w[c * (D + 1) + j];
@@ -71,6 +83,34 @@ static void test_auto_linear(void) {
     CHECK(seslm_intent_fit(h2, X, labels, n) == SESLM_OK);
     CHECK(seslm_intent_get_selection(h2)->C == s->C && h2->temperature == h->temperature);
     seslm_intent_free(h2);
+    seslm_intent_free(h);
+}
+
+/* Where regularising hurts, the cross-validation sees it: the classes differ only along x0 - x1 while x0 and
+ * x1 share a large noise, so a strongly regularised head (close to nearest centroid, which sees mostly the
+ * noisy x0) is near chance and only a weakly regularised one finds the direction (1, -1). */
+static void test_auto_needs_capacity(void) {
+    enum { per = 20, D = 2, n = 2 * per };
+    float X[n * D];
+    const char *labels[n];
+    for (int i = 0; i < n; i++) {
+        const int c = i % 2;
+        const double z = 5.0 * nrand();
+        X[i * D + 0] = (float)((c ? 0.5 : -0.5) + z + 0.05 * nrand());
+        X[i * D + 1] = (float)z;
+        labels[i] = NAMES[c];
+    }
+    seslm_intent_head *h = auto_head(D, 6);
+    CHECK(seslm_intent_fit(h, X, labels, n) == SESLM_OK);
+    const seslm_intent_selection *s = seslm_intent_get_selection(h);
+    CHECK_MSG(s->cv_accuracy > 0.9 && s->C >= 3, "C %g, cv accuracy %.3f", s->C, s->cv_accuracy);
+    int right = 0;
+    for (int i = 0; i < n; i++) {
+        seslm_intent_result r;
+        CHECK(seslm_intent_predict(h, X + i * D, NULL, &r) == SESLM_OK);
+        right += strcmp(seslm_intent_label(h, r.index), labels[i]) == 0;
+    }
+    CHECK_MSG(right >= n - 1, "%d of %d training rows right", right, n);
     seslm_intent_free(h);
 }
 
@@ -189,6 +229,7 @@ static void test_replay_growth(void) {
 int main(void) {
     test_replay_growth();
     test_auto_linear();
+    test_auto_needs_capacity();
     test_auto_grows_when_it_pays();
     test_auto_single_example();
     test_adam_state_roundtrip();
