@@ -608,7 +608,16 @@ int cmd_evolve(int argc, char **argv) {
     }
     path_of(p, sizeof p, &r, ".lock");
     int lock = open(p, O_RDWR | O_CREAT, 0644);
-    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) {
+    // The stage children inherit the lock (a killed evolve's child still writing keeps a resumed run out);
+    // such a child gets SIGKILL when we die (run_child), but its exit takes a moment: wait up to 3 s
+    // for the lock before calling the run busy.
+    int locked = lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0;
+    for (int i = 0; lock >= 0 && !locked && i < 30; i++) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        locked = flock(lock, LOCK_EX | LOCK_NB) == 0;
+    }
+    if (!locked) {
         cli_error(CMD, "another seslm evolve is running on %s", r.run);
         if (lock >= 0) close(lock);
         return 3;

@@ -286,7 +286,7 @@ int cmd_recompile(int argc, char **argv) {
     keep_master = !no_master;
     quantize = quant_i == 0;
     if (emb_s && (compress = seslm_embeddings_parse(emb_s)) < 0) {
-        cli_error(CMD, "bad value '%s' for --embeddings (see seslm recompile --help)", emb_s);
+        cli_error(CMD, "--embeddings must be one of int8|int4|f32|pq4|pq8 (got '%s')", emb_s);
         return 2;
     }
     if (exact_i >= 0) exact_int8 = exact_i == 0;

@@ -74,7 +74,7 @@ for c in recompile "intent learn" "audit verify" promote encrypt; do
 done
 # the kinds the converted commands added: a choice, a short option, open intervals, positionals
 check 2 "^seslm recompile: --quantize must be one of int8\|none \(got 'int4'\)$" recompile --plan p --out o --quantize int4
-check 2 "^seslm recompile: --embeddings must be one of int8\|int4\|f32 \(got ''\)$" recompile --embeddings ""
+check 2 "^seslm recompile: --embeddings must be one of int8\|int4\|f32\|pq4\|pq8 \(got ''\)$" recompile --embeddings ""
 check 2 "^seslm generate: --backend must be one of cpu\|cpu-ref \(got 'gpu'\)$" generate --prompt a --backend gpu
 check 2 "^seslm kb: -k must be an integer in 1\.\.100 \(got '0'\)$" kb query --kb x -k 0
 check 2 "^seslm kb: --threshold must be a number in \[-1, 1\] \(got '2'\)$" kb query --kb x --threshold 2 q
