@@ -190,7 +190,7 @@ static seslm_status write_st_files(const seslm_model *m, const char *out) {
                            "sentence_transformers.models.Normalize"};
     for (int i = 0; i < (c->normalize ? 3 : 2); i++) {
         cJSON *o = cJSON_CreateObject();
-        char nm[4];
+        char nm[16];
         snprintf(nm, sizeof nm, "%d", i);
         cJSON_AddNumberToObject(o, "idx", i);
         cJSON_AddStringToObject(o, "name", nm);
