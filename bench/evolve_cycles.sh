@@ -11,7 +11,8 @@
 # Environment: CANDIDATES (default "[0.10, 0.20, 0.30, 0.40]"), LAYERS (default "[4]"), DISTILL_TIME (seconds
 # per candidate, default 0: exactly STEPS steps, so quality does not depend on the machine's load; the
 # default policy's 170 s gives ~1,000 steps on an idle 2-core machine), DISTILL_GENERAL (default the
-# policy's data/general/wiki_general_4000.txt).
+# policy's data/general/wiki_general_4000.txt), DISTILL_INT8_AWARE (default the policy's 0.3), EMBEDDINGS (default
+# the policy's pq4).
 set -eu
 OUT=${1:?usage: bench/evolve_cycles.sh OUT [main|snips] [nodistill|distill STEPS]}
 DOMAIN=${2:-main}
@@ -47,7 +48,7 @@ evolve:
   candidates: $4
   layer_candidates: $5
   quantize: int8
-  embeddings: int4
+  embeddings: ${EMBEDDINGS:-pq4}
   exact_rows: 1000
   gates: bench/evolve_gates.yaml
   feedback: "$FEEDBACK"
@@ -58,6 +59,7 @@ evolve:
     batch: 32
     time_s: ${DISTILL_TIME:-0}
     general: ${DISTILL_GENERAL:-data/general/wiki_general_4000.txt}
+    int8_aware: ${DISTILL_INT8_AWARE:-0.3}
 YAML
 }
 policy "$MODEL" "$D/tel" "$D/cycle1" "${CANDIDATES:-[0.10, 0.20, 0.30, 0.40]}" "${LAYERS:-[4]}" >"$D/evolve1.yaml"

@@ -146,6 +146,7 @@ typedef struct {
     float **dhid, *hs, *hp;     // hidden-state loss: per student layer (Ntok, C) gradients; two work rows
     int step, steps_eff;
     double loss_first, loss_last;
+    float *wsave;               // (n trained) the F32 master while the student runs INT8-rounded (NULL: never)
     float *best;                // (n trained) the parameters with the best held-out cosine so far
     double best_cos;            // its held-out cosine (the student's own at the start)
     int best_step;
@@ -179,13 +180,32 @@ static void embed_set(const dm_model *dm, const seslm_backend *be, dm_acts *a, c
     }
 }
 
-/* Mean cosine of the student to the parent's cached embeddings over the held-out sentences. */
+/* The INT8-aware phase: the student's weights rounded to INT8 (the F32 master saved in wsave) and its
+ * activations rounded per token in the forward pass, as the quantized student will compute; int8_end
+ * restores the master, which the optimiser updates with the gradients of the rounded model (STE). */
+static void int8_begin(run *r) {
+    const size_t off = r->S.train_begin, n = r->S.n_params - off;
+    memcpy(r->wsave, r->S.params + off, n * sizeof(float));
+    dm_fake_quant_weights(&r->S);
+    r->S.fq_act = 1;
+}
+
+static void int8_end(run *r) {
+    const size_t off = r->S.train_begin, n = r->S.n_params - off;
+    memcpy(r->S.params + off, r->wsave, n * sizeof(float));
+    r->S.fq_act = 0;
+}
+
+/* Mean cosine of the student to the parent's cached embeddings over the held-out sentences (the
+ * INT8-rounded student when it will ship INT8). */
 static double holdout_cos(run *r) {
     const int C = r->S.C;
     if (r->n_hold == 0) return NAN;
     float *e = malloc((size_t)r->n_hold * C * sizeof(float));
     if (!e) return NAN;
+    if (r->wsave) int8_begin(r);
     embed_set(&r->S, r->be, &r->as, &r->cal, r->hold, r->n_hold, r->o->batch, e, NULL);
+    if (r->wsave) int8_end(r);
     double s = 0;
     for (int i = 0; i < r->n_hold; i++) {
         const float *p = r->p_emb + (size_t)r->hold[i] * C;
@@ -402,6 +422,8 @@ static double train_step(run *r, char *decay_flags, dl_parts *parts_out) {
             }
         }
     }
+    const int int8_phase = r->wsave && r->step >= r->steps_eff - (int)(o->int8_aware_frac * r->steps_eff + 0.5);
+    if (int8_phase) int8_begin(r); // until the backward pass is done
     dm_forward(S, r->be, &r->as, rows, lens, B);
     dl_parts parts = {0};
     double loss = dl_embedding(r->as.emb, r->as.pooled, r->bt_emb, r->bt_pool, B, C, o->w_emb_cos, o->w_emb_mse, o->w_sim,
@@ -438,6 +460,7 @@ static double train_step(run *r, char *decay_flags, dl_parts *parts_out) {
     memset(r->grad + off, 0, n * sizeof(float));
     dm_backward(S, r->be, &r->as, r->demb, r->dpool, dq, o->w_hidden > 0 ? (const float *const *)r->dhid : NULL, r->grad,
                 0);
+    if (int8_phase) int8_end(r);
     // global-norm clipping
     double g2 = 0;
     for (size_t i = 0; i < n; i++) g2 += (double)r->grad[off + i] * r->grad[off + i];
@@ -524,6 +547,7 @@ static seslm_status write_config(run *r, const distill_report *rep, const char *
     cJSON_AddNumberToObject(d, "holdout_sentences", r->n_hold);
     cJSON_AddNumberToObject(d, "general_sentences", r->gen.n);
     cJSON_AddNumberToObject(d, "augment", o->augment_frac);
+    cJSON_AddNumberToObject(d, "int8_aware", o->int8_aware_frac); // > 0: the holdout cosines are the INT8-rounded student's
     cJSON_AddNumberToObject(d, "steps", rep->steps_done);
     cJSON_AddNumberToObject(d, "batch", o->batch);
     cJSON_AddNumberToObject(d, "lr", o->lr);
@@ -611,7 +635,7 @@ static void run_free(run *r) {
     token_set_free(&r->cal);
     token_set_free(&r->gen);
     free(r->train), free(r->hold), free(r->p_emb), free(r->p_pool);
-    free(r->grad), free(r->m), free(r->v), free(r->best), free(r->demb), free(r->dpool), free(r->dqkv), free(r->bt_emb), free(r->bt_pool);
+    free(r->grad), free(r->m), free(r->v), free(r->wsave), free(r->best), free(r->demb), free(r->dpool), free(r->dqkv), free(r->bt_emb), free(r->bt_pool);
     for (int l = 0; r->dhid && l < r->S.L; l++) free(r->dhid[l]);
     free(r->dhid), free(r->hs), free(r->hp);
     seslm_model_free(r->pm);
@@ -634,9 +658,9 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
     if (!(o->weight_decay >= 0 && o->weight_decay < 1) || !(o->warmup_frac >= 0 && o->warmup_frac < 1) ||
         !(o->clip_norm >= 0) || !(o->general_frac >= 0 && o->general_frac < 1) ||
         !(o->holdout_frac >= 0 && o->holdout_frac < 0.9) || !(o->time_budget_s >= 0) ||
-        !(o->augment_frac >= 0 && o->augment_frac <= 1))
+        !(o->augment_frac >= 0 && o->augment_frac <= 1) || !(o->int8_aware_frac >= 0 && o->int8_aware_frac <= 1))
         return fail(err, errlen, 1, "weight_decay, warmup_frac, general_frac must be in [0, 1), holdout_frac in [0, 0.9), "
-                                    "augment in [0, 1], clip_norm and time_budget >= 0");
+                                    "augment and int8_aware in [0, 1], clip_norm and time_budget >= 0");
     if (!(o->w_emb_cos >= 0 && o->w_emb_mse >= 0 && o->w_sim >= 0 && o->w_attn >= 0 && o->w_hidden >= 0) ||
         o->w_emb_cos + o->w_emb_mse + o->w_sim + o->w_attn + o->w_hidden <= 0)
         return fail(err, errlen, 1, "loss weights must be >= 0 and not all 0");
@@ -717,7 +741,7 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
     {
         const double kv[] = {o->steps, o->batch, maxtok, o->lr, o->weight_decay, o->warmup_frac, o->clip_norm, o->w_emb_cos,
                              o->w_emb_mse, o->w_sim, o->w_attn, o->w_hidden, (double)o->seed, o->general_frac, o->holdout_frac,
-                             o->time_budget_s > 0, o->augment_frac};
+                             o->time_budget_s > 0, o->augment_frac, o->int8_aware_frac};
         key = fnv1a(key, kv, sizeof kv);
         key = fnv1a(key, dev, strlen(dev));
     }
@@ -748,6 +772,7 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
         R.m = calloc(nt, sizeof(float));
         R.v = calloc(nt, sizeof(float));
         R.best = malloc(nt * sizeof(float));
+        if (o->int8_aware_frac > 0 && !(R.wsave = malloc(nt * sizeof(float)))) BAD(2, "out of memory");
         R.demb = malloc((size_t)o->batch * C * sizeof(float));
         R.dpool = malloc((size_t)o->batch * C * sizeof(float));
         R.bt_emb = malloc((size_t)o->batch * C * sizeof(float));
@@ -772,7 +797,7 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
         // the memory bound of the run (dmodel.h): both models' parameters, gradients, Adam moments, one
         // batch of activations (and the parent's with the attention / hidden losses), the cached targets
         const int nth = o->threads > 0 ? o->threads : 64;
-        const double mb = ((double)(R.S.n_params + R.P.n_params + R.S.n_params + 2 * (R.S.n_params - R.S.train_begin)) * 4 +
+        const double mb = ((double)(R.S.n_params + R.P.n_params + R.S.n_params + (R.wsave ? 3 : 2) * (R.S.n_params - R.S.train_begin)) * 4 +
                            (double)dm_acts_bytes(&R.S, o->batch * maxtok, big, maxtok, nth) +
                            (R.have_ap || o->augment_frac > 0 ? (double)dm_acts_bytes(&R.P, o->batch * maxtok, o->batch, maxtok, nth) : 0) +
                            (double)(R.cal.n + R.gen.n) * 2 * C * 4) / 1048576.0;
@@ -871,8 +896,9 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
     }
     rep->cos_after = holdout_cos(&R);
     if (o->progress)
-        fprintf(stderr, "distill: %d steps%s; held-out cosine to the parent %.4f -> %.4f (parameters of step %d)\n",
-                R.step, stopped_by_budget ? " (time budget reached)" : "", rep->cos_before, rep->cos_after,
+        fprintf(stderr, "distill: %d steps%s; held-out cosine%s to the parent %.4f -> %.4f (parameters of step %d)\n",
+                R.step, stopped_by_budget ? " (time budget reached)" : "", R.wsave ? " of the INT8-rounded student" : "",
+                rep->cos_before, rep->cos_after,
                 rep->best_step);
     if (mkdir(o->out_dir, 0755) != 0 && errno != EEXIST) BAD(1, "cannot create %s: %s", o->out_dir, strerror(errno));
     if (copy_model_files(R.sm->dir, o->out_dir) != SESLM_OK || write_weights(&R, o->out_dir) != SESLM_OK ||

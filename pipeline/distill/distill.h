@@ -49,6 +49,11 @@ typedef struct distill_opts {
                                  // (token replacement, splicing of two sentences, span deletion) whose
                                  // target the parent computes in the step: a 40% student fits 1,080
                                  // sentences to 0.998 and generalises to 0.938 without it (docs/distill.md)
+    double int8_aware_frac;      // > 0: the student will ship INT8 (seslm recompile's default); the last
+                                 // int8_aware_frac of the steps run with the runtime's INT8 arithmetic
+                                 // simulated (weights per output channel, activations per token; gradients
+                                 // straight through the rounding), and the held-out cosine -- hence the model
+                                 // selection -- measures the INT8 student throughout. 0 = off (default)
 } distill_opts;
 
 void distill_opts_default(distill_opts *o);
@@ -56,7 +61,8 @@ void distill_opts_default(distill_opts *o);
 typedef struct distill_report {
     int steps_done;
     double loss_first, loss_last, seconds;
-    double cos_before, cos_after; // mean cosine to parent on a held-out slice of the calibration text
+    double cos_before, cos_after; // mean cosine to parent on a held-out slice of the calibration text (of the
+                                  // INT8-rounded student when int8_aware_frac > 0)
     int n_train, n_holdout;       // sentences used for training / held out
     int resumed_from;             // step a checkpoint resumed from (0 = fresh start)
     int best_step;                // the step whose parameters were written: the held-out cosine is checked

@@ -229,6 +229,49 @@ void dm_acts_free(dm_acts *a) {
     memset(a, 0, sizeof *a);
 }
 
+// ---- fake quantization (the INT8-aware phase) -----------------------------------------------------
+
+// round to nearest, ties to even, for |v| <= 127.5 (kernels/cpu/quant.c's trick, same results)
+static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
+
+void dm_fake_quant_rows(float *y, const float *x, int M, int K) {
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < M; m++) {
+        const float *r = x + (size_t)m * K;
+        float *o = y + (size_t)m * K, amax = 0.0f;
+        for (int k = 0; k < K; k++) {
+            const float a = fabsf(r[k]);
+            amax = a > amax ? a : amax;
+        }
+        if (!(amax > 0.0f)) { // a zero row stays zero (a NaN row stays NaN: the loss check catches it)
+            if (o != r) memcpy(o, r, (size_t)K * sizeof(float));
+            continue;
+        }
+        const float inv = 127.0f / amax, s = amax / 127.0f;
+        for (int k = 0; k < K; k++) {
+            float v = round_even(r[k] * inv);
+            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+            o[k] = v * s;
+        }
+    }
+}
+
+void dm_fake_quant_weights(dm_model *dm) {
+    float *P = dm->params;
+    const int C = dm->C;
+    for (int l = 0; l < dm->L; l++) {
+        const dm_layer *y = &dm->ly[l];
+        if (y->A > 0) {
+            dm_fake_quant_rows(P + y->qkv_w, P + y->qkv_w, 3 * y->A, C); // (3A, C): Q, K, V rows each alone
+            dm_fake_quant_rows(P + y->ao_w, P + y->ao_w, C, y->A);       // (C, A)
+        }
+        if (y->F > 0) {
+            dm_fake_quant_rows(P + y->ff1_w, P + y->ff1_w, y->F, C); // (F, C)
+            dm_fake_quant_rows(P + y->ff2_w, P + y->ff2_w, C, y->F); // (C, F)
+        }
+    }
+}
+
 // ---- forward -------------------------------------------------------------------------------------
 
 static void rows_bias(float *y, const float *b, int M, int N) {
@@ -266,18 +309,24 @@ void dm_forward(const dm_model *dm, const seslm_backend *be, dm_acts *a, const i
         const dm_layer *y = &dm->ly[l];
         if (y->A > 0) {
             seslm_weight Wqkv = {.w = P + y->qkv_w, .N = 3 * y->A, .K = C}, Wao = {.w = P + y->ao_w, .N = C, .K = y->A};
-            be->linear(a->qkv[l], a->x, &Wqkv, P + y->qkv_b, ntok); // (Ntok, 3A)
+            const float *xin = a->x, *cin = a->ctx[l];
+            if (dm->fq_act) dm_fake_quant_rows(a->x1, a->x, ntok, C), xin = a->x1; // x1, dctx: backward work
+            be->linear(a->qkv[l], xin, &Wqkv, P + y->qkv_b, ntok); // (Ntok, 3A)
             be->attention(a->ctx[l], a->qkv[l], a->off, a->len, B, y->H, D, a->scratch, a->scratch_floats, NULL);
-            be->linear(a->tmp, a->ctx[l], &Wao, P + y->ao_b, ntok); // (Ntok, C)
+            if (dm->fq_act) dm_fake_quant_rows(a->dctx, a->ctx[l], ntok, y->A), cin = a->dctx;
+            be->linear(a->tmp, cin, &Wao, P + y->ao_b, ntok); // (Ntok, C)
         } else {
             rows_bias(a->tmp, P + y->ao_b, ntok, C);
         }
         add_save_ln(be, a->x, a->tmp, a->z1[l], P + y->ln1_g, P + y->ln1_b, ntok, C, eps);
         if (y->F > 0) {
             seslm_weight W1 = {.w = P + y->ff1_w, .N = y->F, .K = C}, W2 = {.w = P + y->ff2_w, .N = C, .K = y->F};
-            be->linear(a->hpre[l], a->x, &W1, P + y->ff1_b, ntok); // (Ntok, F)
+            const float *xin = a->x;
+            if (dm->fq_act) dm_fake_quant_rows(a->x1, a->x, ntok, C), xin = a->x1;
+            be->linear(a->hpre[l], xin, &W1, P + y->ff1_b, ntok); // (Ntok, F)
             memcpy(a->h, a->hpre[l], (size_t)ntok * y->F * sizeof(float));
             be->gelu(a->h, (size_t)ntok * y->F);
+            if (dm->fq_act) dm_fake_quant_rows(a->h, a->h, ntok, y->F); // recomputed unrounded in the backward
             be->linear(a->tmp, a->h, &W2, P + y->ff2_b, ntok); // (Ntok, C)
         } else {
             rows_bias(a->tmp, P + y->ff2_b, ntok, C);

@@ -27,6 +27,8 @@
 #define dm_forward seslm_dm_forward
 #define dm_backward seslm_dm_backward
 #define dm_layer_output seslm_dm_layer_output
+#define dm_fake_quant_rows seslm_dm_fake_quant_rows
+#define dm_fake_quant_weights seslm_dm_fake_quant_weights
 
 #include "backend.h"
 #include "seslm.h"
@@ -48,6 +50,9 @@ typedef struct {
     size_t word, pos, type, eln_g, eln_b;
     dm_layer *ly;               // (L)
     int Amax, Fmax;
+    int fq_act;                 // 1: the input rows of every linear layer are rounded to INT8 per token as the
+                                // runtime's INT8 kernels do (fake quantization: distill's INT8-aware phase;
+                                // the backward pass passes gradients straight through the rounding)
 } dm_model;
 
 /* Copies the F32 weights of m (which must outlive dm). INT8, 2:4-sparse or compressed-embedding models
@@ -95,6 +100,13 @@ void dm_forward(const dm_model *dm, const seslm_backend *be, dm_acts *a, const i
  * losses). grad (n_params) accumulates; the frozen region is left untouched unless train_embeddings. */
 void dm_backward(const dm_model *dm, const seslm_backend *be, dm_acts *a, const float *demb, const float *dpooled,
                  const float *dqkv_last, const float *const *dhid, float *grad, int train_embeddings);
+
+/* y (M, K) = x rounded to INT8 per row and back: scale max|row| / 127, round to nearest even, clamp to
+ * +-127 -- the arithmetic of seslm_quantize_rows / seslm_quantize_weight. y may be x. */
+void dm_fake_quant_rows(float *y, const float *x, int M, int K);
+
+/* Rounds every linear weight matrix of dm in place to INT8 per output channel (what recompile stores). */
+void dm_fake_quant_weights(dm_model *dm);
 
 /* out (Ntok, C) = the output of layer l of the last forward (recomputed from the saved z2). */
 void dm_layer_output(const dm_model *dm, const seslm_backend *be, const dm_acts *a, int l, float *out);

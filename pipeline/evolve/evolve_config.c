@@ -62,6 +62,7 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         "evolve.drift.micro_calibration", "evolve", "evolve.layer_candidates", "evolve.layer_candidates.*",
         "evolve.heldout_fraction", "evolve.root", "evolve.root_gates", "evolve.kb", "evolve.feedback", "evolve.distill",
         "evolve.distill.steps", "evolve.distill.batch", "evolve.distill.time_s", "evolve.distill.general",
+        "evolve.distill.int8_aware",
         "drop_layers", "drop_layers.*",
         // the policy's own keys (plan.c checks them)
         "version", "targets", "targets.*", "cap", "protected_layers", "protected_layers.*", "min_heads", "min_ffn",
@@ -107,6 +108,7 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
     if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.distill.batch", 2, 4096, 32, &v)) == SESLM_OK)
         c->distill_batch = (int)v;
     if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.distill.time_s", 0.0, 1e7, 0.0, &c->distill_time_s);
+    if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.distill.int8_aware", 0.0, 1.0, 0.3, &c->distill_int8_aware);
     if (st == SESLM_OK) st = get_path(y, "evolve.distill.general", "", c->distill_general, sizeof c->distill_general);
     if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.exact_rows", 0, 10000000, 1000, &v)) == SESLM_OK)
         c->exact_rows = (int)v;

@@ -437,22 +437,46 @@ static seslm_status intent_accuracy(const vmodel *vm, const seslm_validate_confi
     return SESLM_OK;
 }
 
-static void recall_check(seslm_validate_result *r, const vmodel *p, const vmodel *q, const inputs *in, int k) {
+/* Retrieval agreement of query row `row` over passage rows [pa, pa + np): the candidate's top k against the
+ * parent's, near-ties of the parent (within margin of its k-th score) counted as agreed
+ * (seslm_stats_agreement_at_k); *strict: plain recall@k. */
+static double agreement(const vmodel *p, const vmodel *q, int row, int pa, int np, int k, double margin, double *strict) {
+    int a[SESLM_STATS_TOPK_MAX], b[SESLM_STATS_TOPK_MAX];
+    double sb[SESLM_STATS_TOPK_MAX];
+    const float *pq = p->emb + (size_t)row * p->C, *pp = p->emb + (size_t)pa * p->C;
+    seslm_stats_topk(pq, pp, np, p->C, k, a);
+    seslm_stats_topk(q->emb + (size_t)row * q->C, q->emb + (size_t)pa * q->C, np, q->C, k, b);
+    double kth = 0;
+    for (int j = 0; j < p->C; j++) kth += (double)pq[j] * pp[(size_t)a[k - 1] * p->C + j];
+    for (int i = 0; i < k; i++) { // the parent's score of each passage the candidate retrieved
+        double s = 0;
+        for (int j = 0; j < p->C; j++) s += (double)pq[j] * pp[(size_t)b[i] * p->C + j];
+        sb[i] = s;
+    }
+    *strict = seslm_stats_recall_at_k(a, b, k);
+    return seslm_stats_agreement_at_k(a, b, k, sb, kth, margin);
+}
+
+static void note_strict(seslm_validate_result *r, int m, int k, double margin, double strict) {
+    const size_t n = strlen(r->data[m]);
+    snprintf(r->data[m] + n, sizeof r->data[m] - n, "; near-ties within %g of the parent's k-th count; strict recall@%d %.4f",
+             margin, k, strict);
+}
+
+static void recall_check(seslm_validate_result *r, const vmodel *p, const vmodel *q, const inputs *in, int k, double margin) {
     int np = in->off[S_QUERY] - in->off[S_PASS], nq = in->off[S_TRAFFIC] - in->off[S_QUERY];
     if (np <= 0 || nq <= 0) return;
     if (k > np) k = np;
-    int a[SESLM_STATS_TOPK_MAX], b[SESLM_STATS_TOPK_MAX];
-    double sum = 0, mn = 1;
+    double sum = 0, mn = 1, strict = 0;
     for (int i = 0; i < nq; i++) {
-        int row = in->off[S_QUERY] + i;
-        seslm_stats_topk(p->emb + (size_t)row * p->C, p->emb + (size_t)in->off[S_PASS] * p->C, np, p->C, k, a);
-        seslm_stats_topk(q->emb + (size_t)row * q->C, q->emb + (size_t)in->off[S_PASS] * q->C, np, q->C, k, b);
-        double rc = seslm_stats_recall_at_k(a, b, k);
-        sum += rc;
+        double s1;
+        const double rc = agreement(p, q, in->off[S_QUERY] + i, in->off[S_PASS], np, k, margin, &s1);
+        sum += rc, strict += s1;
         if (rc < mn) mn = rc;
     }
     set(r, SESLM_VM_RECALL_AGREEMENT, 1.0, sum / nq, nq);
     set(r, SESLM_VM_RECALL_AGREEMENT_MIN, 1.0, mn, nq);
+    note_strict(r, SESLM_VM_RECALL_AGREEMENT, k, margin, strict / nq);
 }
 
 /* The checks on the node's own data; a check without its data is marked skipped (its gates pass, saying so). */
@@ -467,15 +491,14 @@ static seslm_status node_checks(seslm_validate_result *r, const vmodel *p, const
     const int np = pb - pa, nq = in->traffic_queries;
     if (np > 0 && nq > 0) {
         const int k = c->recall_k < np ? c->recall_k : np;
-        int a[SESLM_STATS_TOPK_MAX], b[SESLM_STATS_TOPK_MAX];
-        double sum = 0;
+        double sum = 0, strict = 0;
         for (int i = 0; i < nq; i++) {
-            const int row = t0 + i;
-            seslm_stats_topk(p->emb + (size_t)row * p->C, p->emb + (size_t)pa * p->C, np, p->C, k, a);
-            seslm_stats_topk(q->emb + (size_t)row * q->C, q->emb + (size_t)pa * q->C, np, q->C, k, b);
-            sum += seslm_stats_recall_at_k(a, b, k);
+            double s1;
+            sum += agreement(p, q, t0 + i, pa, np, k, c->recall_tie_margin, &s1);
+            strict += s1;
         }
         set(r, SESLM_VM_TRAFFIC_RECALL_AGREEMENT, 1.0, sum / nq, nq);
+        note_strict(r, SESLM_VM_TRAFFIC_RECALL_AGREEMENT, k, c->recall_tie_margin, strict / nq);
     } else {
         r->values[SESLM_VM_TRAFFIC_RECALL_AGREEMENT].skipped = 1;
     }
@@ -640,11 +663,22 @@ static seslm_status latency(seslm_validate_result *r, vmodel *vm[2], const vtabl
 
 // ---- the run -----------------------------------------------------------------------------------
 
-static void evaluate_gates(const seslm_validate_config *c, seslm_validate_result *r) {
+void seslm_validate_evaluate_gates(const seslm_validate_config *c, seslm_validate_result *r) {
     r->pass = 1;
     int failed = 0, undecided = 0;
+    const seslm_vvalue *tv = &r->values[SESLM_VM_TRAFFIC_COSINE_MEAN];
+    const int node_traffic = tv->measured && !tv->skipped; // the node's own held-out traffic judges its domain
     for (int g = 0; g < c->n_gates; g++) {
         seslm_gate_eval(&c->gates[g], &r->values[c->gates[g].metric], &r->results[g]);
+        seslm_gate_result *x = &r->results[g];
+        if (node_traffic && c->gates[g].unless_traffic && !x->skipped) { // reported, not gating
+            x->extra = 1;
+            const int held = x->pass;
+            x->pass = 1, x->inconclusive = 0;
+            const size_t n = strlen(x->message);
+            snprintf(x->message + n, sizeof x->message - n, " [extra check, %s; not gating: the node's own traffic is "
+                     "measured (unless_traffic)]", held ? "holds" : "would fail");
+        }
         r->pass &= r->results[g].pass;
         undecided += r->results[g].inconclusive;
         failed += !r->results[g].pass && !r->results[g].inconclusive;
@@ -676,7 +710,7 @@ void seslm_validate_set_grounded(const seslm_validate_config *c, seslm_validate_
                                                             : candidate->n;
         snprintf(r->data[m], sizeof r->data[m], "%s", data ? data : "");
     }
-    evaluate_gates(c, r);
+    seslm_validate_evaluate_gates(c, r);
 }
 
 seslm_status seslm_validate_run(const seslm_validate_config *c, const char *parent_dir, const char *candidate_dir,
@@ -770,15 +804,15 @@ seslm_status seslm_validate_run(const seslm_validate_config *c, const char *pare
         set(r, SESLM_VM_CLINC150_ACCURACY, acc[0], acc[1], in.off[S_SN_TR] - in.off[S_CL_TE]);
         set(r, SESLM_VM_SNIPS_ACCURACY, sacc[0], sacc[1], in.off[S_DI] - in.off[S_SN_TE]);
         set(r, SESLM_VM_DOMAIN_INTENT_ACCURACY, acc_di[0], acc_di[1], di_n);
-        recall_check(r, &pm, &cm, &in, c->recall_k);
+        describe_data(r, &in, c); // first: the retrieval checks append their strict figure to it
+        recall_check(r, &pm, &cm, &in, c->recall_k, c->recall_tie_margin);
         if (st == SESLM_OK) st = node_checks(r, &pm, &cm, &in, c);
-        describe_data(r, &in, c);
     }
     for (int m = SESLM_VM_GROUNDED_ANSWERED; m <= SESLM_VM_GROUNDED_HALLUCINATION; m++) {
         r->values[m].skipped = 1; // until the program runs the grounded QA set (seslm_validate_set_grounded)
         snprintf(r->data[m], sizeof r->data[m], "no decoder configured (grounded.decoder)");
     }
-    if (st == SESLM_OK) evaluate_gates(c, r);
+    if (st == SESLM_OK) seslm_validate_evaluate_gates(c, r);
     r->seconds = now_s() - t_start;
     model_close(&pm), model_close(&cm);
     vtable_free(&lat);

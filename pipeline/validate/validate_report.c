@@ -83,6 +83,7 @@ char *seslm_validate_verdict_json(const seslm_validate_config *c, const seslm_va
         cJSON_AddItemToArray(iv, num_or_null(g->lo));
         cJSON_AddItemToArray(iv, num_or_null(g->hi));
         if (g->skipped) cJSON_AddBoolToObject(o, "skipped", 1);
+        if (g->extra) cJSON_AddBoolToObject(o, "extra", 1); // reported, not gating (unless_traffic)
         cJSON_AddStringToObject(o, "message", g->message);
         cJSON_AddStringToObject(o, "data", r->data[g->gate.metric]);
         cJSON_AddItemToArray(gs, o);
@@ -93,6 +94,7 @@ char *seslm_validate_verdict_json(const seslm_validate_config *c, const seslm_va
     cJSON_AddNumberToObject(run, "batch", c->batch);
     cJSON_AddNumberToObject(run, "classifier_C", c->lr.C);
     cJSON_AddNumberToObject(run, "retrieval_k", c->recall_k);
+    cJSON_AddNumberToObject(run, "retrieval_tie_margin", c->recall_tie_margin);
     char *txt = cJSON_Print(root);
     cJSON_Delete(root);
     return txt;
@@ -122,7 +124,7 @@ void seslm_validate_report_md(const seslm_validate_config *c, const seslm_valida
     for (int i = 0; i < r->n_results; i++) {
         const seslm_gate_result *g = &r->results[i];
         fprintf(f, "| %s | `%s %s %g` | %s | %s |\n",
-                g->skipped ? "skipped" : g->pass ? "pass" : g->inconclusive ? "**inconclusive**" : "**FAIL**",
+                g->skipped ? "skipped" : g->extra ? "extra" : g->pass ? "pass" : g->inconclusive ? "**inconclusive**" : "**FAIL**",
                 seslm_vmetric_name(g->gate.metric), seslm_gate_kind_name(g->gate.kind), g->gate.threshold, g->message,
                 r->data[g->gate.metric][0] ? r->data[g->gate.metric] : "-");
     }

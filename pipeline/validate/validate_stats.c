@@ -109,6 +109,18 @@ double seslm_stats_recall_at_k(const int *a, const int *b, int k) {
     return (double)hit / k;
 }
 
+double seslm_stats_agreement_at_k(const int *a, const int *b, int k, const double *ref_score_b, double ref_kth,
+                                  double margin) {
+    if (k <= 0) return NAN;
+    int hit = 0;
+    for (int j = 0; j < k; j++) {
+        int in_a = 0;
+        for (int i = 0; i < k && !in_a; i++) in_a = a[i] == b[j];
+        hit += in_a || ref_score_b[j] >= ref_kth - margin;
+    }
+    return (double)hit / k;
+}
+
 double seslm_stats_cosine(const float *a, const float *b, int n) {
     double ab = 0, aa = 0, bb = 0;
     for (int i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];

@@ -35,6 +35,14 @@ void seslm_stats_topk(const float *q, const float *P, int n, int d, int k, int *
  * other list also retrieved: recall@k of b against a). */
 double seslm_stats_recall_at_k(const int *a, const int *b, int k);
 
+/* Agreement of b with the reference list a (k each, a best first) when near-ties count: an index of b
+ * that is in a, or that the reference scores within `margin` of its own k-th (ref_score_b[j]: the
+ * reference's score of b[j]; ref_kth: its score of a[k-1]), is agreed on. Top-k over a large passage set
+ * has near-ties at rank k that the reference itself could have returned either way; margin 0 is
+ * seslm_stats_recall_at_k. */
+double seslm_stats_agreement_at_k(const int *a, const int *b, int k, const double *ref_score_b, double ref_kth,
+                                  double margin);
+
 /* Cosine similarity of two vectors (0 when either is zero). */
 double seslm_stats_cosine(const float *a, const float *b, int n);
 

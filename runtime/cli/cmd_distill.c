@@ -40,6 +40,9 @@ static const char *HELP =
     "  --holdout X          share of the calibration text held out (default 0.1)\n"
     "  --augment X          share of each batch's calibration rows replaced by augmented views labelled by\n"
     "                       the parent in the step (token replacement, splicing, span deletion; default 0.5)\n"
+    "  --int8-aware X       the student will be quantized to INT8 afterwards: run the last X of the steps\n"
+    "                       with INT8 weights and activations simulated (gradients straight through), and\n"
+    "                       measure and select on the INT8-rounded student (default 0; recompile uses 0.3)\n"
     "  --time-budget SEC    fit the schedule to SEC seconds of wall time (measured over the first steps) and\n"
     "                       stop (and save) if it is exceeded; default 170; 0 = run exactly --steps\n"
     "  --threads N          threads (default: all cores)\n"
@@ -79,6 +82,7 @@ int cmd_distill(int argc, char **argv) {
         {"--lr", CLI_ARG_NUM, &lr, 1e-9, 0.5},
         {"--holdout", CLI_ARG_NUM, &o.holdout_frac, 0, 0.5},
         {"--augment", CLI_ARG_NUM, &o.augment_frac, 0, 1},
+        {"--int8-aware", CLI_ARG_NUM, &o.int8_aware_frac, 0, 1},
         {"--general-frac", CLI_ARG_NUM, &o.general_frac, 0, 0.9},
         {"--time-budget", CLI_ARG_NUM, &o.time_budget_s, 0, 1e7},
         {"--seed", CLI_ARG_NUM, &seed, 0, 1e15},

@@ -434,12 +434,13 @@ static int cycle(evolve_run *r) {
         else fprintf(stderr, "seslm evolve: plan-l%d: no such plan (more layers than the model has to drop within the cap)\n",
                      c->layer_candidates[i]);
     }
-    char lines[16], exact[16], dsteps[16], dbatch[16], dtime[32];
+    char lines[16], exact[16], dsteps[16], dbatch[16], dtime[32], dint8[32];
     snprintf(lines, sizeof lines, "%d", c->calibration_lines);
     snprintf(exact, sizeof exact, "%d", c->exact_rows);
     snprintf(dsteps, sizeof dsteps, "%d", c->distill_steps);
     snprintf(dbatch, sizeof dbatch, "%d", c->distill_batch);
     snprintf(dtime, sizeof dtime, "%g", c->distill_time_s);
+    snprintf(dint8, sizeof dint8, "%g", c->distill_int8_aware);
     char d4[2200], d5[2200], d6[2200];
     path_of(d4, sizeof d4, r, "04-recompile");
     path_of(d5, sizeof d5, r, "05-validate");
@@ -463,6 +464,7 @@ static int cycle(evolve_run *r) {
         if (c->distill_steps > 0) { // distillation between reconstruction and quantization (resumes from its checkpoint)
             a[na++] = "--distill-steps", a[na++] = dsteps, a[na++] = "--distill-batch", a[na++] = dbatch;
             if (c->distill_time_s > 0) a[na++] = "--distill-time", a[na++] = dtime;
+            a[na++] = "--distill-int8-aware", a[na++] = dint8;
             if (c->distill_general[0]) a[na++] = "--distill-general", a[na++] = c->distill_general;
             a[na] = NULL;
         }

@@ -73,6 +73,9 @@ static const char *HELP =
     "  --distill-general F  general text replayed during distillation (default none)\n"
     "  --distill-batch N    sentences per step (default 32)\n"
     "  --distill-time S     stop distilling after S seconds (default: no limit)\n"
+    "  --distill-int8-aware X  with --quantize int8: the last X of the distillation steps simulate the INT8\n"
+    "                       student (weights per channel, activations per token) and the best INT8-rounded\n"
+    "                       student is kept (default 0.3; 0 = plain F32 distillation)\n"
     "  --no-master          do not keep the F32 student in DIR/master/ (see below)\n"
     "\n"
     "Order: slice -> reconstruct -> [distill] -> INT8 -> compressed embeddings. When the student is quantized\n"
@@ -114,7 +117,7 @@ static void calib_progress(void *ctx, int done, int total) {
 
 typedef struct {
     int steps, batch, threads;
-    double time_s;
+    double time_s, int8_aware;             // int8_aware: distill.h int8_aware_frac when the student is INT8
     const char *general, *calibration, *parent_dir;
     int parent_widened;                     // the parent is an INT8 student widened in memory
     double cos_before, cos_after, seconds; // filled by the distill stage
@@ -181,6 +184,7 @@ static int build_student(const seslm_model *m, const seslm_plan *pl, const seslm
         distill_opts_default(&d);
         d.parent_dir = dc->parent_dir, d.student_dir = f32, d.calibration = dc->calibration, d.general = dc->general;
         d.out_dir = dist, d.steps = dc->steps, d.batch = dc->batch, d.threads = dc->threads, d.time_budget_s = dc->time_s;
+        d.int8_aware_frac = ro->quantize_int8 ? dc->int8_aware : 0; // what will ship is rounded to INT8: train for it
         d.progress = 1;
         // the checkpoint lives beside DIR, outside the stage directory a rerun starts over: a killed recompile
         // redoes the (deterministic) slicing and reconstruction, then resumes the distillation from it
@@ -247,7 +251,7 @@ int cmd_recompile(int argc, char **argv) {
     const char *model_dir = cli_default_model_dir(), *plan_path = NULL, *out_dir = NULL, *cfg_path = NULL;
     const char *calib_path = NULL, *tel_path = NULL, *dist_general = NULL;
     int dist_steps = 0, dist_batch = 32, keep_master = 1;
-    double dist_time = 0;
+    double dist_time = 0, dist_int8 = 0.3;
     int calib_lines = 512, n_exact = 1000, threads = 0, quantize = 1, compress = 1, sparsity = 0, batch_use = 32,
         tok_per_text = 16, exact_int8 = -1, pos_int8 = -1, rare_min = 1;
     double ridge = 1e-3;
@@ -277,6 +281,7 @@ int cmd_recompile(int argc, char **argv) {
         {"--distill-batch", CLI_ARG_INT, &dist_batch, 2, 4096},
         {"--distill-general", CLI_ARG_STR, &dist_general, 0, 0},
         {"--distill-time", CLI_ARG_NUM, &dist_time, 0, 1e9}, // seconds
+        {"--distill-int8-aware", CLI_ARG_NUM, &dist_int8, 0, 1},
         {"--ridge", CLI_ARG_NUM, &ridge, 0, 1},
         {"--no-master", CLI_ARG_FLAG, &no_master, 0, 0},
         {NULL, 0, NULL, 0, 0},
@@ -379,7 +384,7 @@ int cmd_recompile(int argc, char **argv) {
                                .parent_kind = seslm_parent_kind_name(par.kind)};
     static seslm_recompile_stats s;
     dist_cfg dc = {.steps = dist_steps, .batch = dist_batch, .threads = threads, .time_s = dist_time,
-                   .general = dist_general, .calibration = calib_path, .parent_dir = par.weights_dir,
+                   .int8_aware = dist_int8, .general = dist_general, .calibration = calib_path, .parent_dir = par.weights_dir,
                    .parent_widened = par.kind == SESLM_PARENT_WIDENED};
     if (!build_student(m, &pl, &ro, out_dir, &s, keep_master, &dc)) goto done;
     { // the architecture diff beside the weights (the student is complete already: a failure here is reported)

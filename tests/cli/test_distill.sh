@@ -43,6 +43,7 @@ expect 2 "unknown option" "unknown option" -- distill --student "$TMP/student" -
 expect 2 "--steps" "steps 0" -- distill --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/o" --steps 0
 expect 2 "--loss" "bad loss weights" -- distill --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/o" --loss 1,2
 expect 2 "--augment" "augment above 1" -- distill --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/o" --augment 1.5
+expect 2 "--int8-aware" "int8-aware above 1" -- distill --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/o" --int8-aware 1.5
 expect 2 "--device" "bad device" -- distill --student "$TMP/student" --calibration "$TMP/cal.txt" --out "$TMP/o" --device tpu
 expect 1 "student" "missing student" -- distill --parent "$MODEL" --student "$TMP/nope" --calibration "$TMP/cal.txt" --out "$TMP/o"
 expect 1 "INT8.*(afterwards|after distilling)" "INT8 student" -- distill --parent "$MODEL" --student "$TMP/student-int8" --calibration "$TMP/cal.txt" --out "$TMP/o"
@@ -95,6 +96,28 @@ ok
 ! cmp -s "$TMP/na/model.safetensors" "$TMP/a1/model.safetensors" || fail "--augment 1 trained the same weights as --augment 0"
 ok
 cmp -s "$TMP/a1/model.safetensors" "$TMP/a2/model.safetensors" || fail "two augmented runs with one seed differ"
+
+# ---- the INT8-aware phase: the held-out cosine is the INT8-rounded student's (lower than the F32 one of
+# the same sentences), the last steps train through the rounding (other weights), the lineage says so
+ok
+timeout 900 "$SESLM" "${run_args[@]}" --steps 12 --int8-aware 0.5 --quiet --out "$TMP/q8" >"$TMP/q8.json" 2>"$TMP/q8.err" ||
+    fail "--int8-aware run: exit $? ($(tail -c 300 "$TMP/q8.err"))"
+timeout 900 "$SESLM" "${run_args[@]}" --steps 12 --quiet --out "$TMP/f32" >"$TMP/f32.json" 2>"$TMP/f32.err" ||
+    fail "12-step F32 run: exit $? ($(tail -c 300 "$TMP/f32.err"))"
+ok
+if [ -s "$TMP/q8.json" ] && [ -s "$TMP/f32.json" ]; then
+    qb=$(py "$TMP/q8.json" 'd["holdout_cos_before"]'); fb=$(py "$TMP/f32.json" 'd["holdout_cos_before"]')
+    echo "held-out cosine before, INT8-rounded vs F32: $qb vs $fb"
+    python3 -c "import sys; q, f = map(float, sys.argv[1:]); sys.exit(0 if 0.9 < q < f - 1e-4 else 1)" "$qb" "$fb" ||
+        fail "the INT8-aware run did not measure the INT8-rounded student ($qb vs F32 $fb)"
+    ok
+    [ "$(py "$TMP/q8/config.json" 'd["seslm_lineage"]["distillation"]["int8_aware"]')" = 0.5 ] ||
+        fail "config.json lineage lacks the INT8-aware share"
+    ok
+    if [ "$(py "$TMP/q8.json" 'd["best_step"]')" -gt 6 ]; then # parameters from the INT8-aware half
+        ! cmp -s "$TMP/q8/model.safetensors" "$TMP/f32/model.safetensors" || fail "the INT8-aware phase trained the same weights"
+    fi
+fi
 
 # ---- a time budget: the schedule is cut to fit, the run ends on time with a complete model ---------
 ok

@@ -9,6 +9,7 @@
  *    central finite differences of the reference forward on a sample of parameters (plus fast vs ref
  *    on all of them). */
 #include "dmodel.h"
+#include "quant.h"
 #include "recompile.h"
 #include "test.h"
 #include "util.h"
@@ -200,6 +201,60 @@ static void pruned_student(const seslm_model *parent) {
         fd_ok += ok, fd_n++;
     }
     CHECK_MSG(fd_ok == fd_n && fd_n == 10, "pruned student: %d of %d finite-difference checks passed", fd_ok, fd_n);
+    // the INT8-aware phase: the training forward with weights and activations rounded (dm_fake_quant_*)
+    // computes what the runtime encoder computes on the INT8 student recompile writes from the same weights
+    {
+        seslm_plan none;
+        memset(&none, 0, sizeof none);
+        int z[6] = {0}, *zp[6] = {0};
+        none.n_layers = 6, none.n_remove_heads = z, none.n_remove_neurons = z, none.remove_heads = zp, none.remove_neurons = zp;
+        snprintf(none.method, sizeof none.method, "test");
+        char q8[300];
+        snprintf(q8, sizeof q8, "%s/int8", dir);
+        seslm_recompile_opts qo = {.quantize_int8 = 1};
+        st = seslm_recompile_run(s, &none, &qo, q8, NULL);
+        CHECK_MSG(st == SESLM_OK, "recompile int8: %s", seslm_last_error());
+        seslm_model *sq = NULL;
+        CHECK(st == SESLM_OK && seslm_model_load(&sq, q8) == SESLM_OK);
+        seslm_encoder *eq = NULL;
+        float *q_emb = malloc((size_t)n_sent * dm.C * sizeof(float));
+        CHECK(sq && seslm_encoder_new(&eq, sq, &eo) == SESLM_OK);
+        CHECK(eq && seslm_encoder_forward_ids(eq, rows, lens, n_sent, q_emb) == SESLM_OK);
+        float *keep = malloc(dm.n_params * sizeof(float));
+        memcpy(keep, dm.params, dm.n_params * sizeof(float));
+        dm_fake_quant_weights(&dm);
+        dm.fq_act = 1;
+        dm_forward(&dm, seslm_backend_cpu_ref(), &a, rows, lens, n_sent);
+        double worst_q = 1, worst_f = 1; // cosine of the simulated INT8 forward to the runtime INT8 / F32 encoder
+        for (int i = 0; i < n_sent; i++) {
+            double dq = 0, df = 0;
+            for (int c = 0; c < dm.C; c++) {
+                dq += (double)a.emb[(size_t)i * dm.C + c] * q_emb[(size_t)i * dm.C + c];
+                df += (double)a.emb[(size_t)i * dm.C + c] * ref_emb[(size_t)i * dm.C + c];
+            }
+            worst_q = dq < worst_q ? dq : worst_q, worst_f = df < worst_f ? df : worst_f;
+        }
+        fprintf(stderr, "  INT8 simulation: worst cosine to the runtime INT8 student %.7f, to the F32 student %.7f\n", worst_q,
+                worst_f);
+        CHECK_MSG(worst_q > 0.99999 && 1 - worst_q < 0.1 * (1 - worst_f),
+                  "simulated INT8 forward: cosine %.7f to the INT8 runtime (F32: %.7f)", worst_q, worst_f);
+        memcpy(dm.params, keep, dm.n_params * sizeof(float));
+        dm.fq_act = 0;
+        // the rounding itself is the runtime's: seslm_quantize_rows' codes times its scale, bit for bit
+        const int M = 3, K = 37;
+        float x[M * K], y[M * K], sc[M];
+        int8_t qc[M * K];
+        for (int i = 0; i < M * K; i++) x[i] = (float)sin(0.7 * i) * (i % 5 == 0 ? 9.0f : 1.0f);
+        for (int k = 0; k < K; k++) x[2 * K + k] = 0; // a zero row stays zero
+        seslm_quantize_rows(qc, sc, x, M, K, K);
+        dm_fake_quant_rows(y, x, M, K);
+        int same = 1;
+        for (int i = 0; i < M * K; i++) same &= y[i] == (float)qc[i] * sc[i / K];
+        CHECK_MSG(same, "dm_fake_quant_rows differs from seslm_quantize_rows");
+        free(keep), free(q_emb);
+        seslm_encoder_free(eq);
+        seslm_model_free(sq);
+    }
     free(g_ref), free(g_fast), free(ref_emb);
     seslm_encoder_free(enc);
     dm_acts_free(&a), dm_acts_free(&af);

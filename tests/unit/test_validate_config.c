@@ -15,7 +15,7 @@ static seslm_status load(seslm_validate_config *c, const char *text) {
 static void gate_eval(void) {
     seslm_gate_result r;
     seslm_vvalue v = {.measured = 1, .parent = 0.80, .candidate = 0.78};
-    seslm_gate g = {SESLM_VM_STSB_SPEARMAN, SESLM_GATE_MAX_DROP, 0.02, 0};
+    seslm_gate g = {SESLM_VM_STSB_SPEARMAN, SESLM_GATE_MAX_DROP, 0.02, 0, 0};
     seslm_gate_eval(&g, &v, &r);
     CHECK(r.pass && fabs(r.observed - 0.02) < 1e-12); // exactly at the threshold passes
     v.candidate = 0.7799;
@@ -25,7 +25,7 @@ static void gate_eval(void) {
     seslm_gate_eval(&g, &v, &r);
     CHECK(r.pass);
 
-    g = (seslm_gate){SESLM_VM_LATENCY_B1_P50, SESLM_GATE_MAX_RATIO, 0.80, 0};
+    g = (seslm_gate){SESLM_VM_LATENCY_B1_P50, SESLM_GATE_MAX_RATIO, 0.80, 0, 0};
     v = (seslm_vvalue){.measured = 1, .parent = 10.0, .candidate = 8.0};
     seslm_gate_eval(&g, &v, &r);
     CHECK(r.pass && fabs(r.observed - 0.8) < 1e-12);
@@ -36,7 +36,7 @@ static void gate_eval(void) {
     seslm_gate_eval(&g, &v, &r);
     CHECK(!r.pass);
 
-    g = (seslm_gate){SESLM_VM_COSINE_MEAN, SESLM_GATE_MIN, 0.95, 0};
+    g = (seslm_gate){SESLM_VM_COSINE_MEAN, SESLM_GATE_MIN, 0.95, 0, 0};
     v = (seslm_vvalue){.measured = 1, .parent = 1.0, .candidate = 0.95};
     seslm_gate_eval(&g, &v, &r);
     CHECK(r.pass);
@@ -55,7 +55,7 @@ static void gate_eval(void) {
     CHECK(!r.pass);
     // a check with no data on this node (no traffic sample, too little feedback) is skipped: it passes
     // and says so, unlike a check that failed to run
-    g = (seslm_gate){SESLM_VM_FEEDBACK_INTENT_ACCURACY, SESLM_GATE_MAX_DROP, 0.01, 0};
+    g = (seslm_gate){SESLM_VM_FEEDBACK_INTENT_ACCURACY, SESLM_GATE_MAX_DROP, 0.01, 0, 0};
     v = (seslm_vvalue){.measured = 0, .parent = NAN, .candidate = NAN, .skipped = 1};
     seslm_gate_eval(&g, &v, &r);
     CHECK(r.pass && r.skipped && strstr(r.message, "skipped") != NULL);
@@ -97,7 +97,7 @@ static int simulate(double truth, int hog, int n, int *naive) {
     seslm_stats_quantile_ci(t[0], n, 0.5, &v.par_lo, &v.par_hi);
     seslm_stats_quantile_ci(t[1], n, 0.5, &v.cand_lo, &v.cand_hi);
     seslm_stats_quantile_ci(ratio, n, 0.5, &v.ratio_lo, &v.ratio_hi);
-    seslm_gate g = {SESLM_VM_LATENCY_B1_P50, SESLM_GATE_MAX_RATIO, 0.80, 0};
+    seslm_gate g = {SESLM_VM_LATENCY_B1_P50, SESLM_GATE_MAX_RATIO, 0.80, 0, 0};
     seslm_gate_result r;
     seslm_gate_eval(&g, &v, &r);
     CHECK(r.lo <= r.observed && r.observed <= r.hi);
@@ -126,7 +126,7 @@ static void timing_gates(void) {
     CHECK_MSG(naive_flips > 0, "the naive p50 ratio never flipped (%d)", naive_flips);
 
     // an absolute budget with an interval; a p95 ratio from the two intervals
-    seslm_gate g = {SESLM_VM_LATENCY_B1_P95, SESLM_GATE_MAX, 12.0, 0};
+    seslm_gate g = {SESLM_VM_LATENCY_B1_P95, SESLM_GATE_MAX, 12.0, 0, 0};
     seslm_vvalue v = {.measured = 1, .parent = 20, .candidate = 11, .has_ci = 1, .cand_lo = 10, .cand_hi = 13,
                       .par_lo = 18, .par_hi = 22};
     seslm_gate_result r;
@@ -175,6 +175,12 @@ static void shipped_config_is_the_default(void) {
     CHECK(f.stsb_pairs == d.stsb_pairs && f.intent_train == d.intent_train && f.intent_test == d.intent_test);
     CHECK(f.heldout_n == d.heldout_n && f.domain_n == d.domain_n && f.passages_n == d.passages_n);
     CHECK(f.queries_n == d.queries_n && f.recall_k == d.recall_k && f.domain_intent_n == d.domain_intent_n);
+    for (int i = 0; i < d.n_gates; i++)
+        for (int j = 0; j < f.n_gates; j++)
+            if (f.gates[j].metric == d.gates[i].metric && f.gates[j].kind == d.gates[i].kind)
+                CHECK_MSG(f.gates[j].unless_traffic == d.gates[i].unless_traffic, "unless_traffic of %s differs",
+                          seslm_vmetric_name(d.gates[i].metric));
+    CHECK(f.recall_tie_margin == d.recall_tie_margin && d.recall_tie_margin == 0.01);
     CHECK(f.lr.C == d.lr.C && f.lr.max_iter == d.lr.max_iter && f.lr.tol == d.lr.tol);
     CHECK(f.warmup == d.warmup && f.repeats_b1 == d.repeats_b1 && f.repeats_b32 == d.repeats_b32);
     CHECK(f.threads == d.threads && f.batch == d.batch && f.measure_memory == d.measure_memory);
@@ -242,8 +248,50 @@ static void yaml(void) {
     CHECK(strstr(seslm_last_error(), "/nonexistent/gates.yaml") != NULL);
 }
 
+/* unless_traffic: with the node's held-out traffic measured, such a gate is reported ("extra") and does
+ * not decide; without it, it gates as any other. */
+static void extra_gates(void) {
+    seslm_validate_config c;
+    CHECK(load(&c, "gates:\n  cosine_mean:\n    min: 0.95\n    unless_traffic: true\n  stsb_spearman:\n    max_drop: 0.02\n"
+                   "  traffic_cosine_mean:\n    min: 0.97\n") == SESLM_OK);
+    CHECK(c.n_gates == 3);
+    int seen = 0;
+    for (int i = 0; i < c.n_gates; i++) {
+        CHECK(c.gates[i].unless_traffic == (c.gates[i].metric == SESLM_VM_COSINE_MEAN));
+        seen += c.gates[i].unless_traffic;
+    }
+    CHECK(seen == 1);
+    static seslm_validate_result r;
+    memset(&r, 0, sizeof r);
+    const seslm_vmetric ms[3] = {SESLM_VM_COSINE_MEAN, SESLM_VM_STSB_SPEARMAN, SESLM_VM_TRAFFIC_COSINE_MEAN};
+    const double cand[3] = {0.93, 0.86, 0.975};
+    for (int i = 0; i < 3; i++) r.values[ms[i]] = (seslm_vvalue){.measured = 1, .parent = i == 1 ? 0.87 : 1.0, .candidate = cand[i]};
+    seslm_validate_evaluate_gates(&c, &r); // cosine 0.93 < 0.95 but the node's traffic is measured
+    CHECK(r.pass && r.n_results == 3);
+    int extra = 0;
+    for (int i = 0; i < r.n_results; i++)
+        if (r.results[i].gate.metric == SESLM_VM_COSINE_MEAN) {
+            extra = r.results[i].extra;
+            CHECK(strstr(r.results[i].message, "would fail") != NULL);
+        }
+    CHECK(extra == 1);
+    r.values[SESLM_VM_TRAFFIC_COSINE_MEAN].candidate = 0.96; // the node's own gate still decides
+    seslm_validate_evaluate_gates(&c, &r);
+    CHECK(!r.pass);
+    r.values[SESLM_VM_TRAFFIC_COSINE_MEAN] = (seslm_vvalue){.skipped = 1}; // no traffic: the shipped gate gates
+    seslm_validate_evaluate_gates(&c, &r);
+    CHECK(!r.pass);
+    for (int i = 0; i < r.n_results; i++) CHECK(!r.results[i].extra);
+    seslm_validate_config_free(&c);
+    // unless_traffic alone is no gate
+    CHECK(load(&c, "gates:\n  cosine_mean:\n    unless_traffic: true\n  stsb_spearman:\n    max_drop: 0.02\n") != SESLM_OK);
+    CHECK(strstr(seslm_last_error(), "unless_traffic") != NULL);
+    CHECK(load(&c, "gates:\n  cosine_mean:\n    min: 0.9\n    unless_traffic: maybe\n") != SESLM_OK);
+}
+
 int main(void) {
     gate_eval();
+    extra_gates();
     timing_gates();
     names();
     shipped_config_is_the_default();

@@ -98,6 +98,13 @@ static void retrieval(void) {
     CHECK(fabs(seslm_stats_recall_at_k(a, a, 4) - 1) < 1e-15);
     CHECK(fabs(seslm_stats_recall_at_k(a, b, 4) - 0.75) < 1e-15); // order does not matter, membership does
     CHECK(seslm_stats_recall_at_k(a, c, 4) == 0);
+    // near-ties: b swaps a's 4th passage (id 3, score 0.5) for id 1 (score 0.1 by the reference)
+    const double sb[4] = {0.8, 0.9, 0.5, 0.1}; // the reference's scores of b's ids 5, 0, 3, 1
+    CHECK(fabs(seslm_stats_agreement_at_k(a, b, 4, sb, 0.5, 0) - 0.75) < 1e-15);   // margin 0: recall@k
+    CHECK(fabs(seslm_stats_agreement_at_k(a, b, 4, sb, 0.5, 0.39) - 0.75) < 1e-15); // 0.1 < 0.5 - 0.39
+    CHECK(fabs(seslm_stats_agreement_at_k(a, b, 4, sb, 0.5, 0.4) - 1) < 1e-15);     // within 0.4 of the 4th
+    const double sc[4] = {0.49, 0.2, 0.3, 0.6};                                    // c: none of a's ids
+    CHECK(fabs(seslm_stats_agreement_at_k(a, c, 4, sc, 0.5, 0.02) - 0.5) < 1e-15);  // 0.49 and 0.6 count
     const float u[3] = {1, 2, 3}, w[3] = {-2, -4, -6}, z[3] = {0, 0, 0};
     CHECK(fabs(seslm_stats_cosine(u, w, 3) + 1) < 1e-12);
     CHECK(seslm_stats_cosine(u, z, 3) == 0);

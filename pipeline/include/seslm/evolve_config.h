@@ -22,6 +22,7 @@ typedef struct {
     char kb[1024], feedback[1024];   // the node's knowledge base and labelled feedback ("" = none)
     int distill_steps, distill_batch; // distillation inside recompile (0 steps = off)
     double distill_time_s;
+    double distill_int8_aware;       // share of the distillation steps with INT8 simulated (recompile --distill-int8-aware)
     char distill_general[1024];
     char gates[1024];                // validation config (configs/gates.yaml)
     int threads;

@@ -88,6 +88,8 @@ typedef struct {
     seslm_gate_kind kind;
     double threshold;
     int line; // line of the threshold in the config (0: built-in default)
+    int unless_traffic; // an extra check when the node's own held-out traffic is measured: reported, not gating
+                        // (gates.<metric>.unless_traffic; the shipped sets of other domains, docs/validation.md)
 } seslm_gate;
 
 typedef struct {
@@ -97,6 +99,7 @@ typedef struct {
     double observed; // the compared quantity: the candidate's value, the drop or the ratio (NaN if unmeasured)
     double lo, hi;   // its ~95% interval (timing gates; else both = observed)
     int skipped;     // the metric was not applicable (seslm_vvalue.skipped): passes, and says so
+    int extra;       // unless_traffic with the node's traffic measured: evaluated and reported, not gating
     char message[320];
 } seslm_gate_result;
 
@@ -127,6 +130,7 @@ typedef struct {
     // sample sizes (0 skips the check); a file with fewer rows is used whole
     int stsb_pairs, heldout_n, intent_train, intent_test, domain_n, domain_intent_n, passages_n, queries_n;
     int recall_k;
+    double recall_tie_margin; // a candidate passage the parent scores within this of its own k-th also agrees
     seslm_lr_opts lr;
     int warmup, repeats_b1, repeats_b32;
     int threads, batch;
@@ -191,6 +195,10 @@ typedef struct {
 
 /* Sets the grounded_* metrics from the runs with the parent's and the candidate's embeddings (the same
  * decoder), describes their data, and evaluates the gates again. Without it those metrics are skipped. */
+/* Evaluates c's gates on r's values into r->results / r->pass / r->inconclusive (seslm_validate_run does;
+ * exposed for seslm_validate_set_grounded's callers and the tests). */
+void seslm_validate_evaluate_gates(const seslm_validate_config *c, seslm_validate_result *r);
+
 void seslm_validate_set_grounded(const seslm_validate_config *c, seslm_validate_result *r,
                                  const seslm_validate_grounded *parent, const seslm_validate_grounded *candidate,
                                  const char *data);
