@@ -276,7 +276,8 @@ void serve_metrics_render(seslm_server *s, sbuf *b) {
     for (int i = 0; i < m->n_models; i++) {
         sbuf lab = {0};
         model_label(&lab, m->models[i].id);
-        if (lab.p) hist_render(b, "seslm_batch_size", lab.p, &m->models[i].batch_size, SERVE_BATCH_LE, SERVE_BATCH_BUCKETS);
+        if (lab.p)
+            hist_render(b, "seslm_batch_size", lab.p, &m->models[i].batch_size, SERVE_BATCH_LE, SERVE_BATCH_BUCKETS);
         free(lab.p);
     }
     family(b, "seslm_batch_duration_seconds", "histogram", "Wall time of one forward pass, by model.");
@@ -284,7 +285,8 @@ void serve_metrics_render(seslm_server *s, sbuf *b) {
         sbuf lab = {0};
         model_label(&lab, m->models[i].id);
         if (lab.p)
-            hist_render(b, "seslm_batch_duration_seconds", lab.p, &m->models[i].batch_seconds, SERVE_LAT_LE, SERVE_LAT_BUCKETS);
+            hist_render(b, "seslm_batch_duration_seconds", lab.p, &m->models[i].batch_seconds, SERVE_LAT_LE,
+                        SERVE_LAT_BUCKETS);
         free(lab.p);
     }
     family(b, "seslm_telemetry_dumps_total", "counter", "Telemetry window dumps written, by result.");

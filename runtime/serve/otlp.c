@@ -91,7 +91,7 @@ void serve_otlp_attr_str(sbuf *b, int first, const char *k, const char *v) {
     sb_json_str(b, v);
     sb_puts(b, "}}");
 }
-#define attr_str serve_otlp_attr_str
+
 static void attr_int(sbuf *b, const char *k, long long v) {
     sb_printf(b, ",{\"key\":\"%s\",\"value\":{\"intValue\":\"%lld\"}}", k, v);
 }
@@ -101,9 +101,9 @@ static void attr_dbl(sbuf *b, const char *k, double v) {
 
 void serve_otlp_resource(sbuf *b, const char *node) {
     sb_puts(b, "\"resource\":{\"attributes\":[");
-    attr_str(b, 1, "service.name", "seslm-serve");
-    attr_str(b, 0, "service.version", seslm_version());
-    attr_str(b, 0, "host.name", node);
+    serve_otlp_attr_str(b, 1, "service.name", "seslm-serve");
+    serve_otlp_attr_str(b, 0, "service.version", seslm_version());
+    serve_otlp_attr_str(b, 0, "host.name", node);
     sb_puts(b, "]}");
 }
 
@@ -119,7 +119,7 @@ static void span_head(sbuf *b, const serve_span *p, int first) {
 }
 
 static void span_attrs(sbuf *b, const serve_span *p) {
-    attr_str(b, 1, "seslm.model.id", p->model);
+    serve_otlp_attr_str(b, 1, "seslm.model.id", p->model);
     attr_int(b, "seslm.texts", p->texts);
     attr_int(b, "seslm.tokens", (long long)p->tokens);
     if (p->kind == SERVE_SPAN_BATCH) {
@@ -219,11 +219,19 @@ static int export_some(serve_otlp *o, serve_span *buf) {
     return rc;
 }
 
+static void counts_of(serve_otlp *o, serve_otlp_counts *c) {
+    c->spans_exported = atomic_load(&o->exported), c->spans_failed = atomic_load(&o->failed);
+    c->spans_dropped = atomic_load(&o->dropped);
+    c->metrics_exported = atomic_load(&o->m_exported), c->metrics_failed = atomic_load(&o->m_failed);
+}
+
 /* POSTs the metrics now (mu held, released meanwhile); 0 sent, -1 failed. */
 static int export_metrics(serve_otlp *o) {
     pthread_mutex_unlock(&o->mu);
     sbuf b = {0};
-    serve_otlp_metrics_render(o->srv, &b);
+    serve_otlp_counts c;
+    counts_of(o, &c); // from o, not s->otlp: the thread may run before that is set
+    serve_otlp_metrics_render(o->srv, &c, &b);
     char why[CURL_ERROR_SIZE + 64] = "out of memory";
     int rc = !b.oom && post(o->metrics_url, &b, why, sizeof why) == 0 ? 0 : -1;
     if (rc == 0) atomic_fetch_add(&o->m_exported, 1);
@@ -246,6 +254,15 @@ static int drain_at_stop(serve_otlp *o, serve_span *buf) {
     return 0;
 }
 
+// Whether the metrics are due now; if so the next time is set (one interval on; after a stall, from now).
+static int metrics_due(serve_otlp *o) {
+    const int64_t now = serve_now_mono_ns();
+    if (!o->metrics_every_ns || now < o->metrics_next_ns) return 0;
+    o->metrics_next_ns += o->metrics_every_ns;
+    if (o->metrics_next_ns <= now) o->metrics_next_ns = now + o->metrics_every_ns;
+    return 1;
+}
+
 static void *otlp_main(void *arg) {
     serve_otlp *o = arg;
     serve_span *buf = malloc(OTLP_BATCH * sizeof *buf);
@@ -254,11 +271,7 @@ static void *otlp_main(void *arg) {
         if (o->n < o->cap / 2) serve_cond_wait_until(&o->cv, &o->mu, serve_now_mono_ns() + 1000000000);
         if (o->stop) break;
         if (o->n > 0) export_some(o, buf);
-        if (o->metrics_every_ns && serve_now_mono_ns() >= o->metrics_next_ns) {
-            o->metrics_next_ns += o->metrics_every_ns;
-            if (o->metrics_next_ns <= serve_now_mono_ns()) o->metrics_next_ns = serve_now_mono_ns() + o->metrics_every_ns;
-            export_metrics(o);
-        }
+        if (metrics_due(o)) export_metrics(o);
     }
     // shutdown: the spans queued, then the final counters (skipped if the collector just failed)
     int ok = buf ? drain_at_stop(o, buf) == 0 : 0;
@@ -329,19 +342,10 @@ void serve_otlp_stop(seslm_server *s) {
     s->otlp = NULL;
 }
 
-void serve_otlp_get_counts(seslm_server *s, serve_otlp_counts *c) {
-    serve_otlp *o = s->otlp;
-    memset(c, 0, sizeof *c);
-    if (!o) return;
-    c->spans_exported = atomic_load(&o->exported), c->spans_failed = atomic_load(&o->failed);
-    c->spans_dropped = atomic_load(&o->dropped);
-    c->metrics_exported = atomic_load(&o->m_exported), c->metrics_failed = atomic_load(&o->m_failed);
-}
-
 void serve_otlp_render(seslm_server *s, sbuf *b) {
     if (!s->otlp) return;
     serve_otlp_counts c;
-    serve_otlp_get_counts(s, &c);
+    counts_of(s->otlp, &c);
     sb_printf(b, "# HELP seslm_otlp_spans_total OpenTelemetry spans, by result (dropped: the export queue was full).\n"
                  "# TYPE seslm_otlp_spans_total counter\n"
                  "seslm_otlp_spans_total{result=\"exported\"} %llu\n"
@@ -349,7 +353,8 @@ void serve_otlp_render(seslm_server *s, sbuf *b) {
                  "seslm_otlp_spans_total{result=\"dropped\"} %llu\n",
               (unsigned long long)c.spans_exported, (unsigned long long)c.spans_failed,
               (unsigned long long)c.spans_dropped);
-    sb_printf(b, "# HELP seslm_otlp_metric_exports_total OpenTelemetry metric exports (POSTs to /v1/metrics), by result.\n"
+    sb_printf(b, "# HELP seslm_otlp_metric_exports_total OpenTelemetry metric exports (POSTs to /v1/metrics), "
+                 "by result.\n"
                  "# TYPE seslm_otlp_metric_exports_total counter\n"
                  "seslm_otlp_metric_exports_total{result=\"exported\"} %llu\n"
                  "seslm_otlp_metric_exports_total{result=\"failed\"} %llu\n",

@@ -77,7 +77,8 @@ static void http_families(mw *w, const serve_metrics *m, unsigned long long busy
                 "Time from a request's headers to its response being queued, by path.");
     for (int r = 0; r < R_COUNT; r++) // the paths that had requests (/metrics lists every path, at 0)
         if (m->latency[r].count)
-            point_hist(w, "path", SERVE_ROUTE_PATH[r], w->proc_start_ns, &m->latency[r], SERVE_LAT_LE, SERVE_LAT_BUCKETS);
+            point_hist(w, "path", SERVE_ROUTE_PATH[r], w->proc_start_ns, &m->latency[r], SERVE_LAT_LE,
+                       SERVE_LAT_BUCKETS);
     close_hist(w);
     metric_open(w, "seslm_http_busy_rejections_total", "{request}", "sum",
                 "Requests answered 503 because the worker queue was full.");
@@ -96,7 +97,8 @@ static void model_sum(mw *w, const serve_metrics *m, const char *name, const cha
 }
 
 static void model_families(mw *w, const serve_metrics *m) {
-    model_sum(w, m, "seslm_embed_requests_total", "{request}", "Embedding requests answered successfully, by model.", 0);
+    model_sum(w, m, "seslm_embed_requests_total", "{request}", "Embedding requests answered successfully, by model.",
+              0);
     model_sum(w, m, "seslm_embed_texts_total", "{text}", "Texts embedded, by model.", 1);
     model_sum(w, m, "seslm_embed_tokens_total", "{token}",
               "Tokens run through the encoder (with [CLS] and [SEP]), by model.", 2);
@@ -125,19 +127,17 @@ static void result_sum(mw *w, const char *name, const char *unit, const char *de
     close_sum(w);
 }
 
-static void other_families(mw *w, seslm_server *s, const serve_metrics *m) {
+static void other_families(mw *w, seslm_server *s, const serve_metrics *m, const serve_otlp_counts *c) {
     result_sum(w, "seslm_model_reloads_total", "{reload}", "Model reloads, by result.", "success", m->reload_ok,
                "failure", m->reload_fail, NULL, 0);
     result_sum(w, "seslm_telemetry_dumps_total", "{dump}", "Telemetry window dumps written, by result.", "success",
                m->dump_ok, "failure", m->dump_fail, NULL, 0);
-    serve_otlp_counts c;
-    serve_otlp_get_counts(s, &c);
     result_sum(w, "seslm_otlp_spans_total", "{span}",
-               "OpenTelemetry spans, by result (dropped: the export queue was full).", "exported", c.spans_exported,
-               "failed", c.spans_failed, "dropped", c.spans_dropped);
+               "OpenTelemetry spans, by result (dropped: the export queue was full).", "exported", c->spans_exported,
+               "failed", c->spans_failed, "dropped", c->spans_dropped);
     result_sum(w, "seslm_otlp_metric_exports_total", "{export}",
-               "OpenTelemetry metric exports (POSTs to /v1/metrics), by result.", "exported", c.metrics_exported,
-               "failed", c.metrics_failed, NULL, 0);
+               "OpenTelemetry metric exports (POSTs to /v1/metrics), by result.", "exported", c->metrics_exported,
+               "failed", c->metrics_failed, NULL, 0);
     metric_open(w, "seslm_http_requests_in_flight", "{request}", "gauge", "HTTP requests being received or answered.");
     point_int(w, NULL, NULL, NULL, NULL, 0, (unsigned long long)atomic_load(&s->inflight));
     close_gauge(w);
@@ -148,7 +148,7 @@ static void other_families(mw *w, seslm_server *s, const serve_metrics *m) {
 
 // ---- the request --------------------------------------------------------------------------------------
 
-void serve_otlp_metrics_render(seslm_server *s, sbuf *b) {
+void serve_otlp_metrics_render(seslm_server *s, const serve_otlp_counts *c, sbuf *b) {
     serve_metrics *m = malloc(sizeof *m); // a copy (~20 KB): not to hold the lock while rendering
     if (!m) {
         b->oom = 1;
@@ -164,7 +164,7 @@ void serve_otlp_metrics_render(seslm_server *s, sbuf *b) {
     sb_puts(b, "},\"metrics\":[");
     http_families(&w, m, (unsigned long long)atomic_load(&s->busy_rejects));
     model_families(&w, m);
-    other_families(&w, s, m);
+    other_families(&w, s, m, c);
     sb_puts(b, "]}]}]}");
     free(m);
 }

@@ -259,13 +259,13 @@ void serve_otlp_render(struct seslm_server *s, sbuf *b);
 typedef struct {
     uint64_t spans_exported, spans_failed, spans_dropped, metrics_exported, metrics_failed;
 } serve_otlp_counts;
-void serve_otlp_get_counts(struct seslm_server *s, serve_otlp_counts *c); // zeros when off
 /* OTLP JSON pieces shared by the span and metric encoders: the resource (service.name, service.version,
  * host.name = node) and one string KeyValue (first: no leading comma). */
 void serve_otlp_resource(sbuf *b, const char *node);
 void serve_otlp_attr_str(sbuf *b, int first, const char *k, const char *v);
-/* The ExportMetricsServiceRequest of the /metrics values now, as OTLP JSON (otlp_metrics.c). */
-void serve_otlp_metrics_render(struct seslm_server *s, sbuf *b);
+/* The ExportMetricsServiceRequest of the /metrics values now, as OTLP JSON (otlp_metrics.c); c: the
+ * exporter's own counters. */
+void serve_otlp_metrics_render(struct seslm_server *s, const serve_otlp_counts *c, sbuf *b);
 
 // ---- the server -----------------------------------------------------------------------------------
 
