@@ -20,7 +20,7 @@
  * (the forward passes that ran its texts, summed), seslm.ok. Batch span: seslm.model.id, seslm.texts,
  * seslm.tokens (the pass is packed: these are the tokens computed, no padding), seslm.max_text_tokens,
  * seslm.requests (its links), seslm.compute_seconds, seslm.ok. Resource: service.name "seslm-serve",
- * service.version, host.name (the node id). */
+ * service.version, host.name and service.instance.id (the node id). */
 #define _GNU_SOURCE
 #include "serve_internal.h"
 
@@ -104,6 +104,7 @@ void serve_otlp_resource(sbuf *b, const char *node) {
     serve_otlp_attr_str(b, 1, "service.name", "seslm-serve");
     serve_otlp_attr_str(b, 0, "service.version", seslm_version());
     serve_otlp_attr_str(b, 0, "host.name", node);
+    serve_otlp_attr_str(b, 0, "service.instance.id", node); // Prometheus bridges make it the `instance` label
     sb_puts(b, "]}");
 }
 

@@ -4,8 +4,8 @@
  *
  * The values are those /metrics shows, read from the same place (a snapshot of serve_metrics taken under
  * its lock, the same atomics): OTLP is a second view of them, not a second count. Names and attribute
- * keys are the Prometheus family names and labels, so a series is found under one name in both (an OTLP
- * -> Prometheus bridge keeps a name that already ends in _total). Counters are cumulative monotonic Sums
+ * keys are the Prometheus family names and labels, so a series is found under one name in both (the OTLP ->
+ * Prometheus translation appends _total and the unit only to names that lack them; "{...}" units add none). Counters are cumulative monotonic Sums
  * whose start time is when the series began counting (the process start; a per-model series: when it was
  * created, since an evicted model's series restarts from 0), histograms cumulative Histograms with the
  * same bounds, the rest Gauges. */
@@ -112,7 +112,8 @@ static void model_families(mw *w, const serve_metrics *m) {
         point_hist(w, "model", m->models[i].id, m->models[i].since_unix_ns, &m->models[i].batch_seconds, SERVE_LAT_LE,
                    SERVE_LAT_BUCKETS);
     close_hist(w);
-    metric_open(w, "seslm_model_info", "1", "gauge", "The model now serving (value 1), by model id and directory.");
+    // no unit: a Prometheus bridge would name a "1" gauge seslm_model_info_ratio
+    metric_open(w, "seslm_model_info", "", "gauge", "The model now serving (value 1), by model id and directory.");
     if (m->cur_id[0]) point_int(w, "model", m->cur_id, "dir", m->cur_dir, 0, 1);
     close_gauge(w);
 }

@@ -260,7 +260,7 @@ typedef struct {
     uint64_t spans_exported, spans_failed, spans_dropped, metrics_exported, metrics_failed;
 } serve_otlp_counts;
 /* OTLP JSON pieces shared by the span and metric encoders: the resource (service.name, service.version,
- * host.name = node) and one string KeyValue (first: no leading comma). */
+ * host.name and service.instance.id = node) and one string KeyValue (first: no leading comma). */
 void serve_otlp_resource(sbuf *b, const char *node);
 void serve_otlp_attr_str(sbuf *b, int first, const char *k, const char *v);
 /* The ExportMetricsServiceRequest of the /metrics values now, as OTLP JSON (otlp_metrics.c); c: the

@@ -183,6 +183,7 @@ def series(e):
 
 for e in exports:
     assert e["resource"]["service.name"] == "seslm-serve" and e["resource"]["host.name"] == "otlp-node", e["resource"]
+    assert e["resource"]["service.instance.id"] == "otlp-node", e["resource"]
 prev = {}
 for e in exports: # cumulative: same start, never down (histograms: their count)
     for k, (typ, start, v) in series(e).items():
@@ -217,6 +218,7 @@ for name, a, slack in [("seslm_http_requests_total", {"path": "/metrics", "code"
 assert fin("seslm_otlp_spans_total", result="dropped")[2] == 0
 info = [k[1] for k in final if k[0] == "seslm_model_info"]
 assert len(info) == 1 and dict(info[0])["model"] == model and final[("seslm_model_info", info[0])][2] == 1, info
+assert exports[-1]["metrics"]["seslm_model_info"]["unit"] == "", "a unit on an info gauge (Prometheus: _ratio)"
 print(f"ok: {len(exports)} metric exports, monotone; the final one matches /metrics:",
       {n: fin(n, **a)[2] for n, a in same[:3]})
 PY
