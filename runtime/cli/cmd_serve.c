@@ -17,7 +17,7 @@
 static const char *HELP =
     "usage: seslm serve [--model DIR] [--host ADDR] [--port P] [--telemetry-dir DIR] [--window-seconds S]\n"
     "                   [--telemetry-upload s3://BUCKET/PREFIX [--upload-retry-seconds S]]\n"
-    "                   [--otlp-endpoint URL [--otlp-queue N]]\n"
+    "                   [--otlp-endpoint URL [--otlp-queue N] [--otlp-metrics-interval S]]\n"
     "                   [--max-batch N] [--max-batch-tokens N] [--threads N] [--node ID] [--backend cpu|cpu-ref]\n"
     "                   [--precision fp32|bf16|int8]\n"
     "                   [--max-texts N] [--max-body-bytes N] [--batch-wait-us N] [--max-connections N]\n"
@@ -70,11 +70,16 @@ static const char *HELP =
     "                        a failed one is retried (and at the next start), never dropped. Connection from\n"
     "                        SESLM_S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY\n"
     "  --upload-retry-seconds S  first retry delay after a failed upload, doubled up to 64x (default 10)\n"
-    "  --otlp-endpoint URL   export an OpenTelemetry span per embedding request (model version, texts,\n"
-    "                        tokens, queue and compute seconds) as OTLP/HTTP JSON to URL/v1/traces, e.g.\n"
-    "                        http://127.0.0.1:4318 (a collector); default off. Requests never wait for it\n"
+    "  --otlp-endpoint URL   export OpenTelemetry spans as OTLP/HTTP JSON to URL/v1/traces, e.g.\n"
+    "                        http://127.0.0.1:4318 (a collector); default off. One per embedding request\n"
+    "                        (seslm.embed: model version, texts, tokens, queue and compute seconds) and one\n"
+    "                        per forward batch (seslm.batch: model, texts, tokens, compute seconds, a link\n"
+    "                        to each request span it served). Requests never wait for it\n"
     "  --otlp-queue N        spans waiting for export at most; more are dropped and counted in /metrics\n"
     "                        seslm_otlp_spans_total{result=\"dropped\"} (default 4096)\n"
+    "  --otlp-metrics-interval S  with --otlp-endpoint, also POST the /metrics counters (requests, texts,\n"
+    "                        tokens, latency histograms, model version, OTLP spans) as OTLP metrics to\n"
+    "                        URL/v1/metrics every S seconds and at shutdown (default 60; 0: off)\n"
     "  --max-batch N         texts per forward pass, 1..4096 (default 32)\n"
     "  --threads N           forward-pass threads, 0 = all cores (default 0)\n"
     "  --node ID             node name in dump file names (default the host name)\n"
@@ -138,6 +143,7 @@ int cmd_serve(int argc, char **argv) {
     const char *policy_path = NULL;
     double coverage = -2; // -2: not given
     int max_body = (int)o.max_body_bytes, ttl = (int)o.session_ttl_s, per_ip = -2; // -2: not given
+    int metrics_every = 60;
     const cli_arg args[] = {
         {"--model", CLI_ARG_STR, &o.model_dir, 0, 0},
         {"--host", CLI_ARG_STR, &o.host, 0, 0},
@@ -148,6 +154,7 @@ int cmd_serve(int argc, char **argv) {
         {"--upload-retry-seconds", CLI_ARG_INT, &o.upload_retry_s, 1, 3600},
         {"--otlp-endpoint", CLI_ARG_STR, &o.otlp_endpoint, 0, 0},
         {"--otlp-queue", CLI_ARG_INT, &o.otlp_queue, 1, 1 << 20},
+        {"--otlp-metrics-interval", CLI_ARG_INT, &metrics_every, 0, 86400},
         {"--node", CLI_ARG_STR, &o.node_id, 0, 0},
         {"--backend", CLI_ARG_STR, &o.backend, 0, 0},
         {"--precision", CLI_ARG_STR, &o.precision, 0, 0},
@@ -198,6 +205,7 @@ int cmd_serve(int argc, char **argv) {
     o.max_body_bytes = (size_t)max_body;
     if (coverage != -2) o.grounded_min_coverage = coverage == 0 ? -1 : coverage; // 0 on the command line: off
     o.session_ttl_s = ttl;
+    o.otlp_metrics_interval_s = metrics_every ? metrics_every : -1; // the library's 0 is its default (60)
     if (per_ip != -2) o.max_connections_per_ip = per_ip == 0 ? -1 : per_ip; // 0 on the command line: no limit
 
     if (token_file) {

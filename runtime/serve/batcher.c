@@ -35,6 +35,7 @@ int serve_batcher_submit(seslm_server *s, serve_job *job) {
     job->first_ns = job->compute_ns = 0;
     job->err[0] = 0;
     job->qnext = NULL;
+    job->span = serve_otlp_new_ref(s); // known before any pass runs: the batch spans link to it
     if (serve_cond_init_mono(&job->cv) != 0) {
         snprintf(job->err, sizeof job->err, "cannot create a condition variable");
         return -1;
@@ -52,9 +53,9 @@ int serve_batcher_submit(seslm_server *s, serve_job *job) {
     pthread_cond_destroy(&job->cv);
     if (s->otlp) { // its span (otlp.c): queued, never waited for
         const int64_t now = serve_now_mono_ns(), real = serve_now_real_ns();
-        serve_span sp = {.start_unix_ns = real - (now - job->enq_ns), .end_unix_ns = real,
+        serve_span sp = {.kind = SERVE_SPAN_REQUEST, .start_unix_ns = real - (now - job->enq_ns), .end_unix_ns = real,
                          .queue_ns = job->first_ns ? job->first_ns - job->enq_ns : now - job->enq_ns,
-                         .compute_ns = job->compute_ns, .texts = job->n, .ok = !job->failed};
+                         .compute_ns = job->compute_ns, .texts = job->n, .ok = !job->failed, .id = job->span};
         for (int i = 0; i < job->n; i++) sp.tokens += job->lens[i];
         snprintf(sp.model, sizeof sp.model, "%s", job->slot ? job->slot->id : "");
         serve_otlp_span(s, &sp);
@@ -99,6 +100,25 @@ static void maybe_rotate(seslm_server *s) {
     }
     s->next_rotate_ns += window;
     if (s->next_rotate_ns <= now) s->next_rotate_ns = now + window;
+}
+
+/* The span of one forward pass (otlp.c): its own trace, a link to the request span of each job it ran texts
+ * of (a pass serves requests of many traces, so no one of them is its parent). Called before the jobs are
+ * woken: they (and their span ids) are alive. */
+static void batch_span(seslm_server *s, const serve_slot *slot, const seg *segs, int nseg, const int *lens, int n,
+                       int64_t t0, int64_t t1, int ok) {
+    serve_span sp = {.kind = SERVE_SPAN_BATCH, .texts = n, .ok = ok, .compute_ns = t1 - t0};
+    const int64_t real = serve_now_real_ns(), now = serve_now_mono_ns();
+    sp.start_unix_ns = real - (now - t0), sp.end_unix_ns = real - (now - t1);
+    for (int i = 0; i < n; i++) {
+        sp.tokens += lens[i];
+        if (lens[i] > sp.max_text_tokens) sp.max_text_tokens = lens[i];
+    }
+    snprintf(sp.model, sizeof sp.model, "%s", slot->id);
+    sp.id = serve_otlp_new_ref(s);
+    sp.links = malloc((size_t)nseg * sizeof *sp.links); // no memory: the span goes without its links
+    for (int g = 0; sp.links && g < nseg; g++) sp.links[sp.n_links++] = segs[g].job->span;
+    serve_otlp_span(s, &sp);
 }
 
 static void *batcher_main(void *arg) {
@@ -178,8 +198,10 @@ static void *batcher_main(void *arg) {
             st = seslm_encoder_forward_ids(slot->e, rows, lens, n, out);
             pthread_mutex_unlock(&s->fwd_mu);
         }
-        double secs = (double)(serve_now_mono_ns() - t0) * 1e-9;
+        const int64_t t1 = serve_now_mono_ns();
+        double secs = (double)(t1 - t0) * 1e-9;
         if (st != SESLM_OK) snprintf(err, sizeof err, "forward pass failed: %s", seslm_last_error());
+        if (s->otlp) batch_span(s, slot, segs, nseg, lens, n, t0, t1, st == SESLM_OK);
         int64_t ntok = 0;
         for (int i = 0; i < n; i++) ntok += lens[i];
         if (st == SESLM_OK) {

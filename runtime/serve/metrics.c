@@ -14,10 +14,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-static const double LAT_LE[SERVE_LAT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+const double SERVE_LAT_LE[SERVE_LAT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                  0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-static const double BATCH_LE[SERVE_BATCH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
-static const char *const ROUTE_PATH[R_COUNT] = {"/v1/embed", "/healthz", "/metrics", "/admin/reload", "other",
+const double SERVE_BATCH_LE[SERVE_BATCH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
+const char *const SERVE_ROUTE_PATH[R_COUNT] = {"/v1/embed", "/healthz", "/metrics", "/admin/reload", "other",
                                                    "/v1/intent", "/v1/feedback", "/v1/retrieve", "/v1/message",
                                                    "openai", "tei", "kserve", "/openapi.json",
                                                    "/v1/chat/completions"};
@@ -49,7 +49,7 @@ void serve_metrics_request(serve_metrics *m, serve_route r, int code, double sec
         m->n_req++;
     }
     if (i < m->n_req) m->req[i].n++;
-    hist_add(&m->latency[r], LAT_LE, SERVE_LAT_BUCKETS, seconds);
+    hist_add(&m->latency[r], SERVE_LAT_LE, SERVE_LAT_BUCKETS, seconds);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -74,6 +74,7 @@ static serve_model_series *model_series(serve_metrics *m, const char *id) {
     memset(&m->models[k], 0, sizeof m->models[k]);
     snprintf(m->models[k].id, sizeof m->models[k].id, "%s", id);
     m->models[k].last_used = m->tick;
+    m->models[k].since_unix_ns = serve_now_real_ns();
     return &m->models[k];
 }
 
@@ -82,8 +83,8 @@ void serve_metrics_batch(serve_metrics *m, const char *model_id, int texts, int6
     serve_model_series *ms = model_series(m, model_id);
     ms->texts += (uint64_t)texts;
     ms->tokens += (uint64_t)tokens;
-    hist_add(&ms->batch_size, BATCH_LE, SERVE_BATCH_BUCKETS, (double)texts);
-    hist_add(&ms->batch_seconds, LAT_LE, SERVE_LAT_BUCKETS, seconds);
+    hist_add(&ms->batch_size, SERVE_BATCH_LE, SERVE_BATCH_BUCKETS, (double)texts);
+    hist_add(&ms->batch_seconds, SERVE_LAT_LE, SERVE_LAT_BUCKETS, seconds);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -113,6 +114,12 @@ void serve_metrics_set_model(serve_metrics *m, const char *id, const char *dir) 
     snprintf(m->cur_dir, sizeof m->cur_dir, "%s", dir);
     m->cur_since = (double)serve_now_real_ns() * 1e-9;
     model_series(m, id);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void serve_metrics_snapshot(serve_metrics *m, serve_metrics *out) {
+    pthread_mutex_lock(&m->mu);
+    memcpy(out, m, sizeof *out);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -218,14 +225,14 @@ void serve_metrics_render(seslm_server *s, sbuf *b) {
 
     family(b, "seslm_http_requests_total", "counter", "HTTP requests answered, by path and status code.");
     for (int i = 0; i < m->n_req; i++)
-        sb_printf(b, "seslm_http_requests_total{path=\"%s\",code=\"%d\"} %llu\n", ROUTE_PATH[m->req[i].r],
+        sb_printf(b, "seslm_http_requests_total{path=\"%s\",code=\"%d\"} %llu\n", SERVE_ROUTE_PATH[m->req[i].r],
                   m->req[i].code, (unsigned long long)m->req[i].n);
     family(b, "seslm_http_request_duration_seconds", "histogram",
            "Time from a request's headers to its response being queued, by path.");
     for (int r = 0; r < R_COUNT; r++) {
         char lab[64];
-        snprintf(lab, sizeof lab, "path=\"%s\"", ROUTE_PATH[r]);
-        hist_render(b, "seslm_http_request_duration_seconds", lab, &m->latency[r], LAT_LE, SERVE_LAT_BUCKETS);
+        snprintf(lab, sizeof lab, "path=\"%s\"", SERVE_ROUTE_PATH[r]);
+        hist_render(b, "seslm_http_request_duration_seconds", lab, &m->latency[r], SERVE_LAT_LE, SERVE_LAT_BUCKETS);
     }
     family(b, "seslm_http_requests_in_flight", "gauge", "HTTP requests being received or answered.");
     sb_printf(b, "seslm_http_requests_in_flight %d\n", atomic_load(&s->inflight));
@@ -269,7 +276,8 @@ void serve_metrics_render(seslm_server *s, sbuf *b) {
     for (int i = 0; i < m->n_models; i++) {
         sbuf lab = {0};
         model_label(&lab, m->models[i].id);
-        if (lab.p) hist_render(b, "seslm_batch_size", lab.p, &m->models[i].batch_size, BATCH_LE, SERVE_BATCH_BUCKETS);
+        if (lab.p)
+            hist_render(b, "seslm_batch_size", lab.p, &m->models[i].batch_size, SERVE_BATCH_LE, SERVE_BATCH_BUCKETS);
         free(lab.p);
     }
     family(b, "seslm_batch_duration_seconds", "histogram", "Wall time of one forward pass, by model.");
@@ -277,7 +285,8 @@ void serve_metrics_render(seslm_server *s, sbuf *b) {
         sbuf lab = {0};
         model_label(&lab, m->models[i].id);
         if (lab.p)
-            hist_render(b, "seslm_batch_duration_seconds", lab.p, &m->models[i].batch_seconds, LAT_LE, SERVE_LAT_BUCKETS);
+            hist_render(b, "seslm_batch_duration_seconds", lab.p, &m->models[i].batch_seconds, SERVE_LAT_LE,
+                        SERVE_LAT_BUCKETS);
         free(lab.p);
     }
     family(b, "seslm_telemetry_dumps_total", "counter", "Telemetry window dumps written, by result.");

@@ -87,6 +87,10 @@ void serve_model_id(const char *dir, const char *sha256, char *out, size_t cap);
 
 // ---- the batcher ----------------------------------------------------------------------------------
 
+typedef struct { // an OTLP span's identity (otlp.c)
+    uint64_t trace_hi, trace_lo, span_id;
+} serve_span_ref;
+
 typedef struct serve_job {
     serve_slot *slot;      // the model that runs this job (the caller holds a reference)
     int n;                 // texts
@@ -101,6 +105,7 @@ typedef struct serve_job {
     int done;              // texts embedded (batcher)
     int failed;
     int finished;          // guarded by q_mu
+    serve_span_ref span;   // its OTLP request span (set at submit when exporting: batch spans link to it)
     char err[512];
     pthread_cond_t cv;
     struct serve_job *qnext;
@@ -162,6 +167,7 @@ typedef struct {
     uint64_t texts, tokens, requests;
     serve_hist batch_size, batch_seconds;
     uint64_t last_used;
+    int64_t since_unix_ns; // when this series started from 0 (an evicted model's counters restart)
 } serve_model_series;
 
 typedef struct {
@@ -192,6 +198,12 @@ void serve_metrics_dump(serve_metrics *m, int ok);
 void serve_metrics_set_model(serve_metrics *m, const char *id, const char *dir);
 /* Renders everything in the Prometheus text exposition format 0.0.4. */
 void serve_metrics_render(seslm_server *s, sbuf *out);
+/* A copy of the counters taken under m->mu, for the OTLP exporter (which must not hold the lock while it
+ * renders and sends); the copy's mutex is not to be used. */
+void serve_metrics_snapshot(serve_metrics *m, serve_metrics *out);
+extern const double SERVE_LAT_LE[SERVE_LAT_BUCKETS];     // latency histogram bounds (seconds)
+extern const double SERVE_BATCH_LE[SERVE_BATCH_BUCKETS]; // texts-per-pass histogram bounds
+extern const char *const SERVE_ROUTE_PATH[R_COUNT];      // the `path` label of each route
 
 // ---- hostile clients: per-connection deadlines and rate-limited logs (guard.c) ----------------------
 
@@ -223,20 +235,37 @@ void serve_upload_kick(struct seslm_server *s);          // a dump was written: 
 void serve_upload_stop(struct seslm_server *s);          // joins, one last pass; pending dumps stay local
 void serve_upload_render(struct seslm_server *s, sbuf *b); // its /metrics families (none when off)
 
-// ---- OpenTelemetry: a span per embedding request, OTLP/HTTP JSON (otlp.c) --------------------------
+// ---- OpenTelemetry: spans per request and per batch, metrics; OTLP/HTTP JSON (otlp.c, otlp_metrics.c) --
 
+enum { SERVE_SPAN_REQUEST, SERVE_SPAN_BATCH };
 typedef struct {
+    int kind; // SERVE_SPAN_REQUEST (seslm.embed) or SERVE_SPAN_BATCH (seslm.batch)
     char model[SERVE_ID_CAP];
     int64_t start_unix_ns, end_unix_ns, queue_ns, compute_ns, tokens;
     int texts, ok;
-    uint64_t trace_hi, trace_lo, span_id; // set by serve_otlp_span
+    int max_text_tokens;   // batch: its longest text
+    serve_span_ref id;     // from serve_otlp_new_ref
+    serve_span_ref *links; // batch: the request spans it served (malloc'd; the queue owns and frees it)
+    int n_links;
 } serve_span;
 typedef struct serve_otlp serve_otlp;
 seslm_status serve_otlp_start(struct seslm_server *s); // nothing without an endpoint
-/* Queues a span for export; never waits: a full queue drops it (counted). */
-void serve_otlp_span(struct seslm_server *s, const serve_span *sp);
-void serve_otlp_stop(struct seslm_server *s); // sends what is queued (once), joins
+/* A fresh trace and span id (lock-free; never all zero). */
+serve_span_ref serve_otlp_new_ref(struct seslm_server *s);
+/* Queues a span for export; never waits: a full queue drops it (counted) and frees its links. */
+void serve_otlp_span(struct seslm_server *s, serve_span *sp);
+void serve_otlp_stop(struct seslm_server *s); // sends what is queued (once) and the metrics, joins
 void serve_otlp_render(struct seslm_server *s, sbuf *b);
+typedef struct {
+    uint64_t spans_exported, spans_failed, spans_dropped, metrics_exported, metrics_failed;
+} serve_otlp_counts;
+/* OTLP JSON pieces shared by the span and metric encoders: the resource (service.name, service.version,
+ * host.name and service.instance.id = node) and one string KeyValue (first: no leading comma). */
+void serve_otlp_resource(sbuf *b, const char *node);
+void serve_otlp_attr_str(sbuf *b, int first, const char *k, const char *v);
+/* The ExportMetricsServiceRequest of the /metrics values now, as OTLP JSON (otlp_metrics.c); c: the
+ * exporter's own counters. */
+void serve_otlp_metrics_render(struct seslm_server *s, const serve_otlp_counts *c, sbuf *b);
 
 // ---- the server -----------------------------------------------------------------------------------
 

@@ -33,9 +33,11 @@ typedef struct {
     const char *telemetry_upload; // s3://BUCKET/PREFIX: each dump written to telemetry_dir is then uploaded
                                // there (docs/fleet.md); NULL: no upload
     int upload_retry_s;        // first retry delay of a failed upload (doubles up to 64x); default 10
-    const char *otlp_endpoint; // OTLP/HTTP collector base URL: a span per embedding request is POSTed (JSON)
-                               // to ENDPOINT/v1/traces; NULL: off
+    const char *otlp_endpoint; // OTLP/HTTP collector base URL: a span per embedding request and per
+                               // forward batch is POSTed (JSON) to ENDPOINT/v1/traces; NULL: off
     int otlp_queue;            // spans waiting for export at most (more are dropped, counted); default 4096
+    int otlp_metrics_interval_s; // with otlp_endpoint: the /metrics counters are POSTed as OTLP metrics to
+                               // ENDPOINT/v1/metrics every this many seconds (and at shutdown); 0: 60, <0: off
     int window_seconds;        // telemetry window; default 300
     int max_batch;             // texts per forward pass; default 32
     int threads;               // forward-pass threads, 0 = all cores
