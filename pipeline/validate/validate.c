@@ -439,13 +439,23 @@ static seslm_status intent_accuracy(const vmodel *vm, const seslm_validate_confi
 
 /* Retrieval agreement of query row `row` over passage rows [pa, pa + np): the candidate's top k against the
  * parent's, near-ties of the parent (within margin of its k-th score) counted as agreed
- * (seslm_stats_agreement_at_k); *strict: plain recall@k. */
-static double agreement(const vmodel *p, const vmodel *q, int row, int pa, int np, int k, double margin, double *strict) {
-    int a[SESLM_STATS_TOPK_MAX], b[SESLM_STATS_TOPK_MAX];
+ * (seslm_stats_agreement_at_k); *strict: plain recall@k. skip >= 0: passage skip is the query itself (a
+ * corpus of the queries' own texts) and is left out of both lists. */
+static void drop_index(int *x, int k, int skip) { // k + 1 entries -> the first k without skip
+    int j = 0;
+    for (int i = 0; i <= k && j < k; i++)
+        if (x[i] != skip) x[j++] = x[i];
+}
+
+static double agreement(const vmodel *p, const vmodel *q, int row, int pa, int np, int k, double margin, double *strict,
+                        int skip) {
+    int a[SESLM_STATS_TOPK_MAX + 1], b[SESLM_STATS_TOPK_MAX + 1];
     double sb[SESLM_STATS_TOPK_MAX];
     const float *pq = p->emb + (size_t)row * p->C, *pp = p->emb + (size_t)pa * p->C;
-    seslm_stats_topk(pq, pp, np, p->C, k, a);
-    seslm_stats_topk(q->emb + (size_t)row * q->C, q->emb + (size_t)pa * q->C, np, q->C, k, b);
+    const int kk = skip >= 0 ? k + 1 : k;
+    seslm_stats_topk(pq, pp, np, p->C, kk, a);
+    seslm_stats_topk(q->emb + (size_t)row * q->C, q->emb + (size_t)pa * q->C, np, q->C, kk, b);
+    if (skip >= 0) drop_index(a, k, skip), drop_index(b, k, skip);
     double kth = 0;
     for (int j = 0; j < p->C; j++) kth += (double)pq[j] * pp[(size_t)a[k - 1] * p->C + j];
     for (int i = 0; i < k; i++) { // the parent's score of each passage the candidate retrieved
@@ -470,7 +480,7 @@ static void recall_check(seslm_validate_result *r, const vmodel *p, const vmodel
     double sum = 0, mn = 1, strict = 0;
     for (int i = 0; i < nq; i++) {
         double s1;
-        const double rc = agreement(p, q, in->off[S_QUERY] + i, in->off[S_PASS], np, k, margin, &s1);
+        const double rc = agreement(p, q, in->off[S_QUERY] + i, in->off[S_PASS], np, k, margin, &s1, -1);
         sum += rc, strict += s1;
         if (rc < mn) mn = rc;
     }
@@ -485,16 +495,19 @@ static seslm_status node_checks(seslm_validate_result *r, const vmodel *p, const
     const int t0 = in->off[S_TRAFFIC], t1 = in->off[S_KB];
     if (t1 > t0) cosine_check(r, p, q, t0, t1, SESLM_VM_TRAFFIC_COSINE_MEAN, SESLM_VM_TRAFFIC_COSINE_P5);
     else r->values[SESLM_VM_TRAFFIC_COSINE_MEAN].skipped = r->values[SESLM_VM_TRAFFIC_COSINE_P5].skipped = 1;
-    // traffic queries against the KB's passages, else against the shipped passage set
+    // traffic queries against the KB's passages; without a KB, against the held-out traffic itself (each
+    // query's neighbours among the other held-out texts): the shipped Wikipedia sentences are nothing a
+    // query of another domain is about, and their top 10 is a run of near-ties (docs/validation.md)
     int pa = in->off[S_KB], pb = in->off[S_FB_TR];
-    if (pb == pa) pa = in->off[S_PASS], pb = in->off[S_QUERY];
-    const int np = pb - pa, nq = in->traffic_queries;
+    const int own = pb == pa;
+    if (own) pa = t0, pb = t1;
+    const int np = pb - pa - own, nq = in->traffic_queries < pb - pa ? in->traffic_queries : pb - pa;
     if (np > 0 && nq > 0) {
         const int k = c->recall_k < np ? c->recall_k : np;
         double sum = 0, strict = 0;
         for (int i = 0; i < nq; i++) {
             double s1;
-            sum += agreement(p, q, t0 + i, pa, np, k, c->recall_tie_margin, &s1);
+            sum += agreement(p, q, t0 + i, pa, pb - pa, k, c->recall_tie_margin, &s1, own ? t0 + i - pa : -1);
             strict += s1;
         }
         set(r, SESLM_VM_TRAFFIC_RECALL_AGREEMENT, 1.0, sum / nq, nq);
@@ -552,8 +565,8 @@ static void describe_data(seslm_validate_result *r, const inputs *in, const sesl
         D(SESLM_VM_TRAFFIC_RECALL_AGREEMENT, "%.200s as queries (%d) over the node's KB %.200s (%d passages)", c->traffic,
           in->traffic_queries, in->kb_passages, in->off[S_FB_TR] - in->off[S_KB]);
     else if (in->traffic_queries > 0)
-        D(SESLM_VM_TRAFFIC_RECALL_AGREEMENT, "%s as queries (%d) over %s (%d passages; no KB configured: data.kb)",
-          c->traffic, in->traffic_queries, c->passages, in->off[S_QUERY] - in->off[S_PASS]);
+        D(SESLM_VM_TRAFFIC_RECALL_AGREEMENT, "%s as queries (%d) over the other held-out traffic texts (%d; no KB "
+          "configured: data.kb)", c->traffic, in->traffic_queries < nt ? in->traffic_queries : nt, nt - 1);
     else D(SESLM_VM_TRAFFIC_RECALL_AGREEMENT, "none: no served-traffic sample given (data.traffic)");
     if (in->off[S_COUNT] > in->off[S_FB_TE])
         D(SESLM_VM_FEEDBACK_INTENT_ACCURACY, "%s (%d train + %d test rows, %d labels)", c->feedback,

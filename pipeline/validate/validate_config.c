@@ -30,7 +30,7 @@ static const struct {
     [SESLM_VM_TRAFFIC_COSINE_MEAN] = {"traffic_cosine_mean", "mean cosine, candidate vs parent, held-out served traffic"},
     [SESLM_VM_TRAFFIC_COSINE_P5] = {"traffic_cosine_p5", "5th percentile of that cosine"},
     [SESLM_VM_TRAFFIC_RECALL_AGREEMENT] = {"traffic_recall_agreement",
-                                           "recall@k agreement, held-out traffic as queries vs the node's KB"},
+                                           "recall@k agreement, held-out traffic as queries vs the node's KB (else the other held-out texts)"},
     [SESLM_VM_FEEDBACK_INTENT_ACCURACY] = {"feedback_intent_accuracy",
                                            "intent accuracy on the node's labelled feedback (LR, 3:1 split)"},
     [SESLM_VM_GROUNDED_ANSWERED] = {"grounded_answered_rate", "grounded QA: questions the node answered (check passed)"},
