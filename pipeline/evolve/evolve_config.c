@@ -65,7 +65,7 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         "evolve.distill.int8_aware",
         "drop_layers", "drop_layers.*",
         // the policy's own keys (plan.c checks them)
-        "version", "targets", "targets.*", "cap", "protected_layers", "protected_layers.*", "min_heads", "min_ffn",
+        "version", "targets", "targets.*", "cap", "protected_layers", "protected_layers.*", "never_drop", "never_drop.*", "min_heads", "min_ffn",
         "score", "score.*", "profile", "profile.*"};
     st = seslm_yaml_check_keys(y, keys, (int)(sizeof keys / sizeof keys[0]));
     long long v = 0;

@@ -17,8 +17,9 @@ void seslm_policy_default(seslm_policy *p) {
     p->n_targets = 3;
     p->targets[0] = 0.10, p->targets[1] = 0.20, p->targets[2] = 0.30;
     p->cap = SESLM_PLAN_HARD_CAP;
-    p->n_protected = 2;
-    p->protected_layers[0] = 0, p->protected_layers[1] = -1;
+    p->n_protected = 0; // every layer's units are ranked (configs/evolve.yaml, docs/pruning.md: why)
+    p->n_never_drop = 2; // the first layer reads the embeddings, the last one writes what is pooled
+    p->never_drop[0] = 0, p->never_drop[1] = -1;
     p->min_heads = 4, p->min_ffn = 256;
     snprintf(p->method, sizeof p->method, "measured");
     p->neuron_groups = 64, p->calib_lines = 64;
@@ -30,9 +31,33 @@ static const char *const policy_keys[] = {
     "version", "targets", "cap", "protected_layers", "min_heads", "min_ffn", "score", "score.method",
     "score.neuron_groups", "score.calib_lines", "profile", "profile.dormant_rate", "profile.dormant_abs",
     "profile.uniform_entropy", "profile.low_head_norm", "profile.rare_count", "profile.top_pairs",
-    "targets.*", "protected_layers.*", "drop_layers", "drop_layers.*",
+    "targets.*", "protected_layers.*", "drop_layers", "drop_layers.*", "never_drop", "never_drop.*",
     "evolve", "evolve.*", // the nightly cycle's settings (seslm evolve, pipeline/evolve/evolve_config.c)
 };
+
+// A list of layers (index, "first" or "last" = -1) under key; left as it was when the key is absent.
+static seslm_status layer_list(const seslm_yaml *y, const char *key, int *out, int *n_out) {
+    const char *src = seslm_yaml_path(y);
+    int np = seslm_yaml_count(y, key), line = 0;
+    if (np < 0) return seslm_fail(SESLM_ERR_FORMAT, "%s: %s: expected a list of layers", src, key);
+    if (np > SESLM_PLAN_MAX_PROTECTED) return seslm_fail(SESLM_ERR_FORMAT, "%s: %s: too many", src, key);
+    if (!seslm_yaml_has(y, key)) return SESLM_OK;
+    *n_out = np;
+    for (int i = 0; i < np; i++) {
+        char k2[48];
+        snprintf(k2, sizeof k2, "%s.%d", key, i);
+        const char *s = seslm_yaml_scalar(y, k2, &line);
+        char *end = NULL;
+        long k = s ? strtol(s, &end, 10) : 0;
+        if (s && strcmp(s, "first") == 0) out[i] = 0;
+        else if (s && strcmp(s, "last") == 0) out[i] = -1;
+        else if (s && *s && end && !*end && k >= 0 && k < 100000) out[i] = (int)k;
+        else
+            return seslm_fail(SESLM_ERR_FORMAT, "%s:%d: %s: unknown layer '%s' (a layer index >= 0, 'first' or 'last')",
+                              src, line, k2, s ? s : "(not a scalar)");
+    }
+    return SESLM_OK;
+}
 
 static seslm_status policy_from_yaml(seslm_policy *p, const seslm_yaml *y) {
     const char *src = seslm_yaml_path(y);
@@ -67,23 +92,8 @@ static seslm_status policy_from_yaml(seslm_policy *p, const seslm_yaml *y) {
             return seslm_fail(SESLM_ERR_FORMAT, "%s:%d: %s: target %g exceeds the cap %g (rule: at most %.0f%% per cycle)",
                               src, line, key, p->targets[i], p->cap, 100 * p->cap);
     }
-    int np = seslm_yaml_count(y, "protected_layers");
-    if (np < 0) return seslm_fail(SESLM_ERR_FORMAT, "%s: protected_layers: expected a list of layers", src);
-    if (np > SESLM_PLAN_MAX_PROTECTED) return seslm_fail(SESLM_ERR_FORMAT, "%s: protected_layers: too many", src);
-    if (seslm_yaml_has(y, "protected_layers")) p->n_protected = np;
-    for (int i = 0; i < np; i++) {
-        char key[48];
-        snprintf(key, sizeof key, "protected_layers.%d", i);
-        const char *s = seslm_yaml_scalar(y, key, &line);
-        char *end = NULL;
-        long k = s ? strtol(s, &end, 10) : 0;
-        if (s && strcmp(s, "first") == 0) p->protected_layers[i] = 0;
-        else if (s && strcmp(s, "last") == 0) p->protected_layers[i] = -1;
-        else if (s && *s && end && !*end && k >= 0 && k < 100000) p->protected_layers[i] = (int)k;
-        else
-            return seslm_fail(SESLM_ERR_FORMAT, "%s:%d: %s: unknown layer '%s' (a layer index >= 0, 'first' or 'last')",
-                              src, line, key, s ? s : "(not a scalar)");
-    }
+    if ((st = layer_list(y, "protected_layers", p->protected_layers, &p->n_protected)) != SESLM_OK) return st;
+    if ((st = layer_list(y, "never_drop", p->never_drop, &p->n_never_drop)) != SESLM_OK) return st;
     int nd = seslm_yaml_count(y, "drop_layers");
     if (nd < 0) return seslm_fail(SESLM_ERR_FORMAT, "%s: drop_layers: expected a list of layer counts", src);
     if (nd > SESLM_PLAN_MAX_TARGETS)
@@ -146,6 +156,10 @@ seslm_status seslm_policy_check_model(const seslm_policy *p, const seslm_model_c
                               L - 1);
         if (is_protected) is_protected[l] = 1;
     }
+    for (int i = 0; i < p->n_never_drop; i++)
+        if ((p->never_drop[i] < 0 ? L - 1 : p->never_drop[i]) >= L)
+            return seslm_fail(SESLM_ERR_ARG, "never_drop: unknown layer index %d (the model has layers 0..%d)",
+                              p->never_drop[i], L - 1);
     if (!(p->cap > 0 && p->cap <= SESLM_PLAN_HARD_CAP + 1e-12))
         return seslm_fail(SESLM_ERR_ARG, "cap %g breaks the rule 0 < cap <= %.2f", p->cap, SESLM_PLAN_HARD_CAP);
     for (int i = 0; i < p->n_targets; i++)
@@ -163,6 +177,13 @@ seslm_status seslm_policy_check_model(const seslm_policy *p, const seslm_model_c
                               c->layers[l].ffn_dim, l);
     }
     return SESLM_OK;
+}
+
+seslm_status seslm_policy_undroppable(const seslm_policy *p, const seslm_model_config *c, int *keep) {
+    const int L = c->n_layers;
+    seslm_status st = seslm_policy_check_model(p, c, keep);
+    for (int i = 0; st == SESLM_OK && i < p->n_never_drop; i++) keep[p->never_drop[i] < 0 ? L - 1 : p->never_drop[i]] = 1;
+    return st;
 }
 
 // ---- plans ---------------------------------------------------------------------------------------
@@ -288,12 +309,13 @@ seslm_status seslm_plan_build_drop(seslm_plan *pl, const seslm_policy *p, const 
     if (n_drop < 1 || n_drop >= L) return seslm_fail(SESLM_ERR_ARG, "cannot drop %d of %d layers", n_drop, L);
     int *prot = calloc((size_t)L + 1, sizeof(int));
     unit *u = calloc((size_t)L + 1, sizeof *u);
-    seslm_status st = prot && u ? seslm_policy_check_model(p, c, prot) : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    seslm_status st = prot && u ? seslm_policy_undroppable(p, c, prot) : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     int k = 0;
     for (int l = 0; st == SESLM_OK && l < L; l++)
         if (!prot[l]) u[k++] = (unit){s->layer[l], l, 0};
     if (st == SESLM_OK && k < n_drop)
-        st = seslm_fail(SESLM_ERR_ARG, "only %d unprotected layers: cannot drop %d", k, n_drop);
+        st = seslm_fail(SESLM_ERR_ARG, "only %d layers may be dropped (protected_layers, never_drop): cannot drop %d", k,
+                        n_drop);
     if (st == SESLM_OK) st = plan_alloc(pl, L);
     if (st != SESLM_OK) {
         free(prot), free(u);
@@ -353,9 +375,10 @@ seslm_status seslm_plan_validate(const seslm_plan *pl, const seslm_policy *p, co
     const int L = c->n_layers;
     if (pl->n_layers != L)
         return seslm_fail(SESLM_ERR_ARG, "the plan describes %d layers; the model has %d", pl->n_layers, L);
-    int prot[1024] = {0};
+    int prot[1024] = {0}, nodrop[1024] = {0};
     if (L > 1024) return seslm_fail(SESLM_ERR_ARG, "too many layers");
     seslm_status st = seslm_policy_check_model(p, c, prot);
+    if (st == SESLM_OK) st = seslm_policy_undroppable(p, c, nodrop);
     if (st != SESLM_OK) return st;
     int64_t nh = 0, nf = 0, rh = 0, rf = 0;
     int kept_layers = 0;
@@ -364,6 +387,7 @@ seslm_status seslm_plan_validate(const seslm_plan *pl, const seslm_policy *p, co
         nh += H, nf += F;
         if (pl->drop_layer && pl->drop_layer[l]) { // a dropped layer removes all its units
             if (prot[l]) return seslm_fail(SESLM_ERR_ARG, "layer %d is protected (policy protected_layers): it may not be dropped", l);
+            if (nodrop[l]) return seslm_fail(SESLM_ERR_ARG, "layer %d may not be dropped whole (policy never_drop)", l);
             if (pl->n_remove_heads[l] || pl->n_remove_neurons[l])
                 return seslm_fail(SESLM_ERR_ARG, "layer %d is dropped: it lists no heads or neurons to remove", l);
             rh += H, rf += F;

@@ -336,7 +336,17 @@ int cmd_recompile(int argc, char **argv) {
     if (seslm_plan_read_json(&pl, c, plan_path) != SESLM_OK) goto fail;
     have_plan = 1;
     if (!check_plan_model(plan_path, par.served_sha256)) goto done;
-    if (seslm_plan_validate(&pl, &pol, c) != SESLM_OK) goto fail;
+    if (seslm_plan_validate(&pl, &pol, c) != SESLM_OK) {
+        // a plan made under another policy (configs/evolve.yaml protects no layer) fails the built-in one:
+        // say which policy judged it
+        if (!cfg_path) {
+            cli_error(CMD, "%s (checked against the built-in policy: pass the policy the plan was made under, "
+                           "e.g. --config configs/evolve.yaml)", seslm_last_error());
+            rc = 1;
+            goto done;
+        }
+        goto fail;
+    }
     const char *base = strrchr(plan_path, '/');
     base = base ? base + 1 : plan_path;
     if (tel_path && seslm_profile_read_telemetry(tel_path, par.served_sha256, &tel, NULL, 0) != SESLM_OK)

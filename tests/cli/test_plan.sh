@@ -4,7 +4,7 @@
 #     `seslm plan` sums: the profile counts 200 sequences);
 #   * `seslm plan` with configs/evolve.yaml (score method set to measured, 16 calibration lines) writes profile.json, scores.json and
 #     >= 3 candidate plans, each valid JSON, within the policy (<= 40% of the prunable parameters, of the
-#     heads and of the neurons; first and last layer untouched; >= min_heads / min_ffn per layer), with
+#     heads and of the neurons; the policy's protected layers untouched; >= min_heads / min_ffn per layer), with
 #     the embedding id space unchanged and deviations 1 - mean cos and 1 - p5 cos in (0, 1]; one plan per
 #     target of the policy, each removing floor(r * heads) heads and floor(r * neurons) neurons, its
 #     removed share of the prunable parameters within 0.02 below its target r;
@@ -41,11 +41,22 @@ if prof["sequences"] != 200:
 scores = json.load(open(out + "/scores.json"))
 assert "measured" in scores["methods"] and "activation" in scores["methods"], "scores.json lacks a method"
 plans = sorted(glob.glob(out + "/plan-[0-9]*.json"))
+# the policy's protected layers (read from the file, not restated here): indices, first, last
+import re as _re
+prot = None
+for line in open(cfg_path):
+    mp = _re.match(r"^protected_layers:\s*\[([^\]]*)\]", line)
+    if mp:
+        prot = set({"first": 0, "last": 5}.get(x.strip(), None) if x.strip() in ("first", "last") else int(x)
+                   for x in mp.group(1).split(",") if x.strip())
+if prot is None:
+    bad.append("no protected_layers list in the policy")
+    prot = set()
 # deeper students: configs/evolve.yaml drops 1 and 2 whole layers (plan-l5, plan-l4), never a protected one
 for n_kept in (5, 4):
     d = json.load(open(out + "/plan-l%d.json" % n_kept))
     drop = d["drop_layers"]
-    if len(drop) != 6 - n_kept or 0 in drop or 5 in drop or d["layers_after"] != n_kept:
+    if len(drop) != 6 - n_kept or prot & set(drop) or d["layers_after"] != n_kept:
         bad.append("plan-l%d: drop_layers %s, layers_after %s" % (n_kept, drop, d["layers_after"]))
     if not (0 < d["predicted"]["prunable_removed_ratio"] <= 0.4):
         bad.append("plan-l%d: ratio %g" % (n_kept, d["predicted"]["prunable_removed_ratio"]))
@@ -64,7 +75,7 @@ for p in plans:
     heads = sum(len(l["remove_heads"]) for l in L)
     neurons = sum(len(l["remove_neurons"]) for l in L)
     for l in L:
-        if l["layer"] in (0, n - 1) and (l["remove_heads"] or l["remove_neurons"]):
+        if l["layer"] in prot and (l["remove_heads"] or l["remove_neurons"]):
             bad.append("%s: protected layer %d pruned" % (p, l["layer"]))
         if 12 - len(l["remove_heads"]) < 4 or 1536 - len(l["remove_neurons"]) < 384:
             bad.append("%s: layer %d below the minimum" % (p, l["layer"]))
@@ -91,7 +102,6 @@ for p in plans:
         if not (0 < dev <= 1):
             bad.append("%s: deviation %g outside (0, 1]" % (p, dev))
 # configs/evolve.yaml's top-level targets: one plan each (read from the file, not restated here)
-import re as _re
 want = None
 for line in open(cfg_path):
     mt = _re.match(r"^targets:\s*\[([^\]]*)\]", line)

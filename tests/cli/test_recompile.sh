@@ -132,11 +132,12 @@ expect 1 'does not exist' "plan with an out-of-range head" -- recompile --model 
 python3 - "$PLAN" "$TMP/protected.json" <<'PY'
 import json, sys
 p = json.load(open(sys.argv[1]))
-p["layers"][0]["remove_heads"] = [0, 1]  # layer 0 is protected by configs/evolve.yaml
+p["layers"][0]["remove_heads"] = [0, 1]  # layer 0 is protected by the policy below
 json.dump(p, open(sys.argv[2], "w"))
 PY
+sed 's/^protected_layers: .*/protected_layers: [first, last]/' "$ROOT/configs/evolve.yaml" >"$TMP/protect.yaml"
 expect 1 'protected' "plan that breaks the policy (a protected layer)" -- recompile --model "$MODEL" \
-    --plan "$TMP/protected.json" --out "$TMP/s9" --config "$ROOT/configs/evolve.yaml"
+    --plan "$TMP/protected.json" --out "$TMP/s9" --config "$TMP/protect.yaml"
 [ ! -e "$TMP/s9" ] || fail "a plan that breaks the policy left $TMP/s9"
 [ ! -e "$TMP/s2" ] || fail "a bad plan left $TMP/s2"
 expect 1 'another model' "plan of another model" -- recompile --model "$MODEL" --plan "$TMP/other.json" --out "$TMP/s3"

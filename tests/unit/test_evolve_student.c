@@ -226,6 +226,9 @@ static void test_drop_layer(const seslm_model *parent, tm_model *full) {
     if (plan_file(&pl, parent, "drop1", "[{\"layer\": 1, \"drop\": true}]")) {
         CHECK(pl.n_drop == 1 && pl.drop_layer[1]);
         CHECK(seslm_plan_validate(&pl, &pol, seslm_model_get_config(parent)) != SESLM_OK &&
+              strstr(seslm_last_error(), "never_drop") != NULL); // the default never drops the last layer
+        pol.n_never_drop = 0;
+        CHECK(seslm_plan_validate(&pl, &pol, seslm_model_get_config(parent)) != SESLM_OK &&
               strstr(seslm_last_error(), "cap") != NULL); // 1 of 2 layers = 50%
         pol.cap = 0.40, pol.n_protected = 1, pol.protected_layers[0] = -1;
         CHECK(seslm_plan_validate(&pl, &pol, seslm_model_get_config(parent)) != SESLM_OK &&

@@ -102,6 +102,12 @@ int main(void) {
     CHECK_MSG(seslm_policy_load(&p, SESLM_SOURCE_DIR "/configs/evolve.yaml") == SESLM_OK, "%s", seslm_last_error());
     CHECK(p.n_targets >= 3 && p.cap <= SESLM_PLAN_HARD_CAP);
     CHECK(seslm_policy_check_model(&p, &c, NULL) == SESLM_OK);
+    // it ranks every layer's units but never drops the first or the last layer whole
+    {
+        int keep[L];
+        CHECK(seslm_policy_undroppable(&p, &c, keep) == SESLM_OK);
+        for (int l = 0; l < L; l++) CHECK_MSG(keep[l] == (l == 0 || l == L - 1), "layer %d undroppable %d", l, keep[l]);
+    }
 
     // bad policies
     expect_bad_policy("targets: [0.1, -0.2]\n", "must be > 0");
@@ -112,10 +118,13 @@ int main(void) {
     expect_bad_policy("targets: [0.45]\n", "exceeds the cap");
     expect_bad_policy("protected_layers: [first, middle]\n", "unknown layer 'middle'");
     expect_bad_policy("protected_layers: [-1]\n", "unknown layer");
+    expect_bad_policy("never_drop: [first, middle]\n", "unknown layer 'middle'");
+    expect_bad_policy("never_drop: 3\n", "never_drop: expected a list");
     expect_bad_policy("min_heads: -1\n", "min_heads");
     expect_bad_policy("targets: [0.1]\nratio: 0.2\n", "unknown key");
     expect_bad_policy("score:\n  method: magic\n", "unknown method");
     expect_bad_for_model("protected_layers: [0, 9]\n", &c, "unknown layer index 9");
+    expect_bad_for_model("never_drop: [9]\n", &c, "never_drop: unknown layer index 9");
     expect_bad_for_model("min_heads: 13\n", &c, "min_heads 13 exceeds");
     expect_bad_for_model("min_ffn: 2000\n", &c, "min_ffn 2000 exceeds");
 
@@ -154,7 +163,8 @@ int main(void) {
     }
 
     // hand-edited plans against the shipped-style policy
-    seslm_policy_default(&p); // protected first + last, min_heads 4, cap 0.4
+    seslm_policy_default(&p); // min_heads 4, cap 0.4; first + last protected as a policy may ask
+    p.n_protected = 2, p.protected_layers[0] = 0, p.protected_layers[1] = -1;
     seslm_scores s;
     random_scores(&s, &c);
     seslm_plan pl, back;

@@ -25,6 +25,8 @@ typedef struct {
     double cap;                             // <= SESLM_PLAN_HARD_CAP
     int n_protected;
     int protected_layers[SESLM_PLAN_MAX_PROTECTED]; // index; -1 = "last"
+    int n_never_drop;                                // layers never dropped whole (their units may be pruned)
+    int never_drop[SESLM_PLAN_MAX_PROTECTED];        // index; -1 = "last"
     int min_heads, min_ffn;
     int n_drop_layers;
     int drop_layers[SESLM_PLAN_MAX_TARGETS]; // candidates that drop this many whole layers (plan-lN: N kept)
@@ -43,6 +45,8 @@ seslm_status seslm_policy_load_string(seslm_policy *p, const char *text);
 /* Checks a policy against a model: layer indices exist, min_heads / min_ffn do not exceed any
  * unprotected layer's size. Fills is_protected (n_layers) when not NULL. */
 seslm_status seslm_policy_check_model(const seslm_policy *p, const seslm_model_config *c, int *is_protected);
+/* Fills keep[l] = 1 for the layers a deeper student may not drop whole: protected_layers and never_drop. */
+seslm_status seslm_policy_undroppable(const seslm_policy *p, const seslm_model_config *c, int *keep);
 
 typedef struct {
     int n_layers;
