@@ -57,6 +57,15 @@ void distill_opts_default(distill_opts *o) {
     o->holdout_frac = 0.1;
     o->checkpoint_every = 50;
     o->augment_frac = 0.5;
+    o->lr_gap = 0.1;
+}
+
+// The peak learning rate for a student whose held-out cosine to its parent starts at cos0.
+static float lr_peak_for(const distill_opts *o, double cos0) {
+    if (!(o->lr_gap > 0) || !isfinite(cos0)) return o->lr;
+    double f = (1.0 - cos0) / o->lr_gap;
+    f = f < 0.1 ? 0.1 : f > 1 ? 1 : f;
+    return (float)(o->lr * f);
 }
 
 static double now_s(void) {
@@ -149,6 +158,7 @@ typedef struct {
     float *wsave;               // (n trained) the F32 master while the student runs INT8-rounded (NULL: never)
     float *best;                // (n trained) the parameters with the best held-out cosine so far
     double best_cos;            // its held-out cosine (the student's own at the start)
+    float lr_peak;              // the schedule's peak (opts lr scaled by the starting gap)
     int best_step;
     uint64_t run_key;
     char ckpt_dir[4096], ckpt_path[4200];
@@ -317,11 +327,11 @@ static int ckpt_load(run *r) {
 
 // ---- one step ------------------------------------------------------------------------------------
 
-static float lr_at(const distill_opts *o, int step, int total) {
+static float lr_at(const distill_opts *o, float peak, int step, int total) {
     const int warm = (int)(o->warmup_frac * total);
-    if (step < warm) return o->lr * (float)(step + 1) / (float)warm;
+    if (step < warm) return peak * (float)(step + 1) / (float)warm;
     const double t = total > warm ? (double)(step - warm) / (double)(total - warm) : 1.0;
-    return (float)(o->lr * 0.5 * (1.0 + cos(M_PI * (t < 1 ? t : 1)))); // cosine down to 0
+    return (float)(peak * 0.5 * (1.0 + cos(M_PI * (t < 1 ? t : 1)))); // cosine down to 0
 }
 
 /* 1 where weight decay applies (the matrices), 0 for biases, LayerNorms. */
@@ -467,7 +477,7 @@ static double train_step(run *r, char *decay_flags, dl_parts *parts_out) {
     const double gn = sqrt(g2);
     const float clip = o->clip_norm > 0 && gn > o->clip_norm ? (float)(o->clip_norm / gn) : 1.0f;
     // AdamW (decoupled weight decay on the matrices)
-    const float lr = lr_at(o, r->step, r->steps_eff), b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+    const float lr = lr_at(o, r->lr_peak, r->step, r->steps_eff), b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
     const float c1 = 1.0f - powf(b1, (float)(r->step + 1)), c2 = 1.0f - powf(b2, (float)(r->step + 1));
     float *p = S->params + off, *g = r->grad + off;
     const float wd = o->weight_decay;
@@ -550,7 +560,9 @@ static seslm_status write_config(run *r, const distill_report *rep, const char *
     cJSON_AddNumberToObject(d, "int8_aware", o->int8_aware_frac); // > 0: the holdout cosines are the INT8-rounded student's
     cJSON_AddNumberToObject(d, "steps", rep->steps_done);
     cJSON_AddNumberToObject(d, "batch", o->batch);
-    cJSON_AddNumberToObject(d, "lr", o->lr);
+    cJSON_AddNumberToObject(d, "lr", r->lr_peak);
+    cJSON_AddNumberToObject(d, "lr_base", o->lr);
+    cJSON_AddNumberToObject(d, "lr_gap", o->lr_gap);
     cJSON_AddNumberToObject(d, "seed", (double)o->seed);
     char lw[160];
     snprintf(lw, sizeof lw, "cos %g, mse %g, sim %g, attn %g, hidden %g", o->w_emb_cos, o->w_emb_mse, o->w_sim, o->w_attn,
@@ -655,6 +667,7 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
     if (o->max_tokens < 0 || o->max_tokens == 1 || o->max_tokens > 512)
         return fail(err, errlen, 1, "max_tokens must be 0 or in 2..512 (got %d)", o->max_tokens);
     if (!(o->lr > 0 && o->lr < 1)) return fail(err, errlen, 1, "lr must be in (0, 1) (got %g)", o->lr);
+    if (!(o->lr_gap >= 0 && o->lr_gap <= 1)) return fail(err, errlen, 1, "lr_gap must be in [0, 1] (got %g)", o->lr_gap);
     if (!(o->weight_decay >= 0 && o->weight_decay < 1) || !(o->warmup_frac >= 0 && o->warmup_frac < 1) ||
         !(o->clip_norm >= 0) || !(o->general_frac >= 0 && o->general_frac < 1) ||
         !(o->holdout_frac >= 0 && o->holdout_frac < 0.9) || !(o->time_budget_s >= 0) ||
@@ -741,7 +754,7 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
     {
         const double kv[] = {o->steps, o->batch, maxtok, o->lr, o->weight_decay, o->warmup_frac, o->clip_norm, o->w_emb_cos,
                              o->w_emb_mse, o->w_sim, o->w_attn, o->w_hidden, (double)o->seed, o->general_frac, o->holdout_frac,
-                             o->time_budget_s > 0, o->augment_frac, o->int8_aware_frac};
+                             o->time_budget_s > 0, o->augment_frac, o->int8_aware_frac, o->lr_gap};
         key = fnv1a(key, kv, sizeof kv);
         key = fnv1a(key, dev, strlen(dev));
     }
@@ -805,6 +818,10 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
                         "memory bound %.0f MB\n", R.cal.n, R.n_hold, skipped, R.gen.n, now_s() - t0, mb);
     }
     rep->cos_before = holdout_cos(&R);
+    R.lr_peak = rep->lr_peak = lr_peak_for(o, rep->cos_before);
+    if (o->progress && R.lr_peak != o->lr)
+        fprintf(stderr, "distill: held-out cosine %.4f before training: peak lr %.2e (%.2e scaled by the gap %.4f / %g)\n",
+                rep->cos_before, R.lr_peak, o->lr, 1 - rep->cos_before, o->lr_gap);
     // model selection on the held-out slice: the best of the student itself and the evaluated steps is
     // written (distillation never returns a student further from its parent than it started)
     memcpy(R.best, R.S.params + R.S.train_begin, (R.S.n_params - R.S.train_begin) * sizeof(float));
@@ -857,7 +874,7 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
             prog.total = R.steps_eff - start; // a time budget may have shortened the schedule
             seslm_progress_note(&prog, "step %d/%d, loss %.5f (1-cos %.4f mse %.4f sim %.4f attn %.4f hid %.4f), lr %.2e, %.2f s/step",
                                 R.step, R.steps_eff, loss, parts.cos, parts.mse, parts.sim, parts.attn, parts.hid,
-                                lr_at(o, R.step - 1, R.steps_eff), per);
+                                lr_at(o, R.lr_peak, R.step - 1, R.steps_eff), per);
             seslm_progress_update(&prog, R.step - start);
         }
         const int budget_hit = o->time_budget_s > 0 && now_s() - t0 > o->time_budget_s;

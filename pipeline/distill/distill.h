@@ -54,6 +54,11 @@ typedef struct distill_opts {
                                  // simulated (weights per output channel, activations per token; gradients
                                  // straight through the rounding), and the held-out cosine -- hence the model
                                  // selection -- measures the INT8 student throughout. 0 = off (default)
+    double lr_gap;               // > 0: the peak learning rate is lr x clamp(g / lr_gap, 0.1, 1), g = 1 - the
+                                 // held-out cosine before training (the starting gap). Adam moves every
+                                 // weight ~lr a step whatever its gradient, so a student already close to
+                                 // its parent (plan-20: g 0.017) is knocked away at the lr a 40% student
+                                 // needs (g 0.05-0.08); default 0.1, 0 = lr as given (docs/distill.md)
 } distill_opts;
 
 void distill_opts_default(distill_opts *o);
@@ -65,6 +70,7 @@ typedef struct distill_report {
                                   // INT8-rounded student when int8_aware_frac > 0)
     int n_train, n_holdout;       // sentences used for training / held out
     int resumed_from;             // step a checkpoint resumed from (0 = fresh start)
+    double lr_peak;               // the peak learning rate used (lr, scaled by the starting gap with lr_gap)
     int best_step;                // the step whose parameters were written: the held-out cosine is checked
                                   // every steps/8 steps and the best (step 0 = the student unchanged) kept
 } distill_report;

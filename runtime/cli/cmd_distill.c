@@ -35,6 +35,9 @@ static const char *HELP =
     "  --steps N            optimiser steps (default 300; fewer when --time-budget cuts them)\n"
     "  --batch N            sentences per step (default 32)\n"
     "  --lr X               peak learning rate (default 3e-4)\n"
+    "  --lr-gap G           scale the peak by the starting gap: lr x clamp((1 - held-out cosine before) / G,\n"
+    "                       0.1, 1), so a student already close to its parent is not knocked away from it\n"
+    "                       (default 0.1; 0 = --lr as given)\n"
     "  --max-tokens N       truncation per sentence (default 64)\n"
     "  --loss W_COS,W_MSE,W_SIM,W_ATTN[,W_HIDDEN]  loss weights (default 1,1,0,0,0; 0 turns a loss off)\n"
     "  --holdout X          share of the calibration text held out (default 0.1)\n"
@@ -80,6 +83,7 @@ int cmd_distill(int argc, char **argv) {
         {"--checkpoint-every", CLI_ARG_INT, &o.checkpoint_every, 1, 1000000},
         {"--max-tokens", CLI_ARG_INT, &o.max_tokens, 2, 512},
         {"--lr", CLI_ARG_NUM, &lr, 1e-9, 0.5},
+        {"--lr-gap", CLI_ARG_NUM, &o.lr_gap, 0, 1},
         {"--holdout", CLI_ARG_NUM, &o.holdout_frac, 0, 0.5},
         {"--augment", CLI_ARG_NUM, &o.augment_frac, 0, 1},
         {"--int8-aware", CLI_ARG_NUM, &o.int8_aware_frac, 0, 1},
@@ -130,9 +134,9 @@ int cmd_distill(int argc, char **argv) {
     char *jo = js ? cJSON_PrintUnformatted(js) : NULL;
     printf("{\"out\": %s, \"steps\": %d, \"best_step\": %d, \"resumed_from\": %d, \"train_sentences\": %d, \"holdout_sentences\": %d, "
            "\"loss_first\": %.6f, \"loss_last\": %.6f, \"holdout_cos_before\": %.6f, \"holdout_cos_after\": %.6f, "
-           "\"seconds\": %.1f}\n",
+           "\"lr_peak\": %.6g, \"seconds\": %.1f}\n",
            jo ? jo : "\"\"", rep.steps_done, rep.best_step, rep.resumed_from, rep.n_train, rep.n_holdout, rep.loss_first, rep.loss_last,
-           rep.cos_before, rep.cos_after, rep.seconds);
+           rep.cos_before, rep.cos_after, rep.lr_peak, rep.seconds);
     cJSON_free(jo);
     cJSON_Delete(js);
     return 0;
