@@ -682,7 +682,7 @@ static seslm_status add_word_table(tensor_list *L, const seslm_model *m, const s
         int nm = 0, nr = 0;
         for (int id = 0; id < V; id++) {
             if (is_exact[id]) continue;
-            if (o->token_counts && o->token_counts[id] >= rmin) mid[nm++] = id;
+            if ((o->token_counts && o->token_counts[id] >= rmin) || (o->seen_ids && o->seen_ids[id])) mid[nm++] = id;
             else rare[nr++] = id;
         }
         uint8_t *mq = NULL;

@@ -52,7 +52,8 @@ static const char *HELP =
     "  --quantize int8|none   linear weights (default int8)\n"
     "  --embeddings int8|int4|pq8|pq4|f32  word-embedding table (default int8); int4: every row 4-bit with its\n"
     "                       own scale (two per byte), the frequent rows exact as with int8; pq8 / pq4: 4-bit\n"
-    "                       rows only for the ids seen in --telemetry (count >= --rare-min), the rare rest\n"
+    "                       rows only for the ids seen in --telemetry (count >= --rare-min) or in the\n"
+    "                       --calibration text, the rare rest\n"
     "                       product-quantized (8- / 4-column sub-vectors, 256 centroids each, k-means on the\n"
     "                       rows themselves, fixed seed): 48 / 96 bytes a row for hidden 384\n"
     "  --exact-dtype int8|f32  the exact rows' storage (default int8 with int4/pq*, f32 with int8)\n"
@@ -326,6 +327,7 @@ int cmd_recompile(int argc, char **argv) {
     seslm_telemetry_dump *tel = NULL;
     char **lines = NULL;
     int n_lines = 0, have_plan = 0, have_cal = 0, rc = 1;
+    uint8_t *seen = NULL; // ids of the calibration text (pq* rows)
     memset(&cal, 0, sizeof cal);
     if (seslm_parent_load(&par, model_dir) != SESLM_OK) goto fail;
     m = par.m;
@@ -383,13 +385,32 @@ int cmd_recompile(int argc, char **argv) {
         }
         fprintf(stderr, "seslm recompile: 2:4 sparsity: %s\n", sp_reason);
     }
+    // pq*: the calibration text is served traffic too; its ids keep 4-bit rows even where the telemetry's
+    // window never showed them (product quantization is for ids no traffic has used)
+    if ((compress == SESLM_EMB_PQ4 || compress == SESLM_EMB_PQ8) && n_lines > 0) {
+        const seslm_tokenizer *tok = seslm_model_tokenizer(m);
+        const int V = c->vocab_size, cap = seslm_tokenizer_options(tok)->max_len + 2;
+        int32_t *ids = malloc((size_t)cap * sizeof *ids);
+        if (!ids || !(seen = calloc((size_t)V + 1, 1))) {
+            free(ids);
+            seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (int i = 0; i < n_lines; i++) {
+            int n = 0;
+            if (seslm_tokenizer_encode(tok, lines[i], strlen(lines[i]), ids, cap, &n) != SESLM_OK) continue;
+            for (int k = 0; k < n; k++)
+                if (ids[k] >= 0 && ids[k] < V) seen[ids[k]] = 1;
+        }
+        free(ids);
+    }
     const char *cbase = calib_path ? strrchr(calib_path, '/') : NULL;
     seslm_recompile_opts ro = {.plan_name = base, .calibration_name = cbase ? cbase + 1 : calib_path,
                                .calib = have_cal ? &cal : NULL, .ridge = ridge, .quantize_int8 = quantize,
                                .compress_embeddings = compress, .token_counts = tel ? tel->v.token_counts : NULL,
                                .n_exact = n_exact, .sparse24_ffn = sp_keep, .parent_dir = model_dir,
                                .exact_int8 = exact_int8 >= 0 ? exact_int8 : compress > SESLM_EMB_INT8,
-                               .position_int8 = pos_int8 >= 0 ? pos_int8 : compress != 0, .rare_min = rare_min,
+                               .position_int8 = pos_int8 >= 0 ? pos_int8 : compress != 0, .rare_min = rare_min, .seen_ids = seen,
                                .parent_sha256 = par.served_sha256,
                                .parent_kind = seslm_parent_kind_name(par.kind)};
     static seslm_recompile_stats s;
@@ -461,6 +482,7 @@ fail:
     cli_error(CMD, "%s", seslm_last_error());
     rc = 1;
 done:
+    free(seen);
     if (have_plan) seslm_plan_free(&pl);
     if (have_cal) seslm_calibration_free(&cal);
     seslm_lines_free(lines, n_lines);

@@ -8,7 +8,8 @@
 #   * on 100 held-out restaurant lines (never in the telemetry) the student embeds as the parent does
 #     (mean cosine >= 0.985; 4-bit >= 0.99), the fast and the plain-C backends agree, the 4-bit student still loads;
 #   * config.json names the layout; `seslm export --format onnx` accepts the student; `seslm plan` takes it
-#     as a parent (widened rows); a bad --embeddings value is a usage error.
+#     as a parent (widened rows); a bad --embeddings value is a usage error;
+#   * with --calibration, the calibration text's ids keep 4-bit rows too (read back from model.safetensors).
 #   bash tests/cli/test_embed_pq.sh <path to seslm> <model dir> <repo root>
 . "$(dirname "$0")/lib.sh"
 cli_test_init test_embed_pq "$@"
@@ -82,5 +83,38 @@ expect 0 "" "export --format onnx of the pq4 student" -- export --model "$TMP/pq
     fail "record on the pq4 student: $(head -c 300 "$TMP/rec.err")"
 expect 0 "" "plan on the pq4 student (widened rows)" -- plan --model "$TMP/pq4" --telemetry "$TMP/tel4" --config "$ROOT/configs/evolve.yaml" \
     --calib "$TMP/traffic.txt" --calib-lines 16 --out "$TMP/plans" --threads 2 --quiet
+# the calibration text is served traffic too: its ids keep 4-bit rows even where the telemetry never showed them
+sed -n 201,260p "$ROOT/data/traffic/restaurant8k_600.txt" >"$TMP/cal.txt"
+ok
+timeout 600 "$SESLM" recompile --model "$MODEL" --plan "$TMP/none.json" --out "$TMP/pq4c" --quantize none --embeddings pq4 \
+    --telemetry "$TMP/tel" --exact-rows 300 --calibration "$TMP/cal.txt" --calibration-lines 60 --no-master --threads 2 \
+    >"$TMP/pq4c.json" 2>"$TMP/pq4c.err" || fail "recompile --embeddings pq4 --calibration: $(tail -c 400 "$TMP/pq4c.err")"
+"$SESLM" tokenize --model "$MODEL" --input "$TMP/cal.txt" >"$TMP/cal.ids" 2>"$TMP/tok.err" || fail "tokenize: $(tail -c 300 "$TMP/tok.err")"
+python3 - "$TMP" <<'PY' || fail "calibration ids as 4-bit rows"
+import json, os, struct, sys
+t = sys.argv[1]
+def ids4(d):  # the 4-bit rows' ids from model.safetensors
+    with open(os.path.join(t, d, "model.safetensors"), "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        h = json.loads(f.read(n))
+        e = h["embeddings.word_embeddings.weight_ids"]
+        assert e["dtype"] == "I32", e
+        f.seek(8 + n + e["data_offsets"][0])
+        raw = f.read(e["data_offsets"][1] - e["data_offsets"][0])
+        return set(struct.unpack("<%di" % (len(raw) // 4), raw))
+plain, withcal = ids4("pq4"), ids4("pq4c")
+cal = set(i for l in open(os.path.join(t, "cal.ids")) for i in json.loads(l)["input_ids"])
+rp, rc = (json.load(open(os.path.join(t, v + ".json"))) for v in ("pq4", "pq4c"))
+new = withcal - plain
+print("4-bit rows: %d from the telemetry, %d with the calibration text's ids (%d new, %d calibration ids)" %
+      (len(plain), len(withcal), len(new), len(cal)))
+bad = []
+if not plain <= withcal: bad.append("telemetry ids lost their 4-bit rows")
+if not new or not new <= cal: bad.append("new 4-bit ids %s are not calibration ids" % sorted(new - cal)[:10])
+if rc["q4_rows"] != len(withcal) or rc["pq_rows"] != rp["pq_rows"] - len(new): bad.append("report rows %s" % rc)
+if bad:
+    print("; ".join(bad), file=sys.stderr)
+    sys.exit(1)
+PY
 expect 2 "pq3" "bad --embeddings" -- recompile --model "$MODEL" --plan "$TMP/none.json" --out "$TMP/bad" --embeddings pq3
 cli_test_done

@@ -63,6 +63,8 @@ typedef struct {
     int exact_int8;                 // the exact rows INT8 per row (scale per row) instead of F32
     int position_int8;              // position and token-type embeddings INT8 per row instead of F32
     int rare_min;                   // SESLM_EMB_PQ*: ids with a count below this are product-quantized (0: 1)
+    const uint8_t *seen_ids;        // (vocab) SESLM_EMB_PQ*: ids also kept as 4-bit rows whatever their count: the
+                                    // calibration text's (served traffic the telemetry may not have shown); NULL: none
     int sparse24_ffn;               // FFN weights 2:4 sparse (F32 only; the caller decides it pays: sparsity.h)
     // lineage (may be NULL): the parent as served (a student's master is what was read, its dir is this)
     const char *parent_dir, *parent_sha256, *parent_kind;
