@@ -25,8 +25,6 @@ typedef struct {
     double cap;                             // <= SESLM_PLAN_HARD_CAP
     int n_protected;
     int protected_layers[SESLM_PLAN_MAX_PROTECTED]; // index; -1 = "last"
-    int n_never_drop;                                // layers never dropped whole (their units may be pruned)
-    int never_drop[SESLM_PLAN_MAX_PROTECTED];        // index; -1 = "last"
     int min_heads, min_ffn;
     int n_drop_layers;
     int drop_layers[SESLM_PLAN_MAX_TARGETS]; // candidates that drop this many whole layers (plan-lN: N kept)
@@ -35,6 +33,9 @@ typedef struct {
     // profile thresholds
     double dormant_rate, dormant_abs, uniform_entropy, low_head_norm;
     int rare_count, top_pairs;
+    // (fields added since 0.1 go last: a program built against the older header keeps its layout)
+    int n_never_drop;                         // layers never dropped whole (their units may be pruned)
+    int never_drop[SESLM_PLAN_MAX_PROTECTED]; // index; -1 = "last"
 } seslm_policy;
 
 void seslm_policy_default(seslm_policy *p);

@@ -63,8 +63,6 @@ typedef struct {
     int exact_int8;                 // the exact rows INT8 per row (scale per row) instead of F32
     int position_int8;              // position and token-type embeddings INT8 per row instead of F32
     int rare_min;                   // SESLM_EMB_PQ*: ids with a count below this are product-quantized (0: 1)
-    const uint8_t *seen_ids;        // (vocab) SESLM_EMB_PQ*: ids also kept as 4-bit rows whatever their count: the
-                                    // calibration text's (served traffic the telemetry may not have shown); NULL: none
     int sparse24_ffn;               // FFN weights 2:4 sparse (F32 only; the caller decides it pays: sparsity.h)
     // lineage (may be NULL): the parent as served (a student's master is what was read, its dir is this)
     const char *parent_dir, *parent_sha256, *parent_kind;
@@ -72,6 +70,9 @@ typedef struct {
     const char *master_sha256;      // config.json "seslm_master": the F32 master kept in out_dir/master/
     int distill_steps;              // recorded in the lineage when > 0
     double distill_cos_before, distill_cos_after;
+    // (fields added since 0.1 go last: a program built against the older header keeps its layout)
+    const uint8_t *seen_ids;        // (vocab) SESLM_EMB_PQ*: ids also kept as 4-bit rows whatever their count: the
+                                    // calibration text's (served traffic the telemetry may not have shown); NULL: none
 } seslm_recompile_opts;
 
 /* 1 when the model holds INT8 (or 2:4 sparse) tensors: recompile reads F32 weights, so such a model is
