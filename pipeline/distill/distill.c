@@ -57,7 +57,7 @@ void distill_opts_default(distill_opts *o) {
     o->holdout_frac = 0.1;
     o->checkpoint_every = 50;
     o->augment_frac = 0.5;
-    o->lr_gap = 0.1;
+    o->lr_gap = 0.05;
 }
 
 // The peak learning rate for a student whose held-out cosine to its parent starts at cos0.

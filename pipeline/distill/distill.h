@@ -58,7 +58,7 @@ typedef struct distill_opts {
                                  // held-out cosine before training (the starting gap). Adam moves every
                                  // weight ~lr a step whatever its gradient, so a student already close to
                                  // its parent (plan-20: g 0.017) is knocked away at the lr a 40% student
-                                 // needs (g 0.05-0.08); default 0.1, 0 = lr as given (docs/distill.md)
+                                 // needs (g 0.04-0.08); default 0.05, 0 = lr as given (docs/distill.md)
 } distill_opts;
 
 void distill_opts_default(distill_opts *o);

@@ -37,7 +37,7 @@ static const char *HELP =
     "  --lr X               peak learning rate (default 3e-4)\n"
     "  --lr-gap G           scale the peak by the starting gap: lr x clamp((1 - held-out cosine before) / G,\n"
     "                       0.1, 1), so a student already close to its parent is not knocked away from it\n"
-    "                       (default 0.1; 0 = --lr as given)\n"
+    "                       (default 0.05; 0 = --lr as given)\n"
     "  --max-tokens N       truncation per sentence (default 64)\n"
     "  --loss W_COS,W_MSE,W_SIM,W_ATTN[,W_HIDDEN]  loss weights (default 1,1,0,0,0; 0 turns a loss off)\n"
     "  --holdout X          share of the calibration text held out (default 0.1)\n"

@@ -67,9 +67,9 @@ if [ -s "$TMP/d1.json" ]; then
     python3 -c "import sys; b, a = map(float, sys.argv[1:]); sys.exit(0 if a > b + 0.002 else 1)" "$before" "$after" ||
         fail "distillation did not improve the held-out cosine ($before -> $after)"
     ok
-    # the peak learning rate is --lr scaled by the starting gap (default --lr-gap 0.1), in [0.1, 1] x --lr
+    # the peak learning rate is --lr scaled by the starting gap (default --lr-gap 0.05), in [0.1, 1] x --lr
     lrp=$(py "$TMP/d1.json" 'd["lr_peak"]')
-    python3 -c "import sys; b, p = map(float, sys.argv[1:]); f = min(1, max(0.1, (1 - b) / 0.1)); sys.exit(0 if abs(p - 3e-4 * f) <= 1e-3 * 3e-4 * f else 1)" "$before" "$lrp" ||
+    python3 -c "import sys; b, p = map(float, sys.argv[1:]); f = min(1, max(0.1, (1 - b) / 0.05)); sys.exit(0 if abs(p - 3e-4 * f) <= 1e-3 * 3e-4 * f else 1)" "$before" "$lrp" ||
         fail "peak lr $lrp is not 3e-4 scaled by the starting gap of $before"
     [ "$(py "$TMP/d1/config.json" 'd["seslm_lineage"]["distillation"]["lr"]')" = "$(py "$TMP/d1.json" 'd["lr_peak"]')" ] ||
         python3 -c "import sys; sys.exit(0 if abs(float(sys.argv[1]) - float(sys.argv[2])) < 1e-9 else 1)" \
