@@ -339,8 +339,8 @@ int cmd_recompile(int argc, char **argv) {
     have_plan = 1;
     if (!check_plan_model(plan_path, par.served_sha256)) goto done;
     if (seslm_plan_validate(&pl, &pol, c) != SESLM_OK) {
-        // a plan made under another policy (configs/evolve.yaml protects no layer) fails the built-in one:
-        // say which policy judged it
+        // a plan made under another policy (its own protected layers, minimums or never_drop) may fail the
+        // built-in one: say which policy judged it
         if (!cfg_path) {
             cli_error(CMD, "%s (checked against the built-in policy: pass the policy the plan was made under, "
                            "e.g. --config configs/evolve.yaml)", seslm_last_error());
