@@ -47,6 +47,13 @@ void seslm_qgemm_ref(int32_t *acc, const int8_t *qa, const int8_t *qw, int M, in
 void seslm_qgemm_fast(int32_t *acc, float *y, const int8_t *qa, int lda, const float *sa, const int8_t *qp,
                       const int32_t *colsum, const float *sw, const float *b, int M, int N, int K, const char *isa);
 
+/* As seslm_qgemm_fast (y only), then post(row segment, n) on each finished segment of y while it is still
+ * in cache (a fused activation: GELU on the first FFN product). post must work element by element. */
+typedef void (*seslm_rows_post)(float *y, size_t n);
+void seslm_qgemm_fast_post(int32_t *acc, float *y, const int8_t *qa, int lda, const float *sa, const int8_t *qp,
+                           const int32_t *colsum, const float *sw, const float *b, int M, int N, int K,
+                           const char *isa, seslm_rows_post post);
+
 /* The kernel seslm_qgemm_fast picks on this CPU: "avx512vnni" or "c". */
 const char *seslm_qgemm_isa(void);
 

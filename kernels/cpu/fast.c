@@ -239,6 +239,122 @@ __attribute__((target("avx512f"))) static void head_attention_d32_avx512(float *
         stats[1] = pmax_sum;
     }
 }
+
+// e^x on 16 lanes: seslm_expf's range reduction and polynomial (mathfun.h), 2^n by vscalefps.
+__attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3365447504019f)), _mm512_set1_ps(88.3762626647949f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+// GELU on 16 lanes: seslm_erff's rational approximation (mathfun.h), its division as a reciprocal estimate
+// refined by one Newton step (relative error ~2^-28, below FP32's rounding; the division was a quarter of the
+// op's time), then 0.5 x (1 + erf(x / sqrt 2)).
+__attribute__((target("avx512f"))) static inline __m512 gelu16(__m512 v) {
+    const __m512 x = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f)),
+                                                 _mm512_set1_ps(-4.0f)),
+                                   _mm512_set1_ps(4.0f));
+    const __m512 x2 = _mm512_mul_ps(x, x);
+    __m512 p = _mm512_fmadd_ps(x2, _mm512_set1_ps(-2.72614225801306e-10f), _mm512_set1_ps(2.77068142495902e-08f));
+    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.10102402082508e-06f));
+    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-5.69250639462346e-05f));
+    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-7.34990630326855e-04f));
+    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.95459980854025e-03f));
+    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-1.60960333262415e-02f));
+    p = _mm512_mul_ps(x, p);
+    __m512 q = _mm512_fmadd_ps(x2, _mm512_set1_ps(-1.45660718464996e-05f), _mm512_set1_ps(-2.13374055278905e-04f));
+    q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.68282697438203e-03f));
+    q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-7.37332916720468e-03f));
+    q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.42647390514189e-02f));
+    __m512 r = _mm512_rcp14_ps(q);
+    r = _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0f))); // r (2 - q r)
+    const __m512 half = _mm512_mul_ps(v, _mm512_set1_ps(0.5f));
+    return _mm512_fmadd_ps(half, _mm512_mul_ps(p, r), half);
+}
+
+__attribute__((target("avx512f"))) static void gelu_avx512(float *restrict x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, gelu16(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_ps(x + i, m, gelu16(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+// Short sequences (L <= 16 keys: most served queries), D = 32: a query's scores fit one zmm, so the
+// score rows are 16 wide (not padded to 32 as above: that was 2.7x the work at 12 tokens) and the
+// softmax runs in registers (the row function's scalar tails cost as much as the products at this
+// size). 8 queries per block as above; kt (32, 16) holds scale * K^T, zero past L.
+__attribute__((target("avx512f"))) static void head_attention_d32_short(float *restrict o, int ostride,
+                                                                       const float *restrict q,
+                                                                       const float *restrict k,
+                                                                       const float *restrict v, int stride,
+                                                                       int L, float *restrict work,
+                                                                       float *restrict stats) {
+    const float scale = 0.17677669529663687f; // 1 / sqrt(32)
+    const __mmask16 live = (__mmask16)((1u << L) - 1u);
+    float *restrict kt = work; // (32, 16)
+    for (int d = 0; d < 32; d++)
+        for (int j = 0; j < 16; j++) kt[d * 16 + j] = j < L ? k[(size_t)j * stride + d] * scale : 0.0f;
+    float ent_sum = 0, pmax_sum = 0;
+    for (int i0 = 0; i0 < L; i0 += AQ) {
+        const int nq = L - i0 < AQ ? L - i0 : AQ;
+        const float *qr[AQ];
+        for (int r = 0; r < AQ; r++) qr[r] = q + (size_t)(i0 + (r < nq ? r : 0)) * stride;
+        __m512 a[AQ];
+        for (int r = 0; r < AQ; r++) a[r] = _mm512_setzero_ps();
+        for (int d = 0; d < 32; d++) {
+            const __m512 kd = _mm512_loadu_ps(kt + d * 16);
+#pragma GCC unroll 8
+            for (int r = 0; r < AQ; r++) a[r] = _mm512_fmadd_ps(_mm512_set1_ps(qr[r][d]), kd, a[r]);
+        }
+        float p[AQ][16], inv[AQ];
+        for (int r = 0; r < AQ; r++) { // softmax of each row, in registers
+            const __m512 s = _mm512_mask_blend_ps(live, _mm512_set1_ps(-INFINITY), a[r]);
+            const __m512 t = _mm512_sub_ps(s, _mm512_set1_ps(_mm512_reduce_max_ps(s)));
+            const __m512 e = _mm512_maskz_mov_ps(live, exp16(t));
+            const float sum = _mm512_reduce_add_ps(e);
+            inv[r] = 1.0f / sum;
+            _mm512_storeu_ps(p[r], e);
+            if (stats && r < nq) { // entropy = log Z - (sum_j e^t_j t_j) / Z; largest weight 1 / Z
+                ent_sum += logf(sum) - _mm512_reduce_add_ps(_mm512_maskz_mul_ps(live, e, t)) * inv[r];
+                pmax_sum += inv[r];
+            }
+        }
+        __m512 c[AQ][2];
+        for (int r = 0; r < AQ; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
+        for (int j = 0; j < L; j++) {
+            const float *vj = v + (size_t)j * stride;
+            const __m512 v0 = _mm512_loadu_ps(vj), v1 = _mm512_loadu_ps(vj + 16);
+#pragma GCC unroll 8
+            for (int r = 0; r < AQ; r++) {
+                const __m512 pr = _mm512_set1_ps(p[r][j]);
+                c[r][0] = _mm512_fmadd_ps(pr, v0, c[r][0]);
+                c[r][1] = _mm512_fmadd_ps(pr, v1, c[r][1]);
+            }
+        }
+        for (int r = 0; r < nq; r++) {
+            float *oi = o + (size_t)(i0 + r) * ostride;
+            const __m512 iv = _mm512_set1_ps(inv[r]);
+            _mm512_storeu_ps(oi, _mm512_mul_ps(c[r][0], iv));
+            _mm512_storeu_ps(oi + 16, _mm512_mul_ps(c[r][1], iv));
+        }
+    }
+    if (stats) {
+        stats[0] = ent_sum;
+        stats[1] = pmax_sum;
+    }
+}
 #endif
 
 // ---- ops ----------------------------------------------------------------------------------------
@@ -430,13 +546,20 @@ typedef struct {
     const seslm_weight *W;
     const float *b;
     int M;
+    seslm_rows_post post; // applied to each finished panel, row by row (fused GELU); NULL: none
 } linear_job;
 
 // items: 32-column panels
 static void panel_task(void *ctx, int lo, int hi, int tid) {
     (void)tid;
     const linear_job *j = ctx;
-    for (int i = lo; i < hi; i++) panel_linear(j->y, j->x, j->W->wp, j->b, j->M, j->W->N, j->W->K, i);
+    const int N = j->W->N;
+    for (int i = lo; i < hi; i++) {
+        panel_linear(j->y, j->x, j->W->wp, j->b, j->M, N, j->W->K, i);
+        if (!j->post) continue;
+        const int nv = N - 32 * i < 32 ? N - 32 * i : 32;
+        for (int m = 0; m < j->M; m++) j->post(j->y + (size_t)m * N + 32 * i, (size_t)nv);
+    }
 }
 
 // items: blocks of 16 rows of an unpacked product
@@ -462,9 +585,25 @@ static void rows_task(void *ctx, int lo, int hi, int tid) {
 #endif
 }
 
-// INT8 weights: quantize x per token into the thread's scratch (rows padded to a multiple of 4 bytes
-// for the VNNI kernel), then one fused int8 product + dequantization (qgemm.c).
-static void fast_linear_q8(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
+typedef struct {
+    int8_t *qa;
+    float *sa;
+    const float *x;
+    int K, lda;
+} quant_job;
+
+// items: rows
+static void quant_task(void *ctx, int lo, int hi, int tid) {
+    (void)tid;
+    const quant_job *j = ctx;
+    seslm_quantize_rows(j->qa + (size_t)lo * j->lda, j->sa + lo, j->x + (size_t)lo * j->K, hi - lo, j->K, j->lda);
+}
+
+// INT8 weights: quantize x per token into the calling thread's scratch (rows padded to a multiple of 4
+// bytes for the VNNI kernel; rows split over the pool at batch sizes), then one fused int8 product +
+// dequantization (qgemm.c), with `post` on each finished tile (fused GELU) when not NULL.
+static void fast_linear_q8(float *y, const float *x, const seslm_weight *W, const float *b, int M,
+                           seslm_rows_post post) {
     const int N = W->N, K = W->K, lda = (K + 3) & ~3;
     const size_t qa_bytes = ((size_t)M * lda + 63) & ~(size_t)63;
     char *ws = seslm_quant_scratch(qa_bytes + (size_t)M * sizeof(float) + 64);
@@ -474,9 +613,11 @@ static void fast_linear_q8(float *y, const float *x, const seslm_weight *W, cons
     }
     int8_t *qa = (int8_t *)ws;
     float *sa = (float *)(ws + qa_bytes);
-    seslm_quantize_rows(qa, sa, x, M, K, lda);
+    quant_job qj = {qa, sa, x, K, lda};
+    if (M >= 64) seslm_pool_for(M, 16, 0, quant_task, &qj);
+    else quant_task(&qj, 0, M, 0);
     if (W->qp) {
-        seslm_qgemm_fast(NULL, y, qa, lda, sa, W->qp, W->qsum, W->qscale, b, M, N, K, NULL);
+        seslm_qgemm_fast_post(NULL, y, qa, lda, sa, W->qp, W->qsum, W->qscale, b, M, N, K, NULL, post);
         return;
     }
     // not packed (a caller that skipped packing): the plain per-element product, one thread
@@ -486,11 +627,22 @@ static void fast_linear_q8(float *y, const float *x, const seslm_weight *W, cons
             for (int k = 0; k < K; k++) s += (int32_t)qa[(size_t)m * lda + k] * W->q[(size_t)n * K + k];
             y[(size_t)m * N + n] = (float)s * (sa[m] * W->qscale[n]) + (b ? b[n] : 0.0f);
         }
+    if (post) post(y, (size_t)M * N);
 }
 
-static void fast_linear(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
+static void fast_gelu(float *x, size_t n);
+
+// y = x W^T + b, then post(y) when not NULL: fused into the tiles of the packed INT8 and F32 products,
+// a pass of its own otherwise (BF16, 2:4 sparse, unpacked; post is then fast_gelu's row function).
+static void linear_post(float *y, const float *x, const seslm_weight *W, const float *b, int M,
+                        seslm_rows_post post) {
     if (W->qscale) {
-        fast_linear_q8(y, x, W, b, M);
+        fast_linear_q8(y, x, W, b, M, post);
+        return;
+    }
+    if (post && !W->wp) {
+        linear_post(y, x, W, b, M, NULL);
+        fast_gelu(y, (size_t)M * W->N);
         return;
     }
     if (W->bwp || W->bw) { // BF16: vdpbf16ps panels when packed, else the reference loop
@@ -505,7 +657,7 @@ static void fast_linear(float *y, const float *x, const seslm_weight *W, const f
     }
     const int N = W->N, K = W->K;
     const int np = (N + 31) / 32;
-    linear_job j = {y, x, W, b, M};
+    linear_job j = {y, x, W, b, M, post};
     if (W->wp) { // measured faster than OpenBLAS sgemm at every batch shape of this model (bench/RESULTS.md)
         if (np > 1 && (long)N * K > 65536) seslm_pool_for(np, 1, 0, panel_task, &j);
         else panel_task(&j, 0, np, 0);
@@ -541,12 +693,23 @@ static void fast_add_layernorm(float *x, const float *r, const float *g, const f
     else layernorm_task(&j, 0, M, 0);
 }
 
+// The GELU row function: AVX-512 intrinsics where the CPU has them, else the cloned loop.
+static seslm_rows_post gelu_rows(void) {
+    static seslm_rows_post fn; // benign race: every thread computes the same pointer
+    if (fn) return fn;
+#ifdef ATTN_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return fn = gelu_avx512;
+#endif
+    return fn = row_gelu;
+}
+
 #define GELU_CHUNK 4096
 static void gelu_task(void *ctx, int lo, int hi, int tid) {
     (void)tid;
     const rows_job *j = ctx;
     const size_t a = (size_t)lo * GELU_CHUNK, e = (size_t)hi * GELU_CHUNK < j->n ? (size_t)hi * GELU_CHUNK : j->n;
-    row_gelu(j->x + a, e - a);
+    gelu_rows()(j->x + a, e - a);
 }
 
 static void fast_gelu(float *x, size_t n) {
@@ -554,6 +717,15 @@ static void fast_gelu(float *x, size_t n) {
     rows_job j = {x, NULL, NULL, NULL, 0, 0, n};
     if (nchunks > 4) seslm_pool_for((int)nchunks, 1, 0, gelu_task, &j);
     else gelu_task(&j, 0, (int)nchunks, 0);
+}
+
+static void fast_linear(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
+    linear_post(y, x, W, b, M, NULL);
+}
+
+// GELU on each tile / panel of the product while it is in cache, not a pass of its own over (M, N)
+static void fast_linear_gelu(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
+    linear_post(y, x, W, b, M, gelu_rows());
 }
 
 typedef struct {
@@ -577,6 +749,10 @@ static void attn_task(void *ctx, int lo, int hi, int tid) {
         const float *base = j->qkv + (size_t)j->off[b] * S + h * D;
         float *o = j->out + (size_t)j->off[b] * HD + h * D, *st = j->stats ? j->stats + 2 * bh : NULL;
 #ifdef ATTN_X86
+        if (j->use_d32 && j->len[b] <= 16) {
+            head_attention_d32_short(o, HD, base, base + HD, base + 2 * HD, S, j->len[b], work, st);
+            continue;
+        }
         if (j->use_d32) {
             head_attention_d32_avx512(o, HD, base, base + HD, base + 2 * HD, S, j->len[b], work, st);
             continue;
@@ -726,6 +902,7 @@ static const seslm_backend g_fast = {
     .set_threads = fast_set_threads,
     .embed = fast_embed,
     .linear = fast_linear,
+    .linear_gelu = fast_linear_gelu,
     .add_layernorm = fast_add_layernorm,
     .gelu = fast_gelu,
     .attention = fast_attention,

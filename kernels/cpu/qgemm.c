@@ -194,6 +194,7 @@ typedef struct {
     const qgemm_args *a;
     tile_fn fn;
     int nmb, P;
+    seslm_rows_post post;
 } qgemm_job;
 
 // items: tiles, column blocks outermost so a thread's consecutive tiles reuse the same weight panels
@@ -204,12 +205,23 @@ static void qgemm_task(void *ctx, int lo, int hi, int tid) {
     for (int t = lo; t < hi; t++) {
         const int pb = t / j->nmb, mb = t % j->nmb;
         const int m0 = mb * MR, p0 = pb * NP;
-        j->fn(j->a, m0, M - m0 < MR ? M - m0 : MR, p0, j->P - p0 < NP ? j->P - p0 : NP);
+        const int mr = M - m0 < MR ? M - m0 : MR, np = j->P - p0 < NP ? j->P - p0 : NP;
+        j->fn(j->a, m0, mr, p0, np);
+        if (j->post) { // the tile's rows (mr x up to 64 floats) are still in L1: finish them here
+            const int n0 = 16 * p0, nv = j->a->N - n0 < 16 * np ? j->a->N - n0 : 16 * np;
+            for (int r = 0; r < mr; r++) j->post(j->a->y + (size_t)(m0 + r) * j->a->N + n0, (size_t)nv);
+        }
     }
 }
 
 void seslm_qgemm_fast(int32_t *acc, float *y, const int8_t *qa, int lda, const float *sa, const int8_t *qp,
                       const int32_t *colsum, const float *sw, const float *b, int M, int N, int K, const char *isa) {
+    seslm_qgemm_fast_post(acc, y, qa, lda, sa, qp, colsum, sw, b, M, N, K, isa, NULL);
+}
+
+void seslm_qgemm_fast_post(int32_t *acc, float *y, const int8_t *qa, int lda, const float *sa, const int8_t *qp,
+                           const int32_t *colsum, const float *sw, const float *b, int M, int N, int K,
+                           const char *isa, seslm_rows_post post) {
     static int have_vnni = -1; // benign race: every thread computes the same value
     if (have_vnni < 0) have_vnni = cpu_has_vnni();
     tile_fn fn = tile_c;
@@ -221,7 +233,7 @@ void seslm_qgemm_fast(int32_t *acc, float *y, const int8_t *qa, int lda, const f
     const int P = (N + 15) / 16, nmb = (M + MR - 1) / MR, npb = (P + NP - 1) / NP;
     const int tiles = nmb * npb;
     // column blocks outermost: a thread's consecutive tiles reuse the same weight panels from cache
-    qgemm_job j = {&a, fn, nmb, P};
+    qgemm_job j = {&a, fn, nmb, P, acc ? NULL : post};
     if (tiles > 1 && (long)M * N * K > 200000) seslm_pool_for(tiles, 1, 0, qgemm_task, &j);
     else qgemm_task(&j, 0, tiles, 0);
 }

@@ -66,6 +66,14 @@ static void test_linear(int M, int N, int K, int with_bias) {
     fast->linear(y1, x, &Wt, b, M); // small-batch kernel on the packed panels (M <= 32), else BLAS
     CHECK_MSG(close_enough("linear packed", y1, y0, (size_t)M * N, 1e-4f, 1e-4f), "M=%d N=%d K=%d bias=%d", M, N, K,
               with_bias);
+    // fused linear + GELU (GELU on each finished panel) against the reference's two ops
+    ref->gelu(y0, (size_t)M * N);
+    for (int packed = 0; packed < 2; packed++) {
+        for (size_t i = 0; i < (size_t)M * N; i++) y1[i] = NAN;
+        fast->linear_gelu(y1, x, packed ? &Wt : &W, b, M);
+        CHECK_MSG(close_enough("linear_gelu", y1, y0, (size_t)M * N, 1e-4f, 1e-4f), "M=%d N=%d K=%d bias=%d packed=%d",
+                  M, N, K, with_bias, packed);
+    }
     free(wp);
     free(x), free(w), free(b), free(y0), free(y1);
 }
@@ -221,7 +229,9 @@ int main(void) {
     test_gelu(4096 * 5 + 3);
 
     static const int l1[] = {1}, l2[] = {5, 1, 17, 256, 2}, l3[] = {12, 12, 12, 12};
+    static const int l4[] = {16, 8, 9, 15, 3, 2}; // the short-sequence path's sizes (L <= 16) and block edges
     test_attention(l1, 1, 12, 32);
+    test_attention(l4, 6, 4, 32);
     test_attention(l2, 5, 12, 32);
     test_attention(l3, 4, 3, 32);
     test_attention(l2, 5, 2, 7); // head dim not a multiple of the vector width

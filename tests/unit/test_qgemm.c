@@ -147,12 +147,26 @@ static void check_backend_linear(int M, int N, int K) {
             }
         CHECK_MSG(bad == 0, "%s linear (%s) M=%d N=%d K=%d: %zu elements off", be->name, i == 2 ? "packed" : "plain",
                   M, N, K, bad);
+        if (!be->linear_gelu) continue;
+        // fused GELU (on each finished tile): the same sums, then 0.5 v (1 + erf(v / sqrt 2)) in double
+        for (size_t j = 0; j < (size_t)M * N; j++) y[j] = NAN;
+        be->linear_gelu(y, x, i == 2 ? &Wp : &W, b, M);
+        bad = 0;
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                const double v = (double)acc[(size_t)m * N + n] * sa[m] * sw[n] + b[n];
+                const double want = 0.5 * v * (1.0 + erf(v * 0.70710678118654752));
+                bad += !(isfinite(y[(size_t)m * N + n]) && fabs(y[(size_t)m * N + n] - want) <= 1e-5 + 1e-5 * fabs(want));
+            }
+        CHECK_MSG(bad == 0, "%s linear_gelu (%s) M=%d N=%d K=%d: %zu elements off", be->name,
+                  i == 2 ? "packed" : "plain", M, N, K, bad);
     }
     free(x), free(w), free(b), free(qw), free(qa), free(sw), free(sa), free(acc), free(y), free(Wp.qp), free(Wp.qsum);
 }
 
 int main(void) {
     const int Ms[] = {1, 3, 4, 5, 12, 33}, Ns[] = {1, 15, 16, 17, 64, 65, 384}, Ks[] = {1, 3, 4, 5, 32, 384, 1536};
+    seslm_backend_cpu_fast()->set_threads(2); // the pooled paths (tiles, quantized rows) on two threads
     const char *isas[2] = {"c", "avx512vnni"};
     int nisa = strcmp(seslm_qgemm_isa(), "avx512vnni") == 0 ? 2 : 1;
     if (nisa == 1) printf("note: no AVX-512 VNNI on this CPU; only the portable kernel is checked\n");
@@ -173,6 +187,7 @@ int main(void) {
     check_quantizer_paths(3, 1);
     check_quantizer_paths(64, 1536);
     check_backend_linear(1, 16, 4);
+    check_backend_linear(130, 70, 37); // activations quantized over the pool's threads (M >= 64), edge tiles
     check_backend_linear(9, 70, 37);
     check_backend_linear(40, 384, 1536);
     return test_report("test_qgemm");
