@@ -291,43 +291,87 @@ __attribute__((target("avx512f"))) static void gelu_avx512(float *restrict x, si
     }
 }
 
-// Short sequences (L <= 16 keys: most served queries), D = 32: a query's scores fit one zmm, so the
-// score rows are 16 wide (not padded to 32 as above: that was 2.7x the work at 12 tokens) and the
-// softmax runs in registers (the row function's scalar tails cost as much as the products at this
-// size). 8 queries per block as above; kt (32, 16) holds scale * K^T, zero past L.
-__attribute__((target("avx512f"))) static void head_attention_d32_short(float *restrict o, int ostride,
-                                                                       const float *restrict q,
-                                                                       const float *restrict k,
-                                                                       const float *restrict v, int stride,
-                                                                       int L, float *restrict work,
-                                                                       float *restrict stats) {
-    const float scale = 0.17677669529663687f; // 1 / sqrt(32)
-    const __mmask16 live = (__mmask16)((1u << L) - 1u);
-    float *restrict kt = work; // (32, 16)
-    for (int d = 0; d < 32; d++)
-        for (int j = 0; j < 16; j++) kt[d * 16 + j] = j < L ? k[(size_t)j * stride + d] * scale : 0.0f;
+// 16 x 16 floats transposed in registers: r[i] (row i) becomes column i. Unpacks, in-lane shuffles, then
+// 128-bit lane shuffles (64 shuffles; the scalar loop it replaced did 256 strided loads and stores).
+__attribute__((target("avx512f"))) static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+    }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    }
+}
+
+// Short sequences (L <= 32 keys: most served queries), D = 32, NB = ceil(L / 16) blocks of 16 keys: a
+// query's scores fit NB zmm, so the softmax runs in registers (the row function's scalar tails cost as
+// much as the products at this size), and K^T is built by register transposes of 16 x 16 blocks. 8 queries
+// per block as above; kt (32, 16 NB) holds scale * K^T, zero past L.
+__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
+head_attention_d32_short_nb(float *restrict o, int ostride, const float *restrict q, const float *restrict k,
+                            const float *restrict v, int stride, int L, float *restrict work, float *restrict stats,
+                            const int NB) {
+    const int W = 16 * NB; // kt row width
+    const __m512 scale = _mm512_set1_ps(0.17677669529663687f); // 1 / sqrt(32)
+    float *restrict kt = work; // (32, W)
+    for (int jb = 0; jb < NB; jb++)
+        for (int d0 = 0; d0 < 32; d0 += 16) {
+            __m512 r[16];
+            for (int j = 0; j < 16; j++)
+                r[j] = 16 * jb + j < L ? _mm512_loadu_ps(k + (size_t)(16 * jb + j) * stride + d0) : _mm512_setzero_ps();
+            transpose16(r); // r[d] = keys 16 jb .. 16 jb + 15 of dimension d0 + d
+            for (int d = 0; d < 16; d++) _mm512_storeu_ps(kt + (size_t)(d0 + d) * W + 16 * jb, _mm512_mul_ps(r[d], scale));
+        }
+    const __mmask16 live[2] = {(__mmask16)(L >= 16 ? 0xFFFFu : (1u << L) - 1u),
+                               (__mmask16)(L >= 32 ? 0xFFFFu : L > 16 ? (1u << (L - 16)) - 1u : 0u)};
     float ent_sum = 0, pmax_sum = 0;
     for (int i0 = 0; i0 < L; i0 += AQ) {
         const int nq = L - i0 < AQ ? L - i0 : AQ;
         const float *qr[AQ];
         for (int r = 0; r < AQ; r++) qr[r] = q + (size_t)(i0 + (r < nq ? r : 0)) * stride;
-        __m512 a[AQ];
-        for (int r = 0; r < AQ; r++) a[r] = _mm512_setzero_ps();
+        __m512 a[AQ][2];
+        for (int r = 0; r < AQ; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
         for (int d = 0; d < 32; d++) {
-            const __m512 kd = _mm512_loadu_ps(kt + d * 16);
+            const __m512 k0 = _mm512_loadu_ps(kt + (size_t)d * W);
+            const __m512 k1 = NB > 1 ? _mm512_loadu_ps(kt + (size_t)d * W + 16) : k0;
 #pragma GCC unroll 8
-            for (int r = 0; r < AQ; r++) a[r] = _mm512_fmadd_ps(_mm512_set1_ps(qr[r][d]), kd, a[r]);
+            for (int r = 0; r < AQ; r++) {
+                const __m512 qb = _mm512_set1_ps(qr[r][d]);
+                a[r][0] = _mm512_fmadd_ps(qb, k0, a[r][0]);
+                if (NB > 1) a[r][1] = _mm512_fmadd_ps(qb, k1, a[r][1]);
+            }
         }
-        float p[AQ][16], inv[AQ];
+        float p[AQ][32], inv[AQ];
         for (int r = 0; r < AQ; r++) { // softmax of each row, in registers
-            const __m512 s = _mm512_mask_blend_ps(live, _mm512_set1_ps(-INFINITY), a[r]);
-            const __m512 t = _mm512_sub_ps(s, _mm512_set1_ps(_mm512_reduce_max_ps(s)));
-            const __m512 e = _mm512_maskz_mov_ps(live, exp16(t));
-            const float sum = _mm512_reduce_add_ps(e);
+            const __m512 ninf = _mm512_set1_ps(-INFINITY);
+            const __m512 s0 = _mm512_mask_blend_ps(live[0], ninf, a[r][0]);
+            const __m512 s1 = NB > 1 ? _mm512_mask_blend_ps(live[1], ninf, a[r][1]) : ninf;
+            const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(NB > 1 ? _mm512_max_ps(s0, s1) : s0));
+            const __m512 t0 = _mm512_sub_ps(s0, mx), e0 = _mm512_maskz_mov_ps(live[0], exp16(t0));
+            const __m512 t1 = NB > 1 ? _mm512_sub_ps(s1, mx) : _mm512_setzero_ps();
+            const __m512 e1 = NB > 1 ? _mm512_maskz_mov_ps(live[1], exp16(t1)) : _mm512_setzero_ps();
+            const float sum = _mm512_reduce_add_ps(_mm512_add_ps(e0, e1));
             inv[r] = 1.0f / sum;
-            _mm512_storeu_ps(p[r], e);
+            _mm512_storeu_ps(p[r], e0);
+            if (NB > 1) _mm512_storeu_ps(p[r] + 16, e1);
             if (stats && r < nq) { // entropy = log Z - (sum_j e^t_j t_j) / Z; largest weight 1 / Z
-                ent_sum += logf(sum) - _mm512_reduce_add_ps(_mm512_maskz_mul_ps(live, e, t)) * inv[r];
+                const __m512 et = _mm512_add_ps(_mm512_maskz_mul_ps(live[0], e0, t0),
+                                                NB > 1 ? _mm512_maskz_mul_ps(live[1], e1, t1) : _mm512_setzero_ps());
+                ent_sum += logf(sum) - _mm512_reduce_add_ps(et) * inv[r];
                 pmax_sum += inv[r];
             }
         }
@@ -354,6 +398,16 @@ __attribute__((target("avx512f"))) static void head_attention_d32_short(float *r
         stats[0] = ent_sum;
         stats[1] = pmax_sum;
     }
+}
+
+__attribute__((target("avx512f"))) static void head_attention_d32_short(float *restrict o, int ostride,
+                                                                       const float *restrict q,
+                                                                       const float *restrict k,
+                                                                       const float *restrict v, int stride,
+                                                                       int L, float *restrict work,
+                                                                       float *restrict stats) {
+    if (L <= 16) head_attention_d32_short_nb(o, ostride, q, k, v, stride, L, work, stats, 1);
+    else head_attention_d32_short_nb(o, ostride, q, k, v, stride, L, work, stats, 2);
 }
 #endif
 
@@ -749,7 +803,7 @@ static void attn_task(void *ctx, int lo, int hi, int tid) {
         const float *base = j->qkv + (size_t)j->off[b] * S + h * D;
         float *o = j->out + (size_t)j->off[b] * HD + h * D, *st = j->stats ? j->stats + 2 * bh : NULL;
 #ifdef ATTN_X86
-        if (j->use_d32 && j->len[b] <= 16) {
+        if (j->use_d32 && j->len[b] <= 32) {
             head_attention_d32_short(o, HD, base, base + HD, base + 2 * HD, S, j->len[b], work, st);
             continue;
         }

@@ -106,27 +106,27 @@ static unsigned spin_while_equal(_Atomic unsigned *a, unsigned val) {
     }
 }
 
-// Claims and runs chunks of range r until it is empty.
-static void range_drain(pool_range *r, int chunk, int tid) {
+// Claims and runs chunks of range r until it is empty. Guided chunks: each claim takes a quarter of
+// what is left (at least the grain), so the last claims are small and a thread that finishes first finds
+// work to take instead of waiting out a quarter of the other's range (fixed quarter-size chunks left up
+// to that much imbalance at every op: measured as spin time in perf, ~5% of a batch of short inputs).
+static void range_drain(pool_range *r, int tid) {
     for (;;) {
+        const int left = r->end - atomic_load_explicit(&r->next, memory_order_relaxed);
+        if (left <= 0) return;
+        int chunk = (left + 3) / 4;
+        if (chunk < P.grain) chunk = P.grain;
         const int i = atomic_fetch_add_explicit(&r->next, chunk, memory_order_relaxed);
         if (i >= r->end) return;
         P.fn(P.ctx, i, i + chunk < r->end ? i + chunk : r->end, tid);
     }
 }
 
-// Own range first, in chunks of about a quarter of it, then whatever the others have not claimed.
+// Own range first, then whatever the others have not claimed.
 static void job_run(int tid) {
     const int nt = P.nt;
     if (tid >= nt) return;
-    for (int k = 0; k < nt; k++) {
-        pool_range *r = &P.r[(tid + k) % nt];
-        const int len = r->end - atomic_load_explicit(&r->next, memory_order_relaxed);
-        if (len <= 0) continue;
-        int chunk = (len + 3) / 4;
-        if (chunk < P.grain) chunk = P.grain;
-        range_drain(r, chunk, tid);
-    }
+    for (int k = 0; k < nt; k++) range_drain(&P.r[(tid + k) % nt], tid);
 }
 
 static void *worker_main(void *arg) {

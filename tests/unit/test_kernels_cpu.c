@@ -230,8 +230,10 @@ int main(void) {
 
     static const int l1[] = {1}, l2[] = {5, 1, 17, 256, 2}, l3[] = {12, 12, 12, 12};
     static const int l4[] = {16, 8, 9, 15, 3, 2}; // the short-sequence path's sizes (L <= 16) and block edges
+    static const int l5[] = {17, 24, 31, 32, 33, 20, 29}; // two key blocks (L <= 32), and the first past them
     test_attention(l1, 1, 12, 32);
     test_attention(l4, 6, 4, 32);
+    test_attention(l5, 7, 3, 32);
     test_attention(l2, 5, 12, 32);
     test_attention(l3, 4, 3, 32);
     test_attention(l2, 5, 2, 7); // head dim not a multiple of the vector width
