@@ -180,7 +180,8 @@ typedef struct seslm_backend {
     // attention with a head mask (H) applied inside: a head with factor 0 does no work and writes zeros
     void (*attention_masked)(float *out, const float *qkv, const int *off, const int *len, int B, int H, int D,
                              const float *head_mask);
-    // y = gelu(x W^T + b): linear followed by gelu, with the bias added in the GELU pass
+    // y = gelu(x W^T + b): linear followed by gelu, with the bias added in the GELU pass (also the fast CPU
+    // backend: GELU on each finished tile)
     void (*linear_gelu)(float *y, const float *x, const seslm_weight *w, const float *b, int M);
     // record the ops queued by this thread between capture_begin and capture_end (none of them runs) into
     // a replayable graph (NULL + message on failure); replay runs it again; replay_free releases it
@@ -188,6 +189,17 @@ typedef struct seslm_backend {
     void *(*capture_end)(void);
     int (*replay)(void *graph);
     void (*replay_free)(void *graph);
+
+    // ---- optional: INT8 activations quantized where they are made (the fast CPU backend) -------------
+    // add_layernorm, and each output row also quantized as the INT8 linear op quantizes its input (per
+    // row: q = round(x * 127 / max|x|), s = max|x| / 127; q (M, ldq), ldq a multiple of 4 >= C, zero past
+    // C): the next INT8 product skips its own pass over x (linear_q8in). Same bytes as the unfused pair.
+    void (*add_layernorm_q8)(float *x, const float *r, const float *g, const float *beta, int M, int C, float eps,
+                             int8_t *q, float *s, int ldq);
+    // y = x W^T + b on INT8 weights (w->qscale set) from x already quantized (q, s, ldq as above); then GELU
+    // when gelu is not 0. The same numbers as linear / linear_gelu on the x those rows came from.
+    void (*linear_q8in)(float *y, const int8_t *q, const float *s, int ldq, const seslm_weight *w, const float *b,
+                        int M, int gelu);
 } seslm_backend;
 
 /* Scratch floats that `attention` needs for batches whose longest sequence is max_len. */

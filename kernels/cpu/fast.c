@@ -639,6 +639,33 @@ static void rows_task(void *ctx, int lo, int hi, int tid) {
 #endif
 }
 
+static void fast_gelu(float *x, size_t n);
+static seslm_rows_post gelu_rows(void);
+
+// INT8 weights from activations already quantized (q, s; rows ldq bytes apart, a multiple of 4): one fused
+// int8 product + dequantization (qgemm.c), with `post` on each finished tile (fused GELU) when not NULL.
+static void linear_q8_post(float *y, const int8_t *qa, const float *sa, int lda, const seslm_weight *W,
+                           const float *b, int M, seslm_rows_post post) {
+    const int N = W->N, K = W->K;
+    if (W->qp) {
+        seslm_qgemm_fast_post(NULL, y, qa, lda, sa, W->qp, W->qsum, W->qscale, b, M, N, K, NULL, post);
+        return;
+    }
+    // not packed (a caller that skipped packing): the plain per-element product, one thread
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            int32_t s = 0;
+            for (int k = 0; k < K; k++) s += (int32_t)qa[(size_t)m * lda + k] * W->q[(size_t)n * K + k];
+            y[(size_t)m * N + n] = (float)s * (sa[m] * W->qscale[n]) + (b ? b[n] : 0.0f);
+        }
+    if (post) post(y, (size_t)M * N);
+}
+
+static void fast_linear_q8in(float *y, const int8_t *q, const float *s, int ldq, const seslm_weight *W,
+                             const float *b, int M, int gelu) {
+    linear_q8_post(y, q, s, ldq, W, b, M, gelu ? gelu_rows() : NULL);
+}
+
 typedef struct {
     int8_t *qa;
     float *sa;
@@ -654,8 +681,7 @@ static void quant_task(void *ctx, int lo, int hi, int tid) {
 }
 
 // INT8 weights: quantize x per token into the calling thread's scratch (rows padded to a multiple of 4
-// bytes for the VNNI kernel; rows split over the pool at batch sizes), then one fused int8 product +
-// dequantization (qgemm.c), with `post` on each finished tile (fused GELU) when not NULL.
+// bytes for the VNNI kernel; rows split over the pool at batch sizes), then the product above.
 static void fast_linear_q8(float *y, const float *x, const seslm_weight *W, const float *b, int M,
                            seslm_rows_post post) {
     const int N = W->N, K = W->K, lda = (K + 3) & ~3;
@@ -670,21 +696,8 @@ static void fast_linear_q8(float *y, const float *x, const seslm_weight *W, cons
     quant_job qj = {qa, sa, x, K, lda};
     if (M >= 64) seslm_pool_for(M, 16, 0, quant_task, &qj);
     else quant_task(&qj, 0, M, 0);
-    if (W->qp) {
-        seslm_qgemm_fast_post(NULL, y, qa, lda, sa, W->qp, W->qsum, W->qscale, b, M, N, K, NULL, post);
-        return;
-    }
-    // not packed (a caller that skipped packing): the plain per-element product, one thread
-    for (int m = 0; m < M; m++)
-        for (int n = 0; n < N; n++) {
-            int32_t s = 0;
-            for (int k = 0; k < K; k++) s += (int32_t)qa[(size_t)m * lda + k] * W->q[(size_t)n * K + k];
-            y[(size_t)m * N + n] = (float)s * (sa[m] * W->qscale[n]) + (b ? b[n] : 0.0f);
-        }
-    if (post) post(y, (size_t)M * N);
+    linear_q8_post(y, qa, sa, lda, W, b, M, post);
 }
-
-static void fast_gelu(float *x, size_t n);
 
 // y = x W^T + b, then post(y) when not NULL: fused into the tiles of the packed INT8 and F32 products,
 // a pass of its own otherwise (BF16, 2:4 sparse, unpacked; post is then fast_gelu's row function).
@@ -745,6 +758,28 @@ static void fast_add_layernorm(float *x, const float *r, const float *g, const f
     rows_job j = {x, r, g, beta, C, eps, 0};
     if (M > 8) seslm_pool_for(M, 4, 0, layernorm_task, &j);
     else layernorm_task(&j, 0, M, 0);
+}
+
+typedef struct {
+    rows_job ln;
+    int8_t *q;
+    float *s;
+    int ldq;
+} lnq_job;
+
+// items: rows; each block of rows normalised, then quantized while it is in L1
+static void lnq_task(void *ctx, int lo, int hi, int tid) {
+    lnq_job *j = ctx;
+    layernorm_task(&j->ln, lo, hi, tid);
+    const int C = j->ln.C;
+    seslm_quantize_rows(j->q + (size_t)lo * j->ldq, j->s + lo, j->ln.x + (size_t)lo * C, hi - lo, C, j->ldq);
+}
+
+static void fast_add_layernorm_q8(float *x, const float *r, const float *g, const float *beta, int M, int C, float eps,
+                                  int8_t *q, float *s, int ldq) {
+    lnq_job j = {{x, r, g, beta, C, eps, 0}, q, s, ldq};
+    if (M > 8) seslm_pool_for(M, 4, 0, lnq_task, &j);
+    else lnq_task(&j, 0, M, 0);
 }
 
 // The GELU row function: AVX-512 intrinsics where the CPU has them, else the cloned loop.
@@ -970,6 +1005,8 @@ static const seslm_backend g_fast = {
     .attention_backward = fast_attention_backward,
     .pool_backward = fast_pool_backward,
     .l2norm_backward = fast_l2norm_backward,
+    .add_layernorm_q8 = fast_add_layernorm_q8,
+    .linear_q8in = fast_linear_q8in,
 };
 
 const seslm_backend *seslm_backend_cpu_fast(void) { return &g_fast; }

@@ -42,6 +42,9 @@ struct seslm_encoder {
     int32_t *tok;   // (max_batch, max_seq_len) tokenizer output
     float *x, *qkv, *ctx, *tmp, *ffn, *scratch;
     size_t scratch_floats;
+    int8_t *qx;  // (max_tokens, ldqx) x quantized by add_layernorm_q8 for the INT8 product that reads it next
+    float *qxs;  // (max_tokens) its row scales; NULL (and qx NULL): no fused path
+    int ldqx;
     seslm_telemetry *tel;  // NULL: telemetry off
     float *attn_stats;     // (max_batch, max heads, 2) per-sequence attention statistics
     // structural masks (seslm_encoder_set_masks): per layer NULL = all kept; else (H) / (F) factors
@@ -398,6 +401,16 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
         !e->scratch)
         st = seslm_fail(SESLM_ERR_NOMEM, "out of memory sizing the workspace for %d x %d tokens", o.max_batch, S);
     if (st == SESLM_OK) st = encoder_prepare_weights(e);
+    if (st == SESLM_OK && !be->dev_alloc && be->add_layernorm_q8 && be->linear_q8in) {
+        int any_q8 = 0; // x quantized once where layer norm makes it, when an INT8 product reads it
+        for (int i = 0; i < 4 * c->n_layers; i++) any_q8 |= e->lin[i].qscale != NULL && e->lin[i].qp != NULL;
+        if (any_q8) {
+            e->ldqx = (c->hidden + 3) & ~3;
+            e->qx = malloc(T * (size_t)e->ldqx + 64);
+            e->qxs = malloc((T + 1) * sizeof(float));
+            if (!e->qx || !e->qxs) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        }
+    }
     if (st == SESLM_OK && be->dev_alloc) {
         if (!(e->dev = calloc(1, sizeof *e->dev))) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
         else st = encoder_device_init(e->dev, be, m, e->lin, e->qkv_b, e->max_tokens, o.max_batch, Amax, Fmax);
@@ -446,6 +459,8 @@ void seslm_encoder_free(seslm_encoder *e) {
     free(e->ones);
     free(e->x);
     free(e->tmp);
+    free(e->qx);
+    free(e->qxs);
     free(e->qkv);
     free(e->ctx);
     free(e->ffn);
@@ -465,7 +480,26 @@ static void rows_set_bias(float *y, const float *b, int M, int N) {
     for (int m = 0; m < M; m++) memcpy(y + (size_t)m * N, b, (size_t)N * sizeof(float));
 }
 
-static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
+// The product that reads x right after a layer norm: INT8 (packed) and the backend fuses the
+// quantization into the norm? Then 1: add_layernorm_q8 / linear_q8in, else 0.
+static int encoder_q8_next(const seslm_encoder *e, const seslm_weight *next) {
+    return e->qx && next && next->qscale && next->qp;
+}
+
+static void encoder_ln(seslm_encoder *e, float *x, const float *r, const float *g, const float *b, int ntok, int C,
+                       float eps, int q8) {
+    if (q8) e->be->add_layernorm_q8(x, r, g, b, ntok, C, eps, e->qx, e->qxs, e->ldqx);
+    else e->be->add_layernorm(x, r, g, b, ntok, C, eps);
+}
+
+// the first product of layer l (QKV; NULL when every head is pruned or there is no such layer)
+static const seslm_weight *encoder_first_linear(const seslm_encoder *e, int l) {
+    if (l >= e->m->cfg.n_layers || e->m->cfg.layers[l].n_heads == 0) return NULL;
+    return &e->lin[4 * l + LIN_QKV];
+}
+
+/* One layer. q8in: x's rows are already quantized in e->qx (the last layer norm fused it). */
+static void encoder_layer(seslm_encoder *e, int l, int ntok, int B, int q8in) {
     const seslm_model *m = e->m;
     const seslm_backend *be = e->be;
     const seslm_layer_weights *w = &m->lw[l];
@@ -490,7 +524,8 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
     if (A > 0) {
         if (T) be->col_stats(x, ntok, C, T->in_sq_qkv, NULL, NULL);
         if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_QKV_IN, x, ntok, C);
-        be->linear(qkv, x, &lin[LIN_QKV], qkv_b, ntok); // (Ntok, 3A)
+        if (q8in) be->linear_q8in(qkv, e->qx, e->qxs, e->ldqx, &lin[LIN_QKV], qkv_b, ntok, 0); // (Ntok, 3A)
+        else be->linear(qkv, x, &lin[LIN_QKV], qkv_b, ntok); // (Ntok, 3A)
         if (hmask && be->attention_masked) { // pruned heads skip their work on the device
             be->attention_masked(ctx, qkv, off, len, B, H, D, hmask);
         } else {
@@ -514,11 +549,14 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
         if (be->fill_rows) be->fill_rows(tmp, w->ao_b, ntok, C);
         else rows_set_bias(tmp, w->ao_b, ntok, C);
     }
-    be->add_layernorm(x, tmp, w->ln1_g, w->ln1_b, ntok, C, eps);
+    const int q8ffn = !dv && F > 0 && encoder_q8_next(e, &lin[LIN_FF1]);
+    encoder_ln(e, x, tmp, w->ln1_g, w->ln1_b, ntok, C, eps, q8ffn);
     if (F > 0) {
         if (T) be->col_stats(x, ntok, C, T->in_sq_ffn_in, NULL, NULL);
         if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_FFN_IN, x, ntok, C);
-        if (be->linear_gelu) { // bias and GELU in one pass over the activations
+        if (q8ffn) {
+            be->linear_q8in(ffn, e->qx, e->qxs, e->ldqx, &lin[LIN_FF1], w->ff1_b, ntok, 1); // (Ntok, F)
+        } else if (be->linear_gelu) { // bias and GELU in one pass over the activations
             be->linear_gelu(ffn, x, &lin[LIN_FF1], w->ff1_b, ntok);
         } else {
             be->linear(ffn, x, &lin[LIN_FF1], w->ff1_b, ntok); // (Ntok, F)
@@ -538,7 +576,7 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B) {
         if (be->fill_rows) be->fill_rows(tmp, w->ff2_b, ntok, C);
         else rows_set_bias(tmp, w->ff2_b, ntok, C);
     }
-    be->add_layernorm(x, tmp, w->ln2_g, w->ln2_b, ntok, C, eps);
+    encoder_ln(e, x, tmp, w->ln2_g, w->ln2_b, ntok, C, eps, !dv && encoder_q8_next(e, encoder_first_linear(e, l + 1)));
     if (T) {
         T->exec_count++;
         T->exec_ns += mono_ns() - t0;
@@ -562,7 +600,7 @@ static void encoder_queue_device(void *ctx) {
     encoder_device *d = e->dev;
     be->embed(d->x, d->ids, d->off, d->len, p->n, &d->word, d->pos, d->type, c->hidden);
     be->add_layernorm(d->x, NULL, d->emb_ln_g, d->emb_ln_b, p->ntok, c->hidden, c->layer_norm_eps);
-    for (int l = 0; l < c->n_layers; l++) encoder_layer(e, l, p->ntok, p->n);
+    for (int l = 0; l < c->n_layers; l++) encoder_layer(e, l, p->ntok, p->n, 0);
     be->pool(d->out, d->x, d->off, c->pooling == SESLM_POOL_MEAN ? d->len : d->ones, p->n, c->hidden, c->normalize);
 }
 
@@ -613,8 +651,12 @@ seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *i
     const int64_t t0 = e->tel ? mono_ns() : 0;
     if (e->tel) tel_observe_tokens(e->tel, e->ids, e->off, e->len, n);
     e->be->embed(e->x, e->ids, e->off, e->len, n, &m->word, m->pos_emb, m->type_emb, C);
-    e->be->add_layernorm(e->x, NULL, m->emb_ln_g, m->emb_ln_b, ntok, C, c->layer_norm_eps);
-    for (int l = 0; l < c->n_layers; l++) encoder_layer(e, l, ntok, n);
+    int q8 = encoder_q8_next(e, encoder_first_linear(e, 0));
+    encoder_ln(e, e->x, NULL, m->emb_ln_g, m->emb_ln_b, ntok, C, c->layer_norm_eps, q8);
+    for (int l = 0; l < c->n_layers; l++) {
+        encoder_layer(e, l, ntok, n, q8);
+        q8 = encoder_q8_next(e, encoder_first_linear(e, l + 1)); // as encoder_layer's last norm decided
+    }
     // [CLS] pooling is mean pooling over a length-1 window at each sequence's first row
     if (encoder_host_pool(e)) seslm_pool_host(c->pooling, out, e->x, e->off, e->len, e->pool_skip, n, C, c->normalize);
     else e->be->pool(out, e->x, e->off, c->pooling == SESLM_POOL_MEAN ? e->len : e->ones, n, C, c->normalize);

@@ -164,6 +164,50 @@ static void check_backend_linear(int M, int N, int K) {
     free(x), free(w), free(b), free(qw), free(qa), free(sw), free(sa), free(acc), free(y), free(Wp.qp), free(Wp.qsum);
 }
 
+// the fused pair (layer norm that also quantizes its rows, then the product from those bytes) against the
+// unfused ops: bit for bit, with and without GELU, and the row padding zeroed
+static void check_fused_q8(int M, int N, int C) {
+    const seslm_backend *fast = seslm_backend_cpu_fast();
+    if (!fast->add_layernorm_q8 || !fast->linear_q8in) {
+        CHECK_MSG(0, "the fast backend has no fused INT8 ops");
+        return;
+    }
+    const int ldq = (C + 3) & ~3;
+    float *x0 = malloc((size_t)M * C * sizeof *x0), *x1 = malloc((size_t)M * C * sizeof *x1);
+    float *r = malloc((size_t)M * C * sizeof *r), *g = malloc((size_t)C * sizeof *g), *bt = malloc((size_t)C * sizeof *bt);
+    float *w = malloc((size_t)N * C * sizeof *w), *b = malloc((size_t)N * sizeof *b), *sw = malloc((size_t)N * sizeof *sw);
+    for (size_t i = 0; i < (size_t)M * C; i++) x0[i] = x1[i] = frand() * 2, r[i] = frand();
+    for (int c = 0; c < C; c++) g[c] = 1 + frand() * 0.5f, bt[c] = frand() * 0.1f;
+    for (size_t i = 0; i < (size_t)N * C; i++) w[i] = frand() * 0.1f;
+    for (int n = 0; n < N; n++) b[n] = frand();
+    int8_t *qw = malloc((size_t)N * C), *q = malloc((size_t)M * ldq);
+    float *s = malloc((size_t)M * sizeof *s);
+    memset(q, 0x55, (size_t)M * ldq); // poison: padding must come back zero
+    for (int m = 0; m < M; m++) s[m] = NAN;
+    seslm_quantize_weight(qw, sw, w, N, C);
+    seslm_weight W = {.N = N, .K = C, .q = qw, .qscale = sw};
+    W.qp = seslm_qweight_pack(qw, N, C, &W.qsum);
+    fast->add_layernorm(x0, r, g, bt, M, C, 1e-12f);
+    fast->add_layernorm_q8(x1, r, g, bt, M, C, 1e-12f, q, s, ldq);
+    CHECK_MSG(memcmp(x0, x1, (size_t)M * C * sizeof *x0) == 0, "add_layernorm_q8 M=%d C=%d: normalised rows differ", M, C);
+    int8_t *q0 = malloc((size_t)M * ldq);
+    float *s0 = malloc((size_t)M * sizeof *s0);
+    seslm_quantize_rows(q0, s0, x0, M, C, ldq);
+    CHECK_MSG(memcmp(q, q0, (size_t)M * ldq) == 0 && memcmp(s, s0, (size_t)M * sizeof *s) == 0,
+              "add_layernorm_q8 M=%d C=%d: quantized rows differ from seslm_quantize_rows", M, C);
+    float *y0 = malloc((size_t)M * N * sizeof *y0), *y1 = malloc((size_t)M * N * sizeof *y1);
+    for (int gelu = 0; gelu < 2; gelu++) {
+        for (size_t i = 0; i < (size_t)M * N; i++) y1[i] = NAN;
+        if (gelu) fast->linear_gelu(y0, x0, &W, b, M);
+        else fast->linear(y0, x0, &W, b, M);
+        fast->linear_q8in(y1, q, s, ldq, &W, b, M, gelu);
+        CHECK_MSG(memcmp(y0, y1, (size_t)M * N * sizeof *y0) == 0, "linear_q8in M=%d N=%d C=%d gelu=%d: differs", M, N, C,
+                  gelu);
+    }
+    free(x0), free(x1), free(r), free(g), free(bt), free(w), free(b), free(sw), free(qw), free(q), free(s), free(q0);
+    free(s0), free(y0), free(y1), free(W.qp), free(W.qsum);
+}
+
 int main(void) {
     const int Ms[] = {1, 3, 4, 5, 12, 33}, Ns[] = {1, 15, 16, 17, 64, 65, 384}, Ks[] = {1, 3, 4, 5, 32, 384, 1536};
     seslm_backend_cpu_fast()->set_threads(2); // the pooled paths (tiles, quantized rows) on two threads
@@ -188,6 +232,8 @@ int main(void) {
     check_quantizer_paths(64, 1536);
     check_backend_linear(1, 16, 4);
     check_backend_linear(130, 70, 37); // activations quantized over the pool's threads (M >= 64), edge tiles
+    check_fused_q8(5, 40, 33);
+    check_fused_q8(130, 1215, 384); // pooled rows, a pruned FFN width (edge panels)
     check_backend_linear(9, 70, 37);
     check_backend_linear(40, 384, 1536);
     return test_report("test_qgemm");
