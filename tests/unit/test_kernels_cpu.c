@@ -224,6 +224,7 @@ int main(void) {
     }
     test_layernorm(1, 384, 1);
     test_layernorm(37, 384, 0);
+    test_layernorm(41, 384, 1); // MiniLM's width: the register path, with the residual
     test_layernorm(5, 17, 1);
     test_gelu(1);
     test_gelu(4096 * 5 + 3);
