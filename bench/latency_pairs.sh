@@ -43,7 +43,7 @@ for r in $(seq "$R"); do
                 echo "round $r $c $b: failed: $(tail -1 "$T/err")"
                 continue
             fi
-            echo "round $r $(basename "$c") $b $(grep -o 'batch 32: wall-time ratio median [0-9.]*\|min / min [0-9.]*\|CPU-time ratio median [0-9.]*\|parent [0-9.]*, candidate [0-9.]*' "$T/out/report.md" | tr '\n' ' ')"
+            echo "round $r $(basename "$(dirname "$(dirname "$c")")")/$(basename "$c") $b $(grep -o 'batch 32: wall-time ratio median [0-9.]*\|min / min [0-9.]*\|CPU-time ratio median [0-9.]*\|parent [0-9.]*, candidate [0-9.]*' "$T/out/report.md" | tr '\n' ' ')"
         done
     done
 done
