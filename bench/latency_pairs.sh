@@ -14,6 +14,7 @@ shift 3
 [ $# -gt 0 ] || set -- build/seslm
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
+failed=0
 cat >"$T/lat.yaml" <<YAML
 samples:
   stsb_pairs: 0
@@ -41,9 +42,11 @@ for r in $(seq "$R"); do
                 --quiet --out "$T/out" >/dev/null 2>"$T/err" || true
             if [ ! -f "$T/out/report.md" ]; then
                 echo "round $r $c $b: failed: $(tail -1 "$T/err")"
+                failed=$((failed + 1))
                 continue
             fi
             echo "round $r $(basename "$(dirname "$(dirname "$c")")")/$(basename "$c") $b $(grep -o 'batch 32: wall-time ratio median [0-9.]*\|min / min [0-9.]*\|CPU-time ratio median [0-9.]*\|parent [0-9.]*, candidate [0-9.]*' "$T/out/report.md" | tr '\n' ' ')"
         done
     done
 done
+[ "$failed" -eq 0 ] || { echo "latency_pairs.sh: $failed run(s) failed" >&2; exit 1; }
