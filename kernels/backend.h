@@ -200,6 +200,12 @@ typedef struct seslm_backend {
     // when gelu is not 0. The same numbers as linear / linear_gelu on the x those rows came from.
     void (*linear_q8in)(float *y, const int8_t *q, const float *s, int ldq, const seslm_weight *w, const float *b,
                         int M, int gelu);
+    // linear_q8in with GELU, and y's rows also quantized as above into (qy, sy, ldqy) for the INT8 product
+    // that reads y next (the second FFN product): each row's max |y| comes out of the product's tiles, so
+    // the quantization needs no pass of its own to find it. Same y, bytes and scales as linear_q8in then
+    // seslm_quantize_rows.
+    void (*linear_gelu_q8out)(float *y, int8_t *qy, float *sy, int ldqy, const int8_t *q, const float *s, int ldq,
+                              const seslm_weight *w, const float *b, int M);
 } seslm_backend;
 
 /* Scratch floats that `attention` needs for batches whose longest sequence is max_len. */

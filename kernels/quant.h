@@ -54,6 +54,22 @@ void seslm_qgemm_fast_post(int32_t *acc, float *y, const int8_t *qa, int lda, co
                            const int32_t *colsum, const float *sw, const float *b, int M, int N, int K,
                            const char *isa, seslm_rows_post post);
 
+/* The first FFN product of an INT8 layer, fused deeper than a post function can: y = GELU(dequantized sums
+ * * sa[m] * sw[n] + b[n]), and when rowmax is not NULL, rowmax[m] = the bits of max_n |y[m, n]| (a NaN or an
+ * infinity in the row gives bits >= 0x7f800000), so the next product's per-token quantization
+ * (seslm_quantize_rows_amax) needs no pass over y to find its scale. On AVX-512 VNNI the GELU and the maximum
+ * run on the tile's registers before they are stored (the same GELU instructions as the fast backend's
+ * element-wise pass, so the same bits); the portable kernel applies gelu_portable, a row function, to each
+ * finished tile and scans it. */
+void seslm_qgemm_fast_gelu(float *y, uint32_t *rowmax, const int8_t *qa, int lda, const float *sa, const int8_t *qp,
+                           const int32_t *colsum, const float *sw, const float *b, int M, int N, int K,
+                           const char *isa, seslm_rows_post gelu_portable);
+
+/* seslm_quantize_rows with each row's max |x| already known (absmax_bits[m], as seslm_qgemm_fast_gelu gives
+ * it): the same bytes and scales, one pass over x instead of two. */
+void seslm_quantize_rows_amax(int8_t *q, float *scale, const float *x, int M, int K, int ldq,
+                              const uint32_t *absmax_bits);
+
 /* The kernel seslm_qgemm_fast picks on this CPU: "avx512vnni" or "c". */
 const char *seslm_qgemm_isa(void);
 

@@ -168,6 +168,7 @@ SIMD_CLONES static void head_attention(float *restrict o, int ostride, const flo
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #define ATTN_X86 1
+#include "gelu_avx512.h"
 // MiniLM's head width (D = 32) on AVX-512, register-blocked over 8 queries at a time: the scores of
 // 8 queries x 32 keys are accumulated in 16 zmm over the 32 dimensions (kt zero-padded to Lp = L
 // rounded up to 32 keys), and o for 8 queries in 16 zmm over the keys, so each kt / v load serves eight
@@ -255,31 +256,6 @@ __attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     p = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, n);
-}
-
-// GELU on 16 lanes: seslm_erff's rational approximation (mathfun.h), its division as a reciprocal estimate
-// refined by one Newton step (relative error ~2^-28, below FP32's rounding; the division was a quarter of the
-// op's time), then 0.5 x (1 + erf(x / sqrt 2)).
-__attribute__((target("avx512f"))) static inline __m512 gelu16(__m512 v) {
-    const __m512 x = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f)),
-                                                 _mm512_set1_ps(-4.0f)),
-                                   _mm512_set1_ps(4.0f));
-    const __m512 x2 = _mm512_mul_ps(x, x);
-    __m512 p = _mm512_fmadd_ps(x2, _mm512_set1_ps(-2.72614225801306e-10f), _mm512_set1_ps(2.77068142495902e-08f));
-    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.10102402082508e-06f));
-    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-5.69250639462346e-05f));
-    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-7.34990630326855e-04f));
-    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.95459980854025e-03f));
-    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-1.60960333262415e-02f));
-    p = _mm512_mul_ps(x, p);
-    __m512 q = _mm512_fmadd_ps(x2, _mm512_set1_ps(-1.45660718464996e-05f), _mm512_set1_ps(-2.13374055278905e-04f));
-    q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.68282697438203e-03f));
-    q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-7.37332916720468e-03f));
-    q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.42647390514189e-02f));
-    __m512 r = _mm512_rcp14_ps(q);
-    r = _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0f))); // r (2 - q r)
-    const __m512 half = _mm512_mul_ps(v, _mm512_set1_ps(0.5f));
-    return _mm512_fmadd_ps(half, _mm512_mul_ps(p, r), half);
 }
 
 __attribute__((target("avx512f"))) static void gelu_avx512(float *restrict x, size_t n) {
@@ -684,13 +660,35 @@ typedef struct {
     float *sa;
     const float *x;
     int K, lda;
+    const uint32_t *amax; // each row's max |x| when known (seslm_qgemm_fast_gelu), else NULL
 } quant_job;
 
 // items: rows
 static void quant_task(void *ctx, int lo, int hi, int tid) {
     (void)tid;
     const quant_job *j = ctx;
-    seslm_quantize_rows(j->qa + (size_t)lo * j->lda, j->sa + lo, j->x + (size_t)lo * j->K, hi - lo, j->K, j->lda);
+    int8_t *q = j->qa + (size_t)lo * j->lda;
+    const float *x = j->x + (size_t)lo * j->K;
+    if (j->amax) seslm_quantize_rows_amax(q, j->sa + lo, x, hi - lo, j->K, j->lda, j->amax + lo);
+    else seslm_quantize_rows(q, j->sa + lo, x, hi - lo, j->K, j->lda);
+}
+
+static void quant_rows(const quant_job *qj, int M) {
+    if (M >= 64) seslm_pool_for(M, 16, 0, quant_task, (void *)qj);
+    else quant_task((void *)qj, 0, M, 0);
+}
+
+// GELU(dequantized q W^T + b) with each row's max |y| from the product's tiles, then y quantized per token
+// into (qy, sy) in one pass over y (the unfused path scans it twice: once for the maximum, once to round).
+static void fast_linear_gelu_q8out(float *y, int8_t *qy, float *sy, int ldqy, const int8_t *q, const float *s,
+                                   int ldq, const seslm_weight *W, const float *b, int M) {
+    uint32_t *amax = W->qp ? seslm_quant_scratch((size_t)M * sizeof *amax) : NULL;
+    if (amax)
+        seslm_qgemm_fast_gelu(y, amax, q, ldq, s, W->qp, W->qsum, W->qscale, b, M, W->N, W->K, NULL, gelu_rows());
+    else // not packed, or no scratch: the unfused pair (a NaN scale marks a row it could not finish)
+        linear_q8_post(y, q, s, ldq, W, b, M, gelu_rows());
+    const quant_job qj = {qy, sy, y, W->N, ldqy, amax};
+    quant_rows(&qj, M);
 }
 
 // INT8 weights: quantize x per token into the calling thread's scratch (rows padded to a multiple of 4
@@ -706,9 +704,8 @@ static void fast_linear_q8(float *y, const float *x, const seslm_weight *W, cons
     }
     int8_t *qa = (int8_t *)ws;
     float *sa = (float *)(ws + qa_bytes);
-    quant_job qj = {qa, sa, x, K, lda};
-    if (M >= 64) seslm_pool_for(M, 16, 0, quant_task, &qj);
-    else quant_task(&qj, 0, M, 0);
+    const quant_job qj = {qa, sa, x, K, lda, NULL};
+    quant_rows(&qj, M);
     linear_q8_post(y, qa, sa, lda, W, b, M, post);
 }
 
@@ -1068,6 +1065,7 @@ static const seslm_backend g_fast = {
     .l2norm_backward = fast_l2norm_backward,
     .add_layernorm_q8 = fast_add_layernorm_q8,
     .linear_q8in = fast_linear_q8in,
+    .linear_gelu_q8out = fast_linear_gelu_q8out,
 };
 
 const seslm_backend *seslm_backend_cpu_fast(void) { return &g_fast; }

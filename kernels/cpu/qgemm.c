@@ -23,7 +23,23 @@ typedef struct {
     const int32_t *colsum;
     const float *sw, *b;
     int M, N, K, Kg;
+    int gelu;         // AVX-512 epilogue: GELU on the tile's registers before they are stored
+    uint32_t *rowmax; // not NULL: rowmax[m] = max over the row of |y| as float bits (tiles merge by atomic max)
 } qgemm_args;
+
+// Nonnegative floats order as their bit patterns (a NaN's or an infinity's |x| is above every finite one),
+// so the row maximum is an unsigned integer maximum that tiles on different threads merge with a CAS.
+static inline void rowmax_update(uint32_t *p, uint32_t v) {
+    uint32_t cur = __atomic_load_n(p, __ATOMIC_RELAXED);
+    while (v > cur && !__atomic_compare_exchange_n(p, &cur, v, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+}
+
+static inline uint32_t abs_bits(float v) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    return u & 0x7fffffffu;
+}
 
 // ---- portable kernel --------------------------------------------------------------------------------
 
@@ -55,65 +71,35 @@ static void tile_c(const qgemm_args *a, int m0, int mr, int p0, int np) {
 #include <immintrin.h>
 #define QGEMM_X86 1
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#include "gelu_avx512.h"
 
-VNNI static inline __attribute__((always_inline)) void tile_vnni_n(const qgemm_args *a, int m0, int mr, int p0,
-                                                                    int np) {
-    __m512i c[MR][NP];
-    for (int r = 0; r < MR; r++)
-        for (int j = 0; j < NP; j++) c[r][j] = _mm512_setzero_si512();
-    const int8_t *x[MR];
-    for (int r = 0; r < MR; r++) x[r] = a->qa + (size_t)(m0 + (r < mr ? r : 0)) * a->lda;
-    const int8_t *w[NP];
-    for (int j = 0; j < NP; j++) w[j] = a->qp + (size_t)(p0 + (j < np ? j : 0)) * a->Kg * 64;
-    const __m512i flip = _mm512_set1_epi32((int)0x80808080u);
-    for (int g = 0; g < a->Kg; g++) {
-        __m512i wv[NP];
-        for (int j = 0; j < np; j++) wv[j] = _mm512_loadu_si512((const void *)(w[j] + (size_t)g * 64));
-        for (int r = 0; r < mr; r++) {
-            int32_t word;
-            memcpy(&word, x[r] + 4 * g, 4);
-            const __m512i av = _mm512_xor_si512(_mm512_set1_epi32(word), flip); // s8 -> u8 (+128)
-            for (int j = 0; j < np; j++) c[r][j] = _mm512_dpbusd_epi32(c[r][j], av, wv[j]);
-        }
+// One 16-column segment of row m: int32 sums, or dequantized (+ bias), GELU when asked, stored. Returns
+// the segment's |y| as bits (0 in the masked lanes) for the row maximum.
+VNNI static inline __attribute__((always_inline)) __m512i store_seg(const qgemm_args *a, int m, int n0, __m512i c) {
+    const int nv = a->N - n0 < 16 ? a->N - n0 : 16;
+    const __mmask16 k = (__mmask16)((1u << nv) - 1u);
+    const __m512i s = _mm512_sub_epi32(c, _mm512_loadu_si512((const void *)(a->colsum + n0)));
+    if (a->acc) {
+        _mm512_mask_storeu_epi32(a->acc + (size_t)m * a->N + n0, k, s);
+        return _mm512_setzero_si512();
     }
-    for (int r = 0; r < mr; r++) {
-        const int m = m0 + r;
-        for (int j = 0; j < np; j++) {
-            const int n0 = 16 * (p0 + j);
-            const int nv = a->N - n0 < 16 ? a->N - n0 : 16;
-            const __mmask16 k = (__mmask16)((1u << nv) - 1u);
-            const __m512i s = _mm512_sub_epi32(c[r][j], _mm512_loadu_si512((const void *)(a->colsum + n0)));
-            if (a->acc) {
-                _mm512_mask_storeu_epi32(a->acc + (size_t)m * a->N + n0, k, s);
-            } else {
-                const __m512 sc = _mm512_mul_ps(_mm512_set1_ps(a->sa[m]), _mm512_maskz_loadu_ps(k, a->sw + n0));
-                const __m512 bv = a->b ? _mm512_maskz_loadu_ps(k, a->b + n0) : _mm512_setzero_ps();
-                _mm512_mask_storeu_ps(a->y + (size_t)m * a->N + n0, k,
-                                      _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), sc, bv));
-            }
-        }
-    }
+    const __m512 sc = _mm512_mul_ps(_mm512_set1_ps(a->sa[m]), _mm512_maskz_loadu_ps(k, a->sw + n0));
+    const __m512 bv = a->b ? _mm512_maskz_loadu_ps(k, a->b + n0) : _mm512_setzero_ps();
+    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), sc, bv);
+    if (a->gelu) v = gelu16(v);
+    _mm512_mask_storeu_ps(a->y + (size_t)m * a->N + n0, k, v);
+    return _mm512_maskz_and_epi32(k, _mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff));
 }
 
-// Full-width tiles (NP = 4 panels) with R = 1..6 rows: named accumulators, not an array — GCC kept the
-// array version's 24 accumulators in registers only by copying them around every iteration (perf: the
-// loop was mostly vmovdqa64), and spilled at 6 rows. Each R gets its own fully unrolled copy; at batch 1
-// most tiles are row-edge tiles (a sentence has 8-20 tokens).
-VNNI static inline __attribute__((always_inline)) void store_row(const qgemm_args *a, int m, int p0, __m512i c0,
-                                                                  __m512i c1, __m512i c2, __m512i c3) {
-    const __m512i cs[4] = {c0, c1, c2, c3};
-    for (int j = 0; j < 4; j++) {
-        const int n0 = 16 * (p0 + j);
-        const int nv = a->N - n0 < 16 ? a->N - n0 : 16;
-        const __mmask16 k = (__mmask16)((1u << nv) - 1u);
-        const __m512i s = _mm512_sub_epi32(cs[j], _mm512_loadu_si512((const void *)(a->colsum + n0)));
-        if (a->acc) {
-            _mm512_mask_storeu_epi32(a->acc + (size_t)m * a->N + n0, k, s);
-        } else {
-            const __m512 sc = _mm512_mul_ps(_mm512_set1_ps(a->sa[m]), _mm512_maskz_loadu_ps(k, a->sw + n0));
-            const __m512 bv = a->b ? _mm512_maskz_loadu_ps(k, a->b + n0) : _mm512_setzero_ps();
-            _mm512_mask_storeu_ps(a->y + (size_t)m * a->N + n0, k, _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), sc, bv));
-        }
+// The epilogue of a tile (rows m0.., panels p0..p0+np-1): each row's segments stored, its maximum merged into
+// rowmax. Out of line on purpose: inlined, its GELU constants and temporaries crowded the 29 registers of the
+// K loop and GCC spilled every accumulator to the stack on every step (the tiles ran 2x slower).
+VNNI __attribute__((noinline)) static void tile_epilogue(const qgemm_args *a, int m0, int mr, int p0, int np,
+                                                          const __m512i acc[MR][NP]) {
+    for (int r = 0; r < mr; r++) {
+        __m512i mx = _mm512_setzero_si512();
+        for (int j = 0; j < np; j++) mx = _mm512_max_epu32(mx, store_seg(a, m0 + r, 16 * (p0 + j), acc[r][j]));
+        if (a->rowmax) rowmax_update(a->rowmax + m0 + r, (uint32_t)_mm512_reduce_max_epu32(mx));
     }
 }
 
@@ -124,14 +110,25 @@ VNNI static inline __attribute__((always_inline)) void store_row(const qgemm_arg
         memcpy(&wd, x##r + 4 * (size_t)g, 4);                                                                    \
         const __m512i av = _mm512_xor_si512(_mm512_set1_epi32(wd), flip); /* s8 -> u8 (+128) */                 \
         c##r##0 = _mm512_dpbusd_epi32(c##r##0, av, w0);                                                          \
-        c##r##1 = _mm512_dpbusd_epi32(c##r##1, av, w1);                                                          \
-        c##r##2 = _mm512_dpbusd_epi32(c##r##2, av, w2);                                                          \
-        c##r##3 = _mm512_dpbusd_epi32(c##r##3, av, w3);                                                          \
+        if (NPV > 1) c##r##1 = _mm512_dpbusd_epi32(c##r##1, av, w1);                                             \
+        if (NPV > 2) c##r##2 = _mm512_dpbusd_epi32(c##r##2, av, w2);                                             \
+        if (NPV > 3) c##r##3 = _mm512_dpbusd_epi32(c##r##3, av, w3);                                             \
     }
-#define ROW_STORE(r) \
-    if (R > r) store_row(a, m0 + r, p0, c##r##0, c##r##1, c##r##2, c##r##3);
+#define ROW_SAVE(r)                                                                                              \
+    if (R > r) {                                                                                                 \
+        acc[r][0] = c##r##0;                                                                                     \
+        if (NPV > 1) acc[r][1] = c##r##1;                                                                        \
+        if (NPV > 2) acc[r][2] = c##r##2;                                                                        \
+        if (NPV > 3) acc[r][3] = c##r##3;                                                                        \
+    }
 
-VNNI static inline __attribute__((always_inline)) void tile_rows(const qgemm_args *a, int m0, int p0, const int R) {
+// Tiles of R = 1..6 rows x NPV = 1..4 panels: named accumulators, not an array — GCC kept an array's 24
+// accumulators in registers only by copying them around every iteration (perf: the loop was mostly
+// vmovdqa64), and spilled at 6 rows. Each (R, NPV) gets its own fully unrolled copy: at batch 1 most tiles
+// are row-edge tiles (a sentence has 8-20 tokens), and a pruned FFN width leaves a column-edge block of 1-3
+// panels in every layer (the array version ran those about 3x slower per panel).
+VNNI static inline __attribute__((always_inline)) void tile_rows(const qgemm_args *a, int m0, int p0, const int R,
+                                                                  const int NPV) {
     const __m512i z = _mm512_setzero_si512(), flip = _mm512_set1_epi32((int)0x80808080u);
     ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3) ROW_DECL(4) ROW_DECL(5)
     const int8_t *x0 = a->qa + (size_t)m0 * a->lda, *x1 = x0 + (R > 1 ? a->lda : 0),
@@ -141,37 +138,27 @@ VNNI static inline __attribute__((always_inline)) void tile_rows(const qgemm_arg
     const size_t ps = (size_t)a->Kg * 64; // bytes per panel
     for (int g = 0; g < a->Kg; g++) {
         const int8_t *w = wp + (size_t)g * 64;
-        const __m512i w0 = _mm512_loadu_si512((const void *)w), w1 = _mm512_loadu_si512((const void *)(w + ps)),
-                      w2 = _mm512_loadu_si512((const void *)(w + 2 * ps)),
-                      w3 = _mm512_loadu_si512((const void *)(w + 3 * ps));
+        const __m512i w0 = _mm512_loadu_si512((const void *)w),
+                      w1 = NPV > 1 ? _mm512_loadu_si512((const void *)(w + ps)) : z,
+                      w2 = NPV > 2 ? _mm512_loadu_si512((const void *)(w + 2 * ps)) : z,
+                      w3 = NPV > 3 ? _mm512_loadu_si512((const void *)(w + 3 * ps)) : z;
         ROW_STEP(0) ROW_STEP(1) ROW_STEP(2) ROW_STEP(3) ROW_STEP(4) ROW_STEP(5)
     }
-    ROW_STORE(0) ROW_STORE(1) ROW_STORE(2) ROW_STORE(3) ROW_STORE(4) ROW_STORE(5)
+    __m512i acc[MR][NP];
+    ROW_SAVE(0) ROW_SAVE(1) ROW_SAVE(2) ROW_SAVE(3) ROW_SAVE(4) ROW_SAVE(5)
+    tile_epilogue(a, m0, R, p0, NPV, (const __m512i(*)[NP])acc);
 }
-#define TILE_ROWS(R) \
-    VNNI static void tile_vnni_##R(const qgemm_args *a, int m0, int p0) { tile_rows(a, m0, p0, R); }
-TILE_ROWS(1)
-TILE_ROWS(2)
-TILE_ROWS(3)
-TILE_ROWS(4)
-TILE_ROWS(5)
-TILE_ROWS(6)
-VNNI static void tile_vnni_edge(const qgemm_args *a, int m0, int mr, int p0, int np) {
-    tile_vnni_n(a, m0, mr, p0, np);
-}
-static void tile_vnni(const qgemm_args *a, int m0, int mr, int p0, int np) {
-    if (np == NP) {
-        switch (mr) {
-        case 6: tile_vnni_6(a, m0, p0); return;
-        case 5: tile_vnni_5(a, m0, p0); return;
-        case 4: tile_vnni_4(a, m0, p0); return;
-        case 3: tile_vnni_3(a, m0, p0); return;
-        case 2: tile_vnni_2(a, m0, p0); return;
-        case 1: tile_vnni_1(a, m0, p0); return;
-        }
-    }
-    tile_vnni_edge(a, m0, mr, p0, np);
-}
+#define TILE(R, P) \
+    VNNI static void tile_vnni_##R##_##P(const qgemm_args *a, int m0, int p0) { tile_rows(a, m0, p0, R, P); }
+#define TILES(P) TILE(1, P) TILE(2, P) TILE(3, P) TILE(4, P) TILE(5, P) TILE(6, P)
+TILES(1)
+TILES(2)
+TILES(3)
+TILES(4)
+#define TILE_ROW(P) {tile_vnni_1_##P, tile_vnni_2_##P, tile_vnni_3_##P, tile_vnni_4_##P, tile_vnni_5_##P, tile_vnni_6_##P}
+static void (*const vnni_tiles[NP][MR])(const qgemm_args *, int, int) = {TILE_ROW(1), TILE_ROW(2), TILE_ROW(3),
+                                                                         TILE_ROW(4)};
+static void tile_vnni(const qgemm_args *a, int m0, int mr, int p0, int np) { vnni_tiles[np - 1][mr - 1](a, m0, p0); }
 #endif
 
 // ---- dispatch ---------------------------------------------------------------------------------------
@@ -194,7 +181,8 @@ typedef struct {
     const qgemm_args *a;
     tile_fn fn;
     int nmb, P;
-    seslm_rows_post post;
+    seslm_rows_post post; // run on each finished tile's rows (not done inside the kernel)
+    int scan_max;         // the kernel does not track rowmax: scan each finished tile's rows for it
 } qgemm_job;
 
 // items: tiles, column blocks outermost so a thread's consecutive tiles reuse the same weight panels
@@ -207,11 +195,37 @@ static void qgemm_task(void *ctx, int lo, int hi, int tid) {
         const int m0 = mb * MR, p0 = pb * NP;
         const int mr = M - m0 < MR ? M - m0 : MR, np = j->P - p0 < NP ? j->P - p0 : NP;
         j->fn(j->a, m0, mr, p0, np);
-        if (j->post) { // the tile's rows (mr x up to 64 floats) are still in L1: finish them here
-            const int n0 = 16 * p0, nv = j->a->N - n0 < 16 * np ? j->a->N - n0 : 16 * np;
-            for (int r = 0; r < mr; r++) j->post(j->a->y + (size_t)(m0 + r) * j->a->N + n0, (size_t)nv);
+        if (!j->post && !j->scan_max) continue;
+        // the tile's rows (mr x up to 64 floats) are still in L1: finish them here
+        const int n0 = 16 * p0, nv = j->a->N - n0 < 16 * np ? j->a->N - n0 : 16 * np;
+        for (int r = 0; r < mr; r++) {
+            float *y = j->a->y + (size_t)(m0 + r) * j->a->N + n0;
+            if (j->post) j->post(y, (size_t)nv);
+            if (!j->scan_max) continue;
+            uint32_t mx = 0;
+            for (int i = 0; i < nv; i++) mx = abs_bits(y[i]) > mx ? abs_bits(y[i]) : mx;
+            rowmax_update(j->a->rowmax + m0 + r, mx);
         }
     }
+}
+
+// the tiles over the pool (or the calling thread for a small product)
+static void qgemm_run(const qgemm_args *a, tile_fn fn, seslm_rows_post post, int scan_max) {
+    const int P = (a->N + 15) / 16, nmb = (a->M + MR - 1) / MR, npb = (P + NP - 1) / NP;
+    const int tiles = nmb * npb;
+    qgemm_job j = {a, fn, nmb, P, post, scan_max};
+    if (tiles > 1 && (long)a->M * a->N * a->K > 200000) seslm_pool_for(tiles, 1, 0, qgemm_task, &j);
+    else qgemm_task(&j, 0, tiles, 0);
+}
+
+static tile_fn qgemm_pick(const char *isa) {
+    static int have_vnni = -1; // benign race: every thread computes the same value
+    if (have_vnni < 0) have_vnni = cpu_has_vnni();
+#ifdef QGEMM_X86
+    if (have_vnni && (!isa || strcmp(isa, "avx512vnni") == 0)) return tile_vnni;
+#endif
+    (void)isa;
+    return tile_c;
 }
 
 void seslm_qgemm_fast(int32_t *acc, float *y, const int8_t *qa, int lda, const float *sa, const int8_t *qp,
@@ -222,18 +236,16 @@ void seslm_qgemm_fast(int32_t *acc, float *y, const int8_t *qa, int lda, const f
 void seslm_qgemm_fast_post(int32_t *acc, float *y, const int8_t *qa, int lda, const float *sa, const int8_t *qp,
                            const int32_t *colsum, const float *sw, const float *b, int M, int N, int K,
                            const char *isa, seslm_rows_post post) {
-    static int have_vnni = -1; // benign race: every thread computes the same value
-    if (have_vnni < 0) have_vnni = cpu_has_vnni();
-    tile_fn fn = tile_c;
-#ifdef QGEMM_X86
-    if (have_vnni && (!isa || strcmp(isa, "avx512vnni") == 0)) fn = tile_vnni;
-#endif
-    (void)isa;
-    const qgemm_args a = {acc, y, qa, lda, sa, qp, colsum, sw, b, M, N, K, (K + 3) / 4};
-    const int P = (N + 15) / 16, nmb = (M + MR - 1) / MR, npb = (P + NP - 1) / NP;
-    const int tiles = nmb * npb;
-    // column blocks outermost: a thread's consecutive tiles reuse the same weight panels from cache
-    qgemm_job j = {&a, fn, nmb, P, acc ? NULL : post};
-    if (tiles > 1 && (long)M * N * K > 200000) seslm_pool_for(tiles, 1, 0, qgemm_task, &j);
-    else qgemm_task(&j, 0, tiles, 0);
+    const qgemm_args a = {acc, y, qa, lda, sa, qp, colsum, sw, b, M, N, K, (K + 3) / 4, 0, NULL};
+    qgemm_run(&a, qgemm_pick(isa), acc ? NULL : post, 0);
+}
+
+void seslm_qgemm_fast_gelu(float *y, uint32_t *rowmax, const int8_t *qa, int lda, const float *sa, const int8_t *qp,
+                           const int32_t *colsum, const float *sw, const float *b, int M, int N, int K,
+                           const char *isa, seslm_rows_post gelu_portable) {
+    const tile_fn fn = qgemm_pick(isa);
+    const int in_kernel = fn != tile_c; // the VNNI epilogue applies GELU and tracks the maximum itself
+    if (rowmax) memset(rowmax, 0, (size_t)M * sizeof *rowmax);
+    const qgemm_args a = {NULL, y, qa, lda, sa, qp, colsum, sw, b, M, N, K, (K + 3) / 4, in_kernel, rowmax};
+    qgemm_run(&a, fn, in_kernel ? NULL : gelu_portable, !in_kernel && rowmax);
 }

@@ -12,6 +12,8 @@
 // integer part in the mantissa. Vectorises on every x86-64 level, unlike lrintf without SSE4.1.
 static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
 
+static void quantize_row_scaled_c(int8_t *o, float *scale, const float *r, int K, int ldq, float amax, int nonfinite);
+
 // One row, portable. (Explicit compares, not fmaxf: without -ffast-math fmaxf is a libm call per element.)
 static void quantize_row_c(int8_t *o, float *scale, const float *r, int K, int ldq) {
     float amax = 0.0f, probe = 0.0f; // probe: x - x is NaN for a NaN or an infinity, else 0
@@ -20,9 +22,14 @@ static void quantize_row_c(int8_t *o, float *scale, const float *r, int K, int l
         amax = a > amax ? a : amax;
         probe += r[k] - r[k];
     }
-    if (!(amax > 0.0f) || probe != 0.0f) { // zero row: zeros; poisoned row: scale NaN, never finite
+    quantize_row_scaled_c(o, scale, r, K, ldq, amax, probe != 0.0f);
+}
+
+// One row whose max |x| (amax) is known; nonfinite: the row holds a NaN or an infinity.
+static void quantize_row_scaled_c(int8_t *o, float *scale, const float *r, int K, int ldq, float amax, int nonfinite) {
+    if (!(amax > 0.0f) || nonfinite) { // zero row: zeros; poisoned row: scale NaN, never finite
         memset(o, 0, (size_t)ldq);
-        *scale = probe != 0.0f ? NAN : 0.0f;
+        *scale = nonfinite ? NAN : 0.0f;
         return;
     }
     const float inv = 127.0f / amax;
@@ -38,6 +45,10 @@ static void quantize_row_c(int8_t *o, float *scale, const float *r, int K, int l
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #define QUANT_X86 1
+__attribute__((target("avx512f,avx512bw"))) static void quantize_row_scaled_avx512(int8_t *o, float *scale,
+                                                                                    const float *r, int K, int ldq,
+                                                                                    float am, int nonfinite);
+
 // The same row on AVX-512: vcvtps2dq rounds to nearest even (the default MXCSR mode), as round_even
 // does, and the clamp comes before the narrowing, so the bytes are identical to quantize_row_c's.
 __attribute__((target("avx512f,avx512bw"))) static void quantize_row_avx512(int8_t *o, float *scale, const float *r,
@@ -56,11 +67,19 @@ __attribute__((target("avx512f,avx512bw"))) static void quantize_row_avx512(int8
         probe = _mm512_add_ps(probe, _mm512_sub_ps(x, x));
     }
     const float am = _mm512_reduce_max_ps(amax), pr = _mm512_reduce_add_ps(probe);
-    if (!(am > 0.0f) || pr != 0.0f) {
+    quantize_row_scaled_avx512(o, scale, r, K, ldq, am, pr != 0.0f);
+}
+
+// One row whose max |x| (am) is known; nonfinite: the row holds a NaN or an infinity.
+__attribute__((target("avx512f,avx512bw"))) static void quantize_row_scaled_avx512(int8_t *o, float *scale,
+                                                                                    const float *r, int K, int ldq,
+                                                                                    float am, int nonfinite) {
+    if (!(am > 0.0f) || nonfinite) {
         memset(o, 0, (size_t)ldq);
-        *scale = pr != 0.0f ? NAN : 0.0f;
+        *scale = nonfinite ? NAN : 0.0f;
         return;
     }
+    int k;
     const __m512 inv = _mm512_set1_ps(127.0f / am);
     const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
     for (k = 0; k + 16 <= K; k += 16) {
@@ -95,6 +114,29 @@ void seslm_quantize_rows(int8_t *q, float *scale, const float *x, int M, int K, 
         }
 #endif
         quantize_row_c(q + (size_t)m * ldq, scale + m, x + (size_t)m * K, K, ldq);
+    }
+}
+
+void seslm_quantize_rows_amax(int8_t *q, float *scale, const float *x, int M, int K, int ldq,
+                              const uint32_t *absmax_bits) {
+#ifdef QUANT_X86
+    static int avx512 = -1; // benign race: every thread computes the same value
+    if (avx512 < 0) {
+        __builtin_cpu_init();
+        avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    }
+#endif
+    for (int m = 0; m < M; m++) {
+        float am;
+        memcpy(&am, absmax_bits + m, 4);
+        const int nonfinite = absmax_bits[m] >= 0x7f800000u;
+#ifdef QUANT_X86
+        if (avx512) {
+            quantize_row_scaled_avx512(q + (size_t)m * ldq, scale + m, x + (size_t)m * K, K, ldq, am, nonfinite);
+            continue;
+        }
+#endif
+        quantize_row_scaled_c(q + (size_t)m * ldq, scale + m, x + (size_t)m * K, K, ldq, am, nonfinite);
     }
 }
 

@@ -45,6 +45,9 @@ struct seslm_encoder {
     int8_t *qx;  // (max_tokens, ldqx) x quantized by add_layernorm_q8 for the INT8 product that reads it next
     float *qxs;  // (max_tokens) its row scales; NULL (and qx NULL): no fused path
     int ldqx;
+    int8_t *qf;  // (max_tokens, ldqf) the GELU output quantized for the second FFN product (linear_gelu_q8out)
+    float *qfs;  // (max_tokens) its row scales; NULL (and qf NULL): no such path
+    int ldqf;
     seslm_telemetry *tel;  // NULL: telemetry off
     float *attn_stats;     // (max_batch, max heads, 2) per-sequence attention statistics
     // structural masks (seslm_encoder_set_masks): per layer NULL = all kept; else (H) / (F) factors
@@ -327,6 +330,12 @@ static seslm_status encoder_prepare_weights(seslm_encoder *e) {
     return st;
 }
 
+// both products of layer l's FFN INT8 (packed), so FF1 can hand FF2 its input quantized
+static int encoder_ffn_q8(const seslm_encoder *e, int l) {
+    const seslm_weight *f1 = &e->lin[4 * l + LIN_FF1], *f2 = &e->lin[4 * l + LIN_FF2];
+    return e->m->cfg.layers[l].ffn_dim > 0 && f1->qscale && f1->qp && f2->qscale && f2->qp;
+}
+
 seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const seslm_encoder_opts *opts) {
     *out = NULL;
     seslm_encoder_opts o = {.backend = "cpu", .n_threads = 0, .max_batch = 32};
@@ -410,6 +419,15 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
             e->qxs = malloc((T + 1) * sizeof(float));
             if (!e->qx || !e->qxs) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
         }
+        int ffn_q8 = 0; // both FFN products INT8: the first one's GELU output quantized where it is made
+        for (int l = 0; l < c->n_layers; l++)
+            ffn_q8 |= encoder_ffn_q8(e, l);
+        if (st == SESLM_OK && ffn_q8 && be->linear_gelu_q8out) {
+            e->ldqf = (Fmax + 3) & ~3;
+            e->qf = malloc(T * (size_t)e->ldqf + 64);
+            e->qfs = malloc((T + 1) * sizeof(float));
+            if (!e->qf || !e->qfs) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        }
     }
     if (st == SESLM_OK && be->dev_alloc) {
         if (!(e->dev = calloc(1, sizeof *e->dev))) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
@@ -461,6 +479,8 @@ void seslm_encoder_free(seslm_encoder *e) {
     free(e->tmp);
     free(e->qx);
     free(e->qxs);
+    free(e->qf);
+    free(e->qfs);
     free(e->qkv);
     free(e->ctx);
     free(e->ffn);
@@ -550,11 +570,16 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B, int q8in) {
         else rows_set_bias(tmp, w->ao_b, ntok, C);
     }
     const int q8ffn = !dv && F > 0 && encoder_q8_next(e, &lin[LIN_FF1]);
+    // the GELU output quantized by FF1's tiles for FF2 (neuron masks rewrite it after GELU: not then)
+    const int q8h = q8ffn && e->qf && !nmask && encoder_ffn_q8(e, l);
     encoder_ln(e, x, tmp, w->ln1_g, w->ln1_b, ntok, C, eps, q8ffn);
     if (F > 0) {
         if (T) be->col_stats(x, ntok, C, T->in_sq_ffn_in, NULL, NULL);
         if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_FFN_IN, x, ntok, C);
-        if (q8ffn) {
+        if (q8ffn && q8h) { // GELU output quantized for FF2 as the tiles make it
+            be->linear_gelu_q8out(ffn, e->qf, e->qfs, e->ldqf, e->qx, e->qxs, e->ldqx, &lin[LIN_FF1], w->ff1_b,
+                                  ntok); // (Ntok, F)
+        } else if (q8ffn) {
             be->linear_q8in(ffn, e->qx, e->qxs, e->ldqx, &lin[LIN_FF1], w->ff1_b, ntok, 1); // (Ntok, F)
         } else if (be->linear_gelu) { // bias and GELU in one pass over the activations
             be->linear_gelu(ffn, x, &lin[LIN_FF1], w->ff1_b, ntok);
@@ -571,7 +596,8 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B, int q8in) {
             T->ffn_tokens += (uint64_t)ntok;
         }
         if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_FFN_H, ffn, ntok, F);
-        be->linear(tmp, ffn, &lin[LIN_FF2], w->ff2_b, ntok); // (Ntok, C)
+        if (q8h) be->linear_q8in(tmp, e->qf, e->qfs, e->ldqf, &lin[LIN_FF2], w->ff2_b, ntok, 0); // (Ntok, C)
+        else be->linear(tmp, ffn, &lin[LIN_FF2], w->ff2_b, ntok); // (Ntok, C)
     } else {
         if (be->fill_rows) be->fill_rows(tmp, w->ff2_b, ntok, C);
         else rows_set_bias(tmp, w->ff2_b, ntok, C);

@@ -203,13 +203,69 @@ static void check_fused_q8(int M, int N, int C) {
         fast->linear_q8in(y1, q, s, ldq, &W, b, M, gelu);
         CHECK_MSG(memcmp(y0, y1, (size_t)M * N * sizeof *y0) == 0, "linear_q8in M=%d N=%d C=%d gelu=%d: differs", M, N, C,
                   gelu);
+        if (!gelu) continue;
+        // GELU inside the tiles' registers = the product, then the element-wise GELU pass, bit for bit
+        fast->linear(y1, x0, &W, b, M);
+        fast->gelu(y1, (size_t)M * N);
+        CHECK_MSG(memcmp(y0, y1, (size_t)M * N * sizeof *y0) == 0, "linear_gelu M=%d N=%d C=%d: differs from linear + gelu",
+                  M, N, C);
     }
+    // GELU output quantized by the tiles for the next product: y, bytes and scales as the unfused pair; then
+    // a NaN bias column poisons every row (scales NaN, bytes 0 in both)
+    const int ldn = (N + 3) & ~3;
+    int8_t *qy0 = malloc((size_t)M * ldn), *qy1 = malloc((size_t)M * ldn);
+    float *sy0 = malloc((size_t)M * sizeof *sy0), *sy1 = malloc((size_t)M * sizeof *sy1);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) b[N / 2] = NAN;
+        fast->linear_q8in(y0, q, s, ldq, &W, b, M, 1);
+        seslm_quantize_rows(qy0, sy0, y0, M, N, ldn);
+        for (size_t i = 0; i < (size_t)M * N; i++) y1[i] = NAN;
+        memset(qy1, 0x55, (size_t)M * ldn);
+        for (int m = 0; m < M; m++) sy1[m] = -1.0f;
+        fast->linear_gelu_q8out(y1, qy1, sy1, ldn, q, s, ldq, &W, b, M);
+        CHECK_MSG(memcmp(y0, y1, (size_t)M * N * sizeof *y0) == 0, "linear_gelu_q8out M=%d N=%d pass %d: y differs", M, N,
+                  pass);
+        CHECK_MSG(memcmp(qy0, qy1, (size_t)M * ldn) == 0 && memcmp(sy0, sy1, (size_t)M * sizeof *sy0) == 0,
+                  "linear_gelu_q8out M=%d N=%d pass %d: quantized rows differ from seslm_quantize_rows", M, N, pass);
+        if (pass) CHECK_MSG(isnan(sy1[0]) && isnan(sy1[M - 1]), "a NaN row must get a NaN scale");
+    }
+    free(qy0), free(qy1), free(sy0), free(sy1);
     free(x0), free(x1), free(r), free(g), free(bt), free(w), free(b), free(sw), free(qw), free(q), free(s), free(q0);
     free(s0), free(y0), free(y1), free(W.qp), free(W.qsum);
 }
 
+/* seslm_qgemm_fast_gelu on one kernel: y as the post-function path with the backend's GELU, and rowmax the
+ * bits of each row's max |y|, found by scanning. */
+static void check_qgemm_gelu(int M, int N, int K, const char *isa) {
+    const seslm_backend *fast = seslm_backend_cpu_fast();
+    const int lda = (K + 3) & ~3;
+    int8_t *qa = rand_i8((size_t)M * lda, -127, 127), *qw = rand_i8((size_t)N * K, -127, 127);
+    float *sa = malloc((size_t)M * sizeof *sa), *sw = malloc((size_t)N * sizeof *sw), *b = malloc((size_t)N * sizeof *b);
+    for (int m = 0; m < M; m++) sa[m] = 1e-4f * (1 + (float)(urand() % 100));
+    for (int n = 0; n < N; n++) sw[n] = 1e-3f * (1 + (float)(urand() % 100)), b[n] = frand();
+    int32_t *cs = NULL;
+    int8_t *qp = seslm_qweight_pack(qw, N, K, &cs);
+    float *y0 = malloc((size_t)M * N * sizeof *y0), *y1 = malloc((size_t)M * N * sizeof *y1);
+    uint32_t *mx = malloc((size_t)M * sizeof *mx);
+    for (size_t i = 0; i < (size_t)M * N; i++) y1[i] = NAN;
+    for (int m = 0; m < M; m++) mx[m] = 0xdeadbeefu; // poison: the call must reset it
+    seslm_qgemm_fast_post(NULL, y0, qa, lda, sa, qp, cs, sw, b, M, N, K, isa, fast->gelu);
+    seslm_qgemm_fast_gelu(y1, mx, qa, lda, sa, qp, cs, sw, b, M, N, K, isa, fast->gelu);
+    CHECK_MSG(memcmp(y0, y1, (size_t)M * N * sizeof *y0) == 0, "qgemm_fast_gelu %s M=%d N=%d K=%d: y differs", isa, M, N, K);
+    int bad = 0;
+    for (int m = 0; m < M; m++) {
+        float want = 0;
+        for (int n = 0; n < N; n++) want = fabsf(y0[(size_t)m * N + n]) > want ? fabsf(y0[(size_t)m * N + n]) : want;
+        float got;
+        memcpy(&got, mx + m, 4);
+        bad += got != want;
+    }
+    CHECK_MSG(bad == 0, "qgemm_fast_gelu %s M=%d N=%d K=%d: %d row maxima wrong", isa, M, N, K, bad);
+    free(qa), free(qw), free(sa), free(sw), free(b), free(cs), free(qp), free(y0), free(y1), free(mx);
+}
+
 int main(void) {
-    const int Ms[] = {1, 3, 4, 5, 12, 33}, Ns[] = {1, 15, 16, 17, 64, 65, 384}, Ks[] = {1, 3, 4, 5, 32, 384, 1536};
+    const int Ms[] = {1, 3, 4, 5, 12, 33}, Ns[] = {1, 15, 16, 17, 40, 64, 65, 100, 384}, Ks[] = {1, 3, 4, 5, 32, 384, 1536};
     seslm_backend_cpu_fast()->set_threads(2); // the pooled paths (tiles, quantized rows) on two threads
     const char *isas[2] = {"c", "avx512vnni"};
     int nisa = strcmp(seslm_qgemm_isa(), "avx512vnni") == 0 ? 2 : 1;
@@ -224,6 +280,9 @@ int main(void) {
         check_exact(64, 1152, 384, isas[i], -127, 127); // the model's fused QKV shape
         check_dequant(13, 1536, 384, isas[i]);
         check_dequant(2, 17, 5, isas[i]);
+        check_qgemm_gelu(1, 17, 8, isas[i]);
+        check_qgemm_gelu(37, 1229, 384, isas[i]); // pooled tiles, a pruned FFN width (1-panel edge block)
+        check_qgemm_gelu(13, 100, 64, isas[i]);   // a 3-panel edge block
     }
     check_quantizers();
     check_quantizer_paths(5, 384);
