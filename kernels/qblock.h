@@ -34,6 +34,7 @@
 #define qb_isa seslm_qb_isa
 #define qb_force_isa seslm_qb_force_isa
 #define qb_matmul seslm_qb_matmul
+#define qb_matmul_n seslm_qb_matmul_n
 
 #include <stddef.h>
 #include <stdint.h>
@@ -97,8 +98,15 @@ const char *qb_isa(void);
 int qb_force_isa(const char *name);
 
 /* y (M, N) = x (M, K) . W^T, W (N, K) of `type` with row stride qb_row_bytes(type, K). The activations
- * are quantized once per call; rows of W are split over OpenMP threads, and each weight row meets all M
- * tokens while it is in cache. `ref` selects the reference dot. Returns 0, or -1 when out of memory. */
+ * are quantized once per call; chunks of 16 rows of W are spread over the CPU backends' thread pool
+ * (pool.h), and each weight row meets all M tokens while it is in cache. `ref` selects the reference dot.
+ * Returns 0, or -1 when out of memory. */
 int qb_matmul(float *y, const float *x, const void *W, int type, int M, int N, int K, int ref);
+
+/* n products of the same x (M, K): ys[i] (M, Ns[i]) = x . Ws[i]^T (Q, K and V; gate and up). When every
+ * type shares its activation format, x is quantized once and the row chunks of all n matrices are one
+ * parallel job (one wake-up of the pool instead of n); otherwise it is n calls of qb_matmul. */
+int qb_matmul_n(int n, float *const *ys, const float *x, const void *const *Ws, const int *types, const int *Ns, int M,
+                int K, int ref);
 
 #endif

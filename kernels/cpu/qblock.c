@@ -1,6 +1,7 @@
 /* qblock.c — block-quantized rows (qblock.h): conversion, activation quantization, dot products
  * (plain-C reference, AVX2 and AVX-512BW versions) and the matrix product over weight rows. */
 #include "qblock.h"
+#include "pool.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -546,31 +547,75 @@ static int qb_dot4(int type, const void *w, const uint8_t *x, size_t xs, int k, 
 // ---------------------------------------------------------------------------------------------
 // matrix product
 
-int qb_matmul(float *y, const float *x, const void *W, int type, int M, int N, int K, int ref) {
-    int vt = qb_vec_dot_type(type);
-    size_t xrow = qb_row_bytes(vt, K), wrow = qb_row_bytes(type, K);
-    if (!xrow || !wrow) return -1;
+enum { QB_CHUNK = 16, QB_MAXMATS = 4 }; // rows per work item: whole cache lines of y per thread
+
+typedef struct {
+    int n;                       // matrices
+    float *const *ys;            // (M, Ns[i]) each
+    const void *const *Ws;       // (Ns[i], K) each
+    const int *types, *Ns;
+    int first[QB_MAXMATS + 1];   // work items: chunks of matrix i are [first[i], first[i + 1])
+    const uint8_t *xq;           // x quantized, M rows of xrow bytes
+    size_t xrow;
+    int M, K, ref;
+} qb_mm_job;
+
+// rows [n0, n1) of matrix i
+static void qb_mm_rows(const qb_mm_job *j, int i, int n0, int n1) {
+    const int type = j->types[i], N = j->Ns[i], M = j->M, K = j->K;
+    const size_t wrow = qb_row_bytes(type, K);
+    const uint8_t *w = j->Ws[i];
+    float *y = j->ys[i];
+    for (int n = n0; n < n1; n++) {
+        const uint8_t *wr = w + (size_t)n * wrow;
+        int m = 0;
+        float o4[4];
+        if (!j->ref)
+            for (; m + 4 <= M && qb_dot4(type, wr, j->xq + (size_t)m * j->xrow, j->xrow, K, o4); m += 4)
+                for (int t = 0; t < 4; t++) y[(size_t)(m + t) * N + n] = o4[t];
+        for (; m < M; m++) {
+            const void *xr = j->xq + (size_t)m * j->xrow;
+            y[(size_t)m * N + n] = j->ref ? qb_dot_ref(type, wr, xr, K) : qb_dot(type, wr, xr, K);
+        }
+    }
+}
+
+// items: chunks of QB_CHUNK rows, numbered through the matrices in order
+static void qb_mm_task(void *ctx, int lo, int hi, int tid) {
+    (void)tid;
+    const qb_mm_job *j = ctx;
+    for (int t = lo; t < hi; t++) {
+        int i = 0;
+        while (t >= j->first[i + 1]) i++;
+        const int n0 = (t - j->first[i]) * QB_CHUNK, n1 = n0 + QB_CHUNK < j->Ns[i] ? n0 + QB_CHUNK : j->Ns[i];
+        qb_mm_rows(j, i, n0, n1);
+    }
+}
+
+int qb_matmul_n(int n, float *const *ys, const float *x, const void *const *Ws, const int *types, const int *Ns, int M,
+                int K, int ref) {
+    if (n < 1) return 0;
+    int same = n <= QB_MAXMATS;
+    for (int i = 1; i < n && same; i++) same = qb_vec_dot_type(types[i]) == qb_vec_dot_type(types[0]);
+    if (!same) {
+        for (int i = 0; i < n; i++)
+            if (qb_matmul_n(1, ys + i, x, Ws + i, types + i, Ns + i, M, K, ref) != 0) return -1;
+        return 0;
+    }
+    const int vt = qb_vec_dot_type(types[0]);
+    const size_t xrow = qb_row_bytes(vt, K);
+    for (int i = 0; i < n; i++)
+        if (!xrow || !qb_row_bytes(types[i], K)) return -1;
     uint8_t *xq = malloc(xrow * (size_t)M);
     if (!xq) return -1;
     for (int m = 0; m < M; m++) qb_quantize_row(vt, x + (size_t)m * K, xq + (size_t)m * xrow, K);
-    const uint8_t *w = W;
-    // chunks of 16 rows: whole cache lines of y per thread, and enough chunks to balance 2..16 threads
-#pragma omp parallel for schedule(static)
-    for (int n0 = 0; n0 < N; n0 += 16) {
-        int n1 = n0 + 16 < N ? n0 + 16 : N;
-        for (int n = n0; n < n1; n++) {
-            const uint8_t *wr = w + (size_t)n * wrow;
-            int m = 0;
-            float o4[4];
-            if (!ref)
-                for (; m + 4 <= M && qb_dot4(type, wr, xq + (size_t)m * xrow, xrow, K, o4); m += 4)
-                    for (int t = 0; t < 4; t++) y[(size_t)(m + t) * N + n] = o4[t];
-            for (; m < M; m++) {
-                const void *xr = xq + (size_t)m * xrow;
-                y[(size_t)m * N + n] = ref ? qb_dot_ref(type, wr, xr, K) : qb_dot(type, wr, xr, K);
-            }
-        }
-    }
+    qb_mm_job j = {n, ys, Ws, types, Ns, {0}, xq, xrow, M, K, ref};
+    for (int i = 0; i < n; i++) j.first[i + 1] = j.first[i] + (Ns[i] + QB_CHUNK - 1) / QB_CHUNK;
+    seslm_pool_for(j.first[n], 1, 0, qb_mm_task, &j);
     free(xq);
     return 0;
+}
+
+int qb_matmul(float *y, const float *x, const void *W, int type, int M, int N, int K, int ref) {
+    return qb_matmul_n(1, &y, x, &W, &type, &N, M, K, ref);
 }

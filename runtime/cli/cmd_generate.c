@@ -8,9 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define MAX_STOP 16
 
@@ -115,9 +112,7 @@ static int parse_args(gen_args *a, const char *cmd, const char *help, int is_cha
         cli_error(cmd, "give exactly one of --prompt TEXT or --input FILE");
         return 2;
     }
-#ifdef _OPENMP
-    if (a->threads > 0) omp_set_num_threads(a->threads);
-#endif
+    seslm_llm_set_threads(a->threads); // 0: all cores
     return -1;
 }
 

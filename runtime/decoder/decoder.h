@@ -45,6 +45,10 @@ const char *seslm_llm_default_system(const seslm_llm *m);
 size_t seslm_llm_weight_bytes(const seslm_llm *m);
 
 /* A sequence of at most n_ctx tokens. ref = 1 runs the plain-C reference kernels. */
+/* Threads of the CPU kernels' pool that the decoder's products and attention run on (process-wide, shared
+ * with the encoder's CPU backend; 0 = every CPU this process may use). Returns the count in effect. */
+int seslm_llm_set_threads(int n);
+
 seslm_status seslm_llm_ctx_new(seslm_llm_ctx **out, const seslm_llm *m, int n_ctx, int ref);
 void seslm_llm_ctx_free(seslm_llm_ctx *c);
 void seslm_llm_ctx_reset(seslm_llm_ctx *c);

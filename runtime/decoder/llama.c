@@ -2,6 +2,7 @@
 #include "decoder.h"
 
 #include "gguf.h"
+#include "pool.h"
 #include "qblock.h"
 
 #include <math.h>
@@ -241,6 +242,8 @@ seslm_status seslm_llm_ctx_new(seslm_llm_ctx **out, const seslm_llm *m, int n_ct
     return SESLM_OK;
 }
 
+int seslm_llm_set_threads(int n) { return seslm_pool_set_threads(n); }
+
 void seslm_llm_ctx_reset(seslm_llm_ctx *c) { c->pos = 0; }
 int seslm_llm_ctx_pos(const seslm_llm_ctx *c) { return c->pos; }
 int seslm_llm_ctx_n_ctx(const seslm_llm_ctx *c) { return c->n_ctx; }
@@ -297,6 +300,50 @@ static seslm_status matmul(seslm_llm_ctx *c, float *y, const float *x, const llm
     return SESLM_OK;
 }
 
+// n products of the same input as one parallel job (Q, K, V; gate, up): at batch 1 a token's time is mostly
+// the pool's wake-ups and barriers between small products, so fewer, larger jobs are what scales to 2 threads
+static seslm_status matmul_n(seslm_llm_ctx *c, int n, float *const *ys, const float *x, const llm_mat *const *w, int M) {
+    const void *W[4];
+    int types[4], Ns[4];
+    for (int i = 0; i < n; i++) W[i] = w[i]->data, types[i] = w[i]->type, Ns[i] = w[i]->N;
+    if (qb_matmul_n(n, ys, x, W, types, Ns, M, w[0]->K, c->ref) != 0)
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory in a matrix product");
+    return SESLM_OK;
+}
+
+typedef struct {
+    const seslm_llm_ctx *c;
+    const uint16_t *kc, *vc; // this layer's cache, (n_ctx, KV) F16
+    int H, G, D, C, KV, pos0;
+    float kq_scale;
+} attn_job;
+
+// items: (token, head) pairs; token i sees positions 0..pos0+i
+static void attn_task(void *ctx, int lo, int hi, int tid) {
+    (void)tid;
+    const attn_job *j = ctx;
+    const seslm_llm_ctx *c = j->c;
+    const int H = j->H, D = j->D, KV = j->KV;
+    for (int ih = lo; ih < hi; ih++) {
+        int i = ih / H, h = ih % H, g = h / j->G, T = j->pos0 + i + 1;
+        const float *q = c->q + (size_t)i * j->C + h * D;
+        float *s = c->att + (size_t)ih * c->n_ctx, mx = -INFINITY;
+        for (int t = 0; t < T; t++) {
+            s[t] = qb_dot_f16(j->kc + (size_t)t * KV + g * D, q, D, c->ref) * j->kq_scale;
+            mx = fmaxf(mx, s[t]);
+        }
+        double sum = 0.0; // (ggml sums the exponentials in double)
+        for (int t = 0; t < T; t++) {
+            s[t] = expf(s[t] - mx);
+            sum += s[t];
+        }
+        float inv = (float)(1.0 / sum), *o = c->a + (size_t)i * j->C + h * D;
+        for (int d = 0; d < D; d++) o[d] = 0.0f;
+        for (int t = 0; t < T; t++)
+            qb_axpy_f16(o, s[t] * inv, j->vc + (size_t)t * KV + g * D, D, c->ref);
+    }
+}
+
 seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float *logits) {
     const seslm_llm *m = c->m;
     const seslm_llm_config *cf = &m->cfg;
@@ -316,9 +363,9 @@ seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float
     for (int l = 0; l < cf->n_layer && !st; l++) {
         const llm_layer *L = &m->layers[l];
         for (int i = 0; i < M; i++) rmsnorm(c->h + (size_t)i * C, c->x + (size_t)i * C, L->attn_norm, C, eps);
-        if ((st = matmul(c, c->q, c->h, &L->wq, M)) || (st = matmul(c, c->k, c->h, &L->wk, M)) ||
-            (st = matmul(c, c->v, c->h, &L->wv, M)))
-            break;
+        float *const qkv[3] = {c->q, c->k, c->v};
+        const llm_mat *const wqkv[3] = {&L->wq, &L->wk, &L->wv};
+        if ((st = matmul_n(c, 3, qkv, c->h, wqkv, M))) break;
         uint16_t *kc = c->kc + (size_t)l * n_ctx * KV, *vc = c->vc + (size_t)l * n_ctx * KV;
         for (int i = 0; i < M; i++) {
             for (int h = 0; h < H; h++) rope(c->q + (size_t)i * C + h * D, D, pos0 + i, cf->rope_base);
@@ -326,30 +373,15 @@ seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float
             qb_f32_to_f16_row(kc + (size_t)(pos0 + i) * KV, c->k + (size_t)i * KV, KV);
             qb_f32_to_f16_row(vc + (size_t)(pos0 + i) * KV, c->v + (size_t)i * KV, KV);
         }
-        // attention: token i sees positions 0..pos0+i; one (token, head) pair per work item
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int ih = 0; ih < M * H; ih++) {
-            int i = ih / H, h = ih % H, g = h / G, T = pos0 + i + 1;
-            const float *q = c->q + (size_t)i * C + h * D;
-            float *s = c->att + (size_t)ih * n_ctx, mx = -INFINITY;
-            for (int t = 0; t < T; t++) {
-                s[t] = qb_dot_f16(kc + (size_t)t * KV + g * D, q, D, c->ref) * kq_scale;
-                mx = fmaxf(mx, s[t]);
-            }
-            double sum = 0.0; // (ggml sums the exponentials in double)
-            for (int t = 0; t < T; t++) {
-                s[t] = expf(s[t] - mx);
-                sum += s[t];
-            }
-            float inv = (float)(1.0 / sum), *o = c->a + (size_t)i * C + h * D;
-            for (int j = 0; j < D; j++) o[j] = 0.0f;
-            for (int t = 0; t < T; t++)
-                qb_axpy_f16(o, s[t] * inv, vc + (size_t)t * KV + g * D, D, c->ref);
-        }
+        // attention: one (token, head) pair per work item
+        attn_job aj = {c, kc, vc, H, G, D, C, KV, pos0, kq_scale};
+        seslm_pool_for(M * H, 1, 0, attn_task, &aj);
         if ((st = matmul(c, c->h, c->a, &L->wo, M))) break;
         for (size_t j = 0; j < (size_t)M * C; j++) c->x[j] += c->h[j];
         for (int i = 0; i < M; i++) rmsnorm(c->h + (size_t)i * C, c->x + (size_t)i * C, L->ffn_norm, C, eps);
-        if ((st = matmul(c, c->g, c->h, &L->wg, M)) || (st = matmul(c, c->u, c->h, &L->wu, M))) break;
+        float *const gu[2] = {c->g, c->u};
+        const llm_mat *const wgu[2] = {&L->wg, &L->wu};
+        if ((st = matmul_n(c, 2, gu, c->h, wgu, M))) break;
         for (size_t j = 0; j < (size_t)M * F; j++) {
             float g = c->g[j];
             c->g[j] = g / (1.0f + expf(-g)) * c->u[j];
