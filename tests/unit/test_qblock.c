@@ -7,6 +7,7 @@
  *     every type, with a tolerance relative to sum |w x|; NaN never passes;
  *   - the threaded matrix product against the reference one, on a NaN-poisoned output (an unwritten
  *     element fails) with N not a multiple of the 16-row chunks and M not a multiple of 4 tokens. */
+#include "pool.h"
 #include "qblock.h"
 #include "test.h"
 
@@ -118,6 +119,35 @@ static void test_dots(const char *isa) {
             }
 }
 
+/* qb_matmul_n (one parallel job over several matrices' row chunks) = one qb_matmul per matrix, bit for bit:
+ * Q4_1 / Q4_1 / Q4_1 share the activation format (x quantized once), Q4_0 + F16 do not (separate calls);
+ * on the pool's threads, row counts that leave partial chunks. */
+static void test_matmul_n(void) {
+    enum { M = 5, K = 64 };
+    const int Ns[3] = {40, 17, 33};
+    const int sets[2][3] = {{QB_Q4_1, QB_Q4_1, QB_Q4_1}, {QB_Q4_0, QB_F16, QB_Q8_0}};
+    static uint8_t W[3][40 * K * 4];
+    float x[M * K], y[3][M * 40], y1[3][M * 40];
+    for (int j = 0; j < M * K; j++) x[j] = frand();
+    seslm_pool_set_threads(2);
+    for (int set = 0; set < 2; set++) {
+        const void *Ws[3];
+        float *ys[3];
+        for (int i = 0; i < 3; i++) {
+            const size_t rb = qb_row_bytes(sets[set][i], K);
+            for (int n = 0; n < Ns[i]; n++) random_row(sets[set][i], W[i] + n * rb, K);
+            Ws[i] = W[i], ys[i] = y[i];
+            for (int j = 0; j < M * 40; j++) y[i][j] = NAN;
+            CHECK(qb_matmul(y1[i], x, W[i], sets[set][i], M, Ns[i], K, 0) == 0);
+        }
+        CHECK(qb_matmul_n(3, ys, x, Ws, sets[set], Ns, M, K, 0) == 0);
+        for (int i = 0; i < 3; i++)
+            CHECK_MSG(memcmp(y[i], y1[i], (size_t)M * Ns[i] * sizeof(float)) == 0, "qb_matmul_n set %d matrix %d differs",
+                      set, i);
+    }
+    seslm_pool_set_threads(1);
+}
+
 static void test_matmul(void) {
     enum { M = 7, N = 37, K = 96 }; // M = 7: the 4-token kernels and the remainder
     const int types[] = {QB_Q4_0, QB_Q4_1, QB_Q8_0, QB_F16, QB_F32};
@@ -139,6 +169,7 @@ static void test_matmul(void) {
         qb_quantize_row(qb_vec_dot_type(type), x + K, xq, K);
         CHECK(yr[N + 5] == qb_dot_ref(type, W + 5 * rb, xq, K));
     }
+    test_matmul_n();
     CHECK(qb_row_bytes(QB_Q4_1, 33) == 0); // blocks need rows of 32k
     CHECK(qb_row_bytes(QB_Q4_1, 64) == 40);
     CHECK(qb_row_bytes(77, 64) == 0);
