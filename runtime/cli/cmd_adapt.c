@@ -3,6 +3,8 @@
 #include "adapt.h"
 #include "cli.h"
 #include "intent.h"
+#include "parent.h"
+#include "recompile.h"
 #include "validate_stats.h"
 
 #include <cjson/cJSON.h>
@@ -32,6 +34,13 @@ static const char *HELP =
     "  - latency: the merged model must have the base's exact architecture (so the same cost); the\n"
     "    measured ratio is reported\n"
     "\n"
+    "An INT8 student (seslm recompile / evolve) is adapted through its F32 master (DIR/master/, or the INT8\n"
+    "weights widened to F32 when it has none): the merged projections are re-quantized per output channel as\n"
+    "recompile quantizes, every other tensor (compressed embeddings included) is the base's byte for byte, and\n"
+    "OUT/model/master/ is the merged master, so OUT/model/ runs at the base's speed and evolves further.\n"
+    "\n"
+    "  --config FILE         a YAML file of these options (configs/adapt.yaml: the nightly job); flags\n"
+    "                        given on the command line override it\n"
     "  --feedback FILE       labelled examples: TSV with a header naming \"text\" and \"label\" columns, or\n"
     "                        JSON lines {\"text\": ..., \"intent\": ...} (the body of POST /v1/feedback)\n"
     "  --holdout F           share of each intent held out for the gate (default 0.25)\n"
@@ -383,7 +392,8 @@ int cmd_adapt(int argc, char **argv) {
     snprintf(p_path, sizeof p_path, "%s/wiki_passages.txt", data_dir);
     cli_texts sa = {0}, sb = {0}, qs = {0}, ps = {0}, gen = {0};
     double *gold = NULL;
-    int rc = 2;
+    int rc = 2, hidden = 0;
+    const char *base_format = "f32";
     if (!is_hold || !read_stsb(stsb_path, &sa, &sb, &gold) || !read_lines(q_path, &qs) || !read_lines(p_path, &ps)) goto done;
     if (general && !read_lines(general, &gen)) goto done;
     o.general = (const char *const *)gen.texts, o.n_general = gen.n;
@@ -398,11 +408,25 @@ int cmd_adapt(int argc, char **argv) {
         cli_error(CMD, "cannot create %s: %s", out, strerror(errno));
         goto done;
     }
-    seslm_model *m = NULL;
-    if (seslm_model_load(&m, model) != SESLM_OK) {
+    // the weights the adapters are trained on: the base itself when it is F32, else its F32 master (or the
+    // base widened to F32); the merged model is then written back in the base's own format (INT8)
+    seslm_parent par;
+    if (seslm_parent_load(&par, model) != SESLM_OK) {
         cli_error(CMD, "%s", seslm_last_error());
         goto done;
     }
+    const seslm_model *m = par.m;
+    hidden = seslm_model_get_config(m)->hidden;
+    seslm_model *served = NULL;
+    if (par.kind != SESLM_PARENT_F32 && seslm_model_load(&served, model) != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
+        seslm_parent_free(&par);
+        goto done;
+    }
+    base_format = par.kind == SESLM_PARENT_F32 ? "f32" : seslm_model_is_quantized(served) ? "int8" : "f32 (master kept)";
+    if (!quiet && par.kind != SESLM_PARENT_F32)
+        fprintf(stderr, "adapt: %s is quantized: training on its %s (%s), the merged model re-quantized as the base is\n",
+                model, seslm_parent_kind_name(par.kind), par.weights_dir);
     // train on the training part only
     const char **tt = malloc((size_t)ntr * sizeof(char *)), **tl = malloc((size_t)ntr * sizeof(char *));
     for (int i = 0, k = 0; tt && tl && i < fb.n; i++)
@@ -415,18 +439,22 @@ int cmd_adapt(int argc, char **argv) {
     char merged[4200], path[4200];
     snprintf(merged, sizeof merged, "%s/model", out);
     if (st == SESLM_OK) {
-        char lin[2048];
+        char lin[2400];
         snprintf(lin, sizeof lin,
                  "{\"method\":\"lora-setfit\",\"objective\":\"%s\",\"general\":\"%s\",\"general_weight\":%g,\"rank\":%d,\"alpha\":%g,\"steps\":%d,\"pairs\":%d,\"lr\":%g,\"seed\":%llu,"
-                 "\"feedback\":\"%s\",\"examples_train\":%d,\"examples_holdout\":%d,\"loss_first\":%.6f,\"loss_last\":%.6f}",
+                 "\"feedback\":\"%s\",\"examples_train\":%d,\"examples_holdout\":%d,\"loss_first\":%.6f,\"loss_last\":%.6f,"
+                 "\"base_format\":\"%s\",\"trained_on\":\"%s\"}",
                  o.objective == ADAPT_INBATCH ? "inbatch" : "pairs", general ? general : "", (double)o.w_general, o.rank, (double)o.alpha, rep.steps_done, o.pairs, (double)o.lr, o.seed, feedback, ntr, nho, rep.loss_first,
-                 rep.loss_last);
+                 rep.loss_last, base_format, seslm_parent_kind_name(par.kind));
         snprintf(path, sizeof path, "%s/adapter.safetensors", out);
-        st = lora_save(&lo, path, seslm_model_weights_sha256(m));
-        if (st == SESLM_OK) st = adapt_write_merged(m, &lo, merged, lin);
+        st = lora_save(&lo, path, par.served_sha256);
+        if (st == SESLM_OK)
+            st = served ? adapt_write_served(served, m, par.kind == SESLM_PARENT_MASTER, &lo, merged, lin)
+                        : adapt_write_merged(m, &lo, merged, lin);
         lora_free(&lo);
     }
-    seslm_model_free(m);
+    seslm_model_free(served);
+    seslm_parent_free(&par);
     if (st != SESLM_OK) {
         cli_error(CMD, "%s", seslm_last_error());
         goto done;
@@ -439,7 +467,7 @@ int cmd_adapt(int argc, char **argv) {
         free(mb.q), free(mb.p), free(ma.q), free(ma.p);
         goto done;
     }
-    const int C = 384;
+    const int C = hidden;
     double agree = retrieval_agreement(&mb, &ma, qs.n, ps.n, C);
     const double gain = 100 * (ma.acc - mb.acc), drop = 100 * (mb.stsb - ma.stsb);
     const int pass_acc = gain >= min_gain, pass_stsb = drop <= max_stsb_drop, pass_ret = agree >= min_retrieval;
@@ -448,6 +476,7 @@ int cmd_adapt(int argc, char **argv) {
     cJSON_AddBoolToObject(v, "accepted", accepted);
     cJSON_AddStringToObject(v, "base", model);
     cJSON_AddStringToObject(v, "adapted", merged);
+    cJSON_AddStringToObject(v, "format", base_format); // the base's, which the merged model keeps
     cJSON *tr = cJSON_AddObjectToObject(v, "training");
     cJSON_AddNumberToObject(tr, "examples", ntr);
     cJSON_AddNumberToObject(tr, "steps", rep.steps_done);
