@@ -1,6 +1,7 @@
 /* cmd_adapt.c — `seslm adapt`: LoRA adapters trained on labelled feedback (SetFit-style pairs), merged
  * into a new model directory, and the eval gate that says whether it may go live (issue 18 §2, §3). */
 #include "adapt.h"
+#include "adapt_config.h"
 #include "cli.h"
 #include "intent.h"
 #include "parent.h"
@@ -18,6 +19,7 @@
 
 static const char *HELP =
     "usage: seslm adapt --model DIR --feedback FILE --out DIR [options]\n"
+    "       seslm adapt --config configs/adapt.yaml [options]   (the nightly job)\n"
     "\n"
     "Adapts the encoder to the intents of labelled feedback with LoRA (rank-r adapters on every layer's\n"
     "Q/K/V, attention-output and FFN projections), trained on pairs of examples in the manner of SetFit:\n"
@@ -41,7 +43,8 @@ static const char *HELP =
     "\n"
     "  --config FILE         a YAML file of these options (configs/adapt.yaml: the nightly job); flags\n"
     "                        given on the command line override it\n"
-    "  --feedback FILE       labelled examples: TSV with a header naming \"text\" and \"label\" columns, or\n"
+    "  --feedback FILE       labelled examples: TSV with a header naming \"text\" and \"label\" columns (or\n"
+    "                        no header: text TAB label per line, as seslm validate reads it), or\n"
     "                        JSON lines {\"text\": ..., \"intent\": ...} (the body of POST /v1/feedback)\n"
     "  --holdout F           share of each intent held out for the gate (default 0.25)\n"
     "  --rank R              LoRA rank (default 8)          --alpha A   scale alpha/rank (default 16)\n"
@@ -133,9 +136,18 @@ static int read_feedback(const char *path, labelled *out) {
             *s = 0;
         }
         if (tcol < 0) {
+            int named = 0;
             for (int i = 0; i < nf; i++) {
-                if (!strcmp(fields[i], "text")) tcol = i;
-                if (!strcmp(fields[i], "label") || !strcmp(fields[i], "intent")) lcol = i;
+                if (!strcmp(fields[i], "text")) tcol = i, named = 1;
+                if (!strcmp(fields[i], "label") || !strcmp(fields[i], "intent")) lcol = i, named = 1;
+            }
+            if (!named && nf == 2) { // no header: text TAB label per line, as seslm validate's --feedback
+                tcol = 0, lcol = 1;
+                if (!labelled_add(out, fields[0], strlen(fields[0]), fields[1], strlen(fields[1]))) {
+                    cli_error(CMD, "out of memory");
+                    ok = 0;
+                }
+                continue;
             }
             if (tcol < 0 || lcol < 0) {
                 cli_error(CMD, "%s:1: the TSV header must name a \"text\" and a \"label\" column", path);
@@ -325,16 +337,34 @@ static int read_stsb(const char *path, cli_texts *a, cli_texts *b, double **gold
 
 // ---- the command --------------------------------------------------------------------------------
 
+/* The value of --config in argv (NULL: none): the file is read before the flags, which override it. */
+static const char *config_arg(int argc, char **argv) {
+    const char *path = NULL;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) path = argv[++i];
+    return path;
+}
+
 int cmd_adapt(int argc, char **argv) {
-    const char *model = NULL, *feedback = NULL, *out = NULL, *data_dir = "data/eval", *general = "data/traffic/wiki_600.txt";
+    static adapt_config cf; // static: the option strings point into it
+    adapt_config_defaults(&cf);
+    const char *config = config_arg(argc, argv);
+    if (config && adapt_config_load(&cf, config) != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
+        return 2;
+    }
+    const char *model = cf.model[0] ? cf.model : NULL, *feedback = cf.feedback[0] ? cf.feedback : NULL,
+               *out = cf.out[0] ? cf.out : NULL, *data_dir = cf.data_dir, *general = cf.general;
     adapt_opts o;
     adapt_opts_default(&o);
-    double holdout = 0.25, min_gain = 1, max_stsb_drop = 1, min_retrieval = 0.8;
+    o.rank = cf.rank, o.steps = cf.steps, o.pairs = cf.pairs, o.threads = cf.threads, o.max_tokens = cf.max_tokens;
+    double holdout = cf.holdout, min_gain = cf.min_gain, max_stsb_drop = cf.max_stsb_drop, min_retrieval = cf.min_retrieval;
     int quiet = 0;
-    int objective_i = o.objective == ADAPT_PAIRS ? 1 : 0;
+    int objective_i = strcmp(cf.objective, "pairs") == 0;
     cli_choice objective = {&objective_i, "inbatch|pairs"};
-    double w_general = o.w_general, alpha = o.alpha, lr = o.lr, seed = (double)o.seed;
+    double w_general = cf.general_weight, alpha = cf.alpha, lr = cf.lr, seed = (double)cf.seed;
     const cli_arg args[] = {
+        {"--config", CLI_ARG_STR, &config, 0, 0},
         {"--model", CLI_ARG_STR, &model, 0, 0},
         {"--feedback", CLI_ARG_STR, &feedback, 0, 0},
         {"--out", CLI_ARG_STR, &out, 0, 0},
@@ -376,7 +406,7 @@ int cmd_adapt(int argc, char **argv) {
     if (general && !strcmp(general, "-")) general = NULL;
     o.w_general = (float)w_general, o.alpha = (float)alpha, o.lr = (float)lr, o.seed = (unsigned long long)seed;
     if (!model || !feedback || !out) {
-        cli_error(CMD, "--model, --feedback and --out are required (see seslm adapt --help)");
+        cli_error(CMD, "--model, --feedback and --out are required, as flags or in --config (see seslm adapt --help)");
         return 2;
     }
     o.progress = !quiet;
