@@ -2,6 +2,8 @@
 #include "adapt.h"
 
 #include "model_internal.h"
+#include "model_verify.h"
+#include "quant.h"
 #include "safetensors_write.h"
 #include "util.h"
 
@@ -365,8 +367,9 @@ static seslm_status copy_file(const char *a, const char *b) {
 }
 
 /* Every regular file of src (and of its sub-folders one level down, e.g. 1_Pooling/) but the weights
- * and config.json, byte for byte. */
-static seslm_status copy_dir_files(const char *src, const char *dst, int depth) {
+ * and config.json, byte for byte; with skip_master, not the F32 master folder (written anew from the
+ * merged weights: a copy of the base's would make the next cycle recompile the base without the adapter). */
+static seslm_status copy_dir_files(const char *src, const char *dst, int depth, int skip_master) {
     DIR *d = opendir(src);
     if (!d) return seslm_fail(SESLM_ERR_IO, "cannot read %s: %s", src, strerror(errno));
     seslm_status st = SESLM_OK;
@@ -374,7 +377,7 @@ static seslm_status copy_dir_files(const char *src, const char *dst, int depth) 
     while (st == SESLM_OK && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         if (depth == 0 && (!strcmp(e->d_name, "model.safetensors") || !strcmp(e->d_name, "config.json") ||
-                           !strcmp(e->d_name, "SHA256SUMS")))
+                           !strcmp(e->d_name, "SHA256SUMS") || (skip_master && !strcmp(e->d_name, "master"))))
             continue;
         char a[8192], b[8192];
         snprintf(a, sizeof a, "%s/%s", src, e->d_name);
@@ -384,7 +387,7 @@ static seslm_status copy_dir_files(const char *src, const char *dst, int depth) 
         if (S_ISDIR(sb.st_mode)) {
             if (depth > 0) continue;
             if (mkdir(b, 0755) != 0 && errno != EEXIST) st = seslm_fail(SESLM_ERR_IO, "cannot create %s: %s", b, strerror(errno));
-            else st = copy_dir_files(a, b, depth + 1);
+            else st = copy_dir_files(a, b, depth + 1, 0);
         } else if (S_ISREG(sb.st_mode)) {
             st = copy_file(a, b);
         }
@@ -393,7 +396,9 @@ static seslm_status copy_dir_files(const char *src, const char *dst, int depth) 
     return st;
 }
 
-static seslm_status write_config(const seslm_model *m, const char *out_dir, const char *lineage_json) {
+/* config.json of m with the adapter's lineage. master_sha: NULL leaves "seslm_master" as it is (an F32
+ * base has none); "" removes it; else it names the merged master (DIR/master) with that hash. */
+static seslm_status write_config(const seslm_model *m, const char *out_dir, const char *lineage_json, const char *master_sha) {
     char path[8400];
     snprintf(path, sizeof path, "%s/config.json", m->dir);
     char *buf = NULL;
@@ -420,6 +425,14 @@ static seslm_status write_config(const seslm_model *m, const char *out_dir, cons
     cJSON_DeleteItemFromObjectCaseSensitive(a, "base_weights_sha256");
     cJSON_AddStringToObject(a, "base_weights_sha256", seslm_model_weights_sha256(m));
     cJSON_AddItemToObject(lin, "adapter", a);
+    if (master_sha) {
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "seslm_master");
+        if (master_sha[0]) {
+            cJSON *ms = cJSON_AddObjectToObject(root, "seslm_master");
+            cJSON_AddStringToObject(ms, "dir", "master");
+            cJSON_AddStringToObject(ms, "weights_sha256", master_sha);
+        }
+    }
     char *txt = cJSON_Print(root);
     cJSON_Delete(root);
     if (!txt) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
@@ -462,11 +475,138 @@ seslm_status adapt_write_merged(const seslm_model *m, const lora *lo, const char
         }
     }
     // the other files first, the weights, then config.json last: a crash leaves no loadable half-model
-    if (st == SESLM_OK) st = copy_dir_files(m->dir, out_dir, 0);
+    if (st == SESLM_OK) st = copy_dir_files(m->dir, out_dir, 0, 0);
     if (st == SESLM_OK) st = st_write(path, t, f->n_tensors, NULL);
-    if (st == SESLM_OK) st = write_config(m, out_dir, lineage_json);
+    if (st == SESLM_OK) st = write_config(m, out_dir, lineage_json, NULL);
     if (st == SESLM_OK) st = st_fsync_dir(out_dir);
     free(t);
+    dm_free(&dm);
+    return st;
+}
+
+// ---- the merged model in the base's own format (INT8 students) ----------------------------------
+
+/* 1 when the served tensor `name` is the weight of one of the six projections LoRA adapts. */
+static int is_projection(const char *name) {
+    static const char *const P[] = {"attention.self.query.weight", "attention.self.key.weight", "attention.self.value.weight",
+                                    "attention.output.dense.weight", "intermediate.dense.weight", "output.dense.weight"};
+    if (strncmp(name, "bert.", 5) == 0) name += 5;
+    int l = 0, n = 0;
+    if (sscanf(name, "encoder.layer.%d.%n", &l, &n) != 1 || n == 0) return 0;
+    for (size_t i = 0; i < sizeof P / sizeof P[0]; i++)
+        if (strcmp(name + n, P[i]) == 0) return 1;
+    return 0;
+}
+
+static int by_data(const void *a, const void *b) {
+    const st_tensor *x = *(const st_tensor *const *)a, *y = *(const st_tensor *const *)b;
+    return (const char *)x->data < (const char *)y->data ? -1 : (const char *)x->data > (const char *)y->data;
+}
+
+/* The served tensors with every adapted projection replaced: F32 ones by the merged weights (in dm),
+ * INT8 ones re-quantized per output channel by recompile's quantizer (seslm_quantize_weight) with their
+ * "_scale" tensor replaced too. Every other tensor points at the served file's bytes. t and own (n each)
+ * are filled in the served file's data order; own[i] is what must be freed. */
+static seslm_status served_tensors(const seslm_model *served, const dm_model *dm, st_write_tensor *t, void **own) {
+    const st_file *f = &served->st;
+    const int n = f->n_tensors;
+    const st_tensor **ord = malloc(((size_t)n + 1) * sizeof *ord);
+    const float **scale_of = calloc((size_t)n + 1, sizeof *scale_of); // by served index: the new scales of a "_scale"
+    if (!ord || !scale_of) {
+        free(ord), free(scale_of);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++) ord[i] = &f->tensors[i];
+    qsort(ord, (size_t)n, sizeof *ord, by_data); // the base's layout: the same tensor order in the file
+    seslm_status st = SESLM_OK;
+    for (int i = 0; st == SESLM_OK && i < n; i++) {
+        const st_tensor *s = ord[i];
+        t[i] = (st_write_tensor){.name = s->name, .dtype = s->dtype, .ndim = s->ndim, .data = s->data};
+        memcpy(t[i].shape, s->shape, sizeof t[i].shape);
+        if (!is_projection(s->name)) continue;
+        size_t off = 0, numel = 0;
+        if (dm_tensor_slot(dm, s->name, &off, &numel) != 0 || (int64_t)numel != s->numel || s->ndim != 2) {
+            st = seslm_fail(SESLM_ERR_SHAPE, "%s: %s does not match its F32 weights", served->dir, s->name);
+        } else if (s->dtype == ST_F32) {
+            t[i].data = dm->params + off;
+        } else if (s->dtype == ST_I8) {
+            char sname[300];
+            snprintf(sname, sizeof sname, "%s_scale", s->name);
+            const st_tensor *sc = st_find(f, sname);
+            const int N = (int)s->shape[0], K = (int)s->shape[1];
+            int8_t *q = malloc((size_t)N * K + 1);
+            float *scale = malloc(((size_t)N + 1) * sizeof *scale);
+            own[2 * i] = q, own[2 * i + 1] = scale;
+            if (!sc || sc->dtype != ST_F32 || sc->numel != N)
+                st = seslm_fail(SESLM_ERR_FORMAT, "%s: %s has no F32 scale per output channel", served->dir, s->name);
+            else if (!q || !scale)
+                st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+            else {
+                seslm_quantize_weight(q, scale, dm->params + off, N, K);
+                t[i].data = q;
+                scale_of[sc - f->tensors] = scale;
+            }
+        } else {
+            st = seslm_fail(SESLM_ERR_ARG, "%s: %s is stored as %s; adapt writes F32 or INT8 projections (2:4-sparse "
+                                           "students: adapt the dense one)", served->dir, s->name, st_dtype_name(s->dtype));
+        }
+    }
+    for (int i = 0; st == SESLM_OK && i < n; i++) { // the scales, wherever they sit in the file
+        const float *sc = scale_of[ord[i] - f->tensors];
+        if (sc) t[i].data = sc;
+    }
+    free(ord), free(scale_of);
+    return st;
+}
+
+/* The hash of dir's model.safetensors as seslm_model_weights_sha256 gives it (out: 65 bytes). */
+static seslm_status weights_sha(const char *dir, char *out) {
+    seslm_model *m = NULL;
+    seslm_status st = seslm_model_load(&m, dir);
+    if (st == SESLM_OK) snprintf(out, 65, "%s", seslm_model_weights_sha256(m));
+    seslm_model_free(m);
+    return st;
+}
+
+seslm_status adapt_write_served(const seslm_model *served, const seslm_model *f32, int f32_is_master, const lora *lo,
+                                const char *out_dir, const char *lineage_json) {
+    char path[8400];
+    snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
+    struct stat sb;
+    if (stat(path, &sb) == 0) return seslm_fail(SESLM_ERR_ARG, "%s already holds a model: choose an empty --out", out_dir);
+    for (int l = 0; l < served->cfg.n_layers; l++)
+        if (served->lw[l].ff1_sv || served->lw[l].ff2_sv)
+            return seslm_fail(SESLM_ERR_ARG, "%s: layer %d has 2:4-sparse FFN weights; adapt the dense student (sparsity "
+                                             "would have to be chosen again after merging)", served->dir, l);
+    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
+        return seslm_fail(SESLM_ERR_IO, "cannot create %s: %s", out_dir, strerror(errno));
+    dm_model dm;
+    seslm_status st = dm_init(&dm, f32);
+    if (st != SESLM_OK) return st;
+    if ((size_t)lo->n_base != dm.n_params) {
+        dm_free(&dm);
+        return seslm_fail(SESLM_ERR_SHAPE, "adapt: the adapters were made for another model");
+    }
+    lora_apply(lo, &dm);
+    const int n = served->st.n_tensors;
+    st_write_tensor *t = calloc((size_t)n + 1, sizeof *t);
+    void **own = calloc(2 * (size_t)n + 1, sizeof *own);
+    st = t && own ? served_tensors(served, &dm, t, own) : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    // the F32 master first (the next cycle plans and recompiles from it, so it must hold the adapter too),
+    // then the other files, the weights, config.json naming the new master last: no loadable half-model
+    char master_sha[65] = "", mdir[8400];
+    snprintf(mdir, sizeof mdir, "%s/master", out_dir);
+    if (st == SESLM_OK && f32_is_master) st = adapt_write_merged(f32, lo, mdir, lineage_json);
+    if (st == SESLM_OK && f32_is_master) st = weights_sha(mdir, master_sha);
+    if (st == SESLM_OK) st = copy_dir_files(served->dir, out_dir, 0, 1);
+    char meta[256];
+    snprintf(meta, sizeof meta, "{\"format\":\"pt\",\"seslm_parent_sha256\":\"%s\"}", seslm_model_weights_sha256(served));
+    if (st == SESLM_OK) st = st_write(path, t, n, meta);
+    if (st == SESLM_OK) st = write_config(served, out_dir, lineage_json, master_sha);
+    if (st == SESLM_OK) st = model_manifest_write(out_dir); // as recompile's students: every later load checks it
+    if (st == SESLM_OK) st = st_fsync_dir(out_dir);
+    for (int i = 0; own && i < 2 * n; i++) free(own[i]);
+    free(t), free(own);
     dm_free(&dm);
     return st;
 }

@@ -12,6 +12,7 @@
 #define adapt_opts_default seslm_adapt_opts_default
 #define adapt_train seslm_adapt_train
 #define adapt_write_merged seslm_adapt_write_merged
+#define adapt_write_served seslm_adapt_write_served
 
 #include "lora.h"
 
@@ -60,5 +61,17 @@ seslm_status adapt_train(const adapt_opts *o, const seslm_model *m, const char *
  * W + s B A, and config.json's seslm_lineage.adapter = lineage_json (a JSON object, may be NULL) plus
  * the base's weights hash. out_dir is created (it must not hold a model already). */
 seslm_status adapt_write_merged(const seslm_model *m, const lora *lo, const char *out_dir, const char *lineage_json);
+
+/* The merged model in the served base's own format, for a base the trainable encoder cannot read as it is
+ * (an INT8 student, compressed embeddings): the adapters were trained on f32 — the base's F32 master
+ * (parent.h; f32_is_master = 1) or the base widened to F32 — and each adapted projection W + s B A is
+ * written as the base stores it: F32, or INT8 per output channel by recompile's quantizer
+ * (seslm_quantize_weight) with its new scales. Every other tensor (compressed word rows, positions,
+ * biases, norms) is the base's, byte for byte, in the base's tensor order; with a zero adapter the INT8
+ * bytes are the base's. With a master, OUT/master/ is the merged F32 master and config.json's
+ * "seslm_master" names it (the next cycle plans from it, adapter included). A SHA256SUMS manifest is
+ * written last, as recompile does. 2:4-sparse bases are refused (SESLM_ERR_ARG). */
+seslm_status adapt_write_served(const seslm_model *served, const seslm_model *f32, int f32_is_master, const lora *lo,
+                                const char *out_dir, const char *lineage_json);
 
 #endif

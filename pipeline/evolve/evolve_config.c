@@ -62,7 +62,7 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         "evolve.drift.micro_calibration", "evolve", "evolve.layer_candidates", "evolve.layer_candidates.*",
         "evolve.heldout_fraction", "evolve.root", "evolve.root_gates", "evolve.kb", "evolve.feedback", "evolve.distill",
         "evolve.distill.steps", "evolve.distill.batch", "evolve.distill.time_s", "evolve.distill.general",
-        "evolve.distill.int8_aware",
+        "evolve.distill.int8_aware", "evolve.adapt", "evolve.adapt.enabled", "evolve.adapt.config", "evolve.adapt.feedback",
         "drop_layers", "drop_layers.*",
         // the policy's own keys (plan.c checks them)
         "version", "targets", "targets.*", "cap", "protected_layers", "protected_layers.*", "never_drop", "never_drop.*", "min_heads", "min_ffn",
@@ -122,6 +122,9 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         const double def = c->n_candidates ? c->candidates[0] : 0.1;
         st = get_targets(y, "evolve.drift.micro_candidates", &pol, c->micro_candidates, &c->n_micro, &def, 1);
     }
+    if (st == SESLM_OK) st = seslm_yaml_get_bool(y, "evolve.adapt.enabled", 0, &c->adapt_enabled);
+    if (st == SESLM_OK) st = get_path(y, "evolve.adapt.config", "configs/adapt.yaml", c->adapt_config, sizeof c->adapt_config);
+    if (st == SESLM_OK) st = get_path(y, "evolve.adapt.feedback", "", c->adapt_feedback, sizeof c->adapt_feedback);
     seslm_yaml_free(y);
     return st;
 }

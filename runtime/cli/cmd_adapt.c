@@ -1,8 +1,11 @@
 /* cmd_adapt.c — `seslm adapt`: LoRA adapters trained on labelled feedback (SetFit-style pairs), merged
  * into a new model directory, and the eval gate that says whether it may go live (issue 18 §2, §3). */
 #include "adapt.h"
+#include "adapt_config.h"
 #include "cli.h"
 #include "intent.h"
+#include "parent.h"
+#include "recompile.h"
 #include "validate_stats.h"
 
 #include <cjson/cJSON.h>
@@ -16,6 +19,7 @@
 
 static const char *HELP =
     "usage: seslm adapt --model DIR --feedback FILE --out DIR [options]\n"
+    "       seslm adapt --config configs/adapt.yaml [options]   (the nightly job)\n"
     "\n"
     "Adapts the encoder to the intents of labelled feedback with LoRA (rank-r adapters on every layer's\n"
     "Q/K/V, attention-output and FFN projections), trained on pairs of examples in the manner of SetFit:\n"
@@ -32,7 +36,16 @@ static const char *HELP =
     "  - latency: the merged model must have the base's exact architecture (so the same cost); the\n"
     "    measured ratio is reported\n"
     "\n"
-    "  --feedback FILE       labelled examples: TSV with a header naming \"text\" and \"label\" columns, or\n"
+    "An INT8 student (seslm recompile / evolve) is adapted through its F32 master (DIR/master/, or the INT8\n"
+    "weights widened to F32 when it has none): the merged projections are re-quantized per output channel as\n"
+    "recompile quantizes, every other tensor (compressed embeddings included) is the base's byte for byte\n"
+    "(so OUT/model/ runs at the base's speed), and OUT/model/master/ is the merged master when the base kept\n"
+    "one (the next evolution cycle plans from it). 2:4-sparse students are refused.\n"
+    "\n"
+    "  --config FILE         a YAML file of these options (configs/adapt.yaml: the nightly job); flags\n"
+    "                        given on the command line override it\n"
+    "  --feedback FILE       labelled examples: TSV with a header naming \"text\" and \"label\" columns (or\n"
+    "                        no header: text TAB label per line, as seslm validate reads it), or\n"
     "                        JSON lines {\"text\": ..., \"intent\": ...} (the body of POST /v1/feedback)\n"
     "  --holdout F           share of each intent held out for the gate (default 0.25)\n"
     "  --rank R              LoRA rank (default 8)          --alpha A   scale alpha/rank (default 16)\n"
@@ -124,9 +137,18 @@ static int read_feedback(const char *path, labelled *out) {
             *s = 0;
         }
         if (tcol < 0) {
+            int named = 0;
             for (int i = 0; i < nf; i++) {
-                if (!strcmp(fields[i], "text")) tcol = i;
-                if (!strcmp(fields[i], "label") || !strcmp(fields[i], "intent")) lcol = i;
+                if (!strcmp(fields[i], "text")) tcol = i, named = 1;
+                if (!strcmp(fields[i], "label") || !strcmp(fields[i], "intent")) lcol = i, named = 1;
+            }
+            if (!named && nf == 2) { // no header: text TAB label per line, as seslm validate's --feedback
+                tcol = 0, lcol = 1;
+                if (!labelled_add(out, fields[0], strlen(fields[0]), fields[1], strlen(fields[1]))) {
+                    cli_error(CMD, "out of memory");
+                    ok = 0;
+                }
+                continue;
             }
             if (tcol < 0 || lcol < 0) {
                 cli_error(CMD, "%s:1: the TSV header must name a \"text\" and a \"label\" column", path);
@@ -316,16 +338,34 @@ static int read_stsb(const char *path, cli_texts *a, cli_texts *b, double **gold
 
 // ---- the command --------------------------------------------------------------------------------
 
+/* The value of --config in argv (NULL: none): the file is read before the flags, which override it. */
+static const char *config_arg(int argc, char **argv) {
+    const char *path = NULL;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) path = argv[++i];
+    return path;
+}
+
 int cmd_adapt(int argc, char **argv) {
-    const char *model = NULL, *feedback = NULL, *out = NULL, *data_dir = "data/eval", *general = "data/traffic/wiki_600.txt";
+    static adapt_config cf; // static: the option strings point into it
+    adapt_config_defaults(&cf);
+    const char *config = config_arg(argc, argv);
+    if (config && adapt_config_load(&cf, config) != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
+        return 2;
+    }
+    const char *model = cf.model[0] ? cf.model : NULL, *feedback = cf.feedback[0] ? cf.feedback : NULL,
+               *out = cf.out[0] ? cf.out : NULL, *data_dir = cf.data_dir, *general = cf.general;
     adapt_opts o;
     adapt_opts_default(&o);
-    double holdout = 0.25, min_gain = 1, max_stsb_drop = 1, min_retrieval = 0.8;
+    o.rank = cf.rank, o.steps = cf.steps, o.pairs = cf.pairs, o.threads = cf.threads, o.max_tokens = cf.max_tokens;
+    double holdout = cf.holdout, min_gain = cf.min_gain, max_stsb_drop = cf.max_stsb_drop, min_retrieval = cf.min_retrieval;
     int quiet = 0;
-    int objective_i = o.objective == ADAPT_PAIRS ? 1 : 0;
+    int objective_i = strcmp(cf.objective, "pairs") == 0;
     cli_choice objective = {&objective_i, "inbatch|pairs"};
-    double w_general = o.w_general, alpha = o.alpha, lr = o.lr, seed = (double)o.seed;
+    double w_general = cf.general_weight, alpha = cf.alpha, lr = cf.lr, seed = (double)cf.seed;
     const cli_arg args[] = {
+        {"--config", CLI_ARG_STR, &config, 0, 0},
         {"--model", CLI_ARG_STR, &model, 0, 0},
         {"--feedback", CLI_ARG_STR, &feedback, 0, 0},
         {"--out", CLI_ARG_STR, &out, 0, 0},
@@ -367,7 +407,7 @@ int cmd_adapt(int argc, char **argv) {
     if (general && !strcmp(general, "-")) general = NULL;
     o.w_general = (float)w_general, o.alpha = (float)alpha, o.lr = (float)lr, o.seed = (unsigned long long)seed;
     if (!model || !feedback || !out) {
-        cli_error(CMD, "--model, --feedback and --out are required (see seslm adapt --help)");
+        cli_error(CMD, "--model, --feedback and --out are required, as flags or in --config (see seslm adapt --help)");
         return 2;
     }
     o.progress = !quiet;
@@ -383,7 +423,8 @@ int cmd_adapt(int argc, char **argv) {
     snprintf(p_path, sizeof p_path, "%s/wiki_passages.txt", data_dir);
     cli_texts sa = {0}, sb = {0}, qs = {0}, ps = {0}, gen = {0};
     double *gold = NULL;
-    int rc = 2;
+    int rc = 2, hidden = 0;
+    const char *base_format = "f32";
     if (!is_hold || !read_stsb(stsb_path, &sa, &sb, &gold) || !read_lines(q_path, &qs) || !read_lines(p_path, &ps)) goto done;
     if (general && !read_lines(general, &gen)) goto done;
     o.general = (const char *const *)gen.texts, o.n_general = gen.n;
@@ -398,11 +439,25 @@ int cmd_adapt(int argc, char **argv) {
         cli_error(CMD, "cannot create %s: %s", out, strerror(errno));
         goto done;
     }
-    seslm_model *m = NULL;
-    if (seslm_model_load(&m, model) != SESLM_OK) {
+    // the weights the adapters are trained on: the base itself when it is F32, else its F32 master (or the
+    // base widened to F32); the merged model is then written back in the base's own format (INT8)
+    seslm_parent par;
+    if (seslm_parent_load(&par, model) != SESLM_OK) {
         cli_error(CMD, "%s", seslm_last_error());
         goto done;
     }
+    const seslm_model *m = par.m;
+    hidden = seslm_model_get_config(m)->hidden;
+    seslm_model *served = NULL;
+    if (par.kind != SESLM_PARENT_F32 && seslm_model_load(&served, model) != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
+        seslm_parent_free(&par);
+        goto done;
+    }
+    base_format = par.kind == SESLM_PARENT_F32 ? "f32" : seslm_model_is_quantized(served) ? "int8" : "f32 (master kept)";
+    if (!quiet && par.kind != SESLM_PARENT_F32)
+        fprintf(stderr, "adapt: %s is quantized: training on its %s (%s), the merged model re-quantized as the base is\n",
+                model, seslm_parent_kind_name(par.kind), par.weights_dir);
     // train on the training part only
     const char **tt = malloc((size_t)ntr * sizeof(char *)), **tl = malloc((size_t)ntr * sizeof(char *));
     for (int i = 0, k = 0; tt && tl && i < fb.n; i++)
@@ -415,18 +470,22 @@ int cmd_adapt(int argc, char **argv) {
     char merged[4200], path[4200];
     snprintf(merged, sizeof merged, "%s/model", out);
     if (st == SESLM_OK) {
-        char lin[2048];
+        char lin[2400];
         snprintf(lin, sizeof lin,
                  "{\"method\":\"lora-setfit\",\"objective\":\"%s\",\"general\":\"%s\",\"general_weight\":%g,\"rank\":%d,\"alpha\":%g,\"steps\":%d,\"pairs\":%d,\"lr\":%g,\"seed\":%llu,"
-                 "\"feedback\":\"%s\",\"examples_train\":%d,\"examples_holdout\":%d,\"loss_first\":%.6f,\"loss_last\":%.6f}",
+                 "\"feedback\":\"%s\",\"examples_train\":%d,\"examples_holdout\":%d,\"loss_first\":%.6f,\"loss_last\":%.6f,"
+                 "\"base_format\":\"%s\",\"trained_on\":\"%s\"}",
                  o.objective == ADAPT_INBATCH ? "inbatch" : "pairs", general ? general : "", (double)o.w_general, o.rank, (double)o.alpha, rep.steps_done, o.pairs, (double)o.lr, o.seed, feedback, ntr, nho, rep.loss_first,
-                 rep.loss_last);
+                 rep.loss_last, base_format, seslm_parent_kind_name(par.kind));
         snprintf(path, sizeof path, "%s/adapter.safetensors", out);
-        st = lora_save(&lo, path, seslm_model_weights_sha256(m));
-        if (st == SESLM_OK) st = adapt_write_merged(m, &lo, merged, lin);
+        st = lora_save(&lo, path, par.served_sha256);
+        if (st == SESLM_OK)
+            st = served ? adapt_write_served(served, m, par.kind == SESLM_PARENT_MASTER, &lo, merged, lin)
+                        : adapt_write_merged(m, &lo, merged, lin);
         lora_free(&lo);
     }
-    seslm_model_free(m);
+    seslm_model_free(served);
+    seslm_parent_free(&par);
     if (st != SESLM_OK) {
         cli_error(CMD, "%s", seslm_last_error());
         goto done;
@@ -439,7 +498,7 @@ int cmd_adapt(int argc, char **argv) {
         free(mb.q), free(mb.p), free(ma.q), free(ma.p);
         goto done;
     }
-    const int C = 384;
+    const int C = hidden;
     double agree = retrieval_agreement(&mb, &ma, qs.n, ps.n, C);
     const double gain = 100 * (ma.acc - mb.acc), drop = 100 * (mb.stsb - ma.stsb);
     const int pass_acc = gain >= min_gain, pass_stsb = drop <= max_stsb_drop, pass_ret = agree >= min_retrieval;
@@ -448,6 +507,7 @@ int cmd_adapt(int argc, char **argv) {
     cJSON_AddBoolToObject(v, "accepted", accepted);
     cJSON_AddStringToObject(v, "base", model);
     cJSON_AddStringToObject(v, "adapted", merged);
+    cJSON_AddStringToObject(v, "format", base_format); // the base's, which the merged model keeps
     cJSON *tr = cJSON_AddObjectToObject(v, "training");
     cJSON_AddNumberToObject(tr, "examples", ntr);
     cJSON_AddNumberToObject(tr, "steps", rep.steps_done);

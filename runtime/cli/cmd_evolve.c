@@ -8,6 +8,7 @@
  * rerun skips done stages, so a run killed halfway resumes from the last finished stage, and a finished run
  * (RUN/verdict.json present) does nothing but report its outcome again. A stage without a marker is started
  * over: its partial outputs are removed first. One process per run directory (flock on RUN/.lock). */
+#include "adapt_config.h"
 #include "cli.h"
 #include "evolve_config.h"
 #include "recompile.h"
@@ -48,6 +49,9 @@ static const char *HELP =
     "  05-validate   each candidate against the parent under the gates (seslm validate), with the held-out\n"
     "                traffic, the node's KB and labelled feedback (evolve.kb, evolve.feedback)\n"
     "  06-validate-root  from the second generation on: each candidate against the original model too\n"
+    "  07-adapt      when evolve.adapt.enabled: seslm adapt --config evolve.adapt.config on the selected\n"
+    "                student (or the parent when none passed) with the labelled feedback; a rejected adapter\n"
+    "                leaves the cycle's model as it is (verdict.json \"adapt\": status, gates, deploy_model_dir)\n"
     "  verdict.json, report.md: the candidate that passed every gate of both with the smallest\n"
     "                evolve.select metric (default weight_bytes: the smallest student), or none, and why\n"
     "The parent may be a student of an earlier cycle (its F32 master is planned and recompiled).\n"
@@ -78,6 +82,7 @@ typedef struct {
     char root[1024]; // the original model the lineage descends from ("" = the parent is the root)
     char cand[MAX_CANDS][32]; // candidate names: plan-NN (heads + neurons), plan-lN (N layers kept)
     int n_cand;
+    char adapt_feedback[1024]; // the adapt stage's feedback (evolve.adapt.feedback, evolve.feedback or the adapt config's)
 } evolve_run;
 
 static double now_s(void) {
@@ -163,7 +168,7 @@ static int mkdirs(const char *p) {
 }
 
 /* One stage: skipped when done; else outputs removed, child run, marker written when rc is accepted
- * (rc 0, or rc 1 where ok1). Returns the child's rc (the stored one when skipped), or -1 on failure. */
+ * (rc 0; rc 1 and 3 where ok1 & 1; rc 2 where ok1 & 2). Returns the child's rc (the stored one when skipped), or -1 on failure. */
 static int stage(const evolve_run *r, const char *name, const char *out_dir_rel, const char *stdout_rel, int ok1,
                  char *const *args) {
     char marker[2200];
@@ -193,8 +198,10 @@ static int stage(const evolve_run *r, const char *name, const char *out_dir_rel,
     const int rc = run_child(stdout_rel ? so : NULL, args);
     const double dt = now_s() - t0;
     // ok1: exit 1 (a gate failed) and 3 (a timing gate inconclusive: not selected) are verdicts, not errors
-    if (rc == 0 || (ok1 && (rc == 1 || rc == 3))) {
-        if (!stage_mark(r, name, dt, rc, rc == 0 ? "ok" : rc == 1 ? "checked: exit 1" : "checked: inconclusive"))
+    // ok1 & 2: exit 2 (bad input) is a verdict too (the adapt stage: too little feedback must not fail a cycle)
+    if (rc == 0 || ((ok1 & 1) && (rc == 1 || rc == 3)) || ((ok1 & 2) && rc == 2)) {
+        if (!stage_mark(r, name, dt, rc,
+                        rc == 0 ? "ok" : rc == 1 ? "checked: exit 1" : rc == 2 ? "checked: bad input" : "checked: inconclusive"))
             return -1;
         fprintf(stderr, "seslm evolve: %-24s finished in %.1f s (exit %d)\n", name, dt, rc);
         return rc;
@@ -235,6 +242,53 @@ static int verdict_pass(const cJSON *v, cJSON *failed, const char *prefix) {
         }
     }
     return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "pass"));
+}
+
+/* 07-adapt (evolve.adapt.enabled): seslm adapt with evolve.adapt.config on base (the selected student, or the
+ * parent when none passed), into RUN/07-adapt, a resumable stage like the others. Its verdict (accepted or
+ * rejected, the gate figures, the adapted model) goes into the run's verdict (root) and report (md). A
+ * rejected adapter (exit 1), or feedback it cannot use (exit 2: too few examples, a single intent), leaves
+ * the cycle's outcome as it is: the cycle's model stands. Returns 0 only when the stage itself failed. */
+static int adapt_stage(const evolve_run *r, const char *base, cJSON *root, FILE *md) {
+    char out[2200], thr[16], vpath[2300];
+    path_of(out, sizeof out, r, "07-adapt");
+    snprintf(thr, sizeof thr, "%d", r->c.threads);
+    char *a[16] = {"adapt", "--config", (char *)r->c.adapt_config, "--model", (char *)base, "--feedback",
+                   (char *)r->adapt_feedback, "--out", out, "--quiet", NULL};
+    if (r->c.threads > 0) a[10] = "--threads", a[11] = thr, a[12] = NULL; // else the adapt config's
+    const int rc = stage(r, "07-adapt", "07-adapt", "07-adapt.json", 3, a);
+    if (rc < 0) return 0;
+    snprintf(vpath, sizeof vpath, "%s/verdict.json", out);
+    cJSON *v = rc <= 1 ? read_json(vpath) : NULL;
+    const int accepted = rc == 0 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "accepted"));
+    cJSON *ad = cJSON_AddObjectToObject(root, "adapt");
+    cJSON_AddStringToObject(ad, "status", accepted ? "accepted" : rc == 1 ? "rejected" : "not run: unusable feedback (exit 2)");
+    cJSON_AddStringToObject(ad, "base", base);
+    cJSON_AddStringToObject(ad, "feedback", r->adapt_feedback);
+    cJSON_AddNumberToObject(ad, "exit", rc);
+    char mdir[2300];
+    snprintf(mdir, sizeof mdir, "%s/model", out);
+    if (accepted) cJSON_AddStringToObject(ad, "model_dir", mdir);
+    cJSON_AddStringToObject(ad, "deploy_model_dir", accepted ? mdir : base); // a rejected adapter: the cycle's model stands
+    const cJSON *gates = cJSON_GetObjectItemCaseSensitive(v, "gates");
+    if (gates) cJSON_AddItemToObject(ad, "gates", cJSON_Duplicate(gates, 1));
+    fprintf(md, "\n## Adapter (07-adapt)\n\nLoRA adapters on `%s` with the feedback `%s`: **%s**", base, r->adapt_feedback,
+            accepted ? "accepted" : rc == 1 ? "rejected" : "not run (the feedback is unusable: see the log)");
+    fprintf(md, accepted ? "; deploy `%s`.\n" : "; the cycle's model stands (`%s`).\n", accepted ? mdir : base);
+    if (gates) {
+        fprintf(md, "\n| gate | base | adapted | value | threshold | pass |\n|---|---|---|---|---|---|\n");
+        const cJSON *g;
+        cJSON_ArrayForEach(g, gates) {
+            const cJSON *n = cJSON_GetObjectItemCaseSensitive(g, "gate");
+#define NUM(k) (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(g, k)) ? cJSON_GetObjectItemCaseSensitive(g, k)->valuedouble : NAN)
+            fprintf(md, "| %s | %.3f | %.3f | %.3f | %.3f | %s |\n", cJSON_IsString(n) ? n->valuestring : "?", NUM("base"),
+                    NUM("adapted"), NUM("value"), NUM("threshold"),
+                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g, "pass")) ? "pass" : "**fail**");
+#undef NUM
+        }
+    }
+    cJSON_Delete(v);
+    return 1;
 }
 
 /* Reads every candidate's verdict (against the parent and, from the second generation on, against the root),
@@ -335,6 +389,17 @@ static int select_best(const evolve_run *r) {
         cJSON_AddNullToObject(root, "selected");
         fprintf(f, "\n**No candidate passed every gate**; nothing to deploy. The failed gates of each candidate are in "
                    "verdict.json and in 05-validate/*/report.md (06-validate-root/*/report.md against the root).\n");
+    }
+    if (r->c.adapt_enabled) { // after selection: the adapter stage on what this cycle deploys
+        char base[2200];
+        if (best >= 0) path_of(base, sizeof base, r, "04-recompile/%s", r->cand[best]);
+        else snprintf(base, sizeof base, "%s", r->c.model);
+        if (!adapt_stage(r, base, root, f)) {
+            fclose(f);
+            free(md);
+            cJSON_Delete(root);
+            return -1;
+        }
     }
     fclose(f);
     char *txt = cJSON_Print(root);
@@ -595,6 +660,22 @@ int cmd_evolve(int argc, char **argv) {
             cli_error(CMD, "%s %s does not exist", what[i], need[i]);
             return 2;
         }
+    if (r.c.adapt_enabled) { // the adapt stage's config is checked now, not after hours of recompiling
+        adapt_config ac;
+        adapt_config_defaults(&ac);
+        if (adapt_config_load(&ac, r.c.adapt_config) != SESLM_OK) {
+            cli_error(CMD, "evolve.adapt.config: %s", seslm_last_error());
+            return 2;
+        }
+        snprintf(r.adapt_feedback, sizeof r.adapt_feedback, "%s",
+                 r.c.adapt_feedback[0] ? r.c.adapt_feedback : r.c.feedback[0] ? r.c.feedback : ac.feedback);
+        if (!r.adapt_feedback[0] || !exists(r.adapt_feedback)) {
+            cli_error(CMD, "evolve.adapt is enabled but its feedback %s does not exist (evolve.adapt.feedback, "
+                           "evolve.feedback or the feedback of %s)", r.adapt_feedback[0] ? r.adapt_feedback : "(none set)",
+                      r.c.adapt_config);
+            return 2;
+        }
+    }
     snprintf(r.run, sizeof r.run, "%s", r.c.out);
     find_root(&r);
     if (r.root[0] && !exists(r.root)) {

@@ -6,7 +6,13 @@
 #     exit 1, verdict.json says which gate failed and on which data;
 #   * with the anchoring loss and relaxed thresholds the gate ACCEPTS: exit 0; the merged model loads
 #     and embeds, has the base's shapes, tokenizer files byte-identical, lineage in config.json; the
-#     adapter file holds rank-r A / B tensors; the merged model registers with the base as its parent.
+#     adapter file holds rank-r A / B tensors; the merged model registers with the base as its parent;
+#   * --config (configs/adapt.yaml's keys): bad / empty / unknown keys exit 2 naming the line; flags override
+#     the file;
+#   * an INT8 student (seslm recompile of a hand-written plan, with its F32 master) adapted through --config:
+#     the output is INT8 with the base's tensor names, dtypes, shapes and order, every tensor the adapters do
+#     not touch byte-identical (compressed word rows included), a merged F32 master that config.json names
+#     (so seslm recompile of the output starts from it), a SHA256SUMS that checks; it embeds and the gate ran.
 #
 #   bash tests/cli/test_adapt.sh <path to seslm> <model dir> <repo root>
 set -u
@@ -84,5 +90,93 @@ export SESLM_REGISTRY="$TMP/registry.db" SESLM_STORE="$TMP/store"
 "$SESLM" registry register "$TMP/good/model" >"$TMP/r2" 2>&1 && ok || fail "register adapted: $(cat "$TMP/r2")"
 "$SESLM" registry show 2 >"$TMP/show" 2>&1 && ok || fail "registry show: $(cat "$TMP/show")"
 [ "$(py "$TMP/show" 'd.get("parent")')" = 1 ] && ok || fail "the adapted version's parent must be the base (found from config.json): $(cat "$TMP/show")"
+
+# ---- --config: the nightly job's file ------------------------------------------------------------------
+printf 'version: 1\nrank: 0\n' >"$TMP/c1.yaml"
+expect 2 "c1.yaml:2: rank" "config: rank out of range" -- adapt --config "$TMP/c1.yaml"
+printf 'version: 1\nrnak: 4\n' >"$TMP/c2.yaml"
+expect 2 "c2.yaml:2: rnak: unknown key" "config: unknown key" -- adapt --config "$TMP/c2.yaml"
+printf 'version: 1\nfeedback: ""\n' >"$TMP/c3.yaml"
+expect 2 "feedback: empty value" "config: empty value" -- adapt --config "$TMP/c3.yaml"
+: >"$TMP/c4.yaml"
+expect 2 "empty" "config: empty file" -- adapt --config "$TMP/c4.yaml"
+expect 2 "cannot open" "config: missing feedback" -- adapt --config "$ROOT/configs/adapt.yaml" --feedback "$TMP/none.tsv"
+
+# ---- an INT8 student (what recompile / evolve deploy), adapted through --config -------------------------
+python3 - "$TMP/plan.json" <<'PY'
+import json, sys
+layers = [{"layer": l, "remove_heads": [2, 3] if 1 <= l <= 4 else [],
+           "remove_neurons": list(range(0, 1536, 4))[:300] if 1 <= l <= 4 else []} for l in range(6)]
+json.dump({"format": "seslm-plan", "version": 1, "method": "test", "target": 0.2, "layers": layers}, open(sys.argv[1], "w"))
+PY
+"$SESLM" recompile --model "$MODEL" --plan "$TMP/plan.json" --out "$TMP/q8" --threads 2 >/dev/null 2>"$TMP/q8.err" &&
+    ok || fail "recompile an INT8 student: $(tail -3 "$TMP/q8.err")"
+cat >"$TMP/adapt.yaml" <<YAML
+version: 1
+model: $TMP/q8
+feedback: $TMP/fb.tsv
+out: $TMP/q8-adapted
+data_dir: $ROOT/data/eval
+general: $G
+rank: 2          # overridden by --rank 4 below
+steps: 12
+pairs: 6
+threads: 2
+gates:
+  min_gain: -100
+  max_stsb_drop: 3
+  min_retrieval: 0.5
+YAML
+"$SESLM" adapt --config "$TMP/adapt.yaml" --rank 4 --quiet >"$TMP/q.out" 2>"$TMP/q.err"
+rc=$?
+[ "$rc" = 0 ] && ok || fail "adapting the INT8 student must be accepted under relaxed gates (exit $rc): $(tail -3 "$TMP/q.err")"
+Q=$TMP/q8-adapted
+python3 - "$TMP/q8" "$Q" <<'PY' && ok || fail "the adapted INT8 student is not in the base's format"
+import json, struct, sys, hashlib
+base, out = sys.argv[1], sys.argv[2]
+def st(p):
+    b = open(p, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    h.pop("__metadata__", None)
+    return h, b, 8 + n
+hb, bb, ob = st(base + "/model.safetensors")
+ha, ba, oa = st(out + "/model/model.safetensors")
+assert list(hb) == list(ha), "tensor names / order differ"
+proj = ("query.weight", "key.weight", "value.weight", "dense.weight")
+changed = 0
+for k, v in hb.items():
+    w = ha[k]
+    assert (w["dtype"], w["shape"]) == (v["dtype"], v["shape"]), k
+    x = bb[ob + v["data_offsets"][0]:ob + v["data_offsets"][1]]
+    y = ba[oa + w["data_offsets"][0]:oa + w["data_offsets"][1]]
+    touched = k.startswith("encoder.layer.") and (k.endswith(proj) or k.endswith(tuple(p + "_scale" for p in proj)))
+    if touched:
+        changed += x != y
+    else:
+        assert x == y, "a tensor the adapters do not touch changed: " + k
+assert hb["encoder.layer.1.intermediate.dense.weight"]["dtype"] == "I8", "the base is not INT8?"
+assert hb["embeddings.word_embeddings.weight"]["dtype"] == "I8", "the base's word rows are not compressed?"
+assert changed >= 60, "only %d projection tensors changed" % changed
+c = json.load(open(out + "/model/config.json"))
+assert c["seslm_quantization"]["linear_weights"].startswith("int8"), c.get("seslm_quantization")
+ad = c["seslm_lineage"]["adapter"]
+assert ad["base_format"] == "int8" and ad["trained_on"] == "f32 master" and ad["rank"] == 4, ad
+m = hashlib.sha256(open(out + "/model/master/model.safetensors", "rb").read()).hexdigest()
+assert c["seslm_master"]["weights_sha256"] == m, "config.json does not name the merged master"
+v = json.load(open(out + "/verdict.json"))
+assert v["accepted"] and v["format"] == "int8" and len(v["gates"]) == 4, v
+assert all(isinstance(g["value"], (int, float)) for g in v["gates"]), v["gates"]
+PY
+(cd "$Q/model" && sha256sum --quiet -c SHA256SUMS) && ok || fail "the adapted student's SHA256SUMS does not check"
+"$SESLM" embed --model "$Q/model" "set my alarm" >"$TMP/qe.jsonl" 2>"$TMP/qe.err" && ok || fail "the adapted INT8 student does not embed: $(cat "$TMP/qe.err")"
+# the next cycle starts from the merged master
+python3 - "$TMP/plan0.json" <<'PY'
+import json, sys
+json.dump({"format": "seslm-plan", "version": 1, "method": "test", "layers": [{"layer": l} for l in range(6)]}, open(sys.argv[1], "w"))
+PY
+"$SESLM" recompile --model "$Q/model" --plan "$TMP/plan0.json" --out "$TMP/gen2" >/dev/null 2>"$TMP/g2.err" && ok ||
+    fail "recompile from the adapted student: $(tail -3 "$TMP/g2.err")"
+[ "$(py "$TMP/gen2/config.json" 'd["seslm_lineage"]["parent_weights"]')" = "f32 master" ] && ok || fail "the next cycle did not start from the merged master"
 
 cli_test_done

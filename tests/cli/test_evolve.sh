@@ -10,6 +10,10 @@
 #   * kill -9 in the middle of a run, then a rerun: the finished stages are skipped, the run completes
 #     with the same outcome;
 #   * a second evolve on a run directory that is in use is refused (exit 3);
+#   * evolve.adapt enabled (on a copy of the finished run without its verdict, so only the new stage runs):
+#     07-adapt adapts the selected student (or the parent) with configs/adapt.yaml's options, its verdict
+#     lands in verdict.json / report.md; accepted: the adapted model is what to deploy; a rejected adapter
+#     leaves the cycle's exit status and model as they were; a bad adapt config exits 2 before any stage;
 #   * bad input: missing config, unknown key, candidate not among the targets, missing telemetry -> exit 2.
 #   bash tests/cli/test_evolve.sh <path to seslm> <model dir> <repo root>
 . "$(dirname "$0")/lib.sh"
@@ -106,6 +110,84 @@ grep -q "01-ingest .*skipped" "$TMP/k2.err" || fail "resume did not skip the fin
 grep -q "03-plan .*skipped" "$TMP/k2.err" || fail "resume did not skip the finished plan stage"
 [ -s "$TMP/run-k/verdict.json" ] || fail "the resumed run has no verdict"
 ls -d "$TMP"/run-k/04-recompile/*.tmp.* >/dev/null 2>&1 && fail "a temporary recompile directory was left"
+
+# the adapt stage (issue 18): the finished run copied without its verdict, so every earlier stage is skipped
+python3 - "$ROOT/data/intent/snips_train50.tsv" "$TMP/fb.tsv" <<'PY'
+import collections, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
+by = collections.defaultdict(list)
+for t, l in rows:
+    by[l].append(t)
+with open(sys.argv[2], "w") as f:
+    for l in sorted(by)[:6]:
+        for t in by[l][:4]:
+            f.write(f"{t}\t{l}\n")  # no header: text TAB label, as evolve.feedback is read by validate
+PY
+adapt_run() { # NAME MIN_GAIN: a copy of run-k with the adapt stage enabled
+    rm -rf "$TMP/$1" && cp -r "$TMP/run-k" "$TMP/$1" && rm -f "$TMP/$1/verdict.json" "$TMP/$1/report.md"
+    cat >"$TMP/$1.yaml" <<YAML
+version: 1
+data_dir: $ROOT/data/eval
+general: $ROOT/data/traffic/wiki_600.txt
+rank: 4
+steps: 10
+pairs: 6
+gates:
+  min_gain: $2
+  max_stsb_drop: 5
+  min_retrieval: 0.3
+YAML
+    sed "s|out: $TMP/run-k\$|out: $TMP/$1|" "$TMP/evolve.yaml" >"$TMP/$1-evolve.yaml"
+    printf '  feedback: %s\n  adapt:\n    enabled: true\n    config: %s\n' "$TMP/fb.tsv" "$TMP/$1.yaml" >>"$TMP/$1-evolve.yaml"
+    timeout 600 "$SESLM" evolve --config "$TMP/$1-evolve.yaml" >"$TMP/$1.out" 2>"$TMP/$1.err"
+}
+ok
+adapt_run run-a -100
+rca=$?
+[ $rca -eq $rc1 ] || fail "evolve with an accepted adapter: exit $rca, the cycle's $rc1: $(tail -c 400 "$TMP/run-a.err")"
+grep -q "03-plan .*skipped" "$TMP/run-a.err" || fail "the adapt run re-ran the plan stage"
+python3 - "$TMP/run-a" accepted <<'PY' || fail "verdict.json's adapt section (accepted) is wrong"
+import json, os, sys
+run, want = sys.argv[1:3]
+v = json.load(open(run + "/verdict.json"))
+a = v.get("adapt") or {}
+bad = []
+base = v.get("selected_model_dir") or v["parent"]
+if a.get("status") != want or a.get("base") != base or a.get("exit") != (0 if want == "accepted" else 1):
+    bad.append("adapt: %s (selected %s)" % (a, v.get("selected")))
+if want == "accepted":
+    if a.get("deploy_model_dir") != run + "/07-adapt/model" or not os.path.isfile(a["deploy_model_dir"] + "/model.safetensors"):
+        bad.append("deploy_model_dir %s" % a.get("deploy_model_dir"))
+    c = json.load(open(run + "/07-adapt/model/config.json"))
+    if v.get("selected") and not c["seslm_quantization"]["linear_weights"].startswith("int8"):
+        bad.append("the selected INT8 student was not adapted as INT8")
+elif a.get("deploy_model_dir") != base or "model_dir" in a:
+    bad.append("a rejected adapter must leave the cycle's model: %s" % a)
+if len(a.get("gates", [])) != 4:
+    bad.append("gates: %s" % a.get("gates"))
+if "## Adapter (07-adapt)" not in open(run + "/report.md").read():
+    bad.append("report.md has no adapter section")
+if not os.path.isfile(run + "/stages/07-adapt.json"):
+    bad.append("no 07-adapt marker")
+for x in bad:
+    print("  " + x, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+ok
+adapt_run run-r 100 # a gain of 100 points is impossible: rejected
+rcr=$?
+[ $rcr -eq $rc1 ] || fail "a rejected adapter changed the cycle's exit: $rcr, the cycle's $rc1: $(tail -c 400 "$TMP/run-r.err")"
+python3 - "$TMP/run-r" rejected <<'PY' || fail "verdict.json's adapt section (rejected) is wrong"
+import json, sys
+v = json.load(open(sys.argv[1] + "/verdict.json"))
+a = v["adapt"]
+assert a["status"] == "rejected" and a["deploy_model_dir"] == (v.get("selected_model_dir") or v["parent"]), a
+assert not [g for g in a["gates"] if g["gate"] == "heldout_feedback_accuracy_gain"][0]["pass"], a["gates"]
+PY
+printf 'version: 1\nrnak: 4\n' >"$TMP/bad-adapt.yaml"
+sed "s|config: $TMP/run-r.yaml|config: $TMP/bad-adapt.yaml|; s|out: $TMP/run-r\$|out: $TMP/r5|" "$TMP/run-r-evolve.yaml" >"$TMP/bad3.yaml"
+expect 2 'evolve.adapt.config: .*rnak: unknown key' "bad adapt config" -- evolve --config "$TMP/bad3.yaml"
+[ ! -e "$TMP/r5" ] || fail "a bad adapt config started a run"
 
 # bad input
 expect 2 'required' "no --config" -- evolve

@@ -31,6 +31,10 @@ typedef struct {
     char drift_reference[1024], drift_config[1024], micro_calibration[1024];
     double micro_candidates[SESLM_EVOLVE_MAX_CANDIDATES];
     int n_micro;
+    // adapt stage (issue 18): LoRA on the selected student (or the parent) after selection; off by default
+    int adapt_enabled;
+    char adapt_config[1024];         // seslm adapt's options (configs/adapt.yaml)
+    char adapt_feedback[1024];       // "" = evolve.feedback, else the adapt config's feedback
 } seslm_evolve_config;
 
 /* Reads the evolve section of path (defaults for absent keys; file:line errors for bad values). The
