@@ -73,34 +73,62 @@ static void tile_c(const qgemm_args *a, int m0, int mr, int p0, int np) {
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #include "gelu_avx512.h"
 
-// One 16-column segment of row m: int32 sums, or dequantized (+ bias), GELU when asked, stored. Returns
-// the segment's |y| as bits (0 in the masked lanes) for the row maximum.
-VNNI static inline __attribute__((always_inline)) __m512i store_seg(const qgemm_args *a, int m, int n0, __m512i c) {
-    const int nv = a->N - n0 < 16 ? a->N - n0 : 16;
-    const __mmask16 k = (__mmask16)((1u << nv) - 1u);
-    const __m512i s = _mm512_sub_epi32(c, _mm512_loadu_si512((const void *)(a->colsum + n0)));
-    if (a->acc) {
-        _mm512_mask_storeu_epi32(a->acc + (size_t)m * a->N + n0, k, s);
-        return _mm512_setzero_si512();
+// The epilogue of a tile (rows m0..m0+mr-1, panels p0..p0+np-1): int32 sums (MODE 0), or dequantized
+// + bias (MODE 1), or that then GELU, with each row's max |y| merged into rowmax (MODE 2). Per panel the
+// column sums, weight scales, bias and mask are loaded once for all rows; the pointers are read into locals
+// (stores through y could otherwise alias *a, and GCC reloaded every field for every segment).
+VNNI static inline __attribute__((always_inline)) void epilogue(const qgemm_args *a, int m0, int mr, int p0, int np,
+                                                                 const __m512i acc[MR][NP], const int MODE) {
+    const int N = a->N;
+    int32_t *restrict acc_out = a->acc;
+    float *restrict y = a->y;
+    const float *restrict sa = a->sa;
+    uint32_t *rowmax = a->rowmax;
+    __m512i cs[NP];
+    __m512 sw[NP], bv[NP];
+    __mmask16 k[NP];
+    for (int j = 0; j < np; j++) {
+        const int n0 = 16 * (p0 + j), nv = N - n0 < 16 ? N - n0 : 16;
+        k[j] = (__mmask16)((1u << nv) - 1u);
+        cs[j] = _mm512_loadu_si512((const void *)(a->colsum + n0));
+        if (MODE == 0) continue;
+        sw[j] = _mm512_maskz_loadu_ps(k[j], a->sw + n0);
+        bv[j] = a->b ? _mm512_maskz_loadu_ps(k[j], a->b + n0) : _mm512_setzero_ps();
     }
-    const __m512 sc = _mm512_mul_ps(_mm512_set1_ps(a->sa[m]), _mm512_maskz_loadu_ps(k, a->sw + n0));
-    const __m512 bv = a->b ? _mm512_maskz_loadu_ps(k, a->b + n0) : _mm512_setzero_ps();
-    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), sc, bv);
-    if (a->gelu) v = gelu16(v);
-    _mm512_mask_storeu_ps(a->y + (size_t)m * a->N + n0, k, v);
-    return _mm512_maskz_and_epi32(k, _mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff));
+    for (int r = 0; r < mr; r++) {
+        const size_t row = (size_t)(m0 + r) * N + 16 * (size_t)p0;
+        if (MODE == 0) {
+            for (int j = 0; j < np; j++)
+                _mm512_mask_storeu_epi32(acc_out + row + 16 * j, k[j], _mm512_sub_epi32(acc[r][j], cs[j]));
+            continue;
+        }
+        const __m512 sam = _mm512_set1_ps(sa[m0 + r]);
+        __m512i mx = _mm512_setzero_si512();
+        for (int j = 0; j < np; j++) {
+            const __m512i s = _mm512_sub_epi32(acc[r][j], cs[j]);
+            __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(sam, sw[j]), bv[j]);
+            if (MODE == 2) v = gelu16(v);
+            _mm512_mask_storeu_ps(y + row + 16 * j, k[j], v);
+            if (MODE == 2)
+                mx = _mm512_max_epu32(mx, _mm512_maskz_and_epi32(k[j], _mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)));
+        }
+        if (MODE == 2 && rowmax) rowmax_update(rowmax + m0 + r, (uint32_t)_mm512_reduce_max_epu32(mx));
+    }
 }
 
-// The epilogue of a tile (rows m0.., panels p0..p0+np-1): each row's segments stored, its maximum merged into
-// rowmax. Out of line on purpose: inlined, its GELU constants and temporaries crowded the 29 registers of the
-// K loop and GCC spilled every accumulator to the stack on every step (the tiles ran 2x slower).
-VNNI __attribute__((noinline)) static void tile_epilogue(const qgemm_args *a, int m0, int mr, int p0, int np,
+// Out of line, one per mode: inlined into the tiles, the GELU's constants and temporaries crowded the 29
+// registers of the K loop and GCC spilled every accumulator to the stack on every step (2x slower).
+VNNI __attribute__((noinline)) static void epilogue_acc(const qgemm_args *a, int m0, int mr, int p0, int np,
+                                                         const __m512i acc[MR][NP]) {
+    epilogue(a, m0, mr, p0, np, acc, 0);
+}
+VNNI __attribute__((noinline)) static void epilogue_f32(const qgemm_args *a, int m0, int mr, int p0, int np,
+                                                         const __m512i acc[MR][NP]) {
+    epilogue(a, m0, mr, p0, np, acc, 1);
+}
+VNNI __attribute__((noinline)) static void epilogue_gelu(const qgemm_args *a, int m0, int mr, int p0, int np,
                                                           const __m512i acc[MR][NP]) {
-    for (int r = 0; r < mr; r++) {
-        __m512i mx = _mm512_setzero_si512();
-        for (int j = 0; j < np; j++) mx = _mm512_max_epu32(mx, store_seg(a, m0 + r, 16 * (p0 + j), acc[r][j]));
-        if (a->rowmax) rowmax_update(a->rowmax + m0 + r, (uint32_t)_mm512_reduce_max_epu32(mx));
-    }
+    epilogue(a, m0, mr, p0, np, acc, 2);
 }
 
 #define ROW_DECL(r) __m512i c##r##0 = z, c##r##1 = z, c##r##2 = z, c##r##3 = z;
@@ -146,7 +174,10 @@ VNNI static inline __attribute__((always_inline)) void tile_rows(const qgemm_arg
     }
     __m512i acc[MR][NP];
     ROW_SAVE(0) ROW_SAVE(1) ROW_SAVE(2) ROW_SAVE(3) ROW_SAVE(4) ROW_SAVE(5)
-    tile_epilogue(a, m0, R, p0, NPV, (const __m512i(*)[NP])acc);
+    const __m512i(*const done)[NP] = (const __m512i(*)[NP])acc;
+    if (a->acc) epilogue_acc(a, m0, R, p0, NPV, done);
+    else if (a->gelu) epilogue_gelu(a, m0, R, p0, NPV, done);
+    else epilogue_f32(a, m0, R, p0, NPV, done);
 }
 #define TILE(R, P) \
     VNNI static void tile_vnni_##R##_##P(const qgemm_args *a, int m0, int p0) { tile_rows(a, m0, p0, R, P); }
