@@ -636,8 +636,9 @@ static seslm_rows_post gelu_rows(void);
 static void linear_q8_post(float *y, const int8_t *qa, const float *sa, int lda, const seslm_weight *W,
                            const float *b, int M, seslm_rows_post post) {
     const int N = W->N, K = W->K;
-    if (W->qp) {
-        seslm_qgemm_fast_post(NULL, y, qa, lda, sa, W->qp, W->qsum, W->qscale, b, M, N, K, NULL, post);
+    if (W->qp) { // post is NULL or the GELU row function: GELU on the tiles' registers (qgemm.c)
+        if (post) seslm_qgemm_fast_gelu(y, NULL, qa, lda, sa, W->qp, W->qsum, W->qscale, b, M, N, K, NULL, post);
+        else seslm_qgemm_fast(NULL, y, qa, lda, sa, W->qp, W->qsum, W->qscale, b, M, N, K, NULL);
         return;
     }
     // not packed (a caller that skipped packing): the plain per-element product, one thread

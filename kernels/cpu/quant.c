@@ -98,13 +98,20 @@ __attribute__((target("avx512f,avx512bw"))) static void quantize_row_scaled_avx5
 }
 #endif
 
-void seslm_quantize_rows(int8_t *q, float *scale, const float *x, int M, int K, int ldq) {
 #ifdef QUANT_X86
+static int have_avx512bw(void) {
     static int avx512 = -1; // benign race: every thread computes the same value
     if (avx512 < 0) {
         __builtin_cpu_init();
         avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
     }
+    return avx512;
+}
+#endif
+
+void seslm_quantize_rows(int8_t *q, float *scale, const float *x, int M, int K, int ldq) {
+#ifdef QUANT_X86
+    const int avx512 = have_avx512bw();
 #endif
     for (int m = 0; m < M; m++) {
 #ifdef QUANT_X86
@@ -120,11 +127,7 @@ void seslm_quantize_rows(int8_t *q, float *scale, const float *x, int M, int K, 
 void seslm_quantize_rows_amax(int8_t *q, float *scale, const float *x, int M, int K, int ldq,
                               const uint32_t *absmax_bits) {
 #ifdef QUANT_X86
-    static int avx512 = -1; // benign race: every thread computes the same value
-    if (avx512 < 0) {
-        __builtin_cpu_init();
-        avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-    }
+    const int avx512 = have_avx512bw();
 #endif
     for (int m = 0; m < M; m++) {
         float am;

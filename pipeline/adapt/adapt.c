@@ -442,6 +442,18 @@ static seslm_status write_config(const seslm_model *m, const char *out_dir, cons
     return st;
 }
 
+// dm = m's F32 weights with the adapters merged in (W + s B A)
+static seslm_status merged_weights(dm_model *dm, const seslm_model *m, const lora *lo) {
+    seslm_status st = dm_init(dm, m);
+    if (st != SESLM_OK) return st;
+    if ((size_t)lo->n_base != dm->n_params) {
+        dm_free(dm);
+        return seslm_fail(SESLM_ERR_SHAPE, "adapt: the adapters were made for another model");
+    }
+    lora_apply(lo, dm);
+    return SESLM_OK;
+}
+
 seslm_status adapt_write_merged(const seslm_model *m, const lora *lo, const char *out_dir, const char *lineage_json) {
     char path[8400];
     snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
@@ -450,13 +462,8 @@ seslm_status adapt_write_merged(const seslm_model *m, const lora *lo, const char
     if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
         return seslm_fail(SESLM_ERR_IO, "cannot create %s: %s", out_dir, strerror(errno));
     dm_model dm;
-    seslm_status st = dm_init(&dm, m);
+    seslm_status st = merged_weights(&dm, m, lo);
     if (st != SESLM_OK) return st;
-    if ((size_t)lo->n_base != dm.n_params) {
-        dm_free(&dm);
-        return seslm_fail(SESLM_ERR_SHAPE, "adapt: the adapters were made for another model");
-    }
-    lora_apply(lo, &dm);
     const st_file *f = &m->st;
     st_write_tensor *t = calloc((size_t)f->n_tensors + 1, sizeof *t);
     if (!t) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
@@ -581,13 +588,8 @@ seslm_status adapt_write_served(const seslm_model *served, const seslm_model *f3
     if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
         return seslm_fail(SESLM_ERR_IO, "cannot create %s: %s", out_dir, strerror(errno));
     dm_model dm;
-    seslm_status st = dm_init(&dm, f32);
+    seslm_status st = merged_weights(&dm, f32, lo);
     if (st != SESLM_OK) return st;
-    if ((size_t)lo->n_base != dm.n_params) {
-        dm_free(&dm);
-        return seslm_fail(SESLM_ERR_SHAPE, "adapt: the adapters were made for another model");
-    }
-    lora_apply(lo, &dm);
     const int n = served->st.n_tensors;
     st_write_tensor *t = calloc((size_t)n + 1, sizeof *t);
     void **own = calloc(2 * (size_t)n + 1, sizeof *own);

@@ -81,3 +81,21 @@ cli_test_done() {
     echo "$TEST_NAME: $checks checks, $fails failures"
     [ "$fails" -eq 0 ]
 }
+
+# snips_feedback OUT [header]: labelled feedback of 6 SNIPS intents x 4 examples (data/intent/snips_train50.tsv),
+# text TAB label per line; with "header", a first line naming the columns (text, label)
+snips_feedback() {
+    python3 - "$ROOT/data/intent/snips_train50.tsv" "$1" "${2:-}" <<'PY'
+import collections, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
+by = collections.defaultdict(list)
+for t, l in rows:
+    by[l].append(t)
+with open(sys.argv[2], "w") as f:
+    if sys.argv[3] == "header":
+        f.write("text\tlabel\n")
+    for l in sorted(by)[:6]:
+        for t in by[l][:4]:
+            f.write(f"{t}\t{l}\n")
+PY
+}

@@ -24,18 +24,7 @@ G="$ROOT/data/traffic/wiki_600.txt"
 py() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
 # feedback: 6 SNIPS intents x 4 examples (1 held out per intent)
-python3 - "$ROOT/data/intent/snips_train50.tsv" "$TMP/fb.tsv" <<'PY'
-import collections, sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
-by = collections.defaultdict(list)
-for t, l in rows:
-    by[l].append(t)
-with open(sys.argv[2], "w") as f:
-    f.write("text\tlabel\n")
-    for l in sorted(by)[:6]:
-        for t in by[l][:4]:
-            f.write(f"{t}\t{l}\n")
-PY
+snips_feedback "$TMP/fb.tsv" header
 printf 'text\tintent\nhello\tgreet\nhi\tgreet\nbye\tgreet\nyo\tgreet\n' >"$TMP/one.tsv"
 printf 'sentence\tlabel\nhello\tgreet\n' >"$TMP/nohdr.tsv"
 printf '{"text": "hi", "intent": "a"}\n{"text": "yo", "intent": "b"}\n' >"$TMP/two.jsonl"

@@ -112,17 +112,7 @@ grep -q "03-plan .*skipped" "$TMP/k2.err" || fail "resume did not skip the finis
 ls -d "$TMP"/run-k/04-recompile/*.tmp.* >/dev/null 2>&1 && fail "a temporary recompile directory was left"
 
 # the adapt stage (issue 18): the finished run copied without its verdict, so every earlier stage is skipped
-python3 - "$ROOT/data/intent/snips_train50.tsv" "$TMP/fb.tsv" <<'PY'
-import collections, sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
-by = collections.defaultdict(list)
-for t, l in rows:
-    by[l].append(t)
-with open(sys.argv[2], "w") as f:
-    for l in sorted(by)[:6]:
-        for t in by[l][:4]:
-            f.write(f"{t}\t{l}\n")  # no header: text TAB label, as evolve.feedback is read by validate
-PY
+snips_feedback "$TMP/fb.tsv" # no header: text TAB label, as evolve.feedback is read by validate
 adapt_run() { # NAME MIN_GAIN: a copy of run-k with the adapt stage enabled
     rm -rf "$TMP/$1" && cp -r "$TMP/run-k" "$TMP/$1" && rm -f "$TMP/$1/verdict.json" "$TMP/$1/report.md"
     cat >"$TMP/$1.yaml" <<YAML
