@@ -195,6 +195,21 @@ static void check_fused_q8(int M, int N, int C) {
     seslm_quantize_rows(q0, s0, x0, M, C, ldq);
     CHECK_MSG(memcmp(q, q0, (size_t)M * ldq) == 0 && memcmp(s, s0, (size_t)M * sizeof *s) == 0,
               "add_layernorm_q8 M=%d C=%d: quantized rows differ from seslm_quantize_rows", M, C);
+    if (M >= 3) { // a NaN and an infinity in the input: those rows' scales NaN and bytes 0, as unfused
+        float *xa = malloc((size_t)M * C * sizeof *xa), *xb = malloc((size_t)M * C * sizeof *xb);
+        int8_t *qa = malloc((size_t)M * ldq), *qb = malloc((size_t)M * ldq);
+        float *sa = malloc((size_t)M * sizeof *sa), *sb = malloc((size_t)M * sizeof *sb);
+        for (size_t i = 0; i < (size_t)M * C; i++) xa[i] = xb[i] = frand();
+        xa[C + C / 2] = xb[C + C / 2] = NAN;
+        xa[2 * C + 1] = xb[2 * C + 1] = INFINITY;
+        memset(qb, 0x55, (size_t)M * ldq);
+        fast->add_layernorm(xa, r, g, bt, M, C, 1e-12f);
+        seslm_quantize_rows(qa, sa, xa, M, C, ldq);
+        fast->add_layernorm_q8(xb, r, g, bt, M, C, 1e-12f, qb, sb, ldq);
+        CHECK_MSG(memcmp(qa, qb, (size_t)M * ldq) == 0 && isnan(sb[1]) && isnan(sb[2]) && sb[0] == sa[0],
+                  "add_layernorm_q8 M=%d C=%d: non-finite rows differ from the unfused pair", M, C);
+        free(xa), free(xb), free(qa), free(qb), free(sa), free(sb);
+    }
     float *y0 = malloc((size_t)M * N * sizeof *y0), *y1 = malloc((size_t)M * N * sizeof *y1);
     for (int gelu = 0; gelu < 2; gelu++) {
         for (size_t i = 0; i < (size_t)M * N; i++) y1[i] = NAN;
@@ -283,6 +298,8 @@ int main(void) {
         check_qgemm_gelu(1, 17, 8, isas[i]);
         check_qgemm_gelu(37, 1229, 384, isas[i]); // pooled tiles, a pruned FFN width (1-panel edge block)
         check_qgemm_gelu(13, 100, 64, isas[i]);   // a 3-panel edge block
+        check_qgemm_gelu(23, 200, 96, isas[i]);   // row-edge tiles of 5, per-thread row maxima merged
+        check_qgemm_gelu(64, 1229, 384, isas[i]); // 4 row edge; enough work for both threads
     }
     check_quantizers();
     check_quantizer_paths(5, 384);
