@@ -332,9 +332,49 @@ static void test_malformed(const seslm_model *parent) {
     free(counts);
 }
 
+/* Both CPU backends' embed op on synthetic compressed tables at C = 64 (the fast backend's AVX-512 rows need C a
+ * multiple of 32; the model above has C = 16): exact, 4-bit, INT8 and product-quantized rows, every nibble and
+ * byte value, bit for bit (the fast rows must not fuse the scale product into the sums). */
+static void check_embed_rows_c64(void) {
+    enum { C = 64, V = 48, E = 6, R = 10, L = 12 };
+    static float exact[E * C], pos[L * C], type[C], scale[V], book[(C / 8) * 256 * 8];
+    static int8_t q8[V * C];
+    static uint8_t q4[V * C / 2], codes[R * (C / 8)];
+    static int32_t slot[V], rslot[V], ids[V];
+    uint32_t st = 12345;
+#define RND() ((st = st * 1664525u + 1013904223u) >> 8)
+    for (int i = 0; i < E * C; i++) exact[i] = (float)RND() / (1 << 24) - 0.5f;
+    for (int i = 0; i < L * C; i++) pos[i] = (float)RND() / (1 << 24) * 0.2f - 0.1f;
+    for (int i = 0; i < C; i++) type[i] = (float)RND() / (1 << 24) * 0.05f;
+    for (int i = 0; i < V; i++) scale[i] = 0.01f + (float)RND() / (1 << 24) * 0.05f;
+    for (int i = 0; i < V * C; i++) q8[i] = (int8_t)(i % 255 - 127);
+    for (int i = 0; i < V * C / 2; i++) q4[i] = (uint8_t)(i * 37 + 11);
+    for (size_t i = 0; i < sizeof book / sizeof *book; i++) book[i] = (float)RND() / (1 << 24) - 0.5f;
+    for (int i = 0; i < R * (C / 8); i++) codes[i] = (uint8_t)RND();
+    for (int id = 0; id < V; id++) {
+        slot[id] = id % 8 == 0 ? id / 8 : -1;                 // 6 exact rows
+        rslot[id] = id % 5 == 1 ? -1 - (id / 5) % R : id;     // PQ rows among the others
+        ids[id] = id;
+    }
+#undef RND
+    int off[4] = {0, 12, 24, 36}, len[4] = {12, 12, 12, 12};
+    float *a = malloc(sizeof(float) * V * C), *b = malloc(sizeof(float) * V * C);
+    const seslm_backend *fast = seslm_backend_cpu_fast(), *ref = seslm_backend_cpu_ref();
+    for (int t = 0; t < 2; t++) { // 4-bit, then INT8 rows
+        seslm_embedding w = {.q = t ? q8 : NULL, .q4 = t ? NULL : q4, .scale = scale, .exact_slot = slot, .exact = exact,
+                             .row_slot = rslot, .pq_codes = codes, .pq_book = book, .pq_dim = 8, .n_rows = V, .n_pq = R};
+        for (int i = 0; i < V * C; i++) a[i] = NAN, b[i] = -1.0f;
+        fast->embed(a, ids, off, len, 4, &w, pos, type, C);
+        ref->embed(b, ids, off, len, 4, &w, pos, type, C);
+        CHECK_MSG(memcmp(a, b, sizeof(float) * V * C) == 0, "embed C=64 %s rows: cpu and cpu-ref differ", t ? "INT8" : "4-bit");
+    }
+    free(a), free(b);
+}
+
 int main(void) {
     g_root = tm_mkdtemp("embed_compress");
     test_pq_kernel();
+    check_embed_rows_c64();
     tm_model full;
     tm_init(&full, 31);
     char dir[4096];
