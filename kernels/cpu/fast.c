@@ -293,6 +293,31 @@ __attribute__((target("avx512f"))) static inline void transpose16(__m512 r[16]) 
     }
 }
 
+// out[i] = the max (is_max) or the sum of v[i]'s 16 lanes, for 8 vectors at once: halves, then quarters of two
+// vectors are merged into one register per level, then pairs and neighbours within each 128-bit lane. The
+// pairing (lane i with i + 8, then i + 4, i + 2, i + 1) is that of _mm512_reduce_max_ps / _mm512_reduce_add_ps,
+// so each result has the same bits as those give.
+__attribute__((target("avx512f"))) static inline void reduce8_ps(const __m512 v[8], float out[8], int is_max) {
+    __m512 h[4], q[2];
+    for (int i = 0; i < 4; i++) {
+        const __m512 lo = _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44), hi = _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE);
+        h[i] = is_max ? _mm512_max_ps(hi, lo) : _mm512_add_ps(hi, lo);
+    }
+    for (int i = 0; i < 2; i++) { // 128-bit lane g of q[i]: vector 4 i + g's four partial results
+        const __m512 a = _mm512_shuffle_f32x4(h[2 * i], h[2 * i + 1], 0x88), b = _mm512_shuffle_f32x4(h[2 * i], h[2 * i + 1], 0xDD);
+        q[i] = is_max ? _mm512_max_ps(b, a) : _mm512_add_ps(b, a); // upper op lower, as the intrinsic (NaN order)
+    }
+    for (int i = 0; i < 2; i++) {
+        const __m512 sw = _mm512_permute_ps(q[i], 0x4E);
+        __m512 t = is_max ? _mm512_max_ps(q[i], sw) : _mm512_add_ps(q[i], sw);
+        const __m512 sw1 = _mm512_permute_ps(t, 0xB1);
+        t = is_max ? _mm512_max_ps(t, sw1) : _mm512_add_ps(t, sw1);
+        float l[16];
+        _mm512_storeu_ps(l, t);
+        for (int g = 0; g < 4; g++) out[4 * i + g] = l[4 * g];
+    }
+}
+
 // One block of up to QB queries (8, or 4 for a short last block: at 12 tokens, 8 + 4 rather than 8 + 8)
 // against every key: scores, softmax in registers, p v. kt (32, 16 NB) as below.
 __attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
@@ -314,23 +339,38 @@ attn_short_block(float *restrict o, int ostride, const float *restrict q, const 
             if (NB > 1) a[r][1] = _mm512_fmadd_ps(qb, k1, a[r][1]);
         }
     }
-    float p[QB][32], inv[QB];
-    for (int r = 0; r < QB; r++) { // softmax of each row, in registers
-        const __m512 ninf = _mm512_set1_ps(-INFINITY);
-        const __m512 s0 = _mm512_mask_blend_ps(live[0], ninf, a[r][0]);
-        const __m512 s1 = NB > 1 ? _mm512_mask_blend_ps(live[1], ninf, a[r][1]) : ninf;
-        const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(NB > 1 ? _mm512_max_ps(s0, s1) : s0));
-        const __m512 t0 = _mm512_sub_ps(s0, mx), e0 = _mm512_maskz_mov_ps(live[0], exp16(t0));
-        const __m512 t1 = NB > 1 ? _mm512_sub_ps(s1, mx) : _mm512_setzero_ps();
-        const __m512 e1 = NB > 1 ? _mm512_maskz_mov_ps(live[1], exp16(t1)) : _mm512_setzero_ps();
-        const float sum = _mm512_reduce_add_ps(_mm512_add_ps(e0, e1));
-        inv[r] = 1.0f / sum;
+    // softmax of each row in registers; the rows' maxima and sums are reduced 8 at a time (reduce8_ps: the
+    // same pairing as _mm512_reduce_max / add_ps, so the same bits), where one reduction per row made each
+    // row a serial chain of shuffles (perf: the softmax was most of this kernel at 10 tokens)
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    __m512 s0[QB], s1[QB], rv[8];
+    for (int r = 0; r < QB; r++) {
+        s0[r] = _mm512_mask_blend_ps(live[0], ninf, a[r][0]);
+        s1[r] = NB > 1 ? _mm512_mask_blend_ps(live[1], ninf, a[r][1]) : ninf;
+        rv[r] = NB > 1 ? _mm512_max_ps(s0[r], s1[r]) : s0[r];
+    }
+    for (int r = QB; r < 8; r++) rv[r] = ninf;
+    float mx[8], sum[8], p[QB][32], inv[QB];
+    reduce8_ps(rv, mx, 1);
+    for (int r = 0; r < QB; r++) {
+        const __m512 m = _mm512_set1_ps(mx[r]);
+        const __m512 e0 = _mm512_maskz_mov_ps(live[0], exp16(_mm512_sub_ps(s0[r], m)));
+        const __m512 e1 = NB > 1 ? _mm512_maskz_mov_ps(live[1], exp16(_mm512_sub_ps(s1[r], m))) : _mm512_setzero_ps();
         _mm512_storeu_ps(p[r], e0);
         if (NB > 1) _mm512_storeu_ps(p[r] + 16, e1);
+        rv[r] = _mm512_add_ps(e0, e1);
+    }
+    for (int r = QB; r < 8; r++) rv[r] = _mm512_setzero_ps();
+    reduce8_ps(rv, sum, 0);
+    for (int r = 0; r < QB; r++) {
+        inv[r] = 1.0f / sum[r];
         if (stats && r < nq) { // entropy = log Z - (sum_j e^t_j t_j) / Z; largest weight 1 / Z
+            const __m512 m = _mm512_set1_ps(mx[r]), t0 = _mm512_sub_ps(s0[r], m);
+            const __m512 t1 = NB > 1 ? _mm512_sub_ps(s1[r], m) : _mm512_setzero_ps();
+            const __m512 e0 = _mm512_loadu_ps(p[r]), e1 = NB > 1 ? _mm512_loadu_ps(p[r] + 16) : _mm512_setzero_ps();
             const __m512 et = _mm512_add_ps(_mm512_maskz_mul_ps(live[0], e0, t0),
                                             NB > 1 ? _mm512_maskz_mul_ps(live[1], e1, t1) : _mm512_setzero_ps());
-            *ent_sum += logf(sum) - _mm512_reduce_add_ps(et) * inv[r];
+            *ent_sum += logf(sum[r]) - _mm512_reduce_add_ps(et) * inv[r];
             *pmax_sum += inv[r];
         }
     }
