@@ -174,7 +174,7 @@ void seslm_validate_config_default(seslm_validate_config *c) {
     c->domain_n = 300, c->domain_intent_n = 600, c->passages_n = 1000, c->queries_n = 200, c->recall_k = 10;
     c->recall_tie_margin = 0.01;
     seslm_lr_opts_default(&c->lr);
-    c->warmup = 5, c->repeats_b1 = 100, c->repeats_b32 = 20;
+    c->warmup = 5, c->repeats_b1 = 100, c->repeats_b32 = 100;
     c->threads = 0, c->batch = 32, c->measure_memory = 1;
     c->grounded_decoder = "";
     c->grounded_qa = "data/grounded/qa.tsv", c->grounded_passages = "data/grounded/passages.txt";
