@@ -175,12 +175,41 @@ static void test_matmul(void) {
     CHECK(qb_row_bytes(77, 64) == 0);
 }
 
+/* The VNNI kernels (vpdpbusd, the activations' scales precomputed as floats) against the AVX-512 ones: the same
+ * integer sums and float operations, so the same bits; Q4_1 rows of an odd and an even block count, a batch with
+ * a remainder after the 4-token kernel, and one token (decoding). */
+static void test_vnni_same_bits(void) {
+    if (qb_force_isa("avx512vnni") != 0) {
+        printf("test_qblock: no AVX-512 VNNI on this CPU; VNNI kernels not checked\n");
+        return;
+    }
+    enum { M = 9, N = 21 };
+    const int Ks[] = {96, 128, 576};
+    static uint8_t W[N * 576];
+    static float x[M * 576], y0[M * N], y1[M * N];
+    for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
+        const int K = Ks[ki];
+        const size_t rb = qb_row_bytes(QB_Q4_1, K);
+        for (int n = 0; n < N; n++) random_row(QB_Q4_1, W + n * rb, K);
+        for (int i = 0; i < M * K; i++) x[i] = frand();
+        for (int mm = 1; mm <= M; mm += M - 1) {
+            for (int i = 0; i < M * N; i++) y0[i] = NAN, y1[i] = -1.0f;
+            qb_force_isa("avx512vnni");
+            CHECK(qb_matmul(y1, x, W, QB_Q4_1, mm, N, K, 0) == 0);
+            qb_force_isa("avx512");
+            CHECK(qb_matmul(y0, x, W, QB_Q4_1, mm, N, K, 0) == 0);
+            CHECK_MSG(memcmp(y0, y1, (size_t)mm * N * sizeof *y0) == 0, "Q4_1 K=%d M=%d: VNNI and AVX-512 differ", K, mm);
+        }
+    }
+    qb_force_isa(NULL);
+}
+
 int main(void) {
     test_f16();
     test_quantize();
-    const char *isas[] = {"c", "avx2", "avx512"};
+    const char *isas[] = {"c", "avx2", "avx512", "avx512vnni"};
     int ran = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         if (qb_force_isa(isas[i]) != 0) {
             printf("test_qblock: %s not available on this CPU\n", isas[i]);
             continue;
@@ -190,6 +219,7 @@ int main(void) {
         ran++;
     }
     qb_force_isa(NULL);
+    test_vnni_same_bits();
     printf("test_qblock: fast dots checked with %d instruction sets (best here: %s)\n", ran, qb_isa());
     return test_report("test_qblock");
 }
