@@ -427,7 +427,7 @@ VNNI512 static float dot_q4_1_vnni(const qb_q4_1 *a, const qb_q8_1 *b, int nb) {
     return r;
 }
 
-/* dot4_q4_1_avx512 with VNNI and the activations' block scales already as floats (qb_xscales: xd, per token
+/* dot4_q4_1_avx512 with VNNI and the activations' block scales already as floats (qb_quant_task: xd, per token
  * and pair of blocks [d_i x 8 | d_i+1 x 8]; xsm, per token and block s_i): the per-token work of a pair of
  * blocks drops from ~25 instructions (four F16 conversions, the scale vector built) to ~12. The same float
  * operations in the same order as dot4_q4_1_avx512, so the same bits. */
@@ -585,7 +585,7 @@ void qb_f32_to_f16_row(uint16_t *dst, const float *src, int n) {
 }
 
 /* out[t] = dot(w, x + t * xs) for t < 4; 0 when no multi-token kernel fits (the caller loops qb_dot). */
-// xd, xsm: the 4 tokens' block scales as floats (qb_xscales; Q8_1 activations), fs floats of xd apart
+// xd, xsm: the 4 tokens' block scales as floats (qb_quant_task; Q8_1 activations), fs floats of xd apart
 static int qb_dot4(int type, const void *w, const uint8_t *x, size_t xs, int k, float *out, const float *xd,
                    const float *xsm, size_t fs) {
 #ifdef QB_X86
@@ -612,7 +612,7 @@ typedef struct {
     int first[QB_MAXMATS + 1];   // work items: chunks of matrix i are [first[i], first[i + 1])
     const uint8_t *xq;           // x quantized, M rows of xrow bytes
     size_t xrow;
-    const float *xd, *xsm;       // Q8_1 activations: block scales as floats (qb_xscales), or NULL
+    const float *xd, *xsm;       // Q8_1 activations: block scales as floats (qb_quant_task), or NULL
     size_t fs;                   // floats of xd per token
     int M, K, ref;
 } qb_mm_job;
