@@ -518,8 +518,9 @@ static const seslm_weight *encoder_first_linear(const seslm_encoder *e, int l) {
     return &e->lin[4 * l + LIN_QKV];
 }
 
-/* One layer. q8in: x's rows are already quantized in e->qx (the last layer norm fused it). */
-static void encoder_layer(seslm_encoder *e, int l, int ntok, int B, int q8in) {
+/* One layer. q8in: x's rows are already quantized in e->qx (the last layer norm fused it). Returns whether
+ * this layer's last norm quantized its output for the next layer's first product (its q8in). */
+static int encoder_layer(seslm_encoder *e, int l, int ntok, int B, int q8in) {
     const seslm_model *m = e->m;
     const seslm_backend *be = e->be;
     const seslm_layer_weights *w = &m->lw[l];
@@ -576,7 +577,7 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B, int q8in) {
     if (F > 0) {
         if (T) be->col_stats(x, ntok, C, T->in_sq_ffn_in, NULL, NULL);
         if (e->probe) e->probe(e->probe_ctx, l, SESLM_PROBE_FFN_IN, x, ntok, C);
-        if (q8ffn && q8h) { // GELU output quantized for FF2 as the tiles make it
+        if (q8h) { // GELU output quantized for FF2 as the tiles make it
             be->linear_gelu_q8out(ffn, e->qf, e->qfs, e->ldqf, e->qx, e->qxs, e->ldqx, &lin[LIN_FF1], w->ff1_b,
                                   ntok); // (Ntok, F)
         } else if (q8ffn) {
@@ -602,11 +603,13 @@ static void encoder_layer(seslm_encoder *e, int l, int ntok, int B, int q8in) {
         if (be->fill_rows) be->fill_rows(tmp, w->ff2_b, ntok, C);
         else rows_set_bias(tmp, w->ff2_b, ntok, C);
     }
-    encoder_ln(e, x, tmp, w->ln2_g, w->ln2_b, ntok, C, eps, !dv && encoder_q8_next(e, encoder_first_linear(e, l + 1)));
+    const int q8next = !dv && encoder_q8_next(e, encoder_first_linear(e, l + 1));
+    encoder_ln(e, x, tmp, w->ln2_g, w->ln2_b, ntok, C, eps, q8next);
     if (T) {
         T->exec_count++;
         T->exec_ns += mono_ns() - t0;
     }
+    return q8next;
 }
 
 /* The forward pass on a device backend: ids / offsets / lengths uploaded, every op on device memory,
@@ -679,10 +682,7 @@ seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *i
     e->be->embed(e->x, e->ids, e->off, e->len, n, &m->word, m->pos_emb, m->type_emb, C);
     int q8 = encoder_q8_next(e, encoder_first_linear(e, 0));
     encoder_ln(e, e->x, NULL, m->emb_ln_g, m->emb_ln_b, ntok, C, c->layer_norm_eps, q8);
-    for (int l = 0; l < c->n_layers; l++) {
-        encoder_layer(e, l, ntok, n, q8);
-        q8 = encoder_q8_next(e, encoder_first_linear(e, l + 1)); // as encoder_layer's last norm decided
-    }
+    for (int l = 0; l < c->n_layers; l++) q8 = encoder_layer(e, l, ntok, n, q8);
     // [CLS] pooling is mean pooling over a length-1 window at each sequence's first row
     if (encoder_host_pool(e)) seslm_pool_host(c->pooling, out, e->x, e->off, e->len, e->pool_skip, n, C, c->normalize);
     else e->be->pool(out, e->x, e->off, c->pooling == SESLM_POOL_MEAN ? e->len : e->ones, n, C, c->normalize);
