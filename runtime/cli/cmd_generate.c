@@ -2,19 +2,21 @@
  * standard input) with the GGUF decoder (runtime/decoder). */
 #include "cli.h"
 #include "decoder.h"
+#include "telemetry_hdf5.h"
 #include "util.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MAX_STOP 16
 
 static const char *GEN_HELP =
     "usage: seslm generate [--model FILE] [--prompt TEXT | --input FILE] [--chat] [--max-tokens N]\n"
     "                      [--temperature T] [--top-p P] [--seed S] [--stop STR]... [--threads N]\n"
-    "                      [--ctx N] [--backend cpu|cpu-ref] [--stats]\n"
+    "                      [--ctx N] [--backend cpu|cpu-ref] [--stats] [--telemetry-dir DIR [--node ID]]\n"
     "\n"
     "Generates text with a Llama-family GGUF decoder (SmolLM2-135M-Instruct: data/fetch_decoder.sh) and\n"
     "streams it to standard output as it is produced.\n"
@@ -32,8 +34,14 @@ static const char *GEN_HELP =
     "  --ctx N            context length in tokens (default 2048)\n"
     "  --backend B        cpu (fast kernels, default) or cpu-ref (plain-C reference kernels)\n"
     "  --stats            print token counts and speeds as JSON to standard error\n"
+    "  --telemetry-dir D  record the run's telemetry (per layer: head output norms and attention entropy,\n"
+    "                     SwiGLU neuron activity, input channel energies; tokens; latency) and write it as\n"
+    "                     one HDF5 dump into D (created if missing; docs/telemetry.md); its path is printed\n"
+    "                     on standard error\n"
+    "  --node ID          node id of that dump, [A-Za-z0-9._-] (default \"generate\")\n"
     "\n"
-    "Exit status: 0 ok, 1 bad model file or input (missing, corrupt, invalid UTF-8, too long), 2 usage.\n";
+    "Exit status: 0 ok, 1 bad model file or input (missing, corrupt, invalid UTF-8, too long) or the dump\n"
+    "could not be written, 2 usage.\n";
 
 static const char *CHAT_HELP =
     "usage: seslm chat [--model FILE] [--system TEXT] [--max-tokens N] [--temperature T] [--top-p P]\n"
@@ -50,7 +58,7 @@ static const char *CHAT_HELP =
     "Exit status: 0 ok (end of input), 1 bad model file or input, 2 usage.\n";
 
 typedef struct {
-    const char *model, *prompt, *input, *system, *backend;
+    const char *model, *prompt, *input, *system, *backend, *telemetry_dir, *node;
     int chat, max_tokens, threads, ctx, stats, seed_set;
     float temperature, top_p;
     uint64_t seed;
@@ -87,6 +95,8 @@ static int parse_args(gen_args *a, const char *cmd, const char *help, int is_cha
         {"--chat", CLI_ARG_FLAG, &a->chat, 0, 0},
         {"--stats", CLI_ARG_FLAG, &a->stats, 0, 0},
         {"--stop", CLI_ARG_LIST, &stop, 0, 0},
+        {"--telemetry-dir", CLI_ARG_STR, &a->telemetry_dir, 0, 0},
+        {"--node", CLI_ARG_STR, &a->node, 0, 0},
     };
     const cli_arg chat_only[] = {{"--system", CLI_ARG_STR, &a->system, 0, 0}};
     enum { N_COMMON = sizeof common / sizeof common[0], N_GEN = sizeof gen_only / sizeof gen_only[0] };
@@ -110,6 +120,15 @@ static int parse_args(gen_args *a, const char *cmd, const char *help, int is_cha
     a->temperature = (float)temperature, a->top_p = (float)top_p;
     if (!is_chat && !!a->prompt == !!a->input) {
         cli_error(cmd, "give exactly one of --prompt TEXT or --input FILE");
+        return 2;
+    }
+    if (a->node && !a->telemetry_dir) {
+        cli_error(cmd, "--node names the dump of --telemetry-dir: give both");
+        return 2;
+    }
+    char name[256];
+    if (a->node && seslm_telemetry_dump_name(name, sizeof name, a->node, 0, 0) != SESLM_OK) {
+        cli_error(cmd, "--node: %s", seslm_last_error());
         return 2;
     }
     seslm_llm_set_threads(a->threads); // 0: all cores
@@ -181,6 +200,33 @@ int cmd_generate(int argc, char **argv) {
         free(prompt);
         return 1;
     }
+    seslm_telemetry *tel = NULL;
+    if (a.telemetry_dir) {
+        struct stat sb;
+        int bad = 0;
+        if (stat(a.telemetry_dir, &sb) != 0) {
+            if (errno != ENOENT || mkdir(a.telemetry_dir, 0755) != 0) {
+                cli_error("generate", "cannot create the telemetry directory %s: %s", a.telemetry_dir, strerror(errno));
+                bad = 1;
+            }
+        } else if (!S_ISDIR(sb.st_mode)) {
+            cli_error("generate", "--telemetry-dir %s is not a directory", a.telemetry_dir);
+            bad = 1;
+        }
+        if (!bad && (seslm_llm_telemetry_new(&tel, m, a.ctx, NULL) != SESLM_OK ||
+                     seslm_llm_ctx_set_telemetry(c, tel) != SESLM_OK)) {
+            cli_error("generate", "telemetry: %s", seslm_last_error());
+            bad = 1;
+        }
+        if (bad) {
+            seslm_telemetry_free(tel);
+            free(prompt);
+            seslm_llm_ctx_free(c);
+            seslm_llm_free(m);
+            return 1;
+        }
+        seslm_telemetry_count_request(tel);
+    }
     if (a.chat) {
         seslm_chat_msg msg = {"user", prompt};
         char *p = seslm_chat_format(m, &msg, 1, 1);
@@ -214,6 +260,20 @@ int cmd_generate(int argc, char **argv) {
                     r.gen_ms > 0 && r.n_gen > 1 ? (r.n_gen - 1) * 1e3 / r.gen_ms : 0.0);
         seslm_gen_result_free(&r);
     }
+    if (tel && rc == 0) { // the window as one dump (written to a temporary name, synced, then renamed)
+        seslm_telemetry_view v;
+        seslm_telemetry_snapshot(tel, &v);
+        const char *base = strrchr(a.model, '/');
+        seslm_dump_meta meta = {.node_id = a.node ? a.node : "generate", .model_id = base ? base + 1 : a.model, .seq = 1};
+        char path[4096];
+        if (seslm_telemetry_dump_write(&v, &meta, a.telemetry_dir, path, sizeof path) != SESLM_OK) {
+            cli_error("generate", "telemetry dump: %s", seslm_last_error());
+            rc = 1;
+        } else {
+            fprintf(stderr, "generate: telemetry dump %s\n", path);
+        }
+    }
+    seslm_telemetry_free(tel);
     free(prompt);
     seslm_llm_ctx_free(c);
     seslm_llm_free(m);

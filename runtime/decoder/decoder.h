@@ -21,6 +21,7 @@
 
 #include "bpe.h"
 #include "seslm.h"
+#include "seslm/telemetry.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +44,20 @@ const bpe_tokenizer *seslm_llm_tokenizer(const seslm_llm *m);
 const char *seslm_llm_default_system(const seslm_llm *m);
 /* Total bytes of the weights as stored. */
 size_t seslm_llm_weight_bytes(const seslm_llm *m);
+/* SHA-256 of the GGUF file, hex (computed on the first call; "" when the file is not mapped). */
+const char *seslm_llm_sha256(const seslm_llm *m);
+
+/* Telemetry of the decoder (issue 17 item 5): a telemetry object shaped like this model (its vocabulary,
+ * n_embd, n_layer layers of n_head query heads and n_ff FFN neurons; sequences up to max_seq tokens, 0 = the
+ * training context), and attaching it to a context (NULL: detach; ARG when made for another shape). Each
+ * decode call then adds, as the encoder does: the tokens (one "sequence" per call: the prompt, then each
+ * generated token), the call's latency, and per layer its time, each head's output norm, attention entropy
+ * and largest weight per query token, each SwiGLU neuron's sum of squares, sum of |.| and count > 0, and the
+ * sums of squares of the input channels of the Q/K/V, output and gate/up products. The HDF5 writer
+ * (seslm_telemetry_dump_write) exports it as an encoder's window; the reservoir of pooled embeddings stays
+ * empty. One context feeds one telemetry object at a time. */
+seslm_status seslm_llm_telemetry_new(seslm_telemetry **out, const seslm_llm *m, int max_seq,
+                                     const seslm_telemetry_opts *opts);
 
 /* A sequence of at most n_ctx tokens. ref = 1 runs the plain-C reference kernels. */
 /* Threads of the CPU kernels' pool that the decoder's products and attention run on (process-wide, shared
@@ -51,6 +66,7 @@ int seslm_llm_set_threads(int n);
 
 seslm_status seslm_llm_ctx_new(seslm_llm_ctx **out, const seslm_llm *m, int n_ctx, int ref);
 void seslm_llm_ctx_free(seslm_llm_ctx *c);
+seslm_status seslm_llm_ctx_set_telemetry(seslm_llm_ctx *c, seslm_telemetry *t);
 void seslm_llm_ctx_reset(seslm_llm_ctx *c);
 int seslm_llm_ctx_pos(const seslm_llm_ctx *c);
 int seslm_llm_ctx_n_ctx(const seslm_llm_ctx *c);

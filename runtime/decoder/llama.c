@@ -1,14 +1,18 @@
 /* llama.c — Llama-family decoder: GGUF weights and the forward pass with a KV cache (decoder.h). */
 #include "decoder.h"
+#include "seslm/telemetry.h"
+#include "telemetry_internal.h"
 
 #include "gguf.h"
 #include "pool.h"
 #include "qblock.h"
 
 #include <math.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     const void *data;
@@ -30,6 +34,7 @@ struct seslm_llm {
     llm_layer *layers;
     char *default_system;
     size_t weight_bytes;
+    char sha256[65]; // of the file, computed on first use (seslm_llm_sha256)
 };
 
 struct seslm_llm_ctx {
@@ -39,6 +44,8 @@ struct seslm_llm_ctx {
     // scratch for a batch of up to cap tokens
     int cap;
     float *x, *h, *q, *k, *v, *a, *g, *u, *att; // att: (M * H, n_ctx) scores
+    seslm_telemetry *tel; // NULL: off
+    float *att_stats;     // (cap * H, 2) with telemetry: each (token, head)'s attention entropy and largest weight
 };
 
 const seslm_llm_config *seslm_llm_cfg(const seslm_llm *m) { return &m->cfg; }
@@ -209,6 +216,7 @@ void seslm_llm_ctx_free(seslm_llm_ctx *c) {
     if (!c) return;
     free(c->kc);
     free(c->vc);
+    free(c->att_stats);
     free(c->x);
     free(c->h);
     free(c->q);
@@ -244,6 +252,44 @@ seslm_status seslm_llm_ctx_new(seslm_llm_ctx **out, const seslm_llm *m, int n_ct
 
 int seslm_llm_set_threads(int n) { return seslm_pool_set_threads(n); }
 
+const char *seslm_llm_sha256(const seslm_llm *m) {
+    seslm_llm *mm = (seslm_llm *)m; // the cache only
+    if (mm->sha256[0]) return mm->sha256;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    if (!m->f.map || !EVP_Digest(m->f.map, m->f.map_size, md, &len, EVP_sha256(), NULL) || len != 32) return "";
+    for (int i = 0; i < 32; i++) snprintf(mm->sha256 + 2 * i, 3, "%02x", md[i]);
+    return mm->sha256;
+}
+
+seslm_status seslm_llm_telemetry_new(seslm_telemetry **out, const seslm_llm *m, int max_seq,
+                                     const seslm_telemetry_opts *opts) {
+    const seslm_llm_config *c = &m->cfg;
+    int *heads = malloc((size_t)(c->n_layer + 1) * sizeof *heads), *ffn = malloc((size_t)(c->n_layer + 1) * sizeof *ffn);
+    if (!heads || !ffn) {
+        free(heads), free(ffn);
+        *out = NULL;
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    for (int l = 0; l < c->n_layer; l++) heads[l] = c->n_head, ffn[l] = c->n_ff;
+    const seslm_telemetry_shape sh = {c->n_vocab, c->n_embd, c->n_layer, max_seq > 0 ? max_seq : c->n_ctx_train,
+                                      c->head_dim, heads, ffn, seslm_llm_sha256(m)};
+    seslm_status st = seslm_telemetry_new_shape(out, &sh, opts);
+    free(heads), free(ffn);
+    return st;
+}
+
+seslm_status seslm_llm_ctx_set_telemetry(seslm_llm_ctx *c, seslm_telemetry *t) {
+    if (t) {
+        const seslm_llm_config *cf = &c->m->cfg;
+        if (t->n_layers != cf->n_layer || t->hidden != cf->n_embd || t->vocab != cf->n_vocab ||
+            (cf->n_layer > 0 && (t->layers[0].n_heads != cf->n_head || t->layers[0].ffn_dim != cf->n_ff)))
+            return seslm_fail(SESLM_ERR_ARG, "the telemetry object was not made for this decoder's shape");
+    }
+    c->tel = t;
+    return SESLM_OK;
+}
+
 void seslm_llm_ctx_reset(seslm_llm_ctx *c) { c->pos = 0; }
 int seslm_llm_ctx_pos(const seslm_llm_ctx *c) { return c->pos; }
 int seslm_llm_ctx_n_ctx(const seslm_llm_ctx *c) { return c->n_ctx; }
@@ -264,11 +310,18 @@ static int ensure_scratch(seslm_llm_ctx *c, int M) {
         for (int i = 0; i < 9; i++) free(p[i]);
         return -1;
     }
+    float *st = malloc(Mz * (size_t)cf->n_head * 2 * sizeof(float));
+    if (!st) {
+        for (int i = 0; i < 9; i++) free(p[i]);
+        return -1;
+    }
     float **dst[9] = {&c->x, &c->h, &c->q, &c->k, &c->v, &c->a, &c->g, &c->u, &c->att};
     for (int i = 0; i < 9; i++) {
         free(*dst[i]);
         *dst[i] = p[i];
     }
+    free(c->att_stats);
+    c->att_stats = st;
     c->cap = M;
     return 0;
 }
@@ -338,6 +391,12 @@ static void attn_task(void *ctx, int lo, int hi, int tid) {
             sum += s[t];
         }
         float inv = (float)(1.0 / sum), *o = c->a + (size_t)i * j->C + h * D;
+        if (c->tel) { // entropy = log Z - sum_t e_t log e_t / Z (log e_t = score_t - max); largest weight 1 / Z
+            double el = 0.0;
+            for (int t = 0; t < T; t++) el += s[t] > 0.0f ? (double)s[t] * log((double)s[t]) : 0.0;
+            c->att_stats[2 * (size_t)ih] = (float)(log(sum) - el / sum);
+            c->att_stats[2 * (size_t)ih + 1] = inv;
+        }
         for (int d = 0; d < D; d++) o[d] = 0.0f;
         for (int t = 0; t < T; t++)
             qb_axpy_f16(o, s[t] * inv, j->vc + (size_t)t * KV + g * D, D, c->ref);
@@ -386,6 +445,46 @@ static void rows_run(seslm_llm_ctx *c, rows_op op, const float *w, uint16_t *kc,
     else rows_task(&j, 0, M, 0);
 }
 
+// ---- telemetry (c->tel set): the encoder's per-layer statistics (seslm/telemetry.h), on the decode thread ----
+
+static int64_t tel_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+// sq[j] += sum over the M rows of x[., j]^2
+static void tel_col_sq(double *sq, const float *x, int M, int N) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) sq[j] += (double)x[(size_t)i * N + j] * x[(size_t)i * N + j];
+}
+
+// the SwiGLU outputs (M, F): each neuron's sums of squares and of |.|, and how often it was > 0
+static void tel_ffn(seslm_layer_telemetry *L, const float *g, int M, int F) {
+    for (int i = 0; i < M; i++)
+        for (int n = 0; n < F; n++) {
+            const float v = g[(size_t)i * F + n];
+            L->ffn_sq[n] += (double)v * v;
+            L->ffn_abs[n] += fabs((double)v);
+            L->ffn_pos[n] += v > 0.0f;
+        }
+    L->ffn_tokens += (uint64_t)M;
+}
+
+// per query head: the L2 norm of its output per token, its attention entropy and largest weight (att_stats)
+static void tel_heads(seslm_layer_telemetry *L, const float *a, const float *st, int M, int H, int D) {
+    for (int i = 0; i < M; i++)
+        for (int h = 0; h < H; h++) {
+            const float *o = a + (size_t)i * H * D + (size_t)h * D;
+            double n2 = 0.0;
+            for (int d = 0; d < D; d++) n2 += (double)o[d] * o[d];
+            L->head_out_norm[h] += sqrt(n2);
+            L->head_entropy[h] += st[2 * ((size_t)i * H + h)];
+            L->head_max_weight[h] += st[2 * ((size_t)i * H + h) + 1];
+        }
+    L->query_tokens += (uint64_t)M;
+}
+
 seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float *logits) {
     const seslm_llm *m = c->m;
     const seslm_llm_config *cf = &m->cfg;
@@ -398,13 +497,22 @@ seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float
     const int C = cf->n_embd, H = cf->n_head, HKV = cf->n_head_kv, D = cf->head_dim, KV = HKV * D;
     const int G = H / HKV, pos0 = c->pos, n_ctx = c->n_ctx;
     const float eps = cf->rms_eps, kq_scale = 1.0f / sqrtf((float)D);
+    seslm_telemetry *T = c->tel;
+    const int64_t t0 = T ? tel_now_ns() : 0;
+    if (T) {
+        const int off0 = 0;
+        tel_observe_tokens(T, ids, &off0, &M, 1); // each decode call (a prompt, a generated token) one sequence
+    }
     size_t erow = qb_row_bytes(m->tok_embd.type, C);
     for (int i = 0; i < M; i++)
         qb_dequantize_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)ids[i] * erow, c->x + (size_t)i * C, C);
     seslm_status st = SESLM_OK;
     for (int l = 0; l < cf->n_layer && !st; l++) {
         const llm_layer *L = &m->layers[l];
+        seslm_layer_telemetry *LT = T ? &T->layers[l] : NULL;
+        const int64_t lt0 = LT ? tel_now_ns() : 0;
         rows_run(c, ROWS_RMSNORM, L->attn_norm, NULL, NULL, pos0, M);
+        if (LT) tel_col_sq(LT->in_sq_qkv, c->h, M, C);
         float *const qkv[3] = {c->q, c->k, c->v};
         const llm_mat *const wqkv[3] = {&L->wq, &L->wk, &L->wv};
         if ((st = matmul_n(c, 3, qkv, c->h, wqkv, M))) break;
@@ -413,15 +521,25 @@ seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float
         // attention: one (token, head) pair per work item
         attn_job aj = {c, kc, vc, H, G, D, C, KV, pos0, kq_scale};
         seslm_pool_for(M * H, 1, 0, attn_task, &aj);
+        if (LT) {
+            tel_heads(LT, c->a, c->att_stats, M, H, D);
+            tel_col_sq(LT->in_sq_attn_out, c->a, M, H * D);
+        }
         if ((st = matmul(c, c->h, c->a, &L->wo, M))) break;
         for (size_t j = 0; j < (size_t)M * C; j++) c->x[j] += c->h[j];
         rows_run(c, ROWS_RMSNORM, L->ffn_norm, NULL, NULL, pos0, M);
+        if (LT) tel_col_sq(LT->in_sq_ffn_in, c->h, M, C);
         float *const gu[2] = {c->g, c->u};
         const llm_mat *const wgu[2] = {&L->wg, &L->wu};
         if ((st = matmul_n(c, 2, gu, c->h, wgu, M))) break;
         rows_run(c, ROWS_SWIGLU, NULL, NULL, NULL, pos0, M);
+        if (LT) tel_ffn(LT, c->g, M, cf->n_ff);
         if ((st = matmul(c, c->h, c->g, &L->wd, M))) break;
         for (size_t j = 0; j < (size_t)M * C; j++) c->x[j] += c->h[j];
+        if (LT) {
+            LT->exec_count++;
+            LT->exec_ns += tel_now_ns() - lt0;
+        }
     }
     if (st) return st;
     c->pos += M;
@@ -429,5 +547,6 @@ seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float
         rmsnorm(c->h, c->x + (size_t)(M - 1) * C, m->output_norm, C, eps);
         st = matmul(c, logits, c->h, &m->output, 1);
     }
+    if (T && !st) tel_observe_batch(T, tel_now_ns() - t0, 1, M);
     return st;
 }

@@ -29,6 +29,23 @@ static uint64_t mix64(uint64_t x) { // splitmix64 finaliser
 
 seslm_status seslm_telemetry_new(seslm_telemetry **out, const seslm_model *m, const seslm_telemetry_opts *opts) {
     *out = NULL;
+    const seslm_model_config *c = seslm_model_get_config(m);
+    int *heads = malloc((size_t)(c->n_layers + 1) * sizeof *heads), *ffn = malloc((size_t)(c->n_layers + 1) * sizeof *ffn);
+    if (!heads || !ffn) {
+        free(heads), free(ffn);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    }
+    for (int l = 0; l < c->n_layers; l++) heads[l] = c->layers[l].n_heads, ffn[l] = c->layers[l].ffn_dim;
+    const seslm_telemetry_shape sh = {c->vocab_size, c->hidden, c->n_layers, c->max_seq_len, c->head_dim, heads, ffn,
+                                      seslm_model_weights_sha256(m)};
+    seslm_status st = seslm_telemetry_new_shape(out, &sh, opts);
+    free(heads), free(ffn);
+    return st;
+}
+
+seslm_status seslm_telemetry_new_shape(seslm_telemetry **out, const seslm_telemetry_shape *sh,
+                                       const seslm_telemetry_opts *opts) {
+    *out = NULL;
     seslm_telemetry_opts o = {.cms_width = 65536, .cms_depth = 4, .top_pairs = 1024, .reservoir = 1024,
                               .max_batches = 65536, .seed = 0x5e51a0c7ull};
     if (opts) {
@@ -42,15 +59,19 @@ seslm_status seslm_telemetry_new(seslm_telemetry **out, const seslm_model *m, co
     if (o.cms_width < 16 || o.cms_width > (1 << 26) || o.cms_depth < 1 || o.cms_depth > 16 || o.top_pairs < 1 ||
         o.top_pairs > (1 << 20) || o.reservoir < 1 || o.reservoir > (1 << 20) || o.max_batches < 1)
         return seslm_fail(SESLM_ERR_ARG, "telemetry options out of range");
-    const seslm_model_config *c = seslm_model_get_config(m);
+    if (sh->vocab_size < 1 || sh->hidden < 1 || sh->n_layers < 0 || sh->max_seq_len < 1 || sh->head_dim < 0 ||
+        (sh->n_layers > 0 && (!sh->n_heads || !sh->ffn_dim)))
+        return seslm_fail(SESLM_ERR_ARG, "telemetry shape out of range");
+    for (int l = 0; l < sh->n_layers; l++)
+        if (sh->n_heads[l] < 0 || sh->ffn_dim[l] < 0) return seslm_fail(SESLM_ERR_ARG, "telemetry shape out of range");
     seslm_telemetry *t = calloc(1, sizeof *t);
     if (!t) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     t->opts = o;
-    t->vocab = c->vocab_size;
-    t->hidden = c->hidden;
-    t->n_layers = c->n_layers;
-    t->max_seq = c->max_seq_len;
-    t->model_sha = seslm_model_weights_sha256(m);
+    t->vocab = sh->vocab_size;
+    t->hidden = sh->hidden;
+    t->n_layers = sh->n_layers;
+    t->max_seq = sh->max_seq_len;
+    t->model_sha = sh->model_sha256 ? sh->model_sha256 : "";
     int ok = 1;
 #define ALLOC(p, n) ok = ok && ((p) = calloc((size_t)(n) + 1, sizeof *(p))) != NULL
     ALLOC(t->token_counts, t->vocab);
@@ -66,9 +87,9 @@ seslm_status seslm_telemetry_new(seslm_telemetry **out, const seslm_model *m, co
     ALLOC(t->layers, t->n_layers);
     for (int l = 0; ok && l < t->n_layers; l++) {
         seslm_layer_telemetry *L = &t->layers[l];
-        L->n_heads = c->layers[l].n_heads;
-        L->attn_dim = c->layers[l].n_heads * c->head_dim;
-        L->ffn_dim = c->layers[l].ffn_dim;
+        L->n_heads = sh->n_heads[l];
+        L->attn_dim = sh->n_heads[l] * sh->head_dim;
+        L->ffn_dim = sh->ffn_dim[l];
         ALLOC(L->head_entropy, L->n_heads);
         ALLOC(L->head_max_weight, L->n_heads);
         ALLOC(L->head_out_norm, L->n_heads);

@@ -2,7 +2,8 @@
 # test_generate.sh — `seslm generate` and `seslm chat`: help, usage errors (exit 2), bad model files and
 # bad prompts (exit 1 with a message naming the problem), and real generation on SmolLM2-135M-Instruct
 # (data/fetch_decoder.sh; without it the test FAILS): greedy output is deterministic and equals the
-# streamed text, stop strings cut it, a seed makes sampling repeatable, chat answers each line.
+# streamed text, stop strings cut it, a seed makes sampling repeatable, chat answers each line; the run's
+# telemetry dump (--telemetry-dir) read back with h5py.
 #
 #   bash tests/cli/test_generate.sh <path to seslm> <model dir> <repo root>
 set -u
@@ -93,5 +94,60 @@ grep -q "Paris" "$TMP/chat.out" || fail "chat's second reply lacks Paris: $(cat 
 ok
 printf 'ok\n\xff\n' | "$SESLM" chat --model "$GGUF" --max-tokens 4 >/dev/null 2>"$TMP/chat2.err"
 [ $? -eq 1 ] && grep -q "invalid UTF-8" "$TMP/chat2.err" || fail "chat with an invalid line: $(cat "$TMP/chat2.err")"
+
+# telemetry of the decoder (issue 17 item 5): one HDF5 dump of the run; the text is the same as without it
+expect 2 "give both" "--node without --telemetry-dir" -- generate --model "$GGUF" --prompt a --node n1
+expect 2 "--node" "bad node id" -- generate --model "$GGUF" --prompt a --telemetry-dir "$TMP/tel" --node "bad id!"
+: >"$TMP/afile"
+expect 1 "not a directory" "--telemetry-dir is a file" -- generate --model "$GGUF" --prompt a --telemetry-dir "$TMP/afile"
+ok
+"$SESLM" generate --model "$GGUF" --prompt "The capital of France is" --max-tokens 16 --stats --telemetry-dir "$TMP/tel" \
+    --node t1 >"$TMP/t.out" 2>"$TMP/t.err" || fail "generate with telemetry failed: $(cat "$TMP/t.err")"
+ok
+cmp -s "$TMP/t.out" "$TMP/g1.out" || fail "telemetry changed the text: $(cat "$TMP/t.out") vs $(cat "$TMP/g1.out")"
+ok
+set -- "$TMP"/tel/t1-*.h5
+[ $# -eq 1 ] && [ -s "$1" ] && grep -q "telemetry dump $1" "$TMP/t.err" || fail "no dump t1-*.h5: $(ls "$TMP/tel") / $(cat "$TMP/t.err")"
+DUMP=$1
+ok
+if bash "$ROOT/tests/telemetry/setup_venv.sh" >"$TMP/venv.log" 2>&1; then
+    stats=$(grep '^{' "$TMP/t.err")
+    "$ROOT/tests/telemetry/.venv/bin/python" - "$DUMP" "$stats" "$(sha256sum "$GGUF" | cut -d' ' -f1)" >"$TMP/h5.out" 2>&1 <<'PY' ||
+import json, math, sys
+import h5py, numpy as np
+f, st, sha = h5py.File(sys.argv[1], "r"), json.loads(sys.argv[2]), sys.argv[3]
+A = f.attrs
+n_tok = st["prompt_tokens"] + st["generated_tokens"] - 1  # the last token sampled is not decoded
+bad = []
+def need(c, what):
+    if not c: bad.append(what)
+need(A["n_layers"] == 30 and A["hidden"] == 576 and A["vocab_size"] == 49152, "shape attributes")
+need(A["model_sha256"].decode() == sha, "model_sha256 is not the GGUF file's SHA-256")
+need(A["node_id"] == b"t1" and A["n_requests"] == 1, "node / requests")
+need(A["n_tokens"] == n_tok and f["tokens/counts"][:].sum() == n_tok, f"n_tokens {A['n_tokens']} != {n_tok}")
+need(A["n_batches"] == st["generated_tokens"], "one batch per decode call")
+need(len(f["layers"]) == 30, "30 layer groups")
+for l in range(30):
+    g = f["layers"][str(l)]
+    need(g.attrs["ffn_tokens"] == n_tok and g.attrs["query_tokens"] == n_tok and g.attrs["exec_count"] == A["n_batches"],
+         f"layer {l} counters")
+    need(g["ffn_sq_sum"].shape == (1536,) and g["head_out_norm_sum"].shape == (9,), f"layer {l} shapes")
+    for k in g:
+        need(np.all(np.isfinite(g[k][:])), f"layer {l} {k} not finite")
+    need(g["ffn_pos_count"][:].max() <= n_tok and g["ffn_sq_sum"][:].sum() > 0, f"layer {l} neuron activity")
+    need(np.all(g["head_out_norm_sum"][:] > 0) and np.all(g["in_sq_qkv"][:] >= 0), f"layer {l} heads")
+    H = g["head_entropy_sum"][:] / n_tok
+    W = g["head_max_weight_sum"][:] / n_tok
+    # a query at position p attends p + 1 keys: entropy in [0, log(n_tok)], largest weight in [1 / n_tok, 1]
+    need(np.all(H >= -1e-6) and np.all(H <= math.log(n_tok) + 1e-6) and np.all(W > 0) and np.all(W <= 1 + 1e-6),
+         f"layer {l} attention statistics")
+print("decoder dump:", "bad: " + "; ".join(bad[:5]) if bad else f"ok ({n_tok} tokens, 30 layers)")
+sys.exit(1 if bad else 0)
+PY
+        fail "decoder dump: $(cat "$TMP/h5.out")"
+    cat "$TMP/h5.out"
+else
+    fail "cannot set up tests/telemetry/.venv (h5py): $(tail -c 500 "$TMP/venv.log")"
+fi
 
 cli_test_done

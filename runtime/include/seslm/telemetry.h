@@ -54,6 +54,16 @@ typedef struct {
 typedef struct seslm_telemetry seslm_telemetry;
 
 seslm_status seslm_telemetry_new(seslm_telemetry **out, const seslm_model *m, const seslm_telemetry_opts *opts);
+
+/* The same for any transformer described by its shape (the decoder's: decoder.h seslm_llm_telemetry_new). */
+typedef struct {
+    int vocab_size, hidden, n_layers, max_seq_len, head_dim;
+    const int *n_heads;       // (n_layers) query heads
+    const int *ffn_dim;       // (n_layers) FFN neurons
+    const char *model_sha256; // SHA-256 of the weights; kept by pointer: must outlive the telemetry object
+} seslm_telemetry_shape;
+seslm_status seslm_telemetry_new_shape(seslm_telemetry **out, const seslm_telemetry_shape *shape,
+                                       const seslm_telemetry_opts *opts);
 void seslm_telemetry_free(seslm_telemetry *t);
 /* Clears every counter and starts a new window at the current time. */
 void seslm_telemetry_reset(seslm_telemetry *t);
