@@ -455,11 +455,12 @@ typedef struct {
 #ifdef ATTN_X86
 // One token's row from a compressed word table (seslm_embedding_row) + its position row + the type row, on
 // AVX-512 (C a multiple of 32): the 4-bit and INT8 rows dequantized in registers, and the same operations in the
-// same order as seslm_embedding_row and the portable sum (so the same bits: the product kept apart from the sum). The portable path ran at SSE width with a scalar nibble loop (perf:
-// 2% of an INT8 student's batch of short queries).
-__attribute__((target("avx512f,avx512bw"))) static void embed_row_avx512(float *restrict row, const seslm_embedding *w,
-                                                                      int32_t id, const float *restrict pos,
-                                                                      const float *restrict type, int C) {
+// same order as seslm_embedding_row and the portable sum (so the same bits: the product kept apart from the
+// sum). The portable path ran at SSE width with a scalar nibble loop (perf: 2% of an INT8 student's batch of
+// short queries).
+__attribute__((target("avx512f"))) static void embed_row_avx512(float *restrict row, const seslm_embedding *w,
+                                                                int32_t id, const float *restrict pos,
+                                                                const float *restrict type, int C) {
     const int32_t slot = w->exact_slot[id], r = w->row_slot ? w->row_slot[id] : id;
     if (slot >= 0 || r < 0) { // exact rows and product-quantized ones (centroids copied): only the sums here
         const float *src = row;
@@ -497,11 +498,11 @@ __attribute__((target("avx512f,avx512bw"))) static void embed_row_avx512(float *
     }
 }
 
-static int cpu_avx512bw(void) {
+static int cpu_avx512f(void) {
     static int avx512 = -1; // benign race: every thread computes the same value
     if (avx512 < 0) {
         __builtin_cpu_init();
-        avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+        avx512 = __builtin_cpu_supports("avx512f");
     }
     return avx512;
 }
@@ -524,7 +525,7 @@ static void embed_task(void *ctx, int lo, int hi, int tid) {
                 row_add3(row, word->f32 + (size_t)ids[t] * C, pos + (size_t)p * C, type, C);
             } else { // compressed table: the row (exact or dequantized) first, then the sum in place
 #ifdef ATTN_X86
-                if (C % 32 == 0 && cpu_avx512bw()) {
+                if (C % 32 == 0 && cpu_avx512f()) {
                     embed_row_avx512(row, word, ids[t], pos + (size_t)p * C, type, C);
                     continue;
                 }
@@ -926,17 +927,6 @@ __attribute__((target("avx512f"))) static void row_layernorm_384_q8(float *restr
                                                                     const float *restrict beta, float eps,
                                                                     int8_t *restrict q, float *restrict qs, int ldq) {
     row_layernorm_regs(x, r, g, beta, eps, 24, q, qs, ldq);
-}
-#endif
-
-#ifdef ATTN_X86
-static int cpu_avx512f(void) {
-    static int avx512 = -1; // benign race: every thread computes the same value
-    if (avx512 < 0) {
-        __builtin_cpu_init();
-        avx512 = __builtin_cpu_supports("avx512f");
-    }
-    return avx512;
 }
 #endif
 

@@ -404,27 +404,12 @@ AVX512 static void dot4_q8_0_avx512(float *out, const qb_q8_0 *a, const uint8_t 
     }
 }
 
-/* AVX-512 VNNI (prompt processing and decoding on CPUs that have it): vpdpbusd multiplies the weight nibbles
+/* AVX-512 VNNI (prompt processing on CPUs that have it): vpdpbusd multiplies the weight nibbles
  * (u8) by the activations (s8) and sums each 4 products into int32 in one instruction, where maddubs + madd
  * took two (the same exact integer sums: no pair reaches the int16 limit, 15 * 127 * 2 < 32767). */
 #define VNNI512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 VNNI512 static inline __m512 dot_us8_vnni(__m512i u, __m512i s) {
     return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s));
-}
-
-VNNI512 static float dot_q4_1_vnni(const qb_q4_1 *a, const qb_q8_1 *b, int nb) {
-    __m512 acc = _mm512_setzero_ps();
-    float summs = 0.0f;
-    int i = 0;
-    for (; i + 1 < nb; i += 2) {
-        summs += h2f(a[i].m) * h2f(b[i].s) + h2f(a[i + 1].m) * h2f(b[i + 1].s);
-        __m512 d = scale2(h2f(a[i].d) * h2f(b[i].d), h2f(a[i + 1].d) * h2f(b[i + 1].d));
-        __m512 xy = dot_us8_vnni(nibbles64(a[i].qs, a[i + 1].qs), load2(b[i].qs, b[i + 1].qs));
-        acc = _mm512_fmadd_ps(d, xy, acc);
-    }
-    float r = _mm512_reduce_add_ps(acc) + summs;
-    if (i < nb) r += dot_q4_1_avx2(a + i, b + i, 1);
-    return r;
 }
 
 /* dot4_q4_1_avx512 with VNNI and the activations' block scales already as floats (qb_quant_task: xd, per token
@@ -543,7 +528,7 @@ float qb_dot(int type, const void *w, const void *x, int k) {
     int isa = isa_get();
     int nb = k / QB_BLOCK;
     if (isa >= ISA_AVX512) {
-        if (type == QB_Q4_1) return isa == ISA_VNNI ? dot_q4_1_vnni(w, x, nb) : dot_q4_1_avx512(w, x, nb);
+        if (type == QB_Q4_1) return dot_q4_1_avx512(w, x, nb); // one token: memory-bound, VNNI gains nothing
         if (type == QB_Q8_0) return dot_q8_0_avx512(w, x, nb);
     }
     if (isa >= ISA_AVX2) {

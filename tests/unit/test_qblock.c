@@ -177,7 +177,7 @@ static void test_matmul(void) {
 
 /* The VNNI kernels (vpdpbusd, the activations' scales precomputed as floats) against the AVX-512 ones: the same
  * integer sums and float operations, so the same bits; Q4_1 rows of an odd and an even block count, a batch with
- * a remainder after the 4-token kernel, and one token (decoding). */
+ * a remainder after the 4-token kernel, and one token (decoding: the AVX-512 dot on both). */
 static void test_vnni_same_bits(void) {
     if (qb_force_isa("avx512vnni") != 0) {
         printf("test_qblock: no AVX-512 VNNI on this CPU; VNNI kernels not checked\n");
