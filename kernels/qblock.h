@@ -26,6 +26,7 @@
 #define qb_vec_dot_type seslm_qb_vec_dot_type
 #define qb_dequantize_row seslm_qb_dequantize_row
 #define qb_quantize_row seslm_qb_quantize_row
+#define qb_quantize_weight_row seslm_qb_quantize_weight_row
 #define qb_dot_ref seslm_qb_dot_ref
 #define qb_dot seslm_qb_dot
 #define qb_dot_f16 seslm_qb_dot_f16
@@ -81,6 +82,9 @@ int qb_vec_dot_type(int type);
 void qb_dequantize_row(int type, const void *src, float *dst, int k);
 /* Floats to activation blocks (type QB_Q8_0 or QB_Q8_1; k a multiple of 32). */
 void qb_quantize_row(int type, const float *x, void *dst, int k);
+/* Floats to a weight row of `type` (F32, F16, Q4_0, Q4_1, Q8_0) as ggml's reference quantizers write it.
+ * -1 for another type or k not a multiple of 32 for a block type. */
+int qb_quantize_weight_row(int type, const float *x, void *dst, int k);
 
 /* sum_j w[j] x[j] for one weight row of `type` and the activations in qb_vec_dot_type(type) format. */
 float qb_dot_ref(int type, const void *w, const void *x, int k);

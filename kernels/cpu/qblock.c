@@ -176,6 +176,65 @@ void qb_quantize_row(int type, const float *x, void *dst, int k) {
     }
 }
 
+/* Weight rows, as ggml's reference quantizers write them (quantize_row_q4_0_ref, ..._q4_1_ref, ..._q8_0_ref):
+ * a pruned decoder's re-packed rows (pipeline/recompile/llm_prune.c). */
+int qb_quantize_weight_row(int type, const float *x, void *dst, int k) {
+    if (k % QB_BLOCK && type != QB_F32 && type != QB_F16) return -1;
+    const int nb = k / QB_BLOCK;
+    switch (type) {
+    case QB_F32: memcpy(dst, x, (size_t)k * 4); return 0;
+    case QB_F16: qb_f32_to_f16_row(dst, x, k); return 0;
+    case QB_Q8_0: {
+        int sum;
+        qb_q8_0 *b = dst;
+        for (int i = 0; i < nb; i++) {
+            float amax = 0.0f;
+            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[i * 32 + j]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            for (int j = 0; j < 32; j++) b[i].qs[j] = (int8_t)roundf(x[i * 32 + j] * id);
+            b[i].d = qb_f32_to_f16(d);
+        }
+        (void)sum;
+        return 0;
+    }
+    case QB_Q4_0: {
+        qb_q4_0 *b = dst;
+        for (int i = 0; i < nb; i++) {
+            const float *v = x + i * 32;
+            float amax = 0.0f, max = 0.0f;
+            for (int j = 0; j < 32; j++)
+                if (fabsf(v[j]) > amax) amax = fabsf(v[j]), max = v[j];
+            const float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            b[i].d = qb_f32_to_f16(d);
+            for (int j = 0; j < 16; j++) {
+                int q0 = (int)(int8_t)(v[j] * id + 8.5f), q1 = (int)(int8_t)(v[j + 16] * id + 8.5f);
+                q0 = q0 < 15 ? q0 : 15, q1 = q1 < 15 ? q1 : 15;
+                b[i].qs[j] = (uint8_t)(q0 | q1 << 4);
+            }
+        }
+        return 0;
+    }
+    case QB_Q4_1: {
+        qb_q4_1 *b = dst;
+        for (int i = 0; i < nb; i++) {
+            const float *v = x + i * 32;
+            float mn = v[0], mx = v[0];
+            for (int j = 1; j < 32; j++) mn = fminf(mn, v[j]), mx = fmaxf(mx, v[j]);
+            const float d = (mx - mn) / 15.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            b[i].d = qb_f32_to_f16(d);
+            b[i].m = qb_f32_to_f16(mn);
+            for (int j = 0; j < 16; j++) {
+                int q0 = (int)(int8_t)((v[j] - mn) * id + 0.5f), q1 = (int)(int8_t)((v[j + 16] - mn) * id + 0.5f);
+                q0 = q0 < 15 ? q0 : 15, q1 = q1 < 15 ? q1 : 15;
+                b[i].qs[j] = (uint8_t)(q0 | q1 << 4);
+            }
+        }
+        return 0;
+    }
+    default: return -1;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // reference dot products
 

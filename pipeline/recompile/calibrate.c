@@ -18,7 +18,7 @@ typedef struct {
 } probe_state;
 
 // G (W+1, W+1) upper triangle += [x, 1]^T [x, 1] over ntok rows of x (ntok, W)
-static void gram_add(double *G, const float *x, int ntok, int W, double *z) {
+void seslm_gram_add(double *G, const float *x, int ntok, int W, double *z) {
     const int W1 = W + 1;
     for (int t = 0; t < ntok; t++) {
         for (int i = 0; i < W; i++) z[(size_t)t * W1 + i] = x[(size_t)t * W + i];
@@ -51,11 +51,11 @@ static void calib_probe(void *ctx, int l, seslm_probe_point pt, const float *x, 
     case SESLM_PROBE_FFN_IN: amax_add(c->amax_ffn_in[l], x, ntok, W); break;
     case SESLM_PROBE_CTX:
         amax_add(c->amax_ctx[l], x, ntok, W);
-        gram_add(c->g_ctx[l], x, ntok, W, ps->zbuf);
+        seslm_gram_add(c->g_ctx[l], x, ntok, W, ps->zbuf);
         break;
     case SESLM_PROBE_FFN_H:
         amax_add(c->amax_ffn_h[l], x, ntok, W);
-        gram_add(c->g_ffn[l], x, ntok, W, ps->zbuf);
+        seslm_gram_add(c->g_ffn[l], x, ntok, W, ps->zbuf);
         break;
     }
 }

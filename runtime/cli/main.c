@@ -52,6 +52,9 @@ static const struct {
     {"kb", cmd_kb, "knowledge base of passages: build, query with a grounded-answer threshold"},
     {"generate", cmd_generate, "generate text with a GGUF decoder (SmolLM2), streamed"},
     {"chat", cmd_chat, "a conversation with the GGUF decoder on standard input"},
+    {"perplexity", cmd_perplexity, "a GGUF decoder's held-out perplexity (and bits per byte) on text"},
+    {"validate-decoder", cmd_validate_decoder, "the gates of a decoder student against its parent: perplexity, bytes, latency, grounded QA"},
+    {"recompile-decoder", cmd_recompile_decoder, "prune a GGUF decoder from its telemetry: KV groups, FFN neurons, layers, vocabulary"},
 };
 
 static void usage(FILE *f) {

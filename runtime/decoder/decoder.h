@@ -11,8 +11,9 @@
  *   per layer:  h = rmsnorm(x) * attn_norm
  *               q (M, H*D), k, v (M, H_kv*D) = h Wq^T, h Wk^T, h Wv^T;  rope(q, k) on pairs (2i, 2i+1)
  *               cache[pos..] = k, v;  a = softmax(q k^T / sqrt(D), causal) v  per head (KV head h / G)
- *               x += a Wo^T
- *               h = rmsnorm(x) * ffn_norm;  x += (silu(h Wg^T) * (h Wu^T)) Wd^T
+ *               x += a Wo^T (+ bo)
+ *               h = rmsnorm(x) * ffn_norm;  x += (silu(h Wg^T) * (h Wu^T)) Wd^T (+ bd)
+ *   (bo, bd: optional biases, written by seslm recompile-decoder's reconstruction)
  *   logits (V) = rmsnorm(x_last) * output_norm . Wout^T   (Wout = token_embd when the file ties them)
  * Matrix products run on the block-quantized weights (qblock.h) with activations quantized per block
  * of 32, as llama.cpp's CPU backend computes them. */
@@ -42,6 +43,9 @@ const bpe_tokenizer *seslm_llm_tokenizer(const seslm_llm *m);
 /* The chat template's default system prompt (SmolLM2 adds one when the first message is not a system
  * message), or NULL when the template has none. */
 const char *seslm_llm_default_system(const seslm_llm *m);
+/* Layers bypassed in every forward pass from now on (skip: n_layer flags, kept by pointer; NULL: none):
+ * how seslm recompile-decoder measures what removing a layer costs. Not for a model being served. */
+void seslm_llm_set_layer_skip(seslm_llm *m, const uint8_t *skip);
 /* Total bytes of the weights as stored. */
 size_t seslm_llm_weight_bytes(const seslm_llm *m);
 /* SHA-256 of the GGUF file, hex (computed on the first call; "" when the file is not mapped). */
@@ -67,6 +71,12 @@ int seslm_llm_set_threads(int n);
 seslm_status seslm_llm_ctx_new(seslm_llm_ctx **out, const seslm_llm *m, int n_ctx, int ref);
 void seslm_llm_ctx_free(seslm_llm_ctx *c);
 seslm_status seslm_llm_ctx_set_telemetry(seslm_llm_ctx *c, seslm_telemetry *t);
+/* Calibration of a pruned student (pipeline/recompile/llm_prune.c): fn sees, in every forward pass, each
+ * layer's inputs of W_o (what = SESLM_LLM_CAPTURE_ATTN: the attention output, (M, n_head * head_dim)) and of
+ * W_down (SESLM_LLM_CAPTURE_FFN: the SwiGLU output, (M, n_ff)), on the decode thread. NULL: off. */
+enum { SESLM_LLM_CAPTURE_ATTN = 0, SESLM_LLM_CAPTURE_FFN = 1 };
+typedef void (*seslm_llm_capture_fn)(void *user, int layer, int what, const float *x, int M, int K);
+void seslm_llm_ctx_set_capture(seslm_llm_ctx *c, seslm_llm_capture_fn fn, void *user);
 void seslm_llm_ctx_reset(seslm_llm_ctx *c);
 int seslm_llm_ctx_pos(const seslm_llm_ctx *c);
 int seslm_llm_ctx_n_ctx(const seslm_llm_ctx *c);
@@ -74,6 +84,26 @@ const seslm_llm *seslm_llm_ctx_model(const seslm_llm_ctx *c);
 /* Runs n tokens at the current position and advances it. logits (n_vocab floats) gets the last token's
  * logits when not NULL. LIMIT when the sequence would exceed n_ctx, ARG for an id out of range. */
 seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int n, float *logits);
+/* The same, with every token's logits: logits (n, n_vocab), row i predicting the token after ids[i]. */
+seslm_status seslm_llm_decode_all(seslm_llm_ctx *c, const int32_t *ids, int n, float *logits);
+
+// ---------------------------------------------------------------------------------------------
+// held-out perplexity (perplexity.c)
+
+typedef struct {
+    double nll;             // summed negative log-likelihood, nats
+    uint64_t n_tokens;      // tokens scored
+    uint64_t n_bytes;       // bytes of text they stand for
+    int n_docs;
+    double ppl;             // exp(nll / n_tokens)
+    double bits_per_byte;   // nll / ln 2 / n_bytes: comparable across vocabularies
+} seslm_ppl_result;
+
+/* Scores each document (UTF-8 text) from <|endoftext|> (else BOS, else EOS), every token
+ * predicted from the ones before it, in windows of the context's n_ctx tokens. progress (may be NULL)
+ * is called after each document; non-zero stops. UTF8 names the document. */
+seslm_status seslm_llm_perplexity(seslm_llm_ctx *c, const char *const *docs, int n_docs, seslm_ppl_result *r,
+                                  int (*progress)(void *user, int done, int total), void *user);
 
 // ---------------------------------------------------------------------------------------------
 // sampling

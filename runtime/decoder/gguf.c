@@ -149,6 +149,7 @@ seslm_status gguf_parse(gguf_file *f, const void *image, size_t size, const char
             kv->data = r.p;
             r.p += es;
         }
+        if (!r.st) kv->nbytes = (size_t)(r.p - kv->data);
     }
     if (r.st) {
         gguf_free_index(f);

@@ -48,6 +48,7 @@ typedef struct {
     uint64_t n;      // array length (1 for scalars)
     const uint8_t *data; // scalar value, or first array element (strings: first u64 length)
     gguf_str *strs;  // arrays of strings: the n strings, indexed at parse time (else NULL)
+    size_t nbytes;   // the value's bytes from data on, as stored (a writer copies them unchanged)
 } gguf_kv;
 
 #define GGUF_MAX_DIMS 4
@@ -89,5 +90,35 @@ int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out);
 /* Element i of an integer / float array as int64 / float (no range check beyond i < n). */
 int64_t gguf_arr_int(const gguf_kv *kv, uint64_t i);
 float gguf_arr_f32(const gguf_kv *kv, uint64_t i);
+
+// ---------------------------------------------------------------------------------------------
+// writing (a pruned decoder: pipeline/recompile/llm_prune.c)
+
+#define gguf_writer_new seslm_gguf_writer_new
+#define gguf_writer_free seslm_gguf_writer_free
+#define gguf_w_copy_kv seslm_gguf_w_copy_kv
+#define gguf_w_u32 seslm_gguf_w_u32
+#define gguf_w_str seslm_gguf_w_str
+#define gguf_w_arr_str seslm_gguf_w_arr_str
+#define gguf_w_arr_i32 seslm_gguf_w_arr_i32
+#define gguf_w_arr_f32 seslm_gguf_w_arr_f32
+#define gguf_w_tensor seslm_gguf_w_tensor
+#define gguf_w_write seslm_gguf_w_write
+
+/* Metadata in the order added (a key added twice is refused), tensors in the order added; the file is
+ * written to PATH.tmp, flushed and renamed, so a crash never leaves a half-written model under PATH.
+ * Tensor data is referenced, not copied, unless `owned` (then freed with the writer). */
+typedef struct gguf_writer gguf_writer;
+gguf_writer *gguf_writer_new(void);
+void gguf_writer_free(gguf_writer *w);
+int gguf_w_copy_kv(gguf_writer *w, const gguf_kv *kv);
+int gguf_w_u32(gguf_writer *w, const char *key, uint32_t v);
+int gguf_w_str(gguf_writer *w, const char *key, const char *s);
+int gguf_w_arr_str(gguf_writer *w, const char *key, const gguf_str *s, uint64_t n);
+int gguf_w_arr_i32(gguf_writer *w, const char *key, const int32_t *v, uint64_t n);
+int gguf_w_arr_f32(gguf_writer *w, const char *key, const float *v, uint64_t n);
+int gguf_w_tensor(gguf_writer *w, const char *name, int n_dims, const int64_t *ne, int type, const void *data,
+                  size_t nbytes, int owned);
+seslm_status gguf_w_write(gguf_writer *w, const char *path);
 
 #endif

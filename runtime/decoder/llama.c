@@ -22,6 +22,7 @@ typedef struct {
 
 typedef struct {
     const float *attn_norm, *ffn_norm; // (C)
+    const float *bo, *bd;              // (C) optional biases of W_o and W_down (a reconstructed student's), or NULL
     llm_mat wq, wk, wv, wo, wg, wu, wd;
 } llm_layer;
 
@@ -34,6 +35,7 @@ struct seslm_llm {
     llm_layer *layers;
     char *default_system;
     size_t weight_bytes;
+    const uint8_t *skip; // (n_layer) non-zero: the layer is bypassed (seslm_llm_set_layer_skip), else NULL
     char sha256[65]; // of the file, computed on first use (seslm_llm_sha256)
 };
 
@@ -45,6 +47,8 @@ struct seslm_llm_ctx {
     int cap;
     float *x, *h, *q, *k, *v, *a, *g, *u, *att; // att: (M * H, n_ctx) scores
     seslm_telemetry *tel; // NULL: off
+    seslm_llm_capture_fn cap_fn; // NULL: off (seslm_llm_ctx_set_capture)
+    void *cap_user;
     float *att_stats;     // (cap * H, 2) with telemetry: each (token, head)'s attention entropy and largest weight
 };
 
@@ -150,10 +154,14 @@ seslm_status seslm_llm_load(seslm_llm **out, const char *path) {
     c->rms_eps = 1e-5f;
     gguf_get_f32(&m->f, "llama.rope.freq_base", &c->rope_base);
     gguf_get_f32(&m->f, "llama.attention.layer_norm_rms_epsilon", &c->rms_eps);
+    // a student with pruned heads states its head size (as llama.cpp reads it): n_head * head_dim != n_embd
     c->head_dim = c->n_embd / c->n_head;
+    int has_kl = cfg_u32(&m->f, "llama", "attention.key_length", &c->head_dim, 2, 1 << 12) == 0, vl = c->head_dim;
+    cfg_u32(&m->f, "llama", "attention.value_length", &vl, 2, 1 << 12);
     int rope_dim = c->head_dim;
     cfg_u32(&m->f, "llama", "rope.dimension_count", &rope_dim, 1, 1 << 16);
-    if (c->n_embd % c->n_head || c->n_head % c->n_head_kv || c->head_dim % 2 || rope_dim != c->head_dim ||
+    if ((!has_kl && c->n_embd % c->n_head) || vl != c->head_dim || c->n_head % c->n_head_kv || c->head_dim % 2 ||
+        rope_dim != c->head_dim ||
         !(c->rope_base > 0.0f) || !(c->rms_eps > 0.0f)) {
         seslm_llm_free(m);
         return seslm_fail(SESLM_ERR_SHAPE, "%s: inconsistent heads (%d heads, %d KV heads, width %d, rope %d)", path,
@@ -165,7 +173,7 @@ seslm_status seslm_llm_load(seslm_llm **out, const char *path) {
     }
     c->n_vocab = bpe_vocab_size(m->tok);
     m->default_system = template_default_system(&m->f);
-    int C = c->n_embd, KV = c->n_head_kv * c->head_dim, F = c->n_ff;
+    int C = c->n_embd, A = c->n_head * c->head_dim, KV = c->n_head_kv * c->head_dim, F = c->n_ff;
     st = get_mat(m, "token_embd.weight", c->n_vocab, C, &m->tok_embd, path);
     if (!st) st = get_vec(m, "output_norm.weight", C, &m->output_norm, path);
     if (!st) {
@@ -192,10 +200,14 @@ seslm_status seslm_llm_load(seslm_llm **out, const char *path) {
             snprintf(n, sizeof n, "blk.%d.ffn_norm.weight", l);
             st = get_vec(m, n, C, &L->ffn_norm, path);
         }
-        MAT(wq, "attn_q", C, C)
+        for (int k = 0; k < 2 && !st; k++) { // optional biases (llama.cpp's llama architecture reads them too)
+            snprintf(n, sizeof n, "blk.%d.%s.bias", l, k ? "ffn_down" : "attn_output");
+            if (gguf_find_tensor(&m->f, n)) st = get_vec(m, n, C, k ? &L->bd : &L->bo, path);
+        }
+        MAT(wq, "attn_q", A, C)
         MAT(wk, "attn_k", KV, C)
         MAT(wv, "attn_v", KV, C)
-        MAT(wo, "attn_output", C, C)
+        MAT(wo, "attn_output", C, A)
         MAT(wg, "ffn_gate", F, C)
         MAT(wu, "ffn_up", F, C)
         MAT(wd, "ffn_down", C, F)
@@ -290,6 +302,11 @@ seslm_status seslm_llm_ctx_set_telemetry(seslm_llm_ctx *c, seslm_telemetry *t) {
     return SESLM_OK;
 }
 
+void seslm_llm_ctx_set_capture(seslm_llm_ctx *c, seslm_llm_capture_fn fn, void *user) {
+    c->cap_fn = fn;
+    c->cap_user = user;
+}
+
 void seslm_llm_ctx_reset(seslm_llm_ctx *c) { c->pos = 0; }
 int seslm_llm_ctx_pos(const seslm_llm_ctx *c) { return c->pos; }
 int seslm_llm_ctx_n_ctx(const seslm_llm_ctx *c) { return c->n_ctx; }
@@ -299,9 +316,9 @@ static int ensure_scratch(seslm_llm_ctx *c, int M) {
     if (M <= c->cap) return 0;
     const seslm_llm_config *cf = &c->m->cfg;
     size_t C = (size_t)cf->n_embd, KV = (size_t)(cf->n_head_kv * cf->head_dim), F = (size_t)cf->n_ff;
-    size_t Mz = (size_t)M;
+    size_t A = (size_t)(cf->n_head * cf->head_dim), Mz = (size_t)M;
     float *p[9];
-    size_t sz[9] = {Mz * C, Mz * C, Mz * C, Mz * KV, Mz * KV, Mz * C, Mz * F, Mz * F,
+    size_t sz[9] = {Mz * C, Mz * C, Mz * A, Mz * KV, Mz * KV, Mz * A, Mz * F, Mz * F,
                     Mz * (size_t)cf->n_head * (size_t)c->n_ctx};
     for (int i = 0; i < 9; i++) p[i] = malloc(sz[i] * sizeof(float));
     int ok = 1;
@@ -367,7 +384,7 @@ static seslm_status matmul_n(seslm_llm_ctx *c, int n, float *const *ys, const fl
 typedef struct {
     const seslm_llm_ctx *c;
     const uint16_t *kc, *vc; // this layer's cache, (n_ctx, KV) F16
-    int H, G, D, C, KV, pos0;
+    int H, G, D, A, KV, pos0; // A = H * D: a row of q and of the attention output
     float kq_scale;
 } attn_job;
 
@@ -379,7 +396,7 @@ static void attn_task(void *ctx, int lo, int hi, int tid) {
     const int H = j->H, D = j->D, KV = j->KV;
     for (int ih = lo; ih < hi; ih++) {
         int i = ih / H, h = ih % H, g = h / j->G, T = j->pos0 + i + 1;
-        const float *q = c->q + (size_t)i * j->C + h * D;
+        const float *q = c->q + (size_t)i * j->A + h * D;
         float *s = c->att + (size_t)ih * c->n_ctx, mx = -INFINITY;
         for (int t = 0; t < T; t++) {
             s[t] = qb_dot_f16(j->kc + (size_t)t * KV + g * D, q, D, c->ref) * j->kq_scale;
@@ -390,7 +407,7 @@ static void attn_task(void *ctx, int lo, int hi, int tid) {
             s[t] = expf(s[t] - mx);
             sum += s[t];
         }
-        float inv = (float)(1.0 / sum), *o = c->a + (size_t)i * j->C + h * D;
+        float inv = (float)(1.0 / sum), *o = c->a + (size_t)i * j->A + h * D;
         if (c->tel) { // entropy = log Z - sum_t e_t log e_t / Z (log e_t = score_t - max); largest weight 1 / Z
             double el = 0.0;
             for (int t = 0; t < T; t++) el += s[t] > 0.0f ? (double)s[t] * log((double)s[t]) : 0.0;
@@ -419,7 +436,7 @@ static void rows_task(void *ctx, int lo, int hi, int tid) {
     const rows_job *j = ctx;
     seslm_llm_ctx *c = j->c;
     const seslm_llm_config *cf = &c->m->cfg;
-    const int C = cf->n_embd, F = cf->n_ff, D = cf->head_dim, KV = cf->n_head_kv * D;
+    const int C = cf->n_embd, F = cf->n_ff, D = cf->head_dim, KV = cf->n_head_kv * D, A = cf->n_head * D;
     for (int i = lo; i < hi; i++) {
         switch (j->op) {
         case ROWS_RMSNORM: rmsnorm(c->h + (size_t)i * C, c->x + (size_t)i * C, j->w, C, cf->rms_eps); break;
@@ -430,7 +447,7 @@ static void rows_task(void *ctx, int lo, int hi, int tid) {
             }
             break;
         case ROWS_ROPE_CACHE:
-            for (int h = 0; h < cf->n_head; h++) rope(c->q + (size_t)i * C + h * D, D, j->pos0 + i, cf->rope_base);
+            for (int h = 0; h < cf->n_head; h++) rope(c->q + (size_t)i * A + h * D, D, j->pos0 + i, cf->rope_base);
             for (int h = 0; h < cf->n_head_kv; h++) rope(c->k + (size_t)i * KV + h * D, D, j->pos0 + i, cf->rope_base);
             qb_f32_to_f16_row(j->kc + (size_t)(j->pos0 + i) * KV, c->k + (size_t)i * KV, KV);
             qb_f32_to_f16_row(j->vc + (size_t)(j->pos0 + i) * KV, c->v + (size_t)i * KV, KV);
@@ -485,7 +502,7 @@ static void tel_heads(seslm_layer_telemetry *L, const float *a, const float *st,
     L->query_tokens += (uint64_t)M;
 }
 
-seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float *logits) {
+static seslm_status decode(seslm_llm_ctx *c, const int32_t *ids, int M, float *logits, int all) {
     const seslm_llm *m = c->m;
     const seslm_llm_config *cf = &m->cfg;
     if (M <= 0) return seslm_fail(SESLM_ERR_ARG, "no tokens to decode");
@@ -508,6 +525,7 @@ seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float
         qb_dequantize_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)ids[i] * erow, c->x + (size_t)i * C, C);
     seslm_status st = SESLM_OK;
     for (int l = 0; l < cf->n_layer && !st; l++) {
+        if (m->skip && m->skip[l]) continue;
         const llm_layer *L = &m->layers[l];
         seslm_layer_telemetry *LT = T ? &T->layers[l] : NULL;
         const int64_t lt0 = LT ? tel_now_ns() : 0;
@@ -519,14 +537,18 @@ seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float
         uint16_t *kc = c->kc + (size_t)l * n_ctx * KV, *vc = c->vc + (size_t)l * n_ctx * KV;
         rows_run(c, ROWS_ROPE_CACHE, NULL, kc, vc, pos0, M);
         // attention: one (token, head) pair per work item
-        attn_job aj = {c, kc, vc, H, G, D, C, KV, pos0, kq_scale};
+        attn_job aj = {c, kc, vc, H, G, D, H * D, KV, pos0, kq_scale};
         seslm_pool_for(M * H, 1, 0, attn_task, &aj);
         if (LT) {
             tel_heads(LT, c->a, c->att_stats, M, H, D);
             tel_col_sq(LT->in_sq_attn_out, c->a, M, H * D);
         }
+        if (c->cap_fn) c->cap_fn(c->cap_user, l, SESLM_LLM_CAPTURE_ATTN, c->a, M, H * D);
         if ((st = matmul(c, c->h, c->a, &L->wo, M))) break;
         for (size_t j = 0; j < (size_t)M * C; j++) c->x[j] += c->h[j];
+        if (L->bo)
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < C; j++) c->x[(size_t)i * C + j] += L->bo[j];
         rows_run(c, ROWS_RMSNORM, L->ffn_norm, NULL, NULL, pos0, M);
         if (LT) tel_col_sq(LT->in_sq_ffn_in, c->h, M, C);
         float *const gu[2] = {c->g, c->u};
@@ -534,8 +556,12 @@ seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float
         if ((st = matmul_n(c, 2, gu, c->h, wgu, M))) break;
         rows_run(c, ROWS_SWIGLU, NULL, NULL, NULL, pos0, M);
         if (LT) tel_ffn(LT, c->g, M, cf->n_ff);
+        if (c->cap_fn) c->cap_fn(c->cap_user, l, SESLM_LLM_CAPTURE_FFN, c->g, M, cf->n_ff);
         if ((st = matmul(c, c->h, c->g, &L->wd, M))) break;
         for (size_t j = 0; j < (size_t)M * C; j++) c->x[j] += c->h[j];
+        if (L->bd)
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < C; j++) c->x[(size_t)i * C + j] += L->bd[j];
         if (LT) {
             LT->exec_count++;
             LT->exec_ns += tel_now_ns() - lt0;
@@ -543,10 +569,24 @@ seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float
     }
     if (st) return st;
     c->pos += M;
-    if (logits) {
+    if (logits && all) { // every token's logits (M, V): perplexity
+        rows_run(c, ROWS_RMSNORM, m->output_norm, NULL, NULL, pos0, M);
+        st = matmul(c, logits, c->h, &m->output, M);
+    } else if (logits) {
         rmsnorm(c->h, c->x + (size_t)(M - 1) * C, m->output_norm, C, eps);
         st = matmul(c, logits, c->h, &m->output, 1);
     }
     if (T && !st) tel_observe_batch(T, tel_now_ns() - t0, 1, M);
     return st;
+}
+
+void seslm_llm_set_layer_skip(seslm_llm *m, const uint8_t *skip) { m->skip = skip; }
+
+seslm_status seslm_llm_decode(seslm_llm_ctx *c, const int32_t *ids, int M, float *logits) {
+    return decode(c, ids, M, logits, 0);
+}
+
+seslm_status seslm_llm_decode_all(seslm_llm_ctx *c, const int32_t *ids, int M, float *logits) {
+    if (!logits) return seslm_fail(SESLM_ERR_ARG, "no logits buffer");
+    return decode(c, ids, M, logits, 1);
 }

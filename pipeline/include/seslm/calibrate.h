@@ -28,6 +28,9 @@ typedef struct {
 seslm_status seslm_calibration_collect(seslm_calibration *c, const seslm_model *m, const char *const *texts, int n,
                                        int batch, int n_threads, void (*progress)(void *ctx, int done, int total), void *pctx);
 void seslm_calibration_free(seslm_calibration *c);
+/* G (W+1, W+1) upper triangle += [x, 1]^T [x, 1] over the ntok rows of x (ntok, W); z: scratch of
+ * ntok * (W + 1) doubles. (The decoder's calibration, llm_prune.c, accumulates with it too.) */
+void seslm_gram_add(double *G, const float *x, int ntok, int W, double *z);
 
 /* Reads a text file of one input per line (empty lines skipped; at most max_lines, 0 = all). The lines
  * are NUL-terminated copies in *lines_out (free with seslm_lines_free). Invalid UTF-8 is the

@@ -1,0 +1,648 @@
+/* llm_prune.c — plan and recompile of a pruned GGUF decoder from its telemetry (llm_prune.h). */
+#include "llm_prune.h"
+
+#include "calibrate.h"
+#include "decoder.h"
+#include "gguf.h"
+#include "qblock.h"
+#include "reconstruct.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void seslm_llm_prune_opts_default(seslm_llm_prune_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->ffn_keep = 1.0;
+    o->vocab_general = -1;
+    o->vocab_min_count = 1;
+    o->embd_type = -1;
+    o->ctx = 256;
+    o->reconstruct = 1;
+    o->ridge = 1e-3;
+}
+
+// ---- small helpers ----
+
+typedef struct {
+    int idx;
+    double score;
+} ranked;
+
+static int by_score_desc(const void *a, const void *b) {
+    const ranked *x = a, *y = b;
+    if (x->score != y->score) return x->score < y->score ? 1 : -1;
+    return x->idx - y->idx;
+}
+static int by_idx(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+// the k best of n scores, their indices ascending in keep[0..k)
+static int top_k(const double *score, int n, int k, int *keep) {
+    ranked *r = malloc((size_t)n * sizeof *r);
+    if (!r) return -1;
+    for (int i = 0; i < n; i++) r[i].idx = i, r[i].score = isfinite(score[i]) ? score[i] : -1.0;
+    qsort(r, (size_t)n, sizeof *r, by_score_desc);
+    for (int i = 0; i < k; i++) keep[i] = r[i].idx;
+    qsort(keep, (size_t)k, sizeof *keep, by_idx);
+    free(r);
+    return 0;
+}
+
+static const gguf_tensor *tensor_bias(const gguf_file *f, int layer, const char *nm) {
+    char n[96];
+    snprintf(n, sizeof n, "blk.%d.%s.bias", layer, nm);
+    const gguf_tensor *t = gguf_find_tensor(f, n);
+    return t && t->type == QB_F32 ? t : NULL;
+}
+
+static const gguf_tensor *tensor(const gguf_file *f, int layer, const char *nm) {
+    char n[96];
+    if (layer >= 0) snprintf(n, sizeof n, "blk.%d.%s.weight", layer, nm);
+    else snprintf(n, sizeof n, "%s.weight", nm);
+    return gguf_find_tensor(f, n);
+}
+
+// a (rows, K) matrix dequantized to floats (malloc'd)
+static float *dequant(const gguf_tensor *t) {
+    const int K = (int)t->ne[0], N = (int)t->ne[1];
+    const size_t rb = qb_row_bytes(t->type, K);
+    float *x = malloc((size_t)N * (size_t)K * sizeof *x);
+    if (!x || !rb) return free(x), NULL;
+    for (int r = 0; r < N; r++) qb_dequantize_row(t->type, t->data + (size_t)r * rb, x + (size_t)r * K, K);
+    return x;
+}
+
+// rows rows[0..n) of t, bytes copied (malloc'd, *bytes set)
+static uint8_t *take_rows(const gguf_tensor *t, const int *rows, int n, size_t *bytes) {
+    const size_t rb = qb_row_bytes(t->type, t->ne[0]);
+    uint8_t *d = malloc((size_t)n * rb + 1);
+    if (!d) return NULL;
+    for (int i = 0; i < n; i++) memcpy(d + (size_t)i * rb, t->data + (size_t)rows[i] * rb, rb);
+    *bytes = (size_t)n * rb;
+    return d;
+}
+
+static uint8_t *copy_all(const gguf_tensor *t, size_t *bytes) {
+    uint8_t *d = malloc(t->nbytes + 1);
+    if (d) memcpy(d, t->data, t->nbytes);
+    *bytes = t->nbytes;
+    return d;
+}
+
+// columns cols[0..n) of every row of t, re-quantized to `type` (malloc'd)
+static uint8_t *take_cols(const gguf_tensor *t, const int *cols, int n, int type, size_t *bytes) {
+    const int K = (int)t->ne[0], N = (int)t->ne[1];
+    const size_t ib = qb_row_bytes(t->type, K), ob = qb_row_bytes(type, n);
+    float *row = malloc((size_t)K * sizeof *row), *sel = malloc((size_t)n * sizeof *sel);
+    uint8_t *d = malloc((size_t)N * ob + 1);
+    if (!row || !sel || !d || !ob) {
+        free(row), free(sel), free(d);
+        return NULL;
+    }
+    for (int r = 0; r < N; r++) {
+        qb_dequantize_row(t->type, t->data + (size_t)r * ib, row, K);
+        for (int j = 0; j < n; j++) sel[j] = row[cols[j]];
+        qb_quantize_weight_row(type, sel, d + (size_t)r * ob, n);
+    }
+    free(row), free(sel);
+    *bytes = (size_t)N * ob;
+    return d;
+}
+
+// all rows of t re-quantized to `type`
+static uint8_t *requant_rows(const gguf_tensor *t, const int *rows, int n, int type, size_t *bytes) {
+    const int K = (int)t->ne[0];
+    const size_t ib = qb_row_bytes(t->type, K), ob = qb_row_bytes(type, K);
+    float *row = malloc((size_t)K * sizeof *row);
+    uint8_t *d = malloc((size_t)n * ob + 1);
+    if (!row || !d || !ob) return free(row), free(d), NULL;
+    for (int i = 0; i < n; i++) {
+        qb_dequantize_row(t->type, t->data + (size_t)rows[i] * ib, row, K);
+        qb_quantize_weight_row(type, row, d + (size_t)i * ob, K);
+    }
+    free(row);
+    *bytes = (size_t)n * ob;
+    return d;
+}
+
+// ---- vocabulary: token string -> id (open addressing) ----
+
+typedef struct {
+    const gguf_str *s;
+    int32_t *slot;
+    size_t cap;
+} str_map;
+
+static uint64_t fnv(const char *p, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
+    return h;
+}
+static int map_init(str_map *m, const gguf_str *s, int n) {
+    m->s = s;
+    m->cap = 1;
+    while (m->cap < (size_t)n * 2) m->cap *= 2;
+    if (!(m->slot = malloc(m->cap * sizeof *m->slot))) return -1;
+    for (size_t i = 0; i < m->cap; i++) m->slot[i] = -1;
+    for (int i = 0; i < n; i++) {
+        size_t h = fnv(s[i].s, s[i].len) & (m->cap - 1);
+        while (m->slot[h] >= 0) h = (h + 1) & (m->cap - 1);
+        m->slot[h] = i;
+    }
+    return 0;
+}
+static int32_t map_get(const str_map *m, const char *p, size_t n) {
+    size_t h = fnv(p, n) & (m->cap - 1);
+    for (; m->slot[h] >= 0; h = (h + 1) & (m->cap - 1)) {
+        const gguf_str *t = &m->s[m->slot[h]];
+        if (t->len == n && memcmp(t->s, p, n) == 0) return m->slot[h];
+    }
+    return -1;
+}
+
+// number of UTF-8 characters of a token string
+static int n_chars(const gguf_str *s) {
+    int c = 0;
+    for (size_t i = 0; i < s->len; i++) c += ((uint8_t)s->s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+/* keep[V]: the tokens kept; then closed under the merges that build kept tokens. */
+static seslm_status vocab_choose(const gguf_file *f, const seslm_telemetry_view *tel, const seslm_llm_prune_opts *o,
+                                 uint8_t *keep, int V) {
+    const gguf_kv *toks = gguf_find_kv(f, "tokenizer.ggml.tokens"), *types = gguf_find_kv(f, "tokenizer.ggml.token_type");
+    const gguf_kv *merges = gguf_find_kv(f, "tokenizer.ggml.merges");
+    if (!toks || !toks->strs || (int)toks->n != V || !merges || !merges->strs)
+        return seslm_fail(SESLM_ERR_FORMAT, "the tokenizer's tokens / merges are missing");
+    for (int i = 0; i < V; i++) {
+        int64_t ty = types ? gguf_arr_int(types, (uint64_t)i) : 1;
+        keep[i] = i < o->vocab_general || ty != 1 || n_chars(&toks->strs[i]) <= 1 ||
+                  (tel && tel->token_counts && tel->token_counts[i] >= o->vocab_min_count && o->vocab_min_count > 0);
+    }
+    str_map mp;
+    if (map_init(&mp, toks->strs, V)) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    char buf[1024];
+    for (int changed = 1; changed;) { // a kept token keeps the two pieces of every merge that builds it
+        changed = 0;
+        for (uint64_t r = merges->n; r-- > 0;) {
+            const gguf_str *mg = &merges->strs[r];
+            const char *sp = memchr(mg->s, ' ', mg->len);
+            if (!sp || mg->len > sizeof buf) continue;
+            size_t la = (size_t)(sp - mg->s), lb = mg->len - la - 1;
+            memcpy(buf, mg->s, la);
+            memcpy(buf + la, sp + 1, lb);
+            int32_t t = map_get(&mp, buf, la + lb);
+            if (t < 0 || !keep[t]) continue;
+            int32_t a = map_get(&mp, mg->s, la), b = map_get(&mp, sp + 1, lb);
+            if (a >= 0 && !keep[a]) keep[a] = 1, changed = 1;
+            if (b >= 0 && !keep[b]) keep[b] = 1, changed = 1;
+        }
+    }
+    free(mp.slot);
+    return SESLM_OK;
+}
+
+// the merges whose two pieces and result are all kept, in rank order (pointers into f)
+static gguf_str *vocab_merges(const gguf_file *f, const uint8_t *keep, int V, uint64_t *n_out) {
+    const gguf_kv *toks = gguf_find_kv(f, "tokenizer.ggml.tokens"), *merges = gguf_find_kv(f, "tokenizer.ggml.merges");
+    str_map mp;
+    gguf_str *out = malloc((size_t)(merges->n + 1) * sizeof *out);
+    if (!out || map_init(&mp, toks->strs, V)) return free(out), NULL;
+    uint64_t n = 0;
+    char buf[1024];
+    for (uint64_t r = 0; r < merges->n; r++) {
+        const gguf_str *mg = &merges->strs[r];
+        const char *sp = memchr(mg->s, ' ', mg->len);
+        if (!sp || mg->len > sizeof buf) continue;
+        size_t la = (size_t)(sp - mg->s), lb = mg->len - la - 1;
+        memcpy(buf, mg->s, la);
+        memcpy(buf + la, sp + 1, lb);
+        int32_t t = map_get(&mp, buf, la + lb), a = map_get(&mp, mg->s, la), b = map_get(&mp, sp + 1, lb);
+        if (t >= 0 && a >= 0 && b >= 0 && keep[t] && keep[a] && keep[b]) out[n++] = *mg;
+    }
+    free(mp.slot);
+    *n_out = n;
+    return out;
+}
+
+// ---- layers: the calibration loss with each layer bypassed ----
+
+static seslm_status layer_costs(const char *path, const seslm_llm_prune_opts *o, double *base, double *cost, int L) {
+    seslm_llm *m = NULL;
+    seslm_llm_ctx *c = NULL;
+    seslm_status st = seslm_llm_load(&m, path);
+    if (!st) st = seslm_llm_ctx_new(&c, m, o->ctx, 0);
+    uint8_t *skip = calloc((size_t)L, 1);
+    if (!st && !skip) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    seslm_ppl_result r;
+    if (!st) st = seslm_llm_perplexity(c, o->calib, o->n_calib, &r, NULL, NULL);
+    if (!st) *base = r.nll / (double)r.n_tokens;
+    for (int l = 0; l < L && !st; l++) {
+        memset(skip, 0, (size_t)L);
+        skip[l] = 1;
+        seslm_llm_set_layer_skip(m, skip);
+        st = seslm_llm_perplexity(c, o->calib, o->n_calib, &r, NULL, NULL);
+        seslm_llm_set_layer_skip(m, NULL);
+        if (!st) cost[l] = r.nll / (double)r.n_tokens - *base;
+        if (!st && o->verbose)
+            fprintf(stderr, "seslm recompile-decoder: layer %d/%d bypassed: loss %+.4f nats/token\n", l + 1, L, cost[l]);
+    }
+    free(skip);
+    seslm_llm_ctx_free(c);
+    seslm_llm_free(m);
+    return st;
+}
+
+// ---- reconstruction: the parent's Gram matrices of the inputs of W_o and W_down on calibration text ----
+
+typedef struct {
+    int L;
+    double **ga, **gf; // (L) (A+1)^2 and (F+1)^2, upper triangles
+    double *z;
+    size_t zcap;
+    int oom;
+} dec_calib;
+
+static void dec_capture(void *user, int l, int what, const float *x, int M, int K) {
+    dec_calib *d = user;
+    double *G = what == SESLM_LLM_CAPTURE_FFN ? d->gf[l] : d->ga[l];
+    if (!G || d->oom) return;
+    size_t need = (size_t)M * (size_t)(K + 1);
+    if (need > d->zcap) {
+        double *z = realloc(d->z, need * sizeof *z);
+        if (!z) {
+            d->oom = 1;
+            return;
+        }
+        d->z = z, d->zcap = need;
+    }
+    seslm_gram_add(G, x, M, K, d->z);
+}
+
+static void dec_calib_free(dec_calib *d) {
+    for (int l = 0; l < d->L; l++) {
+        if (d->ga) free(d->ga[l]);
+        if (d->gf) free(d->gf[l]);
+    }
+    free(d->ga), free(d->gf), free(d->z);
+}
+
+static seslm_status dec_calibrate(const char *path, const seslm_llm_prune_opts *o, dec_calib *d, int L, int A, int F,
+                                  int want_attn, int want_ffn) {
+    memset(d, 0, sizeof *d);
+    d->L = L;
+    d->ga = calloc((size_t)L, sizeof *d->ga), d->gf = calloc((size_t)L, sizeof *d->gf);
+    if (!d->ga || !d->gf) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < L; l++) {
+        if (want_attn && !(d->ga[l] = calloc((size_t)(A + 1) * (A + 1), sizeof(double)))) d->oom = 1;
+        if (want_ffn && !(d->gf[l] = calloc((size_t)(F + 1) * (F + 1), sizeof(double)))) d->oom = 1;
+    }
+    if (d->oom) return seslm_fail(SESLM_ERR_NOMEM, "out of memory for %d layers of Gram matrices", L);
+    seslm_llm *m = NULL;
+    seslm_llm_ctx *c = NULL;
+    seslm_status st = seslm_llm_load(&m, path);
+    if (!st) st = seslm_llm_ctx_new(&c, m, o->ctx, 0);
+    seslm_ppl_result r;
+    if (!st) {
+        seslm_llm_ctx_set_capture(c, dec_capture, d);
+        st = seslm_llm_perplexity(c, o->calib, o->n_calib, &r, NULL, NULL);
+    }
+    if (!st && d->oom) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory in the calibration");
+    if (!st && o->verbose)
+        fprintf(stderr, "seslm recompile-decoder: calibration: %llu tokens of %d documents\n", (unsigned long long)r.n_tokens,
+                r.n_docs);
+    seslm_llm_ctx_free(c);
+    seslm_llm_free(m);
+    return st;
+}
+
+/* W (C rows, K) of t refitted on its kept input units (unit columns each) to the parent's output with a
+ * bias (reconstruct.h); the weights re-quantized to t's type in *wq, the bias (C floats) in *bias. When the
+ * refit's calibration error is not below plain slicing's (a ridge-dominated fit on too few tokens), the
+ * plain slice is kept: *err is then *err_plain. */
+static seslm_status refit(const gguf_tensor *t, const gguf_tensor *tb, const int *keep, int nk, int unit, const double *G,
+                          double ridge, uint8_t **wq, size_t *wbytes, float **bias, double *err, double *err_plain) {
+    const int K = (int)t->ne[0], N = (int)t->ne[1], K2 = nk * unit;
+    float *w = dequant(t), *b = calloc((size_t)N, sizeof *b), *wo = malloc((size_t)N * K2 * sizeof *wo);
+    float *bo = malloc((size_t)N * sizeof *bo);
+    const size_t ob = qb_row_bytes(t->type, K2);
+    uint8_t *q = malloc((size_t)N * ob + 1);
+    seslm_status st = SESLM_OK;
+    if (!w || !b || !wo || !bo || !q || !ob) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    if (!st && tb) memcpy(b, tb->data, (size_t)N * sizeof *b);
+    if (!st) st = seslm_reconstruct_linear(wo, bo, w, b, N, K, keep, nk, unit, G, ridge, err, err_plain);
+    if (!st && !(*err <= *err_plain)) { // too little calibration text for the ridge: plain slicing is better, keep it
+        for (int r = 0; r < N; r++)
+            for (int i = 0; i < nk; i++)
+                memcpy(wo + (size_t)r * K2 + (size_t)i * unit, w + (size_t)r * K + (size_t)keep[i] * unit, (size_t)unit * sizeof *wo);
+        memcpy(bo, b, (size_t)N * sizeof *bo);
+        *err = *err_plain;
+    }
+    for (int r = 0; r < N && !st; r++) qb_quantize_weight_row(t->type, wo + (size_t)r * K2, q + (size_t)r * ob, K2);
+    free(w), free(b), free(wo);
+    if (st) {
+        free(q), free(bo);
+        return st;
+    }
+    *wq = q, *wbytes = (size_t)N * ob, *bias = bo;
+    return SESLM_OK;
+}
+
+// ---- the plan and the file ----
+
+static int is_key(const gguf_kv *kv, const char *k) { return kv->key.len == strlen(k) && memcmp(kv->key.s, k, kv->key.len) == 0; }
+
+seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view *tel, const seslm_llm_prune_opts *o,
+                             const char *out_path, const char *plan_path, seslm_llm_prune_summary *sum) {
+    memset(sum, 0, sizeof *sum);
+    gguf_file f;
+    seslm_status st = gguf_open(&f, parent_path);
+    if (st) return st;
+    // the parent's shape, read as the loader does (it has just been checked by seslm_llm_load in the caller)
+    uint32_t L = 0, C = 0, F = 0, H = 0, HKV = 0, D = 0;
+    gguf_get_u32(&f, "llama.block_count", &L);
+    gguf_get_u32(&f, "llama.embedding_length", &C);
+    gguf_get_u32(&f, "llama.feed_forward_length", &F);
+    gguf_get_u32(&f, "llama.attention.head_count", &H);
+    HKV = H;
+    gguf_get_u32(&f, "llama.attention.head_count_kv", &HKV);
+    D = H ? C / H : 0;
+    gguf_get_u32(&f, "llama.attention.key_length", &D);
+    const gguf_tensor *te = tensor(&f, -1, "token_embd");
+    const gguf_kv *toks = gguf_find_kv(&f, "tokenizer.ggml.tokens");
+    const int V = toks ? (int)toks->n : 0, G = HKV ? (int)(H / HKV) : 0;
+    if (!L || !C || !F || !H || !HKV || !D || !te || !V || H % HKV) {
+        gguf_close(&f);
+        return seslm_fail(SESLM_ERR_FORMAT, "%s: not a llama GGUF file this runtime reads", parent_path);
+    }
+    if (!tel || tel->n_layers != (int)L || tel->vocab_size != V || tel->layers[0].n_heads != (int)H ||
+        tel->layers[0].ffn_dim != (int)F) {
+        gguf_close(&f);
+        return seslm_fail(SESLM_ERR_SHAPE, "the telemetry is not of this decoder's shape (%u layers, %u heads, %u FFN, %d tokens)",
+                          L, H, F, V);
+    }
+    int F2 = (int)ceil(o->ffn_keep * F / 32.0) * 32, KV2 = o->kv_keep > 0 ? o->kv_keep : (int)HKV;
+    if (F2 > (int)F) F2 = (int)F;
+    if (!(o->ffn_keep > 0.0 && o->ffn_keep <= 1.0) || F2 < 32 || KV2 > (int)HKV || o->drop_layers < 0 ||
+        o->drop_layers >= (int)L || (o->drop_layers > 0 && o->n_calib <= 0)) {
+        gguf_close(&f);
+        return seslm_fail(SESLM_ERR_ARG, "options out of range (ffn_keep %g, kv_keep %d of %u, drop_layers %d of %u%s)",
+                          o->ffn_keep, o->kv_keep, HKV, o->drop_layers, L,
+                          o->drop_layers > 0 && o->n_calib <= 0 ? ", dropping layers needs calibration text" : "");
+    }
+    const int H2 = KV2 * G, L2 = (int)L - o->drop_layers;
+    int *ffn_keep = malloc((size_t)L * (size_t)F2 * sizeof(int)), *kv_keep = malloc((size_t)L * (size_t)KV2 * sizeof(int));
+    double *lcost = calloc(L, sizeof(double)), *score = malloc((size_t)(F > H ? F : H) * sizeof(double)), base = 0.0;
+    uint8_t *drop = calloc(L, 1), *vkeep = malloc((size_t)V);
+    gguf_writer *w = gguf_writer_new();
+    cJSON *plan = cJSON_CreateObject();
+    if (!ffn_keep || !kv_keep || !lcost || !score || !drop || !vkeep || !w || !plan) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    // layers
+    if (!st && o->drop_layers > 0) {
+        st = layer_costs(parent_path, o, &base, lcost, (int)L);
+        for (int k = 0; k < o->drop_layers && !st; k++) {
+            int best = -1;
+            for (int l = 0; l < (int)L; l++)
+                if (!drop[l] && (best < 0 || lcost[l] < lcost[best])) best = l;
+            drop[best] = 1;
+        }
+    }
+    // FFN neurons and KV groups per layer
+    for (int l = 0; l < (int)L && !st; l++) {
+        const seslm_layer_telemetry *T = &tel->layers[l];
+        float *wo = dequant(tensor(&f, l, "attn_output"));
+        if (!wo) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        // a neuron's mean energy on the traffic (with its W_down column's norm as a factor the 5%-cut student's
+        // held-out perplexity was 1.8x worse without reconstruction, 2% better with it: bench/RESULTS.md 17)
+        for (int n = 0; n < (int)F && !st; n++) score[n] = T->ffn_sq[n] / (double)(T->ffn_tokens ? T->ffn_tokens : 1);
+        if (!st && top_k(score, (int)F, F2, ffn_keep + (size_t)l * F2)) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        for (int g = 0; g < (int)HKV && !st; g++) {
+            score[g] = 0.0;
+            for (int h = g * G; h < (g + 1) * G; h++) {
+                double cn = 0.0;
+                for (uint32_t r = 0; r < C; r++)
+                    for (uint32_t d = 0; d < D; d++) {
+                        double v = wo[(size_t)r * H * D + (size_t)h * D + d];
+                        cn += v * v;
+                    }
+                score[g] += T->head_out_norm[h] / (double)(T->query_tokens ? T->query_tokens : 1) * sqrt(cn / D);
+            }
+        }
+        if (!st && top_k(score, (int)HKV, KV2, kv_keep + (size_t)l * KV2)) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        free(wo);
+    }
+    // the parent's statistics for the refits
+    dec_calib dc;
+    memset(&dc, 0, sizeof dc);
+    const int refit_attn = o->reconstruct && o->n_calib > 0 && KV2 < (int)HKV;
+    const int refit_ffn = o->reconstruct && o->n_calib > 0 && F2 < (int)F;
+    if (!st && (refit_attn || refit_ffn)) st = dec_calibrate(parent_path, o, &dc, (int)L, (int)(H * D), (int)F, refit_attn, refit_ffn);
+    double *err = calloc((size_t)L * 4, sizeof(double)); // per layer: W_o refit / plain, W_down refit / plain
+    if (!err && !st) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    // vocabulary
+    int V2 = V;
+    int32_t *new_id = NULL, *old_of = NULL;
+    if (!st) {
+        if (o->vocab_general >= 0) st = vocab_choose(&f, tel, o, vkeep, V);
+        else memset(vkeep, 1, (size_t)V);
+    }
+    if (!st) {
+        new_id = malloc((size_t)V * sizeof *new_id), old_of = malloc((size_t)V * sizeof *old_of);
+        if (!new_id || !old_of) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        V2 = 0;
+        for (int i = 0; i < V && !st; i++) new_id[i] = vkeep[i] ? (old_of[V2] = i, V2++) : -1;
+    }
+    // metadata: the parent's, with the new shape and the cut tokenizer
+    gguf_str *tstr = NULL, *mstr = NULL;
+    int32_t *ti32 = NULL;
+    float *tf32 = NULL;
+    for (int i = 0; i < f.n_kv && !st; i++) {
+        const gguf_kv *kv = &f.kv[i];
+        int rc = 0;
+        if (is_key(kv, "general.alignment")) continue; // the writer aligns to 32
+        else if (is_key(kv, "llama.block_count")) rc = gguf_w_u32(w, "llama.block_count", (uint32_t)L2);
+        else if (is_key(kv, "llama.feed_forward_length")) rc = gguf_w_u32(w, "llama.feed_forward_length", (uint32_t)F2);
+        else if (is_key(kv, "llama.attention.head_count")) rc = gguf_w_u32(w, "llama.attention.head_count", (uint32_t)H2);
+        else if (is_key(kv, "llama.attention.head_count_kv")) rc = gguf_w_u32(w, "llama.attention.head_count_kv", (uint32_t)KV2);
+        else if (is_key(kv, "llama.attention.key_length") || is_key(kv, "llama.attention.value_length")) continue;
+        else if (is_key(kv, "llama.vocab_size")) rc = gguf_w_u32(w, "llama.vocab_size", (uint32_t)V2);
+        else if (V2 < V && kv->type == GGUF_ARRAY && kv->n == (uint64_t)V && kv->key.len > 16 &&
+                 memcmp(kv->key.s, "tokenizer.ggml.", 15) == 0) { // per-token arrays: tokens, token_type, scores
+            char key[128];
+            snprintf(key, sizeof key, "%.*s", (int)kv->key.len, kv->key.s);
+            if (kv->arr_type == GGUF_STRING) {
+                if (!tstr && !(tstr = malloc((size_t)V2 * sizeof *tstr))) rc = -1;
+                for (int j = 0; !rc && j < V2; j++) tstr[j] = kv->strs[old_of[j]];
+                rc = rc || gguf_w_arr_str(w, key, tstr, (uint64_t)V2);
+            } else if (kv->arr_type == GGUF_F32) {
+                if (!tf32 && !(tf32 = malloc((size_t)V2 * sizeof *tf32))) rc = -1;
+                for (int j = 0; !rc && j < V2; j++) tf32[j] = gguf_arr_f32(kv, (uint64_t)old_of[j]);
+                rc = rc || gguf_w_arr_f32(w, key, tf32, (uint64_t)V2);
+            } else {
+                if (!ti32 && !(ti32 = malloc((size_t)V2 * sizeof *ti32))) rc = -1;
+                for (int j = 0; !rc && j < V2; j++) ti32[j] = (int32_t)gguf_arr_int(kv, (uint64_t)old_of[j]);
+                rc = rc || gguf_w_arr_i32(w, key, ti32, (uint64_t)V2);
+            }
+        } else if (V2 < V && is_key(kv, "tokenizer.ggml.merges")) {
+            uint64_t nm = 0;
+            if (!(mstr = vocab_merges(&f, vkeep, V, &nm))) rc = -1;
+            rc = rc || gguf_w_arr_str(w, "tokenizer.ggml.merges", mstr, nm);
+        } else if (V2 < V && kv->type != GGUF_ARRAY && kv->key.len > 24 && memcmp(kv->key.s, "tokenizer.ggml.", 15) == 0 &&
+                   memcmp(kv->key.s + kv->key.len - 9, "_token_id", 9) == 0) { // special ids, renumbered
+            char key[128];
+            snprintf(key, sizeof key, "%.*s", (int)kv->key.len, kv->key.s);
+            uint32_t id = 0;
+            if (gguf_get_u32(&f, key, &id) == 0 && id < (uint32_t)V && new_id[id] >= 0) rc = gguf_w_u32(w, key, (uint32_t)new_id[id]);
+        } else rc = gguf_w_copy_kv(w, kv);
+        if (rc) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory writing the metadata");
+    }
+    if (!st && (gguf_w_u32(w, "llama.attention.key_length", D) || gguf_w_u32(w, "llama.attention.value_length", D)))
+        st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    // tensors
+    int64_t ne[2];
+    size_t nb = 0;
+    uint8_t *buf = NULL;
+#define ADD(name, n0, n1, ty, data)                                                                   \
+    do {                                                                                               \
+        ne[0] = (n0), ne[1] = (n1);                                                                    \
+        if (!(data) || gguf_w_tensor(w, name, (n1) ? 2 : 1, ne, ty, data, nb, 1)) {                    \
+            st = seslm_fail(SESLM_ERR_NOMEM, "out of memory for tensor %s", name);                     \
+        } else sum->bytes_out += nb;                                                                   \
+    } while (0)
+    if (!st) {
+        const int et = o->embd_type >= 0 ? o->embd_type : te->type;
+        buf = et == te->type ? take_rows(te, old_of, V2, &nb) : requant_rows(te, old_of, V2, et, &nb);
+        ADD("token_embd.weight", C, V2, et, buf);
+        const gguf_tensor *on = tensor(&f, -1, "output_norm"), *out = tensor(&f, -1, "output");
+        if (!st && on) {
+            buf = copy_all(on, &nb);
+            ADD("output_norm.weight", C, 0, on->type, buf);
+        }
+        if (!st && out) {
+            buf = take_rows(out, old_of, V2, &nb);
+            ADD("output.weight", C, V2, out->type, buf);
+        }
+    }
+    int *rows = malloc((size_t)(2 * H * D + 1) * sizeof(int));
+    if (!rows && !st) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    for (int l = 0, l2 = 0; l < (int)L && !st; l++) {
+        if (drop[l]) continue;
+        char n[96];
+        const int *kg = kv_keep + (size_t)l * KV2, *kf = ffn_keep + (size_t)l * F2;
+        const char *norms[2] = {"attn_norm", "ffn_norm"};
+        for (int k = 0; k < 2 && !st; k++) {
+            const gguf_tensor *t = tensor(&f, l, norms[k]);
+            snprintf(n, sizeof n, "blk.%d.%s.weight", l2, norms[k]);
+            buf = t ? copy_all(t, &nb) : NULL;
+            ADD(n, C, 0, t ? t->type : 0, buf);
+        }
+        int nq = 0, nkv = 0; // rows of Q (query heads of the kept groups) and of K / V (the kept KV heads)
+        for (int i = 0; i < KV2; i++)
+            for (int h = kg[i] * G; h < (kg[i] + 1) * G; h++)
+                for (uint32_t d = 0; d < D; d++) rows[nq++] = h * (int)D + (int)d;
+        int *kvrows = rows + nq;
+        for (int i = 0; i < KV2; i++)
+            for (uint32_t d = 0; d < D; d++) kvrows[nkv++] = kg[i] * (int)D + (int)d;
+        const gguf_tensor *t;
+        t = tensor(&f, l, "attn_q"), snprintf(n, sizeof n, "blk.%d.attn_q.weight", l2), buf = take_rows(t, rows, nq, &nb);
+        ADD(n, C, nq, t->type, buf);
+        if (st) break;
+        t = tensor(&f, l, "attn_k"), snprintf(n, sizeof n, "blk.%d.attn_k.weight", l2), buf = take_rows(t, kvrows, nkv, &nb);
+        ADD(n, C, nkv, t->type, buf);
+        if (st) break;
+        t = tensor(&f, l, "attn_v"), snprintf(n, sizeof n, "blk.%d.attn_v.weight", l2), buf = take_rows(t, kvrows, nkv, &nb);
+        ADD(n, C, nkv, t->type, buf);
+        if (st) break;
+        t = tensor(&f, l, "attn_output"), snprintf(n, sizeof n, "blk.%d.attn_output.weight", l2);
+        const gguf_tensor *tb = tensor_bias(&f, l, "attn_output");
+        float *bias = NULL;
+        if (nq == (int)(H * D)) buf = copy_all(t, &nb); // nothing cut: the bytes as they are
+        else if (refit_attn) {
+            int heads[1024], nh = 0;
+            for (int i = 0; i < KV2 && nh < 1024; i++)
+                for (int h = kg[i] * G; h < (kg[i] + 1) * G; h++) heads[nh++] = h;
+            st = refit(t, tb, heads, nh, (int)D, dc.ga[l], o->ridge, &buf, &nb, &bias, &err[4 * l], &err[4 * l + 1]);
+            if (st) break;
+        } else buf = take_cols(t, rows, nq, t->type, &nb);
+        ADD(n, nq, C, t->type, buf);
+        if (st) break;
+        if (bias || tb) {
+            snprintf(n, sizeof n, "blk.%d.attn_output.bias", l2);
+            buf = bias ? (uint8_t *)bias : copy_all(tb, &nb);
+            nb = (size_t)C * sizeof(float);
+            ADD(n, C, 0, QB_F32, buf);
+            if (st) break;
+        }
+        t = tensor(&f, l, "ffn_gate"), snprintf(n, sizeof n, "blk.%d.ffn_gate.weight", l2), buf = take_rows(t, kf, F2, &nb);
+        ADD(n, C, F2, t->type, buf);
+        if (st) break;
+        t = tensor(&f, l, "ffn_up"), snprintf(n, sizeof n, "blk.%d.ffn_up.weight", l2), buf = take_rows(t, kf, F2, &nb);
+        ADD(n, C, F2, t->type, buf);
+        if (st) break;
+        t = tensor(&f, l, "ffn_down"), snprintf(n, sizeof n, "blk.%d.ffn_down.weight", l2);
+        tb = tensor_bias(&f, l, "ffn_down");
+        bias = NULL;
+        if (F2 == (int)F) buf = copy_all(t, &nb);
+        else if (refit_ffn) {
+            st = refit(t, tb, kf, F2, 1, dc.gf[l], o->ridge, &buf, &nb, &bias, &err[4 * l + 2], &err[4 * l + 3]);
+            if (st) break;
+        } else buf = take_cols(t, kf, F2, t->type, &nb);
+        ADD(n, F2, C, t->type, buf);
+        if (st) break;
+        if (bias || tb) {
+            snprintf(n, sizeof n, "blk.%d.ffn_down.bias", l2);
+            buf = bias ? (uint8_t *)bias : copy_all(tb, &nb);
+            nb = (size_t)C * sizeof(float);
+            ADD(n, C, 0, QB_F32, buf);
+        }
+        l2++;
+    }
+#undef ADD
+    free(rows);
+    for (int i = 0; i < f.n_tensors; i++) sum->bytes_in += f.tensors[i].nbytes;
+    if (!st) st = gguf_w_write(w, out_path);
+    // the plan, for lineage and audit
+    if (!st && plan_path) {
+        cJSON_AddStringToObject(plan, "kind", "decoder");
+        cJSON_AddStringToObject(plan, "parent", parent_path);
+        cJSON_AddNumberToObject(plan, "ffn_keep", F2);
+        cJSON_AddNumberToObject(plan, "kv_groups_keep", KV2);
+        cJSON_AddNumberToObject(plan, "vocab_keep", V2);
+        cJSON_AddNumberToObject(plan, "calibration_loss", base);
+        cJSON *ls = cJSON_AddArrayToObject(plan, "layers");
+        for (int l = 0; l < (int)L; l++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "parent_layer", l);
+            cJSON_AddBoolToObject(e, "dropped", drop[l]);
+            if (o->drop_layers > 0) cJSON_AddNumberToObject(e, "loss_if_dropped", lcost[l]);
+            cJSON_AddItemToObject(e, "kv_groups", cJSON_CreateIntArray(kv_keep + (size_t)l * KV2, KV2));
+            if (refit_attn) {
+                cJSON_AddNumberToObject(e, "attn_out_rel_err", err[4 * l]);
+                cJSON_AddNumberToObject(e, "attn_out_rel_err_plain", err[4 * l + 1]);
+            }
+            if (refit_ffn) {
+                cJSON_AddNumberToObject(e, "ffn_out_rel_err", err[4 * l + 2]);
+                cJSON_AddNumberToObject(e, "ffn_out_rel_err_plain", err[4 * l + 3]);
+            }
+            cJSON_AddItemToObject(e, "ffn_neurons", cJSON_CreateIntArray(ffn_keep + (size_t)l * F2, F2));
+            cJSON_AddItemToArray(ls, e);
+        }
+        char *js = cJSON_PrintUnformatted(plan);
+        FILE *pf = js ? fopen(plan_path, "w") : NULL;
+        if (!pf || fputs(js, pf) < 0 || fputc('\n', pf) < 0) st = seslm_fail(SESLM_ERR_IO, "%s: cannot write the plan", plan_path);
+        if (pf && fclose(pf) != 0 && !st) st = seslm_fail(SESLM_ERR_IO, "%s: cannot write the plan", plan_path);
+        free(js);
+    }
+    sum->n_layer_in = (int)L, sum->n_layer_out = L2, sum->ffn_in = (int)F, sum->ffn_out = F2, sum->heads_in = (int)H;
+    sum->heads_out = H2, sum->kv_in = (int)HKV, sum->kv_out = KV2, sum->vocab_in = V, sum->vocab_out = V2;
+    cJSON_Delete(plan);
+    dec_calib_free(&dc);
+    free(err);
+    gguf_writer_free(w);
+    free(ffn_keep), free(kv_keep), free(lcost), free(score), free(drop), free(vkeep), free(new_id), free(old_of);
+    free(tstr), free(mstr), free(ti32), free(tf32);
+    gguf_close(&f);
+    return st;
+}

@@ -1,0 +1,147 @@
+/* cmd_recompile_decoder.c — `seslm recompile-decoder`: a smaller GGUF decoder from its telemetry
+ * (pipeline/recompile/llm_prune.c). */
+#include "calibrate.h"
+#include "cli.h"
+#include "decoder.h"
+#include "llm_prune.h"
+#include "profile.h"
+#include "qblock.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *HELP =
+    "usage: seslm recompile-decoder --model FILE --telemetry PATH --out FILE [--ffn-keep F] [--kv-keep N]\n"
+    "                               [--drop-layers N --calibration FILE] [--vocab-general N]\n"
+    "                               [--vocab-min-count N] [--embd-type keep|q8_0|q4_1|q4_0] [--plan-out FILE]\n"
+    "\n"
+    "Writes a pruned copy of a Llama-family GGUF decoder, planned from what its served traffic used\n"
+    "(telemetry dumps of seslm generate --telemetry-dir, or seslm serve --decoder). docs/decoder.md:\n"
+    "  FFN neurons   the same count per layer, a layer's weakest by mean energy on the traffic\n"
+    "  KV groups     the same count per layer (a K/V head and the query heads that read it), by their\n"
+    "                heads' mean output norm x the norm of their W_o columns\n"
+    "  layers        those whose bypass alone raises the calibration text's loss least (measured)\n"
+    "  vocabulary    tokens never seen in the traffic and not among the first N ids lose their row; the kept\n"
+    "                set is closed under the merges that build kept tokens, so text tokenized into kept\n"
+    "                tokens tokenizes the same and other text falls back to shorter pieces\n"
+    "Counts stay uniform across layers, so the student is a plain llama GGUF file (llama.cpp reads it).\n"
+    "Rows cut whole are copied byte for byte; W_o and W_down, cut by column, are re-quantized to their type.\n"
+    "The output is written through FILE.tmp and renamed. Prints a JSON summary; the plan (the parent's\n"
+    "indices of everything kept, each layer's measured loss) goes to --plan-out (default FILE.plan.json).\n"
+    "\n"
+    "  --model FILE          the parent GGUF (default $SESLM_DECODER_MODEL or models/SmolLM2-135M-Instruct.Q4_1.gguf)\n"
+    "  --telemetry PATH      a dump, or a directory whose dumps are summed (of this parent's weights)\n"
+    "  --out FILE            the student GGUF; must not exist\n"
+    "  --ffn-keep F          fraction of FFN neurons kept per layer, (0, 1] (default 1)\n"
+    "  --kv-keep N           KV groups kept per layer (default: all)\n"
+    "  --drop-layers N       remove N layers (default 0; needs --calibration)\n"
+    "  --calibration FILE    text, one document per line (the served kind; not the held-out text): the layer\n"
+    "                        choice, and the reconstruction of every matrix cut by column: W_o and W_down\n"
+    "                        refitted by least squares to the parent's outputs on it, plus a bias\n"
+    "  --calibration-lines N use the first N lines (default 512)\n"
+    "  --no-reconstruct      with --calibration: cut W_o / W_down columns without the refit\n"
+    "  --ridge X             reconstruction ridge relative to the mean Gram diagonal (default 1e-3)\n"
+    "  --vocab-general N     keep ids below N and every token seen in the traffic (default: keep all)\n"
+    "  --vocab-min-count N   seen at least N times (default 1)\n"
+    "  --embd-type T         token_embd storage: keep (default), q8_0, q4_1, q4_0\n"
+    "  --ctx N               window of the calibration scoring (default 256)\n"
+    "\n"
+    "Exit status: 0 ok, 1 bad model, telemetry or calibration file, or the write failed, 2 usage.\n";
+
+int cmd_recompile_decoder(int argc, char **argv) {
+    const char *model = getenv("SESLM_DECODER_MODEL"), *telemetry = NULL, *out = NULL, *plan_out = NULL, *calib = NULL;
+    if (!model || !*model) model = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+    seslm_llm_prune_opts o;
+    seslm_llm_prune_opts_default(&o);
+    int no_recon = 0, calib_lines = 512, vocab_general = -1, min_count = 1, embd_i = 0;
+    double ffn_keep = 1.0;
+    cli_choice embd = {&embd_i, "keep|q8_0|q4_1|q4_0"};
+    const cli_arg args[] = {
+        {"--model", CLI_ARG_STR, &model, 0, 0},
+        {"--telemetry", CLI_ARG_STR, &telemetry, 0, 0},
+        {"--out", CLI_ARG_STR, &out, 0, 0},
+        {"--plan-out", CLI_ARG_STR, &plan_out, 0, 0},
+        {"--ffn-keep", CLI_ARG_NUM, &ffn_keep, 0.01, 1},
+        {"--kv-keep", CLI_ARG_INT, &o.kv_keep, 1, 1 << 16},
+        {"--drop-layers", CLI_ARG_INT, &o.drop_layers, 0, 1 << 16},
+        {"--calibration", CLI_ARG_STR, &calib, 0, 0},
+        {"--calibration-lines", CLI_ARG_INT, &calib_lines, 1, 1 << 20},
+        {"--no-reconstruct", CLI_ARG_FLAG, &no_recon, 0, 0},
+        {"--ridge", CLI_ARG_NUM, &o.ridge, 0, 1},
+        {"--vocab-general", CLI_ARG_INT, &vocab_general, 0, 1 << 24},
+        {"--vocab-min-count", CLI_ARG_INT, &min_count, 1, 1 << 30},
+        {"--embd-type", CLI_ARG_CHOICE, &embd, 0, 0},
+        {"--ctx", CLI_ARG_INT, &o.ctx, 16, 1 << 16},
+        {NULL, 0, NULL, 0, 0},
+    };
+    int prc = cli_parse_args("recompile-decoder", HELP, args, argc, argv, NULL);
+    if (prc >= 0) return prc;
+    if (!telemetry || !out) {
+        cli_error("recompile-decoder", "--telemetry PATH and --out FILE are required");
+        return 2;
+    }
+    if (o.drop_layers > 0 && !calib) {
+        cli_error("recompile-decoder", "--drop-layers needs --calibration FILE (the loss of each layer's removal is measured)");
+        return 2;
+    }
+    struct stat sb;
+    if (stat(out, &sb) == 0) {
+        cli_error("recompile-decoder", "%s exists: give a new --out", out);
+        return 2;
+    }
+    static const int embd_types[] = {-1, QB_Q8_0, QB_Q4_1, QB_Q4_0};
+    o.embd_type = embd_types[embd_i];
+    o.ffn_keep = ffn_keep;
+    o.vocab_general = vocab_general;
+    o.vocab_min_count = (uint64_t)min_count;
+    o.verbose = 1;
+    o.reconstruct = !no_recon;
+    char plan_buf[4096];
+    if (!plan_out) {
+        snprintf(plan_buf, sizeof plan_buf, "%s.plan.json", out);
+        plan_out = plan_buf;
+    }
+    seslm_llm *m = NULL;
+    if (seslm_llm_load(&m, model) != SESLM_OK) {
+        cli_error("recompile-decoder", "cannot load %s: %s", model, seslm_last_error());
+        return 1;
+    }
+    char sha[65];
+    snprintf(sha, sizeof sha, "%s", seslm_llm_sha256(m));
+    seslm_llm_free(m);
+    seslm_telemetry_dump *d = NULL;
+    char read_from[4200];
+    if (seslm_profile_read_telemetry(telemetry, sha, &d, read_from, sizeof read_from) != SESLM_OK) {
+        cli_error("recompile-decoder", "telemetry %s: %s", telemetry, seslm_last_error());
+        return 1;
+    }
+    char **lines = NULL;
+    int n_lines = 0;
+    if (calib && seslm_lines_read(calib, calib_lines, &lines, &n_lines) != SESLM_OK) {
+        cli_error("recompile-decoder", "cannot read %s: %s", calib, seslm_last_error());
+        seslm_telemetry_dump_free(d);
+        return 1;
+    }
+    o.calib = (const char *const *)lines, o.n_calib = n_lines;
+    seslm_llm_prune_summary s;
+    seslm_status st = seslm_llm_prune(model, &d->v, &o, out, plan_out, &s);
+    seslm_telemetry_dump_free(d);
+    seslm_lines_free(lines, n_lines);
+    if (st) {
+        cli_error("recompile-decoder", "%s: %s", out, seslm_last_error());
+        return st == SESLM_ERR_ARG ? 2 : 1;
+    }
+    printf("{\"out\": ");
+    cli_json_str(stdout, out);
+    printf(", \"plan\": ");
+    cli_json_str(stdout, plan_out);
+    printf(", \"telemetry\": ");
+    cli_json_str(stdout, read_from);
+    printf(", \"layers\": [%d, %d], \"heads\": [%d, %d], \"kv_heads\": [%d, %d], \"ffn\": [%d, %d], \"vocab\": [%d, %d], "
+           "\"bytes\": [%zu, %zu], \"bytes_ratio\": %.4f}\n",
+           s.n_layer_in, s.n_layer_out, s.heads_in, s.heads_out, s.kv_in, s.kv_out, s.ffn_in, s.ffn_out, s.vocab_in,
+           s.vocab_out, s.bytes_in, s.bytes_out, s.bytes_in ? (double)s.bytes_out / (double)s.bytes_in : 0.0);
+    return 0;
+}

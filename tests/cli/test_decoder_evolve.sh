@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# test_decoder_evolve.sh — the decoder's evolution commands (issue 17 item 5) on SmolLM2-135M-Instruct
+# (data/fetch_decoder.sh; without it the test FAILS):
+#   seslm perplexity         help, usage and bad input; the parent's negative log-likelihood on 100 held-out
+#                            lines equals llama.cpp's (tests/fixtures/decoder/ppl_wiki100.json, made by
+#                            tests/oracle/decoder/make_ppl_fixture.py) within 0.5%, token counts identical;
+#   seslm recompile-decoder  telemetry recorded with seslm generate; a student with FFN neurons, a KV group
+#                            and rare vocabulary cut and W_o / W_down refitted on calibration text: the
+#                            summary's shapes, the plan, the student loads, generates and is scored;
+#   seslm validate-decoder   the student judged against its parent (fails the perplexity gate, as any 25%
+#                            cut without training does here), the parent against itself passes.
+#
+#   bash tests/cli/test_decoder_evolve.sh <path to seslm> <model dir> <repo root>
+set -u
+. "$(dirname "$0")/lib.sh"
+cli_test_init test_decoder_evolve "$@"
+
+GGUF=$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf
+TINY=$ROOT/tests/fuzz/corpus_gguf/tiny_llama.gguf
+if [ ! -f "$GGUF" ]; then
+    echo "test_decoder_evolve: no decoder model at $GGUF: run data/fetch_decoder.sh first" >&2
+    exit 1
+fi
+export OMP_NUM_THREADS=2 SESLM_PROGRESS=0
+WIKI=$ROOT/data/eval/wiki_passages.txt
+
+# ---- help, usage, bad input
+expect 0 "usage: seslm perplexity" "perplexity --help" -- perplexity --help
+expect 0 "usage: seslm recompile-decoder" "recompile-decoder --help" -- recompile-decoder --help
+expect 0 "usage: seslm validate-decoder" "validate-decoder --help" -- validate-decoder --help
+expect 2 "--input FILE is required" "perplexity without input" -- perplexity --model "$TINY"
+expect 2 "--ctx must be" "perplexity ctx too small" -- perplexity --model "$TINY" --input "$WIKI" --ctx 1
+expect 1 "cannot read" "perplexity of a missing file" -- perplexity --model "$TINY" --input "$TMP/none.txt"
+expect 1 "cannot load|cannot open" "perplexity of a missing model" -- perplexity --model "$TMP/none.gguf" --input "$WIKI"
+printf 'fine text\ncaf\xc3 broken\n' >"$TMP/bad.txt"
+expect 1 "UTF-8" "perplexity of invalid UTF-8" -- perplexity --model "$TINY" --input "$TMP/bad.txt"
+: >"$TMP/empty.txt"
+expect 1 "no tokens|empty" "perplexity of an empty file" -- perplexity --model "$TINY" --input "$TMP/empty.txt"
+expect 2 "are required" "recompile-decoder without telemetry" -- recompile-decoder --model "$GGUF" --out "$TMP/x.gguf"
+expect 2 "needs --calibration" "drop layers without calibration" -- recompile-decoder --model "$GGUF" --telemetry "$TMP" --out "$TMP/x.gguf" --drop-layers 1
+expect 2 "--ffn-keep must be" "ffn-keep out of range" -- recompile-decoder --model "$GGUF" --telemetry "$TMP" --out "$TMP/x.gguf" --ffn-keep 2
+expect 1 "telemetry" "recompile-decoder with no dumps" -- recompile-decoder --model "$GGUF" --telemetry "$TMP/nodumps" --out "$TMP/x.gguf"
+expect 2 "are required" "validate-decoder without candidate" -- validate-decoder --parent "$GGUF" --heldout "$WIKI"
+
+# ---- perplexity against llama.cpp
+ok
+"$SESLM" perplexity --model "$GGUF" --input "$WIKI" --lines 100 >"$TMP/ppl.json" 2>"$TMP/ppl.err" || fail "perplexity: $(cat "$TMP/ppl.err")"
+python3 - "$TMP/ppl.json" "$ROOT/tests/fixtures/decoder/ppl_wiki100.json" >"$TMP/cmp.out" 2>&1 <<'PY' || fail "perplexity vs llama.cpp: $(cat "$TMP/cmp.out")"
+import json, math, sys
+ours, ref = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert ours["documents"] == ref["lines"] == 100, (ours["documents"], ref["lines"])
+assert ours["tokens"] == ref["tokens"], ("token counts differ", ours["tokens"], ref["tokens"])
+rel = abs(ours["nll"] - ref["nll"]) / ref["nll"]
+assert rel <= 0.005, ("nll", ours["nll"], ref["nll"], rel)
+assert abs(ours["ppl"] - math.exp(ours["nll"] / ours["tokens"])) < 1e-6 * ours["ppl"]
+assert 0.5 < ours["bits_per_byte"] < 5 and ours["bytes"] > ours["tokens"]
+print("nll", ours["nll"], "llama.cpp", ref["nll"], "rel", rel)
+PY
+
+# ---- telemetry of served traffic, then a student
+mkdir -p "$TMP/tel"
+for i in 0 1 2 3 4 5; do
+    ctx=$(sed -n "$((5 * i + 1)),$((5 * i + 5))p" "$WIKI")
+    printf 'Answer ONLY using the context below.\n\nContext:\n%s\n\nQuestion: Summarize the context.' "$ctx" >"$TMP/p.txt"
+    "$SESLM" generate --model "$GGUF" --chat --input "$TMP/p.txt" --max-tokens 16 --telemetry-dir "$TMP/tel" --node t$i >/dev/null 2>>"$TMP/gen.err" ||
+        fail "generate with telemetry: $(tail -c 300 "$TMP/gen.err")"
+done
+sed -n 301,500p "$WIKI" >"$TMP/calib.txt"
+sed -n 1001,1040p "$WIKI" >"$TMP/heldout.txt"
+ok
+"$SESLM" recompile-decoder --model "$GGUF" --telemetry "$TMP/tel" --out "$TMP/s.gguf" --ffn-keep 0.75 --kv-keep 2 \
+    --vocab-general 16384 --calibration "$TMP/calib.txt" >"$TMP/rc.json" 2>"$TMP/rc.err" || fail "recompile-decoder: $(tail -c 500 "$TMP/rc.err")"
+expect 2 "exists" "recompile-decoder over an existing output" -- recompile-decoder --model "$GGUF" --telemetry "$TMP/tel" --out "$TMP/s.gguf"
+ok
+python3 - "$TMP/rc.json" "$TMP/s.gguf.plan.json" >"$TMP/rc.out" 2>&1 <<'PY' || fail "recompile-decoder summary / plan: $(cat "$TMP/rc.out")"
+import json, sys
+s, p = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert s["layers"] == [30, 30] and s["heads"] == [9, 6] and s["kv_heads"] == [3, 2] and s["ffn"] == [1536, 1152], s
+assert 16384 < s["vocab"][1] < 49152, s["vocab"]
+assert 0.5 < s["bytes_ratio"] < 0.8 and s["bytes"][1] < s["bytes"][0], s
+assert s["telemetry"].endswith("(6 dumps summed)"), s["telemetry"]
+assert p["kind"] == "decoder" and len(p["layers"]) == 30 and p["vocab_keep"] == s["vocab"][1]
+for l in p["layers"]:
+    n = l["ffn_neurons"]
+    assert len(n) == 1152 and n == sorted(set(n)) and 0 <= n[0] and n[-1] < 1536
+    assert len(l["kv_groups"]) == 2 and all(0 <= g < 3 for g in l["kv_groups"])
+    assert l["ffn_out_rel_err"] <= l["ffn_out_rel_err_plain"] + 1e-9, l   # a refit that loses to plain slicing is not kept
+    assert l["attn_out_rel_err"] <= l["attn_out_rel_err_plain"] + 1e-9, l
+print("ok")
+PY
+ok
+"$SESLM" generate --model "$TMP/s.gguf" --chat --prompt "What is the capital of France?" --max-tokens 8 >"$TMP/gen.out" 2>"$TMP/gen.err" ||
+    fail "the student does not generate: $(tail -c 300 "$TMP/gen.err")"
+[ -s "$TMP/gen.out" ] || fail "the student generated nothing"
+ok
+"$SESLM" perplexity --model "$TMP/s.gguf" --input "$TMP/heldout.txt" >"$TMP/sppl.json" 2>"$TMP/sppl.err" || fail "student perplexity: $(cat "$TMP/sppl.err")"
+grep -qE '"vocab": [0-9]+,' "$TMP/sppl.json" && ! grep -q '"vocab": 49152' "$TMP/sppl.json" || fail "student perplexity: $(cat "$TMP/sppl.json")"
+
+# ---- the gates
+ok
+"$SESLM" validate-decoder --parent "$GGUF" --candidate "$TMP/s.gguf" --heldout "$TMP/heldout.txt" --rounds 1 --tokens 16 \
+    --no-grounded --out "$TMP/v.json" >"$TMP/v.out" 2>"$TMP/v.err"
+rc=$?
+[ "$rc" -eq 1 ] || fail "validate-decoder of the cut student: exit $rc, expected 1 (perplexity gate): $(tail -c 400 "$TMP/v.err")"
+python3 - "$TMP/v.json" >"$TMP/vj.out" 2>&1 <<'PY' || fail "validate-decoder verdict: $(cat "$TMP/vj.out")"
+import json, sys
+v = json.load(open(sys.argv[1]))
+g = {x["name"]: x for x in v["gates"]}
+assert v["verdict"] == "fail" and set(g) == {"heldout_ppl_increase", "bytes_ratio", "decode_latency_ratio"}, v
+assert g["heldout_ppl_increase"]["value"] > 0.05 and not g["heldout_ppl_increase"]["pass"], g
+assert g["bytes_ratio"]["pass"] and g["bytes_ratio"]["value"] < 0.8
+assert g["heldout_ppl_increase"]["candidate"]["tokens"] >= g["heldout_ppl_increase"]["parent"]["tokens"]
+print("ok")
+PY
+expect 0 '"verdict": "pass"' "validate-decoder of the parent against itself" -- validate-decoder --parent "$GGUF" --candidate "$GGUF" \
+    --heldout "$TMP/heldout.txt" --lines 10 --rounds 1 --tokens 8 --no-grounded --max-bytes-ratio 1 --max-latency-ratio 3
+cli_test_done

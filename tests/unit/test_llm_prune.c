@@ -1,0 +1,266 @@
+/* test_llm_prune.c — seslm recompile-decoder's library (pipeline/recompile/llm_prune.c) and the GGUF writer on
+ * the tiny generated Llama (tests/fuzz/corpus_gguf/tiny_llama.gguf; every weight type appears):
+ *   - nothing cut: the student file is the parent's weights byte for byte (every forward logit identical);
+ *   - FFN neurons, KV groups and a layer cut: the student loads with the new shape, its plan lists what was
+ *     kept, its logits are finite; with calibration, W_o / W_down are refitted and their biases written;
+ *   - vocabulary cut: text made of kept tokens tokenizes to the same token strings; other text still
+ *     encodes (bytes round trip); the special ids are renumbered and still found;
+ *   - bad input: telemetry of another shape, options out of range, an unwritable output -> errors;
+ *   - the writer: a duplicate key is refused; perplexity of a document is finite and positive. */
+#include "decoder.h"
+#include "gguf.h"
+#include "llm_prune.h"
+#include "qblock.h"
+#include "test.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TINY SESLM_SOURCE_DIR "/tests/fuzz/corpus_gguf/tiny_llama.gguf"
+
+static const char *DOCS[] = {"hello world", "hello hello world 12", "the world said hello", "ab ba hello"};
+
+// telemetry of the tiny model on DOCS (one decode call per document)
+static seslm_telemetry *record(const seslm_llm *m) {
+    seslm_telemetry *t = NULL;
+    seslm_llm_ctx *c = NULL;
+    CHECK(seslm_llm_telemetry_new(&t, m, 64, NULL) == SESLM_OK);
+    CHECK(seslm_llm_ctx_new(&c, m, 64, 0) == SESLM_OK);
+    if (!t || !c) return t;
+    CHECK(seslm_llm_ctx_set_telemetry(c, t) == SESLM_OK);
+    for (size_t d = 0; d < sizeof DOCS / sizeof DOCS[0]; d++) {
+        int32_t *ids = NULL;
+        int n = 0;
+        CHECK(bpe_encode(seslm_llm_tokenizer(m), DOCS[d], strlen(DOCS[d]), 0, &ids, &n) == SESLM_OK);
+        seslm_llm_ctx_reset(c);
+        CHECK(seslm_llm_decode(c, ids, n, NULL) == SESLM_OK);
+        free(ids);
+    }
+    seslm_llm_ctx_free(c);
+    return t;
+}
+
+// logits of every position of ids (malloc'd, n * V)
+static float *all_logits(const char *path, const int32_t *ids, int n, int *V) {
+    seslm_llm *m = NULL;
+    seslm_llm_ctx *c = NULL;
+    if (seslm_llm_load(&m, path) != SESLM_OK) return NULL;
+    *V = seslm_llm_cfg(m)->n_vocab;
+    float *z = malloc((size_t)n * (size_t)*V * sizeof *z);
+    if (seslm_llm_ctx_new(&c, m, 64, 0) != SESLM_OK || !z || seslm_llm_decode_all(c, ids, n, z) != SESLM_OK) {
+        free(z);
+        z = NULL;
+    }
+    seslm_llm_ctx_free(c);
+    seslm_llm_free(m);
+    return z;
+}
+
+static void tmp_path(char *buf, size_t cap, const char *tag) {
+    snprintf(buf, cap, "/tmp/test_llm_prune_%d_%s.gguf", (int)getpid(), tag);
+    unlink(buf);
+}
+
+static void test_identity(const seslm_telemetry_view *v) {
+    char out[256];
+    tmp_path(out, sizeof out, "id");
+    seslm_llm_prune_opts o;
+    seslm_llm_prune_opts_default(&o);
+    seslm_llm_prune_summary s;
+    CHECK(seslm_llm_prune(TINY, v, &o, out, NULL, &s) == SESLM_OK);
+    CHECK(s.bytes_out == s.bytes_in && s.n_layer_out == s.n_layer_in && s.ffn_out == s.ffn_in && s.vocab_out == s.vocab_in);
+    const int32_t ids[] = {3, 40, 77, 120, 5, 9, 200, 31};
+    int Va = 0, Vb = 0;
+    float *a = all_logits(TINY, ids, 8, &Va), *b = all_logits(out, ids, 8, &Vb);
+    CHECK(a && b && Va == Vb);
+    if (a && b) CHECK_MSG(memcmp(a, b, (size_t)8 * Va * sizeof *a) == 0, "an unpruned copy must compute the same logits");
+    free(a), free(b);
+    unlink(out);
+}
+
+static void test_cut(const seslm_telemetry_view *v, int with_calib) {
+    char out[256], plan[280];
+    tmp_path(out, sizeof out, with_calib ? "cut_calib" : "cut");
+    snprintf(plan, sizeof plan, "%s.plan.json", out);
+    seslm_llm_prune_opts o;
+    seslm_llm_prune_opts_default(&o);
+    o.ffn_keep = 0.5; // 96 -> 64 (rounded up to 32s)
+    o.kv_keep = 1;    // 2 KV groups -> 1: 4 heads -> 2
+    if (with_calib) o.calib = DOCS, o.n_calib = 4, o.drop_layers = 1, o.ctx = 32;
+    seslm_llm_prune_summary s;
+    CHECK(seslm_llm_prune(TINY, v, &o, out, plan, &s) == SESLM_OK);
+    CHECK(s.ffn_out == 64 && s.heads_out == 2 && s.kv_out == 1 && s.n_layer_out == (with_calib ? 1 : 2));
+    CHECK(s.bytes_out < s.bytes_in);
+    seslm_llm *m = NULL;
+    CHECK_MSG(seslm_llm_load(&m, out) == SESLM_OK, "the student does not load: %s", seslm_last_error());
+    if (!m) return;
+    const seslm_llm_config *cf = seslm_llm_cfg(m);
+    CHECK(cf->n_ff == 64 && cf->n_head == 2 && cf->n_head_kv == 1 && cf->head_dim == 16 && cf->n_embd == 64);
+    CHECK(cf->n_layer == (with_calib ? 1 : 2));
+    seslm_llm_free(m);
+    gguf_file f;
+    CHECK(gguf_open(&f, out) == SESLM_OK);
+    CHECK((gguf_find_tensor(&f, "blk.0.ffn_down.bias") != NULL) == with_calib);
+    CHECK((gguf_find_tensor(&f, "blk.0.attn_output.bias") != NULL) == with_calib);
+    gguf_close(&f);
+    const int32_t ids[] = {3, 40, 77, 120, 5};
+    int V = 0;
+    float *z = all_logits(out, ids, 5, &V);
+    CHECK(z != NULL);
+    int bad = 0;
+    for (int i = 0; z && i < 5 * V; i++) bad += !isfinite(z[i]);
+    CHECK_MSG(bad == 0, "%d non-finite logits", bad);
+    free(z);
+    // the plan: every parent layer, the kept units in range and increasing
+    FILE *pf = fopen(plan, "r");
+    CHECK(pf != NULL);
+    if (pf) {
+        static char buf[1 << 16];
+        size_t n = fread(buf, 1, sizeof buf - 1, pf);
+        buf[n] = 0;
+        fclose(pf);
+        cJSON *j = cJSON_Parse(buf), *ls = cJSON_GetObjectItem(j, "layers");
+        CHECK(cJSON_GetArraySize(ls) == 2);
+        int dropped = 0;
+        for (int l = 0; l < cJSON_GetArraySize(ls); l++) {
+            cJSON *e = cJSON_GetArrayItem(ls, l), *fn = cJSON_GetObjectItem(e, "ffn_neurons");
+            dropped += cJSON_IsTrue(cJSON_GetObjectItem(e, "dropped"));
+            CHECK(cJSON_GetArraySize(fn) == 64 && cJSON_GetArraySize(cJSON_GetObjectItem(e, "kv_groups")) == 1);
+            for (int k = 1; k < cJSON_GetArraySize(fn); k++)
+                CHECK(cJSON_GetArrayItem(fn, k)->valueint > cJSON_GetArrayItem(fn, k - 1)->valueint);
+            CHECK(cJSON_GetArrayItem(fn, 63)->valueint < 96);
+            if (with_calib) CHECK(cJSON_GetObjectItem(e, "loss_if_dropped") != NULL);
+            if (with_calib && !cJSON_IsTrue(cJSON_GetObjectItem(e, "dropped"))) {
+                cJSON *re = cJSON_GetObjectItem(e, "ffn_out_rel_err"), *rp = cJSON_GetObjectItem(e, "ffn_out_rel_err_plain");
+                CHECK(re && rp);
+                // the refit is the least-squares optimum over what plain slicing also spans: never worse
+                if (re && rp) CHECK_MSG(re->valuedouble <= rp->valuedouble + 1e-9, "refit %g > plain %g", re->valuedouble, rp->valuedouble);
+            }
+        }
+        CHECK(dropped == (with_calib ? 1 : 0));
+        cJSON_Delete(j);
+        unlink(plan);
+    }
+    unlink(out);
+}
+
+static void test_vocab(const seslm_telemetry_view *v, const seslm_llm *parent) {
+    char out[256];
+    tmp_path(out, sizeof out, "vocab");
+    seslm_llm_prune_opts o;
+    seslm_llm_prune_opts_default(&o);
+    o.vocab_general = 0; // only what the traffic used (+ bytes, specials, the pieces that build them)
+    seslm_llm_prune_summary s;
+    CHECK(seslm_llm_prune(TINY, v, &o, out, NULL, &s) == SESLM_OK);
+    CHECK_MSG(s.vocab_out < s.vocab_in, "vocabulary %d of %d", s.vocab_out, s.vocab_in);
+    seslm_llm *m = NULL;
+    CHECK_MSG(seslm_llm_load(&m, out) == SESLM_OK, "%s", seslm_last_error());
+    if (!m) return;
+    const bpe_tokenizer *tp = seslm_llm_tokenizer(parent), *ts = seslm_llm_tokenizer(m);
+    CHECK(seslm_llm_cfg(m)->n_vocab == s.vocab_out);
+    CHECK(bpe_lookup(ts, "<|im_end|>", 10) >= 0 && bpe_eos(ts) == bpe_lookup(ts, "<|im_end|>", 10));
+    // traffic text: the same tokens (as strings) in the same order
+    for (size_t d = 0; d < sizeof DOCS / sizeof DOCS[0]; d++) {
+        int32_t *a = NULL, *b = NULL;
+        int na = 0, nb = 0;
+        CHECK(bpe_encode(tp, DOCS[d], strlen(DOCS[d]), 0, &a, &na) == SESLM_OK);
+        CHECK(bpe_encode(ts, DOCS[d], strlen(DOCS[d]), 0, &b, &nb) == SESLM_OK);
+        CHECK_MSG(na == nb, "doc %zu: %d tokens before, %d after", d, na, nb);
+        for (int i = 0; i < na && na == nb; i++) {
+            char x[64], y[64];
+            int lx = bpe_token_bytes(tp, a[i], 1, x, 64), ly = bpe_token_bytes(ts, b[i], 1, y, 64);
+            CHECK(lx == ly && memcmp(x, y, (size_t)lx) == 0);
+        }
+        free(a), free(b);
+    }
+    // other text still encodes, to the same bytes
+    const char *other = "Zebra quartz 987 caf\xc3\xa9!";
+    int32_t *ids = NULL;
+    int n = 0;
+    CHECK(bpe_encode(ts, other, strlen(other), 0, &ids, &n) == SESLM_OK);
+    char buf[128];
+    int o2 = 0;
+    for (int i = 0; i < n; i++) o2 += bpe_token_bytes(ts, ids[i], 0, buf + o2, (int)sizeof buf - o2);
+    CHECK(o2 == (int)strlen(other) && memcmp(buf, other, (size_t)o2) == 0);
+    free(ids);
+    // perplexity runs on the student
+    seslm_llm_ctx *c = NULL;
+    CHECK(seslm_llm_ctx_new(&c, m, 32, 0) == SESLM_OK);
+    seslm_ppl_result r;
+    if (c) {
+        CHECK(seslm_llm_perplexity(c, DOCS, 4, &r, NULL, NULL) == SESLM_OK);
+        CHECK(r.n_docs == 4 && r.n_tokens > 0 && r.n_bytes > 0 && r.ppl > 1.0 && isfinite(r.bits_per_byte));
+    }
+    seslm_llm_ctx_free(c);
+    seslm_llm_free(m);
+    unlink(out);
+}
+
+static void test_errors(const seslm_telemetry_view *v) {
+    char out[256];
+    tmp_path(out, sizeof out, "err");
+    seslm_llm_prune_opts o;
+    seslm_llm_prune_opts_default(&o);
+    seslm_llm_prune_summary s;
+    seslm_telemetry_view bad = *v;
+    bad.n_layers = v->n_layers + 1;
+    CHECK(seslm_llm_prune(TINY, &bad, &o, out, NULL, &s) == SESLM_ERR_SHAPE);
+    CHECK(seslm_llm_prune(TINY, NULL, &o, out, NULL, &s) == SESLM_ERR_SHAPE);
+    o.ffn_keep = 0.0;
+    CHECK(seslm_llm_prune(TINY, v, &o, out, NULL, &s) == SESLM_ERR_ARG);
+    seslm_llm_prune_opts_default(&o);
+    o.kv_keep = 3; // of 2
+    CHECK(seslm_llm_prune(TINY, v, &o, out, NULL, &s) == SESLM_ERR_ARG);
+    seslm_llm_prune_opts_default(&o);
+    o.drop_layers = 1; // without calibration text
+    CHECK(seslm_llm_prune(TINY, v, &o, out, NULL, &s) == SESLM_ERR_ARG);
+    CHECK(access(out, F_OK) != 0);
+    seslm_llm_prune_opts_default(&o);
+    CHECK(seslm_llm_prune(TINY, v, &o, "/nonexistent/dir/x.gguf", NULL, &s) == SESLM_ERR_IO);
+    CHECK(seslm_llm_prune("/nonexistent.gguf", v, &o, out, NULL, &s) == SESLM_ERR_IO);
+    // the writer refuses a duplicate key
+    gguf_writer *w = gguf_writer_new();
+    CHECK(w && gguf_w_u32(w, "a.b", 1) == 0 && gguf_w_u32(w, "a.b", 2) != 0 && gguf_w_str(w, "a.c", "x") == 0);
+    gguf_writer_free(w);
+}
+
+// the weight quantizers invert the dequantizers within half a step of each block
+static void test_quantize_weights(void) {
+    float x[64], y[64];
+    for (int i = 0; i < 64; i++) x[i] = sinf((float)i * 0.7f) * (i % 7 == 0 ? 3.0f : 1.0f);
+    const int types[] = {QB_Q4_0, QB_Q4_1, QB_Q8_0, QB_F16, QB_F32};
+    const float tol[] = {3.0f / 8.0f / 2.0f * 1.01f + 1e-3f, 6.0f / 15.0f / 2.0f * 1.01f + 1e-3f, 3.0f / 127.0f + 1e-3f, 2e-3f, 0.0f};
+    uint8_t buf[512];
+    for (int k = 0; k < 5; k++) {
+        CHECK(qb_quantize_weight_row(types[k], x, buf, 64) == 0);
+        qb_dequantize_row(types[k], buf, y, 64);
+        float worst = 0.0f;
+        for (int i = 0; i < 64; i++) worst = fmaxf(worst, fabsf(x[i] - y[i]));
+        CHECK_MSG(worst <= tol[k], "%s: worst error %g > %g", qb_type_name(types[k]), (double)worst, (double)tol[k]);
+    }
+    CHECK(qb_quantize_weight_row(QB_Q4_1, x, buf, 40) == -1);
+    CHECK(qb_quantize_weight_row(QB_Q8_1, x, buf, 64) == -1);
+}
+
+int main(void) {
+    test_quantize_weights();
+    seslm_llm *m = NULL;
+    CHECK(seslm_llm_load(&m, TINY) == SESLM_OK);
+    if (!m) return test_report("test_llm_prune");
+    seslm_telemetry *t = record(m);
+    if (t) {
+        seslm_telemetry_view v;
+        seslm_telemetry_snapshot(t, &v);
+        test_identity(&v);
+        test_cut(&v, 0);
+        test_cut(&v, 1);
+        test_vocab(&v, m);
+        test_errors(&v);
+        seslm_telemetry_free(t);
+    }
+    seslm_llm_free(m);
+    return test_report("test_llm_prune");
+}
