@@ -14,7 +14,7 @@
 
 static const char *HELP =
     "usage: seslm recompile-decoder --model FILE --telemetry PATH --out FILE [--ffn-keep F] [--kv-keep N]\n"
-    "                               [--drop-layers N --calibration FILE] [--vocab-general N]\n"
+    "                               [--drop-layers N --calibration FILE | --drop L1,L2,...] [--vocab-general N]\n"
     "                               [--vocab-min-count N] [--embd-type keep|q8_0|q4_1|q4_0] [--plan-out FILE]\n"
     "\n"
     "Writes a pruned copy of a Llama-family GGUF decoder, planned from what its served traffic used\n"
@@ -36,7 +36,9 @@ static const char *HELP =
     "  --out FILE            the student GGUF; must not exist\n"
     "  --ffn-keep F          fraction of FFN neurons kept per layer, (0, 1] (default 1)\n"
     "  --kv-keep N           KV groups kept per layer (default: all)\n"
-    "  --drop-layers N       remove N layers (default 0; needs --calibration)\n"
+    "  --drop-layers N       remove the N layers whose removal costs least (default 0; needs --calibration)\n"
+    "  --drop L1,L2,...      remove exactly these layers (0-based, the parent's numbering; e.g. from an\n"
+    "                        earlier plan's loss_if_dropped)\n"
     "  --calibration FILE    text, one document per line (the served kind; not the held-out text): the layer\n"
     "                        choice, and the reconstruction of every matrix cut by column: W_o and W_down\n"
     "                        refitted by least squares to the parent's outputs on it, plus a bias\n"
@@ -51,6 +53,7 @@ static const char *HELP =
     "Exit status: 0 ok, 1 bad model, telemetry or calibration file, or the write failed, 2 usage.\n";
 
 int cmd_recompile_decoder(int argc, char **argv) {
+    const char *drop_list = NULL;
     const char *model = getenv("SESLM_DECODER_MODEL"), *telemetry = NULL, *out = NULL, *plan_out = NULL, *calib = NULL;
     if (!model || !*model) model = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
     seslm_llm_prune_opts o;
@@ -66,6 +69,7 @@ int cmd_recompile_decoder(int argc, char **argv) {
         {"--ffn-keep", CLI_ARG_NUM, &ffn_keep, 0.01, 1},
         {"--kv-keep", CLI_ARG_INT, &o.kv_keep, 1, 1 << 16},
         {"--drop-layers", CLI_ARG_INT, &o.drop_layers, 0, 1 << 16},
+        {"--drop", CLI_ARG_STR, &drop_list, 0, 0},
         {"--calibration", CLI_ARG_STR, &calib, 0, 0},
         {"--calibration-lines", CLI_ARG_INT, &calib_lines, 1, 1 << 20},
         {"--no-reconstruct", CLI_ARG_FLAG, &no_recon, 0, 0},
@@ -86,6 +90,22 @@ int cmd_recompile_decoder(int argc, char **argv) {
         cli_error("recompile-decoder", "--drop-layers needs --calibration FILE (the loss of each layer's removal is measured)");
         return 2;
     }
+    int drops[256], n_drops = 0;
+    for (const char *p = drop_list; p && *p;) {
+        char *end = NULL;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v > 65535 || n_drops == 256 || (*end && *end != ',')) {
+            cli_error("recompile-decoder", "--drop: a comma-separated list of layer numbers (got '%s')", drop_list);
+            return 2;
+        }
+        drops[n_drops++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (n_drops && o.drop_layers) {
+        cli_error("recompile-decoder", "give --drop-layers N or --drop LIST, not both");
+        return 2;
+    }
+    o.drop_list = drops, o.n_drop_list = n_drops;
     struct stat sb;
     if (stat(out, &sb) == 0) {
         cli_error("recompile-decoder", "%s exists: give a new --out", out);

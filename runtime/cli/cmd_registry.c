@@ -1,6 +1,8 @@
 /* cmd_registry.c — `seslm registry list|show|lineage|diff|register|fetch|runs|add-run`: the model registry. */
 #include "cli.h"
 #include "cli_registry.h"
+#include "decoder.h"
+#include "gguf.h"
 #include "store.h"
 #include "store_fetch.h"
 #include "store_s3.h"
@@ -18,7 +20,8 @@ static const char *HELP =
     "  show VERSION                  one version: hash, lineage, architecture, metrics, plan, config\n"
     "  lineage VERSION               the chain from VERSION up to its root\n"
     "  diff A B                      architecture, size, ratio and metric deltas B - A\n"
-    "  register MODEL_DIR            copy MODEL_DIR into the content-addressed store and record it\n"
+    "  register MODEL_DIR            copy MODEL_DIR into the content-addressed store and record it (an encoder's\n"
+    "                                directory, or a decoder's: model.gguf, e.g. a seslm recompile-decoder student)\n"
     "      --parent VERSION|none     parent (default: found from config.json seslm_lineage, else none)\n"
     "      --metrics FILE            validation metrics, a JSON object of numbers (higher is better)\n"
     "      --plan FILE               the plan that produced it (JSON)\n"
@@ -104,10 +107,58 @@ static int json_file(const char *path, const char *what, int need_object, char *
 }
 
 /* The architecture summary, parameters and bytes of a stored model, read by loading it. */
+/* A decoder's directory holds model.gguf (seslm recompile-decoder's student, or its parent): its shape, bytes,
+ * the file's hash and the parent's from the file's seslm.parent_sha256. 1 when the directory holds none. */
+static int decoder_summary(const char *dir, char **arch, long long *params, long long *bytes, char wsha[65],
+                           char parent_wsha[65]) {
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/model.gguf", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return 1;
+    fclose(f);
+    seslm_llm *m = NULL;
+    if (seslm_llm_load(&m, path) != SESLM_OK) return -1;
+    const seslm_llm_config *c = seslm_llm_cfg(m);
+    snprintf(wsha, 65, "%s", seslm_llm_sha256(m));
+    *bytes = (long long)seslm_llm_weight_bytes(m);
+    const long long L = c->n_layer, C = c->n_embd, A = (long long)c->n_head * c->head_dim;
+    const long long KV = (long long)c->n_head_kv * c->head_dim;
+    *params = (long long)c->n_vocab * C + L * (2 * C * A + 2 * C * KV + 3 * C * c->n_ff + 2 * C) + C;
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddStringToObject(a, "kind", "decoder");
+    cJSON_AddNumberToObject(a, "hidden", C);
+    cJSON_AddNumberToObject(a, "n_layers", (double)L);
+    cJSON_AddNumberToObject(a, "head_dim", c->head_dim);
+    cJSON_AddNumberToObject(a, "vocab_size", c->n_vocab);
+    cJSON_AddNumberToObject(a, "max_seq_len", c->n_ctx_train);
+    cJSON_AddNumberToObject(a, "kv_heads", c->n_head_kv);
+    cJSON *heads = cJSON_AddArrayToObject(a, "heads"), *ffn = cJSON_AddArrayToObject(a, "ffn");
+    for (int l = 0; l < c->n_layer; l++) {
+        cJSON_AddItemToArray(heads, cJSON_CreateNumber(c->n_head));
+        cJSON_AddItemToArray(ffn, cJSON_CreateNumber(c->n_ff));
+    }
+    *arch = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    seslm_llm_free(m);
+    gguf_file g;
+    parent_wsha[0] = 0;
+    if (gguf_open(&g, path) == SESLM_OK) {
+        gguf_str ps;
+        if (gguf_get_str(&g, "seslm.parent_sha256", &ps) == 0 && ps.len == 64) snprintf(parent_wsha, 65, "%.64s", ps.s);
+        gguf_close(&g);
+    }
+    return 0;
+}
+
 static int model_summary(const char *dir, char **arch, long long *params, long long *bytes, char wsha[65],
                          char parent_wsha[65]) {
     seslm_model *m = NULL;
     parent_wsha[0] = 0;
+    int d = decoder_summary(dir, arch, params, bytes, wsha, parent_wsha);
+    if (d <= 0) {
+        if (d < 0) cli_error(CMD, "%s", seslm_last_error());
+        return -d;
+    }
     if (seslm_model_load(&m, dir) != SESLM_OK) {
         cli_error(CMD, "%s", seslm_last_error());
         return 1;

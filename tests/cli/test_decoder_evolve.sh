@@ -39,6 +39,8 @@ expect 1 "no tokens|empty" "perplexity of an empty file" -- perplexity --model "
 expect 2 "are required" "recompile-decoder without telemetry" -- recompile-decoder --model "$GGUF" --out "$TMP/x.gguf"
 expect 2 "needs --calibration" "drop layers without calibration" -- recompile-decoder --model "$GGUF" --telemetry "$TMP" --out "$TMP/x.gguf" --drop-layers 1
 expect 2 "--ffn-keep must be" "ffn-keep out of range" -- recompile-decoder --model "$GGUF" --telemetry "$TMP" --out "$TMP/x.gguf" --ffn-keep 2
+expect 2 "comma-separated list" "a bad --drop list" -- recompile-decoder --model "$GGUF" --telemetry "$TMP" --out "$TMP/x.gguf" --drop 3,x
+expect 2 "not both" "--drop with --drop-layers" -- recompile-decoder --model "$GGUF" --telemetry "$TMP" --out "$TMP/x.gguf" --drop 3 --drop-layers 1 --calibration "$WIKI"
 expect 1 "telemetry" "recompile-decoder with no dumps" -- recompile-decoder --model "$GGUF" --telemetry "$TMP/nodumps" --out "$TMP/x.gguf"
 expect 2 "are required" "validate-decoder without candidate" -- validate-decoder --parent "$GGUF" --heldout "$WIKI"
 
@@ -65,8 +67,8 @@ for i in 0 1 2 3 4 5; do
     "$SESLM" generate --model "$GGUF" --chat --input "$TMP/p.txt" --max-tokens 16 --telemetry-dir "$TMP/tel" --node t$i >/dev/null 2>>"$TMP/gen.err" ||
         fail "generate with telemetry: $(tail -c 300 "$TMP/gen.err")"
 done
-sed -n 301,500p "$WIKI" >"$TMP/calib.txt"
-sed -n 1001,1040p "$WIKI" >"$TMP/heldout.txt"
+sed -n 301,450p "$WIKI" >"$TMP/calib.txt"
+sed -n 1001,1030p "$WIKI" >"$TMP/heldout.txt"
 ok
 "$SESLM" recompile-decoder --model "$GGUF" --telemetry "$TMP/tel" --out "$TMP/s.gguf" --ffn-keep 0.75 --kv-keep 2 \
     --vocab-general 16384 --calibration "$TMP/calib.txt" >"$TMP/rc.json" 2>"$TMP/rc.err" || fail "recompile-decoder: $(tail -c 500 "$TMP/rc.err")"
@@ -114,4 +116,21 @@ print("ok")
 PY
 expect 0 '"verdict": "pass"' "validate-decoder of the parent against itself" -- validate-decoder --parent "$GGUF" --candidate "$GGUF" \
     --heldout "$TMP/heldout.txt" --lines 10 --rounds 1 --tokens 8 --no-grounded --max-bytes-ratio 1 --max-latency-ratio 3
+# ---- the registry treats a decoder student as a version with lineage: promote, roll back
+export SESLM_REGISTRY=$TMP/reg/registry.db SESLM_STORE=$TMP/reg/store SESLM_POLICY=$ROOT/configs/governance.yaml
+mkdir -p "$TMP/reg/p" "$TMP/reg/s"
+cp "$GGUF" "$TMP/reg/p/model.gguf"
+ok
+"$SESLM" recompile-decoder --model "$GGUF" --telemetry "$TMP/tel" --out "$TMP/reg/s/model.gguf" --drop 17 \
+    --plan-out "$TMP/reg/plan.json" >"$TMP/rd.json" 2>"$TMP/rd.err" || fail "recompile-decoder --drop 17: $(tail -c 300 "$TMP/rd.err")"
+grep -q '"layers": \[30, 29\]' "$TMP/rd.json" || fail "--drop 17: $(cat "$TMP/rd.json")"
+expect 0 '"version":1' "register the parent decoder" -- registry register "$TMP/reg/p"
+expect 0 '"version":2.*"parent":1.*"kind":"decoder".*"n_layers":29' "register the student (parent found by the weights' hash)" -- \
+    registry register "$TMP/reg/s" --plan "$TMP/reg/plan.json"
+expect 0 '"version":2.*"version":1' "lineage of the student" -- registry lineage 2
+expect 0 '' "approve the parent" -- approve 1 --by alice --reason "decoder parent"
+expect 0 '"version":1' "promote the parent" -- promote 1 --by alice --reason "first release"
+expect 0 '' "approve the student" -- approve 2 --by alice --reason "decoder student"
+expect 0 '"version":2' "promote the student" -- promote 2 --by alice --reason "nightly decoder"
+expect 0 '"version":1' "roll back to the parent" -- rollback --by alice --reason "test"
 cli_test_done

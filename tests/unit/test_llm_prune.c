@@ -147,6 +147,30 @@ static void test_cut(const seslm_telemetry_view *v, int with_calib) {
     unlink(out);
 }
 
+// a hand-chosen layer list needs no calibration text; the student keeps the other layer's weights exactly
+static void test_drop_list(const seslm_telemetry_view *v) {
+    char out[256];
+    tmp_path(out, sizeof out, "droplist");
+    seslm_llm_prune_opts o;
+    seslm_llm_prune_opts_default(&o);
+    const int drop[] = {0};
+    o.drop_list = drop, o.n_drop_list = 1;
+    seslm_llm_prune_summary s;
+    CHECK(seslm_llm_prune(TINY, v, &o, out, NULL, &s) == SESLM_OK);
+    CHECK(s.n_layer_out == 1);
+    gguf_file a, b;
+    CHECK(gguf_open(&a, TINY) == SESLM_OK);
+    CHECK(gguf_open(&b, out) == SESLM_OK);
+    const gguf_tensor *x = gguf_find_tensor(&a, "blk.1.ffn_down.weight"), *y = gguf_find_tensor(&b, "blk.0.ffn_down.weight");
+    CHECK(x && y && x->nbytes == y->nbytes && memcmp(x->data, y->data, x->nbytes) == 0);
+    CHECK(gguf_find_tensor(&b, "blk.1.ffn_down.weight") == NULL);
+    uint32_t nl = 0;
+    CHECK(gguf_get_u32(&b, "llama.block_count", &nl) == 0 && nl == 1);
+    gguf_close(&a);
+    gguf_close(&b);
+    unlink(out);
+}
+
 static void test_vocab(const seslm_telemetry_view *v, const seslm_llm *parent) {
     char out[256];
     tmp_path(out, sizeof out, "vocab");
@@ -219,6 +243,13 @@ static void test_errors(const seslm_telemetry_view *v) {
     CHECK(seslm_llm_prune(TINY, v, &o, out, NULL, &s) == SESLM_ERR_ARG);
     CHECK(access(out, F_OK) != 0);
     seslm_llm_prune_opts_default(&o);
+    const int bad_layer[] = {2}, both[] = {0, 1};
+    o.drop_list = bad_layer, o.n_drop_list = 1; // of layers 0..1
+    CHECK(seslm_llm_prune(TINY, v, &o, out, NULL, &s) == SESLM_ERR_ARG);
+    o.drop_list = both, o.n_drop_list = 2; // nothing would be left
+    CHECK(seslm_llm_prune(TINY, v, &o, out, NULL, &s) == SESLM_ERR_ARG);
+    CHECK(access(out, F_OK) != 0);
+    seslm_llm_prune_opts_default(&o);
     CHECK(seslm_llm_prune(TINY, v, &o, "/nonexistent/dir/x.gguf", NULL, &s) == SESLM_ERR_IO);
     CHECK(seslm_llm_prune("/nonexistent.gguf", v, &o, out, NULL, &s) == SESLM_ERR_IO);
     // the writer refuses a duplicate key
@@ -257,6 +288,7 @@ int main(void) {
         test_identity(&v);
         test_cut(&v, 0);
         test_cut(&v, 1);
+        test_drop_list(&v);
         test_vocab(&v, m);
         test_errors(&v);
         seslm_telemetry_free(t);

@@ -32,7 +32,9 @@
 typedef struct {
     double ffn_keep;          // fraction of each layer's FFN neurons kept, (0, 1] (rounded up to 32s)
     int kv_keep;              // KV groups kept per layer (0: all)
-    int drop_layers;          // layers removed (needs calib)
+    int drop_layers;          // layers removed (needs calib), the cheapest by measured loss ...
+    const int *drop_list;     // ... or exactly these parent layers (n_drop_list of them; no calib needed)
+    int n_drop_list;
     int vocab_general;        // < 0: the whole vocabulary; else ids below it are kept, and every token seen
     uint64_t vocab_min_count; //   at least vocab_min_count times in the telemetry
     int embd_type;            // < 0: token_embd as the parent; else its ggml type (Q8_0 = 8, Q4_1 = 3, ...)
