@@ -354,9 +354,9 @@ int main(int argc, char **argv) {
     }
     printf("{\"dataset\":\"%s\",\"impl\":\"%s\",\"latency\":true,\"threads\":%d,\"embed_ms_p50\":%.3f,"
            "\"embed_ms_p90\":%.3f,\"embed_texts_per_s_batch32\":%.1f,\"update_ms_p50\":%.3f,\"update_ms_p90\":%.3f,"
-           "\"update_ms_max\":%.3f,\"update_steps_p50\":%.0f,\"updates\":%d,\"learned_after_update\":%.4f,"
+           "\"update_ms_max\":%.3f,\"update_steps_p50\":%.0f,\"updates\":%d,\"learned_after_update\":%.4f," // -1: no updates
            "\"new_intent_update_ms_p50\":%.3f,\"classes_at_updates\":%d}\n",
-           name, impl, threads, emb_p50, emb_p90, n_emb / emb_s, up50, up90, upmax, st50, nu, (double)fixed / nu,
+           name, impl, threads, emb_p50, emb_p90, n_emb / emb_s, up50, up90, upmax, st50, nu, nu ? (double)fixed / nu : -1.0,
            quantile(nlat, 20, 0.5), seslm_intent_n_classes(last));
     seslm_intent_free(last);
     seslm_encoder_free(e);

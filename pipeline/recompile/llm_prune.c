@@ -22,6 +22,7 @@ void seslm_llm_prune_opts_default(seslm_llm_prune_opts *o) {
     o->ctx = 256;
     o->reconstruct = 1;
     o->ridge = 1e-3;
+    o->compensate = 1;
 }
 
 // ---- small helpers ----
@@ -234,7 +235,7 @@ static gguf_str *vocab_merges(const gguf_file *f, const uint8_t *keep, int V, ui
 /* The layers to drop, greedily: every layer's bypass alone is measured (cost: the calibration loss increase,
  * nats per token); the cheapest goes first; each next one is the cheapest of the LLM_PRUNE_RECHECK cheapest
  * left, re-measured together with those already chosen (single costs do not add: with layer 17 of SmolLM2
- * gone, bypassing 18 as well cost +0.01 where alone it cost +0.056). drop[] gets the choice, step[] the
+ * gone, bypassing 18 as well cost +0.033 where alone it cost +0.056). drop[] gets the choice, step[] the
  * loss of the set at each layer's step. */
 static seslm_status layer_choose(const char *path, const seslm_llm_prune_opts *o, double *base, double *cost,
                                  double *step, uint8_t *drop, int L) {
@@ -297,6 +298,8 @@ static seslm_status layer_choose(const char *path, const seslm_llm_prune_opts *o
 typedef struct {
     int L;
     double **ga, **gf; // (L) (A+1)^2 and (F+1)^2, upper triangles
+    double **sa, **sf; // (L) column sums of the W_o / W_down inputs (layers to drop: their mean contribution)
+    uint64_t tokens;   // rows summed per layer
     double *z;
     size_t zcap;
     int oom;
@@ -304,6 +307,11 @@ typedef struct {
 
 static void dec_capture(void *user, int l, int what, const float *x, int M, int K) {
     dec_calib *d = user;
+    double *S = what == SESLM_LLM_CAPTURE_FFN ? d->sf[l] : d->sa[l];
+    if (S)
+        for (int i = 0; i < M; i++)
+            for (int k = 0; k < K; k++) S[k] += x[(size_t)i * K + k];
+    if (what == SESLM_LLM_CAPTURE_FFN && l == 0) d->tokens += (uint64_t)M;
     double *G = what == SESLM_LLM_CAPTURE_FFN ? d->gf[l] : d->ga[l];
     if (!G || d->oom) return;
     size_t need = (size_t)M * (size_t)(K + 1);
@@ -322,17 +330,24 @@ static void dec_calib_free(dec_calib *d) {
     for (int l = 0; l < d->L; l++) {
         if (d->ga) free(d->ga[l]);
         if (d->gf) free(d->gf[l]);
+        if (d->sa) free(d->sa[l]);
+        if (d->sf) free(d->sf[l]);
     }
-    free(d->ga), free(d->gf), free(d->z);
+    free(d->ga), free(d->gf), free(d->sa), free(d->sf), free(d->z);
 }
 
 static seslm_status dec_calibrate(const char *path, const seslm_llm_prune_opts *o, dec_calib *d, int L, int A, int F,
-                                  int want_attn, int want_ffn) {
+                                  int want_attn, int want_ffn, const uint8_t *want_mean) {
     memset(d, 0, sizeof *d);
     d->L = L;
     d->ga = calloc((size_t)L, sizeof *d->ga), d->gf = calloc((size_t)L, sizeof *d->gf);
-    if (!d->ga || !d->gf) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    d->sa = calloc((size_t)L, sizeof *d->sa), d->sf = calloc((size_t)L, sizeof *d->sf);
+    if (!d->ga || !d->gf || !d->sa || !d->sf) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     for (int l = 0; l < L; l++) {
+        if (want_mean && want_mean[l]) { // a layer to drop: its inputs' means only
+            if (!(d->sa[l] = calloc((size_t)A, sizeof(double))) || !(d->sf[l] = calloc((size_t)F, sizeof(double)))) d->oom = 1;
+            continue;
+        }
         if (want_attn && !(d->ga[l] = calloc((size_t)(A + 1) * (A + 1), sizeof(double)))) d->oom = 1;
         if (want_ffn && !(d->gf[l] = calloc((size_t)(F + 1) * (F + 1), sizeof(double)))) d->oom = 1;
     }
@@ -385,6 +400,27 @@ static seslm_status refit(const gguf_tensor *t, const gguf_tensor *tb, const int
     }
     *wq = q, *wbytes = (size_t)N * ob, *bias = bo;
     return SESLM_OK;
+}
+
+static int bias_needed(const float *b, const gguf_tensor *tb, const float *comp, int C) {
+    int nz = 0;
+    for (int i = 0; comp && i < C; i++) nz |= comp[i] != 0.0f;
+    return b || tb || nz;
+}
+
+/* A kept layer's bias: the refit's (b, taken over), else the parent's (tb, copied), plus a dropped neighbour's
+ * mean contribution (comp, C floats; may be NULL). NULL when there is nothing to write (no bias, no non-zero
+ * compensation) or out of memory. */
+static float *bias_with(float *b, const gguf_tensor *tb, const float *comp, int C) {
+    int nz = 0;
+    for (int i = 0; comp && i < C; i++) nz |= comp[i] != 0.0f;
+    if (!b && !tb && !nz) return NULL;
+    if (!b) {
+        if (!(b = calloc((size_t)C, sizeof *b))) return NULL;
+        if (tb) memcpy(b, tb->data, (size_t)C * sizeof *b);
+    }
+    for (int i = 0; nz && i < C; i++) b[i] += comp[i];
+    return b;
 }
 
 // ---- the plan and the file ----
@@ -482,7 +518,41 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
     memset(&dc, 0, sizeof dc);
     const int refit_attn = o->reconstruct && o->n_calib > 0 && KV2 < (int)HKV;
     const int refit_ffn = o->reconstruct && o->n_calib > 0 && F2 < (int)F;
-    if (!st && (refit_attn || refit_ffn)) st = dec_calibrate(parent_path, o, &dc, (int)L, (int)(H * D), (int)F, refit_attn, refit_ffn);
+    int any_drop = 0;
+    for (int l = 0; l < (int)L; l++) any_drop |= drop ? drop[l] : 0;
+    const int compensate = o->reconstruct && o->compensate && o->n_calib > 0 && any_drop;
+    if (!st && (refit_attn || refit_ffn || compensate))
+        st = dec_calibrate(parent_path, o, &dc, (int)L, (int)(H * D), (int)F, refit_attn, refit_ffn, compensate ? drop : NULL);
+    /* A dropped layer's mean contribution to the residual stream over the calibration tokens (W_o mean(ctx) + b_o +
+     * W_down mean(h) + b_down) is added to the bias of the kept layer before it (its W_down's; the next kept layer's
+     * W_o's for a dropped first layer): the best constant in place of the layer. comp (L, C), per kept layer. */
+    float *comp_f = compensate ? calloc((size_t)L * C, sizeof(float)) : NULL, *comp_a = compensate ? calloc((size_t)L * C, sizeof(float)) : NULL;
+    if (compensate && !st && (!comp_f || !comp_a)) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    for (int l = 0; compensate && l < (int)L && !st; l++) {
+        if (!drop[l]) continue;
+        int prev = l - 1, next = l + 1;
+        while (prev >= 0 && drop[prev]) prev--;
+        while (next < (int)L && drop[next]) next++;
+        float *dst = prev >= 0 ? comp_f + (size_t)prev * C : next < (int)L ? comp_a + (size_t)next * C : NULL;
+        if (!dst || !dc.tokens) continue;
+        const gguf_tensor *mats[2] = {tensor(&f, l, "attn_output"), tensor(&f, l, "ffn_down")};
+        const gguf_tensor *bs[2] = {tensor_bias(&f, l, "attn_output"), tensor_bias(&f, l, "ffn_down")};
+        const double *sums[2] = {dc.sa[l], dc.sf[l]};
+        for (int k = 0; k < 2 && !st; k++) {
+            float *w = dequant(mats[k]);
+            if (!w) {
+                st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+                break;
+            }
+            const int K = (int)mats[k]->ne[0];
+            for (uint32_t r = 0; r < C; r++) {
+                double acc = bs[k] ? ((const float *)bs[k]->data)[r] : 0.0;
+                for (int j = 0; j < K; j++) acc += (double)w[(size_t)r * K + j] * sums[k][j] / (double)dc.tokens;
+                dst[r] += (float)acc;
+            }
+            free(w);
+        }
+    }
     double *err = calloc((size_t)L * 4, sizeof(double)); // per layer: W_o refit / plain, W_down refit / plain
     if (!err && !st) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     // vocabulary
@@ -625,9 +695,14 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
         } else buf = take_cols(t, rows, nq, t->type, &nb);
         ADD(n, nq, C, t->type, buf);
         if (st) break;
-        if (bias || tb) {
+        if (bias_needed(bias, tb, comp_a ? comp_a + (size_t)l * C : NULL, (int)C) &&
+            !(bias = bias_with(bias, tb, comp_a ? comp_a + (size_t)l * C : NULL, (int)C))) {
+            st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+            break;
+        }
+        if (bias) {
             snprintf(n, sizeof n, "blk.%d.attn_output.bias", l2);
-            buf = bias ? (uint8_t *)bias : copy_all(tb, &nb);
+            buf = (uint8_t *)bias;
             nb = (size_t)C * sizeof(float);
             ADD(n, C, 0, QB_F32, buf);
             if (st) break;
@@ -648,9 +723,14 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
         } else buf = take_cols(t, kf, F2, t->type, &nb);
         ADD(n, F2, C, t->type, buf);
         if (st) break;
-        if (bias || tb) {
+        if (bias_needed(bias, tb, comp_f ? comp_f + (size_t)l * C : NULL, (int)C) &&
+            !(bias = bias_with(bias, tb, comp_f ? comp_f + (size_t)l * C : NULL, (int)C))) {
+            st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+            break;
+        }
+        if (bias) {
             snprintf(n, sizeof n, "blk.%d.ffn_down.bias", l2);
-            buf = bias ? (uint8_t *)bias : copy_all(tb, &nb);
+            buf = (uint8_t *)bias;
             nb = (size_t)C * sizeof(float);
             ADD(n, C, 0, QB_F32, buf);
         }
@@ -697,7 +777,7 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
     sum->heads_out = H2, sum->kv_in = (int)HKV, sum->kv_out = KV2, sum->vocab_in = V, sum->vocab_out = V2;
     cJSON_Delete(plan);
     dec_calib_free(&dc);
-    free(err);
+    free(err), free(comp_f), free(comp_a);
     gguf_writer_free(w);
     free(ffn_keep), free(kv_keep), free(lcost), free(lstep), free(score), free(drop), free(vkeep), free(new_id), free(old_of);
     free(tstr), free(mstr), free(ti32), free(tf32);

@@ -43,7 +43,10 @@ static const char *HELP =
     "                        choice, and the reconstruction of every matrix cut by column: W_o and W_down\n"
     "                        refitted by least squares to the parent's outputs on it, plus a bias\n"
     "  --calibration-lines N use the first N lines (default 512)\n"
-    "  --no-reconstruct      with --calibration: cut W_o / W_down columns without the refit\n"
+    "  --no-reconstruct      with --calibration: cut W_o / W_down columns without the refit, and drop layers\n"
+    "                        without compensation\n"
+    "  --no-compensate       with --calibration: a dropped layer's mean output on the calibration text is not\n"
+    "                        added to the bias of the kept layer before it (it is by default)\n"
     "  --ridge X             reconstruction ridge relative to the mean Gram diagonal (default 1e-3)\n"
     "  --vocab-general N     keep ids below N and every token seen in the traffic (default: keep all)\n"
     "  --vocab-min-count N   seen at least N times (default 1)\n"
@@ -58,7 +61,7 @@ int cmd_recompile_decoder(int argc, char **argv) {
     if (!model || !*model) model = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
     seslm_llm_prune_opts o;
     seslm_llm_prune_opts_default(&o);
-    int no_recon = 0, calib_lines = 512, vocab_general = -1, min_count = 1, embd_i = 0;
+    int no_recon = 0, no_comp = 0, calib_lines = 512, vocab_general = -1, min_count = 1, embd_i = 0;
     double ffn_keep = 1.0;
     cli_choice embd = {&embd_i, "keep|q8_0|q4_1|q4_0"};
     const cli_arg args[] = {
@@ -73,6 +76,7 @@ int cmd_recompile_decoder(int argc, char **argv) {
         {"--calibration", CLI_ARG_STR, &calib, 0, 0},
         {"--calibration-lines", CLI_ARG_INT, &calib_lines, 1, 1 << 20},
         {"--no-reconstruct", CLI_ARG_FLAG, &no_recon, 0, 0},
+        {"--no-compensate", CLI_ARG_FLAG, &no_comp, 0, 0},
         {"--ridge", CLI_ARG_NUM, &o.ridge, 0, 1},
         {"--vocab-general", CLI_ARG_INT, &vocab_general, 0, 1 << 24},
         {"--vocab-min-count", CLI_ARG_INT, &min_count, 1, 1 << 30},
@@ -118,6 +122,7 @@ int cmd_recompile_decoder(int argc, char **argv) {
     o.vocab_min_count = (uint64_t)min_count;
     o.verbose = 1;
     o.reconstruct = !no_recon;
+    o.compensate = !no_comp;
     char plan_buf[4096];
     if (!plan_out) {
         snprintf(plan_buf, sizeof plan_buf, "%s.plan.json", out);

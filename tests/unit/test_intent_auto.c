@@ -116,7 +116,7 @@ static void test_auto_needs_capacity(void) {
 
 static void test_auto_grows_when_it_pays(void) {
     // XOR in two of the dimensions: no linear head can beat chance; an MLP can
-    enum { per = 60, D = 4, n = 2 * per };
+    enum { per = 100, D = 4, n = 2 * per }; // an MLP is tried from 100 examples per class
     float X[n * D];
     const char *labels[n];
     for (int i = 0; i < n; i++) {

@@ -42,6 +42,8 @@ typedef struct {
     int n_calib;
     int reconstruct;          // with calib: refit W_o / W_down of pruned layers (and a bias) by least squares
     double ridge;             //   to the parent's outputs on calib (reconstruct.h; default 1e-3)
+    int compensate;           // with calib and reconstruct: a dropped layer's mean contribution on calib goes into
+                              //   the bias of the kept layer before it (default 1)
     int ctx;                  // window of the calibration scoring (default 256)
     int verbose;              // progress lines on standard error
 } seslm_llm_prune_opts;
