@@ -163,6 +163,18 @@ static int32_t map_get(const str_map *m, const char *p, size_t n) {
     return -1;
 }
 
+/* A merge "A B": its two pieces and their concatenation (into buf, cap bytes) as token ids (-1: not a token).
+ * 0, or -1 for a malformed or over-long merge. */
+static int merge_ids(const str_map *mp, const gguf_str *mg, char *buf, size_t cap, int32_t *a, int32_t *b, int32_t *t) {
+    const char *sp = memchr(mg->s, ' ', mg->len);
+    if (!sp || mg->len > cap) return -1;
+    size_t la = (size_t)(sp - mg->s), lb = mg->len - la - 1;
+    memcpy(buf, mg->s, la);
+    memcpy(buf + la, sp + 1, lb);
+    *t = map_get(mp, buf, la + lb), *a = map_get(mp, mg->s, la), *b = map_get(mp, sp + 1, lb);
+    return 0;
+}
+
 // number of UTF-8 characters of a token string
 static int n_chars(const gguf_str *s) {
     int c = 0;
@@ -188,15 +200,8 @@ static seslm_status vocab_choose(const gguf_file *f, const seslm_telemetry_view 
     for (int changed = 1; changed;) { // a kept token keeps the two pieces of every merge that builds it
         changed = 0;
         for (uint64_t r = merges->n; r-- > 0;) {
-            const gguf_str *mg = &merges->strs[r];
-            const char *sp = memchr(mg->s, ' ', mg->len);
-            if (!sp || mg->len > sizeof buf) continue;
-            size_t la = (size_t)(sp - mg->s), lb = mg->len - la - 1;
-            memcpy(buf, mg->s, la);
-            memcpy(buf + la, sp + 1, lb);
-            int32_t t = map_get(&mp, buf, la + lb);
-            if (t < 0 || !keep[t]) continue;
-            int32_t a = map_get(&mp, mg->s, la), b = map_get(&mp, sp + 1, lb);
+            int32_t a, b, t;
+            if (merge_ids(&mp, &merges->strs[r], buf, sizeof buf, &a, &b, &t) || t < 0 || !keep[t]) continue;
             if (a >= 0 && !keep[a]) keep[a] = 1, changed = 1;
             if (b >= 0 && !keep[b]) keep[b] = 1, changed = 1;
         }
@@ -214,14 +219,10 @@ static gguf_str *vocab_merges(const gguf_file *f, const uint8_t *keep, int V, ui
     uint64_t n = 0;
     char buf[1024];
     for (uint64_t r = 0; r < merges->n; r++) {
-        const gguf_str *mg = &merges->strs[r];
-        const char *sp = memchr(mg->s, ' ', mg->len);
-        if (!sp || mg->len > sizeof buf) continue;
-        size_t la = (size_t)(sp - mg->s), lb = mg->len - la - 1;
-        memcpy(buf, mg->s, la);
-        memcpy(buf + la, sp + 1, lb);
-        int32_t t = map_get(&mp, buf, la + lb), a = map_get(&mp, mg->s, la), b = map_get(&mp, sp + 1, lb);
-        if (t >= 0 && a >= 0 && b >= 0 && keep[t] && keep[a] && keep[b]) out[n++] = *mg;
+        int32_t a, b, t;
+        if (!merge_ids(&mp, &merges->strs[r], buf, sizeof buf, &a, &b, &t) && t >= 0 && a >= 0 && b >= 0 && keep[t] &&
+            keep[a] && keep[b])
+            out[n++] = merges->strs[r];
     }
     free(mp.slot);
     *n_out = n;
@@ -402,25 +403,27 @@ static seslm_status refit(const gguf_tensor *t, const gguf_tensor *tb, const int
     return SESLM_OK;
 }
 
-static int bias_needed(const float *b, const gguf_tensor *tb, const float *comp, int C) {
+/* A kept layer's bias, written as blk.L2.NM.bias when there is one: the refit's (b, freed here), else the
+ * parent's (tb), plus a dropped neighbour's mean contribution (comp, C floats; may be NULL). */
+static seslm_status put_bias(gguf_writer *w, int l2, const char *nm, float *b, const gguf_tensor *tb, const float *comp,
+                             int C, size_t *bytes_out) {
     int nz = 0;
     for (int i = 0; comp && i < C; i++) nz |= comp[i] != 0.0f;
-    return b || tb || nz;
-}
-
-/* A kept layer's bias: the refit's (b, taken over), else the parent's (tb, copied), plus a dropped neighbour's
- * mean contribution (comp, C floats; may be NULL). NULL when there is nothing to write (no bias, no non-zero
- * compensation) or out of memory. */
-static float *bias_with(float *b, const gguf_tensor *tb, const float *comp, int C) {
-    int nz = 0;
-    for (int i = 0; comp && i < C; i++) nz |= comp[i] != 0.0f;
-    if (!b && !tb && !nz) return NULL;
+    if (!b && !tb && !nz) return SESLM_OK;
     if (!b) {
-        if (!(b = calloc((size_t)C, sizeof *b))) return NULL;
+        if (!(b = calloc((size_t)C, sizeof *b))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
         if (tb) memcpy(b, tb->data, (size_t)C * sizeof *b);
     }
     for (int i = 0; nz && i < C; i++) b[i] += comp[i];
-    return b;
+    char n[96];
+    snprintf(n, sizeof n, "blk.%d.%s.bias", l2, nm);
+    const int64_t ne[1] = {C};
+    if (gguf_w_tensor(w, n, 1, ne, QB_F32, b, (size_t)C * sizeof *b, 1)) {
+        free(b);
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory for tensor %s", n);
+    }
+    *bytes_out += (size_t)C * sizeof *b;
+    return SESLM_OK;
 }
 
 // ---- the plan and the file ----
@@ -695,18 +698,8 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
         } else buf = take_cols(t, rows, nq, t->type, &nb);
         ADD(n, nq, C, t->type, buf);
         if (st) break;
-        if (bias_needed(bias, tb, comp_a ? comp_a + (size_t)l * C : NULL, (int)C) &&
-            !(bias = bias_with(bias, tb, comp_a ? comp_a + (size_t)l * C : NULL, (int)C))) {
-            st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        if ((st = put_bias(w, l2, "attn_output", bias, tb, comp_a ? comp_a + (size_t)l * C : NULL, (int)C, &sum->bytes_out)))
             break;
-        }
-        if (bias) {
-            snprintf(n, sizeof n, "blk.%d.attn_output.bias", l2);
-            buf = (uint8_t *)bias;
-            nb = (size_t)C * sizeof(float);
-            ADD(n, C, 0, QB_F32, buf);
-            if (st) break;
-        }
         t = tensor(&f, l, "ffn_gate"), snprintf(n, sizeof n, "blk.%d.ffn_gate.weight", l2), buf = take_rows(t, kf, F2, &nb);
         ADD(n, C, F2, t->type, buf);
         if (st) break;
@@ -723,17 +716,8 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
         } else buf = take_cols(t, kf, F2, t->type, &nb);
         ADD(n, F2, C, t->type, buf);
         if (st) break;
-        if (bias_needed(bias, tb, comp_f ? comp_f + (size_t)l * C : NULL, (int)C) &&
-            !(bias = bias_with(bias, tb, comp_f ? comp_f + (size_t)l * C : NULL, (int)C))) {
-            st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        if ((st = put_bias(w, l2, "ffn_down", bias, tb, comp_f ? comp_f + (size_t)l * C : NULL, (int)C, &sum->bytes_out)))
             break;
-        }
-        if (bias) {
-            snprintf(n, sizeof n, "blk.%d.ffn_down.bias", l2);
-            buf = (uint8_t *)bias;
-            nb = (size_t)C * sizeof(float);
-            ADD(n, C, 0, QB_F32, buf);
-        }
         l2++;
     }
 #undef ADD

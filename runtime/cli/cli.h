@@ -58,6 +58,13 @@ void cli_opts_free(cli_opts *o);
  * is the "index" of the output lines. */
 void cli_input_name(const cli_opts *o, int i, char *buf, size_t cap);
 
+/* An encoder as a grounded-answer embedding callback (seslm_ground_embed_fn): texts in batches of 32. */
+typedef struct {
+    seslm_encoder *e;
+    int dim;
+} cli_encoder;
+int cli_encoder_embed(void *user, const char *const *texts, int n, float *out);
+
 /* Writes s as a quoted JSON string to f: " and \\ escaped, control bytes (and DEL) as \\u00XX, other bytes
  * (UTF-8) as they are. The one JSON string writer of the commands (the server's is sb_json_str). */
 void cli_json_str(FILE *f, const char *s);

@@ -175,3 +175,14 @@ void cli_json_str(FILE *f, const char *s) {
     }
     fputc('"', f);
 }
+
+int cli_encoder_embed(void *user, const char *const *texts, int n, float *out) {
+    cli_encoder *v = user;
+    for (int i = 0; i < n; i += 32) {
+        int c = n - i < 32 ? n - i : 32;
+        size_t lens[32];
+        for (int j = 0; j < c; j++) lens[j] = strlen(texts[i + j]);
+        if (seslm_encoder_embed_texts(v->e, texts + i, lens, c, out + (size_t)i * v->dim) != SESLM_OK) return -1;
+    }
+    return 0;
+}

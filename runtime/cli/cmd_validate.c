@@ -50,22 +50,6 @@ static const char *HELP =
 
 static const char *CMD = "validate";
 
-typedef struct {
-    seslm_encoder *e;
-    int dim;
-} venc;
-
-static int venc_embed(void *user, const char *const *texts, int n, float *out) {
-    venc *v = user;
-    for (int i = 0; i < n; i += 32) {
-        int c = n - i < 32 ? n - i : 32;
-        size_t lens[32];
-        for (int j = 0; j < c; j++) lens[j] = strlen(texts[i + j]);
-        if (seslm_encoder_embed_texts(v->e, texts + i, lens, c, out + (size_t)i * v->dim) != SESLM_OK) return -1;
-    }
-    return 0;
-}
-
 /* The grounded QA set with the parent's and the candidate's embeddings (one decoder, answers shared where
  * the prompts agree); sets the grounded_* metrics and re-evaluates the gates. Per-question JSON lines go to
  * out_dir/grounded_{parent,candidate}.jsonl. */
@@ -85,7 +69,7 @@ static seslm_status run_grounded(const seslm_validate_config *c, const char *dir
     memset(res, 0, sizeof res);
     for (int k = 0; k < 2 && st == SESLM_OK; k++) {
         seslm_model *m = NULL;
-        venc v = {NULL, 0};
+        cli_encoder v = {NULL, 0};
         seslm_encoder_opts eo = {.backend = "cpu", .n_threads = c->threads, .max_batch = 32};
         st = seslm_model_load(&m, dirs[k]);
         if (st == SESLM_OK) st = seslm_encoder_new(&v.e, m, &eo);
@@ -98,7 +82,7 @@ static seslm_status run_grounded(const seslm_validate_config *c, const char *dir
         }
         if (st == SESLM_OK && progress) fprintf(progress, "validate: grounded QA with the %s's embeddings\n", k ? "candidate" : "parent");
         if (st == SESLM_OK)
-            st = seslm_ground_eval(llm, v.dim, venc_embed, &v, c->grounded_qa, c->grounded_passages, c->grounded_k,
+            st = seslm_ground_eval(llm, v.dim, cli_encoder_embed, &v, c->grounded_qa, c->grounded_passages, c->grounded_k,
                                    c->grounded_kb_threshold, c->grounded_n, &o, cache, &res[k], log, progress);
         if (log) fclose(log);
         seslm_encoder_free(v.e);

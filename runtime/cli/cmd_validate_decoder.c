@@ -42,22 +42,6 @@ static const char *HELP =
 
 static const char *CMD = "validate-decoder";
 
-typedef struct {
-    seslm_encoder *e;
-    int dim;
-} venc;
-
-static int venc_embed(void *user, const char *const *texts, int n, float *out) {
-    venc *v = user;
-    for (int i = 0; i < n; i += 32) {
-        int c = n - i < 32 ? n - i : 32;
-        size_t lens[32];
-        for (int j = 0; j < c; j++) lens[j] = strlen(texts[i + j]);
-        if (seslm_encoder_embed_texts(v->e, texts + i, lens, c, out + (size_t)i * v->dim) != SESLM_OK) return -1;
-    }
-    return 0;
-}
-
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -148,7 +132,7 @@ int cmd_validate_decoder(int argc, char **argv) {
     // grounded QA
     if (!no_grounded) {
         seslm_model *em = NULL;
-        venc v = {NULL, 0};
+        cli_encoder v = {NULL, 0};
         seslm_encoder_opts eo = {.backend = "cpu", .n_threads = threads, .max_batch = 32};
         if (seslm_model_load(&em, encoder) != SESLM_OK || seslm_encoder_new(&v.e, em, &eo) != SESLM_OK) {
             cli_error(CMD, "cannot load the encoder %s: %s", encoder, seslm_last_error());
@@ -161,7 +145,7 @@ int cmd_validate_decoder(int argc, char **argv) {
         seslm_status st = SESLM_OK;
         for (int k = 0; k < 2 && !st; k++) {
             fprintf(stderr, "%s: grounded QA answered by the %s\n", CMD, k ? "candidate" : "parent");
-            st = seslm_ground_eval(m[k], v.dim, venc_embed, &v, qa, passages, 3, 0.30, 0, &go, NULL, &g[k], NULL, NULL);
+            st = seslm_ground_eval(m[k], v.dim, cli_encoder_embed, &v, qa, passages, 3, 0.30, 0, &go, NULL, &g[k], NULL, NULL);
         }
         seslm_encoder_free(v.e);
         seslm_model_free(em);
