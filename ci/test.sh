@@ -13,6 +13,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 jobs="$(nproc)"
 fuzz_seconds="${SESLM_FUZZ_SECONDS:-60}"
+# the test venvs download several GB of wheels; a fresh CI disk has no room to keep a second copy in ~/.cache/pip
+export PIP_NO_CACHE_DIR=1
 
 ci/install-deps.sh
 data/fetch_model.sh models/all-MiniLM-L6-v2
