@@ -4,6 +4,7 @@
 #include "calibrate.h"
 #include "decoder.h"
 #include "gguf.h"
+#include "llm_heal.h"
 #include "qblock.h"
 #include "reconstruct.h"
 
@@ -23,6 +24,9 @@ void seslm_llm_prune_opts_default(seslm_llm_prune_opts *o) {
     o->reconstruct = 1;
     o->ridge = 1e-3;
     o->compensate = 1;
+    o->heal_tokens = 16384;
+    o->heal_lr = 3e-4f;
+    o->heal_type = -1;
 }
 
 // ---- small helpers ----
@@ -296,8 +300,68 @@ static seslm_status layer_choose(const char *path, const seslm_llm_prune_opts *o
 
 // ---- reconstruction: the parent's Gram matrices of the inputs of W_o and W_down on calibration text ----
 
+/* Healing (llm_heal.h): for a dropped span b0..b whose kept neighbour before it is p, a uniform sample
+ * (reservoir) of calibration tokens' rows: X the input of p's gate / up products, Y = out_b - mid_p. */
+typedef struct {
+    int p, b, C, cap;
+    float *X, *Y;     // (cap, C)
+    float *R;         // (cap) 1 / mean(out_b^2) of the row: the error as the next RMSNorm sees it
+    int n;            // rows filled
+    uint64_t seen;    // rows offered
+    uint64_t rng;
+    int *slot;        // (batch rows) the current batch's destination rows, -1: not sampled
+    int slot_cap;
+    int oom;
+} heal_cap;
+
+static uint64_t heal_rng(uint64_t *s) { // splitmix64
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void heal_capture(heal_cap *h, int l, int what, const float *x, int M, int K) {
+    if (h->oom || K != h->C) return;
+    if (l == h->p && what == SESLM_LLM_CAPTURE_MID) { // first of the three in a batch: choose the rows
+        if (M > h->slot_cap) {
+            int *s = realloc(h->slot, (size_t)M * sizeof *s);
+            if (!s) {
+                h->oom = 1;
+                return;
+            }
+            h->slot = s, h->slot_cap = M;
+        }
+        for (int i = 0; i < M; i++) {
+            h->seen++;
+            if (h->n < h->cap) h->slot[i] = h->n++;
+            else {
+                const uint64_t j = heal_rng(&h->rng) % h->seen;
+                h->slot[i] = j < (uint64_t)h->cap ? (int)j : -1;
+            }
+            if (h->slot[i] >= 0)
+                for (int k = 0; k < K; k++) h->Y[(size_t)h->slot[i] * K + k] = -x[(size_t)i * K + k];
+        }
+    } else if (l == h->p && what == SESLM_LLM_CAPTURE_FFN_IN) {
+        for (int i = 0; i < M; i++)
+            if (h->slot[i] >= 0) memcpy(h->X + (size_t)h->slot[i] * K, x + (size_t)i * K, (size_t)K * sizeof *x);
+    } else if (l == h->b && what == SESLM_LLM_CAPTURE_OUT) {
+        for (int i = 0; i < M; i++)
+            if (h->slot[i] >= 0) {
+                double ms = 0.0;
+                for (int k = 0; k < K; k++) {
+                    h->Y[(size_t)h->slot[i] * K + k] += x[(size_t)i * K + k];
+                    ms += (double)x[(size_t)i * K + k] * x[(size_t)i * K + k];
+                }
+                h->R[h->slot[i]] = (float)(1.0 / (ms / K + 1e-6));
+            }
+    }
+}
+
 typedef struct {
     int L;
+    heal_cap *heal;   // (n_heal) spans to heal, or NULL
+    int n_heal;
     double **ga, **gf; // (L) (A+1)^2 and (F+1)^2, upper triangles
     double **sa, **sf; // (L) column sums of the W_o / W_down inputs (layers to drop: their mean contribution)
     uint64_t tokens;   // rows summed per layer
@@ -308,6 +372,8 @@ typedef struct {
 
 static void dec_capture(void *user, int l, int what, const float *x, int M, int K) {
     dec_calib *d = user;
+    for (int i = 0; i < d->n_heal; i++) heal_capture(&d->heal[i], l, what, x, M, K);
+    if (what != SESLM_LLM_CAPTURE_ATTN && what != SESLM_LLM_CAPTURE_FFN) return;
     double *S = what == SESLM_LLM_CAPTURE_FFN ? d->sf[l] : d->sa[l];
     if (S)
         for (int i = 0; i < M; i++)
@@ -338,9 +404,10 @@ static void dec_calib_free(dec_calib *d) {
 }
 
 static seslm_status dec_calibrate(const char *path, const seslm_llm_prune_opts *o, dec_calib *d, int L, int A, int F,
-                                  int want_attn, int want_ffn, const uint8_t *want_mean) {
+                                  int want_attn, int want_ffn, const uint8_t *want_mean, heal_cap *heal, int n_heal) {
     memset(d, 0, sizeof *d);
     d->L = L;
+    d->heal = heal, d->n_heal = n_heal;
     d->ga = calloc((size_t)L, sizeof *d->ga), d->gf = calloc((size_t)L, sizeof *d->gf);
     d->sa = calloc((size_t)L, sizeof *d->sa), d->sf = calloc((size_t)L, sizeof *d->sf);
     if (!d->ga || !d->gf || !d->sa || !d->sf) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
@@ -362,6 +429,7 @@ static seslm_status dec_calibrate(const char *path, const seslm_llm_prune_opts *
         seslm_llm_ctx_set_capture(c, dec_capture, d);
         st = seslm_llm_perplexity(c, o->calib, o->n_calib, &r, NULL, NULL);
     }
+    for (int i = 0; i < d->n_heal; i++) d->oom |= d->heal[i].oom;
     if (!st && d->oom) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory in the calibration");
     if (!st && o->verbose)
         fprintf(stderr, "seslm recompile-decoder: calibration: %llu tokens of %d documents\n", (unsigned long long)r.n_tokens,
@@ -524,8 +592,30 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
     int any_drop = 0;
     for (int l = 0; l < (int)L; l++) any_drop |= drop ? drop[l] : 0;
     const int compensate = o->reconstruct && o->compensate && o->n_calib > 0 && any_drop;
-    if (!st && (refit_attn || refit_ffn || compensate))
-        st = dec_calibrate(parent_path, o, &dc, (int)L, (int)(H * D), (int)F, refit_attn, refit_ffn, compensate ? drop : NULL);
+    // healing: one span per run of dropped layers that has a kept layer before it
+    heal_cap *hc = NULL;
+    int n_heal = 0;
+    const int heal = o->heal_steps > 0 && o->n_calib > 0 && any_drop;
+    if (!st && o->heal_steps > 0 && F2 < (int)F)
+        st = seslm_fail(SESLM_ERR_ARG, "healing (--heal-steps) does not combine with an FFN cut (--ffn-keep < 1) yet");
+    if (!st && o->heal_steps > 0 && (o->heal_tokens < 64 || o->n_calib <= 0))
+        st = seslm_fail(SESLM_ERR_ARG, "healing needs calibration text and at least 64 tokens (--heal-tokens %d)", o->heal_tokens);
+    if (!st && heal) {
+        if (!(hc = calloc((size_t)L, sizeof *hc))) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        for (int l = 1; l < (int)L && !st; l++) {
+            if (!drop[l] || drop[l - 1]) continue;
+            int b = l;
+            while (b + 1 < (int)L && drop[b + 1]) b++;
+            heal_cap *h = &hc[n_heal++];
+            h->p = l - 1, h->b = b, h->C = (int)C, h->cap = o->heal_tokens, h->rng = 0x5eed0000ULL + (uint64_t)l;
+            h->X = malloc((size_t)h->cap * C * sizeof *h->X), h->Y = malloc((size_t)h->cap * C * sizeof *h->Y);
+            h->R = malloc((size_t)h->cap * sizeof *h->R);
+            if (!h->X || !h->Y || !h->R) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory for %d healing tokens", h->cap);
+        }
+    }
+    if (!st && (refit_attn || refit_ffn || compensate || n_heal))
+        st = dec_calibrate(parent_path, o, &dc, (int)L, (int)(H * D), (int)F, refit_attn, refit_ffn, compensate ? drop : NULL,
+                           hc, n_heal);
     /* A dropped layer's mean contribution to the residual stream over the calibration tokens (W_o mean(ctx) + b_o +
      * W_down mean(h) + b_down) is added to the bias of the kept layer before it (its W_down's; the next kept layer's
      * W_o's for a dropped first layer): the best constant in place of the layer. comp (L, C), per kept layer. */
@@ -555,6 +645,65 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
             }
             free(w);
         }
+    }
+    /* Healing: the kept layer p before each span trains its FFN (llm_heal.h), starting from the parent's with the
+     * span's mean contribution in its bias; the trained matrices, quantized to heal_type, replace p's only when the
+     * held-out error with them is below the starting point's. hq (L, 3): p's gate / up / down bytes, hb (L): its bias. */
+    uint8_t **hq = n_heal ? calloc((size_t)L * 3, sizeof *hq) : NULL;
+    size_t *hqb = n_heal ? calloc((size_t)L * 3, sizeof *hqb) : NULL;
+    float **hb = n_heal ? calloc((size_t)L, sizeof *hb) : NULL;
+    double *hval = n_heal ? calloc((size_t)L * 3, sizeof *hval) : NULL; // start, trained (F32), trained (quantized)
+    if (n_heal && !st && (!hq || !hqb || !hb || !hval)) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n_heal && !st; i++) {
+        heal_cap *h = &hc[i];
+        const int p = h->p, n = h->n, n_val = n / 8;
+        sum->n_heal_tried++;
+        if (n_val < 8) {
+            if (o->verbose) fprintf(stderr, "seslm recompile-decoder: too few calibration tokens (%d) to heal layer %d\n", n, p);
+            continue;
+        }
+        const gguf_tensor *tm[3] = {tensor(&f, p, "ffn_gate"), tensor(&f, p, "ffn_up"), tensor(&f, p, "ffn_down")};
+        const gguf_tensor *tbd = tensor_bias(&f, p, "ffn_down");
+        float *wm[3] = {dequant(tm[0]), dequant(tm[1]), dequant(tm[2])}, *bd = calloc(C, sizeof *bd);
+        if (!wm[0] || !wm[1] || !wm[2] || !bd) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        for (uint32_t r = 0; r < C && !st; r++)
+            bd[r] = (tbd ? ((const float *)tbd->data)[r] : 0.0f) + (comp_f ? comp_f[(size_t)p * C + r] : 0.0f);
+        seslm_llm_heal_opts ho;
+        seslm_llm_heal_opts_default(&ho);
+        ho.steps = o->heal_steps, ho.lr = o->heal_lr > 0 ? o->heal_lr : ho.lr, ho.seed = 1 + (uint64_t)p, ho.verbose = o->verbose;
+        if (!st && o->verbose)
+            fprintf(stderr, "seslm recompile-decoder: healing layer %d for the dropped layers %d..%d on %d tokens (%d held out)\n", p,
+                    p + 1, h->b, n, n_val);
+        double v0 = 0, v1 = 0;
+        if (!st) st = seslm_llm_heal_ffn(wm[0], wm[1], wm[2], bd, (int)C, (int)F, h->X, h->Y, h->R, n, n_val, &ho, &v0, &v1);
+        // the trained matrices in the file's type, and the held-out error with them as stored
+        for (int k = 0; k < 3 && !st; k++) {
+            const int ty = o->heal_type >= 0 ? o->heal_type : tm[k]->type;
+            const int K = (int)tm[k]->ne[0], N = (int)tm[k]->ne[1];
+            const size_t rb = qb_row_bytes(ty, K);
+            uint8_t *q = rb ? malloc((size_t)N * rb) : NULL;
+            if (!q) {
+                st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+                break;
+            }
+            for (int r = 0; r < N; r++) {
+                qb_quantize_weight_row(ty, wm[k] + (size_t)r * K, q + (size_t)r * rb, K);
+                qb_dequantize_row(ty, q + (size_t)r * rb, wm[k] + (size_t)r * K, K);
+            }
+            hq[3 * p + k] = q, hqb[3 * p + k] = (size_t)N * rb;
+        }
+        const double vq = st ? NAN : seslm_llm_heal_mse(wm[0], wm[1], wm[2], bd, (int)C, (int)F, h->X, h->Y, h->R, n - n_val, n);
+        hval[3 * p] = v0, hval[3 * p + 1] = v1, hval[3 * p + 2] = vq;
+        if (!st && vq < v0) {
+            hb[p] = bd, bd = NULL, sum->n_healed++;
+        } else {
+            for (int k = 0; k < 3; k++) free(hq[3 * p + k]), hq[3 * p + k] = NULL;
+        }
+        if (!st && o->verbose)
+            fprintf(stderr, "seslm recompile-decoder: layer %d healed: held-out error %.5g -> %.5g (F32) -> %.5g (stored): %s\n", p,
+                    v0, v1, vq, hb[p] ? "kept" : "not kept (no better than the mean)");
+        free(wm[0]), free(wm[1]), free(wm[2]), free(bd);
+        free(h->X), free(h->Y), free(h->R), free(h->slot), h->X = h->Y = h->R = NULL, h->slot = NULL;
     }
     double *err = calloc((size_t)L * 4, sizeof(double)); // per layer: W_o refit / plain, W_down refit / plain
     if (!err && !st) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
@@ -700,6 +849,24 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
         if (st) break;
         if ((st = put_bias(w, l2, "attn_output", bias, tb, comp_a ? comp_a + (size_t)l * C : NULL, (int)C, &sum->bytes_out)))
             break;
+        const int healed = hb && hb[l];
+        const int hty[3] = {healed && o->heal_type >= 0 ? o->heal_type : tensor(&f, l, "ffn_gate")->type,
+                            healed && o->heal_type >= 0 ? o->heal_type : tensor(&f, l, "ffn_up")->type,
+                            healed && o->heal_type >= 0 ? o->heal_type : tensor(&f, l, "ffn_down")->type};
+        if (healed) { // the trained FFN (F2 == F): its bytes, and its bias in place of the parent's + the span's mean
+            static const char *nm[3] = {"ffn_gate", "ffn_up", "ffn_down"};
+            for (int k = 0; k < 3 && !st; k++) {
+                snprintf(n, sizeof n, "blk.%d.%s.weight", l2, nm[k]);
+                buf = hq[3 * l + k], hq[3 * l + k] = NULL, nb = hqb[3 * l + k];
+                ADD(n, k < 2 ? C : F, k < 2 ? F : C, hty[k], buf);
+            }
+            if (st) break;
+            float *b = hb[l];
+            hb[l] = NULL; // put_bias takes it (and frees it on failure)
+            if ((st = put_bias(w, l2, "ffn_down", b, NULL, NULL, (int)C, &sum->bytes_out))) break;
+            l2++;
+            continue;
+        }
         t = tensor(&f, l, "ffn_gate"), snprintf(n, sizeof n, "blk.%d.ffn_gate.weight", l2), buf = take_rows(t, kf, F2, &nb);
         ADD(n, C, F2, t->type, buf);
         if (st) break;
@@ -748,6 +915,13 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
                 cJSON_AddNumberToObject(e, "ffn_out_rel_err", err[4 * l + 2]);
                 cJSON_AddNumberToObject(e, "ffn_out_rel_err_plain", err[4 * l + 3]);
             }
+            if (hval && (hval[3 * l] > 0.0 || hval[3 * l + 2] > 0.0)) {
+                cJSON *hj = cJSON_AddObjectToObject(e, "heal");
+                cJSON_AddNumberToObject(hj, "held_out_mse_start", hval[3 * l]);
+                cJSON_AddNumberToObject(hj, "held_out_mse_trained", hval[3 * l + 1]);
+                cJSON_AddNumberToObject(hj, "held_out_mse_stored", hval[3 * l + 2]);
+                cJSON_AddBoolToObject(hj, "kept", hval[3 * l + 2] < hval[3 * l]);
+            }
             cJSON_AddItemToObject(e, "ffn_neurons", cJSON_CreateIntArray(ffn_keep + (size_t)l * F2, F2));
             cJSON_AddItemToArray(ls, e);
         }
@@ -761,6 +935,10 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
     sum->heads_out = H2, sum->kv_in = (int)HKV, sum->kv_out = KV2, sum->vocab_in = V, sum->vocab_out = V2;
     cJSON_Delete(plan);
     dec_calib_free(&dc);
+    for (int i = 0; i < n_heal; i++) free(hc[i].X), free(hc[i].Y), free(hc[i].R), free(hc[i].slot);
+    for (int i = 0; hq && i < 3 * (int)L; i++) free(hq[i]);
+    for (int i = 0; hb && i < (int)L; i++) free(hb[i]);
+    free(hc), free(hq), free(hqb), free(hb), free(hval);
     free(err), free(comp_f), free(comp_a);
     gguf_writer_free(w);
     free(ffn_keep), free(kv_keep), free(lcost), free(lstep), free(score), free(drop), free(vkeep), free(new_id), free(old_of);

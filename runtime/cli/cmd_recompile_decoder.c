@@ -16,6 +16,7 @@ static const char *HELP =
     "usage: seslm recompile-decoder --model FILE --telemetry PATH --out FILE [--ffn-keep F] [--kv-keep N]\n"
     "                               [--drop-layers N --calibration FILE | --drop L1,L2,...] [--vocab-general N]\n"
     "                               [--vocab-min-count N] [--embd-type keep|q8_0|q4_1|q4_0] [--plan-out FILE]\n"
+    "                               [--heal-steps N [--heal-tokens N] [--heal-lr X] [--heal-type T]]\n"
     "\n"
     "Writes a pruned copy of a Llama-family GGUF decoder, planned from what its served traffic used\n"
     "(telemetry dumps of seslm generate --telemetry-dir, or seslm serve --decoder). docs/decoder.md:\n"
@@ -47,6 +48,15 @@ static const char *HELP =
     "                        without compensation\n"
     "  --no-compensate       with --calibration: a dropped layer's mean output on the calibration text is not\n"
     "                        added to the bias of the kept layer before it (it is by default)\n"
+    "  --heal-steps N        with dropped layers and --calibration: train the FFN of the kept layer before each\n"
+    "                        dropped span for N Adam steps to output what the span added to the residual\n"
+    "                        stream, on the parent's activations over the calibration text (a local\n"
+    "                        distillation); kept only when its held-out error, as stored, beats the mean's\n"
+    "                        (default 300 when layers are dropped with --calibration and no FFN cut, else 0;\n"
+    "                        0 turns it off; not with --ffn-keep < 1)\n"
+    "  --heal-tokens N       calibration tokens sampled for it, 1/8 held out (default 16384)\n"
+    "  --heal-lr X           its peak learning rate (default 3e-4)\n"
+    "  --heal-type T         storage of the healed matrices: keep (the parent's, default), q8_0, q4_1, q4_0\n"
     "  --ridge X             reconstruction ridge relative to the mean Gram diagonal (default 1e-3)\n"
     "  --vocab-general N     keep ids below N and every token seen in the traffic (default: keep all)\n"
     "  --vocab-min-count N   seen at least N times (default 1)\n"
@@ -61,9 +71,10 @@ int cmd_recompile_decoder(int argc, char **argv) {
     if (!model || !*model) model = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
     seslm_llm_prune_opts o;
     seslm_llm_prune_opts_default(&o);
-    int no_recon = 0, no_comp = 0, calib_lines = 512, vocab_general = -1, min_count = 1, embd_i = 0;
-    double ffn_keep = 1.0;
-    cli_choice embd = {&embd_i, "keep|q8_0|q4_1|q4_0"};
+    o.heal_steps = -1; // auto: below
+    int no_recon = 0, no_comp = 0, calib_lines = 512, vocab_general = -1, min_count = 1, embd_i = 0, heal_i = 0;
+    double ffn_keep = 1.0, heal_lr = 3e-4;
+    cli_choice embd = {&embd_i, "keep|q8_0|q4_1|q4_0"}, heal_ty = {&heal_i, "keep|q8_0|q4_1|q4_0"};
     const cli_arg args[] = {
         {"--model", CLI_ARG_STR, &model, 0, 0},
         {"--telemetry", CLI_ARG_STR, &telemetry, 0, 0},
@@ -82,6 +93,10 @@ int cmd_recompile_decoder(int argc, char **argv) {
         {"--vocab-min-count", CLI_ARG_INT, &min_count, 1, 1 << 30},
         {"--embd-type", CLI_ARG_CHOICE, &embd, 0, 0},
         {"--ctx", CLI_ARG_INT, &o.ctx, 16, 1 << 16},
+        {"--heal-steps", CLI_ARG_INT, &o.heal_steps, 0, 1 << 24},
+        {"--heal-tokens", CLI_ARG_INT, &o.heal_tokens, 64, 1 << 24},
+        {"--heal-lr", CLI_ARG_NUM, &heal_lr, 1e-7, 1},
+        {"--heal-type", CLI_ARG_CHOICE, &heal_ty, 0, 0},
         {NULL, 0, NULL, 0, 0},
     };
     int prc = cli_parse_args("recompile-decoder", HELP, args, argc, argv, NULL);
@@ -105,6 +120,12 @@ int cmd_recompile_decoder(int argc, char **argv) {
         drops[n_drops++] = (int)v;
         p = *end ? end + 1 : end;
     }
+    if (o.heal_steps < 0) // auto: heal what is dropped whenever it can
+        o.heal_steps = calib && !no_recon && (o.drop_layers > 0 || drop_list) && ffn_keep >= 1.0 ? 300 : 0;
+    if (o.heal_steps > 0 && !calib) {
+        cli_error("recompile-decoder", "--heal-steps needs --calibration FILE (it trains on the parent's activations over it)");
+        return 2;
+    }
     if (n_drops && o.drop_layers) {
         cli_error("recompile-decoder", "give --drop-layers N or --drop LIST, not both");
         return 2;
@@ -117,6 +138,8 @@ int cmd_recompile_decoder(int argc, char **argv) {
     }
     static const int embd_types[] = {-1, QB_Q8_0, QB_Q4_1, QB_Q4_0};
     o.embd_type = embd_types[embd_i];
+    o.heal_type = embd_types[heal_i];
+    o.heal_lr = (float)heal_lr;
     o.ffn_keep = ffn_keep;
     o.vocab_general = vocab_general;
     o.vocab_min_count = (uint64_t)min_count;
@@ -165,8 +188,9 @@ int cmd_recompile_decoder(int argc, char **argv) {
     printf(", \"telemetry\": ");
     cli_json_str(stdout, read_from);
     printf(", \"layers\": [%d, %d], \"heads\": [%d, %d], \"kv_heads\": [%d, %d], \"ffn\": [%d, %d], \"vocab\": [%d, %d], "
-           "\"bytes\": [%zu, %zu], \"bytes_ratio\": %.4f}\n",
+           "\"healed\": [%d, %d], \"bytes\": [%zu, %zu], \"bytes_ratio\": %.4f}\n",
            s.n_layer_in, s.n_layer_out, s.heads_in, s.heads_out, s.kv_in, s.kv_out, s.ffn_in, s.ffn_out, s.vocab_in,
-           s.vocab_out, s.bytes_in, s.bytes_out, s.bytes_in ? (double)s.bytes_out / (double)s.bytes_in : 0.0);
+           s.vocab_out, s.n_healed, s.n_heal_tried, s.bytes_in, s.bytes_out,
+           s.bytes_in ? (double)s.bytes_out / (double)s.bytes_in : 0.0);
     return 0;
 }

@@ -73,8 +73,16 @@ void seslm_llm_ctx_free(seslm_llm_ctx *c);
 seslm_status seslm_llm_ctx_set_telemetry(seslm_llm_ctx *c, seslm_telemetry *t);
 /* Calibration of a pruned student (pipeline/recompile/llm_prune.c): fn sees, in every forward pass, each
  * layer's inputs of W_o (what = SESLM_LLM_CAPTURE_ATTN: the attention output, (M, n_head * head_dim)) and of
- * W_down (SESLM_LLM_CAPTURE_FFN: the SwiGLU output, (M, n_ff)), on the decode thread. NULL: off. */
-enum { SESLM_LLM_CAPTURE_ATTN = 0, SESLM_LLM_CAPTURE_FFN = 1 };
+ * W_down (SESLM_LLM_CAPTURE_FFN: the SwiGLU output, (M, n_ff)), on the decode thread; for healing a dropped span
+ * (llm_heal.h) also the gate / up products' input (FFN_IN: the normed residual, (M, n_embd)) and the residual stream
+ * after the attention (MID) and after the whole layer (OUT), both (M, n_embd). NULL: off. */
+enum {
+    SESLM_LLM_CAPTURE_ATTN = 0,
+    SESLM_LLM_CAPTURE_FFN = 1,
+    SESLM_LLM_CAPTURE_FFN_IN = 2,
+    SESLM_LLM_CAPTURE_MID = 3,
+    SESLM_LLM_CAPTURE_OUT = 4
+};
 typedef void (*seslm_llm_capture_fn)(void *user, int layer, int what, const float *x, int M, int K);
 void seslm_llm_ctx_set_capture(seslm_llm_ctx *c, seslm_llm_capture_fn fn, void *user);
 void seslm_llm_ctx_reset(seslm_llm_ctx *c);

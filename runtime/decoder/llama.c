@@ -549,8 +549,10 @@ static seslm_status decode(seslm_llm_ctx *c, const int32_t *ids, int M, float *l
         if (L->bo)
             for (int i = 0; i < M; i++)
                 for (int j = 0; j < C; j++) c->x[(size_t)i * C + j] += L->bo[j];
+        if (c->cap_fn) c->cap_fn(c->cap_user, l, SESLM_LLM_CAPTURE_MID, c->x, M, C);
         rows_run(c, ROWS_RMSNORM, L->ffn_norm, NULL, NULL, pos0, M);
         if (LT) tel_col_sq(LT->in_sq_ffn_in, c->h, M, C);
+        if (c->cap_fn) c->cap_fn(c->cap_user, l, SESLM_LLM_CAPTURE_FFN_IN, c->h, M, C);
         float *const gu[2] = {c->g, c->u};
         const llm_mat *const wgu[2] = {&L->wg, &L->wu};
         if ((st = matmul_n(c, 2, gu, c->h, wgu, M))) break;
@@ -562,6 +564,7 @@ static seslm_status decode(seslm_llm_ctx *c, const int32_t *ids, int M, float *l
         if (L->bd)
             for (int i = 0; i < M; i++)
                 for (int j = 0; j < C; j++) c->x[(size_t)i * C + j] += L->bd[j];
+        if (c->cap_fn) c->cap_fn(c->cap_user, l, SESLM_LLM_CAPTURE_OUT, c->x, M, C);
         if (LT) {
             LT->exec_count++;
             LT->exec_ns += tel_now_ns() - lt0;

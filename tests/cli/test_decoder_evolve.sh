@@ -41,6 +41,7 @@ expect 2 "needs --calibration" "drop layers without calibration" -- recompile-de
 expect 2 "--ffn-keep must be" "ffn-keep out of range" -- recompile-decoder --model "$GGUF" --telemetry "$TMP" --out "$TMP/x.gguf" --ffn-keep 2
 expect 2 "comma-separated list" "a bad --drop list" -- recompile-decoder --model "$GGUF" --telemetry "$TMP" --out "$TMP/x.gguf" --drop 3,x
 expect 2 "not both" "--drop with --drop-layers" -- recompile-decoder --model "$GGUF" --telemetry "$TMP" --out "$TMP/x.gguf" --drop 3 --drop-layers 1 --calibration "$WIKI"
+expect 2 "--heal-steps needs --calibration" "healing without calibration" -- recompile-decoder --model "$GGUF" --telemetry "$TMP" --out "$TMP/x.gguf" --drop 3 --heal-steps 5
 expect 1 "telemetry" "recompile-decoder with no dumps" -- recompile-decoder --model "$GGUF" --telemetry "$TMP/nodumps" --out "$TMP/x.gguf"
 expect 2 "are required" "validate-decoder without candidate" -- validate-decoder --parent "$GGUF" --heldout "$WIKI"
 
@@ -124,6 +125,24 @@ ok
 "$SESLM" recompile-decoder --model "$GGUF" --telemetry "$TMP/tel" --out "$TMP/reg/s/model.gguf" --drop 17 \
     --plan-out "$TMP/reg/plan.json" >"$TMP/rd.json" 2>"$TMP/rd.err" || fail "recompile-decoder --drop 17: $(tail -c 300 "$TMP/rd.err")"
 grep -q '"layers": \[30, 29\]' "$TMP/rd.json" || fail "--drop 17: $(cat "$TMP/rd.json")"
+# healing: layer 16, before the dropped 17, trained to stand in for it (a few steps: this checks the plumbing; the
+# gain is measured in bench/RESULTS.md 17)
+ok
+"$SESLM" recompile-decoder --model "$GGUF" --telemetry "$TMP/tel" --out "$TMP/h.gguf" --drop 17 --calibration "$TMP/calib.txt" \
+    --heal-steps 6 --heal-tokens 1024 >"$TMP/rh.json" 2>"$TMP/rh.err" || fail "recompile-decoder --heal-steps: $(tail -c 300 "$TMP/rh.err")"
+python3 - "$TMP/rh.json" "$TMP/h.gguf.plan.json" >"$TMP/rh.out" 2>&1 <<'PY' || fail "healing summary / plan: $(cat "$TMP/rh.out") $(tail -c 600 "$TMP/rh.err")"
+import json, math, sys
+s, p = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert s["layers"] == [30, 29] and s["healed"][1] == 1, s
+h = p["layers"][16]["heal"]
+assert all(math.isfinite(h[k]) and h[k] > 0 for k in ("held_out_mse_start", "held_out_mse_trained", "held_out_mse_stored")), h
+assert h["held_out_mse_trained"] <= h["held_out_mse_start"], h          # the best evaluated weights, the start included
+assert h["kept"] == (h["held_out_mse_stored"] < h["held_out_mse_start"]) and s["healed"][0] == int(h["kept"]), (h, s)
+assert "heal" not in p["layers"][15] and "heal" not in p["layers"][17]
+print("ok")
+PY
+grep -q "heal step 6/6" "$TMP/rh.err" || fail "no healing progress lines: $(tail -c 300 "$TMP/rh.err")"
+rm -f "$TMP/h.gguf"
 expect 0 '"version":1' "register the parent decoder" -- registry register "$TMP/reg/p"
 expect 0 '"version":2.*"parent":1.*"kind":"decoder".*"n_layers":29' "register the student (parent found by the weights' hash)" -- \
     registry register "$TMP/reg/s" --plan "$TMP/reg/plan.json"

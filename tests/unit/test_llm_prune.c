@@ -6,9 +6,13 @@
  *   - vocabulary cut: text made of kept tokens tokenizes to the same token strings; other text still
  *     encodes (bytes round trip); the special ids are renumbered and still found;
  *   - bad input: telemetry of another shape, options out of range, an unwritable output -> errors;
- *   - the writer: a duplicate key is refused; perplexity of a document is finite and positive. */
+ *   - the writer: a duplicate key is refused; perplexity of a document is finite and positive;
+ *   - healing (llm_heal.h): the SwiGLU FFN's gradients against central differences; training fits a known FFN
+ *     and never returns weights worse on the held-out rows than it started from; on the tiny model a dropped
+ *     layer's kept neighbour is trained, the plan records it, the student loads. */
 #include "decoder.h"
 #include "gguf.h"
+#include "llm_heal.h"
 #include "llm_prune.h"
 #include "qblock.h"
 #include "test.h"
@@ -276,8 +280,172 @@ static void test_quantize_weights(void) {
     CHECK(qb_quantize_weight_row(QB_Q8_1, x, buf, 64) == -1);
 }
 
+// ---- healing ----
+
+static float frand(uint64_t *s) { // uniform in [-1, 1)
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((*s >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+}
+
+static void fill(float *x, size_t n, float scale, uint64_t *s) {
+    for (size_t i = 0; i < n; i++) x[i] = scale * frand(s);
+}
+
+// the analytic gradients of seslm_llm_heal_batch against central differences of its loss
+static void test_heal_grad(void) {
+    enum { C = 8, F = 12, B = 5 };
+    uint64_t s = 7;
+    float wg[F * C], wu[F * C], wd[C * F], bd[C], X[B * C], Y[B * C], R[B];
+    float gg[F * C] = {0}, gu[F * C] = {0}, gd[C * F] = {0}, gb[C] = {0}, work[5 * B * F + B * C];
+    fill(wg, F * C, 0.8f, &s), fill(wu, F * C, 0.8f, &s), fill(wd, C * F, 0.5f, &s), fill(bd, C, 0.3f, &s);
+    fill(X, B * C, 1.0f, &s), fill(Y, B * C, 1.0f, &s);
+    for (int i = 0; i < B; i++) R[i] = 0.5f + 0.25f * (float)i;
+    const double l0 = seslm_llm_heal_batch(wg, wu, wd, bd, C, F, X, Y, R, B, gg, gu, gd, gb, work);
+    CHECK(isfinite(l0) && l0 > 0.0);
+    float *P[4] = {wg, wu, wd, bd}, *G[4] = {gg, gu, gd, gb};
+    const int n[4] = {F * C, F * C, C * F, C};
+    int bad = 0, checked = 0;
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < n[k]; i += 3) {
+            const float keep = P[k][i], h = 1e-2f;
+            float dummy[4][F * C];
+            P[k][i] = keep + h;
+            const double lp = seslm_llm_heal_batch(wg, wu, wd, bd, C, F, X, Y, R, B, dummy[0], dummy[1], dummy[2], dummy[3], work);
+            P[k][i] = keep - h;
+            const double lm = seslm_llm_heal_batch(wg, wu, wd, bd, C, F, X, Y, R, B, dummy[0], dummy[1], dummy[2], dummy[3], work);
+            P[k][i] = keep;
+            const double fd = (lp - lm) / (2.0 * h), an = G[k][i];
+            checked++;
+            if (!(fabs(fd - an) <= 2e-4 + 2e-2 * fabs(an))) {
+                if (bad++ < 5) CHECK_MSG(0, "tensor %d [%d]: analytic %g, central difference %g", k, i, an, fd);
+            }
+        }
+    CHECK(checked > 90);
+    CHECK_MSG(bad == 0, "%d of %d gradients off", bad, checked);
+}
+
+// training fits a known FFN (the target is a teacher's output) from a perturbed start
+static void test_heal_fit(void) {
+    enum { C = 16, F = 32, N = 640, NV = 80 };
+    uint64_t s = 11;
+    float *tw = malloc(sizeof(float) * (3 * F * C + C)), *sw = malloc(sizeof(float) * (3 * F * C + C));
+    float *X = malloc(sizeof(float) * N * C), *Y = malloc(sizeof(float) * N * C), *R = malloc(sizeof(float) * N);
+    if (!tw || !sw || !X || !Y || !R) {
+        CHECK(0);
+        return;
+    }
+    fill(tw, 3 * F * C + C, 0.5f, &s);
+    fill(X, N * C, 1.0f, &s);
+    for (int i = 0; i < N; i++) R[i] = 1.0f;
+    const float *tg = tw, *tu = tw + F * C, *td = tw + 2 * F * C, *tb = tw + 3 * F * C;
+    // Y = the teacher's output, in plain C (double): wd (silu(wg x) * (wu x)) + bd
+    for (int i = 0; i < N; i++) {
+        double a[F];
+        for (int f = 0; f < F; f++) {
+            double gs = 0.0, us = 0.0;
+            for (int c = 0; c < C; c++) gs += (double)tg[f * C + c] * X[i * C + c], us += (double)tu[f * C + c] * X[i * C + c];
+            a[f] = gs / (1.0 + exp(-gs)) * us;
+        }
+        for (int c = 0; c < C; c++) {
+            double y = tb[c];
+            for (int f = 0; f < F; f++) y += (double)td[c * F + f] * a[f];
+            Y[i * C + c] = (float)y;
+        }
+    }
+    CHECK(seslm_llm_heal_mse(tg, tu, td, tb, C, F, X, Y, R, 0, N) < 1e-9); // the fast products agree with plain C
+    for (int i = 0; i < 3 * F * C + C; i++) sw[i] = tw[i] + 0.3f * frand(&s);
+    float *g = sw, *u = sw + F * C, *d = sw + 2 * F * C, *b = sw + 3 * F * C;
+    seslm_llm_heal_opts o;
+    seslm_llm_heal_opts_default(&o);
+    o.steps = 0;
+    double v0 = 0, v1 = 0;
+    float before = sw[5];
+    CHECK(seslm_llm_heal_ffn(g, u, d, b, C, F, X, Y, R, N, NV, &o, &v0, &v1) == SESLM_OK);
+    CHECK(v0 > 0.0 && v1 == v0 && sw[5] == before);
+    o.steps = 400, o.batch = 64, o.lr = 1e-2f;
+    CHECK(seslm_llm_heal_ffn(g, u, d, b, C, F, X, Y, R, N, NV, &o, &v0, &v1) == SESLM_OK);
+    CHECK_MSG(v1 < 0.2 * v0, "held-out error %g -> %g", v0, v1);
+    CHECK(fabs(seslm_llm_heal_mse(g, u, d, b, C, F, X, Y, R, N - NV, N) - v1) <= 1e-6 * (1.0 + v1)); // the weights returned
+    // a learning rate that diverges: the weights returned are never worse than the start
+    for (int i = 0; i < 3 * F * C + C; i++) sw[i] = tw[i] + 0.3f * frand(&s);
+    o.lr = 50.0f, o.steps = 50;
+    CHECK(seslm_llm_heal_ffn(g, u, d, b, C, F, X, Y, R, N, NV, &o, &v0, &v1) == SESLM_OK);
+    CHECK(v1 <= v0);
+    CHECK(seslm_llm_heal_ffn(g, u, d, b, C, F, X, Y, R, 10, 10, &o, &v0, &v1) == SESLM_ERR_ARG);
+    free(tw), free(sw), free(X), free(Y), free(R);
+}
+
+// a dropped layer healed on the tiny model
+static void test_heal_prune(const seslm_telemetry_view *v) {
+    char out[256], plan[300];
+    tmp_path(out, sizeof out, "heal");
+    snprintf(plan, sizeof plan, "%s.plan.json", out);
+    static const char *words[] = {"hello", "world", "said", "the", "ab", "ba", "12", "cat", "sat"};
+    char docs[48][64];
+    const char *calib[48];
+    uint64_t s = 3;
+    for (int i = 0; i < 48; i++) {
+        docs[i][0] = 0;
+        for (int w = 0; w < 6; w++) {
+            strcat(docs[i], words[(unsigned)((frand(&s) + 1.0f) * 4.5f) % 9]);
+            strcat(docs[i], " ");
+        }
+        calib[i] = docs[i];
+    }
+    seslm_llm_prune_opts o;
+    seslm_llm_prune_opts_default(&o);
+    const int drop[] = {1};
+    o.drop_list = drop, o.n_drop_list = 1;
+    o.calib = calib, o.n_calib = 48;
+    o.heal_steps = 40, o.heal_lr = 1e-2f;
+    seslm_llm_prune_summary sm;
+    CHECK(seslm_llm_prune(TINY, v, &o, out, plan, &sm) == SESLM_OK);
+    CHECK(sm.n_heal_tried == 1 && sm.n_layer_out == 1);
+    FILE *pf = fopen(plan, "r");
+    char buf[1 << 16];
+    size_t nb = pf ? fread(buf, 1, sizeof buf - 1, pf) : 0;
+    if (pf) fclose(pf);
+    buf[nb] = 0;
+    cJSON *pj = cJSON_Parse(buf), *l0 = cJSON_GetArrayItem(cJSON_GetObjectItem(pj, "layers"), 0);
+    cJSON *h = cJSON_GetObjectItem(l0, "heal");
+    CHECK_MSG(h != NULL, "the plan records the healing of layer 0");
+    const double m0 = cJSON_GetNumberValue(cJSON_GetObjectItem(h, "held_out_mse_start"));
+    const double m2 = cJSON_GetNumberValue(cJSON_GetObjectItem(h, "held_out_mse_stored"));
+    CHECK(m0 > 0.0 && isfinite(m2));
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(h, "kept")) == (m2 < m0) && sm.n_healed == (m2 < m0));
+    cJSON_Delete(pj);
+    gguf_file a, b;
+    CHECK(gguf_open(&a, TINY) == SESLM_OK);
+    CHECK(gguf_open(&b, out) == SESLM_OK);
+    const gguf_tensor *x = gguf_find_tensor(&a, "blk.0.ffn_gate.weight"), *y = gguf_find_tensor(&b, "blk.0.ffn_gate.weight");
+    CHECK(x && y && x->type == y->type && x->nbytes == y->nbytes);
+    if (x && y && sm.n_healed) CHECK(memcmp(x->data, y->data, x->nbytes) != 0); // trained
+    CHECK(gguf_find_tensor(&b, "blk.0.ffn_down.bias") != NULL);
+    gguf_close(&a);
+    gguf_close(&b);
+    int32_t ids[3] = {1, 2, 3};
+    int V = 0;
+    float *z = all_logits(out, ids, 3, &V);
+    CHECK(z != NULL);
+    for (int i = 0; z && i < 3 * V; i++)
+        if (!isfinite(z[i])) {
+            CHECK_MSG(0, "non-finite logit at %d", i);
+            break;
+        }
+    free(z);
+    unlink(out), unlink(plan);
+    // not with an FFN cut; not on too few tokens
+    o.ffn_keep = 0.5;
+    CHECK(seslm_llm_prune(TINY, v, &o, out, NULL, &sm) == SESLM_ERR_ARG);
+    o.ffn_keep = 1.0, o.heal_tokens = 10;
+    CHECK(seslm_llm_prune(TINY, v, &o, out, NULL, &sm) == SESLM_ERR_ARG);
+    CHECK(access(out, F_OK) != 0);
+}
+
 int main(void) {
     test_quantize_weights();
+    test_heal_grad();
+    test_heal_fit();
     seslm_llm *m = NULL;
     CHECK(seslm_llm_load(&m, TINY) == SESLM_OK);
     if (!m) return test_report("test_llm_prune");
@@ -291,6 +459,7 @@ int main(void) {
         test_drop_list(&v);
         test_vocab(&v, m);
         test_errors(&v);
+        test_heal_prune(&v);
         seslm_telemetry_free(t);
     }
     seslm_llm_free(m);

@@ -44,6 +44,11 @@ typedef struct {
     double ridge;             //   to the parent's outputs on calib (reconstruct.h; default 1e-3)
     int compensate;           // with calib and reconstruct: a dropped layer's mean contribution on calib goes into
                               //   the bias of the kept layer before it (default 1)
+    int heal_steps;           // with calib and dropped layers: Adam steps that train the FFN of the kept layer before
+                              //   each dropped span to output what the span added (llm_heal.h; 0: off, the default)
+    int heal_tokens;          //   calibration tokens it trains on (a uniform sample; default 16384, 1/8 held out)
+    float heal_lr;            //   peak learning rate (default 3e-4)
+    int heal_type;            //   ggml type of the healed matrices (< 0: the parent's; Q8_0 = 8, ...)
     int ctx;                  // window of the calibration scoring (default 256)
     int verbose;              // progress lines on standard error
 } seslm_llm_prune_opts;
@@ -53,6 +58,7 @@ void seslm_llm_prune_opts_default(seslm_llm_prune_opts *o);
 typedef struct {
     int n_layer_in, n_layer_out, ffn_in, ffn_out, heads_in, heads_out, kv_in, kv_out, vocab_in, vocab_out;
     size_t bytes_in, bytes_out; // tensor bytes
+    int n_healed, n_heal_tried; // dropped spans whose kept neighbour was healed / trained (kept only if it helped)
 } seslm_llm_prune_summary;
 
 /* Reads the parent GGUF, ranks with the telemetry window (its shape must be the parent's), writes the
