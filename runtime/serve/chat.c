@@ -15,6 +15,8 @@
 #include "grounded.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,15 +25,24 @@
 #define CHAT_MAX_STOP 4
 #define CHAT_MAX_TOKENS 4096
 
-struct serve_chat {
+/* The decoder now serving. A request holds a reference from its parse to its end, so a reload (POST /admin/reload
+ * with a decoder, serve_chat_reload) swaps the pointer and the old model is freed by the last request using it. */
+typedef struct chat_model {
     seslm_llm *m;
     char name[256];
+    atomic_int refs;
+} chat_model;
+
+struct serve_chat {
+    pthread_mutex_t mu;     // guards cur
+    chat_model *cur;        // holds one reference
     pthread_mutex_t gen_mu; // one generation at a time
     atomic_ullong seq;
 };
 
 struct serve_chat_req {
     serve_chat *chat;
+    chat_model *cm; // the model this request runs on (a reference)
     char *prompt;
     int max_tokens, stream;
     seslm_sampler_opts sampling;
@@ -49,39 +60,116 @@ struct serve_chat_req {
     int done, cancel;
 };
 
+// path: a GGUF file, or a directory holding model.gguf (a registry version); the name: the file's stem, or the
+// directory's name for model.gguf
+static seslm_status chat_model_load(const char *path, chat_model **out) {
+    *out = NULL;
+    char file[PATH_MAX], name[256];
+    struct stat sb;
+    const int is_dir = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+    size_t pl = strlen(path);
+    while (pl > 1 && path[pl - 1] == '/') pl--;
+    if (is_dir) snprintf(file, sizeof file, "%.*s/model.gguf", (int)pl, path);
+    else snprintf(file, sizeof file, "%s", path);
+    const char *base = path + pl;
+    while (base > path && base[-1] != '/') base--;
+    snprintf(name, sizeof name, "%.*s", (int)(path + pl - base), base);
+    size_t L = strlen(name);
+    if (!is_dir && L > 5 && strcmp(name + L - 5, ".gguf") == 0) name[L - 5] = 0;
+    chat_model *cm = calloc(1, sizeof *cm);
+    if (!cm) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    seslm_status st = seslm_llm_load(&cm->m, file);
+    if (st != SESLM_OK) {
+        free(cm);
+        return st;
+    }
+    snprintf(cm->name, sizeof cm->name, "%s", name);
+    atomic_init(&cm->refs, 1);
+    *out = cm;
+    return SESLM_OK;
+}
+
+static chat_model *chat_acquire(serve_chat *c) {
+    pthread_mutex_lock(&c->mu);
+    chat_model *cm = c->cur;
+    atomic_fetch_add(&cm->refs, 1);
+    pthread_mutex_unlock(&c->mu);
+    return cm;
+}
+
+static void chat_release(chat_model *cm) {
+    if (cm && atomic_fetch_sub(&cm->refs, 1) == 1) {
+        seslm_llm_free(cm->m);
+        free(cm);
+    }
+}
+
+int serve_chat_is_decoder(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return 0;
+    if (S_ISDIR(sb.st_mode)) {
+        char f[PATH_MAX];
+        snprintf(f, sizeof f, "%s/model.gguf", path);
+        return stat(f, &sb) == 0 && S_ISREG(sb.st_mode);
+    }
+    size_t L = strlen(path);
+    return S_ISREG(sb.st_mode) && L > 5 && strcmp(path + L - 5, ".gguf") == 0;
+}
+
 seslm_status serve_chat_open(seslm_server *s, const char *path) {
     serve_chat *c = calloc(1, sizeof *c);
     if (!c) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    seslm_status st = seslm_llm_load(&c->m, path);
+    seslm_status st = chat_model_load(path, &c->cur);
     if (st != SESLM_OK) {
         free(c);
         return st;
     }
-    const char *base = strrchr(path, '/');
-    snprintf(c->name, sizeof c->name, "%s", base ? base + 1 : path);
-    size_t L = strlen(c->name);
-    if (L > 5 && strcmp(c->name + L - 5, ".gguf") == 0) c->name[L - 5] = 0;
+    pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->gen_mu, NULL);
     atomic_init(&c->seq, 0);
     s->chat = c;
     return SESLM_OK;
 }
 
+seslm_status serve_chat_reload(seslm_server *s, const char *path, char *prev, char *now, size_t cap) {
+    if (!s->chat) return seslm_fail(SESLM_ERR_ARG, "this node serves no decoder (seslm serve --decoder FILE)");
+    chat_model *nm = NULL;
+    seslm_status st = chat_model_load(path, &nm); // beside the old one, which keeps serving
+    pthread_mutex_lock(&s->chat->mu);
+    chat_model *old = s->chat->cur;
+    if (prev) snprintf(prev, cap, "%s", old->name);
+    if (st == SESLM_OK) s->chat->cur = nm;
+    if (now) snprintf(now, cap, "%s", s->chat->cur->name);
+    pthread_mutex_unlock(&s->chat->mu);
+    if (st != SESLM_OK) return st;
+    fprintf(stderr, "seslm serve: the decoder is now %s from %s (was %s)\n", nm->name, path, old->name);
+    chat_release(old); // freed when the last request on it ends
+    return SESLM_OK;
+}
+
 void serve_chat_close(seslm_server *s) {
     if (!s->chat) return;
-    seslm_llm_free(s->chat->m);
+    chat_release(s->chat->cur);
+    pthread_mutex_destroy(&s->chat->mu);
     pthread_mutex_destroy(&s->chat->gen_mu);
     free(s->chat);
     s->chat = NULL;
 }
 
-const struct seslm_llm *serve_chat_model(const seslm_server *s) { return s->chat ? s->chat->m : NULL; }
-
-seslm_status serve_chat_ground_generate(seslm_server *s, const char *prompt, int max_tokens, char **text, int *n_gen) {
+seslm_status serve_chat_ground_answer(seslm_server *s, const char *question, const char *const *passages, int n,
+                                      int max_tokens, char **text, int *n_gen) {
+    *text = NULL;
     if (!s->chat) return seslm_fail(SESLM_ERR_ARG, "no decoder model on this node");
-    pthread_mutex_lock(&s->chat->gen_mu); // one generation at a time, as for /v1/chat/completions
-    seslm_status st = seslm_ground_generate(s->chat->m, prompt, max_tokens, text, NULL, n_gen);
-    pthread_mutex_unlock(&s->chat->gen_mu);
+    chat_model *cm = chat_acquire(s->chat);
+    char *prompt = seslm_ground_prompt(cm->m, question, passages, n);
+    seslm_status st = prompt ? SESLM_OK : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    if (st == SESLM_OK) {
+        pthread_mutex_lock(&s->chat->gen_mu); // one generation at a time, as for /v1/chat/completions
+        st = seslm_ground_generate(cm->m, prompt, max_tokens, text, NULL, n_gen);
+        pthread_mutex_unlock(&s->chat->gen_mu);
+    }
+    free(prompt);
+    chat_release(cm);
     return st;
 }
 
@@ -94,6 +182,7 @@ void serve_chat_req_free(serve_chat_req *r) {
         pthread_join(r->thread, NULL);
     }
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    chat_release(r->cm);
     free(r->prompt);
     free(r->buf.p);
     pthread_mutex_destroy(&r->mu);
@@ -124,6 +213,7 @@ int serve_chat_parse(seslm_server *s, const char *body, size_t len, serve_chat_r
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     r->chat = s->chat;
+    r->cm = chat_acquire(s->chat);
     r->max_tokens = 256;
     r->sampling = (seslm_sampler_opts){1.0f, 1.0f, 0};
     seslm_chat_msg *msgs = NULL;
@@ -176,7 +266,7 @@ int serve_chat_parse(seslm_server *s, const char *body, size_t len, serve_chat_r
         for (int i = 0; !code && i < r->n_stop; i++)
             if (!r->stop[i]) code = sb_error_json(err, 500, "out of memory");
     }
-    if (!code && !(r->prompt = seslm_chat_format(s->chat->m, msgs, n, 1))) code = sb_error_json(err, 500, "out of memory");
+    if (!code && !(r->prompt = seslm_chat_format(r->cm->m, msgs, n, 1))) code = sb_error_json(err, 500, "out of memory");
     free(msgs);
     cJSON_Delete(root);
     if (code) {
@@ -196,10 +286,11 @@ static int on_piece(void *user, const char *text, size_t len);
 /* Runs the generation (under the model's lock). 0 ok; else the HTTP code with the error in err. */
 static int run(serve_chat_req *r, seslm_gen_result *res, sbuf *err) {
     serve_chat *c = r->chat;
-    const seslm_llm_config *cf = seslm_llm_cfg(c->m);
+    const seslm_llm *m = r->cm->m;
+    const seslm_llm_config *cf = seslm_llm_cfg(m);
     int32_t *ids = NULL;
     int n = 0;
-    seslm_status st = bpe_encode(seslm_llm_tokenizer(c->m), r->prompt, strlen(r->prompt), 1, &ids, &n);
+    seslm_status st = bpe_encode(seslm_llm_tokenizer(m), r->prompt, strlen(r->prompt), 1, &ids, &n);
     free(ids);
     if (st == SESLM_ERR_UTF8) return sb_error_json(err, 400, "messages: %s", seslm_last_error());
     if (st) return sb_error_json(err, 500, "%s", seslm_last_error());
@@ -207,7 +298,7 @@ static int run(serve_chat_req *r, seslm_gen_result *res, sbuf *err) {
         return sb_error_json(err, 400, "the conversation has %d tokens; the model's context is %d", n, cf->n_ctx_train);
     int n_ctx = n + r->max_tokens + 1 < cf->n_ctx_train ? n + r->max_tokens + 1 : cf->n_ctx_train;
     seslm_llm_ctx *ctx = NULL;
-    if (seslm_llm_ctx_new(&ctx, c->m, n_ctx, 0) != SESLM_OK) return sb_error_json(err, 503, "%s", seslm_last_error());
+    if (seslm_llm_ctx_new(&ctx, m, n_ctx, 0) != SESLM_OK) return sb_error_json(err, 503, "%s", seslm_last_error());
     seslm_gen_opts go = {.max_tokens = r->max_tokens,
                          .sampling = r->sampling,
                          .stop = (const char *const *)r->stop,
@@ -230,7 +321,7 @@ int serve_chat_complete(serve_chat_req *r, sbuf *out) {
     int code = run(r, &res, out);
     if (code) return code;
     sb_printf(out, "{\"id\":\"%s\",\"object\":\"chat.completion\",\"created\":%lld,\"model\":", r->id, r->created);
-    sb_json_str(out, r->chat->name);
+    sb_json_str(out, r->cm->name);
     sb_puts(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
     sb_json_str(out, res.text);
     sb_printf(out, "},\"finish_reason\":\"%s\"}],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
@@ -245,7 +336,7 @@ int serve_chat_complete(serve_chat_req *r, sbuf *out) {
 static void chunk(serve_chat_req *r, sbuf *b, const char *delta_key, const char *delta, size_t dlen, const char *finish) {
     sb_printf(b, "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":", r->id,
               r->created);
-    sb_json_str(b, r->chat->name);
+    sb_json_str(b, r->cm->name);
     sb_puts(b, ",\"choices\":[{\"index\":0,\"delta\":{");
     if (delta_key) {
         sb_printf(b, "\"%s\":", delta_key);

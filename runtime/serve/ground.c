@@ -74,22 +74,19 @@ int serve_ground_reply(seslm_server *s, const char *question, const int *pid, in
     if (n > SESLM_GROUND_MAX_PASSAGES) n = SESLM_GROUND_MAX_PASSAGES;
     const char *ps[SESLM_GROUND_MAX_PASSAGES];
     for (int i = 0; i < n; i++) ps[i] = seslm_kb_passage(s->kb, pid[i]);
-    char *prompt = NULL, *raw = NULL;
+    char *raw = NULL;
     int n_gen = 0;
     seslm_ground_check ck;
     memset(&ck, 0, sizeof ck);
     seslm_status st = SESLM_OK;
     if (n > 0) { // no passage: nothing to answer from, the decoder is not asked
-        if (!(prompt = seslm_ground_prompt(serve_chat_model(s), question, ps, n)))
-            st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-        if (st == SESLM_OK) st = serve_chat_ground_generate(s, prompt, o.max_tokens, &raw, &n_gen);
+        st = serve_chat_ground_answer(s, question, ps, n, o.max_tokens, &raw, &n_gen);
         embed_ctx ec = {s, seslm_kb_dim(s->kb)};
         if (st == SESLM_OK) st = seslm_ground_check_answer(question, raw, ps, n, ec.dim, embed_batch, &ec, &o, &ck);
     } else {
         ck.verdict = SESLM_GROUND_ABSTAIN;
         snprintf(ck.why, sizeof ck.why, "no passage is similar enough to answer from");
     }
-    free(prompt);
     if (st != SESLM_OK) {
         free(raw);
         return sb_error_json(reply, st == SESLM_ERR_UTF8 || st == SESLM_ERR_LIMIT ? 400 : 500,

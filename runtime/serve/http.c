@@ -367,6 +367,23 @@ static int work_reload(seslm_server *s, req_ctx *x, sbuf *o, char *model) {
     }
     char prev[SERVE_ID_CAP], now[SERVE_ID_CAP];
     int64_t t0 = serve_now_mono_ns();
+    if (*dir && serve_chat_is_decoder(dir)) { // a decoder (a GGUF file, or a version's directory with model.gguf)
+        seslm_status st = serve_chat_reload(s, dir, prev, now, SERVE_ID_CAP);
+        if (st != SESLM_OK) {
+            const int code = st == SESLM_ERR_NOMEM || st == SESLM_ERR_INTERNAL ? 500 : 422;
+            return fail_json(o, code, cur, "decoder reload failed%s%s: %s", s->chat ? ", still serving " : "", s->chat ? prev : "",
+                             seslm_last_error());
+        }
+        sbuf b = {0};
+        sb_puts(&b, "{\"status\":\"reloaded\",\"decoder\":");
+        sb_json_str(&b, now);
+        sb_puts(&b, ",\"previous\":");
+        sb_json_str(&b, prev);
+        sb_printf(&b, ",\"seconds\":%.3f}\n", (double)(serve_now_mono_ns() - t0) * 1e-9);
+        free(o->p);
+        *o = b;
+        return 200;
+    }
     seslm_status st = seslm_serve_reload(s, *dir ? dir : NULL, prev, now, SERVE_ID_CAP);
     if (st != SESLM_OK) {
         int code = st == SESLM_ERR_NOMEM || st == SESLM_ERR_INTERNAL ? 500 : 422;

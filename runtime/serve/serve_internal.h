@@ -382,8 +382,15 @@ long serve_chat_stream_read(serve_chat_req *r, char *buf, size_t max);
 void serve_chat_req_free(serve_chat_req *r); // cancels a running generation and waits for it
 /* The grounded answers of /v1/message (ground.c): the decoder (NULL without one), and one bounded greedy
  * generation under the decoder's lock. */
-const struct seslm_llm *serve_chat_model(const seslm_server *s);
-seslm_status serve_chat_ground_generate(seslm_server *s, const char *prompt, int max_tokens, char **text, int *n_gen);
+/* A grounded answer (ground.c): the prompt built from the passages and generated on the decoder now serving (one
+ * reference held throughout, so a reload meanwhile does not change the model under it). */
+seslm_status serve_chat_ground_answer(seslm_server *s, const char *question, const char *const *passages, int n,
+                                      int max_tokens, char **text, int *n_gen);
+/* 1 when path is a decoder: a .gguf file or a directory holding model.gguf (a registry version). */
+int serve_chat_is_decoder(const char *path);
+/* POST /admin/reload with a decoder: loads it beside the one serving, then swaps; requests already running
+ * finish on the old one, which the last of them frees. prev / now: the names before and after. */
+seslm_status serve_chat_reload(seslm_server *s, const char *path, char *prev, char *now, size_t cap);
 /* The "reply" object of /v1/message: the decoder's answer from the knowledge base's passages ids (n, may
  * be 0) after the hallucination check, or the abstention / clarification. 0 ok, else an HTTP code with the
  * {"error"} body in reply. */

@@ -2,7 +2,9 @@
 # test_chat_serve.sh — POST /v1/chat/completions on `seslm serve --decoder GGUF` (SmolLM2-135M-Instruct):
 # the OpenAI chat.completion shape, greedy answers equal to `seslm generate --chat`, streaming (server-sent
 # events whose deltas add up to the same text, closed by [DONE]), stop strings, 400 on bad requests, 404
-# without a decoder, 405 on GET.
+# without a decoder, 405 on GET; POST /admin/reload with a decoder (a registry version's directory holding
+# model.gguf) while a generation runs: the generation completes, the next answers come from the new decoder, a
+# corrupt one is refused (422) and the node keeps serving.
 #
 #   bash tests/cli/test_chat_serve.sh <path to seslm> <model dir> <repo root>
 set -u
@@ -105,6 +107,38 @@ code=$(curl -s -o "$TMP/resp" -w '%{http_code}' -X POST --data-binary @"$TMP/bad
 ok
 code=$(curl -s -o "$TMP/resp" -w '%{http_code}' "$URL/v1/chat/completions")
 [ "$code" = 405 ] || fail "GET: $code"
+
+# ---- a decoder reload while a generation runs (what `seslm promote --notify` sends for a decoder version)
+mkdir -p "$TMP/v2" "$TMP/bad"
+ln -s "$GGUF" "$TMP/v2/model.gguf"
+printf 'GGUF junk' >"$TMP/bad/model.gguf"
+curl -s -o "$TMP/long" -w '%{http_code}' -X POST --data-binary \
+    '{"messages":[{"role":"user","content":"Write a long story about a cat."}],"temperature":0,"max_tokens":64}' \
+    "$URL/v1/chat/completions" >"$TMP/long.code" &
+LONG=$!
+sleep 0.3
+ok
+code=$(curl -s -o "$TMP/rl" -w '%{http_code}' -X POST --data-binary "{\"model\":\"$TMP/v2\"}" "$URL/admin/reload")
+[ "$code" = 200 ] && grep -q '"decoder":"v2"' "$TMP/rl" && grep -q '"previous":"SmolLM2-135M-Instruct.Q4_1"' "$TMP/rl" ||
+    fail "decoder reload: $code $(cat "$TMP/rl")"
+wait "$LONG"
+ok
+[ "$(cat "$TMP/long.code")" = 200 ] || fail "the generation running across the reload: $(cat "$TMP/long.code") $(cat "$TMP/long")"
+python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["choices"][0]["message"]["content"] and o["usage"]["completion_tokens"] > 0, o' \
+    "$TMP/long" 2>/dev/null || fail "the generation across the reload: $(cat "$TMP/long")"
+ok
+[ "$(post "$Q")" = 200 ] || fail "chat after the reload: $(cat "$TMP/resp")"
+python3 - "$TMP/resp" "$TMP/cli.out" <<'PY' || fail "chat after the reload: $(cat "$TMP/resp")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["model"] == "v2", o["model"]
+assert o["choices"][0]["message"]["content"] == open(sys.argv[2], encoding="utf-8").read().rstrip("\n")  # same weights
+PY
+ok
+code=$(curl -s -o "$TMP/rl" -w '%{http_code}' -X POST --data-binary "{\"model\":\"$TMP/bad\"}" "$URL/admin/reload")
+[ "$code" = 422 ] && grep -q 'still serving v2' "$TMP/rl" || fail "a corrupt decoder reload: $code $(cat "$TMP/rl")"
+ok
+[ "$(post "$Q")" = 200 ] && grep -q '"model":"v2"' "$TMP/resp" || fail "chat after a refused reload: $(cat "$TMP/resp")"
 ok
 kill -0 "$PID" 2>/dev/null || fail "the server died: $(cat "$LOG")"
 

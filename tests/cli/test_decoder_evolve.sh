@@ -150,6 +150,33 @@ expect 0 '"version":2.*"version":1' "lineage of the student" -- registry lineage
 expect 0 '' "approve the parent" -- approve 1 --by alice --reason "decoder parent"
 expect 0 '"version":1' "promote the parent" -- promote 1 --by alice --reason "first release"
 expect 0 '' "approve the student" -- approve 2 --by alice --reason "decoder student"
-expect 0 '"version":2' "promote the student" -- promote 2 --by alice --reason "nightly decoder"
-expect 0 '"version":1' "roll back to the parent" -- rollback --by alice --reason "test"
+# a serving node on the parent decoder follows the promotion and the rollback (--notify: POST /admin/reload with the
+# version's stored directory, which holds model.gguf)
+LOG=$TMP/server.log
+"$SESLM" serve --model "$MODEL" --decoder "$GGUF" --port 0 --threads 1 >"$LOG" 2>&1 &
+PID=$!
+PORT=
+for _ in $(seq 1 600); do
+    PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$LOG" | head -1)
+    [ -n "$PORT" ] && break
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.1
+done
+[ -n "$PORT" ] || fail "the serving node did not start: $(tail -c 400 "$LOG")"
+URL=http://127.0.0.1:$PORT
+served() { # the decoder that answers a chat completion
+    curl -s -X POST --data-binary '{"messages":[{"role":"user","content":"Hi"}],"temperature":0,"max_tokens":2}' \
+        "$URL/v1/chat/completions" | python3 -c 'import json,sys; print(json.load(sys.stdin)["model"])'
+}
+ok
+[ "$(served)" = "SmolLM2-135M-Instruct.Q4_1" ] || fail "the node's decoder before the promotion: $(served)"
+expect 0 '"version":2' "promote the student, notifying the node" -- promote 2 --by alice --reason "nightly decoder" --notify "$URL"
+SHA2=$("$SESLM" registry show 2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
+ok
+[ -n "$SHA2" ] && [ "$(served)" = "$SHA2" ] || fail "the node did not reload the promoted decoder: $(served) (v2 $SHA2) $(tail -c 400 "$LOG")"
+expect 0 '"version":1' "roll back to the parent, notifying the node" -- rollback --by alice --reason "test" --notify "$URL"
+SHA1=$("$SESLM" registry show 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
+ok
+[ "$(served)" = "$SHA1" ] || fail "the node did not reload the parent on the rollback: $(served) (v1 $SHA1)"
+kill "$PID"; wait "$PID" 2>/dev/null
 cli_test_done
