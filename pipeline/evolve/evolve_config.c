@@ -64,6 +64,9 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         "evolve.distill.steps", "evolve.distill.batch", "evolve.distill.time_s", "evolve.distill.general",
         "evolve.distill.int8_aware", "evolve.adapt", "evolve.adapt.enabled", "evolve.adapt.config", "evolve.adapt.feedback",
         "drop_layers", "drop_layers.*",
+        "evolve.decoder", "evolve.decoder.drop_layers", "evolve.decoder.drop_layers.*", "evolve.decoder.embd_type",
+        "evolve.decoder.heal_steps", "evolve.decoder.max_ppl_increase", "evolve.decoder.max_bytes_ratio",
+        "evolve.decoder.max_latency_ratio", "evolve.decoder.rounds", "evolve.decoder.grounded", "evolve.decoder.heldout_lines",
         // the policy's own keys (plan.c checks them)
         "version", "targets", "targets.*", "cap", "protected_layers", "protected_layers.*", "never_drop", "never_drop.*", "min_heads", "min_ffn",
         "score", "score.*", "profile", "profile.*"};
@@ -125,6 +128,34 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
     if (st == SESLM_OK) st = seslm_yaml_get_bool(y, "evolve.adapt.enabled", 0, &c->adapt_enabled);
     if (st == SESLM_OK) st = get_path(y, "evolve.adapt.config", "configs/adapt.yaml", c->adapt_config, sizeof c->adapt_config);
     if (st == SESLM_OK) st = get_path(y, "evolve.adapt.feedback", "", c->adapt_feedback, sizeof c->adapt_feedback);
+    // the decoder cycle
+    const int nd = seslm_yaml_count(y, "evolve.decoder.drop_layers");
+    if (st == SESLM_OK && (nd < 0 || nd > SESLM_EVOLVE_MAX_CANDIDATES))
+        st = seslm_fail(SESLM_ERR_FORMAT, "%s: evolve.decoder.drop_layers: expected a list of at most %d layer counts", path,
+                        SESLM_EVOLVE_MAX_CANDIDATES);
+    for (int i = 0; st == SESLM_OK && i < nd; i++) {
+        char k[64];
+        snprintf(k, sizeof k, "evolve.decoder.drop_layers.%d", i);
+        if ((st = seslm_yaml_get_int(y, k, 1, 1000, 1, &v)) == SESLM_OK) c->dec_drop[i] = (int)v;
+    }
+    if (st == SESLM_OK) {
+        c->n_dec_drop = nd ? nd : 2;
+        if (!nd) c->dec_drop[0] = 2, c->dec_drop[1] = 3;
+    }
+    if (st == SESLM_OK && (st = seslm_yaml_get_string(y, "evolve.decoder.embd_type", "q4_1", &s)) == SESLM_OK) {
+        if (strcmp(s, "keep") && strcmp(s, "q8_0") && strcmp(s, "q4_1") && strcmp(s, "q4_0"))
+            st = seslm_fail(SESLM_ERR_FORMAT, "%s: evolve.decoder.embd_type: expected keep, q8_0, q4_1 or q4_0, got '%s'", path, s);
+        else snprintf(c->dec_embd_type, sizeof c->dec_embd_type, "%s", s);
+    }
+    if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.decoder.heal_steps", 0, 1000000, 300, &v)) == SESLM_OK)
+        c->dec_heal_steps = (int)v;
+    if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.max_ppl_increase", 0.0, 100.0, 0.05, &c->dec_max_ppl_increase);
+    if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.max_bytes_ratio", 0.0, 10.0, 0.70, &c->dec_max_bytes_ratio);
+    if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.max_latency_ratio", 0.0, 10.0, 0.80, &c->dec_max_latency_ratio);
+    if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.decoder.rounds", 1, 1000, 5, &v)) == SESLM_OK) c->dec_rounds = (int)v;
+    if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.decoder.heldout_lines", 1, 10000000, 300, &v)) == SESLM_OK)
+        c->dec_heldout_lines = (int)v;
+    if (st == SESLM_OK) st = seslm_yaml_get_bool(y, "evolve.decoder.grounded", 1, &c->dec_grounded);
     seslm_yaml_free(y);
     return st;
 }

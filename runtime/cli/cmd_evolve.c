@@ -55,6 +55,12 @@ static const char *HELP =
     "  verdict.json, report.md: the candidate that passed every gate of both with the smallest\n"
     "                evolve.select metric (default weight_bytes: the smallest student), or none, and why\n"
     "The parent may be a student of an earlier cycle (its F32 master is planned and recompiled).\n"
+    "A decoder (--model FILE.gguf, docs/decoder.md): 00-split, then per evolve.decoder.drop_layers count\n"
+    "  04-recompile-dN  seslm recompile-decoder --drop-layers N (measured layer choice, healing of the\n"
+    "                   dropped spans' neighbours, evolve.decoder.embd_type table) on the calibration part\n"
+    "  05-validate-dN   seslm validate-decoder against the parent: held-out perplexity on the held-out part,\n"
+    "                   bytes, decode latency, the grounded QA set (evolve.decoder.* bars)\n"
+    "  and the smallest passing student (04-recompile/dN/model.gguf: register it with seslm registry).\n"
     "A rerun of a finished run does nothing but report it; a run killed halfway resumes from the last\n"
     "finished stage. The flags override the config's evolve: section.\n"
     "\n"
@@ -424,7 +430,16 @@ static int select_best(const evolve_run *r) {
 
 static int split_traffic(const char *src, double f, const char *calib, const char *held, int *nc, int *nh);
 
+static int decoder_cycle(evolve_run *r);
+
+static int is_gguf_file(const char *p) {
+    struct stat sb;
+    const size_t n = strlen(p);
+    return n > 5 && strcmp(p + n - 5, ".gguf") == 0 && stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
 static int cycle(evolve_run *r) {
+    if (is_gguf_file(r->c.model)) return decoder_cycle(r);
     seslm_evolve_config *c = &r->c;
     char merged[2200], thr[16], d1[2200];
     snprintf(thr, sizeof thr, "%d", c->threads);
@@ -591,6 +606,164 @@ static int split_traffic(const char *src, double f, const char *calib, const cha
     return ok;
 }
 
+// ---- the decoder cycle -------------------------------------------------------------------------------
+
+/* A GGUF decoder as the parent: 00-split of the served text, then per candidate (evolve.decoder.drop_layers)
+ * 04-recompile-dN (seslm recompile-decoder) and 05-validate-dN (seslm validate-decoder on the held-out part),
+ * then verdict.json / report.md with the passing candidate of the fewest bytes. The decoder's telemetry is read by
+ * recompile-decoder itself (it sums the dumps of this parent's weights), so there is no ingest stage. */
+static int decoder_cycle(evolve_run *r) {
+    seslm_evolve_config *c = &r->c;
+    char calib[2200], heldout[2200], dsplit[2200];
+    path_of(dsplit, sizeof dsplit, r, "00-split");
+    path_of(calib, sizeof calib, r, "00-split/calibration.txt");
+    path_of(heldout, sizeof heldout, r, "00-split/heldout.txt");
+    if (!stage_done(r, "00-split")) {
+        util_rmtree(dsplit);
+        if (!mkdirs(dsplit)) return -1;
+        int nc = 0, nh = 0;
+        if (!split_traffic(c->calibration, c->heldout_fraction, calib, heldout, &nc, &nh)) return -1;
+        if (nh == 0) {
+            cli_error(CMD, "%s: nothing held out (evolve.heldout_fraction %g): the decoder's perplexity gate needs held-out text",
+                      c->calibration, c->heldout_fraction);
+            return -1;
+        }
+        char what[128];
+        snprintf(what, sizeof what, "%d calibration + %d held-out lines", nc, nh);
+        if (!stage_mark(r, "00-split", 0, 0, what)) return -1;
+        fprintf(stderr, "seslm evolve: %-24s %s of %s\n", "00-split", what, c->calibration);
+    } else {
+        fprintf(stderr, "seslm evolve: %-24s done, skipped\n", "00-split");
+    }
+    char thr[16], lines[16], heal[16], hl[16], rounds[16], mp[32], mb[32], ml[32];
+    snprintf(thr, sizeof thr, "%d", c->threads);
+    snprintf(lines, sizeof lines, "%d", c->calibration_lines);
+    snprintf(heal, sizeof heal, "%d", c->dec_heal_steps);
+    snprintf(hl, sizeof hl, "%d", c->dec_heldout_lines);
+    snprintf(rounds, sizeof rounds, "%d", c->dec_rounds);
+    snprintf(mp, sizeof mp, "%g", c->dec_max_ppl_increase);
+    snprintf(mb, sizeof mb, "%g", c->dec_max_bytes_ratio);
+    snprintf(ml, sizeof ml, "%g", c->dec_max_latency_ratio);
+    r->n_cand = 0;
+    for (int i = 0; i < c->n_dec_drop && r->n_cand < MAX_CANDS; i++) snprintf(r->cand[r->n_cand++], 32, "d%d", c->dec_drop[i]);
+    for (int i = 0; i < r->n_cand; i++) {
+        const char *name = r->cand[i];
+        char st[64], dir[2400], file[2500], so[64], nd[16];
+        snprintf(st, sizeof st, "04-recompile-%s", name);
+        snprintf(so, sizeof so, "04-recompile/%s.json", name);
+        snprintf(nd, sizeof nd, "%d", c->dec_drop[i]);
+        path_of(dir, sizeof dir, r, "04-recompile/%s", name);
+        snprintf(file, sizeof file, "%s/model.gguf", dir);
+        if (!stage_done(r, st) && (util_rmtree(dir), !mkdirs(dir))) return -1; // a partial attempt's files go
+        char *a[32] = {"recompile-decoder", "--model", c->model, "--telemetry", c->telemetry, "--out", file,
+                       "--drop-layers", nd, "--calibration", calib, "--calibration-lines", lines,
+                       "--embd-type", c->dec_embd_type, "--heal-steps", heal, NULL};
+        if (stage(r, st, NULL, so, 0, a) < 0) return -1;
+    }
+    char d5[2200];
+    path_of(d5, sizeof d5, r, "05-validate");
+    if (!mkdirs(d5)) return -1;
+    for (int i = 0; i < r->n_cand; i++) {
+        const char *name = r->cand[i];
+        char st[64], file[2400], out[2400], so[64];
+        snprintf(st, sizeof st, "05-validate-%s", name);
+        snprintf(so, sizeof so, "05-validate/%s.out.json", name);
+        path_of(file, sizeof file, r, "04-recompile/%s/model.gguf", name);
+        path_of(out, sizeof out, r, "05-validate/%s.json", name);
+        char *a[32] = {"validate-decoder", "--parent", c->model, "--candidate", file, "--heldout", heldout,
+                       "--lines", hl, "--rounds", rounds, "--max-ppl-increase", mp, "--max-bytes-ratio", mb,
+                       "--max-latency-ratio", ml, "--threads", thr, "--out", out, NULL};
+        int na = 0;
+        while (a[na]) na++;
+        if (!c->dec_grounded) a[na++] = "--no-grounded", a[na] = NULL;
+        if (stage(r, st, NULL, so, 1, a) < 0) return -1; // exit 1: a gate failed, a verdict
+    }
+    // selection: the passing candidate with the fewest bytes
+    cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "candidates");
+    cJSON_AddStringToObject(root, "schema", "seslm-evolve-decoder-verdict/1");
+    cJSON_AddStringToObject(root, "kind", "decoder");
+    cJSON_AddStringToObject(root, "mode", "full cycle");
+    cJSON_AddStringToObject(root, "select_metric", "bytes_ratio");
+    cJSON_AddStringToObject(root, "parent", c->model);
+    cJSON_AddStringToObject(root, "heldout_traffic", heldout);
+    char *md = NULL;
+    size_t mdlen = 0;
+    FILE *f = open_memstream(&md, &mdlen);
+    if (!f || !root) {
+        if (f) fclose(f);
+        free(md);
+        cJSON_Delete(root);
+        return -1;
+    }
+    fprintf(f, "# Evolution run %s (decoder)\n\n- parent: `%s`\n- held-out text (never calibrated on): `%s`\n"
+               "- selection: the passing candidate with the fewest bytes\n\n",
+            r->run, c->model, heldout);
+    fprintf(f, "| candidate | gates | bytes vs parent | held-out ppl increase | decode latency | failed |\n|---|---|---|---|---|---|\n");
+    int best = -1;
+    double best_b = INFINITY;
+    for (int i = 0; i < r->n_cand; i++) {
+        char vp[2200], mp2[2400];
+        path_of(vp, sizeof vp, r, "05-validate/%s.json", r->cand[i]);
+        path_of(mp2, sizeof mp2, r, "04-recompile/%s/model.gguf", r->cand[i]);
+        cJSON *v = read_json(vp), *o = cJSON_CreateObject(), *failed = cJSON_CreateArray();
+        const cJSON *vd = cJSON_GetObjectItemCaseSensitive(v, "verdict");
+        const int pass = cJSON_IsString(vd) && strcmp(vd->valuestring, "pass") == 0;
+        double g[3] = {NAN, NAN, NAN};
+        static const char *const gn[3] = {"bytes_ratio", "heldout_ppl_increase", "decode_latency_ratio"};
+        const cJSON *gates = cJSON_GetObjectItemCaseSensitive(v, "gates"), *e;
+        cJSON_ArrayForEach(e, gates) {
+            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name"), *val = cJSON_GetObjectItemCaseSensitive(e, "value");
+            const cJSON *ps = cJSON_GetObjectItemCaseSensitive(e, "pass");
+            if (!cJSON_IsString(nm)) continue;
+            for (int k = 0; k < 3; k++)
+                if (strcmp(nm->valuestring, gn[k]) == 0 && cJSON_IsNumber(val)) g[k] = val->valuedouble;
+            if (cJSON_IsFalse(ps)) cJSON_AddItemToArray(failed, cJSON_CreateString(nm->valuestring));
+        }
+        cJSON_AddStringToObject(o, "candidate", r->cand[i]);
+        cJSON_AddNumberToObject(o, "drop_layers", c->dec_drop[i]);
+        cJSON_AddBoolToObject(o, "pass", pass);
+        cJSON_AddStringToObject(o, "model", mp2);
+        cJSON_AddStringToObject(o, "validation", vp);
+        for (int k = 0; k < 3; k++)
+            if (isfinite(g[k])) cJSON_AddNumberToObject(o, gn[k], g[k]);
+        char *fl = cJSON_PrintUnformatted(failed);
+        cJSON_AddItemToObject(o, "failed", failed);
+        cJSON_AddItemToArray(arr, o);
+        fprintf(f, "| %s | %s | %.3f | %+.2f%% | %.3f | %s |\n", r->cand[i], !v ? "no verdict" : pass ? "**pass**" : "fail", g[0],
+                100.0 * g[1], g[2], fl ? fl : "");
+        free(fl);
+        if (pass && isfinite(g[0]) && g[0] < best_b) best_b = g[0], best = i;
+        cJSON_Delete(v);
+    }
+    char dep[2400];
+    if (best >= 0) {
+        path_of(dep, sizeof dep, r, "04-recompile/%s", r->cand[best]);
+        cJSON_AddStringToObject(root, "selected", r->cand[best]);
+        cJSON_AddStringToObject(root, "deploy_model_dir", dep);
+        fprintf(f, "\n**Selected: %s** (`%s/model.gguf`): `seslm registry register %s`, then approve and promote.\n",
+                r->cand[best], dep, dep);
+    } else {
+        cJSON_AddNullToObject(root, "selected");
+        fprintf(f, "\nNo candidate passed every gate: the parent stays.\n");
+    }
+    fclose(f);
+    char *txt = cJSON_Print(root);
+    cJSON_Delete(root);
+    char p[2200];
+    int ok = txt && md;
+    path_of(p, sizeof p, r, "report.md");
+    if (ok && util_write_file_atomic(p, md, strlen(md)) != SESLM_OK) ok = 0;
+    path_of(p, sizeof p, r, "verdict.json"); // last: its presence means the run is complete
+    if (ok && util_write_file_atomic(p, txt, strlen(txt)) != SESLM_OK) ok = 0;
+    if (ok) {
+        fputs(md, stdout);
+        fprintf(stderr, "seslm evolve: %s\n", best >= 0 ? "a candidate passed every gate: see verdict.json"
+                                                        : "no candidate passed every gate: see report.md");
+    } else cli_error(CMD, "cannot write the run's verdict: %s", seslm_last_error());
+    free(txt), free(md);
+    return ok ? (best >= 0 ? 0 : 1) : -1;
+}
+
 /* The root of the parent's lineage: evolve.root, else config.json's seslm_lineage.root_dir; "" when the
  * parent is itself the root (an original model). */
 static void find_root(evolve_run *r) {
@@ -656,7 +829,8 @@ int cmd_evolve(int argc, char **argv) {
     const char *need[] = {r.c.model, r.c.telemetry, r.c.calibration, r.c.gates};
     const char *what[] = {"model directory", "telemetry directory", "calibration file", "gates file"};
     for (int i = 0; i < 4; i++)
-        if (!(i == 1 && seslm_s3_is_url(need[i])) && !exists(need[i])) { // s3://: listed by 01-ingest
+        if (!(i == 1 && seslm_s3_is_url(need[i])) && !(i == 3 && is_gguf_file(r.c.model)) && !exists(need[i])) {
+            // s3://: listed by 01-ingest; a decoder's gates are evolve.decoder's bars
             cli_error(CMD, "%s %s does not exist", what[i], need[i]);
             return 2;
         }

@@ -35,6 +35,13 @@ typedef struct {
     int adapt_enabled;
     char adapt_config[1024];         // seslm adapt's options (configs/adapt.yaml)
     char adapt_feedback[1024];       // "" = evolve.feedback, else the adapt config's feedback
+    // the decoder cycle (evolve.model a GGUF file: recompile-decoder + validate-decoder per candidate, docs/decoder.md)
+    int dec_drop[SESLM_EVOLVE_MAX_CANDIDATES]; // candidates: layers dropped (evolve.decoder.drop_layers)
+    int n_dec_drop;
+    char dec_embd_type[16];          // the embedding / output table: keep | q8_0 | q4_1 | q4_0
+    int dec_heal_steps;              // healing of the dropped spans' neighbours (0 = off)
+    double dec_max_ppl_increase, dec_max_bytes_ratio, dec_max_latency_ratio; // validate-decoder's bars
+    int dec_rounds, dec_grounded, dec_heldout_lines;
 } seslm_evolve_config;
 
 /* Reads the evolve section of path (defaults for absent keys; file:line errors for bad values). The
