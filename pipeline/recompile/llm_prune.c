@@ -243,7 +243,7 @@ static gguf_str *vocab_merges(const gguf_file *f, const uint8_t *keep, int V, ui
  * gone, bypassing 18 as well cost +0.033 where alone it cost +0.056). drop[] gets the choice, step[] the
  * loss of the set at each layer's step. */
 static seslm_status layer_choose(const char *path, const seslm_llm_prune_opts *o, double *base, double *cost,
-                                 double *step, uint8_t *drop, int L) {
+                                 double *step, uint8_t *drop, int *order, int L) {
     seslm_llm *m = NULL;
     seslm_llm_ctx *c = NULL;
     seslm_status st = seslm_llm_load(&m, path);
@@ -288,6 +288,7 @@ static seslm_status layer_choose(const char *path, const seslm_llm_prune_opts *o
         if (st) break;
         drop[best] = 1;
         step[best] = best_loss;
+        order[k] = best;
         if (o->verbose)
             fprintf(stderr, "seslm recompile-decoder: drop layer %d: %d layer(s) bypassed cost %+.4f nats/token\n", best, k + 1,
                     best_loss);
@@ -549,16 +550,17 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
     int *ffn_keep = malloc((size_t)L * (size_t)F2 * sizeof(int)), *kv_keep = malloc((size_t)L * (size_t)KV2 * sizeof(int));
     double *lcost = calloc(L, sizeof(double)), *lstep = calloc(L, sizeof(double)), *score = malloc((size_t)(F > H ? F : H) * sizeof(double)), base = 0.0;
     uint8_t *drop = calloc(L, 1), *vkeep = malloc((size_t)V);
+    int *drop_order = calloc(L, sizeof(int));
     int n_dropped_list = 0;
     for (int i = 0; drop && i < o->n_drop_list; i++) n_dropped_list += !drop[o->drop_list[i]], drop[o->drop_list[i]] = 1;
     L2 -= n_dropped_list;
     if (L2 < 1 && !st) st = seslm_fail(SESLM_ERR_ARG, "every layer would be dropped");
     gguf_writer *w = gguf_writer_new();
     cJSON *plan = cJSON_CreateObject();
-    if (!ffn_keep || !kv_keep || !lcost || !lstep || !score || !drop || !vkeep || !w || !plan) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    if (!ffn_keep || !kv_keep || !lcost || !lstep || !score || !drop || !vkeep || !drop_order || !w || !plan) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     // layers
     if (!st && o->drop_layers > 0) {
-        st = layer_choose(parent_path, o, &base, lcost, lstep, drop, (int)L);
+        st = layer_choose(parent_path, o, &base, lcost, lstep, drop, drop_order, (int)L);
     }
     // FFN neurons and KV groups per layer
     for (int l = 0; l < (int)L && !st; l++) {
@@ -899,6 +901,8 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
         cJSON_AddNumberToObject(plan, "kv_groups_keep", KV2);
         cJSON_AddNumberToObject(plan, "vocab_keep", V2);
         cJSON_AddNumberToObject(plan, "calibration_loss", base);
+        if (o->drop_layers > 0) // the greedy choice in order: its first k are the choice for k layers (seslm evolve reuses it)
+            cJSON_AddItemToObject(plan, "drop_order", cJSON_CreateIntArray(drop_order, o->drop_layers));
         cJSON *ls = cJSON_AddArrayToObject(plan, "layers");
         for (int l = 0; l < (int)L; l++) {
             cJSON *e = cJSON_CreateObject();
@@ -942,6 +946,7 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
     free(err), free(comp_f), free(comp_a);
     gguf_writer_free(w);
     free(ffn_keep), free(kv_keep), free(lcost), free(lstep), free(score), free(drop), free(vkeep), free(new_id), free(old_of);
+    free(drop_order);
     free(tstr), free(mstr), free(ti32), free(tf32);
     gguf_close(&f);
     return st;

@@ -646,18 +646,41 @@ static int decoder_cycle(evolve_run *r) {
     snprintf(ml, sizeof ml, "%g", c->dec_max_latency_ratio);
     r->n_cand = 0;
     for (int i = 0; i < c->n_dec_drop && r->n_cand < MAX_CANDS; i++) snprintf(r->cand[r->n_cand++], 32, "d%d", c->dec_drop[i]);
-    for (int i = 0; i < r->n_cand; i++) {
+    /* The layer choice is measured once, by the candidate that drops the most: the greedy choice is made in order, so
+     * its first N layers (the plan's drop_order) are the choice for N, and the other candidates get them as --drop. */
+    int big = 0;
+    for (int i = 1; i < r->n_cand; i++)
+        if (c->dec_drop[i] > c->dec_drop[big]) big = i;
+    for (int k = 0; k < r->n_cand; k++) {
+        const int i = k == 0 ? big : k <= big ? k - 1 : k; // the largest first, then the others in order
         const char *name = r->cand[i];
-        char st[64], dir[2400], file[2500], so[64], nd[16];
+        char st[64], dir[2400], file[2500], so[64], nd[16], list[256] = "";
         snprintf(st, sizeof st, "04-recompile-%s", name);
         snprintf(so, sizeof so, "04-recompile/%s.json", name);
         snprintf(nd, sizeof nd, "%d", c->dec_drop[i]);
         path_of(dir, sizeof dir, r, "04-recompile/%s", name);
         snprintf(file, sizeof file, "%s/model.gguf", dir);
+        if (k > 0) { // the largest candidate's order
+            char pp[2400];
+            path_of(pp, sizeof pp, r, "04-recompile/%s/model.gguf.plan.json", r->cand[big]);
+            cJSON *pj = read_json(pp);
+            const cJSON *ord = cJSON_GetObjectItemCaseSensitive(pj, "drop_order");
+            if (cJSON_IsArray(ord) && cJSON_GetArraySize(ord) >= c->dec_drop[i])
+                for (int j = 0; j < c->dec_drop[i]; j++) {
+                    const cJSON *e = cJSON_GetArrayItem(ord, j);
+                    if (!cJSON_IsNumber(e)) {
+                        list[0] = 0;
+                        break;
+                    }
+                    const size_t n = strlen(list);
+                    snprintf(list + n, sizeof list - n, "%s%d", j ? "," : "", e->valueint);
+                }
+            cJSON_Delete(pj);
+        }
         if (!stage_done(r, st) && (util_rmtree(dir), !mkdirs(dir))) return -1; // a partial attempt's files go
         char *a[32] = {"recompile-decoder", "--model", c->model, "--telemetry", c->telemetry, "--out", file,
-                       "--drop-layers", nd, "--calibration", calib, "--calibration-lines", lines,
-                       "--embd-type", c->dec_embd_type, "--heal-steps", heal, NULL};
+                       list[0] ? "--drop" : "--drop-layers", list[0] ? list : nd, "--calibration", calib,
+                       "--calibration-lines", lines, "--embd-type", c->dec_embd_type, "--heal-steps", heal, NULL};
         if (stage(r, st, NULL, so, 0, a) < 0) return -1;
     }
     char d5[2200];

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_evolve_decoder.sh — `seslm evolve` on a GGUF decoder (SmolLM2-135M-Instruct; data/fetch_decoder.sh, without
 # it the test FAILS): the served text split into calibration and held-out parts, two candidates (1 and 2 layers
-# dropped, with healing) recompiled and validated against the parent with a bytes bar only the second meets, the
+# dropped, with healing; the layer choice measured once, by the 2-layer one) recompiled and validated against the parent with a bytes bar only the second meets, the
 # smaller passing one selected (verdict.json, report.md), the selected model.gguf loads; a rerun of the finished run
 # reports it again without work; bad configurations exit 2. Small sizes (a few calibration lines, 3 healing
 # steps, one latency round): this checks the orchestration; bench/RESULTS.md 17 measures the cycle's results.
@@ -67,6 +67,12 @@ assert not c["d1"]["pass"] and c["d1"]["failed"] == ["bytes_ratio"], c["d1"]   #
 assert c["d2"]["pass"] and c["d2"]["failed"] == [] and c["d2"]["bytes_ratio"] <= 0.97, c["d2"]
 assert v["selected"] == "d2" and v["deploy_model_dir"].endswith("04-recompile/d2"), v
 assert os.path.getsize(c["d2"]["model"]) > 0
+# the layer choice is measured once (by d2, the candidate dropping most); d1 gets the first layer of its order
+p2 = json.load(open(c["d2"]["model"] + ".plan.json"))
+p1 = json.load(open(c["d1"]["model"] + ".plan.json"))
+assert len(p2["drop_order"]) == 2 and "drop_order" not in p1, (p2.get("drop_order"), p1.get("drop_order"))
+assert [l["parent_layer"] for l in p1["layers"] if l["dropped"]] == p2["drop_order"][:1], p1
+assert sorted(l["parent_layer"] for l in p2["layers"] if l["dropped"]) == sorted(p2["drop_order"])
 lines = lambda p: sum(1 for l in open(os.path.join(sys.argv[2], p)) if l.strip())
 assert lines("calibration.txt") == 12 and lines("heldout.txt") == 4
 print("ok")
