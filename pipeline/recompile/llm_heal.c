@@ -73,13 +73,6 @@ static void adam(float *p, const float *g, float *m, float *v, size_t n, float l
     }
 }
 
-static uint64_t rng_next(uint64_t *s) { // splitmix64
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* One batch: the loss sum_i R_i ||y_i - Y_i||^2 / (B C) and its gradients, accumulated. work (5 B F + B C floats):
  * g, u, a, da, dg (B, F) and y (B, C). */
 double seslm_llm_heal_batch(const float *wg, const float *wu, const float *wd, const float *bd, int C, int F, const float *X,
@@ -141,7 +134,7 @@ seslm_status seslm_llm_heal_ffn(float *wg, float *wu, float *wd, float *bd, int 
         for (int i = 0; i < B; i++) {
             if (cursor >= n_tr) {
                 for (int k = n_tr - 1; k > 0; k--) {
-                    const int j = (int)(rng_next(&rs) % (uint64_t)(k + 1)), tmp = order[k];
+                    const int j = (int)(seslm_llm_heal_rng(&rs) % (uint64_t)(k + 1)), tmp = order[k];
                     order[k] = order[j], order[j] = tmp;
                 }
                 cursor = 0;

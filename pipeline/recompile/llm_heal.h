@@ -30,6 +30,14 @@ typedef struct {
 
 void seslm_llm_heal_opts_default(seslm_llm_heal_opts *o);
 
+/* splitmix64: the healing's batch order and the calibration rows' reservoir sample (llm_prune.c) */
+static inline uint64_t seslm_llm_heal_rng(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 /* Weighted mean squared error per element of the FFN (wg, wu (F, C); wd (C, F); bd (C)) on rows [lo, hi) of
  * X (n, C) against Y (n, C), row r weighted by R[r] (NULL: 1). */
 double seslm_llm_heal_mse(const float *wg, const float *wu, const float *wd, const float *bd, int C, int F, const float *X,

@@ -315,13 +315,6 @@ typedef struct {
     int oom;
 } heal_cap;
 
-static uint64_t heal_rng(uint64_t *s) { // splitmix64
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static void heal_capture(heal_cap *h, int l, int what, const float *x, int M, int K) {
     if (h->oom || K != h->C) return;
     if (l == h->p && what == SESLM_LLM_CAPTURE_MID) { // first of the three in a batch: choose the rows
@@ -337,7 +330,7 @@ static void heal_capture(heal_cap *h, int l, int what, const float *x, int M, in
             h->seen++;
             if (h->n < h->cap) h->slot[i] = h->n++;
             else {
-                const uint64_t j = heal_rng(&h->rng) % h->seen;
+                const uint64_t j = seslm_llm_heal_rng(&h->rng) % h->seen;
                 h->slot[i] = j < (uint64_t)h->cap ? (int)j : -1;
             }
             if (h->slot[i] >= 0)
@@ -851,16 +844,12 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
         if (st) break;
         if ((st = put_bias(w, l2, "attn_output", bias, tb, comp_a ? comp_a + (size_t)l * C : NULL, (int)C, &sum->bytes_out)))
             break;
-        const int healed = hb && hb[l];
-        const int hty[3] = {healed && o->heal_type >= 0 ? o->heal_type : tensor(&f, l, "ffn_gate")->type,
-                            healed && o->heal_type >= 0 ? o->heal_type : tensor(&f, l, "ffn_up")->type,
-                            healed && o->heal_type >= 0 ? o->heal_type : tensor(&f, l, "ffn_down")->type};
-        if (healed) { // the trained FFN (F2 == F): its bytes, and its bias in place of the parent's + the span's mean
+        if (hb && hb[l]) { // the trained FFN (F2 == F): its bytes, and its bias in place of the parent's + the span's mean
             static const char *nm[3] = {"ffn_gate", "ffn_up", "ffn_down"};
             for (int k = 0; k < 3 && !st; k++) {
                 snprintf(n, sizeof n, "blk.%d.%s.weight", l2, nm[k]);
                 buf = hq[3 * l + k], hq[3 * l + k] = NULL, nb = hqb[3 * l + k];
-                ADD(n, k < 2 ? C : F, k < 2 ? F : C, hty[k], buf);
+                ADD(n, k < 2 ? C : F, k < 2 ? F : C, o->heal_type >= 0 ? o->heal_type : tensor(&f, l, nm[k])->type, buf);
             }
             if (st) break;
             float *b = hb[l];

@@ -297,6 +297,29 @@ static int adapt_stage(const evolve_run *r, const char *base, cJSON *root, FILE 
     return 1;
 }
 
+/* Closes the report f (an open_memstream on *mdp: the text is there only after fclose), writes RUN/report.md and then RUN/verdict.json (root; its presence means the run
+ * is complete), prints the report; frees root and md. 0 when a candidate was selected (best >= 0), 1 when none,
+ * -1 when the files cannot be written. */
+static int write_verdict(const evolve_run *r, cJSON *root, FILE *f, char **mdp, int best) {
+    fclose(f);
+    char *md = *mdp;
+    char *txt = cJSON_Print(root);
+    cJSON_Delete(root);
+    char p[2200];
+    int ok = txt && md;
+    path_of(p, sizeof p, r, "report.md");
+    if (ok && util_write_file_atomic(p, md, strlen(md)) != SESLM_OK) ok = 0;
+    path_of(p, sizeof p, r, "verdict.json"); // last: its presence means the run is complete
+    if (ok && util_write_file_atomic(p, txt, strlen(txt)) != SESLM_OK) ok = 0;
+    if (ok) {
+        fputs(md, stdout);
+        fprintf(stderr, "seslm evolve: %s\n", best >= 0 ? "a candidate passed every gate: see verdict.json"
+                                                        : "no candidate passed every gate: see report.md");
+    } else cli_error(CMD, "cannot write the run's verdict: %s", seslm_last_error());
+    free(txt), free(md);
+    return ok ? (best >= 0 ? 0 : 1) : -1;
+}
+
 /* Reads every candidate's verdict (against the parent and, from the second generation on, against the root),
  * writes RUN/verdict.json and RUN/report.md, prints the report. The selected candidate is the one with the
  * smallest evolve.select value (default weight_bytes: the smallest student) among those that passed every
@@ -407,28 +430,39 @@ static int select_best(const evolve_run *r) {
             return -1;
         }
     }
-    fclose(f);
-    char *txt = cJSON_Print(root);
-    cJSON_Delete(root);
-    char p[2200];
-    int ok = txt && md;
-    path_of(p, sizeof p, r, "report.md");
-    if (ok && util_write_file_atomic(p, md, strlen(md)) != SESLM_OK) ok = 0;
-    path_of(p, sizeof p, r, "verdict.json"); // last: its presence means the run is complete
-    if (ok && util_write_file_atomic(p, txt, strlen(txt)) != SESLM_OK) ok = 0;
-    if (ok) {
-        fputs(md, stdout);
-        fprintf(stderr, "seslm evolve: %s\n", best >= 0 ? "a candidate passed every gate: see verdict.json"
-                                                        : "no candidate passed every gate: see report.md");
-    }
-    else cli_error(CMD, "cannot write the run's verdict: %s", seslm_last_error());
-    free(txt), free(md);
-    return ok ? (best >= 0 ? 0 : 1) : -1;
+    return write_verdict(r, root, f, &md, best);
 }
 
 // ---- the cycle ---------------------------------------------------------------------------------------
 
+
 static int split_traffic(const char *src, double f, const char *calib, const char *held, int *nc, int *nh);
+/* 00-split: src split once, deterministically, into RUN/00-split/calibration.txt (what the cycle fits on) and
+ * heldout.txt (what it only measures on); calib / heldout (2200 bytes) get the paths. need_heldout: nothing held out is
+ * an error. Skipped when done. 0 ok, -1 failed (message printed). */
+static int split_stage(const evolve_run *r, const char *src, int need_heldout, char *calib, char *heldout) {
+    char dsplit[2200];
+    path_of(dsplit, sizeof dsplit, r, "00-split");
+    path_of(calib, 2200, r, "00-split/calibration.txt");
+    path_of(heldout, 2200, r, "00-split/heldout.txt");
+    if (stage_done(r, "00-split")) {
+        fprintf(stderr, "seslm evolve: %-24s done, skipped\n", "00-split");
+        return 0;
+    }
+    util_rmtree(dsplit);
+    if (!mkdirs(dsplit)) return -1;
+    int nc = 0, nh = 0;
+    if (!split_traffic(src, r->c.heldout_fraction, calib, heldout, &nc, &nh)) return -1;
+    if (need_heldout && nh == 0) {
+        cli_error(CMD, "%s: nothing held out (evolve.heldout_fraction %g)", src, r->c.heldout_fraction);
+        return -1;
+    }
+    char what[128];
+    snprintf(what, sizeof what, "%d calibration + %d held-out lines", nc, nh);
+    if (!stage_mark(r, "00-split", 0, 0, what)) return -1;
+    fprintf(stderr, "seslm evolve: %-24s %s of %s\n", "00-split", what, src);
+    return 0;
+}
 
 static int decoder_cycle(evolve_run *r);
 
@@ -481,22 +515,8 @@ static int cycle(evolve_run *r) {
     const char *calib_src = r->micro && c->micro_calibration[0] ? c->micro_calibration : c->calibration;
     // 00-split: the served-traffic sample split once, deterministically, into what the cycle fits on
     // (plan, reconstruction, distillation) and what it only measures on (validation's traffic gates)
-    char calib[2200], heldout[2200], dsplit[2200];
-    path_of(dsplit, sizeof dsplit, r, "00-split");
-    path_of(calib, sizeof calib, r, "00-split/calibration.txt");
-    path_of(heldout, sizeof heldout, r, "00-split/heldout.txt");
-    if (!stage_done(r, "00-split")) {
-        util_rmtree(dsplit);
-        if (!mkdirs(dsplit)) return -1;
-        int nc = 0, nh = 0;
-        if (!split_traffic(calib_src, c->heldout_fraction, calib, heldout, &nc, &nh)) return -1;
-        char what[128];
-        snprintf(what, sizeof what, "%d calibration + %d held-out lines", nc, nh);
-        if (!stage_mark(r, "00-split", 0, 0, what)) return -1;
-        fprintf(stderr, "seslm evolve: %-24s %s of %s\n", "00-split", what, calib_src);
-    } else {
-        fprintf(stderr, "seslm evolve: %-24s done, skipped\n", "00-split");
-    }
+    char calib[2200], heldout[2200];
+    if (split_stage(r, calib_src, 0, calib, heldout) < 0) return -1;
     char plans[2200];
     path_of(plans, sizeof plans, r, "03-plan");
     {
@@ -614,27 +634,8 @@ static int split_traffic(const char *src, double f, const char *calib, const cha
  * recompile-decoder itself (it sums the dumps of this parent's weights), so there is no ingest stage. */
 static int decoder_cycle(evolve_run *r) {
     seslm_evolve_config *c = &r->c;
-    char calib[2200], heldout[2200], dsplit[2200];
-    path_of(dsplit, sizeof dsplit, r, "00-split");
-    path_of(calib, sizeof calib, r, "00-split/calibration.txt");
-    path_of(heldout, sizeof heldout, r, "00-split/heldout.txt");
-    if (!stage_done(r, "00-split")) {
-        util_rmtree(dsplit);
-        if (!mkdirs(dsplit)) return -1;
-        int nc = 0, nh = 0;
-        if (!split_traffic(c->calibration, c->heldout_fraction, calib, heldout, &nc, &nh)) return -1;
-        if (nh == 0) {
-            cli_error(CMD, "%s: nothing held out (evolve.heldout_fraction %g): the decoder's perplexity gate needs held-out text",
-                      c->calibration, c->heldout_fraction);
-            return -1;
-        }
-        char what[128];
-        snprintf(what, sizeof what, "%d calibration + %d held-out lines", nc, nh);
-        if (!stage_mark(r, "00-split", 0, 0, what)) return -1;
-        fprintf(stderr, "seslm evolve: %-24s %s of %s\n", "00-split", what, c->calibration);
-    } else {
-        fprintf(stderr, "seslm evolve: %-24s done, skipped\n", "00-split");
-    }
+    char calib[2200], heldout[2200];
+    if (split_stage(r, c->calibration, 1, calib, heldout) < 0) return -1; // the perplexity gate needs held-out text
     char thr[16], lines[16], heal[16], hl[16], rounds[16], mp[32], mb[32], ml[32];
     snprintf(thr, sizeof thr, "%d", c->threads);
     snprintf(lines, sizeof lines, "%d", c->calibration_lines);
@@ -769,22 +770,7 @@ static int decoder_cycle(evolve_run *r) {
         cJSON_AddNullToObject(root, "selected");
         fprintf(f, "\nNo candidate passed every gate: the parent stays.\n");
     }
-    fclose(f);
-    char *txt = cJSON_Print(root);
-    cJSON_Delete(root);
-    char p[2200];
-    int ok = txt && md;
-    path_of(p, sizeof p, r, "report.md");
-    if (ok && util_write_file_atomic(p, md, strlen(md)) != SESLM_OK) ok = 0;
-    path_of(p, sizeof p, r, "verdict.json"); // last: its presence means the run is complete
-    if (ok && util_write_file_atomic(p, txt, strlen(txt)) != SESLM_OK) ok = 0;
-    if (ok) {
-        fputs(md, stdout);
-        fprintf(stderr, "seslm evolve: %s\n", best >= 0 ? "a candidate passed every gate: see verdict.json"
-                                                        : "no candidate passed every gate: see report.md");
-    } else cli_error(CMD, "cannot write the run's verdict: %s", seslm_last_error());
-    free(txt), free(md);
-    return ok ? (best >= 0 ? 0 : 1) : -1;
+    return write_verdict(r, root, f, &md, best);
 }
 
 /* The root of the parent's lineage: evolve.root, else config.json's seslm_lineage.root_dir; "" when the

@@ -46,6 +46,23 @@ fail() {
 
 ok() { checks=$((checks + 1)); }
 
+# cli_serve_start LOG ARGS...: `seslm serve --port 0 ARGS...` in the background, its output in LOG; sets PID, PORT and
+# URL once it listens (PORT empty when it died or did not listen within 60 s)
+cli_serve_start() {
+    local log=$1
+    shift
+    "$SESLM" serve --port 0 "$@" >"$log" 2>&1 &
+    PID=$!
+    PORT=
+    for _ in $(seq 1 600); do
+        PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
+        [ -n "$PORT" ] && break
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    URL=http://127.0.0.1:$PORT
+}
+
 # expect RC GREP DESC -- ARGS...: `seslm ARGS` exits RC and its stderr or stdout matches GREP
 expect() {
     local want=$1 pattern=$2 desc=$3

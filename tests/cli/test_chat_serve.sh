@@ -20,17 +20,8 @@ export OMP_NUM_THREADS=2
 
 start() { # start ARGS...: serve in the background, URL set when it listens
     LOG=$TMP/server.log
-    "$SESLM" serve --model "$MODEL" --port 0 "$@" >"$LOG" 2>&1 &
-    PID=$!
-    PORT=
-    for _ in $(seq 1 600); do
-        PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$LOG" | head -1)
-        [ -n "$PORT" ] && break
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.1
-    done
+    cli_serve_start "$LOG" --model "$MODEL" "$@"
     [ -n "$PORT" ] || { cat "$LOG" >&2; exit 1; }
-    URL=http://127.0.0.1:$PORT
 }
 post() { curl -s -o "$TMP/resp" -w '%{http_code}' -X POST --data-binary "$1" "$URL/v1/chat/completions"; }
 Q='{"messages":[{"role":"user","content":"What is 2+2?"}],"temperature":0,"max_tokens":24}'

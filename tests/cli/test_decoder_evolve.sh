@@ -153,17 +153,8 @@ expect 0 '' "approve the student" -- approve 2 --by alice --reason "decoder stud
 # a serving node on the parent decoder follows the promotion and the rollback (--notify: POST /admin/reload with the
 # version's stored directory, which holds model.gguf)
 LOG=$TMP/server.log
-"$SESLM" serve --model "$MODEL" --decoder "$GGUF" --port 0 --threads 1 >"$LOG" 2>&1 &
-PID=$!
-PORT=
-for _ in $(seq 1 600); do
-    PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$LOG" | head -1)
-    [ -n "$PORT" ] && break
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.1
-done
+cli_serve_start "$LOG" --model "$MODEL" --decoder "$GGUF" --threads 1
 [ -n "$PORT" ] || fail "the serving node did not start: $(tail -c 400 "$LOG")"
-URL=http://127.0.0.1:$PORT
 served() { # the decoder that answers a chat completion
     curl -s -X POST --data-binary '{"messages":[{"role":"user","content":"Hi"}],"temperature":0,"max_tokens":2}' \
         "$URL/v1/chat/completions" | python3 -c 'import json,sys; print(json.load(sys.stdin)["model"])'
