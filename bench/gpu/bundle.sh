@@ -19,7 +19,7 @@ stage=$root/build-gpu
 out=$root/build-gpu-carry
 rm -rf "$stage" "$out"
 mkdir -p "$stage/bin" "$stage/lib" "$stage/model" "$out"
-for exe in tests/test_kernels_cuda tests/test_cuda_device tests/test_nccl_cuda bench/bench_gpu seslm; do
+for exe in tests/test_kernels_cuda tests/test_cuda_device tests/test_nccl_cuda tests/test_backward_cuda tests/test_qblock_cuda bench/bench_gpu seslm; do
   [ -x "$b/$exe" ] || { echo "bundle.sh: $b/$exe missing: build first" >&2; exit 1; }
   cp "$b/$exe" "$stage/bin/"
 done
@@ -30,6 +30,15 @@ ldd "$stage"/bin/* | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
   esac
   cp -L "$lib" "$stage/lib/"
 done
+# OpenBLAS (35 MB; Debian's libblas / liblapack are OpenBLAS's too) would not fit the carry: a plain
+# stand-in with the names our libraries import (bench/gpu/blas_shim.c; the device's CPU only embeds a few
+# reference sentences and never solves a least-squares system)
+if [ -f "$stage/lib/libopenblas.so.0" ]; then
+  rm -f "$stage"/lib/{libopenblas.so.0,libblas.so.3,liblapack.so.3,liblapacke.so.3,libtmglib.so.3,libgfortran.so.5,libquadmath.so.0}
+  for so in libopenblas.so.0 liblapacke.so.3; do
+    cc -O2 -shared -fPIC -Wl,-soname,$so -o "$stage/lib/$so" "$root/bench/gpu/blas_shim.c"
+  done
+fi
 python3 "$root/bench/gpu/model_f16.py" "$model" "$stage/model/$(basename "$model")"
 [ -n "$student" ] && cp -r "$student" "$stage/student"
 tar -C "$stage" -cf - . | xz -T2 -1 >"$out/gpu.tar.xz"

@@ -11,18 +11,23 @@
 #include "cuda_common.cuh"
 
 #include <math.h>
+#include <stdint.h>
 
 #define ATT_QT 64    // queries per tile (= threads per block)
 #define ATT_KT 64    // keys per shared-memory tile
 #define ATT_CH 8     // keys per online-softmax step
 #define ATT_QSPLIT 4 // query tiles in flight per (sequence, head): fills the GPU at batch 1
 
-// EXACT: D == DM, the unrolled loops carry no d < D guards (MiniLM's D = 32 takes this path)
+// EXACT: D == DM, the unrolled loops carry no d < D guards and read shared rows as float4 (MiniLM's D = 32
+// and BERT-base's D = 64 take this path)
 template <int DM, bool EXACT>
 __global__ void __launch_bounds__(ATT_QT) attention_kernel(float *out, const float *qkv, const int *off,
                                                            const int *len, int H, int D, const float *head_mask,
                                                            float scale) {
-    __shared__ float Ks[ATT_KT][DM], Vs[ATT_KT][DM];
+    // 16-byte aligned rows: the EXACT path reads them as float4 (one LDS.128 per 4 FMAs: with a scalar
+    // load per FMA the kernel was bound by shared-memory issue, 12 TFLOP/s on the H200)
+    __shared__ __align__(16) float Ks[ATT_KT][DM];
+    __shared__ __align__(16) float Vs[ATT_KT][DM];
     const int b = blockIdx.x, h = blockIdx.y, L = len[b], o = off[b];
     const int HD = H * D, S = 3 * HD;
     const float hm = head_mask ? head_mask[h] : 1.0f;
@@ -46,11 +51,21 @@ __global__ void __launch_bounds__(ATT_QT) attention_kernel(float *out, const flo
         for (int k0 = 0; k0 < L; k0 += ATT_KT) {
             const int nk = min(ATT_KT, L - k0);
             __syncthreads(); // the previous tile is no longer read
-            for (int e = threadIdx.x; e < nk * D; e += blockDim.x) {
-                const int j = e / D, d = e - j * D;
-                const float *kr = qkv + (size_t)(o + k0 + j) * S + HD + h * D;
-                Ks[j][d] = kr[d];
-                Vs[j][d] = kr[HD + d];
+            if (EXACT && (D & 3) == 0 && (HD & 3) == 0 && ((uintptr_t)qkv & 15) == 0) { // float4 copies (rows are 16-byte aligned)
+                const int D4 = D / 4;
+                for (int e = threadIdx.x; e < nk * D4; e += blockDim.x) {
+                    const int j = e / D4, d4 = e - j * D4;
+                    const float4 *kr = reinterpret_cast<const float4 *>(qkv + (size_t)(o + k0 + j) * S + HD + h * D);
+                    reinterpret_cast<float4 *>(Ks[j])[d4] = kr[d4];
+                    reinterpret_cast<float4 *>(Vs[j])[d4] = kr[HD / 4 + d4];
+                }
+            } else {
+                for (int e = threadIdx.x; e < nk * D; e += blockDim.x) {
+                    const int j = e / D, d = e - j * D;
+                    const float *kr = qkv + (size_t)(o + k0 + j) * S + HD + h * D;
+                    Ks[j][d] = kr[d];
+                    Vs[j][d] = kr[HD + d];
+                }
             }
             __syncthreads();
             if (!active) continue;
@@ -63,9 +78,20 @@ __global__ void __launch_bounds__(ATT_QT) attention_kernel(float *out, const flo
                     float v = -INFINITY;
                     if (j < nk) {
                         v = 0.0f;
+                        if (EXACT) {
 #pragma unroll
-                        for (int d = 0; d < DM; d++)
-                            if (EXACT || d < D) v = fmaf(q[d], Ks[j][d], v);
+                            for (int d = 0; d < DM; d += 4) {
+                                const float4 k4 = *reinterpret_cast<const float4 *>(&Ks[j][d]);
+                                v = fmaf(q[d], k4.x, v);
+                                v = fmaf(q[d + 1], k4.y, v);
+                                v = fmaf(q[d + 2], k4.z, v);
+                                v = fmaf(q[d + 3], k4.w, v);
+                            }
+                        } else {
+#pragma unroll
+                            for (int d = 0; d < DM; d++)
+                                if (d < D) v = fmaf(q[d], Ks[j][d], v);
+                        }
                     }
                     s[c] = v;
                     mx = fmaxf(mx, v);
@@ -80,12 +106,23 @@ __global__ void __launch_bounds__(ATT_QT) attention_kernel(float *out, const flo
 #pragma unroll
                 for (int c = 0; c < ATT_CH; c++) {
                     const int j = j0 + c;
-                    if (j >= nk) break; // keys past the tile: stale shared memory, never read
+                    if (j >= nk) continue; // keys past the tile: stale shared memory, never read
                     const float p = expf(s[c] - m);
                     l += p;
+                    if (EXACT) {
 #pragma unroll
-                    for (int d = 0; d < DM; d++)
-                        if (EXACT || d < D) acc[d] = fmaf(p, Vs[j][d], acc[d]);
+                        for (int d = 0; d < DM; d += 4) {
+                            const float4 v4 = *reinterpret_cast<const float4 *>(&Vs[j][d]);
+                            acc[d] = fmaf(p, v4.x, acc[d]);
+                            acc[d + 1] = fmaf(p, v4.y, acc[d + 1]);
+                            acc[d + 2] = fmaf(p, v4.z, acc[d + 2]);
+                            acc[d + 3] = fmaf(p, v4.w, acc[d + 3]);
+                        }
+                    } else {
+#pragma unroll
+                        for (int d = 0; d < DM; d++)
+                            if (d < D) acc[d] = fmaf(p, Vs[j][d], acc[d]);
+                    }
                 }
             }
         }
@@ -105,6 +142,7 @@ extern "C" void seslm_cuda_attention(float *out, const float *qkv, const int *of
     const float scale = 1.0f / sqrtf((float)D);
     if (D == 32) attention_kernel<32, true><<<grid, ATT_QT, 0, cu_stream()>>>(out, qkv, off, len, H, D, head_mask, scale);
     else if (D < 32) attention_kernel<32, false><<<grid, ATT_QT, 0, cu_stream()>>>(out, qkv, off, len, H, D, head_mask, scale);
+    else if (D == 64) attention_kernel<64, true><<<grid, ATT_QT, 0, cu_stream()>>>(out, qkv, off, len, H, D, head_mask, scale);
     else if (D <= 64) attention_kernel<64, false><<<grid, ATT_QT, 0, cu_stream()>>>(out, qkv, off, len, H, D, head_mask, scale);
     else {
         seslm_cuda_note(cudaErrorInvalidValue, "seslm_cuda_attention: head_dim > 64 is not supported", __FILE__,
