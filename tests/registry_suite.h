@@ -145,6 +145,39 @@ static void suite_basics(const char *url) {
     g.rollback_needs_approval = 1;
     CHECK(seslm_registry_rollback(r, &g, "ops", NULL, &now) == SESLM_OK); // v1 has a live approval
     CHECK(alias_of(r, "live") == v1);
+    // a decoder in the same registry: it cannot take an encoder's live alias, it gets its own live-decoder
+    // with its own previous-decoder and rollback, and the approval policy for live covers it
+    {
+        char dsha[65];
+        long long d1 = 0, d2 = 0;
+        int ex = 0;
+        fake_sha(dsha, 41);
+        seslm_registry_version_in dv = {dsha, NULL, "/store/d1", "{\"kind\":\"decoder\",\"n_layers\":30}", NULL, NULL,
+                                        NULL, NULL, NULL, 0, 100, 400};
+        CHECK(seslm_registry_add_version(r, &dv, "tester", &d1, &ex) == SESLM_OK);
+        fake_sha(dsha, 42);
+        dv.sha256 = dsha, dv.location = "/store/d2", dv.parent = d1;
+        CHECK(seslm_registry_add_version(r, &dv, "tester", &d2, &ex) == SESLM_OK);
+        g.rollback_needs_approval = 0, g.n_approval_aliases = 1; // "live"
+        CHECK(seslm_registry_promote(r, d1, "live", NULL, "ops", NULL, &old) == SESLM_ERR_ARG);
+        CHECK_MSG(strstr(seslm_last_error(), "live-decoder") != NULL, "%s", seslm_last_error());
+        CHECK(alias_of(r, "live") == v1);
+        CHECK(seslm_registry_alias_is_live("live-decoder") && seslm_registry_alias_is_live("live") &&
+              !seslm_registry_alias_is_live("lively") && !seslm_registry_alias_is_live("candidate"));
+        CHECK(seslm_registry_promote(r, d1, "live-decoder", &g, "ops", NULL, &old) == SESLM_ERR_ARG); // needs approval
+        CHECK(seslm_registry_approve(r, d1, "live-decoder", "alice", "decoder baseline") == SESLM_OK);
+        CHECK(seslm_registry_approve(r, d2, "live-decoder", "alice", "decoder student") == SESLM_OK);
+        CHECK(seslm_registry_promote(r, d1, "live-decoder", &g, "ops", NULL, &old) == SESLM_OK && old == 0);
+        CHECK(seslm_registry_promote(r, d2, "live-decoder", &g, "ops", NULL, &old) == SESLM_OK && old == d1);
+        CHECK(alias_of(r, "live-decoder") == d2 && alias_of(r, "previous-decoder") == d1);
+        CHECK(alias_of(r, "live") == v1 && alias_of(r, "previous") == v2); // the encoder's pair is untouched
+        CHECK(seslm_registry_promote(r, v2, "live-decoder", NULL, "ops", NULL, &old) == SESLM_ERR_ARG); // kind
+        CHECK(seslm_registry_promote(r, d1, "previous-decoder", NULL, "ops", NULL, &old) == SESLM_ERR_ARG);
+        CHECK(seslm_registry_rollback_alias(r, "live-decoder", &g, "ops", "decoder drill", &now) == SESLM_OK && now == d1);
+        CHECK(alias_of(r, "live-decoder") == d1 && alias_of(r, "previous-decoder") == d2 && alias_of(r, "live") == v1);
+        CHECK(seslm_registry_rollback_alias(r, "candidate", &g, "ops", NULL, &now) == SESLM_ERR_ARG);
+        CHECK(seslm_registry_rollback_alias(r, "live-none", &g, "ops", NULL, &now) == SESLM_ERR_ARG); // nothing there
+    }
     // runs
     CHECK(seslm_registry_add_run(r, "run-1", "[{\"name\":\"plan\",\"seconds\":1.5}]", "ok", NULL, NULL, "job") == SESLM_OK);
     CHECK(seslm_registry_add_run(r, "run-1", "[]", "ok", NULL, NULL, "job") != SESLM_OK); // duplicate id
@@ -153,14 +186,16 @@ static void suite_basics(const char *url) {
 
     // audit: every action above, in order, with actors and reasons
     long long n = audit_rows(r);
-    CHECK_MSG(n == 17, "audit rows %lld", n);
+    CHECK_MSG(n == 25, "audit rows %lld", n);
     CHECK(seslm_registry_audit_json(r, 0, &json) == SESLM_OK);
     j = cJSON_Parse(json);
     free(json);
     static const char *const WANT[] = {"register", "register", "register", "promote_refused", "approve", "promote",
                                        "promote", "promote_refused", "approve", "promote", "promote_refused",
-                                       "promote_refused", "promote", "rollback", "rollback", "rollback", "run"};
-    for (int i = 0; i < 17 && i < cJSON_GetArraySize(j); i++) {
+                                       "promote_refused", "promote", "rollback", "rollback", "rollback",
+                                       "register", "register", "promote_refused", "approve", "approve", "promote",
+                                       "promote", "rollback", "run"}; // a kind mismatch is a usage error, not audited
+    for (int i = 0; i < 25 && i < cJSON_GetArraySize(j); i++) {
         const cJSON *row = cJSON_GetArrayItem(j, i);
         const char *act = cJSON_GetObjectItem(row, "action")->valuestring;
         CHECK_MSG(strcmp(act, WANT[i]) == 0, "audit row %d: %s, expected %s", i + 1, act, WANT[i]);

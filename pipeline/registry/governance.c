@@ -51,8 +51,11 @@ seslm_status seslm_governance_load(seslm_governance *g, const char *path) {
 int seslm_governance_needs_approval(const seslm_governance *g, const char *alias, double ratio, double worst_drop,
                                     char *why, size_t cap) {
     if (!g) return 0;
+    // "live" covers the per-kind live aliases too ("live-decoder"): a policy written for live must not be
+    // escaped by promoting a decoder to its own live alias
     for (int i = 0; i < g->n_approval_aliases; i++)
-        if (strcmp(g->approval_aliases[i], alias) == 0) {
+        if (strcmp(g->approval_aliases[i], alias) == 0 ||
+            (strcmp(g->approval_aliases[i], "live") == 0 && strncmp(alias, "live-", 5) == 0)) {
             snprintf(why, cap, "the policy requires an approval for every promotion to '%s'", alias);
             return 1;
         }

@@ -1,7 +1,11 @@
 /* registry_govern.c — approvals, promotion and rollback. A promotion is one transaction: the policy
  * check, the alias moves (for "live": the old live becomes "previous") and the audit row commit
  * together; the alias table has one row per alias, updated in place, so a reader sees the old or the
- * new live model, never none or two. */
+ * new live model, never none or two.
+ *
+ * One registry can hold encoders and decoders: each kind serves from its own live alias ("live" and
+ * "live-decoder", say; any "live-NAME" has its "previous-NAME" and its rollback), and an alias never
+ * changes kind, since the serving node that follows it loads one kind of model in that slot. */
 #include "governance.h"
 #include "registry_internal.h"
 
@@ -32,6 +36,35 @@ static seslm_status alias_set(seslm_registry *r, const char *alias, long long ve
                     "ON CONFLICT (alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at, "
                     "updated_by = excluded.updated_by",
                     4, p, NULL, NULL, NULL);
+}
+
+// ---- live aliases and kinds -------------------------------------------------------------------------
+
+int seslm_registry_alias_is_live(const char *alias) {
+    return alias && (strcmp(alias, "live") == 0 || strncmp(alias, "live-", 5) == 0);
+}
+
+/* "live" -> "previous", "live-decoder" -> "previous-decoder" */
+static void previous_of(const char *live, char *buf, size_t cap) { snprintf(buf, cap, "previous%s", live + 4); }
+
+static int is_previous(const char *alias) {
+    return strcmp(alias, "previous") == 0 || strncmp(alias, "previous-", 9) == 0;
+}
+
+/* The kind of version v: its arch JSON's "kind" ("decoder"), "encoder" when it names none. */
+static seslm_status kind_in_tx(seslm_registry *r, long long v, char *kind, size_t cap) {
+    char ver[32], arch[4096];
+    int found = 0;
+    snprintf(ver, sizeof ver, "%lld", v);
+    const char *p[] = {ver};
+    snprintf(kind, cap, "encoder");
+    seslm_status s = reg_scalar(r, "SELECT arch FROM model_versions WHERE version = $1", 1, p, arch, sizeof arch, &found);
+    if (s != SESLM_OK || !found) return s;
+    cJSON *j = cJSON_Parse(arch);
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(j, "kind");
+    if (cJSON_IsString(k) && k->valuestring[0]) snprintf(kind, cap, "%s", k->valuestring);
+    cJSON_Delete(j);
+    return SESLM_OK;
 }
 
 static seslm_status exists_in_tx(seslm_registry *r, long long v) {
@@ -186,10 +219,22 @@ static seslm_status promote_body(seslm_registry *r, void *ctx) {
     if (s == SESLM_OK) s = alias_in_tx(r, x->alias, &x->old);
     if (s != SESLM_OK) return s;
     if (x->old == x->version) return seslm_fail(SESLM_ERR_ARG, "registry: v%lld is already '%s'", x->version, x->alias);
+    if (x->old) { // an alias keeps its kind: the node following it loads one kind of model there
+        char ko[32], kn[32];
+        if ((s = kind_in_tx(r, x->old, ko, sizeof ko)) != SESLM_OK || (s = kind_in_tx(r, x->version, kn, sizeof kn)) != SESLM_OK)
+            return s;
+        if (strcmp(ko, kn) != 0)
+            return seslm_fail(SESLM_ERR_ARG,
+                              "registry: '%s' holds %s v%lld and v%lld is %s %s: an alias keeps its kind (a serving node "
+                              "loads one kind of model from it); promote it to its own alias, e.g. --alias live-%s",
+                              x->alias, ko, x->old, x->version, kn[0] == 'e' ? "an" : "a", kn, kn);
+    }
     long long approval = 0;
     if ((s = policy_check(r, x, &approval)) != SESLM_OK) return s;
-    int blue_green = strcmp(x->alias, "live") == 0;
-    if (blue_green && x->old) s = alias_set(r, "previous", x->old, x->actor);
+    char prev[48];
+    previous_of(x->alias, prev, sizeof prev);
+    const int blue_green = seslm_registry_alias_is_live(x->alias);
+    if (blue_green && x->old) s = alias_set(r, prev, x->old, x->actor);
     test_pause();
     if (s == SESLM_OK) s = alias_set(r, x->alias, x->version, x->actor);
     if (s != SESLM_OK) return s;
@@ -205,8 +250,9 @@ seslm_status seslm_registry_promote(seslm_registry *r, long long version, const 
                                     const seslm_governance *gov, const char *actor, const char *reason, long long *old) {
     if (!alias) alias = "live";
     if (!alias_ok(alias)) return seslm_fail(SESLM_ERR_ARG, "registry: bad alias '%s' (letters, digits, - and _; 1 to 31)", alias);
-    if (strcmp(alias, "previous") == 0)
-        return seslm_fail(SESLM_ERR_ARG, "registry: 'previous' is kept by promotions to live; use seslm rollback");
+    if (is_previous(alias))
+        return seslm_fail(SESLM_ERR_ARG, "registry: '%s' is kept by promotions to live%s; use seslm rollback", alias,
+                          alias + 8);
     promote_ctx x = {version, 0, alias, actor && actor[0] ? actor : "unknown", reason, gov, 0, {0}};
     seslm_status s = reg_tx(r, promote_body, &x);
     if (s != SESLM_OK && x.refused) {
@@ -232,38 +278,49 @@ seslm_status seslm_registry_promote(seslm_registry *r, long long version, const 
 
 typedef struct {
     const seslm_governance *gov;
-    const char *actor, *reason;
+    const char *alias, *actor, *reason;
     long long live, prev;
 } rollback_ctx;
 
 static seslm_status rollback_body(seslm_registry *r, void *ctx) {
     rollback_ctx *x = ctx;
-    seslm_status s = alias_in_tx(r, "live", &x->live);
-    if (s == SESLM_OK) s = alias_in_tx(r, "previous", &x->prev);
+    char prev[48];
+    previous_of(x->alias, prev, sizeof prev);
+    seslm_status s = alias_in_tx(r, x->alias, &x->live);
+    if (s == SESLM_OK) s = alias_in_tx(r, prev, &x->prev);
     if (s != SESLM_OK) return s;
-    if (!x->live || !x->prev) return seslm_fail(SESLM_ERR_ARG, "registry: nothing to roll back to (no 'previous' model)");
+    if (!x->live || !x->prev)
+        return seslm_fail(SESLM_ERR_ARG, "registry: nothing to roll back to (no '%s' model for '%s')", prev, x->alias);
     long long approval = 0;
     if (x->gov && x->gov->rollback_needs_approval) {
-        if ((s = approval_in_tx(r, x->prev, "live", &approval)) != SESLM_OK) return s;
+        if ((s = approval_in_tx(r, x->prev, x->alias, &approval)) != SESLM_OK) return s;
         if (!approval)
             return seslm_fail(SESLM_ERR_ARG,
-                              "rollback to v%lld refused: the policy requires an approval of v%lld for 'live' "
-                              "(seslm approve v%lld --alias live --by NAME --reason TEXT)",
-                              x->prev, x->prev, x->prev);
+                              "rollback to v%lld refused: the policy requires an approval of v%lld for '%s' "
+                              "(seslm approve v%lld --alias %s --by NAME --reason TEXT)",
+                              x->prev, x->prev, x->alias, x->prev, x->alias);
     }
-    s = alias_set(r, "previous", x->live, x->actor);
+    s = alias_set(r, prev, x->live, x->actor);
     test_pause();
-    if (s == SESLM_OK) s = alias_set(r, "live", x->prev, x->actor);
+    if (s == SESLM_OK) s = alias_set(r, x->alias, x->prev, x->actor);
     if (s != SESLM_OK) return s;
     char detail[128];
     snprintf(detail, sizeof detail, "{\"version\":%lld,\"old\":%lld}", x->prev, x->live);
-    return reg_audit_append(r, x->actor, "rollback", "live", x->reason, detail);
+    return reg_audit_append(r, x->actor, "rollback", x->alias, x->reason, detail);
+}
+
+seslm_status seslm_registry_rollback_alias(seslm_registry *r, const char *alias, const seslm_governance *gov,
+                                           const char *actor, const char *reason, long long *now_live) {
+    if (!alias) alias = "live";
+    if (!alias_ok(alias) || !seslm_registry_alias_is_live(alias))
+        return seslm_fail(SESLM_ERR_ARG, "registry: rollback swaps a live alias ('live' or 'live-NAME'), not '%s'", alias);
+    rollback_ctx x = {gov, alias, actor && actor[0] ? actor : "unknown", reason, 0, 0};
+    seslm_status s = reg_tx(r, rollback_body, &x);
+    if (s == SESLM_OK && now_live) *now_live = x.prev;
+    return s;
 }
 
 seslm_status seslm_registry_rollback(seslm_registry *r, const seslm_governance *gov, const char *actor,
                                      const char *reason, long long *now_live) {
-    rollback_ctx x = {gov, actor && actor[0] ? actor : "unknown", reason, 0, 0};
-    seslm_status s = reg_tx(r, rollback_body, &x);
-    if (s == SESLM_OK && now_live) *now_live = x.prev;
-    return s;
+    return seslm_registry_rollback_alias(r, "live", gov, actor, reason, now_live);
 }

@@ -14,11 +14,14 @@ static const char *HELP_PROMOTE =
     "usage: seslm promote VERSION [--alias NAME] [--reason TEXT] [--by NAME] [--policy FILE]\n"
     "                     [--notify http://HOST:PORT [--admin-token-file F]] [--registry URL]\n"
     "\n"
-    "Points an alias (default live) at VERSION in one transaction; for live, the model that was live becomes\n"
-    "'previous' in the same transaction, so `seslm rollback` can return to it. The policy (default\n"
+    "Points an alias at VERSION in one transaction; for live, the model that was live becomes 'previous' in\n"
+    "the same transaction, so `seslm rollback` can return to it. One registry holds encoders and decoders:\n"
+    "each kind has its own live alias ('live', or 'live-KIND' such as live-decoder, with its own\n"
+    "'previous-KIND'), and an alias never changes kind. Default alias: 'live', unless it holds a model of\n"
+    "another kind, then 'live-KIND' (KIND: encoder or decoder). The policy (default\n"
     "$SESLM_POLICY, else configs/governance.yaml, else: live always needs an approval) says which promotions\n"
     "need an approval recorded with `seslm approve`; without one the promotion is refused. With --notify,\n"
-    "a promotion to live then asks the serving node to reload the new model from the store (POST\n"
+    "a promotion to a live alias then asks the serving node to reload the new model from the store (POST\n"
     "/admin/reload; token from --admin-token-file or $SESLM_ADMIN_TOKEN). Every step is audited.\n"
     "Before any change the stored model is hashed and compared with its registered hash: a tampered or\n"
     "corrupted artifact is refused (exit 1; audited as \"refuse\", or as a notify with \"reloaded\": false),\n"
@@ -30,16 +33,17 @@ static const char *HELP_PROMOTE =
 static const char *HELP_APPROVE =
     "usage: seslm approve VERSION --by NAME --reason TEXT [--alias NAME] [--registry URL]\n"
     "\n"
-    "Records that NAME approves promoting VERSION to the alias (default live), and why. Audited.\n"
+    "Records that NAME approves promoting VERSION to the alias (default: the one `seslm promote VERSION`\n"
+    "would use: 'live', or 'live-KIND' when live holds another kind of model), and why. Audited.\n"
     "Exit status: 0 ok, 1 registry failure, 2 usage error or unknown version.\n";
 
 static const char *HELP_ROLLBACK =
-    "usage: seslm rollback [--reason TEXT] [--by NAME] [--policy FILE] [--notify http://HOST:PORT\n"
-    "                      [--admin-token-file F]] [--registry URL]\n"
+    "usage: seslm rollback [--alias live|live-KIND] [--reason TEXT] [--by NAME] [--policy FILE]\n"
+    "                      [--notify http://HOST:PORT [--admin-token-file F]] [--registry URL]\n"
     "\n"
-    "Swaps live and previous in one transaction: the model that was live before the last promotion is\n"
-    "live again (rolling back twice returns to where you started). With --notify the serving node reloads\n"
-    "it without downtime. Audited.\n"
+    "Swaps live and previous (or live-KIND and previous-KIND, e.g. --alias live-decoder) in one\n"
+    "transaction: the model that was live before the last promotion is live again (rolling back twice\n"
+    "returns to where you started). With --notify the serving node reloads it without downtime. Audited.\n"
     "Exit status: 0 ok, 1 nothing to roll back to / refused / registry failure / no reload, 2 usage error.\n";
 
 typedef struct {
@@ -104,8 +108,8 @@ static int verify_stored(seslm_registry *r, long long version, char **loc_out, c
 }
 
 /* Audits a reload that was refused or failed: {"version", "node", "reloaded": false, "error"}. */
-static void audit_notify(const char *cmd, seslm_registry *r, const gov_opts *o, long long version, const char *actor,
-                         int ok, const char *why) {
+static void audit_notify(const char *cmd, seslm_registry *r, const gov_opts *o, const char *alias, long long version,
+                         const char *actor, int ok, const char *why) {
     cJSON *d = cJSON_CreateObject();
     cJSON_AddNumberToObject(d, "version", (double)version);
     cJSON_AddStringToObject(d, "node", o->notify);
@@ -113,21 +117,58 @@ static void audit_notify(const char *cmd, seslm_registry *r, const gov_opts *o, 
     if (!ok) cJSON_AddStringToObject(d, "error", why);
     char *detail = cJSON_PrintUnformatted(d);
     cJSON_Delete(d);
-    if (seslm_registry_audit(r, actor, "notify", "live", NULL, detail) != SESLM_OK)
+    if (seslm_registry_audit(r, actor, "notify", alias, NULL, detail) != SESLM_OK)
         cli_error(cmd, "could not audit the reload: %s", seslm_last_error());
     free(detail);
 }
 
 /* Tells the serving node to load version's stored model, once it is verified; audits the outcome.
  * 0 ok, 1 failed. */
-static int notify(const char *cmd, seslm_registry *r, const gov_opts *o, long long version, const char *actor) {
+static int notify(const char *cmd, seslm_registry *r, const gov_opts *o, const char *alias, long long version,
+                  const char *actor) {
     char why[1024] = "", *loc = NULL;
     int rc = verify_stored(r, version, &loc, why, sizeof why);
     if (!rc) rc = cli_notify_reload(o->notify, loc, o->token_file, why, sizeof why);
     free(loc);
-    audit_notify(cmd, r, o, version, actor, rc == 0, why);
-    if (rc) cli_error(cmd, "v%lld is live in the registry, but the serving node did not reload: %s", version, why);
+    audit_notify(cmd, r, o, alias, version, actor, rc == 0, why);
+    if (rc) cli_error(cmd, "v%lld is '%s' in the registry, but the serving node did not reload: %s", version, alias, why);
     return rc;
+}
+
+/* The kind of version v ("decoder" when its arch says so, else "encoder"); 0 ok, else 1 with the error. */
+static int version_kind(seslm_registry *r, long long v, char *kind, size_t cap) {
+    char *json = NULL;
+    snprintf(kind, cap, "encoder");
+    if (seslm_registry_show_json(r, v, &json) != SESLM_OK) return 1;
+    cJSON *j = cJSON_Parse(json);
+    free(json);
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "arch"), "kind");
+    if (cJSON_IsString(k) && k->valuestring[0]) snprintf(kind, cap, "%s", k->valuestring);
+    cJSON_Delete(j);
+    return 0;
+}
+
+/* The alias a promotion of v goes to when none is named: 'live', unless live holds a model of another kind,
+ * then 'live-KIND', so an encoder and a decoder share a registry without one replacing the other. */
+static int default_alias(const char *cmd, seslm_registry *r, long long v, char *buf, size_t cap) {
+    char kv[32], kl[32];
+    long long live = 0;
+    snprintf(buf, cap, "live");
+    if (version_kind(r, v, kv, sizeof kv)) {
+        cli_error(cmd, "%s", seslm_last_error());
+        return 1;
+    }
+    if (seslm_registry_alias_get(r, "live", &live) != SESLM_OK) {
+        cli_error(cmd, "%s", seslm_last_error());
+        return 1;
+    }
+    if (live <= 0) return 0;
+    if (version_kind(r, live, kl, sizeof kl)) {
+        cli_error(cmd, "%s", seslm_last_error());
+        return 1;
+    }
+    if (strcmp(kv, kl) != 0) snprintf(buf, cap, "live-%s", kv);
+    return 0;
 }
 
 static int resolve(const char *cmd, seslm_registry *r, const char *ref, long long *v) {
@@ -150,14 +191,19 @@ int cmd_promote(int argc, char **argv) {
     if (cli_registry_policy(CMD, o.policy, &g)) return 1;
     seslm_registry *r = cli_registry_open(CMD, o.registry);
     if (!r) return 1;
-    char user[256];
-    const char *actor = cli_registry_actor(o.by, user, sizeof user), *alias = o.alias ? o.alias : "live";
+    char user[256], defalias[48];
+    const char *actor = cli_registry_actor(o.by, user, sizeof user), *alias = o.alias;
     long long v = 0, old = 0;
     rc = resolve(CMD, r, o.pos[0], &v);
+    if (!rc && !alias) {
+        rc = default_alias(CMD, r, v, defalias, sizeof defalias);
+        alias = defalias;
+    }
+    if (!alias) alias = "live";
     char why[1024];
     if (!rc && verify_stored(r, v, NULL, why, sizeof why)) { // never point an alias at a tampered artifact
         cli_error(CMD, "refused: %s", why);
-        if (o.notify) audit_notify(CMD, r, &o, v, actor, 0, why);
+        if (o.notify) audit_notify(CMD, r, &o, alias, v, actor, 0, why);
         else if (seslm_registry_audit(r, actor, "refuse", alias, why, NULL) != SESLM_OK)
             cli_error(CMD, "could not audit the refusal: %s", seslm_last_error());
         rc = 1;
@@ -171,8 +217,9 @@ int cmd_promote(int argc, char **argv) {
         if (old) printf("%lld}\n", old);
         else printf("null}\n");
         fflush(stdout);
-        if (o.notify && !strcmp(alias, "live")) rc = notify(CMD, r, &o, v, actor);
-        else if (o.notify) fprintf(stderr, "seslm promote: --notify ignored: serving nodes follow 'live', not '%s'\n", alias);
+        if (o.notify && seslm_registry_alias_is_live(alias)) rc = notify(CMD, r, &o, alias, v, actor);
+        else if (o.notify)
+            fprintf(stderr, "seslm promote: --notify ignored: serving nodes follow live aliases (live, live-KIND), not '%s'\n", alias);
     }
     seslm_registry_close(r);
     return rc;
@@ -190,8 +237,13 @@ int cmd_approve(int argc, char **argv) {
     seslm_registry *r = cli_registry_open(CMD, o.registry);
     if (!r) return 1;
     long long v = 0;
-    const char *alias = o.alias ? o.alias : "live";
+    char defalias[48];
+    const char *alias = o.alias;
     rc = resolve(CMD, r, o.pos[0], &v);
+    if (!rc && !alias) {
+        rc = default_alias(CMD, r, v, defalias, sizeof defalias);
+        alias = defalias;
+    }
     if (!rc) {
         seslm_status s = seslm_registry_approve(r, v, alias, o.by, o.reason);
         if (s != SESLM_OK) {
@@ -215,8 +267,13 @@ int cmd_rollback(int argc, char **argv) {
     gov_opts o;
     int rc = parse(&o, CMD, HELP_ROLLBACK, argc, argv);
     if (rc >= 0) return rc;
-    if (o.n_pos != 0 || o.alias) {
-        cli_error(CMD, "rollback takes no VERSION and no --alias: it swaps live and previous");
+    const char *alias = o.alias ? o.alias : "live";
+    if (o.n_pos != 0) {
+        cli_error(CMD, "rollback takes no VERSION: it swaps live and previous (see seslm rollback --help)");
+        return 2;
+    }
+    if (!seslm_registry_alias_is_live(alias)) {
+        cli_error(CMD, "--alias: rollback swaps a live alias (live or live-KIND, e.g. live-decoder), not '%s'", alias);
         return 2;
     }
     seslm_governance g;
@@ -226,13 +283,13 @@ int cmd_rollback(int argc, char **argv) {
     char user[256];
     const char *actor = cli_registry_actor(o.by, user, sizeof user);
     long long now = 0;
-    if (seslm_registry_rollback(r, &g, actor, o.reason, &now) != SESLM_OK) {
+    if (seslm_registry_rollback_alias(r, alias, &g, actor, o.reason, &now) != SESLM_OK) {
         cli_error(CMD, "%s", seslm_last_error());
         rc = 1;
     } else {
-        printf("{\"alias\":\"live\",\"version\":%lld}\n", now);
+        printf("{\"alias\":\"%s\",\"version\":%lld}\n", alias, now);
         fflush(stdout);
-        rc = o.notify ? notify(CMD, r, &o, now, actor) : 0;
+        rc = o.notify ? notify(CMD, r, &o, alias, now, actor) : 0;
     }
     seslm_registry_close(r);
     return rc;

@@ -209,6 +209,63 @@ else
 fi
 unset SESLM_POLICY SESLM_ACTOR
 
+# ---- one registry, an encoder and a decoder: each kind has its own live alias ------------------------
+# (the tiny llama GGUF of the fuzz corpus stands in for a decoder version: two versions of it, the second
+# with a note so its directory hash differs; a serving node with both follows each kind's promotions)
+TINY=$ROOT/tests/fuzz/corpus_gguf/tiny_llama.gguf
+export SESLM_REGISTRY=sqlite:$TMP/kinds.db SESLM_STORE=$TMP/store-kinds SESLM_POLICY=$ROOT/configs/governance.yaml SESLM_ACTOR=ci-bot
+mkdir -p "$TMP/d1" "$TMP/d2"
+cp "$TINY" "$TMP/d1/model.gguf"
+cp "$TINY" "$TMP/d2/model.gguf"
+echo "second decoder" >"$TMP/d2/NOTE.txt"
+expect 0 '"version":1' "kinds: register the encoder" -- registry register "$TMP/m1"
+expect 0 '"version":2.*"kind":"decoder"' "kinds: register a decoder" -- registry register "$TMP/d1"
+expect 0 '"version":3' "kinds: register a second decoder" -- registry register "$TMP/d2"
+expect 0 '"alias":"live"' "kinds: approve the encoder (default alias live)" -- approve 1 --by alice --reason encoder
+expect 0 '"alias":"live","version":1' "kinds: promote the encoder" -- promote 1
+expect 0 '"approved":2,"alias":"live-decoder"' "kinds: a decoder's default alias beside a live encoder" -- \
+    approve 2 --by alice --reason decoder
+expect 1 "keeps its kind.*live-decoder" "kinds: a decoder cannot take the encoder's live" -- promote 2 --alias live
+expect 1 "refused.*approval" "kinds: the policy for live covers live-decoder" -- promote 3
+expect 0 '"alias":"live-decoder","version":2,"old":null' "kinds: promote the decoder (default alias)" -- promote 2
+expect 0 '"alias":"live-decoder"' "kinds: approve the second decoder" -- approve 3 --by alice --reason "decoder student"
+expect 1 "keeps its kind" "kinds: an encoder cannot take live-decoder" -- promote 1 --alias live-decoder
+expect 2 "live alias" "kinds: rollback of an alias that is not live" -- rollback --alias candidate
+expect 1 "nothing to roll back.*previous-decoder" "kinds: nothing to roll back yet" -- rollback --alias live-decoder
+echo "kinds-token-$$" >"$TMP/ktoken"
+chmod 600 "$TMP/ktoken"
+LOG=$TMP/kinds-server.log
+cli_serve_start "$LOG" --model "$TMP/m1" --decoder "$TMP/d1/model.gguf" --threads 1 --admin-token-file "$TMP/ktoken"
+if [ -z "$PORT" ]; then
+    fail "kinds: the server did not start: $(tail -c 400 "$LOG")"
+else
+    served() { # the decoder that answers a chat completion
+        curl -s -X POST --data-binary '{"messages":[{"role":"user","content":"Hi"}],"temperature":0,"max_tokens":2}' \
+            "$URL/v1/chat/completions" | python3 -c 'import json,sys; print(json.load(sys.stdin)["model"])'
+    }
+    ENC0=$(curl -s "$URL/healthz")
+    D2=$("$SESLM" registry show 2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
+    D3=$("$SESLM" registry show 3 | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
+    expect 0 '"alias":"live-decoder","version":3,"old":2' "kinds: promote the second decoder, notifying the node" -- \
+        promote 3 --notify "$URL" --admin-token-file "$TMP/ktoken"
+    ok
+    [ "$(served)" = "$D3" ] || fail "kinds: the node did not load decoder v3: $(served) ($D3)"
+    expect 0 '"alias":"live-decoder","version":2' "kinds: roll the decoder back, notifying the node" -- \
+        rollback --alias live-decoder --notify "$URL" --admin-token-file "$TMP/ktoken"
+    ok
+    [ "$(served)" = "$D2" ] || fail "kinds: the node did not reload decoder v2: $(served) ($D2)"
+    ok
+    [ "$(curl -s "$URL/healthz")" = "$ENC0" ] || fail "kinds: the encoder changed: $ENC0 -> $(curl -s "$URL/healthz")"
+    expect 0 '"version":1,.*"aliases":\["live"\]' "kinds: the encoder is still live" -- registry show live
+    expect 0 '"version":3,.*"aliases":\["previous-decoder"\]' "kinds: previous-decoder after the rollback" -- registry show previous-decoder
+    expect 0 '"action":"notify".*"target":"live-decoder"|"target":"live-decoder".*"action":"notify"' "kinds: the reload is audited under its alias" -- \
+        audit log --limit 1
+    kill -TERM "$PID" 2>/dev/null
+    wait "$PID" 2>/dev/null
+    PID=
+fi
+unset SESLM_POLICY SESLM_ACTOR SESLM_REGISTRY SESLM_STORE
+
 # ---- the audit anchor: a chain rewritten and recomputed in the database fails verification ----------
 # anchor_suite NAME REGISTRY_URL KIND WHERE (KIND WHERE: "sqlite" PATH or "pg" DSN, for tests/cli/audit_rewrite.py)
 anchor_suite() {

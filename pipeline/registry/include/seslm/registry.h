@@ -77,15 +77,22 @@ typedef struct seslm_governance seslm_governance;
 /* Records an approval of `version` for `alias` by `by` with `reason` (both required). */
 seslm_status seslm_registry_approve(seslm_registry *r, long long version, const char *alias, const char *by,
                                     const char *reason);
-/* Points alias at version in one transaction; for "live", the old live version becomes "previous" in
- * the same transaction (no reader sees zero or two live models). Refused with SESLM_ERR_ARG when
- * gov (may be NULL: no policy) requires an approval that is missing, or when version is already
- * there. *old gets the version the alias held (0 none). */
+/* Points alias at version in one transaction; for a live alias ("live", or "live-NAME": one per kind of
+ * model, e.g. "live-decoder" beside an encoder's "live"), the version it held becomes "previous"
+ * ("previous-NAME") in the same transaction (no reader sees zero or two live models). Refused with
+ * SESLM_ERR_ARG when gov (may be NULL: no policy) requires an approval that is missing, when version is
+ * already there, or when the alias holds a model of another kind (encoder / decoder: arch "kind"). *old
+ * gets the version the alias held (0 none). */
 seslm_status seslm_registry_promote(seslm_registry *r, long long version, const char *alias,
                                     const seslm_governance *gov, const char *actor, const char *reason, long long *old);
 /* Swaps live and previous in one transaction; *now_live gets the new live version. */
 seslm_status seslm_registry_rollback(seslm_registry *r, const seslm_governance *gov, const char *actor,
                                      const char *reason, long long *now_live);
+/* The same for any live alias: swaps "live-NAME" and "previous-NAME" (alias NULL: "live"). */
+seslm_status seslm_registry_rollback_alias(seslm_registry *r, const char *alias, const seslm_governance *gov,
+                                           const char *actor, const char *reason, long long *now_live);
+/* 1 when alias is "live" or "live-NAME" (promotions keep its previous model for a rollback). */
+int seslm_registry_alias_is_live(const char *alias);
 
 /* Anchors the audit log outside the database: with a key (32 bytes, e.g. from $SESLM_AUDIT_KEY_FILE,
  * a file the database never sees), every appended row also stores mac = "<key id>:<HMAC-SHA256(key,
