@@ -132,6 +132,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_recompile_decoder(int argc, char **argv);
+int cmd_distill_decoder(int argc, char **argv);
 int cmd_validate_decoder(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 

@@ -57,7 +57,8 @@ static const char *HELP =
     "The parent may be a student of an earlier cycle (its F32 master is planned and recompiled).\n"
     "A decoder (--model FILE.gguf, docs/decoder.md): 00-split, then per evolve.decoder.drop_layers count\n"
     "  04-recompile-dN  seslm recompile-decoder --drop-layers N (measured layer choice, healing of the\n"
-    "                   dropped spans' neighbours, evolve.decoder.embd_type table) on the calibration part\n"
+    "                   dropped spans' neighbours, evolve.decoder.embd_type table, then evolve.decoder.\n"
+    "                   distill_steps of end-to-end distillation) on the calibration part\n"
     "  05-validate-dN   seslm validate-decoder against the parent: held-out perplexity on the held-out part,\n"
     "                   bytes, decode latency, the grounded QA set (evolve.decoder.* bars)\n"
     "  and the smallest passing student (04-recompile/dN/model.gguf: register it with seslm registry).\n"
@@ -636,7 +637,9 @@ static int decoder_cycle(evolve_run *r) {
     seslm_evolve_config *c = &r->c;
     char calib[2200], heldout[2200];
     if (split_stage(r, c->calibration, 1, calib, heldout) < 0) return -1; // the perplexity gate needs held-out text
-    char thr[16], lines[16], heal[16], hl[16], rounds[16], mp[32], mb[32], ml[32];
+    char thr[16], lines[16], heal[16], hl[16], rounds[16], mp[32], mb[32], ml[32], dsteps[16], dlr[32];
+    snprintf(dsteps, sizeof dsteps, "%d", c->dec_distill_steps);
+    snprintf(dlr, sizeof dlr, "%g", c->dec_distill_lr);
     snprintf(thr, sizeof thr, "%d", c->threads);
     snprintf(lines, sizeof lines, "%d", c->calibration_lines);
     snprintf(heal, sizeof heal, "%d", c->dec_heal_steps);
@@ -681,7 +684,8 @@ static int decoder_cycle(evolve_run *r) {
         if (!stage_done(r, st) && (util_rmtree(dir), !mkdirs(dir))) return -1; // a partial attempt's files go
         char *a[32] = {"recompile-decoder", "--model", c->model, "--telemetry", c->telemetry, "--out", file,
                        list[0] ? "--drop" : "--drop-layers", list[0] ? list : nd, "--calibration", calib,
-                       "--calibration-lines", lines, "--embd-type", c->dec_embd_type, "--heal-steps", heal, NULL};
+                       "--calibration-lines", lines, "--embd-type", c->dec_embd_type, "--heal-steps", heal,
+                       "--distill-steps", dsteps, "--distill-lr", dlr, NULL};
         if (stage(r, st, NULL, so, 0, a) < 0) return -1;
     }
     char d5[2200];

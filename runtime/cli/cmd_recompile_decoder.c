@@ -3,6 +3,7 @@
 #include "calibrate.h"
 #include "cli.h"
 #include "decoder.h"
+#include "llm_distill.h"
 #include "llm_prune.h"
 #include "profile.h"
 #include "qblock.h"
@@ -17,6 +18,8 @@ static const char *HELP =
     "                               [--drop-layers N --calibration FILE | --drop L1,L2,...] [--vocab-general N]\n"
     "                               [--vocab-min-count N] [--embd-type keep|q8_0|q4_1|q4_0] [--plan-out FILE]\n"
     "                               [--heal-steps N [--heal-tokens N] [--heal-lr X] [--heal-type T]]\n"
+    "                               [--distill-steps N [--distill-lr X] [--distill-tokens N] [--distill-seq N]\n"
+    "                               [--distill-ce-weight X]]\n"
     "\n"
     "Writes a pruned copy of a Llama-family GGUF decoder, planned from what its served traffic used\n"
     "(telemetry dumps of seslm generate --telemetry-dir, or seslm serve --decoder). docs/decoder.md:\n"
@@ -57,6 +60,15 @@ static const char *HELP =
     "  --heal-tokens N       calibration tokens sampled for it, 1/8 held out (default 16384)\n"
     "  --heal-lr X           its peak learning rate (default 3e-4)\n"
     "  --heal-type T         storage of the healed matrices: keep (the parent's, default), q8_0, q4_1, q4_0\n"
+    "  --distill-steps N     with --calibration: then train every kept layer of the student together for N Adam\n"
+    "                        steps on the calibration text, to the parent's next-token distributions and the\n"
+    "                        text's next tokens (seslm distill-decoder; 1 document in 8 held out); the file is\n"
+    "                        rewritten only when its held-out cross-entropy, as stored, beats the student's\n"
+    "                        (default 0: off; not with --vocab-general)\n"
+    "  --distill-ce-weight X weight of the text's cross-entropy in that loss, the KL's 1 - X (default 0.5)\n"
+    "  --distill-lr X        its peak learning rate (default 5e-5)\n"
+    "  --distill-tokens N    tokens per step (default 1024)\n"
+    "  --distill-seq N       tokens per sequence at most (default 64)\n"
     "  --ridge X             reconstruction ridge relative to the mean Gram diagonal (default 1e-3)\n"
     "  --vocab-general N     keep ids below N and every token seen in the traffic (default: keep all)\n"
     "  --vocab-min-count N   seen at least N times (default 1)\n"
@@ -73,7 +85,9 @@ int cmd_recompile_decoder(int argc, char **argv) {
     seslm_llm_prune_opts_default(&o);
     o.heal_steps = -1; // auto: below
     int no_recon = 0, no_comp = 0, calib_lines = 512, vocab_general = -1, min_count = 1, embd_i = 0, heal_i = 0;
-    double ffn_keep = 1.0, heal_lr = 3e-4;
+    double ffn_keep = 1.0, heal_lr = 3e-4, distill_lr = 5e-5, distill_ce = 0.5;
+    seslm_llm_distill_opts dopt;
+    seslm_llm_distill_opts_default(&dopt);
     cli_choice embd = {&embd_i, "keep|q8_0|q4_1|q4_0"}, heal_ty = {&heal_i, "keep|q8_0|q4_1|q4_0"};
     const cli_arg args[] = {
         {"--model", CLI_ARG_STR, &model, 0, 0},
@@ -97,6 +111,11 @@ int cmd_recompile_decoder(int argc, char **argv) {
         {"--heal-tokens", CLI_ARG_INT, &o.heal_tokens, 64, 1 << 24},
         {"--heal-lr", CLI_ARG_NUM, &heal_lr, 1e-7, 1},
         {"--heal-type", CLI_ARG_CHOICE, &heal_ty, 0, 0},
+        {"--distill-steps", CLI_ARG_INT, &dopt.steps, 0, 1 << 24},
+        {"--distill-lr", CLI_ARG_NUM, &distill_lr, 1e-8, 1},
+        {"--distill-tokens", CLI_ARG_INT, &dopt.batch_tokens, 16, 1 << 20},
+        {"--distill-seq", CLI_ARG_INT, &dopt.seq, 2, 4096},
+        {"--distill-ce-weight", CLI_ARG_NUM, &distill_ce, 0, 1},
         {NULL, 0, NULL, 0, 0},
     };
     int prc = cli_parse_args("recompile-decoder", HELP, args, argc, argv, NULL);
@@ -122,6 +141,18 @@ int cmd_recompile_decoder(int argc, char **argv) {
     }
     if (o.heal_steps < 0) // auto: heal what is dropped whenever it can
         o.heal_steps = calib && !no_recon && (o.drop_layers > 0 || drop_list) && ffn_keep >= 1.0 ? 300 : 0;
+    if (dopt.steps > 0 && !calib) {
+        cli_error("recompile-decoder", "--distill-steps needs --calibration FILE (the student learns the parent's outputs on it)");
+        return 2;
+    }
+    if (dopt.steps > 0 && vocab_general >= 0) {
+        cli_error("recompile-decoder", "--distill-steps does not combine with --vocab-general (it needs the parent's vocabulary)");
+        return 2;
+    }
+    if (dopt.steps > 0 && dopt.seq > dopt.batch_tokens) {
+        cli_error("recompile-decoder", "--distill-seq must not exceed --distill-tokens");
+        return 2;
+    }
     if (o.heal_steps > 0 && !calib) {
         cli_error("recompile-decoder", "--heal-steps needs --calibration FILE (it trains on the parent's activations over it)");
         return 2;
@@ -176,6 +207,20 @@ int cmd_recompile_decoder(int argc, char **argv) {
     seslm_llm_prune_summary s;
     seslm_status st = seslm_llm_prune(model, &d->v, &o, out, plan_out, &s);
     seslm_telemetry_dump_free(d);
+    seslm_llm_distill_result dr;
+    memset(&dr, 0, sizeof dr);
+    if (!st && dopt.steps > 0) {
+        dopt.lr = (float)distill_lr, dopt.ce_weight = (float)distill_ce;
+        dopt.verbose = 1;
+        st = seslm_llm_distill(model, out, (const char *const *)lines, n_lines, &dopt, out, &dr);
+        if (st) { // the student as pruned stays: a failed distillation never leaves a half-written file
+            char why[512];
+            snprintf(why, sizeof why, "%s", seslm_last_error());
+            cli_error("recompile-decoder", "%s: distillation: %s (the pruned student was kept)", out, why);
+            seslm_lines_free(lines, n_lines);
+            return st == SESLM_ERR_ARG ? 2 : 1;
+        }
+    }
     seslm_lines_free(lines, n_lines);
     if (st) {
         cli_error("recompile-decoder", "%s: %s", out, seslm_last_error());
@@ -188,9 +233,14 @@ int cmd_recompile_decoder(int argc, char **argv) {
     printf(", \"telemetry\": ");
     cli_json_str(stdout, read_from);
     printf(", \"layers\": [%d, %d], \"heads\": [%d, %d], \"kv_heads\": [%d, %d], \"ffn\": [%d, %d], \"vocab\": [%d, %d], "
-           "\"healed\": [%d, %d], \"bytes\": [%zu, %zu], \"bytes_ratio\": %.4f}\n",
+           "\"healed\": [%d, %d], \"bytes\": [%zu, %zu], \"bytes_ratio\": %.4f",
            s.n_layer_in, s.n_layer_out, s.heads_in, s.heads_out, s.kv_in, s.kv_out, s.ffn_in, s.ffn_out, s.vocab_in,
            s.vocab_out, s.n_healed, s.n_heal_tried, s.bytes_in, s.bytes_out,
            s.bytes_in ? (double)s.bytes_out / (double)s.bytes_in : 0.0);
+    if (dopt.steps > 0)
+        printf(", \"distill\": {\"steps\": %d, \"train_tokens\": %lld, \"val_tokens\": %lld, \"held_out_loss_start\": %.6g, "
+               "\"held_out_loss_trained\": %.6g, \"held_out_loss_stored\": %.6g, \"kept\": %s}",
+               dr.steps, dr.train_tokens, dr.val_tokens, dr.val_start, dr.val_trained, dr.val_stored, dr.kept ? "true" : "false");
+    printf("}\n");
     return 0;
 }

@@ -55,6 +55,7 @@ static const struct {
     {"perplexity", cmd_perplexity, "a GGUF decoder's held-out perplexity (and bits per byte) on text"},
     {"validate-decoder", cmd_validate_decoder, "the gates of a decoder student against its parent: perplexity, bytes, latency, grounded QA"},
     {"recompile-decoder", cmd_recompile_decoder, "prune a GGUF decoder from its telemetry: KV groups, FFN neurons, layers, vocabulary"},
+    {"distill-decoder", cmd_distill_decoder, "train a decoder student end to end to match its parent on calibration text"},
 };
 
 static void usage(FILE *f) {

@@ -143,6 +143,29 @@ print("ok")
 PY
 grep -q "heal step 6/6" "$TMP/rh.err" || fail "no healing progress lines: $(tail -c 300 "$TMP/rh.err")"
 rm -f "$TMP/h.gguf"
+# end-to-end distillation of that student (a few steps: the plumbing; the gain is measured in bench/RESULTS.md 17)
+expect 0 "usage: seslm distill-decoder" "distill-decoder --help" -- distill-decoder --help
+expect 2 "are required" "distill-decoder without a student" -- distill-decoder --parent "$GGUF" --calibration "$TMP/calib.txt" --out "$TMP/d.gguf"
+expect 1 "cannot load|No such file|cannot open" "distill-decoder of a missing student" -- distill-decoder --parent "$GGUF" \
+    --student "$TMP/none.gguf" --calibration "$TMP/calib.txt" --out "$TMP/d.gguf"
+expect 1 "differ" "distill-decoder of a student with another vocabulary" -- distill-decoder --parent "$GGUF" --student "$TMP/s.gguf" \
+    --calibration "$TMP/calib.txt" --out "$TMP/d.gguf" --steps 1
+ok
+"$SESLM" distill-decoder --parent "$GGUF" --student "$TMP/reg/s/model.gguf" --calibration "$TMP/calib.txt" --out "$TMP/d.gguf" \
+    --steps 4 --tokens 256 --seq 32 --lr 1e-4 >"$TMP/dd.json" 2>"$TMP/dd.err" || fail "distill-decoder: $(tail -c 400 "$TMP/dd.err")"
+python3 - "$TMP/dd.json" "$TMP/d.gguf" >"$TMP/dd.out" 2>&1 <<'PY' || fail "distill-decoder summary: $(cat "$TMP/dd.out") $(tail -c 600 "$TMP/dd.err")"
+import json, math, os, sys
+s = json.load(open(sys.argv[1]))
+assert s["steps"] == 4 and s["train_tokens"] > 0 and s["val_tokens"] > 0, s
+assert all(math.isfinite(s[k]) and s[k] >= 0 for k in ("held_out_loss_start", "held_out_loss_trained", "held_out_loss_stored")), s
+assert s["held_out_loss_trained"] <= s["held_out_loss_start"] and s["held_out_loss_stored"] == s["held_out_loss_trained"], s
+assert s["kept"] == (s["held_out_loss_stored"] < s["held_out_loss_start"]) and s["kept"] == os.path.exists(sys.argv[2]), s
+print("ok")
+PY
+grep -q "step 4/4" "$TMP/dd.err" || fail "no distillation progress lines: $(tail -c 300 "$TMP/dd.err")"
+if [ -f "$TMP/d.gguf" ]; then
+    expect 0 '"ppl"' "the distilled student is scored" -- perplexity --model "$TMP/d.gguf" --input "$TMP/heldout.txt"
+fi
 expect 0 '"version":1' "register the parent decoder" -- registry register "$TMP/reg/p"
 expect 0 '"version":2.*"parent":1.*"kind":"decoder".*"n_layers":29' "register the student (parent found by the weights' hash)" -- \
     registry register "$TMP/reg/s" --plan "$TMP/reg/plan.json"

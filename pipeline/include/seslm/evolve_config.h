@@ -40,6 +40,8 @@ typedef struct {
     int n_dec_drop;
     char dec_embd_type[16];          // the embedding / output table: keep | q8_0 | q4_1 | q4_0
     int dec_heal_steps;              // healing of the dropped spans' neighbours (0 = off)
+    int dec_distill_steps;           // end-to-end distillation of each candidate (recompile-decoder --distill-steps; 0 = off)
+    double dec_distill_lr;           //   its peak learning rate
     double dec_max_ppl_increase, dec_max_bytes_ratio, dec_max_latency_ratio; // validate-decoder's bars
     int dec_rounds, dec_grounded, dec_heldout_lines;
 } seslm_evolve_config;
