@@ -440,8 +440,45 @@ static void cap_fn(void *user, int layer, int what, const float *x, int M, int K
 
 /* Tokenizes the documents ([start] + tokens, cut into sequences of at most seq) and computes the parent's targets:
  * rmsnorm(x_last) * parent's output norm, per row. */
+// "\n" (two characters) -> newline, in place
+static void unescape_newlines(char *t) {
+    char *w = t;
+    for (const char *r = t; *r; r++) {
+        if (r[0] == '\\' && r[1] == 'n') *w++ = '\n', r++;
+        else *w++ = *r;
+    }
+    *w = 0;
+}
+
+/* Appends the parent's greedy continuation of ids (n) to it, up to k tokens, stopping after an end token. */
+static seslm_status continue_greedy(const seslm_llm *parent, int32_t **ids, int *n, int k) {
+    const seslm_llm_config *cf = seslm_llm_cfg(parent);
+    const bpe_tokenizer *tok = seslm_llm_tokenizer(parent);
+    const int32_t im_end = bpe_lookup(tok, "<|im_end|>", 10), eot = bpe_lookup(tok, "<|endoftext|>", 13), eos = bpe_eos(tok);
+    if (*n + k > cf->n_ctx_train) k = cf->n_ctx_train - *n;
+    if (k <= 0) return SESLM_OK;
+    int32_t *grown = realloc(*ids, (size_t)(*n + k) * sizeof *grown);
+    float *logits = malloc((size_t)cf->n_vocab * sizeof *logits);
+    seslm_llm_ctx *c = NULL;
+    seslm_status st = grown && logits ? SESLM_OK : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    if (grown) *ids = grown;
+    if (!st) st = seslm_llm_ctx_new(&c, parent, *n + k, 0);
+    if (!st) st = seslm_llm_decode(c, *ids, *n, logits);
+    for (int i = 0; i < k && !st; i++) {
+        int best = 0;
+        for (int v = 1; v < cf->n_vocab; v++)
+            if (logits[v] > logits[best]) best = v;
+        (*ids)[(*n)++] = best;
+        if (best == im_end || best == eot || best == eos) break;
+        if (i + 1 < k) st = seslm_llm_decode(c, &(*ids)[*n - 1], 1, logits);
+    }
+    seslm_llm_ctx_free(c);
+    free(logits);
+    return st;
+}
+
 static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float *p_onorm, const char *const *docs,
-                                 const int *pick, int n_pick, int seq) {
+                                 const int *pick, int n_pick, int seq, int special, int answer_tokens) {
     memset(q, 0, sizeof *q);
     const seslm_llm_config *cf = seslm_llm_cfg(parent);
     const bpe_tokenizer *tok = seslm_llm_tokenizer(parent);
@@ -454,10 +491,40 @@ static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float
     for (int d = 0; d < n_pick && !st; d++) {
         int32_t *ids = NULL;
         int n = 0;
-        const char *doc = docs[pick[d]];
-        if ((st = bpe_encode(tok, doc, strlen(doc), 0, &ids, &n)) != SESLM_OK) break;
-        for (int p = 0; p < n; p += seq - 1) {
-            const int k = n - p < seq - 1 ? n - p : seq - 1;
+        char *doc = strdup(docs[pick[d]]);
+        if (!doc) {
+            st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+            break;
+        }
+        if (special) unescape_newlines(doc);
+        st = bpe_encode(tok, doc, strlen(doc), special, &ids, &n);
+        free(doc);
+        if (st != SESLM_OK) break;
+        if (answer_tokens > 0 && n > 0) { // the parent's answer follows the prompt (as it is served: no start token
+            const int pre = special ? 0 : 1;  //  before a chat prompt)
+            int32_t *with = malloc((size_t)(n + 1) * sizeof *with);
+            if (!with) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+            else {
+                with[0] = start;
+                memcpy(with + pre, ids, (size_t)n * sizeof *ids);
+                int nw = n + pre;
+                st = continue_greedy(parent, &with, &nw, answer_tokens);
+                free(ids);
+                ids = malloc((size_t)(nw - pre) * sizeof *ids);
+                if (ids) memcpy(ids, with + pre, (size_t)(nw - pre) * sizeof *ids), n = nw - pre;
+                else if (!st) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+                free(with);
+            }
+            if (st) {
+                free(ids);
+                break;
+            }
+        }
+        // windows of seq tokens: the start token + seq - 1 of the document; a document with special tokens carries its
+        // own structure (<|im_start|> ..., as the node's prompts start) and gets no start token
+        const int pre = special ? 0 : 1, W = seq - pre;
+        for (int p = 0; p < n; p += W) {
+            const int k = n - p < W ? n - p : W;
             if (q->n == cap_n) {
                 cap_n = cap_n ? 2 * cap_n : 256;
                 int *s2 = realloc(q->start, (size_t)cap_n * sizeof *s2), *l2 = s2 ? realloc(q->len, (size_t)cap_n * sizeof *l2) : NULL;
@@ -477,10 +544,10 @@ static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float
                 }
                 q->ids = i2;
             }
-            q->start[q->n] = (int)q->rows, q->len[q->n] = k + 1;
-            q->ids[q->rows] = start;
-            memcpy(q->ids + q->rows + 1, ids + p, (size_t)k * sizeof *ids);
-            q->rows += k + 1, q->n++;
+            q->start[q->n] = (int)q->rows, q->len[q->n] = k + pre;
+            if (pre) q->ids[q->rows] = start;
+            memcpy(q->ids + q->rows + pre, ids + p, (size_t)k * sizeof *ids);
+            q->rows += k + pre, q->n++;
         }
         free(ids);
     }
@@ -551,7 +618,7 @@ static seslm_status out_matrix(const gguf_file *f, int V, int C, float **out, co
 }
 
 static seslm_status run_open(run *r, const char *parent_path, const char *student_path, const char *const *docs, int n_docs,
-                             int seq, int batch_tokens, int n_val_every, int kl) {
+                             int seq, int batch_tokens, int n_val_every, int kl, int special, int answer_tokens) {
     memset(r, 0, sizeof *r);
     seslm_status st = seslm_llm_load(&r->parent, parent_path);
     if (!st) st = seslm_llm_load(&r->student, student_path);
@@ -583,8 +650,8 @@ static seslm_status run_open(run *r, const char *parent_path, const char *studen
         else tr[nt++] = d;
     }
     if (nt < 2 || (n_val_every > 0 && nv < 1)) st = seslm_fail(SESLM_ERR_ARG, "distillation: too few documents of text (%d given; 1 in 8 is held out)", n_docs);
-    if (!st) st = seqset_build(&r->tr, r->parent, (const float *)pon->data, docs, tr, nt, seq);
-    if (!st && nv) st = seqset_build(&r->va, r->parent, (const float *)pon->data, docs, va, nv, seq);
+    if (!st) st = seqset_build(&r->tr, r->parent, (const float *)pon->data, docs, tr, nt, seq, special, answer_tokens);
+    if (!st && nv) st = seqset_build(&r->va, r->parent, (const float *)pon->data, docs, va, nv, seq, special, answer_tokens);
     free(tr), free(va);
     if (st) return st;
     r->cap_M = batch_tokens + seq;
@@ -726,7 +793,8 @@ seslm_status seslm_llm_distill(const char *parent_path, const char *student_path
     if (!(o->ce_weight >= 0.0f && o->ce_weight <= 1.0f)) return seslm_fail(SESLM_ERR_ARG, "distillation: the cross-entropy weight must be in [0, 1]");
     if (o->steps == 0) return SESLM_OK;
     run r;
-    seslm_status st = run_open(&r, parent_path, student_path, docs, n_docs, o->seq, o->batch_tokens, 8, !o->hidden_loss);
+    seslm_status st = run_open(&r, parent_path, student_path, docs, n_docs, o->seq, o->batch_tokens, 8, !o->hidden_loss,
+                               o->special, o->answer_tokens);
     r.w.ce = o->ce_weight;
     tmodel *m = &r.m;
     const size_t n = m->n_params;
@@ -822,7 +890,7 @@ seslm_status seslm_llm_distill_gradcheck(const char *parent_path, const char *st
                                          int n_docs, int kl, int n_probe, double *worst_rel, double *loss) {
     run r;
     *worst_rel = 0.0;
-    seslm_status st = run_open(&r, parent_path, student_path, docs, n_docs, 16, 64, 0, kl);
+    seslm_status st = run_open(&r, parent_path, student_path, docs, n_docs, 16, 64, 0, kl, 0, 0);
     r.w.ce = 0.5f; // both terms of the loss
     tmodel *m = &r.m;
     float *Gr = st ? NULL : calloc(m->n_params, sizeof *Gr);

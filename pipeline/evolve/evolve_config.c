@@ -65,7 +65,8 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         "evolve.distill.int8_aware", "evolve.adapt", "evolve.adapt.enabled", "evolve.adapt.config", "evolve.adapt.feedback",
         "drop_layers", "drop_layers.*",
         "evolve.decoder", "evolve.decoder.drop_layers", "evolve.decoder.drop_layers.*", "evolve.decoder.embd_type",
-        "evolve.decoder.heal_steps", "evolve.decoder.distill_steps", "evolve.decoder.distill_lr", "evolve.decoder.max_ppl_increase", "evolve.decoder.max_bytes_ratio",
+        "evolve.decoder.heal_steps", "evolve.decoder.distill_steps", "evolve.decoder.distill_lr",
+        "evolve.decoder.distill_special", "evolve.decoder.distill_answer_tokens", "evolve.decoder.max_ppl_increase", "evolve.decoder.max_bytes_ratio",
         "evolve.decoder.max_latency_ratio", "evolve.decoder.rounds", "evolve.decoder.grounded", "evolve.decoder.heldout_lines",
         // the policy's own keys (plan.c checks them)
         "version", "targets", "targets.*", "cap", "protected_layers", "protected_layers.*", "never_drop", "never_drop.*", "min_heads", "min_ffn",
@@ -152,6 +153,9 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
     if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.decoder.distill_steps", 0, 1000000, 0, &v)) == SESLM_OK)
         c->dec_distill_steps = (int)v;
     if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.distill_lr", 1e-8, 1.0, 1e-4, &c->dec_distill_lr);
+    if (st == SESLM_OK) st = seslm_yaml_get_bool(y, "evolve.decoder.distill_special", 0, &c->dec_distill_special);
+    if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.decoder.distill_answer_tokens", 0, 4096, 0, &v)) == SESLM_OK)
+        c->dec_distill_answer = (int)v;
     if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.max_ppl_increase", 0.0, 100.0, 0.05, &c->dec_max_ppl_increase);
     if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.max_bytes_ratio", 0.0, 10.0, 0.70, &c->dec_max_bytes_ratio);
     if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.max_latency_ratio", 0.0, 10.0, 0.80, &c->dec_max_latency_ratio);

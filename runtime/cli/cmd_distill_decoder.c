@@ -12,6 +12,7 @@
 static const char *HELP =
     "usage: seslm distill-decoder --parent FILE --student FILE --calibration FILE --out FILE [--steps N]\n"
     "                             [--lr X] [--tokens N] [--seq N] [--ce-weight X] [--hidden-loss]\n"
+    "                             [--special] [--answer-tokens N]\n"
     "                             [--calibration-lines N] [--seed N]\n"
     "\n"
     "Trains every layer of a GGUF decoder student (seslm recompile-decoder's, with the parent's vocabulary and\n"
@@ -35,6 +36,10 @@ static const char *HELP =
     "  --seq N               tokens per sequence at most (default 64)\n"
     "  --ce-weight X         weight of the cross-entropy in the loss, the KL's is 1 - X (default 0.5)\n"
     "  --hidden-loss         the mean squared difference of the final hidden states instead (selected on it)\n"
+    "  --special             calibration lines may hold special tokens (chat-formatted prompts as the node serves\n"
+    "                        them, <|im_start|>...) and \\n for a newline; such lines get no start token\n"
+    "  --answer-tokens N     append the parent's greedy continuation of each line, up to N tokens (to its end of\n"
+    "                        turn): the student learns the parent's answers to the served prompts (default 0)\n"
     "  --seed N              batch order (default 1)\n"
     "\n"
     "Exit status: 0 ok (written or, when training did not help, left alone: see \"kept\"), 1 bad model or text,\n"
@@ -45,7 +50,7 @@ int cmd_distill_decoder(int argc, char **argv) {
     const char *parent = NULL, *student = NULL, *calib = NULL, *out = NULL;
     int lines_max = 512, seed = 1;
     double lr = 5e-5, ce = 0.5;
-    int hidden = 0;
+    int hidden = 0, special = 0, answer = 0;
     seslm_llm_distill_opts o;
     seslm_llm_distill_opts_default(&o);
     o.steps = 100;
@@ -62,6 +67,8 @@ int cmd_distill_decoder(int argc, char **argv) {
         {"--seed", CLI_ARG_INT, &seed, 0, 1 << 30},
         {"--ce-weight", CLI_ARG_NUM, &ce, 0, 1},
         {"--hidden-loss", CLI_ARG_FLAG, &hidden, 0, 0},
+        {"--special", CLI_ARG_FLAG, &special, 0, 0},
+        {"--answer-tokens", CLI_ARG_INT, &answer, 0, 4096},
         {NULL, 0, NULL, 0, 0},
     };
     int prc = cli_parse_args(CMD, HELP, args, argc, argv, NULL);
@@ -75,6 +82,7 @@ int cmd_distill_decoder(int argc, char **argv) {
         return 2;
     }
     o.lr = (float)lr, o.seed = (uint64_t)seed, o.verbose = 1, o.ce_weight = (float)ce, o.hidden_loss = hidden;
+    o.special = special, o.answer_tokens = answer;
     char **lines = NULL;
     int n_lines = 0;
     if (seslm_lines_read(calib, lines_max, &lines, &n_lines) != SESLM_OK) {

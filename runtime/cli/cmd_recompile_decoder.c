@@ -19,7 +19,7 @@ static const char *HELP =
     "                               [--vocab-min-count N] [--embd-type keep|q8_0|q4_1|q4_0] [--plan-out FILE]\n"
     "                               [--heal-steps N [--heal-tokens N] [--heal-lr X] [--heal-type T]]\n"
     "                               [--distill-steps N [--distill-lr X] [--distill-tokens N] [--distill-seq N]\n"
-    "                               [--distill-ce-weight X]]\n"
+    "                               [--distill-ce-weight X] [--distill-special] [--distill-answer-tokens N]]\n"
     "\n"
     "Writes a pruned copy of a Llama-family GGUF decoder, planned from what its served traffic used\n"
     "(telemetry dumps of seslm generate --telemetry-dir, or seslm serve --decoder). docs/decoder.md:\n"
@@ -66,6 +66,9 @@ static const char *HELP =
     "                        rewritten only when its held-out cross-entropy, as stored, beats the student's\n"
     "                        (default 0: off; not with --vocab-general)\n"
     "  --distill-ce-weight X weight of the text's cross-entropy in that loss, the KL's 1 - X (default 0.5)\n"
+    "  --distill-special     calibration lines may be chat-formatted served prompts (special tokens, \\n for\n"
+    "                        newlines; seslm distill-decoder --special)\n"
+    "  --distill-answer-tokens N  the parent's greedy answer to each line, up to N tokens, is distilled too\n"
     "  --distill-lr X        its peak learning rate (default 5e-5)\n"
     "  --distill-tokens N    tokens per step (default 1024)\n"
     "  --distill-seq N       tokens per sequence at most (default 64)\n"
@@ -86,6 +89,7 @@ int cmd_recompile_decoder(int argc, char **argv) {
     o.heal_steps = -1; // auto: below
     int no_recon = 0, no_comp = 0, calib_lines = 512, vocab_general = -1, min_count = 1, embd_i = 0, heal_i = 0;
     double ffn_keep = 1.0, heal_lr = 3e-4, distill_lr = 5e-5, distill_ce = 0.5;
+    int distill_special = 0, distill_answer = 0;
     seslm_llm_distill_opts dopt;
     seslm_llm_distill_opts_default(&dopt);
     cli_choice embd = {&embd_i, "keep|q8_0|q4_1|q4_0"}, heal_ty = {&heal_i, "keep|q8_0|q4_1|q4_0"};
@@ -116,6 +120,8 @@ int cmd_recompile_decoder(int argc, char **argv) {
         {"--distill-tokens", CLI_ARG_INT, &dopt.batch_tokens, 16, 1 << 20},
         {"--distill-seq", CLI_ARG_INT, &dopt.seq, 2, 4096},
         {"--distill-ce-weight", CLI_ARG_NUM, &distill_ce, 0, 1},
+        {"--distill-special", CLI_ARG_FLAG, &distill_special, 0, 0},
+        {"--distill-answer-tokens", CLI_ARG_INT, &distill_answer, 0, 4096},
         {NULL, 0, NULL, 0, 0},
     };
     int prc = cli_parse_args("recompile-decoder", HELP, args, argc, argv, NULL);
@@ -211,6 +217,7 @@ int cmd_recompile_decoder(int argc, char **argv) {
     memset(&dr, 0, sizeof dr);
     if (!st && dopt.steps > 0) {
         dopt.lr = (float)distill_lr, dopt.ce_weight = (float)distill_ce;
+        dopt.special = distill_special, dopt.answer_tokens = distill_answer;
         dopt.verbose = 1;
         st = seslm_llm_distill(model, out, (const char *const *)lines, n_lines, &dopt, out, &dr);
         if (st) { // the student as pruned stays: a failed distillation never leaves a half-written file

@@ -42,6 +42,8 @@ typedef struct {
     int dec_heal_steps;              // healing of the dropped spans' neighbours (0 = off)
     int dec_distill_steps;           // end-to-end distillation of each candidate (recompile-decoder --distill-steps; 0 = off)
     double dec_distill_lr;           //   its peak learning rate
+    int dec_distill_special;         //   the calibration lines are chat-formatted served prompts (--distill-special)
+    int dec_distill_answer;          //   the parent's answers to them, up to this many tokens (--distill-answer-tokens)
     double dec_max_ppl_increase, dec_max_bytes_ratio, dec_max_latency_ratio; // validate-decoder's bars
     int dec_rounds, dec_grounded, dec_heldout_lines;
 } seslm_evolve_config;

@@ -34,6 +34,10 @@ typedef struct {
     float lr;         // peak learning rate (default 5e-5)
     uint64_t seed;    // batch order
     float ce_weight;  // the loss: (1 - ce_weight) KL + ce_weight cross-entropy on the text's next tokens (default 0.5)
+    int special;       // 1: the documents may hold special tokens (<|im_start|> ...: chat-formatted served prompts) and
+                       //    the two characters \n stand for a newline (a prompt is one line of the file)
+    int answer_tokens; // > 0: the parent's greedy continuation of each document, up to this many tokens (stopping
+                       //    at its end-of-turn / end-of-text token), is appended to it: the student learns the answers
     int hidden_loss;  // 1: the mean squared error of the normed final hidden states instead of the KL divergence
     int verbose;      // progress lines on standard error
 } seslm_llm_distill_opts;
