@@ -129,6 +129,19 @@ int main(void) {
         CHECK(access(out, F_OK) != 0); // not written
     }
 
+    // served prompts: with special tokens and the parent's greedy answers appended, the documents grow by up to
+    // answer_tokens each (and lose their start token)
+    seslm_llm_distill_result ra, rb;
+    o.steps = 1, o.lr = 1e-8f, o.special = 1, o.answer_tokens = 0;
+    CHECK(seslm_llm_distill(TINY, student, docs, 64, &o, out, &ra) == SESLM_OK);
+    o.answer_tokens = 4;
+    CHECK(seslm_llm_distill(TINY, student, docs, 64, &o, out, &rb) == SESLM_OK);
+    CHECK_MSG(rb.train_tokens > ra.train_tokens && rb.train_tokens <= ra.train_tokens + 4LL * 64, "tokens %lld -> %lld",
+              ra.train_tokens, rb.train_tokens);
+    CHECK(ra.train_tokens < r.train_tokens); // no start token before a special document
+    o.special = 0, o.answer_tokens = 0;
+    unlink(out);
+
     // bad input
     o.steps = -1;
     CHECK(seslm_llm_distill(TINY, student, docs, 64, &o, out, &r) == SESLM_ERR_ARG);
