@@ -110,14 +110,17 @@ int cmd_validate_decoder(int argc, char **argv) {
         for (int j = 0; j < 2; j++) {
             int k = (r + j) % 2;
             char *prompt = seslm_chat_format(m[k], &msg, 1, 1);
-            seslm_gen_opts go = {.max_tokens = tokens, .parse_special = 1, .sampling = {0.0f, 1.0f, 0}};
+            // ignore_eos: both generate exactly `tokens` tokens, so a student that ends its answer sooner (or at once)
+            // is timed on as many tokens as its parent
+            seslm_gen_opts go = {.max_tokens = tokens, .parse_special = 1, .ignore_eos = 1, .sampling = {0.0f, 1.0f, 0}};
             seslm_gen_result res;
             memset(&res, 0, sizeof res);
             seslm_llm_ctx_reset(c[k]);
             seslm_status st = prompt ? seslm_generate(c[k], prompt, strlen(prompt), &go, &res) : SESLM_ERR_NOMEM;
             free(prompt);
             if (st != SESLM_OK || res.n_gen < 2) {
-                cli_error(CMD, "generation with %s: %s", paths[k], seslm_last_error());
+                cli_error(CMD, "generation with %s: %s", paths[k],
+                          st != SESLM_OK ? seslm_last_error() : "fewer than 2 tokens generated: no decode time to measure");
                 seslm_gen_result_free(&res);
                 goto done;
             }

@@ -154,6 +154,8 @@ typedef struct {
     const char *const *stop; // stop strings: generation ends before the first occurrence of any
     int n_stop;
     int parse_special;       // prompt: control tokens written in text become their ids (chat prompts)
+    int ignore_eos;          // do not stop at the end-of-turn / end-of-sequence token (speed measurements: every
+                             // model generates max_tokens tokens; those tokens add no text)
     /* called with each new piece of text as soon as it cannot be part of a stop string; return non-zero
      * to stop early. May be NULL. */
     int (*on_text)(void *user, const char *text, size_t len);

@@ -229,12 +229,13 @@ seslm_status seslm_generate(seslm_llm_ctx *c, const char *prompt, size_t len, co
     char piece[512];
     for (int i = 0; !st && i < o->max_tokens; i++) {
         int32_t id = seslm_sampler_pick(&smp, logits);
-        if (id == bpe_eos(tok) || bpe_is_control(tok, id)) {
+        const int end = id == bpe_eos(tok) || bpe_is_control(tok, id);
+        if (end && !o->ignore_eos) {
             r->finish = "stop";
             break;
         }
         r->n_gen++;
-        int pn = bpe_token_bytes(tok, id, 0, piece, (int)sizeof piece);
+        int pn = end ? 0 : bpe_token_bytes(tok, id, 0, piece, (int)sizeof piece); // (ignore_eos: decoded, not shown)
         if (pn > (int)sizeof piece) pn = (int)sizeof piece;
         size_t before = text.n;
         sb_add(&text, piece, (size_t)pn > 0 ? (size_t)pn : 0);

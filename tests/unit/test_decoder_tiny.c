@@ -226,6 +226,22 @@ static void test_generate(const seslm_llm *m) {
         }
     }
     seslm_gen_result_free(&r);
+    // ignore_eos (validate-decoder's latency rounds): exactly max_tokens tokens, whatever the model picks; the text
+    // before the first end token is the same as without it
+    {
+        seslm_gen_opts o3 = {.max_tokens = 40, .sampling = {0.0f, 1.0f, 0}, .parse_special = 1, .ignore_eos = 1};
+        seslm_gen_opts o4 = o3;
+        o4.ignore_eos = 0;
+        seslm_gen_result r3, r4;
+        seslm_llm_ctx_reset(c);
+        CHECK(seslm_generate(c, p, strlen(p), &o3, &r3) == SESLM_OK);
+        seslm_llm_ctx_reset(c);
+        CHECK(seslm_generate(c, p, strlen(p), &o4, &r4) == SESLM_OK);
+        CHECK_MSG(r3.n_gen == 40 && strcmp(r3.finish, "length") == 0, "ignore_eos: %d tokens, finish %s", r3.n_gen, r3.finish);
+        CHECK(r4.n_gen <= 40 && r3.len >= r4.len && memcmp(r3.text, r4.text, r4.len) == 0);
+        seslm_gen_result_free(&r3);
+        seslm_gen_result_free(&r4);
+    }
     // an invalid prompt
     seslm_llm_ctx_reset(c);
     CHECK(seslm_generate(c, "\xff", 1, &o, &r) == SESLM_ERR_UTF8);
