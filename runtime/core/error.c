@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char g_last_error[1024];
 
@@ -24,9 +25,14 @@ const char *seslm_status_str(seslm_status s) {
 const char *seslm_last_error(void) { return g_last_error; }
 
 seslm_status seslm_fail(seslm_status s, const char *fmt, ...) {
+    // callers often wrap the previous message ("...: %s", seslm_last_error()): formatting straight into
+    // g_last_error would read the buffer it is writing (undefined; seen as a garbled message), so format
+    // beside it and copy
+    char buf[sizeof g_last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_last_error, sizeof g_last_error, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(g_last_error, buf, sizeof buf);
     return s;
 }

@@ -111,35 +111,77 @@ void util_rmtree(const char *path) {
     rmdir(path);
 }
 
+/* Bytes of the well-formed UTF-8 sequence at s[i] (1..4), or 0 when the bytes there are not one (RFC 3629
+ * table: no overlong forms, no surrogates, nothing above U+10FFFF, not cut short by n). */
+static size_t utf8_seq_len(const unsigned char *s, size_t i, size_t n) {
+    unsigned c = s[i];
+    size_t k;
+    unsigned lo = 0x80, hi = 0xbf; // the allowed range of the second byte
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        k = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        k = 2;
+        if (c == 0xe0) lo = 0xa0;
+        if (c == 0xed) hi = 0x9f; // no UTF-16 surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        k = 3;
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f; // nothing above U+10FFFF
+    } else {
+        return 0;
+    }
+    if (i + k >= n) return 0; // cut short
+    if (s[i + 1] < lo || s[i + 1] > hi) return 0;
+    for (size_t j = 2; j <= k; j++)
+        if ((s[i + j] & 0xc0) != 0x80) return 0;
+    return k + 1;
+}
+
+/* Bytes at s[i] that begin a well-formed sequence without completing it (1 for a byte that begins none). */
+static size_t utf8_valid_prefix(const unsigned char *s, size_t i, size_t n) {
+    unsigned c = s[i];
+    size_t k = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : 0;
+    unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80, hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+    size_t j = 1;
+    if (k && i + 1 < n && s[i + 1] >= lo && s[i + 1] <= hi) {
+        j = 2;
+        while (j <= k && i + j < n && (s[i + j] & 0xc0) == 0x80) j++;
+    }
+    return j;
+}
+
 int util_utf8_valid(const char *str, size_t n) {
     const unsigned char *s = (const unsigned char *)str;
     for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        size_t k;
-        unsigned lo = 0x80, hi = 0xbf; // the allowed range of the second byte (RFC 3629 table)
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            if (c == 0xe0) lo = 0xa0;
-            if (c == 0xed) hi = 0x9f; // no UTF-16 surrogates
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            if (c == 0xf0) lo = 0x90;
-            if (c == 0xf4) hi = 0x8f; // nothing above U+10FFFF
-        } else {
-            return 0;
-        }
-        if (i + k >= n) return 0; // cut short
-        if (s[i + 1] < lo || s[i + 1] > hi) return 0;
-        for (size_t j = 2; j <= k; j++)
-            if ((s[i + j] & 0xc0) != 0x80) return 0;
-        i += k + 1;
+        size_t k = utf8_seq_len(s, i, n);
+        if (!k) return 0;
+        i += k;
     }
     return 1;
+}
+
+size_t util_utf8_repair(const char *str, size_t n, char *out) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq_len(s, i, n);
+        if (k) {
+            memcpy(out + o, s + i, k);
+            o += k;
+            i += k;
+            continue;
+        }
+        // one U+FFFD per maximal subpart (Unicode's recommended practice, as Python's errors="replace"): a lead
+        // byte with the bytes that still continue it validly (a cut character), else the one byte. Text repaired
+        // in pieces cut where no character is unfinished (generation's stream) reads the same as repaired whole.
+        i += utf8_valid_prefix(s, i, n);
+        out[o++] = (char)0xef;
+        out[o++] = (char)0xbf;
+        out[o++] = (char)0xbd;
+    }
+    out[o] = 0;
+    return o;
 }
 
 seslm_status util_secret_file_check(const char *path) {

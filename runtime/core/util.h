@@ -9,6 +9,7 @@
 #define util_secret_file_check seslm_util_secret_file_check
 #define util_read_secret_line seslm_util_read_secret_line
 #define util_utf8_valid seslm_util_utf8_valid
+#define util_utf8_repair seslm_util_utf8_repair
 #define util_rmtree seslm_util_rmtree
 
 #include "seslm.h"
@@ -37,6 +38,12 @@ seslm_status util_read_secret_line(const char *path, const char *what, char *buf
 /* 1 when s[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above
  * U+10FFFF), else 0. */
 int util_utf8_valid(const char *s, size_t n);
+
+/* Writes s[0..n) to out with every ill-formed UTF-8 sequence (a stray continuation byte, a cut or overlong
+ * sequence, a surrogate) replaced by U+FFFD, NUL-terminated; returns the bytes written (not the NUL). out must
+ * hold 3 n + 1 bytes and must not overlap s. Generated text passes through it: a byte-level token can cut a
+ * character, and an answer that is not UTF-8 must not reach JSON or the encoder's tokenizer. */
+size_t util_utf8_repair(const char *s, size_t n, char *out);
 
 /* Removes a file or a directory tree (no symlinks followed). Best effort: errors are ignored. */
 void util_rmtree(const char *path);

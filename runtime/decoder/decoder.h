@@ -156,14 +156,16 @@ typedef struct {
     int parse_special;       // prompt: control tokens written in text become their ids (chat prompts)
     int ignore_eos;          // do not stop at the end-of-turn / end-of-sequence token (speed measurements: every
                              // model generates max_tokens tokens; those tokens add no text)
-    /* called with each new piece of text as soon as it cannot be part of a stop string; return non-zero
-     * to stop early. May be NULL. */
+    /* called with each new piece of text as soon as it cannot be part of a stop string or of a cut
+     * character; always well-formed UTF-8 (ill-formed bytes become U+FFFD); return non-zero to stop early.
+     * May be NULL. */
     int (*on_text)(void *user, const char *text, size_t len);
     void *user;
 } seslm_gen_opts;
 
 typedef struct {
-    char *text;          // the whole generated text (malloc'd; stop strings excluded)
+    char *text;          // the whole generated text (malloc'd; stop strings excluded; well-formed UTF-8, as
+                         // on_text got it: ill-formed bytes become U+FFFD)
     size_t len;
     int n_prompt, n_gen; // token counts
     const char *finish;  // "stop" (end-of-sequence token or stop string), "length", "callback"

@@ -1,6 +1,7 @@
 /* generate.c — sampling, the ChatML chat template, and the generation loop with streaming and stop
  * strings (decoder.h). */
 #include "decoder.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -181,6 +182,17 @@ static size_t utf8_incomplete_tail(const char *s, size_t n) {
     return 0;
 }
 
+/* Hands n bytes of generated text to on_text as well-formed UTF-8 (util_utf8_repair: a model may emit byte
+ * tokens that make no character). Returns on_text's value; -1 when out of memory. */
+static int emit_text(const seslm_gen_opts *o, const char *s, size_t n) {
+    char stack[1024], *buf = 3 * n + 1 <= sizeof stack ? stack : malloc(3 * n + 1);
+    if (!buf) return -1;
+    size_t m = util_utf8_repair(s, n, buf);
+    int rc = o->on_text(o->user, buf, m);
+    if (buf != stack) free(buf);
+    return rc;
+}
+
 void seslm_gen_result_free(seslm_gen_result *r) {
     free(r->text);
     memset(r, 0, sizeof *r);
@@ -261,7 +273,12 @@ seslm_status seslm_generate(seslm_llm_ctx *c, const char *prompt, size_t len, co
         if (!stopped) safe -= stop_holdback(text.s, text.n, o->stop, o->n_stop);
         safe -= utf8_incomplete_tail(text.s, safe);
         if (o->on_text && safe > emitted) {
-            if (o->on_text(o->user, text.s + emitted, safe - emitted)) {
+            int rc = emit_text(o, text.s + emitted, safe - emitted);
+            if (rc < 0) {
+                st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+                break;
+            }
+            if (rc) {
                 emitted = safe;
                 r->finish = "callback";
                 break;
@@ -279,13 +296,25 @@ seslm_status seslm_generate(seslm_llm_ctx *c, const char *prompt, size_t len, co
     r->gen_ms = now_ms() - t1;
     r->gen_cpu_ms = cpu_ms() - c1;
     if (!st && o->on_text && text.n > emitted && strcmp(r->finish, "callback") != 0)
-        o->on_text(o->user, text.s + emitted, text.n - emitted); // the held-back tail, generation over
+        emit_text(o, text.s + emitted, text.n - emitted); // the held-back tail, generation over
     seslm_sampler_free(&smp);
     free(logits);
     free(ids);
     if (st) {
         free(text.s);
         return st;
+    }
+    // the text as streamed: ill-formed UTF-8 (a character cut at the token limit, a stray byte) made U+FFFD
+    if (!util_utf8_valid(text.s, text.n)) {
+        char *clean = malloc(3 * text.n + 1);
+        if (!clean) {
+            free(text.s);
+            return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        }
+        r->len = util_utf8_repair(text.s, text.n, clean);
+        free(text.s);
+        r->text = clean;
+        return SESLM_OK;
     }
     r->text = text.s;
     r->len = text.n;

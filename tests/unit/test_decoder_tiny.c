@@ -8,10 +8,12 @@
  *     context overflow refused;
  *   - sampler: greedy = argmax, same seed = same draws, frequencies follow softmax(logits / T), a tiny
  *     top-p keeps only the best token;
- *   - generation: streamed pieces add up to the result; a stop string cuts the text before it. */
+ *   - generation: streamed pieces add up to the result; a stop string cuts the text before it; generated
+ *     text is always well-formed UTF-8 (a sampled byte token that cuts a character becomes U+FFFD). */
 #include "decoder.h"
 #include "gguf.h"
 #include "test.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,32 @@
 #define TINY SESLM_SOURCE_DIR "/tests/fuzz/corpus_gguf/tiny_llama.gguf"
 
 static int32_t tok_id(const seslm_llm *m, const char *s) { return bpe_lookup(seslm_llm_tokenizer(m), s, strlen(s)); }
+
+/* util_utf8_repair: one U+FFFD per maximal ill-formed subpart (what Python's decode(errors="replace") gives),
+ * well-formed text unchanged. */
+static void test_utf8_repair(void) {
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"plain", "plain"},
+        {"caf\xc3\xa9", "caf\xc3\xa9"},
+        {"cut \xe2\x82", "cut \xef\xbf\xbd"},             // a character cut at the end (the bug seen)
+        {"a\x80\x80" "b", "a\xef\xbf\xbd\xef\xbf\xbd" "b"},    // stray continuation bytes: one each
+        {"\xc0\xafx", "\xef\xbf\xbd\xef\xbf\xbd" "x"},      // overlong '/'
+        {"\xed\xa0\x80!", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd!"}, // a UTF-16 surrogate
+        {"\xe2\x82" "A\xe2\x82\xac", "\xef\xbf\xbd" "A\xe2\x82\xac"}, // cut, then a whole euro sign
+        {"\xff", "\xef\xbf\xbd"},
+        {"\xf0\x9f\x98" "x\xf0\x9f\x98\x80", "\xef\xbf\xbd" "x\xf0\x9f\x98\x80"}, // a cut emoji, then a whole one
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[64];
+        memset(out, 'Z', sizeof out);
+        size_t n = util_utf8_repair(cases[i].in, strlen(cases[i].in), out);
+        CHECK_MSG(n == strlen(cases[i].out) && strcmp(out, cases[i].out) == 0 && util_utf8_valid(out, n),
+                  "repair case %zu", i);
+    }
+}
 
 static void test_load_errors(void) {
     seslm_llm *m = NULL;
@@ -203,7 +231,8 @@ static void test_generate(const seslm_llm *m) {
                         .user = &col};
     seslm_gen_result r;
     CHECK(seslm_generate(c, p, strlen(p), &o, &r) == SESLM_OK);
-    CHECK(col.n == r.len && memcmp(col.buf, r.text, r.len) == 0);
+    CHECK_MSG(col.n == r.len && memcmp(col.buf, r.text, r.len) == 0, "streamed %zu bytes \"%.*s\", result %zu \"%s\"",
+              col.n, (int)col.n, col.buf, r.len, r.text);
     CHECK(r.n_prompt > 10 && r.n_gen > 0);
     if (r.len >= 4) {
         // stop at a string from the middle of the greedy text: the result is the text before it
@@ -242,6 +271,29 @@ static void test_generate(const seslm_llm *m) {
         seslm_gen_result_free(&r3);
         seslm_gen_result_free(&r4);
     }
+    // hot sampling picks byte tokens that make no character (the tiny vocabulary holds all 256 bytes): the
+    // text and every streamed piece stay well-formed UTF-8, the same bytes both ways, and some runs needed repair
+    {
+        int repaired = 0, runs = 0;
+        for (uint64_t seed = 1; seed <= 60; seed++) {
+            collect cs = {0};
+            seslm_gen_opts oh = {.max_tokens = 6, .sampling = {8.0f, 1.0f, seed}, .parse_special = 1,
+                                 .on_text = on_text, .user = &cs};
+            seslm_gen_result rh;
+            seslm_llm_ctx_reset(c);
+            if (seslm_generate(c, p, strlen(p), &oh, &rh) != SESLM_OK) {
+                CHECK_MSG(0, "seed %llu: %s", (unsigned long long)seed, seslm_last_error());
+                continue;
+            }
+            runs++;
+            CHECK_MSG(util_utf8_valid(rh.text, rh.len) && strlen(rh.text) == rh.len, "seed %llu: ill-formed text",
+                      (unsigned long long)seed);
+            CHECK(cs.n == rh.len && memcmp(cs.buf, rh.text, rh.len) == 0);
+            if (strstr(rh.text, "\xef\xbf\xbd")) repaired++;
+            seslm_gen_result_free(&rh);
+        }
+        CHECK_MSG(runs == 60 && repaired > 0, "%d runs, %d repaired: the sweep never hit a cut character", runs, repaired);
+    }
     // an invalid prompt
     seslm_llm_ctx_reset(c);
     CHECK(seslm_generate(c, "\xff", 1, &o, &r) == SESLM_ERR_UTF8);
@@ -250,6 +302,7 @@ static void test_generate(const seslm_llm *m) {
 }
 
 int main(void) {
+    test_utf8_repair();
     test_load_errors();
     seslm_llm *m = NULL;
     CHECK(seslm_llm_load(&m, TINY) == SESLM_OK);

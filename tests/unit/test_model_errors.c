@@ -503,7 +503,20 @@ static void test_encoder(void) {
     seslm_model_free(m);
 }
 
+/* A message that wraps the previous one ("context: %s", seslm_last_error()) keeps it whole: seslm_fail once
+ * formatted into the buffer it was reading from, which garbled the inner message. */
+static void test_nested_message(void) {
+    seslm_fail(SESLM_ERR_UTF8, "invalid UTF-8 at byte offset 37");
+    seslm_fail(SESLM_ERR_INTERNAL, "grounded check: embedding failed: %s", seslm_last_error());
+    CHECK_MSG(strcmp(seslm_last_error(), "grounded check: embedding failed: invalid UTF-8 at byte offset 37") == 0,
+              "nested message: \"%s\"", seslm_last_error());
+    seslm_fail(SESLM_ERR_IO, "%s / %s", seslm_last_error(), seslm_last_error());
+    const char *want = "grounded check: embedding failed: invalid UTF-8 at byte offset 37 / grounded";
+    CHECK(strncmp(seslm_last_error(), want, strlen(want)) == 0);
+}
+
 int main(void) {
+    test_nested_message();
     g_root = tm_mkdtemp("errors");
     tm_init(&g_full, 3);
     test_files();
