@@ -241,7 +241,9 @@ typedef struct {
 } qg_ctx;
 static void k_qg(void *p) {
     qg_ctx *c = p;
-    if (c->simple == 2)
+    if (c->simple == 3) // the backend's path: cuBLAS INT8 into acc, then the dequantization epilogue into y
+        seslm_cuda_qgemm_cublas_dq(c->acc, c->y, c->qa, c->sa, c->qw, c->sw, c->b, c->M, c->N, c->Kp);
+    else if (c->simple == 2)
         seslm_cuda_qgemm_cublas(c->acc, c->qa, c->qw, c->M, c->N, c->Kp);
     else if (c->simple)
         seslm_cuda_qgemm_simple(c->acc, c->y, c->qa, c->sa, c->qw, c->sw, c->b, c->M, c->N, c->Kp);
@@ -405,6 +407,26 @@ static int run_kernels(int T, int seq) {
             ok = memcmp(acc_got, acc, (size_t)CHK * N * 4) == 0;
             report("INT8 GEMM mma.sync m16n8k32 (int32 out)", shape, time_kernel(k_qg, &gc), 0, 2.0 * T * N * (double)K,
                    ok);
+        }
+        if (N % 4 == 0) { // cuBLAS INT8 + our epilogue, as the backend runs it: the same y as the fused mma kernel
+            float *y_mma = malloc((size_t)CHK * N * 4), *y_blas = malloc((size_t)CHK * N * 4);
+            gc.simple = 0, gc.y = lc.y;
+            int32_t *keep = gc.acc;
+            gc.acc = NULL;
+            k_qg(&gc);
+            CU(cudaMemcpy(y_mma, lc.y, (size_t)CHK * N * 4, cudaMemcpyDeviceToHost));
+            gc.acc = keep, gc.simple = 3;
+            k_qg(&gc);
+            if (seslm_cuda_sync() != 0) {
+                printf("{\"bench\": \"kernel\", \"kernel\": \"INT8 GEMM cuBLAS + dequant\", \"shape\": \"%s\", \"error\": \"%s\"}\n",
+                       shape, seslm_last_error());
+            } else {
+                CU(cudaMemcpy(y_blas, lc.y, (size_t)CHK * N * 4, cudaMemcpyDeviceToHost));
+                ok = memcmp(y_mma, y_blas, (size_t)CHK * N * 4) == 0;
+                if (!ok) fprintf(stderr, "bench_gpu: CHECK FAILED cuBLAS + dequant: y differs from the mma kernel's\n");
+                report("INT8 GEMM cuBLAS + dequant (backend)", shape, time_kernel(k_qg, &gc), 0, 2.0 * T * N * (double)K, ok);
+            }
+            free(y_mma), free(y_blas);
         }
         for (int simple = 0; simple < 2; simple++) {
             gc.simple = simple, gc.y = NULL;

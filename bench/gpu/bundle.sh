@@ -7,6 +7,8 @@
 # need that are not part of glibc / libstdc++ / CUDA, plus the model rewritten in F16 (model_f16.py).
 #
 #   bench/gpu/bundle.sh [BUILD_DIR [MODEL_DIR [STUDENT_DIR]]]   (defaults: build/, models/all-MiniLM-L6-v2)
+#   MODEL_DIR "none" leaves the parent out (with an INT8 student: the parent in F16 and the student do not fit
+#   together; run_device.sh's "int8" mode needs only the student)
 #
 # On the device machine:  mkdir -p /tmp/g && tar -xJf build-gpu-carry/gpu.tar.xz -C /tmp/g
 #   -> /tmp/g/bin/{seslm,bench_gpu,test_*_cuda,...}, /tmp/g/lib/*.so*, /tmp/g/model/<name>/, /tmp/g/student/
@@ -39,7 +41,7 @@ if [ -f "$stage/lib/libopenblas.so.0" ]; then
     cc -O2 -shared -fPIC -Wl,-soname,$so -o "$stage/lib/$so" "$root/bench/gpu/blas_shim.c"
   done
 fi
-python3 "$root/bench/gpu/model_f16.py" "$model" "$stage/model/$(basename "$model")"
+[ "$model" = none ] || python3 "$root/bench/gpu/model_f16.py" "$model" "$stage/model/$(basename "$model")"
 [ -n "$student" ] && cp -r "$student" "$stage/student"
 tar -C "$stage" -cf - . | xz -T2 -1 >"$out/gpu.tar.xz"
 bytes=$(stat -c %s "$out/gpu.tar.xz")

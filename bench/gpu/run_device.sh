@@ -51,6 +51,19 @@ if [ "$what" = sanitize ]; then # memcheck and racecheck over the kernel tests (
         step "${t}_racecheck" 90 compute-sanitizer --tool racecheck --error-exitcode 9 --print-limit 20 /tmp/g/bin/$t
     done
 fi
+if [ "$what" = int8 ]; then # an INT8 student (bundle.sh none build/ STUDENT): the kernels' checks, then its
+    # end-to-end speed with cuBLAS INT8 + our epilogue (the default) against our mma.sync kernel, and its parity
+    # with the CPU backend
+    S=/tmp/g/student
+    step test_kernels_cuda 180 /tmp/g/bin/test_kernels_cuda
+    step bench_kernels 150 /tmp/g/bin/bench_gpu kernels --tokens 32768 --seq 128
+    cp "$OUT/bench_kernels.log" "$OUT/kernels.jsonl"
+    for gemm in auto cublas mma; do
+        SESLM_CUDA_INT8_GEMM=$gemm step "e2e_student_$gemm" 150 /tmp/g/bin/bench_gpu e2e --backend cuda --model "$S" --batches 1,32,256 --seq 128
+        SESLM_CUDA_INT8_GEMM=$gemm step "e2e_student_fp16_$gemm" 150 /tmp/g/bin/bench_gpu e2e --backend cuda-fp16 --model "$S" --batches 1,32,256 --seq 128
+    done
+    SESLM_EMBED_CUDA_MIN_COS=0.999 SESLM_REQUIRE_GPU=1 step test_embed_cuda_student 120 bash tests/cli/test_embed_cuda.sh /tmp/g/bin/seslm "$S" .
+fi
 if [ "$what" = nographs ]; then # the end-to-end timings without CUDA graph replay, to see what replay buys
     for be in cuda cuda-fp16; do
         SESLM_CUDA_GRAPHS=0 step "e2e_${be}_nographs" 150 /tmp/g/bin/bench_gpu e2e --backend $be --model "$M" --batches 1,32,256 --seq 128

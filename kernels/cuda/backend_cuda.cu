@@ -20,6 +20,27 @@ extern "C" int seslm_cuda_device_count(void);
 static int cu_supports_op(seslm_op op) { return op != SESLM_OP_COL_STATS && op != SESLM_OP_HEAD_NORMS && op < SESLM_OP_COUNT; }
 static void cu_set_threads(int n) { (void)n; }
 
+// INT8 products: our mma.sync kernel with the dequantization fused, or cuBLAS's INT8 GEMM + a separate epilogue
+// pass (seslm_cuda_qgemm_cublas_dq); both give the same bits. Measured on the H200 (bench/RESULTS.md 6): cuBLAS
+// wins where K is long (ffn_out, K 1536: 0.119 vs 0.214 ms at 32768 tokens) and where the output has too few
+// 64 x 64 tiles to fill the GPU (batch 1: the INT8 student's pass 0.52 vs 0.64 ms); the fused kernel wins on
+// wide outputs with short K (ffn_in, N 1536: 0.30 vs 0.33 ms: the epilogue's extra pass over the int32 sums
+// costs more than cuBLAS saves). cuBLAS INT8 needs N % 4 == 0. $SESLM_CUDA_INT8_GEMM=mma or =cublas forces one.
+static int int8_use_cublas(int M, int N, int K) {
+    static int mode = -1, sms = 0; // mode 0: ours, 1: cuBLAS, 2: by shape
+    if (mode < 0) {
+        const char *e = getenv("SESLM_CUDA_INT8_GEMM");
+        mode = e && strcmp(e, "mma") == 0 ? 0 : e && strcmp(e, "cublas") == 0 ? 1 : 2;
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+            sms = 132;
+    }
+    if (N % 4 || mode == 0) return 0;
+    if (mode == 1) return 1;
+    const long long tiles = (long long)((M + 63) / 64) * ((N + 63) / 64);
+    return K >= 1024 || tiles < 4LL * sms;
+}
+
 static void cu_linear(float *y, const float *x, const seslm_weight *W, const float *b, int M) {
     const int N = W->N, K = W->K;
     if (M <= 0 || N <= 0) return;
@@ -27,14 +48,15 @@ static void cu_linear(float *y, const float *x, const seslm_weight *W, const flo
         seslm_cuda_linear_f32(y, x, W->w, b, M, N, K);
         return;
     }
-    const int Kp = seslm_cuda_kpad(K);
-    const size_t qa_bytes = ((size_t)M * Kp + 255) & ~(size_t)255;
-    char *ws = (char *)seslm_cuda_scratch(qa_bytes + (size_t)M * sizeof(float));
+    const int Kp = seslm_cuda_kpad(K), blas = int8_use_cublas(M, N, K);
+    const size_t qa_bytes = ((size_t)M * Kp + 255) & ~(size_t)255, sa_bytes = ((size_t)M * sizeof(float) + 255) & ~(size_t)255;
+    char *ws = (char *)seslm_cuda_scratch(qa_bytes + sa_bytes + (blas ? (size_t)M * N * sizeof(int32_t) : 0));
     if (!ws) return; // recorded
     int8_t *qa = (int8_t *)ws;
     float *sa = (float *)(ws + qa_bytes);
     seslm_cuda_quantize_rows(qa, sa, x, M, K, Kp);
-    seslm_cuda_qgemm(NULL, y, qa, sa, W->q, W->qscale, b, M, N, Kp);
+    if (blas) seslm_cuda_qgemm_cublas_dq((int32_t *)(ws + qa_bytes + sa_bytes), y, qa, sa, W->q, W->qscale, b, M, N, Kp);
+    else seslm_cuda_qgemm(NULL, y, qa, sa, W->q, W->qscale, b, M, N, Kp);
 }
 
 // "cuda-fp16": F32 weights are kept on the device as FP16 (W->w then points to N*K halves: this

@@ -92,6 +92,12 @@ void seslm_cuda_qgemm_simple(int32_t *acc, float *y, const int8_t *qa, const flo
 static inline int seslm_cuda_kpad(int K) { return (K + 31) & ~31; }
 /* linear_cublas.cu: the cuBLAS INT8 baseline, int32 products only: acc (M, N) = qa (M, Kp) qw (N, Kp)^T. */
 void seslm_cuda_qgemm_cublas(int32_t *acc, const int8_t *qa, const int8_t *qw, int M, int N, int Kp);
+/* The dequantized product through cuBLAS INT8 (int32 sums into acc_ws, (M, N) device memory the caller owns)
+ * and qgemm.cu's epilogue: y bit-identical to seslm_cuda_qgemm(NULL, y, ...). N must be a multiple of 4. */
+void seslm_cuda_qgemm_cublas_dq(int32_t *acc_ws, float *y, const int8_t *qa, const float *sa, const int8_t *qw,
+                                const float *sw, const float *b, int M, int N, int Kp);
+/* qgemm.cu: the epilogue alone: y (M, N) = acc * (sa[m] * sw[n]) + b[n], rounded as seslm_cuda_qgemm does. */
+void seslm_cuda_qgemm_dequant(float *y, const int32_t *acc, const float *sa, const float *sw, const float *b, int M, int N);
 /* linear_cublas.cu (cuBLAS baseline): y (M, N) = x (M, K) W (N, K)^T + b in FP32 (no TF32), and the
  * FP16 variant: W16 (N, K) halves, x converted to FP16 on the fly, FP32 accumulation and output. */
 void seslm_cuda_linear_f32(float *y, const float *x, const float *w, const float *b, int M, int N, int K);

@@ -88,3 +88,14 @@ extern "C" void seslm_cuda_qgemm_cublas(int32_t *acc, const int8_t *qa, const in
                             CUDA_R_32I, N, CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT),
                "cublasGemmEx (INT8)");
 }
+
+// The INT8 layer through cuBLAS: its INT8 GEMM (IMMA tensor cores; measured 1.7-3.7x faster than our mma.sync
+// kernel at MiniLM's shapes on the H200, bench/RESULTS.md 6) writes the int32 sums to acc_ws (M, N, device
+// scratch), then seslm_cuda_qgemm_dequant applies the fused kernels' epilogue: y is bit-identical to
+// seslm_cuda_qgemm's. cuBLAS INT8 wants N a multiple of 4 (callers check).
+extern "C" void seslm_cuda_qgemm_cublas_dq(int32_t *acc_ws, float *y, const int8_t *qa, const float *sa,
+                                           const int8_t *qw, const float *sw, const float *b, int M, int N, int Kp) {
+    if (M <= 0 || N <= 0) return;
+    seslm_cuda_qgemm_cublas(acc_ws, qa, qw, M, N, Kp);
+    seslm_cuda_qgemm_dequant(y, acc_ws, sa, sw, b, M, N);
+}

@@ -114,6 +114,23 @@ __global__ void qgemm_simple_kernel(int32_t *acc, float *y, const int8_t *A, con
     qg_store(acc, y, sa, sw, bias, M, N, m, n, s);
 }
 
+// The epilogue alone, over int32 sums another product wrote (cuBLAS's INT8 GEMM): the same qg_store, so y is
+// bit-identical to the fused kernels'.
+__global__ void qgemm_dequant_kernel(float *y, const int32_t *acc, const float *sa, const float *sw, const float *bias,
+                                     int M, int N) {
+    const int n = blockIdx.y * blockDim.x + threadIdx.x, m = blockIdx.x;
+    if (n >= N || m >= M) return;
+    qg_store(NULL, y, sa, sw, bias, M, N, m, n, acc[(size_t)m * N + n]);
+}
+
+extern "C" void seslm_cuda_qgemm_dequant(float *y, const int32_t *acc, const float *sa, const float *sw, const float *b,
+                                         int M, int N) {
+    if (M <= 0 || N <= 0) return;
+    const dim3 grid((unsigned)M, cu_blocks((size_t)N, 128));
+    qgemm_dequant_kernel<<<grid, 128, 0, cu_stream()>>>(y, acc, sa, sw, b, M, N);
+    cudaCheckLaunch("qgemm_dequant_kernel");
+}
+
 static int qgemm_args_ok(const char *who, int M, int N, int Kp) {
     if (M < 0 || N < 0 || Kp < 0 || Kp % 32 != 0) {
         seslm_cuda_note(cudaErrorInvalidValue, who, __FILE__, __LINE__); // "Kp must be a multiple of 32"

@@ -3,7 +3,10 @@
 # build) the command must refuse with exit 1 and a message saying so, for both GPU backends; with a GPU
 # its embeddings must match the CPU backend's (cosine >= 0.9999 for cuda, >= 0.999 for cuda-fp16) on
 # short, long and batched inputs. Without a GPU the test ends "skipped" (77) after checking the refusal,
-# or fails when SESLM_REQUIRE_GPU=1.
+# or fails when SESLM_REQUIRE_GPU=1. SESLM_EMBED_CUDA_MIN_COS lowers the cuda bar for an INT8 student: its
+# layers quantize activations per token at run time, and a value on a rounding boundary goes either way when
+# the two backends sum layer norm or GELU in another order (docs/ecosystem.md: 0.9978 between SE-SLM's own CPU
+# backends), so the same INT8 bits in the products still give cosines just under 0.9999.
 #
 #   bash tests/cli/test_embed_cuda.sh <path to seslm> <model dir> <repo root>
 . "$(dirname "$0")/lib.sh"
@@ -31,7 +34,7 @@ for be in cuda cuda-fp16; do
         continue
     fi
     gpu_ran=$((gpu_ran + 1))
-    min=0.9999
+    min=${SESLM_EMBED_CUDA_MIN_COS:-0.9999}
     [ "$be" = cuda-fp16 ] && min=0.999
     python3 - "$TMP/cpu.jsonl" "$TMP/$be.jsonl" "$min" <<'PY' || fail "$be embeddings differ from cpu"
 import json, math, sys

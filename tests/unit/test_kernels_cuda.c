@@ -344,18 +344,25 @@ static void test_qgemm(void) {
         else
             CHECK_MSG(memcmp(acc_got, acc, (size_t)M * N * 4) == 0, "qgemm cuBLAS %dx%dx%d: int32 sums differ", M, N,
                       K);
-        for (int kind = 0; kind < 2; kind++) {
+        // kind 2: cuBLAS INT8 + our epilogue (the backend's path where N % 4 == 0): the same dequantized bits
+        for (int kind = 0; kind < 3; kind++) {
+            if (kind == 2 && N % 4) continue;
             char what[96];
-            snprintf(what, sizeof what, "qgemm %s %dx%dx%d", kind ? "simple" : "mma", M, N, K);
-            seslm_cuda_memset(dacc, 0xff, (size_t)M * N * 4);
-            if (kind)
-                seslm_cuda_qgemm_simple(dacc, NULL, dqa, dsa, dqw, dsw, NULL, M, N, Kp);
-            else
-                seslm_cuda_qgemm(dacc, NULL, dqa, dsa, dqw, dsw, NULL, M, N, Kp);
-            CHECK_MSG(seslm_cuda_download(acc_got, dacc, (size_t)M * N * 4) == 0, "%s: %s", what, seslm_last_error());
-            CHECK_MSG(memcmp(acc_got, acc, (size_t)M * N * 4) == 0, "%s: int32 sums differ from seslm_qgemm_ref", what);
+            snprintf(what, sizeof what, "qgemm %s %dx%dx%d", kind == 2 ? "cublas+epilogue" : kind ? "simple" : "mma", M, N, K);
+            if (kind < 2) {
+                seslm_cuda_memset(dacc, 0xff, (size_t)M * N * 4);
+                if (kind)
+                    seslm_cuda_qgemm_simple(dacc, NULL, dqa, dsa, dqw, dsw, NULL, M, N, Kp);
+                else
+                    seslm_cuda_qgemm(dacc, NULL, dqa, dsa, dqw, dsw, NULL, M, N, Kp);
+                CHECK_MSG(seslm_cuda_download(acc_got, dacc, (size_t)M * N * 4) == 0, "%s: %s", what, seslm_last_error());
+                CHECK_MSG(memcmp(acc_got, acc, (size_t)M * N * 4) == 0, "%s: int32 sums differ from seslm_qgemm_ref", what);
+            }
             float *dy = poisoned_dev((size_t)M * N);
-            if (kind)
+            if (kind == 2) {
+                seslm_cuda_memset(dacc, 0xff, (size_t)M * N * 4);
+                seslm_cuda_qgemm_cublas_dq(dacc, dy, dqa, dsa, dqw, dsw, db, M, N, Kp);
+            } else if (kind)
                 seslm_cuda_qgemm_simple(NULL, dy, dqa, dsa, dqw, dsw, db, M, N, Kp);
             else
                 seslm_cuda_qgemm(NULL, dy, dqa, dsa, dqw, dsw, db, M, N, Kp);
