@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* splitmix64: batch order and the gradient check's probes */
 static uint64_t rng_next(uint64_t *s) {
@@ -477,14 +478,40 @@ static seslm_status continue_greedy(const seslm_llm *parent, int32_t **ids, int 
     return st;
 }
 
+/* The text the chat template adds to open the assistant's turn ("<|im_start|>assistant\n" for ChatML): a served chat
+ * prompt ends with it. malloc'd; NULL when the model has no template (or out of memory). */
+static char *generation_prompt(const seslm_llm *m) {
+    seslm_chat_msg msg = {"user", "x"};
+    char *with = seslm_chat_format(m, &msg, 1, 1), *without = seslm_chat_format(m, &msg, 1, 0), *g = NULL;
+    if (with && without && strlen(with) > strlen(without) && strncmp(with, without, strlen(without)) == 0)
+        g = strdup(with + strlen(without));
+    free(with), free(without);
+    return g;
+}
+
+static int ends_with(const char *s, const char *tail) {
+    size_t n = strlen(s), k = strlen(tail);
+    return k && n >= k && memcmp(s + n - k, tail, k) == 0;
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float *p_onorm, const char *const *docs,
-                                 const int *pick, int n_pick, int seq, int special, int answer_tokens) {
+                                 const int *pick, int n_pick, int seq, int special, int answer_tokens, int verbose) {
     memset(q, 0, sizeof *q);
     const seslm_llm_config *cf = seslm_llm_cfg(parent);
     const bpe_tokenizer *tok = seslm_llm_tokenizer(parent);
     int32_t start = bpe_lookup(tok, "<|endoftext|>", 13);
     if (start < 0) start = bpe_bos(tok) >= 0 ? bpe_bos(tok) : bpe_eos(tok);
     if (start < 0) return seslm_fail(SESLM_ERR_FORMAT, "the tokenizer has neither a BOS nor an EOS token to start from");
+    // with special tokens, only the documents that are served chat prompts (they end by opening the assistant's turn)
+    // get the parent's answer; the others (text started with <|endoftext|> in the file) are scored as they are
+    char *gen_prompt = special && answer_tokens > 0 ? generation_prompt(parent) : NULL;
+    const double t0 = now_s();
     long long cap_rows = 0;
     int cap_n = 0;
     seslm_status st = SESLM_OK;
@@ -497,10 +524,11 @@ static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float
             break;
         }
         if (special) unescape_newlines(doc);
+        const int answered = answer_tokens > 0 && (!special || !gen_prompt || ends_with(doc, gen_prompt));
         st = bpe_encode(tok, doc, strlen(doc), special, &ids, &n);
         free(doc);
         if (st != SESLM_OK) break;
-        if (answer_tokens > 0 && n > 0) { // the parent's answer follows the prompt (as it is served: no start token
+        if (answered && n > 0) { // the parent's answer follows the prompt (as it is served: no start token
             const int pre = special ? 0 : 1;  //  before a chat prompt)
             int32_t *with = malloc((size_t)(n + 1) * sizeof *with);
             if (!with) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
@@ -509,6 +537,12 @@ static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float
                 memcpy(with + pre, ids, (size_t)n * sizeof *ids);
                 int nw = n + pre;
                 st = continue_greedy(parent, &with, &nw, answer_tokens);
+                // the parent answers each prompt (~1 s each on 2 cores): progress every 25 documents, with an estimate
+                if (verbose && (d + 1) % 25 == 0) {
+                    const double el = now_s() - t0;
+                    fprintf(stderr, "seslm distill-decoder: the parent's answers: %d of %d documents (%.0f s, about %.0f s left)\n",
+                            d + 1, n_pick, el, el / (d + 1) * (n_pick - d - 1));
+                }
                 free(ids);
                 ids = malloc((size_t)(nw - pre) * sizeof *ids);
                 if (ids) memcpy(ids, with + pre, (size_t)(nw - pre) * sizeof *ids), n = nw - pre;
@@ -521,9 +555,13 @@ static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float
             }
         }
         // windows of seq tokens: the start token + seq - 1 of the document; a document with special tokens carries its
-        // own structure (<|im_start|> ..., as the node's prompts start) and gets no start token
+        // own structure (<|im_start|> ..., as the node's prompts start) and gets no start token. A served chat prompt
+        // with its answer stays one sequence (its last seq tokens): an answer cut off from the context it must be
+        // drawn from teaches the student to answer without reading it (measured: in 64-token windows the students
+        // learnt the answer format, not the copying)
         const int pre = special ? 0 : 1, W = seq - pre;
-        for (int p = 0; p < n; p += W) {
+        const int whole = special && answered;
+        for (int p = whole && n > W ? n - W : 0; p < n; p += W) {
             const int k = n - p < W ? n - p : W;
             if (q->n == cap_n) {
                 cap_n = cap_n ? 2 * cap_n : 256;
@@ -551,6 +589,7 @@ static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float
         }
         free(ids);
     }
+    free(gen_prompt);
     if (!st && !(q->tgt = malloc((size_t)q->rows * cf->n_embd * sizeof(float)))) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     seslm_llm_ctx *c = NULL;
     if (!st) st = seslm_llm_ctx_new(&c, parent, seq, 0);
@@ -618,7 +657,7 @@ static seslm_status out_matrix(const gguf_file *f, int V, int C, float **out, co
 }
 
 static seslm_status run_open(run *r, const char *parent_path, const char *student_path, const char *const *docs, int n_docs,
-                             int seq, int batch_tokens, int n_val_every, int kl, int special, int answer_tokens) {
+                             int seq, int batch_tokens, int n_val_every, int kl, int special, int answer_tokens, int verbose) {
     memset(r, 0, sizeof *r);
     seslm_status st = seslm_llm_load(&r->parent, parent_path);
     if (!st) st = seslm_llm_load(&r->student, student_path);
@@ -650,8 +689,8 @@ static seslm_status run_open(run *r, const char *parent_path, const char *studen
         else tr[nt++] = d;
     }
     if (nt < 2 || (n_val_every > 0 && nv < 1)) st = seslm_fail(SESLM_ERR_ARG, "distillation: too few documents of text (%d given; 1 in 8 is held out)", n_docs);
-    if (!st) st = seqset_build(&r->tr, r->parent, (const float *)pon->data, docs, tr, nt, seq, special, answer_tokens);
-    if (!st && nv) st = seqset_build(&r->va, r->parent, (const float *)pon->data, docs, va, nv, seq, special, answer_tokens);
+    if (!st) st = seqset_build(&r->tr, r->parent, (const float *)pon->data, docs, tr, nt, seq, special, answer_tokens, verbose);
+    if (!st && nv) st = seqset_build(&r->va, r->parent, (const float *)pon->data, docs, va, nv, seq, special, answer_tokens, verbose);
     free(tr), free(va);
     if (st) return st;
     r->cap_M = batch_tokens + seq;
@@ -794,7 +833,7 @@ seslm_status seslm_llm_distill(const char *parent_path, const char *student_path
     if (o->steps == 0) return SESLM_OK;
     run r;
     seslm_status st = run_open(&r, parent_path, student_path, docs, n_docs, o->seq, o->batch_tokens, 8, !o->hidden_loss,
-                               o->special, o->answer_tokens);
+                               o->special, o->answer_tokens, o->verbose);
     r.w.ce = o->ce_weight;
     tmodel *m = &r.m;
     const size_t n = m->n_params;
@@ -890,7 +929,7 @@ seslm_status seslm_llm_distill_gradcheck(const char *parent_path, const char *st
                                          int n_docs, int kl, int n_probe, double *worst_rel, double *loss) {
     run r;
     *worst_rel = 0.0;
-    seslm_status st = run_open(&r, parent_path, student_path, docs, n_docs, 16, 64, 0, kl, 0, 0);
+    seslm_status st = run_open(&r, parent_path, student_path, docs, n_docs, 16, 64, 0, kl, 0, 0, 0);
     r.w.ce = 0.5f; // both terms of the loss
     tmodel *m = &r.m;
     float *Gr = st ? NULL : calloc(m->n_params, sizeof *Gr);

@@ -69,6 +69,7 @@ static const char *HELP =
     "  --distill-special     calibration lines may be chat-formatted served prompts (special tokens, \\n for\n"
     "                        newlines; seslm distill-decoder --special)\n"
     "  --distill-answer-tokens N  the parent's greedy answer to each line, up to N tokens, is distilled too\n"
+    "                        (with --distill-special: to each chat prompt, kept whole with its answer)\n"
     "  --distill-lr X        its peak learning rate (default 5e-5)\n"
     "  --distill-tokens N    tokens per step (default 1024)\n"
     "  --distill-seq N       tokens per sequence at most (default 64)\n"

@@ -129,16 +129,30 @@ int main(void) {
         CHECK(access(out, F_OK) != 0); // not written
     }
 
-    // served prompts: with special tokens and the parent's greedy answers appended, the documents grow by up to
-    // answer_tokens each (and lose their start token)
-    seslm_llm_distill_result ra, rb;
+    // served prompts: with special tokens, the documents that end by opening the assistant's turn (chat prompts) get
+    // the parent's greedy answer (up to answer_tokens each) and stay one sequence with it (their last seq tokens);
+    // other lines are scored as they are (and no start token goes before a special document)
+    seslm_llm_distill_result ra, rb, rc, rd;
     o.steps = 1, o.lr = 1e-8f, o.special = 1, o.answer_tokens = 0;
     CHECK(seslm_llm_distill(TINY, student, docs, 64, &o, out, &ra) == SESLM_OK);
     o.answer_tokens = 4;
     CHECK(seslm_llm_distill(TINY, student, docs, 64, &o, out, &rb) == SESLM_OK);
-    CHECK_MSG(rb.train_tokens > ra.train_tokens && rb.train_tokens <= ra.train_tokens + 4LL * 64, "tokens %lld -> %lld",
-              ra.train_tokens, rb.train_tokens);
+    CHECK_MSG(rb.train_tokens == ra.train_tokens, "plain lines answered: tokens %lld -> %lld", ra.train_tokens, rb.train_tokens);
     CHECK(ra.train_tokens < r.train_tokens); // no start token before a special document
+    static char chat_buf[64][160];
+    const char *chat[64];
+    for (int i = 0; i < 64; i++) {
+        snprintf(chat_buf[i], sizeof chat_buf[i], "<|im_start|>user\\n%s<|im_end|>\\n<|im_start|>assistant\\n", docs[i]);
+        chat[i] = chat_buf[i];
+    }
+    o.answer_tokens = 0;
+    CHECK(seslm_llm_distill(TINY, student, chat, 64, &o, out, &rc) == SESLM_OK);
+    o.answer_tokens = 4;
+    CHECK(seslm_llm_distill(TINY, student, chat, 64, &o, out, &rd) == SESLM_OK);
+    // unanswered, each prompt (> 16 tokens) is cut into 16-token windows; answered, each is one window of 16
+    CHECK_MSG(rc.train_tokens > 56LL * 16 && rd.train_tokens <= 56LL * 16 && rd.train_tokens > 56LL * 8,
+              "chat prompts: %lld tokens unanswered, %lld answered (56 training prompts, seq 16)", rc.train_tokens,
+              rd.train_tokens);
     o.special = 0, o.answer_tokens = 0;
     unlink(out);
 

@@ -37,7 +37,10 @@ typedef struct {
     int special;       // 1: the documents may hold special tokens (<|im_start|> ...: chat-formatted served prompts) and
                        //    the two characters \n stand for a newline (a prompt is one line of the file)
     int answer_tokens; // > 0: the parent's greedy continuation of each document, up to this many tokens (stopping
-                       //    at its end-of-turn / end-of-text token), is appended to it: the student learns the answers
+                       //    at its end-of-turn / end-of-text token), is appended to it: the student learns the answers.
+                       //    With special: only documents that end by opening the assistant's turn (served chat
+                       //    prompts) are answered, and each stays one sequence with its answer (the last seq tokens
+                       //    when longer): other lines (text, "<|endoftext|>" first) are scored as they are
     int hidden_loss;  // 1: the mean squared error of the normed final hidden states instead of the KL divergence
     int verbose;      // progress lines on standard error
 } seslm_llm_distill_opts;
