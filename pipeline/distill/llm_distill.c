@@ -17,6 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+static int omp_threads(void) { return omp_get_max_threads(); }
+static int omp_thread(void) { return omp_get_thread_num(); }
+#else
+static int omp_threads(void) { return 1; }
+static int omp_thread(void) { return 0; }
+#endif
 
 /* splitmix64: batch order and the gradient check's probes */
 static uint64_t rng_next(uint64_t *s) {
@@ -130,7 +138,8 @@ typedef struct {
     double nll;         // the last forward pass: the student's summed -log q(next token), and how many
     long long n_nll;
     // backward scratch
-    float *dx, *dx1, *dh, *da, *dq, *dk, *dv, *dg, *du, *ds, *dp;
+    float *dx, *dx1, *dh, *da, *dq, *dk, *dv, *dg, *du, *ds, *dp; // dp: dp_stride floats per thread
+    size_t dp_stride;
 } work;
 
 static void work_free(work *w) {
@@ -165,7 +174,8 @@ static int work_init(work *w, tmodel *m, int cap_M, int seq) {
     }
     AL(w->x, M * C), AL(w->xl, M * C), AL(w->rl, M), AL(w->y, M * C), AL(w->dx, M * C), AL(w->dx1, M * C), AL(w->dh, M * C);
     AL(w->da, M * A), AL(w->dq, M * A), AL(w->dk, M * KV), AL(w->dv, M * KV), AL(w->dg, M * F), AL(w->du, M * F);
-    AL(w->ds, M * F), AL(w->dp, (size_t)seq);
+    w->dp_stride = (size_t)seq;
+    AL(w->ds, M * F), AL(w->dp, (size_t)seq * omp_threads());
     if (m->out_s) AL(w->ls, M * (size_t)m->V), AL(w->lp, M * (size_t)m->V);
 #undef AL
     return bad ? -1 : 0;
@@ -252,7 +262,11 @@ static double forward(work *w, const float *P, const batch *b) {
                 for (int h = 0; h < m->H; h++) rope(a->q + r * A + (size_t)h * D, D, t, m->rope_base, 1.0f);
                 for (int h = 0; h < m->Hk; h++) rope(a->k + r * KV + (size_t)h * D, D, t, m->rope_base, 1.0f);
             }
-        for (int s = 0; s < b->S; s++) // causal attention per sequence and head
+        // causal attention per sequence and head: the pairs are independent (each writes its own probability block
+        // and its own head's columns of a), so they run in parallel (served prompts of ~256 tokens made these
+        // single-threaded loops the larger part of a step)
+#pragma omp parallel for collapse(2) schedule(dynamic)
+        for (int s = 0; s < b->S; s++)
             for (int h = 0; h < m->H; h++) {
                 const int n = b->len[s], o = b->off[s], g = h / G;
                 float *pb = a->p + pblock(b, m, s, h);
@@ -369,31 +383,36 @@ static void backward(work *w, const float *P, float *Gr, const batch *b) {
         memset(w->dq, 0, (size_t)M * A * sizeof(float));
         memset(w->dk, 0, (size_t)M * KV * sizeof(float));
         memset(w->dv, 0, (size_t)M * KV * sizeof(float));
+        // in parallel over (sequence, KV group): the heads of a group add into the same dk / dv rows, so one thread
+        // takes them all, in head order (the sums are the same as single-threaded)
+#pragma omp parallel for collapse(2) schedule(dynamic)
         for (int s = 0; s < b->S; s++)
-            for (int h = 0; h < m->H; h++) {
-                const int n = b->len[s], o = b->off[s], g = h / G;
-                const float *pb = a->p + pblock(b, m, s, h);
-                for (int i = 0; i < n; i++) {
-                    const float *pr = pb + (size_t)i * n, *dout = w->da + (size_t)(o + i) * A + (size_t)h * D;
-                    const float *q = a->q + (size_t)(o + i) * A + (size_t)h * D;
-                    float *dq = w->dq + (size_t)(o + i) * A + (size_t)h * D, *dp = w->dp;
-                    double dot = 0.0;
-                    for (int j = 0; j <= i; j++) {
-                        const float *v = a->v + (size_t)(o + j) * KV + (size_t)g * D;
-                        float *dv = w->dv + (size_t)(o + j) * KV + (size_t)g * D;
-                        float d = 0.0f;
-                        for (int e = 0; e < D; e++) d += dout[e] * v[e], dv[e] += pr[j] * dout[e];
-                        dp[j] = d;
-                        dot += (double)pr[j] * d;
-                    }
-                    for (int j = 0; j <= i; j++) {
-                        const float ds = pr[j] * (dp[j] - (float)dot) * scale;
-                        const float *k = a->k + (size_t)(o + j) * KV + (size_t)g * D;
-                        float *dk = w->dk + (size_t)(o + j) * KV + (size_t)g * D;
-                        for (int e = 0; e < D; e++) dq[e] += ds * k[e], dk[e] += ds * q[e];
+            for (int g = 0; g < m->Hk; g++)
+                for (int h = g * G; h < (g + 1) * G; h++) {
+                    const int n = b->len[s], o = b->off[s];
+                    const float *pb = a->p + pblock(b, m, s, h);
+                    float *dp = w->dp + (size_t)omp_thread() * w->dp_stride;
+                    for (int i = 0; i < n; i++) {
+                        const float *pr = pb + (size_t)i * n, *dout = w->da + (size_t)(o + i) * A + (size_t)h * D;
+                        const float *q = a->q + (size_t)(o + i) * A + (size_t)h * D;
+                        float *dq = w->dq + (size_t)(o + i) * A + (size_t)h * D;
+                        double dot = 0.0;
+                        for (int j = 0; j <= i; j++) {
+                            const float *v = a->v + (size_t)(o + j) * KV + (size_t)g * D;
+                            float *dv = w->dv + (size_t)(o + j) * KV + (size_t)g * D;
+                            float d = 0.0f;
+                            for (int e = 0; e < D; e++) d += dout[e] * v[e], dv[e] += pr[j] * dout[e];
+                            dp[j] = d;
+                            dot += (double)pr[j] * d;
+                        }
+                        for (int j = 0; j <= i; j++) {
+                            const float ds = pr[j] * (dp[j] - (float)dot) * scale;
+                            const float *k = a->k + (size_t)(o + j) * KV + (size_t)g * D;
+                            float *dk = w->dk + (size_t)(o + j) * KV + (size_t)g * D;
+                            for (int e = 0; e < D; e++) dq[e] += ds * k[e], dk[e] += ds * q[e];
+                        }
                     }
                 }
-            }
         for (int s = 0; s < b->S; s++) // back through the rotation (q, k were stored rotated)
             for (int t = 0; t < b->len[s]; t++) {
                 const size_t r = (size_t)b->off[s] + t;
