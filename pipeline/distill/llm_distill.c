@@ -519,8 +519,11 @@ static double now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* is_prompt (may be NULL): per document, 1 for a served chat prompt (special tokens, \n for newlines, answered)
+ * among plain text documents (special 0). */
 static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float *p_onorm, const char *const *docs,
-                                 const int *pick, int n_pick, int seq, int special, int answer_tokens, int verbose) {
+                                 const unsigned char *is_prompt, const int *pick, int n_pick, int seq, int special,
+                                 int answer_tokens, int verbose) {
     memset(q, 0, sizeof *q);
     const seslm_llm_config *cf = seslm_llm_cfg(parent);
     const bpe_tokenizer *tok = seslm_llm_tokenizer(parent);
@@ -529,7 +532,7 @@ static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float
     if (start < 0) return seslm_fail(SESLM_ERR_FORMAT, "the tokenizer has neither a BOS nor an EOS token to start from");
     // with special tokens, only the documents that are served chat prompts (they end by opening the assistant's turn)
     // get the parent's answer; the others (text started with <|endoftext|> in the file) are scored as they are
-    char *gen_prompt = special && answer_tokens > 0 ? generation_prompt(parent) : NULL;
+    char *gen_prompt = (special || is_prompt) && answer_tokens > 0 ? generation_prompt(parent) : NULL;
     const double t0 = now_s();
     long long cap_rows = 0;
     int cap_n = 0;
@@ -542,13 +545,15 @@ static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float
             st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
             break;
         }
-        if (special) unescape_newlines(doc);
-        const int answered = answer_tokens > 0 && (!special || !gen_prompt || ends_with(doc, gen_prompt));
-        st = bpe_encode(tok, doc, strlen(doc), special, &ids, &n);
+        const int sp = special || (is_prompt && is_prompt[pick[d]]); // this document holds special tokens
+        if (sp) unescape_newlines(doc);
+        const int answered = answer_tokens > 0 && (!sp || !gen_prompt || ends_with(doc, gen_prompt)) &&
+                             (!is_prompt || is_prompt[pick[d]]);
+        st = bpe_encode(tok, doc, strlen(doc), sp, &ids, &n);
         free(doc);
         if (st != SESLM_OK) break;
         if (answered && n > 0) { // the parent's answer follows the prompt (as it is served: no start token
-            const int pre = special ? 0 : 1;  //  before a chat prompt)
+            const int pre = sp ? 0 : 1;       //  before a chat prompt)
             int32_t *with = malloc((size_t)(n + 1) * sizeof *with);
             if (!with) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
             else {
@@ -578,8 +583,8 @@ static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float
         // with its answer stays one sequence (its last seq tokens): an answer cut off from the context it must be
         // drawn from teaches the student to answer without reading it (measured: in 64-token windows the students
         // learnt the answer format, not the copying)
-        const int pre = special ? 0 : 1, W = seq - pre;
-        const int whole = special && answered;
+        const int pre = sp ? 0 : 1, W = seq - pre;
+        const int whole = sp && answered;
         for (int p = whole && n > W ? n - W : 0; p < n; p += W) {
             const int k = n - p < W ? n - p : W;
             if (q->n == cap_n) {
@@ -676,7 +681,8 @@ static seslm_status out_matrix(const gguf_file *f, int V, int C, float **out, co
 }
 
 static seslm_status run_open(run *r, const char *parent_path, const char *student_path, const char *const *docs, int n_docs,
-                             int seq, int batch_tokens, int n_val_every, int kl, int special, int answer_tokens, int verbose) {
+                             const unsigned char *is_prompt, int seq, int batch_tokens, int n_val_every, int kl, int special,
+                             int answer_tokens, int verbose) {
     memset(r, 0, sizeof *r);
     seslm_status st = seslm_llm_load(&r->parent, parent_path);
     if (!st) st = seslm_llm_load(&r->student, student_path);
@@ -708,8 +714,8 @@ static seslm_status run_open(run *r, const char *parent_path, const char *studen
         else tr[nt++] = d;
     }
     if (nt < 2 || (n_val_every > 0 && nv < 1)) st = seslm_fail(SESLM_ERR_ARG, "distillation: too few documents of text (%d given; 1 in 8 is held out)", n_docs);
-    if (!st) st = seqset_build(&r->tr, r->parent, (const float *)pon->data, docs, tr, nt, seq, special, answer_tokens, verbose);
-    if (!st && nv) st = seqset_build(&r->va, r->parent, (const float *)pon->data, docs, va, nv, seq, special, answer_tokens, verbose);
+    if (!st) st = seqset_build(&r->tr, r->parent, (const float *)pon->data, docs, is_prompt, tr, nt, seq, special, answer_tokens, verbose);
+    if (!st && nv) st = seqset_build(&r->va, r->parent, (const float *)pon->data, docs, is_prompt, va, nv, seq, special, answer_tokens, verbose);
     free(tr), free(va);
     if (st) return st;
     r->cap_M = batch_tokens + seq;
@@ -849,10 +855,29 @@ seslm_status seslm_llm_distill(const char *parent_path, const char *student_path
     if (o->steps < 0 || o->batch_tokens < 16 || o->seq < 2 || o->seq > o->batch_tokens || !(o->lr > 0.0f))
         return seslm_fail(SESLM_ERR_ARG, "distillation: steps >= 0, batch tokens >= 16, 2 <= seq <= batch, lr > 0");
     if (!(o->ce_weight >= 0.0f && o->ce_weight <= 1.0f)) return seslm_fail(SESLM_ERR_ARG, "distillation: the cross-entropy weight must be in [0, 1]");
+    if (o->n_prompts < 0 || (o->n_prompts > 0 && !o->prompts)) return seslm_fail(SESLM_ERR_ARG, "distillation: bad prompt list");
     if (o->steps == 0) return SESLM_OK;
+    // served prompts beside the text: the two interleaved evenly, so the held-out slice (1 in 8) holds both kinds
+    const char **all = NULL;
+    unsigned char *is_prompt = NULL;
+    if (o->n_prompts > 0) {
+        const int n_all = n_docs + o->n_prompts;
+        all = malloc((size_t)n_all * sizeof *all), is_prompt = malloc((size_t)n_all);
+        if (!all || !is_prompt) {
+            free(all), free(is_prompt);
+            return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        }
+        for (int k = 0, i = 0, j = 0; k < n_all; k++) {
+            const int take_prompt = j < o->n_prompts && (i >= n_docs || (long long)j * n_docs <= (long long)i * o->n_prompts);
+            all[k] = take_prompt ? o->prompts[j++] : docs[i++];
+            is_prompt[k] = (unsigned char)take_prompt;
+        }
+        docs = all, n_docs = n_all;
+    }
     run r;
-    seslm_status st = run_open(&r, parent_path, student_path, docs, n_docs, o->seq, o->batch_tokens, 8, !o->hidden_loss,
-                               o->special, o->answer_tokens, o->verbose);
+    seslm_status st = run_open(&r, parent_path, student_path, docs, n_docs, is_prompt, o->seq, o->batch_tokens, 8,
+                               !o->hidden_loss, o->special, o->answer_tokens, o->verbose);
+    free(all), free(is_prompt); // the sequences hold their own token ids
     r.w.ce = o->ce_weight;
     tmodel *m = &r.m;
     const size_t n = m->n_params;
@@ -948,7 +973,7 @@ seslm_status seslm_llm_distill_gradcheck(const char *parent_path, const char *st
                                          int n_docs, int kl, int n_probe, double *worst_rel, double *loss) {
     run r;
     *worst_rel = 0.0;
-    seslm_status st = run_open(&r, parent_path, student_path, docs, n_docs, 16, 64, 0, kl, 0, 0, 0);
+    seslm_status st = run_open(&r, parent_path, student_path, docs, n_docs, NULL, 16, 64, 0, kl, 0, 0, 0);
     r.w.ce = 0.5f; // both terms of the loss
     tmodel *m = &r.m;
     float *Gr = st ? NULL : calloc(m->n_params, sizeof *Gr);

@@ -66,7 +66,8 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         "drop_layers", "drop_layers.*",
         "evolve.decoder", "evolve.decoder.drop_layers", "evolve.decoder.drop_layers.*", "evolve.decoder.embd_type",
         "evolve.decoder.heal_steps", "evolve.decoder.distill_steps", "evolve.decoder.distill_lr",
-        "evolve.decoder.distill_special", "evolve.decoder.distill_answer_tokens", "evolve.decoder.max_ppl_increase", "evolve.decoder.max_bytes_ratio",
+        "evolve.decoder.distill_special", "evolve.decoder.distill_answer_tokens", "evolve.decoder.distill_seq",
+        "evolve.decoder.distill_prompts", "evolve.decoder.max_ppl_increase", "evolve.decoder.max_bytes_ratio",
         "evolve.decoder.max_latency_ratio", "evolve.decoder.rounds", "evolve.decoder.grounded", "evolve.decoder.heldout_lines",
         // the policy's own keys (plan.c checks them)
         "version", "targets", "targets.*", "cap", "protected_layers", "protected_layers.*", "never_drop", "never_drop.*", "min_heads", "min_ffn",
@@ -154,8 +155,12 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         c->dec_distill_steps = (int)v;
     if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.distill_lr", 1e-8, 1.0, 1e-4, &c->dec_distill_lr);
     if (st == SESLM_OK) st = seslm_yaml_get_bool(y, "evolve.decoder.distill_special", 0, &c->dec_distill_special);
-    if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.decoder.distill_answer_tokens", 0, 4096, 0, &v)) == SESLM_OK)
+    if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.decoder.distill_answer_tokens", -1, 4096, -1, &v)) == SESLM_OK)
         c->dec_distill_answer = (int)v;
+    if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.decoder.distill_seq", 0, 4096, 0, &v)) == SESLM_OK)
+        c->dec_distill_seq = (int)v;
+    if (st == SESLM_OK)
+        st = get_path(y, "evolve.decoder.distill_prompts", "", c->dec_distill_prompts, sizeof c->dec_distill_prompts);
     if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.max_ppl_increase", 0.0, 100.0, 0.05, &c->dec_max_ppl_increase);
     if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.max_bytes_ratio", 0.0, 10.0, 0.70, &c->dec_max_bytes_ratio);
     if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.max_latency_ratio", 0.0, 10.0, 0.80, &c->dec_max_latency_ratio);

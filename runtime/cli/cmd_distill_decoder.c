@@ -12,7 +12,7 @@
 static const char *HELP =
     "usage: seslm distill-decoder --parent FILE --student FILE --calibration FILE --out FILE [--steps N]\n"
     "                             [--lr X] [--tokens N] [--seq N] [--ce-weight X] [--hidden-loss]\n"
-    "                             [--special] [--answer-tokens N]\n"
+    "                             [--special] [--answer-tokens N] [--prompts FILE [--prompt-lines N]]\n"
     "                             [--calibration-lines N] [--seed N]\n"
     "\n"
     "Trains every layer of a GGUF decoder student (seslm recompile-decoder's, with the parent's vocabulary and\n"
@@ -33,7 +33,7 @@ static const char *HELP =
     "  --steps N             Adam steps (default 100)\n"
     "  --lr X                peak learning rate (default 5e-5)\n"
     "  --tokens N            tokens per step (default 1024)\n"
-    "  --seq N               tokens per sequence at most (default 64)\n"
+    "  --seq N               tokens per sequence at most (default 64; 512 with --prompts)\n"
     "  --ce-weight X         weight of the cross-entropy in the loss, the KL's is 1 - X (default 0.5)\n"
     "  --hidden-loss         the mean squared difference of the final hidden states instead (selected on it)\n"
     "  --special             calibration lines may hold special tokens (chat-formatted prompts as the node serves\n"
@@ -43,6 +43,12 @@ static const char *HELP =
     "                        With --special only lines that end by opening the assistant's turn are answered,\n"
     "                        each kept one sequence with its answer (its last --seq tokens: make --seq cover the\n"
     "                        prompts); other lines (text, <|endoftext|> first) are scored as they are\n"
+    "  --prompts FILE        served chat prompts, one per line (\\n for newlines; bench/decoder/grounded_prompts.py\n"
+    "                        writes grounded ones), distilled beside the calibration text with the parent's\n"
+    "                        answers (--answer-tokens, default 48 here): each prompt one sequence with its answer,\n"
+    "                        the text plain. A student trained on text alone loses the chat format and the\n"
+    "                        copying from a context (bench/RESULTS.md 17)\n"
+    "  --prompt-lines N      use the first N prompts (default all, at most 1,000,000)\n"
     "  --seed N              batch order (default 1)\n"
     "\n"
     "Exit status: 0 ok (written or, when training did not help, left alone: see \"kept\"), 1 bad model or text,\n"
@@ -53,10 +59,12 @@ int cmd_distill_decoder(int argc, char **argv) {
     const char *parent = NULL, *student = NULL, *calib = NULL, *out = NULL;
     int lines_max = 512, seed = 1;
     double lr = 5e-5, ce = 0.5;
-    int hidden = 0, special = 0, answer = 0;
+    int hidden = 0, special = 0, answer = -1, prompt_lines = 1000000;
+    const char *prompts = NULL;
     seslm_llm_distill_opts o;
     seslm_llm_distill_opts_default(&o);
     o.steps = 100;
+    o.seq = 0; // 0: the default, by whether there are prompts
     const cli_arg args[] = {
         {"--parent", CLI_ARG_STR, &parent, 0, 0},
         {"--student", CLI_ARG_STR, &student, 0, 0},
@@ -72,6 +80,8 @@ int cmd_distill_decoder(int argc, char **argv) {
         {"--hidden-loss", CLI_ARG_FLAG, &hidden, 0, 0},
         {"--special", CLI_ARG_FLAG, &special, 0, 0},
         {"--answer-tokens", CLI_ARG_INT, &answer, 0, 4096},
+        {"--prompts", CLI_ARG_STR, &prompts, 0, 0},
+        {"--prompt-lines", CLI_ARG_INT, &prompt_lines, 1, 1000000},
         {NULL, 0, NULL, 0, 0},
     };
     int prc = cli_parse_args(CMD, HELP, args, argc, argv, NULL);
@@ -80,6 +90,8 @@ int cmd_distill_decoder(int argc, char **argv) {
         cli_error(CMD, "--parent, --student, --calibration and --out are required (see seslm distill-decoder --help)");
         return 2;
     }
+    if (!o.seq) o.seq = prompts ? (o.batch_tokens < 512 ? o.batch_tokens : 512) : 64;
+    if (answer < 0) answer = prompts ? 48 : 0;
     if (o.seq > o.batch_tokens) {
         cli_error(CMD, "--seq must not exceed --tokens");
         return 2;
@@ -92,9 +104,18 @@ int cmd_distill_decoder(int argc, char **argv) {
         cli_error(CMD, "cannot read %s: %s", calib, seslm_last_error());
         return 1;
     }
+    char **plines = NULL;
+    int n_plines = 0;
+    if (prompts && seslm_lines_read(prompts, prompt_lines, &plines, &n_plines) != SESLM_OK) {
+        cli_error(CMD, "cannot read %s: %s", prompts, seslm_last_error());
+        seslm_lines_free(lines, n_lines);
+        return 1;
+    }
+    o.prompts = (const char *const *)plines, o.n_prompts = n_plines;
     seslm_llm_distill_result r;
     seslm_status st = seslm_llm_distill(parent, student, (const char *const *)lines, n_lines, &o, out, &r);
     seslm_lines_free(lines, n_lines);
+    seslm_lines_free(plines, n_plines);
     if (st) {
         cli_error(CMD, "%s", seslm_last_error());
         return st == SESLM_ERR_ARG ? 2 : 1;

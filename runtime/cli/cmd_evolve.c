@@ -637,7 +637,8 @@ static int decoder_cycle(evolve_run *r) {
     seslm_evolve_config *c = &r->c;
     char calib[2200], heldout[2200];
     if (split_stage(r, c->calibration, 1, calib, heldout) < 0) return -1; // the perplexity gate needs held-out text
-    char thr[16], lines[16], heal[16], hl[16], rounds[16], mp[32], mb[32], ml[32], dsteps[16], dlr[32], dans[16];
+    char thr[16], lines[16], heal[16], hl[16], rounds[16], mp[32], mb[32], ml[32], dsteps[16], dlr[32], dans[16], dseq[16];
+    snprintf(dseq, sizeof dseq, "%d", c->dec_distill_seq);
     snprintf(dans, sizeof dans, "%d", c->dec_distill_answer);
     snprintf(dsteps, sizeof dsteps, "%d", c->dec_distill_steps);
     snprintf(dlr, sizeof dlr, "%g", c->dec_distill_lr);
@@ -686,8 +687,14 @@ static int decoder_cycle(evolve_run *r) {
         char *a[32] = {"recompile-decoder", "--model", c->model, "--telemetry", c->telemetry, "--out", file,
                        list[0] ? "--drop" : "--drop-layers", list[0] ? list : nd, "--calibration", calib,
                        "--calibration-lines", lines, "--embd-type", c->dec_embd_type, "--heal-steps", heal,
-                       "--distill-steps", dsteps, "--distill-lr", dlr, "--distill-answer-tokens", dans,
-                       c->dec_distill_special ? "--distill-special" : NULL, NULL};
+                       "--distill-steps", dsteps, "--distill-lr", dlr, NULL};
+        int na = 0;
+        while (a[na]) na++;
+        if (c->dec_distill_answer >= 0) a[na++] = "--distill-answer-tokens", a[na++] = dans;
+        if (c->dec_distill_seq > 0) a[na++] = "--distill-seq", a[na++] = dseq;
+        if (c->dec_distill_prompts[0]) a[na++] = "--distill-prompts", a[na++] = c->dec_distill_prompts;
+        if (c->dec_distill_special) a[na++] = "--distill-special";
+        a[na] = NULL;
         if (stage(r, st, NULL, so, 0, a) < 0) return -1;
     }
     char d5[2200];

@@ -19,7 +19,8 @@ static const char *HELP =
     "                               [--vocab-min-count N] [--embd-type keep|q8_0|q4_1|q4_0] [--plan-out FILE]\n"
     "                               [--heal-steps N [--heal-tokens N] [--heal-lr X] [--heal-type T]]\n"
     "                               [--distill-steps N [--distill-lr X] [--distill-tokens N] [--distill-seq N]\n"
-    "                               [--distill-ce-weight X] [--distill-special] [--distill-answer-tokens N]]\n"
+    "                               [--distill-ce-weight X] [--distill-special] [--distill-answer-tokens N]\n"
+    "                               [--distill-prompts FILE]]\n"
     "\n"
     "Writes a pruned copy of a Llama-family GGUF decoder, planned from what its served traffic used\n"
     "(telemetry dumps of seslm generate --telemetry-dir, or seslm serve --decoder). docs/decoder.md:\n"
@@ -72,7 +73,10 @@ static const char *HELP =
     "                        (with --distill-special: to each chat prompt, kept whole with its answer)\n"
     "  --distill-lr X        its peak learning rate (default 5e-5)\n"
     "  --distill-tokens N    tokens per step (default 1024)\n"
-    "  --distill-seq N       tokens per sequence at most (default 64)\n"
+    "  --distill-seq N       tokens per sequence at most (default 64; 512 with --distill-prompts)\n"
+    "  --distill-prompts FILE  served chat prompts, one per line (\\n for newlines), distilled beside the\n"
+    "                        calibration text with the parent's answers (--distill-answer-tokens, default 48\n"
+    "                        here), each prompt one sequence with its answer (seslm distill-decoder --prompts)\n"
     "  --ridge X             reconstruction ridge relative to the mean Gram diagonal (default 1e-3)\n"
     "  --vocab-general N     keep ids below N and every token seen in the traffic (default: keep all)\n"
     "  --vocab-min-count N   seen at least N times (default 1)\n"
@@ -90,9 +94,11 @@ int cmd_recompile_decoder(int argc, char **argv) {
     o.heal_steps = -1; // auto: below
     int no_recon = 0, no_comp = 0, calib_lines = 512, vocab_general = -1, min_count = 1, embd_i = 0, heal_i = 0;
     double ffn_keep = 1.0, heal_lr = 3e-4, distill_lr = 5e-5, distill_ce = 0.5;
-    int distill_special = 0, distill_answer = 0;
+    int distill_special = 0, distill_answer = -1;
+    const char *distill_prompts = NULL;
     seslm_llm_distill_opts dopt;
     seslm_llm_distill_opts_default(&dopt);
+    dopt.seq = 0; // 0: the default, by whether there are served prompts
     cli_choice embd = {&embd_i, "keep|q8_0|q4_1|q4_0"}, heal_ty = {&heal_i, "keep|q8_0|q4_1|q4_0"};
     const cli_arg args[] = {
         {"--model", CLI_ARG_STR, &model, 0, 0},
@@ -123,6 +129,7 @@ int cmd_recompile_decoder(int argc, char **argv) {
         {"--distill-ce-weight", CLI_ARG_NUM, &distill_ce, 0, 1},
         {"--distill-special", CLI_ARG_FLAG, &distill_special, 0, 0},
         {"--distill-answer-tokens", CLI_ARG_INT, &distill_answer, 0, 4096},
+        {"--distill-prompts", CLI_ARG_STR, &distill_prompts, 0, 0},
         {NULL, 0, NULL, 0, 0},
     };
     int prc = cli_parse_args("recompile-decoder", HELP, args, argc, argv, NULL);
@@ -211,6 +218,14 @@ int cmd_recompile_decoder(int argc, char **argv) {
         return 1;
     }
     o.calib = (const char *const *)lines, o.n_calib = n_lines;
+    char **plines = NULL;
+    int n_plines = 0;
+    if (distill_prompts && seslm_lines_read(distill_prompts, 1000000, &plines, &n_plines) != SESLM_OK) {
+        cli_error("recompile-decoder", "cannot read %s: %s", distill_prompts, seslm_last_error());
+        seslm_telemetry_dump_free(d);
+        seslm_lines_free(lines, n_lines);
+        return 1;
+    }
     seslm_llm_prune_summary s;
     seslm_status st = seslm_llm_prune(model, &d->v, &o, out, plan_out, &s);
     seslm_telemetry_dump_free(d);
@@ -218,7 +233,9 @@ int cmd_recompile_decoder(int argc, char **argv) {
     memset(&dr, 0, sizeof dr);
     if (!st && dopt.steps > 0) {
         dopt.lr = (float)distill_lr, dopt.ce_weight = (float)distill_ce;
-        dopt.special = distill_special, dopt.answer_tokens = distill_answer;
+        dopt.special = distill_special, dopt.answer_tokens = distill_answer >= 0 ? distill_answer : plines ? 48 : 0;
+        dopt.prompts = (const char *const *)plines, dopt.n_prompts = n_plines;
+        if (!dopt.seq) dopt.seq = plines ? (dopt.batch_tokens < 512 ? dopt.batch_tokens : 512) : 64;
         dopt.verbose = 1;
         st = seslm_llm_distill(model, out, (const char *const *)lines, n_lines, &dopt, out, &dr);
         if (st) { // the student as pruned stays: a failed distillation never leaves a half-written file
@@ -226,10 +243,12 @@ int cmd_recompile_decoder(int argc, char **argv) {
             snprintf(why, sizeof why, "%s", seslm_last_error());
             cli_error("recompile-decoder", "%s: distillation: %s (the pruned student was kept)", out, why);
             seslm_lines_free(lines, n_lines);
+            seslm_lines_free(plines, n_plines);
             return st == SESLM_ERR_ARG ? 2 : 1;
         }
     }
     seslm_lines_free(lines, n_lines);
+    seslm_lines_free(plines, n_plines);
     if (st) {
         cli_error("recompile-decoder", "%s: %s", out, seslm_last_error());
         return st == SESLM_ERR_ARG ? 2 : 1;

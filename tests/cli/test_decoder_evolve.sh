@@ -163,6 +163,24 @@ assert s["kept"] == (s["held_out_loss_stored"] < s["held_out_loss_start"]) and s
 print("ok")
 PY
 grep -q "step 4/4" "$TMP/dd.err" || fail "no distillation progress lines: $(tail -c 300 "$TMP/dd.err")"
+# served chat prompts beside the text (grounded prompts of bench/decoder/grounded_prompts.py): each answered by the
+# parent and kept whole, so the run trains on more tokens than the text alone
+expect 1 "cannot read" "distill-decoder with a missing prompts file" -- distill-decoder --parent "$GGUF" \
+    --student "$TMP/reg/s/model.gguf" --calibration "$TMP/calib.txt" --out "$TMP/dp.gguf" --prompts "$TMP/none.txt"
+python3 "$ROOT/bench/decoder/grounded_prompts.py" --passages "$WIKI" --prompts 12 >"$TMP/prompts.txt" ||
+    fail "grounded_prompts.py"
+[ "$(wc -l <"$TMP/prompts.txt")" -eq 12 ] && grep -q 'Answer ONLY using the context' "$TMP/prompts.txt" ||
+    fail "grounded_prompts.py wrote $(wc -l <"$TMP/prompts.txt") prompts"
+ok
+"$SESLM" distill-decoder --parent "$GGUF" --student "$TMP/reg/s/model.gguf" --calibration "$TMP/calib.txt" --out "$TMP/dp.gguf" \
+    --prompts "$TMP/prompts.txt" --answer-tokens 8 --steps 2 --tokens 512 --seq 256 --lr 1e-4 >"$TMP/dp.json" 2>"$TMP/dp.err" ||
+    fail "distill-decoder --prompts: $(tail -c 400 "$TMP/dp.err")"
+python3 - "$TMP/dd.json" "$TMP/dp.json" >"$TMP/dp.out" 2>&1 <<'PY' || fail "distill-decoder --prompts summary: $(cat "$TMP/dp.out")"
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert b["steps"] == 2 and b["train_tokens"] + b["val_tokens"] > a["train_tokens"] + a["val_tokens"] + 12 * 100, (a, b)
+print("ok")
+PY
 if [ -f "$TMP/d.gguf" ]; then
     expect 0 '"ppl"' "the distilled student is scored" -- perplexity --model "$TMP/d.gguf" --input "$TMP/heldout.txt"
 fi

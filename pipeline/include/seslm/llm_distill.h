@@ -41,6 +41,10 @@ typedef struct {
                        //    With special: only documents that end by opening the assistant's turn (served chat
                        //    prompts) are answered, and each stays one sequence with its answer (the last seq tokens
                        //    when longer): other lines (text, "<|endoftext|>" first) are scored as they are
+    const char *const *prompts; // served chat prompts (n_prompts; \n for newlines) distilled beside the text documents:
+    int n_prompts;              //    parsed with special tokens, answered by the parent (answer_tokens) and kept whole;
+                                //    the text documents stay plain (their start token, no answers). The two kinds are
+                                //    interleaved evenly (the held-out 1 in 8 holds both)
     int hidden_loss;  // 1: the mean squared error of the normed final hidden states instead of the KL divergence
     int verbose;      // progress lines on standard error
 } seslm_llm_distill_opts;
