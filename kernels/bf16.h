@@ -48,12 +48,12 @@ uint16_t *seslm_bf16_pack(const uint16_t *w, int N, int K);
 /* Reference: y (M, N) = bf16(x) (M, K) . w (N, K)^T + b (N) (b may be NULL), plain loops. */
 void seslm_bf16_linear_ref(float *y, const float *x, const uint16_t *w, const float *b, int M, int N, int K);
 
-/* Fast: on the packed weights; threads over panels (pool.h). `isa` forces a kernel ("avx512bf16", "c")
+/* Fast: on the packed weights; threads over panels (pool.h). `isa` forces a kernel ("avx512bf16", "avx2", "c")
  * or picks the best (NULL). Returns -1 (y all NaN) when the activation scratch cannot be allocated. */
 int seslm_bf16_linear_fast(float *y, const float *x, const uint16_t *wp, const float *b, int M, int N, int K,
                            const char *isa);
 
-/* The kernel seslm_bf16_linear_fast picks on this CPU: "avx512bf16" or "c". */
+/* The kernel seslm_bf16_linear_fast picks on this CPU: "avx512bf16", "avx2" or "c". */
 const char *seslm_bf16_isa(void);
 
 #endif

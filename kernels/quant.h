@@ -43,7 +43,7 @@ void seslm_qgemm_ref(int32_t *acc, const int8_t *qa, const int8_t *qw, int M, in
 
 /* Fast: qa (M, lda) with lda a multiple of 4 >= K, on the packed weights. When acc is not NULL the
  * int32 sums are stored there (M, N); otherwise y (M, N) = dequantized sums * sa[m] * sw[n] + b[n]
- * (b may be NULL). `isa` forces a kernel ("avx512vnni", "c") or picks the best (NULL). Threads: the pool (pool.h). */
+ * (b may be NULL). `isa` forces a kernel ("avx512vnni", "avx2", "c") or picks the best (NULL). Threads: the pool (pool.h). */
 void seslm_qgemm_fast(int32_t *acc, float *y, const int8_t *qa, int lda, const float *sa, const int8_t *qp,
                       const int32_t *colsum, const float *sw, const float *b, int M, int N, int K, const char *isa);
 
@@ -70,7 +70,7 @@ void seslm_qgemm_fast_gelu(float *y, uint32_t *rowmax, const int8_t *qa, int lda
 void seslm_quantize_rows_amax(int8_t *q, float *scale, const float *x, int M, int K, int ldq,
                               const uint32_t *absmax_bits);
 
-/* The kernel seslm_qgemm_fast picks on this CPU: "avx512vnni" or "c". */
+/* The kernel seslm_qgemm_fast picks on this CPU: "avx512vnni", "avx2" or "c". */
 const char *seslm_qgemm_isa(void);
 
 /* Grow-on-demand per-thread scratch for quantized activations (freed at thread exit). NULL when out of

@@ -1,5 +1,6 @@
 /* bf16.c — BF16 linear layers (bf16.h): conversion, packing, the plain-C reference, a portable panel
- * kernel and an AVX-512 BF16 one (vdpbf16ps: 16 FP32 lanes, each += two bfloat16 products).
+ * kernel, an AVX2 + FMA one (the portable kernel's arithmetic on 8 lanes, same bits) and an AVX-512 BF16 one
+ * (vdpbf16ps: 16 FP32 lanes, each += two bfloat16 products).
  *
  * The AVX-512 kernel computes 8 rows x 32 columns per pass: 16 zmm accumulators (two per row), per pair
  * of k two loads of the weight panel (32 columns x 2 k) and one 32-bit broadcast of the row's two
@@ -148,6 +149,62 @@ __attribute__((target("avx512f,avx512bf16"))) static void panel_avx512(float *re
         STORE_ROW(7);
     }
 }
+
+// ---- AVX2 + FMA panel kernel: the portable kernel's arithmetic, 8 lanes at a time ---------------------
+//
+// No BF16 product in AVX2, but a bfloat16 is the top half of a float: a 256-bit load of a group (8 columns x
+// 2 k as 16 uint16) gives the odd-k weights as floats by masking the low halves and the even-k weights by a
+// 16-bit shift. Each lane then runs panel_c's two fmaf in panel_c's order (odd k first), so the results are
+// bit-identical to the portable kernel. 2 rows x 32 columns per pass: 8 accumulators + 2 weights + 4
+// broadcast activations of the 16 ymm registers.
+#define BF_AVX2 __attribute__((target("avx2,fma")))
+
+#define BF2_CHUNK(c)                                                                                                \
+    do {                                                                                                            \
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(w + 16 * (c)));                                      \
+        const __m256 wo = _mm256_castsi256_ps(_mm256_and_si256(v, hi16)),                                           \
+                     we = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));                                           \
+        a0##c = _mm256_fmadd_ps(x01, wo, a0##c);                                                                    \
+        a0##c = _mm256_fmadd_ps(x00, we, a0##c);                                                                    \
+        if (two) {                                                                                                  \
+            a1##c = _mm256_fmadd_ps(x11, wo, a1##c);                                                                \
+            a1##c = _mm256_fmadd_ps(x10, we, a1##c);                                                                \
+        }                                                                                                           \
+    } while (0)
+
+static inline float bf_at(const uint16_t *p) { return seslm_bf16_to_f32(*p); }
+
+BF_AVX2 static void panel_avx2(float *restrict y, const uint16_t *restrict xb, int lda, const uint16_t *restrict panel,
+                               const float *restrict bias, int M, int N, int Kp, int n0, int nv) {
+    if (nv < 32) { // the last, partial panel
+        panel_c(y, xb, lda, panel, bias, M, N, Kp, n0, nv);
+        return;
+    }
+    const __m256i hi16 = _mm256_set1_epi32((int)0xffff0000u);
+    __m256 bv[4];
+    for (int c = 0; c < 4; c++) bv[c] = bias ? _mm256_loadu_ps(bias + n0 + 8 * c) : _mm256_setzero_ps();
+    for (int m0 = 0; m0 < M; m0 += 2) {
+        const int two = M - m0 > 1;
+        const uint16_t *r0 = xb + (size_t)m0 * lda, *r1 = two ? r0 + lda : r0;
+        __m256 a00 = bv[0], a01 = bv[1], a02 = bv[2], a03 = bv[3];
+        __m256 a10 = bv[0], a11 = bv[1], a12 = bv[2], a13 = bv[3];
+        const uint16_t *w = panel;
+        for (int g = 0; g < Kp; g++, w += 64) {
+            const __m256 x00 = _mm256_set1_ps(bf_at(r0 + 2 * g)), x01 = _mm256_set1_ps(bf_at(r0 + 2 * g + 1)),
+                         x10 = _mm256_set1_ps(bf_at(r1 + 2 * g)), x11 = _mm256_set1_ps(bf_at(r1 + 2 * g + 1));
+            BF2_CHUNK(0);
+            BF2_CHUNK(1);
+            BF2_CHUNK(2);
+            BF2_CHUNK(3);
+        }
+        float *yr = y + (size_t)m0 * N + n0;
+        _mm256_storeu_ps(yr, a00), _mm256_storeu_ps(yr + 8, a01), _mm256_storeu_ps(yr + 16, a02),
+            _mm256_storeu_ps(yr + 24, a03);
+        if (two)
+            _mm256_storeu_ps(yr + N, a10), _mm256_storeu_ps(yr + N + 8, a11), _mm256_storeu_ps(yr + N + 16, a12),
+                _mm256_storeu_ps(yr + N + 24, a13);
+    }
+}
 #endif
 
 typedef void (*panel_fn)(float *restrict, const uint16_t *restrict, int, const uint16_t *restrict,
@@ -162,7 +219,16 @@ static int cpu_has_bf16(void) {
 #endif
 }
 
-const char *seslm_bf16_isa(void) { return cpu_has_bf16() ? "avx512bf16" : "c"; }
+static int cpu_has_avx2(void) {
+#ifdef BF16_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+const char *seslm_bf16_isa(void) { return cpu_has_bf16() ? "avx512bf16" : cpu_has_avx2() ? "avx2" : "c"; }
 
 typedef struct {
     float *y;
@@ -194,11 +260,13 @@ static void panel_task(void *ctx, int lo, int hi, int tid) {
 
 int seslm_bf16_linear_fast(float *y, const float *x, const uint16_t *wp, const float *b, int M, int N, int K,
                            const char *isa) {
-    static int have = -1; // benign race: every thread computes the same value
+    static int have = -1, have_avx2 = -1; // benign races: every thread computes the same values
     if (have < 0) have = cpu_has_bf16();
+    if (have_avx2 < 0) have_avx2 = cpu_has_avx2();
     panel_fn fn = panel_c;
 #ifdef BF16_X86
     if (have && (!isa || strcmp(isa, "avx512bf16") == 0)) fn = panel_avx512;
+    else if (have_avx2 && (!isa || strcmp(isa, "avx2") == 0)) fn = panel_avx2;
 #else
     (void)isa; // only the portable kernel here (e.g. a clang build without the AVX-512 BF16 path)
 #endif

@@ -225,11 +225,105 @@ TILES(4)
 static void (*const vnni_tiles[NP][MR])(const qgemm_args *, int, int) = {TILE_ROW(1), TILE_ROW(2), TILE_ROW(3),
                                                                          TILE_ROW(4)};
 static void tile_vnni(const qgemm_args *a, int m0, int mr, int p0, int np) { vnni_tiles[np - 1][mr - 1](a, m0, p0); }
+
+// ---- AVX2 kernel ------------------------------------------------------------------------------------
+//
+// No 8-bit multiply-add that neither saturates nor needs VNNI exists in AVX2 (vpmaddubsw saturates its
+// u8 x s8 pair sums at 32767; the -128 weights the packer keeps break the sign trick), so both operands are
+// widened to int16 and multiplied with vpmaddwd (exact: only four -32768 factors could overflow). The tile's
+// rows are widened once into a stack buffer; a weight group (8 columns x 4 k, 32 bytes) is widened by two
+// vpmovsxbw and serves every row of the tile: per row and group one 64-bit broadcast of the row's 4 int16
+// activations and 2 vpmaddwd + 2 vpaddd, the int32 lanes holding (k0 k1) and (k2 k3) partial sums of each
+// column, folded with one vphaddd at the end. 6 rows x 8 columns = 12 accumulators + 2 weights + 1
+// broadcast of the 16 ymm registers. Activations stay signed, so the column sums of the VNNI offset
+// (colsum) are not used; the epilogue keeps the VNNI kernel's float order (fma(acc, sa sw, b)), so the two
+// fast kernels give the same bits.
+#define AVX2 __attribute__((target("avx2,fma")))
+
+#define A2_DECL(r) __m256i c##r##a = z, c##r##b = z;
+#define A2_STEP(r)                                                                                               \
+    if (R > r) {                                                                                                 \
+        int64_t v;                                                                                               \
+        memcpy(&v, xw + (size_t)(r) * K4 + 4 * (size_t)g, 8);                                                   \
+        const __m256i av = _mm256_set1_epi64x(v);                                                                \
+        c##r##a = _mm256_add_epi32(c##r##a, _mm256_madd_epi16(wa, av));                                          \
+        c##r##b = _mm256_add_epi32(c##r##b, _mm256_madd_epi16(wb, av));                                          \
+    }
+#define A2_SAVE(r) \
+    if (R > r) s[r] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(c##r##a, c##r##b), 0xD8);
+
+// R rows x 8 columns starting at column n0 (w: the first group's 32 bytes of those columns)
+AVX2 static inline __attribute__((always_inline)) void tile8_avx2(const qgemm_args *a, const int16_t *xw, int K4,
+                                                                  int m0, const int8_t *w, int n0, const int R) {
+    const __m256i z = _mm256_setzero_si256();
+    A2_DECL(0) A2_DECL(1) A2_DECL(2) A2_DECL(3) A2_DECL(4) A2_DECL(5)
+    for (int g = 0; g < a->Kg; g++) {
+        const int8_t *wg = w + (size_t)g * 64;
+        const __m256i wa = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wg)),
+                      wb = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wg + 16)));
+        A2_STEP(0) A2_STEP(1) A2_STEP(2) A2_STEP(3) A2_STEP(4) A2_STEP(5)
+    }
+    __m256i s[MR];
+    A2_SAVE(0) A2_SAVE(1) A2_SAVE(2) A2_SAVE(3) A2_SAVE(4) A2_SAVE(5)
+    const int nv = a->N - n0 < 8 ? a->N - n0 : 8;
+    const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    if (a->acc) {
+        for (int r = 0; r < R; r++) _mm256_maskstore_epi32((int *)(a->acc + (size_t)(m0 + r) * a->N + n0), k, s[r]);
+        return;
+    }
+    const __m256 sw = _mm256_maskload_ps(a->sw + n0, k), bv = a->b ? _mm256_maskload_ps(a->b + n0, k) : _mm256_setzero_ps();
+    for (int r = 0; r < R; r++) {
+        const __m256 v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[r]), _mm256_mul_ps(_mm256_set1_ps(a->sa[m0 + r]), sw), bv);
+        _mm256_maskstore_ps(a->y + (size_t)(m0 + r) * a->N + n0, k, v);
+    }
+}
+#define TILE8(R) \
+    AVX2 static void tile8_avx2_##R(const qgemm_args *a, const int16_t *xw, int K4, int m0, const int8_t *w, int n0) { \
+        tile8_avx2(a, xw, K4, m0, w, n0, R);                                                                    \
+    }
+TILE8(1) TILE8(2) TILE8(3) TILE8(4) TILE8(5) TILE8(6)
+static void (*const avx2_tiles[MR])(const qgemm_args *, const int16_t *, int, int, const int8_t *, int) = {
+    tile8_avx2_1, tile8_avx2_2, tile8_avx2_3, tile8_avx2_4, tile8_avx2_5, tile8_avx2_6};
+
+enum { XW_STACK = MR * 2048 }; // int16 activations kept on the stack (24 KiB: K up to 2048; else the heap)
+
+AVX2 static void tile_avx2(const qgemm_args *a, int m0, int mr, int p0, int np) {
+    const int K4 = 4 * a->Kg;
+    int16_t stack[XW_STACK], *xw = (size_t)mr * K4 <= XW_STACK ? stack : malloc((size_t)mr * K4 * sizeof *xw);
+    if (!xw) { // out of memory: the portable kernel needs no buffer
+        tile_c(a, m0, mr, p0, np);
+        return;
+    }
+    for (int r = 0; r < mr; r++) { // widen the rows once (the bytes past K meet zero-padded weights)
+        const int8_t *x = a->qa + (size_t)(m0 + r) * a->lda;
+        int16_t *o = xw + (size_t)r * K4;
+        int k = 0;
+        for (; k + 16 <= K4; k += 16)
+            _mm256_storeu_si256((__m256i *)(o + k), _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x + k))));
+        for (; k < K4; k++) o[k] = x[k];
+    }
+    for (int pj = 0; pj < np; pj++)
+        for (int h = 0; h < 2; h++) {
+            const int n0 = 16 * (p0 + pj) + 8 * h;
+            if (n0 >= a->N) break;
+            avx2_tiles[mr - 1](a, xw, K4, m0, a->qp + (size_t)(p0 + pj) * a->Kg * 64 + 32 * h, n0);
+        }
+    if (xw != stack) free(xw);
+}
 #endif
 
 // ---- dispatch ---------------------------------------------------------------------------------------
 
 typedef void (*tile_fn)(const qgemm_args *, int, int, int, int);
+
+static int cpu_has_avx2(void) {
+#ifdef QGEMM_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
 
 static int cpu_has_vnni(void) {
 #ifdef QGEMM_X86
@@ -241,7 +335,7 @@ static int cpu_has_vnni(void) {
 #endif
 }
 
-const char *seslm_qgemm_isa(void) { return cpu_has_vnni() ? "avx512vnni" : "c"; }
+const char *seslm_qgemm_isa(void) { return cpu_has_vnni() ? "avx512vnni" : cpu_has_avx2() ? "avx2" : "c"; }
 
 typedef struct {
     const qgemm_args *a;
@@ -294,10 +388,12 @@ static void qgemm_run(const qgemm_args *a, tile_fn fn, seslm_rows_post post, int
 }
 
 static tile_fn qgemm_pick(const char *isa) {
-    static int have_vnni = -1; // benign race: every thread computes the same value
+    static int have_vnni = -1, have_avx2 = -1; // benign races: every thread computes the same values
     if (have_vnni < 0) have_vnni = cpu_has_vnni();
+    if (have_avx2 < 0) have_avx2 = cpu_has_avx2();
 #ifdef QGEMM_X86
     if (have_vnni && (!isa || strcmp(isa, "avx512vnni") == 0)) return tile_vnni;
+    if (have_avx2 && (!isa || strcmp(isa, "avx2") == 0)) return tile_avx2;
 #endif
     (void)isa;
     return tile_c;
@@ -319,7 +415,11 @@ void seslm_qgemm_fast_gelu(float *y, uint32_t *rowmax, const int8_t *qa, int lda
                            const int32_t *colsum, const float *sw, const float *b, int M, int N, int K,
                            const char *isa, seslm_rows_post gelu_portable) {
     const tile_fn fn = qgemm_pick(isa);
-    const int in_kernel = fn != tile_c; // the VNNI epilogue applies GELU and tracks the maximum itself
+#ifdef QGEMM_X86
+    const int in_kernel = fn == tile_vnni; // the VNNI epilogue applies GELU and tracks the maximum itself
+#else
+    const int in_kernel = 0;
+#endif
     if (rowmax) memset(rowmax, 0, (size_t)M * sizeof *rowmax);
     // each thread's own row maxima (no atomics in the tiles), merged below; out of memory: the shared array
     const int T = rowmax ? seslm_pool_threads() : 0;

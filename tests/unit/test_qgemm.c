@@ -1,4 +1,4 @@
-/* test_qgemm.c — INT8 products: the fast kernels (AVX-512 VNNI where the CPU has it, and the portable C
+/* test_qgemm.c — INT8 products: the fast kernels (AVX-512 VNNI and AVX2 where the CPU has them, and the portable C
  * kernel) against the plain-C reference, int32 sums bit for bit, on shapes that hit every edge of the
  * 4-row x 64-column tiles; outputs poisoned first so an unwritten element fails. Then the fused
  * dequantization (float, abs + rel tolerance, NaN never passes), the quantizers, and both backends'
@@ -282,9 +282,10 @@ static void check_qgemm_gelu(int M, int N, int K, const char *isa) {
 int main(void) {
     const int Ms[] = {1, 3, 4, 5, 12, 33}, Ns[] = {1, 15, 16, 17, 40, 64, 65, 100, 384}, Ks[] = {1, 3, 4, 5, 32, 384, 1536};
     seslm_backend_cpu_fast()->set_threads(2); // the pooled paths (tiles, quantized rows) on two threads
-    const char *isas[2] = {"c", "avx512vnni"};
-    int nisa = strcmp(seslm_qgemm_isa(), "avx512vnni") == 0 ? 2 : 1;
-    if (nisa == 1) printf("note: no AVX-512 VNNI on this CPU; only the portable kernel is checked\n");
+    // every kernel this CPU can run: the best one's list is a prefix-ordered chain (VNNI CPUs have AVX2)
+    const char *isas[3] = {"c", "avx2", "avx512vnni"}, *best = seslm_qgemm_isa();
+    const int nisa = strcmp(best, "avx512vnni") == 0 ? 3 : strcmp(best, "avx2") == 0 ? 2 : 1;
+    printf("note: INT8 kernels checked: %s%s%s\n", isas[0], nisa > 1 ? ", avx2" : "", nisa > 2 ? ", avx512vnni" : "");
     for (int i = 0; i < nisa; i++)
         for (size_t a = 0; a < sizeof Ms / sizeof *Ms; a++)
             for (size_t bn = 0; bn < sizeof Ns / sizeof *Ns; bn++)
