@@ -37,7 +37,8 @@ static uint64_t rng_next(uint64_t *s) {
 void seslm_llm_distill_opts_default(seslm_llm_distill_opts *o) {
     memset(o, 0, sizeof *o);
     o->batch_tokens = 1024;
-    o->seq = 64;
+    o->seq = 0;            // by whether there are prompts (below)
+    o->answer_tokens = -1; // the same
     o->lr = 5e-5f;
     o->ce_weight = 0.5f;
     o->seed = 1;
@@ -849,9 +850,19 @@ static seslm_status write_student(const tmodel *m, const gguf_file *f, const flo
     return st;
 }
 
+// Served prompts are distilled with the parent's answers, each prompt whole with its answer: longer sequences than
+// plain text's 64-token windows (which cut the context off the answer that copies from it).
+enum { SEQ_TEXT = 64, SEQ_PROMPTS = 512, ANSWER_PROMPTS = 48 };
+
 seslm_status seslm_llm_distill(const char *parent_path, const char *student_path, const char *const *docs, int n_docs,
-                               const seslm_llm_distill_opts *o, const char *out_path, seslm_llm_distill_result *res) {
+                               const seslm_llm_distill_opts *opts, const char *out_path, seslm_llm_distill_result *res) {
     memset(res, 0, sizeof *res);
+    seslm_llm_distill_opts resolved = *opts; // the automatic values (0 / -1) made concrete
+    const seslm_llm_distill_opts *o = &resolved;
+    const int with_prompts = opts->n_prompts > 0;
+    if (resolved.seq == 0)
+        resolved.seq = !with_prompts ? SEQ_TEXT : opts->batch_tokens < SEQ_PROMPTS ? opts->batch_tokens : SEQ_PROMPTS;
+    if (resolved.answer_tokens < 0) resolved.answer_tokens = with_prompts ? ANSWER_PROMPTS : 0;
     if (o->steps < 0 || o->batch_tokens < 16 || o->seq < 2 || o->seq > o->batch_tokens || !(o->lr > 0.0f))
         return seslm_fail(SESLM_ERR_ARG, "distillation: steps >= 0, batch tokens >= 16, 2 <= seq <= batch, lr > 0");
     if (!(o->ce_weight >= 0.0f && o->ce_weight <= 1.0f)) return seslm_fail(SESLM_ERR_ARG, "distillation: the cross-entropy weight must be in [0, 1]");

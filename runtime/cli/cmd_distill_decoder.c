@@ -64,7 +64,6 @@ int cmd_distill_decoder(int argc, char **argv) {
     seslm_llm_distill_opts o;
     seslm_llm_distill_opts_default(&o);
     o.steps = 100;
-    o.seq = 0; // 0: the default, by whether there are prompts
     const cli_arg args[] = {
         {"--parent", CLI_ARG_STR, &parent, 0, 0},
         {"--student", CLI_ARG_STR, &student, 0, 0},
@@ -90,9 +89,7 @@ int cmd_distill_decoder(int argc, char **argv) {
         cli_error(CMD, "--parent, --student, --calibration and --out are required (see seslm distill-decoder --help)");
         return 2;
     }
-    if (!o.seq) o.seq = prompts ? (o.batch_tokens < 512 ? o.batch_tokens : 512) : 64;
-    if (answer < 0) answer = prompts ? 48 : 0;
-    if (o.seq > o.batch_tokens) {
+    if (o.seq > o.batch_tokens) { // 0 (not given): chosen by seslm_llm_distill
         cli_error(CMD, "--seq must not exceed --tokens");
         return 2;
     }

@@ -98,7 +98,6 @@ int cmd_recompile_decoder(int argc, char **argv) {
     const char *distill_prompts = NULL;
     seslm_llm_distill_opts dopt;
     seslm_llm_distill_opts_default(&dopt);
-    dopt.seq = 0; // 0: the default, by whether there are served prompts
     cli_choice embd = {&embd_i, "keep|q8_0|q4_1|q4_0"}, heal_ty = {&heal_i, "keep|q8_0|q4_1|q4_0"};
     const cli_arg args[] = {
         {"--model", CLI_ARG_STR, &model, 0, 0},
@@ -233,9 +232,8 @@ int cmd_recompile_decoder(int argc, char **argv) {
     memset(&dr, 0, sizeof dr);
     if (!st && dopt.steps > 0) {
         dopt.lr = (float)distill_lr, dopt.ce_weight = (float)distill_ce;
-        dopt.special = distill_special, dopt.answer_tokens = distill_answer >= 0 ? distill_answer : plines ? 48 : 0;
+        dopt.special = distill_special, dopt.answer_tokens = distill_answer; // -1: by whether there are prompts
         dopt.prompts = (const char *const *)plines, dopt.n_prompts = n_plines;
-        if (!dopt.seq) dopt.seq = plines ? (dopt.batch_tokens < 512 ? dopt.batch_tokens : 512) : 64;
         dopt.verbose = 1;
         st = seslm_llm_distill(model, out, (const char *const *)lines, n_lines, &dopt, out, &dr);
         if (st) { // the student as pruned stays: a failed distillation never leaves a half-written file

@@ -139,6 +139,10 @@ int main(void) {
     CHECK(seslm_llm_distill(TINY, student, docs, 64, &o, out, &rb) == SESLM_OK);
     CHECK_MSG(rb.train_tokens == ra.train_tokens, "plain lines answered: tokens %lld -> %lld", ra.train_tokens, rb.train_tokens);
     CHECK(ra.train_tokens < r.train_tokens); // no start token before a special document
+    o.answer_tokens = -1; // the default: answers only for served prompts (none here)
+    CHECK(seslm_llm_distill(TINY, student, docs, 64, &o, out, &rb) == SESLM_OK);
+    CHECK_MSG(rb.train_tokens == ra.train_tokens, "default answer length without prompts: tokens %lld -> %lld",
+              ra.train_tokens, rb.train_tokens);
     static char chat_buf[64][160];
     const char *chat[64];
     for (int i = 0; i < 64; i++) {

@@ -30,13 +30,15 @@
 typedef struct {
     int steps;        // Adam steps (0: nothing is done)
     int batch_tokens; // tokens per step, about (default 1024)
-    int seq;          // tokens per sequence at most, the start token included (default 64)
+    int seq;          // tokens per sequence at most, the start token included (default 0: 64, or with prompts
+                      //    min(512, batch_tokens), so that a served prompt stays whole with its answer)
     float lr;         // peak learning rate (default 5e-5)
     uint64_t seed;    // batch order
     float ce_weight;  // the loss: (1 - ce_weight) KL + ce_weight cross-entropy on the text's next tokens (default 0.5)
     int special;       // 1: the documents may hold special tokens (<|im_start|> ...: chat-formatted served prompts) and
                        //    the two characters \n stand for a newline (a prompt is one line of the file)
-    int answer_tokens; // > 0: the parent's greedy continuation of each document, up to this many tokens (stopping
+    int answer_tokens; // -1 (the default): 48 with prompts, else 0.
+                       // > 0: the parent's greedy continuation of each document, up to this many tokens (stopping
                        //    at its end-of-turn / end-of-text token), is appended to it: the student learns the answers.
                        //    With special: only documents that end by opening the assistant's turn (served chat
                        //    prompts) are answered, and each stays one sequence with its answer (the last seq tokens
