@@ -9,6 +9,7 @@
 #include "bf16.h"
 #include "pool.h"
 #include "quant.h" // seslm_quant_scratch: the per-thread grow-on-demand scratch
+#include "cpu_features.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -212,8 +213,7 @@ typedef void (*panel_fn)(float *restrict, const uint16_t *restrict, int, const u
 
 static int cpu_has_bf16(void) {
 #ifdef BF16_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+    return cpu_has(CPU_AVX512F | CPU_AVX512BF16);
 #else
     return 0;
 #endif
@@ -221,8 +221,7 @@ static int cpu_has_bf16(void) {
 
 static int cpu_has_avx2(void) {
 #ifdef BF16_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return cpu_has(CPU_AVX2_FMA);
 #else
     return 0;
 #endif

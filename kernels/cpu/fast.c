@@ -11,6 +11,7 @@
 #include "pool.h"
 #include "quant.h"
 #include "sparse24.h"
+#include "cpu_features.h"
 
 #include <math.h>
 #include <string.h>
@@ -498,14 +499,7 @@ __attribute__((target("avx512f"))) static void embed_row_avx512(float *restrict 
     }
 }
 
-static int cpu_avx512f(void) {
-    static int avx512 = -1; // benign race: every thread computes the same value
-    if (avx512 < 0) {
-        __builtin_cpu_init();
-        avx512 = __builtin_cpu_supports("avx512f");
-    }
-    return avx512;
-}
+static int cpu_avx512f(void) { return cpu_has(CPU_AVX512F); }
 #endif
 
 // items: sequences
@@ -669,9 +663,8 @@ typedef void (*panel_fn)(float *restrict, const float *restrict, const float *re
 // Picked once from the CPU's features (the CI machine has AVX-512; others may have only AVX2).
 static panel_fn panel_pick(void) {
 #ifdef PANEL_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return panel_kernel_avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return panel_kernel_avx2;
+    if (cpu_has(CPU_AVX512F)) return panel_kernel_avx512;
+    if (cpu_has(CPU_AVX2_FMA)) return panel_kernel_avx2;
 #endif
     return panel_kernel_c;
 }
@@ -988,8 +981,7 @@ static seslm_rows_post gelu_rows(void) {
     static seslm_rows_post fn; // benign race: every thread computes the same pointer
     if (fn) return fn;
 #ifdef ATTN_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return fn = gelu_avx512;
+    if (cpu_has(CPU_AVX512F)) return fn = gelu_avx512;
 #endif
     return fn = row_gelu;
 }
@@ -1059,8 +1051,7 @@ static void fast_attention(float *out, const float *qkv, const int *off, const i
     const size_t per = ((size_t)maxL + 48) * (D + 8) + 64; // as seslm_attention_scratch_floats
     int use_d32 = 0;
 #ifdef ATTN_X86
-    __builtin_cpu_init();
-    use_d32 = D == 32 && __builtin_cpu_supports("avx512f");
+    use_d32 = D == 32 && cpu_has(CPU_AVX512F);
 #endif
     int nt = (int)(scratch_floats / per);
     if (nt < 1) nt = 1; // caller sized scratch with seslm_attention_scratch_floats

@@ -2,6 +2,7 @@
  * (plain-C reference, AVX2 and AVX-512BW versions) and the matrix product over weight rows. */
 #include "qblock.h"
 #include "pool.h"
+#include "cpu_features.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -539,10 +540,9 @@ enum { ISA_C, ISA_AVX2, ISA_AVX512, ISA_VNNI };
 static int hw_isa(void) {
 #ifdef QB_X86
     // (every AVX2 CPU has F16C; clang's __builtin_cpu_supports does not know "f16c")
-    int have2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    int have512 = have2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                  __builtin_cpu_supports("avx512vl");
-    int vnni = have512 && __builtin_cpu_supports("avx512vnni");
+    int have2 = cpu_has(CPU_AVX2_FMA);
+    int have512 = have2 && cpu_has(CPU_AVX512F | CPU_AVX512BW_VL);
+    int vnni = have512 && cpu_has(CPU_AVX512VNNI);
     return vnni ? ISA_VNNI : have512 ? ISA_AVX512 : have2 ? ISA_AVX2 : ISA_C;
 #else
     return ISA_C;

@@ -8,6 +8,7 @@
  * serves MR rows. Tiles are spread over the pool's threads (pool.h); adjacent tiles share weight panels. */
 #include "quant.h"
 #include "pool.h"
+#include "cpu_features.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -318,8 +319,7 @@ typedef void (*tile_fn)(const qgemm_args *, int, int, int, int);
 
 static int cpu_has_avx2(void) {
 #ifdef QGEMM_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return cpu_has(CPU_AVX2_FMA);
 #else
     return 0;
 #endif
@@ -327,9 +327,7 @@ static int cpu_has_avx2(void) {
 
 static int cpu_has_vnni(void) {
 #ifdef QGEMM_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    return cpu_has(CPU_AVX512F | CPU_AVX512BW_VL | CPU_AVX512VNNI);
 #else
     return 0;
 #endif

@@ -1,5 +1,6 @@
 /* quant.c — INT8 quantization helpers and the plain-C reference product (see quant.h). */
 #include "quant.h"
+#include "cpu_features.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -99,14 +100,7 @@ __attribute__((target("avx512f,avx512bw"))) static void quantize_row_scaled_avx5
 #endif
 
 #ifdef QUANT_X86
-static int have_avx512bw(void) {
-    static int avx512 = -1; // benign race: every thread computes the same value
-    if (avx512 < 0) {
-        __builtin_cpu_init();
-        avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-    }
-    return avx512;
-}
+static int have_avx512bw(void) { return cpu_has(CPU_AVX512F | CPU_AVX512BW_VL); }
 #endif
 
 void seslm_quantize_rows(int8_t *q, float *scale, const float *x, int M, int K, int ldq) {

@@ -1,6 +1,7 @@
 /* sparse24.c — 2:4 structured sparsity: compression, reference and fast products (sparse24.h). */
 #include "sparse24.h"
 #include "pool.h"
+#include "cpu_features.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -167,11 +168,7 @@ void seslm_sparse24_linear_fast(float *y, const float *x, const void *packed, co
     const panel_group *pg = packed;
     const int P = (N + 15) / 16;
 #ifdef SP24_X86
-    static int avx512 = -1; // benign race: every thread computes the same value
-    if (avx512 < 0) {
-        __builtin_cpu_init();
-        avx512 = __builtin_cpu_supports("avx512f");
-    }
+    const int avx512 = cpu_has(CPU_AVX512F);
 #endif
     sp24_job j = {y, x, pg, b, M, N, K, 0};
 #ifdef SP24_X86
