@@ -6,8 +6,8 @@
 #      curl library, and pip-installs ./python (tests/install/test_install.sh); deploy_files lints the
 #      Dockerfile, the Kubernetes manifests and the systemd units (tests/deploy/test_deploy.sh)
 #   2. ASan + UBSan build + ctest: every test (the real-model parity tests included) but the whole training /
-#      evolution runs labelled "long" (tests/CMakeLists.txt: 250-1060 s each sanitized on 2 cores, which put CI
-#      past its 90 minutes); their code runs sanitized in unit tests and shorter CLI tests
+#      evolution runs labelled "long" (tests/CMakeLists.txt: test_adapt, test_decoder_evolve, test_evolve, 657-1063 s
+#      each sanitized on 2 cores, which put CI past its 90 minutes); their code runs sanitized in unit tests and shorter CLI tests
 #   3. libFuzzer targets (clang) run for a bounded time
 # Installs missing packages and fetches the real model first.
 set -euo pipefail
