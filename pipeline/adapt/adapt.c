@@ -31,6 +31,7 @@ void adapt_opts_default(adapt_opts *o) {
     o->general_per_step = 8;
     o->objective = ADAPT_INBATCH;
     o->inbatch_scale = 20.0f;
+    o->head_lr_mult = 4.0f;
     o->w_general = 1.0f;
 }
 
@@ -189,7 +190,8 @@ seslm_status adapt_train(const adapt_opts *o, const seslm_model *m, const char *
     if (n < 3 || n > 10000000) return seslm_fail(SESLM_ERR_ARG, "adapt: need at least 3 labelled examples (got %d)", n);
     if (o->general_per_step < 0 || o->general_per_step > 512 || !(o->w_general >= 0)) 
         return seslm_fail(SESLM_ERR_ARG, "adapt: general_per_step 0..512 and w_general >= 0");
-    if ((o->objective != ADAPT_PAIRS && o->objective != ADAPT_INBATCH) || !(o->inbatch_scale > 0 && o->inbatch_scale < 1000))
+    if ((o->objective != ADAPT_PAIRS && o->objective != ADAPT_INBATCH && o->objective != ADAPT_SOFTMAX) ||
+        !(o->inbatch_scale > 0 && o->inbatch_scale < 1000) || !(o->head_lr_mult > 0 && o->head_lr_mult < 1000))
         return seslm_fail(SESLM_ERR_ARG, "adapt: unknown objective or a scale outside (0, 1000)");
     if (o->pairs < 1 || o->pairs > 512 || o->steps < 0 || o->steps > 1000000 || !(o->lr > 0 && o->lr < 1) ||
         o->max_tokens < 2 || o->max_tokens > 512 || !(o->weight_decay >= 0 && o->weight_decay < 1) || !(o->clip_norm >= 0))
@@ -236,6 +238,31 @@ seslm_status adapt_train(const adapt_opts *o, const seslm_model *m, const char *
         decay = calloc(lo->n_params, 1);
         if (!grad || !lg || !mo || !vo || !demb || !decay) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     }
+    // ADAPT_SOFTMAX: a cosine classifier (K, C) trained with the adapters, its rows started at the classes'
+    // normalised mean base embeddings (so the first steps' gradients already point somewhere useful), and
+    // its own AdamW moments; it is discarded after training (the gate fits the served head anew)
+    const int K = ex.n_classes;
+    float *hw = NULL, *hg = NULL, *hm = NULL, *hv = NULL;
+    if (st == SESLM_OK && o->objective == ADAPT_SOFTMAX) {
+        hw = calloc((size_t)K * C, sizeof(float)), hg = calloc((size_t)K * C, sizeof(float));
+        hm = calloc((size_t)K * C, sizeof(float)), hv = calloc((size_t)K * C, sizeof(float));
+        if (!hw || !hg || !hm || !hv) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        const int32_t *rows[1100];
+        int lens[1100];
+        for (int i0 = 0; st == SESLM_OK && i0 < ex.n; i0 += B) {
+            const int nb = ex.n - i0 < B ? ex.n - i0 : B;
+            for (int k = 0; k < nb; k++) rows[k] = ex.ids[i0 + k], lens[k] = ex.len[i0 + k];
+            dm_forward(&dm, be, &acts, rows, lens, nb);
+            for (int k = 0; k < nb; k++)
+                for (int t = 0; t < C; t++) hw[(size_t)ex.y[i0 + k] * C + t] += acts.emb[(size_t)k * C + t];
+        }
+        for (int c = 0; st == SESLM_OK && c < K; c++) {
+            double q = 0;
+            for (int t = 0; t < C; t++) q += (double)hw[(size_t)c * C + t] * hw[(size_t)c * C + t];
+            const float inv = q > 0 ? (float)(1.0 / sqrt(q)) : 0.0f;
+            for (int t = 0; t < C; t++) hw[(size_t)c * C + t] *= inv;
+        }
+    }
     int steps = o->steps;
     if (steps == 0) { // about 4 pairs per example, like SetFit's default of 20 iterations per example / batch
         steps = (4 * n + o->pairs - 1) / o->pairs;
@@ -253,6 +280,11 @@ seslm_status adapt_train(const adapt_opts *o, const seslm_model *m, const char *
         int lens[1100];
         int P = o->pairs;
         if (o->objective == ADAPT_INBATCH) P = draw_inbatch(&ex, o->pairs, &rs, ia, ib);
+        else if (o->objective == ADAPT_SOFTMAX) // 2P examples drawn uniformly (a pair slot holds two)
+            for (int k = 0; k < P; k++) {
+                ia[k] = (int)(splitmix64(&rs) % (uint64_t)ex.n);
+                ib[k] = (int)(splitmix64(&rs) % (uint64_t)ex.n);
+            }
         else
             for (int k = 0; k < P; k++) draw_pair(&ex, k, &rs, &ia[k], &ib[k], &target[k]);
         for (int k = 0; k < P; k++) {
@@ -292,6 +324,36 @@ seslm_status adapt_train(const adapt_opts *o, const seslm_model *m, const char *
                 }
             }
             loss /= P > 0 ? P : 1;
+        } else if (o->objective == ADAPT_SOFTMAX) { // CE over z_c = scale <e, w_c>, e the unit embedding
+            const double sc = o->inbatch_scale;
+            memset(hg, 0, (size_t)K * C * sizeof(float));
+            double *z = malloc((size_t)K * sizeof(double));
+            if (!z) {
+                st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+                break;
+            }
+            for (int r = 0; r < 2 * P; r++) {
+                const float *e = acts.emb + (size_t)r * C;
+                const int y = ex.y[r < P ? ia[r] : ib[r - P]];
+                double mx = -INFINITY, den = 0;
+                for (int c = 0; c < K; c++) {
+                    const float *w = hw + (size_t)c * C;
+                    double d = 0;
+                    for (int t = 0; t < C; t++) d += (double)e[t] * w[t];
+                    z[c] = sc * d;
+                    mx = z[c] > mx ? z[c] : mx;
+                }
+                for (int c = 0; c < K; c++) den += exp(z[c] - mx);
+                loss += mx + log(den) - z[y];
+                for (int c = 0; c < K; c++) { // d/dz_c = (softmax - [c == y]) / 2P
+                    const float g = (float)((exp(z[c] - mx) / den - (c == y)) / (2 * P) * sc);
+                    const float *w = hw + (size_t)c * C;
+                    float *gw = hg + (size_t)c * C, *de = demb + (size_t)r * C;
+                    for (int t = 0; t < C; t++) de[t] += g * w[t], gw[t] += g * e[t];
+                }
+            }
+            free(z);
+            loss /= 2 * P;
         } else {
             for (int k = 0; k < P; k++) {
                 const float *u = acts.emb + (size_t)k * C, *v = acts.emb + (size_t)(P + k) * C;
@@ -334,6 +396,14 @@ seslm_status adapt_train(const adapt_opts *o, const seslm_model *m, const char *
             vo[i] = b2 * vo[i] + (1 - b2) * gi * gi;
             lo->params[i] -= lr * ((mo[i] / c1) / (sqrtf(vo[i] / c2) + eps) + o->weight_decay * lo->params[i]);
         }
+        if (hw) { // AdamW on the classifier, at the adapters' schedule, no decay (its rows are prototypes)
+            const float hlr = lr * o->head_lr_mult;
+            for (size_t i = 0; i < (size_t)K * C; i++) {
+                hm[i] = b1 * hm[i] + (1 - b1) * hg[i];
+                hv[i] = b2 * hv[i] + (1 - b2) * hg[i] * hg[i];
+                hw[i] -= hlr * (hm[i] / c1) / (sqrtf(hv[i] / c2) + eps);
+            }
+        }
         if (step < 10) sum_first += loss, n_first++;
         if (step >= steps - 10) sum_last += loss, n_last++;
         if (o->progress && (step % 10 == 0 || step == steps - 1)) {
@@ -346,6 +416,7 @@ seslm_status adapt_train(const adapt_opts *o, const seslm_model *m, const char *
     rep->loss_last = n_last ? sum_last / n_last : NAN;
     rep->seconds = now_s() - t0;
     free(grad), free(lg), free(mo), free(vo), free(demb), free(decay), free(gbase);
+    free(hw), free(hg), free(hm), free(hv);
     for (int i = 0; i < ng; i++) free(gids[i]);
     free(gids), free(glen);
     dm_acts_free(&acts);

@@ -16,7 +16,7 @@
 
 #include "lora.h"
 
-enum { ADAPT_PAIRS = 0, ADAPT_INBATCH = 1 };
+enum { ADAPT_PAIRS = 0, ADAPT_INBATCH = 1, ADAPT_SOFTMAX = 2 };
 
 typedef struct {
     int rank;          // LoRA rank (default 8)
@@ -25,8 +25,11 @@ typedef struct {
     int pairs;         // pairs per step (default 16)
     int objective;     // ADAPT_PAIRS: SetFit's cosine loss on pairs, half same-intent; ADAPT_INBATCH (default):
                        // (anchor, positive) pairs of distinct intents, every other positive a negative,
-                       // softmax cross-entropy over scaled cosines (MultipleNegativesRankingLoss)
-    float inbatch_scale; // cosine scale of ADAPT_INBATCH (default 20)
+                       // softmax cross-entropy over scaled cosines (MultipleNegativesRankingLoss);
+                       // ADAPT_SOFTMAX: supervised, cross-entropy of a cosine classifier over the intents
+                       // (rows started at each intent's mean base embedding) trained with the adapters
+    float inbatch_scale; // cosine scale of ADAPT_INBATCH and ADAPT_SOFTMAX (default 20)
+    float head_lr_mult;  // ADAPT_SOFTMAX: the classifier's learning rate / lr (default 4)
     float lr;          // AdamW learning rate (default 5e-4), linear warm-up 10% then cosine
     float weight_decay; // on the adapters (default 0.01)
     float clip_norm;   // global gradient norm (default 1)
@@ -45,6 +48,11 @@ typedef struct {
 } adapt_opts;
 
 void adapt_opts_default(adapt_opts *o);
+
+/* "pairs", "inbatch" or "softmax" (the names of --objective and adapt.yaml). */
+static inline const char *adapt_objective_name(int objective) {
+    return objective == ADAPT_PAIRS ? "pairs" : objective == ADAPT_SOFTMAX ? "softmax" : "inbatch";
+}
 
 typedef struct {
     int steps_done;

@@ -14,9 +14,9 @@ void adapt_config_defaults(adapt_config *c) {
     memset(c, 0, sizeof *c);
     snprintf(c->data_dir, sizeof c->data_dir, "data/eval");
     snprintf(c->general, sizeof c->general, "data/traffic/wiki_600.txt");
-    snprintf(c->objective, sizeof c->objective, "%s", o.objective == ADAPT_PAIRS ? "pairs" : "inbatch");
+    snprintf(c->objective, sizeof c->objective, "%s", adapt_objective_name(o.objective));
     c->holdout = 0.25, c->alpha = o.alpha, c->lr = o.lr, c->general_weight = o.w_general;
-    c->min_gain = 1, c->max_stsb_drop = 1, c->min_retrieval = 0.8;
+    c->min_gain = 1, c->max_stsb_drop = 1, c->min_retrieval = 0.8, c->max_p = 0.05;
     c->rank = o.rank, c->steps = o.steps, c->pairs = o.pairs, c->threads = o.threads, c->max_tokens = o.max_tokens;
     c->seed = o.seed;
 }
@@ -60,7 +60,8 @@ seslm_status adapt_config_load(adapt_config *c, const char *path) {
     if (st != SESLM_OK) return st;
     static const char *const keys[] = {"version", "model", "feedback", "out", "data_dir", "general", "general_weight",
                                        "objective", "holdout", "rank", "alpha", "steps", "pairs", "lr", "seed", "threads",
-                                       "max_tokens", "gates", "gates.min_gain", "gates.max_stsb_drop", "gates.min_retrieval"};
+                                       "max_tokens", "gates", "gates.min_gain", "gates.max_stsb_drop", "gates.min_retrieval",
+                                       "gates.max_p"};
     st = seslm_yaml_check_keys(y, keys, (int)(sizeof keys / sizeof keys[0]));
     long long ver = 1, seed = (long long)c->seed;
     if (st == SESLM_OK) st = seslm_yaml_get_int(y, "version", 1, 1, 1, &ver);
@@ -70,10 +71,11 @@ seslm_status adapt_config_load(adapt_config *c, const char *path) {
     if (st == SESLM_OK) st = get_str(y, "data_dir", c->data_dir, sizeof c->data_dir);
     if (st == SESLM_OK) st = get_str(y, "general", c->general, sizeof c->general);
     if (st == SESLM_OK) st = get_str(y, "objective", c->objective, sizeof c->objective);
-    if (st == SESLM_OK && strcmp(c->objective, "inbatch") && strcmp(c->objective, "pairs")) {
+    if (st == SESLM_OK && strcmp(c->objective, "inbatch") && strcmp(c->objective, "pairs") &&
+        strcmp(c->objective, "softmax")) {
         int line = 0;
         seslm_yaml_scalar(y, "objective", &line);
-        st = seslm_fail(SESLM_ERR_FORMAT, "%s:%d: objective: expected inbatch or pairs, got '%s'", path, line, c->objective);
+        st = seslm_fail(SESLM_ERR_FORMAT, "%s:%d: objective: expected inbatch, pairs or softmax, got '%s'", path, line, c->objective);
     }
     // the ranges of the command's flags (cmd_adapt.c)
     if (st == SESLM_OK) st = get_num(y, "general_weight", 0, 1000, 0, &c->general_weight);
@@ -90,6 +92,7 @@ seslm_status adapt_config_load(adapt_config *c, const char *path) {
     if (st == SESLM_OK) st = get_num(y, "gates.min_gain", -100, 100, 0, &c->min_gain);
     if (st == SESLM_OK) st = get_num(y, "gates.max_stsb_drop", 0, 100, 0, &c->max_stsb_drop);
     if (st == SESLM_OK) st = get_num(y, "gates.min_retrieval", 0, 1, 0, &c->min_retrieval);
+    if (st == SESLM_OK) st = get_num(y, "gates.max_p", 0, 1, 0, &c->max_p);
     seslm_yaml_free(y);
     return st;
 }

@@ -12,8 +12,8 @@
 typedef struct {
     char model[1024], feedback[1024], out[1024]; // "" = not set (the command line must give them)
     char data_dir[1024], general[1024];          // general "-": no anchoring
-    char objective[16];                          // inbatch | pairs
-    double holdout, alpha, lr, general_weight, min_gain, max_stsb_drop, min_retrieval;
+    char objective[16];                          // inbatch | pairs | softmax
+    double holdout, alpha, lr, general_weight, min_gain, max_stsb_drop, min_retrieval, max_p;
     int rank, steps, pairs, threads, max_tokens;
     unsigned long long seed;
 } adapt_config;

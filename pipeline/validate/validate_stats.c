@@ -121,6 +121,17 @@ double seslm_stats_agreement_at_k(const int *a, const int *b, int k, const doubl
     return (double)hit / k;
 }
 
+double seslm_stats_mcnemar_greater(int wins, int losses) {
+    if (wins < 0 || losses < 0) return NAN;
+    const int n = wins + losses;
+    if (wins == 0) return 1.0;
+    // sum of C(n, k) / 2^n over k >= wins, each term from lgamma (exact to ~1e-13 relative)
+    const double lnorm = lgamma((double)n + 1) - n * log(2.0);
+    double p = 0;
+    for (int k = wins; k <= n; k++) p += exp(lnorm - lgamma((double)k + 1) - lgamma((double)(n - k) + 1));
+    return p < 1 ? p : 1;
+}
+
 double seslm_stats_cosine(const float *a, const float *b, int n) {
     double ab = 0, aa = 0, bb = 0;
     for (int i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];

@@ -43,6 +43,12 @@ double seslm_stats_recall_at_k(const int *a, const int *b, int k);
 double seslm_stats_agreement_at_k(const int *a, const int *b, int k, const double *ref_score_b, double ref_kth,
                                   double margin);
 
+/* McNemar's exact test, one-sided: of the n = wins + losses examples two classifiers disagree on, the
+ * probability that a fair coin gives at least `wins` (P(X >= wins), X ~ Binomial(n, 1/2); scipy's
+ * binomtest(wins, n, 0.5, alternative="greater")). 1 when n = 0. Small: the new classifier's gain over the
+ * old one on the same examples is unlikely to be chance. */
+double seslm_stats_mcnemar_greater(int wins, int losses);
+
 /* Cosine similarity of two vectors (0 when either is zero). */
 double seslm_stats_cosine(const float *a, const float *b, int n);
 

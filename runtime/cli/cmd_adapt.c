@@ -29,7 +29,8 @@ static const char *HELP =
     "run (docs/intent.md, \"Adapters\"):\n"
     "  - held-out feedback accuracy: the default intent head fitted on the training part of the feedback\n"
     "    with each model's embeddings, accuracy on the held-out part; the adapted model must gain at least\n"
-    "    --min-gain (points)\n"
+    "    --min-gain (points), and the gain must not be chance: McNemar's exact test on the held-out examples\n"
+    "    the two models disagree on, one-sided p <= --max-p\n"
     "  - general quality: STS-B Spearman (data/eval/stsb_dev.tsv) may drop at most --max-stsb-drop points\n"
     "  - retrieval: recall@10 agreement with the base on data/eval/wiki_queries.txt over\n"
     "    data/eval/wiki_passages.txt at least --min-retrieval\n"
@@ -55,14 +56,16 @@ static const char *HELP =
     "  --min-gain P          held-out accuracy gain needed, points (default 1)\n"
     "  --max-stsb-drop P     STS-B Spearman drop allowed, points (default 1)\n"
     "  --min-retrieval F     recall@10 agreement with the base (default 0.8)\n"
+    "  --max-p P             the held-out gain's McNemar p-value, at most (default 0.05; 1 = no test)\n"
     "  --data-dir DIR        where stsb_dev.tsv, wiki_queries.txt, wiki_passages.txt are (default data/eval)\n"
     "  --general FILE        general text whose embeddings are anchored to the base's while adapting (keeps\n"
     "                        similarity and retrieval; default data/traffic/wiki_600.txt, none: \"-\"; use a\n"
     "                        sample of the node's served traffic where there is one)\n"
     "  --general-weight W    weight of the anchoring loss (default 1)\n"
-    "  --objective inbatch|pairs  in-batch negatives: (anchor, positive) pairs of distinct intents, the other\n"
-    "                        positives as negatives, cross-entropy over scaled cosines (default); pairs:\n"
-    "                        SetFit's cosine loss on same / different-intent pairs\n"
+    "  --objective inbatch|pairs|softmax  in-batch negatives: (anchor, positive) pairs of distinct intents,\n"
+    "                        the other positives as negatives, cross-entropy over scaled cosines (default);\n"
+    "                        pairs: SetFit's cosine loss on same / different-intent pairs; softmax: cross-\n"
+    "                        entropy of a cosine classifier over the intents, trained with the adapters\n"
     "  --quiet               no progress lines\n"
     "\n"
     "Exit status: 0 the adapter passed every gate (register OUT/model and promote it like any model),\n"
@@ -212,7 +215,8 @@ static int embed_all(seslm_encoder *e, char *const *texts, int n, int C, float *
 }
 
 /* Held-out accuracy of the default intent head fitted on the training rows. -1 on failure. */
-static double head_accuracy(const float *X, char *const *labels, const int *is_hold, int n, int C, unsigned long long seed) {
+static double head_accuracy(const float *X, char *const *labels, const int *is_hold, int n, int C, unsigned long long seed,
+                            unsigned char *right_out) {
     int ntr = 0;
     for (int i = 0; i < n; i++) ntr += !is_hold[i];
     float *Xtr = malloc((size_t)ntr * C * sizeof(float));
@@ -231,8 +235,10 @@ static double head_accuracy(const float *X, char *const *labels, const int *is_h
                 if (!is_hold[i]) continue;
                 seslm_intent_result r;
                 nh++;
-                if (seslm_intent_predict(h, X + (size_t)i * C, NULL, &r) == SESLM_OK)
-                    right += strcmp(seslm_intent_label(h, r.index), labels[i]) == 0;
+                int ok = seslm_intent_predict(h, X + (size_t)i * C, NULL, &r) == SESLM_OK &&
+                         strcmp(seslm_intent_label(h, r.index), labels[i]) == 0;
+                right += ok;
+                right_out[i] = (unsigned char)ok;
             }
             acc = nh ? (double)right / nh : -1;
         }
@@ -244,6 +250,7 @@ static double head_accuracy(const float *X, char *const *labels, const int *is_h
 
 typedef struct {
     double acc, stsb, embed_ms;
+    unsigned char *right; // (n feedback rows) 1: a held-out row the head got right
     float *q, *p; // query / passage embeddings for retrieval agreement
 } measures;
 
@@ -267,9 +274,10 @@ static int measure(const char *model_dir, int threads, const labelled *fb, const
     double *pred = ok ? malloc((size_t)sa->n * sizeof(double)) : NULL;
     out->q = ok ? malloc((size_t)qs->n * C * sizeof(float)) : NULL;
     out->p = ok ? malloc((size_t)ps->n * C * sizeof(float)) : NULL;
-    ok = ok && X && A && B && pred && out->q && out->p;
+    out->right = ok ? calloc((size_t)fb->n, 1) : NULL;
+    ok = ok && X && A && B && pred && out->q && out->p && out->right;
     ok = ok && embed_all(e, fb->text, fb->n, C, X);
-    if (ok) out->acc = head_accuracy(X, fb->label, is_hold, fb->n, C, seed);
+    if (ok) out->acc = head_accuracy(X, fb->label, is_hold, fb->n, C, seed, out->right);
     ok = ok && out->acc >= 0;
     const double t0 = (double)clock() / CLOCKS_PER_SEC;
     ok = ok && embed_all(e, sa->texts, sa->n, C, A) && embed_all(e, sb->texts, sb->n, C, B);
@@ -360,9 +368,11 @@ int cmd_adapt(int argc, char **argv) {
     adapt_opts_default(&o);
     o.rank = cf.rank, o.steps = cf.steps, o.pairs = cf.pairs, o.threads = cf.threads, o.max_tokens = cf.max_tokens;
     double holdout = cf.holdout, min_gain = cf.min_gain, max_stsb_drop = cf.max_stsb_drop, min_retrieval = cf.min_retrieval;
+    double max_p = cf.max_p;
     int quiet = 0;
-    int objective_i = strcmp(cf.objective, "pairs") == 0;
-    cli_choice objective = {&objective_i, "inbatch|pairs"};
+    // the order of ADAPT_PAIRS / ADAPT_INBATCH / ADAPT_SOFTMAX
+    int objective_i = strcmp(cf.objective, "pairs") == 0 ? ADAPT_PAIRS : strcmp(cf.objective, "softmax") == 0 ? ADAPT_SOFTMAX : ADAPT_INBATCH;
+    cli_choice objective = {&objective_i, "pairs|inbatch|softmax"};
     double w_general = cf.general_weight, alpha = cf.alpha, lr = cf.lr, seed = (double)cf.seed;
     const cli_arg args[] = {
         {"--config", CLI_ARG_STR, &config, 0, 0},
@@ -385,6 +395,7 @@ int cmd_adapt(int argc, char **argv) {
         {"--min-gain", CLI_ARG_NUM, &min_gain, -100, 100},
         {"--max-stsb-drop", CLI_ARG_NUM, &max_stsb_drop, 0, 100},
         {"--min-retrieval", CLI_ARG_NUM, &min_retrieval, 0, 1},
+        {"--max-p", CLI_ARG_NUM, &max_p, 0, 1},
         {"--quiet", CLI_ARG_FLAG, &quiet, 0, 0},
         {NULL, 0, NULL, 0, 0},
     };
@@ -403,7 +414,7 @@ int cmd_adapt(int argc, char **argv) {
         cli_error(CMD, "--seed must be a whole number (got %g)", seed);
         return 2;
     }
-    o.objective = objective_i ? ADAPT_PAIRS : ADAPT_INBATCH;
+    o.objective = objective_i;
     if (general && !strcmp(general, "-")) general = NULL;
     o.w_general = (float)w_general, o.alpha = (float)alpha, o.lr = (float)lr, o.seed = (unsigned long long)seed;
     if (!model || !feedback || !out) {
@@ -475,7 +486,7 @@ int cmd_adapt(int argc, char **argv) {
                  "{\"method\":\"lora-setfit\",\"objective\":\"%s\",\"general\":\"%s\",\"general_weight\":%g,\"rank\":%d,\"alpha\":%g,\"steps\":%d,\"pairs\":%d,\"lr\":%g,\"seed\":%llu,"
                  "\"feedback\":\"%s\",\"examples_train\":%d,\"examples_holdout\":%d,\"loss_first\":%.6f,\"loss_last\":%.6f,"
                  "\"base_format\":\"%s\",\"trained_on\":\"%s\"}",
-                 o.objective == ADAPT_INBATCH ? "inbatch" : "pairs", general ? general : "", (double)o.w_general, o.rank, (double)o.alpha, rep.steps_done, o.pairs, (double)o.lr, o.seed, feedback, ntr, nho, rep.loss_first,
+                 adapt_objective_name(o.objective), general ? general : "", (double)o.w_general, o.rank, (double)o.alpha, rep.steps_done, o.pairs, (double)o.lr, o.seed, feedback, ntr, nho, rep.loss_first,
                  rep.loss_last, base_format, seslm_parent_kind_name(par.kind));
         snprintf(path, sizeof path, "%s/adapter.safetensors", out);
         st = lora_save(&lo, path, par.served_sha256);
@@ -495,13 +506,18 @@ int cmd_adapt(int argc, char **argv) {
     measures mb = {0}, ma = {0};
     if (!measure(model, o.threads, &fb, is_hold, &sa, &sb, gold, &qs, &ps, o.seed, &mb) ||
         !measure(merged, o.threads, &fb, is_hold, &sa, &sb, gold, &qs, &ps, o.seed, &ma)) {
-        free(mb.q), free(mb.p), free(ma.q), free(ma.p);
+        free(mb.q), free(mb.p), free(ma.q), free(ma.p), free(mb.right), free(ma.right);
         goto done;
     }
     const int C = hidden;
     double agree = retrieval_agreement(&mb, &ma, qs.n, ps.n, C);
     const double gain = 100 * (ma.acc - mb.acc), drop = 100 * (mb.stsb - ma.stsb);
-    const int pass_acc = gain >= min_gain, pass_stsb = drop <= max_stsb_drop, pass_ret = agree >= min_retrieval;
+    // the held-out rows the two models disagree on: a gain of a few examples out of ~100 is chance
+    int wins = 0, losses = 0;
+    for (int i = 0; i < fb.n; i++)
+        if (is_hold[i]) wins += ma.right[i] && !mb.right[i], losses += mb.right[i] && !ma.right[i];
+    const double p_gain = seslm_stats_mcnemar_greater(wins, losses);
+    const int pass_acc = gain >= min_gain && (max_p >= 1 || p_gain <= max_p), pass_stsb = drop <= max_stsb_drop, pass_ret = agree >= min_retrieval;
     const int accepted = pass_acc && pass_stsb && pass_ret; // same architecture: by construction of the merge
     cJSON *v = cJSON_CreateObject();
     cJSON_AddBoolToObject(v, "accepted", accepted);
@@ -514,13 +530,20 @@ int cmd_adapt(int argc, char **argv) {
     cJSON_AddNumberToObject(tr, "seconds", rep.seconds);
     cJSON_AddNumberToObject(tr, "loss_first", rep.loss_first);
     cJSON_AddNumberToObject(tr, "loss_last", rep.loss_last);
+    cJSON *mc = cJSON_AddObjectToObject(v, "heldout_gain_test");
+    cJSON_AddStringToObject(mc, "test", "McNemar exact, one-sided");
+    cJSON_AddNumberToObject(mc, "wins", wins);     // held-out rows only the adapted model got right
+    cJSON_AddNumberToObject(mc, "losses", losses); // ... only the base got right
+    cJSON_AddNumberToObject(mc, "p_value", p_gain);
+    cJSON_AddNumberToObject(mc, "max_p", max_p);
+    cJSON_AddBoolToObject(mc, "pass", max_p >= 1 || p_gain <= max_p);
     cJSON *g = cJSON_AddArrayToObject(v, "gates");
     struct {
         const char *name, *data, *rule;
         double base, adapted, value, threshold;
         int pass;
     } rows[] = {
-        {"heldout_feedback_accuracy_gain", feedback, "min (points)", 100 * mb.acc, 100 * ma.acc, gain, min_gain, pass_acc},
+        {"heldout_feedback_accuracy_gain", feedback, "min (points); McNemar p <= max_p", 100 * mb.acc, 100 * ma.acc, gain, min_gain, pass_acc},
         {"stsb_spearman_drop", stsb_path, "max (points)", 100 * mb.stsb, 100 * ma.stsb, drop, max_stsb_drop, pass_stsb},
         {"retrieval_recall10_agreement", q_path, "min", 1, agree, agree, min_retrieval, pass_ret},
         {"latency_same_architecture", "config.json", "merged weights, identical shapes", mb.embed_ms, ma.embed_ms,
@@ -540,7 +563,7 @@ int cmd_adapt(int argc, char **argv) {
     }
     char *txt = cJSON_Print(v);
     cJSON_Delete(v);
-    free(mb.q), free(mb.p), free(ma.q), free(ma.p);
+    free(mb.q), free(mb.p), free(ma.q), free(ma.p), free(mb.right), free(ma.right);
     snprintf(path, sizeof path, "%s/verdict.json", out);
     FILE *vf = txt ? fopen(path, "w") : NULL;
     if (!vf || fputs(txt, vf) < 0 || fclose(vf) != 0) {
@@ -550,8 +573,9 @@ int cmd_adapt(int argc, char **argv) {
     }
     puts(txt);
     free(txt);
-    fprintf(stderr, "adapt: %s (held-out accuracy %+.2f points, STS-B %+.2f, retrieval agreement %.3f)\n",
-            accepted ? "ACCEPTED" : "REJECTED", gain, -drop, agree);
+    fprintf(stderr, "adapt: %s (held-out accuracy %+.2f points, %d wins / %d losses, McNemar p %.3g; STS-B %+.2f, "
+                    "retrieval agreement %.3f)\n",
+            accepted ? "ACCEPTED" : "REJECTED", gain, wins, losses, p_gain, -drop, agree);
     rc = accepted ? 0 : 1;
 done:
     free(is_hold), free(gold);

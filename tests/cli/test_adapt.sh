@@ -49,12 +49,30 @@ case "$v" in *stsb_spearman_drop*|*retrieval_recall10_agreement*) ok ;; *) fail 
 [ "$(py "$TMP/bad/verdict.json" '[g["data"] for g in d["gates"] if g["gate"]=="stsb_spearman_drop"][0].endswith("stsb_dev.tsv")')" = True ] &&
     ok || fail "the verdict must say which data the STS-B gate used"
 
+# the held-out gain's test: McNemar's exact one-sided p of the rows the two models disagree on (recomputed here),
+# and the gain gate passes only with the gain AND p <= max_p (default 0.05)
+mcnemar_check() { # VERDICT MIN_GAIN MAX_P
+    python3 - "$@" <<'PY'
+import json, math, sys
+v, min_gain, max_p = json.load(open(sys.argv[1])), float(sys.argv[2]), float(sys.argv[3])
+t = v["heldout_gain_test"]
+w, l = t["wins"], t["losses"]
+p = sum(math.comb(w + l, k) for k in range(w, w + l + 1)) / 2 ** (w + l) if w > 0 else 1.0
+assert abs(t["p_value"] - p) <= 1e-9 * p, (t, p)
+assert t["max_p"] == max_p and t["pass"] == (max_p >= 1 or p <= max_p), t
+g = [g for g in v["gates"] if g["gate"] == "heldout_feedback_accuracy_gain"][0]
+assert g["pass"] == (g["value"] >= min_gain and t["pass"]), (g, t)
+PY
+}
+mcnemar_check "$TMP/bad/verdict.json" 1 0.05 && ok || fail "the held-out gain's McNemar test in the rejected verdict"
+
 # ---- accepted: anchored, gentle, thresholds relaxed for a tiny held-out set -------------------------------
 "$SESLM" adapt --model "$MODEL" --feedback "$TMP/fb.tsv" --out "$TMP/good" "${D[@]}" --general "$G" --steps 12 --pairs 6 --rank 4 --threads 2 \
-    --min-gain -100 --max-stsb-drop 3 --min-retrieval 0.5 --quiet >"$TMP/good.out" 2>"$TMP/good.err"
+    --min-gain -100 --max-p 1 --max-stsb-drop 3 --min-retrieval 0.5 --quiet >"$TMP/good.out" 2>"$TMP/good.err"
 rc=$?
 [ "$rc" = 0 ] && ok || fail "an anchored adapter under relaxed gates must be accepted (exit $rc): $(tail -3 "$TMP/good.err")"
 [ "$(py "$TMP/good/verdict.json" 'd["accepted"]')" = True ] && ok || fail "verdict.json does not accept it"
+mcnemar_check "$TMP/good/verdict.json" -100 1 && ok || fail "--max-p 1 must turn the McNemar test off"
 cmp -s "$MODEL/vocab.txt" "$TMP/good/model/vocab.txt" && ok || fail "vocab.txt must be byte-identical"
 [ "$(py "$TMP/good/model/config.json" 'd["seslm_lineage"]["adapter"]["method"]')" = lora-setfit ] && ok || fail "no adapter lineage"
 [ "$(py "$TMP/good/model/config.json" 'd["seslm_lineage"]["adapter"]["rank"]')" = 4 ] && ok || fail "lineage rank"
@@ -80,6 +98,19 @@ export SESLM_REGISTRY="$TMP/registry.db" SESLM_STORE="$TMP/store"
 "$SESLM" registry show 2 >"$TMP/show" 2>&1 && ok || fail "registry show: $(cat "$TMP/show")"
 [ "$(py "$TMP/show" 'd.get("parent")')" = 1 ] && ok || fail "the adapted version's parent must be the base (found from config.json): $(cat "$TMP/show")"
 
+# ---- the supervised objective: a cosine classifier over the intents trained with the adapters ---------------
+"$SESLM" adapt --model "$MODEL" --feedback "$TMP/fb.tsv" --out "$TMP/soft" "${D[@]}" --general "$G" --objective softmax \
+    --steps 30 --pairs 6 --rank 4 --threads 2 --min-gain -100 --max-p 1 --max-stsb-drop 3 --min-retrieval 0.5 --quiet \
+    >"$TMP/soft.out" 2>"$TMP/soft.err"
+rc=$?
+[ "$rc" = 0 ] && ok || fail "softmax objective under relaxed gates (exit $rc): $(tail -3 "$TMP/soft.err")"
+[ "$(py "$TMP/soft/model/config.json" 'd["seslm_lineage"]["adapter"]["objective"]')" = softmax ] && ok || fail "lineage objective"
+python3 - "$TMP/soft/verdict.json" <<'PY' && ok || fail "the softmax objective's loss did not fall"
+import json, sys
+t = json.load(open(sys.argv[1]))["training"]
+assert t["steps"] == 30 and t["loss_last"] < 0.9 * t["loss_first"], t
+PY
+
 # ---- --config: the nightly job's file ------------------------------------------------------------------
 printf 'version: 1\nrank: 0\n' >"$TMP/c1.yaml"
 expect 2 "c1.yaml:2: rank" "config: rank out of range" -- adapt --config "$TMP/c1.yaml"
@@ -90,6 +121,11 @@ expect 2 "feedback: empty value" "config: empty value" -- adapt --config "$TMP/c
 : >"$TMP/c4.yaml"
 expect 2 "empty" "config: empty file" -- adapt --config "$TMP/c4.yaml"
 expect 2 "cannot open" "config: missing feedback" -- adapt --config "$ROOT/configs/adapt.yaml" --feedback "$TMP/none.tsv"
+printf 'version: 1\ngates:\n  max_p: 2\n' >"$TMP/c5.yaml"
+expect 2 "c5.yaml:3: gates.max_p" "config: max_p out of range" -- adapt --config "$TMP/c5.yaml"
+printf 'version: 1\nobjective: triplet\n' >"$TMP/c6.yaml"
+expect 2 "expected inbatch, pairs or softmax" "config: unknown objective" -- adapt --config "$TMP/c6.yaml"
+expect 2 "--max-p" "--max-p out of range" -- adapt --model "$MODEL" --feedback "$TMP/fb.tsv" --out "$TMP/x" --max-p 1.5
 
 # ---- an INT8 student (what recompile / evolve deploy), adapted through --config -------------------------
 python3 - "$TMP/plan.json" <<'PY'
@@ -113,6 +149,7 @@ pairs: 6
 threads: 2
 gates:
   min_gain: -100
+  max_p: 1
   max_stsb_drop: 3
   min_retrieval: 0.5
 YAML

@@ -124,6 +124,7 @@ steps: 10
 pairs: 6
 gates:
   min_gain: $2
+  max_p: 1
   max_stsb_drop: 5
   min_retrieval: 0.3
 YAML

@@ -1,6 +1,6 @@
 /* test_validate_stats.c — pipeline/validate/validate_stats.c against SciPy / NumPy reference values
  * (tests/fixtures/validate/stats_scipy.json, made by tests/validate/make_stats_fixture.py): Spearman
- * with ties, average ranks, percentiles; plus top-k retrieval and recall@k on hand-checked cases. */
+ * with ties, average ranks, percentiles, McNemar's exact test; plus top-k retrieval and recall@k on hand-checked cases. */
 #include "test.h"
 #include "util.h"
 #include "validate_stats.h"
@@ -27,8 +27,15 @@ static void fixture_cases(void) {
     cJSON *root = cJSON_Parse(txt);
     free(txt);
     CHECK(root != NULL);
-    int n_cases = 0, n_ties = 0;
+    int n_cases = 0, n_ties = 0, n_mcnemar = 0;
     const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "mcnemar")) {
+        const int w = cJSON_GetObjectItem(c, "wins")->valueint, l = cJSON_GetObjectItem(c, "losses")->valueint;
+        const double want = cJSON_GetObjectItem(c, "p")->valuedouble, got = seslm_stats_mcnemar_greater(w, l);
+        CHECK_MSG(fabs(got - want) <= 1e-10 * want, "mcnemar(%d, %d) = %.15g, scipy %.15g", w, l, got, want);
+        n_mcnemar++;
+    }
+    CHECK(n_mcnemar >= 10);
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
         const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
         int nx, ny, nr;
@@ -81,6 +88,9 @@ static void edge_cases(void) {
     double v[1] = {7};
     CHECK(seslm_stats_percentile(v, 1, 5) == 7);
     CHECK(isnan(seslm_stats_percentile(v, 0, 5)));
+    CHECK(seslm_stats_mcnemar_greater(0, 0) == 1); // no disagreement: nothing shows a gain
+    CHECK(seslm_stats_mcnemar_greater(0, 7) == 1);
+    CHECK(isnan(seslm_stats_mcnemar_greater(-1, 2)));
 }
 
 static void retrieval(void) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """make_stats_fixture.py — reference values from SciPy / NumPy for pipeline/validate/validate_stats.c
 (tests/unit/test_validate_stats.c): Spearman correlations with and without ties, average ranks and
-percentiles.
+percentiles; McNemar's exact one-sided test (scipy.stats.binomtest, alternative="greater").
 
     .venv-val/bin/python tests/validate/make_stats_fixture.py > tests/fixtures/validate/stats_scipy.json
 
@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 import scipy
-from scipy.stats import rankdata, spearmanr
+from scipy.stats import binomtest, rankdata, spearmanr
 
 rng = np.random.default_rng(20261125)
 cases = []
@@ -36,5 +36,10 @@ add("gold_ties", rng.normal(size=300) * 0.3 + gold / 5, gold)
 add("both_ties", rng.integers(0, 4, size=40), rng.integers(0, 4, size=40))
 add("all_tied_but_one", [1, 1, 1, 1, 2], [3, 1, 4, 1, 5])
 add("reversed_with_ties", [1, 2, 2, 3, 4, 4, 4, 5], [8, 7, 7, 6, 5, 5, 4, 3])
-json.dump({"generator": "scipy %s, numpy %s" % (scipy.__version__, np.__version__), "cases": cases}, sys.stdout)
+# (wins, losses): the adapt gate's held-out examples the two models disagree on
+mcnemar = [{"wins": w, "losses": l, "p": float(binomtest(w, w + l, 0.5, alternative="greater").pvalue)}
+           for w, l in [(1, 0), (4, 0), (5, 0), (6, 2), (10, 3), (10, 10), (3, 10), (0, 5), (20, 8), (40, 20),
+                        (150, 120), (1000, 900), (2, 1)]]
+json.dump({"generator": "scipy %s, numpy %s" % (scipy.__version__, np.__version__), "cases": cases,
+           "mcnemar": mcnemar}, sys.stdout)
 sys.stdout.write("\n")
