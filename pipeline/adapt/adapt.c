@@ -35,12 +35,6 @@ void adapt_opts_default(adapt_opts *o) {
     o->w_general = 1.0f;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static uint64_t splitmix64(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -268,12 +262,12 @@ seslm_status adapt_train(const adapt_opts *o, const seslm_model *m, const char *
         steps = (4 * n + o->pairs - 1) / o->pairs;
         steps = steps < 40 ? 40 : steps > 400 ? 400 : steps;
     }
-    const double t0 = now_s();
+    const double t0 = util_now_s();
     uint64_t rs = o->seed ^ 0xA5A5A5A5DEADBEEFull;
     double sum_first = 0, sum_last = 0;
     int n_first = 0, n_last = 0, step = 0;
     for (; st == SESLM_OK && step < steps; step++) {
-        if (o->time_budget_s > 0 && now_s() - t0 > o->time_budget_s) break;
+        if (o->time_budget_s > 0 && util_now_s() - t0 > o->time_budget_s) break;
         int ia[512], ib[512], gi[512];
         float target[512];
         const int32_t *rows[1100];
@@ -407,14 +401,14 @@ seslm_status adapt_train(const adapt_opts *o, const seslm_model *m, const char *
         if (step < 10) sum_first += loss, n_first++;
         if (step >= steps - 10) sum_last += loss, n_last++;
         if (o->progress && (step % 10 == 0 || step == steps - 1)) {
-            const double el = now_s() - t0, eta = step > 0 ? el / (step + 1) * (steps - step - 1) : 0;
+            const double el = util_now_s() - t0, eta = step > 0 ? el / (step + 1) * (steps - step - 1) : 0;
             fprintf(stderr, "adapt: step %d/%d  loss %.4f  %.0f s elapsed, ETA %.0f s\n", step + 1, steps, loss, el, eta);
         }
     }
     rep->steps_done = step;
     rep->loss_first = n_first ? sum_first / n_first : NAN;
     rep->loss_last = n_last ? sum_last / n_last : NAN;
-    rep->seconds = now_s() - t0;
+    rep->seconds = util_now_s() - t0;
     free(grad), free(lg), free(mo), free(vo), free(demb), free(decay), free(gbase);
     free(hw), free(hg), free(hm), free(hv);
     for (int i = 0; i < ng; i++) free(gids[i]);

@@ -68,12 +68,6 @@ static float lr_peak_for(const distill_opts *o, double cos0) {
     return (float)(o->lr * f);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static uint64_t splitmix64(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -794,7 +788,7 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
         if (!R.p_emb || !R.p_pool || !R.grad || !R.m || !R.v || !R.best || !R.demb || !R.dpool || !R.bt_emb || !R.bt_pool || !R.dqkv)
             BAD(2, "out of memory for %zu trained parameters", nt);
     }
-    const double t0 = now_s();
+    const double t0 = util_now_s();
     // the parent's targets for every sentence (it is fixed: computed once)
     {
         dm_acts tmp;
@@ -815,7 +809,7 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
                            (R.have_ap || o->augment_frac > 0 ? (double)dm_acts_bytes(&R.P, o->batch * maxtok, o->batch, maxtok, nth) : 0) +
                            (double)(R.cal.n + R.gen.n) * 2 * C * 4) / 1048576.0;
         fprintf(stderr, "distill: %d calibration sentences (%d held out, %d skipped), %d general; parent targets in %.1fs; "
-                        "memory bound %.0f MB\n", R.cal.n, R.n_hold, skipped, R.gen.n, now_s() - t0, mb);
+                        "memory bound %.0f MB\n", R.cal.n, R.n_hold, skipped, R.gen.n, util_now_s() - t0, mb);
     }
     rep->cos_before = holdout_cos(&R);
     R.lr_peak = rep->lr_peak = lr_peak_for(o, rep->cos_before);
@@ -846,7 +840,7 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
     char *decay_flags = malloc(R.S.n_params - R.S.train_begin + 1);
     if (!decay_flags) BAD(2, "out of memory");
     for (size_t i = R.S.train_begin; i < R.S.n_params; i++) decay_flags[i - R.S.train_begin] = (char)decays(&R.S, i);
-    const double ts = now_s();
+    const double ts = util_now_s();
     double last_ckpt = ts;
     const int ckpt_every = o->checkpoint_every > 0 ? o->checkpoint_every : 50, start = R.step;
     seslm_progress prog;
@@ -862,10 +856,10 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
         if (R.step == 0) R.loss_first = loss;
         R.loss_last = loss;
         R.step++;
-        const double el = now_s() - ts, per = el / (R.step - start);
+        const double el = util_now_s() - ts, per = el / (R.step - start);
         // a time budget: after 3 timed steps, fit the schedule to the steps that fit (kept in the checkpoint)
         if (o->time_budget_s > 0 && R.step - start == 3 && start == 0) {
-            const double left = o->time_budget_s - (now_s() - t0) - 2.0 * per - 0.05 * o->time_budget_s;
+            const double left = o->time_budget_s - (util_now_s() - t0) - 2.0 * per - 0.05 * o->time_budget_s;
             int fit = R.step + (int)(left / per);
             if (fit < R.step) fit = R.step;
             if (fit < R.steps_eff) R.steps_eff = fit;
@@ -877,7 +871,7 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
                                 lr_at(o, R.lr_peak, R.step - 1, R.steps_eff), per);
             seslm_progress_update(&prog, R.step - start);
         }
-        const int budget_hit = o->time_budget_s > 0 && now_s() - t0 > o->time_budget_s;
+        const int budget_hit = o->time_budget_s > 0 && util_now_s() - t0 > o->time_budget_s;
         const int eval_every = R.steps_eff >= 40 ? R.steps_eff / 8 : 5;
         if (R.n_hold > 0 && (R.step % eval_every == 0 || R.step == R.steps_eff || budget_hit)) {
             const double c = holdout_cos(&R);
@@ -889,12 +883,12 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
                 seslm_progress_say(&prog, "distill: step %d held-out cosine %.4f (best %.4f at step %d)", R.step, c,
                                    R.best_cos, R.best_step);
         }
-        if (R.step % ckpt_every == 0 || budget_hit || now_s() - last_ckpt > 120) {
+        if (R.step % ckpt_every == 0 || budget_hit || util_now_s() - last_ckpt > 120) {
             if (ckpt_save(&R) != SESLM_OK) {
                 free(decay_flags);
                 BAD(1, "checkpoint: %s", seslm_last_error());
             }
-            last_ckpt = now_s();
+            last_ckpt = util_now_s();
         }
         if (budget_hit && R.step < R.steps_eff) {
             stopped_by_budget = 1;
@@ -923,7 +917,7 @@ int distill_run(const distill_opts *o, distill_report *rep, char *err, size_t er
         BAD(1, "writing %s: %s", o->out_dir, seslm_last_error());
     if (st_fsync_dir(o->out_dir) != SESLM_OK) BAD(1, "%s", seslm_last_error());
     if (!o->checkpoint_dir) util_rmtree(R.ckpt_dir); // the model is complete: the default checkpoint is spent
-    rep->seconds = now_s() - t0;
+    rep->seconds = util_now_s() - t0;
     code = 0;
 done:
     run_free(&R);

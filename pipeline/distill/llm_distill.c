@@ -6,6 +6,7 @@
  * attention with KV head h / G, SwiGLU) in F32 without activation quantization; it keeps every activation for
  * the backward pass. */
 #include "llm_distill.h"
+#include "util.h"
 
 #include "decoder.h"
 #include "gguf.h"
@@ -514,12 +515,6 @@ static int ends_with(const char *s, const char *tail) {
     return k && n >= k && memcmp(s + n - k, tail, k) == 0;
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* is_prompt (may be NULL): per document, 1 for a served chat prompt (special tokens, \n for newlines, answered)
  * among plain text documents (special 0). */
 static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float *p_onorm, const char *const *docs,
@@ -528,13 +523,12 @@ static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float
     memset(q, 0, sizeof *q);
     const seslm_llm_config *cf = seslm_llm_cfg(parent);
     const bpe_tokenizer *tok = seslm_llm_tokenizer(parent);
-    int32_t start = bpe_lookup(tok, "<|endoftext|>", 13);
-    if (start < 0) start = bpe_bos(tok) >= 0 ? bpe_bos(tok) : bpe_eos(tok);
+    const int32_t start = bpe_doc_start(tok);
     if (start < 0) return seslm_fail(SESLM_ERR_FORMAT, "the tokenizer has neither a BOS nor an EOS token to start from");
     // with special tokens, only the documents that are served chat prompts (they end by opening the assistant's turn)
     // get the parent's answer; the others (text started with <|endoftext|> in the file) are scored as they are
     char *gen_prompt = (special || is_prompt) && answer_tokens > 0 ? generation_prompt(parent) : NULL;
-    const double t0 = now_s();
+    const double t0 = util_now_s();
     long long cap_rows = 0;
     int cap_n = 0;
     seslm_status st = SESLM_OK;
@@ -564,7 +558,7 @@ static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float
                 st = continue_greedy(parent, &with, &nw, answer_tokens);
                 // the parent answers each prompt (~1 s each on 2 cores): progress every 25 documents, with an estimate
                 if (verbose && (d + 1) % 25 == 0) {
-                    const double el = now_s() - t0;
+                    const double el = util_now_s() - t0;
                     fprintf(stderr, "seslm distill-decoder: the parent's answers: %d of %d documents (%.0f s, about %.0f s left)\n",
                             d + 1, n_pick, el, el / (d + 1) * (n_pick - d - 1));
                 }

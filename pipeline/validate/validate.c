@@ -2,6 +2,7 @@
  * children, embeds every input with both models, times them interleaved, computes the metrics and
  * evaluates the gates (validate.h, docs/validation.md). */
 #include "validate.h"
+#include "util.h"
 
 #include "validate_internal.h"
 #include "logreg.h"
@@ -14,12 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void say(FILE *f, const char *fmt, ...) {
     if (!f) return;
@@ -637,9 +632,9 @@ static seslm_status latency(seslm_validate_result *r, vmodel *vm[2], const vtabl
             }
             for (int o = 0; st == SESLM_OK && o < 2; o++) {
                 int which = (rep & 1) ? 1 - o : o;
-                double c0 = cpu_now_s(), t0 = now_s();
+                double c0 = cpu_now_s(), t0 = util_now_s();
                 st = seslm_encoder_embed_texts(vm[which]->e, texts, lens, B, out);
-                double dt = (now_s() - t0) * 1e3, dc = (cpu_now_s() - c0) * 1e3;
+                double dt = (util_now_s() - t0) * 1e3, dc = (cpu_now_s() - c0) * 1e3;
                 if (st != SESLM_OK) st = seslm_fail(st, "%s: latency run: %s", vm[which]->dir, seslm_last_error());
                 if (rep >= 0) t[which][rep] = dt, cpu[which][rep] = dc;
             }
@@ -729,7 +724,7 @@ void seslm_validate_set_grounded(const seslm_validate_config *c, seslm_validate_
 seslm_status seslm_validate_run(const seslm_validate_config *c, const char *parent_dir, const char *candidate_dir,
                                 seslm_validate_result *r, FILE *progress) {
     memset(r, 0, sizeof *r);
-    double t_start = now_s();
+    double t_start = util_now_s();
     snprintf(r->parent_dir, sizeof r->parent_dir, "%s", parent_dir);
     snprintf(r->candidate_dir, sizeof r->candidate_dir, "%s", candidate_dir);
     r->threads = c->threads;
@@ -788,14 +783,14 @@ seslm_status seslm_validate_run(const seslm_validate_config *c, const char *pare
             st = seslm_fail(SESLM_ERR_NOMEM, "embeddings of %d texts: out of memory", in.n);
             break;
         }
-        double t0 = now_s();
+        double t0 = util_now_s();
         say(progress, "%s: embedding %d texts", m ? "candidate" : "parent", in.n);
         seslm_progress prog; // progress.h: an updating line with ETA on a terminal, plain lines in a log
         seslm_progress_init(&prog, progress, m ? "validate: candidate:" : "validate: parent:", "texts", in.n);
         st = embed_range(vm[m], in.text, in.n, c->batch, vm[m]->emb, &prog);
         if (st == SESLM_OK)
-            say(progress, "%s: embedded in %.1f s (%.0f texts/s)", m ? "candidate" : "parent", now_s() - t0,
-                in.n / fmax(now_s() - t0, 1e-9));
+            say(progress, "%s: embedded in %.1f s (%.0f texts/s)", m ? "candidate" : "parent", util_now_s() - t0,
+                in.n / fmax(util_now_s() - t0, 1e-9));
     }
     if (st == SESLM_OK) st = latency(r, vm, &lat, c, progress);
 
@@ -826,7 +821,7 @@ seslm_status seslm_validate_run(const seslm_validate_config *c, const char *pare
         snprintf(r->data[m], sizeof r->data[m], "no decoder configured (grounded.decoder)");
     }
     if (st == SESLM_OK) seslm_validate_evaluate_gates(c, r);
-    r->seconds = now_s() - t_start;
+    r->seconds = util_now_s() - t_start;
     model_close(&pm), model_close(&cm);
     vtable_free(&lat);
     inputs_free(&in);

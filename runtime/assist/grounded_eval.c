@@ -1,6 +1,7 @@
 /* grounded_eval.c — the grounded QA set (data/grounded/): retrieval, the decoder's grounded answer and the
  * hallucination check per question, and the rates over the set (grounded.h). */
 #include "grounded.h"
+#include "util.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -126,12 +127,6 @@ static seslm_status answer(struct seslm_llm *m, seslm_ground_cache *c, const cha
     return SESLM_OK; // a failed cache insert only costs a generation later
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 seslm_status seslm_ground_eval(struct seslm_llm *m, int dim, seslm_ground_embed_fn embed, void *user,
                                const char *qa_path, const char *passages_path, int k, double kb_threshold,
                                int max_q, const seslm_ground_opts *o, seslm_ground_cache *cache,
@@ -147,7 +142,7 @@ seslm_status seslm_ground_eval(struct seslm_llm *m, int dim, seslm_ground_embed_
         return st;
     }
     float *pe = NULL, q[4096];
-    const double t0 = now_s();
+    const double t0 = util_now_s();
     if (dim > 4096) st = seslm_fail(SESLM_ERR_ARG, "grounded QA: embeddings of %d dimensions (at most 4096)", dim);
     else if (ps.n == 0) st = seslm_fail(SESLM_ERR_FORMAT, "%s: no passages", passages_path);
     else if (qa.n < 2 || strncmp(qa.line[0], "id\tquestion\tanswer", 18) != 0)
@@ -263,7 +258,7 @@ seslm_status seslm_ground_eval(struct seslm_llm *m, int dim, seslm_ground_embed_
         free(prompt);
         free(raw);
     }
-    res->seconds = now_s() - t0;
+    res->seconds = util_now_s() - t0;
     free(pe);
     lines_free(&qa);
     lines_free(&ps);

@@ -92,12 +92,6 @@ typedef struct {
     char adapt_feedback[1024]; // the adapt stage's feedback (evolve.adapt.feedback, evolve.feedback or the adapt config's)
 } evolve_run;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void path_of(char *out, size_t cap, const evolve_run *r, const char *fmt, ...) {
     char rel[1024];
     va_list ap;
@@ -201,9 +195,9 @@ static int stage(const evolve_run *r, const char *name, const char *out_dir_rel,
     }
     if (stdout_rel) path_of(so, sizeof so, r, "%s", stdout_rel);
     fprintf(stderr, "seslm evolve: %-24s running\n", name);
-    const double t0 = now_s();
+    const double t0 = util_now_s();
     const int rc = run_child(stdout_rel ? so : NULL, args);
-    const double dt = now_s() - t0;
+    const double dt = util_now_s() - t0;
     // ok1: exit 1 (a gate failed) and 3 (a timing gate inconclusive: not selected) are verdicts, not errors
     // ok1 & 2: exit 2 (bad input) is a verdict too (the adapt stage: too little feedback must not fail a cycle)
     if (rc == 0 || ((ok1 & 1) && (rc == 1 || rc == 3)) || ((ok1 & 2) && rc == 2)) {
@@ -487,14 +481,14 @@ static int cycle(evolve_run *r) {
             char so[2200];
             path_of(so, sizeof so, r, "01-ingest.json");
             fprintf(stderr, "seslm evolve: %-24s running\n", "01-ingest");
-            const double t0 = now_s();
+            const double t0 = util_now_s();
             const int rc = run_child(so, a);
             if (rc != 0) {
                 cli_error(CMD, "stage 01-ingest failed (exit %d). Rerun to resume from it.", rc);
                 return -1;
             }
-            if (!stage_mark(r, "01-ingest", now_s() - t0, 0, "ok")) return -1;
-            fprintf(stderr, "seslm evolve: %-24s finished in %.1f s (exit 0)\n", "01-ingest", now_s() - t0);
+            if (!stage_mark(r, "01-ingest", util_now_s() - t0, 0, "ok")) return -1;
+            fprintf(stderr, "seslm evolve: %-24s finished in %.1f s (exit 0)\n", "01-ingest", util_now_s() - t0);
         } else {
             fprintf(stderr, "seslm evolve: %-24s done, skipped\n", "01-ingest");
         }

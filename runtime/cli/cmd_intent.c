@@ -1,6 +1,7 @@
 /* cmd_intent.c — `seslm intent train|predict|learn`: the intent head on frozen sentence embeddings
  * (runtime/assist/intent.h, docs/intent.md). */
 #include "cli.h"
+#include "util.h"
 #include "intent.h"
 
 #include <errno.h>
@@ -43,12 +44,6 @@ static const char *HELP =
     "  --threads N    worker threads, 0 = all cores\n"
     "\n"
     "Exit status: 0 ok, 1 a file could not be read or written, 2 usage error or invalid input.\n";
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int parse_hidden(const char *v, seslm_intent_opts *o) {
     o->n_hidden = 0;
@@ -215,11 +210,11 @@ static int do_train(int argc, char **argv) {
     seslm_model *m = NULL;
     float *X = NULL;
     seslm_intent_head *h = NULL;
-    double t0 = now_s(), t1 = 0;
+    double t0 = util_now_s(), t1 = 0;
     if (rc == 0) rc = embed(model_dir, threads, &texts, &m, &X);
     if (rc == 0) {
         o.input_dim = seslm_model_get_config(m)->hidden;
-        t1 = now_s();
+        t1 = util_now_s();
         if (seslm_intent_new(&h, &o) != SESLM_OK || seslm_intent_fit(h, X, (const char *const *)labels.texts, texts.n) != SESLM_OK) {
             cli_error("intent", "%s", seslm_last_error());
             rc = 2;
@@ -233,7 +228,7 @@ static int do_train(int argc, char **argv) {
                 strcmp(seslm_intent_label(h, r.index), labels.texts[i]) == 0)
                 right++;
         }
-        double t2 = now_s();
+        double t2 = util_now_s();
         if (seslm_intent_save(h, out, seslm_model_weights_sha256(m)) != SESLM_OK) {
             cli_error("intent", "%s", seslm_last_error());
             rc = 1;
@@ -387,12 +382,12 @@ static int do_learn(int argc, char **argv) {
     if (rc == 0) {
         const int before = seslm_intent_n_classes(h);
         int steps = 0;
-        double t0 = now_s();
+        double t0 = util_now_s();
         if (seslm_intent_learn(h, X, (const char *const *)labels.texts, texts.n, allow_new, &steps) != SESLM_OK) {
             cli_error("intent", "%s", seslm_last_error());
             rc = 2;
         } else {
-            double t1 = now_s();
+            double t1 = util_now_s();
             if (seslm_intent_save(h, head, head_sha[0] ? head_sha : seslm_model_weights_sha256(m)) != SESLM_OK) {
                 cli_error("intent", "%s", seslm_last_error());
                 rc = 1;

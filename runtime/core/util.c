@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 seslm_status util_read_file(const char *path, char **out, size_t *len, size_t max_bytes, int *missing) {
@@ -214,4 +215,10 @@ seslm_status util_read_secret_line(const char *path, const char *what, char *buf
     memset(txt, 0, strlen(txt));
     free(txt);
     return s;
+}
+
+double util_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

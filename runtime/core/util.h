@@ -11,6 +11,7 @@
 #define util_utf8_valid seslm_util_utf8_valid
 #define util_utf8_repair seslm_util_utf8_repair
 #define util_rmtree seslm_util_rmtree
+#define util_now_s seslm_util_now_s
 
 #include "seslm.h"
 
@@ -47,5 +48,8 @@ size_t util_utf8_repair(const char *s, size_t n, char *out);
 
 /* Removes a file or a directory tree (no symlinks followed). Best effort: errors are ignored. */
 void util_rmtree(const char *path);
+
+/* Seconds on the monotonic clock (for elapsed times and ETAs; not the time of day). */
+double util_now_s(void);
 
 #endif

@@ -225,6 +225,10 @@ seslm_status bpe_load(bpe_tokenizer **out, const gguf_file *f, const char *name)
 int bpe_vocab_size(const bpe_tokenizer *t) { return t->n_vocab; }
 int32_t bpe_bos(const bpe_tokenizer *t) { return t->bos; }
 int32_t bpe_eos(const bpe_tokenizer *t) { return t->eos; }
+int32_t bpe_doc_start(const bpe_tokenizer *t) {
+    const int32_t s = bpe_lookup(t, "<|endoftext|>", 13);
+    return s >= 0 ? s : t->bos >= 0 ? t->bos : t->eos;
+}
 int bpe_is_control(const bpe_tokenizer *t, int32_t id) {
     return id >= 0 && id < t->n_vocab && t->type[id] == TT_CONTROL;
 }

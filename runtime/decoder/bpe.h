@@ -15,6 +15,7 @@
 #define bpe_vocab_size seslm_bpe_vocab_size
 #define bpe_bos seslm_bpe_bos
 #define bpe_eos seslm_bpe_eos
+#define bpe_doc_start seslm_bpe_doc_start
 #define bpe_lookup seslm_bpe_lookup
 #define bpe_is_control seslm_bpe_is_control
 #define bpe_encode seslm_bpe_encode
@@ -34,6 +35,10 @@ void bpe_free(bpe_tokenizer *t);
 int bpe_vocab_size(const bpe_tokenizer *t);
 int32_t bpe_bos(const bpe_tokenizer *t);
 int32_t bpe_eos(const bpe_tokenizer *t);
+/* The token a scored document starts from (perplexity, distillation windows): the document separator of GPT-2-family
+ * vocabularies, <|endoftext|>, where the vocabulary has it (SmolLM2's BOS is the chat template's <|im_start|>), else
+ * BOS, else EOS; -1 if none. */
+int32_t bpe_doc_start(const bpe_tokenizer *t);
 /* Id of the token whose text is exactly s (len bytes), or -1. */
 int32_t bpe_lookup(const bpe_tokenizer *t, const char *s, size_t len);
 /* 1 for control tokens (<|im_end|>...): they end a turn and print as nothing. */

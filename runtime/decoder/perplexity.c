@@ -27,8 +27,7 @@ seslm_status seslm_llm_perplexity(seslm_llm_ctx *c, const char *const *docs, int
     const seslm_llm *m = seslm_llm_ctx_model(c);
     const bpe_tokenizer *tok = seslm_llm_tokenizer(m);
     const int V = seslm_llm_cfg(m)->n_vocab, W = seslm_llm_ctx_n_ctx(c);
-    int32_t start = bpe_lookup(tok, "<|endoftext|>", 13);
-    if (start < 0) start = bpe_bos(tok) >= 0 ? bpe_bos(tok) : bpe_eos(tok);
+    const int32_t start = bpe_doc_start(tok);
     if (start < 0) return seslm_fail(SESLM_ERR_FORMAT, "the tokenizer has neither a BOS nor an EOS token to start from");
     if (W < 2) return seslm_fail(SESLM_ERR_ARG, "a context of %d tokens cannot score anything", W);
     float *logits = malloc((size_t)W * (size_t)V * sizeof(float));
