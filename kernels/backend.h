@@ -36,6 +36,10 @@ typedef struct {
     const float *qscale;
     int8_t *qp;
     int32_t *qsum;
+    // INT8: 1 when each token's largest input element stays float (quant.h seslm_quantize_rows_top1; the
+    // model's config.json says so). The pre-quantized ops (linear_q8in, linear_gelu_q8out, add_layernorm_q8)
+    // are not used for such weights: linear quantizes its input itself.
+    int act_top1;
     // 2:4 sparse F32 weights (sparse24.h; w, wp, q NULL): values (N, K/2), index (N, K/4), and the panel
     // layout sp when the backend wants packed weights
     const float *sv;

@@ -22,6 +22,26 @@ void seslm_quantize_rows(int8_t *q, float *scale, const float *x, int M, int K, 
  * which check both give identical bytes and scales. */
 void seslm_quantize_rows_portable(int8_t *q, float *scale, const float *x, int M, int K, int ldq);
 
+/* Per-token quantization with each token's largest element kept in float (a student's config.json
+ * "linear_activations": "int8-dynamic-per-token-symmetric-top1-float"; seslm_weight.act_top1). BERT-family
+ * encoders carry massive activations: on MiniLM's [CLS] row one channel is ~100x the others, so with
+ * max|x| / 127 as the step the rest of that row rounds to 0 or +-1, and a value a float rounding away from a
+ * .5 boundary moves the sentence vector (bench/RESULTS.md 20). Here t = the first k of max_k |x[m, k]|,
+ * top_idx[m] = t, top_val[m] = x[m, t], q[m, t] = 0, and the other elements are quantized as
+ * seslm_quantize_rows does with the second largest |x| as the maximum (scale = that / 127). The product then
+ * adds top_val[m] * (sw[n] * qw[n, t]) to the dequantized sums (seslm_q8_add_top1_ref, seslm_qgemm_fast_top1):
+ * one more multiply-add per output. A row holding a NaN or an infinity: scale NaN (as seslm_quantize_rows),
+ * top_val 0; a zero row: scale 0, top_val 0. */
+void seslm_quantize_rows_top1(int8_t *q, float *scale, int32_t *top_idx, float *top_val, const float *x, int M, int K,
+                              int ldq);
+/* The portable implementation alone (AVX2 is used by seslm_quantize_rows_top1 when present): for tests. */
+void seslm_quantize_rows_top1_portable(int8_t *q, float *scale, int32_t *top_idx, float *top_val, const float *x, int M,
+                                       int K, int ldq);
+/* y (M, ldy) += top_val[m] * (sw[n] * qw[n * ldw + top_idx[m]]) for n < N, qw the unpacked INT8 weights;
+ * rows with top_val 0 are left as they are. */
+void seslm_q8_add_top1_ref(float *y, int ldy, const int32_t *top_idx, const float *top_val, const int8_t *qw, int ldw,
+                           const float *sw, int M, int N);
+
 /* Per-output-channel quantization of w (N, K): q (N, K), scale (N). Returns the largest absolute
  * rounding error relative to the channel's max |w| (for reports). */
 float seslm_quantize_weight(int8_t *q, float *scale, const float *w, int N, int K);
@@ -64,6 +84,12 @@ void seslm_qgemm_fast_post(int32_t *acc, float *y, const int8_t *qa, int lda, co
 void seslm_qgemm_fast_gelu(float *y, uint32_t *rowmax, const int8_t *qa, int lda, const float *sa, const int8_t *qp,
                            const int32_t *colsum, const float *sw, const float *b, int M, int N, int K,
                            const char *isa, seslm_rows_post gelu_portable);
+
+/* seslm_qgemm_fast_post for activations from seslm_quantize_rows_top1: each tile's y gets its rows' top
+ * term (qw[n, t] read from the packed panels) before post runs on it. */
+void seslm_qgemm_fast_top1(float *y, const int8_t *qa, int lda, const float *sa, const int32_t *top_idx,
+                           const float *top_val, const int8_t *qp, const int32_t *colsum, const float *sw, const float *b,
+                           int M, int N, int K, const char *isa, seslm_rows_post post);
 
 /* seslm_quantize_rows with each row's max |x| already known (absmax_bits[m], as seslm_qgemm_fast_gelu gives
  * it): the same bytes and scales, one pass over x instead of two. */

@@ -746,6 +746,20 @@ static void linear_q8_post(float *y, const int8_t *qa, const float *sa, int lda,
     if (post) post(y, (size_t)M * N);
 }
 
+// linear_q8_post for activations from seslm_quantize_rows_top1 (ti, tv): the top terms are added to each
+// tile before post (so before GELU), on the packed weights; unpacked: the plain product, the terms, post.
+static void linear_q8_top1(float *y, const int8_t *qa, const float *sa, int lda, const int32_t *ti, const float *tv,
+                           const seslm_weight *W, const float *b, int M, seslm_rows_post post) {
+    const int N = W->N, K = W->K;
+    if (W->qp) {
+        seslm_qgemm_fast_top1(y, qa, lda, sa, ti, tv, W->qp, W->qsum, W->qscale, b, M, N, K, NULL, post);
+        return;
+    }
+    linear_q8_post(y, qa, sa, lda, W, b, M, NULL);
+    seslm_q8_add_top1_ref(y, N, ti, tv, W->q, K, W->qscale, M, N);
+    if (post) post(y, (size_t)M * N);
+}
+
 static void fast_linear_q8in(float *y, const int8_t *q, const float *s, int ldq, const seslm_weight *W,
                              const float *b, int M, int gelu) {
     linear_q8_post(y, q, s, ldq, W, b, M, gelu ? gelu_rows() : NULL);
@@ -757,6 +771,8 @@ typedef struct {
     const float *x;
     int K, lda;
     const uint32_t *amax; // each row's max |x| when known (seslm_qgemm_fast_gelu), else NULL
+    int32_t *top_idx;     // not NULL: seslm_quantize_rows_top1 into these (amax NULL)
+    float *top_val;
 } quant_job;
 
 // items: rows
@@ -765,7 +781,8 @@ static void quant_task(void *ctx, int lo, int hi, int tid) {
     const quant_job *j = ctx;
     int8_t *q = j->qa + (size_t)lo * j->lda;
     const float *x = j->x + (size_t)lo * j->K;
-    if (j->amax) seslm_quantize_rows_amax(q, j->sa + lo, x, hi - lo, j->K, j->lda, j->amax + lo);
+    if (j->top_idx) seslm_quantize_rows_top1(q, j->sa + lo, j->top_idx + lo, j->top_val + lo, x, hi - lo, j->K, j->lda);
+    else if (j->amax) seslm_quantize_rows_amax(q, j->sa + lo, x, hi - lo, j->K, j->lda, j->amax + lo);
     else seslm_quantize_rows(q, j->sa + lo, x, hi - lo, j->K, j->lda);
 }
 
@@ -783,7 +800,7 @@ static void fast_linear_gelu_q8out(float *y, int8_t *qy, float *sy, int ldqy, co
         seslm_qgemm_fast_gelu(y, amax, q, ldq, s, W->qp, W->qsum, W->qscale, b, M, W->N, W->K, NULL, gelu_rows());
     else // not packed, or no scratch: the unfused pair (a NaN scale marks a row it could not finish)
         linear_q8_post(y, q, s, ldq, W, b, M, gelu_rows());
-    const quant_job qj = {qy, sy, y, W->N, ldqy, amax};
+    const quant_job qj = {qy, sy, y, W->N, ldqy, amax, NULL, NULL};
     quant_rows(&qj, M);
 }
 
@@ -793,14 +810,23 @@ static void fast_linear_q8(float *y, const float *x, const seslm_weight *W, cons
                            seslm_rows_post post) {
     const int N = W->N, K = W->K, lda = (K + 3) & ~3;
     const size_t qa_bytes = ((size_t)M * lda + 63) & ~(size_t)63;
-    char *ws = seslm_quant_scratch(qa_bytes + (size_t)M * sizeof(float) + 64);
+    const size_t top_bytes = W->act_top1 ? (size_t)M * (sizeof(int32_t) + sizeof(float)) : 0;
+    char *ws = seslm_quant_scratch(qa_bytes + (size_t)M * sizeof(float) + top_bytes + 64);
     if (!ws) { // out of memory: NaN, never stale numbers
         for (size_t i = 0; i < (size_t)M * N; i++) y[i] = NAN;
         return;
     }
     int8_t *qa = (int8_t *)ws;
     float *sa = (float *)(ws + qa_bytes);
-    const quant_job qj = {qa, sa, x, K, lda, NULL};
+    if (W->act_top1) { // each token's largest element stays float (quant.h seslm_quantize_rows_top1)
+        int32_t *ti = (int32_t *)(sa + M);
+        float *tv = (float *)(ti + M);
+        const quant_job qj = {qa, sa, x, K, lda, NULL, ti, tv};
+        quant_rows(&qj, M);
+        linear_q8_top1(y, qa, sa, lda, ti, tv, W, b, M, post);
+        return;
+    }
+    const quant_job qj = {qa, sa, x, K, lda, NULL, NULL, NULL};
     quant_rows(&qj, M);
     linear_q8_post(y, qa, sa, lda, W, b, M, post);
 }

@@ -28,6 +28,8 @@ typedef struct {
     int gelu;         // AVX-512 epilogue: GELU on the tile's registers before they are stored
     uint32_t *rowmax; // not NULL: rowmax[m] = max over the row of |y| as float bits, merged as below
     int shared;       // rowmax is shared by the threads (atomic merge), else this thread's own slots
+    const int32_t *top_idx; // not NULL: activations from seslm_quantize_rows_top1, whose float element
+    const float *top_val;   // each finished tile adds (add_top_tile)
 } qgemm_args;
 
 // Nonnegative floats order as their bit patterns (a NaN's or an infinity's |x| is above every finite one),
@@ -49,6 +51,27 @@ static inline uint32_t abs_bits(float v) {
     uint32_t u;
     memcpy(&u, &v, 4);
     return u & 0x7fffffffu;
+}
+
+// y[m, n] += top_val[m] * (sw[n] * qw[n, t]) on a finished tile: qw[n, t] for the tile's 16 columns of a
+// panel are one byte of each 4-byte word of the 64-byte group holding k = t (quant.h's packed layout), so a
+// row costs one cache line per panel (the unpacked (N, K) rows would cost one per column).
+static void add_top_tile(const qgemm_args *a, int m0, int mr, int p0, int np) {
+    for (int r = 0; r < mr; r++) {
+        const int m = m0 + r;
+        const float tv = a->top_val[m];
+        if (tv == 0.0f) continue;
+        const int t = a->top_idx[m];
+        float *y = a->y + (size_t)m * a->N;
+        for (int pj = 0; pj < np; pj++) {
+            const int p = p0 + pj;
+            const int8_t *w = a->qp + ((size_t)p * a->Kg + (size_t)(t >> 2)) * 64 + (t & 3);
+            for (int j = 0; j < 16 && 16 * p + j < a->N; j++) {
+                const int n = 16 * p + j;
+                y[n] += tv * (a->sw[n] * (float)w[4 * j]);
+            }
+        }
+    }
 }
 
 // ---- portable kernel --------------------------------------------------------------------------------
@@ -311,6 +334,36 @@ AVX2 static void tile_avx2(const qgemm_args *a, int m0, int mr, int p0, int np) 
         }
     if (xw != stack) free(xw);
 }
+
+// add_top_tile on AVX2: a panel's 16 weights for k = t are byte t & 3 of each 4-byte word of its 64-byte
+// group; shifted up to the top byte and back (arithmetic) they are sign-extended int32s. y += tv * (sw * w)
+// by a multiply and an add (ISO C: no contraction), rounded as the portable loop (perf: the scalar loop was
+// 7% of a plan-20 student's batch of 32 here).
+AVX2 static void add_top_tile_avx2(const qgemm_args *a, int m0, int mr, int p0, int np) {
+    for (int r = 0; r < mr; r++) {
+        const int m = m0 + r;
+        const float tv = a->top_val[m];
+        if (tv == 0.0f) continue;
+        const int t = a->top_idx[m];
+        float *y = a->y + (size_t)m * a->N;
+        const __m256 vt = _mm256_set1_ps(tv);
+        const __m128i sh = _mm_cvtsi32_si128(24 - 8 * (t & 3));
+        for (int pj = 0; pj < np; pj++) {
+            const int p = p0 + pj, n0 = 16 * p;
+            const int8_t *g = a->qp + ((size_t)p * a->Kg + (size_t)(t >> 2)) * 64;
+            if (n0 + 16 > a->N) { // the edge panel: as the portable loop
+                for (int j = 0; n0 + j < a->N; j++) y[n0 + j] += tv * (a->sw[n0 + j] * (float)g[4 * j + (t & 3)]);
+                continue;
+            }
+            for (int h = 0; h < 2; h++) {
+                __m256i d = _mm256_loadu_si256((const __m256i *)(g + 32 * h));
+                d = _mm256_srai_epi32(_mm256_sll_epi32(d, sh), 24);
+                const __m256 w = _mm256_mul_ps(_mm256_loadu_ps(a->sw + n0 + 8 * h), _mm256_cvtepi32_ps(d));
+                _mm256_storeu_ps(y + n0 + 8 * h, _mm256_add_ps(_mm256_loadu_ps(y + n0 + 8 * h), _mm256_mul_ps(vt, w)));
+            }
+        }
+    }
+}
 #endif
 
 // ---- dispatch ---------------------------------------------------------------------------------------
@@ -361,6 +414,13 @@ static void qgemm_task(void *ctx, int lo, int hi, int tid) {
         const int m0 = mb * MR, p0 = pb * NP;
         const int mr = M - m0 < MR ? M - m0 : MR, np = j->P - p0 < NP ? j->P - p0 : NP;
         j->fn(a, m0, mr, p0, np);
+        if (a->top_val) {
+#ifdef QGEMM_X86
+            if (j->fn != tile_c && cpu_has_avx2()) add_top_tile_avx2(a, m0, mr, p0, np); // "c": the portable pair
+            else
+#endif
+                add_top_tile(a, m0, mr, p0, np);
+        }
         if (!j->post && !j->scan_max) continue;
         // the tile's rows (mr x up to 64 floats) are still in L1: finish them here
         const int n0 = 16 * p0, nv = j->a->N - n0 < 16 * np ? j->a->N - n0 : 16 * np;
@@ -405,8 +465,16 @@ void seslm_qgemm_fast(int32_t *acc, float *y, const int8_t *qa, int lda, const f
 void seslm_qgemm_fast_post(int32_t *acc, float *y, const int8_t *qa, int lda, const float *sa, const int8_t *qp,
                            const int32_t *colsum, const float *sw, const float *b, int M, int N, int K,
                            const char *isa, seslm_rows_post post) {
-    const qgemm_args a = {acc, y, qa, lda, sa, qp, colsum, sw, b, M, N, K, (K + 3) / 4, 0, NULL, 0};
+    const qgemm_args a = {acc, y, qa, lda, sa, qp, colsum, sw, b, M, N, K, (K + 3) / 4, 0, NULL, 0, NULL, NULL};
     qgemm_run(&a, qgemm_pick(isa), acc ? NULL : post, 0, NULL, 0);
+}
+
+void seslm_qgemm_fast_top1(float *y, const int8_t *qa, int lda, const float *sa, const int32_t *top_idx,
+                           const float *top_val, const int8_t *qp, const int32_t *colsum, const float *sw, const float *b,
+                           int M, int N, int K, const char *isa, seslm_rows_post post) {
+    // gelu 0: an activation must see the top term, so it runs as post after add_top_tile, never in the kernel
+    const qgemm_args a = {NULL, y, qa, lda, sa, qp, colsum, sw, b, M, N, K, (K + 3) / 4, 0, NULL, 0, top_idx, top_val};
+    qgemm_run(&a, qgemm_pick(isa), post, 0, NULL, 0);
 }
 
 void seslm_qgemm_fast_gelu(float *y, uint32_t *rowmax, const int8_t *qa, int lda, const float *sa, const int8_t *qp,
@@ -422,7 +490,7 @@ void seslm_qgemm_fast_gelu(float *y, uint32_t *rowmax, const int8_t *qa, int lda
     // each thread's own row maxima (no atomics in the tiles), merged below; out of memory: the shared array
     const int T = rowmax ? seslm_pool_threads() : 0;
     uint32_t *slots = T > 0 ? calloc((size_t)T * M, sizeof *slots) : NULL;
-    const qgemm_args a = {NULL, y, qa, lda, sa, qp, colsum, sw, b, M, N, K, (K + 3) / 4, in_kernel, rowmax, 1};
+    const qgemm_args a = {NULL, y, qa, lda, sa, qp, colsum, sw, b, M, N, K, (K + 3) / 4, in_kernel, rowmax, 1, NULL, NULL};
     qgemm_run(&a, fn, in_kernel ? NULL : gelu_portable, !in_kernel && rowmax, slots, slots ? T : 0);
     if (!slots) return;
     for (int t = 0; t < T; t++)

@@ -142,6 +142,157 @@ void seslm_quantize_rows_portable(int8_t *q, float *scale, const float *x, int M
     for (int m = 0; m < M; m++) quantize_row_c(q + (size_t)m * ldq, scale + m, x + (size_t)m * K, K, ldq);
 }
 
+// ---- the largest element of each token kept in float ------------------------------------------------
+
+// One row (quant.h seslm_quantize_rows_top1). Four passes, each one GCC vectorises but the short scan for
+// the first index of the maximum: the maximum, its index, the second largest |x| (the maximum with t
+// masked out), then the rounding with t's code forced to 0. The clamp comes before the cast, so t's
+// out-of-range product never reaches it.
+static void quantize_row_top1_c(int8_t *o, float *scale, int32_t *ti, float *tv, const float *r, int K, int ldq) {
+    float a1 = 0.0f, probe = 0.0f;
+    for (int k = 0; k < K; k++) {
+        const float a = fabsf(r[k]);
+        a1 = a > a1 ? a : a1;
+        probe += r[k] - r[k];
+    }
+    *ti = 0, *tv = 0.0f;
+    if (probe != 0.0f || !(a1 > 0.0f)) { // poisoned row: scale NaN; zero row: zeros, scale 0
+        memset(o, 0, (size_t)ldq);
+        *scale = probe != 0.0f ? NAN : 0.0f;
+        return;
+    }
+    int t = 0;
+    while (fabsf(r[t]) != a1) t++;
+    float a2 = 0.0f;
+    for (int k = 0; k < K; k++) {
+        const float a = k == t ? 0.0f : fabsf(r[k]);
+        a2 = a > a2 ? a : a2;
+    }
+    *ti = t, *tv = r[t];
+    if (!(a2 > 0.0f)) { // the row is its largest element alone
+        memset(o, 0, (size_t)ldq);
+        *scale = 0.0f;
+        return;
+    }
+    const float inv = 127.0f / a2;
+    for (int k = 0; k < K; k++) {
+        float v = round_even(r[k] * inv);
+        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+        o[k] = k == t ? 0 : (int8_t)v;
+    }
+    if (ldq > K) memset(o + K, 0, (size_t)(ldq - K));
+    *scale = a2 / 127.0f;
+}
+
+#ifdef QUANT_X86
+// The same row on AVX2, the same bytes: the maximum and the probe 8 lanes at a time, the first index of the
+// maximum by compare + movemask, the second largest as the maxima on both sides of t, and the rounding by
+// vcvtps2dq (nearest even, as round_even), clamped before the narrowing; then q[t] = 0.
+__attribute__((target("avx2"))) static void quantize_row_top1_avx2(int8_t *o, float *scale, int32_t *ti, float *tv,
+                                                                   const float *r, int K, int ldq) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 am = _mm256_setzero_ps(), pr = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        const __m256 v = _mm256_loadu_ps(r + k);
+        am = _mm256_max_ps(am, _mm256_andnot_ps(sign, v));
+        pr = _mm256_add_ps(pr, _mm256_sub_ps(v, v));
+    }
+    float lane[8], a1 = 0.0f, probe = 0.0f;
+    _mm256_storeu_ps(lane, am);
+    for (int i = 0; i < 8; i++) a1 = lane[i] > a1 ? lane[i] : a1;
+    _mm256_storeu_ps(lane, pr);
+    for (int i = 0; i < 8; i++) probe += lane[i];
+    for (; k < K; k++) {
+        const float a = fabsf(r[k]);
+        a1 = a > a1 ? a : a1;
+        probe += r[k] - r[k];
+    }
+    *ti = 0, *tv = 0.0f;
+    if (probe != 0.0f || !(a1 > 0.0f)) {
+        memset(o, 0, (size_t)ldq);
+        *scale = probe != 0.0f ? NAN : 0.0f;
+        return;
+    }
+    int t = 0;
+    const __m256 va1 = _mm256_set1_ps(a1);
+    for (; t + 8 <= K; t += 8) {
+        const int mk = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(r + t)), va1, _CMP_EQ_OQ));
+        if (mk) {
+            t += __builtin_ctz((unsigned)mk);
+            break;
+        }
+    }
+    while (fabsf(r[t]) != a1) t++;
+    float a2 = 0.0f;
+    for (int side = 0; side < 2; side++) { // [0, t) then (t, K)
+        const int lo = side ? t + 1 : 0, hi = side ? K : t;
+        __m256 m2 = _mm256_setzero_ps();
+        int j = lo;
+        for (; j + 8 <= hi; j += 8) m2 = _mm256_max_ps(m2, _mm256_andnot_ps(sign, _mm256_loadu_ps(r + j)));
+        _mm256_storeu_ps(lane, m2);
+        for (int i = 0; i < 8; i++) a2 = lane[i] > a2 ? lane[i] : a2;
+        for (; j < hi; j++) a2 = fabsf(r[j]) > a2 ? fabsf(r[j]) : a2;
+    }
+    *ti = t, *tv = r[t];
+    if (!(a2 > 0.0f)) {
+        memset(o, 0, (size_t)ldq);
+        *scale = 0.0f;
+        return;
+    }
+    const float inv = 127.0f / a2;
+    const __m256 vinv = _mm256_set1_ps(inv);
+    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+    for (k = 0; k + 8 <= K; k += 8) {
+        __m256i qv = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(r + k), vinv));
+        qv = _mm256_min_epi32(_mm256_max_epi32(qv, lo), hi);
+        const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(qv), _mm256_extracti128_si256(qv, 1));
+        _mm_storel_epi64((__m128i *)(o + k), _mm_packs_epi16(w16, w16));
+    }
+    for (; k < K; k++) {
+        float v = round_even(r[k] * inv);
+        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+        o[k] = (int8_t)v;
+    }
+    o[t] = 0;
+    if (ldq > K) memset(o + K, 0, (size_t)(ldq - K));
+    *scale = a2 / 127.0f;
+}
+#endif
+
+void seslm_quantize_rows_top1(int8_t *q, float *scale, int32_t *top_idx, float *top_val, const float *x, int M, int K,
+                              int ldq) {
+#ifdef QUANT_X86
+    const int avx2 = cpu_has(CPU_AVX2_FMA);
+#endif
+    for (int m = 0; m < M; m++) {
+#ifdef QUANT_X86
+        if (avx2) {
+            quantize_row_top1_avx2(q + (size_t)m * ldq, scale + m, top_idx + m, top_val + m, x + (size_t)m * K, K, ldq);
+            continue;
+        }
+#endif
+        quantize_row_top1_c(q + (size_t)m * ldq, scale + m, top_idx + m, top_val + m, x + (size_t)m * K, K, ldq);
+    }
+}
+
+/* For tests: the portable top1 quantizer on its own. */
+void seslm_quantize_rows_top1_portable(int8_t *q, float *scale, int32_t *top_idx, float *top_val, const float *x, int M,
+                                       int K, int ldq) {
+    for (int m = 0; m < M; m++)
+        quantize_row_top1_c(q + (size_t)m * ldq, scale + m, top_idx + m, top_val + m, x + (size_t)m * K, K, ldq);
+}
+
+void seslm_q8_add_top1_ref(float *y, int ldy, const int32_t *top_idx, const float *top_val, const int8_t *qw, int ldw,
+                           const float *sw, int M, int N) {
+    for (int m = 0; m < M; m++) {
+        const float tv = top_val[m];
+        if (tv == 0.0f) continue;
+        const int8_t *w = qw + top_idx[m];
+        for (int n = 0; n < N; n++) y[(size_t)m * ldy + n] += tv * (sw[n] * (float)w[(size_t)n * ldw]);
+    }
+}
+
 float seslm_quantize_weight(int8_t *q, float *scale, const float *w, int N, int K) {
     float worst = 0.0f;
     for (int n = 0; n < N; n++) {

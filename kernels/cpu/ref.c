@@ -8,6 +8,7 @@
 #include "sparse24.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 static int ref_supports_op(seslm_op op) { return op < SESLM_OP_COUNT; }
 static void ref_set_threads(int n) { (void)n; }
@@ -36,11 +37,21 @@ static void ref_linear_q8(float *y, const float *x, const seslm_weight *W, const
     int8_t *qa = (int8_t *)ws;
     float *sa = (float *)(ws + qa_bytes);
     int32_t *acc = (int32_t *)(sa + M);
-    seslm_quantize_rows(qa, sa, x, M, K, K);
+    int32_t *ti = W->act_top1 ? malloc((size_t)M * sizeof *ti) : NULL;
+    float *tv = W->act_top1 ? malloc((size_t)M * sizeof *tv) : NULL;
+    if (W->act_top1 && (!ti || !tv)) {
+        free(ti), free(tv);
+        for (size_t i = 0; i < (size_t)M * N; i++) y[i] = NAN;
+        return;
+    }
+    if (ti) seslm_quantize_rows_top1(qa, sa, ti, tv, x, M, K, K);
+    else seslm_quantize_rows(qa, sa, x, M, K, K);
     seslm_qgemm_ref(acc, qa, W->q, M, N, K);
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++)
             y[(size_t)m * N + n] = (float)acc[(size_t)m * N + n] * (sa[m] * W->qscale[n]) + (b ? b[n] : 0.0f);
+    if (ti) seslm_q8_add_top1_ref(y, N, ti, tv, W->q, K, W->qscale, M, N);
+    free(ti), free(tv);
 }
 
 static void ref_linear(float *y, const float *x, const seslm_weight *W, const float *b, int M) {

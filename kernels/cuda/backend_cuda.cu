@@ -50,13 +50,19 @@ static void cu_linear(float *y, const float *x, const seslm_weight *W, const flo
     }
     const int Kp = seslm_cuda_kpad(K), blas = int8_use_cublas(M, N, K);
     const size_t qa_bytes = ((size_t)M * Kp + 255) & ~(size_t)255, sa_bytes = ((size_t)M * sizeof(float) + 255) & ~(size_t)255;
-    char *ws = (char *)seslm_cuda_scratch(qa_bytes + sa_bytes + (blas ? (size_t)M * N * sizeof(int32_t) : 0));
+    const size_t top_bytes = W->act_top1 ? (((size_t)M * (sizeof(int32_t) + sizeof(float)) + 255) & ~(size_t)255) : 0;
+    const size_t acc_bytes = blas ? (size_t)M * N * sizeof(int32_t) : 0;
+    char *ws = (char *)seslm_cuda_scratch(qa_bytes + sa_bytes + acc_bytes + top_bytes);
     if (!ws) return; // recorded
     int8_t *qa = (int8_t *)ws;
     float *sa = (float *)(ws + qa_bytes);
-    seslm_cuda_quantize_rows(qa, sa, x, M, K, Kp);
+    int32_t *ti = W->act_top1 ? (int32_t *)(ws + qa_bytes + sa_bytes + acc_bytes) : NULL;
+    float *tv = ti ? (float *)(ti + M) : NULL;
+    if (ti) seslm_cuda_quantize_rows_top1(qa, sa, ti, tv, x, M, K, Kp); // the largest element stays float
+    else seslm_cuda_quantize_rows(qa, sa, x, M, K, Kp);
     if (blas) seslm_cuda_qgemm_cublas_dq((int32_t *)(ws + qa_bytes + sa_bytes), y, qa, sa, W->q, W->qscale, b, M, N, Kp);
     else seslm_cuda_qgemm(NULL, y, qa, sa, W->q, W->qscale, b, M, N, Kp);
+    if (ti) seslm_cuda_add_top1(y, ti, tv, W->q, Kp, W->qscale, M, N);
 }
 
 // "cuda-fp16": F32 weights are kept on the device as FP16 (W->w then points to N*K halves: this
@@ -117,7 +123,7 @@ static int cu_weight_upload(seslm_weight *dev, const seslm_weight *host) {
         if (rc == 0) rc = seslm_cuda_upload(s, host->qscale, (size_t)N * sizeof(float));
         // pageable uploads return once the host bytes are staged: pad may be freed now
         free(pad);
-        dev->q = q, dev->qscale = s;
+        dev->q = q, dev->qscale = s, dev->act_top1 = host->act_top1;
         return rc;
     }
     if (host->sv) { // 2:4 sparse FFN weights: a CPU-only layout so far

@@ -81,6 +81,12 @@ void seslm_cuda_pool(float *out, const float *x, const int *off, const int *len,
 /* quantize.cu: per-token INT8 quantization of x (M, K) into q (M, ldq), scale (M), exactly as
  * seslm_quantize_rows (quant.h): the same int8 values and scales, columns K..ldq-1 zero. */
 void seslm_cuda_quantize_rows(int8_t *q, float *scale, const float *x, int M, int K, int ldq);
+/* quantize.cu: seslm_quantize_rows_top1 (quant.h) on the device, and the top terms added to a product:
+ * y (M, N) += top_val[m] * (sw[n] * qw[n * ldw + top_idx[m]]) as seslm_q8_add_top1_ref. */
+void seslm_cuda_quantize_rows_top1(int8_t *q, float *scale, int32_t *top_idx, float *top_val, const float *x, int M,
+                                   int K, int ldq);
+void seslm_cuda_add_top1(float *y, const int32_t *top_idx, const float *top_val, const int8_t *qw, int ldw,
+                         const float *sw, int M, int N);
 /* qgemm.cu: INT8 product over K padded to Kp (a multiple of 32, zero-filled): qa (M, Kp), qw (N, Kp).
  * When acc is not NULL it gets the int32 sums (M, N), bit-exact against seslm_qgemm_ref; otherwise
  * y (M, N) = acc * (sa[m] * sw[n]) + b[n], rounded as ref.c does (b may be NULL).

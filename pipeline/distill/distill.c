@@ -191,7 +191,7 @@ static void int8_begin(run *r) {
     const size_t off = r->S.train_begin, n = r->S.n_params - off;
     memcpy(r->wsave, r->S.params + off, n * sizeof(float));
     dm_fake_quant_weights(&r->S);
-    r->S.fq_act = 1;
+    r->S.fq_act = r->o->int8_act_token ? 1 : 2; // as the shipped student's INT8 layers will round (quant.h)
 }
 
 static void int8_end(run *r) {

@@ -54,6 +54,9 @@ typedef struct distill_opts {
                                  // simulated (weights per output channel, activations per token; gradients
                                  // straight through the rounding), and the held-out cosine -- hence the model
                                  // selection -- measures the INT8 student throughout. 0 = off (default)
+    int int8_act_token;          // with int8_aware_frac: the student's activations will be rounded per token
+                                 // alone (recompile --act-quant token); 0 (default): each token's largest
+                                 // element kept in float, as recompile's default (kernels/quant.h top1)
     double lr_gap;               // > 0: the peak learning rate is lr x clamp(g / lr_gap, 0.1, 1), g = 1 - the
                                  // held-out cosine before training (the starting gap). Adam moves every
                                  // weight ~lr a step whatever its gradient, so a student already close to

@@ -256,6 +256,42 @@ void dm_fake_quant_rows(float *y, const float *x, int M, int K) {
     }
 }
 
+void dm_fake_quant_rows_top1(float *y, const float *x, int M, int K) {
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < M; m++) {
+        const float *r = x + (size_t)m * K;
+        float *o = y + (size_t)m * K, a1 = 0.0f;
+        for (int k = 0; k < K; k++) {
+            const float a = fabsf(r[k]);
+            a1 = a > a1 ? a : a1;
+        }
+        if (!(a1 > 0.0f)) { // a zero row stays zero (a NaN row stays NaN: the loss check catches it)
+            if (o != r) memcpy(o, r, (size_t)K * sizeof(float));
+            continue;
+        }
+        int t = 0;
+        while (fabsf(r[t]) != a1) t++;
+        float a2 = 0.0f;
+        for (int k = 0; k < K; k++) {
+            const float a = k == t ? 0.0f : fabsf(r[k]);
+            a2 = a > a2 ? a : a2;
+        }
+        const float top = r[t], inv = a2 > 0.0f ? 127.0f / a2 : 0.0f, s = a2 / 127.0f;
+        for (int k = 0; k < K; k++) {
+            float v = round_even(r[k] * inv);
+            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+            o[k] = v * s;
+        }
+        o[t] = top;
+    }
+}
+
+// fq_act 1: per token; 2: per token with the largest element kept
+static void fake_quant_act(const dm_model *dm, float *y, const float *x, int M, int K) {
+    if (dm->fq_act == 2) dm_fake_quant_rows_top1(y, x, M, K);
+    else dm_fake_quant_rows(y, x, M, K);
+}
+
 void dm_fake_quant_weights(dm_model *dm) {
     float *P = dm->params;
     const int C = dm->C;
@@ -310,10 +346,10 @@ void dm_forward(const dm_model *dm, const seslm_backend *be, dm_acts *a, const i
         if (y->A > 0) {
             seslm_weight Wqkv = {.w = P + y->qkv_w, .N = 3 * y->A, .K = C}, Wao = {.w = P + y->ao_w, .N = C, .K = y->A};
             const float *xin = a->x, *cin = a->ctx[l];
-            if (dm->fq_act) dm_fake_quant_rows(a->x1, a->x, ntok, C), xin = a->x1; // x1, dctx: backward work
+            if (dm->fq_act) fake_quant_act(dm, a->x1, a->x, ntok, C), xin = a->x1; // x1, dctx: backward work
             be->linear(a->qkv[l], xin, &Wqkv, P + y->qkv_b, ntok); // (Ntok, 3A)
             be->attention(a->ctx[l], a->qkv[l], a->off, a->len, B, y->H, D, a->scratch, a->scratch_floats, NULL);
-            if (dm->fq_act) dm_fake_quant_rows(a->dctx, a->ctx[l], ntok, y->A), cin = a->dctx;
+            if (dm->fq_act) fake_quant_act(dm, a->dctx, a->ctx[l], ntok, y->A), cin = a->dctx;
             be->linear(a->tmp, cin, &Wao, P + y->ao_b, ntok); // (Ntok, C)
         } else {
             rows_bias(a->tmp, P + y->ao_b, ntok, C);
@@ -322,11 +358,11 @@ void dm_forward(const dm_model *dm, const seslm_backend *be, dm_acts *a, const i
         if (y->F > 0) {
             seslm_weight W1 = {.w = P + y->ff1_w, .N = y->F, .K = C}, W2 = {.w = P + y->ff2_w, .N = C, .K = y->F};
             const float *xin = a->x;
-            if (dm->fq_act) dm_fake_quant_rows(a->x1, a->x, ntok, C), xin = a->x1;
+            if (dm->fq_act) fake_quant_act(dm, a->x1, a->x, ntok, C), xin = a->x1;
             be->linear(a->hpre[l], xin, &W1, P + y->ff1_b, ntok); // (Ntok, F)
             memcpy(a->h, a->hpre[l], (size_t)ntok * y->F * sizeof(float));
             be->gelu(a->h, (size_t)ntok * y->F);
-            if (dm->fq_act) dm_fake_quant_rows(a->h, a->h, ntok, y->F); // recomputed unrounded in the backward
+            if (dm->fq_act) fake_quant_act(dm, a->h, a->h, ntok, y->F); // recomputed unrounded in the backward
             be->linear(a->tmp, a->h, &W2, P + y->ff2_b, ntok); // (Ntok, C)
         } else {
             rows_bias(a->tmp, P + y->ff2_b, ntok, C);

@@ -28,6 +28,7 @@
 #define dm_backward seslm_dm_backward
 #define dm_layer_output seslm_dm_layer_output
 #define dm_fake_quant_rows seslm_dm_fake_quant_rows
+#define dm_fake_quant_rows_top1 seslm_dm_fake_quant_rows_top1
 #define dm_fake_quant_weights seslm_dm_fake_quant_weights
 
 #include "backend.h"
@@ -52,7 +53,8 @@ typedef struct {
     int Amax, Fmax;
     int fq_act;                 // 1: the input rows of every linear layer are rounded to INT8 per token as the
                                 // runtime's INT8 kernels do (fake quantization: distill's INT8-aware phase;
-                                // the backward pass passes gradients straight through the rounding)
+                                // the backward pass passes gradients straight through the rounding); 2: the
+                                // same with each row's largest element kept (dm_fake_quant_rows_top1)
 } dm_model;
 
 /* Copies the F32 weights of m (which must outlive dm). INT8, 2:4-sparse or compressed-embedding models
@@ -104,6 +106,9 @@ void dm_backward(const dm_model *dm, const seslm_backend *be, dm_acts *a, const 
 /* y (M, K) = x rounded to INT8 per row and back: scale max|row| / 127, round to nearest even, clamp to
  * +-127 -- the arithmetic of seslm_quantize_rows / seslm_quantize_weight. y may be x. */
 void dm_fake_quant_rows(float *y, const float *x, int M, int K);
+/* The same with each row's first largest |x| kept as it is and the rest rounded with the second largest as the
+ * maximum: the arithmetic of seslm_quantize_rows_top1 (kernels/quant.h). y may be x. */
+void dm_fake_quant_rows_top1(float *y, const float *x, int M, int K);
 
 /* Rounds every linear weight matrix of dm in place to INT8 per output channel (what recompile stores). */
 void dm_fake_quant_weights(dm_model *dm);

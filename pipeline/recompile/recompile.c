@@ -221,7 +221,9 @@ static seslm_status write_config(const seslm_model *m, const seslm_plan *pl, con
     if (o->quantize_int8 || o->compress_embeddings || o->sparse24_ffn || o->position_int8) {
         cJSON *qz = cJSON_AddObjectToObject(r, "seslm_quantization");
         cJSON_AddStringToObject(qz, "linear_weights", o->quantize_int8 ? "int8-per-output-channel-symmetric" : "f32");
-        cJSON_AddStringToObject(qz, "linear_activations", o->quantize_int8 ? "int8-dynamic-per-token-symmetric" : "f32");
+        cJSON_AddStringToObject(qz, "linear_activations", !o->quantize_int8 ? "f32"
+                                                          : o->act_token   ? SESLM_ACT_TOKEN
+                                                                           : SESLM_ACT_TOP1);
         const int ce = o->compress_embeddings;
         cJSON_AddStringToObject(qz, "word_embeddings", ce == SESLM_EMB_INT4   ? "int4-per-row+exact-frequent-rows"
                                                      : ce == SESLM_EMB_PQ8    ? "int4-per-row-seen+pq8-rare-rows+exact-frequent-rows"

@@ -46,6 +46,8 @@ static const char *HELP =
     "  --int8-aware X       the student will be quantized to INT8 afterwards: run the last X of the steps\n"
     "                       with INT8 weights and activations simulated (gradients straight through), and\n"
     "                       measure and select on the INT8-rounded student (default 0; recompile uses 0.3)\n"
+    "  --act-quant top1|token  with --int8-aware: the activations as the INT8 student will round them (default\n"
+    "                       top1: each token's largest element kept in float, recompile's default)\n"
     "  --time-budget SEC    fit the schedule to SEC seconds of wall time (measured over the first steps) and\n"
     "                       stop (and save) if it is exceeded; default 170; 0 = run exactly --steps\n"
     "  --threads N          threads (default: all cores)\n"
@@ -68,7 +70,8 @@ int cmd_distill(int argc, char **argv) {
     o.time_budget_s = 170;
     double lr = o.lr, seed = (double)o.seed;
     const char *loss = NULL;
-    int quiet = 0;
+    int quiet = 0, act_i = 0;
+    cli_choice act_c = {&act_i, "top1|token"};
     const cli_arg args[] = {
         {"--parent", CLI_ARG_STR, &o.parent_dir, 0, 0},
         {"--student", CLI_ARG_STR, &o.student_dir, 0, 0},
@@ -87,6 +90,7 @@ int cmd_distill(int argc, char **argv) {
         {"--holdout", CLI_ARG_NUM, &o.holdout_frac, 0, 0.5},
         {"--augment", CLI_ARG_NUM, &o.augment_frac, 0, 1},
         {"--int8-aware", CLI_ARG_NUM, &o.int8_aware_frac, 0, 1},
+        {"--act-quant", CLI_ARG_CHOICE, &act_c, 0, 0},
         {"--general-frac", CLI_ARG_NUM, &o.general_frac, 0, 0.9},
         {"--time-budget", CLI_ARG_NUM, &o.time_budget_s, 0, 1e7},
         {"--seed", CLI_ARG_NUM, &seed, 0, 1e15},
@@ -101,6 +105,7 @@ int cmd_distill(int argc, char **argv) {
         return 2;
     }
     o.seed = (unsigned long long)seed;
+    o.int8_act_token = act_i == 1;
     o.lr = (float)lr;
     if (quiet) o.progress = 0;
     if (loss) {

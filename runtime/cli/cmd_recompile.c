@@ -34,7 +34,8 @@ static const char *HELP =
     "  2. reconstruction (with --calibration): the parent runs over the calibration text and each pruned\n"
     "     output projection is refitted by least squares (kept columns + bias) to the parent's output;\n"
     "  3. INT8 (--quantize int8, default): linear weights per output channel, activations per token at\n"
-    "     run time, int32 products (AVX-512 VNNI where the CPU has it);\n"
+    "     run time (each token's largest element kept in float: --act-quant), int32 products (AVX-512 VNNI\n"
+    "     where the CPU has it);\n"
     "  4. embedding compression (--embeddings int8, default): every word-embedding row INT8 with its own\n"
     "     scale, the most frequent ids (from --telemetry, plus the special tokens) kept exact in F32; the\n"
     "     tokenizer files are copied byte for byte and every id keeps a row.\n"
@@ -50,6 +51,9 @@ static const char *HELP =
     "  --calibration-lines N  use the first N non-empty lines (default 512)\n"
     "  --ridge X            reconstruction ridge relative to the mean Gram diagonal (default 1e-3)\n"
     "  --quantize int8|none   linear weights (default int8)\n"
+    "  --act-quant top1|token  INT8 activations: per token with the token's largest element kept in float\n"
+    "                       (default; an outlier such as [CLS]'s massive channel no longer sets the step of\n"
+    "                       the whole row) or per token alone (max |x| / 127, students before 2026-12-05)\n"
     "  --embeddings int8|int4|pq8|pq4|f32  word-embedding table (default int8); int4: every row 4-bit with its\n"
     "                       own scale (two per byte), the frequent rows exact as with int8; pq8 / pq4: 4-bit\n"
     "                       rows only for the ids seen in --telemetry (count >= --rare-min) or in the\n"
@@ -186,6 +190,7 @@ static int build_student(const seslm_model *m, const seslm_plan *pl, const seslm
         d.parent_dir = dc->parent_dir, d.student_dir = f32, d.calibration = dc->calibration, d.general = dc->general;
         d.out_dir = dist, d.steps = dc->steps, d.batch = dc->batch, d.threads = dc->threads, d.time_budget_s = dc->time_s;
         d.int8_aware_frac = ro->quantize_int8 ? dc->int8_aware : 0; // what will ship is rounded to INT8: train for it
+        d.int8_act_token = ro->act_token;
         d.progress = 1;
         // the checkpoint lives beside DIR, outside the stage directory a rerun starts over: a killed recompile
         // redoes the (deterministic) slicing and reconstruction, then resumes the distillation from it
@@ -256,10 +261,10 @@ int cmd_recompile(int argc, char **argv) {
     int calib_lines = 512, n_exact = 1000, threads = 0, quantize = 1, compress = 1, sparsity = 0, batch_use = 32,
         tok_per_text = 16, exact_int8 = -1, pos_int8 = -1, rare_min = 1;
     double ridge = 1e-3;
-    int no_master = 0, quant_i = 0, sparse_i = 0, exact_i = -1, pos_i = -1;
+    int no_master = 0, quant_i = 0, sparse_i = 0, exact_i = -1, pos_i = -1, act_i = 0;
     const char *emb_s = NULL;
     cli_choice quant_c = {&quant_i, "int8|none"}, sparse_c = {&sparse_i, "none|2:4"};
-    cli_choice exact_c = {&exact_i, "int8|f32"}, pos_c = {&pos_i, "int8|f32"};
+    cli_choice exact_c = {&exact_i, "int8|f32"}, pos_c = {&pos_i, "int8|f32"}, act_c = {&act_i, "top1|token"};
     const cli_arg args[] = {
         {"--model", CLI_ARG_STR, &model_dir, 0, 0},
         {"--plan", CLI_ARG_STR, &plan_path, 0, 0},
@@ -268,6 +273,7 @@ int cmd_recompile(int argc, char **argv) {
         {"--calibration", CLI_ARG_STR, &calib_path, 0, 0},
         {"--telemetry", CLI_ARG_STR, &tel_path, 0, 0},
         {"--quantize", CLI_ARG_CHOICE, &quant_c, 0, 0},
+        {"--act-quant", CLI_ARG_CHOICE, &act_c, 0, 0},
         {"--embeddings", CLI_ARG_STR, &emb_s, 0, 0},
         {"--exact-dtype", CLI_ARG_CHOICE, &exact_c, 0, 0},
         {"--position-dtype", CLI_ARG_CHOICE, &pos_c, 0, 0},
@@ -406,7 +412,7 @@ int cmd_recompile(int argc, char **argv) {
     }
     const char *cbase = calib_path ? strrchr(calib_path, '/') : NULL;
     seslm_recompile_opts ro = {.plan_name = base, .calibration_name = cbase ? cbase + 1 : calib_path,
-                               .calib = have_cal ? &cal : NULL, .ridge = ridge, .quantize_int8 = quantize,
+                               .calib = have_cal ? &cal : NULL, .ridge = ridge, .quantize_int8 = quantize, .act_token = act_i == 1,
                                .compress_embeddings = compress, .token_counts = tel ? tel->v.token_counts : NULL,
                                .n_exact = n_exact, .sparse24_ffn = sp_keep, .parent_dir = model_dir,
                                .exact_int8 = exact_int8 >= 0 ? exact_int8 : compress > SESLM_EMB_INT8,

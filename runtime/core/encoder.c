@@ -320,6 +320,7 @@ static seslm_status encoder_prepare_weights(seslm_encoder *e) {
         if (st == SESLM_OK) st = weight_build(&W[LIN_AO], &ao, 1, A, pk, pr, &ow[LIN_AO]);
         if (st == SESLM_OK) st = weight_build(&W[LIN_FF1], &ff1, 1, C, pk, pr, &ow[LIN_FF1]);
         if (st == SESLM_OK) st = weight_build(&W[LIN_FF2], &ff2, 1, F, pk, pr, &ow[LIN_FF2]);
+        for (int i = 0; i < 4; i++) W[i].act_top1 = m->cfg.act_top1 && W[i].qscale != NULL;
         if (st == SESLM_OK && A) {
             if (!(e->qkv_b[l] = malloc(3 * (size_t)A * sizeof(float)))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
             memcpy(e->qkv_b[l], w->q_b, (size_t)A * sizeof(float));
@@ -333,7 +334,8 @@ static seslm_status encoder_prepare_weights(seslm_encoder *e) {
 // both products of layer l's FFN INT8 (packed), so FF1 can hand FF2 its input quantized
 static int encoder_ffn_q8(const seslm_encoder *e, int l) {
     const seslm_weight *f1 = &e->lin[4 * l + LIN_FF1], *f2 = &e->lin[4 * l + LIN_FF2];
-    return e->m->cfg.layers[l].ffn_dim > 0 && f1->qscale && f1->qp && f2->qscale && f2->qp;
+    return e->m->cfg.layers[l].ffn_dim > 0 && f1->qscale && f1->qp && f2->qscale && f2->qp && !f1->act_top1 &&
+           !f2->act_top1;
 }
 
 seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const seslm_encoder_opts *opts) {
@@ -412,7 +414,8 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
     if (st == SESLM_OK) st = encoder_prepare_weights(e);
     if (st == SESLM_OK && !be->dev_alloc && be->add_layernorm_q8 && be->linear_q8in) {
         int any_q8 = 0; // x quantized once where layer norm makes it, when an INT8 product reads it
-        for (int i = 0; i < 4 * c->n_layers; i++) any_q8 |= e->lin[i].qscale != NULL && e->lin[i].qp != NULL;
+        for (int i = 0; i < 4 * c->n_layers; i++) // (top1 weights quantize their input themselves: backend.h)
+            any_q8 |= e->lin[i].qscale != NULL && e->lin[i].qp != NULL && !e->lin[i].act_top1;
         if (any_q8) {
             e->ldqx = (c->hidden + 3) & ~3;
             e->qx = malloc(T * (size_t)e->ldqx + 64);
@@ -503,7 +506,7 @@ static void rows_set_bias(float *y, const float *b, int M, int N) {
 // The product that reads x right after a layer norm: INT8 (packed) and the backend fuses the
 // quantization into the norm? Then 1: add_layernorm_q8 / linear_q8in, else 0.
 static int encoder_q8_next(const seslm_encoder *e, const seslm_weight *next) {
-    return e->qx && next && next->qscale && next->qp;
+    return e->qx && next && next->qscale && next->qp && !next->act_top1;
 }
 
 static void encoder_ln(seslm_encoder *e, float *x, const float *r, const float *g, const float *b, int ntok, int C,

@@ -137,6 +137,7 @@ static seslm_status write_config(const seslm_model *m, const char *out, int cust
     }
     const char *drop[] = {"model_type", "architectures", "auto_map", "seslm_layers", "seslm_quantization", "seslm_precision",
                           "seslm_master", "seslm_parent_model_type", "attention_head_size", "num_hidden_layers",
+                          "seslm_int8_top1",
                           "num_attention_heads", "intermediate_size", "seslm_export"};
     for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) cJSON_DeleteItemFromObjectCaseSensitive(r, drop[i]);
     cJSON_AddStringToObject(r, "model_type", custom ? "seslm_bert" : "bert");
@@ -159,6 +160,7 @@ static seslm_status write_config(const seslm_model *m, const char *out, int cust
         cJSON_AddStringToObject(am, "AutoConfig", "modeling_seslm.SeslmBertConfig");
         cJSON_AddStringToObject(am, "AutoModel", "modeling_seslm.SeslmBertModel");
         cJSON_AddNumberToObject(r, "attention_head_size", c->head_dim);
+        cJSON_AddBoolToObject(r, "seslm_int8_top1", c->act_top1); // modeling_seslm.py: quant.h top1
         cJSON *layers = cJSON_AddArrayToObject(r, "seslm_layers");
         static const char *const lin[] = {"query", "key", "value", "attention_output", "intermediate", "output"};
         for (int l = 0; l < c->n_layers; l++) {

@@ -74,7 +74,8 @@ static void pb_f32(pb *b, int field, float f) {
 // ---- graph building ------------------------------------------------------------------------------
 
 typedef struct {
-    pb g; // GraphProto under construction (nodes, initializers)
+    pb g;     // GraphProto under construction (nodes, initializers)
+    int top1; // INT8 layers keep each token's largest input element in float (quant.h seslm_quantize_rows_top1)
 } gb;
 
 /* One node; ins / outs NULL-terminated; attrs: written by the caller into a (may be NULL). */
@@ -175,8 +176,28 @@ static int linear(gb *G, const char *x, const char *stem, const float *f, const 
         free(t), free(w);
     }
     init_f32(G, bn, bias, Nr, 0);
-    char xq[64];
+    char xq[64], xt[64], xrest[64];
     snprintf(xq, sizeof xq, "%s", x);
+    if (q && G->top1) { // the row's first largest |x| (ArgMax picks the first) is split off: x = x_rest + x_top
+        char ab0[64], ix[64], rg[64], eq[64], oh[64];
+        snprintf(ab0, 64, "%s.t_abs", stem), snprintf(ix, 64, "%s.t_idx", stem), snprintf(rg, 64, "%s.k_range", stem);
+        snprintf(eq, 64, "%s.t_eq", stem), snprintf(oh, 64, "%s.t_onehot", stem);
+        snprintf(xt, 64, "%s.x_top", stem), snprintf(xrest, 64, "%s.x_rest", stem);
+        int64_t *r = malloc((size_t)K * sizeof *r);
+        if (!r) return 0;
+        for (int k = 0; k < K; k++) r[k] = k;
+        init_i64(G, rg, r, K);
+        free(r);
+        node(G, "Abs", N(x), N(ab0), NULL);
+        pb a = {0};
+        attr_int(&a, "axis", -1), attr_int(&a, "keepdims", 1), attr_int(&a, "select_last_index", 0);
+        node(G, "ArgMax", N(ab0), N(ix), &a); // [B, S, 1] int64
+        node(G, "Equal", N(ix, rg), N(eq), NULL);
+        a = (pb){0}, attr_int(&a, "to", 1), node(G, "Cast", N(eq), N(oh), &a);
+        node(G, "Mul", N(x, oh), N(xt), NULL);     // x at t, 0 elsewhere (exact)
+        node(G, "Sub", N(x, xt), N(xrest), NULL);  // 0 at t, x elsewhere (exact)
+        x = xrest;
+    }
     if (q) { // SE-SLM quantizes the activations per token (quant.h): q = clip(round_even(x * (127 / s')), ±127), s' = max|x|
         char ab[64], am[64], as[64], inv[64], xs[64], xr[64], xc[64], sc[64];
         snprintf(ab, 64, "%s.x_abs", stem), snprintf(am, 64, "%s.x_amax", stem), snprintf(as, 64, "%s.x_amax_safe", stem);
@@ -215,11 +236,35 @@ static int linear(gb *G, const char *x, const char *stem, const float *f, const 
             a = (pb){0}, attr_int(&a, "to", 11), node(G, "Cast", N(bn), N(bd), &a);
             node(G, "Add", N(pd, bd), N(sumd), NULL);
             snprintf(out, 64, "%s.out", stem);
-            a = (pb){0}, attr_int(&a, "to", 1), node(G, "Cast", N(sumd), N(out), &a);
+            if (!G->top1) {
+                a = (pb){0}, attr_int(&a, "to", 1), node(G, "Cast", N(sumd), N(out), &a);
+                return 1;
+            }
+            // + x_t * (s_w[n] * q[n, t]), rounded as seslm_q8_add_top1_ref: W^T's row t gathered (int8), widened,
+            // times the scales, times x_t (the row sum of x_top: one nonzero, exact)
+            char o0[64], ix[64], g4[64], g3[64], gf[64], wd[64], tv[64], cr[64];
+            snprintf(o0, 64, "%s.out0", stem), snprintf(ix, 64, "%s.t_idx", stem), snprintf(g4, 64, "%s.t_w4", stem);
+            snprintf(g3, 64, "%s.t_w", stem), snprintf(gf, 64, "%s.t_wf", stem), snprintf(wd, 64, "%s.t_wd", stem);
+            snprintf(tv, 64, "%s.t_val", stem), snprintf(cr, 64, "%s.t_term", stem);
+            a = (pb){0}, attr_int(&a, "to", 1), node(G, "Cast", N(sumd), N(o0), &a);
+            a = (pb){0}, attr_int(&a, "axis", 0), node(G, "Gather", N(qn, ix), N(g4), &a); // [B, S, 1, N]
+            node(G, "Squeeze", N(g4, "c_axes2"), N(g3), NULL);                           // [B, S, N]
+            a = (pb){0}, attr_int(&a, "to", 1), node(G, "Cast", N(g3), N(gf), &a);
+            node(G, "Mul", N(sn, gf), N(wd), NULL);
+            a = (pb){0}, attr_int(&a, "keepdims", 1);
+            node(G, "ReduceSum", N(xt, "c_axes2"), N(tv), &a); // [B, S, 1]; opset 13+: axes is an input
+            node(G, "Mul", N(tv, wd), N(cr), NULL);
+            node(G, "Add", N(o0, cr), N(out), NULL);
             return 1;
         }
         snprintf(xq, sizeof xq, "%s.x_q", stem);
         node(G, "Mul", N(xc, sc), N(xq), NULL);
+        if (G->top1) { // fake-quantized rest + the exact top element, then the float product
+            char x2[64];
+            snprintf(x2, 64, "%s.x_q_top", stem);
+            node(G, "Add", N(xq, xt), N(x2), NULL);
+            snprintf(xq, sizeof xq, "%s", x2);
+        }
     }
     snprintf(mm, sizeof mm, "%s.mm", stem);
     node(G, "MatMul", N(xq, wn), N(mm), NULL);
@@ -263,7 +308,7 @@ seslm_status seslm_export_onnx(const seslm_model *m, const char *path, int int8)
         return seslm_fail(SESLM_ERR_ARG, "%s computes its F32 weights in %s (seslm_precision): the ONNX export reproduces "
                                          "fp32 only (an INT8 student stores its INT8 weights: recompile --quantize int8)",
                           m->dir, c->precision);
-    gb G = {0};
+    gb G = {.top1 = c->act_top1};
     pb *g = &G.g;
     pb_str(g, 2, "seslm");
     seslm_status st = SESLM_OK;

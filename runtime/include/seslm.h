@@ -118,6 +118,8 @@ typedef struct {
     char precision[8];    // config.json "seslm_precision": "fp32" (default), "bf16" or "int8": what an
                           // encoder computes F32-stored linear layers in unless its options say otherwise
     int normalize;        // 1: L2-normalise the pooled vector
+    int act_top1;         // INT8 layers keep each token's largest input element in float: config.json
+                          // "seslm_quantization": {"linear_activations": "int8-dynamic-per-token-symmetric-top1-float"}
     seslm_layer_config *layers; // n_layers entries
     seslm_pooling pooling;
     int include_prompt;   // 0: the prompt's tokens ([CLS] included) are left out of pooling
@@ -126,6 +128,11 @@ typedef struct {
     int default_prompt;   // index into prompts of "default_prompt_name", or -1
     int pooling_dim;      // the embedding dimension the Pooling config declares (0: none); must equal hidden
 } seslm_model_config;
+
+/* config.json "seslm_quantization" "linear_activations" of an INT8 student: per token (max |x| / 127), or per
+ * token with each token's largest element kept in float (kernels/quant.h seslm_quantize_rows_top1). */
+#define SESLM_ACT_TOKEN "int8-dynamic-per-token-symmetric"
+#define SESLM_ACT_TOP1 "int8-dynamic-per-token-symmetric-top1-float"
 
 typedef struct seslm_model seslm_model;
 

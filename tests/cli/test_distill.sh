@@ -105,11 +105,14 @@ ok
 ok
 cmp -s "$TMP/a1/model.safetensors" "$TMP/a2/model.safetensors" || fail "two augmented runs with one seed differ"
 
-# ---- the INT8-aware phase: the held-out cosine is the INT8-rounded student's (lower than the F32 one of
-# the same sentences), the last steps train through the rounding (other weights), the lineage says so
+# ---- the INT8-aware phase: the held-out cosine is the INT8-rounded student's (per token alone: lower than
+# the F32 one of the same sentences; with each token's largest element in float, the default: another value,
+# nearer the F32 one), the last steps train through the rounding (other weights), the lineage says so
 ok
-timeout 900 "$SESLM" "${run_args[@]}" --steps 12 --int8-aware 0.5 --quiet --out "$TMP/q8" >"$TMP/q8.json" 2>"$TMP/q8.err" ||
+timeout 900 "$SESLM" "${run_args[@]}" --steps 12 --int8-aware 0.5 --act-quant token --quiet --out "$TMP/q8" >"$TMP/q8.json" 2>"$TMP/q8.err" ||
     fail "--int8-aware run: exit $? ($(tail -c 300 "$TMP/q8.err"))"
+timeout 900 "$SESLM" "${run_args[@]}" --steps 1 --int8-aware 1 --quiet --out "$TMP/t1" >"$TMP/t1.json" 2>"$TMP/t1.err" ||
+    fail "--int8-aware top1 run: exit $? ($(tail -c 300 "$TMP/t1.err"))"
 timeout 900 "$SESLM" "${run_args[@]}" --steps 12 --quiet --out "$TMP/f32" >"$TMP/f32.json" 2>"$TMP/f32.err" ||
     fail "12-step F32 run: exit $? ($(tail -c 300 "$TMP/f32.err"))"
 ok
@@ -118,6 +121,10 @@ if [ -s "$TMP/q8.json" ] && [ -s "$TMP/f32.json" ]; then
     echo "held-out cosine before, INT8-rounded vs F32: $qb vs $fb"
     python3 -c "import sys; q, f = map(float, sys.argv[1:]); sys.exit(0 if 0.5 < q < f - 1e-4 else 1)" "$qb" "$fb" ||
         fail "the INT8-aware run did not measure the INT8-rounded student ($qb vs F32 $fb)"
+    tb=$(py "$TMP/t1.json" 'd["holdout_cos_before"]')
+    echo "held-out cosine before, top1 INT8-rounded: $tb"
+    python3 -c "import sys; q, t, f = map(float, sys.argv[1:]); sys.exit(0 if t != f and abs(t - f) < f - q else 1)" "$qb" "$tb" "$fb" ||
+        fail "the top1 INT8-aware run did not measure its own rounding ($tb; per token $qb, F32 $fb)"
     ok
     [ "$(py "$TMP/q8/config.json" 'd["seslm_lineage"]["distillation"]["int8_aware"]')" = 0.5 ] ||
         fail "config.json lineage lacks the INT8-aware share"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # test_export.sh — `seslm export --format onnx` runs in onnxruntime (pinned, tests/ecosystem/.venv) with
-# the vectors of `seslm embed` (tests/ecosystem/check_onnx.py: FP32 models cosine >= 0.999 per text; INT8
-# students mean >= 0.999 and worst >= 0.99 (FP32 weights) / 0.995 (--int8, MatMulInteger), as SE-SLM's own two
-# backends differ on rounding boundaries of the per-token activation quantization):
+# the vectors of `seslm embed` (tests/ecosystem/check_onnx.py: cosine >= 0.999 per text for FP32 models and for
+# INT8 students as recompile makes them (each token's largest element kept in float: kernels/quant.h top1);
+# students quantized per token alone (--act-quant token) mean >= 0.999 and worst >= 0.99 (FP32 weights) /
+# 0.995 (--int8), as SE-SLM's own two backends differ on their rounding boundaries):
 #   * the parent all-MiniLM-L6-v2 (FP32);
 #   * a real pruned student (seslm record -> plan -> recompile, INT8 weights, per-layer head counts and FFN
-#     widths), exported FP32 (dequantised) and --int8 (MatMulInteger on the student's own INT8 weights);
+#     widths), exported FP32 (dequantised) and --int8 (MatMulInteger on the student's own INT8 weights), and
+#     the same plan with --act-quant token;
 #   * a cls-pooling variant (pooling inside the graph); an unsupported pooling mode is refused.
 # Usage: test_export.sh SESLM MODEL_DIR REPO_ROOT. FAILS without the package index (venv).
 . "$(dirname "$0")/lib.sh"
@@ -56,6 +58,16 @@ assert c["model_type"] == "seslm_bert" and c["architectures"] == ["SeslmBertMode
 PY
 onnx_check "student, FP32 weights" "$STU" "$TMP/student.onnx" int8
 onnx_check "student, INT8 weights (MatMulInteger)" "$STU" "$TMP/student_int8.onnx" int8mm --int8
+ok
+grep -q '"int8-dynamic-per-token-symmetric-top1-float"' "$STU/config.json" ||
+    fail "recompile's default student does not keep each token's largest element in float"
+# a student quantized per token alone (as before 2026-12-05): still exported, as the runtime computes it
+STT=$TMP/student_token
+timeout 300 "$SESLM" recompile --model "$MODEL" --plan "$TMP/plans/plan-20.json" --out "$STT" --quantize int8 \
+    --act-quant token --embeddings f32 --config "$ROOT/configs/evolve.yaml" >/dev/null 2>"$TMP/rct.err" ||
+    fail "recompile --act-quant token: $(tail -c 300 "$TMP/rct.err")"
+onnx_check "student per token, FP32 weights" "$STT" "$TMP/student_tok.onnx" int8-token
+onnx_check "student per token, INT8 weights (MatMulInteger)" "$STT" "$TMP/student_tok_int8.onnx" int8mm-token --int8
 # the same plan with a compressed word table: seen ids 4-bit, rare ids product-quantized, exact rows and
 # positions INT8 (the export reads the rows as the kernels do)
 STP=$TMP/student_pq8

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # test_export_hf.sh — `seslm export --format hf` loads in stock sentence-transformers (pinned,
 # tests/oracle/.venv) with the vectors of `seslm embed` (tests/ecosystem/check_hf.py: cosine >= 0.999 on every
-# text for FP32 models; INT8: mean >= 0.999, worst >= 0.995 as SE-SLM's own backends differ; 50 texts incl. an
-# empty and a truncated one):
+# text for FP32 models and for INT8 students as recompile makes them (each token's largest element in float);
+# INT8 students quantized per token alone (--act-quant token): mean >= 0.999, worst >= 0.995 as SE-SLM's own
+# backends differ; 50 texts incl. an empty and a truncated one):
 #   * the parent all-MiniLM-L6-v2: a standard BertModel folder, loaded without trust_remote_code;
-#   * a real pruned FP32 student and the same plan as an INT8 student (seslm record -> plan -> recompile):
+#   * a real pruned FP32 student and the same plan as INT8 students, top1 and per token alone (seslm record ->
+#     plan -> recompile):
 #     model_type seslm_bert + modeling_seslm.py, refused without trust_remote_code, loaded with it;
 #   * the students' own folders (config.json with per-layer shapes, INT8 tensors) are refused by stock
 #     AutoConfig / AutoModel / BertModel rather than misread.
@@ -52,6 +54,12 @@ timeout 300 "$SESLM" recompile --model "$MODEL" --plan "$TMP/plans/plan-20.json"
     --embeddings f32 --config "$ROOT/configs/evolve.yaml" >/dev/null 2>"$TMP/rc.err" || fail "recompile int8: $(tail -c 300 "$TMP/rc.err")"
 hf_check "pruned FP32 student" "$TMP/stu_f32" "$TMP/stu_f32.hf" custom
 hf_check "pruned INT8 student" "$TMP/stu_int8" "$TMP/stu_int8.hf" custom
+grep -Eq '"seslm_int8_top1":[[:space:]]*true' "$TMP/stu_int8.hf/config.json" ||
+    fail "the INT8 export's config.json does not say its layers keep each token's largest element in float"
+timeout 300 "$SESLM" recompile --model "$MODEL" --plan "$TMP/plans/plan-20.json" --out "$TMP/stu_tok" --quantize int8 \
+    --act-quant token --embeddings f32 --config "$ROOT/configs/evolve.yaml" >/dev/null 2>"$TMP/rc.err" ||
+    fail "recompile int8 per token: $(tail -c 300 "$TMP/rc.err")"
+hf_check "pruned INT8 student, per token alone" "$TMP/stu_tok" "$TMP/stu_tok.hf" custom
 ok
 "$PY" - "$TMP/stu_int8.hf" <<'PY' || fail "the INT8 export does not keep INT8 weights with scales"
 import json, sys

@@ -209,37 +209,44 @@ static void pruned_student(const seslm_model *parent) {
         int z[6] = {0}, *zp[6] = {0};
         none.n_layers = 6, none.n_remove_heads = z, none.n_remove_neurons = z, none.remove_heads = zp, none.remove_neurons = zp;
         snprintf(none.method, sizeof none.method, "test");
-        char q8[300];
-        snprintf(q8, sizeof q8, "%s/int8", dir);
-        seslm_recompile_opts qo = {.quantize_int8 = 1};
-        st = seslm_recompile_run(s, &none, &qo, q8, NULL);
-        CHECK_MSG(st == SESLM_OK, "recompile int8: %s", seslm_last_error());
-        seslm_model *sq = NULL;
-        CHECK(st == SESLM_OK && seslm_model_load(&sq, q8) == SESLM_OK);
-        seslm_encoder *eq = NULL;
-        float *q_emb = malloc((size_t)n_sent * dm.C * sizeof(float));
-        CHECK(sq && seslm_encoder_new(&eq, sq, &eo) == SESLM_OK);
-        CHECK(eq && seslm_encoder_forward_ids(eq, rows, lens, n_sent, q_emb) == SESLM_OK);
-        float *keep = malloc(dm.n_params * sizeof(float));
-        memcpy(keep, dm.params, dm.n_params * sizeof(float));
-        dm_fake_quant_weights(&dm);
-        dm.fq_act = 1;
-        dm_forward(&dm, seslm_backend_cpu_ref(), &a, rows, lens, n_sent);
-        double worst_q = 1, worst_f = 1; // cosine of the simulated INT8 forward to the runtime INT8 / F32 encoder
-        for (int i = 0; i < n_sent; i++) {
-            double dq = 0, df = 0;
-            for (int c = 0; c < dm.C; c++) {
-                dq += (double)a.emb[(size_t)i * dm.C + c] * q_emb[(size_t)i * dm.C + c];
-                df += (double)a.emb[(size_t)i * dm.C + c] * ref_emb[(size_t)i * dm.C + c];
+        for (int mode = 0; mode < 2; mode++) { // recompile's default (top1), then per token alone
+            char q8[300];
+            snprintf(q8, sizeof q8, "%s/int8%s", dir, mode ? "_token" : "");
+            seslm_recompile_opts qo = {.quantize_int8 = 1, .act_token = mode};
+            st = seslm_recompile_run(s, &none, &qo, q8, NULL);
+            CHECK_MSG(st == SESLM_OK, "recompile int8: %s", seslm_last_error());
+            seslm_model *sq = NULL;
+            CHECK(st == SESLM_OK && seslm_model_load(&sq, q8) == SESLM_OK);
+            CHECK_MSG(sq && seslm_model_get_config(sq)->act_top1 == !mode, "the student's config does not say how its activations round");
+            seslm_encoder *eq = NULL;
+            float *q_emb = malloc((size_t)n_sent * dm.C * sizeof(float));
+            CHECK(sq && seslm_encoder_new(&eq, sq, &eo) == SESLM_OK);
+            CHECK(eq && seslm_encoder_forward_ids(eq, rows, lens, n_sent, q_emb) == SESLM_OK);
+            float *keep = malloc(dm.n_params * sizeof(float));
+            memcpy(keep, dm.params, dm.n_params * sizeof(float));
+            dm_fake_quant_weights(&dm);
+            dm.fq_act = mode ? 1 : 2;
+            dm_forward(&dm, seslm_backend_cpu_ref(), &a, rows, lens, n_sent);
+            double worst_q = 1, worst_f = 1; // cosine of the simulated INT8 forward to the runtime INT8 / F32 encoder
+            for (int i = 0; i < n_sent; i++) {
+                double dq = 0, df = 0;
+                for (int c = 0; c < dm.C; c++) {
+                    dq += (double)a.emb[(size_t)i * dm.C + c] * q_emb[(size_t)i * dm.C + c];
+                    df += (double)a.emb[(size_t)i * dm.C + c] * ref_emb[(size_t)i * dm.C + c];
+                }
+                worst_q = dq < worst_q ? dq : worst_q, worst_f = df < worst_f ? df : worst_f;
             }
-            worst_q = dq < worst_q ? dq : worst_q, worst_f = df < worst_f ? df : worst_f;
+            fprintf(stderr, "  INT8 simulation (%s): worst cosine to the runtime INT8 student %.7f, to the F32 student %.7f\n",
+                    mode ? "per token" : "top1", worst_q, worst_f);
+            CHECK_MSG(worst_q > 0.99999 && 1 - worst_q < 0.1 * (1 - worst_f),
+                      "simulated INT8 forward (%s): cosine %.7f to the INT8 runtime (F32: %.7f)", mode ? "per token" : "top1",
+                      worst_q, worst_f);
+            memcpy(dm.params, keep, dm.n_params * sizeof(float));
+            dm.fq_act = 0;
+            free(keep), free(q_emb);
+            seslm_encoder_free(eq);
+            seslm_model_free(sq);
         }
-        fprintf(stderr, "  INT8 simulation: worst cosine to the runtime INT8 student %.7f, to the F32 student %.7f\n", worst_q,
-                worst_f);
-        CHECK_MSG(worst_q > 0.99999 && 1 - worst_q < 0.1 * (1 - worst_f),
-                  "simulated INT8 forward: cosine %.7f to the INT8 runtime (F32: %.7f)", worst_q, worst_f);
-        memcpy(dm.params, keep, dm.n_params * sizeof(float));
-        dm.fq_act = 0;
         // the rounding itself is the runtime's: seslm_quantize_rows' codes times its scale, bit for bit
         const int M = 3, K = 37;
         float x[M * K], y[M * K], sc[M];
@@ -251,9 +258,15 @@ static void pruned_student(const seslm_model *parent) {
         int same = 1;
         for (int i = 0; i < M * K; i++) same &= y[i] == (float)qc[i] * sc[i / K];
         CHECK_MSG(same, "dm_fake_quant_rows differs from seslm_quantize_rows");
-        free(keep), free(q_emb);
-        seslm_encoder_free(eq);
-        seslm_model_free(sq);
+        // top1: the same codes times scale, and the row's first largest element as it was
+        int32_t ti[M];
+        float tv[M];
+        x[K + 4] = -40.0f, x[K + 9] = 40.0f; // row 1: a tie for the maximum, the first index is kept
+        seslm_quantize_rows_top1(qc, sc, ti, tv, x, M, K, K);
+        dm_fake_quant_rows_top1(y, x, M, K);
+        same = ti[1] == 4;
+        for (int i = 0; i < M * K; i++) same &= tv[i / K] != 0 && i % K == ti[i / K] ? y[i] == x[i] : y[i] == (float)qc[i] * sc[i / K];
+        CHECK_MSG(same, "dm_fake_quant_rows_top1 differs from seslm_quantize_rows_top1");
     }
     free(g_ref), free(g_fast), free(ref_emb);
     seslm_encoder_free(enc);

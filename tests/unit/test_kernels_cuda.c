@@ -615,6 +615,44 @@ static void test_forward(void) {
 
 #endif // SESLM_HAVE_CUDA
 
+// quant.h top1: the device quantizer gives the C one's bytes, scales, indices and values bit for bit (a massive
+// channel per row, a tie, a zero row, a poisoned row), and the top terms are added as seslm_q8_add_top1_ref
+static void test_quantize_top1(void) {
+    const int M = 70, K = 384, N = 1536, Kp = seslm_cuda_kpad(K);
+    float *x = rand_vec((size_t)M * K, 1.0f), *w = rand_vec((size_t)N * K, 0.2f);
+    for (int m = 0; m < M; m++) x[(size_t)m * K + (m * 13) % K] = m % 2 ? -50.0f : 70.0f;
+    x[(size_t)3 * K + 5] = -x[(size_t)3 * K + (3 * 13) % K]; // two equal |max|: the first index wins
+    for (int k = 0; k < K; k++) x[(size_t)4 * K + k] = 0.0f;
+    x[(size_t)5 * K + 9] = NAN;
+    int8_t *q = malloc((size_t)M * Kp), *qg = malloc((size_t)M * Kp), *qw = malloc((size_t)N * K), *qwp = calloc((size_t)N * Kp, 1);
+    float *s = malloc(M * 4), *sg = malloc(M * 4), *tv = malloc(M * 4), *tvg = malloc(M * 4), *sw = malloc(N * 4);
+    int32_t *ti = malloc(M * 4), *tig = malloc(M * 4);
+    seslm_quantize_rows_top1(q, s, ti, tv, x, M, K, Kp);
+    seslm_quantize_weight(qw, sw, w, N, K);
+    for (int n = 0; n < N; n++) memcpy(qwp + (size_t)n * Kp, qw + (size_t)n * K, K);
+    float *dx = dup_dev(x, (size_t)M * K * 4), *dsa = poisoned_dev(M), *dtv = poisoned_dev(M), *dsw = dup_dev(sw, N * 4);
+    int8_t *dq = dup_dev(NULL, (size_t)M * Kp), *dqw = dup_dev(qwp, (size_t)N * Kp);
+    int32_t *dti = dup_dev(NULL, M * 4);
+    seslm_cuda_memset(dq, 0x5a, (size_t)M * Kp);
+    seslm_cuda_quantize_rows_top1(dq, dsa, dti, dtv, dx, M, K, Kp);
+    CHECK(seslm_cuda_download(qg, dq, (size_t)M * Kp) == 0 && seslm_cuda_download(sg, dsa, M * 4) == 0 &&
+          seslm_cuda_download(tig, dti, M * 4) == 0 && seslm_cuda_download(tvg, dtv, M * 4) == 0);
+    int bad = memcmp(q, qg, (size_t)M * Kp) != 0;
+    for (int m = 0; m < M; m++)
+        bad += !(memcmp(&s[m], &sg[m], 4) == 0 || (isnan(s[m]) && isnan(sg[m]))) || tv[m] != tvg[m] || (tv[m] != 0 && ti[m] != tig[m]);
+    CHECK_MSG(bad == 0, "quantize_rows_top1 %dx%d: %d rows differ from seslm_quantize_rows_top1", M, K, bad);
+    float *y = rand_vec((size_t)M * N, 1.0f), *yg = malloc((size_t)M * N * 4), *dy = dup_dev(y, (size_t)M * N * 4);
+    for (int m = 0; m < M; m++) tv[m] = isnan(tv[m]) ? 0.0f : tv[m];
+    seslm_q8_add_top1_ref(y, N, ti, tv, qw, K, sw, M, N);
+    seslm_cuda_add_top1(dy, dti, dtv, dqw, Kp, dsw, M, N);
+    CHECK(seslm_cuda_download(yg, dy, (size_t)M * N * 4) == 0);
+    CHECK_MSG(memcmp(y, yg, (size_t)M * N * 4) == 0, "add_top1 %dx%d: differs from seslm_q8_add_top1_ref", M, N);
+    seslm_cuda_free(dx), seslm_cuda_free(dsa), seslm_cuda_free(dtv), seslm_cuda_free(dsw), seslm_cuda_free(dq);
+    seslm_cuda_free(dqw), seslm_cuda_free(dti), seslm_cuda_free(dy);
+    free(x), free(w), free(q), free(qg), free(qw), free(qwp), free(s), free(sg), free(tv), free(tvg), free(sw), free(ti);
+    free(tig), free(y), free(yg);
+}
+
 int main(void) {
     ref = seslm_backend_cpu_ref();
     g_root = tm_mkdtemp("kernels_cuda");
@@ -634,6 +672,7 @@ int main(void) {
     test_pool();
     test_rows();
     test_qgemm();
+    test_quantize_top1();
     test_linear();
     test_forward();
 #endif

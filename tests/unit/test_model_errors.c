@@ -224,6 +224,8 @@ static void test_config(void) {
         {"\"hidden_act\": \"gelu_new\"", "hidden_act"},
         {"\"hidden_act\": 1", "hidden_act"},
         {"\"position_embedding_type\": \"relative_key\"", "absolute"},
+        {"\"seslm_quantization\": {\"linear_activations\": \"int4-per-token\"}", "linear_activations"},
+        {"\"seslm_quantization\": {\"linear_activations\": 8}", "linear_activations"},
     };
     for (size_t i = 0; i < sizeof nonsense / sizeof nonsense[0]; i++) {
         // cJSON lookups find the first of duplicate members, so the bad one goes first

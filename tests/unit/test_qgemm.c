@@ -279,6 +279,124 @@ static void check_qgemm_gelu(int M, int N, int K, const char *isa) {
     free(qa), free(qw), free(sa), free(sw), free(b), free(cs), free(qp), free(y0), free(y1), free(mx);
 }
 
+// ---- each token's largest element kept in float (quant.h seslm_quantize_rows_top1) ----------------------
+
+// hand-worked rows: the outlier split off, the rest on the second largest's step; the first of two equal
+// maxima; a row that is its maximum alone; zero and poisoned rows
+static void check_top1_quantizer(void) {
+    const float x[5][4] = {{0.5f, -40.0f, 1.0f, -0.25f}, {3.0f, -3.0f, 1.0f, 0.0f}, {0.0f, 0.0f, 5.0f, 0.0f},
+                           {0.0f, 0.0f, 0.0f, 0.0f}, {1.0f, NAN, 2.0f, 0.0f}};
+    int8_t q[5][8];
+    float s[5], tv[5];
+    int32_t ti[5];
+    memset(q, 0x55, sizeof q); // poison: every byte must be written, the padding included
+    seslm_quantize_rows_top1(&q[0][0], s, ti, tv, &x[0][0], 5, 4, 8);
+    // row 0: t = 1 (top -40), amax 1: 0.5 * 127 = 63.5 -> 64 (half to even), 127, -31.75 -> -32
+    const int8_t w0[8] = {64, 0, 127, -32, 0, 0, 0, 0}, w1[8] = {0, -127, 42, 0, 0, 0, 0, 0};
+    CHECK(ti[0] == 1 && tv[0] == -40.0f && s[0] == 1.0f / 127.0f && memcmp(q[0], w0, 8) == 0);
+    // row 1: |3| twice: the first is t; the other sets the step (3 / 127)
+    CHECK_MSG(ti[1] == 0 && tv[1] == 3.0f && s[1] == 3.0f / 127.0f && memcmp(q[1], w1, 8) == 0,
+              "tie: t %d, q %d %d %d", ti[1], q[1][0], q[1][1], q[1][2]);
+    CHECK(ti[2] == 2 && tv[2] == 5.0f && s[2] == 0.0f); // the row is its top alone: nothing left to quantize
+    CHECK(tv[3] == 0.0f && s[3] == 0.0f);
+    CHECK(isnan(s[4]) && tv[4] == 0.0f); // poisoned: the product's scale is NaN, never a finite number
+    for (int m = 2; m < 5; m++)
+        for (int k = 0; k < 8; k++) CHECK_MSG(q[m][k] == 0, "row %d byte %d not zero", m, k);
+}
+
+// the vectorised top1 quantizer gives the portable one's bytes, scales, indices and values exactly: random rows,
+// rows with a massive channel anywhere (the vector body, the tail), ties for the maximum, zero rows
+static void check_top1_paths(int M, int K) {
+    const int ldq = ((K + 3) & ~3) + 4; // padding past K: zeroed
+    float *x = malloc((size_t)M * K * sizeof *x), *s0 = malloc(M * sizeof *s0), *s1 = malloc(M * sizeof *s1);
+    float *v0 = malloc(M * sizeof *v0), *v1 = malloc(M * sizeof *v1);
+    int32_t *i0 = malloc(M * sizeof *i0), *i1 = malloc(M * sizeof *i1);
+    int8_t *a = malloc((size_t)M * ldq + 1), *b = malloc((size_t)M * ldq + 1);
+    for (size_t i = 0; i < (size_t)M * K; i++) x[i] = frand() * 4;
+    for (int m = 0; m < M; m++) {
+        float *r = x + (size_t)m * K;
+        if (m % 4 == 1) r[(m * 5) % K] = 90.0f;                          // massive
+        if (m % 4 == 2) r[K - 1] = -90.0f, r[(m * 3) % K] = 90.0f;       // a tie (the earlier wins)
+        if (m % 4 == 3) r[m % K] = (float)(m % 5) - 2.0f, r[K / 2] = 2.0f; // small ties
+        if (m == M - 1 && M > 2) memset(r, 0, (size_t)K * sizeof *r);
+    }
+    memset(a, 0x33, (size_t)M * ldq), memset(b, 0x44, (size_t)M * ldq);
+    seslm_quantize_rows_top1(a, s0, i0, v0, x, M, K, ldq);
+    seslm_quantize_rows_top1_portable(b, s1, i1, v1, x, M, K, ldq);
+    CHECK_MSG(memcmp(a, b, (size_t)M * ldq) == 0 && memcmp(s0, s1, M * sizeof *s0) == 0 &&
+                  memcmp(i0, i1, M * sizeof *i0) == 0 && memcmp(v0, v1, M * sizeof *v0) == 0,
+              "quantize_rows_top1 M=%d K=%d: vectorised and portable differ", M, K);
+    free(x), free(s0), free(s1), free(v0), free(v1), free(i0), free(i1), free(a), free(b);
+}
+
+// the fast product of top1 activations (packed weights, every kernel, with and without GELU) and both
+// backends' linear op on act_top1 weights, against the reference written out: quantize_rows_top1 ->
+// exact sums -> dequantize -> + x_t * (s_w * w[:, t]), in double; inputs with a massive channel per row
+static void check_top1_linear(int M, int N, int K, const char *isa) {
+    float *x = malloc((size_t)M * K * sizeof *x), *w = malloc((size_t)N * K * sizeof *w), *b = malloc((size_t)N * sizeof *b);
+    for (size_t i = 0; i < (size_t)M * K; i++) x[i] = frand();
+    for (int m = 0; m < M; m++) x[(size_t)m * K + (m * 7) % K] = (m % 2 ? -60.0f : 45.0f) * (1.0f + frand() * 0.1f);
+    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = frand() * 0.1f;
+    for (int n = 0; n < N; n++) b[n] = frand();
+    const int lda = (K + 3) & ~3;
+    int8_t *qw = malloc((size_t)N * K), *qa = malloc((size_t)M * lda + 1), *qk = malloc((size_t)M * K + 1);
+    float *sw = malloc((size_t)N * sizeof *sw), *sa = malloc((size_t)M * sizeof *sa), *tv = malloc((size_t)M * sizeof *tv);
+    int32_t *ti = malloc((size_t)M * sizeof *ti), *acc = malloc((size_t)M * N * sizeof *acc);
+    seslm_quantize_weight(qw, sw, w, N, K);
+    seslm_quantize_rows_top1(qa, sa, ti, tv, x, M, K, lda);
+    for (int m = 0; m < M; m++) {
+        CHECK(ti[m] == (m * 7) % K && tv[m] == x[(size_t)m * K + ti[m]] && qa[(size_t)m * lda + ti[m]] == 0);
+        memcpy(qk + (size_t)m * K, qa + (size_t)m * lda, (size_t)K);
+    }
+    seslm_qgemm_ref(acc, qk, qw, M, N, K);
+    double *want = malloc((size_t)M * N * sizeof *want);
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++)
+            want[(size_t)m * N + n] = (double)acc[(size_t)m * N + n] * sa[m] * sw[n] + b[n] +
+                                      (double)tv[m] * sw[n] * qw[(size_t)n * K + ti[m]];
+    seslm_weight W = {.N = N, .K = K, .q = qw, .qscale = sw, .act_top1 = 1};
+    seslm_weight Wp = W;
+    Wp.qp = seslm_qweight_pack(qw, N, K, &Wp.qsum);
+    float *y = malloc((size_t)M * N * sizeof *y);
+    for (int gelu = 0; gelu < 2; gelu++) { // the kernel: top terms on each tile, then GELU
+        for (size_t j = 0; j < (size_t)M * N; j++) y[j] = NAN;
+        seslm_qgemm_fast_top1(y, qa, lda, sa, ti, tv, Wp.qp, Wp.qsum, sw, b, M, N, K, isa,
+                              gelu ? seslm_backend_cpu_fast()->gelu : NULL);
+        size_t bad = 0;
+        for (size_t j = 0; j < (size_t)M * N; j++) {
+            const double v = want[j], e = gelu ? 0.5 * v * (1.0 + erf(v * 0.70710678118654752)) : v;
+            bad += !(isfinite(y[j]) && fabs(y[j] - e) <= 1e-5 + 1e-5 * fabs(e));
+        }
+        CHECK_MSG(bad == 0, "%s qgemm_fast_top1%s M=%d N=%d K=%d: %zu elements off", isa, gelu ? " + gelu" : "", M, N,
+                  K, bad);
+    }
+    const seslm_backend *bes[2] = {seslm_backend_cpu_ref(), seslm_backend_cpu_fast()};
+    for (int i = 0; i < 3; i++) {
+        const seslm_backend *be = bes[i ? 1 : 0];
+        for (size_t j = 0; j < (size_t)M * N; j++) y[j] = NAN;
+        be->linear(y, x, i == 2 ? &Wp : &W, b, M);
+        size_t bad = 0;
+        for (size_t j = 0; j < (size_t)M * N; j++) bad += !(isfinite(y[j]) && fabs(y[j] - want[j]) <= 1e-5 + 1e-5 * fabs(want[j]));
+        CHECK_MSG(bad == 0, "%s linear top1 (%s) M=%d N=%d K=%d: %zu elements off", be->name, i == 2 ? "packed" : "plain",
+                  M, N, K, bad);
+    }
+    // the point of it: with the massive channel split off, the rest of each row keeps its resolution
+    double err_top1 = 0, err_tok = 0;
+    int8_t *qt = malloc((size_t)M * K + 1);
+    float *st = malloc((size_t)M * sizeof *st);
+    seslm_quantize_rows(qt, st, x, M, K, K);
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < K; k++) {
+            const double v = x[(size_t)m * K + k];
+            const double a = k == ti[m] ? tv[m] : qa[(size_t)m * lda + k] * (double)sa[m];
+            err_top1 += (a - v) * (a - v), err_tok += (qt[(size_t)m * K + k] * (double)st[m] - v) * (qt[(size_t)m * K + k] * (double)st[m] - v);
+        }
+    CHECK_MSG(K < 8 || err_top1 * 100 < err_tok, "top1 rounding error %.3g not far below per token's %.3g", err_top1, err_tok);
+    free(qt), free(st);
+    free(x), free(w), free(b), free(qw), free(qa), free(qk), free(sw), free(sa), free(tv), free(ti), free(acc), free(want);
+    free(y), free(Wp.qp), free(Wp.qsum);
+}
+
 int main(void) {
     const int Ms[] = {1, 3, 4, 5, 12, 33}, Ns[] = {1, 15, 16, 17, 40, 64, 65, 100, 384}, Ks[] = {1, 3, 4, 5, 32, 384, 1536};
     seslm_backend_cpu_fast()->set_threads(2); // the pooled paths (tiles, quantized rows) on two threads
@@ -302,6 +420,17 @@ int main(void) {
         check_qgemm_gelu(23, 200, 96, isas[i]);   // row-edge tiles of 5, per-thread row maxima merged
         check_qgemm_gelu(64, 1229, 384, isas[i]); // 4 row edge; enough work for both threads
     }
+    for (int i = 0; i < nisa; i++) {
+        check_top1_linear(1, 17, 8, isas[i]);
+        check_top1_linear(37, 1229, 384, isas[i]); // pooled tiles, edge panels
+        check_top1_linear(70, 384, 1536, isas[i]); // quantized over the pool's threads
+    }
+    check_top1_quantizer();
+    check_top1_paths(9, 384);
+    check_top1_paths(12, 37);
+    check_top1_paths(5, 1);
+    check_top1_paths(3, 7);
+    check_top1_paths(64, 1536);
     check_quantizers();
     check_quantizer_paths(5, 384);
     check_quantizer_paths(7, 37);

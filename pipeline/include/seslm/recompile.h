@@ -56,6 +56,8 @@ typedef struct {
     const seslm_calibration *calib; // least-squares reconstruction of pruned projections (NULL: none)
     double ridge;                   // reconstruction ridge, relative to the mean Gram diagonal (1e-3)
     int quantize_int8;              // linear weights INT8 per output channel, activations per token
+    int act_token;                  // with quantize_int8: activations rounded per token alone; 0 (default):
+                                    // each token's largest element kept in float (kernels/quant.h top1)
     int compress_embeddings;        // word table per row INT8 (SESLM_EMB_INT8) or 4-bit (SESLM_EMB_INT4) + the n_exact
                                     // most frequent rows exact; 0: F32
     const uint64_t *token_counts;   // (vocab) frequencies from telemetry for the exact rows (may be NULL)
