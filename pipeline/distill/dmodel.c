@@ -4,6 +4,7 @@
 #include "dmodel.h"
 
 #include "model_internal.h"
+#include "quant.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -256,33 +257,27 @@ void dm_fake_quant_rows(float *y, const float *x, int M, int K) {
     }
 }
 
+// The runtime's own quantizer (quant.h), so the simulation cannot drift from it: codes times scale, and the
+// row's first largest element as it was.
 void dm_fake_quant_rows_top1(float *y, const float *x, int M, int K) {
 #pragma omp parallel for schedule(static)
     for (int m = 0; m < M; m++) {
+        int8_t qs[4096], *q = K <= 4096 ? qs : malloc((size_t)K);
         const float *r = x + (size_t)m * K;
-        float *o = y + (size_t)m * K, a1 = 0.0f;
-        for (int k = 0; k < K; k++) {
-            const float a = fabsf(r[k]);
-            a1 = a > a1 ? a : a1;
-        }
-        if (!(a1 > 0.0f)) { // a zero row stays zero (a NaN row stays NaN: the loss check catches it)
-            if (o != r) memcpy(o, r, (size_t)K * sizeof(float));
+        float *o = y + (size_t)m * K, s, tv;
+        int32_t t;
+        if (!q) { // out of memory: NaN, which the loss check reports
+            for (int k = 0; k < K; k++) o[k] = NAN;
             continue;
         }
-        int t = 0;
-        while (fabsf(r[t]) != a1) t++;
-        float a2 = 0.0f;
-        for (int k = 0; k < K; k++) {
-            const float a = k == t ? 0.0f : fabsf(r[k]);
-            a2 = a > a2 ? a : a2;
+        seslm_quantize_rows_top1(q, &s, &t, &tv, r, 1, K, K);
+        if (isnan(s) || (s == 0.0f && tv == 0.0f)) { // a NaN row stays NaN, a zero row zero (dm_fake_quant_rows)
+            if (o != r) memcpy(o, r, (size_t)K * sizeof(float));
+        } else {
+            for (int k = 0; k < K; k++) o[k] = (float)q[k] * s;
+            o[t] = tv;
         }
-        const float top = r[t], inv = a2 > 0.0f ? 127.0f / a2 : 0.0f, s = a2 / 127.0f;
-        for (int k = 0; k < K; k++) {
-            float v = round_even(r[k] * inv);
-            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
-            o[k] = v * s;
-        }
-        o[t] = top;
+        if (q != qs) free(q);
     }
 }
 

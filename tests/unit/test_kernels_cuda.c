@@ -613,8 +613,6 @@ static void test_forward(void) {
     tm_free(&full), tm_free(&p1), tm_free(&p2);
 }
 
-#endif // SESLM_HAVE_CUDA
-
 // quant.h top1: the device quantizer gives the C one's bytes, scales, indices and values bit for bit (a massive
 // channel per row, a tie, a zero row, a poisoned row), and the top terms are added as seslm_q8_add_top1_ref
 static void test_quantize_top1(void) {
@@ -652,6 +650,8 @@ static void test_quantize_top1(void) {
     free(x), free(w), free(q), free(qg), free(qw), free(qwp), free(s), free(sg), free(tv), free(tvg), free(sw), free(ti);
     free(tig), free(y), free(yg);
 }
+
+#endif // SESLM_HAVE_CUDA
 
 int main(void) {
     ref = seslm_backend_cpu_ref();
