@@ -56,21 +56,17 @@ static inline uint32_t abs_bits(float v) {
 // y[m, n] += top_val[m] * (sw[n] * qw[n, t]) on a finished tile: qw[n, t] for the tile's 16 columns of a
 // panel are one byte of each 4-byte word of the 64-byte group holding k = t (quant.h's packed layout), so a
 // row costs one cache line per panel (the unpacked (N, K) rows would cost one per column).
+// One panel p of row y: its 16 columns (fewer at the edge).
+static inline void add_top_panel(const qgemm_args *a, float *y, float tv, int t, int p) {
+    const int8_t *w = a->qp + ((size_t)p * a->Kg + (size_t)(t >> 2)) * 64 + (t & 3);
+    for (int j = 0; j < 16 && 16 * p + j < a->N; j++) y[16 * p + j] += tv * (a->sw[16 * p + j] * (float)w[4 * j]);
+}
+
 static void add_top_tile(const qgemm_args *a, int m0, int mr, int p0, int np) {
     for (int r = 0; r < mr; r++) {
-        const int m = m0 + r;
-        const float tv = a->top_val[m];
+        const float tv = a->top_val[m0 + r];
         if (tv == 0.0f) continue;
-        const int t = a->top_idx[m];
-        float *y = a->y + (size_t)m * a->N;
-        for (int pj = 0; pj < np; pj++) {
-            const int p = p0 + pj;
-            const int8_t *w = a->qp + ((size_t)p * a->Kg + (size_t)(t >> 2)) * 64 + (t & 3);
-            for (int j = 0; j < 16 && 16 * p + j < a->N; j++) {
-                const int n = 16 * p + j;
-                y[n] += tv * (a->sw[n] * (float)w[4 * j]);
-            }
-        }
+        for (int pj = 0; pj < np; pj++) add_top_panel(a, a->y + (size_t)(m0 + r) * a->N, tv, a->top_idx[m0 + r], p0 + pj);
     }
 }
 
@@ -351,8 +347,8 @@ AVX2 static void add_top_tile_avx2(const qgemm_args *a, int m0, int mr, int p0, 
         for (int pj = 0; pj < np; pj++) {
             const int p = p0 + pj, n0 = 16 * p;
             const int8_t *g = a->qp + ((size_t)p * a->Kg + (size_t)(t >> 2)) * 64;
-            if (n0 + 16 > a->N) { // the edge panel: as the portable loop
-                for (int j = 0; n0 + j < a->N; j++) y[n0 + j] += tv * (a->sw[n0 + j] * (float)g[4 * j + (t & 3)]);
+            if (n0 + 16 > a->N) { // the edge panel: the portable loop
+                add_top_panel(a, y, tv, t, p);
                 continue;
             }
             for (int h = 0; h < 2; h++) {
