@@ -25,7 +25,10 @@ static const char *HELP =
     "                  or cuda / cuda-fp16 (GPU, FP32 / FP16 matrix products; --device is the same)\n"
     "  --precision P   fp32, bf16 or int8: the linear layers' arithmetic (F32-stored weights converted at\n"
     "                  load; bf16 = AVX-512 BF16 products with FP32 sums). Default: the model's config.json\n"
-    "                  \"seslm_precision\", else fp32. Layer norm, softmax and GELU stay FP32.\n"
+    "                  \"seslm_precision\", else fp32. Layer norm, softmax and GELU stay FP32. int8\n"
+    "                  weights round per output channel, activations per token with each token's largest\n"
+    "                  element kept in float (docs/recompile.md step 3), unless config.json's\n"
+    "                  seslm_quantization.linear_activations says per token alone.\n"
     "\n"
     "Exit status: 0 ok, 1 the model could not be loaded or an input is invalid, 2 usage error.\n";
 

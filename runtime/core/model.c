@@ -398,6 +398,15 @@ static seslm_status model_open_weights(st_file *f, const char *path) {
     return st_open_buffer(f, buf, len, enc);
 }
 
+/* 1 when any linear layer is stored INT8 (a quantized student), 0 when every one is F32 or 2:4. */
+static int model_stores_int8(const seslm_model *m) {
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const seslm_layer_weights *w = &m->lw[l];
+        if (w->q_q || w->k_q || w->v_q || w->ao_q || w->ff1_q || w->ff2_q) return 1;
+    }
+    return 0;
+}
+
 seslm_status seslm_model_load(seslm_model **out, const char *model_dir) {
     *out = NULL;
     if (!model_dir) return seslm_fail(SESLM_ERR_ARG, "no model directory given");
@@ -418,6 +427,8 @@ seslm_status seslm_model_load(seslm_model **out, const char *model_dir) {
     if (st == SESLM_OK) st = seslm_config_load(&m->cfg, model_dir);
     if (st == SESLM_OK && !encrypted) st = model_open_weights(&m->st, path);
     if (st == SESLM_OK) st = model_load_weights(m);
+    if (st == SESLM_OK && !m->cfg.act_explicit && !model_stores_int8(m))
+        m->cfg.act_top1 = 1; // quantized at load, if at all: the more accurate rounding (seslm.h act_explicit)
     if (st == SESLM_OK && m->cfg.pooling_dim && m->cfg.pooling_dim != m->cfg.hidden)
         st = seslm_fail(SESLM_ERR_FORMAT, "%s: the Pooling config's embedding dimension %d differs from the model's hidden size %d",
                         model_dir, m->cfg.pooling_dim, m->cfg.hidden);

@@ -127,6 +127,10 @@ typedef struct {
     int n_prompts;
     int default_prompt;   // index into prompts of "default_prompt_name", or -1
     int pooling_dim;      // the embedding dimension the Pooling config declares (0: none); must equal hidden
+    int act_explicit;     // 1: config.json names how INT8 layers round (token or top1). Without it a model that
+                          // stores INT8 layers rounds per token (as every student before top1 was validated), and
+                          // one that stores none (its layers quantized at load: seslm_precision / --precision
+                          // int8) rounds top1 (act_top1 = 1 after seslm_model_load)
 } seslm_model_config;
 
 /* config.json "seslm_quantization" "linear_activations" of an INT8 student: per token (max |x| / 127), or per
