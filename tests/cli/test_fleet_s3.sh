@@ -77,7 +77,7 @@ nmarked() { ls -A "$1" 2>/dev/null | grep -c '^\..*\.h5\.uploaded$'; }
 mkdir -p "$TMP/spool-a" "$TMP/spool-b"
 start_node "$TMP/a.log" --telemetry-dir "$TMP/spool-a" --node node-a --telemetry-upload "s3://$bucket/tel"
 traffic 8 alpha
-for _ in $(seq 1 100); do [ "$(metric 'seslm_telemetry_uploads_total{result="failure"}')" ] && [ "$(metric 'seslm_telemetry_uploads_total{result="failure"}')" -ge 1 ] && break; sleep 0.1; done
+for _ in $(seq 1 300); do [ "$(metric 'seslm_telemetry_uploads_total{result="failure"}')" ] && [ "$(metric 'seslm_telemetry_uploads_total{result="failure"}')" -ge 1 ] && break; sleep 0.1; done
 ok; [ "$(metric 'seslm_telemetry_uploads_total{result="failure"}')" -ge 1 ] 2>/dev/null || fail "no failed upload counted while the bucket is missing: $(curl -s "$URL/metrics" | grep upload)"
 # (a window closes only once the previous one is on disk: on a loaded machine a slow write holds the
 # second rotation back past the end of the traffic, so wait for it rather than count at once)
