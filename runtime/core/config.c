@@ -314,11 +314,12 @@ seslm_status seslm_config_load(seslm_model_config *cfg, const char *dir) {
     }
     const cJSON *qz = cJSON_GetObjectItemCaseSensitive(root, "seslm_quantization");
     const cJSON *qa = cJSON_IsObject(qz) ? cJSON_GetObjectItemCaseSensitive(qz, "linear_activations") : NULL;
-    if (qa) { // what an INT8 layer does with its input (quant.h); absent: per token, as every student before
+    if (qa) { // what an INT8 layer does with its input (quant.h); absent or "f32": seslm_model_load decides
+              // from the weights (seslm.h act_explicit)
         const char *v = cJSON_IsString(qa) ? qa->valuestring : "";
         if (strcmp(v, SESLM_ACT_TOP1) == 0) cfg->act_top1 = cfg->act_explicit = 1;
         else if (strcmp(v, SESLM_ACT_TOKEN) == 0) cfg->act_explicit = 1;
-        else if (strcmp(v, SESLM_ACT_TOKEN) != 0 && strcmp(v, "f32") != 0) {
+        else if (strcmp(v, "f32") != 0) {
             cJSON_Delete(root);
             return seslm_fail(SESLM_ERR_FORMAT,
                               "%s: seslm_quantization.linear_activations must be \"" SESLM_ACT_TOKEN "\", \"" SESLM_ACT_TOP1
