@@ -462,43 +462,6 @@ static void cap_fn(void *user, int layer, int what, const float *x, int M, int K
 
 /* Tokenizes the documents ([start] + tokens, cut into sequences of at most seq) and computes the parent's targets:
  * rmsnorm(x_last) * parent's output norm, per row. */
-// "\n" (two characters) -> newline, in place
-static void unescape_newlines(char *t) {
-    char *w = t;
-    for (const char *r = t; *r; r++) {
-        if (r[0] == '\\' && r[1] == 'n') *w++ = '\n', r++;
-        else *w++ = *r;
-    }
-    *w = 0;
-}
-
-/* Appends the parent's greedy continuation of ids (n) to it, up to k tokens, stopping after an end token. */
-static seslm_status continue_greedy(const seslm_llm *parent, int32_t **ids, int *n, int k) {
-    const seslm_llm_config *cf = seslm_llm_cfg(parent);
-    const bpe_tokenizer *tok = seslm_llm_tokenizer(parent);
-    const int32_t im_end = bpe_lookup(tok, "<|im_end|>", 10), eot = bpe_lookup(tok, "<|endoftext|>", 13), eos = bpe_eos(tok);
-    if (*n + k > cf->n_ctx_train) k = cf->n_ctx_train - *n;
-    if (k <= 0) return SESLM_OK;
-    int32_t *grown = realloc(*ids, (size_t)(*n + k) * sizeof *grown);
-    float *logits = malloc((size_t)cf->n_vocab * sizeof *logits);
-    seslm_llm_ctx *c = NULL;
-    seslm_status st = grown && logits ? SESLM_OK : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    if (grown) *ids = grown;
-    if (!st) st = seslm_llm_ctx_new(&c, parent, *n + k, 0);
-    if (!st) st = seslm_llm_decode(c, *ids, *n, logits);
-    for (int i = 0; i < k && !st; i++) {
-        int best = 0;
-        for (int v = 1; v < cf->n_vocab; v++)
-            if (logits[v] > logits[best]) best = v;
-        (*ids)[(*n)++] = best;
-        if (best == im_end || best == eot || best == eos) break;
-        if (i + 1 < k) st = seslm_llm_decode(c, &(*ids)[*n - 1], 1, logits);
-    }
-    seslm_llm_ctx_free(c);
-    free(logits);
-    return st;
-}
-
 /* The text the chat template adds to open the assistant's turn ("<|im_start|>assistant\n" for ChatML): a served chat
  * prompt ends with it. malloc'd; NULL when the model has no template (or out of memory). */
 static char *generation_prompt(const seslm_llm *m) {
@@ -541,7 +504,7 @@ static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float
             break;
         }
         const int sp = special || (is_prompt && is_prompt[pick[d]]); // this document holds special tokens
-        if (sp) unescape_newlines(doc);
+        if (sp) seslm_prompt_unescape(doc);
         const int answered = answer_tokens > 0 && (!sp || !gen_prompt || ends_with(doc, gen_prompt)) &&
                              (!is_prompt || is_prompt[pick[d]]);
         st = bpe_encode(tok, doc, strlen(doc), sp, &ids, &n);
@@ -555,7 +518,7 @@ static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float
                 with[0] = start;
                 memcpy(with + pre, ids, (size_t)n * sizeof *ids);
                 int nw = n + pre;
-                st = continue_greedy(parent, &with, &nw, answer_tokens);
+                st = seslm_llm_continue_greedy(parent, &with, &nw, answer_tokens);
                 // the parent answers each prompt (~1 s each on 2 cores): progress every 25 documents, with an estimate
                 if (verbose && (d + 1) % 25 == 0) {
                     const double el = util_now_s() - t0;

@@ -4,6 +4,7 @@
 #include "calibrate.h"
 #include "decoder.h"
 #include "gguf.h"
+#include "llm_answers.h"
 #include "llm_heal.h"
 #include "qblock.h"
 #include "reconstruct.h"
@@ -27,6 +28,7 @@ void seslm_llm_prune_opts_default(seslm_llm_prune_opts *o) {
     o->heal_tokens = 16384;
     o->heal_lr = 3e-4f;
     o->heal_type = -1;
+    o->answer_tokens = 24;
 }
 
 // ---- small helpers ----
@@ -238,30 +240,62 @@ static gguf_str *vocab_merges(const gguf_file *f, const uint8_t *keep, int V, ui
 #define LLM_PRUNE_RECHECK 8 // after the first layer, the next is chosen among this many of the cheapest
 
 /* The layers to drop, greedily: every layer's bypass alone is measured (cost: the calibration loss increase,
- * nats per token); the cheapest goes first; each next one is the cheapest of the LLM_PRUNE_RECHECK cheapest
- * left, re-measured together with those already chosen (single costs do not add: with layer 17 of SmolLM2
- * gone, bypassing 18 as well cost +0.033 where alone it cost +0.056). drop[] gets the choice, step[] the
- * loss of the set at each layer's step. */
+ * nats per token, plus with served prompts the increase of their answers' loss, nats per answer token); the
+ * cheapest goes first; each next one is the cheapest of the LLM_PRUNE_RECHECK cheapest left, re-measured
+ * together with those already chosen (single costs do not add: with layer 17 of SmolLM2 gone, bypassing 18 as
+ * well cost +0.033 where alone it cost +0.056). drop[] gets the choice, step[] the cost of the set at each
+ * layer's step; text_cost / answer_cost (may be NULL) the two parts of each layer's own cost. */
+typedef struct {
+    seslm_llm *m;
+    seslm_llm_ctx *c, *ca; // calibration text / served prompts (NULL: none)
+    seslm_llm_answers ans;
+    const seslm_llm_prune_opts *o;
+} layer_probe;
+
+// loss of the model with the layers in skip (NULL: none) bypassed: text nats/token, answers nats/answer token
+static seslm_status probe_loss(layer_probe *p, const uint8_t *skip, double *text, double *answer) {
+    seslm_ppl_result pr;
+    seslm_llm_set_layer_skip(p->m, skip);
+    seslm_status st = seslm_llm_perplexity(p->c, p->o->calib, p->o->n_calib, &pr, NULL, NULL);
+    if (!st) *text = pr.nll / (double)pr.n_tokens;
+    *answer = 0.0;
+    double nll = 0.0;
+    if (!st && p->ca && !(st = seslm_llm_answers_nll(p->ca, &p->ans, &nll))) *answer = nll / (double)p->ans.n_answer_tokens;
+    seslm_llm_set_layer_skip(p->m, NULL);
+    return st;
+}
+
 static seslm_status layer_choose(const char *path, const seslm_llm_prune_opts *o, double *base, double *cost,
-                                 double *step, uint8_t *drop, int *order, int L) {
-    seslm_llm *m = NULL;
-    seslm_llm_ctx *c = NULL;
-    seslm_status st = seslm_llm_load(&m, path);
-    if (!st) st = seslm_llm_ctx_new(&c, m, o->ctx, 0);
+                                 double *step, double *text_cost, double *answer_cost, uint8_t *drop, int *order, int L) {
+    layer_probe p = {.o = o};
+    seslm_status st = seslm_llm_load(&p.m, path);
+    if (!st) st = seslm_llm_ctx_new(&p.c, p.m, o->ctx, 0);
+    if (!st && o->n_prompts > 0) {
+        if (o->verbose)
+            fprintf(stderr, "seslm recompile-decoder: the layer choice also scores the parent's answers to %d served prompts\n",
+                    o->n_prompts);
+        st = seslm_llm_answers_build(&p.ans, p.m, o->prompts, o->n_prompts, o->answer_tokens, o->verbose);
+        if (!st) st = seslm_llm_ctx_new(&p.ca, p.m, p.ans.max_len, 0);
+    }
     uint8_t *skip = calloc((size_t)L, 1);
     ranked *r = malloc((size_t)L * sizeof *r);
     if (!st && (!skip || !r)) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    seslm_ppl_result pr;
-    if (!st) st = seslm_llm_perplexity(c, o->calib, o->n_calib, &pr, NULL, NULL);
-    if (!st) *base = pr.nll / (double)pr.n_tokens;
+    double base_text = 0.0, base_ans = 0.0;
+    if (!st) st = probe_loss(&p, NULL, &base_text, &base_ans);
+    if (!st) *base = base_text + base_ans;
     for (int l = 0; l < L && !st; l++) {
         memset(skip, 0, (size_t)L);
         skip[l] = 1;
-        seslm_llm_set_layer_skip(m, skip);
-        st = seslm_llm_perplexity(c, o->calib, o->n_calib, &pr, NULL, NULL);
-        seslm_llm_set_layer_skip(m, NULL);
-        if (!st) cost[l] = pr.nll / (double)pr.n_tokens - *base;
-        if (!st && o->verbose)
+        double t = 0.0, a = 0.0;
+        st = probe_loss(&p, skip, &t, &a);
+        if (st) break;
+        cost[l] = t - base_text + a - base_ans;
+        if (text_cost) text_cost[l] = t - base_text;
+        if (answer_cost) answer_cost[l] = a - base_ans;
+        if (o->verbose && p.ca)
+            fprintf(stderr, "seslm recompile-decoder: layer %d (of %d) bypassed: loss %+.4f nats/token (text %+.4f, answers %+.4f)\n",
+                    l, L, cost[l], t - base_text, a - base_ans);
+        else if (o->verbose)
             fprintf(stderr, "seslm recompile-decoder: layer %d (of %d) bypassed: loss %+.4f nats/token\n", l, L, cost[l]);
     }
     for (int l = 0; l < L && !st; l++) r[l].idx = l, r[l].score = -cost[l]; // by_score_desc: cheapest first
@@ -277,11 +311,10 @@ static seslm_status layer_choose(const char *path, const seslm_llm_prune_opts *o
             if (k) { // re-measured with the layers already chosen
                 memcpy(skip, drop, (size_t)L);
                 skip[l] = 1;
-                seslm_llm_set_layer_skip(m, skip);
-                st = seslm_llm_perplexity(c, o->calib, o->n_calib, &pr, NULL, NULL);
-                seslm_llm_set_layer_skip(m, NULL);
+                double t = 0.0, a = 0.0;
+                st = probe_loss(&p, skip, &t, &a);
                 if (st) break;
-                loss = pr.nll / (double)pr.n_tokens - *base;
+                loss = t - base_text + a - base_ans;
             }
             if (loss < best_loss) best_loss = loss, best = l;
         }
@@ -294,8 +327,10 @@ static seslm_status layer_choose(const char *path, const seslm_llm_prune_opts *o
                     best_loss);
     }
     free(skip), free(r);
-    seslm_llm_ctx_free(c);
-    seslm_llm_free(m);
+    seslm_llm_answers_free(&p.ans);
+    seslm_llm_ctx_free(p.ca);
+    seslm_llm_ctx_free(p.c);
+    seslm_llm_free(p.m);
     return st;
 }
 
@@ -541,7 +576,8 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
     const int H2 = KV2 * G;
     int L2 = (int)L - o->drop_layers; // minus the list's layers, below
     int *ffn_keep = malloc((size_t)L * (size_t)F2 * sizeof(int)), *kv_keep = malloc((size_t)L * (size_t)KV2 * sizeof(int));
-    double *lcost = calloc(L, sizeof(double)), *lstep = calloc(L, sizeof(double)), *score = malloc((size_t)(F > H ? F : H) * sizeof(double)), base = 0.0;
+    double *lcost = calloc(L, sizeof(double)), *lstep = calloc(L, sizeof(double)), *ltext = calloc(L, sizeof(double)),
+           *lans = calloc(L, sizeof(double)), *score = malloc((size_t)(F > H ? F : H) * sizeof(double)), base = 0.0;
     uint8_t *drop = calloc(L, 1), *vkeep = malloc((size_t)V);
     int *drop_order = calloc(L, sizeof(int));
     int n_dropped_list = 0;
@@ -550,10 +586,10 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
     if (L2 < 1 && !st) st = seslm_fail(SESLM_ERR_ARG, "every layer would be dropped");
     gguf_writer *w = gguf_writer_new();
     cJSON *plan = cJSON_CreateObject();
-    if (!ffn_keep || !kv_keep || !lcost || !lstep || !score || !drop || !vkeep || !drop_order || !w || !plan) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    if (!ffn_keep || !kv_keep || !lcost || !lstep || !ltext || !lans || !score || !drop || !vkeep || !drop_order || !w || !plan) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     // layers
     if (!st && o->drop_layers > 0) {
-        st = layer_choose(parent_path, o, &base, lcost, lstep, drop, drop_order, (int)L);
+        st = layer_choose(parent_path, o, &base, lcost, lstep, ltext, lans, drop, drop_order, (int)L);
     }
     // FFN neurons and KV groups per layer
     for (int l = 0; l < (int)L && !st; l++) {
@@ -898,6 +934,10 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
             cJSON_AddNumberToObject(e, "parent_layer", l);
             cJSON_AddBoolToObject(e, "dropped", drop[l]);
             if (o->drop_layers > 0) cJSON_AddNumberToObject(e, "loss_if_dropped", lcost[l]);
+            if (o->drop_layers > 0 && o->n_prompts > 0) { // its two parts: the calibration text's and the answers'
+                cJSON_AddNumberToObject(e, "text_loss_if_dropped", ltext[l]);
+                cJSON_AddNumberToObject(e, "answer_loss_if_dropped", lans[l]);
+            }
             if (o->drop_layers > 0 && drop[l]) cJSON_AddNumberToObject(e, "loss_of_set_when_chosen", lstep[l]);
             cJSON_AddItemToObject(e, "kv_groups", cJSON_CreateIntArray(kv_keep + (size_t)l * KV2, KV2));
             if (refit_attn) {
@@ -934,7 +974,7 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
     free(hc), free(hq), free(hqb), free(hb), free(hval);
     free(err), free(comp_f), free(comp_a);
     gguf_writer_free(w);
-    free(ffn_keep), free(kv_keep), free(lcost), free(lstep), free(score), free(drop), free(vkeep), free(new_id), free(old_of);
+    free(ffn_keep), free(kv_keep), free(lcost), free(lstep), free(ltext), free(lans), free(score), free(drop), free(vkeep), free(new_id), free(old_of);
     free(drop_order);
     free(tstr), free(mstr), free(ti32), free(tf32);
     gguf_close(&f);

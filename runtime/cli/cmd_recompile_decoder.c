@@ -20,14 +20,15 @@ static const char *HELP =
     "                               [--heal-steps N [--heal-tokens N] [--heal-lr X] [--heal-type T]]\n"
     "                               [--distill-steps N [--distill-lr X] [--distill-tokens N] [--distill-seq N]\n"
     "                               [--distill-ce-weight X] [--distill-special] [--distill-answer-tokens N]\n"
-    "                               [--distill-prompts FILE]]\n"
+    "                               [--prompts FILE [--choice-prompts N]]\n"
     "\n"
     "Writes a pruned copy of a Llama-family GGUF decoder, planned from what its served traffic used\n"
     "(telemetry dumps of seslm generate --telemetry-dir, or seslm serve --decoder). docs/decoder.md:\n"
     "  FFN neurons   the same count per layer, a layer's weakest by mean energy on the traffic\n"
     "  KV groups     the same count per layer (a K/V head and the query heads that read it), by their\n"
     "                heads' mean output norm x the norm of their W_o columns\n"
-    "  layers        those whose bypass alone raises the calibration text's loss least (measured)\n"
+    "  layers        those whose bypass raises the calibration text's loss least (measured), plus with\n"
+    "                --prompts the loss of the parent's own answers to the served prompts\n"
     "  vocabulary    tokens never seen in the traffic and not among the first N ids lose their row; the kept\n"
     "                set is closed under the merges that build kept tokens, so text tokenized into kept\n"
     "                tokens tokenizes the same and other text falls back to shorter pieces\n"
@@ -73,10 +74,16 @@ static const char *HELP =
     "                        (with --distill-special: to each chat prompt, kept whole with its answer)\n"
     "  --distill-lr X        its peak learning rate (default 5e-5)\n"
     "  --distill-tokens N    tokens per step (default 1024)\n"
-    "  --distill-seq N       tokens per sequence at most (default 64; 512 with --distill-prompts)\n"
-    "  --distill-prompts FILE  served chat prompts, one per line (\\n for newlines), distilled beside the\n"
-    "                        calibration text with the parent's answers (--distill-answer-tokens, default 48\n"
-    "                        here), each prompt one sequence with its answer (seslm distill-decoder --prompts)\n"
+    "  --distill-seq N       tokens per sequence at most (default 64; 512 with --prompts)\n"
+    "  --prompts FILE        served chat prompts, one per line (\\n for newlines; bench/decoder/grounded_prompts.py\n"
+    "                        writes grounded ones). With --drop-layers, the layer choice adds to each layer's\n"
+    "                        cost what its bypass costs the parent's greedy answers to the first --choice-prompts\n"
+    "                        of them (nats per answer token, answers up to 24 tokens): plain text does not see\n"
+    "                        the layers that copy from a context. With --distill-steps, every prompt is\n"
+    "                        distilled beside the calibration text with the parent's answer\n"
+    "                        (--distill-answer-tokens, default 48 here), each one sequence with its answer\n"
+    "                        (seslm distill-decoder --prompts). --distill-prompts FILE is the same option\n"
+    "  --choice-prompts N    prompts the layer choice answers and scores (default 32; 0: text only)\n"
     "  --ridge X             reconstruction ridge relative to the mean Gram diagonal (default 1e-3)\n"
     "  --vocab-general N     keep ids below N and every token seen in the traffic (default: keep all)\n"
     "  --vocab-min-count N   seen at least N times (default 1)\n"
@@ -95,7 +102,8 @@ int cmd_recompile_decoder(int argc, char **argv) {
     int no_recon = 0, no_comp = 0, calib_lines = 512, vocab_general = -1, min_count = 1, embd_i = 0, heal_i = 0;
     double ffn_keep = 1.0, heal_lr = 3e-4, distill_lr = 5e-5, distill_ce = 0.5;
     int distill_special = 0, distill_answer = -1;
-    const char *distill_prompts = NULL;
+    const char *distill_prompts = NULL; // --prompts (or its older name --distill-prompts)
+    int choice_prompts = 32;
     seslm_llm_distill_opts dopt;
     seslm_llm_distill_opts_default(&dopt);
     cli_choice embd = {&embd_i, "keep|q8_0|q4_1|q4_0"}, heal_ty = {&heal_i, "keep|q8_0|q4_1|q4_0"};
@@ -129,6 +137,8 @@ int cmd_recompile_decoder(int argc, char **argv) {
         {"--distill-special", CLI_ARG_FLAG, &distill_special, 0, 0},
         {"--distill-answer-tokens", CLI_ARG_INT, &distill_answer, 0, 4096},
         {"--distill-prompts", CLI_ARG_STR, &distill_prompts, 0, 0},
+        {"--prompts", CLI_ARG_STR, &distill_prompts, 0, 0},
+        {"--choice-prompts", CLI_ARG_INT, &choice_prompts, 0, 1 << 20},
         {NULL, 0, NULL, 0, 0},
     };
     int prc = cli_parse_args("recompile-decoder", HELP, args, argc, argv, NULL);
@@ -225,6 +235,8 @@ int cmd_recompile_decoder(int argc, char **argv) {
         seslm_lines_free(lines, n_lines);
         return 1;
     }
+    if (o.drop_layers > 0 && choice_prompts > 0 && n_plines > 0) // the layer choice answers the first few
+        o.prompts = (const char *const *)plines, o.n_prompts = n_plines < choice_prompts ? n_plines : choice_prompts;
     seslm_llm_prune_summary s;
     seslm_status st = seslm_llm_prune(model, &d->v, &o, out, plan_out, &s);
     seslm_telemetry_dump_free(d);

@@ -179,4 +179,15 @@ seslm_status seslm_generate(seslm_llm_ctx *c, const char *prompt, size_t len, co
                             seslm_gen_result *r);
 void seslm_gen_result_free(seslm_gen_result *r);
 
+// ---------------------------------------------------------------------------------------------
+// served prompts as the pipeline reads them (distillation, the layer choice of recompile-decoder)
+
+/* A served prompt file holds one chat prompt per line with "\n" (two characters) for a newline: turns them
+ * back into newlines, in place. */
+void seslm_prompt_unescape(char *text);
+/* Appends m's greedy continuation of ids (n tokens) to it, up to k tokens, stopping after an end token
+ * (<|im_end|>, <|endoftext|>, EOS) and at the training context; *ids is realloc'd. NOMEM, or the
+ * decoder's status. */
+seslm_status seslm_llm_continue_greedy(const seslm_llm *m, int32_t **ids, int *n, int k);
+
 #endif

@@ -320,3 +320,41 @@ seslm_status seslm_generate(seslm_llm_ctx *c, const char *prompt, size_t len, co
     r->len = text.n;
     return SESLM_OK;
 }
+
+// ---------------------------------------------------------------------------------------------
+// served prompts (decoder.h)
+
+void seslm_prompt_unescape(char *t) {
+    char *w = t;
+    for (const char *r = t; *r; r++) {
+        if (r[0] == '\\' && r[1] == 'n') *w++ = '\n', r++;
+        else *w++ = *r;
+    }
+    *w = 0;
+}
+
+seslm_status seslm_llm_continue_greedy(const seslm_llm *m, int32_t **ids, int *n, int k) {
+    const seslm_llm_config *cf = seslm_llm_cfg(m);
+    const bpe_tokenizer *tok = seslm_llm_tokenizer(m);
+    const int32_t im_end = bpe_lookup(tok, "<|im_end|>", 10), eot = bpe_lookup(tok, "<|endoftext|>", 13), eos = bpe_eos(tok);
+    if (*n + k > cf->n_ctx_train) k = cf->n_ctx_train - *n;
+    if (k <= 0) return SESLM_OK;
+    int32_t *grown = realloc(*ids, (size_t)(*n + k) * sizeof *grown);
+    float *logits = malloc((size_t)cf->n_vocab * sizeof *logits);
+    seslm_llm_ctx *c = NULL;
+    seslm_status st = grown && logits ? SESLM_OK : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    if (grown) *ids = grown;
+    if (!st) st = seslm_llm_ctx_new(&c, m, *n + k, 0);
+    if (!st) st = seslm_llm_decode(c, *ids, *n, logits);
+    for (int i = 0; i < k && !st; i++) {
+        int best = 0;
+        for (int v = 1; v < cf->n_vocab; v++)
+            if (logits[v] > logits[best]) best = v;
+        (*ids)[(*n)++] = best;
+        if (best == im_end || best == eot || best == eos) break;
+        if (i + 1 < k) st = seslm_llm_decode(c, &(*ids)[*n - 1], 1, logits);
+    }
+    seslm_llm_ctx_free(c);
+    free(logits);
+    return st;
+}

@@ -45,6 +45,29 @@ expect 2 "--heal-steps needs --calibration" "healing without calibration" -- rec
 expect 1 "telemetry" "recompile-decoder with no dumps" -- recompile-decoder --model "$GGUF" --telemetry "$TMP/nodumps" --out "$TMP/x.gguf"
 expect 2 "are required" "validate-decoder without candidate" -- validate-decoder --parent "$GGUF" --heldout "$WIKI"
 
+# ---- served prompts in the layer choice (the tiny model: fast): the plan splits each layer's cost into its text and
+# answer parts, which sum to it; a prompt that is not UTF-8 is refused by number, nothing written
+"$SESLM" generate --model "$TINY" --prompt "hello world" --max-tokens 4 --telemetry-dir "$TMP/ttel" >/dev/null 2>&1 ||
+    fail "telemetry of the tiny model"
+printf 'hello world\nthe world said\\nhello\n' >"$TMP/prompts.txt"
+printf 'hello world\nbad \xff byte\n' >"$TMP/badprompts.txt"
+expect 1 "served prompt 2: invalid UTF-8" "an invalid served prompt" -- recompile-decoder --model "$TINY" --telemetry "$TMP/ttel" \
+    --out "$TMP/tp.gguf" --drop-layers 1 --calibration "$WIKI" --calibration-lines 4 --prompts "$TMP/badprompts.txt"
+[ ! -e "$TMP/tp.gguf" ] || fail "a refused prompt file left a student behind"
+ok
+"$SESLM" recompile-decoder --model "$TINY" --telemetry "$TMP/ttel" --out "$TMP/tp.gguf" --drop-layers 1 --calibration "$WIKI" \
+    --calibration-lines 4 --prompts "$TMP/prompts.txt" --heal-steps 0 >"$TMP/tp.json" 2>"$TMP/tp.err" || fail "layer choice with prompts: $(cat "$TMP/tp.err")"
+grep -q "answers to 2 served prompts" "$TMP/tp.err" || fail "the layer choice did not answer the 2 prompts: $(cat "$TMP/tp.err")"
+python3 - "$TMP/tp.gguf.plan.json" >"$TMP/tp.out" 2>&1 <<'PY' || fail "plan with prompts: $(cat "$TMP/tp.out")"
+import json, sys
+ls = json.load(open(sys.argv[1]))["layers"]
+cost = [l["loss_if_dropped"] for l in ls]
+for l in ls:
+    assert abs(l["loss_if_dropped"] - l["text_loss_if_dropped"] - l["answer_loss_if_dropped"]) < 1e-9, l
+assert any(l["answer_loss_if_dropped"] != 0 for l in ls)
+assert [l["dropped"] for l in ls].index(True) == cost.index(min(cost)), cost
+PY
+
 # ---- perplexity against llama.cpp
 ok
 "$SESLM" perplexity --model "$GGUF" --input "$WIKI" --lines 100 >"$TMP/ppl.json" 2>"$TMP/ppl.err" || fail "perplexity: $(cat "$TMP/ppl.err")"

@@ -9,9 +9,13 @@
  *   - the writer: a duplicate key is refused; perplexity of a document is finite and positive;
  *   - healing (llm_heal.h): the SwiGLU FFN's gradients against central differences; training fits a known FFN
  *     and never returns weights worse on the held-out rows than it started from; on the tiny model a dropped
- *     layer's kept neighbour is trained, the plan records it, the student loads. */
+ *     layer's kept neighbour is trained, the plan records it, the student loads;
+ *   - served prompts (seslm_llm_answers.h): the parent's answers are its greedy ones (argmax of an independent
+ *     all-positions pass), their loss equals the log-softmax of that pass, and the layer choice adds it to
+ *     the text's loss (the plan's parts sum to the cost, the cheapest layer goes); a bad prompt is refused. */
 #include "decoder.h"
 #include "gguf.h"
+#include "llm_answers.h"
 #include "llm_heal.h"
 #include "llm_prune.h"
 #include "qblock.h"
@@ -442,6 +446,94 @@ static void test_heal_prune(const seslm_telemetry_view *v) {
     CHECK(access(out, F_OK) != 0);
 }
 
+// ---- served prompts: the parent's answers and the layer choice that scores them ----
+
+static void test_answers(const seslm_telemetry_view *v, const seslm_llm *m) {
+    const char *prompts[] = {"hello world", "the world said\\nhello", "ab ba"};
+    seslm_llm_answers a;
+    CHECK(seslm_llm_answers_build(&a, m, prompts, 3, 5, 0) == SESLM_OK);
+    CHECK(a.n == 3);
+    seslm_llm_ctx *c = NULL;
+    CHECK(seslm_llm_ctx_new(&c, m, a.max_len, 0) == SESLM_OK);
+    double nll = -1.0;
+    CHECK(c && seslm_llm_answers_nll(c, &a, &nll) == SESLM_OK);
+    double ref = 0.0;
+    for (int i = 0; i < a.n; i++) {
+        const int np = a.n_prompt[i], n = np + a.n_answer[i];
+        CHECK(a.n_answer[i] >= 1 && a.n_answer[i] <= 5);
+        int V = 0;
+        float *z = all_logits(TINY, a.ids + a.off[i], n, &V); // one pass over prompt + answer
+        CHECK(z != NULL);
+        for (int j = np - 1; z && j < n - 1; j++) {
+            const float *r = z + (size_t)j * V;
+            int best = 0;
+            double mx = r[0], s = 0.0;
+            for (int t = 1; t < V; t++) best = r[t] > r[best] ? t : best, mx = r[t] > mx ? r[t] : mx;
+            for (int t = 0; t < V; t++) s += exp(r[t] - mx);
+            CHECK_MSG(a.ids[a.off[i] + j + 1] == best, "prompt %d: answer token %d is not the argmax", i, j - np + 1);
+            ref += mx + log(s) - r[a.ids[a.off[i] + j + 1]];
+        }
+        free(z);
+    }
+    CHECK_MSG(fabs(nll - ref) <= 1e-4 * (1.0 + fabs(ref)), "answers' nll %g vs one pass %g", nll, ref);
+    CHECK(nll > 0.0);
+    seslm_llm_ctx_free(c);
+    seslm_llm_answers_free(&a);
+    // the "\\n" of the file became a newline: the prompt tokenizes as the text with a newline does
+    const char *esc[] = {"a\\nb"};
+    CHECK(seslm_llm_answers_build(&a, m, esc, 1, 2, 0) == SESLM_OK);
+    int32_t *ids = NULL;
+    int n = 0;
+    CHECK(bpe_encode(seslm_llm_tokenizer(m), "a\nb", 3, 1, &ids, &n) == SESLM_OK);
+    CHECK(a.n == 1 && a.n_prompt[0] == n && memcmp(a.ids, ids, (size_t)n * sizeof *ids) == 0);
+    free(ids);
+    seslm_llm_answers_free(&a);
+    // the layer choice with them: each layer's cost is its text part plus its answer part; the cheapest goes
+    char out[256], plan[280];
+    tmp_path(out, sizeof out, "answers");
+    snprintf(plan, sizeof plan, "%s.plan.json", out);
+    seslm_llm_prune_opts o;
+    seslm_llm_prune_opts_default(&o);
+    o.calib = DOCS, o.n_calib = 4, o.drop_layers = 1, o.ctx = 32, o.heal_steps = 0;
+    o.prompts = prompts, o.n_prompts = 3, o.answer_tokens = 5;
+    seslm_llm_prune_summary s;
+    CHECK_MSG(seslm_llm_prune(TINY, v, &o, out, plan, &s) == SESLM_OK, "%s", seslm_last_error());
+    CHECK(s.n_layer_out == 1);
+    FILE *pf = fopen(plan, "r");
+    CHECK(pf != NULL);
+    if (pf) {
+        static char buf[1 << 16];
+        size_t nb = fread(buf, 1, sizeof buf - 1, pf);
+        buf[nb] = 0;
+        fclose(pf);
+        cJSON *j = cJSON_Parse(buf), *ls = cJSON_GetObjectItem(j, "layers");
+        double cost[2] = {0, 0};
+        int dropped = -1, any_answer = 0;
+        for (int l = 0; l < 2 && l < cJSON_GetArraySize(ls); l++) {
+            cJSON *e = cJSON_GetArrayItem(ls, l), *tc = cJSON_GetObjectItem(e, "text_loss_if_dropped"),
+                  *ac = cJSON_GetObjectItem(e, "answer_loss_if_dropped"), *lc = cJSON_GetObjectItem(e, "loss_if_dropped");
+            CHECK(tc && ac && lc);
+            if (!tc || !ac || !lc) continue;
+            cost[l] = lc->valuedouble;
+            any_answer |= ac->valuedouble != 0.0;
+            CHECK_MSG(fabs(lc->valuedouble - tc->valuedouble - ac->valuedouble) <= 1e-9, "layer %d: %g != %g + %g", l,
+                      lc->valuedouble, tc->valuedouble, ac->valuedouble);
+            if (cJSON_IsTrue(cJSON_GetObjectItem(e, "dropped"))) dropped = l;
+        }
+        CHECK(any_answer); // bypassing a layer of a random model moves its answers' loss
+        CHECK(dropped == (cost[1] < cost[0] ? 1 : 0));
+        cJSON_Delete(j);
+        unlink(plan);
+    }
+    unlink(out);
+    // a prompt that is not UTF-8: refused, named, nothing written
+    const char *bad[] = {"hello", "bad \xff byte"};
+    o.prompts = bad, o.n_prompts = 2;
+    CHECK(seslm_llm_prune(TINY, v, &o, out, plan, &s) == SESLM_ERR_UTF8);
+    CHECK(strstr(seslm_last_error(), "served prompt 2") != NULL);
+    CHECK(access(out, F_OK) != 0);
+}
+
 int main(void) {
     test_quantize_weights();
     test_heal_grad();
@@ -460,6 +552,7 @@ int main(void) {
         test_vocab(&v, m);
         test_errors(&v);
         test_heal_prune(&v);
+        test_answers(&v, m);
         seslm_telemetry_free(t);
     }
     seslm_llm_free(m);

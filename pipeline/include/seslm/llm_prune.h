@@ -7,8 +7,8 @@
  *     lowest mean a_n^2 (SwiGLU output energy on the traffic) of each layer;
  *   - KV groups: the same count per layer, a group (one K/V head and the query heads that read it) ranked
  *     by its query heads' mean output norm times the norm of their columns of W_o;
- *   - layers: the ones whose removal alone raises the calibration text's loss least (measured, needs
- *     calibration text);
+ *   - layers: the ones whose removal raises the calibration text's loss least (measured, needs
+ *     calibration text), plus, with served prompts, the loss of the parent's answers to them;
  *   - vocabulary: tokens never seen in the traffic and not among the first vocab_general ids (byte-level
  *     BPE orders ids by merge, frequent first) lose their embedding row; the kept set is closed under the
  *     merges that build kept tokens, so any text the parent tokenized into kept tokens tokenizes the
@@ -51,6 +51,10 @@ typedef struct {
     int heal_type;            //   ggml type of the healed matrices (< 0: the parent's; Q8_0 = 8, ...)
     int ctx;                  // window of the calibration scoring (default 256)
     int verbose;              // progress lines on standard error
+    const char *const *prompts; // served chat prompts ("\n" for newlines; may be NULL): with drop_layers, a layer's
+    int n_prompts;              //   cost adds the loss of the parent's greedy answers to them (per answer token)
+    int answer_tokens;          //   to the calibration text's (per token): what copying from a context needs
+                                //   (llm_answers.h; answers up to answer_tokens tokens, default 24)
 } seslm_llm_prune_opts;
 
 void seslm_llm_prune_opts_default(seslm_llm_prune_opts *o);
