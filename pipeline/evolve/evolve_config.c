@@ -66,7 +66,7 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         "drop_layers", "drop_layers.*",
         "evolve.decoder", "evolve.decoder.drop_layers", "evolve.decoder.drop_layers.*", "evolve.decoder.embd_type",
         "evolve.decoder.heal_steps", "evolve.decoder.distill_steps", "evolve.decoder.distill_lr",
-        "evolve.decoder.distill_special", "evolve.decoder.distill_answer_tokens", "evolve.decoder.distill_seq",
+        "evolve.decoder.distill_special", "evolve.decoder.distill_answer_tokens", "evolve.decoder.distill_seq", "evolve.decoder.choice_prompts",
         "evolve.decoder.distill_prompts", "evolve.decoder.max_ppl_increase", "evolve.decoder.max_bytes_ratio",
         "evolve.decoder.max_latency_ratio", "evolve.decoder.rounds", "evolve.decoder.grounded", "evolve.decoder.heldout_lines",
         // the policy's own keys (plan.c checks them)
@@ -159,6 +159,8 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         c->dec_distill_answer = (int)v;
     if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.decoder.distill_seq", 0, 4096, 0, &v)) == SESLM_OK)
         c->dec_distill_seq = (int)v;
+    if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.decoder.choice_prompts", 0, 1000000, 32, &v)) == SESLM_OK)
+        c->dec_choice_prompts = (int)v;
     if (st == SESLM_OK)
         st = get_path(y, "evolve.decoder.distill_prompts", "", c->dec_distill_prompts, sizeof c->dec_distill_prompts);
     if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.max_ppl_increase", 0.0, 100.0, 0.05, &c->dec_max_ppl_increase);

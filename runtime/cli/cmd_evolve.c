@@ -631,8 +631,9 @@ static int decoder_cycle(evolve_run *r) {
     seslm_evolve_config *c = &r->c;
     char calib[2200], heldout[2200];
     if (split_stage(r, c->calibration, 1, calib, heldout) < 0) return -1; // the perplexity gate needs held-out text
-    char thr[16], lines[16], heal[16], hl[16], rounds[16], mp[32], mb[32], ml[32], dsteps[16], dlr[32], dans[16], dseq[16];
+    char thr[16], lines[16], heal[16], hl[16], rounds[16], mp[32], mb[32], ml[32], dsteps[16], dlr[32], dans[16], dseq[16], dcp[16];
     snprintf(dseq, sizeof dseq, "%d", c->dec_distill_seq);
+    snprintf(dcp, sizeof dcp, "%d", c->dec_choice_prompts);
     snprintf(dans, sizeof dans, "%d", c->dec_distill_answer);
     snprintf(dsteps, sizeof dsteps, "%d", c->dec_distill_steps);
     snprintf(dlr, sizeof dlr, "%g", c->dec_distill_lr);
@@ -686,7 +687,8 @@ static int decoder_cycle(evolve_run *r) {
         while (a[na]) na++;
         if (c->dec_distill_answer >= 0) a[na++] = "--distill-answer-tokens", a[na++] = dans;
         if (c->dec_distill_seq > 0) a[na++] = "--distill-seq", a[na++] = dseq;
-        if (c->dec_distill_prompts[0]) a[na++] = "--distill-prompts", a[na++] = c->dec_distill_prompts;
+        if (c->dec_distill_prompts[0]) // the served prompts: the layer choice scores the parent's answers, distillation trains on them
+            a[na++] = "--prompts", a[na++] = c->dec_distill_prompts, a[na++] = "--choice-prompts", a[na++] = dcp;
         if (c->dec_distill_special) a[na++] = "--distill-special";
         a[na] = NULL;
         if (stage(r, st, NULL, so, 0, a) < 0) return -1;

@@ -86,10 +86,11 @@ expect 0 "Selected: d2" "rerun of a finished decoder run" -- evolve --config "$T
 ok
 grep -q "finished run; nothing to do" "$TMP/e.err" && ! grep -q "running" "$TMP/e.err" || fail "the rerun did work again: $(head -c 400 "$TMP/e.err")"
 # distillation on served prompts inside the cycle: evolve.decoder.distill_prompts reaches recompile-decoder (the
-# prompts, each answered by the parent, add their tokens to the text's)
+# prompts, each answered by the parent, add their tokens to the text's), and the layer choice scores the parent's
+# answers to the first choice_prompts of them (the plan's answer_loss_if_dropped)
 python3 "$ROOT/bench/decoder/grounded_prompts.py" --passages "$WIKI" --prompts 3 >"$TMP/prompts.txt" || fail "grounded_prompts.py"
 config "$TMP/dp.yaml" "max_bytes_ratio: 0.99" "embd_type: keep" "distill_steps: 1" "distill_prompts: $TMP/prompts.txt" \
-    "distill_answer_tokens: 4"
+    "distill_answer_tokens: 4" "choice_prompts: 1"
 sed -i "s|out: $TMP/run\$|out: $TMP/run_dp|; s|drop_layers: \[1, 2\]|drop_layers: [1]|" "$TMP/dp.yaml"
 ok
 "$SESLM" evolve --config "$TMP/dp.yaml" >"$TMP/dp.out" 2>"$TMP/dp.err"
@@ -101,6 +102,12 @@ d = json.load(open(sys.argv[1]))["distill"]
 # 12 calibration lines of ~15 tokens alone give ~200 tokens; 3 prompts of ~180 tokens more than double that
 assert d["steps"] == 1 and d["train_tokens"] + d["val_tokens"] > 400, d
 print("ok")
+PY
+grep -q "answers to 1 served prompts" "$TMP/dp.err" || fail "the cycle's layer choice did not answer the served prompt"
+python3 - "$TMP/run_dp/04-recompile/d1/model.gguf.plan.json" >"$TMP/dpp.chk" 2>&1 <<'PY' || fail "the cycle's plan with prompts: $(cat "$TMP/dpp.chk")"
+import json, sys
+ls = json.load(open(sys.argv[1]))["layers"]
+assert all("answer_loss_if_dropped" in l for l in ls) and any(l["answer_loss_if_dropped"] > 0 for l in ls), ls[0]
 PY
 config "$TMP/bad4.yaml" "distill_seq: 5000"
 expect 2 "evolve.decoder.distill_seq" "a sequence length out of range" -- evolve --config "$TMP/bad4.yaml"
