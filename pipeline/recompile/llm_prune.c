@@ -243,8 +243,9 @@ static gguf_str *vocab_merges(const gguf_file *f, const uint8_t *keep, int V, ui
  * nats per token, plus with served prompts the increase of their answers' loss, nats per answer token); the
  * cheapest goes first; each next one is the cheapest of the LLM_PRUNE_RECHECK cheapest left, re-measured
  * together with those already chosen (single costs do not add: with layer 17 of SmolLM2 gone, bypassing 18 as
- * well cost +0.033 where alone it cost +0.056). drop[] gets the choice, step[] the cost of the set at each
- * layer's step; text_cost / answer_cost (may be NULL) the two parts of each layer's own cost. */
+ * well cost +0.033 where alone it cost +0.056). base / base_answer get the parent's two losses, drop[] the choice,
+ * step[] the cost of the set at each layer's step, text_cost / answer_cost (may be NULL) the two parts of each
+ * layer's own cost. */
 typedef struct {
     seslm_llm *m;
     seslm_llm_ctx *c, *ca; // calibration text / served prompts (NULL: none)
@@ -265,7 +266,7 @@ static seslm_status probe_loss(layer_probe *p, const uint8_t *skip, double *text
     return st;
 }
 
-static seslm_status layer_choose(const char *path, const seslm_llm_prune_opts *o, double *base, double *cost,
+static seslm_status layer_choose(const char *path, const seslm_llm_prune_opts *o, double *base, double *base_answer, double *cost,
                                  double *step, double *text_cost, double *answer_cost, uint8_t *drop, int *order, int L) {
     layer_probe p = {.o = o};
     seslm_status st = seslm_llm_load(&p.m, path);
@@ -282,7 +283,7 @@ static seslm_status layer_choose(const char *path, const seslm_llm_prune_opts *o
     if (!st && (!skip || !r)) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     double base_text = 0.0, base_ans = 0.0;
     if (!st) st = probe_loss(&p, NULL, &base_text, &base_ans);
-    if (!st) *base = base_text + base_ans;
+    if (!st) *base = base_text, *base_answer = base_ans;
     for (int l = 0; l < L && !st; l++) {
         memset(skip, 0, (size_t)L);
         skip[l] = 1;
@@ -577,7 +578,8 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
     int L2 = (int)L - o->drop_layers; // minus the list's layers, below
     int *ffn_keep = malloc((size_t)L * (size_t)F2 * sizeof(int)), *kv_keep = malloc((size_t)L * (size_t)KV2 * sizeof(int));
     double *lcost = calloc(L, sizeof(double)), *lstep = calloc(L, sizeof(double)), *ltext = calloc(L, sizeof(double)),
-           *lans = calloc(L, sizeof(double)), *score = malloc((size_t)(F > H ? F : H) * sizeof(double)), base = 0.0;
+           *lans = calloc(L, sizeof(double)), *score = malloc((size_t)(F > H ? F : H) * sizeof(double)), base = 0.0,
+           base_answer = 0.0;
     uint8_t *drop = calloc(L, 1), *vkeep = malloc((size_t)V);
     int *drop_order = calloc(L, sizeof(int));
     int n_dropped_list = 0;
@@ -589,7 +591,7 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
     if (!ffn_keep || !kv_keep || !lcost || !lstep || !ltext || !lans || !score || !drop || !vkeep || !drop_order || !w || !plan) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     // layers
     if (!st && o->drop_layers > 0) {
-        st = layer_choose(parent_path, o, &base, lcost, lstep, ltext, lans, drop, drop_order, (int)L);
+        st = layer_choose(parent_path, o, &base, &base_answer, lcost, lstep, ltext, lans, drop, drop_order, (int)L);
     }
     // FFN neurons and KV groups per layer
     for (int l = 0; l < (int)L && !st; l++) {
@@ -925,7 +927,8 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
         cJSON_AddNumberToObject(plan, "ffn_keep", F2);
         cJSON_AddNumberToObject(plan, "kv_groups_keep", KV2);
         cJSON_AddNumberToObject(plan, "vocab_keep", V2);
-        cJSON_AddNumberToObject(plan, "calibration_loss", base);
+        cJSON_AddNumberToObject(plan, "calibration_loss", base); // the parent's, nats/token
+        if (o->drop_layers > 0 && o->n_prompts > 0) cJSON_AddNumberToObject(plan, "answer_loss", base_answer); // per answer token
         if (o->drop_layers > 0) // the greedy choice in order: its first k are the choice for k layers (seslm evolve reuses it)
             cJSON_AddItemToObject(plan, "drop_order", cJSON_CreateIntArray(drop_order, o->drop_layers));
         cJSON *ls = cJSON_AddArrayToObject(plan, "layers");

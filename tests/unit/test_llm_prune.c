@@ -476,6 +476,7 @@ static void test_answers(const seslm_telemetry_view *v, const seslm_llm *m) {
         free(z);
     }
     CHECK_MSG(fabs(nll - ref) <= 1e-4 * (1.0 + fabs(ref)), "answers' nll %g vs one pass %g", nll, ref);
+    const double parent_per_token = ref / (double)a.n_answer_tokens; // what the plan's answer_loss must say
     CHECK(nll > 0.0);
     seslm_llm_ctx_free(c);
     seslm_llm_answers_free(&a);
@@ -521,6 +522,10 @@ static void test_answers(const seslm_telemetry_view *v, const seslm_llm *m) {
             if (cJSON_IsTrue(cJSON_GetObjectItem(e, "dropped"))) dropped = l;
         }
         CHECK(any_answer); // bypassing a layer of a random model moves its answers' loss
+        cJSON *al = cJSON_GetObjectItem(j, "answer_loss"), *cl = cJSON_GetObjectItem(j, "calibration_loss");
+        CHECK(al && cl && cl->valuedouble > 0.0);
+        if (al) CHECK_MSG(fabs(al->valuedouble - parent_per_token) <= 1e-4 * (1.0 + parent_per_token), "plan's answer_loss %g vs %g",
+                          al->valuedouble, parent_per_token);
         CHECK(dropped == (cost[1] < cost[0] ? 1 : 0));
         cJSON_Delete(j);
         unlink(plan);
