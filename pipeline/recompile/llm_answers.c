@@ -4,7 +4,6 @@
 #include "bpe.h"
 #include "util.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,15 +76,6 @@ seslm_status seslm_llm_answers_build(seslm_llm_answers *a, const seslm_llm *pare
     return st;
 }
 
-// log-sum-exp of a row, in double (a 49,152-wide row in float loses the small terms' sum)
-static double log_sum_exp(const float *z, int V) {
-    float mx = z[0];
-    for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-    double s = 0.0;
-    for (int v = 0; v < V; v++) s += exp((double)z[v] - mx);
-    return mx + log(s);
-}
-
 seslm_status seslm_llm_answers_nll(seslm_llm_ctx *c, const seslm_llm_answers *a, double *nll) {
     *nll = 0.0;
     const int V = seslm_llm_cfg(seslm_llm_ctx_model(c))->n_vocab;
@@ -103,10 +93,7 @@ seslm_status seslm_llm_answers_nll(seslm_llm_ctx *c, const seslm_llm_answers *a,
         // the prompt's last row predicts the first answer token; the answer's rows but its last predict the rest
         st = seslm_llm_decode(c, p, a->n_prompt[i], logits);
         if (!st && A > 1) st = seslm_llm_decode_all(c, ans, A - 1, logits + V);
-        for (int j = 0; j < A && !st; j++) {
-            const float *z = logits + (size_t)j * V;
-            sum += log_sum_exp(z, V) - (double)z[ans[j]];
-        }
+        for (int j = 0; j < A && !st; j++) sum += seslm_llm_token_nll(logits + (size_t)j * V, V, ans[j]);
     }
     free(logits);
     if (!st) *nll = sum;

@@ -110,6 +110,8 @@ typedef struct {
 /* Scores each document (UTF-8 text) from <|endoftext|> (else BOS, else EOS), every token
  * predicted from the ones before it, in windows of the context's n_ctx tokens. progress (may be NULL)
  * is called after each document; non-zero stops. UTF8 names the document. */
+/* -log softmax(logits)[target] over V logits, summed in double (a 49,152-wide row in float loses the small terms). */
+double seslm_llm_token_nll(const float *logits, int V, int target);
 seslm_status seslm_llm_perplexity(seslm_llm_ctx *c, const char *const *docs, int n_docs, seslm_ppl_result *r,
                                   int (*progress)(void *user, int done, int total), void *user);
 

@@ -12,8 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-// -log softmax(logits)[target], in double
-static double nll_of(const float *logits, int V, int target) {
+double seslm_llm_token_nll(const float *logits, int V, int target) {
     float mx = logits[0];
     for (int i = 1; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
     double s = 0.0;
@@ -53,7 +52,7 @@ seslm_status seslm_llm_perplexity(seslm_llm_ctx *c, const char *const *docs, int
             seslm_llm_ctx_reset(c);
             if ((st = seslm_llm_decode_all(c, win, k, logits)) != SESLM_OK) break;
             for (int i = 0; i < k; i++) {
-                double l = nll_of(logits + (size_t)i * V, V, win[i + 1]);
+                double l = seslm_llm_token_nll(logits + (size_t)i * V, V, win[i + 1]);
                 if (!isfinite(l)) {
                     st = seslm_fail(SESLM_ERR_INTERNAL, "document %d: non-finite logits at token %d", d + 1, p + i);
                     break;

@@ -72,6 +72,18 @@ static void tmp_path(char *buf, size_t cap, const char *tag) {
     unlink(buf);
 }
 
+// the plan JSON a prune wrote (NULL, counted as a failed check, when missing or not JSON); cJSON_Delete it
+static cJSON *read_plan(const char *path) {
+    static char buf[1 << 16];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    cJSON *j = f ? cJSON_Parse(buf) : NULL;
+    CHECK_MSG(j != NULL, "no plan at %s", path);
+    return j;
+}
+
 static void test_identity(const seslm_telemetry_view *v) {
     char out[256];
     tmp_path(out, sizeof out, "id");
@@ -123,14 +135,9 @@ static void test_cut(const seslm_telemetry_view *v, int with_calib) {
     CHECK_MSG(bad == 0, "%d non-finite logits", bad);
     free(z);
     // the plan: every parent layer, the kept units in range and increasing
-    FILE *pf = fopen(plan, "r");
-    CHECK(pf != NULL);
-    if (pf) {
-        static char buf[1 << 16];
-        size_t n = fread(buf, 1, sizeof buf - 1, pf);
-        buf[n] = 0;
-        fclose(pf);
-        cJSON *j = cJSON_Parse(buf), *ls = cJSON_GetObjectItem(j, "layers");
+    cJSON *j = read_plan(plan);
+    if (j) {
+        cJSON *ls = cJSON_GetObjectItem(j, "layers");
         CHECK(cJSON_GetArraySize(ls) == 2);
         int dropped = 0;
         for (int l = 0; l < cJSON_GetArraySize(ls); l++) {
@@ -405,12 +412,7 @@ static void test_heal_prune(const seslm_telemetry_view *v) {
     seslm_llm_prune_summary sm;
     CHECK(seslm_llm_prune(TINY, v, &o, out, plan, &sm) == SESLM_OK);
     CHECK(sm.n_heal_tried == 1 && sm.n_layer_out == 1);
-    FILE *pf = fopen(plan, "r");
-    char buf[1 << 16];
-    size_t nb = pf ? fread(buf, 1, sizeof buf - 1, pf) : 0;
-    if (pf) fclose(pf);
-    buf[nb] = 0;
-    cJSON *pj = cJSON_Parse(buf), *l0 = cJSON_GetArrayItem(cJSON_GetObjectItem(pj, "layers"), 0);
+    cJSON *pj = read_plan(plan), *l0 = cJSON_GetArrayItem(cJSON_GetObjectItem(pj, "layers"), 0);
     cJSON *h = cJSON_GetObjectItem(l0, "heal");
     CHECK_MSG(h != NULL, "the plan records the healing of layer 0");
     const double m0 = cJSON_GetNumberValue(cJSON_GetObjectItem(h, "held_out_mse_start"));
@@ -500,14 +502,9 @@ static void test_answers(const seslm_telemetry_view *v, const seslm_llm *m) {
     seslm_llm_prune_summary s;
     CHECK_MSG(seslm_llm_prune(TINY, v, &o, out, plan, &s) == SESLM_OK, "%s", seslm_last_error());
     CHECK(s.n_layer_out == 1);
-    FILE *pf = fopen(plan, "r");
-    CHECK(pf != NULL);
-    if (pf) {
-        static char buf[1 << 16];
-        size_t nb = fread(buf, 1, sizeof buf - 1, pf);
-        buf[nb] = 0;
-        fclose(pf);
-        cJSON *j = cJSON_Parse(buf), *ls = cJSON_GetObjectItem(j, "layers");
+    cJSON *j = read_plan(plan);
+    if (j) {
+        cJSON *ls = cJSON_GetObjectItem(j, "layers");
         double cost[2] = {0, 0};
         int dropped = -1, any_answer = 0;
         for (int l = 0; l < 2 && l < cJSON_GetArraySize(ls); l++) {
