@@ -42,6 +42,7 @@ void seslm_llm_distill_opts_default(seslm_llm_distill_opts *o) {
     o->answer_tokens = -1; // the same
     o->lr = 5e-5f;
     o->ce_weight = 0.5f;
+    o->text_share = -1.0f; // the batches take sequences as they come
     o->seed = 1;
 }
 
@@ -443,10 +444,14 @@ typedef struct {
     int *len;      // (n)
     int32_t *ids;  // all rows
     float *tgt;    // (rows, C)
+    unsigned char *prompt; // (n) 1: a served chat prompt with the parent's answer, 0: plain text
     long long rows;
 } seqset;
 
-static void seqset_free(seqset *q) { free(q->start), free(q->len), free(q->ids), free(q->tgt), memset(q, 0, sizeof *q); }
+static void seqset_free(seqset *q) {
+    free(q->start), free(q->len), free(q->ids), free(q->tgt), free(q->prompt);
+    memset(q, 0, sizeof *q);
+}
 
 // the parent's final stream, captured after its last layer
 typedef struct {
@@ -548,9 +553,11 @@ static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float
             if (q->n == cap_n) {
                 cap_n = cap_n ? 2 * cap_n : 256;
                 int *s2 = realloc(q->start, (size_t)cap_n * sizeof *s2), *l2 = s2 ? realloc(q->len, (size_t)cap_n * sizeof *l2) : NULL;
+                unsigned char *k2 = l2 ? realloc(q->prompt, (size_t)cap_n) : NULL;
                 if (s2) q->start = s2;
                 if (l2) q->len = l2;
-                if (!s2 || !l2) {
+                if (k2) q->prompt = k2;
+                if (!s2 || !l2 || !k2) {
                     st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
                     break;
                 }
@@ -564,7 +571,7 @@ static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float
                 }
                 q->ids = i2;
             }
-            q->start[q->n] = (int)q->rows, q->len[q->n] = k + pre;
+            q->start[q->n] = (int)q->rows, q->len[q->n] = k + pre, q->prompt[q->n] = (unsigned char)whole;
             if (pre) q->ids[q->rows] = start;
             memcpy(q->ids + q->rows + pre, ids + p, (size_t)k * sizeof *ids);
             q->rows += k + pre, q->n++;
@@ -687,23 +694,44 @@ static seslm_status run_open(run *r, const char *parent_path, const char *studen
     return SESLM_OK;
 }
 
-/* The selection metric over a whole set (no gradients), in batches: with logits, the student's cross-entropy per
- * next token of the text (what held-out perplexity measures); else the hidden-state loss. */
-static double set_loss(run *r, const float *P, const seqset *q, int batch_tokens) {
-    double sum = 0.0, nll = 0.0;
-    long long rows = 0, n_nll = 0;
-    for (int i = 0; i < q->n;) {
+/* The selection metric's sum and count over the sequences idx[0..n_idx) of q, no gradients, in batches: with
+ * logits, the student's negative log-likelihood of the text's next tokens (per token it is what held-out perplexity
+ * measures); else the hidden-state loss, per row. */
+static void set_loss_of(run *r, const float *P, const seqset *q, const int *idx, int n_idx, int batch_tokens, double *sum,
+                        long long *count) {
+    *sum = 0.0, *count = 0;
+    for (int i = 0; i < n_idx;) {
         int j = i, tok = 0;
-        while (j < q->n && (j == i || tok + q->len[j] <= batch_tokens)) tok += q->len[j++];
+        while (j < n_idx && (j == i || tok + q->len[idx[j]] <= batch_tokens)) tok += q->len[idx[j++]];
         batch b;
-        batch_of(&b, q, NULL, i, j, r->m.C, r->bids, r->btgt, r->boff, r->blen);
-        sum += forward(&r->w, P, &b) * b.M;
-        rows += b.M;
-        nll += r->w.nll, n_nll += r->w.n_nll;
+        batch_of(&b, q, idx, i, j, r->m.C, r->bids, r->btgt, r->boff, r->blen);
+        const double l = forward(&r->w, P, &b);
+        if (r->m.out_s) *sum += r->w.nll, *count += r->w.n_nll;
+        else *sum += l * b.M, *count += b.M;
         i = j;
     }
-    if (r->m.out_s) return n_nll ? nll / (double)n_nll : NAN;
-    return rows ? sum / (double)rows : NAN;
+}
+
+/* The held-out metric (per token; NAN when there is nothing to measure): over every sequence, or with a text share
+ * s when both kinds are held out, s x the text's + (1 - s) x the served prompts' (each per its own tokens: the
+ * weighting the batches train with). The two parts go to *text / *prompts (NAN for a kind that is absent). */
+static double set_loss(run *r, const float *P, const seqset *q, int batch_tokens, float share, double *text, double *prompts) {
+    int *idx = malloc((size_t)(q->n ? q->n : 1) * sizeof *idx), nt = 0, np = 0;
+    *text = *prompts = NAN;
+    if (!idx) return NAN; // no better than any weights: the selection keeps what it has
+    for (int i = 0; i < q->n; i++)
+        if (!q->prompt[i]) idx[nt++] = i;
+    for (int i = 0; i < q->n; i++)
+        if (q->prompt[i]) idx[nt + np++] = i;
+    double st = 0.0, sp = 0.0;
+    long long ct = 0, cp = 0;
+    set_loss_of(r, P, q, idx, nt, batch_tokens, &st, &ct);
+    set_loss_of(r, P, q, idx + nt, np, batch_tokens, &sp, &cp);
+    free(idx);
+    if (ct) *text = st / (double)ct;
+    if (cp) *prompts = sp / (double)cp;
+    if (share >= 0.0f && ct && cp) return share * *text + (1.0 - share) * *prompts;
+    return ct + cp ? (st + sp) / (double)(ct + cp) : NAN;
 }
 
 // matrices back to the student file's types and again to F32: the weights as they will be stored
@@ -814,6 +842,7 @@ enum { SEQ_TEXT = 64, SEQ_PROMPTS = 512, ANSWER_PROMPTS = 48 };
 seslm_status seslm_llm_distill(const char *parent_path, const char *student_path, const char *const *docs, int n_docs,
                                const seslm_llm_distill_opts *opts, const char *out_path, seslm_llm_distill_result *res) {
     memset(res, 0, sizeof *res);
+    res->val_text = res->val_prompts = NAN;
     seslm_llm_distill_opts resolved = *opts; // the automatic values (0 / -1) made concrete
     const seslm_llm_distill_opts *o = &resolved;
     const int with_prompts = opts->n_prompts > 0;
@@ -824,6 +853,8 @@ seslm_status seslm_llm_distill(const char *parent_path, const char *student_path
         return seslm_fail(SESLM_ERR_ARG, "distillation: steps >= 0, batch tokens >= 16, 2 <= seq <= batch, lr > 0");
     if (!(o->ce_weight >= 0.0f && o->ce_weight <= 1.0f)) return seslm_fail(SESLM_ERR_ARG, "distillation: the cross-entropy weight must be in [0, 1]");
     if (o->n_prompts < 0 || (o->n_prompts > 0 && !o->prompts)) return seslm_fail(SESLM_ERR_ARG, "distillation: bad prompt list");
+    if (!(o->text_share < 0.0f || (o->text_share > 0.0f && o->text_share < 1.0f)))
+        return seslm_fail(SESLM_ERR_ARG, "distillation: the text share must be in (0, 1), or negative for none");
     if (o->steps == 0) return SESLM_OK;
     // served prompts beside the text: the two interleaved evenly, so the held-out slice (1 in 8) holds both kinds
     const char **all = NULL;
@@ -850,42 +881,65 @@ seslm_status seslm_llm_distill(const char *parent_path, const char *student_path
     tmodel *m = &r.m;
     const size_t n = m->n_params;
     float *Gr = NULL, *Ma = NULL, *Va = NULL, *best = NULL, *Pq = NULL;
-    int *perm = NULL;
+    int *perm = NULL, *bsel = NULL;
     if (!st) {
         Gr = calloc(n, sizeof *Gr), Ma = calloc(n, sizeof *Ma), Va = calloc(n, sizeof *Va), best = malloc(n * sizeof *best);
         Pq = malloc(n * sizeof *Pq);
-        perm = malloc((size_t)r.tr.n * sizeof *perm);
-        if (!Gr || !Ma || !Va || !best || !Pq || !perm) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory for the optimizer (%zu parameters)", n);
+        perm = malloc((size_t)r.tr.n * sizeof *perm), bsel = malloc((size_t)r.cap_seqs * sizeof *bsel);
+        if (!Gr || !Ma || !Va || !best || !Pq || !perm || !bsel)
+            st = seslm_fail(SESLM_ERR_NOMEM, "out of memory for the optimizer (%zu parameters)", n);
     }
+    // two pools when a text share is asked for and both kinds are trained on: perm[0..n_pool[0]) the text's
+    // sequences, perm[n_pool[0]..) the prompts'; each shuffled on its own and refilled when exhausted, so every
+    // batch holds about share x batch_tokens of text (short lines) beside the prompts (long), whatever their counts
+    int n_pool[2] = {0, 0};
+    for (int i = 0; !st && i < r.tr.n; i++) n_pool[r.tr.prompt[i]]++;
+    const int pools = o->text_share > 0.0f && n_pool[0] && n_pool[1] ? 2 : 1;
+    const float share = pools == 2 ? o->text_share : -1.0f;
+    if (pools == 1) n_pool[0] = r.tr.n, n_pool[1] = 0;
     if (!st) {
+        for (int i = 0, a = 0, b = n_pool[0]; i < r.tr.n; i++) perm[pools == 2 && r.tr.prompt[i] ? b++ : a++] = i;
         res->train_tokens = r.tr.rows, res->val_tokens = r.va.rows;
         memcpy(best, m->p, n * sizeof *best);
         memcpy(Pq, m->p, n * sizeof *Pq);
         quantize_stored(m, &r.sf, Pq);
-        res->val_start = res->val_trained = set_loss(&r, Pq, &r.va, o->batch_tokens);
-        if (o->verbose)
+        res->val_start = res->val_trained = set_loss(&r, Pq, &r.va, o->batch_tokens, share, &res->val_text, &res->val_prompts);
+        if (o->verbose) {
             fprintf(stderr, "seslm distill-decoder: %zu parameters in %d layers; %lld training tokens (%d sequences), %lld held out; "
-                    "held-out loss %.6g\n", n, m->L, r.tr.rows, r.tr.n, r.va.rows, res->val_start);
+                    "held-out loss %.6g", n, m->L, r.tr.rows, r.tr.n, r.va.rows, res->val_start);
+            if (isfinite(res->val_text) && isfinite(res->val_prompts))
+                fprintf(stderr, " (text %.6g, prompts %.6g%s)", res->val_text, res->val_prompts, pools == 2 ? ", weighted by the text share" : "");
+            fputc('\n', stderr);
+        }
     }
     uint64_t rng = o->seed ? o->seed : 1;
-    int pi = r.tr.n; // next position in the permutation (reshuffled when exhausted)
+    int pos[2] = {n_pool[0], n_pool[1]}; // next position in each pool's permutation (reshuffled when exhausted)
     const int eval_every = o->steps >= 10 ? o->steps / 10 : 1, warm = o->steps / 20 > 0 ? o->steps / 20 : 1;
     const float b1 = 0.9f, b2 = 0.999f, aeps = 1e-8f;
     for (int step = 1; step <= o->steps && !st; step++) {
-        // the batch: sequences from a shuffled order until batch_tokens
-        int i0, S = 0, tok = 0;
-        if (pi >= r.tr.n) {
-            for (int i = 0; i < r.tr.n; i++) perm[i] = i;
-            for (int i = r.tr.n - 1; i > 0; i--) {
-                const int j = (int)(rng_next(&rng) % (uint64_t)(i + 1)), t = perm[i];
-                perm[i] = perm[j], perm[j] = t;
+        // the batch: sequences from a shuffled order until batch_tokens (with two pools: the text's until its
+        // share of them, then the prompts'); at least one of each pool
+        int S = 0, tok = 0;
+        for (int k = 0; k < pools; k++) {
+            int *pp = perm + (k ? n_pool[0] : 0);
+            const int np = n_pool[k], goal = pools == 1 ? o->batch_tokens : k == 0 ? (int)(share * o->batch_tokens) : o->batch_tokens;
+            for (int first = 1;; first = 0) {
+                if (pos[k] >= np) {
+                    for (int i = np - 1; i > 0; i--) {
+                        const int j = (int)(rng_next(&rng) % (uint64_t)(i + 1)), t = pp[i];
+                        pp[i] = pp[j], pp[j] = t;
+                    }
+                    pos[k] = 0;
+                }
+                const int s2 = pp[pos[k]];
+                if (!first && tok + r.tr.len[s2] > goal) break;
+                bsel[S++] = s2, tok += r.tr.len[s2], pos[k]++;
+                *(r.tr.prompt[s2] ? &res->seen_prompts : &res->seen_text) += r.tr.len[s2];
+                if (S == r.cap_seqs || (pools == 1 && pos[k] >= np)) break;
             }
-            pi = 0;
         }
-        i0 = pi;
-        while (pi < r.tr.n && (S == 0 || tok + r.tr.len[perm[pi]] <= o->batch_tokens)) tok += r.tr.len[perm[pi++]], S++;
         batch b;
-        batch_of(&b, &r.tr, perm, i0, pi, m->C, r.bids, r.btgt, r.boff, r.blen);
+        batch_of(&b, &r.tr, bsel, 0, S, m->C, r.bids, r.btgt, r.boff, r.blen);
         memset(Gr, 0, n * sizeof *Gr);
         // quantization-aware: the pass runs on the weights as they would be stored (Pq = quantized P), and the
         // gradient w.r.t. them updates the F32 master P (straight-through); without this, re-quantizing the
@@ -915,24 +969,28 @@ seslm_status seslm_llm_distill(const char *parent_path, const char *student_path
         quantize_stored(m, &r.sf, Pq);
         res->steps = step;
         if (step % eval_every == 0 || step == o->steps) {
-            const double vl = set_loss(&r, Pq, &r.va, o->batch_tokens);
-            if (vl < res->val_trained) res->val_trained = vl, memcpy(best, m->p, n * sizeof *best);
-            if (o->verbose)
-                fprintf(stderr, "seslm distill-decoder: step %d/%d: batch loss %.6g, held-out %.6g (best %.6g), lr %.3g, |g| %.3g\n",
-                        step, o->steps, loss, vl, res->val_trained, lr, gn);
+            double vt, vp;
+            const double vl = set_loss(&r, Pq, &r.va, o->batch_tokens, share, &vt, &vp);
+            if (vl < res->val_trained) res->val_trained = vl, res->val_text = vt, res->val_prompts = vp, memcpy(best, m->p, n * sizeof *best);
+            if (o->verbose) {
+                fprintf(stderr, "seslm distill-decoder: step %d/%d: batch loss %.6g, held-out %.6g", step, o->steps, loss, vl);
+                if (isfinite(vt) && isfinite(vp)) fprintf(stderr, " (text %.6g, prompts %.6g)", vt, vp);
+                fprintf(stderr, " (best %.6g), lr %.3g, |g| %.3g\n", res->val_trained, lr, gn);
+            }
         }
     }
     if (!st) { // as stored: quantized to the file's types
         memcpy(m->p, best, n * sizeof *best);
         quantize_stored(m, &r.sf, m->p);
-        res->val_stored = set_loss(&r, m->p, &r.va, o->batch_tokens);
+        double vt, vp;
+        res->val_stored = set_loss(&r, m->p, &r.va, o->batch_tokens, share, &vt, &vp);
         res->kept = res->val_stored < res->val_start;
         if (o->verbose)
             fprintf(stderr, "seslm distill-decoder: held-out loss %.6g -> %.6g (best) -> %.6g (written): %s\n", res->val_start,
                     res->val_trained, res->val_stored, res->kept ? "kept" : "not kept (no better than the student as given)");
         if (res->kept) st = write_student(m, &r.sf, m->p, out_path);
     }
-    free(Gr), free(Ma), free(Va), free(best), free(Pq), free(perm);
+    free(Gr), free(Ma), free(Va), free(best), free(Pq), free(perm), free(bsel);
     run_free(&r);
     return st;
 }

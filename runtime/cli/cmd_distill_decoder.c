@@ -13,7 +13,7 @@ static const char *HELP =
     "usage: seslm distill-decoder --parent FILE --student FILE --calibration FILE --out FILE [--steps N]\n"
     "                             [--lr X] [--tokens N] [--seq N] [--ce-weight X] [--hidden-loss]\n"
     "                             [--special] [--answer-tokens N] [--prompts FILE [--prompt-lines N]]\n"
-    "                             [--calibration-lines N] [--seed N]\n"
+    "                             [--text-share X] [--calibration-lines N] [--seed N]\n"
     "\n"
     "Trains every layer of a GGUF decoder student (seslm recompile-decoder's, with the parent's vocabulary and\n"
     "width) on the calibration text: the loss mixes the KL divergence of its next-token distribution from its\n"
@@ -49,6 +49,10 @@ static const char *HELP =
     "                        the text plain. A student trained on text alone loses the chat format and the\n"
     "                        copying from a context (bench/RESULTS.md 17)\n"
     "  --prompt-lines N      use the first N prompts (default all, at most 1,000,000)\n"
+    "  --text-share X        with both prompts and plain text: each step takes about X of its tokens from the\n"
+    "                        text and the rest from the prompts, and the held-out selection weights the two\n"
+    "                        kinds' losses alike (0 < X < 1; default: sequences as they come, mostly prompts,\n"
+    "                        which are ~10x longer than text lines)\n"
     "  --seed N              batch order (default 1)\n"
     "\n"
     "Exit status: 0 ok (written or, when training did not help, left alone: see \"kept\"), 1 bad model or text,\n"
@@ -58,7 +62,7 @@ int cmd_distill_decoder(int argc, char **argv) {
     const char *CMD = "distill-decoder";
     const char *parent = NULL, *student = NULL, *calib = NULL, *out = NULL;
     int lines_max = 512, seed = 1;
-    double lr = 5e-5, ce = 0.5;
+    double lr = 5e-5, ce = 0.5, share = -1.0;
     int hidden = 0, special = 0, answer = -1, prompt_lines = 1000000;
     const char *prompts = NULL;
     seslm_llm_distill_opts o;
@@ -81,6 +85,7 @@ int cmd_distill_decoder(int argc, char **argv) {
         {"--answer-tokens", CLI_ARG_INT, &answer, 0, 4096},
         {"--prompts", CLI_ARG_STR, &prompts, 0, 0},
         {"--prompt-lines", CLI_ARG_INT, &prompt_lines, 1, 1000000},
+        {"--text-share", CLI_ARG_NUM, &share, 0.001, 0.999},
         {NULL, 0, NULL, 0, 0},
     };
     int prc = cli_parse_args(CMD, HELP, args, argc, argv, NULL);
@@ -94,7 +99,7 @@ int cmd_distill_decoder(int argc, char **argv) {
         return 2;
     }
     o.lr = (float)lr, o.seed = (uint64_t)seed, o.verbose = 1, o.ce_weight = (float)ce, o.hidden_loss = hidden;
-    o.special = special, o.answer_tokens = answer;
+    o.special = special, o.answer_tokens = answer, o.text_share = (float)share;
     char **lines = NULL;
     int n_lines = 0;
     if (seslm_lines_read(calib, lines_max, &lines, &n_lines) != SESLM_OK) {
@@ -120,7 +125,12 @@ int cmd_distill_decoder(int argc, char **argv) {
     printf("{\"out\": ");
     cli_json_str(stdout, out);
     printf(", \"steps\": %d, \"train_tokens\": %lld, \"val_tokens\": %lld, \"held_out_loss_start\": %.6g, "
-           "\"held_out_loss_trained\": %.6g, \"held_out_loss_stored\": %.6g, \"kept\": %s}\n",
-           r.steps, r.train_tokens, r.val_tokens, r.val_start, r.val_trained, r.val_stored, r.kept ? "true" : "false");
+           "\"held_out_loss_trained\": %.6g, \"held_out_loss_stored\": %.6g",
+           r.steps, r.train_tokens, r.val_tokens, r.val_start, r.val_trained, r.val_stored);
+    // the trained weights' loss on each kind, when both were held out (JSON has no NaN)
+    if (r.val_text == r.val_text && r.val_prompts == r.val_prompts)
+        printf(", \"held_out_text\": %.6g, \"held_out_prompts\": %.6g", r.val_text, r.val_prompts);
+    printf(", \"seen_text\": %lld, \"seen_prompts\": %lld", r.seen_text, r.seen_prompts);
+    printf(", \"kept\": %s}\n", r.kept ? "true" : "false");
     return 0;
 }

@@ -631,8 +631,9 @@ static int decoder_cycle(evolve_run *r) {
     seslm_evolve_config *c = &r->c;
     char calib[2200], heldout[2200];
     if (split_stage(r, c->calibration, 1, calib, heldout) < 0) return -1; // the perplexity gate needs held-out text
-    char thr[16], lines[16], heal[16], hl[16], rounds[16], mp[32], mb[32], ml[32], dsteps[16], dlr[32], dans[16], dseq[16], dcp[16];
+    char thr[16], lines[16], heal[16], hl[16], rounds[16], mp[32], mb[32], ml[32], dsteps[16], dlr[32], dans[16], dseq[16], dcp[16], dts[32];
     snprintf(dseq, sizeof dseq, "%d", c->dec_distill_seq);
+    snprintf(dts, sizeof dts, "%g", c->dec_distill_text_share);
     snprintf(dcp, sizeof dcp, "%d", c->dec_choice_prompts);
     snprintf(dans, sizeof dans, "%d", c->dec_distill_answer);
     snprintf(dsteps, sizeof dsteps, "%d", c->dec_distill_steps);
@@ -679,7 +680,7 @@ static int decoder_cycle(evolve_run *r) {
             cJSON_Delete(pj);
         }
         if (!stage_done(r, st) && (util_rmtree(dir), !mkdirs(dir))) return -1; // a partial attempt's files go
-        char *a[32] = {"recompile-decoder", "--model", c->model, "--telemetry", c->telemetry, "--out", file,
+        char *a[40] = {"recompile-decoder", "--model", c->model, "--telemetry", c->telemetry, "--out", file,
                        list[0] ? "--drop" : "--drop-layers", list[0] ? list : nd, "--calibration", calib,
                        "--calibration-lines", lines, "--embd-type", c->dec_embd_type, "--heal-steps", heal,
                        "--distill-steps", dsteps, "--distill-lr", dlr, NULL};
@@ -689,6 +690,7 @@ static int decoder_cycle(evolve_run *r) {
         if (c->dec_distill_seq > 0) a[na++] = "--distill-seq", a[na++] = dseq;
         if (c->dec_distill_prompts[0]) // the served prompts: the layer choice scores the parent's answers, distillation trains on them
             a[na++] = "--prompts", a[na++] = c->dec_distill_prompts, a[na++] = "--choice-prompts", a[na++] = dcp;
+        if (c->dec_distill_prompts[0] && c->dec_distill_text_share > 0.0) a[na++] = "--distill-text-share", a[na++] = dts;
         if (c->dec_distill_special) a[na++] = "--distill-special";
         a[na] = NULL;
         if (stage(r, st, NULL, so, 0, a) < 0) return -1;

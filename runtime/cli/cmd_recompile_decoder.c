@@ -20,6 +20,7 @@ static const char *HELP =
     "                               [--heal-steps N [--heal-tokens N] [--heal-lr X] [--heal-type T]]\n"
     "                               [--distill-steps N [--distill-lr X] [--distill-tokens N] [--distill-seq N]\n"
     "                               [--distill-ce-weight X] [--distill-special] [--distill-answer-tokens N]\n"
+    "                               [--distill-text-share X]]\n"
     "                               [--prompts FILE [--choice-prompts N]]\n"
     "\n"
     "Writes a pruned copy of a Llama-family GGUF decoder, planned from what its served traffic used\n"
@@ -75,6 +76,9 @@ static const char *HELP =
     "  --distill-lr X        its peak learning rate (default 5e-5)\n"
     "  --distill-tokens N    tokens per step (default 1024)\n"
     "  --distill-seq N       tokens per sequence at most (default 64; 512 with --prompts)\n"
+    "  --distill-text-share X  with --prompts: about X of each step's tokens from the calibration text, the rest\n"
+    "                        from the prompts, and the held-out selection weighted alike (0 < X < 1; default:\n"
+    "                        as they come, mostly prompts; seslm distill-decoder --text-share)\n"
     "  --prompts FILE        served chat prompts, one per line (\\n for newlines; bench/decoder/grounded_prompts.py\n"
     "                        writes grounded ones). With --drop-layers, the layer choice adds to each layer's\n"
     "                        cost what its bypass costs the parent's greedy answers to the first --choice-prompts\n"
@@ -100,7 +104,7 @@ int cmd_recompile_decoder(int argc, char **argv) {
     seslm_llm_prune_opts_default(&o);
     o.heal_steps = -1; // auto: below
     int no_recon = 0, no_comp = 0, calib_lines = 512, vocab_general = -1, min_count = 1, embd_i = 0, heal_i = 0;
-    double ffn_keep = 1.0, heal_lr = 3e-4, distill_lr = 5e-5, distill_ce = 0.5;
+    double ffn_keep = 1.0, heal_lr = 3e-4, distill_lr = 5e-5, distill_ce = 0.5, distill_share = -1.0;
     int distill_special = 0, distill_answer = -1;
     const char *distill_prompts = NULL; // --prompts (or its older name --distill-prompts)
     int choice_prompts = 32;
@@ -134,6 +138,7 @@ int cmd_recompile_decoder(int argc, char **argv) {
         {"--distill-tokens", CLI_ARG_INT, &dopt.batch_tokens, 16, 1 << 20},
         {"--distill-seq", CLI_ARG_INT, &dopt.seq, 2, 4096},
         {"--distill-ce-weight", CLI_ARG_NUM, &distill_ce, 0, 1},
+        {"--distill-text-share", CLI_ARG_NUM, &distill_share, 0.001, 0.999},
         {"--distill-special", CLI_ARG_FLAG, &distill_special, 0, 0},
         {"--distill-answer-tokens", CLI_ARG_INT, &distill_answer, 0, 4096},
         {"--distill-prompts", CLI_ARG_STR, &distill_prompts, 0, 0},
@@ -243,7 +248,7 @@ int cmd_recompile_decoder(int argc, char **argv) {
     seslm_llm_distill_result dr;
     memset(&dr, 0, sizeof dr);
     if (!st && dopt.steps > 0) {
-        dopt.lr = (float)distill_lr, dopt.ce_weight = (float)distill_ce;
+        dopt.lr = (float)distill_lr, dopt.ce_weight = (float)distill_ce, dopt.text_share = (float)distill_share;
         dopt.special = distill_special, dopt.answer_tokens = distill_answer; // -1: by whether there are prompts
         dopt.prompts = (const char *const *)plines, dopt.n_prompts = n_plines;
         dopt.verbose = 1;
@@ -276,8 +281,12 @@ int cmd_recompile_decoder(int argc, char **argv) {
            s.bytes_in ? (double)s.bytes_out / (double)s.bytes_in : 0.0);
     if (dopt.steps > 0)
         printf(", \"distill\": {\"steps\": %d, \"train_tokens\": %lld, \"val_tokens\": %lld, \"held_out_loss_start\": %.6g, "
-               "\"held_out_loss_trained\": %.6g, \"held_out_loss_stored\": %.6g, \"kept\": %s}",
-               dr.steps, dr.train_tokens, dr.val_tokens, dr.val_start, dr.val_trained, dr.val_stored, dr.kept ? "true" : "false");
+               "\"held_out_loss_trained\": %.6g, \"held_out_loss_stored\": %.6g",
+               dr.steps, dr.train_tokens, dr.val_tokens, dr.val_start, dr.val_trained, dr.val_stored);
+    if (dopt.steps > 0 && dr.val_text == dr.val_text && dr.val_prompts == dr.val_prompts) // both kinds held out
+        printf(", \"held_out_text\": %.6g, \"held_out_prompts\": %.6g", dr.val_text, dr.val_prompts);
+    if (dopt.steps > 0) printf(", \"seen_text\": %lld, \"seen_prompts\": %lld", dr.seen_text, dr.seen_prompts);
+    if (dopt.steps > 0) printf(", \"kept\": %s}", dr.kept ? "true" : "false");
     printf("}\n");
     return 0;
 }

@@ -169,6 +169,8 @@ rm -f "$TMP/h.gguf"
 # end-to-end distillation of that student (a few steps: the plumbing; the gain is measured in bench/RESULTS.md 17)
 expect 0 "usage: seslm distill-decoder" "distill-decoder --help" -- distill-decoder --help
 expect 2 "are required" "distill-decoder without a student" -- distill-decoder --parent "$GGUF" --calibration "$TMP/calib.txt" --out "$TMP/d.gguf"
+expect 2 "--text-share must be" "distill-decoder with a text share of 1" -- distill-decoder --parent "$GGUF" --student "$TMP/x.gguf" \
+    --calibration "$TMP/calib.txt" --out "$TMP/d.gguf" --text-share 1
 expect 1 "cannot load|No such file|cannot open" "distill-decoder of a missing student" -- distill-decoder --parent "$GGUF" \
     --student "$TMP/none.gguf" --calibration "$TMP/calib.txt" --out "$TMP/d.gguf"
 expect 1 "differ" "distill-decoder of a student with another vocabulary" -- distill-decoder --parent "$GGUF" --student "$TMP/s.gguf" \
@@ -196,12 +198,16 @@ python3 "$ROOT/bench/decoder/grounded_prompts.py" --passages "$WIKI" --prompts 1
     fail "grounded_prompts.py wrote $(wc -l <"$TMP/prompts.txt") prompts"
 ok
 "$SESLM" distill-decoder --parent "$GGUF" --student "$TMP/reg/s/model.gguf" --calibration "$TMP/calib.txt" --out "$TMP/dp.gguf" \
-    --prompts "$TMP/prompts.txt" --answer-tokens 8 --steps 2 --tokens 512 --seq 256 --lr 1e-4 >"$TMP/dp.json" 2>"$TMP/dp.err" ||
+    --prompts "$TMP/prompts.txt" --answer-tokens 8 --steps 2 --tokens 512 --seq 256 --lr 1e-4 --text-share 0.5 >"$TMP/dp.json" 2>"$TMP/dp.err" ||
     fail "distill-decoder --prompts: $(tail -c 400 "$TMP/dp.err")"
 python3 - "$TMP/dd.json" "$TMP/dp.json" >"$TMP/dp.out" 2>&1 <<'PY' || fail "distill-decoder --prompts summary: $(cat "$TMP/dp.out")"
 import json, sys
 a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 assert b["steps"] == 2 and b["train_tokens"] + b["val_tokens"] > a["train_tokens"] + a["val_tokens"] + 12 * 100, (a, b)
+# --text-share 0.5: the selection is the mean of the text's and the prompts' held-out losses, both reported
+t, p = b["held_out_text"], b["held_out_prompts"]
+assert t > 0 and p > 0 and t != p and abs(b["held_out_loss_trained"] - 0.5 * (t + p)) <= 1e-4 * b["held_out_loss_trained"], b
+assert "held_out_text" not in a, a  # text alone: no parts
 print("ok")
 PY
 if [ -f "$TMP/d.gguf" ]; then

@@ -90,7 +90,7 @@ grep -q "finished run; nothing to do" "$TMP/e.err" && ! grep -q "running" "$TMP/
 # answers to the first choice_prompts of them (the plan's answer_loss_if_dropped)
 python3 "$ROOT/bench/decoder/grounded_prompts.py" --passages "$WIKI" --prompts 3 >"$TMP/prompts.txt" || fail "grounded_prompts.py"
 config "$TMP/dp.yaml" "max_bytes_ratio: 0.99" "embd_type: keep" "distill_steps: 1" "distill_prompts: $TMP/prompts.txt" \
-    "distill_answer_tokens: 4" "choice_prompts: 1"
+    "distill_answer_tokens: 4" "choice_prompts: 1" "distill_text_share: 0.5"
 sed -i "s|out: $TMP/run\$|out: $TMP/run_dp|; s|drop_layers: \[1, 2\]|drop_layers: [1]|" "$TMP/dp.yaml"
 ok
 "$SESLM" evolve --config "$TMP/dp.yaml" >"$TMP/dp.out" 2>"$TMP/dp.err"
@@ -101,6 +101,9 @@ import json, sys
 d = json.load(open(sys.argv[1]))["distill"]
 # 12 calibration lines of ~15 tokens alone give ~200 tokens; 3 prompts of ~180 tokens more than double that
 assert d["steps"] == 1 and d["train_tokens"] + d["val_tokens"] > 400, d
+# distill_text_share 0.5: half the step's tokens from the text lines (as they come, ~a fifth: the prompts are long)
+f = d["seen_text"] / (d["seen_text"] + d["seen_prompts"])
+assert 0.35 < f < 0.65, d
 print("ok")
 PY
 grep -q "answers to 1 served prompts" "$TMP/dp.err" || fail "the cycle's layer choice did not answer the served prompt"

@@ -6,6 +6,8 @@
  *     held-out loss near zero (only the runtime's 8-bit activations differ), far below the student's;
  *   - training lowers the held-out loss, and the file is rewritten only when the stored (re-quantized) weights
  *     beat the student as given; the result loads, has its biases and gives finite logits;
+ *   - a text share fills each batch with about that share of plain text beside the served prompts, and the
+ *     selection weights the two kinds' held-out losses by it;
  *   - bad options and too little text are refused. */
 #include "decoder.h"
 #include "gguf.h"
@@ -159,6 +161,39 @@ int main(void) {
               rd.train_tokens);
     o.special = 0, o.answer_tokens = 0;
     unlink(out);
+
+    // a text share: served prompts (with the parent's answers, several times longer than a text line) beside plain
+    // text; each batch takes about the share of its tokens from the text, and the held-out selection weights the two
+    // kinds' losses by it. Without a share the metric is the per-token mean over both kinds
+    {
+        seslm_llm_distill_opts p;
+        seslm_llm_distill_opts_default(&p);
+        p.steps = 30, p.lr = 1e-8f, p.batch_tokens = 160, p.seq = 48, p.answer_tokens = 4;
+        p.prompts = chat, p.n_prompts = 32;
+        seslm_llm_distill_result ru, rs;
+        CHECK_MSG(seslm_llm_distill(TINY, student, docs, 64, &p, out, &ru) == SESLM_OK, "%s", seslm_last_error());
+        CHECK_MSG(isfinite(ru.val_text) && isfinite(ru.val_prompts) && ru.val_text != ru.val_prompts, "parts %g / %g", ru.val_text, ru.val_prompts);
+        CHECK_MSG(ru.val_start >= fmin(ru.val_text, ru.val_prompts) - 1e-9 && ru.val_start <= fmax(ru.val_text, ru.val_prompts) + 1e-9,
+                  "as they come: %g is not between the parts %g / %g", ru.val_start, ru.val_text, ru.val_prompts);
+        const double fu = (double)ru.seen_text / (double)(ru.seen_text + ru.seen_prompts);
+        for (int k = 0; k < 2; k++) {
+            const float share = k ? 0.2f : 0.6f;
+            p.text_share = share;
+            CHECK_MSG(seslm_llm_distill(TINY, student, docs, 64, &p, out, &rs) == SESLM_OK, "%s", seslm_last_error());
+            const double f = (double)rs.seen_text / (double)(rs.seen_text + rs.seen_prompts);
+            CHECK_MSG(fabs(f - share) < 0.12, "share %.2f: the batches held %.3f text (as they come: %.3f)", share, f, fu);
+            const double w = share * rs.val_text + (1.0 - share) * rs.val_prompts;
+            CHECK_MSG(fabs(rs.val_trained - w) <= 1e-9 * fabs(w), "share %.2f: selection %.9g, weighted parts %.9g", share, rs.val_trained, w);
+            CHECK(rs.train_tokens == ru.train_tokens && rs.val_tokens == ru.val_tokens); // the same sequences
+        }
+        p.text_share = 0.5f, p.n_prompts = 0, p.prompts = NULL; // text alone: one pool, nothing of the prompts
+        CHECK(seslm_llm_distill(TINY, student, docs, 64, &p, out, &rs) == SESLM_OK && rs.seen_prompts == 0 && rs.seen_text > 0);
+        p.text_share = 1.0f;
+        CHECK(seslm_llm_distill(TINY, student, docs, 64, &p, out, &rs) == SESLM_ERR_ARG);
+        p.text_share = 0.0f;
+        CHECK(seslm_llm_distill(TINY, student, docs, 64, &p, out, &rs) == SESLM_ERR_ARG);
+        unlink(out);
+    }
 
     // bad input
     o.steps = -1;

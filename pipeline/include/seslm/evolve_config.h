@@ -48,6 +48,8 @@ typedef struct {
     int dec_distill_seq;             //   tokens per sequence (0: recompile-decoder's default)
     int dec_choice_prompts;          //   served prompts whose answers the layer choice scores (--choice-prompts; 32)
     char dec_distill_prompts[4096];  //   served chat prompts distilled beside the calibration text (--distill-prompts)
+    double dec_distill_text_share;   //   of each step's tokens, the calibration text's share beside the prompts
+                                     //   (--distill-text-share; 0: as they come)
     double dec_max_ppl_increase, dec_max_bytes_ratio, dec_max_latency_ratio; // validate-decoder's bars
     int dec_rounds, dec_grounded, dec_heldout_lines;
 } seslm_evolve_config;

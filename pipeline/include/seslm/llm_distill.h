@@ -47,6 +47,11 @@ typedef struct {
     int n_prompts;              //    parsed with special tokens, answered by the parent (answer_tokens) and kept whole;
                                 //    the text documents stay plain (their start token, no answers). The two kinds are
                                 //    interleaved evenly (the held-out 1 in 8 holds both)
+    float text_share; // (0, 1): each batch takes about this share of its tokens from the plain text and the rest from
+                      //    the served prompts (both drawn in shuffled order, each kind cycling on its own), and the
+                      //    held-out selection weights the two kinds' losses alike. Served prompts are ~10x longer
+                      //    than text lines, so as they come (negative, the default) a batch is mostly prompts.
+                      //    Only with both kinds (prompts, or --special lines that get answers, beside text)
     int hidden_loss;  // 1: the mean squared error of the normed final hidden states instead of the KL divergence
     int verbose;      // progress lines on standard error
 } seslm_llm_distill_opts;
@@ -57,9 +62,13 @@ typedef struct {
     double val_start;   // held-out cross-entropy per next token of the student as given (hidden_loss: that loss)
     double val_trained; // the best evaluated weights (the pass runs on them as stored: quantization-aware)
     double val_stored;  // the same, quantized to the file's types
+    double val_text, val_prompts; // the best weights' held-out loss on the text and on the served prompts (NAN when
+                                  //    that kind is absent); with a text share val_trained weights them by it
     int kept;           // 1: the file was rewritten
     int steps;          // steps run
     long long train_tokens, val_tokens;
+    long long seen_text, seen_prompts; // tokens the steps trained on, of plain text and of served prompts (with their
+                                       //    answers), repeats counted: what the batches were made of
 } seslm_llm_distill_result;
 
 /* Distils student_path (a GGUF decoder with the parent's vocabulary and width) against parent_path on the
