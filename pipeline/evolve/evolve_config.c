@@ -65,6 +65,7 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         "evolve.distill.int8_aware", "evolve.adapt", "evolve.adapt.enabled", "evolve.adapt.config", "evolve.adapt.feedback",
         "drop_layers", "drop_layers.*",
         "evolve.decoder", "evolve.decoder.drop_layers", "evolve.decoder.drop_layers.*", "evolve.decoder.embd_type",
+        "evolve.decoder.layer_type",
         "evolve.decoder.heal_steps", "evolve.decoder.distill_steps", "evolve.decoder.distill_lr",
         "evolve.decoder.distill_special", "evolve.decoder.distill_answer_tokens", "evolve.decoder.distill_seq", "evolve.decoder.choice_prompts",
         "evolve.decoder.distill_prompts", "evolve.decoder.distill_text_share", "evolve.decoder.max_ppl_increase", "evolve.decoder.max_bytes_ratio",
@@ -148,6 +149,11 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         if (strcmp(s, "keep") && strcmp(s, "q8_0") && strcmp(s, "q4_1") && strcmp(s, "q4_0"))
             st = seslm_fail(SESLM_ERR_FORMAT, "%s: evolve.decoder.embd_type: expected keep, q8_0, q4_1 or q4_0, got '%s'", path, s);
         else snprintf(c->dec_embd_type, sizeof c->dec_embd_type, "%s", s);
+    }
+    if (st == SESLM_OK && (st = seslm_yaml_get_string(y, "evolve.decoder.layer_type", "keep", &s)) == SESLM_OK) {
+        if (strcmp(s, "keep") && strcmp(s, "q8_0") && strcmp(s, "q4_1") && strcmp(s, "q4_0"))
+            st = seslm_fail(SESLM_ERR_FORMAT, "%s: evolve.decoder.layer_type: expected keep, q8_0, q4_1 or q4_0, got '%s'", path, s);
+        else snprintf(c->dec_layer_type, sizeof c->dec_layer_type, "%s", s);
     }
     if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "evolve.decoder.heal_steps", 0, 1000000, 300, &v)) == SESLM_OK)
         c->dec_heal_steps = (int)v;

@@ -29,6 +29,7 @@ void seslm_llm_prune_opts_default(seslm_llm_prune_opts *o) {
     o->heal_lr = 3e-4f;
     o->heal_type = -1;
     o->answer_tokens = 24;
+    o->layer_type = -1;
 }
 
 // ---- small helpers ----
@@ -131,6 +132,24 @@ static uint8_t *requant_rows(const gguf_tensor *t, const int *rows, int n, int t
     }
     free(row);
     *bytes = (size_t)n * ob;
+    return d;
+}
+
+// the N rows of K values in buf (type `from`, malloc'd) re-quantized to `to`: buf is freed, the new rows returned
+// (NULL when out of memory); *bytes their size. to == from returns buf as it is
+static uint8_t *retype_rows(uint8_t *buf, int from, int to, int K, int N, size_t *bytes) {
+    if (!buf || to < 0 || to == from) return buf;
+    const size_t ib = qb_row_bytes(from, K), ob = qb_row_bytes(to, K);
+    float *row = malloc((size_t)K * sizeof *row);
+    uint8_t *d = ob ? malloc((size_t)N * ob + 1) : NULL;
+    if (row && d && ib)
+        for (int r = 0; r < N; r++) {
+            qb_dequantize_row(from, buf + (size_t)r * ib, row, K);
+            qb_quantize_weight_row(to, row, d + (size_t)r * ob, K);
+        }
+    else free(d), d = NULL;
+    free(row), free(buf);
+    if (d) *bytes = (size_t)N * ob;
     return d;
 }
 
@@ -711,7 +730,7 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
         if (!st) st = seslm_llm_heal_ffn(wm[0], wm[1], wm[2], bd, (int)C, (int)F, h->X, h->Y, h->R, n, n_val, &ho, &v0, &v1);
         // the trained matrices in the file's type, and the held-out error with them as stored
         for (int k = 0; k < 3 && !st; k++) {
-            const int ty = o->heal_type >= 0 ? o->heal_type : tm[k]->type;
+            const int ty = o->heal_type >= 0 ? o->heal_type : o->layer_type >= 0 ? o->layer_type : tm[k]->type;
             const int K = (int)tm[k]->ne[0], N = (int)tm[k]->ne[1];
             const size_t rb = qb_row_bytes(ty, K);
             uint8_t *q = rb ? malloc((size_t)N * rb) : NULL;
@@ -816,6 +835,14 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
     int64_t ne[2];
     size_t nb = 0;
     uint8_t *buf = NULL;
+    const int lt = o->layer_type; // every layer matrix re-quantized to it (< 0: its own type)
+#define ADDM(name, n0, n1, ty, data)                                                                  \
+    do {                                                                                               \
+        const int ty_ = lt >= 0 ? lt : (ty);                                                           \
+        uint8_t *d_ = retype_rows(data, ty, ty_, (int)(n0), (int)(n1), &nb);                           \
+        buf = d_;                                                                                      \
+        ADD(name, n0, n1, ty_, d_);                                                                    \
+    } while (0)
 #define ADD(name, n0, n1, ty, data)                                                                   \
     do {                                                                                               \
         ne[0] = (n0), ne[1] = (n1);                                                                    \
@@ -859,13 +886,13 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
             for (uint32_t d = 0; d < D; d++) kvrows[nkv++] = kg[i] * (int)D + (int)d;
         const gguf_tensor *t;
         t = tensor(&f, l, "attn_q"), snprintf(n, sizeof n, "blk.%d.attn_q.weight", l2), buf = take_rows(t, rows, nq, &nb);
-        ADD(n, C, nq, t->type, buf);
+        ADDM(n, C, nq, t->type, buf);
         if (st) break;
         t = tensor(&f, l, "attn_k"), snprintf(n, sizeof n, "blk.%d.attn_k.weight", l2), buf = take_rows(t, kvrows, nkv, &nb);
-        ADD(n, C, nkv, t->type, buf);
+        ADDM(n, C, nkv, t->type, buf);
         if (st) break;
         t = tensor(&f, l, "attn_v"), snprintf(n, sizeof n, "blk.%d.attn_v.weight", l2), buf = take_rows(t, kvrows, nkv, &nb);
-        ADD(n, C, nkv, t->type, buf);
+        ADDM(n, C, nkv, t->type, buf);
         if (st) break;
         t = tensor(&f, l, "attn_output"), snprintf(n, sizeof n, "blk.%d.attn_output.weight", l2);
         const gguf_tensor *tb = tensor_bias(&f, l, "attn_output");
@@ -878,7 +905,7 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
             st = refit(t, tb, heads, nh, (int)D, dc.ga[l], o->ridge, &buf, &nb, &bias, &err[4 * l], &err[4 * l + 1]);
             if (st) break;
         } else buf = take_cols(t, rows, nq, t->type, &nb);
-        ADD(n, nq, C, t->type, buf);
+        ADDM(n, nq, C, t->type, buf);
         if (st) break;
         if ((st = put_bias(w, l2, "attn_output", bias, tb, comp_a ? comp_a + (size_t)l * C : NULL, (int)C, &sum->bytes_out)))
             break;
@@ -887,7 +914,7 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
             for (int k = 0; k < 3 && !st; k++) {
                 snprintf(n, sizeof n, "blk.%d.%s.weight", l2, nm[k]);
                 buf = hq[3 * l + k], hq[3 * l + k] = NULL, nb = hqb[3 * l + k];
-                ADD(n, k < 2 ? C : F, k < 2 ? F : C, o->heal_type >= 0 ? o->heal_type : tensor(&f, l, nm[k])->type, buf);
+                ADD(n, k < 2 ? C : F, k < 2 ? F : C, o->heal_type >= 0 ? o->heal_type : lt >= 0 ? lt : tensor(&f, l, nm[k])->type, buf);
             }
             if (st) break;
             float *b = hb[l];
@@ -897,10 +924,10 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
             continue;
         }
         t = tensor(&f, l, "ffn_gate"), snprintf(n, sizeof n, "blk.%d.ffn_gate.weight", l2), buf = take_rows(t, kf, F2, &nb);
-        ADD(n, C, F2, t->type, buf);
+        ADDM(n, C, F2, t->type, buf);
         if (st) break;
         t = tensor(&f, l, "ffn_up"), snprintf(n, sizeof n, "blk.%d.ffn_up.weight", l2), buf = take_rows(t, kf, F2, &nb);
-        ADD(n, C, F2, t->type, buf);
+        ADDM(n, C, F2, t->type, buf);
         if (st) break;
         t = tensor(&f, l, "ffn_down"), snprintf(n, sizeof n, "blk.%d.ffn_down.weight", l2);
         tb = tensor_bias(&f, l, "ffn_down");
@@ -910,13 +937,14 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
             st = refit(t, tb, kf, F2, 1, dc.gf[l], o->ridge, &buf, &nb, &bias, &err[4 * l + 2], &err[4 * l + 3]);
             if (st) break;
         } else buf = take_cols(t, kf, F2, t->type, &nb);
-        ADD(n, F2, C, t->type, buf);
+        ADDM(n, F2, C, t->type, buf);
         if (st) break;
         if ((st = put_bias(w, l2, "ffn_down", bias, tb, comp_f ? comp_f + (size_t)l * C : NULL, (int)C, &sum->bytes_out)))
             break;
         l2++;
     }
 #undef ADD
+#undef ADDM
     free(rows);
     for (int i = 0; i < f.n_tensors; i++) sum->bytes_in += f.tensors[i].nbytes;
     if (!st) st = gguf_w_write(w, out_path);

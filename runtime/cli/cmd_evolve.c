@@ -682,7 +682,7 @@ static int decoder_cycle(evolve_run *r) {
         if (!stage_done(r, st) && (util_rmtree(dir), !mkdirs(dir))) return -1; // a partial attempt's files go
         char *a[40] = {"recompile-decoder", "--model", c->model, "--telemetry", c->telemetry, "--out", file,
                        list[0] ? "--drop" : "--drop-layers", list[0] ? list : nd, "--calibration", calib,
-                       "--calibration-lines", lines, "--embd-type", c->dec_embd_type, "--heal-steps", heal,
+                       "--calibration-lines", lines, "--embd-type", c->dec_embd_type, "--layer-type", c->dec_layer_type, "--heal-steps", heal,
                        "--distill-steps", dsteps, "--distill-lr", dlr, NULL};
         int na = 0;
         while (a[na]) na++;

@@ -16,7 +16,8 @@
 static const char *HELP =
     "usage: seslm recompile-decoder --model FILE --telemetry PATH --out FILE [--ffn-keep F] [--kv-keep N]\n"
     "                               [--drop-layers N --calibration FILE | --drop L1,L2,...] [--vocab-general N]\n"
-    "                               [--vocab-min-count N] [--embd-type keep|q8_0|q4_1|q4_0] [--plan-out FILE]\n"
+    "                               [--vocab-min-count N] [--embd-type keep|q8_0|q4_1|q4_0] [--layer-type T]\n"
+    "                               [--plan-out FILE]\n"
     "                               [--heal-steps N [--heal-tokens N] [--heal-lr X] [--heal-type T]]\n"
     "                               [--distill-steps N [--distill-lr X] [--distill-tokens N] [--distill-seq N]\n"
     "                               [--distill-ce-weight X] [--distill-special] [--distill-answer-tokens N]\n"
@@ -92,6 +93,9 @@ static const char *HELP =
     "  --vocab-general N     keep ids below N and every token seen in the traffic (default: keep all)\n"
     "  --vocab-min-count N   seen at least N times (default 1)\n"
     "  --embd-type T         token_embd storage: keep (default), q8_0, q4_1, q4_0\n"
+    "  --layer-type T        every kept layer's matrices: keep (the parent's, default), q8_0, q4_1, q4_0 (SmolLM2\n"
+    "                        is Q4_1: q4_0 stores 10% fewer bytes; healing and distillation train the matrices\n"
+    "                        as stored in it)\n"
     "  --ctx N               window of the calibration scoring (default 256)\n"
     "\n"
     "Exit status: 0 ok, 1 bad model, telemetry or calibration file, or the write failed, 2 usage.\n";
@@ -103,14 +107,15 @@ int cmd_recompile_decoder(int argc, char **argv) {
     seslm_llm_prune_opts o;
     seslm_llm_prune_opts_default(&o);
     o.heal_steps = -1; // auto: below
-    int no_recon = 0, no_comp = 0, calib_lines = 512, vocab_general = -1, min_count = 1, embd_i = 0, heal_i = 0;
+    int no_recon = 0, no_comp = 0, calib_lines = 512, vocab_general = -1, min_count = 1, embd_i = 0, heal_i = 0, layer_i = 0;
     double ffn_keep = 1.0, heal_lr = 3e-4, distill_lr = 5e-5, distill_ce = 0.5, distill_share = -1.0;
     int distill_special = 0, distill_answer = -1;
     const char *distill_prompts = NULL; // --prompts (or its older name --distill-prompts)
     int choice_prompts = 32;
     seslm_llm_distill_opts dopt;
     seslm_llm_distill_opts_default(&dopt);
-    cli_choice embd = {&embd_i, "keep|q8_0|q4_1|q4_0"}, heal_ty = {&heal_i, "keep|q8_0|q4_1|q4_0"};
+    cli_choice embd = {&embd_i, "keep|q8_0|q4_1|q4_0"}, heal_ty = {&heal_i, "keep|q8_0|q4_1|q4_0"},
+               layer_ty = {&layer_i, "keep|q8_0|q4_1|q4_0"};
     const cli_arg args[] = {
         {"--model", CLI_ARG_STR, &model, 0, 0},
         {"--telemetry", CLI_ARG_STR, &telemetry, 0, 0},
@@ -128,6 +133,7 @@ int cmd_recompile_decoder(int argc, char **argv) {
         {"--vocab-general", CLI_ARG_INT, &vocab_general, 0, 1 << 24},
         {"--vocab-min-count", CLI_ARG_INT, &min_count, 1, 1 << 30},
         {"--embd-type", CLI_ARG_CHOICE, &embd, 0, 0},
+        {"--layer-type", CLI_ARG_CHOICE, &layer_ty, 0, 0},
         {"--ctx", CLI_ARG_INT, &o.ctx, 16, 1 << 16},
         {"--heal-steps", CLI_ARG_INT, &o.heal_steps, 0, 1 << 24},
         {"--heal-tokens", CLI_ARG_INT, &o.heal_tokens, 64, 1 << 24},
@@ -198,6 +204,7 @@ int cmd_recompile_decoder(int argc, char **argv) {
     static const int embd_types[] = {-1, QB_Q8_0, QB_Q4_1, QB_Q4_0};
     o.embd_type = embd_types[embd_i];
     o.heal_type = embd_types[heal_i];
+    o.layer_type = embd_types[layer_i];
     o.heal_lr = (float)heal_lr;
     o.ffn_keep = ffn_keep;
     o.vocab_general = vocab_general;

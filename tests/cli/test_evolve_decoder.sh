@@ -90,7 +90,7 @@ grep -q "finished run; nothing to do" "$TMP/e.err" && ! grep -q "running" "$TMP/
 # answers to the first choice_prompts of them (the plan's answer_loss_if_dropped)
 python3 "$ROOT/bench/decoder/grounded_prompts.py" --passages "$WIKI" --prompts 3 >"$TMP/prompts.txt" || fail "grounded_prompts.py"
 config "$TMP/dp.yaml" "max_bytes_ratio: 0.99" "embd_type: keep" "distill_steps: 1" "distill_prompts: $TMP/prompts.txt" \
-    "distill_answer_tokens: 4" "choice_prompts: 1" "distill_text_share: 0.5"
+    "distill_answer_tokens: 4" "choice_prompts: 1" "distill_text_share: 0.5" "layer_type: q4_0"
 sed -i "s|out: $TMP/run\$|out: $TMP/run_dp|; s|drop_layers: \[1, 2\]|drop_layers: [1]|" "$TMP/dp.yaml"
 ok
 "$SESLM" evolve --config "$TMP/dp.yaml" >"$TMP/dp.out" 2>"$TMP/dp.err"
@@ -98,7 +98,10 @@ rc=$?
 [ "$rc" -le 1 ] || fail "evolve with served prompts: exit $rc: $(tail -c 600 "$TMP/dp.err")"
 python3 - "$TMP/run_dp/04-recompile/d1.json" >"$TMP/dp.chk" 2>&1 <<'PY' || fail "the cycle's distillation on prompts: $(cat "$TMP/dp.chk")"
 import json, sys
-d = json.load(open(sys.argv[1]))["distill"]
+r = json.load(open(sys.argv[1]))
+d = r["distill"]
+# layer_type q4_0: one layer of 30 dropped (0.977 of the bytes alone), the other 29 at 18 bytes per 32 weights, not 20
+assert 0.89 < r["bytes_ratio"] < 0.92, r
 # 12 calibration lines of ~15 tokens alone give ~200 tokens; 3 prompts of ~180 tokens more than double that
 assert d["steps"] == 1 and d["train_tokens"] + d["val_tokens"] > 400, d
 # distill_text_share 0.5: half the step's tokens from the text lines (as they come, ~a fifth: the prompts are long)
@@ -117,6 +120,8 @@ expect 2 "evolve.decoder.distill_seq" "a sequence length out of range" -- evolve
 # bad configurations
 config "$TMP/bad1.yaml" "embd_type: q2_k"
 expect 2 "evolve.decoder.embd_type" "an unknown table type" -- evolve --config "$TMP/bad1.yaml"
+config "$TMP/bad5.yaml" "layer_type: q3_k"
+expect 2 "evolve.decoder.layer_type" "an unknown layer type" -- evolve --config "$TMP/bad5.yaml"
 config "$TMP/bad2.yaml" "frobnicate: 1"
 expect 2 "frobnicate" "an unknown key" -- evolve --config "$TMP/bad2.yaml"
 config "$TMP/bad3.yaml"

@@ -186,6 +186,58 @@ static void test_drop_list(const seslm_telemetry_view *v) {
     unlink(out);
 }
 
+// every kept layer's matrices re-quantized to one type (Q8_0; the tiny model mixes F32 / F16 / Q4_0 / Q4_1 / Q8_0):
+// each value within half a Q8_0 step (and its F16 scale's rounding) of the parent's, the shapes and norms as they were, the bytes that type gives
+static void test_layer_type(const seslm_telemetry_view *v) {
+    char out[256];
+    tmp_path(out, sizeof out, "ltype");
+    seslm_llm_prune_opts o;
+    seslm_llm_prune_opts_default(&o);
+    o.layer_type = QB_Q8_0;
+    seslm_llm_prune_summary s;
+    CHECK(seslm_llm_prune(TINY, v, &o, out, NULL, &s) == SESLM_OK);
+    gguf_file a, b;
+    CHECK(gguf_open(&a, TINY) == SESLM_OK);
+    CHECK(gguf_open(&b, out) == SESLM_OK);
+    static const char *mats[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    int n_conv = 0, worst_ok = 1;
+    for (int l = 0; l < 2; l++) {
+        char n[96];
+        snprintf(n, sizeof n, "blk.%d.attn_norm.weight", l);
+        const gguf_tensor *x = gguf_find_tensor(&a, n), *y = gguf_find_tensor(&b, n);
+        CHECK(x && y && x->type == y->type && x->nbytes == y->nbytes && memcmp(x->data, y->data, x->nbytes) == 0);
+        for (int k = 0; k < 7; k++) {
+            snprintf(n, sizeof n, "blk.%d.%s.weight", l, mats[k]);
+            x = gguf_find_tensor(&a, n), y = gguf_find_tensor(&b, n);
+            CHECK_MSG(x && y && y->type == QB_Q8_0 && y->ne[0] == x->ne[0] && y->ne[1] == x->ne[1], "%s", n);
+            if (!x || !y || y->type != QB_Q8_0) continue;
+            n_conv += x->type != QB_Q8_0;
+            const int K = (int)x->ne[0];
+            CHECK(y->nbytes == qb_row_bytes(QB_Q8_0, K) * (size_t)y->ne[1]);
+            float *ra = malloc((size_t)K * sizeof *ra), *rb = malloc((size_t)K * sizeof *rb);
+            for (int64_t r = 0; ra && rb && r < x->ne[1]; r++) {
+                qb_dequantize_row(x->type, x->data + (size_t)r * qb_row_bytes(x->type, K), ra, K);
+                qb_dequantize_row(QB_Q8_0, y->data + (size_t)r * qb_row_bytes(QB_Q8_0, K), rb, K);
+                for (int j0 = 0; j0 < K; j0 += 32) {
+                    float amax = 0.0f;
+                    for (int j = j0; j < j0 + 32; j++) amax = fmaxf(amax, fabsf(ra[j]));
+                    for (int j = j0; j < j0 + 32; j++)
+                        if (!(fabsf(ra[j] - rb[j]) <= 0.5f * amax / 127.0f + 1e-3f * amax + 1e-7f)) { // + the F16 scale's rounding
+                            if (worst_ok) fprintf(stderr, "%s row %lld col %d: %g -> %g (block max %g)\n", n, (long long)r, j, ra[j], rb[j], amax);
+                            worst_ok = 0;
+                        }
+                }
+            }
+            free(ra), free(rb);
+        }
+    }
+    CHECK_MSG(worst_ok, "a re-quantized value is more than half a Q8_0 step from the parent's");
+    CHECK(n_conv >= 10); // 12 of the 14 matrices were of other types
+    gguf_close(&a);
+    gguf_close(&b);
+    unlink(out);
+}
+
 static void test_vocab(const seslm_telemetry_view *v, const seslm_llm *parent) {
     char out[256];
     tmp_path(out, sizeof out, "vocab");
@@ -551,6 +603,7 @@ int main(void) {
         test_cut(&v, 0);
         test_cut(&v, 1);
         test_drop_list(&v);
+        test_layer_type(&v);
         test_vocab(&v, m);
         test_errors(&v);
         test_heal_prune(&v);

@@ -39,6 +39,7 @@ typedef struct {
     int dec_drop[SESLM_EVOLVE_MAX_CANDIDATES]; // candidates: layers dropped (evolve.decoder.drop_layers)
     int n_dec_drop;
     char dec_embd_type[16];          // the embedding / output table: keep | q8_0 | q4_1 | q4_0
+    char dec_layer_type[16];         // every kept layer's matrices: keep | q8_0 | q4_1 | q4_0 (--layer-type)
     int dec_heal_steps;              // healing of the dropped spans' neighbours (0 = off)
     int dec_distill_steps;           // end-to-end distillation of each candidate (recompile-decoder --distill-steps; 0 = off)
     double dec_distill_lr;           //   its peak learning rate

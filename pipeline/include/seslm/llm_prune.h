@@ -55,6 +55,9 @@ typedef struct {
     int n_prompts;              //   cost adds the loss of the parent's greedy answers to them (per answer token)
     int answer_tokens;          //   to the calibration text's (per token): what copying from a context needs
                                 //   (llm_answers.h; answers up to answer_tokens tokens, default 24)
+    int layer_type;           // < 0: every kept layer's matrices keep the parent's types; else re-quantized to this
+                              //   ggml type (Q4_0 = 2: 10% fewer bytes than SmolLM2's Q4_1), the healed ones too
+                              //   unless heal_type says otherwise. Distillation then trains them as stored
 } seslm_llm_prune_opts;
 
 void seslm_llm_prune_opts_default(seslm_llm_prune_opts *o);
