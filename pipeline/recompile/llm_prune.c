@@ -489,15 +489,15 @@ static seslm_status dec_calibrate(const char *path, const seslm_llm_prune_opts *
 }
 
 /* W (C rows, K) of t refitted on its kept input units (unit columns each) to the parent's output with a
- * bias (reconstruct.h); the weights re-quantized to t's type in *wq, the bias (C floats) in *bias. When the
+ * bias (reconstruct.h); the weights quantized to `type` in *wq, the bias (C floats) in *bias. When the
  * refit's calibration error is not below plain slicing's (a ridge-dominated fit on too few tokens), the
  * plain slice is kept: *err is then *err_plain. */
-static seslm_status refit(const gguf_tensor *t, const gguf_tensor *tb, const int *keep, int nk, int unit, const double *G,
-                          double ridge, uint8_t **wq, size_t *wbytes, float **bias, double *err, double *err_plain) {
+static seslm_status refit(const gguf_tensor *t, int type, const gguf_tensor *tb, const int *keep, int nk, int unit,
+                          const double *G, double ridge, uint8_t **wq, size_t *wbytes, float **bias, double *err, double *err_plain) {
     const int K = (int)t->ne[0], N = (int)t->ne[1], K2 = nk * unit;
     float *w = dequant(t), *b = calloc((size_t)N, sizeof *b), *wo = malloc((size_t)N * K2 * sizeof *wo);
     float *bo = malloc((size_t)N * sizeof *bo);
-    const size_t ob = qb_row_bytes(t->type, K2);
+    const size_t ob = qb_row_bytes(type, K2);
     uint8_t *q = malloc((size_t)N * ob + 1);
     seslm_status st = SESLM_OK;
     if (!w || !b || !wo || !bo || !q || !ob) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
@@ -510,7 +510,7 @@ static seslm_status refit(const gguf_tensor *t, const gguf_tensor *tb, const int
         memcpy(bo, b, (size_t)N * sizeof *bo);
         *err = *err_plain;
     }
-    for (int r = 0; r < N && !st; r++) qb_quantize_weight_row(t->type, wo + (size_t)r * K2, q + (size_t)r * ob, K2);
+    for (int r = 0; r < N && !st; r++) qb_quantize_weight_row(type, wo + (size_t)r * K2, q + (size_t)r * ob, K2);
     free(w), free(b), free(wo);
     if (st) {
         free(q), free(bo);
@@ -897,15 +897,17 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
         t = tensor(&f, l, "attn_output"), snprintf(n, sizeof n, "blk.%d.attn_output.weight", l2);
         const gguf_tensor *tb = tensor_bias(&f, l, "attn_output");
         float *bias = NULL;
+        // a matrix cut by column is re-quantized anyway: straight to the layer type (once, not twice)
+        const int ot = nq == (int)(H * D) ? t->type : lt >= 0 ? lt : t->type;
         if (nq == (int)(H * D)) buf = copy_all(t, &nb); // nothing cut: the bytes as they are
         else if (refit_attn) {
             int heads[1024], nh = 0;
             for (int i = 0; i < KV2 && nh < 1024; i++)
                 for (int h = kg[i] * G; h < (kg[i] + 1) * G; h++) heads[nh++] = h;
-            st = refit(t, tb, heads, nh, (int)D, dc.ga[l], o->ridge, &buf, &nb, &bias, &err[4 * l], &err[4 * l + 1]);
+            st = refit(t, ot, tb, heads, nh, (int)D, dc.ga[l], o->ridge, &buf, &nb, &bias, &err[4 * l], &err[4 * l + 1]);
             if (st) break;
-        } else buf = take_cols(t, rows, nq, t->type, &nb);
-        ADDM(n, nq, C, t->type, buf);
+        } else buf = take_cols(t, rows, nq, ot, &nb);
+        ADDM(n, nq, C, ot, buf);
         if (st) break;
         if ((st = put_bias(w, l2, "attn_output", bias, tb, comp_a ? comp_a + (size_t)l * C : NULL, (int)C, &sum->bytes_out)))
             break;
@@ -932,12 +934,13 @@ seslm_status seslm_llm_prune(const char *parent_path, const seslm_telemetry_view
         t = tensor(&f, l, "ffn_down"), snprintf(n, sizeof n, "blk.%d.ffn_down.weight", l2);
         tb = tensor_bias(&f, l, "ffn_down");
         bias = NULL;
+        const int dt = F2 == (int)F ? t->type : lt >= 0 ? lt : t->type;
         if (F2 == (int)F) buf = copy_all(t, &nb);
         else if (refit_ffn) {
-            st = refit(t, tb, kf, F2, 1, dc.gf[l], o->ridge, &buf, &nb, &bias, &err[4 * l + 2], &err[4 * l + 3]);
+            st = refit(t, dt, tb, kf, F2, 1, dc.gf[l], o->ridge, &buf, &nb, &bias, &err[4 * l + 2], &err[4 * l + 3]);
             if (st) break;
-        } else buf = take_cols(t, kf, F2, t->type, &nb);
-        ADDM(n, F2, C, t->type, buf);
+        } else buf = take_cols(t, kf, F2, dt, &nb);
+        ADDM(n, F2, C, dt, buf);
         if (st) break;
         if ((st = put_bias(w, l2, "ffn_down", bias, tb, comp_f ? comp_f + (size_t)l * C : NULL, (int)C, &sum->bytes_out)))
             break;

@@ -233,9 +233,39 @@ static void test_layer_type(const seslm_telemetry_view *v) {
     }
     CHECK_MSG(worst_ok, "a re-quantized value is more than half a Q8_0 step from the parent's");
     CHECK(n_conv >= 10); // 12 of the 14 matrices were of other types
+    gguf_close(&b);
+    unlink(out);
+
+    // with an FFN cut, W_down (cut by column, re-quantized anyway) goes straight to the layer type: its bytes are the
+    // parent's kept columns quantized once, not first back to the parent's Q4_1 and then again
+    o.ffn_keep = 0.5;
+    char plan[280];
+    snprintf(plan, sizeof plan, "%s.plan.json", out);
+    CHECK(seslm_llm_prune(TINY, v, &o, out, plan, &s) == SESLM_OK);
+    cJSON *j = read_plan(plan);
+    CHECK(gguf_open(&b, out) == SESLM_OK);
+    const gguf_tensor *x = gguf_find_tensor(&a, "blk.0.ffn_down.weight"), *y = gguf_find_tensor(&b, "blk.0.ffn_down.weight");
+    cJSON *fn = j ? cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "layers"), 0), "ffn_neurons") : NULL;
+    CHECK(x && y && fn && x->type != QB_Q8_0 && y->type == QB_Q8_0 && y->ne[0] == cJSON_GetArraySize(fn));
+    if (x && y && fn && y->type == QB_Q8_0) {
+        const int K = (int)x->ne[0], K2 = (int)y->ne[0];
+        float *row = malloc((size_t)K * sizeof *row), *sel = malloc((size_t)K2 * sizeof *sel);
+        uint8_t *want = malloc(qb_row_bytes(QB_Q8_0, K2));
+        int same = row && sel && want;
+        for (int64_t r = 0; same && r < y->ne[1]; r++) {
+            qb_dequantize_row(x->type, x->data + (size_t)r * qb_row_bytes(x->type, K), row, K);
+            for (int i = 0; i < K2; i++) sel[i] = row[cJSON_GetArrayItem(fn, i)->valueint];
+            qb_quantize_weight_row(QB_Q8_0, sel, want, K2);
+            same = memcmp(want, y->data + (size_t)r * qb_row_bytes(QB_Q8_0, K2), qb_row_bytes(QB_Q8_0, K2)) == 0;
+        }
+        CHECK_MSG(same, "W_down of a cut layer was not quantized once, straight to the layer type");
+        free(row), free(sel), free(want);
+    }
+    cJSON_Delete(j);
     gguf_close(&a);
     gguf_close(&b);
     unlink(out);
+    unlink(plan);
 }
 
 static void test_vocab(const seslm_telemetry_view *v, const seslm_llm *parent) {
