@@ -855,6 +855,7 @@ seslm_status seslm_llm_distill(const char *parent_path, const char *student_path
     if (o->n_prompts < 0 || (o->n_prompts > 0 && !o->prompts)) return seslm_fail(SESLM_ERR_ARG, "distillation: bad prompt list");
     if (!(o->text_share < 0.0f || (o->text_share > 0.0f && o->text_share < 1.0f)))
         return seslm_fail(SESLM_ERR_ARG, "distillation: the text share must be in (0, 1), or negative for none");
+    if (!(o->max_seconds >= 0.0)) return seslm_fail(SESLM_ERR_ARG, "distillation: the time budget must be >= 0 seconds");
     if (o->steps == 0) return SESLM_OK;
     // served prompts beside the text: the two interleaved evenly, so the held-out slice (1 in 8) holds both kinds
     const char **all = NULL;
@@ -914,9 +915,12 @@ seslm_status seslm_llm_distill(const char *parent_path, const char *student_path
     }
     uint64_t rng = o->seed ? o->seed : 1;
     int pos[2] = {n_pool[0], n_pool[1]}; // next position in each pool's permutation (reshuffled when exhausted)
-    const int eval_every = o->steps >= 10 ? o->steps / 10 : 1, warm = o->steps / 20 > 0 ? o->steps / 20 : 1;
+    // total: the schedule's length, o->steps unless the time budget shortens it (then the warm-up, the cosine decay
+    // and the evaluations follow the shorter schedule, so a cut run still ends decayed and evaluated)
+    int total = o->steps, eval_every = total >= 10 ? total / 10 : 1, warm = total / 20 > 0 ? total / 20 : 1;
     const float b1 = 0.9f, b2 = 0.999f, aeps = 1e-8f;
-    for (int step = 1; step <= o->steps && !st; step++) {
+    const double t_train = util_now_s();
+    for (int step = 1; step <= total && !st; step++) {
         // the batch: sequences from a shuffled order until batch_tokens (with two pools: the text's until its
         // share of them, then the prompts'); at least one of each pool
         int S = 0, tok = 0;
@@ -955,7 +959,7 @@ seslm_status seslm_llm_distill(const char *parent_path, const char *student_path
             break;
         }
         const float clip = gn > 1.0 ? (float)(1.0 / gn) : 1.0f;
-        const double prog = (double)(step - warm) / (double)(o->steps - warm > 0 ? o->steps - warm : 1);
+        const double prog = (double)(step - warm) / (double)(total - warm > 0 ? total - warm : 1);
         const float lr = step <= warm ? o->lr * (float)step / (float)warm
                                       : o->lr * (0.1f + 0.9f * 0.5f * (1.0f + (float)cos(3.14159265358979323846 * (prog < 0 ? 0 : prog))));
         const float c1 = 1.0f - powf(b1, (float)step), c2 = 1.0f - powf(b2, (float)step);
@@ -968,17 +972,34 @@ seslm_status seslm_llm_distill(const char *parent_path, const char *student_path
         memcpy(Pq, m->p, n * sizeof *Pq);
         quantize_stored(m, &r.sf, Pq);
         res->steps = step;
-        if (step % eval_every == 0 || step == o->steps) {
+        // the time budget: the steps that fit at the pace so far (from step 3: the first ones pay one-time costs
+        // such as first touches of the buffers); the schedule only ever shortens, and a step it makes the last is
+        // evaluated below as the last
+        if (o->max_seconds > 0.0 && step >= 3 && step < total) {
+            const double el = util_now_s() - t_train;
+            const double fit = el > 0.0 ? o->max_seconds * (double)step / el : (double)total;
+            if (fit < (double)total) {
+                const int nt = fit > (double)step ? (int)fit : step;
+                if (o->verbose)
+                    fprintf(stderr, "seslm distill-decoder: the time budget (%.0f s) fits %d of %d steps at %.2f s per step: "
+                            "the schedule now ends at step %d\n", o->max_seconds, nt, o->steps, el / step, nt);
+                total = nt, res->budget_cut = 1;
+                eval_every = total >= 10 ? total / 10 : 1;
+                if (warm > (total / 20 > 0 ? total / 20 : 1)) warm = total / 20 > 0 ? total / 20 : 1;
+            }
+        }
+        if (step % eval_every == 0 || step == total) {
             double vt, vp;
             const double vl = set_loss(&r, Pq, &r.va, o->batch_tokens, share, &vt, &vp);
             if (vl < res->val_trained) res->val_trained = vl, res->val_text = vt, res->val_prompts = vp, memcpy(best, m->p, n * sizeof *best);
             if (o->verbose) {
-                fprintf(stderr, "seslm distill-decoder: step %d/%d: batch loss %.6g, held-out %.6g", step, o->steps, loss, vl);
+                fprintf(stderr, "seslm distill-decoder: step %d/%d: batch loss %.6g, held-out %.6g", step, total, loss, vl);
                 if (isfinite(vt) && isfinite(vp)) fprintf(stderr, " (text %.6g, prompts %.6g)", vt, vp);
                 fprintf(stderr, " (best %.6g), lr %.3g, |g| %.3g\n", res->val_trained, lr, gn);
             }
         }
     }
+    res->train_seconds = util_now_s() - t_train;
     if (!st) { // as stored: quantized to the file's types
         memcpy(m->p, best, n * sizeof *best);
         quantize_stored(m, &r.sf, m->p);

@@ -68,7 +68,7 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         "evolve.decoder.layer_type",
         "evolve.decoder.heal_steps", "evolve.decoder.distill_steps", "evolve.decoder.distill_lr",
         "evolve.decoder.distill_special", "evolve.decoder.distill_answer_tokens", "evolve.decoder.distill_seq", "evolve.decoder.choice_prompts",
-        "evolve.decoder.distill_prompts", "evolve.decoder.distill_text_share", "evolve.decoder.max_ppl_increase", "evolve.decoder.max_bytes_ratio",
+        "evolve.decoder.distill_prompts", "evolve.decoder.distill_text_share", "evolve.decoder.distill_minutes", "evolve.decoder.max_ppl_increase", "evolve.decoder.max_bytes_ratio",
         "evolve.decoder.max_latency_ratio", "evolve.decoder.rounds", "evolve.decoder.grounded", "evolve.decoder.heldout_lines",
         // the policy's own keys (plan.c checks them)
         "version", "targets", "targets.*", "cap", "protected_layers", "protected_layers.*", "never_drop", "never_drop.*", "min_heads", "min_ffn",
@@ -170,6 +170,7 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
     if (st == SESLM_OK)
         st = get_path(y, "evolve.decoder.distill_prompts", "", c->dec_distill_prompts, sizeof c->dec_distill_prompts);
     if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.distill_text_share", 0.0, 0.999, 0.0, &c->dec_distill_text_share);
+    if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.distill_minutes", 0.0, 1e6, 0.0, &c->dec_distill_minutes);
     if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.max_ppl_increase", 0.0, 100.0, 0.05, &c->dec_max_ppl_increase);
     if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.max_bytes_ratio", 0.0, 10.0, 0.70, &c->dec_max_bytes_ratio);
     if (st == SESLM_OK) st = seslm_yaml_get_double(y, "evolve.decoder.max_latency_ratio", 0.0, 10.0, 0.80, &c->dec_max_latency_ratio);

@@ -13,7 +13,7 @@ static const char *HELP =
     "usage: seslm distill-decoder --parent FILE --student FILE --calibration FILE --out FILE [--steps N]\n"
     "                             [--lr X] [--tokens N] [--seq N] [--ce-weight X] [--hidden-loss]\n"
     "                             [--special] [--answer-tokens N] [--prompts FILE [--prompt-lines N]]\n"
-    "                             [--text-share X] [--calibration-lines N] [--seed N]\n"
+    "                             [--text-share X] [--max-minutes M] [--calibration-lines N] [--seed N]\n"
     "\n"
     "Trains every layer of a GGUF decoder student (seslm recompile-decoder's, with the parent's vocabulary and\n"
     "width) on the calibration text: the loss mixes the KL divergence of its next-token distribution from its\n"
@@ -53,6 +53,9 @@ static const char *HELP =
     "                        text and the rest from the prompts, and the held-out selection weights the two\n"
     "                        kinds' losses alike (0 < X < 1; default: sequences as they come, mostly prompts,\n"
     "                        which are ~10x longer than text lines)\n"
+    "  --max-minutes M       a time budget for the steps (a nightly window): from the pace of the steps so far the\n"
+    "                        schedule is shortened to the steps that fit, so it still decays and ends evaluated\n"
+    "                        (\"budget_cut\" in the summary; default: none)\n"
     "  --seed N              batch order (default 1)\n"
     "\n"
     "Exit status: 0 ok (written or, when training did not help, left alone: see \"kept\"), 1 bad model or text,\n"
@@ -62,7 +65,7 @@ int cmd_distill_decoder(int argc, char **argv) {
     const char *CMD = "distill-decoder";
     const char *parent = NULL, *student = NULL, *calib = NULL, *out = NULL;
     int lines_max = 512, seed = 1;
-    double lr = 5e-5, ce = 0.5, share = -1.0;
+    double lr = 5e-5, ce = 0.5, share = -1.0, minutes = 0.0;
     int hidden = 0, special = 0, answer = -1, prompt_lines = 1000000;
     const char *prompts = NULL;
     seslm_llm_distill_opts o;
@@ -86,6 +89,7 @@ int cmd_distill_decoder(int argc, char **argv) {
         {"--prompts", CLI_ARG_STR, &prompts, 0, 0},
         {"--prompt-lines", CLI_ARG_INT, &prompt_lines, 1, 1000000},
         {"--text-share", CLI_ARG_NUM, &share, 0.001, 0.999},
+        {"--max-minutes", CLI_ARG_NUM, &minutes, 1e-9, 1e6},
         {NULL, 0, NULL, 0, 0},
     };
     int prc = cli_parse_args(CMD, HELP, args, argc, argv, NULL);
@@ -99,7 +103,7 @@ int cmd_distill_decoder(int argc, char **argv) {
         return 2;
     }
     o.lr = (float)lr, o.seed = (uint64_t)seed, o.verbose = 1, o.ce_weight = (float)ce, o.hidden_loss = hidden;
-    o.special = special, o.answer_tokens = answer, o.text_share = (float)share;
+    o.special = special, o.answer_tokens = answer, o.text_share = (float)share, o.max_seconds = minutes * 60.0;
     char **lines = NULL;
     int n_lines = 0;
     if (seslm_lines_read(calib, lines_max, &lines, &n_lines) != SESLM_OK) {
@@ -131,6 +135,7 @@ int cmd_distill_decoder(int argc, char **argv) {
     if (r.val_text == r.val_text && r.val_prompts == r.val_prompts)
         printf(", \"held_out_text\": %.6g, \"held_out_prompts\": %.6g", r.val_text, r.val_prompts);
     printf(", \"seen_text\": %lld, \"seen_prompts\": %lld", r.seen_text, r.seen_prompts);
+    printf(", \"budget_cut\": %s, \"train_seconds\": %.1f", r.budget_cut ? "true" : "false", r.train_seconds);
     printf(", \"kept\": %s}\n", r.kept ? "true" : "false");
     return 0;
 }

@@ -631,7 +631,8 @@ static int decoder_cycle(evolve_run *r) {
     seslm_evolve_config *c = &r->c;
     char calib[2200], heldout[2200];
     if (split_stage(r, c->calibration, 1, calib, heldout) < 0) return -1; // the perplexity gate needs held-out text
-    char thr[16], lines[16], heal[16], hl[16], rounds[16], mp[32], mb[32], ml[32], dsteps[16], dlr[32], dans[16], dseq[16], dcp[16], dts[32];
+    char thr[16], lines[16], heal[16], hl[16], rounds[16], mp[32], mb[32], ml[32], dsteps[16], dlr[32], dans[16], dseq[16], dcp[16], dts[32], dmin[32];
+    snprintf(dmin, sizeof dmin, "%g", c->dec_distill_minutes);
     snprintf(dseq, sizeof dseq, "%d", c->dec_distill_seq);
     snprintf(dts, sizeof dts, "%g", c->dec_distill_text_share);
     snprintf(dcp, sizeof dcp, "%d", c->dec_choice_prompts);
@@ -692,6 +693,7 @@ static int decoder_cycle(evolve_run *r) {
             a[na++] = "--prompts", a[na++] = c->dec_distill_prompts, a[na++] = "--choice-prompts", a[na++] = dcp;
         if (c->dec_distill_prompts[0] && c->dec_distill_text_share > 0.0) a[na++] = "--distill-text-share", a[na++] = dts;
         if (c->dec_distill_special) a[na++] = "--distill-special";
+        if (c->dec_distill_minutes > 0.0) a[na++] = "--distill-max-minutes", a[na++] = dmin;
         a[na] = NULL;
         if (stage(r, st, NULL, so, 0, a) < 0) return -1;
     }

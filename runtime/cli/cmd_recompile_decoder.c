@@ -21,7 +21,7 @@ static const char *HELP =
     "                               [--heal-steps N [--heal-tokens N] [--heal-lr X] [--heal-type T]]\n"
     "                               [--distill-steps N [--distill-lr X] [--distill-tokens N] [--distill-seq N]\n"
     "                               [--distill-ce-weight X] [--distill-special] [--distill-answer-tokens N]\n"
-    "                               [--distill-text-share X]]\n"
+    "                               [--distill-text-share X] [--distill-max-minutes M]]\n"
     "                               [--prompts FILE [--choice-prompts N]]\n"
     "\n"
     "Writes a pruned copy of a Llama-family GGUF decoder, planned from what its served traffic used\n"
@@ -80,6 +80,8 @@ static const char *HELP =
     "  --distill-text-share X  with --prompts: about X of each step's tokens from the calibration text, the rest\n"
     "                        from the prompts, and the held-out selection weighted alike (0 < X < 1; default:\n"
     "                        as they come, mostly prompts; seslm distill-decoder --text-share)\n"
+    "  --distill-max-minutes M  a time budget for the distillation's steps: the schedule is shortened to the steps\n"
+    "                        that fit at the pace measured (seslm distill-decoder --max-minutes; default: none)\n"
     "  --prompts FILE        served chat prompts, one per line (\\n for newlines; bench/decoder/grounded_prompts.py\n"
     "                        writes grounded ones). With --drop-layers, the layer choice adds to each layer's\n"
     "                        cost what its bypass costs the parent's greedy answers to the first --choice-prompts\n"
@@ -108,7 +110,7 @@ int cmd_recompile_decoder(int argc, char **argv) {
     seslm_llm_prune_opts_default(&o);
     o.heal_steps = -1; // auto: below
     int no_recon = 0, no_comp = 0, calib_lines = 512, vocab_general = -1, min_count = 1, embd_i = 0, heal_i = 0, layer_i = 0;
-    double ffn_keep = 1.0, heal_lr = 3e-4, distill_lr = 5e-5, distill_ce = 0.5, distill_share = -1.0;
+    double ffn_keep = 1.0, heal_lr = 3e-4, distill_lr = 5e-5, distill_ce = 0.5, distill_share = -1.0, distill_minutes = 0.0;
     int distill_special = 0, distill_answer = -1;
     const char *distill_prompts = NULL; // --prompts (or its older name --distill-prompts)
     int choice_prompts = 32;
@@ -145,6 +147,7 @@ int cmd_recompile_decoder(int argc, char **argv) {
         {"--distill-seq", CLI_ARG_INT, &dopt.seq, 2, 4096},
         {"--distill-ce-weight", CLI_ARG_NUM, &distill_ce, 0, 1},
         {"--distill-text-share", CLI_ARG_NUM, &distill_share, 0.001, 0.999},
+        {"--distill-max-minutes", CLI_ARG_NUM, &distill_minutes, 1e-9, 1e6},
         {"--distill-special", CLI_ARG_FLAG, &distill_special, 0, 0},
         {"--distill-answer-tokens", CLI_ARG_INT, &distill_answer, 0, 4096},
         {"--distill-prompts", CLI_ARG_STR, &distill_prompts, 0, 0},
@@ -256,6 +259,7 @@ int cmd_recompile_decoder(int argc, char **argv) {
     memset(&dr, 0, sizeof dr);
     if (!st && dopt.steps > 0) {
         dopt.lr = (float)distill_lr, dopt.ce_weight = (float)distill_ce, dopt.text_share = (float)distill_share;
+        dopt.max_seconds = distill_minutes * 60.0;
         dopt.special = distill_special, dopt.answer_tokens = distill_answer; // -1: by whether there are prompts
         dopt.prompts = (const char *const *)plines, dopt.n_prompts = n_plines;
         dopt.verbose = 1;
@@ -293,7 +297,9 @@ int cmd_recompile_decoder(int argc, char **argv) {
     if (dopt.steps > 0 && dr.val_text == dr.val_text && dr.val_prompts == dr.val_prompts) // both kinds held out
         printf(", \"held_out_text\": %.6g, \"held_out_prompts\": %.6g", dr.val_text, dr.val_prompts);
     if (dopt.steps > 0) printf(", \"seen_text\": %lld, \"seen_prompts\": %lld", dr.seen_text, dr.seen_prompts);
-    if (dopt.steps > 0) printf(", \"kept\": %s}", dr.kept ? "true" : "false");
+    if (dopt.steps > 0)
+        printf(", \"budget_cut\": %s, \"train_seconds\": %.1f, \"kept\": %s}", dr.budget_cut ? "true" : "false", dr.train_seconds,
+               dr.kept ? "true" : "false");
     printf("}\n");
     return 0;
 }

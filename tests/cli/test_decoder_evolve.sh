@@ -225,8 +225,19 @@ assert b["steps"] == 2 and b["train_tokens"] + b["val_tokens"] > a["train_tokens
 t, p = b["held_out_text"], b["held_out_prompts"]
 assert t > 0 and p > 0 and t != p and abs(b["held_out_loss_trained"] - 0.5 * (t + p)) <= 1e-4 * b["held_out_loss_trained"], b
 assert "held_out_text" not in a, a  # text alone: no parts
+assert a["budget_cut"] is False and b["budget_cut"] is False and a["train_seconds"] > 0, (a, b)
 print("ok")
 PY
+# a time budget (a nightly window): 40 steps do not fit in 0.6 ms, so the schedule ends at the third step, evaluated
+"$SESLM" distill-decoder --parent "$GGUF" --student "$TMP/reg/s/model.gguf" --calibration "$TMP/calib.txt" --out "$TMP/db.gguf" \
+    --steps 40 --tokens 256 --seq 32 --lr 1e-4 --max-minutes 0.00001 >"$TMP/db.json" 2>"$TMP/db.err" ||
+    fail "distill-decoder --max-minutes: $(tail -c 400 "$TMP/db.err")"
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["steps"] == 3 and s["budget_cut"] is True, s' "$TMP/db.json" &&
+    grep -q "the schedule now ends at step 3" "$TMP/db.err" && grep -q "step 3/3" "$TMP/db.err" ||
+    fail "distill-decoder --max-minutes: $(cat "$TMP/db.json") $(tail -c 600 "$TMP/db.err")"
+ok
+expect 2 "max-minutes" "distill-decoder with a time budget of 0" -- distill-decoder --parent "$GGUF" --student "$TMP/reg/s/model.gguf" \
+    --calibration "$TMP/calib.txt" --out "$TMP/db.gguf" --max-minutes 0
 if [ -f "$TMP/d.gguf" ]; then
     expect 0 '"ppl"' "the distilled student is scored" -- perplexity --model "$TMP/d.gguf" --input "$TMP/heldout.txt"
 fi

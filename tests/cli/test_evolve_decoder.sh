@@ -89,7 +89,7 @@ grep -q "finished run; nothing to do" "$TMP/e.err" && ! grep -q "running" "$TMP/
 # prompts, each answered by the parent, add their tokens to the text's), and the layer choice scores the parent's
 # answers to the first choice_prompts of them (the plan's answer_loss_if_dropped)
 python3 "$ROOT/bench/decoder/grounded_prompts.py" --passages "$WIKI" --prompts 3 >"$TMP/prompts.txt" || fail "grounded_prompts.py"
-config "$TMP/dp.yaml" "max_bytes_ratio: 0.99" "embd_type: keep" "distill_steps: 1" "distill_prompts: $TMP/prompts.txt" \
+config "$TMP/dp.yaml" "max_bytes_ratio: 0.99" "embd_type: keep" "distill_steps: 4" "distill_minutes: 0.00001" "distill_prompts: $TMP/prompts.txt" \
     "distill_answer_tokens: 4" "choice_prompts: 1" "distill_text_share: 0.5" "layer_type: q4_0"
 sed -i "s|out: $TMP/run\$|out: $TMP/run_dp|; s|drop_layers: \[1, 2\]|drop_layers: [1]|" "$TMP/dp.yaml"
 ok
@@ -102,8 +102,9 @@ r = json.load(open(sys.argv[1]))
 d = r["distill"]
 # layer_type q4_0: one layer of 30 dropped (0.977 of the bytes alone), the other 29 at 18 bytes per 32 weights, not 20
 assert 0.89 < r["bytes_ratio"] < 0.92, r
-# 12 calibration lines of ~15 tokens alone give ~200 tokens; 3 prompts of ~180 tokens more than double that
-assert d["steps"] == 1 and d["train_tokens"] + d["val_tokens"] > 400, d
+# 12 calibration lines of ~15 tokens alone give ~200 tokens; 3 prompts of ~180 tokens more than double that;
+# distill_minutes (0.6 ms) cut the 4 steps to the 3 before the pace is measured
+assert d["steps"] == 3 and d["budget_cut"] is True and d["train_tokens"] + d["val_tokens"] > 400, d
 # distill_text_share 0.5: half the step's tokens from the text lines (as they come, ~a fifth: the prompts are long)
 f = d["seen_text"] / (d["seen_text"] + d["seen_prompts"])
 assert 0.35 < f < 0.65, d
@@ -115,6 +116,8 @@ import json, sys
 ls = json.load(open(sys.argv[1]))["layers"]
 assert all("answer_loss_if_dropped" in l for l in ls) and any(l["answer_loss_if_dropped"] > 0 for l in ls), ls[0]
 PY
+config "$TMP/bad6.yaml" "distill_minutes: -1"
+expect 2 "evolve.decoder.distill_minutes" "a negative time budget" -- evolve --config "$TMP/bad6.yaml"
 config "$TMP/bad4.yaml" "distill_seq: 5000"
 expect 2 "evolve.decoder.distill_seq" "a sequence length out of range" -- evolve --config "$TMP/bad4.yaml"
 # bad configurations

@@ -195,6 +195,25 @@ int main(void) {
         unlink(out);
     }
 
+    // a time budget: the schedule shrinks to the steps that fit at the measured pace (never below 3), the run says
+    // it was cut; a budget it fits in changes nothing; a negative one is refused
+    {
+        seslm_llm_distill_opts p;
+        seslm_llm_distill_opts_default(&p);
+        p.steps = 1000, p.batch_tokens = 64, p.seq = 16, p.max_seconds = 1e-6;
+        seslm_llm_distill_result rb;
+        CHECK_MSG(seslm_llm_distill(TINY, student, docs, 64, &p, out, &rb) == SESLM_OK, "%s", seslm_last_error());
+        CHECK_MSG(rb.steps == 3 && rb.budget_cut == 1, "a budget of 1 us: %d steps, cut %d", rb.steps, rb.budget_cut);
+        CHECK(rb.train_seconds > 0.0 && isfinite(rb.val_trained) && rb.val_trained <= rb.val_start && isfinite(rb.val_stored));
+        p.steps = 4, p.max_seconds = 1e6;
+        CHECK(seslm_llm_distill(TINY, student, docs, 64, &p, out, &rb) == SESLM_OK && rb.steps == 4 && rb.budget_cut == 0);
+        p.max_seconds = -1.0;
+        CHECK(seslm_llm_distill(TINY, student, docs, 64, &p, out, &rb) == SESLM_ERR_ARG);
+        p.max_seconds = NAN;
+        CHECK(seslm_llm_distill(TINY, student, docs, 64, &p, out, &rb) == SESLM_ERR_ARG);
+        unlink(out);
+    }
+
     // bad input
     o.steps = -1;
     CHECK(seslm_llm_distill(TINY, student, docs, 64, &o, out, &r) == SESLM_ERR_ARG);

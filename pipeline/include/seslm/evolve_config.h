@@ -53,6 +53,8 @@ typedef struct {
                                      //   (--distill-text-share; 0: as they come)
     double dec_max_ppl_increase, dec_max_bytes_ratio, dec_max_latency_ratio; // validate-decoder's bars
     int dec_rounds, dec_grounded, dec_heldout_lines;
+    double dec_distill_minutes;      // a time budget for each candidate's distillation steps (0: none; at the end:
+                                     //   fields are only ever added here)
 } seslm_evolve_config;
 
 /* Reads the evolve section of path (defaults for absent keys; file:line errors for bad values). The

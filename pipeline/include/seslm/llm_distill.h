@@ -54,6 +54,10 @@ typedef struct {
                       //    Only with both kinds (prompts, or --special lines that get answers, beside text)
     int hidden_loss;  // 1: the mean squared error of the normed final hidden states instead of the KL divergence
     int verbose;      // progress lines on standard error
+    double max_seconds; // > 0: a time budget for the steps (a nightly window): from the pace of the steps run so far
+                        //    (held-out evaluations included), the schedule is shortened to the steps that fit,
+                        //    so warm-up, cosine decay and the last evaluation still happen; at least 3 steps run.
+                        //    0 (the default): no budget
 } seslm_llm_distill_opts;
 
 void seslm_llm_distill_opts_default(seslm_llm_distill_opts *o);
@@ -69,6 +73,8 @@ typedef struct {
     long long train_tokens, val_tokens;
     long long seen_text, seen_prompts; // tokens the steps trained on, of plain text and of served prompts (with their
                                        //    answers), repeats counted: what the batches were made of
+    int budget_cut;     // 1: max_seconds shortened the schedule (steps < opts.steps)
+    double train_seconds; // wall time of the steps and their evaluations
 } seslm_llm_distill_result;
 
 /* Distils student_path (a GGUF decoder with the parent's vocabulary and width) against parent_path on the
