@@ -10,6 +10,7 @@
 
 #include "decoder.h"
 #include "gguf.h"
+#include "llm_answer_cache.h"
 #include "qblock.h"
 
 #include <cblas.h>
@@ -487,7 +488,7 @@ static int ends_with(const char *s, const char *tail) {
  * among plain text documents (special 0). */
 static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float *p_onorm, const char *const *docs,
                                  const unsigned char *is_prompt, const int *pick, int n_pick, int seq, int special,
-                                 int answer_tokens, int verbose) {
+                                 int answer_tokens, seslm_llm_answer_cache *cache, int verbose) {
     memset(q, 0, sizeof *q);
     const seslm_llm_config *cf = seslm_llm_cfg(parent);
     const bpe_tokenizer *tok = seslm_llm_tokenizer(parent);
@@ -523,7 +524,7 @@ static seslm_status seqset_build(seqset *q, const seslm_llm *parent, const float
                 with[0] = start;
                 memcpy(with + pre, ids, (size_t)n * sizeof *ids);
                 int nw = n + pre;
-                st = seslm_llm_continue_greedy(parent, &with, &nw, answer_tokens);
+                st = seslm_llm_answer_cache_greedy(cache, parent, &with, &nw, answer_tokens);
                 // the parent answers each prompt (~1 s each on 2 cores): progress every 25 documents, with an estimate
                 if (verbose && (d + 1) % 25 == 0) {
                     const double el = util_now_s() - t0;
@@ -647,7 +648,7 @@ static seslm_status out_matrix(const gguf_file *f, int V, int C, float **out, co
 
 static seslm_status run_open(run *r, const char *parent_path, const char *student_path, const char *const *docs, int n_docs,
                              const unsigned char *is_prompt, int seq, int batch_tokens, int n_val_every, int kl, int special,
-                             int answer_tokens, int verbose) {
+                             int answer_tokens, const char *cache_path, long long *hits, long long *misses, int verbose) {
     memset(r, 0, sizeof *r);
     seslm_status st = seslm_llm_load(&r->parent, parent_path);
     if (!st) st = seslm_llm_load(&r->student, student_path);
@@ -679,8 +680,14 @@ static seslm_status run_open(run *r, const char *parent_path, const char *studen
         else tr[nt++] = d;
     }
     if (nt < 2 || (n_val_every > 0 && nv < 1)) st = seslm_fail(SESLM_ERR_ARG, "distillation: too few documents of text (%d given; 1 in 8 is held out)", n_docs);
-    if (!st) st = seqset_build(&r->tr, r->parent, (const float *)pon->data, docs, is_prompt, tr, nt, seq, special, answer_tokens, verbose);
-    if (!st && nv) st = seqset_build(&r->va, r->parent, (const float *)pon->data, docs, is_prompt, va, nv, seq, special, answer_tokens, verbose);
+    // the parent's answers: through the cache file when given (the other candidates of a cycle ask the same)
+    seslm_llm_answer_cache *cache = NULL;
+    if (!st && cache_path && answer_tokens > 0) st = seslm_llm_answer_cache_open(cache_path, r->parent, verbose, &cache);
+    if (!st) st = seqset_build(&r->tr, r->parent, (const float *)pon->data, docs, is_prompt, tr, nt, seq, special, answer_tokens, cache, verbose);
+    if (!st && nv) st = seqset_build(&r->va, r->parent, (const float *)pon->data, docs, is_prompt, va, nv, seq, special, answer_tokens, cache, verbose);
+    if (hits) seslm_llm_answer_cache_counts(cache, hits, misses);
+    const seslm_status cst = seslm_llm_answer_cache_close(cache); // one that cannot be written fails nothing
+    if (cst && verbose) fprintf(stderr, "seslm distill-decoder: the answer cache was not written: %s\n", seslm_last_error());
     free(tr), free(va);
     if (st) return st;
     r->cap_M = batch_tokens + seq;
@@ -876,7 +883,8 @@ seslm_status seslm_llm_distill(const char *parent_path, const char *student_path
     }
     run r;
     seslm_status st = run_open(&r, parent_path, student_path, docs, n_docs, is_prompt, o->seq, o->batch_tokens, 8,
-                               !o->hidden_loss, o->special, o->answer_tokens, o->verbose);
+                               !o->hidden_loss, o->special, o->answer_tokens, o->answers_cache, &res->answers_cached,
+                               &res->answers_computed, o->verbose);
     free(all), free(is_prompt); // the sequences hold their own token ids
     r.w.ce = o->ce_weight;
     tmodel *m = &r.m;
@@ -1020,7 +1028,7 @@ seslm_status seslm_llm_distill_gradcheck(const char *parent_path, const char *st
                                          int n_docs, int kl, int n_probe, double *worst_rel, double *loss) {
     run r;
     *worst_rel = 0.0;
-    seslm_status st = run_open(&r, parent_path, student_path, docs, n_docs, NULL, 16, 64, 0, kl, 0, 0, 0);
+    seslm_status st = run_open(&r, parent_path, student_path, docs, n_docs, NULL, 16, 64, 0, kl, 0, 0, NULL, NULL, NULL, 0);
     r.w.ce = 0.5f; // both terms of the loss
     tmodel *m = &r.m;
     float *Gr = st ? NULL : calloc(m->n_params, sizeof *Gr);

@@ -14,7 +14,7 @@ void seslm_llm_answers_free(seslm_llm_answers *a) {
 }
 
 seslm_status seslm_llm_answers_build(seslm_llm_answers *a, const seslm_llm *parent, const char *const *prompts, int n_prompts,
-                               int max_answer, int verbose) {
+                               int max_answer, seslm_llm_answer_cache *cache, int verbose) {
     memset(a, 0, sizeof *a);
     if (n_prompts <= 0 || max_answer <= 0) return seslm_fail(SESLM_ERR_ARG, "no served prompts to answer");
     const bpe_tokenizer *tok = seslm_llm_tokenizer(parent);
@@ -47,7 +47,7 @@ seslm_status seslm_llm_answers_build(seslm_llm_answers *a, const seslm_llm *pare
             break;
         }
         const int np = n;
-        if (np > 0 && np < n_ctx) st = seslm_llm_continue_greedy(parent, &ids, &n, max_answer);
+        if (np > 0 && np < n_ctx) st = seslm_llm_answer_cache_greedy(cache, parent, &ids, &n, max_answer);
         if (!st && np > 0 && n > np) { // answered: keep it
             if (used + n > cap) {
                 cap = 2 * (used + n) + 4096;

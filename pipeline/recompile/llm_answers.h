@@ -10,6 +10,7 @@
 #define SESLM_LLM_ANSWERS_H
 
 #include "decoder.h"
+#include "llm_answer_cache.h"
 
 #include <stdint.h>
 
@@ -24,10 +25,10 @@ typedef struct {
 } seslm_llm_answers;
 
 /* The parent's greedy answers (up to max_answer tokens, to its end of turn) to the prompts (served chat
- * prompts, "\n" for a newline; special tokens as the node writes them). A prompt that leaves no room for
+ * prompts, "\n" for a newline; special tokens as the node writes them), through cache (may be NULL). A prompt that leaves no room for
  * an answer in the training context, or is empty, is skipped. ARG when none is left; UTF8 names a bad one. */
 seslm_status seslm_llm_answers_build(seslm_llm_answers *a, const seslm_llm *parent, const char *const *prompts, int n_prompts,
-                               int max_answer, int verbose);
+                               int max_answer, seslm_llm_answer_cache *cache, int verbose);
 /* Summed negative log-likelihood (nats) of the answer tokens under the model of a context of at least
  * a->max_len tokens (reset first; with whatever layers that model bypasses). */
 seslm_status seslm_llm_answers_nll(seslm_llm_ctx *c, const seslm_llm_answers *a, double *nll);

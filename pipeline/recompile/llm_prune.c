@@ -294,7 +294,11 @@ static seslm_status layer_choose(const char *path, const seslm_llm_prune_opts *o
         if (o->verbose)
             fprintf(stderr, "seslm recompile-decoder: the layer choice also scores the parent's answers to %d served prompts\n",
                     o->n_prompts);
-        st = seslm_llm_answers_build(&p.ans, p.m, o->prompts, o->n_prompts, o->answer_tokens, o->verbose);
+        seslm_llm_answer_cache *cache = NULL;
+        if (o->answers_cache) st = seslm_llm_answer_cache_open(o->answers_cache, p.m, o->verbose, &cache);
+        if (!st) st = seslm_llm_answers_build(&p.ans, p.m, o->prompts, o->n_prompts, o->answer_tokens, cache, o->verbose);
+        const seslm_status cst = seslm_llm_answer_cache_close(cache); // a cache that cannot be written fails nothing
+        if (cst && o->verbose) fprintf(stderr, "seslm recompile-decoder: the answer cache was not written: %s\n", seslm_last_error());
         if (!st) st = seslm_llm_ctx_new(&p.ca, p.m, p.ans.max_len, 0);
     }
     uint8_t *skip = calloc((size_t)L, 1);

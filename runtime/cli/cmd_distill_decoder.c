@@ -13,7 +13,8 @@ static const char *HELP =
     "usage: seslm distill-decoder --parent FILE --student FILE --calibration FILE --out FILE [--steps N]\n"
     "                             [--lr X] [--tokens N] [--seq N] [--ce-weight X] [--hidden-loss]\n"
     "                             [--special] [--answer-tokens N] [--prompts FILE [--prompt-lines N]]\n"
-    "                             [--text-share X] [--max-minutes M] [--calibration-lines N] [--seed N]\n"
+    "                             [--text-share X] [--max-minutes M] [--answers-cache FILE]\n"
+    "                             [--calibration-lines N] [--seed N]\n"
     "\n"
     "Trains every layer of a GGUF decoder student (seslm recompile-decoder's, with the parent's vocabulary and\n"
     "width) on the calibration text: the loss mixes the KL divergence of its next-token distribution from its\n"
@@ -56,6 +57,9 @@ static const char *HELP =
     "  --max-minutes M       a time budget for the steps (a nightly window): from the pace of the steps so far the\n"
     "                        schedule is shortened to the steps that fit, so it still decays and ends evaluated\n"
     "                        (\"budget_cut\" in the summary; default: none)\n"
+    "  --answers-cache FILE  keep the parent's answers in FILE (created when missing; keyed by the parent's\n"
+    "                        weights, the prompt and --answer-tokens): a later run reuses them instead of asking\n"
+    "                        the parent again (~1 s a prompt on 2 cores)\n"
     "  --seed N              batch order (default 1)\n"
     "\n"
     "Exit status: 0 ok (written or, when training did not help, left alone: see \"kept\"), 1 bad model or text,\n"
@@ -67,7 +71,7 @@ int cmd_distill_decoder(int argc, char **argv) {
     int lines_max = 512, seed = 1;
     double lr = 5e-5, ce = 0.5, share = -1.0, minutes = 0.0;
     int hidden = 0, special = 0, answer = -1, prompt_lines = 1000000;
-    const char *prompts = NULL;
+    const char *prompts = NULL, *cache = NULL;
     seslm_llm_distill_opts o;
     seslm_llm_distill_opts_default(&o);
     o.steps = 100;
@@ -90,6 +94,7 @@ int cmd_distill_decoder(int argc, char **argv) {
         {"--prompt-lines", CLI_ARG_INT, &prompt_lines, 1, 1000000},
         {"--text-share", CLI_ARG_NUM, &share, 0.001, 0.999},
         {"--max-minutes", CLI_ARG_NUM, &minutes, 1e-9, 1e6},
+        {"--answers-cache", CLI_ARG_STR, &cache, 0, 0},
         {NULL, 0, NULL, 0, 0},
     };
     int prc = cli_parse_args(CMD, HELP, args, argc, argv, NULL);
@@ -104,6 +109,7 @@ int cmd_distill_decoder(int argc, char **argv) {
     }
     o.lr = (float)lr, o.seed = (uint64_t)seed, o.verbose = 1, o.ce_weight = (float)ce, o.hidden_loss = hidden;
     o.special = special, o.answer_tokens = answer, o.text_share = (float)share, o.max_seconds = minutes * 60.0;
+    o.answers_cache = cache;
     char **lines = NULL;
     int n_lines = 0;
     if (seslm_lines_read(calib, lines_max, &lines, &n_lines) != SESLM_OK) {
@@ -135,6 +141,7 @@ int cmd_distill_decoder(int argc, char **argv) {
     if (r.val_text == r.val_text && r.val_prompts == r.val_prompts)
         printf(", \"held_out_text\": %.6g, \"held_out_prompts\": %.6g", r.val_text, r.val_prompts);
     printf(", \"seen_text\": %lld, \"seen_prompts\": %lld", r.seen_text, r.seen_prompts);
+    printf(", \"answers_cached\": %lld, \"answers_computed\": %lld", r.answers_cached, r.answers_computed);
     printf(", \"budget_cut\": %s, \"train_seconds\": %.1f", r.budget_cut ? "true" : "false", r.train_seconds);
     printf(", \"kept\": %s}\n", r.kept ? "true" : "false");
     return 0;

@@ -649,6 +649,10 @@ static int decoder_cycle(evolve_run *r) {
     snprintf(ml, sizeof ml, "%g", c->dec_max_latency_ratio);
     r->n_cand = 0;
     for (int i = 0; i < c->n_dec_drop && r->n_cand < MAX_CANDS; i++) snprintf(r->cand[r->n_cand++], 32, "d%d", c->dec_drop[i]);
+    // the parent's answers to the served prompts, asked once for the run: the layer choice, then each candidate's
+    // distillation (recompile-decoder --answers-cache; keyed by the parent's weights, so a changed parent asks again)
+    char cache[2400];
+    path_of(cache, sizeof cache, r, "answers.cache");
     /* The layer choice is measured once, by the candidate that drops the most: the greedy choice is made in order, so
      * its first N layers (the plan's drop_order) are the choice for N, and the other candidates get them as --drop. */
     int big = 0;
@@ -694,6 +698,7 @@ static int decoder_cycle(evolve_run *r) {
         if (c->dec_distill_prompts[0] && c->dec_distill_text_share > 0.0) a[na++] = "--distill-text-share", a[na++] = dts;
         if (c->dec_distill_special) a[na++] = "--distill-special";
         if (c->dec_distill_minutes > 0.0) a[na++] = "--distill-max-minutes", a[na++] = dmin;
+        if (c->dec_distill_prompts[0]) a[na++] = "--answers-cache", a[na++] = cache; // every candidate asks the same
         a[na] = NULL;
         if (stage(r, st, NULL, so, 0, a) < 0) return -1;
     }

@@ -215,8 +215,20 @@ python3 "$ROOT/bench/decoder/grounded_prompts.py" --passages "$WIKI" --prompts 1
     fail "grounded_prompts.py wrote $(wc -l <"$TMP/prompts.txt") prompts"
 ok
 "$SESLM" distill-decoder --parent "$GGUF" --student "$TMP/reg/s/model.gguf" --calibration "$TMP/calib.txt" --out "$TMP/dp.gguf" \
-    --prompts "$TMP/prompts.txt" --answer-tokens 8 --steps 2 --tokens 512 --seq 256 --lr 1e-4 --text-share 0.5 >"$TMP/dp.json" 2>"$TMP/dp.err" ||
-    fail "distill-decoder --prompts: $(tail -c 400 "$TMP/dp.err")"
+    --prompts "$TMP/prompts.txt" --answer-tokens 8 --steps 2 --tokens 512 --seq 256 --lr 1e-4 --text-share 0.5 \
+    --answers-cache "$TMP/answers.cache" >"$TMP/dp.json" 2>"$TMP/dp.err" || fail "distill-decoder --prompts: $(tail -c 400 "$TMP/dp.err")"
+# the same run again: the parent's answers come from the cache file, the sequences are the same
+"$SESLM" distill-decoder --parent "$GGUF" --student "$TMP/reg/s/model.gguf" --calibration "$TMP/calib.txt" --out "$TMP/dp2.gguf" \
+    --prompts "$TMP/prompts.txt" --answer-tokens 8 --steps 2 --tokens 512 --seq 256 --lr 1e-4 --text-share 0.5 \
+    --answers-cache "$TMP/answers.cache" >"$TMP/dp2.json" 2>"$TMP/dp2.err" || fail "distill-decoder --answers-cache: $(tail -c 400 "$TMP/dp2.err")"
+python3 - "$TMP/dp.json" "$TMP/dp2.json" >"$TMP/dp2.out" 2>&1 <<'PY' || fail "distill-decoder --answers-cache: $(cat "$TMP/dp2.out")"
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert a["answers_cached"] == 0 and a["answers_computed"] == 12 and b["answers_cached"] == 12 and b["answers_computed"] == 0, (a, b)
+assert a["train_tokens"] == b["train_tokens"] and a["held_out_loss_start"] == b["held_out_loss_start"], (a, b)
+print("ok")
+PY
+ok
 python3 - "$TMP/dd.json" "$TMP/dp.json" >"$TMP/dp.out" 2>&1 <<'PY' || fail "distill-decoder --prompts summary: $(cat "$TMP/dp.out")"
 import json, sys
 a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))

@@ -105,12 +105,15 @@ assert 0.89 < r["bytes_ratio"] < 0.92, r
 # 12 calibration lines of ~15 tokens alone give ~200 tokens; 3 prompts of ~180 tokens more than double that;
 # distill_minutes (0.6 ms) cut the 4 steps to the 3 before the pace is measured
 assert d["steps"] == 3 and d["budget_cut"] is True and d["train_tokens"] + d["val_tokens"] > 400, d
+# the run's answer cache: the layer choice answered the first prompt (24 tokens), the distillation (4) took it from there
+assert d["answers_cached"] >= 1 and d["answers_cached"] + d["answers_computed"] == 3, d
 # distill_text_share 0.5: half the step's tokens from the text lines (as they come, ~a fifth: the prompts are long)
 f = d["seen_text"] / (d["seen_text"] + d["seen_prompts"])
 assert 0.35 < f < 0.65, d
 print("ok")
 PY
 grep -q "answers to 1 served prompts" "$TMP/dp.err" || fail "the cycle's layer choice did not answer the served prompt"
+[ -s "$TMP/run_dp/answers.cache" ] && head -c 8 "$TMP/run_dp/answers.cache" | grep -q SESLMANS || fail "the cycle wrote no answer cache"
 python3 - "$TMP/run_dp/04-recompile/d1/model.gguf.plan.json" >"$TMP/dpp.chk" 2>&1 <<'PY' || fail "the cycle's plan with prompts: $(cat "$TMP/dpp.chk")"
 import json, sys
 ls = json.load(open(sys.argv[1]))["layers"]

@@ -195,6 +195,63 @@ int main(void) {
         unlink(out);
     }
 
+    // the parent's answers kept in a file: a second run takes every one from it and trains on exactly the same
+    // sequences; a file that does not parse, or of another parent, is not used (answered again, rewritten), never fatal
+    {
+        char cache[512];
+        snprintf(cache, sizeof cache, "%s.answers", out);
+        unlink(cache);
+        seslm_llm_distill_opts p;
+        seslm_llm_distill_opts_default(&p);
+        p.steps = 1, p.lr = 1e-8f, p.batch_tokens = 160, p.seq = 48, p.answer_tokens = 4;
+        p.prompts = chat, p.n_prompts = 32, p.answers_cache = cache;
+        seslm_llm_distill_result a1, a2, a3, a4;
+        CHECK_MSG(seslm_llm_distill(TINY, student, docs, 64, &p, out, &a1) == SESLM_OK, "%s", seslm_last_error());
+        CHECK_MSG(a1.answers_cached == 0 && a1.answers_computed == 32 && access(cache, F_OK) == 0, "first run: %lld cached, %lld computed",
+                  a1.answers_cached, a1.answers_computed);
+        CHECK_MSG(seslm_llm_distill(TINY, student, docs, 64, &p, out, &a2) == SESLM_OK, "%s", seslm_last_error());
+        CHECK_MSG(a2.answers_cached == 32 && a2.answers_computed == 0, "second run: %lld cached, %lld computed", a2.answers_cached,
+                  a2.answers_computed);
+        CHECK(a2.train_tokens == a1.train_tokens && a2.val_tokens == a1.val_tokens && a2.val_start == a1.val_start);
+        // other limits: greedy answers are prefixes of each other, so a smaller limit is served from the file and a
+        // larger one for the answers that ended before 4 tokens; either way the very sequences of a run without it
+        for (int lim = 3; lim <= 6; lim += 3) {
+            seslm_llm_distill_result rc, rn;
+            p.answer_tokens = lim;
+            CHECK(seslm_llm_distill(TINY, student, docs, 64, &p, out, &rc) == SESLM_OK);
+            p.answers_cache = NULL;
+            CHECK(seslm_llm_distill(TINY, student, docs, 64, &p, out, &rn) == SESLM_OK && rn.answers_cached == 0);
+            p.answers_cache = cache;
+            CHECK_MSG(rc.answers_cached + rc.answers_computed == 32 && (lim < 4 ? rc.answers_cached == 32 : rc.answers_computed > 0),
+                      "limit %d: %lld cached, %lld computed", lim, rc.answers_cached, rc.answers_computed);
+            CHECK_MSG(rc.train_tokens == rn.train_tokens && rc.val_tokens == rn.val_tokens && rc.val_start == rn.val_start,
+                      "limit %d: from the file %lld + %lld tokens, %.9g; asked %lld + %lld, %.9g", lim, rc.train_tokens,
+                      rc.val_tokens, rc.val_start, rn.train_tokens, rn.val_tokens, rn.val_start);
+        }
+        p.answer_tokens = 4;
+        FILE *f = fopen(cache, "r+b"); // cut the file short: not used, answered again and written whole
+        CHECK(f != NULL);
+        if (f) {
+            CHECK(ftruncate(fileno(f), 100) == 0);
+            fclose(f);
+        }
+        CHECK(seslm_llm_distill(TINY, student, docs, 64, &p, out, &a3) == SESLM_OK && a3.answers_cached == 0 && a3.answers_computed == 32);
+        CHECK(a3.train_tokens == a1.train_tokens && a3.val_start == a1.val_start);
+        CHECK(seslm_llm_distill(TINY, student, docs, 64, &p, out, &a4) == SESLM_OK && a4.answers_cached == 32);
+        // the student as the parent: other weights, so none of the file's answers are its
+        CHECK(seslm_llm_distill(student, student, docs, 64, &p, out, &a4) == SESLM_OK && a4.answers_cached == 0 && a4.answers_computed == 32);
+        f = fopen(cache, "wb"); // garbage
+        if (f) {
+            fputs("not a cache", f);
+            fclose(f);
+        }
+        CHECK(seslm_llm_distill(TINY, student, docs, 64, &p, out, &a4) == SESLM_OK && a4.answers_computed == 32);
+        p.answers_cache = "/nonexistent-dir/answers"; // cannot be written: the run still succeeds
+        CHECK(seslm_llm_distill(TINY, student, docs, 64, &p, out, &a4) == SESLM_OK && a4.answers_computed == 32);
+        unlink(cache);
+        unlink(out);
+    }
+
     // a time budget: the schedule shrinks to the steps that fit at the measured pace (never below 3), the run says
     // it was cut; a budget it fits in changes nothing; a negative one is refused
     {

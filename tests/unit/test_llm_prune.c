@@ -535,7 +535,7 @@ static void test_heal_prune(const seslm_telemetry_view *v) {
 static void test_answers(const seslm_telemetry_view *v, const seslm_llm *m) {
     const char *prompts[] = {"hello world", "the world said\\nhello", "ab ba"};
     seslm_llm_answers a;
-    CHECK(seslm_llm_answers_build(&a, m, prompts, 3, 5, 0) == SESLM_OK);
+    CHECK(seslm_llm_answers_build(&a, m, prompts, 3, 5, NULL, 0) == SESLM_OK);
     CHECK(a.n == 3);
     seslm_llm_ctx *c = NULL;
     CHECK(seslm_llm_ctx_new(&c, m, a.max_len, 0) == SESLM_OK);
@@ -566,7 +566,7 @@ static void test_answers(const seslm_telemetry_view *v, const seslm_llm *m) {
     seslm_llm_answers_free(&a);
     // the "\\n" of the file became a newline: the prompt tokenizes as the text with a newline does
     const char *esc[] = {"a\\nb"};
-    CHECK(seslm_llm_answers_build(&a, m, esc, 1, 2, 0) == SESLM_OK);
+    CHECK(seslm_llm_answers_build(&a, m, esc, 1, 2, NULL, 0) == SESLM_OK);
     int32_t *ids = NULL;
     int n = 0;
     CHECK(bpe_encode(seslm_llm_tokenizer(m), "a\nb", 3, 1, &ids, &n) == SESLM_OK);

@@ -58,6 +58,8 @@ typedef struct {
                         //    (held-out evaluations included), the schedule is shortened to the steps that fit,
                         //    so warm-up, cosine decay and the last evaluation still happen; at least 3 steps run.
                         //    0 (the default): no budget
+    const char *answers_cache; // a file of the parent's answers (answer_tokens) to the prompts, kept between runs
+                               //    and candidates (NULL: none; pipeline/recompile/llm_answer_cache.h)
 } seslm_llm_distill_opts;
 
 void seslm_llm_distill_opts_default(seslm_llm_distill_opts *o);
@@ -75,6 +77,7 @@ typedef struct {
                                        //    answers), repeats counted: what the batches were made of
     int budget_cut;     // 1: max_seconds shortened the schedule (steps < opts.steps)
     double train_seconds; // wall time of the steps and their evaluations
+    long long answers_cached, answers_computed; // the parent's answers taken from answers_cache / computed
 } seslm_llm_distill_result;
 
 /* Distils student_path (a GGUF decoder with the parent's vocabulary and width) against parent_path on the

@@ -58,6 +58,8 @@ typedef struct {
     int layer_type;           // < 0: every kept layer's matrices keep the parent's types; else re-quantized to this
                               //   ggml type (Q4_0 = 2: 10% fewer bytes than SmolLM2's Q4_1), the healed ones too
                               //   unless heal_type says otherwise. Distillation then trains them as stored
+    const char *answers_cache; // a file of the parent's answers to served prompts, shared with distillation and
+                               //   the other candidates of a cycle (NULL: none; pipeline/recompile/llm_answer_cache.h)
 } seslm_llm_prune_opts;
 
 void seslm_llm_prune_opts_default(seslm_llm_prune_opts *o);
