@@ -246,6 +246,7 @@ seslm_status seslm_ground_eval(struct seslm_llm *m, int dim, seslm_ground_embed_
             cJSON_AddNumberToObject(j, "support", ck.min_support);
             cJSON_AddStringToObject(j, "why", ck.why);
             cJSON_AddBoolToObject(j, "found", hit);
+            cJSON_AddBoolToObject(j, "hallucinated", answered && (answerable ? !hit : 1)); // as res->hallucinated counts
             char *t = cJSON_PrintUnformatted(j);
             if (t) fprintf(log, "%s\n", t);
             free(t);

@@ -717,7 +717,10 @@ static int decoder_cycle(evolve_run *r) {
                        "--max-latency-ratio", ml, "--threads", thr, "--out", out, NULL};
         int na = 0;
         while (a[na]) na++;
+        char glog[2400]; // each model's grounded answers, per question: which one the student answers worse
+        path_of(glog, sizeof glog, r, "05-validate/%s.grounded", name);
         if (!c->dec_grounded) a[na++] = "--no-grounded", a[na] = NULL;
+        else a[na++] = "--grounded-log", a[na++] = glog, a[na] = NULL;
         if (stage(r, st, NULL, so, 1, a) < 0) return -1; // exit 1: a gate failed, a verdict
     }
     // selection: the passing candidate with the fewest bytes

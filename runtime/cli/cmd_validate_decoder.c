@@ -15,7 +15,7 @@ static const char *HELP =
     "usage: seslm validate-decoder --parent GGUF --candidate GGUF --heldout FILE [--lines N] [--rounds N]\n"
     "                              [--tokens N] [--max-ppl-increase X] [--max-bytes-ratio X]\n"
     "                              [--max-latency-ratio X] [--encoder DIR] [--qa FILE --passages FILE]\n"
-    "                              [--no-grounded] [--threads N] [--out FILE]\n"
+    "                              [--no-grounded] [--grounded-log PREFIX] [--threads N] [--out FILE]\n"
     "\n"
     "Judges a decoder student against its parent, both in this run on the same inputs (docs/decoder.md):\n"
     "  perplexity  held-out text (one document per line; not the telemetry or calibration text), scored\n"
@@ -36,6 +36,9 @@ static const char *HELP =
     "  --rounds N             latency rounds (default 5); --tokens N per round (default 64)\n"
     "  --encoder DIR          the retrieval encoder (default $SESLM_MODEL_DIR or models/all-MiniLM-L6-v2)\n"
     "  --qa FILE, --passages FILE   default data/grounded/qa.tsv, data/grounded/passages.txt\n"
+    "  --grounded-log PREFIX  each model's answers, one JSON line per question (id, question, passages, prompt,\n"
+    "                         raw answer, verdict, support), to PREFIX.parent.jsonl and PREFIX.candidate.jsonl:\n"
+    "                         which question a student answers worse than its parent\n"
     "\n"
     "Exit status: 0 every gate passed, 1 a gate failed, 2 usage error or bad input (a model, text or QA file\n"
     "missing or malformed).\n";
@@ -48,7 +51,7 @@ static int cmp_d(const void *a, const void *b) {
 }
 
 int cmd_validate_decoder(int argc, char **argv) {
-    const char *parent = NULL, *cand = NULL, *heldout = NULL, *out = NULL;
+    const char *parent = NULL, *cand = NULL, *heldout = NULL, *out = NULL, *glog = NULL;
     const char *encoder = cli_default_model_dir(), *qa = "data/grounded/qa.tsv", *passages = "data/grounded/passages.txt";
     int lines = 300, rounds = 5, tokens = 64, no_grounded = 0, threads = 0;
     double max_ppl = 0.05, max_bytes = 0.70, max_lat = 0.80;
@@ -68,6 +71,7 @@ int cmd_validate_decoder(int argc, char **argv) {
         {"--no-grounded", CLI_ARG_FLAG, &no_grounded, 0, 0},
         {"--threads", CLI_ARG_INT, &threads, 0, 1024},
         {"--out", CLI_ARG_STR, &out, 0, 0},
+        {"--grounded-log", CLI_ARG_STR, &glog, 0, 0},
         {NULL, 0, NULL, 0, 0},
     };
     int prc = cli_parse_args(CMD, HELP, args, argc, argv, NULL);
@@ -148,7 +152,17 @@ int cmd_validate_decoder(int argc, char **argv) {
         seslm_status st = SESLM_OK;
         for (int k = 0; k < 2 && !st; k++) {
             fprintf(stderr, "%s: grounded QA answered by the %s\n", CMD, k ? "candidate" : "parent");
-            st = seslm_ground_eval(m[k], v.dim, cli_encoder_embed, &v, qa, passages, 3, 0.30, 0, &go, NULL, &g[k], NULL, NULL);
+            char lp[4096];
+            FILE *lf = NULL;
+            if (glog) {
+                snprintf(lp, sizeof lp, "%s.%s.jsonl", glog, k ? "candidate" : "parent");
+                if (!(lf = fopen(lp, "w"))) {
+                    st = seslm_fail(SESLM_ERR_IO, "cannot write %s", lp);
+                    break;
+                }
+            }
+            st = seslm_ground_eval(m[k], v.dim, cli_encoder_embed, &v, qa, passages, 3, 0.30, 0, &go, NULL, &g[k], lf, NULL);
+            if (lf && (ferror(lf) | fclose(lf)) && !st) st = seslm_fail(SESLM_ERR_IO, "cannot write %s", lp);
         }
         seslm_encoder_free(v.e);
         seslm_model_free(em);

@@ -157,6 +157,29 @@ print("ok")
 PY
 expect 0 '"verdict": "pass"' "validate-decoder of the parent against itself" -- validate-decoder --parent "$GGUF" --candidate "$GGUF" \
     --heldout "$TMP/heldout.txt" --lines 10 --rounds 1 --tokens 8 --no-grounded --max-bytes-ratio 1 --max-latency-ratio 3
+# the grounded gate's answers, per question and model (--grounded-log): two questions of the QA set, the parent
+# against itself, so both files hold the same verdicts
+head -n 3 "$ROOT/data/grounded/qa.tsv" >"$TMP/qa2.tsv"
+ok
+"$SESLM" validate-decoder --parent "$GGUF" --candidate "$GGUF" --heldout "$TMP/heldout.txt" --lines 4 --rounds 1 --tokens 8 \
+    --max-bytes-ratio 1 --max-latency-ratio 3 --encoder "$MODEL" --qa "$TMP/qa2.tsv" --passages "$ROOT/data/grounded/passages.txt" \
+    --grounded-log "$TMP/gl" >"$TMP/gl.json" 2>"$TMP/gl.err" || fail "validate-decoder --grounded-log: $(tail -c 400 "$TMP/gl.err")"
+python3 - "$TMP/gl.json" "$TMP/gl.parent.jsonl" "$TMP/gl.candidate.jsonl" >"$TMP/gl.out" 2>&1 <<'PY' || fail "--grounded-log: $(cat "$TMP/gl.out")"
+import json, sys
+v = json.load(open(sys.argv[1]))
+g = {x["name"]: x for x in v["gates"]}["grounded_qa"]
+assert g["questions"] == 2 and g["pass"], g
+p = [json.loads(l) for l in open(sys.argv[2])]
+c = [json.loads(l) for l in open(sys.argv[3])]
+assert [x["id"] for x in p] == ["a01", "u01"] == [x["id"] for x in c], (p, c)
+assert [x["verdict"] for x in p] == [x["verdict"] for x in c], (p, c)
+assert sum(x["hallucinated"] for x in p) == v["gates"][-1]["parent"]["hallucinated"], (p, v)  # the counts are the lines'
+assert sum(x["found"] for x in p) == v["gates"][-1]["parent"]["found"], (p, v)
+print("ok")
+PY
+expect 2 "cannot write" "validate-decoder with an unwritable --grounded-log" -- validate-decoder --parent "$GGUF" --candidate "$GGUF" \
+    --heldout "$TMP/heldout.txt" --lines 4 --rounds 1 --tokens 8 --encoder "$MODEL" --qa "$TMP/qa2.tsv" \
+    --passages "$ROOT/data/grounded/passages.txt" --grounded-log "$TMP/no/such/dir/gl"
 # ---- the registry treats a decoder student as a version with lineage: promote, roll back
 export SESLM_REGISTRY=$TMP/reg/registry.db SESLM_STORE=$TMP/reg/store SESLM_POLICY=$ROOT/configs/governance.yaml
 mkdir -p "$TMP/reg/p" "$TMP/reg/s"
