@@ -40,17 +40,18 @@ static uint32_t get_u32(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static int add(seslm_llm_answer_cache *c, uint64_t h, uint32_t np, uint32_t k, const int32_t *ans, uint32_t m) {
+// takes ans (malloc'd, m tokens): kept by the entry, or freed when it cannot be added
+static int add(seslm_llm_answer_cache *c, uint64_t h, uint32_t np, uint32_t k, int32_t *ans, uint32_t m) {
     if (c->n == c->cap) {
         const int cap = c->cap ? 2 * c->cap : 64;
         entry *e = realloc(c->e, (size_t)cap * sizeof *e);
-        if (!e) return -1;
+        if (!e) {
+            free(ans);
+            return -1;
+        }
         c->e = e, c->cap = cap;
     }
-    int32_t *a = malloc((m ? m : 1) * sizeof *a);
-    if (!a) return -1;
-    if (m) memcpy(a, ans, m * sizeof *a);
-    c->e[c->n++] = (entry){h, np, k, m, a};
+    c->e[c->n++] = (entry){h, np, k, m, ans};
     return 0;
 }
 
@@ -77,9 +78,7 @@ static const char *load(seslm_llm_answer_cache *c, const unsigned char *p, size_
         if (!ans) return "out of memory";
         for (uint32_t j = 0; j < m; j++) ans[j] = (int32_t)get_u32(p + o + 4 * (size_t)j);
         o += 4 * (size_t)m;
-        const int bad = add(c, h, np, k, ans, m);
-        free(ans);
-        if (bad) return "out of memory";
+        if (add(c, h, np, k, ans, m)) return "out of memory";
     }
     return o == size ? NULL : "trailing bytes";
 }
@@ -99,24 +98,12 @@ seslm_status seslm_llm_answer_cache_open(const char *path, const seslm_llm *pare
         if (verbose) fprintf(stderr, "seslm: the answer cache %s is not used: the parent's weights could not be hashed\n", path);
         return SESLM_OK;
     }
-    FILE *f = fopen(path, "rb");
-    if (f) {
-        unsigned char *buf = NULL;
-        size_t size = 0, cap = 0, k;
-        unsigned char chunk[65536];
-        int ok = 1;
-        while (ok && (k = fread(chunk, 1, sizeof chunk, f)) > 0) {
-            if (size + k > cap) {
-                cap = 2 * (size + k);
-                unsigned char *b = realloc(buf, cap);
-                if (!b) ok = 0;
-                else buf = b;
-            }
-            if (ok) memcpy(buf + size, chunk, k), size += k;
-        }
-        ok = ok && !ferror(f);
-        fclose(f);
-        const char *why = ok ? load(c, buf, size) : "unreadable";
+    char *buf = NULL;
+    size_t size = 0;
+    int missing = 0;
+    const seslm_status rst = util_read_file(path, &buf, &size, (size_t)1 << 32, &missing);
+    if (!missing) { // a file that is there: used when it is this parent's and whole
+        const char *why = rst ? "unreadable" : load(c, (const unsigned char *)buf, size);
         free(buf);
         if (why) {
             drop_all(c);
@@ -159,7 +146,10 @@ seslm_status seslm_llm_answer_cache_greedy(seslm_llm_answer_cache *c, const sesl
     seslm_status st = seslm_llm_continue_greedy(parent, ids, n, k);
     if (st) return st;
     c->misses++;
-    if (add(c, h, (uint32_t)np, (uint32_t)k, *ids + np, (uint32_t)(*n - np)) == 0) c->dirty = 1;
+    const uint32_t m = (uint32_t)(*n - np);
+    int32_t *a = malloc((m ? m : 1) * sizeof *a);
+    if (a && m) memcpy(a, *ids + np, m * sizeof *a);
+    if (a && add(c, h, (uint32_t)np, (uint32_t)k, a, m) == 0) c->dirty = 1;
     return SESLM_OK; // an answer the cache could not keep is still the answer
 }
 
