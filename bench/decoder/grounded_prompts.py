@@ -8,9 +8,18 @@ from passages the QA set never uses (default: lines 1301-2000 of data/eval/wiki_
 passages are lines 11-1024), one per line with newlines written as the two characters \\n, as
 `seslm distill-decoder --special --answer-tokens N` reads them (the parent's answers are appended there):
 
-  answerable    a passage in the context is quoted up to a word and the question asks what completes it, or
-                asks what the context says about a phrase of it (the answer is drawn from the context);
+  answerable    a question about a passage in the context, phrased as the node's users ask (--style natural,
+                the default: "Who won the european cup in 1999?", "What is west coast swing?", "When was the
+                club founded?", "Where was X born?", "By whom was X released?", "In what year ...?"), made
+                by rules from the sentence's subject, copula or past-tense verb and year; or (--style cloze,
+                the first sessions' prompts) the passage quoted up to a word, "what completes this", or "what
+                does the context say about" a phrase of it. --style mixed: natural where the rules find a
+                question, cloze for the rest;
   unanswerable  the same questions about a sentence that is not in the context (the answer is "I don't know").
+
+Why natural questions: a student distilled on the parent's answers to cloze prompts learnt their framing ("The
+answer to this question is: ...") and carried it to real questions, where the hallucination check weighs a
+sentence of little content as weakly supported (bench/RESULTS.md section 17, the restaurant cycle).
 
 With --text FILE --text-lines N, N lines of plain text are interleaved, each started with <|endoftext|> (scored
 as `seslm perplexity` scores a document), so the student keeps modelling text. The template is ChatML
@@ -18,6 +27,7 @@ as `seslm perplexity` scores a document), so the student keeps modelling text. T
 """
 import argparse
 import random
+import re
 import sys
 
 SYSTEM = ('Answer ONLY using the context below. If the context does not contain the answer, say "I don\'t know". '
@@ -33,7 +43,92 @@ def chatml(user):
             "<|im_start|>assistant\n")
 
 
-def question_for(sentence, rng):
+# past tenses that do not end in -ed (the verb of "X <verb> ..." -> "Who <verb> ...?")
+IRREGULAR = set("""became began brought built bought caught chose came did drew drove fell fought found gave got
+grew had held kept knew led left lost made meant met paid put ran rose said sang sat saw sent set shot sold
+spent split spoke stood struck swam taught told thought threw took understood went won wore wrote""".split())
+COPULA = {"is", "was", "are", "were"}
+# participles after a copula that make "When / Where / By whom was X <participle>?"
+PARTICIPLES = set("""born founded built released known made written given taken held elected named formed opened
+published established created located situated designed produced recorded directed appointed killed married
+buried discovered introduced launched completed renamed incorporated acquired signed drafted educated raised
+used called based described considered""".split())
+PRONOUNS = {"it", "he", "she", "they", "this", "these", "those", "there", "we", "i", "you", "his", "her", "its",
+            "their", "which", "who", "that", "some", "many", "most", "all", "both", "each", "one", "other"}
+ARTICLES = {"the", "a", "an"}
+ADVERBS = {"therefore", "however", "thus", "then", "later", "also", "still", "meanwhile", "instead", "eventually"}
+YEAR = re.compile(r"^(1[0-9]{3}|20[0-9]{2})$")
+
+
+def _verb_at(words):
+    """Index of the first past-tense verb among words 1..5 whose subject is a plausible noun phrase, or None."""
+    for i, w in enumerate(words[1:6], 1):
+        if w in COPULA:
+            return None
+        if (w in IRREGULAR or (w.endswith("ed") and len(w) > 4)) and w.isalpha():
+            subj = words[:i]
+            # "the antiquities of safed were ...": a name in -ed, the verb comes later; "therefore the set is ..."
+            if i + 1 < len(words) and words[i + 1] in COPULA or subj[0].endswith("ly") or subj[0] in ADVERBS:
+                return None
+            if subj[0] in PRONOUNS or any(x in STOP and x not in ARTICLES and x != "of" for x in subj):
+                return None
+            return i
+    return None
+
+
+def _copula_at(words):
+    for i, w in enumerate(words[1:7], 1):
+        if w in COPULA:
+            subj = words[:i]
+            if subj[0] in PRONOUNS or any(x in STOP and x not in ARTICLES and x not in ("of", "in") for x in subj):
+                return None
+            return i
+        if w in STOP and w not in ARTICLES and w not in ("of", "in"):
+            return None
+    return None
+
+
+def natural_question(sentence, rng):
+    """A question a user might ask about sentence, or None where no rule applies. The sentence is lower-cased
+    Wikipedia text without punctuation; questions keep its words (the check matches them) and start upper-case."""
+    words = sentence.split()
+    if len(words) < 4:
+        return None
+    qs = []
+    c = _copula_at(words)
+    if c is not None and c + 1 < len(words):
+        subj, cop, rest = " ".join(words[:c]), words[c], words[c + 1:]
+        years = [j for j, w in enumerate(rest) if YEAR.match(w) and j > 0 and rest[j - 1] == "in"]
+        if rest[0] in PARTICIPLES:
+            if rest[0] == "born" and len(rest) > 2 and rest[1] == "in" and not YEAR.match(rest[2]):
+                qs.append(f"Where {cop} {subj} born?")
+            if years:
+                qs.append(f"When {cop} {subj} {rest[0]}?")
+            if "by" in rest[1:4]:
+                qs.append(f"By whom {cop} {subj} {rest[0]}?")
+            if rest[0] in ("located", "situated", "based", "buried") and len(rest) > 2 and rest[1] in ("in", "at", "on"):
+                qs.append(f"Where {cop} {subj} {rest[0]}?")
+        elif rest[0] in ARTICLES and len(rest) >= 2 and words[0] not in ("a", "an"):
+            qs.append(f"What {cop} {subj}?")
+        elif len(rest) == 1 and any(ch.isdigit() for ch in rest[0]) or (len(rest) > 1 and rest[0].isdigit()):
+            qs.append(f"What {cop} {subj}?")
+    v = _verb_at(words)
+    if v is not None and len(words) - v >= 2:
+        who = "What" if words[0] in ARTICLES else "Who"
+        qs.append(f"{who} {' '.join(words[v:])}?")
+        yi = [j for j, w in enumerate(words) if YEAR.match(w) and j > v and words[j - 1] == "in"]
+        if yi:
+            j = yi[0]
+            rest = words[:j - 1] + words[j + 1:]
+            if len(rest) >= 3:
+                qs.append(f"In what year {' '.join(rest)}?")
+    if not qs:
+        return None
+    q = rng.choice(qs)
+    return q[0].upper() + q[1:]
+
+
+def cloze_question(sentence, rng):
     words = sentence.split()
     if len(words) < 5:
         return None
@@ -63,6 +158,8 @@ def main():
     ap.add_argument("--unanswerable", type=float, default=0.4, help="fraction of questions the context does not answer")
     ap.add_argument("--text", help="plain text to interleave (one document per line)")
     ap.add_argument("--text-lines", type=int, default=0)
+    ap.add_argument("--style", choices=("natural", "cloze", "mixed"), default="natural",
+                    help="questions as users ask them (default), the quoted-completion ones, or natural where possible")
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     rng = random.Random(a.seed)
@@ -71,14 +168,19 @@ def main():
     lines = [l for l in lines if len(l.split()) >= 5]
     if len(lines) < 10:
         sys.exit(f"{a.passages}: fewer than 10 usable lines in {a.first}-{a.last}")
-    out = []
+    out, tries = [], 0
     while len(out) < a.prompts:
+        tries += 1
+        if tries > 1000 * a.prompts:
+            sys.exit(f"{a.passages}: only {len(out)} of {a.prompts} questions after {tries - 1} tries (--style {a.style})")
         ctx = rng.sample(lines, 3)
         if rng.random() < a.unanswerable:
             target = rng.choice([l for l in rng.sample(lines, 8) if l not in ctx])
         else:
             target = rng.choice(ctx)
-        q = question_for(target, rng)
+        q = natural_question(target, rng) if a.style != "cloze" else None
+        if q is None and a.style != "natural":
+            q = cloze_question(target, rng)
         if not q:
             continue
         user = "Context:\n" + "".join(f"[{i + 1}] {p}\n" for i, p in enumerate(ctx)) + f"\nQuestion: {q}"

@@ -216,6 +216,85 @@ double seslm_ground_coverage(const char *question, const char *context, char *mi
     return total ? (double)found / total : 1.0;
 }
 
+/* Words that frame an answer or speak of the exchange itself rather than its subject. */
+static int is_answer_filler(const char *w, size_t n) {
+    static const char *fw[] = {"answer", "answers", "question", "questions", "context", "passage", "passages",
+                               "according", "based", "given", "text", "information", "provided", "mentioned",
+                               "states", "stated", "but", "nor", "only"};
+    for (size_t i = 0; i < sizeof fw / sizeof *fw; i++)
+        if (n == strlen(fw[i]) && strncasecmp(w, fw[i], n) == 0) return 1;
+    return is_question_filler(w, n);
+}
+
+void seslm_ground_claim(const char *sentence, size_t len, size_t *off, size_t *n) {
+    static const char *pre[] = {"the answer to this question is", "the answer to the question is",
+                                "the answer to your question is", "the answer is", "answer",
+                                "according to the context", "according to the passages", "based on the context",
+                                "based on the passages", "from the context", "the context says that",
+                                "the context says", "the passage says that", "the passage says"};
+    *off = 0, *n = len;
+    for (size_t i = 0; i < sizeof pre / sizeof *pre; i++) {
+        size_t k = strlen(pre[i]);
+        if (len <= k || strncasecmp(sentence, pre[i], k) != 0 || is_word_char((unsigned char)sentence[k])) continue;
+        size_t a = k; // past the preamble: separators, spaces and quotes
+        while (a < len && (strchr(" :,-\"'", sentence[a]) ||
+                           ((unsigned char)sentence[a] == 0xE2 && a + 2 < len && (unsigned char)sentence[a + 1] == 0x80 &&
+                            ((unsigned char)sentence[a + 2] == 0x9C || (unsigned char)sentence[a + 2] == 0x9D))))
+            a += (unsigned char)sentence[a] == 0xE2 ? 3 : 1;
+        size_t b = len; // and the quotes closing the claim
+        while (b > a && (sentence[b - 1] == '"' || sentence[b - 1] == '\'' ||
+                         (b >= a + 3 && (unsigned char)sentence[b - 3] == 0xE2 && (unsigned char)sentence[b - 2] == 0x80 &&
+                          ((unsigned char)sentence[b - 1] == 0x9D || (unsigned char)sentence[b - 1] == 0x9C))))
+            b -= sentence[b - 1] == '"' || sentence[b - 1] == '\'' ? 1 : 3;
+        int has_word = 0;
+        for (size_t j = a; j < b && !has_word; j++) has_word = is_word_char((unsigned char)sentence[j]);
+        if (has_word) *off = a, *n = b - a;
+        return;
+    }
+}
+
+/* Whole-word occurrence of w in text by the first min(len, 5) letters, case-blind. */
+static int text_has_stem(const char *text, size_t tn, const char *w, size_t n) {
+    size_t k = n < 5 ? n : 5;
+    for (size_t i = 0; i + k <= tn; i++)
+        if ((i == 0 || !is_word_char((unsigned char)text[i - 1])) && strncasecmp(text + i, w, k) == 0 &&
+            (n > 5 || i + k == tn || !is_word_char((unsigned char)text[i + k])))
+            return 1;
+    return 0;
+}
+
+int seslm_ground_new_terms(const char *claim, size_t len, const char *question) {
+    if (!question) return 1;
+    const size_t qn = strlen(question);
+    int news = 0;
+    for (const char *p = claim, *end = claim + len; p < end;) {
+        while (p < end && !is_word_char((unsigned char)*p)) p++;
+        const char *w = p;
+        while (p < end && is_word_char((unsigned char)*p)) p++;
+        size_t n = (size_t)(p - w);
+        if (!n) break;
+        int digits = isdigit((unsigned char)w[0]);
+        if (!digits && (n < 3 || is_answer_filler(w, n))) continue;
+        if (!text_has_stem(question, qn, w, n)) news++;
+    }
+    return news;
+}
+
+/* A question whose answer may repeat it: one that offers its answers ("Ulster or Munster?") or a yes/no
+ * question ("Did Ulster win in 1999?" - "Yes, Ulster won in 1999."). */
+static int question_holds_answer(const char *question) {
+    static const char *aux[] = {"is", "was", "are", "were", "did", "does", "do", "can", "could", "has", "have",
+                                "had", "will", "would", "should", "shall", "may", "might", "must"};
+    while (*question && !is_word_char((unsigned char)*question)) question++;
+    size_t n = 0;
+    while (is_word_char((unsigned char)question[n])) n++;
+    for (size_t i = 0; i < sizeof aux / sizeof *aux; i++)
+        if (n == strlen(aux[i]) && strncasecmp(question, aux[i], n) == 0) return 1;
+    for (const char *p = question; *p; p++)
+        if (strncasecmp(p, " or ", 4) == 0) return 1;
+    return 0;
+}
+
 int seslm_ground_is_decline(const char *answer) {
     static const char *ph[] = {"don't know", "do not know", "don’t know", "not mentioned", "no information",
                                "not enough information", "does not say", "doesn't say", "does not mention",
@@ -309,7 +388,8 @@ seslm_status seslm_ground_check_answer(const char *question, const char *answer,
         goto done;
     }
     char *w = store;
-    int nc = 0;
+    int nc = 0, news = 0;
+    size_t cs[SESLM_GROUND_MAX_SENTENCES], cl[SESLM_GROUND_MAX_SENTENCES]; // each sentence's claim
     for (int i = 0; i < n && nc < CTX_MAX_SENT; i++) {
         size_t ps[64], pl[64];
         int k = seslm_ground_split(passages[i], ps, pl, 64);
@@ -330,17 +410,28 @@ seslm_status seslm_ground_check_answer(const char *question, const char *answer,
         memcpy(r->sentence[s], answer + as[s], al[s]);
         r->sentence[s][al[s]] = 0;
         r->n_sentences = s + 1;
+        // the claim: the sentence without a framing preamble ("The answer is: 1949." says "1949.")
+        seslm_ground_claim(answer + as[s], al[s], &cs[s], &cl[s]);
+        cs[s] += as[s];
+        news += seslm_ground_new_terms(answer + cs[s], cl[s], question);
         texts[nc + s] = w;
-        if (question && word_count(answer + as[s], al[s]) < SESLM_GROUND_SHORT_WORDS) {
+        if (question && word_count(answer + cs[s], cl[s]) < SESLM_GROUND_SHORT_WORDS) {
             memcpy(w, question, qlen);
             w[qlen] = ' ';
             w += qlen + 1;
         }
-        memcpy(w, answer + as[s], al[s]);
-        w[al[s]] = 0;
-        w += al[s] + 1;
+        memcpy(w, answer + cs[s], cl[s]);
+        w[cl[s]] = 0;
+        w += cl[s] + 1;
     }
     if (uncovered) goto done; // the coverage check decided: abstain, the sentences recorded unscored
+    if (question && news == 0 && !question_holds_answer(question)) {
+        // "The vanir dwell." for "In which land do the Vanir dwell?": embedded with the question it scores
+        // high, and it answers nothing
+        r->restates = 1;
+        snprintf(r->why, sizeof r->why, "the answer only restates the question (no term of its own)");
+        goto done;
+    }
     if (nc == 0) {
         snprintf(r->why, sizeof r->why, "the passages hold no sentence");
         goto done;
@@ -366,7 +457,7 @@ seslm_status seslm_ground_check_answer(const char *question, const char *answer,
         }
         r->support[s] = best;
         r->passage[s] = bp;
-        r->flags[s] = seslm_ground_terms(answer + as[s], al[s], ctx, r->missing[s], sizeof r->missing[s]);
+        r->flags[s] = seslm_ground_terms(answer + cs[s], cl[s], ctx, r->missing[s], sizeof r->missing[s]);
         if (r->flags[s] && !bad_terms++)
             snprintf(r->why, sizeof r->why, "sentence %d names the %s \"%s\", which is not in the passages", s + 1,
                      r->flags[s] == SESLM_GROUND_BAD_NUMBER ? "number" : "name", r->missing[s]);

@@ -14,7 +14,7 @@
 #define MAX_STOP 16
 
 static const char *GEN_HELP =
-    "usage: seslm generate [--model FILE] [--prompt TEXT | --input FILE] [--chat] [--max-tokens N]\n"
+    "usage: seslm generate [--model FILE] [--prompt TEXT | --input FILE] [--chat | --special] [--max-tokens N]\n"
     "                      [--temperature T] [--top-p P] [--seed S] [--stop STR]... [--threads N]\n"
     "                      [--ctx N] [--backend cpu|cpu-ref] [--stats] [--telemetry-dir DIR [--node ID]]\n"
     "\n"
@@ -25,6 +25,8 @@ static const char *GEN_HELP =
     "  --prompt TEXT      the prompt (UTF-8)\n"
     "  --input FILE       read the prompt from FILE (\"-\" = standard input)\n"
     "  --chat             wrap the prompt as one user message in the model's chat template\n"
+    "  --special          the prompt is already formatted: its control tokens (<|im_start|>, ...) are read as\n"
+    "                     such, not as text (a grounded prompt as the node sends it, say)\n"
     "  --max-tokens N     at most N new tokens (default 128)\n"
     "  --temperature T    0 = greedy (default 0)\n"
     "  --top-p P          nucleus sampling mass in (0, 1] (default 1)\n"
@@ -59,7 +61,7 @@ static const char *CHAT_HELP =
 
 typedef struct {
     const char *model, *prompt, *input, *system, *backend, *telemetry_dir, *node;
-    int chat, max_tokens, threads, ctx, stats, seed_set;
+    int chat, special, max_tokens, threads, ctx, stats, seed_set;
     float temperature, top_p;
     uint64_t seed;
     const char *stop[MAX_STOP];
@@ -93,6 +95,7 @@ static int parse_args(gen_args *a, const char *cmd, const char *help, int is_cha
         {"--prompt", CLI_ARG_STR, &a->prompt, 0, 0},
         {"--input", CLI_ARG_STR, &a->input, 0, 0},
         {"--chat", CLI_ARG_FLAG, &a->chat, 0, 0},
+        {"--special", CLI_ARG_FLAG, &a->special, 0, 0},
         {"--stats", CLI_ARG_FLAG, &a->stats, 0, 0},
         {"--stop", CLI_ARG_LIST, &stop, 0, 0},
         {"--telemetry-dir", CLI_ARG_STR, &a->telemetry_dir, 0, 0},
@@ -118,6 +121,10 @@ static int parse_args(gen_args *a, const char *cmd, const char *help, int is_cha
     a->backend = backend_i ? "cpu-ref" : "cpu";
     a->seed = (uint64_t)seed;
     a->temperature = (float)temperature, a->top_p = (float)top_p;
+    if (a->chat && a->special) {
+        cli_error(cmd, "--chat formats the prompt, --special says it is formatted: give one of them");
+        return 2;
+    }
     if (!is_chat && !!a->prompt == !!a->input) {
         cli_error(cmd, "give exactly one of --prompt TEXT or --input FILE");
         return 2;
@@ -238,7 +245,7 @@ int cmd_generate(int argc, char **argv) {
                          .sampling = {a.temperature, a.top_p, a.seed},
                          .stop = a.stop,
                          .n_stop = a.n_stop,
-                         .parse_special = a.chat,
+                         .parse_special = a.chat || a.special,
                          .on_text = stream_out};
     seslm_gen_result r;
     rc = 0;

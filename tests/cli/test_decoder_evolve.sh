@@ -236,6 +236,30 @@ python3 "$ROOT/bench/decoder/grounded_prompts.py" --passages "$WIKI" --prompts 1
     fail "grounded_prompts.py"
 [ "$(wc -l <"$TMP/prompts.txt")" -eq 12 ] && grep -q 'Answer ONLY using the context' "$TMP/prompts.txt" ||
     fail "grounded_prompts.py wrote $(wc -l <"$TMP/prompts.txt") prompts"
+# questions as users ask them by default (a student distilled on cloze prompts learnt their framing); the rules
+python3 - "$ROOT/bench/decoder" "$TMP/prompts.txt" >"$TMP/gp.out" 2>&1 <<'PY' || fail "grounded_prompts.py questions: $(cat "$TMP/gp.out")"
+import random, re, sys
+sys.path.insert(0, sys.argv[1])
+import grounded_prompts as g
+qs = re.findall(r"Question: ([^<]*)<\|im_end\|>", open(sys.argv[2]).read())
+assert len(qs) == 12 and all(q[0].isupper() and q.endswith("?") and "completes this" not in q for q in qs), qs
+cases = {"cedar breaks national monument was established in 1933": {"When was cedar breaks national monument established?"},
+         "carr was born in columbus ohio": {"Where was carr born?"},
+         "kozunak is a fruitcake usually prepared for easter": {"What is kozunak?"},
+         "poland joined the european union in may 2004": {"Who joined the european union in may 2004?"},
+         "singapore became an independent nation in 1965": {"Who became an independent nation in 1965?",
+                                                            "In what year singapore became an independent nation?"},
+         "the path ran northwest through cambria county": {"What ran northwest through cambria county?"},
+         "virtually all the antiquities of safed were destroyed by earthquakes": {None},
+         "therefore the whole set is actually simpler": {None}, "he went home": {None}}
+for sent, want in cases.items():
+    for seed in range(4):
+        got = g.natural_question(sent, random.Random(seed))
+        assert got in want, (sent, got)
+print("ok")
+PY
+python3 "$ROOT/bench/decoder/grounded_prompts.py" --passages "$WIKI" --prompts 6 --style cloze | grep -q 'what completes this\|What does the context say' ||
+    fail "grounded_prompts.py --style cloze"
 ok
 "$SESLM" distill-decoder --parent "$GGUF" --student "$TMP/reg/s/model.gguf" --calibration "$TMP/calib.txt" --out "$TMP/dp.gguf" \
     --prompts "$TMP/prompts.txt" --answer-tokens 8 --steps 2 --tokens 512 --seq 256 --lr 1e-4 --text-share 0.5 \

@@ -85,6 +85,19 @@ echo "What is 2+2?" | "$SESLM" generate --model "$GGUF" --input - --chat --max-t
 ok
 grep -q "4" "$TMP/c.out" || fail "the chat answer lacks 4: $(cat "$TMP/c.out")"
 
+# --special: an already formatted prompt; its control tokens are tokens, not text (without the flag the same
+# bytes are text, and the model answers something else)
+ok
+printf '<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n' >"$TMP/fmt.txt"
+"$SESLM" generate --model "$GGUF" --input "$TMP/fmt.txt" --special --max-tokens 24 >"$TMP/s.out" 2>"$TMP/s.err" ||
+    fail "generate --special failed: $(cat "$TMP/s.err")"
+ok
+grep -q "4" "$TMP/s.out" && ! grep -q "im_start\|im_end" "$TMP/s.out" || fail "the --special answer: $(cat "$TMP/s.out")"
+ok
+"$SESLM" generate --model "$GGUF" --input "$TMP/fmt.txt" --max-tokens 24 >"$TMP/s2.out" 2>/dev/null || fail "generate of the text"
+! cmp -s "$TMP/s.out" "$TMP/s2.out" || fail "--special changed nothing: $(cat "$TMP/s.out")"
+expect 2 "give one of them" "--chat with --special" -- generate --model "$GGUF" --prompt a --chat --special
+
 # chat: two lines, two replies (each followed by an empty line), exit 0 at end of input
 ok
 printf 'Hi!\nWhat is the capital of France?\n' | "$SESLM" chat --model "$GGUF" --max-tokens 24 >"$TMP/chat.out" 2>"$TMP/chat.err" ||

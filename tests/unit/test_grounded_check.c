@@ -56,6 +56,26 @@ static void test_terms(void) {
     CHECK(seslm_ground_is_decline("The context does not mention the year."));
     CHECK(seslm_ground_is_decline("I DO NOT KNOW"));
     CHECK(!seslm_ground_is_decline("Ulster won the European Cup in 1999."));
+    // the claim of a framed sentence
+    size_t off, n;
+#define CLAIM(t, want) (seslm_ground_claim(t, strlen(t), &off, &n), n == strlen(want) && strncmp(t + off, want, n) == 0)
+    CHECK(CLAIM("The answer to this question is: 1949.", "1949."));
+    CHECK(CLAIM("The answer is \"The Vanir dwell.\"", "The Vanir dwell."));
+    CHECK(CLAIM("According to the context, Broidy died in Los Angeles.", "Broidy died in Los Angeles."));
+    CHECK(CLAIM("Answer: \xe2\x80\x9cVanaheim\xe2\x80\x9d", "Vanaheim"));   // curly quotes
+    CHECK(CLAIM("Broidy died in Los Angeles.", "Broidy died in Los Angeles.")); // no frame
+    CHECK(CLAIM("Answering machines were common.", "Answering machines were common.")); // "answer" must be a word
+    CHECK(CLAIM("The answer is: \"\"", "The answer is: \"\""));  // nothing but the frame: the whole sentence
+#undef CLAIM
+    // terms the question does not hold
+    const char *qv = "In which land do the Vanir dwell?";
+    CHECK(seslm_ground_new_terms("The Vanir dwell.", 16, qv) == 0);
+    CHECK(seslm_ground_new_terms("The Vanir dwell in Vanaheim.", 28, qv) == 1);
+    CHECK(seslm_ground_new_terms("The answer to the question is the Vanir.", 40, qv) == 0); // frame words are not news
+    CHECK(seslm_ground_new_terms("1949", 4, "In which year was Jerusalem proclaimed the capital?") == 1);
+    CHECK(seslm_ground_new_terms("The main international airport of Mozambique is the main airport of Mozambique.", 79,
+                                 "What is the main international airport of Mozambique?") == 0);
+    CHECK(seslm_ground_new_terms("anything", 8, NULL) == 1);
 }
 
 // ---- with the encoder ----------------------------------------------------------------------------
@@ -150,6 +170,24 @@ static void test_support(enc *x) {
     // a short answer is scored with its question
     const char *q = "What have electric eels been used to study?";
     CHECK(check(x, &o, q, "Bioelectrogenesis.", &r) == SESLM_GROUND_ANSWER && r.passage[0] == 0);
+    seslm_ground_check_free(&r);
+    // a framed short answer is scored as its claim, with the question: "The answer to this question is: 1918."
+    q = "When did the brigade return home?";
+    CHECK(check(x, &o, q, "The answer to this question is: 1918.", &r) == SESLM_GROUND_ANSWER && r.passage[0] == 1);
+    CHECK(!r.restates && strcmp(r.sentence[0], "The answer to this question is: 1918.") == 0);
+    seslm_ground_check_free(&r);
+    // an answer that only restates the question: abstain (embedded with the question it would score high)
+    CHECK(check(x, &o, q, "The brigade returned home.", &r) == SESLM_GROUND_ABSTAIN && r.restates);
+    CHECK(strstr(r.why, "restates") && r.n_sentences == 1 && !r.cited[1]);
+    seslm_ground_check_free(&r);
+    CHECK(check(x, &o, q, "The answer is: \"the brigade returned home.\"", &r) == SESLM_GROUND_ABSTAIN && r.restates);
+    seslm_ground_check_free(&r);
+    // ... unless the question holds its answer: a choice or a yes/no question
+    CHECK(check(x, &o, "Did the brigade return home in 1918?", "Yes, the brigade returned home in 1918.", &r) ==
+          SESLM_GROUND_ANSWER && !r.restates);
+    seslm_ground_check_free(&r);
+    CHECK(check(x, &o, "Who confused the hof gap with the fulda gap, spi or nato?", "spi confused the hof gap with the fulda gap.",
+                &r) == SESLM_GROUND_ANSWER && !r.restates);
     seslm_ground_check_free(&r);
     // the clarify band: a supported sentence under a threshold above its support, no fabricated term
     seslm_ground_opts strict = o;

@@ -13,8 +13,13 @@
  *   coverage  (with a question) at least min_coverage of the question's terms must occur in the passages:
  *             an answer drawn from a passage about the question's subject but not its point ("When did X
  *             marry?" over "X died in 1991") is grounded sentence by sentence and still no answer.
+ *   claim     each sentence is scored without a framing preamble ("The answer to this question is: 1949."
+ *             is the claim "1949.", short, so embedded with the question);
+ *   novelty   (with a question) some sentence must hold a term the question does not: "The Vanir dwell." for
+ *             "In which land do the Vanir dwell?" restates it and answers nothing (not applied when the
+ *             answer may repeat the question: "... Ulster or Munster?", yes/no questions).
  * Verdict: the model declined by itself ("I don't know", "not mentioned", ...) or an empty answer:
- * abstain; the passages do not cover the question: abstain; a number or entity absent from the passages: abstain (a fabricated fact); lowest sentence
+ * abstain; the passages do not cover the question: abstain; the answer only restates the question: abstain; a number or entity absent from the passages: abstain (a fabricated fact); lowest sentence
  * support < min_support: clarify when it is still >= clarify_support, else abstain; otherwise answer.
  * The passages cited are those holding the best-matching sentence of some answer sentence. */
 #ifndef SESLM_GROUNDED_H
@@ -64,6 +69,7 @@ typedef struct {
     int cited[SESLM_GROUND_MAX_PASSAGES];    // 1: the passage supports some sentence (verdict answer)
     seslm_ground_verdict verdict;
     char why[256];
+    int restates;                            // no sentence says anything the question does not (abstain)
 } seslm_ground_check;
 
 void seslm_ground_check_free(seslm_ground_check *r);
@@ -81,6 +87,16 @@ int seslm_ground_terms(const char *sentence, size_t len, const char *context, ch
  * "year", "did"; numbers) that occur in the context, a word matching any context word with its first
  * min(len, 5) letters; 1 when the question has no such term. The first missing term goes to missing. */
 double seslm_ground_coverage(const char *question, const char *context, char *missing, size_t cap);
+
+/* The claim of an answer sentence: *off, *n select it without a framing preamble ("The answer is:",
+ * "According to the context,", ...) and the quotes around what follows; the whole sentence when it has none
+ * (or nothing but it). The support and terms checks score the claim, not the frame. */
+void seslm_ground_claim(const char *sentence, size_t len, size_t *off, size_t *n);
+
+/* Content terms of claim (words of 3+ letters that are neither question nor answer filler such as "answer",
+ * "context"; numbers) that the question does not hold (by the first min(len, 5) letters): 0 when the claim
+ * only restates the question. 1 when question is NULL. */
+int seslm_ground_new_terms(const char *claim, size_t len, const char *question);
 
 /* 1 when the answer says it cannot answer ("I don't know", "not mentioned", ...). */
 int seslm_ground_is_decline(const char *answer);
