@@ -270,18 +270,41 @@ typedef struct {
     seslm_llm_ctx *c, *ca; // calibration text / served prompts (NULL: none)
     seslm_llm_answers ans;
     const seslm_llm_prune_opts *o;
+    seslm_llm_stash *sc, *sa; // each context's layer inputs as recorded (NULL: whole passes)
 } layer_probe;
 
-// loss of the model with the layers in skip (NULL: none) bypassed: text nats/token, answers nats/answer token
-static seslm_status probe_loss(layer_probe *p, const uint8_t *skip, double *text, double *answer) {
+#define LLM_PRUNE_STASH_BYTES ((size_t)1 << 30) // per context: ~15k tokens of SmolLM2-135M (30 x 576 floats each)
+
+enum { PROBE_WHOLE = 0, PROBE_RECORD = 1, PROBE_RESUME = 2 };
+
+// loss of the model with the layers in skip (NULL: none) bypassed: text nats/token, answers nats/answer token.
+// how: PROBE_WHOLE; PROBE_RECORD (a whole pass that records every layer's input); PROBE_RESUME at layer `from`
+// (skip must bypass the same layers before `from` as the recording pass did)
+static seslm_status probe_loss(layer_probe *p, const uint8_t *skip, int how, int from, double *text, double *answer) {
     seslm_ppl_result pr;
+    seslm_status st = SESLM_OK;
+    if (how != PROBE_WHOLE && p->sc) {
+        const int mode = how == PROBE_RECORD ? SESLM_LLM_STASH_RECORD : SESLM_LLM_STASH_REPLAY;
+        st = seslm_llm_ctx_set_stash(p->c, p->sc, mode, from);
+        if (!st && p->ca) st = seslm_llm_ctx_set_stash(p->ca, p->sa, mode, from);
+    }
     seslm_llm_set_layer_skip(p->m, skip);
-    seslm_status st = seslm_llm_perplexity(p->c, p->o->calib, p->o->n_calib, &pr, NULL, NULL);
+    if (!st) st = seslm_llm_perplexity(p->c, p->o->calib, p->o->n_calib, &pr, NULL, NULL);
     if (!st) *text = pr.nll / (double)pr.n_tokens;
     *answer = 0.0;
     double nll = 0.0;
     if (!st && p->ca && !(st = seslm_llm_answers_nll(p->ca, &p->ans, &nll))) *answer = nll / (double)p->ans.n_answer_tokens;
     seslm_llm_set_layer_skip(p->m, NULL);
+    seslm_llm_ctx_set_stash(p->c, NULL, SESLM_LLM_STASH_OFF, 0);
+    if (p->ca) seslm_llm_ctx_set_stash(p->ca, NULL, SESLM_LLM_STASH_OFF, 0);
+    if (!st && how == PROBE_RECORD && p->sc &&
+        (!seslm_llm_stash_complete(p->sc) || (p->sa && !seslm_llm_stash_complete(p->sa)))) {
+        if (p->o->verbose)
+            fprintf(stderr, "seslm recompile-decoder: the layer choice's text and answers outgrow %zu MiB of recorded "
+                            "layer inputs: every probe runs the whole model\n", LLM_PRUNE_STASH_BYTES >> 20);
+        seslm_llm_stash_free(p->sc), seslm_llm_stash_free(p->sa);
+        p->sc = p->sa = NULL;
+    }
     return st;
 }
 
@@ -301,17 +324,21 @@ static seslm_status layer_choose(const char *path, const seslm_llm_prune_opts *o
         if (cst && o->verbose) fprintf(stderr, "seslm recompile-decoder: the answer cache was not written: %s\n", seslm_last_error());
         if (!st) st = seslm_llm_ctx_new(&p.ca, p.m, p.ans.max_len, 0);
     }
+    if (!st && !o->choice_whole_passes) {
+        st = seslm_llm_stash_new(&p.sc, p.m, LLM_PRUNE_STASH_BYTES);
+        if (!st && p.ca) st = seslm_llm_stash_new(&p.sa, p.m, LLM_PRUNE_STASH_BYTES);
+    }
     uint8_t *skip = calloc((size_t)L, 1);
     ranked *r = malloc((size_t)L * sizeof *r);
     if (!st && (!skip || !r)) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     double base_text = 0.0, base_ans = 0.0;
-    if (!st) st = probe_loss(&p, NULL, &base_text, &base_ans);
+    if (!st) st = probe_loss(&p, NULL, PROBE_RECORD, 0, &base_text, &base_ans); // the parent's layer inputs
     if (!st) *base = base_text, *base_answer = base_ans;
     for (int l = 0; l < L && !st; l++) {
         memset(skip, 0, (size_t)L);
         skip[l] = 1;
         double t = 0.0, a = 0.0;
-        st = probe_loss(&p, skip, &t, &a);
+        st = probe_loss(&p, skip, PROBE_RESUME, l, &t, &a); // layers 0..l-1 as in the parent
         if (st) break;
         cost[l] = t - base_text + a - base_ans;
         if (text_cost) text_cost[l] = t - base_text;
@@ -327,6 +354,10 @@ static seslm_status layer_choose(const char *path, const seslm_llm_prune_opts *o
     for (int k = 0; k < o->drop_layers && !st; k++) {
         int best = -1;
         double best_loss = INFINITY;
+        if (k && p.sc) { // the layer inputs with the layers chosen so far bypassed (their loss is step[order[k - 1]])
+            double t = 0.0, a = 0.0;
+            if ((st = probe_loss(&p, drop, PROBE_RECORD, 0, &t, &a))) break;
+        }
         for (int i = 0, tried = 0; i < L && tried < (k ? LLM_PRUNE_RECHECK : 1) && !st; i++) {
             const int l = r[i].idx;
             if (drop[l]) continue;
@@ -336,7 +367,7 @@ static seslm_status layer_choose(const char *path, const seslm_llm_prune_opts *o
                 memcpy(skip, drop, (size_t)L);
                 skip[l] = 1;
                 double t = 0.0, a = 0.0;
-                st = probe_loss(&p, skip, &t, &a);
+                st = probe_loss(&p, skip, PROBE_RESUME, l, &t, &a); // layers 0..l-1 as recorded with drop[]
                 if (st) break;
                 loss = t - base_text + a - base_ans;
             }
@@ -351,6 +382,7 @@ static seslm_status layer_choose(const char *path, const seslm_llm_prune_opts *o
                     best_loss);
     }
     free(skip), free(r);
+    seslm_llm_stash_free(p.sc), seslm_llm_stash_free(p.sa);
     seslm_llm_answers_free(&p.ans);
     seslm_llm_ctx_free(p.ca);
     seslm_llm_ctx_free(p.c);

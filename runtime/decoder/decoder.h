@@ -85,6 +85,20 @@ enum {
 };
 typedef void (*seslm_llm_capture_fn)(void *user, int layer, int what, const float *x, int M, int K);
 void seslm_llm_ctx_set_capture(seslm_llm_ctx *c, seslm_llm_capture_fn fn, void *user);
+/* The layer stash (seslm recompile-decoder's layer choice): bypassing layer l changes nothing before it, so a
+ * pass that bypasses l can resume at l's input as recorded by a pass with the same layers before l bypassed,
+ * instead of running layers 0..l-1 again (the same floats: the layers after it run as in a whole pass).
+ * RECORD: every decode call appends each layer's input, (n_layer, M, n_embd) floats, while max_bytes lasts
+ * (beyond it the stash is incomplete and replays refuse); REPLAY from layer `from`: the k-th call after this one
+ * must be the k-th recorded (same ids, same position: else INTERNAL) and starts at layer `from` from its stream.
+ * Setting a mode rewinds to the first call; RECORD also empties the stash. OFF: whole passes. Not for serving. */
+enum { SESLM_LLM_STASH_OFF = 0, SESLM_LLM_STASH_RECORD = 1, SESLM_LLM_STASH_REPLAY = 2 };
+typedef struct seslm_llm_stash seslm_llm_stash;
+seslm_status seslm_llm_stash_new(seslm_llm_stash **out, const seslm_llm *m, size_t max_bytes);
+void seslm_llm_stash_free(seslm_llm_stash *s);
+int seslm_llm_stash_complete(const seslm_llm_stash *s);
+size_t seslm_llm_stash_bytes(const seslm_llm_stash *s);
+seslm_status seslm_llm_ctx_set_stash(seslm_llm_ctx *c, seslm_llm_stash *s, int mode, int from);
 void seslm_llm_ctx_reset(seslm_llm_ctx *c);
 int seslm_llm_ctx_pos(const seslm_llm_ctx *c);
 int seslm_llm_ctx_n_ctx(const seslm_llm_ctx *c);

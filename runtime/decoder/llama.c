@@ -50,6 +50,25 @@ struct seslm_llm_ctx {
     seslm_llm_capture_fn cap_fn; // NULL: off (seslm_llm_ctx_set_capture)
     void *cap_user;
     float *att_stats;     // (cap * H, 2) with telemetry: each (token, head)'s attention entropy and largest weight
+    seslm_llm_stash *stash; // NULL: off (seslm_llm_ctx_set_stash)
+    int stash_mode, stash_from, stash_call;
+};
+
+// ---- the layer stash: every layer's input per decode call, recorded and replayed ----
+
+typedef struct {
+    int M;
+    uint64_t sum;  // FNV-1a of the call's ids and its start position: a replay out of step is caught
+    size_t off;    // into x: (L, M, C) floats
+} stash_call;
+
+struct seslm_llm_stash {
+    int L, C;
+    size_t max_floats, n_floats, cap_floats;
+    float *x;
+    stash_call *calls;
+    int n_calls, cap_calls;
+    int full; // a record went past max_bytes: what was recorded is incomplete
 };
 
 const seslm_llm_config *seslm_llm_cfg(const seslm_llm *m) { return &m->cfg; }
@@ -307,6 +326,67 @@ void seslm_llm_ctx_set_capture(seslm_llm_ctx *c, seslm_llm_capture_fn fn, void *
     c->cap_user = user;
 }
 
+seslm_status seslm_llm_stash_new(seslm_llm_stash **out, const seslm_llm *m, size_t max_bytes) {
+    *out = calloc(1, sizeof **out);
+    if (!*out) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    (*out)->L = m->cfg.n_layer, (*out)->C = m->cfg.n_embd, (*out)->max_floats = max_bytes / sizeof(float);
+    return SESLM_OK;
+}
+
+void seslm_llm_stash_free(seslm_llm_stash *s) {
+    if (!s) return;
+    free(s->x), free(s->calls), free(s);
+}
+
+int seslm_llm_stash_complete(const seslm_llm_stash *s) { return s && !s->full; }
+size_t seslm_llm_stash_bytes(const seslm_llm_stash *s) { return s ? s->n_floats * sizeof(float) : 0; }
+
+seslm_status seslm_llm_ctx_set_stash(seslm_llm_ctx *c, seslm_llm_stash *s, int mode, int from) {
+    if (mode != SESLM_LLM_STASH_OFF && (!s || s->L != c->m->cfg.n_layer || s->C != c->m->cfg.n_embd))
+        return seslm_fail(SESLM_ERR_ARG, "the stash was not made for this decoder");
+    if (mode == SESLM_LLM_STASH_REPLAY && (from < 0 || from >= s->L || s->full))
+        return seslm_fail(SESLM_ERR_ARG, s && s->full ? "the stash is incomplete (it outgrew its memory bound)"
+                                                      : "replay from layer %d of %d", from, s ? s->L : 0);
+    if (mode == SESLM_LLM_STASH_RECORD) s->n_calls = 0, s->n_floats = 0, s->full = 0;
+    c->stash = mode == SESLM_LLM_STASH_OFF ? NULL : s;
+    c->stash_mode = mode, c->stash_from = from, c->stash_call = 0;
+    return SESLM_OK;
+}
+
+static uint64_t stash_sum(const int32_t *ids, int M, int pos) {
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)(uint32_t)pos;
+    for (int i = 0; i < M; i++) h = (h ^ (uint64_t)(uint32_t)ids[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* RECORD: a new entry for this call (NULL when the bound is reached: the stash is marked incomplete). */
+static float *stash_begin(seslm_llm_ctx *c, const int32_t *ids, int M) {
+    seslm_llm_stash *s = c->stash;
+    const size_t need = (size_t)s->L * (size_t)M * (size_t)s->C;
+    if (s->full || s->n_floats + need > s->max_floats) {
+        s->full = 1;
+        return NULL;
+    }
+    if (s->n_calls == s->cap_calls) {
+        int cap = s->cap_calls ? 2 * s->cap_calls : 64;
+        stash_call *n = realloc(s->calls, (size_t)cap * sizeof *n);
+        if (!n) return s->full = 1, NULL;
+        s->calls = n, s->cap_calls = cap;
+    }
+    if (s->n_floats + need > s->cap_floats) {
+        size_t cap = s->cap_floats ? 2 * s->cap_floats : need * 8;
+        while (cap < s->n_floats + need) cap *= 2;
+        if (cap > s->max_floats) cap = s->max_floats;
+        float *n = realloc(s->x, cap * sizeof *n);
+        if (!n) return s->full = 1, NULL;
+        s->x = n, s->cap_floats = cap;
+    }
+    stash_call *e = &s->calls[s->n_calls++];
+    e->M = M, e->sum = stash_sum(ids, M, c->pos), e->off = s->n_floats;
+    s->n_floats += need;
+    return s->x + e->off;
+}
+
 void seslm_llm_ctx_reset(seslm_llm_ctx *c) { c->pos = 0; }
 int seslm_llm_ctx_pos(const seslm_llm_ctx *c) { return c->pos; }
 int seslm_llm_ctx_n_ctx(const seslm_llm_ctx *c) { return c->n_ctx; }
@@ -520,11 +600,25 @@ static seslm_status decode(seslm_llm_ctx *c, const int32_t *ids, int M, float *l
         const int off0 = 0;
         tel_observe_tokens(T, ids, &off0, &M, 1); // each decode call (a prompt, a generated token) one sequence
     }
+    // the layer stash: record every layer's input, or resume from a recorded one (the layers before it unchanged)
+    float *rec = NULL;
+    int l0 = 0;
+    if (c->stash && c->stash_mode == SESLM_LLM_STASH_RECORD) {
+        rec = stash_begin(c, ids, M);
+    } else if (c->stash) {
+        const seslm_llm_stash *s = c->stash;
+        const int k = c->stash_call++;
+        if (k >= s->n_calls || s->calls[k].M != M || s->calls[k].sum != stash_sum(ids, M, pos0))
+            return seslm_fail(SESLM_ERR_INTERNAL, "layer stash replay out of step at decode call %d", k + 1);
+        l0 = c->stash_from;
+        memcpy(c->x, s->x + s->calls[k].off + (size_t)l0 * (size_t)M * C, (size_t)M * C * sizeof *c->x);
+    }
     size_t erow = qb_row_bytes(m->tok_embd.type, C);
-    for (int i = 0; i < M; i++)
+    for (int i = 0; i < M && !l0; i++)
         qb_dequantize_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)ids[i] * erow, c->x + (size_t)i * C, C);
     seslm_status st = SESLM_OK;
-    for (int l = 0; l < cf->n_layer && !st; l++) {
+    for (int l = l0; l < cf->n_layer && !st; l++) {
+        if (rec) memcpy(rec + (size_t)l * (size_t)M * C, c->x, (size_t)M * C * sizeof *c->x);
         if (m->skip && m->skip[l]) continue;
         const llm_layer *L = &m->layers[l];
         seslm_layer_telemetry *LT = T ? &T->layers[l] : NULL;

@@ -5,7 +5,7 @@
  *   - tokenizer: merges by rank, digits split one by one (pre-tokenizer "smollm"), control tokens only
  *     with parse_special, byte round trip, invalid UTF-8 refused;
  *   - forward: fast kernels vs the plain-C reference; one batch vs token by token (the KV cache);
- *     context overflow refused;
+ *     context overflow refused; the layer stash (a pass resumed at a recorded layer input = the whole pass);
  *   - sampler: greedy = argmax, same seed = same draws, frequencies follow softmax(logits / T), a tiny
  *     top-p keeps only the best token;
  *   - generation: streamed pieces add up to the result; a stop string cuts the text before it; generated
@@ -157,6 +157,85 @@ static void test_forward(const seslm_llm *m) {
     seslm_llm_ctx_free(fast);
     seslm_llm_ctx_free(ref);
     seslm_llm_ctx_free(step);
+}
+
+/* The layer stash: a pass that resumes at layer l from the recorded inputs gives the same logits, bit for bit, as
+ * the whole pass with the same layers bypassed (two decode calls per sequence, two sequences); replays out of
+ * step and stashes past their bound are refused. */
+static void run_seqs(seslm_llm_ctx *c, const int32_t *ids, float *out, int V, seslm_status *st) {
+    for (int s = 0; s < 2 && !*st; s++) { // a "prompt" of 7 tokens, then 5 more: each call's logits kept
+        seslm_llm_ctx_reset(c);
+        *st = seslm_llm_decode_all(c, ids + 12 * s, 7, out + (size_t)(12 * s) * V);
+        if (!*st) *st = seslm_llm_decode_all(c, ids + 12 * s + 7, 5, out + (size_t)(12 * s + 7) * V);
+    }
+}
+
+static void test_stash(seslm_llm *m) {
+    const int V = seslm_llm_cfg(m)->n_vocab, L = seslm_llm_cfg(m)->n_layer;
+    seslm_llm_ctx *c = NULL;
+    seslm_llm_stash *sp = NULL, *s0 = NULL, *tiny = NULL;
+    CHECK(seslm_llm_ctx_new(&c, m, 64, 0) == SESLM_OK);
+    CHECK(seslm_llm_stash_new(&sp, m, (size_t)1 << 24) == SESLM_OK && seslm_llm_stash_new(&s0, m, (size_t)1 << 24) == SESLM_OK);
+    CHECK(seslm_llm_stash_new(&tiny, m, 1000) == SESLM_OK);
+    if (!c || !sp || !s0 || !tiny) return;
+    int32_t ids[24];
+    for (int i = 0; i < 24; i++) ids[i] = 3 + (i * 53) % (V - 3);
+    const size_t n = (size_t)24 * V;
+    float *whole = malloc(n * 4), *got = malloc(n * 4);
+    uint8_t skip0[2] = {1, 0}, skip1[2] = {0, 1}, both[2] = {1, 1};
+    seslm_status st = SESLM_OK;
+    // record: the parent's layer inputs, and those with layer 0 bypassed (the logits as a whole pass's)
+    CHECK(seslm_llm_ctx_set_stash(c, sp, SESLM_LLM_STASH_RECORD, 0) == SESLM_OK);
+    run_seqs(c, ids, got, V, &st);
+    CHECK(st == SESLM_OK && seslm_llm_stash_complete(sp) && seslm_llm_stash_bytes(sp) == (size_t)24 * L * 64 * 4);
+    seslm_llm_ctx_set_stash(c, NULL, SESLM_LLM_STASH_OFF, 0);
+    run_seqs(c, ids, whole, V, &st);
+    CHECK(st == SESLM_OK && memcmp(whole, got, n * 4) == 0);
+    seslm_llm_set_layer_skip(m, skip0);
+    CHECK(seslm_llm_ctx_set_stash(c, s0, SESLM_LLM_STASH_RECORD, 0) == SESLM_OK);
+    run_seqs(c, ids, got, V, &st);
+    seslm_llm_set_layer_skip(m, NULL);
+    // resume at layer `from` with `skip`, recorded in `rec`: the same floats as the whole pass with `skip`
+    struct {
+        seslm_llm_stash *rec;
+        const uint8_t *skip;
+        int from;
+    } cases[] = {{sp, NULL, 0}, {sp, NULL, 1}, {sp, skip0, 0}, {sp, skip1, 1}, {s0, skip0, 1}, {s0, both, 1}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases && !st; k++) {
+        seslm_llm_set_layer_skip(m, cases[k].skip);
+        seslm_llm_ctx_set_stash(c, NULL, SESLM_LLM_STASH_OFF, 0);
+        run_seqs(c, ids, whole, V, &st);
+        for (size_t i = 0; i < n; i++) got[i] = NAN;
+        CHECK(seslm_llm_ctx_set_stash(c, cases[k].rec, SESLM_LLM_STASH_REPLAY, cases[k].from) == SESLM_OK);
+        run_seqs(c, ids, got, V, &st);
+        CHECK_MSG(st == SESLM_OK && memcmp(whole, got, n * 4) == 0, "case %zu: resumed at layer %d differs", k, cases[k].from);
+        seslm_llm_set_layer_skip(m, NULL);
+    }
+    // the parent differs from a bypass (the test would prove nothing otherwise)
+    seslm_llm_ctx_set_stash(c, NULL, SESLM_LLM_STASH_OFF, 0);
+    run_seqs(c, ids, got, V, &st);
+    CHECK(memcmp(whole, got, n * 4) != 0);
+    // a replay out of step: other ids, or a call past the recorded ones
+    CHECK(seslm_llm_ctx_set_stash(c, sp, SESLM_LLM_STASH_REPLAY, 1) == SESLM_OK);
+    seslm_llm_ctx_reset(c);
+    CHECK(seslm_llm_decode_all(c, ids + 1, 7, got) == SESLM_ERR_INTERNAL);
+    CHECK(seslm_llm_ctx_set_stash(c, sp, SESLM_LLM_STASH_REPLAY, 1) == SESLM_OK);
+    st = SESLM_OK;
+    run_seqs(c, ids, got, V, &st);
+    seslm_llm_ctx_reset(c);
+    CHECK(st == SESLM_OK && seslm_llm_decode_all(c, ids, 7, got) == SESLM_ERR_INTERNAL);
+    // bad arguments; a stash past its bound is incomplete and refuses replays
+    CHECK(seslm_llm_ctx_set_stash(c, sp, SESLM_LLM_STASH_REPLAY, L) == SESLM_ERR_ARG);
+    CHECK(seslm_llm_ctx_set_stash(c, NULL, SESLM_LLM_STASH_RECORD, 0) == SESLM_ERR_ARG);
+    CHECK(seslm_llm_ctx_set_stash(c, tiny, SESLM_LLM_STASH_RECORD, 0) == SESLM_OK);
+    st = SESLM_OK;
+    run_seqs(c, ids, got, V, &st);
+    CHECK(st == SESLM_OK && !seslm_llm_stash_complete(tiny)); // recording past the bound fails nothing
+    CHECK(seslm_llm_ctx_set_stash(c, tiny, SESLM_LLM_STASH_REPLAY, 1) == SESLM_ERR_ARG);
+    seslm_llm_ctx_set_stash(c, NULL, SESLM_LLM_STASH_OFF, 0);
+    free(whole), free(got);
+    seslm_llm_stash_free(sp), seslm_llm_stash_free(s0), seslm_llm_stash_free(tiny);
+    seslm_llm_ctx_free(c);
 }
 
 static void test_sampler(void) {
@@ -316,6 +395,7 @@ int main(void) {
     CHECK(seslm_llm_default_system(m) && strcmp(seslm_llm_default_system(m), "You are tiny.") == 0);
     test_tokenizer(m);
     test_forward(m);
+    test_stash(m);
     test_sampler();
     test_generate(m);
     seslm_llm_free(m);

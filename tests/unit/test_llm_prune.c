@@ -608,6 +608,21 @@ static void test_answers(const seslm_telemetry_view *v, const seslm_llm *m) {
         CHECK(dropped == (cost[1] < cost[0] ? 1 : 0));
         cJSON_Delete(j);
         unlink(plan);
+        // the probes resumed at each layer's recorded input (the default) give the same costs, to the bit, as
+        // whole passes
+        o.choice_whole_passes = 1;
+        CHECK_MSG(seslm_llm_prune(TINY, v, &o, out, plan, &s) == SESLM_OK, "%s", seslm_last_error());
+        o.choice_whole_passes = 0;
+        cJSON *w = read_plan(plan);
+        cJSON *wl = w ? cJSON_GetObjectItem(w, "layers") : NULL;
+        for (int l = 0; l < 2 && wl && l < cJSON_GetArraySize(wl); l++) {
+            cJSON *lc = cJSON_GetObjectItem(cJSON_GetArrayItem(wl, l), "loss_if_dropped");
+            CHECK_MSG(lc && lc->valuedouble == cost[l], "layer %d: whole passes %.17g, resumed %.17g", l,
+                      lc ? lc->valuedouble : NAN, cost[l]);
+        }
+        CHECK(w != NULL);
+        cJSON_Delete(w);
+        unlink(plan);
     }
     unlink(out);
     // a prompt that is not UTF-8: refused, named, nothing written

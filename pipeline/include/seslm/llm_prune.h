@@ -60,6 +60,9 @@ typedef struct {
                               //   unless heal_type says otherwise. Distillation then trains them as stored
     const char *answers_cache; // a file of the parent's answers to served prompts, shared with distillation and
                                //   the other candidates of a cycle (NULL: none; pipeline/recompile/llm_answer_cache.h)
+    int choice_whole_passes;  // 1: every probe of the layer choice runs the whole model (the reference the
+                              //   default is checked against); 0: a probe that bypasses layer l resumes at l's
+                              //   input recorded with the same layers before it (the same losses, ~35% less work)
 } seslm_llm_prune_opts;
 
 void seslm_llm_prune_opts_default(seslm_llm_prune_opts *o);
