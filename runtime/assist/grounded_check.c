@@ -253,13 +253,20 @@ void seslm_ground_claim(const char *sentence, size_t len, size_t *off, size_t *n
     }
 }
 
-/* Whole-word occurrence of w in text by the first min(len, 5) letters, case-blind. */
+/* A word of text that is w or an inflection of it, case-blind: the two share their first k = min(5, both lengths)
+ * letters, k >= 4 ("move" / "moved", "dwell" / "dwells", "Mozambique" / "Mozambican"); words shorter than 4 letters
+ * match only themselves. */
 static int text_has_stem(const char *text, size_t tn, const char *w, size_t n) {
-    size_t k = n < 5 ? n : 5;
-    for (size_t i = 0; i + k <= tn; i++)
-        if ((i == 0 || !is_word_char((unsigned char)text[i - 1])) && strncasecmp(text + i, w, k) == 0 &&
-            (n > 5 || i + k == tn || !is_word_char((unsigned char)text[i + k])))
-            return 1;
+    for (size_t i = 0; i < tn;) {
+        while (i < tn && !is_word_char((unsigned char)text[i])) i++;
+        const size_t a = i;
+        while (i < tn && is_word_char((unsigned char)text[i])) i++;
+        const size_t qn = i - a;
+        if (!qn) break;
+        size_t k = n < qn ? n : qn;
+        if (k > 5) k = 5;
+        if (k < 4 ? (qn == n && strncasecmp(text + a, w, n) == 0) : strncasecmp(text + a, w, k) == 0) return 1;
+    }
     return 0;
 }
 

@@ -76,6 +76,13 @@ static void test_terms(void) {
     CHECK(seslm_ground_new_terms("The main international airport of Mozambique is the main airport of Mozambique.", 79,
                                  "What is the main international airport of Mozambique?") == 0);
     CHECK(seslm_ground_new_terms("anything", 8, NULL) == 1);
+    // inflections both ways: "moved" restates "move", "dwells" restates "dwell"; short words only match themselves
+    const char *qb = "Where did the Barenboim family move in 1952?";
+    CHECK(seslm_ground_new_terms("The Barenboim family moved in 1952.", 35, qb) == 0);
+    CHECK(seslm_ground_new_terms("The Barenboim family moved to Israel in 1952.", 45, qb) == 1);
+    CHECK(seslm_ground_new_terms("The Vanir dwells.", 17, qv) == 0);
+    CHECK(seslm_ground_new_terms("The Vanir dwelt in the sky.", 27, qv) == 2); // "dwelt" (5 letters compared) and "sky"
+    CHECK(seslm_ground_new_terms("It is a car.", 12, "Which carbon is it?") == 1); // "car" is not "carbon"
 }
 
 // ---- with the encoder ----------------------------------------------------------------------------

@@ -94,8 +94,9 @@ double seslm_ground_coverage(const char *question, const char *context, char *mi
 void seslm_ground_claim(const char *sentence, size_t len, size_t *off, size_t *n);
 
 /* Content terms of claim (words of 3+ letters that are neither question nor answer filler such as "answer",
- * "context"; numbers) that the question does not hold (by the first min(len, 5) letters): 0 when the claim
- * only restates the question. 1 when question is NULL. */
+ * "context"; numbers) that the question does not hold, a word matching its inflections (the first min(5, both
+ * lengths) letters, at least 4: "moved" is "move"): 0 when the claim only restates the question. 1 when question
+ * is NULL. */
 int seslm_ground_new_terms(const char *claim, size_t len, const char *question);
 
 /* 1 when the answer says it cannot answer ("I don't know", "not mentioned", ...). */
