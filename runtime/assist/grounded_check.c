@@ -226,6 +226,13 @@ static int is_answer_filler(const char *w, size_t n) {
     return is_question_filler(w, n);
 }
 
+/* Bytes of the quote mark that starts at s[i] (i < len): 1 for " and ', 3 for the curly double quotes, else 0. */
+static size_t quote_len(const char *s, size_t i, size_t len) {
+    if (s[i] == '"' || s[i] == '\'') return 1;
+    const unsigned char *u = (const unsigned char *)s + i;
+    return i + 2 < len && u[0] == 0xE2 && u[1] == 0x80 && (u[2] == 0x9C || u[2] == 0x9D) ? 3 : 0;
+}
+
 void seslm_ground_claim(const char *sentence, size_t len, size_t *off, size_t *n) {
     static const char *pre[] = {"the answer to this question is", "the answer to the question is",
                                 "the answer to your question is", "the answer is", "answer",
@@ -234,21 +241,23 @@ void seslm_ground_claim(const char *sentence, size_t len, size_t *off, size_t *n
                                 "the context says", "the passage says that", "the passage says"};
     *off = 0, *n = len;
     for (size_t i = 0; i < sizeof pre / sizeof *pre; i++) {
-        size_t k = strlen(pre[i]);
+        const size_t k = strlen(pre[i]);
         if (len <= k || strncasecmp(sentence, pre[i], k) != 0 || is_word_char((unsigned char)sentence[k])) continue;
-        size_t a = k; // past the preamble: separators, spaces and quotes
-        while (a < len && (strchr(" :,-\"'", sentence[a]) ||
-                           ((unsigned char)sentence[a] == 0xE2 && a + 2 < len && (unsigned char)sentence[a + 1] == 0x80 &&
-                            ((unsigned char)sentence[a + 2] == 0x9C || (unsigned char)sentence[a + 2] == 0x9D))))
-            a += (unsigned char)sentence[a] == 0xE2 ? 3 : 1;
-        size_t b = len; // and the quotes closing the claim
-        while (b > a && (sentence[b - 1] == '"' || sentence[b - 1] == '\'' ||
-                         (b >= a + 3 && (unsigned char)sentence[b - 3] == 0xE2 && (unsigned char)sentence[b - 2] == 0x80 &&
-                          ((unsigned char)sentence[b - 1] == 0x9D || (unsigned char)sentence[b - 1] == 0x9C))))
-            b -= sentence[b - 1] == '"' || sentence[b - 1] == '\'' ? 1 : 3;
-        int has_word = 0;
-        for (size_t j = a; j < b && !has_word; j++) has_word = is_word_char((unsigned char)sentence[j]);
-        if (has_word) *off = a, *n = b - a;
+        size_t a = k, q; // past the preamble: separators, spaces and opening quotes
+        while (a < len && ((q = quote_len(sentence, a, len)) || strchr(" :,-", sentence[a]))) a += q ? q : 1;
+        size_t b = len; // before the quotes closing the claim
+        for (;;) {
+            const size_t c = b > a && (sentence[b - 1] == '"' || sentence[b - 1] == '\'') ? 1
+                           : b >= a + 3 && quote_len(sentence, b - 3, len) == 3     ? 3
+                                                                                    : 0;
+            if (!c) break;
+            b -= c;
+        }
+        for (size_t j = a; j < b; j++)
+            if (is_word_char((unsigned char)sentence[j])) { // a claim is left: score it alone
+                *off = a, *n = b - a;
+                break;
+            }
         return;
     }
 }
