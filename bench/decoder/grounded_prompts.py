@@ -163,8 +163,11 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     rng = random.Random(a.seed)
-    with open(a.passages, encoding="utf-8") as f:
-        lines = [l.strip() for l in f][a.first - 1:a.last]
+    try:
+        with open(a.passages, encoding="utf-8") as f:
+            lines = [l.strip() for l in f][a.first - 1:a.last]
+    except (OSError, UnicodeDecodeError) as e:
+        sys.exit(f"{a.passages}: cannot read: {e}")
     lines = [l for l in lines if len(l.split()) >= 5]
     if len(lines) < 10:
         sys.exit(f"{a.passages}: fewer than 10 usable lines in {a.first}-{a.last}")
@@ -186,8 +189,11 @@ def main():
         user = "Context:\n" + "".join(f"[{i + 1}] {p}\n" for i, p in enumerate(ctx)) + f"\nQuestion: {q}"
         out.append(chatml(user).replace("\n", "\\n"))
     if a.text and a.text_lines > 0:
-        with open(a.text, encoding="utf-8") as f:
-            text = [l.strip() for l in f if l.strip()][:a.text_lines]
+        try:
+            with open(a.text, encoding="utf-8") as f:
+                text = [l.strip() for l in f if l.strip()][:a.text_lines]
+        except (OSError, UnicodeDecodeError) as e:
+            sys.exit(f"{a.text}: cannot read: {e}")
         docs = ["<|endoftext|>" + t for t in text]
         # interleave evenly: the held-out slice (1 in 8) then holds both kinds
         merged, i, j = [], 0, 0
