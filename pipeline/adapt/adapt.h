@@ -17,6 +17,7 @@
 #include "lora.h"
 
 enum { ADAPT_PAIRS = 0, ADAPT_INBATCH = 1, ADAPT_SOFTMAX = 2 };
+enum { ADAPT_NEG_RANDOM = 0, ADAPT_NEG_NEAR = 1 };
 
 typedef struct {
     int rank;          // LoRA rank (default 8)
@@ -45,6 +46,9 @@ typedef struct {
     int n_general;
     int general_per_step;       // anchored sentences per step (default 8)
     float w_general;            // weight of the mean (1 - cos(adapted, base)) over them (default 1)
+    int negatives;              // ADAPT_INBATCH: ADAPT_NEG_NEAR (default): each batch's intents are one intent
+                                // and its nearest (by the base's mean embeddings), so the negatives are the
+                                // intents it is confused with; ADAPT_NEG_RANDOM: intents drawn uniformly
 } adapt_opts;
 
 void adapt_opts_default(adapt_opts *o);

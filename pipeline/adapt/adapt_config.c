@@ -19,6 +19,7 @@ void adapt_config_defaults(adapt_config *c) {
     c->min_gain = 1, c->max_stsb_drop = 1, c->min_retrieval = 0.8, c->max_p = 0.05;
     c->rank = o.rank, c->steps = o.steps, c->pairs = o.pairs, c->threads = o.threads, c->max_tokens = o.max_tokens;
     c->seed = o.seed;
+    snprintf(c->negatives, sizeof c->negatives, "%s", o.negatives == ADAPT_NEG_NEAR ? "near" : "random");
 }
 
 /* A string key: absent keeps *out; present must be non-empty (an empty value is a mistake, not a default). */
@@ -60,7 +61,7 @@ seslm_status adapt_config_load(adapt_config *c, const char *path) {
     if (st != SESLM_OK) return st;
     static const char *const keys[] = {"version", "model", "feedback", "out", "data_dir", "general", "general_weight",
                                        "objective", "holdout", "rank", "alpha", "steps", "pairs", "lr", "seed", "threads",
-                                       "max_tokens", "gates", "gates.min_gain", "gates.max_stsb_drop", "gates.min_retrieval",
+                                       "max_tokens", "negatives", "gates", "gates.min_gain", "gates.max_stsb_drop", "gates.min_retrieval",
                                        "gates.max_p"};
     st = seslm_yaml_check_keys(y, keys, (int)(sizeof keys / sizeof keys[0]));
     long long ver = 1, seed = (long long)c->seed;
@@ -76,6 +77,12 @@ seslm_status adapt_config_load(adapt_config *c, const char *path) {
         int line = 0;
         seslm_yaml_scalar(y, "objective", &line);
         st = seslm_fail(SESLM_ERR_FORMAT, "%s:%d: objective: expected inbatch, pairs or softmax, got '%s'", path, line, c->objective);
+    }
+    if (st == SESLM_OK) st = get_str(y, "negatives", c->negatives, sizeof c->negatives);
+    if (st == SESLM_OK && strcmp(c->negatives, "near") && strcmp(c->negatives, "random")) {
+        int line = 0;
+        seslm_yaml_scalar(y, "negatives", &line);
+        st = seslm_fail(SESLM_ERR_FORMAT, "%s:%d: negatives: expected near or random, got '%s'", path, line, c->negatives);
     }
     // the ranges of the command's flags (cmd_adapt.c)
     if (st == SESLM_OK) st = get_num(y, "general_weight", 0, 1000, 0, &c->general_weight);

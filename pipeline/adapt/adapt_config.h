@@ -16,6 +16,7 @@ typedef struct {
     double holdout, alpha, lr, general_weight, min_gain, max_stsb_drop, min_retrieval, max_p;
     int rank, steps, pairs, threads, max_tokens;
     unsigned long long seed;
+    char negatives[16];                          // near | random (the in-batch objective's batches)
 } adapt_config;
 
 /* The command's built-in defaults (what `seslm adapt` uses without a config). */

@@ -61,11 +61,14 @@ static const char *HELP =
     "  --general FILE        general text whose embeddings are anchored to the base's while adapting (keeps\n"
     "                        similarity and retrieval; default data/traffic/wiki_600.txt, none: \"-\"; use a\n"
     "                        sample of the node's served traffic where there is one)\n"
-    "  --general-weight W    weight of the anchoring loss (default 1)\n"
+    "  --general-weight W    weight of the anchoring loss (default 8)\n"
     "  --objective inbatch|pairs|softmax  in-batch negatives: (anchor, positive) pairs of distinct intents,\n"
     "                        the other positives as negatives, cross-entropy over scaled cosines (default);\n"
     "                        pairs: SetFit's cosine loss on same / different-intent pairs; softmax: cross-\n"
     "                        entropy of a cosine classifier over the intents, trained with the adapters\n"
+    "  --negatives near|random  in-batch: each batch holds an intent and its nearest intents (by the base's\n"
+    "                        mean embeddings), so the negatives are the intents it is confused with\n"
+    "                        (default near); random: intents drawn uniformly\n"
     "  --quiet               no progress lines\n"
     "\n"
     "Exit status: 0 the adapter passed every gate (register OUT/model and promote it like any model),\n"
@@ -373,6 +376,8 @@ int cmd_adapt(int argc, char **argv) {
     // the order of ADAPT_PAIRS / ADAPT_INBATCH / ADAPT_SOFTMAX
     int objective_i = strcmp(cf.objective, "pairs") == 0 ? ADAPT_PAIRS : strcmp(cf.objective, "softmax") == 0 ? ADAPT_SOFTMAX : ADAPT_INBATCH;
     cli_choice objective = {&objective_i, "pairs|inbatch|softmax"};
+    int negatives_i = strcmp(cf.negatives, "random") == 0 ? ADAPT_NEG_RANDOM : ADAPT_NEG_NEAR; // the enum's order
+    cli_choice negatives = {&negatives_i, "random|near"};
     double w_general = cf.general_weight, alpha = cf.alpha, lr = cf.lr, seed = (double)cf.seed;
     const cli_arg args[] = {
         {"--config", CLI_ARG_STR, &config, 0, 0},
@@ -381,6 +386,7 @@ int cmd_adapt(int argc, char **argv) {
         {"--out", CLI_ARG_STR, &out, 0, 0},
         {"--data-dir", CLI_ARG_STR, &data_dir, 0, 0},
         {"--objective", CLI_ARG_CHOICE, &objective, 0, 0},
+        {"--negatives", CLI_ARG_CHOICE, &negatives, 0, 0},
         {"--general", CLI_ARG_STR, &general, 0, 0},
         {"--general-weight", CLI_ARG_NUM, &w_general, 0, 1000},
         {"--holdout", CLI_ARG_NUM, &holdout, 0, 0.9}, // (ends excluded below)
@@ -414,7 +420,7 @@ int cmd_adapt(int argc, char **argv) {
         cli_error(CMD, "--seed must be a whole number (got %g)", seed);
         return 2;
     }
-    o.objective = objective_i;
+    o.objective = objective_i, o.negatives = negatives_i;
     if (general && !strcmp(general, "-")) general = NULL;
     o.w_general = (float)w_general, o.alpha = (float)alpha, o.lr = (float)lr, o.seed = (unsigned long long)seed;
     if (!model || !feedback || !out) {
@@ -483,10 +489,10 @@ int cmd_adapt(int argc, char **argv) {
     if (st == SESLM_OK) {
         char lin[2400];
         snprintf(lin, sizeof lin,
-                 "{\"method\":\"lora-setfit\",\"objective\":\"%s\",\"general\":\"%s\",\"general_weight\":%g,\"rank\":%d,\"alpha\":%g,\"steps\":%d,\"pairs\":%d,\"lr\":%g,\"seed\":%llu,"
+                 "{\"method\":\"lora-setfit\",\"objective\":\"%s\",\"negatives\":\"%s\",\"general\":\"%s\",\"general_weight\":%g,\"rank\":%d,\"alpha\":%g,\"steps\":%d,\"pairs\":%d,\"lr\":%g,\"seed\":%llu,"
                  "\"feedback\":\"%s\",\"examples_train\":%d,\"examples_holdout\":%d,\"loss_first\":%.6f,\"loss_last\":%.6f,"
                  "\"base_format\":\"%s\",\"trained_on\":\"%s\"}",
-                 adapt_objective_name(o.objective), general ? general : "", (double)o.w_general, o.rank, (double)o.alpha, rep.steps_done, o.pairs, (double)o.lr, o.seed, feedback, ntr, nho, rep.loss_first,
+                 adapt_objective_name(o.objective), o.negatives == ADAPT_NEG_NEAR ? "near" : "random", general ? general : "", (double)o.w_general, o.rank, (double)o.alpha, rep.steps_done, o.pairs, (double)o.lr, o.seed, feedback, ntr, nho, rep.loss_first,
                  rep.loss_last, base_format, seslm_parent_kind_name(par.kind));
         snprintf(path, sizeof path, "%s/adapter.safetensors", out);
         st = lora_save(&lo, path, par.served_sha256);
