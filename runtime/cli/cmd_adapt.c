@@ -4,6 +4,7 @@
 #include "adapt_config.h"
 #include "cli.h"
 #include "intent.h"
+#include "model_verify.h"
 #include "parent.h"
 #include "recompile.h"
 #include "validate_stats.h"
@@ -25,7 +26,9 @@ static const char *HELP =
     "Q/K/V, attention-output and FFN projections), trained on pairs of examples in the manner of SetFit:\n"
     "same intent -> cosine 1, different intents -> cosine 0. Writes OUT/adapter.safetensors (the adapters),\n"
     "OUT/model/ (the adapters merged into the weights: same shapes as the base, tokenizer files\n"
-    "byte-identical, lineage in config.json) and OUT/verdict.json, then gates it against the base in one\n"
+    "byte-identical, lineage in config.json, and intent_head.safetensors: the default intent head fitted on\n"
+    "all the feedback with the adapted embeddings, which a serving node swaps in with the model) and\n"
+    "OUT/verdict.json, then gates it against the base in one\n"
     "run (docs/intent.md, \"Adapters\"):\n"
     "  - held-out feedback accuracy: the default intent head fitted on the training part of the feedback\n"
     "    with each model's embeddings, accuracy on the held-out part; the adapted model must gain at least\n"
@@ -259,10 +262,25 @@ typedef struct {
 
 static int read_lines(const char *path, cli_texts *t) { return cli_texts_read_file(t, path); }
 
-/* STS-B Spearman, wiki embeddings and a timing of one model. */
+/* The default intent head fitted on every feedback row (X: their embeddings by model m), saved as head_path
+ * bound to m's weights: a serving node that reloads to m answers with it (docs/intent.md "Adapters"). */
+static int write_head(const seslm_model *m, const float *X, char *const *labels, int n, int C, unsigned long long seed,
+                      const char *head_path) {
+    seslm_intent_opts o;
+    seslm_intent_opts_default(&o);
+    o.input_dim = C, o.seed = seed;
+    seslm_intent_head *h = NULL;
+    int ok = seslm_intent_new(&h, &o) == SESLM_OK && seslm_intent_fit(h, X, (const char *const *)labels, n) == SESLM_OK &&
+             seslm_intent_save(h, head_path, seslm_model_weights_sha256(m)) == SESLM_OK;
+    seslm_intent_free(h);
+    if (!ok) cli_error(CMD, "the intent head for %s: %s", head_path, seslm_last_error());
+    return ok;
+}
+
+/* STS-B Spearman, wiki embeddings and a timing of one model (and, with head_path, its intent head). */
 static int measure(const char *model_dir, int threads, const labelled *fb, const int *is_hold, const cli_texts *sa,
                    const cli_texts *sb, const double *gold, const cli_texts *qs, const cli_texts *ps,
-                   unsigned long long seed, measures *out) {
+                   unsigned long long seed, const char *head_path, measures *out) {
     seslm_model *m = NULL;
     seslm_encoder *e = NULL;
     if (seslm_model_load(&m, model_dir) != SESLM_OK) {
@@ -282,6 +300,12 @@ static int measure(const char *model_dir, int threads, const labelled *fb, const
     ok = ok && embed_all(e, fb->text, fb->n, C, X);
     if (ok) out->acc = head_accuracy(X, fb->label, is_hold, fb->n, C, seed, out->right);
     ok = ok && out->acc >= 0;
+    if (ok && head_path && !write_head(m, X, fb->label, fb->n, C, seed, head_path)) {
+        free(X), free(A), free(B), free(pred);
+        seslm_encoder_free(e);
+        seslm_model_free(m);
+        return 0;
+    }
     const double t0 = (double)clock() / CLOCKS_PER_SEC;
     ok = ok && embed_all(e, sa->texts, sa->n, C, A) && embed_all(e, sb->texts, sb->n, C, B);
     out->embed_ms = ((double)clock() / CLOCKS_PER_SEC - t0) * 1e3 / (2.0 * (sa->n > 0 ? sa->n : 1)); // CPU ms per text
@@ -510,8 +534,16 @@ int cmd_adapt(int argc, char **argv) {
     // the gate: base and adapted measured in one run
     if (!quiet) fprintf(stderr, "adapt: measuring the base and the adapted model\n");
     measures mb = {0}, ma = {0};
-    if (!measure(model, o.threads, &fb, is_hold, &sa, &sb, gold, &qs, &ps, o.seed, &mb) ||
-        !measure(merged, o.threads, &fb, is_hold, &sa, &sb, gold, &qs, &ps, o.seed, &ma)) {
+    // the adapted model carries the head fitted on its embeddings of all the feedback (a node swaps to it with
+    // the model); the directory's SHA256SUMS, if the base format has one, is written again to list it
+    char head_path[4300], sums[4300];
+    snprintf(head_path, sizeof head_path, "%s/intent_head.safetensors", merged);
+    snprintf(sums, sizeof sums, "%s/%s", merged, SESLM_MANIFEST_NAME);
+    struct stat sst;
+    const int has_sums = stat(sums, &sst) == 0;
+    if (!measure(model, o.threads, &fb, is_hold, &sa, &sb, gold, &qs, &ps, o.seed, NULL, &mb) ||
+        !measure(merged, o.threads, &fb, is_hold, &sa, &sb, gold, &qs, &ps, o.seed, head_path, &ma) ||
+        (has_sums && model_manifest_write(merged) != SESLM_OK && (cli_error(CMD, "%s", seslm_last_error()), 1))) {
         free(mb.q), free(mb.p), free(ma.q), free(ma.p), free(mb.right), free(ma.right);
         goto done;
     }

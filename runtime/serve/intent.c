@@ -5,7 +5,11 @@
  * like any /v1/embed text (so the encoder's telemetry sees it). A feedback example is learned and the
  * head file rewritten crash-safely (temp file + fsync + rename) before the answer is sent: an
  * acknowledged example survives a crash or restart. Predicted intents are counted per telemetry
- * window and written into the dump's /intents group (the janitor takes the counts at each dump). */
+ * window and written into the dump's /intents group (the janitor takes the counts at each dump).
+ *
+ * A head answers for the model it was trained on: a reload to another model swaps the head with it when one is
+ * found for the new model (serve_intent_prepare), and a text embedded by the model being swapped out is
+ * embedded again (embed_for_head), so no answer pairs one model's embedding with another model's head. */
 #include "intent.h"
 #include "serve_internal.h"
 
@@ -15,12 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct serve_intent {
     pthread_mutex_t mu; // the head, the counts
     seslm_intent_head *h;
     char path[PATH_MAX];
-    char model_sha[65];
+    char model_sha[65];   // the model the head was trained on (its file says; "" unknown)
+    uint64_t generation;  // the model slot the head answers for: an embedding from another slot is done again
     int allow_new;
     uint64_t *counts; // predictions per class in the open telemetry window (n_classes)
     int n_counts;
@@ -44,9 +50,21 @@ seslm_status serve_intent_open(seslm_server *s, const char *path, int allow_new)
         return st;
     }
     snprintf(in->path, sizeof in->path, "%s", path);
+    in->generation = s->current->generation;
     in->allow_new = allow_new;
     pthread_mutex_init(&in->mu, NULL);
     s->intent = in;
+    // a head file trained on another model (the node was restarted on a rolled-back model): its own head
+    // for this model, kept when it was swapped out, or the model's, as a reload would pick
+    serve_intent_next *n = NULL;
+    if ((st = serve_intent_prepare(s, s->current, &n)) != SESLM_OK) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", seslm_last_error());
+        serve_intent_close(s);
+        return seslm_fail(st, "intent head: %s", why);
+    }
+    serve_intent_swap_locked(s, n, s->current->generation);
+    serve_intent_finish(s, n);
     return SESLM_OK;
 }
 
@@ -109,10 +127,12 @@ static void count_prediction(serve_intent *in, int index) {
 
 
 /* Embeds one text through the batcher with the current model; 0 ok, else an HTTP code with out set. */
-int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, char *model_id, sbuf *out) {
+int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, char *model_id, uint64_t *generation,
+                     sbuf *out) {
     serve_slot *slot = serve_slot_acquire(s);
     if (!slot) return sb_error_json(out, 503, "no model is loaded");
     snprintf(model_id, SERVE_ID_CAP, "%s", slot->id);
+    if (generation) *generation = slot->generation;
     int code = 0;
     if (slot->hidden != dim) {
         code = sb_error_json(out, 500, "the intent head takes %d-d embeddings, model %s gives %d-d", dim, slot->id, slot->hidden);
@@ -145,6 +165,35 @@ int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, cha
     free(ids);
     serve_slot_release(slot);
     return code;
+}
+
+/* Embeds text with the model the head answers for. 0: *x (the head's width, malloc'd) holds the embedding and
+ * in->mu is HELD (the caller unlocks); else an HTTP code with out set, mu not held. A reload between the
+ * embedding and the lock swaps model and head together (serve_intent_swap), so the text is embedded again. */
+static int embed_for_head(seslm_server *s, serve_intent *in, const char *text, float **x, char *model_id, sbuf *out) {
+    *x = NULL;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        pthread_mutex_lock(&in->mu);
+        const int D = seslm_intent_input_dim(in->h);
+        pthread_mutex_unlock(&in->mu);
+        float *v = realloc(*x, (size_t)D * sizeof(float));
+        if (!v) {
+            free(*x), *x = NULL;
+            return sb_error_json(out, 500, "out of memory");
+        }
+        *x = v;
+        uint64_t gen = 0;
+        const int code = serve_embed_text(s, text, *x, D, model_id, &gen, out);
+        if (code) {
+            free(*x), *x = NULL;
+            return code;
+        }
+        pthread_mutex_lock(&in->mu);
+        if (in->generation == gen && seslm_intent_input_dim(in->h) == D) return 0;
+        pthread_mutex_unlock(&in->mu);
+    }
+    free(*x), *x = NULL;
+    return sb_error_json(out, 503, "the model was reloaded during the request three times; retry");
 }
 
 /* Parses an object body with string fields only from `allowed`; 0 ok, else an HTTP code with out set. */
@@ -197,16 +246,10 @@ static int handle_intent(seslm_server *s, const char *body, size_t len, sbuf *ou
     cJSON *root = NULL;
     int code = parse_fields(body, len, fields, 1, vals, &root, out);
     if (code) return code;
-    const int D = seslm_intent_input_dim(in->h); // fixed for the head's life
-    float *x = malloc((size_t)D * sizeof(float));
-    if (!x) code = sb_error_json(out, 500, "out of memory");
-    if (!code) code = serve_embed_text(s, vals[0], x, D, model_id, out);
+    float *x = NULL;
+    code = embed_for_head(s, in, vals[0], &x, model_id, out); // 0: in->mu held
     cJSON_Delete(root);
-    if (code) {
-        free(x);
-        return code;
-    }
-    pthread_mutex_lock(&in->mu);
+    if (code) return code;
     const int C = seslm_intent_n_classes(in->h);
     float *p = malloc((size_t)C * sizeof(float));
     seslm_intent_result r;
@@ -262,16 +305,12 @@ static int handle_feedback(seslm_server *s, const char *body, size_t len, sbuf *
         cJSON_Delete(root);
         return code;
     }
-    const int D = seslm_intent_input_dim(in->h);
-    float *x = malloc((size_t)D * sizeof(float));
-    if (!x) code = sb_error_json(out, 500, "out of memory");
-    if (!code) code = serve_embed_text(s, vals[0], x, D, model_id, out);
+    float *x = NULL;
+    code = embed_for_head(s, in, vals[0], &x, model_id, out); // 0: in->mu held
     if (code) {
-        free(x);
         cJSON_Delete(root);
         return code;
     }
-    pthread_mutex_lock(&in->mu);
     const int before = seslm_intent_n_classes(in->h);
     int steps = 0;
     int64_t t0 = serve_now_mono_ns();
@@ -297,26 +336,135 @@ static int handle_feedback(seslm_server *s, const char *body, size_t len, sbuf *
     return code;
 }
 
-int serve_intent_classify(seslm_server *s, const float *x, char *label, size_t cap, float *confidence, int *oos) {
+int serve_intent_classify_text(seslm_server *s, const char *text, float **x_out, int *dim, char *label, size_t cap,
+                               float *confidence, int *oos, char *model_id, sbuf *out) {
+    *x_out = NULL;
+    *dim = 0;
     serve_intent *in = s->intent;
-    pthread_mutex_lock(&in->mu);
+    float *x = NULL;
+    int code = embed_for_head(s, in, text, &x, model_id, out); // 0: in->mu held
+    if (code) return code;
     seslm_intent_result r;
-    int rc = seslm_intent_predict(in->h, x, NULL, &r) == SESLM_OK ? 0 : -1;
-    if (rc == 0) {
+    const int D = seslm_intent_input_dim(in->h);
+    if (seslm_intent_predict(in->h, x, NULL, &r) != SESLM_OK) {
+        code = sb_error_json(out, 500, "%s", seslm_last_error());
+    } else {
         count_prediction(in, r.index);
         snprintf(label, cap, "%s", seslm_intent_label(in->h, r.index));
         *confidence = r.confidence;
         *oos = r.out_of_scope;
     }
     pthread_mutex_unlock(&in->mu);
-    return rc;
+    if (code) free(x);
+    else *x_out = x, *dim = D;
+    return code;
 }
-
-int serve_intent_dim(const seslm_server *s) { return s->intent ? seslm_intent_input_dim(s->intent->h) : 0; }
 
 int serve_intent_handle(seslm_server *s, serve_route r, const char *body, size_t len, sbuf *out, char *model_id) {
     model_id[0] = 0;
     if (!s->intent)
         return sb_error_json(out, 404, "no intent head is loaded (start the server with --intent-head FILE)");
     return r == R_INTENT ? handle_intent(s, body, len, out, model_id) : handle_feedback(s, body, len, out, model_id);
+}
+
+// ---- a reload swaps the head with the model ------------------------------------------------------------
+
+struct serve_intent_next {
+    seslm_intent_head *h;   // the head for the new model
+    char model_sha[65];     // the new model's weights sha256
+    char from[PATH_MAX + 80];
+    seslm_intent_head *old; // after the swap: the head swapped out, and its model
+    char old_sha[65];
+};
+
+static int is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+seslm_status serve_intent_prepare(seslm_server *s, const serve_slot *ns, serve_intent_next **next) {
+    *next = NULL;
+    serve_intent *in = s->intent;
+    const char *sha = in ? seslm_model_weights_sha256(ns->m) : NULL;
+    if (!sha || !*sha) return SESLM_OK;
+    pthread_mutex_lock(&in->mu);
+    char cur[65];
+    snprintf(cur, sizeof cur, "%s", in->model_sha);
+    pthread_mutex_unlock(&in->mu);
+    if (strcmp(cur, sha) == 0) return SESLM_OK;
+    // the node's own head for that model first (it holds what was learned online), then the model's
+    char cand[2][PATH_MAX + 80];
+    snprintf(cand[0], sizeof cand[0], "%s.%s", in->path, sha);
+    snprintf(cand[1], sizeof cand[1], "%s/intent_head.safetensors", ns->dir);
+    for (int k = 0; k < 2; k++) {
+        if (!is_file(cand[k])) continue;
+        serve_intent_next *n = calloc(1, sizeof *n);
+        if (!n) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        char head_sha[65] = "";
+        seslm_status st = seslm_intent_load(&n->h, cand[k], head_sha);
+        if (st == SESLM_OK && strcmp(head_sha, sha) != 0)
+            st = seslm_fail(SESLM_ERR_ARG, "intent head %s was trained on model %.12s, not on %.12s", cand[k],
+                            *head_sha ? head_sha : "(unknown)", sha);
+        else if (st == SESLM_OK && seslm_intent_input_dim(n->h) != ns->hidden)
+            st = seslm_fail(SESLM_ERR_SHAPE, "intent head %s takes %d-d embeddings, the model gives %d-d", cand[k],
+                            seslm_intent_input_dim(n->h), ns->hidden);
+        if (st != SESLM_OK) {
+            seslm_intent_free(n->h);
+            free(n);
+            return st;
+        }
+        snprintf(n->model_sha, sizeof n->model_sha, "%s", sha);
+        memcpy(n->from, cand[k], sizeof n->from); // the same size, NUL-terminated by snprintf above
+        *next = n;
+        return SESLM_OK;
+    }
+    if (*cur)
+        fprintf(stderr, "seslm serve: warning: the intent head %s was trained on model %.12s and the new model %.12s has "
+                        "none (no %s, no intent_head.safetensors in %s): it keeps answering\n",
+                in->path, cur, sha, cand[0], ns->dir);
+    return SESLM_OK;
+}
+
+void serve_intent_lock(seslm_server *s) {
+    if (s->intent) pthread_mutex_lock(&s->intent->mu);
+}
+
+void serve_intent_unlock(seslm_server *s) {
+    if (s->intent) pthread_mutex_unlock(&s->intent->mu);
+}
+
+void serve_intent_swap_locked(seslm_server *s, serve_intent_next *next, uint64_t gen) {
+    serve_intent *in = s->intent;
+    if (!in) return;
+    in->generation = gen;
+    if (!next) return;
+    next->old = in->h;
+    snprintf(next->old_sha, sizeof next->old_sha, "%s", in->model_sha);
+    in->h = next->h;
+    next->h = NULL;
+    snprintf(in->model_sha, sizeof in->model_sha, "%s", next->model_sha);
+    // the window's counts are per class of the old head: they go with it
+    if (in->counts) memset(in->counts, 0, (size_t)in->n_counts * sizeof *in->counts);
+}
+
+void serve_intent_finish(seslm_server *s, serve_intent_next *next) {
+    serve_intent *in = s->intent;
+    if (!in || !next) return;
+    char kept[PATH_MAX + 80] = "";
+    if (next->old && *next->old_sha) { // a rollback finds it here, also after a restart
+        snprintf(kept, sizeof kept, "%s.%s", in->path, next->old_sha);
+        if (seslm_intent_save(next->old, kept, next->old_sha) != SESLM_OK) {
+            fprintf(stderr, "seslm serve: the intent head swapped out could not be kept: %s\n", seslm_last_error());
+            kept[0] = 0;
+        }
+    }
+    seslm_intent_free(next->old);
+    pthread_mutex_lock(&in->mu);
+    const seslm_status st = seslm_intent_save(in->h, in->path, in->model_sha);
+    pthread_mutex_unlock(&in->mu);
+    if (st != SESLM_OK) fprintf(stderr, "seslm serve: the new intent head could not be written to %s: %s\n", in->path, seslm_last_error());
+    fprintf(stderr, "seslm serve: intent head for model %.12s from %s%s%s\n", next->model_sha, next->from,
+            *kept ? "; the previous one kept as " : "", kept);
+    seslm_intent_free(next->h);
+    free(next);
 }

@@ -81,15 +81,10 @@ int serve_message_handle(seslm_server *s, const char *body, size_t len, sbuf *ou
         cJSON_Delete(root);
         return 200;
     }
-    const int D = serve_intent_dim(s);
-    float *x = code ? NULL : malloc((size_t)D * sizeof(float));
-    if (!code && !x) code = sb_error_json(out, 500, "out of memory");
-    if (!code) code = serve_embed_text(s, text, x, D, model_id, out);
     char label[160] = "";
-    float conf = 0;
-    int oos = 0;
-    if (!code && serve_intent_classify(s, x, label, sizeof label, &conf, &oos) != 0)
-        code = sb_error_json(out, 500, "%s", seslm_last_error());
+    float conf = 0, *x = NULL; // x: the text's embedding, by the model the head answers for (the KB search below)
+    int oos = 0, D = 0;
+    if (!code) code = serve_intent_classify_text(s, text, &x, &D, label, sizeof label, &conf, &oos, model_id, out);
     seslm_dialog_decision dd;
     seslm_status dst = code ? SESLM_OK : seslm_dialog_step(s->dialog, session, oos ? NULL : label, conf, keys, vals, ns, &dd);
     if (dst != SESLM_OK) code = sb_error_json(out, dst == SESLM_ERR_ARG ? 400 : 500, "%s", seslm_last_error());

@@ -349,11 +349,30 @@ int serve_intent_handle(seslm_server *s, serve_route r, const char *body, size_t
 /* Takes (and zeroes) the predicted-intent counts of the window; free with serve_intent_free_counts. */
 int serve_intent_take_counts(seslm_server *s, char ***labels, uint64_t **counts);
 void serve_intent_free_counts(char **labels, uint64_t *counts, int n);
-/* Embeds one text through the batcher (dim must be the model's); 0 ok, else an HTTP code, out set. */
-int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, char *model_id, sbuf *out);
-/* Predicts (and counts) the intent of an embedding; 0 ok, -1 failure (seslm_last_error). */
-int serve_intent_classify(seslm_server *s, const float *x, char *label, size_t cap, float *confidence, int *oos);
-int serve_intent_dim(const seslm_server *s);
+/* Embeds one text through the batcher (dim must be the model's); 0 ok, else an HTTP code, out set.
+ * *generation (may be NULL): the slot that embedded it. */
+int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, char *model_id, uint64_t *generation,
+                     sbuf *out);
+/* Embeds text with the model the head answers for and predicts (and counts) its intent: 0 ok with *x the
+ * embedding (malloc'd, the caller frees) of *dim floats, else an HTTP code with out set. */
+int serve_intent_classify_text(seslm_server *s, const char *text, float **x, int *dim, char *label, size_t cap,
+                               float *confidence, int *oos, char *model_id, sbuf *out);
+/* A reload's intent head (serve_intent_swap): the head for the new model, loaded before the swap. */
+typedef struct serve_intent_next serve_intent_next;
+/* Before a reload's swap: finds the head for the model of slot ns — the node's own earlier head for it
+ * (HEAD.<weights sha256>, kept when it was swapped out), else ns's directory's intent_head.safetensors
+ * (seslm adapt writes it) — and loads it. *next = NULL when the current head stays (no intent head served,
+ * none found, or the current one is already that model's). SESLM_OK, or a failure to load a head that was
+ * found (the reload is then refused). */
+seslm_status serve_intent_prepare(seslm_server *s, const serve_slot *ns, serve_intent_next **next);
+/* Called with reg_mu held at the reload's swap: the head now answers for generation gen (next's head if
+ * any). Locks the head's mutex (order: the head's, then reg_mu — see seslm_serve_reload). */
+void serve_intent_swap_locked(seslm_server *s, serve_intent_next *next, uint64_t gen);
+/* After the swap (no lock held): the head swapped out is kept as HEAD.<its model's sha256> and the new one
+ * written to HEAD; frees next. Failures are reported on stderr (the swap stands). */
+void serve_intent_finish(seslm_server *s, serve_intent_next *next);
+void serve_intent_lock(seslm_server *s);
+void serve_intent_unlock(seslm_server *s);
 
 // ---- conversation: POST /v1/message (message.c) -----------------------------------------------------
 

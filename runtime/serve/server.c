@@ -211,12 +211,26 @@ seslm_status seslm_serve_reload(seslm_server *s, const char *dir, char *prev_id,
         pthread_mutex_unlock(&s->reload_mu);
         return st;
     }
-    // green: one pointer swap; requests holding the old slot finish on it, the last one retires it
+    // the intent head for the new model, if the node serves one and one is found for it
+    serve_intent_next *hn = NULL;
+    if ((st = serve_intent_prepare(s, ns, &hn)) != SESLM_OK) {
+        serve_metrics_reload(&s->metrics, 0);
+        fprintf(stderr, "seslm serve: reload from %s refused, still serving %s: %s\n", dir, cur_id, seslm_last_error());
+        serve_slot_destroy(ns);
+        pthread_mutex_unlock(&s->reload_mu);
+        return st;
+    }
+    // green: one pointer swap; requests holding the old slot finish on it, the last one retires it. The head
+    // swaps in the same critical section (its lock first: the request path never holds reg_mu while taking it)
+    serve_intent_lock(s);
     pthread_mutex_lock(&s->reg_mu);
     serve_slot *old = s->current;
     ns->generation = ++s->generation;
     s->current = ns;
+    serve_intent_swap_locked(s, hn, ns->generation);
     pthread_mutex_unlock(&s->reg_mu);
+    serve_intent_unlock(s);
+    serve_intent_finish(s, hn);
     serve_metrics_set_model(&s->metrics, ns->id, ns->dir);
     serve_metrics_reload(&s->metrics, 1);
     if (new_id) snprintf(new_id, id_cap, "%s", ns->id);

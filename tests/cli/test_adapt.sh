@@ -7,7 +7,9 @@
 #   * an adapter that helps — feedback on the 14 CLINC150 intents the base model confuses most — passes every
 #     gate at its defaults (gain and McNemar p, STS-B, retrieval), helps a head on CLINC150's test rows of
 #     those intents, and is promoted to a serving node under load (promote --notify) and rolled back, with no
-#     failed request and each answer from the model then live;
+#     failed request and each answer from the model then live; the adapted model carries its intent head
+#     (intent_head.safetensors) and the node's /v1/intent answers come from it while the adapter is live,
+#     from the node's own head again after the rollback;
 #   * with the anchoring loss and relaxed thresholds the gate ACCEPTS: exit 0; the merged model loads
 #     and embeds, has the base's shapes, tokenizer files byte-identical, lineage in config.json; the
 #     adapter file holds rank-r A / B tensors; the merged model registers with the base as its parent;
@@ -166,7 +168,28 @@ r = json.loads(open(sys.argv[2]).readline())["embedding"]
 assert max(abs(a - b) for a, b in zip(s, r)) < 1e-5, "the node does not serve that model"
 PY
 }
-cli_serve_start "$TMP/serve.log" --model "$MODEL" --threads 1 --admin-token-file "$TMP/token"
+# the node also serves an intent head fitted on the base's embeddings; the adapted model carries its own
+# (OUT/model/intent_head.safetensors, fitted on all the feedback with the adapted embeddings)
+[ -f "$TMP/helps/model/intent_head.safetensors" ] && ok || fail "the adapted model carries no intent head"
+"$SESLM" intent train --model "$MODEL" --data "$TMP/conf.tsv" --out "$TMP/node_head" --threads 2 >/dev/null 2>&1 || fail "node head"
+"$SESLM" intent predict --model "$TMP/helps/model" --head "$TMP/helps/model/intent_head.safetensors" --input "$TMP/conf_test.txt" \
+    --threads 2 >"$TMP/pa.jsonl" 2>"$TMP/pa.err" && ! grep -q warning "$TMP/pa.err" && ok ||
+    fail "the adapted model's own head: $(cat "$TMP/pa.err")"
+"$SESLM" intent predict --model "$MODEL" --head "$TMP/node_head" --input "$TMP/conf_test.txt" --threads 2 >"$TMP/pb.jsonl" \
+    2>/dev/null || fail "the node head's predictions"
+served_intents() { # REFERENCE_JSONL: the node's /v1/intent answers to the test texts equal the reference's tops
+    python3 - "$URL" "$TMP/conf_test.txt" "$1" <<'PY'
+import json, sys, urllib.request
+url, texts, ref = sys.argv[1], open(sys.argv[2]).read().splitlines(), [json.loads(l)["top"] for l in open(sys.argv[3])]
+got = []
+for t in texts:
+    r = urllib.request.urlopen(urllib.request.Request(url + "/v1/intent", data=json.dumps({"text": t}).encode()))
+    got.append(json.load(r)["top"])
+diff = sum(a != b for a, b in zip(got, ref))
+assert len(got) == len(ref) and diff == 0, "%d of %d answers differ from the reference head" % (diff, len(ref))
+PY
+}
+cli_serve_start "$TMP/serve.log" --model "$MODEL" --threads 1 --admin-token-file "$TMP/token" --intent-head "$TMP/node_head"
 if [ -z "$PORT" ]; then
     fail "the server did not start: $(cat "$TMP/serve.log")"
 else
@@ -179,9 +202,14 @@ else
     expect 0 '"version":2' "promote the adapter --notify" -- promote 2 --notify "$URL" --admin-token-file "$TMP/token" --reason adapter
     curl -s "$URL/healthz" | grep -q "\"$SHA_A@" && ok || fail "after promote the node serves $(curl -s "$URL/healthz")"
     served_is "$TMP/va.jsonl" && ok || fail "after the promotion the node must serve the adapted model"
+    served_intents "$TMP/pa.jsonl" && ok || fail "after the promotion the node must answer with the adapted model's head"
+    ls "$TMP"/node_head.* >/dev/null 2>&1 && ok || fail "the base's head was not kept beside the node's head file"
     expect 0 '"version":1' "roll the adapter back --notify" -- rollback --notify "$URL" --admin-token-file "$TMP/token" --reason drill
     curl -s "$URL/healthz" | grep -q "\"$SHA_B@" && ok || fail "after rollback the node serves $(curl -s "$URL/healthz")"
     served_is "$TMP/vb.jsonl" && ok || fail "after the rollback the node must serve the base again"
+    served_intents "$TMP/pb.jsonl" && ok || fail "after the rollback the node must answer with its own head again"
+    [ "$(ls "$TMP"/node_head.* | wc -l)" = 2 ] && ok || fail "both heads must be kept: $(ls "$TMP"/node_head.*)"
+    grep -q "intent head for model" "$TMP/serve.log" && ok || fail "the node did not report the head swaps"
     n0=$(cat "$TMP/client.n" 2>/dev/null)
     for _ in $(seq 1 600); do # the client completes 3 more requests on the model now serving
         nc=$(cat "$TMP/client.n" 2>/dev/null)

@@ -12,6 +12,9 @@
 #   * labels that must never become intents are refused with 400 even where new intents are allowed:
 #     invalid UTF-8, an embedded \u0000, only white space, over 128 bytes; and strict JSON: raw control
 #     bytes in a string, a NUL before the body, a lone surrogate escape (the head file is untouched);
+#   * the head follows the model: a reload to a model carrying its own head (intent_head.safetensors) swaps
+#     heads, the reload back restores the node's own, a restart picks the head kept for the model, a head for
+#     another model refuses the reload, and intent requests during ten reloads all succeed;
 #   * the telemetry dump written at shutdown carries the predicted-intent counts (/intents).
 #
 #   bash tests/cli/test_intent_serve.sh <path to seslm> <model dir> <repo root>
@@ -208,6 +211,79 @@ timeout 60 "$SESLM" serve --model "$MODEL" --port 0 --intent-head "$HEAD" --feed
 rc=$?
 [ "$rc" = 1 ] && grep -q 'chmod 600' "$TMP/u.err" || fail "world-readable token file: exit $rc: $(cat "$TMP/u.err")"
 chmod 600 "$TMP/fbtoken"
+
+# ---- the head follows the model across reloads --------------------------------------------------------------
+# M2: the model with one weight changed (another weights hash), carrying its own head (intent_head.safetensors,
+# as seslm adapt writes it) whose labels end in _v2, so an answer tells which head gave it. A reload to M2 swaps
+# the heads (the node's own kept as HEAD.<base sha>); the reload back restores it; a restart on M2 with the
+# node's head file picks the kept head for M2; a head for another model in a model's directory refuses the
+# reload (the node keeps serving); a client asking for intents throughout sees no failure.
+M2=$TMP/m2 M3=$TMP/m3
+mkdir -p "$M2"
+for f in "$MODEL"/*; do [ -f "$f" ] && ln -s "$f" "$M2/$(basename "$f")"; done
+[ -d "$MODEL/1_Pooling" ] && cp -r "$MODEL/1_Pooling" "$M2/"
+rm "$M2/model.safetensors" && cp "$MODEL/model.safetensors" "$M2/model.safetensors"
+nudge() { # FILE: one bias element a hair larger (another weights hash, the same answers)
+    python3 - "$1" <<'PY'
+import json, struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+t = h["encoder.layer.5.output.dense.bias"]
+o = 8 + n + t["data_offsets"][0]
+struct.pack_into("<f", b, o, struct.unpack_from("<f", b, o)[0] + 1e-3)
+open(sys.argv[1], "wb").write(bytes(b))
+PY
+}
+nudge "$M2/model.safetensors"
+awk -F'\t' 'BEGIN{OFS="\t"} NR > 1 {$2 = $2 "_v2"} 1' "$TRAIN" >"$TMP/train_v2.tsv"
+"$SESLM" intent train --model "$M2" --data "$TMP/train_v2.tsv" --out "$M2/intent_head.safetensors" --seed 1 >/dev/null 2>&1 &&
+    ok || fail "a head for M2"
+cp -r "$M2" "$M3" && nudge "$M3/model.safetensors" && cp "$HEAD" "$M3/intent_head.safetensors" # the base's head, not M3's
+NODE=$TMP/node_head.safetensors
+cp "$HEAD" "$NODE"
+intent_of() { curl -s "$URL/v1/intent" -d '{"text": "play some jazz by miles davis"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["top"])'; }
+reload() { curl -s -o "$TMP/rl" -w '%{http_code}' "$URL/admin/reload" -d "{\"model\": \"$1\"}"; }
+cli_serve_start "$TMP/follow.log" --model "$MODEL" --intent-head "$NODE" --threads 1
+if [ -z "$PORT" ]; then
+    fail "serve with a head did not start: $(cat "$TMP/follow.log")"
+else
+    ( n=0; f=0; while [ ! -e "$TMP/stop_i" ]; do
+        c=$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/intent" -d '{"text": "what is the weather in paris"}')
+        n=$((n + 1)); [ "$c" = 200 ] || f=$((f + 1)); echo "$n" >"$TMP/ci.n"
+    done; echo "$n $f" >"$TMP/ci" ) &
+    CL=$!
+    ok; [ "$(intent_of)" = PlayMusic ] || fail "before any reload: $(intent_of)"
+    ok; [ "$(reload "$M2")" = 200 ] || fail "reload to M2: $(cat "$TMP/rl")"
+    ok; [ "$(intent_of)" = PlayMusic_v2 ] || fail "after the reload to M2 the node must answer with M2's head: $(intent_of)"
+    ok; [ "$(ls "$NODE".* 2>/dev/null | wc -l)" = 1 ] || fail "the node's head was not kept: $(ls "$TMP")"
+    ok; [ "$(reload "$MODEL")" = 200 ] || fail "reload back: $(cat "$TMP/rl")"
+    ok; [ "$(intent_of)" = PlayMusic ] || fail "after the reload back the node must answer with its own head: $(intent_of)"
+    for _ in 1 2 3; do # swaps back and forth under load
+        [ "$(reload "$M2")" = 200 ] && [ "$(reload "$MODEL")" = 200 ] || fail "repeated reloads: $(cat "$TMP/rl")"
+    done
+    ok; [ "$(reload "$M3")" = 422 ] && grep -q "trained on model" "$TMP/rl" || fail "a head for another model: $(cat "$TMP/rl")"
+    ok; [ "$(intent_of)" = PlayMusic ] || fail "after a refused reload the node must keep its model and head: $(intent_of)"
+    ok; [ "$(reload "$M2")" = 200 ] || fail "reload to M2 again: $(cat "$TMP/rl")"
+    n0=$(cat "$TMP/ci.n" 2>/dev/null)
+    for _ in $(seq 1 600); do
+        nc=$(cat "$TMP/ci.n" 2>/dev/null)
+        [ "${nc:-0}" -ge $((${n0:-0} + 3)) ] && break
+        sleep 0.1
+    done
+    touch "$TMP/stop_i"
+    wait "$CL"
+    read -r n_req n_fail <"$TMP/ci"
+    ok; [ "$n_req" -gt 5 ] && [ "$n_fail" -eq 0 ] || fail "intents during 10 reloads: $n_fail of $n_req failed"
+    echo "test_intent_serve: $n_req intent requests during 10 reloads, $n_fail failed"
+    kill -TERM "$PID" && wait "$PID"
+    PID=
+    # the node's head file now holds M2's head; a restart on the base picks the kept base head
+    cli_serve_start "$TMP/follow2.log" --model "$MODEL" --intent-head "$NODE" --threads 1
+    ok; [ -n "$PORT" ] && [ "$(intent_of)" = PlayMusic ] || fail "a restart on the base must pick its kept head: $(cat "$TMP/follow2.log")"
+    kill -TERM "$PID" && wait "$PID"
+    PID=
+fi
 
 # ---- telemetry: the dumps carry the predicted-intent counts ----------------------------------------------
 ok
