@@ -169,7 +169,7 @@ int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, cha
 
 /* Embeds text with the model the head answers for. 0: *x (the head's width, malloc'd) holds the embedding and
  * in->mu is HELD (the caller unlocks); else an HTTP code with out set, mu not held. A reload between the
- * embedding and the lock swaps model and head together (serve_intent_swap), so the text is embedded again. */
+ * embedding and the lock swaps model and head together (serve_intent_swap_locked): the text is embedded again. */
 static int embed_for_head(seslm_server *s, serve_intent *in, const char *text, float **x, char *model_id, sbuf *out) {
     *x = NULL;
     for (int attempt = 0; attempt < 3; attempt++) {
@@ -419,8 +419,8 @@ seslm_status serve_intent_prepare(seslm_server *s, const serve_slot *ns, serve_i
         return SESLM_OK;
     }
     if (*cur)
-        fprintf(stderr, "seslm serve: warning: the intent head %s was trained on model %.12s and the new model %.12s has "
-                        "none (no %s, no intent_head.safetensors in %s): it keeps answering\n",
+        fprintf(stderr, "seslm serve: warning: the intent head %s was trained on model %.12s and the new model %.12s "
+                        "has none (no %s, no intent_head.safetensors in %s): it keeps answering\n",
                 in->path, cur, sha, cand[0], ns->dir);
     return SESLM_OK;
 }
@@ -462,7 +462,8 @@ void serve_intent_finish(seslm_server *s, serve_intent_next *next) {
     pthread_mutex_lock(&in->mu);
     const seslm_status st = seslm_intent_save(in->h, in->path, in->model_sha);
     pthread_mutex_unlock(&in->mu);
-    if (st != SESLM_OK) fprintf(stderr, "seslm serve: the new intent head could not be written to %s: %s\n", in->path, seslm_last_error());
+    if (st != SESLM_OK)
+        fprintf(stderr, "seslm serve: the new intent head could not be written to %s: %s\n", in->path, seslm_last_error());
     fprintf(stderr, "seslm serve: intent head for model %.12s from %s%s%s\n", next->model_sha, next->from,
             *kept ? "; the previous one kept as " : "", kept);
     seslm_intent_free(next->h);
