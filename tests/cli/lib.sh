@@ -36,6 +36,7 @@ cli_test_init() {
 
 cli_test_cleanup() {
     if [ -n "${PID:-}" ] && kill -0 "$PID" 2>/dev/null; then kill -KILL "$PID" 2>/dev/null; fi
+    if [ -n "${LOAD_PID:-}" ]; then kill "$LOAD_PID" 2>/dev/null; fi # a load client left running by a failed test
     rm -rf "$TMP"
 }
 
@@ -61,6 +62,34 @@ cli_serve_start() {
         sleep 0.1
     done
     URL=http://127.0.0.1:$PORT
+}
+
+# cli_load_start PATH BODY: a client POSTing BODY to $URL$PATH without pause until cli_load_stop (a node under load
+# while it reloads, is promoted or rolled back)
+cli_load_start() {
+    rm -f "$TMP/load.stop" "$TMP/load.n" "$TMP/load.result"
+    ( n=0; f=0; while [ ! -e "$TMP/load.stop" ]; do
+        c=$(curl -s -o /dev/null -w '%{http_code}' "$URL$1" -d "$2")
+        n=$((n + 1)); [ "$c" = 200 ] || f=$((f + 1)); echo "$n" >"$TMP/load.n"
+    done; echo "$n $f" >"$TMP/load.result" ) &
+    LOAD_PID=$!
+}
+
+# cli_load_stop: a handshake, not a fixed sleep — the client completes 3 more requests (on the model now serving),
+# then stops; sets LOAD_N (requests) and LOAD_FAILED (answers other than 200). The client rewrites load.n as it
+# goes: a read can find it empty, which counts as 0.
+cli_load_stop() {
+    local n0 nc
+    n0=$(cat "$TMP/load.n" 2>/dev/null)
+    for _ in $(seq 1 600); do
+        nc=$(cat "$TMP/load.n" 2>/dev/null)
+        [ "${nc:-0}" -ge $((${n0:-0} + 3)) ] && break
+        sleep 0.1
+    done
+    touch "$TMP/load.stop"
+    wait "$LOAD_PID"
+    LOAD_PID=
+    read -r LOAD_N LOAD_FAILED <"$TMP/load.result"
 }
 
 # expect RC GREP DESC -- ARGS...: `seslm ARGS` exits RC and its stderr or stdout matches GREP

@@ -193,11 +193,7 @@ cli_serve_start "$TMP/serve.log" --model "$MODEL" --threads 1 --admin-token-file
 if [ -z "$PORT" ]; then
     fail "the server did not start: $(cat "$TMP/serve.log")"
 else
-    ( n=0; f=0; while [ ! -e "$TMP/stop" ]; do
-        c=$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/embed" -d '{"texts":["remind me to buy eggs","what is my name"]}')
-        n=$((n + 1)); [ "$c" = 200 ] || f=$((f + 1)); echo "$n" >"$TMP/client.n"
-    done; echo "$n $f" >"$TMP/client" ) &
-    CLIENT=$!
+    cli_load_start /v1/embed '{"texts":["remind me to buy eggs","what is my name"]}'
     served_is "$TMP/vb.jsonl" && ok || fail "before the promotion the node must serve the base"
     expect 0 '"version":2' "promote the adapter --notify" -- promote 2 --notify "$URL" --admin-token-file "$TMP/token" --reason adapter
     curl -s "$URL/healthz" | grep -q "\"$SHA_A@" && ok || fail "after promote the node serves $(curl -s "$URL/healthz")"
@@ -210,15 +206,8 @@ else
     served_intents "$TMP/pb.jsonl" && ok || fail "after the rollback the node must answer with its own head again"
     [ "$(ls "$TMP"/node_head.* | wc -l)" = 2 ] && ok || fail "both heads must be kept: $(ls "$TMP"/node_head.*)"
     grep -q "intent head for model" "$TMP/serve.log" && ok || fail "the node did not report the head swaps"
-    n0=$(cat "$TMP/client.n" 2>/dev/null)
-    for _ in $(seq 1 600); do # the client completes 3 more requests on the model now serving
-        nc=$(cat "$TMP/client.n" 2>/dev/null)
-        [ "${nc:-0}" -ge $((${n0:-0} + 3)) ] && break
-        sleep 0.1
-    done
-    touch "$TMP/stop"
-    wait "$CLIENT"
-    read -r n_req n_fail <"$TMP/client"
+    cli_load_stop
+    n_req=$LOAD_N n_fail=$LOAD_FAILED
     [ "$n_req" -gt 5 ] && [ "$n_fail" -eq 0 ] && ok || fail "client during promote / rollback: $n_fail of $n_req requests failed"
     echo "test_adapt: $n_req requests during the adapter's promotion and rollback, $n_fail failed"
     kill -TERM "$PID" 2>/dev/null

@@ -248,11 +248,7 @@ cli_serve_start "$TMP/follow.log" --model "$MODEL" --intent-head "$NODE" --threa
 if [ -z "$PORT" ]; then
     fail "serve with a head did not start: $(cat "$TMP/follow.log")"
 else
-    ( n=0; f=0; while [ ! -e "$TMP/stop_i" ]; do
-        c=$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/intent" -d '{"text": "what is the weather in paris"}')
-        n=$((n + 1)); [ "$c" = 200 ] || f=$((f + 1)); echo "$n" >"$TMP/ci.n"
-    done; echo "$n $f" >"$TMP/ci" ) &
-    CL=$!
+    cli_load_start /v1/intent '{"text": "what is the weather in paris"}'
     ok; [ "$(intent_of)" = PlayMusic ] || fail "before any reload: $(intent_of)"
     ok; [ "$(reload "$M2")" = 200 ] || fail "reload to M2: $(cat "$TMP/rl")"
     ok; [ "$(intent_of)" = PlayMusic_v2 ] || fail "after the reload to M2 the node must answer with M2's head: $(intent_of)"
@@ -265,15 +261,8 @@ else
     ok; [ "$(reload "$M3")" = 422 ] && grep -q "trained on model" "$TMP/rl" || fail "a head for another model: $(cat "$TMP/rl")"
     ok; [ "$(intent_of)" = PlayMusic ] || fail "after a refused reload the node must keep its model and head: $(intent_of)"
     ok; [ "$(reload "$M2")" = 200 ] || fail "reload to M2 again: $(cat "$TMP/rl")"
-    n0=$(cat "$TMP/ci.n" 2>/dev/null)
-    for _ in $(seq 1 600); do
-        nc=$(cat "$TMP/ci.n" 2>/dev/null)
-        [ "${nc:-0}" -ge $((${n0:-0} + 3)) ] && break
-        sleep 0.1
-    done
-    touch "$TMP/stop_i"
-    wait "$CL"
-    read -r n_req n_fail <"$TMP/ci"
+    cli_load_stop
+    n_req=$LOAD_N n_fail=$LOAD_FAILED
     ok; [ "$n_req" -gt 5 ] && [ "$n_fail" -eq 0 ] || fail "intents during 10 reloads: $n_fail of $n_req failed"
     echo "test_intent_serve: $n_req intent requests during 10 reloads, $n_fail failed"
     kill -TERM "$PID" && wait "$PID"

@@ -173,11 +173,7 @@ else
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer wrong" -X POST "$URL/admin/reload" -d '{}')
     [ "$code" = 401 ] || fail "/admin/reload with a wrong token: HTTP $code"
     # a client embedding all the time; every request must succeed
-    ( n=0; f=0; while [ ! -e "$TMP/stop" ]; do
-        c=$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/embed" -d '{"texts":["hello world","blue green"]}')
-        n=$((n + 1)); [ "$c" = 200 ] || f=$((f + 1)); echo "$n" >"$TMP/client.n"
-    done; echo "$n $f" >"$TMP/client" ) &
-    CLIENT=$!
+    cli_load_start /v1/embed '{"texts":["hello world","blue green"]}'
     # (pristine.db: v2 live, v1 previous)
     expect 0 '"version":1' "rollback --notify" -- rollback --notify "$URL" --admin-token-file "$TMP/token" --reason drill
     SHA1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sha256"])' "$TMP/r1.json")
@@ -189,17 +185,8 @@ else
     curl -s "$URL/healthz" | grep -q "\"$SHA2@" || fail "after promote the node serves $(curl -s "$URL/healthz")"
     expect 1 'did not reload.*401' "promote --notify with a wrong token" -- rollback --notify "$URL" --admin-token-file "$TMP/badtoken"
     expect 0 '"action":"notify".*"reloaded":false' "failed reload audited" -- audit log --limit 1
-    # handshake, not a fixed sleep: the client must complete 3 more requests on the model now serving
-    # (the client rewrites client.n as it goes: a read can find it empty, which counts as 0)
-    n0=$(cat "$TMP/client.n" 2>/dev/null)
-    for _ in $(seq 1 600); do
-        nc=$(cat "$TMP/client.n" 2>/dev/null)
-        [ "${nc:-0}" -ge $((${n0:-0} + 3)) ] && break
-        sleep 0.1
-    done
-    touch "$TMP/stop"
-    wait "$CLIENT"
-    read -r n_req n_fail <"$TMP/client"
+    cli_load_stop
+    n_req=$LOAD_N n_fail=$LOAD_FAILED
     ok
     [ "$n_req" -gt 5 ] && [ "$n_fail" -eq 0 ] || fail "client during reloads: $n_fail of $n_req requests failed"
     echo "test_registry: $n_req requests during two reloads, $n_fail failed"
