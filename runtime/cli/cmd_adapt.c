@@ -562,6 +562,10 @@ int cmd_adapt(int argc, char **argv) {
     cJSON_AddStringToObject(v, "base", model);
     cJSON_AddStringToObject(v, "adapted", merged);
     cJSON_AddStringToObject(v, "format", base_format); // the base's, which the merged model keeps
+    cJSON *ih = cJSON_AddObjectToObject(v, "intent_head"); // what a serving node swaps in with the model
+    cJSON_AddStringToObject(ih, "path", head_path);
+    cJSON_AddNumberToObject(ih, "examples", fb.n);
+    cJSON_AddStringToObject(ih, "fitted_on", "every feedback row (training and held out), the adapted embeddings");
     cJSON *tr = cJSON_AddObjectToObject(v, "training");
     cJSON_AddNumberToObject(tr, "examples", ntr);
     cJSON_AddNumberToObject(tr, "steps", rep.steps_done);

@@ -131,6 +131,8 @@ assert v["accepted"] and all(x["pass"] for x in v["gates"]), v["gates"]
 t = v["heldout_gain_test"]
 assert t["wins"] > t["losses"] and t["p_value"] <= 0.05, t
 assert g["stsb_spearman_drop"]["threshold"] == 1 and g["retrieval_recall10_agreement"]["threshold"] == 0.8, g
+ih = v["intent_head"]
+assert ih["path"].endswith("/model/intent_head.safetensors") and ih["examples"] == 700, ih
 PY
 # on CLINC150's test rows of those intents: the default head on each model's embeddings of the same 700 rows
 cut -f1 "$TMP/conf_test.tsv" | tail -n +2 >"$TMP/conf_test.txt"
