@@ -136,6 +136,14 @@ static seslm_status tokenize_all(const seslm_model *m, const char *const *texts,
     return SESLM_OK;
 }
 
+/* Two distinct examples of intent c (it has at least 2). */
+static void draw_two(const examples *e, int c, uint64_t *rs, int *a, int *b) {
+    const int i = (int)(splitmix64(rs) % (uint64_t)e->count[c]);
+    int j = (int)(splitmix64(rs) % (uint64_t)(e->count[c] - 1));
+    if (j >= i) j++;
+    *a = e->members[c][i], *b = e->members[c][j];
+}
+
 /* pairs (anchor, positive) of the same intent, each pair's intent different from the others' (as far as
  * there are intents with 2 examples): the other positives of the batch are the anchor's negatives. */
 static int draw_inbatch(const examples *e, int P, uint64_t *rs, int *a, int *b) {
@@ -147,10 +155,8 @@ static int draw_inbatch(const examples *e, int P, uint64_t *rs, int *a, int *b) 
         const int c = (int)(splitmix64(rs) % (uint64_t)e->n_classes);
         if (e->count[c] < 2 || (used[c] && k < pairable)) continue;
         used[c] = 1;
-        const int i = (int)(splitmix64(rs) % (uint64_t)e->count[c]);
-        int j = (int)(splitmix64(rs) % (uint64_t)(e->count[c] - 1));
-        if (j >= i) j++;
-        a[k] = e->members[c][i], b[k] = e->members[c][j], k++;
+        draw_two(e, c, rs, &a[k], &b[k]);
+        k++;
     }
     free(used);
     return k;
@@ -180,10 +186,8 @@ static int draw_inbatch_near(const examples *e, const int *near, int P, uint64_t
     for (int i = 0; i < np && k < P; i++) {
         const int c = pick[i];
         used[c] = 1;
-        const int x = (int)(splitmix64(rs) % (uint64_t)e->count[c]);
-        int y = (int)(splitmix64(rs) % (uint64_t)(e->count[c] - 1));
-        if (y >= x) y++;
-        a[k] = e->members[c][x], b[k] = e->members[c][y], k++;
+        draw_two(e, c, rs, &a[k], &b[k]);
+        k++;
     }
     free(pick), free(used);
     if (k < P) { // fewer near intents than pairs: the rest at random, as draw_inbatch
@@ -219,34 +223,36 @@ static void class_means(dm_model *dm, const seslm_backend *be, dm_acts *acts, co
     }
 }
 
-static const float *g_sim; // the row of similarities near_order sorts by (qsort has no context argument)
+typedef struct {
+    float sim;
+    int c;
+} near_entry;
+
 static int by_sim_desc(const void *x, const void *y) {
-    const float a = g_sim[*(const int *)x], b = g_sim[*(const int *)y];
-    return a > b ? -1 : a < b ? 1 : *(const int *)x - *(const int *)y;
+    const near_entry *a = x, *b = y;
+    return a->sim > b->sim ? -1 : a->sim < b->sim ? 1 : a->c - b->c;
 }
 
 /* near (K, K - 1): for each intent the others, nearest first by the cosine of their mean embeddings. */
 static int *near_order(const float *mean, int K, int C) {
     int *near = malloc((size_t)K * (K - 1) * sizeof(int));
-    float *sim = malloc((size_t)K * sizeof(float));
-    if (!near || !sim) {
-        free(near), free(sim);
+    near_entry *row = malloc((size_t)K * sizeof *row);
+    if (!near || !row) {
+        free(near), free(row);
         return NULL;
     }
     for (int c = 0; c < K; c++) {
+        int m = 0;
         for (int d = 0; d < K; d++) {
+            if (d == c) continue;
             double s = 0;
             for (int t = 0; t < C; t++) s += (double)mean[(size_t)c * C + t] * mean[(size_t)d * C + t];
-            sim[d] = (float)s;
+            row[m].sim = (float)s, row[m].c = d, m++;
         }
-        int *row = near + (size_t)c * (K - 1), m = 0;
-        for (int d = 0; d < K; d++)
-            if (d != c) row[m++] = d;
-        g_sim = sim;
-        qsort(row, (size_t)(K - 1), sizeof(int), by_sim_desc);
+        qsort(row, (size_t)m, sizeof *row, by_sim_desc);
+        for (int j = 0; j < m; j++) near[(size_t)c * (K - 1) + j] = row[j].c;
     }
-    g_sim = NULL;
-    free(sim);
+    free(row);
     return near;
 }
 
@@ -256,10 +262,8 @@ static void draw_pair(const examples *e, int k, uint64_t *rs, int *a, int *b, fl
         int c;
         do c = (int)(splitmix64(rs) % (uint64_t)e->n_classes);
         while (e->count[c] < 2);
-        const int i = (int)(splitmix64(rs) % (uint64_t)e->count[c]);
-        int j = (int)(splitmix64(rs) % (uint64_t)(e->count[c] - 1));
-        if (j >= i) j++;
-        *a = e->members[c][i], *b = e->members[c][j], *target = 1.0f;
+        draw_two(e, c, rs, a, b);
+        *target = 1.0f;
     } else {
         *a = (int)(splitmix64(rs) % (uint64_t)e->n);
         do *b = (int)(splitmix64(rs) % (uint64_t)e->n);
