@@ -19,6 +19,7 @@ void adapt_config_defaults(adapt_config *c) {
     c->min_gain = 1, c->max_stsb_drop = 1, c->min_retrieval = 0.8, c->max_p = 0.05;
     c->rank = o.rank, c->steps = o.steps, c->pairs = o.pairs, c->threads = o.threads, c->max_tokens = o.max_tokens;
     c->seed = o.seed;
+    c->folds = 3; // the gate cross-fitted (cmd_adapt.c assign_folds): its test sees every example
     snprintf(c->negatives, sizeof c->negatives, "%s", o.negatives == ADAPT_NEG_NEAR ? "near" : "random");
 }
 
@@ -62,7 +63,7 @@ seslm_status adapt_config_load(adapt_config *c, const char *path) {
     static const char *const keys[] = {"version", "model", "feedback", "out", "data_dir", "general", "general_weight",
                                        "objective", "holdout", "rank", "alpha", "steps", "pairs", "lr", "seed", "threads",
                                        "max_tokens", "negatives", "gates", "gates.min_gain", "gates.max_stsb_drop", "gates.min_retrieval",
-                                       "gates.max_p"};
+                                       "gates.max_p", "folds"};
     st = seslm_yaml_check_keys(y, keys, (int)(sizeof keys / sizeof keys[0]));
     long long ver = 1, seed = (long long)c->seed;
     if (st == SESLM_OK) st = seslm_yaml_get_int(y, "version", 1, 1, 1, &ver);
@@ -94,6 +95,12 @@ seslm_status adapt_config_load(adapt_config *c, const char *path) {
     if (st == SESLM_OK) st = get_int(y, "pairs", 1, 512, &c->pairs);
     if (st == SESLM_OK) st = get_int(y, "threads", 0, 1024, &c->threads);
     if (st == SESLM_OK) st = get_int(y, "max_tokens", 2, 512, &c->max_tokens);
+    if (st == SESLM_OK) st = get_int(y, "folds", 0, 20, &c->folds);
+    if (st == SESLM_OK && c->folds == 1) {
+        int line = 0;
+        seslm_yaml_scalar(y, "folds", &line);
+        st = seslm_fail(SESLM_ERR_FORMAT, "%s:%d: folds: 0 (one split by holdout) or 2..20 (a cross-fitted gate), got 1", path, line);
+    }
     if (st == SESLM_OK && (st = seslm_yaml_get_int(y, "seed", 0, (long long)1 << 62, seed, &seed)) == SESLM_OK)
         c->seed = (unsigned long long)seed;
     if (st == SESLM_OK) st = get_num(y, "gates.min_gain", -100, 100, 0, &c->min_gain);

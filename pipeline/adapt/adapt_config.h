@@ -17,6 +17,7 @@ typedef struct {
     int rank, steps, pairs, threads, max_tokens;
     unsigned long long seed;
     char negatives[16];                          // near | random (the in-batch objective's batches)
+    int folds;                                   // 0: one split by holdout; K >= 2: the gate cross-fitted on K folds
 } adapt_config;
 
 /* The command's built-in defaults (what `seslm adapt` uses without a config). */

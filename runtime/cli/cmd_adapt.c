@@ -7,10 +7,12 @@
 #include "model_verify.h"
 #include "parent.h"
 #include "recompile.h"
+#include "util.h"
 #include "validate_stats.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,9 +33,10 @@ static const char *HELP =
     "OUT/verdict.json, then gates it against the base in one\n"
     "run (docs/intent.md, \"Adapters\"):\n"
     "  - held-out feedback accuracy: the default intent head fitted on the training part of the feedback\n"
-    "    with each model's embeddings, accuracy on the held-out part; the adapted model must gain at least\n"
-    "    --min-gain (points), and the gain must not be chance: McNemar's exact test on the held-out examples\n"
-    "    the two models disagree on, one-sided p <= --max-p\n"
+    "    with each model's embeddings, accuracy on the held-out part (cross-fitted by default: every\n"
+    "    example, --folds); the adapted model must gain at least --min-gain (points), and the gain must not\n"
+    "    be chance: McNemar's exact test on the held-out examples the two models disagree on, one-sided\n"
+    "    p <= --max-p\n"
     "  - general quality: STS-B Spearman (data/eval/stsb_dev.tsv) may drop at most --max-stsb-drop points\n"
     "  - retrieval: recall@10 agreement with the base on data/eval/wiki_queries.txt over\n"
     "    data/eval/wiki_passages.txt at least --min-retrieval\n"
@@ -51,7 +54,13 @@ static const char *HELP =
     "  --feedback FILE       labelled examples: TSV with a header naming \"text\" and \"label\" columns (or\n"
     "                        no header: text TAB label per line, as seslm validate reads it), or\n"
     "                        JSON lines {\"text\": ..., \"intent\": ...} (the body of POST /v1/feedback)\n"
-    "  --holdout F           share of each intent held out for the gate (default 0.25)\n"
+    "  --folds K             the gate cross-fitted on K folds (default 3): every example is held out once,\n"
+    "                        predicted by an adapter and a head trained on the other K-1 folds, so the\n"
+    "                        gate's test sees all the feedback (the power to tell a 1-2 point gain from\n"
+    "                        chance with a few examples per intent); the adapter that ships is then trained\n"
+    "                        on every example: K + 1 trainings. 0: one split by --holdout, one training\n"
+    "  --holdout F           with --folds 0: share of each intent held out for the gate, never trained on\n"
+    "                        (default 0.25)\n"
     "  --rank R              LoRA rank (default 8)          --alpha A   scale alpha/rank (default 16)\n"
     "  --steps N             optimiser steps (0: automatic) --pairs N   pairs per step (default 16)\n"
     "  --lr X                AdamW learning rate (5e-4)     --seed N    (default 42)\n"
@@ -182,30 +191,36 @@ static int read_feedback(const char *path, labelled *out) {
     return ok;
 }
 
-/* Stratified split: per intent, a seeded shuffle, then floor(frac * count) held out (never its last one). */
-static void split(const labelled *l, double frac, unsigned long long seed, int *is_hold) {
+/* Which rows the gate predicts, and with which model. fold[i] = -1: never held out (always trained on);
+ * fold[i] = f >= 0: predicted by the head (and, cross-fitted, the adapter) trained without fold f.
+ * K = 0, one split: per intent, a seeded shuffle, then floor(frac * count) rows held out in fold 0 (never
+ * its last one); the adapter that ships is trained on the rest. K >= 2, cross-fitting: per intent, its rows in
+ * shuffled order are dealt to the K folds, the deal continuing where the previous intent's stopped (so the
+ * folds stay even); an intent with one example is never held out. Every other row is predicted once, by a
+ * model that never saw it, and the adapter that ships is trained on every row. */
+static void assign_folds(const labelled *l, double frac, int K, unsigned long long seed, int *fold) {
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
     int *order = malloc((size_t)l->n * sizeof(int));
-    if (!order) {
-        for (int i = 0; i < l->n; i++) is_hold[i] = 0;
-        return;
-    }
-    for (int i = 0; i < l->n; i++) order[i] = i, is_hold[i] = 0;
+    for (int i = 0; i < l->n; i++) fold[i] = -1;
+    if (!order) return; // nothing held out: the caller refuses to gate
+    for (int i = 0; i < l->n; i++) order[i] = i;
     for (int i = l->n - 1; i > 0; i--) {
         s ^= s << 13, s ^= s >> 7, s ^= s << 17;
         int j = (int)(s % (uint64_t)(i + 1)), t = order[i];
         order[i] = order[j], order[j] = t;
     }
+    int deal = 0;
     for (int a = 0; a < l->n; a++) { // for each intent (at its first example in shuffled order)
         const char *lab = l->label[order[a]];
         int first = 1, count = 0;
         for (int b = 0; b < a; b++) first &= strcmp(l->label[order[b]], lab) != 0;
         if (!first) continue;
         for (int b = a; b < l->n; b++) count += strcmp(l->label[order[b]], lab) == 0;
-        int take = (int)(frac * count);
-        if (take >= count) take = count - 1;
+        if (count < 2) continue;
+        int take = K >= 2 ? count : (int)(frac * count);
+        if (K < 2 && take >= count) take = count - 1;
         for (int b = a; b < l->n && take > 0; b++)
-            if (strcmp(l->label[order[b]], lab) == 0) is_hold[order[b]] = 1, take--;
+            if (strcmp(l->label[order[b]], lab) == 0) fold[order[b]] = K >= 2 ? deal++ % K : 0, take--;
     }
     free(order);
 }
@@ -220,42 +235,37 @@ static int embed_all(seslm_encoder *e, char *const *texts, int n, int C, float *
     return 1;
 }
 
-/* Held-out accuracy of the default intent head fitted on the training rows. -1 on failure. */
-static double head_accuracy(const float *X, char *const *labels, const int *is_hold, int n, int C, unsigned long long seed,
-                            unsigned char *right_out) {
+/* The default intent head fitted on the rows outside fold f, its answers on the rows of fold f: right[i] = 1
+ * where it names row i's intent. 0 on failure. */
+static int heldout_right(const float *X, char *const *labels, const int *fold, int f, int n, int C, unsigned long long seed,
+                         unsigned char *right) {
     int ntr = 0;
-    for (int i = 0; i < n; i++) ntr += !is_hold[i];
+    for (int i = 0; i < n; i++) ntr += fold[i] != f;
     float *Xtr = malloc((size_t)ntr * C * sizeof(float));
     const char **ltr = malloc((size_t)ntr * sizeof(char *));
-    double acc = -1;
+    int ok = 0;
     if (Xtr && ltr) {
         for (int i = 0, k = 0; i < n; i++)
-            if (!is_hold[i]) memcpy(Xtr + (size_t)k * C, X + (size_t)i * C, (size_t)C * sizeof(float)), ltr[k++] = labels[i];
+            if (fold[i] != f) memcpy(Xtr + (size_t)k * C, X + (size_t)i * C, (size_t)C * sizeof(float)), ltr[k++] = labels[i];
         seslm_intent_opts o;
         seslm_intent_opts_default(&o);
         o.input_dim = C, o.seed = seed;
         seslm_intent_head *h = NULL;
-        if (seslm_intent_new(&h, &o) == SESLM_OK && seslm_intent_fit(h, Xtr, ltr, ntr) == SESLM_OK) {
-            int right = 0, nh = 0;
-            for (int i = 0; i < n; i++) {
-                if (!is_hold[i]) continue;
-                seslm_intent_result r;
-                nh++;
-                int ok = seslm_intent_predict(h, X + (size_t)i * C, NULL, &r) == SESLM_OK &&
-                         strcmp(seslm_intent_label(h, r.index), labels[i]) == 0;
-                right += ok;
-                right_out[i] = (unsigned char)ok;
-            }
-            acc = nh ? (double)right / nh : -1;
+        ok = seslm_intent_new(&h, &o) == SESLM_OK && seslm_intent_fit(h, Xtr, ltr, ntr) == SESLM_OK;
+        for (int i = 0; ok && i < n; i++) {
+            if (fold[i] != f) continue;
+            seslm_intent_result r;
+            right[i] = seslm_intent_predict(h, X + (size_t)i * C, NULL, &r) == SESLM_OK &&
+                       strcmp(seslm_intent_label(h, r.index), labels[i]) == 0;
         }
         seslm_intent_free(h);
     }
     free(Xtr), free(ltr);
-    return acc;
+    return ok;
 }
 
 typedef struct {
-    double acc, stsb, embed_ms;
+    double stsb, embed_ms;
     unsigned char *right; // (n feedback rows) 1: a held-out row the head got right
     float *q, *p; // query / passage embeddings for retrieval agreement
 } measures;
@@ -277,10 +287,12 @@ static int write_head(const seslm_model *m, const float *X, char *const *labels,
     return ok;
 }
 
-/* STS-B Spearman, wiki embeddings and a timing of one model (and, with head_path, its intent head). */
-static int measure(const char *model_dir, int threads, const labelled *fb, const int *is_hold, const cli_texts *sa,
-                   const cli_texts *sb, const double *gold, const cli_texts *qs, const cli_texts *ps,
-                   unsigned long long seed, const char *head_path, measures *out) {
+/* One model: the held-out answers of its embeddings' intent head for folds f_lo..f_hi-1 (out->right), and with
+ * general set, STS-B Spearman, the wiki embeddings and a timing (and, with head_path, its intent head on
+ * every feedback row). */
+static int measure(const char *model_dir, int threads, const labelled *fb, const int *fold, int f_lo, int f_hi,
+                   int general, const cli_texts *sa, const cli_texts *sb, const double *gold, const cli_texts *qs,
+                   const cli_texts *ps, unsigned long long seed, const char *head_path, measures *out) {
     seslm_model *m = NULL;
     seslm_encoder *e = NULL;
     if (seslm_model_load(&m, model_dir) != SESLM_OK) {
@@ -291,21 +303,22 @@ static int measure(const char *model_dir, int threads, const labelled *fb, const
     int ok = seslm_encoder_new(&e, m, &eo) == SESLM_OK;
     const int C = seslm_model_get_config(m)->hidden;
     float *X = ok ? malloc((size_t)fb->n * C * sizeof(float)) : NULL;
-    float *A = ok ? malloc((size_t)sa->n * C * sizeof(float)) : NULL, *B = ok ? malloc((size_t)sb->n * C * sizeof(float)) : NULL;
-    double *pred = ok ? malloc((size_t)sa->n * sizeof(double)) : NULL;
-    out->q = ok ? malloc((size_t)qs->n * C * sizeof(float)) : NULL;
-    out->p = ok ? malloc((size_t)ps->n * C * sizeof(float)) : NULL;
+    const int ns = general ? sa->n : 0;
+    float *A = ok ? malloc((size_t)(ns + 1) * C * sizeof(float)) : NULL, *B = ok ? malloc((size_t)(ns + 1) * C * sizeof(float)) : NULL;
+    double *pred = ok ? malloc((size_t)(ns + 1) * sizeof(double)) : NULL;
+    out->q = ok && general ? malloc((size_t)qs->n * C * sizeof(float)) : NULL;
+    out->p = ok && general ? malloc((size_t)ps->n * C * sizeof(float)) : NULL;
     out->right = ok ? calloc((size_t)fb->n, 1) : NULL;
-    ok = ok && X && A && B && pred && out->q && out->p && out->right;
+    ok = ok && X && A && B && pred && (!general || (out->q && out->p)) && out->right;
     ok = ok && embed_all(e, fb->text, fb->n, C, X);
-    if (ok) out->acc = head_accuracy(X, fb->label, is_hold, fb->n, C, seed, out->right);
-    ok = ok && out->acc >= 0;
+    for (int f = f_lo; ok && f < f_hi; f++) ok = heldout_right(X, fb->label, fold, f, fb->n, C, seed, out->right);
     if (ok && head_path && !write_head(m, X, fb->label, fb->n, C, seed, head_path)) {
         free(X), free(A), free(B), free(pred);
         seslm_encoder_free(e);
         seslm_model_free(m);
         return 0;
     }
+    if (!general) goto finish;
     const double t0 = (double)clock() / CLOCKS_PER_SEC;
     ok = ok && embed_all(e, sa->texts, sa->n, C, A) && embed_all(e, sb->texts, sb->n, C, B);
     out->embed_ms = ((double)clock() / CLOCKS_PER_SEC - t0) * 1e3 / (2.0 * (sa->n > 0 ? sa->n : 1)); // CPU ms per text
@@ -318,6 +331,7 @@ static int measure(const char *model_dir, int threads, const labelled *fb, const
         out->stsb = seslm_stats_spearman(pred, gold, sa->n);
     }
     ok = ok && embed_all(e, qs->texts, qs->n, C, out->q) && embed_all(e, ps->texts, ps->n, C, out->p);
+finish:
     if (!ok) cli_error(CMD, "%s: %s", model_dir, seslm_last_error());
     free(X), free(A), free(B), free(pred);
     seslm_encoder_free(e);
@@ -371,6 +385,27 @@ static int read_stsb(const char *path, cli_texts *a, cli_texts *b, double **gold
     return ok;
 }
 
+// ---- training -----------------------------------------------------------------------------------
+
+/* Adapters trained on the feedback rows outside fold f (f = INT_MIN: every row) of the F32 model m. */
+static seslm_status train_rows(const adapt_opts *o, const seslm_model *m, const labelled *fb, const int *fold, int f,
+                               lora *lo, adapt_report *rep) {
+    const char **tt = malloc((size_t)fb->n * sizeof(char *)), **tl = malloc((size_t)fb->n * sizeof(char *));
+    int ntr = 0;
+    for (int i = 0; tt && tl && i < fb->n; i++)
+        if (fold[i] != f) tt[ntr] = fb->text[i], tl[ntr++] = fb->label[i];
+    seslm_status st = tt && tl ? adapt_train(o, m, tt, tl, ntr, lo, rep) : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    free(tt), free(tl);
+    return st;
+}
+
+/* The adapters merged into dir in the base's own format (INT8 bases re-quantized), lineage in config.json. */
+static seslm_status write_model(const seslm_parent *par, const seslm_model *served, const lora *lo, const char *dir,
+                                const char *lineage) {
+    return served ? adapt_write_served(served, par->m, par->kind == SESLM_PARENT_MASTER, lo, dir, lineage)
+                  : adapt_write_merged(par->m, lo, dir, lineage);
+}
+
 // ---- the command --------------------------------------------------------------------------------
 
 /* The value of --config in argv (NULL: none): the file is read before the flags, which override it. */
@@ -396,7 +431,7 @@ int cmd_adapt(int argc, char **argv) {
     o.rank = cf.rank, o.steps = cf.steps, o.pairs = cf.pairs, o.threads = cf.threads, o.max_tokens = cf.max_tokens;
     double holdout = cf.holdout, min_gain = cf.min_gain, max_stsb_drop = cf.max_stsb_drop, min_retrieval = cf.min_retrieval;
     double max_p = cf.max_p;
-    int quiet = 0;
+    int quiet = 0, folds = cf.folds;
     // the order of ADAPT_PAIRS / ADAPT_INBATCH / ADAPT_SOFTMAX
     int objective_i = strcmp(cf.objective, "pairs") == 0 ? ADAPT_PAIRS : strcmp(cf.objective, "softmax") == 0 ? ADAPT_SOFTMAX : ADAPT_INBATCH;
     cli_choice objective = {&objective_i, "pairs|inbatch|softmax"};
@@ -414,6 +449,7 @@ int cmd_adapt(int argc, char **argv) {
         {"--general", CLI_ARG_STR, &general, 0, 0},
         {"--general-weight", CLI_ARG_NUM, &w_general, 0, 1000},
         {"--holdout", CLI_ARG_NUM, &holdout, 0, 0.9}, // (ends excluded below)
+        {"--folds", CLI_ARG_INT, &folds, 0, 20},
         {"--rank", CLI_ARG_INT, &o.rank, 1, 256},
         {"--alpha", CLI_ARG_NUM, &alpha, 0, 1e4},
         {"--steps", CLI_ARG_INT, &o.steps, 0, 1000000},
@@ -440,6 +476,10 @@ int cmd_adapt(int argc, char **argv) {
                       open_ends[k].hi, open_ends[k].x);
             return 2;
         }
+    if (folds == 1) {
+        cli_error(CMD, "--folds must be 0 (one split by --holdout) or 2..20 (cross-fitted gate), got 1");
+        return 2;
+    }
     if (seed != floor(seed)) {
         cli_error(CMD, "--seed must be a whole number (got %g)", seed);
         return 2;
@@ -457,21 +497,24 @@ int cmd_adapt(int argc, char **argv) {
         labelled_free(&fb);
         return 2;
     }
-    int *is_hold = calloc((size_t)fb.n, sizeof(int));
+    int *fold = calloc((size_t)fb.n, sizeof(int));
     char stsb_path[4096], q_path[4096], p_path[4096];
     snprintf(stsb_path, sizeof stsb_path, "%s/stsb_dev.tsv", data_dir);
     snprintf(q_path, sizeof q_path, "%s/wiki_queries.txt", data_dir);
     snprintf(p_path, sizeof p_path, "%s/wiki_passages.txt", data_dir);
     cli_texts sa = {0}, sb = {0}, qs = {0}, ps = {0}, gen = {0};
     double *gold = NULL;
+    unsigned char *cf_right = NULL; // cross-fitted: the fold models' answers on the rows they never saw
     int rc = 2, hidden = 0;
     const char *base_format = "f32";
-    if (!is_hold || !read_stsb(stsb_path, &sa, &sb, &gold) || !read_lines(q_path, &qs) || !read_lines(p_path, &ps)) goto done;
+    if (!fold || !read_stsb(stsb_path, &sa, &sb, &gold) || !read_lines(q_path, &qs) || !read_lines(p_path, &ps)) goto done;
     if (general && !read_lines(general, &gen)) goto done;
     o.general = (const char *const *)gen.texts, o.n_general = gen.n;
-    split(&fb, holdout, o.seed, is_hold);
-    int ntr = 0, nho = 0;
-    for (int i = 0; i < fb.n; i++) ntr += !is_hold[i], nho += is_hold[i];
+    assign_folds(&fb, holdout, folds, o.seed, fold);
+    const int K = folds >= 2 ? folds : 1; // the folds the gate predicts
+    int nho = 0;
+    for (int i = 0; i < fb.n; i++) nho += fold[i] >= 0;
+    const int ntr = folds >= 2 ? fb.n : fb.n - nho; // the rows the adapter that ships is trained on
     if (nho == 0) {
         cli_error(CMD, "%s: no intent has 2 or more examples to hold one out: the gate cannot measure anything", feedback);
         goto done;
@@ -499,31 +542,68 @@ int cmd_adapt(int argc, char **argv) {
     if (!quiet && par.kind != SESLM_PARENT_F32)
         fprintf(stderr, "adapt: %s is quantized: training on its %s (%s), the merged model re-quantized as the base is\n",
                 model, seslm_parent_kind_name(par.kind), par.weights_dir);
-    // train on the training part only
-    const char **tt = malloc((size_t)ntr * sizeof(char *)), **tl = malloc((size_t)ntr * sizeof(char *));
-    for (int i = 0, k = 0; tt && tl && i < fb.n; i++)
-        if (!is_hold[i]) tt[k] = fb.text[i], tl[k++] = fb.label[i];
     lora lo;
     adapt_report rep;
-    if (!quiet) fprintf(stderr, "adapt: %d examples for training, %d held out for the gate\n", ntr, nho);
-    seslm_status st = tt && tl ? adapt_train(&o, m, tt, tl, ntr, &lo, &rep) : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    free(tt), free(tl);
-    char merged[4200], path[4200];
+    seslm_status st = SESLM_OK;
+    char merged[4200], path[4200], cfdir[4200];
     snprintf(merged, sizeof merged, "%s/model", out);
+    snprintf(cfdir, sizeof cfdir, "%s/crossfit", out);
+    if (!quiet)
+        fprintf(stderr, folds >= 2 ? "adapt: the adapter: training on all %d examples\n"
+                                   : "adapt: %d examples for training, %d held out for the gate\n",
+                ntr, nho);
+    st = train_rows(&o, m, &fb, fold, folds >= 2 ? INT_MIN : 0, &lo, &rep);
     if (st == SESLM_OK) {
         char lin[2400];
         snprintf(lin, sizeof lin,
                  "{\"method\":\"lora-setfit\",\"objective\":\"%s\",\"negatives\":\"%s\",\"general\":\"%s\",\"general_weight\":%g,\"rank\":%d,\"alpha\":%g,\"steps\":%d,\"pairs\":%d,\"lr\":%g,\"seed\":%llu,"
-                 "\"feedback\":\"%s\",\"examples_train\":%d,\"examples_holdout\":%d,\"loss_first\":%.6f,\"loss_last\":%.6f,"
+                 "\"feedback\":\"%s\",\"examples_train\":%d,\"examples_holdout\":%d,\"gate\":\"%s\",\"folds\":%d,\"loss_first\":%.6f,\"loss_last\":%.6f,"
                  "\"base_format\":\"%s\",\"trained_on\":\"%s\"}",
-                 adapt_objective_name(o.objective), o.negatives == ADAPT_NEG_NEAR ? "near" : "random", general ? general : "", (double)o.w_general, o.rank, (double)o.alpha, rep.steps_done, o.pairs, (double)o.lr, o.seed, feedback, ntr, nho, rep.loss_first,
-                 rep.loss_last, base_format, seslm_parent_kind_name(par.kind));
+                 adapt_objective_name(o.objective), o.negatives == ADAPT_NEG_NEAR ? "near" : "random", general ? general : "", (double)o.w_general, o.rank, (double)o.alpha, rep.steps_done, o.pairs, (double)o.lr, o.seed, feedback, ntr, nho,
+                 folds >= 2 ? "crossfit" : "holdout", folds >= 2 ? folds : 0, rep.loss_first, rep.loss_last, base_format, seslm_parent_kind_name(par.kind));
         snprintf(path, sizeof path, "%s/adapter.safetensors", out);
         st = lora_save(&lo, path, par.served_sha256);
-        if (st == SESLM_OK)
-            st = served ? adapt_write_served(served, m, par.kind == SESLM_PARENT_MASTER, &lo, merged, lin)
-                        : adapt_write_merged(m, &lo, merged, lin);
+        if (st == SESLM_OK) st = write_model(&par, served, &lo, merged, lin);
         lora_free(&lo);
+    }
+    // cross-fitting: one adapter per fold, trained without it, answers for its rows (after the adapter that ships,
+    // so that bad input or an occupied --out fails before the longer part)
+    if (st == SESLM_OK && folds >= 2) {
+        cf_right = calloc((size_t)fb.n, 1);
+        if (!cf_right) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+        util_rmtree(cfdir); // a crashed run's leftovers (only this command writes there)
+        if (st == SESLM_OK && mkdir(cfdir, 0755) != 0) st = seslm_fail(SESLM_ERR_IO, "cannot create %s: %s", cfdir, strerror(errno));
+        for (int f = 0; f < K && st == SESLM_OK; f++) {
+            int nf = 0;
+            for (int i = 0; i < fb.n; i++) nf += fold[i] == f;
+            if (!quiet)
+                fprintf(stderr, "adapt: gate fold %d/%d: training on %d examples, %d held out\n", f + 1, K, fb.n - nf, nf);
+            char fdir[4300];
+            snprintf(fdir, sizeof fdir, "%s/fold-%d", cfdir, f);
+            adapt_report frep;
+            st = train_rows(&o, m, &fb, fold, f, &lo, &frep);
+            if (st == SESLM_ERR_ARG) { // the whole feedback trained; two thirds of it cannot
+                char why[512];
+                snprintf(why, sizeof why, "%s", seslm_last_error());
+                st = seslm_fail(SESLM_ERR_ARG, "too few examples to cross-fit the gate on %d folds (fold %d: %s): use "
+                                               "--folds 0 (one split by --holdout) or more feedback", K, f + 1, why);
+            }
+            if (st != SESLM_OK) break;
+            st = write_model(&par, served, &lo, fdir, "{\"method\":\"lora-setfit\",\"gate_fold\":true}");
+            lora_free(&lo);
+            measures mf = {0};
+            if (st == SESLM_OK && !measure(fdir, o.threads, &fb, fold, f, f + 1, 0, &sa, &sb, gold, &qs, &ps, o.seed, NULL, &mf))
+                st = seslm_fail(SESLM_ERR_IO, "measuring %s failed", fdir);
+            for (int i = 0; st == SESLM_OK && i < fb.n; i++)
+                if (fold[i] == f) cf_right[i] = mf.right[i];
+            free(mf.right);
+            util_rmtree(fdir);
+        }
+        util_rmtree(cfdir);
+        if (st != SESLM_OK) { // no verdict: take back the adapter this run wrote, so --out can be used again
+            util_rmtree(merged);
+            remove(path);
+        }
     }
     seslm_model_free(served);
     seslm_parent_free(&par);
@@ -541,19 +621,25 @@ int cmd_adapt(int argc, char **argv) {
     snprintf(sums, sizeof sums, "%s/%s", merged, SESLM_MANIFEST_NAME);
     struct stat sst;
     const int has_sums = stat(sums, &sst) == 0;
-    if (!measure(model, o.threads, &fb, is_hold, &sa, &sb, gold, &qs, &ps, o.seed, NULL, &mb) ||
-        !measure(merged, o.threads, &fb, is_hold, &sa, &sb, gold, &qs, &ps, o.seed, head_path, &ma) ||
+    // cross-fitted, the shipped adapter saw every row: its held-out answers are the fold models'
+    if (!measure(model, o.threads, &fb, fold, 0, K, 1, &sa, &sb, gold, &qs, &ps, o.seed, NULL, &mb) ||
+        !measure(merged, o.threads, &fb, fold, 0, folds >= 2 ? 0 : 1, 1, &sa, &sb, gold, &qs, &ps, o.seed, head_path, &ma) ||
         (has_sums && model_manifest_write(merged) != SESLM_OK && (cli_error(CMD, "%s", seslm_last_error()), 1))) {
         free(mb.q), free(mb.p), free(ma.q), free(ma.p), free(mb.right), free(ma.right);
         goto done;
     }
+    if (cf_right) memcpy(ma.right, cf_right, (size_t)fb.n);
     const int C = hidden;
     double agree = retrieval_agreement(&mb, &ma, qs.n, ps.n, C);
-    const double gain = 100 * (ma.acc - mb.acc), drop = 100 * (mb.stsb - ma.stsb);
     // the held-out rows the two models disagree on: a gain of a few examples out of ~100 is chance
-    int wins = 0, losses = 0;
+    int wins = 0, losses = 0, right_b = 0, right_a = 0;
     for (int i = 0; i < fb.n; i++)
-        if (is_hold[i]) wins += ma.right[i] && !mb.right[i], losses += mb.right[i] && !ma.right[i];
+        if (fold[i] >= 0) {
+            wins += ma.right[i] && !mb.right[i], losses += mb.right[i] && !ma.right[i];
+            right_b += mb.right[i], right_a += ma.right[i];
+        }
+    const double acc_b = (double)right_b / nho, acc_a = (double)right_a / nho;
+    const double gain = 100 * (acc_a - acc_b), drop = 100 * (mb.stsb - ma.stsb);
     const double p_gain = seslm_stats_mcnemar_greater(wins, losses);
     const int pass_acc = gain >= min_gain && (max_p >= 1 || p_gain <= max_p), pass_stsb = drop <= max_stsb_drop, pass_ret = agree >= min_retrieval;
     const int accepted = pass_acc && pass_stsb && pass_ret; // same architecture: by construction of the merge
@@ -566,6 +652,11 @@ int cmd_adapt(int argc, char **argv) {
     cJSON_AddStringToObject(ih, "path", head_path);
     cJSON_AddNumberToObject(ih, "examples", fb.n);
     cJSON_AddStringToObject(ih, "fitted_on", "every feedback row (training and held out), the adapted embeddings");
+    cJSON *gm = cJSON_AddObjectToObject(v, "heldout"); // how the gate held feedback out
+    cJSON_AddStringToObject(gm, "method", folds >= 2 ? "crossfit" : "holdout");
+    if (folds >= 2) cJSON_AddNumberToObject(gm, "folds", folds);
+    else cJSON_AddNumberToObject(gm, "share", holdout);
+    cJSON_AddNumberToObject(gm, "examples", nho);
     cJSON *tr = cJSON_AddObjectToObject(v, "training");
     cJSON_AddNumberToObject(tr, "examples", ntr);
     cJSON_AddNumberToObject(tr, "steps", rep.steps_done);
@@ -585,7 +676,7 @@ int cmd_adapt(int argc, char **argv) {
         double base, adapted, value, threshold;
         int pass;
     } rows[] = {
-        {"heldout_feedback_accuracy_gain", feedback, "min (points); McNemar p <= max_p", 100 * mb.acc, 100 * ma.acc, gain, min_gain, pass_acc},
+        {"heldout_feedback_accuracy_gain", feedback, "min (points); McNemar p <= max_p", 100 * acc_b, 100 * acc_a, gain, min_gain, pass_acc},
         {"stsb_spearman_drop", stsb_path, "max (points)", 100 * mb.stsb, 100 * ma.stsb, drop, max_stsb_drop, pass_stsb},
         {"retrieval_recall10_agreement", q_path, "min", 1, agree, agree, min_retrieval, pass_ret},
         {"latency_same_architecture", "config.json", "merged weights, identical shapes", mb.embed_ms, ma.embed_ms,
@@ -620,7 +711,7 @@ int cmd_adapt(int argc, char **argv) {
             accepted ? "ACCEPTED" : "REJECTED", gain, wins, losses, p_gain, -drop, agree);
     rc = accepted ? 0 : 1;
 done:
-    free(is_hold), free(gold);
+    free(fold), free(gold), free(cf_right);
     cli_texts_free(&sa), cli_texts_free(&sb), cli_texts_free(&qs), cli_texts_free(&ps), cli_texts_free(&gen);
     labelled_free(&fb);
     return rc;

@@ -75,7 +75,7 @@ mcnemar_check "$TMP/bad/verdict.json" 1 0.05 && ok || fail "the held-out gain's 
 # ---- accepted: anchored, gentle, thresholds relaxed for a tiny held-out set -------------------------------
 # (--pairs 4 < 6 intents: each batch is an intent and 3 of its nearest, the default --negatives near)
 "$SESLM" adapt --model "$MODEL" --feedback "$TMP/fb.tsv" --out "$TMP/good" "${D[@]}" --general "$G" --steps 12 --pairs 4 --rank 4 --threads 2 \
-    --min-gain -100 --max-p 1 --max-stsb-drop 3 --min-retrieval 0.5 --quiet >"$TMP/good.out" 2>"$TMP/good.err"
+    --folds 0 --min-gain -100 --max-p 1 --max-stsb-drop 3 --min-retrieval 0.5 --quiet >"$TMP/good.out" 2>"$TMP/good.err"
 rc=$?
 [ "$rc" = 0 ] && ok || fail "an anchored adapter under relaxed gates must be accepted (exit $rc): $(tail -3 "$TMP/good.err")"
 [ "$(py "$TMP/good/verdict.json" 'd["accepted"]')" = True ] && ok || fail "verdict.json does not accept it"
@@ -98,6 +98,38 @@ assert h["__metadata__"]["format"] == "seslm-lora" and h["__metadata__"]["rank"]
 assert h["layers.0.qkv.lora_A"]["shape"] == [4, 384] and h["layers.5.ff2.lora_B"]["shape"] == [384, 4], h
 assert len([k for k in h if k != "__metadata__"]) == 6 * 4 * 2
 PY
+[ "$(py "$TMP/good/verdict.json" 'd["heldout"]["method"], d["heldout"]["examples"], d["training"]["examples"]')" = "holdout 6 18" ] &&
+    ok || fail "one split: 1 of 4 per intent held out, the adapter trained on the other 18: $(py "$TMP/good/verdict.json" 'd["heldout"]')"
+
+# ---- the cross-fitted gate (the default, 3 folds): every example predicted once by a model that never saw it ----
+"$SESLM" adapt --model "$MODEL" --feedback "$TMP/fb.tsv" --out "$TMP/cf" "${D[@]}" --general "$G" --steps 12 --pairs 4 --rank 4 --threads 2 \
+    --min-gain -100 --max-p 1 --max-stsb-drop 3 --min-retrieval 0.5 >"$TMP/cf.out" 2>"$TMP/cf.err"
+rc=$?
+[ "$rc" = 0 ] && ok || fail "a cross-fitted gate under relaxed thresholds must accept (exit $rc): $(tail -3 "$TMP/cf.err")"
+grep -q "gate fold 3/3" "$TMP/cf.err" && ok || fail "no progress line per fold: $(head -5 "$TMP/cf.err")"
+[ ! -e "$TMP/cf/crossfit" ] && ok || fail "the fold models must be deleted once measured"
+python3 - "$TMP/cf/verdict.json" "$TMP/cf/model/config.json" <<'PY' && ok || fail "the cross-fitted verdict"
+import json, sys
+v, c = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+h, t = v["heldout"], v["heldout_gain_test"]
+assert h == {"method": "crossfit", "folds": 3, "examples": 24}, h     # every one of the 24 rows held out once
+assert v["training"]["examples"] == 24, v["training"]                 # the adapter that ships saw all of them
+a = c["seslm_lineage"]["adapter"]
+assert a["gate"] == "crossfit" and a["folds"] == 3 and a["examples_train"] == 24 and a["examples_holdout"] == 24, a
+g = [g for g in v["gates"] if g["gate"] == "heldout_feedback_accuracy_gain"][0]
+for x in (g["base"], g["adapted"]):                                   # accuracies over the 24 rows
+    assert abs(x * 24 / 100 - round(x * 24 / 100)) < 1e-6, g
+assert abs((g["adapted"] - g["base"]) * 24 / 100 - (t["wins"] - t["losses"])) < 1e-6, (g, t)
+assert t["wins"] + t["losses"] <= 24, t
+PY
+printf 'text\tlabel\nplay some jazz\tmusic\nput on a song\tmusic\nwill it rain\tweather\nhow cold is it\tweather\n' >"$TMP/four.tsv"
+expect 2 "too few examples to cross-fit the gate on 3 folds" "4 examples cannot be cross-fitted" -- adapt --model "$MODEL" \
+    --feedback "$TMP/four.tsv" --out "$TMP/four" "${D[@]}" --general "$G" --steps 2 --pairs 2 --rank 2 --quiet
+[ ! -e "$TMP/four/model" ] && [ ! -e "$TMP/four/adapter.safetensors" ] && ok ||
+    fail "a run that ends without a verdict must take back the adapter it wrote (--out stays usable)"
+expect 2 "--folds must be 0" "--folds 1" -- adapt --model "$MODEL" --feedback "$TMP/fb.tsv" --out "$TMP/x" --folds 1
+expect 2 "--folds must be an integer in 0..20" "--folds 21" -- adapt --model "$MODEL" --feedback "$TMP/fb.tsv" --out "$TMP/x" --folds 21
+
 # the merged model is a registry version like any other, with the base as its parent
 export SESLM_REGISTRY="$TMP/registry.db" SESLM_STORE="$TMP/store"
 "$SESLM" registry register "$MODEL" >"$TMP/r1" 2>&1 && ok || fail "register base: $(cat "$TMP/r1")"
@@ -107,7 +139,8 @@ export SESLM_REGISTRY="$TMP/registry.db" SESLM_STORE="$TMP/store"
 
 # ---- helps: feedback on the intents the base model confuses, every default gate ------------------------------
 # CLINC150's most confused pairs under a logistic regression on the base embeddings ("what is your name" /
-# "change your name", a list / its update, ...): 14 intents x 50 training rows (12-13 held out per intent).
+# "change your name", a list / its update, ...): 14 intents x 50 training rows (the default cross-fitted gate:
+# each row predicted by an adapter trained on the other two thirds; the adapter that ships saw all 700).
 # The adapter must pass every gate at its defaults (gain >= 1 point AND McNemar p <= 0.05, STS-B, retrieval),
 # help on CLINC150's test rows of those intents (never seen by it), then go live on a serving node under load
 # and be rolled back, with no failed request.
@@ -133,6 +166,11 @@ assert t["wins"] > t["losses"] and t["p_value"] <= 0.05, t
 assert g["stsb_spearman_drop"]["threshold"] == 1 and g["retrieval_recall10_agreement"]["threshold"] == 0.8, g
 ih = v["intent_head"]
 assert ih["path"].endswith("/model/intent_head.safetensors") and ih["examples"] == 700, ih
+assert v["heldout"] == {"method": "crossfit", "folds": 3, "examples": 700} and v["training"]["examples"] == 700, v["heldout"]
+a = g["heldout_feedback_accuracy_gain"]
+print("test_adapt: the helpful adapter's gate: %+.2f points (%d wins / %d losses, McNemar p %.2g), STS-B drop %.2f, "
+      "retrieval agreement %.3f" % (a["value"], t["wins"], t["losses"], t["p_value"], g["stsb_spearman_drop"]["value"],
+                                    g["retrieval_recall10_agreement"]["value"]), file=sys.stderr)
 PY
 # on CLINC150's test rows of those intents: the default head on each model's embeddings of the same 700 rows
 cut -f1 "$TMP/conf_test.tsv" | tail -n +2 >"$TMP/conf_test.txt"
@@ -249,6 +287,8 @@ expect 2 "expected inbatch, pairs or softmax" "config: unknown objective" -- ada
 printf 'version: 1\nnegatives: far\n' >"$TMP/c7.yaml"
 expect 2 "c7.yaml:2: negatives: expected near or random" "config: unknown negatives" -- adapt --config "$TMP/c7.yaml"
 expect 2 "--negatives" "--negatives bogus" -- adapt --model "$MODEL" --feedback "$TMP/fb.tsv" --out "$TMP/x" --negatives far
+printf 'version: 1\nfolds: 1\n' >"$TMP/c8.yaml"
+expect 2 "c8.yaml:2: folds: 0" "config: folds 1" -- adapt --config "$TMP/c8.yaml"
 expect 2 "--max-p" "--max-p out of range" -- adapt --model "$MODEL" --feedback "$TMP/fb.tsv" --out "$TMP/x" --max-p 1.5
 
 # ---- an INT8 student (what recompile / evolve deploy), adapted through --config -------------------------
