@@ -273,9 +273,22 @@ static int adapt_stage(const evolve_run *r, const char *base, cJSON *root, FILE 
     cJSON_AddStringToObject(ad, "deploy_model_dir", accepted ? mdir : base); // a rejected adapter: the cycle's model stands
     const cJSON *gates = cJSON_GetObjectItemCaseSensitive(v, "gates");
     if (gates) cJSON_AddItemToObject(ad, "gates", cJSON_Duplicate(gates, 1));
+    // how the gate held feedback out (cross-fitted or one split) and its McNemar test
+    const cJSON *ho = cJSON_GetObjectItemCaseSensitive(v, "heldout"), *mt = cJSON_GetObjectItemCaseSensitive(v, "heldout_gain_test");
+    if (ho) cJSON_AddItemToObject(ad, "heldout", cJSON_Duplicate(ho, 1));
+    if (mt) cJSON_AddItemToObject(ad, "heldout_gain_test", cJSON_Duplicate(mt, 1));
     fprintf(md, "\n## Adapter (07-adapt)\n\nLoRA adapters on `%s` with the feedback `%s`: **%s**", base, r->adapt_feedback,
             accepted ? "accepted" : rc == 1 ? "rejected" : "not run (the feedback is unusable: see the log)");
     fprintf(md, accepted ? "; deploy `%s`.\n" : "; the cycle's model stands (`%s`).\n", accepted ? mdir : base);
+    const cJSON *hm = cJSON_GetObjectItemCaseSensitive(ho, "method"), *he = cJSON_GetObjectItemCaseSensitive(ho, "examples");
+    const cJSON *tw = cJSON_GetObjectItemCaseSensitive(mt, "wins"), *tl = cJSON_GetObjectItemCaseSensitive(mt, "losses"),
+                *tp = cJSON_GetObjectItemCaseSensitive(mt, "p_value");
+    if (cJSON_IsString(hm) && cJSON_IsNumber(he) && cJSON_IsNumber(tw) && cJSON_IsNumber(tl) && cJSON_IsNumber(tp))
+        fprintf(md, "\nHeld-out feedback: %s, %d examples; the adapted model right where the base was wrong on %d, the reverse "
+                    "on %d (McNemar p %.3g).\n",
+                strcmp(hm->valuestring, "crossfit") == 0 ? "cross-fitted (each example predicted by an adapter trained without it)"
+                                                         : "one split",
+                he->valueint, tw->valueint, tl->valueint, tp->valuedouble);
     if (gates) {
         fprintf(md, "\n| gate | base | adapted | value | threshold | pass |\n|---|---|---|---|---|---|\n");
         const cJSON *g;

@@ -158,6 +158,11 @@ if len(a.get("gates", [])) != 4:
     bad.append("gates: %s" % a.get("gates"))
 if "## Adapter (07-adapt)" not in open(run + "/report.md").read():
     bad.append("report.md has no adapter section")
+h, t = a.get("heldout") or {}, a.get("heldout_gain_test") or {}
+if h.get("method") != "crossfit" or h.get("examples") != 24 or "p_value" not in t:  # adapt's default gate: 3 folds
+    bad.append("the gate's held-out rows and test: %s %s" % (h, t))
+if "Held-out feedback: cross-fitted" not in open(run + "/report.md").read():
+    bad.append("report.md does not say how the gate held feedback out")
 if not os.path.isfile(run + "/stages/07-adapt.json"):
     bad.append("no 07-adapt marker")
 for x in bad:
