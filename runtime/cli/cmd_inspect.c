@@ -144,9 +144,15 @@ static void summarise(const char *path, const seslm_telemetry_dump *d, const ses
         putchar('}');
     }
     printf("],\"memory\":{\"peak_rss_bytes\":%lld,\"peak_device_bytes\":%lld},\"reservoir\":{\"rows\":%d,"
-           "\"seen\":%llu},\"intents\":%d}\n",
+           "\"seen\":%llu},\"intents\":%d,\"intent_counts\":{",
            (long long)v->peak_rss_bytes, (long long)v->peak_device_bytes, v->n_reservoir,
            (unsigned long long)v->reservoir_seen, v->n_intents);
+    for (int i = 0; i < v->n_intents && v->intent_labels && v->intent_counts; i++) { // predictions per intent label
+        if (i) putchar(',');
+        cli_json_str(stdout, v->intent_labels[i] ? v->intent_labels[i] : "");
+        printf(":%llu", (unsigned long long)v->intent_counts[i]);
+    }
+    printf("}}\n");
 }
 
 int cmd_inspect(int argc, char **argv) {

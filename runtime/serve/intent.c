@@ -30,6 +30,10 @@ struct serve_intent {
     int allow_new;
     uint64_t *counts; // predictions per class in the open telemetry window (n_classes)
     int n_counts;
+    // predictions of the open window under a head swapped out since, by label (labels the current head lacks)
+    char **carry_labels;
+    uint64_t *carry_counts;
+    int n_carry;
 };
 
 seslm_status serve_intent_open(seslm_server *s, const char *path, int allow_new) {
@@ -73,6 +77,8 @@ void serve_intent_close(seslm_server *s) {
     if (!in) return;
     seslm_intent_free(in->h);
     free(in->counts);
+    for (int i = 0; i < in->n_carry; i++) free(in->carry_labels[i]);
+    free(in->carry_labels), free(in->carry_counts);
     pthread_mutex_destroy(&in->mu);
     free(in);
     s->intent = NULL;
@@ -84,18 +90,30 @@ int serve_intent_take_counts(seslm_server *s, char ***labels, uint64_t **counts)
     serve_intent *in = s->intent;
     if (!in) return 0;
     pthread_mutex_lock(&in->mu);
-    int n = in->n_counts;
-    char **l = n ? calloc((size_t)n, sizeof *l) : NULL;
-    uint64_t *c = n ? malloc((size_t)n * sizeof *c) : NULL;
-    if (n && (!l || !c)) n = 0;
-    for (int i = 0; i < n; i++) {
-        l[i] = strdup(seslm_intent_label(in->h, i));
-        c[i] = in->counts[i];
-        in->counts[i] = 0;
-        if (!l[i]) n = i; // out of memory: keep what was copied
+    const int nh = in->n_counts, cap = nh + in->n_carry;
+    char **l = cap ? calloc((size_t)cap, sizeof *l) : NULL;
+    uint64_t *c = cap ? malloc((size_t)cap * sizeof *c) : NULL;
+    int n = 0;
+    for (int i = 0; l && c && i < cap; i++) { // the current head's classes, then labels carried from swapped-out heads
+        const int cur = i < nh;
+        const char *lab = cur ? seslm_intent_label(in->h, i) : in->carry_labels[i - nh];
+        if (!lab) lab = ""; // cannot happen (counts are resized to the head at each swap); never strdup(NULL)
+        const uint64_t cnt = cur ? in->counts[i] : in->carry_counts[i - nh];
+        if (cur) in->counts[i] = 0;
+        const int j = cur ? -1 : seslm_intent_find(in->h, lab); // learned online since the swap: one entry per label
+        if (j >= 0 && j < nh) {
+            c[j] += cnt;
+            continue;
+        }
+        if (!(l[n] = strdup(lab))) break; // out of memory: keep what was copied
+        c[n++] = cnt;
     }
+    for (int i = 0; i < in->n_carry; i++) free(in->carry_labels[i]);
+    free(in->carry_labels), free(in->carry_counts);
+    in->carry_labels = NULL, in->carry_counts = NULL, in->n_carry = 0;
     pthread_mutex_unlock(&in->mu);
     if (n == 0) {
+        for (int i = 0; l && i < cap; i++) free(l[i]);
         free(l), free(c);
         return 0;
     }
@@ -433,6 +451,38 @@ void serve_intent_unlock(seslm_server *s) {
     if (s->intent) pthread_mutex_unlock(&s->intent->mu);
 }
 
+/* mu held, in->h the new head: the open window's counts per class of the old head go on by label, under the
+ * new head's class of the same name, else carried by name until the window is taken (an adapter promotion or
+ * rollback must not lose the predictions made since the last dump). Out of memory: those counts are dropped. */
+static void carry_counts_locked(serve_intent *in, const seslm_intent_head *old) {
+    const int C = seslm_intent_n_classes(in->h);
+    uint64_t *nc = calloc((size_t)(C > 0 ? C : 1), sizeof *nc);
+    for (int i = 0; nc && i < in->n_counts; i++) {
+        const char *lab = in->counts[i] ? seslm_intent_label(old, i) : NULL;
+        if (!lab) continue;
+        const int j = seslm_intent_find(in->h, lab);
+        if (j >= 0 && j < C) {
+            nc[j] += in->counts[i];
+            continue;
+        }
+        int k = 0;
+        while (k < in->n_carry && strcmp(in->carry_labels[k], lab) != 0) k++;
+        if (k == in->n_carry) {
+            char **cl = realloc(in->carry_labels, (size_t)(k + 1) * sizeof *cl);
+            if (cl) in->carry_labels = cl;
+            uint64_t *cc = cl ? realloc(in->carry_counts, (size_t)(k + 1) * sizeof *cc) : NULL;
+            if (cc) in->carry_counts = cc;
+            char *name = cc ? strdup(lab) : NULL;
+            if (!name) continue;
+            in->carry_labels[k] = name, in->carry_counts[k] = 0, in->n_carry++;
+        }
+        in->carry_counts[k] += in->counts[i];
+    }
+    free(in->counts);
+    in->counts = nc;
+    in->n_counts = nc ? C : 0;
+}
+
 void serve_intent_swap_locked(seslm_server *s, serve_intent_next *next, uint64_t gen) {
     serve_intent *in = s->intent;
     if (!in) return;
@@ -443,8 +493,7 @@ void serve_intent_swap_locked(seslm_server *s, serve_intent_next *next, uint64_t
     in->h = next->h;
     next->h = NULL;
     snprintf(in->model_sha, sizeof in->model_sha, "%s", next->model_sha);
-    // the window's counts are per class of the old head: they go with it
-    if (in->counts) memset(in->counts, 0, (size_t)in->n_counts * sizeof *in->counts);
+    carry_counts_locked(in, next->old);
 }
 
 void serve_intent_finish(seslm_server *s, serve_intent_next *next) {

@@ -15,7 +15,8 @@
 #   * the head follows the model: a reload to a model carrying its own head (intent_head.safetensors) swaps
 #     heads, the reload back restores the node's own, a restart picks the head kept for the model, a head for
 #     another model refuses the reload, and intent requests during ten reloads all succeed;
-#   * the telemetry dump written at shutdown carries the predicted-intent counts (/intents).
+#   * the telemetry dump written at shutdown carries the predicted-intent counts (/intents), those made under a
+#     head swapped out since the last dump included (by label).
 #
 #   bash tests/cli/test_intent_serve.sh <path to seslm> <model dir> <repo root>
 set -u
@@ -244,7 +245,8 @@ NODE=$TMP/node_head.safetensors
 cp "$HEAD" "$NODE"
 intent_of() { curl -s "$URL/v1/intent" -d '{"text": "play some jazz by miles davis"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["top"])'; }
 reload() { curl -s -o "$TMP/rl" -w '%{http_code}' "$URL/admin/reload" -d "{\"model\": \"$1\"}"; }
-cli_serve_start "$TMP/follow.log" --model "$MODEL" --intent-head "$NODE" --threads 1
+mkdir -p "$TMP/tel_follow"
+cli_serve_start "$TMP/follow.log" --model "$MODEL" --intent-head "$NODE" --threads 1 --telemetry-dir "$TMP/tel_follow"
 if [ -z "$PORT" ]; then
     fail "serve with a head did not start: $(cat "$TMP/follow.log")"
 else
@@ -267,6 +269,19 @@ else
     echo "test_intent_serve: $n_req intent requests during 10 reloads, $n_fail failed"
     kill -TERM "$PID" && wait "$PID"
     PID=
+    # the window's predictions survive the head swaps, by label: over the node's dumps (one per retired model and
+    # the shutdown's), the intent counts add up to every prediction made (the load's and intent_of's 4)
+    ok; "$SESLM" inspect "$TMP"/tel_follow/* >"$TMP/inspect_f.json" 2>"$TMP/inspect.err" &&
+        python3 - "$TMP/inspect_f.json" $((n_req + 4)) <<'PY' || fail "intent counts across 10 head swaps: $(cat "$TMP/inspect.err")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+total, by = 0, {}
+for d in lines:
+    for k, v in d["intent_counts"].items():
+        total, by[k] = total + v, by.get(k, 0) + v
+assert total == int(sys.argv[2]), (total, sys.argv[2], by)
+assert by.get("PlayMusic", 0) >= 3 and by.get("PlayMusic_v2", 0) >= 1, by  # both heads' labels
+PY
     # the node's head file now holds M2's head; a restart on the base picks the kept base head
     cli_serve_start "$TMP/follow2.log" --model "$MODEL" --intent-head "$NODE" --threads 1
     ok; [ -n "$PORT" ] && [ "$(intent_of)" = PlayMusic ] || fail "a restart on the base must pick its kept head: $(cat "$TMP/follow2.log")"
