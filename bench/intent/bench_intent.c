@@ -224,6 +224,7 @@ int main(int argc, char **argv) {
     const char **labs = malloc((size_t)tr.n * sizeof(char *));
     float *Xk = malloc((size_t)tr.n * D * sizeof(float));
     float *sin_ = malloc((size_t)(te.n + 1) * sizeof(float)), *soos = malloc((size_t)(oos.n + 1) * sizeof(float));
+    float *pin = malloc((size_t)(te.n + 1) * sizeof(float)), *pout = malloc((size_t)(oos.n + 1) * sizeof(float));
     seslm_intent_head *last = NULL;
     char impl[128] = "seslm-auto"; // the default head: capacity chosen by cross-validation
     if (base.n_hidden != SESLM_INTENT_AUTO) {
@@ -278,44 +279,69 @@ int main(int argc, char **argv) {
                 printf(",\"C\":%g,\"folds\":%d,\"mlp\":%d,\"mlp_cv_accuracy\":%.4f,\"cv_accuracy\":%.4f", sel->C,
                        sel->folds, sel->mlp, isnan(sel->mlp_cv_accuracy) ? -1.0 : sel->mlp_cv_accuracy,
                        isnan(sel->cv_accuracy) ? -1.0 : sel->cv_accuracy);
+            if (Xoos) { // the in-scope p-value (conformal, scaled max logit) at a fixed level, no tuning on oos rows
+                int rin = 0, roos = 0;
+                for (int i = 0; i < te.n; i++) {
+                    seslm_intent_result r;
+                    seslm_intent_predict(h, Xte + (size_t)i * D, NULL, &r);
+                    pin[i] = r.in_scope, rin += r.in_scope < 0.05f;
+                }
+                for (int i = 0; i < oos.n; i++) {
+                    seslm_intent_result r;
+                    seslm_intent_predict(h, Xoos + (size_t)i * D, NULL, &r);
+                    pout[i] = r.in_scope, roos += r.in_scope < 0.05f;
+                }
+                if (!isnan(pin[0]))
+                    printf(",\"in_scope_auroc\":%.6f,\"in_scope_reject_inscope_05\":%.6f,\"in_scope_oos_recall_05\":%.6f",
+                           auroc(pin, te.n, pout, oos.n), (double)rin / te.n, (double)roos / oos.n);
+            }
             if (Xoos && Xval && Xvoos) {
                 for (int i = 0; i < oos.n; i++) {
                     seslm_intent_result r;
                     seslm_intent_predict(h, Xoos + (size_t)i * D, NULL, &r);
                     soos[i] = r.confidence;
                 }
-                // threshold on the validation split: maximise (in-scope accuracy + oos recall) / 2
+                // a threshold on the validation split: maximise (in-scope accuracy + oos recall) / 2, for the
+                // confidence (score 0) and the in-scope p-value (score 1); then both on the test split
                 float *cv = malloc((size_t)(val.n + voos.n) * sizeof(float));
                 int *okv = malloc((size_t)val.n * sizeof(int));
-                for (int i = 0; i < val.n; i++) {
-                    seslm_intent_result r;
-                    seslm_intent_predict(h, Xval + (size_t)i * D, NULL, &r);
-                    cv[i] = r.confidence;
-                    okv[i] = strcmp(seslm_intent_label(h, r.index), val.label[i]) == 0;
-                }
-                for (int i = 0; i < voos.n; i++) {
-                    seslm_intent_result r;
-                    seslm_intent_predict(h, Xvoos + (size_t)i * D, NULL, &r);
-                    cv[val.n + i] = r.confidence;
-                }
-                double best = -1, thr = 0;
-                for (int c = 0; c < val.n + voos.n; c++) {
-                    double t = cv[c], a = 0, rc = 0;
-                    for (int i = 0; i < val.n; i++) a += okv[i] && cv[i] >= t;
-                    for (int i = 0; i < voos.n; i++) rc += cv[val.n + i] < t;
-                    double sc = a / val.n + rc / voos.n;
-                    if (sc > best) best = sc, thr = t;
+                for (int score = 0; score < 2; score++) {
+                    for (int i = 0; i < val.n; i++) {
+                        seslm_intent_result r;
+                        seslm_intent_predict(h, Xval + (size_t)i * D, NULL, &r);
+                        cv[i] = score ? r.in_scope : r.confidence;
+                        okv[i] = strcmp(seslm_intent_label(h, r.index), val.label[i]) == 0;
+                    }
+                    for (int i = 0; i < voos.n; i++) {
+                        seslm_intent_result r;
+                        seslm_intent_predict(h, Xvoos + (size_t)i * D, NULL, &r);
+                        cv[val.n + i] = score ? r.in_scope : r.confidence;
+                    }
+                    if (score && isnan(cv[0])) break;
+                    double best = -1, thr = 0;
+                    for (int c = 0; c < val.n + voos.n; c++) {
+                        double t = cv[c], a = 0, rc = 0;
+                        for (int i = 0; i < val.n; i++) a += okv[i] && cv[i] >= t;
+                        for (int i = 0; i < voos.n; i++) rc += cv[val.n + i] < t;
+                        double sc = a / val.n + rc / voos.n;
+                        if (sc > best) best = sc, thr = t;
+                    }
+                    const float *sti = score ? pin : sin_, *sto = score ? pout : soos;
+                    double ia = 0, orc = 0;
+                    for (int i = 0; i < te.n; i++) {
+                        seslm_intent_result r;
+                        seslm_intent_predict(h, Xte + (size_t)i * D, NULL, &r);
+                        ia += sti[i] >= thr && strcmp(seslm_intent_label(h, r.index), te.label[i]) == 0;
+                    }
+                    for (int i = 0; i < oos.n; i++) orc += sto[i] < thr;
+                    if (score)
+                        printf(",\"in_scope_threshold\":%.6f,\"in_scope_inscope_accuracy\":%.6f,\"in_scope_oos_recall\":%.6f",
+                               thr, ia / te.n, orc / oos.n);
+                    else
+                        printf(",\"oos_auroc\":%.6f,\"oos_threshold\":%.6f,\"inscope_accuracy\":%.6f,\"oos_recall\":%.6f",
+                               auroc(sin_, te.n, soos, oos.n), thr, ia / te.n, orc / oos.n);
                 }
                 free(cv), free(okv);
-                double ia = 0, orc = 0;
-                for (int i = 0; i < te.n; i++) {
-                    seslm_intent_result r;
-                    seslm_intent_predict(h, Xte + (size_t)i * D, NULL, &r);
-                    ia += sin_[i] >= thr && strcmp(seslm_intent_label(h, r.index), te.label[i]) == 0;
-                }
-                for (int i = 0; i < oos.n; i++) orc += soos[i] < thr;
-                printf(",\"oos_auroc\":%.6f,\"oos_threshold\":%.6f,\"inscope_accuracy\":%.6f,\"oos_recall\":%.6f",
-                       auroc(sin_, te.n, soos, oos.n), thr, ia / te.n, orc / oos.n);
             }
             printf("}\n");
             fflush(stdout);

@@ -52,6 +52,22 @@ for ds in ["snips", "clinc150"]:
                 if rs and "oos_auroc" in rs[0]:
                     print(f"| {k} | {i} | {cell([r['oos_auroc'] for r in rs])} | "
                           f"{cell([r['inscope_accuracy'] for r in rs])} | {cell([r['oos_recall'] for r in rs])} |")
+        if any("in_scope_auroc" in r for k in ks for r in runs.get((ds, impls[0], k), [])):
+            print(f"\n**{ds} out-of-scope by the in-scope p-value** (conformal, scaled max logit; the same heads): AUROC; "
+                  "threshold chosen on val as above; and at the fixed level min_in_scope = 0.05 (no oos rows needed): "
+                  "the share of in-scope test rows rejected (at most ~5 % by construction) and of oos rows rejected, %\n")
+            print("| examples per intent | impl | AUROC | in-scope accuracy (val threshold) | oos recall (val threshold) "
+                  "| in-scope rejected at 0.05 | oos recall at 0.05 |")
+            print("|---|---|---|---|---|---|---|")
+            for k in ks:
+                for i in impls:
+                    rs = [r for r in runs.get((ds, i, k), []) if "in_scope_auroc" in r]
+                    if rs and "in_scope_inscope_accuracy" in rs[0]:
+                        print(f"| {k} | {i} | {cell([r['in_scope_auroc'] for r in rs])} | "
+                              f"{cell([r['in_scope_inscope_accuracy'] for r in rs])} | "
+                              f"{cell([r['in_scope_oos_recall'] for r in rs])} | "
+                              f"{cell([r['in_scope_reject_inscope_05'] for r in rs])} | "
+                              f"{cell([r['in_scope_oos_recall_05'] for r in rs])} |")
 for r in lat:
     print(f"\n**latency ({r['dataset']}, {r['threads']} threads)**: embedding one text p50 {r['embed_ms_p50']:.2f} ms "
           f"(p90 {r['embed_ms_p90']:.2f}); batch-32 throughput {r['embed_texts_per_s_batch32']:.0f} texts/s; "

@@ -103,6 +103,7 @@ void seslm_intent_opts_default(seslm_intent_opts *o) {
     o->online_max_steps = 50;
     o->online_replay = 31;
     o->online_lr = 5e-3f;
+    o->min_in_scope = 0.0f;
 }
 
 static seslm_status check_opts(const seslm_intent_opts *o) {
@@ -124,6 +125,8 @@ static seslm_status check_opts(const seslm_intent_opts *o) {
         return seslm_fail(SESLM_ERR_ARG, "intent head: calib_frac must be in [0, 0.9)");
     if (!(o->oos_threshold >= 0 && o->oos_threshold <= 1))
         return seslm_fail(SESLM_ERR_ARG, "intent head: oos_threshold must be in [0, 1]");
+    if (!(o->min_in_scope >= 0 && o->min_in_scope <= 1))
+        return seslm_fail(SESLM_ERR_ARG, "intent head: min_in_scope must be in [0, 1]");
     if (o->replay_per_class < 1 || o->replay_per_class > 100000 || o->online_steps < 1 ||
         o->online_max_steps < o->online_steps || o->online_max_steps > 100000 || o->online_replay < 0 ||
         o->online_replay > 65536)
@@ -252,6 +255,7 @@ void seslm_intent_free(seslm_intent_head *h) {
     free_labels(h);
     free(h->rx);
     free(h->ry);
+    free(h->oos_ref);
     free(h);
 }
 
@@ -290,6 +294,59 @@ static void softmax_row(float *z, int n, float T) {
     double s = 0;
     for (int j = 0; j < n; j++) s += (z[j] = expf((z[j] - mx) / T));
     for (int j = 0; j < n; j++) z[j] = (float)(z[j] / s);
+}
+
+// ---- the in-scope reference (conformal p-values of the scaled max logit) ---------------------------
+
+float intent_oos_score(const float *z, int C, float scale) {
+    float mx = -FLT_MAX;
+    for (int j = 0; j < C; j++) mx = z[j] > mx ? z[j] : mx;
+    return mx / scale;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    const float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+seslm_status intent_set_oos_ref(seslm_intent_head *h, const float *z, int n) {
+    free(h->oos_ref);
+    h->oos_ref = NULL, h->n_oos_ref = 0;
+    if (n < 1) return SESLM_OK;
+    float *r = malloc((size_t)n * sizeof(float));
+    if (!r) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(z[i])) r[m++] = z[i]; // a non-finite score says nothing about the in-scope scores
+    qsort(r, (size_t)m, sizeof(float), cmp_float);
+    h->oos_ref = r, h->n_oos_ref = m;
+    return SESLM_OK;
+}
+
+float intent_weight_scale(const float *W, int rows, int cols, int stride) {
+    double q = 0;
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j++) q += (double)W[(size_t)r * stride + j] * W[(size_t)r * stride + j];
+    const double s = rows > 0 ? sqrt(q / rows) : 0;
+    return s > 1e-12 ? (float)s : 1.0f;
+}
+
+seslm_status intent_oos_refresh(seslm_intent_head *h) {
+    const int L = h->n_layers - 1;
+    h->oos_scale = intent_weight_scale(h->W[L], h->dims[L + 1], h->dims[L], h->dims[L]);
+    return SESLM_OK;
+}
+
+/* (1 + #{ref <= e}) / (n + 1), e the input's score: the conformal p-value; NaN with no reference. */
+static float in_scope_p(const seslm_intent_head *h, float e) {
+    if (h->n_oos_ref < 1 || !isfinite(e)) return h->n_oos_ref < 1 ? NAN : isnan(e) ? 0.0f : e > 0 ? 1.0f : 0.0f;
+    int lo = 0, hi = h->n_oos_ref; // first index with ref > e
+    while (lo < hi) {
+        const int mid = lo + (hi - lo) / 2;
+        if (h->oos_ref[mid] <= e) lo = mid + 1;
+        else hi = mid;
+    }
+    return (float)((1.0 + lo) / (h->n_oos_ref + 1.0));
 }
 
 double intent_loss_grad(const seslm_intent_head *h, const float *X, const int *y, int B, float **gW, float **gb) {
@@ -551,9 +608,14 @@ seslm_status seslm_intent_fit(seslm_intent_head *h, const float *X, const char *
     h->temperature = 1.0f;
     h->online_updates = 0;
     memset(&h->selection, 0, sizeof h->selection);
+    if ((st = intent_set_oos_ref(h, NULL, 0)) != SESLM_OK) { // a new fit: the old reference no longer applies
+        free(y);
+        return st;
+    }
     if (h->auto_select) {
         st = intent_fit_auto(h, X, y, n, &rng);
         if (st == SESLM_OK) st = replay_fill(h, X, y, n);
+        if (st == SESLM_OK) st = intent_oos_refresh(h);
         free(y);
         return st;
     }
@@ -589,6 +651,11 @@ seslm_status seslm_intent_fit(seslm_intent_head *h, const float *X, const char *
                 }
                 if (intent_logits(h, hx, nho, lg) != 0) st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
                 else h->temperature = intent_fit_temperature(lg, hy, nho, C);
+                // the held-out scores, on the calibration head's own scale
+                const int L = h->n_layers - 1;
+                const float s0 = intent_weight_scale(h->W[L], h->dims[L + 1], h->dims[L], h->dims[L]);
+                for (int k = 0; st == SESLM_OK && k < nho; k++) hx[k] = intent_oos_score(lg + (size_t)k * C, C, s0);
+                if (st == SESLM_OK) st = intent_set_oos_ref(h, hx, nho);
             }
             free(hx);
         }
@@ -599,6 +666,7 @@ seslm_status seslm_intent_fit(seslm_intent_head *h, const float *X, const char *
         st = intent_train_rows(h, X, y, all, n, &rng);
     }
     if (st == SESLM_OK) st = replay_fill(h, X, y, n);
+    if (st == SESLM_OK) st = intent_oos_refresh(h);
     free(all), free(tr), free(ho), free(cnt), free(held), free(lg), free(hy), free(y);
     return st;
 }
@@ -734,6 +802,7 @@ seslm_status seslm_intent_learn(seslm_intent_head *h, const float *X, const char
     }
     free(bx), free(lg), free(by);
     if (st == SESLM_OK) h->online_updates += (uint64_t)n;
+    if (st == SESLM_OK) st = intent_oos_refresh(h); // the head moved: its scale on the replay rows too
     if (steps_out) *steps_out = steps;
     return st;
 }
@@ -748,6 +817,7 @@ seslm_status seslm_intent_predict(const seslm_intent_head *h, const float *x, fl
         if (p != stack) free(p);
         return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     }
+    const float score = intent_oos_score(p, h->n_classes, h->oos_scale);
     softmax_row(p, h->n_classes, h->temperature);
     int best = 0;
     for (int j = 1; j < h->n_classes; j++)
@@ -755,7 +825,8 @@ seslm_status seslm_intent_predict(const seslm_intent_head *h, const float *x, fl
     if (r) {
         r->index = best;
         r->confidence = p[best];
-        r->out_of_scope = p[best] < h->o.oos_threshold;
+        r->in_scope = in_scope_p(h, score);
+        r->out_of_scope = p[best] < h->o.oos_threshold || (h->n_oos_ref > 0 && r->in_scope < h->o.min_in_scope);
     }
     if (probs) memcpy(probs, p, (size_t)h->n_classes * sizeof(float));
     if (p != stack) free(p);
@@ -768,6 +839,9 @@ int seslm_intent_input_dim(const seslm_intent_head *h) { return h->o.input_dim; 
 float seslm_intent_temperature(const seslm_intent_head *h) { return h->temperature; }
 float seslm_intent_oos_threshold(const seslm_intent_head *h) { return h->o.oos_threshold; }
 void seslm_intent_set_oos_threshold(seslm_intent_head *h, float t) { h->o.oos_threshold = t < 0 ? 0 : t > 1 ? 1 : t; }
+float seslm_intent_min_in_scope(const seslm_intent_head *h) { return h->o.min_in_scope; }
+void seslm_intent_set_min_in_scope(seslm_intent_head *h, float a) { h->o.min_in_scope = !(a > 0) ? 0 : a > 1 ? 1 : a; }
+int seslm_intent_in_scope_reference(const seslm_intent_head *h) { return h->n_oos_ref; }
 int seslm_intent_replay_size(const seslm_intent_head *h) { return h->n_replay; }
 uint64_t seslm_intent_online_updates(const seslm_intent_head *h) { return h->online_updates; }
 const seslm_intent_opts *seslm_intent_options(const seslm_intent_head *h) { return &h->o; }

@@ -30,6 +30,9 @@ struct seslm_intent_head {
     int auto_select;               // fit chooses the architecture (n_hidden was SESLM_INTENT_AUTO)
     float mlp_weight_decay;        // the options' weight decay, for the MLP candidate of an auto fit
     seslm_intent_selection selection;
+    float *oos_ref;                // (n_oos_ref) sorted ascending: held-out examples' scores (intent_oos_score)
+    int n_oos_ref;
+    float oos_scale;               // the last layer's weight scale (intent_weight_scale)
 };
 
 /* Mean softmax cross-entropy (temperature 1) of B rows X (B, input_dim) with classes y, plus the L2
@@ -50,6 +53,21 @@ void intent_shuffle(int *a, int n, uint64_t *rng);
 void intent_init_weights(seslm_intent_head *h, uint64_t *rng);             // Glorot, zero biases, fresh Adam
 seslm_status intent_train_rows(seslm_intent_head *h, const float *X, const int *y, const int *idx, int n, uint64_t *rng);
 float intent_fit_temperature(const float *logits, const int *y, int n, int C);
+/* The in-scope reference: n held-out examples' scores (each by a head that did not see it), kept sorted.
+ * n 0 clears it. */
+seslm_status intent_set_oos_ref(seslm_intent_head *h, const float *z, int n);
+/* The out-of-scope score of a row of C logits: max logit / scale, scale = the head's weight scale (higher =
+ * more in scope). Why the max logit (MaxLogit, Hendrycks et al. 2022): on CLINC150 it ranks out-of-scope
+ * inputs as well as the energy logsumexp(logits) (AUROC 93.7-96.2 vs 93.7-96.1) and has no log(C) floor.
+ * Why the scale: at large C the solver's stopping point sets the logits' scale (two fits of the same
+ * 20-shot CLINC150 data stopped with median training energies of 8 and 13), so the fold heads' held-out
+ * scores are comparable with the final head's only on each head's own scale; compared raw, 38-42 % of
+ * in-scope test rows fell under p = 0.05 on two draws (bench/RESULTS.md 13). */
+float intent_oos_score(const float *z, int C, float scale);
+/* sqrt(mean over rows of |row|^2) of W (rows, cols; row stride `stride`): a head's logit scale. */
+float intent_weight_scale(const float *W, int rows, int cols, int stride);
+/* Refreshes h->oos_scale from the head's last layer (after a fit, an online update or a load). */
+seslm_status intent_oos_refresh(seslm_intent_head *h);
 /* The automatic fit (intent_select.c): labels set, y in [0, n_classes); shapes and trains the head. */
 seslm_status intent_fit_auto(seslm_intent_head *h, const float *X, const int *y, int n, uint64_t *rng);
 

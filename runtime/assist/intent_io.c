@@ -55,6 +55,7 @@ seslm_status seslm_intent_save(const seslm_intent_head *h, const char *path, con
     meta_num(m, "online_max_steps", o->online_max_steps);
     meta_num(m, "online_replay", o->online_replay);
     meta_num(m, "online_lr", o->online_lr);
+    meta_num(m, "min_in_scope", o->min_in_scope);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)h->online_updates);
     cJSON_AddStringToObject(m, "online_updates", seed);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)h->rng);
@@ -66,7 +67,7 @@ seslm_status seslm_intent_save(const seslm_intent_head *h, const char *path, con
     cJSON_Delete(m);
     if (!meta) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
 
-    st_write_tensor t[6 * INTENT_MAX_LAYERS + 2];
+    st_write_tensor t[6 * INTENT_MAX_LAYERS + 3];
     char names[6 * INTENT_MAX_LAYERS][32];
     int nt = 0;
     for (int l = 0; l < h->n_layers; l++) {
@@ -90,6 +91,9 @@ seslm_status seslm_intent_save(const seslm_intent_head *h, const char *path, con
     for (int i = 0; i < h->n_replay; i++) ry[i] = h->ry[i];
     t[nt++] = (st_write_tensor){.name = "replay.y", .dtype = ST_I32, .ndim = 1, .shape = {h->n_replay},
                                 .data = h->n_replay ? ry : NULL};
+    if (h->n_oos_ref > 0) // the in-scope reference (sorted held-out scores); absent when the fit held none out
+        t[nt++] = (st_write_tensor){.name = "oos.scores", .dtype = ST_F32, .ndim = 1, .shape = {h->n_oos_ref},
+                                    .data = h->oos_ref};
     seslm_status st = st_write(path, t, nt, meta);
     free(ry);
     free(meta);
@@ -187,14 +191,14 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
         }
     }
     double v[16] = {o.input_dim, 1.0, o.oos_threshold, o.epochs, o.batch, o.lr, o.weight_decay, o.calib_frac,
-                    o.replay_per_class, o.online_steps, o.online_max_steps, o.online_replay, o.online_lr};
+                    o.replay_per_class, o.online_steps, o.online_max_steps, o.online_replay, o.online_lr, o.min_in_scope};
     int ok = meta_double(m, "input_dim", 1, 65536, &v[0]) && meta_double(m, "temperature", 1e-3, 1e3, &v[1]) &&
              meta_double(m, "oos_threshold", 0, 1, &v[2]) && meta_double(m, "epochs", 0, 100000, &v[3]) &&
              meta_double(m, "batch", 1, 65536, &v[4]) && meta_double(m, "lr", 1e-12, 10, &v[5]) &&
              meta_double(m, "weight_decay", 0, 100, &v[6]) && meta_double(m, "calib_frac", 0, 0.9, &v[7]) &&
              meta_double(m, "replay_per_class", 1, 100000, &v[8]) && meta_double(m, "online_steps", 1, 100000, &v[9]) &&
              meta_double(m, "online_max_steps", 1, 100000, &v[10]) && meta_double(m, "online_replay", 0, 65536, &v[11]) &&
-             meta_double(m, "online_lr", 1e-12, 10, &v[12]);
+             meta_double(m, "online_lr", 1e-12, 10, &v[12]) && meta_double(m, "min_in_scope", 0, 1, &v[13]);
     if (!ok) {
         st = seslm_fail(SESLM_ERR_FORMAT, "%s: a hyper-parameter in the metadata is not a number in range", path);
         goto done;
@@ -202,6 +206,7 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
     o.input_dim = (int)v[0], o.oos_threshold = (float)v[2], o.epochs = (int)v[3], o.batch = (int)v[4];
     o.lr = (float)v[5], o.weight_decay = (float)v[6], o.calib_frac = (float)v[7], o.replay_per_class = (int)v[8];
     o.online_steps = (int)v[9], o.online_max_steps = (int)v[10], o.online_replay = (int)v[11], o.online_lr = (float)v[12];
+    o.min_in_scope = (float)v[13];
     const char *seed = meta_str(m, "seed");
     if (seed) o.seed = strtoull(seed, NULL, 10);
     if ((st = seslm_intent_new(&h, &o)) != SESLM_OK) goto done;
@@ -299,6 +304,28 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
         h->ry[k] = yy[k];
     }
     h->n_replay = nr;
+    const st_tensor *oe = st_find(&f, "oos.scores"); // files from before the in-scope reference have none
+    if (oe) {
+        if (oe->dtype != ST_F32 || oe->ndim != 1 || oe->shape[0] < 1 || oe->shape[0] > 100000000) {
+            st = seslm_fail(SESLM_ERR_SHAPE, "%s: oos.scores must be a non-empty F32 vector", path);
+            goto done;
+        }
+        const int ne = (int)oe->shape[0];
+        const float *ev = oe->data;
+        for (int k = 0; k < ne; k++)
+            if (!isfinite(ev[k]) || (k && ev[k] < ev[k - 1])) {
+                st = seslm_fail(SESLM_ERR_FORMAT, "%s: oos.scores[%d] is %s", path, k,
+                                isfinite(ev[k]) ? "out of order (the reference is sorted ascending)" : "not finite");
+                goto done;
+            }
+        if (!(h->oos_ref = malloc((size_t)ne * sizeof(float)))) {
+            st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        memcpy(h->oos_ref, ev, (size_t)ne * sizeof(float));
+        h->n_oos_ref = ne;
+        if ((st = intent_oos_refresh(h)) != SESLM_OK) goto done; // the scale, from the replay rows as at the fit
+    }
     if (model_sha256_out) {
         const char *sha = meta_str(m, "model_sha256");
         snprintf(model_sha256_out, 65, "%s", sha ? sha : "");

@@ -78,11 +78,20 @@ typedef struct {
     double acc, nll;
 } cv_score;
 
+/* The logit scale of an lr fit (its weights, bias excluded), as intent_weight_scale. */
+static float lr_weight_scale(const seslm_lr *lr, int D, int C) {
+    double q = 0;
+    for (int c = 0; c < C; c++)
+        for (int j = 0; j < D; j++) q += lr->w[(size_t)c * (D + 1) + j] * lr->w[(size_t)c * (D + 1) + j];
+    const double s = sqrt(q / C);
+    return s > 1e-12 ? (float)s : 1.0f;
+}
+
 /* Out-of-fold scores of the linear head for every C of the grid, added to score[] (not divided) and,
  * per example, to corr (N_GRID, n): 1 for each repeat that predicted it right. oof (N_GRID, n, C), when not
- * NULL, gets the logits. */
+ * NULL, gets the logits, and oofz (N_GRID, n) the out-of-scope scores (intent_oos_score, on the fold head's scale). */
 static seslm_status cv_linear(const float *X, const int *y, int n, int D, int C, const int *fold, int k,
-                              cv_score *score, unsigned char *corr, float *oof) {
+                              cv_score *score, unsigned char *corr, float *oof, float *oofz) {
     int *tr = malloc((size_t)n * sizeof(int)), *te = malloc((size_t)n * sizeof(int)), *ytr = malloc((size_t)n * sizeof(int));
     float *Xtr = malloc((size_t)n * D * sizeof(float));
     double *z = malloc((size_t)C * sizeof(double)), *warm = NULL;
@@ -102,6 +111,7 @@ static seslm_status cv_linear(const float *X, const int *y, int n, int D, int C,
             lo.C = C_GRID[g], lo.tol = CV_TOL, lo.init = warm;
             st = seslm_lr_fit(&lr, Xtr, ytr, ntr, D, C, &lo);
             if (st != SESLM_OK) break;
+            const float es = oof ? lr_weight_scale(&lr, D, C) : 1;
             for (int t = 0; t < nte; t++) {
                 const int i = te[t];
                 seslm_lr_logits(&lr, X + (size_t)i * D, z);
@@ -112,6 +122,7 @@ static seslm_status cv_linear(const float *X, const int *y, int n, int D, int C,
                 if (!oof) continue;
                 float *o = oof + ((size_t)g * n + i) * C;
                 for (int j = 0; j < C; j++) o[j] = (float)z[j];
+                oofz[(size_t)g * n + i] = intent_oos_score(o, C, es);
             }
             free(warm);
             warm = lr.w; // the next C starts from this solution
@@ -123,9 +134,10 @@ static seslm_status cv_linear(const float *X, const int *y, int n, int D, int C,
     return st;
 }
 
-/* Out-of-fold score of an MLP with the head's current hidden sizes and options; oof (n, C) logits. */
+/* Out-of-fold score of an MLP with the head's current hidden sizes and options; oof (n, C) logits, oofz (n)
+ * out-of-scope scores. */
 static seslm_status cv_mlp(seslm_intent_head *h, const float *X, const int *y, int n, const int *fold, int k,
-                           uint64_t *rng, cv_score *score, unsigned char *corr, float *oof) {
+                           uint64_t *rng, cv_score *score, unsigned char *corr, float *oof, float *oofz) {
     const int D = h->o.input_dim, C = h->n_classes;
     int *tr = malloc((size_t)n * sizeof(int)), *te = malloc((size_t)n * sizeof(int));
     float *Xte = malloc((size_t)n * D * sizeof(float)), *lg = malloc((size_t)n * C * sizeof(float));
@@ -142,6 +154,8 @@ static seslm_status cv_mlp(seslm_intent_head *h, const float *X, const int *y, i
         intent_init_weights(h, rng);
         st = intent_train_rows(h, X, y, tr, ntr, rng);
         if (st != SESLM_OK) break;
+        const int L = h->n_layers - 1;
+        const float es = intent_weight_scale(h->W[L], h->dims[L + 1], h->dims[L], h->dims[L]);
         gather(X, y, D, te, nte, Xte, yte);
         if (intent_logits(h, Xte, nte, lg) != 0) {
             st = seslm_fail(SESLM_ERR_NOMEM, "intent head: out of memory");
@@ -153,6 +167,7 @@ static seslm_status cv_mlp(seslm_intent_head *h, const float *X, const int *y, i
             score->acc += corr[te[t]];
             score->nll += nll_row(z, C, yte[t]);
             memcpy(oof + (size_t)te[t] * C, lg + (size_t)t * C, (size_t)C * sizeof(float));
+            oofz[te[t]] = intent_oos_score(lg + (size_t)t * C, C, es);
         }
     }
     score->acc /= n, score->nll /= n;
@@ -250,10 +265,10 @@ seslm_status intent_fit_auto(seslm_intent_head *h, const float *X, const int *y,
     const int repeats = n >= 2000 ? 1 : n >= 700 ? 2 : n >= 300 ? 3 : 5;
     cv_score raw[N_GRID], lin[N_GRID];
     memset(raw, 0, sizeof raw);
-    float *oof = malloc((size_t)N_GRID * n * C * sizeof(float));
+    float *oof = malloc((size_t)N_GRID * n * C * sizeof(float)), *oofz = malloc((size_t)N_GRID * n * sizeof(float));
     unsigned char *corr = calloc((size_t)N_GRID * n, 1); // (N_GRID, n) right predictions, summed over repeats
-    seslm_status st = oof && corr ? cv_linear(X, y, n, D, C, fold, k, raw, corr, oof)
-                                  : seslm_fail(SESLM_ERR_NOMEM, "intent head: out of memory");
+    seslm_status st = oof && oofz && corr ? cv_linear(X, y, n, D, C, fold, k, raw, corr, oof, oofz)
+                                          : seslm_fail(SESLM_ERR_NOMEM, "intent head: out of memory");
     int *fold2 = st == SESLM_OK && repeats > 1 ? malloc((size_t)n * sizeof(int)) : NULL;
     for (int r = 1; r < repeats && st == SESLM_OK; r++) {
         if (!fold2) {
@@ -261,7 +276,7 @@ seslm_status intent_fit_auto(seslm_intent_head *h, const float *X, const int *y,
             break;
         }
         make_folds(y, n, C, k, rng, fold2);
-        st = cv_linear(X, y, n, D, C, fold2, k, raw, corr, NULL);
+        st = cv_linear(X, y, n, D, C, fold2, k, raw, corr, NULL, NULL);
     }
     free(fold2);
     for (int g = 0; g < N_GRID; g++) {
@@ -284,18 +299,18 @@ seslm_status intent_fit_auto(seslm_intent_head *h, const float *X, const int *y,
 
     // grow only when it pays: the MLP of the options (the seed's recipe) on the same folds
     int use_mlp = 0;
-    float *oof_mlp = NULL;
+    float *oof_mlp = NULL, *oofz_mlp = NULL;
     if (st == SESLM_OK && min_count >= MLP_MIN_PER_CLASS && h->o.auto_hidden[0] > 0) {
         int nh = 0;
         while (nh < SESLM_INTENT_MAX_HIDDEN && h->o.auto_hidden[nh] > 0) nh++;
-        oof_mlp = malloc((size_t)n * C * sizeof(float));
+        oof_mlp = malloc((size_t)n * C * sizeof(float)), oofz_mlp = malloc((size_t)n * sizeof(float));
         h->o.weight_decay = h->mlp_weight_decay;
-        st = oof_mlp ? shape_mlp(h, h->o.auto_hidden, nh) : seslm_fail(SESLM_ERR_NOMEM, "intent head: out of memory");
+        st = oof_mlp && oofz_mlp ? shape_mlp(h, h->o.auto_hidden, nh) : seslm_fail(SESLM_ERR_NOMEM, "intent head: out of memory");
         cv_score mlp;
         unsigned char *ok_mlp = malloc((size_t)n);
         double *a = malloc((size_t)n * sizeof(double)), *b = malloc((size_t)n * sizeof(double));
         if (st == SESLM_OK && !(ok_mlp && a && b)) st = seslm_fail(SESLM_ERR_NOMEM, "intent head: out of memory");
-        if (st == SESLM_OK) st = cv_mlp(h, X, y, n, fold, k, rng, &mlp, ok_mlp, oof_mlp);
+        if (st == SESLM_OK) st = cv_mlp(h, X, y, n, fold, k, rng, &mlp, ok_mlp, oof_mlp, oofz_mlp);
         if (st == SESLM_OK) {
             h->selection.mlp_cv_accuracy = mlp.acc;
             // paired with the chosen linear head on the same examples (its correctness averaged over the
@@ -311,8 +326,10 @@ seslm_status intent_fit_auto(seslm_intent_head *h, const float *X, const int *y,
                                                   // (all n rows); calib_frac 0 asks for no calibration: T = 1
         const float *lg = use_mlp ? oof_mlp : oof + (size_t)best * n * C;
         h->temperature = intent_fit_temperature(lg, y, n, C);
+        // every example's out-of-fold score, on its fold head's scale: the in-scope reference
+        st = intent_set_oos_ref(h, use_mlp ? oofz_mlp : oofz + (size_t)best * n, n);
     }
-    free(oof), free(oof_mlp), free(fold), free(corr);
+    free(oof), free(oof_mlp), free(oofz), free(oofz_mlp), free(fold), free(corr);
     if (st != SESLM_OK) return st;
     h->selection.mlp = use_mlp;
     if (use_mlp) { // the final MLP on all the data (shape_mlp above left the head in that shape)

@@ -287,6 +287,27 @@ static int write_head(const seslm_model *m, const float *X, char *const *labels,
     return ok;
 }
 
+/* A base model that ships its own intent head (an earlier adapter's, or one a user placed there) keeps its
+ * out-of-scope thresholds in the adapted model's head: a node that swaps to the adapted model rejects by
+ * the same rules. 1 ok (nothing to carry included), 0 error (said). */
+static int carry_thresholds(const char *base_dir, const char *head_path) {
+    char base_head[4300];
+    snprintf(base_head, sizeof base_head, "%s/intent_head.safetensors", base_dir);
+    struct stat st;
+    if (stat(base_head, &st) != 0) return 1;
+    seslm_intent_head *b = NULL, *h = NULL;
+    char sha[65];
+    int ok = seslm_intent_load(&b, base_head, NULL) == SESLM_OK && seslm_intent_load(&h, head_path, sha) == SESLM_OK;
+    if (ok && (seslm_intent_oos_threshold(b) != 0 || seslm_intent_min_in_scope(b) != 0)) {
+        seslm_intent_set_oos_threshold(h, seslm_intent_oos_threshold(b));
+        seslm_intent_set_min_in_scope(h, seslm_intent_min_in_scope(b));
+        ok = seslm_intent_save(h, head_path, sha) == SESLM_OK;
+    }
+    if (!ok) cli_error(CMD, "carrying the base head's out-of-scope thresholds (%s): %s", base_head, seslm_last_error());
+    seslm_intent_free(b), seslm_intent_free(h);
+    return ok;
+}
+
 /* One model: the held-out answers of its embeddings' intent head for folds f_lo..f_hi-1 (out->right), and with
  * general set, STS-B Spearman, the wiki embeddings and a timing (and, with head_path, its intent head on
  * every feedback row). */
@@ -624,6 +645,7 @@ int cmd_adapt(int argc, char **argv) {
     // cross-fitted, the shipped adapter saw every row: its held-out answers are the fold models'
     if (!measure(model, o.threads, &fb, fold, 0, K, 1, &sa, &sb, gold, &qs, &ps, o.seed, NULL, &mb) ||
         !measure(merged, o.threads, &fb, fold, 0, folds >= 2 ? 0 : 1, 1, &sa, &sb, gold, &qs, &ps, o.seed, head_path, &ma) ||
+        !carry_thresholds(model, head_path) ||
         (has_sums && model_manifest_write(merged) != SESLM_OK && (cli_error(CMD, "%s", seslm_last_error()), 1))) {
         free(mb.q), free(mb.p), free(ma.q), free(ma.p), free(mb.right), free(ma.right);
         goto done;

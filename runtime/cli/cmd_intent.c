@@ -14,7 +14,8 @@ int cli_embed_all(const char *cmd, const cli_opts *o, seslm_model **model_out, f
 
 static const char *HELP =
     "usage: seslm intent train   --model DIR --data TSV --out HEAD [training options]\n"
-    "       seslm intent predict --model DIR --head HEAD [--threshold P] [TEXT... | --input FILE]\n"
+    "       seslm intent predict --model DIR --head HEAD [--threshold P] [--min-in-scope A]\n"
+    "                            [TEXT... | --input FILE]\n"
     "       seslm intent learn   --model DIR --head HEAD --text T --label L [--text T --label L ...]\n"
     "                            [--no-new-intents]\n"
     "\n"
@@ -33,10 +34,15 @@ static const char *HELP =
     "           --lr F                Adam learning rate (1e-3)   --weight-decay F (1e-4)\n"
     "           --seed N              (default 42)                --calib-frac F   (default 0.2)\n"
     "           --oos-threshold P     out of scope below this confidence (default 0: off)\n"
+    "           --min-in-scope A      out of scope when in_scope (below) is under A (default 0: off; A = 0.05\n"
+    "                                 rejects about 5% of in-scope inputs)\n"
     "           --replay-per-class N  examples kept per intent for online replay (default 16)\n"
     "predict  prints one JSON line per input: {\"index\", \"intent\" (null when out of scope), \"top\",\n"
-    "         \"confidence\", \"out_of_scope\", \"probabilities\": {label: p, ...}}; --threshold overrides\n"
-    "         the head's out-of-scope threshold.\n"
+    "         \"confidence\", \"in_scope\", \"out_of_scope\", \"probabilities\": {label: p, ...}}. in_scope is\n"
+    "         a conformal p-value: the share of the training examples, each scored by a head that did not\n"
+    "         see it, whose scaled max logit is at most the input's (null for a head saved\n"
+    "         before it); it ranks out-of-scope inputs better than the confidence. --threshold and\n"
+    "         --min-in-scope override the head's out-of-scope thresholds.\n"
     "learn    online update from the given examples (a few Adam steps mixed with replayed examples);\n"
     "         a new label adds an intent unless --no-new-intents; HEAD is rewritten crash-safely.\n"
     "\n"
@@ -176,7 +182,8 @@ static int do_train(int argc, char **argv) {
     seslm_intent_opts_default(&o);
     const char *hidden = NULL;
     int seed = (int)o.seed;
-    double lr = o.lr, weight_decay = o.weight_decay, calib_frac = o.calib_frac, oos = o.oos_threshold;
+    double lr = o.lr, weight_decay = o.weight_decay, calib_frac = o.calib_frac, oos = o.oos_threshold,
+           min_in_scope = o.min_in_scope;
     const cli_arg args[] = {
         {"--model", CLI_ARG_STR, &model_dir, 0, 0},
         {"--data", CLI_ARG_STR, &data, 0, 0},
@@ -191,6 +198,7 @@ static int do_train(int argc, char **argv) {
         {"--weight-decay", CLI_ARG_NUM, &weight_decay, 0, 10},
         {"--calib-frac", CLI_ARG_NUM, &calib_frac, 0, 0.5},
         {"--oos-threshold", CLI_ARG_NUM, &oos, 0, 1},
+        {"--min-in-scope", CLI_ARG_NUM, &min_in_scope, 0, 1},
         {NULL, 0, NULL, 0, 0},
     };
     int prc = cli_parse_args("intent", HELP, args, argc - 1, argv + 1, NULL);
@@ -201,6 +209,7 @@ static int do_train(int argc, char **argv) {
     o.weight_decay = (float)weight_decay;
     o.calib_frac = (float)calib_frac;
     o.oos_threshold = (float)oos;
+    o.min_in_scope = (float)min_in_scope;
     if (!data || !out) {
         cli_error("intent", "train needs --data TSV and --out HEAD");
         return 2;
@@ -238,9 +247,9 @@ static int do_train(int argc, char **argv) {
             const seslm_intent_selection *sel = seslm_intent_get_selection(h);
             const seslm_intent_opts *ho = seslm_intent_options(h);
             printf(",\"examples\":%d,\"intents\":%d,\"temperature\":%.6g,\"train_accuracy\":%.6f,"
-                   "\"embed_seconds\":%.3f,\"train_seconds\":%.3f,\"hidden\":[",
+                   "\"in_scope_reference\":%d,\"embed_seconds\":%.3f,\"train_seconds\":%.3f,\"hidden\":[",
                    texts.n, seslm_intent_n_classes(h), (double)seslm_intent_temperature(h), (double)right / texts.n,
-                   t1 - t0, t2 - t1);
+                   seslm_intent_in_scope_reference(h), t1 - t0, t2 - t1);
             for (int k = 0; k < ho->n_hidden; k++) printf(k ? ",%d" : "%d", ho->hidden[k]);
             printf("]");
             if (sel->folds > 0) { // the automatic selection: what it chose and why
@@ -267,10 +276,11 @@ static int do_train(int argc, char **argv) {
 
 static int do_predict(int argc, char **argv) {
     const char *head = NULL;
-    double threshold = -1; // -1: the head's own
+    double threshold = -1, min_in_scope = -1; // -1: the head's own
     const cli_arg extra[] = {
         {"--head", CLI_ARG_STR, &head, 0, 0},
         {"--threshold", CLI_ARG_NUM, &threshold, 0, 1},
+        {"--min-in-scope", CLI_ARG_NUM, &min_in_scope, 0, 1},
         {NULL, 0, NULL, 0, 0},
     };
     cli_opts o;
@@ -292,6 +302,7 @@ static int do_predict(int argc, char **argv) {
         return 1;
     }
     if (threshold >= 0) seslm_intent_set_oos_threshold(h, (float)threshold);
+    if (min_in_scope >= 0) seslm_intent_set_min_in_scope(h, (float)min_in_scope);
     seslm_model *m = NULL;
     float *X = NULL;
     rc = cli_embed_all("intent", &o, &m, &X);
@@ -312,8 +323,10 @@ static int do_predict(int argc, char **argv) {
         else cli_json_str(stdout, seslm_intent_label(h, r.index));
         printf(",\"top\":");
         cli_json_str(stdout, seslm_intent_label(h, r.index));
-        printf(",\"confidence\":%.6f,\"out_of_scope\":%s,\"probabilities\":{", (double)r.confidence,
-               r.out_of_scope ? "true" : "false");
+        printf(",\"confidence\":%.6f,\"in_scope\":", (double)r.confidence);
+        if (isnan(r.in_scope)) printf("null");
+        else printf("%.6f", (double)r.in_scope);
+        printf(",\"out_of_scope\":%s,\"probabilities\":{", r.out_of_scope ? "true" : "false");
         for (int j = 0; j < C; j++) {
             if (j) putchar(',');
             cli_json_str(stdout, seslm_intent_label(h, j));

@@ -280,8 +280,10 @@ static int handle_intent(seslm_server *s, const char *body, size_t len, sbuf *ou
         else sb_json_str(out, seslm_intent_label(in->h, r.index));
         sb_puts(out, ",\"top\":");
         sb_json_str(out, seslm_intent_label(in->h, r.index));
-        sb_printf(out, ",\"confidence\":%.6f,\"out_of_scope\":%s,\"probabilities\":{", (double)r.confidence,
-                  r.out_of_scope ? "true" : "false");
+        sb_printf(out, ",\"confidence\":%.6f,\"in_scope\":", (double)r.confidence);
+        if (isnan(r.in_scope)) sb_puts(out, "null"); // a head saved before the in-scope reference
+        else sb_printf(out, "%.6f", (double)r.in_scope);
+        sb_printf(out, ",\"out_of_scope\":%s,\"probabilities\":{", r.out_of_scope ? "true" : "false");
         for (int j = 0; j < C; j++) {
             if (j) sb_putn(out, ",", 1);
             sb_json_str(out, seslm_intent_label(in->h, j));

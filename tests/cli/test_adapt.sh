@@ -260,7 +260,11 @@ export SESLM_REGISTRY="$TMP/registry.db" SESLM_STORE="$TMP/store"
 unset SESLM_POLICY SESLM_ACTOR
 
 # ---- the supervised objective: a cosine classifier over the intents trained with the adapters ---------------
-"$SESLM" adapt --model "$MODEL" --feedback "$TMP/fb.tsv" --out "$TMP/soft" "${D[@]}" --general "$G" --objective softmax \
+# (on an adapted model whose own head has out-of-scope thresholds: the new head keeps them)
+cp -r "$TMP/good/model" "$TMP/base2"
+"$SESLM" intent train --model "$TMP/base2" --data "$TMP/fb.tsv" --out "$TMP/base2/intent_head.safetensors" \
+    --oos-threshold 0.2 --min-in-scope 0.07 >"$TMP/b2.out" 2>"$TMP/b2.err" && ok || fail "a head for base2: $(cat "$TMP/b2.err")"
+"$SESLM" adapt --model "$TMP/base2" --feedback "$TMP/fb.tsv" --out "$TMP/soft" "${D[@]}" --general "$G" --objective softmax \
     --steps 30 --pairs 6 --rank 4 --threads 2 --min-gain -100 --max-p 1 --max-stsb-drop 3 --min-retrieval 0.5 --quiet \
     >"$TMP/soft.out" 2>"$TMP/soft.err"
 rc=$?
@@ -270,6 +274,14 @@ python3 - "$TMP/soft/verdict.json" <<'PY' && ok || fail "the softmax objective's
 import json, sys
 t = json.load(open(sys.argv[1]))["training"]
 assert t["steps"] == 30 and t["loss_last"] < 0.9 * t["loss_first"], t
+PY
+python3 - "$TMP/soft/model/intent_head.safetensors" <<'PY' && ok || fail "the adapted head must keep the base head's out-of-scope thresholds"
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+h = json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])
+m = h["__metadata__"]
+assert abs(float(m["oos_threshold"]) - 0.2) < 1e-6 and abs(float(m["min_in_scope"]) - 0.07) < 1e-6, m
+assert "oos.scores" in h and h["oos.scores"]["shape"][0] > 0, h.get("oos.scores")
 PY
 
 # ---- --config: the nightly job's file ------------------------------------------------------------------

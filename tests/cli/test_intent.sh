@@ -35,7 +35,7 @@ expect 2 "unknown option" "unknown train option" -- intent train --model "$MODEL
 [ -e "$HEAD" ] && fail "a failed train must not leave a head file"
 
 # ---- train -------------------------------------------------------------------------------------------
-expect 0 '"intents":7' "train" -- intent train --model "$MODEL" --data "$TRAIN" --out "$HEAD" --seed 3
+expect 0 '"intents":7.*"in_scope_reference":70' "train" -- intent train --model "$MODEL" --data "$TRAIN" --out "$HEAD" --seed 3
 [ -s "$HEAD" ] || fail "train wrote no head"
 expect 1 "cannot open" "predict with a missing head" -- intent predict --model "$MODEL" --head "$TMP/none" hello
 head -c 100 "$HEAD" >"$TMP/trunc.safetensors"
@@ -59,11 +59,37 @@ for i, (r, g) in enumerate(zip(rows, gold)):
     assert len(p) == 7 and abs(sum(p.values()) - 1) < 1e-4, p
     assert r["top"] == max(p, key=p.get) and abs(r["confidence"] - p[r["top"]]) < 1e-6
     assert r["out_of_scope"] is False and r["intent"] == r["top"]
+    assert 0 < r["in_scope"] <= 1, r
     right += r["intent"] == g
 assert right >= 28, f"only {right} of 35 held-out SNIPS texts right"
 print(f"predict: {right}/35 right")
 EOF
 expect 0 '"intent":null.*"out_of_scope":true' "threshold 1: out of scope" -- intent predict --model "$MODEL" --head "$HEAD" --threshold 1 "banana"
+
+# ---- the in-scope p-value: texts no SNIPS intent covers rank below the held-out SNIPS texts ------------
+ok
+printf '%s\n' "what is the boiling point of mercury in kelvin" "how do I file my tax return as a freelancer" \
+    "my car makes a rattling noise when it brakes" "translate good morning into japanese" \
+    "which vaccines does a puppy need" "reset the password of my bank account" >"$TMP/oos.txt"
+"$SESLM" intent predict --model "$MODEL" --head "$HEAD" --min-in-scope 0.05 --input "$TMP/oos.txt" >"$TMP/oos.jsonl" 2>"$TMP/oos.err" ||
+    fail "predict oos: $(cat "$TMP/oos.err")"
+"$SESLM" intent predict --model "$MODEL" --head "$HEAD" --min-in-scope 0.05 --input "$TMP/test.txt" >"$TMP/ins.jsonl" 2>"$TMP/ins.err" ||
+    fail "predict in scope: $(cat "$TMP/ins.err")"
+python3 - "$TMP/ins.jsonl" "$TMP/oos.jsonl" <<'EOF' || fail "in-scope p-values"
+import json, sys
+ins = [json.loads(l) for l in open(sys.argv[1])]
+oos = [json.loads(l) for l in open(sys.argv[2])]
+for r in ins + oos:  # min_in_scope decides out_of_scope (the confidence threshold is 0)
+    assert 0 < r["in_scope"] <= 1 and r["out_of_scope"] == (r["in_scope"] < 0.05), r
+    assert (r["intent"] is None) == r["out_of_scope"], r
+a = sum(1 for i in ins for o in oos if i["in_scope"] > o["in_scope"]) / (len(ins) * len(oos))
+rej_in = sum(r["out_of_scope"] for r in ins)
+rej_oos = sum(r["out_of_scope"] for r in oos)
+print(f"in_scope AUROC {a:.3f}; rejected at 0.05: {rej_in}/{len(ins)} in scope, {rej_oos}/{len(oos)} out of scope")
+assert a >= 0.85, a
+assert rej_in <= 4 and rej_oos >= 3, (rej_in, rej_oos)
+EOF
+expect 2 "--min-in-scope" "min-in-scope out of range" -- intent predict --model "$MODEL" --head "$HEAD" --min-in-scope 2 hello
 
 # ---- learn -------------------------------------------------------------------------------------------
 expect 0 '"new_intents":1,"intents":8' "learn a new intent" -- intent learn --model "$MODEL" --head "$HEAD" --text "set an alarm for seven tomorrow morning" --label SetAlarm

@@ -96,6 +96,11 @@ got=$(field intent)
 want=$("$SESLM" intent predict --model "$MODEL" --head "$HEAD" "$T1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["intent"])')
 ok
 [ "$got" = "$want" ] && [ "$got" = PlayMusic ] || fail "/v1/intent said '$got', the CLI '$want' (expected PlayMusic)"
+got=$(field in_scope)
+want=$("$SESLM" intent predict --model "$MODEL" --head "$HEAD" "$T1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["in_scope"])')
+ok
+python3 -c 'import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); assert 0 < a <= 1 and abs(a - b) < 1e-6' "$got" "$want" ||
+    fail "/v1/intent in_scope '$got', the CLI's '$want'"
 python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); p=o["probabilities"]; assert len(p)==7 and abs(sum(p.values())-1)<1e-4 and o["top"]==max(p,key=p.get)' "$TMP/resp" || fail "probabilities"
 
 # ---- bad requests -------------------------------------------------------------------------------------

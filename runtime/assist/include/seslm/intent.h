@@ -18,6 +18,16 @@
  * data and predicts softmax(logits / T). An input whose top calibrated probability is below
  * oos_threshold is reported as out of scope.
  *
+ * Out of scope by a conformal p-value: the calibrated top probability ranks out-of-scope inputs poorly
+ * (a temperature below 1 sharpens every answer towards 1), so the fit also keeps the score of each
+ * held-out example (auto heads: every example, out of fold) as a sorted reference, "oos.scores": its
+ * max logit divided by the weight scale of the head that scored it (fold heads and the final head stop
+ * at different logit scales). An input's in_scope is (1 + #{reference <= its score}) / (n + 1): the
+ * p-value of a conformal test (Vovk et al. 2005), so an in-scope input exchangeable with the held-out
+ * examples gets in_scope <= a with probability at most a. min_in_scope = a then rejects about a share a
+ * of in-scope traffic, whatever the label set, with no out-of-scope examples needed to set it
+ * (docs/intent.md).
+ *
  * Online learning (seslm_intent_learn) takes one or a few labelled examples, adds them to a per-class
  * replay buffer of stored embeddings, and runs Adam steps on mini-batches that mix the new examples with
  * replayed ones, so the head learns the new example without forgetting the old classes. An unknown
@@ -58,6 +68,8 @@ typedef struct {
     int online_max_steps;                  // at most, until the new examples are predicted (default 50)
     int online_replay;                     // replayed examples mixed into each online step (default 31)
     float online_lr;                       // Adam learning rate of online updates (default 5e-3)
+    float min_in_scope;                    // out of scope also when in_scope (below) is under this (default 0: off;
+                                           // 0.05 rejects about 5% of in-scope inputs, bench/RESULTS.md 13)
 } seslm_intent_opts;
 
 typedef struct seslm_intent_head seslm_intent_head;
@@ -74,8 +86,12 @@ typedef struct {
 
 typedef struct {
     int index;          // predicted class (argmax), never -1
-    int out_of_scope;   // 1 when confidence < the head's oos_threshold
+    int out_of_scope;   // 1 when confidence < the head's oos_threshold, or in_scope < its min_in_scope
     float confidence;   // calibrated probability of `index`
+    float in_scope;     // conformal p-value of the input being in scope, in (0, 1]: the share of the fit's held-out
+                        // examples (out of fold) that look no more in scope than it, by their max logit on the
+                        // scoring head's weight scale; NaN when the head has no such reference (a file from
+                        // before it, or a fit with nothing held out)
 } seslm_intent_result;
 
 void seslm_intent_opts_default(seslm_intent_opts *o);
@@ -111,6 +127,9 @@ int seslm_intent_input_dim(const seslm_intent_head *h);
 float seslm_intent_temperature(const seslm_intent_head *h);
 float seslm_intent_oos_threshold(const seslm_intent_head *h);
 void seslm_intent_set_oos_threshold(seslm_intent_head *h, float t);
+float seslm_intent_min_in_scope(const seslm_intent_head *h);
+void seslm_intent_set_min_in_scope(seslm_intent_head *h, float a); // clamped to [0, 1]
+int seslm_intent_in_scope_reference(const seslm_intent_head *h);     // examples in the reference (0: none)
 int seslm_intent_replay_size(const seslm_intent_head *h);
 uint64_t seslm_intent_online_updates(const seslm_intent_head *h); // learned examples since fit
 const seslm_intent_opts *seslm_intent_options(const seslm_intent_head *h);
