@@ -275,6 +275,7 @@ static int handle_intent(seslm_server *s, const char *body, size_t len, sbuf *ou
         code = sb_error_json(out, 500, "%s", p ? seslm_last_error() : "out of memory");
     } else {
         count_prediction(in, r.index);
+        serve_metrics_in_scope(&s->metrics, r.in_scope);
         sb_puts(out, "{\"intent\":");
         if (r.out_of_scope) sb_puts(out, "null");
         else sb_json_str(out, seslm_intent_label(in->h, r.index));
@@ -370,6 +371,7 @@ int serve_intent_classify_text(seslm_server *s, const char *text, float **x_out,
         code = sb_error_json(out, 500, "%s", seslm_last_error());
     } else {
         count_prediction(in, r.index);
+        serve_metrics_in_scope(&s->metrics, r.in_scope);
         snprintf(label, cap, "%s", seslm_intent_label(in->h, r.index));
         *confidence = r.confidence;
         *oos = r.out_of_scope;

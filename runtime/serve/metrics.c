@@ -17,6 +17,7 @@
 const double SERVE_LAT_LE[SERVE_LAT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                  0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 const double SERVE_BATCH_LE[SERVE_BATCH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
+const double SERVE_IN_SCOPE_LE[SERVE_IN_SCOPE_BUCKETS] = {0.01, 0.05, 0.1, 0.25, 0.5, 1};
 const char *const SERVE_ROUTE_PATH[R_COUNT] = {"/v1/embed", "/healthz", "/metrics", "/admin/reload", "other",
                                                    "/v1/intent", "/v1/feedback", "/v1/retrieve", "/v1/message",
                                                    "openai", "tei", "kserve", "/openapi.json",
@@ -98,6 +99,13 @@ void serve_metrics_reload(serve_metrics *m, int ok) {
     pthread_mutex_lock(&m->mu);
     if (ok) m->reload_ok++;
     else m->reload_fail++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void serve_metrics_in_scope(serve_metrics *m, float p) {
+    if (!(p >= 0 && p <= 1)) return; // NaN: a head without an in-scope reference
+    pthread_mutex_lock(&m->mu);
+    hist_add(&m->in_scope, SERVE_IN_SCOPE_LE, SERVE_IN_SCOPE_BUCKETS, p);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -289,6 +297,12 @@ void serve_metrics_render(seslm_server *s, sbuf *b) {
                         SERVE_LAT_BUCKETS);
         free(lab.p);
     }
+    // a drift alarm with a known false-alarm rate: on traffic like the head's training examples the p-values
+    // are about uniform, so far more than 5 % of predictions at or below 0.05 means new or out-of-scope traffic
+    family(b, "seslm_intent_in_scope", "histogram",
+           "In-scope p-values of the intent head's predictions (/v1/intent, /v1/message): about a share p of "
+           "in-scope traffic falls at or below p.");
+    hist_render(b, "seslm_intent_in_scope", "", &m->in_scope, SERVE_IN_SCOPE_LE, SERVE_IN_SCOPE_BUCKETS);
     family(b, "seslm_telemetry_dumps_total", "counter", "Telemetry window dumps written, by result.");
     sb_printf(b, "seslm_telemetry_dumps_total{result=\"success\"} %llu\n", (unsigned long long)m->dump_ok);
     sb_printf(b, "seslm_telemetry_dumps_total{result=\"failure\"} %llu\n", (unsigned long long)m->dump_fail);

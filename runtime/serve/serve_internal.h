@@ -186,6 +186,7 @@ typedef struct {
     char cur_id[SERVE_ID_CAP], cur_dir[PATH_MAX];
     double cur_since; // Unix seconds the current model went live
     double start_time;
+    serve_hist in_scope; // the intent head's in-scope p-values (SERVE_IN_SCOPE_LE)
 } serve_metrics;
 
 void serve_metrics_init(serve_metrics *m);
@@ -196,6 +197,8 @@ void serve_metrics_embed_request(serve_metrics *m, const char *model_id);
 void serve_metrics_reload(serve_metrics *m, int ok);
 void serve_metrics_dump(serve_metrics *m, int ok);
 void serve_metrics_set_model(serve_metrics *m, const char *id, const char *dir);
+/* One intent prediction's in-scope p-value (NaN: the head has no reference; not counted). */
+void serve_metrics_in_scope(serve_metrics *m, float p);
 /* Renders everything in the Prometheus text exposition format 0.0.4. */
 void serve_metrics_render(seslm_server *s, sbuf *out);
 /* A copy of the counters taken under m->mu, for the OTLP exporter (which must not hold the lock while it
@@ -203,6 +206,8 @@ void serve_metrics_render(seslm_server *s, sbuf *out);
 void serve_metrics_snapshot(serve_metrics *m, serve_metrics *out);
 extern const double SERVE_LAT_LE[SERVE_LAT_BUCKETS];     // latency histogram bounds (seconds)
 extern const double SERVE_BATCH_LE[SERVE_BATCH_BUCKETS]; // texts-per-pass histogram bounds
+#define SERVE_IN_SCOPE_BUCKETS 6
+extern const double SERVE_IN_SCOPE_LE[SERVE_IN_SCOPE_BUCKETS]; // in-scope p-value histogram bounds
 extern const char *const SERVE_ROUTE_PATH[R_COUNT];      // the `path` label of each route
 
 // ---- hostile clients: per-connection deadlines and rate-limited logs (guard.c) ----------------------

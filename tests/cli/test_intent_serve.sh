@@ -102,6 +102,29 @@ ok
 python3 -c 'import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); assert 0 < a <= 1 and abs(a - b) < 1e-6' "$got" "$want" ||
     fail "/v1/intent in_scope '$got', the CLI's '$want'"
 python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); p=o["probabilities"]; assert len(p)==7 and abs(sum(p.values())-1)<1e-4 and o["top"]==max(p,key=p.get)' "$TMP/resp" || fail "probabilities"
+# the in-scope p-values land in /metrics: a histogram of every prediction so far (2 in-scope texts, then 3 unlike
+# any SNIPS intent, which must fall at lower p-values than the in-scope ones)
+for t in "what is the boiling point of mercury in kelvin" "my car makes a rattling noise when it brakes" \
+    "which vaccines does a puppy need"; do
+    [ "$(post /v1/intent "{\"text\": \"$t\"}")" = 200 ] || fail "/v1/intent: $(cat "$TMP/resp")"
+done
+ok
+curl -s "$URL/metrics" >"$TMP/metrics.txt" || fail "GET /metrics"
+python3 - "$TMP/metrics.txt" "$got" <<'PY' || fail "seslm_intent_in_scope histogram"
+import re, sys
+text, p_in = open(sys.argv[1]).read(), float(sys.argv[2])
+b = {m.group(1): int(m.group(2)) for m in re.finditer(r'^seslm_intent_in_scope_bucket\{le="([^"]+)"\} (\d+)$', text, re.M)}
+count = int(re.search(r"^seslm_intent_in_scope_count (\d+)$", text, re.M).group(1))
+assert list(b) == ["0.01", "0.05", "0.1", "0.25", "0.5", "1", "+Inf"], b
+v = list(b.values())
+assert v == sorted(v) and b["+Inf"] == count == b["1"] == 4, (b, count)  # T1 and the 3 texts above
+assert b["0.25"] >= 3, (b, p_in)  # the 3 unlike texts sit low (T1 is at p_in)
+print("seslm_intent_in_scope:", b)
+PY
+if command -v promtool >/dev/null; then
+    ok
+    promtool check metrics <"$TMP/metrics.txt" >"$TMP/promtool.out" 2>&1 || fail "promtool: $(cat "$TMP/promtool.out")"
+fi
 
 # ---- bad requests -------------------------------------------------------------------------------------
 sum0=$(sha256sum <"$HEAD")
