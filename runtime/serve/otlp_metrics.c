@@ -139,6 +139,12 @@ static void other_families(mw *w, seslm_server *s, const serve_metrics *m, const
     result_sum(w, "seslm_otlp_metric_exports_total", "{export}",
                "OpenTelemetry metric exports (POSTs to /v1/metrics), by result.", "exported", c->metrics_exported,
                "failed", c->metrics_failed, NULL, 0);
+    // no unit, as seslm_model_info: p-values are ratios, and a "1" unit would get a _ratio suffix in a bridge
+    metric_open(w, "seslm_intent_in_scope", "", "histogram",
+                "In-scope p-values of the intent head's predictions (/v1/intent, /v1/message): about a share p of "
+                "in-scope traffic falls at or below p.");
+    point_hist(w, NULL, NULL, w->proc_start_ns, &m->in_scope, SERVE_IN_SCOPE_LE, SERVE_IN_SCOPE_BUCKETS);
+    close_hist(w);
     metric_open(w, "seslm_http_requests_in_flight", "{request}", "gauge", "HTTP requests being received or answered.");
     point_int(w, NULL, NULL, NULL, NULL, 0, (unsigned long long)atomic_load(&s->inflight));
     close_gauge(w);

@@ -195,7 +195,8 @@ def fin(name, **a):
     return final[(name, tuple(sorted(a.items())))]
 for name, typ in [("seslm_http_requests_total", "sum"), ("seslm_embed_tokens_total", "sum"),
                   ("seslm_http_request_duration_seconds", "histogram"), ("seslm_model_info", "gauge"),
-                  ("seslm_otlp_spans_total", "sum"), ("seslm_batch_duration_seconds", "histogram")]:
+                  ("seslm_otlp_spans_total", "sum"), ("seslm_batch_duration_seconds", "histogram"),
+                  ("seslm_intent_in_scope", "histogram")]:
     assert exports[-1]["metrics"][name]["type"] == typ, (name, exports[-1]["metrics"][name]["type"])
 # nothing embedded between the scrape and the final export: the same values
 same = [("seslm_embed_requests_total", {"model": model}), ("seslm_embed_texts_total", {"model": model}),
@@ -207,6 +208,8 @@ for name, a in same:
 assert fin("seslm_http_request_duration_seconds", path="/v1/embed")[2] == \
     scrape[("seslm_http_request_duration_seconds_count", (("path", "/v1/embed"),))] == len(resp)
 assert fin("seslm_embed_texts_total", model=model)[2] == sum(r["n"] for r in resp)
+# no intent head on this node: the in-scope histogram is exported empty, as /metrics shows it
+assert fin("seslm_intent_in_scope")[2] == scrape[("seslm_intent_in_scope_count", ())] == 0
 assert fin("seslm_embed_tokens_total", model=model)[2] == sum(r["n_tokens"] for r in resp)
 # what the scrape itself moves (it is counted once answered), or the exporter since: not below it, close
 n_spans = sum(1 for _ in open(sys.argv[1].replace(".metrics", "")))
