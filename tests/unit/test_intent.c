@@ -5,19 +5,11 @@
 #include "intent_internal.h"
 #include "safetensors_write.h"
 #include "test.h"
+#include "test_rand.h"
 
 #include <stdint.h>
 #include <unistd.h>
 
-static uint64_t rs = 12345;
-static double urand(void) {
-    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(rs >> 11) * (1.0 / 9007199254740992.0);
-}
-static double nrand(void) {
-    double u = urand() + 1e-12, v = urand();
-    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
-}
 
 static const char *NAMES[] = {"alpha", "beta", "gamma", "delta", "eps", "zeta"};
 
@@ -290,6 +282,7 @@ static void test_bad_input(void) {
 }
 
 int main(void) {
+    test_rand_seed(12345);
     test_gradient();
     test_fit_determinism_roundtrip();
     test_grow_and_learn();

@@ -7,19 +7,11 @@
 #include "intent_internal.h"
 #include "logreg.h"
 #include "test.h"
+#include "test_rand.h"
 
 #include <stdint.h>
 #include <unistd.h>
 
-static uint64_t rs = 777;
-static double urand(void) {
-    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(rs >> 11) * (1.0 / 9007199254740992.0);
-}
-static double nrand(void) {
-    double u = urand() + 1e-12, v = urand();
-    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
-}
 
 static const char *NAMES[] = {"alpha", "beta", "gamma", "delta"};
 
@@ -227,6 +219,7 @@ static void test_replay_growth(void) {
 }
 
 int main(void) {
+    test_rand_seed(777);
     test_replay_growth();
     test_auto_linear();
     test_auto_needs_capacity();

@@ -6,19 +6,11 @@
  * replaces the old reference. */
 #include "intent_internal.h"
 #include "test.h"
+#include "test_rand.h"
 
 #include <stdint.h>
 #include <unistd.h>
 
-static uint64_t rs = 4242;
-static double urand(void) {
-    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(rs >> 11) * (1.0 / 9007199254740992.0);
-}
-static double nrand(void) {
-    double u = urand() + 1e-12, v = urand();
-    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
-}
 
 enum { C = 5, D = 24, PER = 40, N = C * PER, NT = 600, NO = 300 };
 static const char *NAMES[C] = {"alpha", "beta", "gamma", "delta", "eps"};
@@ -205,6 +197,7 @@ static void test_explicit_head(void) {
 }
 
 int main(void) {
+    test_rand_seed(4242);
     make_data();
     test_auto_p_values();
     test_explicit_head();
