@@ -272,48 +272,53 @@ typedef struct {
 
 static int read_lines(const char *path, cli_texts *t) { return cli_texts_read_file(t, path); }
 
-/* The default intent head fitted on every feedback row (X: their embeddings by model m), saved as head_path
+/* Where the adapted model's intent head goes, and the out-of-scope thresholds it keeps. */
+typedef struct {
+    const char *path;
+    float oos_threshold, min_in_scope;
+} head_out;
+
+/* The default intent head fitted on every feedback row (X: their embeddings by model m), saved as ho->path
  * bound to m's weights: a serving node that reloads to m answers with it (docs/intent.md "Adapters"). */
 static int write_head(const seslm_model *m, const float *X, char *const *labels, int n, int C, unsigned long long seed,
-                      const char *head_path) {
+                      const head_out *ho) {
     seslm_intent_opts o;
     seslm_intent_opts_default(&o);
     o.input_dim = C, o.seed = seed;
+    o.oos_threshold = ho->oos_threshold, o.min_in_scope = ho->min_in_scope;
     seslm_intent_head *h = NULL;
     int ok = seslm_intent_new(&h, &o) == SESLM_OK && seslm_intent_fit(h, X, (const char *const *)labels, n) == SESLM_OK &&
-             seslm_intent_save(h, head_path, seslm_model_weights_sha256(m)) == SESLM_OK;
+             seslm_intent_save(h, ho->path, seslm_model_weights_sha256(m)) == SESLM_OK;
     seslm_intent_free(h);
-    if (!ok) cli_error(CMD, "the intent head for %s: %s", head_path, seslm_last_error());
+    if (!ok) cli_error(CMD, "the intent head for %s: %s", ho->path, seslm_last_error());
     return ok;
 }
 
-/* A base model that ships its own intent head (an earlier adapter's, or one a user placed there) keeps its
- * out-of-scope thresholds in the adapted model's head: a node that swaps to the adapted model rejects by
- * the same rules. 1 ok (nothing to carry included), 0 error (said). */
-static int carry_thresholds(const char *base_dir, const char *head_path) {
+/* A base model that ships its own intent head (an earlier adapter's, or one a user placed there) passes its
+ * out-of-scope thresholds on to the adapted model's head: a node that swaps to the adapted model rejects by
+ * the same rules. No head: none (0). 1 ok, 0 error (said). */
+static int base_thresholds(const char *base_dir, head_out *ho) {
     char base_head[4300];
     snprintf(base_head, sizeof base_head, "%s/intent_head.safetensors", base_dir);
     struct stat st;
+    ho->oos_threshold = 0, ho->min_in_scope = 0;
     if (stat(base_head, &st) != 0) return 1;
-    seslm_intent_head *b = NULL, *h = NULL;
-    char sha[65];
-    int ok = seslm_intent_load(&b, base_head, NULL) == SESLM_OK && seslm_intent_load(&h, head_path, sha) == SESLM_OK;
-    if (ok && (seslm_intent_oos_threshold(b) != 0 || seslm_intent_min_in_scope(b) != 0)) {
-        seslm_intent_set_oos_threshold(h, seslm_intent_oos_threshold(b));
-        seslm_intent_set_min_in_scope(h, seslm_intent_min_in_scope(b));
-        ok = seslm_intent_save(h, head_path, sha) == SESLM_OK;
+    seslm_intent_head *b = NULL;
+    if (seslm_intent_load(&b, base_head, NULL) != SESLM_OK) {
+        cli_error(CMD, "the base model's intent head (its out-of-scope thresholds): %s", seslm_last_error());
+        return 0;
     }
-    if (!ok) cli_error(CMD, "carrying the base head's out-of-scope thresholds (%s): %s", base_head, seslm_last_error());
-    seslm_intent_free(b), seslm_intent_free(h);
-    return ok;
+    ho->oos_threshold = seslm_intent_oos_threshold(b), ho->min_in_scope = seslm_intent_min_in_scope(b);
+    seslm_intent_free(b);
+    return 1;
 }
 
 /* One model: the held-out answers of its embeddings' intent head for folds f_lo..f_hi-1 (out->right), and with
- * general set, STS-B Spearman, the wiki embeddings and a timing (and, with head_path, its intent head on
+ * general set, STS-B Spearman, the wiki embeddings and a timing (and, with head, its intent head on
  * every feedback row). */
 static int measure(const char *model_dir, int threads, const labelled *fb, const int *fold, int f_lo, int f_hi,
                    int general, const cli_texts *sa, const cli_texts *sb, const double *gold, const cli_texts *qs,
-                   const cli_texts *ps, unsigned long long seed, const char *head_path, measures *out) {
+                   const cli_texts *ps, unsigned long long seed, const head_out *head, measures *out) {
     seslm_model *m = NULL;
     seslm_encoder *e = NULL;
     if (seslm_model_load(&m, model_dir) != SESLM_OK) {
@@ -333,7 +338,7 @@ static int measure(const char *model_dir, int threads, const labelled *fb, const
     ok = ok && X && A && B && pred && (!general || (out->q && out->p)) && out->right;
     ok = ok && embed_all(e, fb->text, fb->n, C, X);
     for (int f = f_lo; ok && f < f_hi; f++) ok = heldout_right(X, fb->label, fold, f, fb->n, C, seed, out->right);
-    if (ok && head_path && !write_head(m, X, fb->label, fb->n, C, seed, head_path)) {
+    if (ok && head && !write_head(m, X, fb->label, fb->n, C, seed, head)) {
         free(X), free(A), free(B), free(pred);
         seslm_encoder_free(e);
         seslm_model_free(m);
@@ -540,6 +545,8 @@ int cmd_adapt(int argc, char **argv) {
         cli_error(CMD, "%s: no intent has 2 or more examples to hold one out: the gate cannot measure anything", feedback);
         goto done;
     }
+    head_out ho = {0}; // a damaged base head fails here, before any training
+    if (!base_thresholds(model, &ho)) goto done;
     if (mkdir(out, 0755) != 0 && errno != EEXIST) {
         cli_error(CMD, "cannot create %s: %s", out, strerror(errno));
         goto done;
@@ -643,9 +650,9 @@ int cmd_adapt(int argc, char **argv) {
     struct stat sst;
     const int has_sums = stat(sums, &sst) == 0;
     // cross-fitted, the shipped adapter saw every row: its held-out answers are the fold models'
+    ho.path = head_path;
     if (!measure(model, o.threads, &fb, fold, 0, K, 1, &sa, &sb, gold, &qs, &ps, o.seed, NULL, &mb) ||
-        !measure(merged, o.threads, &fb, fold, 0, folds >= 2 ? 0 : 1, 1, &sa, &sb, gold, &qs, &ps, o.seed, head_path, &ma) ||
-        !carry_thresholds(model, head_path) ||
+        !measure(merged, o.threads, &fb, fold, 0, folds >= 2 ? 0 : 1, 1, &sa, &sb, gold, &qs, &ps, o.seed, &ho, &ma) ||
         (has_sums && model_manifest_write(merged) != SESLM_OK && (cli_error(CMD, "%s", seslm_last_error()), 1))) {
         free(mb.q), free(mb.p), free(ma.q), free(ma.p), free(mb.right), free(ma.right);
         goto done;
