@@ -266,7 +266,7 @@ cp -r "$TMP/good/model" "$TMP/base2"
     --oos-threshold 0.2 --min-in-scope 0.07 >"$TMP/b2.out" 2>"$TMP/b2.err" && ok || fail "a head for base2: $(cat "$TMP/b2.err")"
 cp -r "$TMP/base2" "$TMP/base3" && head -c 100 "$TMP/base2/intent_head.safetensors" >"$TMP/base3/intent_head.safetensors"
 expect 2 "base model's intent head" "a damaged base head fails before training" -- adapt --model "$TMP/base3" \
-    --feedback "$TMP/fb.tsv" --out "$TMP/x3" "${D[@]}" --quiet
+    --feedback "$TMP/fb.tsv" --out "$TMP/x3" "${D[@]}" --general "$G" --quiet
 if [ -e "$TMP/x3" ]; then fail "a damaged base head must leave no --out"; else ok; fi
 "$SESLM" adapt --model "$TMP/base2" --feedback "$TMP/fb.tsv" --out "$TMP/soft" "${D[@]}" --general "$G" --objective softmax \
     --steps 30 --pairs 6 --rank 4 --threads 2 --min-gain -100 --max-p 1 --max-stsb-drop 3 --min-retrieval 0.5 --quiet \
