@@ -23,7 +23,8 @@ static const char *HELP =
     "                   [--max-texts N] [--max-body-bytes N] [--batch-wait-us N] [--max-connections N]\n"
     "                   [--drain-seconds N] [--admin-token-file F] [--max-connections-per-ip N]\n"
     "                   [--header-timeout S] [--body-timeout S] [--workers N]\n"
-    "                   [--intent-head FILE [--intent-allow-new 0|1] [--feedback-token-file F | --feedback-open 1]]\n"
+    "                   [--intent-head FILE [--intent-allow-new 0|1] [--feedback-token-file F | --feedback-open 1]\n"
+    "                    [--feedback-log FILE]]\n"
     "                   [--kb DIR [--kb-threshold S]]\n"
     "                   [--dialog-policy YAML [--session-db FILE] [--session-ttl SECONDS]]\n"
     "                   [--decoder GGUF [--grounded-support S] [--grounded-clarify S] [--grounded-max-tokens N]\n"
@@ -113,6 +114,9 @@ static const char *HELP =
     "                        a reload to other weights swaps in that model's head (FILE.<weights sha256>\n"
     "                        kept from an earlier swap, else the model's intent_head.safetensors)\n"
     "  --intent-allow-new B  1: feedback may add new intents; 0 (default): an unknown intent is a 400\n"
+    "  --feedback-log FILE   append every example /v1/feedback learned to FILE, JSON lines {\"text\", \"intent\",\n"
+    "                        \"time\", \"model\"}, synced before the answer: the --feedback of seslm adapt\n"
+    "                        (the head keeps only embeddings; adapters need the texts)\n"
     "  --kb DIR              serve this knowledge base (seslm kb build) on /v1/retrieve\n"
     "  --kb-threshold S      minimum cosine similarity to answer from the knowledge base (default 0.5)\n"
     "  --decoder GGUF        serve this decoder (SmolLM2 GGUF) on POST /v1/chat/completions (OpenAI-style,\n"
@@ -178,6 +182,7 @@ int cmd_serve(int argc, char **argv) {
         {"--admin-token-file", CLI_ARG_STR, &token_file, 0, 0},
         {"--intent-head", CLI_ARG_STR, &o.intent_head, 0, 0},
         {"--intent-allow-new", CLI_ARG_INT, &o.intent_allow_new, 0, 1},
+        {"--feedback-log", CLI_ARG_STR, &o.feedback_log, 0, 0},
         {"--feedback-token-file", CLI_ARG_STR, &fb_token_file, 0, 0},
         {"--feedback-open", CLI_ARG_INT, &o.feedback_open, 0, 1},
         {"--kb", CLI_ARG_STR, &o.kb_dir, 0, 0},
@@ -235,6 +240,10 @@ int cmd_serve(int argc, char **argv) {
     }
     o.feedback_token = fb_token;
     o.admin_token = token;
+    if (o.feedback_log && !(o.intent_head && *o.intent_head)) {
+        cli_error("serve", "--feedback-log needs --intent-head (feedback is learned by the intent head)");
+        return 2;
+    }
 
     // Signals are taken synchronously by this thread (sigwait); every thread started from here on
     // inherits the blocked mask, so none of them is interrupted.

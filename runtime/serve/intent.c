@@ -7,6 +7,12 @@
  * acknowledged example survives a crash or restart. Predicted intents are counted per telemetry
  * window and written into the dump's /intents group (the janitor takes the counts at each dump).
  *
+ * The feedback log (--feedback-log): the head keeps what it learned only as embeddings, so the node also
+ * appends each learned example's text and intent to a JSON lines file, the input of `seslm adapt --feedback`
+ * (adapters need the texts). One write of the whole line and an fdatasync under the head's mutex, before the
+ * answer: an acknowledged example is in the log; a crash mid-write leaves at most an unacknowledged partial
+ * line, cut off when the log is next opened.
+ *
  * A head answers for the model it was trained on: a reload to another model swaps the head with it when one is
  * found for the new model (serve_intent_prepare), and a text embedded by the model being swapped out is
  * embedded again (embed_for_head), so no answer pairs one model's embedding with another model's head. */
@@ -18,8 +24,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 struct serve_intent {
     pthread_mutex_t mu; // the head, the counts
@@ -34,11 +44,85 @@ struct serve_intent {
     char **carry_labels;
     uint64_t *carry_counts;
     int n_carry;
+    int log_fd; // the feedback log (O_APPEND), -1: none
+    char log_path[PATH_MAX];
 };
 
-seslm_status serve_intent_open(seslm_server *s, const char *path, int allow_new) {
+/* Opens the feedback log for appending; a last line without its newline (a crash mid-write: never
+ * acknowledged) is cut off, so every line of the log is a whole JSON object. */
+static seslm_status open_feedback_log(serve_intent *in, const char *path) {
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return seslm_fail(SESLM_ERR_IO, "feedback log %s: %s", path, strerror(errno));
+    struct stat st;
+    off_t keep = 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return seslm_fail(SESLM_ERR_IO, "feedback log %s: not a regular file", path);
+    }
+    char buf[4096];
+    for (off_t end = st.st_size; end > 0 && keep == 0;) { // the last newline, scanning back from the end
+        const off_t at = end > (off_t)sizeof buf ? end - (off_t)sizeof buf : 0;
+        const ssize_t got = pread(fd, buf, (size_t)(end - at), at);
+        if (got != end - at) {
+            close(fd);
+            return seslm_fail(SESLM_ERR_IO, "feedback log %s: cannot read it: %s", path, got < 0 ? strerror(errno) : "short read");
+        }
+        for (ssize_t i = got - 1; i >= 0; i--)
+            if (buf[i] == '\n') {
+                keep = at + i + 1;
+                break;
+            }
+        end = at;
+    }
+    if (keep < st.st_size) {
+        if (ftruncate(fd, keep) != 0 || fsync(fd) != 0) {
+            const int e = errno;
+            close(fd);
+            return seslm_fail(SESLM_ERR_IO, "feedback log %s: cannot cut off its partial last line: %s", path, strerror(e));
+        }
+        fprintf(stderr, "seslm serve: feedback log %s: cut off a partial last line of %lld bytes (a crash mid-write)\n",
+                path, (long long)(st.st_size - keep));
+    }
+    in->log_fd = fd;
+    snprintf(in->log_path, sizeof in->log_path, "%s", path);
+    return SESLM_OK;
+}
+
+/* Appends one learned example to the feedback log, durably (called with in->mu held). */
+static seslm_status log_feedback(serve_intent *in, const char *text, const char *intent) {
+    if (in->log_fd < 0) return SESLM_OK;
+    char when[32];
+    const time_t now = time(NULL);
+    struct tm tm;
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "text", text);
+    cJSON_AddStringToObject(o, "intent", intent);
+    cJSON_AddStringToObject(o, "time", when);
+    cJSON_AddStringToObject(o, "model", in->model_sha);
+    char *line = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!line) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    const size_t n = strlen(line);
+    line[n] = '\n'; // over the NUL: one write of the whole line (cJSON escapes every newline in the text)
+    size_t done = 0;
+    while (done < n + 1) {
+        const ssize_t w = write(in->log_fd, line + done, n + 1 - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        done += (size_t)w;
+    }
+    const int e = errno;
+    free(line);
+    if (done < n + 1) return seslm_fail(SESLM_ERR_IO, "feedback log %s: %s", in->log_path, strerror(e));
+    if (fdatasync(in->log_fd) != 0) return seslm_fail(SESLM_ERR_IO, "feedback log %s: fdatasync: %s", in->log_path, strerror(errno));
+    return SESLM_OK;
+}
+
+seslm_status serve_intent_open(seslm_server *s, const char *path, int allow_new, const char *feedback_log) {
     serve_intent *in = calloc(1, sizeof *in);
     if (!in) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    in->log_fd = -1;
     seslm_status st = seslm_intent_load(&in->h, path, in->model_sha);
     if (st != SESLM_OK) {
         char why[1024];
@@ -49,6 +133,11 @@ seslm_status serve_intent_open(seslm_server *s, const char *path, int allow_new)
     if (seslm_intent_input_dim(in->h) != s->current->hidden) {
         st = seslm_fail(SESLM_ERR_SHAPE, "intent head %s takes %d-d embeddings, the model gives %d-d", path,
                         seslm_intent_input_dim(in->h), s->current->hidden);
+        seslm_intent_free(in->h);
+        free(in);
+        return st;
+    }
+    if (feedback_log && *feedback_log && (st = open_feedback_log(in, feedback_log)) != SESLM_OK) {
         seslm_intent_free(in->h);
         free(in);
         return st;
@@ -76,6 +165,7 @@ void serve_intent_close(seslm_server *s) {
     serve_intent *in = s->intent;
     if (!in) return;
     seslm_intent_free(in->h);
+    if (in->log_fd >= 0) close(in->log_fd);
     free(in->counts);
     for (int i = 0; i < in->n_carry; i++) free(in->carry_labels[i]);
     free(in->carry_labels), free(in->carry_counts);
@@ -342,6 +432,9 @@ static int handle_feedback(seslm_server *s, const char *body, size_t len, sbuf *
     } else if (seslm_intent_save(in->h, in->path, in->model_sha[0] ? in->model_sha : NULL) != SESLM_OK) {
         // learned in memory but not on disk: say so (the next successful save persists it too)
         code = sb_error_json(out, 500, "learned, but the head could not be saved: %s", seslm_last_error());
+    } else if (log_feedback(in, vals[0], vals[1]) != SESLM_OK) {
+        // learned and saved, but adapters will not see it: an error, so the client can resend it to the log
+        code = sb_error_json(out, 500, "learned, but not written to the feedback log: %s", seslm_last_error());
     } else {
         sb_puts(out, "{\"learned\":true,\"intent\":");
         sb_json_str(out, vals[1]);

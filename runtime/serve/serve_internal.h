@@ -347,7 +347,9 @@ struct seslm_server {
 // ---- the intent head: POST /v1/intent, POST /v1/feedback (intent.c) -------------------------------
 
 typedef struct serve_intent serve_intent;
-seslm_status serve_intent_open(seslm_server *s, const char *path, int allow_new);
+/* feedback_log (may be NULL): the JSON lines file every learned example is appended to (a partial last
+ * line, left by a crash mid-write, is cut off at open). */
+seslm_status serve_intent_open(seslm_server *s, const char *path, int allow_new, const char *feedback_log);
 void serve_intent_close(seslm_server *s);
 /* Answers a request to R_INTENT or R_FEEDBACK: returns the HTTP code, the JSON body in out. */
 int serve_intent_handle(seslm_server *s, serve_route r, const char *body, size_t len, sbuf *out, char *model_id);

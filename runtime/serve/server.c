@@ -155,7 +155,7 @@ seslm_status seslm_serve_start(seslm_server **out, const seslm_serve_opts *opts)
     s->generation = slot->generation = 1;
     serve_metrics_set_model(&s->metrics, slot->id, slot->dir);
 
-    st = o.intent_head && *o.intent_head ? serve_intent_open(s, o.intent_head, o.intent_allow_new) : SESLM_OK;
+    st = o.intent_head && *o.intent_head ? serve_intent_open(s, o.intent_head, o.intent_allow_new, o.feedback_log) : SESLM_OK;
     if (st == SESLM_OK && o.kb_dir && *o.kb_dir) st = serve_kb_open(s, o.kb_dir);
     if (st == SESLM_OK && o.decoder_model && *o.decoder_model) st = serve_chat_open(s, o.decoder_model);
     if (st == SESLM_OK && o.dialog_policy) {

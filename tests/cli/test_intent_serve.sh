@@ -7,6 +7,9 @@
 #   * 16 concurrent feedback requests all succeed and none is lost (the head's learned-example counter,
 #     persisted with it, counts every one of them across the restart);
 #   * with --intent-allow-new 1 a new intent is added;
+#   * --feedback-log: every learned example (and only those) is appended as a JSON line with its text, intent,
+#     time and model, the 16 concurrent ones included, each line whole; a partial last line left by a crash is
+#     cut off at start; the log is what `seslm adapt --feedback` reads; --feedback-log without a head exits 2;
 #   * feedback needs the feedback token (401 without, or with a wrong one); a server started with neither a
 #     token nor --feedback-open 1 refuses feedback (403); a world-readable token file is refused at start;
 #   * labels that must never become intents are refused with 400 even where new intents are allowed:
@@ -87,7 +90,16 @@ usage_rc --intent-head "$TMP/no-such-head"
 head -c 200 "$HEAD" >"$TMP/trunc.safetensors"
 usage_rc --intent-head "$TMP/trunc.safetensors"
 
-start --feedback-token-file "$TMP/fbtoken"
+# the feedback log: a whole line from before and a partial one (a crash mid-write, never acknowledged)
+printf '{"text":"a line from before the crash","intent":"PlayMusic"}\n{"text":"cut off mid-wri' >"$TMP/fb.log"
+ok
+timeout 60 "$SESLM" serve --model "$MODEL" --port 0 --feedback-log "$TMP/x.log" >"$TMP/u.out" 2>"$TMP/u.err" </dev/null
+rc=$?
+[ "$rc" = 2 ] && grep -q "needs --intent-head" "$TMP/u.err" && [ ! -e "$TMP/x.log" ] ||
+    fail "--feedback-log without a head: exit $rc: $(head -c 300 "$TMP/u.err")"
+start --feedback-token-file "$TMP/fbtoken" --feedback-log "$TMP/fb.log"
+ok
+grep -q "cut off a partial last line of 24 bytes" "$LOG" || fail "no word of the partial line cut off: $(head -c 300 "$LOG")"
 # ---- /v1/intent agrees with the CLI ---------------------------------------------------------------
 T1="play the new album by daft punk on spotify"
 ok
@@ -193,6 +205,23 @@ print("test_intent_serve: 16 concurrent feedback requests, counters", min(done),
 EOF
 post /v1/intent '{"text": "what will the weather be like in oslo"}' >/dev/null
 stop
+ok
+python3 - "$TMP/fb.log" "$T2" "$L2" <<'EOF' || fail "the feedback log"
+import json, re, sys
+raw = open(sys.argv[1], "rb").read()
+assert raw.endswith(b"\n"), raw[-80:]
+rows = [json.loads(l) for l in raw.decode().splitlines()]     # every line whole JSON
+assert rows[0] == {"text": "a line from before the crash", "intent": "PlayMusic"}, rows[0]
+new = rows[1:]
+assert len(new) == 17, len(new)                                # T2 and the 16 concurrent; no refused request
+assert (new[0]["text"], new[0]["intent"]) == (sys.argv[2], sys.argv[3]), new[0]
+labels = ["GetWeather", "PlayMusic", "BookRestaurant", "RateBook"]
+want = {(f"feedback example number {i} about {labels[i % 4].lower()}", labels[i % 4]) for i in range(16)}
+assert {(r["text"], r["intent"]) for r in new[1:]} == want
+for r in new:
+    assert set(r) == {"text", "intent", "time", "model"}, r
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r["time"]) and re.fullmatch(r"[0-9a-f]{64}", r["model"]), r
+EOF
 
 # ---- restart: the learned examples are still there --------------------------------------------------------
 start --intent-allow-new 1 --feedback-open 1

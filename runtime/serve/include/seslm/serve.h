@@ -74,6 +74,9 @@ typedef struct {
     int grounded_max_tokens;         // bound on a grounded answer (0: default 48)
     double grounded_min_coverage;    // share of the question's terms the passages must hold (0: default 0.75;
                                      // negative: no coverage check)
+    const char *feedback_log;        // JSON lines file: each example /v1/feedback learned is appended ({"text",
+                                     // "intent", "time", "model"}, fsync'd before the answer), the feedback
+                                     // `seslm adapt --feedback` trains on; NULL: none kept
 } seslm_serve_opts;
 
 typedef struct seslm_server seslm_server;
