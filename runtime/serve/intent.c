@@ -11,7 +11,8 @@
  * appends each learned example's text and intent to a JSON lines file, the input of `seslm adapt --feedback`
  * (adapters need the texts). One write of the whole line and an fdatasync under the head's mutex, before the
  * answer: an acknowledged example is in the log; a crash mid-write leaves at most an unacknowledged partial
- * line, cut off when the log is next opened.
+ * line, cut off when the log is next opened. Every successful reload opens the path again, so a log moved
+ * aside (rotated) is followed by a new file from the next reload on (SIGHUP).
  *
  * A head answers for the model it was trained on: a reload to another model swaps the head with it when one is
  * found for the new model (serve_intent_prepare), and a text embedded by the model being swapped out is
@@ -159,6 +160,20 @@ seslm_status serve_intent_open(seslm_server *s, const char *path, int allow_new,
     serve_intent_swap_locked(s, n, s->current->generation);
     serve_intent_finish(s, n);
     return SESLM_OK;
+}
+
+void serve_intent_reopen_log(seslm_server *s) {
+    serve_intent *in = s->intent;
+    if (!in) return;
+    pthread_mutex_lock(&in->mu);
+    const int old = in->log_fd;
+    if (old >= 0) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s", in->log_path);
+        if (open_feedback_log(in, path) == SESLM_OK) close(old); // in->log_fd is the new file's
+        else fprintf(stderr, "seslm serve: %s; still appending to the file opened before\n", seslm_last_error());
+    }
+    pthread_mutex_unlock(&in->mu);
 }
 
 void serve_intent_close(seslm_server *s) {

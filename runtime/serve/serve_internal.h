@@ -350,6 +350,9 @@ typedef struct serve_intent serve_intent;
 /* feedback_log (may be NULL): the JSON lines file every learned example is appended to (a partial last
  * line, left by a crash mid-write, is cut off at open). */
 seslm_status serve_intent_open(seslm_server *s, const char *path, int allow_new, const char *feedback_log);
+/* Opens the feedback log's path again (a reload does: a log moved aside is followed by a new file); on
+ * failure the old file stays in use and stderr says why. */
+void serve_intent_reopen_log(seslm_server *s);
 void serve_intent_close(seslm_server *s);
 /* Answers a request to R_INTENT or R_FEEDBACK: returns the HTTP code, the JSON body in out. */
 int serve_intent_handle(seslm_server *s, serve_route r, const char *body, size_t len, sbuf *out, char *model_id);

@@ -231,6 +231,7 @@ seslm_status seslm_serve_reload(seslm_server *s, const char *dir, char *prev_id,
     pthread_mutex_unlock(&s->reg_mu);
     serve_intent_unlock(s);
     serve_intent_finish(s, hn);
+    serve_intent_reopen_log(s); // log rotation: move the feedback log aside, then reload (SIGHUP)
     serve_metrics_set_model(&s->metrics, ns->id, ns->dir);
     serve_metrics_reload(&s->metrics, 1);
     if (new_id) snprintf(new_id, id_cap, "%s", ns->id);
