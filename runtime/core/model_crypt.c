@@ -195,18 +195,6 @@ static int gcm_chunk(int enc, const unsigned char key[32], const unsigned char n
     return ok;
 }
 
-static int write_all(int fd, const void *p, size_t n) {
-    const unsigned char *b = p;
-    while (n) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return 0;
-        b += w;
-        n -= (size_t)w;
-    }
-    return 1;
-}
-
 static int read_all(int fd, void *p, size_t n) {
     unsigned char *b = p;
     while (n) {
@@ -247,7 +235,7 @@ seslm_status seslm_crypt_encrypt_file(const unsigned char key[32], const char *i
     else memset(hdr + HDR1, 0, 32);
     unsigned char *pb = malloc(chunk_bytes), *cb = malloc(chunk_bytes);
     seslm_status s = pb && cb ? SESLM_OK : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    if (s == SESLM_OK && !write_all(fo, hdr, HDR)) s = seslm_fail(SESLM_ERR_IO, "%s: write failed", tmp);
+    if (s == SESLM_OK && !util_write_all(fo, hdr, HDR)) s = seslm_fail(SESLM_ERR_IO, "%s: write failed", tmp);
     uint64_t done = 0;
     for (uint64_t idx = 0; s == SESLM_OK; idx++) {
         size_t n = total - done < chunk_bytes ? (size_t)(total - done) : chunk_bytes;
@@ -257,7 +245,7 @@ seslm_status seslm_crypt_encrypt_file(const unsigned char key[32], const char *i
         else if (RAND_bytes(nonce, NONCE) != 1) s = seslm_fail(SESLM_ERR_INTERNAL, "no random bytes for a nonce");
         else if (!gcm_chunk(1, key, nonce, hdr, HDR, name, idx, final, pb, n, cb, tag))
             s = seslm_fail(SESLM_ERR_INTERNAL, "AES-256-GCM encryption failed");
-        else if (!write_all(fo, nonce, NONCE) || !write_all(fo, cb, n) || !write_all(fo, tag, TAG))
+        else if (!util_write_all(fo, nonce, NONCE) || !util_write_all(fo, cb, n) || !util_write_all(fo, tag, TAG))
             s = seslm_fail(SESLM_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
         done += n;
         if (final) break;
@@ -378,7 +366,7 @@ static seslm_status copy_clear(const char *src, const char *dst) {
     int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) s = seslm_fail(SESLM_ERR_IO, "%s: %s", dst, strerror(errno));
     else {
-        if (!write_all(fd, txt, n) || fsync(fd) != 0) s = seslm_fail(SESLM_ERR_IO, "%s: write failed", dst);
+        if (!util_write_all(fd, txt, n) || fsync(fd) != 0) s = seslm_fail(SESLM_ERR_IO, "%s: write failed", dst);
         if (close(fd) != 0 && s == SESLM_OK) s = seslm_fail(SESLM_ERR_IO, "%s: close failed", dst);
     }
     free(txt);
@@ -462,7 +450,7 @@ seslm_status seslm_crypt_encrypt_dir(const unsigned char key[32], const char *in
                          chunk_bytes, id);
         snprintf(q, sizeof q, "%s/encryption.json", tmp);
         int fd = open(q, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd < 0 || !write_all(fd, js, (size_t)n) || fsync(fd) != 0) s = seslm_fail(SESLM_ERR_IO, "%s: write failed", q);
+        if (fd < 0 || !util_write_all(fd, js, (size_t)n) || fsync(fd) != 0) s = seslm_fail(SESLM_ERR_IO, "%s: write failed", q);
         if (fd >= 0) close(fd);
     }
     if (s == SESLM_OK) {

@@ -1,5 +1,6 @@
 /* safetensors_write.c — crash-safe safetensors writer (see safetensors_write.h). */
 #include "safetensors_write.h"
+#include "util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -24,19 +25,6 @@ seslm_status st_fsync_dir(const char *dir) {
     return SESLM_OK;
 }
 
-static int write_all(int fd, const void *buf, size_t n) {
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return 0;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 1;
-}
 
 static seslm_status build_header(const st_write_tensor *t, int n, const char *metadata_json, char **out,
                                  size_t *out_len, size_t *data_len) {
@@ -162,7 +150,7 @@ seslm_status st_write(const char *path, const st_write_tensor *t, int n, const c
     fchmod(fd, 0644);
     uint8_t lenb[8];
     for (int i = 0; i < 8; i++) lenb[i] = (uint8_t)((uint64_t)hl >> (8 * i));
-    int ok = write_all(fd, lenb, 8) && write_all(fd, hdr, hl);
+    int ok = util_write_all(fd, lenb, 8) && util_write_all(fd, hdr, hl);
     for (int i = 0; ok && i < n; i++) {
         int64_t numel = 1;
         for (int d = 0; d < t[i].ndim; d++) numel *= t[i].shape[d];
@@ -173,7 +161,7 @@ seslm_status st_write(const char *path, const st_write_tensor *t, int n, const c
             free(tmp), free(dcopy), free(hdr);
             return seslm_fail(SESLM_ERR_ARG, "st_write: tensor '%s' has no data", t[i].name);
         }
-        ok = (nb == 0 || write_all(fd, t[i].data, nb));
+        ok = (nb == 0 || util_write_all(fd, t[i].data, nb));
     }
     int e = errno;
     if (ok && fsync(fd) != 0) ok = 0, e = errno;

@@ -55,6 +55,21 @@ seslm_status util_read_file(const char *path, char **out, size_t *len, size_t ma
     return SESLM_OK;
 }
 
+int util_write_all(int fd, const void *p, size_t n) {
+    const char *b = p;
+    while (n > 0) {
+        const ssize_t w = write(fd, b, n > (1u << 30) ? (1u << 30) : n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            if (w == 0) errno = EIO;
+            return 0;
+        }
+        b += w;
+        n -= (size_t)w;
+    }
+    return 1;
+}
+
 seslm_status util_write_file_atomic(const char *path, const void *data, size_t n) {
     char tmp[4200], dir[4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
@@ -62,15 +77,8 @@ seslm_status util_write_file_atomic(const char *path, const void *data, size_t n
     int fd = mkstemp(tmp);
     if (fd < 0) return seslm_fail(SESLM_ERR_IO, "cannot create a temporary file beside %s: %s", path, strerror(errno));
     fchmod(fd, 0644);
-    const char *p = data;
-    size_t left = n;
     int ok = 1, e = 0;
-    while (ok && left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) ok = 0, e = errno;
-        else p += w, left -= (size_t)w;
-    }
+    if (!util_write_all(fd, data, n)) ok = 0, e = errno;
     if (ok && fsync(fd) != 0) ok = 0, e = errno;
     if (close(fd) != 0 && ok) ok = 0, e = errno;
     if (ok && rename(tmp, path) != 0) ok = 0, e = errno;

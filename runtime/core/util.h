@@ -12,6 +12,7 @@
 #define util_utf8_repair seslm_util_utf8_repair
 #define util_rmtree seslm_util_rmtree
 #define util_now_s seslm_util_now_s
+#define util_write_all seslm_util_write_all
 
 #include "seslm.h"
 
@@ -21,6 +22,9 @@
  * FIFO or device without blocking. *missing (may be NULL) tells a file that does not exist apart, for
  * optional files. Errors name the path. */
 seslm_status util_read_file(const char *path, char **out, size_t *len, size_t max_bytes, int *missing);
+
+/* Writes all n bytes to fd (again after a short write or EINTR): 1, or 0 with errno set. */
+int util_write_all(int fd, const void *p, size_t n);
 
 /* Writes n bytes to path crash-safe: a temporary file beside it, fsync, rename over path, fsync of the
  * directory. A crash leaves the old file (or none) or the new one, never a part. */

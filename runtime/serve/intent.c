@@ -19,6 +19,7 @@
  * embedded again (embed_for_head), so no answer pairs one model's embedding with another model's head. */
 #include "intent.h"
 #include "serve_internal.h"
+#include "util.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -106,16 +107,9 @@ static seslm_status log_feedback(serve_intent *in, const char *text, const char 
     if (!line) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     const size_t n = strlen(line);
     line[n] = '\n'; // over the NUL: one write of the whole line (cJSON escapes every newline in the text)
-    size_t done = 0;
-    while (done < n + 1) {
-        const ssize_t w = write(in->log_fd, line + done, n + 1 - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        done += (size_t)w;
-    }
-    const int e = errno;
+    const int ok = util_write_all(in->log_fd, line, n + 1), e = errno;
     free(line);
-    if (done < n + 1) return seslm_fail(SESLM_ERR_IO, "feedback log %s: %s", in->log_path, strerror(e));
+    if (!ok) return seslm_fail(SESLM_ERR_IO, "feedback log %s: %s", in->log_path, strerror(e));
     if (fdatasync(in->log_fd) != 0) return seslm_fail(SESLM_ERR_IO, "feedback log %s: fdatasync: %s", in->log_path, strerror(errno));
     return SESLM_OK;
 }
