@@ -3,8 +3,11 @@
  *
  *   bench_intent --model DIR --name NAME --train TSV --test TSV [--oos TSV --val TSV --val-oos TSV]
  *                --shots 5,10,20,50 --seeds N --out DIR [--threads N] [--updates N] [--first-seed S]
+ *                [--feature-layers K]
  *
  * Seeds S..S+N-1 (default S = 1): a long cell can be split over processes, each with its own --out.
+ * --feature-layers K: the head's inputs are seslm_encoder_features_texts of the last K layers (K x hidden
+ * wide) instead of the embeddings (K = 1, default); the peers read the same features.
  *
  * Writes OUT/NAME_<split>.f32 (the embeddings, row-major float32, rows in TSV order) and
  * OUT/NAME_splits.txt (one line per run: "k seed i1 i2 ...", the training rows) so the scikit-learn
@@ -55,13 +58,17 @@ static int read_tsv(const char *path, tsv *t) {
     return 0;
 }
 
+static int feature_layers = 1;
+
 static float *embed_all(seslm_encoder *e, const tsv *t, int D) {
     float *X = malloc((size_t)t->n * D * sizeof(float));
     for (int i = 0; i < t->n; i += 32) {
         int nb = t->n - i < 32 ? t->n - i : 32;
         size_t lens[32];
         for (int k = 0; k < nb; k++) lens[k] = strlen(t->text[i + k]);
-        if (seslm_encoder_embed_texts(e, (const char *const *)t->text + i, lens, nb, X + (size_t)i * D) != SESLM_OK) {
+        const char *const *tx = (const char *const *)t->text + i;
+        if ((feature_layers > 1 ? seslm_encoder_features_texts(e, tx, lens, nb, feature_layers, X + (size_t)i * D)
+                                : seslm_encoder_embed_texts(e, tx, lens, nb, X + (size_t)i * D)) != SESLM_OK) {
             fprintf(stderr, "bench_intent: %s\n", seslm_last_error());
             exit(1);
         }
@@ -142,6 +149,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--updates")) updates = atoi(v);
         else if (!strcmp(a, "--reuse-embeddings")) reuse = atoi(v);
+        else if (!strcmp(a, "--feature-layers")) feature_layers = atoi(v);
         else if (!strcmp(a, "--epochs")) base.epochs = atoi(v);
         else if (!strcmp(a, "--weight-decay")) base.weight_decay = (float)atof(v);
         else if (!strcmp(a, "--lr")) base.lr = (float)atof(v);
@@ -169,7 +177,9 @@ int main(int argc, char **argv) {
     seslm_encoder_opts eo = {.backend = "cpu", .n_threads = threads, .max_batch = 32};
     if (seslm_model_load(&m, model) != SESLM_OK || seslm_encoder_new(&e, m, &eo) != SESLM_OK)
         return fprintf(stderr, "bench_intent: %s\n", seslm_last_error()), 1;
-    const int D = seslm_model_get_config(m)->hidden;
+    if (feature_layers < 1 || feature_layers > seslm_model_get_config(m)->n_layers)
+        return fprintf(stderr, "bench_intent: --feature-layers must be 1..%d\n", seslm_model_get_config(m)->n_layers), 2;
+    const int D = seslm_model_get_config(m)->hidden * feature_layers;
 
     // single-text embedding latency (batch 1), the first up to 200 test texts, after 5 warm-up calls
     const int nl = te.n < 200 ? te.n : 200;
@@ -232,6 +242,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < base.n_hidden; i++) snprintf(impl + strlen(impl), sizeof impl - strlen(impl), "-%d", base.hidden[i]);
         if (base.n_hidden == 0) snprintf(impl + strlen(impl), sizeof impl - strlen(impl), "-linear");
     }
+    if (feature_layers > 1) snprintf(impl + strlen(impl), sizeof impl - strlen(impl), "-f%d", feature_layers);
     if (base.epochs) snprintf(impl + strlen(impl), sizeof impl - strlen(impl), "-e%d", base.epochs);
     if (base.weight_decay != 1e-4f) snprintf(impl + strlen(impl), sizeof impl - strlen(impl), "-wd%g", (double)base.weight_decay);
     for (int si = 0; si < ns; si++) {

@@ -22,6 +22,7 @@
 #include "sparse24.h"
 #include "telemetry_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,7 @@ struct seslm_encoder {
     encoder_device *dev;              // device backends (be->dev_alloc): weights + workspace on the device
     char *prompt;                     // prepended by embed_texts (NULL: none)
     int pool_skip;                    // leading tokens left out of pooling (the prompt, include_prompt false)
+    float *fbuf;                      // (max_batch, hidden) one layer's pooled rows (features_texts)
 };
 
 // Mean and [CLS] pooling without a prompt to skip run as the backend's pool op; the other modes on host.
@@ -68,6 +70,8 @@ static int encoder_host_pool(const seslm_encoder *e) {
 }
 
 const char *seslm_encoder_prompt(const seslm_encoder *e) { return e->prompt; }
+
+int seslm_encoder_on_device(const seslm_encoder *e) { return e->dev != NULL; }
 
 seslm_status seslm_encoder_set_prompt(seslm_encoder *e, const char *prompt) {
     const seslm_model_config *c = &e->m->cfg;
@@ -407,8 +411,9 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
     e->ffn = malloc(Th * ((size_t)Fmax + 1) * sizeof(float));
     e->scratch = malloc((be->dev_alloc ? 1 : e->scratch_floats) * sizeof(float));
     e->attn_stats = malloc(((size_t)o.max_batch * Hmax * 2 + 1) * sizeof(float));
+    e->fbuf = malloc((size_t)o.max_batch * c->hidden * sizeof(float));
     seslm_status st = SESLM_OK;
-    if (!e->attn_stats || !e->ids || !e->tok || !e->off || !e->len || !e->ones || !e->x || !e->tmp || !e->qkv || !e->ctx || !e->ffn ||
+    if (!e->attn_stats || !e->fbuf || !e->ids || !e->tok || !e->off || !e->len || !e->ones || !e->x || !e->tmp || !e->qkv || !e->ctx || !e->ffn ||
         !e->scratch)
         st = seslm_fail(SESLM_ERR_NOMEM, "out of memory sizing the workspace for %d x %d tokens", o.max_batch, S);
     if (st == SESLM_OK) st = encoder_prepare_weights(e);
@@ -489,6 +494,7 @@ void seslm_encoder_free(seslm_encoder *e) {
     free(e->ffn);
     free(e->scratch);
     free(e->attn_stats);
+    free(e->fbuf);
     free(e->mask_buf);
     free(e->head_mask);
     free(e->neuron_mask);
@@ -658,8 +664,23 @@ static seslm_status encoder_forward_device(seslm_encoder *e, int n, int ntok, fl
     return SESLM_OK;
 }
 
-seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *ids, const int *lens, int n,
-                                       float *out) {
+// feat (n, k C) for the k > 0 last layers: block j of row b = layer L - k + j pooled, normalised, / sqrt(k)
+static void encoder_feature_block(seslm_encoder *e, int n, int k, int j, const float *pooled, float *feat) {
+    const int C = e->m->cfg.hidden;
+    for (int b = 0; b < n; b++) {
+        const float *p = pooled + (size_t)b * C;
+        float *o = feat + (size_t)b * k * C + (size_t)j * C;
+        double nrm = 0;
+        for (int c = 0; c < C; c++) nrm += (double)p[c] * p[c];
+        const double inv = 1.0 / (fmax(sqrt(nrm), 1e-12) * sqrt((double)k)); // torch's normalize, then 1 / sqrt(k)
+        for (int c = 0; c < C; c++) o[c] = (float)(p[c] * inv);
+    }
+}
+
+// out (n, C): the embedding; feat (n, k C) (NULL: none): the features of seslm_encoder_features_texts, for
+// which out may be e->fbuf
+static seslm_status encoder_forward(seslm_encoder *e, const int32_t *const *ids, const int *lens, int n, float *out,
+                                    int k, float *feat) {
     const seslm_model *m = e->m;
     const seslm_model_config *c = &m->cfg;
     if (n <= 0 || n > e->max_batch)
@@ -678,17 +699,31 @@ seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *i
         memcpy(e->ids + ntok, ids[b], (size_t)lens[b] * sizeof(int32_t));
         ntok += lens[b];
     }
-    const int C = c->hidden;
-    if (e->dev) return encoder_forward_device(e, n, ntok, out);
+    const int C = c->hidden, L = c->n_layers;
+    if (e->dev) {
+        if (feat && k > 1)
+            return seslm_fail(SESLM_ERR_ARG, "backend '%s': features of more than one layer need a CPU backend (the "
+                                             "device pass keeps no intermediate layer)", e->be->name);
+        seslm_status st = encoder_forward_device(e, n, ntok, out);
+        if (st == SESLM_OK && feat) encoder_feature_block(e, n, 1, 0, out, feat);
+        return st;
+    }
     const int64_t t0 = e->tel ? mono_ns() : 0;
     if (e->tel) tel_observe_tokens(e->tel, e->ids, e->off, e->len, n);
     e->be->embed(e->x, e->ids, e->off, e->len, n, &m->word, m->pos_emb, m->type_emb, C);
     int q8 = encoder_q8_next(e, encoder_first_linear(e, 0));
     encoder_ln(e, e->x, NULL, m->emb_ln_g, m->emb_ln_b, ntok, C, c->layer_norm_eps, q8);
-    for (int l = 0; l < c->n_layers; l++) q8 = encoder_layer(e, l, ntok, n, q8);
+    for (int l = 0; l < L; l++) {
+        q8 = encoder_layer(e, l, ntok, n, q8);
+        if (feat && l >= L - k && l < L - 1) { // an intermediate layer's output, pooled as the model pools
+            seslm_pool_host(c->pooling, e->fbuf, e->x, e->off, e->len, e->pool_skip, n, C, 0);
+            encoder_feature_block(e, n, k, l - (L - k), e->fbuf, feat);
+        }
+    }
     // [CLS] pooling is mean pooling over a length-1 window at each sequence's first row
     if (encoder_host_pool(e)) seslm_pool_host(c->pooling, out, e->x, e->off, e->len, e->pool_skip, n, C, c->normalize);
     else e->be->pool(out, e->x, e->off, c->pooling == SESLM_POOL_MEAN ? e->len : e->ones, n, C, c->normalize);
+    if (feat) encoder_feature_block(e, n, k, k - 1, out, feat);
     if (e->tel) {
         tel_observe_embeddings(e->tel, out, n);
         tel_observe_batch(e->tel, mono_ns() - t0, n, ntok);
@@ -696,13 +731,24 @@ seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *i
     return SESLM_OK;
 }
 
-seslm_status seslm_encoder_embed_texts(seslm_encoder *e, const char *const *texts, const size_t *text_lens, int n,
+seslm_status seslm_encoder_forward_ids(seslm_encoder *e, const int32_t *const *ids, const int *lens, int n,
                                        float *out) {
+    return encoder_forward(e, ids, lens, n, out, 0, NULL);
+}
+
+seslm_status seslm_encoder_features_ids(seslm_encoder *e, const int32_t *const *ids, const int *lens, int n, int k,
+                                        float *out) {
+    if (k < 1 || k > e->m->cfg.n_layers)
+        return seslm_fail(SESLM_ERR_ARG, "features of %d layers; this model has %d", k, e->m->cfg.n_layers);
+    return encoder_forward(e, ids, lens, n, e->fbuf, k, out);
+}
+
+// Tokenizes n texts (prompt prepended) into e->tok: rows[b], lens[b] (truncated to max_seq, final [SEP] kept).
+static seslm_status encoder_tokenize(seslm_encoder *e, const char *const *texts, const size_t *text_lens, int n,
+                                     const int32_t **rows, int *lens) {
     if (n <= 0 || n > e->max_batch)
         return seslm_fail(SESLM_ERR_LIMIT, "batch of %d texts; this encoder takes 1..%d", n, e->max_batch);
     const int S = e->m->cfg.max_seq_len;
-    const int32_t *rows[4096];
-    int lens[4096];
     const size_t pl = e->prompt ? strlen(e->prompt) : 0;
     char *joined = NULL; // prompt + text (one buffer, grown as needed; no prompt: no allocation)
     size_t joined_cap = 0;
@@ -737,5 +783,23 @@ seslm_status seslm_encoder_embed_texts(seslm_encoder *e, const char *const *text
         rows[b] = row;
     }
     free(joined);
-    return seslm_encoder_forward_ids(e, rows, lens, n, out);
+    return SESLM_OK;
+}
+
+seslm_status seslm_encoder_embed_texts(seslm_encoder *e, const char *const *texts, const size_t *text_lens, int n,
+                                       float *out) {
+    const int32_t *rows[4096];
+    int lens[4096];
+    seslm_status st = encoder_tokenize(e, texts, text_lens, n, rows, lens);
+    return st == SESLM_OK ? encoder_forward(e, rows, lens, n, out, 0, NULL) : st;
+}
+
+seslm_status seslm_encoder_features_texts(seslm_encoder *e, const char *const *texts, const size_t *text_lens, int n,
+                                          int k, float *out) {
+    if (k < 1 || k > e->m->cfg.n_layers) // (before tokenizing)
+        return seslm_fail(SESLM_ERR_ARG, "features of %d layers; this model has %d", k, e->m->cfg.n_layers);
+    const int32_t *rows[4096];
+    int lens[4096];
+    seslm_status st = encoder_tokenize(e, texts, text_lens, n, rows, lens);
+    return st == SESLM_OK ? seslm_encoder_features_ids(e, rows, lens, n, k, out) : st;
 }

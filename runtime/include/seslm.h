@@ -201,6 +201,21 @@ const char *seslm_encoder_prompt(const seslm_encoder *e);
 seslm_status seslm_encoder_embed_texts(seslm_encoder *e, const char *const *texts, const size_t *text_lens,
                                        int n, float *out);
 
+/* Features for a classifier head from the last k layers: out (n, k * hidden) holds, for each of layers
+ * n_layers-k .. n_layers-1 in order, that layer's output pooled as the model pools (the prompt left out alike)
+ * and L2-normalised, all times 1 / sqrt(k): unit rows whose last block is the embedding / sqrt(k) (k = 1: the
+ * normalised embedding). The layers below the last keep what it abstracts away: a linear head on the last 3
+ * of all-MiniLM-L6-v2 is 0.5-2 points more accurate than one on the embedding on CLINC150 and SNIPS
+ * (bench/RESULTS.md 13). k outside 1..n_layers, or k > 1 on a device backend (its pass keeps no intermediate
+ * layer): SESLM_ERR_ARG. */
+seslm_status seslm_encoder_features_texts(seslm_encoder *e, const char *const *texts, const size_t *text_lens, int n,
+                                          int k, float *out);
+/* The same from token ids (as seslm_encoder_forward_ids takes them). */
+seslm_status seslm_encoder_features_ids(seslm_encoder *e, const int32_t *const *ids, const int *lens, int n, int k,
+                                        float *out);
+/* 1 when the encoder runs on a device backend (cuda, cuda-fp16): features of k > 1 layers are refused there. */
+int seslm_encoder_on_device(const seslm_encoder *e);
+
 // ---------------------------------------------------------------------------------------------
 // provenance
 

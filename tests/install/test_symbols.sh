@@ -33,7 +33,7 @@ for lib in "$BUILD"/libseslm.so.*.*.* "$BUILD"/libseslm-*.so.*.*.*; do
     if [[ $(basename "$lib") == libseslm.so.* ]]; then
         # the core's public API as python/seslm (ctypes) and tests/install/embed_hello.c call it
         for f in seslm_model_load seslm_model_free seslm_model_get_config seslm_encoder_new seslm_encoder_free \
-                 seslm_encoder_embed_texts seslm_last_error seslm_version; do
+                 seslm_encoder_embed_texts seslm_encoder_features_texts seslm_last_error seslm_version; do
             grep -qx "$f" "$tmp/symbols.names" || { echo "FAIL: libseslm does not export $f"; fail=1; }
         done
         # and an internal helper is not exported (under its own name or any other)

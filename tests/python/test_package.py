@@ -39,6 +39,19 @@ if one.returncode == 0 and one.stdout.strip():
 # batch size does not change a vector; a second model object agrees
 assert np.abs(seslm.Model(model_dir, batch=1).encode(texts[:4]) - got[:4]).max() < 1e-6
 assert m.encode([]).shape == (0, 384)
+# features of the last 3 layers: unit rows whose last block is the embedding / sqrt(3) (the values themselves
+# are checked against transformers by tests/unit/test_features_oracle.c)
+f = m.features(texts, layers=3)
+assert f.shape == (len(texts), 3 * 384) and f.dtype == np.float32 and np.isfinite(f).all(), f.shape
+assert np.abs(np.linalg.norm(f, axis=1) - 1).max() < 1e-5
+assert np.abs(f[:, 768:] * np.sqrt(3) - got).max() < 1e-5
+assert np.abs(m.features(texts[:5], layers=1) - got[:5]).max() < 1e-6
+for bad in (0, 7, 2.5):
+    try:
+        m.features(texts[:1], layers=bad)
+        raise AssertionError(f"layers={bad} was accepted")
+    except ValueError:
+        pass
 
 # errors are exceptions with the library's message, not crashes
 try:
