@@ -63,7 +63,7 @@ seslm_status adapt_config_load(adapt_config *c, const char *path) {
     static const char *const keys[] = {"version", "model", "feedback", "out", "data_dir", "general", "general_weight",
                                        "objective", "holdout", "rank", "alpha", "steps", "pairs", "lr", "seed", "threads",
                                        "max_tokens", "negatives", "gates", "gates.min_gain", "gates.max_stsb_drop", "gates.min_retrieval",
-                                       "gates.max_p", "folds"};
+                                       "gates.max_p", "folds", "base_head_layers"};
     st = seslm_yaml_check_keys(y, keys, (int)(sizeof keys / sizeof keys[0]));
     long long ver = 1, seed = (long long)c->seed;
     if (st == SESLM_OK) st = seslm_yaml_get_int(y, "version", 1, 1, 1, &ver);
@@ -96,6 +96,7 @@ seslm_status adapt_config_load(adapt_config *c, const char *path) {
     if (st == SESLM_OK) st = get_int(y, "threads", 0, 1024, &c->threads);
     if (st == SESLM_OK) st = get_int(y, "max_tokens", 2, 512, &c->max_tokens);
     if (st == SESLM_OK) st = get_int(y, "folds", 0, 20, &c->folds);
+    if (st == SESLM_OK) st = get_int(y, "base_head_layers", 0, 64, &c->base_head_layers);
     if (st == SESLM_OK && c->folds == 1) {
         int line = 0;
         seslm_yaml_scalar(y, "folds", &line);

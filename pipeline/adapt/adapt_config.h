@@ -18,6 +18,8 @@ typedef struct {
     unsigned long long seed;
     char negatives[16];                          // near | random (the in-batch objective's batches)
     int folds;                                   // 0: one split by holdout; K >= 2: the gate cross-fitted on K folds
+    int base_head_layers;                        // the base side's head input in the gate (what the node's head
+                                                 // reads): 0 = the base model's own intent head's, else 3
 } adapt_config;
 
 /* The command's built-in defaults (what `seslm adapt` uses without a config). */

@@ -104,6 +104,7 @@ void seslm_intent_opts_default(seslm_intent_opts *o) {
     o->online_replay = 31;
     o->online_lr = 5e-3f;
     o->min_in_scope = 0.0f;
+    o->feature_layers = 1;
 }
 
 static seslm_status check_opts(const seslm_intent_opts *o) {
@@ -127,6 +128,9 @@ static seslm_status check_opts(const seslm_intent_opts *o) {
         return seslm_fail(SESLM_ERR_ARG, "intent head: oos_threshold must be in [0, 1]");
     if (!(o->min_in_scope >= 0 && o->min_in_scope <= 1))
         return seslm_fail(SESLM_ERR_ARG, "intent head: min_in_scope must be in [0, 1]");
+    if (o->feature_layers < 1 || o->feature_layers > 64 || o->input_dim % o->feature_layers != 0)
+        return seslm_fail(SESLM_ERR_ARG, "intent head: feature_layers %d must be in 1..64 and divide input_dim %d",
+                          o->feature_layers, o->input_dim);
     if (o->replay_per_class < 1 || o->replay_per_class > 100000 || o->online_steps < 1 ||
         o->online_max_steps < o->online_steps || o->online_max_steps > 100000 || o->online_replay < 0 ||
         o->online_replay > 65536)
@@ -836,6 +840,7 @@ seslm_status seslm_intent_predict(const seslm_intent_head *h, const float *x, fl
 int seslm_intent_n_classes(const seslm_intent_head *h) { return h->n_classes; }
 const char *seslm_intent_label(const seslm_intent_head *h, int i) { return i >= 0 && i < h->n_classes ? h->labels[i] : NULL; }
 int seslm_intent_input_dim(const seslm_intent_head *h) { return h->o.input_dim; }
+int seslm_intent_feature_layers(const seslm_intent_head *h) { return h->o.feature_layers; }
 float seslm_intent_temperature(const seslm_intent_head *h) { return h->temperature; }
 float seslm_intent_oos_threshold(const seslm_intent_head *h) { return h->o.oos_threshold; }
 void seslm_intent_set_oos_threshold(seslm_intent_head *h, float t) { h->o.oos_threshold = t < 0 ? 0 : t > 1 ? 1 : t; }

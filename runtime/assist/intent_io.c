@@ -56,6 +56,7 @@ seslm_status seslm_intent_save(const seslm_intent_head *h, const char *path, con
     meta_num(m, "online_replay", o->online_replay);
     meta_num(m, "online_lr", o->online_lr);
     meta_num(m, "min_in_scope", o->min_in_scope);
+    meta_num(m, "feature_layers", o->feature_layers);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)h->online_updates);
     cJSON_AddStringToObject(m, "online_updates", seed);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)h->rng);
@@ -191,14 +192,16 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
         }
     }
     double v[16] = {o.input_dim, 1.0, o.oos_threshold, o.epochs, o.batch, o.lr, o.weight_decay, o.calib_frac,
-                    o.replay_per_class, o.online_steps, o.online_max_steps, o.online_replay, o.online_lr, o.min_in_scope};
+                    o.replay_per_class, o.online_steps, o.online_max_steps, o.online_replay, o.online_lr, o.min_in_scope,
+                    1.0};
     int ok = meta_double(m, "input_dim", 1, 65536, &v[0]) && meta_double(m, "temperature", 1e-3, 1e3, &v[1]) &&
              meta_double(m, "oos_threshold", 0, 1, &v[2]) && meta_double(m, "epochs", 0, 100000, &v[3]) &&
              meta_double(m, "batch", 1, 65536, &v[4]) && meta_double(m, "lr", 1e-12, 10, &v[5]) &&
              meta_double(m, "weight_decay", 0, 100, &v[6]) && meta_double(m, "calib_frac", 0, 0.9, &v[7]) &&
              meta_double(m, "replay_per_class", 1, 100000, &v[8]) && meta_double(m, "online_steps", 1, 100000, &v[9]) &&
              meta_double(m, "online_max_steps", 1, 100000, &v[10]) && meta_double(m, "online_replay", 0, 65536, &v[11]) &&
-             meta_double(m, "online_lr", 1e-12, 10, &v[12]) && meta_double(m, "min_in_scope", 0, 1, &v[13]);
+             meta_double(m, "online_lr", 1e-12, 10, &v[12]) && meta_double(m, "min_in_scope", 0, 1, &v[13]) &&
+             meta_double(m, "feature_layers", 1, 64, &v[14]) && v[14] == floor(v[14]); // (absent: 1, older files)
     if (!ok) {
         st = seslm_fail(SESLM_ERR_FORMAT, "%s: a hyper-parameter in the metadata is not a number in range", path);
         goto done;
@@ -206,7 +209,7 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
     o.input_dim = (int)v[0], o.oos_threshold = (float)v[2], o.epochs = (int)v[3], o.batch = (int)v[4];
     o.lr = (float)v[5], o.weight_decay = (float)v[6], o.calib_frac = (float)v[7], o.replay_per_class = (int)v[8];
     o.online_steps = (int)v[9], o.online_max_steps = (int)v[10], o.online_replay = (int)v[11], o.online_lr = (float)v[12];
-    o.min_in_scope = (float)v[13];
+    o.min_in_scope = (float)v[13], o.feature_layers = (int)v[14];
     const char *seed = meta_str(m, "seed");
     if (seed) o.seed = strtoull(seed, NULL, 10);
     if ((st = seslm_intent_new(&h, &o)) != SESLM_OK) goto done;

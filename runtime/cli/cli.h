@@ -42,6 +42,7 @@ typedef struct {
     cli_texts texts;     // positional TEXT arguments, then --input lines
     const char *prompt_name; // --prompt-name NAME (config_sentence_transformers.json)
     const char *prompt;      // --prompt TEXT
+    int feature_layers;      // cli_embed_all: 0 / 1 the embeddings, k > 1 the features of the last k layers
 } cli_opts;
 
 /* Parses --model, --input, --batch, --threads, --backend, --prompt[-name] and TEXT...; prints `help` for --help.

@@ -69,6 +69,10 @@ static const char *HELP =
     "  --max-stsb-drop P     STS-B Spearman drop allowed, points (default 1)\n"
     "  --min-retrieval F     recall@10 agreement with the base (default 0.8)\n"
     "  --max-p P             the held-out gain's McNemar p-value, at most (default 0.05; 1 = no test)\n"
+    "  --base-head-layers K  the gate's heads for the base read its last K layers, as the serving node's head\n"
+    "                        does (0, default: as the base model's own intent_head.safetensors, else 3, the\n"
+    "                        default of seslm intent train; 1 for a node serving an embedding head). The\n"
+    "                        adapted model's heads read its embedding, what its adapters are trained on\n"
     "  --data-dir DIR        where stsb_dev.tsv, wiki_queries.txt, wiki_passages.txt are (default data/eval)\n"
     "  --general FILE        general text whose embeddings are anchored to the base's while adapting (keeps\n"
     "                        similarity and retrieval; default data/traffic/wiki_600.txt, none: \"-\"; use a\n"
@@ -235,10 +239,21 @@ static int embed_all(seslm_encoder *e, char *const *texts, int n, int C, float *
     return 1;
 }
 
+// The intent head's inputs: the features of the last k layers, k C wide (k 1: the embeddings).
+static int features_all(seslm_encoder *e, char *const *texts, int n, int k, int C, float *out) {
+    if (k <= 1) return embed_all(e, texts, n, C, out);
+    for (int i = 0; i < n; i += 32) {
+        const int nb = n - i < 32 ? n - i : 32;
+        if (seslm_encoder_features_texts(e, (const char *const *)texts + i, NULL, nb, k, out + (size_t)i * k * C) != SESLM_OK)
+            return 0;
+    }
+    return 1;
+}
+
 /* The default intent head fitted on the rows outside fold f, its answers on the rows of fold f: right[i] = 1
  * where it names row i's intent. 0 on failure. */
-static int heldout_right(const float *X, char *const *labels, const int *fold, int f, int n, int C, unsigned long long seed,
-                         unsigned char *right) {
+static int heldout_right(const float *X, char *const *labels, const int *fold, int f, int n, int C, int layers,
+                         unsigned long long seed, unsigned char *right) {
     int ntr = 0;
     for (int i = 0; i < n; i++) ntr += fold[i] != f;
     float *Xtr = malloc((size_t)ntr * C * sizeof(float));
@@ -249,7 +264,7 @@ static int heldout_right(const float *X, char *const *labels, const int *fold, i
             if (fold[i] != f) memcpy(Xtr + (size_t)k * C, X + (size_t)i * C, (size_t)C * sizeof(float)), ltr[k++] = labels[i];
         seslm_intent_opts o;
         seslm_intent_opts_default(&o);
-        o.input_dim = C, o.seed = seed;
+        o.input_dim = C, o.feature_layers = layers, o.seed = seed;
         seslm_intent_head *h = NULL;
         ok = seslm_intent_new(&h, &o) == SESLM_OK && seslm_intent_fit(h, Xtr, ltr, ntr) == SESLM_OK;
         for (int i = 0; ok && i < n; i++) {
@@ -272,11 +287,20 @@ typedef struct {
 
 static int read_lines(const char *path, cli_texts *t) { return cli_texts_read_file(t, path); }
 
-/* Where the adapted model's intent head goes, and the out-of-scope thresholds it keeps. */
+/* Where the adapted model's intent head goes and the out-of-scope thresholds it keeps; feature_layers: the
+ * input of the base model's heads in the gate, what its node serves (the base head's choice; 3 without one, as
+ * `seslm intent train`). The adapted model's heads, the gate's and the one it ships, read its embedding
+ * (ADAPTED_LAYERS): the adapters are trained on the pooled last layer, and the layers below it move without being
+ * trained for anything (CLINC150, the cross-fitted adapters of bench/RESULTS.md 13, 5 / 10 / 20 / 50 shots: the
+ * 3-layer head -0.47 / -1.40 / +0.13 / -0.07 points against the embedding head on the adapted model). So the gate
+ * compares what each side would serve. */
 typedef struct {
     const char *path;
     float oos_threshold, min_in_scope;
+    int feature_layers;
 } head_out;
+
+#define ADAPTED_LAYERS 1
 
 /* The default intent head fitted on every feedback row (X: their embeddings by model m), saved as ho->path
  * bound to m's weights: a serving node that reloads to m answers with it (docs/intent.md "Adapters"). */
@@ -284,7 +308,7 @@ static int write_head(const seslm_model *m, const float *X, char *const *labels,
                       const head_out *ho) {
     seslm_intent_opts o;
     seslm_intent_opts_default(&o);
-    o.input_dim = C, o.seed = seed;
+    o.input_dim = C, o.feature_layers = ADAPTED_LAYERS, o.seed = seed;
     o.oos_threshold = ho->oos_threshold, o.min_in_scope = ho->min_in_scope;
     seslm_intent_head *h = NULL;
     int ok = seslm_intent_new(&h, &o) == SESLM_OK && seslm_intent_fit(h, X, (const char *const *)labels, n) == SESLM_OK &&
@@ -301,7 +325,11 @@ static int base_thresholds(const char *base_dir, head_out *ho) {
     char base_head[4300];
     snprintf(base_head, sizeof base_head, "%s/intent_head.safetensors", base_dir);
     struct stat st;
-    ho->oos_threshold = 0, ho->min_in_scope = 0;
+    ho->oos_threshold = 0, ho->min_in_scope = 0, ho->feature_layers = 3;
+    seslm_model *m = NULL; // a shallower model: all its layers, as `seslm intent train` does
+    if (seslm_model_load(&m, base_dir) == SESLM_OK && seslm_model_get_config(m)->n_layers < 3)
+        ho->feature_layers = seslm_model_get_config(m)->n_layers;
+    seslm_model_free(m);
     if (stat(base_head, &st) != 0) return 1;
     seslm_intent_head *b = NULL;
     if (seslm_intent_load(&b, base_head, NULL) != SESLM_OK) {
@@ -309,6 +337,7 @@ static int base_thresholds(const char *base_dir, head_out *ho) {
         return 0;
     }
     ho->oos_threshold = seslm_intent_oos_threshold(b), ho->min_in_scope = seslm_intent_min_in_scope(b);
+    ho->feature_layers = seslm_intent_feature_layers(b);
     seslm_intent_free(b);
     return 1;
 }
@@ -318,7 +347,7 @@ static int base_thresholds(const char *base_dir, head_out *ho) {
  * every feedback row). */
 static int measure(const char *model_dir, int threads, const labelled *fb, const int *fold, int f_lo, int f_hi,
                    int general, const cli_texts *sa, const cli_texts *sb, const double *gold, const cli_texts *qs,
-                   const cli_texts *ps, unsigned long long seed, const head_out *head, measures *out) {
+                   const cli_texts *ps, unsigned long long seed, int layers, const head_out *head, measures *out) {
     seslm_model *m = NULL;
     seslm_encoder *e = NULL;
     if (seslm_model_load(&m, model_dir) != SESLM_OK) {
@@ -327,8 +356,8 @@ static int measure(const char *model_dir, int threads, const labelled *fb, const
     }
     seslm_encoder_opts eo = {.backend = "cpu", .n_threads = threads, .max_batch = 32, .max_seq_len = 128};
     int ok = seslm_encoder_new(&e, m, &eo) == SESLM_OK;
-    const int C = seslm_model_get_config(m)->hidden;
-    float *X = ok ? malloc((size_t)fb->n * C * sizeof(float)) : NULL;
+    const int C = seslm_model_get_config(m)->hidden, XC = C * layers; // XC: the heads' input width
+    float *X = ok ? malloc((size_t)fb->n * XC * sizeof(float)) : NULL;
     const int ns = general ? sa->n : 0;
     float *A = ok ? malloc((size_t)(ns + 1) * C * sizeof(float)) : NULL, *B = ok ? malloc((size_t)(ns + 1) * C * sizeof(float)) : NULL;
     double *pred = ok ? malloc((size_t)(ns + 1) * sizeof(double)) : NULL;
@@ -336,9 +365,9 @@ static int measure(const char *model_dir, int threads, const labelled *fb, const
     out->p = ok && general ? malloc((size_t)ps->n * C * sizeof(float)) : NULL;
     out->right = ok ? calloc((size_t)fb->n, 1) : NULL;
     ok = ok && X && A && B && pred && (!general || (out->q && out->p)) && out->right;
-    ok = ok && embed_all(e, fb->text, fb->n, C, X);
-    for (int f = f_lo; ok && f < f_hi; f++) ok = heldout_right(X, fb->label, fold, f, fb->n, C, seed, out->right);
-    if (ok && head && !write_head(m, X, fb->label, fb->n, C, seed, head)) {
+    ok = ok && features_all(e, fb->text, fb->n, layers, C, X);
+    for (int f = f_lo; ok && f < f_hi; f++) ok = heldout_right(X, fb->label, fold, f, fb->n, XC, layers, seed, out->right);
+    if (ok && head && !write_head(m, X, fb->label, fb->n, XC, seed, head)) {
         free(X), free(A), free(B), free(pred);
         seslm_encoder_free(e);
         seslm_model_free(m);
@@ -457,7 +486,7 @@ int cmd_adapt(int argc, char **argv) {
     o.rank = cf.rank, o.steps = cf.steps, o.pairs = cf.pairs, o.threads = cf.threads, o.max_tokens = cf.max_tokens;
     double holdout = cf.holdout, min_gain = cf.min_gain, max_stsb_drop = cf.max_stsb_drop, min_retrieval = cf.min_retrieval;
     double max_p = cf.max_p;
-    int quiet = 0, folds = cf.folds;
+    int quiet = 0, folds = cf.folds, base_head_layers = cf.base_head_layers;
     // the order of ADAPT_PAIRS / ADAPT_INBATCH / ADAPT_SOFTMAX
     int objective_i = strcmp(cf.objective, "pairs") == 0 ? ADAPT_PAIRS : strcmp(cf.objective, "softmax") == 0 ? ADAPT_SOFTMAX : ADAPT_INBATCH;
     cli_choice objective = {&objective_i, "pairs|inbatch|softmax"};
@@ -476,6 +505,7 @@ int cmd_adapt(int argc, char **argv) {
         {"--general-weight", CLI_ARG_NUM, &w_general, 0, 1000},
         {"--holdout", CLI_ARG_NUM, &holdout, 0, 0.9}, // (ends excluded below)
         {"--folds", CLI_ARG_INT, &folds, 0, 20},
+        {"--base-head-layers", CLI_ARG_INT, &base_head_layers, 0, 64},
         {"--rank", CLI_ARG_INT, &o.rank, 1, 256},
         {"--alpha", CLI_ARG_NUM, &alpha, 0, 1e4},
         {"--steps", CLI_ARG_INT, &o.steps, 0, 1000000},
@@ -547,6 +577,7 @@ int cmd_adapt(int argc, char **argv) {
     }
     head_out ho = {0}; // a damaged base head fails here, before any training
     if (!base_thresholds(model, &ho)) goto done;
+    if (base_head_layers > 0) ho.feature_layers = base_head_layers; // what the node serves, as the user says
     if (mkdir(out, 0755) != 0 && errno != EEXIST) {
         cli_error(CMD, "cannot create %s: %s", out, strerror(errno));
         goto done;
@@ -620,7 +651,7 @@ int cmd_adapt(int argc, char **argv) {
             st = write_model(&par, served, &lo, fdir, "{\"method\":\"lora-setfit\",\"gate_fold\":true}");
             lora_free(&lo);
             measures mf = {0};
-            if (st == SESLM_OK && !measure(fdir, o.threads, &fb, fold, f, f + 1, 0, &sa, &sb, gold, &qs, &ps, o.seed, NULL, &mf))
+            if (st == SESLM_OK && !measure(fdir, o.threads, &fb, fold, f, f + 1, 0, &sa, &sb, gold, &qs, &ps, o.seed, ADAPTED_LAYERS, NULL, &mf))
                 st = seslm_fail(SESLM_ERR_IO, "measuring %s failed", fdir);
             for (int i = 0; st == SESLM_OK && i < fb.n; i++)
                 if (fold[i] == f) cf_right[i] = mf.right[i];
@@ -651,8 +682,9 @@ int cmd_adapt(int argc, char **argv) {
     const int has_sums = stat(sums, &sst) == 0;
     // cross-fitted, the shipped adapter saw every row: its held-out answers are the fold models'
     ho.path = head_path;
-    if (!measure(model, o.threads, &fb, fold, 0, K, 1, &sa, &sb, gold, &qs, &ps, o.seed, NULL, &mb) ||
-        !measure(merged, o.threads, &fb, fold, 0, folds >= 2 ? 0 : 1, 1, &sa, &sb, gold, &qs, &ps, o.seed, &ho, &ma) ||
+    if (!measure(model, o.threads, &fb, fold, 0, K, 1, &sa, &sb, gold, &qs, &ps, o.seed, ho.feature_layers, NULL, &mb) ||
+        !measure(merged, o.threads, &fb, fold, 0, folds >= 2 ? 0 : 1, 1, &sa, &sb, gold, &qs, &ps, o.seed, ADAPTED_LAYERS,
+                 &ho, &ma) ||
         (has_sums && model_manifest_write(merged) != SESLM_OK && (cli_error(CMD, "%s", seslm_last_error()), 1))) {
         free(mb.q), free(mb.p), free(ma.q), free(ma.p), free(mb.right), free(ma.right);
         goto done;
@@ -681,6 +713,10 @@ int cmd_adapt(int argc, char **argv) {
     cJSON_AddStringToObject(ih, "path", head_path);
     cJSON_AddNumberToObject(ih, "examples", fb.n);
     cJSON_AddStringToObject(ih, "fitted_on", "every feedback row (training and held out), the adapted embeddings");
+    cJSON_AddNumberToObject(ih, "feature_layers", ADAPTED_LAYERS);
+    cJSON *hi = cJSON_AddObjectToObject(v, "head_inputs"); // what the gate's heads read on each side
+    cJSON_AddNumberToObject(hi, "base_feature_layers", ho.feature_layers);
+    cJSON_AddNumberToObject(hi, "adapted_feature_layers", ADAPTED_LAYERS);
     cJSON *gm = cJSON_AddObjectToObject(v, "heldout"); // how the gate held feedback out
     cJSON_AddStringToObject(gm, "method", folds >= 2 ? "crossfit" : "holdout");
     if (folds >= 2) cJSON_AddNumberToObject(gm, "folds", folds);

@@ -32,7 +32,8 @@ static const char *HELP =
     "\n"
     "Exit status: 0 ok, 1 the model could not be loaded or an input is invalid, 2 usage error.\n";
 
-/* Shared by embed and similarity: loads the model and embeds all texts into out (n, C). */
+/* Shared by embed, similarity and intent: loads the model and embeds all texts into out (n, C), or with
+ * o->feature_layers k > 1 computes their features of the last k layers into out (n, k C). */
 int cli_embed_all(const char *cmd, const cli_opts *o, seslm_model **model_out, float **out) {
     *out = NULL;
     seslm_model *m = NULL;
@@ -40,7 +41,7 @@ int cli_embed_all(const char *cmd, const cli_opts *o, seslm_model **model_out, f
         cli_error(cmd, "%s", seslm_last_error());
         return 1;
     }
-    const int C = seslm_model_get_config(m)->hidden;
+    const int k = o->feature_layers > 1 ? o->feature_layers : 1, C = seslm_model_get_config(m)->hidden * k;
     seslm_encoder *e = NULL;
     seslm_encoder_opts eo = {.backend = o->backend, .n_threads = o->threads, .max_batch = o->batch,
                              .precision = o->precision};
@@ -69,8 +70,9 @@ int cli_embed_all(const char *cmd, const cli_opts *o, seslm_model **model_out, f
     if (rc == 0 && !emb) cli_error(cmd, "out of memory for %d embeddings", o->texts.n);
     for (int i = 0; rc == 0 && i < o->texts.n; i += o->batch) {
         int nb = o->texts.n - i < o->batch ? o->texts.n - i : o->batch;
-        if (seslm_encoder_embed_texts(e, (const char *const *)o->texts.texts + i, o->texts.lens + i, nb,
-                                      emb + (size_t)i * C) != SESLM_OK) {
+        const char *const *tx = (const char *const *)o->texts.texts + i;
+        if ((k > 1 ? seslm_encoder_features_texts(e, tx, o->texts.lens + i, nb, k, emb + (size_t)i * C)
+                   : seslm_encoder_embed_texts(e, tx, o->texts.lens + i, nb, emb + (size_t)i * C)) != SESLM_OK) {
             // the library says "text <b>: ..." with b counted within this batch: name the input itself
             const char *msg = seslm_last_error();
             int b = -1, skip = 0;

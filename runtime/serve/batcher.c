@@ -68,7 +68,8 @@ int serve_batcher_submit(seslm_server *s, serve_job *job) {
 static int head_full(const seslm_server *s, int max_texts, int64_t max_tokens) {
     int n = 0;
     int64_t tok = 0;
-    for (const serve_job *j = s->q_head; j && j->slot == s->q_head->slot; j = j->qnext)
+    for (const serve_job *j = s->q_head; j && j->slot == s->q_head->slot && j->features == s->q_head->features;
+         j = j->qnext)
         for (int k = j->next; k < j->n; k++) {
             if (++n >= max_texts || (tok += j->lens[k]) >= max_tokens) return 1;
         }
@@ -151,9 +152,10 @@ static void *batcher_main(void *arg) {
             serve_cond_wait_until(&s->q_cv, &s->q_mu, deadline);
 
         serve_slot *slot = s->q_head->slot;
+        const int feat = s->q_head->features, width = slot->hidden * (feat > 1 ? feat : 1); // (out's row width)
         int n = 0, nseg = 0, full = 0;
         int64_t ntok_pass = 0;
-        for (serve_job *j = s->q_head; j && !full && n < B && j->slot == slot; j = j->qnext) {
+        for (serve_job *j = s->q_head; j && !full && n < B && j->slot == slot && j->features == feat; j = j->qnext) {
             int take = j->n - j->next < B - n ? j->n - j->next : B - n;
             for (int k = 0; k < take; k++) { // the token budget: in order, the first text of a pass always fits
                 if (n + k > 0 && ntok_pass + j->lens[j->next + k] > budget) {
@@ -182,7 +184,7 @@ static void *batcher_main(void *arg) {
 
         seslm_status st = SESLM_OK;
         char err[512] = "";
-        const size_t need = (size_t)n * slot->hidden;
+        const size_t need = (size_t)n * width;
         if (need > out_cap) {
             float *o2 = realloc(out, need * sizeof(float));
             if (o2) {
@@ -195,7 +197,8 @@ static void *batcher_main(void *arg) {
         int64_t t0 = serve_now_mono_ns();
         if (st == SESLM_OK) {
             pthread_mutex_lock(&s->fwd_mu);
-            st = seslm_encoder_forward_ids(slot->e, rows, lens, n, out);
+            st = feat > 1 ? seslm_encoder_features_ids(slot->e, rows, lens, n, feat, out)
+                          : seslm_encoder_forward_ids(slot->e, rows, lens, n, out);
             pthread_mutex_unlock(&s->fwd_mu);
         }
         const int64_t t1 = serve_now_mono_ns();
@@ -207,8 +210,8 @@ static void *batcher_main(void *arg) {
         if (st == SESLM_OK) {
             serve_metrics_batch(&s->metrics, slot->id, n, ntok, secs);
             for (int g = 0, r = 0; g < nseg; r += segs[g].count, g++)
-                memcpy(segs[g].job->out + (size_t)segs[g].first * slot->hidden, out + (size_t)r * slot->hidden,
-                       (size_t)segs[g].count * slot->hidden * sizeof(float));
+                memcpy(segs[g].job->out + (size_t)segs[g].first * width, out + (size_t)r * width,
+                       (size_t)segs[g].count * width * sizeof(float));
         }
 
         pthread_mutex_lock(&s->q_mu);

@@ -114,6 +114,20 @@ static seslm_status log_feedback(serve_intent *in, const char *text, const char 
     return SESLM_OK;
 }
 
+/* The reason a head of input_dim D on k layers cannot answer for the model m behind encoder e, or NULL. */
+static const char *head_mismatch(int D, int k, const seslm_model *m, const seslm_encoder *e, char *why, size_t cap) {
+    const seslm_model_config *c = seslm_model_get_config(m);
+    if (k > c->n_layers || D != k * c->hidden)
+        snprintf(why, cap, "takes %d-d inputs (%d layer%s), the model gives %d-d per layer and has %d layers", D, k,
+                 k == 1 ? "" : "s", c->hidden, c->n_layers);
+    else if (k > 1 && e && seslm_encoder_on_device(e))
+        snprintf(why, cap, "takes the last %d layers' features, which the GPU backend does not compute (train it with "
+                 "`seslm intent train --feature-layers 1`, or serve on a CPU backend)", k);
+    else
+        return NULL;
+    return why;
+}
+
 seslm_status serve_intent_open(seslm_server *s, const char *path, int allow_new, const char *feedback_log) {
     serve_intent *in = calloc(1, sizeof *in);
     if (!in) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
@@ -125,9 +139,10 @@ seslm_status serve_intent_open(seslm_server *s, const char *path, int allow_new,
         free(in);
         return seslm_fail(st, "intent head: %s", why);
     }
-    if (seslm_intent_input_dim(in->h) != s->current->hidden) {
-        st = seslm_fail(SESLM_ERR_SHAPE, "intent head %s takes %d-d embeddings, the model gives %d-d", path,
-                        seslm_intent_input_dim(in->h), s->current->hidden);
+    char why[256];
+    if (head_mismatch(seslm_intent_input_dim(in->h), seslm_intent_feature_layers(in->h), s->current->m, s->current->e,
+                      why, sizeof why)) {
+        st = seslm_fail(SESLM_ERR_SHAPE, "intent head %s %s", path, why);
         seslm_intent_free(in->h);
         free(in);
         return st;
@@ -243,16 +258,18 @@ static void count_prediction(serve_intent *in, int index) {
 // ---- request helpers --------------------------------------------------------------------------------
 
 
-/* Embeds one text through the batcher with the current model; 0 ok, else an HTTP code with out set. */
-int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, char *model_id, uint64_t *generation,
-                     sbuf *out) {
+/* Embeds one text through the batcher with the current model (the features of its last feature_layers layers
+ * when that is > 1); 0 ok, else an HTTP code with out set. */
+int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, int feature_layers, char *model_id,
+                     uint64_t *generation, sbuf *out) {
     serve_slot *slot = serve_slot_acquire(s);
     if (!slot) return sb_error_json(out, 503, "no model is loaded");
     snprintf(model_id, SERVE_ID_CAP, "%s", slot->id);
     if (generation) *generation = slot->generation;
     int code = 0;
-    if (slot->hidden != dim) {
-        code = sb_error_json(out, 500, "the intent head takes %d-d embeddings, model %s gives %d-d", dim, slot->id, slot->hidden);
+    char why[256];
+    if (head_mismatch(dim, feature_layers, slot->m, slot->e, why, sizeof why)) {
+        code = sb_error_json(out, 500, "the intent head %s (model %s)", why, slot->id);
         serve_slot_release(slot);
         return code;
     }
@@ -277,6 +294,7 @@ int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, cha
         job.ids = ids;
         job.lens = &len;
         job.out = vec;
+        job.features = feature_layers > 1 ? feature_layers : 0;
         if (serve_batcher_submit(s, &job) != 0) code = sb_error_json(out, 500, "%s", job.err);
     }
     free(ids);
@@ -291,7 +309,7 @@ static int embed_for_head(seslm_server *s, serve_intent *in, const char *text, f
     *x = NULL;
     for (int attempt = 0; attempt < 3; attempt++) {
         pthread_mutex_lock(&in->mu);
-        const int D = seslm_intent_input_dim(in->h);
+        const int D = seslm_intent_input_dim(in->h), K = seslm_intent_feature_layers(in->h);
         pthread_mutex_unlock(&in->mu);
         float *v = realloc(*x, (size_t)D * sizeof(float));
         if (!v) {
@@ -300,13 +318,14 @@ static int embed_for_head(seslm_server *s, serve_intent *in, const char *text, f
         }
         *x = v;
         uint64_t gen = 0;
-        const int code = serve_embed_text(s, text, *x, D, model_id, &gen, out);
+        const int code = serve_embed_text(s, text, *x, D, K, model_id, &gen, out);
         if (code) {
             free(*x), *x = NULL;
             return code;
         }
         pthread_mutex_lock(&in->mu);
-        if (in->generation == gen && seslm_intent_input_dim(in->h) == D) return 0;
+        if (in->generation == gen && seslm_intent_input_dim(in->h) == D && seslm_intent_feature_layers(in->h) == K)
+            return 0;
         pthread_mutex_unlock(&in->mu);
     }
     free(*x), *x = NULL;
@@ -529,9 +548,10 @@ seslm_status serve_intent_prepare(seslm_server *s, const serve_slot *ns, serve_i
         if (st == SESLM_OK && strcmp(head_sha, sha) != 0)
             st = seslm_fail(SESLM_ERR_ARG, "intent head %s was trained on model %.12s, not on %.12s", cand[k],
                             *head_sha ? head_sha : "(unknown)", sha);
-        else if (st == SESLM_OK && seslm_intent_input_dim(n->h) != ns->hidden)
-            st = seslm_fail(SESLM_ERR_SHAPE, "intent head %s takes %d-d embeddings, the model gives %d-d", cand[k],
-                            seslm_intent_input_dim(n->h), ns->hidden);
+        char why[256];
+        if (st == SESLM_OK && head_mismatch(seslm_intent_input_dim(n->h), seslm_intent_feature_layers(n->h), ns->m, ns->e,
+                                            why, sizeof why))
+            st = seslm_fail(SESLM_ERR_SHAPE, "intent head %s %s", cand[k], why);
         if (st != SESLM_OK) {
             seslm_intent_free(n->h);
             free(n);

@@ -109,6 +109,8 @@ typedef struct serve_job {
     char err[512];
     pthread_cond_t cv;
     struct serve_job *qnext;
+    int features;          // 0: embeddings (out (n, hidden)); k > 1: the last k layers' features (out (n, k hidden),
+                           // seslm_encoder_features_ids; an intent head's input): a pass runs jobs of one kind
 } serve_job;
 
 seslm_status serve_batcher_start(struct seslm_server *s);
@@ -361,7 +363,7 @@ int serve_intent_take_counts(seslm_server *s, char ***labels, uint64_t **counts)
 void serve_intent_free_counts(char **labels, uint64_t *counts, int n);
 /* Embeds one text through the batcher (dim must be the model's); 0 ok, else an HTTP code, out set.
  * *generation (may be NULL): the slot that embedded it. */
-int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, char *model_id, uint64_t *generation,
+int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, int feature_layers, char *model_id, uint64_t *generation,
                      sbuf *out);
 /* Embeds text with the model the head answers for and predicts (and counts) its intent: 0 ok with *x the
  * embedding (malloc'd, the caller frees) of *dim floats, else an HTTP code with out set. */

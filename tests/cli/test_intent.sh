@@ -3,6 +3,9 @@
 #   * usage errors exit 2, unreadable files exit 1, malformed TSV exits 2, each with a message;
 #   * train on 10 SNIPS examples per intent (data/intent/snips_train50.tsv) writes a head that predicts
 #     held-out SNIPS texts well (one JSON line each, probabilities summing to 1);
+#   * the head's input is the last 3 layers' features by default (recorded in the head file, 1152-d), and
+#     predict and learn compute what the head records; --feature-layers 1 gives an embedding head, which
+#     is less accurate on the same held-out texts;
 #   * learn adds a new intent online and the head file is rewritten; an unknown intent with
 #     --no-new-intents is refused and leaves the file byte-identical; --threshold 1 gives out of scope.
 #
@@ -35,8 +38,18 @@ expect 2 "unknown option" "unknown train option" -- intent train --model "$MODEL
 [ -e "$HEAD" ] && fail "a failed train must not leave a head file"
 
 # ---- train -------------------------------------------------------------------------------------------
-expect 0 '"intents":7.*"in_scope_reference":70' "train" -- intent train --model "$MODEL" --data "$TRAIN" --out "$HEAD" --seed 3
+expect 0 '"intents":7.*"in_scope_reference":70,"feature_layers":3' "train" -- intent train --model "$MODEL" --data "$TRAIN" --out "$HEAD" --seed 3
 [ -s "$HEAD" ] || fail "train wrote no head"
+ok
+python3 - "$HEAD" <<'EOF' || fail "the head file does not record its 3 layers"
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+meta = json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])["__metadata__"]
+assert meta["feature_layers"] == "3" and meta["input_dim"] == "1152", meta
+EOF
+expect 2 "--feature-layers" "feature layers 0" -- intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/h0" --feature-layers 0
+expect 2 "the model has 6 layers" "more feature layers than the model has" -- intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/h0" --feature-layers 7
+expect 0 '"feature_layers":1' "train on the embeddings" -- intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/head1.safetensors" --seed 3 --feature-layers 1
 expect 1 "cannot open" "predict with a missing head" -- intent predict --model "$MODEL" --head "$TMP/none" hello
 head -c 100 "$HEAD" >"$TMP/trunc.safetensors"
 expect 1 "" "predict with a truncated head" -- intent predict --model "$MODEL" --head "$TMP/trunc.safetensors" hello
@@ -63,6 +76,21 @@ for i, (r, g) in enumerate(zip(rows, gold)):
     right += r["intent"] == g
 assert right >= 28, f"only {right} of 35 held-out SNIPS texts right"
 print(f"predict: {right}/35 right")
+EOF
+# the embedding head on all 700 SNIPS test texts: fewer right than the 3-layer head
+ok
+tail -n +2 "$ROOT/data/intent/snips_test700.tsv" | cut -f1 >"$TMP/all.txt"
+tail -n +2 "$ROOT/data/intent/snips_test700.tsv" | cut -f2 >"$TMP/all.labels"
+for h in head head1; do
+    "$SESLM" intent predict --model "$MODEL" --head "$TMP/$h.safetensors" --input "$TMP/all.txt" >"$TMP/$h.all.jsonl" 2>"$TMP/all.err" ||
+        fail "predict with $h: $(cat "$TMP/all.err")"
+done
+python3 - "$TMP/head.all.jsonl" "$TMP/head1.all.jsonl" "$TMP/all.labels" <<'EOF' || fail "3-layer head vs embedding head"
+import json, sys
+gold = [l.strip() for l in open(sys.argv[3])]
+acc = [sum(json.loads(l)["top"] == g for l, g in zip(open(f), gold)) for f in sys.argv[1:3]]
+print(f"SNIPS test, 10 shots: last 3 layers {acc[0]}/700, embedding {acc[1]}/700")
+assert acc[0] > acc[1], acc
 EOF
 expect 0 '"intent":null.*"out_of_scope":true' "threshold 1: out of scope" -- intent predict --model "$MODEL" --head "$HEAD" --threshold 1 "banana"
 

@@ -115,24 +115,51 @@ ok
 python3 -c 'import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); assert 0 < a <= 1 and abs(a - b) < 1e-6' "$got" "$want" ||
     fail "/v1/intent in_scope '$got', the CLI's '$want'"
 python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); p=o["probabilities"]; assert len(p)==7 and abs(sum(p.values())-1)<1e-4 and o["top"]==max(p,key=p.get)' "$TMP/resp" || fail "probabilities"
-# the in-scope p-values land in /metrics: a histogram of every prediction so far (2 in-scope texts, then 3 unlike
-# any SNIPS intent, which must fall at lower p-values than the in-scope ones)
+# the in-scope p-values land in /metrics: a histogram of every prediction so far (T1, then 3 texts unlike any
+# SNIPS intent), each in the bucket of the in_scope its answer carried, and the unlike texts lower than T1
+ps="$got"
 for t in "what is the boiling point of mercury in kelvin" "my car makes a rattling noise when it brakes" \
     "which vaccines does a puppy need"; do
     [ "$(post /v1/intent "{\"text\": \"$t\"}")" = 200 ] || fail "/v1/intent: $(cat "$TMP/resp")"
+    ps="$ps $(field in_scope)"
 done
 ok
 curl -s "$URL/metrics" >"$TMP/metrics.txt" || fail "GET /metrics"
-python3 - "$TMP/metrics.txt" "$got" <<'PY' || fail "seslm_intent_in_scope histogram"
+python3 - "$TMP/metrics.txt" $ps <<'PY' || fail "seslm_intent_in_scope histogram"
 import re, sys
-text, p_in = open(sys.argv[1]).read(), float(sys.argv[2])
+text, p = open(sys.argv[1]).read(), [float(v) for v in sys.argv[2:]]
 b = {m.group(1): int(m.group(2)) for m in re.finditer(r'^seslm_intent_in_scope_bucket\{le="([^"]+)"\} (\d+)$', text, re.M)}
 count = int(re.search(r"^seslm_intent_in_scope_count (\d+)$", text, re.M).group(1))
+s = float(re.search(r"^seslm_intent_in_scope_sum (\S+)$", text, re.M).group(1))
 assert list(b) == ["0.01", "0.05", "0.1", "0.25", "0.5", "1", "+Inf"], b
-v = list(b.values())
-assert v == sorted(v) and b["+Inf"] == count == b["1"] == 4, (b, count)  # T1 and the 3 texts above
-assert b["0.25"] >= 3, (b, p_in)  # the 3 unlike texts sit low (T1 is at p_in)
-print("seslm_intent_in_scope:", b)
+assert b["+Inf"] == count == 4, (b, count)  # T1 and the 3 texts above
+for le, n in b.items():  # every answer counted where its in_scope falls
+    assert n == sum(v <= float(le) for v in p), (le, n, p)
+assert abs(s - sum(p)) < 1e-4, (s, p)
+assert sum(v < p[0] for v in p[1:]) >= 2, p  # the unlike texts mostly look less in scope than T1
+print("seslm_intent_in_scope:", b, "answers' in_scope:", p)
+PY
+# /v1/embed and /v1/intent at once: the batcher runs embeddings and the head's 3-layer features in passes of
+# their own kind, and each answer is the one its text gets alone
+"$SESLM" embed --model "$MODEL" "$T1" >"$TMP/e1.jsonl" 2>/dev/null || fail "embed $T1"
+ok
+pids=""
+for i in 1 2 3 4 5 6 7 8; do
+    curl -s -m 60 -o "$TMP/mix_e$i" "$URL/v1/embed" -d "{\"texts\": [\"$T1\"]}" &
+    pids="$pids $!"
+    curl -s -m 60 -o "$TMP/mix_i$i" -X POST -H "Authorization: Bearer $FBTOK" "$URL/v1/intent" -d "{\"text\": \"$T1\"}" &
+    pids="$pids $!"
+done
+wait $pids # (not a bare wait: the server is a child of this shell too)
+python3 - "$TMP" "$want" <<'PY' || fail "mixed /v1/embed and /v1/intent answers"
+import json, sys
+d, p_in = sys.argv[1], float(sys.argv[2])
+ref = json.loads(open(d + "/e1.jsonl").readline())["embedding"]
+for i in range(1, 9):
+    e = json.load(open(f"{d}/mix_e{i}"))["embeddings"][0]
+    assert len(e) == 384 and max(abs(a - b) for a, b in zip(e, ref)) < 1e-5, f"embed {i}"
+    r = json.load(open(f"{d}/mix_i{i}"))
+    assert r["intent"] == "PlayMusic" and abs(r["in_scope"] - p_in) < 1e-6, (i, r)
 PY
 if command -v promtool >/dev/null; then
     ok
@@ -305,8 +332,10 @@ PY
 }
 nudge "$M2/model.safetensors"
 awk -F'\t' 'BEGIN{OFS="\t"} NR > 1 {$2 = $2 "_v2"} 1' "$TRAIN" >"$TMP/train_v2.tsv"
-"$SESLM" intent train --model "$M2" --data "$TMP/train_v2.tsv" --out "$M2/intent_head.safetensors" --seed 1 >/dev/null 2>&1 &&
-    ok || fail "a head for M2"
+# M2's head reads the embedding, the node's own head the last 3 layers: every swap below changes the head's
+# input too, and the batcher's passes change kind with it
+"$SESLM" intent train --model "$M2" --data "$TMP/train_v2.tsv" --out "$M2/intent_head.safetensors" --seed 1 \
+    --feature-layers 1 >/dev/null 2>&1 && ok || fail "a head for M2"
 cp -r "$M2" "$M3" && nudge "$M3/model.safetensors" && cp "$HEAD" "$M3/intent_head.safetensors" # the base's head, not M3's
 NODE=$TMP/node_head.safetensors
 cp "$HEAD" "$NODE"

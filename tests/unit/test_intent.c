@@ -281,6 +281,53 @@ static void test_bad_input(void) {
     seslm_intent_free(h);
 }
 
+// feature_layers: validated against input_dim, kept by the file; a file without it (before it) reads as 1
+static void test_feature_layers(void) {
+    seslm_intent_opts o;
+    seslm_intent_opts_default(&o);
+    CHECK(o.feature_layers == 1);
+    seslm_intent_head *h = NULL;
+    o.input_dim = 10, o.feature_layers = 3;
+    CHECK(seslm_intent_new(&h, &o) == SESLM_ERR_ARG && h == NULL); // 3 blocks cannot make 10 columns
+    o.feature_layers = 0;
+    CHECK(seslm_intent_new(&h, &o) == SESLM_ERR_ARG);
+    o.input_dim = 12, o.feature_layers = 3, o.n_hidden = 0, o.epochs = 5;
+    CHECK(seslm_intent_new(&h, &o) == SESLM_OK && seslm_intent_feature_layers(h) == 3);
+    enum { C = 3, PER = 6, N = C * PER };
+    float X[N * 12], centres[C * 12];
+    const char *labels[N];
+    make_data(C, PER, 12, 0.2, centres, X, labels, NULL, 1);
+    CHECK(seslm_intent_fit(h, X, labels, N) == SESLM_OK);
+    char path[] = "/tmp/seslm_test_intent_fl_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK(seslm_intent_save(h, path, "") == SESLM_OK);
+    seslm_intent_head *r = NULL;
+    CHECK(seslm_intent_load(&r, path, NULL) == SESLM_OK && r && seslm_intent_feature_layers(r) == 3 &&
+          seslm_intent_input_dim(r) == 12);
+    seslm_intent_free(r), r = NULL;
+    // the same file with the key blanked out of its header (same length: spaces are JSON whitespace)
+    FILE *f = fopen(path, "r+b");
+    char buf[8192];
+    size_t len = f ? fread(buf, 1, sizeof buf, f) : 0;
+    const char *key = "\"feature_layers\":\"3\",";
+    char *k = NULL;
+    for (size_t i = 8; !k && i + 21 <= len; i++)
+        if (memcmp(buf + i, key, 21) == 0) k = buf + i;
+    CHECK(k != NULL);
+    if (k) {
+        memset(k, ' ', 21);
+        fseek(f, 0, SEEK_SET);
+        CHECK(fwrite(buf, 1, len, f) == len);
+    }
+    if (f) fclose(f);
+    CHECK(seslm_intent_load(&r, path, NULL) == SESLM_OK && r && seslm_intent_feature_layers(r) == 1);
+    seslm_intent_free(r);
+    seslm_intent_free(h);
+    unlink(path);
+}
+
 int main(void) {
     test_rand_seed(12345);
     test_gradient();
@@ -288,5 +335,6 @@ int main(void) {
     test_grow_and_learn();
     test_calibration();
     test_bad_input();
+    test_feature_layers(); // last: it draws from the generator the others' data comes from
     return test_report("test_intent");
 }

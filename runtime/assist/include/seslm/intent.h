@@ -70,6 +70,10 @@ typedef struct {
     float online_lr;                       // Adam learning rate of online updates (default 5e-3)
     float min_in_scope;                    // out of scope also when in_scope (below) is under this (default 0: off;
                                            // 0.05 rejects about 5% of in-scope inputs, bench/RESULTS.md 13)
+    int feature_layers;                    // what the input rows are, recorded in the head file for whoever embeds
+                                           // for it: 1 (default) the sentence embedding; k > 1 the features of the
+                                           // encoder's last k layers (seslm_encoder_features_texts), input_dim =
+                                           // k x hidden. `seslm intent train` uses 3 by default (bench/RESULTS.md 13)
 } seslm_intent_opts;
 
 typedef struct seslm_intent_head seslm_intent_head;
@@ -124,6 +128,7 @@ const char *seslm_intent_label(const seslm_intent_head *h, int i); // NULL when 
 seslm_status seslm_intent_label_check(const char *label);
 int seslm_intent_find(const seslm_intent_head *h, const char *label); // -1 when unknown
 int seslm_intent_input_dim(const seslm_intent_head *h);
+int seslm_intent_feature_layers(const seslm_intent_head *h); // opts.feature_layers (1 for files from before it)
 float seslm_intent_temperature(const seslm_intent_head *h);
 float seslm_intent_oos_threshold(const seslm_intent_head *h);
 void seslm_intent_set_oos_threshold(seslm_intent_head *h, float t);
