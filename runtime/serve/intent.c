@@ -487,7 +487,7 @@ int serve_intent_classify_text(seslm_server *s, const char *text, float **x_out,
     int code = embed_for_head(s, in, text, &x, model_id, out); // 0: in->mu held
     if (code) return code;
     seslm_intent_result r;
-    const int D = seslm_intent_input_dim(in->h);
+    const int D = seslm_intent_input_dim(in->h), K = seslm_intent_feature_layers(in->h);
     if (seslm_intent_predict(in->h, x, NULL, &r) != SESLM_OK) {
         code = sb_error_json(out, 500, "%s", seslm_last_error());
     } else {
@@ -498,8 +498,13 @@ int serve_intent_classify_text(seslm_server *s, const char *text, float **x_out,
         *oos = r.out_of_scope;
     }
     pthread_mutex_unlock(&in->mu);
-    if (code) free(x);
-    else *x_out = x, *dim = D;
+    if (code) {
+        free(x);
+    } else { // the caller's KB search wants the embedding: with K layers, the last block is it, over sqrt(K) (the
+             // search normalises its query, so the scale does not matter)
+        if (K > 1) memmove(x, x + (size_t)(K - 1) * (D / K), (size_t)(D / K) * sizeof(float));
+        *x_out = x, *dim = K > 1 ? D / K : D;
+    }
     return code;
 }
 

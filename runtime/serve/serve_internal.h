@@ -361,12 +361,14 @@ int serve_intent_handle(seslm_server *s, serve_route r, const char *body, size_t
 /* Takes (and zeroes) the predicted-intent counts of the window; free with serve_intent_free_counts. */
 int serve_intent_take_counts(seslm_server *s, char ***labels, uint64_t **counts);
 void serve_intent_free_counts(char **labels, uint64_t *counts, int n);
-/* Embeds one text through the batcher (dim must be the model's); 0 ok, else an HTTP code, out set.
+/* Embeds one text through the batcher (dim must be the model's width times feature_layers: with
+ * feature_layers > 1 the features of that many last layers); 0 ok, else an HTTP code, out set.
  * *generation (may be NULL): the slot that embedded it. */
-int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, int feature_layers, char *model_id, uint64_t *generation,
-                     sbuf *out);
+int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, int feature_layers, char *model_id,
+                     uint64_t *generation, sbuf *out);
 /* Embeds text with the model the head answers for and predicts (and counts) its intent: 0 ok with *x the
- * embedding (malloc'd, the caller frees) of *dim floats, else an HTTP code with out set. */
+ * embedding, up to a positive scale (malloc'd, the caller frees; a head on K layers: the last block of its
+ * features) of *dim floats, else an HTTP code with out set. */
 int serve_intent_classify_text(seslm_server *s, const char *text, float **x, int *dim, char *label, size_t cap,
                                float *confidence, int *oos, char *model_id, sbuf *out);
 /* A reload's intent head (serve_intent_swap): the head for the new model, loaded before the swap. */
