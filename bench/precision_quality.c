@@ -7,6 +7,7 @@
  * one JSON object: min / mean / 1st-percentile cosine to FP32, max |diff|, and with --fixtures also the
  * min cosine of each to the sentence-transformers embeddings (tests/fixtures/oracle/embeddings.f32).
  * --inputs reads one text per line (held-out text, e.g. data/bench/long128.txt). */
+#include "../tests/oracle_io.h"
 #include "seslm.h"
 
 #include <math.h>
@@ -14,23 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    *len = (size_t)n;
-    return b;
-}
 
 static double cosine(const float *a, const float *b, int C) {
     double ab = 0, aa = 0, bb = 0;
@@ -100,27 +84,14 @@ int main(int argc, char **argv) {
     size_t len = 0;
     if (fixtures) { // per input: uint32 LE byte length + UTF-8 bytes
         snprintf(path, sizeof path, "%s/inputs.bin", fixtures);
-        char *bin = slurp(path, &len);
-        if (!bin) {
+        texts = malloc((size_t)limit * sizeof *texts), lens = malloc((size_t)limit * sizeof *lens);
+        n = texts && lens ? oracle_read_inputs(path, texts, lens, limit) : -1;
+        if (n < 0) {
             perror(path);
             return 1;
         }
-        for (size_t p = 0; p + 4 <= len && n < limit;) {
-            const uint32_t l = (uint32_t)(unsigned char)bin[p] | (uint32_t)(unsigned char)bin[p + 1] << 8 |
-                               (uint32_t)(unsigned char)bin[p + 2] << 16 | (uint32_t)(unsigned char)bin[p + 3] << 24;
-            p += 4;
-            if (p + l > len) break;
-            texts = realloc(texts, (size_t)(n + 1) * sizeof *texts);
-            lens = realloc(lens, (size_t)(n + 1) * sizeof *lens);
-            lens[n] = l;
-            texts[n] = malloc(l + 1);
-            memcpy(texts[n], bin + p, l);
-            texts[n++][l] = 0;
-            p += l;
-        }
-        free(bin);
         snprintf(path, sizeof path, "%s/embeddings.f32", fixtures);
-        st_emb = (float *)slurp(path, &len);
+        st_emb = (float *)oracle_slurp(path, &len);
     } else {
         FILE *f = fopen(inputs, "r");
         if (!f) {

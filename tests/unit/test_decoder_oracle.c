@@ -15,6 +15,7 @@
  * from llama.cpp (bench/RESULTS.md, section "Decoder").
  * The model comes from data/fetch_decoder.sh (models/SmolLM2-135M-Instruct.Q4_1.gguf, or
  * $SESLM_DECODER_MODEL); without it the test fails. Figures go to stdout for bench/RESULTS.md. */
+#include "oracle_io.h"
 #include "decoder.h"
 #include "test.h"
 
@@ -27,23 +28,6 @@
 #define TIE_TOL 1.0f
 #define GREEDY_MIN 32
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    if (len) *len = (size_t)n;
-    return b;
-}
-
 static int json_ids(const cJSON *arr, int32_t *out, int cap) {
     int n = 0;
     const cJSON *e;
@@ -55,7 +39,7 @@ static int json_ids(const cJSON *arr, int32_t *out, int cap) {
 }
 
 static void test_tokens(const seslm_llm *m) {
-    char *s = slurp(SESLM_SOURCE_DIR "/tests/fixtures/decoder/tokens.json", NULL);
+    char *s = oracle_slurp(SESLM_SOURCE_DIR "/tests/fixtures/decoder/tokens.json", NULL);
     cJSON *root = s ? cJSON_Parse(s) : NULL;
     CHECK(root && cJSON_IsArray(root));
     if (!root) {
@@ -91,7 +75,7 @@ static void test_tokens(const seslm_llm *m) {
 }
 
 static void run_prompts(const seslm_llm *m, int ref) {
-    char *s = slurp(SESLM_SOURCE_DIR "/tests/fixtures/decoder/greedy.json", NULL);
+    char *s = oracle_slurp(SESLM_SOURCE_DIR "/tests/fixtures/decoder/greedy.json", NULL);
     cJSON *root = s ? cJSON_Parse(s) : NULL;
     CHECK(root != NULL);
     if (!root) {
@@ -127,7 +111,7 @@ static void run_prompts(const seslm_llm *m, int ref) {
             char path[512];
             snprintf(path, sizeof path, SESLM_SOURCE_DIR "/tests/fixtures/decoder/logits_%d.f32", pi);
             size_t len = 0;
-            char *raw = slurp(path, &len);
+            char *raw = oracle_slurp(path, &len);
             if (raw) {
                 CHECK(len == (size_t)V * 4);
                 float mx = 0.0f;

@@ -4,6 +4,7 @@
  * <= 1e-4, on the fast CPU backend (64 inputs in batches of mixed lengths) and the plain-C reference (16);
  * k = 1 is the embedding; the last block of k = 3 is the embedding / sqrt(3); k outside 1..6 is refused;
  * every output element is written (NaN-poisoned buffers). A missing model FAILS (data/fetch_model.sh). */
+#include "oracle_io.h"
 #include "seslm.h"
 #include "test.h"
 
@@ -19,40 +20,11 @@ static size_t text_lens[MAXN];
 static int n_inputs, n_ref, ref_ids[128];
 static float *ref; // (n_ref, K * DIM)
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    *len = (size_t)n;
-    return b;
-}
-
 static int load_fixtures(void) {
     size_t len;
-    char *bin = slurp(SESLM_SOURCE_DIR "/tests/fixtures/oracle/inputs.bin", &len); // uint32 LE length + UTF-8
-    if (!bin) return 0;
-    for (size_t p = 0; p + 4 <= len && n_inputs < MAXN;) {
-        uint32_t l = (uint32_t)(unsigned char)bin[p] | (uint32_t)(unsigned char)bin[p + 1] << 8 |
-                     (uint32_t)(unsigned char)bin[p + 2] << 16 | (uint32_t)(unsigned char)bin[p + 3] << 24;
-        p += 4;
-        if (p + l > len) break;
-        texts[n_inputs] = malloc(l + 1);
-        memcpy(texts[n_inputs], bin + p, l);
-        texts[n_inputs][l] = 0;
-        text_lens[n_inputs++] = l;
-        p += l;
-    }
-    free(bin);
-    char *js = slurp(SESLM_SOURCE_DIR "/tests/fixtures/features/ids.json", &len);
+    n_inputs = oracle_read_inputs(SESLM_SOURCE_DIR "/tests/fixtures/oracle/inputs.bin", texts, text_lens, MAXN);
+    if (n_inputs < 0) return 0;
+    char *js = oracle_slurp(SESLM_SOURCE_DIR "/tests/fixtures/features/ids.json", &len);
     cJSON *ids = js ? cJSON_Parse(js) : NULL;
     free(js);
     const cJSON *v;
@@ -64,7 +36,7 @@ static int load_fixtures(void) {
         ref_ids[n_ref++] = v->valueint;
     }
     cJSON_Delete(ids);
-    ref = (float *)slurp(SESLM_SOURCE_DIR "/tests/fixtures/features/features_k3.f32", &len);
+    ref = (float *)oracle_slurp(SESLM_SOURCE_DIR "/tests/fixtures/features/features_k3.f32", &len);
     return ref && n_ref > 0 && len == (size_t)n_ref * K * DIM * sizeof(float);
 }
 

@@ -4,6 +4,7 @@
  * cosine >= 0.99999 and max abs error <= 1e-4. Checked for the fast CPU backend on every input (in
  * batches of mixed lengths and in the fixture's batch cases) and for the plain-C reference backend on
  * a subset (it is slow by design). A missing model FAILS: CI fetches it with data/fetch_model.sh. */
+#include "oracle_io.h"
 #include "seslm.h"
 #include "test.h"
 
@@ -18,43 +19,14 @@ static size_t text_lens[MAXN];
 static int n_inputs;
 static float *ref_emb; // (n_inputs, DIM)
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    *len = (size_t)n;
-    return b;
-}
-
 static int load_fixtures(const char *dir) {
     char path[4096];
     size_t len;
     snprintf(path, sizeof path, "%s/inputs.bin", dir); // per input: uint32 LE byte length + UTF-8 bytes
-    char *bin = slurp(path, &len);
-    if (!bin) return 0;
-    for (size_t p = 0; p + 4 <= len && n_inputs < MAXN;) {
-        uint32_t l = (uint32_t)(unsigned char)bin[p] | (uint32_t)(unsigned char)bin[p + 1] << 8 |
-                     (uint32_t)(unsigned char)bin[p + 2] << 16 | (uint32_t)(unsigned char)bin[p + 3] << 24;
-        p += 4;
-        if (p + l > len) break;
-        texts[n_inputs] = malloc(l + 1);
-        memcpy(texts[n_inputs], bin + p, l);
-        texts[n_inputs][l] = 0;
-        text_lens[n_inputs++] = l;
-        p += l;
-    }
-    free(bin);
+    n_inputs = oracle_read_inputs(path, texts, text_lens, MAXN);
+    if (n_inputs < 0) return 0;
     snprintf(path, sizeof path, "%s/embeddings.f32", dir);
-    ref_emb = (float *)slurp(path, &len);
+    ref_emb = (float *)oracle_slurp(path, &len);
     return ref_emb && len == (size_t)n_inputs * DIM * sizeof(float);
 }
 
@@ -83,7 +55,7 @@ static void check_ids(const seslm_model *m, const char *dir) {
     char path[4096];
     size_t len;
     snprintf(path, sizeof path, "%s/ids.jsonl", dir);
-    char *all = slurp(path, &len);
+    char *all = oracle_slurp(path, &len);
     CHECK_MSG(all != NULL, "cannot read %s", path);
     if (!all) return;
     int32_t ids[512];
@@ -129,7 +101,7 @@ static void check_batch_cases(seslm_encoder *e, const char *dir) {
     char path[4096];
     size_t len;
     snprintf(path, sizeof path, "%s/batch_cases.json", dir);
-    char *s = slurp(path, &len);
+    char *s = oracle_slurp(path, &len);
     cJSON *root = s ? cJSON_Parse(s) : NULL;
     free(s);
     const cJSON *cases = cJSON_GetObjectItem(root, "cases");

@@ -10,6 +10,7 @@
  *   - the precision chosen in the model's config.json ("seslm_precision") applies when the options do
  *     not say, the options override it, and bad values are refused with a message.
  * A missing model FAILS: CI fetches it with data/fetch_model.sh. */
+#include "oracle_io.h"
 #include "seslm.h"
 #include "test.h"
 
@@ -25,43 +26,14 @@ static size_t text_lens[MAXN];
 static int n_inputs;
 static float *ref_emb; // (n_inputs, DIM)
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    *len = (size_t)n;
-    return b;
-}
-
 static int load_fixtures(const char *dir) {
     char path[4096];
     size_t len;
     snprintf(path, sizeof path, "%s/inputs.bin", dir); // per input: uint32 LE byte length + UTF-8 bytes
-    char *bin = slurp(path, &len);
-    if (!bin) return 0;
-    for (size_t p = 0; p + 4 <= len && n_inputs < MAXN;) {
-        uint32_t l = (uint32_t)(unsigned char)bin[p] | (uint32_t)(unsigned char)bin[p + 1] << 8 |
-                     (uint32_t)(unsigned char)bin[p + 2] << 16 | (uint32_t)(unsigned char)bin[p + 3] << 24;
-        p += 4;
-        if (p + l > len) break;
-        texts[n_inputs] = malloc(l + 1);
-        memcpy(texts[n_inputs], bin + p, l);
-        texts[n_inputs][l] = 0;
-        text_lens[n_inputs++] = l;
-        p += l;
-    }
-    free(bin);
+    n_inputs = oracle_read_inputs(path, texts, text_lens, MAXN);
+    if (n_inputs < 0) return 0;
     snprintf(path, sizeof path, "%s/embeddings.f32", dir);
-    ref_emb = (float *)slurp(path, &len);
+    ref_emb = (float *)oracle_slurp(path, &len);
     return ref_emb && len == (size_t)n_inputs * DIM * sizeof(float);
 }
 
@@ -104,7 +76,7 @@ static int model_with_precision(const char *src, const char *dst, const char *va
     }
     snprintf(a, sizeof a, "%s/config.json", src);
     size_t len;
-    char *cfg = slurp(a, &len);
+    char *cfg = oracle_slurp(a, &len);
     char *brace = cfg ? strrchr(cfg, '}') : NULL;
     if (!brace) return free(cfg), -1;
     *brace = 0;
