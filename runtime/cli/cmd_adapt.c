@@ -320,24 +320,33 @@ static int write_head(const seslm_model *m, const float *X, char *const *labels,
 
 /* A base model that ships its own intent head (an earlier adapter's, or one a user placed there) passes its
  * out-of-scope thresholds on to the adapted model's head: a node that swaps to the adapted model rejects by
- * the same rules. No head: none (0). 1 ok, 0 error (said). */
-static int base_thresholds(const char *base_dir, head_out *ho) {
+ * the same rules. No head: none (0). head_layers > 0 (--base-head-layers) says what the node serves instead of
+ * the base head's own; it is checked against the base model here, before any adapter is trained. 1 ok, 0 error
+ * (said). */
+static int base_thresholds(const char *base_dir, int head_layers, head_out *ho) {
     char base_head[4300];
     snprintf(base_head, sizeof base_head, "%s/intent_head.safetensors", base_dir);
     struct stat st;
     ho->oos_threshold = 0, ho->min_in_scope = 0, ho->feature_layers = 3;
     seslm_model *m = NULL; // a shallower model: all its layers, as `seslm intent train` does
-    if (seslm_model_load(&m, base_dir) == SESLM_OK && seslm_model_get_config(m)->n_layers < 3)
-        ho->feature_layers = seslm_model_get_config(m)->n_layers;
+    const int L = seslm_model_load(&m, base_dir) == SESLM_OK ? seslm_model_get_config(m)->n_layers : 0;
     seslm_model_free(m);
-    if (stat(base_head, &st) != 0) return 1;
+    if (L > 0 && L < 3) ho->feature_layers = L;
+    if (head_layers > 0 && L > 0 && head_layers > L) {
+        cli_error(CMD, "--base-head-layers %d: the base model %s has %d layers", head_layers, base_dir, L);
+        return 0;
+    }
+    if (stat(base_head, &st) != 0) {
+        if (head_layers > 0) ho->feature_layers = head_layers;
+        return 1;
+    }
     seslm_intent_head *b = NULL;
     if (seslm_intent_load(&b, base_head, NULL) != SESLM_OK) {
         cli_error(CMD, "the base model's intent head (its out-of-scope thresholds): %s", seslm_last_error());
         return 0;
     }
     ho->oos_threshold = seslm_intent_oos_threshold(b), ho->min_in_scope = seslm_intent_min_in_scope(b);
-    ho->feature_layers = seslm_intent_feature_layers(b);
+    ho->feature_layers = head_layers > 0 ? head_layers : seslm_intent_feature_layers(b);
     seslm_intent_free(b);
     return 1;
 }
@@ -576,8 +585,7 @@ int cmd_adapt(int argc, char **argv) {
         goto done;
     }
     head_out ho = {0}; // a damaged base head fails here, before any training
-    if (!base_thresholds(model, &ho)) goto done;
-    if (base_head_layers > 0) ho.feature_layers = base_head_layers; // what the node serves, as the user says
+    if (!base_thresholds(model, base_head_layers, &ho)) goto done; // (--base-head-layers: what the node serves)
     if (mkdir(out, 0755) != 0 && errno != EEXIST) {
         cli_error(CMD, "cannot create %s: %s", out, strerror(errno));
         goto done;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_adapt.sh — `seslm adapt` end to end on the real model (issue 18 §2-3):
-#   * usage errors exit 2 (no arguments, unknown option, bad --rank); bad feedback exits 2 with a clear
-#     message (missing file, a TSV without text / label columns, a single intent, too few examples);
+#   * usage errors exit 2 (no arguments, unknown option, bad --rank, --base-head-layers beyond the model,
+#     refused before any training); bad feedback exits 2 with a clear message (missing file, a TSV without
+#     text / label columns, a single intent, too few examples);
 #   * an adapter that hurts general quality (no anchoring, a high learning rate) is REJECTED by the gate:
 #     exit 1, verdict.json says which gate failed and on which data;
 #   * an adapter that helps — feedback on the 14 CLINC150 intents the base model confuses most — passes every
@@ -42,6 +43,10 @@ expect 2 "cannot open" "missing feedback" -- adapt --model "$MODEL" --feedback "
 expect 2 "must name a \"text\" and a \"label\"" "TSV without columns" -- adapt --model "$MODEL" --feedback "$TMP/nohdr.tsv" --out "$TMP/x"
 expect 2 "at least 4" "too few examples" -- adapt --model "$MODEL" --feedback "$TMP/two.jsonl" --out "$TMP/x"
 expect 2 "2 intents" "a single intent" -- adapt --model "$MODEL" --feedback "$TMP/one.tsv" --out "$TMP/x" "${D[@]}" --general "$G" --quiet
+# a node head on more layers than the base has: refused before any adapter is trained (nothing written)
+expect 2 "--base-head-layers 7: the base model" "--base-head-layers beyond the model" -- adapt --model "$MODEL" \
+    --feedback "$TMP/fb.tsv" --out "$TMP/deep" "${D[@]}" --general "$G" --base-head-layers 7 --quiet
+[ ! -e "$TMP/deep" ] && ok || fail "--base-head-layers 7 must be refused before the output directory is made"
 
 # ---- rejected: no anchoring, an aggressive learning rate --------------------------------------------------
 "$SESLM" adapt --model "$MODEL" --feedback "$TMP/fb.tsv" --out "$TMP/bad" "${D[@]}" --general - --lr 0.02 --steps 30 --pairs 6 \
