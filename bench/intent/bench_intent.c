@@ -268,7 +268,7 @@ int main(int argc, char **argv) {
             }
             fprintf(splits, "\n");
             seslm_intent_opts o = base;
-            o.input_dim = D;
+            o.input_dim = D, o.feature_layers = feature_layers; // the head knows its input is k layers' features
             o.seed = (uint64_t)seed;
             seslm_intent_head *h = NULL;
             double f0 = now_s();

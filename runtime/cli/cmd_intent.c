@@ -306,7 +306,7 @@ static int do_train(int argc, char **argv) {
                 printf(",\"mlp_cv_accuracy\":");
                 if (isnan(sel->mlp_cv_accuracy)) printf("null");
                 else printf("%.6f", sel->mlp_cv_accuracy);
-                printf(",\"mlp\":%s}", sel->mlp ? "true" : "false");
+                printf(",\"mlp\":%s,\"early_weight\":%.6g}", sel->mlp ? "true" : "false", sel->early_weight);
             }
             printf("}\n");
         }

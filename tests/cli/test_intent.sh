@@ -38,7 +38,7 @@ expect 2 "unknown option" "unknown train option" -- intent train --model "$MODEL
 [ -e "$HEAD" ] && fail "a failed train must not leave a head file"
 
 # ---- train -------------------------------------------------------------------------------------------
-expect 0 '"intents":7.*"in_scope_reference":70,"feature_layers":3' "train" -- intent train --model "$MODEL" --data "$TRAIN" --out "$HEAD" --seed 3
+expect 0 '"intents":7.*"in_scope_reference":70,"feature_layers":3.*"early_weight":0.7\}' "train" -- intent train --model "$MODEL" --data "$TRAIN" --out "$HEAD" --seed 3
 [ -s "$HEAD" ] || fail "train wrote no head"
 ok
 python3 - "$HEAD" <<'EOF' || fail "the head file does not record its 3 layers"
@@ -49,7 +49,7 @@ assert meta["feature_layers"] == "3" and meta["input_dim"] == "1152", meta
 EOF
 expect 2 "--feature-layers" "feature layers 0" -- intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/h0" --feature-layers 0
 expect 2 "the model has 6 layers" "more feature layers than the model has" -- intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/h0" --feature-layers 7
-expect 0 '"feature_layers":1' "train on the embeddings" -- intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/head1.safetensors" --seed 3 --feature-layers 1
+expect 0 '"feature_layers":1.*"early_weight":1\}' "train on the embeddings" -- intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/head1.safetensors" --seed 3 --feature-layers 1
 expect 1 "cannot open" "predict with a missing head" -- intent predict --model "$MODEL" --head "$TMP/none" hello
 head -c 100 "$HEAD" >"$TMP/trunc.safetensors"
 expect 1 "" "predict with a truncated head" -- intent predict --model "$MODEL" --head "$TMP/trunc.safetensors" hello

@@ -86,6 +86,7 @@ typedef struct {
     double cv_accuracy;     // its out-of-fold accuracy (averaged over repeats, smoothed over the C grid)
     double mlp_cv_accuracy; // the MLP's out-of-fold accuracy (NaN when not tried)
     int mlp;                // 1 when the MLP was kept
+    double early_weight;    // the weight of the features' earlier layers against the last (1: none; k > 1 only)
 } seslm_intent_selection;
 
 typedef struct {
