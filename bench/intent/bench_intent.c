@@ -3,11 +3,12 @@
  *
  *   bench_intent --model DIR --name NAME --train TSV --test TSV [--oos TSV --val TSV --val-oos TSV]
  *                --shots 5,10,20,50 --seeds N --out DIR [--threads N] [--updates N] [--first-seed S]
- *                [--feature-layers K]
+ *                [--feature-layers K] [--early-weight W]
  *
  * Seeds S..S+N-1 (default S = 1): a long cell can be split over processes, each with its own --out.
  * --feature-layers K: the head's inputs are seslm_encoder_features_texts of the last K layers (K x hidden
- * wide) instead of the embeddings (K = 1, default); the peers read the same features.
+ * wide) instead of the embeddings (K = 1, default); the peers read the same features. --early-weight W: the
+ * head's weight of the earlier layers' blocks (default 0.7, as `seslm intent train`; 1: equal blocks).
  *
  * Writes OUT/NAME_<split>.f32 (the embeddings, row-major float32, rows in TSV order) and
  * OUT/NAME_splits.txt (one line per run: "k seed i1 i2 ...", the training rows) so the scikit-learn
@@ -154,6 +155,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--weight-decay")) base.weight_decay = (float)atof(v);
         else if (!strcmp(a, "--lr")) base.lr = (float)atof(v);
         else if (!strcmp(a, "--calib-frac")) base.calib_frac = (float)atof(v);
+        else if (!strcmp(a, "--early-weight")) base.early_weight = (float)atof(v);
         else if (!strcmp(a, "--hidden") && !strcmp(v, "auto")) base.n_hidden = SESLM_INTENT_AUTO;
         else if (!strcmp(a, "--hidden")) {
             base.n_hidden = 0;

@@ -105,6 +105,7 @@ void seslm_intent_opts_default(seslm_intent_opts *o) {
     o->online_lr = 5e-3f;
     o->min_in_scope = 0.0f;
     o->feature_layers = 1;
+    o->early_weight = 0.7f; // intent_select.c says why
 }
 
 static seslm_status check_opts(const seslm_intent_opts *o) {
@@ -131,6 +132,8 @@ static seslm_status check_opts(const seslm_intent_opts *o) {
     if (o->feature_layers < 1 || o->feature_layers > 64 || o->input_dim % o->feature_layers != 0)
         return seslm_fail(SESLM_ERR_ARG, "intent head: feature_layers %d must be in 1..64 and divide input_dim %d",
                           o->feature_layers, o->input_dim);
+    if (!(o->early_weight > 0 && o->early_weight <= 10))
+        return seslm_fail(SESLM_ERR_ARG, "intent head: early_weight %g must be in (0, 10]", (double)o->early_weight);
     if (o->replay_per_class < 1 || o->replay_per_class > 100000 || o->online_steps < 1 ||
         o->online_max_steps < o->online_steps || o->online_max_steps > 100000 || o->online_replay < 0 ||
         o->online_replay > 65536)

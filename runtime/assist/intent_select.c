@@ -35,14 +35,13 @@ enum { N_GRID = (int)(sizeof C_GRID / sizeof C_GRID[0]), G_DEFAULT = 4 /* C = 10
 // paired standard error, and lost 2 points on test: 5 folds of 50 per class are too small to choose it.
 #define MLP_MIN_PER_CLASS 100
 
-// With the features of k > 1 layers (feature_layers), the blocks of the layers before the last weigh this much
-// against the last (rows kept at unit norm). Under the L2 penalty a block scaled by w is a block whose weights
+// With the features of k > 1 layers (feature_layers), the blocks of the layers before the last weigh
+// o.early_weight against the last (rows kept at unit norm; default 0.7). Under the L2 penalty a block scaled by w is a block whose weights
 // are penalised 1/w^2 times as hard: the earlier layers' surface cues must pay more to be used. Chosen on
 // development rows only (bench/RESULTS.md 13): against 1, weight 0.7 was +0.8 point at 5 examples per label on
 // coarse labels (CLINC150's 3,000 val rows labelled by domain; +0.1 / +0.2 / -0.1 at 10 / 20 / 50) and level on
 // fine ones (SNIPS's 2,100 training rows outside the pool: -0.0 / -0.1 / -0.2 / +0.2; CLINC150 val by intent:
 // +0.2 / -0.1 at 5 / 20); 0.5 gained more on coarse labels (+1.5) but lost 0.7 on SNIPS at 5 (its 175 spare rows).
-#define EARLY_WEIGHT 0.7
 
 /* Stratified folds: per class, its examples in seeded order are dealt round-robin to the k folds. */
 static void make_folds(const int *y, int n, int C, int k, uint64_t *rng, int *fold) {
@@ -248,7 +247,7 @@ static seslm_status shape_mlp(seslm_intent_head *h, const int *hidden, int n_hid
     return intent_alloc_layers(h);
 }
 
-/* colscale (D): per input dimension, the weight of its layer's block (EARLY_WEIGHT before the last layer, 1 for
+/* colscale (D): per input dimension, the weight of its layer's block (o.early_weight before the last layer, 1 for
  * the last), rescaled so a unit row stays a unit row. NULL for the embedding (k = 1): nothing to weigh. */
 static float *block_weights(const seslm_intent_head *h, double w) {
     const int D = h->o.input_dim, K = h->o.feature_layers;
@@ -273,9 +272,10 @@ static seslm_status fit_auto(seslm_intent_head *h, const float *X, const int *y,
 
 seslm_status intent_fit_auto(seslm_intent_head *h, const float *X, const int *y, int n, uint64_t *rng) {
     const int D = h->o.input_dim;
-    float *colscale = block_weights(h, EARLY_WEIGHT), *Xw = NULL;
+    const double w = h->o.early_weight;
+    float *colscale = block_weights(h, w), *Xw = NULL;
     const float *Xf = X; // what the head is fitted on
-    if (h->o.feature_layers > 1 && EARLY_WEIGHT != 1.0 && !colscale)
+    if (h->o.feature_layers > 1 && w != 1.0 && !colscale)
         return seslm_fail(SESLM_ERR_NOMEM, "intent head: out of memory");
     if (colscale) {
         Xw = calloc((size_t)n * D, sizeof(float)); // (calloc: GCC cannot see that n >= 1 fills it)
@@ -289,7 +289,7 @@ seslm_status intent_fit_auto(seslm_intent_head *h, const float *X, const int *y,
     }
     seslm_status st = fit_auto(h, Xf, y, n, rng, colscale);
     if (st == SESLM_OK && colscale) fold_input_scale(h, colscale);
-    h->selection.early_weight = colscale ? EARLY_WEIGHT : 1.0;
+    h->selection.early_weight = colscale ? w : 1.0;
     free(Xw), free(colscale);
     return st;
 }

@@ -44,6 +44,8 @@ static const char *HELP =
     "                                 all it has if fewer; 1, the sentence embedding, for a model a LoRA\n"
     "                                 adapter was merged into). Recorded in HEAD: predict, learn and\n"
     "                                 seslm serve compute the same\n"
+    "           --early-weight W      with K > 1: the earlier layers' weight against the last (default 0.7;\n"
+    "                                 1: equal blocks; 0.001..10); folded into HEAD\n"
     "predict  prints one JSON line per input: {\"index\", \"intent\" (null when out of scope), \"top\",\n"
     "         \"confidence\", \"in_scope\", \"out_of_scope\", \"probabilities\": {label: p, ...}}. in_scope is\n"
     "         a conformal p-value: the share of the training examples, each scored by a head that did not\n"
@@ -212,7 +214,7 @@ static int do_train(int argc, char **argv) {
     const char *hidden = NULL;
     int seed = (int)o.seed, feature_layers = 0; // 0: default_layers
     double lr = o.lr, weight_decay = o.weight_decay, calib_frac = o.calib_frac, oos = o.oos_threshold,
-           min_in_scope = o.min_in_scope;
+           min_in_scope = o.min_in_scope, early_weight = o.early_weight;
     const cli_arg args[] = {
         {"--model", CLI_ARG_STR, &model_dir, 0, 0},
         {"--data", CLI_ARG_STR, &data, 0, 0},
@@ -229,6 +231,7 @@ static int do_train(int argc, char **argv) {
         {"--oos-threshold", CLI_ARG_NUM, &oos, 0, 1},
         {"--min-in-scope", CLI_ARG_NUM, &min_in_scope, 0, 1},
         {"--feature-layers", CLI_ARG_INT, &feature_layers, 1, 64},
+        {"--early-weight", CLI_ARG_NUM, &early_weight, 1e-3, 10},
         {NULL, 0, NULL, 0, 0},
     };
     int prc = cli_parse_args("intent", HELP, args, argc - 1, argv + 1, NULL);
@@ -238,6 +241,7 @@ static int do_train(int argc, char **argv) {
     o.lr = (float)lr;
     o.weight_decay = (float)weight_decay;
     o.calib_frac = (float)calib_frac;
+    o.early_weight = (float)early_weight;
     o.oos_threshold = (float)oos;
     o.min_in_scope = (float)min_in_scope;
     if (!data || !out) {

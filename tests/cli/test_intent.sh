@@ -50,6 +50,9 @@ EOF
 expect 2 "--feature-layers" "feature layers 0" -- intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/h0" --feature-layers 0
 expect 2 "the model has 6 layers" "more feature layers than the model has" -- intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/h0" --feature-layers 7
 expect 0 '"feature_layers":1.*"early_weight":1\}' "train on the embeddings" -- intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/head1.safetensors" --seed 3 --feature-layers 1
+expect 0 '"feature_layers":3.*"early_weight":1\}' "equal blocks" -- intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/head_eq.safetensors" --seed 3 --early-weight 1
+expect 2 "--early-weight must be" "early weight 0" -- intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/h0" --early-weight 0
+[ -e "$TMP/h0" ] && fail "a refused train must not leave a head file"
 expect 1 "cannot open" "predict with a missing head" -- intent predict --model "$MODEL" --head "$TMP/none" hello
 head -c 100 "$HEAD" >"$TMP/trunc.safetensors"
 expect 1 "" "predict with a truncated head" -- intent predict --model "$MODEL" --head "$TMP/trunc.safetensors" hello

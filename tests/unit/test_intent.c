@@ -336,19 +336,20 @@ static void test_early_weight(void) {
     float X[N * D], Xw[N * D], centres[C * D];
     const char *labels[N];
     make_data(C, PER, D, 2.0, centres, X, labels, NULL, 1); // overlapping classes: probabilities short of 0 and 1
-    const double w = 0.7, norm = sqrt((2 * w * w + 1) / 3);
-    for (int i = 0; i < N; i++)
-        for (int j = 0; j < D; j++) Xw[i * D + j] = X[i * D + j] * (float)((j < 2 * B ? w : 1.0) / norm);
     seslm_intent_opts o;
     seslm_intent_opts_default(&o); // the automatic head
     o.input_dim = D, o.seed = 5, o.feature_layers = 3;
+    CHECK(o.early_weight == 0.7f);
+    const double w = o.early_weight, norm = sqrt((2 * w * w + 1) / 3);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < D; j++) Xw[i * D + j] = X[i * D + j] * (float)((j < 2 * B ? w : 1.0) / norm);
     seslm_intent_head *a = NULL, *b = NULL;
     CHECK(seslm_intent_new(&a, &o) == SESLM_OK && seslm_intent_fit(a, X, labels, N) == SESLM_OK);
     o.feature_layers = 1;
     CHECK(seslm_intent_new(&b, &o) == SESLM_OK && seslm_intent_fit(b, Xw, labels, N) == SESLM_OK);
     if (!a || !b) return;
     const seslm_intent_selection *sa = seslm_intent_get_selection(a), *sb = seslm_intent_get_selection(b);
-    CHECK_MSG(sa->early_weight == 0.7 && sb->early_weight == 1.0, "early weights %g, %g", sa->early_weight, sb->early_weight);
+    CHECK_MSG(sa->early_weight == w && sb->early_weight == 1.0, "early weights %g, %g", sa->early_weight, sb->early_weight);
     CHECK_MSG(sa->C == sb->C && sa->mlp == sb->mlp, "C %g vs %g", sa->C, sb->C);
     CHECK(fabsf(seslm_intent_temperature(a) - seslm_intent_temperature(b)) < 1e-5f);
     double worst = 0;
@@ -372,7 +373,24 @@ static void test_early_weight(void) {
         for (int c = 0; c < C; c++) moved = fmax(moved, fabs((double)pa[c] - pu[c]));
     }
     CHECK_MSG(moved > 1e-3, "weighting the blocks changed nothing (max |dp| %.2e)", moved);
-    seslm_intent_free(a), seslm_intent_free(b), seslm_intent_free(u);
+    // early_weight 1: equal blocks, the head of k = 1 on the same rows exactly; outside (0, 10]: refused
+    seslm_intent_head *e = NULL;
+    o.feature_layers = 3, o.early_weight = 1;
+    CHECK(seslm_intent_new(&e, &o) == SESLM_OK && seslm_intent_fit(e, X, labels, N) == SESLM_OK);
+    double diff = 0;
+    for (int i = 0; e && u && i < N; i++) {
+        float pe[C], pu[C];
+        seslm_intent_result r;
+        seslm_intent_predict(e, X + i * D, pe, &r), seslm_intent_predict(u, X + i * D, pu, &r);
+        for (int c = 0; c < C; c++) diff = fmax(diff, fabs((double)pe[c] - pu[c]));
+    }
+    CHECK_MSG(e && seslm_intent_get_selection(e)->early_weight == 1.0 && diff == 0, "equal blocks differ: %.2e", diff);
+    seslm_intent_head *bad = NULL;
+    o.early_weight = 0;
+    CHECK(seslm_intent_new(&bad, &o) == SESLM_ERR_ARG && bad == NULL);
+    o.early_weight = 10.5f;
+    CHECK(seslm_intent_new(&bad, &o) == SESLM_ERR_ARG && bad == NULL);
+    seslm_intent_free(a), seslm_intent_free(b), seslm_intent_free(u), seslm_intent_free(e);
 }
 
 int main(void) {

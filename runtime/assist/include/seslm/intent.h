@@ -74,6 +74,10 @@ typedef struct {
                                            // for it: 1 (default) the sentence embedding; k > 1 the features of the
                                            // encoder's last k layers (seslm_encoder_features_texts), input_dim =
                                            // k x hidden. `seslm intent train` uses 3 by default (bench/RESULTS.md 13)
+    float early_weight;                    // k > 1, the automatic head: the weight of the earlier layers' blocks
+                                           // against the last, in (0, 10] (default 0.7, chosen on development rows,
+                                           // bench/RESULTS.md 13; 1: equal blocks). Folded into the fitted head, so
+                                           // not needed to read it; not stored
 } seslm_intent_opts;
 
 typedef struct seslm_intent_head seslm_intent_head;
