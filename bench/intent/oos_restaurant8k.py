@@ -5,8 +5,8 @@ Restaurant-8k (../shared/data/restaurant8k, CC BY 4.0; not copied into data/) la
 utterances with exactly one slot become a 5-label set (date, first_name, last_name, people, time). The head is
 trained with `seslm intent train` (every default) on 20 random training utterances per label (seed 7), then
 `seslm intent predict --min-in-scope 0.05` answers the test split's single-slot utterances (in scope) and
-CLINC150's 300 oos test rows (out of scope). Prints accuracy, the AUROC of confidence and of in_scope, and the
-share of each side rejected at 0.05.
+CLINC150's 300 oos test rows (out of scope). Prints accuracy, the AUROC of confidence and of in_scope, the
+share of each side rejected at 0.05, and what the head training selected (its `selection`).
 
     python3 bench/intent/oos_restaurant8k.py SESLM MODEL_DIR [RESTAURANT8K_DIR]
 """
@@ -55,8 +55,9 @@ def main():
             f.write("".join(t + "\n" for t, _ in test))
         with open(p("oos.txt"), "w", encoding="utf-8") as f:
             f.write("".join(t + "\n" for t in oos_texts))
-        subprocess.run([seslm, "intent", "train", "--model", model, "--data", p("train.tsv"), "--out", p("head"),
-                        "--threads", "1"], check=True, stdout=subprocess.DEVNULL)
+        trained = json.loads(subprocess.run([seslm, "intent", "train", "--model", model, "--data", p("train.tsv"),
+                                             "--out", p("head"), "--threads", "1"], check=True, capture_output=True,
+                                            text=True).stdout)
 
         def predict(name):
             out = subprocess.run([seslm, "intent", "predict", "--model", model, "--head", p("head"), "--min-in-scope",
@@ -71,7 +72,8 @@ def main():
     print(json.dumps({"labels": n, "n_in": len(ins), "n_oos": len(oos), "accuracy": round(acc, 4),
                       "auroc_confidence": round(auroc("confidence"), 4), "auroc_in_scope": round(auroc("in_scope"), 4),
                       "rejected_in_05": round(sum(r["out_of_scope"] for r in ins) / len(ins), 4),
-                      "rejected_oos_05": round(sum(r["out_of_scope"] for r in oos) / len(oos), 4)}))
+                      "rejected_oos_05": round(sum(r["out_of_scope"] for r in oos) / len(oos), 4),
+                      "feature_layers": trained["feature_layers"], "selection": trained.get("selection")}))
     return 0
 
 
