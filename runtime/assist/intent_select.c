@@ -39,9 +39,10 @@ enum { N_GRID = (int)(sizeof C_GRID / sizeof C_GRID[0]), G_DEFAULT = 4 /* C = 10
 // o.early_weight against the last (rows kept at unit norm; default 0.7). Under the L2 penalty a block scaled by w
 // is a block whose weights are penalised 1/w^2 times as hard: the earlier layers' surface cues must pay more to
 // be used. The default 0.7 was chosen on development rows only (bench/RESULTS.md 13): against 1, weight 0.7 was
-// +0.8 point at 5 examples per label on coarse labels (CLINC150's 3,000 val rows labelled by domain; +0.1 / +0.2 / -0.1 at 10 / 20 / 50) and level on
-// fine ones (SNIPS's 2,100 training rows outside the pool: -0.0 / -0.1 / -0.2 / +0.2; CLINC150 val by intent:
-// +0.2 / -0.1 at 5 / 20); 0.5 gained more on coarse labels (+1.5) but lost 0.7 on SNIPS at 5 (its 175 spare rows).
+// +0.8 point at 5 examples per label on coarse labels (CLINC150's 3,000 val rows labelled by domain; +0.1 / +0.2
+// / -0.1 at 10 / 20 / 50) and level on fine ones (SNIPS's 2,100 training rows outside the pool: -0.0 / -0.1 / -0.2
+// / +0.2; CLINC150 val by intent: +0.2 / -0.1 at 5 / 20); 0.5 gained more on coarse labels (+1.5) but lost 0.7 on
+// SNIPS at 5 (its 175 spare rows).
 
 /* Stratified folds: per class, its examples in seeded order are dealt round-robin to the k folds. */
 static void make_folds(const int *y, int n, int C, int k, uint64_t *rng, int *fold) {
