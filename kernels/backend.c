@@ -18,6 +18,7 @@ float *seslm_weight_pack32(const float *w, int N, int K) {
 const seslm_backend *seslm_backend_get(const char *name) {
     if (!name || strcmp(name, "cpu") == 0) return seslm_backend_cpu_fast();
     if (strcmp(name, "cpu-ref") == 0) return seslm_backend_cpu_ref();
+    if (strcmp(name, "cpu-devsim") == 0) return seslm_backend_cpu_devsim();
     if (strcmp(name, "cuda") == 0 || strcmp(name, "cuda-fp16") == 0) {
         const char *why = NULL;
         const seslm_cuda_plugin *p = seslm_cuda_plugin_get(&why);

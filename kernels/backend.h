@@ -217,10 +217,14 @@ size_t seslm_attention_scratch_floats(int max_len, int head_dim, int n_threads);
 /* Scratch floats that `attention_backward` needs (the same for every CPU backend). */
 size_t seslm_attention_backward_scratch_floats(int max_len, int head_dim, int n_threads);
 
-/* "cpu" (fast: BLAS + SIMD + threads), "cpu-ref" (plain C), "cuda" or "cuda-fp16" (only in a CUDA build
- * with a visible device; otherwise NULL with a seslm_fail message). NULL if unknown. */
+/* "cpu" (fast: BLAS + SIMD + threads), "cpu-ref" (plain C), "cpu-devsim" (cpu-ref through the device code
+ * path, for tests), "cuda" or "cuda-fp16" (only in a CUDA build with a visible device; otherwise NULL with a
+ * seslm_fail message). NULL if unknown. */
 const seslm_backend *seslm_backend_get(const char *name);
 const seslm_backend *seslm_backend_cpu_ref(void);
 const seslm_backend *seslm_backend_cpu_fast(void);
+/* "cpu-devsim": cpu-ref with host memory as its device memory (kernels/cpu/devsim.c), so the encoder runs
+ * its device code path with the reference ops: tests of that path on machines without a GPU. */
+const seslm_backend *seslm_backend_cpu_devsim(void);
 
 #endif

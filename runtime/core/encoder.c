@@ -61,6 +61,8 @@ struct seslm_encoder {
     char *prompt;                     // prepended by embed_texts (NULL: none)
     int pool_skip;                    // leading tokens left out of pooling (the prompt, include_prompt false)
     float *fbuf;                      // (max_batch, hidden) one layer's pooled rows (features_texts)
+    float *hx;                        // device backends: (max_tokens, hidden) one layer's output brought back
+                                      // for features of more than one layer (allocated on first use)
 };
 
 // Mean and [CLS] pooling without a prompt to skip run as the backend's pool op; the other modes on host.
@@ -357,7 +359,7 @@ seslm_status seslm_encoder_new(seslm_encoder **out, const seslm_model *m, const 
             return seslm_fail(SESLM_ERR_ARG, "backend '%s': %s", o.backend, why);
         return seslm_fail(SESLM_ERR_ARG, "backend '%s': no CUDA device visible", o.backend);
     }
-    if (!be) return seslm_fail(SESLM_ERR_ARG, "unknown backend '%s' (known: cpu, cpu-ref, cuda, cuda-fp16)", o.backend);
+    if (!be) return seslm_fail(SESLM_ERR_ARG, "unknown backend '%s' (known: cpu, cpu-ref, cpu-devsim, cuda, cuda-fp16)", o.backend);
     seslm_encoder *e = calloc(1, sizeof *e);
     if (!e) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     e->m = m;
@@ -495,6 +497,7 @@ void seslm_encoder_free(seslm_encoder *e) {
     free(e->scratch);
     free(e->attn_stats);
     free(e->fbuf);
+    free(e->hx);
     free(e->mask_buf);
     free(e->head_mask);
     free(e->neuron_mask);
@@ -642,28 +645,6 @@ static void encoder_queue_device(void *ctx) {
     be->pool(d->out, d->x, d->off, c->pooling == SESLM_POOL_MEAN ? d->len : d->ones, p->n, c->hidden, c->normalize);
 }
 
-static seslm_status encoder_forward_device(seslm_encoder *e, int n, int ntok, float *out) {
-    const seslm_model_config *c = &e->m->cfg;
-    const seslm_backend *be = e->be;
-    encoder_device *d = e->dev;
-    if (e->tel || e->probe)
-        return seslm_fail(SESLM_ERR_ARG, "backend '%s': telemetry and calibration probes need a CPU backend", be->name);
-    if (be->dev_upload(d->ids, e->ids, (size_t)ntok * sizeof(int32_t)) != 0 ||
-        be->dev_upload(d->off, e->off, (size_t)n * sizeof(int)) != 0 ||
-        be->dev_upload(d->len, e->len, (size_t)n * sizeof(int)) != 0)
-        return seslm_fail(SESLM_ERR_INTERNAL, "%s", seslm_last_error());
-    device_pass p = {e, n, ntok};
-    if (encoder_device_run(d, n, ntok, encoder_queue_device, &p) != SESLM_OK ||
-        be->dev_download(out, d->out, (size_t)n * c->hidden * sizeof(float)) != 0)
-        return seslm_fail(SESLM_ERR_INTERNAL, "%s", seslm_last_error());
-    if (encoder_host_pool(e)) { // (the device pooled too; its result is replaced)
-        if (be->dev_download(e->x, d->x, (size_t)ntok * c->hidden * sizeof(float)) != 0)
-            return seslm_fail(SESLM_ERR_INTERNAL, "%s", seslm_last_error());
-        seslm_pool_host(c->pooling, out, e->x, e->off, e->len, e->pool_skip, n, c->hidden, c->normalize);
-    }
-    return SESLM_OK;
-}
-
 // feat (n, k C) for the k > 0 last layers: block j of row b = layer L - k + j pooled, normalised, / sqrt(k)
 static void encoder_feature_block(seslm_encoder *e, int n, int k, int j, const float *pooled, float *feat) {
     const int C = e->m->cfg.hidden;
@@ -675,6 +656,73 @@ static void encoder_feature_block(seslm_encoder *e, int n, int k, int j, const f
         const double inv = 1.0 / (fmax(sqrt(nrm), 1e-12) * sqrt((double)k)); // torch's normalize, then 1 / sqrt(k)
         for (int c = 0; c < C; c++) o[c] = (float)(p[c] * inv);
     }
+}
+
+// the packed ids, offsets and lengths of a batch to the device
+static seslm_status encoder_upload_batch(seslm_encoder *e, int n, int ntok) {
+    const seslm_backend *be = e->be;
+    encoder_device *d = e->dev;
+    if (e->tel || e->probe)
+        return seslm_fail(SESLM_ERR_ARG, "backend '%s': telemetry and calibration probes need a CPU backend", be->name);
+    if (be->dev_upload(d->ids, e->ids, (size_t)ntok * sizeof(int32_t)) != 0 ||
+        be->dev_upload(d->off, e->off, (size_t)n * sizeof(int)) != 0 ||
+        be->dev_upload(d->len, e->len, (size_t)n * sizeof(int)) != 0)
+        return seslm_fail(SESLM_ERR_INTERNAL, "%s", seslm_last_error());
+    return SESLM_OK;
+}
+
+/* Features of k > 1 layers on a device backend (feat (n, k C)) and the embedding (out (n, C)): the pass is
+ * queued layer by layer, not replayed as a graph, and each of the k - 1 earlier layers' outputs comes back to
+ * the host (ntok x hidden floats; the download waits for the queued layers) to be pooled as the CPU path pools
+ * it. Two more waits per batch than an embedding pass: the intent head's inputs, not the bulk embedding path. */
+static seslm_status encoder_features_device(seslm_encoder *e, int n, int ntok, int k, float *out, float *feat) {
+    const seslm_model_config *c = &e->m->cfg;
+    const seslm_backend *be = e->be;
+    encoder_device *d = e->dev;
+    const int C = c->hidden, L = c->n_layers;
+    seslm_status st = encoder_upload_batch(e, n, ntok);
+    if (st != SESLM_OK) return st;
+    if (!e->hx && !(e->hx = malloc((size_t)e->max_tokens * C * sizeof(float))))
+        return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    const size_t TC = (size_t)ntok * C * sizeof(float);
+    be->embed(d->x, d->ids, d->off, d->len, n, &d->word, d->pos, d->type, C);
+    be->add_layernorm(d->x, NULL, d->emb_ln_g, d->emb_ln_b, ntok, C, c->layer_norm_eps);
+    for (int l = 0; l < L; l++) {
+        encoder_layer(e, l, ntok, n, 0);
+        if (l >= L - k && l < L - 1) { // an earlier layer's output (Ntok, C), pooled on the host
+            if (be->dev_download(e->hx, d->x, TC) != 0) return seslm_fail(SESLM_ERR_INTERNAL, "%s", seslm_last_error());
+            seslm_pool_host(c->pooling, e->fbuf, e->hx, e->off, e->len, e->pool_skip, n, C, 0);
+            encoder_feature_block(e, n, k, l - (L - k), e->fbuf, feat);
+        }
+    }
+    if (encoder_host_pool(e)) {
+        if (be->dev_download(e->hx, d->x, TC) != 0) return seslm_fail(SESLM_ERR_INTERNAL, "%s", seslm_last_error());
+        seslm_pool_host(c->pooling, out, e->hx, e->off, e->len, e->pool_skip, n, C, c->normalize);
+    } else {
+        be->pool(d->out, d->x, d->off, c->pooling == SESLM_POOL_MEAN ? d->len : d->ones, n, C, c->normalize);
+        if (be->dev_download(out, d->out, (size_t)n * C * sizeof(float)) != 0)
+            return seslm_fail(SESLM_ERR_INTERNAL, "%s", seslm_last_error());
+    }
+    encoder_feature_block(e, n, k, k - 1, out, feat);
+    return SESLM_OK;
+}
+
+static seslm_status encoder_forward_device(seslm_encoder *e, int n, int ntok, float *out) {
+    const seslm_model_config *c = &e->m->cfg;
+    const seslm_backend *be = e->be;
+    encoder_device *d = e->dev;
+    seslm_status ust = encoder_upload_batch(e, n, ntok);
+    if (ust != SESLM_OK) return ust;
+    device_pass p = {e, n, ntok};
+    if (encoder_device_run(d, n, ntok, encoder_queue_device, &p) != SESLM_OK ||
+        be->dev_download(out, d->out, (size_t)n * c->hidden * sizeof(float)) != 0)
+        return seslm_fail(SESLM_ERR_INTERNAL, "%s", seslm_last_error());
+    if (encoder_host_pool(e)) { // (the device pooled too; its result is replaced)
+        if (be->dev_download(e->x, d->x, (size_t)ntok * c->hidden * sizeof(float)) != 0)
+            return seslm_fail(SESLM_ERR_INTERNAL, "%s", seslm_last_error());
+        seslm_pool_host(c->pooling, out, e->x, e->off, e->len, e->pool_skip, n, c->hidden, c->normalize);
+    }
+    return SESLM_OK;
 }
 
 // out (n, C): the embedding; feat (n, k C) (NULL: none): the features of seslm_encoder_features_texts, for
@@ -701,9 +749,7 @@ static seslm_status encoder_forward(seslm_encoder *e, const int32_t *const *ids,
     }
     const int C = c->hidden, L = c->n_layers;
     if (e->dev) {
-        if (feat && k > 1)
-            return seslm_fail(SESLM_ERR_ARG, "backend '%s': features of more than one layer need a CPU backend (the "
-                                             "device pass keeps no intermediate layer)", e->be->name);
+        if (feat && k > 1) return encoder_features_device(e, n, ntok, k, out, feat);
         seslm_status st = encoder_forward_device(e, n, ntok, out);
         if (st == SESLM_OK && feat) encoder_feature_block(e, n, 1, 0, out, feat);
         return st;

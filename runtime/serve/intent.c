@@ -114,15 +114,13 @@ static seslm_status log_feedback(serve_intent *in, const char *text, const char 
     return SESLM_OK;
 }
 
-/* The reason a head of input_dim D on k layers cannot answer for the model m behind encoder e, or NULL. */
-static const char *head_mismatch(int D, int k, const seslm_model *m, const seslm_encoder *e, char *why, size_t cap) {
+/* The reason a head of input_dim D on k layers cannot answer for the model m, or NULL. (Every backend computes
+ * the features of k > 1 layers: a device one brings the earlier layers back to pool them, encoder.c.) */
+static const char *head_mismatch(int D, int k, const seslm_model *m, char *why, size_t cap) {
     const seslm_model_config *c = seslm_model_get_config(m);
     if (k > c->n_layers || D != k * c->hidden)
         snprintf(why, cap, "takes %d-d inputs (%d layer%s), the model gives %d-d per layer and has %d layers", D, k,
                  k == 1 ? "" : "s", c->hidden, c->n_layers);
-    else if (k > 1 && e && seslm_encoder_on_device(e))
-        snprintf(why, cap, "takes the last %d layers' features, which the GPU backend does not compute (train it with "
-                 "`seslm intent train --feature-layers 1`, or serve on a CPU backend)", k);
     else
         return NULL;
     return why;
@@ -140,7 +138,7 @@ seslm_status serve_intent_open(seslm_server *s, const char *path, int allow_new,
         return seslm_fail(st, "intent head: %s", why);
     }
     char why[256];
-    if (head_mismatch(seslm_intent_input_dim(in->h), seslm_intent_feature_layers(in->h), s->current->m, s->current->e,
+    if (head_mismatch(seslm_intent_input_dim(in->h), seslm_intent_feature_layers(in->h), s->current->m,
                       why, sizeof why)) {
         st = seslm_fail(SESLM_ERR_SHAPE, "intent head %s %s", path, why);
         seslm_intent_free(in->h);
@@ -268,7 +266,7 @@ int serve_embed_text(seslm_server *s, const char *text, float *vec, int dim, int
     if (generation) *generation = slot->generation;
     int code = 0;
     char why[256];
-    if (head_mismatch(dim, feature_layers, slot->m, slot->e, why, sizeof why)) {
+    if (head_mismatch(dim, feature_layers, slot->m, why, sizeof why)) {
         code = sb_error_json(out, 500, "the intent head %s (model %s)", why, slot->id);
         serve_slot_release(slot);
         return code;
@@ -554,7 +552,7 @@ seslm_status serve_intent_prepare(seslm_server *s, const serve_slot *ns, serve_i
             st = seslm_fail(SESLM_ERR_ARG, "intent head %s was trained on model %.12s, not on %.12s", cand[k],
                             *head_sha ? head_sha : "(unknown)", sha);
         char why[256];
-        if (st == SESLM_OK && head_mismatch(seslm_intent_input_dim(n->h), seslm_intent_feature_layers(n->h), ns->m, ns->e,
+        if (st == SESLM_OK && head_mismatch(seslm_intent_input_dim(n->h), seslm_intent_feature_layers(n->h), ns->m,
                                             why, sizeof why))
             st = seslm_fail(SESLM_ERR_SHAPE, "intent head %s %s", cand[k], why);
         if (st != SESLM_OK) {

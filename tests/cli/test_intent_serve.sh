@@ -385,6 +385,32 @@ PY
     PID=
 fi
 
+# ---- a device backend serves the default head (the last 3 layers' features) ------------------------------
+# cpu-devsim runs the encoder's device code path (the earlier layers brought back to the host and pooled) with
+# the reference ops: a node on it starts with the 3-layer head (a GPU node used to refuse it) and answers as the
+# CLI does on the CPU, label and confidence
+ok
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["feature_layers"] == 3, d' \
+    <("$SESLM" intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/head3.safetensors" --seed 1) ||
+    fail "the default head is on 3 layers"
+cli_serve_start "$TMP/devsim.log" --model "$MODEL" --intent-head "$TMP/head3.safetensors" --backend cpu-devsim --threads 1
+if [ -z "$PORT" ]; then
+    fail "a node on the device code path refused the 3-layer head: $(cat "$TMP/devsim.log")"
+else
+    for t in "$T1" "will it rain in paris tomorrow" "book a table for four at an italian place"; do
+        ok
+        curl -s -o "$TMP/resp" "$URL/v1/intent" -d "{\"text\": \"$t\"}"
+        "$SESLM" intent predict --model "$MODEL" --head "$TMP/head3.safetensors" "$t" >"$TMP/cli.json"
+        python3 - "$TMP/resp" "$TMP/cli.json" <<'PY' || fail "device code path vs CPU on '$t': $(cat "$TMP/resp")"
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert a["intent"] == b["intent"] and abs(a["confidence"] - b["confidence"]) < 1e-4, (a, b)
+PY
+    done
+    kill -TERM "$PID" && wait "$PID"
+    PID=
+fi
+
 # ---- telemetry: the dumps carry the predicted-intent counts ----------------------------------------------
 ok
 n=0

@@ -497,6 +497,23 @@ static void forward_compare_on(const char *backend, double min_cos, const char *
             CHECK_MSG(cosv >= min_cos, "%s on %s: batch %d sequence %d (len %d): cosine %.6f", what, backend, it, b,
                       lens[b], cosv);
         }
+        // the intent head's input: features of every layer (the device pass brings the earlier ones back),
+        // each layer's block against the reference
+        const int K = c->n_layers, KC = K * c->hidden;
+        static float fa[8 * 64 * TM_MAX_LAYERS], fg[8 * 64 * TM_MAX_LAYERS];
+        for (int i = 0; i < B * KC; i++) fg[i] = NAN;
+        CHECK(seslm_encoder_features_ids(er, rows, lens, B, K, fa) == SESLM_OK);
+        CHECK_MSG(seslm_encoder_features_ids(eg, rows, lens, B, K, fg) == SESLM_OK, "%s: features: %s", what,
+                  seslm_last_error());
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < K; j++) {
+                const float *x = fa + (size_t)b * KC + (size_t)j * c->hidden, *y = fg + (size_t)b * KC + (size_t)j * c->hidden;
+                double dot = 0, nx = 0, ny = 0;
+                for (int k = 0; k < c->hidden; k++) dot += (double)x[k] * y[k], nx += (double)x[k] * x[k], ny += (double)y[k] * y[k];
+                const double cosv = dot / sqrt(nx * ny);
+                CHECK_MSG(cosv >= min_cos, "%s on %s: features of layer %d, batch %d sequence %d: cosine %.6f", what,
+                          backend, j, it, b, cosv);
+            }
     }
     seslm_encoder_free(er), seslm_encoder_free(eg);
 }

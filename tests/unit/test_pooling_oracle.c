@@ -3,7 +3,9 @@
  * tests/oracle/make_pooling_fixtures.sh): each case is the real weights with the case's modules.json,
  * 1_Pooling/config.json and config_sentence_transformers.json. Per input: cosine >= 0.99999 and max abs
  * error <= 1e-4 x max(1, |reference|). Then every configuration SE-SLM cannot reproduce must be refused
- * at load with a message that names it. A missing model FAILS (CI fetches it). */
+ * at load with a message that names it. The encoder's device code path, run by the cpu-devsim backend (the
+ * reference ops on host memory), for 4 cases: the oracle's embeddings, and the embedding and the 3-layer
+ * features bit for bit as cpu-ref. A missing model FAILS (CI fetches it). */
 #include "seslm.h"
 #include "test.h"
 
@@ -194,6 +196,45 @@ static void check_case(const char *name, const char *backend) {
     seslm_model_free(m);
 }
 
+/* The device code path (cpu-devsim: the reference ops on host memory) for case `name`: the oracle's
+ * embeddings (check_case), then the embedding and the features of the last 3 layers (the intent head's
+ * input: earlier layers downloaded and pooled on the host) bit for bit against cpu-ref's host path, with
+ * the case's default prompt. */
+static void check_devsim(const char *name) {
+    check_case(name, "cpu-devsim");
+    char cdir[2048], mdir[2048];
+    snprintf(cdir, sizeof cdir, "%s/%s", pool_fix, name);
+    snprintf(mdir, sizeof mdir, "%s/%s_devsim_features", tmp_root, name);
+    make_model(mdir, cdir, NULL);
+    seslm_model *m = NULL;
+    seslm_encoder *eh = NULL, *ed = NULL;
+    CHECK_MSG(seslm_model_load(&m, mdir) == SESLM_OK, "%s: %s", name, seslm_last_error());
+    if (!m) return;
+    seslm_encoder_opts o = {.backend = "cpu-ref", .n_threads = 1, .max_batch = 16};
+    CHECK(seslm_encoder_new(&eh, m, &o) == SESLM_OK);
+    o.backend = "cpu-devsim";
+    CHECK(seslm_encoder_new(&ed, m, &o) == SESLM_OK);
+    enum { N = 8, K = 3 };
+    const char *bt[N];
+    size_t bl[N];
+    for (int i = 0; i < N; i++) bt[i] = texts[subset[i]], bl[i] = text_lens[subset[i]];
+    static float fh[N * K * DIM], fd[N * K * DIM];
+    for (int k = 0; eh && ed && k <= K; k += K) { // k = 0: the embedding
+        for (int i = 0; i < N * K * DIM; i++) fh[i] = NAN, fd[i] = NAN;
+        const seslm_status sh = k ? seslm_encoder_features_texts(eh, bt, bl, N, k, fh) : seslm_encoder_embed_texts(eh, bt, bl, N, fh);
+        const seslm_status sd = k ? seslm_encoder_features_texts(ed, bt, bl, N, k, fd) : seslm_encoder_embed_texts(ed, bt, bl, N, fd);
+        const size_t nf = (size_t)N * (k ? k : 1) * DIM;
+        int finite = 1;
+        for (size_t i = 0; i < nf; i++) finite &= isfinite(fd[i]);
+        CHECK_MSG(sh == SESLM_OK && sd == SESLM_OK && finite && memcmp(fh, fd, nf * sizeof(float)) == 0,
+                  "%s, k = %d: the device code path differs from cpu-ref (%s)", name, k, seslm_last_error());
+    }
+    printf("%-40s device code path: embedding and 3-layer features bit for bit as cpu-ref\n", name);
+    seslm_encoder_free(eh);
+    seslm_encoder_free(ed);
+    seslm_model_free(m);
+}
+
 /* tokenizer.json without vocab.txt: the oracle's ids for every input, and its embeddings. */
 static void check_tokenizer_json_only(void) {
     char mdir[2048], path[4096];
@@ -345,6 +386,10 @@ int main(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(cases[i], "cpu");
     compare_limit = 16; // the plain-C backend reaches the same pooling (host pooling, prompt skipped)
     check_case("prompt_excluded_cls", "cpu-ref");
+    // the device code path, where it pools on the device (mean, [CLS]) and where it pools on the host (max,
+    // a prompt left out of the mean)
+    const char *dev_cases[] = {"mean_raw", "cls", "max", "prompt_excluded_mean"};
+    for (size_t i = 0; i < sizeof dev_cases / sizeof dev_cases[0]; i++) check_devsim(dev_cases[i]);
     check_tokenizer_json_only();
     check_refusals();
     char cmd[4200];
