@@ -5,7 +5,6 @@
 #include "model_verify.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -17,56 +16,6 @@
 
 #define MAX_FILES 4096
 #define MAX_DEPTH 8
-
-typedef struct {
-    char **rel;
-    int n;
-} file_list;
-
-static void list_free(file_list *l) {
-    for (int i = 0; i < l->n; i++) free(l->rel[i]);
-    free(l->rel);
-    l->rel = NULL;
-    l->n = 0;
-}
-
-static seslm_status list_add(file_list *l, const char *rel) {
-    if (l->n >= MAX_FILES) return seslm_fail(SESLM_ERR_LIMIT, "store: more than %d files in the model directory", MAX_FILES);
-    char **r = realloc(l->rel, (size_t)(l->n + 1) * sizeof *r);
-    if (!r) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    l->rel = r;
-    if (!(l->rel[l->n] = strdup(rel))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    l->n++;
-    return SESLM_OK;
-}
-
-static seslm_status walk(const char *root, const char *rel, int depth, file_list *l) {
-    char dpath[4096];
-    snprintf(dpath, sizeof dpath, "%s%s%s", root, rel[0] ? "/" : "", rel);
-    if (depth > MAX_DEPTH) return seslm_fail(SESLM_ERR_LIMIT, "store: %s is nested more than %d levels", dpath, MAX_DEPTH);
-    DIR *d = opendir(dpath);
-    if (!d) return seslm_fail(SESLM_ERR_IO, "store: cannot read directory %s: %s", dpath, strerror(errno));
-    seslm_status s = SESLM_OK;
-    struct dirent *e;
-    while (s == SESLM_OK && (e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char r2[2048], full[4096];
-        if ((size_t)snprintf(r2, sizeof r2, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name) >= sizeof r2) {
-            s = seslm_fail(SESLM_ERR_LIMIT, "store: path too long under %s", dpath);
-            break;
-        }
-        snprintf(full, sizeof full, "%s/%s", root, r2);
-        struct stat st;
-        if (stat(full, &st) != 0) s = seslm_fail(SESLM_ERR_IO, "store: cannot stat %s: %s", full, strerror(errno));
-        else if (S_ISDIR(st.st_mode)) s = walk(root, r2, depth + 1, l);
-        else if (S_ISREG(st.st_mode)) s = list_add(l, r2);
-        else s = seslm_fail(SESLM_ERR_FORMAT, "store: %s is neither a file nor a directory", full);
-    }
-    closedir(d);
-    return s;
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static seslm_status mkdirs(const char *path, mode_t mode) {
     char buf[4096];
@@ -92,14 +41,17 @@ static seslm_status fsync_path(const char *path) {
 
 /* Hashes every file (and copies it under dst when dst is not NULL). */
 static seslm_status hash_copy(const char *src, const char *dst, char sha[65], long long *total) {
-    file_list l = {NULL, 0};
-    seslm_status s = walk(src, "", 0, &l);
-    if (s == SESLM_OK && l.n == 0) s = seslm_fail(SESLM_ERR_FORMAT, "store: %s holds no files", src);
+    struct {
+        char **rel;
+        int n;
+    } l = {NULL, 0};
+    seslm_status s = util_dir_files(src, MAX_FILES, MAX_DEPTH, &l.rel, &l.n); // as model_dir_hash lists them
     if (s != SESLM_OK) {
-        list_free(&l);
-        return s;
+        char why[1024]; // (seslm_fail writes the buffer seslm_last_error reads)
+        snprintf(why, sizeof why, "%s", seslm_last_error());
+        return seslm_fail(s, "store: %s", why);
     }
-    qsort(l.rel, (size_t)l.n, sizeof *l.rel, cmp_str);
+    if (l.n == 0) s = seslm_fail(SESLM_ERR_FORMAT, "store: %s holds no files", src);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned char *buf = malloc(1 << 20);
     if (!md || !buf || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) s = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
@@ -168,7 +120,7 @@ static seslm_status hash_copy(const char *src, const char *dst, char sha[65], lo
     if (s == SESLM_OK && dst) s = fsync_path(dst);
     free(buf);
     EVP_MD_CTX_free(md);
-    list_free(&l);
+    util_dir_files_free(l.rel, l.n);
     return s;
 }
 

@@ -2,7 +2,6 @@
 #include "model_verify.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -22,57 +21,16 @@ typedef struct {
 } file_list;
 
 static void list_free(file_list *l) {
-    for (int i = 0; i < l->n; i++) free(l->rel[i]);
-    free(l->rel);
+    util_dir_files_free(l->rel, l->n);
     l->rel = NULL;
     l->n = 0;
 }
 
-static seslm_status list_add(file_list *l, const char *rel) {
-    if (l->n >= MAX_FILES) return seslm_fail(SESLM_ERR_LIMIT, "more than %d files in the model directory", MAX_FILES);
-    char **r = realloc(l->rel, (size_t)(l->n + 1) * sizeof *r);
-    if (!r) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    l->rel = r;
-    if (!(l->rel[l->n] = strdup(rel))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    l->n++;
-    return SESLM_OK;
-}
-
-static seslm_status walk(const char *root, const char *rel, int depth, file_list *l) {
-    char dpath[PATH_MAX];
-    snprintf(dpath, sizeof dpath, "%s%s%s", root, rel[0] ? "/" : "", rel);
-    if (depth > MAX_DEPTH) return seslm_fail(SESLM_ERR_LIMIT, "%s is nested more than %d levels", dpath, MAX_DEPTH);
-    DIR *d = opendir(dpath);
-    if (!d) return seslm_fail(SESLM_ERR_IO, "cannot read directory %s: %s", dpath, strerror(errno));
-    seslm_status s = SESLM_OK;
-    struct dirent *e;
-    while (s == SESLM_OK && (e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char r2[2048], full[PATH_MAX + 2048];
-        if ((size_t)snprintf(r2, sizeof r2, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name) >= sizeof r2) {
-            s = seslm_fail(SESLM_ERR_LIMIT, "path too long under %s", dpath);
-            break;
-        }
-        snprintf(full, sizeof full, "%s/%s", root, r2);
-        struct stat st;
-        if (stat(full, &st) != 0) s = seslm_fail(SESLM_ERR_IO, "cannot stat %s: %s", full, strerror(errno));
-        else if (S_ISDIR(st.st_mode)) s = walk(root, r2, depth + 1, l);
-        else if (S_ISREG(st.st_mode)) s = list_add(l, r2);
-        else s = seslm_fail(SESLM_ERR_FORMAT, "%s is neither a file nor a directory", full);
-    }
-    closedir(d);
-    return s;
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* The sorted list of dir's files, less the excluded relative paths. */
+/* The sorted list of dir's files (util_dir_files: the registry's store lists them the same way), less the
+ * excluded relative paths. */
 static seslm_status list_files(const char *dir, const char *const *ex, int n_ex, file_list *l) {
-    seslm_status s = walk(dir, "", 0, l);
-    if (s != SESLM_OK) {
-        list_free(l);
-        return s;
-    }
+    seslm_status s = util_dir_files(dir, MAX_FILES, MAX_DEPTH, &l->rel, &l->n);
+    if (s != SESLM_OK) return s;
     int k = 0;
     for (int i = 0; i < l->n; i++) {
         int drop = 0;
@@ -81,7 +39,6 @@ static seslm_status list_files(const char *dir, const char *const *ex, int n_ex,
         else l->rel[k++] = l->rel[i];
     }
     l->n = k;
-    qsort(l->rel, (size_t)l->n, sizeof *l->rel, cmp_str);
     return SESLM_OK;
 }
 

@@ -120,6 +120,69 @@ void util_rmtree(const char *path) {
     rmdir(path);
 }
 
+// ---- the files of a directory tree ----------------------------------------------------------------
+
+typedef struct {
+    char **rel;
+    int n, max_files, max_depth;
+} dir_list;
+
+static seslm_status dir_list_add(dir_list *l, const char *rel) {
+    if (l->n >= l->max_files) return seslm_fail(SESLM_ERR_LIMIT, "more than %d files in the directory", l->max_files);
+    char **r = realloc(l->rel, (size_t)(l->n + 1) * sizeof *r);
+    if (!r) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    l->rel = r;
+    if (!(l->rel[l->n] = strdup(rel))) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    l->n++;
+    return SESLM_OK;
+}
+
+static seslm_status dir_walk(const char *root, const char *rel, int depth, dir_list *l) {
+    char dpath[4096];
+    snprintf(dpath, sizeof dpath, "%s%s%s", root, rel[0] ? "/" : "", rel);
+    if (depth > l->max_depth) return seslm_fail(SESLM_ERR_LIMIT, "%s is nested more than %d levels", dpath, l->max_depth);
+    DIR *d = opendir(dpath);
+    if (!d) return seslm_fail(SESLM_ERR_IO, "cannot read directory %s: %s", dpath, strerror(errno));
+    seslm_status s = SESLM_OK;
+    struct dirent *e;
+    while (s == SESLM_OK && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char r2[2048], full[4096 + 2048];
+        if ((size_t)snprintf(r2, sizeof r2, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name) >= sizeof r2) {
+            s = seslm_fail(SESLM_ERR_LIMIT, "path too long under %s", dpath);
+            break;
+        }
+        snprintf(full, sizeof full, "%s/%s", root, r2);
+        struct stat st;
+        if (stat(full, &st) != 0) s = seslm_fail(SESLM_ERR_IO, "cannot stat %s: %s", full, strerror(errno));
+        else if (S_ISDIR(st.st_mode)) s = dir_walk(root, r2, depth + 1, l);
+        else if (S_ISREG(st.st_mode)) s = dir_list_add(l, r2);
+        else s = seslm_fail(SESLM_ERR_FORMAT, "%s is neither a file nor a directory", full);
+    }
+    closedir(d);
+    return s;
+}
+
+static int dir_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+seslm_status util_dir_files(const char *root, int max_files, int max_depth, char ***rel, int *n) {
+    dir_list l = {NULL, 0, max_files, max_depth};
+    seslm_status s = dir_walk(root, "", 0, &l);
+    if (s != SESLM_OK) {
+        util_dir_files_free(l.rel, l.n);
+        *rel = NULL, *n = 0;
+        return s;
+    }
+    if (l.n > 1) qsort(l.rel, (size_t)l.n, sizeof *l.rel, dir_cmp);
+    *rel = l.rel, *n = l.n;
+    return SESLM_OK;
+}
+
+void util_dir_files_free(char **rel, int n) {
+    for (int i = 0; i < n; i++) free(rel[i]);
+    free(rel);
+}
+
 /* Bytes of the well-formed UTF-8 sequence at s[i] (1..4), or 0 when the bytes there are not one (RFC 3629
  * table: no overlong forms, no surrogates, nothing above U+10FFFF, not cut short by n). */
 static size_t utf8_seq_len(const unsigned char *s, size_t i, size_t n) {

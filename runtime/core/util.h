@@ -13,6 +13,8 @@
 #define util_rmtree seslm_util_rmtree
 #define util_now_s seslm_util_now_s
 #define util_write_all seslm_util_write_all
+#define util_dir_files seslm_util_dir_files
+#define util_dir_files_free seslm_util_dir_files_free
 
 #include "seslm.h"
 
@@ -52,6 +54,13 @@ size_t util_utf8_repair(const char *s, size_t n, char *out);
 
 /* Removes a file or a directory tree (no symlinks followed). Best effort: errors are ignored. */
 void util_rmtree(const char *path);
+
+/* Every regular file under root (symbolic links followed) as a path relative to root, in byte order of the
+ * paths: *rel (n of them; util_dir_files_free). Subdirectories at most max_depth levels deep and at most
+ * max_files files, else SESLM_ERR_LIMIT; anything that is neither a file nor a directory: SESLM_ERR_FORMAT.
+ * The one listing behind a model directory's content hash, its manifest and the registry's copy of it. */
+seslm_status util_dir_files(const char *root, int max_files, int max_depth, char ***rel, int *n);
+void util_dir_files_free(char **rel, int n);
 
 /* Seconds on the monotonic clock (for elapsed times and ETAs; not the time of day). */
 double util_now_s(void);
