@@ -5,7 +5,8 @@
  * k = 1 is the embedding; the last block of k = 3 is the embedding / sqrt(3); k outside 1..6 is refused;
  * every output element is written (NaN-poisoned buffers). The device code path (encoder.c, run by the
  * cpu-devsim backend: the reference ops on host memory) against the oracle and bit for bit against cpu-ref,
- * k = 1..6 and the embedding. A missing model FAILS (data/fetch_model.sh). */
+ * k = 1..6 and the embedding, and k = 1 and 3 with head and neuron masks. A missing model FAILS
+ * (data/fetch_model.sh). */
 #include "oracle_io.h"
 #include "seslm.h"
 #include "test.h"
@@ -148,6 +149,30 @@ int main(void) {
             same = sh == SESLM_OK && sd == SESLM_OK && finite && memcmp(fh, fd, nf * sizeof(float)) == 0;
             CHECK_MSG(same, "k = %d: the device code path differs from cpu-ref's host path (%s)", k,
                       sd == SESLM_OK ? "values" : seslm_last_error());
+        }
+        // with structural masks (an evolved student's pruned heads and neurons, half-weighted heads): the device
+        // path reads them from its device copy
+        static float hm[6][12], nm[6][1536];
+        const float *hp[6], *np[6];
+        for (int l = 0; l < 6; l++) {
+            for (int h = 0; h < 12; h++) hm[l][h] = h == l ? 0.0f : h == (l + 5) % 12 ? 0.5f : 1.0f;
+            for (int f = 0; f < 1536; f++) nm[l][f] = (f + l) % 7 == 0 ? 0.0f : 1.0f;
+            hp[l] = hm[l], np[l] = nm[l];
+        }
+        static float before[16 * DIM];
+        CHECK(seslm_encoder_features_texts(e, b16, l16, 16, 1, before) == SESLM_OK);
+        CHECK(seslm_encoder_set_masks(e, hp, np) == SESLM_OK);
+        CHECK_MSG(seslm_encoder_set_masks(ed, hp, np) == SESLM_OK, "%s", seslm_last_error());
+        for (int k = 1; same && k <= 3; k += 2) {
+            for (int i = 0; i < 16 * 6 * DIM; i++) fh[i] = NAN, fd[i] = NAN;
+            const seslm_status sh = seslm_encoder_features_texts(e, b16, l16, 16, k, fh);
+            const seslm_status sd = seslm_encoder_features_texts(ed, b16, l16, 16, k, fd);
+            const size_t nf = (size_t)16 * k * DIM;
+            same = sh == SESLM_OK && sd == SESLM_OK && memcmp(fh, fd, nf * sizeof(float)) == 0;
+            for (size_t i = 0; same && i < nf; i++) same = isfinite(fd[i]);
+            CHECK_MSG(same, "masked, k = %d: the device code path differs from cpu-ref's host path (%s)", k,
+                      sd == SESLM_OK ? "values" : seslm_last_error());
+            if (k == 1) CHECK_MSG(memcmp(before, fh, sizeof before) != 0, "the masks changed nothing");
         }
         free(fh), free(fd);
         seslm_encoder_free(ed);
