@@ -3,12 +3,16 @@
  *
  *   bench_intent --model DIR --name NAME --train TSV --test TSV [--oos TSV --val TSV --val-oos TSV]
  *                --shots 5,10,20,50 --seeds N --out DIR [--threads N] [--updates N] [--first-seed S]
- *                [--feature-layers K] [--early-weight W]
+ *                [--feature-layers K] [--early-weight W] [--stream TSV]
  *
  * Seeds S..S+N-1 (default S = 1): a long cell can be split over processes, each with its own --out.
  * --feature-layers K: the head's inputs are seslm_encoder_features_texts of the last K layers (K x hidden
  * wide) instead of the embeddings (K = 1, default); the peers read the same features. --early-weight W: the
  * head's weight of the earlier layers' blocks (default 0.7, as `seslm intent train`; 1: equal blocks).
+ * --stream TSV: after each run's measures, its head learns every row of TSV online (seslm_intent_learn, one
+ * labelled row at a time, as a node's feedback arrives; the rows in a seeded order) and the test split is
+ * scored again: "stream_accuracy" (new intents in TSV are added). --online-lr F, --online-steps N: the
+ * head's online learning rate and least steps per update (defaults as seslm_intent_opts_default).
  *
  * Writes OUT/NAME_<split>.f32 (the embeddings, row-major float32, rows in TSV order) and
  * OUT/NAME_splits.txt (one line per run: "k seed i1 i2 ...", the training rows) so the scikit-learn
@@ -130,7 +134,7 @@ static double auroc(const float *in, int nin, const float *oos, int noos) {
 
 int main(int argc, char **argv) {
     const char *model = "models/all-MiniLM-L6-v2", *name = NULL, *trp = NULL, *tep = NULL, *oosp = NULL, *valp = NULL,
-               *voosp = NULL, *out = "bench/out", *shots_s = "5,10,20,50";
+               *voosp = NULL, *out = "bench/out", *shots_s = "5,10,20,50", *streamp = NULL;
     int seeds = 3, threads = 2, updates = 200, reuse = 0, first_seed = 1;
     seslm_intent_opts base;
     seslm_intent_opts_default(&base);
@@ -143,6 +147,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--oos")) oosp = v;
         else if (!strcmp(a, "--val")) valp = v;
         else if (!strcmp(a, "--val-oos")) voosp = v;
+        else if (!strcmp(a, "--stream")) streamp = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--shots")) shots_s = v;
         else if (!strcmp(a, "--seeds")) seeds = atoi(v);
@@ -154,6 +159,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--epochs")) base.epochs = atoi(v);
         else if (!strcmp(a, "--weight-decay")) base.weight_decay = (float)atof(v);
         else if (!strcmp(a, "--lr")) base.lr = (float)atof(v);
+        else if (!strcmp(a, "--online-lr")) base.online_lr = (float)atof(v);
+        else if (!strcmp(a, "--online-steps")) base.online_steps = atoi(v);
         else if (!strcmp(a, "--calib-frac")) base.calib_frac = (float)atof(v);
         else if (!strcmp(a, "--early-weight")) base.early_weight = (float)atof(v);
         else if (!strcmp(a, "--hidden") && !strcmp(v, "auto")) base.n_hidden = SESLM_INTENT_AUTO;
@@ -170,9 +177,9 @@ int main(int argc, char **argv) {
         else return fprintf(stderr, "bench_intent: unknown option %s\n", a), 2;
     }
     if (!name || !trp || !tep) return fprintf(stderr, "usage: see the comment at the top of bench_intent.c\n"), 2;
-    tsv tr, te, oos = {0}, val = {0}, voos = {0};
+    tsv tr, te, oos = {0}, val = {0}, voos = {0}, sm_ = {0};
     if (read_tsv(trp, &tr) || read_tsv(tep, &te) || (oosp && read_tsv(oosp, &oos)) || (valp && read_tsv(valp, &val)) ||
-        (voosp && read_tsv(voosp, &voos)))
+        (voosp && read_tsv(voosp, &voos)) || (streamp && read_tsv(streamp, &sm_)))
         return 1;
     seslm_model *m = NULL;
     seslm_encoder *e = NULL;
@@ -199,19 +206,21 @@ int main(int argc, char **argv) {
     double t0 = now_s();
 #define EMB(t, split) ((t).n ? (reuse ? load_f32(out, name, split, (size_t)(t).n * D) : NULL) : NULL)
     float *Xtr = EMB(tr, "train"), *Xte = EMB(te, "test"), *Xoos = EMB(oos, "oos"), *Xval = EMB(val, "val"),
-          *Xvoos = EMB(voos, "val_oos");
+          *Xvoos = EMB(voos, "val_oos"), *Xsm = EMB(sm_, "stream");
     if (!Xtr) Xtr = embed_all(e, &tr, D);
     if (!Xte) Xte = embed_all(e, &te, D);
     if (!Xoos && oos.n) Xoos = embed_all(e, &oos, D);
     if (!Xval && val.n) Xval = embed_all(e, &val, D);
     if (!Xvoos && voos.n) Xvoos = embed_all(e, &voos, D);
-    const int n_emb = tr.n + te.n + oos.n + val.n + voos.n;
+    if (!Xsm && sm_.n) Xsm = embed_all(e, &sm_, D);
+    const int n_emb = tr.n + te.n + oos.n + val.n + voos.n + sm_.n;
     double emb_s = now_s() - t0;
     save_f32(out, name, "train", Xtr, (size_t)tr.n * D);
     save_f32(out, name, "test", Xte, (size_t)te.n * D);
     if (Xoos) save_f32(out, name, "oos", Xoos, (size_t)oos.n * D);
     if (Xval) save_f32(out, name, "val", Xval, (size_t)val.n * D);
     if (Xvoos) save_f32(out, name, "val_oos", Xvoos, (size_t)voos.n * D);
+    if (Xsm) save_f32(out, name, "stream", Xsm, (size_t)sm_.n * D);
 
     // classes of the training file, in first-appearance order; rows of each
     char **cls = NULL;
@@ -355,6 +364,32 @@ int main(int argc, char **argv) {
                                auroc(sin_, te.n, soos, oos.n), thr, ia / te.n, orc / oos.n);
                 }
                 free(cv), free(okv);
+            }
+            if (Xsm) { // online learning on the stream's rows, one at a time in a seeded order; then the test again
+                int *ord = malloc((size_t)sm_.n * sizeof(int)), steps = 0, total = 0;
+                for (int i = 0; i < sm_.n; i++) ord[i] = i;
+                uint64_t ss = (uint64_t)seed * 7919u + 17u;
+                for (int i = sm_.n - 1; i > 0; i--) {
+                    int j = (int)(sm(&ss) % (uint64_t)(i + 1)), t = ord[i];
+                    ord[i] = ord[j], ord[j] = t;
+                }
+                double s0 = now_s();
+                for (int q = 0; q < sm_.n; q++) {
+                    const char *l = sm_.label[ord[q]];
+                    if (seslm_intent_learn(h, Xsm + (size_t)ord[q] * D, &l, 1, 1, &steps) != SESLM_OK)
+                        return fprintf(stderr, "bench_intent: %s\n", seslm_last_error()), 1;
+                    total += steps;
+                }
+                double stream_s = now_s() - s0;
+                int ok = 0;
+                for (int i = 0; i < te.n; i++) {
+                    seslm_intent_result r;
+                    seslm_intent_predict(h, Xte + (size_t)i * D, NULL, &r);
+                    ok += strcmp(seslm_intent_label(h, r.index), te.label[i]) == 0;
+                }
+                printf(",\"stream_rows\":%d,\"stream_accuracy\":%.6f,\"stream_seconds\":%.2f,\"stream_steps_mean\":%.2f",
+                       sm_.n, (double)ok / te.n, stream_s, (double)total / sm_.n);
+                free(ord);
             }
             printf("}\n");
             fflush(stdout);

@@ -263,7 +263,17 @@ void seslm_intent_free(seslm_intent_head *h) {
     free(h->rx);
     free(h->ry);
     free(h->oos_ref);
+    free(h->in_scale);
     free(h);
+}
+
+float *intent_block_scale(int D, int K, double w) {
+    if (K <= 1 || w == 1.0) return NULL;
+    float *s = malloc((size_t)D * sizeof(float));
+    if (!s) return NULL;
+    const double norm = sqrt(((K - 1) * w * w + 1) / K), B = D / K; // B: one layer's width
+    for (int j = 0; j < D; j++) s[j] = (float)((j < (K - 1) * B ? w : 1.0) / norm);
+    return s;
 }
 
 // ---- forward / backward ------------------------------------------------------------------------------
@@ -369,9 +379,19 @@ double intent_loss_grad(const seslm_intent_head *h, const float *X, const int *y
         loss -= log(fmax(row[y[i]], 1e-30));
     }
     loss /= B;
+    // the penalty is the fit's: on W' = W[0] / s where the fit's block weights s are folded in (in_scale)
     double reg = 0;
-    for (int l = 0; l < L; l++)
-        for (size_t k = 0; k < (size_t)h->dims[l + 1] * h->dims[l]; k++) reg += (double)h->W[l][k] * h->W[l][k];
+    for (int l = 0; l < L; l++) {
+        const int in = h->dims[l];
+        const float *s = l == 0 ? h->in_scale : NULL;
+        for (int r = 0; r < h->dims[l + 1]; r++) {
+            const float *w = h->W[l] + (size_t)r * in;
+            for (int j = 0; j < in; j++) {
+                const double v = s ? w[j] / s[j] : w[j];
+                reg += v * v;
+            }
+        }
+    }
     loss += 0.5 * h->o.weight_decay * reg / B;
     if (gW && gb) {
         dZ = P; // (softmax - onehot) / B, in place
@@ -382,8 +402,12 @@ double intent_loss_grad(const seslm_intent_head *h, const float *X, const int *y
         for (int l = L - 1; l >= 0; l--) {
             const int in = h->dims[l], out = h->dims[l + 1];
             mm_grad_w(dZ, B, out, A[l], in, gW[l]);
-            const float wd = h->o.weight_decay / (float)B;
-            for (size_t k = 0; k < (size_t)out * in; k++) gW[l][k] += wd * h->W[l][k];
+            const float wd = h->o.weight_decay / (float)B, *s = l == 0 ? h->in_scale : NULL;
+            if (s)
+                for (int r = 0; r < out; r++)
+                    for (int j = 0; j < in; j++) gW[l][(size_t)r * in + j] += wd * h->W[l][(size_t)r * in + j] / (s[j] * s[j]);
+            else
+                for (size_t k = 0; k < (size_t)out * in; k++) gW[l][k] += wd * h->W[l][k];
             for (int j = 0; j < out; j++) {
                 float s = 0;
                 for (int i = 0; i < B; i++) s += dZ[(size_t)i * out + j];
@@ -443,14 +467,35 @@ static void adam_update(float *p, float *m, float *v, const float *g, size_t n, 
     }
 }
 
-/* One Adam step on B rows; returns the loss before the step (NaN: out of memory). */
+/* Adam on W' = p / s (s per column of the rows of `cols`) while p is stored: the gradient by W' is s times
+ * the gradient by p, and a step of W' moves p s times as far. The moments are W''s. */
+static void adam_update_scaled(float *p, float *m, float *v, const float *g, int rows, int cols, const float *s,
+                               float lr, float c1, float c2) {
+    const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j++) {
+            const size_t k = (size_t)r * cols + j;
+            const float gk = g[k] * s[j];
+            m[k] = b1 * m[k] + (1 - b1) * gk;
+            v[k] = b2 * v[k] + (1 - b2) * gk * gk;
+            p[k] -= s[j] * (lr * (m[k] / c1) / (sqrtf(v[k] / c2) + eps));
+        }
+}
+
+/* One Adam step on B rows; returns the loss before the step (NaN: out of memory). Where the fit's block
+ * weights are folded into W[0] (in_scale), it steps the fitted parametrisation W' = W[0] / s, as the fit did:
+ * stepping the folded weights instead would move the earlier layers' blocks by 1 / s their due (Adam's steps
+ * do not scale with the gradient), and the Adam moments an MLP fit saved are W''s. */
 static double adam_step(seslm_intent_head *h, grads *g, const float *X, const int *y, int B, float lr) {
     double loss = intent_loss_grad(h, X, y, B, g->gW, g->gb);
     if (isnan(loss)) return loss;
     h->adam_t++;
     const float c1 = 1.0f - powf(0.9f, (float)h->adam_t), c2 = 1.0f - powf(0.999f, (float)h->adam_t);
     for (int l = 0; l < h->n_layers; l++) {
-        adam_update(h->W[l], h->mW[l], h->vW[l], g->gW[l], (size_t)h->dims[l + 1] * h->dims[l], lr, c1, c2);
+        if (l == 0 && h->in_scale)
+            adam_update_scaled(h->W[0], h->mW[0], h->vW[0], g->gW[0], h->dims[1], h->dims[0], h->in_scale, lr, c1, c2);
+        else
+            adam_update(h->W[l], h->mW[l], h->vW[l], g->gW[l], (size_t)h->dims[l + 1] * h->dims[l], lr, c1, c2);
         adam_update(h->b[l], h->mb[l], h->vb[l], g->gb[l], (size_t)h->dims[l + 1], lr, c1, c2);
     }
     return loss;
@@ -613,6 +658,8 @@ seslm_status seslm_intent_fit(seslm_intent_head *h, const float *X, const char *
     uint64_t rng = h->o.seed;
     h->rng = rng_next(&rng);
     h->temperature = 1.0f;
+    free(h->in_scale); // a new fit: only an auto fit on weighted features folds a scale in again
+    h->in_scale = NULL;
     h->online_updates = 0;
     memset(&h->selection, 0, sizeof h->selection);
     if ((st = intent_set_oos_ref(h, NULL, 0)) != SESLM_OK) { // a new fit: the old reference no longer applies

@@ -33,6 +33,9 @@ struct seslm_intent_head {
     float *oos_ref;                // (n_oos_ref) sorted ascending: held-out examples' scores (intent_oos_score)
     int n_oos_ref;
     float oos_scale;               // the last layer's weight scale (intent_weight_scale)
+    float *in_scale;               // (input_dim) or NULL: the block weights s folded into W[0] by an auto fit on
+                                   // k > 1 features (W[0] = W' diag(s), W' the fitted weights). Online learning
+                                   // penalises and steps W' as the fit did (intent_loss_grad, adam_step)
 };
 
 /* Mean softmax cross-entropy (temperature 1) of B rows X (B, input_dim) with classes y, plus the L2
@@ -68,6 +71,10 @@ float intent_oos_score(const float *z, int C, float scale);
 float intent_weight_scale(const float *W, int rows, int cols, int stride);
 /* Refreshes h->oos_scale from the head's last layer (after a fit, an online update or a load). */
 seslm_status intent_oos_refresh(seslm_intent_head *h);
+/* (D) per input dimension the weight of its layer's block of k = K feature blocks: w before the last layer,
+ * 1 for the last, rescaled so a unit row stays a unit row; malloc'd. NULL when K <= 1 or w == 1 (nothing to
+ * weigh) or out of memory. */
+float *intent_block_scale(int D, int K, double w);
 /* The automatic fit (intent_select.c): labels set, y in [0, n_classes); shapes and trains the head. */
 seslm_status intent_fit_auto(seslm_intent_head *h, const float *X, const int *y, int n, uint64_t *rng);
 

@@ -57,6 +57,8 @@ seslm_status seslm_intent_save(const seslm_intent_head *h, const char *path, con
     meta_num(m, "online_lr", o->online_lr);
     meta_num(m, "min_in_scope", o->min_in_scope);
     meta_num(m, "feature_layers", o->feature_layers);
+    if (h->in_scale) // the block weights folded into the first layer: online learning after a reload needs them
+        meta_num(m, "early_weight", o->early_weight);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)h->online_updates);
     cJSON_AddStringToObject(m, "online_updates", seed);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)h->rng);
@@ -193,7 +195,7 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
     }
     double v[16] = {o.input_dim, 1.0, o.oos_threshold, o.epochs, o.batch, o.lr, o.weight_decay, o.calib_frac,
                     o.replay_per_class, o.online_steps, o.online_max_steps, o.online_replay, o.online_lr, o.min_in_scope,
-                    1.0};
+                    1.0, o.early_weight};
     int ok = meta_double(m, "input_dim", 1, 65536, &v[0]) && meta_double(m, "temperature", 1e-3, 1e3, &v[1]) &&
              meta_double(m, "oos_threshold", 0, 1, &v[2]) && meta_double(m, "epochs", 0, 100000, &v[3]) &&
              meta_double(m, "batch", 1, 65536, &v[4]) && meta_double(m, "lr", 1e-12, 10, &v[5]) &&
@@ -201,7 +203,8 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
              meta_double(m, "replay_per_class", 1, 100000, &v[8]) && meta_double(m, "online_steps", 1, 100000, &v[9]) &&
              meta_double(m, "online_max_steps", 1, 100000, &v[10]) && meta_double(m, "online_replay", 0, 65536, &v[11]) &&
              meta_double(m, "online_lr", 1e-12, 10, &v[12]) && meta_double(m, "min_in_scope", 0, 1, &v[13]) &&
-             meta_double(m, "feature_layers", 1, 64, &v[14]) && v[14] == floor(v[14]); // (absent: 1, older files)
+             meta_double(m, "feature_layers", 1, 64, &v[14]) && v[14] == floor(v[14]) && // (absent: 1, older files)
+             meta_double(m, "early_weight", 1e-3, 10, &v[15]); // absent: nothing folded (or a file from before)
     if (!ok) {
         st = seslm_fail(SESLM_ERR_FORMAT, "%s: a hyper-parameter in the metadata is not a number in range", path);
         goto done;
@@ -209,7 +212,8 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
     o.input_dim = (int)v[0], o.oos_threshold = (float)v[2], o.epochs = (int)v[3], o.batch = (int)v[4];
     o.lr = (float)v[5], o.weight_decay = (float)v[6], o.calib_frac = (float)v[7], o.replay_per_class = (int)v[8];
     o.online_steps = (int)v[9], o.online_max_steps = (int)v[10], o.online_replay = (int)v[11], o.online_lr = (float)v[12];
-    o.min_in_scope = (float)v[13], o.feature_layers = (int)v[14];
+    o.min_in_scope = (float)v[13], o.feature_layers = (int)v[14], o.early_weight = (float)v[15];
+    const int folded = meta_str(m, "early_weight") != NULL;
     const char *seed = meta_str(m, "seed");
     if (seed) o.seed = strtoull(seed, NULL, 10);
     if ((st = seslm_intent_new(&h, &o)) != SESLM_OK) goto done;
@@ -247,6 +251,13 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
     h->dims[h->n_layers] = C;
     if ((st = intent_alloc_layers(h)) != SESLM_OK) goto done;
     if (at) h->adam_t = strtol(at, NULL, 10) > 0 ? strtol(at, NULL, 10) : 0; // after alloc, which zeroes it
+    if (folded && o.feature_layers > 1 && o.early_weight != 1.0f) {
+        if (!(h->in_scale = intent_block_scale(o.input_dim, o.feature_layers, o.early_weight))) {
+            st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        h->selection.early_weight = o.early_weight;
+    }
     // tensors
     if ((st = st_open(&f, path)) != SESLM_OK) goto done;
     for (int l = 0; l < h->n_layers; l++) {

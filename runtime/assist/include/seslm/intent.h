@@ -57,7 +57,7 @@ typedef struct {
     int auto_hidden[SESLM_INTENT_MAX_HIDDEN]; // the MLP tried in auto mode, 0-terminated (default 256; {0}: linear only)
     int epochs;                            // 0: automatic (enough epochs for ~3000 steps, 20..200)
     int batch;                             // mini-batch size (default 32)
-    float lr;                              // Adam learning rate (default 1e-3)
+    float lr;                              // Adam learning rate (default 5e-3)
     float weight_decay;                    // L2 penalty (default 1e-4; auto: 1 / the chosen C)
     uint64_t seed;                         // default 42
     float calib_frac;                      // held out to fit the temperature (default 0.2; 0: T = 1); auto heads fit
@@ -77,7 +77,7 @@ typedef struct {
     float early_weight;                    // k > 1, the automatic head: the weight of the earlier layers' blocks
                                            // against the last, in (0, 10] (default 0.7, chosen on development rows,
                                            // bench/RESULTS.md 13; 1: equal blocks). Folded into the fitted head, so
-                                           // not needed to read it; not stored
+                                           // not needed to read it; stored where folded, for online learning
 } seslm_intent_opts;
 
 typedef struct seslm_intent_head seslm_intent_head;
