@@ -11,7 +11,8 @@
  * head's weight of the earlier layers' blocks (default 0.7, as `seslm intent train`; 1: equal blocks).
  * --stream TSV: after each run's measures, its head learns every row of TSV online (seslm_intent_learn, one
  * labelled row at a time, as a node's feedback arrives; the rows in a seeded order) and the test split is
- * scored again: "stream_accuracy" (new intents in TSV are added). --online-lr F, --online-steps N: the
+ * scored again: "stream_accuracy" (new intents in TSV are added; "stream_new_accuracy" on the test rows of
+ * intents the training file lacks, "stream_known_accuracy" on the others). --online-lr F, --online-steps N: the
  * head's online learning rate and least steps per update (defaults as seslm_intent_opts_default).
  *
  * Writes OUT/NAME_<split>.f32 (the embeddings, row-major float32, rows in TSV order) and
@@ -381,14 +382,20 @@ int main(int argc, char **argv) {
                     total += steps;
                 }
                 double stream_s = now_s() - s0;
-                int ok = 0;
+                int ok = 0, nnew = 0, oknew = 0; // and on the test rows of intents the pool lacks (learned online)
                 for (int i = 0; i < te.n; i++) {
                     seslm_intent_result r;
                     seslm_intent_predict(h, Xte + (size_t)i * D, NULL, &r);
-                    ok += strcmp(seslm_intent_label(h, r.index), te.label[i]) == 0;
+                    const int right = strcmp(seslm_intent_label(h, r.index), te.label[i]) == 0;
+                    int known = 0;
+                    for (int c = 0; c < C && !known; c++) known = strcmp(cls[c], te.label[i]) == 0;
+                    ok += right, nnew += !known, oknew += !known && right;
                 }
                 printf(",\"stream_rows\":%d,\"stream_accuracy\":%.6f,\"stream_seconds\":%.2f,\"stream_steps_mean\":%.2f",
                        sm_.n, (double)ok / te.n, stream_s, (double)total / sm_.n);
+                if (nnew)
+                    printf(",\"stream_new_rows\":%d,\"stream_new_accuracy\":%.6f,\"stream_known_accuracy\":%.6f", nnew,
+                           (double)oknew / nnew, (double)(ok - oknew) / (te.n - nnew));
                 free(ord);
             }
             printf("}\n");
