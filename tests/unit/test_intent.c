@@ -49,11 +49,17 @@ static double accuracy(const seslm_intent_head *h, const float *X, const int *y,
     return (double)right / n;
 }
 
-static void test_gradient(void) {
+/* The loss's gradient against central differences. scaled: block weights s folded into the first layer
+ * (in_scale), whose penalty is on W / s (the fitted weights), with a penalty large enough to matter. */
+static void test_gradient(int scaled) {
     const int D = 7, C = 4, B = 5;
     seslm_intent_head *h = small_head(D, 6, 5, 3);
     CHECK(h != NULL);
-    h->o.weight_decay = 0.05f; // exercise the L2 term too
+    h->o.weight_decay = scaled ? 2.0f : 0.05f; // exercise the L2 term too
+    if (scaled) {
+        h->in_scale = malloc(D * sizeof(float));
+        for (int j = 0; j < D; j++) h->in_scale[j] = 0.5f + 0.2f * (float)j;
+    }
     for (int c = 0; c < C; c++) CHECK(seslm_intent_add_class(h, NAMES[c], NULL) == SESLM_OK);
     for (int l = 0; l < h->n_layers; l++) { // random weights and biases (add_class leaves the last layer zero)
         for (int k = 0; k < h->dims[l + 1] * h->dims[l]; k++) h->W[l][k] = (float)(0.6 * nrand());
@@ -90,7 +96,7 @@ static void test_gradient(void) {
             }
         }
     }
-    CHECK_MSG(worst < 2e-2, "worst relative gradient error %.3g over %d parameters", worst, checked);
+    CHECK_MSG(worst < 2e-2, "worst relative gradient error %.3g over %d parameters (scaled %d)", worst, checked, scaled);
     for (int l = 0; l < h->n_layers; l++) free(gW[l]), free(gb[l]);
     seslm_intent_free(h);
 }
@@ -396,7 +402,8 @@ static void test_early_weight(void) {
 int main(void) {
     // each test seeds its own data: a test added or moved does not change another's (they used to share one
     // stream, so a test drawing first changed the data of all after it)
-    test_rand_seed(12345), test_gradient();
+    test_rand_seed(12345), test_gradient(0);
+    test_rand_seed(12345), test_gradient(1);
     test_rand_seed(2), test_fit_determinism_roundtrip();
     test_rand_seed(3), test_grow_and_learn();
     test_rand_seed(4), test_calibration();
