@@ -458,27 +458,19 @@ static seslm_status grads_alloc(const seslm_intent_head *h, grads *g) {
     return SESLM_OK;
 }
 
-static void adam_update(float *p, float *m, float *v, const float *g, size_t n, float lr, float c1, float c2) {
-    const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
-    for (size_t k = 0; k < n; k++) {
-        m[k] = b1 * m[k] + (1 - b1) * g[k];
-        v[k] = b2 * v[k] + (1 - b2) * g[k] * g[k];
-        p[k] -= lr * (m[k] / c1) / (sqrtf(v[k] / c2) + eps);
-    }
-}
-
-/* Adam on W' = p / s (s per column of the rows of `cols`) while p is stored: the gradient by W' is s times
- * the gradient by p, and a step of W' moves p s times as far. The moments are W''s. */
-static void adam_update_scaled(float *p, float *m, float *v, const float *g, int rows, int cols, const float *s,
-                               float lr, float c1, float c2) {
+/* Adam on rows x cols parameters p. With s (cols) non-NULL it steps W' = p / s (s per column) while p is
+ * stored: the gradient by W' is s times the gradient by p, a step of W' moves p s times as far, and the
+ * moments are W''s. s NULL: plain Adam on p (s = 1, bit for bit). */
+static void adam_update(float *p, float *m, float *v, const float *g, int rows, int cols, const float *s, float lr,
+                        float c1, float c2) {
     const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < cols; j++) {
             const size_t k = (size_t)r * cols + j;
-            const float gk = g[k] * s[j];
+            const float sj = s ? s[j] : 1.0f, gk = g[k] * sj;
             m[k] = b1 * m[k] + (1 - b1) * gk;
             v[k] = b2 * v[k] + (1 - b2) * gk * gk;
-            p[k] -= s[j] * (lr * (m[k] / c1) / (sqrtf(v[k] / c2) + eps));
+            p[k] -= sj * (lr * (m[k] / c1) / (sqrtf(v[k] / c2) + eps));
         }
 }
 
@@ -492,11 +484,9 @@ static double adam_step(seslm_intent_head *h, grads *g, const float *X, const in
     h->adam_t++;
     const float c1 = 1.0f - powf(0.9f, (float)h->adam_t), c2 = 1.0f - powf(0.999f, (float)h->adam_t);
     for (int l = 0; l < h->n_layers; l++) {
-        if (l == 0 && h->in_scale)
-            adam_update_scaled(h->W[0], h->mW[0], h->vW[0], g->gW[0], h->dims[1], h->dims[0], h->in_scale, lr, c1, c2);
-        else
-            adam_update(h->W[l], h->mW[l], h->vW[l], g->gW[l], (size_t)h->dims[l + 1] * h->dims[l], lr, c1, c2);
-        adam_update(h->b[l], h->mb[l], h->vb[l], g->gb[l], (size_t)h->dims[l + 1], lr, c1, c2);
+        adam_update(h->W[l], h->mW[l], h->vW[l], g->gW[l], h->dims[l + 1], h->dims[l], l == 0 ? h->in_scale : NULL, lr,
+                    c1, c2);
+        adam_update(h->b[l], h->mb[l], h->vb[l], g->gb[l], 1, h->dims[l + 1], NULL, lr, c1, c2);
     }
     return loss;
 }
