@@ -253,6 +253,7 @@ static void test_folded_weights_learn(void) {
     CHECK_MSG(a->in_scale && !b->in_scale, "the weighted head keeps its block weights, the unweighted none");
     CHECK(seslm_intent_get_selection(a)->early_weight == w && seslm_intent_get_selection(b)->early_weight == 1.0);
     CHECK(seslm_intent_get_selection(a)->C == seslm_intent_get_selection(b)->C);
+    CHECK(n > a->o.online_replay && a->o.weight_decay == b->o.weight_decay);
     float za[P * C], zb[P * C], z0[P * C];
     double worst = 0, moved = 0;
     logits_of(a, probe, P, za);
@@ -352,6 +353,36 @@ static void test_online_keeps_the_fit(void) {
     seslm_intent_free(h);
 }
 
+/* The online penalty counts the replayed rows the batch can hold (at most the n training rows): a head asked to
+ * replay 60,000 rows per step, fitted on 8, keeps a weight decay a head file may hold, and reloads. */
+static void test_online_penalty_bounded(void) {
+    enum { C = 4, per = 2, D = 6, n = C * per };
+    float X[n * D];
+    const char *labels[n];
+    for (int i = 0; i < n; i++) {
+        for (int d = 0; d < D; d++) X[i * D + d] = (float)(nrand() + (d == i % C ? 2 : 0));
+        labels[i] = NAMES[i % C];
+    }
+    seslm_intent_opts o;
+    seslm_intent_opts_default(&o);
+    o.input_dim = D, o.seed = 4, o.auto_hidden[0] = 32, o.online_replay = 60000;
+    seslm_intent_head *h = NULL, *g = NULL;
+    CHECK(seslm_intent_new(&h, &o) == SESLM_OK);
+    if (!h) return;
+    CHECK(seslm_intent_fit(h, X, labels, n) == SESLM_OK);
+    const double C_ = seslm_intent_get_selection(h)->C, want = (1.0 + n) / (C_ * n);
+    CHECK_MSG(fabs(h->o.weight_decay - want) <= 1e-6 * want, "weight decay %g, want %g (C %g)", h->o.weight_decay, want, C_);
+    char path[] = "/tmp/seslm_intent_wd_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK(seslm_intent_save(h, path, NULL) == SESLM_OK);
+    CHECK_MSG(seslm_intent_load(&g, path, NULL) == SESLM_OK, "reload: %s", seslm_last_error());
+    unlink(path);
+    seslm_intent_free(g);
+    seslm_intent_free(h);
+}
+
 /* The replay buffer grows geometrically when full, not on every add (it once doubled per feedback: the ASan
  * soak asked for 28 GB after a few dozen). */
 static void test_replay_growth(void) {
@@ -381,5 +412,6 @@ int main(void) {
     test_adam_state_roundtrip();
     test_folded_weights_learn();
     test_online_keeps_the_fit();
+    test_online_penalty_bounded();
     return test_report("test_intent_auto");
 }
