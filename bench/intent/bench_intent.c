@@ -302,6 +302,9 @@ int main(int argc, char **argv) {
                 printf(",\"C\":%g,\"folds\":%d,\"mlp\":%d,\"mlp_cv_accuracy\":%.4f,\"cv_accuracy\":%.4f", sel->C,
                        sel->folds, sel->mlp, isnan(sel->mlp_cv_accuracy) ? -1.0 : sel->mlp_cv_accuracy,
                        isnan(sel->cv_accuracy) ? -1.0 : sel->cv_accuracy);
+            float olr, owd;
+            seslm_intent_online_rate(h, &olr, &owd);
+            printf(",\"online_lr\":%.4g", (double)olr);
             if (Xoos) { // the in-scope p-value (conformal, scaled max logit) at a fixed level, no tuning on oos rows
                 int rin = 0, roos = 0;
                 for (int i = 0; i < te.n; i++) {

@@ -36,12 +36,19 @@ struct seslm_intent_head {
     float *in_scale;               // (input_dim) or NULL: the block weights s folded into W[0] by an auto fit on
                                    // k > 1 features (W[0] = W' diag(s), W' the fitted weights). Online learning
                                    // penalises and steps W' as the fit did (intent_loss_grad, adam_step)
+    float fit_rms;                 // RMS of the fitted weights W' of a linear head fitted by the auto fit (L-BFGS at
+                                   // the chosen C); 0: none recorded. Online steps are at most 1 % of it
 };
 
 /* Mean softmax cross-entropy (temperature 1) of B rows X (B, input_dim) with classes y, plus the L2
- * term weight_decay/2 * sum W^2 / B_total as in training. With gW/gb non-NULL (arrays of n_layers
- * buffers shaped like W/b) the gradient is written there. Returns the loss, or NaN on out of memory. */
-double intent_loss_grad(const seslm_intent_head *h, const float *X, const int *y, int B, float **gW, float **gb);
+ * term wd/2 * sum W'^2 / B (wd: the caller's weight decay, h->o.weight_decay in training; W' = W[0] / s where
+ * block weights are folded in). With gW/gb non-NULL (arrays of n_layers buffers shaped like W/b) the gradient
+ * is written there. Returns the loss, or NaN on out of memory. */
+double intent_loss_grad(const seslm_intent_head *h, const float *X, const int *y, int B, float wd, float **gW,
+                        float **gb);
+
+/* Online steps are at most this part of the fitted weights' RMS (seslm_intent_online_rate, intent.c). */
+#define INTENT_ONLINE_REL_STEP 0.01f
 
 /* Logits (B, n_classes) of B rows (no temperature). 0 ok, -1 out of memory. */
 int intent_logits(const seslm_intent_head *h, const float *X, int B, float *logits);

@@ -59,6 +59,8 @@ seslm_status seslm_intent_save(const seslm_intent_head *h, const char *path, con
     meta_num(m, "feature_layers", o->feature_layers);
     if (h->in_scale) // the block weights folded into the first layer: online learning after a reload needs them
         meta_num(m, "early_weight", o->early_weight);
+    if (h->fit_rms > 0) // the fitted weights' scale, which sizes the online steps (seslm_intent_online_rate)
+        meta_num(m, "fit_rms", h->fit_rms);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)h->online_updates);
     cJSON_AddStringToObject(m, "online_updates", seed);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)h->rng);
@@ -193,22 +195,26 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
             goto done;
         }
     }
-    double v[16] = {o.input_dim, 1.0, o.oos_threshold, o.epochs, o.batch, o.lr, o.weight_decay, o.calib_frac,
+    // every number in the metadata, its range, and its value when absent (older files lack the later ones:
+    // feature_layers 1, early_weight (nothing folded), fit_rms 0 (no fitted scale recorded))
+    static const struct {
+        const char *key;
+        double lo, hi;
+    } HP[17] = {{"input_dim", 1, 65536},      {"temperature", 1e-3, 1e3},    {"oos_threshold", 0, 1},
+                {"epochs", 0, 100000},        {"batch", 1, 65536},           {"lr", 1e-12, 10},
+                {"weight_decay", 0, 100},     {"calib_frac", 0, 0.9},        {"replay_per_class", 1, 100000},
+                {"online_steps", 1, 100000},  {"online_max_steps", 1, 100000}, {"online_replay", 0, 65536},
+                {"online_lr", 1e-12, 10},     {"min_in_scope", 0, 1},        {"feature_layers", 1, 64},
+                {"early_weight", 1e-3, 10},   {"fit_rms", 0, 1e6}};
+    double v[17] = {o.input_dim, 1.0, o.oos_threshold, o.epochs, o.batch, o.lr, o.weight_decay, o.calib_frac,
                     o.replay_per_class, o.online_steps, o.online_max_steps, o.online_replay, o.online_lr, o.min_in_scope,
-                    1.0, o.early_weight};
-    int ok = meta_double(m, "input_dim", 1, 65536, &v[0]) && meta_double(m, "temperature", 1e-3, 1e3, &v[1]) &&
-             meta_double(m, "oos_threshold", 0, 1, &v[2]) && meta_double(m, "epochs", 0, 100000, &v[3]) &&
-             meta_double(m, "batch", 1, 65536, &v[4]) && meta_double(m, "lr", 1e-12, 10, &v[5]) &&
-             meta_double(m, "weight_decay", 0, 100, &v[6]) && meta_double(m, "calib_frac", 0, 0.9, &v[7]) &&
-             meta_double(m, "replay_per_class", 1, 100000, &v[8]) && meta_double(m, "online_steps", 1, 100000, &v[9]) &&
-             meta_double(m, "online_max_steps", 1, 100000, &v[10]) && meta_double(m, "online_replay", 0, 65536, &v[11]) &&
-             meta_double(m, "online_lr", 1e-12, 10, &v[12]) && meta_double(m, "min_in_scope", 0, 1, &v[13]) &&
-             meta_double(m, "feature_layers", 1, 64, &v[14]) && v[14] == floor(v[14]) && // (absent: 1, older files)
-             meta_double(m, "early_weight", 1e-3, 10, &v[15]); // absent: nothing folded (or a file from before)
-    if (!ok) {
-        st = seslm_fail(SESLM_ERR_FORMAT, "%s: a hyper-parameter in the metadata is not a number in range", path);
-        goto done;
-    }
+                    1.0, o.early_weight, 0.0};
+    for (int k = 0; k < 17; k++)
+        if (!meta_double(m, HP[k].key, HP[k].lo, HP[k].hi, &v[k]) || (k == 14 && v[k] != floor(v[k]))) {
+            st = seslm_fail(SESLM_ERR_FORMAT, "%s: metadata \"%s\" is not a number in [%g, %g]%s", path, HP[k].key,
+                            HP[k].lo, HP[k].hi, k == 14 ? " (a whole number)" : "");
+            goto done;
+        }
     o.input_dim = (int)v[0], o.oos_threshold = (float)v[2], o.epochs = (int)v[3], o.batch = (int)v[4];
     o.lr = (float)v[5], o.weight_decay = (float)v[6], o.calib_frac = (float)v[7], o.replay_per_class = (int)v[8];
     o.online_steps = (int)v[9], o.online_max_steps = (int)v[10], o.online_replay = (int)v[11], o.online_lr = (float)v[12];
@@ -218,6 +224,7 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
     if (seed) o.seed = strtoull(seed, NULL, 10);
     if ((st = seslm_intent_new(&h, &o)) != SESLM_OK) goto done;
     h->temperature = (float)v[1];
+    h->fit_rms = (float)v[16];
     const char *rs = meta_str(m, "rng_state"), *ou = meta_str(m, "online_updates");
     if (rs) h->rng = strtoull(rs, NULL, 10);
     if (ou) h->online_updates = strtoull(ou, NULL, 10);

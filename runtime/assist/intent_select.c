@@ -231,6 +231,11 @@ static seslm_status fit_linear_head(seslm_intent_head *h, const float *X, const 
         h->b[0][c] = (float)lr.w[(size_t)c * (D + 1) + D];
     }
     const double Creg = C_GRID[g_final];
+    double ss = 0; // the fitted weights' scale (W', before any block weights are folded in): online steps are
+                   // sized to it (seslm_intent_online_rate)
+    for (int c = 0; c < C; c++)
+        for (int j = 0; j < D; j++) ss += lr.w[(size_t)c * (D + 1) + j] * lr.w[(size_t)c * (D + 1) + j];
+    h->fit_rms = (float)sqrt(ss / ((double)C * D));
     seslm_lr_free(&lr);
     // online updates keep the fit's regularisation: the fit minimised mean CE + |W|^2 / (2 C n); an online
     // batch of B rows minimises its mean CE + weight_decay/2 |W|^2 / B, the same when weight_decay = B / (C n)

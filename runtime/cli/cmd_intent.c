@@ -302,7 +302,9 @@ static int do_train(int argc, char **argv) {
                    texts.n, seslm_intent_n_classes(h), (double)seslm_intent_temperature(h), (double)right / texts.n,
                    seslm_intent_in_scope_reference(h), feature_layers, t1 - t0, t2 - t1);
             for (int k = 0; k < ho->n_hidden; k++) printf(k ? ",%d" : "%d", ho->hidden[k]);
-            printf("]");
+            float olr, owd; // what feedback will step with (sized to this fit)
+            seslm_intent_online_rate(h, &olr, &owd);
+            printf("],\"online_lr\":%.6g,\"online_weight_decay\":%.6g", (double)olr, (double)owd);
             if (sel->folds > 0) { // the automatic selection: what it chose and why
                 printf(",\"selection\":{\"folds\":%d,\"C\":%.6g,\"cv_accuracy\":", sel->folds, sel->C);
                 if (isnan(sel->cv_accuracy)) printf("null");

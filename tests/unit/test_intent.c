@@ -74,7 +74,7 @@ static void test_gradient(int scaled) {
         gW[l] = calloc((size_t)h->dims[l + 1] * h->dims[l], sizeof(float));
         gb[l] = calloc((size_t)h->dims[l + 1], sizeof(float));
     }
-    double loss = intent_loss_grad(h, X, y, B, gW, gb);
+    double loss = intent_loss_grad(h, X, y, B, h->o.weight_decay, gW, gb);
     CHECK(isfinite(loss) && loss > 0);
     double worst = 0;
     int checked = 0;
@@ -85,9 +85,9 @@ static void test_gradient(int scaled) {
             for (int k = 0; k < n; k++) {
                 const float keep = p[k], eps = 1e-2f;
                 p[k] = keep + eps;
-                double lp = intent_loss_grad(h, X, y, B, NULL, NULL);
+                double lp = intent_loss_grad(h, X, y, B, h->o.weight_decay, NULL, NULL);
                 p[k] = keep - eps;
-                double lm = intent_loss_grad(h, X, y, B, NULL, NULL);
+                double lm = intent_loss_grad(h, X, y, B, h->o.weight_decay, NULL, NULL);
                 p[k] = keep;
                 double fd = (lp - lm) / (2 * eps), err = fabs(fd - g[k]) / fmax(1e-2, fabs(fd) + fabs(g[k]));
                 // a ReLU kink inside [p - eps, p + eps] makes the difference quotient meaningless there

@@ -142,6 +142,10 @@ void seslm_intent_set_min_in_scope(seslm_intent_head *h, float a); // clamped to
 int seslm_intent_in_scope_reference(const seslm_intent_head *h);     // examples in the reference (0: none)
 int seslm_intent_replay_size(const seslm_intent_head *h);
 uint64_t seslm_intent_online_updates(const seslm_intent_head *h); // learned examples since fit
+/* The Adam rate and weight decay online learning (seslm_intent_learn) steps with: opts.online_lr, at most 1 % of
+ * the fitted weights' RMS for a linear head the automatic fit chose; the fit's weight decay times the temperature
+ * where that is below 1. Sized to the fit, so strongly regularised heads are not broken by feedback. */
+void seslm_intent_online_rate(const seslm_intent_head *h, float *lr, float *weight_decay);
 const seslm_intent_opts *seslm_intent_options(const seslm_intent_head *h);
 const seslm_intent_selection *seslm_intent_get_selection(const seslm_intent_head *h);
 
