@@ -12,7 +12,8 @@
  * --stream TSV: after each run's measures, its head learns every row of TSV online (seslm_intent_learn, one
  * labelled row at a time, as a node's feedback arrives; the rows in a seeded order) and the test split is
  * scored again: "stream_accuracy" (new intents in TSV are added; "stream_new_accuracy" on the test rows of
- * intents the training file lacks, "stream_known_accuracy" on the others). --online-lr F, --online-steps N: the
+ * intents the training file lacks, "stream_known_accuracy" on the others; "ece_before" and "stream_ece": the
+ * 15-bin expected calibration error of the test rows' confidences before and after). --online-lr F, --online-steps N: the
  * head's online learning rate and least steps per update (defaults as seslm_intent_opts_default).
  *
  * Writes OUT/NAME_<split>.f32 (the embeddings, row-major float32, rows in TSV order) and
@@ -126,6 +127,19 @@ static double quantile(double *v, int n, double q) {
 }
 
 /* AUROC of "score higher for in-scope": P(score_in > score_oos) + 0.5 P(tie). */
+/* Expected calibration error over 15 equal-width confidence bins (Guo et al. 2017): the mean |accuracy -
+ * confidence| of the bins, weighted by their rows. */
+static double ece15(const float *conf, const unsigned char *right, int n) {
+    double acc[15] = {0}, cs[15] = {0}, cnt[15] = {0}, e = 0;
+    for (int i = 0; i < n; i++) {
+        int b = (int)(conf[i] * 15);
+        b = b < 0 ? 0 : b > 14 ? 14 : b;
+        acc[b] += right[i], cs[b] += conf[i], cnt[b]++;
+    }
+    for (int b = 0; b < 15; b++) e += fabs(acc[b] - cs[b]);
+    return n ? e / n : 0;
+}
+
 static double auroc(const float *in, int nin, const float *oos, int noos) {
     double s = 0;
     for (int i = 0; i < nin; i++)
@@ -246,6 +260,8 @@ int main(int argc, char **argv) {
     const char **labs = malloc((size_t)tr.n * sizeof(char *));
     float *Xk = malloc((size_t)tr.n * D * sizeof(float));
     float *sin_ = malloc((size_t)(te.n + 1) * sizeof(float)), *soos = malloc((size_t)(oos.n + 1) * sizeof(float));
+    float *cte = malloc((size_t)(te.n + 1) * sizeof(float)); // the test rows' confidences and correctness
+    unsigned char *okte = malloc((size_t)te.n + 1);
     float *pin = malloc((size_t)(te.n + 1) * sizeof(float)), *pout = malloc((size_t)(oos.n + 1) * sizeof(float));
     seslm_intent_head *last = NULL;
     char impl[128] = "seslm-auto"; // the default head: capacity chosen by cross-validation
@@ -291,8 +307,9 @@ int main(int argc, char **argv) {
             for (int i = 0; i < te.n; i++) {
                 seslm_intent_result r;
                 seslm_intent_predict(h, Xte + (size_t)i * D, NULL, &r);
-                right += strcmp(seslm_intent_label(h, r.index), te.label[i]) == 0;
-                sin_[i] = r.confidence;
+                okte[i] = strcmp(seslm_intent_label(h, r.index), te.label[i]) == 0;
+                right += okte[i];
+                sin_[i] = cte[i] = r.confidence;
             }
             printf("{\"dataset\":\"%s\",\"impl\":\"%s\",\"k\":%d,\"seed\":%d,\"n_train\":%d,\"accuracy\":%.6f,"
                    "\"fit_seconds\":%.3f,\"temperature\":%.4f",
@@ -386,16 +403,20 @@ int main(int argc, char **argv) {
                 }
                 double stream_s = now_s() - s0;
                 int ok = 0, nnew = 0, oknew = 0; // and on the test rows of intents the pool lacks (learned online)
+                const double ece0 = ece15(cte, okte, te.n);
                 for (int i = 0; i < te.n; i++) {
                     seslm_intent_result r;
                     seslm_intent_predict(h, Xte + (size_t)i * D, NULL, &r);
                     const int right = strcmp(seslm_intent_label(h, r.index), te.label[i]) == 0;
+                    okte[i] = (unsigned char)right, cte[i] = r.confidence;
                     int known = 0;
                     for (int c = 0; c < C && !known; c++) known = strcmp(cls[c], te.label[i]) == 0;
                     ok += right, nnew += !known, oknew += !known && right;
                 }
                 printf(",\"stream_rows\":%d,\"stream_accuracy\":%.6f,\"stream_seconds\":%.2f,\"stream_steps_mean\":%.2f",
                        sm_.n, (double)ok / te.n, stream_s, (double)total / sm_.n);
+                // calibration of the confidences on the test rows, before and after (the temperature is the fit's)
+                printf(",\"ece_before\":%.4f,\"stream_ece\":%.4f", ece0, ece15(cte, okte, te.n));
                 if (nnew)
                     printf(",\"stream_new_rows\":%d,\"stream_new_accuracy\":%.6f,\"stream_known_accuracy\":%.6f", nnew,
                            (double)oknew / nnew, (double)(ok - oknew) / (te.n - nnew));
