@@ -99,7 +99,10 @@ void seslm_intent_opts_default(seslm_intent_opts *o) {
     o->calib_frac = 0.2f;
     o->oos_threshold = 0.0f;
     o->replay_per_class = 16;
-    o->online_steps = 5;
+    // one step at least, then until the feedback is predicted right: with 5 at least, the four steps more on a
+    // feedback the head already got right were noise, and 10 more rows per intent took a 50-shot CLINC150 head
+    // from 94.5 % to 91.5 % (1 step: 93.8 %); at 10 shots 1 and 5 differ by -0.4..+1.3 points (RESULTS 13)
+    o->online_steps = 1;
     o->online_max_steps = 50;
     o->online_replay = 31;
     o->online_lr = 5e-3f;

@@ -64,7 +64,7 @@ typedef struct {
                                            // it on out-of-fold logits instead (any value > 0), or not at all (0)
     float oos_threshold;                   // out of scope below this calibrated confidence (default 0)
     int replay_per_class;                  // stored examples per class for replay (default 16)
-    int online_steps;                      // Adam steps per online update at least (default 5)
+    int online_steps;                      // Adam steps per online update at least (default 1)
     int online_max_steps;                  // at most, until the new examples are predicted (default 50)
     int online_replay;                     // replayed examples mixed into each online step (default 31)
     float online_lr;                       // Adam learning rate of online updates (default 5e-3)
