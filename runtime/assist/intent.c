@@ -799,8 +799,8 @@ static seslm_status replay_add(seslm_intent_head *h, const float *x, int c) {
  * chose strong regularisation (bench/RESULTS.md 13: a SNIPS head at C = 0.1 fell from 67.6 % to 58.3 % while
  * learning 140 rows that took the other draws' heads to 96 %):
  * - the step: Adam moves every weight by about the rate whatever its gradient, so a fixed rate is a fixed
- *   absolute step. The default (5e-3) is 1 % of the weights' RMS at C = 1000 (0.45-0.56 on sentence features),
- *   40 % of it at C = 0.1 (0.012). The rate is at most 1 % of the fitted weights' RMS (fit_rms), the relative
+ *   absolute step. The default (5e-3) is about 1 % of the weights' RMS at C = 100-1000 (0.38-0.5 on sentence
+ *   features), 40 % of it at C = 0.1 (0.012). The rate is at most 1 % of the fitted weights' RMS (fit_rms), the relative
  *   step of Adafactor (Shazeer & Stern 2018, rho = 1e-2). Heads no auto fit shaped (fit_rms 0) keep the rate.
  * - the penalty: the temperature, fitted on out-of-fold logits, says how far the fit's logits are from
  *   calibrated. T < 1 (0.05 at C = 0.1) means the penalty kept them 1 / T too small; where the penalty dominates,
