@@ -32,6 +32,22 @@ static seslm_intent_head *auto_head(int D, uint64_t seed) {
     return h;
 }
 
+/* Saves h to a fresh temporary file and loads it back; NULL (and a failed check) if either fails. With path
+ * non-NULL (room for 32 bytes) the file is kept there for the caller, who unlinks it; otherwise it is removed. */
+static seslm_intent_head *save_reload(const seslm_intent_head *h, char *path) {
+    char tmp[32] = "/tmp/seslm_intent_auto_XXXXXX";
+    int fd = mkstemp(tmp);
+    CHECK(fd >= 0);
+    if (fd < 0) return NULL;
+    close(fd);
+    seslm_intent_head *g = NULL;
+    CHECK_MSG(seslm_intent_save(h, tmp, NULL) == SESLM_OK, "save: %s", seslm_last_error());
+    CHECK_MSG(seslm_intent_load(&g, tmp, NULL) == SESLM_OK, "reload: %s", seslm_last_error());
+    if (path) memcpy(path, tmp, sizeof tmp);
+    else unlink(tmp);
+    return g;
+}
+
 static void test_auto_linear(void) {
     enum { C = 4, per = 10, D = 8, n = C * per };
     float centres[C * D], X[n * D];
@@ -179,14 +195,7 @@ static void test_adam_state_roundtrip(void) {
     const char *l1 = "delta", *l2 = "alpha";
     CHECK(seslm_intent_learn(h, x1, &l1, 1, 1, NULL) == SESLM_OK); // moments are non-zero from here
     CHECK(h->adam_t > 0);
-    char path[] = "/tmp/seslm_intent_auto_XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    close(fd);
-    CHECK(seslm_intent_save(h, path, NULL) == SESLM_OK);
-    seslm_intent_head *g = NULL;
-    CHECK(seslm_intent_load(&g, path, NULL) == SESLM_OK);
-    unlink(path);
+    seslm_intent_head *g = save_reload(h, NULL);
     if (!g) {
         seslm_intent_free(h);
         return;
@@ -288,13 +297,7 @@ static void test_folded_weights_learn(void) {
     CHECK_MSG(moved > 0.05, "online learning hardly moved the head (%g): the comparison would prove nothing", moved);
     CHECK_MSG(worst < 1e-4, "after online learning the folded head differs from the reference by %g", worst);
     // save + load: the block weights come back, and learning goes on bit for bit
-    char path[] = "/tmp/seslm_intent_fold_XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    close(fd);
-    CHECK(seslm_intent_save(a, path, NULL) == SESLM_OK);
-    CHECK(seslm_intent_load(&r, path, NULL) == SESLM_OK);
-    unlink(path);
+    r = save_reload(a, NULL);
     if (r) {
         CHECK(r->in_scale && memcmp(r->in_scale, a->in_scale, sizeof s) == 0);
         CHECK(seslm_intent_get_selection(r)->early_weight == w);
@@ -375,13 +378,7 @@ static void test_online_penalty_bounded(void) {
     CHECK(seslm_intent_fit(h, X, labels, n) == SESLM_OK);
     const double C_ = seslm_intent_get_selection(h)->C, want = (1.0 + n) / (C_ * n);
     CHECK_MSG(fabs(h->o.weight_decay - want) <= 1e-6 * want, "weight decay %g, want %g (C %g)", h->o.weight_decay, want, C_);
-    char path[] = "/tmp/seslm_intent_wd_XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    close(fd);
-    CHECK(seslm_intent_save(h, path, NULL) == SESLM_OK);
-    CHECK_MSG(seslm_intent_load(&g, path, NULL) == SESLM_OK, "reload: %s", seslm_last_error());
-    unlink(path);
+    g = save_reload(h, NULL);
     seslm_intent_free(g);
     seslm_intent_free(h);
 }
@@ -446,12 +443,8 @@ static void test_online_strong_penalty(void) {
     CHECK_MSG(lr == INTENT_ONLINE_REL_STEP * h->fit_rms && lr < h->o.online_lr, "online rate %g (fit_rms %g)", lr, h->fit_rms);
     const float T_ = h->temperature;
     CHECK_MSG(wd == h->o.weight_decay * (T_ < 1 ? T_ : 1), "online weight decay %g (fit's %g, T %g)", wd, h->o.weight_decay, T_);
-    char path[] = "/tmp/seslm_intent_strong_XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    close(fd);
-    CHECK(seslm_intent_save(h, path, NULL) == SESLM_OK);
-    CHECK_MSG(seslm_intent_load(&g, path, NULL) == SESLM_OK, "reload: %s", seslm_last_error());
+    char path[32] = "";
+    g = save_reload(h, path);
     // a damaged scale in the file is refused by name (not a number; negative), and nothing is half-loaded
     for (int bad = 0; bad < 2; bad++) {
         FILE *f = fopen(path, "r+b");
