@@ -14,8 +14,8 @@
  * scored again: "stream_accuracy" (new intents in TSV are added; "stream_new_accuracy" on the test rows of
  * intents the training file lacks, "stream_known_accuracy" on the others; "ece_before" and "stream_ece": the
  * 15-bin expected calibration error of the test rows' confidences before and after). --online-lr F, --online-steps N,
- * --online-max-steps N: the head's online learning rate, least and most steps per update (defaults as
- * seslm_intent_opts_default).
+ * --online-max-steps N, --online-replay N: the head's online learning rate, least and most steps per update,
+ * replayed rows per step (defaults as seslm_intent_opts_default).
  *
  * Writes OUT/NAME_<split>.f32 (the embeddings, row-major float32, rows in TSV order) and
  * OUT/NAME_splits.txt (one line per run: "k seed i1 i2 ...", the training rows) so the scikit-learn
@@ -178,6 +178,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--online-lr")) base.online_lr = (float)atof(v);
         else if (!strcmp(a, "--online-steps")) base.online_steps = atoi(v);
         else if (!strcmp(a, "--online-max-steps")) base.online_max_steps = atoi(v);
+        else if (!strcmp(a, "--online-replay")) base.online_replay = atoi(v);
         else if (!strcmp(a, "--calib-frac")) base.calib_frac = (float)atof(v);
         else if (!strcmp(a, "--early-weight")) base.early_weight = (float)atof(v);
         else if (!strcmp(a, "--hidden") && !strcmp(v, "auto")) base.n_hidden = SESLM_INTENT_AUTO;

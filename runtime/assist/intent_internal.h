@@ -38,6 +38,8 @@ struct seslm_intent_head {
                                    // penalises and steps W' as the fit did (intent_loss_grad, adam_step)
     float fit_rms;                 // RMS of the fitted weights W' of a linear head fitted by the auto fit (L-BFGS at
                                    // the chosen C); 0: none recorded. Online steps are at most 1 % of it
+    int *fit_count;                // (n_classes) or NULL: each class's examples in the last fit (0 for a class added
+                                   // online); NULL in files written before 2026-12-07 (no per-class scaling)
 };
 
 /* Mean softmax cross-entropy (temperature 1) of B rows X (B, input_dim) with classes y, plus the L2
@@ -49,6 +51,9 @@ double intent_loss_grad(const seslm_intent_head *h, const float *X, const int *y
 
 /* Online steps are at most this part of the fitted weights' RMS (seslm_intent_online_rate, intent.c). */
 #define INTENT_ONLINE_REL_STEP 0.01f
+/* The fit's examples per intent the online rate is meant for (it was tuned on heads fitted on 10 per intent);
+ * feedback on an intent fitted on more steps by rate * this / count (seslm_intent_online_scale, intent.c). */
+#define INTENT_ONLINE_REF_COUNT 10
 
 /* Logits (B, n_classes) of B rows (no temperature). 0 ok, -1 out of memory. */
 int intent_logits(const seslm_intent_head *h, const float *X, int B, float *logits);

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+
+_Static_assert(sizeof(int) == sizeof(int32_t), "fit.count is written from an int array as I32");
 
 #define INTENT_FORMAT "seslm-intent-head"
 #define INTENT_VERSION "1"
@@ -72,7 +75,7 @@ seslm_status seslm_intent_save(const seslm_intent_head *h, const char *path, con
     cJSON_Delete(m);
     if (!meta) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
 
-    st_write_tensor t[6 * INTENT_MAX_LAYERS + 3];
+    st_write_tensor t[6 * INTENT_MAX_LAYERS + 4];
     char names[6 * INTENT_MAX_LAYERS][32];
     int nt = 0;
     for (int l = 0; l < h->n_layers; l++) {
@@ -99,6 +102,10 @@ seslm_status seslm_intent_save(const seslm_intent_head *h, const char *path, con
     if (h->n_oos_ref > 0) // the in-scope reference (sorted held-out scores); absent when the fit held none out
         t[nt++] = (st_write_tensor){.name = "oos.scores", .dtype = ST_F32, .ndim = 1, .shape = {h->n_oos_ref},
                                     .data = h->oos_ref};
+    if (h->fit_count && h->n_classes > 0) // the fit's examples per intent (they size online steps; int and int32_t
+        // are the same width on every target we build for, checked below)
+        t[nt++] = (st_write_tensor){.name = "fit.count", .dtype = ST_I32, .ndim = 1, .shape = {h->n_classes},
+                                    .data = h->fit_count};
     seslm_status st = st_write(path, t, nt, meta);
     free(ry);
     free(meta);
@@ -325,6 +332,24 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
         h->ry[k] = yy[k];
     }
     h->n_replay = nr;
+    const st_tensor *fc = st_find(&f, "fit.count"); // files from before 2026-12-07 have none: no per-intent scaling
+    if (fc) {
+        if (fc->dtype != ST_I32 || fc->ndim != 1 || fc->shape[0] != C) {
+            st = seslm_fail(SESLM_ERR_SHAPE, "%s: fit.count must be an I32 vector of %d (one per intent)", path, C);
+            goto done;
+        }
+        const int32_t *cv = fc->data;
+        for (int k = 0; k < C; k++)
+            if (cv[k] < 0) {
+                st = seslm_fail(SESLM_ERR_FORMAT, "%s: fit.count[%d] = %d is negative", path, k, cv[k]);
+                goto done;
+            }
+        if (!(h->fit_count = malloc((size_t)C * sizeof(int)))) {
+            st = seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        for (int k = 0; k < C; k++) h->fit_count[k] = cv[k];
+    }
     const st_tensor *oe = st_find(&f, "oos.scores"); // files from before the in-scope reference have none
     if (oe) {
         if (oe->dtype != ST_F32 || oe->ndim != 1 || oe->shape[0] < 1 || oe->shape[0] > 100000000) {

@@ -528,6 +528,73 @@ static void test_online_step_size(void) {
     }
 }
 
+/* Online steps on an intent shrink with the fit's examples of it (min(1, 10 / count)): a head fitted on 40, 10 and
+ * 20 examples of three intents steps at a quarter, all and half the rate on them, and at the full rate on an intent
+ * added online. The counts survive a reload; a damaged count is refused by name. */
+static void test_online_scale_per_intent(void) {
+    enum { D = 16, n = 70 };
+    static const int cls_n[3] = {40, 10, 20};
+    static float X[n * D];
+    const char *labels[n];
+    for (int i = 0, c = 0, k = 0; i < n; i++, k++) {
+        if (k == cls_n[c]) c++, k = 0;
+        for (int d = 0; d < D; d++) X[i * D + d] = (float)(0.5 * nrand() + (d == c ? 3 : 0));
+        labels[i] = NAMES[c];
+    }
+    seslm_intent_opts o;
+    seslm_intent_opts_default(&o);
+    o.input_dim = D, o.seed = 3, o.auto_hidden[0] = 32, o.online_steps = 1, o.online_max_steps = 1;
+    seslm_intent_head *h = NULL;
+    CHECK(seslm_intent_new(&h, &o) == SESLM_OK);
+    if (!h) return;
+    CHECK(seslm_intent_fit(h, X, labels, n) == SESLM_OK);
+    CHECK_MSG(h->fit_count && h->fit_count[0] == 40 && h->fit_count[1] == 10 && h->fit_count[2] == 20,
+              "fit counts %d %d %d", h->fit_count ? h->fit_count[0] : -1, h->fit_count ? h->fit_count[1] : -1,
+              h->fit_count ? h->fit_count[2] : -1);
+    const float want_scale[3] = {0.25f, 1.0f, 0.5f};
+    for (int c = 0; c < 3; c++)
+        CHECK_MSG(seslm_intent_online_scale(h, c) == want_scale[c], "intent %d: scale %g", c, seslm_intent_online_scale(h, c));
+    float lr, wd;
+    seslm_intent_online_rate(h, &lr, &wd);
+    const int Cw = h->dims[1];
+    float *W0 = malloc(sizeof(float) * Cw * D);
+    if (!W0) {
+        seslm_intent_free(h);
+        return;
+    }
+    memcpy(W0, h->W[0], sizeof(float) * Cw * D);
+    CHECK(h->n_layers == 1 && h->adam_t == 0); // a linear auto fit: Adam's first online step moves by the rate
+    CHECK(seslm_intent_learn(h, X, &labels[0], 1, 0, NULL) == SESLM_OK); // an example of the 40
+    float dmax = 0;
+    for (int k = 0; k < Cw * D; k++) dmax = fmaxf(dmax, fabsf(h->W[0][k] - W0[k]));
+    CHECK_MSG(dmax <= 0.25f * lr * 1.001f && dmax >= 0.25f * lr * 0.9f, "feedback on a 40-example intent: step %g, rate %g",
+              dmax, lr);
+    free(W0);
+    float x[D];
+    for (int d = 0; d < D; d++) x[d] = (float)(0.5 * nrand() + (d == 3 ? 3 : 0));
+    const char *nl = "delta";
+    CHECK(seslm_intent_learn(h, x, &nl, 1, 1, NULL) == SESLM_OK);
+    CHECK_MSG(h->n_classes == 4 && h->fit_count[3] == 0 && seslm_intent_online_scale(h, 3) == 1.0f,
+              "an intent added online steps at the full rate");
+    char path[32] = "";
+    seslm_intent_head *g = save_reload(h, path);
+    CHECK_MSG(g && g->fit_count && memcmp(g->fit_count, h->fit_count, 4 * sizeof(int)) == 0, "fit counts after a reload");
+    seslm_intent_free(g);
+    // a damaged count (written as the file would hold it) is refused by name, and nothing is half-loaded
+    h->fit_count[1] = -3;
+    CHECK(seslm_intent_save(h, path, NULL) == SESLM_OK);
+    seslm_intent_head *e = NULL;
+    CHECK_MSG(seslm_intent_load(&e, path, NULL) == SESLM_ERR_FORMAT && !e && strstr(seslm_last_error(), "fit.count[1]"),
+              "a negative count: %s", seslm_last_error());
+    seslm_intent_free(e);
+    unlink(path);
+    // a head with no counts (a file written before them) steps at the full rate
+    free(h->fit_count);
+    h->fit_count = NULL;
+    CHECK(seslm_intent_online_scale(h, 0) == 1.0f);
+    seslm_intent_free(h);
+}
+
 int main(void) {
     test_rand_seed(777);
     test_replay_growth();
@@ -541,5 +608,6 @@ int main(void) {
     test_online_penalty_bounded();
     test_online_strong_penalty();
     test_online_step_size();
+    test_online_scale_per_intent();
     return test_report("test_intent_auto");
 }

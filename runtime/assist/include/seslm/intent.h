@@ -35,7 +35,8 @@
  *
  * The file format is safetensors: tensors "layers.<i>.weight" (out, in) and "layers.<i>.bias" (out),
  * "replay.x" (n, input_dim) F32 and "replay.y" (n) I32, and the Adam state ("adam.<i>.{mW,vW,mb,vb}",
- * step count in the metadata) so that online learning resumes exactly where it stopped; the label list
+ * step count in the metadata) so that online learning resumes exactly where it stopped, "fit.count" (C) I32 (each
+ * intent's examples in the last fit, which size its online steps); the label list
  * and hyper-parameters are in "__metadata__" (docs/intent.md). Writes are crash-safe (temp file + fsync + rename).
  *
  * A head is not thread-safe: callers serialise calls on one head (the server holds a mutex). */
@@ -146,6 +147,10 @@ uint64_t seslm_intent_online_updates(const seslm_intent_head *h); // learned exa
  * the fitted weights' RMS for a linear head the automatic fit chose; the fit's weight decay times the temperature
  * where that is below 1. Sized to the fit, so strongly regularised heads are not broken by feedback. */
 void seslm_intent_online_rate(const seslm_intent_head *h, float *lr, float *weight_decay);
+/* The factor on that rate for feedback on intent `index` (a batch steps at its largest): min(1, 10 / the examples of
+ * it the last fit saw), 1 for an intent added online or a head whose file records no counts. A head fitted on 50
+ * examples per intent steps at a fifth of the rate on them: the full rate cost such heads 0.5-0.7 points. */
+float seslm_intent_online_scale(const seslm_intent_head *h, int index);
 const seslm_intent_opts *seslm_intent_options(const seslm_intent_head *h);
 const seslm_intent_selection *seslm_intent_get_selection(const seslm_intent_head *h);
 
