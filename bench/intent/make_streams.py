@@ -7,6 +7,11 @@ keeps the fit"): labelled rows from outside each pool, as a serving node's feedb
 OUT_DIR/clinc150_stream10.tsv: CLINC150 training rows 51-60 of each intent (file order; the pool,
 data/intent/clinc150_train50.tsv, is rows 1-50). OUT_DIR/snips_stream20.tsv: SNIPS training rows 51-70 of each
 intent (the pool, snips_train50.tsv, is rows 1-50). Not shipped in data/ (made from ../shared/data on demand).
+
+OUT_DIR/clinc150_dom_<G>_{pool,stream,test}.tsv: smaller CLINC150 label sets for the same measure, one per domain
+(15 intents each, domains.json) and two halves (halfA: the first 5 domains in domains.json's order, 75 intents;
+halfB: the other 5): the pool is training rows 1-50 of each intent, the stream rows 51-60, the test all 30 test rows
+of each intent (bench/RESULTS.md 13, "The online factor on CLINC150's domains").
 """
 import json
 import os
@@ -39,3 +44,14 @@ with open(os.path.join(src, "snips", "snips_train_full_derived.tsv")) as f:
     lines = [l.rstrip("\n").split("\t") for l in f]
 ti, li = lines[0].index("text"), lines[0].index("label")
 write("snips_stream20.tsv", rows_per_label([(r[ti], r[li]) for r in lines[1:]], 50, 70))
+
+dom = json.load(open(os.path.join(src, "clinc150", "domains.json")))
+names = list(dom)
+groups = dict(dom)
+groups["halfA"] = [i for n in names[:5] for i in dom[n]]
+groups["halfB"] = [i for n in names[5:] for i in dom[n]]
+for g, intents in groups.items():
+    order = sorted(intents)
+    write(f"clinc150_dom_{g}_pool.tsv", rows_per_label(d["train"], 0, 50, order))
+    write(f"clinc150_dom_{g}_stream.tsv", rows_per_label(d["train"], 50, 60, order))
+    write(f"clinc150_dom_{g}_test.tsv", rows_per_label(d["test"], 0, 30, order))
