@@ -8,10 +8,11 @@ OUT_DIR/clinc150_stream10.tsv: CLINC150 training rows 51-60 of each intent (file
 data/intent/clinc150_train50.tsv, is rows 1-50). OUT_DIR/snips_stream20.tsv: SNIPS training rows 51-70 of each
 intent (the pool, snips_train50.tsv, is rows 1-50). Not shipped in data/ (made from ../shared/data on demand).
 
-OUT_DIR/clinc150_dom_<G>_{pool,stream,test}.tsv: smaller CLINC150 label sets for the same measure, one per domain
-(15 intents each, domains.json) and two halves (halfA: the first 5 domains in domains.json's order, 75 intents;
-halfB: the other 5): the pool is training rows 1-50 of each intent, the stream rows 51-60, the test all 30 test rows
-of each intent (bench/RESULTS.md 13, "The online factor on CLINC150's domains").
+OUT_DIR/clinc150_dom_<G>_{pool,stream,stream20,test}.tsv: smaller CLINC150 label sets for the same measure, one per
+domain (15 intents each, domains.json) and two halves (halfA: the first 5 domains in domains.json's order, 75
+intents; halfB: the other 5): the pool is training rows 1-50 of each intent, the stream rows 51-60 (stream20: rows
+51-70), the test all 30 test rows of each intent (bench/RESULTS.md 13, "The per-intent factor on label sets it was
+not chosen on").
 """
 import json
 import os
@@ -54,4 +55,5 @@ for g, intents in groups.items():
     order = sorted(intents)
     write(f"clinc150_dom_{g}_pool.tsv", rows_per_label(d["train"], 0, 50, order))
     write(f"clinc150_dom_{g}_stream.tsv", rows_per_label(d["train"], 50, 60, order))
+    write(f"clinc150_dom_{g}_stream20.tsv", rows_per_label(d["train"], 50, 70, order))
     write(f"clinc150_dom_{g}_test.tsv", rows_per_label(d["test"], 0, 30, order))

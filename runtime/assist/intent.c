@@ -834,9 +834,10 @@ void seslm_intent_online_rate(const seslm_intent_head *h, float *lr, float *wd) 
 /* The online rate's factor for feedback on intent `index`: min(1, 10 / the fit's examples of it). The rate was tuned
  * on heads fitted on 10 examples per intent; one more example should move a fit that saw n of its intent about
  * 1 / n as far (Robbins-Monro), and Adam's steps do not shrink with the gradient, so the rate must. On a 50-shot
- * CLINC150 head, 10 feedbacks per intent at the full rate cost 0.5-0.7 points of test accuracy, and a 50-shot MLP
- * head 0.8-3.7 on every label set measured, 7 intents to 150; a refit on them changes nothing (bench/RESULTS.md 13). Feedback does not raise the count: heads still learning from it (SNIPS
- * at 10 shots, 20 feedbacks per intent) lost 0.65-0.8 points when the rate decayed with it. An intent added online
+ * CLINC150 head, 10 feedbacks per intent at the full rate cost 0.5-0.7 points of test accuracy where a refit on
+ * them changes nothing, and a 50-shot MLP head 0.8-3.7 on every label set measured, 7 intents to 150
+ * (bench/RESULTS.md 13). Feedback does not raise the count: heads still learning from it (SNIPS at 10 shots, 20
+ * feedbacks per intent) lost 0.65-0.8 points when the rate decayed with it. An intent added online
  * (count 0) and heads whose file records no counts step at the full rate. */
 float seslm_intent_online_scale(const seslm_intent_head *h, int index) {
     if (!h->fit_count || index < 0 || index >= h->n_classes || h->fit_count[index] <= INTENT_ONLINE_REF_COUNT) return 1.0f;
