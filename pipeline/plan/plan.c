@@ -79,6 +79,13 @@ static seslm_status policy_from_yaml(seslm_policy *p, const seslm_yaml *y) {
     if (seslm_yaml_has(y, "targets")) {
         if (nt == 0) return seslm_fail(SESLM_ERR_FORMAT, "%s: targets: at least one candidate ratio is needed", src);
         p->n_targets = nt;
+    } else { // the default candidates, up to the file's cap (a cap of 0.25 alone kept 0.30: found by fuzz_config);
+             // a cap below them all is the one candidate
+        int k = 0;
+        for (int i = 0; i < p->n_targets; i++)
+            if (p->targets[i] <= p->cap + 1e-12) p->targets[k++] = p->targets[i];
+        if (k == 0) p->targets[k++] = p->cap;
+        p->n_targets = k;
     }
     for (int i = 0; i < nt; i++) {
         char key[32];

@@ -436,7 +436,7 @@ oom:
     if (dZ && dZ != P) free(dZ);
     free(dA);
     free_acts(h, A);
-    return NAN;
+    return -1; // a loss is never negative: NaN stays the sign of values out of range
 }
 
 // ---- Adam ---------------------------------------------------------------------------------------------
@@ -485,7 +485,7 @@ static void adam_update(float *p, float *m, float *v, const float *g, int rows, 
  * 1 / s their due (Adam's steps do not scale with the gradient), and the Adam moments an MLP fit saved are W''s. */
 static double adam_step(seslm_intent_head *h, grads *g, const float *X, const int *y, int B, float lr, float wd) {
     double loss = intent_loss_grad(h, X, y, B, wd, g->gW, g->gb);
-    if (isnan(loss)) return loss;
+    if (!(loss >= 0)) return loss; // out of memory (-1) or NaN: no step
     h->adam_t++;
     const float c1 = 1.0f - powf(0.9f, (float)h->adam_t), c2 = 1.0f - powf(0.999f, (float)h->adam_t);
     for (int l = 0; l < h->n_layers; l++) {
@@ -513,6 +513,8 @@ void intent_init_weights(seslm_intent_head *h, uint64_t *rng) {
     h->adam_t = 0;
 }
 
+static seslm_status fit_diverged(void);
+
 /* Trains from the current initialisation on rows idx[0..n) of X. */
 seslm_status intent_train_rows(seslm_intent_head *h, const float *X, const int *y, const int *idx, int n, uint64_t *rng) {
     const int D = h->o.input_dim, bs = h->o.batch < n ? h->o.batch : n;
@@ -539,8 +541,9 @@ seslm_status intent_train_rows(seslm_intent_head *h, const float *X, const int *
                 memcpy(bx + (size_t)i * D, X + (size_t)order[s + i] * D, (size_t)D * sizeof(float));
                 by[i] = y[order[s + i]];
             }
-            if (isnan(adam_step(h, &g, bx, by, B, h->o.lr, h->o.weight_decay))) {
-                st = seslm_fail(SESLM_ERR_NOMEM, "intent head: out of memory while training");
+            const double loss = adam_step(h, &g, bx, by, B, h->o.lr, h->o.weight_decay);
+            if (!(loss >= 0)) {
+                st = loss < 0 ? seslm_fail(SESLM_ERR_NOMEM, "intent head: out of memory while training") : fit_diverged();
                 break;
             }
         }
@@ -614,6 +617,51 @@ static seslm_status replay_fill(seslm_intent_head *h, const float *X, const int 
     return st;
 }
 
+// ---- the parameters: a snapshot, and a check that all are finite -------------------------------------
+
+/* Every parameter and Adam moment of h, one after another (W, mW, vW, b, mb, vb of each layer). */
+static size_t params_count(const seslm_intent_head *h) {
+    size_t n = 0;
+    for (int l = 0; l < h->n_layers; l++) n += 3 * ((size_t)h->dims[l + 1] * h->dims[l] + (size_t)h->dims[l + 1]);
+    return n;
+}
+
+/* Copies the parameters and moments into buf (to = 1) or back from it (to = 0). */
+static void params_copy(seslm_intent_head *h, float *buf, int to) {
+    for (int l = 0; l < h->n_layers; l++) {
+        const size_t nw = (size_t)h->dims[l + 1] * h->dims[l], nb = (size_t)h->dims[l + 1];
+        float *p[6] = {h->W[l], h->mW[l], h->vW[l], h->b[l], h->mb[l], h->vb[l]};
+        for (int k = 0; k < 6; k++) {
+            const size_t len = k < 3 ? nw : nb;
+            if (to) memcpy(buf, p[k], len * sizeof(float));
+            else memcpy(p[k], buf, len * sizeof(float));
+            buf += len;
+        }
+    }
+}
+
+/* 1 when every parameter and moment is one a head file may hold (intent_io.c checks the same at load): finite,
+ * weights and biases within INTENT_MAX_WEIGHT, second moments not negative. */
+static int params_ok(const seslm_intent_head *h) {
+    for (int l = 0; l < h->n_layers; l++) {
+        const size_t nw = (size_t)h->dims[l + 1] * h->dims[l], nb = (size_t)h->dims[l + 1];
+        for (size_t k = 0; k < nw; k++)
+            if (!(fabsf(h->W[l][k]) <= INTENT_MAX_WEIGHT) || !isfinite(h->mW[l][k]) ||
+                !(h->vW[l][k] >= 0 && h->vW[l][k] < INFINITY))
+                return 0;
+        for (size_t k = 0; k < nb; k++)
+            if (!(fabsf(h->b[l][k]) <= INTENT_MAX_WEIGHT) || !isfinite(h->mb[l][k]) ||
+                !(h->vb[l][k] >= 0 && h->vb[l][k] < INFINITY))
+                return 0;
+    }
+    return 1;
+}
+
+static seslm_status fit_diverged(void) {
+    return seslm_fail(SESLM_ERR_ARG, "intent fit: the head's weights left the range a head file holds (non-finite or beyond 1e6; the "
+                                     "embeddings are too large)");
+}
+
 static int finite_rows(const float *X, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(X[i])) return 0;
@@ -672,6 +720,7 @@ seslm_status seslm_intent_fit(seslm_intent_head *h, const float *X, const char *
     }
     if (h->auto_select) {
         st = intent_fit_auto(h, X, y, n, &rng);
+        if (st == SESLM_OK && !params_ok(h)) st = fit_diverged();
         if (st == SESLM_OK) st = replay_fill(h, X, y, n);
         if (st == SESLM_OK) st = intent_oos_refresh(h);
         free(y);
@@ -724,6 +773,7 @@ seslm_status seslm_intent_fit(seslm_intent_head *h, const float *X, const char *
         intent_init_weights(h, &rng);
         st = intent_train_rows(h, X, y, all, n, &rng);
     }
+    if (st == SESLM_OK && !params_ok(h)) st = fit_diverged();
     if (st == SESLM_OK) st = replay_fill(h, X, y, n);
     if (st == SESLM_OK) st = intent_oos_refresh(h);
     free(all), free(tr), free(ho), free(held), free(lg), free(hy), free(y);
@@ -786,8 +836,15 @@ seslm_status seslm_intent_add_class(seslm_intent_head *h, const char *label, int
     return SESLM_OK;
 }
 
+/* What replay_add changed, so that a failed learn can undo it: the slot, and the row and class it held (appended:
+ * the slot was new). */
+typedef struct {
+    int slot, appended, old_y;
+    float *old_x; // (input_dim), the caller's
+} replay_undo;
+
 /* Adds example x of class c to the replay buffer; a full class replaces one of its entries at random. */
-static seslm_status replay_add(seslm_intent_head *h, const float *x, int c) {
+static seslm_status replay_add(seslm_intent_head *h, const float *x, int c, replay_undo *u) {
     const int D = h->o.input_dim;
     int have = 0;
     for (int i = 0; i < h->n_replay; i++) have += h->ry[i] == c;
@@ -808,9 +865,31 @@ static seslm_status replay_add(seslm_intent_head *h, const float *x, int c) {
         }
         slot = h->n_replay++;
     }
+    u->slot = slot, u->appended = have < h->o.replay_per_class, u->old_y = u->appended ? -1 : h->ry[slot];
+    if (!u->appended) memcpy(u->old_x, h->rx + (size_t)slot * D, (size_t)D * sizeof(float));
     memcpy(h->rx + (size_t)slot * D, x, (size_t)D * sizeof(float));
     h->ry[slot] = c;
     return SESLM_OK;
+}
+
+/* Drops the intents from index c0 on (added by the failed call: the last ones, whose output rows are the last). Their
+ * buffers stay allocated (merely larger), as a failed seslm_intent_add_class leaves them. */
+static void classes_undo(seslm_intent_head *h, int c0) {
+    for (int k = c0; k < h->n_classes; k++) free(h->labels[k]);
+    h->n_classes = c0;
+    h->dims[h->n_layers] = c0;
+}
+
+/* Undoes replay_add calls u[n-1] .. u[0] (the last first: two may have written one slot). */
+static void replay_undo_all(seslm_intent_head *h, const replay_undo *u, int n) {
+    const int D = h->o.input_dim;
+    for (int i = n - 1; i >= 0; i--) {
+        if (u[i].appended) h->n_replay--; // appends happen at the end, so undone in reverse they leave from the end
+        else {
+            memcpy(h->rx + (size_t)u[i].slot * D, u[i].old_x, (size_t)D * sizeof(float));
+            h->ry[u[i].slot] = u[i].old_y;
+        }
+    }
 }
 
 /* The online step and penalty, sized to the fit. Online learning takes Adam steps on a feedback and replayed rows
@@ -859,10 +938,20 @@ seslm_status seslm_intent_learn(seslm_intent_head *h, const float *X, const char
     }
     if (h->n_classes + n < 2) return seslm_fail(SESLM_ERR_ARG, "intent learn: the head needs at least 2 classes");
     int y[64];
+    replay_undo undo[64];
+    const int classes0 = h->n_classes; // intents this call adds come after these, and go again if it fails
+    float *old_rows = malloc((size_t)n * D * sizeof(float)); // the replay rows this call overwrites, until it succeeds
+    if (!old_rows) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n; i++) {
+        undo[i].old_x = old_rows + (size_t)i * D;
         seslm_status st = seslm_intent_add_class(h, labels[i], &y[i]);
-        if (st == SESLM_OK) st = replay_add(h, X + (size_t)i * D, y[i]);
-        if (st != SESLM_OK) return st;
+        if (st == SESLM_OK) st = replay_add(h, X + (size_t)i * D, y[i], &undo[i]);
+        if (st != SESLM_OK) {
+            replay_undo_all(h, undo, i);
+            classes_undo(h, classes0);
+            free(old_rows);
+            return st;
+        }
     }
     const int R = h->o.online_replay < h->n_replay ? h->o.online_replay : h->n_replay, B = n + R;
     float lr, wd, scale = 0;
@@ -872,11 +961,19 @@ seslm_status seslm_intent_learn(seslm_intent_head *h, const float *X, const char
         if (f > scale) scale = f;
     }
     lr *= scale;
+    // the head before the steps: steps that leave a value a head file may not hold (non-finite, or a weight beyond
+    // INTENT_MAX_WEIGHT: a file with extreme weights, found by tests/fuzz/fuzz_model_files.c) are undone, so a saved
+    // head always loads again
+    const long adam_t0 = h->adam_t;
+    const uint64_t rng0 = h->rng;
+    float *before = malloc(params_count(h) * sizeof(float));
     float *bx = malloc((size_t)B * D * sizeof(float)), *lg = malloc((size_t)n * h->n_classes * sizeof(float));
     int *by = malloc((size_t)B * sizeof(int));
     grads g;
-    seslm_status st = bx && lg && by ? grads_alloc(h, &g) : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    int steps = 0;
+    seslm_status st = before && bx && lg && by ? grads_alloc(h, &g) : seslm_fail(SESLM_ERR_NOMEM, "out of memory");
+    const int copied = st == SESLM_OK;
+    if (copied) params_copy(h, before, 1);
+    int steps = 0, out_of_range = 0;
     if (st == SESLM_OK) {
         memcpy(bx, X, (size_t)n * D * sizeof(float));
         memcpy(by, y, (size_t)n * sizeof(int));
@@ -886,8 +983,13 @@ seslm_status seslm_intent_learn(seslm_intent_head *h, const float *X, const char
                 memcpy(bx + (size_t)(n + r) * D, h->rx + (size_t)k * D, (size_t)D * sizeof(float));
                 by[n + r] = h->ry[k];
             }
-            if (isnan(adam_step(h, &g, bx, by, B, lr, wd))) {
+            const double loss = adam_step(h, &g, bx, by, B, lr, wd);
+            if (loss < 0) {
                 st = seslm_fail(SESLM_ERR_NOMEM, "intent head: out of memory while learning");
+                break;
+            }
+            if (isnan(loss)) { // the values overflowed: undone below
+                out_of_range = 1;
                 break;
             }
             steps++;
@@ -905,8 +1007,16 @@ seslm_status seslm_intent_learn(seslm_intent_head *h, const float *X, const char
             if (all_right) break;
         }
         grads_free(&g);
+        if (st == SESLM_OK && (out_of_range || !params_ok(h)))
+            st = seslm_fail(SESLM_ERR_ARG, "intent learn: the steps took the head's weights out of range (non-finite or "
+                                           "beyond 1e6: its weights or the examples are too large); the head is unchanged");
     }
-    free(bx), free(lg), free(by);
+    if (st != SESLM_OK) { // all or nothing
+        if (copied) params_copy(h, before, 0), h->adam_t = adam_t0, h->rng = rng0;
+        replay_undo_all(h, undo, n); // or every later step would replay the example that overflowed
+        classes_undo(h, classes0);
+    }
+    free(before), free(bx), free(lg), free(by), free(old_rows);
     if (st == SESLM_OK) h->online_updates += (uint64_t)n;
     if (st == SESLM_OK) st = intent_oos_refresh(h); // the head moved: its scale on the replay rows too
     if (steps_out) *steps_out = steps;
@@ -917,12 +1027,20 @@ seslm_status seslm_intent_learn(seslm_intent_head *h, const float *X, const char
 
 seslm_status seslm_intent_predict(const seslm_intent_head *h, const float *x, float *probs, seslm_intent_result *r) {
     if (h->n_classes < 1) return seslm_fail(SESLM_ERR_ARG, "intent head has no classes: train it first");
+    if (!finite_rows(x, (size_t)h->o.input_dim)) // a ReLU would turn NaN into 0 and answer as if nothing were wrong
+        return seslm_fail(SESLM_ERR_ARG, "intent predict: the embedding is not finite");
     float stack[256], *p = h->n_classes <= 256 ? stack : malloc((size_t)h->n_classes * sizeof(float));
     if (!p) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     if (intent_logits(h, x, 1, p) != 0) {
         if (p != stack) free(p);
         return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
     }
+    for (int j = 0; j < h->n_classes; j++)
+        if (!isfinite(p[j])) { // an input far outside the embeddings' range (or a head's extreme weights) overflowed
+            if (p != stack) free(p);
+            return seslm_fail(SESLM_ERR_ARG, "intent predict: the logits are not finite (the embedding is too large for "
+                                             "this head)");
+        }
     const float score = intent_oos_score(p, h->n_classes, h->oos_scale);
     softmax_row(p, h->n_classes, h->temperature);
     int best = 0;

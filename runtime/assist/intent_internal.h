@@ -45,9 +45,12 @@ struct seslm_intent_head {
 /* Mean softmax cross-entropy (temperature 1) of B rows X (B, input_dim) with classes y, plus the L2
  * term wd/2 * sum W'^2 / B (wd: the caller's weight decay, h->o.weight_decay in training; W' = W[0] / s where
  * block weights are folded in). With gW/gb non-NULL (arrays of n_layers buffers shaped like W/b) the gradient
- * is written there. Returns the loss, or NaN on out of memory. */
+ * is written there. Returns the loss, -1 on out of memory, NaN where the values overflow. */
 double intent_loss_grad(const seslm_intent_head *h, const float *X, const int *y, int B, float wd, float **gW,
                         float **gb);
+
+/* The largest weight or bias magnitude a head file may hold (intent_io.c): fits keep them within tens. */
+#define INTENT_MAX_WEIGHT 1e6f
 
 /* Online steps are at most this part of the fitted weights' RMS (seslm_intent_online_rate, intent.c). */
 #define INTENT_ONLINE_REL_STEP 0.01f

@@ -302,10 +302,28 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
             }
             memcpy(mom[k], mt->data, mt->nbytes);
         }
-        for (size_t k = 0; k < (size_t)w->numel; k++)
-            if (!isfinite(h->W[l][k])) {
-                st = seslm_fail(SESLM_ERR_FORMAT, "%s: %s holds a non-finite value", path, wn);
-                goto done;
+        // every value in range: a fit or online learning never writes weights near INTENT_MAX_WEIGHT (a linear head at
+        // C = 1000 keeps them within tens), and weights past it overflow the logits of ordinary inputs; Adam's second
+        // moments are squares. A file that breaks this was not written by this library (or was damaged).
+        const struct {
+            const float *v;
+            size_t n;
+            const char *what;
+            int moment; // 0 a parameter, 1 a first moment, 2 a second moment
+        } chk[6] = {{h->W[l], (size_t)w->numel, wn, 0},          {h->b[l], (size_t)b->numel, bn, 0},
+                    {h->mW[l], (size_t)w->numel, "adam.mW", 1}, {h->vW[l], (size_t)w->numel, "adam.vW", 2},
+                    {h->mb[l], (size_t)b->numel, "adam.mb", 1}, {h->vb[l], (size_t)b->numel, "adam.vb", 2}};
+        for (int c = 0; c < 6; c++)
+            for (size_t k = 0; k < chk[c].n; k++) {
+                const float x = chk[c].v[k];
+                if (!isfinite(x) || (chk[c].moment == 0 && fabsf(x) > INTENT_MAX_WEIGHT) || (chk[c].moment == 2 && x < 0)) {
+                    st = seslm_fail(SESLM_ERR_FORMAT, "%s: %s of layer %d holds %s (%g at %zu)", path, chk[c].what, l,
+                                    !isfinite(x)         ? "a non-finite value"
+                                    : chk[c].moment == 2 ? "a negative second moment"
+                                                         : "a weight beyond 1e6 in magnitude",
+                                    (double)x, k);
+                    goto done;
+                }
             }
     }
     char extra[32];
@@ -323,6 +341,11 @@ seslm_status seslm_intent_load(seslm_intent_head **out, const char *path, char *
     const int nr = (int)rx->shape[0];
     if ((st = intent_replay_reserve(h, nr > 0 ? nr : 1)) != SESLM_OK) goto done;
     if (nr) memcpy(h->rx, rx->data, rx->nbytes);
+    for (size_t k = 0; k < (size_t)rx->numel; k++) // online learning replays these rows
+        if (!isfinite(h->rx[k])) {
+            st = seslm_fail(SESLM_ERR_FORMAT, "%s: replay.x holds a non-finite value (row %zu)", path, k / (size_t)h->o.input_dim);
+            goto done;
+        }
     const int32_t *yy = ry->data;
     for (int k = 0; k < nr; k++) {
         if (yy[k] < 0 || yy[k] >= C) {

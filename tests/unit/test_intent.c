@@ -399,6 +399,85 @@ static void test_early_weight(void) {
     seslm_intent_free(a), seslm_intent_free(b), seslm_intent_free(u), seslm_intent_free(e);
 }
 
+/* Values a head file may not hold are refused at load, and online steps that would write one are undone: a head
+ * that learns and saves always loads again (the fuzzer tests/fuzz/fuzz_model_files.c found a file whose extreme
+ * weights and negative Adam moments made one online step write NaN, and the saved head then failed to load). */
+static void test_extreme_values(void) {
+    const int C = 3, per = 10, D = 12, n = C * per;
+    float centres[C * D], X[n * D];
+    const char *labels[n];
+    int y[n];
+    make_data(C, per, D, 0.5, centres, X, labels, y, 1);
+    seslm_intent_head *h = small_head(D, 16, 8, 3);
+    CHECK(h && seslm_intent_fit(h, X, labels, n) == SESLM_OK);
+    char path[] = "/tmp/seslm_test_intent_xv_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    seslm_intent_head *r = NULL;
+    // at load: a weight beyond 1e6, a negative second moment, a non-finite bias, a non-finite replay row
+    struct {
+        float *at;
+        float bad;
+        const char *msg;
+    } cases[4] = {{&h->W[1][5], 3e7f, "beyond 1e6"},
+                  {&h->vW[0][2], -0.5f, "negative second moment"},
+                  {&h->b[2][1], INFINITY, "non-finite"},
+                  {&h->rx[D + 3], NAN, "replay.x"}};
+    for (int k = 0; k < 4; k++) {
+        const float keep = *cases[k].at;
+        *cases[k].at = cases[k].bad;
+        CHECK(seslm_intent_save(h, path, NULL) == SESLM_OK);
+        r = NULL;
+        CHECK_MSG(seslm_intent_load(&r, path, NULL) == SESLM_ERR_FORMAT && r == NULL &&
+                      strstr(seslm_last_error(), cases[k].msg),
+                  "case %d: %s", k, seslm_last_error());
+        *cases[k].at = keep;
+    }
+    CHECK(seslm_intent_save(h, path, NULL) == SESLM_OK && seslm_intent_load(&r, path, NULL) == SESLM_OK);
+    seslm_intent_free(r);
+
+    // online: an example so large that the steps overflow Adam's moments fails, and leaves every weight as it was
+    const size_t n0 = (size_t)h->dims[1] * h->dims[0];
+    float *w0 = malloc(n0 * sizeof(float)), *v0 = malloc(n0 * sizeof(float));
+    CHECK(w0 && v0);
+    memcpy(w0, h->W[0], n0 * sizeof(float));
+    memcpy(v0, h->vW[0], n0 * sizeof(float));
+    const long t0 = h->adam_t;
+    float big[D];
+    for (int d = 0; d < D; d++) big[d] = 1e30f * (d % 2 ? 1 : -1);
+    const char *lab = "beta";
+    CHECK_MSG(seslm_intent_learn(h, big, &lab, 1, 0, NULL) == SESLM_ERR_ARG && strstr(seslm_last_error(), "unchanged"),
+              "%s", seslm_last_error());
+    CHECK(memcmp(w0, h->W[0], n0 * sizeof(float)) == 0 && memcmp(v0, h->vW[0], n0 * sizeof(float)) == 0);
+    CHECK(h->adam_t == t0);
+    // a new intent in such an update goes again too, with its replay row
+    const int c0 = seslm_intent_n_classes(h), r0 = seslm_intent_replay_size(h);
+    const char *fresh = "omega";
+    CHECK(seslm_intent_learn(h, big, &fresh, 1, 1, NULL) == SESLM_ERR_ARG);
+    CHECK(seslm_intent_n_classes(h) == c0 && seslm_intent_find(h, "omega") < 0 && seslm_intent_replay_size(h) == r0);
+    CHECK(memcmp(w0, h->W[0], n0 * sizeof(float)) == 0);
+    CHECK(seslm_intent_save(h, path, NULL) == SESLM_OK && seslm_intent_load(&r, path, NULL) == SESLM_OK);
+    seslm_intent_free(r);
+    // and an ordinary example still learns after it
+    CHECK(seslm_intent_learn(h, X + (size_t)per * D, &lab, 1, 0, NULL) == SESLM_OK);
+    // a prediction on a non-finite embedding, or whose logits overflow, is an error, not an answer
+    seslm_intent_result res;
+    big[3] = NAN;
+    CHECK(seslm_intent_predict(h, big, NULL, &res) == SESLM_ERR_ARG && strstr(seslm_last_error(), "not finite"));
+    seslm_intent_opts o;
+    seslm_intent_opts_default(&o);
+    o.input_dim = D, o.n_hidden = 0; // linear: nothing between the input and the logits
+    seslm_intent_head *lin = NULL;
+    CHECK(seslm_intent_new(&lin, &o) == SESLM_OK && seslm_intent_fit(lin, X, labels, n) == SESLM_OK);
+    for (int d = 0; d < D; d++) big[d] = 3e38f;
+    CHECK(seslm_intent_predict(lin, big, NULL, &res) == SESLM_ERR_ARG && strstr(seslm_last_error(), "logits are not finite"));
+    seslm_intent_free(lin);
+    free(w0), free(v0);
+    unlink(path);
+    seslm_intent_free(h);
+}
+
 int main(void) {
     // each test seeds its own data: a test added or moved does not change another's (they used to share one
     // stream, so a test drawing first changed the data of all after it)
@@ -410,5 +489,6 @@ int main(void) {
     test_rand_seed(5), test_bad_input();
     test_rand_seed(6), test_feature_layers();
     test_rand_seed(7), test_early_weight();
+    test_rand_seed(8), test_extreme_values();
     return test_report("test_intent");
 }

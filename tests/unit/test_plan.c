@@ -102,6 +102,17 @@ int main(void) {
     CHECK_MSG(seslm_policy_load(&p, SESLM_SOURCE_DIR "/configs/evolve.yaml") == SESLM_OK, "%s", seslm_last_error());
     CHECK(p.n_targets >= 3 && p.cap <= SESLM_PLAN_HARD_CAP);
     CHECK(seslm_policy_check_model(&p, &c, NULL) == SESLM_OK);
+    // a lower cap without targets keeps the default candidates up to it (0.30 above a cap of 0.25 was kept), and a cap
+    // under them all is the one candidate
+    {
+        seslm_policy q;
+        CHECK(seslm_policy_load_string(&q, "version: 1\ncap: 0.25\n") == SESLM_OK);
+        CHECK_MSG(q.n_targets == 2 && q.targets[0] == 0.10 && q.targets[1] == 0.20, "%d targets", q.n_targets);
+        CHECK(seslm_policy_load_string(&q, "cap: 0.05\n") == SESLM_OK);
+        CHECK(q.n_targets == 1 && q.targets[0] == 0.05);
+        CHECK(seslm_policy_load_string(&q, "cap: 0.40\n") == SESLM_OK && q.n_targets == 3);
+        expect_bad_policy("cap: 0.25\ntargets: [0.1, 0.3]\n", "exceeds the cap");
+    }
     // it ranks every layer's units but never drops the first or the last layer whole
     {
         int keep[L];

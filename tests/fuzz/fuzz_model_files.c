@@ -1,0 +1,167 @@
+/* fuzz_model_files.c — libFuzzer target: the loaders of the files that sit beside a model, on arbitrary
+ * bytes. The first byte picks the loader (modulo 3), the rest is the file, written to a private temporary
+ * folder as the programs read it:
+ *   0 a pruning plan (seslm_plan_read_json, against MiniLM's shape)
+ *   1 an intent head (seslm_intent_load: safetensors + JSON metadata)
+ *   2 a model's config.json (seslm_config_load)
+ * Invariants checked on every input (abort() on violation, which libFuzzer reports as a crash):
+ *   - a failure is SESLM_ERR_FORMAT / SHAPE / ARG / IO / NOMEM with a non-empty message;
+ *   - a plan that loads has one entry per layer; predicting its sizes and validating it against the default
+ *     policy return a status, and one that validates has sorted indices inside each layer;
+ *   - an intent head that loads predicts a finite distribution summing to 1 on a zero input, learns one
+ *     example of its first intent (or fails cleanly), and saves and loads again with the same intents;
+ *   - a config that loads has positive sizes and one layer entry per layer.
+ * Seeds: tests/fuzz/corpus_model_files/ (written by tests/fuzz/make_model_files_corpus.sh). */
+#include "model_internal.h"
+#include "intent.h"
+#include "plan.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void fuzz_die(const char *what) {
+    fprintf(stderr, "fuzz_model_files: invariant violated: %s (%s)\n", what, seslm_last_error());
+    abort();
+}
+
+static void check_failure(seslm_status st) {
+    if (st == SESLM_OK) return;
+    if (st != SESLM_ERR_FORMAT && st != SESLM_ERR_SHAPE && st != SESLM_ERR_ARG && st != SESLM_ERR_IO &&
+        st != SESLM_ERR_NOMEM)
+        fuzz_die("unexpected status");
+    if (!seslm_last_error()[0]) fuzz_die("a failure without a message");
+}
+
+// ---- the temporary folder -----------------------------------------------------------------------
+
+static char g_dir[64];
+
+static const char *path_of(const char *name, char *buf, size_t cap) {
+    if (!g_dir[0]) {
+        char dir[] = "/tmp/seslm-fuzz-files-XXXXXX";
+        if (!mkdtemp(dir)) fuzz_die("mkdtemp");
+        snprintf(g_dir, sizeof g_dir, "%s", dir);
+    }
+    snprintf(buf, cap, "%s/%s", g_dir, name);
+    return buf;
+}
+
+static const char *write_file(const char *name, const uint8_t *p, size_t n) {
+    static char path[128];
+    path_of(name, path, sizeof path);
+    FILE *f = fopen(path, "wb");
+    if (!f || (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0) fuzz_die("cannot write the temporary file");
+    return path;
+}
+
+// ---- the loaders ----------------------------------------------------------------------------------
+
+static void minilm(seslm_model_config *c, seslm_layer_config *layers) {
+    memset(c, 0, sizeof *c);
+    c->vocab_size = 30522, c->hidden = 384, c->n_layers = 6, c->head_dim = 32, c->max_position = 512;
+    c->max_seq_len = 256;
+    for (int l = 0; l < 6; l++) layers[l].n_heads = 12, layers[l].ffn_dim = 1536;
+    c->layers = layers;
+}
+
+static void check_sorted(const int *idx, int n, int hi, const char *what) {
+    for (int i = 0; i < n; i++)
+        if (idx[i] < 0 || idx[i] >= hi || (i && idx[i] <= idx[i - 1])) fuzz_die(what);
+}
+
+static void fuzz_plan(const uint8_t *p, size_t n) {
+    seslm_model_config c;
+    seslm_layer_config layers[6];
+    minilm(&c, layers);
+    seslm_plan pl;
+    seslm_status st = seslm_plan_read_json(&pl, &c, write_file("plan.json", p, n));
+    check_failure(st);
+    if (st == SESLM_OK) { // the structure loads; the rules are the validation's, which every user runs before use
+        if (pl.n_layers != c.n_layers) fuzz_die("a plan with another layer count loaded");
+        seslm_plan_predict(&pl, &c);
+        seslm_policy pol;
+        seslm_policy_default(&pol);
+        st = seslm_plan_validate(&pl, &pol, &c);
+        check_failure(st);
+        for (int l = 0; st == SESLM_OK && l < pl.n_layers; l++) {
+            check_sorted(pl.remove_heads[l], pl.n_remove_heads[l], layers[l].n_heads, "a head index out of order or range");
+            check_sorted(pl.remove_neurons[l], pl.n_remove_neurons[l], layers[l].ffn_dim,
+                         "a neuron index out of order or range");
+        }
+    }
+    seslm_plan_free(&pl);
+}
+
+static void fuzz_intent(const uint8_t *p, size_t n) {
+    seslm_intent_head *h = NULL;
+    char sha[65];
+    seslm_status st = seslm_intent_load(&h, write_file("head.safetensors", p, n), sha);
+    check_failure(st);
+    if (st != SESLM_OK) {
+        if (h) fuzz_die("a failed load returned a head");
+        return;
+    }
+    const int D = seslm_intent_input_dim(h), C = seslm_intent_n_classes(h);
+    float *x = calloc((size_t)D, sizeof(float)), *probs = malloc((size_t)(C > 0 ? C : 1) * sizeof(float));
+    if (!x || !probs) fuzz_die("out of memory");
+    seslm_intent_result r;
+    st = seslm_intent_predict(h, x, probs, &r);
+    check_failure(st);
+    if (st == SESLM_OK) {
+        double sum = 0;
+        for (int j = 0; j < C; j++) {
+            if (!(probs[j] >= 0 && probs[j] <= 1)) fuzz_die("a probability outside [0, 1] (or NaN)");
+            sum += probs[j];
+        }
+        if (fabs(sum - 1) > 1e-3) fuzz_die("the probabilities do not sum to 1");
+        if (r.index < 0 || r.index >= C) fuzz_die("a prediction outside the intents");
+    }
+    if (C >= 1) {
+        const char *label = seslm_intent_label(h, 0);
+        x[0] = 1;
+        check_failure(seslm_intent_learn(h, x, &label, 1, 0, NULL));
+    }
+    char again[128];
+    path_of("again.safetensors", again, sizeof again);
+    st = seslm_intent_save(h, again, sha[0] ? sha : NULL);
+    check_failure(st);
+    if (st == SESLM_OK) {
+        seslm_intent_head *h2 = NULL;
+        st = seslm_intent_load(&h2, again, NULL);
+        if (st != SESLM_OK) fuzz_die("a head saved after loading does not load again");
+        if (seslm_intent_n_classes(h2) != seslm_intent_n_classes(h)) fuzz_die("the intents changed on a save and load");
+        for (int j = 0; j < seslm_intent_n_classes(h); j++)
+            if (strcmp(seslm_intent_label(h, j), seslm_intent_label(h2, j)) != 0) fuzz_die("a label changed");
+        seslm_intent_free(h2);
+    }
+    free(x), free(probs);
+    seslm_intent_free(h);
+}
+
+static void fuzz_config(const uint8_t *p, size_t n) {
+    write_file("config.json", p, n);
+    seslm_model_config c;
+    seslm_status st = seslm_config_load(&c, g_dir);
+    check_failure(st);
+    if (st == SESLM_OK) {
+        if (c.hidden <= 0 || c.n_layers <= 0 || c.vocab_size <= 0 || c.head_dim <= 0 || !c.layers)
+            fuzz_die("a config with a non-positive size loaded");
+        for (int l = 0; l < c.n_layers; l++)
+            if (c.layers[l].n_heads < 0 || c.layers[l].ffn_dim < 0) fuzz_die("a negative layer size");
+    }
+    seslm_config_free(&c); // a failed load leaves nothing, or what it had filled, to free
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    switch (data[0] % 3) {
+    case 0: fuzz_plan(data + 1, size - 1); break;
+    case 1: fuzz_intent(data + 1, size - 1); break;
+    case 2: fuzz_config(data + 1, size - 1); break;
+    }
+    return 0;
+}

@@ -1,0 +1,63 @@
+#!/bin/bash
+# make_model_files_corpus.sh BUILD_DIR [EVOLVE_RUN] — (re)writes the seed corpora of fuzz_config and fuzz_model_files:
+#   corpus_config/      each file of configs/ behind the selector byte of the loader that reads it
+#   corpus_model_files/ a plan and a config.json from the shipped tests' fixtures, and two intent heads
+#                       written by make_intent_seed.c against BUILD_DIR's shared libraries; with EVOLVE_RUN (the
+#                       folder of a `seslm evolve` run, e.g. runs/demo/evolve after ci/setup.sh) also its plans
+#                       (a pruning plan and a layer-dropping one) and a pruned student's config.json
+# A seed is the selector byte (fuzz_*.c: "the first byte picks the loader") followed by the file.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=$(cd "${1:?usage: make_model_files_corpus.sh BUILD_DIR [EVOLVE_RUN]}" && pwd)
+run=${2:-}
+
+seed() { # seed DIR NAME BYTE FILE
+  { printf "\\x$(printf %02x "$3")"; cat "$4"; } > "$here/$1/$2"
+}
+
+mkdir -p "$here/corpus_config" "$here/corpus_model_files"
+# fuzz_config: 0 generic, 1 policy, 2 gates, 3 dialog, 4 evolve, 5 drift, 6 governance, 7 adapt
+seed corpus_config generic_gates 0 "$root/configs/gates.yaml"
+seed corpus_config policy_evolve 1 "$root/configs/evolve.yaml"
+seed corpus_config gates 2 "$root/configs/gates.yaml"
+seed corpus_config dialog 3 "$root/configs/dialog.yaml"
+seed corpus_config evolve 4 "$root/configs/evolve.yaml"
+seed corpus_config evolve_decoder 4 "$root/configs/evolve-decoder.yaml"
+seed corpus_config drift 5 "$root/configs/drift.yaml"
+seed corpus_config governance 6 "$root/configs/governance.yaml"
+seed corpus_config adapt 7 "$root/configs/adapt.yaml"
+
+# fuzz_model_files: 0 plan, 1 intent head, 2 config.json
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cat > "$tmp/plan.json" <<'JSON'
+{"format": "seslm-plan", "target": 0.2, "method": "activation",
+ "layers": [{"layer": 0, "remove_heads": [1, 5], "remove_neurons": [0, 7, 300]},
+            {"layer": 5, "drop": true}],
+ "embeddings": {"id_space": "unchanged"}}
+JSON
+seed corpus_model_files plan 0 "$tmp/plan.json"
+inc=()
+for d in "$root"/runtime/*/include "$root"/pipeline/*/include "$root"/runtime/include; do inc+=(-I "$d"); done
+cc -std=c11 -O1 "${inc[@]}" "$here/make_intent_seed.c" -o "$tmp/make_intent_seed" -L"$build" -lseslm-assist -lseslm \
+   -Wl,-rpath,"$build" -lm
+"$tmp/make_intent_seed" "$tmp/linear.safetensors" "$tmp/mlp.safetensors"
+seed corpus_model_files intent_linear 1 "$tmp/linear.safetensors"
+seed corpus_model_files intent_mlp 1 "$tmp/mlp.safetensors"
+cat > "$tmp/config.json" <<'JSON'
+{"architectures": ["BertModel"], "hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12,
+ "intermediate_size": 1536, "vocab_size": 30522, "max_position_embeddings": 512, "type_vocab_size": 2,
+ "hidden_act": "gelu", "layer_norm_eps": 1e-12, "position_embedding_type": "absolute",
+ "seslm_layers": [{"num_attention_heads": 10, "intermediate_size": 1200}, {"num_attention_heads": 12, "intermediate_size": 0},
+                  {"num_attention_heads": 0, "intermediate_size": 1536}, {"num_attention_heads": 12, "intermediate_size": 1536},
+                  {"num_attention_heads": 12, "intermediate_size": 1536}, {"num_attention_heads": 1, "intermediate_size": 1}],
+ "seslm_precision": "int8", "seslm_quantization": {"linear_activations": "int8-dynamic-per-token-symmetric-top1-float"}}
+JSON
+seed corpus_model_files config_minilm 2 "$tmp/config.json"
+if [ -n "$run" ]; then
+  seed corpus_model_files plan_10 0 "$run/03-plan/plan-10.json"
+  seed corpus_model_files plan_l4 0 "$run/03-plan/plan-l4.json"
+  seed corpus_model_files config_plan40 2 "$run/04-recompile/plan-40/config.json"
+fi
+echo "seeds written: $here/corpus_config, $here/corpus_model_files"
