@@ -115,6 +115,8 @@ static const char *HELP =
     "                        a reload to other weights swaps in that model's head (FILE.<weights sha256>\n"
     "                        kept from an earlier swap, else the model's intent_head.safetensors)\n"
     "  --intent-allow-new B  1: feedback may add new intents; 0 (default): an unknown intent is a 400\n"
+    "  --intent-max-intents N  with --intent-allow-new 1: feedback adds no intent beyond N in the head (409;\n"
+    "                        default 1000)\n"
     "  --feedback-log FILE   append every example /v1/feedback learned to FILE, JSON lines {\"text\", \"intent\",\n"
     "                        \"time\", \"model\"}, synced before the answer: the --feedback of seslm adapt\n"
     "                        (the head keeps only embeddings; adapters need the texts); every reload opens\n"
@@ -184,6 +186,7 @@ int cmd_serve(int argc, char **argv) {
         {"--admin-token-file", CLI_ARG_STR, &token_file, 0, 0},
         {"--intent-head", CLI_ARG_STR, &o.intent_head, 0, 0},
         {"--intent-allow-new", CLI_ARG_INT, &o.intent_allow_new, 0, 1},
+        {"--intent-max-intents", CLI_ARG_INT, &o.intent_max_intents, 1, 1000000},
         {"--feedback-log", CLI_ARG_STR, &o.feedback_log, 0, 0},
         {"--feedback-token-file", CLI_ARG_STR, &fb_token_file, 0, 0},
         {"--feedback-open", CLI_ARG_INT, &o.feedback_open, 0, 1},

@@ -419,6 +419,16 @@ static int handle_intent(seslm_server *s, const char *body, size_t len, sbuf *ou
 
 // ---- POST /v1/feedback --------------------------------------------------------------------------------
 
+/* 409 with the reason in out when the head holds the most intents feedback may grow it to, else 0. A client that
+ * sends free text as labels (a typo, a user's words) would otherwise grow the head, and every save, without end. */
+static int head_full(seslm_server *s, serve_intent *in, sbuf *out) {
+    const int n = seslm_intent_n_classes(in->h);
+    if (n < s->o.intent_max_intents) return 0;
+    return sb_error_json(out, 409, "the intent head already has %d intents, the most feedback may add up to "
+                                   "(--intent-max-intents %d): retrain it with `seslm intent train`, or raise the limit",
+                         n, s->o.intent_max_intents);
+}
+
 static int handle_feedback(seslm_server *s, const char *body, size_t len, sbuf *out, char *model_id) {
     serve_intent *in = s->intent;
     static const char *const fields[] = {"text", "intent"};
@@ -435,7 +445,12 @@ static int handle_feedback(seslm_server *s, const char *body, size_t len, sbuf *
     // refuse an unknown intent before the (costly) embedding; the check is repeated under the lock
     pthread_mutex_lock(&in->mu);
     int known = seslm_intent_find(in->h, vals[1]) >= 0;
+    code = !known && in->allow_new ? head_full(s, in, out) : 0; // checked again before learning
     pthread_mutex_unlock(&in->mu);
+    if (code) {
+        cJSON_Delete(root);
+        return code;
+    }
     if (!known && !in->allow_new) {
         code = sb_error_json(out, 400, "unknown intent \"%.200s\" (this server does not add intents; start it with "
                                     "--intent-allow-new to allow that)", vals[1]);
@@ -445,6 +460,12 @@ static int handle_feedback(seslm_server *s, const char *body, size_t len, sbuf *
     float *x = NULL;
     code = embed_for_head(s, in, vals[0], &x, model_id, out); // 0: in->mu held
     if (code) {
+        cJSON_Delete(root);
+        return code;
+    }
+    if (in->allow_new && seslm_intent_find(in->h, vals[1]) < 0 && (code = head_full(s, in, out)) != 0) { // filled since
+        pthread_mutex_unlock(&in->mu);
+        free(x);
         cJSON_Delete(root);
         return code;
     }

@@ -95,6 +95,7 @@ seslm_status seslm_serve_start(seslm_server **out, const seslm_serve_opts *opts)
     if (o.body_timeout_s <= 0) o.body_timeout_s = 60;
     if (o.workers <= 0) o.workers = 32;
     if (o.drain_seconds <= 0) o.drain_seconds = 30;
+    if (o.intent_max_intents <= 0) o.intent_max_intents = 1000;
     if (o.port < 0 || o.port > 65535) return seslm_fail(SESLM_ERR_ARG, "port %d is outside 0..65535", o.port);
     if (o.max_batch > 4096) return seslm_fail(SESLM_ERR_ARG, "max_batch must be in 1..4096 (got %d)", o.max_batch);
 

@@ -6,7 +6,7 @@
 #   * a feedback example is learned (predicted right afterwards), and survives a restart;
 #   * 16 concurrent feedback requests all succeed and none is lost (the head's learned-example counter,
 #     persisted with it, counts every one of them across the restart);
-#   * with --intent-allow-new 1 a new intent is added;
+#   * with --intent-allow-new 1 a new intent is added; past --intent-max-intents one is refused (409);
 #   * --feedback-log: every learned example (and only those) is appended as a JSON line with its text, intent,
 #     time and model, the 16 concurrent ones included, each line whole; a partial last line left by a crash is
 #     cut off at start; a reload opens the path again (rotation: move the log aside, reload); --feedback-log
@@ -261,7 +261,7 @@ for r in new:
 EOF
 
 # ---- restart: the learned examples are still there --------------------------------------------------------
-start --intent-allow-new 1 --feedback-open 1
+start --intent-allow-new 1 --feedback-open 1 --intent-max-intents 8
 # labels that must never become intents, though new intents are allowed here; strict JSON
 sum1=$(sha256sum <"$HEAD")
 bad 400 "label: invalid UTF-8" /v1/feedback "$(printf '{"text": "hello there", "intent": "Bad\xffLabel"}')" "UTF-8"
@@ -291,6 +291,16 @@ ok
 post /v1/intent '{"text": "wake me up at seven tomorrow"}' >/dev/null
 ok
 [ "$(field intent)" = SetAlarm ] || fail "the new intent is not predicted: $(cat "$TMP/resp")"
+# the head now holds --intent-max-intents 8: another new intent is refused (409) and changes nothing; known ones learn
+sum2=$(sha256sum <"$HEAD")
+code=$(post /v1/feedback '{"text": "switch the kitchen lights on", "intent": "LightsOn"}')
+[ "$code" = 409 ] && grep -q 'intent-max-intents 8' "$TMP/resp" || fail "a 9th intent past the limit: HTTP $code $(cat "$TMP/resp")"
+ok
+[ "$(sha256sum <"$HEAD")" = "$sum2" ] || fail "a refused new intent changed the head file"
+ok
+[ "$(post /v1/feedback '{"text": "set an alarm for six thirty", "intent": "SetAlarm"}')" = 200 ] && [ "$(field intents)" = 8 ] \
+  || fail "a known intent at the limit: $(cat "$TMP/resp")"
+ok
 stop
 
 # ---- feedback closed by default; a world-readable token file is refused ----------------------------------

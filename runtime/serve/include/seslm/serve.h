@@ -77,6 +77,9 @@ typedef struct {
     const char *feedback_log;        // JSON lines file: each example /v1/feedback learned is appended ({"text",
                                      // "intent", "time", "model"}, fsync'd before the answer), the feedback
                                      // `seslm adapt --feedback` trains on; NULL: none kept
+    int intent_max_intents;          // with intent_allow_new: feedback adds no intent beyond this many in the head
+                                     // (409; 0: default 1000). Each added intent grows the head, and every feedback
+                                     // saves all of it (a 3-layer head: about 80 KB more per intent)
 } seslm_serve_opts;
 
 typedef struct seslm_server seslm_server;
