@@ -115,15 +115,17 @@ void seslm_intent_free(seslm_intent_head *h);
 seslm_status seslm_intent_fit(seslm_intent_head *h, const float *X, const char *const *labels, int n);
 
 /* Online update from n (1..64) examples. A label the head does not know adds a class when allow_new,
- * else the call fails with SESLM_ERR_ARG and the head is unchanged. *steps_out (may be NULL) gets the
- * number of Adam steps taken. */
+ * else the call fails with SESLM_ERR_ARG and the head is unchanged. All or nothing: a call that fails (out of
+ * memory, or steps that would leave a weight non-finite or beyond 1e6: SESLM_ERR_ARG) leaves the head as it was,
+ * its classes and replay buffer included. *steps_out (may be NULL) gets the number of Adam steps taken. */
 seslm_status seslm_intent_learn(seslm_intent_head *h, const float *X, const char *const *labels, int n, int allow_new,
                                 int *steps_out);
 
 /* Adds a class without training; returns its index in *index. An existing label returns its index. */
 seslm_status seslm_intent_add_class(seslm_intent_head *h, const char *label, int *index);
 
-/* Calibrated probabilities of one embedding: probs (n_classes) may be NULL. Fails with no classes. */
+/* Calibrated probabilities of one embedding: probs (n_classes) may be NULL. Fails with no classes, and on an
+ * embedding that is not finite or whose logits overflow (SESLM_ERR_ARG). */
 seslm_status seslm_intent_predict(const seslm_intent_head *h, const float *x, float *probs, seslm_intent_result *r);
 
 int seslm_intent_n_classes(const seslm_intent_head *h);
