@@ -5,7 +5,7 @@
  * The first byte picks the endpoint (modulo the table below), the rest is the body:
  *   the compatible APIs (serve_api_handle): OpenAI /v1/embeddings and /v1/models/{id}, TEI /embed and /,
  *   KServe v2 /v2/models/{m}/infer, and GET /info; the intent endpoints (serve_intent_handle): /v1/intent and
- *   /v1/feedback.
+ *   /v1/feedback; the conversation endpoint /v1/message (serve_message_handle) under configs/dialog.yaml.
  * Invariants checked on every input (abort() on violation, which libFuzzer reports as a crash):
  *   - the status is 200 or a 4xx / 503: a client's body never makes the node answer 500 (nor crash, leak or
  *     read out of bounds: ASan and UBSan run underneath);
@@ -13,6 +13,7 @@
  *   - the node still answers a fixed, valid embedding request with 200 afterwards (every 64th input).
  * FUZZ_SERVE_VERBOSE=1 prints each request's endpoint, status and answer.  * Seeds: tests/fuzz/corpus_serve_api/ (a valid and a malformed body per endpoint). */
 #include "api.h"
+#include "dialog_policy.h"
 #include "intent.h"
 #include "tiny_model.h"
 
@@ -28,6 +29,7 @@ static void fuzz_die(const char *what, int code, const char *body) {
 
 static seslm_server *g_srv;
 static char *g_root;
+static seslm_dialog_policy g_policy;
 
 static const struct {
     serve_route r;
@@ -36,15 +38,18 @@ static const struct {
     {R_OPENAI, "POST", "/v1/embeddings"}, {R_OPENAI, "GET", "/v1/models/tiny"}, {R_TEI, "POST", "/embed"},
     {R_TEI, "POST", "/"},                 {R_KSERVE, "POST", "/v2/models/tiny/infer"},
     {R_TEI, "GET", "/info"},              {R_INTENT, "POST", "/v1/intent"},      {R_FEEDBACK, "POST", "/v1/feedback"},
+    {R_MESSAGE, "POST", "/v1/message"},
 };
 #define N_ENDPOINTS ((int)(sizeof ENDPOINTS / sizeof ENDPOINTS[0]))
 
 static void cleanup(void) {
     if (g_srv) seslm_serve_stop(g_srv);
+    seslm_dialog_policy_free(&g_policy);
     if (g_root) tm_rmtree(g_root), free(g_root);
 }
 
-/* A tiny model and an intent head for it, fitted on random 16-wide embeddings of three intents. */
+/* A tiny model, an intent head for it fitted on random 16-wide embeddings of the intents configs/dialog.yaml names,
+ * and that dialog policy (sessions in memory). */
 static void start_server(void) {
     g_root = tm_mkdtemp("fuzz-serve");
     char dir[4200], head[4200], log[4200];
@@ -59,10 +64,10 @@ static void start_server(void) {
     enum { D = 16, N = 30 };
     float X[N * D];
     const char *labels[N];
-    static const char *const NAMES[3] = {"greet", "order", "cancel"};
+    static const char *const NAMES[5] = {"request_data", "ask_question", "confirmation", "correction", "end_conversation"};
     for (int i = 0; i < N; i++) {
-        labels[i] = NAMES[i % 3];
-        for (int d = 0; d < D; d++) X[i * D + d] = tm_rand_sym() + (d == i % 3 ? 2.0f : 0.0f);
+        labels[i] = NAMES[i % 5];
+        for (int d = 0; d < D; d++) X[i * D + d] = tm_rand_sym() + (d == i % 5 ? 2.0f : 0.0f);
     }
     seslm_intent_opts o;
     seslm_intent_opts_default(&o);
@@ -72,8 +77,11 @@ static void start_server(void) {
         seslm_intent_save(h, head, NULL) != SESLM_OK)
         fuzz_die(seslm_last_error(), 0, NULL);
     seslm_intent_free(h);
+    if (seslm_dialog_policy_load(&g_policy, SESLM_FUZZ_DIR "/../../configs/dialog.yaml") != SESLM_OK)
+        fuzz_die(seslm_last_error(), 0, NULL);
     seslm_serve_opts so = {.model_dir = dir, .port = 0, .max_batch = 8, .threads = 1, .max_texts = 16,
-                           .max_body_bytes = 1 << 16, .intent_head = head, .intent_allow_new = 1, .feedback_log = log};
+                           .max_body_bytes = 1 << 16, .intent_head = head, .intent_allow_new = 1, .feedback_log = log,
+                           .dialog_policy = &g_policy};
     if (seslm_serve_start(&g_srv, &so) != SESLM_OK) fuzz_die(seslm_last_error(), 0, NULL);
     atexit(cleanup);
 }
@@ -83,6 +91,7 @@ static int handle(int e, const char *body, size_t len, sbuf *out) {
     const char *ctype = "application/json";
     if (ENDPOINTS[e].r == R_INTENT || ENDPOINTS[e].r == R_FEEDBACK)
         return serve_intent_handle(g_srv, ENDPOINTS[e].r, body, len, out, model);
+    if (ENDPOINTS[e].r == R_MESSAGE) return serve_message_handle(g_srv, body, len, out, model);
     return serve_api_handle(g_srv, ENDPOINTS[e].r, ENDPOINTS[e].url, ENDPOINTS[e].method, body, len, out, &ctype, model);
 }
 
