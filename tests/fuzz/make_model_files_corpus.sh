@@ -5,7 +5,8 @@
 #                       written by make_intent_seed.c against BUILD_DIR's shared libraries; with EVOLVE_RUN (the
 #                       folder of a `seslm evolve` run, e.g. runs/demo/evolve after ci/setup.sh) also its plans
 #                       (a pruning plan and a layer-dropping one) and a pruned student's config.json
-# A seed is the selector byte (fuzz_*.c: "the first byte picks the loader") followed by the file.
+# A seed is the selector byte (fuzz_*.c: "the first byte picks the loader") followed by the file. The regress_* seeds
+# are inputs the fuzzers found (kept so that every CI run replays them); this script leaves them alone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
