@@ -1,7 +1,7 @@
 #!/bin/bash
 # make_model_files_corpus.sh BUILD_DIR [EVOLVE_RUN] — (re)writes the seed corpora of fuzz_config and fuzz_model_files:
 #   corpus_config/      each file of configs/ behind the selector byte of the loader that reads it
-#   corpus_model_files/ a plan and a config.json from the shipped tests' fixtures, and two intent heads
+#   corpus_model_files/ a small plan and a config.json written here, and two intent heads
 #                       written by make_intent_seed.c against BUILD_DIR's shared libraries; with EVOLVE_RUN (the
 #                       folder of a `seslm evolve` run, e.g. runs/demo/evolve after ci/setup.sh) also its plans
 #                       (a pruning plan and a layer-dropping one) and a pruned student's config.json
