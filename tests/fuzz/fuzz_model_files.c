@@ -1,9 +1,10 @@
 /* fuzz_model_files.c — libFuzzer target: the loaders of the files that sit beside a model, on arbitrary
- * bytes. The first byte picks the loader (modulo 3), the rest is the file, written to a private temporary
+ * bytes. The first byte picks the loader (modulo 7), the rest is the file, written to a private temporary
  * folder as the programs read it:
  *   0 a pruning plan (seslm_plan_read_json, against MiniLM's shape)
  *   1 an intent head (seslm_intent_load: safetensors + JSON metadata)
- *   2 a model's config.json (seslm_config_load)
+ *   2-6 a model directory's architecture (seslm_config_load): its config.json, or beside a valid one its
+ *     modules.json, 1_Pooling/config.json, sentence_bert_config.json or config_sentence_transformers.json
  * Invariants checked on every input (abort() on violation, which libFuzzer reports as a crash):
  *   - a failure is SESLM_ERR_FORMAT / SHAPE / ARG / IO / NOMEM with a non-empty message;
  *   - a plan that loads has one entry per layer; predicting its sizes and validating it against the default
@@ -20,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void fuzz_die(const char *what) {
     fprintf(stderr, "fuzz_model_files: invariant violated: %s (%s)\n", what, seslm_last_error());
@@ -140,8 +143,20 @@ static void fuzz_intent(const uint8_t *p, size_t n) {
     seslm_intent_free(h);
 }
 
-static void fuzz_config(const uint8_t *p, size_t n) {
-    write_file("config.json", p, n);
+/* The files a model directory's architecture is read from (seslm_config_load): kind 0 is config.json itself, the
+ * others are written beside a valid MiniLM config.json. */
+static const char *const MODEL_FILES[5] = {"config.json", "modules.json", "1_Pooling/config.json",
+                                           "sentence_bert_config.json", "config_sentence_transformers.json"};
+
+static void fuzz_config(int kind, const uint8_t *p, size_t n) {
+    static const char minilm_json[] =
+        "{\"hidden_size\": 384, \"num_hidden_layers\": 6, \"num_attention_heads\": 12, \"intermediate_size\": 1536, "
+        "\"vocab_size\": 30522, \"max_position_embeddings\": 512, \"hidden_act\": \"gelu\"}";
+    char path[128];
+    for (int k = 0; k < 5; k++) unlink(path_of(MODEL_FILES[k], path, sizeof path)); // each input starts clean
+    mkdir(path_of("1_Pooling", path, sizeof path), 0755);
+    if (kind) write_file("config.json", (const uint8_t *)minilm_json, sizeof minilm_json - 1);
+    write_file(MODEL_FILES[kind], p, n);
     seslm_model_config c;
     seslm_status st = seslm_config_load(&c, g_dir);
     check_failure(st);
@@ -158,10 +173,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    switch (data[0] % 3) {
-    case 0: fuzz_plan(data + 1, size - 1); break;
-    case 1: fuzz_intent(data + 1, size - 1); break;
-    case 2: fuzz_config(data + 1, size - 1); break;
-    }
+    const int kind = data[0] % 7;
+    if (kind == 0) fuzz_plan(data + 1, size - 1);
+    else if (kind == 1) fuzz_intent(data + 1, size - 1);
+    else fuzz_config(kind - 2, data + 1, size - 1);
     return 0;
 }

@@ -29,7 +29,7 @@ seed corpus_config drift 5 "$root/configs/drift.yaml"
 seed corpus_config governance 6 "$root/configs/governance.yaml"
 seed corpus_config adapt 7 "$root/configs/adapt.yaml"
 
-# fuzz_model_files: 0 plan, 1 intent head, 2 config.json
+# fuzz_model_files: 0 plan, 1 intent head, 2 config.json, 3-6 the sentence-transformers files beside it
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cat > "$tmp/plan.json" <<'JSON'
@@ -56,6 +56,14 @@ cat > "$tmp/config.json" <<'JSON'
  "seslm_precision": "int8", "seslm_quantization": {"linear_activations": "int8-dynamic-per-token-symmetric-top1-float"}}
 JSON
 seed corpus_model_files config_minilm 2 "$tmp/config.json"
+# 3-6: the sentence-transformers files of the real model, where it is fetched (data/fetch_model.sh)
+m="$root/models/all-MiniLM-L6-v2"
+if [ -f "$m/modules.json" ]; then
+  seed corpus_model_files st_modules 3 "$m/modules.json"
+  seed corpus_model_files st_pooling 4 "$m/1_Pooling/config.json"
+  seed corpus_model_files st_bert_config 5 "$m/sentence_bert_config.json"
+  seed corpus_model_files st_prompts 6 "$m/config_sentence_transformers.json"
+fi
 if [ -n "$run" ]; then
   seed corpus_model_files plan_10 0 "$run/03-plan/plan-10.json"
   seed corpus_model_files plan_l4 0 "$run/03-plan/plan-l4.json"
