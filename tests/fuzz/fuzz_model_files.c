@@ -1,17 +1,20 @@
 /* fuzz_model_files.c — libFuzzer target: the loaders of the files that sit beside a model, on arbitrary
- * bytes. The first byte picks the loader (modulo 7), the rest is the file, written to a private temporary
+ * bytes. The first byte picks the loader (modulo 9), the rest is the file, written to a private temporary
  * folder as the programs read it:
  *   0 a pruning plan (seslm_plan_read_json, against MiniLM's shape)
  *   1 an intent head (seslm_intent_load: safetensors + JSON metadata)
  *   2-6 a model directory's architecture (seslm_config_load): its config.json, or beside a valid one its
  *     modules.json, 1_Pooling/config.json, sentence_bert_config.json or config_sentence_transformers.json
+ *   7-8 the tokenizer's files (seslm_tokenizer_load): a vocab.txt, or a tokenizer_config.json beside a small vocab
  * Invariants checked on every input (abort() on violation, which libFuzzer reports as a crash):
  *   - a failure is SESLM_ERR_FORMAT / SHAPE / ARG / IO / NOMEM with a non-empty message;
  *   - a plan that loads has one entry per layer; predicting its sizes and validating it against the default
  *     policy return a status, and one that validates has sorted indices inside each layer;
  *   - an intent head that loads predicts a finite distribution summing to 1 on a zero input, learns one
  *     example of its first intent (or fails cleanly), and saves and loads again with the same intents;
- *   - a config that loads has positive sizes and one layer entry per layer.
+ *   - a config that loads has positive sizes and one layer entry per layer;
+ *   - a tokenizer that loads has a vocabulary and a max_len in 2..512, and encodes a fixed text to at most max_len
+ *     ids, each inside the vocabulary.
  * Seeds: tests/fuzz/corpus_model_files/ (written by tests/fuzz/make_model_files_corpus.sh). */
 #include "model_internal.h"
 #include "intent.h"
@@ -169,13 +172,48 @@ static void fuzz_config(int kind, const uint8_t *p, size_t n) {
     seslm_config_free(&c); // a failed load leaves nothing, or what it had filled, to free
 }
 
+/* The tokenizer's files: kind 0 a vocab.txt (no tokenizer_config.json), kind 1 a tokenizer_config.json beside the
+ * small vocabulary of tests/fuzz/vocab_small. One that loads encodes a fixed text to ids inside its vocabulary. */
+static void fuzz_tokenizer_files(int kind, const uint8_t *p, size_t n) {
+    char path[128];
+    static const char *const FILES[3] = {"vocab.txt", "tokenizer_config.json", "sentence_bert_config.json"};
+    for (int k = 0; k < 3; k++) unlink(path_of(FILES[k], path, sizeof path));
+    if (kind == 1) {
+        FILE *f = fopen(SESLM_FUZZ_DIR "/vocab_small/vocab.txt", "rb");
+        static uint8_t vocab[1 << 16];
+        const size_t nv = f ? fread(vocab, 1, sizeof vocab, f) : 0;
+        if (f) fclose(f);
+        if (!nv) fuzz_die("cannot read tests/fuzz/vocab_small/vocab.txt");
+        write_file("vocab.txt", vocab, nv);
+    }
+    write_file(FILES[kind], p, n);
+    seslm_tokenizer *tok = NULL;
+    seslm_status st = seslm_tokenizer_load(&tok, g_dir, 512);
+    check_failure(st == SESLM_ERR_UTF8 ? SESLM_ERR_FORMAT : st); // a vocabulary line that is not UTF-8
+    if (st != SESLM_OK) return;
+    const int V = seslm_tokenizer_vocab_size(tok), L = seslm_tokenizer_options(tok)->max_len;
+    if (V < 1 || L < 2 || L > 512) fuzz_die("a tokenizer with no vocabulary or a bad max_len loaded");
+    static const char text[] = "Hello, world! The naïve café's 東京 tokens: [CLS] ##ing 12345 \xf0\x9f\x99\x82";
+    int32_t ids[512];
+    int nid = 0, full = 0;
+    st = seslm_tokenizer_encode_full(tok, text, sizeof text - 1, ids, 512, &nid, &full);
+    check_failure(st);
+    if (st == SESLM_OK) {
+        if (nid < 0 || nid > L || full < nid) fuzz_die("an encoding longer than max_len");
+        for (int i = 0; i < nid; i++)
+            if (ids[i] < 0 || ids[i] >= V) fuzz_die("an id outside the vocabulary");
+    }
+    seslm_tokenizer_free(tok);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    const int kind = data[0] % 7;
+    const int kind = data[0] % 9;
     if (kind == 0) fuzz_plan(data + 1, size - 1);
     else if (kind == 1) fuzz_intent(data + 1, size - 1);
-    else fuzz_config(kind - 2, data + 1, size - 1);
+    else if (kind < 7) fuzz_config(kind - 2, data + 1, size - 1);
+    else fuzz_tokenizer_files(kind - 7, data + 1, size - 1);
     return 0;
 }

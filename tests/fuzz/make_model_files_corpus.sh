@@ -29,7 +29,8 @@ seed corpus_config drift 5 "$root/configs/drift.yaml"
 seed corpus_config governance 6 "$root/configs/governance.yaml"
 seed corpus_config adapt 7 "$root/configs/adapt.yaml"
 
-# fuzz_model_files: 0 plan, 1 intent head, 2 config.json, 3-6 the sentence-transformers files beside it
+# fuzz_model_files: 0 plan, 1 intent head, 2 config.json, 3-6 the sentence-transformers files beside it, 7-8 the
+# tokenizer's vocab.txt and tokenizer_config.json
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cat > "$tmp/plan.json" <<'JSON'
@@ -64,6 +65,9 @@ if [ -f "$m/modules.json" ]; then
   seed corpus_model_files st_bert_config 5 "$m/sentence_bert_config.json"
   seed corpus_model_files st_prompts 6 "$m/config_sentence_transformers.json"
 fi
+# 7-8: the tokenizer's files (the small vocabulary the tokenizer fuzzer uses, and its tokenizer_config.json)
+seed corpus_model_files tok_vocab 7 "$here/vocab_small/vocab.txt"
+seed corpus_model_files tok_config 8 "$here/vocab_small/tokenizer_config.json"
 if [ -n "$run" ]; then
   seed corpus_model_files plan_10 0 "$run/03-plan/plan-10.json"
   seed corpus_model_files plan_l4 0 "$run/03-plan/plan-l4.json"
