@@ -22,6 +22,8 @@
 #include "validate.h"
 #include "yaml_config.h"
 
+#include "tiny_model.h" // tm_rmtree
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,13 +43,16 @@ static void check_failure(seslm_status st) {
 
 // ---- the path loaders' file ---------------------------------------------------------------------
 
-static char g_path[64];
+static char g_dir[64], g_path[80];
+
+static void remove_dir(void) { tm_rmtree(g_dir); }
 
 static const char *write_file(const uint8_t *p, size_t n) {
     if (!g_path[0]) {
-        char dir[] = "/tmp/seslm-fuzz-config-XXXXXX";
-        if (!mkdtemp(dir)) fuzz_die("mkdtemp");
-        snprintf(g_path, sizeof g_path, "%s/c.yaml", dir);
+        snprintf(g_dir, sizeof g_dir, "/tmp/seslm-fuzz-config-XXXXXX");
+        if (!mkdtemp(g_dir)) fuzz_die("mkdtemp");
+        snprintf(g_path, sizeof g_path, "%s/c.yaml", g_dir);
+        atexit(remove_dir);
     }
     FILE *f = fopen(g_path, "wb");
     if (!f || (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0) fuzz_die("cannot write the temporary file");

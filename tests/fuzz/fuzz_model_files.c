@@ -21,6 +21,8 @@
 #include "plan.h"
 
 #include <math.h>
+#include "tiny_model.h" // tm_rmtree
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,11 +46,14 @@ static void check_failure(seslm_status st) {
 
 static char g_dir[64];
 
+static void remove_dir(void) { tm_rmtree(g_dir); }
+
 static const char *path_of(const char *name, char *buf, size_t cap) {
     if (!g_dir[0]) {
         char dir[] = "/tmp/seslm-fuzz-files-XXXXXX";
         if (!mkdtemp(dir)) fuzz_die("mkdtemp");
         snprintf(g_dir, sizeof g_dir, "%s", dir);
+        atexit(remove_dir);
     }
     snprintf(buf, cap, "%s/%s", g_dir, name);
     return buf;
