@@ -17,17 +17,15 @@
 #include "dialog_policy.h"
 #include "drift.h"
 #include "evolve_config.h"
+#include "fuzz_util.h"
 #include "governance.h"
 #include "plan.h"
 #include "validate.h"
 #include "yaml_config.h"
 
-#include "tiny_model.h" // tm_rmtree
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static void fuzz_die(const char *what) {
     fprintf(stderr, "fuzz_config: invariant violated: %s (%s)\n", what, seslm_last_error());
@@ -39,33 +37,6 @@ static void check_failure(seslm_status st) {
     if (st != SESLM_ERR_FORMAT && st != SESLM_ERR_ARG && st != SESLM_ERR_IO && st != SESLM_ERR_NOMEM)
         fuzz_die("unexpected status");
     if (!seslm_last_error()[0]) fuzz_die("a failure without a message");
-}
-
-// ---- the path loaders' file ---------------------------------------------------------------------
-
-static char g_dir[64], g_path[80];
-
-static void remove_dir(void) { tm_rmtree(g_dir); }
-
-static const char *write_file(const uint8_t *p, size_t n) {
-    if (!g_path[0]) {
-        snprintf(g_dir, sizeof g_dir, "/tmp/seslm-fuzz-config-XXXXXX");
-        if (!mkdtemp(g_dir)) fuzz_die("mkdtemp");
-        snprintf(g_path, sizeof g_path, "%s/c.yaml", g_dir);
-        atexit(remove_dir);
-    }
-    FILE *f = fopen(g_path, "wb");
-    if (!f || (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0) fuzz_die("cannot write the temporary file");
-    return g_path;
-}
-
-// ---- MiniLM's shape, for the policy check --------------------------------------------------------
-
-static void minilm(seslm_model_config *c, seslm_layer_config *layers) {
-    memset(c, 0, sizeof *c);
-    c->vocab_size = 30522, c->hidden = 384, c->n_layers = 6, c->head_dim = 32, c->max_position = 512;
-    for (int l = 0; l < 6; l++) layers[l].n_heads = 12, layers[l].ffn_dim = 1536;
-    c->layers = layers;
 }
 
 static void generic(const char *text, size_t n) {
@@ -122,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (!(p.targets[t] > 0) || p.targets[t] > p.cap + 1e-12) fuzz_die("a policy target outside (0, cap] loaded");
             seslm_model_config c;
             seslm_layer_config layers[6];
-            minilm(&c, layers);
+            fuzz_minilm(&c, layers);
             int prot[6];
             check_failure(seslm_policy_check_model(&p, &c, prot));
             check_failure(seslm_policy_undroppable(&p, &c, prot));
@@ -147,24 +118,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     case 4: {
         seslm_evolve_config c;
-        check_failure(seslm_evolve_config_load(&c, write_file(body, n)));
+        check_failure(seslm_evolve_config_load(&c, fuzz_write_file("config", "c.yaml", body, n)));
         break;
     }
     case 5: {
         seslm_drift_config c;
         seslm_drift_config_default(&c);
-        check_failure(seslm_drift_config_load(&c, write_file(body, n)));
+        check_failure(seslm_drift_config_load(&c, fuzz_write_file("config", "c.yaml", body, n)));
         break;
     }
     case 6: {
         seslm_governance g;
-        check_failure(seslm_governance_load(&g, write_file(body, n)));
+        check_failure(seslm_governance_load(&g, fuzz_write_file("config", "c.yaml", body, n)));
         break;
     }
     case 7: {
         adapt_config c;
         adapt_config_defaults(&c);
-        check_failure(adapt_config_load(&c, write_file(body, n)));
+        check_failure(adapt_config_load(&c, fuzz_write_file("config", "c.yaml", body, n)));
         break;
     }
     }

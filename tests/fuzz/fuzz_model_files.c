@@ -16,13 +16,12 @@
  *   - a tokenizer that loads has a vocabulary and a max_len in 2..512, and encodes a fixed text to at most max_len
  *     ids, each inside the vocabulary.
  * Seeds: tests/fuzz/corpus_model_files/ (written by tests/fuzz/make_model_files_corpus.sh). */
+#include "fuzz_util.h"
 #include "model_internal.h"
 #include "intent.h"
 #include "plan.h"
 
 #include <math.h>
-#include "tiny_model.h" // tm_rmtree
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,40 +41,7 @@ static void check_failure(seslm_status st) {
     if (!seslm_last_error()[0]) fuzz_die("a failure without a message");
 }
 
-// ---- the temporary folder -----------------------------------------------------------------------
-
-static char g_dir[64];
-
-static void remove_dir(void) { tm_rmtree(g_dir); }
-
-static const char *path_of(const char *name, char *buf, size_t cap) {
-    if (!g_dir[0]) {
-        char dir[] = "/tmp/seslm-fuzz-files-XXXXXX";
-        if (!mkdtemp(dir)) fuzz_die("mkdtemp");
-        snprintf(g_dir, sizeof g_dir, "%s", dir);
-        atexit(remove_dir);
-    }
-    snprintf(buf, cap, "%s/%s", g_dir, name);
-    return buf;
-}
-
-static const char *write_file(const char *name, const uint8_t *p, size_t n) {
-    static char path[128];
-    path_of(name, path, sizeof path);
-    FILE *f = fopen(path, "wb");
-    if (!f || (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0) fuzz_die("cannot write the temporary file");
-    return path;
-}
-
 // ---- the loaders ----------------------------------------------------------------------------------
-
-static void minilm(seslm_model_config *c, seslm_layer_config *layers) {
-    memset(c, 0, sizeof *c);
-    c->vocab_size = 30522, c->hidden = 384, c->n_layers = 6, c->head_dim = 32, c->max_position = 512;
-    c->max_seq_len = 256;
-    for (int l = 0; l < 6; l++) layers[l].n_heads = 12, layers[l].ffn_dim = 1536;
-    c->layers = layers;
-}
 
 static void check_sorted(const int *idx, int n, int hi, const char *what) {
     for (int i = 0; i < n; i++)
@@ -85,9 +51,9 @@ static void check_sorted(const int *idx, int n, int hi, const char *what) {
 static void fuzz_plan(const uint8_t *p, size_t n) {
     seslm_model_config c;
     seslm_layer_config layers[6];
-    minilm(&c, layers);
+    fuzz_minilm(&c, layers);
     seslm_plan pl;
-    seslm_status st = seslm_plan_read_json(&pl, &c, write_file("plan.json", p, n));
+    seslm_status st = seslm_plan_read_json(&pl, &c, fuzz_write_file("files", "plan.json", p, n));
     check_failure(st);
     if (st == SESLM_OK) { // the structure loads; the rules are the validation's, which every user runs before use
         if (pl.n_layers != c.n_layers) fuzz_die("a plan with another layer count loaded");
@@ -108,7 +74,7 @@ static void fuzz_plan(const uint8_t *p, size_t n) {
 static void fuzz_intent(const uint8_t *p, size_t n) {
     seslm_intent_head *h = NULL;
     char sha[65];
-    seslm_status st = seslm_intent_load(&h, write_file("head.safetensors", p, n), sha);
+    seslm_status st = seslm_intent_load(&h, fuzz_write_file("files", "head.safetensors", p, n), sha);
     check_failure(st);
     if (st != SESLM_OK) {
         if (h) fuzz_die("a failed load returned a head");
@@ -135,7 +101,7 @@ static void fuzz_intent(const uint8_t *p, size_t n) {
         check_failure(seslm_intent_learn(h, x, &label, 1, 0, NULL));
     }
     char again[128];
-    path_of("again.safetensors", again, sizeof again);
+    fuzz_path("files", "again.safetensors", again, sizeof again);
     st = seslm_intent_save(h, again, sha[0] ? sha : NULL);
     check_failure(st);
     if (st == SESLM_OK) {
@@ -161,12 +127,12 @@ static void fuzz_config(int kind, const uint8_t *p, size_t n) {
         "{\"hidden_size\": 384, \"num_hidden_layers\": 6, \"num_attention_heads\": 12, \"intermediate_size\": 1536, "
         "\"vocab_size\": 30522, \"max_position_embeddings\": 512, \"hidden_act\": \"gelu\"}";
     char path[128];
-    for (int k = 0; k < 5; k++) unlink(path_of(MODEL_FILES[k], path, sizeof path)); // each input starts clean
-    mkdir(path_of("1_Pooling", path, sizeof path), 0755);
-    if (kind) write_file("config.json", (const uint8_t *)minilm_json, sizeof minilm_json - 1);
-    write_file(MODEL_FILES[kind], p, n);
+    for (int k = 0; k < 5; k++) unlink(fuzz_path("files", MODEL_FILES[k], path, sizeof path)); // each input starts clean
+    mkdir(fuzz_path("files", "1_Pooling", path, sizeof path), 0755);
+    if (kind) fuzz_write_file("files", "config.json", (const uint8_t *)minilm_json, sizeof minilm_json - 1);
+    fuzz_write_file("files", MODEL_FILES[kind], p, n);
     seslm_model_config c;
-    seslm_status st = seslm_config_load(&c, g_dir);
+    seslm_status st = seslm_config_load(&c, fuzz_dir("files"));
     check_failure(st);
     if (st == SESLM_OK) {
         if (c.hidden <= 0 || c.n_layers <= 0 || c.vocab_size <= 0 || c.head_dim <= 0 || !c.layers)
@@ -182,18 +148,18 @@ static void fuzz_config(int kind, const uint8_t *p, size_t n) {
 static void fuzz_tokenizer_files(int kind, const uint8_t *p, size_t n) {
     char path[128];
     static const char *const FILES[3] = {"vocab.txt", "tokenizer_config.json", "sentence_bert_config.json"};
-    for (int k = 0; k < 3; k++) unlink(path_of(FILES[k], path, sizeof path));
+    for (int k = 0; k < 3; k++) unlink(fuzz_path("files", FILES[k], path, sizeof path));
     if (kind == 1) {
         FILE *f = fopen(SESLM_FUZZ_DIR "/vocab_small/vocab.txt", "rb");
         static uint8_t vocab[1 << 16];
         const size_t nv = f ? fread(vocab, 1, sizeof vocab, f) : 0;
         if (f) fclose(f);
         if (!nv) fuzz_die("cannot read tests/fuzz/vocab_small/vocab.txt");
-        write_file("vocab.txt", vocab, nv);
+        fuzz_write_file("files", "vocab.txt", vocab, nv);
     }
-    write_file(FILES[kind], p, n);
+    fuzz_write_file("files", FILES[kind], p, n);
     seslm_tokenizer *tok = NULL;
-    seslm_status st = seslm_tokenizer_load(&tok, g_dir, 512);
+    seslm_status st = seslm_tokenizer_load(&tok, fuzz_dir("files"), 512);
     check_failure(st == SESLM_ERR_UTF8 ? SESLM_ERR_FORMAT : st); // a vocabulary line that is not UTF-8
     if (st != SESLM_OK) return;
     const int V = seslm_tokenizer_vocab_size(tok), L = seslm_tokenizer_options(tok)->max_len;
