@@ -2,6 +2,7 @@
  * children, embeds every input with both models, times them interleaved, computes the metrics and
  * evaluates the gates (validate.h, docs/validation.md). */
 #include "validate.h"
+#include "labelled.h"
 #include "util.h"
 
 #include "validate_internal.h"
@@ -46,6 +47,7 @@ typedef struct {
     double *gold;  // STS-B gold scores
     vtable tab[8 + SESLM_VALIDATE_MAX_DOMAIN + 8]; // every file a run may read
     int n_tab;
+    labelled_set fb; // the node's labelled feedback (data.feedback)
 } inputs;
 
 static int add_text(inputs *in, const char *t) {
@@ -67,9 +69,10 @@ static vtable *open_table(inputs *in, const char *path, int cols, seslm_status *
     return t;
 }
 
-// label ids by first appearance in the training table; test labels absent from it get -1
-static seslm_status label_ids(const vtable *tr, const int *tri, int ntr, const vtable *te, const int *tei, int nte,
-                              int col, int **ytr, int **yte, int *n_labels) {
+// label ids by first appearance in the training rows; test labels absent from them get -1. The label of row r is
+// trl[r * trs] (a 2-column table: its fields from column 1, stride 2; a labelled set: its labels, stride 1)
+static seslm_status label_ids(const char *const *trl, int trs, const int *tri, int ntr, const char *const *tel, int tes,
+                              const int *tei, int nte, int **ytr, int **yte, int *n_labels) {
     const char **names = malloc((size_t)(ntr + 1) * sizeof *names);
     *ytr = malloc((size_t)(ntr + 1) * sizeof **ytr);
     *yte = malloc((size_t)(nte + 1) * sizeof **yte);
@@ -79,14 +82,14 @@ static seslm_status label_ids(const vtable *tr, const int *tri, int ntr, const v
     }
     int k = 0;
     for (int i = 0; i < ntr; i++) {
-        const char *l = vtable_get(tr, tri[i], col);
+        const char *l = trl[(size_t)tri[i] * trs];
         int j = 0;
         while (j < k && strcmp(names[j], l) != 0) j++;
         if (j == k) names[k++] = l;
         (*ytr)[i] = j;
     }
     for (int i = 0; i < nte; i++) {
-        const char *l = vtable_get(te, tei[i], te->cols - 1);
+        const char *l = tel[(size_t)tei[i] * tes];
         int j = 0;
         while (j < k && strcmp(names[j], l) != 0) j++;
         (*yte)[i] = j < k ? j : -1;
@@ -102,6 +105,7 @@ static void inputs_free(inputs *in) {
     free(in->fb_tr_y), free(in->fb_te_y);
     free(in->gold);
     for (int i = 0; i < in->n_tab; i++) vtable_free(&in->tab[i]);
+    labelled_free(&in->fb);
     memset(in, 0, sizeof *in);
 }
 
@@ -136,7 +140,8 @@ static seslm_status intent_pair(inputs *in, const char *train, const char *test,
     int *itr = add_section(in, tr, ntr, 0, &a, &st);
     in->off[s_tr + 1] = in->n;
     int *ite = itr ? add_section(in, te, nte, 0, &b, &st) : NULL;
-    if (ite) st = label_ids(tr, itr, a, te, ite, b, 1, ytr, yte, n_labels);
+    if (ite)
+        st = label_ids((const char *const *)tr->f + 1, 2, itr, a, (const char *const *)te->f + 1, 2, ite, b, ytr, yte, n_labels);
     free(itr), free(ite);
     return st;
 }
@@ -178,28 +183,30 @@ static seslm_status inputs_load_node(inputs *in, const seslm_validate_config *c)
     }
     in->off[S_FB_TR] = in->off[S_FB_TE] = in->n;
     if (c->feedback && c->feedback[0] && c->feedback_n > 0) {
-        vtable *t = open_table(in, c->feedback, 2, &st);
-        if (!t) return st;
-        const int head = t->n > 0 && strcmp(vtable_get(t, 0, 0), "text") == 0 && strcmp(vtable_get(t, 0, 1), "label") == 0;
+        // the node's feedback as its log writes it (JSON lines) or as TSV, with or without a header (labelled.h)
+        if ((st = labelled_read(&in->fb, c->feedback)) != SESLM_OK) return st;
+        const labelled_set *t = &in->fb;
         int *idx = malloc((size_t)(t->n + 1) * sizeof *idx), *tri = malloc((size_t)(t->n + 1) * sizeof *tri),
             *tei = malloc((size_t)(t->n + 1) * sizeof *tei);
         if (!idx || !tri || !tei) {
             free(idx), free(tri), free(tei);
             return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
         }
-        const int m = validate_pick(t->n - head, c->feedback_n, idx);
+        const int m = validate_pick(t->n, c->feedback_n, idx);
         int ntr = 0, nte = 0;
         for (int i = 0; i < m; i++) { // every 4th sampled row tests, the others train
-            if (i % 4 == 3) tei[nte++] = idx[i] + head;
-            else tri[ntr++] = idx[i] + head;
+            if (i % 4 == 3) tei[nte++] = idx[i];
+            else tri[ntr++] = idx[i];
         }
         in->fb_rows = m;
         int ok = 1;
         if (m >= c->feedback_min) {
-            for (int i = 0; ok && i < ntr; i++) ok = add_text(in, vtable_get(t, tri[i], 0));
+            for (int i = 0; ok && i < ntr; i++) ok = add_text(in, t->text[tri[i]]);
             in->off[S_FB_TE] = in->n;
-            for (int i = 0; ok && i < nte; i++) ok = add_text(in, vtable_get(t, tei[i], 0));
-            if (ok) st = label_ids(t, tri, ntr, t, tei, nte, 1, &in->fb_tr_y, &in->fb_te_y, &in->n_fb_labels);
+            for (int i = 0; ok && i < nte; i++) ok = add_text(in, t->text[tei[i]]);
+            if (ok)
+                st = label_ids((const char *const *)t->label, 1, tri, ntr, (const char *const *)t->label, 1, tei, nte,
+                               &in->fb_tr_y, &in->fb_te_y, &in->n_fb_labels);
         }
         free(idx), free(tri), free(tei);
         if (!ok) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");

@@ -1,10 +1,10 @@
 /* intent.c — the intent head's MLP: initialisation, forward / backward, Adam, training with temperature
  * calibration, online updates with replay, growing the output layer (intent.h says what and why). */
 #include "intent_internal.h"
+#include "labelled.h"
 #include "util.h"
 
 #include <float.h>
-#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,20 +178,10 @@ static void free_labels(seslm_intent_head *h) {
     h->n_classes = 0;
 }
 
-static seslm_status label_ok(const char *s) {
-    size_t n = strlen(s);
-    if (n == 0 || n > SESLM_INTENT_MAX_LABEL)
-        return seslm_fail(SESLM_ERR_ARG, "intent label must have 1..%d bytes (got %zu)", SESLM_INTENT_MAX_LABEL, n);
-    if (!util_utf8_valid(s, n)) return seslm_fail(SESLM_ERR_ARG, "intent label is not valid UTF-8");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
-            return seslm_fail(SESLM_ERR_ARG, "intent label contains a control character");
-    // a label is a name: "greet" and "greet " must not become two intents, nor " " one
-    if (isspace((unsigned char)s[0]) || isspace((unsigned char)s[n - 1]))
-        return seslm_fail(SESLM_ERR_ARG, "intent label \"%.*s\" starts or ends with white space%s", (int)(n > 64 ? 64 : n), s,
-                          strspn(s, " \t") == n ? " (or is only white space)" : "");
-    return SESLM_OK;
-}
+/* The label rule lives with the labelled-file reader (core), so a file's labels are checked by line before
+ * anything is embedded, by the same rule the head applies. */
+_Static_assert(SESLM_INTENT_MAX_LABEL == LABELLED_MAX_LABEL, "one label length limit");
+static seslm_status label_ok(const char *s) { return labelled_label_check(s, strlen(s)); }
 
 seslm_status seslm_intent_label_check(const char *label) {
     return label ? label_ok(label) : seslm_fail(SESLM_ERR_ARG, "no intent label");

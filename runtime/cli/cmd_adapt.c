@@ -4,6 +4,7 @@
 #include "adapt_config.h"
 #include "cli.h"
 #include "intent.h"
+#include "labelled.h"
 #include "model_verify.h"
 #include "parent.h"
 #include "recompile.h"
@@ -52,8 +53,9 @@ static const char *HELP =
     "  --config FILE         a YAML file of these options (configs/adapt.yaml: the nightly job); flags\n"
     "                        given on the command line override it\n"
     "  --feedback FILE       labelled examples: TSV with a header naming \"text\" and \"label\" columns (or\n"
-    "                        no header: text TAB label per line, as seslm validate reads it), or\n"
-    "                        JSON lines {\"text\": ..., \"intent\": ...} (the body of POST /v1/feedback)\n"
+    "                        no header: text TAB label per line), or\n"
+    "                        JSON lines {\"text\": ..., \"intent\": ...} (the body of POST /v1/feedback,\n"
+    "                        what a node's --feedback-log writes); every line is checked first\n"
     "  --folds K             the gate cross-fitted on K folds (default 3): every example is held out once,\n"
     "                        predicted by an adapter and a head trained on the other K-1 folds, so the\n"
     "                        gate's test sees all the feedback (the power to tell a 1-2 point gain from\n"
@@ -94,105 +96,22 @@ static const char *CMD = "adapt";
 
 // ---- labelled examples ----------------------------------------------------------------------------
 
-typedef struct {
-    int n, cap;
-    char **text, **label;
-} labelled;
+typedef labelled_set labelled;
 
-static void labelled_free(labelled *l) {
-    for (int i = 0; i < l->n; i++) free(l->text[i]), free(l->label[i]);
-    free(l->text), free(l->label);
-    memset(l, 0, sizeof *l);
-}
-
-static int labelled_add(labelled *l, const char *t, size_t tn, const char *lab, size_t ln) {
-    if (l->n == l->cap) {
-        int c = l->cap ? 2 * l->cap : 256;
-        char **a = realloc(l->text, (size_t)c * sizeof *a), **b = a ? realloc(l->label, (size_t)c * sizeof *b) : NULL;
-        if (a) l->text = a;
-        if (!a || !b) return 0;
-        l->label = b, l->cap = c;
-    }
-    l->text[l->n] = strndup(t, tn);
-    l->label[l->n] = strndup(lab, ln);
-    if (!l->text[l->n] || !l->label[l->n]) return 0;
-    l->n++;
-    return 1;
-}
-
-/* TSV with a text / label header, or JSON lines with text / intent (or label). 1 ok, 0 error reported. */
+/* --feedback: JSON lines (a node's --feedback-log), or TSV with or without a header (runtime/core/labelled.h),
+ * every line checked before anything is embedded. 1 ok, 0 error reported. */
 static int read_feedback(const char *path, labelled *out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cli_error(CMD, "cannot open %s: %s", path, strerror(errno));
+    if (labelled_read(out, path) != SESLM_OK) {
+        cli_error(CMD, "%s", seslm_last_error());
         return 0;
     }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t got;
-    int lineno = 0, ok = 1, tcol = -1, lcol = -1, json = -1;
-    while (ok && (got = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
-        if (got == 0) continue;
-        if (json < 0) json = line[0] == '{';
-        if (json) {
-            cJSON *o = cJSON_ParseWithLength(line, (size_t)got);
-            const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text"), *lab = cJSON_GetObjectItemCaseSensitive(o, "intent");
-            if (!lab) lab = cJSON_GetObjectItemCaseSensitive(o, "label");
-            if (!cJSON_IsString(t) || !cJSON_IsString(lab) || !*t->valuestring || !*lab->valuestring) {
-                cli_error(CMD, "%s:%d: a JSON line needs non-empty \"text\" and \"intent\" strings", path, lineno);
-                ok = 0;
-            } else if (!labelled_add(out, t->valuestring, strlen(t->valuestring), lab->valuestring, strlen(lab->valuestring))) {
-                cli_error(CMD, "out of memory");
-                ok = 0;
-            }
-            cJSON_Delete(o);
-            continue;
-        }
-        // TSV: the first line is the header
-        char *fields[64];
-        int nf = 0;
-        for (char *p = line, *s; nf < 64; p = s + 1) {
-            fields[nf++] = p;
-            if (!(s = strchr(p, '\t'))) break;
-            *s = 0;
-        }
-        if (tcol < 0) {
-            int named = 0;
-            for (int i = 0; i < nf; i++) {
-                if (!strcmp(fields[i], "text")) tcol = i, named = 1;
-                if (!strcmp(fields[i], "label") || !strcmp(fields[i], "intent")) lcol = i, named = 1;
-            }
-            if (!named && nf == 2) { // no header: text TAB label per line, as seslm validate's --feedback
-                tcol = 0, lcol = 1;
-                if (!labelled_add(out, fields[0], strlen(fields[0]), fields[1], strlen(fields[1]))) {
-                    cli_error(CMD, "out of memory");
-                    ok = 0;
-                }
-                continue;
-            }
-            if (tcol < 0 || lcol < 0) {
-                cli_error(CMD, "%s:1: the TSV header must name a \"text\" and a \"label\" column", path);
-                ok = 0;
-            }
-            continue;
-        }
-        if (tcol >= nf || lcol >= nf || !*fields[tcol] || !*fields[lcol]) {
-            cli_error(CMD, "%s:%d: a text and a label are needed", path, lineno);
-            ok = 0;
-        } else if (!labelled_add(out, fields[tcol], strlen(fields[tcol]), fields[lcol], strlen(fields[lcol]))) {
-            cli_error(CMD, "out of memory");
-            ok = 0;
-        }
-    }
-    free(line);
-    fclose(f);
-    if (ok && out->n < 4) {
+    if (out->skipped_partial)
+        fprintf(stderr, "%s: %s: its last line has no line end and is not JSON (a write cut short): skipped\n", CMD, path);
+    if (out->n < 4) {
         cli_error(CMD, "%s: %d labelled examples; the gate needs at least 4", path, out->n);
-        ok = 0;
+        return 0;
     }
-    return ok;
+    return 1;
 }
 
 /* Which rows the gate predicts, and with which model. fold[i] = -1: never held out (always trained on);

@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "util.h"
 #include "intent.h"
+#include "labelled.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -14,7 +15,7 @@
 int cli_embed_all(const char *cmd, const cli_opts *o, seslm_model **model_out, float **out);
 
 static const char *HELP =
-    "usage: seslm intent train   --model DIR --data TSV --out HEAD [training options]\n"
+    "usage: seslm intent train   --model DIR --data FILE [--data FILE...] --out HEAD [training options]\n"
     "       seslm intent predict --model DIR --head HEAD [--threshold P] [--min-in-scope A]\n"
     "                            [TEXT... | --input FILE]\n"
     "       seslm intent learn   --model DIR --head HEAD --text T --label L [--text T --label L ...]\n"
@@ -27,7 +28,10 @@ static const char *HELP =
     "chosen from the data: a linear head whose L2 strength is chosen by stratified cross-validation,\n"
     "replaced by a 256-wide MLP only when that is better out of fold (docs/intent.md).\n"
     "\n"
-    "train    reads a TSV file whose header names a \"text\" and a \"label\" column, embeds the texts and\n"
+    "train    reads labelled examples (--data: TSV whose header names a \"text\" and a \"label\" column,\n"
+    "         headerless text TAB label lines, or JSON lines {\"text\", \"intent\"} as a serving node's\n"
+    "         --feedback-log writes them; every line is checked first; --data again adds another\n"
+    "         file's examples, e.g. the training set and a node's feedback log), embeds the texts and\n"
     "         trains the head (auto: cross-validated choice, temperature from out-of-fold logits; an\n"
     "         explicit --hidden: Adam, temperature fitted on a held-out part); writes HEAD (safetensors)\n"
     "         crash-safely and prints a JSON summary (with the selection made).\n"
@@ -85,75 +89,28 @@ static int parse_hidden(const char *v, seslm_intent_opts *o) {
     return 1;
 }
 
-// ---- TSV ----------------------------------------------------------------------------------------------
+// ---- the examples -------------------------------------------------------------------------------------
 
-/* Reads the text and label columns of a TSV file with a header; 0 ok, 1 unreadable, 2 malformed. */
-static int read_tsv(const char *path, cli_texts *texts, cli_texts *labels) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cli_error("intent", "cannot open %s: %s", path, strerror(errno));
-        return 1;
+/* The labelled examples of --data (JSON lines, or TSV with or without a header: runtime/core/labelled.h), as
+ * texts and labels; 0 ok, 1 unreadable, 2 malformed. Every line is checked before anything is embedded. */
+static int read_examples(const char *path, cli_texts *texts, cli_texts *labels) {
+    labelled_set ls;
+    seslm_status st = labelled_read(&ls, path);
+    if (st != SESLM_OK) {
+        cli_error("intent", "%s", seslm_last_error());
+        labelled_free(&ls);
+        return st == SESLM_ERR_IO || st == SESLM_ERR_NOMEM ? 1 : 2;
     }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int rc = 0, lineno = 0, col_text = -1, col_label = -1;
-    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-        if ((size_t)n != strlen(line)) {
-            cli_error("intent", "%s line %d: contains a NUL byte", path, lineno);
-            rc = 2;
-            break;
-        }
-        if (lineno > 1 && n == 0) continue; // blank lines (a trailing newline) are not examples
-        char *fields[64];
-        int nf = 0;
-        for (char *p = line;; p++) {
-            char *tab = strchr(p, '\t');
-            if (nf < 64) fields[nf++] = p;
-            if (!tab) break;
-            *tab = 0;
-            p = tab;
-        }
-        if (lineno == 1) {
-            for (int i = 0; i < nf; i++) {
-                if (strcmp(fields[i], "text") == 0 && col_text < 0) col_text = i;
-                if (strcmp(fields[i], "label") == 0 && col_label < 0) col_label = i;
-            }
-            if (col_text < 0 || col_label < 0) {
-                cli_error("intent", "%s: the header line must name a \"text\" and a \"label\" column (tab-separated)", path);
-                rc = 2;
-            }
-            continue;
-        }
-        if (nf <= col_text || nf <= col_label) {
-            cli_error("intent", "%s line %d: %d fields, the header has more", path, lineno, nf);
-            rc = 2;
-        } else if (!*fields[col_text] || !*fields[col_label]) {
-            cli_error("intent", "%s line %d: empty %s", path, lineno, *fields[col_text] ? "label" : "text");
-            rc = 2;
-        } else if (!cli_texts_add(texts, fields[col_text], strlen(fields[col_text])) ||
-                   !cli_texts_add(labels, fields[col_label], strlen(fields[col_label]))) {
+    if (ls.skipped_partial)
+        fprintf(stderr, "intent: %s: its last line has no line end and is not JSON (a write cut short): skipped\n", path);
+    for (int i = 0; i < ls.n; i++)
+        if (!cli_texts_add(texts, ls.text[i], strlen(ls.text[i])) || !cli_texts_add(labels, ls.label[i], strlen(ls.label[i]))) {
             cli_error("intent", "out of memory");
-            rc = 1;
+            labelled_free(&ls);
+            return 1;
         }
-    }
-    if (rc == 0 && ferror(f)) {
-        cli_error("intent", "read error on %s: %s", path, strerror(errno));
-        rc = 1;
-    }
-    if (rc == 0 && lineno == 0) {
-        cli_error("intent", "%s is empty", path);
-        rc = 2;
-    }
-    if (rc == 0 && texts->n == 0) {
-        cli_error("intent", "%s has a header but no examples", path);
-        rc = 2;
-    }
-    free(line);
-    fclose(f);
-    return rc;
+    labelled_free(&ls);
+    return 0;
 }
 
 /* The head's inputs for t: features of the last k layers (k 1: the embeddings). */
@@ -207,7 +164,9 @@ static int default_layers(const char *dir, const seslm_model *m) {
 }
 
 static int do_train(int argc, char **argv) {
-    const char *model_dir = cli_default_model_dir(), *data = NULL, *out = NULL;
+    const char *model_dir = cli_default_model_dir(), *out = NULL;
+    const char *data_v[64];
+    cli_list data_l = {data_v, 0, 64}; // --data, repeatable
     int threads = 0;
     seslm_intent_opts o;
     seslm_intent_opts_default(&o);
@@ -217,7 +176,7 @@ static int do_train(int argc, char **argv) {
            min_in_scope = o.min_in_scope, early_weight = o.early_weight;
     const cli_arg args[] = {
         {"--model", CLI_ARG_STR, &model_dir, 0, 0},
-        {"--data", CLI_ARG_STR, &data, 0, 0},
+        {"--data", CLI_ARG_LIST, &data_l, 0, 0},
         {"--out", CLI_ARG_STR, &out, 0, 0},
         {"--threads", CLI_ARG_INT, &threads, 0, 1024},
         {"--hidden", CLI_ARG_STR, &hidden, 0, 0},
@@ -244,12 +203,13 @@ static int do_train(int argc, char **argv) {
     o.early_weight = (float)early_weight;
     o.oos_threshold = (float)oos;
     o.min_in_scope = (float)min_in_scope;
-    if (!data || !out) {
-        cli_error("intent", "train needs --data TSV and --out HEAD");
+    if (data_l.n == 0 || !out) {
+        cli_error("intent", "train needs --data FILE and --out HEAD");
         return 2;
     }
     cli_texts texts = {0}, labels = {0};
-    int rc = read_tsv(data, &texts, &labels);
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < data_l.n; i++) rc = read_examples(data_v[i], &texts, &labels);
     seslm_model *m = NULL;
     float *X = NULL;
     seslm_intent_head *h = NULL;

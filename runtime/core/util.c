@@ -293,3 +293,67 @@ double util_now_s(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+// ---- strict JSON -----------------------------------------------------------------------------------
+
+static int hex4(const char *p, const char *end, unsigned *v) {
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        if (p + i >= end) return 0;
+        char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return 0;
+        *v = *v << 4 | (unsigned)d;
+    }
+    return 1;
+}
+
+int util_json_strict(const char *body, size_t len, int check_utf8, char *why, size_t cap) {
+    if (check_utf8 && !util_utf8_valid(body, len)) {
+        snprintf(why, cap, "the body is not valid UTF-8 (RFC 8259 requires it)");
+        return -1;
+    }
+    const char *p = body, *end = body + len;
+    int in_str = 0;
+    for (; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (!in_str) {
+            if (c == '"') in_str = 1;
+            else if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+                snprintf(why, cap, "invalid JSON: control byte 0x%02x at byte %zu (only space, tab, CR and LF may "
+                                   "stand between tokens)", c, (size_t)(p - body));
+                return -1;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_str = 0;
+        } else if (c < 0x20) {
+            snprintf(why, cap, "invalid JSON: raw control byte 0x%02x inside a string at byte %zu (escape it)", c,
+                     (size_t)(p - body));
+            return -1;
+        } else if (c == '\\' && p + 1 < end && p[1] == 'u') {
+            unsigned v = 0, w = 0;
+            if (!hex4(p + 2, end, &v)) continue; // the parser reports the bad escape
+            if (v == 0) {
+                snprintf(why, cap, "\\u0000 (NUL) at byte %zu: NUL is not accepted in strings", (size_t)(p - body));
+                return -1;
+            }
+            if (v >= 0xdc00 && v <= 0xdfff) {
+                snprintf(why, cap, "a lone UTF-16 low surrogate \\u%04x at byte %zu", v, (size_t)(p - body));
+                return -1;
+            }
+            if (v >= 0xd800 && v <= 0xdbff) {
+                if (!(p + 7 < end && p[6] == '\\' && p[7] == 'u' && hex4(p + 8, end, &w) && w >= 0xdc00 && w <= 0xdfff)) {
+                    snprintf(why, cap, "a lone UTF-16 high surrogate \\u%04x at byte %zu", v, (size_t)(p - body));
+                    return -1;
+                }
+                p += 6; // the pair's second half
+            }
+            p += 5;
+        } else if (c == '\\') {
+            p++; // the escaped character (a quote or a backslash must not end or start anything)
+        }
+    }
+    return 0;
+}

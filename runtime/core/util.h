@@ -15,6 +15,7 @@
 #define util_write_all seslm_util_write_all
 #define util_dir_files seslm_util_dir_files
 #define util_dir_files_free seslm_util_dir_files_free
+#define util_json_strict seslm_util_json_strict
 
 #include "seslm.h"
 
@@ -61,6 +62,12 @@ void util_rmtree(const char *path);
  * The one listing behind a model directory's content hash, its manifest and the registry's copy of it. */
 seslm_status util_dir_files(const char *root, int max_files, int max_depth, char ***rel, int *n);
 void util_dir_files_free(char **rel, int n);
+
+/* What cJSON lets through and RFC 8259 does not: invalid UTF-8 (checked when check_utf8), control bytes outside
+ * strings (a NUL before the body), raw control bytes inside strings, and escapes no C string can hold (\u0000, lone
+ * surrogates). 0 ok, else -1 with the reason in why. The serving node runs it on every JSON body before cJSON (its
+ * /v1/embed checks each text's UTF-8 itself, to name it), and the labelled-examples reader on every JSON line. */
+int util_json_strict(const char *body, size_t len, int check_utf8, char *why, size_t cap);
 
 /* Seconds on the monotonic clock (for elapsed times and ETAs; not the time of day). */
 double util_now_s(void);

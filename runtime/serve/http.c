@@ -12,6 +12,7 @@
  * chunked body is drained and then refused. */
 #include "api.h"
 #include "serve_internal.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -157,7 +158,7 @@ static int fail_json(sbuf *out, int code, const char *model, const char *fmt, ..
 /* Parses the body as JSON; on failure writes a message with the byte offset. */
 static cJSON *parse_body(const req_ctx *x, char *why, size_t cap) {
     // (UTF-8 is checked per text by the handlers, which name the text and count it as refused input)
-    if (sb_json_strict(x->body ? x->body : "", x->len, 0, why, cap)) return NULL;
+    if (util_json_strict(x->body ? x->body : "", x->len, 0, why, cap)) return NULL;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(x->body ? x->body : "", x->len, &end, 0);
     if (!j) {

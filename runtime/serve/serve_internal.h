@@ -43,11 +43,6 @@ void sb_json_str(sbuf *b, const char *s);   // a quoted, escaped JSON string
  * 0 ok, else 400 with {"error": ...} in out naming the byte where the JSON breaks. */
 struct cJSON;
 int sb_parse_json(const char *body, size_t len, struct cJSON **root, sbuf *out);
-/* What cJSON lets through and RFC 8259 does not: invalid UTF-8, control bytes outside strings (a NUL
- * before the body), raw control bytes inside strings, and escapes no C string can hold (\u0000, lone
- * surrogates). 0 ok, else -1 with the reason in why. sb_parse_json runs it first, with check_utf8;
- * /v1/embed checks the UTF-8 of each text itself (to name it and count it as a refused input). */
-int sb_json_strict(const char *body, size_t len, int check_utf8, char *why, size_t cap);
 /* Writes {"error": "<formatted message>"} and returns code (the HTTP status to answer with). */
 int sb_error_json(sbuf *out, int code, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -128,11 +128,12 @@ cli_test_done() {
     [ "$fails" -eq 0 ]
 }
 
-# snips_feedback OUT [header]: labelled feedback of 6 SNIPS intents x 4 examples (data/intent/snips_train50.tsv),
-# text TAB label per line; with "header", a first line naming the columns (text, label)
+# snips_feedback OUT [header|jsonl]: labelled feedback of 6 SNIPS intents x 4 examples (data/intent/snips_train50.tsv),
+# text TAB label per line; with "header", a first line naming the columns (text, label); with "jsonl", JSON lines as a
+# serving node's --feedback-log writes them ({"text", "intent", "time", "model"})
 snips_feedback() {
     python3 - "$ROOT/data/intent/snips_train50.tsv" "$1" "${2:-}" <<'PY'
-import collections, sys
+import collections, json, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
 by = collections.defaultdict(list)
 for t, l in rows:
@@ -142,6 +143,9 @@ with open(sys.argv[2], "w") as f:
         f.write("text\tlabel\n")
     for l in sorted(by)[:6]:
         for t in by[l][:4]:
-            f.write(f"{t}\t{l}\n")
+            if sys.argv[3] == "jsonl":
+                f.write(json.dumps({"text": t, "intent": l, "time": "2026-12-07T10:00:00Z", "model": "0" * 64}) + "\n")
+            else:
+                f.write(f"{t}\t{l}\n")
 PY
 }

@@ -112,7 +112,9 @@ grep -q "03-plan .*skipped" "$TMP/k2.err" || fail "resume did not skip the finis
 ls -d "$TMP"/run-k/04-recompile/*.tmp.* >/dev/null 2>&1 && fail "a temporary recompile directory was left"
 
 # the adapt stage (issue 18): the finished run copied without its verdict, so every earlier stage is skipped
-snips_feedback "$TMP/fb.tsv" # no header: text TAB label, as evolve.feedback is read by validate
+# the node's feedback as its --feedback-log writes it (JSON lines): validate's feedback check and the adapt stage both
+# read it (a headerless TSV used to be the only form validate took)
+snips_feedback "$TMP/fb.jsonl" jsonl
 adapt_run() { # NAME MIN_GAIN: a copy of run-k with the adapt stage enabled
     rm -rf "$TMP/$1" && cp -r "$TMP/run-k" "$TMP/$1" && rm -f "$TMP/$1/verdict.json" "$TMP/$1/report.md"
     cat >"$TMP/$1.yaml" <<YAML
@@ -129,7 +131,7 @@ gates:
   min_retrieval: 0.3
 YAML
     sed "s|out: $TMP/run-k\$|out: $TMP/$1|" "$TMP/evolve.yaml" >"$TMP/$1-evolve.yaml"
-    printf '  feedback: %s\n  adapt:\n    enabled: true\n    config: %s\n' "$TMP/fb.tsv" "$TMP/$1.yaml" >>"$TMP/$1-evolve.yaml"
+    printf '  feedback: %s\n  adapt:\n    enabled: true\n    config: %s\n' "$TMP/fb.jsonl" "$TMP/$1.yaml" >>"$TMP/$1-evolve.yaml"
     timeout 600 "$SESLM" evolve --config "$TMP/$1-evolve.yaml" >"$TMP/$1.out" 2>"$TMP/$1.err"
 }
 ok

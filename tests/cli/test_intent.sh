@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_intent.sh — `seslm intent train|predict|learn` end to end on the real model:
-#   * usage errors exit 2, unreadable files exit 1, malformed TSV exits 2, each with a message;
+#   * usage errors exit 2, unreadable files exit 1, a malformed line exits 2, each with a message naming the line;
+#   * JSON lines (a node's feedback log) and TSV in any column order train the same head, byte for byte;
 #   * train on 10 SNIPS examples per intent (data/intent/snips_train50.tsv) writes a head that predicts
 #     held-out SNIPS texts well (one JSON line each, probabilities summing to 1);
 #   * the head's input is the last 3 layers' features by default (recorded in the head file, 1152-d), and
@@ -30,7 +31,7 @@ expect 1 "cannot open" "missing TSV" -- intent train --model "$MODEL" --data "$T
 printf 'sentence\tintent\nhello\tgreet\n' >"$TMP/bad1.tsv"
 expect 2 "must name a \"text\" and a \"label\"" "header without text/label" -- intent train --model "$MODEL" --data "$TMP/bad1.tsv" --out "$HEAD"
 printf 'text\tlabel\nhello\tgreet\n\tbye\n' >"$TMP/bad2.tsv"
-expect 2 "line 3: empty text" "empty text" -- intent train --model "$MODEL" --data "$TMP/bad2.tsv" --out "$HEAD"
+expect 2 "bad2.tsv:3: the text is empty" "empty text" -- intent train --model "$MODEL" --data "$TMP/bad2.tsv" --out "$HEAD"
 printf 'text\tlabel\nhello\tgreet\nhi\tgreet\n' >"$TMP/bad3.tsv"
 expect 2 "at least 2 classes" "one class" -- intent train --model "$MODEL" --data "$TMP/bad3.tsv" --out "$HEAD"
 expect 2 "--hidden must be" "bad hidden" -- intent train --model "$MODEL" --data "$TRAIN" --out "$HEAD" --hidden 12,x
@@ -47,6 +48,34 @@ b = open(sys.argv[1], "rb").read()
 meta = json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])["__metadata__"]
 assert meta["feature_layers"] == "3" and meta["input_dim"] == "1152", meta
 EOF
+# the same examples as a serving node's --feedback-log writes them (JSON lines), and as TSV with the columns in
+# another order beside an extra one: the same head, byte for byte
+python3 - "$TRAIN" "$TMP/train.jsonl" "$TMP/rev.tsv" "$TMP/part1.tsv" "$TMP/part2.jsonl" <<'EOF'
+import json, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
+def log(path, rows):
+    with open(path, "w") as f:
+        for t, l in rows:
+            f.write(json.dumps({"text": t, "intent": l, "time": "2026-12-07T10:00:00Z", "model": "0" * 64}) + "\n")
+log(sys.argv[2], rows)
+with open(sys.argv[4], "w") as f: # the first half as the training set, the rest as a node's feedback log
+    f.write("text\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows[:35]))
+log(sys.argv[5], rows[35:])
+with open(sys.argv[3], "w") as f:
+    f.write("label\tid\ttext\n")
+    for i, (t, l) in enumerate(rows):
+        f.write(f"{l}\t{i}\t{t}\n")
+EOF
+for form in train.jsonl rev.tsv; do
+    expect 0 '"examples":70,"intents":7' "train from $form" -- intent train --model "$MODEL" --data "$TMP/$form" --out "$TMP/$form.head" --seed 3
+    ok
+    cmp -s "$HEAD" "$TMP/$form.head" || fail "the head trained from $form differs from the TSV's"
+done
+expect 0 '"examples":70,"intents":7' "train from two files" -- intent train --model "$MODEL" --data "$TMP/part1.tsv" --data "$TMP/part2.jsonl" --out "$TMP/parts.head" --seed 3
+ok
+cmp -s "$HEAD" "$TMP/parts.head" || fail "the head trained from a TSV and a feedback log (--data twice) differs from the TSV's"
+printf 'text\tlabel\nhello\tgreet\nhi\tgreet \n' >"$TMP/bad4.tsv"
+expect 2 'bad4.tsv:3: intent label "greet " starts or ends with white space' "label with a trailing space" -- intent train --model "$MODEL" --data "$TMP/bad4.tsv" --out "$TMP/h0"
 expect 2 "--feature-layers" "feature layers 0" -- intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/h0" --feature-layers 0
 expect 2 "the model has 6 layers" "more feature layers than the model has" -- intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/h0" --feature-layers 7
 expect 0 '"feature_layers":1.*"early_weight":1\}' "train on the embeddings" -- intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/head1.safetensors" --seed 3 --feature-layers 1

@@ -19,9 +19,19 @@ cd "$ROOT" || exit 1
 
 CFG=$TMP/small.yaml
 sed "s|@ROOT@|$ROOT|g" "$ROOT/tests/cli/validate_small.yaml" >"$CFG"
+# the self-validation also measures the node's labelled feedback, given as a serving node's --feedback-log writes it
+# (JSON lines): 24 rows of 6 intents, every 4th a test row
+snips_feedback "$TMP/fb.jsonl" jsonl
+python3 - "$CFG" "$TMP/self.yaml" "$TMP/fb.jsonl" <<'PY'
+import sys
+s = open(sys.argv[1]).read()
+s = s.replace("\ndata:\n", "\ndata:\n  feedback: %s\n" % sys.argv[3], 1)
+s = s.replace("\nsamples:\n", "\nsamples:\n  feedback: 24\n  feedback_min: 8\n", 1)
+open(sys.argv[2], "w").write(s)
+PY
 
 # ---- parent vs itself, through the CI gate script
-timeout 300 "$ROOT/ci/gate.sh" --seslm "$SESLM" --parent "$MODEL" --candidate "$MODEL" --config "$CFG" \
+timeout 300 "$ROOT/ci/gate.sh" --seslm "$SESLM" --parent "$MODEL" --candidate "$MODEL" --config "$TMP/self.yaml" \
     --out "$TMP/self" --junit "$TMP/ci/self-junit.xml" --threads 2 >"$TMP/self.md" 2>"$TMP/self.err"
 rc=$?
 ok
@@ -54,13 +64,14 @@ ms = v["metrics"]
 for m in ("cosine_mean", "cosine_p5", "domain_cosine_mean", "recall_agreement", "recall_agreement_min"):
     if not ms[m]["measured"] or abs(ms[m]["candidate"] - 1.0) > 1e-5:
         bad.append("%s against itself = %s" % (m, ms[m]))
-for m in ("stsb_spearman", "clinc150_accuracy", "snips_accuracy", "domain_intent_accuracy"):
+for m in ("stsb_spearman", "clinc150_accuracy", "snips_accuracy", "domain_intent_accuracy", "feedback_intent_accuracy"):
     if not ms[m]["measured"] or ms[m]["parent"] != ms[m]["candidate"]:
         bad.append("%s differs against itself: %s" % (m, ms[m]))
 # the numbers are real measurements: a real model is far better than chance here
 if not ms["stsb_spearman"]["parent"] > 0.7: bad.append("STS-B Spearman %s" % ms["stsb_spearman"])
 if not ms["snips_accuracy"]["parent"] > 0.8: bad.append("SNIPS accuracy %s" % ms["snips_accuracy"])
 if not ms["clinc150_accuracy"]["parent"] > 0.5: bad.append("CLINC150 accuracy %s" % ms["clinc150_accuracy"])
+if not ms["feedback_intent_accuracy"]["parent"] > 0.5: bad.append("feedback accuracy %s" % ms["feedback_intent_accuracy"])
 for m in ("latency_b1_p50", "latency_b32_p95", "peak_rss_bytes", "weight_bytes"):
     if not ms[m]["measured"] or not ms[m]["parent"] > 0:
         bad.append("%s not measured: %s" % (m, ms[m]))
