@@ -11,6 +11,8 @@
 #include "adapt_config.h"
 #include "cli.h"
 #include "evolve_config.h"
+#include "labelled.h"
+#include "model_verify.h"
 #include "recompile.h"
 #include "s3_client.h"
 #include "util.h"
@@ -52,6 +54,10 @@ static const char *HELP =
     "  07-adapt      when evolve.adapt.enabled: seslm adapt --config evolve.adapt.config on the selected\n"
     "                student (or the parent when none passed) with the labelled feedback; a rejected adapter\n"
     "                leaves the cycle's model as it is (verdict.json \"adapt\": status, gates, deploy_model_dir)\n"
+    "  08-intent     when evolve.intent.data is set: seslm intent train on the deployed model (the selected\n"
+    "                student, else the parent) from those examples and evolve.feedback; a student's head is\n"
+    "                written into its directory, where a serving node looks for it at the promotion\n"
+    "                (verdict.json \"intent_head\"); not run when an adapter was accepted (it carries its head)\n"
     "  verdict.json, report.md: the candidate that passed every gate of both with the smallest\n"
     "                evolve.select metric (default weight_bytes: the smallest student), or none, and why\n"
     "The parent may be a student of an earlier cycle (its F32 master is planned and recompiled).\n"
@@ -305,6 +311,72 @@ static int adapt_stage(const evolve_run *r, const char *base, cJSON *root, FILE 
     return 1;
 }
 
+/* 08-intent (evolve.intent.data): the intent head for the model this cycle deploys (model: the selected student,
+ * or the parent when none passed), fitted by `seslm intent train` on evolve.intent.data (the node's head's training
+ * examples) and evolve.feedback (the node's --feedback-log) together, into RUN/08-intent/intent_head.safetensors. A
+ * head is bound to the features of the model it was fitted on: a student's intermediate layers are not its parent's,
+ * and a node promoted to the student swaps to the student directory's intent_head.safetensors ("The head follows the
+ * model", docs/intent.md). So for a student the head is also written into its directory (crash-safe; its SHA256SUMS
+ * written again to list it) -- after every run of this function, so that a run killed between the two resumes
+ * right. The parent's own directory is never written to. An adapted model (07-adapt accepted) carries the head
+ * seslm adapt fitted: the stage does not run. Returns 0 only when the stage itself failed. */
+static int intent_stage(const evolve_run *r, const char *model, int student, cJSON *root, FILE *md) {
+    char out[2200], head[2300], js[2300], thr[16];
+    path_of(out, sizeof out, r, "08-intent");
+    snprintf(head, sizeof head, "%s/intent_head.safetensors", out);
+    snprintf(thr, sizeof thr, "%d", r->c.threads);
+    if (!stage_done(r, "08-intent") && !mkdirs(out)) {
+        cli_error(CMD, "cannot create %s: %s", out, strerror(errno));
+        return 0;
+    }
+    char *a[20] = {"intent", "train", "--model", (char *)model, "--data", (char *)r->c.intent_data, "--out", head, NULL};
+    int n = 8;
+    if (r->c.feedback[0]) a[n++] = "--data", a[n++] = (char *)r->c.feedback;
+    if (r->c.threads > 0) a[n++] = "--threads", a[n++] = thr;
+    a[n] = NULL;
+    // not out_dir_rel: the stage writes its head into the folder made above (its stdout, the training summary, beside it)
+    const int rc = stage(r, "08-intent", NULL, "08-intent/train.json", 2, a);
+    if (rc < 0) return 0;
+    cJSON *ih = cJSON_AddObjectToObject(root, "intent_head");
+    cJSON_AddStringToObject(ih, "model_dir", model);
+    cJSON_AddStringToObject(ih, "data", r->c.intent_data);
+    if (r->c.feedback[0]) cJSON_AddStringToObject(ih, "feedback", r->c.feedback);
+    cJSON_AddNumberToObject(ih, "exit", rc);
+    if (rc != 0) { // exit 2: examples a head cannot be fitted on (one intent): the cycle's outcome stands
+        cJSON_AddStringToObject(ih, "status", "not fitted: unusable examples (exit 2; 08-intent in the log)");
+        fprintf(md, "\n## Intent head (08-intent)\n\nNot fitted: `seslm intent train` refused the examples (`%s`%s%s): see the "
+                    "log. A node promoted to `%s` keeps its current head.\n", r->c.intent_data, r->c.feedback[0] ? " and " : "",
+                r->c.feedback, model);
+        return 1;
+    }
+    char dst[2300];
+    snprintf(dst, sizeof dst, "%s/intent_head.safetensors", model);
+    if (student) { // the head goes with the student: a node's reload looks for it there
+        char *buf = NULL, sums[2300];
+        size_t len = 0;
+        snprintf(sums, sizeof sums, "%s/%s", model, SESLM_MANIFEST_NAME);
+        if (util_read_file(head, &buf, &len, (size_t)1 << 30, NULL) != SESLM_OK ||
+            util_write_file_atomic(dst, buf, len) != SESLM_OK || (exists(sums) && model_manifest_write(model) != SESLM_OK)) {
+            cli_error(CMD, "08-intent: cannot place the head in %s: %s", model, seslm_last_error());
+            free(buf);
+            return 0;
+        }
+        free(buf);
+    }
+    cJSON_AddStringToObject(ih, "status", "fitted");
+    cJSON_AddStringToObject(ih, "head", student ? dst : head);
+    snprintf(js, sizeof js, "%s/train.json", out);
+    cJSON *t = read_json(js); // the training summary: examples, intents, the selection made
+    if (t) cJSON_AddItemToObject(ih, "train", t);
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(t, "examples"), *ni = cJSON_GetObjectItemCaseSensitive(t, "intents");
+    fprintf(md, "\n## Intent head (08-intent)\n\nFitted on `%s`'s features from `%s`%s%s%s (%d examples, %d intents): `%s`. %s\n",
+            model, r->c.intent_data, r->c.feedback[0] ? " and the feedback `" : "", r->c.feedback, r->c.feedback[0] ? "`" : "",
+            cJSON_IsNumber(ex) ? ex->valueint : 0, cJSON_IsNumber(ni) ? ni->valueint : 0, student ? dst : head,
+            student ? "A node promoted to the student swaps to it with the model."
+                    : "No student was selected: the head is for the parent; copy it to the node's --intent-head to use it.");
+    return 1;
+}
+
 /* Closes the report f (an open_memstream on *mdp: the text is there only after fclose), writes RUN/report.md and then RUN/verdict.json (root; its presence means the run
  * is complete), prints the report; frees root and md. 0 when a candidate was selected (best >= 0), 1 when none,
  * -1 when the files cannot be written. */
@@ -427,16 +499,23 @@ static int select_best(const evolve_run *r) {
         fprintf(f, "\n**No candidate passed every gate**; nothing to deploy. The failed gates of each candidate are in "
                    "verdict.json and in 05-validate/*/report.md (06-validate-root/*/report.md against the root).\n");
     }
-    if (r->c.adapt_enabled) { // after selection: the adapter stage on what this cycle deploys
-        char base[2200];
-        if (best >= 0) path_of(base, sizeof base, r, "04-recompile/%s", r->cand[best]);
-        else snprintf(base, sizeof base, "%s", r->c.model);
-        if (!adapt_stage(r, base, root, f)) {
-            fclose(f);
-            free(md);
-            cJSON_Delete(root);
-            return -1;
-        }
+    char base[2200]; // what this cycle deploys
+    if (best >= 0) path_of(base, sizeof base, r, "04-recompile/%s", r->cand[best]);
+    else snprintf(base, sizeof base, "%s", r->c.model);
+    int ok = !r->c.adapt_enabled || adapt_stage(r, base, root, f); // after selection: the adapter stage on it
+    const cJSON *ad = cJSON_GetObjectItemCaseSensitive(root, "adapt"), *ads = cJSON_GetObjectItemCaseSensitive(ad, "status");
+    const int adapted = cJSON_IsString(ads) && strcmp(ads->valuestring, "accepted") == 0;
+    if (ok && r->c.intent_data[0] && adapted) { // the adapted model carries seslm adapt's head
+        cJSON *ih = cJSON_AddObjectToObject(root, "intent_head");
+        cJSON_AddStringToObject(ih, "status", "not run: the adapted model carries the head seslm adapt fitted (07-adapt)");
+        fprintf(f, "\n## Intent head (08-intent)\n\nNot run: the adapted model carries the head `seslm adapt` fitted.\n");
+    } else if (ok && r->c.intent_data[0])
+        ok = intent_stage(r, base, best >= 0, root, f);
+    if (!ok) {
+        fclose(f);
+        free(md);
+        cJSON_Delete(root);
+        return -1;
     }
     return write_verdict(r, root, f, &md, best);
 }
@@ -891,6 +970,18 @@ int cmd_evolve(int argc, char **argv) {
                            "evolve.feedback or the feedback of %s)", r.adapt_feedback[0] ? r.adapt_feedback : "(none set)",
                       r.c.adapt_config);
             return 2;
+        }
+    }
+    if (r.c.intent_data[0] && !is_gguf_file(r.c.model)) { // 08-intent's examples are read now, not after hours of recompiling
+        const char *files[2] = {r.c.intent_data, r.c.feedback};
+        for (int i = 0; i < 2; i++) {
+            labelled_set ls;
+            if (files[i][0] && labelled_read(&ls, files[i]) != SESLM_OK) {
+                cli_error(CMD, "%s: %s", i ? "evolve.feedback" : "evolve.intent.data", seslm_last_error());
+                labelled_free(&ls);
+                return 2;
+            }
+            labelled_free(&ls);
         }
     }
     snprintf(r.run, sizeof r.run, "%s", r.c.out);

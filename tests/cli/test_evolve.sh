@@ -14,6 +14,9 @@
 #     07-adapt adapts the selected student (or the parent) with configs/adapt.yaml's options, its verdict
 #     lands in verdict.json / report.md; accepted: the adapted model is what to deploy; a rejected adapter
 #     leaves the cycle's exit status and model as they were; a bad adapt config exits 2 before any stage;
+#   * evolve.intent.data set (same copy): 08-intent fits an intent head on the deployed model's features from those
+#     examples and the node's feedback log, writes it into the selected student's directory (its SHA256SUMS lists it;
+#     the parent's directory is never written to); bad examples exit 2 before any stage;
 #   * bad input: missing config, unknown key, candidate not among the targets, missing telemetry -> exit 2.
 #   bash tests/cli/test_evolve.sh <path to seslm> <model dir> <repo root>
 . "$(dirname "$0")/lib.sh"
@@ -186,6 +189,55 @@ printf 'version: 1\nrnak: 4\n' >"$TMP/bad-adapt.yaml"
 sed "s|config: $TMP/run-r.yaml|config: $TMP/bad-adapt.yaml|; s|out: $TMP/run-r\$|out: $TMP/r5|" "$TMP/run-r-evolve.yaml" >"$TMP/bad3.yaml"
 expect 2 'evolve.adapt.config: .*rnak: unknown key' "bad adapt config" -- evolve --config "$TMP/bad3.yaml"
 [ ! -e "$TMP/r5" ] || fail "a bad adapt config started a run"
+
+# the intent head stage (08-intent) on a copy of run-k without its verdict: evolve.intent.data (SNIPS, 10 per intent)
+# and the node's feedback log: a head fitted on the deployed model's own features, placed where a node looks for it
+awk -F'\t' 'NR == 1 || n[$2]++ < 10' "$ROOT/data/intent/snips_train50.tsv" >"$TMP/intent.tsv"
+rm -rf "$TMP/run-i" && cp -r "$TMP/run-k" "$TMP/run-i" && rm -f "$TMP/run-i/verdict.json" "$TMP/run-i/report.md"
+sed "s|out: $TMP/run-k\$|out: $TMP/run-i|" "$TMP/evolve.yaml" >"$TMP/run-i.yaml"
+printf '  feedback: %s\n  intent:\n    data: %s\n' "$TMP/fb.jsonl" "$TMP/intent.tsv" >>"$TMP/run-i.yaml"
+ok
+timeout 600 "$SESLM" evolve --config "$TMP/run-i.yaml" >"$TMP/run-i.out" 2>"$TMP/run-i.err"
+rci=$?
+[ $rci -eq $rc1 ] || fail "evolve with the intent stage: exit $rci, the cycle's $rc1: $(tail -c 400 "$TMP/run-i.err")"
+grep -q "03-plan .*skipped" "$TMP/run-i.err" || fail "the intent run re-ran the plan stage"
+python3 - "$TMP/run-i" >"$TMP/run-i.deploy" <<'PY' || fail "verdict.json's intent_head section is wrong"
+import json, os, sys
+run = sys.argv[1]
+v = json.load(open(run + "/verdict.json"))
+ih = v.get("intent_head") or {}
+bad = []
+deploy = v.get("selected_model_dir") or v["parent"]
+head = deploy + "/intent_head.safetensors" if v.get("selected") else run + "/08-intent/intent_head.safetensors"
+t = ih.get("train") or {}
+if ih.get("status") != "fitted" or ih.get("model_dir") != deploy or ih.get("head") != head or not os.path.isfile(head):
+    bad.append("intent_head: %s (selected %s)" % (ih, v.get("selected")))
+if t.get("examples") != 94 or t.get("intents") != 7:  # 70 training rows + 24 feedback lines, 7 SNIPS intents
+    bad.append("the head was not fitted on both files: %s" % t)
+if v.get("selected"):
+    sums = open(deploy + "/SHA256SUMS").read()
+    if "intent_head.safetensors" not in sums:
+        bad.append("the student's SHA256SUMS does not list its head")
+elif os.path.exists(v["parent"] + "/intent_head.safetensors"):
+    bad.append("the parent's directory was written to")
+if "## Intent head (08-intent)" not in open(run + "/report.md").read():
+    bad.append("report.md has no intent head section")
+if not os.path.isfile(run + "/stages/08-intent.json"):
+    bad.append("no 08-intent marker")
+for x in bad:
+    print("  " + x, file=sys.stderr)
+print(deploy, head)
+sys.exit(1 if bad else 0)
+PY
+read -r DEPLOY IHEAD <"$TMP/run-i.deploy"
+echo "test_evolve: 08-intent fitted the head of $DEPLOY (exit $rc1: $([ $rc1 -eq 0 ] && echo "a student" || echo "the parent"))"
+# the head answers on the deployed model (it loads the model, checking its SHA256SUMS), fitted on its features
+expect 0 '"top":"PlayMusic"' "the deployed model's head" -- intent predict --model "$DEPLOY" --head "$IHEAD" "play some jazz by miles davis"
+grep -q "another model" "$TMP/e.err" && fail "the stage's head was fitted on another model: $(cat "$TMP/e.err")"
+printf 'text\tlabel\nhi\tgreet \n' >"$TMP/bad-intent.tsv"
+sed "s|data: $TMP/intent.tsv|data: $TMP/bad-intent.tsv|; s|out: $TMP/run-i\$|out: $TMP/r6|" "$TMP/run-i.yaml" >"$TMP/bad4.yaml"
+expect 2 'evolve.intent.data: .*bad-intent.tsv:2: intent label' "bad intent examples" -- evolve --config "$TMP/bad4.yaml"
+[ ! -e "$TMP/r6" ] || fail "bad intent examples started a run"
 
 # bad input
 expect 2 'required' "no --config" -- evolve

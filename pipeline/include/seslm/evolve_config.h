@@ -55,6 +55,8 @@ typedef struct {
     int dec_rounds, dec_grounded, dec_heldout_lines;
     double dec_distill_minutes;      // a time budget for each candidate's distillation steps (0: none; at the end:
                                      //   fields are only ever added here)
+    char intent_data[1024];          // evolve.intent.data: the node's intent head's training examples; set, stage
+                                     //   08-intent fits a head for the deployed model on them (and evolve.feedback)
 } seslm_evolve_config;
 
 /* Reads the evolve section of path (defaults for absent keys; file:line errors for bad values). The
