@@ -6,7 +6,8 @@
  *     writer, between fsync and rename), no temporary files remain, dumps are never replaced;
  *   - the reader rejects, with a message and without crashing: missing files, directories, empty and
  *     random files, truncations at many sizes, flipped bytes (checksums), schema_version 2, a wrong
- *     model hash, a missing group / dataset / attribute, a wrong shape and a wrong dtype.
+ *     model hash, a missing group / dataset / attribute, a wrong shape and a wrong dtype, a dataset that
+ *     claims a gigabyte in a few bytes (refused before any allocation), a dataset stored in another file.
  * Runs on a tiny random model (tests/tiny_model.h). */
 #include "telemetry_hdf5.h"
 #include "test.h"
@@ -403,6 +404,40 @@ static int edit_counts_sum(hid_t f) { // counts no longer add up to n_tokens
     return rc;
 }
 
+/* A dataset of `dims` elements whose chunks were never written: a few bytes in the file that read as gigabytes of fill
+ * values. dcpl_extra adds to the creation properties (0 on success). */
+static int replace_ds_with(hid_t f, const char *name, hid_t type, hsize_t n, int (*dcpl_extra)(hid_t dcpl)) {
+    if (H5Ldelete(f, name, H5P_DEFAULT) < 0) return -1;
+    hsize_t dims[1] = {n};
+    hid_t sp = H5Screate_simple(1, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t d = dcpl >= 0 && dcpl_extra(dcpl) == 0 ? H5Dcreate2(f, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT) : -1;
+    H5Sclose(sp);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (d < 0) return -1;
+    H5Dclose(d);
+    return 0;
+}
+static int chunked(hid_t dcpl) {
+    hsize_t c[1] = {1 << 16};
+    return H5Pset_chunk(dcpl, 1, c) < 0 || H5Pset_deflate(dcpl, 6) < 0 ? -1 : 0;
+}
+static int edit_batches_bomb(hid_t f) { // 2^26 batches claimed (1 GiB to allocate and fill) in a few hundred bytes
+    const hsize_t n = (hsize_t)1 << 26;
+    if (replace_ds_with(f, "/batches/latency_ns", H5T_STD_I64LE, n, chunked) < 0 ||
+        replace_ds_with(f, "/batches/batch_size", H5T_STD_I32LE, n, chunked) < 0 ||
+        replace_ds_with(f, "/batches/n_tokens", H5T_STD_I32LE, n, chunked) < 0)
+        return -1;
+    hid_t a = H5Aopen(f, "n_batches", H5P_DEFAULT);
+    uint64_t v = n;
+    int rc = a >= 0 && H5Awrite(a, H5T_NATIVE_UINT64, &v) >= 0 ? 0 : -1;
+    if (a >= 0) H5Aclose(a);
+    return rc;
+}
+static int external_file(hid_t dcpl) { // the data of another file (what a crafted dump would make us copy)
+    return H5Pset_external(dcpl, "/etc/hostname", 0, 33 * 8) < 0 ? -1 : 0;
+}
+static int edit_external(hid_t f) { return replace_ds_with(f, "/tokens/seq_len_hist", H5T_STD_U64LE, 33, external_file); }
+
 // Byte offset and size of the first chunk of a dataset (to corrupt its data).
 static int chunk_location(const char *path, const char *ds, haddr_t *addr, hsize_t *size) {
     int ok = 0;
@@ -545,6 +580,9 @@ static void test_reject(const char *sample, const char *sha) {
         {edit_pair_len, "dataset /token_pairs/second has shape (3), expected (16)", "pair arrays of different lengths"},
         {edit_attr_dtype, "attribute /n_tokens has dtype float64, expected uint64", "wrong attribute dtype"},
         {edit_counts_sum, "sums to", "inconsistent counts"},
+        {edit_batches_bomb, "dataset /batches/latency_ns claims 536870912 bytes of data but stores 0",
+         "a dataset far larger than its stored bytes"},
+        {edit_external, "dataset /tokens/seq_len_hist is not stored in the file", "a dataset in another file"},
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         snprintf(p, sizeof p, "%s/edited_%zu.h5", g_root, i);

@@ -525,6 +525,7 @@ seslm_status seslm_telemetry_dump_write(const seslm_telemetry_view *v, const ses
 typedef struct {
     const char *path;
     seslm_status st;
+    unsigned long long file_bytes; // the file's size: no dataset stores more than this
 } rctx;
 
 #define R_OK_(r) ((r)->st == SESLM_OK)
@@ -700,6 +701,35 @@ static int r_str(rctx *r, hid_t loc, const char *where, const char *name, char *
 
 #define ANY_DIM ((hsize_t)-1)
 
+/* A dataset's data is read into memory of its logical size, which its dataspace claims. A corrupt or crafted file
+ * can claim billions of elements in a few bytes (chunks never written read as fill values), and the reader would
+ * allocate and fill gigabytes for a file of kilobytes. Every dataset the writer makes has all its chunks written,
+ * deflated or stored as they are, and deflate compresses at most 1032:1. So a dataset whose logical size is more
+ * than DEFLATE_MAX_RATIO times the bytes it stores (or that stores more than the file holds) is not one this
+ * program wrote: refused as corrupt before anything is allocated (datasets of up to 1 MiB are not checked). Nor does
+ * the writer make external or virtual datasets, whose bytes come from other files. */
+#define DEFLATE_MAX_RATIO 1100ull
+static int r_storage_ok(rctx *r, hid_t d, const char *where, const char *name, unsigned long long logical) {
+    // the data must be in this file: an external or virtual dataset would have the reader copy another file's bytes
+    hid_t pl = H5Dget_create_plist(d);
+    const H5D_layout_t lay = pl >= 0 ? H5Pget_layout(pl) : H5D_LAYOUT_ERROR;
+    const int ext = pl >= 0 ? H5Pget_external_count(pl) : -1;
+    if (pl >= 0) H5Pclose(pl);
+    if ((lay != H5D_CONTIGUOUS && lay != H5D_CHUNKED && lay != H5D_COMPACT) || ext != 0)
+        return r_fail(r, SESLM_ERR_FORMAT, "dataset %s%s is not stored in the file (external or virtual layout)", where,
+                      name);
+    if (logical <= (1ull << 20)) return 0;
+    const unsigned long long stored = (unsigned long long)H5Dget_storage_size(d);
+    if (stored > r->file_bytes)
+        return r_fail(r, SESLM_ERR_FORMAT, "dataset %s%s claims %llu stored bytes in a file of %llu (corrupt file)", where,
+                      name, stored, r->file_bytes);
+    if (logical / DEFLATE_MAX_RATIO > stored)
+        return r_fail(r, SESLM_ERR_FORMAT,
+                      "dataset %s%s claims %llu bytes of data but stores %llu, more than compression can account for "
+                      "(corrupt or crafted file)", where, name, logical, stored);
+    return 0;
+}
+
 /* A dataset of exactly the documented dtype and rank; dims[i] == ANY_DIM takes the file's extent (up
  * to max_any elements along it) and is replaced by it. *out is malloc'd (never NULL on success). */
 static int r_ds(rctx *r, hid_t loc, const char *where, const char *name, kind k, size_t size, int rank, hsize_t *dims,
@@ -741,8 +771,11 @@ static int r_ds(rctx *r, hid_t loc, const char *where, const char *name, kind k,
                 dims[i] = fd[i];
                 n *= fd[i];
             }
-            void *buf = n < ((hsize_t)1 << 40) / size ? malloc((size_t)n * size + size) : NULL;
-            if (!buf) rc = r_fail(r, SESLM_ERR_NOMEM, "out of memory for dataset %s%s", where, name);
+            void *buf = NULL;
+            if (n >= ((hsize_t)1 << 40) / size) rc = r_fail(r, SESLM_ERR_FORMAT, "dataset %s%s is too large", where, name);
+            else if ((rc = r_storage_ok(r, d, where, name, (unsigned long long)n * size)) == 0 &&
+                     !(buf = malloc((size_t)n * size + size)))
+                rc = r_fail(r, SESLM_ERR_NOMEM, "out of memory for dataset %s%s", where, name);
             else if (n > 0 && H5Dread(d, mem_type(k, size), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
                 rc = r_fail(r, SESLM_ERR_FORMAT, "cannot read dataset %s%s (corrupt or truncated file)", where, name);
             if (rc == 0) *out = buf;
@@ -775,6 +808,8 @@ static int r_labels(rctx *r, hid_t loc, const char *where, const char *name, hsi
     } else if (sp < 0 || H5Sget_simple_extent_ndims(sp) != 1 || H5Sget_simple_extent_dims(sp, fd, NULL) != 1 ||
                fd[0] != n) {
         rc = r_fail(r, SESLM_ERR_SHAPE, "dataset %s%s does not have shape (%llu)", where, name, (unsigned long long)n);
+    } else if (n > 0 && r_storage_ok(r, d, where, name, (unsigned long long)n * width) != 0) {
+        rc = -1;
     } else if (n > 0) {
         hid_t mt = H5Tcopy(t);
         char *raw = calloc((size_t)n * width + 1, 1);
@@ -1076,7 +1111,7 @@ seslm_status seslm_telemetry_dump_read(const char *path, const char *expected_mo
     close(fd);
     dump_store *s = calloc(1, sizeof *s);
     if (!s) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    rctx r = {.path = path, .st = SESLM_OK};
+    rctx r = {.path = path, .st = SESLM_OK, .file_bytes = (unsigned long long)sb.st_size};
     h5_session hs;
     h5_begin(&hs);
     hid_t fapl = h5_fapl(0);
