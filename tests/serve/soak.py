@@ -9,8 +9,9 @@ GET /healthz and /metrics; one more client posts /admin/reload every --reload-ev
 RSS (/proc/PID/status VmRSS) is sampled every second. Checks (exit 1 when one fails):
   * no failed request (every answer 200; a connection error counts as a failure);
   * RSS after warm-up (the first 20% of the run) grows by at most --max-growth-mb, judged on its floor
-    (the minimum of each window of two reload periods: reloads hold two models for a moment): the floor's
-    least-squares slope extrapolated over the run, and last-minus-first median of 3 windows;
+    (the minimum of each window of two reload periods: reloads hold two models for a moment): with 6 windows
+    or more, the floor's least-squares slope extrapolated over the run and last-minus-first median of 3
+    windows; in a shorter run, the lowest RSS of the last two windows minus that of the first;
   * with --telemetry-dir, at least one window dump was written during the run.
   * malloc's bytes in use (seslm_heap_bytes, when the server exports it) grow by at most
     --max-heap-growth-mb after warm-up (last-minus-first median of 3 window minima): a leak shows here
@@ -202,7 +203,14 @@ def main():
             "free_after_warmup": round(hwarm[0][2], 1), "free_end": round(hwarm[-1][2], 1)}
         figures["heap_in_use_timeline_mb"] = [round(h[1], 1) for h in heap[:: max(1, len(heap) // 30)]]
     bad = list(fails[:10])
-    growth = max(last3 - first3, fslope * (ftail[-1][0] - ftail[0][0]) if len(ftail) > 1 else 0.0)
+    if len(ftail) >= 6:
+        growth = max(last3 - first3, fslope * (ftail[-1][0] - ftail[0][0]))
+    else:
+        # A short run (CI's 90 s: 3 full windows after warm-up) has too few floors for a slope: one window in which
+        # a reload on a busy machine kept RSS up for most of its 20 s read as +17 MB extrapolated, with malloc's
+        # bytes in use flat. Judged instead on where RSS comes back down to: the lowest sample of the last two
+        # windows (the short last one included) against the lowest of the first. A creep keeps that low point up.
+        growth = min(f[1] for f in floors[-2:]) - floors[0][1]
     if growth > a.max_growth_mb:
         bad.append(f"RSS floor grew {growth:.1f} MB after warm-up (limit {a.max_growth_mb})")
     if heap_growth is not None and heap_growth > a.max_heap_growth_mb:
