@@ -63,7 +63,7 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
         "evolve.heldout_fraction", "evolve.root", "evolve.root_gates", "evolve.kb", "evolve.feedback", "evolve.distill",
         "evolve.distill.steps", "evolve.distill.batch", "evolve.distill.time_s", "evolve.distill.general",
         "evolve.distill.int8_aware", "evolve.adapt", "evolve.adapt.enabled", "evolve.adapt.config", "evolve.adapt.feedback",
-        "evolve.intent", "evolve.intent.data",
+        "evolve.intent", "evolve.intent.data", "evolve.intent.head",
         "drop_layers", "drop_layers.*",
         "evolve.decoder", "evolve.decoder.drop_layers", "evolve.decoder.drop_layers.*", "evolve.decoder.embd_type",
         "evolve.decoder.layer_type",
@@ -133,6 +133,7 @@ seslm_status seslm_evolve_config_load(seslm_evolve_config *c, const char *path) 
     if (st == SESLM_OK) st = get_path(y, "evolve.adapt.config", "configs/adapt.yaml", c->adapt_config, sizeof c->adapt_config);
     if (st == SESLM_OK) st = get_path(y, "evolve.adapt.feedback", "", c->adapt_feedback, sizeof c->adapt_feedback);
     if (st == SESLM_OK) st = get_path(y, "evolve.intent.data", "", c->intent_data, sizeof c->intent_data);
+    if (st == SESLM_OK) st = get_path(y, "evolve.intent.head", "", c->intent_head, sizeof c->intent_head);
     // the decoder cycle
     const int nd = seslm_yaml_count(y, "evolve.decoder.drop_layers");
     if (st == SESLM_OK && (nd < 0 || nd > SESLM_EVOLVE_MAX_CANDIDATES))

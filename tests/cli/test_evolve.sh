@@ -17,6 +17,9 @@
 #   * evolve.intent.data set (same copy): 08-intent fits an intent head on the deployed model's features from those
 #     examples and the node's feedback log, writes it into the selected student's directory (its SHA256SUMS lists it;
 #     the parent's directory is never written to); bad examples exit 2 before any stage;
+#   * no evolve.intent.data but an intent head beside the parent: 08-intent-check runs that head on the held-out traffic
+#     through the parent and the selected student and reports the share of answers that change, and of the confident
+#     ones (checked against the two prediction files); an evolve.intent.head that is not a head exits 2 first;
 #   * bad input: missing config, unknown key, candidate not among the targets, missing telemetry -> exit 2.
 #   bash tests/cli/test_evolve.sh <path to seslm> <model dir> <repo root>
 . "$(dirname "$0")/lib.sh"
@@ -238,6 +241,68 @@ printf 'text\tlabel\nhi\tgreet \n' >"$TMP/bad-intent.tsv"
 sed "s|data: $TMP/intent.tsv|data: $TMP/bad-intent.tsv|; s|out: $TMP/run-i\$|out: $TMP/r6|" "$TMP/run-i.yaml" >"$TMP/bad4.yaml"
 expect 2 'evolve.intent.data: .*bad-intent.tsv:2: intent label' "bad intent examples" -- evolve --config "$TMP/bad4.yaml"
 [ ! -e "$TMP/r6" ] || fail "bad intent examples started a run"
+
+# 08-intent-check: no evolve.intent.data, but an intent head beside the parent (a directory of links to the model's files
+# and the head fitted above's twin on the parent): a node promoted to the student keeps that head, so the cycle runs it
+# on the held-out traffic through both models and reports how many answers change and the estimated accuracy change
+mkdir -p "$TMP/parent"
+for f in "$MODEL"/*; do ln -s "$f" "$TMP/parent/"; done
+"$SESLM" intent train --model "$MODEL" --data "$TMP/intent.tsv" --out "$TMP/parent/intent_head.safetensors" --threads 2 \
+    >/dev/null 2>"$TMP/ph.err" || fail "intent train on the parent: $(tail -c 300 "$TMP/ph.err")"
+rm -rf "$TMP/run-h" && cp -r "$TMP/run-k" "$TMP/run-h" && rm -f "$TMP/run-h/verdict.json" "$TMP/run-h/report.md"
+sed "s|out: $TMP/run-k\$|out: $TMP/run-h|; s|model: $MODEL\$|model: $TMP/parent|" "$TMP/evolve.yaml" >"$TMP/run-h.yaml"
+grep -q "model: $TMP/parent" "$TMP/run-h.yaml" || fail "the check run's config does not name the parent with a head"
+ok
+timeout 600 "$SESLM" evolve --config "$TMP/run-h.yaml" >"$TMP/run-h.out" 2>"$TMP/run-h.err"
+rch=$?
+[ $rch -eq $rc1 ] || fail "evolve with a head beside the parent: exit $rch, the cycle's $rc1: $(tail -c 400 "$TMP/run-h.err")"
+python3 - "$TMP/run-h" <<'PY' || fail "verdict.json's intent_head check is wrong"
+import json, math, os, sys
+run = sys.argv[1]
+v = json.load(open(run + "/verdict.json"))
+ih = v.get("intent_head")
+n = sum(1 for l in open(run + "/00-split/heldout.txt") if l.strip()) or sum(1 for l in open(run + "/00-split/calibration.txt"))
+bad = []
+if not v.get("selected"):  # nothing deployed: nothing to check
+    if ih is not None or os.path.exists(run + "/08-intent"):
+        bad.append("the check ran with no student selected: %s" % ih)
+else:
+    ch, cch = (ih or {}).get("answers_changed"), (ih or {}).get("confident_answers_changed")
+    if not ih or ih.get("status") != "not refitted: evolve.intent.data is empty" or ih.get("lines") != n:
+        bad.append("intent_head: %s (held-out lines %d)" % (ih, n))
+    elif not all(isinstance(x, (int, float)) and 0 <= x <= 1 for x in (ch, cch)):
+        bad.append("answers_changed / confident_answers_changed: %s / %s" % (ch, cch))
+    pj = [json.loads(l) for l in open(run + "/08-intent/parent.jsonl")]
+    sj = [json.loads(l) for l in open(run + "/08-intent/student.jsonl")]
+    if len(pj) != n or len(sj) != n:
+        bad.append("predictions: %d and %d lines for %d" % (len(pj), len(sj), n))
+    elif not bad:  # the figures, recomputed from the two predictions
+        f = sum(a["intent"] != b["intent"] for a, b in zip(pj, sj)) / n
+        sure = [(a, b) for a, b in zip(pj, sj) if a["confidence"] >= 0.7]
+        k = sum(a["intent"] != b["intent"] for a, b in sure)
+        fs = k / len(sure) if sure else 0
+        if abs(f - ch) > 1e-9 or abs(fs - cch) > 1e-9 or ih.get("confident_lines") != len(sure):
+            bad.append("reported %s / %s of %s, recomputed %s / %s of %d" % (ch, cch, ih.get("confident_lines"), f, fs,
+                                                                             len(sure)))
+        if ih.get("refit_advised") != (k >= 3 and fs > 0.02):
+            bad.append("refit_advised %s with %d of %d confident answers changed" % (ih.get("refit_advised"), k, len(sure)))
+    if "## Intent head (08-intent)" not in open(run + "/report.md").read():
+        bad.append("report.md has no intent head section")
+    for s in ("08-intent-check-parent", "08-intent-check-student"):
+        if not os.path.isfile(run + "/stages/%s.json" % s):
+            bad.append("no %s marker" % s)
+    if not bad:
+        print("test_evolve: the parent's head through %s: %.1f %% of %d answers change, %.1f %% of %d confident ones"
+              % (v["selected"], 100 * ch, n, 100 * cch, ih["confident_lines"]))
+for x in bad:
+    print("  " + x, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+ls "$TMP"/run-h/04-recompile/*/intent_head.safetensors >/dev/null 2>&1 && fail "the check wrote a head into a student"
+sed "s|out: $TMP/run-h\$|out: $TMP/r7|" "$TMP/run-h.yaml" >"$TMP/bad5.yaml"
+printf '  intent:\n    head: %s\n' "$TMP/calib.txt" >>"$TMP/bad5.yaml"
+expect 2 'evolve.intent.head: .*calib.txt' "evolve.intent.head not a head" -- evolve --config "$TMP/bad5.yaml"
+[ ! -e "$TMP/r7" ] || fail "a bad evolve.intent.head started a run"
 
 # bad input
 expect 2 'required' "no --config" -- evolve

@@ -57,6 +57,9 @@ typedef struct {
                                      //   fields are only ever added here)
     char intent_data[1024];          // evolve.intent.data: the node's intent head's training examples; set, stage
                                      //   08-intent fits a head for the deployed model on them (and evolve.feedback)
+    char intent_head[1024];          // evolve.intent.head: the serving node's current head ("": the parent directory's
+                                     //   intent_head.safetensors); without intent_data, 08-intent-check runs it on
+                                     //   the held-out traffic through the parent and the selected student
 } seslm_evolve_config;
 
 /* Reads the evolve section of path (defaults for absent keys; file:line errors for bad values). The
