@@ -3,6 +3,7 @@
  * is a JSON array encoded as one string). Written through st_write (temp file + fsync + rename). */
 #include "intent_internal.h"
 #include "safetensors_write.h"
+#include "util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -117,8 +118,9 @@ seslm_status seslm_intent_save(const seslm_intent_head *h, const char *path, con
 /* The "__metadata__" object of a safetensors file (the reader validates the rest). */
 static seslm_status read_metadata(const char *path, cJSON **out) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return seslm_fail(SESLM_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    FILE *f = NULL; // a FIFO named as the head (a mistyped --intent-head) fails here instead of blocking the node's start
+    seslm_status ost = util_fopen_read(path, 0, &f);
+    if (ost != SESLM_OK) return ost;
     unsigned char len8[8];
     seslm_status st = SESLM_OK;
     char *hdr = NULL;

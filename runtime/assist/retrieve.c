@@ -1,6 +1,7 @@
 /* retrieve.c — knowledge base: build, crash-safe save, verified load, exact top-k cosine search. */
 #include "retrieve.h"
 #include "safetensors_write.h"
+#include "util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -158,38 +159,15 @@ seslm_status seslm_kb_save(const seslm_kb *kb, const char *dir) {
     return st;
 }
 
+/* passages.txt, whole (util_read_file: a FIFO or directory fails without blocking a node's start). */
 static seslm_status read_file(const char *path, char **out, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return seslm_fail(SESLM_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    size_t r;
-    while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            char *nb = realloc(buf, 2 * cap + 1);
-            if (!nb) free(buf);
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf) return seslm_fail(SESLM_ERR_NOMEM, "out of memory reading %s", path);
-    if (err) {
-        free(buf);
-        return seslm_fail(SESLM_ERR_IO, "read error on %s", path);
-    }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
-    return SESLM_OK;
+    return util_read_file(path, out, len, (size_t)1 << 36, NULL);
 }
 
 /* The "__metadata__" of a safetensors file as a cJSON object (NULL when absent). */
 static cJSON *st_metadata(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
+    FILE *f = NULL;
+    if (util_fopen_read(path, 0, &f) != SESLM_OK) return NULL;
     unsigned char l8[8];
     cJSON *meta = NULL;
     if (fread(l8, 1, 8, f) == 8) {

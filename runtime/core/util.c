@@ -11,6 +11,31 @@
 #include <time.h>
 #include <unistd.h>
 
+seslm_status util_fopen_read(const char *path, int allow_pipe, FILE **out) {
+    *out = NULL;
+    const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return seslm_fail(SESLM_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    struct stat sb;
+    const int pipe_ok = allow_pipe && fstat(fd, &sb) == 0 && S_ISFIFO(sb.st_mode);
+    if (pipe_ok) { // reads wait for the writer's data again (a writer that is gone: end of file at once)
+        const int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+            const int e = errno;
+            close(fd);
+            return seslm_fail(SESLM_ERR_IO, "%s: %s", path, strerror(e));
+        }
+    } else if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return seslm_fail(SESLM_ERR_IO, "%s: not a regular file", path);
+    }
+    if (!(*out = fdopen(fd, "rb"))) {
+        const int e = errno;
+        close(fd);
+        return seslm_fail(SESLM_ERR_IO, "cannot open %s: %s", path, strerror(e));
+    }
+    return SESLM_OK;
+}
+
 seslm_status util_read_file(const char *path, char **out, size_t *len, size_t max_bytes, int *missing) {
     *out = NULL;
     *len = 0;

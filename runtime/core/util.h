@@ -16,15 +16,23 @@
 #define util_dir_files seslm_util_dir_files
 #define util_dir_files_free seslm_util_dir_files_free
 #define util_json_strict seslm_util_json_strict
+#define util_fopen_read seslm_util_fopen_read
 
 #include "seslm.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* Reads a whole regular file into a NUL-terminated malloc'd buffer; fails beyond max_bytes, and on a
  * FIFO or device without blocking. *missing (may be NULL) tells a file that does not exist apart, for
  * optional files. Errors name the path. */
 seslm_status util_read_file(const char *path, char **out, size_t *len, size_t max_bytes, int *missing);
+
+/* Opens a regular file for reading ("rb"); a directory, FIFO or device fails without blocking (fopen of a FIFO
+ * waits for a writer forever: a mistyped path would hang a node's start). allow_pipe: a pipe or FIFO is read too
+ * (`--config <(envsubst < t.yaml)`), opened without waiting; with no writer it reads as empty at once. Errors name
+ * the path. */
+seslm_status util_fopen_read(const char *path, int allow_pipe, FILE **out);
 
 /* Writes all n bytes to fd (again after a short write or EINTR): 1, or 0 with errno set. */
 int util_write_all(int fd, const void *p, size_t n);

@@ -1,6 +1,7 @@
 /* yaml_config.c — see yaml_config.h. The document is flattened into (dotted key, scalar or container,
  * line) entries while libyaml's event parser walks it. */
 #include "yaml_config.h"
+#include "util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -235,8 +236,9 @@ seslm_status seslm_yaml_load_string(seslm_yaml **out, const char *name, const ch
 
 seslm_status seslm_yaml_load(seslm_yaml **out, const char *path) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return seslm_fail(SESLM_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    FILE *f = NULL; // a directory fails; a pipe (--config <(...)) is read, a FIFO with no writer as empty, at once
+    seslm_status ost = util_fopen_read(path, 1, &f);
+    if (ost != SESLM_OK) return ost;
     size_t cap = 4096, n = 0, k;
     char *buf = malloc(cap);
     while (buf && (k = fread(buf + n, 1, cap - n, f)) > 0) {

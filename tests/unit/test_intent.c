@@ -8,6 +8,7 @@
 #include "test_rand.h"
 
 #include <stdint.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 
@@ -166,6 +167,13 @@ static void test_fit_determinism_roundtrip(void) {
     CHECK(st_write(path, &t, 1, "{\"format\":\"seslm-intent-head\",\"version\":\"1\",\"hidden\":\"16,8\",\"labels\":\"[\\\"a\\\",\\\"a\\\"]\"}") == SESLM_OK);
     CHECK(seslm_intent_load(&r, path, NULL) == SESLM_ERR_FORMAT && strstr(seslm_last_error(), "twice"));
     CHECK(seslm_intent_load(&r, "/nonexistent/head.safetensors", NULL) == SESLM_ERR_IO);
+    // a directory and a FIFO (nothing ever writes to it) are refused at once; alarm: a blocked open kills the test
+    unlink(path);
+    CHECK(seslm_intent_load(&r, "/tmp", NULL) == SESLM_ERR_IO && strstr(seslm_last_error(), "not a regular file"));
+    CHECK(mkfifo(path, 0600) == 0);
+    alarm(20);
+    CHECK(seslm_intent_load(&r, path, NULL) == SESLM_ERR_IO && r == NULL && strstr(seslm_last_error(), "not a regular file"));
+    alarm(0);
     unlink(path);
     seslm_intent_free(a), seslm_intent_free(b), seslm_intent_free(c);
 }

@@ -4,6 +4,7 @@
 #include "test.h"
 
 #include <stdint.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static uint64_t rs = 99;
@@ -78,6 +79,13 @@ int main(void) {
     CHECK(seslm_kb_load(&r, dir) == SESLM_ERR_FORMAT && r == NULL && strstr(seslm_last_error(), "does not belong"));
     unlink(path);
     CHECK(seslm_kb_load(&r, dir) == SESLM_ERR_IO);
+    // passages.txt a FIFO nothing writes to: refused at once (a node's start blocked on it before; alarm kills the
+    // test if it comes back)
+    CHECK(mkfifo(path, 0600) == 0);
+    alarm(20);
+    CHECK(seslm_kb_load(&r, dir) == SESLM_ERR_IO && r == NULL && strstr(seslm_last_error(), "not a regular file"));
+    alarm(0);
+    unlink(path);
     snprintf(path, sizeof path, "%s/index.safetensors", dir);
     unlink(path);
     rmdir(dir);

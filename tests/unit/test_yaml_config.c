@@ -11,6 +11,7 @@
 #include "drift.h"
 #include "test.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 #include "yaml_config.h"
 
@@ -145,6 +146,33 @@ int main(void) {
     // a missing file
     CHECK(seslm_yaml_load(&y, "/nonexistent/x.yaml") == SESLM_ERR_IO && !y);
     CHECK(strstr(seslm_last_error(), "/nonexistent/x.yaml") != NULL);
+    // a directory fails; a FIFO nothing writes to reads as empty at once (fopen of it blocked forever; alarm kills
+    // the test if it comes back); a pipe with a writer (what `--config <(...)` passes) is read
+    CHECK(seslm_yaml_load(&y, "/tmp") == SESLM_ERR_IO && !y && strstr(seslm_last_error(), "not a regular file"));
+    {
+        char dir[] = "/tmp/test_yaml_fifo_XXXXXX", fifo[64];
+        CHECK(mkdtemp(dir) != NULL);
+        snprintf(fifo, sizeof fifo, "%s/config.yaml", dir);
+        CHECK(mkfifo(fifo, 0600) == 0);
+        alarm(20);
+        CHECK(seslm_yaml_load(&y, fifo) == SESLM_ERR_FORMAT && !y && strstr(seslm_last_error(), "is empty"));
+        alarm(0);
+        unlink(fifo);
+        rmdir(dir);
+        int pfd[2];
+        CHECK(pipe(pfd) == 0);
+        const char body[] = "a: 1\nb: two\n";
+        CHECK(write(pfd[1], body, sizeof body - 1) == (ssize_t)(sizeof body - 1));
+        close(pfd[1]);
+        char dev[64];
+        snprintf(dev, sizeof dev, "/dev/fd/%d", pfd[0]);
+        alarm(20);
+        CHECK_MSG(seslm_yaml_load(&y, dev) == SESLM_OK && y && seslm_yaml_has(y, "b"), "%s", seslm_last_error());
+        alarm(0);
+        seslm_yaml_free(y);
+        y = NULL;
+        close(pfd[0]);
+    }
 
     // ---- configs/drift.yaml: loads, and holds the built-in defaults ----
     seslm_drift_config def, c;
