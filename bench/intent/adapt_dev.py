@@ -3,6 +3,7 @@
 "Where the 50-shot LoRA target sits").
 
     python3 bench/intent/adapt_dev.py SESLM SHOTS.tsv MODEL[,MODEL...] [--self-train=0.5] [--all-labels]
+                                      [--feature-layers=K]
         SESLM      the seslm binary (its `embed` gives the embeddings)
         SHOTS.tsv  the labelled rows an adapter was trained on (text TAB label, a header), e.g. a k-shot
                    subset of data/intent/clinc150_train50.tsv
@@ -16,6 +17,8 @@ and scored on:
 --self-train=T: the dev rows stand in for unlabelled served traffic. Half of them (a seeded split) are
 labelled by the LR itself, those at confidence >= T join the training rows, and the refitted LR is scored on
 the other half and on test.
+--feature-layers=K: the LR reads the last K layers' features (`seslm embed --feature-layers K`, what an
+intent head trained with --feature-layers K reads) instead of the embedding.
 --all-labels: LR fitted on the shots and all 7,500 dev rows with their true labels, scored on test (what the
 embeddings allow with twice the labels at 50 shots).
 Needs numpy and scikit-learn; writes nothing but its report (stdout).
@@ -56,9 +59,10 @@ def dev_rows():
 
 
 def embed(model, texts):
-    out = subprocess.run([seslm, "embed", "--model", model, "--input", "-", "--threads", "2"], input="\n".join(texts) + "\n",
+    k = int(opt.get("--feature-layers") or 1)
+    out = subprocess.run([seslm, "embed", "--model", model, "--input", "-", "--threads", "2", "--feature-layers", str(k)], input="\n".join(texts) + "\n",
                          capture_output=True, text=True, check=True).stdout
-    X = np.array([json.loads(line)["embedding"] for line in out.splitlines() if line.strip()])
+    X = np.array([json.loads(line)["features" if k > 1 else "embedding"] for line in out.splitlines() if line.strip()])
     assert len(X) == len(texts), (model, len(X), len(texts))
     return X
 

@@ -21,6 +21,9 @@ static const char *HELP =
     "  --prompt-name NAME  prepend the prompt NAME of config_sentence_transformers.json (e.g. query);\n"
     "                  without it, its default_prompt_name applies, as in sentence-transformers\n"
     "  --prompt TEXT   prepend TEXT instead (\"\" for no prompt)\n"
+    "  --feature-layers K  print {\"index\": 0, \"features\": [...]} instead: the outputs of the last K layers,\n"
+    "                  each pooled as the model pools, L2-normalised and divided by sqrt(K), concatenated\n"
+    "                  (K x hidden floats: the input of an intent head trained with --feature-layers K)\n"
     "  --backend NAME  cpu (fast, default) or cpu-ref (plain-C reference, slow)\n"
     "                  or cuda / cuda-fp16 (GPU, FP32 / FP16 matrix products; --device is the same);\n"
     "                  cpu-devsim: the GPU code path run by cpu-ref's ops on host memory (for tests)\n"
@@ -43,6 +46,12 @@ int cli_embed_all(const char *cmd, const cli_opts *o, seslm_model **model_out, f
         return 1;
     }
     const int k = o->feature_layers > 1 ? o->feature_layers : 1, C = seslm_model_get_config(m)->hidden * k;
+    if (k > seslm_model_get_config(m)->n_layers) { // a usage error, said before any input is read
+        cli_error(cmd, "--feature-layers %d: the model %s has %d layers", k, o->model_dir,
+                  seslm_model_get_config(m)->n_layers);
+        seslm_model_free(m);
+        return 2;
+    }
     seslm_encoder *e = NULL;
     seslm_encoder_opts eo = {.backend = o->backend, .n_threads = o->threads, .max_batch = o->batch,
                              .precision = o->precision};
@@ -100,18 +109,21 @@ int cli_embed_all(const char *cmd, const cli_opts *o, seslm_model **model_out, f
 
 int cmd_embed(int argc, char **argv) {
     cli_opts o;
-    int rc = cli_parse_common(&o, "embed", HELP, argc, argv, 1);
+    int layers = 1;
+    const cli_arg extra[] = {{"--feature-layers", CLI_ARG_INT, &layers, 1, 64}, {NULL, 0, NULL, 0, 0}};
+    int rc = cli_parse_common_with(&o, "embed", HELP, extra, argc, argv, 1);
     if (rc >= 0) {
         cli_opts_free(&o);
         return rc;
     }
+    o.feature_layers = layers;
     seslm_model *m = NULL;
     float *emb = NULL;
     rc = cli_embed_all("embed", &o, &m, &emb);
     if (rc == 0) {
-        const int C = seslm_model_get_config(m)->hidden;
+        const int C = seslm_model_get_config(m)->hidden * layers;
         for (int i = 0; i < o.texts.n; i++) {
-            printf("{\"index\":%d,\"embedding\":", i);
+            printf(layers > 1 ? "{\"index\":%d,\"features\":" : "{\"index\":%d,\"embedding\":", i);
             cli_print_json_floats(stdout, emb + (size_t)i * C, C);
             printf("}\n");
         }

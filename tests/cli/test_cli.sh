@@ -193,6 +193,30 @@ o = [json.loads(l) for l in open(sys.argv[1])]
 assert len(o) == 1 and len(o[0]["embedding"]) == 384
 ' "$OUT"
 
+# --feature-layers K: the head's input, K blocks of 384 each of norm 1/sqrt(K); the last block is the embedding
+# (this model pools the last layer as its sentence-transformers pipeline does) scaled by 1/sqrt(K)
+expect 0 "embed --feature-layers 3" "$SESLM" embed --feature-layers 3 "book a table for two" "what is my balance"
+cp "$OUT" "$TMP/feat3.jsonl"
+expect 0 "embed the same texts" "$SESLM" embed "book a table for two" "what is my balance"
+py "embed --feature-layers 3 blocks" '
+import json, math, sys
+f = [json.loads(l) for l in open(sys.argv[1])]
+e = [json.loads(l) for l in open(sys.argv[2])]
+assert len(f) == 2 and all("embedding" not in o for o in f)
+for a, b in zip(f, e):
+    x = a["features"]
+    assert len(x) == 3 * 384 and all(math.isfinite(v) for v in x)
+    for j in range(3):
+        n2 = sum(v * v for v in x[384 * j:384 * (j + 1)])
+        assert abs(n2 - 1 / 3) < 1e-4, (j, n2)
+    d = max(abs(u * math.sqrt(3) - v) for u, v in zip(x[768:], b["embedding"]))
+    assert d < 1e-5, d
+    assert max(abs(u - v) for u, v in zip(x[:384], x[768:])) > 1e-3  # an earlier layer is not the last one
+' "$TMP/feat3.jsonl" "$OUT"
+expect 2 "embed --feature-layers beyond the model's 6 layers" "$SESLM" embed --feature-layers 7 "hi"
+err_has "has 6 layers" "embed --feature-layers 7"
+expect 2 "embed --feature-layers 0" "$SESLM" embed --feature-layers 0 "hi"
+
 # the same text alone and inside batches of mixed lengths (and through standard input)
 TARGET="The quick brown fox jumps over the lazy dog."
 {
