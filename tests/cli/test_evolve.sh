@@ -284,7 +284,7 @@ else:
         if abs(f - ch) > 1e-9 or abs(fs - cch) > 1e-9 or ih.get("confident_lines") != len(sure):
             bad.append("reported %s / %s of %s, recomputed %s / %s of %d" % (ch, cch, ih.get("confident_lines"), f, fs,
                                                                              len(sure)))
-        if ih.get("refit_advised") != (k >= 3 and fs > 0.02):
+        if ih.get("refit_advised") != (k >= 3 and fs > 0.005):
             bad.append("refit_advised %s with %d of %d confident answers changed" % (ih.get("refit_advised"), k, len(sure)))
     if "## Intent head (08-intent)" not in open(run + "/report.md").read():
         bad.append("report.md has no intent head section")
