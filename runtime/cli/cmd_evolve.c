@@ -438,11 +438,11 @@ static double pred_num(const cJSON *j, const char *k) {
  *     that often and a change there is most likely a loss.
  * More than INTENT_SURE_CHANGED of the confident answers changed (and at least 3 of them) makes the report and the log
  * advise a refit (evolve.intent.data). The 0.5 %: three heads (10 domains, SNIPS, CLINC150's 150 intents; RESULTS 13)
- * through the same students. The 2-3 layer-pruned ones changed 0-0.23 % and moved accuracy -0.86..+0.40; the distilled
- * 4-layer one changed 0.58 / 0.63 / 1.75 % and moved it +0.33 / -2.00 / -1.67; undistilled 2.5-5.1 %, -3.3..-6.2. The
- * same change can cost 2 points on one label set and nothing on another, so the rule advises on every student whose
- * confident answers move like the 4-layer one's: a needless refit costs a few seconds, a missed one 2 points.
- * Measured, never a gate: the cycle's outcome stands. Returns 0 only when the stage itself failed. */
+ * through the same students. The head- and neuron-pruned ones changed 0-0.23 % and moved accuracy -0.86..+0.40; the
+ * distilled 4-layer one changed 0.58 / 0.63 / 1.75 % and moved it +0.33 / -2.00 / -1.67; undistilled 2.5-5.1 %,
+ * -3.3..-6.2. The same change can cost 2 points on one label set and nothing on another, so the rule advises on every
+ * student whose confident answers move like the 4-layer one's: a needless refit costs a few seconds, a missed one 2
+ * points. Measured, never a gate: the cycle's outcome stands. Returns 0 only when the stage itself failed. */
 #define INTENT_SURE 0.7
 #define INTENT_SURE_CHANGED 0.005
 static int head_check_stage(const evolve_run *r, const char *student, cJSON *root, FILE *md) {
