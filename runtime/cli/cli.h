@@ -43,6 +43,8 @@ typedef struct {
     const char *prompt_name; // --prompt-name NAME (config_sentence_transformers.json)
     const char *prompt;      // --prompt TEXT
     int feature_layers;      // cli_embed_all: 0 / 1 the embeddings, k > 1 the features of the last k layers
+    int feature_layers_flag; // 1: feature_layers is the user's --feature-layers, so more than the model has is a
+                             // usage error (exit 2); 0: it comes from a head file (exit 1)
 } cli_opts;
 
 /* Parses --model, --input, --batch, --threads, --backend, --prompt[-name] and TEXT...; prints `help` for --help.

@@ -46,11 +46,15 @@ int cli_embed_all(const char *cmd, const cli_opts *o, seslm_model **model_out, f
         return 1;
     }
     const int k = o->feature_layers > 1 ? o->feature_layers : 1, C = seslm_model_get_config(m)->hidden * k;
-    if (k > seslm_model_get_config(m)->n_layers) { // a usage error, said before any input is read
-        cli_error(cmd, "--feature-layers %d: the model %s has %d layers", k, o->model_dir,
-                  seslm_model_get_config(m)->n_layers);
+    if (k > seslm_model_get_config(m)->n_layers) { // said before any input is read
+        if (o->feature_layers_flag)
+            cli_error(cmd, "--feature-layers %d: the model %s has %d layers", k, o->model_dir,
+                      seslm_model_get_config(m)->n_layers);
+        else // a head trained on a deeper model
+            cli_error(cmd, "the head reads the last %d layers; the model %s has %d layers", k, o->model_dir,
+                      seslm_model_get_config(m)->n_layers);
         seslm_model_free(m);
-        return 2;
+        return o->feature_layers_flag ? 2 : 1;
     }
     seslm_encoder *e = NULL;
     seslm_encoder_opts eo = {.backend = o->backend, .n_threads = o->threads, .max_batch = o->batch,
@@ -117,6 +121,7 @@ int cmd_embed(int argc, char **argv) {
         return rc;
     }
     o.feature_layers = layers;
+    o.feature_layers_flag = 1;
     seslm_model *m = NULL;
     float *emb = NULL;
     rc = cli_embed_all("embed", &o, &m, &emb);

@@ -9,6 +9,7 @@
 #     is less accurate on the same held-out texts;
 #   * learn adds a new intent online and the head file is rewritten; an unknown intent with
 #     --no-new-intents is refused and leaves the file byte-identical; --threshold 1 gives out of scope.
+#   * a head reading more layers than the model has exits 1 naming both (predict, learn), not as a usage error.
 #
 #   bash tests/cli/test_intent.sh <path to seslm> <model dir> <repo root>
 set -u
@@ -87,6 +88,28 @@ head -c 100 "$HEAD" >"$TMP/trunc.safetensors"
 expect 1 "" "predict with a truncated head" -- intent predict --model "$MODEL" --head "$TMP/trunc.safetensors" hello
 expect 2 "needs --head" "predict without head" -- intent predict --model "$MODEL" hello
 expect 2 "invalid UTF-8" "predict invalid UTF-8" -- intent predict --model "$MODEL" --head "$HEAD" "$(printf 'ok \xff')"
+
+# a head that reads more layers than the model has (trained on the parent, run on a 3-layer student): exit 1 with
+# what the head reads, not a usage error (no flag was given); embed --feature-layers 4 there is one (exit 2)
+expect 0 '"feature_layers":4' "train on 4 layers" -- intent train --model "$MODEL" --data "$TRAIN" --out "$TMP/head4.safetensors" --seed 3 --feature-layers 4
+# two cycles of the layer cap (2 of 6 layers, then 1 of 4) on the unquantized parent: layers 1, 2, then 1 dropped
+drop_plan() { # drop_plan MODEL_DIR LAYER... > plan
+    python3 -c '
+import hashlib, json, sys
+d, drop = sys.argv[1], {int(x) for x in sys.argv[2:]}
+n = json.load(open(d + "/config.json"))["num_hidden_layers"]
+sha = hashlib.sha256(open(d + "/model.safetensors", "rb").read()).hexdigest()
+print(json.dumps({"format": "seslm-plan", "version": 1, "model_sha256": sha, "layers": [
+    {"layer": i, "remove_heads": [], "remove_neurons": [], "drop": i in drop} for i in range(n)]}))' "$@"
+}
+drop_plan "$MODEL" 1 2 >"$TMP/p4.json" && "$SESLM" recompile --plan "$TMP/p4.json" --out "$TMP/l4" --model "$MODEL" \
+    --quantize none --embeddings f32 >/dev/null 2>"$TMP/rc.err" &&
+    drop_plan "$TMP/l4" 1 >"$TMP/p3.json" && "$SESLM" recompile --plan "$TMP/p3.json" --out "$TMP/l3" --model "$TMP/l4" \
+    --quantize none --embeddings f32 >/dev/null 2>>"$TMP/rc.err" || fail "3-layer student: $(head -c 300 "$TMP/rc.err")"
+expect 1 "the head reads the last 4 layers; the model .*/l3 has 3 layers" "predict: head deeper than the model" -- intent predict --model "$TMP/l3" --head "$TMP/head4.safetensors" hello
+expect 1 "the head reads the last 4 layers" "learn: head deeper than the model" -- intent learn --model "$TMP/l3" --head "$TMP/head4.safetensors" --text "bake a cake" --label Cooking
+expect 0 '"intent":' "the 4-layer head on the 4-layer student" -- intent predict --model "$TMP/l4" --head "$TMP/head4.safetensors" hello
+expect 2 "--feature-layers 4: the model .*/l3 has 3 layers" "embed --feature-layers beyond a student's layers" -- embed --model "$TMP/l3" --feature-layers 4 hello
 
 # ---- predict: held-out SNIPS texts, one JSON line each --------------------------------------------------
 ok
