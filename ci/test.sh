@@ -57,7 +57,7 @@ ci/check_skips.sh build-asan/ctest.log
 
 echo "== fuzzing (${fuzz_seconds}s per target)"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSESLM_FUZZ=ON -DSESLM_FUZZ_SECONDS="$fuzz_seconds"
-cmake --build build-fuzz -j"$jobs" --target fuzz_tokenizer fuzz_safetensors fuzz_gguf fuzz_config fuzz_model_files fuzz_serve_api fuzz_labelled
+cmake --build build-fuzz -j"$jobs" --target fuzz_tokenizer fuzz_safetensors fuzz_gguf fuzz_config fuzz_model_files fuzz_serve_api fuzz_labelled fuzz_telemetry
 ctest --test-dir build-fuzz --output-on-failure -L fuzz
 
 echo "== all tests passed"

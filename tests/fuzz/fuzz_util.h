@@ -29,13 +29,13 @@ static const char *fuzz_dir(const char *tag) {
 }
 
 /* buf = <folder>/name. */
-static const char *fuzz_path(const char *tag, const char *name, char *buf, size_t cap) {
+static inline const char *fuzz_path(const char *tag, const char *name, char *buf, size_t cap) {
     snprintf(buf, cap, "%s/%s", fuzz_dir(tag), name);
     return buf;
 }
 
 /* Writes n bytes to <folder>/name (replacing it); returns the path (a static buffer). */
-static const char *fuzz_write_file(const char *tag, const char *name, const uint8_t *p, size_t n) {
+static inline const char *fuzz_write_file(const char *tag, const char *name, const uint8_t *p, size_t n) {
     static char path[160];
     fuzz_path(tag, name, path, sizeof path);
     FILE *f = fopen(path, "wb");
@@ -47,7 +47,7 @@ static const char *fuzz_write_file(const char *tag, const char *name, const uint
 }
 
 /* all-MiniLM-L6-v2's shape: 6 layers of 12 heads of 32 and 1,536 FFN neurons. */
-static void fuzz_minilm(seslm_model_config *c, seslm_layer_config *layers) {
+static inline void fuzz_minilm(seslm_model_config *c, seslm_layer_config *layers) {
     memset(c, 0, sizeof *c);
     c->vocab_size = 30522, c->hidden = 384, c->n_layers = 6, c->head_dim = 32, c->max_position = 512;
     c->max_seq_len = 256;

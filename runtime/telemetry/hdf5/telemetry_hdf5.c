@@ -526,6 +526,7 @@ typedef struct {
     const char *path;
     seslm_status st;
     unsigned long long file_bytes; // the file's size: no dataset stores more than this
+    hid_t dxpl;                    // the datasets' transfer properties (H5P_DEFAULT: checksums verified)
 } rctx;
 
 #define R_OK_(r) ((r)->st == SESLM_OK)
@@ -776,7 +777,7 @@ static int r_ds(rctx *r, hid_t loc, const char *where, const char *name, kind k,
             else if ((rc = r_storage_ok(r, d, where, name, (unsigned long long)n * size)) == 0 &&
                      !(buf = malloc((size_t)n * size + size)))
                 rc = r_fail(r, SESLM_ERR_NOMEM, "out of memory for dataset %s%s", where, name);
-            else if (n > 0 && H5Dread(d, mem_type(k, size), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+            else if (n > 0 && H5Dread(d, mem_type(k, size), H5S_ALL, H5S_ALL, r->dxpl, buf) < 0)
                 rc = r_fail(r, SESLM_ERR_FORMAT, "cannot read dataset %s%s (corrupt or truncated file)", where, name);
             if (rc == 0) *out = buf;
             else free(buf);
@@ -815,7 +816,7 @@ static int r_labels(rctx *r, hid_t loc, const char *where, const char *name, hsi
         char *raw = calloc((size_t)n * width + 1, 1);
         if (!raw) {
             rc = r_fail(r, SESLM_ERR_NOMEM, "out of memory");
-        } else if (mt < 0 || H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
+        } else if (mt < 0 || H5Dread(d, mt, H5S_ALL, H5S_ALL, r->dxpl, raw) < 0) {
             rc = r_fail(r, SESLM_ERR_FORMAT, "cannot read dataset %s%s (corrupt or truncated file)", where, name);
         } else {
             for (hsize_t i = 0; i < n && rc == 0; i++)
@@ -1111,9 +1112,15 @@ seslm_status seslm_telemetry_dump_read(const char *path, const char *expected_mo
     close(fd);
     dump_store *s = calloc(1, sizeof *s);
     if (!s) return seslm_fail(SESLM_ERR_NOMEM, "out of memory");
-    rctx r = {.path = path, .st = SESLM_OK, .file_bytes = (unsigned long long)sb.st_size};
+    rctx r = {.path = path, .st = SESLM_OK, .file_bytes = (unsigned long long)sb.st_size, .dxpl = H5P_DEFAULT};
     h5_session hs;
     h5_begin(&hs);
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+    // fuzz builds only (tests/fuzz/fuzz_telemetry.c): the datasets' Fletcher-32 checksums are not verified, so
+    // that a mutated value reaches the checks below instead of failing its checksum
+    r.dxpl = H5Pcreate(H5P_DATASET_XFER);
+    if (r.dxpl < 0 || H5Pset_edc_check(r.dxpl, H5Z_DISABLE_EDC) < 0) r_fail(&r, SESLM_ERR_NOMEM, "dataset transfer properties");
+#endif
     hid_t fapl = h5_fapl(0);
     hid_t f = -1;
 #if H5_VERSION_GE(1, 12, 0)
@@ -1129,9 +1136,10 @@ seslm_status seslm_telemetry_dump_read(const char *path, const char *expected_mo
     }
     if (fapl >= 0) H5Pclose(fapl);
     if (f >= 0) {
-        read_contents(&r, f, s, expected_model_sha256);
+        if (r.st == SESLM_OK) read_contents(&r, f, s, expected_model_sha256);
         if (H5Fclose(f) < 0 && r.st == SESLM_OK) r_fail(&r, SESLM_ERR_FORMAT, "cannot close the file");
     }
+    if (r.dxpl >= 0 && r.dxpl != H5P_DEFAULT) H5Pclose(r.dxpl);
     h5_end(&hs);
     if (r.st != SESLM_OK) {
         seslm_telemetry_dump_free(&s->d);
