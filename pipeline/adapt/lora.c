@@ -178,6 +178,7 @@ seslm_status lora_load(lora *lo, const dm_model *dm, const char *path, char *bas
     const float alpha = (float)atof(al);
     lora_free(lo);
     st = lora_init(lo, dm, rank, alpha, 1);
+    if (st == SESLM_ERR_ARG) st = seslm_fail(SESLM_ERR_FORMAT, "%s: metadata rank '%.20s', alpha '%.20s': %s", path, rk, al, seslm_last_error());
     for (int k = 0; st == SESLM_OK && k < lo->n_targets; k++) {
         const lora_target *t = &lo->t[k];
         char an[48], bn[48];
@@ -193,8 +194,12 @@ seslm_status lora_load(lora *lo, const dm_model *dm, const char *path, char *bas
         memcpy(lo->params + t->a_off, a->data, a->nbytes);
         memcpy(lo->params + t->b_off, b->data, b->nbytes);
     }
+    // trained adapters hold values far below 1: beyond 1e6 (or non-finite) the file is corrupt, and merging such
+    // values (s B A over up to 256 ranks) could overflow the weights to infinity
     for (size_t i = 0; st == SESLM_OK && i < lo->n_params; i++)
-        if (!isfinite(lo->params[i])) st = seslm_fail(SESLM_ERR_FORMAT, "%s: a non-finite adapter value", path);
+        if (!(fabsf(lo->params[i]) <= 1e6f))
+            st = seslm_fail(SESLM_ERR_FORMAT, "%s: an adapter value is %s", path,
+                            isfinite(lo->params[i]) ? "beyond 1e6 (a corrupt file?)" : "not finite");
     if (st == SESLM_OK && base_sha256_out) {
         const char *sha = meta_str(m, "base_sha256");
         snprintf(base_sha256_out, 65, "%s", sha ? sha : "");

@@ -69,8 +69,8 @@ seslm_status seslm_kb_new(seslm_kb **out, const char *const *passages, int n, co
             seslm_kb_free(kb);
             return seslm_fail(SESLM_ERR_ARG, "passage %d: embedding is zero or not finite", i);
         }
-        const float inv = (float)(1.0 / sqrt(s));
-        for (int d = 0; d < dim; d++) kb->emb[(size_t)i * dim + d] = emb[(size_t)i * dim + d] * inv;
+        const double inv = 1.0 / sqrt(s); // in double: a row of subnormal floats has 1 / |row| beyond float's range
+        for (int d = 0; d < dim; d++) kb->emb[(size_t)i * dim + d] = (float)(emb[(size_t)i * dim + d] * inv);
     }
     snprintf(kb->sha, sizeof kb->sha, "%s", model_sha256 ? model_sha256 : "");
     *out = kb;
@@ -202,7 +202,8 @@ seslm_status seslm_kb_load(seslm_kb **out, const char *dir) {
     seslm_kb *kb = NULL;
     if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, KB_FORMAT) != 0 || !cJSON_IsString(ps)) {
         st = seslm_fail(SESLM_ERR_FORMAT, "%s: not a knowledge-base index (seslm kb build makes one)", ipath);
-    } else if (!e || e->dtype != ST_F32 || e->ndim != 2 || e->shape[0] < 1 || e->shape[1] < 1 || e->shape[0] > (1 << 28)) {
+    } else if (!e || e->dtype != ST_F32 || e->ndim != 2 || e->shape[0] < 1 || e->shape[1] < 1 || e->shape[0] > (1 << 28) ||
+               e->shape[1] > (1 << 20)) {
         st = seslm_fail(SESLM_ERR_SHAPE, "%s: tensor \"embeddings\" (n, dim) F32 missing or malformed", ipath);
     } else if ((st = read_file(ppath, &text, &len)) == SESLM_OK) {
         char sha[65];

@@ -1,11 +1,13 @@
 /* fuzz_model_files.c — libFuzzer target: the loaders of the files that sit beside a model, on arbitrary
- * bytes. The first byte picks the loader (modulo 9), the rest is the file, written to a private temporary
+ * bytes. The first byte picks the loader (modulo 11), the rest is the file, written to a private temporary
  * folder as the programs read it:
  *   0 a pruning plan (seslm_plan_read_json, against MiniLM's shape)
  *   1 an intent head (seslm_intent_load: safetensors + JSON metadata)
  *   2-6 a model directory's architecture (seslm_config_load): its config.json, or beside a valid one its
  *     modules.json, 1_Pooling/config.json, sentence_bert_config.json or config_sentence_transformers.json
  *   7-8 the tokenizer's files (seslm_tokenizer_load): a vocab.txt, or a tokenizer_config.json beside a small vocab
+ *   9 a knowledge base's index.safetensors (seslm_kb_load) beside a fixed passages.txt of 3 lines
+ *   10 a LoRA adapter (seslm_lora_load) for the tiny random model of tests/tiny_model.h
  * Invariants checked on every input (abort() on violation, which libFuzzer reports as a crash):
  *   - a failure is SESLM_ERR_FORMAT / SHAPE / ARG / IO / NOMEM with a non-empty message;
  *   - a plan that loads has one entry per layer; predicting its sizes and validating it against the default
@@ -14,12 +16,17 @@
  *     example of its first intent (or fails cleanly), and saves and loads again with the same intents;
  *   - a config that loads has positive sizes and one layer entry per layer;
  *   - a tokenizer that loads has a vocabulary and a max_len in 2..512, and encodes a fixed text to at most max_len
- *     ids, each inside the vocabulary.
+ *     ids, each inside the vocabulary;
+ *   - a knowledge base that loads has the 3 passages, and a search returns passages inside it, best first, with
+ *     finite cosines in [-1, 1];
+ *   - an adapter that loads has a rank in 1..256, and merged into the tiny model leaves every weight finite.
  * Seeds: tests/fuzz/corpus_model_files/ (written by tests/fuzz/make_model_files_corpus.sh). */
 #include "fuzz_util.h"
 #include "model_internal.h"
 #include "intent.h"
 #include "plan.h"
+#include "lora.h"
+#include "retrieve.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -177,14 +184,96 @@ static void fuzz_tokenizer_files(int kind, const uint8_t *p, size_t n) {
     seslm_tokenizer_free(tok);
 }
 
+// ---- a knowledge base's index ----------------------------------------------------------------------
+
+// The passages.txt the seeds' index was built for (its SHA-256 is in their metadata: make_model_files_corpus.sh).
+static const char KB_PASSAGES[] = "the kitchen opens at noon\nwe seat groups of up to twelve\nparking is free after six\n";
+
+static void fuzz_kb(const uint8_t *p, size_t n) {
+    char dir[128], path[160];
+    fuzz_path("files", "kb", dir, sizeof dir);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/passages.txt", dir);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(KB_PASSAGES, 1, sizeof KB_PASSAGES - 1, f) != sizeof KB_PASSAGES - 1 || fclose(f) != 0)
+        fuzz_die("cannot write passages.txt");
+    fuzz_write_file("files", "kb/index.safetensors", p, n);
+    seslm_kb *kb = NULL;
+    seslm_status st = seslm_kb_load(&kb, dir);
+    check_failure(st);
+    if (st != SESLM_OK) {
+        if (kb) fuzz_die("a failed load returned a knowledge base");
+        return;
+    }
+    const int N = seslm_kb_size(kb), D = seslm_kb_dim(kb);
+    if (N != 3 || D < 1) fuzz_die("a knowledge base of another size loaded");
+    float *q = malloc((size_t)D * sizeof(float));
+    if (!q) fuzz_die("out of memory");
+    for (int d = 0; d < D; d++) q[d] = (float)((d % 3) - 1) + 0.5f;
+    seslm_kb_hit hits[3];
+    const int k = seslm_kb_search(kb, q, 3, hits);
+    if (k != 3) fuzz_die("a search over 3 passages did not return 3");
+    for (int i = 0; i < k; i++) {
+        if (hits[i].index < 0 || hits[i].index >= N) fuzz_die("a hit outside the passages");
+        if (!(hits[i].score >= -1.001f && hits[i].score <= 1.001f)) fuzz_die("a cosine outside [-1, 1] (or NaN)");
+        if (i && hits[i].score > hits[i - 1].score) fuzz_die("hits not best first");
+    }
+    free(q);
+    seslm_kb_free(kb);
+}
+
+// ---- a LoRA adapter ----------------------------------------------------------------------------------
+
+// The tiny random model (hidden 16, 2 layers, 4 heads of 4, FFN 24) as the trainable encoder, made once.
+static dm_model *tiny_dm(void) {
+    static dm_model dm;
+    static seslm_model *m;
+    if (!m) {
+        char dir[128];
+        fuzz_path("files", "tiny", dir, sizeof dir);
+        mkdir(dir, 0755);
+        tm_model tm;
+        tm_init(&tm, 3);
+        if (!tm_write(&tm, dir, NULL) || seslm_model_load(&m, dir) != SESLM_OK || dm_init(&dm, m) != SESLM_OK)
+            fuzz_die("cannot make the tiny model");
+        tm_free(&tm);
+    }
+    return &dm;
+}
+
+static void fuzz_lora(const uint8_t *p, size_t n) {
+    dm_model *dm = tiny_dm();
+    lora lo;
+    memset(&lo, 0, sizeof lo);
+    char sha[65];
+    seslm_status st = lora_load(&lo, dm, fuzz_write_file("files", "adapter.safetensors", p, n), sha);
+    check_failure(st);
+    if (st != SESLM_OK) {
+        if (lo.params || lo.t) fuzz_die("a failed load kept adapters");
+        return;
+    }
+    if (lo.rank < 1 || lo.rank > 256 || !(lo.scale > 0)) fuzz_die("an adapter with a rank or scale out of range");
+    float *keep = malloc(dm->n_params * sizeof(float));
+    if (!keep) fuzz_die("out of memory");
+    memcpy(keep, dm->params, dm->n_params * sizeof(float));
+    lora_apply(&lo, dm);
+    for (size_t i = 0; i < dm->n_params; i++)
+        if (!isfinite(dm->params[i])) fuzz_die("a merged weight is not finite");
+    memcpy(dm->params, keep, dm->n_params * sizeof(float));
+    free(keep);
+    lora_free(&lo);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    const int kind = data[0] % 9;
+    const int kind = data[0] % 11;
     if (kind == 0) fuzz_plan(data + 1, size - 1);
     else if (kind == 1) fuzz_intent(data + 1, size - 1);
     else if (kind < 7) fuzz_config(kind - 2, data + 1, size - 1);
-    else fuzz_tokenizer_files(kind - 7, data + 1, size - 1);
+    else if (kind < 9) fuzz_tokenizer_files(kind - 7, data + 1, size - 1);
+    else if (kind == 9) fuzz_kb(data + 1, size - 1);
+    else fuzz_lora(data + 1, size - 1);
     return 0;
 }

@@ -68,6 +68,33 @@ fi
 # 7-8: the tokenizer's files (the small vocabulary the tokenizer fuzzer uses, and its tokenizer_config.json)
 seed corpus_model_files tok_vocab 7 "$here/vocab_small/vocab.txt"
 seed corpus_model_files tok_config 8 "$here/vocab_small/tokenizer_config.json"
+# 9: a knowledge base's index for fuzz_model_files.c's fixed passages.txt (3 rows of 8 floats); 10: a rank-2 LoRA
+# adapter for the tiny random model of tests/tiny_model.h (hidden 16, 2 layers, attention 16, FFN 24). Both in the
+# layouts seslm_kb_save and lora_save write (safetensors, header padded with spaces to 8 bytes)
+python3 - "$tmp" <<'PY'
+import hashlib, json, struct, sys
+tmp = sys.argv[1]
+def write(path, tensors, meta):
+    header, data = {"__metadata__": meta}, b""
+    for name, shape, vals in tensors:
+        raw = struct.pack("<%df" % len(vals), *vals)
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(h)) + h + data)
+passages = b"the kitchen opens at noon\nwe seat groups of up to twelve\nparking is free after six\n"
+write(tmp + "/index.safetensors", [("embeddings", [3, 8], [((i * 7 + d * 3) % 11 - 5) / 5.0 for i in range(3) for d in range(8)])],
+      {"format": "seslm-kb", "passages_sha256": hashlib.sha256(passages).hexdigest(), "model_sha256": ""})
+r, t = 2, []
+for l in range(2):
+    for kind, out, inp in (("qkv", 48, 16), ("ao", 16, 16), ("ff1", 24, 16), ("ff2", 16, 24)):
+        t.append(("layers.%d.%s.lora_A" % (l, kind), [r, inp], [((j * 5 + l) % 9 - 4) / 20.0 for j in range(r * inp)]))
+        t.append(("layers.%d.%s.lora_B" % (l, kind), [out, r], [((j * 3 + l) % 7 - 3) / 30.0 for j in range(out * r)]))
+write(tmp + "/adapter.safetensors", t, {"format": "seslm-lora", "version": "1", "rank": "2", "alpha": "4", "base_sha256": ""})
+PY
+seed corpus_model_files kb_index 9 "$tmp/index.safetensors"
+seed corpus_model_files lora_tiny 10 "$tmp/adapter.safetensors"
 if [ -n "$run" ]; then
   seed corpus_model_files plan_10 0 "$run/03-plan/plan-10.json"
   seed corpus_model_files plan_l4 0 "$run/03-plan/plan-l4.json"

@@ -104,6 +104,24 @@ int main(void) {
     CHECK(back.rank == 2 && back.n_params == lo.n_params && memcmp(back.params, lo.params, lo.n_params * sizeof(float)) == 0);
     CHECK(strcmp(sha, seslm_model_weights_sha256(m)) == 0);
     lora_free(&back);
+    // a corrupt file: a value beyond 1e6 (merged it could overflow the weights) or a rank of 0 is refused, naming it
+    {
+        char bdir[512];
+        snprintf(bdir, sizeof bdir, "%s/big.safetensors", dir);
+        const float keep0 = lo.params[0];
+        lo.params[0] = 2e6f;
+        CHECK(lora_save(&lo, bdir, NULL) == SESLM_OK);
+        lo.params[0] = keep0;
+        CHECK_MSG(lora_load(&back, &dm, bdir, NULL) == SESLM_ERR_FORMAT && strstr(seslm_last_error(), "beyond 1e6") &&
+                      strstr(seslm_last_error(), "big.safetensors") && back.params == NULL,
+                  "%s", seslm_last_error());
+        lora z = lo; // the same adapters under rank "0"
+        z.rank = 0;
+        CHECK(lora_save(&z, bdir, NULL) == SESLM_OK);
+        CHECK_MSG(lora_load(&back, &dm, bdir, NULL) == SESLM_ERR_FORMAT && strstr(seslm_last_error(), "rank '0'") &&
+                      strstr(seslm_last_error(), "big.safetensors"),
+                  "%s", seslm_last_error());
+    }
     char pdir[512];
     snprintf(pdir, sizeof pdir, "%s/pruned", dir);
     tm_model tp;

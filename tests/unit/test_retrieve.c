@@ -93,6 +93,19 @@ int main(void) {
     CHECK(seslm_kb_new(&r, bad, 1, emb, D, NULL) == SESLM_ERR_ARG);
     float zero[D] = {0};
     CHECK(seslm_kb_new(&r, pass, 1, zero, D, NULL) == SESLM_ERR_ARG);
+    // a row of subnormal floats (1 / |row| is beyond float's range) still becomes a finite unit vector
+    float tiny[D];
+    for (int d = 0; d < D; d++) tiny[d] = d % 2 ? 1e-44f : -2e-44f;
+    CHECK(seslm_kb_new(&r, pass, 1, tiny, D, NULL) == SESLM_OK && r);
+    if (r) {
+        seslm_kb_hit h[1];
+        float q[D];
+        for (int d = 0; d < D; d++) q[d] = d % 2 ? 1.0f : -2.0f;
+        CHECK(seslm_kb_search(r, q, 1, h) == 1);
+        CHECK_MSG(h[0].score > 0.999f && h[0].score < 1.001f, "cosine of a subnormal row with itself: %g", h[0].score);
+        seslm_kb_free(r);
+        r = NULL;
+    }
     seslm_kb_free(kb);
     return test_report("test_retrieve");
 }
