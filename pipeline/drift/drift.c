@@ -252,6 +252,10 @@ static void set_check(seslm_drift_check *c, const char *name, double value, doub
     c->name = name, c->value = value, c->threshold = thr;
     c->state = fired ? SESLM_CHECK_FIRED : SESLM_CHECK_OK;
     c->note[0] = 0;
+    if (!isfinite(value)) { // NaN compares false with any threshold: fail safe, a check never goes quiet on it
+        c->state = SESLM_CHECK_FIRED;
+        snprintf(c->note, sizeof c->note, "the statistic is not finite (non-finite inputs?): reported as drift");
+    }
 }
 
 static void skip_check(seslm_drift_check *c, const char *name, double thr, const char *note) {

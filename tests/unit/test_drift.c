@@ -145,6 +145,17 @@ int main(void) {
     vy.intent_counts = cc;
     CHECK(seslm_drift_compare(&vx, &vy, &cfg, &r) == SESLM_OK);
     CHECK(r.drift && r.checks[4].state == SESLM_CHECK_FIRED);
+    // a NaN in the current embeddings (the reader refuses such dumps; a caller's own view may hold one): the
+    // embedding checks fire with a note instead of passing quietly (a NaN compares false with any threshold)
+    {
+        static float Yn[N * D];
+        memcpy(Yn, Y, sizeof Yn);
+        Yn[3 * D + 1] = NAN;
+        seslm_telemetry_view vn = make_view(Yn, N, h1);
+        CHECK(seslm_drift_compare(&vxb, &vn, &cfg, &r) == SESLM_OK);
+        CHECK_MSG(r.drift && r.checks[1].state == SESLM_CHECK_FIRED && strstr(r.checks[1].note, "not finite"),
+                  "NaN embedding: drift %d, frechet state %d (%s)", r.drift, r.checks[1].state, r.checks[1].note);
+    }
     // another model shape
     vy.hidden = D + 1;
     CHECK(seslm_drift_compare(&vx, &vy, &cfg, &r) == SESLM_ERR_SHAPE);

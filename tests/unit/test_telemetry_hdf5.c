@@ -7,13 +7,16 @@
  *   - the reader rejects, with a message and without crashing: missing files, directories, empty and
  *     random files, truncations at many sizes, flipped bytes (checksums), schema_version 2, a wrong
  *     model hash, a missing group / dataset / attribute, a wrong shape and a wrong dtype, a dataset that
- *     claims a gigabyte in a few bytes (refused before any allocation), a dataset stored in another file.
+ *     claims a gigabyte in a few bytes (refused before any allocation), a dataset stored in another file, and
+ *     values with valid checksums that no node writes (a NaN, infinite or negative sum, a NaN reservoir row, a
+ *     neuron positive on more tokens than the FFN saw).
  * Runs on a tiny random model (tests/tiny_model.h). */
 #include "telemetry_hdf5.h"
 #include "test.h"
 #include "tiny_runtime.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <errno.h>
 #include <hdf5.h>
 #include <sys/wait.h>
@@ -404,6 +407,43 @@ static int edit_counts_sum(hid_t f) { // counts no longer add up to n_tokens
     return rc;
 }
 
+/* Element i of a 1-D float64 / uint64 dataset (or of a float32 one, row-major) set to v, written back through its
+ * filters (so its checksum is right: what a faulty node or a crafted file holds). */
+static int set_elem(hid_t f, const char *name, hid_t mtype, size_t size, size_t i, const void *v) {
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) return -1;
+    hid_t sp = H5Dget_space(d);
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    uint8_t *buf = n > 0 && (size_t)n > i ? malloc((size_t)n * size) : NULL;
+    int rc = buf && H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0 ? 0 : -1;
+    if (rc == 0) memcpy(buf + i * size, v, size);
+    if (rc == 0 && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) rc = -1;
+    free(buf);
+    if (sp >= 0) H5Sclose(sp);
+    H5Dclose(d);
+    return rc;
+}
+static int edit_nan_sum(hid_t f) {
+    const double v = NAN;
+    return set_elem(f, "/layers/1/ffn_abs_sum", H5T_NATIVE_DOUBLE, 8, 3, &v);
+}
+static int edit_negative_sum(hid_t f) {
+    const double v = -2.5;
+    return set_elem(f, "/layers/0/head_entropy_sum", H5T_NATIVE_DOUBLE, 8, 1, &v);
+}
+static int edit_inf_sum(hid_t f) {
+    const double v = INFINITY;
+    return set_elem(f, "/layers/0/in_sq_qkv", H5T_NATIVE_DOUBLE, 8, 0, &v);
+}
+static int edit_nan_reservoir(hid_t f) { // row 1 of the reservoir (hidden 16)
+    const float v = NAN;
+    return set_elem(f, "/embeddings/reservoir", H5T_NATIVE_FLOAT, 4, 16 + 5, &v);
+}
+static int edit_pos_count(hid_t f) { // a neuron positive on more tokens than went through the FFN
+    const uint64_t v = UINT64_C(1) << 40;
+    return set_elem(f, "/layers/0/ffn_pos_count", H5T_NATIVE_UINT64, 8, 2, &v);
+}
+
 /* A dataset of `dims` elements whose chunks were never written: a few bytes in the file that read as gigabytes of fill
  * values. dcpl_extra adds to the creation properties (0 on success). */
 static int replace_ds_with(hid_t f, const char *name, hid_t type, hsize_t n, int (*dcpl_extra)(hid_t dcpl)) {
@@ -583,6 +623,12 @@ static void test_reject(const char *sample, const char *sha) {
         {edit_batches_bomb, "dataset /batches/latency_ns claims 536870912 bytes of data but stores 0",
          "a dataset far larger than its stored bytes"},
         {edit_external, "dataset /tokens/seq_len_hist is not stored in the file", "a dataset in another file"},
+        // values with valid checksums that the planner and the drift check must not see
+        {edit_nan_sum, "/layers/1/ffn_abs_sum[3] is nan", "a NaN activation sum"},
+        {edit_negative_sum, "/layers/0/head_entropy_sum[1] is -2.5", "a negative entropy sum"},
+        {edit_inf_sum, "/layers/0/in_sq_qkv[0] is inf", "an infinite input sum"},
+        {edit_nan_reservoir, "/embeddings/reservoir: row 1 holds a non-finite value", "a NaN reservoir embedding"},
+        {edit_pos_count, "/layers/0/ffn_pos_count[2] is 1099511627776, more than ffn_tokens", "a positive count beyond the tokens"},
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         snprintf(p, sizeof p, "%s/edited_%zu.h5", g_root, i);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -862,6 +863,19 @@ static int is_hex64(const char *s) {
     return 1;
 }
 
+/* Sums over `terms` tokens of non-negative quantities (entropies, norms, squares): each finite and not negative.
+ * A rounding error of another backend (at most 1e-6 a term) is tolerated and set to 0. */
+static void r_sums_ok(rctx *r, const char *where, const char *name, double *x, hsize_t n, uint64_t terms) {
+    const double slack = -1e-6 * (1.0 + (double)terms);
+    for (hsize_t j = 0; R_OK_(r) && j < n; j++) {
+        if (!isfinite(x[j]) || x[j] < slack)
+            r_fail(r, SESLM_ERR_FORMAT, "%s%s[%llu] is %g: these sums are finite and not negative", where, name,
+                   (unsigned long long)j, x[j]);
+        else if (x[j] < 0)
+            x[j] = 0;
+    }
+}
+
 static void read_contents(rctx *r, hid_t f, dump_store *s, const char *expected_sha) {
     seslm_telemetry_dump *d = &s->d;
     seslm_telemetry_view *v = &d->v;
@@ -1028,6 +1042,21 @@ static void read_contents(rctx *r, hid_t f, dump_store *s, const char *expected_
         RD(in_sq_attn_out, "in_sq_attn_out", K_FLOAT, 8, A);
         RD(in_sq_ffn_in, "in_sq_ffn_in", K_FLOAT, 8, C);
 #undef RD
+        // the planner ranks heads and neurons by these sums and the drift check reads them: a NaN or a negative
+        // sum (a faulty node, or a crafted file with valid checksums) would rank arbitrarily or switch a check off
+        r_sums_ok(r, where, "head_entropy_sum", L->head_entropy, H, L->query_tokens);
+        r_sums_ok(r, where, "head_max_weight_sum", L->head_max_weight, H, L->query_tokens);
+        r_sums_ok(r, where, "head_out_norm_sum", L->head_out_norm, H, L->query_tokens);
+        r_sums_ok(r, where, "ffn_abs_sum", L->ffn_abs, F, L->ffn_tokens);
+        r_sums_ok(r, where, "ffn_sq_sum", L->ffn_sq, F, L->ffn_tokens);
+        r_sums_ok(r, where, "in_sq_qkv", L->in_sq_qkv, C, L->query_tokens);
+        r_sums_ok(r, where, "in_sq_attn_out", L->in_sq_attn_out, A, L->query_tokens);
+        r_sums_ok(r, where, "in_sq_ffn_in", L->in_sq_ffn_in, C, L->ffn_tokens);
+        for (hsize_t j = 0; R_OK_(r) && j < F; j++)
+            if (L->ffn_pos[j] > L->ffn_tokens)
+                r_fail(r, SESLM_ERR_FORMAT, "%sffn_pos_count[%llu] is %" PRIu64 ", more than ffn_tokens %" PRIu64, where,
+                       (unsigned long long)j, L->ffn_pos[j], L->ffn_tokens);
+        if (R_OK_(r) && L->exec_ns < 0) r_fail(r, SESLM_ERR_FORMAT, "%sexec_ns is negative", where);
         if (lg >= 0) H5Gclose(lg);
     }
     v->layers = s->layers;
@@ -1075,6 +1104,9 @@ static void read_contents(rctx *r, hid_t f, dump_store *s, const char *expected_
     if (R_OK_(r)) {
         v->n_reservoir = (int)dims[0];
         v->reservoir = s->reservoir;
+        for (size_t i = 0; R_OK_(r) && i < (size_t)dims[0] * C; i++)
+            if (!isfinite(s->reservoir[i]))
+                r_fail(r, SESLM_ERR_FORMAT, "/embeddings/reservoir: row %zu holds a non-finite value", i / (size_t)C);
         if ((uint64_t)v->n_reservoir > v->reservoir_seen)
             r_fail(r, SESLM_ERR_FORMAT, "/embeddings/reservoir has %d rows but reservoir_seen is %" PRIu64,
                    v->n_reservoir, v->reservoir_seen);
